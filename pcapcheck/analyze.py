@@ -1,0 +1,160 @@
+"""The analyze pipeline: read → decode → track → replay → events → findings.
+
+:func:`analyze_file` runs every stage on one capture and returns a :class:`FileResult`
+holding per-connection summaries (Zeek-comparable) and the findings the rule catalogue
+decided to report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    from pcapcheck.catalog import Catalog
+from pcapcheck.connection import Connection
+from pcapcheck.decoder import Decoder, DecodeError
+from pcapcheck.detectors import Checker, classify
+from pcapcheck.model import Event, Finding
+from pcapcheck.reader import open_capture
+from pcapcheck.tracker import Tracker
+
+
+@dataclass
+class FileResult:
+    """Everything pcapcheck learned from one capture file.
+
+    ``packets``: records in the file; ``tcp_packets``: decoded TCP segments;
+    ``skipped``: non-TCP packets by kind; ``malformed``: records that could not be
+    decoded (each also a CP005 event); ``connections``: summary dicts (see
+    :func:`connection_summary`); ``events``: every event detected; ``findings``: the
+    events the catalogue reports, in frame order.
+    """
+
+    path: str
+    format: str | None = None
+    packets: int = 0
+    tcp_packets: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    malformed: int = 0
+    truncated: str | None = None
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
+                 params: Mapping[str, Mapping[str, Any]] | None = None,
+                 severity: Mapping[str, str] | None = None) -> FileResult:
+    """Analyse one capture.
+
+    ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
+    parameter overrides by rule ID; ``severity``: severity overrides by rule ID.
+    Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
+    (nothing could be read); a capture cut short is analysed up to the cut (CP006).
+    """
+    merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
+    checker = Checker(merged)
+    tracker = Tracker(checker)
+    reader = open_capture(path)
+    decoder = Decoder(verify_checksums="CP004" in active)
+    result = FileResult(path=str(path))
+    file_events: list[Event] = []
+    first_cut: int | None = None
+    cut_count = 0
+    bad_sum: list[int] = []
+    last_ts = 0.0
+    snaplen = None
+    for record in reader:
+        result.packets += 1
+        if record.ts > last_ts:
+            last_ts = record.ts
+        try:
+            seg = decoder.decode(record)
+        except DecodeError as exc:
+            result.malformed += 1
+            file_events.append(Event("CP005", None, record.frame, {"reason": str(exc)}))
+            continue
+        if seg is None:
+            continue
+        result.tcp_packets += 1
+        if seg.truncated:
+            cut_count += 1
+            if first_cut is None:
+                first_cut = seg.frame
+        if seg.checksum_ok is False:
+            bad_sum.append(seg.frame)
+        tracker.feed(seg)
+    result.format = getattr(reader, "format", None)
+    snaplen = getattr(reader, "snaplen", None)
+    result.skipped = Counter(decoder.skipped)
+    result.truncated = getattr(reader, "truncated", None)
+    if first_cut is not None:
+        file_events.append(Event("CP003", None, first_cut, {"count": cut_count,
+                                                           "snaplen": snaplen}))
+    if bad_sum:
+        file_events.append(Event("CP004", None, bad_sum[0], {"count": len(bad_sum),
+                                                            "first_frame": bad_sum[0]}))
+    if result.truncated:
+        file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
+    events: list[Event] = list(file_events)
+    for conn in tracker.finish(last_ts):
+        events.extend(conn.events)
+        result.connections.append(connection_summary(conn))
+    events.sort(key=lambda e: (e.frame if e.frame is not None else 1 << 62,
+                               e.connection or 0, e.rule))
+    result.events = events
+    per_conn: Counter = Counter()
+    for ev in events:
+        finding = catalog.to_finding(ev, active, severity)
+        if finding is not None:
+            result.findings.append(finding)
+            if ev.connection is not None:
+                per_conn[ev.connection] += 1
+    for summary in result.connections:
+        summary["findings"] = per_conn[summary["id"]]
+    return result
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def connection_summary(conn: Connection) -> dict[str, Any]:
+    """One connection as a JSON-ready dict (the keys of README's JSON document).
+
+    Times: ``start`` ISO 8601 UTC and ``start_ts`` seconds since the epoch; ``duration``
+    seconds. ISNs are absolute. Transitions are ``{"frame", "from", "to", "cause"}``.
+    """
+    handshake, close = classify(conn)
+    zeek = conn.zeek
+    return {
+        "id": conn.id,
+        "client": conn.client_text,
+        "server": conn.server_text,
+        "roles_inferred": conn.roles_inferred,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start": _iso(conn.first_ts),
+        "start_ts": conn.first_ts,
+        "duration": round(conn.last_ts - conn.first_ts, 6),
+        "packets": {"client": conn.c.packets, "server": conn.s.packets},
+        "bytes": {"client": conn.c.bytes, "server": conn.s.bytes},
+        "client_isn": conn.c.isn,
+        "server_isn": conn.s.isn,
+        "handshake": handshake,
+        "close": close,
+        "client_state": conn.ec.state,
+        "server_state": conn.es.state,
+        "conn_state": zeek.conn_state() if zeek is not None else None,
+        "history": zeek.history() if zeek is not None else None,
+        "transitions": {
+            role: [{"frame": t.frame, "from": t.from_state, "to": t.to_state,
+                    "cause": t.cause} for t in ep.transitions]
+            for role, ep in (("client", conn.ec), ("server", conn.es))
+        },
+    }

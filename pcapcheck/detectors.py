@@ -1,0 +1,691 @@
+"""Detectors: replay each segment of a connection through both endpoints' RFC 9293 state
+machines and turn what they see into :class:`~pcapcheck.model.Event` objects.
+
+The detectors know nothing about severity or wording: each event carries a rule ID, the
+frame, the connection, the states of both sides after the frame, and the expected and
+actual values (relative sequence numbers, ISN = 0). The rule catalogue
+(:mod:`pcapcheck.catalog`) decides what is reported and how.
+
+Processing order inside one segment follows RFC 9293 §3.10.7.4 (first check sequence
+number, second RST, fourth SYN, fifth ACK, seventh segment text, eighth FIN); the capture
+is assumed to sit on the path, so a segment seen is a segment delivered. Decisions that
+need the future (was this ACK of unseen data capture loss or a bug? was this FIN ever
+acknowledged?) are taken in :meth:`Checker.finish`. See docs/semantics.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pcapcheck import fsm
+from pcapcheck.connection import Connection, Flow
+from pcapcheck.fsm import Endpoint
+from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
+                             LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
+                             TIME_WAIT, URG, Event, Segment, flags_text)
+
+#: Seconds the capture must go on after a segment before its missing answer counts
+#: as "never" (HS001, HS003, CL001, CL004, SQ003): a capture that stops right after a
+#: segment proves nothing about the answer.
+ANSWER_TIMEOUT = 1.0
+
+#: Defaults of the rule parameters the detectors use (the rule files carry the same).
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "CL010": {"msl": 120.0},
+    "SQ006": {"reorder_window": 0.003},
+}
+
+_ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
+
+
+def invalid_flags(flags: int) -> str | None:
+    """Return why a flag combination is impossible, or None (RFC 9293 §3.1, §3.10.7)."""
+    if flags & 0x3F == 0:
+        return "no flags set"
+    if flags & SYN and flags & FIN:
+        return "SYN and FIN together"
+    if flags & SYN and flags & RST:
+        return "SYN and RST together"
+    if flags & (FIN | PSH | URG) == FIN | PSH | URG and not flags & ACK:
+        return "FIN, PSH and URG without ACK (an 'Xmas tree' scan)"
+    return None
+
+
+class Checker:
+    """Replays segments of :class:`~pcapcheck.connection.Connection` objects.
+
+    ``params`` maps rule IDs to parameter dicts (defaults: :data:`DEFAULT_PARAMS`).
+    Call :meth:`process` for every segment in capture order, then :meth:`finish` once per
+    connection with the timestamp of the capture's last record.
+    """
+
+    def __init__(self, params: Mapping[str, Mapping[str, Any]] | None = None):
+        p = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
+        for rule, values in (params or {}).items():
+            p.setdefault(rule, {}).update(values)
+        self.msl = float(p["CL010"]["msl"])
+        self.reorder_window = float(p["SQ006"]["reorder_window"])
+        self._frame_events: list[tuple[Event, str | None]] = []
+
+    # ------------------------------------------------------------------ events
+    def _emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
+              **data: Any) -> Event:
+        ev = Event(rule, conn.id, frame, data)
+        conn.events.append(ev)
+        self._frame_events.append((ev, sender))
+        return ev
+
+    def _fill_states(self, conn: Connection, seg: Segment | None) -> None:
+        """Give the events of the current frame the common fields (states after it)."""
+        for ev, sender in self._frame_events:
+            d = ev.data
+            d.setdefault("client", conn.client_text)
+            d.setdefault("server", conn.server_text)
+            d["client_state"] = conn.ec.state
+            d["server_state"] = conn.es.state
+            if sender is None:
+                d.setdefault("sender", None)
+                d.setdefault("receiver", None)
+                d.setdefault("sender_state", None)
+                d.setdefault("receiver_state", None)
+            else:
+                other = "server" if sender == "client" else "client"
+                d["sender"], d["receiver"] = sender, other
+                d["sender_state"] = conn.ec.state if sender == "client" else conn.es.state
+                d["receiver_state"] = conn.es.state if sender == "client" else conn.ec.state
+            d.setdefault("flags", flags_text(seg.flags) if seg is not None else None)
+        self._frame_events.clear()
+
+    # ------------------------------------------------------------------ per segment
+    def process(self, conn: Connection, seg: Segment) -> None:
+        """Replay one segment of ``conn`` (capture order). Appends events to ``conn.events``."""
+        role = conn.role_of(seg)
+        if role == "client":
+            fs, fr, es, er = conn.c, conn.s, conn.ec, conn.es
+        else:
+            fs, fr, es, er = conn.s, conn.c, conn.es, conn.ec
+        prev_frame = fs.last_frame
+        fs.packets += 1
+        fs.bytes += seg.payload_len
+        if fs.first_frame is None:
+            fs.first_frame = seg.frame
+        conn.last_frame, conn.last_ts = seg.frame, seg.ts
+        conn.segments += 1
+        if conn.zeek is not None:
+            conn.zeek.add(seg, role == "client")
+        try:
+            self._segment(conn, seg, role, fs, fr, es, er, prev_frame)
+        finally:
+            fs.last_frame, fs.last_ts = seg.frame, seg.ts
+            self._fill_states(conn, seg)
+
+    def _segment(self, conn: Connection, seg: Segment, role: str, fs: Flow, fr: Flow,
+                 es: Endpoint, er: Endpoint, prev_frame: int | None) -> None:
+        flags = seg.flags
+        frame = seg.frame
+        problem = invalid_flags(flags)
+        if problem is not None:
+            self._emit(conn, "FL001", frame, role, problem=problem)
+            return
+        if self._capture_duplicate(conn, seg, fs, role):
+            return
+        if conn.closed:
+            self._after_close(conn, seg, role, fs, fr)
+            return
+        if flags & RST:
+            self._rst(conn, seg, role, fs, fr, es, er)
+            return
+        if fs.base is None and not flags & SYN:
+            fs.set_base(seg.seq, isn=False)
+        if es.state in SYNCHRONIZED and not flags & (ACK | SYN):
+            self._emit(conn, "SQ004", frame, role, seq=fs.u(seg.seq))
+        if flags & SYN:
+            if flags & ACK:
+                self._synack(conn, seg, role, fs, fr, es, er)
+            else:
+                self._syn(conn, seg, role, fs, fr, es, er)
+        elif flags & ACK:
+            self._ack(conn, seg, role, fs, fr, es, er, prev_frame)
+        if seg.payload_len and not flags & SYN:
+            self._data(conn, seg, role, fs, fr, es)
+        if flags & FIN:
+            self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
+        self._window(conn, seg, role, fs, fr)
+        self._check_closed(conn, seg)
+
+    # --------------------------------------------------------------- capture artefacts
+    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
+        """CP008: the same packet stored twice (same IP ID, seq, ack, flags, length, window
+        and TCP timestamp). Without an IP ID (IPv6) a TCP timestamp is required."""
+        ts_val = seg.options.ts_val if seg.options is not None else None
+        if seg.ip_id is None and ts_val is None:
+            return False
+        if seg.ip_id == 0 and ts_val is None:
+            return False
+        key = (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
+        for k, frame, ts in fs.recent:
+            if k == key and abs(seg.ts - ts) <= 0.5:
+                self._emit(conn, "CP008", seg.frame, role, original_frame=frame)
+                return True
+        fs.recent.append((key, seg.frame, seg.ts))
+        return False
+
+    # ------------------------------------------------------------------ handshake
+    def _syn(self, conn, seg, role, fs, fr, es, er) -> None:
+        frame = seg.frame
+        if fs.isn is None:
+            if es.state is None:
+                es.assume(CLOSED)  # an active open (simultaneous open, RFC 9293 §3.5)
+            fs.set_base(seg.seq, isn=True)
+            fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
+            fs.advance(1 + seg.payload_len)
+            fs.high_ts = seg.ts
+            es.step(fsm.SND_SYN, frame)
+            if er.state == SYN_SENT and fr.isn is not None:
+                self._emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
+                er.step(fsm.RCV_SYN, frame)
+            if seg.payload_len and role == "client":
+                pass  # HS012 is emitted when the SYN-ACK shows whether the data was accepted
+        elif seg.seq == fs.isn:
+            fs.syn_count += 1
+            self._emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
+                       count=fs.syn_count)
+        else:
+            self._emit(conn, "HS009", frame, role, isn_abs=seg.seq, previous_isn_abs=fs.isn,
+                       first_frame=fs.syn_frame)
+            fs.set_base(seg.seq, isn=True)
+            fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
+            fs.advance(1 + seg.payload_len)
+
+    def _synack(self, conn, seg, role, fs, fr, es, er) -> None:
+        frame = seg.frame
+        if fs.isn is None:
+            fs.set_base(seg.seq, isn=True)
+            fs.advance(1 + seg.payload_len)
+            fs.syn_len = seg.payload_len
+        if fs.synack_frame is None:
+            fs.synack_frame, fs.synack_count = frame, 1
+        else:
+            fs.synack_count += 1
+            self._emit(conn, "HS006", frame, role, isn_abs=seg.seq, first_frame=fs.synack_frame,
+                       count=fs.synack_count)
+        if fr.isn is None:
+            # The peer's SYN is not in the capture: its ISN is what this SYN-ACK acknowledges.
+            self._emit(conn, "HS008", frame, role, isn_abs=(seg.ack - 1) & 0xFFFFFFFF)
+            fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
+            fr.advance(1)
+            er.assume(SYN_SENT)
+        ack = fr.u(seg.ack)
+        syn_len = fr.syn_len
+        acceptable = ack == 1 + syn_len or (syn_len and ack == 1)
+        if fr.syn_frame is not None and syn_len and fs.synack_count == 1:
+            accepted = ack == 1 + syn_len
+            conn.tfo_accepted = accepted
+            verdict = (f"the SYN-ACK accepted the {syn_len} bytes" if accepted else
+                       "the SYN-ACK did not accept the data; the client sends it again "
+                       "after the handshake")
+            self._emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
+                       payload_len=syn_len, accepted=accepted, verdict=verdict)
+            if not accepted and ack == 1:
+                fr.nxt = 1  # the SYN data was not accepted: it counts as not yet sent
+                fr._ref_u, fr._ref_abs = 1, fr.absolute(1)
+        if not acceptable:
+            expected = 1 + syn_len
+            self._emit(conn, "HS002", frame, role, ack=ack, expected=expected,
+                       ack_abs=seg.ack, expected_abs=fr.absolute(expected),
+                       syn_data_len=syn_len)
+        if es.state is None:
+            es.assume(LISTEN)
+        es.step(fsm.SND_SYNACK, frame)
+        if acceptable:
+            self._ack_value(fr, ack)
+            er.step(fsm.RCV_SYNACK, frame)
+        self._note_ack(fs, seg)
+
+    def _implied_synack(self, conn, seg, role, fs, fr, es, er) -> None:
+        """The client ACKs in SYN-SENT with no SYN-ACK captured: the SYN-ACK is implied."""
+        frame = seg.frame
+        note = f"not captured; implied by frame {frame}"
+        if fr.base is None:
+            fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
+            fr.advance(1)
+        fr.synack_frame = fr.synack_frame or None
+        conn.implied_synack_frame = frame
+        if er.state is None:
+            er.assume(LISTEN)
+        er.step(fsm.SND_SYNACK, frame, note)
+        es.step(fsm.RCV_SYNACK, frame, note)
+
+    # ------------------------------------------------------------------ ACK field
+    def _ack(self, conn, seg, role, fs, fr, es, er, prev_frame) -> None:
+        frame = seg.frame
+        if es.state == SYN_SENT and fr.synack_frame is None and fs.isn is not None:
+            self._implied_synack(conn, seg, role, fs, fr, es, er)
+        if fr.base is None:
+            self._note_ack(fs, seg)
+            return  # nothing seen from the peer yet: its sequence space is unknown
+        ack = fr.u(seg.ack)
+        if er.state == SYN_RECEIVED and (fr.synack_frame is not None or conn.implied_synack_frame):
+            exp_ack = 1 + fr.syn_len
+            exp_seq = 1 + (fs.syn_len if conn.tfo_accepted else 0)
+            seq = fs.u(seg.seq)
+            if ack == exp_ack and seq == exp_seq:
+                er.step(fsm.RCV_ACK_OF_SYN, frame)
+            elif not conn.hs_bad_reported and ack <= exp_ack:
+                conn.hs_bad_reported = True
+                if ack != exp_ack:
+                    self._emit(conn, "HS004", frame, role, field="ack", actual=ack,
+                               expected=exp_ack, actual_abs=seg.ack,
+                               expected_abs=fr.absolute(exp_ack))
+                else:
+                    self._emit(conn, "HS004", frame, role, field="seq", actual=seq,
+                               expected=exp_seq, actual_abs=seg.seq,
+                               expected_abs=fs.absolute(exp_seq))
+        if fr.fin is not None and fr.fin_acked_frame is None:
+            if ack >= fr.fin + 1:
+                fr.fin_acked_frame = frame
+                er.step(fsm.RCV_ACK_OF_FIN, frame)
+                if ack > fr.nxt:
+                    self._emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                               fin_frame=fr.fin_frame, fin_seq=fr.fin)
+            elif ack == fr.fin and fr.fin_reply_frame is None and frame > (fr.fin_frame or 0):
+                crossing = seg.flags & FIN and (prev_frame is None or prev_frame < fr.fin_frame)
+                if not crossing:
+                    fr.fin_reply_frame = frame
+        elif fr.nxt is not None and ack > fr.nxt:
+            if (ack == fr.nxt + 1 and fr.fin is None and er.state in SYNCHRONIZED
+                    and es.state in SYNCHRONIZED):
+                self._implied_fin(conn, seg, role, fs, fr, es, er)
+            elif ack > fr.nxt and (not fr.pending or ack > fr.pending[-1][0]):
+                if len(fr.pending) < 16:
+                    fr.pending.append([ack, frame, fr.nxt, seg.ts])
+        if fr.holes:
+            self._holes_acked(conn, seg, role, fr, ack)
+        self._ack_value(fr, ack)
+        self._note_ack(fs, seg)
+
+    def _implied_fin(self, conn, seg, role, fs, fr, es, er) -> None:
+        """The peer's FIN is missing from the capture; this ACK (= its seq + 1) proves it."""
+        frame = seg.frame
+        other = "server" if role == "client" else "client"
+        note = f"not captured; implied by frame {frame}"
+        fr.fin = fr.nxt
+        fr.fin_implied_frame = frame
+        fr.advance(fr.fin + 1)
+        er.step(fsm.SND_FIN, frame, note)
+        es.step(fsm.RCV_FIN, frame, note)
+        fr.fin_acked_frame = frame
+        er.step(fsm.RCV_ACK_OF_FIN, frame)
+        self._emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
+                   detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
+                          f"({fr.fin + 1}) proves it was sent")
+
+    def _holes_acked(self, conn, seg, role, fr: Flow, ack: int) -> None:
+        keep = []
+        other = "server" if role == "client" else "client"
+        for hole in fr.holes:
+            start, end, hframe, _ts, reported = hole
+            if ack > start and not reported:
+                self._emit(conn, "CP002", seg.frame, role, ack=ack, seen_max=start,
+                           detail=f"the {role} acknowledged {min(ack, end) - start} bytes "
+                                  f"from seq {start} that the capture never saw from the "
+                                  f"{other} (hole before frame {hframe})")
+                hole[4] = True
+            if ack < end:
+                keep.append(hole)
+        fr.holes = keep
+
+    @staticmethod
+    def _ack_value(fr: Flow, ack: int) -> None:
+        if fr.acked is None or ack > fr.acked:
+            fr.acked = ack
+            q = fr.unacked
+            while q and q[0][1] <= ack:
+                q.popleft()
+
+    @staticmethod
+    def _note_ack(fs: Flow, seg: Segment) -> None:
+        if seg.flags & ACK:
+            fs.max_ack_abs = seg.ack
+
+    # ------------------------------------------------------------------ data
+    def _data(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint) -> None:
+        frame, length = seg.frame, seg.payload_len
+        seq = fs.u(seg.seq)
+        end = seq + length
+        if length <= 1 and fs.nxt is not None and seq == fs.nxt - 1 and not seg.flags & FIN:
+            return  # a keep-alive (RFC 9293 §3.8.4): one old byte or none, not a retransmission
+        state = es.state
+        if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
+                role == "server" and conn.tfo_accepted)):
+            self._emit(conn, "HS007", frame, role, payload_len=length, seq=seq)
+        beyond_fin = fs.fin is not None and end > fs.fin and fs.fin_frame is not None
+        if beyond_fin:
+            self._emit(conn, "CL005", frame, role, seq=seq, payload_len=length, fin_seq=fs.fin,
+                       fin_frame=fs.fin_frame)
+        if fs.nxt is None or seq >= fs.nxt or beyond_fin:
+            if fs.nxt is not None and seq > fs.nxt:
+                self._new_hole(conn, fs, seg, fs.nxt, seq)
+            fs.high_ts = seg.ts
+            fs.unacked.append((seq, end, frame))
+            if fs.pending:
+                self._resolve_pending(conn, fs, end, seg.ts, role)
+            fs.advance(end)
+            return
+        filled = self._fill_holes(fs, seq, end)
+        if filled and seg.ts - fs.high_ts <= self.reorder_window:
+            self._emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
+        else:
+            first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
+            self._emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
+                       first_frame=first)
+        if end > fs.nxt:
+            fs.unacked.append((fs.nxt, end, frame))
+            fs.high_ts = seg.ts
+            fs.advance(end)
+
+    def _new_hole(self, conn, fs: Flow, seg: Segment, start: int, end: int) -> None:
+        reported = False
+        if fs.pending:
+            explained = [p for p in fs.pending if p[0] > start]
+            if explained:
+                ack, aframe, _nxt, _ts = explained[0]
+                sender = "server" if conn.role_of(seg) == "client" else "client"
+                owner = conn.role_of(seg)
+                self._emit(conn, "CP002", aframe, sender, ack=ack, seen_max=start,
+                           detail=f"the {sender} acknowledged up to {ack} before the capture "
+                                  f"showed the {owner} sending past {start}; frame "
+                                  f"{seg.frame} confirms the {owner} sent the missing "
+                                  f"{end - start} bytes")
+                fs.pending = [p for p in fs.pending if p[0] <= start]
+                reported = True
+        if len(fs.holes) < 64:
+            fs.holes.append([start, end, seg.frame, seg.ts, reported])
+
+    def _resolve_pending(self, conn, fs: Flow, end: int, ts: float, owner: str) -> None:
+        """The sender's data reached an ACK that came before it, with no hole between."""
+        keep = []
+        sender = "server" if owner == "client" else "client"
+        for p in fs.pending:
+            ack, aframe, nxt_then, ats = p
+            if end >= ack:
+                if ts - ats > self.reorder_window:
+                    ev = Event("SQ001", conn.id, aframe, {
+                        "ack": ack, "sent_max": nxt_then, "client": conn.client_text,
+                        "server": conn.server_text})
+                    conn.events.append(ev)
+                    self._frame_events.append((ev, sender))
+                # else: the capture stored the ACK a moment before the data: reordering
+            else:
+                keep.append(p)
+        fs.pending = keep
+
+    @staticmethod
+    def _fill_holes(fs: Flow, start: int, end: int) -> bool:
+        filled = False
+        new = []
+        for hole in fs.holes:
+            hs, he = hole[0], hole[1]
+            if end <= hs or start >= he:
+                new.append(hole)
+                continue
+            filled = True
+            if start > hs:
+                new.append([hs, start] + hole[2:])
+            if end < he:
+                new.append([end, he] + hole[2:])
+        fs.holes = new
+        return filled
+
+    # ------------------------------------------------------------------ FIN
+    def _fin(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint,
+             prev_frame) -> None:
+        frame = seg.frame
+        fin = fs.u(seg.seq) + seg.payload_len
+        if es.state in (SYN_SENT, LISTEN, CLOSED):
+            self._emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
+            return
+        if fs.fin is None:
+            fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
+            fs.advance(fin + 1)
+            crossing = (es.state == CLOSE_WAIT and fr.fin is not None
+                        and fr.fin_frame is not None and fr.fin_acked_frame is None
+                        and (prev_frame is None or prev_frame < fr.fin_frame))
+            if crossing and es.transitions and es.transitions[-1].to_state == CLOSE_WAIT:
+                # Both FINs crossed: this endpoint sent its FIN before the peer's arrived.
+                es.undo_last()
+                es.step(fsm.SND_FIN, frame)
+                es.step(fsm.RCV_FIN, frame, f"frame {fr.fin_frame}, which crossed ours")
+            else:
+                es.step(fsm.SND_FIN, frame)
+            if er.state == FIN_WAIT_1:
+                self._emit(conn, "CL007", frame, role, other_frame=fr.fin_frame)
+            er.step(fsm.RCV_FIN, frame)
+        elif fin == fs.fin:
+            fs.fin_count += 1
+            self._emit(conn, "CL006", frame, role, fin_seq=fin, first_frame=fs.fin_frame,
+                       count=fs.fin_count)
+
+    # ------------------------------------------------------------------ RST
+    def _rst(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint) -> None:
+        frame = seg.frame
+        if er.state == SYN_SENT and fs.synack_frame is None:
+            # An RST answering a SYN (RFC 9293 §3.10.7.3): acceptable only with ACK = ISN+1.
+            ack = fr.u(seg.ack) if (seg.flags & ACK and fr.base is not None) else None
+            expected = 1 + fr.syn_len
+            if ack is not None and 0 < ack <= expected:
+                if es.state is None:
+                    es.assume(CLOSED)
+                conn.refused = True
+                self._emit(conn, "HS011", frame, role, syn_frame=fr.syn_frame)
+                self._reset(conn, seg, role, es, er)
+            else:
+                self._emit(conn, "RS005", frame, role, ack=ack,
+                           expected=expected, ack_abs=seg.ack if seg.flags & ACK else None,
+                           expected_abs=fr.absolute(expected) if fr.base is not None else None)
+            return
+        if fs.base is None:
+            fs.set_base(seg.seq, isn=False)
+        synced = es.state in SYNCHRONIZED and er.state in SYNCHRONIZED
+        if not synced and (fs.synack_frame is not None or fr.synack_frame is not None):
+            self._emit(conn, "RS004", frame, role)
+            self._reset(conn, seg, role, es, er)
+            return
+        if not synced and es.state not in SYNCHRONIZED and er.state not in SYNCHRONIZED:
+            self._reset(conn, seg, role, es, er)  # e.g. a client aborting its own SYN
+            return
+        seq = fs.u(seg.seq)
+        lo = fs.nxt if fs.nxt is not None else seq
+        if fs.acked is not None:
+            lo = min(lo, fs.acked)
+        hi = max(fs.nxt or lo, fs.acked or lo)
+        wnd = fr.win
+        if wnd is not None and not (lo <= seq <= hi + max(wnd - 1, 0)):
+            self._emit(conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd,
+                       window_end=hi + wnd)
+            return
+        if fs.fin is not None or fr.fin is not None:
+            fin_frame = fs.fin_frame if fs.fin is not None else fr.fin_frame
+            self._emit(conn, "RS002", frame, role, fin_frame=fin_frame)
+        else:
+            self._emit(conn, "RS001", frame, role)
+        self._reset(conn, seg, role, es, er)
+
+    def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
+        es.step(fsm.SND_RST, seg.frame)
+        er.step(fsm.RCV_RST, seg.frame)
+        if es.state is None:
+            es.assume(CLOSED)
+        conn.reset_frame, conn.reset_by = seg.frame, role
+        conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
+
+    # ------------------------------------------------------------------ after close
+    def _after_close(self, conn, seg, role, fs: Flow, fr: Flow) -> None:
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & SYN and not flags & ACK and fs.isn is not None and seg.seq == fs.isn:
+            fs.syn_count += 1
+            self._emit(conn, "HS005", seg.frame, role, isn_abs=seg.seq,
+                       first_frame=fs.syn_frame, count=fs.syn_count)
+            return
+        if fs.base is not None:
+            seq = fs.u(seg.seq)
+            if flags & FIN and fs.fin is not None and seq + seg.payload_len == fs.fin:
+                fs.fin_count += 1
+                self._emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
+                           first_frame=fs.fin_frame, count=fs.fin_count)
+                return
+            if (flags & ACK and not seg.payload_len and not flags & (SYN | FIN)
+                    and fr.fin is not None and fr.base is not None
+                    and fr.u(seg.ack) == fr.fin + 1):
+                return  # the ACK of a (retransmitted) FIN, from TIME-WAIT
+        if not conn.after_close_reported:
+            conn.after_close_reported = True
+            self._emit(conn, "CL009", seg.frame, role, closed_frame=conn.closed_frame)
+
+    def _check_closed(self, conn: Connection, seg: Segment) -> None:
+        if conn.ec.state in _ENDED and conn.es.state in _ENDED and (
+                conn.c.fin is not None or conn.s.fin is not None):
+            if conn.c.fin_acked_frame is not None and conn.s.fin_acked_frame is not None:
+                conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
+
+    # ------------------------------------------------------------------ window
+    def _window(self, conn, seg, role, fs: Flow, fr: Flow) -> None:
+        flags = seg.flags
+        if flags & SYN:
+            if seg.options is not None and seg.options.wscale is not None:
+                fs.wscale = seg.options.wscale
+            fs.win = seg.window
+            return
+        scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
+        fs.win = seg.window << scale
+        if flags & (FIN | RST):
+            return
+        if seg.window == 0:
+            if not fs.zero:
+                fs.zero = True
+                self._emit(conn, "SQ005", seg.frame, role)
+        else:
+            fs.zero = False
+
+    # ------------------------------------------------------------------ end of capture
+    def finish(self, conn: Connection, capture_end: float) -> None:
+        """Take the decisions that need the whole capture (HS001, HS003, CL001-CL004,
+        CL008, SQ001, SQ003, CP001, CP002, CP007). ``capture_end``: seconds since the
+        epoch of the capture's last record."""
+        c, s = conn.c, conn.s
+        one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
+        sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
+
+        def had_chance(after_frame: int, ts: float, peer: Flow) -> bool:
+            return (peer.last_frame or 0) > after_frame or capture_end - ts >= ANSWER_TIMEOUT
+
+        if conn.midstream:
+            self._emit(conn, "CP001", conn.first_frame, None)
+        if one_sided:
+            seen = "client to server" if c.packets else "server to client"
+            self._emit(conn, "CP007", conn.first_frame, None, seen=seen)
+        elif conn.implied_synack_frame is not None:
+            self._emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1, seen_max=None,
+                       detail="the server's SYN-ACK is not in the capture; the client's ACK "
+                              "proves it was sent")
+        if not one_sided:
+            ec, es = conn.ec, conn.es
+            if ec.state == SYN_SENT and s.synack_frame is None and not s.packets and \
+                    c.syn_frame is not None and capture_end - conn.last_ts + 0 >= 0 and \
+                    had_chance(c.syn_frame, conn.first_ts, s):
+                first = c.syn_frame if c.syn_count <= 1 else c.syn_frame
+                self._emit(conn, "HS001", first, "client", attempts=c.syn_count,
+                           isn_abs=c.isn, first_frame=first)
+            for role, f, peer, e, pe in sides:
+                if (e.state == SYN_RECEIVED and f.synack_frame is not None
+                        and not conn.hs_bad_reported and had_chance(f.synack_frame, conn.last_ts, peer)):
+                    self._emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
+            if conn.reset_frame is None:
+                self._finish_close(conn, sides, had_chance)
+        for role, f, peer, e, pe in sides:
+            for ack, aframe, nxt_then, _ts in f.pending:
+                if f.nxt is not None and ack > f.nxt:
+                    other = "server" if role == "client" else "client"
+                    ev = self._emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
+            f.pending = []
+            for start, end, hframe, _ts, reported in f.holes:
+                if not reported:
+                    self._emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
+                               detail=f"{end - start} bytes from seq {start} were never seen "
+                                      f"in the capture (the {role}'s frame {hframe} starts "
+                                      f"after them); lost before the capture point or by it")
+        if conn.es.state in SYNCHRONIZED or conn.ec.state in SYNCHRONIZED:
+            if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
+                    and conn.reset_frame is None):
+                self._emit(conn, "CL008", conn.last_frame, None,
+                           idle=round(capture_end - conn.last_ts, 6))
+        self._fill_states(conn, None)
+        conn.events.sort(key=lambda e: (e.frame or 0, e.rule))
+
+    def _finish_close(self, conn, sides, had_chance) -> None:
+        for role, f, peer, e, pe in sides:
+            other = "server" if role == "client" else "client"
+            if f.fin is not None and f.fin_frame is not None and f.fin_acked_frame is None:
+                if not had_chance(f.fin_frame, f.last_ts if f.last_frame == f.fin_frame else conn.last_ts, peer):
+                    continue
+                if f.fin_reply_frame is not None:
+                    self._emit(conn, "CL002", f.fin_reply_frame, other, ack=f.fin,
+                               expected=f.fin + 1, fin_frame=f.fin_frame, fin_seq=f.fin)
+                elif peer.fin is not None and peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
+                    self._emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
+                               fin_seq=f.fin, expected_ack=f.fin + 1)
+                else:
+                    self._emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
+                               expected_ack=f.fin + 1, highest_ack=f.acked)
+            if (f.fin is not None and f.fin_acked_frame is not None and peer.fin is None
+                    and pe.state == CLOSE_WAIT):
+                self._emit(conn, "CL003", f.fin_frame or f.fin_implied_frame, role, closer=role,
+                           closer_state=e.state, other=other, other_state=pe.state,
+                           fin_frame=f.fin_frame or f.fin_implied_frame)
+            if f.unacked and peer.packets:
+                start, end, frame = f.unacked[0]
+                last_end = f.unacked[-1][1]
+                if had_chance(frame, conn.last_ts, peer) and (peer.last_frame or 0) > frame:
+                    self._emit(conn, "SQ003", frame, role, seq=start,
+                               bytes=last_end - (f.acked if f.acked is not None else start),
+                               highest_ack=f.acked)
+
+    @staticmethod
+    def _one_sided(conn: Connection) -> bool:
+        """True when only one direction is in the capture but it shows the peer exists
+        (segments acknowledging the peer), rather than an unanswered SYN."""
+        f = conn.c if conn.c.packets else conn.s
+        return f.max_ack_abs is not None
+
+
+def classify(conn: Connection) -> tuple[str, str]:
+    """Return ``(handshake, close)`` for a finished connection.
+
+    handshake: ``complete`` (both endpoints reached ESTABLISHED through the SYN
+    exchange), ``refused`` (the SYN was answered by an RST), ``none`` (no SYN or SYN-ACK
+    in the capture), else ``incomplete``. close: ``reset`` (an acceptable RST ended it),
+    ``graceful`` (both FINs sent and acknowledged), ``half`` (at least one FIN, not both
+    acknowledged), ``open`` (still synchronized, no FIN or RST), else ``none``.
+    """
+    if conn.refused:
+        handshake = "refused"
+    elif conn.midstream:
+        handshake = "none"
+    elif all(any(t.to_state == ESTABLISHED for t in e.transitions) for e in (conn.ec, conn.es)):
+        handshake = "complete"
+    else:
+        handshake = "incomplete"
+    c, s = conn.c, conn.s
+    if conn.reset_frame is not None:
+        close = "reset"
+    elif c.fin is not None and s.fin is not None and c.fin_acked_frame and s.fin_acked_frame:
+        close = "graceful"
+    elif c.fin is not None or s.fin is not None:
+        close = "half"
+    elif conn.ec.state in SYNCHRONIZED or conn.es.state in SYNCHRONIZED:
+        close = "open"
+    else:
+        close = "none"
+    return handshake, close

@@ -1,0 +1,39 @@
+"""The JSON report: one document for all files (see README "JSON output")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from pcapcheck import __version__
+from pcapcheck.analyze import FileResult
+
+
+def document(results: Sequence[FileResult]) -> dict[str, Any]:
+    """The report as a JSON-ready dict: ``{"version", "files": [...]}``.
+
+    Each finding carries ``rule``, ``name``, ``severity``, ``connection``, ``frame``
+    (1-based), ``message`` (relative sequence numbers) and ``data`` (the event values;
+    keys ending in ``_abs`` are absolute sequence numbers).
+    """
+    files = []
+    for res in results:
+        files.append({
+            "path": res.path,
+            "format": res.format,
+            "packets": res.packets,
+            "tcp_packets": res.tcp_packets,
+            "skipped": dict(sorted(res.skipped.items())),
+            "malformed": res.malformed,
+            "truncated": res.truncated,
+            "connections": res.connections,
+            "findings": [{"rule": f.rule, "name": f.name, "severity": f.severity,
+                          "connection": f.connection, "frame": f.frame,
+                          "message": f.message, "data": f.data} for f in res.findings],
+        })
+    return {"version": __version__, "files": files}
+
+
+def render(results: Sequence[FileResult]) -> str:
+    """The document serialised with 2-space indentation and a final newline."""
+    return json.dumps(document(results), indent=2, default=str) + "\n"

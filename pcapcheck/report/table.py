@@ -1,0 +1,69 @@
+"""The human-readable report: a connection table and a findings table (tabulate)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from tabulate import tabulate
+
+from pcapcheck.analyze import FileResult
+
+_SEVERITY_ORDER = ("error", "warning", "info")
+
+
+def _state(value: str | None) -> str:
+    return value if value is not None else "?"
+
+
+def render(results: Sequence[FileResult], color: bool = False) -> str:
+    """Render each file as a connection table, a findings table and a summary line.
+
+    Frame numbers are Wireshark's (1-based); messages use relative sequence numbers.
+    """
+    out: list[str] = []
+    for res in results:
+        if len(results) > 1:
+            out.append(f"== {res.path} ==")
+        if res.connections:
+            rows = [[c["id"], c["client"], c["server"], c["handshake"], c["close"],
+                     _state(c["client_state"]), _state(c["server_state"]),
+                     c["conn_state"] or "", c["packets"]["client"] + c["packets"]["server"],
+                     c["findings"]] for c in res.connections]
+            out.append(tabulate(rows, headers=["id", "client", "server", "handshake", "close",
+                                               "client state", "server state", "conn_state",
+                                               "packets", "findings"],
+                                tablefmt="simple"))
+        else:
+            out.append("no TCP connections")
+        out.append("")
+        if res.findings:
+            rows = [[f.rule, f.severity, f.connection if f.connection is not None else "-",
+                     f.frame if f.frame is not None else "-", f.message] for f in res.findings]
+            out.append(tabulate(rows, headers=["rule", "severity", "conn", "frame", "message"],
+                                tablefmt="simple", maxcolwidths=[None, None, None, None, 90]))
+            out.append("")
+        out.append(summary_line(res))
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def summary_line(res: FileResult) -> str:
+    """``"3 connections, 2 findings (1 error, 1 warning) in 42 packets; ..."``."""
+    sev = Counter(f.severity for f in res.findings)
+    parts = ", ".join(f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
+                      for s in _SEVERITY_ORDER if sev[s])
+    n = len(res.connections)
+    text = (f"{n} connection{'s' if n != 1 else ''}, {len(res.findings)} "
+            f"finding{'s' if len(res.findings) != 1 else ''}"
+            f"{f' ({parts})' if parts else ''} in {res.packets} packets")
+    extra = []
+    skipped = sum(res.skipped.values())
+    if skipped:
+        kinds = ", ".join(f"{v} {k}" for k, v in sorted(res.skipped.items()))
+        extra.append(f"{skipped} non-TCP skipped ({kinds})")
+    if res.malformed:
+        extra.append(f"{res.malformed} malformed")
+    if res.truncated:
+        extra.append("file cut short")
+    return text + ("; " + "; ".join(extra) if extra else "")
