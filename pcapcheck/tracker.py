@@ -20,10 +20,13 @@ from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import ACK, CLOSED, ESTABLISHED, SYN, SYNCHRONIZED, Segment
 
-try:  # the Zeek summary is optional so that the core runs without it
-    from pcapcheck.zeek import ZeekState
-except ImportError:  # pragma: no cover
-    ZeekState = None  # type: ignore[assignment,misc]
+from pcapcheck.zeek import ZeekState, zeek_flips_first_packet
+
+#: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
+#: they decide when Zeek flips a connection whose first packet is not a SYN ('^').
+LIKELY_SERVER_PORTS = frozenset({21, 22, 25, 53, 80, 88, 110, 143, 389, 443, 502, 587,
+                                 993, 995, 1080, 1194, 1812, 3128, 3306, 3389, 5060,
+                                 5432, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888})
 
 
 class Tracker:
@@ -84,8 +87,11 @@ class Tracker:
                           roles_inferred=inferred, first_frame=seg.frame, first_ts=seg.ts,
                           ec=ec, es=es, midstream=midstream, flipped=flipped,
                           previous=previous)
-        if ZeekState is not None:
-            conn.zeek = ZeekState(flipped=flipped)
+        # Zeek flips a connection that starts with a SYN-ACK (Zeek >= 5.1) or whose first
+        # packet comes from a likely server port (TCPAnalyzer::WantConnection).
+        zeek_flip = bool(flags & SYN and flags & ACK) or zeek_flips_first_packet(
+            flags, seg.sport, seg.dport, LIKELY_SERVER_PORTS)
+        conn.zeek = ZeekState(flipped=zeek_flip)
         self._next_id += 1
         self.table[key] = conn
         self.connections.append(conn)
