@@ -24,11 +24,6 @@ from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT
                              LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
                              TIME_WAIT, URG, Event, Segment, flags_text)
 
-#: Seconds the capture must go on after a segment before its missing answer counts
-#: as "never" (HS001, HS003, CL001, CL004, SQ003): a capture that stops right after a
-#: segment proves nothing about the answer.
-ANSWER_TIMEOUT = 1.0
-
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "CL010": {"msl": 120.0},
@@ -182,10 +177,11 @@ class Checker:
             fs.high_ts = seg.ts
             es.step(fsm.SND_SYN, frame)
             if er.state == SYN_SENT and fr.isn is not None:
+                # Both SYNs crossed (RFC 9293 §3.5 figure 7): each side receives the other's
+                # SYN in SYN-SENT and moves to SYN-RECEIVED.
                 self._emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
+                es.step(fsm.RCV_SYN, frame, f"frame {fr.syn_frame}, which crossed ours")
                 er.step(fsm.RCV_SYN, frame)
-            if seg.payload_len and role == "client":
-                pass  # HS012 is emitted when the SYN-ACK shows whether the data was accepted
         elif seg.seq == fs.isn:
             fs.syn_count += 1
             self._emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
@@ -226,9 +222,6 @@ class Checker:
                        "after the handshake")
             self._emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
                        payload_len=syn_len, accepted=accepted, verdict=verdict)
-            if not accepted and ack == 1:
-                fr.nxt = 1  # the SYN data was not accepted: it counts as not yet sent
-                fr._ref_u, fr._ref_abs = 1, fr.absolute(1)
         if not acceptable:
             expected = 1 + syn_len
             self._emit(conn, "HS002", frame, role, ack=ack, expected=expected,
@@ -266,14 +259,18 @@ class Checker:
             return  # nothing seen from the peer yet: its sequence space is unknown
         ack = fr.u(seg.ack)
         if er.state == SYN_RECEIVED and (fr.synack_frame is not None or conn.implied_synack_frame):
+            # RFC 9293 §3.10.7.4 SYN-RECEIVED: the ACK is acceptable when
+            # SND.UNA < SEG.ACK =< SND.NXT; a server that accepted TFO data may have sent
+            # data already, so SND.NXT can be beyond ISN+1.
             exp_ack = 1 + fr.syn_len
             exp_seq = 1 + (fs.syn_len if conn.tfo_accepted else 0)
             seq = fs.u(seg.seq)
-            if ack == exp_ack and seq == exp_seq:
+            ack_ok = 0 < ack <= max(fr.nxt or 0, exp_ack)
+            if ack_ok and seq == exp_seq:
                 er.step(fsm.RCV_ACK_OF_SYN, frame)
-            elif not conn.hs_bad_reported and ack <= exp_ack:
+            elif not conn.hs_bad_reported:
                 conn.hs_bad_reported = True
-                if ack != exp_ack:
+                if not ack_ok:
                     self._emit(conn, "HS004", frame, role, field="ack", actual=ack,
                                expected=exp_ack, actual_abs=seg.ack,
                                expected_abs=fr.absolute(exp_ack))
@@ -288,12 +285,18 @@ class Checker:
                 if ack > fr.nxt:
                     self._emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
                                fin_frame=fr.fin_frame, fin_seq=fr.fin)
-            elif ack == fr.fin and fr.fin_reply_frame is None and frame > (fr.fin_frame or 0):
-                crossing = seg.flags & FIN and (prev_frame is None or prev_frame < fr.fin_frame)
-                if not crossing:
-                    fr.fin_reply_frame = frame
+            elif (ack == fr.fin and fr.fin_reply_frame is None and fr.fin_frame is not None
+                  and (prev_frame is None or prev_frame < fr.fin_frame)
+                  and not seg.payload_len and not seg.flags & FIN):
+                # The peer's first segment after the FIN is a pure ACK of the FIN's own
+                # sequence number: the reply to the FIN, acknowledging seq instead of seq+1.
+                fr.fin_reply_frame = frame
+                self._emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                           fin_frame=fr.fin_frame, fin_seq=fr.fin)
         elif fr.nxt is not None and ack > fr.nxt:
-            if (ack == fr.nxt + 1 and fr.fin is None and er.state in SYNCHRONIZED
+            if fr.packets == 0 and ack > fr.nxt + 1:
+                fr.advance(ack - 1 if seg.flags & FIN else ack)  # one-sided capture: implied data
+            elif (ack == fr.nxt + 1 and fr.fin is None and er.state in SYNCHRONIZED
                     and es.state in SYNCHRONIZED):
                 self._implied_fin(conn, seg, role, fs, fr, es, er)
             elif ack > fr.nxt and (not fr.pending or ack > fr.pending[-1][0]):
@@ -313,6 +316,11 @@ class Checker:
         fr.fin_implied_frame = frame
         fr.advance(fr.fin + 1)
         er.step(fsm.SND_FIN, frame, note)
+        if fr.packets == 0 and fs.fin is not None and fs.fin_acked_frame is None:
+            # One-sided capture: the implied FIN also acknowledged ours (else this ACK
+            # could not have been the last word of the close).
+            fs.fin_acked_frame = frame
+            es.step(fsm.RCV_ACK_OF_FIN, frame, note)
         es.step(fsm.RCV_FIN, frame, note)
         fr.fin_acked_frame = frame
         er.step(fsm.RCV_ACK_OF_FIN, frame)
@@ -339,9 +347,9 @@ class Checker:
     def _ack_value(fr: Flow, ack: int) -> None:
         if fr.acked is None or ack > fr.acked:
             fr.acked = ack
-            q = fr.unacked
-            while q and q[0][1] <= ack:
-                q.popleft()
+        q = fr.unacked
+        while q and q[0][1] <= ack:
+            q.popleft()
 
     @staticmethod
     def _note_ack(fs: Flow, seg: Segment) -> None:
@@ -367,7 +375,8 @@ class Checker:
             if fs.nxt is not None and seq > fs.nxt:
                 self._new_hole(conn, fs, seg, fs.nxt, seq)
             fs.high_ts = seg.ts
-            fs.unacked.append((seq, end, frame))
+            if not beyond_fin:
+                fs.unacked.append((seq, end, frame))
             if fs.pending:
                 self._resolve_pending(conn, fs, end, seg.ts, role)
             fs.advance(end)
@@ -536,8 +545,9 @@ class Checker:
                 self._emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
                            first_frame=fs.fin_frame, count=fs.fin_count)
                 return
+            sender_state = conn.ec.state if role == "client" else conn.es.state
             if (flags & ACK and not seg.payload_len and not flags & (SYN | FIN)
-                    and fr.fin is not None and fr.base is not None
+                    and sender_state == TIME_WAIT and fr.fin is not None and fr.base is not None
                     and fr.u(seg.ack) == fr.fin + 1):
                 return  # the ACK of a (retransmitted) FIN, from TIME-WAIT
         if not conn.after_close_reported:
@@ -572,85 +582,77 @@ class Checker:
     # ------------------------------------------------------------------ end of capture
     def finish(self, conn: Connection, capture_end: float) -> None:
         """Take the decisions that need the whole capture (HS001, HS003, CL001-CL004,
-        CL008, SQ001, SQ003, CP001, CP002, CP007). ``capture_end``: seconds since the
-        epoch of the capture's last record."""
+        CL008, SQ001, SQ003, CP001, CP002, CP007), "by the end of the capture".
+        ``capture_end``: seconds since the epoch of the capture's last record."""
         c, s = conn.c, conn.s
         one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
         sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
-
-        def had_chance(after_frame: int, ts: float, peer: Flow) -> bool:
-            return (peer.last_frame or 0) > after_frame or capture_end - ts >= ANSWER_TIMEOUT
-
         if conn.midstream:
             self._emit(conn, "CP001", conn.first_frame, None)
         if one_sided:
+            # Only one direction was captured: what the other side did is inferred from
+            # the acknowledgments, and nothing it "failed" to send is its fault.
             seen = "client to server" if c.packets else "server to client"
+            conn.events[:] = [e for e in conn.events if e.rule != "CP002"]
             self._emit(conn, "CP007", conn.first_frame, None, seen=seen)
-        elif conn.implied_synack_frame is not None:
-            self._emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1, seen_max=None,
-                       detail="the server's SYN-ACK is not in the capture; the client's ACK "
-                              "proves it was sent")
-        if not one_sided:
-            ec, es = conn.ec, conn.es
-            if ec.state == SYN_SENT and s.synack_frame is None and not s.packets and \
-                    c.syn_frame is not None and capture_end - conn.last_ts + 0 >= 0 and \
-                    had_chance(c.syn_frame, conn.first_ts, s):
-                first = c.syn_frame if c.syn_count <= 1 else c.syn_frame
-                self._emit(conn, "HS001", first, "client", attempts=c.syn_count,
-                           isn_abs=c.isn, first_frame=first)
-            for role, f, peer, e, pe in sides:
+        else:
+            if conn.implied_synack_frame is not None:
+                self._emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
+                           seen_max=None,
+                           detail="the server's SYN-ACK is not in the capture; the client's "
+                                  "ACK proves it was sent")
+            if conn.ec.state == SYN_SENT and s.synack_frame is None and not s.packets:
+                self._emit(conn, "HS001", c.syn_frame, "client", attempts=c.syn_count,
+                           isn_abs=c.isn, first_frame=c.syn_frame)
+            for role, f, _peer, e, _pe in sides:
                 if (e.state == SYN_RECEIVED and f.synack_frame is not None
-                        and not conn.hs_bad_reported and had_chance(f.synack_frame, conn.last_ts, peer)):
+                        and not conn.hs_bad_reported):
                     self._emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
             if conn.reset_frame is None:
-                self._finish_close(conn, sides, had_chance)
-        for role, f, peer, e, pe in sides:
-            for ack, aframe, nxt_then, _ts in f.pending:
-                if f.nxt is not None and ack > f.nxt:
-                    other = "server" if role == "client" else "client"
-                    ev = self._emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
-            f.pending = []
-            for start, end, hframe, _ts, reported in f.holes:
-                if not reported:
-                    self._emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
-                               detail=f"{end - start} bytes from seq {start} were never seen "
-                                      f"in the capture (the {role}'s frame {hframe} starts "
-                                      f"after them); lost before the capture point or by it")
-        if conn.es.state in SYNCHRONIZED or conn.ec.state in SYNCHRONIZED:
-            if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
-                    and conn.reset_frame is None):
-                self._emit(conn, "CL008", conn.last_frame, None,
-                           idle=round(capture_end - conn.last_ts, 6))
+                self._finish_close(conn, sides)
+            for role, f, _peer, _e, _pe in sides:
+                other = "server" if role == "client" else "client"
+                for ack, aframe, nxt_then, _ts in f.pending:
+                    if f.nxt is not None and ack > f.nxt:
+                        self._emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
+                for start, end, hframe, _ts, reported in f.holes:
+                    if not reported:
+                        self._emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
+                                   detail=f"{end - start} bytes from seq {start} were never "
+                                          f"seen in the capture (the {role}'s frame {hframe} "
+                                          "starts after them): lost before the capture "
+                                          "point or by the capture itself")
+        c.pending, s.pending = [], []
+        if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
+                and conn.reset_frame is None):
+            self._emit(conn, "CL008", conn.last_frame, None,
+                       idle=round(capture_end - conn.last_ts, 6))
         self._fill_states(conn, None)
         conn.events.sort(key=lambda e: (e.frame or 0, e.rule))
 
-    def _finish_close(self, conn, sides, had_chance) -> None:
+    def _finish_close(self, conn: Connection, sides) -> None:
         for role, f, peer, e, pe in sides:
             other = "server" if role == "client" else "client"
-            if f.fin is not None and f.fin_frame is not None and f.fin_acked_frame is None:
-                if not had_chance(f.fin_frame, f.last_ts if f.last_frame == f.fin_frame else conn.last_ts, peer):
-                    continue
+            if f.fin_frame is not None and f.fin_acked_frame is None:
                 if f.fin_reply_frame is not None:
-                    self._emit(conn, "CL002", f.fin_reply_frame, other, ack=f.fin,
-                               expected=f.fin + 1, fin_frame=f.fin_frame, fin_seq=f.fin)
-                elif peer.fin is not None and peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
+                    pass  # already reported as CL002 (the reply acknowledged the FIN's seq)
+                elif peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
                     self._emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
                                fin_seq=f.fin, expected_ack=f.fin + 1)
                 else:
                     self._emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
                                expected_ack=f.fin + 1, highest_ack=f.acked)
-            if (f.fin is not None and f.fin_acked_frame is not None and peer.fin is None
-                    and pe.state == CLOSE_WAIT):
-                self._emit(conn, "CL003", f.fin_frame or f.fin_implied_frame, role, closer=role,
-                           closer_state=e.state, other=other, other_state=pe.state,
-                           fin_frame=f.fin_frame or f.fin_implied_frame)
-            if f.unacked and peer.packets:
-                start, end, frame = f.unacked[0]
-                last_end = f.unacked[-1][1]
-                if had_chance(frame, conn.last_ts, peer) and (peer.last_frame or 0) > frame:
-                    self._emit(conn, "SQ003", frame, role, seq=start,
-                               bytes=last_end - (f.acked if f.acked is not None else start),
-                               highest_ack=f.acked)
+            fin_frame = f.fin_frame or f.fin_implied_frame
+            if f.fin_acked_frame is not None and peer.fin is None and pe.state == CLOSE_WAIT:
+                self._emit(conn, "CL003", fin_frame, role, closer=role, closer_state=e.state,
+                           other=other, other_state=pe.state, fin_frame=fin_frame)
+            if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
+                # Data the peer never acknowledged although it went on sending after it
+                # (data still in flight when the capture stopped is not reported).
+                start, _end, frame = f.unacked[0]
+                self._emit(conn, "SQ003", frame, role, seq=start,
+                           bytes=f.unacked[-1][1] - max(start, f.acked or 0),
+                           highest_ack=f.acked)
 
     @staticmethod
     def _one_sided(conn: Connection) -> bool:
@@ -666,8 +668,9 @@ def classify(conn: Connection) -> tuple[str, str]:
     handshake: ``complete`` (both endpoints reached ESTABLISHED through the SYN
     exchange), ``refused`` (the SYN was answered by an RST), ``none`` (no SYN or SYN-ACK
     in the capture), else ``incomplete``. close: ``reset`` (an acceptable RST ended it),
-    ``graceful`` (both FINs sent and acknowledged), ``half`` (at least one FIN, not both
-    acknowledged), ``open`` (still synchronized, no FIN or RST), else ``none``.
+    ``graceful`` (both sides sent a FIN, acknowledged or not: CL001/CL004 say what is
+    missing), ``half`` (only one side sent a FIN), ``open`` (both endpoints synchronized,
+    no FIN or RST), else ``none`` (never established).
     """
     if conn.refused:
         handshake = "refused"
@@ -680,11 +683,11 @@ def classify(conn: Connection) -> tuple[str, str]:
     c, s = conn.c, conn.s
     if conn.reset_frame is not None:
         close = "reset"
-    elif c.fin is not None and s.fin is not None and c.fin_acked_frame and s.fin_acked_frame:
+    elif c.fin is not None and s.fin is not None:
         close = "graceful"
     elif c.fin is not None or s.fin is not None:
         close = "half"
-    elif conn.ec.state in SYNCHRONIZED or conn.es.state in SYNCHRONIZED:
+    elif conn.ec.state in SYNCHRONIZED and conn.es.state in SYNCHRONIZED:
         close = "open"
     else:
         close = "none"

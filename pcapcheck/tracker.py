@@ -18,7 +18,7 @@ from typing import Iterator
 from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
-from pcapcheck.model import ACK, CLOSED, ESTABLISHED, SYN, SYNCHRONIZED, Segment
+from pcapcheck.model import ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment
 
 from pcapcheck.zeek import ZeekState, zeek_flips_first_packet
 
@@ -48,7 +48,7 @@ class Tracker:
         conn = self.table.get(key)
         if conn is None:
             conn = self._new(seg, key, None)
-        elif seg.flags & (SYN | ACK) == SYN and self._starts_new(conn, seg):
+        elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
             conn = self._new(seg, key, conn)
         self.checker.process(conn, seg)
 
