@@ -1,0 +1,521 @@
+#!/usr/bin/env python3
+"""Write the encapsulation test captures into sample_pcaps/encap/ (and bad/).
+
+Deterministic: fixed ISNs, addresses, IP ids, timestamps; no randomness, no current
+time (gzip members get mtime 0). Running it twice gives byte-identical files.
+
+Every good capture holds the same short, clean TCP conversation (10 packets)::
+
+     1 C->S SYN            MSS 1460, SACK-perm, TS, NOP, WS 7
+     2 S->C SYN, ACK       MSS 1400, SACK-perm, TS, NOP, WS 9
+     3 C->S ACK            NOP NOP TS (all the rest too)
+     4 C->S PSH, ACK       100 bytes
+     5 S->C PSH, ACK       300 bytes
+     6 C->S ACK
+     7 C->S FIN, ACK
+     8 S->C ACK
+     9 S->C FIN, ACK
+    10 C->S ACK
+
+in a different container or encapsulation each. The packets are built with dpkt
+(Ethernet, IPv4, TCP, UDP, ARP; checksums with dpkt.in_cksum) and struct (the link
+headers dpkt cannot write, IPv6 extension headers); the containers are written with
+struct, because dpkt's pcap writer only writes the host byte order and takes float
+timestamps (which cannot carry nanoseconds) and its pcapng writer has a single
+interface and microseconds only.
+
+Usage: python scripts/make_encap_captures.py [OUTDIR]   (default sample_pcaps/encap)
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import dpkt
+
+# ---- the conversation ------------------------------------------------------------------
+
+C4, S4 = "10.0.0.1", "10.0.0.2"
+C6, S6 = "2001:db8::1", "2001:db8::2"
+CPORT, SPORT = 40000, 80
+ISN_C, ISN_S = 3_000_000_000, 123_456_789     # client ISN > 2**31 on purpose
+MAC_C, MAC_S = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
+BASE_NS = 1_700_000_000_123_456_000             # 2023-11-14T22:13:20.123456Z
+OFFSETS_US = (0, 150, 300, 1000, 2500, 2700, 10000, 10200, 10400, 10600)
+NSEC_EXTRA = 789                                # sub-microsecond part in the -nsec files
+
+REQUEST = (b"GET /index.html HTTP/1.1\r\nHost: example.test\r\n"
+           b"User-Agent: pcapcheck-fixture\r\n\r\n").ljust(100, b"x")
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 219\r\n\r\n"
+            ).ljust(300, b"y")
+
+F, S, R, P, A = dpkt.tcp.TH_FIN, dpkt.tcp.TH_SYN, dpkt.tcp.TH_RST, dpkt.tcp.TH_PUSH, dpkt.tcp.TH_ACK
+
+
+def _syn_opts(mss: int, tsval: int, tsecr: int, ws: int) -> bytes:
+    return (struct.pack("!BBH", 2, 4, mss) + b"\x04\x02"
+            + struct.pack("!BBII", 8, 10, tsval, tsecr) + b"\x01" + bytes((3, 3, ws)))
+
+
+def _ts_opts(tsval: int, tsecr: int) -> bytes:
+    return b"\x01\x01" + struct.pack("!BBII", 8, 10, tsval, tsecr)
+
+
+# (from_client, flags, seq, ack, window, options, payload)
+CONVERSATION = (
+    (True, S, ISN_C, 0, 64240, _syn_opts(1460, 1000, 0, 7), b""),
+    (False, S | A, ISN_S, ISN_C + 1, 65160, _syn_opts(1400, 7000, 1000, 9), b""),
+    (True, A, ISN_C + 1, ISN_S + 1, 502, _ts_opts(1001, 7000), b""),
+    (True, P | A, ISN_C + 1, ISN_S + 1, 502, _ts_opts(1002, 7000), REQUEST),
+    (False, P | A, ISN_S + 1, ISN_C + 101, 509, _ts_opts(7002, 1002), RESPONSE),
+    (True, A, ISN_C + 101, ISN_S + 301, 501, _ts_opts(1011, 7002), b""),
+    (True, F | A, ISN_C + 101, ISN_S + 301, 501, _ts_opts(1011, 7002), b""),
+    (False, A, ISN_S + 301, ISN_C + 102, 509, _ts_opts(7012, 1011), b""),
+    (False, F | A, ISN_S + 301, ISN_C + 102, 509, _ts_opts(7012, 1011), b""),
+    (True, A, ISN_C + 102, ISN_S + 302, 501, _ts_opts(1012, 7012), b""),
+)
+
+TIMES_NS = tuple(BASE_NS + us * 1000 for us in OFFSETS_US)
+
+
+def _a4(s: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET, s)
+
+
+def _a6(s: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, s)
+
+
+def tcp_segment(pkt, src: bytes, dst: bytes) -> bytes:
+    """TCP header + options + payload with the checksum for the given addresses."""
+    from_client, flags, seq, ack, win, opts, payload = pkt
+    t = dpkt.tcp.TCP(sport=CPORT if from_client else SPORT, dport=SPORT if from_client else CPORT,
+                     seq=seq, ack=ack, flags=flags, win=win, opts=opts, data=payload, sum=0)
+    t.off = (20 + len(opts)) // 4
+    raw = bytes(t)
+    if len(src) == 4:
+        pseudo = struct.pack("!4s4sxBH", src, dst, 6, len(raw))
+    else:
+        pseudo = struct.pack("!16s16sIxxxB", src, dst, len(raw), 6)
+    s = dpkt.in_cksum_done(dpkt.in_cksum_add(dpkt.in_cksum_add(0, pseudo), raw))
+    return raw[:16] + struct.pack("!H", s) + raw[18:]
+
+
+def ipv4_packet(i: int, ip_opts: bytes = b"") -> bytes:
+    pkt = CONVERSATION[i]
+    src, dst = (_a4(C4), _a4(S4)) if pkt[0] else (_a4(S4), _a4(C4))
+    seg = tcp_segment(pkt, src, dst)
+    ip = dpkt.ip.IP(src=src, dst=dst, p=6, ttl=64, id=(20001 + i) if pkt[0] else (30001 + i),
+                    tos=0, data=seg, opts=ip_opts)
+    ip.hl = 5 + len(ip_opts) // 4
+    ip.df = 1
+    ip.len = 20 + len(ip_opts) + len(seg)
+    ip.sum = 0
+    return bytes(ip)
+
+
+def ipv6_packet(i: int, ext: list[tuple[int, bytes]] | None = None) -> bytes:
+    """IPv6 + extension headers ``[(type, body-after-the-2-or-4-byte-prefix)]`` + TCP."""
+    pkt = CONVERSATION[i]
+    src, dst = (_a6(C6), _a6(S6)) if pkt[0] else (_a6(S6), _a6(C6))
+    seg = tcp_segment(pkt, src, dst)
+    chain = b""
+    ext = ext or []
+    types = [t for t, _ in ext] + [6]
+    for k, (htype, body) in enumerate(ext):
+        nxt = types[k + 1]
+        if htype == 44:                          # fragment: fixed 8 bytes
+            hdr = bytes((nxt, 0)) + body
+            assert len(hdr) == 8
+        elif htype == 51:                        # AH: length in 4-byte units minus 2
+            hdr = bytes((nxt, (len(body) + 2) // 4 - 2)) + body
+            assert (hdr[1] + 2) * 4 == len(hdr)
+        else:                                    # 8-byte units minus 1
+            hdr = bytes((nxt, (len(body) + 2) // 8 - 1)) + body
+            assert (hdr[1] + 1) * 8 == len(hdr)
+        chain += hdr
+    first = types[0]
+    hdr = struct.pack("!IHBB16s16s", 6 << 28, len(chain) + len(seg), first, 64, src, dst)
+    return hdr + chain + seg
+
+
+def eth(src: bytes, dst: bytes, ethertype: int, payload: bytes, tags: tuple = ()) -> bytes:
+    """Ethernet II frame; ``tags`` = ((tpid, vid), ...) outermost first."""
+    e = dpkt.ethernet.Ethernet(src=src, dst=dst, type=ethertype, data=payload)
+    if not tags:
+        return bytes(e)
+    hdr = dst + src
+    for tpid, vid in tags:
+        hdr += struct.pack("!HH", tpid, vid)
+    return hdr + struct.pack("!H", ethertype) + payload
+
+
+def macs(i: int) -> tuple[bytes, bytes]:
+    return (MAC_C, MAC_S) if CONVERSATION[i][0] else (MAC_S, MAC_C)
+
+
+# ---- containers ------------------------------------------------------------------------
+
+def pcap_file(frames, linktype: int, endian: str = "<", nsec: bool = False,
+              snaplen: int = 65535) -> bytes:
+    """pcap file: ``frames`` = [(ts_ns, data)]; records cut to ``snaplen``."""
+    magic = 0xA1B23C4D if nsec else 0xA1B2C3D4
+    out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    for ts_ns, data in frames:
+        sec, ns = divmod(ts_ns, 1_000_000_000)
+        frac = ns if nsec else ns // 1000
+        assert nsec or ns % 1000 == 0
+        cap = data[:snaplen]
+        out.append(struct.pack(endian + "IIII", sec, frac, len(cap), len(data)) + cap)
+    return b"".join(out)
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\x00" * (-len(b) % 4)
+
+
+def ng_block(endian: str, btype: int, body: bytes) -> bytes:
+    body = _pad4(body)
+    n = 12 + len(body)
+    return struct.pack(endian + "II", btype, n) + body + struct.pack(endian + "I", n)
+
+
+def ng_option(endian: str, code: int, value: bytes) -> bytes:
+    return struct.pack(endian + "HH", code, len(value)) + _pad4(value)
+
+
+def ng_shb(endian: str) -> bytes:
+    body = struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1)
+    body += ng_option(endian, 4, b"make_encap_captures.py") + ng_option(endian, 0, b"")
+    return ng_block(endian, 0x0A0D0D0A, body)
+
+
+def ng_idb(endian: str, linktype: int, snaplen: int, tsresol: int | None = None,
+           tsoffset: int | None = None, name: str | None = None) -> bytes:
+    body = struct.pack(endian + "HHI", linktype, 0, snaplen)
+    if name:
+        body += ng_option(endian, 2, name.encode())
+    if tsresol is not None:
+        body += ng_option(endian, 9, bytes((tsresol,)))
+    if tsoffset is not None:
+        body += ng_option(endian, 14, struct.pack(endian + "q", tsoffset))
+    body += ng_option(endian, 0, b"")
+    return ng_block(endian, 1, body)
+
+
+def ng_epb(endian: str, ifid: int, ticks: int, data: bytes, wire: int | None = None) -> bytes:
+    body = struct.pack(endian + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
+                       len(data) if wire is None else wire) + _pad4(data)
+    return ng_block(endian, 6, body)
+
+
+def ng_pb(endian: str, ifid: int, ticks: int, data: bytes) -> bytes:
+    body = struct.pack(endian + "HHIIII", ifid, 0, ticks >> 32, ticks & 0xFFFFFFFF,
+                       len(data), len(data)) + _pad4(data)
+    return ng_block(endian, 2, body)
+
+
+def ng_isb(endian: str, ifid: int, ticks: int) -> bytes:
+    return ng_block(endian, 5, struct.pack(endian + "III", ifid, ticks >> 32, ticks & 0xFFFFFFFF))
+
+
+# ---- the captures ----------------------------------------------------------------------
+
+def frames_eth_ipv4(tags: tuple = (), ip_opts: bytes = b"") -> list[tuple[int, bytes]]:
+    out = []
+    for i in range(len(CONVERSATION)):
+        s, d = macs(i)
+        out.append((TIMES_NS[i], eth(s, d, 0x0800, ipv4_packet(i, ip_opts), tags)))
+    return out
+
+
+def frames_ipv6(wrap, ext=None) -> list[tuple[int, bytes]]:
+    return [(TIMES_NS[i], wrap(i, ipv6_packet(i, ext))) for i in range(len(CONVERSATION))]
+
+
+def frames_ipv4(wrap) -> list[tuple[int, bytes]]:
+    return [(TIMES_NS[i], wrap(i, ipv4_packet(i))) for i in range(len(CONVERSATION))]
+
+
+def sll(i: int, proto: int, payload: bytes) -> bytes:
+    mac = macs(i)[0]
+    ptype = 4 if CONVERSATION[i][0] else 0          # outgoing / to us
+    return struct.pack("!HHH8sH", ptype, 1, 6, mac, proto) + payload
+
+
+def sll2(i: int, proto: int, payload: bytes) -> bytes:
+    mac = macs(i)[0]
+    ptype = 4 if CONVERSATION[i][0] else 0
+    return struct.pack("!HHiHBB8s", proto, 0, 2, 1, ptype, 6, mac) + payload
+
+
+def multi_if_pcapng() -> bytes:
+    """Two interfaces: 0 = Ethernet (usec), 1 = raw IP (nsec); client packets on 0,
+    server packets on 1; an unknown block (type 0x00000123) and an ISB in the middle."""
+    e = "<"
+    out = [ng_shb(e), ng_idb(e, 1, 65535, name="eth0"), ng_idb(e, 101, 0, tsresol=9, name="tun0")]
+    for i, (from_client, *_rest) in enumerate(CONVERSATION):
+        if from_client:
+            s, d = macs(i)
+            out.append(ng_epb(e, 0, TIMES_NS[i] // 1000, eth(s, d, 0x0800, ipv4_packet(i))))
+        else:
+            out.append(ng_epb(e, 1, TIMES_NS[i], ipv4_packet(i)))
+        if i == 4:
+            out.append(ng_block(e, 0x00000123, b"unknown block type, must be skipped"))
+            out.append(ng_isb(e, 0, TIMES_NS[i] // 1000))
+    return b"".join(out)
+
+
+def multi_section_pcapng() -> bytes:
+    """Two sections: a little-endian one (Ethernet, usec; packet 2 as an obsolete Packet
+    Block) with packets 1-5, then a big-endian one (raw IPv4, nsec with if_tsoffset)
+    with packets 6-10 and an unknown block before them."""
+    out = [ng_shb("<"), ng_idb("<", 1, 65535)]
+    for i in range(5):
+        s, d = macs(i)
+        frame = eth(s, d, 0x0800, ipv4_packet(i))
+        if i == 1:
+            out.append(ng_pb("<", 0, TIMES_NS[i] // 1000, frame))
+        else:
+            out.append(ng_epb("<", 0, TIMES_NS[i] // 1000, frame))
+    off = 1_700_000_000
+    out += [ng_shb(">"), ng_block(">", 0x00000777, b"\x01\x02\x03"),
+            ng_idb(">", 101, 1500, tsresol=9, tsoffset=off)]
+    for i in range(5, 10):
+        out.append(ng_epb(">", 0, TIMES_NS[i] - off * 1_000_000_000, ipv4_packet(i)))
+    return b"".join(out)
+
+
+def with_non_tcp() -> list[tuple[int, bytes]]:
+    """The Ethernet conversation with a DNS query (UDP) after frame 2, an ARP request
+    after frame 4 and a non-first IPv4 fragment after frame 7 (13 frames)."""
+    frames = frames_eth_ipv4()
+    udp = dpkt.udp.UDP(sport=53000, dport=53, data=b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6
+                       + b"\x07example\x04test\x00\x00\x01\x00\x01")
+    udp.ulen = len(udp)
+    ip_udp = dpkt.ip.IP(src=_a4(C4), dst=_a4("10.0.0.53"), p=17, ttl=64, id=40000, data=udp)
+    ip_udp.sum = 0
+    arp = dpkt.arp.ARP(sha=MAC_C, spa=_a4(C4), tha=b"\x00" * 6, tpa=_a4(S4),
+                       op=dpkt.arp.ARP_OP_REQUEST)
+    frag = dpkt.ip.IP(src=_a4(S4), dst=_a4(C4), p=6, ttl=64, id=40001, data=b"z" * 48)
+    frag.offset = 185                 # in 8-byte units: a non-first fragment, MF clear
+    frag.sum = 0
+    extra = {
+        2: eth(MAC_C, b"\x02\x00\x00\x00\x00\x35", 0x0800, bytes(ip_udp)),
+        4: eth(MAC_C, b"\xff" * 6, 0x0806, bytes(arp)),
+        7: eth(MAC_S, MAC_C, 0x0800, bytes(frag)),
+    }
+    out = []
+    for k, (ts, data) in enumerate(frames, start=1):
+        out.append((ts, data))
+        if k in extra:
+            out.append((ts + 50_000, extra[k]))
+    return out
+
+
+def corrupt_gzip(pcap: bytes, cut: int) -> bytes:
+    """A gzip stream whose first ``cut`` bytes of content are valid (full flush), then
+    garbage (0xff bytes: an invalid deflate block type)."""
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = co.compress(pcap[:cut]) + co.flush(zlib.Z_FULL_FLUSH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    return header + deflated + b"\xff" * 64
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def record_offsets(pcap: bytes) -> list[int]:
+    """Offsets of the record headers of a little-endian pcap."""
+    offs, pos = [], 24
+    while pos < len(pcap):
+        offs.append(pos)
+        pos += 16 + struct.unpack_from("<I", pcap, pos + 8)[0]
+    return offs
+
+
+def build(outdir: Path) -> dict[str, str]:
+    """Write every capture; return {relative name: description}."""
+    files: dict[str, tuple[bytes, str]] = {}
+
+    def put(name: str, data: bytes, what: str) -> None:
+        files[name] = (data, what)
+
+    base = frames_eth_ipv4()
+    eth_ipv4 = pcap_file(base, 1)
+    put("eth_ipv4.pcap", eth_ipv4, "reference: pcap usec, little-endian, Ethernet, IPv4")
+    put("eth_ipv4_bigendian.pcap", pcap_file(base, 1, ">"), "pcap usec, big-endian")
+    nsec_frames = [(ts + NSEC_EXTRA, d) for ts, d in base]
+    put("eth_ipv4_nsec.pcap", pcap_file(nsec_frames, 1, nsec=True),
+        f"pcap nsec, little-endian (timestamps +{NSEC_EXTRA} ns)")
+    put("eth_ipv4_nsec_bigendian.pcap", pcap_file(nsec_frames, 1, ">", nsec=True),
+        f"pcap nsec, big-endian (timestamps +{NSEC_EXTRA} ns)")
+    put("eth_ipv4.pcap.gz", gz(eth_ipv4), "gzip of eth_ipv4.pcap")
+    put("eth_ipv4_gzip_no_suffix.pcap", gz(eth_ipv4), "gzip of eth_ipv4.pcap without .gz suffix")
+    put("multi_if.pcapng", multi_if_pcapng(),
+        "pcapng, 2 interfaces: Ethernet/usec (client packets), raw IP/nsec (server"
+        " packets); an unknown block (counted) and an ISB")
+    put("multi_section.pcapng", multi_section_pcapng(),
+        "pcapng, 2 sections: LE Ethernet (one obsolete Packet Block), BE raw IP with"
+        " if_tsresol=9 and if_tsoffset; an unknown block (counted)")
+    put("multi_if.pcapng.gz", gz(multi_if_pcapng()), "gzip of multi_if.pcapng")
+    put("vlan.pcap", pcap_file(frames_eth_ipv4(((0x8100, 100),)), 1), "Ethernet + 802.1Q tag")
+    put("qinq.pcap", pcap_file(frames_eth_ipv4(((0x88A8, 200), (0x8100, 100))), 1),
+        "Ethernet + 802.1ad outer tag + 802.1Q inner tag")
+    put("qinq_9100.pcap", pcap_file(frames_eth_ipv4(((0x9100, 300), (0x8100, 100))), 1),
+        "Ethernet + legacy QinQ 0x9100 + 802.1Q")
+    put("sll.pcap", pcap_file(frames_ipv4(lambda i, p: sll(i, 0x0800, p)), 113),
+        "Linux cooked capture v1 (SLL, 113)")
+    put("sll2.pcap", pcap_file(frames_ipv4(lambda i, p: sll2(i, 0x0800, p)), 276),
+        "Linux cooked capture v2 (SLL2, 276)")
+    put("null.pcap", pcap_file(frames_ipv4(lambda i, p: struct.pack("<I", 2) + p), 0),
+        "BSD loopback NULL (0), family 2 little-endian")
+    put("null_ipv6_bigendian.pcap",
+        pcap_file(frames_ipv6(lambda i, p: struct.pack(">I", 30) + p), 0),
+        "BSD loopback NULL (0), family 30 (IPv6) big-endian")
+    put("loop.pcap", pcap_file(frames_ipv4(lambda i, p: struct.pack(">I", 2) + p), 108),
+        "OpenBSD loopback LOOP (108), family 2 network order")
+    put("raw_ipv4.pcap", pcap_file(frames_ipv4(lambda i, p: p), 101), "raw IP (101), IPv4")
+    put("raw_ipv4_228.pcap", pcap_file(frames_ipv4(lambda i, p: p), 228), "LINKTYPE_IPV4 (228)")
+    put("raw_ipv6.pcap", pcap_file(frames_ipv6(lambda i, p: p), 101), "raw IP (101), IPv6")
+    put("raw_ipv6_229.pcap", pcap_file(frames_ipv6(lambda i, p: p), 229), "LINKTYPE_IPV6 (229)")
+    put("eth_ipv6.pcap", pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p)), 1),
+        "Ethernet, IPv6")
+    hbh = (0, b"\x01\x04\x00\x00\x00\x00")                     # PadN: 8 bytes
+    dst = (60, b"\x01\x0c" + b"\x00" * 12)                     # PadN: 16 bytes
+    put("eth_ipv6_exthdr.pcap",
+        pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p), [hbh, dst]), 1),
+        "Ethernet, IPv6 + hop-by-hop (8 bytes) + destination options (16 bytes)")
+    srh = (43, bytes((4, 0, 0, 0, 0, 0)) + _a6(S6))            # SRH, segments left 0
+    frag = (44, b"\x00\x00\x00\x00\x12\x34")                   # atomic fragment
+    ah = (51, b"\x00\x00" + struct.pack("!II", 0x1000, 1) + b"\xaa" * 12)   # 24 bytes
+    put("eth_ipv6_allext.pcap",
+        pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p),
+                              [hbh, srh, frag, ah, dst]), 1),
+        "Ethernet, IPv6 + hop-by-hop + routing (SRH, 0 left) + atomic fragment + AH (24"
+        " bytes) + destination options")
+    ip_opts = b"\x94\x04\x00\x00" + b"\x01\x01\x01\x00"       # router alert, NOPs, EOL
+    put("ipv4_options.pcap", pcap_file(frames_eth_ipv4(ip_opts=ip_opts), 1),
+        "Ethernet, IPv4 with 8 bytes of options (IHL 7)")
+    put("snaplen64.pcap", pcap_file(frames_ipv4(lambda i, p: p), 101, snaplen=64),
+        "raw IPv4, snaplen 64: payloads cut, headers complete")
+    put("with_non_tcp.pcap", pcap_file(with_non_tcp(), 1),
+        "Ethernet conversation + UDP (frame 3), ARP (frame 6), IPv4 fragment (frame 10)")
+
+    # ---- bad/ -------------------------------------------------------------------------
+    offs = record_offsets(eth_ipv4)
+    put("bad/cut_record_body.pcap", eth_ipv4[:offs[5] + 16 + 20],
+        "cut 20 bytes into the body of record 6 (5 complete records)")
+    put("bad/cut_record_header.pcap", eth_ipv4[:offs[5] + 7],
+        "cut 7 bytes into the header of record 6 (5 complete records)")
+    ng = multi_if_pcapng()
+    put("bad/cut_block.pcapng", ng[:len(ng) - 30],
+        "multi_if.pcapng cut 30 bytes before its end (inside the last EPB)")
+    bad_len = bytearray(ng)
+    third_epb = _find_epb(ng, 3)
+    struct.pack_into("<I", bad_len, third_epb + 4, 1001)
+    put("bad/bad_block_length.pcapng", bytes(bad_len),
+        "multi_if.pcapng with the 3rd EPB's length set to 1001 (not a multiple of 4)")
+
+    def patched(i: int, fn) -> bytes:
+        fr = list(base)
+        fr[i] = (fr[i][0], fn(bytearray(fr[i][1])))
+        return pcap_file(fr, 1)
+
+    def ihl3(b: bytearray) -> bytes:
+        b[14] = 0x43
+        return bytes(b)
+
+    def doff3(b: bytearray) -> bytes:
+        b[14 + 20 + 12] = 0x30
+        return bytes(b)
+
+    def optlen0(b: bytearray) -> bytes:
+        assert b[14 + 20 + 20] == 2
+        b[14 + 20 + 21] = 0
+        return bytes(b)
+
+    put("bad/ipv4_ihl3.pcap", patched(3, ihl3), "frame 4 has IPv4 IHL 3")
+    put("bad/tcp_doff3.pcap", patched(3, doff3), "frame 4 has TCP data offset 3")
+    put("bad/tcp_optlen0.pcap", patched(0, optlen0), "frame 1 (SYN): MSS option length 0")
+    put("bad/corrupt.pcap.gz", corrupt_gzip(eth_ipv4, offs[5] + 16 + 20),
+        "gzip: valid for the first 5 records and 20 bytes of record 6, then garbage")
+    put("bad/cut_gzip.pcap.gz", gz(eth_ipv4)[:-100],
+        "gzip of eth_ipv4.pcap with its last 100 bytes cut off")
+    put("bad/corrupt_start.pcap.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 60,
+        "gzip magic followed by garbage: nothing can be decompressed")
+    put("bad/text.pcap", b"This is not a capture file.\nJust some text.\n",
+        "a text file named .pcap")
+    put("bad/text.pcap.gz", gz(b"hello, world\n"), "gzip-compressed text")
+    put("bad/empty.pcap", b"", "0 bytes")
+    put("bad/header_only.pcap", pcap_file([], 1), "valid pcap file header, no records (valid)")
+    put("bad/short_header.pcap", eth_ipv4[:14], "pcap file header cut at 14 of 24 bytes")
+    big = bytearray(eth_ipv4)
+    struct.pack_into("<I", big, offs[2] + 8, 0x7FFFFFF0)
+    put("bad/absurd_caplen.pcap", bytes(big), "record 3 claims a captured length of 0x7ffffff0")
+    put("bad/caplen_over_snaplen.pcap", pcap_file(base, 1)[:16] + struct.pack("<I", 70)
+        + pcap_file(base, 1)[20:],
+        "snaplen 70 in the file header; the 74-byte SYN (record 1) exceeds it")
+    put("bad/snaplen_cuts_header.pcap", pcap_file(base, 1, snaplen=60),
+        "Ethernet with snaplen 60: every TCP header is cut (DecodeError for all)")
+    put("bad/unsupported_linktype.pcap", pcap_file(base, 147),
+        "the Ethernet frames with link type 147 (USER0)")
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "bad").mkdir(exist_ok=True)
+    for name, (data, _what) in files.items():
+        (outdir / name).write_bytes(data)
+    return {name: what for name, (_data, what) in files.items()}
+
+
+def _find_epb(ng: bytes, nth: int) -> int:
+    """File offset of the ``nth`` (1-based) EPB of a little-endian pcapng."""
+    pos, seen = 0, 0
+    while pos < len(ng):
+        btype, blen = struct.unpack_from("<II", ng, pos)
+        if btype == 6:
+            seen += 1
+            if seen == nth:
+                return pos
+        pos += blen
+    raise ValueError("no such EPB")
+
+
+def write_readme(outdir: Path, files: dict[str, str]) -> None:
+    lines = ["# Encapsulation test captures", "",
+             "Written by `scripts/make_encap_captures.py` (deterministic; re-run it to",
+             "regenerate). Every good capture holds the same 10-packet TCP conversation",
+             "(handshake with MSS/SACK-perm/timestamps/window-scale options, 100 bytes",
+             "client to server, 300 bytes back, FIN/ACK from each side), client",
+             f"{C4}:{CPORT} / [{C6}]:{CPORT}, server {S4}:{SPORT} / [{S6}]:{SPORT}.", "",
+             "| file | content |", "|---|---|"]
+    for name, what in files.items():
+        if not name.startswith("bad/"):
+            lines.append(f"| `{name}` | {what} |")
+    lines += ["", "## bad/", "",
+              "Malformed, truncated or non-capture files (see tests/test_reader.py and",
+              "tests/test_decoder.py for the exact expected behaviour).", "",
+              "| file | content |", "|---|---|"]
+    for name, what in files.items():
+        if name.startswith("bad/"):
+            lines.append(f"| `{name[4:]}` | {what} |")
+    (outdir / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    default = Path(__file__).resolve().parent.parent / "sample_pcaps" / "encap"
+    outdir = Path(argv[1]) if len(argv) > 1 else default
+    files = build(outdir)
+    write_readme(outdir, files)
+    print(f"wrote {len(files)} files to {outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
