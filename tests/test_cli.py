@@ -1,0 +1,145 @@
+"""The command line: tables, JSON document, selection, exit statuses, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT, SAMPLES
+from pcapcheck.cli import app
+
+runner = CliRunner()
+CLEAN = str(SAMPLES / "loopback" / "client_close_first.pcap")
+HS002 = str(SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap")
+CL003 = str(SAMPLES / "crafted" / "cl003_close-incomplete.pcap")
+OPEN = str(SAMPLES / "loopback" / "open_at_end.pcap")
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_table_shows_connection_and_findings_tables_and_summary():
+    res = run("analyze", HS002)
+    assert res.exit_code == 1
+    out = res.stdout
+    for header in ("client state", "server state", "conn_state", "handshake", "close"):
+        assert header in out
+    assert "HS002" in out and "SYN-ACK acknowledges 0, expected client ISN+1 = 1" in out
+    assert out.rstrip().endswith("1 connection, 2 findings (1 error, 1 warning) in 3 packets")
+
+
+def test_clean_loopback_recording_exits_zero_with_both_tables():
+    res = run("analyze", CLEAN)
+    assert res.exit_code == 0
+    assert "TIME-WAIT" in res.stdout and "127.0.0.1:47101" in res.stdout
+    assert "1 connection, 0 findings in 10 packets" in res.stdout
+
+
+@pytest.mark.parametrize("fail_on,code", [("error", 0), ("warning", 1), ("info", 1),
+                                          ("never", 0)])
+def test_fail_on_threshold(fail_on, code):
+    assert run("analyze", "--fail-on", fail_on, CL003).exit_code == code
+
+
+def test_info_findings_fail_only_at_fail_on_info():
+    assert run("analyze", OPEN).exit_code == 0
+    assert run("analyze", "--fail-on", "info", OPEN).exit_code == 1
+
+
+def test_json_document_keys():
+    res = run("analyze", "--format", "json", HS002)
+    doc = json.loads(res.stdout)
+    assert set(doc) >= {"version", "files"}
+    f = doc["files"][0]
+    assert f["path"] == HS002 and f["packets"] == 3
+    conn = f["connections"][0]
+    assert {"id", "client", "server", "client_state", "server_state", "conn_state", "history",
+            "handshake", "close", "transitions"} <= set(conn)
+    assert (conn["id"], conn["client"], conn["server"]) == (1, "10.0.0.1:40000", "10.0.0.2:80")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "LISTEN")
+    assert conn["transitions"]["server"][0] == {"frame": 2, "from": "LISTEN",
+                                                "to": "SYN-RECEIVED", "cause": "snd SYN,ACK"}
+    finding = f["findings"][0]
+    assert {k: finding[k] for k in ("rule", "name", "severity", "connection", "frame")} == {
+        "rule": "HS002", "name": "synack-bad-ack", "severity": "error", "connection": 1,
+        "frame": 2}
+    # relative numbers in the message, absolute ones in the data
+    assert finding["data"]["ack"] == 0 and finding["data"]["expected"] == 1
+    assert finding["data"]["expected_abs"] == finding["data"]["ack_abs"] + 1 == conn["client_isn"] + 1
+
+
+def test_ipv6_endpoints_are_bracketed():
+    doc = json.loads(run("analyze", "-f", "json", str(SAMPLES / "loopback" / "ipv6.pcap")).stdout)
+    conn = doc["files"][0]["connections"][0]
+    assert conn["client"].startswith("[::1]:") and conn["server"] == "[::1]:47108"
+
+
+def test_select_and_ignore_take_ids_and_prefixes():
+    assert run("analyze", "--ignore", "HS002", HS002).exit_code == 0
+    res = run("analyze", "-f", "json", "--select", "RS", HS002)
+    assert [f["rule"] for f in json.loads(res.stdout)["files"][0]["findings"]] == ["RS004"]
+    res = run("analyze", "-f", "json", "--ignore", "HS,RS", HS002)
+    assert json.loads(res.stdout)["files"][0]["findings"] == []
+
+
+def test_unknown_selector_is_a_usage_error():
+    res = run("analyze", "--select", "XY999", CLEAN)
+    assert res.exit_code == 2
+    assert "XY999" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_output_file(tmp_path):
+    out = tmp_path / "report.json"
+    res = run("analyze", "-f", "json", "-o", str(out), HS002)
+    assert res.exit_code == 1 and res.stdout == ""
+    assert json.loads(out.read_text())["files"][0]["findings"][0]["rule"] == "HS002"
+
+
+@pytest.mark.parametrize("path,words", [
+    ("/nonexistent/x.pcap", "no such file"),
+    (str(SAMPLES / "encap" / "bad" / "empty.pcap"), "empty"),
+    (str(SAMPLES / "encap" / "bad" / "text.pcap"), "not a capture"),
+    (str(SAMPLES), "directory"),
+])
+def test_unreadable_input_is_one_line_exit_2(path, words):
+    res = run("analyze", path)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and path in lines[0]
+
+
+def test_bad_file_among_good_ones_still_reports_the_good_ones():
+    res = run("analyze", "-f", "json", HS002, "/nonexistent/x.pcap")
+    assert res.exit_code == 2
+    assert [f["path"] for f in json.loads(res.stdout)["files"]] == [HS002]
+
+
+def test_file_cut_mid_record_is_analysed_up_to_the_cut():
+    path = str(SAMPLES / "crafted" / "cp006_capture-truncated.pcap")
+    res = run("analyze", "-f", "json", path)
+    doc = json.loads(res.stdout)["files"][0]
+    assert res.exit_code == 0
+    assert doc["packets"] == 10 and doc["truncated"]
+    assert [(f["rule"], f["frame"]) for f in doc["findings"]] == [("CP006", None)]
+    assert doc["connections"][0]["handshake"] == "complete"
+
+
+def test_empty_but_valid_capture_is_not_an_error():
+    res = run("analyze", str(SAMPLES / "encap" / "bad" / "header_only.pcap"))
+    assert res.exit_code == 0 and "0 connections, 0 findings in 0 packets" in res.stdout
+
+
+def test_python_dash_m_works_and_bad_input_never_tracebacks():
+    proc = subprocess.run([sys.executable, "-m", "pcapcheck", "analyze",
+                           str(SAMPLES / "encap" / "bad" / "text.pcap")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pcapcheck: error:") and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pcapcheck", "--version"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("pcapcheck ")
