@@ -386,6 +386,8 @@ class Checker:
             self._emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
         else:
             first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
+            if first is None and seq < 1 + fs.syn_len:
+                first = fs.syn_frame  # data first carried on the SYN (TFO)
             self._emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
                        first_frame=first)
         if end > fs.nxt:

@@ -143,3 +143,18 @@ def test_python_dash_m_works_and_bad_input_never_tracebacks():
     proc = subprocess.run([sys.executable, "-m", "pcapcheck", "--version"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.startswith("pcapcheck ")
+
+
+def test_inferred_roles_are_marked_in_the_table_and_json():
+    path = str(SAMPLES / "crafted" / "cp001_midstream.pcap")
+    res = run("analyze", path)
+    assert "10.0.0.1:40000*" in res.stdout and "inferred from the ports" in res.stdout
+    conn = json.loads(run("analyze", "-f", "json", path).stdout)["files"][0]["connections"][0]
+    assert conn["roles_inferred"] is True and conn["handshake"] == "none"
+
+
+def test_retransmitted_syn_data_points_at_the_syn():
+    doc = json.loads(run("analyze", "-f", "json",
+                         str(SAMPLES / "crafted" / "hs012_syn-with-data_rejected.pcap")).stdout)
+    sq002 = [f for f in doc["files"][0]["findings"] if f["rule"] == "SQ002"]
+    assert [(f["frame"], f["data"]["first_frame"], f["data"]["seq"]) for f in sq002] == [(3, 1, 1)]

@@ -26,7 +26,8 @@ def render(results: Sequence[FileResult], color: bool = False) -> str:
         if len(results) > 1:
             out.append(f"== {res.path} ==")
         if res.connections:
-            rows = [[c["id"], c["client"], c["server"], c["handshake"], c["close"],
+            rows = [[c["id"], c["client"] + ("*" if c["roles_inferred"] else ""), c["server"],
+                     c["handshake"], c["close"],
                      _state(c["client_state"]), _state(c["server_state"]),
                      c["conn_state"] or "", c["packets"]["client"] + c["packets"]["server"],
                      c["findings"]] for c in res.connections]
@@ -34,6 +35,9 @@ def render(results: Sequence[FileResult], color: bool = False) -> str:
                                                "client state", "server state", "conn_state",
                                                "packets", "findings"],
                                 tablefmt="simple"))
+            if any(c["roles_inferred"] for c in res.connections):
+                out.append("* no SYN captured: client and server inferred from the ports "
+                           "(the well-known or lower port is the server)")
         else:
             out.append("no TCP connections")
         out.append("")
