@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pcapcheck.catalog import Catalog
 from pcapcheck.connection import Connection
-from pcapcheck.decoder import Decoder, DecodeError
+from pcapcheck.decoder import Decoder, DecodeError, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
 from pcapcheck.model import Event, Finding
 from pcapcheck.reader import open_capture
@@ -32,7 +32,8 @@ class FileResult:
     ``skipped``: non-TCP packets by kind; ``malformed``: records that could not be
     decoded (each also a CP005 event); ``connections``: summary dicts (see
     :func:`connection_summary`); ``events``: every event detected; ``findings``: the
-    events the catalogue reports, in frame order.
+    events the catalogue reports, in frame order; ``error``: the one-line reason when the
+    file could not be read at all (then nothing else is filled).
     """
 
     path: str
@@ -45,41 +46,100 @@ class FileResult:
     connections: list[dict[str, Any]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+
+
+class NativeSource:
+    """The default decoding path: :mod:`pcapcheck.reader` + :mod:`pcapcheck.decoder`.
+
+    Iterating yields ``(frame, ts, item)`` per record: ``item`` is a Segment, ``None``
+    (not TCP; counted in ``skipped``) or a :class:`DecodeError` (reported as CP005).
+    After iteration: ``skipped`` (Counter by kind), ``truncated`` (str or None),
+    ``format`` and ``snaplen``. ``use_dpkt`` selects dpkt's objects for the packets
+    (the reference path, slower). Raises CaptureError when the file is not a capture.
+    """
+
+    def __init__(self, path: str | Path, verify_checksums: bool = False,
+                 use_dpkt: bool = False):
+        self.reader = open_capture(path)
+        self.decoder = Decoder(verify_checksums=verify_checksums)
+        self.use_dpkt = use_dpkt
+        self.verify = verify_checksums
+
+    def __iter__(self):
+        decode = self.decoder.decode
+        skipped = self.decoder.skipped
+        for record in self.reader:
+            try:
+                if self.use_dpkt:
+                    item = decode_with_dpkt(record, verify_checksums=self.verify,
+                                            skipped=skipped)
+                else:
+                    item = decode(record)
+            except DecodeError as exc:
+                item = exc
+            yield record.frame, record.ts, item
+
+    @property
+    def skipped(self) -> Counter:
+        return self.decoder.skipped
+
+    @property
+    def truncated(self) -> str | None:
+        return self.reader.truncated
+
+    @property
+    def format(self) -> str | None:
+        return self.reader.format
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.reader.snaplen
+
+
+def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False):
+    """The segment source for ``decoder``: ``"native"`` (default), ``"dpkt"`` or
+    ``"tshark"`` (Wireshark's dissectors through pyshark). Raises CaptureError, or
+    ValueError for an unknown decoder name."""
+    if decoder in ("native", "dpkt"):
+        return NativeSource(path, verify_checksums, use_dpkt=decoder == "dpkt")
+    if decoder == "tshark":
+        from pcapcheck.tshark import TsharkSource
+        return TsharkSource(path, verify_checksums=verify_checksums)
+    raise ValueError(f"unknown decoder {decoder!r} (native, dpkt, tshark)")
 
 
 def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None,
-                 severity: Mapping[str, str] | None = None) -> FileResult:
+                 severity: Mapping[str, str] | None = None,
+                 decoder: str = "native") -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
-    parameter overrides by rule ID; ``severity``: severity overrides by rule ID.
+    parameter overrides by rule ID; ``severity``: severity overrides by rule ID;
+    ``decoder``: see :func:`open_source`.
     Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged)
     tracker = Tracker(checker)
-    reader = open_capture(path)
-    decoder = Decoder(verify_checksums="CP004" in active)
+    source = open_source(path, decoder, verify_checksums="CP004" in active)
     result = FileResult(path=str(path))
     file_events: list[Event] = []
     first_cut: int | None = None
     cut_count = 0
     bad_sum: list[int] = []
     last_ts = 0.0
-    snaplen = None
-    for record in reader:
+    for frame, ts, seg in source:
         result.packets += 1
-        if record.ts > last_ts:
-            last_ts = record.ts
-        try:
-            seg = decoder.decode(record)
-        except DecodeError as exc:
-            result.malformed += 1
-            file_events.append(Event("CP005", None, record.frame, {"reason": str(exc)}))
-            continue
+        if ts > last_ts:
+            last_ts = ts
         if seg is None:
+            continue
+        if isinstance(seg, DecodeError):
+            result.malformed += 1
+            file_events.append(Event("CP005", None, frame, {"reason": str(seg)}))
             continue
         result.tcp_packets += 1
         if seg.truncated:
@@ -89,13 +149,12 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         if seg.checksum_ok is False:
             bad_sum.append(seg.frame)
         tracker.feed(seg)
-    result.format = getattr(reader, "format", None)
-    snaplen = getattr(reader, "snaplen", None)
-    result.skipped = Counter(decoder.skipped)
-    result.truncated = getattr(reader, "truncated", None)
+    result.format = source.format
+    result.skipped = Counter(source.skipped)
+    result.truncated = source.truncated
     if first_cut is not None:
         file_events.append(Event("CP003", None, first_cut, {"count": cut_count,
-                                                           "snaplen": snaplen}))
+                                                           "snaplen": source.snaplen}))
     if bad_sum:
         file_events.append(Event("CP004", None, bad_sum[0], {"count": len(bad_sum),
                                                             "first_frame": bad_sum[0]}))

@@ -116,7 +116,9 @@ def test_unreadable_input_is_one_line_exit_2(path, words):
 def test_bad_file_among_good_ones_still_reports_the_good_ones():
     res = run("analyze", "-f", "json", HS002, "/nonexistent/x.pcap")
     assert res.exit_code == 2
-    assert [f["path"] for f in json.loads(res.stdout)["files"]] == [HS002]
+    files = json.loads(res.stdout)["files"]
+    assert [f["path"] for f in files] == [HS002, "/nonexistent/x.pcap"]
+    assert "no such file" in files[1]["error"] and "findings" not in files[1]
 
 
 def test_file_cut_mid_record_is_analysed_up_to_the_cut():

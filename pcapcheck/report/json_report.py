@@ -12,12 +12,15 @@ from pcapcheck.analyze import FileResult
 def document(results: Sequence[FileResult]) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``{"version", "files": [...]}``.
 
-    Each finding carries ``rule``, ``name``, ``severity``, ``connection``, ``frame``
+    A file that could not be read is ``{"path", "error"}``. Each finding carries ``rule``, ``name``, ``severity``, ``connection``, ``frame``
     (1-based), ``message`` (relative sequence numbers) and ``data`` (the event values;
     keys ending in ``_abs`` are absolute sequence numbers).
     """
     files = []
     for res in results:
+        if res.error is not None:
+            files.append({"path": res.path, "error": res.error})
+            continue
         files.append({
             "path": res.path,
             "format": res.format,

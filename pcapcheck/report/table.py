@@ -25,6 +25,10 @@ def render(results: Sequence[FileResult], color: bool = False) -> str:
     for res in results:
         if len(results) > 1:
             out.append(f"== {res.path} ==")
+        if res.error is not None:
+            out.append(f"error: {res.error}")
+            out.append("")
+            continue
         if res.connections:
             rows = [[c["id"], c["client"] + ("*" if c["roles_inferred"] else ""), c["server"],
                      c["handshake"], c["close"],

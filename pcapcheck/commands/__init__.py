@@ -1,0 +1,3 @@
+"""The pcapcheck commands: each module registers its command(s) on :data:`pcapcheck.cli.app`."""
+
+from pcapcheck.commands import analyze  # noqa: F401
