@@ -47,6 +47,8 @@ class FileResult:
     events: list[Event] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
+    marks: dict[int, set[str]] | None = None
+    frame_conn: dict[int, int] | None = None
 
 
 class NativeSource:
@@ -112,17 +114,18 @@ def open_source(path: str | Path, decoder: str = "native", verify_checksums: boo
 def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None,
                  severity: Mapping[str, str] | None = None,
-                 decoder: str = "native") -> FileResult:
+                 decoder: str = "native", marks: bool = False) -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
     parameter overrides by rule ID; ``severity``: severity overrides by rule ID;
-    ``decoder``: see :func:`open_source`.
+    ``decoder``: see :func:`open_source`. ``marks``: also fill ``result.marks`` and
+    ``result.frame_conn`` (per-frame Wireshark-style analysis flags, for crosscheck).
     Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
-    checker = Checker(merged)
+    checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker)
     source = open_source(path, decoder, verify_checksums="CP004" in active)
     result = FileResult(path=str(path))
@@ -167,6 +170,7 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     events.sort(key=lambda e: (e.frame if e.frame is not None else 1 << 62,
                                e.connection or 0, e.rule))
     result.events = events
+    result.marks, result.frame_conn = checker.marks, checker.frame_conn
     per_conn: Counter = Counter()
     for ev in events:
         finding = catalog.to_finding(ev, active, severity)

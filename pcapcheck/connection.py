@@ -57,7 +57,7 @@ class Flow:
                  "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
                  "fin_implied_frame", "holes", "unacked", "pending", "high_ts", "win",
                  "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
-                 "max_ack_abs")
+                 "max_ack_abs", "last_window_raw", "keepalive_frame")
 
     def __init__(self) -> None:
         self.isn: int | None = None
@@ -91,6 +91,8 @@ class Flow:
         self.last_frame: int | None = None
         self.last_ts = 0.0
         self.max_ack_abs: int | None = None
+        self.last_window_raw: int | None = None
+        self.keepalive_frame: int | None = None
 
     def set_base(self, seq: int, isn: bool) -> None:
         """Make absolute ``seq`` relative 0; ``isn`` says it is a real ISN (SYN seen)."""

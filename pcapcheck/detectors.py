@@ -32,6 +32,12 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 
 _ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
 
+#: Per-frame analysis marks (recorded only when asked, for the Wireshark cross-check),
+#: named after Wireshark's tcp.analysis.* flags; the rules that imply them.
+MARK_OF_RULE = {"SQ002": "retransmission", "HS005": "retransmission",
+                "HS006": "retransmission", "CL006": "retransmission",
+                "SQ006": "out_of_order", "CL010": "reused_ports"}
+
 
 def invalid_flags(flags: int) -> str | None:
     """Return why a flag combination is impossible, or None (RFC 9293 §3.1, §3.10.7)."""
@@ -54,13 +60,23 @@ class Checker:
     connection with the timestamp of the capture's last record.
     """
 
-    def __init__(self, params: Mapping[str, Mapping[str, Any]] | None = None):
+    def __init__(self, params: Mapping[str, Mapping[str, Any]] | None = None,
+                 record_marks: bool = False):
         p = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
         for rule, values in (params or {}).items():
             p.setdefault(rule, {}).update(values)
         self.msl = float(p["CL010"]["msl"])
         self.reorder_window = float(p["SQ006"]["reorder_window"])
         self._frame_events: list[tuple[Event, str | None]] = []
+        #: frame → set of marks (``retransmission``, ``out_of_order``, ``keep_alive``,
+        #: ``keep_alive_ack``, ``duplicate_ack``, ``zero_window``, ``lost_segment``, ``ack_lost_segment``,
+        #: ``reused_ports``), and frame → connection id; None unless ``record_marks``.
+        self.marks: dict[int, set[str]] | None = {} if record_marks else None
+        self.frame_conn: dict[int, int] | None = {} if record_marks else None
+
+    def _mark(self, frame: int, kind: str) -> None:
+        if self.marks is not None:
+            self.marks.setdefault(frame, set()).add(kind)
 
     # ------------------------------------------------------------------ events
     def _emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
@@ -68,6 +84,8 @@ class Checker:
         ev = Event(rule, conn.id, frame, data)
         conn.events.append(ev)
         self._frame_events.append((ev, sender))
+        if self.marks is not None and rule in MARK_OF_RULE and frame is not None:
+            self._mark(frame, MARK_OF_RULE[rule])
         return ev
 
     def _fill_states(self, conn: Connection, seg: Segment | None) -> None:
@@ -100,6 +118,9 @@ class Checker:
         else:
             fs, fr, es, er = conn.s, conn.c, conn.es, conn.ec
         prev_frame = fs.last_frame
+        if self.frame_conn is not None:
+            self.frame_conn[seg.frame] = conn.id
+            self._wireshark_marks(seg, fs, fr)
         fs.packets += 1
         fs.bytes += seg.payload_len
         if fs.first_frame is None:
@@ -147,6 +168,35 @@ class Checker:
             self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
         self._window(conn, seg, role, fs, fr)
         self._check_closed(conn, seg)
+
+    def _wireshark_marks(self, seg: Segment, fs: Flow, fr: Flow) -> None:
+        """The per-frame flags Wireshark's TCP analysis would set, as far as this engine
+        defines them (keep-alive, duplicate ACK, zero window, lost/ACKed-unseen segment);
+        computed before the segment updates the flows."""
+        flags, frame = seg.flags, seg.frame
+        if fs.base is None or flags & (SYN | RST):
+            return
+        seq = fs.u(seg.seq)
+        length = seg.payload_len
+        if seg.window == 0 and not flags & FIN:
+            self._mark(frame, "zero_window")
+        if fs.nxt is not None and length <= 1 and seq == fs.nxt - 1 and not flags & FIN:
+            self._mark(frame, "keep_alive")
+            fs.keepalive_frame = frame
+        elif fs.nxt is not None and seq > fs.nxt:
+            self._mark(frame, "lost_segment")
+        if flags & ACK and fr.base is not None and fr.nxt is not None:
+            ack = fr.u(seg.ack)
+            if ack > fr.nxt:
+                self._mark(frame, "ack_lost_segment")
+            if (not length and not flags & FIN and fr.keepalive_frame is not None
+                    and fr.keepalive_frame == fr.last_frame):
+                self._mark(frame, "keep_alive_ack")
+            elif (not length and not flags & FIN and fs.max_ack_abs == seg.ack
+                    and fs.win is not None and seg.window != 0
+                    and fs.nxt is not None and seq == fs.nxt
+                    and fs.last_window_raw == seg.window):
+                self._mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
     def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
@@ -572,6 +622,7 @@ class Checker:
             return
         scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
         fs.win = seg.window << scale
+        fs.last_window_raw = seg.window
         if flags & (FIN | RST):
             return
         if seg.window == 0:
