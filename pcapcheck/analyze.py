@@ -21,7 +21,7 @@ from pcapcheck.decoder import Decoder, DecodeError, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
 from pcapcheck.model import Event, Finding
 from pcapcheck.reader import open_capture
-from pcapcheck.tracker import Tracker
+from pcapcheck.tracker import IDLE_TIMEOUT, Tracker
 
 
 @dataclass
@@ -114,19 +114,24 @@ def open_source(path: str | Path, decoder: str = "native", verify_checksums: boo
 def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None,
                  severity: Mapping[str, str] | None = None,
-                 decoder: str = "native", marks: bool = False) -> FileResult:
+                 decoder: str = "native", marks: bool = False,
+                 idle_timeout: float = IDLE_TIMEOUT) -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
     parameter overrides by rule ID; ``severity``: severity overrides by rule ID;
     ``decoder``: see :func:`open_source`. ``marks``: also fill ``result.marks`` and
     ``result.frame_conn`` (per-frame Wireshark-style analysis flags, for crosscheck).
+    ``idle_timeout``: seconds after which an idle connection is finalised (a later
+    segment on its 4-tuple starts a new, midstream connection); closed connections are
+    finalised 2·MSL after their close. Memory follows the number of concurrent
+    connections, not the length of the capture.
     Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
-    tracker = Tracker(checker)
+    tracker = Tracker(checker, idle_timeout=idle_timeout)
     source = open_source(path, decoder, verify_checksums="CP004" in active)
     result = FileResult(path=str(path))
     file_events: list[Event] = []
@@ -134,6 +139,13 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     cut_count = 0
     bad_sum: list[int] = []
     last_ts = 0.0
+    events: list[Event] = []
+
+    def absorb(conns) -> None:
+        for conn in conns:
+            events.extend(conn.events)
+            result.connections.append(connection_summary(conn))
+
     for frame, ts, seg in source:
         result.packets += 1
         if ts > last_ts:
@@ -152,6 +164,8 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         if seg.checksum_ok is False:
             bad_sum.append(seg.frame)
         tracker.feed(seg)
+        if tracker.has_finished:
+            absorb(tracker.pop_finished())
     result.format = source.format
     result.skipped = Counter(source.skipped)
     result.truncated = source.truncated
@@ -163,10 +177,9 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                                                             "first_frame": bad_sum[0]}))
     if result.truncated:
         file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
-    events: list[Event] = list(file_events)
-    for conn in tracker.finish(last_ts):
-        events.extend(conn.events)
-        result.connections.append(connection_summary(conn))
+    absorb(tracker.finish(last_ts))
+    result.connections.sort(key=lambda c: c["id"])
+    events.extend(file_events)
     events.sort(key=lambda e: (e.frame if e.frame is not None else 1 << 62,
                                e.connection or 0, e.rule))
     result.events = events

@@ -141,7 +141,6 @@ class Connection:
     last_ts: float = 0.0
     midstream: bool = False
     flipped: bool = False
-    previous: "Connection | None" = None
     events: list[Event] = field(default_factory=list)
     zeek: Any = None
     refused: bool = False

@@ -1,4 +1,4 @@
-"""Connection tracker: groups TCP segments into connections.
+"""Connection tracker: groups TCP segments into connections and releases them when done.
 
 A connection is keyed by its unordered 4-tuple. The client is the sender of the first SYN
 (no ACK); when the capture starts with a SYN-ACK its sender is the server; with neither,
@@ -8,7 +8,13 @@ the server) and the connection says so (``roles_inferred``).
 Port reuse: a SYN with a new ISN on a 4-tuple whose connection has closed (FINs or RST,
 or a refused attempt), or whose connection is synchronized but sees a SYN with another
 ISN (Wireshark's rule), starts a new connection; RFC 9293 §3.4 / RFC 6191 describe when a
-stack may reuse a 4-tuple in TIME-WAIT. The previous connection stays linked for CL010.
+stack may reuse a 4-tuple in TIME-WAIT.
+
+Bounded memory: a connection is finalised (its end-of-capture checks run, its state is
+released) once it has closed and 2·MSL have passed (TIME-WAIT is over), or once it has
+been idle for longer than ``idle_timeout`` seconds; a segment arriving later on the same
+4-tuple starts a new connection (midstream, CP001, unless it is a SYN). Memory therefore
+depends on the number of concurrent connections, not on the length of the capture.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment
-
 from pcapcheck.zeek import ZeekState, zeek_flips_first_packet
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
@@ -28,29 +33,75 @@ LIKELY_SERVER_PORTS = frozenset({21, 22, 25, 53, 80, 88, 110, 143, 389, 443, 502
                                  993, 995, 1080, 1194, 1812, 3128, 3306, 3389, 5060,
                                  5432, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888})
 
+#: Default seconds of inactivity after which a connection is finalised (Zeek's
+#: tcp_inactivity_timeout is 5 minutes as well).
+IDLE_TIMEOUT = 300.0
+
+#: Seconds of capture time between two sweeps of the connection table.
+_SWEEP_EVERY = 10.0
+
 
 class Tracker:
-    """Feeds segments to per-connection state and yields finished connections.
+    """Feeds segments to per-connection state and hands back finished connections.
 
-    ``checker`` replays the segments (:class:`~pcapcheck.detectors.Checker`).
+    ``checker`` replays the segments (:class:`~pcapcheck.detectors.Checker`);
+    ``idle_timeout``: seconds without a segment after which a connection is finalised.
+    Finished connections (their checks done) accumulate in order of finalisation;
+    :meth:`pop_finished` takes them, :meth:`finish` finalises the rest at the end.
     """
 
-    def __init__(self, checker: Checker):
+    def __init__(self, checker: Checker, idle_timeout: float = IDLE_TIMEOUT):
         self.checker = checker
+        self.idle_timeout = float(idle_timeout)
+        self.linger = 2 * checker.msl
         self.table: dict[tuple, Connection] = {}
-        self.connections: list[Connection] = []
+        #: 4-tuple → (connection id, close time) of gracefully closed, finalised
+        #: connections, kept for 2·MSL so that CL010 can still see a quick reuse.
+        self.recently_closed: dict[tuple, tuple[int, float]] = {}
+        self._finished: list[Connection] = []
         self._next_id = 1
+        self._next_sweep: float | None = None
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
+        ts = seg.ts
+        if self._next_sweep is None:
+            self._next_sweep = ts + _SWEEP_EVERY
+        elif ts >= self._next_sweep:
+            self._sweep(ts)
+            self._next_sweep = ts + _SWEEP_EVERY
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
         conn = self.table.get(key)
+        if conn is not None and ts - conn.last_ts > self._limit(conn):
+            self._finalize(key, conn, conn.last_ts + self._limit(conn))
+            conn = None
         if conn is None:
             conn = self._new(seg, key, None)
         elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
+            self._finalize(key, conn, ts)
             conn = self._new(seg, key, conn)
         self.checker.process(conn, seg)
+
+    def _limit(self, conn: Connection) -> float:
+        """Seconds a connection is kept after its last segment."""
+        return self.linger if conn.closed else self.idle_timeout
+
+    def _sweep(self, now: float) -> None:
+        for key, conn in list(self.table.items()):
+            if now - conn.last_ts > self._limit(conn):
+                self._finalize(key, conn, conn.last_ts + self._limit(conn))
+        horizon = now - self.linger
+        for key, (_cid, closed_at) in list(self.recently_closed.items()):
+            if closed_at < horizon:
+                del self.recently_closed[key]
+
+    def _finalize(self, key: tuple, conn: Connection, end: float) -> None:
+        del self.table[key]
+        self.checker.finish(conn, end)
+        if conn.close_ts is not None and conn.reset_frame is None:
+            self.recently_closed[key] = (conn.id, conn.close_ts)
+        self._finished.append(conn)
 
     @staticmethod
     def _starts_new(conn: Connection, seg: Segment) -> bool:
@@ -85,8 +136,7 @@ class Tracker:
             es = Endpoint("server", None)
         conn = Connection(id=self._next_id, client=client, server=server,
                           roles_inferred=inferred, first_frame=seg.frame, first_ts=seg.ts,
-                          ec=ec, es=es, midstream=midstream, flipped=flipped,
-                          previous=previous)
+                          ec=ec, es=es, midstream=midstream, flipped=flipped)
         # Zeek flips a connection that starts with a SYN-ACK (Zeek >= 5.1) or whose first
         # packet comes from a likely server port (TCPAnalyzer::WantConnection).
         zeek_flip = bool(flags & SYN and flags & ACK) or zeek_flips_first_packet(
@@ -94,28 +144,44 @@ class Tracker:
         conn.zeek = ZeekState(flipped=zeek_flip)
         self._next_id += 1
         self.table[key] = conn
-        self.connections.append(conn)
-        if previous is not None:
-            self._reuse(conn, previous, seg)
+        if flags & (SYN | ACK | FIN | RST) == SYN:
+            self._reuse(conn, key, previous, seg)
         return conn
 
-    def _reuse(self, conn: Connection, previous: Connection, seg: Segment) -> None:
+    def _reuse(self, conn: Connection, key: tuple, previous: Connection | None,
+               seg: Segment) -> None:
         """CL010: a new connection on the 4-tuple within 2·MSL of a graceful close."""
-        if previous.close_ts is None or previous.reset_frame is not None:
+        if previous is not None:
+            if previous.close_ts is None or previous.reset_frame is not None:
+                return
+            prev_id, closed_at = previous.id, previous.close_ts
+        elif key in self.recently_closed:
+            prev_id, closed_at = self.recently_closed[key]
+        else:
             return
-        gap = seg.ts - previous.close_ts
-        limit = 2 * self.checker.msl
-        if gap < limit:
-            ev = self.checker._emit(conn, "CL010", seg.frame, conn.role_of(seg),
-                                    previous_connection=previous.id, gap=round(gap, 6),
-                                    limit=limit)
-            ev.data.setdefault("client", conn.client_text)
+        gap = seg.ts - closed_at
+        if gap < self.linger:
+            self.checker._emit(conn, "CL010", seg.frame, conn.role_of(seg),
+                               previous_connection=prev_id, gap=round(gap, 6),
+                               limit=self.linger)
+
+    @property
+    def has_finished(self) -> bool:
+        """True when finalised connections are waiting to be taken."""
+        return bool(self._finished)
+
+    def pop_finished(self) -> list[Connection]:
+        """Take the connections finalised so far (their events and states are final)."""
+        done, self._finished = self._finished, []
+        return done
 
     def finish(self, capture_end: float) -> Iterator[Connection]:
-        """Finalise every connection (end-of-capture checks); yield them in id order."""
-        for conn in self.connections:
-            self.checker.finish(conn, capture_end)
-            yield conn
+        """Finalise every connection still open at the end of the capture (end-of-capture
+        checks with ``capture_end``, seconds since the epoch); yield all finished
+        connections not yet taken, in id order."""
+        for key, conn in list(self.table.items()):
+            self._finalize(key, conn, capture_end)
+        yield from sorted(self.pop_finished(), key=lambda c: c.id)
 
 
 def _server_port_rank(port: int) -> tuple[int, int]:
