@@ -56,6 +56,10 @@ import yaml
 import pcapcheck
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
+#: libyaml's safe loader when PyYAML was built with it (several times faster), else
+#: the pure-Python SafeLoader: both construct only plain data, never objects.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 __all__ = [
     "SEVERITIES",
     "SCHEMA_PATH",
@@ -231,7 +235,7 @@ def load_rule_file(path: Path) -> Rule:
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{where}: cannot read the file ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # safe: SafeLoader or its C twin
     except yaml.YAMLError as exc:
         raise CatalogError(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(data, dict):

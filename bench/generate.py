@@ -1,0 +1,159 @@
+"""Generate a large, realistic TCP capture for benchmarking pcapcheck.
+
+Ethernet / IPv4 / TCP with timestamp options, ``--connections`` connections of which
+``--concurrency`` are open at any time (interleaved round-robin), each a handshake, a few
+request/response exchanges with ACKs (payloads up to the MSS), and a 4-way close.
+Rates (fractions of connections) of refused connections (SYN answered by RST,ACK),
+retransmitted data segments, aborts with RST, and segments lost by the capture.
+
+Deterministic for a given ``--seed``. Packets are packed with :mod:`struct` (no dpkt
+objects), so a million packets take seconds. TCP/IP checksums are left 0, as on a
+capture of a host with checksum offload.
+
+Usage: python bench/generate.py OUT.pcap [--connections 40000] [--concurrency 64] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import struct
+from pathlib import Path
+
+ETH = bytes.fromhex("020000000002" "020000000001" "0800")
+MSS = 1448
+SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
+M32 = 0xFFFFFFFF
+
+
+class Writer:
+    """A pcap file (microsecond, little-endian, LINKTYPE_ETHERNET) written in big chunks."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "wb")
+        self.f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        self.buf: list[bytes] = []
+        self.packets = 0
+
+    def packet(self, t_us: int, src: int, dst: int, sport: int, dport: int, seq: int,
+               ack: int, flags: int, payload: int, ipid: int, tsval: int) -> None:
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & M32, ack & M32, 8 << 4, flags,
+                          502, 0, 0) + struct.pack("!BBBBII", 1, 1, 8, 10, tsval & M32, 0)
+        total = 20 + len(tcp) + payload
+        ip = struct.pack("!BBHHHBBHII", 0x45, 0, total, ipid & 0xFFFF, 0x4000, 64, 6, 0,
+                         src, dst)
+        frame = ETH + ip + tcp + bytes(payload)
+        self.buf.append(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000,
+                                    len(frame), len(frame)) + frame)
+        self.packets += 1
+        if len(self.buf) >= 8192:
+            self.flush()
+
+    def flush(self) -> None:
+        self.f.write(b"".join(self.buf))
+        self.buf.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.f.close()
+
+
+def connection_script(rng: random.Random, args) -> list[tuple]:
+    """One connection as a list of (side, flags, payload, kind) steps; kind marks the
+    artefacts ("lost": not written to the capture; "retx": written twice)."""
+    if rng.random() < args.refused:
+        return [("c", SYN, 0, None), ("s", RST | ACK, 0, None)]
+    steps = [("c", SYN, 0, None), ("s", SYN | ACK, 0, None), ("c", ACK, 0, None)]
+    for _ in range(rng.randint(1, args.exchanges)):
+        steps.append(("c", PSH | ACK, rng.randint(50, 400), None))
+        size = rng.choice((MSS, MSS, 600, 3000, 20000))
+        while size > 0:
+            n = min(size, MSS)
+            kind = None
+            r = rng.random()
+            if r < args.retrans:
+                kind = "retx"
+            elif r < args.retrans + args.loss:
+                kind = "lost"
+            steps.append(("s", PSH | ACK, n, kind))
+            size -= n
+            if size <= 0 or rng.random() < 0.5:
+                steps.append(("c", ACK, 0, None))
+    if rng.random() < args.resets:
+        steps.append(("c", RST | ACK, 0, None))
+    else:
+        steps += [("c", FIN | ACK, 0, None), ("s", ACK, 0, None), ("s", FIN | ACK, 0, None),
+                  ("c", ACK, 0, None)]
+    return steps
+
+
+def generate(args) -> int:
+    rng = random.Random(args.seed)
+    out = Writer(Path(args.out))
+    server = (10 << 24) | (1 << 16) | 1
+    t_us = 1_767_225_600 * 1_000_000
+    slots: list[dict | None] = [None] * args.concurrency
+    started = 0
+    ipid = 1
+    while True:
+        active = False
+        for i in range(args.concurrency):
+            conn = slots[i]
+            if conn is None or conn["pos"] >= len(conn["steps"]):
+                if started >= args.connections:
+                    slots[i] = None
+                    continue
+                started += 1
+                client = (10 << 24) | (2 << 16) | (started % 60000)
+                conn = {"steps": connection_script(rng, args), "pos": 0,
+                        "cip": client, "cport": 1024 + (started * 7919) % 60000,
+                        "seq": {"c": rng.getrandbits(32), "s": rng.getrandbits(32)},
+                        "nxt": {}}
+                conn["nxt"] = {"c": conn["seq"]["c"], "s": conn["seq"]["s"]}
+                slots[i] = conn
+            active = True
+            side, flags, n, kind = conn["steps"][conn["pos"]]
+            conn["pos"] += 1
+            other = "s" if side == "c" else "c"
+            seq = conn["nxt"][side]
+            ack = conn["nxt"][other] if flags & ACK else 0
+            if flags & SYN and flags & ACK:
+                ack = conn["seq"]["c"] + 1
+            if flags & RST and not conn["nxt"].get("s_started") and conn["pos"] == 2:
+                seq, ack = 0, conn["seq"]["c"] + 1
+            src, dst, sp, dp = ((conn["cip"], server, conn["cport"], 80) if side == "c"
+                                else (server, conn["cip"], 80, conn["cport"]))
+            t_us += rng.randint(5, 60)
+            if kind != "lost":
+                out.packet(t_us, src, dst, sp, dp, seq, ack, flags, n, ipid, t_us // 1000)
+                ipid += 1
+            if kind == "retx":
+                t_us += 200
+                out.packet(t_us, src, dst, sp, dp, seq, ack, flags, n, ipid, t_us // 1000)
+                ipid += 1
+            conn["nxt"][side] = seq + n + (1 if flags & (SYN | FIN) else 0)
+        if not active:
+            break
+    out.close()
+    return out.packets
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--connections", type=int, default=40_000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--exchanges", type=int, default=6, help="max request/response pairs")
+    ap.add_argument("--refused", type=float, default=0.02)
+    ap.add_argument("--retrans", type=float, default=0.005)
+    ap.add_argument("--resets", type=float, default=0.01)
+    ap.add_argument("--loss", type=float, default=0.001)
+    ap.add_argument("--seed", type=int, default=9293)
+    args = ap.parse_args()
+    n = generate(args)
+    size = Path(args.out).stat().st_size
+    print(f"{args.out}: {n} packets, {args.connections} connections, {size / 1e6:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

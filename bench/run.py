@@ -1,0 +1,90 @@
+"""Benchmark pcapcheck against tcptrace and tshark on the same capture, in one run.
+
+For each tool: the median wall time over ``--repeat`` runs, packets per second and the
+peak resident set size (from the child's rusage, ru_maxrss), and the ratios to
+pcapcheck. A tool that is not installed is skipped and said so.
+
+    python bench/run.py CAPTURE [--repeat 3] [--markdown]
+
+Commands measured (the same file for all):
+  pcapcheck  pcapcheck analyze CAPTURE -f json -o /dev/null   (every default rule, JSON written)
+  tcptrace   tcptrace -n -l CAPTURE
+  tshark     tshark -r CAPTURE -T fields -e tcp.stream -e tcp.analysis.flags
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOOLS = {
+    "pcapcheck": lambda f: [sys.executable, "-m", "pcapcheck", "analyze", f, "-f", "json",
+                            "-o", os.devnull],
+    "tcptrace": lambda f: ["tcptrace", "-n", "-l", f],
+    "tshark": lambda f: ["tshark", "-r", f, "-T", "fields", "-e", "tcp.stream", "-e",
+                         "tcp.analysis.flags"],
+}
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """Run ``cmd`` once (output discarded); return (wall seconds, peak RSS in KiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise RuntimeError(f"{cmd[0]} exited {code}")
+    return wall, usage.ru_maxrss
+
+
+def count_packets(path: str) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from pcapcheck.reader import open_capture
+    return sum(1 for _ in open_capture(path))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("capture")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tools", default="pcapcheck,tcptrace,tshark")
+    ap.add_argument("--markdown", action="store_true", help="print a README table")
+    args = ap.parse_args()
+    packets = count_packets(args.capture)
+    rows = []
+    for name in args.tools.split(","):
+        cmd = TOOLS[name](args.capture)
+        if name != "pcapcheck" and shutil.which(cmd[0]) is None:
+            print(f"{name}: not installed, skipped", file=sys.stderr)
+            continue
+        runs = [measure(cmd) for _ in range(args.repeat)]
+        wall = statistics.median(w for w, _ in runs)
+        rss = max(r for _, r in runs)
+        rows.append((name, wall, packets / wall, rss / 1024))
+    base = next((r for r in rows if r[0] == "pcapcheck"), None)
+    size = Path(args.capture).stat().st_size / 1e6
+    head = (f"{Path(args.capture).name}: {packets} packets, {size:.0f} MB; {os.cpu_count()} "
+            f"CPUs, {platform.processor() or platform.machine()}, Python "
+            f"{platform.python_version()}; median of {args.repeat}")
+    print(head if not args.markdown else f"_{head}_\n")
+    if args.markdown:
+        print("| tool | wall time (s) | packets/s | peak RSS (MB) | time vs pcapcheck |")
+        print("|---|---:|---:|---:|---:|")
+    for name, wall, pps, rss in rows:
+        ratio = wall / base[1] if base else float("nan")
+        if args.markdown:
+            print(f"| {name} | {wall:.2f} | {pps:,.0f} | {rss:.0f} | {ratio:.2f} |")
+        else:
+            print(f"{name:10} {wall:8.2f} s {pps:12,.0f} pkt/s {rss:8.0f} MB  x{ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
