@@ -70,6 +70,9 @@ class Record:
     ``linktype``: the LINKTYPE_* value of the record's interface (tcpdump.org numbering).
     ``data``: the captured bytes (``caplen`` of them). ``wire_len``: the original length
     on the wire (pcap "orig_len"); ``wire_len > len(data)`` means the snaplen cut it.
+    ``offset``: byte offset in the file of the record's header (pcap record header,
+    pcapng block), ``None`` when unknown (gzip-compressed files); where a record is stored,
+    not what it is, so it takes no part in ``==``.
     """
 
     frame: int
@@ -77,6 +80,7 @@ class Record:
     linktype: int
     data: bytes
     wire_len: int
+    offset: int | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)

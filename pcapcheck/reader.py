@@ -233,8 +233,9 @@ class CaptureReader:
     the exact stored timestamp; for pcapng the interface's ``if_tsresol`` and
     ``if_tsoffset`` apply; a Simple Packet Block, which has no timestamp, gets the
     previous record's timestamp, 0.0 if none); ``linktype`` the LINKTYPE_* of the record's
-    interface; ``data`` the captured bytes; ``wire_len`` the original length.
-    Zero-length records are yielded too.
+    interface; ``data`` the captured bytes; ``wire_len`` the original length; ``offset``
+    the byte offset of the record header (pcap) or packet block (pcapng) in the file,
+    ``None`` for a gzip-compressed file. Zero-length records are yielded too.
 
     Iterating again re-reads the file from the start (counters are reset); iterate one
     loop at a time (starting a new loop closes the file under the old one).
@@ -465,9 +466,12 @@ class CaptureReader:
         buf, pos = self._buf, self._pos
         blen = len(buf)
         frame = 0
+        base = 0              # file offset of buf[0]
+        plain = not self.compressed
         try:
             while True:
                 if blen - pos < 16:
+                    base += pos
                     buf, pos = refill(buf, pos, 16)
                     blen = len(buf)
                     if blen < 16:
@@ -488,6 +492,7 @@ class CaptureReader:
                     break
                 end = pos + 16 + caplen
                 if end > blen:
+                    base += pos
                     buf, pos = refill(buf, pos, 16 + caplen)
                     blen = len(buf)
                     end = 16 + caplen
@@ -497,7 +502,8 @@ class CaptureReader:
                         break
                 frame += 1
                 self.records = frame
-                yield Record(frame, (sec * ticks + frac) / ticks, lt, buf[pos + 16:end], wire)
+                yield Record(frame, (sec * ticks + frac) / ticks, lt, buf[pos + 16:end], wire,
+                             base + pos if plain else None)
                 pos = end
         finally:
             self._buf, self._pos = b"", 0
@@ -508,6 +514,7 @@ class CaptureReader:
         buf, pos = self._buf, self._pos
         blen = len(buf)
         offset = 0            # file offset of buf[0] in the decompressed data
+        plain = not self.compressed
         frame = 0
         endian = "<"
         u32 = struct.Struct("<I").unpack_from
@@ -587,7 +594,8 @@ class CaptureReader:
                     frame += 1
                     self.records = frame
                     last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire)
+                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire,
+                                 offset + pos if plain else None)
                 elif btype == _BT_SPB:
                     if not ifaces:
                         self.truncated = (f"record {frame + 1} (simple packet block) before"
@@ -601,7 +609,8 @@ class CaptureReader:
                         caplen = min(caplen, snap)
                     frame += 1
                     self.records = frame
-                    yield Record(frame, last_ts, lt, buf[pos + 12:pos + 12 + caplen], wire)
+                    yield Record(frame, last_ts, lt, buf[pos + 12:pos + 12 + caplen], wire,
+                                 offset + pos if plain else None)
                 elif btype == _BT_PB:
                     if length < 32:
                         self.truncated = f"packet block too short ({length} bytes)" \
@@ -619,7 +628,8 @@ class CaptureReader:
                     frame += 1
                     self.records = frame
                     last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire)
+                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire,
+                                 offset + pos if plain else None)
                 elif btype == _BT_IDB:
                     if length < 20:
                         self.truncated = (f"interface description block too short ({length}"

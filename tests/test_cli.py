@@ -104,13 +104,36 @@ def test_output_file(tmp_path):
     ("/nonexistent/x.pcap", "no such file"),
     (str(SAMPLES / "encap" / "bad" / "empty.pcap"), "empty"),
     (str(SAMPLES / "encap" / "bad" / "text.pcap"), "not a capture"),
-    (str(SAMPLES), "directory"),
 ])
 def test_unreadable_input_is_one_line_exit_2(path, words):
     res = run("analyze", path)
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and path in lines[0]
+
+
+def test_directory_without_captures_is_one_line_exit_2(tmp_path):
+    (tmp_path / "README.md").write_text("no captures here\n")
+    res = run("analyze", str(tmp_path))
+    assert res.exit_code == 2 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "directory" in lines[0] and str(tmp_path) in lines[0]
+
+
+def test_directory_is_searched_for_captures():
+    res = run("analyze", "-f", "json", str(SAMPLES / "loopback"))
+    paths = [f["path"] for f in json.loads(res.stdout)["files"]]
+    assert res.exit_code == 0 and paths == sorted(paths) and len(paths) == 14
+    assert paths[0] == str(SAMPLES / "loopback" / "abort_linger0.pcap")
+
+
+def test_several_formats_and_the_output_option(tmp_path):
+    report = tmp_path / "report.json"
+    res = run("analyze", "-f", "table", "-f", f"json={report}", HS002)
+    assert res.exit_code == 1 and "SYN-ACK acknowledges 0" in res.stdout
+    assert json.loads(report.read_text())["files"][0]["path"] == HS002
+    res = run("analyze", "-f", "nope", HS002)
+    assert res.exit_code == 2 and "unknown format 'nope' (valid: table, json" in res.stderr
 
 
 def test_bad_file_among_good_ones_still_reports_the_good_ones():

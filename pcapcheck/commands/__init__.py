@@ -1,3 +1,4 @@
 """The pcapcheck commands: each module registers its command(s) on :data:`pcapcheck.cli.app`."""
 
 from pcapcheck.commands import analyze  # noqa: F401
+from pcapcheck.commands import rules  # noqa: F401

@@ -1,7 +1,18 @@
-"""``pcapcheck analyze FILE...``: the connection table, findings, and an exit status.
+"""``pcapcheck analyze INPUT...``: the connection table, findings, reports and an exit status.
 
-Exit status: 0 when no finding reaches ``--fail-on``; 1 when one does; 2 on a usage
-error, a bad rule file, or an input that is not a readable capture (one line on stderr,
+Inputs are files, directories (searched recursively), globs and ``-`` (standard input);
+see :mod:`pcapcheck.inputs`. One report covers them all, in the order given.
+
+Reports: ``--format/-f FMT[=FILE]`` is repeatable; a format without ``=FILE`` goes to
+standard output (at most one may), ``--output/-o FILE`` sends that one to FILE instead.
+The formats are the keys of :data:`pcapcheck.report.FORMATS`.
+
+Configuration: ``pcapcheck.toml`` or ``[tool.pcapcheck]`` in ``pyproject.toml`` (see
+:mod:`pcapcheck.config`); the command line overrides it.
+
+Exit status: 0 when no reported finding reaches ``--fail-on`` (or with ``--exit-zero``,
+or after ``--write-baseline``); 1 when one does; 2 on a usage error, a bad configuration,
+rule or baseline file, or an input that is not a readable capture (one line on stderr,
 never a traceback; the readable files are still reported).
 """
 
@@ -9,18 +20,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, TextIO
 
+import click
 import typer
 
 from pcapcheck.cli import SEVERITY_RANK, FailOn, app, fail, split_ids
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
 
 
 class DecoderName(str, Enum):
@@ -29,67 +39,313 @@ class DecoderName(str, Enum):
     tshark = "tshark"
 
 
+# --------------------------------------------------------------------------- reports
+
+
+def parse_formats(values: Sequence[str] | None, output: Path | None,
+                  valid: Sequence[str]) -> list[tuple[str, Path | None]]:
+    """The report plan: ``(format, file or None for stdout)`` per ``--format`` value.
+
+    ``values`` are ``FMT`` or ``FMT=FILE`` (default: ``["table"]``); ``output`` is
+    ``--output``, the file of the one format without ``=FILE``; ``valid``: the format
+    names. Raises ``ValueError`` with a one-line message for an unknown format (listing
+    the valid ones), an empty file name, two formats on stdout, ``--output`` with nothing
+    to redirect, or two reports written to the same file.
+    """
+    plan: list[tuple[str, Path | None]] = []
+    for value in values or ["table"]:
+        name, sep, file = value.partition("=")
+        name = name.strip().lower()
+        if name not in valid:
+            raise ValueError(f"--format: unknown format {name!r} (valid: {', '.join(valid)})")
+        if sep and not file.strip():
+            raise ValueError(f"--format {value}: no file name after '='")
+        plan.append((name, Path(file) if sep else None))
+    on_stdout = [name for name, path in plan if path is None]
+    if len(on_stdout) > 1:
+        raise ValueError(f"at most one format can go to standard output, got "
+                         f"{', '.join(on_stdout)}: give the others a file "
+                         f"(-f {on_stdout[-1]}=FILE)")
+    if output is not None:
+        if not on_stdout:
+            raise ValueError("--output names the file of the format given without =FILE, "
+                             "but every --format names its own file")
+        plan = [(name, output if path is None else path) for name, path in plan]
+    seen: dict[str, str] = {}
+    for name, path in plan:
+        if path is None:
+            continue
+        key = os.path.normcase(os.path.abspath(path))
+        if key in seen:
+            raise ValueError(f"{path}: both the {seen[key]} and the {name} report would be "
+                             "written to this file")
+        seen[key] = name
+    return plan
+
+
+def _report_context(catalog: Any, active: set[str], statistics: bool) -> Any:
+    """``pcapcheck.report.ReportContext(...)``, or None while the report package does
+    not define it yet (its renderers then take the results alone)."""
+    from pcapcheck import report
+
+    context_class = getattr(report, "ReportContext", None)
+    if context_class is None:
+        return None
+    return context_class(catalog=catalog, active=frozenset(active), statistics=statistics)
+
+
+def _render(name: str, results: list, ctx: Any) -> str:
+    from pcapcheck.report import FORMATS
+
+    renderer = FORMATS[name]
+    return renderer(results) if ctx is None else renderer(results, ctx)
+
+
+def _step_summary(results: list, ctx: Any, log: Callable[[str], None]) -> None:
+    """Append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` (``-f github`` in
+    GitHub Actions), when the github report module provides it."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target or ctx is None:
+        return
+    try:
+        from pcapcheck.report.github import write_step_summary
+    except ImportError:
+        return
+    try:
+        write_step_summary(results, ctx, Path(target))
+    except OSError as exc:
+        log(f"pcapcheck: warning: cannot write the step summary to {target}: {exc.strerror}")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def progress_enabled(quiet: bool, stream: TextIO | None = None) -> bool:
+    """Whether to show the progress bar: not ``--quiet`` and stderr is a terminal."""
+    stream = sys.stderr if stream is None else stream
+    if quiet:
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """One bar over the files (with a spinner and the current file name), drawn with
+    rich on stderr; ``log`` prints a line above it. Does nothing when disabled."""
+
+    def __init__(self, bar: Any = None, task: Any = None):
+        self.bar = bar
+        self.task = task
+
+    def start(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=name)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def log(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            typer.echo(line, err=True)
+
+
+@contextmanager
+def progress(total: int, enabled: bool, stream: TextIO | None = None) -> Iterator[_Progress]:
+    """A :class:`_Progress` over ``total`` files, drawn on ``stream`` (default stderr)
+    when ``enabled``; the bar is removed when the context exits."""
+    if not enabled:
+        yield _Progress()
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+
+    console = Console(file=stream if stream is not None else sys.stderr)
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                   transient=True, redirect_stdout=False, redirect_stderr=False)
+    with bar:
+        yield _Progress(bar, bar.add_task("", total=total))
+
+
+# --------------------------------------------------------------------------- gate
+
+
+def gate_status(results: Sequence[Any], fail_on: str) -> int:
+    """1 when a finding of ``results`` reaches ``fail_on`` (error / warning / info;
+    never: no finding does), else 0."""
+    if fail_on == "never":
+        return 0
+    threshold = SEVERITY_RANK[fail_on]
+    return int(any(SEVERITY_RANK[f.severity] >= threshold
+                   for r in results for f in r.findings))
+
+
+def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
+    """``pcapcheck: 3 files, 5 findings (1 error, 4 warnings); 2 suppressed by the
+    baseline; 1 file unreadable``."""
+    sev = Counter(f.severity for r in results for f in r.findings)
+    total = sum(sev.values())
+    parts = ", ".join(f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
+                      for s in ("error", "warning", "info") if sev[s])
+    n = len(results)
+    text = (f"pcapcheck: {n} file{'s' if n != 1 else ''}, {total} finding"
+            f"{'s' if total != 1 else ''}{f' ({parts})' if parts else ''}")
+    if suppressed is not None:
+        text += f"; {suppressed} suppressed by the baseline"
+    unreadable = sum(1 for r in results if r.error is not None)
+    if unreadable:
+        text += f"; {unreadable} file{'s' if unreadable != 1 else ''} unreadable"
+    return text
+
+
+# --------------------------------------------------------------------------- command
+
+
 @app.command()
 def analyze(
-    files: List[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, optionally gzip)."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Write the report to FILE instead of stdout."),
-    rules: Optional[List[Path]] = typer.Option(None, "--rules",
-                                               help="Extra rule directory (adds or overrides "
-                                                    "rules by ID); repeatable."),
-    select: Optional[List[str]] = typer.Option(None, "--select",
-                                               help="Rule IDs or prefixes to enable "
-                                                    "(comma-separated; 'ALL')."),
-    ignore: Optional[List[str]] = typer.Option(None, "--ignore",
-                                               help="Rule IDs or prefixes to disable."),
-    fail_on: FailOn = typer.Option(FailOn.error, "--fail-on",
-                                   help="Lowest severity that makes the exit status 1."),
-    decoder: DecoderName = typer.Option(DecoderName.native, "--decoder",
-                                        help="Packet decoder: pcapcheck's own (native), "
-                                             "dpkt's objects, or Wireshark's through "
-                                             "pyshark (tshark)."),
+    files: List[str] = typer.Argument(
+        ..., metavar="INPUT",
+        help="Capture files (pcap, pcapng, optionally gzip), directories (searched "
+             "recursively), globs ('captures/**/*.pcap'), or - for standard input."),
+    formats: Optional[List[str]] = typer.Option(
+        None, "--format", "-f", metavar="FMT[=FILE]",
+        help="Report format, to FILE or to stdout; repeatable (-f table -f "
+             "junit=report.xml). Formats: table, json, jsonl, csv, markdown, junit, "
+             "sarif, github. Default: table."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the report of the format given without "
+                                     "=FILE to FILE instead of stdout."),
+    rules: Optional[List[Path]] = typer.Option(
+        None, "--rules", help="Extra rule directory (adds or overrides rules by ID); "
+                              "repeatable; after the configuration's rules-dirs."),
+    select: Optional[List[str]] = typer.Option(
+        None, "--select", help="Rule IDs or prefixes to enable (comma-separated; 'ALL'); "
+                               "replaces the configuration's select and extend-select."),
+    extend_select: Optional[List[str]] = typer.Option(
+        None, "--extend-select", help="Rule IDs or prefixes to enable in addition."),
+    ignore: Optional[List[str]] = typer.Option(
+        None, "--ignore", help="Rule IDs or prefixes to disable (added to the "
+                               "configuration's ignore)."),
+    fail_on: Optional[FailOn] = typer.Option(
+        None, "--fail-on", help="Lowest severity that makes the exit status 1 "
+                                "(default: the configuration's fail-on, else error)."),
+    exit_zero: bool = typer.Option(
+        False, "--exit-zero", help="Exit 0 even when findings reach --fail-on (usage "
+                                   "and input errors still exit 2)."),
+    statistics: bool = typer.Option(
+        False, "--statistics", help="Report the number of findings per rule."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", metavar="FILE", help="Configuration file (pcapcheck.toml, or a "
+                                               "pyproject.toml with a tool.pcapcheck "
+                                               "table)."),
+    isolated: bool = typer.Option(
+        False, "--isolated", help="Ignore every configuration file."),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", metavar="FILE",
+        help="Do not report (nor fail on) the findings recorded in this baseline."),
+    write_baseline: Optional[Path] = typer.Option(
+        None, "--write-baseline", metavar="FILE",
+        help="Record the findings of this run in FILE as the new baseline (exit 0)."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress bar and no summary line on stderr."),
+    decoder: DecoderName = typer.Option(
+        DecoderName.native, "--decoder",
+        help="Packet decoder: pcapcheck's own (native), dpkt's objects, or Wireshark's "
+             "through pyshark (tshark)."),
 ) -> None:
-    """Analyse captures: a connection table, findings, and an exit status for CI."""
+    """Analyse captures: a connection table, findings, reports and an exit status for CI."""
+    from pcapcheck import baseline as baselines
     from pcapcheck.analyze import FileResult, analyze_file
     from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.config import ConfigError, resolve_config, resolve_selection
+    from pcapcheck.inputs import InputError, collect_inputs
     from pcapcheck.reader import CaptureError
     from pcapcheck.report import FORMATS
 
     try:
-        catalog = load_catalog(list(rules or []))
-        active = catalog.select(split_ids(select), split_ids(ignore))
-    except CatalogError as exc:
+        plan = parse_formats(formats, output, list(FORMATS))
+    except ValueError as exc:
         raise fail(str(exc))
-    results = []
+    try:
+        cfg = resolve_config(config, isolated)
+        catalog = load_catalog([*cfg.rules_dirs, *(rules or [])])
+        params = cfg.check(catalog)
+        active = resolve_selection(catalog, cfg, split_ids(select), split_ids(extend_select),
+                                   split_ids(ignore))
+        known = baselines.load_baseline(baseline) if baseline is not None else None
+    except (ConfigError, CatalogError, baselines.BaselineError) as exc:
+        raise fail(str(exc))
+    gate = fail_on.value if fail_on is not None else (cfg.fail_on or "error")
+
+    results: list[FileResult] = []
     status = 0
-    for path in files:
+    try:
+        with collect_inputs(files, click.get_binary_stream("stdin")) as inputs, \
+                progress(len(inputs), progress_enabled(quiet)) as bar:
+            for item in inputs:
+                bar.start(item.name)
+                file_active = active if item.stdin else active - cfg.ignored_for(item.path,
+                                                                                 catalog)
+                try:
+                    result = analyze_file(item.path, catalog, file_active, params=params,
+                                          severity=cfg.severity, decoder=decoder.value)
+                    result.path = item.name
+                except CaptureError as exc:
+                    message = str(exc)
+                    if item.stdin:   # name standard input, not its temporary copy
+                        message = message.replace(str(item.path), item.name)
+                    bar.log(f"pcapcheck: error: {message}")
+                    result = FileResult(path=item.name, error=message)
+                    status = 2
+                except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+                    if os.environ.get("PCAPCHECK_DEBUG"):
+                        raise
+                    message = f"internal error: {type(exc).__name__}: {exc}"
+                    bar.log(f"pcapcheck: {item.name}: {message} (set PCAPCHECK_DEBUG=1 for a "
+                            "traceback)")
+                    result = FileResult(path=item.name, error=message)
+                    status = 2
+                results.append(result)
+                bar.advance()
+    except InputError as exc:
+        raise fail(str(exc))
+
+    recorded = None
+    if write_baseline is not None:
         try:
-            results.append(analyze_file(path, catalog, active, decoder=decoder.value))
-        except CaptureError as exc:
-            typer.echo(f"pcapcheck: error: {exc}", err=True)
-            results.append(FileResult(path=str(path), error=str(exc)))
-            status = 2
-        except Exception as exc:  # noqa: BLE001 - never a traceback for the user
-            if os.environ.get("PCAPCHECK_DEBUG"):
-                raise
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            typer.echo(f"pcapcheck: {path}: {message} (set PCAPCHECK_DEBUG=1 for a "
-                       "traceback)", err=True)
-            results.append(FileResult(path=str(path), error=message))
-            status = 2
-    text = FORMATS[fmt.value](results)
-    if output is not None:
+            recorded = baselines.write_baseline(results, write_baseline)
+        except baselines.BaselineError as exc:
+            raise fail(str(exc))
+    suppressed = None
+    if known is not None:
+        results, suppressed = baselines.apply_baseline(results, known)
+
+    ctx = _report_context(catalog, active, statistics)
+    for name, path in plan:
+        text = _render(name, results, ctx)
+        if path is None:
+            sys.stdout.write(text)
+            continue
         try:
-            output.write_text(text, encoding="utf-8")
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise fail(f"cannot write {output}: {exc.strerror}")
-    else:
-        sys.stdout.write(text)
-    if status == 0 and fail_on is not FailOn.never:
-        threshold = SEVERITY_RANK[fail_on.value]
-        if any(SEVERITY_RANK[f.severity] >= threshold for r in results for f in r.findings):
-            status = 1
+            raise fail(f"cannot write {path}: {exc.strerror}")
+    if any(name == "github" for name, _ in plan):
+        _step_summary(results, ctx, lambda line: typer.echo(line, err=True))
+
+    if not quiet:
+        if recorded is not None:
+            typer.echo(f"pcapcheck: wrote {recorded} finding{'s' if recorded != 1 else ''} "
+                       f"to the baseline {write_baseline}", err=True)
+        if suppressed is not None or all(path is not None for _, path in plan):
+            typer.echo(summary_line(results, suppressed), err=True)
+
+    if status == 0 and recorded is None and not exit_zero:
+        status = gate_status(results, gate)
     raise typer.Exit(status)
-
-

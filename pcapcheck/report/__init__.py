@@ -1,7 +1,133 @@
-"""Output formats: one module per format, each with ``render(results, **opts) -> str``."""
+"""Output formats: one module per format, each with ``render(results, ctx=None) -> str``.
+
+:data:`FORMATS` maps a format name to its renderer. A renderer takes the
+:class:`~pcapcheck.analyze.FileResult` of every capture (in command-line order) and an
+optional :class:`ReportContext`, and returns the whole report as text (``""`` is possible
+for the line-oriented formats when there is nothing to say). Every renderer works with
+``ctx=None``; a context adds what the results alone do not say: the rule catalogue (rule
+documentation for SARIF, rule names for JUnit), the rules that were evaluated (JUnit's
+passing test cases) and whether to append per-rule statistics.
+
+========  ==============================================================  ===============
+name      what                                                            statistics
+========  ==============================================================  ===============
+table     connection table, findings table, summary line (tabulate)       appended
+json      one document for all files (``schemas/report.schema.json``)     ignored
+jsonl     one finding per line                                            ignored
+csv       one finding per row, with a header row (RFC 4180 quoting)       ignored
+markdown  GitHub-flavoured Markdown: per file a heading and two tables    appended
+junit     JUnit XML: a test suite per capture, a test case per rule       ignored
+sarif     SARIF 2.1.0 log                                                 ignored
+github    GitHub Actions workflow commands (``::error file=...::...``)    appended
+========  ==============================================================  ===============
+
+A capture that could not be read (``FileResult.error`` set) is reported by every format.
+"""
 
 from __future__ import annotations
 
-from pcapcheck.report import json_report, table
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-FORMATS = {"table": table.render, "json": json_report.render}
+if TYPE_CHECKING:
+    from pcapcheck.analyze import FileResult
+    from pcapcheck.catalog import Catalog, Rule
+
+__all__ = ["FORMATS", "ReportContext", "Renderer", "rule_statistics", "statistics_rows",
+           "connection_text", "lookup_rule"]
+
+
+@dataclass
+class ReportContext:
+    """What a renderer may know beyond the results.
+
+    ``catalog``: the rule catalogue the captures were analysed with (``None``: unknown;
+    renderers that want rule documentation fall back to the shipped catalogue for rules
+    whose id and name match). ``active``: the ids of the rules that were evaluated
+    (``Catalog.select``); empty means unknown. ``statistics``: append a per-rule count
+    table (count, rule, name, severity; like ``ruff --statistics``) to the text formats
+    (table, markdown, github).
+    """
+
+    catalog: Catalog | None = None
+    active: frozenset[str] = frozenset()
+    statistics: bool = False
+
+
+#: The signature of every renderer in :data:`FORMATS`.
+Renderer = Callable[["Sequence[FileResult]", "ReportContext | None"], str]
+
+
+def rule_statistics(results: Sequence[FileResult]) -> list[tuple[int, str, str, str]]:
+    """``(count, rule, name, severity)`` for every rule with findings in ``results``,
+    most frequent first, then by rule id (the order of ``ruff --statistics``)."""
+    counts: Counter = Counter()
+    info: dict[str, tuple[str, str]] = {}
+    for res in results:
+        for f in res.findings:
+            counts[f.rule] += 1
+            info.setdefault(f.rule, (f.name, f.severity))
+    return [(n, rule, *info[rule]) for rule, n in
+            sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def statistics_rows(results: Sequence[FileResult]) -> str:
+    """The statistics as aligned plain-text lines ``"  2  HS002  synack-bad-ack  error"``
+    (count right-aligned), one per rule, newline-terminated; ``""`` without findings."""
+    rows = rule_statistics(results)
+    if not rows:
+        return ""
+    width = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    return "".join(f"{n:>{width[0]}}  {rule:<{width[1]}}  {name:<{width[2]}}  {sev}".rstrip()
+                   + "\n" for n, rule, name, sev in rows)
+
+
+def connection_text(conn: Mapping | None) -> str | None:
+    """``"10.0.0.1:40000 -> 10.0.0.2:80"`` (client -> server) for a connection summary
+    dict, ``None`` for ``None``."""
+    if conn is None:
+        return None
+    return f"{conn['client']} -> {conn['server']}"
+
+
+@lru_cache(maxsize=1)
+def _shipped_catalog() -> Catalog | None:
+    from pcapcheck.catalog import CatalogError, load_catalog
+    try:
+        return load_catalog()
+    except (CatalogError, OSError):
+        return None
+
+
+def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None) -> Rule | None:
+    """The catalogue :class:`~pcapcheck.catalog.Rule` for ``rule_id``: from
+    ``ctx.catalog`` when there is one, else from the shipped catalogue provided its name is
+    ``name`` (a rule replaced through ``--rules`` may document something else);
+    ``None`` when unknown."""
+    if ctx is not None and ctx.catalog is not None:
+        return ctx.catalog.rules.get(rule_id)
+    shipped = _shipped_catalog()
+    rule = shipped.rules.get(rule_id) if shipped is not None else None
+    if rule is not None and name is not None and rule.name != name:
+        return None
+    return rule
+
+
+# The renderers import the helpers above: keep these imports below them.
+from pcapcheck.report import (  # noqa: E402
+    csv_report, github, json_report, jsonl, junit, markdown, sarif, table,
+)
+
+#: Format name -> renderer ``(results, ctx) -> str``; ``ctx`` may be ``None``.
+FORMATS: dict[str, Renderer] = {
+    "table": table.render,
+    "json": json_report.render,
+    "jsonl": jsonl.render,
+    "csv": csv_report.render,
+    "markdown": markdown.render,
+    "junit": junit.render,
+    "sarif": sarif.render,
+    "github": github.render,
+}

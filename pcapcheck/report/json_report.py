@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pcapcheck import __version__
 from pcapcheck.analyze import FileResult
+
+if TYPE_CHECKING:
+    from pcapcheck.report import ReportContext
+
+#: The JSON Schema (draft 2020-12) of :func:`document`, shipped in the package.
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
 
 
 def document(results: Sequence[FileResult]) -> dict[str, Any]:
     """The report as a JSON-ready dict: ``{"version", "files": [...]}``.
 
-    A file that could not be read is ``{"path", "error"}``. Each finding carries ``rule``, ``name``, ``severity``, ``connection``, ``frame``
-    (1-based), ``message`` (relative sequence numbers) and ``data`` (the event values;
-    keys ending in ``_abs`` are absolute sequence numbers).
+    A file that could not be read is ``{"path", "error"}``. Each finding carries
+    ``rule``, ``name``, ``severity``, ``connection``, ``frame`` (1-based), ``message``
+    (relative sequence numbers) and ``data`` (the event values; keys ending in ``_abs``
+    are absolute sequence numbers). Every key and type is described by
+    :data:`SCHEMA_PATH`.
     """
     files = []
     for res in results:
@@ -37,6 +46,10 @@ def document(results: Sequence[FileResult]) -> dict[str, Any]:
     return {"version": __version__, "files": files}
 
 
-def render(results: Sequence[FileResult]) -> str:
-    """The document serialised with 2-space indentation and a final newline."""
+def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
+    """The document serialised with 2-space indentation and a final newline.
+
+    ``ctx`` is accepted for the common renderer signature and not used (the document
+    never changes with it; ``statistics`` does not apply to JSON).
+    """
     return json.dumps(document(results), indent=2, default=str) + "\n"

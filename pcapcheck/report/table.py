@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from tabulate import tabulate
 
 from pcapcheck.analyze import FileResult
+from pcapcheck.report import statistics_rows
+
+if TYPE_CHECKING:
+    from pcapcheck.report import ReportContext
 
 _SEVERITY_ORDER = ("error", "warning", "info")
 
@@ -16,10 +20,14 @@ def _state(value: str | None) -> str:
     return value if value is not None else "?"
 
 
-def render(results: Sequence[FileResult], color: bool = False) -> str:
+def render(results: Sequence[FileResult], ctx: ReportContext | None = None, *,
+           color: bool = False) -> str:
     """Render each file as a connection table, a findings table and a summary line.
 
     Frame numbers are Wireshark's (1-based); messages use relative sequence numbers.
+    A file that could not be read is ``error: REASON``. With ``ctx.statistics`` a blank
+    line and one line per rule with findings (``count rule name severity``, all files
+    together, most frequent first) follow.
     """
     out: list[str] = []
     for res in results:
@@ -53,7 +61,12 @@ def render(results: Sequence[FileResult], color: bool = False) -> str:
             out.append("")
         out.append(summary_line(res))
         out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
+    text = "\n".join(out).rstrip("\n") + "\n"
+    if ctx is not None and ctx.statistics:
+        stats = statistics_rows(results)
+        if stats:
+            text += "\n" + stats
+    return text
 
 
 def summary_line(res: FileResult) -> str:

@@ -1,0 +1,179 @@
+"""The capture inputs of ``pcapcheck analyze``: files, directories, globs and ``-``.
+
+:func:`collect_inputs` turns the command-line arguments into the list of captures to
+analyse, in the order given:
+
+* an existing **file** is taken as named, whatever its name or content (a file that is
+  not a capture is then reported by the reader, exit status 2);
+* an existing **directory** is searched recursively (symbolic links to directories are
+  not followed; names starting with ``.`` are skipped) and its captures are taken in
+  sorted path order. A file is a capture when its name ends in one of
+  :data:`CAPTURE_SUFFIXES` or, for any other name, when its first bytes are a pcap or
+  pcapng magic number, or gzip data whose decompressed start is one (:func:`sniff`);
+* an argument that does not exist and contains a glob character (``*``, ``?``, ``[``) is
+  expanded by pcapcheck, for shells that did not (``'captures/**/*.pcap'``; ``**``
+  crosses directories): matched files are taken as named, matched directories are
+  searched as above, each capture once;
+* ``-`` is standard input, copied to a temporary file that lives as long as the
+  :func:`collect_inputs` context (reported as ``<stdin>``);
+* any other argument is passed through as a file name, so that the reader reports it
+  ("no such file").
+
+A directory without captures, a glob matching nothing, ``-`` twice or ``-`` on a
+terminal raise :class:`InputError` (one line).
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["CAPTURE_SUFFIXES", "STDIN_NAME", "Input", "InputError", "collect_inputs",
+           "display_path", "is_capture", "sniff"]
+
+#: File-name endings taken as captures without looking inside (case-insensitive).
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
+#: How standard input is named in the report.
+STDIN_NAME = "<stdin>"
+
+#: First four bytes of a pcap (µs / ns, both byte orders) or pcapng file.
+_MAGICS = frozenset({
+    b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1",   # pcap, microseconds
+    b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1",   # pcap, nanoseconds
+    b"\x0a\x0d\x0d\x0a",                        # pcapng Section Header Block
+})
+_GZIP_MAGIC = b"\x1f\x8b"
+_GLOB_CHARS = frozenset("*?[")
+
+
+class InputError(Exception):
+    """An argument names no capture at all; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Input:
+    """One capture to analyse: ``path`` is the file to read, ``name`` how the report
+    calls it (the argument as typed, the path below a directory argument, or
+    :data:`STDIN_NAME`); ``stdin`` is true for standard input."""
+
+    path: Path
+    name: str
+    stdin: bool = False
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the working directory when it is below it, else as given."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
+def sniff(path: Path | str) -> bool:
+    """Whether the file starts like a capture: a pcap or pcapng magic number, plain or
+    inside gzip. Unreadable files are not captures (never raises for I/O errors)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if head[:2] == _GZIP_MAGIC:
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    head = gz.read(4)
+    except (OSError, EOFError, zlib.error):
+        return False
+    return head in _MAGICS
+
+
+def is_capture(path: Path | str) -> bool:
+    """Whether a file found in a directory is taken as a capture: its name ends in one of
+    :data:`CAPTURE_SUFFIXES`, or :func:`sniff` recognises its content."""
+    name = Path(path).name.lower()
+    return name.endswith(CAPTURE_SUFFIXES) or sniff(path)
+
+
+def _walk(top: Path) -> list[Path]:
+    """The captures below ``top``, sorted by path components."""
+    found: list[tuple[tuple[str, ...], Path]] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        base = Path(dirpath)
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = base / name
+            if path.is_file() and is_capture(path):
+                found.append((path.relative_to(top).parts, path))
+    return [path for _, path in sorted(found)]
+
+
+def _directory(arg: str, path: Path) -> list[Input]:
+    found = _walk(path)
+    if not found:
+        raise InputError(f"{arg}: no capture files in this directory (looked for "
+                         f"{', '.join(CAPTURE_SUFFIXES)} and pcap/pcapng content)")
+    return [Input(p, str(p)) for p in found]
+
+
+def _glob(arg: str) -> list[Input]:
+    matches = sorted(glob.glob(arg, recursive=True))
+    if not matches:
+        raise InputError(f"{arg}: no file matches this pattern")
+    out: list[Input] = []
+    seen: set[str] = set()
+    for match in matches:
+        path = Path(match)
+        items = _walk(path) if path.is_dir() else [path] if path.is_file() else []
+        for item in items:
+            key = os.path.normpath(item)
+            if key not in seen:
+                seen.add(key)
+                out.append(Input(item, str(item)))
+    if not out:
+        raise InputError(f"{arg}: the pattern matches no capture file")
+    return out
+
+
+@contextmanager
+def collect_inputs(args: Sequence[str], stdin: BinaryIO | None = None) -> Iterator[list[Input]]:
+    """Expand ``args`` (see the module docstring) into :class:`Input` objects.
+
+    ``stdin``: the binary stream read for ``-``. The temporary copy of standard input is
+    deleted when the context exits. Raises :class:`InputError`.
+    """
+    with tempfile.TemporaryDirectory(prefix="pcapcheck-") as tmp:
+        if list(args).count("-") > 1:
+            raise InputError("-: standard input can be read only once")
+        inputs: list[Input] = []
+        for arg in args:
+            if arg == "-":
+                if stdin is None:
+                    raise InputError("-: no standard input")
+                try:
+                    interactive = stdin.isatty()
+                except (AttributeError, ValueError):
+                    interactive = False
+                if interactive:
+                    raise InputError("-: standard input is a terminal; pipe a capture into it")
+                target = Path(tmp) / "stdin.capture"
+                with open(target, "wb") as fh:
+                    shutil.copyfileobj(stdin, fh)
+                inputs.append(Input(target, STDIN_NAME, stdin=True))
+                continue
+            path = Path(arg)
+            if path.is_dir():
+                inputs.extend(_directory(arg, path))
+            elif not path.exists() and _GLOB_CHARS & set(arg):
+                inputs.extend(_glob(arg))
+            else:
+                inputs.append(Input(path, arg))
+        yield inputs

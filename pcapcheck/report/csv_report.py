@@ -1,0 +1,39 @@
+"""The CSV report: one finding per row, written with :mod:`csv` (RFC 4180 quoting).
+
+Columns (header row first): ``path, rule, name, severity, connection, frame, message``;
+an empty cell stands for "none" (a file-level finding has no connection, CP006 no frame).
+A capture that could not be read is one row with empty ``rule``/``name``, severity
+``error`` and the reason as ``message``. CSV holds a single table, so the connection
+table is not included (use ``json`` for it), nor the event ``data``. Lines end in
+``\\n``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING, Sequence
+
+from pcapcheck.analyze import FileResult
+
+if TYPE_CHECKING:
+    from pcapcheck.report import ReportContext
+
+#: The header row.
+COLUMNS = ("path", "rule", "name", "severity", "connection", "frame", "message")
+
+
+def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
+    """The header row and one row per finding (per unreadable capture), in file order
+    then frame order. ``ctx`` is not used (``statistics`` does not apply: one table)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for res in results:
+        if res.error is not None:
+            writer.writerow([res.path, "", "", "error", "", "", res.error])
+            continue
+        for f in res.findings:
+            writer.writerow([res.path, f.rule, f.name, f.severity, f.connection, f.frame,
+                             f.message])
+    return out.getvalue()
