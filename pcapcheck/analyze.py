@@ -196,8 +196,13 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     return result
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+def _iso(ts: float) -> str | None:
+    """ISO 8601 UTC text of ``ts`` (seconds since the epoch); None when the capture's
+    timestamp is outside what a date can hold (a corrupt record header)."""
+    try:
+        return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def connection_summary(conn: Connection) -> dict[str, Any]:
