@@ -1,0 +1,91 @@
+"""``pcapcheck grade SUBMISSION... --rubric RUBRIC``: grade student captures.
+
+Exit status: 0 when every submission was graded (a bad submission — not a capture, empty,
+no TCP — is graded 0 with a message, it does not change the status); 2 for a bad rubric,
+a submission path that does not exist, an unwritable output directory or a usage error
+(one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pcapcheck.cli import app, fail
+
+
+@app.command()
+def grade(
+    submissions: List[Path] = typer.Argument(
+        ..., help="Capture files, or directories of submissions (one capture or one folder "
+                  "per student; the file or folder name is the student id)."),
+    rubric: Path = typer.Option(..., "--rubric", "-r", help="The rubric (YAML)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write DIR/gradebook.csv and DIR/<student>/feedback.md "
+                                  "(and results.json with --gradescope)."),
+    gradescope: bool = typer.Option(False, "--gradescope",
+                                    help="Also write Gradescope's results.json per student."),
+) -> None:
+    """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
+    from tabulate import tabulate
+
+    from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.grading.feedback import render_feedback
+    from pcapcheck.grading.gradebook import (SubmissionError, discover, grade_all,
+                                             gradebook_csv, gradescope_results, write_outputs)
+    from pcapcheck.grading.results import num
+    from pcapcheck.grading.rubric import RubricError, load_rubric
+
+    try:
+        loaded = load_rubric(rubric)
+        found = discover(submissions)
+        catalog = load_catalog()
+    except (RubricError, SubmissionError, CatalogError) as exc:
+        raise fail(str(exc))
+    if gradescope and out is None and len(found) > 1:
+        raise fail("--gradescope with several submissions needs --out DIR "
+                   "(one results.json per student)")
+    try:
+        results = grade_all(loaded, found, catalog)
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("PCAPCHECK_DEBUG"):
+            raise
+        raise fail(f"internal error: {type(exc).__name__}: {exc} (set PCAPCHECK_DEBUG=1 "
+                   "for a traceback)")
+
+    if out is None:
+        if gradescope:
+            text = json.dumps(gradescope_results(loaded, results[0]), indent=2,
+                              ensure_ascii=False) + "\n"
+        elif len(results) == 1:
+            text = render_feedback(results[0], loaded)
+        else:
+            text = gradebook_csv(loaded, results)
+        sys.stdout.write(text)
+        raise typer.Exit(0)
+
+    try:
+        written = write_outputs(loaded, results, out, gradescope=gradescope)
+    except OSError as exc:
+        raise fail(f"cannot write to {out}: {exc.strerror or exc}")
+    rows = []
+    for res in results:
+        failed = [c.id for c in res.scored if not c.passed and not c.id.startswith("answer_")]
+        answers = [c for c in res.scored if c.id.startswith("answer_")]
+        notes = [f"failed: {', '.join(failed)}"] if failed else []
+        if answers and not res.answers_file:
+            notes.append("no answers file")
+        elif any(not c.passed for c in answers):
+            notes.append("answers: " + num(sum(c.score for c in answers)) + " / "
+                         + num(sum(c.points for c in answers)))
+        note = res.problem or "; ".join(notes)
+        rows.append([res.student, f"{num(res.score)} / {num(res.max_score)}",
+                     ", ".join(res.shared_with), note])
+    typer.echo(tabulate(rows, headers=["student", "score", "shared_with", "notes"],
+                        maxcolwidths=[None, None, None, 60]))
+    typer.echo(f"\n{len(results)} submissions graded; wrote {len(written)} files to {out}")

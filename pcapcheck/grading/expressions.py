@@ -1,0 +1,291 @@
+"""The rubric expression language: CEL (Common Expression Language) through cel-python.
+
+Rubric conditions are CEL expressions — never Python — evaluated against one analysed
+capture. :func:`capture_environment` builds the variables (documented in
+``docs/grading.md``):
+
+``connections``
+    list of maps, one per TCP connection, in connection-id order: ``id``, ``client`` and
+    ``server`` (``"ip:port"``, ``"[v6]:port"``), ``client_ip``, ``client_port``,
+    ``server_ip``, ``server_port``, ``roles_inferred``, ``handshake``
+    (complete/incomplete/refused/none), ``close`` (graceful/half/reset/open/none),
+    ``client_state`` / ``server_state`` (final RFC 9293 state or null), ``conn_state`` and
+    ``history`` (Zeek's), ``packets`` and ``bytes`` (maps ``{client, server}``: counts and
+    payload bytes per sender), ``client_isn`` / ``server_isn`` (absolute, or null),
+    ``first_frame`` / ``last_frame``, ``duration`` (seconds, a double), ``findings`` (the
+    connection's findings, as in ``findings`` below), ``transitions`` (``{client: [...],
+    server: [...]}``, each ``{frame, from, to, cause}``), ``closer`` (``"client"`` /
+    ``"server"``: who sent the first FIN; null when nobody did) and ``syn_ack_ok`` (true when
+    the engine raised neither HS002 nor HS004 on the connection).
+``findings``
+    every finding of the capture: maps ``{rule, name, severity, frame, connection,
+    message}`` (``frame`` / ``connection`` null for file-level findings).
+``packets``
+    the number of records in the capture (int).
+``file``
+    ``{name, format, packets, tcp_packets, malformed, truncated}`` (``truncated``: bool).
+
+Integers are CEL ``int``; CEL does not compare ``int`` with ``double`` (write ``1.0``
+against ``duration``). :func:`compile_expression` also rejects, before any capture is
+read, names that cannot mean anything here: an unknown variable, an unknown global
+function, or a field name that no map of the environment has.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import celpy
+import celpy.evaluation
+from celpy import celtypes
+
+from pcapcheck.ladder import endpoint_parts
+
+if TYPE_CHECKING:
+    from pcapcheck.analyze import FileResult
+
+__all__ = ["VARIABLES", "FIELDS", "ExpressionError", "Expression", "compile_expression",
+           "capture_environment", "connection_view", "to_activation", "to_python"]
+
+#: The variables every expression may use.
+VARIABLES = ("connections", "findings", "packets", "file")
+#: The macros that bind a variable (``list.exists(x, ...)``).
+_BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+#: Field names a map of the environment has (for the unknown-field check).
+CONNECTION_FIELDS = ("id", "client", "server", "client_ip", "client_port", "server_ip",
+                     "server_port", "roles_inferred", "handshake", "close", "client_state",
+                     "server_state", "conn_state", "history", "packets", "bytes",
+                     "client_isn", "server_isn", "first_frame", "last_frame", "duration",
+                     "findings", "transitions", "closer", "syn_ack_ok")
+FINDING_FIELDS = ("rule", "name", "severity", "frame", "connection", "message")
+TRANSITION_FIELDS = ("frame", "from", "to", "cause")
+FILE_FIELDS = ("name", "format", "packets", "tcp_packets", "malformed", "truncated")
+FIELDS = frozenset(CONNECTION_FIELDS + FINDING_FIELDS + TRANSITION_FIELDS + FILE_FIELDS)
+_FUNCTIONS = frozenset(celpy.evaluation.base_functions) | {"has", "dyn"}
+
+_ENV = celpy.Environment()
+
+
+class ExpressionError(ValueError):
+    """A CEL expression does not compile or names something unknown. One line, without the
+    name of the check (the caller adds it)."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled CEL expression. ``text`` is the source; :meth:`evaluate` runs it."""
+
+    text: str
+    program: Any
+
+    def evaluate(self, activation: Mapping[str, Any]) -> tuple[Any, str | None]:
+        """Run against ``activation`` (name → CEL value: :func:`to_activation` of
+        :func:`capture_environment`). Returns ``(value, None)`` with ``value`` converted
+        to plain Python (:func:`to_python`), or ``(None, error)`` with a one-line error
+        when evaluation fails (missing field, wrong types, division by zero...)."""
+        try:
+            value = self.program.evaluate(dict(activation))
+        except celpy.CELEvalError as exc:
+            return None, _eval_error_text(exc)
+        except Exception as exc:  # noqa: BLE001 - cel-python raises assorted errors
+            return None, f"{type(exc).__name__}: {exc}"
+        if isinstance(value, celpy.CELEvalError):
+            return None, _eval_error_text(value)
+        return to_python(value), None
+
+
+def _eval_error_text(exc: Exception) -> str:
+    args = getattr(exc, "args", ())
+    text = str(args[0]) if args else str(exc)
+    # cel-python appends the whole activation to an undeclared reference.
+    text = text.split(" (in activation", 1)[0]
+    if len(args) > 2 and args[2] and text in ("invalid_argument", "no such overload"):
+        detail = args[2][0] if isinstance(args[2], tuple) else args[2]
+        text = f"{text}: {detail}"
+    return " ".join(text.split())
+
+
+def _syntax_error_text(text: str, exc: Exception) -> str:
+    line = getattr(exc, "line", None)
+    column = getattr(exc, "column", None)
+    if line is None or column is None:
+        return f"syntax error ({' '.join(str(exc).split())})"
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    near = src[column - 1:column + 19].strip()
+    where = f"line {line}, column {column}"
+    return (f"syntax error at {where}, near {near!r}" if near
+            else f"syntax error at {where}: the expression ends too early")
+
+
+def _is_tree(node: Any) -> bool:
+    """A node of cel-python's parse tree (a lark ``Tree``: ``data`` and ``children``);
+    the leaves are tokens (``str``)."""
+    return hasattr(node, "data") and hasattr(node, "children")
+
+
+def _unknown_names(tree: Any, variables: frozenset[str]) -> list[str]:
+    """Problems with the names in a parsed expression (unknown variable, function or
+    field), in source order."""
+    problems: list[str] = []
+
+    def walk(node: Any, bound: frozenset[str]) -> None:
+        if not _is_tree(node):
+            return
+        kind = node.data
+        if kind == "ident":
+            name = str(node.children[0])
+            if name not in bound and name not in variables:
+                problems.append(f"unknown name {name!r}"
+                                + _suggest(name, variables | bound, "the variables are: "
+                                           + ", ".join(sorted(variables))))
+            return
+        if kind == "ident_arg":
+            name = str(node.children[0])
+            if name not in _FUNCTIONS:
+                problems.append(f"unknown function {name}()" + _suggest(name, _FUNCTIONS, ""))
+            for child in node.children[1:]:
+                walk(child, bound)
+            return
+        if kind == "member_dot":
+            target, name = node.children[0], node.children[1]
+            walk(target, bound)
+            if isinstance(name, str) and name not in FIELDS:
+                problems.append(f"unknown field .{name}"
+                                + _suggest(str(name), FIELDS, "fields: see docs/grading.md"))
+            return
+        if kind == "member_dot_arg":
+            target, method = node.children[0], str(node.children[1])
+            walk(target, bound)
+            args = node.children[2] if len(node.children) > 2 else None
+            inner = bound
+            if method in _BINDING_MACROS and _is_tree(args) and args.children:
+                var = _plain_ident(args.children[0])
+                if var is not None:
+                    inner = bound | {var}
+                    for child in args.children[1:]:
+                        walk(child, inner)
+                    return
+            walk(args, inner)
+            return
+        for child in node.children:
+            walk(child, bound)
+
+    walk(tree, frozenset())
+    return problems
+
+
+def _suggest(name: str, known: Iterable[str], fallback: str) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" ({fallback})" if fallback else ""
+
+
+def _plain_ident(node: Any) -> str | None:
+    """The name when ``node`` (an ``expr`` subtree) is just an identifier."""
+    while _is_tree(node) and len(node.children) == 1 and node.data != "ident":
+        node = node.children[0]
+    if _is_tree(node) and node.data == "ident":
+        return str(node.children[0])
+    return None
+
+
+def compile_expression(text: str, extra_variables: tuple[str, ...] = ()) -> Expression:
+    """Compile CEL ``text``. ``extra_variables``: names bound besides :data:`VARIABLES`
+    (``("c",)`` for a per-connection predicate). Raises :class:`ExpressionError` (one
+    line) for a syntax error or an unknown variable, global function or field name."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError("empty expression")
+    try:
+        ast = _ENV.compile(text)
+    except celpy.CELParseError as exc:
+        raise ExpressionError(_syntax_error_text(text, exc)) from None
+    except Exception as exc:  # noqa: BLE001 - lark may raise other parse errors
+        raise ExpressionError(f"syntax error ({' '.join(str(exc).split())})") from None
+    problems = _unknown_names(ast, frozenset(VARIABLES) | frozenset(extra_variables))
+    if problems:
+        raise ExpressionError(problems[0])
+    return Expression(text, _ENV.program(ast))
+
+
+def to_python(value: Any) -> Any:
+    """A CEL value as plain Python (bool, int, float, str, None, list, dict)."""
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, (celtypes.IntType, celtypes.UintType)):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        return float(value)
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.MapType):
+        return {to_python(k): to_python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_python(v) for v in value]
+    return value
+
+
+def _finding_map(f: Any) -> dict[str, Any]:
+    return {"rule": f.rule, "name": f.name, "severity": f.severity, "frame": f.frame,
+            "connection": f.connection, "message": f.message}
+
+
+def _closer(transitions: Mapping[str, list[Mapping[str, Any]]]) -> str | None:
+    """The side that sent the first FIN: its move into FIN-WAIT-1 comes first."""
+    firsts = []
+    for order, side in enumerate(("client", "server")):
+        frames = [t["frame"] for t in transitions.get(side, []) if t["to"] == "FIN-WAIT-1"]
+        if frames:
+            firsts.append((min(frames), order, side))
+    return min(firsts)[2] if firsts else None
+
+
+def connection_view(summary: Mapping[str, Any], result: "FileResult") -> dict[str, Any]:
+    """The CEL map of one connection summary of ``result`` (plain Python values; see the
+    module docstring for the fields)."""
+    cid = summary["id"]
+    client_ip, client_port = endpoint_parts(summary["client"])
+    server_ip, server_port = endpoint_parts(summary["server"])
+    transitions = summary.get("transitions") or {"client": [], "server": []}
+    bad_handshake = any(e.connection == cid and e.rule in ("HS002", "HS004")
+                        for e in result.events)
+    return {
+        "id": cid, "client": summary["client"], "server": summary["server"],
+        "client_ip": client_ip, "client_port": client_port,
+        "server_ip": server_ip, "server_port": server_port,
+        "roles_inferred": summary.get("roles_inferred", False),
+        "handshake": summary["handshake"], "close": summary["close"],
+        "client_state": summary.get("client_state"), "server_state": summary.get("server_state"),
+        "conn_state": summary.get("conn_state"), "history": summary.get("history"),
+        "packets": dict(summary["packets"]), "bytes": dict(summary["bytes"]),
+        "client_isn": summary.get("client_isn"), "server_isn": summary.get("server_isn"),
+        "first_frame": summary["first_frame"], "last_frame": summary["last_frame"],
+        "duration": float(summary.get("duration") or 0.0),
+        "findings": [_finding_map(f) for f in result.findings if f.connection == cid],
+        "transitions": {side: [dict(t) for t in transitions.get(side, [])]
+                        for side in ("client", "server")},
+        "closer": _closer(transitions),
+        "syn_ack_ok": not bad_handshake,
+    }
+
+
+def capture_environment(result: "FileResult", name: str | None = None) -> dict[str, Any]:
+    """The plain-Python environment of one analysed capture: ``{"connections",
+    "findings", "packets", "file"}`` (see the module docstring). ``name``: the file name
+    shown as ``file.name`` (default: the result's path)."""
+    return {
+        "connections": [connection_view(c, result) for c in result.connections],
+        "findings": [_finding_map(f) for f in result.findings],
+        "packets": result.packets,
+        "file": {"name": name if name is not None else result.path, "format": result.format,
+                 "packets": result.packets, "tcp_packets": result.tcp_packets,
+                 "malformed": result.malformed, "truncated": bool(result.truncated)},
+    }
+
+
+def to_activation(environment: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain-Python variables → CEL values, for :meth:`Expression.evaluate`."""
+    return {key: celpy.json_to_cel(value) for key, value in environment.items()}

@@ -1,0 +1,161 @@
+"""Feedback for one student, in Markdown: the score, every check passed or failed, and for
+each failure what was expected, what the capture shows, the frames to open in Wireshark
+and the ladder of the connection concerned; then the student's answers with expected and
+given values and an explanation for each wrong one.
+"""
+
+from __future__ import annotations
+
+from pcapcheck.grading.results import CheckResult, StudentResult, num
+from pcapcheck.grading.rubric import Rubric
+
+__all__ = ["render_feedback", "check_body", "wireshark_filter"]
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def wireshark_filter(frames: list[int]) -> str:
+    """The Wireshark display filter selecting ``frames``: ``frame.number in {7 9}``."""
+    return "frame.number in {" + " ".join(str(f) for f in frames) + "}"
+
+
+def _conversation_filter(student: StudentResult, cid: int) -> str | None:
+    conn = next((c for c in student.connections if c["id"] == cid), None)
+    if conn is None:
+        return None
+    return f"tcp.port == {conn['client_port']} && tcp.port == {conn['server_port']}"
+
+
+def check_body(check: CheckResult, student: StudentResult) -> str:
+    """The Markdown explaining one check's result (no heading): for a failure, what was
+    expected, what the capture shows, the frames to open and which ladder to look at."""
+    if check.passed:
+        return "Passed."
+    parts: list[str] = []
+    if student.problem:
+        parts.append(f"**This submission could not be graded:** {student.problem}.")
+        if check.expected:
+            parts.append(f"**Expected:** {check.expected}")
+        return "\n\n".join(parts)
+    if check.expected:
+        parts.append(f"**Expected:** {check.expected}")
+    if check.error:
+        label = ("**Not checked:**" if check.id.startswith("answer_")
+                 else "**The check could not be evaluated:**")
+        parts.append(f"{label} {check.error}")
+    if check.rows:
+        lines = []
+        for row in check.rows:
+            mark = "right" if row.ok else "wrong"
+            line = f"- {row.item}: expected `{row.expected}`, given `{row.given}` — {mark}"
+            if row.explanation:
+                line += f". {row.explanation[0].upper()}{row.explanation[1:]}"
+            lines.append(line)
+        parts.append("\n".join(lines))
+    if check.shows:
+        parts.append("**Your capture shows:**\n" + "\n".join(f"- {s}" for s in check.shows))
+    where = []
+    if check.frames:
+        noun = "frame" if len(check.frames) == 1 else "frames"
+        where.append(f"{noun} {', '.join(str(f) for f in check.frames)} "
+                     f"(display filter `{wireshark_filter(check.frames)}`)")
+    if len(check.connections) == 1 and not check.id.startswith("answer_"):
+        cid = check.connections[0]
+        conv = _conversation_filter(student, cid)
+        if conv:
+            where.append(f"the whole connection {cid}: `{conv}`")
+    if where:
+        parts.append("**Open in Wireshark:** " + "; ".join(where) + ".")
+    drawn = [cid for cid in check.connections if cid in student.ladders]
+    if drawn:
+        names = ", ".join(str(cid) for cid in drawn)
+        noun = "connection" if len(drawn) == 1 else "connections"
+        parts.append(f"**Ladder:** see the ladder of {noun} {names}.")
+    return "\n\n".join(parts)
+
+
+def _result_word(check: CheckResult) -> str:
+    if check.passed:
+        return "passed"
+    if check.score:
+        return "**partly**"
+    return "**failed**"
+
+
+def _answers_section(student: StudentResult) -> list[str]:
+    answers = [c for c in student.checks if c.id.startswith("answer_")]
+    if not answers or student.problem:
+        return []
+    scored = [c for c in answers if c.scored]
+    head = "## Your answers"
+    if scored:
+        head += (f" ({num(sum(c.score for c in scored))} / "
+                 f"{num(sum(c.points for c in scored))})")
+    out = [head, ""]
+    errors = list(dict.fromkeys(c.error for c in answers if c.error))
+    rows = [(c, r) for c in answers for r in c.rows]
+    if student.answers_file is not None and rows:
+        cids = sorted({cid for c in answers for cid in c.connections})
+        about = f", about connection {cids[0]}" if cids else ""
+        out += [f"From `{student.answers_file.name}`{about}.", ""]
+    out += [f"**Not checked:** {e}." for e in errors]
+    if errors:
+        out.append("")
+    if rows:
+        out += ["| question | expected | given | result |", "|---|---|---|---|"]
+        for check, row in rows:
+            note = "" if check.scored else " (not scored)"
+            out.append(f"| {_cell(row.item)} | `{_cell(row.expected)}` | `{_cell(row.given)}` "
+                       f"| {'right' if row.ok else '**wrong**'}{note} |")
+        out.append("")
+        wrong = [row for _, row in rows if not row.ok and row.explanation]
+        for row in wrong:
+            out.append(f"- **{row.item}**: {row.explanation[0].upper()}{row.explanation[1:]}")
+        if wrong:
+            out.append("")
+        frames = sorted({f for c in answers if not c.passed for f in c.frames})
+        if frames:
+            noun = "frame" if len(frames) == 1 else "frames"
+            out += [f"**Open in Wireshark:** {noun} {', '.join(str(f) for f in frames)} "
+                    f"(display filter `{wireshark_filter(frames)}`).", ""]
+    return out
+
+
+def render_feedback(student: StudentResult, rubric: Rubric) -> str:
+    """The whole Markdown feedback of ``student`` (graded with ``rubric``): score, table
+    of checks, what to look at for each failed check, the answers, the ladders."""
+    out = [f"# {rubric.title}", "", f"Student: **{student.student}**", "",
+           f"**Score: {num(student.score)} / {num(student.max_score)}**", ""]
+    if rubric.description:
+        out += [rubric.description, ""]
+    if student.problem:
+        out += [f"**This submission could not be graded:** {student.problem}. Every check "
+                "scores 0.", ""]
+    else:
+        count = len(student.connections)
+        noun = "connection" if count == 1 else "connections"
+        capture = student.capture.name if student.capture else "-"
+        out += [f"Capture `{capture}`: {student.packets} packets, {count} TCP {noun}.", ""]
+
+    out += ["| check | points | result |", "|---|---|---|"]
+    for check in student.checks:
+        pts = f"{num(check.score)} / {num(check.points)}" if check.scored else "not scored"
+        out.append(f"| {_cell(check.title)} | {pts} | {_result_word(check)} |")
+    out.append("")
+
+    failed = [c for c in student.checks if not c.passed and not c.id.startswith("answer_")]
+    if failed and not student.problem:
+        out += ["## What to look at", ""]
+        for check in failed:
+            out += [f"### {check.title} ({num(check.score)} / {num(check.points)})", "",
+                    check_body(check, student), ""]
+    elif not student.problem:
+        out += ["All checks on the capture passed.", ""]
+    out += _answers_section(student)
+
+    for cid, ladder in student.ladders.items():
+        out += [f"## Ladder of connection {cid}", "", "```text", ladder.rstrip("\n"), "```",
+                ""]
+    return "\n".join(out).rstrip("\n") + "\n"

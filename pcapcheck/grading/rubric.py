@@ -1,0 +1,153 @@
+"""Grading rubrics: YAML files validated by ``pcapcheck/schemas/rubric.schema.json``.
+
+A rubric has a ``title``, an optional ``description`` and ``focus`` (a CEL predicate over
+one connection ``c``: the connection the lab is about), a list of ``checks`` — each with
+``id``, ``title``, ``points``, a CEL ``condition``, the ``feedback`` shown when it fails,
+an optional CEL ``evidence`` expression and Gradescope ``visibility`` — and optional
+``answers`` points (see :mod:`pcapcheck.grading.answers`). Every CEL expression is
+compiled when the rubric is loaded: one that does not compile, or names an unknown
+variable, function or field, is a rubric error naming the check.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema.exceptions
+import yaml
+
+from pcapcheck.catalog import _YAML_LOADER, _display, _schema_error_text, _yaml_problem
+from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
+
+__all__ = ["SCHEMA_PATH", "ANSWER_KEYS", "RESERVED_IDS", "RubricError", "Check", "Rubric",
+           "load_rubric", "read_yaml_mapping"]
+
+#: The JSON Schema every rubric is validated against.
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rubric.schema.json"
+#: The answers a student may give (and a rubric may score), in feedback order.
+ANSWER_KEYS = ("client_isn", "server_isn", "synack_ack", "states")
+#: Gradebook columns a check id may not take.
+RESERVED_IDS = frozenset({"student", "score", "max", "shared_with", "problem"})
+
+
+class RubricError(Exception):
+    """The rubric cannot be used. One line naming the file and the field or check, e.g.
+    ``lab.yaml: check 'close': condition: unknown field .closr (did you mean closer?)``."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rubric check. ``points`` > 0; ``condition`` and ``evidence`` are compiled CEL."""
+
+    id: str
+    title: str
+    points: float
+    condition: Expression
+    feedback: str
+    evidence: Expression | None = None
+    visibility: str = "visible"
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A loaded rubric. ``answers``: points per answer key (only the scored ones)."""
+
+    path: Path
+    title: str
+    checks: tuple[Check, ...]
+    description: str = ""
+    focus: Expression | None = None
+    answers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max_points(self) -> float:
+        """Checks' points plus scored answers' points."""
+        return sum(c.points for c in self.checks) + sum(self.answers.values())
+
+    @property
+    def columns(self) -> list[str]:
+        """The scored items' ids, in feedback order: the check ids, then
+        ``answer_<key>`` for each scored answer."""
+        return [c.id for c in self.checks] + [f"answer_{k}" for k in ANSWER_KEYS
+                                              if k in self.answers]
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Exception],
+                      expected: str, empty_ok: bool = False) -> dict[str, Any]:
+    """Read ``path`` as YAML that must be ``expected`` (a mapping) valid for the JSON
+    Schema ``validator``. Raises ``error`` with one line starting with ``where`` when the
+    file is unreadable, not YAML, not a mapping, or fails the schema. An empty file is
+    ``{}`` when ``empty_ok``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"{where}: cannot read the file ({reason})") from None
+    try:
+        data: Any = yaml.load(text, Loader=_YAML_LOADER)  # safe: SafeLoader or its C twin
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise error(f"{where}: expected {expected}, got {kind}")
+    problem = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if problem is not None:
+        raise error(f"{where}: {_schema_error_text(problem)}")
+    return data
+
+
+def _compile(where: str, what: str, text: str, extra: tuple[str, ...] = ()) -> Expression:
+    try:
+        return compile_expression(text, extra)
+    except ExpressionError as exc:
+        raise RubricError(f"{where}: {what}: {exc}") from None
+
+
+def load_rubric(path: str | Path) -> Rubric:
+    """Read, validate and compile a rubric file.
+
+    Raises :class:`RubricError` (one line) when the file is unreadable, not YAML, not a
+    mapping, fails the schema, repeats a check id, uses a reserved id (``student``,
+    ``score``, ``max``, ``shared_with``, ``problem``, ``answer_*``), or holds a CEL
+    expression that does not compile.
+    """
+    path = Path(path)
+    where = _display(path)
+    data = read_yaml_mapping(path, where, _validator(), RubricError,
+                             "a mapping (title, checks, ...)")
+
+    focus = _compile(where, "focus", data["focus"], ("c",)) if "focus" in data else None
+    checks: list[Check] = []
+    seen: set[str] = set()
+    for item in data["checks"]:
+        cid = item["id"]
+        label = f"check {cid!r}"
+        if cid in seen:
+            raise RubricError(f"{where}: {label}: the id is used by another check")
+        if cid in RESERVED_IDS or cid.startswith("answer_"):
+            raise RubricError(f"{where}: {label}: the id is reserved for a gradebook column")
+        seen.add(cid)
+        condition = _compile(where, f"{label}: condition", item["condition"])
+        evidence = (_compile(where, f"{label}: evidence", item["evidence"])
+                    if "evidence" in item else None)
+        checks.append(Check(cid, item["title"], item["points"], condition,
+                            item["feedback"].strip(), evidence,
+                            item.get("visibility", "visible")))
+    return Rubric(path=path, title=data["title"], checks=tuple(checks),
+                  description=(data.get("description") or "").strip(), focus=focus,
+                  answers=dict(data.get("answers") or {}))
