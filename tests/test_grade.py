@@ -450,16 +450,16 @@ def test_make_submissions_reproduces_the_shipped_files(tmp_path):
 
 
 def test_docs_outputs_are_real(monkeypatch):
-    """Every ``$ pcapcheck ...`` block of docs/grading.md without --out is the command's
+    """Every ``$ pcapcheck ...`` block of README.md without --out is the command's
     real output."""
-    text = (ROOT / "docs" / "grading.md").read_text()
+    text = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```text\n\$ (pcapcheck [^\n]*)\n(.*?)```", text, re.S)
     checked = [(cmd, out) for cmd, out in blocks if "--out" not in cmd]
     assert len(checked) >= 3
     monkeypatch.chdir(ROOT)
     for cmd, out in checked:
         res = runner.invoke(app, shlex.split(cmd)[1:])
-        assert res.exit_code == 0, cmd
+        assert res.exit_code in (0, 1), cmd      # 1: the example shows an error finding
         assert res.stdout == out, cmd
 
 
