@@ -55,7 +55,7 @@ class Flow:
     __slots__ = ("isn", "base", "_ref_abs", "_ref_u", "nxt", "acked", "packets", "bytes",
                  "syn_frame", "syn_count", "syn_len", "synack_frame", "synack_count",
                  "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
-                 "fin_implied_frame", "holes", "unacked", "pending", "high_ts", "win",
+                 "fin_implied_frame", "fin_implied_ts", "holes", "unacked", "pending", "high_ts", "win",
                  "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
                  "max_ack_abs", "last_window_raw", "keepalive_frame")
 
@@ -79,6 +79,7 @@ class Flow:
         self.fin_acked_frame: int | None = None
         self.fin_reply_frame: int | None = None
         self.fin_implied_frame: int | None = None
+        self.fin_implied_ts = 0.0
         self.holes: list[list] = []
         self.unacked: deque = deque()
         self.pending: list[list] = []

@@ -22,7 +22,7 @@ from pcapcheck.connection import Connection, Flow
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
                              LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
-                             TIME_WAIT, URG, Event, Segment, flags_text)
+                             TIME_WAIT, URG, Event, Segment, Transition, flags_text)
 
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -145,6 +145,9 @@ class Checker:
             return
         if self._capture_duplicate(conn, seg, fs, role):
             return
+        if (flags & FIN and fs.fin_frame is None and fs.fin_implied_frame is not None
+                and self._late_fin(conn, seg, fs, es, er)):
+            return
         if conn.closed:
             self._after_close(conn, seg, role, fs, fr)
             return
@@ -232,6 +235,9 @@ class Checker:
                 self._emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
                 es.step(fsm.RCV_SYN, frame, f"frame {fr.syn_frame}, which crossed ours")
                 er.step(fsm.RCV_SYN, frame)
+        elif seg.seq == fs.isn and fs.syn_frame is None and \
+                seg.ts - conn.first_ts <= self.reorder_window:
+            self._late_syn(conn, seg, fs, es, er)
         elif seg.seq == fs.isn:
             fs.syn_count += 1
             self._emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
@@ -242,6 +248,22 @@ class Checker:
             fs.set_base(seg.seq, isn=True)
             fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
             fs.advance(1 + seg.payload_len)
+
+    def _late_syn(self, conn, seg, fs: Flow, es: Endpoint, er: Endpoint) -> None:
+        """The SYN that the connection's first SYN-ACK answers, stored a moment after it:
+        the capture reordered them (nothing is missing, nothing was sent twice). What the
+        capture shows late is attributed to the later frame."""
+        frame = seg.frame
+        fs.syn_frame, fs.syn_count = frame, 1
+        conn.events[:] = [e for e in conn.events if e.rule != "HS008"]
+        late = [Transition(frame, CLOSED, SYN_SENT, fsm.SND_SYN)]
+        for t in es.transitions:
+            late.append(Transition(frame, t.from_state, t.to_state, t.cause))
+        es.transitions[:] = late
+        es.initial = CLOSED
+        for t in er.transitions:
+            if t.frame < frame:
+                t.frame = frame
 
     def _synack(self, conn, seg, role, fs, fr, es, er) -> None:
         frame = seg.frame
@@ -308,6 +330,10 @@ class Checker:
             self._note_ack(fs, seg)
             return  # nothing seen from the peer yet: its sequence space is unknown
         ack = fr.u(seg.ack)
+        if es.state == SYN_RECEIVED and fr.packets == 0 and ack > 1 + fr.syn_len:
+            # Only this direction is captured: acknowledging the peer's data proves the
+            # peer's handshake ACK reached this endpoint.
+            es.step(fsm.RCV_ACK_OF_SYN, frame, f"not captured; implied by frame {frame}")
         if er.state == SYN_RECEIVED and (fr.synack_frame is not None or conn.implied_synack_frame):
             # RFC 9293 §3.10.7.4 SYN-RECEIVED: the ACK is acceptable when
             # SND.UNA < SEG.ACK =< SND.NXT; a server that accepted TFO data may have sent
@@ -363,7 +389,7 @@ class Checker:
         other = "server" if role == "client" else "client"
         note = f"not captured; implied by frame {frame}"
         fr.fin = fr.nxt
-        fr.fin_implied_frame = frame
+        fr.fin_implied_frame, fr.fin_implied_ts = frame, seg.ts
         fr.advance(fr.fin + 1)
         er.step(fsm.SND_FIN, frame, note)
         if fr.packets == 0 and fs.fin is not None and fs.fin_acked_frame is None:
@@ -377,6 +403,24 @@ class Checker:
         self._emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
                    detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
                           f"({fr.fin + 1}) proves it was sent")
+
+    def _late_fin(self, conn, seg, fs: Flow, es: Endpoint, er: Endpoint) -> bool:
+        """True when ``seg`` is the FIN a peer's ACK implied a moment before: the capture
+        stored the ACK first (reordering); the implication is withdrawn, nothing is
+        missing, and the FIN is not a retransmission."""
+        fin = fs.u(seg.seq) + seg.payload_len
+        if fin != fs.fin or seg.ts - fs.fin_implied_ts > self.reorder_window:
+            return False
+        frame, implied = seg.frame, fs.fin_implied_frame
+        fs.fin_frame, fs.fin_count = frame, 1
+        conn.events[:] = [e for e in conn.events
+                          if not (e.rule == "CP002" and e.frame == implied)]
+        note = f" (not captured; implied by frame {implied})"
+        for ep in (es, er):
+            for t in ep.transitions:
+                if t.cause.endswith(note):
+                    t.cause = t.cause[:-len(note)] + f" (frame {frame}, stored after its ACK)"
+        return True
 
     def _holes_acked(self, conn, seg, role, fr: Flow, ack: int) -> None:
         keep = []
@@ -413,6 +457,16 @@ class Checker:
         end = seq + length
         if length <= 1 and fs.nxt is not None and seq == fs.nxt - 1 and not seg.flags & FIN:
             return  # a keep-alive (RFC 9293 §3.8.4): one old byte or none, not a retransmission
+        if es.state == SYN_RECEIVED and fr.packets == 0 and not conn.tfo_accepted:
+            # Only this direction is captured: a stack sends data after the handshake
+            # ACK, which travelled in the direction the capture does not have.
+            es.step(fsm.RCV_ACK_OF_SYN, frame, f"not captured; implied by frame {frame}")
+        if (fr.zero and length == 1 and fs.nxt is not None and seq == fs.nxt
+                and not seg.flags & FIN):
+            # A zero-window probe (RFC 9293 §3.8.6.1): one byte into a closed window,
+            # dropped by the receiver; it does not advance SND.NXT (as in Wireshark).
+            self._mark(frame, "zero_window_probe")
+            return
         state = es.state
         if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
                 role == "server" and conn.tfo_accepted)):
@@ -646,7 +700,7 @@ class Checker:
             # Only one direction was captured: what the other side did is inferred from
             # the acknowledgments, and nothing it "failed" to send is its fault.
             seen = "client to server" if c.packets else "server to client"
-            conn.events[:] = [e for e in conn.events if e.rule != "CP002"]
+            conn.events[:] = [e for e in conn.events if e.rule not in ("CP002", "HS008")]
             self._emit(conn, "CP007", conn.first_frame, None, seen=seen)
         else:
             if conn.implied_synack_frame is not None:
