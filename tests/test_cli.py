@@ -183,3 +183,14 @@ def test_retransmitted_syn_data_points_at_the_syn():
                          str(SAMPLES / "crafted" / "hs012_syn-with-data_rejected.pcap")).stdout)
     sq002 = [f for f in doc["files"][0]["findings"] if f["rule"] == "SQ002"]
     assert [(f["frame"], f["data"]["first_frame"], f["data"]["seq"]) for f in sq002] == [(3, 1, 1)]
+
+
+def test_jobs_give_the_serial_report_in_the_same_order():
+    files = [str(p) for p in sorted((SAMPLES / "crafted").glob("hs00*.pcap"))] + [CLEAN]
+    serial = run("analyze", "-f", "json", "--jobs", "1", *files)
+    parallel = run("analyze", "-f", "json", "--jobs", "2", *files, "/nonexistent/x.pcap")
+    assert parallel.exit_code == 2 and serial.exit_code == 1
+    one, two = json.loads(serial.stdout), json.loads(parallel.stdout)
+    assert two["files"][:-1] == one["files"]
+    assert two["files"][-1] == {"path": "/nonexistent/x.pcap",
+                                "error": "/nonexistent/x.pcap: no such file"}

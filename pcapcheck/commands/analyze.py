@@ -22,6 +22,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -115,6 +116,34 @@ def _step_summary(results: list, ctx: Any, log: Callable[[str], None]) -> None:
         write_step_summary(results, ctx, Path(target))
     except OSError as exc:
         log(f"pcapcheck: warning: cannot write the step summary to {target}: {exc.strerror}")
+
+
+def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
+    """Analyse one input (in this process or a worker): ``job`` is (path, display name,
+    is-stdin, active rule IDs), ``common`` (catalog, params, severity overrides, decoder).
+    Returns the FileResult and the one-line error to print, or None. Never raises for a
+    bad capture or an internal error (unless PCAPCHECK_DEBUG is set)."""
+    from pcapcheck.analyze import FileResult, analyze_file
+    from pcapcheck.reader import CaptureError
+
+    path, name, stdin, active = job
+    catalog, params, severity, decoder = common
+    try:
+        result = analyze_file(path, catalog, active, params=params, severity=severity,
+                              decoder=decoder)
+        result.path = name
+        return result, None
+    except CaptureError as exc:
+        message = str(exc)
+        if stdin:   # name standard input, not its temporary copy
+            message = message.replace(str(path), name)
+        return FileResult(path=name, error=message), f"pcapcheck: error: {message}"
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("PCAPCHECK_DEBUG"):
+            raise
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        return FileResult(path=name, error=message), (
+            f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)")
 
 
 # --------------------------------------------------------------------------- progress
@@ -258,14 +287,17 @@ def analyze(
         DecoderName.native, "--decoder",
         help="Packet decoder: pcapcheck's own (native), dpkt's objects, or Wireshark's "
              "through pyshark (tshark)."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", min=1,
+        help="Analyse this many files at once, in separate processes (default: the number "
+             "of CPUs). The report is identical to a serial run's, in the same order."),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
     from pcapcheck import baseline as baselines
-    from pcapcheck.analyze import FileResult, analyze_file
+    from pcapcheck.analyze import FileResult
     from pcapcheck.catalog import CatalogError, load_catalog
     from pcapcheck.config import ConfigError, resolve_config, resolve_selection
     from pcapcheck.inputs import InputError, collect_inputs
-    from pcapcheck.reader import CaptureError
     from pcapcheck.report import FORMATS
 
     try:
@@ -288,31 +320,30 @@ def analyze(
     try:
         with collect_inputs(files, click.get_binary_stream("stdin")) as inputs, \
                 progress(len(inputs), progress_enabled(quiet)) as bar:
-            for item in inputs:
-                bar.start(item.name)
-                file_active = active if item.stdin else active - cfg.ignored_for(item.path,
-                                                                                 catalog)
-                try:
-                    result = analyze_file(item.path, catalog, file_active, params=params,
-                                          severity=cfg.severity, decoder=decoder.value)
-                    result.path = item.name
-                except CaptureError as exc:
-                    message = str(exc)
-                    if item.stdin:   # name standard input, not its temporary copy
-                        message = message.replace(str(item.path), item.name)
-                    bar.log(f"pcapcheck: error: {message}")
-                    result = FileResult(path=item.name, error=message)
-                    status = 2
-                except Exception as exc:  # noqa: BLE001 - never a traceback for the user
-                    if os.environ.get("PCAPCHECK_DEBUG"):
-                        raise
-                    message = f"internal error: {type(exc).__name__}: {exc}"
-                    bar.log(f"pcapcheck: {item.name}: {message} (set PCAPCHECK_DEBUG=1 for a "
-                            "traceback)")
-                    result = FileResult(path=item.name, error=message)
-                    status = 2
-                results.append(result)
-                bar.advance()
+            jobs_ = [(item.path, item.name, item.stdin,
+                      active if item.stdin else active - cfg.ignored_for(item.path, catalog))
+                     for item in inputs]
+            common = (catalog, params, cfg.severity, decoder.value)
+            workers = min(jobs or os.cpu_count() or 1, len(jobs_))
+            if workers > 1:
+                # Files in parallel processes; map() keeps the order of the inputs, so the
+                # report is the one a serial run writes.
+                pool = ProcessPoolExecutor(max_workers=workers)
+                outcomes = pool.map(_analyze_one, jobs_, [common] * len(jobs_))
+            else:
+                pool = None
+                outcomes = (_analyze_one(job, common) for job in jobs_)
+            try:
+                for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
+                    bar.start(name)
+                    if line is not None:
+                        bar.log(line)
+                        status = 2
+                    results.append(result)
+                    bar.advance()
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
     except InputError as exc:
         raise fail(str(exc))
 
