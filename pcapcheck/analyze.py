@@ -177,7 +177,7 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                                                             "first_frame": bad_sum[0]}))
     if result.truncated:
         file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
-    absorb(tracker.finish(last_ts))
+    absorb(tracker.finish(last_ts, cut=bool(result.truncated)))
     result.connections.sort(key=lambda c: c["id"])
     events.extend(file_events)
     events.sort(key=lambda e: (e.frame if e.frame is not None else 1 << 62,
@@ -209,7 +209,8 @@ def connection_summary(conn: Connection) -> dict[str, Any]:
     """One connection as a JSON-ready dict (the keys of README's JSON document).
 
     Times: ``start`` ISO 8601 UTC and ``start_ts`` seconds since the epoch; ``duration``
-    seconds. ISNs are absolute. Transitions are ``{"frame", "from", "to", "cause"}``.
+    seconds, from the smallest to the largest timestamp of its segments (a capture clock
+    stepping back does not make it negative). ISNs are absolute. Transitions are ``{"frame", "from", "to", "cause"}``.
     """
     handshake, close = classify(conn)
     zeek = conn.zeek
@@ -222,7 +223,7 @@ def connection_summary(conn: Connection) -> dict[str, Any]:
         "last_frame": conn.last_frame,
         "start": _iso(conn.first_ts),
         "start_ts": conn.first_ts,
-        "duration": round(conn.last_ts - conn.first_ts, 6),
+        "duration": round(max(conn.max_ts - conn.min_ts, 0.0), 6),
         "packets": {"client": conn.c.packets, "server": conn.s.packets},
         "bytes": {"client": conn.c.bytes, "server": conn.s.bytes},
         "client_isn": conn.c.isn,

@@ -140,6 +140,8 @@ class Connection:
     s: Flow = field(default_factory=Flow)
     last_frame: int = 0
     last_ts: float = 0.0
+    min_ts: float = float("inf")
+    max_ts: float = float("-inf")
     midstream: bool = False
     flipped: bool = False
     events: list[Event] = field(default_factory=list)

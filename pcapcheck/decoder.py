@@ -341,6 +341,7 @@ class Decoder:
                 raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
             if plen == 0:               # jumbogram or TSO: use the frame's length
                 plen = max(record.wire_len, n) - off - 40
+
             t = off + 40
             final_dst = None
             while nh in _IPV6_EXT:
@@ -415,6 +416,10 @@ class Decoder:
             opts = _parse_options(data, t + 20, t + hl)
 
         truncated = have < tcp_len
+        if truncated and record.wire_len <= n:
+            # Not cut by the snaplen: the IP length claims bytes the packet does not have.
+            raise DecodeError(f"IP length gives {tcp_len} bytes of TCP, the packet holds "
+                              f"{have}")
         checksum_ok = None
         if self.verify_checksums and not truncated:
             if version == 4:
@@ -618,6 +623,8 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         _check_option_lengths(tcp.opts)
         opts = _options_from_dpkt(dpkt.tcp.parse_opts(tcp.opts))
     truncated = len(raw) < tcp_len
+    if truncated and record.wire_len <= len(record.data):
+        raise DecodeError("IP length exceeds the packet")
     checksum_ok = None
     if verify and not truncated:
         s = dpkt.in_cksum_add(0, pseudo)

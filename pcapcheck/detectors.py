@@ -126,6 +126,10 @@ class Checker:
         if fs.first_frame is None:
             fs.first_frame = seg.frame
         conn.last_frame, conn.last_ts = seg.frame, seg.ts
+        if seg.ts < conn.min_ts:
+            conn.min_ts = seg.ts
+        if seg.ts > conn.max_ts:
+            conn.max_ts = seg.ts
         conn.segments += 1
         if conn.zeek is not None:
             conn.zeek.add(seg, role == "client")
@@ -255,6 +259,7 @@ class Checker:
         capture shows late is attributed to the later frame."""
         frame = seg.frame
         fs.syn_frame, fs.syn_count = frame, 1
+        conn.roles_inferred = False
         conn.events[:] = [e for e in conn.events if e.rule != "HS008"]
         late = [Transition(frame, CLOSED, SYN_SENT, fsm.SND_SYN)]
         for t in es.transitions:
@@ -279,7 +284,7 @@ class Checker:
                        count=fs.synack_count)
         if fr.isn is None:
             # The peer's SYN is not in the capture: its ISN is what this SYN-ACK acknowledges.
-            self._emit(conn, "HS008", frame, role, isn_abs=(seg.ack - 1) & 0xFFFFFFFF)
+            self._emit(conn, "HS008", frame, role, isn_abs=seg.seq)
             fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
             fr.advance(1)
             er.assume(SYN_SENT)
@@ -687,10 +692,13 @@ class Checker:
             fs.zero = False
 
     # ------------------------------------------------------------------ end of capture
-    def finish(self, conn: Connection, capture_end: float) -> None:
+    def finish(self, conn: Connection, capture_end: float, cut: bool = False) -> None:
         """Take the decisions that need the whole capture (HS001, HS003, CL001-CL004,
         CL008, SQ001, SQ003, CP001, CP002, CP007), "by the end of the capture".
-        ``capture_end``: seconds since the epoch of the capture's last record."""
+        ``capture_end``: seconds since the epoch of the capture's last record. ``cut``:
+        the file ends in the middle of a record (CP006): what never happened may have
+        been cut off, so nothing is concluded from an absence (HS001, HS003, CL001,
+        CL003, CL004, SQ001, SQ003 are not judged)."""
         c, s = conn.c, conn.s
         one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
         sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
@@ -702,7 +710,7 @@ class Checker:
             seen = "client to server" if c.packets else "server to client"
             conn.events[:] = [e for e in conn.events if e.rule not in ("CP002", "HS008")]
             self._emit(conn, "CP007", conn.first_frame, None, seen=seen)
-        else:
+        elif not cut:
             if conn.implied_synack_frame is not None:
                 self._emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
                            seen_max=None,

@@ -1,9 +1,9 @@
 """Connection tracker: groups TCP segments into connections and releases them when done.
 
 A connection is keyed by its unordered 4-tuple. The client is the sender of the first SYN
-(no ACK); when the capture starts with a SYN-ACK its sender is the server; with neither,
-the roles are inferred from the ports (a well-known port < 1024, else the lower port, is
-the server) and the connection says so (``roles_inferred``).
+(no ACK). Without it the roles are inferred, and the connection says so
+(``roles_inferred``): the sender of a SYN-ACK is the server; with neither, the endpoint
+with the well-known port (< 1024), else the lower port, is the server.
 
 Port reuse: a SYN with a new ISN on a 4-tuple whose connection has closed (FINs or RST,
 or a refused attempt), or whose connection is synchronized but sees a SYN with another
@@ -96,9 +96,9 @@ class Tracker:
             if closed_at < horizon:
                 del self.recently_closed[key]
 
-    def _finalize(self, key: tuple, conn: Connection, end: float) -> None:
+    def _finalize(self, key: tuple, conn: Connection, end: float, cut: bool = False) -> None:
         del self.table[key]
-        self.checker.finish(conn, end)
+        self.checker.finish(conn, end, cut)
         if conn.close_ts is not None and conn.reset_frame is None:
             self.recently_closed[key] = (conn.id, conn.close_ts)
         self._finished.append(conn)
@@ -121,8 +121,8 @@ class Tracker:
         if flags & SYN and not flags & ACK:
             client, server = src, dst
         elif flags & SYN:
-            client, server = dst, src
-            flipped = True
+            client, server = dst, src     # the SYN-ACK's sender is the server
+            flipped = inferred = True
         else:
             midstream = True
             inferred = True
@@ -175,12 +175,13 @@ class Tracker:
         done, self._finished = self._finished, []
         return done
 
-    def finish(self, capture_end: float) -> Iterator[Connection]:
+    def finish(self, capture_end: float, cut: bool = False) -> Iterator[Connection]:
         """Finalise every connection still open at the end of the capture (end-of-capture
-        checks with ``capture_end``, seconds since the epoch); yield all finished
-        connections not yet taken, in id order."""
+        checks with ``capture_end``, seconds since the epoch; ``cut``: the file ends
+        inside a record, see :meth:`Checker.finish`); yield all finished connections not
+        yet taken, in id order."""
         for key, conn in list(self.table.items()):
-            self._finalize(key, conn, capture_end)
+            self._finalize(key, conn, capture_end, cut)
         yield from sorted(self.pop_finished(), key=lambda c: c.id)
 
 

@@ -173,7 +173,7 @@ def test_python_dash_m_works_and_bad_input_never_tracebacks():
 def test_inferred_roles_are_marked_in_the_table_and_json():
     path = str(SAMPLES / "crafted" / "cp001_midstream.pcap")
     res = run("analyze", path)
-    assert "10.0.0.1:40000*" in res.stdout and "inferred from the ports" in res.stdout
+    assert "10.0.0.1:40000*" in res.stdout and "inferred (the sender of" in res.stdout
     conn = json.loads(run("analyze", "-f", "json", path).stdout)["files"][0]["connections"][0]
     assert conn["roles_inferred"] is True and conn["handshake"] == "none"
 

@@ -423,9 +423,19 @@ def test_tso_total_length_zero_uses_frame_length():
     assert decode_with_dpkt(rec(bytes(tso[:200]), wire=len(tso))) == cut
 
 
-def test_total_length_larger_than_wire_is_fine():
-    seg = decode(ether(ip4(tcp(payload=b"abc"), total=1000)), verify=True)
+def test_total_length_larger_than_the_captured_bytes():
+    """Fine when the snaplen cut the packet (the wire was longer); malformed when the
+    record is the whole packet and the IP length claims more."""
+    data = ether(ip4(tcp(payload=b"abc"), total=1000))
+    cut = Record(1, 0.0, 1, data, 14 + 1000)
+    seg = Decoder(verify_checksums=True).decode(cut)
     assert seg.payload_len == 960 and seg.truncated is True and seg.checksum_ok is None
+    assert decode_with_dpkt(cut) == Decoder().decode(cut)
+    with pytest.raises(DecodeError) as info:
+        decode(data, verify=True)
+    assert str(info.value) == "IP length gives 980 bytes of TCP, the packet holds 23"
+    with pytest.raises(DecodeError):
+        decode_with_dpkt(rec(data))
 
 
 def test_ipv4_options_and_three_vlan_tags():

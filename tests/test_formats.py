@@ -32,7 +32,8 @@ HS002 = "sample_pcaps/crafted/hs002_synack-bad-ack.pcap"
 CLEAN = "sample_pcaps/crafted/clean_handshake_close.pcap"
 INFO_ONLY = "sample_pcaps/crafted/hs005_syn-retransmitted.pcap"       # 2 x HS005 (info)
 MANY = "sample_pcaps/encap/bad/unsupported_linktype.pcap"            # 10 x CP005 (warning)
-PCAPNG_CUT = "sample_pcaps/encap/bad/cut_block.pcapng"                # CL004 + CP006 (no frame)
+PCAPNG_CUT = "sample_pcaps/encap/bad/cut_block.pcapng"                # CP006 (no frame)
+PCAPNG_DUPS = "sample_pcaps/artefacts/artefact_lo_merged_duplicates.pcapng"  # CP008 x10
 GZIP = "sample_pcaps/encap/bad/cut_gzip.pcap.gz"                      # findings, no offsets
 UNREADABLE = FileResult(path="missing.pcap", error="missing.pcap: no such file")
 
@@ -562,15 +563,16 @@ def test_sarif_regions_point_at_the_records(result, ctx, sarif_validator):
         assert blob[16:] == records[frame].data
         assert struct.unpack("<I", blob[8:12])[0] == len(records[frame].data)
     # pcapng: the region is the whole packet block (type, length ... length)
-    res = result(PCAPNG_CUT)
+    res = result(PCAPNG_DUPS)
     doc = _sarif([res], ctx, sarif_validator)
     with_frame = [r for r in doc["runs"][0]["results"] if r["properties"]["frame"] is not None]
     assert with_frame
     for found in with_frame:
-        blob = _region_bytes(PCAPNG_CUT, found["locations"][0]["physicalLocation"]["region"])
+        blob = _region_bytes(PCAPNG_DUPS, found["locations"][0]["physicalLocation"]["region"])
         btype, length = struct.unpack("<II", blob[:8])
         assert btype == 6 and length == len(blob) == struct.unpack("<I", blob[-4:])[0]
     # a finding without a frame (CP006) has no region
+    doc = _sarif([result(PCAPNG_CUT)], ctx, sarif_validator)
     cp006 = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "CP006"][0]
     assert "region" not in cp006["locations"][0]["physicalLocation"]
     assert "logicalLocations" not in cp006["locations"][0]

@@ -67,7 +67,7 @@ def test_connections_match_manifest(analyze, name, entry):
     assert len(result.connections) == len(expected)
     for got, exp in zip(result.connections, expected):
         assert got["id"] == exp["id"]
-        for key in ("client", "server", "handshake", "close"):
+        for key in ("client", "server", "handshake", "close", "roles_inferred"):
             if key in exp:
                 assert got[key] == exp[key], (key, got[key], exp[key])
         for role in ("client", "server"):

@@ -48,8 +48,8 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None, *,
                                                "packets", "findings"],
                                 tablefmt="simple"))
             if any(c["roles_inferred"] for c in res.connections):
-                out.append("* no SYN captured: client and server inferred from the ports "
-                           "(the well-known or lower port is the server)")
+                out.append("* no SYN captured: client and server inferred (the sender of "
+                           "a SYN-ACK, else the well-known or lower port, is the server)")
         else:
             out.append("no TCP connections")
         out.append("")
