@@ -726,7 +726,7 @@ def time_backwards_step():
         "The capture host's clock is stepped back by one hour after frame 6 (an NTP step): frames 7-13 carry timestamps about 3600 s earlier than the first frame; the packets are those of a clean connection with two request/response exchanges.",
         cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
         rules="-", shows="clock stepped back 1 h mid-connection",
-        notes="As artefact_time_backwards: not TCP's doing, nothing to report about the endpoints. The connection's start is its first frame; a negative duration would be an artefact of the report (docs/robustness.md).",
+        notes="As artefact_time_backwards: not TCP's doing, nothing to report about the endpoints. The connection's start is its first frame; a negative duration would be an artefact of the report (the duration spans the smallest to the largest timestamp).",
         wording={"-": "no rule covers it today; if one is added it should name the frame where the clock stepped back"})
 
 

@@ -14,7 +14,7 @@ exit status is 0, 1 or 2 and never the CLI's "internal error", the JSON parses a
 the documented keys.
 
 A bounded, reproducible run is part of the normal suite (derandomize=True: the same
-examples every time). A long run (docs/robustness.md)::
+examples every time). A long run (README.md, "Fuzzing")::
 
     PCAPCHECK_FUZZ_EXAMPLES=20000 python -m pytest tests/test_fuzz.py   # per test
     PCAPCHECK_FUZZ_SEED=12345 ...      # other examples than the derandomized ones
@@ -379,7 +379,7 @@ def test_mutations_reach_the_fields():
 # --------------------------------------------------------------------------- atheris
 
 
-def atheris_main() -> None:  # pragma: no cover - run by hand (docs/robustness.md)
+def atheris_main() -> None:  # pragma: no cover - run by hand (README.md, "Fuzzing")
     """Coverage-guided fuzzing with atheris: ``python tests/test_fuzz.py CORPUS_DIR
     [libFuzzer options]``; every input is a whole capture file."""
     import sys
