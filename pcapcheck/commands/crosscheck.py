@@ -1,0 +1,80 @@
+"""``pcapcheck crosscheck FILE...``: compare pcapcheck's TCP analysis with Wireshark's.
+
+For each file: the connection grouping and the per-frame analysis flags of both tools,
+the agreement table and every disagreement (see :mod:`pcapcheck.crosscheck`).
+
+Exit status: 0 when every disagreement is a known, explained difference; 1 when at least
+one is not; 2 when tshark is not installed or a file cannot be read (one line on stderr,
+never a traceback; the other files are still compared).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from pcapcheck.cli import app, fail
+
+
+@app.command()
+def crosscheck(
+    files: List[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, optionally gzip)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Write the report to FILE instead of stdout."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
+                             help="tshark processes at a time (0: one per CPU)."),
+) -> None:
+    """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
+    flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
+    from pcapcheck.crosscheck import crosscheck as run_crosscheck
+    from pcapcheck.crosscheck import render_crosscheck
+    from pcapcheck.reader import CaptureError
+    from pcapcheck.tshark import (TsharkMissing, clear_prefetched, prefetch,
+                                  wireshark_version)
+
+    try:
+        version = wireshark_version()
+        # Start tshark on every file now (in the background, ``jobs`` at a time): the
+        # files are then compared in order as their runs complete.
+        started = prefetch(files, analysis=True, workers=jobs or None, wait=False)
+    except TsharkMissing as exc:
+        raise fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - e.g. tshark -v failing
+        if os.environ.get("PCAPCHECK_DEBUG"):
+            raise
+        raise fail(f"cannot run tshark: {type(exc).__name__}: {exc}")
+    status = 0
+    texts: list[str] = []
+    try:
+        for path in files:
+            try:
+                report = run_crosscheck(path, wireshark_version=version)
+            except CaptureError as exc:
+                typer.echo(f"pcapcheck: error: {exc}", err=True)
+                status = 2
+                continue
+            except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+                if os.environ.get("PCAPCHECK_DEBUG"):
+                    raise
+                typer.echo(f"pcapcheck: {path}: internal error: {type(exc).__name__}: "
+                           f"{exc} (set PCAPCHECK_DEBUG=1 for a traceback)", err=True)
+                status = 2
+                continue
+            texts.append(render_crosscheck(report))
+            if not report.agrees and status == 0:
+                status = 1
+    finally:
+        clear_prefetched(started)
+    text = "\n".join(texts)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc.strerror}")
+    else:
+        sys.stdout.write(text)
+    raise typer.Exit(status)

@@ -1,0 +1,401 @@
+"""Wireshark's dissectors as a segment source (``analyze --decoder tshark``).
+
+The equality tests run both decoders on the sample captures and require identical JSON
+documents (apart from the path, and the wording of CP005 reasons and CP006 details, which
+are each tool's own words) and identical segments: on every capture under sample_pcaps/
+with PCAPCHECK_FULL=1, else on every 4th one plus the captures listed here (one per link
+type and container, and the ones where Wireshark reads something else than pcapcheck,
+``WIRESHARK_READS_DIFFERENTLY``, with the reason).
+
+tshark costs ~0.2 s of CPU per file whatever its size, so the runs are started in the
+background when this module is imported (``pcapcheck.tshark.prefetch(wait=False)``,
+shared with tests/test_crosscheck.py) and overlap with the tests that come before.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pcapcheck import tshark
+from pcapcheck.analyze import NativeSource, analyze_file
+from pcapcheck.decoder import DecodeError
+from pcapcheck.model import Segment, TcpOptions
+from pcapcheck.reader import CaptureError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_pcaps"
+CAPTURE = re.compile(r"\.(pcap|pcapng|cap)(\.gz)?$")
+ALL_CAPTURES = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and CAPTURE.search(p.name))
+
+
+def _selected(paths: list[Path], keep) -> list[Path]:
+    """The captures to check: all of them with PCAPCHECK_FULL=1, else every 4th plus the
+    ones named in ``keep`` (tshark costs ~0.2 s of CPU per file whatever its size, ~40 s
+    for every sample capture)."""
+    if os.environ.get("PCAPCHECK_FULL") == "1":
+        return paths
+    return [p for i, p in enumerate(paths)
+            if i % 4 == 0 or p.relative_to(SAMPLES).as_posix() in keep]
+
+
+try:
+    tshark.tshark_path()
+    HAVE_TSHARK = True
+except tshark.TsharkMissing:
+    HAVE_TSHARK = False
+
+needs_tshark = pytest.mark.skipif(
+    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)")
+
+#: Captures where Wireshark reads other packets than pcapcheck, and why. The equality
+#: test is a strict xfail for them: fixing the cause makes it fail, remove the entry then.
+WIRESHARK_READS_DIFFERENTLY = {
+    "encap/bad/absurd_caplen.pcap":
+        "Wireshark's libpcap reader, seeing an implausible record header (captured length "
+        "2147483632) among the first records, tries the 'modified' pcap variants and takes "
+        "the file for a Nokia pcap (captype: nokiapcap): it misreads every record; "
+        "pcapcheck reads the two good records and stops at the corrupt one (CP006)",
+    "encap/bad/caplen_over_snaplen.pcap":
+        "a record whose captured length (74) exceeds the file header's snaplen (70): "
+        "pcapcheck's reader takes it for a corrupt record header and stops (CP006); "
+        "Wireshark accepts it and reads all 10 packets",
+    "artefacts/bad/record_over_snaplen.pcap":
+        "record 5's captured length (1066) exceeds the snaplen (1024): pcapcheck stops "
+        "there (CP006), Wireshark reads the 10 packets",
+    "artefacts/bad/pcapng_unknown_blocks.pcapng":
+        "Wireshark 4.0 numbers each pcapng Custom Block (types 0x00000BAD and 0x40000BAD) "
+        "as a frame without packet data (frames 4 and 8 here); pcapcheck's reader skips "
+        "them, so it counts 10 packets instead of 12 and its frame numbers after the first "
+        "custom block are lower than Wireshark's (a reader issue: README promises "
+        "Wireshark's frame numbers; see tests/test_crosscheck.py)",
+}
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(SAMPLES).as_posix()
+
+
+#: Always checked: one capture per container and link type, IPv6 extension headers,
+#: snaplen cuts, non-TCP packets, malformed packets.
+DECODER_ESSENTIALS = {
+    "encap/eth_ipv4.pcap.gz", "encap/eth_ipv4_nsec_bigendian.pcap", "encap/multi_if.pcapng",
+    "encap/multi_section.pcapng", "encap/eth_ipv6_allext.pcap", "encap/qinq.pcap",
+    "encap/sll.pcap", "encap/sll2.pcap", "encap/null_ipv6_bigendian.pcap", "encap/loop.pcap",
+    "encap/raw_ipv4_228.pcap", "encap/raw_ipv6.pcap", "encap/ipv4_options.pcap",
+    "encap/snaplen64.pcap", "encap/with_non_tcp.pcap", "loopback/snaplen_bulk.pcap",
+    "crafted/cp003_truncated-packets.pcap", "crafted/clean_tfo.pcap",
+    "artefacts/artefact_snaplen_in_options.pcap", "artefacts/artefact_tso_gro.pcap",
+    "encap/bad/tcp_optlen0.pcap", "encap/bad/ipv4_ihl3.pcap", "encap/bad/tcp_doff3.pcap",
+    "encap/bad/unsupported_linktype.pcap", "encap/bad/cut_record_body.pcap",
+    "artefacts/bad/tcp_options_bad_len.pcap", "artefacts/bad/zero_length_record.pcap",
+    "artefacts/bad/gzip_corrupt_midway.pcap.gz", "artefacts/bad/ipv4_total_len_long.pcap",
+}
+CAPTURES = _selected(ALL_CAPTURES, DECODER_ESSENTIALS | set(WIRESHARK_READS_DIFFERENTLY))
+if HAVE_TSHARK:
+    # One tshark run per capture for this module and tests/test_crosscheck.py, started now
+    # in the background: it overlaps with the tests that run before.
+    tshark.prefetch(CAPTURES, analysis=True, wait=False)
+
+
+def params():
+    out = []
+    for p in CAPTURES:
+        reason = WIRESHARK_READS_DIFFERENTLY.get(rel(p))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        out.append(pytest.param(p, id=rel(p), marks=marks))
+    return out
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from pcapcheck.catalog import load_catalog
+    return load_catalog()
+
+
+def comparable(result) -> dict:
+    """The JSON document of one file without its path; CP005 reasons, CP006 details and
+    the ``truncated`` note are each tool's own words, compared as present/absent."""
+    from pcapcheck.report.json_report import document
+
+    doc = document([result])["files"][0]
+    doc.pop("path")
+    if "error" in doc:
+        return {"error": True}
+    doc["truncated"] = doc["truncated"] is not None
+    for f in doc["findings"]:
+        if f["rule"] in ("CP005", "CP006"):
+            f["message"] = f["data"] = "<tool's own words>"
+    return doc
+
+
+def analyse(path, catalog, decoder):
+    try:
+        return comparable(analyze_file(path, catalog, catalog.select(None, None),
+                                       decoder=decoder))
+    except CaptureError:
+        return {"error": True}
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", params())
+def test_tshark_decoder_gives_the_same_report(path, catalog):
+    assert analyse(path, catalog, "tshark") == analyse(path, catalog, "native")
+
+
+def items(source):
+    """Every (frame, ts, item) with DecodeErrors reduced to their type, plus the
+    source's skipped counter, format, snaplen and whether it was truncated."""
+    out = [(f, ts, "DecodeError" if isinstance(it, DecodeError) else it)
+           for f, ts, it in source]
+    return out, Counter(source.skipped), source.format, source.truncated is not None
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", params())
+def test_tshark_source_gives_the_same_segments(path):
+    """Segment by segment (options, IP ID, truncation included), not only the report."""
+    try:
+        native = items(NativeSource(path))
+    except CaptureError:
+        with pytest.raises(CaptureError):
+            items(tshark.TsharkSource(path))
+        return
+    assert items(tshark.TsharkSource(path)) == native
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["crafted/cp004_bad-checksum.pcap",
+                                  "artefacts/artefact_checksum_offload.pcap",
+                                  "encap/eth_ipv6_allext.pcap",
+                                  "loopback/snaplen_bulk.pcap"])
+def test_checksums_verified_by_wireshark_agree(name):
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in this checkout")
+
+    def verdicts(source):
+        return [(f, seg.checksum_ok) for f, _ts, seg in source if isinstance(seg, Segment)]
+
+    native = verdicts(NativeSource(path, verify_checksums=True))
+    assert verdicts(tshark.TsharkSource(path, verify_checksums=True)) == native
+    if name.startswith(("crafted/cp004", "artefacts/artefact_checksum")):
+        assert any(ok is False for _f, ok in native)
+
+
+@needs_tshark
+def test_snaplen_cut_keeps_ip_lengths():
+    """tcp.len comes from the IP length, so a 96-byte snaplen leaves payload lengths
+    right, and the cut packets are marked truncated."""
+    path = SAMPLES / "loopback/snaplen_bulk.pcap"
+    segs = [s for _f, _t, s in tshark.TsharkSource(path) if isinstance(s, Segment)]
+    big = [s for s in segs if s.payload_len > 1000]
+    assert big and all(s.truncated for s in big)
+    assert all(not s.truncated for s in segs if s.payload_len == 0)
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["encap/bad/text.pcap", "encap/bad/short_header.pcap",
+                                  "encap/bad/empty.pcap", "encap/bad/corrupt_start.pcap.gz",
+                                  "no/such/file.pcap"])
+def test_unreadable_files_raise_capture_error_with_one_line(name):
+    path = SAMPLES / name
+    with pytest.raises(CaptureError) as info:
+        list(tshark.TsharkSource(path))
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(str(path))
+
+
+@needs_tshark
+def test_truncated_file_is_read_up_to_the_cut():
+    source = tshark.TsharkSource(SAMPLES / "encap/bad/cut_record_body.pcap")
+    frames = [f for f, _t, _i in source]
+    assert frames == [1, 2, 3, 4, 5]
+    assert source.truncated.startswith("file ends inside record 6")
+    assert "\n" not in source.truncated
+
+
+@needs_tshark
+def test_analyze_command_with_the_tshark_decoder():
+    from pcapcheck.cli import app
+
+    path = str(SAMPLES / "crafted/hs002_synack-bad-ack.pcap")
+    runner = CliRunner()
+    native = runner.invoke(app, ["analyze", path])
+    wireshark = runner.invoke(app, ["analyze", "--decoder", "tshark", path])
+    assert wireshark.exit_code == native.exit_code == 1
+    assert wireshark.stdout == native.stdout
+
+
+def test_missing_tshark_is_a_one_line_error(monkeypatch):
+    from pyshark.tshark import tshark as pyshark_tshark
+
+    from pcapcheck.cli import app
+
+    def missing(*args, **kwargs):
+        raise pyshark_tshark.TSharkNotFoundException("TShark not found")
+
+    monkeypatch.setattr(pyshark_tshark, "get_process_path", missing)
+    with pytest.raises(tshark.TsharkMissing):
+        tshark.TsharkSource(SAMPLES / "crafted/clean_handshake_close.pcap")
+    res = CliRunner().invoke(app, ["analyze", "--decoder", "tshark",
+                                   str(SAMPLES / "crafted/clean_handshake_close.pcap")])
+    assert res.exit_code == 2
+    err = res.stderr.strip()
+    assert "tshark not found" in err and "\n" not in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ unit tests (no tshark)
+def row(**fields) -> dict:
+    base = {"frame.number": "1", "frame.time_epoch": "1700000000.123456000",
+            "frame.len": "66", "frame.cap_len": "66",
+            "frame.protocols": "eth:ethertype:ip:tcp", "ip.proto": "6",
+            "ip.src": "10.0.0.1", "ip.dst": "10.0.0.2", "ip.id": "0x4e21",
+            "ip.flags.mf": "0", "ip.frag_offset": "0",
+            "tcp.srcport": "40000", "tcp.dstport": "80", "tcp.seq_raw": "3000000001",
+            "tcp.ack_raw": "123456790", "tcp.flags": "0x0010",
+            "tcp.window_size_value": "502", "tcp.hdr_len": "20", "tcp.len": "0"}
+    base.update({k.replace("__", "."): v for k, v in fields.items()})
+    return base
+
+
+def test_row_to_segment():
+    seg, kind = tshark.row_to_item(row())
+    assert kind is None
+    assert seg == Segment(1, 1700000000.123456, "10.0.0.1", "10.0.0.2", 40000, 80,
+                          3000000001, 123456790, 0x10, 502, 0, None, 0x4E21, 4, False, None)
+
+
+def test_timestamps_equal_the_readers():
+    # the reader computes integer ticks / ticks per second; so must the tshark source
+    assert tshark._ts("1700000000.123456000") == 1700000000123456 / 10**6
+    assert tshark._ts("1767225600.000500000") == 1767225600000500 / 10**6
+
+
+@pytest.mark.parametrize("fields, kind", [
+    ({"frame.protocols": "eth:ethertype:arp"}, "arp"),
+    ({"frame.protocols": "eth:ethertype:lldp"}, "other-ethertype"),
+    ({"frame.protocols": "null:data"}, "other-af"),
+    ({"frame.protocols": "eth:ethertype:ip:udp:dns", "ip.proto": "17"}, "ipv4-udp"),
+    ({"frame.protocols": "eth:ethertype:ip:icmp", "ip.proto": "1"}, "icmp"),
+    ({"frame.protocols": "eth:ethertype:ip:gre:ip:tcp", "ip.proto": "47"}, "other-ip-proto"),
+    ({"frame.protocols": "eth:ethertype:ip:data", "ip.frag_offset": "185"}, "ipv4-fragment"),
+    ({"ip.flags.mf": "1"}, "ipv4-fragment"),
+    ({"frame.protocols": "eth:ethertype:ipv6:ipv6.fraghdr:data", "ipv6.fraghdr.more": "1"},
+     "ipv6-fragment"),
+    ({"frame.protocols": "eth:ethertype:ipv6:ipv6.hopopts:udp"}, "ipv6-udp"),
+    ({"frame.protocols": "eth:ethertype:ipv6:icmpv6"}, "ipv6-icmp"),
+])
+def test_non_tcp_kinds_use_the_decoders_names(fields, kind):
+    assert tshark.row_to_item(row(**fields)) == (None, kind)
+
+
+@pytest.mark.parametrize("fields", [
+    {"frame.protocols": "user_dlt:data", "_ws.expert.message": "User encapsulation not "
+                                                               "handled: DLT=147"},
+    {"frame.protocols": "eth", "_ws.short": "[Packet size limited during capture]"},
+    {"frame.protocols": "eth:ethertype:ip", "ip.bogus_header_length": "1",
+     "_ws.expert.message": "Bogus IP header length (12, must be at least 20)"},
+    {"ip.bogus_ip_length": "1"},
+    {"tcp.bogus_header_length": "1", "tcp.hdr_len": "12"},
+    {"_ws.malformed": "[Malformed Packet: TCP]"},
+    {"tcp.seq_raw": ""},
+    {"tcp.hdr_len": "24", "tcp.options": "02000000", "tcp.option.len.invalid": "1"},
+])
+def test_what_wireshark_cannot_decode_is_a_decode_error(fields):
+    with pytest.raises(DecodeError) as info:
+        tshark.row_to_item(row(**fields))
+    assert str(info.value).startswith("Wireshark: ")
+
+
+def test_options_and_cut_options():
+    full = row(**{"tcp.hdr_len": "40", "tcp.flags": "0x0002",
+                  "tcp.options": "020405b40402080a000003e80000000001030307",
+                  "tcp.options.mss_val": "1460", "tcp.options.sack_perm": "1",
+                  "tcp.options.timestamp.tsval": "1000", "tcp.options.timestamp.tsecr": "0",
+                  "tcp.options.wscale.shift": "7"})
+    seg, _ = tshark.row_to_item(full)
+    assert seg.options == TcpOptions(1460, 7, True, (), 1000, 0, None)
+    assert not seg.truncated
+    # the snaplen cut the options after 10 bytes: MSS and SACK-permitted are whole, the
+    # timestamps option (Wireshark decodes its first half) is left out, as the decoder does
+    cut = dict(full, **{"tcp.options": "020405b40402080a0000",
+                        "tcp.options.timestamp.tsecr": ""})
+    seg, _ = tshark.row_to_item(cut)
+    assert seg.options == TcpOptions(1460, None, True, (), None, None, None)
+    assert seg.truncated
+
+
+def test_payload_cut_by_snaplen_is_truncated_with_ip_length():
+    seg, _ = tshark.row_to_item(row(**{"tcp.len": "32741", "data.len": "30"}))
+    assert seg.payload_len == 32741 and seg.truncated
+    seg, _ = tshark.row_to_item(row(**{"tcp.len": "100", "data.len": "100"}))
+    assert seg.payload_len == 100 and not seg.truncated
+
+
+def test_sack_and_tfo():
+    seg, _ = tshark.row_to_item(row(**{
+        "tcp.hdr_len": "32", "tcp.options": "0101050a00000064000000c8",
+        "tcp.options.sack_le": "100\x1f300", "tcp.options.sack_re": "200\x1f400"}))
+    assert seg.options.sack_blocks == ((100, 200), (300, 400))
+    seg, _ = tshark.row_to_item(row(**{
+        "tcp.hdr_len": "24", "tcp.options": "22020101", "tcp.options.tfo.request": "1"}))
+    assert seg.options.tfo_cookie == b""
+
+
+def test_checksum_status():
+    assert tshark.row_to_item(row(**{"tcp.checksum.status": "0"}), True)[0].checksum_ok is False
+    assert tshark.row_to_item(row(**{"tcp.checksum.status": "1"}), True)[0].checksum_ok is True
+    assert tshark.row_to_item(row(**{"tcp.checksum.status": "0"}))[0].checksum_ok is None
+
+
+def test_capinfos_parsing():
+    pcap = "File type:           pcap (gzip compressed)\nPacket size limit:   file hdr: 64 bytes\n"
+    assert tshark._parse_capinfos(pcap) == ("pcap", 64)
+    ng = ("File type:           pcapng\nPacket size limit:   file hdr: (not set)\n"
+          "  Capture length = 65535\n  Capture length = 1500\n")
+    assert tshark._parse_capinfos(ng) == ("pcapng", 65535)
+    assert tshark._parse_capinfos(ng + "  Capture length = 0\n") == ("pcapng", None)
+    assert tshark._parse_capinfos("File type: nsecpcap\n")[0] == "pcap-nsec"
+
+
+def test_truncation_notes_are_one_line():
+    cut = tshark._truncation_text(
+        "appears to have been cut short in the middle of a packet.", 5)
+    assert cut.startswith("file ends inside record 6")
+    bad = tshark._truncation_text("appears to be damaged or corrupt. (pcap: File has "
+                                  "2664957504-byte packet, bigger than maximum of 262144)", 2)
+    assert bad == ("record 3 is damaged or corrupt (Wireshark: pcap: File has 2664957504-byte "
+                   "packet, bigger than maximum of 262144)")
+    gz = tshark._truncation_text("cannot be decompressed; it may be damaged or corrupt. "
+                                 "(invalid block type)", 5)
+    assert gz == "corrupt compressed data after record 5 (Wireshark: invalid block type)"
+
+
+def test_run_errors_tell_a_bad_file_from_a_bad_tshark():
+    def run(stderr, rc=2):
+        return tshark.TsharkRun("x.pcap", (), [], stderr, rc)
+
+    assert tshark.run_error(run("", 0)) is None
+    cut = 'tshark: The file "x.pcap" appears to have been cut short in the middle of a packet.'
+    assert tshark.run_error(run(tshark._clean_stderr(cut))) is None
+    text = tshark.run_error(run('tshark: The file "x.pcap" isn\'t a capture file in a format '
+                                'TShark understands.'))
+    assert type(text) is CaptureError
+    assert str(text) == ("x.pcap: tshark cannot read it: isn't a capture file in a format "
+                         "TShark understands.")
+    pref = tshark.run_error(run('tshark: -o flag "tcp.x:TRUE" specifies unknown preference', 1))
+    assert isinstance(pref, tshark.TsharkFailed) and str(pref).startswith("x.pcap: ")
+
+
+def test_records_that_are_not_packets():
+    """Wireshark 4.0 numbers pcapng Custom Blocks (no timestamp) and systemd Journal
+    Export Blocks as frames; pcapcheck's reader does not count them."""
+    assert tshark.is_non_packet(row(**{"frame.time_epoch": "", "frame.protocols": "data"}))
+    assert tshark.is_non_packet(row(**{"frame.protocols": "systemd_journal"}))
+    assert not tshark.is_non_packet(row())
