@@ -57,7 +57,7 @@ class Flow:
                  "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
                  "fin_implied_frame", "fin_implied_ts", "holes", "unacked", "pending", "high_ts", "win",
                  "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
-                 "max_ack_abs", "last_window_raw", "keepalive_frame")
+                 "max_ack_abs", "last_window_raw", "keepalive_frame", "seen_end")
 
     def __init__(self) -> None:
         self.isn: int | None = None
@@ -94,6 +94,7 @@ class Flow:
         self.max_ack_abs: int | None = None
         self.last_window_raw: int | None = None
         self.keepalive_frame: int | None = None
+        self.seen_end: int | None = None      # highest seq + len of any segment seen
 
     def set_base(self, seq: int, isn: bool) -> None:
         """Make absolute ``seq`` relative 0; ``isn`` says it is a real ISN (SYN seen)."""

@@ -351,16 +351,6 @@ def _acked_bytes_all_captured(ctx: Context, v: FrameView, kind: str) -> Any:
     return False
 
 
-def _peer_acked_it_already(ctx: Context, v: FrameView, kind: str) -> Any:
-    seg = v.seg
-    if seg is None:
-        return False
-    for p in ctx.earlier(v, same_sender=False):
-        if p.seg.flags & ACK and seq_diff(p.seg.ack, seg.seq) >= 0:
-            return f"frame {p.frame} acknowledged it"
-    return False
-
-
 def _synack(ctx: Context, v: FrameView, kind: str) -> Any:
     return v.seg is not None and v.seg.flags & (SYN | ACK) == SYN | ACK
 
@@ -481,15 +471,6 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "analysis flag, so after a gap ('previous segment not captured') it lags "
         "behind and the next ACK of captured data is flagged as ACKing an unseen "
         "segment a second time."),
-    KnownDifference(
-        "loss-already-proven", ("lost_segment",), "wireshark", _peer_acked_it_already,
-        "definition",
-        "The peer had already acknowledged this sequence number: the missing segment "
-        "(often a FIN or SYN-ACK the capture dropped) was proven and reported at that "
-        "ACK (CP002, ack_lost_segment). pcapcheck's next expected sequence number "
-        "includes segments proven by the peer's acknowledgment (docs/semantics.md: "
-        "'replayed at the frame that proves it'); Wireshark's counts captured segments "
-        "only, so it reports the same gap again at the sender's next segment."),
     KnownDifference(
         "synack-reused-ports", ("reused_ports",), "wireshark", _synack, "definition",
         "Wireshark's code also flags a SYN-ACK whose sequence number differs from the "

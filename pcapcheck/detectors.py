@@ -177,11 +177,20 @@ class Checker:
         self._check_closed(conn, seg)
 
     def _wireshark_marks(self, seg: Segment, fs: Flow, fr: Flow) -> None:
-        """The per-frame flags Wireshark's TCP analysis would set, as far as this engine
-        defines them (keep-alive, duplicate ACK, zero window, lost/ACKed-unseen segment);
-        computed before the segment updates the flows."""
+        """The per-frame flags Wireshark's TCP analysis would set (User's Guide, "TCP
+        Analysis"), as far as this engine defines them: keep-alive and its ACK, duplicate
+        ACK, zero window, previous segment not captured, ACKed unseen segment; computed
+        before the segment updates the flows."""
         flags, frame = seg.flags, seg.frame
-        if fs.base is None or flags & (SYN | RST):
+        if flags & SYN:
+            return
+        if flags & ACK and fr.base is not None and fr.nxt is not None:
+            ack = fr.u(seg.ack)
+            if ack > fr.nxt or any(h[0] < ack and not h[4] for h in fr.holes):
+                self._mark(frame, "ack_lost_segment")
+        else:
+            ack = None
+        if flags & RST or fs.base is None:
             return
         seq = fs.u(seg.seq)
         length = seg.payload_len
@@ -190,20 +199,22 @@ class Checker:
         if fs.nxt is not None and length <= 1 and seq == fs.nxt - 1 and not flags & FIN:
             self._mark(frame, "keep_alive")
             fs.keepalive_frame = frame
-        elif fs.nxt is not None and seq > fs.nxt:
-            self._mark(frame, "lost_segment")
-        if flags & ACK and fr.base is not None and fr.nxt is not None:
-            ack = fr.u(seg.ack)
-            if ack > fr.nxt:
-                self._mark(frame, "ack_lost_segment")
-            if (not length and not flags & FIN and fr.keepalive_frame is not None
-                    and fr.keepalive_frame == fr.last_frame):
-                self._mark(frame, "keep_alive_ack")
-            elif (not length and not flags & FIN and fs.max_ack_abs == seg.ack
-                    and fs.win is not None and seg.window != 0
-                    and fs.nxt is not None and seq == fs.nxt
-                    and fs.last_window_raw == seg.window):
-                self._mark(frame, "duplicate_ack")
+        else:
+            seen = fs.seen_end if fs.seen_end is not None else fs.nxt
+            if seen is not None and seq > seen:
+                self._mark(frame, "lost_segment")
+        end = seq + length + (1 if flags & FIN else 0)
+        if fs.seen_end is None or end > fs.seen_end:
+            fs.seen_end = max(end, fs.nxt or 0)
+        if ack is None or length or flags & FIN:
+            return
+        duplicate = (fs.max_ack_abs == seg.ack and seg.window != 0
+                     and fs.last_window_raw == seg.window and fs.nxt is not None
+                     and seq == fs.nxt)
+        if duplicate and fr.keepalive_frame is not None and fr.keepalive_frame == fr.last_frame:
+            self._mark(frame, "keep_alive_ack")   # replaces duplicate_ack, as in Wireshark
+        elif duplicate:
+            self._mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
     def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:

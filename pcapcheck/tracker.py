@@ -61,6 +61,9 @@ class Tracker:
         self._finished: list[Connection] = []
         self._next_id = 1
         self._next_sweep: float | None = None
+        #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
+        #: reused" has no time limit); empty otherwise, so memory stays bounded.
+        self._used: set[tuple] = set()
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
@@ -145,7 +148,11 @@ class Tracker:
         self._next_id += 1
         self.table[key] = conn
         if flags & (SYN | ACK | FIN | RST) == SYN:
+            if previous is not None or key in self._used:
+                self.checker._mark(seg.frame, "reused_ports")
             self._reuse(conn, key, previous, seg)
+        if self.checker.marks is not None:
+            self._used.add(key)
         return conn
 
     def _reuse(self, conn: Connection, key: tuple, previous: Connection | None,

@@ -64,56 +64,7 @@ _KEEPALIVE_ACK = (
     "(it then replaces duplicate_ack, as in Wireshark). Here: ")
 #: pcapcheck's own disagreements with Wireshark: {capture: {(frame, kind): reason}}.
 ENGINE_ISSUES: dict[str, dict[tuple[int, str], str]] = {
-    "crafted/clean_zero_window_probe.pcap": {
-        (9, "keep_alive_ack"): _KEEPALIVE_ACK + "the ACK advertises window 0 (Wireshark: "
-                                                "zero window only).",
-        (11, "keep_alive_ack"): _KEEPALIVE_ACK + "window 0 (Wireshark: zero window only).",
-        (12, "keep_alive_ack"): _KEEPALIVE_ACK + "the window opens, 0 -> 502 (Wireshark: "
-                                                 "window update).",
-    },
-    "artefacts/artefact_lo_zero_window.pcap": {
-        (9, "keep_alive_ack"): _KEEPALIVE_ACK + "window 0 (Wireshark: zero window only).",
-        (11, "keep_alive_ack"): _KEEPALIVE_ACK + "the window opens, 0 -> 4096 (Wireshark: "
-                                                 "window update).",
-    },
-    "crafted/clean_port_reuse.pcap": {
-        (11, "reused_ports"):
-            "engine: the reused_ports mark is only set through CL010 (a new connection "
-            "within 2*MSL of a graceful close); Wireshark (User's Guide 'TCP Port numbers "
-            "reused') flags every SYN without ACK that starts a new connection on a 4-tuple "
-            "that already had one, here 300 s after the close. Proposed: mark "
-            "'reused_ports' in tracker.Tracker._new whenever previous is not None (the "
-            "tracker starts a new connection exactly in Wireshark's case).",
-    },
-    "encap/bad/ipv4_ihl3.pcap": {
-        (7, "lost_segment"):
-            "engine (_wireshark_marks): 'previous segment not captured' compares SEG.SEQ "
-            "with Flow.nxt, which only data, SYN and FIN advance. Frame 6, a pure ACK at "
-            "seq 101 after the undecodable frame 4, was flagged (both tools agree); "
-            "Wireshark's next expected sequence number then becomes 101 (seq + len of "
-            "every segment), so the FIN at 101 (frame 7) is in order, while pcapcheck "
-            "flags the same gap again. Proposed: track per flow the highest seq + len "
-            "seen in any segment (pure ACKs included) and test lost_segment against it.",
-    },
-    "artefacts/artefact_loss_acked_hole.pcap": {
-        (7, "ack_lost_segment"):
-            "engine (_wireshark_marks): ack_lost_segment is only set when the ACK is above "
-            "the highest sequence number seen (Flow.nxt). Frame 7 acknowledges 4345, which "
-            "covers bytes 1449-2897 the capture never showed (the hole before frame 6; "
-            "pcapcheck reports CP002 at this very frame): an ACKed segment that was not "
-            "captured, which Wireshark flags. Proposed: also mark ack_lost_segment when "
-            "the ACK is above the start of a hole in fr.holes.",
-    },
-    "crafted/rs005_reset-unacceptable-ack.pcap": {
-        (2, "ack_lost_segment"):
-            "engine (_wireshark_marks): the function returns before every test for SYN "
-            "and RST segments; Wireshark's 'ACKed unseen segment' test has no such "
-            "exclusion. The RST,ACK of frame 2 acknowledges 5001 while the client sent "
-            "only its SYN (pcapcheck: RS005). Proposed: keep the SYN/RST exclusion for "
-            "zero_window, keep_alive, lost_segment, duplicate_ack and keep_alive_ack only, "
-            "and run the ack_lost_segment test for RST segments too.",
-    },
-    "artefacts/bad/pcapng_unknown_blocks.pcapng": {
+                            "artefacts/bad/pcapng_unknown_blocks.pcapng": {
         (4, cc.CONNECTION): "reader: Wireshark 4.0 numbers each pcapng Custom Block "
                             "(0x00000BAD) as a frame without packet data; pcapcheck's "
                             "reader skips it, so every later frame number is one lower "
@@ -140,7 +91,6 @@ KNOWN_EXAMPLES = {
     "after-ignored-invalid-flags": "crafted/fl001_invalid-flags_xmas.pcap",
     "peer-direction-unseen": "crafted/cp007_one-sided.pcap",
     "stale-next-expected-ack": "crafted/cp002_capture-loss.pcap",
-    "loss-already-proven": "crafted/cp002_capture-loss_fin.pcap",
     "synack-reused-ports": "crafted/rs005_reset-unacceptable-ack.pcap",
     "syn-isn-changed": "crafted/hs009_syn-isn-changed.pcap",
     "syn-with-invalid-flags": "crafted/fl001_invalid-flags.pcap",
