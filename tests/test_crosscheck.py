@@ -152,13 +152,13 @@ def test_engine_issues_name_existing_captures():
 def test_known_differences_are_documented():
     names = [k.name for k in cc.KNOWN_DIFFERENCES]
     assert len(names) == len(set(names))
-    doc = (ROOT / "docs" / "crosscheck.md").read_text(encoding="utf-8")
+    doc = (ROOT / "README.md").read_text(encoding="utf-8")
     for k in cc.KNOWN_DIFFERENCES:
         assert k.verdict in ("wireshark-wrong", "definition", "input")
         assert set(k.kinds) <= set(cc.KINDS + (cc.CONNECTION,))
         assert k.side in ("wireshark", "pcapcheck", "either")
         assert len(k.explanation) > 80
-        assert f"`{k.name}`" in doc, f"{k.name} missing from docs/crosscheck.md"
+        assert f"`{k.name}`" in doc, f"{k.name} missing from README.md"
 
 
 # ------------------------------------------------------------------ unit tests of compare
