@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,31 @@ def analyze(catalog):
 def triples(result: FileResult) -> list[tuple[str, int | None, int | None]]:
     """The findings as sorted (rule, connection, frame) triples."""
     return sorted((f.rule, f.connection, f.frame) for f in result.findings)
+
+# --------------------------------------------------------------------------- tshark tests
+CAPTURE = re.compile(r"\.(pcap|pcapng|cap)(\.gz)?$")
+ALL_CAPTURES = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and CAPTURE.search(p.name))
+
+
+def selected_captures(paths: list[Path], keep) -> list[Path]:
+    """The captures the tshark tests check: all of them with PCAPCHECK_FULL=1 (CI), else
+    every 4th plus the ones named in ``keep`` (tshark costs ~0.2 s of CPU per file whatever
+    its size, ~40 s for every sample capture)."""
+    if os.environ.get("PCAPCHECK_FULL") == "1":
+        return paths
+    return [p for i, p in enumerate(paths)
+            if i % 4 == 0 or p.relative_to(SAMPLES).as_posix() in keep]
+
+
+def _have_tshark() -> bool:
+    from pcapcheck import tshark
+    try:
+        tshark.tshark_path()
+        return True
+    except tshark.TsharkMissing:
+        return False
+
+
+HAVE_TSHARK = _have_tshark()
+needs_tshark = pytest.mark.skipif(
+    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)")

@@ -17,8 +17,6 @@ shared with tests/test_tshark.py (``pcapcheck.tshark.prefetch``).
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,30 +27,8 @@ from pcapcheck import crosscheck as cc
 from pcapcheck import tshark
 from pcapcheck.model import Event, Segment
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "sample_pcaps"
-CAPTURE = re.compile(r"\.(pcap|pcapng|cap)(\.gz)?$")
-ALL_CAPTURES = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and CAPTURE.search(p.name))
-
-
-def _selected(paths: list[Path], keep) -> list[Path]:
-    """The captures to check: all of them with PCAPCHECK_FULL=1, else every 4th plus the
-    ones named in ``keep`` (tshark costs ~0.2 s of CPU per file whatever its size, ~40 s
-    for every sample capture)."""
-    if os.environ.get("PCAPCHECK_FULL") == "1":
-        return paths
-    return [p for i, p in enumerate(paths)
-            if i % 4 == 0 or p.relative_to(SAMPLES).as_posix() in keep]
-
-
-try:
-    tshark.tshark_path()
-    HAVE_TSHARK = True
-except tshark.TsharkMissing:
-    HAVE_TSHARK = False
-
-needs_tshark = pytest.mark.skipif(
-    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)")
+from conftest import ALL_CAPTURES, HAVE_TSHARK, ROOT, SAMPLES, needs_tshark  # noqa: E402,F401
+from conftest import selected_captures as _selected  # noqa: E402
 
 _KEEPALIVE_ACK = (
     "engine (detectors.Checker._wireshark_marks): keep_alive_ack is set on any pure ACK "
