@@ -577,12 +577,16 @@ class CaptureReader:
                                       f" {u32(buf, end - 4)[0]} != leading length {length}")
                     break
 
-                if btype == _BT_EPB:
+                if btype == _BT_EPB or btype == _BT_PB:
                     if length < 32:
-                        self.truncated = f"enhanced packet block too short ({length} bytes)" \
+                        kind = "enhanced packet" if btype == _BT_EPB else "packet"
+                        self.truncated = f"{kind} block too short ({length} bytes)" \
                                          f" at offset {offset + pos}"
                         break
-                    ifid, tsh, tsl, caplen, wire = epb(buf, pos + 8)
+                    if btype == _BT_EPB:
+                        ifid, tsh, tsl, caplen, wire = epb(buf, pos + 8)
+                    else:   # the obsolete Packet Block: 16-bit interface id, drops count
+                        ifid, _drops, tsh, tsl, caplen, wire = pb(buf, pos + 8)
                     if ifid >= len(ifaces):
                         self.truncated = (f"record {frame + 1} refers to interface {ifid}, but"
                                           f" only {len(ifaces)} are defined")
@@ -610,25 +614,6 @@ class CaptureReader:
                     frame += 1
                     self.records = frame
                     yield Record(frame, last_ts, lt, buf[pos + 12:pos + 12 + caplen], wire,
-                                 offset + pos if plain else None)
-                elif btype == _BT_PB:
-                    if length < 32:
-                        self.truncated = f"packet block too short ({length} bytes)" \
-                                         f" at offset {offset + pos}"
-                        break
-                    ifid, _drops, tsh, tsl, caplen, wire = pb(buf, pos + 8)
-                    if ifid >= len(ifaces):
-                        self.truncated = (f"record {frame + 1} refers to interface {ifid}, but"
-                                          f" only {len(ifaces)} are defined")
-                        break
-                    lt, ticks, toff, limit = ifaces[ifid]
-                    if caplen > limit or caplen > length - 32:
-                        self.truncated = self._bad_caplen(frame + 1, caplen, limit, length - 32)
-                        break
-                    frame += 1
-                    self.records = frame
-                    last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire,
                                  offset + pos if plain else None)
                 elif btype == _BT_IDB:
                     if length < 20:
