@@ -28,7 +28,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, List, Optional, TextIO
 
-import click
 import typer
 
 from pcapcheck.cli import SEVERITY_RANK, FailOn, app, fail, split_ids
@@ -318,7 +317,7 @@ def analyze(
     results: list[FileResult] = []
     status = 0
     try:
-        with collect_inputs(files, click.get_binary_stream("stdin")) as inputs, \
+        with collect_inputs(files, getattr(sys.stdin, "buffer", sys.stdin)) as inputs, \
                 progress(len(inputs), progress_enabled(quiet)) as bar:
             jobs_ = [(item.path, item.name, item.stdin,
                       active if item.stdin else active - cfg.ignored_for(item.path, catalog))
