@@ -153,12 +153,18 @@ def _display(path: Path) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+@lru_cache(maxsize=None)
+def schema_validator(schema_path: Path) -> jsonschema.protocols.Validator:
+    """The jsonschema validator for the JSON Schema file at ``schema_path`` (the draft it
+    declares), built once per path. Raises jsonschema.SchemaError for a bad schema."""
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    return schema_validator(SCHEMA_PATH)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -11,9 +11,7 @@ variable, function or field, is a rubric error naming the check.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,8 @@ import jsonschema
 import jsonschema.exceptions
 import yaml
 
-from pcapcheck.catalog import _YAML_LOADER, _display, _schema_error_text, _yaml_problem
+from pcapcheck.catalog import (_YAML_LOADER, _display, _schema_error_text, _yaml_problem,
+                               schema_validator)
 from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
 
 __all__ = ["SCHEMA_PATH", "ANSWER_KEYS", "RESERVED_IDS", "RubricError", "Check", "Rubric",
@@ -77,12 +76,8 @@ class Rubric:
                                               if k in self.answers]
 
 
-@lru_cache(maxsize=1)
 def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+    return schema_validator(SCHEMA_PATH)
 
 
 def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Exception],
