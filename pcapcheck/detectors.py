@@ -74,18 +74,22 @@ class Checker:
         self.marks: dict[int, set[str]] | None = {} if record_marks else None
         self.frame_conn: dict[int, int] | None = {} if record_marks else None
 
-    def _mark(self, frame: int, kind: str) -> None:
+    def mark(self, frame: int, kind: str) -> None:
+        """Add a Wireshark-style analysis mark to ``frame`` (only when recording marks)."""
         if self.marks is not None:
             self.marks.setdefault(frame, set()).add(kind)
 
     # ------------------------------------------------------------------ events
-    def _emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
-              **data: Any) -> Event:
+    def emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
+             **data: Any) -> Event:
+        """Record an event of ``rule`` at ``frame`` on ``conn``; ``sender`` is the role
+        ("client"/"server") whose segment it concerns, or None. The common fields (states
+        after the frame) are filled when the frame is done."""
         ev = Event(rule, conn.id, frame, data)
         conn.events.append(ev)
         self._frame_events.append((ev, sender))
         if self.marks is not None and rule in MARK_OF_RULE and frame is not None:
-            self._mark(frame, MARK_OF_RULE[rule])
+            self.mark(frame, MARK_OF_RULE[rule])
         return ev
 
     def _fill_states(self, conn: Connection, seg: Segment | None) -> None:
@@ -145,7 +149,7 @@ class Checker:
         frame = seg.frame
         problem = invalid_flags(flags)
         if problem is not None:
-            self._emit(conn, "FL001", frame, role, problem=problem)
+            self.emit(conn, "FL001", frame, role, problem=problem)
             return
         if self._capture_duplicate(conn, seg, fs, role):
             return
@@ -161,7 +165,7 @@ class Checker:
         if fs.base is None and not flags & SYN:
             fs.set_base(seg.seq, isn=False)
         if es.state in SYNCHRONIZED and not flags & (ACK | SYN):
-            self._emit(conn, "SQ004", frame, role, seq=fs.u(seg.seq))
+            self.emit(conn, "SQ004", frame, role, seq=fs.u(seg.seq))
         if flags & SYN:
             if flags & ACK:
                 self._synack(conn, seg, role, fs, fr, es, er)
@@ -187,7 +191,7 @@ class Checker:
         if flags & ACK and fr.base is not None and fr.nxt is not None:
             ack = fr.u(seg.ack)
             if ack > fr.nxt or any(h[0] < ack and not h[4] for h in fr.holes):
-                self._mark(frame, "ack_lost_segment")
+                self.mark(frame, "ack_lost_segment")
         else:
             ack = None
         if flags & RST or fs.base is None:
@@ -195,14 +199,14 @@ class Checker:
         seq = fs.u(seg.seq)
         length = seg.payload_len
         if seg.window == 0 and not flags & FIN:
-            self._mark(frame, "zero_window")
+            self.mark(frame, "zero_window")
         if fs.nxt is not None and length <= 1 and seq == fs.nxt - 1 and not flags & FIN:
-            self._mark(frame, "keep_alive")
+            self.mark(frame, "keep_alive")
             fs.keepalive_frame = frame
         else:
             seen = fs.seen_end if fs.seen_end is not None else fs.nxt
             if seen is not None and seq > seen:
-                self._mark(frame, "lost_segment")
+                self.mark(frame, "lost_segment")
         end = seq + length + (1 if flags & FIN else 0)
         if fs.seen_end is None or end > fs.seen_end:
             fs.seen_end = max(end, fs.nxt or 0)
@@ -212,9 +216,9 @@ class Checker:
                      and fs.last_window_raw == seg.window and fs.nxt is not None
                      and seq == fs.nxt)
         if duplicate and fr.keepalive_frame is not None and fr.keepalive_frame == fr.last_frame:
-            self._mark(frame, "keep_alive_ack")   # replaces duplicate_ack, as in Wireshark
+            self.mark(frame, "keep_alive_ack")   # replaces duplicate_ack, as in Wireshark
         elif duplicate:
-            self._mark(frame, "duplicate_ack")
+            self.mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
     def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
@@ -228,7 +232,7 @@ class Checker:
         key = (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
         for k, frame, ts in fs.recent:
             if k == key and abs(seg.ts - ts) <= 0.5:
-                self._emit(conn, "CP008", seg.frame, role, original_frame=frame)
+                self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
                 return True
         fs.recent.append((key, seg.frame, seg.ts))
         return False
@@ -247,7 +251,7 @@ class Checker:
             if er.state == SYN_SENT and fr.isn is not None:
                 # Both SYNs crossed (RFC 9293 §3.5 figure 7): each side receives the other's
                 # SYN in SYN-SENT and moves to SYN-RECEIVED.
-                self._emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
+                self.emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
                 es.step(fsm.RCV_SYN, frame, f"frame {fr.syn_frame}, which crossed ours")
                 er.step(fsm.RCV_SYN, frame)
         elif seg.seq == fs.isn and fs.syn_frame is None and \
@@ -255,10 +259,10 @@ class Checker:
             self._late_syn(conn, seg, fs, es, er)
         elif seg.seq == fs.isn:
             fs.syn_count += 1
-            self._emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
+            self.emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
                        count=fs.syn_count)
         else:
-            self._emit(conn, "HS009", frame, role, isn_abs=seg.seq, previous_isn_abs=fs.isn,
+            self.emit(conn, "HS009", frame, role, isn_abs=seg.seq, previous_isn_abs=fs.isn,
                        first_frame=fs.syn_frame)
             fs.set_base(seg.seq, isn=True)
             fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
@@ -291,11 +295,11 @@ class Checker:
             fs.synack_frame, fs.synack_count = frame, 1
         else:
             fs.synack_count += 1
-            self._emit(conn, "HS006", frame, role, isn_abs=seg.seq, first_frame=fs.synack_frame,
+            self.emit(conn, "HS006", frame, role, isn_abs=seg.seq, first_frame=fs.synack_frame,
                        count=fs.synack_count)
         if fr.isn is None:
             # The peer's SYN is not in the capture: its ISN is what this SYN-ACK acknowledges.
-            self._emit(conn, "HS008", frame, role, isn_abs=seg.seq)
+            self.emit(conn, "HS008", frame, role, isn_abs=seg.seq)
             fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
             fr.advance(1)
             er.assume(SYN_SENT)
@@ -308,11 +312,11 @@ class Checker:
             verdict = (f"the SYN-ACK accepted the {syn_len} bytes" if accepted else
                        "the SYN-ACK did not accept the data; the client sends it again "
                        "after the handshake")
-            self._emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
+            self.emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
                        payload_len=syn_len, accepted=accepted, verdict=verdict)
         if not acceptable:
             expected = 1 + syn_len
-            self._emit(conn, "HS002", frame, role, ack=ack, expected=expected,
+            self.emit(conn, "HS002", frame, role, ack=ack, expected=expected,
                        ack_abs=seg.ack, expected_abs=fr.absolute(expected),
                        syn_data_len=syn_len)
         if es.state is None:
@@ -330,7 +334,6 @@ class Checker:
         if fr.base is None:
             fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
             fr.advance(1)
-        fr.synack_frame = fr.synack_frame or None
         conn.implied_synack_frame = frame
         if er.state is None:
             er.assume(LISTEN)
@@ -363,11 +366,11 @@ class Checker:
             elif not conn.hs_bad_reported:
                 conn.hs_bad_reported = True
                 if not ack_ok:
-                    self._emit(conn, "HS004", frame, role, field="ack", actual=ack,
+                    self.emit(conn, "HS004", frame, role, field="ack", actual=ack,
                                expected=exp_ack, actual_abs=seg.ack,
                                expected_abs=fr.absolute(exp_ack))
                 else:
-                    self._emit(conn, "HS004", frame, role, field="seq", actual=seq,
+                    self.emit(conn, "HS004", frame, role, field="seq", actual=seq,
                                expected=exp_seq, actual_abs=seg.seq,
                                expected_abs=fs.absolute(exp_seq))
         if fr.fin is not None and fr.fin_acked_frame is None:
@@ -375,7 +378,7 @@ class Checker:
                 fr.fin_acked_frame = frame
                 er.step(fsm.RCV_ACK_OF_FIN, frame)
                 if ack > fr.nxt:
-                    self._emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                    self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
                                fin_frame=fr.fin_frame, fin_seq=fr.fin)
             elif (ack == fr.fin and fr.fin_reply_frame is None and fr.fin_frame is not None
                   and (prev_frame is None or prev_frame < fr.fin_frame)
@@ -383,7 +386,7 @@ class Checker:
                 # The peer's first segment after the FIN is a pure ACK of the FIN's own
                 # sequence number: the reply to the FIN, acknowledging seq instead of seq+1.
                 fr.fin_reply_frame = frame
-                self._emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
                            fin_frame=fr.fin_frame, fin_seq=fr.fin)
         elif fr.nxt is not None and ack > fr.nxt:
             if fr.packets == 0 and ack > fr.nxt + 1:
@@ -416,7 +419,7 @@ class Checker:
         es.step(fsm.RCV_FIN, frame, note)
         fr.fin_acked_frame = frame
         er.step(fsm.RCV_ACK_OF_FIN, frame)
-        self._emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
+        self.emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
                    detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
                           f"({fr.fin + 1}) proves it was sent")
 
@@ -444,7 +447,7 @@ class Checker:
         for hole in fr.holes:
             start, end, hframe, _ts, reported = hole
             if ack > start and not reported:
-                self._emit(conn, "CP002", seg.frame, role, ack=ack, seen_max=start,
+                self.emit(conn, "CP002", seg.frame, role, ack=ack, seen_max=start,
                            detail=f"the {role} acknowledged {min(ack, end) - start} bytes "
                                   f"from seq {start} that the capture never saw from the "
                                   f"{other} (hole before frame {hframe})")
@@ -481,15 +484,15 @@ class Checker:
                 and not seg.flags & FIN):
             # A zero-window probe (RFC 9293 §3.8.6.1): one byte into a closed window,
             # dropped by the receiver; it does not advance SND.NXT (as in Wireshark).
-            self._mark(frame, "zero_window_probe")
+            self.mark(frame, "zero_window_probe")
             return
         state = es.state
         if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
                 role == "server" and conn.tfo_accepted)):
-            self._emit(conn, "HS007", frame, role, payload_len=length, seq=seq)
+            self.emit(conn, "HS007", frame, role, payload_len=length, seq=seq)
         beyond_fin = fs.fin is not None and end > fs.fin and fs.fin_frame is not None
         if beyond_fin:
-            self._emit(conn, "CL005", frame, role, seq=seq, payload_len=length, fin_seq=fs.fin,
+            self.emit(conn, "CL005", frame, role, seq=seq, payload_len=length, fin_seq=fs.fin,
                        fin_frame=fs.fin_frame)
         if fs.nxt is None or seq >= fs.nxt or beyond_fin:
             if fs.nxt is not None and seq > fs.nxt:
@@ -503,12 +506,12 @@ class Checker:
             return
         filled = self._fill_holes(fs, seq, end)
         if filled and seg.ts - fs.high_ts <= self.reorder_window:
-            self._emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
+            self.emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
         else:
             first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
             if first is None and seq < 1 + fs.syn_len:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
-            self._emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
+            self.emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
                        first_frame=first)
         if end > fs.nxt:
             fs.unacked.append((fs.nxt, end, frame))
@@ -523,7 +526,7 @@ class Checker:
                 ack, aframe, _nxt, _ts = explained[0]
                 sender = "server" if conn.role_of(seg) == "client" else "client"
                 owner = conn.role_of(seg)
-                self._emit(conn, "CP002", aframe, sender, ack=ack, seen_max=start,
+                self.emit(conn, "CP002", aframe, sender, ack=ack, seen_max=start,
                            detail=f"the {sender} acknowledged up to {ack} before the capture "
                                   f"showed the {owner} sending past {start}; frame "
                                   f"{seg.frame} confirms the {owner} sent the missing "
@@ -574,7 +577,7 @@ class Checker:
         frame = seg.frame
         fin = fs.u(seg.seq) + seg.payload_len
         if es.state in (SYN_SENT, LISTEN, CLOSED):
-            self._emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
+            self.emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
             return
         if fs.fin is None:
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
@@ -590,11 +593,11 @@ class Checker:
             else:
                 es.step(fsm.SND_FIN, frame)
             if er.state == FIN_WAIT_1:
-                self._emit(conn, "CL007", frame, role, other_frame=fr.fin_frame)
+                self.emit(conn, "CL007", frame, role, other_frame=fr.fin_frame)
             er.step(fsm.RCV_FIN, frame)
         elif fin == fs.fin:
             fs.fin_count += 1
-            self._emit(conn, "CL006", frame, role, fin_seq=fin, first_frame=fs.fin_frame,
+            self.emit(conn, "CL006", frame, role, fin_seq=fin, first_frame=fs.fin_frame,
                        count=fs.fin_count)
 
     # ------------------------------------------------------------------ RST
@@ -608,10 +611,10 @@ class Checker:
                 if es.state is None:
                     es.assume(CLOSED)
                 conn.refused = True
-                self._emit(conn, "HS011", frame, role, syn_frame=fr.syn_frame)
+                self.emit(conn, "HS011", frame, role, syn_frame=fr.syn_frame)
                 self._reset(conn, seg, role, es, er)
             else:
-                self._emit(conn, "RS005", frame, role, ack=ack,
+                self.emit(conn, "RS005", frame, role, ack=ack,
                            expected=expected, ack_abs=seg.ack if seg.flags & ACK else None,
                            expected_abs=fr.absolute(expected) if fr.base is not None else None)
             return
@@ -619,7 +622,7 @@ class Checker:
             fs.set_base(seg.seq, isn=False)
         synced = es.state in SYNCHRONIZED and er.state in SYNCHRONIZED
         if not synced and (fs.synack_frame is not None or fr.synack_frame is not None):
-            self._emit(conn, "RS004", frame, role)
+            self.emit(conn, "RS004", frame, role)
             self._reset(conn, seg, role, es, er)
             return
         if not synced and es.state not in SYNCHRONIZED and er.state not in SYNCHRONIZED:
@@ -632,14 +635,14 @@ class Checker:
         hi = max(fs.nxt or lo, fs.acked or lo)
         wnd = fr.win
         if wnd is not None and not (lo <= seq <= hi + max(wnd - 1, 0)):
-            self._emit(conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd,
+            self.emit(conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd,
                        window_end=hi + wnd)
             return
         if fs.fin is not None or fr.fin is not None:
             fin_frame = fs.fin_frame if fs.fin is not None else fr.fin_frame
-            self._emit(conn, "RS002", frame, role, fin_frame=fin_frame)
+            self.emit(conn, "RS002", frame, role, fin_frame=fin_frame)
         else:
-            self._emit(conn, "RS001", frame, role)
+            self.emit(conn, "RS001", frame, role)
         self._reset(conn, seg, role, es, er)
 
     def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
@@ -657,14 +660,14 @@ class Checker:
             return
         if flags & SYN and not flags & ACK and fs.isn is not None and seg.seq == fs.isn:
             fs.syn_count += 1
-            self._emit(conn, "HS005", seg.frame, role, isn_abs=seg.seq,
+            self.emit(conn, "HS005", seg.frame, role, isn_abs=seg.seq,
                        first_frame=fs.syn_frame, count=fs.syn_count)
             return
         if fs.base is not None:
             seq = fs.u(seg.seq)
             if flags & FIN and fs.fin is not None and seq + seg.payload_len == fs.fin:
                 fs.fin_count += 1
-                self._emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
+                self.emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
                            first_frame=fs.fin_frame, count=fs.fin_count)
                 return
             sender_state = conn.ec.state if role == "client" else conn.es.state
@@ -674,7 +677,7 @@ class Checker:
                 return  # the ACK of a (retransmitted) FIN, from TIME-WAIT
         if not conn.after_close_reported:
             conn.after_close_reported = True
-            self._emit(conn, "CL009", seg.frame, role, closed_frame=conn.closed_frame)
+            self.emit(conn, "CL009", seg.frame, role, closed_frame=conn.closed_frame)
 
     def _check_closed(self, conn: Connection, seg: Segment) -> None:
         if conn.ec.state in _ENDED and conn.es.state in _ENDED and (
@@ -698,7 +701,7 @@ class Checker:
         if seg.window == 0:
             if not fs.zero:
                 fs.zero = True
-                self._emit(conn, "SQ005", seg.frame, role)
+                self.emit(conn, "SQ005", seg.frame, role)
         else:
             fs.zero = False
 
@@ -714,36 +717,36 @@ class Checker:
         one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
         sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
         if conn.midstream:
-            self._emit(conn, "CP001", conn.first_frame, None)
+            self.emit(conn, "CP001", conn.first_frame, None)
         if one_sided:
             # Only one direction was captured: what the other side did is inferred from
             # the acknowledgments, and nothing it "failed" to send is its fault.
             seen = "client to server" if c.packets else "server to client"
             conn.events[:] = [e for e in conn.events if e.rule not in ("CP002", "HS008")]
-            self._emit(conn, "CP007", conn.first_frame, None, seen=seen)
+            self.emit(conn, "CP007", conn.first_frame, None, seen=seen)
         elif not cut:
             if conn.implied_synack_frame is not None:
-                self._emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
+                self.emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
                            seen_max=None,
                            detail="the server's SYN-ACK is not in the capture; the client's "
                                   "ACK proves it was sent")
             if conn.ec.state == SYN_SENT and s.synack_frame is None and not s.packets:
-                self._emit(conn, "HS001", c.syn_frame, "client", attempts=c.syn_count,
+                self.emit(conn, "HS001", c.syn_frame, "client", attempts=c.syn_count,
                            isn_abs=c.isn, first_frame=c.syn_frame)
             for role, f, _peer, e, _pe in sides:
                 if (e.state == SYN_RECEIVED and f.synack_frame is not None
                         and not conn.hs_bad_reported):
-                    self._emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
+                    self.emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
             if conn.reset_frame is None:
                 self._finish_close(conn, sides)
             for role, f, _peer, _e, _pe in sides:
                 other = "server" if role == "client" else "client"
                 for ack, aframe, nxt_then, _ts in f.pending:
                     if f.nxt is not None and ack > f.nxt:
-                        self._emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
+                        self.emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
                 for start, end, hframe, _ts, reported in f.holes:
                     if not reported:
-                        self._emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
+                        self.emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
                                    detail=f"{end - start} bytes from seq {start} were never "
                                           f"seen in the capture (the {role}'s frame {hframe} "
                                           "starts after them): lost before the capture "
@@ -751,7 +754,7 @@ class Checker:
         c.pending, s.pending = [], []
         if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
                 and conn.reset_frame is None):
-            self._emit(conn, "CL008", conn.last_frame, None,
+            self.emit(conn, "CL008", conn.last_frame, None,
                        idle=round(capture_end - conn.last_ts, 6))
         self._fill_states(conn, None)
         conn.events.sort(key=lambda e: (e.frame or 0, e.rule))
@@ -763,20 +766,20 @@ class Checker:
                 if f.fin_reply_frame is not None:
                     pass  # already reported as CL002 (the reply acknowledged the FIN's seq)
                 elif peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
-                    self._emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
+                    self.emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
                                fin_seq=f.fin, expected_ack=f.fin + 1)
                 else:
-                    self._emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
+                    self.emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
                                expected_ack=f.fin + 1, highest_ack=f.acked)
             fin_frame = f.fin_frame or f.fin_implied_frame
             if f.fin_acked_frame is not None and peer.fin is None and pe.state == CLOSE_WAIT:
-                self._emit(conn, "CL003", fin_frame, role, closer=role, closer_state=e.state,
+                self.emit(conn, "CL003", fin_frame, role, closer=role, closer_state=e.state,
                            other=other, other_state=pe.state, fin_frame=fin_frame)
             if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
                 # Data the peer never acknowledged although it went on sending after it
                 # (data still in flight when the capture stopped is not reported).
                 start, _end, frame = f.unacked[0]
-                self._emit(conn, "SQ003", frame, role, seq=start,
+                self.emit(conn, "SQ003", frame, role, seq=start,
                            bytes=f.unacked[-1][1] - max(start, f.acked or 0),
                            highest_ack=f.acked)
 

@@ -149,7 +149,7 @@ class Tracker:
         self.table[key] = conn
         if flags & (SYN | ACK | FIN | RST) == SYN:
             if previous is not None or key in self._used:
-                self.checker._mark(seg.frame, "reused_ports")
+                self.checker.mark(seg.frame, "reused_ports")
             self._reuse(conn, key, previous, seg)
         if self.checker.marks is not None:
             self._used.add(key)
@@ -168,7 +168,7 @@ class Tracker:
             return
         gap = seg.ts - closed_at
         if gap < self.linger:
-            self.checker._emit(conn, "CL010", seg.frame, conn.role_of(seg),
+            self.checker.emit(conn, "CL010", seg.frame, conn.role_of(seg),
                                previous_connection=prev_id, gap=round(gap, 6),
                                limit=self.linger)
 
