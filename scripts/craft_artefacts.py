@@ -1140,23 +1140,7 @@ MANIFEST_HEADER = """\
 def write_manifest(path: Path, cases: list[ACase]) -> None:
     out = [MANIFEST_HEADER]
     for cs in cases:
-        out.append(f"\n{cs.file}:\n")
-        out.append(f"  description: {json.dumps(cs.description)}\n")
-        out.append(f"  packets: {cs.packets if cs.packets is not None else cs.cap.frames}\n")
-        if cs.findings:
-            out.append("  findings:\n")
-            out.extend(f"    - {yval(fd)}\n" for fd in cs.findings)
-        else:
-            out.append("  findings: []\n")
-        if cs.findings_when_enabled:
-            out.append("  findings_when_enabled:\n")
-            out.extend(f"    - {yval(fd)}\n" for fd in cs.findings_when_enabled)
-        out.append("  connections:\n")
-        out.extend(f"    - {yval(cn)}\n" for cn in cs.connections)
-        if cs.transitions:
-            out.append("  transitions:\n")
-            for side in ("client", "server"):
-                out.append(f"    {side}: {yval(cs.transitions[side])}\n")
+        out.extend(cc.manifest_entry(cs))
         if cs.notes:
             out.append(f"  notes: {json.dumps(cs.notes)}\n")
         if cs.wording:

@@ -1517,27 +1517,33 @@ MANIFEST_HEADER = """\
 def write_manifest(path: Path, cases: list[Case]) -> None:
     out = [MANIFEST_HEADER]
     for cs in cases:
-        out.append(f"\n{cs.file}:\n")
-        out.append(f"  description: {json.dumps(cs.description)}\n")
-        out.append(f"  packets: {cs.packets if cs.packets is not None else cs.cap.frames}\n")
-        if cs.findings:
-            out.append("  findings:\n")
-            for fd in cs.findings:
-                out.append(f"    - {yval(fd)}\n")
-        else:
-            out.append("  findings: []\n")
-        if cs.findings_when_enabled:
-            out.append("  findings_when_enabled:\n")
-            for fd in cs.findings_when_enabled:
-                out.append(f"    - {yval(fd)}\n")
-        out.append("  connections:\n")
-        for cn in cs.connections:
-            out.append(f"    - {yval(cn)}\n")
-        if cs.transitions:
-            out.append("  transitions:\n")
-            for side in ("client", "server"):
-                out.append(f"    {side}: {yval(cs.transitions[side])}\n")
+        out.extend(manifest_entry(cs))
     path.write_text("".join(out))
+
+
+def manifest_entry(cs: Case) -> list[str]:
+    """The manifest lines of one case (also used by scripts/craft_artefacts.py)."""
+    out = [f"\n{cs.file}:\n"]
+    out.append(f"  description: {json.dumps(cs.description)}\n")
+    out.append(f"  packets: {cs.packets if cs.packets is not None else cs.cap.frames}\n")
+    if cs.findings:
+        out.append("  findings:\n")
+        for fd in cs.findings:
+            out.append(f"    - {yval(fd)}\n")
+    else:
+        out.append("  findings: []\n")
+    if cs.findings_when_enabled:
+        out.append("  findings_when_enabled:\n")
+        for fd in cs.findings_when_enabled:
+            out.append(f"    - {yval(fd)}\n")
+    out.append("  connections:\n")
+    for cn in cs.connections:
+        out.append(f"    - {yval(cn)}\n")
+    if cs.transitions:
+        out.append("  transitions:\n")
+        for side in ("client", "server"):
+            out.append(f"    {side}: {yval(cs.transitions[side])}\n")
+    return out
 
 
 README_HEAD = """\
