@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ from pcapcheck.decoder import Decoder, DecodeError, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
 from pcapcheck.model import Event, Finding
 from pcapcheck.reader import open_capture
+from pcapcheck.spool import Spool
 from pcapcheck.tracker import IDLE_TIMEOUT, Tracker
 
 
@@ -31,9 +32,15 @@ class FileResult:
     ``packets``: records in the file; ``tcp_packets``: decoded TCP segments;
     ``skipped``: non-TCP packets by kind; ``malformed``: records that could not be
     decoded (each also a CP005 event); ``connections``: summary dicts (see
-    :func:`connection_summary`); ``events``: every event detected; ``findings``: the
-    events the catalogue reports, in frame order; ``error``: the one-line reason when the
-    file could not be read at all (then nothing else is filled).
+    :func:`connection_summary`) in id order; ``events``: every event detected;
+    ``findings``: the events the catalogue reports; events and findings in frame order
+    (:func:`event_order`); ``error``: the one-line reason when the file could not be
+    read at all (then nothing else is filled).
+
+    :func:`analyze_file` fills ``connections``, ``events`` and ``findings`` with
+    :class:`~pcapcheck.spool.Spool` objects: sequences that spill to temporary files
+    beyond a few thousand items, so a long capture does not hold its whole report in
+    memory. Anything iterable with ``len()`` (a list) is accepted in their place.
     """
 
     path: str
@@ -43,9 +50,9 @@ class FileResult:
     skipped: Counter = field(default_factory=Counter)
     malformed: int = 0
     truncated: str | None = None
-    connections: list[dict[str, Any]] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    connections: Sequence[dict[str, Any]] = field(default_factory=list)
+    events: Sequence[Event] = field(default_factory=list)
+    findings: Sequence[Finding] = field(default_factory=list)
     error: str | None = None
     marks: dict[int, set[str]] | None = None
     frame_conn: dict[int, int] | None = None
@@ -133,18 +140,38 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout)
     source = open_source(path, decoder, verify_checksums="CP004" in active)
-    result = FileResult(path=str(path))
+    result = FileResult(path=str(path), connections=Spool(key=summary_order),
+                        events=Spool(key=event_order), findings=Spool(key=event_order))
     file_events: list[Event] = []
     first_cut: int | None = None
     cut_count = 0
     bad_sum: list[int] = []
     last_ts = 0.0
-    events: list[Event] = []
+    to_finding = catalog.to_finding
+    add_event, add_finding = result.events.append, result.findings.append
 
     def absorb(conns) -> None:
+        # A finalised connection's events are final: its summary, events and findings
+        # go to the result's spools and the connection itself is released.
         for conn in conns:
-            events.extend(conn.events)
-            result.connections.append(connection_summary(conn))
+            summary = connection_summary(conn)
+            count = 0
+            for ev in conn.events:
+                add_event(ev)
+                finding = to_finding(ev, active, severity)
+                if finding is not None:
+                    add_finding(finding)
+                    count += 1
+            summary["findings"] = count
+            result.connections.append(summary)
+
+    def flush_file_events() -> None:
+        for ev in file_events:
+            add_event(ev)
+            finding = to_finding(ev, active, severity)
+            if finding is not None:
+                add_finding(finding)
+        file_events.clear()
 
     for frame, ts, seg in source:
         result.packets += 1
@@ -155,6 +182,7 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         if isinstance(seg, DecodeError):
             result.malformed += 1
             file_events.append(Event("CP005", None, frame, {"reason": str(seg)}))
+            flush_file_events()
             continue
         result.tcp_packets += 1
         if seg.truncated:
@@ -178,22 +206,21 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     if result.truncated:
         file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
     absorb(tracker.finish(last_ts, cut=bool(result.truncated)))
-    result.connections.sort(key=lambda c: c["id"])
-    events.extend(file_events)
-    events.sort(key=lambda e: (e.frame if e.frame is not None else 1 << 62,
-                               e.connection or 0, e.rule))
-    result.events = events
+    flush_file_events()
     result.marks, result.frame_conn = checker.marks, checker.frame_conn
-    per_conn: Counter = Counter()
-    for ev in events:
-        finding = catalog.to_finding(ev, active, severity)
-        if finding is not None:
-            result.findings.append(finding)
-            if ev.connection is not None:
-                per_conn[ev.connection] += 1
-    for summary in result.connections:
-        summary["findings"] = per_conn[summary["id"]]
     return result
+
+
+def summary_order(summary: Mapping[str, Any]) -> int:
+    """Sort key of connection summaries: the connection id."""
+    return summary["id"]
+
+
+def event_order(item: Event | Finding) -> tuple[int, int, str]:
+    """Sort key of events and findings: frame (file-level ones without a frame last),
+    then connection id, then rule ID."""
+    frame = item.frame
+    return (frame if frame is not None else 1 << 62, item.connection or 0, item.rule)
 
 
 def _iso(ts: float) -> str | None:

@@ -177,8 +177,15 @@ def test_json_unchanged(result, ctx):
     text = FORMATS["json"]([res, UNREADABLE])
     assert text == FORMATS["json"]([res, UNREADABLE], ctx)
     assert text == FORMATS["json"]([res, UNREADABLE], replace(ctx, statistics=True))
-    assert text == json.dumps(json_report.document([res, UNREADABLE]), indent=2,
-                              default=str) + "\n"
+    assert json.loads(text) == json.loads(json.dumps(json_report.document([res, UNREADABLE]),
+                                                     default=str))
+    # One line per connection and per finding, the structure indented by 2 spaces.
+    lines = text.splitlines()
+    assert lines[:3] == ["{", '  "version": "%s",' % __version__, '  "files": [']
+    assert [ln for ln in lines if ln.startswith('        {"id": ')] == [
+        "        " + json.dumps(c, default=str) + ("," if i + 1 < len(res.connections) else "")
+        for i, c in enumerate(res.connections)]
+    assert sum(ln.startswith('        {"rule": ') for ln in lines) == len(res.findings)
     doc = json.loads(text)
     assert list(doc) == ["version", "files"] and doc["version"] == __version__
     entry = doc["files"][0]

@@ -94,11 +94,10 @@ def _report_context(catalog: Any, active: set[str], statistics: bool) -> Any:
     return context_class(catalog=catalog, active=frozenset(active), statistics=statistics)
 
 
-def _render(name: str, results: list, ctx: Any) -> str:
-    from pcapcheck.report import FORMATS
+def _write(name: str, results: list, ctx: Any, out: TextIO) -> None:
+    from pcapcheck.report import WRITERS
 
-    renderer = FORMATS[name]
-    return renderer(results) if ctx is None else renderer(results, ctx)
+    WRITERS[name](results, out, ctx)
 
 
 def _step_summary(results: list, ctx: Any, log: Callable[[str], None]) -> None:
@@ -358,12 +357,12 @@ def analyze(
 
     ctx = _report_context(catalog, active, statistics)
     for name, path in plan:
-        text = _render(name, results, ctx)
         if path is None:
-            sys.stdout.write(text)
+            _write(name, results, ctx, sys.stdout)
             continue
         try:
-            path.write_text(text, encoding="utf-8")
+            with path.open("w", encoding="utf-8") as out:
+                _write(name, results, ctx, out)
         except OSError as exc:
             raise fail(f"cannot write {path}: {exc.strerror}")
     if any(name == "github" for name, _ in plan):

@@ -1,6 +1,12 @@
 """Output formats: one module per format, each with ``render(results, ctx=None) -> str``.
 
-:data:`FORMATS` maps a format name to its renderer. A renderer takes the
+:data:`FORMATS` maps a format name to its renderer; :data:`WRITERS` maps it to a writer
+``(results, out, ctx) -> None`` that writes the same text to a text stream. The formats
+whose size grows with the capture (json, jsonl, csv) write one connection or finding at
+a time, so that a report never has to be held in memory whole (the results' connections
+and findings are :class:`~pcapcheck.spool.Spool` objects that stream from disk); the
+others build their text first (tables need every row to size their columns, XML
+documents are built as a tree). A renderer takes the
 :class:`~pcapcheck.analyze.FileResult` of every capture (in command-line order) and an
 optional :class:`ReportContext`, and returns the whole report as text (``""`` is possible
 for the line-oriented formats when there is nothing to say). Every renderer works with
@@ -29,13 +35,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TextIO
 
 if TYPE_CHECKING:
     from pcapcheck.analyze import FileResult
     from pcapcheck.catalog import Catalog, Rule
 
-__all__ = ["FORMATS", "ReportContext", "Renderer", "rule_statistics", "statistics_rows",
+__all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics", "statistics_rows",
            "connection_text", "lookup_rule"]
 
 
@@ -58,6 +64,9 @@ class ReportContext:
 
 #: The signature of every renderer in :data:`FORMATS`.
 Renderer = Callable[["Sequence[FileResult]", "ReportContext | None"], str]
+
+#: The signature of every writer in :data:`WRITERS`.
+Writer = Callable[["Sequence[FileResult]", TextIO, "ReportContext | None"], None]
 
 
 def rule_statistics(results: Sequence[FileResult]) -> list[tuple[int, str, str, str]]:
@@ -130,4 +139,22 @@ FORMATS: dict[str, Renderer] = {
     "junit": junit.render,
     "sarif": sarif.render,
     "github": github.render,
+}
+
+
+def _text_writer(name: str) -> Writer:
+    def write(results: Sequence[FileResult], out: TextIO,
+              ctx: ReportContext | None = None) -> None:
+        out.write(FORMATS[name](results, ctx))
+    write.__doc__ = f"Write the text of the ``{name}`` renderer (:data:`FORMATS`) to ``out``."
+    return write
+
+
+#: Format name -> writer ``(results, out, ctx)``: streams json, jsonl and csv; writes the
+#: renderer's text for the others.
+WRITERS: dict[str, Writer] = {
+    name: getattr(module, "write", None) or _text_writer(name)
+    for name, module in (("table", table), ("json", json_report), ("jsonl", jsonl),
+                         ("csv", csv_report), ("markdown", markdown), ("junit", junit),
+                         ("sarif", sarif), ("github", github))
 }

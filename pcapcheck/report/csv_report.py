@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from pcapcheck.analyze import FileResult
 
@@ -24,9 +24,16 @@ COLUMNS = ("path", "rule", "name", "severity", "connection", "frame", "message")
 
 
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
-    """The header row and one row per finding (per unreadable capture), in file order
-    then frame order. ``ctx`` is not used (``statistics`` does not apply: one table)."""
-    out = io.StringIO()
+    """The text :func:`write` writes."""
+    buf = io.StringIO()
+    write(results, buf, ctx)
+    return buf.getvalue()
+
+
+def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:
+    """Write the header row and one row per finding (per unreadable capture), in file
+    order then frame order, one row at a time. ``ctx`` is not used (``statistics`` does
+    not apply: one table)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for res in results:
@@ -36,4 +43,3 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
         for f in res.findings:
             writer.writerow([res.path, f.rule, f.name, f.severity, f.connection, f.frame,
                              f.message])
-    return out.getvalue()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from pcapcheck import __version__
 from pcapcheck.analyze import FileResult
@@ -16,8 +17,21 @@ if TYPE_CHECKING:
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
 
 
+def _finding(f: Any) -> dict[str, Any]:
+    return {"rule": f.rule, "name": f.name, "severity": f.severity,
+            "connection": f.connection, "frame": f.frame, "message": f.message,
+            "data": f.data}
+
+
+def _file_head(res: FileResult) -> dict[str, Any]:
+    return {"path": res.path, "format": res.format, "packets": res.packets,
+            "tcp_packets": res.tcp_packets, "skipped": dict(sorted(res.skipped.items())),
+            "malformed": res.malformed, "truncated": res.truncated}
+
+
 def document(results: Sequence[FileResult]) -> dict[str, Any]:
-    """The report as a JSON-ready dict: ``{"version", "files": [...]}``.
+    """The report as a JSON-ready dict: ``{"version", "files": [...]}`` (held in memory
+    whole; :func:`write` streams the same document).
 
     A file that could not be read is ``{"path", "error"}``. Each finding carries
     ``rule``, ``name``, ``severity``, ``connection``, ``frame`` (1-based), ``message``
@@ -30,26 +44,48 @@ def document(results: Sequence[FileResult]) -> dict[str, Any]:
         if res.error is not None:
             files.append({"path": res.path, "error": res.error})
             continue
-        files.append({
-            "path": res.path,
-            "format": res.format,
-            "packets": res.packets,
-            "tcp_packets": res.tcp_packets,
-            "skipped": dict(sorted(res.skipped.items())),
-            "malformed": res.malformed,
-            "truncated": res.truncated,
-            "connections": res.connections,
-            "findings": [{"rule": f.rule, "name": f.name, "severity": f.severity,
-                          "connection": f.connection, "frame": f.frame,
-                          "message": f.message, "data": f.data} for f in res.findings],
-        })
+        files.append({**_file_head(res), "connections": list(res.connections),
+                      "findings": [_finding(f) for f in res.findings]})
     return {"version": __version__, "files": files}
 
 
-def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
-    """The document serialised with 2-space indentation and a final newline.
+def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:
+    """Write the document of :func:`document` to ``out`` as it is produced, one
+    connection or finding at a time (memory does not grow with their number).
 
-    ``ctx`` is accepted for the common renderer signature and not used (the document
-    never changes with it; ``statistics`` does not apply to JSON).
+    Layout: the document's structure is indented by 2 spaces; each connection summary
+    and each finding is one line (compact JSON, so ``grep``/``jq -c`` friendly); ends
+    with a newline. Values JSON cannot hold are written as strings. ``ctx`` is accepted
+    for the common renderer signature and not used.
     """
-    return json.dumps(document(results), indent=2, default=str) + "\n"
+    dumps = json.JSONEncoder(ensure_ascii=True, default=str).encode
+    out.write('{\n  "version": %s,\n  "files": [' % dumps(__version__))
+    for i, res in enumerate(results):
+        out.write("\n    {" if i == 0 else ",\n    {")
+        if res.error is not None:
+            out.write('\n      "path": %s,\n      "error": %s\n    }'
+                      % (dumps(res.path), dumps(res.error)))
+            continue
+        for key, value in _file_head(res).items():
+            out.write('\n      "%s": %s,' % (key, dumps(value)))
+        for key, items, convert in (("connections", res.connections, None),
+                                    ("findings", res.findings, _finding)):
+            out.write('\n      "%s": [' % key)
+            sep = "\n        "
+            empty = True
+            for item in items:
+                out.write(sep)
+                out.write(dumps(convert(item) if convert else item))
+                sep = ",\n        "
+                empty = False
+            out.write("]" if empty else "\n      ]")
+            out.write("," if key == "connections" else "")
+        out.write("\n    }")
+    out.write("\n  ]\n}\n" if results else "]\n}\n")
+
+
+def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
+    """The text :func:`write` writes."""
+    buf = io.StringIO()
+    write(results, buf, ctx)
+    return buf.getvalue()

@@ -9,8 +9,9 @@ reported (use ``json`` for them).
 
 from __future__ import annotations
 
+import io
 import json
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
 from pcapcheck.analyze import FileResult
 
@@ -30,8 +31,17 @@ def records(results: Sequence[FileResult]) -> Iterator[dict[str, Any]]:
                    "data": f.data}
 
 
+def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:
+    """Write one compact JSON object per line, each line ending in ``\\n`` (non-ASCII
+    kept as UTF-8; values JSON cannot hold are written as strings), one finding at a
+    time. ``ctx`` is not used."""
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    for rec in records(results):
+        out.write(dumps(rec) + "\n")
+
+
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
-    """One compact JSON object per line, each line ending in ``\\n`` (non-ASCII kept as
-    UTF-8; values JSON cannot hold are written as strings). ``ctx`` is not used."""
-    return "".join(json.dumps(rec, ensure_ascii=False, default=str) + "\n"
-                   for rec in records(results))
+    """The text :func:`write` writes."""
+    buf = io.StringIO()
+    write(results, buf, ctx)
+    return buf.getvalue()

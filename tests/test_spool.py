@@ -1,0 +1,139 @@
+"""The spool that streams findings, events and connection summaries through temporary
+files: order, pickling across processes (``--jobs``), clean-up, and reports identical
+to the in-memory ones."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import random
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from conftest import SAMPLES
+from pcapcheck import spool as spool_module
+from pcapcheck.analyze import analyze_file, event_order
+from pcapcheck.model import Event
+from pcapcheck.report import FORMATS
+from pcapcheck.spool import Spool
+
+
+def _key(item):
+    return item[0]
+
+
+def test_spilled_spool_is_a_stable_sort():
+    rng = random.Random(7)
+    items = [(rng.randrange(50), i) for i in range(1000)]
+    sp = Spool(items, key=_key, limit=64)
+    assert sp.spilled and len(sp) == 1000 and len(sp._buffer) < 64
+    assert list(sp) == sorted(items, key=_key)       # ties keep their order of appending
+    assert list(sp) == list(sp)                      # re-iterable
+    assert sp[0] == sorted(items, key=_key)[0] and sp[-1] == sorted(items, key=_key)[-1]
+    assert sp[10:13] == sorted(items, key=_key)[10:13]
+    assert sp == sorted(items, key=_key) and sp != items
+    with pytest.raises(IndexError):
+        sp[1000]
+
+
+def test_unsorted_spool_keeps_the_order_of_appending():
+    sp = Spool(range(10), limit=3)
+    assert list(sp) == list(range(10)) and bool(sp) and not Spool()
+
+
+def test_run_files_are_deleted_when_the_spool_goes():
+    sp = Spool(range(100), key=int, limit=10)
+    paths = [path for path, _n in sp._runs]
+    assert len(paths) == 10 and all(os.path.exists(p) for p in paths)
+    del sp
+    gc.collect()
+    assert not any(os.path.exists(p) for p in paths)
+
+
+def _spool_in_worker(n: int) -> Spool:
+    return Spool(range(n, 0, -1), key=int, limit=7)
+
+
+def test_a_spool_made_in_another_process_keeps_its_files():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        sp = pool.submit(_spool_in_worker, 50).result()
+    assert sp.spilled and list(sp) == list(range(1, 51))
+    paths = [path for path, _n in sp._runs]
+    sp.close()
+    assert not any(os.path.exists(p) for p in paths) and list(sp) == []
+
+
+def test_pickled_copy_owns_the_files():
+    sp = Spool([(3, "c"), (1, "a"), (2, "b")], key=_key, limit=2)
+    copy = pickle.loads(pickle.dumps(sp))
+    del sp
+    gc.collect()
+    assert list(copy) == [(1, "a"), (2, "b"), (3, "c")]
+
+
+@pytest.mark.parametrize("name", ["loopback/time_wait_reuse.pcap",
+                                  "artefacts/artefact_dup_four.pcap",
+                                  "artefacts/artefact_loss_hole_unacked.pcap",
+                                  "artefacts/bad/tcp_header_cut.pcap",
+                                  "artefacts/bad/record_past_eof.pcap",
+                                  "crafted/hs002_synack-bad-ack.pcap"])
+def test_report_is_the_same_when_everything_spills(name, catalog, monkeypatch):
+    path = SAMPLES / name
+    active = catalog.select(None, None)
+    whole = analyze_file(path, catalog, active)
+    assert not whole.findings.spilled
+    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 1)
+    spilled = analyze_file(path, catalog, active)
+    assert spilled.connections.spilled or len(spilled.connections) <= 1
+    for fmt in ("json", "jsonl", "csv", "table", "sarif"):
+        assert FORMATS[fmt]([spilled]) == FORMATS[fmt]([whole]), fmt
+    assert list(spilled.events) == list(whole.events)
+    assert [event_order(e) for e in whole.events] == sorted(event_order(e) for e in whole.events)
+    doc = json.loads(FORMATS["json"]([spilled]))
+    assert [c["id"] for c in doc["files"][0]["connections"]] == \
+        list(range(1, len(whole.connections) + 1))
+
+
+def test_event_order_puts_file_level_events_last():
+    evs = [Event("CP006", None, None), Event("SQ002", 2, 5), Event("CP005", None, 5),
+           Event("HS001", 1, 1)]
+    assert [e.rule for e in sorted(evs, key=event_order)] == ["HS001", "CP005", "SQ002", "CP006"]
+
+
+def test_generated_capture_spilled_gives_the_same_reports(tmp_path, catalog, monkeypatch):
+    """A bench capture (300 connections with refusals, retransmissions, resets and loss)
+    analysed with tiny spools: the same reports, connections in id order, findings in
+    frame order."""
+    import argparse
+    import sys
+    from conftest import ROOT
+    sys.path.insert(0, str(ROOT / "bench"))
+    from generate import generate
+    path = tmp_path / "gen.pcap"
+    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
+                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=1))
+    active = catalog.select(None, None)
+    whole = analyze_file(path, catalog, active)
+    assert len(whole.connections) >= 300 and len(whole.findings) > 30
+    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 16)
+    spilled = analyze_file(path, catalog, active)
+    assert spilled.findings.spilled and spilled.connections.spilled
+    for fmt in ("json", "jsonl", "csv", "github"):
+        assert FORMATS[fmt]([spilled]) == FORMATS[fmt]([whole]), fmt
+    assert [c["id"] for c in spilled.connections] == list(range(1, len(whole.connections) + 1))
+    frames = [f.frame for f in spilled.findings if f.frame is not None]
+    assert frames == sorted(frames)
+
+
+def test_runs_are_merged_to_bound_open_files(monkeypatch):
+    monkeypatch.setattr(spool_module, "MAX_RUNS", 4)
+    rng = random.Random(3)
+    items = [(rng.randrange(100), i) for i in range(200)]
+    sp = Spool(items, key=_key, limit=10)
+    assert 1 <= len(sp._runs) < 4 and len(sp) == 200
+    assert list(sp) == sorted(items, key=_key)
+    assert sorted(sp._paths) == sorted(path for path, _n in sp._runs)
+    assert all(os.path.exists(p) for p in sp._paths)
