@@ -22,7 +22,7 @@ from pcapcheck.detectors import Checker, classify
 from pcapcheck.model import Event, Finding
 from pcapcheck.reader import open_capture
 from pcapcheck.spool import Spool
-from pcapcheck.tracker import IDLE_TIMEOUT, Tracker
+from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
 
 
 @dataclass
@@ -122,7 +122,8 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None,
                  severity: Mapping[str, str] | None = None,
                  decoder: str = "native", marks: bool = False,
-                 idle_timeout: float = IDLE_TIMEOUT) -> FileResult:
+                 idle_timeout: float = IDLE_TIMEOUT,
+                 close_delay: float = CLOSE_DELAY) -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
@@ -130,15 +131,17 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     ``decoder``: see :func:`open_source`. ``marks``: also fill ``result.marks`` and
     ``result.frame_conn`` (per-frame Wireshark-style analysis flags, for crosscheck).
     ``idle_timeout``: seconds after which an idle connection is finalised (a later
-    segment on its 4-tuple starts a new, midstream connection); closed connections are
-    finalised 2·MSL after their close. Memory follows the number of concurrent
+    segment on its 4-tuple starts a new, midstream connection); ``close_delay``: seconds
+    a closed connection (last FIN acknowledged, or RST) keeps its state for the segments
+    that may follow (retransmitted FINs and their ACKs), as Zeek's tcp_close_delay; its
+    4-tuple is remembered for 2·MSL (CL010). Memory follows the number of concurrent
     connections, not the length of the capture.
     Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
-    tracker = Tracker(checker, idle_timeout=idle_timeout)
+    tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
     source = open_source(path, decoder, verify_checksums="CP004" in active)
     result = FileResult(path=str(path), connections=Spool(key=summary_order),
                         events=Spool(key=event_order), findings=Spool(key=event_order))

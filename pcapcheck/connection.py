@@ -158,6 +158,10 @@ class Connection:
     implied_synack_frame: int | None = None
     after_close_reported: bool = False
     segments: int = 0
+    #: id of the connection this one is the tail of: its first segment came on a 4-tuple
+    #: whose connection had closed and been released (after the close delay) less than
+    #: 2·MSL before; nothing is concluded from what such a tail lacks.
+    tail_of: int | None = None
 
     @staticmethod
     def endpoint_text(addr: tuple[str, int]) -> str:

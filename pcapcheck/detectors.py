@@ -717,7 +717,11 @@ class Checker:
         one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
         sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
         if conn.midstream:
-            self.emit(conn, "CP001", conn.first_frame, None)
+            self.emit(conn, "CP001", conn.first_frame, None, previous_connection=conn.tail_of)
+        if conn.tail_of is not None:
+            # Late segments of a connection released after its close (retransmitted FINs
+            # and ACKs, for instance): nothing it lacks is anyone's fault.
+            one_sided, cut = False, True
         if one_sided:
             # Only one direction was captured: what the other side did is inferred from
             # the acknowledgments, and nothing it "failed" to send is its fault.
@@ -753,7 +757,7 @@ class Checker:
                                           "point or by the capture itself")
         c.pending, s.pending = [], []
         if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
-                and conn.reset_frame is None):
+                and conn.reset_frame is None and conn.tail_of is None):
             self.emit(conn, "CL008", conn.last_frame, None,
                        idle=round(capture_end - conn.last_ts, 6))
         self._fill_states(conn, None)

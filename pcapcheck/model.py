@@ -212,7 +212,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "SQ005": (),
     "SQ006": ("seq", "expected"),
     "FL001": ("problem",),
-    "CP001": (),
+    "CP001": ("previous_connection",),
     "CP002": ("detail", "ack", "seen_max"),
     "CP003": ("count", "snaplen"),
     "CP004": ("count", "first_frame"),

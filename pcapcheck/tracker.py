@@ -11,14 +11,19 @@ ISN (Wireshark's rule), starts a new connection; RFC 9293 §3.4 / RFC 6191 descr
 stack may reuse a 4-tuple in TIME-WAIT.
 
 Bounded memory: a connection is finalised (its end-of-capture checks run, its state is
-released) once it has closed and 2·MSL have passed (TIME-WAIT is over), or once it has
-been idle for longer than ``idle_timeout`` seconds; a segment arriving later on the same
-4-tuple starts a new connection (midstream, CP001, unless it is a SYN). Memory therefore
-depends on the number of concurrent connections, not on the length of the capture.
+released) ``close_delay`` seconds after it closed (5 s, Zeek's tcp_close_delay: time for
+the retransmitted FINs and ACKs that follow a lost final ACK), or once it has been idle
+for longer than ``idle_timeout`` seconds; a segment arriving later on the same 4-tuple
+starts a new connection (midstream, CP001, unless it is a SYN). Only the 4-tuple, the id
+and the close time of a closed connection are kept for 2·MSL, the length of TIME-WAIT,
+to recognise an early reuse of the 4-tuple (CL010), much as Linux keeps a small
+``inet_timewait_sock`` instead of the socket. Memory therefore depends on the number of
+concurrent connections, not on the length of the capture.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterator
 
 from pcapcheck.connection import Connection
@@ -37,6 +42,12 @@ LIKELY_SERVER_PORTS = frozenset({21, 22, 25, 53, 80, 88, 110, 143, 389, 443, 502
 #: tcp_inactivity_timeout is 5 minutes as well).
 IDLE_TIMEOUT = 300.0
 
+#: Default seconds a closed connection keeps its full state after its close (the last
+#: FIN acknowledged, or an RST): Zeek's tcp_close_delay / tcp_reset_delay are 5 s too.
+#: Long enough for the retransmissions that follow a lost final ACK; the 4-tuple itself
+#: is remembered for 2·MSL (port reuse, CL010).
+CLOSE_DELAY = 5.0
+
 #: Seconds of capture time between two sweeps of the connection table.
 _SWEEP_EVERY = 10.0
 
@@ -45,20 +56,27 @@ class Tracker:
     """Feeds segments to per-connection state and hands back finished connections.
 
     ``checker`` replays the segments (:class:`~pcapcheck.detectors.Checker`);
-    ``idle_timeout``: seconds without a segment after which a connection is finalised.
+    ``idle_timeout``: seconds without a segment after which a connection is finalised;
+    ``close_delay``: seconds after its close after which a closed connection is (at most
+    2·MSL).
     Finished connections (their checks done) accumulate in order of finalisation;
     :meth:`pop_finished` takes them, :meth:`finish` finalises the rest at the end.
     """
 
-    def __init__(self, checker: Checker, idle_timeout: float = IDLE_TIMEOUT):
+    def __init__(self, checker: Checker, idle_timeout: float = IDLE_TIMEOUT,
+                 close_delay: float = CLOSE_DELAY):
         self.checker = checker
         self.idle_timeout = float(idle_timeout)
         self.linger = 2 * checker.msl
+        self.close_delay = min(float(close_delay), self.linger)
         self.table: dict[tuple, Connection] = {}
         #: 4-tuple → (connection id, close time) of gracefully closed, finalised
         #: connections, kept for 2·MSL so that CL010 can still see a quick reuse.
         self.recently_closed: dict[tuple, tuple[int, float]] = {}
         self._finished: list[Connection] = []
+        #: (close time, key, connection) of closed connections, in order of closing:
+        #: released ``close_delay`` after their last segment, without waiting for a sweep.
+        self._closing: deque[tuple[float, tuple, Connection]] = deque()
         self._next_id = 1
         self._next_sweep: float | None = None
         #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
@@ -84,11 +102,23 @@ class Tracker:
         elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
             self._finalize(key, conn, ts)
             conn = self._new(seg, key, conn)
+        closed = conn.closed
         self.checker.process(conn, seg)
+        if conn.closed and not closed:
+            self._closing.append((ts, key, conn))
+        closing = self._closing
+        while closing and ts - closing[0][0] > self.close_delay:
+            _t, old_key, old = closing.popleft()
+            if self.table.get(old_key) is not old:
+                continue                       # already finalised (a new SYN took the key)
+            if ts - old.last_ts > self.close_delay:
+                self._finalize(old_key, old, old.last_ts + self.close_delay)
+            else:                              # segments after the close: wait for them
+                closing.append((old.last_ts, old_key, old))
 
     def _limit(self, conn: Connection) -> float:
         """Seconds a connection is kept after its last segment."""
-        return self.linger if conn.closed else self.idle_timeout
+        return self.close_delay if conn.closed else self.idle_timeout
 
     def _sweep(self, now: float) -> None:
         for key, conn in list(self.table.items()):
@@ -145,6 +175,10 @@ class Tracker:
         zeek_flip = bool(flags & SYN and flags & ACK) or zeek_flips_first_packet(
             flags, seg.sport, seg.dport, LIKELY_SERVER_PORTS)
         conn.zeek = ZeekState(flipped=zeek_flip)
+        if midstream and key in self.recently_closed:
+            prev_id, closed_at = self.recently_closed[key]
+            if seg.ts - closed_at < self.linger:
+                conn.tail_of = prev_id
         self._next_id += 1
         self.table[key] = conn
         if flags & (SYN | ACK | FIN | RST) == SYN:

@@ -84,3 +84,49 @@ def test_table_size_follows_concurrency_not_capture_length():
     short, long = peak(500), peak(2000)
     assert short == long            # 4x the capture, the same peak
     assert short <= 8 + 10 / 0.5 + 4 + 2   # concurrency + the 10 s sweep period + 2·MSL
+
+
+def test_closed_connections_are_released_after_the_close_delay_not_2msl():
+    """With the default MSL (TIME-WAIT of 240 s) the table still follows the concurrency:
+    a closed connection keeps its state for the close delay (5 s), then only its 4-tuple
+    is remembered for 2·MSL (CL010)."""
+    def peak(n_conns: int) -> tuple[int, int]:
+        tracker = Tracker(Checker(), idle_timeout=300.0, close_delay=5.0)
+        segs = sorted(_segments(n_conns, concurrency=8, spacing=0.5), key=lambda s: s.ts)
+        most = 0
+        for seg in segs:
+            tracker.feed(seg)
+            most = max(most, len(tracker.table))
+            tracker.pop_finished()
+        return most, len(tracker.recently_closed)
+
+    (short, remembered_short), (long, remembered_long) = peak(500), peak(2000)
+    assert short == long <= 8 + 5 / 0.5 + 2      # concurrency + the close delay
+    # the 4-tuples of the last 240 s are remembered (not the connections)
+    assert remembered_short == remembered_long and 460 <= remembered_short <= 500
+
+
+def _late_fin(path, delay: float) -> None:
+    cap = Capture()
+    c = Conversation(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")                       # FIN, ACK, FIN, ACK: the client in TIME-WAIT
+    c.send("s", FIN | ACK, seq=c.nxt["s"] - 1, dt=delay)   # the server's FIN again
+    c.ack("c", dt=0.0001)              # and the client's ACK from TIME-WAIT
+    cap.write(path)
+
+
+def test_fin_retransmitted_within_the_close_delay_stays_in_its_connection(tmp_path, catalog):
+    path = tmp_path / "late_fin.pcap"
+    _late_fin(path, delay=2.0)
+    res = analyze_file(path, catalog, catalog.select(None, None))
+    assert len(res.connections) == 1
+    assert [(f.rule, f.connection) for f in res.findings] == [("CL006", 1)]
+    _late_fin(path, delay=2.0)
+    res = analyze_file(path, catalog, catalog.select(None, None), close_delay=1.0)
+    # after the close delay the state is gone: a new connection, the tail of the first
+    # (CP001 names it); its missing close is not held against the endpoints
+    assert len(res.connections) == 2 and res.connections[1]["handshake"] == "none"
+    assert [(f.rule, f.connection, f.frame) for f in res.findings] == [("CP001", 2, 11)]
+    assert res.findings[0].data["previous_connection"] == 1
