@@ -1,0 +1,71 @@
+"""The fast lane of the replay (``Checker._established``: in-order segments of an
+established connection, updated inline) gives the same reports as replaying every
+segment through the full path: on every sample capture, and on generated captures full
+of retransmissions, resets, refusals and capture loss (every rule, marks included)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+
+from conftest import ALL_CAPTURES, ROOT, SAMPLES
+from pcapcheck.analyze import analyze_file
+from pcapcheck.detectors import Checker
+from pcapcheck.reader import CaptureError
+from pcapcheck.report.json_report import document
+
+sys.path.insert(0, str(ROOT / "bench"))
+from generate import generate  # noqa: E402
+
+
+def _both(path, catalog, monkeypatch, **kw):
+    active = catalog.select(["ALL"], None)
+    monkeypatch.setattr(Checker, "fast_lane", True)
+    fast = analyze_file(path, catalog, active, **kw)
+    monkeypatch.setattr(Checker, "fast_lane", False)
+    full = analyze_file(path, catalog, active, **kw)
+    return fast, full
+
+
+@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
+                                                    for p in ALL_CAPTURES])
+def test_fast_lane_equals_full_replay_on_samples(path, catalog, monkeypatch):
+    try:
+        fast, full = _both(path, catalog, monkeypatch)
+    except CaptureError:
+        return
+    assert document([fast]) == document([full])
+    assert list(fast.events) == list(full.events)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_lane_equals_full_replay_on_generated_captures(seed, tmp_path, catalog,
+                                                            monkeypatch):
+    path = tmp_path / "gen.pcap"
+    n = generate(argparse.Namespace(out=str(path), connections=150, concurrency=12,
+                                    exchanges=4, refused=0.05, retrans=0.08, resets=0.05,
+                                    loss=0.02, seed=seed))
+    fast, full = _both(path, catalog, monkeypatch)
+    assert fast.tcp_packets == n and len(fast.findings) > 10
+    assert document([fast]) == document([full])
+    marked_fast, marked_full = _both(path, catalog, monkeypatch, marks=True)
+    assert marked_fast.marks == marked_full.marks
+    assert document([marked_fast]) == document([full])
+
+
+def test_fast_lane_is_taken(catalog, monkeypatch, tmp_path):
+    """The lane carries most segments of an ordinary transfer (else it is dead code)."""
+    taken = []
+    original = Checker._established
+
+    def spy(self, *args):
+        ok = original(self, *args)
+        taken.append(ok)
+        return ok
+
+    monkeypatch.setattr(Checker, "_established", spy)
+    analyze_file(SAMPLES / "loopback" / "bulk_transfer.pcap", catalog,
+                 catalog.select(None, None))
+    assert sum(taken) > 0.8 * len(taken) > 10
