@@ -70,7 +70,7 @@ class NativeSource:
 
     def __init__(self, path: str | Path, verify_checksums: bool = False,
                  use_dpkt: bool = False):
-        self.reader = open_capture(path)
+        self.reader = open_capture(path, with_non_packets=True)
         self.decoder = Decoder(verify_checksums=verify_checksums)
         self.use_dpkt = use_dpkt
         self.verify = verify_checksums

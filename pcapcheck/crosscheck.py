@@ -64,9 +64,8 @@ _AGG = "\x1f"
 class Disagreement:
     """One frame where the two tools disagree.
 
-    ``frame``: 1-based, pcapcheck's numbering, which is Wireshark's unless the file holds
-    records Wireshark counts as frames and pcapcheck does not (pcapng custom or systemd
-    journal blocks: each is a ``connection`` disagreement at its Wireshark frame number);
+    ``frame``: 1-based, the frame number both tools give it (pcapcheck's reader numbers
+    frames as Wireshark does, records without a packet included);
     ``kind``: one of :data:`KINDS` or :data:`CONNECTION`;
     ``pcapcheck`` / ``wireshark``: each tool's verdict in words (``"set"``, ``"not
     set"``, ``"connection 2 (frames 11-20)"``, ``"tcp.stream 1"``...); ``known``: the
@@ -116,8 +115,10 @@ class KindCount:
 class CrossReport:
     """The comparison of one capture.
 
-    ``frames``: records in the file as pcapcheck counts them; ``tcp_frames``: frames both
-    tools decoded as the same TCP segment (the ones whose flags are compared);
+    ``frames``: frames in the file as pcapcheck's reader numbers them (as Wireshark
+    does, records without a packet included; up to the damage in a cut file);
+    ``tcp_frames``: frames both tools decoded as the same TCP segment (the ones whose
+    flags are compared);
     ``connections`` / ``streams``: how many connections pcapcheck and Wireshark made;
     ``counts``: a :class:`KindCount` per kind of :data:`KINDS` and for
     :data:`CONNECTION` (frames compared for grouping: ``both`` = grouped alike);
@@ -147,7 +148,7 @@ class CrossReport:
 # ----------------------------------------------------------------------------- context
 @dataclass
 class FrameView:
-    """What both tools say about one frame (pcapcheck numbering).
+    """What both tools say about one frame (numbered as both tools number it).
 
     ``seg``: pcapcheck's decoded segment (None: not TCP for pcapcheck); ``conn``:
     pcapcheck's connection id; ``stream``: Wireshark's ``tcp.stream`` (None: not TCP for
@@ -181,7 +182,7 @@ class Context:
     ``frames``: frame → :class:`FrameView`; ``conn_frames``: pcapcheck connection id →
     its frames in order; ``result``: pcapcheck's :class:`~pcapcheck.analyze.FileResult`
     (``format``, ``truncated``, ``packets``, ``events``); ``ws_format``: the container
-    format Wireshark recognised; ``ws_records``: how many packets Wireshark read;
+    format Wireshark recognised; ``ws_records``: how many frames Wireshark read;
     ``roots_by_conn`` / ``roots_by_stream``: frames of ``connection`` disagreements
     (decoding or grouping), by pcapcheck connection and by Wireshark stream.
     """
@@ -383,13 +384,6 @@ def _wireshark_rejected(ctx: Context, v: FrameView, kind: str) -> Any:
     return False
 
 
-def _reader_stopped(ctx: Context, v: FrameView, kind: str) -> Any:
-    res = ctx.result
-    if v.seg is None and v.stream is not None and res.truncated and v.frame > res.packets:
-        return f"pcapcheck stopped after record {res.packets}: {res.truncated}"
-    return False
-
-
 def _formats_differ(ctx: Context, v: FrameView, kind: str) -> Any:
     if ctx.ws_format and ctx.result.format and ctx.ws_format != ctx.result.format:
         return f"pcapcheck reads {ctx.result.format}, Wireshark {ctx.ws_format}"
@@ -509,11 +503,6 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "Wireshark did not dissect this packet as TCP (it marked it malformed or "
         "could not dissect the link layer) while pcapcheck decoded it."),
     KnownDifference(
-        "reader-stopped", (CONNECTION,), "wireshark", _reader_stopped, "input",
-        "pcapcheck's reader stopped at a record it judged corrupt (CP006), e.g. a "
-        "captured length above the file's snaplen; Wireshark's reader accepts it and "
-        "goes on."),
-    KnownDifference(
         "after-close", KINDS, "either", _after_close, "definition",
         "pcapcheck stops the sequence analysis of a connection once it has closed (both "
         "FINs acknowledged, or an RST): the first later segment is reported once (CL009) "
@@ -542,21 +531,11 @@ def _explain(ctx: Context, v: FrameView, kind: str, pc_set: bool, ws_set: bool
 
 
 # ----------------------------------------------------------------------------- compare
-def _ws_rows(run) -> tuple[dict[int, dict[str, str]], list[int]]:
-    """Wireshark's packet rows by pcapcheck frame number, and the Wireshark frame
-    numbers of its non-packet records (pcapng custom and systemd journal blocks), which
-    pcapcheck's reader does not count."""
-    from pcapcheck.tshark import is_non_packet
-
-    rows: dict[int, dict[str, str]] = {}
-    extra: list[int] = []
-    for row in run.rows():
-        number = int(row["frame.number"])
-        if is_non_packet(row):
-            extra.append(number)
-            continue
-        rows[number - len(extra)] = row
-    return rows, extra
+def _ws_rows(run) -> dict[int, dict[str, str]]:
+    """Wireshark's rows by frame number (the same numbers as pcapcheck's: a record
+    without a packet, such as a pcapng custom block, is a frame for both; it has no
+    TCP fields, so it is compared as a frame neither tool decoded as TCP)."""
+    return {int(row["frame.number"]): row for row in run.rows()}
 
 
 def _first(text: str) -> str:
@@ -573,15 +552,18 @@ def _span(frames: list[int]) -> str:
 
 
 def compare(result, run, segments: dict[int, Segment], path: str = "",
-            ws_format: str | None = None) -> CrossReport:
+            ws_format: str | None = None, frames: int | None = None) -> CrossReport:
     """Compare pcapcheck's ``result`` (a FileResult made with ``marks=True``) with a
     tshark ``run`` (:class:`pcapcheck.tshark.TsharkRun` with ``analysis=True``).
 
     ``segments``: pcapcheck's decoded segments by frame (what the predicates look at);
-    ``ws_format``: the container format Wireshark recognised. Returns the
-    :class:`CrossReport` (the pure comparison behind :func:`crosscheck`)."""
-    report = CrossReport(path=path or result.path, frames=result.packets)
-    rows, extra = _ws_rows(run)
+    ``ws_format``: the container format Wireshark recognised; ``frames``: how many
+    frames pcapcheck's reader numbered (``CaptureReader.records``: records without a
+    packet included; default ``result.packets``). Returns the :class:`CrossReport` (the
+    pure comparison behind :func:`crosscheck`)."""
+    read = result.packets if frames is None else frames
+    report = CrossReport(path=path or result.path, frames=read)
+    rows = _ws_rows(run)
     frames: dict[int, FrameView] = {}
 
     def view(f: int) -> FrameView:
@@ -623,11 +605,6 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
     disagreements: list[Disagreement] = []
     counts = {k: KindCount() for k in (CONNECTION,) + KINDS}
 
-    for number in extra:
-        disagreements.append(Disagreement(
-            number, CONNECTION, "no frame (pcapng block not counted)",
-            "a frame: pcapng block, no packet (later frames +1)"))
-
     # -- which frames are TCP, and the same segment, for both -----------------------
     common: list[int] = []
     roots: list[int] = []
@@ -647,7 +624,7 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
             verdicts = (f"connection {v.conn}",
                         "not a TCP segment" if f <= len(rows) else "no such frame")
         else:
-            verdicts = ("not decoded as TCP" if f <= result.packets else "no such frame",
+            verdicts = ("not decoded as TCP" if f <= read else "no such frame",
                         f"tcp.stream {v.stream}")
         roots.append(f)
         counts[CONNECTION].pcapcheck_only += pc_tcp and not ws_tcp
@@ -748,10 +725,11 @@ def crosscheck(path: str | Path, *, catalog=None, params=None,
     error = run_error(run) if not run.lines else None
     if error is not None:
         raise error
-    segments = {f: seg for f, _ts, seg in NativeSource(path)
-                if isinstance(seg, Segment)}
+    source = NativeSource(path)
+    segments = {f: seg for f, _ts, seg in source if isinstance(seg, Segment)}
     ws_format, _snap = _parse_capinfos(run.capinfos)
-    report = compare(result, run, segments, str(path), ws_format)
+    report = compare(result, run, segments, str(path), ws_format,
+                     frames=source.reader.records)
     report.wireshark_version = wireshark_version
     return report
 

@@ -237,6 +237,9 @@ class Decoder:
         n = len(data)
         lt = record.linktype
         if n == 0:
+            if lt < 0:              # a record without a packet (reader.NON_PACKET_KINDS)
+                self.skipped["non-packet-record"] += 1
+                return None
             raise DecodeError("empty packet (0 bytes captured)")
 
         # ---- link layer: find the network protocol and its offset -------------------
@@ -290,6 +293,9 @@ class Decoder:
                 raise DecodeError(f"IP version {version} in a link type {lt} (raw"
                                   f" IPv{4 if lt == 228 else 6}) packet")
             et = 0x0800 if lt == 228 else 0x86DD
+        elif lt < 0:                # a record without a packet (reader.NON_PACKET_KINDS)
+            self.skipped["non-packet-record"] += 1
+            return None
         else:
             raise DecodeError(f"unsupported link type {lt}")
 
@@ -490,6 +496,9 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
 
     data = record.data
     lt = record.linktype
+    if lt < 0:                      # a record without a packet (reader.NON_PACKET_KINDS)
+        skipped["non-packet-record"] += 1
+        return None
     if not data:
         raise DecodeError("empty packet (0 bytes captured)")
     if lt == 1:

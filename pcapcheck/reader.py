@@ -9,8 +9,11 @@ the file (this is the per-packet hot path), following
 * pcapng: draft-ietf-opsawg-pcapng ("PCAP Next Generation Dump File Format"): Section
   Header Blocks (each section with its own byte order and interfaces), Interface
   Description Blocks (link type, snaplen, ``if_tsresol``, ``if_tsoffset``), Enhanced
-  Packet Blocks, Simple Packet Blocks and the obsolete Packet Block; every other block
-  is skipped (unknown block types are counted in ``skipped_blocks``);
+  Packet Blocks, Simple Packet Blocks and the obsolete Packet Block. Custom Blocks,
+  systemd Journal Export Blocks and Sysdig event blocks are records that hold no packet:
+  Wireshark numbers them as frames, so they take a frame number here too (yielded only
+  on request, see :func:`open_capture`). Every other block is skipped (unknown block
+  types are counted in ``skipped_blocks``);
 * gzip (RFC 1952), detected by the magic ``1f 8b``, never by the file name; several
   concatenated members are read in turn, trailing garbage after the last member is
   ignored (as gzip(1) does).
@@ -27,26 +30,59 @@ A damaged file never raises during iteration: iteration stops after the last com
 record and :attr:`CaptureReader.truncated` says why. Only problems that leave nothing to
 read (missing, unreadable, empty, not a capture, corrupt gzip from the start, a broken
 file header) raise :class:`CaptureError`, and I/O errors while reading.
+
+What counts as damage follows Wireshark's reader (wiretap, checked against tshark 4.0)
+and libpcap: a record whose captured length exceeds the file's or the interface's
+snaplen is read like any other; only a captured length above the largest one Wireshark
+accepts for the link type (:func:`max_caplen`, 256 KiB for most), or above what the
+record's block or the rest of the file holds, stops the reading.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .model import Record
 
-__all__ = ["CaptureError", "CaptureReader", "open_capture", "MAX_CAPLEN"]
+__all__ = ["CaptureError", "CaptureReader", "open_capture", "MAX_CAPLEN", "max_caplen",
+           "LINKTYPE_PCAPNG_CUSTOM", "LINKTYPE_SYSTEMD_JOURNAL", "LINKTYPE_SYSDIG_EVENT",
+           "NON_PACKET_KINDS"]
 
-#: Largest captured length accepted for one record (256 KiB, the usual maximum snaplen
-#: of tcpdump/Wireshark); a bigger length means a corrupt record header.
+#: Largest captured length accepted for one record of most link types (256 KiB,
+#: Wireshark's ``WTAP_MAX_PACKET_SIZE_STANDARD``); a bigger one means a corrupt record
+#: header. The snaplen of the file or interface is no limit (libpcap and Wireshark read
+#: a record longer than it).
 MAX_CAPLEN = 262144
 
-#: Largest pcapng block accepted (non-packet blocks such as name resolution or
-#: decryption secrets can legitimately be bigger than packets).
-MAX_BLOCK_LEN = 16 * 1024 * 1024
+#: Link types for which Wireshark accepts longer records (``wtap_max_snaplen_for_encap``):
+#: Linux USB mmapped (220), D-Bus (231), USBPcap (249): 128 MiB; EBHSCR (279): 8 MiB.
+_MAX_CAPLEN_BY_LINKTYPE = {220: 128 << 20, 231: 128 << 20, 249: 128 << 20, 279: 8 << 20}
+
+#: Largest pcapng block accepted, Wireshark's: an Enhanced Packet Block holding a
+#: maximal D-Bus packet plus 128 KiB of options (134348832 bytes).
+MAX_BLOCK_LEN = 32 + (128 << 20) + 131072
+
+#: Pseudo link types of the records that hold no packet (negative: no LINKTYPE_* value
+#: is), in the records :func:`open_capture` yields with ``with_non_packets=True``.
+LINKTYPE_PCAPNG_CUSTOM = -1        # pcapng Custom Block (0x00000BAD, 0x40000BAD)
+LINKTYPE_SYSTEMD_JOURNAL = -2      # pcapng systemd Journal Export Block (0x00000009)
+LINKTYPE_SYSDIG_EVENT = -3         # pcapng Sysdig event block (0x204, 0x216, 0x221)
+#: The kind name of each pseudo link type (the keys of ``CaptureReader.non_packets``).
+NON_PACKET_KINDS = {LINKTYPE_PCAPNG_CUSTOM: "pcapng-custom",
+                    LINKTYPE_SYSTEMD_JOURNAL: "systemd-journal",
+                    LINKTYPE_SYSDIG_EVENT: "sysdig-event"}
+
+
+def max_caplen(linktype: int) -> int:
+    """The largest captured length (bytes) Wireshark accepts for a record of
+    ``linktype`` (LINKTYPE_* numbering): :data:`MAX_CAPLEN` except for the few link
+    types that carry bigger messages."""
+    return _MAX_CAPLEN_BY_LINKTYPE.get(linktype, MAX_CAPLEN)
+
 
 _CHUNK = 1 << 20          # bytes read from the file at a time
 _GZ_PIECE = 1 << 16       # compressed bytes fed to zlib at a time
@@ -67,14 +103,29 @@ _BT_SPB = 0x00000003
 _BT_NRB = 0x00000004
 _BT_ISB = 0x00000005
 _BT_EPB = 0x00000006
+_BT_JOURNAL = 0x00000009
 #: Block types this reader knows and deliberately ignores (not counted as skipped):
-#: name resolution, interface statistics, systemd journal export, decryption secrets,
-#: custom blocks (copyable and not).
-_KNOWN_IGNORED = frozenset({_BT_NRB, _BT_ISB, 0x00000009, 0x0000000A,
-                            0x00000BAD, 0x40000BAD})
+#: name resolution, interface statistics, decryption secrets.
+_KNOWN_IGNORED = frozenset({_BT_NRB, _BT_ISB, 0x0000000A})
+#: Blocks that are records without a packet, as Wireshark 4.0 reads them: block type ->
+#: (pseudo link type, smallest valid block length, bytes before the record's data).
+#: Wireshark rejects a shorter block as corrupt (the file ends there for it).
+_NON_PACKET_BLOCKS = {
+    0x00000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),       # copyable; data after the PEN
+    0x40000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),       # not copyable
+    _BT_JOURNAL: (LINKTYPE_SYSTEMD_JOURNAL, 36, 8),     # 12 + a 23-byte entry, padded
+    0x00000204: (LINKTYPE_SYSDIG_EVENT, 36, 32),        # event header 24 bytes
+    0x00000216: (LINKTYPE_SYSDIG_EVENT, 40, 36),        # v2 header 28 bytes
+    0x00000221: (LINKTYPE_SYSDIG_EVENT, 40, 36),        # v2 "large"
+}
+#: The shortest journal entry Wireshark accepts ("__REALTIME_TIMESTAMP=0\n").
+_MIN_JOURNAL_ENTRY = 23
 _BLOCK_NAMES = {_BT_IDB: "interface description block", _BT_PB: "packet block",
                 _BT_SPB: "simple packet block", _BT_EPB: "enhanced packet block",
-                _PCAPNG_SHB: "section header block"}
+                _PCAPNG_SHB: "section header block", 0x00000BAD: "custom block",
+                0x40000BAD: "custom block", _BT_JOURNAL: "systemd journal export block",
+                0x00000204: "sysdig event block", 0x00000216: "sysdig event block",
+                0x00000221: "sysdig event block"}
 
 
 class CaptureError(Exception):
@@ -87,7 +138,7 @@ class CaptureError(Exception):
     """
 
 
-def open_capture(path: str | Path) -> "CaptureReader":
+def open_capture(path: str | Path, *, with_non_packets: bool = False) -> "CaptureReader":
     """Open a pcap / pcap-nsec / pcapng capture, plain or gzip-compressed.
 
     The format is detected from the first bytes (magic numbers), never from the file
@@ -95,13 +146,17 @@ def open_capture(path: str | Path) -> "CaptureReader":
     and checked here, so most unusable files fail immediately.
 
     :param path: the capture file.
+    :param with_non_packets: also yield the pcapng records that hold no packet (custom,
+        systemd journal export and Sysdig event blocks), as records with a negative
+        pseudo link type (:data:`NON_PACKET_KINDS`). Either way they take their frame
+        number, so the packets' frame numbers are Wireshark's.
     :returns: a :class:`CaptureReader`; iterate it to get :class:`model.Record` objects.
     :raises CaptureError: file not found, a directory, unreadable (permissions), empty
         (0 bytes), not a capture file (unknown magic; the message says what the first
         bytes look like), gzip data corrupt before anything could be decompressed, or a
         file header that is cut short or invalid.
     """
-    return CaptureReader(path)
+    return CaptureReader(path, with_non_packets=with_non_packets)
 
 
 def _describe(head: bytes) -> str:
@@ -228,14 +283,24 @@ class CaptureReader:
     """An open capture file; iterate it to get :class:`model.Record` objects.
 
     Create it with :func:`open_capture`. Each record is ``Record(frame, ts, linktype,
-    data, wire_len)``: ``frame`` 1-based counting every record / packet block (EPB,
-    SPB, PB) of the file; ``ts`` float seconds since the epoch (the nearest float to
-    the exact stored timestamp; for pcapng the interface's ``if_tsresol`` and
-    ``if_tsoffset`` apply; a Simple Packet Block, which has no timestamp, gets the
-    previous record's timestamp, 0.0 if none); ``linktype`` the LINKTYPE_* of the record's
-    interface; ``data`` the captured bytes; ``wire_len`` the original length; ``offset``
-    the byte offset of the record header (pcap) or packet block (pcapng) in the file,
-    ``None`` for a gzip-compressed file. Zero-length records are yielded too.
+    data, wire_len)``: ``frame`` 1-based, Wireshark's frame number: it counts every
+    record of the file, i.e. every pcap record, and in pcapng every packet block (EPB,
+    SPB, PB) and every block Wireshark numbers as a frame without a packet in it (custom,
+    systemd journal export, Sysdig event); ``ts`` float seconds since the epoch (the
+    nearest float to the exact stored timestamp; for pcapng the interface's
+    ``if_tsresol`` and ``if_tsoffset`` apply; a Simple Packet Block, which has no
+    timestamp, gets the previous record's timestamp, 0.0 if none); ``linktype`` the
+    LINKTYPE_* of the record's interface; ``data`` the captured bytes (also beyond the
+    snaplen); ``wire_len`` the original length; ``offset`` the byte offset of the record
+    header (pcap) or packet block (pcapng) in the file, ``None`` for a gzip-compressed
+    file. Zero-length records are yielded too.
+
+    The records without a packet are only yielded when the reader was opened with
+    ``with_non_packets=True``: then as ``Record(frame, ts, linktype, data, wire_len)``
+    with ``ts`` the previous record's timestamp (0.0 if none), ``linktype`` one of the
+    negative keys of :data:`NON_PACKET_KINDS`, ``data`` the block's content (custom data
+    after the Private Enterprise Number; the journal entry without its padding; the
+    Sysdig event's parameters), ``wire_len = len(data)`` and ``offset`` the block's.
 
     Iterating again re-reads the file from the start (counters are reset); iterate one
     loop at a time (starting a new loop closes the file under the old one).
@@ -243,7 +308,7 @@ class CaptureReader:
     Attributes (valid during and after iteration):
 
     * ``path`` (Path), ``format`` (``"pcap"``, ``"pcap-nsec"`` or ``"pcapng"``),
-      ``compressed`` (bool, gzip);
+      ``compressed`` (bool, gzip), ``with_non_packets`` (bool, as opened);
     * ``snaplen``: int or None. pcap: the file header's. pcapng: the largest snaplen of the
       interfaces seen so far (all sections), ``None`` before the first interface block or
       when an interface has no limit (snaplen 0);
@@ -252,23 +317,29 @@ class CaptureReader:
     * ``interfaces``: pcapng only, the list of ``(linktype, snaplen)`` of the current
       section's interfaces;
     * ``skipped_blocks``: number of unknown pcapng blocks skipped;
-    * ``records``: number of records yielded so far;
+    * ``non_packets``: Counter of the records without a packet read so far, by kind
+      (the values of :data:`NON_PACKET_KINDS`), yielded or not;
+    * ``records``: number of records read so far, the frame number of the last one
+      (the records without a packet included, yielded or not);
     * ``truncated``: None, or a one-line description of why reading stopped early (file
-      ends inside a record or block, bad block length, absurd captured length, corrupt
+      ends inside a record or block, bad block length, captured length above
+      :func:`max_caplen` or beyond its block, a block too short for its type, corrupt
       gzip stream...), e.g. ``"file ends inside record 15: 40 of 74 bytes"``. Every
       record before the damage has been yielded.
 
     :raises CaptureError: from iteration only for I/O errors (see :func:`open_capture`).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, with_non_packets: bool = False):
         self.path = Path(path)
+        self.with_non_packets = with_non_packets
         self.format: str = ""
         self.compressed = False
         self.snaplen: int | None = None
         self.linktypes: set[int] = set()
         self.interfaces: list[tuple[int, int]] = []
         self.skipped_blocks = 0
+        self.non_packets: Counter[str] = Counter()
         self.records = 0
         self.truncated: str | None = None
         self._f: BinaryIO | None = None
@@ -289,6 +360,7 @@ class CaptureReader:
         self.interfaces = []
         self._snaplens: set[int] = set()
         self.skipped_blocks = 0
+        self.non_packets = Counter()
         self.records = 0
         self.truncated = None
         try:
@@ -460,8 +532,7 @@ class CaptureReader:
         unpack = struct.Struct(endian + "IIII").unpack_from
         ticks = self._ticks
         lt = self._linktype
-        snaplen = self.snaplen or 0
-        limit = snaplen if 0 < snaplen <= MAX_CAPLEN else MAX_CAPLEN
+        limit = max_caplen(lt)
         refill = self._refill
         buf, pos = self._buf, self._pos
         blen = len(buf)
@@ -482,13 +553,9 @@ class CaptureReader:
                             self._end_note(frame)
                         break
                 sec, frac, caplen, wire = unpack(buf, pos)
-                if caplen > limit:
-                    if caplen > MAX_CAPLEN:
-                        self.truncated = (f"record {frame + 1} has an absurd captured length"
-                                          f" {caplen} (corrupt record header)")
-                    else:
-                        self.truncated = (f"record {frame + 1} has captured length {caplen}"
-                                          f" > snaplen {snaplen} (corrupt record header)")
+                if caplen > limit:          # the snaplen is no limit (libpcap, Wireshark)
+                    self.truncated = (f"record {frame + 1} has an absurd captured length"
+                                      f" {caplen} (more than {limit}: corrupt record header)")
                     break
                 end = pos + 16 + caplen
                 if end > blen:
@@ -524,6 +591,8 @@ class CaptureReader:
         # per interface: (linktype, ticks per second, offset in ticks, caplen limit)
         ifaces: list[tuple[int, int, int, int]] = []
         last_ts = 0.0
+        with_non_packets = self.with_non_packets
+        non_packets = self.non_packets
         try:
             while True:
                 if blen - pos < 12:
@@ -567,7 +636,7 @@ class CaptureReader:
                     end = length
                     if end > blen:
                         what = _BLOCK_NAMES.get(btype, f"block type 0x{btype:08x}")
-                        if btype in (_BT_EPB, _BT_SPB, _BT_PB):
+                        if btype in (_BT_EPB, _BT_SPB, _BT_PB) or btype in _NON_PACKET_BLOCKS:
                             what += f", record {frame + 1}"
                         self._cut_note(f"file ends inside the pcapng block at offset {offset}"
                                        f" ({what}): {blen} of {length} bytes")
@@ -607,10 +676,15 @@ class CaptureReader:
                         break
                     wire = u32(buf, pos + 8)[0]
                     lt, ticks, toff, limit = ifaces[0]
+                    # no captured length in an SPB: what the block holds, at most the
+                    # packet's length and the interface's snaplen (as Wireshark does)
                     caplen = min(wire, length - 16)
                     snap = self.interfaces[0][1]
                     if snap:
                         caplen = min(caplen, snap)
+                    if caplen > limit:
+                        self.truncated = self._bad_caplen(frame + 1, caplen, limit, caplen)
+                        break
                     frame += 1
                     self.records = frame
                     yield Record(frame, last_ts, lt, buf[pos + 12:pos + 12 + caplen], wire,
@@ -633,6 +707,27 @@ class CaptureReader:
                         break
                     ifaces = []
                     self.interfaces = []
+                elif btype in _NON_PACKET_BLOCKS:
+                    # a frame for Wireshark, without a packet
+                    lt, least, start = _NON_PACKET_BLOCKS[btype]
+                    if length < least:
+                        self.truncated = (f"{_BLOCK_NAMES[btype]} too short ({length} bytes)"
+                                          f" at offset {offset + pos}")
+                        break
+                    data = buf[pos + start:end - 4]
+                    if lt == LINKTYPE_SYSTEMD_JOURNAL:
+                        data = data.rstrip(b"\x00")          # the padding
+                    if lt == LINKTYPE_SYSTEMD_JOURNAL and len(data) < _MIN_JOURNAL_ENTRY:
+                        self.truncated = (f"systemd journal export block at offset"
+                                          f" {offset + pos}: entry too short ({len(data)}"
+                                          f" bytes without the padding)")
+                        break
+                    frame += 1
+                    self.records = frame
+                    non_packets[NON_PACKET_KINDS[lt]] += 1
+                    if with_non_packets:
+                        yield Record(frame, last_ts, lt, data, len(data),
+                                     offset + pos if plain else None)
                 elif btype not in _KNOWN_IGNORED:
                     self.skipped_blocks += 1
                 pos = end
@@ -642,16 +737,19 @@ class CaptureReader:
 
     @staticmethod
     def _bad_caplen(frame: int, caplen: int, limit: int, room: int) -> str:
+        """The ``truncated`` text for record ``frame`` whose captured length exceeds its
+        block's room or the link type's :func:`max_caplen` ``limit`` (bytes)."""
         if caplen > room:
             return (f"record {frame} has captured length {caplen}, more than its block holds"
                     f" ({room} bytes)")
-        if caplen > MAX_CAPLEN:
-            return f"record {frame} has an absurd captured length {caplen} (corrupt block)"
-        return f"record {frame} has captured length {caplen} > snaplen {limit} (corrupt block)"
+        return (f"record {frame} has an absurd captured length {caplen} (more than {limit}:"
+                f" corrupt block)")
 
     def _parse_idb(self, buf: bytes, pos: int, length: int,
                    endian: str) -> tuple[int, int, int, int]:
-        """Parse an Interface Description Block; return the interface tuple."""
+        """Parse an Interface Description Block; return the interface tuple
+        ``(linktype, ticks per second, if_tsoffset in ticks, largest captured length)``
+        (the snaplen is recorded in :attr:`interfaces`, but is no limit)."""
         linktype, snaplen = struct.unpack_from(endian + "H2xI", buf, pos + 8)
         ticks = 1_000_000
         toff = 0
@@ -675,6 +773,5 @@ class CaptureReader:
         self.linktypes.add(linktype)
         self._snaplens.add(snaplen)
         self.snaplen = None if 0 in self._snaplens else max(self._snaplens)
-        limit = snaplen if 0 < snaplen <= MAX_CAPLEN else MAX_CAPLEN
-        return linktype, ticks, toff * ticks, limit
+        return linktype, ticks, toff * ticks, max_caplen(linktype)
 

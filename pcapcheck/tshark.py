@@ -33,8 +33,8 @@ How Wireshark's view is mapped to pcapcheck's :class:`~pcapcheck.model.Segment`:
   (``arp``, ``other-ethertype``, ``other-af``, ``ipv4-fragment``, ``ipv6-fragment``,
   ``ipv4-udp``, ``ipv6-udp``, ``icmp``, ``ipv6-icmp``, ``other-ip-proto``), plus
   ``non-packet-record`` for a record Wireshark numbers as a frame but that holds no packet
-  (a pcapng Custom Block or systemd Journal Export Block; pcapcheck's reader does not
-  count those).
+  (a pcapng Custom Block or systemd Journal Export Block), as pcapcheck's own pipeline
+  counts it.
 
 tshark spends ~0.2 s of CPU starting up whatever the file's size: :func:`prefetch` runs
 it over many files in parallel (optionally in the background) and the sources reuse the
@@ -557,8 +557,8 @@ def _options(row: dict[str, str], hdr_len: int) -> tuple[TcpOptions | None, bool
 
 def is_non_packet(row: dict[str, str]) -> bool:
     """True for a frame that is a record without packet data: a pcapng Custom Block (no
-    timestamp) or systemd Journal Export Block, which Wireshark numbers as frames and
-    pcapcheck's reader does not count."""
+    timestamp) or systemd Journal Export Block, which Wireshark numbers as frames (so does
+    pcapcheck's reader: :data:`pcapcheck.reader.NON_PACKET_KINDS`)."""
     return (not row.get("frame.time_epoch")
             or row.get("frame.protocols", "").split(":")[0] == "systemd_journal")
 

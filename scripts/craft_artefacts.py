@@ -1031,9 +1031,10 @@ def bad_files() -> list[BadFile]:
         "frames 7 and 8: records with 0 captured bytes (wire length 66, then 0)")
 
     # snaplen 1024 in the file header; the response (record 5) has 1066 captured bytes:
-    # a record longer than the snaplen
+    # a record longer than the snaplen, which libpcap and Wireshark read like any other
     add("record_over_snaplen.pcap", recs, "snaplen 1024 in the file header, record 5 holds "
-        "1066 bytes (the response: more than the snaplen)", snaplen=1024)
+        "1066 bytes (the response: more than the snaplen); read like any other record, "
+        "as libpcap and Wireshark do", snaplen=1024)
 
     whole = pcap_bytes(recs)
     # record 6's header announces 66 bytes but only 30 are in the file
@@ -1045,7 +1046,10 @@ def bad_files() -> list[BadFile]:
     add("unknown_linktype.pcap", recs, "the Ethernet frames of clean_handshake_close under "
         "link type 162 (LINKTYPE_USER15), which pcapcheck does not decode", linktype=162)
 
-    # pcapng: unknown blocks everywhere a block may be
+    # pcapng: unknown blocks everywhere a block may be, and blocks that Wireshark numbers
+    # as frames though they hold no packet (custom, systemd journal export)
+    journal = (f"__CURSOR=s=0;i=1\n__REALTIME_TIMESTAMP={BASE_SEC * 10**6 + recs[7][0] + 100}"
+               "\n_HOSTNAME=client\nMESSAGE=closing the connection\n").encode()
     blocks = [pcapng_shb(),
               _block(0x0BADBEEF, b"unknown block before any interface"),
               pcapng_idb(1)]
@@ -1056,11 +1060,16 @@ def bad_files() -> list[BadFile]:
         if i == 5:
             blocks.append(_block(0x40000BAD, struct.pack("<I", 32473) + b"custom, not copyable"))
             blocks.append(_block(0x7FFFFFF0, b"\xff" * 37))
+        if i == 7:
+            blocks.append(_block(0x00000009, journal))                 # systemd journal export
     blocks.append(_block(0x00000005, struct.pack("<III", 0, 0, 0)))   # interface statistics
     out.append(BadFile("pcapng_unknown_blocks.pcapng", b"".join(blocks),
                        "clean_handshake_close in pcapng with unknown blocks (type 0x0BADBEEF "
-                       "before the interface, 0x7FFFFFF0 after frame 6), custom blocks and an "
-                       "ISB: the 10 frames must be analysed as in the pcap"))
+                       "before the interface, 0x7FFFFFF0 after the 6th packet), an ISB, and "
+                       "blocks Wireshark numbers as frames without a packet: custom blocks "
+                       "(frames 4 and 8) and a systemd journal export block (frame 11); the "
+                       "10 packets (frames 1-3, 5-7, 9-10, 12-13) must be analysed as in the "
+                       "pcap"))
 
     # pcapng: three interfaces of different link types carrying one conversation
     conv = {1: lambda d: d, 228: eth_to_raw, 276: eth_to_sll2}

@@ -461,7 +461,8 @@ def build(outdir: Path) -> dict[str, str]:
     put("bad/absurd_caplen.pcap", bytes(big), "record 3 claims a captured length of 0x7ffffff0")
     put("bad/caplen_over_snaplen.pcap", pcap_file(base, 1)[:16] + struct.pack("<I", 70)
         + pcap_file(base, 1)[20:],
-        "snaplen 70 in the file header; the 74-byte SYN (record 1) exceeds it")
+        "snaplen 70 in the file header; the 74-byte SYN (record 1) exceeds it (read "
+        "anyway, as libpcap and Wireshark do)")
     put("bad/snaplen_cuts_header.pcap", pcap_file(base, 1, snaplen=60),
         "Ethernet with snaplen 60: every TCP header is cut (DecodeError for all)")
     put("bad/unsupported_linktype.pcap", pcap_file(base, 147),

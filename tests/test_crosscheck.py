@@ -17,6 +17,7 @@ shared with tests/test_tshark.py (``pcapcheck.tshark.prefetch``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,18 +40,7 @@ _KEEPALIVE_ACK = (
     "only when those duplicate-ACK conditions hold and fr.keepalive_frame == fr.last_frame "
     "(it then replaces duplicate_ack, as in Wireshark). Here: ")
 #: pcapcheck's own disagreements with Wireshark: {capture: {(frame, kind): reason}}.
-ENGINE_ISSUES: dict[str, dict[tuple[int, str], str]] = {
-                            "artefacts/bad/pcapng_unknown_blocks.pcapng": {
-        (4, cc.CONNECTION): "reader: Wireshark 4.0 numbers each pcapng Custom Block "
-                            "(0x00000BAD) as a frame without packet data; pcapcheck's "
-                            "reader skips it, so every later frame number is one lower "
-                            "than Wireshark's (README: 'frame numbers are the ones "
-                            "Wireshark shows'). Proposed: count custom blocks (and "
-                            "systemd Journal Export blocks, which Wireshark 4.0 also "
-                            "numbers as frames) as records that are not packets.",
-        (8, cc.CONNECTION): "reader: the same for the Custom Block 0x40000BAD.",
-    },
-}
+ENGINE_ISSUES: dict[str, dict[tuple[int, str], str]] = {}
 
 
 def rel(path: Path) -> str:
@@ -73,7 +63,6 @@ KNOWN_EXAMPLES = {
     "formats-differ": "encap/bad/absurd_caplen.pcap",
     "malformed-for-pcapcheck": "encap/bad/tcp_doff3.pcap",
     "malformed-for-wireshark": None,
-    "reader-stopped": "encap/bad/caplen_over_snaplen.pcap",
     "after-close": None,
     "after-connection-difference": "crafted/cp005_malformed-packet.pcap",
 }
@@ -160,19 +149,20 @@ def ws_line(s: Segment, stream: int, *flags: str, number: int | None = None) -> 
 
 
 def fake(segments, conns, marks=None, events=(), streams=None, ws_flags=None, extra=()):
-    """A pcapcheck result and a tshark run for the segments (frame -> Segment)."""
+    """A pcapcheck result and a tshark run for the segments (frame -> Segment); ``extra``:
+    frame numbers of Wireshark rows without a packet (pcapng custom blocks: no field but
+    the number), which pcapcheck numbers too but does not count among its packets."""
     result = SimpleNamespace(path="x.pcap", packets=len(segments), marks=marks or {},
                              frame_conn=conns, events=list(events), truncated=None,
                              format="pcap")
     lines = []
-    shift = 0
-    for f in sorted(segments):
-        while shift < len(extra) and extra[shift] <= f + shift:
-            lines.append("\t".join([str(f + shift)] + [""] * (len(FIELDS) - 1)))
-            shift += 1
+    for f in sorted(set(segments) | set(extra)):
+        if f in extra:
+            lines.append("\t".join([str(f)] + [""] * (len(FIELDS) - 1)))
+            continue
         s = segments[f]
         lines.append(ws_line(s, (streams or {}).get(f, 0), *(ws_flags or {}).get(f, ()),
-                             number=f + shift))
+                             number=f))
     run = tshark.TsharkRun("x.pcap", FIELDS, lines, "", 0, "File type: pcap", True)
     return result, run
 
@@ -264,14 +254,22 @@ def test_frame_only_one_tool_decoded():
     assert report.counts[cc.CONNECTION].wireshark_only == 1
 
 
-def test_non_packet_records_shift_wiresharks_frame_numbers():
-    # Wireshark counts a pcapng custom block as frame 3: its frames 4-6 are pcapcheck's 3-5
-    result, run = fake(HANDSHAKE, dict.fromkeys(HANDSHAKE, 1), extra=(3,))
-    report = cc.compare(result, run, HANDSHAKE)
-    assert report.tcp_frames == 5
-    (d,) = report.disagreements
-    assert (d.frame, d.kind, d.explained) == (3, cc.CONNECTION, False)
-    assert d.wireshark == "a frame: pcapng block, no packet (later frames +1)"
+def test_records_without_a_packet_are_frames_for_both_tools():
+    # a pcapng custom block is frame 3 for Wireshark and for pcapcheck's reader: the
+    # packets are frames 1, 2, 4, 5, 6 for both, and frame 3 is TCP for neither
+    segs = {f + (f >= 3): replace(s, frame=f + (f >= 3)) for f, s in HANDSHAKE.items()}
+    assert sorted(segs) == [1, 2, 4, 5, 6]
+    result, run = fake(segs, dict.fromkeys(segs, 1), extra=(3,))
+    report = cc.compare(result, run, segs, frames=6)
+    assert report.agrees and report.disagreements == []
+    assert report.tcp_frames == 5 and report.frames == 6
+    assert report.counts[cc.CONNECTION].both == 5
+    # Wireshark decodes a 7th frame as TCP, pcapcheck read 6: no such frame for pcapcheck
+    more = {**segs, 7: replace(HANDSHAKE[5], frame=7)}
+    _result, run = fake(more, dict.fromkeys(more, 1), extra=(3,))
+    (d,) = cc.compare(result, run, segs, frames=6).disagreements
+    assert (d.frame, d.kind, d.pcapcheck, d.wireshark, d.known) == (
+        7, cc.CONNECTION, "no such frame", "tcp.stream 0", None)
 
 
 def test_known_difference_malformed_for_wireshark():

@@ -14,11 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcapcheck.model import Record
-from pcapcheck.reader import CaptureError, CaptureReader, open_capture
+from pcapcheck.reader import (LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSDIG_EVENT,
+                              LINKTYPE_SYSTEMD_JOURNAL, MAX_BLOCK_LEN, MAX_CAPLEN,
+                              NON_PACKET_KINDS, CaptureError, CaptureReader, max_caplen,
+                              open_capture)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCAP = ROOT / "sample_pcaps" / "encap"
 BAD = ENCAP / "bad"
+ARTEFACTS_BAD = ROOT / "sample_pcaps" / "artefacts" / "bad"
 
 BASE_US = 1_700_000_000_123_456
 OFFSETS_US = (0, 150, 300, 1000, 2500, 2700, 10000, 10200, 10400, 10600)
@@ -244,14 +248,189 @@ def test_pcapng_trailing_length_mismatch(tmp_path):
                                 " length 36")
 
 
-def test_pcapng_caplen_over_snaplen(tmp_path):
+def test_pcapng_caplen_over_snaplen_is_read(tmp_path):
+    """The interface's snaplen is no limit: Wireshark (and libpcap) read a longer record."""
     p = tmp_path / "x.pcapng"
     p.write_bytes(_shb("<") + _idb("<", 1, 8) + _epb("<", 0, 0, b"12345678")
-                  + _epb("<", 0, 0, b"123456789"))
+                  + _epb("<", 0, 0, b"123456789") + _epb("<", 0, 0, b"ab"))
+    reader, recs = records(p)
+    assert [(r.frame, r.data, r.wire_len) for r in recs] == [
+        (1, b"12345678", 8), (2, b"123456789", 9), (3, b"ab", 2)]
+    assert reader.truncated is None and reader.snaplen == 8
+
+
+def _pcap(lt, snaplen, *datas):
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, lt)
+    for i, d in enumerate(datas):
+        out += struct.pack("<IIII", 1000 + i, 0, len(d), len(d)) + d
+    return out
+
+
+def test_max_caplen_is_wiresharks():
+    """wtap_max_snaplen_for_encap (Wireshark 4.0): 256 KiB, more for D-Bus and USB."""
+    assert MAX_CAPLEN == 262144
+    assert [max_caplen(lt) for lt in (0, 1, 101, 113, 147, 276)] == [262144] * 6
+    assert [max_caplen(lt) for lt in (220, 231, 249)] == [128 << 20] * 3
+    assert max_caplen(279) == 8 << 20
+    assert MAX_BLOCK_LEN == 134348832
+
+
+def test_pcap_caplen_limit_is_the_link_types_maximum(tmp_path):
+    p = tmp_path / "x.pcap"
+    most = b"\x11" * MAX_CAPLEN
+    # snaplen 64 is no limit; 256 KiB is accepted, one byte more is a corrupt header
+    p.write_bytes(_pcap(1, 64, b"a" * 100, most, most + b"x", b"never read"))
+    reader, recs = records(p)
+    assert [len(r.data) for r in recs] == [100, MAX_CAPLEN]
+    assert reader.truncated == ("record 3 has an absurd captured length 262145 (more than"
+                                " 262144: corrupt record header)")
+    # D-Bus (231) records may be longer
+    p.write_bytes(_pcap(231, 65535, most + b"x", b"next"))
+    reader, recs = records(p)
+    assert [len(r.data) for r in recs] == [MAX_CAPLEN + 1, 4] and reader.truncated is None
+
+
+@pytest.mark.parametrize("spb", [False, True])
+def test_pcapng_caplen_limit_is_the_link_types_maximum(tmp_path, spb):
+    def blk(data):
+        if spb:
+            return _blk("<", 3, struct.pack("<I", len(data)) + data)
+        return _epb("<", 0, 0, data)
+    most = b"\x11" * MAX_CAPLEN
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(_shb("<") + _idb("<", 1, 0) + blk(b"ab") + blk(most) + blk(most + b"x")
+                  + blk(b"never read"))
+    reader, recs = records(p)
+    assert [len(r.data) for r in recs] == [2, MAX_CAPLEN]
+    assert reader.truncated == ("record 3 has an absurd captured length 262145 (more than"
+                                " 262144: corrupt block)")
+    p.write_bytes(_shb("<") + _idb("<", 249, 0) + blk(most + b"x") + blk(b"ab"))   # USBPcap
+    reader, recs = records(p)
+    assert [len(r.data) for r in recs] == [MAX_CAPLEN + 1, 2] and reader.truncated is None
+
+
+def test_pcapng_block_length_limit(tmp_path):
+    """Blocks up to Wireshark's 134348832 bytes are read (here a 17 MiB unknown block,
+    beyond the former 16 MiB limit); a longer length is a corrupt block."""
+    p = tmp_path / "x.pcapng"
+    head = _shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab")
+    p.write_bytes(head + _blk("<", 0x7FFFFFF0, bytes(17 << 20)) + _epb("<", 0, 0, b"cd"))
+    reader, recs = records(p)
+    assert [r.data for r in recs] == [b"ab", b"cd"] and reader.truncated is None
+    p.write_bytes(head + struct.pack("<II", 0x7FFFFFF0, MAX_BLOCK_LEN + 4) + bytes(64))
+    reader, recs = records(p)
+    assert [r.data for r in recs] == [b"ab"]
+    assert reader.truncated == ("bad pcapng block length 134348836 at offset 84 (block type"
+                                " 0x7ffffff0)")
+
+
+# ---- records without a packet (custom, systemd journal, Sysdig event blocks) ------------
+
+JOURNAL = b"__REALTIME_TIMESTAMP=1700000000500000\nMESSAGE=hello\n"
+
+
+@pytest.mark.parametrize("e", ["<", ">"])
+def test_pcapng_blocks_numbered_as_frames_without_a_packet(tmp_path, e):
+    """Wireshark 4.0 numbers custom blocks (0xBAD, 0x40000BAD), systemd journal export
+    blocks (9) and Sysdig event blocks (0x204, 0x216, 0x221) as frames; NRB, ISB,
+    decryption secrets and unknown blocks are no frames. The packets keep Wireshark's
+    frame numbers; the others are yielded only on request."""
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(
+        _shb(e)
+        + _blk(e, 0xBAD, struct.pack(e + "I", 32473) + b"before")    # frame 1: no IDB needed
+        + _idb(e, 1, 0)
+        + _epb(e, 0, 5_000_000, b"pkt2")
+        + _blk(e, 0x40000BAD, struct.pack(e + "I", 1) + b"")           # frame 3, no data
+        + _blk(e, 9, JOURNAL)                                          # frame 4
+        + _blk(e, 4, b"\x00" * 4) + _blk(e, 5, b"\x00" * 12) + _blk(e, 0xA, b"\x00" * 8)
+        + _blk(e, 0x12345678, b"??")
+        + _blk(e, 0x204, b"\x00" * 24 + b"pv1")                        # frame 5
+        + _blk(e, 0x216, b"\x00" * 28)                                 # frame 6
+        + _blk(e, 0x221, b"\x00" * 28 + b"x")                          # frame 7
+        + _epb(e, 0, 6_000_000, b"pkt8"))
+    reader, recs = records(p)
+    assert [(r.frame, r.data) for r in recs] == [(2, b"pkt2"), (8, b"pkt8")]
+    assert reader.records == 8 and reader.truncated is None
+    assert reader.non_packets == {"pcapng-custom": 2, "systemd-journal": 1, "sysdig-event": 3}
+    assert reader.skipped_blocks == 1
+
+    reader = open_capture(p, with_non_packets=True)
+    got = list(reader)
+    assert [(r.frame, r.ts, r.linktype, r.data, r.wire_len) for r in got] == [
+        (1, 0.0, LINKTYPE_PCAPNG_CUSTOM, b"before\x00\x00", 8),   # data after the PEN
+        (2, 5.0, 1, b"pkt2", 4),
+        (3, 5.0, LINKTYPE_PCAPNG_CUSTOM, b"", 0),
+        (4, 5.0, LINKTYPE_SYSTEMD_JOURNAL, JOURNAL, len(JOURNAL)),  # without the padding
+        (5, 5.0, LINKTYPE_SYSDIG_EVENT, b"pv1\x00", 4),             # the event's parameters
+        (6, 5.0, LINKTYPE_SYSDIG_EVENT, b"", 0),
+        (7, 5.0, LINKTYPE_SYSDIG_EVENT, b"x\x00\x00\x00", 4),
+        (8, 6.0, 1, b"pkt8", 4),
+    ]
+    raw = p.read_bytes()
+    for r in got:       # the offset is the block's
+        btype = struct.unpack_from(e + "I", raw, r.offset)[0]
+        assert btype in (6, 0xBAD, 0x40000BAD, 9, 0x204, 0x216, 0x221)
+    assert reader.records == 8 and sum(reader.non_packets.values()) == 6
+    assert set(NON_PACKET_KINDS) == {LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSTEMD_JOURNAL,
+                                     LINKTYPE_SYSDIG_EVENT}
+    assert set(reader.non_packets) == set(NON_PACKET_KINDS.values())
+    assert min(NON_PACKET_KINDS) < 0 and max(NON_PACKET_KINDS) < 0
+
+
+@pytest.mark.parametrize("block, message", [
+    (_blk("<", 0xBAD, b""), "custom block too short (12 bytes) at offset 84"),
+    (_blk("<", 9, b"__REALTIME_TIMESTAMP=0"), "systemd journal export block at offset 84:"
+     " entry too short (22 bytes without the padding)"),
+    (_blk("<", 9, b"x" * 20), "systemd journal export block too short (32 bytes) at"
+     " offset 84"),
+    (_blk("<", 0x204, b"\x00" * 20), "sysdig event block too short (32 bytes) at offset 84"),
+    (_blk("<", 0x216, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
+    (_blk("<", 0x221, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
+])
+def test_short_non_packet_blocks_are_corrupt(tmp_path, block, message):
+    """Too short for its type, Wireshark reports the file damaged there: so does the
+    reader (CP006), after the records before it."""
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab") + block
+                  + _epb("<", 0, 0, b"cd"))
+    reader, recs = records(p)
+    assert [r.frame for r in recs] == [1] and reader.records == 1
+    assert reader.truncated == message
+
+
+def test_journal_entry_of_23_bytes_without_timestamp_is_a_frame(tmp_path):
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _blk("<", 9, b"MESSAGE=abcdefghijklmn\n")
+                  + _epb("<", 0, 0, b"ab"))
+    reader, recs = records(p)
+    assert [r.frame for r in recs] == [2] and reader.non_packets == {"systemd-journal": 1}
+
+
+def test_file_ending_inside_a_custom_block_names_its_frame(tmp_path):
+    p = tmp_path / "x.pcapng"
+    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab")
+                  + _blk("<", 0xBAD, struct.pack("<I", 1) + b"12345678")[:20])
     reader, recs = records(p)
     assert len(recs) == 1
-    assert reader.truncated == ("record 2 has captured length 9 > snaplen 8 (corrupt"
-                                " block)")
+    assert reader.truncated == ("file ends inside the pcapng block at offset 84 (custom"
+                                " block, record 2): 20 of 24 bytes")
+
+
+def test_sample_with_blocks_that_are_no_packets():
+    """pcapng_unknown_blocks: custom blocks are frames 4 and 8, the journal export block
+    frame 11 (as tshark 4.0 numbers them); the ten packets keep Wireshark's numbers."""
+    path = ARTEFACTS_BAD / "pcapng_unknown_blocks.pcapng"
+    reader, recs = records(path)
+    assert [r.frame for r in recs] == [1, 2, 3, 5, 6, 7, 9, 10, 12, 13]
+    assert reader.records == 13 and reader.truncated is None and reader.skipped_blocks == 2
+    assert reader.non_packets == {"pcapng-custom": 2, "systemd-journal": 1}
+    pcap = records(ARTEFACTS_BAD / "record_over_snaplen.pcap")[1]       # the same packets
+    assert [(r.ts, r.data) for r in recs] == [(r.ts, r.data) for r in pcap]
+    every = list(open_capture(path, with_non_packets=True))
+    assert [r.frame for r in every] == list(range(1, 14))
+    assert [(r.frame, NON_PACKET_KINDS[r.linktype]) for r in every if r.linktype < 0] == [
+        (4, "pcapng-custom"), (8, "pcapng-custom"), (11, "systemd-journal")]
 
 
 def test_multi_member_gzip_and_trailing_garbage(tmp_path, reference):
@@ -310,14 +489,14 @@ def test_absurd_caplen(reference):
     reader, recs = records(BAD / "absurd_caplen.pcap")
     assert recs == reference[:2]
     assert reader.truncated == ("record 3 has an absurd captured length 2147483632"
-                                " (corrupt record header)")
+                                " (more than 262144: corrupt record header)")
 
 
-def test_caplen_over_snaplen():
+def test_caplen_over_snaplen(reference):
+    """Records longer than the file header's snaplen (70) are read, as libpcap and
+    Wireshark read them."""
     reader, recs = records(BAD / "caplen_over_snaplen.pcap")
-    assert recs == [] and reader.snaplen == 70
-    assert reader.truncated == ("record 1 has captured length 74 > snaplen 70 (corrupt record"
-                                " header)")
+    assert recs == reference and reader.snaplen == 70 and reader.truncated is None
 
 
 def test_header_only_is_valid():
@@ -433,12 +612,13 @@ def test_random_corruption_never_raises(tmp_path, data):
     p = tmp_path / "fuzz.bin"
     p.write_bytes(bytes(raw))
     try:
-        reader = open_capture(p)
+        reader = open_capture(p, with_non_packets=True)
     except CaptureError:
         return
     recs = list(reader)
     assert [r.frame for r in recs] == list(range(1, len(recs) + 1))
-    assert all(len(r.data) <= 262144 for r in recs)
+    assert reader.records == len(recs)
+    assert all(len(r.data) <= max_caplen(r.linktype) for r in recs)
 
 
 # ---- the generator script ----------------------------------------------------------------

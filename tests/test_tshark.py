@@ -14,6 +14,7 @@ shared with tests/test_crosscheck.py) and overlap with the tests that come befor
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from pcapcheck import tshark
 from pcapcheck.analyze import NativeSource, analyze_file
 from pcapcheck.decoder import DecodeError
 from pcapcheck.model import Segment, TcpOptions
-from pcapcheck.reader import CaptureError
+from pcapcheck.reader import CaptureError, open_capture
 
 from conftest import ALL_CAPTURES, HAVE_TSHARK, SAMPLES, needs_tshark  # noqa: E402,F401
 from conftest import selected_captures as _selected  # noqa: E402
@@ -37,19 +38,6 @@ WIRESHARK_READS_DIFFERENTLY = {
         "2147483632) among the first records, tries the 'modified' pcap variants and takes "
         "the file for a Nokia pcap (captype: nokiapcap): it misreads every record; "
         "pcapcheck reads the two good records and stops at the corrupt one (CP006)",
-    "encap/bad/caplen_over_snaplen.pcap":
-        "a record whose captured length (74) exceeds the file header's snaplen (70): "
-        "pcapcheck's reader takes it for a corrupt record header and stops (CP006); "
-        "Wireshark accepts it and reads all 10 packets",
-    "artefacts/bad/record_over_snaplen.pcap":
-        "record 5's captured length (1066) exceeds the snaplen (1024): pcapcheck stops "
-        "there (CP006), Wireshark reads the 10 packets",
-    "artefacts/bad/pcapng_unknown_blocks.pcapng":
-        "Wireshark 4.0 numbers each pcapng Custom Block (types 0x00000BAD and 0x40000BAD) "
-        "as a frame without packet data (frames 4 and 8 here); pcapcheck's reader skips "
-        "them, so it counts 10 packets instead of 12 and its frame numbers after the first "
-        "custom block are lower than Wireshark's (a reader issue: README promises "
-        "Wireshark's frame numbers; see tests/test_crosscheck.py)",
 }
 
 
@@ -371,7 +359,105 @@ def test_run_errors_tell_a_bad_file_from_a_bad_tshark():
 
 def test_records_that_are_not_packets():
     """Wireshark 4.0 numbers pcapng Custom Blocks (no timestamp) and systemd Journal
-    Export Blocks as frames; pcapcheck's reader does not count them."""
+    Export Blocks as frames (so does pcapcheck's reader: see
+    test_reader_numbers_frames_as_wireshark)."""
     assert tshark.is_non_packet(row(**{"frame.time_epoch": "", "frame.protocols": "data"}))
     assert tshark.is_non_packet(row(**{"frame.protocols": "systemd_journal"}))
     assert not tshark.is_non_packet(row())
+
+
+# ------------------------------------------------- the reader numbers frames as Wireshark
+
+def _blk(btype: int, body: bytes) -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+
+def _pcapng(*blocks: bytes, before: bytes = b"", linktype: int = 1, snaplen: int = 0
+            ) -> bytes:
+    """SHB, ``before``, one IDB, ``blocks`` (little-endian)."""
+    return (_blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + before
+            + _blk(1, struct.pack("<HHI", linktype, 0, snaplen)) + b"".join(blocks))
+
+
+def _epb(i: int, data: bytes) -> bytes:
+    t = (1_767_225_600 + i) * 1_000_000
+    return _blk(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
+                + data)
+
+
+def _pcap(linktype: int, snaplen: int, *datas: bytes) -> bytes:
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)
+    for i, d in enumerate(datas):
+        out += struct.pack("<IIII", 1_767_225_600 + i, 0, len(d), len(d)) + d
+    return out
+
+
+def _reader_limit_cases() -> dict[str, bytes]:
+    pkts = [r.data for r in open_capture(SAMPLES / "encap/eth_ipv4.pcap")]
+    big = pkts[3] + bytes(262145 - len(pkts[3]))
+    journal = b"__CURSOR=s=1\n__REALTIME_TIMESTAMP=1767225600500000\nMESSAGE=hi\n"
+    return {
+        # records without a packet between packets; blocks that are no frames; a record
+        # longer than the interface's snaplen (64)
+        "frames.pcapng": _pcapng(
+            _epb(0, pkts[0]), _blk(0xBAD, struct.pack("<I", 32473) + b"copyable"),
+            _epb(1, pkts[1]), _blk(0x40000BAD, struct.pack("<I", 1)),
+            _blk(9, journal), _blk(9, b"MESSAGE=no timestamp!!\n"),
+            _blk(4, bytes(4)), _blk(5, bytes(12)), _blk(0xA, bytes(8)),
+            _blk(0x7FFFFFF0, b"unknown"), _epb(2, pkts[2]),
+            _blk(0x204, bytes(26)), _blk(0x216, bytes(28)), _blk(0x221, bytes(30)),
+            _blk(0x208, bytes(28)), _epb(3, pkts[3]), snaplen=64),
+        "custom_before_idb.pcapng": _pcapng(
+            _epb(0, pkts[0]), before=_blk(0xBAD, struct.pack("<I", 1) + b"x")),
+        "epb_at_max.pcapng": _pcapng(_epb(0, pkts[0]), _epb(1, big[:-1]), _epb(2, pkts[2])),
+        "epb_over_max.pcapng": _pcapng(_epb(0, pkts[0]), _epb(1, big), _epb(2, pkts[2])),
+        "usbpcap_over_standard_max.pcapng": _pcapng(_epb(0, big), _epb(1, pkts[1]),
+                                                    linktype=249),
+        "short_custom.pcapng": _pcapng(_epb(0, pkts[0]), _blk(0xBAD, b""), _epb(1, pkts[1])),
+        "short_journal.pcapng": _pcapng(_epb(0, pkts[0]), _blk(9, b"x" * 20),
+                                        _epb(1, pkts[1])),
+        "short_journal_entry.pcapng": _pcapng(_epb(0, pkts[0]),
+                                              _blk(9, b"MESSAGE=no timestamp\n\x00"),
+                                              _epb(1, pkts[1])),
+        "short_sysdig.pcapng": _pcapng(_epb(0, pkts[0]), _blk(0x216, bytes(24)),
+                                       _epb(1, pkts[1])),
+        "over_snaplen.pcap": _pcap(1, 60, *pkts),
+        "dbus_over_standard_max.pcap": _pcap(231, 65535, pkts[0], big, pkts[2]),
+    }
+
+
+@needs_tshark
+def test_reader_numbers_frames_as_wireshark(tmp_path):
+    """On synthetic files, pcapcheck's reader (every record yielded) gives exactly
+    tshark's frame numbers, and stops where tshark reports the file damaged: records
+    without a packet (pcapng custom, systemd journal export, Sysdig event blocks) are
+    frames, other blocks are not; a record longer than the snaplen is read; a captured
+    length above the link type's maximum, or a block too short for its type, is
+    damage."""
+    import subprocess
+
+    cases = _reader_limit_cases()
+    procs = {}
+    for name, raw in cases.items():
+        path = tmp_path / name
+        path.write_bytes(raw)
+        procs[name] = subprocess.Popen(
+            [tshark.tshark_path(), "-n", "-r", str(path), "-T", "fields", "-e",
+             "frame.number"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stops = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        ws_frames = [int(x) for x in out.split()]
+        reader = open_capture(tmp_path / name, with_non_packets=True)
+        mine = [r.frame for r in reader]
+        assert mine == ws_frames, (name, err)
+        assert (reader.truncated is not None) == (proc.returncode != 0), (name, err)
+        stops[name] = (len(mine), reader.truncated is not None)
+    assert stops == {
+        "frames.pcapng": (11, False), "custom_before_idb.pcapng": (2, False),
+        "epb_at_max.pcapng": (3, False), "epb_over_max.pcapng": (1, True),
+        "usbpcap_over_standard_max.pcapng": (2, False), "short_custom.pcapng": (1, True),
+        "short_journal.pcapng": (1, True), "short_journal_entry.pcapng": (1, True),
+        "short_sysdig.pcapng": (1, True), "over_snaplen.pcap": (10, False),
+        "dbus_over_standard_max.pcap": (3, False)}
