@@ -402,7 +402,59 @@ class ZeekState:
             # TCPAnalyzer::ValidateChecksum: ChecksumError() and drop the packet.
             ep.chk_cnt, ep.chk_thresh = self._scaled(ep, "C", ep.chk_cnt, ep.chk_thresh)
             return
-        self._process(ep, seg)
+        if (seg.flags & 0x17 == ACK and ep.state == TCP_ESTABLISHED
+                and ep.peer.state == TCP_ESTABLISHED and self._fps == _ORIG | _RESP
+                and self.fast_lane):
+            self._established(ep, seg)
+        else:
+            self._process(ep, seg)
+
+    #: Take :meth:`_established` for ACK segments between two established endpoints;
+    #: False sends every packet through :meth:`_process` (the tests compare both).
+    fast_lane = True
+
+    def _established(self, ep: _Endpoint, seg: Segment) -> None:
+        """:meth:`_process` for an ACK without SYN, FIN or RST once both endpoints are
+        TCP_ESTABLISHED and both have sent a packet: the same steps with the branches
+        such a packet cannot take removed (partial status, endpoint init, control-flag
+        history, state machine)."""
+        peer = ep.peer
+        length = seg.payload_len
+        base_seq = seg.seq & _M32
+        ack_seq = seg.ack & _M32
+        seq_one_past = (base_seq + length) & _M32
+        rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
+        # update_history(): 'D' or 'A' (first time only)
+        mask = _HIST_DATA_PKT if length else _HIST_ACK_PKT
+        if not self._hist_seen & (mask if ep.is_orig else mask << 16):
+            self._check(ep, mask, "D" if length else "A")
+        # update_window()
+        if seg.window == 0:
+            ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
+        # the ACK: get_relative_seq() and update_ack_seq()
+        rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer.ack_seq,
+                                           peer.ack_wraps)
+        if ack_underflow:
+            rel_ack = 0
+        else:
+            delta_ack = _seq_delta(ack_seq, peer.ack_seq)
+            if delta_ack > 0 and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
+                if ack_seq < peer.ack_seq:
+                    peer.ack_wraps += 1
+                peer.ack_seq = ack_seq
+        # update_last_seq()
+        last = ep.last_seq
+        delta_last = _seq_delta(seq_one_past, last)
+        if delta_last > 0:
+            if seq_one_past < last:
+                ep.seq_wraps += 1
+            ep.last_seq = seq_one_past
+        elif length > 0:
+            ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
+        # UpdateEstablishedState(): no SYN, FIN or RST, no change
+        self._ack_received(peer, rel_ack)
+        if length > 0 and not seq_underflow and not seg.truncated:
+            self._data_sent(ep, rel_seq, length)
 
     def _process(self, ep: _Endpoint, seg: Segment) -> None:
         """TCPSessionAdapter::Process for the parts that affect states and history."""

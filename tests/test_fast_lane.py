@@ -1,6 +1,7 @@
-"""The fast lane of the replay (``Checker._established``: in-order segments of an
-established connection, updated inline) gives the same reports as replaying every
-segment through the full path: on every sample capture, and on generated captures full
+"""The fast lanes of the replay (``Checker._established``: in-order segments of an
+established connection, updated inline; ``ZeekState._established``: ACK segments once
+both Zeek endpoints are established) give the same reports as replaying every segment
+through the full paths: on every sample capture, and on generated captures full
 of retransmissions, resets, refusals and capture loss (every rule, marks included)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pcapcheck.analyze import analyze_file
 from pcapcheck.detectors import Checker
 from pcapcheck.reader import CaptureError
 from pcapcheck.report.json_report import document
+from pcapcheck.zeek import ZeekState
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
@@ -22,9 +24,11 @@ from generate import generate  # noqa: E402
 
 def _both(path, catalog, monkeypatch, **kw):
     active = catalog.select(["ALL"], None)
-    monkeypatch.setattr(Checker, "fast_lane", True)
+    for cls in (Checker, ZeekState):
+        monkeypatch.setattr(cls, "fast_lane", True)
     fast = analyze_file(path, catalog, active, **kw)
-    monkeypatch.setattr(Checker, "fast_lane", False)
+    for cls in (Checker, ZeekState):
+        monkeypatch.setattr(cls, "fast_lane", False)
     full = analyze_file(path, catalog, active, **kw)
     return fast, full
 
@@ -65,7 +69,16 @@ def test_fast_lane_is_taken(catalog, monkeypatch, tmp_path):
         taken.append(ok)
         return ok
 
+    zeek_taken = []
+    zeek_original = ZeekState._established
+
+    def zeek_spy(self, *args):
+        zeek_taken.append(True)
+        return zeek_original(self, *args)
+
     monkeypatch.setattr(Checker, "_established", spy)
-    analyze_file(SAMPLES / "loopback" / "bulk_transfer.pcap", catalog,
-                 catalog.select(None, None))
+    monkeypatch.setattr(ZeekState, "_established", zeek_spy)
+    res = analyze_file(SAMPLES / "loopback" / "bulk_transfer.pcap", catalog,
+                       catalog.select(None, None))
     assert sum(taken) > 0.8 * len(taken) > 10
+    assert len(zeek_taken) > 0.8 * res.tcp_packets
