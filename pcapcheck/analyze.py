@@ -148,7 +148,6 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     file_events: list[Event] = []
     first_cut: int | None = None
     cut_count = 0
-    bad_sum: list[int] = []
     last_ts = 0.0
     to_finding = catalog.to_finding
     add_event, add_finding = result.events.append, result.findings.append
@@ -176,27 +175,33 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                 add_finding(finding)
         file_events.clear()
 
+    packets = tcp_packets = malformed = bad_sum = 0
+    first_bad_sum: int | None = None
+    feed, finished = tracker.feed, tracker.pop_finished
     for frame, ts, seg in source:
-        result.packets += 1
+        packets += 1
         if ts > last_ts:
             last_ts = ts
         if seg is None:
             continue
         if isinstance(seg, DecodeError):
-            result.malformed += 1
+            malformed += 1
             file_events.append(Event("CP005", None, frame, {"reason": str(seg)}))
             flush_file_events()
             continue
-        result.tcp_packets += 1
+        tcp_packets += 1
         if seg.truncated:
             cut_count += 1
             if first_cut is None:
                 first_cut = seg.frame
         if seg.checksum_ok is False:
-            bad_sum.append(seg.frame)
-        tracker.feed(seg)
-        if tracker.has_finished:
-            absorb(tracker.pop_finished())
+            bad_sum += 1
+            if first_bad_sum is None:
+                first_bad_sum = seg.frame
+        feed(seg)
+        if tracker._finished:
+            absorb(finished())
+    result.packets, result.tcp_packets, result.malformed = packets, tcp_packets, malformed
     result.format = source.format
     result.skipped = Counter(source.skipped)
     result.truncated = source.truncated
@@ -204,8 +209,8 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         file_events.append(Event("CP003", None, first_cut, {"count": cut_count,
                                                            "snaplen": source.snaplen}))
     if bad_sum:
-        file_events.append(Event("CP004", None, bad_sum[0], {"count": len(bad_sum),
-                                                            "first_frame": bad_sum[0]}))
+        file_events.append(Event("CP004", None, first_bad_sum, {"count": bad_sum,
+                                                               "first_frame": first_bad_sum}))
     if result.truncated:
         file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
     absorb(tracker.finish(last_ts, cut=bool(result.truncated)))
