@@ -199,7 +199,7 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
             if first_bad_sum is None:
                 first_bad_sum = seg.frame
         feed(seg)
-        if tracker._finished:
+        if tracker.has_finished:
             absorb(finished())
     result.packets, result.tcp_packets, result.malformed = packets, tcp_packets, malformed
     result.format = source.format

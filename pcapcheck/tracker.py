@@ -94,8 +94,7 @@ class Tracker:
         a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
         key = (a, b) if a <= b else (b, a)
         conn = self.table.get(key)
-        if conn is not None and ts - conn.last_ts > (
-                self.close_delay if conn.closed else self.idle_timeout):
+        if conn is not None and ts - conn.last_ts > self._limit(conn):
             self._finalize(key, conn, conn.last_ts + self._limit(conn))
             conn = None
         if conn is None:
