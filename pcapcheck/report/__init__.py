@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from pcapcheck.analyze import FileResult
     from pcapcheck.catalog import Catalog, Rule
 
-__all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics", "statistics_rows",
-           "connection_text", "lookup_rule"]
+__all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics",
+           "statistics_rows", "connection_text", "lookup_rule"]
 
 
 @dataclass
