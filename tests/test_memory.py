@@ -4,6 +4,7 @@ length of the capture; an idle connection that resumes is reported as a new mids
 
 from __future__ import annotations
 
+import json
 import sys
 
 from conftest import ROOT
@@ -130,3 +131,24 @@ def test_fin_retransmitted_within_the_close_delay_stays_in_its_connection(tmp_pa
     assert len(res.connections) == 2 and res.connections[1]["handshake"] == "none"
     assert [(f.rule, f.connection, f.frame) for f in res.findings] == [("CP001", 2, 11)]
     assert res.findings[0].data["previous_connection"] == 1
+
+
+def test_close_delay_and_idle_timeout_options(tmp_path):
+    """The CLI passes --close-delay and --idle-timeout to the tracker."""
+    from typer.testing import CliRunner
+    from pcapcheck.cli import app
+
+    def report(path, *opts):
+        res = CliRunner().invoke(app, ["analyze", str(path), "-f", "json", "-q", *opts])
+        assert res.exit_code in (0, 1), res.output
+        doc = json.loads(res.stdout)["files"][0]
+        return len(doc["connections"]), [(f["rule"], f["connection"]) for f in doc["findings"]]
+
+    late = tmp_path / "late_fin.pcap"
+    _late_fin(late, delay=2.0)
+    assert report(late) == (1, [("CL006", 1)])
+    assert report(late, "--close-delay", "1") == (2, [("CP001", 2)])
+    idle = tmp_path / "idle.pcap"
+    _idle_then_resumed(idle, gap=200.0)
+    assert report(idle) == (1, [])
+    assert report(idle, "--idle-timeout", "100") == (2, [("CL008", 1), ("CP001", 2)])

@@ -118,17 +118,18 @@ def _step_summary(results: list, ctx: Any, log: Callable[[str], None]) -> None:
 
 def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
     """Analyse one input (in this process or a worker): ``job`` is (path, display name,
-    is-stdin, active rule IDs), ``common`` (catalog, params, severity overrides, decoder).
+    is-stdin, active rule IDs), ``common`` (catalog, params, severity overrides, decoder,
+    ``analyze_file`` keyword arguments for the idle timeout and close delay).
     Returns the FileResult and the one-line error to print, or None. Never raises for a
     bad capture or an internal error (unless PCAPCHECK_DEBUG is set)."""
     from pcapcheck.analyze import FileResult, analyze_file
     from pcapcheck.reader import CaptureError
 
     path, name, stdin, active = job
-    catalog, params, severity, decoder = common
+    catalog, params, severity, decoder, timers = common
     try:
         result = analyze_file(path, catalog, active, params=params, severity=severity,
-                              decoder=decoder)
+                              decoder=decoder, **timers)
         result.path = name
         return result, None
     except CaptureError as exc:
@@ -285,6 +286,14 @@ def analyze(
         DecoderName.native, "--decoder",
         help="Packet decoder: pcapcheck's own (native), dpkt's objects, or Wireshark's "
              "through pyshark (tshark)."),
+    idle_timeout: float = typer.Option(
+        300.0, "--idle-timeout", min=0.0, metavar="SECONDS",
+        help="Finalise a connection idle this long (as Zeek's tcp_inactivity_timeout); a "
+             "later segment starts a new, midstream connection."),
+    close_delay: float = typer.Option(
+        5.0, "--close-delay", min=0.0, metavar="SECONDS",
+        help="Keep a closed connection's state this long for the segments that may follow "
+             "(as Zeek's tcp_close_delay; at most 2*MSL)."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-j", min=1,
         help="Analyse this many files at once, in separate processes (default: the number "
@@ -321,7 +330,8 @@ def analyze(
             jobs_ = [(item.path, item.name, item.stdin,
                       active if item.stdin else active - cfg.ignored_for(item.path, catalog))
                      for item in inputs]
-            common = (catalog, params, cfg.severity, decoder.value)
+            common = (catalog, params, cfg.severity, decoder.value,
+                      {"idle_timeout": idle_timeout, "close_delay": close_delay})
             workers = min(jobs or os.cpu_count() or 1, len(jobs_))
             if workers > 1:
                 # Files in parallel processes; map() keeps the order of the inputs, so the
