@@ -33,8 +33,8 @@ DEFAULT_LIMIT = 8192
 MAX_RUNS = 64
 
 
-def _remove(paths: list[str]) -> None:
-    for path in paths:
+def _remove(runs: list[tuple[str, int]]) -> None:
+    for path, _count in runs:
         try:
             os.unlink(path)
         except OSError:
@@ -58,10 +58,9 @@ class Spool(Generic[T]):
         self.limit = max(1, int(limit if limit is not None else DEFAULT_LIMIT))
         self._buffer: list[T] = []
         self._sorted = True
-        self._runs: list[tuple[str, int]] = []   # (path, item count)
+        self._runs: list[tuple[str, int]] = []   # (path, item count); the finalizer's list
         self._count = 0
-        self._paths: list[str] = []
-        self._finalizer = weakref.finalize(self, _remove, self._paths)
+        self._finalizer = weakref.finalize(self, _remove, self._runs)
         self.extend(items)
 
     # ------------------------------------------------------------------ writing
@@ -88,19 +87,22 @@ class Spool(Generic[T]):
         self._runs.append(self._write_run(self._buffer, len(self._buffer)))
         self._buffer = []
         if len(self._runs) >= MAX_RUNS:
-            runs, self._runs = self._runs, []
+            runs = list(self._runs)
             merged = self._merge([self._read_run(path, n) for path, n in runs])
-            self._runs.append(self._write_run(merged, sum(n for _p, n in runs)))
-            _remove([path for path, _n in runs])
-            self._paths[:] = [path for path, _n in self._runs]
+            self._runs[:] = [self._write_run(merged, sum(n for _p, n in runs))]
+            _remove(runs)
 
-    def _write_run(self, items: Iterable[T], count: int) -> tuple[str, int]:
+    @staticmethod
+    def _write_run(items: Iterable[T], count: int) -> tuple[str, int]:
         fd, path = tempfile.mkstemp(prefix="pcapcheck-spool-")
-        self._paths.append(path)
         dump, protocol = pickle.dump, pickle.HIGHEST_PROTOCOL
-        with os.fdopen(fd, "wb") as fh:
-            for item in items:
-                dump(item, fh, protocol)     # one self-contained pickle per item
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for item in items:
+                    dump(item, fh, protocol)     # one self-contained pickle per item
+        except BaseException:
+            _remove([(path, count)])
+            raise
         return path, count
 
     def _merge(self, sources: list[Iterator[T]]) -> Iterator[T]:
@@ -160,9 +162,8 @@ class Spool(Generic[T]):
     def close(self) -> None:
         """Delete the run files and forget every item."""
         self._finalizer()
-        self._paths = []
-        self._finalizer = weakref.finalize(self, _remove, self._paths)
         self._runs, self._buffer, self._count = [], [], 0
+        self._finalizer = weakref.finalize(self, _remove, self._runs)
 
     def __getstate__(self) -> dict[str, Any]:
         # The copy (in another process) owns the run files from now on.
@@ -174,5 +175,4 @@ class Spool(Generic[T]):
         self.key, self.limit = state["key"], state["limit"]
         self._buffer, self._sorted = state["buffer"], state["sorted"]
         self._runs, self._count = state["runs"], state["count"]
-        self._paths = [path for path, _n in self._runs]
-        self._finalizer = weakref.finalize(self, _remove, self._paths)
+        self._finalizer = weakref.finalize(self, _remove, self._runs)

@@ -130,10 +130,22 @@ def test_generated_capture_spilled_gives_the_same_reports(tmp_path, catalog, mon
 
 def test_runs_are_merged_to_bound_open_files(monkeypatch):
     monkeypatch.setattr(spool_module, "MAX_RUNS", 4)
+    created = []
+    mkstemp = spool_module.tempfile.mkstemp
+
+    def recording_mkstemp(*args, **kwargs):
+        fd, path = mkstemp(*args, **kwargs)
+        created.append(path)
+        return fd, path
+
+    monkeypatch.setattr(spool_module.tempfile, "mkstemp", recording_mkstemp)
     rng = random.Random(3)
     items = [(rng.randrange(100), i) for i in range(200)]
     sp = Spool(items, key=_key, limit=10)
     assert 1 <= len(sp._runs) < 4 and len(sp) == 200
     assert list(sp) == sorted(items, key=_key)
-    assert sorted(sp._paths) == sorted(path for path, _n in sp._runs)
-    assert all(os.path.exists(p) for p in sp._paths)
+    # the merged runs' files are gone; exactly the current runs' files are left
+    assert len(created) > 4
+    assert {p for p in created if os.path.exists(p)} == {p for p, _n in sp._runs}
+    sp.close()
+    assert not any(os.path.exists(p) for p in created)
