@@ -152,27 +152,26 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     to_finding = catalog.to_finding
     add_event, add_finding = result.events.append, result.findings.append
 
+    def record(ev: Event) -> bool:
+        """Spool ``ev`` and, when the catalogue reports it, its finding (True then)."""
+        add_event(ev)
+        finding = to_finding(ev, active, severity)
+        if finding is None:
+            return False
+        add_finding(finding)
+        return True
+
     def absorb(conns) -> None:
         # A finalised connection's events are final: its summary, events and findings
         # go to the result's spools and the connection itself is released.
         for conn in conns:
             summary = connection_summary(conn)
-            count = 0
-            for ev in conn.events:
-                add_event(ev)
-                finding = to_finding(ev, active, severity)
-                if finding is not None:
-                    add_finding(finding)
-                    count += 1
-            summary["findings"] = count
+            summary["findings"] = sum(record(ev) for ev in conn.events)
             result.connections.append(summary)
 
     def flush_file_events() -> None:
         for ev in file_events:
-            add_event(ev)
-            finding = to_finding(ev, active, severity)
-            if finding is not None:
-                add_finding(finding)
+            record(ev)
         file_events.clear()
 
     packets = tcp_packets = malformed = bad_sum = 0

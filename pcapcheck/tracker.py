@@ -57,8 +57,8 @@ class Tracker:
 
     ``checker`` replays the segments (:class:`~pcapcheck.detectors.Checker`);
     ``idle_timeout``: seconds without a segment after which a connection is finalised;
-    ``close_delay``: seconds after its close after which a closed connection is (at most
-    2·MSL).
+    ``close_delay``: seconds after its last segment after which a closed connection is
+    finalised (at most 2·MSL).
     Finished connections (their checks done) accumulate in order of finalisation;
     :meth:`pop_finished` takes them, :meth:`finish` finalises the rest at the end.
     """

@@ -32,6 +32,7 @@ A capture that could not be read (``FileResult.error`` set) is reported by every
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from pcapcheck.catalog import Catalog, Rule
 
 __all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics",
-           "statistics_rows", "connection_text", "lookup_rule"]
+           "statistics_rows", "connection_text", "lookup_rule", "text_of"]
 
 
 @dataclass
@@ -67,6 +68,15 @@ Renderer = Callable[["Sequence[FileResult]", "ReportContext | None"], str]
 
 #: The signature of every writer in :data:`WRITERS`.
 Writer = Callable[["Sequence[FileResult]", TextIO, "ReportContext | None"], None]
+
+
+def text_of(write: Writer, results: Sequence[FileResult],
+            ctx: ReportContext | None = None) -> str:
+    """The text ``write`` writes for ``results`` and ``ctx``, as one string (how the
+    streaming formats implement ``render``)."""
+    buf = io.StringIO()
+    write(results, buf, ctx)
+    return buf.getvalue()
 
 
 def rule_statistics(results: Sequence[FileResult]) -> list[tuple[int, str, str, str]]:

@@ -11,10 +11,10 @@ table is not included (use ``json`` for it), nor the event ``data``. Lines end i
 from __future__ import annotations
 
 import csv
-import io
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from pcapcheck.analyze import FileResult
+from pcapcheck.report import text_of
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
@@ -25,9 +25,7 @@ COLUMNS = ("path", "rule", "name", "severity", "connection", "frame", "message")
 
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
     """The text :func:`write` writes."""
-    buf = io.StringIO()
-    write(results, buf, ctx)
-    return buf.getvalue()
+    return text_of(write, results, ctx)
 
 
 def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from pcapcheck import __version__
 from pcapcheck.analyze import FileResult
+from pcapcheck.report import text_of
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
@@ -86,6 +86,4 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
 
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
     """The text :func:`write` writes."""
-    buf = io.StringIO()
-    write(results, buf, ctx)
-    return buf.getvalue()
+    return text_of(write, results, ctx)

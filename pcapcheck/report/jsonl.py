@@ -9,11 +9,11 @@ reported (use ``json`` for them).
 
 from __future__ import annotations
 
-import io
 import json
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
 from pcapcheck.analyze import FileResult
+from pcapcheck.report import text_of
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
@@ -42,6 +42,4 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
 
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
     """The text :func:`write` writes."""
-    buf = io.StringIO()
-    write(results, buf, ctx)
-    return buf.getvalue()
+    return text_of(write, results, ctx)
