@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pcapcheck import fsm
-from pcapcheck.connection import Connection, Flow
+from pcapcheck.connection import _HALF, _MASK, Connection, Flow
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
                              LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
@@ -120,11 +120,10 @@ class Checker:
 
     def process(self, conn: Connection, seg: Segment) -> None:
         """Replay one segment of ``conn`` (capture order). Appends events to ``conn.events``."""
-        role = "client" if (seg.src, seg.sport) == conn.client else "server"
-        if role == "client":
-            fs, fr, es, er = conn.c, conn.s, conn.ec, conn.es
+        if seg.sport == conn.client[1] and seg.src == conn.client[0]:
+            role, fs, fr, es, er = "client", conn.c, conn.s, conn.ec, conn.es
         else:
-            fs, fr, es, er = conn.s, conn.c, conn.es, conn.ec
+            role, fs, fr, es, er = "server", conn.s, conn.c, conn.es, conn.ec
         if (seg.flags & 0x37 == ACK and es.state == ESTABLISHED and er.state == ESTABLISHED
                 and self.fast_lane and self._established(conn, seg, role, fs, fr)):
             return
@@ -158,20 +157,21 @@ class Checker:
         SND.NXT), with an open window, on a connection without holes, pending ACKs, FINs,
         zero windows or mark recording. Such a segment cannot change a state or make an
         event (bar a capture duplicate, CP008): it updates the same counters and sequence
-        variables as the full path (:meth:`_segment`), inline. Returns False, having
-        changed nothing, when the segment does not qualify."""
+        variables as the full path (:meth:`_segment`), inline (:meth:`Flow.u`,
+        :meth:`Flow.advance` and :meth:`_capture_duplicate` written out). Returns False,
+        having changed nothing, when the segment does not qualify."""
         if (fr.fin is not None or fs.fin is not None or fr.holes or fs.pending or fr.zero
                 or not seg.window or conn.closed or self.frame_conn is not None
                 or fs.base is None or fr.base is None):
             return False
-        ack = fr.u(seg.ack)
+        # SEG.ACK unwrapped in the peer's space: Flow.u with seq_diff written out
+        ack = fr._ref_u + ((seg.ack - fr._ref_abs + _HALF) & _MASK) - _HALF
         if ack > fr.nxt:
             return False
         length = seg.payload_len
-        if length:
-            seq = fs.u(seg.seq)
-            if seq != fs.nxt:
-                return False
+        seq = fs.nxt
+        if length and fs._ref_u + ((seg.seq - fs._ref_abs + _HALF) & _MASK) - _HALF != seq:
+            return False
         frame, ts = seg.frame, seg.ts
         fs.packets += 1
         fs.bytes += length
@@ -185,7 +185,18 @@ class Checker:
         conn.segments += 1
         if conn.zeek is not None:
             conn.zeek.add(seg, role == "client")
-        if self._capture_duplicate(conn, seg, fs, role):
+        # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
+        # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
+        # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
+        # remembered without a search.
+        if length > 1:
+            options = seg.options
+            ts_val = options.ts_val if options is not None else None
+            ip_id = seg.ip_id
+            if ts_val is not None or (ip_id is not None and ip_id != 0):
+                fs.recent.append(((ip_id, seg.seq, seg.ack, seg.flags, length, seg.window,
+                                   ts_val), frame, ts))
+        elif self._capture_duplicate(conn, seg, fs, role):
             fs.last_frame, fs.last_ts = frame, ts
             self._fill_states(conn, seg)
             return True
@@ -196,16 +207,18 @@ class Checker:
         while q and q[0][1] <= ack:
             q.popleft()
         fs.max_ack_abs = seg.ack
-        # seventh, the segment text (_data: new data in order)
+        # seventh, the segment text (_data: new data in order; Flow.advance)
         if length:
             end = seq + length
             fs.high_ts = ts
             fs.unacked.append((seq, end, frame))
-            fs.advance(end)
+            fs.nxt = fs._ref_u = end
+            fs._ref_abs = (fs.base + end) & _MASK
         # the window (_window)
-        scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
-        fs.win = seg.window << scale
-        fs.last_window_raw = seg.window
+        window = seg.window
+        fs.win = window << fs.wscale if (fs.wscale is not None
+                                         and fr.wscale is not None) else window
+        fs.last_window_raw = window
         fs.zero = False
         fs.last_frame, fs.last_ts = frame, ts
         return True

@@ -78,7 +78,7 @@ class Tracker:
         #: released ``close_delay`` after their last segment, without waiting for a sweep.
         self._closing: deque[tuple[float, tuple, Connection]] = deque()
         self._next_id = 1
-        self._next_sweep: float | None = None
+        self._next_sweep = float("-inf")   # the first segment sweeps (nothing yet)
         #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
         #: reused" has no time limit); empty otherwise, so memory stays bounded.
         self._used: set[tuple] = set()
@@ -86,32 +86,41 @@ class Tracker:
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
         ts = seg.ts
-        if self._next_sweep is None:
-            self._next_sweep = ts + _SWEEP_EVERY
-        elif ts >= self._next_sweep:
+        if ts >= self._next_sweep:
             self._sweep(ts)
             self._next_sweep = ts + _SWEEP_EVERY
-        a, b = (seg.src, seg.sport), (seg.dst, seg.dport)
-        key = (a, b) if a <= b else (b, a)
+        src, dst = seg.src, seg.dst
+        if src < dst or (src == dst and seg.sport <= seg.dport):
+            key = (src, seg.sport, dst, seg.dport)
+        else:
+            key = (dst, seg.dport, src, seg.sport)
         conn = self.table.get(key)
-        if conn is not None and ts - conn.last_ts > self._limit(conn):
-            self._finalize(key, conn, conn.last_ts + self._limit(conn))
-            conn = None
         if conn is None:
             conn = self._new(seg, key, None)
-        elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
-            self._finalize(key, conn, ts)
-            conn = self._new(seg, key, conn)
-        closed = conn.closed
+        else:
+            limit = self.close_delay if conn.closed else self.idle_timeout
+            if ts - conn.last_ts > limit:
+                self._finalize(key, conn, conn.last_ts + limit)
+                conn = self._new(seg, key, None)
+            elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
+                self._finalize(key, conn, ts)
+                conn = self._new(seg, key, conn)
+        was_closed = conn.closed
         self.checker.process(conn, seg)
-        if conn.closed and not closed:
+        if conn.closed and not was_closed:
             self._closing.append((ts, key, conn))
         closing = self._closing
-        while closing and ts - closing[0][0] > self.close_delay:
+        if closing and ts - closing[0][0] > self.close_delay:
+            self._release(ts)
+
+    def _release(self, now: float) -> None:
+        """Finalise the closed connections whose close delay has run out at ``now``."""
+        closing = self._closing
+        while closing and now - closing[0][0] > self.close_delay:
             _t, old_key, old = closing.popleft()
             if self.table.get(old_key) is not old:
                 continue                       # already finalised (a new SYN took the key)
-            if ts - old.last_ts > self.close_delay:
+            if now - old.last_ts > self.close_delay:
                 self._finalize(old_key, old, old.last_ts + self.close_delay)
             else:                              # segments after the close: wait for them
                 closing.append((old.last_ts, old_key, old))

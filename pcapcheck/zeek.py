@@ -119,6 +119,8 @@ TCP_RESET = 6         # RST seen
 
 _M32 = 0xFFFFFFFF
 _M64 = 0xFFFFFFFFFFFFFFFF
+_MOD = 1 << 32
+_HALF = 1 << 31
 _TOO_LARGE_SEQ_DELTA = 1048576                    # TCPSessionAdapter.cc
 _TCP_MAX_INITIAL_WINDOW = 16384                   # init-bare.zeek defaults
 _TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS = 16384
@@ -417,13 +419,21 @@ class ZeekState:
         """:meth:`_process` for an ACK without SYN, FIN or RST once both endpoints are
         TCP_ESTABLISHED and both have sent a packet: the same steps with the branches
         such a packet cannot take removed (partial status, endpoint init, control-flag
-        history, state machine)."""
+        history, state machine), and :func:`_relative` / :func:`_seq_delta` written out
+        for the case without a sequence-number wrap."""
         peer = ep.peer
         length = seg.payload_len
         base_seq = seg.seq & _M32
         ack_seq = seg.ack & _M32
-        seq_one_past = (base_seq + length) & _M32
-        rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
+        # get_relative_seq() of SEG.SEQ; no wrap counted and none to count: the signed
+        # 32-bit distance from the start
+        last = ep.last_seq
+        if not ep.seq_wraps and (base_seq >= last or last - base_seq <= _HALF):
+            d = (base_seq - ep.start_seq) & _M32
+            seq_underflow = d >= _HALF
+            rel_seq = (d - _MOD) & _M64 if seq_underflow else d
+        else:
+            rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, last, ep.seq_wraps)
         # update_history(): 'D' or 'A' (first time only)
         mask = _HIST_DATA_PKT if length else _HIST_ACK_PKT
         if not self._hist_seen & (mask if ep.is_orig else mask << 16):
@@ -432,27 +442,35 @@ class ZeekState:
         if seg.window == 0:
             ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
         # the ACK: get_relative_seq() and update_ack_seq()
-        rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer.ack_seq,
-                                           peer.ack_wraps)
+        peer_ack = peer.ack_seq
+        if not peer.ack_wraps and (ack_seq >= peer_ack or peer_ack - ack_seq <= _HALF):
+            d = (ack_seq - peer.start_seq) & _M32
+            ack_underflow = d >= _HALF
+            rel_ack = d
+        else:
+            rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
+                                               peer.ack_wraps)
         if ack_underflow:
             rel_ack = 0
         else:
-            delta_ack = _seq_delta(ack_seq, peer.ack_seq)
-            if delta_ack > 0 and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
-                if ack_seq < peer.ack_seq:
+            delta_ack = (ack_seq - peer_ack) & _M32          # > 0 as a signed value:
+            if 0 < delta_ack < _HALF and not (ack_seq == 0
+                                              and delta_ack > _TOO_LARGE_SEQ_DELTA):
+                if ack_seq < peer_ack:
                     peer.ack_wraps += 1
                 peer.ack_seq = ack_seq
         # update_last_seq()
-        last = ep.last_seq
-        delta_last = _seq_delta(seq_one_past, last)
-        if delta_last > 0:
+        seq_one_past = (base_seq + length) & _M32
+        delta_last = (seq_one_past - last) & _M32
+        if 0 < delta_last < _HALF:
             if seq_one_past < last:
                 ep.seq_wraps += 1
             ep.last_seq = seq_one_past
         elif length > 0:
             ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
         # UpdateEstablishedState(): no SYN, FIN or RST, no change
-        self._ack_received(peer, rel_ack)
+        if rel_ack > peer.r_trim or peer.fin_cnt > 0:    # else AckReceived() returns
+            self._ack_received(peer, rel_ack)
         if length > 0 and not seq_underflow and not seg.truncated:
             self._data_sent(ep, rel_seq, length)
 
@@ -657,7 +675,10 @@ class ZeekState:
                 ep.r_last = upper
                 if ep.r_ooo:
                     self._drain(ep)
-                self._after_delivery(ep)
+                # _after_delivery(), whose no_data_acked() test is written out
+                acked = (ep.ack_wraps << 32) + ep.ack_seq - ep.start_seq
+                if acked == 0 or acked == 1:
+                    self._after_delivery(ep)
         else:
             self._insert_ooo(ep, seq, upper)
         ooo = ep.r_ooo
