@@ -38,14 +38,12 @@ that does not fit the format spec falls back to ``str(value)``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import string
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +53,9 @@ import yaml
 
 import pcapcheck
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
+from pcapcheck.yamlfile import (YAML_LOADER, display_path, schema_error_text, schema_validator,
+                                yaml_problem)
 
-#: libyaml's safe loader when PyYAML was built with it (several times faster), else
-#: the pure-Python SafeLoader: both construct only plain data, never objects.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 __all__ = [
     "SEVERITIES",
@@ -142,61 +139,11 @@ def default_rules_dir() -> Path:
     return package_dir.parent / "rules"
 
 
-def _display(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it, else as given."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return str(path)
-
-
 # --------------------------------------------------------------------------- loading
-
-
-@lru_cache(maxsize=None)
-def schema_validator(schema_path: Path) -> jsonschema.protocols.Validator:
-    """The jsonschema validator for the JSON Schema file at ``schema_path`` (the draft it
-    declares), built once per path. Raises jsonschema.SchemaError for a bad schema."""
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
 
 
 def _validator() -> jsonschema.protocols.Validator:
     return schema_validator(SCHEMA_PATH)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
-    problem = " ".join(str(problem).split())
-    if mark is not None:
-        return f"line {mark.line + 1}: {problem}"
-    return problem
-
-
-def _schema_error_text(error: jsonschema.exceptions.ValidationError) -> str:
-    """``field: problem`` for the most relevant schema error."""
-    path = ".".join(str(part) for part in error.absolute_path)
-    if error.validator == "required":
-        instance = error.instance if isinstance(error.instance, Mapping) else {}
-        missing = [name for name in error.validator_value if name not in instance]
-        name = missing[0] if missing else "?"
-        return f"{path + '.' if path else ''}{name}: required field is missing"
-    if error.validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
-        instance = error.instance if isinstance(error.instance, Mapping) else {}
-        extra = sorted(str(key) for key in instance if key not in known)
-        name = extra[0] if extra else "?"
-        allowed = ", ".join(known) if known else "none"
-        return f"{path + '.' if path else ''}{name}: unknown field (allowed: {allowed})"
-    if error.validator == "enum":
-        choices = ", ".join(repr(choice) for choice in error.validator_value)
-        return f"{path or '(top level)'}: {error.instance!r} is not one of {choices}"
-    if error.validator == "propertyNames":
-        return f"{path or '(top level)'}: {error.instance!r}: {error.message}"
-    return f"{path or '(top level)'}: {error.message}"
 
 
 def template_fields(template: str) -> list[str]:
@@ -235,22 +182,22 @@ def load_rule_file(path: Path) -> Rule:
     events do not carry.
     """
     path = Path(path)
-    where = _display(path)
+    where = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{where}: cannot read the file ({exc})") from None
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)  # safe: SafeLoader or its C twin
+        data = yaml.load(text, Loader=YAML_LOADER)  # safe: SafeLoader or its C twin
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
+        raise CatalogError(f"{where}: not valid YAML ({yaml_problem(exc)})") from None
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         raise CatalogError(f"{where}: expected a mapping of rule fields, got {kind}")
 
     error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is not None:
-        raise CatalogError(f"{where}: {_schema_error_text(error)}")
+        raise CatalogError(f"{where}: {schema_error_text(error)}")
 
     rule_id = data["id"]
     if rule_id != path.stem:
@@ -307,18 +254,18 @@ def _rule_files(location: Path) -> list[Path]:
 def _load_location(location: Path) -> dict[str, Rule]:
     """The rules of one directory (or one rule file); duplicate ids are an error."""
     if not location.exists():
-        raise CatalogError(f"{_display(location)}: no such rules directory")
+        raise CatalogError(f"{display_path(location)}: no such rules directory")
     if location.is_file() and location.suffix not in RULE_SUFFIXES:
         raise CatalogError(
-            f"{_display(location)}: not a rule file (expected {' or '.join(RULE_SUFFIXES)})"
+            f"{display_path(location)}: not a rule file (expected {' or '.join(RULE_SUFFIXES)})"
         )
     rules: dict[str, Rule] = {}
     for path in _rule_files(location):
         rule = load_rule_file(path)
         if rule.id in rules:
             raise CatalogError(
-                f"{_display(path)}: id: {rule.id!r} is already defined in "
-                f"{_display(rules[rule.id].source)}"
+                f"{display_path(path)}: id: {rule.id!r} is already defined in "
+                f"{display_path(rules[rule.id].source)}"
             )
         rules[rule.id] = rule
     return rules
@@ -335,7 +282,7 @@ def load_catalog(extra_dirs: Sequence[Path | str] = ()) -> Catalog:
     base = default_rules_dir()
     rules = _load_location(base)
     if not rules:
-        raise CatalogError(f"{_display(base)}: no rule files found")
+        raise CatalogError(f"{display_path(base)}: no rule files found")
     for extra in extra_dirs:
         rules.update(_load_location(Path(extra)))
     return Catalog(rules)
@@ -646,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.markdown:
             sys.stdout.write(table)
         else:
-            print(f"{len(catalog)} rules OK ({_display(default_rules_dir())})")
+            print(f"{len(catalog)} rules OK ({display_path(default_rules_dir())})")
     except (CatalogError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

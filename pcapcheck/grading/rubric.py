@@ -13,18 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import jsonschema
-import jsonschema.exceptions
-import yaml
+import jsonschema.protocols
 
-from pcapcheck.catalog import (_YAML_LOADER, _display, _schema_error_text, _yaml_problem,
-                               schema_validator)
 from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
+from pcapcheck.yamlfile import display_path, read_yaml_mapping, schema_validator
 
 __all__ = ["SCHEMA_PATH", "ANSWER_KEYS", "RESERVED_IDS", "RubricError", "Check", "Rubric",
-           "load_rubric", "read_yaml_mapping"]
+           "load_rubric"]
 
 #: The JSON Schema every rubric is validated against.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rubric.schema.json"
@@ -80,32 +77,6 @@ def _validator() -> jsonschema.protocols.Validator:
     return schema_validator(SCHEMA_PATH)
 
 
-def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Exception],
-                      expected: str, empty_ok: bool = False) -> dict[str, Any]:
-    """Read ``path`` as YAML that must be ``expected`` (a mapping) valid for the JSON
-    Schema ``validator``. Raises ``error`` with one line starting with ``where`` when the
-    file is unreadable, not YAML, not a mapping, or fails the schema. An empty file is
-    ``{}`` when ``empty_ok``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error(f"{where}: cannot read the file ({reason})") from None
-    try:
-        data: Any = yaml.load(text, Loader=_YAML_LOADER)  # safe: SafeLoader or its C twin
-    except yaml.YAMLError as exc:
-        raise error(f"{where}: not valid YAML ({_yaml_problem(exc)})") from None
-    if data is None and empty_ok:
-        return {}
-    if not isinstance(data, dict):
-        kind = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise error(f"{where}: expected {expected}, got {kind}")
-    problem = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if problem is not None:
-        raise error(f"{where}: {_schema_error_text(problem)}")
-    return data
-
-
 def _compile(where: str, what: str, text: str, extra: tuple[str, ...] = ()) -> Expression:
     try:
         return compile_expression(text, extra)
@@ -122,7 +93,7 @@ def load_rubric(path: str | Path) -> Rubric:
     expression that does not compile.
     """
     path = Path(path)
-    where = _display(path)
+    where = display_path(path)
     data = read_yaml_mapping(path, where, _validator(), RubricError,
                              "a mapping (title, checks, ...)")
 
