@@ -26,6 +26,11 @@ Usage::
     if reader.truncated:                        # file cut short / corrupt tail (CP006)
         print(reader.truncated)
 
+For decoding many records at once (:mod:`pcapcheck.batch`),
+:meth:`CaptureReader.pcap_batches` and :meth:`CaptureReader.pcapng_batches` hand over
+whole chunks of the file with the offsets of the records in them, with exactly the same
+records, frame numbers and ``truncated`` note as iteration.
+
 A damaged file never raises during iteration: iteration stops after the last complete
 record and :attr:`CaptureReader.truncated` says why. Only problems that leave nothing to
 read (missing, unreadable, empty, not a capture, corrupt gzip from the start, a broken
@@ -44,12 +49,12 @@ import struct
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 from .model import Record
 
-__all__ = ["CaptureError", "CaptureReader", "open_capture", "MAX_CAPLEN", "max_caplen",
-           "LINKTYPE_PCAPNG_CUSTOM", "LINKTYPE_SYSTEMD_JOURNAL", "LINKTYPE_SYSDIG_EVENT",
+__all__ = ["CaptureError", "CaptureReader", "EpbRun", "open_capture", "MAX_CAPLEN",
+           "max_caplen", "LINKTYPE_PCAPNG_CUSTOM", "LINKTYPE_SYSTEMD_JOURNAL", "LINKTYPE_SYSDIG_EVENT",
            "NON_PACKET_KINDS"]
 
 #: Largest captured length accepted for one record of most link types (256 KiB,
@@ -128,6 +133,29 @@ _BLOCK_NAMES = {_BT_IDB: "interface description block", _BT_PB: "packet block",
                 0x00000221: "sysdig event block"}
 
 
+class EpbRun(NamedTuple):
+    """Consecutive Enhanced Packet Blocks of a pcapng file (see
+    :meth:`CaptureReader.pcapng_batches`), each checked as iteration checks it.
+
+    ``buf``: bytes holding the blocks; ``positions``: the offset in ``buf`` of each
+    block (its packet data starts 28 bytes further); ``base``: file offset of ``buf[0]``
+    (None for a gzip-compressed file); ``endian``: the section's byte order (a
+    :mod:`struct` prefix) in which the block's fields are (at +8: interface id,
+    timestamp high and low, captured length, original length, all 32-bit);
+    ``interfaces``: the section's interfaces, ``(linktype, ticks per second, offset in
+    ticks, largest captured length)`` each, indexed by interface id (the timestamp is
+    ``((high << 32 | low) + offset) / ticks`` seconds); ``first_frame``: the frame
+    number of the first block.
+    """
+
+    buf: bytes
+    base: int | None
+    positions: list[int]
+    endian: str
+    interfaces: tuple[tuple[int, int, int, int], ...]
+    first_frame: int
+
+
 class CaptureError(Exception):
     """A capture file that cannot be read at all.
 
@@ -199,11 +227,26 @@ class _FileSource:
         self._first = first
         self.error: str | None = None
 
-    def read(self) -> bytes:
+    def read(self, size: int = _CHUNK) -> bytes:
+        """The next chunk: ``size`` bytes (fewer at the end of the file)."""
         if self._first:
             chunk, self._first = self._first, b""
             return chunk
-        return self._f.read(_CHUNK)
+        return self._f.read(size)
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` with the next bytes; return how many (fewer only at the end)."""
+        done = 0
+        if self._first:
+            done = min(len(self._first), len(view))
+            view[:done] = self._first[:done]
+            self._first = self._first[done:]
+        while done < len(view):
+            got = self._f.readinto(view[done:])
+            if not got:
+                break
+            done += got
+        return done
 
 
 class _GzipSource:
@@ -225,7 +268,9 @@ class _GzipSource:
         self.error: str | None = None
         self.total_out = 0
 
-    def read(self) -> bytes:
+    def read(self, size: int = _CHUNK) -> bytes:
+        """The next piece of decompressed data (its size is what one piece of the
+        compressed input gives; ``size`` is ignored)."""
         while not self._done:
             if self._inpos >= len(self._in):
                 self._in = self._f.read(_CHUNK)
@@ -436,7 +481,7 @@ class CaptureReader:
         read = self._src.read
         try:
             while have < need:
-                chunk = read()
+                chunk = read(max(need - have, _CHUNK))
                 if not chunk:
                     break
                 parts.append(chunk)
@@ -527,6 +572,160 @@ class CaptureReader:
         err = self._src.error
         self.truncated = f"{text} ({err})" if err else text
 
+    def pcapng_batches(self, size: int = 4 << 20) -> Iterator[Record | EpbRun]:
+        """Read a pcapng file for callers that decode many records at once
+        (:mod:`pcapcheck.batch`): yields the records as iterating the reader does, except
+        that runs of consecutive Enhanced Packet Blocks come as :class:`EpbRun` items
+        instead of one :class:`model.Record` each (other records, and the odd EPB that
+        straddles two reads, still come as Records). ``size``: bytes read at a time.
+        ``records``, ``truncated`` and the other attributes are kept exactly as by
+        iteration. Starts reading from the beginning like :meth:`__iter__`.
+
+        :raises ValueError: the file is not pcapng.
+        :raises CaptureError: I/O errors while reading.
+        """
+        if self.format != "pcapng":
+            raise ValueError("pcapng_batches: the file is not pcapng")
+        if self._iterated or self._f is None:
+            self._open()
+        self._iterated = True
+        return self._iter_pcapng(max(size, 12))
+
+    def pcap_layout(self) -> tuple[str, int, int]:
+        """The layout of a pcap / pcap-nsec file's records: ``(byte order, ticks per
+        second, linktype)``; the byte order is a :mod:`struct` prefix (``"<"`` or
+        ``">"``), the ticks are 10**6 (pcap) or 10**9 (pcap-nsec): a record's timestamp
+        is ``(sec * ticks + frac) / ticks`` seconds.
+
+        :raises ValueError: the file is pcapng.
+        """
+        if self.format == "pcapng":
+            raise ValueError("pcap_layout: the file is pcapng, not pcap")
+        return self._endian, self._ticks, self._linktype
+
+    def pcap_batches(self, size: int = 4 << 20
+                     ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
+        """Read a pcap / pcap-nsec file in batches of whole records, for callers that
+        decode many records at once (:mod:`pcapcheck.batch`).
+
+        Yields ``(buf, base, positions)``: ``buf`` a bytes-like object (bytes or a
+        memoryview) of about ``size`` bytes (more when a record is bigger), **valid until
+        the next batch is taken** (the memory is reused: copy what must outlive it);
+        ``positions`` the offsets in ``buf`` of the 16-byte headers of the records that
+        are wholly inside it (in file order, at least one; the record's data follows
+        its header: ``caplen`` bytes, see :meth:`pcap_layout` for the byte order);
+        ``base`` the file offset of ``buf[0]``, ``None`` for a gzip-compressed file.
+        Frame numbers continue from batch to batch (the first record of the file is
+        frame 1). ``records`` and ``truncated`` are kept exactly as iterating the
+        reader keeps them: a batch never holds a record that iteration would not have
+        yielded, and reading stops with the same ``truncated`` text.
+
+        Starts reading from the beginning like :meth:`__iter__` (re-opening the file
+        when it was read before).
+
+        :raises ValueError: the file is pcapng.
+        :raises CaptureError: I/O errors while reading.
+        """
+        if self.format == "pcapng":
+            raise ValueError("pcap_batches: the file is pcapng, not pcap")
+        if self._iterated or self._f is None:
+            self._open()
+        self._iterated = True
+        return self._pcap_batches(max(size, 16))
+
+    def _pcap_batches(self, size: int
+                      ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
+        caplen_at = struct.Struct(self._endian + "8xI").unpack_from   # at a header
+        limit = max_caplen(self._linktype)
+        refill = self._refill
+        buf, pos = self._buf, self._pos
+        frame = 0
+        base = 0              # file offset of buf[0]
+        plain = not self.compressed
+        # plain files are read straight into two buffers used in turn (no copying)
+        pool = [bytearray(), bytearray()]
+        turn = 0
+        try:
+            while True:
+                blen = len(buf)
+                positions: list[int] = []
+                append = positions.append
+                try:
+                    # the hot loop: struct.error ends it where fewer than 12 bytes are left
+                    while True:
+                        caplen = caplen_at(buf, pos)[0]
+                        if caplen > limit:
+                            break
+                        append(pos)
+                        pos += 16 + caplen
+                except struct.error:
+                    pass
+                if pos > blen:            # the last record is not wholly in buf
+                    pos = positions.pop()
+                if positions:
+                    frame += len(positions)
+                    self.records = frame
+                    yield buf, base if plain else None, positions
+                # buf[pos:] holds no whole record: a cut header, a cut record, or nothing
+                if blen - pos >= 16:      # the header is there: the record is cut
+                    caplen = caplen_at(buf, pos)[0]
+                    if caplen > limit:    # the snaplen is no limit (libpcap, Wireshark)
+                        self.truncated = self._absurd_caplen(frame + 1, caplen, limit)
+                        break
+                    need = 16 + caplen
+                else:
+                    need = 16
+                base += pos
+                if plain:
+                    if len(pool[turn]) < max(need, size):
+                        pool[turn] = bytearray(max(need, size))
+                    buf, pos = self._refill_into(pool[turn], buf, pos, max(need, size))
+                    turn ^= 1
+                else:
+                    buf, pos = refill(buf, pos, max(need, size))
+                blen = len(buf)
+                if blen < need:           # refill gives less than asked only at the end
+                    if need == 16:
+                        if blen:
+                            self._cut_note(self._cut_header(frame + 1, blen))
+                        else:
+                            self._end_note(frame)
+                    else:
+                        self._cut_note(self._cut_record(frame + 1, blen, caplen))
+                    break
+        finally:
+            self._buf, self._pos = b"", 0
+            self.close()
+
+    def _refill_into(self, target: bytearray, buf: bytes | memoryview, pos: int,
+                     need: int) -> tuple[memoryview, int]:
+        """:meth:`_refill` for a plain file, into ``target`` (at least ``need`` bytes
+        long, not ``buf``'s memory): return ``(view of target, 0)`` holding the unread
+        rest of ``buf`` plus new data, ``need`` bytes if the file has that many."""
+        rest = len(buf) - pos
+        target[:rest] = buf[pos:]
+        view = memoryview(target)
+        try:
+            have = rest + self._src.readinto(view[rest:need])
+        except OSError as exc:
+            raise self._fail(f"read error: {exc.strerror or exc}") from None
+        except ValueError:          # the file was closed under us (iterated twice at once)
+            raise self._fail("read error: file closed during iteration") from None
+        return view[:have], 0
+
+    @staticmethod
+    def _absurd_caplen(frame: int, caplen: int, limit: int) -> str:
+        return (f"record {frame} has an absurd captured length {caplen} (more than"
+                f" {limit}: corrupt record header)")
+
+    @staticmethod
+    def _cut_header(frame: int, have: int) -> str:
+        return f"file ends inside the header of record {frame}: {have} of 16 bytes"
+
+    @staticmethod
+    def _cut_record(frame: int, have: int, caplen: int) -> str:
+        return f"file ends inside record {frame}: {have - 16} of {caplen} bytes"
+
     def _iter_pcap(self) -> Iterator[Record]:
         endian = self._endian
         unpack = struct.Struct(endian + "IIII").unpack_from
@@ -547,15 +746,13 @@ class CaptureReader:
                     blen = len(buf)
                     if blen < 16:
                         if blen:
-                            self._cut_note(f"file ends inside the header of record {frame + 1}:"
-                                           f" {blen} of 16 bytes")
+                            self._cut_note(self._cut_header(frame + 1, blen))
                         else:
                             self._end_note(frame)
                         break
                 sec, frac, caplen, wire = unpack(buf, pos)
                 if caplen > limit:          # the snaplen is no limit (libpcap, Wireshark)
-                    self.truncated = (f"record {frame + 1} has an absurd captured length"
-                                      f" {caplen} (more than {limit}: corrupt record header)")
+                    self.truncated = self._absurd_caplen(frame + 1, caplen, limit)
                     break
                 end = pos + 16 + caplen
                 if end > blen:
@@ -564,8 +761,7 @@ class CaptureReader:
                     blen = len(buf)
                     end = 16 + caplen
                     if end > blen:
-                        self._cut_note(f"file ends inside record {frame + 1}:"
-                                       f" {blen - 16} of {caplen} bytes")
+                        self._cut_note(self._cut_record(frame + 1, blen, caplen))
                         break
                 frame += 1
                 self.records = frame
@@ -576,7 +772,9 @@ class CaptureReader:
             self._buf, self._pos = b"", 0
             self.close()
 
-    def _iter_pcapng(self) -> Iterator[Record]:
+    def _iter_pcapng(self, batch: int = 0) -> Iterator[Record | EpbRun]:
+        """The records of a pcapng file. ``batch`` > 0: the batch mode of
+        :meth:`pcapng_batches`, reading about ``batch`` bytes at a time."""
         refill = self._refill
         buf, pos = self._buf, self._pos
         blen = len(buf)
@@ -588,6 +786,7 @@ class CaptureReader:
         hdr = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
         pb = struct.Struct("<HHIIII").unpack_from
+        epb_block = struct.Struct("<IIIIIII").unpack_from   # batch mode: a whole EPB header
         # per interface: (linktype, ticks per second, offset in ticks, caplen limit)
         ifaces: list[tuple[int, int, int, int]] = []
         last_ts = 0.0
@@ -595,9 +794,37 @@ class CaptureReader:
         non_packets = self.non_packets
         try:
             while True:
+                if batch and ifaces:
+                    # A run of Enhanced Packet Blocks wholly in buf that pass every check
+                    # below; the first block that does not is left to the code after.
+                    run: list[int] = []
+                    append = run.append
+                    limits = [iface[3] for iface in ifaces]
+                    count = len(ifaces)
+                    try:
+                        while True:
+                            btype, length, ifid, _, _, caplen, _ = epb_block(buf, pos)
+                            end = pos + length
+                            if (btype != _BT_EPB or length < 32 or length & 3 or end > blen
+                                    or length > MAX_BLOCK_LEN or ifid >= count
+                                    or caplen > length - 32 or caplen > limits[ifid]
+                                    or u32(buf, end - 4)[0] != length):
+                                break
+                            append(pos)
+                            pos = end
+                    except struct.error:        # fewer than 28 bytes left
+                        pass
+                    if run:
+                        frame += len(run)
+                        self.records = frame
+                        ifid, tsh, tsl = epb(buf, run[-1] + 8)[:3]
+                        _, ticks, toff, _ = ifaces[ifid]
+                        last_ts = (((tsh << 32) | tsl) + toff) / ticks
+                        yield EpbRun(buf, offset if plain else None, run, endian,
+                                     tuple(ifaces), frame - len(run) + 1)
                 if blen - pos < 12:
                     offset += pos
-                    buf, pos = refill(buf, pos, 12)
+                    buf, pos = refill(buf, pos, max(12, batch))
                     blen = len(buf)
                     if blen < 12:
                         if blen:
@@ -623,6 +850,7 @@ class CaptureReader:
                         hdr = struct.Struct(endian + "II").unpack_from
                         epb = struct.Struct(endian + "IIIII").unpack_from
                         pb = struct.Struct(endian + "HHIIII").unpack_from
+                        epb_block = struct.Struct(endian + "IIIIIII").unpack_from
                     length = u32(buf, pos + 4)[0]
                 if length < 12 or length % 4 or length > MAX_BLOCK_LEN:
                     self.truncated = (f"bad pcapng block length {length} at offset"
@@ -631,7 +859,7 @@ class CaptureReader:
                 end = pos + length
                 if end > blen:
                     offset += pos
-                    buf, pos = refill(buf, pos, length)
+                    buf, pos = refill(buf, pos, max(length, batch))
                     blen = len(buf)
                     end = length
                     if end > blen:
