@@ -120,7 +120,7 @@ class Flow:
         return (self.base + pos) & _MASK
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     """One TCP connection (one 4-tuple, one incarnation) and everything learned about it.
 
