@@ -1,13 +1,22 @@
 """Benchmark pcapcheck against tcptrace and tshark on the same capture, in one run.
 
 For each tool: the median wall time over ``--repeat`` runs, packets per second and the
-peak resident set size (from the child's rusage, ru_maxrss), and the ratios to
-pcapcheck. A tool that is not installed is skipped and said so.
+peak resident set size, and the ratios to pcapcheck. A tool that is not installed is
+skipped and said so.
 
-    python bench/run.py CAPTURE [--repeat 3] [--markdown]
+Peak RSS is that of the whole process tree of the command (``analyze --jobs`` runs worker
+processes): every ~20 ms the VmRSS of the command's process and of all its descendants
+(found through the parent pid in ``/proc/*/stat``) is read from ``/proc/<pid>/status``
+and summed; the peak of that sum is reported (conservative: pages shared between the
+processes, such as those of forked workers, count once per process), and never less
+than the command's own ``ru_maxrss`` (from ``os.wait4``), which catches a peak between
+two samples of a single process.
+
+    python bench/run.py CAPTURE [--repeat 3] [--markdown] [--jobs N]
 
 Commands measured (the same file for all):
-  pcapcheck  pcapcheck analyze CAPTURE -f json -o /dev/null   (every default rule, JSON written)
+  pcapcheck  pcapcheck analyze CAPTURE -f json -o /dev/null [--jobs N]
+             (every default rule, JSON written; --jobs N when given)
   tcptrace   tcptrace -n -l CAPTURE
   tshark     tshark -r CAPTURE -T fields -e tcp.stream -e tcp.analysis.flags
 """
@@ -33,16 +42,67 @@ TOOLS = {
 }
 
 
+#: Seconds between two samples of the process tree's resident set size.
+SAMPLE_EVERY = 0.02
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid → child pids, for every process in /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue                     # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0                             # gone, or a zombie (no VmRSS)
+
+
+def tree_rss_kib(root: int) -> int:
+    """The summed VmRSS (KiB) of ``root`` and all its descendants."""
+    tree = _children()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += _rss_kib(pid)
+        todo.extend(tree.get(pid, ()))
+    return total
+
+
 def measure(cmd: list[str]) -> tuple[float, int]:
-    """Run ``cmd`` once (output discarded); return (wall seconds, peak RSS in KiB)."""
+    """Run ``cmd`` once (output discarded); return (wall seconds, peak RSS in KiB of its
+    whole process tree, see the module docstring)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if os.path.isdir("/proc"):
+            peak = max(peak, tree_rss_kib(proc.pid))
+        time.sleep(SAMPLE_EVERY)
     wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise RuntimeError(f"{cmd[0]} exited {code}")
-    return wall, usage.ru_maxrss
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}")
+    return wall, max(peak, usage.ru_maxrss)
 
 
 def count_packets(path: str) -> int:
@@ -57,11 +117,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tools", default="pcapcheck,tcptrace,tshark")
     ap.add_argument("--markdown", action="store_true", help="print a README table")
+    ap.add_argument("--jobs", type=int, help="pass --jobs N to pcapcheck analyze "
+                                             "(default: its own, the number of CPUs)")
     args = ap.parse_args()
     packets = count_packets(args.capture)
     rows = []
     for name in args.tools.split(","):
         cmd = TOOLS[name](args.capture)
+        if name == "pcapcheck" and args.jobs:
+            cmd += ["--jobs", str(args.jobs)]
         if name != "pcapcheck" and shutil.which(cmd[0]) is None:
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue

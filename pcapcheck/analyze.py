@@ -7,6 +7,7 @@ decided to report.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 from pcapcheck.connection import Connection
 from pcapcheck.decoder import Decoder, DecodeError, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
-from pcapcheck.model import Event, Finding
+from pcapcheck.model import OTHER_SHARD, Event, Finding, Segment
 from pcapcheck.reader import open_capture
 from pcapcheck.spool import Spool
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
@@ -40,7 +41,8 @@ class FileResult:
     :func:`analyze_file` fills ``connections``, ``events`` and ``findings`` with
     :class:`~pcapcheck.spool.Spool` objects: sequences that spill to temporary files
     beyond a few thousand items, so a long capture does not hold its whole report in
-    memory. Anything iterable with ``len()`` (a list) is accepted in their place.
+    memory (analysed in shards, :class:`pcapcheck.shard.Merged` views that merge the
+    shards' spools). Anything iterable with ``len()`` (a list) is accepted in their place.
     """
 
     path: str
@@ -65,19 +67,23 @@ class NativeSource:
     (not TCP; counted in ``skipped``) or a :class:`DecodeError` (reported as CP005).
     After iteration: ``skipped`` (Counter by kind), ``truncated`` (str or None),
     ``format`` and ``snaplen``. ``use_dpkt`` selects dpkt's objects for the packets
-    (the reference path, slower). Raises CaptureError when the file is not a capture.
+    (the reference path, slower). ``shard=(k, n)``: yield :data:`model.OTHER_SHARD` in
+    place of the Segments of the other shards (those with ``(sport + dport) % n != k``;
+    see :mod:`pcapcheck.shard`). Raises CaptureError when the file is not a capture.
     """
 
     def __init__(self, path: str | Path, verify_checksums: bool = False,
-                 use_dpkt: bool = False):
+                 use_dpkt: bool = False, shard: tuple[int, int] | None = None):
         self.reader = open_capture(path, with_non_packets=True)
         self.decoder = Decoder(verify_checksums=verify_checksums)
         self.use_dpkt = use_dpkt
         self.verify = verify_checksums
+        self.shard = shard
 
     def __iter__(self):
         decode = self.decoder.decode
         skipped = self.decoder.skipped
+        k, n = self.shard if self.shard is not None else (0, 0)
         for record in self.reader:
             try:
                 if self.use_dpkt:
@@ -87,6 +93,8 @@ class NativeSource:
                     item = decode(record)
             except DecodeError as exc:
                 item = exc
+            if n and type(item) is Segment and (item.sport + item.dport) % n != k:
+                item = OTHER_SHARD
             yield record.frame, record.ts, item
 
     @property
@@ -106,12 +114,20 @@ class NativeSource:
         return self.reader.snaplen
 
 
-def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False):
-    """The segment source for ``decoder``: ``"native"`` (default), ``"dpkt"`` or
-    ``"tshark"`` (Wireshark's dissectors through pyshark). Raises CaptureError, or
-    ValueError for an unknown decoder name."""
-    if decoder in ("native", "dpkt"):
-        return NativeSource(path, verify_checksums, use_dpkt=decoder == "dpkt")
+def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,
+                shard: tuple[int, int] | None = None):
+    """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
+    records decoded in batches with numpy, :class:`pcapcheck.batch.BatchSource`),
+    ``"dpkt"`` (dpkt's packet objects, the reference path) or ``"tshark"`` (Wireshark's
+    dissectors through pyshark). ``shard=(k, n)`` is passed on to a source that takes it
+    (it then yields :data:`model.OTHER_SHARD` for the other shards' Segments); the tshark
+    source yields them all (the caller filters). Raises CaptureError, or ValueError for
+    an unknown decoder name."""
+    if decoder == "native":
+        from pcapcheck.batch import BatchSource
+        return BatchSource(path, verify_checksums, shard=shard)
+    if decoder == "dpkt":
+        return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
     if decoder == "tshark":
         from pcapcheck.tshark import TsharkSource
         return TsharkSource(path, verify_checksums=verify_checksums)
@@ -123,7 +139,7 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
                  severity: Mapping[str, str] | None = None,
                  decoder: str = "native", marks: bool = False,
                  idle_timeout: float = IDLE_TIMEOUT,
-                 close_delay: float = CLOSE_DELAY) -> FileResult:
+                 close_delay: float = CLOSE_DELAY, shards: int = 1) -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
@@ -136,18 +152,85 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     that may follow (retransmitted FINs and their ACKs), as Zeek's tcp_close_delay; its
     4-tuple is remembered for 2·MSL (CL010). Memory follows the number of concurrent
     connections, not the length of the capture.
+    ``shards``: analyse the capture in this many worker processes, each taking the
+    connections of one shard (:mod:`pcapcheck.shard`), and merge their results into the
+    one the serial analysis gives (the serial path runs instead where sharding does not
+    apply: ``marks``, the tshark decoder, ``shards`` < 2).
     Raises :class:`pcapcheck.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
+    """
+    if shards > 1 and not marks and decoder != "tshark":
+        from pcapcheck.shard import analyze_sharded
+        return analyze_sharded(path, catalog, active, params=params, severity=severity,
+                               decoder=decoder, idle_timeout=idle_timeout,
+                               close_delay=close_delay, shards=shards)
+    result, facts = analyze_part(path, catalog, active, params, severity, decoder, marks,
+                                 idle_timeout, close_delay)
+    for ev in facts.file_events():
+        result.events.append(ev)
+        finding = catalog.to_finding(ev, active, severity)
+        if finding is not None:
+            result.findings.append(finding)
+    return result
+
+
+@dataclass
+class PartFacts:
+    """What :func:`analyze_part` counts for the file-level events CP003 and CP004, kept
+    apart so that the shards of a capture can be added up (:mod:`pcapcheck.shard`).
+
+    ``cut_count``/``first_cut``: segments cut by the snaplen and the frame of the first;
+    ``bad_sum``/``first_bad_sum``: segments with a bad TCP checksum, likewise;
+    ``snaplen``: the capture's; ``first_frames``: the first frame of each connection,
+    by id (``first_frames[i]`` of connection ``i + 1``; 8 bytes a connection).
+    """
+
+    cut_count: int = 0
+    first_cut: int | None = None
+    bad_sum: int = 0
+    first_bad_sum: int | None = None
+    snaplen: int | None = None
+    first_frames: array = field(default_factory=lambda: array("q"))
+
+    def file_events(self) -> list[Event]:
+        """CP003 (segments cut by the snaplen) and CP004 (bad checksums), when any."""
+        events = []
+        if self.first_cut is not None:
+            events.append(Event("CP003", None, self.first_cut,
+                                {"count": self.cut_count, "snaplen": self.snaplen}))
+        if self.bad_sum:
+            events.append(Event("CP004", None, self.first_bad_sum,
+                                {"count": self.bad_sum, "first_frame": self.first_bad_sum}))
+        return events
+
+
+def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
+                 params: Mapping[str, Mapping[str, Any]] | None = None,
+                 severity: Mapping[str, str] | None = None,
+                 decoder: str = "native", marks: bool = False,
+                 idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
+                 shard: tuple[int, int] | None = None) -> tuple[FileResult, PartFacts]:
+    """The analysis of :func:`analyze_file` (same arguments) but for CP003 and CP004,
+    whose counts are returned in :class:`PartFacts`: ``(result, facts)``.
+
+    ``shard=(k, n)``: analyse only the connections of shard ``k`` of ``n`` (the segments
+    with ``(sport + dport) % n == k``, :mod:`pcapcheck.shard`); the other shards'
+    segments only move the clock (:meth:`Tracker.tick`), so connections are released
+    and checked exactly as in the analysis of the whole capture. The file-level facts
+    (records, skipped, malformed, truncated) are every shard's, ``tcp_packets`` the
+    shard's own; shard 0 alone records the events CP005 and CP006.
+    Connection ids are the shard's own (1, 2, ... in order of first frame).
+    Raises :class:`pcapcheck.reader.CaptureError` as :func:`analyze_file`.
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
-    source = open_source(path, decoder, verify_checksums="CP004" in active)
+    source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard)
+    k, n = shard if shard is not None else (0, 0)
     result = FileResult(path=str(path), connections=Spool(key=summary_order),
                         events=Spool(key=event_order), findings=Spool(key=event_order))
-    file_events: list[Event] = []
-    first_cut: int | None = None
-    cut_count = 0
+    facts = PartFacts()
+    first_frames = facts.first_frames
     last_ts = 0.0
     to_finding = catalog.to_finding
     add_event, add_finding = result.events.append, result.findings.append
@@ -165,38 +248,42 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         # A finalised connection's events are final: its summary, events and findings
         # go to the result's spools and the connection itself is released.
         for conn in conns:
+            i = conn.id - 1
+            if i >= len(first_frames):
+                first_frames.extend(bytes(max(i + 1 - len(first_frames), 1024)))
+            first_frames[i] = conn.first_frame
             summary = connection_summary(conn)
             summary["findings"] = sum(record(ev) for ev in conn.events)
             result.connections.append(summary)
 
-    def flush_file_events() -> None:
-        for ev in file_events:
-            record(ev)
-        file_events.clear()
-
-    packets = tcp_packets = malformed = bad_sum = 0
-    first_bad_sum: int | None = None
-    feed, finished = tracker.feed, tracker.pop_finished
+    packets = tcp_packets = malformed = 0
+    feed, tick, finished = tracker.feed, tracker.tick, tracker.pop_finished
     for frame, ts, seg in source:
         packets += 1
         if ts > last_ts:
             last_ts = ts
         if seg is None:
             continue
+        if seg is OTHER_SHARD:
+            tick(ts)
+            continue
         if isinstance(seg, DecodeError):
             malformed += 1
-            file_events.append(Event("CP005", None, frame, {"reason": str(seg)}))
-            flush_file_events()
+            if not k:                    # every shard sees it: shard 0 reports it
+                record(Event("CP005", None, frame, {"reason": str(seg)}))
+            continue
+        if n and (seg.sport + seg.dport) % n != k:   # a source that does not shard
+            tick(ts)
             continue
         tcp_packets += 1
         if seg.truncated:
-            cut_count += 1
-            if first_cut is None:
-                first_cut = seg.frame
+            facts.cut_count += 1
+            if facts.first_cut is None:
+                facts.first_cut = seg.frame
         if seg.checksum_ok is False:
-            bad_sum += 1
-            if first_bad_sum is None:
-                first_bad_sum = seg.frame
+            facts.bad_sum += 1
+            if facts.first_bad_sum is None:
+                facts.first_bad_sum = seg.frame
         feed(seg)
         if tracker.has_finished:
             absorb(finished())
@@ -204,18 +291,13 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     result.format = source.format
     result.skipped = Counter(source.skipped)
     result.truncated = source.truncated
-    if first_cut is not None:
-        file_events.append(Event("CP003", None, first_cut, {"count": cut_count,
-                                                           "snaplen": source.snaplen}))
-    if bad_sum:
-        file_events.append(Event("CP004", None, first_bad_sum, {"count": bad_sum,
-                                                               "first_frame": first_bad_sum}))
-    if result.truncated:
-        file_events.append(Event("CP006", None, None, {"detail": result.truncated}))
+    facts.snaplen = source.snaplen
+    if result.truncated and not k:
+        record(Event("CP006", None, None, {"detail": result.truncated}))
     absorb(tracker.finish(last_ts, cut=bool(result.truncated)))
-    flush_file_events()
+    del first_frames[tracker.connections:]
     result.marks, result.frame_conn = checker.marks, checker.frame_conn
-    return result
+    return result, facts
 
 
 def summary_order(summary: Mapping[str, Any]) -> int:

@@ -26,9 +26,10 @@ instead of one :class:`model.Record` and one :meth:`Decoder.decode` call per rec
 
 Sharding: ``shard=(k, n)`` leaves out the Segments of the connections of the other
 shards, those with ``(sport + dport) % n != k`` (a function of the connection, the same
-in both directions), before building them: n worker processes, each with its own shard,
-decode the file between them without building each other's Segments. ``None`` items and
-DecodeErrors are yielded by every shard.
+in both directions), before building them, and yields :data:`model.OTHER_SHARD` in their
+place (their timestamps move the capture's clock): n worker processes, each with its own
+shard, decode the file between them without building each other's Segments. ``None``
+items and DecodeErrors are yielded by every shard.
 
 Cost (2-core VM, bench/generate.py captures, Ethernet/IPv4/TCP with timestamps): about
 1.5 µs per packet for the whole iteration, about 1 µs with ``shard=(0, 2)``, against
@@ -49,7 +50,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .decoder import Decoder, DecodeError, _parse_options
-from .model import Record, Segment, TcpOptions
+from .model import OTHER_SHARD, Record, Segment, TcpOptions
 from .reader import open_capture
 
 __all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
@@ -58,7 +59,7 @@ __all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
 Item = tuple[int, float, "Segment | None | DecodeError"]
 
 #: Bytes of a pcap file decoded at a time (a batch holds the records wholly inside).
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 #: Segments built at a time (their Python objects stay in the CPU caches).
 _STEP = 1024
 
@@ -68,7 +69,7 @@ _ADDR_CACHE_MAX = 1 << 16
 
 # per-record categories of a batch
 _FAST = 0       # a Segment built from the arrays
-_DROP = 1       # a Segment of another shard: not built, not yielded
+_DROP = 1       # a Segment of another shard: not built, OTHER_SHARD yielded
 _SKIP = 2       # not TCP: item None, counted in ``skipped`` from the arrays
 _SLOW = 3       # decoded with Decoder.decode
 
@@ -110,7 +111,8 @@ class BatchSource:
 
     ``BatchSource(path, verify_checksums=False, shard=None)``: ``shard`` is ``None`` or
     ``(k, n)`` with ``0 <= k < n``: then the Segments with ``(sport + dport) % n != k`` are
-    not yielded (see the module docstring). ``chunk_bytes`` (keyword) is the size in
+    not built, :data:`model.OTHER_SHARD` is yielded in their place (see the module
+    docstring). ``chunk_bytes`` (keyword) is the size in
     bytes of the pieces of the file decoded at a time (memory stays a few times that).
 
     Iterating yields ``(frame, ts, item)`` per record, ``item`` a :class:`model.Segment`,
@@ -238,7 +240,7 @@ class BatchSource:
                 item = exc
             if shard is not None and type(item) is Segment \
                     and (item.sport + item.dport) % shard[1] != shard[0]:
-                continue
+                item = OTHER_SHARD
             yield record.frame, record.ts, item
 
     # -- one batch ------------------------------------------------------------------------
@@ -253,7 +255,7 @@ class BatchSource:
         in ``buf``, captured and original length (bytes); ``ts``: float64 (n,) seconds;
         ``frames``: int64 (n,) frame numbers; ``record_at(i)``: the
         :class:`model.Record` of record ``i`` (for the records the arrays cannot decode).
-        Returns the items, in record order, leaving out the other shards' Segments.
+        Returns the items, in record order (OTHER_SHARD for the other shards' Segments).
         """
         n = len(starts)
         cat = np.full(n, _SLOW, np.int8)
@@ -371,7 +373,7 @@ class BatchSource:
 
         # ---- the Segments -------------------------------------------------------------
         sel = np.flatnonzero(keep)
-        only_segments = not (cat >= _SKIP).any()
+        only_segments = not cat.any()               # every record _FAST
         if len(sel) == 0:
             return () if only_segments else self._yield_mixed(cat, frames, ts, record_at,
                                                                 iter(()))
@@ -462,8 +464,10 @@ class BatchSource:
                     item = exc
                 if shard is not None and type(item) is Segment \
                         and (item.sport + item.dport) % shard[1] != shard[0]:
-                    continue
+                    item = OTHER_SHARD
                 yield frame, t, item
+            else:                                   # _DROP
+                yield frame, t, OTHER_SHARD
 
 
 def _pcapng_times(high: np.ndarray, low: np.ndarray, ifid: np.ndarray,

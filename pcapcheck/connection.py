@@ -12,7 +12,6 @@ This module holds state only; the decisions are made in :mod:`pcapcheck.detector
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,8 @@ from pcapcheck.fsm import Endpoint
 from pcapcheck.model import Event, Segment
 
 MOD = 1 << 32
+#: How many of a flow's last segments are remembered to recognise a capture duplicate.
+RECENT = 4
 _MASK = MOD - 1
 _HALF = 1 << 31
 
@@ -47,9 +48,12 @@ class Flow:
       SND.UNA as the capture shows it; the peer's RCV.NXT as it last announced it).
     * ``fin`` – position of the FIN, ``fin_frame`` its frame (None when only implied).
     * ``holes`` – ``[start, end, frame, ts]`` ranges below ``nxt`` never seen.
-    * ``unacked`` – ``(start, end, frame)`` of data segments not yet acknowledged.
+    * ``unacked`` – ``(start, end, frame)`` of data segments not yet acknowledged, in
+      order (a list: ``del unacked[:i]`` drops the acknowledged head).
     * ``pending`` – ``[ack, frame, nxt_then, ts]``: the peer acknowledged beyond ``nxt``.
     * ``win`` – the last window advertised by this flow's sender, scaled, in bytes.
+    * ``recent`` – the last :data:`RECENT` segments' ``(key, frame, ts)``, to recognise
+      a packet stored twice (CP008).
     """
 
     __slots__ = ("isn", "base", "_ref_abs", "_ref_u", "nxt", "acked", "packets", "bytes",
@@ -81,13 +85,13 @@ class Flow:
         self.fin_implied_frame: int | None = None
         self.fin_implied_ts = 0.0
         self.holes: list[list] = []
-        self.unacked: deque = deque()
+        self.unacked: list[tuple[int, int, int]] = []
         self.pending: list[list] = []
         self.high_ts = 0.0
         self.win: int | None = None
         self.wscale: int | None = None
         self.zero = False
-        self.recent: deque = deque(maxlen=4)
+        self.recent: list[tuple] = []
         self.first_frame: int | None = None
         self.last_frame: int | None = None
         self.last_ts = 0.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pcapcheck import fsm
-from pcapcheck.connection import _HALF, _MASK, Connection, Flow
+from pcapcheck.connection import _HALF, _MASK, RECENT, Connection, Flow
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
                              LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
@@ -37,6 +37,16 @@ _ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
 MARK_OF_RULE = {"SQ002": "retransmission", "HS005": "retransmission",
                 "HS006": "retransmission", "CL006": "retransmission",
                 "SQ006": "out_of_order", "CL010": "reused_ports"}
+
+
+def _drop_acked(unacked: list, ack: int) -> None:
+    """Drop the head of ``unacked`` (``(start, end, frame)`` in order) that ``ack``
+    (unwrapped relative) acknowledges wholly."""
+    i = 1
+    n = len(unacked)
+    while i < n and unacked[i][1] <= ack:
+        i += 1
+    del unacked[:i]
 
 
 def invalid_flags(flags: int) -> str | None:
@@ -194,8 +204,11 @@ class Checker:
             ts_val = options.ts_val if options is not None else None
             ip_id = seg.ip_id
             if ts_val is not None or (ip_id is not None and ip_id != 0):
-                fs.recent.append(((ip_id, seg.seq, seg.ack, seg.flags, length, seg.window,
-                                   ts_val), frame, ts))
+                recent = fs.recent
+                recent.append(((ip_id, seg.seq, seg.ack, seg.flags, length, seg.window,
+                                ts_val), frame, ts))
+                if len(recent) > RECENT:
+                    del recent[0]
         elif self._capture_duplicate(conn, seg, fs, role):
             fs.last_frame, fs.last_ts = frame, ts
             self._fill_states(conn, seg)
@@ -204,8 +217,8 @@ class Checker:
         if fr.acked is None or ack > fr.acked:
             fr.acked = ack
         q = fr.unacked
-        while q and q[0][1] <= ack:
-            q.popleft()
+        if q and q[0][1] <= ack:
+            _drop_acked(q, ack)
         fs.max_ack_abs = seg.ack
         # seventh, the segment text (_data: new data in order; Flow.advance)
         if length:
@@ -314,7 +327,10 @@ class Checker:
             if k == key and abs(seg.ts - ts) <= 0.5:
                 self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
                 return True
-        fs.recent.append((key, seg.frame, seg.ts))
+        recent = fs.recent
+        recent.append((key, seg.frame, seg.ts))
+        if len(recent) > RECENT:
+            del recent[0]
         return False
 
     # ------------------------------------------------------------------ handshake
@@ -541,8 +557,8 @@ class Checker:
         if fr.acked is None or ack > fr.acked:
             fr.acked = ack
         q = fr.unacked
-        while q and q[0][1] <= ack:
-            q.popleft()
+        if q and q[0][1] <= ack:
+            _drop_acked(q, ack)
 
     @staticmethod
     def _note_ack(fs: Flow, seg: Segment) -> None:

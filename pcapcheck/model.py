@@ -132,6 +132,25 @@ class Segment:
     checksum_ok: bool | None = None
 
 
+class _OtherShard:
+    """The type of :data:`OTHER_SHARD` (one instance)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "OTHER_SHARD"
+
+    def __reduce__(self) -> str:
+        return "OTHER_SHARD"
+
+
+#: The item a source analysing one shard of a capture (``shard=(k, n)``, see
+#: :mod:`pcapcheck.shard`) yields in place of a TCP segment of another shard: the
+#: Segment is not built, but its frame and timestamp still move the capture's clock
+#: (:meth:`pcapcheck.tracker.Tracker.tick`).
+OTHER_SHARD = _OtherShard()
+
+
 @dataclass(slots=True)
 class Transition:
     """One RFC 9293 state change of one endpoint.

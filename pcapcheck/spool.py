@@ -9,8 +9,8 @@ Memory: ``limit`` items plus one item per run, whatever the number of items.
 
 The run files are named temporary files (``pcapcheck-spool-*``, in :func:`tempfile.
 gettempdir`), deleted when the spool is garbage collected or :meth:`Spool.close`\\ d. A
-spool can be pickled to another process (``analyze --jobs``): the receiving copy takes
-over the files and the sender no longer deletes them.
+spool can be pickled to another process (``analyze --jobs``): its buffer is written to a
+run first, the receiving copy takes over the files and the sender no longer deletes them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 #: Items a spool keeps in memory before it writes a sorted run to disk.
-DEFAULT_LIMIT = 8192
+DEFAULT_LIMIT = 2048
 
 #: Run files merged into one when there are this many (iterating opens every run file
 #: at once: this bounds the open files).
@@ -166,7 +166,11 @@ class Spool(Generic[T]):
         self._finalizer = weakref.finalize(self, _remove, self._runs)
 
     def __getstate__(self) -> dict[str, Any]:
-        # The copy (in another process) owns the run files from now on.
+        # The copy (in another process) owns the run files from now on. The buffer goes
+        # to a run first: the receiving process (the merge of a capture's shards) then
+        # holds no more than the heads of the runs.
+        if self._buffer:
+            self._spill()
         self._finalizer.detach()
         return {"key": self.key, "limit": self.limit, "buffer": self._buffer,
                 "sorted": self._sorted, "runs": self._runs, "count": self._count}

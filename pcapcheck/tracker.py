@@ -88,7 +88,6 @@ class Tracker:
         ts = seg.ts
         if ts >= self._next_sweep:
             self._sweep(ts)
-            self._next_sweep = ts + _SWEEP_EVERY
         src, dst = seg.src, seg.dst
         if src < dst or (src == dst and seg.sport <= seg.dport):
             key = (src, seg.sport, dst, seg.dport)
@@ -113,6 +112,17 @@ class Tracker:
         if closing and ts - closing[0][0] > self.close_delay:
             self._release(ts)
 
+    def tick(self, ts: float) -> None:
+        """The capture's clock reads ``ts`` (seconds since the epoch) at a TCP segment
+        this tracker does not analyse (one of another shard, :mod:`pcapcheck.shard`): do
+        the sweep and the releases :meth:`feed` would do for it, so that a shard releases
+        its connections exactly when the analysis of the whole capture does."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        closing = self._closing
+        if closing and ts - closing[0][0] > self.close_delay:
+            self._release(ts)
+
     def _release(self, now: float) -> None:
         """Finalise the closed connections whose close delay has run out at ``now``."""
         closing = self._closing
@@ -130,6 +140,7 @@ class Tracker:
         return self.close_delay if conn.closed else self.idle_timeout
 
     def _sweep(self, now: float) -> None:
+        self._next_sweep = now + _SWEEP_EVERY
         for key, conn in list(self.table.items()):
             if now - conn.last_ts > self._limit(conn):
                 self._finalize(key, conn, conn.last_ts + self._limit(conn))
@@ -214,6 +225,11 @@ class Tracker:
             self.checker.emit(conn, "CL010", seg.frame, conn.role_of(seg),
                                previous_connection=prev_id, gap=round(gap, 6),
                                limit=self.linger)
+
+    @property
+    def connections(self) -> int:
+        """How many connections have been created (their ids are 1 .. this)."""
+        return self._next_id - 1
 
     @property
     def has_finished(self) -> bool:

@@ -145,6 +145,45 @@ def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
             f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)")
 
 
+def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int]) -> Any:
+    """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
+    as for :func:`_analyze_one`); the ShardResult. Raises what the analysis raises."""
+    from pcapcheck.shard import analyze_shard
+
+    path, _name, _stdin, active = job
+    catalog, params, severity, decoder, timers = common
+    return analyze_shard(path, catalog, active, params, severity, decoder, shard, **timers)
+
+
+def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | None]:
+    """The outcome of :func:`_analyze_one` for an input analysed in shards (``futures``):
+    the merge of the shards' results, or the serial analysis (here) when a shard failed
+    (so an error is reported exactly as the serial analysis reports it)."""
+    from pcapcheck.shard import merge_shards
+
+    path, name, _stdin, active = job
+    catalog, _params, severity, _decoder, _timers = common
+    try:
+        parts = [f.result() for f in futures]
+    except Exception:  # noqa: BLE001 - the serial analysis below reports it its own way
+        if os.environ.get("PCAPCHECK_DEBUG"):
+            raise
+        return _analyze_one(job, common)
+    result = merge_shards(parts, path, catalog, active, severity)
+    result.path = name
+    return result, None
+
+
+def _plan(jobs_: list[tuple], jobs: int, decoder: str) -> list[int]:
+    """Shards per input: with fewer inputs than ``jobs``, each input large enough is
+    split in ``jobs // inputs`` shards (:func:`pcapcheck.shard.shards_for`); else 1."""
+    from pcapcheck.shard import shards_for
+
+    if not jobs_ or len(jobs_) >= jobs:
+        return [1] * len(jobs_)
+    return [shards_for(job[0], jobs // len(jobs_), decoder) for job in jobs_]
+
+
 # --------------------------------------------------------------------------- progress
 
 
@@ -296,8 +335,10 @@ def analyze(
              "(as Zeek's tcp_close_delay; at most 2*MSL)."),
     jobs: Optional[int] = typer.Option(
         None, "--jobs", "-j", min=1,
-        help="Analyse this many files at once, in separate processes (default: the number "
-             "of CPUs). The report is identical to a serial run's, in the same order."),
+        help="Worker processes (default: the number of CPUs): files are analysed in "
+             "parallel; with fewer files than jobs, each file of 4 MB or more is split "
+             "by connection over jobs/files processes. The report is identical to a "
+             "serial run's (--jobs 1), in the same order."),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
     from pcapcheck import baseline as baselines
@@ -332,12 +373,19 @@ def analyze(
                      for item in inputs]
             common = (catalog, params, cfg.severity, decoder.value,
                       {"idle_timeout": idle_timeout, "close_delay": close_delay})
-            workers = min(jobs or os.cpu_count() or 1, len(jobs_))
+            cpus = jobs or os.cpu_count() or 1
+            shards = _plan(jobs_, cpus, decoder.value)
+            workers = min(cpus, sum(shards))
             if workers > 1:
-                # Files in parallel processes; map() keeps the order of the inputs, so the
-                # report is the one a serial run writes.
+                # Files, or shards of a file, in parallel processes; the outcomes are
+                # taken in the order of the inputs, so the report is the one a serial
+                # run writes.
                 pool = ProcessPoolExecutor(max_workers=workers)
-                outcomes = pool.map(_analyze_one, jobs_, [common] * len(jobs_))
+                tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
+                         [pool.submit(_analyze_shard, job, common, (k, n)) for k in range(n)]
+                         for job, n in zip(jobs_, shards)]
+                outcomes = (_merge_one(job, common, task) if isinstance(task, list)
+                            else task.result() for job, task in zip(jobs_, tasks))
             else:
                 pool = None
                 outcomes = (_analyze_one(job, common) for job in jobs_)
