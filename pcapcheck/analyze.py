@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pcapcheck.catalog import Catalog
 from pcapcheck.connection import Connection
-from pcapcheck.decoder import Decoder, DecodeError, decode_with_dpkt
+from pcapcheck.decoder import Decoder, DecodeError, SourceAttributes, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
 from pcapcheck.model import OTHER_SHARD, Event, Finding, Segment
 from pcapcheck.reader import open_capture
@@ -60,7 +60,7 @@ class FileResult:
     frame_conn: dict[int, int] | None = None
 
 
-class NativeSource:
+class NativeSource(SourceAttributes):
     """The default decoding path: :mod:`pcapcheck.reader` + :mod:`pcapcheck.decoder`.
 
     Iterating yields ``(frame, ts, item)`` per record: ``item`` is a Segment, ``None``
@@ -96,22 +96,6 @@ class NativeSource:
             if n and type(item) is Segment and (item.sport + item.dport) % n != k:
                 item = OTHER_SHARD
             yield record.frame, record.ts, item
-
-    @property
-    def skipped(self) -> Counter:
-        return self.decoder.skipped
-
-    @property
-    def truncated(self) -> str | None:
-        return self.reader.truncated
-
-    @property
-    def format(self) -> str | None:
-        return self.reader.format
-
-    @property
-    def snaplen(self) -> int | None:
-        return self.reader.snaplen
 
 
 def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,

@@ -40,7 +40,6 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -49,7 +48,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .decoder import Decoder, DecodeError, _parse_options
+from .decoder import Decoder, DecodeError, SourceAttributes, _parse_options
 from .model import OTHER_SHARD, Record, Segment, TcpOptions
 from .reader import open_capture
 
@@ -105,7 +104,7 @@ class _Addr4(dict):
         return s
 
 
-class BatchSource:
+class BatchSource(SourceAttributes):
     """The records of a capture decoded in batches; the same items as
     :class:`pcapcheck.analyze.NativeSource`.
 
@@ -139,24 +138,6 @@ class BatchSource:
         self.shard = shard
         self.chunk_bytes = chunk_bytes
         self._addr4 = _Addr4()
-
-    # -- NativeSource's attributes ------------------------------------------------------
-
-    @property
-    def skipped(self) -> Counter:
-        return self.decoder.skipped
-
-    @property
-    def truncated(self) -> str | None:
-        return self.reader.truncated
-
-    @property
-    def format(self) -> str | None:
-        return self.reader.format
-
-    @property
-    def snaplen(self) -> int | None:
-        return self.reader.snaplen
 
     # -- iteration -----------------------------------------------------------------------
 

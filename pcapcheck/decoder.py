@@ -29,10 +29,11 @@ from __future__ import annotations
 import socket
 import struct
 from collections import Counter
+from typing import Any
 
 from .model import Record, Segment, TcpOptions
 
-__all__ = ["DecodeError", "Decoder", "decode_with_dpkt", "SUPPORTED_LINKTYPES"]
+__all__ = ["DecodeError", "Decoder", "decode_with_dpkt", "SourceAttributes", "SUPPORTED_LINKTYPES"]
 
 #: Link types the decoder understands.
 SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
@@ -688,3 +689,29 @@ def _options_from_dpkt(parsed: list) -> TcpOptions:
         elif kind == 254 and len(d) >= 2 and d[:2] == b"\xf9\x89":
             o.tfo_cookie = bytes(d[2:])
     return o
+
+
+class SourceAttributes:
+    """What every segment source built on a :mod:`pcapcheck.reader` reader (``reader``)
+    and a :class:`Decoder` (``decoder``) reports after iteration: ``skipped`` (Counter
+    of the records that are not TCP, by kind), ``truncated`` (why the file ended early,
+    or None), ``format`` and ``snaplen`` (the file's)."""
+
+    reader: Any
+    decoder: Decoder
+
+    @property
+    def skipped(self) -> Counter:
+        return self.decoder.skipped
+
+    @property
+    def truncated(self) -> str | None:
+        return self.reader.truncated
+
+    @property
+    def format(self) -> str | None:
+        return self.reader.format
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.reader.snaplen

@@ -46,14 +46,13 @@ import os
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
                                summary_order)
 from pcapcheck.model import EVENT_FIELDS, Event, Finding, Segment
-from pcapcheck.spool import Spool
+from pcapcheck.spool import Spool, item_at
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
 #: Files smaller than this many bytes are analysed serially: below it, starting the
@@ -185,13 +184,7 @@ class Merged:
         return self._len > 0
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return list(self)[index]
-        if index < 0:
-            index += self._len
-        if not 0 <= index < self._len:
-            raise IndexError("index out of range")
-        return next(islice(iter(self), index, None))
+        return item_at(self, self._len, index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Merged, Spool, list, tuple)):

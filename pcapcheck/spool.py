@@ -33,6 +33,19 @@ DEFAULT_LIMIT = 2048
 MAX_RUNS = 64
 
 
+def item_at(items: Iterable[T], length: int, index: int | slice) -> T | list[T]:
+    """``items[index]`` for a sequence of ``length`` items that can only be read in order
+    (a spool, a merge of spools): read up to the item (a slice: every item, then sliced).
+    Raises IndexError when ``index`` is out of range."""
+    if isinstance(index, slice):
+        return list(items)[index]
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError("index out of range")
+    return next(islice(iter(items), index, None))
+
+
 def _remove(runs: list[tuple[str, int]]) -> None:
     for path, _count in runs:
         try:
@@ -141,13 +154,7 @@ class Spool(Generic[T]):
         if not self._runs:
             self._sort_buffer()
             return self._buffer[index]
-        if isinstance(index, slice):
-            return list(self)[index]
-        if index < 0:
-            index += self._count
-        if not 0 <= index < self._count:
-            raise IndexError("spool index out of range")
-        return next(islice(iter(self), index, None))
+        return item_at(self, self._count, index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Spool, list, tuple)):
