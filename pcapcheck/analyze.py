@@ -148,13 +148,8 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
         return analyze_sharded(path, catalog, active, params=params, severity=severity,
                                decoder=decoder, idle_timeout=idle_timeout,
                                close_delay=close_delay, shards=shards)
-    result, facts = analyze_part(path, catalog, active, params, severity, decoder, marks,
-                                 idle_timeout, close_delay)
-    for ev in facts.file_events():
-        result.events.append(ev)
-        finding = catalog.to_finding(ev, active, severity)
-        if finding is not None:
-            result.findings.append(finding)
+    result, _facts = analyze_part(path, catalog, active, params, severity, decoder, marks,
+                                  idle_timeout, close_delay)
     return result
 
 
@@ -194,15 +189,16 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                  decoder: str = "native", marks: bool = False,
                  idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
                  shard: tuple[int, int] | None = None) -> tuple[FileResult, PartFacts]:
-    """The analysis of :func:`analyze_file` (same arguments) but for CP003 and CP004,
-    whose counts are returned in :class:`PartFacts`: ``(result, facts)``.
+    """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
+    counts behind CP003 and CP004 in :class:`PartFacts`.
 
     ``shard=(k, n)``: analyse only the connections of shard ``k`` of ``n`` (the segments
     with ``(sport + dport) % n == k``, :mod:`pcapcheck.shard`); the other shards'
     segments only move the clock (:meth:`Tracker.tick`), so connections are released
     and checked exactly as in the analysis of the whole capture. The file-level facts
     (records, skipped, malformed, truncated) are every shard's, ``tcp_packets`` the
-    shard's own; shard 0 alone records the events CP005 and CP006.
+    shard's own; shard 0 alone records the events CP005 and CP006, and no shard CP003
+    or CP004 (the merge makes them from every shard's ``facts``).
     Connection ids are the shard's own (1, 2, ... in order of first frame).
     Raises :class:`pcapcheck.reader.CaptureError` as :func:`analyze_file`.
     """
@@ -279,6 +275,9 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     if result.truncated and not k:
         record(Event("CP006", None, None, {"detail": result.truncated}))
     absorb(tracker.finish(last_ts, cut=bool(result.truncated)))
+    if shard is None:
+        for ev in facts.file_events():
+            record(ev)
     del first_frames[tracker.connections:]
     result.marks, result.frame_conn = checker.marks, checker.frame_conn
     return result, facts
