@@ -195,21 +195,11 @@ class Checker:
         conn.segments += 1
         if conn.zeek is not None:
             conn.zeek.add(seg, role == "client")
-        # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
-        # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
-        # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
-        # remembered without a search.
-        if length > 1:
-            options = seg.options
-            ts_val = options.ts_val if options is not None else None
-            ip_id = seg.ip_id
-            if ts_val is not None or (ip_id is not None and ip_id != 0):
-                recent = fs.recent
-                recent.append(((ip_id, seg.seq, seg.ack, seg.flags, length, seg.window,
-                                ts_val), frame, ts))
-                if len(recent) > RECENT:
-                    del recent[0]
-        elif self._capture_duplicate(conn, seg, fs, role):
+        # CP008. New data in order, longer than a keep-alive or a zero-window probe
+        # (which leave SND.NXT where it is), cannot repeat an earlier segment of this
+        # flow: that one would have moved SND.NXT past SEG.SEQ. It is remembered without
+        # a search.
+        if self._capture_duplicate(conn, seg, fs, role, search=length <= 1):
             fs.last_frame, fs.last_ts = frame, ts
             self._fill_states(conn, seg)
             return True
@@ -314,20 +304,24 @@ class Checker:
             self.mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
-    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
+    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str,
+                           search: bool = True) -> bool:
         """CP008: the same packet stored twice (same IP ID, seq, ack, flags, length, window
-        and TCP timestamp). Without an IP ID (IPv6) a TCP timestamp is required."""
+        and TCP timestamp). Without an IP ID (IPv6) a TCP timestamp is required.
+        ``search=False``: the caller knows ``seg`` repeats none of the flow's recent
+        segments; it is only remembered (returns False)."""
         ts_val = seg.options.ts_val if seg.options is not None else None
         if seg.ip_id is None and ts_val is None:
             return False
         if seg.ip_id == 0 and ts_val is None:
             return False
         key = (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
-        for k, frame, ts in fs.recent:
-            if k == key and abs(seg.ts - ts) <= 0.5:
-                self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
-                return True
         recent = fs.recent
+        if search:
+            for k, frame, ts in recent:
+                if k == key and abs(seg.ts - ts) <= 0.5:
+                    self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
+                    return True
         recent.append((key, seg.frame, seg.ts))
         if len(recent) > RECENT:
             del recent[0]
