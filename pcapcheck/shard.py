@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
                                summary_order)
-from pcapcheck.model import EVENT_FIELDS, Event, Finding, Segment
+from pcapcheck.model import EVENT_FIELDS, Event, Finding
 from pcapcheck.spool import Spool, item_at
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
@@ -63,11 +63,6 @@ MIN_BYTES = 4_000_000
 #: Event data keys whose value is a connection id (renumbered with the connections).
 CONNECTION_KEYS = tuple(sorted({key for keys in EVENT_FIELDS.values() for key in keys
                                 if key.endswith("connection")}))
-
-
-def shard_of(seg: Segment, n: int) -> int:
-    """The shard of ``seg`` among ``n``: the same for both directions of a 4-tuple."""
-    return (seg.sport + seg.dport) % n
 
 
 def min_bytes() -> int:
