@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 from pcapcheck.connection import Connection
 from pcapcheck.decoder import Decoder, DecodeError, SourceAttributes, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
-from pcapcheck.model import OTHER_SHARD, Event, Finding, Segment
+from pcapcheck.lane import feed_block
+from pcapcheck.model import OTHER_SHARD, Event, Finding, Segment, SegmentBlock
 from pcapcheck.reader import open_capture
 from pcapcheck.spool import Spool
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
@@ -99,17 +100,19 @@ class NativeSource(SourceAttributes):
 
 
 def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,
-                shard: tuple[int, int] | None = None):
+                shard: tuple[int, int] | None = None, blocks: bool = False):
     """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
     records decoded in batches with numpy, :class:`pcapcheck.batch.BatchSource`),
     ``"dpkt"`` (dpkt's packet objects, the reference path) or ``"tshark"`` (Wireshark's
     dissectors through pyshark). ``shard=(k, n)`` is passed on to a source that takes it
     (it then yields :data:`model.OTHER_SHARD` for the other shards' Segments); the tshark
-    source yields them all (the caller filters). Raises CaptureError, or ValueError for
-    an unknown decoder name."""
+    source yields them all (the caller filters). ``blocks``: the native source yields
+    runs of plain TCP records as :class:`model.SegmentBlock` items (fed with
+    :func:`pcapcheck.lane.feed_block`). Raises CaptureError, or ValueError for an
+    unknown decoder name."""
     if decoder == "native":
         from pcapcheck.batch import BatchSource
-        return BatchSource(path, verify_checksums, shard=shard)
+        return BatchSource(path, verify_checksums, shard=shard, blocks=blocks)
     if decoder == "dpkt":
         return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
     if decoder == "tshark":
@@ -205,7 +208,8 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
-    source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard)
+    source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard,
+                         blocks=True)
     k, n = shard if shard is not None else (0, 0)
     result = FileResult(path=str(path), connections=Spool(key=summary_order),
                         events=Spool(key=event_order), findings=Spool(key=event_order))
@@ -239,6 +243,16 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     packets = tcp_packets = malformed = 0
     feed, tick, finished = tracker.feed, tracker.tick, tracker.pop_finished
     for frame, ts, seg in source:
+        if seg.__class__ is SegmentBlock:
+            packets += len(seg)
+            block_ts = max(seg.ts)
+            if block_ts > last_ts:
+                last_ts = block_ts
+            tcp_packets += _block_facts(seg, facts)
+            feed_block(tracker, seg)
+            if tracker.has_finished:
+                absorb(finished())
+            continue
         packets += 1
         if ts > last_ts:
             last_ts = ts
@@ -281,6 +295,26 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     del first_frames[tracker.connections:]
     result.marks, result.frame_conn = checker.marks, checker.frame_conn
     return result, facts
+
+
+def _block_facts(block: SegmentBlock, facts: PartFacts) -> int:
+    """Count the shard's own segments of ``block`` cut by the snaplen or with a wrong
+    checksum into ``facts`` (as the loop of :func:`analyze_part` does for one Segment);
+    return how many of its segments are the shard's own."""
+    mine = block.mine
+    if True in block.truncated:
+        for i, cut in enumerate(block.truncated):
+            if cut and (mine is None or mine[i]):
+                facts.cut_count += 1
+                if facts.first_cut is None:
+                    facts.first_cut = block.frame[i]
+    if False in block.checksum_ok:
+        for i, ok in enumerate(block.checksum_ok):
+            if ok is False and (mine is None or mine[i]):
+                facts.bad_sum += 1
+                if facts.first_bad_sum is None:
+                    facts.first_bad_sum = block.frame[i]
+    return len(block) if mine is None else mine.count(True)
 
 
 def summary_order(summary: Mapping[str, Any]) -> int:

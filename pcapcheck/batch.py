@@ -49,7 +49,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .decoder import Decoder, DecodeError, SourceAttributes, _parse_options
-from .model import OTHER_SHARD, Record, Segment, TcpOptions
+from .model import OTHER_SHARD, Record, Segment, SegmentBlock, TcpOptions
 from .reader import open_capture
 
 __all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
@@ -126,7 +126,8 @@ class BatchSource(SourceAttributes):
     """
 
     def __init__(self, path: str | Path, verify_checksums: bool = False,
-                 shard: tuple[int, int] | None = None, *, chunk_bytes: int = CHUNK_BYTES):
+                 shard: tuple[int, int] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
+                 blocks: bool = False):
         if shard is not None:
             k, n = shard
             if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
@@ -137,6 +138,7 @@ class BatchSource(SourceAttributes):
         self.verify = verify_checksums
         self.shard = shard
         self.chunk_bytes = chunk_bytes
+        self.blocks = blocks
         self._addr4 = _Addr4()
 
     # -- iteration -----------------------------------------------------------------------
@@ -346,11 +348,13 @@ class BatchSource(SourceAttributes):
         cat[idx[keep]] = _FAST
         src, dst = h["src"], h["dst"]
         sport, dport = h["sport"], h["dport"]
+        mine = None
         if self.shard is not None:
             k, nsh = self.shard
             mine = ((sport.astype(np.int64) + dport) % nsh) == k
             cat[idx[keep & ~mine]] = _DROP
-            keep &= mine
+            if not self.blocks:          # blocks carry the other shards' segments too
+                keep &= mine
 
         # ---- the Segments -------------------------------------------------------------
         sel = np.flatnonzero(keep)
@@ -381,6 +385,9 @@ class BatchSource(SourceAttributes):
             cols.checksum_ok = _checksums(u8, pick(s) + (off + 20), tl,
                                           cols.src.astype(np.int64) + cols.dst + 6 + tl,
                                           cols.cut)
+        if self.blocks:
+            return self._blocks(cols, None if mine is None else pick(mine), cat, frames, ts,
+                                record_at)
         segs = self._segments(cols, only_segments)
         return segs if only_segments else self._yield_mixed(cat, frames, ts, record_at, segs)
 
@@ -423,6 +430,72 @@ class BatchSource(SourceAttributes):
                 yield from zip(fl, tl, segs)
             else:
                 yield from segs
+
+    def _blocks(self, c: _Columns, mine: np.ndarray | None, cat: np.ndarray,
+                frames: np.ndarray, ts: np.ndarray, record_at: Callable[[int], Record]
+                ) -> Iterator[Item]:
+        """The items of a batch in block mode: each run of consecutive records that are
+        Segments (the shard's or another's) as one ``(frame, ts, SegmentBlock)`` (its
+        first record's frame and timestamp), the other records one by one."""
+        if mine is None:
+            own = np.ones(len(c.frame), bool)
+        else:
+            own = mine
+        plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut & own
+        if c.checksum_ok is not None:      # a list of True, False, None
+            plain &= np.fromiter((v is not False for v in c.checksum_ok), bool,
+                                 len(c.checksum_ok))
+        addr = self._addr4
+        if len(addr) > _ADDR_CACHE_MAX:
+            addr.clear()
+        get = addr.__getitem__
+        tsv = [None] * len(c.frame) if c.tsv is None else c.tsv.tolist()
+        if c.tsv is not None and (c.okind != 1).any():
+            tsv = [v if o == 1 else None for v, o in zip(tsv, c.okind.tolist())]
+        parsed_at = np.flatnonzero(c.okind == 2).tolist()
+        columns = dict(
+            frame=c.frame.tolist(), ts=c.ts.tolist(), src=list(map(get, c.src.tolist())),
+            dst=list(map(get, c.dst.tolist())), sport=c.sport.tolist(),
+            dport=c.dport.tolist(), seq=c.seq.tolist(), ack=c.ack.tolist(),
+            flags=c.flags.tolist(), window=c.win.tolist(),
+            payload_len=c.payload_len.tolist(), ip_id=c.ip_id.tolist(),
+            truncated=c.cut.tolist(),
+            checksum_ok=[None] * len(c.frame) if c.checksum_ok is None else c.checksum_ok,
+            ts_val=tsv, mine=None if mine is None else mine.tolist(),
+            plain=plain.tolist(), okind=c.okind.tolist(),
+            ts_ecr=[None] * len(c.frame) if c.tse is None else c.tse.tolist())
+        special = np.flatnonzero(cat >= _SKIP).tolist()
+        if not special:
+            yield (columns["frame"][0], columns["ts"][0],
+                   SegmentBlock(**columns, parsed=dict(zip(parsed_at, c.parsed))))
+            return
+        parsed = dict(zip(parsed_at, c.parsed))
+        decode = self.decoder.decode
+        shard = self.shard
+        row = prev = 0
+        for r in [*special, len(cat)]:
+            if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
+                end = row + r - prev
+                part = {k: (None if v is None else v[row:end]) for k, v in columns.items()}
+                yield (part["frame"][0], part["ts"][0],
+                       SegmentBlock(**part, parsed={i - row: o for i, o in parsed.items()
+                                                    if row <= i < end}))
+                row = end
+            if r == len(cat):
+                break
+            frame, t = int(frames[r]), float(ts[r])
+            if cat[r] == _SKIP:
+                yield frame, t, None
+            else:
+                try:
+                    item = decode(record_at(r))
+                except DecodeError as exc:
+                    item = exc
+                if shard is not None and type(item) is Segment \
+                        and (item.sport + item.dport) % shard[1] != shard[0]:
+                    item = OTHER_SHARD
+                yield frame, t, item
+            prev = r + 1
 
     def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
                      record_at: Callable[[int], Record], segs: Iterator[Segment]

@@ -49,6 +49,16 @@ def _drop_acked(unacked: list, ack: int) -> None:
     del unacked[:i]
 
 
+def duplicate_key(seg: Segment) -> tuple | None:
+    """What CP008 compares to recognise a packet stored twice: ``(ip_id, seq, ack,
+    flags, payload_len, window, ts_val)``; None when the segment has neither an IP ID
+    other than 0 nor a TCP timestamp (nothing tells two such packets apart)."""
+    ts_val = seg.options.ts_val if seg.options is not None else None
+    if ts_val is None and not seg.ip_id:
+        return None
+    return (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
+
+
 def invalid_flags(flags: int) -> str | None:
     """Return why a flag combination is impossible, or None (RFC 9293 §3.1, §3.10.7)."""
     if flags & 0x3F == 0:
@@ -135,7 +145,11 @@ class Checker:
         else:
             role, fs, fr, es, er = "server", conn.s, conn.c, conn.es, conn.ec
         if (seg.flags & 0x37 == ACK and es.state == ESTABLISHED and er.state == ESTABLISHED
-                and self.fast_lane and self._established(conn, seg, role, fs, fr)):
+                and self.fast_lane and seg.window
+                and self._established(conn, fs, fr, seg.frame, seg.ts, seg.seq, seg.ack,
+                                      seg.window, seg.payload_len, duplicate_key(seg))):
+            if conn.zeek is not None:
+                conn.zeek.add(seg, role == "client")
             return
         prev_frame = fs.last_frame
         if self.frame_conn is not None:
@@ -159,30 +173,48 @@ class Checker:
             fs.last_frame, fs.last_ts = seg.frame, seg.ts
             self._fill_states(conn, seg)
 
-    def _established(self, conn: Connection, seg: Segment, role: str, fs: Flow,
-                     fr: Flow) -> bool:
-        """The fast lane: an ACK (with or without PSH, no SYN/FIN/RST/URG) between two
-        ESTABLISHED endpoints, carrying no data or the next data in order (SEG.SEQ =
-        SND.NXT), acknowledging nothing beyond what the peer sent (SEG.ACK =< the peer's
-        SND.NXT), with an open window, on a connection without holes, pending ACKs, FINs,
-        zero windows or mark recording. Such a segment cannot change a state or make an
-        event (bar a capture duplicate, CP008): it updates the same counters and sequence
+    def _established(self, conn: Connection, fs: Flow, fr: Flow, frame: int, ts: float,
+                     seq: int, ack: int, window: int, length: int, key: tuple | None) -> bool:
+        """The fast lane: one ACK segment (with or without PSH; no SYN, FIN, RST or URG;
+        the caller checks the flags, a window other than 0 and that both endpoints are
+        ESTABLISHED), sent by the owner of ``fs`` to the owner of ``fr``, carrying no
+        data or the next data in order (SEG.SEQ = SND.NXT), acknowledging nothing beyond
+        what the peer sent (SEG.ACK =< the peer's SND.NXT), on a connection without
+        holes, pending ACKs, FINs, zero windows or mark recording, and not a capture
+        duplicate (CP008) of one of the flow's recent segments. Such a segment cannot
+        change a state or make an event: it updates the same counters and sequence
         variables as the full path (:meth:`_segment`), inline (:meth:`Flow.u`,
-        :meth:`Flow.advance` and :meth:`_capture_duplicate` written out). Returns False,
-        having changed nothing, when the segment does not qualify."""
+        :meth:`Flow.advance` and :meth:`_capture_duplicate` written out); the caller
+        then gives it to the connection's Zeek state. Returns False, having changed
+        nothing, when the segment does not qualify (the full path takes it).
+
+        ``frame`` (1-based), ``ts`` (seconds since the epoch), absolute 32-bit ``seq``
+        and ``ack``, raw 16-bit ``window``, ``length`` (payload bytes) are the
+        segment's; ``key`` its :func:`duplicate_key` (None: not remembered)."""
         if (fr.fin is not None or fs.fin is not None or fr.holes or fs.pending or fr.zero
-                or not seg.window or conn.closed or self.frame_conn is not None
+                or conn.closed or self.frame_conn is not None
                 or fs.base is None or fr.base is None):
             return False
         # SEG.ACK unwrapped in the peer's space: Flow.u with seq_diff written out
-        ack = fr._ref_u + ((seg.ack - fr._ref_abs + _HALF) & _MASK) - _HALF
-        if ack > fr.nxt:
+        ack_u = fr._ref_u + ((ack - fr._ref_abs + _HALF) & _MASK) - _HALF
+        if ack_u > fr.nxt:
             return False
-        length = seg.payload_len
-        seq = fs.nxt
-        if length and fs._ref_u + ((seg.seq - fs._ref_abs + _HALF) & _MASK) - _HALF != seq:
+        nxt = fs.nxt
+        if length and fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
             return False
-        frame, ts = seg.frame, seg.ts
+        # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
+        # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
+        # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
+        # remembered without a search. A repeat goes to the full path, which reports it.
+        if key is not None:
+            recent = fs.recent
+            if length <= 1:
+                for k, _frame, t in recent:
+                    if k == key and abs(ts - t) <= 0.5:
+                        return False
+            recent.append((key, frame, ts))
+            if len(recent) > RECENT:
+                del recent[0]
         fs.packets += 1
         fs.bytes += length
         if fs.first_frame is None:
@@ -193,32 +225,21 @@ class Checker:
         if ts > conn.max_ts:
             conn.max_ts = ts
         conn.segments += 1
-        if conn.zeek is not None:
-            conn.zeek.add(seg, role == "client")
-        # CP008. New data in order, longer than a keep-alive or a zero-window probe
-        # (which leave SND.NXT where it is), cannot repeat an earlier segment of this
-        # flow: that one would have moved SND.NXT past SEG.SEQ. It is remembered without
-        # a search.
-        if self._capture_duplicate(conn, seg, fs, role, search=length <= 1):
-            fs.last_frame, fs.last_ts = frame, ts
-            self._fill_states(conn, seg)
-            return True
         # fifth, the ACK field (_ack, _ack_value, _note_ack)
-        if fr.acked is None or ack > fr.acked:
-            fr.acked = ack
+        if fr.acked is None or ack_u > fr.acked:
+            fr.acked = ack_u
         q = fr.unacked
-        if q and q[0][1] <= ack:
-            _drop_acked(q, ack)
-        fs.max_ack_abs = seg.ack
+        if q and q[0][1] <= ack_u:
+            _drop_acked(q, ack_u)
+        fs.max_ack_abs = ack
         # seventh, the segment text (_data: new data in order; Flow.advance)
         if length:
-            end = seq + length
+            end = nxt + length
             fs.high_ts = ts
-            fs.unacked.append((seq, end, frame))
+            fs.unacked.append((nxt, end, frame))
             fs.nxt = fs._ref_u = end
             fs._ref_abs = (fs.base + end) & _MASK
         # the window (_window)
-        window = seg.window
         fs.win = window << fs.wscale if (fs.wscale is not None
                                          and fr.wscale is not None) else window
         fs.last_window_raw = window
@@ -304,24 +325,18 @@ class Checker:
             self.mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
-    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str,
-                           search: bool = True) -> bool:
+    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
         """CP008: the same packet stored twice (same IP ID, seq, ack, flags, length, window
-        and TCP timestamp). Without an IP ID (IPv6) a TCP timestamp is required.
-        ``search=False``: the caller knows ``seg`` repeats none of the flow's recent
-        segments; it is only remembered (returns False)."""
-        ts_val = seg.options.ts_val if seg.options is not None else None
-        if seg.ip_id is None and ts_val is None:
+        and TCP timestamp, :func:`duplicate_key`) within 0.5 s. Without an IP ID (IPv6) a
+        TCP timestamp is required. Remembers ``seg`` among the flow's recent segments."""
+        key = duplicate_key(seg)
+        if key is None:
             return False
-        if seg.ip_id == 0 and ts_val is None:
-            return False
-        key = (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
         recent = fs.recent
-        if search:
-            for k, frame, ts in recent:
-                if k == key and abs(seg.ts - ts) <= 0.5:
-                    self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
-                    return True
+        for k, frame, ts in recent:
+            if k == key and abs(seg.ts - ts) <= 0.5:
+                self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
+                return True
         recent.append((key, seg.frame, seg.ts))
         if len(recent) > RECENT:
             del recent[0]

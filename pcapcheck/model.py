@@ -132,6 +132,56 @@ class Segment:
     checksum_ok: bool | None = None
 
 
+class SegmentBlock:
+    """Consecutive records of a capture that are all plain IPv4 TCP segments, decoded
+    into columns by :mod:`pcapcheck.batch` (issue #4, performance): the tracker replays
+    the ordinary ones straight from the columns (:func:`pcapcheck.lane.feed_block`)
+    and builds a :class:`Segment` (:meth:`segment`) only for the others.
+
+    Every attribute is a list with one entry per record, in capture order, holding what
+    the record's Segment would: ``frame`` (1-based), ``ts`` (seconds since the epoch),
+    ``src``/``dst`` (dotted text), ``sport``, ``dport``, absolute ``seq``/``ack``,
+    ``flags``, raw ``window``, ``payload_len`` (bytes), ``ip_id``, ``truncated``,
+    ``checksum_ok``, and ``ts_val`` (the TCP timestamp, None without one). Besides:
+    ``mine`` is False for a segment of another shard (:data:`OTHER_SHARD`, only its
+    ``ts`` counts; None when every segment is the shard's own), ``plain`` is True for a
+    segment the lane may take: flags ACK or ACK+PSH (ECE, CWR allowed), a window other
+    than 0, no TCP option but timestamps, not cut by the snaplen, checksum not wrong,
+    the shard's own. :meth:`segment` builds the record's :class:`Segment`.
+    """
+
+    __slots__ = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags",
+                 "window", "payload_len", "ip_id", "truncated", "checksum_ok", "ts_val",
+                 "mine", "plain", "_okind", "_ts_ecr", "_parsed")
+
+    def __init__(self, frame: list, ts: list, src: list, dst: list, sport: list,
+                 dport: list, seq: list, ack: list, flags: list, window: list,
+                 payload_len: list, ip_id: list, truncated: list, checksum_ok: list,
+                 ts_val: list, mine: list | None, plain: list, okind: list, ts_ecr: list,
+                 parsed: dict[int, TcpOptions]):
+        self.frame, self.ts, self.src, self.dst = frame, ts, src, dst
+        self.sport, self.dport, self.seq, self.ack = sport, dport, seq, ack
+        self.flags, self.window, self.payload_len, self.ip_id = flags, window, payload_len, ip_id
+        self.truncated, self.checksum_ok, self.ts_val = truncated, checksum_ok, ts_val
+        self.mine, self.plain = mine, plain
+        #: per record 0 (no options), 1 (timestamps only: ts_val, _ts_ecr) or 2 (the
+        #: options in _parsed, by record index)
+        self._okind, self._ts_ecr, self._parsed = okind, ts_ecr, parsed
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def segment(self, i: int) -> Segment:
+        """The :class:`Segment` of record ``i`` (0-based within the block)."""
+        kind = self._okind[i]
+        options = (None if kind == 0 else self._parsed[i] if kind == 2
+                   else TcpOptions(None, None, False, (), self.ts_val[i], self._ts_ecr[i]))
+        return Segment(self.frame[i], self.ts[i], self.src[i], self.dst[i], self.sport[i],
+                       self.dport[i], self.seq[i], self.ack[i], self.flags[i],
+                       self.window[i], self.payload_len[i], options, self.ip_id[i], 4,
+                       self.truncated[i], self.checksum_ok[i])
+
+
 class _OtherShard:
     """The type of :data:`OTHER_SHARD` (one instance)."""
 

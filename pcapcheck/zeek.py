@@ -407,7 +407,8 @@ class ZeekState:
         if (seg.flags & 0x17 == ACK and ep.state == TCP_ESTABLISHED
                 and ep.peer.state == TCP_ESTABLISHED and self._fps == _ORIG | _RESP
                 and self.fast_lane):
-            self._established(ep, seg)
+            self._established(ep, seg.seq, seg.ack, seg.payload_len, seg.window,
+                              seg.truncated)
         else:
             self._process(ep, seg)
 
@@ -415,16 +416,19 @@ class ZeekState:
     #: False sends every packet through :meth:`_process` (the tests compare both).
     fast_lane = True
 
-    def _established(self, ep: _Endpoint, seg: Segment) -> None:
+    def _established(self, ep: _Endpoint, seq: int, ack: int, length: int, window: int,
+                     truncated: bool) -> None:
         """:meth:`_process` for an ACK without SYN, FIN or RST once both endpoints are
-        TCP_ESTABLISHED and both have sent a packet: the same steps with the branches
-        such a packet cannot take removed (partial status, endpoint init, control-flag
-        history, state machine), and :func:`_relative` / :func:`_seq_delta` written out
-        for the case without a sequence-number wrap."""
+        TCP_ESTABLISHED and both have sent a packet (the caller checks it, and that the
+        checksum is not wrong): the same steps with the branches such a packet cannot
+        take removed (partial status, endpoint init, control-flag history, state
+        machine), and :func:`_relative` / :func:`_seq_delta` written out for the case
+        without a sequence-number wrap. ``ep`` sent the segment; absolute ``seq`` and
+        ``ack``, ``length`` (payload bytes), raw ``window`` and ``truncated`` are its
+        fields (:class:`model.Segment`)."""
         peer = ep.peer
-        length = seg.payload_len
-        base_seq = seg.seq & _M32
-        ack_seq = seg.ack & _M32
+        base_seq = seq & _M32
+        ack_seq = ack & _M32
         # get_relative_seq() of SEG.SEQ; no wrap counted and none to count: the signed
         # 32-bit distance from the start
         last = ep.last_seq
@@ -439,7 +443,7 @@ class ZeekState:
         if not self._hist_seen & (mask if ep.is_orig else mask << 16):
             self._check(ep, mask, "D" if length else "A")
         # update_window()
-        if seg.window == 0:
+        if window == 0:
             ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
         # the ACK: get_relative_seq() and update_ack_seq()
         peer_ack = peer.ack_seq
@@ -471,7 +475,7 @@ class ZeekState:
         # UpdateEstablishedState(): no SYN, FIN or RST, no change
         if rel_ack > peer.r_trim or peer.fin_cnt > 0:    # else AckReceived() returns
             self._ack_received(peer, rel_ack)
-        if length > 0 and not seq_underflow and not seg.truncated:
+        if length > 0 and not seq_underflow and not truncated:
             self._data_sent(ep, rel_seq, length)
 
     def _process(self, ep: _Endpoint, seg: Segment) -> None:

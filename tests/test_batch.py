@@ -21,7 +21,7 @@ from conftest import ROOT, SAMPLES
 from pcapcheck.analyze import NativeSource
 from pcapcheck.batch import BatchSource
 from pcapcheck.decoder import DecodeError, Decoder
-from pcapcheck.model import OTHER_SHARD, Segment
+from pcapcheck.model import OTHER_SHARD, Segment, SegmentBlock, TcpOptions
 from pcapcheck.reader import CaptureError
 from test_fuzz import SEEDS, fuzz_settings, mutation
 from test_fuzz import mutated as fuzz_mutated
@@ -36,9 +36,23 @@ CAPTURES = sorted(p for p in SAMPLES.rglob("*")
 
 def _items(source) -> list[tuple]:
     """The items of ``source``, DecodeErrors as (type, text) (exceptions compare by
-    identity)."""
-    return [(f, ts, (type(x), str(x)) if isinstance(x, DecodeError) else x)
-            for f, ts, x in source]
+    identity); a SegmentBlock (``blocks=True``) as the items of its records."""
+    out = []
+    for f, ts, x in source:
+        if type(x) is SegmentBlock:
+            assert (f, ts) == (x.frame[0], x.ts[0]) and len(x) > 0
+            for i in range(len(x)):
+                mine = x.mine is None or x.mine[i]
+                seg = x.segment(i)
+                if x.plain[i]:          # what the lane may take: an ordinary ACK
+                    assert mine and seg.flags & 0x37 == 0x10 and seg.window > 0
+                    assert not seg.truncated and seg.checksum_ok is not False
+                    assert seg.options is None or seg.options == TcpOptions(
+                        ts_val=seg.options.ts_val, ts_ecr=seg.options.ts_ecr)
+                out.append((x.frame[i], x.ts[i], seg if mine else OTHER_SHARD))
+        else:
+            out.append((f, ts, (type(x), str(x)) if isinstance(x, DecodeError) else x))
+    return out
 
 
 def assert_same(path: Path, verify: bool, *, small_chunks: bool = False,
@@ -66,16 +80,17 @@ def assert_same(path: Path, verify: bool, *, small_chunks: bool = False,
             want = _items(native)
         else:
             want = expected
-        batch = BatchSource(path, verify, **kw)
-        got = _items(batch)
+        for blocks in (False, True):
+            batch = BatchSource(path, verify, **kw, blocks=blocks)
+            got = _items(batch)
+            assert got == want, (path, verify, kw, blocks)
+            assert repr(got) == repr(want)  # the same types too (int, not numpy's...)
+            assert batch.skipped == native.skipped, (path, kw)
+            assert batch.truncated == native.truncated, (path, kw)
+            assert batch.format == native.format
+            assert batch.snaplen == native.snaplen
         if monkeypatch is not None:
             monkeypatch.setattr(reader_mod, "_CHUNK", READ_CHUNK)
-        assert got == want, (path, verify, kw)
-        assert repr(got) == repr(want)      # the same types too (int, not numpy's...)
-        assert batch.skipped == native.skipped, (path, kw)
-        assert batch.truncated == native.truncated, (path, kw)
-        assert batch.format == native.format
-        assert batch.snaplen == native.snaplen
     return expected
 
 
@@ -175,6 +190,7 @@ def test_shards_split_the_segments(generated, tmp_path, n):
         for k in range(n):
             part = _items(BatchSource(path, shard=(k, n)))
             assert part == _items(NativeSource(path, shard=(k, n)))
+            assert part == _items(BatchSource(path, shard=(k, n), blocks=True))
             # the same records, frames and times; another shard's Segment is OTHER_SHARD
             assert [(f, t) for f, t, _ in part] == [(f, t) for f, t, _ in whole]
             for (_f, _t, item), (_wf, _wt, witem), owner in zip(part, whole, owners):

@@ -1,0 +1,98 @@
+"""The lane: the ordinary segments of a :class:`~pcapcheck.model.SegmentBlock` replayed
+straight from the decoder's columns (issue #4, performance).
+
+Most segments of a capture are ACKs, with or without data, between two ESTABLISHED
+endpoints. The replay already gives them fast lanes (:meth:`Checker._established
+<pcapcheck.detectors.Checker._established>` for the RFC 9293 replay,
+:meth:`ZeekState._established <pcapcheck.zeek.ZeekState._established>` for the Zeek
+emulation); :func:`feed_block` also spares them the :class:`~pcapcheck.model.Segment`
+object and the calls of :meth:`Tracker.feed <pcapcheck.tracker.Tracker.feed>`,
+:meth:`Checker.process <pcapcheck.detectors.Checker.process>` and
+:meth:`ZeekState.add <pcapcheck.zeek.ZeekState.add>` that lead to those lanes.
+
+For each record of the block, in capture order, it does what ``Tracker.feed`` (or
+``Tracker.tick`` for a segment of another shard) would do:
+
+* a segment the block marks ``plain`` (ACK or ACK+PSH, open window, no option but
+  timestamps, whole, checksum not wrong), of a connection in the table that is not
+  closed, not idle past ``idle_timeout``, ESTABLISHED on both sides for RFC 9293 and
+  for Zeek, when no sweep of the connection table is due, and that the Checker's fast
+  lane accepts (in order, acknowledging only what was sent, no holes, FINs or zero
+  windows, not a capture duplicate), is replayed from the columns by the two fast
+  lanes; closed connections whose close delay ran out are then released, as ``feed``
+  does after every segment;
+* every other record gets its Segment built (:meth:`SegmentBlock.segment`) and goes
+  through ``Tracker.feed`` (or ``Tracker.tick``), the full path.
+
+So the results are those of feeding every Segment: ``tests/test_lane.py`` compares the
+reports with the lane on and off (:data:`FAST`) on every sample capture and on
+generated ones.
+"""
+
+from __future__ import annotations
+
+from pcapcheck.model import ESTABLISHED, SegmentBlock
+from pcapcheck.tracker import Tracker
+from pcapcheck.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
+
+#: Replay plain segments from the columns; False builds and feeds every Segment (the
+#: tests compare both).
+FAST = True
+
+_BOTH_SEEN = _ORIG | _RESP      # ZeekState._fps once both endpoints have sent a packet
+
+
+def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
+    """Feed every record of ``block`` to ``tracker``, in capture order: the segments of
+    this shard to :meth:`Tracker.feed` (or straight to the fast lanes, see the module
+    docstring), those of other shards (``block.mine`` False) to :meth:`Tracker.tick`.
+    Raises nothing of its own (what ``feed`` raises)."""
+    checker = tracker.checker
+    feed, tick, segment = tracker.feed, tracker.tick, block.segment
+    mine = block.mine
+    if (not FAST or checker.frame_conn is not None or not checker.fast_lane
+            or not ZeekState.fast_lane):
+        for i, ts in enumerate(block.ts):
+            if mine is None or mine[i]:
+                feed(segment(i))
+            else:
+                tick(ts)
+        return
+    table_get = tracker.table.get
+    closing = tracker._closing
+    idle, delay = tracker.idle_timeout, tracker.close_delay
+    lane = checker._established
+    next_sweep = tracker._next_sweep
+    i = -1
+    for (frame, ts, src, dst, sport, dport, seq, ack, flags, window, length, ip_id,
+         ts_val, plain) in zip(block.frame, block.ts, block.src, block.dst, block.sport,
+                               block.dport, block.seq, block.ack, block.flags,
+                               block.window, block.payload_len, block.ip_id,
+                               block.ts_val, block.plain):
+        i += 1
+        if plain and ts < next_sweep:
+            if src < dst or (src == dst and sport <= dport):
+                conn = table_get((src, sport, dst, dport))
+            else:
+                conn = table_get((dst, dport, src, sport))
+            if (conn is not None and not conn.closed and ts - conn.last_ts <= idle
+                    and conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
+                    and (zeek := conn.zeek) is not None and zeek._fps == _BOTH_SEEN):
+                client = conn.client
+                if sport == client[1] and src == client[0]:
+                    fs, fr, ep = conn.c, conn.s, zeek._client
+                else:
+                    fs, fr, ep = conn.s, conn.c, zeek._server
+                if (ep.state == TCP_ESTABLISHED and ep.peer.state == TCP_ESTABLISHED
+                        and lane(conn, fs, fr, frame, ts, seq, ack, window, length,
+                                 None if ts_val is None and not ip_id else
+                                 (ip_id, seq, ack, flags, length, window, ts_val))):
+                    zeek._established(ep, seq, ack, length, window, False)
+                    if closing and ts - closing[0][0] > delay:
+                        tracker._release(ts)
+                    continue
+        if mine is None or mine[i]:
+            feed(segment(i))
+        else:
+            tick(ts)
+        next_sweep = tracker._next_sweep
