@@ -244,11 +244,14 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     feed, tick, finished = tracker.feed, tracker.tick, tracker.pop_finished
     for frame, ts, seg in source:
         if seg.__class__ is SegmentBlock:
-            packets += len(seg)
-            block_ts = max(seg.ts)
+            packets += seg.records
+            block_ts = max(seg.ts, default=last_ts)
+            if seg.other_ts:
+                block_ts = max(block_ts, max(seg.other_ts))
             if block_ts > last_ts:
                 last_ts = block_ts
-            tcp_packets += _block_facts(seg, facts)
+            tcp_packets += len(seg)
+            _block_facts(seg, facts)
             feed_block(tracker, seg)
             if tracker.has_finished:
                 absorb(finished())
@@ -297,24 +300,22 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     return result, facts
 
 
-def _block_facts(block: SegmentBlock, facts: PartFacts) -> int:
-    """Count the shard's own segments of ``block`` cut by the snaplen or with a wrong
-    checksum into ``facts`` (as the loop of :func:`analyze_part` does for one Segment);
-    return how many of its segments are the shard's own."""
-    mine = block.mine
+def _block_facts(block: SegmentBlock, facts: PartFacts) -> None:
+    """Count the segments of ``block`` (its rows: the shard's own) cut by the snaplen or
+    with a wrong checksum into ``facts``, as the loop of :func:`analyze_part` does for
+    one Segment."""
     if True in block.truncated:
         for i, cut in enumerate(block.truncated):
-            if cut and (mine is None or mine[i]):
+            if cut:
                 facts.cut_count += 1
                 if facts.first_cut is None:
                     facts.first_cut = block.frame[i]
     if False in block.checksum_ok:
         for i, ok in enumerate(block.checksum_ok):
-            if ok is False and (mine is None or mine[i]):
+            if ok is False:
                 facts.bad_sum += 1
                 if facts.first_bad_sum is None:
                     facts.first_bad_sum = block.frame[i]
-    return len(block) if mine is None else mine.count(True)
 
 
 def summary_order(summary: Mapping[str, Any]) -> int:

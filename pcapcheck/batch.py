@@ -435,52 +435,26 @@ class BatchSource(SourceAttributes):
                 frames: np.ndarray, ts: np.ndarray, record_at: Callable[[int], Record]
                 ) -> Iterator[Item]:
         """The items of a batch in block mode: each run of consecutive records that are
-        Segments (the shard's or another's) as one ``(frame, ts, SegmentBlock)`` (its
-        first record's frame and timestamp), the other records one by one."""
-        if mine is None:
-            own = np.ones(len(c.frame), bool)
-        else:
-            own = mine
-        plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut & own
+        Segments (the shard's or another's, rows of ``c``; ``mine`` marks the shard's,
+        None: all) as one ``(frame, ts, SegmentBlock)`` (its first record's frame and
+        timestamp), the other records one by one."""
+        plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut
         if c.checksum_ok is not None:      # a list of True, False, None
             plain &= np.fromiter((v is not False for v in c.checksum_ok), bool,
                                  len(c.checksum_ok))
-        addr = self._addr4
-        if len(addr) > _ADDR_CACHE_MAX:
-            addr.clear()
-        get = addr.__getitem__
-        tsv = [None] * len(c.frame) if c.tsv is None else c.tsv.tolist()
-        if c.tsv is not None and (c.okind != 1).any():
-            tsv = [v if o == 1 else None for v, o in zip(tsv, c.okind.tolist())]
-        parsed_at = np.flatnonzero(c.okind == 2).tolist()
-        columns = dict(
-            frame=c.frame.tolist(), ts=c.ts.tolist(), src=list(map(get, c.src.tolist())),
-            dst=list(map(get, c.dst.tolist())), sport=c.sport.tolist(),
-            dport=c.dport.tolist(), seq=c.seq.tolist(), ack=c.ack.tolist(),
-            flags=c.flags.tolist(), window=c.win.tolist(),
-            payload_len=c.payload_len.tolist(), ip_id=c.ip_id.tolist(),
-            truncated=c.cut.tolist(),
-            checksum_ok=[None] * len(c.frame) if c.checksum_ok is None else c.checksum_ok,
-            ts_val=tsv, mine=None if mine is None else mine.tolist(),
-            plain=plain.tolist(), okind=c.okind.tolist(),
-            ts_ecr=[None] * len(c.frame) if c.tse is None else c.tse.tolist())
+        cks = None if c.checksum_ok is None else np.array(c.checksum_ok, dtype=object)
+        parsed = dict(zip(np.flatnonzero(c.okind == 2).tolist(), c.parsed))
         special = np.flatnonzero(cat >= _SKIP).tolist()
         if not special:
-            yield (columns["frame"][0], columns["ts"][0],
-                   SegmentBlock(**columns, parsed=dict(zip(parsed_at, c.parsed))))
+            yield self._block(c, plain, cks, parsed, mine, 0, len(c.frame))
             return
-        parsed = dict(zip(parsed_at, c.parsed))
         decode = self.decoder.decode
         shard = self.shard
         row = prev = 0
         for r in [*special, len(cat)]:
             if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
-                end = row + r - prev
-                part = {k: (None if v is None else v[row:end]) for k, v in columns.items()}
-                yield (part["frame"][0], part["ts"][0],
-                       SegmentBlock(**part, parsed={i - row: o for i, o in parsed.items()
-                                                    if row <= i < end}))
-                row = end
+                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev)
+                row += r - prev
             if r == len(cat):
                 break
             frame, t = int(frames[r]), float(ts[r])
@@ -496,6 +470,62 @@ class BatchSource(SourceAttributes):
                     item = OTHER_SHARD
                 yield frame, t, item
             prev = r + 1
+
+    def _block(self, c: _Columns, plain: np.ndarray, cks: np.ndarray | None,
+               parsed: dict[int, TcpOptions], mine: np.ndarray | None, lo: int, hi: int
+               ) -> Item:
+        """The item of the :class:`SegmentBlock` of rows ``lo .. hi-1`` of ``c``."""
+        if mine is None:
+            sel: slice | np.ndarray = slice(lo, hi)
+            other_frame: list = []
+            other_ts: list = []
+            other_end = other_max = None
+            first = lo
+        else:
+            m = mine[lo:hi]
+            own = np.flatnonzero(m)
+            oth = np.flatnonzero(~m)
+            n_own = len(own)
+            sel = own + lo
+            other_frame = c.frame[lo:hi][oth].tolist()
+            ots = c.ts[lo:hi][oth]
+            other_ts = ots.tolist()
+            end = np.empty(n_own + 1, np.int64)
+            end[:n_own] = own - np.arange(n_own)     # others before each own row
+            end[n_own] = len(oth)
+            start = np.empty_like(end)
+            start[0] = 0
+            start[1:] = end[:-1]
+            latest = np.full(n_own + 1, -np.inf)
+            runs = end > start
+            if runs.any():
+                latest[runs] = np.maximum.reduceat(ots, start[runs])
+            other_end, other_max = end.tolist(), latest.tolist()
+            first = lo
+        addr = self._addr4
+        if len(addr) > _ADDR_CACHE_MAX:
+            addr.clear()
+        get = addr.__getitem__
+        okind = c.okind[sel]
+        n = len(okind)
+        tsv = [None] * n if c.tsv is None else c.tsv[sel].tolist()
+        if c.tsv is not None and (okind != 1).any():
+            tsv = [v if o == 1 else None for v, o in zip(tsv, okind.tolist())]
+        rows = range(lo, hi) if isinstance(sel, slice) else sel.tolist()
+        block = SegmentBlock(
+            frame=c.frame[sel].tolist(), ts=c.ts[sel].tolist(),
+            src=list(map(get, c.src[sel].tolist())), dst=list(map(get, c.dst[sel].tolist())),
+            sport=c.sport[sel].tolist(), dport=c.dport[sel].tolist(), seq=c.seq[sel].tolist(),
+            ack=c.ack[sel].tolist(), flags=c.flags[sel].tolist(), window=c.win[sel].tolist(),
+            payload_len=c.payload_len[sel].tolist(), ip_id=c.ip_id[sel].tolist(),
+            truncated=c.cut[sel].tolist(),
+            checksum_ok=[None] * n if cks is None else cks[sel].tolist(),
+            ts_val=tsv, plain=plain[sel].tolist(), okind=okind.tolist(),
+            ts_ecr=[None] * n if c.tse is None else c.tse[sel].tolist(),
+            parsed={j: parsed[r] for j, r in enumerate(rows) if r in parsed} if parsed else {},
+            other_frame=other_frame, other_ts=other_ts, other_end=other_end,
+            other_max=other_max)
+        return int(c.frame[first]), float(c.ts[first]), block
 
     def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
                      record_at: Callable[[int], Record], segs: Iterator[Segment]

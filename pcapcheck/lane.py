@@ -31,6 +31,8 @@ generated ones.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from pcapcheck.model import ESTABLISHED, SegmentBlock
 from pcapcheck.tracker import Tracker
 from pcapcheck.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
@@ -43,20 +45,25 @@ _BOTH_SEEN = _ORIG | _RESP      # ZeekState._fps once both endpoints have sent a
 
 
 def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
-    """Feed every record of ``block`` to ``tracker``, in capture order: the segments of
-    this shard to :meth:`Tracker.feed` (or straight to the fast lanes, see the module
-    docstring), those of other shards (``block.mine`` False) to :meth:`Tracker.tick`.
-    Raises nothing of its own (what ``feed`` raises)."""
+    """Feed every record of ``block`` to ``tracker``, in capture order: the block's rows
+    (this shard's segments) to :meth:`Tracker.feed` (or straight to the fast lanes, see
+    the module docstring), the other shards' segments to :meth:`Tracker.tick`; a run of
+    those whose latest time (``block.other_max``) calls for no sweep and no release is
+    skipped whole (each tick would do nothing). Raises what ``feed`` raises."""
     checker = tracker.checker
     feed, tick, segment = tracker.feed, tracker.tick, block.segment
-    mine = block.mine
+    other_ts, other_end = block.other_ts, block.other_end
     if (not FAST or checker.frame_conn is not None or not checker.fast_lane
             or not ZeekState.fast_lane):
-        for i, ts in enumerate(block.ts):
-            if mine is None or mine[i]:
-                feed(segment(i))
-            else:
-                tick(ts)
+        start = 0
+        for i in range(len(block)):
+            if other_end is not None:
+                for t in other_ts[start:other_end[i]]:
+                    tick(t)
+                start = other_end[i]
+            feed(segment(i))
+        for t in other_ts[start:]:
+            tick(t)
         return
     table_get = tracker.table.get
     closing = tracker._closing
@@ -64,12 +71,19 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     lane = checker._established
     next_sweep = tracker._next_sweep
     i = -1
+    start = 0
     for (frame, ts, src, dst, sport, dport, seq, ack, flags, window, length, ip_id,
-         ts_val, plain) in zip(block.frame, block.ts, block.src, block.dst, block.sport,
-                               block.dport, block.seq, block.ack, block.flags,
-                               block.window, block.payload_len, block.ip_id,
-                               block.ts_val, block.plain):
+         ts_val, plain, latest, end) in zip(
+            block.frame, block.ts, block.src, block.dst, block.sport, block.dport,
+            block.seq, block.ack, block.flags, block.window, block.payload_len,
+            block.ip_id, block.ts_val, block.plain,
+            repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS):
         i += 1
+        if latest >= next_sweep or closing and latest - closing[0][0] > delay:
+            for t in other_ts[start:end]:
+                tick(t)
+            next_sweep = tracker._next_sweep
+        start = end
         if plain and ts < next_sweep:
             if src < dst or (src == dst and sport <= dport):
                 conn = table_get((src, sport, dst, dport))
@@ -91,8 +105,14 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                     if closing and ts - closing[0][0] > delay:
                         tracker._release(ts)
                     continue
-        if mine is None or mine[i]:
-            feed(segment(i))
-        else:
-            tick(ts)
+        feed(segment(i))
         next_sweep = tracker._next_sweep
+    if other_end is not None:                 # the other shards' segments after the rows
+        latest = block.other_max[-1]
+        if latest >= tracker._next_sweep or closing and latest - closing[0][0] > delay:
+            for t in other_ts[start:]:
+                tick(t)
+
+
+_NONE = float("-inf")
+_ZEROS = repeat(0)

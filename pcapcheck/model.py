@@ -138,41 +138,58 @@ class SegmentBlock:
     the ordinary ones straight from the columns (:func:`pcapcheck.lane.feed_block`)
     and builds a :class:`Segment` (:meth:`segment`) only for the others.
 
-    Every attribute is a list with one entry per record, in capture order, holding what
-    the record's Segment would: ``frame`` (1-based), ``ts`` (seconds since the epoch),
+    The segments of this shard (all of them without sharding) are the block's rows.
+    Every row attribute is a list with one entry per row, in capture order, holding
+    what the row's Segment would: ``frame`` (1-based), ``ts`` (seconds since the epoch),
     ``src``/``dst`` (dotted text), ``sport``, ``dport``, absolute ``seq``/``ack``,
     ``flags``, raw ``window``, ``payload_len`` (bytes), ``ip_id``, ``truncated``,
-    ``checksum_ok``, and ``ts_val`` (the TCP timestamp, None without one). Besides:
-    ``mine`` is False for a segment of another shard (:data:`OTHER_SHARD`, only its
-    ``ts`` counts; None when every segment is the shard's own), ``plain`` is True for a
-    segment the lane may take: flags ACK or ACK+PSH (ECE, CWR allowed), a window other
-    than 0, no TCP option but timestamps, not cut by the snaplen, checksum not wrong,
-    the shard's own. :meth:`segment` builds the record's :class:`Segment`.
+    ``checksum_ok``, and ``ts_val`` (the TCP timestamp, None without one); ``plain`` is
+    True for a segment the lane may take: flags ACK or ACK+PSH (ECE, CWR allowed), a
+    window other than 0, no TCP option but timestamps, not cut by the snaplen, checksum
+    not wrong.
+
+    The segments of other shards (:data:`OTHER_SHARD`; only their time counts) are
+    ``other_frame``/``other_ts`` (lists, capture order; empty without sharding): the
+    ones before row ``i`` are ``other_*[other_end[i-1]:other_end[i]]`` (from 0 for
+    ``i = 0``), those after the last row end at ``other_end[-1]``; ``other_max[i]`` is
+    the latest time among the ones before row ``i`` (``-inf`` when none), and
+    ``other_max[-1]`` among those after the last row. Without sharding ``other_end``
+    and ``other_max`` are None.
     """
 
     __slots__ = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags",
                  "window", "payload_len", "ip_id", "truncated", "checksum_ok", "ts_val",
-                 "mine", "plain", "_okind", "_ts_ecr", "_parsed")
+                 "plain", "other_frame", "other_ts", "other_end", "other_max",
+                 "_okind", "_ts_ecr", "_parsed")
 
     def __init__(self, frame: list, ts: list, src: list, dst: list, sport: list,
                  dport: list, seq: list, ack: list, flags: list, window: list,
                  payload_len: list, ip_id: list, truncated: list, checksum_ok: list,
-                 ts_val: list, mine: list | None, plain: list, okind: list, ts_ecr: list,
-                 parsed: dict[int, TcpOptions]):
+                 ts_val: list, plain: list, okind: list, ts_ecr: list,
+                 parsed: dict[int, TcpOptions], other_frame: list, other_ts: list,
+                 other_end: list | None, other_max: list | None):
         self.frame, self.ts, self.src, self.dst = frame, ts, src, dst
         self.sport, self.dport, self.seq, self.ack = sport, dport, seq, ack
         self.flags, self.window, self.payload_len, self.ip_id = flags, window, payload_len, ip_id
         self.truncated, self.checksum_ok, self.ts_val = truncated, checksum_ok, ts_val
-        self.mine, self.plain = mine, plain
-        #: per record 0 (no options), 1 (timestamps only: ts_val, _ts_ecr) or 2 (the
-        #: options in _parsed, by record index)
+        self.plain = plain
+        self.other_frame, self.other_ts = other_frame, other_ts
+        self.other_end, self.other_max = other_end, other_max
+        #: per row 0 (no options), 1 (timestamps only: ts_val, _ts_ecr) or 2 (the
+        #: options in _parsed, by row)
         self._okind, self._ts_ecr, self._parsed = okind, ts_ecr, parsed
 
     def __len__(self) -> int:
+        """The number of rows (the shard's own segments)."""
         return len(self.frame)
 
+    @property
+    def records(self) -> int:
+        """The number of records in the block (rows and other shards' segments)."""
+        return len(self.frame) + len(self.other_frame)
+
     def segment(self, i: int) -> Segment:
-        """The :class:`Segment` of record ``i`` (0-based within the block)."""
+        """The :class:`Segment` of row ``i`` (0-based within the block)."""
         kind = self._okind[i]
         options = (None if kind == 0 else self._parsed[i] if kind == 2
                    else TcpOptions(None, None, False, (), self.ts_val[i], self._ts_ecr[i]))

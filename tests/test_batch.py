@@ -40,16 +40,32 @@ def _items(source) -> list[tuple]:
     out = []
     for f, ts, x in source:
         if type(x) is SegmentBlock:
-            assert (f, ts) == (x.frame[0], x.ts[0]) and len(x) > 0
+            # the block's records: its rows and the other shards' segments, in order
+            records = [(x.frame[i], x.ts[i], x.segment(i)) for i in range(len(x))]
+            records += [(fr, t, OTHER_SHARD) for fr, t in zip(x.other_frame, x.other_ts)]
+            records.sort(key=lambda r: r[0])
+            assert (f, ts) == records[0][:2] and x.records == len(records) > 0
+            if x.other_end is not None:
+                assert len(x.other_end) == len(x.other_max) == len(x) + 1
+                start = 0
+                for i, end in enumerate(x.other_end):
+                    before = x.other_ts[start:end]
+                    assert x.other_max[i] == max(before, default=float("-inf"))
+                    assert all(fr < x.frame[i] for fr in x.other_frame[start:end]) \
+                        if i < len(x) else end == len(x.other_ts)
+                    if i < len(x) and i + 1 < len(x):
+                        assert all(fr > x.frame[i] for fr in x.other_frame[end:end + 1])
+                    start = end
+            else:
+                assert not x.other_frame
             for i in range(len(x)):
-                mine = x.mine is None or x.mine[i]
                 seg = x.segment(i)
                 if x.plain[i]:          # what the lane may take: an ordinary ACK
-                    assert mine and seg.flags & 0x37 == 0x10 and seg.window > 0
+                    assert seg.flags & 0x37 == 0x10 and seg.window > 0
                     assert not seg.truncated and seg.checksum_ok is not False
                     assert seg.options is None or seg.options == TcpOptions(
                         ts_val=seg.options.ts_val, ts_ecr=seg.options.ts_ecr)
-                out.append((x.frame[i], x.ts[i], seg if mine else OTHER_SHARD))
+            out += records
         else:
             out.append((f, ts, (type(x), str(x)) if isinstance(x, DecodeError) else x))
     return out
