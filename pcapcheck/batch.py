@@ -224,17 +224,21 @@ class BatchSource(SourceAttributes):
 
     def _slow_all(self, records: Iterable[Record]) -> Iterator[Item]:
         """The items of ``records``, decoded one by one (NativeSource's way)."""
-        decode = self.decoder.decode
-        shard = self.shard
         for record in records:
-            try:
-                item = decode(record)
-            except DecodeError as exc:
-                item = exc
-            if shard is not None and type(item) is Segment \
-                    and (item.sport + item.dport) % shard[1] != shard[0]:
-                item = OTHER_SHARD
-            yield record.frame, record.ts, item
+            yield record.frame, record.ts, self._decoded(record)
+
+    def _decoded(self, record: Record) -> Segment | None | DecodeError:
+        """The item of one record decoded by :meth:`Decoder.decode` (the DecodeError it
+        raises, OTHER_SHARD for another shard's Segment)."""
+        try:
+            item = self.decoder.decode(record)
+        except DecodeError as exc:
+            return exc
+        shard = self.shard
+        if shard is not None and type(item) is Segment \
+                and (item.sport + item.dport) % shard[1] != shard[0]:
+            return OTHER_SHARD
+        return item
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -458,8 +462,6 @@ class BatchSource(SourceAttributes):
         if not special:
             yield self._block(c, plain, cks, parsed, mine, 0, len(c.frame))
             return
-        decode = self.decoder.decode
-        shard = self.shard
         row = prev = 0
         for r in [*special, len(cat)]:
             if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
@@ -467,18 +469,8 @@ class BatchSource(SourceAttributes):
                 row += r - prev
             if r == len(cat):
                 break
-            frame, t = int(frames[r]), float(ts[r])
-            if cat[r] == _SKIP:
-                yield frame, t, None
-            else:
-                try:
-                    item = decode(record_at(r))
-                except DecodeError as exc:
-                    item = exc
-                if shard is not None and type(item) is Segment \
-                        and (item.sport + item.dport) % shard[1] != shard[0]:
-                    item = OTHER_SHARD
-                yield frame, t, item
+            yield (int(frames[r]), float(ts[r]),
+                   None if cat[r] == _SKIP else self._decoded(record_at(r)))
             prev = r + 1
 
     def _block(self, c: _Columns, plain: np.ndarray, cks: np.ndarray | None,
@@ -490,7 +482,6 @@ class BatchSource(SourceAttributes):
             other_frame: list = []
             other_ts: list = []
             other_end = other_max = None
-            first = lo
         else:
             m = mine[lo:hi]
             own = np.flatnonzero(m)
@@ -511,7 +502,6 @@ class BatchSource(SourceAttributes):
             if runs.any():
                 latest[runs] = np.maximum.reduceat(ots, start[runs])
             other_end, other_max = end.tolist(), latest.tolist()
-            first = lo
         addr = self._addr4
         if len(addr) > _ADDR_CACHE_MAX:
             addr.clear()
@@ -535,15 +525,13 @@ class BatchSource(SourceAttributes):
             parsed={j: parsed[r] for j, r in enumerate(rows) if r in parsed} if parsed else {},
             other_frame=other_frame, other_ts=other_ts, other_end=other_end,
             other_max=other_max)
-        return int(c.frame[first]), float(c.ts[first]), block
+        return int(c.frame[lo]), float(c.ts[lo]), block       # its first record
 
     def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
                      record_at: Callable[[int], Record], segs: Iterator[Segment]
                      ) -> Iterator[Item]:
         """The items of a batch whose records are of several categories (``cat``), the
         Segments of the ``_FAST`` records taken in order from ``segs``."""
-        decode = self.decoder.decode
-        shard = self.shard
         nxt = segs.__next__
         for i, c, frame, t in zip(range(len(cat)), cat.tolist(), frames.tolist(),
                                   ts.tolist()):
@@ -552,14 +540,7 @@ class BatchSource(SourceAttributes):
             elif c == _SKIP:
                 yield frame, t, None
             elif c == _SLOW:
-                try:
-                    item = decode(record_at(i))
-                except DecodeError as exc:
-                    item = exc
-                if shard is not None and type(item) is Segment \
-                        and (item.sport + item.dport) % shard[1] != shard[0]:
-                    item = OTHER_SHARD
-                yield frame, t, item
+                yield frame, t, self._decoded(record_at(i))
             else:                                   # _DROP
                 yield frame, t, OTHER_SHARD
 
