@@ -97,6 +97,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                     fs, fr, ep = conn.c, conn.s, zeek._client
                 else:
                     fs, fr, ep = conn.s, conn.c, zeek._server
+                # the last argument is detectors.duplicate_key(segment), written out
                 if (ep.state == TCP_ESTABLISHED and ep.peer.state == TCP_ESTABLISHED
                         and lane(conn, fs, fr, frame, ts, seq, ack, window, length,
                                  None if ts_val is None and not ip_id else
