@@ -53,18 +53,8 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     checker = tracker.checker
     feed, tick, segment = tracker.feed, tracker.tick, block.segment
     other_ts, other_end = block.other_ts, block.other_end
-    if (not FAST or checker.frame_conn is not None or not checker.fast_lane
-            or not ZeekState.fast_lane):
-        start = 0
-        for i in range(len(block)):
-            if other_end is not None:
-                for t in other_ts[start:other_end[i]]:
-                    tick(t)
-                start = other_end[i]
-            feed(segment(i))
-        for t in other_ts[start:]:
-            tick(t)
-        return
+    use_lane = (FAST and checker.frame_conn is None and checker.fast_lane
+                and ZeekState.fast_lane)
     table_get = tracker.table.get
     closing = tracker._closing
     idle, delay = tracker.idle_timeout, tracker.close_delay
@@ -84,7 +74,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                 tick(t)
             next_sweep = tracker._next_sweep
         start = end
-        if plain and ts < next_sweep:
+        if use_lane and plain and ts < next_sweep:
             if src < dst or (src == dst and sport <= dport):
                 conn = table_get((src, sport, dst, dport))
             else:
