@@ -44,6 +44,8 @@ class FileResult:
     beyond a few thousand items, so a long capture does not hold its whole report in
     memory (analysed in shards, :class:`pcapcheck.shard.Merged` views that merge the
     shards' spools). Anything iterable with ``len()`` (a list) is accepted in their place.
+    ``connection_lines``: None, or (merged shards that wrote them) the JSON text of each
+    summary of ``connections``, in the same order, as the JSON report writes it.
     """
 
     path: str
@@ -56,6 +58,7 @@ class FileResult:
     connections: Sequence[dict[str, Any]] = field(default_factory=list)
     events: Sequence[Event] = field(default_factory=list)
     findings: Sequence[Finding] = field(default_factory=list)
+    connection_lines: Sequence[str] | None = None
     error: str | None = None
     marks: dict[int, set[str]] | None = None
     frame_conn: dict[int, int] | None = None
@@ -191,7 +194,8 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                  severity: Mapping[str, str] | None = None,
                  decoder: str = "native", marks: bool = False,
                  idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
-                 shard: tuple[int, int] | None = None) -> tuple[FileResult, PartFacts]:
+                 shard: tuple[int, int] | None = None, encode: bool = False
+                 ) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
 
@@ -203,6 +207,10 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     shard's own; shard 0 alone records the events CP005 and CP006, and no shard CP003
     or CP004 (the merge makes them from every shard's ``facts``).
     Connection ids are the shard's own (1, 2, ... in order of first frame).
+    ``encode``: ``result.connections`` holds ``(id, JSON text)`` for each summary in
+    place of the summary (the text :mod:`pcapcheck.report.json_report` writes), so that
+    the shards encode their summaries in parallel and the merge need not
+    (:func:`pcapcheck.shard.merge_shards`).
     Raises :class:`pcapcheck.reader.CaptureError` as :func:`analyze_file`.
     """
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
@@ -211,7 +219,10 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard,
                          blocks=True)
     k, n = shard if shard is not None else (0, 0)
-    result = FileResult(path=str(path), connections=Spool(key=summary_order),
+    if encode:
+        from pcapcheck.report.json_report import dumps
+    result = FileResult(path=str(path),
+                        connections=Spool(key=line_order if encode else summary_order),
                         events=Spool(key=event_order), findings=Spool(key=event_order))
     facts = PartFacts()
     first_frames = facts.first_frames
@@ -238,7 +249,7 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             first_frames[i] = conn.first_frame
             summary = connection_summary(conn)
             summary["findings"] = sum(record(ev) for ev in conn.events)
-            result.connections.append(summary)
+            result.connections.append((conn.id, dumps(summary)) if encode else summary)
 
     packets = tcp_packets = malformed = 0
     feed, tick, finished = tracker.feed, tracker.tick, tracker.pop_finished
@@ -321,6 +332,12 @@ def _block_facts(block: SegmentBlock, facts: PartFacts) -> None:
 def summary_order(summary: Mapping[str, Any]) -> int:
     """Sort key of connection summaries: the connection id."""
     return summary["id"]
+
+
+def line_order(line: tuple[int, str]) -> int:
+    """Sort key of ``(connection id, JSON text)`` summaries (``analyze_part(encode=
+    True)``): the connection id."""
+    return line[0]
 
 
 def event_order(item: Event | Finding) -> tuple[int, int, str]:

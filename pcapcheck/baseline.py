@@ -195,5 +195,6 @@ def apply_baseline(results: Sequence[FileResult], baseline: Counter[str]
                 kept.append(finding)
         per_conn = Counter(f.connection for f in kept if f.connection is not None)
         connections = [dict(c, findings=per_conn[c["id"]]) for c in res.connections]
-        out.append(dataclasses.replace(res, findings=kept, connections=connections))
+        out.append(dataclasses.replace(res, findings=kept, connections=connections,
+                                       connection_lines=None))
     return out, suppressed

@@ -42,7 +42,9 @@ spools (:func:`heapq.merge` on their sort keys, :class:`Merged`) through the id 
 from __future__ import annotations
 
 import heapq
+import json
 import os
+from operator import itemgetter
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
-                               summary_order)
+                               line_order, summary_order)
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
 from pcapcheck.spool import Spool, item_at
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT
@@ -93,11 +95,14 @@ class ShardResult:
     """What one shard learned (picklable: the spools move with it to the merging
     process): ``shard`` is ``(k, n)``; ``result`` the shard's :class:`FileResult` (its
     own connection ids, its own ``tcp_packets``, no CP003/CP004); ``facts`` the counts
-    for CP003/CP004 and the first frame of each of its connections."""
+    for CP003/CP004 and the first frame of each of its connections; ``encoded``: the
+    result's connections are ``(id, JSON text)`` (:func:`analyze_shard` with
+    ``encode``)."""
 
     shard: tuple[int, int]
     result: FileResult
     facts: PartFacts
+    encoded: bool = False
 
     def close(self) -> None:
         """Delete the spools' temporary files."""
@@ -110,17 +115,24 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
                   params: Mapping[str, Mapping[str, Any]] | None = None,
                   severity: Mapping[str, str] | None = None, decoder: str = "native",
                   shard: tuple[int, int] = (0, 1), idle_timeout: float = IDLE_TIMEOUT,
-                  close_delay: float = CLOSE_DELAY) -> ShardResult:
+                  close_delay: float = CLOSE_DELAY, encode: bool = False) -> ShardResult:
     """Analyse the connections of shard ``shard = (k, n)`` of one capture (arguments as
     :func:`pcapcheck.analyze.analyze_file`; see :func:`pcapcheck.analyze.analyze_part`).
-    Raises what the serial analysis raises."""
+    ``encode``: the shard also writes the JSON report's line of each of its connection
+    summaries (in parallel with the other shards), and the merge gives them as
+    ``connection_lines`` (for a JSON report: the merging process then only renumbers
+    them). Raises what the serial analysis raises."""
     result, facts = analyze_part(path, catalog, active, params, severity, decoder,
                                  idle_timeout=idle_timeout, close_delay=close_delay,
-                                 shard=shard)
-    return ShardResult(shard, result, facts)
+                                 shard=shard, encode=encode)
+    return ShardResult(shard, result, facts, encode)
 
 
 # --------------------------------------------------------------------------- the merge
+
+
+#: ``'{"id": '``, how the JSON text of a summary starts (its first key is the id).
+_ID_HEAD = '{"id": '
 
 
 class _Renumber:
@@ -128,7 +140,9 @@ class _Renumber:
     the global id of the shard's connection ``i`` (``ids[0]`` unused); ``kind`` is
     ``summary``, ``event`` or ``finding`` (findings naming another connection are made
     again from the renumbered event by ``catalog.to_finding``, as the serial run makes
-    them: the message may show the id)."""
+    them: the message may show the id); for the ``(id, JSON text)`` summaries of an
+    encoding shard, ``decoded`` (the summary dict) or ``line`` (``(global id, text)``,
+    the text's id replaced)."""
 
     def __init__(self, ids: array, kind: str, catalog: Any = None,
                  active: set[str] | None = None, severity: Mapping[str, str] | None = None):
@@ -137,8 +151,17 @@ class _Renumber:
 
     def __call__(self, item: Any) -> Any:
         ids = self.ids
-        if self.kind == "summary":
+        kind = self.kind
+        if kind == "summary":
             return {**item, "id": ids[item["id"]]}
+        if kind == "line":
+            old, text = item
+            new = ids[old]
+            return new, f"{_ID_HEAD}{new}{text[len(_ID_HEAD) + len(str(old)):]}"
+        if kind == "decoded":
+            summary = json.loads(item[1])
+            summary["id"] = ids[item[0]]
+            return summary
         conn = ids[item.connection] if item.connection is not None else None
         data = item.data
         refs = {key: ids[data[key]] for key in CONNECTION_KEYS if data.get(key) is not None}
@@ -156,21 +179,22 @@ class _Renumber:
 class Merged:
     """A read-only, sorted sequence made of several sorted sources, each item passed
     through its source's function (the shards' renumbering) and merged by ``key``
-    (:func:`heapq.merge`) on every iteration; what a merged :class:`FileResult` holds in
-    place of spools (``len()``, truthiness, iteration, indexing, ``==``)."""
+    (:func:`heapq.merge`) on every iteration, then through ``out`` when given; what a
+    merged :class:`FileResult` holds in place of spools (``len()``, truthiness,
+    iteration, indexing, ``==``)."""
 
     def __init__(self, sources: Sequence[tuple[Iterable, Callable | None]],
-                 key: Callable[[Any], Any]):
+                 key: Callable[[Any], Any], out: Callable[[Any], Any] | None = None):
         self.sources = list(sources)
         self.key = key
+        self.out = out
         self._len = sum(len(items) for items, _fix in self.sources)
 
     def __iter__(self) -> Iterator:
         streams = [iter(items) if fix is None else map(fix, items)
                    for items, fix in self.sources if len(items)]
-        if len(streams) == 1:
-            return streams[0]
-        return heapq.merge(*streams, key=self.key)
+        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=self.key)
+        return merged if self.out is None else map(self.out, merged)
 
     def __len__(self) -> int:
         return self._len
@@ -232,11 +256,16 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
 
     # (CP005 and CP006, file-level events every shard sees, are in shard 0's spools.)
     conn_sources: list[tuple[Iterable, Callable | None]] = []
+    line_sources: list[tuple[Iterable, Callable | None]] = []
     event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
     finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
     for p, ids in zip(parts, global_ids([p.facts.first_frames for p in parts])):
         res = p.result
-        conn_sources.append((res.connections, _Renumber(ids, "summary")))
+        if p.encoded:
+            conn_sources.append((res.connections, _Renumber(ids, "decoded")))
+            line_sources.append((res.connections, _Renumber(ids, "line")))
+        else:
+            conn_sources.append((res.connections, _Renumber(ids, "summary")))
         event_sources.append((res.events, _Renumber(ids, "event")))
         finding_sources.append((res.findings, _Renumber(ids, "finding", catalog, active,
                                                         severity)))
@@ -245,6 +274,8 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
         malformed=head.malformed, truncated=head.truncated,
         connections=Merged(conn_sources, summary_order),
+        connection_lines=(Merged(line_sources, line_order, out=itemgetter(1))
+                          if all(p.encoded for p in parts) else None),
         events=Merged(event_sources, event_order),
         findings=Merged(finding_sources, event_order))
 

@@ -3,7 +3,8 @@ connections, merged, gives exactly the serial result (the JSON document, and the
 on every sample capture (time going back included) and on generated ones (port reuse,
 idle and closed connections released on the clock, files cut short, spools spilled); in
 worker processes and through ``analyze --jobs``; and a shard's failure gives the serial
-outcome."""
+outcome. Shards that encode their summaries (``encode``, for a JSON report) give the
+same JSON text and, decoded, the same summaries."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pcapcheck import spool as spool_module
 from pcapcheck.analyze import analyze_file
 from pcapcheck.cli import app
 from pcapcheck.reader import CaptureError
-from pcapcheck.report.json_report import document
+from pcapcheck.report.json_report import document, render
 from pcapcheck.shard import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -33,14 +34,18 @@ CAPTURES = sorted(p for p in SAMPLES.rglob("*")
 IDS = [str(p.relative_to(SAMPLES)) for p in CAPTURES]
 
 
-def in_shards(path, catalog, active, n, **timers):
+def in_shards(path, catalog, active, n, encode=False, **timers):
     """The shards analysed one after the other here, merged."""
-    parts = [analyze_shard(path, catalog, active, shard=(k, n), **timers) for k in range(n)]
-    return merge_shards(parts, path, catalog, active)
+    parts = [analyze_shard(path, catalog, active, shard=(k, n), encode=encode, **timers)
+             for k in range(n)]
+    merged = merge_shards(parts, path, catalog, active)
+    assert (merged.connection_lines is not None) == encode
+    return merged
 
 
 def same(serial, merged) -> None:
     assert document([merged]) == document([serial])
+    assert render([merged]) == render([serial])
     assert list(merged.events) == list(serial.events)
     assert len(merged.connections) == len(serial.connections)
     assert len(merged.findings) == len(serial.findings)
@@ -56,7 +61,7 @@ def test_sample_capture_in_shards_equals_serial(catalog, path):
             analyze_shard(path, catalog, active, shard=(1, 2))
         return
     for n in (2, 3):
-        same(serial, in_shards(path, catalog, active, n))
+        same(serial, in_shards(path, catalog, active, n, encode=n == 2))
 
 
 # --------------------------------------------------------------------------- generated
@@ -149,7 +154,7 @@ def test_generated_scenario_in_shards_equals_serial(tmp_path, catalog, seed, cut
     serial = analyze_file(path, catalog, active, **timers)
     assert bool(serial.truncated) == cut
     for n in (2, 3):
-        same(serial, in_shards(path, catalog, active, n, **timers))
+        same(serial, in_shards(path, catalog, active, n, encode=n == 3, **timers))
 
 
 def test_port_reuse_ids_are_renumbered_in_data_and_messages(tmp_path, catalog):
@@ -160,7 +165,7 @@ def test_port_reuse_ids_are_renumbered_in_data_and_messages(tmp_path, catalog):
     active = catalog.select(["ALL"], None)
     timers = {"idle_timeout": 5.0, "close_delay": 1.0}
     serial = analyze_file(path, catalog, active, **timers)
-    merged = in_shards(path, catalog, active, 2, **timers)
+    merged = in_shards(path, catalog, active, 2, encode=True, **timers)
     refs = [f for f in merged.findings if f.data.get("previous_connection") is not None]
     assert {f.rule for f in refs} == {"CL010", "CP001"}
     assert any(str(f.data["previous_connection"]) in f.message for f in refs)
@@ -174,7 +179,8 @@ def test_bench_capture_in_shards_equals_serial(tmp_path, catalog):
     active = catalog.select(None, None)
     serial = analyze_file(path, catalog, active)
     for n in (2, 3):
-        same(serial, in_shards(path, catalog, active, n))
+        for encode in (False, True):
+            same(serial, in_shards(path, catalog, active, n, encode))
 
 
 def test_spilled_spools(tmp_path, catalog, monkeypatch):
@@ -186,9 +192,11 @@ def test_spilled_spools(tmp_path, catalog, monkeypatch):
     timers = {"idle_timeout": 0.05, "close_delay": 0.0}   # connections released early
     serial = analyze_file(path, catalog, active, **timers)
     monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 16)
-    parts = [analyze_shard(path, catalog, active, shard=(k, 3), **timers) for k in range(3)]
-    assert all(p.result.connections.spilled for p in parts)
-    same(serial, merge_shards(parts, path, catalog, active))
+    for encode in (False, True):
+        parts = [analyze_shard(path, catalog, active, shard=(k, 3), encode=encode, **timers)
+                 for k in range(3)]
+        assert all(p.result.connections.spilled for p in parts)
+        same(serial, merge_shards(parts, path, catalog, active))
 
 
 def test_clock_of_the_other_shards_is_followed(tmp_path, catalog, monkeypatch):
@@ -260,6 +268,25 @@ def test_cli_jobs_shards_a_file_with_the_serial_report(tmp_path, monkeypatch):
     one = runner.invoke(app, ["analyze", str(bad), "-f", "json", "--jobs", "1"])
     two = runner.invoke(app, ["analyze", str(bad), "-f", "json", "--jobs", "2"])
     assert one.exit_code == two.exit_code == 2 and two.stdout == one.stdout
+
+
+def test_cli_jobs_with_a_baseline_counts_the_findings_left(tmp_path, monkeypatch):
+    """The shards write their summaries' JSON lines; a baseline changes each summary's
+    ``findings``, so the report is written from the summaries, as the serial run's."""
+    path = tmp_path / "gen.pcap"
+    generate(argparse.Namespace(out=str(path), connections=200, concurrency=16, exchanges=2,
+                                refused=0.1, retrans=0.05, resets=0.1, loss=0.0, seed=4))
+    monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "0")
+    runner = CliRunner()
+    base = tmp_path / "baseline.json"
+    assert runner.invoke(app, ["analyze", str(path), "-q", "--write-baseline",
+                               str(base)]).exit_code == 0
+    one, two = (runner.invoke(app, ["analyze", str(path), "-f", "json", "--jobs", jobs,
+                                    "--baseline", str(base)]) for jobs in ("1", "2"))
+    assert one.exit_code == two.exit_code == 0
+    assert two.stdout == one.stdout
+    conns = json.loads(one.stdout)["files"][0]["connections"]
+    assert conns and not any(c["findings"] for c in conns)
 
 
 def test_plan_shards_only_when_there_are_fewer_files_than_jobs(tmp_path, monkeypatch):

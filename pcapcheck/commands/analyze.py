@@ -145,14 +145,17 @@ def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
             f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)")
 
 
-def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int]) -> Any:
+def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
+                   encode: bool = False) -> Any:
     """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
-    as for :func:`_analyze_one`); the ShardResult. Raises what the analysis raises."""
+    as for :func:`_analyze_one`; ``encode``: a JSON report is asked for, the shard writes
+    its summaries' lines); the ShardResult. Raises what the analysis raises."""
     from pcapcheck.shard import analyze_shard
 
     path, _name, _stdin, active = job
     catalog, params, severity, decoder, timers = common
-    return analyze_shard(path, catalog, active, params, severity, decoder, shard, **timers)
+    return analyze_shard(path, catalog, active, params, severity, decoder, shard, **timers,
+                         encode=encode)
 
 
 def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | None]:
@@ -381,8 +384,11 @@ def analyze(
                 # taken in the order of the inputs, so the report is the one a serial
                 # run writes.
                 pool = ProcessPoolExecutor(max_workers=workers)
+                # A JSON report: the shards encode their connection summaries.
+                encode = any(name == "json" for name, _file in plan)
                 tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
-                         [pool.submit(_analyze_shard, job, common, (k, n)) for k in range(n)]
+                         [pool.submit(_analyze_shard, job, common, (k, n), encode)
+                          for k in range(n)]
                          for job, n in zip(jobs_, shards)]
                 outcomes = (_merge_one(job, common, task) if isinstance(task, list)
                             else task.result() for job, task in zip(jobs_, tasks))

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 #: The JSON Schema (draft 2020-12) of :func:`document`, shipped in the package.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
 
+#: The JSON text of one value of the report as :func:`write` writes it (compact, ASCII,
+#: values JSON cannot hold as strings). Shards use it to write their connection lines
+#: (:func:`pcapcheck.analyze.analyze_part` with ``encode``).
+dumps = json.JSONEncoder(ensure_ascii=True, default=str).encode
+
 
 def _finding(f: Any) -> dict[str, Any]:
     return {"rule": f.rule, "name": f.name, "severity": f.severity,
@@ -56,9 +61,10 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
     Layout: the document's structure is indented by 2 spaces; each connection summary
     and each finding is one line (compact JSON, so ``grep``/``jq -c`` friendly); ends
     with a newline. Values JSON cannot hold are written as strings. ``ctx`` is accepted
-    for the common renderer signature and not used.
+    for the common renderer signature and not used. A result whose
+    ``connection_lines`` is set (merged shards) has its summaries' lines written as
+    they are, without encoding the summaries again.
     """
-    dumps = json.JSONEncoder(ensure_ascii=True, default=str).encode
     out.write('{\n  "version": %s,\n  "files": [' % dumps(__version__))
     for i, res in enumerate(results):
         out.write("\n    {" if i == 0 else ",\n    {")
@@ -68,14 +74,17 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
             continue
         for key, value in _file_head(res).items():
             out.write('\n      "%s": %s,' % (key, dumps(value)))
-        for key, items, convert in (("connections", res.connections, None),
-                                    ("findings", res.findings, _finding)):
+        lines = getattr(res, "connection_lines", None)
+        for key, items, convert in (
+                ("connections", res.connections if lines is None else lines,
+                 dumps if lines is None else None),
+                ("findings", res.findings, lambda f: dumps(_finding(f)))):
             out.write('\n      "%s": [' % key)
             sep = "\n        "
             empty = True
             for item in items:
                 out.write(sep)
-                out.write(dumps(convert(item) if convert else item))
+                out.write(convert(item) if convert else item)
                 sep = ",\n        "
                 empty = False
             out.write("]" if empty else "\n      ]")
