@@ -900,6 +900,14 @@ class Checker:
         return f.max_ack_abs is not None
 
 
+def _reached_established(endpoint: Endpoint) -> bool:
+    """Whether one of ``endpoint``'s transitions went to ESTABLISHED."""
+    for t in endpoint.transitions:
+        if t.to_state == ESTABLISHED:
+            return True
+    return False
+
+
 def classify(conn: Connection) -> tuple[str, str]:
     """Return ``(handshake, close)`` for a finished connection.
 
@@ -914,7 +922,7 @@ def classify(conn: Connection) -> tuple[str, str]:
         handshake = "refused"
     elif conn.midstream:
         handshake = "none"
-    elif all(any(t.to_state == ESTABLISHED for t in e.transitions) for e in (conn.ec, conn.es)):
+    elif _reached_established(conn.ec) and _reached_established(conn.es):
         handshake = "complete"
     else:
         handshake = "incomplete"

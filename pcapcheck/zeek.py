@@ -524,7 +524,15 @@ class ZeekState:
             if syn and ep.prev_state == TCP_INACTIVE:
                 ep.reinit_seqs(base_seq, seq_one_past)
 
-        rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
+        # get_relative_seq(); without a wrap counted or to count, written out as in
+        # _established: the signed 32-bit distance from the start
+        last = ep.last_seq
+        if not ep.seq_wraps and (base_seq >= last or last - base_seq <= _HALF):
+            d = (base_seq - ep.start_seq) & _M32
+            seq_underflow = d >= _HALF
+            rel_seq = (d - _MOD) & _M64 if seq_underflow else d
+        else:
+            rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, last, ep.seq_wraps)
 
         # update_history()
         nbits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
@@ -569,15 +577,21 @@ class ZeekState:
                 rel_ack = 1
                 peer.reinit_seqs((ack_seq - 1) & _M32, (ack_seq - 1) & _M32)  # init_peer
             else:
-                rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer.ack_seq,
-                                                   peer.ack_wraps)
+                peer_ack = peer.ack_seq
+                if not peer.ack_wraps and (ack_seq >= peer_ack or peer_ack - ack_seq <= _HALF):
+                    rel_ack = (ack_seq - peer.start_seq) & _M32     # as for SEG.SEQ above
+                    ack_underflow = rel_ack >= _HALF
+                else:
+                    rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
+                                                       peer.ack_wraps)
                 if ack_underflow:
                     rel_ack = 0
                 elif not rst:
-                    # update_ack_seq()
-                    delta_ack = _seq_delta(ack_seq, peer.ack_seq)
-                    if delta_ack > 0 and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
-                        if ack_seq < peer.ack_seq:
+                    # update_ack_seq(): seq_delta(ack_seq, peer's ack_seq) > 0
+                    delta_ack = (ack_seq - peer_ack) & _M32
+                    if 0 < delta_ack < _HALF and not (ack_seq == 0
+                                                      and delta_ack > _TOO_LARGE_SEQ_DELTA):
+                        if ack_seq < peer_ack:
                             peer.ack_wraps += 1
                         peer.ack_seq = ack_seq
 
