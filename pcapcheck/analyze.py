@@ -248,6 +248,8 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                 first_frames.extend(bytes(max(i + 1 - len(first_frames), 1024)))
             first_frames[i] = conn.first_frame
             summary = connection_summary(conn)
+            if conn.zeek is not None:
+                conn.zeek.release()
             summary["findings"] = sum(record(ev) for ev in conn.events)
             result.connections.append((conn.id, dumps(summary)) if encode else summary)
 

@@ -299,6 +299,14 @@ class ZeekState:
         """True if Zeek's originator is pcapcheck's client (None before any packet)."""
         return self._orig_is_client
 
+    def release(self) -> None:
+        """Unlink the two endpoints (each names the other as its ``peer``: a reference
+        cycle), so that the state is freed as soon as the connection is dropped, not at
+        the garbage collector's next full pass (memory bounded by concurrent connections,
+        issue #4). Call it once the connection's summary is made: nothing may be added
+        or asked afterwards."""
+        self._client.peer = self._server.peer = None
+
     def history(self) -> str:
         """Zeek's ``history`` string ("" when Zeek would log ``-``)."""
         return "".join(self._hist)

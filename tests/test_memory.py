@@ -152,3 +152,32 @@ def test_close_delay_and_idle_timeout_options(tmp_path):
     _idle_then_resumed(idle, gap=200.0)
     assert report(idle) == (1, [])
     assert report(idle, "--idle-timeout", "100") == (2, [("CL008", 1), ("CP001", 2)])
+
+
+def test_analysed_connections_leave_no_reference_cycle(tmp_path, catalog):
+    """Once summarised, a connection is freed by its reference count: its Zeek state's
+    two endpoints (each the other's ``peer``) are unlinked, so nothing waits for the
+    garbage collector's full pass (which the CLI makes rare)."""
+    import gc
+
+    path = tmp_path / "conns.pcap"
+    cap = Capture()
+    for i in range(5):
+        c = Conversation(cap, cport=40000 + i)
+        c.handshake()
+        c.exchange()
+        c.close("c")
+    cap.write(path)
+    gc.collect()
+    gc.disable()
+    try:
+        res = analyze_file(path, catalog, catalog.select(None, None))
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert len(res.connections) == 5
+    assert "_Endpoint" not in left and "ZeekState" not in left and "Connection" not in left
