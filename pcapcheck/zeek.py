@@ -235,6 +235,13 @@ class _Endpoint:
 
 def _relative(start: int, cur: int, last: int, wraps: int) -> tuple[int, bool]:
     """get_relative_seq(): (uint64 relative sequence number, underflow)."""
+    if not wraps and (cur >= last or last - cur <= _HALF):
+        # no wrap counted and none to count (cur is not past last across 2**32): the
+        # signed 32-bit distance from the start, _seq_delta() written out
+        d = (cur - start) & _M32
+        if d >= _HALF:
+            return (d - _MOD) & _M64, True
+        return d, False
     delta = _seq_delta(cur, last)
     if delta < 0:
         if wraps and cur > last:
@@ -532,15 +539,7 @@ class ZeekState:
             if syn and ep.prev_state == TCP_INACTIVE:
                 ep.reinit_seqs(base_seq, seq_one_past)
 
-        # get_relative_seq(); without a wrap counted or to count, written out as in
-        # _established: the signed 32-bit distance from the start
-        last = ep.last_seq
-        if not ep.seq_wraps and (base_seq >= last or last - base_seq <= _HALF):
-            d = (base_seq - ep.start_seq) & _M32
-            seq_underflow = d >= _HALF
-            rel_seq = (d - _MOD) & _M64 if seq_underflow else d
-        else:
-            rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, last, ep.seq_wraps)
+        rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
 
         # update_history()
         nbits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
@@ -586,12 +585,8 @@ class ZeekState:
                 peer.reinit_seqs((ack_seq - 1) & _M32, (ack_seq - 1) & _M32)  # init_peer
             else:
                 peer_ack = peer.ack_seq
-                if not peer.ack_wraps and (ack_seq >= peer_ack or peer_ack - ack_seq <= _HALF):
-                    rel_ack = (ack_seq - peer.start_seq) & _M32     # as for SEG.SEQ above
-                    ack_underflow = rel_ack >= _HALF
-                else:
-                    rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
-                                                       peer.ack_wraps)
+                rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
+                                                   peer.ack_wraps)
                 if ack_underflow:
                     rel_ack = 0
                 elif not rst:
