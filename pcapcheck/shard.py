@@ -44,10 +44,10 @@ from __future__ import annotations
 import heapq
 import json
 import os
-from operator import itemgetter
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
