@@ -234,14 +234,19 @@ class _Endpoint:
 
 
 def _relative(start: int, cur: int, last: int, wraps: int) -> tuple[int, bool]:
-    """get_relative_seq(): (uint64 relative sequence number, underflow)."""
+    """get_relative_seq(): (uint64 relative sequence number, underflow); the common
+    case (no wrap counted and none to count: ``cur`` is not past ``last`` across 2**32)
+    without a call, as the signed 32-bit distance from the start."""
     if not wraps and (cur >= last or last - cur <= _HALF):
-        # no wrap counted and none to count (cur is not past last across 2**32): the
-        # signed 32-bit distance from the start, _seq_delta() written out
         d = (cur - start) & _M32
         if d >= _HALF:
             return (d - _MOD) & _M64, True
         return d, False
+    return _get_relative_seq(start, cur, last, wraps)
+
+
+def _get_relative_seq(start: int, cur: int, last: int, wraps: int) -> tuple[int, bool]:
+    """get_relative_seq() as Zeek writes it (TCP_Endpoint): every case."""
     delta = _seq_delta(cur, last)
     if delta < 0:
         if wraps and cur > last:

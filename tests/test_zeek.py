@@ -425,32 +425,14 @@ def test_sequence_wraparound_no_spurious_letters():
     assert result(f) == ("SF", "ShADaFf")
 
 
-def _get_relative_seq(start: int, cur: int, last: int, wraps: int) -> tuple[int, bool]:
-    """Zeek's get_relative_seq() as written there (TCP_Endpoint.h / TCP.cc), without the
-    shortcut :func:`pcapcheck.zeek._relative` takes when nothing wraps."""
-    def seq_delta(a: int, b: int) -> int:
-        d = (a - b) & 0xFFFFFFFF
-        return d - (1 << 32) if d & 0x80000000 else d
-
-    delta = seq_delta(cur, last)
-    if delta < 0:
-        if wraps and cur > last:
-            wraps -= 1
-    elif delta > 0 and cur < last:
-        wraps += 1
-    if wraps == 0:
-        d = seq_delta(cur, start)
-        return d & 0xFFFFFFFFFFFFFFFF, d < 0
-    return ((wraps << 32) + cur - start) & 0xFFFFFFFFFFFFFFFF, False
-
-
 def test_relative_sequence_numbers_are_get_relative_seq():
     """The shortcut of ``_relative`` (no wrap counted, none to count) gives what Zeek's
-    get_relative_seq() gives, around every edge: below the start (underflow), across
-    2**31 and 2**32, with and without wraps counted."""
+    get_relative_seq() gives (``_get_relative_seq``, written as Zeek writes it), around
+    every edge: below the start (underflow), across 2**31 and 2**32, with and without
+    wraps counted."""
     import random
 
-    from pcapcheck.zeek import _relative
+    from pcapcheck.zeek import _get_relative_seq, _relative
 
     rng = random.Random(9293)
     edges = [0, 1, 2, (1 << 31) - 1, 1 << 31, (1 << 31) + 1, (1 << 32) - 2, (1 << 32) - 1]
