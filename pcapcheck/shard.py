@@ -131,8 +131,8 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
 # --------------------------------------------------------------------------- the merge
 
 
-#: ``'{"id": '``, how the JSON text of a summary starts (its first key is the id).
-_ID_HEAD = '{"id": '
+#: ``'{"id":'``, how the JSON text of a summary starts (its first key is the id).
+_ID_HEAD = '{"id":'
 
 
 class _Renumber:

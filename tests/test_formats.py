@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
 import json
 import re
 import struct
 import xml.etree.ElementTree as ET
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
@@ -182,10 +184,12 @@ def test_json_unchanged(result, ctx):
     # One line per connection and per finding, the structure indented by 2 spaces.
     lines = text.splitlines()
     assert lines[:3] == ["{", '  "version": "%s",' % __version__, '  "files": [']
-    assert [ln for ln in lines if ln.startswith('        {"id": ')] == [
-        "        " + json.dumps(c, default=str) + ("," if i + 1 < len(res.connections) else "")
+    assert [ln for ln in lines if ln.startswith('        {"id":')] == [
+        "        " + json_report.dumps(c) + ("," if i + 1 < len(res.connections) else "")
         for i, c in enumerate(res.connections)]
-    assert sum(ln.startswith('        {"rule": ') for ln in lines) == len(res.findings)
+    assert [json.loads(json_report.dumps(c)) for c in res.connections] == [
+        json.loads(json.dumps(c, default=str)) for c in res.connections]
+    assert sum(ln.startswith('        {"rule":') for ln in lines) == len(res.findings)
     doc = json.loads(text)
     assert list(doc) == ["version", "files"] and doc["version"] == __version__
     entry = doc["files"][0]
@@ -213,6 +217,44 @@ def report_validator():
 def test_report_schema_is_packaged():
     assert json_report.SCHEMA_PATH == (ROOT / "pcapcheck" / "schemas" / "report.schema.json")
     assert json_report.SCHEMA_PATH.is_file()
+
+
+@dataclass
+class _Point:
+    x: int
+
+
+def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
+    """json_report.dumps (orjson, the standard library for what orjson refuses or writes
+    in non-ASCII) parses back to what json.dumps(default=str) writes, with no spaces and
+    ASCII only; the floats of a summary, the fallbacks and ``default=str`` included."""
+    std = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
+    values = [
+        {"id": 7, "start_ts": 1767225600.00017, "duration": 0.02338, "ok": True, "n": None,
+         "transitions": [{"frame": 1, "from": "CLOSED", "to": "SYN-SENT"}], "pair": (1, 2)},
+        0.1, 1e16, 2.5e-05, -0.0, 5e-324, 2**63 - 1, -(2**63),
+        2**64, 2**70, -(2**65),                    # beyond 64 bits: orjson refuses
+        {1: "int key", "b": 2},                    # a key that is not a string: refused
+        "caf\u00e9 \u2192 \u2028", "ctl \x01\n\t\"\\/",  # non-ASCII: written as escapes
+        _Point(3), datetime(2026, 1, 1, tzinfo=timezone.utc), Path("a/b.pcap"),
+        ipaddress.ip_address("10.0.0.1"), object.__new__(_Opaque)]
+    for value in values:
+        text = json_report.dumps(value)
+        assert text.isascii(), value
+        assert json.loads(text) == json.loads(std(value)), value
+        assert ", " not in text and ": " not in text, value
+    # where orjson's text and the standard library's agree exactly
+    assert json_report.dumps(values[0]) == std(values[0])
+    assert json_report.dumps(values[12]) == std(values[12]) == '"caf\\u00e9 \\u2192 \\u2028"'
+    assert json_report.dumps(values[14]) == '"_Point(x=3)"'              # str(), as before
+    assert json_report.dumps(values[15]) == '"2026-01-01 00:00:00+00:00"'
+    assert json_report.dumps(values[18]) == '"opaque"'
+    assert json_report.dumps(2**70) == str(2**70)
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque"
 
 
 def test_json_of_every_sample_matches_schema(every_sample, report_validator, catalog):

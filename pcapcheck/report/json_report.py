@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
+import orjson
+
 from pcapcheck import __version__
 from pcapcheck.analyze import FileResult
 from pcapcheck.report import text_of
@@ -16,10 +18,27 @@ if TYPE_CHECKING:
 #: The JSON Schema (draft 2020-12) of :func:`document`, shipped in the package.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
 
-#: The JSON text of one value of the report as :func:`write` writes it (compact, ASCII,
-#: values JSON cannot hold as strings). Shards use it to write their connection lines
-#: (:func:`pcapcheck.analyze.analyze_part` with ``encode``).
-dumps = json.JSONEncoder(ensure_ascii=True, default=str).encode
+#: The standard library's encoder, with the layout :func:`dumps` gives.
+_std_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
+
+#: What orjson hands to ``default`` (:func:`str`) instead of encoding it its own way, as
+#: the standard library does: dataclass instances and datetimes.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def dumps(value: Any) -> str:
+    """The JSON text of one value of the report as :func:`write` writes it: compact (no
+    spaces), ASCII only (``\\uXXXX`` escapes), a value JSON cannot hold written as its
+    ``str()``. Encoded by orjson (about five times faster than the standard library on
+    a connection summary, issue #4); a value orjson refuses (an integer beyond 64 bits,
+    a key that is not a string) or whose text is not ASCII is encoded by the standard
+    library with the same layout. Shards use it to write their connection lines
+    (:func:`pcapcheck.analyze.analyze_part` with ``encode``)."""
+    try:
+        text = orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:                   # orjson.JSONEncodeError is a TypeError
+        return _std_dumps(value)
+    return text if text.isascii() else _std_dumps(value)
 
 
 def _finding(f: Any) -> dict[str, Any]:
