@@ -1,0 +1,69 @@
+"""bench/: the generator and the side-by-side script run (issue #4). Never a timing:
+what is checked is that they work and report what they say, not how fast anything is."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcapcheck.reader import open_capture
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench") / "small.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "generate.py"), str(path),
+                    "--connections", "40", "--concurrency", "8", "--exchanges", "2"],
+                   check=True, cwd=ROOT, capture_output=True)
+    return path
+
+
+def _run(capture: Path, path_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": str(path_dir)}
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), str(capture),
+                           "--repeat", "1", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_run_skips_the_tools_not_installed_and_says_so(capture, tmp_path):
+    packets = sum(1 for _ in open_capture(capture))
+    done = _run(capture, tmp_path, "--markdown")           # PATH: an empty directory
+    assert done.returncode == 0, done.stderr
+    assert "tcptrace: not installed, skipped" in done.stderr
+    assert "tshark: not installed, skipped" in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"_small.pcap: {packets} packets, ")
+    assert "median of 1" in lines[0]
+    assert lines[2] == ("| tool | wall time (s) | packets/s | peak RSS (MB) "
+                        "| time vs pcapcheck |")
+    rows = [ln for ln in lines if ln.startswith("| pcapcheck |")]
+    assert len(rows) == 1 and rows[0].endswith("| 1.00 |")
+    assert not any(ln.startswith(("| tcptrace", "| tshark")) for ln in lines)
+
+
+def test_run_measures_each_installed_tool_on_the_same_file(capture, tmp_path):
+    # A stand-in tcptrace that records its arguments and takes a known 1.5 s (several
+    # times pcapcheck's time on this file, so that an inverted ratio shows).
+    log = tmp_path / "args.txt"
+    fake = tmp_path / "tcptrace"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {log}\nexec {sys.executable} -c "
+                    "'import time; time.sleep(1.5)'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    done = _run(capture, tmp_path, "--tools", "pcapcheck,tcptrace")
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["-n", "-l", str(capture)]
+    rows = {m.group(1): (float(m.group(2)), float(m.group(3)))
+            for m in re.finditer(r"^(\w+)\s+([\d.]+) s .* x([\d.]+)$", done.stdout, re.M)}
+    assert set(rows) == {"pcapcheck", "tcptrace"}
+    wall, ratio = rows["tcptrace"]
+    assert wall >= 1.5
+    # the ratio to pcapcheck's time (the printed figures are rounded to 2 decimals)
+    assert ratio == pytest.approx(wall / rows["pcapcheck"][0], rel=0.05)
