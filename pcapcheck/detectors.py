@@ -171,7 +171,8 @@ class Checker:
             self._segment(conn, seg, role, fs, fr, es, er, prev_frame)
         finally:
             fs.last_frame, fs.last_ts = seg.frame, seg.ts
-            self._fill_states(conn, seg)
+            if self._frame_events:          # most segments make no event
+                self._fill_states(conn, seg)
 
     def _established(self, conn: Connection, fs: Flow, fr: Flow, frame: int, ts: float,
                      seq: int, ack: int, window: int, length: int, key: tuple | None) -> bool:
