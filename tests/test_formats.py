@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from pcapcheck import __version__
@@ -237,7 +238,8 @@ def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
         {1: "int key", "b": 2},                    # a key that is not a string: refused
         "caf\u00e9 \u2192 \u2028", "ctl \x01\n\t\"\\/",  # non-ASCII: written as escapes
         _Point(3), datetime(2026, 1, 1, tzinfo=timezone.utc), Path("a/b.pcap"),
-        ipaddress.ip_address("10.0.0.1"), object.__new__(_Opaque)]
+        ipaddress.ip_address("10.0.0.1"), object.__new__(_Opaque),
+        np.float64(0.25), np.int64(7), [_Float(1.5)]]         # numpy scalars, a float subclass
     for value in values:
         text = json_report.dumps(value)
         assert text.isascii(), value
@@ -249,7 +251,15 @@ def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
     assert json_report.dumps(values[14]) == '"_Point(x=3)"'              # str(), as before
     assert json_report.dumps(values[15]) == '"2026-01-01 00:00:00+00:00"'
     assert json_report.dumps(values[18]) == '"opaque"'
+    assert json_report.dumps(values[19]) == "0.25" and json_report.dumps(values[20]) == '"7"'
+    assert json_report.dumps(values[21]) == "[1.5]"
+    # not finite: null, where the standard library writes NaN (not JSON)
+    assert json_report.dumps([float("nan"), float("inf")]) == "[null,null]"
     assert json_report.dumps(2**70) == str(2**70)
+
+
+class _Float(float):
+    pass
 
 
 class _Opaque:

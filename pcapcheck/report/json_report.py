@@ -26,16 +26,23 @@ _std_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
+def _default(value: Any) -> Any:
+    """What orjson writes for a value it does not encode itself: a float subclass (numpy's
+    float64) as the float, anything else as its ``str()`` (the standard library's way)."""
+    return float(value) if isinstance(value, float) else str(value)
+
+
 def dumps(value: Any) -> str:
     """The JSON text of one value of the report as :func:`write` writes it: compact (no
     spaces), ASCII only (``\\uXXXX`` escapes), a value JSON cannot hold written as its
-    ``str()``. Encoded by orjson (about five times faster than the standard library on
-    a connection summary, issue #4); a value orjson refuses (an integer beyond 64 bits,
-    a key that is not a string) or whose text is not ASCII is encoded by the standard
-    library with the same layout. Shards use it to write their connection lines
-    (:func:`pcapcheck.analyze.analyze_part` with ``encode``)."""
+    ``str()``, a float that is not finite as ``null`` (``NaN``, which is not JSON, in a
+    value left to the standard library, below). Encoded by orjson (about five times faster than the
+    standard library on a connection summary, issue #4); a value orjson refuses (an
+    integer beyond 64 bits, a key that is not a string) or whose text is not ASCII is
+    encoded by the standard library with the same layout. Shards use it to write their
+    connection lines (:func:`pcapcheck.analyze.analyze_part` with ``encode``)."""
     try:
-        text = orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+        text = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS).decode()
     except TypeError:                   # orjson.JSONEncodeError is a TypeError
         return _std_dumps(value)
     return text if text.isascii() else _std_dumps(value)
