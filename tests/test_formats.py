@@ -225,6 +225,15 @@ class _Point:
     x: int
 
 
+class _Float(float):
+    pass
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
 def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
     """json_report.dumps (orjson, the standard library for what orjson refuses or writes
     in non-ASCII) parses back to what json.dumps(default=str) writes, with no spaces and
@@ -256,15 +265,6 @@ def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
     # not finite: null, where the standard library writes NaN (not JSON)
     assert json_report.dumps([float("nan"), float("inf")]) == "[null,null]"
     assert json_report.dumps(2**70) == str(2**70)
-
-
-class _Float(float):
-    pass
-
-
-class _Opaque:
-    def __str__(self) -> str:
-        return "opaque"
 
 
 def test_json_of_every_sample_matches_schema(every_sample, report_validator, catalog):

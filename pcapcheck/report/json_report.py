@@ -21,8 +21,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schem
 #: The standard library's encoder, with the layout :func:`dumps` gives.
 _std_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
 
-#: What orjson hands to ``default`` (:func:`str`) instead of encoding it its own way, as
-#: the standard library does: dataclass instances and datetimes.
+#: What orjson hands to ``default`` (:func:`_default`) instead of encoding it its own
+#: way, as the standard library does: dataclass instances and datetimes.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
@@ -36,11 +36,12 @@ def dumps(value: Any) -> str:
     """The JSON text of one value of the report as :func:`write` writes it: compact (no
     spaces), ASCII only (``\\uXXXX`` escapes), a value JSON cannot hold written as its
     ``str()``, a float that is not finite as ``null`` (``NaN``, which is not JSON, in a
-    value left to the standard library, below). Encoded by orjson (about five times faster than the
-    standard library on a connection summary, issue #4); a value orjson refuses (an
-    integer beyond 64 bits, a key that is not a string) or whose text is not ASCII is
-    encoded by the standard library with the same layout. Shards use it to write their
-    connection lines (:func:`pcapcheck.analyze.analyze_part` with ``encode``)."""
+    value left to the standard library, below). Encoded by orjson (about five times
+    faster than the standard library on a connection summary, issue #4); a value orjson
+    refuses (an integer beyond 64 bits, a key that is not a string) or whose text is not
+    ASCII is encoded by the standard library with the same layout. Shards use it to
+    write their connection lines (:func:`pcapcheck.analyze.analyze_part` with
+    ``encode``)."""
     try:
         text = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS).decode()
     except TypeError:                   # orjson.JSONEncodeError is a TypeError
