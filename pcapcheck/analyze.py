@@ -17,11 +17,13 @@ from typing import Any, Mapping, Sequence
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pcapcheck.catalog import Catalog
+from pcapcheck.clean import CleanConnection, transitions
 from pcapcheck.connection import Connection
 from pcapcheck.decoder import Decoder, DecodeError, SourceAttributes, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
 from pcapcheck.lane import feed_block
-from pcapcheck.model import OTHER_SHARD, Event, Finding, Segment, SegmentBlock
+from pcapcheck.model import (CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment,
+                             SegmentBlock)
 from pcapcheck.reader import open_capture
 from pcapcheck.spool import Spool
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
@@ -358,13 +360,15 @@ def _iso(ts: float) -> str | None:
         return None
 
 
-def connection_summary(conn: Connection) -> dict[str, Any]:
+def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
     """One connection as a JSON-ready dict (the keys of README's JSON document).
 
     Times: ``start`` ISO 8601 UTC and ``start_ts`` seconds since the epoch; ``duration``
     seconds, from the smallest to the largest timestamp of its segments (a capture clock
     stepping back does not make it negative). ISNs are absolute. Transitions are ``{"frame", "from", "to", "cause"}``.
     """
+    if conn.__class__ is CleanConnection:
+        return clean_summary(conn)
     handshake, close = classify(conn)
     zeek = conn.zeek
     return {
@@ -392,4 +396,34 @@ def connection_summary(conn: Connection) -> dict[str, Any]:
                     "cause": t.cause} for t in ep.transitions]
             for role, ep in (("client", conn.ec), ("server", conn.es))
         },
+    }
+
+
+def clean_summary(c: CleanConnection) -> dict[str, Any]:
+    """:func:`connection_summary` of a connection that fits the clean pattern
+    (:mod:`pcapcheck.clean`): the same keys and values as its replay gives (handshake
+    complete, graceful close, the closer in TIME-WAIT and the other side CLOSED, Zeek's
+    conn_state SF)."""
+    closer = c.closer
+    return {
+        "id": c.id,
+        "client": Connection.endpoint_text(c.client),
+        "server": Connection.endpoint_text(c.server),
+        "roles_inferred": False,
+        "first_frame": c.first_frame,
+        "last_frame": c.last_frame,
+        "start": _iso(c.first_ts),
+        "start_ts": c.first_ts,
+        "duration": c.duration,
+        "packets": {"client": c.packets[0], "server": c.packets[1]},
+        "bytes": {"client": c.bytes[0], "server": c.bytes[1]},
+        "client_isn": c.client_isn,
+        "server_isn": c.server_isn,
+        "handshake": "complete",
+        "close": "graceful",
+        "client_state": TIME_WAIT if closer == "client" else CLOSED,
+        "server_state": CLOSED if closer == "client" else TIME_WAIT,
+        "conn_state": "SF",
+        "history": c.history,
+        "transitions": transitions(c),
     }

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from itertools import repeat
 
+from pcapcheck.clean import Pending
 from pcapcheck.model import ESTABLISHED, SegmentBlock
 from pcapcheck.tracker import Tracker
 from pcapcheck.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
@@ -79,7 +80,21 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                 conn = table_get((src, sport, dst, dport))
             else:
                 conn = table_get((dst, dport, src, sport))
-            if (conn is not None and not conn.closed and ts - conn.last_ts <= idle
+            if conn.__class__ is Pending:
+                if ts - conn.last_ts <= delay:          # kept as a row (pcapcheck.clean)
+                    client = conn.client
+                    conn.rows.append((frame, ts, sport == client[1] and src == client[0],
+                                      seq, ack, flags, window, length, ip_id, ts_val, None))
+                    conn.last_ts = ts
+                    if conn.fins == 3 and not conn.closing:   # see Tracker.feed
+                        conn.closing = True
+                        closing.append((ts, (src, sport, dst, dport) if src < dst or (
+                            src == dst and sport <= dport) else (dst, dport, src, sport),
+                            conn))
+                    if closing and ts - closing[0][0] > delay:
+                        tracker._release(ts)
+                    continue
+            elif (conn is not None and not conn.closed and ts - conn.last_ts <= idle
                     and conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
                     and (zeek := conn.zeek) is not None and zeek._fps == _BOTH_SEEN):
                 client = conn.client

@@ -26,10 +26,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterator
 
+from pcapcheck import clean
+from pcapcheck.clean import CleanConnection, Pending
 from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
-from pcapcheck.model import ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment
+from pcapcheck.model import (ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment,
+                             TcpOptions)
 from pcapcheck.zeek import ZeekState, zeek_flips_first_packet
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
@@ -94,7 +97,38 @@ class Tracker:
         else:
             key = (dst, seg.dport, src, seg.sport)
         conn = self.table.get(key)
+        if conn.__class__ is Pending:
+            flags = seg.flags
+            if ts - conn.last_ts <= self.close_delay and flags & (SYN | ACK | FIN | RST) != SYN:
+                self._keep(conn, seg)
+                closing = self._closing
+                if not conn.closing:
+                    # An RST, or a segment after both FINs: it may be closed. Like a
+                    # closed connection, it is taken up again close_delay after its last
+                    # segment (_release), not at the next sweep.
+                    if flags & RST or conn.fins == 3:
+                        conn.closing = True
+                        closing.append((ts, key, conn))
+                    elif flags & FIN:
+                        conn.fins |= 1 if conn.rows[-1][2] else 2
+                if closing and ts - closing[0][0] > self.close_delay:
+                    self._release(ts)
+                return
+            conn = (self._settle(key, conn) if ts - conn.last_ts > self.close_delay
+                    else self._replay(key, conn))
         if conn is None:
+            if (seg.flags & (SYN | ACK | FIN | RST) == SYN and clean.ENABLED
+                    and self.checker.marks is None and key not in self.recently_closed):
+                # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must
+                # be replayed (pcapcheck.clean).
+                p = self.table[key] = Pending(self._next_id, (seg.src, seg.sport),
+                                              (seg.dst, seg.dport))
+                self._next_id += 1
+                self._keep(p, seg)
+                closing = self._closing
+                if closing and ts - closing[0][0] > self.close_delay:
+                    self._release(ts)
+                return
             conn = self._new(seg, key, None)
         else:
             limit = self.close_delay if conn.closed else self.idle_timeout
@@ -131,9 +165,63 @@ class Tracker:
             if self.table.get(old_key) is not old:
                 continue                       # already finalised (a new SYN took the key)
             if now - old.last_ts > self.close_delay:
+                if old.__class__ is Pending:
+                    old = self._settle(old_key, old)
+                    if old is None or not old.closed:
+                        continue
                 self._finalize(old_key, old, old.last_ts + self.close_delay)
             else:                              # segments after the close: wait for them
                 closing.append((old.last_ts, old_key, old))
+
+    @staticmethod
+    def _keep(p: Pending, seg: Segment) -> None:
+        """Append ``seg`` to the rows of ``p`` (:mod:`pcapcheck.clean`)."""
+        options = seg.options
+        p.rows.append((seg.frame, seg.ts, seg.sport == p.client[1] and seg.src == p.client[0],
+                       seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len, seg.ip_id,
+                       options.ts_val if options is not None else None, seg))
+        p.last_ts = seg.ts
+        if seg.truncated or seg.checksum_ok is False:
+            p.dirty = True
+
+    def _replay(self, key: tuple, p: Pending) -> Connection:
+        """Turn the kept connection ``p`` into a :class:`Connection` (its id, in the table
+        under ``key``) by replaying its rows through the full path, as :meth:`feed` would
+        have; return it."""
+        segments = [row[10] or self._segment(p, row) for row in p.rows]
+        next_id, self._next_id = self._next_id, p.id
+        del self.table[key]
+        conn = self._new(segments[0], key, None)
+        self._next_id = next_id
+        process = self.checker.process
+        for seg in segments:
+            was_closed = conn.closed
+            process(conn, seg)
+            if conn.closed and not was_closed:
+                self._closing.append((seg.ts, key, conn))
+        return conn
+
+    @staticmethod
+    def _segment(p: Pending, row: tuple) -> Segment:
+        """The Segment of a row that :func:`pcapcheck.lane.feed_block` kept (an ordinary
+        ACK: not cut, checksum not wrong, no option but timestamps)."""
+        frame, ts, from_client, seq, ack, flags, window, length, ip_id, ts_val, _s = row
+        (src, sport), (dst, dport) = (p.client, p.server) if from_client else \
+            (p.server, p.client)
+        options = None if ts_val is None else TcpOptions(None, None, False, (), ts_val, None)
+        return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, window, length,
+                       options, ip_id, 6 if ":" in src else 4)
+
+    def _settle(self, key: tuple, p: Pending, cut: bool = False) -> Connection | None:
+        """Finalise the kept connection ``p`` when its rows fit :func:`clean.check`
+        (None then); else replay it and return the :class:`Connection` (in the table)."""
+        done = None if cut else clean.check(p)
+        if done is None:
+            return self._replay(key, p)
+        del self.table[key]
+        self.recently_closed[key] = (done.id, done.close_ts)
+        self._finished.append(done)
+        return None
 
     def _limit(self, conn: Connection) -> float:
         """Seconds a connection is kept after its last segment."""
@@ -142,6 +230,12 @@ class Tracker:
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_EVERY
         for key, conn in list(self.table.items()):
+            if conn.__class__ is Pending:
+                if now - conn.last_ts <= self.close_delay:
+                    continue
+                conn = self._settle(key, conn)
+                if conn is None:
+                    continue
             if now - conn.last_ts > self._limit(conn):
                 self._finalize(key, conn, conn.last_ts + self._limit(conn))
         horizon = now - self.linger
@@ -247,6 +341,10 @@ class Tracker:
         inside a record, see :meth:`Checker.finish`); yield all finished connections not
         yet taken, in id order."""
         for key, conn in list(self.table.items()):
+            if conn.__class__ is Pending:
+                conn = self._settle(key, conn, cut)
+                if conn is None:
+                    continue
             self._finalize(key, conn, capture_end, cut)
         yield from sorted(self.pop_finished(), key=lambda c: c.id)
 

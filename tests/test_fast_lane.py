@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES
+from pcapcheck import clean
 from pcapcheck.analyze import analyze_file
 from pcapcheck.detectors import Checker
 from pcapcheck.reader import CaptureError
@@ -20,6 +21,13 @@ from pcapcheck.zeek import ZeekState
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def replay_every_connection(monkeypatch):
+    """No clean-connection shortcut (pcapcheck.clean, tests/test_clean.py): every
+    connection goes through the lanes compared here."""
+    monkeypatch.setattr(clean, "ENABLED", False)
 
 
 def _both(path, catalog, monkeypatch, **kw):

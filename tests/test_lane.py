@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES
-from pcapcheck import lane
+from pcapcheck import clean, lane
 from pcapcheck.analyze import analyze_file
 from pcapcheck.reader import CaptureError
 from pcapcheck.report.json_report import document
@@ -23,6 +23,13 @@ from pcapcheck.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def replay_every_connection(monkeypatch):
+    """No clean-connection shortcut (pcapcheck.clean, tests/test_clean.py): every
+    connection goes through the lanes compared here."""
+    monkeypatch.setattr(clean, "ENABLED", False)
 
 
 def _both(path, catalog, monkeypatch, checksums=False, **kw):

@@ -1,0 +1,454 @@
+"""The clean-connection shortcut (pcapcheck.clean: a connection whose rows fit the
+common life cycle is summarised without the replay) gives the same reports as
+replaying every connection: on every sample capture, on generated captures full of
+retransmissions, resets, refusals and capture loss (tiny timers, shards), and on
+crafted near misses, each of which must be replayed; and it takes most connections of
+an ordinary capture."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+
+from conftest import ALL_CAPTURES, ROOT, SAMPLES
+from pcapcheck import clean
+from pcapcheck import tracker as tracker_module
+from pcapcheck.analyze import analyze_file
+from pcapcheck.model import ACK, CWR, ECE, FIN, PSH, SYN
+from pcapcheck.reader import CaptureError
+from pcapcheck.report.json_report import document
+from pcapcheck.shard import analyze_shard, merge_shards
+
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from craft_captures import (CLIENT_IP6, SERVER_IP6, Capture,  # noqa: E402
+                            Conversation)
+from generate import generate  # noqa: E402
+
+#: What clean.check decided, one entry per connection it was asked about: True (clean).
+decided: list[bool] = []
+
+
+@pytest.fixture(autouse=True)
+def spy_check(monkeypatch):
+    decided.clear()
+    original = clean.check
+
+    def spy(p):
+        done = original(p)
+        decided.append(done is not None)
+        return done
+
+    monkeypatch.setattr(clean, "check", spy)
+
+
+def _both(path, catalog, monkeypatch, checksums=False, **kw):
+    """(shortcut on, shortcut off) analyses with every rule; the first's ``clean``: how
+    many connections the shortcut summarised."""
+    active = catalog.select(["ALL"], None if checksums else ["CP004"])
+    monkeypatch.setattr(clean, "ENABLED", True)
+    decided.clear()
+    on = analyze_file(path, catalog, active, **kw)
+    on.clean = sum(decided)
+    monkeypatch.setattr(clean, "ENABLED", False)
+    off = analyze_file(path, catalog, active, **kw)
+    return on, off
+
+
+def _same(a, b) -> None:
+    assert document([a]) == document([b])
+    assert list(a.events) == list(b.events)
+
+
+@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
+                                                    for p in ALL_CAPTURES])
+def test_clean_equals_replay_on_samples(path, catalog, monkeypatch):
+    for checksums in (False, True):
+        try:
+            on, off = _both(path, catalog, monkeypatch, checksums)
+        except CaptureError:
+            return
+        _same(on, off)
+
+
+def _generated(tmp_path, seed, connections=150, concurrency=12, **rates):
+    path = tmp_path / f"gen{seed}.pcap"
+    args = dict(refused=0.05, retrans=0.08, resets=0.05, loss=0.02)
+    args.update(rates)
+    n = generate(argparse.Namespace(out=str(path), connections=connections,
+                                    concurrency=concurrency, exchanges=4, seed=seed,
+                                    **args))
+    return path, n
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_equals_replay_on_generated_captures(seed, tmp_path, catalog, monkeypatch):
+    path, n = _generated(tmp_path, seed)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.tcp_packets == n and len(on.findings) > 10
+    assert len(on.connections) * 0.3 < on.clean < len(on.connections) * 0.9
+    _same(on, off)
+    # kept connections settled by sweeps every 3 ms, by timers that finalise them in
+    # the middle of their rows (idle or closed), and at the end of the capture
+    monkeypatch.setattr(tracker_module, "_SWEEP_EVERY", 0.003)
+    for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
+               {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
+        on, off = _both(path, catalog, monkeypatch, **kw)
+        _same(on, off)
+
+
+def test_clean_takes_most_connections_of_an_ordinary_capture(tmp_path, catalog,
+                                                             monkeypatch):
+    path, _n = _generated(tmp_path, 7, refused=0, retrans=0, resets=0, loss=0)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.clean == len(on.connections) == 150 and not on.findings
+    _same(on, off)
+
+
+def test_clean_equals_replay_in_shards(tmp_path, catalog, monkeypatch):
+    path, _n = _generated(tmp_path, 4, connections=200, concurrency=16)
+    active = catalog.select(["ALL"], ["CP004"])
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(clean, "ENABLED", enabled)
+        parts = [analyze_shard(path, catalog, active, shard=(k, 2), idle_timeout=0.05,
+                               close_delay=0.02, encode=True) for k in range(2)]
+        results.append(merge_shards(parts, path, catalog, active))
+    assert sum(decided) > 50
+    _same(results[0], results[1])
+    monkeypatch.setattr(clean, "ENABLED", True)
+    _same(results[0], analyze_file(path, catalog, active, idle_timeout=0.05,
+                                   close_delay=0.02))
+
+
+# ------------------------------------------------------------------ crafted connections
+
+def _conv(cap, **kw):
+    return Conversation(cap, **kw)
+
+
+def _clean_client_close(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange(120, 3000)
+    c.close("c")
+
+
+def _clean_server_close(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange(80, 900)
+    c.close("s")
+
+
+def _clean_fin_piggyback(cap):
+    """The server's FIN acknowledges the client's: three segments close."""
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.fin("c")
+    c.fin("s")
+    c.ack("c")
+
+
+def _clean_data_after_fin(cap):
+    """Half-close: the server still sends data in CLOSE-WAIT."""
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 50)
+    c.fin("c")
+    c.data("s", 700)
+    c.ack("c")
+    c.data("s", 300)
+    c.fin("s")
+    c.ack("c")
+
+
+def _clean_ipv6(cap):
+    c = _conv(cap, client=CLIENT_IP6, server=SERVER_IP6, ipv6=True)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+
+
+def _data_on_handshake_ack(cap):
+    c = _conv(cap)
+    c.syn()
+    c.synack()
+    c.data("c", 100)
+    c.data("s", 200)
+    c.ack("c")
+    c.close("s")
+
+
+CLEAN = [_clean_client_close, _clean_server_close, _clean_fin_piggyback,
+         _clean_data_after_fin, _clean_ipv6, _data_on_handshake_ack]
+
+
+def _retransmission(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.data("c", 100, seq=c.isn["c"] + 1)
+    c.ack("s")
+    c.close("c")
+
+
+def _stored_twice(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    cap.duplicate_last()
+    c.ack("s")
+    c.close("c")
+
+
+def _keep_alive(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.ack("c", seq=c.nxt["c"] - 1)
+    c.ack("s")
+    c.close("c")
+
+
+def _zero_window(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.ack("s", window=0)
+    c.ack("s")
+    c.close("c")
+
+
+def _fin_with_data(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.fin("c", n=20)
+    c.ack("s")
+    c.fin("s")
+    c.ack("c")
+
+
+def _simultaneous_close(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    fin_s = c.nxt["s"]
+    c.fin("c")
+    c.fin("s", ack=c.nxt["c"] - 1)
+    c.ack("c")
+    c.ack("s", ack=c.nxt["c"])
+    assert fin_s
+
+
+def _ack_of_fin_seq(cap):
+    """The reply to the FIN acknowledges its sequence number, not the FIN (CL002)."""
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.fin("c")
+    c.ack("s", ack=c.nxt["c"] - 1)
+    c.fin("s")
+    c.ack("c")
+
+
+def _server_data_in_syn_received(cap):
+    c = _conv(cap)
+    c.syn()
+    c.synack()
+    c.data("s", 100)
+    c.ack("c")
+    c.close("c")
+
+
+def _ack_beyond_sent(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.ack("s", ack=c.nxt["c"] + 500)
+    c.data("c", 500)
+    c.ack("s")
+    c.close("c")
+
+
+def _after_close(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+    c.ack("c")                     # the last ACK again
+
+
+def _fin_retransmitted(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+    c.fin("s", seq=c.nxt["s"] - 1, dt=0.2)
+    c.ack("c")
+
+
+def _wraps(cap):
+    c = _conv(cap, cisn=(1 << 32) - 300)
+    c.handshake()
+    c.exchange(1000, 200)
+    c.close("c")
+
+
+def _ecn_syn(cap):
+    c = _conv(cap)
+    c.send("c", SYN | ECE | CWR, seq=c.isn["c"])
+    c.synack()
+    c.ack("c")
+    c.exchange()
+    c.close("c")
+
+
+def _open_at_end(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+
+
+def _reset_at_end(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.rst("c")
+
+
+def _ack_goes_back(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("s", 100)
+    c.data("s", 100)
+    c.ack("c")
+    c.ack("c", ack=c.nxt["s"] - 100)
+    c.close("c")
+
+
+def _first_reply_to_fin_does_not_ack_it(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.fin("c")
+    c.data("s", 100, ack=c.nxt["c"] - 1, flags=PSH | ACK)
+    c.ack("c")
+    c.fin("s")
+    c.ack("c")
+
+
+def _port_reused_at_once(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+    d = _conv(cap, cisn=0x11111111)
+    d.handshake(dt=0.5)
+    d.exchange()
+    d.close("c")
+
+
+def _port_reused_later(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+    d = _conv(cap, cisn=0x22222222)
+    d.handshake(dt=30.0)
+    d.exchange()
+    d.close("c")
+
+
+def _syn_again(cap):
+    c = _conv(cap)
+    c.syn()
+    c.syn(dt=1.0)
+    c.synack()
+    c.ack("c")
+    c.exchange()
+    c.close("c")
+
+
+def _pause_past_close_delay(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.ack("s", dt=8.0)
+    c.close("c")
+
+
+def _only_flags_fin(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.exchange()
+    c.send("c", FIN, n=0)          # FIN without ACK
+    c.ack("s")
+    c.fin("s")
+    c.ack("c")
+
+
+REPLAYED = [_retransmission, _stored_twice, _keep_alive, _zero_window, _fin_with_data,
+            _simultaneous_close, _ack_of_fin_seq, _server_data_in_syn_received,
+            _ack_beyond_sent, _after_close, _fin_retransmitted, _wraps, _ecn_syn,
+            _open_at_end, _reset_at_end, _ack_goes_back,
+            _first_reply_to_fin_does_not_ack_it, _syn_again, _pause_past_close_delay,
+            _only_flags_fin]
+
+
+def _crafted(tmp_path, build, cut_last=None):
+    cap = Capture()
+    build(cap)
+    path = tmp_path / f"{build.__name__}.pcap"
+    cap.write(path, cut_last=cut_last)
+    return path
+
+
+@pytest.mark.parametrize("build", CLEAN, ids=[b.__name__ for b in CLEAN])
+def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch):
+    on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
+    assert decided == [True]
+    assert not on.events
+    _same(on, off)
+    summary = on.connections[0]
+    assert (summary["handshake"], summary["close"], summary["conn_state"]) == (
+        "complete", "graceful", "SF")
+
+
+@pytest.mark.parametrize("build", REPLAYED, ids=[b.__name__ for b in REPLAYED])
+def test_near_misses_are_replayed(build, tmp_path, catalog, monkeypatch):
+    on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
+    assert not any(decided)      # (a second SYN replays the rows before any check)
+    _same(on, off)
+
+
+def test_port_reuse_after_a_clean_connection(tmp_path, catalog, monkeypatch):
+    """A new SYN within the close delay replays the kept connection (the tracker needs
+    its state); 30 s later the first was settled clean. Either way the second is
+    replayed (CL010: its 4-tuple was closed less than 2·MSL before)."""
+    on, off = _both(_crafted(tmp_path, _port_reused_at_once), catalog, monkeypatch)
+    assert [f.rule for f in on.findings] == ["CL010"] and decided == []
+    _same(on, off)
+    on, off = _both(_crafted(tmp_path, _port_reused_later), catalog, monkeypatch)
+    assert [f.rule for f in on.findings] == ["CL010"] and decided == [True]
+    _same(on, off)
+
+
+def test_capture_cut_short_replays_what_is_kept(tmp_path, catalog, monkeypatch):
+    path = _crafted(tmp_path, _clean_client_close, cut_last=10)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.truncated and not decided
+    _same(on, off)
+
+
+def test_marks_replay_every_connection(catalog, monkeypatch):
+    path = SAMPLES / "loopback" / "bulk_transfer.pcap"
+    active = catalog.select(["ALL"], ["CP004"])
+    analyze_file(path, catalog, active, marks=True)
+    assert not decided
+    analyze_file(path, catalog, active)
+    assert decided == [True]
