@@ -16,8 +16,9 @@ against the pattern:
 * every later row: flags ACK or ACK+PSH, with or without FIN; SEG.SEQ = the sender's
   SND.NXT (in order: no retransmission, no hole, no keep-alive); the sender's SEG.ACK
   never decreasing and never beyond the peer's SND.NXT; a window other than 0; nothing
-  sent after the sender's own FIN but ACKs; no FIN with data; not a packet stored twice
-  (no two rows of a direction with the same CP008 key); no cut and no wrong checksum;
+  sent after the sender's own FIN but ACKs; no FIN with data; no pure ACK that
+  repeats its direction's previous acknowledgment (duplicate ACKs, packets stored twice:
+  see :func:`check`); no cut and no wrong checksum;
   the sequence numbers of neither direction crossing 2^32;
 * the close: one side's FIN (row f1); the other side's first segment after it
   acknowledges it (row a1, SEG.ACK = FIN + 1); the other side's FIN (row f2, the FIN
@@ -90,7 +91,13 @@ class CleanConnection:
 def check(p: Pending) -> CleanConnection | None:
     """The :class:`CleanConnection` of ``p``'s rows when they fit the pattern of the
     module docstring, else None (replay them). Sequence numbers are compared relative to
-    each direction's ISN (modulo 2^32, RFC 9293 §3.4)."""
+    each direction's ISN (modulo 2^32, RFC 9293 §3.4).
+
+    A packet stored twice (CP008) is excluded without comparing keys: in order, a
+    segment with data or a FIN cannot repeat an earlier one of its direction (its
+    SEG.SEQ is new), and a pure ACK must acknowledge more than the direction's previous
+    segment or follow data of its own (a repeated pure ACK, or any duplicate ACK, is
+    replayed)."""
     rows = p.rows
     n = len(rows)
     if n < 7 or p.dirty:
@@ -106,91 +113,120 @@ def check(p: Pending) -> CleanConnection | None:
     isn_s = r1[3]
     if not r2[2] or r2[5] & FIN:
         return None
-    isn = (isn_c, isn_s)
-    nxt = [1, 1]                 # SND.NXT of each side, relative to its ISN
-    last_ack = [0, 0]            # the latest SEG.ACK each side sent (relative)
-    fin = [-1, -1]               # relative position of each side's FIN
-    fin_acked = [0, 0]           # the frame that acknowledged it
-    seen: tuple[set, set] = (set(), set())
-    packets = [1, 1]
-    sizes = [0, 0]
+    # Per side (c: client, s: server): SND.NXT relative to its ISN, the latest SEG.ACK
+    # it sent (relative to the peer's ISN), its FIN's position (-1: none), whether its
+    # previous segment carried data, packets and payload bytes.
+    c_nxt = s_nxt = 1
+    c_ack = s_ack = 0
+    c_fin = s_fin = -1
+    c_data = s_data = False
+    c_pkts = s_pkts = 1
+    c_bytes = s_bytes = 0
+    c_fin_acked = s_fin_acked = 0         # the frame that acknowledged the FIN
     hist = ["S", "h"]
-    letters = 0                  # Zeek's history bits: A D F (client) a d f (server)
+    letters = 0                  # Zeek's history letters seen: A D F (client) a d f
     min_ts = max_ts = r0[1]
     if r1[1] < min_ts:
         min_ts = r1[1]
     elif r1[1] > max_ts:
         max_ts = r1[1]
-    for r in (r0, r1):
-        if r[8] or r[9] is not None:
-            seen[0 if r[2] else 1].add((r[8], r[3], r[4], r[5], r[7], r[6], r[9]))
-    f1 = a1 = f2 = 0
-    closer = -1
+    closer = f1 = a1 = f2 = 0
     for i in range(2, n):
-        frame, ts, from_client, seq, ack, flags, window, length, ip_id, ts_val, _s = rows[i]
-        d = 0 if from_client else 1
-        o = 1 - d
+        frame, ts, from_client, seq, ack, flags, window, length, _i, _t, _s = rows[i]
         f = flags & ~PSH
         if (f != ACK and f != _FINACK) or not window:
             return None
-        if (seq - isn[d]) & _M32 != nxt[d]:
-            return None
-        a = (ack - isn[o]) & _M32
-        if a < last_ack[d] or a > nxt[o] or a < 1:
-            return None
-        if ip_id or ts_val is not None:
-            key = (ip_id, seq, ack, flags, length, window, ts_val)
-            if key in seen[d]:
-                return None
-            seen[d].add(key)
-        if fin[o] >= 0 and not fin_acked[o]:
-            if a != fin[o] + 1:               # the first segment after a FIN acks it
-                return None
-            fin_acked[o] = frame
-            if o == closer:
-                a1 = frame
-        last_ack[d] = a
-        if fin[d] >= 0 and (length or f == _FINACK):
-            return None                       # data or a second FIN after the FIN
         if ts < min_ts:
             min_ts = ts
         elif ts > max_ts:
             max_ts = ts
-        packets[d] += 1
-        if f == _FINACK:
-            if length or i == 2:
+        if from_client:
+            a = (ack - isn_s) & _M32
+            if ((seq - isn_c) & _M32 != c_nxt or a < c_ack or a > s_nxt or a < 1
+                    or (a == c_ack and not c_data and not length and f == ACK)):
                 return None
-            fin[d] = nxt[d]
-            nxt[d] += 1
-            bit = 4 << (3 * d)
-            if not letters & bit:
-                letters |= bit
-                hist.append("F" if d == 0 else "f")
-            if closer < 0:
-                closer, f1 = d, frame
-            elif not fin_acked[o]:
-                return None                   # FINs crossed: a simultaneous close
+            if s_fin >= 0 and not s_fin_acked:
+                if a != s_fin + 1:        # the first segment after a FIN acks it
+                    return None
+                s_fin_acked = frame
+                if closer == 2:
+                    a1 = frame
+            c_ack = a
+            c_pkts += 1
+            if c_fin >= 0 and (length or f == _FINACK):
+                return None               # data or a second FIN after the FIN
+            if f == _FINACK:
+                if length or i == 2:
+                    return None
+                c_fin = c_nxt
+                c_nxt += 1
+                letters |= 4
+                hist.append("F")
+                if not closer:
+                    closer, f1 = 1, frame
+                else:
+                    f2 = frame
+                c_data = False
+                continue
+            if length:
+                c_nxt += length
+                c_bytes += length
+                c_data = True
+                if not letters & 2:
+                    letters |= 2
+                    hist.append("D")
             else:
-                f2 = frame
-            continue
-        if length:
-            nxt[d] += length
-            sizes[d] += length
-            bit = 2 << (3 * d)
-            code = "D" if d == 0 else "d"
+                c_data = False
+                if not letters & 1:
+                    letters |= 1
+                    hist.append("A")
         else:
-            bit = 1 << (3 * d)
-            code = "A" if d == 0 else "a"
-        if not letters & bit:
-            letters |= bit
-            hist.append(code)
-        if fin_acked[0] and fin_acked[1]:
-            if i != n - 1 or d != closer:
+            a = (ack - isn_c) & _M32
+            if ((seq - isn_s) & _M32 != s_nxt or a < s_ack or a > c_nxt or a < 1
+                    or (a == s_ack and not s_data and not length and f == ACK)):
+                return None
+            if c_fin >= 0 and not c_fin_acked:
+                if a != c_fin + 1:
+                    return None
+                c_fin_acked = frame
+                if closer == 1:
+                    a1 = frame
+            s_ack = a
+            s_pkts += 1
+            if s_fin >= 0 and (length or f == _FINACK):
+                return None
+            if f == _FINACK:
+                if length:
+                    return None
+                s_fin = s_nxt
+                s_nxt += 1
+                letters |= 32
+                hist.append("f")
+                if not closer:
+                    closer, f1 = 2, frame
+                else:
+                    f2 = frame
+                s_data = False
+                continue
+            if length:
+                s_nxt += length
+                s_bytes += length
+                s_data = True
+                if not letters & 16:
+                    letters |= 16
+                    hist.append("d")
+            else:
+                s_data = False
+                if not letters & 8:
+                    letters |= 8
+                    hist.append("a")
+        if c_fin_acked and s_fin_acked:
+            if i != n - 1 or from_client != (closer == 1):
                 return None
             break
     else:
         return None                           # never closed
-    if isn_c + nxt[0] > _M32 or isn_s + nxt[1] > _M32:
+    if isn_c + c_nxt > _M32 or isn_s + s_nxt > _M32:
         return None                           # a sequence number wrapped
     last = rows[-1]
     c = CleanConnection()
@@ -199,9 +235,9 @@ def check(p: Pending) -> CleanConnection | None:
     c.first_frame, c.first_ts = r0[0], r0[1]
     c.last_frame, c.close_ts = last[0], last[1]
     c.duration = round(max(max_ts - min_ts, 0.0), 6)
-    c.packets, c.bytes = packets, sizes
+    c.packets, c.bytes = (c_pkts, s_pkts), (c_bytes, s_bytes)
     c.client_isn, c.server_isn = isn_c, isn_s
-    c.closer = "client" if closer == 0 else "server"
+    c.closer = "client" if closer == 1 else "server"
     c.syn, c.synack, c.ack = r0[0], r1[0], r2[0]
     c.f1, c.a1, c.f2, c.last = f1, a1, f2, last[0]
     c.history = "".join(hist)
