@@ -205,6 +205,25 @@ def _stored_twice(cap):
     c.close("c")
 
 
+def _ack_stored_twice(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.ack("s")
+    cap.duplicate_last()
+    c.close("c")
+
+
+def _duplicate_ack(cap):
+    """The same acknowledgment twice (the second a new packet: not CP008, yet replayed)."""
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.ack("s")
+    c.ack("s")
+    c.close("c")
+
+
 def _keep_alive(cap):
     c = _conv(cap)
     c.handshake()
@@ -219,7 +238,8 @@ def _zero_window(cap):
     c.handshake()
     c.data("c", 100)
     c.ack("s", window=0)
-    c.ack("s")
+    c.data("s", 50)                # its window open again
+    c.ack("c")
     c.close("c")
 
 
@@ -273,6 +293,17 @@ def _ack_beyond_sent(cap):
     c.data("c", 500)
     c.ack("s")
     c.close("c")
+
+
+def _client_acks_beyond_sent(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("s", 100)
+    c.ack("c", ack=c.nxt["s"] + 300)
+    c.data("s", 300)
+    c.data("c", 20)
+    c.ack("s")
+    c.close("s")
 
 
 def _after_close(cap):
@@ -392,12 +423,12 @@ def _only_flags_fin(cap):
     c.ack("c")
 
 
-REPLAYED = [_retransmission, _stored_twice, _keep_alive, _zero_window, _fin_with_data,
-            _simultaneous_close, _ack_of_fin_seq, _server_data_in_syn_received,
-            _ack_beyond_sent, _after_close, _fin_retransmitted, _wraps, _ecn_syn,
-            _open_at_end, _reset_at_end, _ack_goes_back,
-            _first_reply_to_fin_does_not_ack_it, _syn_again, _pause_past_close_delay,
-            _only_flags_fin]
+REPLAYED = [_retransmission, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
+            _zero_window, _fin_with_data, _simultaneous_close, _ack_of_fin_seq,
+            _server_data_in_syn_received, _ack_beyond_sent, _client_acks_beyond_sent,
+            _after_close, _fin_retransmitted, _wraps, _ecn_syn, _open_at_end,
+            _reset_at_end, _ack_goes_back, _first_reply_to_fin_does_not_ack_it, _syn_again,
+            _pause_past_close_delay, _only_flags_fin]
 
 
 def _crafted(tmp_path, build, cut_last=None):
