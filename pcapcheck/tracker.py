@@ -27,7 +27,7 @@ from collections import deque
 from typing import Iterator
 
 from pcapcheck import clean
-from pcapcheck.clean import CleanConnection, Pending
+from pcapcheck.clean import Pending
 from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint

@@ -36,6 +36,14 @@ def analyze(catalog):
     return run
 
 
+def same_report(a: FileResult, b: FileResult) -> None:
+    """Assert that two analyses of one capture agree: the JSON report's text and every
+    event (reported or not), in order."""
+    from pcapcheck.report.json_report import document
+    assert document([a]) == document([b])
+    assert list(a.events) == list(b.events)
+
+
 def triples(result: FileResult) -> list[tuple[str, int | None, int | None]]:
     """The findings as sorted (rule, connection, frame) triples."""
     return sorted((f.rule, f.connection, f.frame) for f in result.findings)

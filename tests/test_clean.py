@@ -12,13 +12,12 @@ import sys
 
 import pytest
 
-from conftest import ALL_CAPTURES, ROOT, SAMPLES
+from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
 from pcapcheck import clean
 from pcapcheck import tracker as tracker_module
 from pcapcheck.analyze import analyze_file
 from pcapcheck.model import ACK, CWR, ECE, FIN, PSH, SYN
 from pcapcheck.reader import CaptureError
-from pcapcheck.report.json_report import document
 from pcapcheck.shard import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -57,11 +56,6 @@ def _both(path, catalog, monkeypatch, checksums=False, **kw):
     return on, off
 
 
-def _same(a, b) -> None:
-    assert document([a]) == document([b])
-    assert list(a.events) == list(b.events)
-
-
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
                                                     for p in ALL_CAPTURES])
 def test_clean_equals_replay_on_samples(path, catalog, monkeypatch):
@@ -70,7 +64,7 @@ def test_clean_equals_replay_on_samples(path, catalog, monkeypatch):
             on, off = _both(path, catalog, monkeypatch, checksums)
         except CaptureError:
             return
-        _same(on, off)
+        same_report(on, off)
 
 
 def _generated(tmp_path, seed, connections=150, concurrency=12, **rates):
@@ -89,14 +83,14 @@ def test_clean_equals_replay_on_generated_captures(seed, tmp_path, catalog, monk
     on, off = _both(path, catalog, monkeypatch)
     assert on.tcp_packets == n and len(on.findings) > 10
     assert len(on.connections) * 0.3 < on.clean < len(on.connections) * 0.9
-    _same(on, off)
+    same_report(on, off)
     # kept connections settled by sweeps every 3 ms, by timers that finalise them in
     # the middle of their rows (idle or closed), and at the end of the capture
     monkeypatch.setattr(tracker_module, "_SWEEP_EVERY", 0.003)
     for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
                {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
         on, off = _both(path, catalog, monkeypatch, **kw)
-        _same(on, off)
+        same_report(on, off)
 
 
 def test_clean_takes_most_connections_of_an_ordinary_capture(tmp_path, catalog,
@@ -104,7 +98,7 @@ def test_clean_takes_most_connections_of_an_ordinary_capture(tmp_path, catalog,
     path, _n = _generated(tmp_path, 7, refused=0, retrans=0, resets=0, loss=0)
     on, off = _both(path, catalog, monkeypatch)
     assert on.clean == len(on.connections) == 150 and not on.findings
-    _same(on, off)
+    same_report(on, off)
 
 
 def test_clean_equals_replay_in_shards(tmp_path, catalog, monkeypatch):
@@ -117,9 +111,9 @@ def test_clean_equals_replay_in_shards(tmp_path, catalog, monkeypatch):
                                close_delay=0.02, encode=True) for k in range(2)]
         results.append(merge_shards(parts, path, catalog, active))
     assert sum(decided) > 50
-    _same(results[0], results[1])
+    same_report(results[0], results[1])
     monkeypatch.setattr(clean, "ENABLED", True)
-    _same(results[0], analyze_file(path, catalog, active, idle_timeout=0.05,
+    same_report(results[0], analyze_file(path, catalog, active, idle_timeout=0.05,
                                    close_delay=0.02))
 
 
@@ -444,7 +438,7 @@ def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch)
     on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
     assert decided == [True]
     assert not on.events
-    _same(on, off)
+    same_report(on, off)
     summary = on.connections[0]
     assert (summary["handshake"], summary["close"], summary["conn_state"]) == (
         "complete", "graceful", "SF")
@@ -454,7 +448,7 @@ def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch)
 def test_near_misses_are_replayed(build, tmp_path, catalog, monkeypatch):
     on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
     assert not any(decided)      # (a second SYN replays the rows before any check)
-    _same(on, off)
+    same_report(on, off)
 
 
 def test_port_reuse_after_a_clean_connection(tmp_path, catalog, monkeypatch):
@@ -463,17 +457,17 @@ def test_port_reuse_after_a_clean_connection(tmp_path, catalog, monkeypatch):
     replayed (CL010: its 4-tuple was closed less than 2·MSL before)."""
     on, off = _both(_crafted(tmp_path, _port_reused_at_once), catalog, monkeypatch)
     assert [f.rule for f in on.findings] == ["CL010"] and decided == []
-    _same(on, off)
+    same_report(on, off)
     on, off = _both(_crafted(tmp_path, _port_reused_later), catalog, monkeypatch)
     assert [f.rule for f in on.findings] == ["CL010"] and decided == [True]
-    _same(on, off)
+    same_report(on, off)
 
 
 def test_capture_cut_short_replays_what_is_kept(tmp_path, catalog, monkeypatch):
     path = _crafted(tmp_path, _clean_client_close, cut_last=10)
     on, off = _both(path, catalog, monkeypatch)
     assert on.truncated and not decided
-    _same(on, off)
+    same_report(on, off)
 
 
 def test_marks_replay_every_connection(catalog, monkeypatch):

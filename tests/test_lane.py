@@ -12,11 +12,10 @@ import sys
 
 import pytest
 
-from conftest import ALL_CAPTURES, ROOT, SAMPLES
+from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
 from pcapcheck import clean, lane
 from pcapcheck.analyze import analyze_file
 from pcapcheck.reader import CaptureError
-from pcapcheck.report.json_report import document
 from pcapcheck.shard import analyze_shard, merge_shards
 from pcapcheck import tracker as tracker_module
 from pcapcheck.tracker import Tracker
@@ -61,11 +60,6 @@ def count_feed(monkeypatch):
     monkeypatch.setattr(Tracker, "feed", spy)
 
 
-def _same(a, b) -> None:
-    assert document([a]) == document([b])
-    assert list(a.events) == list(b.events)
-
-
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
                                                     for p in ALL_CAPTURES])
 def test_lane_equals_segments_on_samples(path, catalog, monkeypatch):
@@ -74,7 +68,7 @@ def test_lane_equals_segments_on_samples(path, catalog, monkeypatch):
             fast, slow = _both(path, catalog, monkeypatch, checksums)
         except CaptureError:
             return
-        _same(fast, slow)
+        same_report(fast, slow)
 
 
 def _generated(tmp_path, seed, connections=150, concurrency=12):
@@ -91,14 +85,14 @@ def test_lane_equals_segments_on_generated_captures(seed, tmp_path, catalog, mon
     fast, slow = _both(path, catalog, monkeypatch)
     assert fast.tcp_packets == n and len(fast.findings) > 10
     assert fast.fed < 0.5 * n           # the lane took the others
-    _same(fast, slow)
+    same_report(fast, slow)
     # marks (the lane stands aside) and timers short enough to release connections
     # idle or closed in the middle of blocks, with sweeps of the table every 3 ms
     monkeypatch.setattr(tracker_module, "_SWEEP_EVERY", 0.003)
     for kw in ({"marks": True}, {"idle_timeout": 0.0004, "close_delay": 0.0002},
                {"idle_timeout": 0.05, "close_delay": 0.02}):
         fast, slow = _both(path, catalog, monkeypatch, **kw)
-        _same(fast, slow)
+        same_report(fast, slow)
         if "marks" in kw:
             assert fast.marks == slow.marks
             assert fast.fed == n        # marks are recorded by the full path only
@@ -116,8 +110,8 @@ def test_lane_equals_segments_in_shards(tmp_path, catalog, monkeypatch):
                                close_delay=0.02) for k in range(2)]
         results.append(merge_shards(parts, path, catalog, active))
     serial = analyze_file(path, catalog, active, idle_timeout=0.05, close_delay=0.02)
-    _same(results[0], results[1])
-    _same(results[0], serial)
+    same_report(results[0], results[1])
+    same_report(results[0], serial)
 
 
 def test_lane_with_blocks_split_by_other_records(tmp_path, catalog, monkeypatch):
@@ -139,7 +133,7 @@ def test_lane_with_blocks_split_by_other_records(tmp_path, catalog, monkeypatch)
     mixed.write_bytes(b"".join(out))
     fast, slow = _both(mixed, catalog, monkeypatch)
     assert fast.skipped == {"ipv4-udp": k // 7}
-    _same(fast, slow)
+    same_report(fast, slow)
 
 
 def test_lane_is_taken(catalog):
