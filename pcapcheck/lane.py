@@ -77,9 +77,10 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
         start = end
         if use_lane and plain and ts < next_sweep:
             if src < dst or (src == dst and sport <= dport):
-                conn = table_get((src, sport, dst, dport))
+                key = (src, sport, dst, dport)
             else:
-                conn = table_get((dst, dport, src, sport))
+                key = (dst, dport, src, sport)
+            conn = table_get(key)
             if conn.__class__ is Pending:
                 if ts - conn.last_ts <= delay:          # kept as a row (pcapcheck.clean)
                     client = conn.client
@@ -88,9 +89,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                     conn.last_ts = ts
                     if conn.fins == 3 and not conn.closing:   # see Tracker.feed
                         conn.closing = True
-                        closing.append((ts, (src, sport, dst, dport) if src < dst or (
-                            src == dst and sport <= dport) else (dst, dport, src, sport),
-                            conn))
+                        closing.append((ts, key, conn))
                     if closing and ts - closing[0][0] > delay:
                         tracker._release(ts)
                     continue

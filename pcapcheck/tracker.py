@@ -101,18 +101,16 @@ class Tracker:
             flags = seg.flags
             if ts - conn.last_ts <= self.close_delay and flags & (SYN | ACK | FIN | RST) != SYN:
                 self._keep(conn, seg)
-                closing = self._closing
                 if not conn.closing:
                     # An RST, or a segment after both FINs: it may be closed. Like a
                     # closed connection, it is taken up again close_delay after its last
                     # segment (_release), not at the next sweep.
                     if flags & RST or conn.fins == 3:
                         conn.closing = True
-                        closing.append((ts, key, conn))
+                        self._closing.append((ts, key, conn))
                     elif flags & FIN:
                         conn.fins |= 1 if conn.rows[-1][2] else 2
-                if closing and ts - closing[0][0] > self.close_delay:
-                    self._release(ts)
+                self._release_due(ts)
                 return
             conn = (self._settle(key, conn) if ts - conn.last_ts > self.close_delay
                     else self._replay(key, conn))
@@ -125,9 +123,7 @@ class Tracker:
                                               (seg.dst, seg.dport))
                 self._next_id += 1
                 self._keep(p, seg)
-                closing = self._closing
-                if closing and ts - closing[0][0] > self.close_delay:
-                    self._release(ts)
+                self._release_due(ts)
                 return
             conn = self._new(seg, key, None)
         else:
@@ -142,9 +138,7 @@ class Tracker:
         self.checker.process(conn, seg)
         if conn.closed and not was_closed:
             self._closing.append((ts, key, conn))
-        closing = self._closing
-        if closing and ts - closing[0][0] > self.close_delay:
-            self._release(ts)
+        self._release_due(ts)
 
     def tick(self, ts: float) -> None:
         """The capture's clock reads ``ts`` (seconds since the epoch) at a TCP segment
@@ -153,9 +147,13 @@ class Tracker:
         its connections exactly when the analysis of the whole capture does."""
         if ts >= self._next_sweep:
             self._sweep(ts)
+        self._release_due(ts)
+
+    def _release_due(self, now: float) -> None:
+        """Call :meth:`_release` when the oldest closed connection's delay has run out."""
         closing = self._closing
-        if closing and ts - closing[0][0] > self.close_delay:
-            self._release(ts)
+        if closing and now - closing[0][0] > self.close_delay:
+            self._release(now)
 
     def _release(self, now: float) -> None:
         """Finalise the closed connections whose close delay has run out at ``now``."""
