@@ -361,42 +361,23 @@ def _iso(ts: float) -> str | None:
 
 
 def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
-    """One connection as a JSON-ready dict (the keys of README's JSON document).
-
-    Times: ``start`` ISO 8601 UTC and ``start_ts`` seconds since the epoch; ``duration``
-    seconds, from the smallest to the largest timestamp of its segments (a capture clock
-    stepping back does not make it negative). ISNs are absolute. Transitions are ``{"frame", "from", "to", "cause"}``.
-    """
+    """One connection as a JSON-ready dict (the keys of README's JSON document,
+    :func:`_summary`); a :class:`~pcapcheck.clean.CleanConnection` through
+    :func:`clean_summary`."""
     if conn.__class__ is CleanConnection:
         return clean_summary(conn)
     handshake, close = classify(conn)
     zeek = conn.zeek
-    return {
-        "id": conn.id,
-        "client": conn.client_text,
-        "server": conn.server_text,
-        "roles_inferred": conn.roles_inferred,
-        "first_frame": conn.first_frame,
-        "last_frame": conn.last_frame,
-        "start": _iso(conn.first_ts),
-        "start_ts": conn.first_ts,
-        "duration": round(max(conn.max_ts - conn.min_ts, 0.0), 6),
-        "packets": {"client": conn.c.packets, "server": conn.s.packets},
-        "bytes": {"client": conn.c.bytes, "server": conn.s.bytes},
-        "client_isn": conn.c.isn,
-        "server_isn": conn.s.isn,
-        "handshake": handshake,
-        "close": close,
-        "client_state": conn.ec.state,
-        "server_state": conn.es.state,
-        "conn_state": zeek.conn_state() if zeek is not None else None,
-        "history": zeek.history() if zeek is not None else None,
-        "transitions": {
-            role: [{"frame": t.frame, "from": t.from_state, "to": t.to_state,
-                    "cause": t.cause} for t in ep.transitions]
-            for role, ep in (("client", conn.ec), ("server", conn.es))
-        },
-    }
+    return _summary(
+        conn.id, conn.client_text, conn.server_text, conn.roles_inferred, conn.first_frame,
+        conn.last_frame, conn.first_ts, round(max(conn.max_ts - conn.min_ts, 0.0), 6),
+        (conn.c.packets, conn.s.packets), (conn.c.bytes, conn.s.bytes), conn.c.isn,
+        conn.s.isn, handshake, close, conn.ec.state, conn.es.state,
+        zeek.conn_state() if zeek is not None else None,
+        zeek.history() if zeek is not None else None,
+        {role: [{"frame": t.frame, "from": t.from_state, "to": t.to_state,
+                 "cause": t.cause} for t in ep.transitions]
+         for role, ep in (("client", conn.ec), ("server", conn.es))})
 
 
 def clean_summary(c: CleanConnection) -> dict[str, Any]:
@@ -404,26 +385,46 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
     (:mod:`pcapcheck.clean`): the same keys and values as its replay gives (handshake
     complete, graceful close, the closer in TIME-WAIT and the other side CLOSED, Zeek's
     conn_state SF)."""
-    closer = c.closer
+    by_client = c.closer == "client"
+    return _summary(
+        c.id, Connection.endpoint_text(c.client), Connection.endpoint_text(c.server), False,
+        c.first_frame, c.last_frame, c.first_ts, c.duration, c.packets, c.bytes,
+        c.client_isn, c.server_isn, "complete", "graceful",
+        TIME_WAIT if by_client else CLOSED, CLOSED if by_client else TIME_WAIT, "SF",
+        c.history, transitions(c))
+
+
+def _summary(cid: int, client: str, server: str, roles_inferred: bool, first_frame: int,
+             last_frame: int, first_ts: float, duration: float, packets: tuple[int, int],
+             sizes: tuple[int, int], client_isn: int | None, server_isn: int | None,
+             handshake: str, close: str, client_state: str | None,
+             server_state: str | None, conn_state: str | None, history: str | None,
+             transitions: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The summary's layout, written once. Times: ``start`` ISO 8601 UTC and
+    ``start_ts`` seconds since the epoch (``first_ts``); ``duration`` seconds, from the
+    smallest to the largest timestamp of its segments (a capture clock stepping back
+    does not make it negative). ``packets`` and ``sizes`` (payload bytes) are
+    ``(client, server)``. ISNs are absolute. Transitions are ``{"frame", "from", "to",
+    "cause"}`` by role."""
     return {
-        "id": c.id,
-        "client": Connection.endpoint_text(c.client),
-        "server": Connection.endpoint_text(c.server),
-        "roles_inferred": False,
-        "first_frame": c.first_frame,
-        "last_frame": c.last_frame,
-        "start": _iso(c.first_ts),
-        "start_ts": c.first_ts,
-        "duration": c.duration,
-        "packets": {"client": c.packets[0], "server": c.packets[1]},
-        "bytes": {"client": c.bytes[0], "server": c.bytes[1]},
-        "client_isn": c.client_isn,
-        "server_isn": c.server_isn,
-        "handshake": "complete",
-        "close": "graceful",
-        "client_state": TIME_WAIT if closer == "client" else CLOSED,
-        "server_state": CLOSED if closer == "client" else TIME_WAIT,
-        "conn_state": "SF",
-        "history": c.history,
-        "transitions": transitions(c),
+        "id": cid,
+        "client": client,
+        "server": server,
+        "roles_inferred": roles_inferred,
+        "first_frame": first_frame,
+        "last_frame": last_frame,
+        "start": _iso(first_ts),
+        "start_ts": first_ts,
+        "duration": duration,
+        "packets": {"client": packets[0], "server": packets[1]},
+        "bytes": {"client": sizes[0], "server": sizes[1]},
+        "client_isn": client_isn,
+        "server_isn": server_isn,
+        "handshake": handshake,
+        "close": close,
+        "client_state": client_state,
+        "server_state": server_state,
+        "conn_state": conn_state,
+        "history": history,
+        "transitions": transitions,
     }

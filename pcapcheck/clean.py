@@ -76,7 +76,9 @@ class CleanConnection:
     Frames are 1-based, times seconds since the epoch, ISNs absolute. ``closer`` is the
     role that sent the first FIN; ``f1``, ``a1``, ``f2``, ``last``: the frames of that
     FIN, of the other side's ACK of it, of the other side's FIN and of the last ACK;
-    ``syn``, ``synack``, ``ack``: the handshake's frames; ``history``: Zeek's."""
+    ``syn``, ``synack``, ``ack``: the handshake's frames; ``history``: Zeek's.
+    ``events`` (none) and ``zeek`` (None) are there for the code that finishes any
+    connection (:func:`pcapcheck.analyze.analyze_part`'s ``absorb``)."""
 
     __slots__ = ("id", "client", "server", "first_frame", "last_frame", "first_ts",
                  "close_ts", "duration", "packets", "bytes", "client_isn", "server_isn",
