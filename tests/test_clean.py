@@ -477,3 +477,40 @@ def test_marks_replay_every_connection(catalog, monkeypatch):
     assert not decided
     analyze_file(path, catalog, active)
     assert decided == [True]
+
+
+# ----------------------------------------------------------- the vectorised experiment
+
+# bench/floor.py writes clean.check's conditions as numpy operations over all the
+# connections of a capture at once, to measure how fast a vectorised clean path could
+# be (bench/README.md). Its verdicts and fields must be clean.check's, or its figures
+# would be those of other work.
+import floor  # noqa: E402  (bench/ is on sys.path above)
+
+
+def _floor_verdicts(path):
+    cols = floor.read(path)
+    rows, starts, sizes, fc = floor.group(cols)
+    out = floor.classify(cols, rows, starts, sizes, fc)
+    floor.verify(cols, rows, starts, sizes, fc, out)   # asserts clean.check's answers
+    return out["clean"].tolist()
+
+
+@pytest.mark.parametrize("build", CLEAN + REPLAYED, ids=[b.__name__ for b in CLEAN + REPLAYED])
+def test_vectorised_check_agrees_on_crafted_shapes(build, tmp_path):
+    verdicts = _floor_verdicts(_crafted(tmp_path, build))
+    if build is _clean_ipv6:
+        assert verdicts == []              # the experiment reads IPv4 only
+    elif build in CLEAN:
+        assert verdicts == [True]
+    elif build in (_syn_again, _pause_past_close_delay):
+        assert verdicts == []              # not candidates: replayed in any case
+    else:
+        assert verdicts == [False]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_vectorised_check_agrees_on_generated_captures(seed, tmp_path):
+    path, _n = _generated(tmp_path, seed, connections=400, concurrency=32)
+    verdicts = _floor_verdicts(path)
+    assert 100 < sum(verdicts) < len(verdicts)     # both kinds were compared

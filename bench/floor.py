@@ -1,0 +1,411 @@
+"""The floor of a vectorised clean path (issue #4): how fast could pcapcheck find the
+clean connections of a capture if that work were done by numpy over whole arrays
+instead of a Python loop per segment?
+
+This is an experiment, not part of the analysis. It measures, on one process:
+
+1. **read**: the record headers walked by the reader
+   (:meth:`pcapcheck.reader.CaptureReader.pcap_batches`, the analysis' own loop) and the
+   Ethernet/IPv4/TCP fields of every record gathered with numpy (plain Ethernet + IPv4
+   without options + TCP only: what ``bench/generate.py`` writes; other records are
+   counted and left out);
+2. **group**: the records sorted into connections (the unordered 4-tuple; a new
+   connection at each pure SYN), with numpy;
+3. **classify**: :func:`classify`, the conditions of :func:`pcapcheck.clean.check`
+   (the module docstring of :mod:`pcapcheck.clean` lists them) written as array
+   operations over all connections at once (segmented sums, the previous segment of
+   the same direction by index);
+4. **summarise**: the JSON line of each clean connection, as a shard writes it
+   (:func:`pcapcheck.analyze.clean_summary`, :func:`pcapcheck.report.json_report.dumps`).
+
+With ``--verify`` it also runs :func:`pcapcheck.clean.check` on every connection's
+rows and asserts the same verdict and the same summary fields (frames, history,
+packets, bytes, ISNs, closer, duration) for each: the floor is that of the same work.
+
+The connections it does not classify as clean (refused, reset, retransmitted, lost a
+segment, a 4-tuple used twice, a pause past the close delay) would still go through
+the full replay; their count is printed, to be priced at the replay's cost per
+connection (bench/README.md).
+
+    python bench/floor.py CAPTURE [--verify]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pcapcheck.clean import CleanConnection, Pending, check
+from pcapcheck.model import ACK, FIN, PSH, RST, SYN
+from pcapcheck.reader import open_capture
+from pcapcheck.tracker import CLOSE_DELAY
+
+_M32 = 0xFFFFFFFF
+_ETH_IP4_TCP = np.dtype({
+    "names": ["et", "vihl", "total", "frag", "proto", "src", "dst", "sport", "dport",
+              "seq", "ack", "doff", "flags", "win"],
+    "formats": [">u2", "u1", ">u2", ">u2", "u1", ">u4", ">u4", ">u2", ">u2", ">u4", ">u4",
+                "u1", "u1", ">u2"],
+    "offsets": [12, 14, 16, 20, 23, 26, 30, 34, 36, 38, 42, 46, 47, 48],
+    "itemsize": 54})
+
+
+def read(path: str | Path) -> dict[str, np.ndarray]:
+    """The plain Ethernet/IPv4/TCP records of a pcap file as numpy columns (record
+    order): ``frame`` (1-based), ``ts`` (seconds since the epoch), ``src``, ``dst``
+    (int addresses), ``sport``, ``dport``, ``seq``, ``ack``, ``flags``, ``win``,
+    ``ln`` (payload bytes), ``cut`` (the snaplen cut the payload); ``other``: how many
+    records were left out (array of one int)."""
+    reader = open_capture(path)
+    endian, ticks, lt = reader.pcap_layout()
+    if lt != 1:
+        raise SystemExit(f"{path}: link type {lt}, this experiment reads Ethernet (1) only")
+    hdr_dtype = np.dtype([("sec", endian + "u4"), ("frac", endian + "u4"),
+                          ("caplen", endian + "u4"), ("wire", endian + "u4")])
+    parts: list[dict[str, np.ndarray]] = []
+    frame0, other = 1, 0
+    for buf, _base, positions in reader.pcap_batches(1 << 20):
+        pos = np.array(positions, dtype=np.int64)
+        n = len(pos)
+        u8 = np.frombuffer(buf, np.uint8)
+        hdr = sliding_window_view(u8, 16)[pos].view(hdr_dtype).reshape(n)
+        caplen = hdr["caplen"].astype(np.int64)
+        ts = (hdr["sec"].astype(np.int64) * ticks + hdr["frac"]) / ticks
+        frames = np.arange(frame0, frame0 + n, dtype=np.int64)
+        frame0 += n
+        whole = caplen >= 54
+        idx = np.flatnonzero(whole)
+        h = sliding_window_view(u8, 54)[pos[idx] + 16].view(_ETH_IP4_TCP).reshape(len(idx))
+        total = h["total"].astype(np.int64)
+        doff = (h["doff"] >> 4).astype(np.int64) * 4
+        keep = ((h["et"] == 0x0800) & (h["vihl"] == 0x45) & (h["proto"] == 6)
+                & ((h["frag"] & 0x3FFF) == 0) & (doff >= 20) & (total >= 20 + doff))
+        other += n - int(np.count_nonzero(keep))
+        k = idx[keep]
+        h = h[keep]
+        ln = total[keep] - 20 - doff[keep]
+        parts.append({
+            "frame": frames[k], "ts": ts[k], "src": h["src"].astype(np.int64),
+            "dst": h["dst"].astype(np.int64), "sport": h["sport"].astype(np.int64),
+            "dport": h["dport"].astype(np.int64), "seq": h["seq"].astype(np.int64),
+            "ack": h["ack"].astype(np.int64), "flags": h["flags"].astype(np.int64),
+            "win": h["win"].astype(np.int64), "ln": ln,
+            "cut": caplen[k] < 14 + total[keep]})
+    names = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win",
+             "ln", "cut")
+    cols = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0, np.int64)
+            for key in names}
+    cols["other"] = np.array([other])
+    return cols
+
+
+def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
+          shard: tuple[int, int] = (0, 1)
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate connections: ``(order, starts, sizes, from_client)``. ``order``
+    lists the rows of the candidates, each connection's rows together and in record
+    order; ``starts``/``sizes`` index ``order`` per connection; ``from_client`` (per
+    entry of ``order``) is True for the SYN's direction. A candidate is the only
+    connection of its 4-tuple in the capture, begins with a pure SYN, and never pauses
+    longer than ``close_delay`` seconds between two of its segments (the tracker
+    replays the others in any case). ``shard=(k, n)``: the connections of shard k only
+    (:mod:`pcapcheck.shard`'s rule, ``(sport + dport) % n == k``)."""
+    if shard[1] > 1:
+        mine = np.flatnonzero((cols["sport"] + cols["dport"]) % shard[1] == shard[0])
+        cols = {key: value[mine] for key, value in cols.items() if key != "other"}
+        rows, starts, sizes, fc = group(cols, close_delay)
+        return mine[rows], starts, sizes, fc
+    if not len(cols["frame"]):
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0, bool)
+    ap_src = (cols["src"] << 16) | cols["sport"]
+    ap_dst = (cols["dst"] << 16) | cols["dport"]
+    lo, hi = np.minimum(ap_src, ap_dst), np.maximum(ap_src, ap_dst)
+    with np.errstate(over="ignore"):
+        h = lo.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + hi.astype(np.uint64)
+    order = np.argsort(h, kind="stable")
+    hs, los, his = h[order], lo[order], hi[order]
+    new_key = np.empty(len(order), bool)
+    new_key[0] = True
+    new_key[1:] = hs[1:] != hs[:-1]
+    same_hash = ~new_key[1:]
+    if ((los[1:] != los[:-1]) | (his[1:] != his[:-1]))[same_hash].any():
+        raise SystemExit("hash collision between two 4-tuples: not handled here")
+    key_start = np.flatnonzero(new_key)
+    key_size = np.diff(np.append(key_start, len(order)))
+    fl = cols["flags"][order]
+    pure_syn = (fl & (SYN | ACK | FIN | RST)) == SYN
+    syns = np.add.reduceat(pure_syn.astype(np.int64), key_start)
+    first_syn = pure_syn[key_start]
+    ts = cols["ts"][order]
+    gap = np.zeros(len(order), bool)
+    gap[1:] = (ts[1:] - ts[:-1] > close_delay) & ~new_key[1:]
+    gaps = np.add.reduceat(gap.astype(np.int64), key_start)
+    good = (syns == 1) & first_syn & (gaps == 0) & (lo[order][key_start] != hi[order][key_start])
+    starts_all = key_start[good]
+    sizes = key_size[good]
+    keep = np.repeat(good, key_size)
+    rows = order[keep]
+    starts = np.zeros(len(sizes), np.int64)
+    starts[1:] = np.cumsum(sizes)[:-1]
+    syn_src = np.repeat(ap_src[order][starts_all], sizes)
+    return rows, starts, sizes, ap_src[rows] == syn_src
+
+
+def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
+             sizes: np.ndarray, fc: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`pcapcheck.clean.check` over every candidate connection at once (arguments
+    as :func:`group` returns them). Returns per connection: ``clean`` (bool), and for
+    the clean ones the fields of their :class:`~pcapcheck.clean.CleanConnection`
+    (``f1``, ``a1``, ``f2``, ``last`` frames, ``closer`` 1 client / 2 server, packets
+    and bytes per side, ISNs, ``min_ts``/``max_ts``, ``letters``: the history letters
+    A D F a d f as the row index of their first occurrence, -1 when absent)."""
+    R, C = len(rows), len(starts)
+    if not C:
+        return {"clean": np.zeros(0, bool)}
+    g = np.repeat(np.arange(C), sizes)
+    k = np.arange(R) - starts[g]
+    seq, ack = cols["seq"][rows], cols["ack"][rows]
+    fl, win, ln = cols["flags"][rows], cols["win"][rows], cols["ln"][rows]
+    frame = cols["frame"][rows]
+    ok = sizes >= 7
+    ok &= ~np.logical_or.reduceat(cols["cut"][rows], starts)
+    r0 = starts
+    r1 = np.minimum(starts + 1, R - 1)
+    r2 = np.minimum(starts + 2, R - 1)
+    ok &= fc[r0] & (fl[r0] == SYN) & (ln[r0] == 0) & (win[r0] != 0)
+    isn_c = seq[r0]
+    ok &= (~fc[r1] & (fl[r1] == SYN | ACK) & (ln[r1] == 0) & (win[r1] != 0)
+           & (ack[r1] == (isn_c + 1) & _M32))
+    isn_s = seq[r1]
+    ok &= fc[r2] & ((fl[r2] & FIN) == 0)
+
+    loop = k >= 2
+    f = fl & ~PSH
+    fin = loop & (f == FIN | ACK)
+    bad = loop & (((f != ACK) & ~fin) | (win == 0))
+    contrib = np.where(loop, ln + fin, 0)
+    before = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        part = np.where(mask, contrib, 0)
+        excl = np.cumsum(part) - part
+        before[side] = excl - excl[starts][g]
+    own_isn = np.where(fc, isn_c[g], isn_s[g])
+    peer_isn = np.where(fc, isn_s[g], isn_c[g])
+    own_nxt = 1 + np.where(fc, before["c"], before["s"])
+    peer_nxt = 1 + np.where(fc, before["s"], before["c"])
+    bad |= loop & (((seq - own_isn) & _M32) != own_nxt)
+    a = (ack - peer_isn) & _M32
+    bad |= loop & ((a > peer_nxt) | (a < 1))
+    # the previous segment of the same direction in the same connection (loop rows)
+    prev = np.full(R, -1, np.int64)
+    side_rows = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        idx = np.flatnonzero(loop & mask)
+        side_rows[side] = idx
+        same = g[idx[1:]] == g[idx[:-1]]
+        prev[idx[1:][same]] = idx[:-1][same]
+    has_prev = prev >= 0
+    pv = np.where(has_prev, prev, 0)
+    prev_a = np.where(has_prev, a[pv], 0)
+    prev_data = has_prev & (ln[pv] > 0) & ~fin[pv]
+    bad |= loop & (a < prev_a)
+    bad |= loop & (a == prev_a) & ~prev_data & (ln == 0) & (f == ACK)
+    # FINs: one per side, without data, the client's not on row 2, nothing but ACKs
+    # after it, acknowledged by the first segment of the other side after it
+    bad |= fin & ((ln > 0) | (fc & (k == 2)))
+    ok &= ~np.logical_or.reduceat(bad, starts)
+    fin_at = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        idx = np.flatnonzero(fin & mask)
+        count = np.bincount(g[idx], minlength=C)
+        ok &= count == 1
+        at = np.full(C, -1, np.int64)
+        at[g[idx]] = idx                       # with count == 1: the FIN's row
+        fin_at[side] = at
+    for side, peer in (("c", "s"), ("s", "c")):
+        at = fin_at[side]
+        has = at >= 0
+        after = np.zeros(R, bool)              # own rows after the own FIN: no data
+        after[loop & ((fc if side == "c" else ~fc))] = True
+        after &= np.arange(R) > np.where(has, at, R)[g]
+        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)
+        peer_idx = side_rows[peer]
+        j = np.searchsorted(peer_idx, np.where(has, at, 0), side="right")
+        j = np.minimum(j, max(len(peer_idx) - 1, 0))
+        acker = peer_idx[j] if len(peer_idx) else np.zeros(C, np.int64)
+        valid = has & (acker > at) & (g[acker] == np.arange(C))
+        ok &= valid
+        fin_rel = own_nxt[np.where(has, at, 0)]
+        ok &= ~valid | (a[acker] == fin_rel + 1)
+        fin_at[side + "_ack"] = np.where(valid, acker, -1)
+    closer_c = fin_at["c"] < fin_at["s"]
+    first = np.where(closer_c, fin_at["c"], fin_at["s"])
+    second = np.where(closer_c, fin_at["s"], fin_at["c"])
+    a1 = np.where(closer_c, fin_at["c_ack"], fin_at["s_ack"])
+    last_ack = np.where(closer_c, fin_at["s_ack"], fin_at["c_ack"])
+    ok &= last_ack == starts + sizes - 1
+    # no sequence number wraps
+    c_total = np.bincount(g, weights=np.where(fc, contrib, 0), minlength=C).astype(np.int64)
+    s_total = np.bincount(g, weights=np.where(~fc, contrib, 0), minlength=C).astype(np.int64)
+    ok &= (isn_c + 1 + c_total <= _M32) & (isn_s + 1 + s_total <= _M32)
+
+    data = loop & (ln > 0) & ~fin
+    pure = loop & (ln == 0) & ~fin
+    letters = np.full((C, 6), R, np.int64)
+    for col, mask in enumerate((fc & pure, fc & data, fc & fin, ~fc & pure, ~fc & data,
+                                ~fc & fin)):
+        idx = np.flatnonzero(mask)         # ascending, so each group's first comes first
+        if len(idx):
+            head = np.ones(len(idx), bool)
+            head[1:] = g[idx][1:] != g[idx][:-1]
+            letters[g[idx][head], col] = idx[head]
+    letters[letters == R] = -1
+    ts = cols["ts"][rows]
+    return {
+        "clean": ok, "isn_c": isn_c, "isn_s": isn_s,
+        "closer": np.where(closer_c, 1, 2),
+        "synack": frame[r1], "ack": frame[r2], "f1": frame[first], "a1": frame[a1], "f2": frame[second], "last": frame[starts + sizes - 1],
+        "c_pkts": 1 + np.bincount(g, weights=loop & fc, minlength=C).astype(np.int64),
+        "s_pkts": 1 + np.bincount(g, weights=loop & ~fc, minlength=C).astype(np.int64),
+        "c_bytes": np.bincount(g, weights=np.where(fc & data, ln, 0), minlength=C).astype(np.int64),
+        "s_bytes": np.bincount(g, weights=np.where(~fc & data, ln, 0), minlength=C).astype(np.int64),
+        "min_ts": np.minimum.reduceat(ts, starts), "max_ts": np.maximum.reduceat(ts, starts),
+        "letters": letters}
+
+
+def history(letters: list[int]) -> str:
+    """Zeek's history of a clean connection from :func:`classify`'s ``letters`` row."""
+    found = sorted((at, ch) for at, ch in zip(letters, "ADFadf") if at >= 0)
+    return "Sh" + "".join(ch for _at, ch in found)
+
+
+def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
+           sizes: np.ndarray, fc: np.ndarray, out: dict[str, np.ndarray]) -> int:
+    """Run :func:`pcapcheck.clean.check` on every candidate's rows; raise
+    AssertionError at the first connection whose verdict or fields differ from
+    :func:`classify`'s. Returns the number of connections compared."""
+    lists = {key: cols[key][rows].tolist()
+             for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "cut")}
+    fcl = fc.tolist()
+    for i, (s, n) in enumerate(zip(starts.tolist(), sizes.tolist())):
+        p = Pending(i + 1, ("c", 1), ("s", 2))
+        p.rows = [(lists["frame"][r], lists["ts"][r], fcl[r], lists["seq"][r],
+                   lists["ack"][r], lists["flags"][r], lists["win"][r], lists["ln"][r],
+                   0, None, None) for r in range(s, s + n)]
+        p.dirty = any(lists["cut"][s:s + n])
+        c = check(p)
+        clean = bool(out["clean"][i])
+        assert (c is not None) == clean, (i, lists["frame"][s], c is not None, clean)
+        if c is None:
+            continue
+        assert isinstance(c, CleanConnection)
+        got = (int(out["synack"][i]), int(out["ack"][i]), int(out["f1"][i]), int(out["a1"][i]), int(out["f2"][i]), int(out["last"][i]),
+               "client" if out["closer"][i] == 1 else "server",
+               (int(out["c_pkts"][i]), int(out["s_pkts"][i])),
+               (int(out["c_bytes"][i]), int(out["s_bytes"][i])),
+               int(out["isn_c"][i]), int(out["isn_s"][i]),
+               history(out["letters"][i].tolist()),
+               round(max(float(out["max_ts"][i]) - float(out["min_ts"][i]), 0.0), 6))
+        want = (c.synack, c.ack, c.f1, c.a1, c.f2, c.last, c.closer, c.packets, c.bytes, c.client_isn,
+                c.server_isn, c.history, c.duration)
+        assert got == want, (i, lists["frame"][s], got, want)
+    return len(starts)
+
+
+def write_rest(path: str | Path, out: str | Path, clean_frames: np.ndarray) -> int:
+    """Write to ``out`` (pcap, microseconds) every record of ``path`` whose frame is not
+    in ``clean_frames``: what the full replay would still have to analyse. Returns the
+    number of records written."""
+    import struct
+
+    drop = set(clean_frames.tolist())
+    reader = open_capture(path)
+    _endian, _ticks, lt = reader.pcap_layout()
+    n = 0
+    with open(out, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, lt))
+        for rec in reader:
+            if rec.frame in drop:
+                continue
+            sec = int(rec.ts)
+            usec = round((rec.ts - sec) * 1e6)
+            if usec == 1_000_000:
+                sec, usec = sec + 1, 0
+            f.write(struct.pack("<IIII", sec, usec, len(rec.data), rec.wire_len))
+            f.write(rec.data)
+            n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("capture")
+    ap.add_argument("--verify", action="store_true",
+                    help="also compare every verdict with pcapcheck.clean.check")
+    ap.add_argument("--shard", default="0/1", metavar="K/N",
+                    help="classify the connections of shard K of N only (default 0/1)")
+    ap.add_argument("--rest", metavar="OUT",
+                    help="write the records of the connections not found clean to OUT")
+    args = ap.parse_args(argv)
+    shard = tuple(int(v) for v in args.shard.split("/"))
+    from pcapcheck.analyze import clean_summary
+    from pcapcheck.report.json_report import dumps
+
+    t0 = time.perf_counter()
+    cols = read(args.capture)
+    t1 = time.perf_counter()
+    rows, starts, sizes, fc = group(cols, shard=shard)
+    t2 = time.perf_counter()
+    out = classify(cols, rows, starts, sizes, fc)
+    t3 = time.perf_counter()
+    clean = np.flatnonzero(out["clean"])
+    lines = 0
+    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
+    first = rows[starts[clean]]
+    last = rows[starts[clean] + sizes[clean] - 1]
+    firsts = cols["frame"][first].tolist()
+    first_ts = cols["ts"][first].tolist()
+    close_ts = cols["ts"][last].tolist()
+    for j in range(len(clean)):
+        c = CleanConnection()
+        c.id = j + 1
+        c.client, c.server = ("10.0.0.1", 1), ("10.0.0.2", 80)
+        c.first_frame, c.first_ts = firsts[j], first_ts[j]
+        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
+        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
+        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
+        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
+        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
+        c.closer = "client" if fields["closer"][j] == 1 else "server"
+        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
+        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
+                                    fields["last"][j])
+        c.history = history(fields["letters"][j])
+        lines += len(dumps(clean_summary(c)))
+    t4 = time.perf_counter()
+    n_tcp = len(cols["frame"])
+    print(f"{args.capture}: {n_tcp} TCP records ({int(cols['other'][0])} others left out), "
+          f"{len(starts)} candidate connections, {len(clean)} clean")
+    for name, dt in (("read", t1 - t0), ("group", t2 - t1), ("classify", t3 - t2),
+                     ("summarise", t4 - t3), ("total", t4 - t0)):
+        print(f"  {name:10s} {dt:6.2f} s")
+    if args.rest:
+        kept = np.repeat(out["clean"], sizes) if len(starts) else np.zeros(0, bool)
+        n = write_rest(args.capture, args.rest, cols["frame"][rows[kept]])
+        print(f"  {n} records of the other connections written to {args.rest}")
+    if args.verify:
+        t = time.perf_counter()
+        n = verify(cols, rows, starts, sizes, fc, out)
+        print(f"  verified against pcapcheck.clean.check: {n} connections, same verdicts "
+              f"and fields ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
