@@ -149,3 +149,18 @@ def test_runs_are_merged_to_bound_open_files(monkeypatch):
     assert {p for p in created if os.path.exists(p)} == {p for p, _n in sp._runs}
     sp.close()
     assert not any(os.path.exists(p) for p in created)
+
+
+@pytest.mark.parametrize("limit", [255, 256, 257, 1000])
+def test_runs_longer_than_one_pickled_chunk(limit, monkeypatch):
+    # A run file holds its items in lists of spool._CHUNK (one pickle.load per list):
+    # runs of a chunk less, exactly one, one more and several, and runs merged again
+    # (MAX_RUNS) into one of thousands of items, all read back whole and in order.
+    monkeypatch.setattr(spool_module, "MAX_RUNS", 3)
+    rng = random.Random(limit)
+    items = [(rng.randrange(300), i) for i in range(3 * limit + 17)]
+    sp = Spool(items, key=_key, limit=limit)
+    assert sp.spilled and sum(n for _p, n in sp._runs) + len(sp._buffer) == len(items)
+    assert list(sp) == sorted(items, key=_key)
+    assert sp[limit] == sorted(items, key=_key)[limit]
+    sp.close()
