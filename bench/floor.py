@@ -228,13 +228,11 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         at = np.full(C, -1, np.int64)
         at[g[idx]] = idx                       # with count == 1: the FIN's row
         fin_at[side] = at
-    for side, peer in (("c", "s"), ("s", "c")):
+    for side, peer, mask in (("c", "s", fc), ("s", "c", ~fc)):
         at = fin_at[side]
         has = at >= 0
-        after = np.zeros(R, bool)              # own rows after the own FIN: no data
-        after[loop & ((fc if side == "c" else ~fc))] = True
-        after &= np.arange(R) > np.where(has, at, R)[g]
-        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)
+        after = loop & mask & (np.arange(R) > np.where(has, at, R)[g])   # after own FIN
+        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)          # no data there
         peer_idx = side_rows[peer]
         j = np.searchsorted(peer_idx, np.where(has, at, 0), side="right")
         j = np.minimum(j, max(len(peer_idx) - 1, 0))
