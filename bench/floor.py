@@ -283,14 +283,56 @@ def history(letters: list[int]) -> str:
     return "Sh" + "".join(ch for _at, ch in found)
 
 
+#: The fields of a CleanConnection that :func:`verify` compares (all but the id and the
+#: endpoints, which :func:`clean_connections` leaves as placeholders).
+_COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "packets",
+             "bytes", "client_isn", "server_isn", "closer", "syn", "synack", "ack", "f1",
+             "a1", "f2", "last", "history")
+
+
+def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
+                      sizes: np.ndarray, out: dict[str, np.ndarray]
+                      ) -> list[CleanConnection]:
+    """The :class:`~pcapcheck.clean.CleanConnection` of each connection :func:`classify`
+    found clean, in the order of ``starts`` (ids 1, 2, ...; placeholder endpoints)."""
+    clean = np.flatnonzero(out["clean"])
+    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
+    first = rows[starts[clean]]
+    last = rows[starts[clean] + sizes[clean] - 1]
+    firsts = cols["frame"][first].tolist()
+    first_ts = cols["ts"][first].tolist()
+    close_ts = cols["ts"][last].tolist()
+    conns = []
+    for j in range(len(clean)):
+        c = CleanConnection()
+        c.id = j + 1
+        c.client, c.server = ("10.0.0.1", 1), ("10.0.0.2", 80)
+        c.first_frame, c.first_ts = firsts[j], first_ts[j]
+        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
+        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
+        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
+        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
+        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
+        c.closer = "client" if fields["closer"][j] == 1 else "server"
+        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
+        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
+                                    fields["last"][j])
+        c.history = history(fields["letters"][j])
+        conns.append(c)
+    return conns
+
+
 def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
            sizes: np.ndarray, fc: np.ndarray, out: dict[str, np.ndarray]) -> int:
     """Run :func:`pcapcheck.clean.check` on every candidate's rows; raise
-    AssertionError at the first connection whose verdict or fields differ from
-    :func:`classify`'s. Returns the number of connections compared."""
+    AssertionError at the first connection whose verdict, or whose
+    :class:`~pcapcheck.clean.CleanConnection` fields (:data:`_COMPARED`), differ from
+    :func:`classify`'s (through :func:`clean_connections`). Returns the number of
+    connections compared."""
     lists = {key: cols[key][rows].tolist()
              for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "cut")}
     fcl = fc.tolist()
+    mine = iter(clean_connections(cols, rows, starts, sizes, out))
     for i, (s, n) in enumerate(zip(starts.tolist(), sizes.tolist())):
         p = Pending(i + 1, ("c", 1), ("s", 2))
         p.rows = [(lists["frame"][r], lists["ts"][r], fcl[r], lists["seq"][r],
@@ -302,17 +344,10 @@ def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         assert (c is not None) == clean, (i, lists["frame"][s], c is not None, clean)
         if c is None:
             continue
-        assert isinstance(c, CleanConnection)
-        got = (int(out["synack"][i]), int(out["ack"][i]), int(out["f1"][i]), int(out["a1"][i]), int(out["f2"][i]), int(out["last"][i]),
-               "client" if out["closer"][i] == 1 else "server",
-               (int(out["c_pkts"][i]), int(out["s_pkts"][i])),
-               (int(out["c_bytes"][i]), int(out["s_bytes"][i])),
-               int(out["isn_c"][i]), int(out["isn_s"][i]),
-               history(out["letters"][i].tolist()),
-               round(max(float(out["max_ts"][i]) - float(out["min_ts"][i]), 0.0), 6))
-        want = (c.synack, c.ack, c.f1, c.a1, c.f2, c.last, c.closer, c.packets, c.bytes, c.client_isn,
-                c.server_isn, c.history, c.duration)
-        assert got == want, (i, lists["frame"][s], got, want)
+        got = next(mine)
+        for name in _COMPARED:
+            assert getattr(got, name) == getattr(c, name), (i, name, getattr(got, name),
+                                                            getattr(c, name))
     return len(starts)
 
 
@@ -362,30 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     t2 = time.perf_counter()
     out = classify(cols, rows, starts, sizes, fc)
     t3 = time.perf_counter()
-    clean = np.flatnonzero(out["clean"])
-    lines = 0
-    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
-    first = rows[starts[clean]]
-    last = rows[starts[clean] + sizes[clean] - 1]
-    firsts = cols["frame"][first].tolist()
-    first_ts = cols["ts"][first].tolist()
-    close_ts = cols["ts"][last].tolist()
-    for j in range(len(clean)):
-        c = CleanConnection()
-        c.id = j + 1
-        c.client, c.server = ("10.0.0.1", 1), ("10.0.0.2", 80)
-        c.first_frame, c.first_ts = firsts[j], first_ts[j]
-        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
-        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
-        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
-        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
-        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
-        c.closer = "client" if fields["closer"][j] == 1 else "server"
-        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
-        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
-                                    fields["last"][j])
-        c.history = history(fields["letters"][j])
-        lines += len(dumps(clean_summary(c)))
+    clean = clean_connections(cols, rows, starts, sizes, out)
+    for c in clean:
+        dumps(clean_summary(c))
     t4 = time.perf_counter()
     n_tcp = len(cols["frame"])
     print(f"{args.capture}: {n_tcp} TCP records ({int(cols['other'][0])} others left out), "
