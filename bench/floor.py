@@ -11,7 +11,7 @@ This is an experiment, not part of the analysis. It measures, on one process:
    counted and left out);
 2. **group**: the records sorted into connections (the unordered 4-tuple; a new
    connection at each pure SYN), with numpy;
-3. **classify**: :func:`classify`, the conditions of :func:`pcapcheck.clean.check`
+3. **classify**: :func:`pcapcheck.lookahead.classify`, the conditions of :func:`pcapcheck.clean.check`
    (the module docstring of :mod:`pcapcheck.clean` lists them) written as array
    operations over all connections at once (segmented sums, the previous segment of
    the same direction by index);
@@ -40,12 +40,12 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pcapcheck.clean import CleanConnection, Pending, check
-from pcapcheck.model import ACK, FIN, PSH, RST, SYN
+from pcapcheck.clean import Pending, check
+from pcapcheck.lookahead import classify, clean_connections
+from pcapcheck.model import ACK, FIN, RST, SYN
 from pcapcheck.reader import open_capture
 from pcapcheck.tracker import CLOSE_DELAY
 
-_M32 = 0xFFFFFFFF
 _ETH_IP4_TCP = np.dtype({
     "names": ["et", "vihl", "total", "frag", "proto", "src", "dst", "sport", "dport",
               "seq", "ack", "doff", "flags", "win"],
@@ -157,169 +157,11 @@ def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
     return rows, starts, sizes, ap_src[rows] == syn_src
 
 
-def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
-             sizes: np.ndarray, fc: np.ndarray) -> dict[str, np.ndarray]:
-    """:func:`pcapcheck.clean.check` over every candidate connection at once (arguments
-    as :func:`group` returns them). Returns per connection: ``clean`` (bool), and for
-    the clean ones the fields of their :class:`~pcapcheck.clean.CleanConnection`
-    (``f1``, ``a1``, ``f2``, ``last`` frames, ``closer`` 1 client / 2 server, packets
-    and bytes per side, ISNs, ``min_ts``/``max_ts``, ``letters``: the history letters
-    A D F a d f as the row index of their first occurrence, -1 when absent)."""
-    R, C = len(rows), len(starts)
-    if not C:
-        return {"clean": np.zeros(0, bool)}
-    g = np.repeat(np.arange(C), sizes)
-    k = np.arange(R) - starts[g]
-    seq, ack = cols["seq"][rows], cols["ack"][rows]
-    fl, win, ln = cols["flags"][rows], cols["win"][rows], cols["ln"][rows]
-    frame = cols["frame"][rows]
-    ok = sizes >= 7
-    ok &= ~np.logical_or.reduceat(cols["cut"][rows], starts)
-    r0 = starts
-    r1 = np.minimum(starts + 1, R - 1)
-    r2 = np.minimum(starts + 2, R - 1)
-    ok &= fc[r0] & (fl[r0] == SYN) & (ln[r0] == 0) & (win[r0] != 0)
-    isn_c = seq[r0]
-    ok &= (~fc[r1] & (fl[r1] == SYN | ACK) & (ln[r1] == 0) & (win[r1] != 0)
-           & (ack[r1] == (isn_c + 1) & _M32))
-    isn_s = seq[r1]
-    ok &= fc[r2] & ((fl[r2] & FIN) == 0)
-
-    loop = k >= 2
-    f = fl & ~PSH
-    fin = loop & (f == FIN | ACK)
-    bad = loop & (((f != ACK) & ~fin) | (win == 0))
-    contrib = np.where(loop, ln + fin, 0)
-    before = {}
-    for side, mask in (("c", fc), ("s", ~fc)):
-        part = np.where(mask, contrib, 0)
-        excl = np.cumsum(part) - part
-        before[side] = excl - excl[starts][g]
-    own_isn = np.where(fc, isn_c[g], isn_s[g])
-    peer_isn = np.where(fc, isn_s[g], isn_c[g])
-    own_nxt = 1 + np.where(fc, before["c"], before["s"])
-    peer_nxt = 1 + np.where(fc, before["s"], before["c"])
-    bad |= loop & (((seq - own_isn) & _M32) != own_nxt)
-    a = (ack - peer_isn) & _M32
-    bad |= loop & ((a > peer_nxt) | (a < 1))
-    # the previous segment of the same direction in the same connection (loop rows)
-    prev = np.full(R, -1, np.int64)
-    side_rows = {}
-    for side, mask in (("c", fc), ("s", ~fc)):
-        idx = np.flatnonzero(loop & mask)
-        side_rows[side] = idx
-        same = g[idx[1:]] == g[idx[:-1]]
-        prev[idx[1:][same]] = idx[:-1][same]
-    has_prev = prev >= 0
-    pv = np.where(has_prev, prev, 0)
-    prev_a = np.where(has_prev, a[pv], 0)
-    prev_data = has_prev & (ln[pv] > 0) & ~fin[pv]
-    bad |= loop & (a < prev_a)
-    bad |= loop & (a == prev_a) & ~prev_data & (ln == 0) & (f == ACK)
-    # FINs: one per side, without data, the client's not on row 2, nothing but ACKs
-    # after it, acknowledged by the first segment of the other side after it
-    bad |= fin & ((ln > 0) | (fc & (k == 2)))
-    ok &= ~np.logical_or.reduceat(bad, starts)
-    fin_at = {}
-    for side, mask in (("c", fc), ("s", ~fc)):
-        idx = np.flatnonzero(fin & mask)
-        count = np.bincount(g[idx], minlength=C)
-        ok &= count == 1
-        at = np.full(C, -1, np.int64)
-        at[g[idx]] = idx                       # with count == 1: the FIN's row
-        fin_at[side] = at
-    for side, peer, mask in (("c", "s", fc), ("s", "c", ~fc)):
-        at = fin_at[side]
-        has = at >= 0
-        after = loop & mask & (np.arange(R) > np.where(has, at, R)[g])   # after own FIN
-        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)          # no data there
-        peer_idx = side_rows[peer]
-        j = np.searchsorted(peer_idx, np.where(has, at, 0), side="right")
-        j = np.minimum(j, max(len(peer_idx) - 1, 0))
-        acker = peer_idx[j] if len(peer_idx) else np.zeros(C, np.int64)
-        valid = has & (acker > at) & (g[acker] == np.arange(C))
-        ok &= valid
-        fin_rel = own_nxt[np.where(has, at, 0)]
-        ok &= ~valid | (a[acker] == fin_rel + 1)
-        fin_at[side + "_ack"] = np.where(valid, acker, -1)
-    closer_c = fin_at["c"] < fin_at["s"]
-    first = np.where(closer_c, fin_at["c"], fin_at["s"])
-    second = np.where(closer_c, fin_at["s"], fin_at["c"])
-    a1 = np.where(closer_c, fin_at["c_ack"], fin_at["s_ack"])
-    last_ack = np.where(closer_c, fin_at["s_ack"], fin_at["c_ack"])
-    ok &= last_ack == starts + sizes - 1
-    # no sequence number wraps
-    c_total = np.bincount(g, weights=np.where(fc, contrib, 0), minlength=C).astype(np.int64)
-    s_total = np.bincount(g, weights=np.where(~fc, contrib, 0), minlength=C).astype(np.int64)
-    ok &= (isn_c + 1 + c_total <= _M32) & (isn_s + 1 + s_total <= _M32)
-
-    data = loop & (ln > 0) & ~fin
-    pure = loop & (ln == 0) & ~fin
-    letters = np.full((C, 6), R, np.int64)
-    for col, mask in enumerate((fc & pure, fc & data, fc & fin, ~fc & pure, ~fc & data,
-                                ~fc & fin)):
-        idx = np.flatnonzero(mask)         # ascending, so each group's first comes first
-        if len(idx):
-            head = np.ones(len(idx), bool)
-            head[1:] = g[idx][1:] != g[idx][:-1]
-            letters[g[idx][head], col] = idx[head]
-    letters[letters == R] = -1
-    ts = cols["ts"][rows]
-    return {
-        "clean": ok, "isn_c": isn_c, "isn_s": isn_s,
-        "closer": np.where(closer_c, 1, 2),
-        "synack": frame[r1], "ack": frame[r2], "f1": frame[first], "a1": frame[a1], "f2": frame[second], "last": frame[starts + sizes - 1],
-        "c_pkts": 1 + np.bincount(g, weights=loop & fc, minlength=C).astype(np.int64),
-        "s_pkts": 1 + np.bincount(g, weights=loop & ~fc, minlength=C).astype(np.int64),
-        "c_bytes": np.bincount(g, weights=np.where(fc & data, ln, 0), minlength=C).astype(np.int64),
-        "s_bytes": np.bincount(g, weights=np.where(~fc & data, ln, 0), minlength=C).astype(np.int64),
-        "min_ts": np.minimum.reduceat(ts, starts), "max_ts": np.maximum.reduceat(ts, starts),
-        "letters": letters}
-
-
-def history(letters: list[int]) -> str:
-    """Zeek's history of a clean connection from :func:`classify`'s ``letters`` row."""
-    found = sorted((at, ch) for at, ch in zip(letters, "ADFadf") if at >= 0)
-    return "Sh" + "".join(ch for _at, ch in found)
-
-
 #: The fields of a CleanConnection that :func:`verify` compares (all but the id and the
-#: endpoints, which :func:`clean_connections` leaves as placeholders).
+#: endpoints, which :func:`~pcapcheck.lookahead.clean_connections` leaves to its caller).
 _COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "packets",
              "bytes", "client_isn", "server_isn", "closer", "syn", "synack", "ack", "f1",
              "a1", "f2", "last", "history")
-
-
-def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
-                      sizes: np.ndarray, out: dict[str, np.ndarray]
-                      ) -> list[CleanConnection]:
-    """The :class:`~pcapcheck.clean.CleanConnection` of each connection :func:`classify`
-    found clean, in the order of ``starts`` (ids 1, 2, ...; placeholder endpoints)."""
-    clean = np.flatnonzero(out["clean"])
-    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
-    first = rows[starts[clean]]
-    last = rows[starts[clean] + sizes[clean] - 1]
-    firsts = cols["frame"][first].tolist()
-    first_ts = cols["ts"][first].tolist()
-    close_ts = cols["ts"][last].tolist()
-    conns = []
-    for j in range(len(clean)):
-        c = CleanConnection()
-        c.id = j + 1
-        c.client, c.server = ("10.0.0.1", 1), ("10.0.0.2", 80)
-        c.first_frame, c.first_ts = firsts[j], first_ts[j]
-        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
-        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
-        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
-        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
-        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
-        c.closer = "client" if fields["closer"][j] == 1 else "server"
-        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
-        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
-                                    fields["last"][j])
-        c.history = history(fields["letters"][j])
-        conns.append(c)
-    return conns
 
 
 def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
@@ -398,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     out = classify(cols, rows, starts, sizes, fc)
     t3 = time.perf_counter()
     clean = clean_connections(cols, rows, starts, sizes, out)
-    for c in clean:
+    for i, c in enumerate(clean, 1):
+        c.id, c.client, c.server = i, ("10.0.0.1", 1), ("10.0.0.2", 80)
         dumps(clean_summary(c))
     t4 = time.perf_counter()
     n_tcp = len(cols["frame"])

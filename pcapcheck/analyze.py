@@ -17,7 +17,8 @@ from typing import Any, Mapping, Sequence
 from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pcapcheck.catalog import Catalog
-from pcapcheck.clean import CleanConnection, transitions
+from pcapcheck import clean
+from pcapcheck.clean import CleanConnection, FastPathMismatch, transitions
 from pcapcheck.connection import Connection
 from pcapcheck.decoder import Decoder, DecodeError, SourceAttributes, decode_with_dpkt
 from pcapcheck.detectors import Checker, classify
@@ -26,7 +27,7 @@ from pcapcheck.model import (CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Seg
                              SegmentBlock)
 from pcapcheck.reader import open_capture
 from pcapcheck.spool import Spool
-from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
+from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, SWEEP_EVERY, Tracker
 
 
 @dataclass
@@ -105,7 +106,8 @@ class NativeSource(SourceAttributes):
 
 
 def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,
-                shard: tuple[int, int] | None = None, blocks: bool = False):
+                shard: tuple[int, int] | None = None, blocks: bool = False,
+                lookahead: tuple[float, float] | None = None):
     """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
     records decoded in batches with numpy, :class:`pcapcheck.batch.BatchSource`),
     ``"dpkt"`` (dpkt's packet objects, the reference path) or ``"tshark"`` (Wireshark's
@@ -113,11 +115,14 @@ def open_source(path: str | Path, decoder: str = "native", verify_checksums: boo
     (it then yields :data:`model.OTHER_SHARD` for the other shards' Segments); the tshark
     source yields them all (the caller filters). ``blocks``: the native source yields
     runs of plain TCP records as :class:`model.SegmentBlock` items (fed with
-    :func:`pcapcheck.lane.feed_block`). Raises CaptureError, or ValueError for an
-    unknown decoder name."""
+    :func:`pcapcheck.lane.feed_block`); with ``lookahead=(close_delay, horizon)`` too,
+    the connections :mod:`pcapcheck.lookahead` finds clean come as ticks and marks
+    (native source only). Raises CaptureError, or ValueError for an unknown decoder
+    name."""
     if decoder == "native":
         from pcapcheck.batch import BatchSource
-        return BatchSource(path, verify_checksums, shard=shard, blocks=blocks)
+        return BatchSource(path, verify_checksums, shard=shard, blocks=blocks,
+                           lookahead=lookahead)
     if decoder == "dpkt":
         return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
     if decoder == "tshark":
@@ -213,14 +218,43 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     place of the summary (the text :mod:`pcapcheck.report.json_report` writes), so that
     the shards encode their summaries in parallel and the merge need not
     (:func:`pcapcheck.shard.merge_shards`).
+
+    With the native decoder (no marks), the clean connections are found ahead of the
+    tracker (:mod:`pcapcheck.lookahead`); should the tracker's state ever contradict
+    it (:class:`~pcapcheck.clean.FastPathMismatch`), the capture is analysed again
+    without it.
     Raises :class:`pcapcheck.reader.CaptureError` as :func:`analyze_file`.
     """
+    args = (path, catalog, active, params, severity, decoder, marks, idle_timeout,
+            close_delay, shard, encode)
+    ahead = False
+    if decoder == "native" and not marks and clean.ENABLED:
+        from pcapcheck import lookahead
+        ahead = lookahead.ENABLED
+    if ahead:
+        try:
+            return _analyze_part(*args, ahead=True)
+        except FastPathMismatch:
+            pass
+    return _analyze_part(*args, ahead=False)
+
+
+def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
+                  params: Mapping[str, Mapping[str, Any]] | None,
+                  severity: Mapping[str, str] | None, decoder: str, marks: bool,
+                  idle_timeout: float, close_delay: float, shard: tuple[int, int] | None,
+                  encode: bool, ahead: bool) -> tuple[FileResult, PartFacts]:
+    """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.lookahead` (then raises
+    :class:`~pcapcheck.clean.FastPathMismatch` when the tracker contradicts it, the
+    spools of the result deleted)."""
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
+    horizon = (max(tracker.idle_timeout, tracker.close_delay, tracker.linger)
+               + 2 * SWEEP_EVERY + 1.0)
     source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard,
-                         blocks=True)
-    k, n = shard if shard is not None else (0, 0)
+                         blocks=True,
+                         lookahead=(tracker.close_delay, horizon) if ahead else None)
     if encode:
         from pcapcheck.report.json_report import dumps
     result = FileResult(path=str(path),
@@ -228,7 +262,6 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                         events=Spool(key=event_order), findings=Spool(key=event_order))
     facts = PartFacts()
     first_frames = facts.first_frames
-    last_ts = 0.0
     to_finding = catalog.to_finding
     add_event, add_finding = result.events.append, result.findings.append
 
@@ -255,6 +288,21 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             summary["findings"] = sum(record(ev) for ev in conn.events)
             result.connections.append((conn.id, dumps(summary)) if encode else summary)
 
+    try:
+        return _run(source, tracker, result, facts, record, absorb, shard)
+    except FastPathMismatch:
+        for spool in (result.connections, result.events, result.findings):
+            spool.close()
+        raise
+
+
+def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record, absorb,
+         shard: tuple[int, int] | None) -> tuple[FileResult, PartFacts]:
+    """The loop of :func:`_analyze_part` over the items of ``source``."""
+    k, n = shard if shard is not None else (0, 0)
+    checker = tracker.checker
+    first_frames = facts.first_frames
+    last_ts = 0.0
     packets = tcp_packets = malformed = 0
     feed, tick, finished = tracker.feed, tracker.tick, tracker.pop_finished
     for frame, ts, seg in source:
@@ -265,7 +313,7 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                 block_ts = max(block_ts, max(seg.other_ts))
             if block_ts > last_ts:
                 last_ts = block_ts
-            tcp_packets += len(seg)
+            tcp_packets += len(seg) + seg.fast_ticks
             _block_facts(seg, facts)
             feed_block(tracker, seg)
             if tracker.has_finished:

@@ -51,12 +51,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .decoder import Decoder, DecodeError, SourceAttributes, _parse_options
+from .lookahead import MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
 from .model import OTHER_SHARD, Record, Segment, SegmentBlock, TcpOptions
 from .reader import open_capture
 
@@ -119,7 +120,7 @@ class BatchSource(SourceAttributes):
     ``BatchSource(path, verify_checksums=False, shard=None)``: ``shard`` is ``None`` or
     ``(k, n)`` with ``0 <= k < n``: then the Segments with ``(sport + dport) % n != k`` are
     not built, :data:`model.OTHER_SHARD` is yielded in their place (see the module
-    docstring). ``chunk_bytes`` (keyword) is the size in
+    docstring). ``chunk_bytes`` (keyword; default :data:`CHUNK_BYTES`) is the size in
     bytes of the pieces of the file decoded at a time (memory stays a few times that).
 
     Iterating yields ``(frame, ts, item)`` per record, ``item`` a :class:`model.Segment`,
@@ -136,8 +137,8 @@ class BatchSource(SourceAttributes):
     """
 
     def __init__(self, path: str | Path, verify_checksums: bool = False,
-                 shard: tuple[int, int] | None = None, *, chunk_bytes: int = CHUNK_BYTES,
-                 blocks: bool = False):
+                 shard: tuple[int, int] | None = None, *, chunk_bytes: int | None = None,
+                 blocks: bool = False, lookahead: tuple[float, float] | None = None):
         if shard is not None:
             k, n = shard
             if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
@@ -147,9 +148,13 @@ class BatchSource(SourceAttributes):
         self.decoder = Decoder(verify_checksums=verify_checksums)
         self.verify = verify_checksums
         self.shard = shard
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
         self.blocks = blocks
         self._addr4 = _Addr4()
+        #: with ``blocks`` and ``lookahead=(close_delay, horizon)``: the clean connections
+        #: found ahead of the tracker (:mod:`pcapcheck.lookahead`)
+        self._ahead = (Lookahead(lookahead[0], lookahead[1], self._addr4)
+                       if blocks and lookahead is not None else None)
 
     # -- iteration -----------------------------------------------------------------------
 
@@ -188,12 +193,14 @@ class BatchSource(SourceAttributes):
                               bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
                               None if base is None else base + s - 16)
 
-            yield from self._batch(buf, u8, starts, caplen, wire, ts, frames, lt, record_at)
+            yield from self._out(self._batch(buf, u8, starts, caplen, wire, ts, frames, lt,
+                                             record_at))
+        yield from self._flush()
 
     def _iter_pcapng(self) -> Iterator[Item]:
         for item in self.reader.pcapng_batches(self.chunk_bytes):    # (re)opens the file
             if type(item) is Record:
-                yield from self._slow_all((item,))
+                yield from self._out(self._slow_all((item,)))
                 continue
             buf, base, positions, endian, interfaces, first = item
             n = len(positions)
@@ -219,8 +226,35 @@ class BatchSource(SourceAttributes):
                                   bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
                                   None if base is None else s - 28 + base)
 
-                yield from self._batch(buf, u8, starts[a:b], caplen[a:b], wire[a:b], ts[a:b],
-                                       frames[a:b], lt, record_at)
+                yield from self._out(self._batch(buf, u8, starts[a:b], caplen[a:b],
+                                                 wire[a:b], ts[a:b], frames[a:b], lt,
+                                                 record_at))
+        yield from self._flush()
+
+    def _out(self, items: Iterable[Item] | Plan) -> Iterable[Item]:
+        """The items of one batch as they may be yielded: as they are without the
+        lookahead; else the items of the plans the lookahead has now decided (a batch
+        that is not a :class:`Plan` is taken whole as a :class:`RawPlan`)."""
+        ahead = self._ahead
+        if ahead is None:
+            return items
+        plan = items if items.__class__ is Plan else RawPlan(list(items))
+        return self._emit(ahead.push(plan))
+
+    def _flush(self) -> Iterable[Item]:
+        """The items the lookahead still holds at the end of the file."""
+        if self._ahead is None:
+            return ()
+        return self._emit(self._ahead.finish(bool(self.reader.truncated)))
+
+    def _emit(self, plans: list) -> Iterator[Item]:
+        for plan in plans:
+            if plan.__class__ is RawPlan:
+                yield from plan.items
+            else:
+                special = plan.special
+                yield from self._blocks(plan.cols, plan.mine, plan.cat, plan.frames,
+                                        plan.ts, special.__getitem__, plan.label, plan.fast)
 
     def _slow_all(self, records: Iterable[Record]) -> Iterator[Item]:
         """The items of ``records``, decoded one by one (NativeSource's way)."""
@@ -400,8 +434,14 @@ class BatchSource(SourceAttributes):
                                           cols.src.astype(np.int64) + cols.dst + 6 + tl,
                                           cols.cut)
         if self.blocks:
-            return self._blocks(cols, None if mine is None else pick(mine), cat, frames, ts,
-                                record_at)
+            mine = None if mine is None else pick(mine)
+            def special_item(r: int) -> Segment | None | DecodeError:
+                return None if cat[r] == _SKIP else self._decoded(record_at(r))
+
+            if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
+                special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
+                return Plan(cols, mine, cat, frames, ts, special)
+            return self._blocks(cols, mine, cat, frames, ts, special_item)
         segs = self._segments(cols, only_segments)
         return segs if only_segments else self._yield_mixed(cat, frames, ts, record_at, segs)
 
@@ -446,12 +486,23 @@ class BatchSource(SourceAttributes):
                 yield from segs
 
     def _blocks(self, c: _Columns, mine: np.ndarray | None, cat: np.ndarray,
-                frames: np.ndarray, ts: np.ndarray, record_at: Callable[[int], Record]
+                frames: np.ndarray, ts: np.ndarray, special_item: Callable[[int], Any],
+                label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
                 ) -> Iterator[Item]:
         """The items of a batch in block mode: each run of consecutive records that are
         Segments (the shard's or another's, rows of ``c``; ``mine`` marks the shard's,
         None: all) as one ``(frame, ts, SegmentBlock)`` (its first record's frame and
-        timestamp), the other records one by one."""
+        timestamp), the other records one by one (``special_item(r)``: the item of
+        record ``r``). ``label``, ``fast``: the lookahead's verdicts
+        (:class:`pcapcheck.lookahead.Plan`): the MIDDLE rows of fast connections are
+        given as ticks, like another shard's segments, their START and END rows in the
+        block's ``fast``."""
+        if label is not None:
+            middle = label == MIDDLE
+            if middle.any():
+                mine = ~middle if mine is None else mine & ~middle
+            elif not fast:
+                label = None
         plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut
         if c.checksum_ok is not None:      # a list of True, False, None
             plain &= np.fromiter((v is not False for v in c.checksum_ok), bool,
@@ -460,23 +511,25 @@ class BatchSource(SourceAttributes):
         parsed = dict(zip(np.flatnonzero(c.okind == 2).tolist(), c.parsed))
         special = np.flatnonzero(cat >= _SKIP).tolist()
         if not special:
-            yield self._block(c, plain, cks, parsed, mine, 0, len(c.frame))
+            yield self._block(c, plain, cks, parsed, mine, 0, len(c.frame), label, fast)
             return
         row = prev = 0
         for r in [*special, len(cat)]:
             if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
-                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev)
+                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev, label,
+                                  fast)
                 row += r - prev
             if r == len(cat):
                 break
-            yield (int(frames[r]), float(ts[r]),
-                   None if cat[r] == _SKIP else self._decoded(record_at(r)))
+            yield int(frames[r]), float(ts[r]), special_item(r)
             prev = r + 1
 
     def _block(self, c: _Columns, plain: np.ndarray, cks: np.ndarray | None,
-               parsed: dict[int, TcpOptions], mine: np.ndarray | None, lo: int, hi: int
+               parsed: dict[int, TcpOptions], mine: np.ndarray | None, lo: int, hi: int,
+               label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
                ) -> Item:
-        """The item of the :class:`SegmentBlock` of rows ``lo .. hi-1`` of ``c``."""
+        """The item of the :class:`SegmentBlock` of rows ``lo .. hi-1`` of ``c`` (``label``
+        and ``fast``: see :meth:`_blocks`)."""
         if mine is None:
             sel: slice | np.ndarray = slice(lo, hi)
             other_frame: list = []
@@ -525,6 +578,15 @@ class BatchSource(SourceAttributes):
             parsed={j: parsed[r] for j, r in enumerate(rows) if r in parsed} if parsed else {},
             other_frame=other_frame, other_ts=other_ts, other_end=other_end,
             other_max=other_max)
+        if label is not None:
+            at = [r for r in fast if lo <= r < hi] if fast else None
+            if at:
+                marks: list = [None] * n
+                for r, j in zip(at, np.searchsorted(sel if mine is not None else
+                                                    np.arange(lo, hi), at).tolist()):
+                    marks[j] = (bool(label[r] == START), fast[r])
+                block.fast = marks
+            block.fast_ticks = int(np.count_nonzero(label[lo:hi] == MIDDLE))
         return int(c.frame[lo]), float(c.ts[lo]), block       # its first record
 
     def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,

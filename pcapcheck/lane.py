@@ -64,17 +64,25 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     i = -1
     start = 0
     for (frame, ts, src, dst, sport, dport, seq, ack, flags, window, length, ip_id,
-         ts_val, plain, latest, end) in zip(
+         ts_val, plain, latest, end, fast) in zip(
             block.frame, block.ts, block.src, block.dst, block.sport, block.dport,
             block.seq, block.ack, block.flags, block.window, block.payload_len,
             block.ip_id, block.ts_val, block.plain,
-            repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS):
+            repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS,
+            block.fast or _NONES):
         i += 1
         if latest >= next_sweep or closing and latest - closing[0][0] > delay:
             for t in other_ts[start:end]:
                 tick(t)
             next_sweep = tracker._next_sweep
         start = end
+        if fast is not None:          # a connection found clean ahead (pcapcheck.lookahead)
+            if fast[0]:                       # its SYN, else its last segment
+                tracker.start_fast(fast[1], ts)
+            else:
+                tracker.end_fast(fast[1], ts)
+            next_sweep = tracker._next_sweep
+            continue
         if use_lane and plain and ts < next_sweep:
             if src < dst or (src == dst and sport <= dport):
                 key = (src, sport, dst, dport)
@@ -120,4 +128,5 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
 
 
 _NONE = float("-inf")
+_NONES = repeat(None)
 _ZEROS = repeat(0)

@@ -160,7 +160,7 @@ class SegmentBlock:
     __slots__ = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags",
                  "window", "payload_len", "ip_id", "truncated", "checksum_ok", "ts_val",
                  "plain", "other_frame", "other_ts", "other_end", "other_max",
-                 "_okind", "_ts_ecr", "_parsed")
+                 "fast", "fast_ticks", "_okind", "_ts_ecr", "_parsed")
 
     def __init__(self, frame: list, ts: list, src: list, dst: list, sport: list,
                  dport: list, seq: list, ack: list, flags: list, window: list,
@@ -175,6 +175,12 @@ class SegmentBlock:
         self.plain = plain
         self.other_frame, self.other_ts = other_frame, other_ts
         self.other_end, self.other_max = other_end, other_max
+        #: None, or per row None or ``(is_syn, FastConn)``: the SYN (True) or the last
+        #: segment (False) of a connection :mod:`pcapcheck.lookahead` found clean
+        self.fast: list | None = None
+        #: the segments of this shard given as ticks (``other_*``): the other segments
+        #: of those connections
+        self.fast_ticks = 0
         #: per row 0 (no options), 1 (timestamps only: ts_val, _ts_ecr) or 2 (the
         #: options in _parsed, by row)
         self._okind, self._ts_ecr, self._parsed = okind, ts_ecr, parsed

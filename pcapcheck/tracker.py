@@ -24,16 +24,19 @@ concurrent connections, not on the length of the capture.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from pcapcheck import clean
-from pcapcheck.clean import Pending
+from pcapcheck.clean import FastPathMismatch, Pending
 from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
 from pcapcheck.model import (ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment,
                              TcpOptions)
 from pcapcheck.zeek import ZeekState, zeek_flips_first_packet
+
+if TYPE_CHECKING:
+    from pcapcheck.lookahead import FastConn
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
 #: they decide when Zeek flips a connection whose first packet is not a SYN ('^').
@@ -52,7 +55,7 @@ IDLE_TIMEOUT = 300.0
 CLOSE_DELAY = 5.0
 
 #: Seconds of capture time between two sweeps of the connection table.
-_SWEEP_EVERY = 10.0
+SWEEP_EVERY = 10.0
 
 
 class Tracker:
@@ -140,6 +143,39 @@ class Tracker:
             self._closing.append((ts, key, conn))
         self._release_due(ts)
 
+    def start_fast(self, fast: FastConn, ts: float) -> None:
+        """The SYN of a connection :mod:`pcapcheck.lookahead` found clean arrives at
+        ``ts`` (seconds since the epoch): do what :meth:`feed` does for it (the sweep,
+        the id reserved for a new :class:`Pending`, the releases), without keeping it.
+        Raises :class:`~pcapcheck.clean.FastPathMismatch` when :meth:`feed` would not
+        make it a Pending (its 4-tuple held in the table or recently closed)."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        key = fast.key
+        if (key in self.table or key in self.recently_closed or not clean.ENABLED
+                or self.checker.marks is not None):
+            raise FastPathMismatch(f"the SYN of {key} does not start a fresh connection")
+        fast.clean.id = self._next_id
+        self._next_id += 1
+        self._release_due(ts)
+
+    def end_fast(self, fast: FastConn, ts: float) -> None:
+        """The last segment of a connection :mod:`pcapcheck.lookahead` found clean
+        arrives at ``ts``: put it in the table as :meth:`feed` leaves its Pending after
+        that segment (:meth:`Pending.finished`: closing, in the queue of closed
+        connections); it is finalised as any Pending, its
+        :class:`~pcapcheck.clean.CleanConnection` already made. Its other segments came
+        as :meth:`tick`. Raises :class:`~pcapcheck.clean.FastPathMismatch` when the
+        4-tuple is in the table."""
+        if ts >= self._next_sweep:
+            self._sweep(ts)
+        key = fast.key
+        if key in self.table:
+            raise FastPathMismatch(f"{key} is in the table at its last segment")
+        p = self.table[key] = Pending.finished(fast.clean, ts)
+        self._closing.append((ts, key, p))
+        self._release_due(ts)
+
     def tick(self, ts: float) -> None:
         """The capture's clock reads ``ts`` (seconds since the epoch) at a TCP segment
         this tracker does not analyse (one of another shard, :mod:`pcapcheck.shard`): do
@@ -186,6 +222,8 @@ class Tracker:
         """Turn the kept connection ``p`` into a :class:`Connection` (its id, in the table
         under ``key``) by replaying its rows through the full path, as :meth:`feed` would
         have; return it."""
+        if p.done is not None:
+            raise FastPathMismatch(f"connection {p.id}, found clean ahead, replayed")
         segments = [row[10] or self._segment(p, row) for row in p.rows]
         next_id, self._next_id = self._next_id, p.id
         del self.table[key]
@@ -213,7 +251,13 @@ class Tracker:
     def _settle(self, key: tuple, p: Pending, cut: bool = False) -> Connection | None:
         """Finalise the kept connection ``p`` when its rows fit :func:`clean.check`
         (None then); else replay it and return the :class:`Connection` (in the table)."""
-        done = None if cut else clean.check(p)
+        done = p.done
+        if done is not None:
+            if cut:
+                raise FastPathMismatch(f"connection {p.id}, found clean ahead, still "
+                                       "open when the capture was cut")
+        elif not cut:
+            done = clean.check(p)
         if done is None:
             return self._replay(key, p)
         del self.table[key]
@@ -226,7 +270,7 @@ class Tracker:
         return self.close_delay if conn.closed else self.idle_timeout
 
     def _sweep(self, now: float) -> None:
-        self._next_sweep = now + _SWEEP_EVERY
+        self._next_sweep = now + SWEEP_EVERY
         for key, conn in list(self.table.items()):
             if conn.__class__ is Pending:
                 if now - conn.last_ts <= self.close_delay:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
-from pcapcheck import clean
+from pcapcheck import clean, lookahead
 from pcapcheck import tracker as tracker_module
 from pcapcheck.analyze import analyze_file
 from pcapcheck.model import ACK, CWR, ECE, FIN, PSH, SYN
@@ -32,6 +32,9 @@ decided: list[bool] = []
 
 @pytest.fixture(autouse=True)
 def spy_check(monkeypatch):
+    # clean.check itself is under test: the connections found clean ahead of the tracker
+    # never reach it (tests/test_lookahead.py compares that path with this one)
+    monkeypatch.setattr(lookahead, "ENABLED", False)
     decided.clear()
     original = clean.check
 
@@ -86,7 +89,7 @@ def test_clean_equals_replay_on_generated_captures(seed, tmp_path, catalog, monk
     same_report(on, off)
     # kept connections settled by sweeps every 3 ms, by timers that finalise them in
     # the middle of their rows (idle or closed), and at the end of the capture
-    monkeypatch.setattr(tracker_module, "_SWEEP_EVERY", 0.003)
+    monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
     for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
                {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
         on, off = _both(path, catalog, monkeypatch, **kw)

@@ -88,7 +88,7 @@ def test_lane_equals_segments_on_generated_captures(seed, tmp_path, catalog, mon
     same_report(fast, slow)
     # marks (the lane stands aside) and timers short enough to release connections
     # idle or closed in the middle of blocks, with sweeps of the table every 3 ms
-    monkeypatch.setattr(tracker_module, "_SWEEP_EVERY", 0.003)
+    monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
     for kw in ({"marks": True}, {"idle_timeout": 0.0004, "close_delay": 0.0002},
                {"idle_timeout": 0.05, "close_delay": 0.02}):
         fast, slow = _both(path, catalog, monkeypatch, **kw)

@@ -1,0 +1,566 @@
+"""Clean connections found ahead of the tracker, over whole columns (issue #4, performance).
+
+:mod:`pcapcheck.clean` spares the replay to the connections that follow the common life
+cycle (three-way handshake, data in order, four-way close), but the tracker still
+touches each of their segments in Python to keep it as a row. This module finds those
+connections with numpy, over the decoded columns of many chunks of the capture at once,
+*before* the tracker reaches them, so that their segments reach the tracker only as
+clock ticks (:meth:`pcapcheck.tracker.Tracker.tick`), like another shard's.
+
+:class:`Lookahead` holds the chunks decoded by :class:`pcapcheck.batch.BatchSource`
+(:class:`Plan`, in capture order) until every segment of this shard in them has a
+verdict, by rounds over everything still undecided:
+
+* the undecided segments are grouped by their unordered 4-tuple (a 64-bit hash, the
+  4-tuple compared within each group);
+* a group is a **candidate** when it is one connection that may be clean: its first
+  segment is a pure SYN and no other is, no two consecutive segments are more than
+  ``close_delay`` apart, none is cut by the snaplen or has a wrong checksum, both ends
+  differ, the capture's clock has never gone back, and the 4-tuple was not seen within
+  ``horizon`` seconds before its SYN (:data:`seen`: every 4-tuple of a decided group or
+  of a segment decoded one by one; so the tracker holds nothing for it, neither in its
+  table nor among the recently closed 4-tuples). Any other group is **normal** at once:
+  its segments go to the tracker as before;
+* a candidate is **complete** once a segment later than its last one by more than
+  ``close_delay`` has been read (the tracker releases it on that segment, and no
+  segment of its 4-tuple can join it any more), or at the end of the capture (not for
+  a capture cut short: the tracker would then replay it); :func:`classify` then tests
+  all complete candidates at once against :func:`pcapcheck.clean.check`'s conditions;
+  the clean ones are **fast**, the others normal. A candidate whose first segment is
+  more than ``max_rows`` segments old is made normal (memory stays bounded).
+
+A fast connection's SYN row and last row reach the tracker
+(:meth:`~pcapcheck.tracker.Tracker.start_fast`, which reserves its id exactly when the
+tracker would have made its :class:`~pcapcheck.clean.Pending`, and
+:meth:`~pcapcheck.tracker.Tracker.end_fast`, which puts the finished
+:class:`~pcapcheck.clean.CleanConnection` in the table as the Pending would be after
+its last row); its other segments are only ticks. Should the tracker ever find its
+state not to be what this module inferred, it raises
+:class:`~pcapcheck.clean.FastPathMismatch` and the analysis runs again without the
+lookahead (:func:`pcapcheck.analyze.analyze_part`), so the report is always the
+replay's. ``tests/test_lookahead.py`` compares the reports with and without it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Iterable
+
+import numpy as np
+
+from pcapcheck.clean import CleanConnection
+from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
+
+__all__ = ["Lookahead", "Plan", "RawPlan", "FastConn", "classify", "history",
+           "clean_connections", "MAX_ROWS", "ROUND_ROWS"]
+
+_M32 = 0xFFFFFFFF
+_M64 = (1 << 64) - 1
+_GOLD = 0x9E3779B97F4A7C15
+
+#: Find clean connections ahead of the tracker (with the native decoder); False: never
+#: (the tests compare both).
+ENABLED = True
+
+#: Segments of this shard pushed between two rounds of classification.
+ROUND_ROWS = 1 << 16
+#: A candidate whose SYN is more than this many segments (of this shard) behind the
+#: latest one read is made normal: the lookahead's memory stays bounded.
+MAX_ROWS = 1 << 19
+
+# row labels (Plan.label)
+UNDECIDED, NORMAL, MIDDLE, START, END = 0, 1, 2, 3, 4
+
+
+class FastConn:
+    """A fast connection as the tracker needs it: ``key``, the tracker's key of its
+    4-tuple; ``clean``, its :class:`~pcapcheck.clean.CleanConnection` (``id`` set by
+    :meth:`~pcapcheck.tracker.Tracker.start_fast`)."""
+
+    __slots__ = ("key", "clean")
+
+    def __init__(self, key: tuple, clean: CleanConnection):
+        self.key, self.clean = key, clean
+
+
+class Plan:
+    """One chunk of the capture decoded by :class:`pcapcheck.batch.BatchSource`, kept
+    until its segments have their verdicts. ``cols``: the chunk's TCP segments decoded
+    in columns (``batch._Columns``, all shards); ``mine``: bool array, the rows of this
+    shard (None: all); ``cat``, ``frames``, ``ts``: per record of the chunk (the
+    source's categories, frame numbers, seconds); ``special``: record index -> item of
+    the records that are not rows (decoded one by one); after the rounds, ``label``
+    (int8 per row, :data:`NORMAL`, :data:`MIDDLE`, :data:`START`, :data:`END`) and
+    ``fast`` (row -> :class:`FastConn` of the START and END rows)."""
+
+    __slots__ = ("cols", "mine", "cat", "frames", "ts", "special", "label", "fast",
+                 "undecided", "h", "lo", "hi", "aps", "dirty", "ordinal")
+
+    def __init__(self, cols: Any, mine: np.ndarray | None, cat: np.ndarray,
+                 frames: np.ndarray, ts: np.ndarray, special: dict[int, Any]):
+        self.cols, self.mine, self.cat = cols, mine, cat
+        self.frames, self.ts, self.special = frames, ts, special
+        self.fast: dict[int, FastConn] = {}
+
+
+class RawPlan:
+    """Items of the capture that are not a decoded chunk (a chunk with no plain TCP
+    segment, a pcapng block other than a packet): ``items``, ``(frame, ts, item)``."""
+
+    __slots__ = ("items",)
+    undecided = 0
+
+    def __init__(self, items: list):
+        self.items = items
+
+
+def key_hash(a: int, aport: int, b: int, bport: int) -> int:
+    """The 64-bit hash of an unordered IPv4 4-tuple (addresses as ints), as
+    :meth:`Lookahead._push_cols` computes it with numpy."""
+    x, y = (a << 16) | aport, (b << 16) | bport
+    lo, hi = (x, y) if x <= y else (y, x)
+    return (lo * _GOLD + hi) & _M64
+
+
+def _ip4_int(text: str) -> int | None:
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    try:
+        a, b, c, d = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+class Lookahead:
+    """The rounds of the module docstring over the plans pushed, in capture order.
+
+    ``close_delay``: the tracker's (seconds); ``horizon``: seconds within which a
+    4-tuple seen before a SYN may still be in the tracker's table or among its recently
+    closed 4-tuples (``max(idle_timeout, close_delay, 2·MSL)`` plus two sweep periods);
+    ``addr``: IPv4 int -> dotted text (the source's cache). :meth:`push` and
+    :meth:`finish` return the plans whose verdicts are all in, in order.
+    """
+
+    def __init__(self, close_delay: float, horizon: float, addr: dict):
+        self.delay = float(close_delay)
+        self.horizon = float(horizon)
+        self.addr = addr
+        self.round_rows, self.max_rows = ROUND_ROWS, MAX_ROWS
+        self.queue: deque = deque()
+        self.fresh = 0                    # rows pushed since the last round
+        self.rows = 0                     # rows of this shard pushed so far
+        self.clock = float("-inf")        # latest time of a row read (any shard)
+        self.last = float("-inf")         # latest time of any record read
+        self.disordered = False           # the capture's clock went back
+        #: 4-tuple hash -> the latest time of one of its segments that reached (or will
+        #: reach) the tracker as itself: the segments of decided groups, and those
+        #: decoded one by one.
+        self.seen: dict[int, float] = {}
+        self._purged = float("-inf")
+        self.fast_count = 0
+
+    # -- input -----------------------------------------------------------------------
+
+    def push(self, plan: Plan | RawPlan) -> list:
+        """Take the next plan; return the plans now ready (in order)."""
+        if plan.__class__ is RawPlan:
+            self._times([t for _f, t, _i in plan.items])
+            for _f, t, item in plan.items:
+                if item.__class__ is Segment:
+                    self._poison(item)
+        else:
+            self._push_cols(plan)
+        self.queue.append(plan)
+        if self.fresh >= self.round_rows:
+            self._round(eof=False, truncated=False)
+        return self._ready()
+
+    def finish(self, truncated: bool) -> list:
+        """The end of the capture (``truncated``: cut short): decide everything; return
+        the remaining plans."""
+        self._round(eof=True, truncated=truncated)
+        return self._ready()
+
+    def _times(self, ts: Iterable[float]) -> None:
+        last = self.last
+        for t in ts:
+            if t < last:
+                self.disordered = True
+            last = t if t > last else last
+        self.last = last
+
+    def _poison(self, seg: Segment) -> None:
+        """A segment decoded one by one: its 4-tuple is seen (IPv4 only: no fast
+        connection has an IPv6 4-tuple)."""
+        a, b = _ip4_int(seg.src), _ip4_int(seg.dst)
+        if a is None or b is None:
+            return
+        k = key_hash(a, seg.sport, b, seg.dport)
+        if self.seen.get(k, float("-inf")) < seg.ts:
+            self.seen[k] = seg.ts
+
+    def _push_cols(self, plan: Plan) -> None:
+        c = plan.cols
+        ts = plan.ts
+        if len(ts):
+            if ts[0] < self.last or (len(ts) > 1 and bool((ts[1:] < ts[:-1]).any())):
+                self.disordered = True
+            self.last = max(self.last, float(ts.max()))
+        for item in plan.special.values():
+            if item.__class__ is Segment:
+                self._poison(item)
+        n = len(c.frame)
+        label = np.full(n, NORMAL, np.int8)
+        if n:
+            self.clock = max(self.clock, float(c.ts.max()))
+        own = np.arange(n) if plan.mine is None else np.flatnonzero(plan.mine)
+        label[own] = UNDECIDED
+        plan.label = label
+        plan.undecided = len(own)
+        src = c.src[own].astype(np.int64)
+        dst = c.dst[own].astype(np.int64)
+        aps = (src << 16) | c.sport[own]
+        apd = (dst << 16) | c.dport[own]
+        lo, hi = np.minimum(aps, apd), np.maximum(aps, apd)
+        with np.errstate(over="ignore"):
+            plan.h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
+        plan.lo, plan.hi, plan.aps = lo, hi, aps
+        dirty = c.cut[own].astype(bool)
+        if c.checksum_ok is not None:
+            dirty |= np.fromiter((c.checksum_ok[i] is False for i in own.tolist()), bool,
+                                 len(own))
+        plan.dirty = dirty
+        plan.ordinal = np.arange(self.rows, self.rows + len(own), dtype=np.int64)
+        self.rows += len(own)
+        self.fresh += len(own)
+
+    def _ready(self) -> list:
+        queue = self.queue
+        out = []
+        while queue and not queue[0].undecided:
+            out.append(queue.popleft())
+        return out
+
+    # -- a round ---------------------------------------------------------------------
+
+    def _round(self, eof: bool, truncated: bool) -> None:
+        self.fresh = 0
+        plans = [p for p in self.queue if p.undecided]
+        if not plans:
+            return
+        where = [np.flatnonzero(p.label == UNDECIDED) for p in plans]
+        sizes = [len(w) for w in where]
+        bounds = np.cumsum([0, *sizes])
+        own_at = []                      # each undecided row's index among its plan's own
+        for p, w in zip(plans, where):
+            if p.mine is None:
+                own_at.append(w)
+            else:
+                rank = np.cumsum(p.mine) - 1
+                own_at.append(rank[w])
+
+        def cat(get) -> np.ndarray:
+            return np.concatenate([get(p, w, o) for p, w, o in zip(plans, where, own_at)])
+
+        h = cat(lambda p, w, o: p.h[o])
+        n = len(h)
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        new = np.empty(n, bool)
+        new[0] = True
+        new[1:] = hs[1:] != hs[:-1]
+        gs = np.flatnonzero(new)
+        G = len(gs)
+        gsz = np.diff(np.append(gs, n))
+        ge = gs + gsz - 1
+        g = np.repeat(np.arange(G), gsz)
+        lo = cat(lambda p, w, o: p.lo[o])[order]
+        hi = cat(lambda p, w, o: p.hi[o])[order]
+        ts = cat(lambda p, w, o: p.cols.ts[w])[order]
+        flags = cat(lambda p, w, o: p.cols.flags[w]).astype(np.int64)[order]
+        dirty = cat(lambda p, w, o: p.dirty[o])[order]
+        ordinal = cat(lambda p, w, o: p.ordinal[o])[order]
+
+        collide = np.zeros(G, bool)
+        differ = ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]
+        collide[g[1:][differ]] = True
+        pure = (flags & (SYN | ACK | FIN | RST)) == SYN
+        gap = np.zeros(n, bool)
+        gap[1:] = (ts[1:] - ts[:-1] > self.delay) & ~new[1:]
+        cand = (~collide & pure[gs] & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
+                & ~np.logical_or.reduceat(gap | dirty, gs) & (lo[gs] != hi[gs]))
+        if self.disordered:
+            cand[:] = False
+        if cand.any():
+            seen, horizon = self.seen, self.horizon
+            ci = np.flatnonzero(cand)
+            for j, k, t in zip(ci.tolist(), hs[gs[ci]].tolist(), ts[gs[ci]].tolist()):
+                s = seen.get(k)
+                if s is not None and t - s <= horizon:
+                    cand[j] = False
+        last_ts = ts[ge]
+        evidence = self.clock > last_ts + self.delay
+        complete = evidence | eof
+        if truncated:
+            complete &= evidence
+        decided = ~cand | complete
+        decided |= cand & (ordinal[gs] < self.rows - self.max_rows)
+        if eof:
+            decided[:] = True
+        test = np.flatnonzero(cand & complete)
+        lab = np.full(n, UNDECIDED, np.int8)            # in grouped order
+        lab[np.repeat(decided, gsz)] = NORMAL
+        fast_groups: list[int] = []
+        fast_conns: list[FastConn] = []
+        if len(test):
+            rows = np.concatenate([np.arange(a, a + m) for a, m in
+                                   zip(gs[test].tolist(), gsz[test].tolist())])
+            sub_starts = np.zeros(len(test), np.int64)
+            sub_starts[1:] = np.cumsum(gsz[test])[:-1]
+            cols = {
+                "frame": cat(lambda p, w, o: p.cols.frame[w])[order][rows],
+                "ts": ts[rows],
+                "seq": cat(lambda p, w, o: p.cols.seq[w]).astype(np.int64)[order][rows],
+                "ack": cat(lambda p, w, o: p.cols.ack[w]).astype(np.int64)[order][rows],
+                "flags": flags[rows],
+                "win": cat(lambda p, w, o: p.cols.win[w]).astype(np.int64)[order][rows],
+                "ln": cat(lambda p, w, o: p.cols.payload_len[w]).astype(np.int64)[order][rows],
+                "cut": dirty[rows]}
+            aps = cat(lambda p, w, o: p.aps[o])[order][rows]
+            fc = aps == np.repeat(aps[sub_starts], gsz[test])
+            every = np.arange(len(rows))
+            out = classify(cols, every, sub_starts, gsz[test], fc)
+            ok = out["clean"]
+            if ok.any():
+                conns = clean_connections(cols, every, sub_starts, gsz[test], out)
+                clean_groups = test[ok]
+                first_rows = sub_starts[ok]
+                cl_ap = aps[first_rows].tolist()
+                sv = np.where(lo[gs[clean_groups]] == aps[first_rows],
+                              hi[gs[clean_groups]], lo[gs[clean_groups]]).tolist()
+                get = self.addr.__getitem__
+                for c, ca, sa in zip(conns, cl_ap, sv):
+                    client = (get(ca >> 16), ca & 0xFFFF)
+                    server = (get(sa >> 16), sa & 0xFFFF)
+                    c.client, c.server = client, server
+                    (cs, cp), (ss, sp) = client, server
+                    key = ((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
+                           else (ss, sp, cs, cp))
+                    fast_conns.append(FastConn(key, c))
+                fast_groups = clean_groups.tolist()
+                for j in fast_groups:
+                    a, b = gs[j], ge[j]
+                    lab[a + 1:b] = MIDDLE
+                    lab[a] = START
+                    lab[b] = END
+                self.fast_count += len(fast_groups)
+
+        # the verdicts back to the plans
+        dec = np.flatnonzero(decided)
+        if len(dec):
+            seen = self.seen
+            for k, t in zip(hs[gs[dec]].tolist(), ts[ge[dec]].tolist()):
+                if seen.get(k, float("-inf")) < t:
+                    seen[k] = t
+        back = np.empty(n, np.int8)
+        back[order] = lab
+        fast_at = {}
+        for j, fcn in zip(fast_groups, fast_conns):
+            fast_at[int(order[gs[j]])] = fcn
+            fast_at[int(order[ge[j]])] = fcn
+        for p, w, a, b in zip(plans, where, bounds[:-1].tolist(), bounds[1:].tolist()):
+            got = back[a:b]
+            p.label[w] = got
+            p.undecided = int(np.count_nonzero(got == UNDECIDED))
+        if fast_at:
+            positions = sorted(fast_at)
+            pi = np.searchsorted(bounds, positions, side="right") - 1
+            for pos, j in zip(positions, pi.tolist()):
+                plans[j].fast[int(where[j][pos - bounds[j]])] = fast_at[pos]
+        self._purge()
+
+    def _purge(self) -> None:
+        """Forget the 4-tuples last seen more than ``horizon`` seconds ago (every quarter
+        of the horizon of capture time)."""
+        now = self.last
+        if now - self._purged < self.horizon / 4:
+            return
+        self._purged = now
+        limit = now - self.horizon
+        self.seen = {k: t for k, t in self.seen.items() if t >= limit}
+
+
+def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
+             sizes: np.ndarray, fc: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`pcapcheck.clean.check` over many candidate connections at once.
+
+    ``cols``: int64/float64/bool arrays of segments: ``frame``, ``ts`` (seconds),
+    absolute ``seq``/``ack``, ``flags``, ``win``, ``ln`` (payload bytes), ``cut`` (cut
+    by the snaplen or wrong checksum); ``rows``: the indices into ``cols`` of the
+    candidates' segments, each connection's together and in capture order;
+    ``starts``/``sizes``: each connection's slice of ``rows``; ``fc``: per entry of
+    ``rows``, True when sent by the client (the SYN's sender).
+
+    Returns per connection: ``clean`` (bool), and for the clean ones the fields of their
+    :class:`~pcapcheck.clean.CleanConnection` (``f1``, ``a1``, ``f2``, ``last`` frames,
+    ``closer`` 1 client / 2 server, packets and bytes per side, ISNs, ``min_ts``/
+    ``max_ts``, ``letters``: the row of the first A D F a d f of Zeek's history, -1 when
+    absent). Segmented sums give each segment's expected SEG.SEQ (the sender's SND.NXT)
+    and the peer's SND.NXT; the previous segment of the same direction is found by
+    index; each FIN's acknowledgment by ``searchsorted``.
+    """
+    R, C = len(rows), len(starts)
+    if not C:
+        return {"clean": np.zeros(0, bool)}
+    g = np.repeat(np.arange(C), sizes)
+    k = np.arange(R) - starts[g]
+    seq, ack = cols["seq"][rows], cols["ack"][rows]
+    fl, win, ln = cols["flags"][rows], cols["win"][rows], cols["ln"][rows]
+    frame = cols["frame"][rows]
+    ok = sizes >= 7
+    ok &= ~np.logical_or.reduceat(cols["cut"][rows], starts)
+    r0 = starts
+    r1 = np.minimum(starts + 1, R - 1)
+    r2 = np.minimum(starts + 2, R - 1)
+    ok &= fc[r0] & (fl[r0] == SYN) & (ln[r0] == 0) & (win[r0] != 0)
+    isn_c = seq[r0]
+    ok &= (~fc[r1] & (fl[r1] == SYN | ACK) & (ln[r1] == 0) & (win[r1] != 0)
+           & (ack[r1] == (isn_c + 1) & _M32))
+    isn_s = seq[r1]
+    ok &= fc[r2] & ((fl[r2] & FIN) == 0)
+
+    loop = k >= 2
+    f = fl & ~PSH
+    fin = loop & (f == FIN | ACK)
+    bad = loop & (((f != ACK) & ~fin) | (win == 0))
+    contrib = np.where(loop, ln + fin, 0)
+    before = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        part = np.where(mask, contrib, 0)
+        excl = np.cumsum(part) - part
+        before[side] = excl - excl[starts][g]
+    own_isn = np.where(fc, isn_c[g], isn_s[g])
+    peer_isn = np.where(fc, isn_s[g], isn_c[g])
+    own_nxt = 1 + np.where(fc, before["c"], before["s"])
+    peer_nxt = 1 + np.where(fc, before["s"], before["c"])
+    bad |= loop & (((seq - own_isn) & _M32) != own_nxt)
+    a = (ack - peer_isn) & _M32
+    bad |= loop & ((a > peer_nxt) | (a < 1))
+    # the previous segment of the same direction in the same connection (loop rows)
+    prev = np.full(R, -1, np.int64)
+    side_rows = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        idx = np.flatnonzero(loop & mask)
+        side_rows[side] = idx
+        same = g[idx[1:]] == g[idx[:-1]]
+        prev[idx[1:][same]] = idx[:-1][same]
+    has_prev = prev >= 0
+    pv = np.where(has_prev, prev, 0)
+    prev_a = np.where(has_prev, a[pv], 0)
+    prev_data = has_prev & (ln[pv] > 0) & ~fin[pv]
+    bad |= loop & (a < prev_a)
+    bad |= loop & (a == prev_a) & ~prev_data & (ln == 0) & (f == ACK)
+    # FINs: one per side, without data, the client's not on row 2, nothing but ACKs
+    # after it, acknowledged by the first segment of the other side after it
+    bad |= fin & ((ln > 0) | (fc & (k == 2)))
+    ok &= ~np.logical_or.reduceat(bad, starts)
+    fin_at = {}
+    for side, mask in (("c", fc), ("s", ~fc)):
+        idx = np.flatnonzero(fin & mask)
+        count = np.bincount(g[idx], minlength=C)
+        ok &= count == 1
+        at = np.full(C, -1, np.int64)
+        at[g[idx]] = idx                       # with count == 1: the FIN's row
+        fin_at[side] = at
+    for side, peer, mask in (("c", "s", fc), ("s", "c", ~fc)):
+        at = fin_at[side]
+        has = at >= 0
+        after = loop & mask & (np.arange(R) > np.where(has, at, R)[g])   # after own FIN
+        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)          # no data there
+        peer_idx = side_rows[peer]
+        j = np.searchsorted(peer_idx, np.where(has, at, 0), side="right")
+        j = np.minimum(j, max(len(peer_idx) - 1, 0))
+        acker = peer_idx[j] if len(peer_idx) else np.zeros(C, np.int64)
+        valid = has & (acker > at) & (g[acker] == np.arange(C))
+        ok &= valid
+        fin_rel = own_nxt[np.where(has, at, 0)]
+        ok &= ~valid | (a[acker] == fin_rel + 1)
+        fin_at[side + "_ack"] = np.where(valid, acker, -1)
+    closer_c = fin_at["c"] < fin_at["s"]
+    first = np.where(closer_c, fin_at["c"], fin_at["s"])
+    second = np.where(closer_c, fin_at["s"], fin_at["c"])
+    a1 = np.where(closer_c, fin_at["c_ack"], fin_at["s_ack"])
+    last_ack = np.where(closer_c, fin_at["s_ack"], fin_at["c_ack"])
+    ok &= last_ack == starts + sizes - 1
+    # no sequence number wraps
+    c_total = np.bincount(g, weights=np.where(fc, contrib, 0), minlength=C).astype(np.int64)
+    s_total = np.bincount(g, weights=np.where(~fc, contrib, 0), minlength=C).astype(np.int64)
+    ok &= (isn_c + 1 + c_total <= _M32) & (isn_s + 1 + s_total <= _M32)
+
+    data = loop & (ln > 0) & ~fin
+    pure = loop & (ln == 0) & ~fin
+    letters = np.full((C, 6), R, np.int64)
+    for col, mask in enumerate((fc & pure, fc & data, fc & fin, ~fc & pure, ~fc & data,
+                                ~fc & fin)):
+        idx = np.flatnonzero(mask)         # ascending, so each group's first comes first
+        if len(idx):
+            head = np.ones(len(idx), bool)
+            head[1:] = g[idx][1:] != g[idx][:-1]
+            letters[g[idx][head], col] = idx[head]
+    letters[letters == R] = -1
+    ts = cols["ts"][rows]
+
+    def per_conn(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(g, weights=weights, minlength=C).astype(np.int64)
+
+    return {
+        "clean": ok, "isn_c": isn_c, "isn_s": isn_s,
+        "closer": np.where(closer_c, 1, 2),
+        "synack": frame[r1], "ack": frame[r2], "f1": frame[first], "a1": frame[a1],
+        "f2": frame[second], "last": frame[starts + sizes - 1],
+        "c_pkts": 1 + per_conn(loop & fc), "s_pkts": 1 + per_conn(loop & ~fc),
+        "c_bytes": per_conn(np.where(fc & data, ln, 0)),
+        "s_bytes": per_conn(np.where(~fc & data, ln, 0)),
+        "min_ts": np.minimum.reduceat(ts, starts), "max_ts": np.maximum.reduceat(ts, starts),
+        "letters": letters}
+
+
+def history(letters: list[int]) -> str:
+    """Zeek's history of a clean connection from :func:`classify`'s ``letters`` row."""
+    found = sorted((at, ch) for at, ch in zip(letters, "ADFadf") if at >= 0)
+    return "Sh" + "".join(ch for _at, ch in found)
+
+
+def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
+                      sizes: np.ndarray, out: dict[str, np.ndarray]
+                      ) -> list[CleanConnection]:
+    """The :class:`~pcapcheck.clean.CleanConnection` of each connection :func:`classify`
+    found clean (arguments as given to it, ``out`` its result), in the order of
+    ``starts``; ``id`` 0, ``client``/``server`` None (the caller sets them)."""
+    clean = np.flatnonzero(out["clean"])
+    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
+    first = rows[starts[clean]]
+    last = rows[starts[clean] + sizes[clean] - 1]
+    firsts = cols["frame"][first].tolist()
+    first_ts = cols["ts"][first].tolist()
+    close_ts = cols["ts"][last].tolist()
+    conns = []
+    for j in range(len(clean)):
+        c = CleanConnection()
+        c.id = 0
+        c.client = c.server = None
+        c.first_frame, c.first_ts = firsts[j], first_ts[j]
+        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
+        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
+        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
+        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
+        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
+        c.closer = "client" if fields["closer"][j] == 1 else "server"
+        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
+        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
+                                    fields["last"][j])
+        c.history = history(fields["letters"][j])
+        conns.append(c)
+    return conns

@@ -1,0 +1,321 @@
+"""Clean connections found ahead of the tracker (pcapcheck.lookahead) give the same
+reports as the tracker's own path (the rows kept and tested by clean.check, the others
+replayed): on every sample capture, on generated captures full of artefacts (tiny
+timers, many small chunks and rounds, shards), and on crafted cases where the lookahead
+must step aside: a 4-tuple seen shortly before, a segment decoded one by one on the
+4-tuple, a capture cut short, the clock going back. The tracker's state is never found
+to contradict the lookahead (no second analysis) except where a test forces it."""
+
+from __future__ import annotations
+
+import struct
+import sys
+
+import pytest
+
+from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
+from pcapcheck import analyze, batch, clean, lookahead, reader
+from pcapcheck import tracker as tracker_module
+from pcapcheck.analyze import analyze_file
+from pcapcheck.clean import FastPathMismatch, Pending
+from pcapcheck.reader import CaptureError
+from pcapcheck.shard import analyze_shard, merge_shards
+from pcapcheck.tracker import Tracker
+
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from craft_captures import Capture, Conversation  # noqa: E402
+from test_clean import (CLEAN, REPLAYED, _clean_client_close, _crafted,  # noqa: E402
+                        _generated, _port_reused_at_once, _port_reused_later)
+
+#: The ids of the connections the tracker took from the lookahead (end_fast), in order.
+fast: list[int] = []
+#: One entry per analysis with the lookahead: True when it was abandoned (a mismatch).
+attempts: list[bool] = []
+
+
+@pytest.fixture(autouse=True)
+def spies(monkeypatch):
+    fast.clear()
+    attempts.clear()
+    end_fast = Tracker.end_fast
+
+    def spy_end(self, f, ts):
+        end_fast(self, f, ts)
+        fast.append(f.clean.id)
+
+    monkeypatch.setattr(Tracker, "end_fast", spy_end)
+    run = analyze._analyze_part
+
+    def spy_run(*args, ahead):
+        if not ahead:
+            return run(*args, ahead=ahead)
+        try:
+            got = run(*args, ahead=ahead)
+        except FastPathMismatch:
+            attempts.append(True)
+            raise
+        attempts.append(False)
+        return got
+
+    monkeypatch.setattr(analyze, "_analyze_part", spy_run)
+
+
+def _small_pieces(monkeypatch, size):
+    """Read and decode the capture ``size`` bytes at a time (many plans and rounds)."""
+    monkeypatch.setattr(batch, "CHUNK_BYTES", size)
+    monkeypatch.setattr(reader, "_CHUNK", size)
+
+
+def _both(path, catalog, monkeypatch, checksums=False, mismatch_ok=False, **kw):
+    """(lookahead on, lookahead off) analyses with every rule; the first's ``fast``: the
+    ids of the connections it took from the lookahead (sorted)."""
+    active = catalog.select(["ALL"], None if checksums else ["CP004"])
+    monkeypatch.setattr(clean, "ENABLED", True)
+    monkeypatch.setattr(lookahead, "ENABLED", True)
+    fast.clear()
+    on = analyze_file(path, catalog, active, **kw)
+    on.fast = sorted(fast)
+    if not mismatch_ok:
+        assert True not in attempts, "the tracker contradicted the lookahead"
+    monkeypatch.setattr(lookahead, "ENABLED", False)
+    fast.clear()
+    off = analyze_file(path, catalog, active, **kw)
+    assert not fast
+    return on, off
+
+
+@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
+                                                    for p in ALL_CAPTURES])
+def test_lookahead_equals_tracker_on_samples(path, catalog, monkeypatch):
+    for checksums in (False, True):
+        try:
+            on, off = _both(path, catalog, monkeypatch, checksums)
+        except CaptureError:
+            return
+        same_report(on, off)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
+                                                        monkeypatch):
+    path, n = _generated(tmp_path, seed)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.tcp_packets == n and len(on.findings) > 10
+    assert len(on.connections) * 0.3 < len(on.fast) < len(on.connections) * 0.9
+    same_report(on, off)
+    everything = len(on.fast)
+    # many chunks and rounds: verdicts carried from round to round, plans held back
+    _small_pieces(monkeypatch, 3000)
+    monkeypatch.setattr(lookahead, "ROUND_ROWS", 40)
+    on, off = _both(path, catalog, monkeypatch)
+    assert len(on.fast) == everything
+    same_report(on, off)
+    # candidates whose SYN is more than MAX_ROWS segments old are given up (here those
+    # of the first half of the capture, which all wait for its end: fewer, never wrong)
+    monkeypatch.setattr(lookahead, "MAX_ROWS", n // 2)
+    on, off = _both(path, catalog, monkeypatch)
+    assert 0 < len(on.fast) < everything
+    same_report(on, off)
+    # the tracker's timers: sweeps every 3 ms, connections finalised in the middle of
+    # their segments (idle or closed), a close delay longer than the capture
+    monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
+    for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
+               {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
+        on, off = _both(path, catalog, monkeypatch, **kw)
+        same_report(on, off)
+
+
+def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog,
+                                                                 monkeypatch):
+    path, _n = _generated(tmp_path, 7, refused=0, retrans=0, resets=0, loss=0)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.fast == list(range(1, 151)) and not on.findings
+    same_report(on, off)
+
+
+def test_lookahead_equals_tracker_in_shards(tmp_path, catalog, monkeypatch):
+    path, _n = _generated(tmp_path, 4, connections=200, concurrency=16)
+    active = catalog.select(["ALL"], ["CP004"])
+    _small_pieces(monkeypatch, 5000)
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(lookahead, "ENABLED", enabled)
+        fast.clear()
+        parts = [analyze_shard(path, catalog, active, shard=(k, 2), encode=True)
+                 for k in range(2)]
+        results.append(merge_shards(parts, path, catalog, active))
+        assert (len(fast) > 50) == enabled
+    assert attempts == [False, False]
+    same_report(results[0], results[1])
+
+
+# ------------------------------------------------------------------ crafted connections
+
+@pytest.mark.parametrize("build", CLEAN, ids=[b.__name__ for b in CLEAN])
+def test_clean_shapes_are_taken(build, tmp_path, catalog, monkeypatch):
+    on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
+    # IPv6 segments are decoded one by one: the tracker keeps that one as rows
+    assert on.fast == ([] if build.__name__ == "_clean_ipv6" else [1])
+    same_report(on, off)
+
+
+@pytest.mark.parametrize("build", REPLAYED, ids=[b.__name__ for b in REPLAYED])
+def test_near_misses_are_left_to_the_tracker(build, tmp_path, catalog, monkeypatch):
+    on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
+    assert on.fast == []
+    same_report(on, off)
+
+
+def _reuse_with_traffic_between(cap):
+    """A 4-tuple used at 0 s and again at 30 s, another connection at 10 s."""
+    for cport, cisn, dt in ((40000, 0x11111111, None), (40001, 0x22222222, 10.0),
+                            (40000, 0x33333333, 20.0)):
+        c = Conversation(cap, cport=cport, cisn=cisn)
+        c.handshake(dt=dt)
+        c.exchange()
+        c.close("c")
+
+
+def test_a_4_tuple_seen_within_the_horizon_is_left_to_the_tracker(tmp_path, catalog,
+                                                                  monkeypatch):
+    """A 4-tuple used again 30 s later: the tracker still remembers the first use (2·MSL
+    = 240 s, CL010), so the lookahead leaves the second to it; with a horizon shorter
+    than 30 s (MSL 1 s, idle timeout 1 s, sweeps every 3 ms) it is taken as well. Read
+    in small pieces, so that the first use is decided before the second is read (in one
+    round, both are one group of the 4-tuple: left to the tracker)."""
+    path = tmp_path / "reuse.pcap"
+    cap = Capture()
+    _reuse_with_traffic_between(cap)
+    cap.write(path)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.fast == [2] and [f.rule for f in on.findings] == ["CL010"]
+    same_report(on, off)
+    _small_pieces(monkeypatch, 1500)
+    monkeypatch.setattr(lookahead, "ROUND_ROWS", 1)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.fast == [1, 2] and [f.rule for f in on.findings] == ["CL010"]
+    same_report(on, off)
+    monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
+    on, off = _both(path, catalog, monkeypatch, idle_timeout=1.0,
+                    params={"CL010": {"msl": 1.0}})
+    assert on.fast == [1, 2, 3] and not on.findings
+    same_report(on, off)
+    on, off = _both(_crafted(tmp_path, _port_reused_at_once), catalog, monkeypatch)
+    assert on.fast == [] and [f.rule for f in on.findings] == ["CL010"]
+    same_report(on, off)
+    on, off = _both(_crafted(tmp_path, _port_reused_later), catalog, monkeypatch)
+    assert on.fast == [] and [f.rule for f in on.findings] == ["CL010"]
+    same_report(on, off)
+
+
+def _vlan(frame: bytes) -> bytes:
+    """An Ethernet frame with an 802.1Q tag (VLAN 7) after its MAC addresses."""
+    return frame[:12] + struct.pack(">HH", 0x8100, 7) + frame[12:]
+
+
+def _clean_then_tagged_ack(cap, dt):
+    c = Conversation(cap)
+    c.handshake()
+    c.exchange()
+    c.close("c")
+    c.ack("c", dt=dt)                            # the last ACK again, VLAN-tagged
+    cap.records[-1][1] = _vlan(cap.records[-1][1])
+    other = Conversation(cap, cport=40001)      # later traffic: the clock moves on
+    other.handshake(dt=10.0)
+    other.exchange()
+    other.close("c")
+
+
+def test_a_segment_decoded_one_by_one_joins_its_connection(tmp_path, catalog, monkeypatch):
+    """The last ACK again 1 s after the close, VLAN-tagged (so not one of the decoded
+    columns): the tracker adds it to the connection's rows; the lookahead must not take
+    the connection. 8 s after the close (past the close delay) it starts a new
+    connection (2); the lookahead leaves the first to the tracker as well (a segment
+    decoded one by one on its 4-tuple after its SYN: it does not look further)."""
+    for dt, taken in ((1.0, [2]), (8.0, [3])):
+        cap = Capture()
+        _clean_then_tagged_ack(cap, dt)
+        path = tmp_path / f"tagged{dt}.pcap"
+        cap.write(path)
+        on, off = _both(path, catalog, monkeypatch)
+        assert on.fast == taken
+        same_report(on, off)
+
+
+def _three_connections(cap, cut_gap):
+    """Three clean connections on three client ports, 10 s apart; the third starts
+    ``cut_gap`` seconds after the second."""
+    for i, gap in enumerate((0.0, 10.0, cut_gap)):
+        c = Conversation(cap, cport=40000 + i)
+        c.handshake(dt=gap if i else None)
+        c.exchange()
+        c.close("c")
+
+
+def test_capture_cut_short(tmp_path, catalog, monkeypatch):
+    """The file ends inside the last record. The tracker replays what it still holds at
+    the end of a cut capture: a connection closed less than the close delay before the
+    last record is left to it; the ones followed by a segment past their close delay
+    are taken."""
+    for cut_gap, taken in ((10.0, [1, 2]), (1.0, [1])):
+        cap = Capture()
+        _three_connections(cap, cut_gap)
+        path = tmp_path / f"cut{cut_gap}.pcap"
+        cap.write(path, cut_last=10)
+        on, off = _both(path, catalog, monkeypatch)
+        assert on.truncated and on.fast == taken
+        same_report(on, off)
+    path = _crafted(tmp_path, _clean_client_close, cut_last=10)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.fast == []
+    same_report(on, off)
+
+
+def test_clock_going_back_stops_the_lookahead(tmp_path, catalog, monkeypatch):
+    """A record stored with a time 2 s before the one before it, near the end of the
+    third connection: the first two, decided (by the third's first segments) before
+    that record is read, are taken; the third is not."""
+    cap = Capture()
+    _three_connections(cap, 10.0)
+    at = cap.records[-3]
+    at[0] -= 2_000_000
+    path = tmp_path / "back.pcap"
+    cap.write(path)
+    _small_pieces(monkeypatch, 1500)
+    monkeypatch.setattr(lookahead, "ROUND_ROWS", 1)
+    on, off = _both(path, catalog, monkeypatch)
+    assert on.fast == [1, 2]
+    same_report(on, off)
+
+
+def test_a_contradiction_analyses_again_without_the_lookahead(tmp_path, catalog,
+                                                               monkeypatch):
+    """Forced: the tracker refuses the second connection found clean. The analysis is
+    run again without the lookahead; the report is the tracker's."""
+    path, _n = _generated(tmp_path, 5)
+    calls = []
+    start_fast = Tracker.start_fast
+
+    def refuse(self, f, ts):
+        calls.append(f.key)
+        if len(calls) == 2:
+            raise FastPathMismatch("forced")
+        start_fast(self, f, ts)
+
+    monkeypatch.setattr(Tracker, "start_fast", refuse)
+    on, off = _both(path, catalog, monkeypatch, mismatch_ok=True)
+    assert attempts == [True] and len(calls) == 2
+    same_report(on, off)
+
+
+def test_a_finished_pending_takes_no_rows():
+    """The tracker's stand-in for a connection found clean: closing, both FINs seen,
+    and any row added or a replay is a contradiction."""
+    c = clean.CleanConnection()
+    c.id, c.client, c.server = 7, ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    p = Pending.finished(c, 12.5)
+    assert (p.id, p.last_ts, p.fins, p.closing, p.done, p.rows) == (7, 12.5, 3, True, c, [])
+    with pytest.raises(FastPathMismatch):
+        p.rows.append((1,))
+    assert clean.check(p) is None
