@@ -252,9 +252,9 @@ class BatchSource(SourceAttributes):
             if plan.__class__ is RawPlan:
                 yield from plan.items
             else:
-                special = plan.special
+                label, fast = plan.verdicts()
                 yield from self._blocks(plan.cols, plan.mine, plan.cat, plan.frames,
-                                        plan.ts, special.__getitem__, plan.label, plan.fast)
+                                        plan.ts, plan.special.__getitem__, label, fast)
 
     def _slow_all(self, records: Iterable[Record]) -> Iterator[Item]:
         """The items of ``records``, decoded one by one (NativeSource's way)."""

@@ -52,7 +52,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     those whose latest time (``block.other_max``) calls for no sweep and no release is
     skipped whole (each tick would do nothing). Raises what ``feed`` raises."""
     checker = tracker.checker
-    feed, tick, segment = tracker.feed, tracker.tick, block.segment
+    feed, segment = tracker.feed, block.segment
     other_ts, other_end = block.other_ts, block.other_end
     use_lane = (FAST and checker.frame_conn is None and checker.fast_lane
                 and ZeekState.fast_lane)
@@ -72,8 +72,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
             block.fast or _NONES):
         i += 1
         if latest >= next_sweep or closing and latest - closing[0][0] > delay:
-            for t in other_ts[start:end]:
-                tick(t)
+            ticks(tracker, other_ts[start:end])
             next_sweep = tracker._next_sweep
         start = end
         if fast is not None:          # a connection found clean ahead (pcapcheck.lookahead)
@@ -123,10 +122,27 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     if other_end is not None:                 # the other shards' segments after the rows
         latest = block.other_max[-1]
         if latest >= tracker._next_sweep or closing and latest - closing[0][0] > delay:
-            for t in other_ts[start:]:
-                tick(t)
+            ticks(tracker, other_ts[start:])
+
+
+def ticks(tracker: Tracker, times: list[float]) -> None:
+    """:meth:`Tracker.tick` for each time of ``times`` (seconds, capture order) where it
+    does something (a sweep due, or the oldest closed connection's delay run out), the
+    same two tests made inline for the others: most of a run of other segments needs
+    no tick."""
+    closing = tracker._closing
+    delay = tracker.close_delay
+    tick = tracker.tick
+    next_sweep = tracker._next_sweep
+    oldest = closing[0][0] if closing else _INF
+    for t in times:
+        if t >= next_sweep or t - oldest > delay:
+            tick(t)
+            next_sweep = tracker._next_sweep
+            oldest = closing[0][0] if closing else _INF
 
 
 _NONE = float("-inf")
+_INF = float("inf")
 _NONES = repeat(None)
 _ZEROS = repeat(0)

@@ -51,7 +51,7 @@ import numpy as np
 from pcapcheck.clean import CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 
-__all__ = ["Lookahead", "Plan", "RawPlan", "FastConn", "classify", "history",
+__all__ = ["Lookahead", "Plan", "RawPlan", "FastConn", "classify", "histories",
            "clean_connections", "MAX_ROWS", "ROUND_ROWS"]
 
 _M32 = 0xFFFFFFFF
@@ -89,18 +89,33 @@ class Plan:
     in columns (``batch._Columns``, all shards); ``mine``: bool array, the rows of this
     shard (None: all); ``cat``, ``frames``, ``ts``: per record of the chunk (the
     source's categories, frame numbers, seconds); ``special``: record index -> item of
-    the records that are not rows (decoded one by one); after the rounds, ``label``
-    (int8 per row, :data:`NORMAL`, :data:`MIDDLE`, :data:`START`, :data:`END`) and
-    ``fast`` (row -> :class:`FastConn` of the START and END rows)."""
+    the records that are not rows (decoded one by one).
 
-    __slots__ = ("cols", "mine", "cat", "frames", "ts", "special", "label", "fast",
-                 "undecided", "h", "lo", "hi", "aps", "dirty", "ordinal")
+    :class:`Lookahead` adds ``own`` (the indices of this shard's rows), the fields it
+    groups and classifies them by, per own row, and the verdicts: ``olabel`` (int8 per
+    own row: :data:`UNDECIDED`, :data:`NORMAL`, :data:`MIDDLE`, :data:`START`,
+    :data:`END`), ``ofast`` (object per own row: the :class:`FastConn` of a START or END
+    row). :meth:`verdicts` gives them per row."""
+
+    __slots__ = ("cols", "mine", "cat", "frames", "ts", "special", "own", "olabel",
+                 "ofast", "undecided", "f")
 
     def __init__(self, cols: Any, mine: np.ndarray | None, cat: np.ndarray,
                  frames: np.ndarray, ts: np.ndarray, special: dict[int, Any]):
         self.cols, self.mine, self.cat = cols, mine, cat
         self.frames, self.ts, self.special = frames, ts, special
-        self.fast: dict[int, FastConn] = {}
+
+    def verdicts(self) -> tuple[np.ndarray | None, dict[int, FastConn]]:
+        """``(label, fast)``: the label of every row of ``cols`` (None: all NORMAL) and
+        row -> :class:`FastConn` of the START and END rows."""
+        olabel = self.olabel
+        at = np.flatnonzero(olabel > NORMAL)
+        if not len(at):
+            return None, {}
+        label = np.full(len(self.cols.frame), NORMAL, np.int8)
+        label[self.own] = olabel
+        ends = at[olabel[at] != MIDDLE]
+        return label, dict(zip(self.own[ends].tolist(), self.ofast[ends].tolist()))
 
 
 class RawPlan:
@@ -212,35 +227,40 @@ class Lookahead:
             if item.__class__ is Segment:
                 self._poison(item)
         n = len(c.frame)
-        label = np.full(n, NORMAL, np.int8)
         if n:
             self.clock = max(self.clock, float(c.ts.max()))
         own = np.arange(n) if plan.mine is None else np.flatnonzero(plan.mine)
-        label[own] = UNDECIDED
-        plan.label = label
-        plan.undecided = len(own)
+        m = len(own)
+        plan.own = own
+        plan.olabel = np.zeros(m, np.int8)
+        plan.ofast = np.empty(m, object)
+        plan.undecided = m
         src = c.src[own].astype(np.int64)
         dst = c.dst[own].astype(np.int64)
         aps = (src << 16) | c.sport[own]
         apd = (dst << 16) | c.dport[own]
         lo, hi = np.minimum(aps, apd), np.maximum(aps, apd)
         with np.errstate(over="ignore"):
-            plan.h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
-        plan.lo, plan.hi, plan.aps = lo, hi, aps
+            h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
         dirty = c.cut[own].astype(bool)
         if c.checksum_ok is not None:
-            dirty |= np.fromiter((c.checksum_ok[i] is False for i in own.tolist()), bool,
-                                 len(own))
-        plan.dirty = dirty
-        plan.ordinal = np.arange(self.rows, self.rows + len(own), dtype=np.int64)
-        self.rows += len(own)
-        self.fresh += len(own)
+            dirty |= np.fromiter((c.checksum_ok[i] is False for i in own.tolist()), bool, m)
+        plan.f = {"h": h, "lo": lo, "hi": hi, "aps": aps, "dirty": dirty,
+                  "ordinal": np.arange(self.rows, self.rows + m, dtype=np.int64),
+                  "ts": c.ts[own], "flags": c.flags[own], "frame": c.frame[own],
+                  "seq": c.seq[own], "ack": c.ack[own], "win": c.win[own],
+                  "ln": c.payload_len[own]}
+        self.rows += m
+        self.fresh += m
 
     def _ready(self) -> list:
         queue = self.queue
         out = []
         while queue and not queue[0].undecided:
-            out.append(queue.popleft())
+            plan = queue.popleft()
+            if plan.__class__ is Plan:
+                plan.f = None                  # the fields the rounds needed
+            out.append(plan)
         return out
 
     # -- a round ---------------------------------------------------------------------
@@ -250,47 +270,34 @@ class Lookahead:
         plans = [p for p in self.queue if p.undecided]
         if not plans:
             return
-        where = [np.flatnonzero(p.label == UNDECIDED) for p in plans]
-        sizes = [len(w) for w in where]
-        bounds = np.cumsum([0, *sizes])
-        own_at = []                      # each undecided row's index among its plan's own
-        for p, w in zip(plans, where):
-            if p.mine is None:
-                own_at.append(w)
-            else:
-                rank = np.cumsum(p.mine) - 1
-                own_at.append(rank[w])
+        where = [np.flatnonzero(p.olabel == UNDECIDED) for p in plans]
+        bounds = np.cumsum([0] + [len(w) for w in where])
 
-        def cat(get) -> np.ndarray:
-            return np.concatenate([get(p, w, o) for p, w, o in zip(plans, where, own_at)])
+        def cat(name: str) -> np.ndarray:
+            """Field ``name`` of every undecided row, plan after plan (row order)."""
+            return np.concatenate([p.f[name][w] for p, w in zip(plans, where)])
 
-        h = cat(lambda p, w, o: p.h[o])
+        h = cat("h")
         n = len(h)
-        order = np.argsort(h, kind="stable")
+        order = np.argsort(h, kind="stable")     # by 4-tuple, each in capture order
         hs = h[order]
         new = np.empty(n, bool)
         new[0] = True
         new[1:] = hs[1:] != hs[:-1]
-        gs = np.flatnonzero(new)
-        G = len(gs)
+        gs = np.flatnonzero(new)                 # the groups' first and last rows
         gsz = np.diff(np.append(gs, n))
         ge = gs + gsz - 1
-        g = np.repeat(np.arange(G), gsz)
-        lo = cat(lambda p, w, o: p.lo[o])[order]
-        hi = cat(lambda p, w, o: p.hi[o])[order]
-        ts = cat(lambda p, w, o: p.cols.ts[w])[order]
-        flags = cat(lambda p, w, o: p.cols.flags[w]).astype(np.int64)[order]
-        dirty = cat(lambda p, w, o: p.dirty[o])[order]
-        ordinal = cat(lambda p, w, o: p.ordinal[o])[order]
-
-        collide = np.zeros(G, bool)
-        differ = ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]
-        collide[g[1:][differ]] = True
+        lo = cat("lo")[order]
+        hi = cat("hi")[order]
+        ts = cat("ts")[order]
+        flags = cat("flags")[order]
         pure = (flags & (SYN | ACK | FIN | RST)) == SYN
         gap = np.zeros(n, bool)
         gap[1:] = (ts[1:] - ts[:-1] > self.delay) & ~new[1:]
-        cand = (~collide & pure[gs] & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
-                & ~np.logical_or.reduceat(gap | dirty, gs) & (lo[gs] != hi[gs]))
+        gap[1:] |= ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]   # collision
+        cand = (pure[gs] & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
+                & ~np.logical_or.reduceat(gap | cat("dirty")[order], gs)
+                & (lo[gs] != hi[gs]))
         if self.disordered:
             cand[:] = False
         if cand.any():
@@ -300,64 +307,59 @@ class Lookahead:
                 s = seen.get(k)
                 if s is not None and t - s <= horizon:
                     cand[j] = False
-        last_ts = ts[ge]
-        evidence = self.clock > last_ts + self.delay
+        evidence = self.clock > ts[ge] + self.delay
         complete = evidence | eof
         if truncated:
             complete &= evidence
         decided = ~cand | complete
-        decided |= cand & (ordinal[gs] < self.rows - self.max_rows)
+        decided |= cand & (cat("ordinal")[order][gs] < self.rows - self.max_rows)
         if eof:
             decided[:] = True
+        lab = np.where(np.repeat(decided, gsz), NORMAL, UNDECIDED).astype(np.int8)
+        obj = None
         test = np.flatnonzero(cand & complete)
-        lab = np.full(n, UNDECIDED, np.int8)            # in grouped order
-        lab[np.repeat(decided, gsz)] = NORMAL
-        fast_groups: list[int] = []
-        fast_conns: list[FastConn] = []
         if len(test):
-            rows = np.concatenate([np.arange(a, a + m) for a, m in
-                                   zip(gs[test].tolist(), gsz[test].tolist())])
+            tsz = gsz[test]
             sub_starts = np.zeros(len(test), np.int64)
-            sub_starts[1:] = np.cumsum(gsz[test])[:-1]
-            cols = {
-                "frame": cat(lambda p, w, o: p.cols.frame[w])[order][rows],
-                "ts": ts[rows],
-                "seq": cat(lambda p, w, o: p.cols.seq[w]).astype(np.int64)[order][rows],
-                "ack": cat(lambda p, w, o: p.cols.ack[w]).astype(np.int64)[order][rows],
-                "flags": flags[rows],
-                "win": cat(lambda p, w, o: p.cols.win[w]).astype(np.int64)[order][rows],
-                "ln": cat(lambda p, w, o: p.cols.payload_len[w]).astype(np.int64)[order][rows],
-                "cut": dirty[rows]}
-            aps = cat(lambda p, w, o: p.aps[o])[order][rows]
-            fc = aps == np.repeat(aps[sub_starts], gsz[test])
+            sub_starts[1:] = np.cumsum(tsz)[:-1]
+            rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(tsz.sum()))
+            pos = order[rows]                     # in the order of cat()
+            cols = {"frame": cat("frame")[pos], "ts": ts[rows],
+                    "seq": cat("seq")[pos].astype(np.int64),
+                    "ack": cat("ack")[pos].astype(np.int64),
+                    "flags": flags[rows].astype(np.int64),
+                    "win": cat("win")[pos].astype(np.int64),
+                    "ln": cat("ln")[pos].astype(np.int64), "cut": cat("dirty")[pos]}
+            aps = cat("aps")[pos]
+            fc = aps == np.repeat(aps[sub_starts], tsz)
             every = np.arange(len(rows))
-            out = classify(cols, every, sub_starts, gsz[test], fc)
+            out = classify(cols, every, sub_starts, tsz, fc)
             ok = out["clean"]
             if ok.any():
-                conns = clean_connections(cols, every, sub_starts, gsz[test], out)
-                clean_groups = test[ok]
-                first_rows = sub_starts[ok]
-                cl_ap = aps[first_rows].tolist()
-                sv = np.where(lo[gs[clean_groups]] == aps[first_rows],
-                              hi[gs[clean_groups]], lo[gs[clean_groups]]).tolist()
+                conns = clean_connections(cols, every, sub_starts, tsz, out)
+                fg = test[ok]
+                first = sub_starts[ok]
+                client_ap = aps[first]
+                server_ap = np.where(lo[gs[fg]] == client_ap, hi[gs[fg]], lo[gs[fg]])
                 get = self.addr.__getitem__
-                for c, ca, sa in zip(conns, cl_ap, sv):
-                    client = (get(ca >> 16), ca & 0xFFFF)
-                    server = (get(sa >> 16), sa & 0xFFFF)
-                    c.client, c.server = client, server
-                    (cs, cp), (ss, sp) = client, server
-                    key = ((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
-                           else (ss, sp, cs, cp))
-                    fast_conns.append(FastConn(key, c))
-                fast_groups = clean_groups.tolist()
-                for j in fast_groups:
-                    a, b = gs[j], ge[j]
-                    lab[a + 1:b] = MIDDLE
-                    lab[a] = START
-                    lab[b] = END
-                self.fast_count += len(fast_groups)
+                fast = np.empty(len(conns), object)
+                for j, (c, ca, sa) in enumerate(zip(conns, client_ap.tolist(),
+                                                    server_ap.tolist())):
+                    cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
+                    ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
+                    fast[j] = FastConn((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
+                                       else (ss, sp, cs, cp), c)
+                in_fast = np.zeros(len(gs), bool)
+                in_fast[fg] = True
+                lab[np.repeat(in_fast, gsz)] = MIDDLE
+                lab[gs[fg]] = START
+                lab[ge[fg]] = END
+                obj = np.empty(n, object)
+                obj[gs[fg]] = fast
+                obj[ge[fg]] = fast
+                self.fast_count += len(fg)
 
-        # the verdicts back to the plans
+        # the verdicts back to the plans, and the 4-tuples of the decided groups seen
         dec = np.flatnonzero(decided)
         if len(dec):
             seen = self.seen
@@ -366,19 +368,16 @@ class Lookahead:
                     seen[k] = t
         back = np.empty(n, np.int8)
         back[order] = lab
-        fast_at = {}
-        for j, fcn in zip(fast_groups, fast_conns):
-            fast_at[int(order[gs[j]])] = fcn
-            fast_at[int(order[ge[j]])] = fcn
-        for p, w, a, b in zip(plans, where, bounds[:-1].tolist(), bounds[1:].tolist()):
+        if obj is not None:
+            back_obj = np.empty(n, object)
+            back_obj[order] = obj
+        for j, (p, w) in enumerate(zip(plans, where)):
+            a, b = bounds[j], bounds[j + 1]
             got = back[a:b]
-            p.label[w] = got
+            p.olabel[w] = got
             p.undecided = int(np.count_nonzero(got == UNDECIDED))
-        if fast_at:
-            positions = sorted(fast_at)
-            pi = np.searchsorted(bounds, positions, side="right") - 1
-            for pos, j in zip(positions, pi.tolist()):
-                plans[j].fast[int(where[j][pos - bounds[j]])] = fast_at[pos]
+            if obj is not None:
+                p.ofast[w] = back_obj[a:b]
         self._purge()
 
     def _purge(self) -> None:
@@ -527,10 +526,35 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         "letters": letters}
 
 
-def history(letters: list[int]) -> str:
-    """Zeek's history of a clean connection from :func:`classify`'s ``letters`` row."""
-    found = sorted((at, ch) for at, ch in zip(letters, "ADFadf") if at >= 0)
-    return "Sh" + "".join(ch for _at, ch in found)
+#: Zeek's history letters of :func:`classify`'s ``letters`` columns.
+_LETTERS = "ADFadf"
+#: history code (see :func:`histories`) -> history text
+_HISTORY: dict[int, str] = {}
+
+
+def histories(letters: np.ndarray) -> list[str]:
+    """Zeek's history of each clean connection from :func:`classify`'s ``letters``
+    (int array (m, 6), the row of each letter's first occurrence, -1 absent): "Sh",
+    then the letters present in the order they first occur. Each connection's order is
+    coded as an int (base 7, one digit per position: 0 none, else the letter's column
+    + 1), its text made once per code."""
+    if not len(letters):
+        return []
+    key = np.where(letters < 0, np.iinfo(np.int64).max, letters)
+    order = np.argsort(key, axis=1, kind="stable")
+    present = np.take_along_axis(letters >= 0, order, 1)
+    codes = ((order + 1) * present) @ (7 ** np.arange(6, dtype=np.int64))
+    out = []
+    for code in codes.tolist():
+        text = _HISTORY.get(code)
+        if text is None:
+            text, rest = "Sh", code
+            while rest:
+                rest, digit = divmod(rest, 7)
+                text += _LETTERS[digit - 1]
+            _HISTORY[code] = text
+        out.append(text)
+    return out
 
 
 def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
@@ -540,12 +564,16 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
     found clean (arguments as given to it, ``out`` its result), in the order of
     ``starts``; ``id`` 0, ``client``/``server`` None (the caller sets them)."""
     clean = np.flatnonzero(out["clean"])
-    fields = {key: out[key][clean].tolist() for key in out if key != "clean"}
+    if not len(clean):
+        return []
+    fields = {key: out[key][clean].tolist() for key in out
+              if key not in ("clean", "letters")}
     first = rows[starts[clean]]
     last = rows[starts[clean] + sizes[clean] - 1]
     firsts = cols["frame"][first].tolist()
     first_ts = cols["ts"][first].tolist()
     close_ts = cols["ts"][last].tolist()
+    hist = histories(out["letters"][clean])
     conns = []
     for j in range(len(clean)):
         c = CleanConnection()
@@ -561,6 +589,6 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
         c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
         c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
                                     fields["last"][j])
-        c.history = history(fields["letters"][j])
+        c.history = hist[j]
         conns.append(c)
     return conns
