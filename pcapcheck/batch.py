@@ -57,8 +57,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .decoder import Decoder, DecodeError, SourceAttributes, _parse_options
-from .lookahead import MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
-from .model import OTHER_SHARD, Record, Segment, SegmentBlock, TcpOptions
+from .lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
+from .model import (MARK_DIRECT, MARK_END, MARK_START, OTHER_SHARD, Record, Segment,
+                    SegmentBlock, TcpOptions)
 from .reader import open_capture
 
 __all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
@@ -67,7 +68,9 @@ __all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
 Item = tuple[int, float, "Segment | None | DecodeError"]
 
 #: Bytes of a pcap file decoded at a time (a batch holds the records wholly inside).
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 4 << 20
+#: SegmentBlock.fast's mark of each lookahead label
+_MARKS = {START: MARK_START, END: MARK_END, DIRECT: MARK_DIRECT}
 #: Segments built at a time (their Python objects stay in the CPU caches).
 _STEP = 1024
 
@@ -584,7 +587,7 @@ class BatchSource(SourceAttributes):
                 marks: list = [None] * n
                 for r, j in zip(at, np.searchsorted(sel if mine is not None else
                                                     np.arange(lo, hi), at).tolist()):
-                    marks[j] = (bool(label[r] == START), fast[r])
+                    marks[j] = (_MARKS[int(label[r])], fast[r])
                 block.fast = marks
             block.fast_ticks = int(np.count_nonzero(label[lo:hi] == MIDDLE))
         return int(c.frame[lo]), float(c.ts[lo]), block       # its first record

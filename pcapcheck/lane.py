@@ -34,7 +34,7 @@ from __future__ import annotations
 from itertools import repeat
 
 from pcapcheck.clean import Pending
-from pcapcheck.model import ESTABLISHED, SegmentBlock
+from pcapcheck.model import ESTABLISHED, MARK_END, MARK_START, SegmentBlock
 from pcapcheck.tracker import Tracker
 from pcapcheck.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
 
@@ -75,11 +75,14 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
             ticks(tracker, other_ts[start:end])
             next_sweep = tracker._next_sweep
         start = end
-        if fast is not None:          # a connection found clean ahead (pcapcheck.lookahead)
-            if fast[0]:                       # its SYN, else its last segment
+        if fast is not None:          # a verdict of pcapcheck.lookahead
+            mark = fast[0]
+            if mark == MARK_START:
                 tracker.start_fast(fast[1], ts)
-            else:
+            elif mark == MARK_END:
                 tracker.end_fast(fast[1], ts)
+            else:
+                tracker.feed_direct(segment(i))
             next_sweep = tracker._next_sweep
             continue
         if use_lane and plain and ts < next_sweep:

@@ -69,7 +69,7 @@ ROUND_ROWS = 1 << 16
 MAX_ROWS = 1 << 19
 
 # row labels (Plan.label)
-UNDECIDED, NORMAL, MIDDLE, START, END = 0, 1, 2, 3, 4
+UNDECIDED, NORMAL, MIDDLE, START, END, DIRECT = 0, 1, 2, 3, 4, 5
 
 
 class FastConn:
@@ -335,6 +335,7 @@ class Lookahead:
             every = np.arange(len(rows))
             out = classify(cols, every, sub_starts, tsz, fc)
             ok = out["clean"]
+            lab[gs[test[~ok]]] = DIRECT        # their SYN: replayed as it comes
             if ok.any():
                 conns = clean_connections(cols, every, sub_starts, tsz, out)
                 fg = test[ok]

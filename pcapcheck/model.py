@@ -175,8 +175,10 @@ class SegmentBlock:
         self.plain = plain
         self.other_frame, self.other_ts = other_frame, other_ts
         self.other_end, self.other_max = other_end, other_max
-        #: None, or per row None or ``(is_syn, FastConn)``: the SYN (True) or the last
-        #: segment (False) of a connection :mod:`pcapcheck.lookahead` found clean
+        #: None, or per row None or ``(mark, FastConn | None)``: the SYN
+        #: (:data:`MARK_START`) or the last segment (:data:`MARK_END`) of a connection
+        #: :mod:`pcapcheck.lookahead` found clean, or the SYN of one it found not clean
+        #: (:data:`MARK_DIRECT`: replayed as it comes, not kept as rows)
         self.fast: list | None = None
         #: the segments of this shard given as ticks (``other_*``): the other segments
         #: of those connections
@@ -203,6 +205,10 @@ class SegmentBlock:
                        self.dport[i], self.seq[i], self.ack[i], self.flags[i],
                        self.window[i], self.payload_len[i], options, self.ip_id[i], 4,
                        self.truncated[i], self.checksum_ok[i])
+
+
+#: The marks of :attr:`SegmentBlock.fast`.
+MARK_END, MARK_START, MARK_DIRECT = 0, 1, 2
 
 
 class _OtherShard:

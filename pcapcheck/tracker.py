@@ -88,6 +88,7 @@ class Tracker:
         #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
         #: reused" has no time limit); empty otherwise, so memory stays bounded.
         self._used: set[tuple] = set()
+        self._direct = False           # see feed_direct
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
@@ -119,7 +120,8 @@ class Tracker:
                     else self._replay(key, conn))
         if conn is None:
             if (seg.flags & (SYN | ACK | FIN | RST) == SYN and clean.ENABLED
-                    and self.checker.marks is None and key not in self.recently_closed):
+                    and self.checker.marks is None and key not in self.recently_closed
+                    and not self._direct):
                 # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must
                 # be replayed (pcapcheck.clean).
                 p = self.table[key] = Pending(self._next_id, (seg.src, seg.sport),
@@ -142,6 +144,17 @@ class Tracker:
         if conn.closed and not was_closed:
             self._closing.append((ts, key, conn))
         self._release_due(ts)
+
+    def feed_direct(self, seg: Segment) -> None:
+        """:meth:`feed` a SYN that :mod:`pcapcheck.lookahead` found to start a connection
+        that is not clean: its connection is replayed segment by segment from the start
+        rather than kept as rows for :func:`clean.check` (which would fail, and replay
+        them): the same report, sooner."""
+        self._direct = True
+        try:
+            self.feed(seg)
+        finally:
+            self._direct = False
 
     def start_fast(self, fast: FastConn, ts: float) -> None:
         """The SYN of a connection :mod:`pcapcheck.lookahead` found clean arrives at
