@@ -129,7 +129,10 @@ class BatchSource(SourceAttributes):
     Iterating yields ``(frame, ts, item)`` per record, ``item`` a :class:`model.Segment`,
     ``None`` (not TCP; counted in :attr:`skipped`) or a :class:`decoder.DecodeError`;
     with ``blocks=True`` (keyword) a run of Segments comes as one
-    :class:`model.SegmentBlock` item (see the module docstring).
+    :class:`model.SegmentBlock` item (see the module docstring); with
+    ``lookahead=(close_delay, horizon)`` (keyword, seconds, blocks only) the chunks wait
+    in a :class:`pcapcheck.lookahead.Lookahead` until its verdicts on their connections
+    are in, and the blocks carry them (``SegmentBlock.fast``).
     After iteration: :attr:`skipped` (Counter by kind, the decoder's kinds),
     :attr:`truncated` (str or None), :attr:`format`, :attr:`snaplen`, as the reader's.
     ``skipped`` may run ahead of the items yielded so far by up to one batch.

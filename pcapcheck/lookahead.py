@@ -26,8 +26,11 @@ verdict, by rounds over everything still undecided:
   segment of its 4-tuple can join it any more), or at the end of the capture (not for
   a capture cut short: the tracker would then replay it); :func:`classify` then tests
   all complete candidates at once against :func:`pcapcheck.clean.check`'s conditions;
-  the clean ones are **fast**, the others normal. A candidate whose first segment is
-  more than ``max_rows`` segments old is made normal (memory stays bounded).
+  the clean ones are **fast**; the SYN of each other one is marked **direct**: the
+  tracker replays that connection as it comes instead of keeping its rows for a
+  :func:`~pcapcheck.clean.check` that would fail (:meth:`~pcapcheck.tracker.Tracker.feed_direct`,
+  the same report). A candidate whose first segment is more than ``max_rows`` segments
+  old is made normal (memory stays bounded).
 
 A fast connection's SYN row and last row reach the tracker
 (:meth:`~pcapcheck.tracker.Tracker.start_fast`, which reserves its id exactly when the

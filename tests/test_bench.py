@@ -67,3 +67,14 @@ def test_run_measures_each_installed_tool_on_the_same_file(capture, tmp_path):
     assert wall >= 1.5
     # the ratio to pcapcheck's time (the printed figures are rounded to 2 decimals)
     assert ratio == pytest.approx(wall / rows["pcapcheck"][0], rel=0.05)
+
+
+def test_phases_times_each_stage_of_one_shard(capture):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "phases.py"), str(capture),
+                          "--shard", "1/2"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    lines = out.splitlines()
+    assert re.fullmatch(r".*small\.pcap shard 1/2: total \d+\.\d\d s", lines[0])
+    stages = [line.split()[0] for line in lines[1:]]
+    # every stage ran (a stage whose function was renamed would be missing)
+    assert sorted(stages) == ["blocks", "decode", "feed", "lookahead", "summaries"]
