@@ -66,7 +66,12 @@ _GOLD = 0x9E3779B97F4A7C15
 ENABLED = True
 
 #: Segments of this shard pushed between two rounds of classification.
-ROUND_ROWS = 1 << 16
+ROUND_ROWS = 1 << 15
+#: Segments classified at a time (:func:`classify`'s temporaries: about 300 bytes each).
+CLASSIFY_ROWS = 1 << 14
+#: The fields of a round read from the plans' columns: name -> ``batch._Columns`` field.
+_FROM_COLS = {"ts": "ts", "flags": "flags", "frame": "frame", "seq": "seq", "ack": "ack",
+              "win": "win", "ln": "payload_len"}
 #: A candidate whose SYN is more than this many segments (of this shard) behind the
 #: latest one read is made normal: the lookahead's memory stays bounded.
 MAX_ROWS = 1 << 19
@@ -101,7 +106,7 @@ class Plan:
     row). :meth:`verdicts` gives them per row."""
 
     __slots__ = ("cols", "mine", "cat", "frames", "ts", "special", "own", "olabel",
-                 "ofast", "undecided", "f")
+                 "ofast", "undecided", "f", "base")
 
     def __init__(self, cols: Any, mine: np.ndarray | None, cat: np.ndarray,
                  frames: np.ndarray, ts: np.ndarray, special: dict[int, Any]):
@@ -238,21 +243,15 @@ class Lookahead:
         plan.olabel = np.zeros(m, np.int8)
         plan.ofast = np.empty(m, object)
         plan.undecided = m
-        src = c.src[own].astype(np.int64)
-        dst = c.dst[own].astype(np.int64)
-        aps = (src << 16) | c.sport[own]
-        apd = (dst << 16) | c.dport[own]
-        lo, hi = np.minimum(aps, apd), np.maximum(aps, apd)
-        with np.errstate(over="ignore"):
-            h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
+        aps = (c.src[own].astype(np.int64) << 16) | c.sport[own]
+        apd = (c.dst[own].astype(np.int64) << 16) | c.dport[own]
         dirty = c.cut[own].astype(bool)
         if c.checksum_ok is not None:
             dirty |= np.fromiter((c.checksum_ok[i] is False for i in own.tolist()), bool, m)
-        plan.f = {"h": h, "lo": lo, "hi": hi, "aps": aps, "dirty": dirty,
-                  "ordinal": np.arange(self.rows, self.rows + m, dtype=np.int64),
-                  "ts": c.ts[own], "flags": c.flags[own], "frame": c.frame[own],
-                  "seq": c.seq[own], "ack": c.ack[own], "win": c.win[own],
-                  "ln": c.payload_len[own]}
+        # what the rounds need beyond cols, per own row (the rest is read from cols)
+        plan.f = {"lo": np.minimum(aps, apd), "hi": np.maximum(aps, apd), "dirty": dirty,
+                  "aps": aps}
+        plan.base = self.rows                  # the ordinal of its first own row
         self.rows += m
         self.fresh += m
 
@@ -275,12 +274,22 @@ class Lookahead:
             return
         where = [np.flatnonzero(p.olabel == UNDECIDED) for p in plans]
         bounds = np.cumsum([0] + [len(w) for w in where])
+        rows_of = [p.own[w] for p, w in zip(plans, where)]
 
         def cat(name: str) -> np.ndarray:
             """Field ``name`` of every undecided row, plan after plan (row order)."""
+            if name in _FROM_COLS:
+                attr = _FROM_COLS[name]
+                return np.concatenate([getattr(p.cols, attr)[r]
+                                       for p, r in zip(plans, rows_of)])
+            if name == "ordinal":
+                return np.concatenate([p.base + w for p, w in zip(plans, where)])
             return np.concatenate([p.f[name][w] for p, w in zip(plans, where)])
 
-        h = cat("h")
+        lo = cat("lo")
+        hi = cat("hi")
+        with np.errstate(over="ignore"):
+            h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
         n = len(h)
         order = np.argsort(h, kind="stable")     # by 4-tuple, each in capture order
         hs = h[order]
@@ -290,8 +299,8 @@ class Lookahead:
         gs = np.flatnonzero(new)                 # the groups' first and last rows
         gsz = np.diff(np.append(gs, n))
         ge = gs + gsz - 1
-        lo = cat("lo")[order]
-        hi = cat("hi")[order]
+        lo = lo[order]
+        hi = hi[order]
         ts = cat("ts")[order]
         flags = cat("flags")[order]
         pure = (flags & (SYN | ACK | FIN | RST)) == SYN
@@ -321,47 +330,32 @@ class Lookahead:
         lab = np.where(np.repeat(decided, gsz), NORMAL, UNDECIDED).astype(np.int8)
         obj = None
         test = np.flatnonzero(cand & complete)
+        fg_all: list[np.ndarray] = []
+        fast_all: list[np.ndarray] = []
         if len(test):
-            tsz = gsz[test]
-            sub_starts = np.zeros(len(test), np.int64)
-            sub_starts[1:] = np.cumsum(tsz)[:-1]
-            rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(tsz.sum()))
-            pos = order[rows]                     # in the order of cat()
-            cols = {"frame": cat("frame")[pos], "ts": ts[rows],
-                    "seq": cat("seq")[pos].astype(np.int64),
-                    "ack": cat("ack")[pos].astype(np.int64),
-                    "flags": flags[rows].astype(np.int64),
-                    "win": cat("win")[pos].astype(np.int64),
-                    "ln": cat("ln")[pos].astype(np.int64), "cut": cat("dirty")[pos]}
-            aps = cat("aps")[pos]
-            fc = aps == np.repeat(aps[sub_starts], tsz)
-            every = np.arange(len(rows))
-            out = classify(cols, every, sub_starts, tsz, fc)
-            ok = out["clean"]
-            lab[gs[test[~ok]]] = DIRECT        # their SYN: replayed as it comes
-            if ok.any():
-                conns = clean_connections(cols, every, sub_starts, tsz, out)
-                fg = test[ok]
-                first = sub_starts[ok]
-                client_ap = aps[first]
-                server_ap = np.where(lo[gs[fg]] == client_ap, hi[gs[fg]], lo[gs[fg]])
-                get = self.addr.__getitem__
-                fast = np.empty(len(conns), object)
-                for j, (c, ca, sa) in enumerate(zip(conns, client_ap.tolist(),
-                                                    server_ap.tolist())):
-                    cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
-                    ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
-                    fast[j] = FastConn((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
-                                       else (ss, sp, cs, cp), c)
-                in_fast = np.zeros(len(gs), bool)
-                in_fast[fg] = True
-                lab[np.repeat(in_fast, gsz)] = MIDDLE
-                lab[gs[fg]] = START
-                lab[ge[fg]] = END
-                obj = np.empty(n, object)
-                obj[gs[fg]] = fast
-                obj[ge[fg]] = fast
-                self.fast_count += len(fg)
+            # in slices of about CLASSIFY_ROWS segments: classify's temporaries (some 40
+            # arrays of its rows) stay small
+            size = np.cumsum(gsz[test])
+            cuts = np.searchsorted(size, np.arange(CLASSIFY_ROWS, int(size[-1]),
+                                                   CLASSIFY_ROWS), side="right")
+            for part in np.split(test, cuts):
+                if len(part):
+                    fg, fast = self._classify(part, gs, gsz, order, ts, flags, lo, hi, cat)
+                    lab[gs[part]] = DIRECT      # the SYN of the ones not clean (below:
+                    fg_all.append(fg)           # the clean ones' labels)
+                    fast_all.append(fast)
+        if fg_all and sum(len(fg) for fg in fg_all):
+            fg = np.concatenate(fg_all)
+            fast = np.concatenate(fast_all)
+            in_fast = np.zeros(len(gs), bool)
+            in_fast[fg] = True
+            lab[np.repeat(in_fast, gsz)] = MIDDLE
+            lab[gs[fg]] = START
+            lab[ge[fg]] = END
+            obj = np.empty(n, object)
+            obj[gs[fg]] = fast
+            obj[ge[fg]] = fast
+            self.fast_count += len(fg)
 
         # the verdicts back to the plans, and the 4-tuples of the decided groups seen
         dec = np.flatnonzero(decided)
@@ -383,6 +377,43 @@ class Lookahead:
             if obj is not None:
                 p.ofast[w] = back_obj[a:b]
         self._purge()
+
+    def _classify(self, test: np.ndarray, gs: np.ndarray, gsz: np.ndarray,
+                  order: np.ndarray, ts: np.ndarray, flags: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray, cat) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`classify` the groups ``test`` (complete candidates; indices of the
+        round's groups, whose first rows are ``gs``, sizes ``gsz``, rows ``order`` of
+        the round's undecided rows, ``ts``/``flags``/``lo``/``hi`` in grouped order,
+        ``cat`` the round's gathering of a field). Returns the clean ones and their
+        :class:`FastConn` (object array)."""
+        tsz = gsz[test]
+        sub_starts = np.zeros(len(test), np.int64)
+        sub_starts[1:] = np.cumsum(tsz)[:-1]
+        rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(tsz.sum()))
+        pos = order[rows]                     # in the order of cat()
+        cols = {"frame": cat("frame")[pos], "ts": ts[rows],
+                "seq": cat("seq")[pos].astype(np.int64),
+                "ack": cat("ack")[pos].astype(np.int64),
+                "flags": flags[rows].astype(np.int64),
+                "win": cat("win")[pos].astype(np.int64),
+                "ln": cat("ln")[pos].astype(np.int64), "cut": cat("dirty")[pos]}
+        aps = cat("aps")[pos]
+        fc = aps == np.repeat(aps[sub_starts], tsz)
+        every = np.arange(len(rows))
+        out = classify(cols, every, sub_starts, tsz, fc)
+        ok = out["clean"]
+        conns = clean_connections(cols, every, sub_starts, tsz, out)
+        fg = test[ok]
+        client_ap = aps[sub_starts[ok]]
+        server_ap = np.where(lo[gs[fg]] == client_ap, hi[gs[fg]], lo[gs[fg]])
+        get = self.addr.__getitem__
+        fast = np.empty(len(conns), object)
+        for j, (c, ca, sa) in enumerate(zip(conns, client_ap.tolist(), server_ap.tolist())):
+            cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
+            ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
+            fast[j] = FastConn((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
+                               else (ss, sp, cs, cp), c)
+        return fg, fast
 
     def _purge(self) -> None:
         """Forget the 4-tuples last seen more than ``horizon`` seconds ago (every quarter

@@ -105,9 +105,11 @@ def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
     assert len(on.connections) * 0.3 < len(on.fast) < len(on.connections) * 0.9
     same_report(on, off)
     everything = len(on.fast)
-    # many chunks and rounds: verdicts carried from round to round, plans held back
+    # many chunks and rounds: verdicts carried from round to round, plans held back;
+    # the complete candidates of a round classified a few connections at a time
     _small_pieces(monkeypatch, 3000)
     monkeypatch.setattr(lookahead, "ROUND_ROWS", 40)
+    monkeypatch.setattr(lookahead, "CLASSIFY_ROWS", 25)
     on, off = _both(path, catalog, monkeypatch)
     assert len(on.fast) == everything
     same_report(on, off)
