@@ -62,9 +62,15 @@ def _both(path, catalog, monkeypatch, checksums=False, **kw):
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
                                                     for p in ALL_CAPTURES])
 def test_clean_equals_replay_on_samples(path, catalog, monkeypatch):
+    same_on_sample(_both, path, catalog, monkeypatch)
+
+
+def same_on_sample(both, path, catalog, monkeypatch):
+    """``both(path, catalog, monkeypatch, checksums)`` gives the same two reports, CP004
+    (bad checksums) off and on; nothing to compare for a file that is not a capture."""
     for checksums in (False, True):
         try:
-            on, off = _both(path, catalog, monkeypatch, checksums)
+            on, off = both(path, catalog, monkeypatch, checksums)
         except CaptureError:
             return
         same_report(on, off)
@@ -89,10 +95,17 @@ def test_clean_equals_replay_on_generated_captures(seed, tmp_path, catalog, monk
     same_report(on, off)
     # kept connections settled by sweeps every 3 ms, by timers that finalise them in
     # the middle of their rows (idle or closed), and at the end of the capture
+    same_under_tiny_timers(_both, path, catalog, monkeypatch)
+
+
+def same_under_tiny_timers(both, path, catalog, monkeypatch):
+    """``both(path, catalog, monkeypatch, **timers)`` gives the same two reports with
+    sweeps every 3 ms and timers that finalise connections in the middle of their
+    segments (idle or closed), or only at the end of the capture."""
     monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
     for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
                {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
-        on, off = _both(path, catalog, monkeypatch, **kw)
+        on, off = both(path, catalog, monkeypatch, **kw)
         same_report(on, off)
 
 

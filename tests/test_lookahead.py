@@ -18,7 +18,6 @@ from pcapcheck import analyze, batch, clean, lookahead, reader
 from pcapcheck import tracker as tracker_module
 from pcapcheck.analyze import analyze_file
 from pcapcheck.clean import FastPathMismatch, Pending
-from pcapcheck.reader import CaptureError
 from pcapcheck.shard import analyze_shard, merge_shards
 from pcapcheck.tracker import Tracker
 
@@ -26,7 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
 from craft_captures import Capture, Conversation  # noqa: E402
 from test_clean import (CLEAN, REPLAYED, _clean_client_close, _crafted,  # noqa: E402
-                        _generated, _port_reused_at_once, _port_reused_later)
+                        _generated, _port_reused_at_once, _port_reused_later,
+                        same_on_sample, same_under_tiny_timers)
 
 #: The ids of the connections the tracker took from the lookahead (end_fast), in order.
 fast: list[int] = []
@@ -88,12 +88,7 @@ def _both(path, catalog, monkeypatch, checksums=False, mismatch_ok=False, **kw):
 @pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
                                                     for p in ALL_CAPTURES])
 def test_lookahead_equals_tracker_on_samples(path, catalog, monkeypatch):
-    for checksums in (False, True):
-        try:
-            on, off = _both(path, catalog, monkeypatch, checksums)
-        except CaptureError:
-            return
-        same_report(on, off)
+    same_on_sample(_both, path, catalog, monkeypatch)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -121,11 +116,7 @@ def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
     same_report(on, off)
     # the tracker's timers: sweeps every 3 ms, connections finalised in the middle of
     # their segments (idle or closed), a close delay longer than the capture
-    monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
-    for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
-               {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
-        on, off = _both(path, catalog, monkeypatch, **kw)
-        same_report(on, off)
+    same_under_tiny_timers(_both, path, catalog, monkeypatch)
 
 
 def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog,
