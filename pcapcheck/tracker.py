@@ -119,9 +119,7 @@ class Tracker:
             conn = (self._settle(key, conn) if ts - conn.last_ts > self.close_delay
                     else self._replay(key, conn))
         if conn is None:
-            if (seg.flags & (SYN | ACK | FIN | RST) == SYN and clean.ENABLED
-                    and self.checker.marks is None and key not in self.recently_closed
-                    and not self._direct):
+            if seg.flags & (SYN | ACK | FIN | RST) == SYN and self._keeps_rows(key):
                 # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must
                 # be replayed (pcapcheck.clean).
                 p = self.table[key] = Pending(self._next_id, (seg.src, seg.sport),
@@ -145,6 +143,13 @@ class Tracker:
             self._closing.append((ts, key, conn))
         self._release_due(ts)
 
+    def _keeps_rows(self, key: tuple) -> bool:
+        """Whether a pure SYN on ``key``, a 4-tuple not in the table, starts a
+        :class:`Pending` (:mod:`pcapcheck.clean`): the shortcut on, no per-frame marks,
+        the 4-tuple not closed within 2·MSL, not fed by :meth:`feed_direct`."""
+        return (clean.ENABLED and self.checker.marks is None
+                and key not in self.recently_closed and not self._direct)
+
     def feed_direct(self, seg: Segment) -> None:
         """:meth:`feed` a SYN that :mod:`pcapcheck.lookahead` found to start a connection
         that is not clean: its connection is replayed segment by segment from the start
@@ -165,8 +170,7 @@ class Tracker:
         if ts >= self._next_sweep:
             self._sweep(ts)
         key = fast.key
-        if (key in self.table or key in self.recently_closed or not clean.ENABLED
-                or self.checker.marks is not None):
+        if key in self.table or not self._keeps_rows(key):
             raise FastPathMismatch(f"the SYN of {key} does not start a fresh connection")
         fast.clean.id = self._next_id
         self._next_id += 1
