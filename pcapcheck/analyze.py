@@ -11,6 +11,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from math import modf
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -400,8 +401,40 @@ def event_order(item: Event | Finding) -> tuple[int, int, str]:
 
 
 def _iso(ts: float) -> str | None:
-    """ISO 8601 UTC text of ``ts`` (seconds since the epoch); None when the capture's
-    timestamp is outside what a date can hold (a corrupt record header)."""
+    """ISO 8601 UTC text of ``ts`` (seconds since the epoch, microseconds rounded half
+    to even as :meth:`datetime.fromtimestamp` rounds them); None when the capture's
+    timestamp is outside what a date can hold (a corrupt record header). The text of
+    each whole second is made once (:data:`_ISO_SECONDS`)."""
+    try:
+        frac, whole = modf(ts)
+        us = round(frac * 1e6)                 # CPython's _PyTime_DoubleToDenominator
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1.0
+        second = int(whole)
+    except (OverflowError, ValueError):        # inf, nan
+        return None
+    head = _ISO_SECONDS.get(second)
+    if head is None:
+        head = _iso_slow(second)
+        if head is None:
+            return None
+        head = head[:-1]                       # without the "Z"
+        if len(_ISO_SECONDS) >= 100_000:
+            _ISO_SECONDS.clear()
+        _ISO_SECONDS[second] = head
+    return f"{head}.{us:06d}Z" if us else head + "Z"
+
+
+#: whole second -> its ISO 8601 text without the "Z" (:func:`_iso`)
+_ISO_SECONDS: dict[int, str] = {}
+
+
+def _iso_slow(ts: float) -> str | None:
+    """:func:`_iso` by :mod:`datetime` alone (the reference; the tests compare both)."""
     try:
         return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
