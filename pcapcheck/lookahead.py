@@ -333,14 +333,26 @@ class Lookahead:
         fg_all: list[np.ndarray] = []
         fast_all: list[np.ndarray] = []
         if len(test):
-            # in slices of about CLASSIFY_ROWS segments: classify's temporaries (some 40
-            # arrays of its rows) stay small
-            size = np.cumsum(gsz[test])
+            # the fields of the complete candidates' rows, gathered once (grouped order)
+            tsz = gsz[test]
+            size = np.cumsum(tsz)
+            sub_starts = size - tsz
+            rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(size[-1]))
+            pos = order[rows]                     # in the order of cat()
+            got = {name: cat(name)[pos] for name in ("frame", "seq", "ack", "win", "ln",
+                                                     "dirty", "aps")}
+            got["ts"], got["flags"] = ts[rows], flags[rows]
+            # classified in slices of about CLASSIFY_ROWS segments: classify's
+            # temporaries (some 40 arrays of its rows) stay small
             cuts = np.searchsorted(size, np.arange(CLASSIFY_ROWS, int(size[-1]),
                                                    CLASSIFY_ROWS), side="right")
-            for part in np.split(test, cuts):
-                if len(part):
-                    fg, fast = self._classify(part, gs, gsz, order, ts, flags, lo, hi, cat)
+            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(test)]):
+                if a < b:
+                    part = test[a:b]
+                    lo_row, hi_row = int(sub_starts[a]), int(size[b - 1])
+                    fg, fast = self._classify(
+                        part, {k: v[lo_row:hi_row] for k, v in got.items()},
+                        sub_starts[a:b] - lo_row, tsz[a:b], gs, lo, hi)
                     lab[gs[part]] = DIRECT      # the SYN of the ones not clean (below:
                     fg_all.append(fg)           # the clean ones' labels)
                     fast_all.append(fast)
@@ -378,28 +390,22 @@ class Lookahead:
                 p.ofast[w] = back_obj[a:b]
         self._purge()
 
-    def _classify(self, test: np.ndarray, gs: np.ndarray, gsz: np.ndarray,
-                  order: np.ndarray, ts: np.ndarray, flags: np.ndarray, lo: np.ndarray,
-                  hi: np.ndarray, cat) -> tuple[np.ndarray, np.ndarray]:
+    def _classify(self, test: np.ndarray, got: dict[str, np.ndarray],
+                  sub_starts: np.ndarray, tsz: np.ndarray, gs: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`classify` the groups ``test`` (complete candidates; indices of the
-        round's groups, whose first rows are ``gs``, sizes ``gsz``, rows ``order`` of
-        the round's undecided rows, ``ts``/``flags``/``lo``/``hi`` in grouped order,
-        ``cat`` the round's gathering of a field). Returns the clean ones and their
-        :class:`FastConn` (object array)."""
-        tsz = gsz[test]
-        sub_starts = np.zeros(len(test), np.int64)
-        sub_starts[1:] = np.cumsum(tsz)[:-1]
-        rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(tsz.sum()))
-        pos = order[rows]                     # in the order of cat()
-        cols = {"frame": cat("frame")[pos], "ts": ts[rows],
-                "seq": cat("seq")[pos].astype(np.int64),
-                "ack": cat("ack")[pos].astype(np.int64),
-                "flags": flags[rows].astype(np.int64),
-                "win": cat("win")[pos].astype(np.int64),
-                "ln": cat("ln")[pos].astype(np.int64), "cut": cat("dirty")[pos]}
-        aps = cat("aps")[pos]
+        round's groups, whose first rows are ``gs`` in the round's grouped order, where
+        ``lo``/``hi`` are their 4-tuple halves): ``got``, their rows' fields (``frame``,
+        ``ts``, ``seq``, ``ack``, ``flags``, ``win``, ``ln``, ``dirty``, ``aps``), each
+        group's together (``sub_starts``, sizes ``tsz``). Returns the clean ones and
+        their :class:`FastConn` (object array)."""
+        cols = {"frame": got["frame"], "ts": got["ts"], "seq": got["seq"].astype(np.int64),
+                "ack": got["ack"].astype(np.int64), "flags": got["flags"].astype(np.int64),
+                "win": got["win"].astype(np.int64), "ln": got["ln"].astype(np.int64),
+                "cut": got["dirty"]}
+        aps = got["aps"]
         fc = aps == np.repeat(aps[sub_starts], tsz)
-        every = np.arange(len(rows))
+        every = np.arange(len(aps))
         out = classify(cols, every, sub_starts, tsz, fc)
         ok = out["clean"]
         conns = clean_connections(cols, every, sub_starts, tsz, out)
