@@ -608,28 +608,32 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
     if not len(clean):
         return []
     fields = {key: out[key][clean].tolist() for key in out
-              if key not in ("clean", "letters")}
+              if key not in ("clean", "letters", "min_ts", "max_ts")}
     first = rows[starts[clean]]
     last = rows[starts[clean] + sizes[clean] - 1]
     firsts = cols["frame"][first].tolist()
     first_ts = cols["ts"][first].tolist()
     close_ts = cols["ts"][last].tolist()
     hist = histories(out["letters"][clean])
+    duration = (out["max_ts"][clean] - out["min_ts"][clean]).tolist()
+    new = CleanConnection.__new__
     conns = []
-    for j in range(len(clean)):
-        c = CleanConnection()
-        c.id = 0
-        c.client = c.server = None
-        c.first_frame, c.first_ts = firsts[j], first_ts[j]
-        c.last_frame, c.close_ts = fields["last"][j], close_ts[j]
-        c.duration = round(max(fields["max_ts"][j] - fields["min_ts"][j], 0.0), 6)
-        c.packets = (fields["c_pkts"][j], fields["s_pkts"][j])
-        c.bytes = (fields["c_bytes"][j], fields["s_bytes"][j])
-        c.client_isn, c.server_isn = fields["isn_c"][j], fields["isn_s"][j]
-        c.closer = "client" if fields["closer"][j] == 1 else "server"
-        c.syn, c.synack, c.ack = firsts[j], fields["synack"][j], fields["ack"][j]
-        c.f1, c.a1, c.f2, c.last = (fields["f1"][j], fields["a1"][j], fields["f2"][j],
-                                    fields["last"][j])
-        c.history = hist[j]
-        conns.append(c)
+    append = conns.append
+    for (first_frame, ts, last_frame, close, span, c_pkts, s_pkts, c_bytes, s_bytes, isn_c,
+         isn_s, closer, synack, ack, f1, a1, f2, history) in zip(
+            firsts, first_ts, fields["last"], close_ts, duration, fields["c_pkts"],
+            fields["s_pkts"], fields["c_bytes"], fields["s_bytes"], fields["isn_c"],
+            fields["isn_s"], fields["closer"], fields["synack"], fields["ack"],
+            fields["f1"], fields["a1"], fields["f2"], hist):
+        c = new(CleanConnection)              # every slot set here
+        c.events, c.zeek, c.id, c.client, c.server = [], None, 0, None, None
+        c.first_frame = c.syn = first_frame
+        c.first_ts, c.last_frame, c.close_ts = ts, last_frame, close
+        c.duration = round(max(span, 0.0), 6)
+        c.packets, c.bytes = (c_pkts, s_pkts), (c_bytes, s_bytes)
+        c.client_isn, c.server_isn = isn_c, isn_s
+        c.closer = "client" if closer == 1 else "server"
+        c.synack, c.ack, c.f1, c.a1, c.f2, c.last = synack, ack, f1, a1, f2, last_frame
+        c.history = history
+        append(c)
     return conns

@@ -184,16 +184,26 @@ class Merged:
     iteration, indexing, ``==``)."""
 
     def __init__(self, sources: Sequence[tuple[Iterable, Callable | None]],
-                 key: Callable[[Any], Any], out: Callable[[Any], Any] | None = None):
+                 key: Callable[[Any], Any], out: Callable[[Any], Any] | None = None,
+                 owner: Sequence[int] | None = None):
         self.sources = list(sources)
         self.key = key
         self.out = out
         self._len = sum(len(items) for items, _fix in self.sources)
+        #: the index of the source of each item in merged order, when known (the
+        #: connections: ``owner[g - 1]`` is the shard of global id ``g``): iteration then
+        #: takes the items in that order without comparing keys
+        self.owner = owner
 
     def __iter__(self) -> Iterator:
         streams = [iter(items) if fix is None else map(fix, items)
-                   for items, fix in self.sources if len(items)]
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=self.key)
+                   for items, fix in self.sources]
+        if self.owner is not None:
+            merged = map(next, map(streams.__getitem__, self.owner))
+        else:
+            streams = [s for s, (items, _fix) in zip(streams, self.sources) if len(items)]
+            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams,
+                                                                       key=self.key)
         return merged if self.out is None else map(self.out, merged)
 
     def __len__(self) -> int:
@@ -220,12 +230,19 @@ def global_ids(first_frames: Sequence[array]) -> list[array]:
     its rank (1-based) among the first frames of all shards (frames are unique: a
     connection is created by its first segment). Plain Python: about 20 ms for 40,000
     connections, where importing numpy in the merging process alone took 80 ms."""
+    return _ranks(first_frames)[0]
+
+
+def _ranks(first_frames: Sequence[array]) -> tuple[list[array], array]:
+    """:func:`global_ids`, and the shard of each global id (``owner[g - 1]``)."""
     tagged = sorted((frame, j, i) for j, f in enumerate(first_frames)
                     for i, frame in enumerate(f, 1))
     maps = [array("q", bytes(8 * (len(f) + 1))) for f in first_frames]
+    owner = array("q", bytes(8 * len(tagged)))
     for rank, (_frame, j, i) in enumerate(tagged, 1):
         maps[j][i] = rank
-    return maps
+        owner[rank - 1] = j
+    return maps, owner
 
 
 def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
@@ -252,7 +269,8 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
     line_sources: list[tuple[Iterable, Callable | None]] = []
     event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
     finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
-    for p, ids in zip(parts, global_ids([p.facts.first_frames for p in parts])):
+    maps, owner = _ranks([p.facts.first_frames for p in parts])
+    for p, ids in zip(parts, maps):
         res = p.result
         if p.encoded:
             conn_sources.append((res.connections, _Renumber(ids, "decoded")))
@@ -266,8 +284,8 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         path=str(path), format=head.format, packets=head.packets,
         tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
         malformed=head.malformed, truncated=head.truncated,
-        connections=Merged(conn_sources, summary_order),
-        connection_lines=(Merged(line_sources, line_order, out=itemgetter(1))
+        connections=Merged(conn_sources, summary_order, owner=owner),
+        connection_lines=(Merged(line_sources, line_order, out=itemgetter(1), owner=owner)
                           if all(p.encoded for p in parts) else None),
         events=Merged(event_sources, event_order),
         findings=Merged(finding_sources, event_order))

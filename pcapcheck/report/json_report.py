@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
@@ -107,14 +108,13 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
                  dumps if lines is None else None),
                 ("findings", res.findings, lambda f: dumps(_finding(f)))):
             out.write('\n      "%s": [' % key)
+            texts = iter(items) if convert is None else map(convert, items)
             sep = "\n        "
-            empty = True
-            for item in items:
+            while chunk := list(islice(texts, 4096)):      # a few thousand lines a write
                 out.write(sep)
-                out.write(convert(item) if convert else item)
+                out.write(",\n        ".join(chunk))
                 sep = ",\n        "
-                empty = False
-            out.write("]" if empty else "\n      ]")
+            out.write("]" if sep == "\n        " else "\n      ]")
             out.write("," if key == "connections" else "")
         out.write("\n    }")
     out.write("\n  ]\n}\n" if results else "]\n}\n")
