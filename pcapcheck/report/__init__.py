@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Mapping as AbstractMapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TextIO
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence, TextIO
 
 if TYPE_CHECKING:
     from pcapcheck.analyze import FileResult
@@ -134,22 +137,36 @@ def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None
     return rule
 
 
-# The renderers import the helpers above: keep these imports below them.
-from pcapcheck.report import (  # noqa: E402
-    csv_report, github, json_report, jsonl, junit, markdown, sarif, table,
-)
+#: Format name -> the module of its renderer (in this package).
+_MODULES = {"table": "table", "json": "json_report", "jsonl": "jsonl", "csv": "csv_report",
+            "markdown": "markdown", "junit": "junit", "sarif": "sarif", "github": "github"}
+
+
+class _ByFormat(AbstractMapping):
+    """Format name -> what ``pick(name, module)`` gives, the format's module imported
+    at first use (a JSON report does not import tabulate or the XML writer: the
+    start-up of ``pcapcheck analyze``, issue #4)."""
+
+    def __init__(self, pick: Callable[[str, ModuleType], Callable]):
+        self._pick = pick
+        self._made: dict[str, Callable] = {}
+
+    def __getitem__(self, name: str) -> Callable:
+        made = self._made.get(name)
+        if made is None:
+            module = import_module(f"pcapcheck.report.{_MODULES[name]}")
+            made = self._made[name] = self._pick(name, module)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
 
 #: Format name -> renderer ``(results, ctx) -> str``; ``ctx`` may be ``None``.
-FORMATS: dict[str, Renderer] = {
-    "table": table.render,
-    "json": json_report.render,
-    "jsonl": jsonl.render,
-    "csv": csv_report.render,
-    "markdown": markdown.render,
-    "junit": junit.render,
-    "sarif": sarif.render,
-    "github": github.render,
-}
+FORMATS: Mapping[str, Renderer] = _ByFormat(lambda _name, module: module.render)
 
 
 def _text_writer(name: str) -> Writer:
@@ -162,9 +179,5 @@ def _text_writer(name: str) -> Writer:
 
 #: Format name -> writer ``(results, out, ctx)``: streams json, jsonl and csv; writes the
 #: renderer's text for the others.
-WRITERS: dict[str, Writer] = {
-    name: getattr(module, "write", None) or _text_writer(name)
-    for name, module in (("table", table), ("json", json_report), ("jsonl", jsonl),
-                         ("csv", csv_report), ("markdown", markdown), ("junit", junit),
-                         ("sarif", sarif), ("github", github))
-}
+WRITERS: Mapping[str, Writer] = _ByFormat(
+    lambda name, module: getattr(module, "write", None) or _text_writer(name))
