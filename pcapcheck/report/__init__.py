@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Mapping as AbstractMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
@@ -142,7 +142,7 @@ _MODULES = {"table": "table", "json": "json_report", "jsonl": "jsonl", "csv": "c
             "markdown": "markdown", "junit": "junit", "sarif": "sarif", "github": "github"}
 
 
-class _ByFormat(AbstractMapping):
+class _ByFormat(MutableMapping):
     """Format name -> what ``pick(name, module)`` gives, the format's module imported
     at first use (a JSON report does not import tabulate or the XML writer: the
     start-up of ``pcapcheck analyze``, issue #4)."""
@@ -157,6 +157,14 @@ class _ByFormat(AbstractMapping):
             module = import_module(f"pcapcheck.report.{_MODULES[name]}")
             made = self._made[name] = self._pick(name, module)
         return made
+
+    def __setitem__(self, name: str, value: Callable) -> None:    # a test's stand-in
+        if name not in _MODULES:
+            raise KeyError(name)
+        self._made[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._made[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)
