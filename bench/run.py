@@ -75,14 +75,42 @@ def _rss_kib(pid: int) -> int:
     return 0                             # gone, or a zombie (no VmRSS)
 
 
+def _children_of(pid: int) -> list[int] | None:
+    """The child pids of ``pid`` from ``/proc/PID/task/TID/children`` (a few small
+    reads, where scanning all of /proc takes a millisecond or more: the sampling must
+    not take a core's time from the tool measured); None where the kernel does not
+    provide those files."""
+    kids: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids                      # gone meanwhile
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                kids.extend(int(k) for k in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue                 # the thread ended
+            return None                  # no such file in this kernel
+        except OSError:
+            continue
+    return kids
+
+
 def tree_rss_kib(root: int) -> int:
     """The summed VmRSS (KiB) of ``root`` and all its descendants."""
-    tree = _children()
+    tree = None
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
         total += _rss_kib(pid)
-        todo.extend(tree.get(pid, ()))
+        kids = _children_of(pid) if tree is None else None
+        if kids is None:
+            if tree is None:
+                tree = _children()
+            kids = tree.get(pid, [])
+        todo.extend(kids)
     return total
 
 

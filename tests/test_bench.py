@@ -78,3 +78,27 @@ def test_phases_times_each_stage_of_one_shard(capture):
     stages = [line.split()[0] for line in lines[1:]]
     # every stage ran (a stage whose function was renamed would be missing)
     assert sorted(stages) == ["blocks", "decode", "feed", "lookahead", "summaries"]
+
+
+def test_the_rss_of_a_process_tree_is_summed_over_every_descendant():
+    """The peak RSS sampled cheaply (each process's children files) counts the same
+    processes as the scan of all of /proc, grandchildren included."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run
+    shell = subprocess.Popen(["sh", "-c", "sleep 5 & sleep 5 & wait"])
+    try:
+        for _ in range(100):                     # until the two sleeps have started
+            kids = run._children_of(shell.pid)
+            if kids is not None and len(kids) == 2:
+                break
+            subprocess.run(["sleep", "0.05"])
+        tree = run._children()
+        assert kids is not None and sorted(kids) == sorted(tree[shell.pid])
+        whole = sum(run._rss_kib(p) for p in [shell.pid, *tree[shell.pid]])
+        assert run.tree_rss_kib(shell.pid) == pytest.approx(whole, rel=0.2)
+        assert run.tree_rss_kib(os.getpid()) > run._rss_kib(os.getpid())
+    finally:
+        for pid in run._children_of(shell.pid) or []:
+            os.kill(pid, 9)
+        shell.kill()
+        shell.wait()
