@@ -5,8 +5,9 @@ as ``pcapcheck analyze`` runs it, with a wall-clock timer around each stage.
 
 Stages (seconds, summed over calls; they nest in the order given only where noted):
 
-- ``decode``: ``BatchSource._batch``, the numpy decoding of each chunk of records (the
-  reader's walk over the record headers is not in it);
+- ``walk``: ``CaptureReader._pcap_batches``, the reader's walk over the record headers
+  (a Python loop) and the reading of the file into its buffers;
+- ``decode``: ``BatchSource._batch``, the numpy decoding of each chunk of records;
 - ``lookahead``: ``Lookahead._push_cols`` and ``Lookahead._round``, the clean
   connections found ahead of the tracker;
 - ``blocks``: ``BatchSource._blocks``, the SegmentBlocks built from the decided chunks;
@@ -14,8 +15,9 @@ Stages (seconds, summed over calls; they nest in the order given only where note
   connections that are not clean, the release of all of them);
 - ``summaries``: ``analyze.connection_summary`` (inside ``feed``'s releases and the end).
 
-The rest of ``total`` is the reader, the loop of ``analyze._run``, writing the JSON
-lines and spooling. Figures in bench/README.md ("The lookahead").
+The rest of ``total`` is the loop of ``analyze._run``, writing the JSON lines and
+spooling. ``--shard 999/1000`` (a shard owning almost nothing) shows what every shard
+pays whatever it owns. Figures in bench/README.md ("The lookahead").
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from pcapcheck import analyze, batch, lookahead
+from pcapcheck import analyze, batch, lookahead, reader
 from pcapcheck.catalog import load_catalog
 from pcapcheck.config import resolve_config, resolve_selection
 from pcapcheck.shard import analyze_shard
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the shard to analyse (default 0/2, as --jobs 2 runs it)")
     args = ap.parse_args(argv)
     k, n = (int(v) for v in args.shard.split("/"))
+    _timed(reader.CaptureReader, "_pcap_batches", "walk", generator=True)
     _timed(batch.BatchSource, "_batch", "decode")
     _timed(lookahead.Lookahead, "_push_cols", "lookahead")
     _timed(lookahead.Lookahead, "_round", "lookahead")

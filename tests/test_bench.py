@@ -77,7 +77,8 @@ def test_phases_times_each_stage_of_one_shard(capture):
     assert re.fullmatch(r".*small\.pcap shard 1/2: total \d+\.\d\d s", lines[0])
     stages = [line.split()[0] for line in lines[1:]]
     # every stage ran (a stage whose function was renamed would be missing)
-    assert sorted(stages) == ["blocks", "decode", "feed", "lookahead", "summaries"]
+    assert sorted(stages) == ["blocks", "decode", "feed", "lookahead", "summaries",
+                              "walk"]
 
 
 def test_the_rss_of_a_process_tree_is_summed_over_every_descendant():
