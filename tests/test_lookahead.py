@@ -312,3 +312,26 @@ def test_a_finished_pending_takes_no_rows():
     with pytest.raises(FastPathMismatch):
         p.rows.append((1,))
     assert clean.check(p) is None
+
+
+def test_clean_connections_sets_every_slot():
+    """clean_connections makes its CleanConnections without __init__: every slot must
+    still be set (a slot added to the class and forgotten there would fail here)."""
+    import numpy as np
+    n = 3
+    starts, sizes = np.arange(0, 7 * n, 7), np.full(n, 7)
+    cols = {"frame": np.arange(1, 7 * n + 1), "ts": np.arange(7 * n) * 0.5}
+    out = {key: np.arange(n) for key in ("isn_c", "isn_s", "synack", "ack", "f1", "a1",
+                                         "f2", "last", "c_pkts", "s_pkts", "c_bytes",
+                                         "s_bytes")}
+    out.update(clean=np.array([True, False, True]), closer=np.array([1, 2, 2]),
+               min_ts=np.zeros(n), max_ts=np.array([3.0, 0.0, -1.0]),
+               letters=np.tile(np.arange(6), (n, 1)))
+    conns = lookahead.clean_connections(cols, np.arange(7 * n), starts, sizes, out)
+    assert len(conns) == 2
+    for c in conns:
+        assert all(hasattr(c, slot) for slot in clean.CleanConnection.__slots__)
+    assert [c.first_frame for c in conns] == [1, 15]
+    assert [c.duration for c in conns] == [3.0, 0.0]          # never negative
+    assert [c.closer for c in conns] == ["client", "server"]
+    assert conns[0].events == [] and conns[0].zeek is None and conns[0].id == 0
