@@ -224,17 +224,13 @@ class Merged:
         return f"Merged({self._len} items from {len(self.sources)} sources)"
 
 
-def global_ids(first_frames: Sequence[array]) -> list[array]:
+def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
     """The global connection ids of every shard's connections: ``first_frames[j][i]`` is
-    the first frame of connection ``i + 1`` of shard ``j``; the result's ``[j][i + 1]``
-    its rank (1-based) among the first frames of all shards (frames are unique: a
-    connection is created by its first segment). Plain Python: about 20 ms for 40,000
-    connections, where importing numpy in the merging process alone took 80 ms."""
-    return _ranks(first_frames)[0]
-
-
-def _ranks(first_frames: Sequence[array]) -> tuple[list[array], array]:
-    """:func:`global_ids`, and the shard of each global id (``owner[g - 1]``)."""
+    the first frame of connection ``i + 1`` of shard ``j``; returns ``(maps, owner)``:
+    ``maps[j][i + 1]`` its rank (1-based) among the first frames of all shards (frames
+    are unique: a connection is created by its first segment), ``owner[g - 1]`` the
+    shard of global id ``g``. Plain Python: about 20 ms for 40,000 connections, where
+    importing numpy in the merging process alone took 80 ms."""
     tagged = sorted((frame, j, i) for j, f in enumerate(first_frames)
                     for i, frame in enumerate(f, 1))
     maps = [array("q", bytes(8 * (len(f) + 1))) for f in first_frames]
@@ -269,7 +265,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
     line_sources: list[tuple[Iterable, Callable | None]] = []
     event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
     finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
-    maps, owner = _ranks([p.facts.first_frames for p in parts])
+    maps, owner = global_ids([p.facts.first_frames for p in parts])
     for p, ids in zip(parts, maps):
         res = p.result
         if p.encoded:
