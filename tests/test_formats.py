@@ -758,3 +758,13 @@ def test_all_formats_on_every_sample(every_sample, catalog):
     lines = FORMATS["jsonl"](every_sample).splitlines()
     assert all(json.loads(line) for line in lines)
     assert len(list(csv.reader(io.StringIO(FORMATS["csv"](every_sample))))) == len(lines) + 1
+
+
+def test_json_lists_longer_than_one_write_stay_whole():
+    """The JSON writer joins a few thousand lines per write: lists of several such
+    batches (and one of exactly one batch) come out whole, in order."""
+    for n in (4096, 9000):
+        res = FileResult(path="many.pcap", connections=[{"id": i} for i in range(1, n + 1)])
+        doc = json.loads(FORMATS["json"]([res]))
+        assert doc["files"][0]["connections"] == [{"id": i} for i in range(1, n + 1)]
+        assert doc["files"][0]["findings"] == []

@@ -109,12 +109,12 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
                 ("findings", res.findings, lambda f: dumps(_finding(f)))):
             out.write('\n      "%s": [' % key)
             texts = iter(items) if convert is None else map(convert, items)
-            sep = "\n        "
+            empty = True
             while chunk := list(islice(texts, 4096)):      # a few thousand lines a write
-                out.write(sep)
+                out.write("\n        " if empty else ",\n        ")
                 out.write(",\n        ".join(chunk))
-                sep = ",\n        "
-            out.write("]" if sep == "\n        " else "\n      ]")
+                empty = False
+            out.write("]" if empty else "\n      ]")
             out.write("," if key == "connections" else "")
         out.write("\n    }")
     out.write("\n  ]\n}\n" if results else "]\n}\n")
