@@ -310,8 +310,8 @@ def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record,
         if seg.__class__ is SegmentBlock:
             packets += seg.records
             block_ts = max(seg.ts, default=last_ts)
-            if seg.other_ts:
-                block_ts = max(block_ts, max(seg.other_ts))
+            if seg.other_max is not None:        # the other shards' latest time
+                block_ts = max(block_ts, max(seg.other_max))
             if block_ts > last_ts:
                 last_ts = block_ts
             tcp_packets += len(seg) + seg.fast_ticks

@@ -538,8 +538,8 @@ class BatchSource(SourceAttributes):
         and ``fast``: see :meth:`_blocks`)."""
         if mine is None:
             sel: slice | np.ndarray = slice(lo, hi)
-            other_frame: list = []
-            other_ts: list = []
+            other_frame: list | np.ndarray = []
+            other_ts: list | np.ndarray = []
             other_end = other_max = None
         else:
             m = mine[lo:hi]
@@ -547,9 +547,9 @@ class BatchSource(SourceAttributes):
             oth = np.flatnonzero(~m)
             n_own = len(own)
             sel = own + lo
-            other_frame = c.frame[lo:hi][oth].tolist()
-            ots = c.ts[lo:hi][oth]
-            other_ts = ots.tolist()
+            # numpy arrays: the lane makes lists of the few runs it ticks through
+            other_frame = c.frame[lo:hi][oth]
+            other_ts = ots = c.ts[lo:hi][oth]
             end = np.empty(n_own + 1, np.int64)
             end[:n_own] = own - np.arange(n_own)     # others before each own row
             end[n_own] = len(oth)

@@ -8,6 +8,7 @@ Exit status everywhere: 0 success, 1 findings reached the gate, 2 usage or input
 from __future__ import annotations
 
 import gc
+import os
 from enum import Enum
 from typing import List, Optional
 
@@ -62,7 +63,20 @@ def main() -> None:
     # Collect less often; what the imports built is frozen out of every collection.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    one_blas_thread()
     app(prog_name="pcapcheck")
+
+
+def one_blas_thread() -> None:
+    """Ask numpy's OpenBLAS for no worker thread (``OPENBLAS_NUM_THREADS=1``) unless the
+    environment already says how many, before any process of the analysis imports numpy.
+
+    pcapcheck makes no BLAS call, but OpenBLAS starts one thread per CPU when numpy is
+    imported, and each spins for about 0.1 s of CPU before it sleeps: with ``--jobs``
+    every worker's spinning threads take that CPU from the other workers
+    (bench/README.md, "What the workers did not need"). The workers are forked from this
+    process and inherit its environment."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 # The commands register themselves on ``app`` (one module each, pcapcheck/commands/).

@@ -71,8 +71,9 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
             repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS,
             block.fast or _NONES):
         i += 1
-        if latest >= next_sweep or closing and latest - closing[0][0] > delay:
-            ticks(tracker, other_ts[start:end])
+        if end > start and (latest >= next_sweep
+                            or closing and latest - closing[0][0] > delay):
+            ticks(tracker, other_ts[start:end].tolist())
             next_sweep = tracker._next_sweep
         start = end
         if fast is not None:          # a verdict of pcapcheck.lookahead
@@ -125,7 +126,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     if other_end is not None:                 # the other shards' segments after the rows
         latest = block.other_max[-1]
         if latest >= tracker._next_sweep or closing and latest - closing[0][0] > delay:
-            ticks(tracker, other_ts[start:])
+            ticks(tracker, other_ts[start:].tolist())
 
 
 def ticks(tracker: Tracker, times: list[float]) -> None:

@@ -194,3 +194,22 @@ def test_jobs_give_the_serial_report_in_the_same_order():
     assert two["files"][:-1] == one["files"]
     assert two["files"][-1] == {"path": "/nonexistent/x.pcap",
                                 "error": "/nonexistent/x.pcap: no such file"}
+
+
+@pytest.mark.parametrize("given, expected", [(None, "1"), ("3", "3")])
+def test_the_command_asks_openblas_for_one_thread_unless_told(given, expected):
+    # numpy's OpenBLAS threads spin for ~0.1 s of CPU each at import, taken from the
+    # other --jobs workers; the command sets OPENBLAS_NUM_THREADS=1 before any worker
+    # imports numpy, and keeps a value the user set
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = ("import os, sys\n"
+            "sys.argv = ['pcapcheck', '--version']\n"
+            "from pcapcheck.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == expected
