@@ -6,6 +6,8 @@ request/response exchanges with ACKs (payloads up to the MSS), and a 4-way close
 Rates (fractions of connections) of refused connections (SYN answered by RST,ACK),
 retransmitted data segments, aborts with RST, and segments lost by the capture.
 
+Each connection has its own 4-tuple (up to 60,000 clients per /16 of 10.2.0.0 and up),
+so a longer capture is more of the same traffic, not 4-tuples reopened within 2·MSL.
 Deterministic for a given ``--seed``. Packets are packed with :mod:`struct` (no dpkt
 objects), so a million packets take seconds. TCP/IP checksums are left 0, as on a
 capture of a host with checksum offload.
@@ -104,7 +106,11 @@ def generate(args) -> int:
                     slots[i] = None
                     continue
                 started += 1
-                client = (10 << 24) | (2 << 16) | (started % 60000)
+                # a fresh 4-tuple for each connection: 60,000 clients of 10.2.0.0/16
+                # (one port each), then the next /16 (10.3...), and so on. A client that
+                # came back on its 4-tuple within 2*MSL would reopen it from TIME-WAIT
+                # (CL010): not the same traffic as a shorter capture, only more of it.
+                client = (10 << 24) | ((2 + started // 60000) << 16) | (started % 60000)
                 conn = {"steps": connection_script(rng, args), "pos": 0,
                         "cip": client, "cport": 1024 + (started * 7919) % 60000,
                         "seq": {"c": rng.getrandbits(32), "s": rng.getrandbits(32)},
