@@ -89,6 +89,15 @@ def connection_script(rng: random.Random, args) -> list[tuple]:
     return steps
 
 
+def client_of(n: int) -> tuple[int, int]:
+    """The client address (IPv4 as an int) and port of connection ``n`` (1-based): a
+    fresh 4-tuple for each connection, 60,000 clients of 10.2.0.0/16 (one port each),
+    then the next /16 (10.3.0.0/16...), and so on. A client that came back on its
+    4-tuple within 2*MSL would reopen it from TIME-WAIT (CL010): a longer capture would
+    not be the same traffic as a shorter one, only more of it."""
+    return (10 << 24) | ((2 + n // 60000) << 16) | (n % 60000), 1024 + (n * 7919) % 60000
+
+
 def generate(args) -> int:
     rng = random.Random(args.seed)
     out = Writer(Path(args.out))
@@ -106,13 +115,9 @@ def generate(args) -> int:
                     slots[i] = None
                     continue
                 started += 1
-                # a fresh 4-tuple for each connection: 60,000 clients of 10.2.0.0/16
-                # (one port each), then the next /16 (10.3...), and so on. A client that
-                # came back on its 4-tuple within 2*MSL would reopen it from TIME-WAIT
-                # (CL010): not the same traffic as a shorter capture, only more of it.
-                client = (10 << 24) | ((2 + started // 60000) << 16) | (started % 60000)
+                client, cport = client_of(started)
                 conn = {"steps": connection_script(rng, args), "pos": 0,
-                        "cip": client, "cport": 1024 + (started * 7919) % 60000,
+                        "cip": client, "cport": cport,
                         "seq": {"c": rng.getrandbits(32), "s": rng.getrandbits(32)},
                         "nxt": {}}
                 conn["nxt"] = {"c": conn["seq"]["c"], "s": conn["seq"]["s"]}

@@ -103,3 +103,15 @@ def test_the_rss_of_a_process_tree_is_summed_over_every_descendant():
             os.kill(pid, 9)
         shell.kill()
         shell.wait()
+
+
+def test_generated_connections_never_share_a_4_tuple():
+    # the 4x benchmark capture (160,000 connections) once reopened every 60,000th
+    # connection's 4-tuple (CL010, the full replay): not the same traffic, only longer
+    sys.path.insert(0, str(ROOT / "bench"))
+    import generate
+    seen = {generate.client_of(n) for n in range(1, 200_001)}
+    assert len(seen) == 200_000
+    # the first 60,000 are what bench.pcap has always had (its figures stay comparable)
+    assert generate.client_of(59_999) == ((10 << 24) | (2 << 16) | 59_999,
+                                          1024 + (59_999 * 7919) % 60000)
