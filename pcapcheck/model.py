@@ -150,9 +150,9 @@ class SegmentBlock:
 
     The segments of other shards (:data:`OTHER_SHARD`; only their time counts) are
     ``other_frame``/``other_ts`` (numpy int64 and float64 arrays, capture order; empty
-    lists without sharding): the
-    ones before row ``i`` are ``other_*[other_end[i-1]:other_end[i]]`` (from 0 for
-    ``i = 0``), those after the last row end at ``other_end[-1]``; ``other_max[i]`` is
+    lists without sharding): the ones before row ``i`` are
+    ``other_*[other_end[i-1]:other_end[i]]`` (from 0 for ``i = 0``), those after the
+    last row end at ``other_end[-1]``; ``other_max[i]`` is
     the latest time among the ones before row ``i`` (``-inf`` when none), and
     ``other_max[-1]`` among those after the last row. Without sharding ``other_end``
     and ``other_max`` are None.

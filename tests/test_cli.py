@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -201,7 +202,6 @@ def test_the_command_asks_openblas_for_one_thread_unless_told(given, expected):
     # numpy's OpenBLAS threads spin for ~0.1 s of CPU each at import, taken from the
     # other --jobs workers; the command sets OPENBLAS_NUM_THREADS=1 before any worker
     # imports numpy, and keeps a value the user set
-    import os
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
