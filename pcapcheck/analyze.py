@@ -108,7 +108,7 @@ class NativeSource(SourceAttributes):
 
 def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,
                 shard: tuple[int, int] | None = None, blocks: bool = False,
-                lookahead: tuple[float, float] | None = None):
+                lookahead: tuple[float, float] | None = None, feed: Any = None):
     """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
     records decoded in batches with numpy, :class:`pcapcheck.batch.BatchSource`),
     ``"dpkt"`` (dpkt's packet objects, the reference path) or ``"tshark"`` (Wireshark's
@@ -118,12 +118,13 @@ def open_source(path: str | Path, decoder: str = "native", verify_checksums: boo
     runs of plain TCP records as :class:`model.SegmentBlock` items (fed with
     :func:`pcapcheck.lane.feed_block`); with ``lookahead=(close_delay, horizon)`` too,
     the connections :mod:`pcapcheck.lookahead` finds clean come as ticks and marks
-    (native source only). Raises CaptureError, or ValueError for an unknown decoder
-    name."""
+    (native source only); ``feed``: a :class:`pcapcheck.feed.Feed` of the file's
+    batches read by another process (native source, blocks only). Raises CaptureError,
+    or ValueError for an unknown decoder name."""
     if decoder == "native":
         from pcapcheck.batch import BatchSource
         return BatchSource(path, verify_checksums, shard=shard, blocks=blocks,
-                           lookahead=lookahead)
+                           lookahead=lookahead, feed=feed)
     if decoder == "dpkt":
         return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
     if decoder == "tshark":
@@ -202,8 +203,8 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                  severity: Mapping[str, str] | None = None,
                  decoder: str = "native", marks: bool = False,
                  idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
-                 shard: tuple[int, int] | None = None, encode: bool = False
-                 ) -> tuple[FileResult, PartFacts]:
+                 shard: tuple[int, int] | None = None, encode: bool = False,
+                 feed: str | None = None) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
 
@@ -224,6 +225,9 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     tracker (:mod:`pcapcheck.lookahead`); should the tracker's state ever contradict
     it (:class:`~pcapcheck.clean.FastPathMismatch`), the capture is analysed again
     without it.
+    ``feed``: with the native decoder, the ticket of a :class:`pcapcheck.feed.Feeder`
+    that sends the file's batches (the file is then not read here); should the feed be
+    lost (:class:`~pcapcheck.feed.FeedLost`), the file is read here after all.
     Raises :class:`pcapcheck.reader.CaptureError` as :func:`analyze_file`.
     """
     args = (path, catalog, active, params, severity, decoder, marks, idle_timeout,
@@ -232,6 +236,18 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     if decoder == "native" and not marks and clean.ENABLED:
         from pcapcheck import lookahead
         ahead = lookahead.ENABLED
+    if feed is not None and decoder == "native" and not marks:
+        from pcapcheck.feed import Feed, FeedLost
+        try:
+            source = Feed(feed)
+            try:
+                return _analyze_part(*args, ahead=ahead, feed=source)
+            finally:
+                source.close()
+        except FeedLost:
+            pass
+        except FastPathMismatch:
+            return _analyze_part(*args, ahead=False)
     if ahead:
         try:
             return _analyze_part(*args, ahead=True)
@@ -244,10 +260,13 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                   params: Mapping[str, Mapping[str, Any]] | None,
                   severity: Mapping[str, str] | None, decoder: str, marks: bool,
                   idle_timeout: float, close_delay: float, shard: tuple[int, int] | None,
-                  encode: bool, ahead: bool) -> tuple[FileResult, PartFacts]:
+                  encode: bool, ahead: bool, feed: Any = None
+                  ) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.lookahead` (then raises
     :class:`~pcapcheck.clean.FastPathMismatch` when the tracker contradicts it, the
-    spools of the result deleted)."""
+    spools of the result deleted); ``feed``: a :class:`pcapcheck.feed.Feed` to take the
+    batches from (then raises :class:`~pcapcheck.feed.FeedLost` when it is lost, the
+    spools deleted)."""
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
@@ -255,7 +274,8 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                + 2 * SWEEP_EVERY + 1.0)
     source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard,
                          blocks=True,
-                         lookahead=(tracker.close_delay, horizon) if ahead else None)
+                         lookahead=(tracker.close_delay, horizon) if ahead else None,
+                         feed=feed)
     if encode:
         from pcapcheck.report.json_report import dumps
     result = FileResult(path=str(path),
@@ -289,9 +309,13 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             summary["findings"] = sum(record(ev) for ev in conn.events)
             result.connections.append((conn.id, dumps(summary)) if encode else summary)
 
+    lost: tuple[type[Exception], ...] = (FastPathMismatch,)
+    if feed is not None:
+        from pcapcheck.feed import FeedLost
+        lost += (FeedLost,)
     try:
         return _run(source, tracker, result, facts, record, absorb, shard)
-    except FastPathMismatch:
+    except lost:
         for spool in (result.connections, result.events, result.findings):
             spool.close()
         raise

@@ -48,6 +48,7 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -62,7 +63,7 @@ from .model import (MARK_DIRECT, MARK_END, MARK_START, OTHER_SHARD, Record, Segm
                     SegmentBlock, TcpOptions)
 from .reader import open_capture
 
-__all__ = ["BatchSource", "Item", "CHUNK_BYTES"]
+__all__ = ["BatchSource", "Batch", "Item", "CHUNK_BYTES"]
 
 #: One item of a source: ``(frame, ts, Segment | None | DecodeError)``.
 Item = tuple[int, float, "Segment | None | DecodeError"]
@@ -132,19 +133,24 @@ class BatchSource(SourceAttributes):
     :class:`model.SegmentBlock` item (see the module docstring); with
     ``lookahead=(close_delay, horizon)`` (keyword, seconds, blocks only) the chunks wait
     in a :class:`pcapcheck.lookahead.Lookahead` until its verdicts on their connections
-    are in, and the blocks carry them (``SegmentBlock.fast``).
+    are in, and the blocks carry them (``SegmentBlock.fast``); with ``feed`` (keyword,
+    blocks only) the file is not read here: the :class:`Batch` objects are taken from
+    ``feed`` (an iterable that then has ``truncated`` and ``skipped``: a
+    :class:`pcapcheck.feed.Feed`, decoded by another process) and only the header of
+    the file is read (:attr:`format`, :attr:`snaplen`).
     After iteration: :attr:`skipped` (Counter by kind, the decoder's kinds),
     :attr:`truncated` (str or None), :attr:`format`, :attr:`snaplen`, as the reader's.
     ``skipped`` may run ahead of the items yielded so far by up to one batch.
 
     :raises reader.CaptureError: when :func:`reader.open_capture` raises it (not a
         readable capture), and for I/O errors during iteration.
-    :raises ValueError: a bad ``shard``.
+    :raises ValueError: a bad ``shard``, a ``feed`` without ``blocks``.
     """
 
     def __init__(self, path: str | Path, verify_checksums: bool = False,
                  shard: tuple[int, int] | None = None, *, chunk_bytes: int | None = None,
-                 blocks: bool = False, lookahead: tuple[float, float] | None = None):
+                 blocks: bool = False, lookahead: tuple[float, float] | None = None,
+                 feed: Any = None):
         if shard is not None:
             k, n = shard
             if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
@@ -161,15 +167,69 @@ class BatchSource(SourceAttributes):
         #: found ahead of the tracker (:mod:`pcapcheck.lookahead`)
         self._ahead = (Lookahead(lookahead[0], lookahead[1], self._addr4)
                        if blocks and lookahead is not None else None)
+        if feed is not None and not blocks:
+            raise ValueError("a fed BatchSource needs blocks=True")
+        #: the batches, when another process reads the file (:mod:`pcapcheck.feed`)
+        self._feed = feed
+        #: ``(truncated, skipped, snaplen)`` of the file, from the feed once it has ended
+        self._fed: tuple[str | None, Counter, int | None] | None = None
 
     # -- iteration -----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Item]:
-        if self.reader.format == "pcapng":
-            return self._iter_pcapng()
-        return self._iter_pcap()
+        if self._feed is not None:
+            return self._iter_fed()
+        return self._iter_file()
 
-    def _iter_pcap(self) -> Iterator[Item]:
+    def _iter_file(self) -> Iterator[Item]:
+        take = self._take if self.blocks else None
+        for out in self._raw():
+            yield from self._out(out if take is None else take(out))
+        yield from self._flush()
+
+    def batches(self) -> Iterator[Batch]:
+        """The file decoded batch after batch, for every shard (blocks mode, no shard,
+        no lookahead: what :mod:`pcapcheck.feed` sends to the shards' processes):
+        :class:`Batch` objects in file order; :attr:`skipped` and :attr:`truncated`
+        are final once they are exhausted.
+
+        :raises ValueError: the source was made without ``blocks``, with a shard or with
+            a lookahead.
+        :raises reader.CaptureError: I/O errors while reading.
+        """
+        if not self.blocks or self.shard is not None or self._ahead is not None:
+            raise ValueError("batches(): a source with blocks, no shard, no lookahead")
+        return self._raw()
+
+    def _iter_fed(self) -> Iterator[Item]:
+        feed = self._feed
+        for batch in feed:
+            yield from self._out(self._take(batch))
+        self._fed = (feed.truncated, feed.skipped, feed.snaplen)
+        yield from self._flush()
+
+    @property
+    def truncated(self) -> str | None:
+        return self.reader.truncated if self._fed is None else self._fed[0]
+
+    @property
+    def skipped(self) -> Counter:
+        # fed: the reading's counts (records skipped by the arrays) and this decoder's
+        # (records decoded one by one: only the shards decode them)
+        return self.decoder.skipped if self._fed is None else self._fed[1] + self.decoder.skipped
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.reader.snaplen if self._fed is None else self._fed[2]
+
+    def _raw(self) -> Iterator:
+        """The outcome of each batch of the file in order: a :class:`Batch` in blocks
+        mode, else an iterable of items."""
+        if self.reader.format == "pcapng":
+            return self._raw_pcapng()
+        return self._raw_pcap()
+
+    def _raw_pcap(self) -> Iterator:
         reader = self.reader
         batches = reader.pcap_batches(self.chunk_bytes)     # (re)opens the file
         endian, ticks, lt = reader.pcap_layout()
@@ -199,14 +259,17 @@ class BatchSource(SourceAttributes):
                               bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
                               None if base is None else base + s - 16)
 
-            yield from self._out(self._batch(buf, u8, starts, caplen, wire, ts, frames, lt,
-                                             record_at))
-        yield from self._flush()
+            yield self._batch(buf, u8, starts, caplen, wire, ts, frames, lt, record_at)
 
-    def _iter_pcapng(self) -> Iterator[Item]:
+    def _raw_pcapng(self) -> Iterator:
         for item in self.reader.pcapng_batches(self.chunk_bytes):    # (re)opens the file
             if type(item) is Record:
-                yield from self._out(self._slow_all((item,)))
+                if self.blocks:
+                    yield Batch(None, np.full(1, _SLOW, np.int8),
+                                np.full(1, item.frame, np.int64),
+                                np.full(1, item.ts, np.float64), {0: item})
+                else:
+                    yield self._slow_all((item,))
                 continue
             buf, base, positions, endian, interfaces, first = item
             n = len(positions)
@@ -232,10 +295,8 @@ class BatchSource(SourceAttributes):
                                   bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
                                   None if base is None else s - 28 + base)
 
-                yield from self._out(self._batch(buf, u8, starts[a:b], caplen[a:b],
-                                                 wire[a:b], ts[a:b], frames[a:b], lt,
-                                                 record_at))
-        yield from self._flush()
+                yield self._batch(buf, u8, starts[a:b], caplen[a:b], wire[a:b], ts[a:b],
+                                  frames[a:b], lt, record_at)
 
     def _out(self, items: Iterable[Item] | Plan) -> Iterable[Item]:
         """The items of one batch as they may be yielded: as they are without the
@@ -251,7 +312,37 @@ class BatchSource(SourceAttributes):
         """The items the lookahead still holds at the end of the file."""
         if self._ahead is None:
             return ()
-        return self._emit(self._ahead.finish(bool(self.reader.truncated)))
+        return self._emit(self._ahead.finish(bool(self.truncated)))
+
+    def _take(self, batch: Batch) -> Iterable[Item] | Plan:
+        """This shard's view of one :class:`Batch` (blocks mode): its rows as blocks, or
+        a :class:`Plan` for the lookahead; the records of a batch without rows one by
+        one."""
+        cat, frames, ts, slow = batch.cat, batch.frames, batch.ts, batch.slow
+
+        def special_item(r: int) -> Segment | None | DecodeError:
+            return None if cat[r] == _SKIP else self._decoded(slow[r])
+
+        cols = batch.cols
+        if cols is None:
+            return map(lambda f, t, r: (f, t, special_item(r)), frames.tolist(), ts.tolist(),
+                       range(len(cat)))
+        mine = None
+        if self.shard is not None:
+            k, n = self.shard
+            mine = ((cols.sport.astype(np.int64) + cols.dport) % n) == k
+        if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
+            special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
+            return Plan(cols, mine, cat, frames, ts, special)
+        return self._blocks(cols, mine, cat, frames, ts, special_item)
+
+    def _no_rows(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
+                 record_at: Callable[[int], Record]) -> Batch | Iterable[Item]:
+        """The outcome of a batch none of whose records is a row (every one skipped or
+        decoded one by one)."""
+        if self.blocks:
+            return Batch(None, cat, frames, ts, _slow_records(cat, record_at))
+        return self._yield_mixed(cat, frames, ts, record_at, iter(()))
 
     def _emit(self, plans: list) -> Iterator[Item]:
         for plan in plans:
@@ -298,7 +389,7 @@ class BatchSource(SourceAttributes):
         cat = np.full(n, _SLOW, np.int8)
         off = _LINK_OFFSET.get(lt)
         if off is None:
-            return self._yield_mixed(cat, frames, ts, record_at, iter(()))
+            return self._no_rows(cat, frames, ts, record_at)
         skipped = self.decoder.skipped
 
         # ---- link layer: which records carry IPv4 (ip4), which are not IP (skip) ----
@@ -335,7 +426,7 @@ class BatchSource(SourceAttributes):
         # ---- IPv4 + TCP headers of the records that hold them whole -------------------
         idx = np.flatnonzero(ip4 & (caplen >= off + 40))
         if len(idx) == 0:
-            return self._yield_mixed(cat, frames, ts, record_at, iter(()))
+            return self._no_rows(cat, frames, ts, record_at)
         s = starts[idx]
         rows = sliding_window_view(u8, off + 40)[s]
         h = rows.view(_HEADER_DTYPES[off]).reshape(len(idx))
@@ -402,20 +493,19 @@ class BatchSource(SourceAttributes):
         cat[idx[keep]] = _FAST
         src, dst = h["src"], h["dst"]
         sport, dport = h["sport"], h["dport"]
-        mine = None
-        if self.shard is not None:
+        if self.shard is not None and not self.blocks:   # blocks carry every shard's rows
             k, nsh = self.shard
             mine = ((sport.astype(np.int64) + dport) % nsh) == k
             cat[idx[keep & ~mine]] = _DROP
-            if not self.blocks:          # blocks carry the other shards' segments too
-                keep &= mine
+            keep &= mine
 
         # ---- the Segments -------------------------------------------------------------
         sel = np.flatnonzero(keep)
         only_segments = not cat.any()               # every record _FAST
         if len(sel) == 0:
-            return () if only_segments else self._yield_mixed(cat, frames, ts, record_at,
-                                                                iter(()))
+            if only_segments:
+                return ()
+            return self._no_rows(cat, frames, ts, record_at)
         if len(sel) == len(idx):
             def pick(a: np.ndarray, dtype=None) -> np.ndarray:
                 return a.astype(dtype or a.dtype)        # contiguous, native byte order
@@ -440,14 +530,7 @@ class BatchSource(SourceAttributes):
                                           cols.src.astype(np.int64) + cols.dst + 6 + tl,
                                           cols.cut)
         if self.blocks:
-            mine = None if mine is None else pick(mine)
-            def special_item(r: int) -> Segment | None | DecodeError:
-                return None if cat[r] == _SKIP else self._decoded(record_at(r))
-
-            if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
-                special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
-                return Plan(cols, mine, cat, frames, ts, special)
-            return self._blocks(cols, mine, cat, frames, ts, special_item)
+            return Batch(cols, cat, frames, ts, _slow_records(cat, record_at))
         segs = self._segments(cols, only_segments)
         return segs if only_segments else self._yield_mixed(cat, frames, ts, record_at, segs)
 
@@ -629,6 +712,29 @@ def _pcapng_times(high: np.ndarray, low: np.ndarray, ifid: np.ndarray,
     return np.array([((h << 32 | lo) + offsets[i]) / ticks[i]
                      for h, lo, i in zip(high.tolist(), low.tolist(), ifid.tolist())],
                     dtype=np.float64)
+
+
+def _slow_records(cat: np.ndarray, record_at: Callable[[int], Record]) -> dict[int, Record]:
+    """The :class:`model.Record` of each record of a batch to decode one by one (``cat``
+    ``_SLOW``), by its index in the batch (copied: the batch's buffer is reused)."""
+    return {r: record_at(r) for r in np.flatnonzero(cat == _SLOW).tolist()}
+
+
+@dataclass(slots=True)
+class Batch:
+    """One batch of records decoded for every shard (blocks mode), picklable: what
+    :meth:`BatchSource.batches` yields and :mod:`pcapcheck.feed` sends to the shards.
+    ``cols``: the TCP segments decoded in columns (``_Columns``, None when there is
+    none); ``cat``: int8 (n,) each record's category (``_FAST`` a row of ``cols``,
+    ``_SKIP`` not TCP, ``_SLOW`` decoded one by one); ``frames``: int64 (n,) frame
+    numbers (1-based); ``ts``: float64 (n,) seconds; ``slow``: the :class:`model.Record`
+    of each ``_SLOW`` record, by its index in the batch."""
+
+    cols: "_Columns | None"
+    cat: np.ndarray
+    frames: np.ndarray
+    ts: np.ndarray
+    slow: dict[int, Record]
 
 
 @dataclass(slots=True)

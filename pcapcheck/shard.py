@@ -53,6 +53,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
                                line_order, summary_order)
+from pcapcheck.feed import feeder_for
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
 from pcapcheck.spool import Spool, item_at
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT
@@ -115,16 +116,18 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
                   params: Mapping[str, Mapping[str, Any]] | None = None,
                   severity: Mapping[str, str] | None = None, decoder: str = "native",
                   shard: tuple[int, int] = (0, 1), idle_timeout: float = IDLE_TIMEOUT,
-                  close_delay: float = CLOSE_DELAY, encode: bool = False) -> ShardResult:
+                  close_delay: float = CLOSE_DELAY, encode: bool = False,
+                  feed: str | None = None) -> ShardResult:
     """Analyse the connections of shard ``shard = (k, n)`` of one capture (arguments as
     :func:`pcapcheck.analyze.analyze_file`; see :func:`pcapcheck.analyze.analyze_part`).
     ``encode``: the shard also writes the JSON report's line of each of its connection
     summaries (in parallel with the other shards), and the merge gives them as
     ``connection_lines`` (for a JSON report: the merging process then only renumbers
-    them). Raises what the serial analysis raises."""
+    them). ``feed``: the ticket of the :class:`pcapcheck.feed.Feeder` that reads the
+    file for the shards (None: read it here). Raises what the serial analysis raises."""
     result, facts = analyze_part(path, catalog, active, params, severity, decoder,
                                  idle_timeout=idle_timeout, close_delay=close_delay,
-                                 shard=shard, encode=encode)
+                                 shard=shard, encode=encode, feed=feed)
     return ShardResult(shard, result, facts, encode)
 
 
@@ -301,11 +304,16 @@ def analyze_sharded(path: str | Path, catalog: Any, active: set[str],
     from pcapcheck.analyze import analyze_file
 
     timers = {"idle_timeout": idle_timeout, "close_delay": close_delay}
+    feeder = feeder_for(shards) if decoder == "native" else None
+    ticket = None if feeder is None else feeder.ticket()
     try:
         with ProcessPoolExecutor(max_workers=shards) as pool:
             futures = [pool.submit(analyze_shard, path, catalog, active, params, severity,
-                                   decoder, (k, shards), **timers)
+                                   decoder, (k, shards), **timers, feed=ticket)
                        for k in range(shards)]
+            if feeder is not None:      # the file read once, here, for every shard
+                feeder.serve(path, "CP004" in active,
+                             give_up=lambda: any(f.done() for f in futures))
             parts = [f.result() for f in futures]
     except Exception:  # noqa: BLE001 - the serial run gives the error its own way
         if os.environ.get("PCAPCHECK_DEBUG"):

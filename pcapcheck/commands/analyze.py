@@ -146,16 +146,31 @@ def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
 
 
 def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
-                   encode: bool = False) -> Any:
+                   encode: bool = False, feed: str | None = None) -> Any:
     """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
     as for :func:`_analyze_one`; ``encode``: a JSON report is asked for, the shard writes
-    its summaries' lines); the ShardResult. Raises what the analysis raises."""
+    its summaries' lines; ``feed``: the ticket of the :class:`pcapcheck.feed.Feeder` that
+    reads the input for its shards); the ShardResult. Raises what the analysis raises."""
     from pcapcheck.shard import analyze_shard
 
     path, _name, _stdin, active = job
     catalog, params, severity, decoder, timers = common
     return analyze_shard(path, catalog, active, params, severity, decoder, shard, **timers,
-                         encode=encode)
+                         encode=encode, feed=feed)
+
+
+def _feeder(jobs_: list[tuple], shards: list[int], decoder: str) -> tuple[int, Any]:
+    """``(index, feeder)``: when exactly one input is analysed in shards (with the native
+    decoder), its index and a :class:`pcapcheck.feed.Feeder` with which this process
+    reads it once for all its shards (several would make this process the bottleneck:
+    their shards then read them themselves); else ``(-1, None)``."""
+    split = [i for i, n in enumerate(shards) if n > 1]
+    if len(split) != 1 or decoder != "native":
+        return -1, None
+    from pcapcheck.feed import feeder_for
+    import pcapcheck.batch  # noqa: F401 - before the workers start: forked, they have it
+    feeder = feeder_for(shards[split[0]])
+    return (-1, None) if feeder is None else (split[0], feeder)
 
 
 def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | None]:
@@ -383,13 +398,19 @@ def analyze(
                 # Files, or shards of a file, in parallel processes; the outcomes are
                 # taken in the order of the inputs, so the report is the one a serial
                 # run writes.
+                fed, feeder = _feeder(jobs_, shards, decoder.value)
                 pool = ProcessPoolExecutor(max_workers=workers)
                 # A JSON report: the shards encode their connection summaries.
                 encode = any(name == "json" for name, _file in plan)
                 tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
-                         [pool.submit(_analyze_shard, job, common, (k, n), encode)
+                         [pool.submit(_analyze_shard, job, common, (k, n), encode,
+                                      feeder.ticket() if i == fed else None)
                           for k in range(n)]
-                         for job, n in zip(jobs_, shards)]
+                         for i, (job, n) in enumerate(zip(jobs_, shards))]
+                if feeder is not None:   # one input in shards: read once, here, for all
+                    shard_tasks = tasks[fed]
+                    feeder.serve(jobs_[fed][0], "CP004" in jobs_[fed][3],
+                                 give_up=lambda: any(t.done() for t in shard_tasks))
                 outcomes = (_merge_one(job, common, task) if isinstance(task, list)
                             else task.result() for job, task in zip(jobs_, tasks))
             else:
