@@ -135,9 +135,9 @@ class BatchSource(SourceAttributes):
     in a :class:`pcapcheck.lookahead.Lookahead` until its verdicts on their connections
     are in, and the blocks carry them (``SegmentBlock.fast``); with ``feed`` (keyword,
     blocks only) the file is not read here: the :class:`Batch` objects are taken from
-    ``feed`` (an iterable that then has ``truncated`` and ``skipped``: a
+    ``feed`` (an iterable that then has ``truncated``, ``skipped`` and ``snaplen``: a
     :class:`pcapcheck.feed.Feed`, decoded by another process) and only the header of
-    the file is read (:attr:`format`, :attr:`snaplen`).
+    the file is read (:attr:`format`).
     After iteration: :attr:`skipped` (Counter by kind, the decoder's kinds),
     :attr:`truncated` (str or None), :attr:`format`, :attr:`snaplen`, as the reader's.
     ``skipped`` may run ahead of the items yielded so far by up to one batch.
@@ -736,6 +736,33 @@ class Batch:
     ts: np.ndarray
     slow: dict[int, Record]
 
+    def __reduce__(self) -> tuple:
+        # Pickled for the wire: the frame numbers (consecutive in a batch) as the first
+        # one, the rows' frames and times as their records' indices, payload lengths as
+        # int32: about 52 bytes a record instead of 76. Unpickled, the same arrays.
+        frames, c = self.frames, self.cols
+        n = len(frames)
+        first = int(frames[0]) if n else 0
+        if n and int(frames[-1]) - first != n - 1:      # not consecutive: as they are
+            return (Batch, (c, self.cat, frames, self.ts, self.slow))
+        if c is None:
+            return (_unpickle_batch, (None, self.cat, first, self.ts, self.slow))
+        rows = (c.frame - first).astype(np.int32)
+        rest = tuple(getattr(c, f) for f in _WIRE_FIELDS)
+        return (_unpickle_batch, ((rows, c.payload_len.astype(np.int32), rest), self.cat,
+                                  first, self.ts, self.slow))
+
+
+def _unpickle_batch(cols: tuple | None, cat: np.ndarray, first: int, ts: np.ndarray,
+                    slow: dict[int, Record]) -> Batch:
+    frames = np.arange(first, first + len(cat), dtype=np.int64)
+    if cols is None:
+        return Batch(None, cat, frames, ts, slow)
+    rows, payload_len, rest = cols
+    c = _Columns(frame=frames[rows], ts=ts[rows], payload_len=payload_len.astype(np.int64),
+                 **dict(zip(_WIRE_FIELDS, rest)))
+    return Batch(c, cat, frames, ts, slow)
+
 
 @dataclass(slots=True)
 class _Columns:
@@ -763,6 +790,10 @@ class _Columns:
     cut: np.ndarray
     checksum_ok: list[bool | None] | None
 
+
+#: The fields of ``_Columns`` pickled as they are (:meth:`Batch.__reduce__`).
+_WIRE_FIELDS = tuple(f for f in _Columns.__dataclass_fields__
+                     if f not in ("frame", "ts", "payload_len"))
 
 #: checksum_ok by code: 0 wrong, 1 right, 2 not verified (payload cut by the snaplen)
 _CHECKSUM_OK = np.array([False, True, None], dtype=object)

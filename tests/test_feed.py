@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -142,6 +143,25 @@ def test_generated_captures_fed(tmp_path, catalog, no_reading_here):
             assert own[0].truncated
 
 
+def same_batch(a: Batch, b: Batch) -> None:
+    """Field by field, arrays by value and dtype."""
+    def same(x, y):
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and x.dtype == y.dtype
+            assert np.array_equal(x, y)
+        else:
+            assert x == y
+    for name in ("cat", "frames", "ts", "slow"):
+        same(getattr(a, name), getattr(b, name))
+    assert (a.cols is None) == (b.cols is None)
+    if a.cols is not None:
+        for name in a.cols.__dataclass_fields__:
+            x, y = getattr(a.cols, name), getattr(b.cols, name)
+            assert (x is None) == (y is None), name
+            if x is not None:
+                same(x, y)
+
+
 def test_batches_survive_the_wire_whole():
     """Every field of a batch arrives: the columns (arrays and the parsed options), the
     records decoded one by one, and the end's ``truncated`` and ``skipped``."""
@@ -158,6 +178,7 @@ def test_batches_survive_the_wire_whole():
         assert len(got) == len(sent) and all(isinstance(b, Batch) for b in got)
         for a, b in zip(sent, got):
             assert pickle.dumps(a, 5) == pickle.dumps(b, 5)
+            same_batch(a, b)
         assert (feed.truncated, feed.skipped, feed.snaplen) == \
             (source.truncated, source.skipped, source.snaplen)
         seen["slow"] += sum(len(b.slow) for b in got)
