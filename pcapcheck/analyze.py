@@ -216,10 +216,11 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     shard's own; shard 0 alone records the events CP005 and CP006, and no shard CP003
     or CP004 (the merge makes them from every shard's ``facts``).
     Connection ids are the shard's own (1, 2, ... in order of first frame).
-    ``encode``: ``result.connections`` holds ``(id, JSON text)`` for each summary in
-    place of the summary (the text :mod:`pcapcheck.report.json_report` writes), so that
-    the shards encode their summaries in parallel and the merge need not
-    (:func:`pcapcheck.shard.merge_shards`).
+    ``encode``: ``result.connections`` holds ``(id, rest)`` for each summary in place of
+    the summary, ``rest`` the JSON text :mod:`pcapcheck.report.json_report` writes for it
+    after the id (the text is ``'{"id":%d%s' % (id, rest)``), so that the shards encode
+    their summaries in parallel and the merge need not, and writes the merged ids
+    without reading the shards' (:func:`pcapcheck.shard.merge_shards`).
 
     With the native decoder (no marks), the clean connections are found ahead of the
     tracker (:mod:`pcapcheck.lookahead`); should the tracker's state ever contradict
@@ -307,7 +308,11 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             if conn.zeek is not None:
                 conn.zeek.release()
             summary["findings"] = sum(record(ev) for ev in conn.events)
-            result.connections.append((conn.id, dumps(summary)) if encode else summary)
+            if encode:       # the text after the id (the merge writes the global id)
+                result.connections.append(
+                    (conn.id, dumps(summary)[_ID_TEXT + len(str(conn.id)):]))
+            else:
+                result.connections.append(summary)
 
     lost: tuple[type[Exception], ...] = (FastPathMismatch,)
     if feed is not None:
@@ -412,9 +417,14 @@ def summary_order(summary: Mapping[str, Any]) -> int:
 
 
 def line_order(line: tuple[int, str]) -> int:
-    """Sort key of ``(connection id, JSON text)`` summaries (``analyze_part(encode=
-    True)``): the connection id."""
+    """Sort key of ``(connection id, JSON text after the id)`` summaries
+    (``analyze_part(encode=True)``): the connection id."""
     return line[0]
+
+
+#: Characters of ``{"id":``, how the JSON text of a summary starts (its first key is
+#: the id): ``analyze_part(encode=True)`` keeps the text after the id's digits.
+_ID_TEXT = len('{"id":')
 
 
 def event_order(item: Event | Finding) -> tuple[int, int, str]:

@@ -47,6 +47,7 @@ import os
 from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import count
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -134,8 +135,9 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
 # --------------------------------------------------------------------------- the merge
 
 
-#: ``'{"id":'``, how the JSON text of a summary starts (its first key is the id).
-_ID_HEAD = '{"id":'
+#: The JSON text of a summary from its id and the text after it (``analyze_part(
+#: encode=True)``).
+_WITH_ID = '{"id":%d%s'
 
 
 class _Renumber:
@@ -143,9 +145,8 @@ class _Renumber:
     the global id of the shard's connection ``i`` (``ids[0]`` unused); ``kind`` is
     ``summary``, ``event`` or ``finding`` (findings naming another connection are made
     again from the renumbered event by ``catalog.to_finding``, as the serial run makes
-    them: the message may show the id); for the ``(id, JSON text)`` summaries of an
-    encoding shard, ``decoded`` (the summary dict) or ``line`` (``(global id, text)``,
-    the text's id replaced)."""
+    them: the message may show the id); for the ``(id, text after the id)`` summaries of
+    an encoding shard, ``decoded`` (the summary dict)."""
 
     def __init__(self, ids: array, kind: str, catalog: Any = None,
                  active: set[str] | None = None, severity: Mapping[str, str] | None = None):
@@ -157,14 +158,8 @@ class _Renumber:
         kind = self.kind
         if kind == "summary":
             return {**item, "id": ids[item["id"]]}
-        if kind == "line":
-            old, text = item
-            new = ids[old]
-            return new, f"{_ID_HEAD}{new}{text[len(_ID_HEAD) + len(str(old)):]}"
         if kind == "decoded":
-            summary = json.loads(item[1])
-            summary["id"] = ids[item[0]]
-            return summary
+            return json.loads(_WITH_ID % (ids[item[0]], item[1]))
         conn = ids[item.connection] if item.connection is not None else None
         data = item.data
         refs = {key: ids[data[key]] for key in CONNECTION_KEYS if data.get(key) is not None}
@@ -227,6 +222,27 @@ class Merged:
         return f"Merged({self._len} items from {len(self.sources)} sources)"
 
 
+class _Lines:
+    """The JSON text of every summary of merged encoding shards, in global id order:
+    ``merged`` gives each shard's ``(id, text after the id)`` in the order of the global
+    ids, which are 1, 2, ...: each text is made with its rank, in C (``map``, ``%``)."""
+
+    def __init__(self, merged: Merged):
+        self.merged = merged
+
+    def __iter__(self) -> Iterator[str]:
+        return map(_WITH_ID.__mod__, zip(count(1), map(itemgetter(1), self.merged)))
+
+    def __len__(self) -> int:
+        return len(self.merged)
+
+    def __bool__(self) -> bool:
+        return len(self.merged) > 0
+
+    def __getitem__(self, index):
+        return item_at(self, len(self.merged), index)
+
+
 def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
     """The global connection ids of every shard's connections: ``first_frames[j][i]`` is
     the first frame of connection ``i + 1`` of shard ``j``; returns ``(maps, owner)``:
@@ -265,7 +281,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
 
     # (CP005 and CP006, file-level events every shard sees, are in shard 0's spools.)
     conn_sources: list[tuple[Iterable, Callable | None]] = []
-    line_sources: list[tuple[Iterable, Callable | None]] = []
+    line_sources: list[tuple[Iterable, Callable | None]] = []   # as they are
     event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
     finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
     maps, owner = global_ids([p.facts.first_frames for p in parts])
@@ -273,7 +289,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         res = p.result
         if p.encoded:
             conn_sources.append((res.connections, _Renumber(ids, "decoded")))
-            line_sources.append((res.connections, _Renumber(ids, "line")))
+            line_sources.append((res.connections, None))
         else:
             conn_sources.append((res.connections, _Renumber(ids, "summary")))
         event_sources.append((res.events, _Renumber(ids, "event")))
@@ -284,7 +300,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
         malformed=head.malformed, truncated=head.truncated,
         connections=Merged(conn_sources, summary_order, owner=owner),
-        connection_lines=(Merged(line_sources, line_order, out=itemgetter(1), owner=owner)
+        connection_lines=(_Lines(Merged(line_sources, line_order, owner=owner))
                           if all(p.encoded for p in parts) else None),
         events=Merged(event_sources, event_order),
         findings=Merged(finding_sources, event_order))
