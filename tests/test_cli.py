@@ -205,11 +205,47 @@ def test_the_command_asks_openblas_for_one_thread_unless_told(given, expected):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
-    code = ("import os, sys\n"
+    code = ("import atexit, os, sys\n"
             "sys.argv = ['pcapcheck', '--version']\n"
             "from pcapcheck.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n")
+            "atexit.register(lambda: print(os.environ.get('OPENBLAS_NUM_THREADS')))\n"
+            "main()\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[-1] == expected
+
+
+def test_the_command_leaves_at_once_with_its_status_output_and_no_temporary_file(tmp_path):
+    """main() ends with os._exit (no interpreter teardown, issue #4) after the atexit
+    handlers and a flush: the exit status is kept, every byte of the report reaches a
+    pipe, and the spools' temporary files (a capture in shards, fed: pickled spools) are
+    deleted."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from generate import generate
+    import argparse
+
+    capture = tmp_path / "gen.pcap"
+    generate(argparse.Namespace(out=str(capture), connections=3000, concurrency=16,
+                                exchanges=2, refused=0.05, retrans=0.05, resets=0.05,
+                                loss=0.01, seed=9))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "PCAPCHECK_SHARD_MIN_BYTES": "0"}
+    command = [sys.executable, "-m", "pcapcheck", "analyze", str(capture), "-f", "json"]
+    two = subprocess.run([*command, "--jobs", "2"], env=env, capture_output=True,
+                         text=True)
+    one = run("analyze", str(capture), "-f", "json", "--jobs", "1")
+    assert two.returncode == one.exit_code == 1          # warnings: the default gate
+    assert two.stdout == one.stdout and len(json.loads(two.stdout)["files"][0][
+        "connections"]) == 3000
+    assert list(temp.iterdir()) == []
+    table = subprocess.run([*command[:5], "-f", "table", "--jobs", "1"], env=env,
+                           capture_output=True, text=True)
+    assert table.stdout == run("analyze", str(capture), "-f", "table", "--jobs", "1").stdout
+    assert len(table.stdout) > 100_000 and table.returncode == 1
+    bad = subprocess.run([*command[:4], str(tmp_path / "none.pcap")], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("pcapcheck: error:")
+    usage = subprocess.run([*command[:3], "--no-such-option"], env=env,
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "No such option" in usage.stderr
