@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.protocols
-import jsonschema.validators
 import yaml
+
+if TYPE_CHECKING:                # imported where a schema is checked (it takes 50 ms)
+    import jsonschema.exceptions
+    import jsonschema.protocols
 
 __all__ = ["YAML_LOADER", "display_path", "schema_validator", "yaml_problem",
            "schema_error_text", "read_yaml_mapping"]
@@ -39,6 +39,8 @@ def display_path(path: Path) -> str:
 def schema_validator(schema_path: Path) -> jsonschema.protocols.Validator:
     """The jsonschema validator for the JSON Schema file at ``schema_path`` (the draft it
     declares), built once per path. Raises jsonschema.SchemaError for a bad schema."""
+    import jsonschema.validators
+
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -98,6 +100,8 @@ def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Except
     if not isinstance(data, dict):
         kind = "an empty file" if data is None else f"a {type(data).__name__}"
         raise error(f"{where}: expected {expected}, got {kind}")
+    import jsonschema.exceptions
+
     problem = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if problem is not None:
         raise error(f"{where}: {schema_error_text(problem)}")

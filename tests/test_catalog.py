@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import pcapcheck
+import pcapcheck.catalog as catalog_module
 from pcapcheck.catalog import (README_END, README_START, CatalogError, default_rules_dir,
                                format_message, load_catalog, load_rule_file)
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
@@ -573,3 +574,69 @@ def test_explanations_correct_the_study_notes_where_the_mistake_is_close(cat):
     for rule_id in ("CL001", "SQ004"):
         text = " ".join(cat.get(rule_id).explanation.split())
         assert "includes an ACK" in text and "not a property of FIN" in text, rule_id
+
+
+# --------------------------------------------------------------------------- the stamp
+
+
+def test_the_shipped_rules_are_stamped():
+    """``rules/.validated`` holds the digest of the shipped rules and the schema: after
+    editing a rule or the schema, run ``python scripts/stamp_rules.py``."""
+    stamp = (RULES_DIR / catalog_module.STAMP_NAME).read_text(encoding="ascii").strip()
+    assert stamp == catalog_module.rules_digest(RULES_DIR), \
+        "rules/.validated is stale: run python scripts/stamp_rules.py"
+    assert catalog_module.stamped(RULES_DIR)
+
+
+def test_stamped_shipped_rules_load_without_jsonschema(tmp_path):
+    """The schema check (and jsonschema's 50 ms import) is skipped for the stamped
+    shipped rules only: a rule directory given with --rules is checked in full."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "HS002.yaml").write_text((RULES_DIR / "HS002.yaml").read_text())
+    code = ("import sys\nfrom pcapcheck.catalog import load_catalog\n"
+            "load_catalog(sys.argv[1:])\nprint('jsonschema' in sys.modules)\n")
+    shipped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=tmp_path)
+    with_extra = subprocess.run([sys.executable, "-c", code, str(extra)],
+                                capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert (shipped.stdout.split(), with_extra.stdout.split()) == (["False"], ["True"])
+
+
+def _shipped_copy(tmp_path, monkeypatch) -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in RULES_DIR.iterdir():
+        (rules / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(catalog_module, "default_rules_dir", lambda: rules)
+    return rules
+
+
+def test_an_edited_shipped_rule_is_checked_in_full(tmp_path, monkeypatch):
+    rules = _shipped_copy(tmp_path, monkeypatch)
+    assert catalog_module.stamped(rules)
+    path = rules / "HS002.yaml"
+    path.write_text(path.read_text().replace("severity: error", "severity: fatal"))
+    assert not catalog_module.stamped(rules)
+    with pytest.raises(CatalogError, match="HS002.yaml: severity: 'fatal' is not one of"):
+        load_catalog()
+    # what the stamp vouches for is not checked again: forged over the bad file, the
+    # schema error goes unseen (so the test above can fail)
+    (rules / catalog_module.STAMP_NAME).write_text(catalog_module.rules_digest(rules))
+    assert load_catalog().rules["HS002"].severity == "fatal"
+
+
+def test_the_stamp_script_stamps_only_rules_that_pass(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import stamp_rules
+
+    rules = _shipped_copy(tmp_path, monkeypatch)
+    monkeypatch.setattr(stamp_rules, "default_rules_dir", lambda: rules)
+    stamp = rules / catalog_module.STAMP_NAME
+    stamp.unlink()
+    assert stamp_rules.main() == 0 and catalog_module.stamped(rules)
+    path = rules / "HS002.yaml"
+    path.write_text(path.read_text().replace("severity: error", "severity: fatal"))
+    before = stamp.read_text()
+    assert stamp_rules.main() == 1 and stamp.read_text() == before
+    assert not catalog_module.stamped(rules)
