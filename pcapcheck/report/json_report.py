@@ -110,7 +110,9 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
             out.write('\n      "%s": [' % key)
             texts = iter(items) if convert is None else map(convert, items)
             empty = True
-            while chunk := list(islice(texts, 4096)):      # a few thousand lines a write
+            # 512 lines a write (about 350 KB): 4,096 made strings of some 3 MB, each on
+            # fresh pages of memory (page faults): 0.13 s instead of 0.06 s on bench.pcap
+            while chunk := list(islice(texts, 512)):
                 out.write("\n        " if empty else ",\n        ")
                 out.write(",\n        ".join(chunk))
                 empty = False
