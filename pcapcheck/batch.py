@@ -29,7 +29,9 @@ shards, those with ``(sport + dport) % n != k`` (a function of the connection, t
 in both directions), before building them, and yields :data:`model.OTHER_SHARD` in their
 place (their timestamps move the capture's clock): n worker processes, each with its own
 shard, decode the file between them without building each other's Segments. ``None``
-items and DecodeErrors are yielded by every shard.
+items and DecodeErrors are yielded by every shard. With ``feed`` the shard does not read
+the file at all: the batches come decoded from the process that read it once for every
+shard (:meth:`BatchSource.batches`, :class:`Batch`, :mod:`pcapcheck.feed`).
 
 Blocks: with ``blocks=True`` (what :func:`pcapcheck.analyze.analyze_part` asks for) each
 run of consecutive records that are Segments of the vectorised path is yielded as one

@@ -3,8 +3,10 @@ shard of its connections, merged into exactly the result of the serial analysis.
 
 **Shard rule.** A TCP segment belongs to shard ``(sport + dport) % n``: the sum is the
 same in both directions, so a connection (one unordered 4-tuple, every incarnation of
-it) lives wholly in one shard. Every shard reads the whole capture; its source builds
-only its own Segments and yields :data:`pcapcheck.model.OTHER_SHARD` for the others.
+it) lives wholly in one shard. Every shard sees the whole capture: the process that
+starts the shards reads and decodes it once and hands its batches to every shard
+(:mod:`pcapcheck.feed`; a shard whose feed is lost reads the file itself); a shard's
+source builds only its own Segments, the others' segments only move its clock.
 The tracker's and the checker's state is per 4-tuple (the connection table, the
 recently closed 4-tuples, the connection a new one follows), but for three things:
 
