@@ -17,18 +17,23 @@ Stages (seconds, summed over calls; they nest in the order given only where note
 
 The rest of ``total`` is the loop of ``analyze._run``, writing the JSON lines and
 spooling. ``--shard 999/1000`` (a shard owning almost nothing) shows what every shard
-pays whatever it owns. Figures in bench/README.md ("The lookahead").
+pays whatever it owns. ``--fed``: the shard as ``analyze`` runs it now, fed the batches
+by another process (forked here) that reads the file (:mod:`pcapcheck.feed`): ``walk``
+and ``decode`` then happen there and are not shown, and ``receive`` (``Feed.__iter__``:
+waiting for the batches, receiving and unpickling them) is the shard's; ``cpu`` is the
+shard's own CPU time. Figures in bench/README.md ("The lookahead", "One reading for the shards").
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 from typing import Any, Callable
 
-from pcapcheck import analyze, batch, lookahead, reader
+from pcapcheck import analyze, batch, feed, lookahead, reader
 from pcapcheck.catalog import load_catalog
 from pcapcheck.config import resolve_config, resolve_selection
 from pcapcheck.shard import analyze_shard
@@ -70,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("capture")
     ap.add_argument("--shard", default="0/2", metavar="K/N",
                     help="the shard to analyse (default 0/2, as --jobs 2 runs it)")
+    ap.add_argument("--fed", action="store_true",
+                    help="fed by another process that reads the file, as analyze runs it")
     args = ap.parse_args(argv)
     k, n = (int(v) for v in args.shard.split("/"))
+    _timed(feed.Feed, "__iter__", "receive", generator=True)
     _timed(reader.CaptureReader, "_pcap_batches", "walk", generator=True)
     _timed(batch.BatchSource, "_batch", "decode")
     _timed(lookahead.Lookahead, "_push_cols", "lookahead")
@@ -84,10 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     active = resolve_selection(catalog, config, None, None, None)
     gc.freeze()                      # as the CLI does before analysing
     gc.set_threshold(50_000, 20, 20)
-    t = time.perf_counter()
-    analyze_shard(args.capture, catalog, active, shard=(k, n), encode=True)
-    total = time.perf_counter() - t
-    print(f"{args.capture} shard {k}/{n}: total {total:.2f} s")
+    ticket = None
+    if args.fed:
+        feeder = feed.Feeder(1)
+        ticket = feeder.ticket()
+        child = os.fork()
+        if child == 0:                      # the reading, as the analyze command does it
+            feeder.serve(args.capture, "CP004" in active)
+            os._exit(0)
+    t, cpu = time.perf_counter(), time.process_time()
+    analyze_shard(args.capture, catalog, active, shard=(k, n), encode=True, feed=ticket)
+    total, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if args.fed:
+        os.waitpid(child, 0)
+    print(f"{args.capture} shard {k}/{n}{' fed' if args.fed else ''}: total {total:.2f} s, "
+          f"cpu {cpu:.2f} s")
     for label, value in spent.items():
         print(f"  {label:10s} {value:6.2f} s")
     return 0

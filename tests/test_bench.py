@@ -74,11 +74,20 @@ def test_phases_times_each_stage_of_one_shard(capture):
                           "--shard", "1/2"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, check=True).stdout
     lines = out.splitlines()
-    assert re.fullmatch(r".*small\.pcap shard 1/2: total \d+\.\d\d s", lines[0])
+    assert re.fullmatch(r".*small\.pcap shard 1/2: total \d+\.\d\d s, cpu \d+\.\d\d s",
+                        lines[0])
     stages = [line.split()[0] for line in lines[1:]]
     # every stage ran (a stage whose function was renamed would be missing)
     assert sorted(stages) == ["blocks", "decode", "feed", "lookahead", "summaries",
                               "walk"]
+    # fed by another process, as analyze runs a shard: the reading is not the shard's
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "phases.py"), str(capture),
+                          "--shard", "1/2", "--fed"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    lines = out.splitlines()
+    assert re.fullmatch(r".*small\.pcap shard 1/2 fed: total .* s, cpu .* s", lines[0])
+    assert sorted(line.split()[0] for line in lines[1:]) == [
+        "blocks", "feed", "lookahead", "receive", "summaries"]
 
 
 def test_the_rss_of_a_process_tree_is_summed_over_every_descendant():
