@@ -302,3 +302,26 @@ def test_plan_shards_only_when_there_are_fewer_files_than_jobs(tmp_path, monkeyp
     assert _plan([job(big)] * 3, 2, "native") == [1, 1, 1]
     assert _plan([job(small)], 2, "native") == [1]
     assert _plan([job(big)], 2, "tshark") == [1]
+
+
+def test_global_ids_with_and_without_numpy(monkeypatch):
+    """The merge ranks the shards' first frames with numpy when the process has it (it
+    read the capture for the shards), else in plain Python: the same ids."""
+    import random
+    from array import array
+
+    from pcapcheck.shard import _global_ids_numpy, global_ids
+
+    rng = random.Random(4)
+    frames = rng.sample(range(1, 10**6), 3000)
+    cases = [[array("q", sorted(frames[:1000])), array("q", sorted(frames[1000:]))],
+             [array("q", frames[:10]), array("q"), array("q", frames[10:2999])],
+             [array("q"), array("q")]]
+    for first_frames in cases:
+        by_numpy = _global_ids_numpy(first_frames)
+        monkeypatch.delitem(sys.modules, "numpy")
+        by_python = global_ids(first_frames)
+        monkeypatch.undo()
+        assert by_numpy == by_python
+        maps, owner = by_python
+        assert sorted(g for m in maps for g in m[1:]) == list(range(1, len(owner) + 1))
