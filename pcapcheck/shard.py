@@ -363,4 +363,7 @@ def analyze_sharded(path: str | Path, catalog: Any, active: set[str],
             raise
         return analyze_file(path, catalog, active, params=params, severity=severity,
                             decoder=decoder, **timers)
+    finally:
+        if feeder is not None:          # its socket and directory (serve removes them)
+            feeder.close()
     return merge_shards(parts, path, catalog, active, severity)

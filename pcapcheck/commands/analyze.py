@@ -407,16 +407,16 @@ def analyze(
                                       feeder.ticket() if i == fed else None)
                           for k in range(n)]
                          for i, (job, n) in enumerate(zip(jobs_, shards))]
+                outcomes = (_merge_one(job, common, task) if isinstance(task, list)
+                            else task.result() for job, task in zip(jobs_, tasks))
+            else:
+                pool = feeder = None
+                outcomes = (_analyze_one(job, common) for job in jobs_)
+            try:
                 if feeder is not None:   # one input in shards: read once, here, for all
                     shard_tasks = tasks[fed]
                     feeder.serve(jobs_[fed][0], "CP004" in jobs_[fed][3],
                                  give_up=lambda: any(t.done() for t in shard_tasks))
-                outcomes = (_merge_one(job, common, task) if isinstance(task, list)
-                            else task.result() for job, task in zip(jobs_, tasks))
-            else:
-                pool = None
-                outcomes = (_analyze_one(job, common) for job in jobs_)
-            try:
                 for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
                     bar.start(name)
                     if line is not None:
@@ -425,6 +425,8 @@ def analyze(
                     results.append(result)
                     bar.advance()
             finally:
+                if feeder is not None:
+                    feeder.close()
                 if pool is not None:
                     pool.shutdown(cancel_futures=True)
     except InputError as exc:
