@@ -236,26 +236,23 @@ def test_a_feed_cut_mid_way_gives_the_own_reading(tmp_path, catalog, messages,
             raise
 
     monkeypatch.setattr(Feed, "_read", spy)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    address = str(tmp_path / "sock")
-    listener.bind(address)
-    listener.listen(1)
-    thread = _serve_raw(path, messages, listener)
-    fed = analyze_part(path, catalog, active, shard=(1, 2), feed=address)
-    thread.join(timeout=60)
-    assert lost                       # the feed was lost, and the shard read the file
-    same_part(fed, own)
-    if messages == 3:                 # every batch and the end: the feed is kept
-        lost.clear()
+
+    def fed_by_raw(count, name):
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        address = str(tmp_path / "sock2")
+        address = str(tmp_path / name)
         listener.bind(address)
         listener.listen(1)
-        thread = _serve_raw(path, None, listener)
+        thread = _serve_raw(path, count, listener)
         fed = analyze_part(path, catalog, active, shard=(1, 2), feed=address)
         thread.join(timeout=60)
+        return fed
+
+    same_part(fed_by_raw(messages, "sock"), own)
+    assert lost                       # the feed was lost, and the shard read the file
+    if messages == 3:                 # every batch and the end: the feed is kept
+        lost.clear()
+        same_part(fed_by_raw(None, "sock2"), own)
         assert not lost
-        same_part(fed, own)
 
 
 def test_a_refused_feed_gives_the_own_reading(tmp_path, catalog):
