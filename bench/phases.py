@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         ticket = feeder.ticket()
         child = os.fork()
         if child == 0:                      # the reading, as the analyze command does it
-            feeder.serve(args.capture, "CP004" in active)
+            feeder.serve(args.capture, analyze.verifies_checksums(active))
             os._exit(0)
     t, cpu = time.perf_counter(), time.process_time()
     analyze_shard(args.capture, catalog, active, shard=(k, n), encode=True, feed=ticket)

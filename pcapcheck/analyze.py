@@ -198,6 +198,13 @@ class PartFacts:
         return events
 
 
+def verifies_checksums(active: set[str]) -> bool:
+    """Whether the analysis of the rules ``active`` verifies the TCP checksums (only
+    CP004, bad-checksum, needs them): what the decoder of the file must be told, here
+    and by the process that reads the file for the shards (:mod:`pcapcheck.feed`)."""
+    return "CP004" in active
+
+
 def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                  params: Mapping[str, Mapping[str, Any]] | None = None,
                  severity: Mapping[str, str] | None = None,
@@ -273,7 +280,8 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
     horizon = (max(tracker.idle_timeout, tracker.close_delay, tracker.linger)
                + 2 * SWEEP_EVERY + 1.0)
-    source = open_source(path, decoder, verify_checksums="CP004" in active, shard=shard,
+    source = open_source(path, decoder, verify_checksums=verifies_checksums(active),
+                         shard=shard,
                          blocks=True,
                          lookahead=(tracker.close_delay, horizon) if ahead else None,
                          feed=feed)

@@ -503,11 +503,9 @@ class BatchSource(SourceAttributes):
 
         # ---- the Segments -------------------------------------------------------------
         sel = np.flatnonzero(keep)
-        only_segments = not cat.any()               # every record _FAST
         if len(sel) == 0:
-            if only_segments:
-                return ()
             return self._no_rows(cat, frames, ts, record_at)
+        only_segments = not cat.any()               # every record _FAST
         if len(sel) == len(idx):
             def pick(a: np.ndarray, dtype=None) -> np.ndarray:
                 return a.astype(dtype or a.dtype)        # contiguous, native byte order

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
-                               line_order, summary_order)
+                               line_order, summary_order, verifies_checksums)
 from pcapcheck.feed import feeder_for
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
 from pcapcheck.spool import Spool, item_at
@@ -355,7 +355,7 @@ def analyze_sharded(path: str | Path, catalog: Any, active: set[str],
                                    decoder, (k, shards), **timers, feed=ticket)
                        for k in range(shards)]
             if feeder is not None:      # the file read once, here, for every shard
-                feeder.serve(path, "CP004" in active,
+                feeder.serve(path, verifies_checksums(active),
                              give_up=lambda: any(f.done() for f in futures))
             parts = [f.result() for f in futures]
     except Exception:  # noqa: BLE001 - the serial run gives the error its own way

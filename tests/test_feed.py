@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, SAMPLES, same_report
 from pcapcheck import feed as feed_module
-from pcapcheck.analyze import analyze_file, analyze_part
+from pcapcheck.analyze import analyze_file, analyze_part, verifies_checksums
 from pcapcheck.batch import Batch, BatchSource
 from pcapcheck.cli import app
 from pcapcheck.feed import End, Feed, Feeder, FeedLost
@@ -77,7 +77,7 @@ def no_reading_here(monkeypatch):
 
 def fed_part(path, catalog, active, shard, **kwargs):
     """``analyze_part`` of ``shard`` fed by a Feeder in a thread; ``(result, facts, ok)``."""
-    served = Served(path, verify="CP004" in active)
+    served = Served(path, verify=verifies_checksums(active))
     FED.set()
     try:
         result, facts = analyze_part(path, catalog, active, shard=shard,
@@ -346,7 +346,7 @@ def test_merged_fed_shards_equal_serial(tmp_path, catalog):
     serial = analyze_file(path, catalog, active, **timers)
     parts = []
     for k in range(3):
-        served = Served(path, verify="CP004" in active)
+        served = Served(path, verify=verifies_checksums(active))
         parts.append(analyze_shard(path, catalog, active, shard=(k, 3), encode=True,
                                    feed=served.ticket, **timers))
         assert served.join() is True

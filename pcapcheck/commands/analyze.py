@@ -414,8 +414,9 @@ def analyze(
                 outcomes = (_analyze_one(job, common) for job in jobs_)
             try:
                 if feeder is not None:   # one input in shards: read once, here, for all
+                    from pcapcheck.analyze import verifies_checksums
                     shard_tasks = tasks[fed]
-                    feeder.serve(jobs_[fed][0], "CP004" in jobs_[fed][3],
+                    feeder.serve(jobs_[fed][0], verifies_checksums(jobs_[fed][3]),
                                  give_up=lambda: any(t.done() for t in shard_tasks))
                 for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
                     bar.start(name)
