@@ -264,15 +264,20 @@ class BatchSource(SourceAttributes):
             yield self._batch(buf, u8, starts, caplen, wire, ts, frames, lt, record_at)
 
     def _raw_pcapng(self) -> Iterator:
+        held: list[Record] = []     # blocks mode: records read one by one, as one Batch
         for item in self.reader.pcapng_batches(self.chunk_bytes):    # (re)opens the file
             if type(item) is Record:
-                if self.blocks:
-                    yield Batch(None, np.full(1, _SLOW, np.int8),
-                                np.full(1, item.frame, np.int64),
-                                np.full(1, item.ts, np.float64), {0: item})
-                else:
+                if not self.blocks:
                     yield self._slow_all((item,))
+                    continue
+                held.append(item)
+                if len(held) >= _HELD_MAX:
+                    yield _records_batch(held)
+                    held = []
                 continue
+            if held:
+                yield _records_batch(held)
+                held = []
             buf, base, positions, endian, interfaces, first = item
             n = len(positions)
             pos = np.array(positions, dtype=np.int64)
@@ -299,6 +304,8 @@ class BatchSource(SourceAttributes):
 
                 yield self._batch(buf, u8, starts[a:b], caplen[a:b], wire[a:b], ts[a:b],
                                   frames[a:b], lt, record_at)
+        if held:
+            yield _records_batch(held)
 
     def _out(self, items: Iterable[Item] | Plan) -> Iterable[Item]:
         """The items of one batch as they may be yielded: as they are without the
@@ -712,6 +719,19 @@ def _pcapng_times(high: np.ndarray, low: np.ndarray, ifid: np.ndarray,
     return np.array([((h << 32 | lo) + offsets[i]) / ticks[i]
                      for h, lo, i in zip(high.tolist(), low.tolist(), ifid.tolist())],
                     dtype=np.float64)
+
+
+#: Records read one by one (pcapng blocks other than enhanced packet blocks) held
+#: together in one :class:`Batch` at most (blocks mode).
+_HELD_MAX = 4096
+
+
+def _records_batch(records: list[Record]) -> Batch:
+    """The :class:`Batch` of records read one by one (all ``_SLOW``)."""
+    n = len(records)
+    return Batch(None, np.full(n, _SLOW, np.int8),
+                 np.fromiter((r.frame for r in records), np.int64, n),
+                 np.fromiter((r.ts for r in records), np.float64, n), dict(enumerate(records)))
 
 
 def _slow_records(cat: np.ndarray, record_at: Callable[[int], Record]) -> dict[int, Record]:

@@ -52,6 +52,7 @@ QUEUE = 32
 ACCEPT_TIMEOUT = 30.0
 
 _LENGTH = struct.Struct("<Q")
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
 #: Read a sharded capture once for all its shards; False: every shard reads it (the
@@ -61,8 +62,9 @@ ENABLED = True
 
 def feeder_for(n: int) -> Feeder | None:
     """A :class:`Feeder` for ``n`` workers, or None when the feed is disabled
-    (:data:`ENABLED`) or its socket cannot be made (the workers then read the file)."""
-    if not ENABLED:
+    (:data:`ENABLED`), the platform has no Unix sockets (Windows' Python) or the socket
+    cannot be made (the workers then read the file)."""
+    if not ENABLED or not hasattr(socket, "AF_UNIX"):
         return None
     try:
         return Feeder(n)
@@ -98,8 +100,9 @@ class Feeder:
         self.n = n
         self._dir = tempfile.mkdtemp(prefix="pcapcheck-feed-")   # mode 0700
         self.address = os.path.join(self._dir, "s")
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock: socket.socket | None = None
         try:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._sock.bind(self.address)
             self._sock.listen(n)
         except OSError:
@@ -118,9 +121,10 @@ class Feeder:
         once and send its batches to each (``verify_checksums``: as the workers'
         analysis asks, CP004; ``chunk_bytes``: see :class:`~pcapcheck.batch.BatchSource`).
         Returns True when every batch and the end reached every worker's socket; False
-        when the workers did not all connect, the file could not be read (the workers
-        then meet the error themselves) or a worker went away (it reads the file
-        itself). Never raises for those; the socket is closed on return."""
+        when the workers did not all connect (those that did are fed all the same, the
+        others read the file), the file could not be read (the workers then meet the
+        error themselves) or a worker went away (it reads the file itself). Never raises
+        for those; the socket is closed on return."""
         conns: list[socket.socket] = []
         try:
             deadline = time.monotonic() + timeout
@@ -130,23 +134,48 @@ class Feeder:
                     conn, _ = self._sock.accept()
                 except socket.timeout:
                     if time.monotonic() > deadline or (give_up is not None and give_up()):
-                        return False
+                        break
                     continue
                 except OSError:
-                    return False
+                    break
                 conn.settimeout(None)
                 conns.append(conn)
-            self._sock.close()
-            return _send_all(path, verify_checksums, chunk_bytes, conns)
+            self._shut()
+            return bool(_send_all(path, verify_checksums, chunk_bytes, conns)
+                        and len(conns) == self.n)
         finally:
             for conn in conns:
                 conn.close()
             self.close()
 
+    def _shut(self) -> None:
+        """Let no more worker in: the socket's name removed first (a late connect is
+        refused: that worker reads the file), then the connections already queued
+        closed (forked workers hold the listening socket too, so closing it here would
+        not refuse them: they would wait for batches that never come), then it."""
+        sock = self._sock
+        if sock is None:
+            return
+        self._sock = None
+        try:
+            os.unlink(self.address)
+        except OSError:
+            pass
+        sock.setblocking(False)
+        while True:
+            try:
+                late, _ = sock.accept()
+            except OSError:             # BlockingIOError: none left
+                break
+            late.close()
+        sock.close()
+
     def close(self) -> None:
-        """Remove the socket and its directory."""
-        self._sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Remove the socket and its directory (once)."""
+        self._shut()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def __enter__(self) -> Feeder:
         return self
@@ -170,8 +199,10 @@ class _Sender(threading.Thread):
         while (message := get()) is not None:
             if self.ok:
                 try:
-                    send(_LENGTH.pack(len(message)))
-                    send(message)
+                    # MSG_NOSIGNAL: a worker gone is an error, never a SIGPIPE (a host
+                    # program may not ignore it, as Python does by default)
+                    send(_LENGTH.pack(len(message)), _NOSIGNAL)
+                    send(message, _NOSIGNAL)
                 except OSError:
                     self.ok = False
 
@@ -180,17 +211,25 @@ def _send_all(path: str | Path, verify_checksums: bool, chunk_bytes: int | None,
               conns: list[socket.socket]) -> bool:
     from pcapcheck.batch import BatchSource
 
-    senders = [_Sender(conn) for conn in conns]
-    for s in senders:
-        s.start()
+    """Read ``path`` and send its batches, then the end, to each of ``conns``; True when
+    all of it reached every one. Stops reading when no worker is left."""
+    if not conns:
+        return False
+    senders: list[_Sender] = []
     ended = False
     try:
+        for conn in conns:
+            sender = _Sender(conn)
+            sender.start()
+            senders.append(sender)
         source = BatchSource(path, verify_checksums, blocks=True, chunk_bytes=chunk_bytes)
         dumps, protocol = pickle.dumps, 5
         for batch in source.batches():
             message = dumps(batch, protocol)
             for s in senders:
                 s.queue.put(message)
+            if not any(s.ok for s in senders):
+                return False            # every worker gone: each reads the file itself
         message = dumps(End(source.truncated, Counter(source.skipped), source.snaplen),
                         protocol)
         for s in senders:
@@ -219,7 +258,10 @@ class Feed:
         self.truncated: str | None = None
         self.skipped: Counter = Counter()
         self.snaplen: int | None = None
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        except (OSError, AttributeError) as exc:        # no Unix sockets here
+            raise FeedLost(f"cannot connect to the feed: {exc}") from None
         try:
             self._sock.settimeout(timeout)
             self._sock.connect(ticket)
@@ -236,7 +278,11 @@ class Feed:
         try:
             while True:
                 head = read(8)
-                message = loads(read(_LENGTH.unpack(head)[0]))
+                data = read(_LENGTH.unpack(head)[0])
+                try:
+                    message = loads(data)
+                except Exception as exc:    # noqa: BLE001 - a message not whole
+                    raise FeedLost(f"a message that cannot be read: {exc!r}") from None
                 if message.__class__ is Batch:
                     yield message
                 elif message.__class__ is End:

@@ -180,16 +180,13 @@ class _Renumber:
 class Merged:
     """A read-only, sorted sequence made of several sorted sources, each item passed
     through its source's function (the shards' renumbering) and merged by ``key``
-    (:func:`heapq.merge`) on every iteration, then through ``out`` when given; what a
-    merged :class:`FileResult` holds in place of spools (``len()``, truthiness,
-    iteration, indexing, ``==``)."""
+    (:func:`heapq.merge`) on every iteration; what a merged :class:`FileResult` holds in
+    place of spools (``len()``, truthiness, iteration, indexing, ``==``)."""
 
     def __init__(self, sources: Sequence[tuple[Iterable, Callable | None]],
-                 key: Callable[[Any], Any], out: Callable[[Any], Any] | None = None,
-                 owner: Sequence[int] | None = None):
+                 key: Callable[[Any], Any], owner: Sequence[int] | None = None):
         self.sources = list(sources)
         self.key = key
-        self.out = out
         self._len = sum(len(items) for items, _fix in self.sources)
         #: the index of the source of each item in merged order, when known (the
         #: connections: ``owner[g - 1]`` is the shard of global id ``g``): iteration then
@@ -205,7 +202,7 @@ class Merged:
             streams = [s for s, (items, _fix) in zip(streams, self.sources) if len(items)]
             merged = streams[0] if len(streams) == 1 else heapq.merge(*streams,
                                                                        key=self.key)
-        return merged if self.out is None else map(self.out, merged)
+        return merged
 
     def __len__(self) -> int:
         return self._len
@@ -225,25 +222,13 @@ class Merged:
         return f"Merged({self._len} items from {len(self.sources)} sources)"
 
 
-class _Lines:
-    """The JSON text of every summary of merged encoding shards, in global id order:
-    ``merged`` gives each shard's ``(id, text after the id)`` in the order of the global
+class _Lines(Merged):
+    """The JSON text of every summary of merged encoding shards, in global id order: the
+    sources give each shard's ``(id, text after the id)`` in the order of the global
     ids, which are 1, 2, ...: each text is made with its rank, in C (``map``, ``%``)."""
 
-    def __init__(self, merged: Merged):
-        self.merged = merged
-
     def __iter__(self) -> Iterator[str]:
-        return map(_WITH_ID.__mod__, zip(count(1), map(itemgetter(1), self.merged)))
-
-    def __len__(self) -> int:
-        return len(self.merged)
-
-    def __bool__(self) -> bool:
-        return len(self.merged) > 0
-
-    def __getitem__(self, index):
-        return item_at(self, len(self.merged), index)
+        return map(_WITH_ID.__mod__, zip(count(1), map(itemgetter(1), super().__iter__())))
 
 
 def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
@@ -327,7 +312,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
         malformed=head.malformed, truncated=head.truncated,
         connections=Merged(conn_sources, summary_order, owner=owner),
-        connection_lines=(_Lines(Merged(line_sources, line_order, owner=owner))
+        connection_lines=(_Lines(line_sources, line_order, owner=owner)
                           if all(p.encoded for p in parts) else None),
         events=Merged(event_sources, event_order),
         findings=Merged(finding_sources, event_order))

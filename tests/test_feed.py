@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import socket
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -273,13 +275,22 @@ def test_workers_that_never_connect_or_go_away_do_not_hang_the_feeder(tmp_path, 
                                 loss=0.01, seed=7))
     active = catalog.select(None, None)
     own = analyze_part(path, catalog, active, shard=(0, 2))
-    # one of two workers never connects: the feeder gives up, the other reads the file
+    # one of two workers never connects: the feeder stops waiting and feeds the one that
+    # did (it does not read the file: FED), the other would read the file itself
     served = Served(path, n=2, timeout=0.5)
-    same_part(analyze_part(path, catalog, active, shard=(0, 2), feed=served.ticket), own)
+    FED.set()
+    try:
+        fed = analyze_part(path, catalog, active, shard=(0, 2), feed=served.ticket)
+    finally:
+        FED.clear()
+    same_part(fed, own)
     assert served.join() is False
-    # give_up() true: the feeder stops waiting at once
+    # give_up() true: the feeder stops waiting at once; a worker coming later is
+    # refused (the socket's name is gone) and reads the file
     served = Served(path, n=2, give_up=lambda: True)
     assert served.join() is False
+    with pytest.raises(FeedLost):
+        Feed(served.ticket)
     # one worker leaves after its first batch: the other still gets every batch
     served = Served(path, n=2)
     leaver = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -351,3 +362,79 @@ def test_merged_fed_shards_equal_serial(tmp_path, catalog):
                                    feed=served.ticket, **timers))
         assert served.join() is True
     same_report(merge_shards(parts, path, catalog, active), serial)
+
+
+def _pcapng_of_simple_blocks(source, target) -> int:
+    """``target``: the packets of the pcap ``source`` as pcapng simple packet blocks
+    (SPB: no timestamp, no interface id; read one by one); returns their number."""
+    import struct
+
+    import dpkt
+
+    def block(kind: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    with open(source, "rb") as f:
+        frames = [bytes(buf) for _ts, buf in dpkt.pcap.Reader(f)]
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", 1, 0, 0))                  # Ethernet, no snaplen
+    for frame in frames:
+        out += block(3, struct.pack("<I", len(frame)) + frame)
+    target.write_bytes(out)
+    return len(frames)
+
+
+def test_pcapng_records_read_one_by_one_travel_together(tmp_path, catalog, no_reading_here):
+    """Simple packet blocks are records read one by one: consecutive ones make one
+    Batch (not one message each), and the fed shards give their own reading's result."""
+    path = tmp_path / "spb.pcapng"
+    count = _pcapng_of_simple_blocks(SAMPLES / "loopback" / "client_close_first.pcap", path)
+    batches = list(BatchSource(path, False, blocks=True).batches())
+    assert [(b.cols is None, len(b.cat)) for b in batches] == [(True, count)]
+    active = catalog.select(["ALL"], None)
+    for shard in ((0, 2), (1, 2)):
+        own = analyze_part(path, catalog, active, shard=shard)
+        result, facts, ok = fed_part(path, catalog, active, shard)
+        assert ok is True
+        same_part((result, facts), own)
+    assert own[0].tcp_packets + analyze_part(path, catalog, active, shard=(0, 2))[0].tcp_packets == count
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_worker_queued_but_not_taken_is_let_go(tmp_path):
+    """Forked workers share the listening socket, so closing it would not refuse one
+    that connected but was never accepted: the feeder closes the queued connections
+    (the worker sees the end at once and reads the file), after removing the name."""
+    feeder = Feeder(3)
+    late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    late.connect(feeder.ticket())              # queued: nobody accepts it
+    late.settimeout(5)
+    holder = os.fork()                         # a process that holds the listening socket
+    if holder == 0:
+        try:
+            time.sleep(8)
+        finally:
+            os._exit(0)
+    try:
+        feeder.close()
+        assert late.recv(1) == b""             # let go at once, not left waiting
+    finally:
+        os.kill(holder, 9)
+        os.waitpid(holder, 0)
+    assert not os.path.exists(feeder.ticket())
+    feeder.close()                             # twice: nothing more
+
+
+def test_without_unix_sockets_the_shards_read_the_file(tmp_path, catalog, monkeypatch):
+    """Windows' Python has no AF_UNIX: no feeder, each shard reads the file, the same
+    result (the socket's absence was a traceback before)."""
+    path = tmp_path / "s.pcap"
+    scenario(path, 3)
+    active = catalog.select(None, None)
+    serial = analyze_file(path, catalog, active)
+    monkeypatch.delattr(socket, "AF_UNIX")
+    assert feed_module.feeder_for(2) is None
+    with pytest.raises(FeedLost):
+        Feed(str(tmp_path / "s"))
+    same_report(analyze_file(path, catalog, active, shards=2), serial)

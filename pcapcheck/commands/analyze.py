@@ -394,30 +394,30 @@ def analyze(
             cpus = jobs or os.cpu_count() or 1
             shards = _plan(jobs_, cpus, decoder.value)
             workers = min(cpus, sum(shards))
-            if workers > 1:
-                # Files, or shards of a file, in parallel processes; the outcomes are
-                # taken in the order of the inputs, so the report is the one a serial
-                # run writes.
-                fed, feeder = _feeder(jobs_, shards, decoder.value)
-                pool = ProcessPoolExecutor(max_workers=workers)
-                # A JSON report: the shards encode their connection summaries.
-                encode = any(name == "json" for name, _file in plan)
-                tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
-                         [pool.submit(_analyze_shard, job, common, (k, n), encode,
-                                      feeder.ticket() if i == fed else None)
-                          for k in range(n)]
-                         for i, (job, n) in enumerate(zip(jobs_, shards))]
-                outcomes = (_merge_one(job, common, task) if isinstance(task, list)
-                            else task.result() for job, task in zip(jobs_, tasks))
-            else:
-                pool = feeder = None
-                outcomes = (_analyze_one(job, common) for job in jobs_)
+            pool = feeder = None
             try:
-                if feeder is not None:   # one input in shards: read once, here, for all
-                    from pcapcheck.analyze import verifies_checksums
-                    shard_tasks = tasks[fed]
-                    feeder.serve(jobs_[fed][0], verifies_checksums(jobs_[fed][3]),
-                                 give_up=lambda: any(t.done() for t in shard_tasks))
+                if workers > 1:
+                    # Files, or shards of a file, in parallel processes; the outcomes are
+                    # taken in the order of the inputs, so the report is the one a serial
+                    # run writes.
+                    fed, feeder = _feeder(jobs_, shards, decoder.value)
+                    pool = ProcessPoolExecutor(max_workers=workers)
+                    # A JSON report: the shards encode their connection summaries.
+                    encode = any(name == "json" for name, _file in plan)
+                    tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
+                             [pool.submit(_analyze_shard, job, common, (k, n), encode,
+                                          feeder.ticket() if i == fed else None)
+                              for k in range(n)]
+                             for i, (job, n) in enumerate(zip(jobs_, shards))]
+                    if feeder is not None:   # one input in shards: read once, here
+                        from pcapcheck.analyze import verifies_checksums
+                        shard_tasks = tasks[fed]
+                        feeder.serve(jobs_[fed][0], verifies_checksums(jobs_[fed][3]),
+                                     give_up=lambda: any(t.done() for t in shard_tasks))
+                    outcomes = (_merge_one(job, common, task) if isinstance(task, list)
+                                else task.result() for job, task in zip(jobs_, tasks))
+                else:
+                    outcomes = (_analyze_one(job, common) for job in jobs_)
                 for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
                     bar.start(name)
                     if line is not None:
