@@ -79,7 +79,9 @@ def quick_exit(code: object) -> NoReturn:
     (the :mod:`atexit` handlers: the spools' temporary files deleted, the worker pools
     shut down; stdout and stderr flushed), without the interpreter's teardown of every
     module and object: about 50 ms after an analysis that imported numpy, for nothing
-    (issue #4). A flush that fails (a closed pipe) changes nothing else."""
+    (issue #4). A flush that fails (a closed pipe) changes nothing else. Threads still
+    running are not waited for (the interpreter's exit would join them): the command
+    joins its own (the feed's senders) and shuts its pools down before it returns."""
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -22,12 +22,16 @@ from pcapcheck.catalog import (STAMP_NAME, CatalogError, _load_location,  # noqa
 
 def main() -> int:
     rules = default_rules_dir()
+    digest = rules_digest(rules)
     try:
         loaded = _load_location(rules, trusted=False)      # every check, the schema too
     except CatalogError as exc:
         print(f"stamp_rules: {exc}", file=sys.stderr)
         return 1
-    digest = rules_digest(rules)
+    if rules_digest(rules) != digest:
+        print("stamp_rules: the rules changed while they were checked; run it again",
+              file=sys.stderr)
+        return 1
     (rules / STAMP_NAME).write_text(digest + "\n", encoding="ascii")
     print(f"{rules / STAMP_NAME}: {len(loaded)} rules checked, {digest}")
     return 0
