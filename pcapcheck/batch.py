@@ -336,14 +336,16 @@ class BatchSource(SourceAttributes):
         if cols is None:
             return map(lambda f, t, r: (f, t, special_item(r)), frames.tolist(), ts.tolist(),
                        range(len(cat)))
-        mine = None
-        if self.shard is not None:
-            k, n = self.shard
-            mine = ((cols.sport.astype(np.int64) + cols.dport) % n) == k
+        mine = None if self.shard is None else self._mine(cols.sport, cols.dport)
         if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
             special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
             return Plan(cols, mine, cat, frames, ts, special)
         return self._blocks(cols, mine, cat, frames, ts, special_item)
+
+    def _mine(self, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+        """bool per segment: of this shard (``(sport + dport) % n == k``)."""
+        k, n = self.shard
+        return ((sport.astype(np.int64) + dport) % n) == k
 
     def _no_rows(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
                  record_at: Callable[[int], Record]) -> Batch | Iterable[Item]:
@@ -503,8 +505,7 @@ class BatchSource(SourceAttributes):
         src, dst = h["src"], h["dst"]
         sport, dport = h["sport"], h["dport"]
         if self.shard is not None and not self.blocks:   # blocks carry every shard's rows
-            k, nsh = self.shard
-            mine = ((sport.astype(np.int64) + dport) % nsh) == k
+            mine = self._mine(sport, dport)
             cat[idx[keep & ~mine]] = _DROP
             keep &= mine
 

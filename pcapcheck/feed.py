@@ -11,12 +11,13 @@ own reading (``tests/test_feed.py`` compares the two).
 * :class:`Feeder` (the starting process): a Unix socket in a private temporary directory
   (mode 0700); :meth:`Feeder.ticket` is what a worker needs to connect (picklable, so it
   crosses :class:`~concurrent.futures.ProcessPoolExecutor`'s queue);
-  :meth:`Feeder.serve` accepts the ``n`` workers, reads the file and sends every batch
-  to each (one sending thread and a bounded queue per worker: a worker may run up to
-  :data:`QUEUE` batches ahead of another, and the reading waits when a queue is full),
-  then the end of the file (its ``truncated`` and ``skipped``).
-* :class:`Feed` (a worker): the batches in order, then :attr:`Feed.truncated` and
-  :attr:`Feed.skipped`. Anything else — the socket refused or closed before the end,
+  :meth:`Feeder.serve` accepts the ``n`` workers (those that come within its time),
+  reads the file and sends every batch to each (one sending thread and a bounded queue
+  per worker: a worker may run up to :data:`QUEUE` batches ahead of another, and the
+  reading waits when a queue is full), then the end of the file (its ``truncated``,
+  ``skipped`` and ``snaplen``).
+* :class:`Feed` (a worker): the batches in order, then :attr:`Feed.truncated`,
+  :attr:`Feed.skipped` and :attr:`Feed.snaplen`. Anything else — the socket refused or closed before the end,
   the reading failing in the starting process — raises :class:`FeedLost`, and the
   worker analyses its shard from its own reading of the file
   (:func:`pcapcheck.analyze.analyze_part`): the report is the same, only slower.
@@ -209,10 +210,10 @@ class _Sender(threading.Thread):
 
 def _send_all(path: str | Path, verify_checksums: bool, chunk_bytes: int | None,
               conns: list[socket.socket]) -> bool:
-    from pcapcheck.batch import BatchSource
-
     """Read ``path`` and send its batches, then the end, to each of ``conns``; True when
     all of it reached every one. Stops reading when no worker is left."""
+    from pcapcheck.batch import BatchSource
+
     if not conns:
         return False
     senders: list[_Sender] = []
