@@ -253,9 +253,9 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             finally:
                 source.close()
         except FeedLost:
-            pass
+            pass                        # read here, as below
         except FastPathMismatch:
-            return _analyze_part(*args, ahead=False)
+            ahead = False               # read here, without the lookahead
     if ahead:
         try:
             return _analyze_part(*args, ahead=True)
@@ -281,8 +281,7 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     horizon = (max(tracker.idle_timeout, tracker.close_delay, tracker.linger)
                + 2 * SWEEP_EVERY + 1.0)
     source = open_source(path, decoder, verify_checksums=verifies_checksums(active),
-                         shard=shard,
-                         blocks=True,
+                         shard=shard, blocks=True,
                          lookahead=(tracker.close_delay, horizon) if ahead else None,
                          feed=feed)
     if encode:
