@@ -27,7 +27,7 @@ from pcapcheck.lane import feed_block
 from pcapcheck.model import (CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment,
                              SegmentBlock)
 from pcapcheck.reader import open_capture
-from pcapcheck.spool import Spool
+from pcapcheck.spool import LineSpool, Spool
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT, SWEEP_EVERY, Tracker
 
 
@@ -48,8 +48,10 @@ class FileResult:
     beyond a few thousand items, so a long capture does not hold its whole report in
     memory (analysed in shards, :class:`pcapcheck.shard.Merged` views that merge the
     shards' spools). Anything iterable with ``len()`` (a list) is accepted in their place.
-    ``connection_lines``: None, or (merged shards that wrote them) the JSON text of each
-    summary of ``connections``, in the same order, as the JSON report writes it.
+    ``connection_lines``: None, or (merged shards that encoded their summaries,
+    :class:`pcapcheck.shard.MergedLines`) ``(id, rest)`` for each summary of
+    ``connections``, in the same order: ``rest`` the bytes of its JSON text after the
+    id, plus ``json_report.LINE_END``.
     """
 
     path: str
@@ -62,7 +64,7 @@ class FileResult:
     connections: Sequence[dict[str, Any]] = field(default_factory=list)
     events: Sequence[Event] = field(default_factory=list)
     findings: Sequence[Finding] = field(default_factory=list)
-    connection_lines: Sequence[str] | None = None
+    connection_lines: Any = None
     error: str | None = None
     marks: dict[int, set[str]] | None = None
     frame_conn: dict[int, int] | None = None
@@ -223,11 +225,12 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     shard's own; shard 0 alone records the events CP005 and CP006, and no shard CP003
     or CP004 (the merge makes them from every shard's ``facts``).
     Connection ids are the shard's own (1, 2, ... in order of first frame).
-    ``encode``: ``result.connections`` holds ``(id, rest)`` for each summary in place of
-    the summary, ``rest`` the JSON text :mod:`pcapcheck.report.json_report` writes for it
-    after the id (the text is ``'{"id":%d%s' % (id, rest)``), so that the shards encode
-    their summaries in parallel and the merge need not, and writes the merged ids
-    without reading the shards' (:func:`pcapcheck.shard.merge_shards`).
+    ``encode``: ``result.connections`` is a :class:`~pcapcheck.spool.LineSpool` of the
+    summaries' JSON text, ``rest`` for each id: the bytes :mod:`pcapcheck.report.json_report`
+    writes for the summary after the id (the text is ``b'{"id":%d%s' % (id, rest)``),
+    each line ending with ``json_report.LINE_END``; so the shards encode their
+    summaries in parallel, and the merge need not and writes the merged ids without
+    reading the shards' (:func:`pcapcheck.shard.merge_shards`).
 
     With the native decoder (no marks), the clean connections are found ahead of the
     tracker (:mod:`pcapcheck.lookahead`); should the tracker's state ever contradict
@@ -285,9 +288,10 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                          lookahead=(tracker.close_delay, horizon) if ahead else None,
                          feed=feed)
     if encode:
-        from pcapcheck.report.json_report import dumps
+        from pcapcheck.report.json_report import LINE_END, dumps_bytes
     result = FileResult(path=str(path),
-                        connections=Spool(key=line_order if encode else summary_order),
+                        connections=(LineSpool(end=LINE_END) if encode
+                                     else Spool(key=summary_order)),
                         events=Spool(key=event_order), findings=Spool(key=event_order))
     facts = PartFacts()
     first_frames = facts.first_frames
@@ -316,8 +320,8 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                 conn.zeek.release()
             summary["findings"] = sum(record(ev) for ev in conn.events)
             if encode:       # the text after the id (the merge writes the global id)
-                result.connections.append(
-                    (conn.id, dumps(summary)[_ID_TEXT + len(str(conn.id)):]))
+                result.connections.append(conn.id, memoryview(dumps_bytes(summary))[
+                    _ID_TEXT + len(str(conn.id)):])
             else:
                 result.connections.append(summary)
 
@@ -421,12 +425,6 @@ def _block_facts(block: SegmentBlock, facts: PartFacts) -> None:
 def summary_order(summary: Mapping[str, Any]) -> int:
     """Sort key of connection summaries: the connection id."""
     return summary["id"]
-
-
-def line_order(line: tuple[int, str]) -> int:
-    """Sort key of ``(connection id, JSON text after the id)`` summaries
-    (``analyze_part(encode=True)``): the connection id."""
-    return line[0]
 
 
 #: Characters of ``{"id":``, how the JSON text of a summary starts (its first key is

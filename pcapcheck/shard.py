@@ -39,6 +39,9 @@ decoder are not sharded.
 
 Memory: each shard holds its own connections; the merged result streams the shards'
 spools (:func:`heapq.merge` on their sort keys, :class:`Merged`) through the id maps.
+For a JSON report the shards encode their summaries, in their own id order, into a
+:class:`~pcapcheck.spool.LineSpool` file each, which the report reads line after line
+(:class:`MergedLines`).
 """
 
 from __future__ import annotations
@@ -51,15 +54,14 @@ from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import count
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from pcapcheck.analyze import (FileResult, PartFacts, analyze_part, event_order,
-                               line_order, summary_order, verifies_checksums)
+                               summary_order, verifies_checksums)
 from pcapcheck.feed import feeder_for
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
-from pcapcheck.spool import Spool, item_at
+from pcapcheck.spool import LineSpool, Spool, item_at
 from pcapcheck.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
 #: Files smaller than this many bytes are analysed serially: below it, starting the
@@ -112,7 +114,7 @@ class ShardResult:
     def close(self) -> None:
         """Delete the spools' temporary files."""
         for spool in (self.result.connections, self.result.events, self.result.findings):
-            if isinstance(spool, Spool):
+            if isinstance(spool, (Spool, LineSpool)):
                 spool.close()
 
 
@@ -140,7 +142,7 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
 
 #: The JSON text of a summary from its id and the text after it (``analyze_part(
 #: encode=True)``).
-_WITH_ID = '{"id":%d%s'
+_WITH_ID = b'{"id":%d%s'
 
 
 class _Renumber:
@@ -222,13 +224,31 @@ class Merged:
         return f"Merged({self._len} items from {len(self.sources)} sources)"
 
 
-class _Lines(Merged):
-    """The JSON text of every summary of merged encoding shards, in global id order: the
-    sources give each shard's ``(id, text after the id)`` in the order of the global
-    ids, which are 1, 2, ...: each text is made with its rank, in C (``map``, ``%``)."""
+class MergedLines:
+    """The connection lines of merged encoding shards (``FileResult.connection_lines``):
+    iterating gives ``(global id, line)`` in global id order, ``line`` the bytes of the
+    summary's JSON text after the id plus ``json_report.LINE_END``, as read from the
+    shards' :class:`~pcapcheck.spool.LineSpool` files (``owner[g - 1]`` is the shard of
+    global id ``g``: each shard's next line, in C). ``len()`` is the number of lines."""
 
-    def __iter__(self) -> Iterator[str]:
-        return map(_WITH_ID.__mod__, zip(count(1), map(itemgetter(1), super().__iter__())))
+    def __init__(self, spools: Sequence[LineSpool], owner: Sequence[int]):
+        self.spools, self.owner = list(spools), owner
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        streams = [spool.lines() for spool in self.spools]
+        try:
+            yield from zip(count(1), map(next, map(streams.__getitem__, self.owner)))
+        finally:
+            for stream in streams:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def __repr__(self) -> str:
+        return f"MergedLines({len(self)} lines from {len(self.spools)} shards)"
 
 
 def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
@@ -293,7 +313,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
 
     # (CP005 and CP006, file-level events every shard sees, are in shard 0's spools.)
     conn_sources: list[tuple[Iterable, Callable | None]] = []
-    line_sources: list[tuple[Iterable, Callable | None]] = []   # as they are
+    line_sources: list[LineSpool] = []
     event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
     finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
     maps, owner = global_ids([p.facts.first_frames for p in parts])
@@ -301,7 +321,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         res = p.result
         if p.encoded:
             conn_sources.append((res.connections, _Renumber(ids, "decoded")))
-            line_sources.append((res.connections, None))
+            line_sources.append(res.connections)
         else:
             conn_sources.append((res.connections, _Renumber(ids, "summary")))
         event_sources.append((res.events, _Renumber(ids, "event")))
@@ -312,7 +332,7 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
         malformed=head.malformed, truncated=head.truncated,
         connections=Merged(conn_sources, summary_order, owner=owner),
-        connection_lines=(_Lines(line_sources, line_order, owner=owner)
+        connection_lines=(MergedLines(line_sources, owner)
                           if all(p.encoded for p in parts) else None),
         events=Merged(event_sources, event_order),
         findings=Merged(finding_sources, event_order))

@@ -12,6 +12,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -23,7 +24,7 @@ from pcapcheck import spool as spool_module
 from pcapcheck.analyze import analyze_file
 from pcapcheck.cli import app
 from pcapcheck.reader import CaptureError
-from pcapcheck.report.json_report import document, render
+from pcapcheck.report.json_report import document, render, write
 from pcapcheck.shard import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -45,7 +46,12 @@ def in_shards(path, catalog, active, n, encode=False, **timers):
 
 def same(serial, merged) -> None:
     assert document([merged]) == document([serial])
-    assert render([merged]) == render([serial])
+    text = render([serial])
+    assert render([merged]) == text                 # a StringIO: the merged lines decoded
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        write([merged], out)        # a file: the merged lines' bytes to its buffer
+        out.seek(0)
+        assert out.read() == text
     assert list(merged.events) == list(serial.events)
     assert len(merged.connections) == len(serial.connections)
     assert len(merged.findings) == len(serial.findings)
@@ -157,6 +163,26 @@ def test_generated_scenario_in_shards_equals_serial(tmp_path, catalog, seed, cut
         same(serial, in_shards(path, catalog, active, n, encode=n == 3, **timers))
 
 
+def test_merged_lines_go_as_text_where_bytes_would_differ(tmp_path, catalog, monkeypatch):
+    """The merged shards' lines are written to a text stream's buffer as bytes only where
+    that gives the text: not through an encoding that is not ASCII's (UTF-16), nor where
+    the text layer turns newlines into CRLF (Windows)."""
+    from pcapcheck.report import json_report
+
+    path = SAMPLES / "loopback" / "time_wait_reuse.pcap"
+    active = catalog.select(["ALL"], None)
+    text = render([analyze_file(path, catalog, active)])
+    merged = in_shards(path, catalog, active, 2, encode=True)
+    assert len(merged.connection_lines) == 2
+    with open(tmp_path / "a.json", "w", encoding="utf-16") as out:
+        write([merged], out)
+    assert (tmp_path / "a.json").read_text("utf-16") == text
+    monkeypatch.setattr(json_report.os, "linesep", "\r\n")
+    with open(tmp_path / "b.json", "w", encoding="utf-8", newline="\r\n") as out:
+        write([merged], out)
+    assert (tmp_path / "b.json").read_bytes() == text.replace("\n", "\r\n").encode()
+
+
 def test_port_reuse_ids_are_renumbered_in_data_and_messages(tmp_path, catalog):
     """CL010 and CP001 name another connection: the merged findings name its global id,
     in their data and their message."""
@@ -191,8 +217,9 @@ def test_spilled_spools(tmp_path, catalog, monkeypatch):
     active = catalog.select(None, None)
     timers = {"idle_timeout": 0.05, "close_delay": 0.0}   # connections released early
     serial = analyze_file(path, catalog, active, **timers)
-    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 16)
     for encode in (False, True):
+        # an encoding shard's LineSpool: lines that come after their place was written
+        monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 1 if encode else 16)
         parts = [analyze_shard(path, catalog, active, shard=(k, 3), encode=encode, **timers)
                  for k in range(3)]
         assert all(p.result.connections.spilled for p in parts)

@@ -18,7 +18,7 @@ from pcapcheck import spool as spool_module
 from pcapcheck.analyze import analyze_file, event_order
 from pcapcheck.model import Event
 from pcapcheck.report import FORMATS
-from pcapcheck.spool import Spool
+from pcapcheck.spool import LineSpool, Spool
 
 
 def _key(item):
@@ -164,3 +164,117 @@ def test_runs_longer_than_one_pickled_chunk(limit, monkeypatch):
     assert list(sp) == sorted(items, key=_key)
     assert sp[limit] == sorted(items, key=_key)[limit]
     sp.close()
+
+
+# --------------------------------------------------------------------------- LineSpool
+
+
+def _line(i: int) -> bytes:
+    return b'text of %d {"x":[%d]}' % (i, i * 7)
+
+
+def _lines_of(sp: LineSpool) -> list[bytes]:
+    return list(sp.lines())
+
+
+def test_line_spool_in_order_is_one_file_read_as_it_is():
+    sp = LineSpool(end=b",\n", limit=4)
+    for i in range(1, 101):
+        sp.append(i, _line(i))
+    assert len(sp) == 100 and sp and not sp.spilled and len(sp._paths) == 1
+    sp.finish()
+    with open(sp._paths[0], "rb") as fh:
+        assert fh.read() == b"".join(_line(i) + b",\n" for i in range(1, 101))
+    lines = sp.lines()
+    assert hasattr(lines, "fileno")             # the file itself: no Python per line
+    assert list(lines) == [_line(i) + b",\n" for i in range(1, 101)]
+    lines.close()
+    assert list(sp) == [(i, _line(i)) for i in range(1, 101)]
+    assert not LineSpool() and list(LineSpool()) == [] and list(LineSpool().lines()) == []
+
+
+def test_line_spool_waits_for_the_smaller_ids_within_its_limit():
+    # released about in order of creation: each id at most 5 places late, limit 8
+    rng = random.Random(1)
+    ids = sorted(range(1, 2001), key=lambda i: i + 5 * rng.random())
+    assert ids != sorted(ids)
+    sp = LineSpool(limit=8)
+    for i in ids:
+        sp.append(i, memoryview(b"xx" + _line(i))[2:])      # memoryviews, as analyze gives
+        assert len(sp._waiting) <= 8
+    assert not sp.spilled and not sp._gaps
+    assert _lines_of(sp) == [_line(i) + b"\n" for i in range(1, 2001)]
+
+
+def test_line_spool_gaps_and_late_lines_are_put_in_place():
+    # 1 and 2 are held (connections open long): past the limit the waiting lines are
+    # written, 1-2 and 6 become gaps, their lines come late
+    sp = LineSpool(limit=2)
+    for i in (3, 4, 5, 7, 8, 9, 2, 10, 6, 1, 11):
+        sp.append(i, _line(i))
+    assert sp.spilled and sp._gaps == [(1, 2), (6, 6)]
+    assert _lines_of(sp) == [_line(i) + b"\n" for i in range(1, 12)]
+    assert list(sp) == [(i, _line(i)) for i in range(1, 12)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_line_spool_any_order_and_missing_ids(seed, monkeypatch):
+    """Any order of appending, ids missing, limits from 1 up, the late lines' spool
+    spilled: the lines always come back in id order."""
+    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 3)      # the late lines' Spool
+    rng = random.Random(seed)
+    ids = [i for i in range(1, 400) if rng.random() > 0.1]
+    if seed % 3 == 0:
+        rng.shuffle(ids)
+    else:                                   # mostly in order, some held very long
+        ids.sort(key=lambda i: i + (rng.randrange(300) if rng.random() < 0.05 else
+                                    rng.randrange(4)))
+    sp = LineSpool(limit=1 + seed % 5)
+    for i in ids:
+        sp.append(i, _line(i))
+    assert len(sp) == len(ids)
+    assert _lines_of(sp) == [_line(i) + b"\n" for i in sorted(ids)]
+    assert list(sp) == [(i, _line(i)) for i in sorted(ids)]
+    if seed % 3 == 0:
+        assert sp.spilled and sp._late.spilled
+
+
+def test_line_spool_appending_after_reading():
+    sp = LineSpool()
+    sp.append(1, b"a")
+    assert _lines_of(sp) == [b"a\n"]
+    sp.append(3, b"c")
+    sp.append(2, b"b")
+    assert _lines_of(sp) == [b"a\n", b"b\n", b"c\n"] and len(sp._paths) == 1
+
+
+def _line_spool_in_worker(n: int) -> LineSpool:
+    sp = LineSpool(limit=2)
+    for i in [*range(4, n + 1), 3, 2, 1]:
+        sp.append(i, _line(i))
+    return sp
+
+
+def test_line_spool_made_in_another_process_owns_its_file():
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        sp = pool.submit(_line_spool_in_worker, 40).result()
+    assert sp.spilled and list(sp) == [(i, _line(i)) for i in range(1, 41)]
+    path = sp._paths[0]
+    copy = pickle.loads(pickle.dumps(sp))
+    del sp
+    gc.collect()
+    assert os.path.exists(path) and _lines_of(copy) == [_line(i) + b"\n" for i in range(1, 41)]
+    late_runs = [p for p, _n in copy._late._runs]
+    copy.close()
+    assert not os.path.exists(path) and not any(os.path.exists(p) for p in late_runs)
+    assert list(copy) == [] and len(copy) == 0
+
+
+def test_line_spool_file_is_deleted_when_the_spool_goes():
+    sp = LineSpool()
+    sp.append(1, b"a")
+    path = sp._paths[0]
+    assert os.path.exists(path)
+    del sp
+    gc.collect()
+    assert not os.path.exists(path)
