@@ -13,18 +13,38 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-import yaml
-
-if TYPE_CHECKING:                # imported where a schema is checked (it takes 50 ms)
-    import jsonschema.exceptions
+if TYPE_CHECKING:
+    import jsonschema.exceptions     # imported where a schema is checked (it takes 50 ms)
     import jsonschema.protocols
+    import yaml                      # imported where a YAML file is read (about 18 ms)
 
-__all__ = ["YAML_LOADER", "display_path", "schema_validator", "yaml_problem",
-           "schema_error_text", "read_yaml_mapping"]
+__all__ = ["YAML_LOADER", "load_yaml", "yaml_error", "display_path", "schema_validator",
+           "yaml_problem", "schema_error_text", "read_yaml_mapping"]
 
-#: libyaml's safe loader when PyYAML was built with it (several times faster), else
-#: the pure-Python SafeLoader: both construct only plain data, never objects.
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def __getattr__(name: str) -> Any:
+    # YAML_LOADER: libyaml's safe loader when PyYAML was built with it (several times
+    # faster), else the pure-Python SafeLoader: both construct only plain data, never
+    # objects. Made on first use: a run with the stamped shipped rules and no YAML
+    # configuration never imports yaml (issue #4).
+    if name == "YAML_LOADER":
+        import yaml
+
+        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed by :data:`YAML_LOADER` (plain data only). Raises yaml.YAMLError."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def yaml_error() -> type[Exception]:
+    """``yaml.YAMLError`` (the class :func:`load_yaml` raises)."""
+    import yaml
+
+    return yaml.YAMLError
 
 
 def display_path(path: Path) -> str:
@@ -92,8 +112,8 @@ def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Except
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise error(f"{where}: cannot read the file ({reason})") from None
     try:
-        data: Any = yaml.load(text, Loader=YAML_LOADER)  # safe: SafeLoader or its C twin
-    except yaml.YAMLError as exc:
+        data: Any = load_yaml(text)
+    except yaml_error() as exc:
         raise error(f"{where}: not valid YAML ({yaml_problem(exc)})") from None
     if data is None and empty_ok:
         return {}

@@ -3,6 +3,7 @@ message templates, the README table, and what the explanations teach."""
 
 from __future__ import annotations
 
+import json
 import re
 import string
 import subprocess
@@ -586,6 +587,32 @@ def test_the_shipped_rules_are_stamped():
     assert stamp == catalog_module.rules_digest(RULES_DIR), \
         "rules/.validated is stale: run python scripts/stamp_rules.py"
     assert catalog_module.stamped(RULES_DIR)
+    # rules/.parsed.json: the same digest, and every shipped file's YAML data as it is
+    parsed = json.loads((RULES_DIR / catalog_module.PARSED_NAME).read_text(encoding="utf-8"))
+    assert parsed["digest"] == stamp
+    files = sorted(RULES_DIR.glob("*.yaml"))
+    assert sorted(parsed["rules"]) == [p.name for p in files]
+    for path in files:
+        assert parsed["rules"][path.name] == yaml.safe_load(path.read_text()), path.name
+
+
+def test_stamped_shipped_rules_are_built_from_their_parsed_data(tmp_path, monkeypatch):
+    """While its digest is the rules', .parsed.json is what the shipped rules are built
+    from (the YAML files are not parsed); stale, it is ignored."""
+    rules = _shipped_copy(tmp_path, monkeypatch)
+    path = rules / catalog_module.PARSED_NAME
+    parsed = json.loads(path.read_text(encoding="utf-8"))
+    parsed["rules"]["HS002.yaml"]["summary"] = "from the parsed data"
+    path.write_text(json.dumps(parsed), encoding="utf-8")
+    assert load_catalog().rules["HS002"].summary == "from the parsed data"
+    parsed["digest"] = "0" * 64
+    path.write_text(json.dumps(parsed), encoding="utf-8")
+    yaml_summary = yaml.safe_load((rules / "HS002.yaml").read_text())["summary"]
+    assert load_catalog().rules["HS002"].summary == yaml_summary
+    path.write_text("not json", encoding="utf-8")
+    assert load_catalog().rules["HS002"].summary == yaml_summary
+    path.unlink()
+    assert load_catalog().rules["HS002"].summary == yaml_summary
 
 
 def test_stamped_shipped_rules_load_without_jsonschema(tmp_path):
@@ -595,12 +622,15 @@ def test_stamped_shipped_rules_load_without_jsonschema(tmp_path):
     extra.mkdir()
     (extra / "HS002.yaml").write_text((RULES_DIR / "HS002.yaml").read_text())
     code = ("import sys\nfrom pcapcheck.catalog import load_catalog\n"
-            "load_catalog(sys.argv[1:])\nprint('jsonschema' in sys.modules)\n")
+            "load_catalog(sys.argv[1:])\n"
+            "print('jsonschema' in sys.modules, 'yaml' in sys.modules)\n")
     shipped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, cwd=tmp_path)
     with_extra = subprocess.run([sys.executable, "-c", code, str(extra)],
                                 capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert (shipped.stdout.split(), with_extra.stdout.split()) == (["False"], ["True"])
+    # nor yaml (.parsed.json) for the shipped rules alone
+    assert (shipped.stdout.split(), with_extra.stdout.split()) == (["False", "False"],
+                                                                   ["True", "True"])
 
 
 def _shipped_copy(tmp_path, monkeypatch) -> Path:
@@ -634,7 +664,10 @@ def test_the_stamp_script_stamps_only_rules_that_pass(tmp_path, monkeypatch):
     monkeypatch.setattr(stamp_rules, "default_rules_dir", lambda: rules)
     stamp = rules / catalog_module.STAMP_NAME
     stamp.unlink()
+    (rules / catalog_module.PARSED_NAME).unlink()
     assert stamp_rules.main() == 0 and catalog_module.stamped(rules)
+    assert (rules / catalog_module.PARSED_NAME).read_bytes() == \
+        (RULES_DIR / catalog_module.PARSED_NAME).read_bytes()
     path = rules / "HS002.yaml"
     path.write_text(path.read_text().replace("severity: error", "severity: fatal"))
     before = stamp.read_text()
