@@ -530,3 +530,45 @@ def test_vectorised_check_agrees_on_generated_captures(seed, tmp_path):
     path, _n = _generated(tmp_path, seed, connections=400, concurrency=32)
     verdicts = _floor_verdicts(path)
     assert 100 < sum(verdicts) < len(verdicts)     # both kinds were compared
+
+
+def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
+    """The template an encoding shard fills for a clean connection (``analyze.clean_line``)
+    gives the bytes the JSON report writes for its summary, for both closers, IPv4 and
+    IPv6, and every value in range; None (the summary is encoded) for a time or a
+    duration Python writes with an exponent, not finite, or out of a date's range."""
+    import copy
+
+    from pcapcheck import analyze
+    from pcapcheck.report.json_report import dumps_bytes
+
+    found = []
+    original = clean.check
+    monkeypatch.setattr(clean, "check", lambda p: found.append(original(p)) or found[-1])
+    active = catalog.select(["ALL"], None)
+    for build in CLEAN:
+        analyze_file(_crafted(tmp_path, build), catalog, active)
+    path, _n = _generated(tmp_path, 3, refused=0, retrans=0, resets=0, loss=0)
+    analyze_file(path, catalog, catalog.select(["ALL"], ["CP004"]))   # no checksums made
+    conns = [c for c in found if c is not None]
+    assert len(conns) > 100 and len(analyze._clean_templates()) == 2
+
+    def encoded(c):
+        return dumps_bytes({**analyze.clean_summary(c), "findings": 0})
+
+    variants = []
+    for c in conns[:40]:
+        for closer in ("client", "server"):
+            for client in (c.client, ("2001:db8::1", 50000)):
+                for duration in (c.duration, 0.0, 0.000125, 12345.678901):
+                    v = copy.copy(c)
+                    v.closer, v.client, v.duration = closer, client, duration
+                    variants.append(v)
+    for c in conns + variants:
+        assert b'{"id":%d' % c.id + analyze.clean_line(c) == encoded(c)
+    for field, value in (("duration", 1e-05), ("duration", float("inf")),
+                         ("first_ts", 1e-05), ("first_ts", float("nan")),
+                         ("first_ts", 1e17), ("first_ts", 1e15)):
+        v = copy.copy(conns[0])
+        setattr(v, field, value)
+        assert analyze.clean_line(v) is None, (field, value)
