@@ -534,22 +534,15 @@ def clean_line(c: CleanConnection) -> bytes | None:
     templates = _CLEAN_TEMPLATES or _clean_templates()
     if start is None or not templates:
         return None
-    ip, port = c.client
-    client = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"    # Connection.endpoint_text
-    ip, port = c.server
-    server = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    text = Connection.endpoint_text
     (c_pkts, s_pkts), (c_bytes, s_bytes) = c.packets, c.bytes
-    if c.closer == "client":
-        return templates[0] % (
-            client.encode(), server.encode(), c.first_frame, c.last_frame, start.encode(),
-            first_ts.encode(), duration.encode(), c_pkts, s_pkts, c_bytes, s_bytes,
-            c.client_isn, c.server_isn, c.history.encode(), c.syn, c.synack,
-            c.f1, c.a1, c.f2, c.synack, c.ack, c.f1, c.f2, c.last)
-    return templates[1] % (
-        client.encode(), server.encode(), c.first_frame, c.last_frame, start.encode(),
-        first_ts.encode(), duration.encode(), c_pkts, s_pkts, c_bytes, s_bytes,
-        c.client_isn, c.server_isn, c.history.encode(), c.syn, c.synack,
-        c.f1, c.f2, c.last, c.synack, c.ack, c.f1, c.a1, c.f2)
+    head = (text(c.client).encode(), text(c.server).encode(), c.first_frame, c.last_frame,
+            start.encode(), first_ts.encode(), duration.encode(), c_pkts, s_pkts, c_bytes,
+            s_bytes, c.client_isn, c.server_isn, c.history.encode(), c.syn, c.synack)
+    if c.closer == "client":        # the rest of the transitions (_CLEAN_FIELDS)
+        return templates[0] % (head + (c.f1, c.a1, c.f2, c.synack, c.ack, c.f1, c.f2,
+                                       c.last))
+    return templates[1] % (head + (c.f1, c.f2, c.last, c.synack, c.ack, c.f1, c.a1, c.f2))
 
 
 #: The templates of :func:`clean_line` (client closes, server closes), made on first use;

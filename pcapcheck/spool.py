@@ -55,11 +55,7 @@ def item_at(items: Iterable[T], length: int, index: int | slice) -> T | list[T]:
 
 
 def _remove(runs: list[tuple[str, int]]) -> None:
-    for path, _count in runs:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    _remove_paths([path for path, _count in runs])
 
 
 class Spool(Generic[T]):

@@ -18,23 +18,15 @@ if TYPE_CHECKING:
     import jsonschema.protocols
     import yaml                      # imported where a YAML file is read (about 18 ms)
 
-__all__ = ["YAML_LOADER", "load_yaml", "yaml_error", "display_path", "schema_validator",
-           "yaml_problem", "schema_error_text", "read_yaml_mapping"]
-
-def __getattr__(name: str) -> Any:
-    # YAML_LOADER: libyaml's safe loader when PyYAML was built with it (several times
-    # faster), else the pure-Python SafeLoader: both construct only plain data, never
-    # objects. Made on first use: a run with the stamped shipped rules and no YAML
-    # configuration never imports yaml (issue #4).
-    if name == "YAML_LOADER":
-        import yaml
-
-        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__all__ = ["load_yaml", "yaml_error", "display_path", "schema_validator", "yaml_problem",
+           "schema_error_text", "read_yaml_mapping"]
 
 def load_yaml(text: str) -> Any:
-    """``text`` parsed by :data:`YAML_LOADER` (plain data only). Raises yaml.YAMLError."""
+    """``text`` parsed by libyaml's safe loader when PyYAML was built with it (several
+    times faster), else by the pure-Python SafeLoader: both construct only plain data,
+    never objects. Raises yaml.YAMLError. yaml is imported here, on first use: a run
+    with the stamped shipped rules and no YAML configuration never imports it (issue
+    #4)."""
     import yaml
 
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
