@@ -354,8 +354,9 @@ def _load_location(location: Path, trusted: bool = False) -> dict[str, Rule]:
     parsed = parsed_rules(location, digest) if digest is not None else {}
     for path in _rule_files(location):
         data = parsed.get(path.name)
-        rule = (load_rule_file(path, check_schema=digest is None) if data is None
-                else _rule_from_data(path, data, check_schema=False))
+        if data is None:
+            data = parse_rule_file(path)
+        rule = _rule_from_data(path, data, check_schema=digest is None)
         if rule.id in rules:
             raise CatalogError(
                 f"{display_path(path)}: id: {rule.id!r} is already defined in "
