@@ -2,7 +2,8 @@
 
 For each tool: the median wall time over ``--repeat`` runs, packets per second and the
 peak resident set size, and the ratios to pcapcheck. A tool that is not installed is
-skipped and said so.
+skipped and said so. The runs are interleaved (pcapcheck, tcptrace, tshark, then again):
+a slow spell of the machine falls on every tool alike.
 
 Peak RSS is that of the whole process tree of the command (``analyze --jobs`` runs worker
 processes): every ~20 ms the VmRSS of the command's process and of all its descendants
@@ -163,7 +164,7 @@ def main() -> None:
     packets = count_packets(args.capture)
     if "pcapcheck" in args.tools.split(","):
         byte_compile()
-    rows = []
+    cmds = {}
     for name in args.tools.split(","):
         cmd = TOOLS[name](args.capture)
         if name == "pcapcheck" and args.jobs:
@@ -171,9 +172,17 @@ def main() -> None:
         if name != "pcapcheck" and shutil.which(cmd[0]) is None:
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
-        runs = [measure(cmd) for _ in range(args.repeat)]
-        wall = statistics.median(w for w, _ in runs)
-        rss = max(r for _, r in runs)
+        cmds[name] = cmd
+    # interleaved: each round runs every tool once, so that a slow spell of the machine
+    # falls on all of them alike, not on the tool measured during it
+    runs: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
+    for _ in range(args.repeat):
+        for name, cmd in cmds.items():
+            runs[name].append(measure(cmd))
+    rows = []
+    for name, got in runs.items():
+        wall = statistics.median(w for w, _ in got)
+        rss = max(r for _, r in got)
         rows.append((name, wall, packets / wall, rss / 1024))
     base = next((r for r in rows if r[0] == "pcapcheck"), None)
     size = Path(args.capture).stat().st_size / 1e6

@@ -69,6 +69,23 @@ def test_run_measures_each_installed_tool_on_the_same_file(capture, tmp_path):
     assert ratio == pytest.approx(wall / rows["pcapcheck"][0], rel=0.05)
 
 
+def test_run_interleaves_the_tools(capture, tmp_path):
+    """Each round runs every tool once (a slow spell of the machine falls on all of
+    them): stand-in tcptrace and tshark log their turns."""
+    log = tmp_path / "turns.txt"
+    for name in ("tcptrace", "tshark"):
+        fake = tmp_path / name
+        fake.write_text(f"#!/bin/sh\necho {name} >> {log}\n")
+        fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "PATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), str(capture),
+                           "--repeat", "3", "--tools", "tcptrace,tshark"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().split() == ["tcptrace", "tshark"] * 3
+    assert "median of 3" in done.stdout
+
+
 def test_phases_times_each_stage_of_one_shard(capture):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "phases.py"), str(capture),
                           "--shard", "1/2"], cwd=ROOT, capture_output=True, text=True,
