@@ -2,8 +2,8 @@
 
 For each tool: the median wall time over ``--repeat`` runs, packets per second and the
 peak resident set size, and the ratios to pcapcheck. A tool that is not installed is
-skipped and said so. The runs are interleaved (pcapcheck, tcptrace, tshark, then again):
-a slow spell of the machine falls on every tool alike.
+skipped and said so. The runs are interleaved (pcapcheck, tcptrace, then again), so that
+a slow spell of the machine falls on both alike; tshark's runs come last (:data:`LAST`).
 
 Peak RSS is that of the whole process tree of the command (``analyze --jobs`` runs worker
 processes): every ~20 ms the VmRSS of the command's process and of all its descendants
@@ -34,6 +34,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+#: Tools whose runs come after the others' rather than among them: on the 2-CPU VM this
+#: was measured on, a command started right after one of tshark's runs (17 s of one CPU
+#: busy) took about 0.1 s longer than the same command after a short one.
+LAST = frozenset({"tshark"})
 
 TOOLS = {
     "pcapcheck": lambda f: [sys.executable, "-m", "pcapcheck", "analyze", f, "-f", "json",
@@ -174,11 +179,13 @@ def main() -> None:
             continue
         cmds[name] = cmd
     # interleaved: each round runs every tool once, so that a slow spell of the machine
-    # falls on all of them alike, not on the tool measured during it
+    # falls on all of them alike, not on the tool measured during it; tshark's runs
+    # (ten times longer) come after the others' (see LAST)
     runs: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
-    for _ in range(args.repeat):
-        for name, cmd in cmds.items():
-            runs[name].append(measure(cmd))
+    for group in ([n for n in cmds if n not in LAST], [n for n in cmds if n in LAST]):
+        for _ in range(args.repeat):
+            for name in group:
+                runs[name].append(measure(cmds[name]))
     rows = []
     for name, got in runs.items():
         wall = statistics.median(w for w, _ in got)

@@ -69,9 +69,10 @@ def test_run_measures_each_installed_tool_on_the_same_file(capture, tmp_path):
     assert ratio == pytest.approx(wall / rows["pcapcheck"][0], rel=0.05)
 
 
-def test_run_interleaves_the_tools(capture, tmp_path):
-    """Each round runs every tool once (a slow spell of the machine falls on all of
-    them): stand-in tcptrace and tshark log their turns."""
+def test_run_interleaves_the_tools(capture, tmp_path, monkeypatch):
+    """Each round runs pcapcheck and tcptrace once (a slow spell of the machine falls on
+    both), tshark's runs come after theirs: stand-ins log their turns, and in this
+    process the commands measured are recorded."""
     log = tmp_path / "turns.txt"
     for name in ("tcptrace", "tshark"):
         fake = tmp_path / name
@@ -79,11 +80,22 @@ def test_run_interleaves_the_tools(capture, tmp_path):
         fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     env = {**os.environ, "PATH": str(tmp_path)}
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), str(capture),
-                           "--repeat", "3", "--tools", "tcptrace,tshark"], cwd=ROOT, env=env,
+                           "--repeat", "3", "--tools", "tshark,tcptrace"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert log.read_text().split() == ["tcptrace", "tshark"] * 3
+    assert log.read_text().split() == ["tcptrace"] * 3 + ["tshark"] * 3
     assert "median of 3" in done.stdout
+    # in this process, every tool "installed": pcapcheck and tcptrace take turns
+    sys.path.insert(0, str(ROOT / "bench"))
+    import run
+    turns = []
+    monkeypatch.setattr(run, "measure", lambda cmd: turns.append(cmd[0]) or (1.0, 1024))
+    monkeypatch.setattr(run, "count_packets", lambda path: 10)
+    monkeypatch.setattr(run, "byte_compile", lambda: None)
+    monkeypatch.setattr(run.shutil, "which", lambda name: name)
+    monkeypatch.setattr(sys, "argv", ["run.py", str(capture), "--repeat", "2"])
+    run.main()
+    assert turns == [sys.executable, "tcptrace"] * 2 + ["tshark"] * 2
 
 
 def test_phases_times_each_stage_of_one_shard(capture):
