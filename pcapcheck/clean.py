@@ -55,19 +55,6 @@ class FastPathMismatch(Exception):
     capture again without the lookahead."""
 
 
-class _Sealed(list):
-    """The rows of a :class:`Pending` that :mod:`pcapcheck.lookahead` found clean: it
-    has none, and none may be added (:class:`FastPathMismatch`)."""
-
-    __slots__ = ()
-
-    def append(self, row: tuple) -> None:
-        raise FastPathMismatch("a segment for a connection the lookahead found finished")
-
-
-_SEALED = _Sealed()
-
-
 class Pending:
     """A connection that began with a SYN on a fresh 4-tuple, its segments kept as rows
     (see the module docstring) until it is finalised or must be replayed.
@@ -75,12 +62,9 @@ class Pending:
     ``id``: the connection id reserved for it; ``client``/``server``: ``(ip, port)``;
     ``last_ts``: seconds since the epoch of its latest row; ``dirty``: a row that the
     pattern excludes at once (cut, wrong checksum) was seen; ``fins``, ``closing``: see
-    :meth:`pcapcheck.tracker.Tracker.feed`; ``done``: the :class:`CleanConnection` of a
-    connection :mod:`pcapcheck.lookahead` found clean (then ``rows`` is sealed and
-    empty), else None."""
+    :meth:`pcapcheck.tracker.Tracker.feed`."""
 
-    __slots__ = ("id", "client", "server", "rows", "last_ts", "dirty", "fins", "closing",
-                 "done")
+    __slots__ = ("id", "client", "server", "rows", "last_ts", "dirty", "fins", "closing")
 
     def __init__(self, cid: int, client: tuple[str, int], server: tuple[str, int]):
         self.id = cid
@@ -91,20 +75,6 @@ class Pending:
         self.dirty = False
         self.fins = 0            # FIN seen from the client: 1, from the server: 2
         self.closing = False     # in the tracker's queue of closed connections
-        self.done: CleanConnection | None = None
-
-    @classmethod
-    def finished(cls, c: CleanConnection, ts: float) -> Pending:
-        """The Pending of the clean connection ``c`` just after its last row (at ``ts``,
-        seconds since the epoch), as the tracker would hold it had it kept the rows:
-        both FINs seen, in the queue of closed connections."""
-        p = cls(c.id, c.client, c.server)
-        p.rows = _SEALED
-        p.last_ts = ts
-        p.fins = 3
-        p.closing = True
-        p.done = c
-        return p
 
 
 class CleanConnection:

@@ -35,9 +35,9 @@ verdict, by rounds over everything still undecided:
 A fast connection's SYN row and last row reach the tracker
 (:meth:`~pcapcheck.tracker.Tracker.start_fast`, which reserves its id exactly when the
 tracker would have made its :class:`~pcapcheck.clean.Pending`, and
-:meth:`~pcapcheck.tracker.Tracker.end_fast`, which puts the finished
-:class:`~pcapcheck.clean.CleanConnection` in the table as the Pending would be after
-its last row); its other segments are only ticks. Should the tracker ever find its
+:meth:`~pcapcheck.tracker.Tracker.end_fast`, which finalises the
+:class:`~pcapcheck.clean.CleanConnection` as the tracker finalises a clean Pending); its
+other segments are only ticks. Should the tracker ever find its
 state not to be what this module inferred, it raises
 :class:`~pcapcheck.clean.FastPathMismatch` and the analysis runs again without the
 lookahead (:func:`pcapcheck.analyze.analyze_part`), so the report is always the

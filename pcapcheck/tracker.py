@@ -178,19 +178,27 @@ class Tracker:
 
     def end_fast(self, fast: FastConn, ts: float) -> None:
         """The last segment of a connection :mod:`pcapcheck.lookahead` found clean
-        arrives at ``ts``: put it in the table as :meth:`feed` leaves its Pending after
-        that segment (:meth:`Pending.finished`: closing, in the queue of closed
-        connections); it is finalised as any Pending, its
-        :class:`~pcapcheck.clean.CleanConnection` already made. Its other segments came
-        as :meth:`tick`. Raises :class:`~pcapcheck.clean.FastPathMismatch` when the
-        4-tuple is in the table."""
+        arrives at ``ts`` (its other segments came as :meth:`tick`): finalise it at once,
+        as :meth:`_settle` finalises a clean Pending (its 4-tuple among the recently
+        closed ones, its :class:`~pcapcheck.clean.CleanConnection` finished), where
+        :meth:`feed` would keep its Pending in the table until the close delay has run
+        out. Nothing can tell the two apart: no segment of the 4-tuple comes within the
+        close delay (the lookahead would have seen it in the connection's group), and
+        with the capture's clock never going back (the lookahead's condition) the
+        Pending's turn in the queue of closed connections would come at the first
+        segment past the close delay, which the lookahead saw before it decided (so
+        before the end, cut short or not). Spared: the Pending, its turn in the queue
+        and the table, and the ticks that turn called for (issue #4).
+        Raises :class:`~pcapcheck.clean.FastPathMismatch` when the 4-tuple is in the
+        table."""
         if ts >= self._next_sweep:
             self._sweep(ts)
         key = fast.key
         if key in self.table:
             raise FastPathMismatch(f"{key} is in the table at its last segment")
-        p = self.table[key] = Pending.finished(fast.clean, ts)
-        self._closing.append((ts, key, p))
+        done = fast.clean
+        self.recently_closed[key] = (done.id, done.close_ts)
+        self._finished.append(done)
         self._release_due(ts)
 
     def tick(self, ts: float) -> None:
@@ -239,8 +247,6 @@ class Tracker:
         """Turn the kept connection ``p`` into a :class:`Connection` (its id, in the table
         under ``key``) by replaying its rows through the full path, as :meth:`feed` would
         have; return it."""
-        if p.done is not None:
-            raise FastPathMismatch(f"connection {p.id}, found clean ahead, replayed")
         segments = [row[10] or self._segment(p, row) for row in p.rows]
         next_id, self._next_id = self._next_id, p.id
         del self.table[key]
@@ -268,13 +274,7 @@ class Tracker:
     def _settle(self, key: tuple, p: Pending, cut: bool = False) -> Connection | None:
         """Finalise the kept connection ``p`` when its rows fit :func:`clean.check`
         (None then); else replay it and return the :class:`Connection` (in the table)."""
-        done = p.done
-        if done is not None:
-            if cut:
-                raise FastPathMismatch(f"connection {p.id}, found clean ahead, still "
-                                       "open when the capture was cut")
-        elif not cut:
-            done = clean.check(p)
+        done = None if cut else clean.check(p)
         if done is None:
             return self._replay(key, p)
         del self.table[key]

@@ -302,16 +302,30 @@ def test_a_contradiction_analyses_again_without_the_lookahead(tmp_path, catalog,
     same_report(on, off)
 
 
-def test_a_finished_pending_takes_no_rows():
-    """The tracker's stand-in for a connection found clean: closing, both FINs seen,
-    and any row added or a replay is a contradiction."""
+def test_end_fast_finalises_the_connection_at_once():
+    """A fast connection's last segment finalises it as the tracker finalises a clean
+    Pending: its 4-tuple among the recently closed ones (for CL010), the connection
+    finished; nothing is left in the table or the queue of closed connections (the
+    Pending, its turn and its ticks spared). A 4-tuple held in the table, at its SYN
+    or its last segment, is a contradiction."""
+    from pcapcheck.detectors import Checker
+
+    tracker = Tracker(Checker())
     c = clean.CleanConnection()
-    c.id, c.client, c.server = 7, ("10.0.0.1", 40000), ("10.0.0.2", 80)
-    p = Pending.finished(c, 12.5)
-    assert (p.id, p.last_ts, p.fins, p.closing, p.done, p.rows) == (7, 12.5, 3, True, c, [])
+    c.client, c.server, c.close_ts = ("10.0.0.1", 40000), ("10.0.0.2", 80), 12.5
+    fast = lookahead.FastConn(("10.0.0.1", 40000, "10.0.0.2", 80), c)
+    tracker.start_fast(fast, 10.0)
+    assert c.id == 1 and not tracker.table
+    tracker.end_fast(fast, 12.5)
+    assert not tracker.table and not tracker._closing
+    assert tracker.recently_closed[fast.key] == (1, 12.5)
+    assert tracker.pop_finished() == [c]
+    held = lookahead.FastConn(("10.0.0.3", 1, "10.0.0.4", 2), clean.CleanConnection())
+    tracker.table[held.key] = Pending(9, ("10.0.0.3", 1), ("10.0.0.4", 2))
     with pytest.raises(FastPathMismatch):
-        p.rows.append((1,))
-    assert clean.check(p) is None
+        tracker.end_fast(held, 13.0)
+    with pytest.raises(FastPathMismatch):
+        tracker.start_fast(held, 13.0)
 
 
 def test_clean_connections_sets_every_slot():
