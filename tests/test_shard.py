@@ -219,7 +219,8 @@ def test_spilled_spools(tmp_path, catalog, monkeypatch):
     serial = analyze_file(path, catalog, active, **timers)
     for encode in (False, True):
         # an encoding shard's LineSpool: lines that come after their place was written
-        monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 1 if encode else 16)
+        monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 16)
+        monkeypatch.setattr(spool_module, "LINE_LIMIT", 1)
         parts = [analyze_shard(path, catalog, active, shard=(k, 3), encode=encode, **timers)
                  for k in range(3)]
         assert all(p.result.connections.spilled for p in parts)
