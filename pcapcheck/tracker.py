@@ -27,7 +27,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Iterator
 
 from pcapcheck import clean
-from pcapcheck.clean import FastPathMismatch, Pending
+from pcapcheck.clean import CleanConnection, FastPathMismatch, Pending
 from pcapcheck.connection import Connection
 from pcapcheck.detectors import Checker
 from pcapcheck.fsm import Endpoint
@@ -196,9 +196,7 @@ class Tracker:
         key = fast.key
         if key in self.table:
             raise FastPathMismatch(f"{key} is in the table at its last segment")
-        done = fast.clean
-        self.recently_closed[key] = (done.id, done.close_ts)
-        self._finished.append(done)
+        self._clean_done(key, fast.clean)
         self._release_due(ts)
 
     def tick(self, ts: float) -> None:
@@ -278,9 +276,14 @@ class Tracker:
         if done is None:
             return self._replay(key, p)
         del self.table[key]
+        self._clean_done(key, done)
+        return None
+
+    def _clean_done(self, key: tuple, done: CleanConnection) -> None:
+        """A clean connection finalised: its 4-tuple among the recently closed ones, it
+        among the finished connections."""
         self.recently_closed[key] = (done.id, done.close_ts)
         self._finished.append(done)
-        return None
 
     def _limit(self, conn: Connection) -> float:
         """Seconds a connection is kept after its last segment."""
