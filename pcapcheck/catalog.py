@@ -46,6 +46,7 @@ import string
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -440,11 +441,48 @@ def format_message(template: str, data: Mapping[str, Any] | None) -> str:
     A missing key renders as ``?``, ``None`` as ``-``, ``True``/``False`` as
     ``yes``/``no``; a value the format spec does not fit (``{ack:.3f}`` with a string)
     renders as ``str(value)``; a malformed template is returned unchanged.
+
+    When every field of the template is a plain ``{name}`` and each has a value that is
+    neither None nor a bool, ``str.format_map`` gives the same text in a tenth of the
+    time (issue #4); anything else goes through the formatter.
     """
+    data = data or {}
+    names = _plain_fields(template)
+    if names is not None:
+        for name in names:
+            value = data.get(name)
+            if value is None or value.__class__ is bool:
+                break
+        else:
+            try:
+                return template.format_map(data)
+            except Exception:  # noqa: BLE001 - a value format() refuses: the slow path
+                pass
     try:
-        return _FORMATTER.vformat(template, (), dict(data or {}))
+        return _FORMATTER.vformat(template, (), dict(data))
     except Exception:
         return template
+
+
+@lru_cache(maxsize=512)
+def _plain_fields(template: str) -> tuple[str, ...] | None:
+    """The names of ``template``'s fields when each is a plain ``{name}`` (no
+    conversion, format spec, attribute or index); None otherwise, or when the template
+    is malformed."""
+    names = []
+    try:
+        for _text, name, spec, conversion in _PARSER.parse(template):
+            if name is None:
+                continue
+            if spec or conversion or not name.isidentifier():
+                return None
+            names.append(name)
+    except ValueError:
+        return None
+    return tuple(names)
+
+
+_PARSER = string.Formatter()
 
 
 def _md_cell(text: str) -> str:

@@ -469,6 +469,44 @@ def test_safe_formatter():
     assert format_message("{a}", None) == "?"
 
 
+def test_plain_templates_take_format_map_with_the_same_text():
+    """A template whose fields are all plain ``{name}``, each with a value neither None
+    nor a bool, is filled by ``str.format_map`` (catalog._plain_fields): for every
+    shipped rule's message and values of every kind, the text is the formatter's."""
+    import random
+
+    def reference(template, data):
+        try:
+            return catalog_module._FORMATTER.vformat(template, (), dict(data or {}))
+        except Exception:
+            return template
+
+    cat = load_catalog()
+    rng = random.Random(5)
+    kinds = [0, 7, -3, 2**40, 0.5, 1e-07, "text", "{braces}", None, True, False,
+             ("a", 1), b"raw"]
+    taken = 0
+    for rule in cat:
+        names = catalog_module._plain_fields(rule.message)
+        every = names or [f[1] for f in string.Formatter().parse(rule.message) if f[1]]
+        for _ in range(12):
+            data = {}
+            for name in every:
+                pick = rng.randrange(len(kinds) + 1)
+                if pick < len(kinds):
+                    data[name] = kinds[pick]
+            taken += names is not None and all(
+                data.get(n) is not None and data.get(n).__class__ is not bool for n in names)
+            assert format_message(rule.message, data) == reference(rule.message, data), \
+                (rule.id, data)
+    assert taken > 20
+    assert catalog_module._plain_fields("{a} {{b}} {c}") == ("a", "c")
+    assert catalog_module._plain_fields("{a:.3f}") is None
+    assert catalog_module._plain_fields("{a!r} {b.c} {d[0]} {0} {}") is None
+    assert catalog_module._plain_fields("{a") is None
+    assert format_message("{a} {{b}} {c}", {"a": 1, "c": "x"}) == "1 {b} x"
+
+
 def test_to_finding_fills_the_template(cat):
     data = {"ack": 5, "expected": 1, "ack_abs": 1005, "expected_abs": 1001, "syn_data_len": 0,
             "client": "10.0.0.1:40000", "server": "10.0.0.2:80"}
