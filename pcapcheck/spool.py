@@ -26,6 +26,7 @@ import pickle
 import tempfile
 import weakref
 from itertools import islice
+from operator import itemgetter
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -232,7 +233,7 @@ class LineSpool:
         self._next = 1                      # the next id the file takes
         self._waiting: dict[int, bytes] = {}
         self._gaps: list[tuple[int, int]] = []     # [first, last] ids skipped, in order
-        self._late: Spool = Spool(key=_first)
+        self._late: Spool = Spool(key=itemgetter(0))
         self._count = 0
         self._paths: list[str] = []         # the file (one path, once created)
         self._fh: Any = None
@@ -314,7 +315,7 @@ class LineSpool:
         # 1 MiB reads: the default 8 KiB made reading 51 MB of lines twice as slow
         fh = open(self._paths[0], "rb", buffering=1 << 20)
         if not self._late:
-            return iter(fh)
+            return fh
         return self._spliced(fh)
 
     def _spliced(self, fh: Any) -> Iterator[bytes]:
@@ -342,26 +343,19 @@ class LineSpool:
             yield from fh
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        """``(id, text)`` in id order (``text`` without ``end``)."""
+        """``(id, text)`` in id order (``text`` without ``end``): :meth:`lines` with
+        their ids (the file's, and the late lines' put before a file line of the same
+        id, as :meth:`lines` puts them)."""
         cut = -len(self.end) if self.end else None
-        ids = self._file_ids()
-        late = iter(self._late)
-        pending = next(late, None)
-        file_lines = self._file_only()
-        for id_ in ids:
-            while pending is not None and pending[0] < id_:
-                yield pending
-                pending = next(late, None)
-            yield id_, next(file_lines)[:cut]
-        while pending is not None:
-            yield pending
-            pending = next(late, None)
-
-    def _file_only(self) -> Iterator[bytes]:
-        self.finish()
-        if self._paths:
-            with open(self._paths[0], "rb", buffering=1 << 20) as fh:
-                yield from fh
+        lines = self.lines()
+        try:
+            ids = heapq.merge((id_ for id_, _text in self._late), self._file_ids())
+            for id_, line in zip(ids, lines):
+                yield id_, line[:cut]
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
 
     def _file_ids(self) -> Iterator[int]:
         """The ids of the file's lines, in order: 1 .. the last written, but the gaps."""
@@ -401,10 +395,6 @@ class LineSpool:
         self._gaps, self._late, self._count = state["gaps"], state["late"], state["count"]
         self._paths, self._waiting, self._fh = state["paths"], {}, None
         self._finalizer = weakref.finalize(self, _remove_paths, self._paths)
-
-
-def _first(item: tuple) -> Any:
-    return item[0]
 
 
 def _remove_paths(paths: list[str]) -> None:
