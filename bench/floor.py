@@ -47,11 +47,11 @@ from pcapcheck.reader import open_capture
 from pcapcheck.tracker import CLOSE_DELAY
 
 _ETH_IP4_TCP = np.dtype({
-    "names": ["et", "vihl", "total", "frag", "proto", "src", "dst", "sport", "dport",
-              "seq", "ack", "doff", "flags", "win"],
-    "formats": [">u2", "u1", ">u2", ">u2", "u1", ">u4", ">u4", ">u2", ">u2", ">u4", ">u4",
-                "u1", "u1", ">u2"],
-    "offsets": [12, 14, 16, 20, 23, 26, 30, 34, 36, 38, 42, 46, 47, 48],
+    "names": ["et", "vihl", "total", "ip_id", "frag", "proto", "src", "dst", "sport",
+              "dport", "seq", "ack", "doff", "flags", "win"],
+    "formats": [">u2", "u1", ">u2", ">u2", ">u2", "u1", ">u4", ">u4", ">u2", ">u2", ">u4",
+                ">u4", "u1", "u1", ">u2"],
+    "offsets": [12, 14, 16, 18, 20, 23, 26, 30, 34, 36, 38, 42, 46, 47, 48],
     "itemsize": 54})
 
 
@@ -59,7 +59,7 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
     """The plain Ethernet/IPv4/TCP records of a pcap file as numpy columns (record
     order): ``frame`` (1-based), ``ts`` (seconds since the epoch), ``src``, ``dst``
     (int addresses), ``sport``, ``dport``, ``seq``, ``ack``, ``flags``, ``win``,
-    ``ln`` (payload bytes), ``cut`` (the snaplen cut the payload); ``other``: how many
+    ``ln`` (payload bytes), ``ip_id``, ``cut`` (the snaplen cut the payload); ``other``: how many
     records were left out (array of one int)."""
     reader = open_capture(path)
     endian, ticks, lt = reader.pcap_layout()
@@ -94,10 +94,10 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
             "dst": h["dst"].astype(np.int64), "sport": h["sport"].astype(np.int64),
             "dport": h["dport"].astype(np.int64), "seq": h["seq"].astype(np.int64),
             "ack": h["ack"].astype(np.int64), "flags": h["flags"].astype(np.int64),
-            "win": h["win"].astype(np.int64), "ln": ln,
+            "win": h["win"].astype(np.int64), "ln": ln, "ip_id": h["ip_id"].astype(np.int64),
             "cut": caplen[k] < 14 + total[keep]})
     names = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win",
-             "ln", "cut")
+             "ln", "ip_id", "cut")
     cols = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0, np.int64)
             for key in names}
     cols["other"] = np.array([other])
@@ -161,7 +161,7 @@ def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
 #: endpoints, which :func:`~pcapcheck.lookahead.clean_connections` leaves to its caller).
 _COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "packets",
              "bytes", "client_isn", "server_isn", "closer", "syn", "synack", "ack", "f1",
-             "a1", "f2", "last", "history")
+             "a1", "f2", "last", "history", "retx")
 
 
 def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
@@ -172,14 +172,14 @@ def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     :func:`classify`'s (through :func:`clean_connections`). Returns the number of
     connections compared."""
     lists = {key: cols[key][rows].tolist()
-             for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "cut")}
+             for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "ip_id", "cut")}
     fcl = fc.tolist()
     mine = iter(clean_connections(cols, rows, starts, sizes, out))
     for i, (s, n) in enumerate(zip(starts.tolist(), sizes.tolist())):
         p = Pending(i + 1, ("c", 1), ("s", 2))
         p.rows = [(lists["frame"][r], lists["ts"][r], fcl[r], lists["seq"][r],
                    lists["ack"][r], lists["flags"][r], lists["win"][r], lists["ln"][r],
-                   0, None, None) for r in range(s, s + n)]
+                   lists["ip_id"][r], None, None) for r in range(s, s + n)]
         p.dirty = any(lists["cut"][s:s + n])
         c = check(p)
         clean = bool(out["clean"][i])

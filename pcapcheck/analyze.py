@@ -315,7 +315,7 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             if i >= len(first_frames):
                 first_frames.extend(bytes(max(i + 1 - len(first_frames), 1024)))
             first_frames[i] = conn.first_frame
-            if encode and conn.__class__ is CleanConnection:
+            if encode and conn.__class__ is CleanConnection and not conn.events:
                 text = clean_line(conn)       # no events, no Zeek state
                 if text is not None:
                     result.connections.append(conn.id, text)

@@ -14,7 +14,7 @@ against the pattern:
   (flags exactly SYN+ACK, no data, SEG.ACK = client ISN + 1); row 2: the client's ACK
   of it (SEG.SEQ = ISN + 1, SEG.ACK = server ISN + 1);
 * every later row: flags ACK or ACK+PSH, with or without FIN; SEG.SEQ = the sender's
-  SND.NXT (in order: no retransmission, no hole, no keep-alive); the sender's SEG.ACK
+  SND.NXT (in order: no hole, no keep-alive), or a **retransmission** (below); the sender's SEG.ACK
   never decreasing and never beyond the peer's SND.NXT; a window other than 0; nothing
   sent after the sender's own FIN but ACKs; no FIN with data; no pure ACK that
   repeats its direction's previous acknowledgment (duplicate ACKs, packets stored twice:
@@ -24,6 +24,16 @@ against the pattern:
   acknowledges it (row a1, SEG.ACK = FIN + 1); the other side's FIN (row f2, the FIN
   acknowledged by then); the first side's ACK of that FIN (SEG.ACK = FIN + 1) is the
   last row.
+
+A retransmission is a row that sends again, whole, data of its direction already sent
+(SEG.SEQ >= ISN + 1, SEG.SEQ + SEG.LEN =< SND.NXT), at least 2 bytes (one old byte is a
+keep-alive), flags ACK or ACK+PSH, after the handshake's ACK and before the
+connection's first FIN (both endpoints ESTABLISHED), and not equal in IP ID, SEG.SEQ,
+SEG.ACK, flags, length and window to an earlier segment of its direction (such a pair
+may be one packet stored twice, CP008, which the replay tells apart; it is replayed).
+The replay reports it as SQ002 (:func:`retransmission_events`), and Zeek's history
+gets ``T`` (client) or ``t`` (server) at the first one of each direction (Zeek adds the
+letter again at the 10th: a direction with 10 or more is replayed).
 
 A connection that fits is a :class:`CleanConnection` (what its summary needs;
 :func:`pcapcheck.analyze.connection_summary` writes it); anything else is replayed
@@ -35,9 +45,10 @@ generated ones.
 
 from __future__ import annotations
 
+from pcapcheck.connection import Connection
 from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
                              FIN_WAIT_2, LAST_ACK, LISTEN, PSH, SYN, SYN_RECEIVED,
-                             SYN_SENT, TIME_WAIT)
+                             SYN_SENT, TIME_WAIT, Event, flags_text)
 
 #: Summarise clean connections from their rows; False replays every connection (the
 #: tests compare both).
@@ -46,6 +57,9 @@ ENABLED = True
 _M32 = 0xFFFFFFFF
 _SYNACK = SYN | ACK
 _FINACK = FIN | ACK
+#: Retransmissions of one direction from which Zeek writes its ``T``/``t`` again
+#: (Session::ScaledHistoryEntry, base 10): a clean connection has fewer.
+RETX_MAX = 9
 
 
 class FastPathMismatch(Exception):
@@ -84,17 +98,43 @@ class CleanConnection:
     role that sent the first FIN; ``f1``, ``a1``, ``f2``, ``last``: the frames of that
     FIN, of the other side's ACK of it, of the other side's FIN and of the last ACK;
     ``syn``, ``synack``, ``ack``: the handshake's frames; ``history``: Zeek's.
-    ``events`` (none) and ``zeek`` (None) are there for the code that finishes any
-    connection (:func:`pcapcheck.analyze.analyze_part`'s ``absorb``)."""
+    ``retx``: its retransmissions (module docstring) in capture order, each ``(frame,
+    from_client, seq, payload_len, first_frame, flags)`` with SEG.SEQ relative to the
+    sender's ISN and ``first_frame`` the frame that first sent that byte while it is
+    still unacknowledged, else None (as the replay's SQ002 gives it); empty for most.
+    ``events``: the replay's events, made from ``retx`` by
+    :func:`retransmission_events` when the connection is finalised; ``zeek`` (None) is
+    there for the code that finishes any connection
+    (:func:`pcapcheck.analyze.analyze_part`'s ``absorb``)."""
 
     __slots__ = ("id", "client", "server", "first_frame", "last_frame", "first_ts",
                  "close_ts", "duration", "packets", "bytes", "client_isn", "server_isn",
                  "closer", "syn", "synack", "ack", "f1", "a1", "f2", "last", "history",
-                 "events", "zeek")
+                 "retx", "events", "zeek")
 
     def __init__(self) -> None:
+        self.retx: list = []
         self.events: list = []
         self.zeek = None
+
+
+def retransmission_events(c: CleanConnection) -> list[Event]:
+    """The SQ002 events the replay makes for the retransmissions of ``c`` (``c.retx``;
+    ``c.id``, ``c.client`` and ``c.server`` set), in capture order, with the same data
+    in the same key order as :meth:`Checker.emit <pcapcheck.detectors.Checker.emit>` and
+    its common fields give them: both endpoints ESTABLISHED (a retransmission comes
+    before any FIN)."""
+    text = Connection.endpoint_text
+    client, server = text(c.client), text(c.server)
+    out = []
+    for frame, from_client, seq, length, first, flags in c.retx:
+        sender, receiver = ("client", "server") if from_client else ("server", "client")
+        out.append(Event("SQ002", c.id, frame, {
+            "seq": seq, "payload_len": length, "first_frame": first, "client": client,
+            "server": server, "client_state": ESTABLISHED, "server_state": ESTABLISHED,
+            "sender": sender, "receiver": receiver, "sender_state": ESTABLISHED,
+            "receiver_state": ESTABLISHED, "flags": flags_text(flags)}))
+    return out
 
 
 def check(p: Pending) -> CleanConnection | None:
@@ -134,6 +174,8 @@ def check(p: Pending) -> CleanConnection | None:
     c_pkts = s_pkts = 1
     c_bytes = s_bytes = 0
     c_fin_acked = s_fin_acked = 0         # the frame that acknowledged the FIN
+    c_retx = s_retx = 0                   # retransmissions
+    retx: list[tuple] = []                # CleanConnection.retx
     hist = ["S", "h"]
     letters = 0                  # Zeek's history letters seen: A D F (client) a d f
     min_ts = max_ts = r0[1]
@@ -153,9 +195,21 @@ def check(p: Pending) -> CleanConnection | None:
             max_ts = ts
         if from_client:
             a = (ack - isn_s) & _M32
-            if ((seq - isn_c) & _M32 != c_nxt or a < c_ack or a > s_nxt or a < 1
+            if (a < c_ack or a > s_nxt or a < 1
                     or (a == c_ack and not c_data and not length and f == ACK)):
                 return None
+            if (seq - isn_c) & _M32 != c_nxt:
+                c_retx += 1
+                if (c_retx > RETX_MAX or c_fin >= 0 or s_fin >= 0
+                        or not _resent(rows, i, isn_c, c_nxt, s_ack, retx)):
+                    return None
+                if c_retx == 1:
+                    hist.append("T")
+                c_ack = a
+                c_pkts += 1
+                c_bytes += length
+                c_data = False
+                continue
             if s_fin >= 0 and not s_fin_acked:
                 if a != s_fin + 1:        # the first segment after a FIN acks it
                     return None
@@ -193,9 +247,21 @@ def check(p: Pending) -> CleanConnection | None:
                     hist.append("A")
         else:
             a = (ack - isn_c) & _M32
-            if ((seq - isn_s) & _M32 != s_nxt or a < s_ack or a > c_nxt or a < 1
+            if (a < s_ack or a > c_nxt or a < 1
                     or (a == s_ack and not s_data and not length and f == ACK)):
                 return None
+            if (seq - isn_s) & _M32 != s_nxt:
+                s_retx += 1
+                if (s_retx > RETX_MAX or c_fin >= 0 or s_fin >= 0
+                        or not _resent(rows, i, isn_s, s_nxt, c_ack, retx)):
+                    return None
+                if s_retx == 1:
+                    hist.append("t")
+                s_ack = a
+                s_pkts += 1
+                s_bytes += length
+                s_data = False
+                continue
             if c_fin >= 0 and not c_fin_acked:
                 if a != c_fin + 1:
                     return None
@@ -252,7 +318,38 @@ def check(p: Pending) -> CleanConnection | None:
     c.syn, c.synack, c.ack = r0[0], r1[0], r2[0]
     c.f1, c.a1, c.f2, c.last = f1, a1, f2, last[0]
     c.history = "".join(hist)
+    c.retx = retx
     return c
+
+
+def _resent(rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int,
+            retx: list[tuple]) -> bool:
+    """Whether ``rows[i]``, a segment that is not at its sender's SND.NXT (``nxt``,
+    relative to its sender's ISN ``isn``), is a retransmission (module docstring; the
+    caller has checked SEG.ACK, that no FIN came before it and how many came from its
+    direction); if so it is appended to ``retx`` with the frame that first sent its
+    first byte while that data is not wholly acknowledged (``peer_ack``: the peer's
+    latest SEG.ACK, relative), else None. ``retx``: the connection's retransmissions
+    so far, in the form of :attr:`CleanConnection.retx`."""
+    frame, _ts, side, seq, ack, flags, window, length, ip_id = rows[i][:9]
+    rel = (seq - isn) & _M32
+    if i < 3 or length < 2 or flags & ~PSH != ACK or rel < 1 or rel + length > nxt:
+        return False
+    resent = {r[0] for r in retx}
+    first = None
+    for j in range(i - 1, 1, -1):
+        r = rows[j]
+        if r[2] != side:
+            continue
+        if (r[3] == seq and r[7] == length and r[4] == ack and r[5] == flags
+                and r[6] == window and r[8] == ip_id):
+            return False                  # maybe one packet stored twice: CP008's call
+        if r[7] and r[0] not in resent:
+            start = (r[3] - isn) & _M32
+            if start <= rel < start + r[7] and start + r[7] > peer_ack:
+                first = r[0]
+    retx.append((frame, side, rel, length, first, flags))
+    return True
 
 
 def transitions(c: CleanConnection) -> dict[str, list[dict]]:

@@ -51,7 +51,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from pcapcheck.clean import CleanConnection
+from pcapcheck.clean import RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 
 __all__ = ["Lookahead", "Plan", "RawPlan", "FastConn", "classify", "histories",
@@ -74,7 +74,7 @@ ROUND_ROWS = 1 << 16
 CLASSIFY_ROWS = 1 << 14
 #: The fields of a round read from the plans' columns: name -> ``batch._Columns`` field.
 _FROM_COLS = {"ts": "ts", "flags": "flags", "frame": "frame", "seq": "seq", "ack": "ack",
-              "win": "win", "ln": "payload_len"}
+              "win": "win", "ln": "payload_len", "ip_id": "ip_id"}
 #: A candidate whose SYN is more than this many segments (of this shard) behind the
 #: latest one read is made normal: the lookahead's memory stays bounded.
 MAX_ROWS = 1 << 19
@@ -343,7 +343,7 @@ class Lookahead:
             rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(size[-1]))
             pos = order[rows]                     # in the order of cat()
             got = {name: cat(name)[pos] for name in ("frame", "seq", "ack", "win", "ln",
-                                                     "dirty", "aps")}
+                                                     "ip_id", "dirty", "aps")}
             got["ts"], got["flags"] = ts[rows], flags[rows]
             # classified in slices of about CLASSIFY_ROWS segments: classify's
             # temporaries (some 40 arrays of its rows) stay small
@@ -405,7 +405,7 @@ class Lookahead:
         cols = {"frame": got["frame"], "ts": got["ts"], "seq": got["seq"].astype(np.int64),
                 "ack": got["ack"].astype(np.int64), "flags": got["flags"].astype(np.int64),
                 "win": got["win"].astype(np.int64), "ln": got["ln"].astype(np.int64),
-                "cut": got["dirty"]}
+                "ip_id": got["ip_id"].astype(np.int64), "cut": got["dirty"]}
         aps = got["aps"]
         fc = aps == np.repeat(aps[sub_starts], tsz)
         every = np.arange(len(aps))
@@ -478,31 +478,46 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     f = fl & ~PSH
     fin = loop & (f == FIN | ACK)
     bad = loop & (((f != ACK) & ~fin) | (win == 0))
-    contrib = np.where(loop, ln + fin, 0)
+    own_isn = np.where(fc, isn_c[g], isn_s[g])
+    peer_isn = np.where(fc, isn_s[g], isn_c[g])
+    rel = (seq - own_isn) & _M32                   # SEG.SEQ relative to the sender's ISN
+    # the rows of each direction, and the highest sequence number sent before each row
+    # (segmented running maximum: each group's values lifted above the previous ones')
+    side_rows = {}
+    sent = np.ones(R, np.int64)
+    lift = g * (1 << 34)
+    for side, mask in (("c", fc), ("s", ~fc)):
+        idx = np.flatnonzero(loop & mask)
+        side_rows[side] = idx
+        if len(idx):
+            top = np.maximum.accumulate(rel[idx] + ln[idx] + fin[idx] + lift[idx])
+            sent[idx[1:]] = np.maximum(top[:-1] - lift[idx[1:]], 1)
+    # retransmissions: data sent again, whole (see clean.check)
+    retx = loop & (ln > 0) & ~fin & (rel + ln <= sent)
+    contrib = np.where(loop & ~retx, ln + fin, 0)
     before = {}
     for side, mask in (("c", fc), ("s", ~fc)):
         part = np.where(mask, contrib, 0)
         excl = np.cumsum(part) - part
         before[side] = excl - excl[starts][g]
-    own_isn = np.where(fc, isn_c[g], isn_s[g])
-    peer_isn = np.where(fc, isn_s[g], isn_c[g])
     own_nxt = 1 + np.where(fc, before["c"], before["s"])
     peer_nxt = 1 + np.where(fc, before["s"], before["c"])
-    bad |= loop & (((seq - own_isn) & _M32) != own_nxt)
+    bad |= loop & ~retx & (rel != own_nxt)
+    first_fin = np.minimum.reduceat(np.where(fin, np.arange(R), R), starts)
+    bad |= retx & ((k < 3) | (f != ACK) | (ln < 2) | (rel < 1)
+                   | (np.arange(R) > first_fin[g]))
     a = (ack - peer_isn) & _M32
     bad |= loop & ((a > peer_nxt) | (a < 1))
     # the previous segment of the same direction in the same connection (loop rows)
     prev = np.full(R, -1, np.int64)
-    side_rows = {}
-    for side, mask in (("c", fc), ("s", ~fc)):
-        idx = np.flatnonzero(loop & mask)
-        side_rows[side] = idx
+    for side in ("c", "s"):
+        idx = side_rows[side]
         same = g[idx[1:]] == g[idx[:-1]]
         prev[idx[1:][same]] = idx[:-1][same]
     has_prev = prev >= 0
     pv = np.where(has_prev, prev, 0)
     prev_a = np.where(has_prev, a[pv], 0)
-    prev_data = has_prev & (ln[pv] > 0) & ~fin[pv]
+    prev_data = has_prev & (ln[pv] > 0) & ~fin[pv] & ~retx[pv]
     bad |= loop & (a < prev_a)
     bad |= loop & (a == prev_a) & ~prev_data & (ln == 0) & (f == ACK)
     # FINs: one per side, without data, the client's not on row 2, nothing but ACKs
@@ -542,11 +557,14 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     s_total = np.bincount(g, weights=np.where(~fc, contrib, 0), minlength=C).astype(np.int64)
     ok &= (isn_c + 1 + c_total <= _M32) & (isn_s + 1 + s_total <= _M32)
 
+    ip_id = cols["ip_id"][rows] if "ip_id" in cols else np.zeros(R, np.int64)
+    retx_at = _retransmissions(frame, ip_id, g, starts, fc, rel, ln, fl, win, a, retx,
+                               side_rows, ok)
     data = loop & (ln > 0) & ~fin
     pure = loop & (ln == 0) & ~fin
-    letters = np.full((C, 6), R, np.int64)
-    for col, mask in enumerate((fc & pure, fc & data, fc & fin, ~fc & pure, ~fc & data,
-                                ~fc & fin)):
+    letters = np.full((C, 8), R, np.int64)
+    for col, mask in enumerate((fc & pure, fc & data, fc & fin, fc & retx, ~fc & pure,
+                                ~fc & data, ~fc & fin, ~fc & retx)):
         idx = np.flatnonzero(mask)         # ascending, so each group's first comes first
         if len(idx):
             head = np.ones(len(idx), bool)
@@ -567,38 +585,104 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         "c_bytes": per_conn(np.where(fc & data, ln, 0)),
         "s_bytes": per_conn(np.where(~fc & data, ln, 0)),
         "min_ts": np.minimum.reduceat(ts, starts), "max_ts": np.maximum.reduceat(ts, starts),
-        "letters": letters}
+        "letters": letters, "retx": retx_at}
+
+
+def _retransmissions(frame: np.ndarray, ip_id: np.ndarray, g: np.ndarray,
+                     starts: np.ndarray, fc: np.ndarray, rel: np.ndarray, ln: np.ndarray,
+                     fl: np.ndarray, win: np.ndarray, a: np.ndarray, retx: np.ndarray,
+                     side_rows: dict[str, np.ndarray], ok: np.ndarray) -> np.ndarray:
+    """The part of :func:`classify` about retransmissions (``retx``: per row), as
+    :func:`pcapcheck.clean.check` tests them (``_resent``): clears ``ok`` of a
+    connection with more than :data:`~pcapcheck.clean.RETX_MAX` from one direction, or
+    with two data segments of one direction equal in SEG.SEQ, length, SEG.ACK, flags,
+    window and IP ID (maybe one packet stored twice). The other arguments are
+    :func:`classify`'s per row (``rel``: SEG.SEQ relative to the sender's ISN, ``a``:
+    SEG.ACK relative to the peer's; ``side_rows``: the rows after the handshake's SYNs
+    of each direction, ``"c"`` and ``"s"``).
+
+    Returns an int64 array (m, 7), one line per retransmission in row order: its row,
+    frame, 1 when from the client, SEG.SEQ (relative), payload length, the frame that
+    first sent its first byte while that data is not wholly acknowledged (the peer's
+    latest SEG.ACK below its end) else -1, flags."""
+    R = len(g)
+    at = np.flatnonzero(retx)
+    table = np.empty((len(at), 7), np.int64)
+    if not len(at):
+        return table
+    table[:, 0], table[:, 1], table[:, 2] = at, frame[at], fc[at]
+    table[:, 3], table[:, 4], table[:, 6] = rel[at], ln[at], fl[at]
+    C = len(starts)
+    for mask in (fc, ~fc):
+        ok &= np.bincount(g[retx & mask], minlength=C) <= RETX_MAX
+    # two equal data segments of one direction (each such pair holds a retransmission)
+    some = np.zeros(C, bool)
+    some[g[at]] = True
+    d = np.flatnonzero((ln > 0) & some[g] & (np.arange(R) - starts[g] >= 2))
+    keys = (ip_id[d], win[d], fl[d], a[d], ln[d], rel[d], fc[d], g[d])
+    order = np.lexsort(keys)
+    same = np.ones(max(len(d) - 1, 0), bool)
+    for key in keys:
+        v = key[order]
+        same &= v[1:] == v[:-1]
+    ok[g[d[order[1:][same]]]] = False
+    # the first frame: the data segment (not a retransmission) that holds the first byte
+    first = np.full(R, -1, np.int64)
+    lift = g * (1 << 34)
+    for side, mask, peer in (("c", fc, "s"), ("s", ~fc, "c")):
+        mine = at[mask[at]]
+        sent = side_rows[side]
+        sent = sent[(ln[sent] > 0) & ~retx[sent]]
+        if not len(mine) or not len(sent):  # (none sent: not a connection that is clean)
+            continue
+        j = np.searchsorted(rel[sent] + lift[sent], rel[mine] + lift[mine], side="right")
+        holder = sent[np.maximum(j - 1, 0)]
+        # the peer's latest SEG.ACK before it (0: none after the SYN-ACK, which acks 1)
+        acks = side_rows[peer]
+        latest = np.zeros(len(mine), np.int64)
+        if len(acks):
+            p = np.searchsorted(acks, mine) - 1
+            pp = acks[np.maximum(p, 0)]
+            latest = np.where((p >= 0) & (g[pp] == g[mine]), a[pp], 0)
+        first[mine] = np.where(rel[holder] + ln[holder] > latest, frame[holder], -1)
+    table[:, 5] = first[at]
+    return table
 
 
 #: Zeek's history letters of :func:`classify`'s ``letters`` columns.
-_LETTERS = "ADFadf"
+_LETTERS = "ADFTadft"
 #: history code (see :func:`histories`) -> history text
 _HISTORY: dict[int, str] = {}
 
 
 def histories(letters: np.ndarray) -> list[str]:
     """Zeek's history of each clean connection from :func:`classify`'s ``letters``
-    (int array (m, 6), the row of each letter's first occurrence, -1 absent): "Sh",
+    (int array (m, 8), the row of each letter's first occurrence, -1 absent): "Sh",
     then the letters present in the order they first occur. Each connection's order is
-    coded as an int (base 7, one digit per position: 0 none, else the letter's column
+    coded as an int (base 9, one digit per position: 0 none, else the letter's column
     + 1), its text made once per code."""
     if not len(letters):
         return []
+    width = len(_LETTERS)
     key = np.where(letters < 0, np.iinfo(np.int64).max, letters)
     order = np.argsort(key, axis=1, kind="stable")
     present = np.take_along_axis(letters >= 0, order, 1)
-    codes = ((order + 1) * present) @ (7 ** np.arange(6, dtype=np.int64))
+    codes = ((order + 1) * present) @ ((width + 1) ** np.arange(width, dtype=np.int64))
     out = []
     for code in codes.tolist():
         text = _HISTORY.get(code)
         if text is None:
             text, rest = "Sh", code
             while rest:
-                rest, digit = divmod(rest, 7)
+                rest, digit = divmod(rest, width + 1)
                 text += _LETTERS[digit - 1]
             _HISTORY[code] = text
         out.append(text)
     return out
+
+
+#: The ``retx`` of a CleanConnection without retransmissions (shared, never changed).
+_NO_RETX: list = []
 
 
 def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
@@ -611,7 +695,16 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
     if not len(clean):
         return []
     fields = {key: out[key][clean].tolist() for key in out
-              if key not in ("clean", "letters", "min_ts", "max_ts")}
+              if key not in ("clean", "letters", "min_ts", "max_ts", "retx")}
+    resent: dict[int, list[tuple]] = {}      # connection -> CleanConnection.retx
+    table = out["retx"]
+    if len(table):
+        conn = np.searchsorted(starts, table[:, 0], side="right") - 1
+        for c, (_row, frame, from_client, seq, length, first, flags) in zip(
+                conn.tolist(), table.tolist()):
+            if out["clean"][c]:
+                resent.setdefault(c, []).append((frame, from_client == 1, seq, length,
+                                                 None if first < 0 else first, flags))
     first = rows[starts[clean]]
     last = rows[starts[clean] + sizes[clean] - 1]
     firsts = cols["frame"][first].tolist()
@@ -622,14 +715,15 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
     new = CleanConnection.__new__
     conns = []
     append = conns.append
-    for (first_frame, ts, last_frame, close, span, c_pkts, s_pkts, c_bytes, s_bytes, isn_c,
-         isn_s, closer, synack, ack, f1, a1, f2, history) in zip(
-            firsts, first_ts, fields["last"], close_ts, duration, fields["c_pkts"],
-            fields["s_pkts"], fields["c_bytes"], fields["s_bytes"], fields["isn_c"],
-            fields["isn_s"], fields["closer"], fields["synack"], fields["ack"],
-            fields["f1"], fields["a1"], fields["f2"], hist):
+    for (index, first_frame, ts, last_frame, close, span, c_pkts, s_pkts, c_bytes, s_bytes,
+         isn_c, isn_s, closer, synack, ack, f1, a1, f2, history) in zip(
+            clean.tolist(), firsts, first_ts, fields["last"], close_ts, duration,
+            fields["c_pkts"], fields["s_pkts"], fields["c_bytes"], fields["s_bytes"],
+            fields["isn_c"], fields["isn_s"], fields["closer"], fields["synack"],
+            fields["ack"], fields["f1"], fields["a1"], fields["f2"], hist):
         c = new(CleanConnection)              # every slot set here
         c.events, c.zeek, c.id, c.client, c.server = [], None, 0, None, None
+        c.retx = resent.get(index, _NO_RETX)
         c.first_frame = c.syn = first_frame
         c.first_ts, c.last_frame, c.close_ts = ts, last_frame, close
         c.duration = round(max(span, 0.0), 6)

@@ -283,6 +283,8 @@ class Tracker:
         """A clean connection finalised: its 4-tuple among the recently closed ones, it
         among the finished connections."""
         self.recently_closed[key] = (done.id, done.close_ts)
+        if done.retx:
+            done.events = clean.retransmission_events(done)
         self._finished.append(done)
 
     def _limit(self, conn: Connection) -> float:

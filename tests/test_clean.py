@@ -193,15 +193,108 @@ def _data_on_handshake_ack(cap):
     c.close("s")
 
 
-CLEAN = [_clean_client_close, _clean_server_close, _clean_fin_piggyback,
-         _clean_data_after_fin, _clean_ipv6, _data_on_handshake_ack]
 
+
+# Retransmissions (clean.check's module docstring): summarised, their SQ002 events and
+# Zeek's T/t made without the replay. Each shape with the events it must give, as
+# (frame, seq, payload_len, first_frame, sender), and Zeek's history.
 
 def _retransmission(cap):
     c = _conv(cap)
+    c.handshake()                               # 1-3
+    c.data("c", 100)                            # 4
+    c.data("c", 100, seq=c.isn["c"] + 1)        # 5: all of 4 again
+    c.ack("s")
+    c.close("c")
+
+
+def _retransmitted_by_both_sides(cap):
+    c = _conv(cap)
+    c.handshake()                               # 1-3
+    c.data("c", 100)                            # 4
+    c.ack("s")                                  # 5: acknowledges 4
+    c.data("c", 100, seq=c.isn["c"] + 1)        # 6: 4 again, acknowledged (spurious)
+    c.data("s", 1000)                           # 7: bytes 1-1000
+    c.data("s", 1000)                           # 8: bytes 1001-2000
+    c.ack("c", ack=c.isn["s"] + 1001)           # 9: acknowledges 7
+    c.data("s", 500, seq=c.isn["s"] + 1201)     # 10: part of 8
+    c.data("s", 400, seq=c.isn["s"] + 1)        # 11: part of 7, acknowledged
+    c.ack("c")
+    c.close("s")
+
+
+def _handshake_data_retransmitted(cap):
+    c = _conv(cap)
+    c.syn()
+    c.synack()
+    c.data("c", 100)                            # 3: data on the handshake's ACK
+    c.data("c", 100, seq=c.isn["c"] + 1)        # 4
+    c.data("s", 200)
+    c.ack("c")
+    c.close("s")
+
+
+def _retransmitted_times(cap, times):
+    c = _conv(cap)
+    c.handshake()                               # 1-3
+    c.data("c", 100)                            # 4
+    c.data("s", 1000)                           # 5
+    for _ in range(times):                      # 6...
+        c.data("s", 1000, seq=c.isn["s"] + 1)
+    c.ack("c")
+    c.close("c")
+
+
+def _nine_retransmissions(cap):
+    """Zeek writes its t once for 1 to 9 of them (again at the 10th)."""
+    _retransmitted_times(cap, 9)
+
+
+RESENT = {
+    _retransmission: ([(5, 1, 100, 4, "client")], "ShADTaFf"),
+    _retransmitted_by_both_sides: ([(6, 1, 100, None, "client"), (10, 1201, 500, 8, "server"),
+                                    (11, 1, 400, None, "server")], "ShADaTdtfF"),
+    _handshake_data_retransmitted: ([(4, 1, 100, 3, "client")], "ShDTdAfFa"),
+    _nine_retransmissions: ([(6 + i, 1, 1000, 5, "server") for i in range(9)],
+                            "ShADdtFaf"),
+}
+
+CLEAN = [_clean_client_close, _clean_server_close, _clean_fin_piggyback,
+         _clean_data_after_fin, _clean_ipv6, _data_on_handshake_ack, *RESENT]
+
+
+def _ten_retransmissions(cap):
+    """Zeek's t again at the 10th: replayed."""
+    _retransmitted_times(cap, 10)
+
+
+def _retransmitted_after_fin(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("s", 300)
+    c.ack("c")
+    c.fin("c")
+    c.data("s", 300, seq=c.isn["s"] + 1)        # in CLOSE-WAIT: replayed
+    c.ack("c")
+    c.fin("s")
+    c.ack("c")
+
+
+def _one_old_byte(cap):
+    """One byte of old data, not at SND.NXT - 1 (not a keep-alive): replayed."""
+    c = _conv(cap)
     c.handshake()
     c.data("c", 100)
-    c.data("c", 100, seq=c.isn["c"] + 1)
+    c.data("c", 1, seq=c.isn["c"] + 1)
+    c.ack("s")
+    c.close("c")
+
+
+def _old_and_new_data(cap):
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.data("c", 200, seq=c.isn["c"] + 1)        # 100 bytes again and 100 new
     c.ack("s")
     c.close("c")
 
@@ -433,7 +526,8 @@ def _only_flags_fin(cap):
     c.ack("c")
 
 
-REPLAYED = [_retransmission, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
+REPLAYED = [_ten_retransmissions, _retransmitted_after_fin, _one_old_byte,
+            _old_and_new_data, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
             _zero_window, _fin_with_data, _simultaneous_close, _ack_of_fin_seq,
             _server_data_in_syn_received, _ack_beyond_sent, _client_acks_beyond_sent,
             _after_close, _fin_retransmitted, _wraps, _ecn_syn, _open_at_end,
@@ -453,8 +547,14 @@ def _crafted(tmp_path, build, cut_last=None):
 def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch):
     on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
     assert decided == [True]
-    assert not on.events
+    events, history = RESENT.get(build, ([], None))
+    assert [(e.rule, e.frame, e.data["seq"], e.data["payload_len"], e.data["first_frame"],
+             e.data["sender"], e.data["client_state"], e.data["server_state"])
+            for e in on.events] == [("SQ002", *e, "ESTABLISHED", "ESTABLISHED")
+                                    for e in events]
     same_report(on, off)
+    if history is not None:
+        assert on.connections[0]["history"] == history
     summary = on.connections[0]
     assert (summary["handshake"], summary["close"], summary["conn_state"]) == (
         "complete", "graceful", "SF")

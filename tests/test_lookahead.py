@@ -340,7 +340,10 @@ def test_clean_connections_sets_every_slot():
                                          "s_bytes")}
     out.update(clean=np.array([True, False, True]), closer=np.array([1, 2, 2]),
                min_ts=np.zeros(n), max_ts=np.array([3.0, 0.0, -1.0]),
-               letters=np.tile(np.arange(6), (n, 1)))
+               letters=np.tile(np.arange(8), (n, 1)),
+               # retransmissions: (row, frame, from client, seq, length, first frame, flags)
+               retx=np.array([[4, 5, 1, 1, 100, 4, 0x18], [10, 11, 0, 1, 50, -1, 0x10],
+                              [15, 16, 0, 7, 30, -1, 0x10]]))
     conns = lookahead.clean_connections(cols, np.arange(7 * n), starts, sizes, out)
     assert len(conns) == 2
     for c in conns:
@@ -349,3 +352,6 @@ def test_clean_connections_sets_every_slot():
     assert [c.duration for c in conns] == [3.0, 0.0]          # never negative
     assert [c.closer for c in conns] == ["client", "server"]
     assert conns[0].events == [] and conns[0].zeek is None and conns[0].id == 0
+    # the second connection's retransmission is dropped with it
+    assert [c.retx for c in conns] == [[(5, True, 1, 100, 4, 0x18)],
+                                       [(16, False, 7, 30, None, 0x10)]]
