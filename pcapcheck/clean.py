@@ -333,7 +333,7 @@ def _resent(rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int,
     so far, in the form of :attr:`CleanConnection.retx`."""
     frame, _ts, side, seq, ack, flags, window, length, ip_id = rows[i][:9]
     rel = (seq - isn) & _M32
-    if i < 3 or length < 2 or flags & ~PSH != ACK or rel < 1 or rel + length > nxt:
+    if length < 2 or flags & ~PSH != ACK or rel < 1 or rel + length > nxt:
         return False
     resent = {r[0] for r in retx}
     first = None

@@ -504,8 +504,7 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     peer_nxt = 1 + np.where(fc, before["s"], before["c"])
     bad |= loop & ~retx & (rel != own_nxt)
     first_fin = np.minimum.reduceat(np.where(fin, np.arange(R), R), starts)
-    bad |= retx & ((k < 3) | (f != ACK) | (ln < 2) | (rel < 1)
-                   | (np.arange(R) > first_fin[g]))
+    bad |= retx & ((f != ACK) | (ln < 2) | (rel < 1) | (np.arange(R) > first_fin[g]))
     a = (ack - peer_isn) & _M32
     bad |= loop & ((a > peer_nxt) | (a < 1))
     # the previous segment of the same direction in the same connection (loop rows)

@@ -28,6 +28,8 @@ from generate import generate  # noqa: E402
 
 #: What clean.check decided, one entry per connection it was asked about: True (clean).
 decided: list[bool] = []
+#: The retransmissions of each connection clean.check found clean (CleanConnection.retx).
+resent: list[list] = []
 
 
 @pytest.fixture(autouse=True)
@@ -36,11 +38,14 @@ def spy_check(monkeypatch):
     # never reach it (tests/test_lookahead.py compares that path with this one)
     monkeypatch.setattr(lookahead, "ENABLED", False)
     decided.clear()
+    resent.clear()
     original = clean.check
 
     def spy(p):
         done = original(p)
         decided.append(done is not None)
+        if done is not None:
+            resent.append(done.retx)
         return done
 
     monkeypatch.setattr(clean, "check", spy)
@@ -261,6 +266,62 @@ RESENT = {
 
 CLEAN = [_clean_client_close, _clean_server_close, _clean_fin_piggyback,
          _clean_data_after_fin, _clean_ipv6, _data_on_handshake_ack, *RESENT]
+
+
+def _random_retransmissions(cap, seed, connections=40):
+    """``connections`` connections, one after the other, each a random mix of data from
+    both sides, ACKs and segments sent again: whole or partial, one byte or more, before
+    or after their ACK, with new data after them, after a FIN; most close."""
+    import random
+    rng = random.Random(seed)
+    for n in range(connections):
+        c = _conv(cap, cport=20000 + n)
+        c.handshake(dt=0.001)
+        acked = {"c": c.rcv["c"], "s": c.rcv["s"]}       # the latest ACK of each side
+        fin = None
+        for _ in range(rng.randint(1, 14)):
+            side = rng.choice("cs")
+            peer = "s" if side == "c" else "c"
+            sent = c.rel(side, c.nxt[side]) - 1            # data bytes sent so far
+            op = rng.random()
+            if op < 0.35:
+                c.data(side, rng.choice((1, 2, 40, 700, 1448, 1448)))
+            elif op < 0.55:
+                if acked[peer] != c.rcv[peer] or rng.random() < 0.1:
+                    c.ack(peer)
+                    acked[peer] = c.rcv[peer]
+            elif op < 0.6 and fin is None:
+                fin = side
+                c.fin(side)
+                c.ack(peer)
+            elif sent > 0:
+                start = rng.choice((0, 0, rng.randint(0, sent - 1)))
+                length = rng.choice((sent - start, sent - start, 2, 1,
+                                     rng.randint(1, sent - start),
+                                     sent - start + rng.randint(1, 50)))
+                c.data(side, length, seq=c.isn[side] + 1 + start)
+        if rng.random() < 0.85:
+            if fin is None:
+                c.close(rng.choice("cs"))
+            else:
+                other = "s" if fin == "c" else "c"
+                c.fin(other)
+                c.ack(fin)
+
+
+def _ack_stored_twice_around_a_retransmission(cap):
+    """A pure ACK, the sender's retransmission (the same SEG.ACK), then the ACK stored
+    a second time (CP008): a pure ACK after a retransmission must acknowledge more."""
+    c = _conv(cap)
+    c.handshake()
+    c.data("s", 500)
+    c.data("c", 100)
+    c.ack("c")
+    _t, ack = cap.records[-1]
+    c.data("c", 100, seq=c.isn["c"] + 1)
+    cap.add(cap.t + 1, ack, c.ip["c"])
+    c.ack("s")
+    c.close("c")
 
 
 def _ten_retransmissions(cap):
@@ -527,7 +588,7 @@ def _only_flags_fin(cap):
 
 
 REPLAYED = [_ten_retransmissions, _retransmitted_after_fin, _one_old_byte,
-            _old_and_new_data, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
+            _old_and_new_data, _ack_stored_twice_around_a_retransmission, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
             _zero_window, _fin_with_data, _simultaneous_close, _ack_of_fin_seq,
             _server_data_in_syn_received, _ack_beyond_sent, _client_acks_beyond_sent,
             _after_close, _fin_retransmitted, _wraps, _ecn_syn, _open_at_end,
@@ -558,6 +619,20 @@ def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch)
     summary = on.connections[0]
     assert (summary["handshake"], summary["close"], summary["conn_state"]) == (
         "complete", "graceful", "SF")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_retransmissions_equal_the_replay(seed, tmp_path, catalog, monkeypatch):
+    """Connections with segments sent again in every shape: clean.check summarises some
+    (never all: some shapes must be replayed) and the reports are the replay's."""
+    cap = Capture()
+    _random_retransmissions(cap, seed)
+    path = tmp_path / f"resent{seed}.pcap"
+    cap.write(path)
+    on, off = _both(path, catalog, monkeypatch)
+    assert 0 < on.clean < len(on.connections) == 40
+    assert sum(bool(r) for r in resent) >= 2        # summarised with retransmissions
+    same_report(on, off)
 
 
 @pytest.mark.parametrize("build", REPLAYED, ids=[b.__name__ for b in REPLAYED])

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from craft_captures import Capture, Conversation  # noqa: E402
 from test_clean import (CLEAN, REPLAYED, _clean_client_close, _crafted,  # noqa: E402
                         _generated, _port_reused_at_once, _port_reused_later,
+                        _random_retransmissions,
                         same_on_sample, same_under_tiny_timers)
 
 #: The ids of the connections the tracker took from the lookahead (end_fast), in order.
@@ -117,6 +118,29 @@ def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
     # the tracker's timers: sweeps every 3 ms, connections finalised in the middle of
     # their segments (idle or closed), a close delay longer than the capture
     same_under_tiny_timers(_both, path, catalog, monkeypatch)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lookahead_equals_tracker_on_random_retransmissions(seed, tmp_path, catalog,
+                                                           monkeypatch):
+    """Segments sent again in every shape (test_clean's): the connections the
+    lookahead takes, some with retransmissions, give the tracker's report."""
+    cap = Capture()
+    _random_retransmissions(cap, seed)
+    path = tmp_path / f"resent{seed}.pcap"
+    cap.write(path)
+    spied: list[list] = []
+    clean_connections = lookahead.clean_connections
+
+    def spy(*args):
+        got = clean_connections(*args)
+        spied.extend(c.retx for c in got)
+        return got
+
+    monkeypatch.setattr(lookahead, "clean_connections", spy)
+    on, off = _both(path, catalog, monkeypatch)
+    assert 0 < len(on.fast) < 40 and sum(bool(r) for r in spied) >= 2
+    same_report(on, off)
 
 
 def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog,
