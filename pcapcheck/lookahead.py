@@ -440,19 +440,24 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     """:func:`pcapcheck.clean.check` over many candidate connections at once.
 
     ``cols``: int64/float64/bool arrays of segments: ``frame``, ``ts`` (seconds),
-    absolute ``seq``/``ack``, ``flags``, ``win``, ``ln`` (payload bytes), ``cut`` (cut
-    by the snaplen or wrong checksum); ``rows``: the indices into ``cols`` of the
-    candidates' segments, each connection's together and in capture order;
+    absolute ``seq``/``ack``, ``flags``, ``win``, ``ln`` (payload bytes), ``ip_id`` (0
+    when absent), ``cut`` (cut by the snaplen or wrong checksum); ``rows``: the indices
+    into ``cols`` of the candidates' segments, each connection's together and in
+    capture order;
     ``starts``/``sizes``: each connection's slice of ``rows``; ``fc``: per entry of
     ``rows``, True when sent by the client (the SYN's sender).
 
     Returns per connection: ``clean`` (bool), and for the clean ones the fields of their
     :class:`~pcapcheck.clean.CleanConnection` (``f1``, ``a1``, ``f2``, ``last`` frames,
     ``closer`` 1 client / 2 server, packets and bytes per side, ISNs, ``min_ts``/
-    ``max_ts``, ``letters``: the row of the first A D F a d f of Zeek's history, -1 when
-    absent). Segmented sums give each segment's expected SEG.SEQ (the sender's SND.NXT)
-    and the peer's SND.NXT; the previous segment of the same direction is found by
-    index; each FIN's acknowledgment by ``searchsorted``.
+    ``max_ts``, ``letters``: the row of the first A D F T a d f t of Zeek's history, -1
+    when absent); ``retx``: the retransmissions of every candidate, clean or not
+    (:func:`_retransmissions`' table, one line per retransmission). A segmented running maximum of what each direction has sent tells
+    a retransmission (data wholly below it) from a segment that must be at SND.NXT;
+    segmented sums of the others give each segment's expected SEG.SEQ (the sender's
+    SND.NXT) and the peer's SND.NXT; the previous segment of the same direction is found
+    by index; each FIN's acknowledgment and each retransmission's first frame by
+    ``searchsorted``.
     """
     R, C = len(rows), len(starts)
     if not C:
