@@ -201,8 +201,8 @@ class Checker:
         if ack_u > fr.nxt:
             return False
         nxt = fs.nxt
-        if length and fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
-            return False
+        if fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
+            return False                   # (a hole, a keep-alive: the full path)
         # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
         # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
         # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
@@ -280,6 +280,8 @@ class Checker:
             self._ack(conn, seg, role, fs, fr, es, er, prev_frame)
         if seg.payload_len and not flags & SYN:
             self._data(conn, seg, role, fs, fr, es)
+        elif not flags & (SYN | FIN) and fs.nxt is not None:
+            self._jump(conn, seg, fs)
         if flags & FIN:
             self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
         self._window(conn, seg, role, fs, fr)
@@ -624,6 +626,16 @@ class Checker:
             fs.high_ts = seg.ts
             fs.advance(end)
 
+    def _jump(self, conn, seg: Segment, fs: Flow) -> None:
+        """A segment without data, SYN or FIN whose SEG.SEQ is beyond the sender's SND.NXT:
+        the capture missed the sender's segments in between (Wireshark's "previous
+        segment not captured"): a hole, as :meth:`_data` records one, and SND.NXT moves
+        to SEG.SEQ."""
+        seq = fs.u(seg.seq)
+        if seq > fs.nxt:
+            self._new_hole(conn, fs, seg, fs.nxt, seq)
+            fs.advance(seq)
+
     def _new_hole(self, conn, fs: Flow, seg: Segment, start: int, end: int) -> None:
         reported = False
         if fs.pending:
@@ -686,6 +698,8 @@ class Checker:
             self.emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
             return
         if fs.fin is None:
+            if fs.nxt is not None and fin > fs.nxt:    # segments before it not captured
+                self._new_hole(conn, fs, seg, fs.nxt, fin)
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
             fs.advance(fin + 1)
             crossing = (es.state == CLOSE_WAIT and fr.fin is not None

@@ -1380,6 +1380,39 @@ def cp002_fin():
 
 
 @case
+def cp002_pure_ack():
+    cap = Capture()
+    c = opened(cap)
+    c.data("s", 500, capture=False)                        # on the wire, not in the capture
+    f7 = c.ack("c", dt=0.0005)
+    c.fin("c", dt=0.005)
+    c.ack("s")                                             # seq 1501: the hole shows
+    c.fin("s", dt=0.0002)
+    c.ack("c")
+    return Case("cp002_capture-loss_pure_ack.pcap",
+                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client acks 1501 and FINs, and the server's pure ACK of that FIN, at seq 1501, confirms the hole (Wireshark: previous segment not captured).",
+                cap, [F("CP002", 1, f7, ack=1501, seen_max=1001)],
+                [C(1, c, "complete", "graceful", TW, CLOSED)],
+                rules="CP002", shows="data not captured, shown by a pure ACK")
+
+
+@case
+def cp002_before_fin():
+    cap = Capture()
+    c = opened(cap)
+    c.data("s", 500, capture=False)                        # on the wire, not in the capture
+    c.fin("s", dt=0.0005)                                  # seq 1501: the hole shows
+    f8 = c.ack("c")
+    c.fin("c", dt=0.0002)
+    c.ack("s")
+    return Case("cp002_capture-loss_before_fin.pcap",
+                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the server's FIN at seq 1501 shows the hole and the client's ACK of that FIN (1502) acknowledges the 500 bytes the capture never saw.",
+                cap, [F("CP002", 1, f8, ack=1502, seen_max=1001)],
+                [C(1, c, "complete", "graceful", CLOSED, TW)],
+                rules="CP002", shows="data not captured, shown by the FIN")
+
+
+@case
 def cp003():
     cap = Capture(snaplen=64)
     c, f = build_clean_handshake_close(cap)
