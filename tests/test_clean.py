@@ -633,6 +633,7 @@ def test_random_retransmissions_equal_the_replay(seed, tmp_path, catalog, monkey
     assert 0 < on.clean < len(on.connections) == 40
     assert sum(bool(r) for r in resent) >= 2        # summarised with retransmissions
     same_report(on, off)
+    same_under_tiny_timers(_both, path, catalog, monkeypatch)
 
 
 @pytest.mark.parametrize("build", REPLAYED, ids=[b.__name__ for b in REPLAYED])

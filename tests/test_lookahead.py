@@ -141,6 +141,7 @@ def test_lookahead_equals_tracker_on_random_retransmissions(seed, tmp_path, cata
     on, off = _both(path, catalog, monkeypatch)
     assert 0 < len(on.fast) < 40 and sum(bool(r) for r in spied) >= 2
     same_report(on, off)
+    same_under_tiny_timers(_both, path, catalog, monkeypatch)
 
 
 def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog,
