@@ -14,11 +14,12 @@ against the pattern:
   (flags exactly SYN+ACK, no data, SEG.ACK = client ISN + 1); row 2: the client's ACK
   of it (SEG.SEQ = ISN + 1, SEG.ACK = server ISN + 1);
 * every later row: flags ACK or ACK+PSH, with or without FIN; SEG.SEQ = the sender's
-  SND.NXT (in order: no hole, no keep-alive), or a **retransmission** (below); the sender's SEG.ACK
-  never decreasing and never beyond the peer's SND.NXT; a window other than 0; nothing
-  sent after the sender's own FIN but ACKs; no FIN with data; no pure ACK that
-  repeats its direction's previous acknowledgment (duplicate ACKs, packets stored twice:
-  see :func:`check`); no cut and no wrong checksum;
+  SND.NXT (in order: no hole, no keep-alive), or a **retransmission** (below); the
+  sender's SEG.ACK never decreasing and never beyond the peer's SND.NXT; a window other
+  than 0; nothing sent after the sender's own FIN but ACKs; no FIN with data; no pure
+  ACK that repeats its direction's previous acknowledgment unless that segment carried
+  new data (duplicate ACKs, packets stored twice: see :func:`check`); no cut and no
+  wrong checksum;
   the sequence numbers of neither direction crossing 2^32;
 * the close: one side's FIN (row f1); the other side's first segment after it
   acknowledges it (row a1, SEG.ACK = FIN + 1); the other side's FIN (row f2, the FIN
@@ -27,8 +28,8 @@ against the pattern:
 
 A retransmission is a row that sends again, whole, data of its direction already sent
 (SEG.SEQ >= ISN + 1, SEG.SEQ + SEG.LEN =< SND.NXT), at least 2 bytes (one old byte is a
-keep-alive), flags ACK or ACK+PSH, after the handshake's ACK and before the
-connection's first FIN (both endpoints ESTABLISHED), and not equal in IP ID, SEG.SEQ,
+keep-alive), flags ACK or ACK+PSH, before the connection's first FIN (both endpoints
+ESTABLISHED), and not equal in IP ID, SEG.SEQ,
 SEG.ACK, flags, length and window to an earlier segment of its direction (such a pair
 may be one packet stored twice, CP008, which the replay tells apart; it is replayed).
 The replay reports it as SQ002 (:func:`retransmission_events`), and Zeek's history
@@ -145,8 +146,9 @@ def check(p: Pending) -> CleanConnection | None:
     A packet stored twice (CP008) is excluded without comparing keys: in order, a
     segment with data or a FIN cannot repeat an earlier one of its direction (its
     SEG.SEQ is new), and a pure ACK must acknowledge more than the direction's previous
-    segment or follow data of its own (a repeated pure ACK, or any duplicate ACK, is
-    replayed)."""
+    segment or follow new data of its own (a repeated pure ACK, or any duplicate ACK,
+    is replayed); a retransmission is compared with the earlier segments of its
+    direction (``_resent``)."""
     rows = p.rows
     n = len(rows)
     if n < 7 or p.dirty:
@@ -327,10 +329,10 @@ def _resent(rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int,
     """Whether ``rows[i]``, a segment that is not at its sender's SND.NXT (``nxt``,
     relative to its sender's ISN ``isn``), is a retransmission (module docstring; the
     caller has checked SEG.ACK, that no FIN came before it and how many came from its
-    direction); if so it is appended to ``retx`` with the frame that first sent its
-    first byte while that data is not wholly acknowledged (``peer_ack``: the peer's
-    latest SEG.ACK, relative), else None. ``retx``: the connection's retransmissions
-    so far, in the form of :attr:`CleanConnection.retx`."""
+    direction); if so it is appended to ``retx``, the connection's retransmissions so
+    far (:attr:`CleanConnection.retx`), with the frame that first sent its first byte
+    while that data is not wholly acknowledged (``peer_ack``: the peer's latest SEG.ACK,
+    relative), else None."""
     frame, _ts, side, seq, ack, flags, window, length, ip_id = rows[i][:9]
     rel = (seq - isn) & _M32
     if length < 2 or flags & ~PSH != ACK or rel < 1 or rel + length > nxt:

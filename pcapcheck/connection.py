@@ -54,6 +54,9 @@ class Flow:
     * ``win`` – the last window advertised by this flow's sender, scaled, in bytes.
     * ``recent`` – the last :data:`RECENT` segments' ``(key, frame, ts)``, to recognise
       a packet stored twice (CP008).
+    * ``probe`` – the end (``nxt + 1``) of the last zero-window probe at ``nxt``, whose
+      byte ``nxt`` does not count until the peer or the sender shows it was accepted;
+      None when there is none.
     """
 
     __slots__ = ("isn", "base", "_ref_abs", "_ref_u", "nxt", "acked", "packets", "bytes",
@@ -61,7 +64,7 @@ class Flow:
                  "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
                  "fin_implied_frame", "fin_implied_ts", "holes", "unacked", "pending", "high_ts", "win",
                  "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
-                 "max_ack_abs", "last_window_raw", "keepalive_frame", "seen_end")
+                 "max_ack_abs", "last_window_raw", "keepalive_frame", "seen_end", "probe")
 
     def __init__(self) -> None:
         self.isn: int | None = None
@@ -98,6 +101,7 @@ class Flow:
         self.max_ack_abs: int | None = None
         self.last_window_raw: int | None = None
         self.keepalive_frame: int | None = None
+        self.probe: int | None = None
         self.seen_end: int | None = None      # highest seq + len of any segment seen
 
     def set_base(self, seq: int, isn: bool) -> None:

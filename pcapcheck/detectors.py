@@ -457,6 +457,8 @@ class Checker:
             self._note_ack(fs, seg)
             return  # nothing seen from the peer yet: its sequence space is unknown
         ack = fr.u(seg.ack)
+        if fr.probe is not None:
+            self._probe_taken(fr, ack)
         if es.state == SYN_RECEIVED and fr.packets == 0 and ack > 1 + fr.syn_len:
             # Only this direction is captured: acknowledging the peer's data proves the
             # peer's handshake ACK reached this endpoint.
@@ -591,9 +593,13 @@ class Checker:
         if (fr.zero and length == 1 and fs.nxt is not None and seq == fs.nxt
                 and not seg.flags & FIN):
             # A zero-window probe (RFC 9293 §3.8.6.1): one byte into a closed window,
-            # dropped by the receiver; it does not advance SND.NXT (as in Wireshark).
+            # dropped by the receiver; it does not advance SND.NXT (as in Wireshark)
+            # unless it turns out to have been accepted (_probe_taken).
             self.mark(frame, "zero_window_probe")
+            fs.probe = seq + 1
             return
+        if fs.probe is not None:
+            self._probe_taken(fs, seq)
         state = es.state
         if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
                 role == "server" and conn.tfo_accepted)):
@@ -627,14 +633,38 @@ class Checker:
             fs.advance(end)
 
     def _jump(self, conn, seg: Segment, fs: Flow) -> None:
-        """A segment without data, SYN or FIN whose SEG.SEQ is beyond the sender's SND.NXT:
-        the capture missed the sender's segments in between (Wireshark's "previous
-        segment not captured"): a hole, as :meth:`_data` records one, and SND.NXT moves
-        to SEG.SEQ."""
+        """A segment without data, SYN or FIN whose SEG.SEQ is beyond the sender's
+        SND.NXT: when :meth:`_confirmed`, the capture missed the sender's segments in
+        between (Wireshark's "previous segment not captured"): a hole, as :meth:`_data`
+        records one (CP002 at the peer's ACK), and SND.NXT moves to SEG.SEQ."""
         seq = fs.u(seg.seq)
-        if seq > fs.nxt:
+        if fs.probe is not None:
+            self._probe_taken(fs, seq)
+        if seq > fs.nxt and self._confirmed(fs, seq):
             self._new_hole(conn, fs, seg, fs.nxt, seq)
             fs.advance(seq)
+
+    @staticmethod
+    def _probe_taken(fs: Flow, pos: int) -> None:
+        """The byte of the zero-window probe at SND.NXT (``fs.probe``, its end) was
+        accepted when the sender goes on past it or the peer acknowledges it (``pos``,
+        relative, is at or beyond its end): SND.NXT moves past it, so that neither a
+        hole nor a FIN nor an acknowledgment of unsent data is inferred from it."""
+        if fs.probe == fs.nxt + 1 and pos >= fs.probe:
+            fs.advance(fs.probe)
+        fs.probe = None if fs.probe <= fs.nxt else fs.probe
+
+    @staticmethod
+    def _confirmed(fs: Flow, seq: int) -> bool:
+        """Whether the peer has already acknowledged the sender's sequence space up to
+        ``seq`` (relative) beyond SND.NXT (a pending ACK, see :meth:`_ack`): then a
+        segment without data at ``seq`` (a pure ACK, a FIN) shows the capture lost data.
+        Without that acknowledgment its SEG.SEQ alone is no proof: a stray segment (of an
+        earlier connection on the 4-tuple, of a scan) or the byte of a zero-window probe
+        the receiver accepted (which SND.NXT does not count, as in Wireshark) would
+        open a false hole."""
+        nxt = fs.nxt
+        return any(nxt < p[0] and seq <= p[0] for p in fs.pending)
 
     def _new_hole(self, conn, fs: Flow, seg: Segment, start: int, end: int) -> None:
         reported = False
@@ -698,8 +728,10 @@ class Checker:
             self.emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
             return
         if fs.fin is None:
-            if fs.nxt is not None and fin > fs.nxt:    # segments before it not captured
-                self._new_hole(conn, fs, seg, fs.nxt, fin)
+            if fs.probe is not None:
+                self._probe_taken(fs, fin)
+            if fs.nxt is not None and fin > fs.nxt and self._confirmed(fs, fin):
+                self._new_hole(conn, fs, seg, fs.nxt, fin)  # segments before it lost
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
             fs.advance(fin + 1)
             crossing = (es.state == CLOSE_WAIT and fr.fin is not None

@@ -452,12 +452,12 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     ``closer`` 1 client / 2 server, packets and bytes per side, ISNs, ``min_ts``/
     ``max_ts``, ``letters``: the row of the first A D F T a d f t of Zeek's history, -1
     when absent); ``retx``: the retransmissions of every candidate, clean or not
-    (:func:`_retransmissions`' table, one line per retransmission). A segmented running maximum of what each direction has sent tells
-    a retransmission (data wholly below it) from a segment that must be at SND.NXT;
-    segmented sums of the others give each segment's expected SEG.SEQ (the sender's
-    SND.NXT) and the peer's SND.NXT; the previous segment of the same direction is found
-    by index; each FIN's acknowledgment and each retransmission's first frame by
-    ``searchsorted``.
+    (:func:`_retransmissions`' table, one line per retransmission). A segmented running
+    maximum of what each direction has sent tells a retransmission (data wholly below
+    it) from a segment that must be at SND.NXT; segmented sums of the others give each
+    segment's expected SEG.SEQ (the sender's SND.NXT) and the peer's SND.NXT; the
+    previous segment of the same direction is found by index; each FIN's acknowledgment
+    and each retransmission's first frame by ``searchsorted``.
     """
     R, C = len(rows), len(starts)
     if not C:

@@ -667,6 +667,50 @@ def clean_zero_window_probe():
                 rules="SQ005 (info)", shows="zero window, probes, window update")
 
 
+@case
+def clean_zero_window_probe_accepted():
+    cap = Capture()
+    c = Conversation(cap)
+    c.handshake()
+    c.data("c", 100)
+    zw = c.ack("s", window=0)                              # receive buffer full
+    c.data("c", 1, dt=0.2)                                 # one-byte probe (BSD, Windows)
+    c.data("s", 50)                                        # acknowledges the probe's byte
+    c.ack("c")                                             # at SEG.SEQ 102
+    c.data("c", 20)
+    c.ack("s")
+    c.close("c")
+    return Case("clean_zero_window_probe_accepted.pcap",
+                "The server advertises a zero window; the client probes it with one byte (rel seq 101), which the server accepts: its next segment acknowledges 102 and the client goes on from 102. Nothing is missing and nothing is acknowledged unsent: the probe's byte counts once accepted.",
+                cap, [F("SQ005", 1, zw)],
+                [C(1, c, "complete", "graceful", TW, CLOSED)],
+                rules="SQ005 (info)", shows="one-byte zero-window probe, accepted")
+
+
+@case
+def clean_stray_ack_after_reuse():
+    cap = Capture()
+    old = Conversation(cap, cisn=0x70000000, sisn=0x20000000)
+    old.handshake()
+    old.exchange()
+    old.close("c")
+    new = Conversation(cap, cisn=0x50000000, sisn=0x60000000)
+    g1 = new.syn("c", dt=1.0)
+    new.synack("s")
+    new.ack("c")
+    old.ack("c", dt=0.0005)                                # a late ACK of the first one
+    for _ in range(3):
+        new.data("c", 100, dt=0.01)
+        new.ack("s")
+    new.close("c")
+    return Case("clean_stray_ack_after_reuse.pcap",
+                "The 4-tuple is used again 1 s after a graceful close (CL010); a late pure ACK of the first connection, far ahead in the second one's sequence space, arrives after the new handshake. Nothing acknowledges the space it skips: it is no sign of capture loss, and the second connection's data is not taken for retransmissions.",
+                cap, [F("CL010", 2, g1, previous_connection=1, gap=1.0, limit=240.0)],
+                [C(1, old, "complete", "graceful", TW, CLOSED),
+                 C(2, new, "complete", "graceful", TW, CLOSED)],
+                rules="CL010", shows="a stray ACK of an earlier connection")
+
+
 # =========================================================================== HS rules
 
 @case
@@ -1401,13 +1445,14 @@ def cp002_before_fin():
     cap = Capture()
     c = opened(cap)
     c.data("s", 500, capture=False)                        # on the wire, not in the capture
-    c.fin("s", dt=0.0005)                                  # seq 1501: the hole shows
-    f8 = c.ack("c")
+    f7 = c.ack("c", dt=0.0005)
+    c.fin("s", dt=0.005)                                   # seq 1501: the hole shows
+    c.ack("c")
     c.fin("c", dt=0.0002)
     c.ack("s")
     return Case("cp002_capture-loss_before_fin.pcap",
-                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the server's FIN at seq 1501 shows the hole and the client's ACK of that FIN (1502) acknowledges the 500 bytes the capture never saw.",
-                cap, [F("CP002", 1, f8, ack=1502, seen_max=1001)],
+                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client acks 1501, and the server's FIN at seq 1501 confirms the hole.",
+                cap, [F("CP002", 1, f7, ack=1501, seen_max=1001)],
                 [C(1, c, "complete", "graceful", CLOSED, TW)],
                 rules="CP002", shows="data not captured, shown by the FIN")
 
