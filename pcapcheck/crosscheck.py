@@ -335,20 +335,49 @@ def _peer_never_seen(ctx: Context, v: FrameView, kind: str) -> Any:
 
 def _acked_bytes_all_captured(ctx: Context, v: FrameView, kind: str) -> Any:
     """Every sequence number this ACK newly acknowledges was carried by a captured
-    segment of the peer."""
+    segment of the peer, or it acknowledges nothing new."""
     seg = v.seg
     if seg is None or not seg.flags & ACK:
         return False
     prev = None
     for p in ctx.earlier(v, same_sender=True):
         if p.seg.flags & ACK and (prev is None or seq_diff(p.seg.ack, prev) > 0):
-            prev = p.seg.ack
+            prev, at = p.seg.ack, p.frame
     if prev is None:
         return False
+    if seq_diff(seg.ack, prev) <= 0:
+        return f"nothing beyond frame {at}'s acknowledgment"
     ranges = [(p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF)
               for p in ctx.earlier(v, same_sender=False)]
     if seq_diff(seg.ack, prev) > 0 and _covered(prev, seg.ack, ranges):
         return f"bytes {prev}..{seg.ack} were captured"
+    return False
+
+
+def _after_accepted_probe(ctx: Context, v: FrameView, kind: str) -> Any:
+    """The segment starts one past an earlier one-byte zero-window probe of its sender
+    (pcapcheck's mark) that the peer acknowledged before it."""
+    seg = v.seg
+    if seg is None:
+        return False
+    for p in ctx.earlier(v, same_sender=True):
+        if ("zero_window_probe" in p.pc and p.seg.payload_len == 1
+                and (p.seg.seq + 1) & 0xFFFFFFFF == seg.seq):
+            return f"probe of frame {p.frame}"
+    return False
+
+
+def _after_stray_segment(ctx: Context, v: FrameView, kind: str) -> Any:
+    """An earlier segment of the sender without data, SYN, FIN or RST whose sequence
+    number is beyond this one's was marked 'previous segment not captured' by pcapcheck,
+    while the connection has no capture loss (CP002)."""
+    seg = v.seg
+    if seg is None or "CP002" in ctx.connection_events(v):
+        return False
+    for p in ctx.earlier(v, same_sender=True):
+        if (not p.seg.payload_len and not p.seg.flags & (SYN | FIN | RST)
+                and "lost_segment" in p.pc and seq_diff(p.seg.seq, seg.seq) > 0):
+            return f"frame {p.frame}"
     return False
 
 
@@ -460,11 +489,30 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     KnownDifference(
         "stale-next-expected-ack", ("ack_lost_segment",), "wireshark",
         _acked_bytes_all_captured, "wireshark-wrong",
-        "Every byte this ACK newly acknowledges was captured. Wireshark only advances "
-        "its 'next expected acknowledgement number' with segments that carry no "
-        "analysis flag, so after a gap ('previous segment not captured') it lags "
-        "behind and the next ACK of captured data is flagged as ACKing an unseen "
-        "segment a second time."),
+        "Every byte this ACK newly acknowledges was captured, or it acknowledges "
+        "nothing new. Wireshark only advances its 'next expected acknowledgement "
+        "number' with segments that carry no analysis flag, so after a gap ('previous "
+        "segment not captured') it lags behind and the next ACK of captured data, or "
+        "the same acknowledgment again, is flagged as ACKing an unseen segment a "
+        "second time."),
+    KnownDifference(
+        "accepted-zero-window-probe", ("lost_segment",), "wireshark",
+        _after_accepted_probe, "wireshark-wrong",
+        "The byte of a one-byte zero-window probe was accepted: the receiver "
+        "acknowledged it, or the sender went on past it. Wireshark never counts a "
+        "probe's byte in the sender's next expected sequence number, so the sender's "
+        "next segment, one past the probe, follows a 'segment not captured'. pcapcheck "
+        "counts the byte once accepted (RFC 9293 §3.8.6.1: a probe that finds the "
+        "window open is data like any other)."),
+    KnownDifference(
+        "after-stray-segment", ("retransmission",), "wireshark", _after_stray_segment,
+        "definition",
+        "An earlier segment without data of this sender was far ahead of its next "
+        "sequence number, and nothing the peer acknowledged covers the space it skips "
+        "(a late segment of an earlier connection on the 4-tuple, a scan): pcapcheck "
+        "does not take its sequence number as the sender's (no capture loss, CP002, is "
+        "inferred from it). Wireshark moves its next expected sequence number there, "
+        "so every later segment below it looks like a retransmission."),
     KnownDifference(
         "synack-reused-ports", ("reused_ports",), "wireshark", _synack, "definition",
         "Wireshark's code also flags a SYN-ACK whose sequence number differs from the "

@@ -1428,13 +1428,11 @@ def cp002_pure_ack():
     cap = Capture()
     c = opened(cap)
     c.data("s", 500, capture=False)                        # on the wire, not in the capture
-    f7 = c.ack("c", dt=0.0005)
-    c.fin("c", dt=0.005)
+    f7 = c.data("c", 50, dt=0.0005)                        # acknowledges 1501
     c.ack("s")                                             # seq 1501: the hole shows
-    c.fin("s", dt=0.0002)
-    c.ack("c")
+    c.close("c")
     return Case("cp002_capture-loss_pure_ack.pcap",
-                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client acks 1501 and FINs, and the server's pure ACK of that FIN, at seq 1501, confirms the hole (Wireshark: previous segment not captured).",
+                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client's next request acks 1501, and the server's pure ACK of it, at seq 1501, confirms the hole (Wireshark: previous segment not captured).",
                 cap, [F("CP002", 1, f7, ack=1501, seen_max=1001)],
                 [C(1, c, "complete", "graceful", TW, CLOSED)],
                 rules="CP002", shows="data not captured, shown by a pure ACK")
