@@ -281,7 +281,7 @@ class Checker:
         if seg.payload_len and not flags & SYN:
             self._data(conn, seg, role, fs, fr, es)
         elif not flags & (SYN | FIN) and fs.nxt is not None:
-            self._jump(conn, seg, fs)
+            self._jump(conn, seg, fs, fs.u(seg.seq))
         if flags & FIN:
             self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
         self._window(conn, seg, role, fs, fr)
@@ -632,12 +632,12 @@ class Checker:
             fs.high_ts = seg.ts
             fs.advance(end)
 
-    def _jump(self, conn, seg: Segment, fs: Flow) -> None:
-        """A segment without data, SYN or FIN whose SEG.SEQ is beyond the sender's
-        SND.NXT: when :meth:`_confirmed`, the capture missed the sender's segments in
-        between (Wireshark's "previous segment not captured"): a hole, as :meth:`_data`
-        records one (CP002 at the peer's ACK), and SND.NXT moves to SEG.SEQ."""
-        seq = fs.u(seg.seq)
+    def _jump(self, conn, seg: Segment, fs: Flow, seq: int) -> None:
+        """``seg``, a segment without data (a pure ACK, or a FIN at ``seq``, relative),
+        starts beyond the sender's SND.NXT: when :meth:`_confirmed`, the capture missed
+        the sender's segments in between (Wireshark's "previous segment not captured"):
+        a hole, as :meth:`_data` records one (CP002 at the peer's ACK), and SND.NXT
+        moves to ``seq``."""
         if fs.probe is not None:
             self._probe_taken(fs, seq)
         if seq > fs.nxt and self._confirmed(fs, seq):
@@ -728,10 +728,8 @@ class Checker:
             self.emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
             return
         if fs.fin is None:
-            if fs.probe is not None:
-                self._probe_taken(fs, fin)
-            if fs.nxt is not None and fin > fs.nxt and self._confirmed(fs, fin):
-                self._new_hole(conn, fs, seg, fs.nxt, fin)  # segments before it lost
+            if fs.nxt is not None:
+                self._jump(conn, seg, fs, fin)        # segments before it not captured?
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
             fs.advance(fin + 1)
             crossing = (es.state == CLOSE_WAIT and fr.fin is not None
