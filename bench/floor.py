@@ -5,20 +5,20 @@ instead of a Python loop per segment?
 This is an experiment, not part of the analysis. It measures, on one process:
 
 1. **read**: the record headers walked by the reader
-   (:meth:`pcapcheck.reader.CaptureReader.pcap_batches`, the analysis' own loop) and the
+   (:meth:`pcapcheck.capture.reader.CaptureReader.pcap_batches`, the analysis' own loop) and the
    Ethernet/IPv4/TCP fields of every record gathered with numpy (plain Ethernet + IPv4
    without options + TCP only: what ``bench/generate.py`` writes; other records are
    counted and left out);
 2. **group**: the records sorted into connections (the unordered 4-tuple; a new
    connection at each pure SYN), with numpy;
-3. **classify**: :func:`pcapcheck.lookahead.classify`, the conditions of :func:`pcapcheck.clean.check`
-   (the module docstring of :mod:`pcapcheck.clean` lists them) written as array
+3. **classify**: :func:`pcapcheck.fast.lookahead.classify`, the conditions of :func:`pcapcheck.fast.clean_connections.check`
+   (the module docstring of :mod:`pcapcheck.fast.clean_connections` lists them) written as array
    operations over all connections at once (segmented sums, the previous segment of
    the same direction by index);
 4. **summarise**: the JSON line of each clean connection, as a shard writes it
-   (:func:`pcapcheck.analyze.clean_summary`, :func:`pcapcheck.report.json_report.dumps`).
+   (:func:`pcapcheck.pipeline.clean_summary`, :func:`pcapcheck.report.json_report.dumps`).
 
-With ``--verify`` it also runs :func:`pcapcheck.clean.check` on every connection's
+With ``--verify`` it also runs :func:`pcapcheck.fast.clean_connections.check` on every connection's
 rows and asserts the same verdict and the same summary fields (frames, history,
 packets, bytes, ISNs, closer, duration) for each: the floor is that of the same work.
 
@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pcapcheck.clean import Pending, check
-from pcapcheck.lookahead import classify, clean_connections
+from pcapcheck.fast.clean_connections import Pending, check
+from pcapcheck.fast.lookahead import classify, clean_connections
 from pcapcheck.model import ACK, FIN, RST, SYN
-from pcapcheck.reader import open_capture
-from pcapcheck.tracker import CLOSE_DELAY
+from pcapcheck.capture.reader import open_capture
+from pcapcheck.tcp.tracker import CLOSE_DELAY
 
 _ETH_IP4_TCP = np.dtype({
     "names": ["et", "vihl", "total", "ip_id", "frag", "proto", "src", "dst", "sport",
@@ -114,7 +114,7 @@ def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
     connection of its 4-tuple in the capture, begins with a pure SYN, and never pauses
     longer than ``close_delay`` seconds between two of its segments (the tracker
     replays the others in any case). ``shard=(k, n)``: the connections of shard k only
-    (:mod:`pcapcheck.shard`'s rule, ``(sport + dport) % n == k``)."""
+    (:mod:`pcapcheck.run.shards`'s rule, ``(sport + dport) % n == k``)."""
     if shard[1] > 1:
         mine = np.flatnonzero((cols["sport"] + cols["dport"]) % shard[1] == shard[0])
         cols = {key: value[mine] for key, value in cols.items() if key != "other"}
@@ -158,7 +158,7 @@ def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
 
 
 #: The fields of a CleanConnection that :func:`verify` compares (all but the id and the
-#: endpoints, which :func:`~pcapcheck.lookahead.clean_connections` leaves to its caller).
+#: endpoints, which :func:`~pcapcheck.fast.lookahead.clean_connections` leaves to its caller).
 _COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "packets",
              "bytes", "client_isn", "server_isn", "closer", "syn", "synack", "ack", "f1",
              "a1", "f2", "last", "history", "retx")
@@ -166,9 +166,9 @@ _COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "p
 
 def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
            sizes: np.ndarray, fc: np.ndarray, out: dict[str, np.ndarray]) -> int:
-    """Run :func:`pcapcheck.clean.check` on every candidate's rows; raise
+    """Run :func:`pcapcheck.fast.clean_connections.check` on every candidate's rows; raise
     AssertionError at the first connection whose verdict, or whose
-    :class:`~pcapcheck.clean.CleanConnection` fields (:data:`_COMPARED`), differ from
+    :class:`~pcapcheck.fast.clean_connections.CleanConnection` fields (:data:`_COMPARED`), differ from
     :func:`classify`'s (through :func:`clean_connections`). Returns the number of
     connections compared."""
     lists = {key: cols[key][rows].tolist()
@@ -222,14 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("capture")
     ap.add_argument("--verify", action="store_true",
-                    help="also compare every verdict with pcapcheck.clean.check")
+                    help="also compare every verdict with pcapcheck.fast.clean_connections.check")
     ap.add_argument("--shard", default="0/1", metavar="K/N",
                     help="classify the connections of shard K of N only (default 0/1)")
     ap.add_argument("--rest", metavar="OUT",
                     help="write the records of the connections not found clean to OUT")
     args = ap.parse_args(argv)
     shard = tuple(int(v) for v in args.shard.split("/"))
-    from pcapcheck.analyze import clean_summary
+    from pcapcheck.pipeline import clean_summary
     from pcapcheck.report.json_report import dumps
 
     t0 = time.perf_counter()
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verify:
         t = time.perf_counter()
         n = verify(cols, rows, starts, sizes, fc, out)
-        print(f"  verified against pcapcheck.clean.check: {n} connections, same verdicts "
+        print(f"  verified against pcapcheck.fast.clean_connections.check: {n} connections, same verdicts "
               f"and fields ({time.perf_counter() - t:.1f} s)")
     return 0
 

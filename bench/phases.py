@@ -18,7 +18,7 @@ Stages (seconds, summed over calls; they nest in the order given only where note
 The rest of ``total`` is the loop of ``analyze._run``, writing the JSON lines and
 spooling. ``--shard 999/1000`` (a shard owning almost nothing) shows what every shard
 pays whatever it owns. ``--fed``: the shard as ``analyze`` runs it now, fed the batches
-by another process (forked here) that reads the file (:mod:`pcapcheck.feed`): ``walk``
+by another process (forked here) that reads the file (:mod:`pcapcheck.run.feed`): ``walk``
 and ``decode`` then happen there and are not shown, and ``receive`` (``Feed.__iter__``:
 waiting for the batches, receiving and unpickling them) is the shard's; ``cpu`` is the
 shard's own CPU time. Figures in bench/README.md ("The lookahead", "One reading for the shards").
@@ -33,10 +33,18 @@ import sys
 import time
 from typing import Any, Callable
 
-from pcapcheck import analyze, batch, feed, lookahead, reader
-from pcapcheck.catalog import load_catalog
-from pcapcheck.config import resolve_config, resolve_selection
-from pcapcheck.shard import analyze_shard
+from pcapcheck import pipeline as analyze
+
+from pcapcheck.fast import batch_decoder as batch
+
+from pcapcheck.run import feed
+
+from pcapcheck.fast import lookahead
+
+from pcapcheck.capture import reader
+from pcapcheck.catalog.rules import load_catalog
+from pcapcheck.catalog.config import resolve_config, resolve_selection
+from pcapcheck.run.shards import analyze_shard
 
 spent: dict[str, float] = {}
 

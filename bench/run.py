@@ -153,7 +153,7 @@ def byte_compile() -> None:
 
 def count_packets(path: str) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from pcapcheck.reader import open_capture
+    from pcapcheck.capture.reader import open_capture
     return sum(1 for _ in open_capture(path))
 
 

@@ -134,8 +134,8 @@ class Segment:
 
 class SegmentBlock:
     """Consecutive records of a capture that are all plain IPv4 TCP segments, decoded
-    into columns by :mod:`pcapcheck.batch` (issue #4, performance): the tracker replays
-    the ordinary ones straight from the columns (:func:`pcapcheck.lane.feed_block`)
+    into columns by :mod:`pcapcheck.fast.batch_decoder` (issue #4, performance): the tracker replays
+    the ordinary ones straight from the columns (:func:`pcapcheck.fast.established_lane.feed_block`)
     and builds a :class:`Segment` (:meth:`segment`) only for the others.
 
     The segments of this shard (all of them without sharding) are the block's rows.
@@ -178,7 +178,7 @@ class SegmentBlock:
         self.other_end, self.other_max = other_end, other_max
         #: None, or per row None or ``(mark, FastConn | None)``: the SYN
         #: (:data:`MARK_START`) or the last segment (:data:`MARK_END`) of a connection
-        #: :mod:`pcapcheck.lookahead` found clean, or the SYN of one it found not clean
+        #: :mod:`pcapcheck.fast.lookahead` found clean, or the SYN of one it found not clean
         #: (:data:`MARK_DIRECT`: replayed as it comes, not kept as rows)
         self.fast: list | None = None
         #: the segments of this shard given as ticks (``other_*``): the other segments
@@ -225,9 +225,9 @@ class _OtherShard:
 
 
 #: The item a source analysing one shard of a capture (``shard=(k, n)``, see
-#: :mod:`pcapcheck.shard`) yields in place of a TCP segment of another shard: the
+#: :mod:`pcapcheck.run.shards`) yields in place of a TCP segment of another shard: the
 #: Segment is not built, but its frame and timestamp still move the capture's clock
-#: (:meth:`pcapcheck.tracker.Tracker.tick`).
+#: (:meth:`pcapcheck.tcp.tracker.Tracker.tick`).
 OTHER_SHARD = _OtherShard()
 
 

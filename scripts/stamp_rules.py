@@ -1,6 +1,6 @@
 """Check every shipped rule (``rules/*.yaml``) in full, schema included, then write
 ``rules/.validated``: the digest that lets ``pcapcheck`` load the shipped rules without
-the schema check while they stay as they are (``pcapcheck.catalog.STAMP_NAME``; about
+the schema check while they stay as they are (``pcapcheck.catalog.rules.STAMP_NAME``; about
 65 ms of every run, issue #4), and ``rules/.parsed.json``, their YAML data as JSON, read
 in place of the YAML files while the digest holds (``catalog.PARSED_NAME``; about 25 ms).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pcapcheck.catalog import (PARSED_NAME, STAMP_NAME, CatalogError,  # noqa: E402
+from pcapcheck.catalog.rules import (PARSED_NAME, STAMP_NAME, CatalogError,  # noqa: E402
                                _load_location, default_rules_dir, parsed_document,
                                rules_digest)
 

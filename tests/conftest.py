@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pcapcheck.analyze import FileResult, analyze_file
-from pcapcheck.catalog import load_catalog
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.catalog.rules import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
@@ -64,7 +64,7 @@ def selected_captures(paths: list[Path], keep) -> list[Path]:
 
 
 def _have_tshark() -> bool:
-    from pcapcheck import tshark
+    from pcapcheck.capture import tshark
     try:
         tshark.tshark_path()
         return True

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SAMPLES
-from pcapcheck.analyze import analyze_file
-from pcapcheck.baseline import (BASELINE_VERSION, BaselineError, apply_baseline,
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.report.baseline import (BASELINE_VERSION, BaselineError, apply_baseline,
                                 baseline_entries, fingerprint_parts, load_baseline)
 from pcapcheck.cli import app
 

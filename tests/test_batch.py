@@ -1,4 +1,4 @@
-"""pcapcheck.batch.BatchSource yields exactly what analyze.NativeSource yields (same items,
+"""pcapcheck.fast.batch_decoder.BatchSource yields exactly what analyze.NativeSource yields (same items,
 same order, same skipped counts, truncation note, format and snaplen), on every sample
 capture, on a generated capture and on crafted edge cases; and ``shard=(k, n)`` splits
 the Segments between the shards without touching anything else."""
@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pcapcheck.reader as reader_mod
+import pcapcheck.capture.reader as reader_mod
 from conftest import ROOT, SAMPLES
-from pcapcheck.analyze import NativeSource
-from pcapcheck.batch import BatchSource
-from pcapcheck.decoder import DecodeError, Decoder
+from pcapcheck.pipeline import NativeSource
+from pcapcheck.fast.batch_decoder import BatchSource
+from pcapcheck.capture.decoder import DecodeError, Decoder
 from pcapcheck.model import OTHER_SHARD, Segment, SegmentBlock, TcpOptions
-from pcapcheck.reader import CaptureError
+from pcapcheck.capture.reader import CaptureError
 from test_fuzz import SEEDS, fuzz_settings, mutation
 from test_fuzz import mutated as fuzz_mutated
 from test_fuzz import write as fuzz_write

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pcapcheck.reader import open_capture
+from pcapcheck.capture.reader import open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 

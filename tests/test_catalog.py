@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 import pcapcheck
-import pcapcheck.catalog as catalog_module
-from pcapcheck.catalog import (README_END, README_START, CatalogError, default_rules_dir,
+import pcapcheck.catalog.rules as catalog_module
+from pcapcheck.catalog.rules import (README_END, README_START, CatalogError, default_rules_dir,
                                format_message, load_catalog, load_rule_file)
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
@@ -198,7 +198,7 @@ def test_readme_table_is_generated_from_the_rules(cat):
     assert start < end
     table = text[start + len(README_START):end]
     assert table.strip() == cat.catalogue_markdown().strip(), (
-        "README.md is out of date: python -m pcapcheck.catalog --update-readme README.md")
+        "README.md is out of date: python -m pcapcheck.catalog.rules --update-readme README.md")
 
 
 def test_catalogue_markdown_shape(cat):
@@ -210,7 +210,7 @@ def test_catalogue_markdown_shape(cat):
 
 
 def test_module_prints_the_table(cat):
-    out = subprocess.run([sys.executable, "-m", "pcapcheck.catalog", "--markdown"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "pcapcheck.catalog.rules", "--markdown"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert out == cat.catalogue_markdown()
 
@@ -659,7 +659,7 @@ def test_stamped_shipped_rules_load_without_jsonschema(tmp_path):
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "HS002.yaml").write_text((RULES_DIR / "HS002.yaml").read_text())
-    code = ("import sys\nfrom pcapcheck.catalog import load_catalog\n"
+    code = ("import sys\nfrom pcapcheck.catalog.rules import load_catalog\n"
             "load_catalog(sys.argv[1:])\n"
             "print('jsonschema' in sys.modules, 'yaml' in sys.modules)\n")
     shipped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

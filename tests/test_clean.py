@@ -1,4 +1,4 @@
-"""The clean-connection shortcut (pcapcheck.clean: a connection whose rows fit the
+"""The clean-connection shortcut (pcapcheck.fast.clean_connections: a connection whose rows fit the
 common life cycle is summarised without the replay) gives the same reports as
 replaying every connection: on every sample capture, on generated captures full of
 retransmissions, resets, refusals and capture loss (tiny timers, shards), and on
@@ -13,12 +13,13 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
-from pcapcheck import clean, lookahead
-from pcapcheck import tracker as tracker_module
-from pcapcheck.analyze import analyze_file
+from pcapcheck.fast import clean_connections as clean
+from pcapcheck.fast import lookahead
+from pcapcheck.tcp import tracker as tracker_module
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.model import ACK, CWR, ECE, FIN, PSH, SYN
-from pcapcheck.reader import CaptureError
-from pcapcheck.shard import analyze_shard, merge_shards
+from pcapcheck.capture.reader import CaptureError
+from pcapcheck.run.shards import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -715,7 +716,7 @@ def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
     duration Python writes with an exponent, not finite, or out of a date's range."""
     import copy
 
-    from pcapcheck import analyze
+    from pcapcheck import pipeline as analyze
     from pcapcheck.report.json_report import dumps_bytes
 
     found = []

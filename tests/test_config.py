@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SAMPLES
-from pcapcheck.catalog import load_catalog
+from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.cli import app
-from pcapcheck.config import (KEYS, Config, ConfigError, find_config, glob_match, load_config,
+from pcapcheck.catalog.config import (KEYS, Config, ConfigError, find_config, glob_match, load_config,
                               resolve_config, resolve_selection)
 
 runner = CliRunner()

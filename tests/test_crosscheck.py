@@ -1,8 +1,8 @@
 """pcapcheck against Wireshark: connections and per-frame TCP analysis flags.
 
-``test_sample_agrees_with_wireshark`` runs :func:`pcapcheck.crosscheck.crosscheck` on
+``test_sample_agrees_with_wireshark`` runs :func:`pcapcheck.compare.wireshark.crosscheck` on
 the sample captures and requires full agreement apart from the known differences
-(:data:`pcapcheck.crosscheck.KNOWN_DIFFERENCES`): on every capture under sample_pcaps/
+(:data:`pcapcheck.compare.wireshark.KNOWN_DIFFERENCES`): on every capture under sample_pcaps/
 with PCAPCHECK_FULL=1, else on every 4th one plus the captures named here (one showing
 each known difference, ``KNOWN_EXAMPLES``, and those of ``ENGINE_ISSUES``).
 
@@ -12,7 +12,7 @@ while they are there, and fails when one is fixed without being removed from the
 or when any other disagreement appears.
 
 tshark runs once per capture, started in the background when the module is imported and
-shared with tests/test_tshark.py (``pcapcheck.tshark.prefetch``).
+shared with tests/test_tshark.py (``pcapcheck.capture.tshark.prefetch``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from pcapcheck import crosscheck as cc
-from pcapcheck import tshark
+from pcapcheck.compare import wireshark as cc
+from pcapcheck.capture import tshark
 from pcapcheck.model import Event, Segment
 
 from conftest import ALL_CAPTURES, HAVE_TSHARK, ROOT, SAMPLES, needs_tshark  # noqa: E402,F401
@@ -77,7 +77,7 @@ if HAVE_TSHARK:
 @needs_tshark
 @pytest.mark.parametrize("path", CAPTURES, ids=rel)
 def test_sample_agrees_with_wireshark(path):
-    from pcapcheck.reader import CaptureError
+    from pcapcheck.capture.reader import CaptureError
 
     try:
         report = cc.crosscheck(path)

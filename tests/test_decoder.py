@@ -1,4 +1,4 @@
-"""Tests for pcapcheck.decoder: the fast path, the dpkt reference path, the captures."""
+"""Tests for pcapcheck.capture.decoder: the fast path, the dpkt reference path, the captures."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapcheck.decoder import DecodeError, Decoder, decode_with_dpkt
+from pcapcheck.capture.decoder import DecodeError, Decoder, decode_with_dpkt
 from pcapcheck.model import ACK, FIN, PSH, SYN, Record, Segment, TcpOptions
-from pcapcheck.reader import CaptureError, open_capture
+from pcapcheck.capture.reader import CaptureError, open_capture
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
@@ -480,7 +480,7 @@ def test_high_flags_and_unsigned_fields():
 
 
 def test_address_cache_is_bounded(monkeypatch):
-    import pcapcheck.decoder as decoder_mod
+    import pcapcheck.capture.decoder as decoder_mod
 
     monkeypatch.setattr(decoder_mod, "_CACHE_MAX", 4)
     dec = Decoder()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import SAMPLES
-from pcapcheck.analyze import analyze_file
-from pcapcheck.reader import CaptureError
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.report.json_report import document
 
 CAPTURES = sorted(p for p in SAMPLES.rglob("*")

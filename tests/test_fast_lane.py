@@ -12,12 +12,12 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES
-from pcapcheck import clean
-from pcapcheck.analyze import analyze_file
-from pcapcheck.detectors import Checker
-from pcapcheck.reader import CaptureError
+from pcapcheck.fast import clean_connections as clean
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.tcp.detectors import Checker
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.report.json_report import document
-from pcapcheck.zeek import ZeekState
+from pcapcheck.tcp.zeek import ZeekState
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
@@ -25,7 +25,7 @@ from generate import generate  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def replay_every_connection(monkeypatch):
-    """No clean-connection shortcut (pcapcheck.clean, tests/test_clean.py): every
+    """No clean-connection shortcut (pcapcheck.fast.clean_connections, tests/test_clean.py): every
     connection goes through the lanes compared here."""
     monkeypatch.setattr(clean, "ENABLED", False)
 

@@ -1,4 +1,4 @@
-"""One reading of a capture for its shards (pcapcheck.feed): a shard fed the batches read
+"""One reading of a capture for its shards (pcapcheck.run.feed): a shard fed the batches read
 by another process gives exactly the result of its own reading, on every sample capture
 (pcap, pcapng, gzip, cut short, checksums verified) and on generated ones; the fed shard
 really does not read the file; a feed lost at any point (refused, cut mid-way, never
@@ -22,13 +22,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, SAMPLES, same_report
-from pcapcheck import feed as feed_module
-from pcapcheck.analyze import analyze_file, analyze_part, verifies_checksums
-from pcapcheck.batch import Batch, BatchSource
+from pcapcheck.run import feed as feed_module
+from pcapcheck.pipeline import analyze_file, analyze_part, verifies_checksums
+from pcapcheck.fast.batch_decoder import Batch, BatchSource
 from pcapcheck.cli import app
-from pcapcheck.feed import End, Feed, Feeder, FeedLost
-from pcapcheck.reader import CaptureError, CaptureReader
-from pcapcheck.shard import analyze_shard, merge_shards
+from pcapcheck.run.feed import End, Feed, Feeder, FeedLost
+from pcapcheck.capture.reader import CaptureError, CaptureReader
+from pcapcheck.run.shards import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
@@ -118,7 +118,7 @@ def test_a_fed_shard_equals_its_own_reading(catalog, path, no_reading_here):
 def test_generated_captures_fed(tmp_path, catalog, no_reading_here):
     """Cut short (the End carries ``truncated``), tiny timers, checksums verified and
     not, the lookahead on and off, encoded summaries."""
-    from pcapcheck import lookahead
+    from pcapcheck.fast import lookahead
 
     path = tmp_path / "s.pcap"
     scenario(path, 2, cut=True)

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from pcapcheck import __version__
-from pcapcheck.analyze import FileResult, analyze_file
-from pcapcheck.catalog import Catalog
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.catalog.rules import Catalog
 from pcapcheck.model import Finding
-from pcapcheck.reader import CaptureError, open_capture
+from pcapcheck.capture.reader import CaptureError, open_capture
 from pcapcheck.report import (FORMATS, ReportContext, csv_report, github, json_report,
                               junit, markdown, rule_statistics, sarif, statistics_rows)
 
@@ -720,7 +720,7 @@ def test_write_step_summary(tmp_path, mixed, ctx):
 
 @pytest.mark.parametrize("chunk", [None, 7, 100])
 def test_record_offsets(monkeypatch, chunk):
-    import pcapcheck.reader as reader_mod
+    import pcapcheck.capture.reader as reader_mod
     if chunk is not None:
         monkeypatch.setattr(reader_mod, "_CHUNK", chunk)
     checked = 0

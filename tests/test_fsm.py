@@ -1,8 +1,8 @@
 """The RFC 9293 state machine table: every state is an RFC state, and the paths the
 textbook draws (and the student notes get wrong) hold."""
 
-from pcapcheck import fsm
-from pcapcheck.fsm import Endpoint
+from pcapcheck.tcp import state_machine as fsm
+from pcapcheck.tcp.state_machine import Endpoint
 from pcapcheck.model import STATES
 
 

@@ -8,7 +8,7 @@ headers (pcap caplen/wire length, pcapng block lengths, captured lengths, snaple
 link types, timestamps, if_tsresol/if_tsoffset),
 IPv4/IPv6/TCP header fields (IHL, total/payload length, fragment bits, protocol, data
 offset, flags, seq/ack, window) and TCP option bytes -- and run through
-``pcapcheck.analyze.analyze_file`` and the CLI (``analyze -f json``). Asserted: no
+``pcapcheck.pipeline.analyze_file`` and the CLI (``analyze -f json``). Asserted: no
 exception escapes (CaptureError, the one-line "not a readable capture", is fine), the
 exit status is 0, 1 or 2 and never the CLI's "internal error", the JSON parses and has
 the documented keys.
@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import SAMPLES
-from pcapcheck.analyze import analyze_file
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.cli import app
-from pcapcheck.reader import CaptureError
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.report.json_report import document
 from test_malformed import check_document, check_run
 
@@ -387,7 +387,7 @@ def atheris_main() -> None:  # pragma: no cover - run by hand (README.md, "Fuzzi
 
     import atheris
 
-    from pcapcheck.catalog import load_catalog
+    from pcapcheck.catalog.rules import load_catalog
 
     atheris.instrument_all()            # pcapcheck is imported already: instrument it
     catalog = load_catalog()

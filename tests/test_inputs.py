@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import SAMPLES
 from pcapcheck.cli import app
-from pcapcheck.inputs import STDIN_NAME, InputError, collect_inputs, is_capture, sniff
+from pcapcheck.capture.inputs import STDIN_NAME, InputError, collect_inputs, is_capture, sniff
 
 runner = CliRunner()
 HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"

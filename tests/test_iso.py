@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapcheck.analyze import _iso, _iso_slow
+from pcapcheck.pipeline import _iso, _iso_slow
 
 
 @settings(max_examples=3000, deadline=None)

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import SAMPLES
 from pcapcheck.cli import app
-from pcapcheck.ladder import (LadderError, MIN_WIDTH, connection_segments, endpoint_parts,
+from pcapcheck.report.ladder import (LadderError, MIN_WIDTH, connection_segments, endpoint_parts,
                               render_ladder)
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""The lane (pcapcheck.lane.feed_block: plain segments replayed straight from the
+"""The lane (pcapcheck.fast.established_lane.feed_block: plain segments replayed straight from the
 decoder's columns) gives the same reports as building and feeding every Segment: on
 every sample capture, on generated captures full of retransmissions, resets, refusals
 and capture loss (every rule, marks included, tiny timers, shards), and on one whose
@@ -13,12 +13,13 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
-from pcapcheck import clean, lane
-from pcapcheck.analyze import analyze_file
-from pcapcheck.reader import CaptureError
-from pcapcheck.shard import analyze_shard, merge_shards
-from pcapcheck import tracker as tracker_module
-from pcapcheck.tracker import Tracker
+from pcapcheck.fast import clean_connections as clean
+from pcapcheck.fast import established_lane as lane
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.capture.reader import CaptureError
+from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.tcp import tracker as tracker_module
+from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate  # noqa: E402
@@ -26,7 +27,7 @@ from generate import generate  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def replay_every_connection(monkeypatch):
-    """No clean-connection shortcut (pcapcheck.clean, tests/test_clean.py): every
+    """No clean-connection shortcut (pcapcheck.fast.clean_connections, tests/test_clean.py): every
     connection goes through the lanes compared here."""
     monkeypatch.setattr(clean, "ENABLED", False)
 

@@ -1,4 +1,4 @@
-"""Clean connections found ahead of the tracker (pcapcheck.lookahead) give the same
+"""Clean connections found ahead of the tracker (pcapcheck.fast.lookahead) give the same
 reports as the tracker's own path (the rows kept and tested by clean.check, the others
 replayed): on every sample capture, on generated captures full of artefacts (tiny
 timers, many small chunks and rounds, shards), and on crafted cases where the lookahead
@@ -14,12 +14,16 @@ import sys
 import pytest
 
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
-from pcapcheck import analyze, batch, clean, lookahead, reader
-from pcapcheck import tracker as tracker_module
-from pcapcheck.analyze import analyze_file
-from pcapcheck.clean import FastPathMismatch, Pending
-from pcapcheck.shard import analyze_shard, merge_shards
-from pcapcheck.tracker import Tracker
+from pcapcheck import pipeline as analyze
+from pcapcheck.fast import batch_decoder as batch
+from pcapcheck.fast import clean_connections as clean
+from pcapcheck.fast import lookahead
+from pcapcheck.capture import reader
+from pcapcheck.tcp import tracker as tracker_module
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.fast.clean_connections import FastPathMismatch, Pending
+from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -333,7 +337,7 @@ def test_end_fast_finalises_the_connection_at_once():
     finished; nothing is left in the table or the queue of closed connections (the
     Pending, its turn and its ticks spared). A 4-tuple held in the table, at its SYN
     or its last segment, is a contradiction."""
-    from pcapcheck.detectors import Checker
+    from pcapcheck.tcp.detectors import Checker
 
     tracker = Tracker(Checker())
     c = clean.CleanConnection()

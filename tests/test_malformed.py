@@ -361,9 +361,9 @@ def test_empty_file():
 def test_directory(tmp_path):
     """A directory is no capture file: the reader refuses it in one line; given to the
     CLI, a directory with no capture in it is one error line (exit 2)."""
-    from pcapcheck.analyze import analyze_file
-    from pcapcheck.catalog import load_catalog
-    from pcapcheck.reader import CaptureError
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.capture.reader import CaptureError
 
     empty = tmp_path / "nothing_here"
     empty.mkdir()
@@ -380,7 +380,7 @@ def test_directory(tmp_path):
 def test_unreadable_file_simulated(tmp_path, monkeypatch):
     """chmod 000 does not stop root: the permission error is simulated at the reader's
     open()."""
-    import pcapcheck.reader as reader
+    import pcapcheck.capture.reader as reader
 
     target = tmp_path / "secret.pcap"
     target.write_bytes((SAMPLES / "crafted" / "clean_handshake_close.pcap").read_bytes())

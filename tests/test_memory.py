@@ -8,10 +8,10 @@ import json
 import sys
 
 from conftest import ROOT
-from pcapcheck.analyze import analyze_file
-from pcapcheck.detectors import Checker
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.tcp.detectors import Checker
 from pcapcheck.model import ACK, FIN, PSH, SYN, Segment
-from pcapcheck.tracker import Tracker
+from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from craft_captures import Capture, Conversation  # noqa: E402

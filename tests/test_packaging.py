@@ -29,7 +29,7 @@ def test_wheel_contains_rules_and_samples(tmp_path):
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys, pcapcheck.catalog as c; print(c.default_rules_dir()); "
+        [sys.executable, "-c", "import sys, pcapcheck.catalog.rules as c; print(c.default_rules_dir()); "
                                "print(len(c.load_catalog().rules)); "
                                "print('jsonschema' in sys.modules or 'yaml' in sys.modules)"],
         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target)})

@@ -1,4 +1,4 @@
-"""Tests for pcapcheck.reader (pcap / pcap-nsec / pcapng / gzip container parsing)."""
+"""Tests for pcapcheck.capture.reader (pcap / pcap-nsec / pcapng / gzip container parsing)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcapcheck.model import Record
-from pcapcheck.reader import (LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSDIG_EVENT,
+from pcapcheck.capture.reader import (LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSDIG_EVENT,
                               LINKTYPE_SYSTEMD_JOURNAL, MAX_BLOCK_LEN, MAX_CAPLEN,
                               NON_PACKET_KINDS, CaptureError, CaptureReader, max_caplen,
                               open_capture)
@@ -643,7 +643,7 @@ def test_generator_is_deterministic(tmp_path):
 
 
 def test_permission_denied_simulated(monkeypatch, tmp_path):
-    import pcapcheck.reader as reader_mod
+    import pcapcheck.capture.reader as reader_mod
 
     def fake_open(path, mode="r", *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
@@ -658,7 +658,7 @@ def test_permission_denied_simulated(monkeypatch, tmp_path):
 def test_read_error_during_iteration(monkeypatch, reference):
     import io
 
-    import pcapcheck.reader as reader_mod
+    import pcapcheck.capture.reader as reader_mod
 
     raw = (ENCAP / "eth_ipv4.pcap").read_bytes()
 

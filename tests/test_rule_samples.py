@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import SAMPLES
-from pcapcheck.catalog import load_catalog
+from pcapcheck.catalog.rules import load_catalog
 
 CATALOG = load_catalog()
 RULES = sorted(CATALOG.rules)

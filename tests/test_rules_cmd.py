@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, SAMPLES
-from pcapcheck.catalog import load_catalog
+from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.cli import app
 
 runner = CliRunner()

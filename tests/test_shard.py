@@ -1,4 +1,4 @@
-"""Intra-file parallelism (pcapcheck.shard): a capture analysed in shards of its
+"""Intra-file parallelism (pcapcheck.run.shards): a capture analysed in shards of its
 connections, merged, gives exactly the serial result (the JSON document, and the events),
 on every sample capture (time going back included) and on generated ones (port reuse,
 idle and closed connections released on the clock, files cut short, spools spilled); in
@@ -19,13 +19,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, SAMPLES
-from pcapcheck import shard as shard_module
+from pcapcheck.run import shards as shard_module
 from pcapcheck import spool as spool_module
-from pcapcheck.analyze import analyze_file
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.cli import app
-from pcapcheck.reader import CaptureError
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.report.json_report import document, render, write
-from pcapcheck.shard import analyze_shard, merge_shards
+from pcapcheck.run.shards import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import Writer, generate  # noqa: E402
@@ -230,7 +230,7 @@ def test_spilled_spools(tmp_path, catalog, monkeypatch):
 def test_clock_of_the_other_shards_is_followed(tmp_path, catalog, monkeypatch):
     """Without Tracker.tick (a shard following only its own segments' clock) the
     scenarios above differ from the serial result: the tests can fail."""
-    from pcapcheck.tracker import Tracker
+    from pcapcheck.tcp.tracker import Tracker
 
     path = tmp_path / "s.pcap"
     scenario(path, 0, cut=True, gap=1)
@@ -338,7 +338,7 @@ def test_global_ids_with_and_without_numpy(monkeypatch):
     import random
     from array import array
 
-    from pcapcheck.shard import _global_ids_numpy, global_ids
+    from pcapcheck.run.shards import _global_ids_numpy, global_ids
 
     rng = random.Random(4)
     frames = rng.sample(range(1, 10**6), 3000)

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import SAMPLES
 from pcapcheck import spool as spool_module
-from pcapcheck.analyze import analyze_file, event_order
+from pcapcheck.pipeline import analyze_file, event_order
 from pcapcheck.model import Event
 from pcapcheck.report import FORMATS
 from pcapcheck.spool import LineSpool, Spool

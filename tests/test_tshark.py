@@ -8,7 +8,7 @@ type and container, and the ones where Wireshark reads something else than pcapc
 ``WIRESHARK_READS_DIFFERENTLY``, with the reason).
 
 tshark costs ~0.2 s of CPU per file whatever its size, so the runs are started in the
-background when this module is imported (``pcapcheck.tshark.prefetch(wait=False)``,
+background when this module is imported (``pcapcheck.capture.tshark.prefetch(wait=False)``,
 shared with tests/test_crosscheck.py) and overlap with the tests that come before.
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pcapcheck import tshark
-from pcapcheck.analyze import NativeSource, analyze_file
-from pcapcheck.decoder import DecodeError
+from pcapcheck.capture import tshark
+from pcapcheck.pipeline import NativeSource, analyze_file
+from pcapcheck.capture.decoder import DecodeError
 from pcapcheck.model import Segment, TcpOptions
-from pcapcheck.reader import CaptureError, open_capture
+from pcapcheck.capture.reader import CaptureError, open_capture
 
 from conftest import ALL_CAPTURES, HAVE_TSHARK, SAMPLES, needs_tshark  # noqa: E402,F401
 from conftest import selected_captures as _selected  # noqa: E402
@@ -78,7 +78,7 @@ def params():
 
 @pytest.fixture(scope="module")
 def catalog():
-    from pcapcheck.catalog import load_catalog
+    from pcapcheck.catalog.rules import load_catalog
     return load_catalog()
 
 

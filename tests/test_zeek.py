@@ -1,4 +1,4 @@
-"""Tests for pcapcheck.zeek: Zeek conn.log ``conn_state`` and ``history``.
+"""Tests for pcapcheck.tcp.zeek: Zeek conn.log ``conn_state`` and ``history``.
 
 Expected values are derived from Zeek's source (see the module docstring of
 pcapcheck/zeek.py) and, where marked, copied from Zeek's own btest baselines:
@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
-from pcapcheck.zeek import (TCP_ESTABLISHED, TCP_SYN_SENT, ZeekState,
+from pcapcheck.tcp.zeek import (TCP_ESTABLISHED, TCP_SYN_SENT, ZeekState,
                             zeek_flips_first_packet)
 
 CLIENT = ("10.0.0.1", 40000)
@@ -432,7 +432,7 @@ def test_relative_sequence_numbers_are_get_relative_seq():
     wraps counted."""
     import random
 
-    from pcapcheck.zeek import _get_relative_seq, _relative
+    from pcapcheck.tcp.zeek import _get_relative_seq, _relative
 
     rng = random.Random(9293)
     edges = [0, 1, 2, (1 << 31) - 1, 1 << 31, (1 << 31) + 1, (1 << 32) - 2, (1 << 32) - 1]

@@ -1,14 +1,14 @@
 """``pcapcheck analyze INPUT...``: the connection table, findings, reports and an exit status.
 
 Inputs are files, directories (searched recursively), globs and ``-`` (standard input);
-see :mod:`pcapcheck.inputs`. One report covers them all, in the order given.
+see :mod:`pcapcheck.capture.inputs`. One report covers them all, in the order given.
 
 Reports: ``--format/-f FMT[=FILE]`` is repeatable; a format without ``=FILE`` goes to
 standard output (at most one may), ``--output/-o FILE`` sends that one to FILE instead.
 The formats are the keys of :data:`pcapcheck.report.FORMATS`.
 
 Configuration: ``pcapcheck.toml`` or ``[tool.pcapcheck]`` in ``pyproject.toml`` (see
-:mod:`pcapcheck.config`); the command line overrides it.
+:mod:`pcapcheck.catalog.config`); the command line overrides it.
 
 Exit status: 0 when no reported finding reaches ``--fail-on`` (or with ``--exit-zero``,
 or after ``--write-baseline``); 1 when one does; 2 on a usage error, a bad configuration,
@@ -122,8 +122,8 @@ def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
     ``analyze_file`` keyword arguments for the idle timeout and close delay).
     Returns the FileResult and the one-line error to print, or None. Never raises for a
     bad capture or an internal error (unless PCAPCHECK_DEBUG is set)."""
-    from pcapcheck.analyze import FileResult, analyze_file
-    from pcapcheck.reader import CaptureError
+    from pcapcheck.pipeline import FileResult, analyze_file
+    from pcapcheck.capture.reader import CaptureError
 
     path, name, stdin, active = job
     catalog, params, severity, decoder, timers = common
@@ -149,9 +149,9 @@ def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
                    encode: bool = False, feed: str | None = None) -> Any:
     """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
     as for :func:`_analyze_one`; ``encode``: a JSON report is asked for, the shard writes
-    its summaries' lines; ``feed``: the ticket of the :class:`pcapcheck.feed.Feeder` that
+    its summaries' lines; ``feed``: the ticket of the :class:`pcapcheck.run.feed.Feeder` that
     reads the input for its shards); the ShardResult. Raises what the analysis raises."""
-    from pcapcheck.shard import analyze_shard
+    from pcapcheck.run.shards import analyze_shard
 
     path, _name, _stdin, active = job
     catalog, params, severity, decoder, timers = common
@@ -161,14 +161,14 @@ def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
 
 def _feeder(jobs_: list[tuple], shards: list[int], decoder: str) -> tuple[int, Any]:
     """``(index, feeder)``: when exactly one input is analysed in shards (with the native
-    decoder), its index and a :class:`pcapcheck.feed.Feeder` with which this process
+    decoder), its index and a :class:`pcapcheck.run.feed.Feeder` with which this process
     reads it once for all its shards (several would make this process the bottleneck:
     their shards then read them themselves); else ``(-1, None)``."""
     split = [i for i, n in enumerate(shards) if n > 1]
     if len(split) != 1 or decoder != "native":
         return -1, None
-    from pcapcheck.feed import feeder_for
-    import pcapcheck.batch  # noqa: F401 - before the workers start: forked, they have it
+    from pcapcheck.run.feed import feeder_for
+    import pcapcheck.fast.batch_decoder  # noqa: F401 - before the workers start: forked, they have it
     feeder = feeder_for(shards[split[0]])
     return (-1, None) if feeder is None else (split[0], feeder)
 
@@ -177,7 +177,7 @@ def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | Non
     """The outcome of :func:`_analyze_one` for an input analysed in shards (``futures``):
     the merge of the shards' results, or the serial analysis (here) when a shard failed
     (so an error is reported exactly as the serial analysis reports it)."""
-    from pcapcheck.shard import merge_shards
+    from pcapcheck.run.shards import merge_shards
 
     path, name, _stdin, active = job
     catalog, _params, severity, _decoder, _timers = common
@@ -194,8 +194,8 @@ def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | Non
 
 def _plan(jobs_: list[tuple], jobs: int, decoder: str) -> list[int]:
     """Shards per input: with fewer inputs than ``jobs``, each input large enough is
-    split in ``jobs // inputs`` shards (:func:`pcapcheck.shard.shards_for`); else 1."""
-    from pcapcheck.shard import shards_for
+    split in ``jobs // inputs`` shards (:func:`pcapcheck.run.shards.shards_for`); else 1."""
+    from pcapcheck.run.shards import shards_for
 
     if not jobs_ or len(jobs_) >= jobs:
         return [1] * len(jobs_)
@@ -359,11 +359,11 @@ def analyze(
              "serial run's (--jobs 1), in the same order."),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
-    from pcapcheck import baseline as baselines
-    from pcapcheck.analyze import FileResult
-    from pcapcheck.catalog import CatalogError, load_catalog
-    from pcapcheck.config import ConfigError, resolve_config, resolve_selection
-    from pcapcheck.inputs import InputError, collect_inputs
+    from pcapcheck.report import baseline as baselines
+    from pcapcheck.pipeline import FileResult
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
+    from pcapcheck.capture.inputs import InputError, collect_inputs
     from pcapcheck.report import FORMATS
 
     try:
@@ -410,7 +410,7 @@ def analyze(
                               for k in range(n)]
                              for i, (job, n) in enumerate(zip(jobs_, shards))]
                     if feeder is not None:   # one input in shards: read once, here
-                        from pcapcheck.analyze import verifies_checksums
+                        from pcapcheck.pipeline import verifies_checksums
                         shard_tasks = tasks[fed]
                         feeder.serve(jobs_[fed][0], verifies_checksums(jobs_[fed][3]),
                                      give_up=lambda: any(t.done() for t in shard_tasks))

@@ -1,7 +1,7 @@
 """``pcapcheck crosscheck FILE...``: compare pcapcheck's TCP analysis with Wireshark's.
 
 For each file: the connection grouping and the per-frame analysis flags of both tools,
-the agreement table and every disagreement (see :mod:`pcapcheck.crosscheck`).
+the agreement table and every disagreement (see :mod:`pcapcheck.compare.wireshark`).
 
 Exit status: 0 when every disagreement is a known, explained difference; 1 when at least
 one is not; 2 when tshark is not installed or a file cannot be read (one line on stderr,
@@ -30,10 +30,10 @@ def crosscheck(
 ) -> None:
     """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
     flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
-    from pcapcheck.crosscheck import crosscheck as run_crosscheck
-    from pcapcheck.crosscheck import render_crosscheck
-    from pcapcheck.reader import CaptureError
-    from pcapcheck.tshark import (TsharkMissing, clear_prefetched, prefetch,
+    from pcapcheck.compare.wireshark import crosscheck as run_crosscheck
+    from pcapcheck.compare.wireshark import render_crosscheck
+    from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.capture.tshark import (TsharkMissing, clear_prefetched, prefetch,
                                   wireshark_version)
 
     try:

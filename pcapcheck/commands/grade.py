@@ -34,7 +34,7 @@ def grade(
     """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
     from tabulate import tabulate
 
-    from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
     from pcapcheck.grading.feedback import render_feedback
     from pcapcheck.grading.gradebook import (SubmissionError, discover, grade_all,
                                              gradebook_csv, gradescope_results, write_outputs)

@@ -29,10 +29,10 @@ def ladder(
                               help="Maximum line length in columns (at least 60)."),
 ) -> None:
     """Draw one connection as a ladder diagram with each endpoint's RFC 9293 states."""
-    from pcapcheck.analyze import analyze_file
-    from pcapcheck.catalog import CatalogError, load_catalog
-    from pcapcheck.ladder import LadderError, connection_segments, render_ladder
-    from pcapcheck.reader import CaptureError
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.report.ladder import LadderError, connection_segments, render_ladder
+    from pcapcheck.capture.reader import CaptureError
 
     try:
         catalog = load_catalog()

@@ -5,7 +5,7 @@
   message template, RFC, equivalents, parameters with defaults, samples), like
   ``ruff rule``;
 * ``rules check DIR``: validate a rule directory (or one rule file) against the schema:
-  exit 0, or 2 with the one-line :class:`~pcapcheck.catalog.CatalogError`;
+  exit 0, or 2 with the one-line :class:`~pcapcheck.catalog.rules.CatalogError`;
 * ``rules test [--rules DIR]``: run each rule on its trigger captures (it must fire) and
   clean captures (it must not), with the rule selected explicitly; one PASS/FAIL line per
   rule, exit 1 on any failure. Sample paths are relative to the ``sample_pcaps``
@@ -45,7 +45,7 @@ class ShowFormat(str, Enum):
 
 
 def _catalog(extra: Optional[List[Path]]) -> Any:
-    from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
 
     try:
         return load_catalog(list(extra or []))
@@ -54,7 +54,7 @@ def _catalog(extra: Optional[List[Path]]) -> Any:
 
 
 def rule_dict(rule: Any) -> dict[str, Any]:
-    """A rule as a JSON-ready dict (every field of :class:`pcapcheck.catalog.Rule`,
+    """A rule as a JSON-ready dict (every field of :class:`pcapcheck.catalog.rules.Rule`,
     ``enabled`` as a bool and ``default`` as ``"on"``/``"off"``; ``source`` a string)."""
     return {
         "id": rule.id, "name": rule.name, "severity": rule.severity,
@@ -125,7 +125,7 @@ def show_rule(
     rules: Optional[List[Path]] = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
 ) -> None:
     """Explain one rule: what it checks, why, an example, message, RFC, parameters."""
-    from pcapcheck.catalog import CatalogError
+    from pcapcheck.catalog.rules import CatalogError
 
     catalog = _catalog(rules)
     try:
@@ -144,7 +144,7 @@ def check_rules(
                                      help="A rule directory (or one rule file)."),
 ) -> None:
     """Validate a rule directory against the schema: exit 0, or 2 with the error."""
-    from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
 
     try:
         catalog = load_catalog([directory])
@@ -171,8 +171,8 @@ def test_rules(
                               "tested instead of the shipped ones."),
 ) -> None:
     """Run every rule on its trigger captures (must fire) and clean ones (must not)."""
-    from pcapcheck.analyze import analyze_file
-    from pcapcheck.reader import CaptureError
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.capture.reader import CaptureError
 
     catalog = _catalog(rules)
     if rules:

@@ -29,7 +29,7 @@ import jsonschema
 
 from pcapcheck.grading.results import AnswerRow, CheckResult
 from pcapcheck.grading.rubric import ANSWER_KEYS
-from pcapcheck.yamlfile import read_yaml_mapping
+from pcapcheck.catalog.yamlfile import read_yaml_mapping
 from pcapcheck.model import ACK, STATES, SYN, Segment
 
 __all__ = ["ANSWER_SUFFIXES", "ANSWER_NAMES", "ANSWERS_SCHEMA", "TITLES", "STATE_MEANING",

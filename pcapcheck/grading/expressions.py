@@ -41,10 +41,10 @@ import celpy
 import celpy.evaluation
 from celpy import celtypes
 
-from pcapcheck.ladder import endpoint_parts
+from pcapcheck.report.ladder import endpoint_parts
 
 if TYPE_CHECKING:
-    from pcapcheck.analyze import FileResult
+    from pcapcheck.pipeline import FileResult
 
 __all__ = ["VARIABLES", "FIELDS", "ExpressionError", "Expression", "compile_expression",
            "capture_environment", "connection_view", "to_activation", "to_python"]

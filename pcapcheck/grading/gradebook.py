@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from pcapcheck.catalog import Catalog, load_catalog
+from pcapcheck.catalog.rules import Catalog, load_catalog
 from pcapcheck.grading.feedback import check_body, render_feedback
 from pcapcheck.grading.grader import bad_submission, grade_submission
 from pcapcheck.grading.results import StudentResult, clean_points, num

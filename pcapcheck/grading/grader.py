@@ -12,15 +12,15 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pcapcheck.analyze import FileResult, analyze_file
-from pcapcheck.catalog import Catalog, load_catalog
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.catalog.rules import Catalog, load_catalog
 from pcapcheck.grading.answers import TITLES, AnswersError, check_answers, load_answers
 from pcapcheck.grading.expressions import (Expression, capture_environment, to_activation)
 from pcapcheck.grading.results import CheckResult, StudentResult
 from pcapcheck.grading.rubric import ANSWER_KEYS, Check, Rubric
-from pcapcheck.ladder import connection_segments, render_ladder
+from pcapcheck.report.ladder import connection_segments, render_ladder
 from pcapcheck.model import Segment
-from pcapcheck.reader import CaptureError
+from pcapcheck.capture.reader import CaptureError
 
 __all__ = ["MAX_LADDERS", "grade_submission", "describe_connection", "bad_submission"]
 

@@ -18,7 +18,7 @@ import jsonschema
 import jsonschema.protocols
 
 from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
-from pcapcheck.yamlfile import display_path, read_yaml_mapping, schema_validator
+from pcapcheck.catalog.yamlfile import display_path, read_yaml_mapping, schema_validator
 
 __all__ = ["SCHEMA_PATH", "ANSWER_KEYS", "RESERVED_IDS", "RubricError", "Check", "Rubric",
            "load_rubric"]

@@ -7,7 +7,7 @@ a time, so that a report never has to be held in memory whole (the results' conn
 and findings are :class:`~pcapcheck.spool.Spool` objects that stream from disk); the
 others build their text first (tables need every row to size their columns, XML
 documents are built as a tree). A renderer takes the
-:class:`~pcapcheck.analyze.FileResult` of every capture (in command-line order) and an
+:class:`~pcapcheck.pipeline.FileResult` of every capture (in command-line order) and an
 optional :class:`ReportContext`, and returns the whole report as text (``""`` is possible
 for the line-oriented formats when there is nothing to say). Every renderer works with
 ``ctx=None``; a context adds what the results alone do not say: the rule catalogue (rule
@@ -42,8 +42,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence, TextIO
 
 if TYPE_CHECKING:
-    from pcapcheck.analyze import FileResult
-    from pcapcheck.catalog import Catalog, Rule
+    from pcapcheck.pipeline import FileResult
+    from pcapcheck.catalog.rules import Catalog, Rule
 
 __all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics",
            "statistics_rows", "connection_text", "lookup_rule", "text_of"]
@@ -116,7 +116,7 @@ def connection_text(conn: Mapping | None) -> str | None:
 
 @lru_cache(maxsize=1)
 def _shipped_catalog() -> Catalog | None:
-    from pcapcheck.catalog import CatalogError, load_catalog
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
     try:
         return load_catalog()
     except (CatalogError, OSError):
@@ -124,7 +124,7 @@ def _shipped_catalog() -> Catalog | None:
 
 
 def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None) -> Rule | None:
-    """The catalogue :class:`~pcapcheck.catalog.Rule` for ``rule_id``: from
+    """The catalogue :class:`~pcapcheck.catalog.rules.Rule` for ``rule_id``: from
     ``ctx.catalog`` when there is one, else from the shipped catalogue provided its name is
     ``name`` (a rule replaced through ``--rules`` may document something else);
     ``None`` when unknown."""

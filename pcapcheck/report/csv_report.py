@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
 
 if TYPE_CHECKING:

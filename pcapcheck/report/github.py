@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import markdown, statistics_rows
 
 if TYPE_CHECKING:

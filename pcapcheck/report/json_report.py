@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TextIO
 import orjson
 
 from pcapcheck import __version__
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def dumps(value: Any) -> str:
 
 def dumps_bytes(value: Any) -> bytes:
     """:func:`dumps` as ASCII bytes, orjson's own without decoding them: how shards
-    encode their connection summaries (:func:`pcapcheck.analyze.analyze_part` with
+    encode their connection summaries (:func:`pcapcheck.pipeline.analyze_part` with
     ``encode``, issue #4)."""
     try:
         data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Sequence
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.model import Finding
 from pcapcheck.report import connection_text, lookup_rule
 

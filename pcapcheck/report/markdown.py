@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from tabulate import tabulate
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import rule_statistics
 from pcapcheck.report.table import summary_line
 

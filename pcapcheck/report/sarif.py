@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from urllib.parse import quote
 
 from pcapcheck import __version__
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import connection_text, lookup_rule
 
 if TYPE_CHECKING:
-    from pcapcheck.catalog import Rule
+    from pcapcheck.catalog.rules import Rule
     from pcapcheck.report import ReportContext
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/os/schemas/sarif-schema-2.1.0.json"
@@ -68,12 +68,12 @@ def artifact_uri(path: str) -> str:
 def record_regions(path: str, frames: Iterable[int]) -> dict[int, tuple[int, int]]:
     """``frame -> (byteOffset, byteLength)`` of those frames' records in the capture.
 
-    Re-reads the capture with :func:`pcapcheck.reader.open_capture` and stops after the
+    Re-reads the capture with :func:`pcapcheck.capture.reader.open_capture` and stops after the
     last wanted frame. pcap: the 16-byte record header plus the captured bytes; pcapng:
     the whole packet block (length read from the block header). Empty for a
     gzip-compressed capture and when the file cannot be read any more (never raises).
     """
-    from pcapcheck.reader import CaptureError, open_capture
+    from pcapcheck.capture.reader import CaptureError, open_capture
 
     wanted = set(frames)
     regions: dict[int, tuple[int, int]] = {}

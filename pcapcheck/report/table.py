@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from tabulate import tabulate
 
-from pcapcheck.analyze import FileResult
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import statistics_rows
 
 if TYPE_CHECKING:

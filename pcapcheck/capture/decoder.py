@@ -1,0 +1,717 @@
+"""Packet decoder: capture records (link layer + IP + TCP) to :class:`model.Segment`.
+
+The fast path (:class:`Decoder`) reads the fields straight from the record's bytes with
+:func:`struct.unpack_from` and indexing; no per-packet parser objects are created.
+:func:`decode_with_dpkt` implements the same mapping with dpkt objects and is the
+reference the tests compare the fast path against.
+
+Supported link types (tcpdump.org LINKTYPE_* numbering): Ethernet (1) with any number of
+stacked 802.1Q / 802.1ad / QinQ tags (0x8100, 0x88a8, 0x9100, 0x9200); Linux cooked
+capture SLL (113) and SLL2 (276); BSD loopback NULL (0, address family in the capturing
+host's byte order: both orders accepted) and LOOP (108, network byte order), families
+2 (IPv4) and 24, 28, 30 (IPv6); raw IP (101, and 12 and 14 as written by some BSDs),
+IPv4 (228) and IPv6 (229).
+
+Network layer: IPv4 (RFC 791) with options; IPv6 (RFC 8200) with the extension headers
+hop-by-hop (0), routing (43), fragment (44), destination options (60) and AH (51,
+RFC 4302, whose length counts 4-byte units) before TCP. Fragments are not reassembled:
+IPv4 packets with MF set or a non-zero offset, and IPv6 packets whose fragment header
+has MF set or a non-zero offset, are skipped.
+
+TCP (RFC 9293 §3.1): header fields, options (RFC 9293 §3.2 MSS, RFC 7323 window scale and
+timestamps, RFC 2018 SACK-permitted and SACK, RFC 7413 Fast Open, also in its experimental
+form kind 254 with magic 0xF989). ``payload_len`` always comes from the IP length fields,
+never from the number of captured bytes.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import Counter
+from typing import Any
+
+from pcapcheck.model import Record, Segment, TcpOptions
+
+__all__ = ["DecodeError", "Decoder", "decode_with_dpkt", "SourceAttributes", "SUPPORTED_LINKTYPES"]
+
+#: Link types the decoder understands.
+SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+
+_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
+_IPV6_FAMILIES = frozenset({24, 28, 30})
+_RAW_LINKTYPES = frozenset({101, 12, 14})
+_IPV6_EXT = frozenset({0, 43, 44, 51, 60})
+
+_IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from     # vihl, len, id, frag, proto, src, dst
+# IPv4 without options + the TCP fixed header, in one call (the common case)
+_IPV4_TCP_HDR = struct.Struct("!BxHHHxBxxIIHHIIBBH").unpack_from
+_TS_ONLY = struct.Struct("!III").unpack_from               # NOP NOP kind len, TSval, TSecr
+_IPV6_HDR = struct.Struct("!BxxxHB").unpack_from          # vtc, plen, next header
+_TCP_HDR = struct.Struct("!HHIIBBH").unpack_from          # ports, seq, ack, doff, flags, win
+_U16 = struct.Struct("!H").unpack_from
+_U32_PAIR = struct.Struct("!II").unpack_from
+_NOP_NOP_TS = 0x0101080A
+
+_CACHE_MAX = 1 << 16
+
+
+class DecodeError(Exception):
+    """A record that cannot be decoded (malformed or cut inside the headers).
+
+    ``reason`` (also ``str(error)``) is one line, e.g. ``"IPv4 header length 12 < 20"``,
+    ``"TCP data offset 4 < 5"``, ``"truncated TCP header (14 of 20 bytes captured)"``,
+    ``"bad TCP option length 0 (kind 2 at header offset 20)"``, ``"unsupported link type
+    147"``. The caller reports it as CP005 and goes on with the next record.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _skip_kind_for_proto(version: int, proto: int) -> str:
+    if proto == 17:
+        return "ipv4-udp" if version == 4 else "ipv6-udp"
+    if proto == 1:
+        return "icmp"
+    if proto == 58:
+        return "ipv6-icmp"
+    return "other-ip-proto"
+
+
+def _skip_kind_for_ethertype(et: int) -> str:
+    return "arp" if et == 0x0806 else "other-ethertype"
+
+
+def _parse_options(data: bytes, start: int, end: int, captured: int | None = None
+                   ) -> TcpOptions:
+    """Parse the TCP options in ``data[start:end]`` (RFC 9293 §3.2).
+
+    A known option with the wrong length (e.g. MSS with length 3) is ignored.
+    ``captured``: where the snaplen cut the header, when it cut it inside the options;
+    the options from the first one that is not wholly captured on are left out.
+    :raises DecodeError: an option length of 0 or 1, or running past ``end``.
+    """
+    if captured is not None and captured < end:
+        return _parse_options(data, start, _complete_options_end(data, start, captured))
+    mss = wscale = ts_val = ts_ecr = tfo = None
+    sack_ok = False
+    sack = ()
+    i = start
+    while i < end:
+        kind = data[i]
+        if kind == 0:               # end of option list
+            break
+        if kind == 1:               # no-operation
+            i += 1
+            continue
+        if i + 1 >= end:
+            raise DecodeError(f"bad TCP option length: kind {kind} at header offset"
+                              f" {i - start + 20} has no length byte")
+        olen = data[i + 1]
+        if olen < 2 or i + olen > end:
+            raise DecodeError(f"bad TCP option length {olen} (kind {kind} at header offset"
+                              f" {i - start + 20}, {end - i} bytes left)")
+        if kind == 8:
+            if olen == 10:
+                ts_val, ts_ecr = _U32_PAIR(data, i + 2)
+        elif kind == 2:
+            if olen == 4:
+                mss = _U16(data, i + 2)[0]
+        elif kind == 3:
+            if olen == 3:
+                wscale = data[i + 2]
+        elif kind == 4:
+            if olen == 2:
+                sack_ok = True
+        elif kind == 5:
+            if (olen - 2) % 8 == 0:
+                sack = tuple(_U32_PAIR(data, j) for j in range(i + 2, i + olen, 8))
+        elif kind == 34:
+            tfo = bytes(data[i + 2:i + olen])
+        elif kind == 254:
+            if olen >= 4 and data[i + 2] == 0xF9 and data[i + 3] == 0x89:
+                tfo = bytes(data[i + 4:i + olen])
+        i += olen
+    return TcpOptions(mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo)
+
+
+def _complete_options_end(data: bytes, start: int, captured: int) -> int:
+    """End of the last TCP option wholly inside ``data[start:captured]``."""
+    i = start
+    while i < captured:
+        kind = data[i]
+        if kind in (0, 1):
+            i += 1
+            continue
+        if i + 1 >= captured or data[i + 1] < 2 or i + data[i + 1] > captured:
+            return i
+        i += data[i + 1]
+    return i
+
+
+def _routing_final_dst(data: bytes, rh: int) -> bytes | None:
+    """Final destination named by the IPv6 routing header at ``data[rh:]`` (RFC 8200
+    §8.1: the TCP pseudo-header uses it when Segments Left > 0), or None."""
+    hlen = (data[rh + 1] + 1) * 8
+    rtype = data[rh + 2]
+    left = data[rh + 3]
+    if left == 0 or hlen < 24:
+        return None
+    if rtype in (0, 2):             # list of addresses; the last one is the final one
+        n = (hlen - 8) // 16
+        a = rh + 8 + 16 * (n - 1)
+        return data[a:a + 16]
+    if rtype == 4:                  # SRH (RFC 8754): Segment List[0] is the final one
+        return data[rh + 8:rh + 24]
+    return None
+
+
+def _ones_sum_ok(pseudo: int, data: bytes, start: int, length: int) -> bool:
+    """True when the 16-bit ones' complement sum of the pseudo-header (already reduced
+    to an int, any 16-bit-aligned grouping) and ``data[start:start+length]`` is -0.
+
+    Uses 2**16 ≡ 1 (mod 0xFFFF): the sum of the 16-bit words of a byte string is
+    congruent to the string read as one big-endian integer.
+    """
+    v = int.from_bytes(data[start:start + length], "big")
+    if length & 1:
+        v <<= 8
+    return (v + pseudo) % 0xFFFF == 0
+
+
+class Decoder:
+    """Decode :class:`model.Record` objects into :class:`model.Segment` objects.
+
+    ``Decoder(verify_checksums=False)``; when ``verify_checksums`` is true the TCP
+    checksum (RFC 9293 §3.1, with the IPv4 (RFC 791) or IPv6 (RFC 8200 §8.1)
+    pseudo-header) is verified for every fully captured segment and stored in
+    ``Segment.checksum_ok``; otherwise, and for snaplen-cut segments, it stays None.
+
+    ``skipped`` is a :class:`collections.Counter` of the records that are not TCP,
+    keyed by kind: ``"arp"``, ``"other-ethertype"``, ``"other-af"`` (loopback family),
+    ``"ipv4-fragment"``, ``"ipv6-fragment"``, ``"ipv4-udp"``, ``"ipv6-udp"``, ``"icmp"``,
+    ``"ipv6-icmp"``, ``"other-ip-proto"``.
+
+    Not thread-safe (address caches).
+    """
+
+    __slots__ = ("verify_checksums", "skipped", "_v4", "_v6")
+
+    def __init__(self, verify_checksums: bool = False):
+        self.verify_checksums = verify_checksums
+        self.skipped: Counter[str] = Counter()
+        self._v4: dict[int, str] = {}
+        self._v6: dict[bytes, str] = {}
+
+    def _addr4(self, a: int) -> str:
+        s = self._v4.get(a)
+        if s is None:
+            if len(self._v4) >= _CACHE_MAX:
+                self._v4.clear()
+            s = self._v4[a] = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+        return s
+
+    def _addr6(self, b: bytes) -> str:
+        s = self._v6.get(b)
+        if s is None:
+            if len(self._v6) >= _CACHE_MAX:
+                self._v6.clear()
+            s = self._v6[b] = socket.inet_ntop(socket.AF_INET6, b)
+        return s
+
+    def decode(self, record: Record) -> Segment | None:
+        """Decode one record.
+
+        :returns: a :class:`model.Segment` for a TCP segment (``frame`` and ``ts`` copied
+            from the record; ``payload_len`` from the IP length fields, so a snaplen-cut
+            packet gives the same Segment as the full one except ``truncated=True`` and
+            ``checksum_ok=None``), or None for a packet that is not TCP (counted in
+            :attr:`skipped`).
+        :raises DecodeError: the record cannot be decoded: empty, unsupported link type,
+            headers cut by the snaplen (the IP and TCP headers including TCP options must
+            be captured), IPv4 header length < 20, wrong IP version, IP length fields
+            shorter than the headers, TCP data offset < 5, bad TCP option length.
+        """
+        data = record.data
+        n = len(data)
+        lt = record.linktype
+        if n == 0:
+            if lt < 0:              # a record without a packet (reader.NON_PACKET_KINDS)
+                self.skipped["non-packet-record"] += 1
+                return None
+            raise DecodeError("empty packet (0 bytes captured)")
+
+        # ---- link layer: find the network protocol and its offset -------------------
+        if lt == 1:
+            if n < 14:
+                raise DecodeError(f"truncated Ethernet header ({n} of 14 bytes captured)")
+            et = (data[12] << 8) | data[13]
+            off = 14
+        elif lt in _RAW_LINKTYPES:
+            off = 0
+            version = data[0] >> 4
+            if version == 4:
+                et = 0x0800
+            elif version == 6:
+                et = 0x86DD
+            else:
+                raise DecodeError(f"raw IP packet with IP version {version}")
+        elif lt == 113:
+            if n < 16:
+                raise DecodeError(f"truncated Linux cooked (SLL) header ({n} of 16 bytes"
+                                  f" captured)")
+            et = (data[14] << 8) | data[15]
+            off = 16
+        elif lt == 276:
+            if n < 20:
+                raise DecodeError(f"truncated Linux cooked (SLL2) header ({n} of 20 bytes"
+                                  f" captured)")
+            et = (data[0] << 8) | data[1]
+            off = 20
+        elif lt == 0 or lt == 108:
+            if n < 4:
+                raise DecodeError(f"truncated loopback header ({n} of 4 bytes captured)")
+            if lt == 108:
+                fam = int.from_bytes(data[:4], "big")
+            else:
+                fam = int.from_bytes(data[:4], "little")
+                if fam > 0xFFFF:
+                    fam = int.from_bytes(data[:4], "big")
+            if fam == 2:
+                et = 0x0800
+            elif fam in _IPV6_FAMILIES:
+                et = 0x86DD
+            else:
+                self.skipped["other-af"] += 1
+                return None
+            off = 4
+        elif lt == 228 or lt == 229:
+            off = 0
+            version = data[0] >> 4
+            if version != (4 if lt == 228 else 6):
+                raise DecodeError(f"IP version {version} in a link type {lt} (raw"
+                                  f" IPv{4 if lt == 228 else 6}) packet")
+            et = 0x0800 if lt == 228 else 0x86DD
+        elif lt < 0:                # a record without a packet (reader.NON_PACKET_KINDS)
+            self.skipped["non-packet-record"] += 1
+            return None
+        else:
+            raise DecodeError(f"unsupported link type {lt}")
+
+        if et in _VLAN_TYPES:
+            while et in _VLAN_TYPES:
+                if n < off + 4:
+                    raise DecodeError(f"truncated VLAN tag ({n - off} of 4 bytes captured)")
+                et = (data[off + 2] << 8) | data[off + 3]
+                off += 4
+
+        # ---- network layer ----------------------------------------------------------
+        if et == 0x0800:
+            avail = n - off
+            if avail < 20:
+                raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
+            if avail >= 40 and data[off] == 0x45:
+                (vihl, total, ip_id, frag, proto, src, dst, sport, dport, seq, ack, doff,
+                 flags, win) = _IPV4_TCP_HDR(data, off)
+                tcp_parsed = True
+            else:
+                vihl, total, ip_id, frag, proto, src, dst = _IPV4_HDR(data, off)
+                tcp_parsed = False
+            if vihl >> 4 != 4:
+                raise DecodeError(f"IP version {vihl >> 4} in an IPv4 packet")
+            ihl = (vihl & 15) << 2
+            if ihl < 20:
+                raise DecodeError(f"IPv4 header length {ihl} < 20")
+            if avail < ihl:
+                raise DecodeError(f"truncated IPv4 header ({avail} of {ihl} bytes captured)")
+            if total == 0:              # TSO: length left to the NIC; use the frame's
+                total = max(record.wire_len, n) - off
+            elif total < ihl:
+                raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
+            if frag & 0x3FFF:
+                self.skipped["ipv4-fragment"] += 1
+                return None
+            if proto != 6:
+                self.skipped[_skip_kind_for_proto(4, proto)] += 1
+                return None
+            t = off + ihl
+            tcp_len = total - ihl
+            version = 4
+        elif et == 0x86DD:
+            avail = n - off
+            if avail < 40:
+                raise DecodeError(f"truncated IPv6 header ({avail} of 40 bytes captured)")
+            vtc, plen, nh = _IPV6_HDR(data, off)
+            if vtc >> 4 != 6:
+                raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
+            if plen == 0:               # jumbogram or TSO: use the frame's length
+                plen = max(record.wire_len, n) - off - 40
+
+            t = off + 40
+            final_dst = None
+            while nh in _IPV6_EXT:
+                if plen < t - off - 40 + 8:
+                    raise DecodeError(f"IPv6 payload length {plen} ends inside the extension"
+                                      f" headers")
+                if n < t + 8:
+                    raise DecodeError(f"truncated IPv6 extension header ({n - t} of 8 bytes"
+                                      f" captured)")
+                if nh == 44:
+                    if _U16(data, t + 2)[0] & 0xFFF9:
+                        self.skipped["ipv6-fragment"] += 1
+                        return None
+                    hlen = 8
+                elif nh == 51:
+                    hlen = (data[t + 1] + 2) << 2
+                    if hlen < 12:
+                        raise DecodeError(f"bad IPv6 AH length {hlen} < 12")
+                else:
+                    hlen = (data[t + 1] + 1) << 3
+                if n < t + hlen:
+                    raise DecodeError(f"truncated IPv6 extension header ({n - t} of {hlen}"
+                                      f" bytes captured)")
+                if nh == 43:
+                    final_dst = _routing_final_dst(data, t)
+                nh = data[t]
+                t += hlen
+            ext = t - off - 40
+            if plen < ext:
+                raise DecodeError(f"IPv6 payload length {plen} ends inside the extension"
+                                  f" headers ({ext} bytes)")
+            if nh != 6:
+                self.skipped[_skip_kind_for_proto(6, nh)] += 1
+                return None
+            tcp_len = plen - ext
+            version = 6
+            tcp_parsed = False
+        else:
+            self.skipped[_skip_kind_for_ethertype(et)] += 1
+            return None
+
+        # ---- TCP ----------------------------------------------------------------------
+        if tcp_len < 20:
+            raise DecodeError(f"IP length leaves {tcp_len} bytes for TCP, less than the"
+                              f" 20-byte TCP header")
+        have = n - t
+        if not tcp_parsed:
+            if have < 20:
+                raise DecodeError(f"truncated TCP header ({have} of 20 bytes captured)")
+            sport, dport, seq, ack, doff, flags, win = _TCP_HDR(data, t)
+        doff >>= 4
+        if doff < 5:
+            raise DecodeError(f"TCP data offset {doff} < 5")
+        hl = doff << 2
+        if tcp_len < hl:
+            raise DecodeError(f"IP length leaves {tcp_len} bytes for TCP, less than the"
+                              f" {hl}-byte TCP header")
+        if have < hl:
+            if record.wire_len <= n:
+                raise DecodeError(f"truncated TCP header ({have} of {hl} bytes captured)")
+            # The snaplen cut the options: analyse the segment with the options captured.
+            opts = _parse_options(data, t + 20, t + hl, n)
+        elif hl == 20:
+            opts = None
+        elif hl == 32:
+            word, tv, te = _TS_ONLY(data, t + 20)
+            if word == _NOP_NOP_TS:                 # the common case: timestamps only
+                opts = TcpOptions(None, None, False, (), tv, te, None)
+            else:
+                opts = _parse_options(data, t + 20, t + hl)
+        else:
+            opts = _parse_options(data, t + 20, t + hl)
+
+        truncated = have < tcp_len
+        if truncated and record.wire_len <= n:
+            # Not cut by the snaplen: the IP length claims bytes the packet does not have.
+            raise DecodeError(f"IP length gives {tcp_len} bytes of TCP, the packet holds "
+                              f"{have}")
+        checksum_ok = None
+        if self.verify_checksums and not truncated:
+            if version == 4:
+                pseudo = src + dst + 6 + tcp_len
+            else:
+                addrs = data[off + 8:off + 40]
+                if final_dst is not None:
+                    addrs = addrs[:16] + final_dst
+                pseudo = int.from_bytes(addrs, "big") + 6 + tcp_len
+            checksum_ok = _ones_sum_ok(pseudo, data, t, tcp_len)
+
+        if version == 4:
+            try:
+                s_src = self._v4[src]
+                s_dst = self._v4[dst]
+            except KeyError:
+                s_src = self._addr4(src)
+                s_dst = self._addr4(dst)
+            ipid = ip_id
+        else:
+            bs = data[off + 8:off + 24]
+            bd = data[off + 24:off + 40]
+            try:
+                s_src = self._v6[bs]
+                s_dst = self._v6[bd]
+            except KeyError:
+                s_src = self._addr6(bs)
+                s_dst = self._addr6(bd)
+            ipid = None
+        return Segment(record.frame, record.ts, s_src, s_dst, sport, dport, seq, ack, flags,
+                       win, tcp_len - hl, opts, ipid, version, truncated, checksum_ok)
+
+
+# ---- reference path (dpkt objects) ------------------------------------------------------
+
+def decode_with_dpkt(record: Record, *, verify_checksums: bool = False,
+                     skipped: Counter | None = None) -> Segment | None:
+    """Reference implementation of :meth:`Decoder.decode` built on dpkt objects.
+
+    Same inputs, outputs and rules as the fast path (slow: for tests and debugging).
+    Layers are parsed with ``dpkt.ethernet.Ethernet``, ``dpkt.sll.SLL``,
+    ``dpkt.sll2.SLL2``, ``dpkt.loopback.Loopback``, ``dpkt.ip.IP``, ``dpkt.ip6.IP6`` and
+    ``dpkt.tcp.TCP``; the checks dpkt does not make (it silently accepts cut headers)
+    are made explicitly. The checksum is verified with dpkt's ``in_cksum`` helpers.
+
+    :param skipped: a Counter to count non-TCP packets in (same kinds as
+        :attr:`Decoder.skipped`), or None.
+    :returns: a Segment, or None for a packet that is not TCP.
+    :raises DecodeError: where the fast path raises it (the reason text may differ).
+    """
+    import dpkt
+
+    try:
+        return _decode_dpkt(record, verify_checksums,
+                            skipped if skipped is not None else Counter())
+    except (dpkt.UnpackError, struct.error, IndexError) as exc:
+        raise DecodeError(f"dpkt: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | None:
+    import dpkt
+    import dpkt.ethernet
+    import dpkt.ip
+    import dpkt.ip6
+    import dpkt.loopback
+    import dpkt.sll
+    import dpkt.tcp
+
+    data = record.data
+    lt = record.linktype
+    if lt < 0:                      # a record without a packet (reader.NON_PACKET_KINDS)
+        skipped["non-packet-record"] += 1
+        return None
+    if not data:
+        raise DecodeError("empty packet (0 bytes captured)")
+    if lt == 1:
+        if len(data) < 14:
+            raise DecodeError("truncated Ethernet header")
+        try:
+            et = dpkt.ethernet.Ethernet(data).type  # outer type; tags are unwrapped below
+        except dpkt.NeedData:
+            # dpkt eagerly parses payloads (LLC, MPLS, ...) we do not need; only a cut
+            # VLAN tag matters here, and the loop below reports it
+            et = struct.unpack("!H", data[12:14])[0]
+        payload = data[14:]
+    elif lt == 113:
+        sll = dpkt.sll.SLL(data)
+        et, payload = sll.ethtype, data[16:]
+    elif lt == 276:
+        import dpkt.sll2
+        sll2 = dpkt.sll2.SLL2(data)
+        et, payload = sll2.ethtype, data[20:]
+    elif lt in (0, 108):
+        if len(data) < 4:
+            raise DecodeError("truncated loopback header")
+        if lt == 108:
+            fam = struct.unpack("!I", data[:4])[0]
+        else:
+            fam = struct.unpack("<I", data[:4])[0]
+            if fam > 0xFFFF:
+                fam = struct.unpack(">I", data[:4])[0]
+            if fam in (2, 24, 28, 30):
+                # dpkt normalises the families it knows (both byte orders); for the
+                # others it would guess Ethernet, which is not what the header says
+                fam = dpkt.loopback.Loopback(data).family
+        if fam == 2:
+            et = 0x0800
+        elif fam in (24, 28, 30):
+            et = 0x86DD
+        else:
+            skipped["other-af"] += 1
+            return None
+        payload = data[4:]
+    elif lt in (101, 12, 14, 228, 229):
+        v = data[0] >> 4
+        if lt == 228 and v != 4 or lt == 229 and v != 6 or v not in (4, 6):
+            raise DecodeError(f"IP version {v} in a link type {lt} packet")
+        et = 0x0800 if v == 4 else 0x86DD
+        payload = data
+    else:
+        raise DecodeError(f"unsupported link type {lt}")
+
+    while et in _VLAN_TYPES:        # 802.1Q / 802.1ad / QinQ tags, any number
+        tag = dpkt.ethernet.VLANtag8021Q(payload)
+        et, payload = tag.type, payload[4:]
+
+    if et == 0x0800:
+        ip = dpkt.ip.IP(payload)
+        if ip.v != 4:
+            raise DecodeError(f"IP version {ip.v} in an IPv4 packet")
+        ihl = ip.hl * 4
+        if len(ip.opts) != ihl - 20:
+            raise DecodeError("truncated IPv4 header")
+        total = ip.len
+        if total == 0:
+            total = max(record.wire_len, len(data)) - (len(data) - len(payload))
+        elif total < ihl:
+            raise DecodeError("IPv4 total length < header length")
+        if ip.mf or ip.offset:
+            skipped["ipv4-fragment"] += 1
+            return None
+        if ip.p != 6:
+            skipped[_skip_kind_for_proto(4, ip.p)] += 1
+            return None
+        tcp_len = total - ihl
+        raw = payload[ihl:total]
+        src, dst = ip.src, ip.dst
+        pseudo = struct.pack(">4s4sxBH", src, dst, 6, tcp_len)
+        version, ipid = 4, ip.id
+    elif et == 0x86DD:
+        ip6 = dpkt.ip6.IP6()
+        dpkt.Packet.unpack(ip6, payload)     # the fixed header only (NeedData if < 40)
+        if ip6.v != 6:
+            raise DecodeError(f"IP version {ip6.v} in an IPv6 packet")
+        plen = ip6.plen or max(record.wire_len, len(data)) - (len(data) - len(payload)) - 40
+        inner = payload[40:40 + plen]
+        ext = 0
+        final_dst = None
+        p = ip6.nxt
+        while p in _IPV6_EXT:                # dpkt's header classes, one at a time
+            h = dpkt.ip6.EXT_HDRS_CLS[p](inner[ext:])
+            if isinstance(h, dpkt.ip6.IP6FragmentHeader) and (h.frag_off or h.m_flag):
+                skipped["ipv6-fragment"] += 1
+                return None
+            if isinstance(h, dpkt.ip6.IP6RoutingHeader) and h.segs_left and h.addresses:
+                if h.type in (0, 2):
+                    final_dst = h.addresses[-1]
+                elif h.type == 4:
+                    final_dst = h.addresses[0]
+            if isinstance(h, dpkt.ip6.IP6AHHeader) and h.length < 12:
+                raise DecodeError("bad IPv6 AH length")
+            ext += h.length
+            if 40 + ext > len(payload):
+                raise DecodeError("truncated IPv6 extension header")
+            p = h.nxt
+        if plen < ext:
+            raise DecodeError("IPv6 payload length ends inside the extension headers")
+        if p != 6:
+            skipped[_skip_kind_for_proto(6, p)] += 1
+            return None
+        tcp_len = plen - ext
+        raw = payload[40 + ext:40 + plen]
+        src, dst = ip6.src, ip6.dst
+        pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
+        version, ipid = 6, None
+    else:
+        skipped[_skip_kind_for_ethertype(et)] += 1
+        return None
+
+    if tcp_len < 20:
+        raise DecodeError("IP length leaves less than 20 bytes for TCP")
+    tcp = dpkt.tcp.TCP(raw)             # NeedData if < 20 bytes, UnpackError if off < 5
+    hl = tcp.off * 4
+    if tcp_len < hl:
+        raise DecodeError("IP length leaves less than the TCP header")
+    opts = None
+    if len(tcp.opts) != hl - 20:
+        if record.wire_len <= len(record.data):
+            raise DecodeError("truncated TCP header")
+        cut = bytes(tcp.opts)       # the snaplen cut the options: keep the whole ones
+        cut = cut[:_complete_options_end(cut, 0, len(cut))]
+        opts = _options_from_dpkt(dpkt.tcp.parse_opts(cut))
+    elif hl > 20:
+        _check_option_lengths(tcp.opts)
+        opts = _options_from_dpkt(dpkt.tcp.parse_opts(tcp.opts))
+    truncated = len(raw) < tcp_len
+    if truncated and record.wire_len <= len(record.data):
+        raise DecodeError("IP length exceeds the packet")
+    checksum_ok = None
+    if verify and not truncated:
+        s = dpkt.in_cksum_add(0, pseudo)
+        s = dpkt.in_cksum_add(s, bytes(raw))
+        checksum_ok = dpkt.in_cksum_done(s) == 0
+    if version == 4:
+        s_src = socket.inet_ntop(socket.AF_INET, src)
+        s_dst = socket.inet_ntop(socket.AF_INET, dst)
+    else:
+        s_src = socket.inet_ntop(socket.AF_INET6, src)
+        s_dst = socket.inet_ntop(socket.AF_INET6, dst)
+    return Segment(record.frame, record.ts, s_src, s_dst, tcp.sport, tcp.dport, tcp.seq, tcp.ack,
+                   tcp.flags & 0xFF, tcp.win, tcp_len - hl, opts, ipid, version, truncated,
+                   checksum_ok)
+
+
+def _check_option_lengths(opts: bytes) -> None:
+    """dpkt's parse_opts hides the raw length byte: check it here (0, 1, past the end)."""
+    i = 0
+    while i < len(opts):
+        kind = opts[i]
+        if kind == 0:
+            return
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(opts) or opts[i + 1] < 2 or i + opts[i + 1] > len(opts):
+            raise DecodeError(f"bad TCP option length (kind {kind})")
+        i += opts[i + 1]
+
+
+def _options_from_dpkt(parsed: list) -> TcpOptions:
+    o = TcpOptions()
+    for item in parsed:
+        if item is None:
+            break
+        kind, d = item
+        if kind == 0:
+            break
+        if kind == 2 and len(d) == 2:
+            o.mss = struct.unpack(">H", d)[0]
+        elif kind == 3 and len(d) == 1:
+            o.wscale = d[0]
+        elif kind == 4 and len(d) == 0:
+            o.sack_permitted = True
+        elif kind == 5 and len(d) % 8 == 0:
+            o.sack_blocks = tuple(struct.unpack(">II", d[j:j + 8]) for j in range(0, len(d), 8))
+        elif kind == 8 and len(d) == 8:
+            o.ts_val, o.ts_ecr = struct.unpack(">II", d)
+        elif kind == 34:
+            o.tfo_cookie = bytes(d)
+        elif kind == 254 and len(d) >= 2 and d[:2] == b"\xf9\x89":
+            o.tfo_cookie = bytes(d[2:])
+    return o
+
+
+class SourceAttributes:
+    """What every segment source built on a :mod:`pcapcheck.capture.reader` reader (``reader``)
+    and a :class:`Decoder` (``decoder``) reports after iteration: ``skipped`` (Counter
+    of the records that are not TCP, by kind), ``truncated`` (why the file ended early,
+    or None), ``format`` and ``snaplen`` (the file's)."""
+
+    reader: Any
+    decoder: Decoder
+
+    @property
+    def skipped(self) -> Counter:
+        return self.decoder.skipped
+
+    @property
+    def truncated(self) -> str | None:
+        return self.reader.truncated
+
+    @property
+    def format(self) -> str | None:
+        return self.reader.format
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.reader.snaplen

@@ -1,0 +1,860 @@
+"""Batch decoding: many capture records at once with numpy (issue #4, performance).
+
+:class:`BatchSource` is a drop-in replacement for :class:`pcapcheck.pipeline.NativeSource`
+(same constructor, iteration and attributes; the same items in the same order) that
+decodes the common packets of a whole chunk of the file with vectorised numpy indexing
+instead of one :class:`model.Record` and one :meth:`Decoder.decode` call per record:
+
+1. the record headers of a chunk of a few MiB are walked in a tight loop by the reader
+   (:meth:`reader.CaptureReader.pcap_batches`; for pcapng
+   :meth:`~reader.CaptureReader.pcapng_batches`, which hands over runs of Enhanced Packet
+   Blocks), which keeps its exact handling of cut files and corrupt headers;
+2. timestamps and the link-layer, IPv4 and TCP header fields of all the records are
+   gathered as numpy arrays (a structured dtype over the rows of a sliding-window view
+   of the chunk);
+3. the "plain" records — IPv4 without IP options (IHL 5) carried by Ethernet (1), Linux
+   cooked capture SLL (113) / SLL2 (276), BSD loopback (0, 108) or raw IP (12, 14, 101,
+   228), not a fragment, TCP with consistent lengths, TCP options absent (data offset 5),
+   NOP NOP Timestamps (data offset 8) or anything else the decoder's option parser
+   accepts — become :class:`model.Segment` objects built from those arrays, ``_STEP``
+   at a time (and only for the wanted shard, see below); plain IPv4 packets that are not
+   TCP or are fragments, and non-IP frames, are counted as skipped;
+4. every other record (VLAN tags, IPv6, IPv4 options, headers cut by the snaplen,
+   malformed packets, other link types, pcapng blocks other than EPBs...) goes through
+   :meth:`Decoder.decode` with a :class:`model.Record` built for it, so its item is the
+   decoder's own.
+
+Sharding: ``shard=(k, n)`` leaves out the Segments of the connections of the other
+shards, those with ``(sport + dport) % n != k`` (a function of the connection, the same
+in both directions), before building them, and yields :data:`model.OTHER_SHARD` in their
+place (their timestamps move the capture's clock): n worker processes, each with its own
+shard, decode the file between them without building each other's Segments. ``None``
+items and DecodeErrors are yielded by every shard. With ``feed`` the shard does not read
+the file at all: the batches come decoded from the process that read it once for every
+shard (:meth:`BatchSource.batches`, :class:`Batch`, :mod:`pcapcheck.run.feed`).
+
+Blocks: with ``blocks=True`` (what :func:`pcapcheck.pipeline.analyze_part` asks for) each
+run of consecutive records that are Segments of the vectorised path is yielded as one
+``(frame, ts, SegmentBlock)`` item instead: the Segments' fields as Python lists (the
+shard's own segments only; the other shards' as frames and times), from which
+:func:`pcapcheck.fast.established_lane.feed_block` replays the ordinary ones without building a Segment.
+Expanded, the blocks give exactly the items above (``tests/test_batch.py``). About
+0.7-0.85 µs per record for the whole iteration.
+
+Cost (2-core VM, bench/generate.py captures, Ethernet/IPv4/TCP with timestamps): about
+1.5 µs per packet for the whole iteration, about 1 µs with ``shard=(0, 2)``, against
+about 3 µs for NativeSource. What is left is Python's: walking the record headers
+(~0.25 µs) and building one Segment and one TcpOptions object per packet (~0.8 µs).
+Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pcapcheck.capture.decoder import Decoder, DecodeError, SourceAttributes, _parse_options
+from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
+from pcapcheck.model import (MARK_DIRECT, MARK_END, MARK_START, OTHER_SHARD, Record, Segment,
+                    SegmentBlock, TcpOptions)
+from pcapcheck.capture.reader import open_capture
+
+__all__ = ["BatchSource", "Batch", "Item", "CHUNK_BYTES"]
+
+#: One item of a source: ``(frame, ts, Segment | None | DecodeError)``.
+Item = tuple[int, float, "Segment | None | DecodeError"]
+
+#: Bytes of a pcap file decoded at a time (a batch holds the records wholly inside).
+CHUNK_BYTES = 4 << 20
+#: SegmentBlock.fast's mark of each lookahead label
+_MARKS = {START: MARK_START, END: MARK_END, DIRECT: MARK_DIRECT}
+#: Segments built at a time (their Python objects stay in the CPU caches).
+_STEP = 1024
+
+_NOP_NOP_TS = 0x0101080A
+_VLAN_TYPES = (0x8100, 0x88A8, 0x9100, 0x9200)
+_ADDR_CACHE_MAX = 1 << 16
+
+# per-record categories of a batch
+_FAST = 0       # a Segment built from the arrays
+_DROP = 1       # a Segment of another shard: not built, OTHER_SHARD yielded
+_SKIP = 2       # not TCP: item None, counted in ``skipped`` from the arrays
+_SLOW = 3       # decoded with Decoder.decode
+
+#: Link types decoded in batches: LINKTYPE -> bytes before the IP header.
+_LINK_OFFSET = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4, 101: 0, 12: 0, 14: 0, 228: 0}
+#: Link types whose header holds an ethertype: LINKTYPE -> offset of the ethertype.
+_ETHERTYPE_AT = {1: 12, 113: 14, 276: 0}
+
+
+def _header_dtype(off: int) -> np.dtype:
+    """The structured dtype of the first ``off + 40`` bytes of a record: the link-layer
+    header (``off`` bytes), an IPv4 header without options and the fixed TCP header, as
+    big-endian fields."""
+    fields = (("vihl", "u1", 0), ("total", ">u2", 2), ("ip_id", ">u2", 4),
+              ("frag", ">u2", 6), ("proto", "u1", 9), ("src", ">u4", 12),
+              ("dst", ">u4", 16), ("sport", ">u2", 20), ("dport", ">u2", 22),
+              ("seq", ">u4", 24), ("ack", ">u4", 28), ("doff", "u1", 32),
+              ("flags", "u1", 33), ("win", ">u2", 34))
+    return np.dtype({"names": [f[0] for f in fields], "formats": [f[1] for f in fields],
+                     "offsets": [off + f[2] for f in fields], "itemsize": off + 40})
+
+
+_HEADER_DTYPES = {off: _header_dtype(off) for off in set(_LINK_OFFSET.values())}
+#: NOP NOP kind length, TSval, TSecr: the 12 option bytes of a timestamps-only header.
+_TS_DTYPE = np.dtype(">u4")
+
+
+class _Addr4(dict):
+    """IPv4 address (int) -> dotted text, filled on demand."""
+
+    def __missing__(self, a: int) -> str:
+        s = self[a] = f"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}"
+        return s
+
+
+class BatchSource(SourceAttributes):
+    """The records of a capture decoded in batches; the same items as
+    :class:`pcapcheck.pipeline.NativeSource`.
+
+    ``BatchSource(path, verify_checksums=False, shard=None)``: ``shard`` is ``None`` or
+    ``(k, n)`` with ``0 <= k < n``: then the Segments with ``(sport + dport) % n != k`` are
+    not built, :data:`model.OTHER_SHARD` is yielded in their place (see the module
+    docstring). ``chunk_bytes`` (keyword; default :data:`CHUNK_BYTES`) is the size in
+    bytes of the pieces of the file decoded at a time (memory stays a few times that).
+
+    Iterating yields ``(frame, ts, item)`` per record, ``item`` a :class:`model.Segment`,
+    ``None`` (not TCP; counted in :attr:`skipped`) or a :class:`decoder.DecodeError`;
+    with ``blocks=True`` (keyword) a run of Segments comes as one
+    :class:`model.SegmentBlock` item (see the module docstring); with
+    ``lookahead=(close_delay, horizon)`` (keyword, seconds, blocks only) the chunks wait
+    in a :class:`pcapcheck.fast.lookahead.Lookahead` until its verdicts on their connections
+    are in, and the blocks carry them (``SegmentBlock.fast``); with ``feed`` (keyword,
+    blocks only) the file is not read here: the :class:`Batch` objects are taken from
+    ``feed`` (an iterable that then has ``truncated``, ``skipped`` and ``snaplen``: a
+    :class:`pcapcheck.run.feed.Feed`, decoded by another process) and only the header of
+    the file is read (:attr:`format`).
+    After iteration: :attr:`skipped` (Counter by kind, the decoder's kinds),
+    :attr:`truncated` (str or None), :attr:`format`, :attr:`snaplen`, as the reader's.
+    ``skipped`` may run ahead of the items yielded so far by up to one batch.
+
+    :raises reader.CaptureError: when :func:`reader.open_capture` raises it (not a
+        readable capture), and for I/O errors during iteration.
+    :raises ValueError: a bad ``shard``, a ``feed`` without ``blocks``.
+    """
+
+    def __init__(self, path: str | Path, verify_checksums: bool = False,
+                 shard: tuple[int, int] | None = None, *, chunk_bytes: int | None = None,
+                 blocks: bool = False, lookahead: tuple[float, float] | None = None,
+                 feed: Any = None):
+        if shard is not None:
+            k, n = shard
+            if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
+                raise ValueError(f"bad shard {shard!r}: want (k, n) with 0 <= k < n")
+            shard = (k, n)
+        self.reader = open_capture(path, with_non_packets=True)
+        self.decoder = Decoder(verify_checksums=verify_checksums)
+        self.verify = verify_checksums
+        self.shard = shard
+        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self.blocks = blocks
+        self._addr4 = _Addr4()
+        #: with ``blocks`` and ``lookahead=(close_delay, horizon)``: the clean connections
+        #: found ahead of the tracker (:mod:`pcapcheck.fast.lookahead`)
+        self._ahead = (Lookahead(lookahead[0], lookahead[1], self._addr4)
+                       if blocks and lookahead is not None else None)
+        if feed is not None and not blocks:
+            raise ValueError("a fed BatchSource needs blocks=True")
+        #: the batches, when another process reads the file (:mod:`pcapcheck.run.feed`)
+        self._feed = feed
+        #: ``(truncated, skipped, snaplen)`` of the file, from the feed once it has ended
+        self._fed: tuple[str | None, Counter, int | None] | None = None
+
+    # -- iteration -----------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Item]:
+        if self._feed is not None:
+            return self._iter_fed()
+        return self._iter_file()
+
+    def _iter_file(self) -> Iterator[Item]:
+        take = self._take if self.blocks else None
+        for out in self._raw():
+            yield from self._out(out if take is None else take(out))
+        yield from self._flush()
+
+    def batches(self) -> Iterator[Batch]:
+        """The file decoded batch after batch, for every shard (blocks mode, no shard,
+        no lookahead: what :mod:`pcapcheck.run.feed` sends to the shards' processes):
+        :class:`Batch` objects in file order; :attr:`skipped` and :attr:`truncated`
+        are final once they are exhausted.
+
+        :raises ValueError: the source was made without ``blocks``, with a shard or with
+            a lookahead.
+        :raises reader.CaptureError: I/O errors while reading.
+        """
+        if not self.blocks or self.shard is not None or self._ahead is not None:
+            raise ValueError("batches(): a source with blocks, no shard, no lookahead")
+        return self._raw()
+
+    def _iter_fed(self) -> Iterator[Item]:
+        feed = self._feed
+        for batch in feed:
+            yield from self._out(self._take(batch))
+        self._fed = (feed.truncated, feed.skipped, feed.snaplen)
+        yield from self._flush()
+
+    @property
+    def truncated(self) -> str | None:
+        return self.reader.truncated if self._fed is None else self._fed[0]
+
+    @property
+    def skipped(self) -> Counter:
+        # fed: the reading's counts (records skipped by the arrays) and this decoder's
+        # (records decoded one by one: only the shards decode them)
+        return self.decoder.skipped if self._fed is None else self._fed[1] + self.decoder.skipped
+
+    @property
+    def snaplen(self) -> int | None:
+        return self.reader.snaplen if self._fed is None else self._fed[2]
+
+    def _raw(self) -> Iterator:
+        """The outcome of each batch of the file in order: a :class:`Batch` in blocks
+        mode, else an iterable of items."""
+        if self.reader.format == "pcapng":
+            return self._raw_pcapng()
+        return self._raw_pcap()
+
+    def _raw_pcap(self) -> Iterator:
+        reader = self.reader
+        batches = reader.pcap_batches(self.chunk_bytes)     # (re)opens the file
+        endian, ticks, lt = reader.pcap_layout()
+        hdr_dtype = np.dtype([("sec", endian + "u4"), ("frac", endian + "u4"),
+                              ("caplen", endian + "u4"), ("wire", endian + "u4")])
+        frame0 = 1
+        for buf, base, positions in batches:
+            n = len(positions)
+            pos = np.array(positions, dtype=np.int64)
+            u8 = np.frombuffer(buf, np.uint8)
+            hdr = sliding_window_view(u8, 16)[pos].view(hdr_dtype).reshape(n)
+            caplen = hdr["caplen"].astype(np.int64)
+            wire = hdr["wire"].astype(np.int64)
+            num = hdr["sec"].astype(np.int64) * ticks + hdr["frac"]
+            if ticks <= 1_000_000:          # < 2**53: exact in float64, as Python's int / int
+                ts = num / ticks
+            else:                           # nanoseconds: Python's correctly rounded division
+                ts = np.array([v / ticks for v in num.tolist()], dtype=np.float64)
+            starts = pos + 16
+            frames = np.arange(frame0, frame0 + n, dtype=np.int64)
+            frame0 += n
+
+            def record_at(i: int, buf=buf, base=base, starts=starts, caplen=caplen,
+                          wire=wire, ts=ts, frames=frames) -> Record:
+                s = int(starts[i])
+                return Record(int(frames[i]), float(ts[i]), lt,
+                              bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
+                              None if base is None else base + s - 16)
+
+            yield self._batch(buf, u8, starts, caplen, wire, ts, frames, lt, record_at)
+
+    def _raw_pcapng(self) -> Iterator:
+        held: list[Record] = []     # blocks mode: records read one by one, as one Batch
+        for item in self.reader.pcapng_batches(self.chunk_bytes):    # (re)opens the file
+            if type(item) is Record:
+                if not self.blocks:
+                    yield self._slow_all((item,))
+                    continue
+                held.append(item)
+                if len(held) >= _HELD_MAX:
+                    yield _records_batch(held)
+                    held = []
+                continue
+            if held:
+                yield _records_batch(held)
+                held = []
+            buf, base, positions, endian, interfaces, first = item
+            n = len(positions)
+            pos = np.array(positions, dtype=np.int64)
+            u8 = np.frombuffer(buf, np.uint8)
+            fields = sliding_window_view(u8, 20)[pos + 8].view(endian + "u4")
+            ifid = fields[:, 0].astype(np.intp)
+            caplen = fields[:, 3].astype(np.int64)
+            wire = fields[:, 4].astype(np.int64)
+            lts = np.array([i[0] for i in interfaces], np.int64)[ifid]
+            ts = _pcapng_times(fields[:, 1], fields[:, 2], ifid, interfaces)
+            starts = pos + 28
+            frames = np.arange(first, first + n, dtype=np.int64)
+            cuts = np.flatnonzero(lts[1:] != lts[:-1]) + 1     # runs of one link type
+            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), n]):
+                lt = int(lts[a])
+
+                def record_at(i: int, a=a, lt=lt, buf=buf, base=base, pos=pos,
+                              caplen=caplen, wire=wire, ts=ts, frames=frames) -> Record:
+                    i += a
+                    s = int(pos[i]) + 28
+                    return Record(int(frames[i]), float(ts[i]), lt,
+                                  bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
+                                  None if base is None else s - 28 + base)
+
+                yield self._batch(buf, u8, starts[a:b], caplen[a:b], wire[a:b], ts[a:b],
+                                  frames[a:b], lt, record_at)
+        if held:
+            yield _records_batch(held)
+
+    def _out(self, items: Iterable[Item] | Plan) -> Iterable[Item]:
+        """The items of one batch as they may be yielded: as they are without the
+        lookahead; else the items of the plans the lookahead has now decided (a batch
+        that is not a :class:`Plan` is taken whole as a :class:`RawPlan`)."""
+        ahead = self._ahead
+        if ahead is None:
+            return items
+        plan = items if items.__class__ is Plan else RawPlan(list(items))
+        return self._emit(ahead.push(plan))
+
+    def _flush(self) -> Iterable[Item]:
+        """The items the lookahead still holds at the end of the file."""
+        if self._ahead is None:
+            return ()
+        return self._emit(self._ahead.finish(bool(self.truncated)))
+
+    def _take(self, batch: Batch) -> Iterable[Item] | Plan:
+        """This shard's view of one :class:`Batch` (blocks mode): its rows as blocks, or
+        a :class:`Plan` for the lookahead; the records of a batch without rows one by
+        one."""
+        cat, frames, ts, slow = batch.cat, batch.frames, batch.ts, batch.slow
+
+        def special_item(r: int) -> Segment | None | DecodeError:
+            return None if cat[r] == _SKIP else self._decoded(slow[r])
+
+        cols = batch.cols
+        if cols is None:
+            return map(lambda f, t, r: (f, t, special_item(r)), frames.tolist(), ts.tolist(),
+                       range(len(cat)))
+        mine = None if self.shard is None else self._mine(cols.sport, cols.dport)
+        if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
+            special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
+            return Plan(cols, mine, cat, frames, ts, special)
+        return self._blocks(cols, mine, cat, frames, ts, special_item)
+
+    def _mine(self, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+        """bool per segment: of this shard (``(sport + dport) % n == k``)."""
+        k, n = self.shard
+        return ((sport.astype(np.int64) + dport) % n) == k
+
+    def _no_rows(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
+                 record_at: Callable[[int], Record]) -> Batch | Iterable[Item]:
+        """The outcome of a batch none of whose records is a row (every one skipped or
+        decoded one by one)."""
+        if self.blocks:
+            return Batch(None, cat, frames, ts, _slow_records(cat, record_at))
+        return self._yield_mixed(cat, frames, ts, record_at, iter(()))
+
+    def _emit(self, plans: list) -> Iterator[Item]:
+        for plan in plans:
+            if plan.__class__ is RawPlan:
+                yield from plan.items
+            else:
+                label, fast = plan.verdicts()
+                yield from self._blocks(plan.cols, plan.mine, plan.cat, plan.frames,
+                                        plan.ts, plan.special.__getitem__, label, fast)
+
+    def _slow_all(self, records: Iterable[Record]) -> Iterator[Item]:
+        """The items of ``records``, decoded one by one (NativeSource's way)."""
+        for record in records:
+            yield record.frame, record.ts, self._decoded(record)
+
+    def _decoded(self, record: Record) -> Segment | None | DecodeError:
+        """The item of one record decoded by :meth:`Decoder.decode` (the DecodeError it
+        raises, OTHER_SHARD for another shard's Segment)."""
+        try:
+            item = self.decoder.decode(record)
+        except DecodeError as exc:
+            return exc
+        shard = self.shard
+        if shard is not None and type(item) is Segment \
+                and (item.sport + item.dport) % shard[1] != shard[0]:
+            return OTHER_SHARD
+        return item
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def _batch(self, buf: bytes | memoryview, u8: np.ndarray, starts: np.ndarray,
+               caplen: np.ndarray, wire: np.ndarray, ts: np.ndarray, frames: np.ndarray,
+               lt: int, record_at: Callable[[int], Record]) -> Iterable[Item]:
+        """Decode one batch of ``n`` records of link type ``lt``.
+
+        ``buf``/``u8``: the bytes holding every record's data (``u8`` their uint8 view);
+        ``starts``, ``caplen``, ``wire``: int64 arrays (n,) of each record's data offset
+        in ``buf``, captured and original length (bytes); ``ts``: float64 (n,) seconds;
+        ``frames``: int64 (n,) frame numbers; ``record_at(i)``: the
+        :class:`model.Record` of record ``i`` (for the records the arrays cannot decode).
+        Returns the items, in record order (OTHER_SHARD for the other shards' Segments).
+        """
+        n = len(starts)
+        cat = np.full(n, _SLOW, np.int8)
+        off = _LINK_OFFSET.get(lt)
+        if off is None:
+            return self._no_rows(cat, frames, ts, record_at)
+        skipped = self.decoder.skipped
+
+        # ---- link layer: which records carry IPv4 (ip4), which are not IP (skip) ----
+        et_at = _ETHERTYPE_AT.get(lt)
+        if et_at is not None:
+            has = caplen >= off         # the whole link-layer header
+            et = np.full(n, -1, np.int64)
+            i = starts[has] + et_at
+            et[has] = (u8[i].astype(np.int64) << 8) | u8[i + 1]
+            ip4 = et == 0x0800
+            other = has & ~ip4 & (et != 0x86DD)
+            for v in _VLAN_TYPES:
+                other &= et != v
+            n_other = int(np.count_nonzero(other))
+            if n_other:                 # neither IP nor VLAN: skipped by its ethertype
+                n_arp = int(np.count_nonzero(other & (et == 0x0806)))
+                if n_arp:
+                    skipped["arp"] += n_arp
+                if n_other - n_arp:
+                    skipped["other-ethertype"] += n_other - n_arp
+                cat[other] = _SKIP
+        elif off == 0:                  # raw IP: the version says IPv4
+            has = caplen >= 1
+            ip4 = np.zeros(n, bool)
+            ip4[has] = (u8[starts[has]] >> 4) == 4
+        else:                           # BSD loopback: address family 2 (either byte order)
+            has = caplen >= 4
+            ip4 = np.zeros(n, bool)
+            s = starts[has]
+            b0, b1, b2, b3 = u8[s], u8[s + 1], u8[s + 2], u8[s + 3]
+            be = (b0 == 0) & (b1 == 0) & (b2 == 0) & (b3 == 2)
+            ip4[has] = be if lt == 108 else be | ((b0 == 2) & (b1 == 0) & (b2 == 0) & (b3 == 0))
+
+        # ---- IPv4 + TCP headers of the records that hold them whole -------------------
+        idx = np.flatnonzero(ip4 & (caplen >= off + 40))
+        if len(idx) == 0:
+            return self._no_rows(cat, frames, ts, record_at)
+        s = starts[idx]
+        rows = sliding_window_view(u8, off + 40)[s]
+        h = rows.view(_HEADER_DTYPES[off]).reshape(len(idx))
+        keep = h["vihl"] == 0x45                      # IPv4 without options; else decode
+        total = h["total"].astype(np.int64)
+        cap = caplen[idx]
+        wl = wire[idx]
+        tso = total == 0                              # length left to the NIC: the frame's
+        if tso.any():
+            total = np.where(tso, np.maximum(wl, cap) - off, total)
+        keep &= tso | (total >= 20)                   # else "total length < header length"
+        frag = (h["frag"] & 0x3FFF) != 0
+        proto = h["proto"]
+        not_tcp = keep & (frag | (proto != 6))
+        if not_tcp.any():
+            cat[idx[not_tcp]] = _SKIP
+            n_frag = int(np.count_nonzero(not_tcp & frag))
+            if n_frag:
+                skipped["ipv4-fragment"] += n_frag
+            p = proto[not_tcp & ~frag]
+            if len(p):
+                n_udp = int(np.count_nonzero(p == 17))
+                n_icmp = int(np.count_nonzero(p == 1))
+                n_icmp6 = int(np.count_nonzero(p == 58))
+                for kind, count in (("ipv4-udp", n_udp), ("icmp", n_icmp),
+                                    ("ipv6-icmp", n_icmp6),
+                                    ("other-ip-proto", len(p) - n_udp - n_icmp - n_icmp6)):
+                    if count:
+                        skipped[kind] += count
+            keep &= ~not_tcp
+        tcp_len = total - 20
+        hl = (h["doff"] >> 4).astype(np.int64) << 2
+        have = cap - (off + 20)
+        cut = have < tcp_len                          # the snaplen cut the payload
+        keep &= (tcp_len >= 20) & (hl >= 20) & (tcp_len >= hl) & (have >= hl)
+        keep &= ~cut | (wl > cap)                     # else "IP length exceeds the packet"
+
+        # ---- TCP options ----------------------------------------------------------------
+        # kind per kept record: 0 none (hl 20), 1 NOP NOP timestamps (hl 32), 2 other
+        okind = np.where(hl == 20, 0, 2).astype(np.int8)
+        t32 = np.flatnonzero(keep & (hl == 32))
+        tsv = tse = None
+        if len(t32):
+            words = sliding_window_view(u8, 12)[s[t32] + (off + 40)].view(_TS_DTYPE)
+            nnts = words[:, 0] == _NOP_NOP_TS
+            okind[t32[nnts]] = 1
+            if len(t32) == len(idx):
+                tsv, tse = words[:, 1], words[:, 2]
+            else:
+                tsv = np.zeros(len(idx), _TS_DTYPE)
+                tse = np.zeros(len(idx), _TS_DTYPE)
+                tsv[t32] = words[:, 1]
+                tse[t32] = words[:, 2]
+        others = np.flatnonzero(keep & (okind == 2))
+        parsed: dict[int, TcpOptions] = {}
+        if len(others):
+            t0 = s[others] + (off + 40)
+            for j, a, b in zip(others.tolist(), t0.tolist(), (t0 + hl[others] - 20).tolist()):
+                try:
+                    parsed[j] = _parse_options(buf, a, b)
+                except DecodeError:
+                    keep[j] = False               # decode() raises the same error
+
+        cat[idx[keep]] = _FAST
+        src, dst = h["src"], h["dst"]
+        sport, dport = h["sport"], h["dport"]
+        if self.shard is not None and not self.blocks:   # blocks carry every shard's rows
+            mine = self._mine(sport, dport)
+            cat[idx[keep & ~mine]] = _DROP
+            keep &= mine
+
+        # ---- the Segments -------------------------------------------------------------
+        sel = np.flatnonzero(keep)
+        if len(sel) == 0:
+            return self._no_rows(cat, frames, ts, record_at)
+        only_segments = not cat.any()               # every record _FAST
+        if len(sel) == len(idx):
+            def pick(a: np.ndarray, dtype=None) -> np.ndarray:
+                return a.astype(dtype or a.dtype)        # contiguous, native byte order
+            fi = idx
+        else:
+            def pick(a: np.ndarray, dtype=None) -> np.ndarray:
+                return a[sel].astype(dtype or a.dtype, copy=False)
+            fi = idx[sel]
+        u32, u16 = np.uint32, np.uint16
+        tl = pick(tcp_len)
+        cols = _Columns(
+            frame=frames[fi], ts=ts[fi], src=pick(src, u32), dst=pick(dst, u32),
+            sport=pick(sport, u16), dport=pick(dport, u16), seq=pick(h["seq"], u32),
+            ack=pick(h["ack"], u32), flags=pick(h["flags"]), win=pick(h["win"], u16),
+            payload_len=tl - pick(hl), ip_id=pick(h["ip_id"], u16),
+            okind=pick(okind), tsv=None if tsv is None else pick(tsv, u32),
+            tse=None if tse is None else pick(tse, u32),
+            parsed=[parsed[j] for j in sel[okind[sel] == 2].tolist()], cut=pick(cut),
+            checksum_ok=None)
+        if self.verify:
+            cols.checksum_ok = _checksums(u8, pick(s) + (off + 20), tl,
+                                          cols.src.astype(np.int64) + cols.dst + 6 + tl,
+                                          cols.cut)
+        if self.blocks:
+            return Batch(cols, cat, frames, ts, _slow_records(cat, record_at))
+        segs = self._segments(cols, only_segments)
+        return segs if only_segments else self._yield_mixed(cat, frames, ts, record_at, segs)
+
+    def _segments(self, c: _Columns, tuples: bool) -> Iterator[Segment] | Iterator[Item]:
+        """Build the Segments of the columns ``c`` (all of one batch), ``_STEP`` at a time
+        (so that the Python objects of a step are still in the CPU caches when they are
+        used); yield them, or ``(frame, ts, segment)`` when ``tuples``."""
+        addr = self._addr4
+        if len(addr) > _ADDR_CACHE_MAX:
+            addr.clear()
+        get = addr.__getitem__
+        any_cut = bool(c.cut.any())
+        parsed = iter(c.parsed)
+        for a in range(0, len(c.frame), _STEP):
+            b = a + _STEP
+            ok = c.okind[a:b]
+            if not ok.any():
+                opts: Iterable[TcpOptions | None] = repeat(None)
+            elif (ok == 1).all():
+                opts = map(TcpOptions, repeat(None), repeat(None), repeat(False), repeat(()),
+                           memoryview(c.tsv[a:b]), memoryview(c.tse[a:b]), repeat(None))
+            else:
+                tsv = repeat(None) if c.tsv is None else c.tsv[a:b].tolist()
+                tse = repeat(None) if c.tse is None else c.tse[a:b].tolist()
+                opts = [None if o == 0 else
+                        TcpOptions(None, None, False, (), v, e, None) if o == 1 else
+                        next(parsed)
+                        for o, v, e in zip(ok.tolist(), tsv, tse)]
+            cut = c.cut[a:b].tolist() if any_cut else None
+            cks = repeat(None) if c.checksum_ok is None else c.checksum_ok[a:b]
+            fl = c.frame[a:b].tolist()
+            tl = c.ts[a:b].tolist()
+            # memoryviews of native arrays: their ints are made as the Segments take them
+            mv = memoryview
+            segs = map(Segment, fl, tl, map(get, mv(c.src[a:b])), map(get, mv(c.dst[a:b])),
+                       mv(c.sport[a:b]), mv(c.dport[a:b]), mv(c.seq[a:b]), mv(c.ack[a:b]),
+                       mv(c.flags[a:b]), mv(c.win[a:b]), mv(c.payload_len[a:b]), opts,
+                       mv(c.ip_id[a:b]), repeat(4), cut or repeat(False), cks)
+            if tuples:
+                yield from zip(fl, tl, segs)
+            else:
+                yield from segs
+
+    def _blocks(self, c: _Columns, mine: np.ndarray | None, cat: np.ndarray,
+                frames: np.ndarray, ts: np.ndarray, special_item: Callable[[int], Any],
+                label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
+                ) -> Iterator[Item]:
+        """The items of a batch in block mode: each run of consecutive records that are
+        Segments (the shard's or another's, rows of ``c``; ``mine`` marks the shard's,
+        None: all) as one ``(frame, ts, SegmentBlock)`` (its first record's frame and
+        timestamp), the other records one by one (``special_item(r)``: the item of
+        record ``r``). ``label``, ``fast``: the lookahead's verdicts
+        (:class:`pcapcheck.fast.lookahead.Plan`): the MIDDLE rows of fast connections are
+        given as ticks, like another shard's segments, their START and END rows in the
+        block's ``fast``."""
+        if label is not None:
+            middle = label == MIDDLE
+            if middle.any():
+                mine = ~middle if mine is None else mine & ~middle
+            elif not fast:
+                label = None
+        plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut
+        if c.checksum_ok is not None:      # a list of True, False, None
+            plain &= np.fromiter((v is not False for v in c.checksum_ok), bool,
+                                 len(c.checksum_ok))
+        cks = None if c.checksum_ok is None else np.array(c.checksum_ok, dtype=object)
+        parsed = dict(zip(np.flatnonzero(c.okind == 2).tolist(), c.parsed))
+        special = np.flatnonzero(cat >= _SKIP).tolist()
+        if not special:
+            yield self._block(c, plain, cks, parsed, mine, 0, len(c.frame), label, fast)
+            return
+        row = prev = 0
+        for r in [*special, len(cat)]:
+            if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
+                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev, label,
+                                  fast)
+                row += r - prev
+            if r == len(cat):
+                break
+            yield int(frames[r]), float(ts[r]), special_item(r)
+            prev = r + 1
+
+    def _block(self, c: _Columns, plain: np.ndarray, cks: np.ndarray | None,
+               parsed: dict[int, TcpOptions], mine: np.ndarray | None, lo: int, hi: int,
+               label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
+               ) -> Item:
+        """The item of the :class:`SegmentBlock` of rows ``lo .. hi-1`` of ``c`` (``label``
+        and ``fast``: see :meth:`_blocks`)."""
+        if mine is None:
+            sel: slice | np.ndarray = slice(lo, hi)
+            other_frame: list | np.ndarray = []
+            other_ts: list | np.ndarray = []
+            other_end = other_max = None
+        else:
+            m = mine[lo:hi]
+            own = np.flatnonzero(m)
+            oth = np.flatnonzero(~m)
+            n_own = len(own)
+            sel = own + lo
+            # numpy arrays: the lane makes lists of the few runs it ticks through
+            other_frame = c.frame[lo:hi][oth]
+            other_ts = ots = c.ts[lo:hi][oth]
+            end = np.empty(n_own + 1, np.int64)
+            end[:n_own] = own - np.arange(n_own)     # others before each own row
+            end[n_own] = len(oth)
+            start = np.empty_like(end)
+            start[0] = 0
+            start[1:] = end[:-1]
+            latest = np.full(n_own + 1, -np.inf)
+            runs = end > start
+            if runs.any():
+                latest[runs] = np.maximum.reduceat(ots, start[runs])
+            other_end, other_max = end.tolist(), latest.tolist()
+        addr = self._addr4
+        if len(addr) > _ADDR_CACHE_MAX:
+            addr.clear()
+        get = addr.__getitem__
+        okind = c.okind[sel]
+        n = len(okind)
+        tsv = [None] * n if c.tsv is None else c.tsv[sel].tolist()
+        if c.tsv is not None and (okind != 1).any():
+            tsv = [v if o == 1 else None for v, o in zip(tsv, okind.tolist())]
+        rows = range(lo, hi) if isinstance(sel, slice) else sel.tolist()
+        block = SegmentBlock(
+            frame=c.frame[sel].tolist(), ts=c.ts[sel].tolist(),
+            src=list(map(get, c.src[sel].tolist())), dst=list(map(get, c.dst[sel].tolist())),
+            sport=c.sport[sel].tolist(), dport=c.dport[sel].tolist(), seq=c.seq[sel].tolist(),
+            ack=c.ack[sel].tolist(), flags=c.flags[sel].tolist(), window=c.win[sel].tolist(),
+            payload_len=c.payload_len[sel].tolist(), ip_id=c.ip_id[sel].tolist(),
+            truncated=c.cut[sel].tolist(),
+            checksum_ok=[None] * n if cks is None else cks[sel].tolist(),
+            ts_val=tsv, plain=plain[sel].tolist(), okind=okind.tolist(),
+            ts_ecr=[None] * n if c.tse is None else c.tse[sel].tolist(),
+            parsed={j: parsed[r] for j, r in enumerate(rows) if r in parsed} if parsed else {},
+            other_frame=other_frame, other_ts=other_ts, other_end=other_end,
+            other_max=other_max)
+        if label is not None:
+            at = [r for r in fast if lo <= r < hi] if fast else None
+            if at:
+                marks: list = [None] * n
+                for r, j in zip(at, np.searchsorted(sel if mine is not None else
+                                                    np.arange(lo, hi), at).tolist()):
+                    marks[j] = (_MARKS[int(label[r])], fast[r])
+                block.fast = marks
+            block.fast_ticks = int(np.count_nonzero(label[lo:hi] == MIDDLE))
+        return int(c.frame[lo]), float(c.ts[lo]), block       # its first record
+
+    def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
+                     record_at: Callable[[int], Record], segs: Iterator[Segment]
+                     ) -> Iterator[Item]:
+        """The items of a batch whose records are of several categories (``cat``), the
+        Segments of the ``_FAST`` records taken in order from ``segs``."""
+        nxt = segs.__next__
+        for i, c, frame, t in zip(range(len(cat)), cat.tolist(), frames.tolist(),
+                                  ts.tolist()):
+            if c == _FAST:
+                yield frame, t, nxt()
+            elif c == _SKIP:
+                yield frame, t, None
+            elif c == _SLOW:
+                yield frame, t, self._decoded(record_at(i))
+            else:                                   # _DROP
+                yield frame, t, OTHER_SHARD
+
+
+def _pcapng_times(high: np.ndarray, low: np.ndarray, ifid: np.ndarray,
+                  interfaces: tuple[tuple[int, int, int, int], ...]) -> np.ndarray:
+    """Timestamps (float64 seconds) of pcapng packet blocks, exactly as the reader
+    computes them: ``((high << 32 | low) + offset) / ticks`` of each block's interface
+    (``interfaces[ifid]`` is ``(linktype, ticks, offset, limit)``), in numpy when every
+    value is exact in float64, else with Python's correctly rounded int division."""
+    ticks = [i[1] for i in interfaces]
+    offsets = [i[2] for i in interfaces]
+    if (int(high.max()) < 1 << 20 and max(ticks) < 1 << 53
+            and max(abs(o) for o in offsets) < 1 << 52):
+        value = (high.astype(np.int64) << 32) + low
+        value += np.array(offsets, np.int64)[ifid]
+        return value / np.array(ticks, np.int64)[ifid]
+    return np.array([((h << 32 | lo) + offsets[i]) / ticks[i]
+                     for h, lo, i in zip(high.tolist(), low.tolist(), ifid.tolist())],
+                    dtype=np.float64)
+
+
+#: Records read one by one (pcapng blocks other than enhanced packet blocks) held
+#: together in one :class:`Batch` at most (blocks mode).
+_HELD_MAX = 4096
+
+
+def _records_batch(records: list[Record]) -> Batch:
+    """The :class:`Batch` of records read one by one (all ``_SLOW``)."""
+    n = len(records)
+    return Batch(None, np.full(n, _SLOW, np.int8),
+                 np.fromiter((r.frame for r in records), np.int64, n),
+                 np.fromiter((r.ts for r in records), np.float64, n), dict(enumerate(records)))
+
+
+def _slow_records(cat: np.ndarray, record_at: Callable[[int], Record]) -> dict[int, Record]:
+    """The :class:`model.Record` of each record of a batch to decode one by one (``cat``
+    ``_SLOW``), by its index in the batch (copied: the batch's buffer is reused)."""
+    return {r: record_at(r) for r in np.flatnonzero(cat == _SLOW).tolist()}
+
+
+@dataclass(slots=True)
+class Batch:
+    """One batch of records decoded for every shard (blocks mode), picklable: what
+    :meth:`BatchSource.batches` yields and :mod:`pcapcheck.run.feed` sends to the shards.
+    ``cols``: the TCP segments decoded in columns (``_Columns``, None when there is
+    none); ``cat``: int8 (n,) each record's category (``_FAST`` a row of ``cols``,
+    ``_SKIP`` not TCP, ``_SLOW`` decoded one by one); ``frames``: int64 (n,) frame
+    numbers (1-based); ``ts``: float64 (n,) seconds; ``slow``: the :class:`model.Record`
+    of each ``_SLOW`` record, by its index in the batch."""
+
+    cols: "_Columns | None"
+    cat: np.ndarray
+    frames: np.ndarray
+    ts: np.ndarray
+    slow: dict[int, Record]
+
+    def __reduce__(self) -> tuple:
+        # Pickled for the wire: the frame numbers (consecutive in a batch) as the first
+        # one, the rows' frames and times as their records' indices, payload lengths as
+        # int32: about 52 bytes a record instead of 76. Unpickled, the same arrays.
+        frames, c = self.frames, self.cols
+        n = len(frames)
+        first = int(frames[0]) if n else 0
+        if n and int(frames[-1]) - first != n - 1:      # not consecutive: as they are
+            return (Batch, (c, self.cat, frames, self.ts, self.slow))
+        if c is None:
+            return (_unpickle_batch, (None, self.cat, first, self.ts, self.slow))
+        rows = (c.frame - first).astype(np.int32)
+        rest = tuple(getattr(c, f) for f in _WIRE_FIELDS)
+        return (_unpickle_batch, ((rows, c.payload_len.astype(np.int32), rest), self.cat,
+                                  first, self.ts, self.slow))
+
+
+def _unpickle_batch(cols: tuple | None, cat: np.ndarray, first: int, ts: np.ndarray,
+                    slow: dict[int, Record]) -> Batch:
+    frames = np.arange(first, first + len(cat), dtype=np.int64)
+    if cols is None:
+        return Batch(None, cat, frames, ts, slow)
+    rows, payload_len, rest = cols
+    c = _Columns(frame=frames[rows], ts=ts[rows], payload_len=payload_len.astype(np.int64),
+                 **dict(zip(_WIRE_FIELDS, rest)))
+    return Batch(c, cat, frames, ts, slow)
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The fields of the Segments of one batch, numpy arrays (m,) in record order:
+    ``okind`` is 0 (no options), 1 (NOP NOP timestamps: ``tsv``, ``tse``) or 2 (the
+    next of ``parsed``); ``cut`` is true where the snaplen cut the payload;
+    ``checksum_ok`` the Segments' (a list), None when checksums are not verified."""
+
+    frame: np.ndarray
+    ts: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    seq: np.ndarray
+    ack: np.ndarray
+    flags: np.ndarray
+    win: np.ndarray
+    payload_len: np.ndarray
+    ip_id: np.ndarray
+    okind: np.ndarray
+    tsv: np.ndarray | None
+    tse: np.ndarray | None
+    parsed: list[TcpOptions]
+    cut: np.ndarray
+    checksum_ok: list[bool | None] | None
+
+
+#: The fields of ``_Columns`` pickled as they are (:meth:`Batch.__reduce__`).
+_WIRE_FIELDS = tuple(f for f in _Columns.__dataclass_fields__
+                     if f not in ("frame", "ts", "payload_len"))
+
+#: checksum_ok by code: 0 wrong, 1 right, 2 not verified (payload cut by the snaplen)
+_CHECKSUM_OK = np.array([False, True, None], dtype=object)
+
+
+def _checksums(u8: np.ndarray, start: np.ndarray, length: np.ndarray, pseudo: np.ndarray,
+               cut: np.ndarray) -> list[bool | None]:
+    """``checksum_ok`` of m TCP segments: None where ``cut`` (payload not wholly
+    captured), else whether the TCP checksum holds (RFC 9293 §3.1, RFC 1071), the same
+    test as the decoder's: the ones' complement sum of the 16-bit words of the segment
+    (an odd last byte padded with a zero byte) and of the pseudo-header is -0, i.e. the
+    sum is 0 modulo 0xFFFF.
+
+    ``u8``: the bytes (uint8 array); ``start``, ``length``: int64 (m,) offset of each
+    TCP header in ``u8`` and TCP length (header + payload) in bytes, in increasing
+    offset order, not overlapping; ``pseudo``: int64 (m,) the pseudo-header's sum
+    (source + destination address + 6 + TCP length). The words of all segments are
+    summed in two :func:`numpy.add.reduceat` passes over the buffer (segments at even
+    and at odd offsets).
+    """
+    code = np.full(len(start), 2, np.int8)
+    todo = np.flatnonzero(~cut)
+    if len(todo):
+        s, n = start[todo], length[todo]
+        total = np.zeros(len(todo), np.int64)
+        for parity in (0, 1):
+            g = np.flatnonzero((s & 1) == parity)
+            if len(g) == 0:
+                continue
+            # little-endian words: each is its big-endian value byte-swapped, i.e.
+            # times 256 modulo 0xFFFF (2**16 = 1 mod 0xFFFF); corrected below
+            words = u8[parity:parity + (len(u8) - parity) // 2 * 2].view("<u2")
+            bounds = np.empty(2 * len(g), np.int64)
+            bounds[0::2] = (s[g] - parity) >> 1
+            bounds[1::2] = bounds[0::2] + (n[g] >> 1)
+            if bounds[-1] >= len(words):    # the last segment ends the buffer: reduceat
+                bounds = bounds[:-1]        # sums the last index to the end by itself
+            total[g] = np.add.reduceat(words, bounds, dtype=np.uint64)[0::2] % 0xFFFF
+        total *= 256                        # back to big-endian words (256 * 256 = 1)
+        odd = np.flatnonzero(n & 1)
+        total[odd] += u8[s[odd] + n[odd] - 1].astype(np.int64) << 8
+        code[todo] = (total + pseudo[todo]) % 0xFFFF == 0
+    return _CHECKSUM_OK[code].tolist()

@@ -1,0 +1,152 @@
+"""The lane: the ordinary segments of a :class:`~pcapcheck.model.SegmentBlock` replayed
+straight from the decoder's columns (issue #4, performance).
+
+Most segments of a capture are ACKs, with or without data, between two ESTABLISHED
+endpoints. The replay already gives them fast lanes (:meth:`Checker._established
+<pcapcheck.tcp.detectors.Checker._established>` for the RFC 9293 replay,
+:meth:`ZeekState._established <pcapcheck.tcp.zeek.ZeekState._established>` for the Zeek
+emulation); :func:`feed_block` also spares them the :class:`~pcapcheck.model.Segment`
+object and the calls of :meth:`Tracker.feed <pcapcheck.tcp.tracker.Tracker.feed>`,
+:meth:`Checker.process <pcapcheck.tcp.detectors.Checker.process>` and
+:meth:`ZeekState.add <pcapcheck.tcp.zeek.ZeekState.add>` that lead to those lanes.
+
+For each record of the block, in capture order, it does what ``Tracker.feed`` (or
+``Tracker.tick`` for a segment of another shard) would do:
+
+* a segment the block marks ``plain`` (ACK or ACK+PSH, open window, no option but
+  timestamps, whole, checksum not wrong), of a connection in the table that is not
+  closed, not idle past ``idle_timeout``, ESTABLISHED on both sides for RFC 9293 and
+  for Zeek, when no sweep of the connection table is due, and that the Checker's fast
+  lane accepts (in order, acknowledging only what was sent, no holes, FINs or zero
+  windows, not a capture duplicate), is replayed from the columns by the two fast
+  lanes; closed connections whose close delay ran out are then released, as ``feed``
+  does after every segment;
+* every other record gets its Segment built (:meth:`SegmentBlock.segment`) and goes
+  through ``Tracker.feed`` (or ``Tracker.tick``), the full path.
+
+So the results are those of feeding every Segment: ``tests/test_lane.py`` compares the
+reports with the lane on and off (:data:`FAST`) on every sample capture and on
+generated ones.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+
+from pcapcheck.fast.clean_connections import Pending
+from pcapcheck.model import ESTABLISHED, MARK_END, MARK_START, SegmentBlock
+from pcapcheck.tcp.tracker import Tracker
+from pcapcheck.tcp.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
+
+#: Replay plain segments from the columns; False builds and feeds every Segment (the
+#: tests compare both).
+FAST = True
+
+_BOTH_SEEN = _ORIG | _RESP      # ZeekState._fps once both endpoints have sent a packet
+
+
+def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
+    """Feed every record of ``block`` to ``tracker``, in capture order: the block's rows
+    (this shard's segments) to :meth:`Tracker.feed` (or straight to the fast lanes, see
+    the module docstring), the other shards' segments to :meth:`Tracker.tick`; a run of
+    those whose latest time (``block.other_max``) calls for no sweep and no release is
+    skipped whole (each tick would do nothing). Raises what ``feed`` raises."""
+    checker = tracker.checker
+    feed, segment = tracker.feed, block.segment
+    other_ts, other_end = block.other_ts, block.other_end
+    use_lane = (FAST and checker.frame_conn is None and checker.fast_lane
+                and ZeekState.fast_lane)
+    table_get = tracker.table.get
+    closing = tracker._closing
+    idle, delay = tracker.idle_timeout, tracker.close_delay
+    lane = checker._established
+    next_sweep = tracker._next_sweep
+    i = -1
+    start = 0
+    for (frame, ts, src, dst, sport, dport, seq, ack, flags, window, length, ip_id,
+         ts_val, plain, latest, end, fast) in zip(
+            block.frame, block.ts, block.src, block.dst, block.sport, block.dport,
+            block.seq, block.ack, block.flags, block.window, block.payload_len,
+            block.ip_id, block.ts_val, block.plain,
+            repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS,
+            block.fast or _NONES):
+        i += 1
+        if end > start and (latest >= next_sweep
+                            or closing and latest - closing[0][0] > delay):
+            ticks(tracker, other_ts[start:end].tolist())
+            next_sweep = tracker._next_sweep
+        start = end
+        if fast is not None:          # a verdict of pcapcheck.fast.lookahead
+            mark = fast[0]
+            if mark == MARK_START:
+                tracker.start_fast(fast[1], ts)
+            elif mark == MARK_END:
+                tracker.end_fast(fast[1], ts)
+            else:
+                tracker.feed_direct(segment(i))
+            next_sweep = tracker._next_sweep
+            continue
+        if use_lane and plain and ts < next_sweep:
+            if src < dst or (src == dst and sport <= dport):
+                key = (src, sport, dst, dport)
+            else:
+                key = (dst, dport, src, sport)
+            conn = table_get(key)
+            if conn.__class__ is Pending:
+                if ts - conn.last_ts <= delay:          # kept as a row (pcapcheck.fast.clean_connections)
+                    client = conn.client
+                    conn.rows.append((frame, ts, sport == client[1] and src == client[0],
+                                      seq, ack, flags, window, length, ip_id, ts_val, None))
+                    conn.last_ts = ts
+                    if conn.fins == 3 and not conn.closing:   # see Tracker.feed
+                        conn.closing = True
+                        closing.append((ts, key, conn))
+                    if closing and ts - closing[0][0] > delay:
+                        tracker._release(ts)
+                    continue
+            elif (conn is not None and not conn.closed and ts - conn.last_ts <= idle
+                    and conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
+                    and (zeek := conn.zeek) is not None and zeek._fps == _BOTH_SEEN):
+                client = conn.client
+                if sport == client[1] and src == client[0]:
+                    fs, fr, ep = conn.c, conn.s, zeek._client
+                else:
+                    fs, fr, ep = conn.s, conn.c, zeek._server
+                # the last argument is detectors.duplicate_key(segment), written out
+                if (ep.state == TCP_ESTABLISHED and ep.peer.state == TCP_ESTABLISHED
+                        and lane(conn, fs, fr, frame, ts, seq, ack, window, length,
+                                 None if ts_val is None and not ip_id else
+                                 (ip_id, seq, ack, flags, length, window, ts_val))):
+                    zeek._established(ep, seq, ack, length, window, False)
+                    if closing and ts - closing[0][0] > delay:
+                        tracker._release(ts)
+                    continue
+        feed(segment(i))
+        next_sweep = tracker._next_sweep
+    if other_end is not None:                 # the other shards' segments after the rows
+        latest = block.other_max[-1]
+        if latest >= tracker._next_sweep or closing and latest - closing[0][0] > delay:
+            ticks(tracker, other_ts[start:].tolist())
+
+
+def ticks(tracker: Tracker, times: list[float]) -> None:
+    """:meth:`Tracker.tick` for each time of ``times`` (seconds, capture order) where it
+    does something (a sweep due, or the oldest closed connection's delay run out), the
+    same two tests made inline for the others: most of a run of other segments needs
+    no tick."""
+    closing = tracker._closing
+    delay = tracker.close_delay
+    tick = tracker.tick
+    next_sweep = tracker._next_sweep
+    oldest = closing[0][0] if closing else _INF
+    for t in times:
+        if t >= next_sweep or t - oldest > delay:
+            tick(t)
+            next_sweep = tracker._next_sweep
+            oldest = closing[0][0] if closing else _INF
+
+
+_NONE = float("-inf")
+_INF = float("inf")
+_NONES = repeat(None)
+_ZEROS = repeat(0)

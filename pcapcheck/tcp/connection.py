@@ -1,0 +1,190 @@
+"""Per-connection bookkeeping: the two directions' sequence spaces and counters.
+
+A :class:`Flow` is one direction of a connection (the segments one endpoint sends).
+Sequence numbers inside a Flow are kept **unwrapped and relative**: 0 is the ISN (or the
+first sequence number seen when the SYN was not captured), and values grow past 2^32
+instead of wrapping, so ordinary integer comparison is correct. :meth:`Flow.u` converts
+an absolute 32-bit SEG.SEQ or SEG.ACK into that space using modular arithmetic
+(RFC 9293 §3.4: comparisons are modulo 2^32, valid within 2^31 of the reference).
+
+This module holds state only; the decisions are made in :mod:`pcapcheck.tcp.detectors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pcapcheck.tcp.state_machine import Endpoint
+from pcapcheck.model import Event, Segment
+
+MOD = 1 << 32
+#: How many of a flow's last segments are remembered to recognise a capture duplicate.
+RECENT = 4
+_MASK = MOD - 1
+_HALF = 1 << 31
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Return ``a - b`` for 32-bit sequence numbers as a signed value in [-2^31, 2^31).
+
+    RFC 9293 §3.4: sequence space is finite (0 .. 2^32-1) and all arithmetic is modulo
+    2^32; ``seq_diff(a, b) > 0`` means ``a`` is "after" ``b``.
+    """
+    d = (a - b) & _MASK
+    return d - MOD if d >= _HALF else d
+
+
+class Flow:
+    """One direction of a connection: what one endpoint has sent, as seen in the capture.
+
+    Positions are unwrapped relative sequence numbers (int, ISN = 0). Attributes:
+
+    * ``isn`` – absolute ISN (int) when the SYN or SYN-ACK was seen, else None;
+      ``base`` – the absolute sequence number that is relative 0.
+    * ``nxt`` – highest sequence number sent + 1 (the sender's SND.NXT as far as the
+      capture shows; SYN and FIN each occupy one number), None before any segment.
+    * ``acked`` – highest acknowledgment the peer sent for this flow (the sender's
+      SND.UNA as the capture shows it; the peer's RCV.NXT as it last announced it).
+    * ``fin`` – position of the FIN, ``fin_frame`` its frame (None when only implied).
+    * ``holes`` – ``[start, end, frame, ts]`` ranges below ``nxt`` never seen.
+    * ``unacked`` – ``(start, end, frame)`` of data segments not yet acknowledged, in
+      order (a list: ``del unacked[:i]`` drops the acknowledged head).
+    * ``pending`` – ``[ack, frame, nxt_then, ts]``: the peer acknowledged beyond ``nxt``.
+    * ``win`` – the last window advertised by this flow's sender, scaled, in bytes.
+    * ``recent`` – the last :data:`RECENT` segments' ``(key, frame, ts)``, to recognise
+      a packet stored twice (CP008).
+    * ``probe`` – the end (``nxt + 1``) of the last zero-window probe at ``nxt``, whose
+      byte ``nxt`` does not count until the peer or the sender shows it was accepted;
+      None when there is none.
+    """
+
+    __slots__ = ("isn", "base", "_ref_abs", "_ref_u", "nxt", "acked", "packets", "bytes",
+                 "syn_frame", "syn_count", "syn_len", "synack_frame", "synack_count",
+                 "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
+                 "fin_implied_frame", "fin_implied_ts", "holes", "unacked", "pending", "high_ts", "win",
+                 "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
+                 "max_ack_abs", "last_window_raw", "keepalive_frame", "seen_end", "probe")
+
+    def __init__(self) -> None:
+        self.isn: int | None = None
+        self.base: int | None = None
+        self._ref_abs = 0
+        self._ref_u = 0
+        self.nxt: int | None = None
+        self.acked: int | None = None
+        self.packets = 0
+        self.bytes = 0
+        self.syn_frame: int | None = None
+        self.syn_count = 0
+        self.syn_len = 0
+        self.synack_frame: int | None = None
+        self.synack_count = 0
+        self.fin: int | None = None
+        self.fin_frame: int | None = None
+        self.fin_count = 0
+        self.fin_acked_frame: int | None = None
+        self.fin_reply_frame: int | None = None
+        self.fin_implied_frame: int | None = None
+        self.fin_implied_ts = 0.0
+        self.holes: list[list] = []
+        self.unacked: list[tuple[int, int, int]] = []
+        self.pending: list[list] = []
+        self.high_ts = 0.0
+        self.win: int | None = None
+        self.wscale: int | None = None
+        self.zero = False
+        self.recent: list[tuple] = []
+        self.first_frame: int | None = None
+        self.last_frame: int | None = None
+        self.last_ts = 0.0
+        self.max_ack_abs: int | None = None
+        self.last_window_raw: int | None = None
+        self.keepalive_frame: int | None = None
+        self.probe: int | None = None
+        self.seen_end: int | None = None      # highest seq + len of any segment seen
+
+    def set_base(self, seq: int, isn: bool) -> None:
+        """Make absolute ``seq`` relative 0; ``isn`` says it is a real ISN (SYN seen)."""
+        self.base = seq
+        self.isn = seq if isn else None
+        self._ref_abs = seq
+        self._ref_u = 0
+        self.nxt = 0
+
+    def u(self, seq: int) -> int:
+        """Absolute 32-bit ``seq`` → unwrapped relative position (base must be set)."""
+        return self._ref_u + seq_diff(seq, self._ref_abs)
+
+    def advance(self, end: int) -> None:
+        """Raise ``nxt`` to ``end`` (unwrapped) when it is beyond it; moves the wrap reference."""
+        if self.nxt is None or end > self.nxt:
+            self.nxt = end
+            self._ref_u = end
+            self._ref_abs = (self.base + end) & _MASK
+
+    def absolute(self, pos: int) -> int:
+        """Unwrapped relative position → absolute 32-bit sequence number."""
+        return (self.base + pos) & _MASK
+
+
+@dataclass(slots=True)
+class Connection:
+    """One TCP connection (one 4-tuple, one incarnation) and everything learned about it.
+
+    ``client``/``server`` are ``(ip, port)``; ``c``/``s`` are the client's and the
+    server's :class:`Flow`; ``ec``/``es`` their :class:`~pcapcheck.tcp.state_machine.Endpoint`.
+    Times are seconds since the epoch; frames are 1-based.
+    """
+
+    id: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    roles_inferred: bool
+    first_frame: int
+    first_ts: float
+    ec: Endpoint
+    es: Endpoint
+    c: Flow = field(default_factory=Flow)
+    s: Flow = field(default_factory=Flow)
+    last_frame: int = 0
+    last_ts: float = 0.0
+    min_ts: float = float("inf")
+    max_ts: float = float("-inf")
+    midstream: bool = False
+    flipped: bool = False
+    events: list[Event] = field(default_factory=list)
+    zeek: Any = None
+    refused: bool = False
+    reset_frame: int | None = None
+    reset_by: str | None = None
+    closed: bool = False
+    closed_frame: int | None = None
+    close_ts: float | None = None
+    hs_bad_reported: bool = False
+    tfo_accepted: bool = False
+    implied_synack_frame: int | None = None
+    after_close_reported: bool = False
+    segments: int = 0
+    #: id of the connection this one is the tail of: its first segment came on a 4-tuple
+    #: whose connection had closed and been released (after the close delay) less than
+    #: 2·MSL before; nothing is concluded from what such a tail lacks.
+    tail_of: int | None = None
+
+    @staticmethod
+    def endpoint_text(addr: tuple[str, int]) -> str:
+        """``ip:port``, with IPv6 addresses in brackets: ``[2001:db8::1]:443``."""
+        ip, port = addr
+        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+    @property
+    def client_text(self) -> str:
+        return self.endpoint_text(self.client)
+
+    @property
+    def server_text(self) -> str:
+        return self.endpoint_text(self.server)
+
+    def role_of(self, seg: Segment) -> str:
+        """``"client"`` when ``seg`` was sent by the client, else ``"server"``."""
+        return "client" if (seg.src, seg.sport) == self.client else "server"

@@ -1,0 +1,985 @@
+"""Detectors: replay each segment of a connection through both endpoints' RFC 9293 state
+machines and turn what they see into :class:`~pcapcheck.model.Event` objects.
+
+The detectors know nothing about severity or wording: each event carries a rule ID, the
+frame, the connection, the states of both sides after the frame, and the expected and
+actual values (relative sequence numbers, ISN = 0). The rule catalogue
+(:mod:`pcapcheck.catalog.rules`) decides what is reported and how.
+
+Processing order inside one segment follows RFC 9293 §3.10.7.4 (first check sequence
+number, second RST, fourth SYN, fifth ACK, seventh segment text, eighth FIN); the capture
+is assumed to sit on the path, so a segment seen is a segment delivered. Decisions that
+need the future (was this ACK of unseen data capture loss or a bug? was this FIN ever
+acknowledged?) are taken in :meth:`Checker.finish`. See docs/semantics.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pcapcheck.tcp import state_machine as fsm
+from pcapcheck.tcp.connection import _HALF, _MASK, RECENT, Connection, Flow
+from pcapcheck.tcp.state_machine import Endpoint
+from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
+                             LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
+                             TIME_WAIT, URG, Event, Segment, Transition, flags_text)
+
+#: Defaults of the rule parameters the detectors use (the rule files carry the same).
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "CL010": {"msl": 120.0},
+    "SQ006": {"reorder_window": 0.003},
+}
+
+_ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
+
+#: Per-frame analysis marks (recorded only when asked, for the Wireshark cross-check),
+#: named after Wireshark's tcp.analysis.* flags; the rules that imply them.
+MARK_OF_RULE = {"SQ002": "retransmission", "HS005": "retransmission",
+                "HS006": "retransmission", "CL006": "retransmission",
+                "SQ006": "out_of_order", "CL010": "reused_ports"}
+
+
+def _drop_acked(unacked: list, ack: int) -> None:
+    """Drop the head of ``unacked`` (``(start, end, frame)`` in order) that ``ack``
+    (unwrapped relative) acknowledges wholly."""
+    i = 1
+    n = len(unacked)
+    while i < n and unacked[i][1] <= ack:
+        i += 1
+    del unacked[:i]
+
+
+def duplicate_key(seg: Segment) -> tuple | None:
+    """What CP008 compares to recognise a packet stored twice: ``(ip_id, seq, ack,
+    flags, payload_len, window, ts_val)``; None when the segment has neither an IP ID
+    other than 0 nor a TCP timestamp (nothing tells two such packets apart)."""
+    ts_val = seg.options.ts_val if seg.options is not None else None
+    if ts_val is None and not seg.ip_id:
+        return None
+    return (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
+
+
+def invalid_flags(flags: int) -> str | None:
+    """Return why a flag combination is impossible, or None (RFC 9293 §3.1, §3.10.7)."""
+    if flags & 0x3F == 0:
+        return "no flags set"
+    if flags & SYN and flags & FIN:
+        return "SYN and FIN together"
+    if flags & SYN and flags & RST:
+        return "SYN and RST together"
+    if flags & (FIN | PSH | URG) == FIN | PSH | URG and not flags & ACK:
+        return "FIN, PSH and URG without ACK (an 'Xmas tree' scan)"
+    return None
+
+
+class Checker:
+    """Replays segments of :class:`~pcapcheck.tcp.connection.Connection` objects.
+
+    ``params`` maps rule IDs to parameter dicts (defaults: :data:`DEFAULT_PARAMS`).
+    Call :meth:`process` for every segment in capture order, then :meth:`finish` once per
+    connection with the timestamp of the capture's last record.
+    """
+
+    def __init__(self, params: Mapping[str, Mapping[str, Any]] | None = None,
+                 record_marks: bool = False):
+        p = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
+        for rule, values in (params or {}).items():
+            p.setdefault(rule, {}).update(values)
+        self.msl = float(p["CL010"]["msl"])
+        self.reorder_window = float(p["SQ006"]["reorder_window"])
+        self._frame_events: list[tuple[Event, str | None]] = []
+        #: frame → set of marks (``retransmission``, ``out_of_order``, ``keep_alive``,
+        #: ``keep_alive_ack``, ``duplicate_ack``, ``zero_window``, ``lost_segment``, ``ack_lost_segment``,
+        #: ``reused_ports``), and frame → connection id; None unless ``record_marks``.
+        self.marks: dict[int, set[str]] | None = {} if record_marks else None
+        self.frame_conn: dict[int, int] | None = {} if record_marks else None
+
+    def mark(self, frame: int, kind: str) -> None:
+        """Add a Wireshark-style analysis mark to ``frame`` (only when recording marks)."""
+        if self.marks is not None:
+            self.marks.setdefault(frame, set()).add(kind)
+
+    # ------------------------------------------------------------------ events
+    def emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
+             **data: Any) -> Event:
+        """Record an event of ``rule`` at ``frame`` on ``conn``; ``sender`` is the role
+        ("client"/"server") whose segment it concerns, or None. The common fields (states
+        after the frame) are filled when the frame is done."""
+        ev = Event(rule, conn.id, frame, data)
+        conn.events.append(ev)
+        self._frame_events.append((ev, sender))
+        if self.marks is not None and rule in MARK_OF_RULE and frame is not None:
+            self.mark(frame, MARK_OF_RULE[rule])
+        return ev
+
+    def _fill_states(self, conn: Connection, seg: Segment | None) -> None:
+        """Give the events of the current frame the common fields (states after it)."""
+        for ev, sender in self._frame_events:
+            d = ev.data
+            d.setdefault("client", conn.client_text)
+            d.setdefault("server", conn.server_text)
+            d["client_state"] = conn.ec.state
+            d["server_state"] = conn.es.state
+            if sender is None:
+                d.setdefault("sender", None)
+                d.setdefault("receiver", None)
+                d.setdefault("sender_state", None)
+                d.setdefault("receiver_state", None)
+            else:
+                other = "server" if sender == "client" else "client"
+                d["sender"], d["receiver"] = sender, other
+                d["sender_state"] = conn.ec.state if sender == "client" else conn.es.state
+                d["receiver_state"] = conn.es.state if sender == "client" else conn.ec.state
+            d.setdefault("flags", flags_text(seg.flags) if seg is not None else None)
+        self._frame_events.clear()
+
+    # ------------------------------------------------------------------ per segment
+    #: Take the fast lane (:meth:`_established`) for in-order segments of an established
+    #: connection; False replays every segment through the full path (the tests compare).
+    fast_lane = True
+
+    def process(self, conn: Connection, seg: Segment) -> None:
+        """Replay one segment of ``conn`` (capture order). Appends events to ``conn.events``."""
+        if seg.sport == conn.client[1] and seg.src == conn.client[0]:
+            role, fs, fr, es, er = "client", conn.c, conn.s, conn.ec, conn.es
+        else:
+            role, fs, fr, es, er = "server", conn.s, conn.c, conn.es, conn.ec
+        if (seg.flags & 0x37 == ACK and es.state == ESTABLISHED and er.state == ESTABLISHED
+                and self.fast_lane and seg.window
+                and self._established(conn, fs, fr, seg.frame, seg.ts, seg.seq, seg.ack,
+                                      seg.window, seg.payload_len, duplicate_key(seg))):
+            if conn.zeek is not None:
+                conn.zeek.add(seg, role == "client")
+            return
+        prev_frame = fs.last_frame
+        if self.frame_conn is not None:
+            self.frame_conn[seg.frame] = conn.id
+            self._wireshark_marks(seg, fs, fr)
+        fs.packets += 1
+        fs.bytes += seg.payload_len
+        if fs.first_frame is None:
+            fs.first_frame = seg.frame
+        conn.last_frame, conn.last_ts = seg.frame, seg.ts
+        if seg.ts < conn.min_ts:
+            conn.min_ts = seg.ts
+        if seg.ts > conn.max_ts:
+            conn.max_ts = seg.ts
+        conn.segments += 1
+        if conn.zeek is not None:
+            conn.zeek.add(seg, role == "client")
+        try:
+            self._segment(conn, seg, role, fs, fr, es, er, prev_frame)
+        finally:
+            fs.last_frame, fs.last_ts = seg.frame, seg.ts
+            if self._frame_events:          # most segments make no event
+                self._fill_states(conn, seg)
+
+    def _established(self, conn: Connection, fs: Flow, fr: Flow, frame: int, ts: float,
+                     seq: int, ack: int, window: int, length: int, key: tuple | None) -> bool:
+        """The fast lane: one ACK segment (with or without PSH; no SYN, FIN, RST or URG;
+        the caller checks the flags, a window other than 0 and that both endpoints are
+        ESTABLISHED), sent by the owner of ``fs`` to the owner of ``fr``, carrying no
+        data or the next data in order (SEG.SEQ = SND.NXT), acknowledging nothing beyond
+        what the peer sent (SEG.ACK =< the peer's SND.NXT), on a connection without
+        holes, pending ACKs, FINs, zero windows or mark recording, and not a capture
+        duplicate (CP008) of one of the flow's recent segments. Such a segment cannot
+        change a state or make an event: it updates the same counters and sequence
+        variables as the full path (:meth:`_segment`), inline (:meth:`Flow.u`,
+        :meth:`Flow.advance` and :meth:`_capture_duplicate` written out); the caller
+        then gives it to the connection's Zeek state. Returns False, having changed
+        nothing, when the segment does not qualify (the full path takes it).
+
+        ``frame`` (1-based), ``ts`` (seconds since the epoch), absolute 32-bit ``seq``
+        and ``ack``, raw 16-bit ``window``, ``length`` (payload bytes) are the
+        segment's; ``key`` its :func:`duplicate_key` (None: not remembered)."""
+        if (fr.fin is not None or fs.fin is not None or fr.holes or fs.pending or fr.zero
+                or conn.closed or self.frame_conn is not None
+                or fs.base is None or fr.base is None):
+            return False
+        # SEG.ACK unwrapped in the peer's space: Flow.u with seq_diff written out
+        ack_u = fr._ref_u + ((ack - fr._ref_abs + _HALF) & _MASK) - _HALF
+        if ack_u > fr.nxt:
+            return False
+        nxt = fs.nxt
+        if fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
+            return False                   # (a hole, a keep-alive: the full path)
+        # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
+        # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
+        # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
+        # remembered without a search. A repeat goes to the full path, which reports it.
+        if key is not None:
+            recent = fs.recent
+            if length <= 1:
+                for k, _frame, t in recent:
+                    if k == key and abs(ts - t) <= 0.5:
+                        return False
+            recent.append((key, frame, ts))
+            if len(recent) > RECENT:
+                del recent[0]
+        fs.packets += 1
+        fs.bytes += length
+        if fs.first_frame is None:
+            fs.first_frame = frame
+        conn.last_frame, conn.last_ts = frame, ts
+        if ts < conn.min_ts:
+            conn.min_ts = ts
+        if ts > conn.max_ts:
+            conn.max_ts = ts
+        conn.segments += 1
+        # fifth, the ACK field (_ack, _ack_value, _note_ack)
+        if fr.acked is None or ack_u > fr.acked:
+            fr.acked = ack_u
+        q = fr.unacked
+        if q and q[0][1] <= ack_u:
+            _drop_acked(q, ack_u)
+        fs.max_ack_abs = ack
+        # seventh, the segment text (_data: new data in order; Flow.advance)
+        if length:
+            end = nxt + length
+            fs.high_ts = ts
+            fs.unacked.append((nxt, end, frame))
+            fs.nxt = fs._ref_u = end
+            fs._ref_abs = (fs.base + end) & _MASK
+        # the window (_window)
+        fs.win = window << fs.wscale if (fs.wscale is not None
+                                         and fr.wscale is not None) else window
+        fs.last_window_raw = window
+        fs.zero = False
+        fs.last_frame, fs.last_ts = frame, ts
+        return True
+
+    def _segment(self, conn: Connection, seg: Segment, role: str, fs: Flow, fr: Flow,
+                 es: Endpoint, er: Endpoint, prev_frame: int | None) -> None:
+        flags = seg.flags
+        frame = seg.frame
+        problem = invalid_flags(flags)
+        if problem is not None:
+            self.emit(conn, "FL001", frame, role, problem=problem)
+            return
+        if self._capture_duplicate(conn, seg, fs, role):
+            return
+        if (flags & FIN and fs.fin_frame is None and fs.fin_implied_frame is not None
+                and self._late_fin(conn, seg, fs, es, er)):
+            return
+        if conn.closed:
+            self._after_close(conn, seg, role, fs, fr)
+            return
+        if flags & RST:
+            self._rst(conn, seg, role, fs, fr, es, er)
+            return
+        if fs.base is None and not flags & SYN:
+            fs.set_base(seg.seq, isn=False)
+        if es.state in SYNCHRONIZED and not flags & (ACK | SYN):
+            self.emit(conn, "SQ004", frame, role, seq=fs.u(seg.seq))
+        if flags & SYN:
+            if flags & ACK:
+                self._synack(conn, seg, role, fs, fr, es, er)
+            else:
+                self._syn(conn, seg, role, fs, fr, es, er)
+        elif flags & ACK:
+            self._ack(conn, seg, role, fs, fr, es, er, prev_frame)
+        if seg.payload_len and not flags & SYN:
+            self._data(conn, seg, role, fs, fr, es)
+        elif not flags & (SYN | FIN) and fs.nxt is not None:
+            self._jump(conn, seg, fs, fs.u(seg.seq))
+        if flags & FIN:
+            self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
+        self._window(conn, seg, role, fs, fr)
+        self._check_closed(conn, seg)
+
+    def _wireshark_marks(self, seg: Segment, fs: Flow, fr: Flow) -> None:
+        """The per-frame flags Wireshark's TCP analysis would set (User's Guide, "TCP
+        Analysis"), as far as this engine defines them: keep-alive and its ACK, duplicate
+        ACK, zero window, previous segment not captured, ACKed unseen segment; computed
+        before the segment updates the flows."""
+        flags, frame = seg.flags, seg.frame
+        if flags & SYN:
+            return
+        if flags & ACK and fr.base is not None and fr.nxt is not None:
+            ack = fr.u(seg.ack)
+            if ack > fr.nxt or any(h[0] < ack and not h[4] for h in fr.holes):
+                self.mark(frame, "ack_lost_segment")
+        else:
+            ack = None
+        if flags & RST or fs.base is None:
+            return
+        seq = fs.u(seg.seq)
+        length = seg.payload_len
+        if seg.window == 0 and not flags & FIN:
+            self.mark(frame, "zero_window")
+        if fs.nxt is not None and length <= 1 and seq == fs.nxt - 1 and not flags & FIN:
+            self.mark(frame, "keep_alive")
+            fs.keepalive_frame = frame
+        else:
+            seen = fs.seen_end if fs.seen_end is not None else fs.nxt
+            if seen is not None and seq > seen:
+                self.mark(frame, "lost_segment")
+        end = seq + length + (1 if flags & FIN else 0)
+        if fs.seen_end is None or end > fs.seen_end:
+            fs.seen_end = max(end, fs.nxt or 0)
+        if ack is None or length or flags & FIN:
+            return
+        duplicate = (fs.max_ack_abs == seg.ack and seg.window != 0
+                     and fs.last_window_raw == seg.window and fs.nxt is not None
+                     and seq == fs.nxt)
+        if duplicate and fr.keepalive_frame is not None and fr.keepalive_frame == fr.last_frame:
+            self.mark(frame, "keep_alive_ack")   # replaces duplicate_ack, as in Wireshark
+        elif duplicate:
+            self.mark(frame, "duplicate_ack")
+
+    # --------------------------------------------------------------- capture artefacts
+    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
+        """CP008: the same packet stored twice (same IP ID, seq, ack, flags, length, window
+        and TCP timestamp, :func:`duplicate_key`) within 0.5 s. Without an IP ID (IPv6) a
+        TCP timestamp is required. Remembers ``seg`` among the flow's recent segments."""
+        key = duplicate_key(seg)
+        if key is None:
+            return False
+        recent = fs.recent
+        for k, frame, ts in recent:
+            if k == key and abs(seg.ts - ts) <= 0.5:
+                self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
+                return True
+        recent.append((key, seg.frame, seg.ts))
+        if len(recent) > RECENT:
+            del recent[0]
+        return False
+
+    # ------------------------------------------------------------------ handshake
+    def _syn(self, conn, seg, role, fs, fr, es, er) -> None:
+        frame = seg.frame
+        if fs.isn is None:
+            if es.state is None:
+                es.assume(CLOSED)  # an active open (simultaneous open, RFC 9293 §3.5)
+            fs.set_base(seg.seq, isn=True)
+            fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
+            fs.advance(1 + seg.payload_len)
+            fs.high_ts = seg.ts
+            es.step(fsm.SND_SYN, frame)
+            if er.state == SYN_SENT and fr.isn is not None:
+                # Both SYNs crossed (RFC 9293 §3.5 figure 7): each side receives the other's
+                # SYN in SYN-SENT and moves to SYN-RECEIVED.
+                self.emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
+                es.step(fsm.RCV_SYN, frame, f"frame {fr.syn_frame}, which crossed ours")
+                er.step(fsm.RCV_SYN, frame)
+        elif seg.seq == fs.isn and fs.syn_frame is None and \
+                seg.ts - conn.first_ts <= self.reorder_window:
+            self._late_syn(conn, seg, fs, es, er)
+        elif seg.seq == fs.isn:
+            fs.syn_count += 1
+            self.emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
+                       count=fs.syn_count)
+        else:
+            self.emit(conn, "HS009", frame, role, isn_abs=seg.seq, previous_isn_abs=fs.isn,
+                       first_frame=fs.syn_frame)
+            fs.set_base(seg.seq, isn=True)
+            fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
+            fs.advance(1 + seg.payload_len)
+
+    def _late_syn(self, conn, seg, fs: Flow, es: Endpoint, er: Endpoint) -> None:
+        """The SYN that the connection's first SYN-ACK answers, stored a moment after it:
+        the capture reordered them (nothing is missing, nothing was sent twice). What the
+        capture shows late is attributed to the later frame."""
+        frame = seg.frame
+        fs.syn_frame, fs.syn_count = frame, 1
+        conn.roles_inferred = False
+        conn.events[:] = [e for e in conn.events if e.rule != "HS008"]
+        late = [Transition(frame, CLOSED, SYN_SENT, fsm.SND_SYN)]
+        for t in es.transitions:
+            late.append(Transition(frame, t.from_state, t.to_state, t.cause))
+        es.transitions[:] = late
+        es.initial = CLOSED
+        for t in er.transitions:
+            if t.frame < frame:
+                t.frame = frame
+
+    def _synack(self, conn, seg, role, fs, fr, es, er) -> None:
+        frame = seg.frame
+        if fs.isn is None:
+            fs.set_base(seg.seq, isn=True)
+            fs.advance(1 + seg.payload_len)
+            fs.syn_len = seg.payload_len
+        if fs.synack_frame is None:
+            fs.synack_frame, fs.synack_count = frame, 1
+        else:
+            fs.synack_count += 1
+            self.emit(conn, "HS006", frame, role, isn_abs=seg.seq, first_frame=fs.synack_frame,
+                       count=fs.synack_count)
+        if fr.isn is None:
+            # The peer's SYN is not in the capture: its ISN is what this SYN-ACK acknowledges.
+            self.emit(conn, "HS008", frame, role, isn_abs=seg.seq)
+            fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
+            fr.advance(1)
+            er.assume(SYN_SENT)
+        ack = fr.u(seg.ack)
+        syn_len = fr.syn_len
+        acceptable = ack == 1 + syn_len or (syn_len and ack == 1)
+        if fr.syn_frame is not None and syn_len and fs.synack_count == 1:
+            accepted = ack == 1 + syn_len
+            conn.tfo_accepted = accepted
+            verdict = (f"the SYN-ACK accepted the {syn_len} bytes" if accepted else
+                       "the SYN-ACK did not accept the data; the client sends it again "
+                       "after the handshake")
+            self.emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
+                       payload_len=syn_len, accepted=accepted, verdict=verdict)
+        if not acceptable:
+            expected = 1 + syn_len
+            self.emit(conn, "HS002", frame, role, ack=ack, expected=expected,
+                       ack_abs=seg.ack, expected_abs=fr.absolute(expected),
+                       syn_data_len=syn_len)
+        if es.state is None:
+            es.assume(LISTEN)
+        es.step(fsm.SND_SYNACK, frame)
+        if acceptable:
+            self._ack_value(fr, ack)
+            er.step(fsm.RCV_SYNACK, frame)
+        self._note_ack(fs, seg)
+
+    def _implied_synack(self, conn, seg, role, fs, fr, es, er) -> None:
+        """The client ACKs in SYN-SENT with no SYN-ACK captured: the SYN-ACK is implied."""
+        frame = seg.frame
+        note = f"not captured; implied by frame {frame}"
+        if fr.base is None:
+            fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
+            fr.advance(1)
+        conn.implied_synack_frame = frame
+        if er.state is None:
+            er.assume(LISTEN)
+        er.step(fsm.SND_SYNACK, frame, note)
+        es.step(fsm.RCV_SYNACK, frame, note)
+
+    # ------------------------------------------------------------------ ACK field
+    def _ack(self, conn, seg, role, fs, fr, es, er, prev_frame) -> None:
+        frame = seg.frame
+        if es.state == SYN_SENT and fr.synack_frame is None and fs.isn is not None:
+            self._implied_synack(conn, seg, role, fs, fr, es, er)
+        if fr.base is None:
+            self._note_ack(fs, seg)
+            return  # nothing seen from the peer yet: its sequence space is unknown
+        ack = fr.u(seg.ack)
+        if fr.probe is not None:
+            self._probe_taken(fr, ack)
+        if es.state == SYN_RECEIVED and fr.packets == 0 and ack > 1 + fr.syn_len:
+            # Only this direction is captured: acknowledging the peer's data proves the
+            # peer's handshake ACK reached this endpoint.
+            es.step(fsm.RCV_ACK_OF_SYN, frame, f"not captured; implied by frame {frame}")
+        if er.state == SYN_RECEIVED and (fr.synack_frame is not None or conn.implied_synack_frame):
+            # RFC 9293 §3.10.7.4 SYN-RECEIVED: the ACK is acceptable when
+            # SND.UNA < SEG.ACK =< SND.NXT; a server that accepted TFO data may have sent
+            # data already, so SND.NXT can be beyond ISN+1.
+            exp_ack = 1 + fr.syn_len
+            exp_seq = 1 + (fs.syn_len if conn.tfo_accepted else 0)
+            seq = fs.u(seg.seq)
+            ack_ok = 0 < ack <= max(fr.nxt or 0, exp_ack)
+            if ack_ok and seq == exp_seq:
+                er.step(fsm.RCV_ACK_OF_SYN, frame)
+            elif not conn.hs_bad_reported:
+                conn.hs_bad_reported = True
+                if not ack_ok:
+                    self.emit(conn, "HS004", frame, role, field="ack", actual=ack,
+                               expected=exp_ack, actual_abs=seg.ack,
+                               expected_abs=fr.absolute(exp_ack))
+                else:
+                    self.emit(conn, "HS004", frame, role, field="seq", actual=seq,
+                               expected=exp_seq, actual_abs=seg.seq,
+                               expected_abs=fs.absolute(exp_seq))
+        if fr.fin is not None and fr.fin_acked_frame is None:
+            if ack >= fr.fin + 1:
+                fr.fin_acked_frame = frame
+                er.step(fsm.RCV_ACK_OF_FIN, frame)
+                if ack > fr.nxt:
+                    self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                               fin_frame=fr.fin_frame, fin_seq=fr.fin)
+            elif (ack == fr.fin and fr.fin_reply_frame is None and fr.fin_frame is not None
+                  and (prev_frame is None or prev_frame < fr.fin_frame)
+                  and not seg.payload_len and not seg.flags & FIN):
+                # The peer's first segment after the FIN is a pure ACK of the FIN's own
+                # sequence number: the reply to the FIN, acknowledging seq instead of seq+1.
+                fr.fin_reply_frame = frame
+                self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
+                           fin_frame=fr.fin_frame, fin_seq=fr.fin)
+        elif fr.nxt is not None and ack > fr.nxt:
+            if fr.packets == 0 and ack > fr.nxt + 1:
+                fr.advance(ack - 1 if seg.flags & FIN else ack)  # one-sided capture: implied data
+            elif (ack == fr.nxt + 1 and fr.fin is None and er.state in SYNCHRONIZED
+                    and es.state in SYNCHRONIZED):
+                self._implied_fin(conn, seg, role, fs, fr, es, er)
+            elif ack > fr.nxt and (not fr.pending or ack > fr.pending[-1][0]):
+                if len(fr.pending) < 16:
+                    fr.pending.append([ack, frame, fr.nxt, seg.ts])
+        if fr.holes:
+            self._holes_acked(conn, seg, role, fr, ack)
+        self._ack_value(fr, ack)
+        self._note_ack(fs, seg)
+
+    def _implied_fin(self, conn, seg, role, fs, fr, es, er) -> None:
+        """The peer's FIN is missing from the capture; this ACK (= its seq + 1) proves it."""
+        frame = seg.frame
+        other = "server" if role == "client" else "client"
+        note = f"not captured; implied by frame {frame}"
+        fr.fin = fr.nxt
+        fr.fin_implied_frame, fr.fin_implied_ts = frame, seg.ts
+        fr.advance(fr.fin + 1)
+        er.step(fsm.SND_FIN, frame, note)
+        if fr.packets == 0 and fs.fin is not None and fs.fin_acked_frame is None:
+            # One-sided capture: the implied FIN also acknowledged ours (else this ACK
+            # could not have been the last word of the close).
+            fs.fin_acked_frame = frame
+            es.step(fsm.RCV_ACK_OF_FIN, frame, note)
+        es.step(fsm.RCV_FIN, frame, note)
+        fr.fin_acked_frame = frame
+        er.step(fsm.RCV_ACK_OF_FIN, frame)
+        self.emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
+                   detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
+                          f"({fr.fin + 1}) proves it was sent")
+
+    def _late_fin(self, conn, seg, fs: Flow, es: Endpoint, er: Endpoint) -> bool:
+        """True when ``seg`` is the FIN a peer's ACK implied a moment before: the capture
+        stored the ACK first (reordering); the implication is withdrawn, nothing is
+        missing, and the FIN is not a retransmission."""
+        fin = fs.u(seg.seq) + seg.payload_len
+        if fin != fs.fin or seg.ts - fs.fin_implied_ts > self.reorder_window:
+            return False
+        frame, implied = seg.frame, fs.fin_implied_frame
+        fs.fin_frame, fs.fin_count = frame, 1
+        conn.events[:] = [e for e in conn.events
+                          if not (e.rule == "CP002" and e.frame == implied)]
+        note = f" (not captured; implied by frame {implied})"
+        for ep in (es, er):
+            for t in ep.transitions:
+                if t.cause.endswith(note):
+                    t.cause = t.cause[:-len(note)] + f" (frame {frame}, stored after its ACK)"
+        return True
+
+    def _holes_acked(self, conn, seg, role, fr: Flow, ack: int) -> None:
+        keep = []
+        other = "server" if role == "client" else "client"
+        for hole in fr.holes:
+            start, end, hframe, _ts, reported = hole
+            if ack > start and not reported:
+                self.emit(conn, "CP002", seg.frame, role, ack=ack, seen_max=start,
+                           detail=f"the {role} acknowledged {min(ack, end) - start} bytes "
+                                  f"from seq {start} that the capture never saw from the "
+                                  f"{other} (hole before frame {hframe})")
+                hole[4] = True
+            if ack < end:
+                keep.append(hole)
+        fr.holes = keep
+
+    @staticmethod
+    def _ack_value(fr: Flow, ack: int) -> None:
+        if fr.acked is None or ack > fr.acked:
+            fr.acked = ack
+        q = fr.unacked
+        if q and q[0][1] <= ack:
+            _drop_acked(q, ack)
+
+    @staticmethod
+    def _note_ack(fs: Flow, seg: Segment) -> None:
+        if seg.flags & ACK:
+            fs.max_ack_abs = seg.ack
+
+    # ------------------------------------------------------------------ data
+    def _data(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint) -> None:
+        frame, length = seg.frame, seg.payload_len
+        seq = fs.u(seg.seq)
+        end = seq + length
+        if length <= 1 and fs.nxt is not None and seq == fs.nxt - 1 and not seg.flags & FIN:
+            return  # a keep-alive (RFC 9293 §3.8.4): one old byte or none, not a retransmission
+        if es.state == SYN_RECEIVED and fr.packets == 0 and not conn.tfo_accepted:
+            # Only this direction is captured: a stack sends data after the handshake
+            # ACK, which travelled in the direction the capture does not have.
+            es.step(fsm.RCV_ACK_OF_SYN, frame, f"not captured; implied by frame {frame}")
+        if (fr.zero and length == 1 and fs.nxt is not None and seq == fs.nxt
+                and not seg.flags & FIN):
+            # A zero-window probe (RFC 9293 §3.8.6.1): one byte into a closed window,
+            # dropped by the receiver; it does not advance SND.NXT (as in Wireshark)
+            # unless it turns out to have been accepted (_probe_taken).
+            self.mark(frame, "zero_window_probe")
+            fs.probe = seq + 1
+            return
+        if fs.probe is not None:
+            self._probe_taken(fs, seq)
+        state = es.state
+        if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
+                role == "server" and conn.tfo_accepted)):
+            self.emit(conn, "HS007", frame, role, payload_len=length, seq=seq)
+        beyond_fin = fs.fin is not None and end > fs.fin and fs.fin_frame is not None
+        if beyond_fin:
+            self.emit(conn, "CL005", frame, role, seq=seq, payload_len=length, fin_seq=fs.fin,
+                       fin_frame=fs.fin_frame)
+        if fs.nxt is None or seq >= fs.nxt or beyond_fin:
+            if fs.nxt is not None and seq > fs.nxt:
+                self._new_hole(conn, fs, seg, fs.nxt, seq)
+            fs.high_ts = seg.ts
+            if not beyond_fin:
+                fs.unacked.append((seq, end, frame))
+            if fs.pending:
+                self._resolve_pending(conn, fs, end, seg.ts, role)
+            fs.advance(end)
+            return
+        filled = self._fill_holes(fs, seq, end)
+        if filled and seg.ts - fs.high_ts <= self.reorder_window:
+            self.emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
+        else:
+            first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
+            if first is None and seq < 1 + fs.syn_len:
+                first = fs.syn_frame  # data first carried on the SYN (TFO)
+            self.emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
+                       first_frame=first)
+        if end > fs.nxt:
+            fs.unacked.append((fs.nxt, end, frame))
+            fs.high_ts = seg.ts
+            fs.advance(end)
+
+    def _jump(self, conn, seg: Segment, fs: Flow, seq: int) -> None:
+        """``seg``, a segment without data (a pure ACK, or a FIN at ``seq``, relative),
+        starts beyond the sender's SND.NXT: when :meth:`_confirmed`, the capture missed
+        the sender's segments in between (Wireshark's "previous segment not captured"):
+        a hole, as :meth:`_data` records one (CP002 at the peer's ACK), and SND.NXT
+        moves to ``seq``."""
+        if fs.probe is not None:
+            self._probe_taken(fs, seq)
+        if seq > fs.nxt and self._confirmed(fs, seq):
+            self._new_hole(conn, fs, seg, fs.nxt, seq)
+            fs.advance(seq)
+
+    @staticmethod
+    def _probe_taken(fs: Flow, pos: int) -> None:
+        """The byte of the zero-window probe at SND.NXT (``fs.probe``, its end) was
+        accepted when the sender goes on past it or the peer acknowledges it (``pos``,
+        relative, is at or beyond its end): SND.NXT moves past it, so that neither a
+        hole nor a FIN nor an acknowledgment of unsent data is inferred from it."""
+        if fs.probe == fs.nxt + 1 and pos >= fs.probe:
+            fs.advance(fs.probe)
+        fs.probe = None if fs.probe <= fs.nxt else fs.probe
+
+    @staticmethod
+    def _confirmed(fs: Flow, seq: int) -> bool:
+        """Whether the peer has already acknowledged the sender's sequence space up to
+        ``seq`` (relative) beyond SND.NXT (a pending ACK, see :meth:`_ack`): then a
+        segment without data at ``seq`` (a pure ACK, a FIN) shows the capture lost data.
+        Without that acknowledgment its SEG.SEQ alone is no proof: a stray segment (of an
+        earlier connection on the 4-tuple, of a scan) or the byte of a zero-window probe
+        the receiver accepted (which SND.NXT does not count, as in Wireshark) would
+        open a false hole."""
+        nxt = fs.nxt
+        return any(nxt < p[0] and seq <= p[0] for p in fs.pending)
+
+    def _new_hole(self, conn, fs: Flow, seg: Segment, start: int, end: int) -> None:
+        reported = False
+        if fs.pending:
+            explained = [p for p in fs.pending if p[0] > start]
+            if explained:
+                ack, aframe, _nxt, _ts = explained[0]
+                sender = "server" if conn.role_of(seg) == "client" else "client"
+                owner = conn.role_of(seg)
+                self.emit(conn, "CP002", aframe, sender, ack=ack, seen_max=start,
+                           detail=f"the {sender} acknowledged up to {ack} before the capture "
+                                  f"showed the {owner} sending past {start}; frame "
+                                  f"{seg.frame} confirms the {owner} sent the missing "
+                                  f"{end - start} bytes")
+                fs.pending = [p for p in fs.pending if p[0] <= start]
+                reported = True
+        if len(fs.holes) < 64:
+            fs.holes.append([start, end, seg.frame, seg.ts, reported])
+
+    def _resolve_pending(self, conn, fs: Flow, end: int, ts: float, owner: str) -> None:
+        """The sender's data reached an ACK that came before it, with no hole between."""
+        keep = []
+        sender = "server" if owner == "client" else "client"
+        for p in fs.pending:
+            ack, aframe, nxt_then, ats = p
+            if end >= ack:
+                if ts - ats > self.reorder_window:
+                    ev = Event("SQ001", conn.id, aframe, {
+                        "ack": ack, "sent_max": nxt_then, "client": conn.client_text,
+                        "server": conn.server_text})
+                    conn.events.append(ev)
+                    self._frame_events.append((ev, sender))
+                # else: the capture stored the ACK a moment before the data: reordering
+            else:
+                keep.append(p)
+        fs.pending = keep
+
+    @staticmethod
+    def _fill_holes(fs: Flow, start: int, end: int) -> bool:
+        filled = False
+        new = []
+        for hole in fs.holes:
+            hs, he = hole[0], hole[1]
+            if end <= hs or start >= he:
+                new.append(hole)
+                continue
+            filled = True
+            if start > hs:
+                new.append([hs, start] + hole[2:])
+            if end < he:
+                new.append([end, he] + hole[2:])
+        fs.holes = new
+        return filled
+
+    # ------------------------------------------------------------------ FIN
+    def _fin(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint,
+             prev_frame) -> None:
+        frame = seg.frame
+        fin = fs.u(seg.seq) + seg.payload_len
+        if es.state in (SYN_SENT, LISTEN, CLOSED):
+            self.emit(conn, "HS013", frame, role, seq=fs.u(seg.seq))
+            return
+        if fs.fin is None:
+            if fs.nxt is not None:
+                self._jump(conn, seg, fs, fin)        # segments before it not captured?
+            fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
+            fs.advance(fin + 1)
+            crossing = (es.state == CLOSE_WAIT and fr.fin is not None
+                        and fr.fin_frame is not None and fr.fin_acked_frame is None
+                        and (prev_frame is None or prev_frame < fr.fin_frame))
+            if crossing and es.transitions and es.transitions[-1].to_state == CLOSE_WAIT:
+                # Both FINs crossed: this endpoint sent its FIN before the peer's arrived.
+                es.undo_last()
+                es.step(fsm.SND_FIN, frame)
+                es.step(fsm.RCV_FIN, frame, f"frame {fr.fin_frame}, which crossed ours")
+            else:
+                es.step(fsm.SND_FIN, frame)
+            if er.state == FIN_WAIT_1:
+                self.emit(conn, "CL007", frame, role, other_frame=fr.fin_frame)
+            er.step(fsm.RCV_FIN, frame)
+        elif fin == fs.fin:
+            fs.fin_count += 1
+            self.emit(conn, "CL006", frame, role, fin_seq=fin, first_frame=fs.fin_frame,
+                       count=fs.fin_count)
+
+    # ------------------------------------------------------------------ RST
+    def _rst(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint) -> None:
+        frame = seg.frame
+        if er.state == SYN_SENT and fs.synack_frame is None:
+            # An RST answering a SYN (RFC 9293 §3.10.7.3): acceptable only with ACK = ISN+1.
+            ack = fr.u(seg.ack) if (seg.flags & ACK and fr.base is not None) else None
+            expected = 1 + fr.syn_len
+            if ack is not None and 0 < ack <= expected:
+                if es.state is None:
+                    es.assume(CLOSED)
+                conn.refused = True
+                self.emit(conn, "HS011", frame, role, syn_frame=fr.syn_frame)
+                self._reset(conn, seg, role, es, er)
+            else:
+                self.emit(conn, "RS005", frame, role, ack=ack,
+                           expected=expected, ack_abs=seg.ack if seg.flags & ACK else None,
+                           expected_abs=fr.absolute(expected) if fr.base is not None else None)
+            return
+        if fs.base is None:
+            fs.set_base(seg.seq, isn=False)
+        synced = es.state in SYNCHRONIZED and er.state in SYNCHRONIZED
+        if not synced and (fs.synack_frame is not None or fr.synack_frame is not None):
+            self.emit(conn, "RS004", frame, role)
+            self._reset(conn, seg, role, es, er)
+            return
+        if not synced and es.state not in SYNCHRONIZED and er.state not in SYNCHRONIZED:
+            self._reset(conn, seg, role, es, er)  # e.g. a client aborting its own SYN
+            return
+        seq = fs.u(seg.seq)
+        lo = fs.nxt if fs.nxt is not None else seq
+        if fs.acked is not None:
+            lo = min(lo, fs.acked)
+        hi = max(fs.nxt or lo, fs.acked or lo)
+        wnd = fr.win
+        if wnd is not None and not (lo <= seq <= hi + max(wnd - 1, 0)):
+            self.emit(conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd,
+                       window_end=hi + wnd)
+            return
+        if fs.fin is not None or fr.fin is not None:
+            fin_frame = fs.fin_frame if fs.fin is not None else fr.fin_frame
+            self.emit(conn, "RS002", frame, role, fin_frame=fin_frame)
+        else:
+            self.emit(conn, "RS001", frame, role)
+        self._reset(conn, seg, role, es, er)
+
+    def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
+        es.step(fsm.SND_RST, seg.frame)
+        er.step(fsm.RCV_RST, seg.frame)
+        if es.state is None:
+            es.assume(CLOSED)
+        conn.reset_frame, conn.reset_by = seg.frame, role
+        conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
+
+    # ------------------------------------------------------------------ after close
+    def _after_close(self, conn, seg, role, fs: Flow, fr: Flow) -> None:
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & SYN and not flags & ACK and fs.isn is not None and seg.seq == fs.isn:
+            fs.syn_count += 1
+            self.emit(conn, "HS005", seg.frame, role, isn_abs=seg.seq,
+                       first_frame=fs.syn_frame, count=fs.syn_count)
+            return
+        if fs.base is not None:
+            seq = fs.u(seg.seq)
+            if flags & FIN and fs.fin is not None and seq + seg.payload_len == fs.fin:
+                fs.fin_count += 1
+                self.emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
+                           first_frame=fs.fin_frame, count=fs.fin_count)
+                return
+            sender_state = conn.ec.state if role == "client" else conn.es.state
+            if (flags & ACK and not seg.payload_len and not flags & (SYN | FIN)
+                    and sender_state == TIME_WAIT and fr.fin is not None and fr.base is not None
+                    and fr.u(seg.ack) == fr.fin + 1):
+                return  # the ACK of a (retransmitted) FIN, from TIME-WAIT
+        if not conn.after_close_reported:
+            conn.after_close_reported = True
+            self.emit(conn, "CL009", seg.frame, role, closed_frame=conn.closed_frame)
+
+    def _check_closed(self, conn: Connection, seg: Segment) -> None:
+        if conn.ec.state in _ENDED and conn.es.state in _ENDED and (
+                conn.c.fin is not None or conn.s.fin is not None):
+            if conn.c.fin_acked_frame is not None and conn.s.fin_acked_frame is not None:
+                conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
+
+    # ------------------------------------------------------------------ window
+    def _window(self, conn, seg, role, fs: Flow, fr: Flow) -> None:
+        flags = seg.flags
+        if flags & SYN:
+            if seg.options is not None and seg.options.wscale is not None:
+                fs.wscale = seg.options.wscale
+            fs.win = seg.window
+            return
+        scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
+        fs.win = seg.window << scale
+        fs.last_window_raw = seg.window
+        if flags & (FIN | RST):
+            return
+        if seg.window == 0:
+            if not fs.zero:
+                fs.zero = True
+                self.emit(conn, "SQ005", seg.frame, role)
+        else:
+            fs.zero = False
+
+    # ------------------------------------------------------------------ end of capture
+    def finish(self, conn: Connection, capture_end: float, cut: bool = False) -> None:
+        """Take the decisions that need the whole capture (HS001, HS003, CL001-CL004,
+        CL008, SQ001, SQ003, CP001, CP002, CP007), "by the end of the capture".
+        ``capture_end``: seconds since the epoch of the capture's last record. ``cut``:
+        the file ends in the middle of a record (CP006): what never happened may have
+        been cut off, so nothing is concluded from an absence (HS001, HS003, CL001,
+        CL003, CL004, SQ001, SQ003 are not judged)."""
+        c, s = conn.c, conn.s
+        one_sided = (c.packets == 0) != (s.packets == 0) and self._one_sided(conn)
+        sides = (("client", c, s, conn.ec, conn.es), ("server", s, c, conn.es, conn.ec))
+        if conn.midstream:
+            self.emit(conn, "CP001", conn.first_frame, None, previous_connection=conn.tail_of)
+        if conn.tail_of is not None:
+            # Late segments of a connection released after its close (retransmitted FINs
+            # and ACKs, for instance): nothing it lacks is anyone's fault.
+            one_sided, cut = False, True
+        if one_sided:
+            # Only one direction was captured: what the other side did is inferred from
+            # the acknowledgments, and nothing it "failed" to send is its fault.
+            seen = "client to server" if c.packets else "server to client"
+            conn.events[:] = [e for e in conn.events if e.rule not in ("CP002", "HS008")]
+            self.emit(conn, "CP007", conn.first_frame, None, seen=seen)
+        elif not cut:
+            if conn.implied_synack_frame is not None:
+                self.emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
+                           seen_max=None,
+                           detail="the server's SYN-ACK is not in the capture; the client's "
+                                  "ACK proves it was sent")
+            if conn.ec.state == SYN_SENT and s.synack_frame is None and not s.packets:
+                self.emit(conn, "HS001", c.syn_frame, "client", attempts=c.syn_count,
+                           isn_abs=c.isn, first_frame=c.syn_frame)
+            for role, f, _peer, e, _pe in sides:
+                if (e.state == SYN_RECEIVED and f.synack_frame is not None
+                        and not conn.hs_bad_reported):
+                    self.emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
+            if conn.reset_frame is None:
+                self._finish_close(conn, sides)
+            for role, f, _peer, _e, _pe in sides:
+                other = "server" if role == "client" else "client"
+                for ack, aframe, nxt_then, _ts in f.pending:
+                    if f.nxt is not None and ack > f.nxt:
+                        self.emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
+                for start, end, hframe, _ts, reported in f.holes:
+                    if not reported:
+                        self.emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
+                                   detail=f"{end - start} bytes from seq {start} were never "
+                                          f"seen in the capture (the {role}'s frame {hframe} "
+                                          "starts after them): lost before the capture "
+                                          "point or by the capture itself")
+        c.pending, s.pending = [], []
+        if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
+                and conn.reset_frame is None and conn.tail_of is None):
+            self.emit(conn, "CL008", conn.last_frame, None,
+                       idle=round(capture_end - conn.last_ts, 6))
+        self._fill_states(conn, None)
+        conn.events.sort(key=lambda e: (e.frame or 0, e.rule))
+
+    def _finish_close(self, conn: Connection, sides) -> None:
+        for role, f, peer, e, pe in sides:
+            other = "server" if role == "client" else "client"
+            if f.fin_frame is not None and f.fin_acked_frame is None:
+                if f.fin_reply_frame is not None:
+                    pass  # already reported as CL002 (the reply acknowledged the FIN's seq)
+                elif peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
+                    self.emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
+                               fin_seq=f.fin, expected_ack=f.fin + 1)
+                else:
+                    self.emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
+                               expected_ack=f.fin + 1, highest_ack=f.acked)
+            fin_frame = f.fin_frame or f.fin_implied_frame
+            if f.fin_acked_frame is not None and peer.fin is None and pe.state == CLOSE_WAIT:
+                self.emit(conn, "CL003", fin_frame, role, closer=role, closer_state=e.state,
+                           other=other, other_state=pe.state, fin_frame=fin_frame)
+            if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
+                # Data the peer never acknowledged although it went on sending after it
+                # (data still in flight when the capture stopped is not reported).
+                start, _end, frame = f.unacked[0]
+                self.emit(conn, "SQ003", frame, role, seq=start,
+                           bytes=f.unacked[-1][1] - max(start, f.acked or 0),
+                           highest_ack=f.acked)
+
+    @staticmethod
+    def _one_sided(conn: Connection) -> bool:
+        """True when only one direction is in the capture but it shows the peer exists
+        (segments acknowledging the peer), rather than an unanswered SYN."""
+        f = conn.c if conn.c.packets else conn.s
+        return f.max_ack_abs is not None
+
+
+def _reached_established(endpoint: Endpoint) -> bool:
+    """Whether one of ``endpoint``'s transitions went to ESTABLISHED."""
+    for t in endpoint.transitions:
+        if t.to_state == ESTABLISHED:
+            return True
+    return False
+
+
+def classify(conn: Connection) -> tuple[str, str]:
+    """Return ``(handshake, close)`` for a finished connection.
+
+    handshake: ``complete`` (both endpoints reached ESTABLISHED through the SYN
+    exchange), ``refused`` (the SYN was answered by an RST), ``none`` (no SYN or SYN-ACK
+    in the capture), else ``incomplete``. close: ``reset`` (an acceptable RST ended it),
+    ``graceful`` (both sides sent a FIN, acknowledged or not: CL001/CL004 say what is
+    missing), ``half`` (only one side sent a FIN), ``open`` (both endpoints synchronized,
+    no FIN or RST), else ``none`` (never established).
+    """
+    if conn.refused:
+        handshake = "refused"
+    elif conn.midstream:
+        handshake = "none"
+    elif _reached_established(conn.ec) and _reached_established(conn.es):
+        handshake = "complete"
+    else:
+        handshake = "incomplete"
+    c, s = conn.c, conn.s
+    if conn.reset_frame is not None:
+        close = "reset"
+    elif c.fin is not None and s.fin is not None:
+        close = "graceful"
+    elif c.fin is not None or s.fin is not None:
+        close = "half"
+    elif conn.ec.state in SYNCHRONIZED and conn.es.state in SYNCHRONIZED:
+        close = "open"
+    else:
+        close = "none"
+    return handshake, close
