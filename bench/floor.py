@@ -40,19 +40,52 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.clean_connections import Pending, check
 from pcapcheck.fast.lookahead import classify, clean_connections
 from pcapcheck.model import ACK, FIN, RST, SYN
-from pcapcheck.capture.reader import open_capture
 from pcapcheck.tcp.tracker import CLOSE_DELAY
 
-_ETH_IP4_TCP = np.dtype({
-    "names": ["et", "vihl", "total", "ip_id", "frag", "proto", "src", "dst", "sport",
-              "dport", "seq", "ack", "doff", "flags", "win"],
-    "formats": [">u2", "u1", ">u2", ">u2", ">u2", "u1", ">u4", ">u4", ">u2", ">u2", ">u4",
-                ">u4", "u1", "u1", ">u2"],
-    "offsets": [12, 14, 16, 18, 20, 23, 26, 30, 34, 36, 38, 42, 46, 47, 48],
-    "itemsize": 54})
+_ETH_IP4_TCP = np.dtype(
+    {
+        "names": [
+            "et",
+            "vihl",
+            "total",
+            "ip_id",
+            "frag",
+            "proto",
+            "src",
+            "dst",
+            "sport",
+            "dport",
+            "seq",
+            "ack",
+            "doff",
+            "flags",
+            "win",
+        ],
+        "formats": [
+            ">u2",
+            "u1",
+            ">u2",
+            ">u2",
+            ">u2",
+            "u1",
+            ">u4",
+            ">u4",
+            ">u2",
+            ">u2",
+            ">u4",
+            ">u4",
+            "u1",
+            "u1",
+            ">u2",
+        ],
+        "offsets": [12, 14, 16, 18, 20, 23, 26, 30, 34, 36, 38, 42, 46, 47, 48],
+        "itemsize": 54,
+    }
+)
 
 
 def read(path: str | Path) -> dict[str, np.ndarray]:
@@ -65,8 +98,14 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
     endian, ticks, lt = reader.pcap_layout()
     if lt != 1:
         raise SystemExit(f"{path}: link type {lt}, this experiment reads Ethernet (1) only")
-    hdr_dtype = np.dtype([("sec", endian + "u4"), ("frac", endian + "u4"),
-                          ("caplen", endian + "u4"), ("wire", endian + "u4")])
+    hdr_dtype = np.dtype(
+        [
+            ("sec", endian + "u4"),
+            ("frac", endian + "u4"),
+            ("caplen", endian + "u4"),
+            ("wire", endian + "u4"),
+        ]
+    )
     parts: list[dict[str, np.ndarray]] = []
     frame0, other = 1, 0
     for buf, _base, positions in reader.pcap_batches(1 << 20):
@@ -83,30 +122,61 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
         h = sliding_window_view(u8, 54)[pos[idx] + 16].view(_ETH_IP4_TCP).reshape(len(idx))
         total = h["total"].astype(np.int64)
         doff = (h["doff"] >> 4).astype(np.int64) * 4
-        keep = ((h["et"] == 0x0800) & (h["vihl"] == 0x45) & (h["proto"] == 6)
-                & ((h["frag"] & 0x3FFF) == 0) & (doff >= 20) & (total >= 20 + doff))
+        keep = (
+            (h["et"] == 0x0800)
+            & (h["vihl"] == 0x45)
+            & (h["proto"] == 6)
+            & ((h["frag"] & 0x3FFF) == 0)
+            & (doff >= 20)
+            & (total >= 20 + doff)
+        )
         other += n - int(np.count_nonzero(keep))
         k = idx[keep]
         h = h[keep]
         ln = total[keep] - 20 - doff[keep]
-        parts.append({
-            "frame": frames[k], "ts": ts[k], "src": h["src"].astype(np.int64),
-            "dst": h["dst"].astype(np.int64), "sport": h["sport"].astype(np.int64),
-            "dport": h["dport"].astype(np.int64), "seq": h["seq"].astype(np.int64),
-            "ack": h["ack"].astype(np.int64), "flags": h["flags"].astype(np.int64),
-            "win": h["win"].astype(np.int64), "ln": ln, "ip_id": h["ip_id"].astype(np.int64),
-            "cut": caplen[k] < 14 + total[keep]})
-    names = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags", "win",
-             "ln", "ip_id", "cut")
-    cols = {key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0, np.int64)
-            for key in names}
+        parts.append(
+            {
+                "frame": frames[k],
+                "ts": ts[k],
+                "src": h["src"].astype(np.int64),
+                "dst": h["dst"].astype(np.int64),
+                "sport": h["sport"].astype(np.int64),
+                "dport": h["dport"].astype(np.int64),
+                "seq": h["seq"].astype(np.int64),
+                "ack": h["ack"].astype(np.int64),
+                "flags": h["flags"].astype(np.int64),
+                "win": h["win"].astype(np.int64),
+                "ln": ln,
+                "ip_id": h["ip_id"].astype(np.int64),
+                "cut": caplen[k] < 14 + total[keep],
+            }
+        )
+    names = (
+        "frame",
+        "ts",
+        "src",
+        "dst",
+        "sport",
+        "dport",
+        "seq",
+        "ack",
+        "flags",
+        "win",
+        "ln",
+        "ip_id",
+        "cut",
+    )
+    cols = {
+        key: np.concatenate([p[key] for p in parts]) if parts else np.zeros(0, np.int64)
+        for key in names
+    }
     cols["other"] = np.array([other])
     return cols
 
 
-def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
-          shard: tuple[int, int] = (0, 1)
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def group(
+    cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY, shard: tuple[int, int] = (0, 1)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The candidate connections: ``(order, starts, sizes, from_client)``. ``order``
     lists the rows of the candidates, each connection's rows together and in record
     order; ``starts``/``sizes`` index ``order`` per connection; ``from_client`` (per
@@ -159,28 +229,67 @@ def group(cols: dict[str, np.ndarray], close_delay: float = CLOSE_DELAY,
 
 #: The fields of a CleanConnection that :func:`verify` compares (all but the id and the
 #: endpoints, which :func:`~pcapcheck.fast.lookahead.clean_connections` leaves to its caller).
-_COMPARED = ("first_frame", "last_frame", "first_ts", "close_ts", "duration", "packets",
-             "bytes", "client_isn", "server_isn", "closer", "syn", "synack", "ack", "f1",
-             "a1", "f2", "last", "history", "retx")
+_COMPARED = (
+    "first_frame",
+    "last_frame",
+    "first_ts",
+    "close_ts",
+    "duration",
+    "packets",
+    "bytes",
+    "client_isn",
+    "server_isn",
+    "closer",
+    "syn",
+    "synack",
+    "ack",
+    "f1",
+    "a1",
+    "f2",
+    "last",
+    "history",
+    "retx",
+)
 
 
-def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
-           sizes: np.ndarray, fc: np.ndarray, out: dict[str, np.ndarray]) -> int:
+def verify(
+    cols: dict[str, np.ndarray],
+    rows: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    fc: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> int:
     """Run :func:`pcapcheck.fast.clean_connections.check` on every candidate's rows; raise
     AssertionError at the first connection whose verdict, or whose
     :class:`~pcapcheck.fast.clean_connections.CleanConnection` fields (:data:`_COMPARED`), differ from
     :func:`classify`'s (through :func:`clean_connections`). Returns the number of
     connections compared."""
-    lists = {key: cols[key][rows].tolist()
-             for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "ip_id", "cut")}
+    lists = {
+        key: cols[key][rows].tolist()
+        for key in ("frame", "ts", "seq", "ack", "flags", "win", "ln", "ip_id", "cut")
+    }
     fcl = fc.tolist()
     mine = iter(clean_connections(cols, rows, starts, sizes, out))
     for i, (s, n) in enumerate(zip(starts.tolist(), sizes.tolist())):
         p = Pending(i + 1, ("c", 1), ("s", 2))
-        p.rows = [(lists["frame"][r], lists["ts"][r], fcl[r], lists["seq"][r],
-                   lists["ack"][r], lists["flags"][r], lists["win"][r], lists["ln"][r],
-                   lists["ip_id"][r], None, None) for r in range(s, s + n)]
-        p.dirty = any(lists["cut"][s:s + n])
+        p.rows = [
+            (
+                lists["frame"][r],
+                lists["ts"][r],
+                fcl[r],
+                lists["seq"][r],
+                lists["ack"][r],
+                lists["flags"][r],
+                lists["win"][r],
+                lists["ln"][r],
+                lists["ip_id"][r],
+                None,
+                None,
+            )
+            for r in range(s, s + n)
+        ]
+        p.dirty = any(lists["cut"][s : s + n])
         c = check(p)
         clean = bool(out["clean"][i])
         assert (c is not None) == clean, (i, lists["frame"][s], c is not None, clean)
@@ -188,8 +297,12 @@ def verify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
             continue
         got = next(mine)
         for name in _COMPARED:
-            assert getattr(got, name) == getattr(c, name), (i, name, getattr(got, name),
-                                                            getattr(c, name))
+            assert getattr(got, name) == getattr(c, name), (
+                i,
+                name,
+                getattr(got, name),
+                getattr(c, name),
+            )
     return len(starts)
 
 
@@ -221,12 +334,20 @@ def write_rest(path: str | Path, out: str | Path, clean_frames: np.ndarray) -> i
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("capture")
-    ap.add_argument("--verify", action="store_true",
-                    help="also compare every verdict with pcapcheck.fast.clean_connections.check")
-    ap.add_argument("--shard", default="0/1", metavar="K/N",
-                    help="classify the connections of shard K of N only (default 0/1)")
-    ap.add_argument("--rest", metavar="OUT",
-                    help="write the records of the connections not found clean to OUT")
+    ap.add_argument(
+        "--verify",
+        action="store_true",
+        help="also compare every verdict with pcapcheck.fast.clean_connections.check",
+    )
+    ap.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="K/N",
+        help="classify the connections of shard K of N only (default 0/1)",
+    )
+    ap.add_argument(
+        "--rest", metavar="OUT", help="write the records of the connections not found clean to OUT"
+    )
     args = ap.parse_args(argv)
     shard = tuple(int(v) for v in args.shard.split("/"))
     from pcapcheck.pipeline import clean_summary
@@ -245,10 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         dumps(clean_summary(c))
     t4 = time.perf_counter()
     n_tcp = len(cols["frame"])
-    print(f"{args.capture}: {n_tcp} TCP records ({int(cols['other'][0])} others left out), "
-          f"{len(starts)} candidate connections, {len(clean)} clean")
-    for name, dt in (("read", t1 - t0), ("group", t2 - t1), ("classify", t3 - t2),
-                     ("summarise", t4 - t3), ("total", t4 - t0)):
+    print(
+        f"{args.capture}: {n_tcp} TCP records ({int(cols['other'][0])} others left out), "
+        f"{len(starts)} candidate connections, {len(clean)} clean"
+    )
+    for name, dt in (
+        ("read", t1 - t0),
+        ("group", t2 - t1),
+        ("classify", t3 - t2),
+        ("summarise", t4 - t3),
+        ("total", t4 - t0),
+    ):
         print(f"  {name:10s} {dt:6.2f} s")
     if args.rest:
         kept = np.repeat(out["clean"], sizes) if len(starts) else np.zeros(0, bool)
@@ -257,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.verify:
         t = time.perf_counter()
         n = verify(cols, rows, starts, sizes, fc, out)
-        print(f"  verified against pcapcheck.fast.clean_connections.check: {n} connections, same verdicts "
-              f"and fields ({time.perf_counter() - t:.1f} s)")
+        print(
+            f"  verified against pcapcheck.fast.clean_connections.check: {n} connections, same verdicts "
+            f"and fields ({time.perf_counter() - t:.1f} s)"
+        )
     return 0
 
 

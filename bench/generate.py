@@ -22,7 +22,7 @@ import random
 import struct
 from pathlib import Path
 
-ETH = bytes.fromhex("020000000002" "020000000001" "0800")
+ETH = bytes.fromhex("0200000000020200000000010800")
 MSS = 1448
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 M32 = 0xFFFFFFFF
@@ -37,16 +37,30 @@ class Writer:
         self.buf: list[bytes] = []
         self.packets = 0
 
-    def packet(self, t_us: int, src: int, dst: int, sport: int, dport: int, seq: int,
-               ack: int, flags: int, payload: int, ipid: int, tsval: int) -> None:
-        tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & M32, ack & M32, 8 << 4, flags,
-                          502, 0, 0) + struct.pack("!BBBBII", 1, 1, 8, 10, tsval & M32, 0)
+    def packet(
+        self,
+        t_us: int,
+        src: int,
+        dst: int,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: int,
+        ipid: int,
+        tsval: int,
+    ) -> None:
+        tcp = struct.pack(
+            "!HHIIBBHHH", sport, dport, seq & M32, ack & M32, 8 << 4, flags, 502, 0, 0
+        ) + struct.pack("!BBBBII", 1, 1, 8, 10, tsval & M32, 0)
         total = 20 + len(tcp) + payload
-        ip = struct.pack("!BBHHHBBHII", 0x45, 0, total, ipid & 0xFFFF, 0x4000, 64, 6, 0,
-                         src, dst)
+        ip = struct.pack("!BBHHHBBHII", 0x45, 0, total, ipid & 0xFFFF, 0x4000, 64, 6, 0, src, dst)
         frame = ETH + ip + tcp + bytes(payload)
-        self.buf.append(struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000,
-                                    len(frame), len(frame)) + frame)
+        self.buf.append(
+            struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame))
+            + frame
+        )
         self.packets += 1
         if len(self.buf) >= 8192:
             self.flush()
@@ -84,8 +98,12 @@ def connection_script(rng: random.Random, args) -> list[tuple]:
     if rng.random() < args.resets:
         steps.append(("c", RST | ACK, 0, None))
     else:
-        steps += [("c", FIN | ACK, 0, None), ("s", ACK, 0, None), ("s", FIN | ACK, 0, None),
-                  ("c", ACK, 0, None)]
+        steps += [
+            ("c", FIN | ACK, 0, None),
+            ("s", ACK, 0, None),
+            ("s", FIN | ACK, 0, None),
+            ("c", ACK, 0, None),
+        ]
     return steps
 
 
@@ -116,10 +134,14 @@ def generate(args) -> int:
                     continue
                 started += 1
                 client, cport = client_of(started)
-                conn = {"steps": connection_script(rng, args), "pos": 0,
-                        "cip": client, "cport": cport,
-                        "seq": {"c": rng.getrandbits(32), "s": rng.getrandbits(32)},
-                        "nxt": {}}
+                conn = {
+                    "steps": connection_script(rng, args),
+                    "pos": 0,
+                    "cip": client,
+                    "cport": cport,
+                    "seq": {"c": rng.getrandbits(32), "s": rng.getrandbits(32)},
+                    "nxt": {},
+                }
                 conn["nxt"] = {"c": conn["seq"]["c"], "s": conn["seq"]["s"]}
                 slots[i] = conn
             active = True
@@ -132,8 +154,11 @@ def generate(args) -> int:
                 ack = conn["seq"]["c"] + 1
             if flags & RST and not conn["nxt"].get("s_started") and conn["pos"] == 2:
                 seq, ack = 0, conn["seq"]["c"] + 1
-            src, dst, sp, dp = ((conn["cip"], server, conn["cport"], 80) if side == "c"
-                                else (server, conn["cip"], 80, conn["cport"]))
+            src, dst, sp, dp = (
+                (conn["cip"], server, conn["cport"], 80)
+                if side == "c"
+                else (server, conn["cip"], 80, conn["cport"])
+            )
             t_us += rng.randint(5, 60)
             if kind != "lost":
                 out.packet(t_us, src, dst, sp, dp, seq, ack, flags, n, ipid, t_us // 1000)

@@ -31,19 +31,16 @@ import gc
 import os
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pcapcheck import pipeline as analyze
-
-from pcapcheck.fast import batch_decoder as batch
-
-from pcapcheck.run import feed
-
-from pcapcheck.fast import lookahead
-
 from pcapcheck.capture import reader
-from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.catalog.config import resolve_config, resolve_selection
+from pcapcheck.catalog.rules import load_catalog
+from pcapcheck.fast import batch_decoder as batch
+from pcapcheck.fast import lookahead
+from pcapcheck.run import feed
 from pcapcheck.run.shards import analyze_shard
 
 spent: dict[str, float] = {}
@@ -56,6 +53,7 @@ def _timed(owner: Any, name: str, label: str, generator: bool = False) -> None:
     clock = time.perf_counter
 
     if generator:
+
         def timed(*args, **kw):
             steps = original(*args, **kw)
             while True:
@@ -68,6 +66,7 @@ def _timed(owner: Any, name: str, label: str, generator: bool = False) -> None:
                 spent[label] = spent.get(label, 0.0) + clock() - t
                 yield item
     else:
+
         def timed(*args, **kw):
             t = clock()
             try:
@@ -81,10 +80,17 @@ def _timed(owner: Any, name: str, label: str, generator: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("capture")
-    ap.add_argument("--shard", default="0/2", metavar="K/N",
-                    help="the shard to analyse (default 0/2, as --jobs 2 runs it)")
-    ap.add_argument("--fed", action="store_true",
-                    help="fed by another process that reads the file, as analyze runs it")
+    ap.add_argument(
+        "--shard",
+        default="0/2",
+        metavar="K/N",
+        help="the shard to analyse (default 0/2, as --jobs 2 runs it)",
+    )
+    ap.add_argument(
+        "--fed",
+        action="store_true",
+        help="fed by another process that reads the file, as analyze runs it",
+    )
     args = ap.parse_args(argv)
     k, n = (int(v) for v in args.shard.split("/"))
     _timed(feed.Feed, "__iter__", "receive", generator=True)
@@ -98,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     config = resolve_config(None, True)
     catalog = load_catalog(config.rules_dirs)
     active = resolve_selection(catalog, config, None, None, None)
-    gc.freeze()                      # as the CLI does before analysing
+    gc.freeze()  # as the CLI does before analysing
     gc.set_threshold(50_000, 20, 20)
     ticket = None
     if args.fed:
         feeder = feed.Feeder(1)
         ticket = feeder.ticket()
         child = os.fork()
-        if child == 0:                      # the reading, as the analyze command does it
+        if child == 0:  # the reading, as the analyze command does it
             feeder.serve(args.capture, analyze.verifies_checksums(active))
             os._exit(0)
     t, cpu = time.perf_counter(), time.process_time()
@@ -113,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     total, cpu = time.perf_counter() - t, time.process_time() - cpu
     if args.fed:
         os.waitpid(child, 0)
-    print(f"{args.capture} shard {k}/{n}{' fed' if args.fed else ''}: total {total:.2f} s, "
-          f"cpu {cpu:.2f} s")
+    print(
+        f"{args.capture} shard {k}/{n}{' fed' if args.fed else ''}: total {total:.2f} s, "
+        f"cpu {cpu:.2f} s"
+    )
     for label, value in spent.items():
         print(f"  {label:10s} {value:6.2f} s")
     return 0

@@ -41,11 +41,29 @@ from pathlib import Path
 LAST = frozenset({"tshark"})
 
 TOOLS = {
-    "pcapcheck": lambda f: [sys.executable, "-m", "pcapcheck", "analyze", f, "-f", "json",
-                            "-o", os.devnull],
+    "pcapcheck": lambda f: [
+        sys.executable,
+        "-m",
+        "pcapcheck",
+        "analyze",
+        f,
+        "-f",
+        "json",
+        "-o",
+        os.devnull,
+    ],
     "tcptrace": lambda f: ["tcptrace", "-n", "-l", f],
-    "tshark": lambda f: ["tshark", "-r", f, "-T", "fields", "-e", "tcp.stream", "-e",
-                         "tcp.analysis.flags"],
+    "tshark": lambda f: [
+        "tshark",
+        "-r",
+        f,
+        "-T",
+        "fields",
+        "-e",
+        "tcp.stream",
+        "-e",
+        "tcp.analysis.flags",
+    ],
 }
 
 
@@ -63,9 +81,9 @@ def _children() -> dict[int, list[int]]:
             with open(f"/proc/{entry}/stat", "rb") as fh:
                 stat = fh.read()
         except OSError:
-            continue                     # gone meanwhile
+            continue  # gone meanwhile
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
         tree.setdefault(ppid, []).append(int(entry))
     return tree
 
@@ -78,7 +96,7 @@ def _rss_kib(pid: int) -> int:
                     return int(line.split()[1])
     except OSError:
         pass
-    return 0                             # gone, or a zombie (no VmRSS)
+    return 0  # gone, or a zombie (no VmRSS)
 
 
 def _children_of(pid: int) -> list[int] | None:
@@ -90,15 +108,15 @@ def _children_of(pid: int) -> list[int] | None:
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return kids                      # gone meanwhile
+        return kids  # gone meanwhile
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
                 kids.extend(int(k) for k in fh.read().split())
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}/task/{tid}"):
-                continue                 # the thread ended
-            return None                  # no such file in this kernel
+                continue  # the thread ended
+            return None  # no such file in this kernel
         except OSError:
             continue
     return kids
@@ -145,15 +163,19 @@ def byte_compile() -> None:
     ``pip install`` does when it installs it: otherwise, with PYTHONDONTWRITEBYTECODE
     set (some CI images and containers set it), every measured run would compile the
     package's modules again (about 0.07 s)."""
-    where = subprocess.run([sys.executable, "-c", "import os, pcapcheck; "
-                            "print(os.path.dirname(pcapcheck.__file__))"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [sys.executable, "-c", "import os, pcapcheck; print(os.path.dirname(pcapcheck.__file__))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     compileall.compile_dir(where, quiet=1)
 
 
 def count_packets(path: str) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from pcapcheck.capture.reader import open_capture
+
     return sum(1 for _ in open_capture(path))
 
 
@@ -163,8 +185,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tools", default="pcapcheck,tcptrace,tshark")
     ap.add_argument("--markdown", action="store_true", help="print a README table")
-    ap.add_argument("--jobs", type=int, help="pass --jobs N to pcapcheck analyze "
-                                             "(default: its own, the number of CPUs)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        help="pass --jobs N to pcapcheck analyze (default: its own, the number of CPUs)",
+    )
     args = ap.parse_args()
     packets = count_packets(args.capture)
     if "pcapcheck" in args.tools.split(","):
@@ -193,9 +218,11 @@ def main() -> None:
         rows.append((name, wall, packets / wall, rss / 1024))
     base = next((r for r in rows if r[0] == "pcapcheck"), None)
     size = Path(args.capture).stat().st_size / 1e6
-    head = (f"{Path(args.capture).name}: {packets} packets, {size:.0f} MB; {os.cpu_count()} "
-            f"CPUs, {platform.processor() or platform.machine()}, Python "
-            f"{platform.python_version()}; median of {args.repeat}")
+    head = (
+        f"{Path(args.capture).name}: {packets} packets, {size:.0f} MB; {os.cpu_count()} "
+        f"CPUs, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}; median of {args.repeat}"
+    )
     print(head if not args.markdown else f"_{head}_\n")
     if args.markdown:
         print("| tool | wall time (s) | packets/s | peak RSS (MB) | time vs pcapcheck |")

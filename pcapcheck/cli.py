@@ -12,15 +12,17 @@ import gc
 import os
 import sys
 from enum import Enum
-from typing import List, NoReturn, Optional
+from typing import NoReturn
 
 import typer
 
 from pcapcheck import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="pcapcheck: rebuild TCP connections from a capture and check them "
-                       "against RFC 9293.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="pcapcheck: rebuild TCP connections from a capture and check them against RFC 9293.",
+)
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -32,13 +34,13 @@ class FailOn(str, Enum):
     never = "never"
 
 
-def fail(message: str) -> "typer.Exit":
+def fail(message: str) -> typer.Exit:
     """Print ``pcapcheck: error: MESSAGE`` on stderr; return the Exit(2) to raise."""
     typer.echo(f"pcapcheck: error: {message}", err=True)
     return typer.Exit(2)
 
 
-def split_ids(values: Optional[List[str]]) -> Optional[List[str]]:
+def split_ids(values: list[str] | None) -> list[str] | None:
     """``["HS,CL001", "RS"]`` → ``["HS", "CL001", "RS"]``; None when nothing was given."""
     if not values:
         return None
@@ -52,8 +54,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_version,
-                                       is_eager=True, help="Print the version and exit.")):
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+):
     """pcapcheck: TCP connection analysis and RFC 9293 conformance checks for captures."""
 
 

@@ -32,8 +32,16 @@ URG = 0x20
 ECE = 0x40
 CWR = 0x80
 
-_FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"),
-               (ACK, "ACK"), (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"))
+_FLAG_NAMES = (
+    (SYN, "SYN"),
+    (FIN, "FIN"),
+    (RST, "RST"),
+    (PSH, "PSH"),
+    (ACK, "ACK"),
+    (URG, "URG"),
+    (ECE, "ECE"),
+    (CWR, "CWR"),
+)
 
 
 def flags_text(flags: int) -> str:
@@ -55,11 +63,23 @@ CLOSING = "CLOSING"
 LAST_ACK = "LAST-ACK"
 TIME_WAIT = "TIME-WAIT"
 
-STATES = (CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1,
-          FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT)
+STATES = (
+    CLOSED,
+    LISTEN,
+    SYN_SENT,
+    SYN_RECEIVED,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    CLOSE_WAIT,
+    CLOSING,
+    LAST_ACK,
+    TIME_WAIT,
+)
 #: RFC 9293 §3.3.2: the states after the handshake ("synchronized states").
-SYNCHRONIZED = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
-                          CLOSING, LAST_ACK, TIME_WAIT})
+SYNCHRONIZED = frozenset(
+    {ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT}
+)
 
 
 @dataclass(slots=True)
@@ -158,17 +178,60 @@ class SegmentBlock:
     and ``other_max`` are None.
     """
 
-    __slots__ = ("frame", "ts", "src", "dst", "sport", "dport", "seq", "ack", "flags",
-                 "window", "payload_len", "ip_id", "truncated", "checksum_ok", "ts_val",
-                 "plain", "other_frame", "other_ts", "other_end", "other_max",
-                 "fast", "fast_ticks", "_okind", "_ts_ecr", "_parsed")
+    __slots__ = (
+        "_okind",
+        "_parsed",
+        "_ts_ecr",
+        "ack",
+        "checksum_ok",
+        "dport",
+        "dst",
+        "fast",
+        "fast_ticks",
+        "flags",
+        "frame",
+        "ip_id",
+        "other_end",
+        "other_frame",
+        "other_max",
+        "other_ts",
+        "payload_len",
+        "plain",
+        "seq",
+        "sport",
+        "src",
+        "truncated",
+        "ts",
+        "ts_val",
+        "window",
+    )
 
-    def __init__(self, frame: list, ts: list, src: list, dst: list, sport: list,
-                 dport: list, seq: list, ack: list, flags: list, window: list,
-                 payload_len: list, ip_id: list, truncated: list, checksum_ok: list,
-                 ts_val: list, plain: list, okind: list, ts_ecr: list,
-                 parsed: dict[int, TcpOptions], other_frame: list, other_ts: list,
-                 other_end: list | None, other_max: list | None):
+    def __init__(
+        self,
+        frame: list,
+        ts: list,
+        src: list,
+        dst: list,
+        sport: list,
+        dport: list,
+        seq: list,
+        ack: list,
+        flags: list,
+        window: list,
+        payload_len: list,
+        ip_id: list,
+        truncated: list,
+        checksum_ok: list,
+        ts_val: list,
+        plain: list,
+        okind: list,
+        ts_ecr: list,
+        parsed: dict[int, TcpOptions],
+        other_frame: list,
+        other_ts: list,
+        other_end: list | None,
+        other_max: list | None,
+    ):
         self.frame, self.ts, self.src, self.dst = frame, ts, src, dst
         self.sport, self.dport, self.seq, self.ack = sport, dport, seq, ack
         self.flags, self.window, self.payload_len, self.ip_id = flags, window, payload_len, ip_id
@@ -200,12 +263,31 @@ class SegmentBlock:
     def segment(self, i: int) -> Segment:
         """The :class:`Segment` of row ``i`` (0-based within the block)."""
         kind = self._okind[i]
-        options = (None if kind == 0 else self._parsed[i] if kind == 2
-                   else TcpOptions(None, None, False, (), self.ts_val[i], self._ts_ecr[i]))
-        return Segment(self.frame[i], self.ts[i], self.src[i], self.dst[i], self.sport[i],
-                       self.dport[i], self.seq[i], self.ack[i], self.flags[i],
-                       self.window[i], self.payload_len[i], options, self.ip_id[i], 4,
-                       self.truncated[i], self.checksum_ok[i])
+        options = (
+            None
+            if kind == 0
+            else self._parsed[i]
+            if kind == 2
+            else TcpOptions(None, None, False, (), self.ts_val[i], self._ts_ecr[i])
+        )
+        return Segment(
+            self.frame[i],
+            self.ts[i],
+            self.src[i],
+            self.dst[i],
+            self.sport[i],
+            self.dport[i],
+            self.seq[i],
+            self.ack[i],
+            self.flags[i],
+            self.window[i],
+            self.payload_len[i],
+            options,
+            self.ip_id[i],
+            4,
+            self.truncated[i],
+            self.checksum_ok[i],
+        )
 
 
 #: The marks of :attr:`SegmentBlock.fast`.
@@ -266,11 +348,15 @@ class Event:
 
 #: Keys present in every connection-level event's data.
 COMMON_EVENT_FIELDS = (
-    "client", "server",              # "ip:port" ("[v6]:port")
-    "client_state", "server_state",  # RFC 9293 states just after the frame was processed
-    "sender", "receiver",            # "client" / "server" (None when not applicable)
-    "sender_state", "receiver_state",
-    "flags",                         # flags of the frame, Wireshark style ("SYN, ACK")
+    "client",
+    "server",  # "ip:port" ("[v6]:port")
+    "client_state",
+    "server_state",  # RFC 9293 states just after the frame was processed
+    "sender",
+    "receiver",  # "client" / "server" (None when not applicable)
+    "sender_state",
+    "receiver_state",
+    "flags",  # flags of the frame, Wireshark style ("SYN, ACK")
 )
 
 #: The keys each rule's event adds to the common ones (the contract between the

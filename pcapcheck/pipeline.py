@@ -9,25 +9,24 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
+from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, decode_with_dpkt
+from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, transitions
-from pcapcheck.tcp.connection import Connection
-from pcapcheck.capture.decoder import Decoder, DecodeError, SourceAttributes, decode_with_dpkt
-from pcapcheck.tcp.detectors import Checker, classify
 from pcapcheck.fast.established_lane import feed_block
-from pcapcheck.model import (CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment,
-                             SegmentBlock)
-from pcapcheck.capture.reader import open_capture
+from pcapcheck.model import CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment, SegmentBlock
 from pcapcheck.spool import LineSpool, Spool
+from pcapcheck.tcp.connection import Connection
+from pcapcheck.tcp.detectors import Checker, classify
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, SWEEP_EVERY, Tracker
 
 
@@ -82,8 +81,13 @@ class NativeSource(SourceAttributes):
     see :mod:`pcapcheck.run.shards`). Raises CaptureError when the file is not a capture.
     """
 
-    def __init__(self, path: str | Path, verify_checksums: bool = False,
-                 use_dpkt: bool = False, shard: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        verify_checksums: bool = False,
+        use_dpkt: bool = False,
+        shard: tuple[int, int] | None = None,
+    ):
         self.reader = open_capture(path, with_non_packets=True)
         self.decoder = Decoder(verify_checksums=verify_checksums)
         self.use_dpkt = use_dpkt
@@ -97,8 +101,7 @@ class NativeSource(SourceAttributes):
         for record in self.reader:
             try:
                 if self.use_dpkt:
-                    item = decode_with_dpkt(record, verify_checksums=self.verify,
-                                            skipped=skipped)
+                    item = decode_with_dpkt(record, verify_checksums=self.verify, skipped=skipped)
                 else:
                     item = decode(record)
             except DecodeError as exc:
@@ -108,9 +111,15 @@ class NativeSource(SourceAttributes):
             yield record.frame, record.ts, item
 
 
-def open_source(path: str | Path, decoder: str = "native", verify_checksums: bool = False,
-                shard: tuple[int, int] | None = None, blocks: bool = False,
-                lookahead: tuple[float, float] | None = None, feed: Any = None):
+def open_source(
+    path: str | Path,
+    decoder: str = "native",
+    verify_checksums: bool = False,
+    shard: tuple[int, int] | None = None,
+    blocks: bool = False,
+    lookahead: tuple[float, float] | None = None,
+    feed: Any = None,
+):
     """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
     records decoded in batches with numpy, :class:`pcapcheck.fast.batch_decoder.BatchSource`),
     ``"dpkt"`` (dpkt's packet objects, the reference path) or ``"tshark"`` (Wireshark's
@@ -125,22 +134,31 @@ def open_source(path: str | Path, decoder: str = "native", verify_checksums: boo
     or ValueError for an unknown decoder name."""
     if decoder == "native":
         from pcapcheck.fast.batch_decoder import BatchSource
-        return BatchSource(path, verify_checksums, shard=shard, blocks=blocks,
-                           lookahead=lookahead, feed=feed)
+
+        return BatchSource(
+            path, verify_checksums, shard=shard, blocks=blocks, lookahead=lookahead, feed=feed
+        )
     if decoder == "dpkt":
         return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
     if decoder == "tshark":
         from pcapcheck.capture.tshark import TsharkSource
+
         return TsharkSource(path, verify_checksums=verify_checksums)
     raise ValueError(f"unknown decoder {decoder!r} (native, dpkt, tshark)")
 
 
-def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
-                 params: Mapping[str, Mapping[str, Any]] | None = None,
-                 severity: Mapping[str, str] | None = None,
-                 decoder: str = "native", marks: bool = False,
-                 idle_timeout: float = IDLE_TIMEOUT,
-                 close_delay: float = CLOSE_DELAY, shards: int = 1) -> FileResult:
+def analyze_file(
+    path: str | Path,
+    catalog: Catalog,
+    active: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    severity: Mapping[str, str] | None = None,
+    decoder: str = "native",
+    marks: bool = False,
+    idle_timeout: float = IDLE_TIMEOUT,
+    close_delay: float = CLOSE_DELAY,
+    shards: int = 1,
+) -> FileResult:
     """Analyse one capture.
 
     ``active``: the rule IDs to report (from :meth:`Catalog.select`); ``params``: rule
@@ -162,11 +180,21 @@ def analyze_file(path: str | Path, catalog: Catalog, active: set[str],
     """
     if shards > 1 and not marks and decoder != "tshark":
         from pcapcheck.run.shards import analyze_sharded
-        return analyze_sharded(path, catalog, active, params=params, severity=severity,
-                               decoder=decoder, idle_timeout=idle_timeout,
-                               close_delay=close_delay, shards=shards)
-    result, _facts = analyze_part(path, catalog, active, params, severity, decoder, marks,
-                                  idle_timeout, close_delay)
+
+        return analyze_sharded(
+            path,
+            catalog,
+            active,
+            params=params,
+            severity=severity,
+            decoder=decoder,
+            idle_timeout=idle_timeout,
+            close_delay=close_delay,
+            shards=shards,
+        )
+    result, _facts = analyze_part(
+        path, catalog, active, params, severity, decoder, marks, idle_timeout, close_delay
+    )
     return result
 
 
@@ -192,11 +220,23 @@ class PartFacts:
         """CP003 (segments cut by the snaplen) and CP004 (bad checksums), when any."""
         events = []
         if self.first_cut is not None:
-            events.append(Event("CP003", None, self.first_cut,
-                                {"count": self.cut_count, "snaplen": self.snaplen}))
+            events.append(
+                Event(
+                    "CP003",
+                    None,
+                    self.first_cut,
+                    {"count": self.cut_count, "snaplen": self.snaplen},
+                )
+            )
         if self.bad_sum:
-            events.append(Event("CP004", None, self.first_bad_sum,
-                                {"count": self.bad_sum, "first_frame": self.first_bad_sum}))
+            events.append(
+                Event(
+                    "CP004",
+                    None,
+                    self.first_bad_sum,
+                    {"count": self.bad_sum, "first_frame": self.first_bad_sum},
+                )
+            )
         return events
 
 
@@ -207,13 +247,20 @@ def verifies_checksums(active: set[str]) -> bool:
     return "CP004" in active
 
 
-def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
-                 params: Mapping[str, Mapping[str, Any]] | None = None,
-                 severity: Mapping[str, str] | None = None,
-                 decoder: str = "native", marks: bool = False,
-                 idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
-                 shard: tuple[int, int] | None = None, encode: bool = False,
-                 feed: str | None = None) -> tuple[FileResult, PartFacts]:
+def analyze_part(
+    path: str | Path,
+    catalog: Catalog,
+    active: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    severity: Mapping[str, str] | None = None,
+    decoder: str = "native",
+    marks: bool = False,
+    idle_timeout: float = IDLE_TIMEOUT,
+    close_delay: float = CLOSE_DELAY,
+    shard: tuple[int, int] | None = None,
+    encode: bool = False,
+    feed: str | None = None,
+) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
 
@@ -241,14 +288,27 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     lost (:class:`~pcapcheck.run.feed.FeedLost`), the file is read here after all.
     Raises :class:`pcapcheck.capture.reader.CaptureError` as :func:`analyze_file`.
     """
-    args = (path, catalog, active, params, severity, decoder, marks, idle_timeout,
-            close_delay, shard, encode)
+    args = (
+        path,
+        catalog,
+        active,
+        params,
+        severity,
+        decoder,
+        marks,
+        idle_timeout,
+        close_delay,
+        shard,
+        encode,
+    )
     ahead = False
     if decoder == "native" and not marks and clean.ENABLED:
         from pcapcheck.fast import lookahead
+
         ahead = lookahead.ENABLED
     if feed is not None and decoder == "native" and not marks:
         from pcapcheck.run.feed import Feed, FeedLost
+
         try:
             source = Feed(feed)
             try:
@@ -256,9 +316,9 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             finally:
                 source.close()
         except FeedLost:
-            pass                        # read here, as below
+            pass  # read here, as below
         except FastPathMismatch:
-            ahead = False               # read here, without the lookahead
+            ahead = False  # read here, without the lookahead
     if ahead:
         try:
             return _analyze_part(*args, ahead=True)
@@ -267,12 +327,21 @@ def analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     return _analyze_part(*args, ahead=False)
 
 
-def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
-                  params: Mapping[str, Mapping[str, Any]] | None,
-                  severity: Mapping[str, str] | None, decoder: str, marks: bool,
-                  idle_timeout: float, close_delay: float, shard: tuple[int, int] | None,
-                  encode: bool, ahead: bool, feed: Any = None
-                  ) -> tuple[FileResult, PartFacts]:
+def _analyze_part(
+    path: str | Path,
+    catalog: Catalog,
+    active: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None,
+    severity: Mapping[str, str] | None,
+    decoder: str,
+    marks: bool,
+    idle_timeout: float,
+    close_delay: float,
+    shard: tuple[int, int] | None,
+    encode: bool,
+    ahead: bool,
+    feed: Any = None,
+) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.fast.lookahead` (then raises
     :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the tracker contradicts it, the
     spools of the result deleted); ``feed``: a :class:`pcapcheck.run.feed.Feed` to take the
@@ -281,18 +350,24 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
-    horizon = (max(tracker.idle_timeout, tracker.close_delay, tracker.linger)
-               + 2 * SWEEP_EVERY + 1.0)
-    source = open_source(path, decoder, verify_checksums=verifies_checksums(active),
-                         shard=shard, blocks=True,
-                         lookahead=(tracker.close_delay, horizon) if ahead else None,
-                         feed=feed)
+    horizon = max(tracker.idle_timeout, tracker.close_delay, tracker.linger) + 2 * SWEEP_EVERY + 1.0
+    source = open_source(
+        path,
+        decoder,
+        verify_checksums=verifies_checksums(active),
+        shard=shard,
+        blocks=True,
+        lookahead=(tracker.close_delay, horizon) if ahead else None,
+        feed=feed,
+    )
     if encode:
         from pcapcheck.report.json_report import LINE_END, dumps_bytes
-    result = FileResult(path=str(path),
-                        connections=(LineSpool(end=LINE_END) if encode
-                                     else Spool(key=summary_order)),
-                        events=Spool(key=event_order), findings=Spool(key=event_order))
+    result = FileResult(
+        path=str(path),
+        connections=(LineSpool(end=LINE_END) if encode else Spool(key=summary_order)),
+        events=Spool(key=event_order),
+        findings=Spool(key=event_order),
+    )
     facts = PartFacts()
     first_frames = facts.first_frames
     to_finding = catalog.to_finding
@@ -316,7 +391,7 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
                 first_frames.extend(bytes(max(i + 1 - len(first_frames), 1024)))
             first_frames[i] = conn.first_frame
             if encode and conn.__class__ is CleanConnection and not conn.events:
-                text = clean_line(conn)       # no events, no Zeek state
+                text = clean_line(conn)  # no events, no Zeek state
                 if text is not None:
                     result.connections.append(conn.id, text)
                     continue
@@ -324,15 +399,17 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
             if conn.zeek is not None:
                 conn.zeek.release()
             summary["findings"] = sum(record(ev) for ev in conn.events)
-            if encode:       # the text after the id (the merge writes the global id)
-                result.connections.append(conn.id, memoryview(dumps_bytes(summary))[
-                    _ID_TEXT + len(str(conn.id)):])
+            if encode:  # the text after the id (the merge writes the global id)
+                result.connections.append(
+                    conn.id, memoryview(dumps_bytes(summary))[_ID_TEXT + len(str(conn.id)) :]
+                )
             else:
                 result.connections.append(summary)
 
     lost: tuple[type[Exception], ...] = (FastPathMismatch,)
     if feed is not None:
         from pcapcheck.run.feed import FeedLost
+
         lost += (FeedLost,)
     try:
         return _run(source, tracker, result, facts, record, absorb, shard)
@@ -342,8 +419,15 @@ def _analyze_part(path: str | Path, catalog: Catalog, active: set[str],
         raise
 
 
-def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record, absorb,
-         shard: tuple[int, int] | None) -> tuple[FileResult, PartFacts]:
+def _run(
+    source,
+    tracker: Tracker,
+    result: FileResult,
+    facts: PartFacts,
+    record,
+    absorb,
+    shard: tuple[int, int] | None,
+) -> tuple[FileResult, PartFacts]:
     """The loop of :func:`_analyze_part` over the items of ``source``."""
     k, n = shard if shard is not None else (0, 0)
     checker = tracker.checker
@@ -355,7 +439,7 @@ def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record,
         if seg.__class__ is SegmentBlock:
             packets += seg.records
             block_ts = max(seg.ts, default=last_ts)
-            if seg.other_max is not None:        # the other shards' latest time
+            if seg.other_max is not None:  # the other shards' latest time
                 block_ts = max(block_ts, max(seg.other_max))
             if block_ts > last_ts:
                 last_ts = block_ts
@@ -375,10 +459,10 @@ def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record,
             continue
         if isinstance(seg, DecodeError):
             malformed += 1
-            if not k:                    # every shard sees it: shard 0 reports it
+            if not k:  # every shard sees it: shard 0 reports it
                 record(Event("CP005", None, frame, {"reason": str(seg)}))
             continue
-        if n and (seg.sport + seg.dport) % n != k:   # a source that does not shard
+        if n and (seg.sport + seg.dport) % n != k:  # a source that does not shard
             tick(ts)
             continue
         tcp_packets += 1
@@ -404,7 +488,7 @@ def _run(source, tracker: Tracker, result: FileResult, facts: PartFacts, record,
     if shard is None:
         for ev in facts.file_events():
             record(ev)
-    del first_frames[tracker.connections:]
+    del first_frames[tracker.connections :]
     result.marks, result.frame_conn = checker.marks, checker.frame_conn
     return result, facts
 
@@ -451,7 +535,7 @@ def _iso(ts: float) -> str | None:
     each whole second is made once (:data:`_ISO_SECONDS`)."""
     try:
         frac, whole = modf(ts)
-        us = round(frac * 1e6)                 # CPython's _PyTime_DoubleToDenominator
+        us = round(frac * 1e6)  # CPython's _PyTime_DoubleToDenominator
         if us >= 1_000_000:
             us -= 1_000_000
             whole += 1.0
@@ -459,14 +543,14 @@ def _iso(ts: float) -> str | None:
             us += 1_000_000
             whole -= 1.0
         second = int(whole)
-    except (OverflowError, ValueError):        # inf, nan
+    except (OverflowError, ValueError):  # inf, nan
         return None
     head = _ISO_SECONDS.get(second)
     if head is None:
         head = _iso_slow(second)
         if head is None:
             return None
-        head = head[:-1]                       # without the "Z"
+        head = head[:-1]  # without the "Z"
         if len(_ISO_SECONDS) >= 100_000:
             _ISO_SECONDS.clear()
         _ISO_SECONDS[second] = head
@@ -494,15 +578,32 @@ def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
     handshake, close = classify(conn)
     zeek = conn.zeek
     return _summary(
-        conn.id, conn.client_text, conn.server_text, conn.roles_inferred, conn.first_frame,
-        conn.last_frame, conn.first_ts, round(max(conn.max_ts - conn.min_ts, 0.0), 6),
-        (conn.c.packets, conn.s.packets), (conn.c.bytes, conn.s.bytes), conn.c.isn,
-        conn.s.isn, handshake, close, conn.ec.state, conn.es.state,
+        conn.id,
+        conn.client_text,
+        conn.server_text,
+        conn.roles_inferred,
+        conn.first_frame,
+        conn.last_frame,
+        conn.first_ts,
+        round(max(conn.max_ts - conn.min_ts, 0.0), 6),
+        (conn.c.packets, conn.s.packets),
+        (conn.c.bytes, conn.s.bytes),
+        conn.c.isn,
+        conn.s.isn,
+        handshake,
+        close,
+        conn.ec.state,
+        conn.es.state,
         zeek.conn_state() if zeek is not None else None,
         zeek.history() if zeek is not None else None,
-        {role: [{"frame": t.frame, "from": t.from_state, "to": t.to_state,
-                 "cause": t.cause} for t in ep.transitions]
-         for role, ep in (("client", conn.ec), ("server", conn.es))})
+        {
+            role: [
+                {"frame": t.frame, "from": t.from_state, "to": t.to_state, "cause": t.cause}
+                for t in ep.transitions
+            ]
+            for role, ep in (("client", conn.ec), ("server", conn.es))
+        },
+    )
 
 
 def clean_summary(c: CleanConnection) -> dict[str, Any]:
@@ -512,11 +613,26 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
     conn_state SF)."""
     by_client = c.closer == "client"
     return _summary(
-        c.id, Connection.endpoint_text(c.client), Connection.endpoint_text(c.server), False,
-        c.first_frame, c.last_frame, c.first_ts, c.duration, c.packets, c.bytes,
-        c.client_isn, c.server_isn, "complete", "graceful",
-        TIME_WAIT if by_client else CLOSED, CLOSED if by_client else TIME_WAIT, "SF",
-        c.history, transitions(c))
+        c.id,
+        Connection.endpoint_text(c.client),
+        Connection.endpoint_text(c.server),
+        False,
+        c.first_frame,
+        c.last_frame,
+        c.first_ts,
+        c.duration,
+        c.packets,
+        c.bytes,
+        c.client_isn,
+        c.server_isn,
+        "complete",
+        "graceful",
+        TIME_WAIT if by_client else CLOSED,
+        CLOSED if by_client else TIME_WAIT,
+        "SF",
+        c.history,
+        transitions(c),
+    )
 
 
 def clean_line(c: CleanConnection) -> bytes | None:
@@ -536,12 +652,26 @@ def clean_line(c: CleanConnection) -> bytes | None:
         return None
     text = Connection.endpoint_text
     (c_pkts, s_pkts), (c_bytes, s_bytes) = c.packets, c.bytes
-    head = (text(c.client).encode(), text(c.server).encode(), c.first_frame, c.last_frame,
-            start.encode(), first_ts.encode(), duration.encode(), c_pkts, s_pkts, c_bytes,
-            s_bytes, c.client_isn, c.server_isn, c.history.encode(), c.syn, c.synack)
-    if c.closer == "client":        # the rest of the transitions (_CLEAN_FIELDS)
-        return templates[0] % (head + (c.f1, c.a1, c.f2, c.synack, c.ack, c.f1, c.f2,
-                                       c.last))
+    head = (
+        text(c.client).encode(),
+        text(c.server).encode(),
+        c.first_frame,
+        c.last_frame,
+        start.encode(),
+        first_ts.encode(),
+        duration.encode(),
+        c_pkts,
+        s_pkts,
+        c_bytes,
+        s_bytes,
+        c.client_isn,
+        c.server_isn,
+        c.history.encode(),
+        c.syn,
+        c.synack,
+    )
+    if c.closer == "client":  # the rest of the transitions (_CLEAN_FIELDS)
+        return templates[0] % (head + (c.f1, c.a1, c.f2, c.synack, c.ack, c.f1, c.f2, c.last))
     return templates[1] % (head + (c.f1, c.f2, c.last, c.synack, c.ack, c.f1, c.a1, c.f2))
 
 
@@ -552,14 +682,59 @@ _CLEAN_TEMPLATES: list[bytes] = []
 #: The values :func:`clean_line` fills its templates with, in order, by closer: what
 #: :func:`_clean_templates` finds in the text of a summary made from distinct values.
 _CLEAN_FIELDS = {
-    "client": ("client", "server", "first_frame", "last_frame", "start", "start_ts",
-               "duration", "c_pkts", "s_pkts", "c_bytes", "s_bytes", "client_isn",
-               "server_isn", "history", "syn", "synack", "f1", "a1", "f2", "synack", "ack",
-               "f1", "f2", "last"),
-    "server": ("client", "server", "first_frame", "last_frame", "start", "start_ts",
-               "duration", "c_pkts", "s_pkts", "c_bytes", "s_bytes", "client_isn",
-               "server_isn", "history", "syn", "synack", "f1", "f2", "last", "synack", "ack",
-               "f1", "a1", "f2")}
+    "client": (
+        "client",
+        "server",
+        "first_frame",
+        "last_frame",
+        "start",
+        "start_ts",
+        "duration",
+        "c_pkts",
+        "s_pkts",
+        "c_bytes",
+        "s_bytes",
+        "client_isn",
+        "server_isn",
+        "history",
+        "syn",
+        "synack",
+        "f1",
+        "a1",
+        "f2",
+        "synack",
+        "ack",
+        "f1",
+        "f2",
+        "last",
+    ),
+    "server": (
+        "client",
+        "server",
+        "first_frame",
+        "last_frame",
+        "start",
+        "start_ts",
+        "duration",
+        "c_pkts",
+        "s_pkts",
+        "c_bytes",
+        "s_bytes",
+        "client_isn",
+        "server_isn",
+        "history",
+        "syn",
+        "synack",
+        "f1",
+        "f2",
+        "last",
+        "synack",
+        "ack",
+        "f1",
+        "a1",
+        "f2",
+    ),
+}
 
 
 def _clean_templates() -> list[bytes]:
@@ -571,14 +746,31 @@ def _clean_templates() -> list[bytes]:
 
     from pcapcheck.report.json_report import dumps_bytes
 
-    ints = {"first_frame": 910000001, "last_frame": 910000002, "c_pkts": 910000003,
-            "s_pkts": 910000004, "c_bytes": 910000005, "s_bytes": 910000006,
-            "client_isn": 910000007, "server_isn": 910000008, "syn": 910000009,
-            "synack": 910000010, "ack": 910000011, "f1": 910000012, "a1": 910000013,
-            "f2": 910000014, "last": 910000015}
-    texts = {"client": b'"192.0.2.201:65001"', "server": b'"192.0.2.202:65002"',
-             "start": b'"1970-01-01T00:00:01.250000Z"', "start_ts": b'"start_ts":1.25,',
-             "duration": b'"duration":2.75,', "history": b'"ShADadFf"'}
+    ints = {
+        "first_frame": 910000001,
+        "last_frame": 910000002,
+        "c_pkts": 910000003,
+        "s_pkts": 910000004,
+        "c_bytes": 910000005,
+        "s_bytes": 910000006,
+        "client_isn": 910000007,
+        "server_isn": 910000008,
+        "syn": 910000009,
+        "synack": 910000010,
+        "ack": 910000011,
+        "f1": 910000012,
+        "a1": 910000013,
+        "f2": 910000014,
+        "last": 910000015,
+    }
+    texts = {
+        "client": b'"192.0.2.201:65001"',
+        "server": b'"192.0.2.202:65002"',
+        "start": b'"1970-01-01T00:00:01.250000Z"',
+        "start_ts": b'"start_ts":1.25,',
+        "duration": b'"duration":2.75,',
+        "history": b'"ShADadFf"',
+    }
     fields = {b"%d" % value: name for name, value in ints.items()}
     fields.update({text: name for name, text in texts.items()})
     made = []
@@ -596,7 +788,7 @@ def _clean_templates() -> list[bytes]:
         text = dumps_bytes(summary)
         if not text.startswith(b'{"id":1,'):
             return []
-        text = text[len(b'{"id":1'):].replace(b"%", b"%%")
+        text = text[len(b'{"id":1') :].replace(b"%", b"%%")
         pattern = b"|".join(re.escape(key) for key in sorted(fields, key=len, reverse=True))
         order: list[str] = []
 
@@ -617,12 +809,27 @@ def _clean_templates() -> list[bytes]:
     return made
 
 
-def _summary(cid: int, client: str, server: str, roles_inferred: bool, first_frame: int,
-             last_frame: int, first_ts: float, duration: float, packets: tuple[int, int],
-             sizes: tuple[int, int], client_isn: int | None, server_isn: int | None,
-             handshake: str, close: str, client_state: str | None,
-             server_state: str | None, conn_state: str | None, history: str | None,
-             transitions: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _summary(
+    cid: int,
+    client: str,
+    server: str,
+    roles_inferred: bool,
+    first_frame: int,
+    last_frame: int,
+    first_ts: float,
+    duration: float,
+    packets: tuple[int, int],
+    sizes: tuple[int, int],
+    client_isn: int | None,
+    server_isn: int | None,
+    handshake: str,
+    close: str,
+    client_state: str | None,
+    server_state: str | None,
+    conn_state: str | None,
+    history: str | None,
+    transitions: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
     """The summary's layout, written once. Times: ``start`` ISO 8601 UTC and
     ``start_ts`` seconds since the epoch (``first_ts``); ``duration`` seconds, from the
     smallest to the largest timestamp of its segments (a capture clock stepping back

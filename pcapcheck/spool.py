@@ -25,9 +25,10 @@ import os
 import pickle
 import tempfile
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from operator import itemgetter
-from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -76,13 +77,17 @@ class Spool(Generic[T]):
     cannot be written.
     """
 
-    def __init__(self, items: Iterable[T] = (), key: Callable[[T], Any] | None = None,
-                 limit: int | None = None):
+    def __init__(
+        self,
+        items: Iterable[T] = (),
+        key: Callable[[T], Any] | None = None,
+        limit: int | None = None,
+    ):
         self.key = key
         self.limit = max(1, int(limit if limit is not None else DEFAULT_LIMIT))
         self._buffer: list[T] = []
         self._sorted = True
-        self._runs: list[tuple[str, int]] = []   # (path, item count); the finalizer's list
+        self._runs: list[tuple[str, int]] = []  # (path, item count); the finalizer's list
         self._count = 0
         self._finalizer = weakref.finalize(self, _remove, self._runs)
         self.extend(items)
@@ -195,8 +200,14 @@ class Spool(Generic[T]):
         if self._buffer:
             self._spill()
         self._finalizer.detach()
-        return {"key": self.key, "limit": self.limit, "buffer": self._buffer,
-                "sorted": self._sorted, "runs": self._runs, "count": self._count}
+        return {
+            "key": self.key,
+            "limit": self.limit,
+            "buffer": self._buffer,
+            "sorted": self._sorted,
+            "runs": self._runs,
+            "count": self._count,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.key, self.limit = state["key"], state["limit"]
@@ -230,12 +241,12 @@ class LineSpool:
     def __init__(self, end: bytes = b"\n", limit: int | None = None):
         self.end = end
         self.limit = max(1, int(limit if limit is not None else LINE_LIMIT))
-        self._next = 1                      # the next id the file takes
+        self._next = 1  # the next id the file takes
         self._waiting: dict[int, bytes] = {}
-        self._gaps: list[tuple[int, int]] = []     # [first, last] ids skipped, in order
+        self._gaps: list[tuple[int, int]] = []  # [first, last] ids skipped, in order
         self._late: Spool = Spool(key=itemgetter(0))
         self._count = 0
-        self._paths: list[str] = []         # the file (one path, once created)
+        self._paths: list[str] = []  # the file (one path, once created)
         self._fh: Any = None
         self._finalizer = weakref.finalize(self, _remove_paths, self._paths)
 
@@ -244,7 +255,7 @@ class LineSpool:
         """Add the line of ``id_`` (bytes, no newline; each id once)."""
         self._count += 1
         if id_ != self._next:
-            if id_ < self._next:            # a gap's line: put in place when reading
+            if id_ < self._next:  # a gap's line: put in place when reading
                 self._late.append((id_, bytes(text)))
                 return
             self._waiting[id_] = text
@@ -267,7 +278,7 @@ class LineSpool:
 
     def _writer(self) -> Callable[[bytes], Any]:
         if self._fh is None:
-            if self._paths:                 # appending after reading
+            if self._paths:  # appending after reading
                 self._fh = open(self._paths[0], "ab", buffering=1 << 16)
             else:
                 fd, path = tempfile.mkstemp(prefix="pcapcheck-lines-")
@@ -323,8 +334,8 @@ class LineSpool:
         the file's lines of smaller ids, i.e. its id minus 1 minus the gaps' ids below
         it (gaps are ids not in the file)."""
         gaps, end = self._gaps, self.end
-        done = 0            # file lines given
-        skipped = 0         # gap ids below the current late id
+        done = 0  # file lines given
+        skipped = 0  # gap ids below the current late id
         g = 0
         with fh:
             for id_, text in self._late:
@@ -332,7 +343,7 @@ class LineSpool:
                     skipped += gaps[g][1] - gaps[g][0] + 1
                     g += 1
                 if g < len(gaps) and gaps[g][0] <= id_:
-                    inside = id_ - gaps[g][0]       # ids of this gap below id_
+                    inside = id_ - gaps[g][0]  # ids of this gap below id_
                 else:
                     inside = 0
                 before = id_ - 1 - skipped - inside
@@ -386,9 +397,15 @@ class LineSpool:
         # as Spool: the copy owns the file from now on
         self.finish()
         self._finalizer.detach()
-        return {"end": self.end, "limit": self.limit, "next": self._next,
-                "gaps": self._gaps, "late": self._late, "count": self._count,
-                "paths": self._paths}
+        return {
+            "end": self.end,
+            "limit": self.limit,
+            "next": self._next,
+            "gaps": self._gaps,
+            "late": self._late,
+            "count": self._count,
+            "paths": self._paths,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.end, self.limit, self._next = state["end"], state["limit"], state["next"]

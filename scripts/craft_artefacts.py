@@ -40,16 +40,35 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import craft_captures as cc  # noqa: E402  (the Conversation builder and manifest helpers)
-from craft_captures import (  # noqa: E402
-    ACK, BASE_SEC, CLIENT_IP6, CLOSED, CW, EST, FW1, FW2, LA, LISTEN, SERVER_IP6, SYN_RCVD,
-    SYN_SENT, TW, C, Capture, Case, Conversation, F, ones_sum, yval,
+import craft_captures as cc
+from craft_captures import (
+    ACK,
+    BASE_SEC,
+    CLIENT_IP6,
+    CLOSED,
+    CW,
+    EST,
+    FW1,
+    FW2,
+    LA,
+    LISTEN,
+    SERVER_IP6,
+    SYN_RCVD,
+    SYN_SENT,
+    TW,
+    C,
+    Capture,
+    Case,
+    Conversation,
+    F,
+    ones_sum,
+    yval,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +76,7 @@ OUT_DIR = REPO / "sample_pcaps" / "artefacts"
 
 
 # --------------------------------------------------------------------------- cases
+
 
 @dataclass
 class ACase(Case):
@@ -98,16 +118,21 @@ def trans(client: list, server: list) -> dict[str, list]:
 
 def std_close_trans(f_c_fin: int, f_s_ack: int, f_s_fin: int, f_c_ack: int) -> tuple[list, list]:
     """A client-first 4-way close: (client, server) transitions."""
-    return ([[f_c_fin, EST, FW1], [f_s_ack, FW1, FW2], [f_s_fin, FW2, TW]],
-            [[f_c_fin, EST, CW], [f_s_fin, CW, LA], [f_c_ack, LA, CLOSED]])
+    return (
+        [[f_c_fin, EST, FW1], [f_s_ack, FW1, FW2], [f_s_fin, FW2, TW]],
+        [[f_c_fin, EST, CW], [f_s_fin, CW, LA], [f_c_ack, LA, CLOSED]],
+    )
 
 
 def open_trans(f_syn: int, f_synack: int, f_ack: int) -> tuple[list, list]:
-    return ([[f_syn, CLOSED, SYN_SENT], [f_synack, SYN_SENT, EST]],
-            [[f_synack, LISTEN, SYN_RCVD], [f_ack, SYN_RCVD, EST]])
+    return (
+        [[f_syn, CLOSED, SYN_SENT], [f_synack, SYN_SENT, EST]],
+        [[f_synack, LISTEN, SYN_RCVD], [f_ack, SYN_RCVD, EST]],
+    )
 
 
 # =========================================================================== loss in the capture
+
 
 @case
 def loss_acked_hole():
@@ -115,20 +140,24 @@ def loss_acked_hole():
     c = Conversation(cap)
     f = list(c.handshake())
     c.data("c", 100)
-    c.data("s", 1448, flags=ACK)                            # rel 1..1449
-    c.data("s", 1448, flags=ACK, capture=False)             # 1449..2897: on the wire only
-    f6 = c.data("s", 1448)                                  # 2897..4345: starts after the hole
-    f7 = c.ack("c")                                         # ack 4345 covers the hole
+    c.data("s", 1448, flags=ACK)  # rel 1..1449
+    c.data("s", 1448, flags=ACK, capture=False)  # 1449..2897: on the wire only
+    f6 = c.data("s", 1448)  # 2897..4345: starts after the hole
+    f7 = c.ack("c")  # ack 4345 covers the hole
     g = list(c.close("c"))
     oc, os_ = open_trans(*f)
     cc_, cs = std_close_trans(*g)
     return ACase(
         "artefact_loss_acked_hole.pcap",
         "The server's middle segment (rel seq 1449-2896) is not in the capture; the server's next segment (frame 6, seq 2897) starts after the hole, and the client's ACK (frame 7) acknowledges 4345, i.e. the missing bytes too: the capture lost them, the endpoints did not.",
-        cap, [F("CP002", 1, f7, ack=4345)],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="CP002", shows="hole in the server's data, later segment first, then the ACK covering it",
-        notes=f"docs/semantics.md decision 15: CP002 points at the ACK that first covers bytes never seen (frame {f7}); the hole is visible from frame {f6} on, but only the ACK proves the bytes were sent and received. Not SQ001 (the hole explains the ACK), not SQ002/SQ006.")
+        cap,
+        [F("CP002", 1, f7, ack=4345)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="CP002",
+        shows="hole in the server's data, later segment first, then the ACK covering it",
+        notes=f"docs/semantics.md decision 15: CP002 points at the ACK that first covers bytes never seen (frame {f7}); the hole is visible from frame {f6} on, but only the ACK proves the bytes were sent and received. Not SQ001 (the hole explains the ACK), not SQ002/SQ006.",
+    )
 
 
 @case
@@ -137,11 +166,11 @@ def loss_burst_ack_first():
     c = Conversation(cap)
     f = list(c.handshake())
     c.data("c", 100)
-    c.data("s", 1448, flags=ACK)                            # 1..1449
-    for _ in range(3):                                      # 1449..5793 not captured
+    c.data("s", 1448, flags=ACK)  # 1..1449
+    for _ in range(3):  # 1449..5793 not captured
         c.data("s", 1448, flags=ACK, capture=False)
-    f6 = c.ack("c", dt=0.0005)                              # acks 5793
-    f7 = c.data("s", 1000)                                  # 5793..6793: confirms the hole
+    f6 = c.ack("c", dt=0.0005)  # acks 5793
+    f7 = c.data("s", 1000)  # 5793..6793: confirms the hole
     c.ack("c")
     g = list(c.close("c"))
     oc, os_ = open_trans(*f)
@@ -149,10 +178,14 @@ def loss_burst_ack_first():
     return ACase(
         "artefact_loss_burst_ack_first.pcap",
         "Three consecutive server segments (rel seq 1449-5792) are missing from the capture; the client's ACK of 5793 (frame 6) comes first, the server's next segment (frame 7, seq 5793) then confirms they were sent.",
-        cap, [F("CP002", 1, f6, ack=5793, seen_max=1449)],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="CP002", shows="burst of 3 segments lost by the capture, ACK before the confirming segment",
-        notes=f"At frame {f6} the ACK is beyond anything the server was seen sending (SQ001 would be the verdict if the server went on from 1449); frame {f7} continuing at 5793 settles it as capture loss: one CP002 at the ACK, no SQ001.")
+        cap,
+        [F("CP002", 1, f6, ack=5793, seen_max=1449)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="CP002",
+        shows="burst of 3 segments lost by the capture, ACK before the confirming segment",
+        notes=f"At frame {f6} the ACK is beyond anything the server was seen sending (SQ001 would be the verdict if the server went on from 1449); frame {f7} continuing at 5793 settles it as capture loss: one CP002 at the ACK, no SQ001.",
+    )
 
 
 @case
@@ -160,17 +193,22 @@ def loss_hole_unacked():
     cap = Capture()
     c = Conversation(cap)
     c.handshake()
-    c.data("c", 500, flags=ACK)                             # 1..501
-    c.data("c", 500, flags=ACK, capture=False)              # 501..1001 not captured
-    f5 = c.data("c", 500)                                   # 1001..1501: after the hole
+    c.data("c", 500, flags=ACK)  # 1..501
+    c.data("c", 500, flags=ACK, capture=False)  # 501..1001 not captured
+    f5 = c.data("c", 500)  # 1001..1501: after the hole
     return ACase(
         "artefact_loss_hole_unacked.pcap",
         "The client uploads three 500-byte segments back to back; the middle one (rel seq 501-1000) is not in the capture, and the capture stops before the server acknowledges anything: a hole in one direction's sequence space that nothing else explains.",
-        cap, [F("CP002", 1, f5, seen_max=501), F("CL008", 1, f5, idle=0.0)],
+        cap,
+        [F("CP002", 1, f5, seen_max=501), F("CL008", 1, f5, idle=0.0)],
         [C(1, c, "complete", "open", EST, EST)],
-        rules="CP002 (+CL008 info)", shows="hole in the client's sequence space, never acknowledged",
+        rules="CP002 (+CL008 info)",
+        shows="hole in the client's sequence space, never acknowledged",
         notes=f"Frame {f5} starts 500 bytes after the last byte seen: the sender numbered them, so it sent them, but whether they were lost before the capture point (network loss, the server will ask for them again) or only by the capture cannot be told: CP002 at the frame after the hole. The data is still in flight at the end (the server sent nothing after it): no SQ003 (docs/semantics.md). Open at the end: CL008 (info).",
-        wording={"CP002": "must say the verdict is uncertain: the 500 bytes were never acknowledged, so they may have been lost on the network before the capture point or by the capture itself"})
+        wording={
+            "CP002": "must say the verdict is uncertain: the 500 bytes were never acknowledged, so they may have been lost on the network before the capture point or by the capture itself"
+        },
+    )
 
 
 @case
@@ -179,19 +217,24 @@ def loss_fin_implied():
     c = cc.opened(cap)
     f7 = c.fin("c", dt=0.005)
     f8 = c.ack("s")
-    c.fin("s", dt=0.0002, capture=False)                    # the server's FIN: not captured
-    f9 = c.ack("c")                                         # ack 1002 proves it
+    c.fin("s", dt=0.0002, capture=False)  # the server's FIN: not captured
+    f9 = c.ack("c")  # ack 1002 proves it
     oc, os_ = open_trans(1, 2, 3)
     note = f"(the server's FIN, implied by frame {f9})"
     return ACase(
         "artefact_loss_fin_implied.pcap",
         "The server's FIN (rel seq 1001) is missing from the capture; the client's last ACK (frame 9) acknowledges 1002, which only the FIN can explain. The state machines carry on from what that ACK proves.",
-        cap, [F("CP002", 1, f9, ack=1002, seen_max=1001)],
+        cap,
+        [F("CP002", 1, f9, ack=1002, seen_max=1001)],
         [C(1, c, "complete", "graceful", TW, CLOSED)],
-        trans(oc + [[f7, EST, FW1], [f8, FW1, FW2], [f9, FW2, TW]],
-              os_ + [[f7, EST, CW], [f9, CW, LA], [f9, LA, CLOSED]]),
-        rules="CP002", shows="second FIN implied by the peer's ACK",
-        notes=f"docs/semantics.md: a segment missing from the capture but proven by the peer's acknowledgment is replayed at the frame that proves it {note}: server CLOSE-WAIT -> LAST-ACK (snd FIN, not captured) and client FIN-WAIT-2 -> TIME-WAIT at frame {f9}, then the same ACK takes the server LAST-ACK -> CLOSED. close: graceful (both FINs were sent). No CL001/CL003/CL004.")
+        trans(
+            oc + [[f7, EST, FW1], [f8, FW1, FW2], [f9, FW2, TW]],
+            os_ + [[f7, EST, CW], [f9, CW, LA], [f9, LA, CLOSED]],
+        ),
+        rules="CP002",
+        shows="second FIN implied by the peer's ACK",
+        notes=f"docs/semantics.md: a segment missing from the capture but proven by the peer's acknowledgment is replayed at the frame that proves it {note}: server CLOSE-WAIT -> LAST-ACK (snd FIN, not captured) and client FIN-WAIT-2 -> TIME-WAIT at frame {f9}, then the same ACK takes the server LAST-ACK -> CLOSED. close: graceful (both FINs were sent). No CL001/CL003/CL004.",
+    )
 
 
 @case
@@ -199,56 +242,81 @@ def loss_synack_implied():
     cap = Capture()
     c = Conversation(cap)
     f1 = c.syn("c")
-    c.synack("s", capture=False)                            # not captured
-    f2 = c.ack("c")                                         # proves it (ack = server ISN+1)
+    c.synack("s", capture=False)  # not captured
+    f2 = c.ack("c")  # proves it (ack = server ISN+1)
     c.exchange()
     g = list(c.close("c"))
     cc_, cs = std_close_trans(*g)
     return ACase(
         "artefact_loss_synack_implied.pcap",
         "The server's SYN-ACK is missing from the capture; the client's ACK (frame 2, ack = server ISN+1) proves it was sent and received. Otherwise a clean connection.",
-        cap, [F("CP002", 1, f2, ack=1)],
+        cap,
+        [F("CP002", 1, f2, ack=1)],
         [C(1, c, "complete", "graceful", TW, CLOSED)],
-        trans([[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST]] + cc_,
-              [[f2, LISTEN, SYN_RCVD], [f2, SYN_RCVD, EST]] + cs),
-        rules="CP002", shows="SYN-ACK implied by the client's ACK",
-        notes=f"The SYN-ACK is replayed at frame {f2} (docs/semantics.md): server LISTEN -> SYN-RECEIVED (snd SYN,ACK, not captured), client SYN-SENT -> ESTABLISHED (rcv SYN,ACK, not captured), then the ACK itself completes the server's handshake on the same frame. Not HS001 (the SYN was answered), not HS003, not HS008 (no SYN-ACK is in the capture at all). The server's relative numbers start at its ISN = ACK-1.")
+        trans(
+            [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST]] + cc_,
+            [[f2, LISTEN, SYN_RCVD], [f2, SYN_RCVD, EST]] + cs,
+        ),
+        rules="CP002",
+        shows="SYN-ACK implied by the client's ACK",
+        notes=f"The SYN-ACK is replayed at frame {f2} (docs/semantics.md): server LISTEN -> SYN-RECEIVED (snd SYN,ACK, not captured), client SYN-SENT -> ESTABLISHED (rcv SYN,ACK, not captured), then the ACK itself completes the server's handshake on the same frame. Not HS001 (the SYN was answered), not HS003, not HS008 (no SYN-ACK is in the capture at all). The server's relative numbers start at its ISN = ACK-1.",
+    )
 
 
 # =========================================================================== duplicates
+
 
 @case
 def dup_twice():
     cap = Capture()
     c = Conversation(cap)
     f1 = c.syn("c")
-    d2 = dup_last(cap, 2)                                   # SYN twice (2 us apart)
+    d2 = dup_last(cap, 2)  # SYN twice (2 us apart)
     f3 = c.synack("s")
     f4 = c.ack("c")
     f5 = c.data("c", 100)
-    d6 = dup_last(cap, 0)                                   # request twice (same timestamp)
+    d6 = dup_last(cap, 0)  # request twice (same timestamp)
     c.data("s", 1000)
     f8 = c.ack("c")
-    d9 = dup_last(cap, 3)                                   # pure ACK twice
+    d9 = dup_last(cap, 3)  # pure ACK twice
     f10 = c.fin("c", dt=0.005)
-    d11 = dup_last(cap, 1)                                  # FIN twice
+    d11 = dup_last(cap, 1)  # FIN twice
     f12 = c.ack("s")
     f13 = c.fin("s", dt=0.0002)
     f14 = c.ack("c")
-    d15 = dup_last(cap, 4)                                  # last ACK twice, after the close
+    d15 = dup_last(cap, 4)  # last ACK twice, after the close
     return ACase(
         "artefact_dup_twice.pcap",
         "Five packets are each stored twice by the capture point (identical bytes: same IP ID, seq, ack, window, TCP timestamps; 0-4 us apart, as a mirror port or 'any' device over a bridge does): the SYN, the request, a pure ACK, the client's FIN and the final ACK (after the close).",
-        cap, [F("CP008", 1, d2, original_frame=f1), F("CP008", 1, d6, original_frame=f5),
-              F("CP008", 1, d9, original_frame=f8), F("CP008", 1, d11, original_frame=f10),
-              F("CP008", 1, d15, original_frame=f14)],
+        cap,
+        [
+            F("CP008", 1, d2, original_frame=f1),
+            F("CP008", 1, d6, original_frame=f5),
+            F("CP008", 1, d9, original_frame=f8),
+            F("CP008", 1, d11, original_frame=f10),
+            F("CP008", 1, d15, original_frame=f14),
+        ],
         [C(1, c, "complete", "graceful", TW, CLOSED)],
-        trans([[f1, CLOSED, SYN_SENT], [f3, SYN_SENT, EST], [f10, EST, FW1], [f12, FW1, FW2],
-               [f13, FW2, TW]],
-              [[f3, LISTEN, SYN_RCVD], [f4, SYN_RCVD, EST], [f10, EST, CW], [f13, CW, LA],
-               [f14, LA, CLOSED]]),
-        rules="CP008", shows="SYN, data, ACK, FIN and last ACK each captured twice",
-        notes="A copy is the same IP datagram (same IPv4 ID and TCP timestamps): CP008 at the copy, which every other rule ignores: not HS005 (SYN), not SQ002 (data), not CL006 (FIN), not CL009 (the copy of the last ACK after the close). Transitions as without the copies.")
+        trans(
+            [
+                [f1, CLOSED, SYN_SENT],
+                [f3, SYN_SENT, EST],
+                [f10, EST, FW1],
+                [f12, FW1, FW2],
+                [f13, FW2, TW],
+            ],
+            [
+                [f3, LISTEN, SYN_RCVD],
+                [f4, SYN_RCVD, EST],
+                [f10, EST, CW],
+                [f13, CW, LA],
+                [f14, LA, CLOSED],
+            ],
+        ),
+        rules="CP008",
+        shows="SYN, data, ACK, FIN and last ACK each captured twice",
+        notes="A copy is the same IP datagram (same IPv4 ID and TCP timestamps): CP008 at the copy, which every other rule ignores: not HS005 (SYN), not SQ002 (data), not CL006 (FIN), not CL009 (the copy of the last ACK after the close). Transitions as without the copies.",
+    )
 
 
 @case
@@ -258,7 +326,7 @@ def dup_four():
     f = list(c.handshake())
     c.data("c", 100)
     f5 = c.data("s", 1448, flags=ACK)
-    d = [dup_last(cap, 1), dup_last(cap, 1), dup_last(cap, 1)]   # 4 copies in all
+    d = [dup_last(cap, 1), dup_last(cap, 1), dup_last(cap, 1)]  # 4 copies in all
     c.data("s", 552)
     c.ack("c")
     g = list(c.close("c"))
@@ -267,10 +335,14 @@ def dup_four():
     return ACase(
         "artefact_dup_four.pcap",
         "The server's first response segment (frame 5, rel seq 1-1448) is in the capture four times (identical bytes, 1 us apart: e.g. two merged captures of a mirrored link).",
-        cap, [F("CP008", 1, x, original_frame=f5) for x in d],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="CP008", shows="one segment captured four times",
-        notes="Three CP008, each naming frame 5 as the original; never SQ002 (no retransmission happened: one IP datagram).")
+        cap,
+        [F("CP008", 1, x, original_frame=f5) for x in d],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="CP008",
+        shows="one segment captured four times",
+        notes="Three CP008, each naming frame 5 as the original; never SQ002 (no retransmission happened: one IP datagram).",
+    )
 
 
 @case
@@ -288,13 +360,18 @@ def dup_ipv6():
     return ACase(
         "artefact_dup_ipv6.pcap",
         "IPv6 (no IP ID): the client's request is stored twice, 2 us apart; the TCP timestamps are identical, so it is the same segment seen twice.",
-        cap, [F("CP008", 1, d5, original_frame=f4)],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="CP008", shows="IPv6 duplicate recognised by its TCP timestamps",
-        notes="CP008's rule text: without an IP ID (IPv6) the TCP timestamp does the job. Not SQ002.")
+        cap,
+        [F("CP008", 1, d5, original_frame=f4)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="CP008",
+        shows="IPv6 duplicate recognised by its TCP timestamps",
+        notes="CP008's rule text: without an IP ID (IPv6) the TCP timestamp does the job. Not SQ002.",
+    )
 
 
 # =========================================================================== capture reordering
+
 
 def reorder_synack(name: str, gap_us: int, desc: str) -> ACase:
     cap = Capture()
@@ -309,18 +386,31 @@ def reorder_synack(name: str, gap_us: int, desc: str) -> ACase:
     c.exchange()
     c.close("c")
     return ACase(
-        name, desc, cap, [],
+        name,
+        desc,
+        cap,
+        [],
         [C(1, c, "complete", "graceful", TW, CLOSED, roles_inferred=False)],
-        rules="-", shows=f"SYN-ACK stored before its SYN ({gap_us} us)",
-        notes="The SYN (frame 2) is in the capture, so there is no HS008 and the client is the sender of the SYN (roles_inferred: false). A SYN with the ISN the SYN-ACK acknowledges, right after it, is the SYN that SYN-ACK answers, not a retransmission (no HS005) and not a new attempt. Transitions are not fixed by docs/semantics.md for a reordered capture; the natural reading (the one it uses for crossing segments) attributes what the capture shows late to the later frame: client CLOSED -> SYN-SENT -> ESTABLISHED and server LISTEN -> SYN-RECEIVED all at frame 2, server ESTABLISHED at frame 3.")
+        rules="-",
+        shows=f"SYN-ACK stored before its SYN ({gap_us} us)",
+        notes="The SYN (frame 2) is in the capture, so there is no HS008 and the client is the sender of the SYN (roles_inferred: false). A SYN with the ISN the SYN-ACK acknowledges, right after it, is the SYN that SYN-ACK answers, not a retransmission (no HS005) and not a new attempt. Transitions are not fixed by docs/semantics.md for a reordered capture; the natural reading (the one it uses for crossing segments) attributes what the capture shows late to the later frame: client CLOSED -> SYN-SENT -> ESTABLISHED and server LISTEN -> SYN-RECEIVED all at frame 2, server ESTABLISHED at frame 3.",
+    )
 
 
-CASES.append(reorder_synack(
-    "artefact_reorder_synack_first.pcap", 3,
-    "The capture stored the SYN-ACK (frame 1) 3 us before the SYN it answers (frame 2); the rest is a clean connection."))
-CASES.append(reorder_synack(
-    "artefact_reorder_synack_same_ts.pcap", 0,
-    "The capture stored the SYN-ACK (frame 1) before the SYN it answers (frame 2), both with the same timestamp; the rest is a clean connection."))
+CASES.append(
+    reorder_synack(
+        "artefact_reorder_synack_first.pcap",
+        3,
+        "The capture stored the SYN-ACK (frame 1) 3 us before the SYN it answers (frame 2); the rest is a clean connection.",
+    )
+)
+CASES.append(
+    reorder_synack(
+        "artefact_reorder_synack_same_ts.pcap",
+        0,
+        "The capture stored the SYN-ACK (frame 1) before the SYN it answers (frame 2), both with the same timestamp; the rest is a clean connection.",
+    )
+)
 
 
 @case
@@ -331,14 +421,18 @@ def reorder_ack_before_data():
     c.data("c", 100)
     c.data("s", 1000)
     c.ack("c")
-    cap.swap_last_two(5)                                    # ACK stored 5 us before the data
+    cap.swap_last_two(5)  # ACK stored 5 us before the data
     c.close("c")
     return ACase(
         "artefact_reorder_ack_before_data.pcap",
         "The client's ACK of the server's 1000-byte response (ack 1001) is stored 5 us before the response itself (frames 5 and 6 swapped by the capture point).",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-        rules="-", shows="ACK stored just before the data it acknowledges",
-        notes="The data follows the ACK within microseconds with no hole: the capture reordered them; not SQ001 (nothing unsent was acknowledged), not CP002 (nothing is missing).")
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="-",
+        shows="ACK stored just before the data it acknowledges",
+        notes="The data follows the ACK within microseconds with no hole: the capture reordered them; not SQ001 (nothing unsent was acknowledged), not CP002 (nothing is missing).",
+    )
 
 
 @case
@@ -349,16 +443,21 @@ def reorder_ack_before_fin():
     c.ack("s")
     c.fin("s", dt=0.0002)
     c.ack("c")
-    cap.swap_last_two(5)                                    # the ACK of the FIN stored first
+    cap.swap_last_two(5)  # the ACK of the FIN stored first
     return ACase(
         "artefact_reorder_ack_before_fin.pcap",
         "Client-first close; the client's ACK of the server's FIN (ack 1002, frame 9) is stored 5 us before that FIN (frame 10).",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-        rules="-", shows="ACK stored just before the FIN it acknowledges",
-        notes="The FIN arrives 5 us after its ACK: a FIN the capture only shows late, not a missing FIN (no CP002, no FIN implied by the ACK) and not a retransmitted FIN (no CL006). Final states as for the unswapped capture.")
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="-",
+        shows="ACK stored just before the FIN it acknowledges",
+        notes="The FIN arrives 5 us after its ACK: a FIN the capture only shows late, not a missing FIN (no CP002, no FIN implied by the ACK) and not a retransmitted FIN (no CL006). Final states as for the unswapped capture.",
+    )
 
 
 # =========================================================================== snaplen
+
 
 def snap_conversation(cap: Capture) -> Conversation:
     c = Conversation(cap)
@@ -381,30 +480,61 @@ def snap_case(name: str, snaplen: int, desc: str, shows: str) -> ACase:
     cut = [i + 1 for i, (_t, d) in enumerate(cap.records) if len(d) > snaplen]
     findings = [F("CP003", None, cut[0], count=len(cut), snaplen=snaplen)] if cut else []
     return ACase(
-        name, desc, cap, findings, [C(1, c, "complete", "graceful", TW, CLOSED)],
-        trans([[1, CLOSED, SYN_SENT], [2, SYN_SENT, EST], [12, EST, FW1], [13, FW1, FW2],
-               [14, FW2, TW]],
-              [[2, LISTEN, SYN_RCVD], [3, SYN_RCVD, EST], [12, EST, CW], [14, CW, LA],
-               [15, LA, CLOSED]]),
-        rules="CP003" if cut else "-", shows=shows,
-        notes="Same packets as artefact_snaplen_reference.pcap: the verdicts, states and transitions must be identical; payload lengths come from the IP total length. The only extra finding is the file-level CP003 (count = packets longer than the snaplen).")
+        name,
+        desc,
+        cap,
+        findings,
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(
+            [
+                [1, CLOSED, SYN_SENT],
+                [2, SYN_SENT, EST],
+                [12, EST, FW1],
+                [13, FW1, FW2],
+                [14, FW2, TW],
+            ],
+            [
+                [2, LISTEN, SYN_RCVD],
+                [3, SYN_RCVD, EST],
+                [12, EST, CW],
+                [14, CW, LA],
+                [15, LA, CLOSED],
+            ],
+        ),
+        rules="CP003" if cut else "-",
+        shows=shows,
+        notes="Same packets as artefact_snaplen_reference.pcap: the verdicts, states and transitions must be identical; payload lengths come from the IP total length. The only extra finding is the file-level CP003 (count = packets longer than the snaplen).",
+    )
 
 
-CASES.append(snap_case(
-    "artefact_snaplen_reference.pcap", 262144,
-    "Reference for the snaplen artefacts: handshake, 100-byte request, 3000-byte response in three segments, a 200-byte second request, 500-byte response, client-first close; nothing cut.",
-    "uncut reference of the snaplen captures"))
-CASES.append(snap_case(
-    "artefact_snaplen_in_options.pcap", 60,
-    "artefact_snaplen_reference captured with snaplen 60 (Ethernet 14 + IPv4 20 + 26 bytes of TCP): every packet is cut inside its TCP options (SYNs keep MSS and SACK-permitted, lose timestamps and window scale; other segments keep NOP NOP and half the timestamp option) and all payload is cut.",
-    "headers cut inside the TCP options"))
-CASES.append(snap_case(
-    "artefact_snaplen_in_payload.pcap", 96,
-    "artefact_snaplen_reference captured with snaplen 96: headers complete, every data segment's payload cut after 30 bytes.",
-    "payload cut, headers complete"))
+CASES.append(
+    snap_case(
+        "artefact_snaplen_reference.pcap",
+        262144,
+        "Reference for the snaplen artefacts: handshake, 100-byte request, 3000-byte response in three segments, a 200-byte second request, 500-byte response, client-first close; nothing cut.",
+        "uncut reference of the snaplen captures",
+    )
+)
+CASES.append(
+    snap_case(
+        "artefact_snaplen_in_options.pcap",
+        60,
+        "artefact_snaplen_reference captured with snaplen 60 (Ethernet 14 + IPv4 20 + 26 bytes of TCP): every packet is cut inside its TCP options (SYNs keep MSS and SACK-permitted, lose timestamps and window scale; other segments keep NOP NOP and half the timestamp option) and all payload is cut.",
+        "headers cut inside the TCP options",
+    )
+)
+CASES.append(
+    snap_case(
+        "artefact_snaplen_in_payload.pcap",
+        96,
+        "artefact_snaplen_reference captured with snaplen 96: headers complete, every data segment's payload cut after 30 bytes.",
+        "payload cut, headers complete",
+    )
+)
 
 
 # =========================================================================== checksum offload
+
 
 @case
 def checksum_offload():
@@ -413,14 +543,14 @@ def checksum_offload():
     bad = []
     for i, (t, data) in enumerate(cap.records):
         if data[26:30] != bytes(map(int, c.ip["c"].split("."))):
-            continue                                        # only the client's segments
+            continue  # only the client's segments
         ihl = (data[14] & 0x0F) * 4
         total = struct.unpack("!H", data[16:18])[0]
-        seg = data[14 + ihl:14 + total]
+        seg = data[14 + ihl : 14 + total]
         pseudo = data[26:34] + struct.pack("!BBH", 0, 6, len(seg))
-        partial = ones_sum(pseudo)                          # CHECKSUM_PARTIAL: pseudo-header sum only
+        partial = ones_sum(pseudo)  # CHECKSUM_PARTIAL: pseudo-header sum only
         b = bytearray(data)
-        b[14 + ihl + 16:14 + ihl + 18] = struct.pack("!H", partial)
+        b[14 + ihl + 16 : 14 + ihl + 18] = struct.pack("!H", partial)
         cap.records[i] = [t, bytes(b)]
         bad.append(i + 1)
     oc, os_ = open_trans(f[0], f[1], f[2])
@@ -428,21 +558,27 @@ def checksum_offload():
     return ACase(
         "artefact_checksum_offload.pcap",
         "clean_handshake_close captured on the client with checksum offload: every client segment carries only the pseudo-header sum in its TCP checksum field (Linux CHECKSUM_PARTIAL), the server's are correct.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
         findings_when_enabled=[F("CP004", None, bad[0], count=len(bad), first_frame=bad[0])],
-        rules="CP004 (disabled by default)", shows="client checksums left to the NIC",
-        notes=f"Wrong checksums on one side only mean offload at the capture host, not corruption: the segments are analysed normally and nothing is reported unless CP004 is selected (then one file-level CP004, count {len(bad)}, first frame {bad[0]}).")
+        rules="CP004 (disabled by default)",
+        shows="client checksums left to the NIC",
+        notes=f"Wrong checksums on one side only mean offload at the capture host, not corruption: the segments are analysed normally and nothing is reported unless CP004 is selected (then one file-level CP004, count {len(bad)}, first frame {bad[0]}).",
+    )
 
 
 # =========================================================================== TSO / GRO
+
 
 @case
 def tso_gro():
     cap = Capture()
     c = Conversation(cap)
-    f = list(c.handshake())                                 # MSS 1460 both ways
-    c.data("c", 100, window=4000)                           # client window 4000 << 7 = 512000
-    big = 65535 - 20 - 32                                   # largest IPv4 TSO/GRO segment: 65483
+    f = list(c.handshake())  # MSS 1460 both ways
+    c.data("c", 100, window=4000)  # client window 4000 << 7 = 512000
+    big = 65535 - 20 - 32  # largest IPv4 TSO/GRO segment: 65483
     c.data("s", big, flags=ACK)
     c.ack("c", window=4000)
     c.data("s", big, flags=ACK)
@@ -450,19 +586,29 @@ def tso_gro():
     c.ack("c", window=4000)
     c.data("s", 1448)
     c.ack("c", window=4000)
-    g = [c.fin("c", dt=0.005, window=4000), c.ack("s"), c.fin("s", dt=0.0002),
-         c.ack("c", window=4000)]
+    g = [
+        c.fin("c", dt=0.005, window=4000),
+        c.ack("s"),
+        c.fin("s", dt=0.0002),
+        c.ack("c", window=4000),
+    ]
     oc, os_ = open_trans(*f)
     cc_, cs = std_close_trans(*g)
     return ACase(
         "artefact_tso_gro.pcap",
         "Both SYNs announce MSS 1460, but the server's segments in the capture are 65483 bytes long (IPv4 total length 65535), as captured before TSO on the sender or after GRO on the receiver; the client (window 512000) acknowledges each aggregate.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="-", shows="64 KB segments with MSS 1460",
-        notes="Segments larger than the MSS are what the capture host's offloads (TSO/GSO on the sender, GRO/LRO on the receiver) show; the wire carried MSS-sized segments. Nothing to report: no retransmission, no loss.")
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="-",
+        shows="64 KB segments with MSS 1460",
+        notes="Segments larger than the MSS are what the capture host's offloads (TSO/GSO on the sender, GRO/LRO on the receiver) show; the wire carried MSS-sized segments. Nothing to report: no retransmission, no loss.",
+    )
 
 
 # =========================================================================== keep-alives and probes
+
 
 @case
 def keepalive_half_close():
@@ -470,13 +616,15 @@ def keepalive_half_close():
     c = Conversation(cap)
     f = list(c.handshake())
     c.exchange()
-    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)                 # Linux keep-alive: len 0 at SND.NXT-1
+    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)  # Linux keep-alive: len 0 at SND.NXT-1
     c.ack("s")
-    c.data("s", 1, flags=ACK, seq=c.nxt["s"] - 1, dt=45.0)  # BSD keep-alive: 1 old byte at SND.NXT-1
+    c.data(
+        "s", 1, flags=ACK, seq=c.nxt["s"] - 1, dt=45.0
+    )  # BSD keep-alive: 1 old byte at SND.NXT-1
     c.ack("c")
-    f11 = c.fin("c", dt=1.0)                                # half-close
+    f11 = c.fin("c", dt=1.0)  # half-close
     f12 = c.ack("s")
-    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)                 # keep-alive in FIN-WAIT-2: seq = FIN's seq
+    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)  # keep-alive in FIN-WAIT-2: seq = FIN's seq
     c.ack("s")
     c.data("s", 1, flags=ACK, seq=c.nxt["s"] - 1, dt=45.0)  # keep-alive from CLOSE-WAIT, 1 byte
     c.ack("c")
@@ -486,11 +634,17 @@ def keepalive_half_close():
     return ACase(
         "artefact_keepalive_half_close.pcap",
         "Idle connection with keep-alives: a len-0 keep-alive at SND.NXT-1 (client) and a 1-byte one (server), both ACKed; then the client half-closes, and keep-alives go on: the client's in FIN-WAIT-2 carries its FIN's sequence number (SND.NXT-1 after the FIN), the server's 1-byte one comes from CLOSE-WAIT; then the server closes.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-        trans(oc + [[f11, EST, FW1], [f12, FW1, FW2], [f17, FW2, TW]],
-              os_ + [[f11, EST, CW], [f17, CW, LA], [f18, LA, CLOSED]]),
-        rules="-", shows="keep-alives len 0/1 before and after a half-close",
-        notes="RFC 9293 section 3.8.4: a keep-alive has SEG.SEQ = SND.NXT-1 and 0 or 1 garbage octet. The client's keep-alive after its FIN has the FIN's seq and no data: not a retransmitted FIN (no FIN flag, no CL006), not data after FIN (no CL005). The 1-byte ones are not retransmissions (no SQ002).")
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(
+            oc + [[f11, EST, FW1], [f12, FW1, FW2], [f17, FW2, TW]],
+            os_ + [[f11, EST, CW], [f17, CW, LA], [f18, LA, CLOSED]],
+        ),
+        rules="-",
+        shows="keep-alives len 0/1 before and after a half-close",
+        notes="RFC 9293 section 3.8.4: a keep-alive has SEG.SEQ = SND.NXT-1 and 0 or 1 garbage octet. The client's keep-alive after its FIN has the FIN's seq and no data: not a retransmitted FIN (no FIN flag, no CL006), not data after FIN (no CL005). The 1-byte ones are not retransmissions (no SQ002).",
+    )
 
 
 @case
@@ -501,13 +655,13 @@ def zero_window_probe():
     c.data("c", 100)
     c.data("s", 1448, flags=ACK)
     c.data("s", 1448)
-    f7 = c.ack("c", window=0)                               # receive buffer full
-    c.data("s", 1, flags=ACK, dt=0.2, deliver=False, advance=False)    # probe: 1 new byte at SND.NXT
-    c.ack("c", window=0)                                    # dropped, window still 0
-    c.data("s", 1, flags=ACK, dt=0.4, deliver=False, advance=False)    # backed-off probe, same byte
+    f7 = c.ack("c", window=0)  # receive buffer full
+    c.data("s", 1, flags=ACK, dt=0.2, deliver=False, advance=False)  # probe: 1 new byte at SND.NXT
+    c.ack("c", window=0)  # dropped, window still 0
+    c.data("s", 1, flags=ACK, dt=0.4, deliver=False, advance=False)  # backed-off probe, same byte
     c.ack("c", window=0)
-    c.ack("c", dt=0.3)                                      # window update
-    c.data("s", 1000)                                       # from SND.NXT: the probe byte and more
+    c.ack("c", dt=0.3)  # window update
+    c.data("s", 1000)  # from SND.NXT: the probe byte and more
     c.ack("c")
     g = list(c.close("c"))
     oc, os_ = open_trans(*f)
@@ -515,23 +669,35 @@ def zero_window_probe():
     return ACase(
         "artefact_zero_window_probe.pcap",
         "The client advertises a zero window (frame 7); the server probes it twice with 1 new byte at SND.NXT (rel seq 2897, RFC 9293 section 3.8.6.1 persist timer), the client drops each and answers ack 2897 window 0; after the window update the server sends 1000 bytes from 2897.",
-        cap, [F("SQ005", 1, f7)],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="SQ005 (info)", shows="1-byte zero-window probes at SND.NXT",
-        notes="A zero-window probe does not advance the sender's sequence space (the receiver drops it; Wireshark: 'ZeroWindowProbes are special and don't really advance the nextseq'): the repeated probe is not a retransmission, and the 1000 bytes from 2897 after the window update are new data, not a retransmission of the probe byte (no SQ002). One zero-window episode: one SQ005.")
+        cap,
+        [F("SQ005", 1, f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="SQ005 (info)",
+        shows="1-byte zero-window probes at SND.NXT",
+        notes="A zero-window probe does not advance the sender's sequence space (the receiver drops it; Wireshark: 'ZeroWindowProbes are special and don't really advance the nextseq'): the repeated probe is not a retransmission, and the 1000 bytes from 2897 after the window update are new data, not a retransmission of the probe byte (no SQ002). One zero-window episode: one SQ005.",
+    )
 
 
 # =========================================================================== one-sided
 
+
 def one_sided_base(cap: Capture) -> tuple[Conversation, list[str]]:
     c = Conversation(cap)
     senders = []
-    for side, fn in (("c", lambda: c.syn("c")), ("s", lambda: c.synack("s")),
-                     ("c", lambda: c.ack("c")), ("c", lambda: c.data("c", 100)),
-                     ("s", lambda: c.data("s", 1448, flags=ACK)), ("s", lambda: c.data("s", 552)),
-                     ("c", lambda: c.ack("c")), ("c", lambda: c.fin("c", dt=0.005)),
-                     ("s", lambda: c.ack("s")), ("s", lambda: c.fin("s", dt=0.0002)),
-                     ("c", lambda: c.ack("c"))):
+    for side, fn in (
+        ("c", lambda: c.syn("c")),
+        ("s", lambda: c.synack("s")),
+        ("c", lambda: c.ack("c")),
+        ("c", lambda: c.data("c", 100)),
+        ("s", lambda: c.data("s", 1448, flags=ACK)),
+        ("s", lambda: c.data("s", 552)),
+        ("c", lambda: c.ack("c")),
+        ("c", lambda: c.fin("c", dt=0.005)),
+        ("s", lambda: c.ack("s")),
+        ("s", lambda: c.fin("s", dt=0.0002)),
+        ("c", lambda: c.ack("c")),
+    ):
         fn()
         senders.append(side)
     return c, senders
@@ -545,10 +711,13 @@ def one_sided_client():
     return ACase(
         "artefact_one_sided_client.pcap",
         "Only the client -> server direction of a clean connection (SYN, ACK, request, ACK of a 2000-byte response, FIN, last ACK): the server's side is proven by the client's acknowledgments.",
-        cap, [F("CP007", 1, 1, seen="client to server")],
+        cap,
+        [F("CP007", 1, 1, seen="client to server")],
         [C(1, c, "complete", "graceful", TW, CLOSED, roles_inferred=False)],
-        rules="CP007", shows="client direction only",
-        notes="As crafted/cp007: the server's SYN-ACK, data and FIN are implied by the client's acks; the client's last ACK acknowledges the server's FIN, so the server ends CLOSED. Nothing the silent side 'failed' to send is reported (no HS003, CL001, CL004, SQ001).")
+        rules="CP007",
+        shows="client direction only",
+        notes="As crafted/cp007: the server's SYN-ACK, data and FIN are implied by the client's acks; the client's last ACK acknowledges the server's FIN, so the server ends CLOSED. Nothing the silent side 'failed' to send is reported (no HS003, CL001, CL004, SQ001).",
+    )
 
 
 @case
@@ -559,14 +728,20 @@ def one_sided_server():
     return ACase(
         "artefact_one_sided_server.pcap",
         "Only the server -> client direction of the same connection (SYN-ACK, 2000-byte response in two segments, ACK of the client's FIN, the server's FIN): the client's side is proven by the server's acknowledgments.",
-        cap, [F("CP007", 1, 1, seen="server to client")],
+        cap,
+        [F("CP007", 1, 1, seen="server to client")],
         [C(1, c, "complete", "graceful", TW, LA, roles_inferred=True)],
-        rules="CP007", shows="server direction only",
+        rules="CP007",
+        shows="server direction only",
         notes="The SYN-ACK acknowledges the client's ISN+1 (its SYN), the response acks 101 (the client completed the handshake and sent 100 bytes), frame 4 acks 102 (the client's FIN): handshake complete, both FINs sent (graceful), client TIME-WAIT after the server's FIN. Nothing shows the client's ACK of the server's FIN, so the server stays in LAST-ACK -- but that ACK would travel in the direction the capture does not have: no CL004 (nor CL001/HS003/SQ003), and no HS008 (the SYN is missing because the whole direction is; CP007 says so). No SYN without ACK was captured: roles_inferred true (the SYN-ACK's sender is the server).",
-        wording={"CP007": "should say the client's segments (its SYN, handshake ACK, data, FIN and last ACK) are inferred from the server's acknowledgments, and that the server's LAST-ACK at the end only reflects that the client's direction is missing"})
+        wording={
+            "CP007": "should say the client's segments (its SYN, handshake ACK, data, FIN and last ACK) are inferred from the server's acknowledgments, and that the server's LAST-ACK at the end only reflects that the client's direction is missing"
+        },
+    )
 
 
 # =========================================================================== midstream
+
 
 @case
 def midstream_inflight():
@@ -576,11 +751,11 @@ def midstream_inflight():
     c.synack("s", capture=False)
     c.ack("c", capture=False)
     c.data("c", 100, capture=False)
-    c.data("s", 1448, flags=ACK, capture=False, deliver=False)   # in flight at capture start
+    c.data("s", 1448, flags=ACK, capture=False, deliver=False)  # in flight at capture start
     c.data("s", 1448, flags=ACK, capture=False, deliver=False)
-    f1 = c.data("s", 1448, at=0.0, deliver=False)           # first captured: rel 2897 from ISN
-    c.rcv["c"] = c.isn["s"] + 1 + 1448                       # the first of the three arrives
-    f2 = c.ack("c")                                         # acks bytes sent before the capture
+    f1 = c.data("s", 1448, at=0.0, deliver=False)  # first captured: rel 2897 from ISN
+    c.rcv["c"] = c.isn["s"] + 1 + 1448  # the first of the three arrives
+    f2 = c.ack("c")  # acks bytes sent before the capture
     c.rcv["c"] = c.isn["s"] + 1 + 2 * 1448
     c.ack("c")
     c.rcv["c"] = c.isn["s"] + 1 + 3 * 1448
@@ -593,12 +768,17 @@ def midstream_inflight():
     return ACase(
         "artefact_midstream_inflight.pcap",
         "The capture starts during a transfer: the first frame is the server's third 1448-byte segment; the client's next ACKs (frames 2-3) acknowledge the two segments sent before the capture started (below the first sequence number seen), frame 4 the captured one; then a request, a response and a client-first close.",
-        cap, [F("CP001", 1, f1)],
+        cap,
+        [F("CP001", 1, f1)],
         [C(1, c, "none", "graceful", TW, CLOSED, roles_inferred=True)],
         trans(cc_, cs),
-        rules="CP001", shows="capture starts with data in flight",
+        rules="CP001",
+        shows="capture starts with data in flight",
         notes=f"Midstream (docs/semantics.md): both endpoints start ESTABLISHED, relative numbers count from the first segment seen (the server's first seq seen is 0, so the ACKs of frames {f2} and {f2 + 1} acknowledge -1448 and 0: bytes sent before the capture): acknowledging bytes sent before the capture is not an error (no SQ001, no CP002: nothing inside the capture is missing). Roles from the ports (80 is the server).",
-        wording={"CP001": "should say the acknowledgments of bytes before the first sequence number seen are data sent before the capture started"})
+        wording={
+            "CP001": "should say the acknowledgments of bytes before the first sequence number seen are data sent before the capture started"
+        },
+    )
 
 
 @case
@@ -618,26 +798,32 @@ def midstream_fin_first():
     return ACase(
         "artefact_midstream_fin_first.pcap",
         "The capture starts with the client's FIN of an established connection (no handshake, no data captured), then the server's ACK, the server's FIN and the client's last ACK.",
-        cap, [F("CP001", 1, f1)],
+        cap,
+        [F("CP001", 1, f1)],
         [C(1, c, "none", "graceful", TW, CLOSED, roles_inferred=True)],
-        trans([[f1, EST, FW1], [f2, FW1, FW2], [f3, FW2, TW]],
-              [[f1, EST, CW], [f3, CW, LA], [f4, LA, CLOSED]]),
-        rules="CP001", shows="first packet is a FIN",
-        notes="Both start ESTABLISHED (midstream); the FIN's seq is relative 0 in the client's space, the server's ACK acknowledges 1. Not HS013 (the FIN's sender is synchronized, only its handshake is not in the capture), not HS008.")
+        trans(
+            [[f1, EST, FW1], [f2, FW1, FW2], [f3, FW2, TW]],
+            [[f1, EST, CW], [f3, CW, LA], [f4, LA, CLOSED]],
+        ),
+        rules="CP001",
+        shows="first packet is a FIN",
+        notes="Both start ESTABLISHED (midstream); the FIN's seq is relative 0 in the client's space, the server's ACK acknowledges 1. Not HS013 (the FIN's sender is synchronized, only its handshake is not in the capture), not HS008.",
+    )
 
 
 # =========================================================================== sequence wrap
+
 
 def wrap_conversation(cap: Capture, lose: bool) -> tuple[Conversation, dict[str, int]]:
     """Both ISNs a few KB below 2^32: the wrap happens in the middle of each transfer."""
     c = Conversation(cap, cisn=0xFFFFF000, sisn=0xFFFFE000)
     fr: dict[str, int] = {}
     c.handshake()
-    for _ in range(5):                                      # client upload: wraps at rel 4096
+    for _ in range(5):  # client upload: wraps at rel 4096
         c.data("c", 1448, flags=ACK)
     c.ack("s")
-    for i in range(8):                                      # server download: wraps at rel 8192
-        missing = lose and i == 5                           # rel 7241..8689 straddles the wrap
+    for i in range(8):  # server download: wraps at rel 8192
+        missing = lose and i == 5  # rel 7241..8689 straddles the wrap
         c.data("s", 1448, flags=ACK, capture=not missing)
         if i == 6:
             fr["after_hole"] = cap.frames
@@ -657,9 +843,14 @@ def seq_wrap_midtransfer():
     return ACase(
         "artefact_seq_wrap_midtransfer.pcap",
         "ISNs 0xFFFFF000 (client) and 0xFFFFE000 (server): the client's 5 x 1448-byte upload wraps through 0 inside its third segment, the server's 8 x 1448-byte download inside its sixth; clean close.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="-", shows="sequence numbers wrap mid-transfer in both directions",
-        notes="RFC 9293 section 3.4: sequence arithmetic is modulo 2^32; segments and ACKs across the wrap are ordinary.")
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="-",
+        shows="sequence numbers wrap mid-transfer in both directions",
+        notes="RFC 9293 section 3.4: sequence arithmetic is modulo 2^32; segments and ACKs across the wrap are ordinary.",
+    )
 
 
 @case
@@ -671,13 +862,18 @@ def seq_wrap_loss():
     return ACase(
         "artefact_seq_wrap_loss.pcap",
         "As artefact_seq_wrap_midtransfer, but the server's sixth segment (rel seq 7241-8688, absolute 0xFFFFFC48-0x000001F0: across the wrap) is not in the capture; the client's ACK of 8689 (rel) comes first, the server's seventh segment (seq 8689) then confirms the hole.",
-        cap, [F("CP002", 1, fr["ack5"], ack=8689, seen_max=7241)],
-        [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="CP002", shows="capture loss across the sequence wrap",
-        notes=f"The hole straddles 2^32; the ACK covering it (frame {fr['ack5']}) is the CP002 (decision 15), frame {fr['after_hole']} (the next server segment) confirms it. Nothing else: the wrap must not turn the hole into an ACK of unsent data (SQ001) or the next segment into a retransmission.")
+        cap,
+        [F("CP002", 1, fr["ack5"], ack=8689, seen_max=7241)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="CP002",
+        shows="capture loss across the sequence wrap",
+        notes=f"The hole straddles 2^32; the ACK covering it (frame {fr['ack5']}) is the CP002 (decision 15), frame {fr['after_hole']} (the next server segment) confirms it. Nothing else: the wrap must not turn the hole into an ACK of unsent data (SQ001) or the next segment into a retransmission.",
+    )
 
 
 # =========================================================================== clock going backwards
+
 
 @case
 def time_backwards():
@@ -692,16 +888,23 @@ def time_backwards():
     c.ack("c")
     g = list(c.close("c"))
     t5 = cap.records[f5 - 1][0]
-    cap.records[f6 - 1][0] = t5 - 1_500_000                 # 1.5 s before its predecessor
+    cap.records[f6 - 1][0] = t5 - 1_500_000  # 1.5 s before its predecessor
     oc, os_ = open_trans(*f)
     cc_, cs = std_close_trans(*g)
     return ACase(
         "artefact_time_backwards.pcap",
         "Frame 6 (the client's ACK of the response) carries a capture timestamp 1.5 s earlier than frame 5 (its predecessor); the following records continue from frame 5's time. The packets themselves (TCP timestamps, seq/ack) are those of a clean connection.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="-", shows="one record 1.5 s earlier than its predecessor",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="-",
+        shows="one record 1.5 s earlier than its predecessor",
         notes="Frame order is the capture order; a timestamp going backwards is the capture host's clock (or a merge), not TCP: no finding about the endpoints, and time-based decisions (SQ006 reorder window, idle times) must not turn it into one.",
-        wording={"-": "no rule covers it today; if one is added (a CP rule) it should say the capture's clock went backwards at frame 6, not the endpoints"})
+        wording={
+            "-": "no rule covers it today; if one is added (a CP rule) it should say the capture's clock went backwards at frame 6, not the endpoints"
+        },
+    )
 
 
 @case
@@ -715,7 +918,7 @@ def time_backwards_step():
     c.ack("c")
     g = list(c.close("c"))
     step = 3600 * 1_000_000
-    for r in cap.records[6:]:                               # clock stepped back 1 h after frame 6
+    for r in cap.records[6:]:  # clock stepped back 1 h after frame 6
         r[0] -= step
     base = cap.records[0][0]
     assert all(r[0] < base for r in cap.records[6:])
@@ -724,10 +927,17 @@ def time_backwards_step():
     return ACase(
         "artefact_time_backwards_step.pcap",
         "The capture host's clock is stepped back by one hour after frame 6 (an NTP step): frames 7-13 carry timestamps about 3600 s earlier than the first frame; the packets are those of a clean connection with two request/response exchanges.",
-        cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)], trans(oc + cc_, os_ + cs),
-        rules="-", shows="clock stepped back 1 h mid-connection",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans(oc + cc_, os_ + cs),
+        rules="-",
+        shows="clock stepped back 1 h mid-connection",
         notes="As artefact_time_backwards: not TCP's doing, nothing to report about the endpoints. The connection's start is its first frame; a negative duration would be an artefact of the report (the duration spans the smallest to the largest timestamp).",
-        wording={"-": "no rule covers it today; if one is added it should name the frame where the clock stepped back"})
+        wording={
+            "-": "no rule covers it today; if one is added it should name the frame where the clock stepped back"
+        },
+    )
 
 
 # =========================================================================== recorded on loopback
@@ -875,21 +1085,32 @@ artefact_lo_zero_window.pcap:
 #: README rows of the recordings: (file, rule(s), what it shows).
 RECORDED_ROWS: list[tuple[str, str, str]] = [
     ("artefact_lo_fin_filtered.pcap", "CP002", "loopback; capture filter drops the server's FIN"),
-    ("artefact_lo_merged_duplicates.pcapng", "CP008",
-     "loopback; two captures (lo, any) merged: every packet twice, two link types"),
+    (
+        "artefact_lo_merged_duplicates.pcapng",
+        "CP008",
+        "loopback; two captures (lo, any) merged: every packet twice, two link types",
+    ),
     ("artefact_lo_midstream.pcap", "CP001", "loopback; capture started mid-transfer"),
-    ("artefact_lo_one_sided_server.pcap", "CP007",
-     "loopback; capture filter keeps the server's direction only"),
+    (
+        "artefact_lo_one_sided_server.pcap",
+        "CP007",
+        "loopback; capture filter keeps the server's direction only",
+    ),
     ("artefact_lo_synack_filtered.pcap", "CP002", "loopback; capture filter drops the SYN-ACK"),
-    ("artefact_lo_zero_window.pcap", "SQ005 (info)",
-     "loopback; receiver stops reading: zero window, Linux probes"),
+    (
+        "artefact_lo_zero_window.pcap",
+        "SQ005 (info)",
+        "loopback; receiver stops reading: zero window, Linux probes",
+    ),
 ]
 
 
 # =========================================================================== malformed files (bad/)
 
-def pcap_bytes(records: list[tuple[int, bytes, int]], *, linktype: int = 1,
-               snaplen: int = 262144) -> bytes:
+
+def pcap_bytes(
+    records: list[tuple[int, bytes, int]], *, linktype: int = 1, snaplen: int = 262144
+) -> bytes:
     """A little-endian microsecond pcap; records are (t_us, captured bytes, wire length)."""
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
     for t, data, wire in records:
@@ -916,8 +1137,18 @@ def pcapng_idb(linktype: int, snaplen: int = 262144) -> bytes:
 
 def pcapng_epb(ifid: int, t_us: int, data: bytes, wire: int | None = None) -> bytes:
     ts = (BASE_SEC * 1_000_000) + t_us
-    return _block(0x00000006, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data),
-                                          len(data) if wire is None else wire) + data)
+    return _block(
+        0x00000006,
+        struct.pack(
+            "<IIIII",
+            ifid,
+            ts >> 32,
+            ts & 0xFFFFFFFF,
+            len(data),
+            len(data) if wire is None else wire,
+        )
+        + data,
+    )
 
 
 def eth_to_raw(frame: bytes) -> bytes:
@@ -927,8 +1158,14 @@ def eth_to_raw(frame: bytes) -> bytes:
 def eth_to_sll2(frame: bytes) -> bytes:
     """Linux cooked v2 header (RFC-less, tcpdump.org LINKTYPE_LINUX_SLL2): protocol,
     reserved, ifindex, ARPHRD_ETHER, packet type (outgoing = 4), address length, address."""
-    return (frame[12:14] + b"\0\0" + struct.pack("!IHBB", 2, 1, 4, 6) + frame[6:12] + b"\0\0"
-            + frame[14:])
+    return (
+        frame[12:14]
+        + b"\0\0"
+        + struct.pack("!IHBB", 2, 1, 4, 6)
+        + frame[6:12]
+        + b"\0\0"
+        + frame[14:]
+    )
 
 
 def clean_records() -> list[tuple[int, bytes, int]]:
@@ -940,11 +1177,15 @@ def clean_records() -> list[tuple[int, bytes, int]]:
 def extra_after(records, index: int, data: bytes, wire: int | None = None):
     """records with an extra packet inserted after records[index] (same timestamp + 10 us)."""
     t = records[index][0] + 10
-    return records[:index + 1] + [(t, data, len(data) if wire is None else wire)] + records[index + 1:]
+    return (
+        records[: index + 1]
+        + [(t, data, len(data) if wire is None else wire)]
+        + records[index + 1 :]
+    )
 
 
 def _set16(b: bytearray, off: int, v: int) -> None:
-    b[off:off + 2] = struct.pack("!H", v)
+    b[off : off + 2] = struct.pack("!H", v)
 
 
 @dataclass
@@ -961,11 +1202,11 @@ def bad_files() -> list[BadFile]:
     the response, with a new IP ID) inserted as frame 7, so that the conversation around
     it stays clean and the frames before and after it must be analysed normally."""
     recs = clean_records()
-    ack = recs[5][1]                                        # Ethernet+IPv4(20)+TCP(32), 66 bytes
+    ack = recs[5][1]  # Ethernet+IPv4(20)+TCP(32), 66 bytes
 
     def variant(fn: Callable[[bytearray], bytes | bytearray]) -> bytes:
         b = bytearray(ack)
-        _set16(b, 18, 0x2000)                               # its own IP ID: never a CP008 copy
+        _set16(b, 18, 0x2000)  # its own IP ID: never a CP008 copy
         return bytes(fn(b))
 
     out = []
@@ -974,85 +1215,140 @@ def bad_files() -> list[BadFile]:
         out.append(BadFile(name, pcap_bytes(records, **kw), what))
 
     def ihl15(b):
-        b[14] = 0x4F                                        # IHL 15 = 60 bytes > total length 52
+        b[14] = 0x4F  # IHL 15 = 60 bytes > total length 52
         return b
-    add("ipv4_ihl_beyond.pcap", extra_after(recs, 5, variant(ihl15)),
-        "frame 7: IPv4 IHL 15 (60 bytes), but the total length is 52")
+
+    add(
+        "ipv4_ihl_beyond.pcap",
+        extra_after(recs, 5, variant(ihl15)),
+        "frame 7: IPv4 IHL 15 (60 bytes), but the total length is 52",
+    )
 
     def total_short(b):
-        _set16(b, 16, 30)                                   # < 20 (IP) + 32 (TCP header)
+        _set16(b, 16, 30)  # < 20 (IP) + 32 (TCP header)
         return b
-    add("ipv4_total_len_short.pcap", extra_after(recs, 5, variant(total_short)),
-        "frame 7: IPv4 total length 30, shorter than the IP + TCP headers (52)")
+
+    add(
+        "ipv4_total_len_short.pcap",
+        extra_after(recs, 5, variant(total_short)),
+        "frame 7: IPv4 total length 30, shorter than the IP + TCP headers (52)",
+    )
 
     def total_long(b):
-        _set16(b, 16, 1500)                                 # more than the 52 bytes present
+        _set16(b, 16, 1500)  # more than the 52 bytes present
         return b
-    add("ipv4_total_len_long.pcap", extra_after(recs, 5, variant(total_long)),
-        "frame 7: IPv4 total length 1500 but the packet has 52 bytes of IP and the record "
-        "is not cut (captured length = wire length = 66)")
 
-    add("ipv4_header_cut.pcap", extra_after(recs, 5, variant(lambda b: b[:14 + 12])),
-        "frame 7: only 12 bytes of IPv4 header (record not cut by a snaplen: 26 of 26)")
-    add("ipv4_header_snapped.pcap", extra_after(recs, 5, variant(lambda b: b[:14 + 12]), wire=66),
-        "frame 7: only 12 bytes of IPv4 header captured (wire length 66: cut by the capture)")
+    add(
+        "ipv4_total_len_long.pcap",
+        extra_after(recs, 5, variant(total_long)),
+        "frame 7: IPv4 total length 1500 but the packet has 52 bytes of IP and the record "
+        "is not cut (captured length = wire length = 66)",
+    )
+
+    add(
+        "ipv4_header_cut.pcap",
+        extra_after(recs, 5, variant(lambda b: b[: 14 + 12])),
+        "frame 7: only 12 bytes of IPv4 header (record not cut by a snaplen: 26 of 26)",
+    )
+    add(
+        "ipv4_header_snapped.pcap",
+        extra_after(recs, 5, variant(lambda b: b[: 14 + 12]), wire=66),
+        "frame 7: only 12 bytes of IPv4 header captured (wire length 66: cut by the capture)",
+    )
 
     def tcp_cut(b):
-        _set16(b, 16, 30)                                   # IP says 10 bytes of TCP
-        return b[:14 + 30]
-    add("tcp_header_cut.pcap", extra_after(recs, 5, variant(tcp_cut)),
-        "frame 7: IPv4 total length 30 and 10 bytes of TCP header (the record is complete)")
-    add("tcp_header_snapped.pcap", extra_after(recs, 5, variant(lambda b: b[:14 + 20 + 10]), wire=66),
-        "frame 7: 10 bytes of TCP header captured of a 66-byte packet (cut by the capture)")
+        _set16(b, 16, 30)  # IP says 10 bytes of TCP
+        return b[: 14 + 30]
+
+    add(
+        "tcp_header_cut.pcap",
+        extra_after(recs, 5, variant(tcp_cut)),
+        "frame 7: IPv4 total length 30 and 10 bytes of TCP header (the record is complete)",
+    )
+    add(
+        "tcp_header_snapped.pcap",
+        extra_after(recs, 5, variant(lambda b: b[: 14 + 20 + 10]), wire=66),
+        "frame 7: 10 bytes of TCP header captured of a 66-byte packet (cut by the capture)",
+    )
 
     def doff15(b):
-        b[14 + 20 + 12] = 0xF0                              # 60-byte TCP header in a 32-byte segment
+        b[14 + 20 + 12] = 0xF0  # 60-byte TCP header in a 32-byte segment
         return b
-    add("tcp_doff_beyond.pcap", extra_after(recs, 5, variant(doff15)),
-        "frame 7: TCP data offset 15 (60 bytes) but the IP length leaves 32 bytes for TCP")
+
+    add(
+        "tcp_doff_beyond.pcap",
+        extra_after(recs, 5, variant(doff15)),
+        "frame 7: TCP data offset 15 (60 bytes) but the IP length leaves 32 bytes for TCP",
+    )
 
     def opt(bytes12: bytes):
         def fn(b):
-            b[14 + 20 + 20:14 + 20 + 32] = bytes12
+            b[14 + 20 + 20 : 14 + 20 + 32] = bytes12
             return b
+
         return fn
+
     recs_opt = recs[:6]
     recs_opt = recs_opt + [(recs[5][0] + 10, variant(opt(b"\x08\x01" + b"\x01" * 10)), 66)]
     recs_opt = recs_opt + [(recs[5][0] + 20, variant(opt(b"\x01\x01\x08\x0c" + b"\0" * 8)), 66)]
     recs_opt = recs_opt + [(recs[5][0] + 30, variant(opt(b"\x01" * 11 + b"\x08")), 66)]
     recs_opt = recs_opt + recs[6:]
-    add("tcp_options_bad_len.pcap", recs_opt,
+    add(
+        "tcp_options_bad_len.pcap",
+        recs_opt,
         "frames 7-9: TCP options with a bad length: timestamp option of length 1 (frame 7), "
         "timestamp option of length 12 running 2 bytes past the header (frame 8), the last "
-        "option byte is a kind with no length byte (frame 9)")
+        "option byte is a kind with no length byte (frame 9)",
+    )
 
-    add("zero_length_record.pcap",
+    add(
+        "zero_length_record.pcap",
         recs[:6] + [(recs[5][0] + 10, b"", 66), (recs[5][0] + 20, b"", 0)] + recs[6:],
-        "frames 7 and 8: records with 0 captured bytes (wire length 66, then 0)")
+        "frames 7 and 8: records with 0 captured bytes (wire length 66, then 0)",
+    )
 
     # snaplen 1024 in the file header; the response (record 5) has 1066 captured bytes:
     # a record longer than the snaplen, which libpcap and Wireshark read like any other
-    add("record_over_snaplen.pcap", recs, "snaplen 1024 in the file header, record 5 holds "
+    add(
+        "record_over_snaplen.pcap",
+        recs,
+        "snaplen 1024 in the file header, record 5 holds "
         "1066 bytes (the response: more than the snaplen); read like any other record, "
-        "as libpcap and Wireshark do", snaplen=1024)
+        "as libpcap and Wireshark do",
+        snaplen=1024,
+    )
 
     whole = pcap_bytes(recs)
     # record 6's header announces 66 bytes but only 30 are in the file
-    cut = whole[:24 + sum(16 + len(d) for _t, d, _w in recs[:5]) + 16 + 30]
-    out.append(BadFile("record_past_eof.pcap", cut,
-                       "record 6's header announces 66 captured bytes, the file ends 30 bytes "
-                       "into it (5 complete records)"))
+    cut = whole[: 24 + sum(16 + len(d) for _t, d, _w in recs[:5]) + 16 + 30]
+    out.append(
+        BadFile(
+            "record_past_eof.pcap",
+            cut,
+            "record 6's header announces 66 captured bytes, the file ends 30 bytes "
+            "into it (5 complete records)",
+        )
+    )
 
-    add("unknown_linktype.pcap", recs, "the Ethernet frames of clean_handshake_close under "
-        "link type 162 (LINKTYPE_USER15), which pcapcheck does not decode", linktype=162)
+    add(
+        "unknown_linktype.pcap",
+        recs,
+        "the Ethernet frames of clean_handshake_close under "
+        "link type 162 (LINKTYPE_USER15), which pcapcheck does not decode",
+        linktype=162,
+    )
 
     # pcapng: unknown blocks everywhere a block may be, and blocks that Wireshark numbers
     # as frames though they hold no packet (custom, systemd journal export)
-    journal = (f"__CURSOR=s=0;i=1\n__REALTIME_TIMESTAMP={BASE_SEC * 10**6 + recs[7][0] + 100}"
-               "\n_HOSTNAME=client\nMESSAGE=closing the connection\n").encode()
-    blocks = [pcapng_shb(),
-              _block(0x0BADBEEF, b"unknown block before any interface"),
-              pcapng_idb(1)]
+    journal = (
+        f"__CURSOR=s=0;i=1\n__REALTIME_TIMESTAMP={BASE_SEC * 10**6 + recs[7][0] + 100}"
+        "\n_HOSTNAME=client\nMESSAGE=closing the connection\n"
+    ).encode()
+    blocks = [
+        pcapng_shb(),
+        _block(0x0BADBEEF, b"unknown block before any interface"),
+        pcapng_idb(1),
+    ]
     for i, (t, d, _w) in enumerate(recs):
         blocks.append(pcapng_epb(0, t, d))
         if i == 2:
@@ -1061,15 +1357,20 @@ def bad_files() -> list[BadFile]:
             blocks.append(_block(0x40000BAD, struct.pack("<I", 32473) + b"custom, not copyable"))
             blocks.append(_block(0x7FFFFFF0, b"\xff" * 37))
         if i == 7:
-            blocks.append(_block(0x00000009, journal))                 # systemd journal export
-    blocks.append(_block(0x00000005, struct.pack("<III", 0, 0, 0)))   # interface statistics
-    out.append(BadFile("pcapng_unknown_blocks.pcapng", b"".join(blocks),
-                       "clean_handshake_close in pcapng with unknown blocks (type 0x0BADBEEF "
-                       "before the interface, 0x7FFFFFF0 after the 6th packet), an ISB, and "
-                       "blocks Wireshark numbers as frames without a packet: custom blocks "
-                       "(frames 4 and 8) and a systemd journal export block (frame 11); the "
-                       "10 packets (frames 1-3, 5-7, 9-10, 12-13) must be analysed as in the "
-                       "pcap"))
+            blocks.append(_block(0x00000009, journal))  # systemd journal export
+    blocks.append(_block(0x00000005, struct.pack("<III", 0, 0, 0)))  # interface statistics
+    out.append(
+        BadFile(
+            "pcapng_unknown_blocks.pcapng",
+            b"".join(blocks),
+            "clean_handshake_close in pcapng with unknown blocks (type 0x0BADBEEF "
+            "before the interface, 0x7FFFFFF0 after the 6th packet), an ISB, and "
+            "blocks Wireshark numbers as frames without a packet: custom blocks "
+            "(frames 4 and 8) and a systemd journal export block (frame 11); the "
+            "10 packets (frames 1-3, 5-7, 9-10, 12-13) must be analysed as in the "
+            "pcap",
+        )
+    )
 
     # pcapng: three interfaces of different link types carrying one conversation
     conv = {1: lambda d: d, 228: eth_to_raw, 276: eth_to_sll2}
@@ -1078,10 +1379,15 @@ def bad_files() -> list[BadFile]:
     for i, (t, d, _w) in enumerate(recs):
         ifid = i % 3
         blocks.append(pcapng_epb(ifid, t, conv[order[ifid]](d)))
-    out.append(BadFile("pcapng_mixed_linktypes.pcapng", b"".join(blocks),
-                       "clean_handshake_close spread over three interfaces: Ethernet (1), raw "
-                       "IPv4 (228) and Linux cooked v2 (276), frame i on interface (i-1) mod 3: "
-                       "one clean connection"))
+    out.append(
+        BadFile(
+            "pcapng_mixed_linktypes.pcapng",
+            b"".join(blocks),
+            "clean_handshake_close spread over three interfaces: Ethernet (1), raw "
+            "IPv4 (228) and Linux cooked v2 (276), frame i on interface (i-1) mod 3: "
+            "one clean connection",
+        )
+    )
 
     # pcapng: an interface of an unknown link type among good ones
     blocks = [pcapng_shb(), pcapng_idb(1), pcapng_idb(162)]
@@ -1089,33 +1395,60 @@ def bad_files() -> list[BadFile]:
         blocks.append(pcapng_epb(0, t, d))
         if i == 5:
             blocks.append(pcapng_epb(1, t + 10, b"\x55" * 40))
-    out.append(BadFile("pcapng_unknown_linktype.pcapng", b"".join(blocks),
-                       "clean_handshake_close on an Ethernet interface plus one record (frame 7) "
-                       "on a second interface of link type 162 (unknown)"))
+    out.append(
+        BadFile(
+            "pcapng_unknown_linktype.pcapng",
+            b"".join(blocks),
+            "clean_handshake_close on an Ethernet interface plus one record (frame 7) "
+            "on a second interface of link type 162 (unknown)",
+        )
+    )
 
     # pcapng: 64-bit timestamps beyond what a calendar date can hold (about year 586000)
     far = (1 << 64) - 1 - 60 * 1_000_000 - BASE_SEC * 1_000_000
     blocks = [pcapng_shb(), pcapng_idb(1)]
     blocks += [pcapng_epb(0, far + t, d) for t, d, _w in recs]
-    out.append(BadFile("pcapng_far_future.pcapng", b"".join(blocks),
-                       "clean_handshake_close in pcapng with timestamps near 2^64 microseconds "
-                       "(year ~586000, beyond any calendar date)"))
+    out.append(
+        BadFile(
+            "pcapng_far_future.pcapng",
+            b"".join(blocks),
+            "clean_handshake_close in pcapng with timestamps near 2^64 microseconds "
+            "(year ~586000, beyond any calendar date)",
+        )
+    )
 
     # gzip: corrupt from the first byte after the header, and corrupt midway
     import gzip
     import zlib
+
     good = pcap_bytes(recs)
     gz = gzip.compress(good, mtime=0)
-    out.append(BadFile("gzip_corrupt_start.pcap.gz", gz[:10] + b"\xff" * 40,
-                       "a gzip header followed by garbage: nothing can be decompressed"))
+    out.append(
+        BadFile(
+            "gzip_corrupt_start.pcap.gz",
+            gz[:10] + b"\xff" * 40,
+            "a gzip header followed by garbage: nothing can be decompressed",
+        )
+    )
     comp = zlib.compressobj(9, zlib.DEFLATED, 31)
-    head = comp.compress(good[:24 + sum(16 + len(d) for _t, d, _w in recs[:6])]) + \
-        comp.flush(zlib.Z_FULL_FLUSH)
-    out.append(BadFile("gzip_corrupt_midway.pcap.gz", head + b"\xff" * 64,
-                       "gzip: the first 6 records compress cleanly (full flush), then garbage"))
+    head = comp.compress(good[: 24 + sum(16 + len(d) for _t, d, _w in recs[:6])]) + comp.flush(
+        zlib.Z_FULL_FLUSH
+    )
+    out.append(
+        BadFile(
+            "gzip_corrupt_midway.pcap.gz",
+            head + b"\xff" * 64,
+            "gzip: the first 6 records compress cleanly (full flush), then garbage",
+        )
+    )
 
-    out.append(BadFile("not_a_capture.pcap", b"<html><body>404 Not Found</body></html>\n",
-                       "an HTML page saved as .pcap"))
+    out.append(
+        BadFile(
+            "not_a_capture.pcap",
+            b"<html><body>404 Not Found</body></html>\n",
+            "an HTML page saved as .pcap",
+        )
+    )
     return out
 
 
@@ -1230,10 +1563,13 @@ def write_readme(path: Path, cases: list[ACase], bad: list[BadFile]) -> None:
     rows = [f"| {cs.file} | {cs.rules} | {cs.shows} |\n" for cs in cases]
     rows += [f"| {f} | {r} | {s} |\n" for f, r, s in RECORDED_ROWS]
     bad_rows = [f"| bad/{b.name} | {b.what} |\n" for b in bad]
-    text = (README_HEAD + "".join(rows)
-            + "\n## bad/\n\nMalformed inputs (tests/test_malformed.py says what each must give; "
-              "more are in sample_pcaps/encap/bad/).\n\n| file | content |\n|------|---------|\n"
-            + "".join(bad_rows))
+    text = (
+        README_HEAD
+        + "".join(rows)
+        + "\n## bad/\n\nMalformed inputs (tests/test_malformed.py says what each must give; "
+        "more are in sample_pcaps/encap/bad/).\n\n| file | content |\n|------|---------|\n"
+        + "".join(bad_rows)
+    )
     path.write_text(text)
 
 
@@ -1252,8 +1588,10 @@ def write_all(outdir: Path) -> None:
         (outdir / "bad" / b.name).write_bytes(b.data)
     write_manifest(outdir / "manifest.yaml", cases)
     write_readme(outdir / "README.md", cases, bad)
-    print(f"wrote {len(cases)} captures, {len(bad)} malformed files, manifest.yaml and "
-          f"README.md to {outdir}")
+    print(
+        f"wrote {len(cases)} captures, {len(bad)} malformed files, manifest.yaml and "
+        f"README.md to {outdir}"
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -1277,8 +1615,10 @@ def main(argv: list[str]) -> int:
 # script checked: tcpdump reported "22 packets received by filter", "11 packets
 # captured" for an 11-packet connection).
 
+
 def _lo():
-    import record_loopback as rl    # helpers only (sockets, threads); only 127.0.0.1 is used
+    import record_loopback as rl  # helpers only (sockets, threads); only 127.0.0.1 is used
+
     return rl
 
 
@@ -1286,17 +1626,36 @@ class Tcpdump:
     """tcpdump on ``iface`` writing ``path``; ``stop()`` returns the packets captured."""
 
     def __init__(self, iface: str, bpf: str, path: Path, snaplen: int = 262144):
-        self.cmd = [shutil.which("tcpdump") or "/usr/bin/tcpdump", "-i", iface, "-n", "-U",
-                    "--immediate-mode", "-Z", "root", "-B", "65536", "-s", str(snaplen),
-                    "-w", str(path), bpf]
+        self.cmd = [
+            shutil.which("tcpdump") or "/usr/bin/tcpdump",
+            "-i",
+            iface,
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-B",
+            "65536",
+            "-s",
+            str(snaplen),
+            "-w",
+            str(path),
+            bpf,
+        ]
         self.path = path
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
         self._ready = threading.Event()
 
-    def start(self) -> "Tcpdump":
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def start(self) -> Tcpdump:
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
         if not self._ready.wait(10) or self.proc.poll() is not None:
             self.kill()
@@ -1344,7 +1703,7 @@ def read_pcap_records(path: Path) -> tuple[int, list[tuple[int, bytes, int]]]:
     out, pos = [], 24
     while pos + 16 <= len(raw):
         sec, usec, incl, wire = struct.unpack_from(e + "IIII", raw, pos)
-        out.append((sec * 1_000_000 + usec, raw[pos + 16:pos + 16 + incl], wire))
+        out.append((sec * 1_000_000 + usec, raw[pos + 16 : pos + 16 + incl], wire))
         pos += 16 + incl
     return linktype, out
 
@@ -1354,11 +1713,12 @@ class LoScenario:
     name: str
     port: int
     summary: str
-    run: Callable[["LoScenario", Path], Path]
+    run: Callable[[LoScenario, Path], Path]
 
 
-def _capture_around(sc: LoScenario, tmp: Path, bpf: str, body: Callable[[], None],
-                    iface: str = "lo") -> Path:
+def _capture_around(
+    sc: LoScenario, tmp: Path, bpf: str, body: Callable[[], None], iface: str = "lo"
+) -> Path:
     path = tmp / f"{sc.name}.pcap"
     td = Tcpdump(iface, bpf, path).start()
     try:
@@ -1387,8 +1747,10 @@ def lo_merged_duplicates(sc: LoScenario, tmp: Path) -> Path:
     print(f"  {sc.name}: {a.stop()} + {b.stop(settle=0)} packets")
     lt_a, ra = read_pcap_records(tmp / "lo.pcap")
     lt_b, rb = read_pcap_records(tmp / "any.pcap")
-    merged = sorted([(t, 0, d, w) for t, d, w in ra] + [(t, 1, d, w) for t, d, w in rb],
-                    key=lambda x: (x[0], x[1]))
+    merged = sorted(
+        [(t, 0, d, w) for t, d, w in ra] + [(t, 1, d, w) for t, d, w in rb],
+        key=lambda x: (x[0], x[1]),
+    )
     blocks = [pcapng_shb(), pcapng_idb(lt_a), pcapng_idb(lt_b)]
     blocks += [pcapng_epb(ifid, t - BASE_SEC * 1_000_000, d, w) for t, ifid, d, w in merged]
     out = tmp / f"{sc.name}.pcapng"
@@ -1398,22 +1760,32 @@ def lo_merged_duplicates(sc: LoScenario, tmp: Path) -> Path:
 
 def lo_one_sided_server(sc: LoScenario, tmp: Path) -> Path:
     rl = _lo()
-    return _capture_around(sc, tmp, f"tcp and src host 127.0.0.1 and src port {sc.port}",
-                           lambda: rl._request_response(socket.AF_INET, sc.port, False))
+    return _capture_around(
+        sc,
+        tmp,
+        f"tcp and src host 127.0.0.1 and src port {sc.port}",
+        lambda: rl._request_response(socket.AF_INET, sc.port, False),
+    )
 
 
 def lo_fin_filtered(sc: LoScenario, tmp: Path) -> Path:
     rl = _lo()
     return _capture_around(
-        sc, tmp, f"tcp port {sc.port} and not (src port {sc.port} and tcp[tcpflags] & tcp-fin != 0)",
-        lambda: rl._request_response(socket.AF_INET, sc.port, True))
+        sc,
+        tmp,
+        f"tcp port {sc.port} and not (src port {sc.port} and tcp[tcpflags] & tcp-fin != 0)",
+        lambda: rl._request_response(socket.AF_INET, sc.port, True),
+    )
 
 
 def lo_synack_filtered(sc: LoScenario, tmp: Path) -> Path:
     rl = _lo()
     return _capture_around(
-        sc, tmp, f"tcp port {sc.port} and not (tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack))",
-        lambda: rl._request_response(socket.AF_INET, sc.port, False))
+        sc,
+        tmp,
+        f"tcp port {sc.port} and not (tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack))",
+        lambda: rl._request_response(socket.AF_INET, sc.port, False),
+    )
 
 
 def lo_midstream(sc: LoScenario, tmp: Path) -> Path:
@@ -1465,7 +1837,7 @@ def lo_zero_window(sc: LoScenario, tmp: Path) -> Path:
     rl = _lo()
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)    # inherited by accept()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by accept()
     lst.bind((rl.V4, sc.port))
     lst.listen(1)
     lst.settimeout(rl.IO_TIMEOUT)
@@ -1494,19 +1866,39 @@ def lo_zero_window(sc: LoScenario, tmp: Path) -> Path:
 
 
 LO_SCENARIOS = [
-    LoScenario("artefact_lo_merged_duplicates", 47301,
-               "two captures (lo + any) merged: every packet twice, two link types",
-               lo_merged_duplicates),
-    LoScenario("artefact_lo_one_sided_server", 47302,
-               "capture filter keeps the server -> client direction only", lo_one_sided_server),
-    LoScenario("artefact_lo_fin_filtered", 47303,
-               "server closes first; the filter drops the server's FIN", lo_fin_filtered),
-    LoScenario("artefact_lo_synack_filtered", 47304,
-               "the filter drops the SYN-ACK", lo_synack_filtered),
-    LoScenario("artefact_lo_midstream", 47305,
-               "capture started in the middle of a trickled transfer", lo_midstream),
-    LoScenario("artefact_lo_zero_window", 47306,
-               "receiver stops reading: zero window and the kernel's probes", lo_zero_window),
+    LoScenario(
+        "artefact_lo_merged_duplicates",
+        47301,
+        "two captures (lo + any) merged: every packet twice, two link types",
+        lo_merged_duplicates,
+    ),
+    LoScenario(
+        "artefact_lo_one_sided_server",
+        47302,
+        "capture filter keeps the server -> client direction only",
+        lo_one_sided_server,
+    ),
+    LoScenario(
+        "artefact_lo_fin_filtered",
+        47303,
+        "server closes first; the filter drops the server's FIN",
+        lo_fin_filtered,
+    ),
+    LoScenario(
+        "artefact_lo_synack_filtered", 47304, "the filter drops the SYN-ACK", lo_synack_filtered
+    ),
+    LoScenario(
+        "artefact_lo_midstream",
+        47305,
+        "capture started in the middle of a trickled transfer",
+        lo_midstream,
+    ),
+    LoScenario(
+        "artefact_lo_zero_window",
+        47306,
+        "receiver stops reading: zero window and the kernel's probes",
+        lo_zero_window,
+    ),
 ]
 
 
@@ -1529,7 +1921,7 @@ def record_main(argv: list[str]) -> int:
             os.chmod(tmp, 0o755)
             try:
                 path = sc.run(sc, Path(tmp))
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            except Exception as exc:
                 failures += 1
                 print(f"FAILED {name}: {exc}", file=sys.stderr)
                 continue

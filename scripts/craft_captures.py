@@ -44,7 +44,7 @@ import dpkt
 
 # --------------------------------------------------------------------------- constants
 
-BASE_SEC = 1767225600            # 2026-01-01T00:00:00Z
+BASE_SEC = 1767225600  # 2026-01-01T00:00:00Z
 M32 = 1 << 32
 
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -52,26 +52,36 @@ FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 CLIENT_IP, SERVER_IP = "10.0.0.1", "10.0.0.2"
 CLIENT_IP6, SERVER_IP6 = "2001:db8::1", "2001:db8::2"
 CLIENT_PORT, SERVER_PORT = 40000, 80
-CLIENT_ISN = 0x3C8A1F27          # 1015684903
-SERVER_ISN = 0x9E1B5D02          # 2652593410
+CLIENT_ISN = 0x3C8A1F27  # 1015684903
+SERVER_ISN = 0x9E1B5D02  # 2652593410
 
-MACS = {CLIENT_IP: b"\x02\x00\x00\x00\x00\x01", SERVER_IP: b"\x02\x00\x00\x00\x00\x02",
-        CLIENT_IP6: b"\x02\x00\x00\x00\x00\x01", SERVER_IP6: b"\x02\x00\x00\x00\x00\x02"}
+MACS = {
+    CLIENT_IP: b"\x02\x00\x00\x00\x00\x01",
+    SERVER_IP: b"\x02\x00\x00\x00\x00\x02",
+    CLIENT_IP6: b"\x02\x00\x00\x00\x00\x01",
+    SERVER_IP6: b"\x02\x00\x00\x00\x00\x02",
+}
 # First IPv4 identification per sending host; incremented by one per packet sent.
 IPID_START = {CLIENT_IP: 0x1000, SERVER_IP: 0x8000}
 # TCP timestamp clock (RFC 7323) per host: TSval = base + milliseconds since capture start.
-TSCLOCK_BASE = {CLIENT_IP: 3_000_000, SERVER_IP: 7_000_000,
-                CLIENT_IP6: 3_000_000, SERVER_IP6: 7_000_000}
+TSCLOCK_BASE = {
+    CLIENT_IP: 3_000_000,
+    SERVER_IP: 7_000_000,
+    CLIENT_IP6: 3_000_000,
+    SERVER_IP6: 7_000_000,
+}
 
-WIN_SYN = {"c": 64240, "s": 65160}     # window in SYN / SYN-ACK (never scaled)
-WIN = {"c": 502, "s": 509}             # raw window after the handshake, scaled by 2^7
+WIN_SYN = {"c": 64240, "s": 65160}  # window in SYN / SYN-ACK (never scaled)
+WIN = {"c": 502, "s": 509}  # raw window after the handshake, scaled by 2^7
 WSCALE = 7
 
-RTT_HALF_US = 500       # default gap when the direction changes (1 ms RTT)
-BACK_TO_BACK_US = 30    # default gap between two packets of the same sender
+RTT_HALF_US = 500  # default gap when the direction changes (1 ms RTT)
+BACK_TO_BACK_US = 30  # default gap between two packets of the same sender
 
-PATTERN = {"c": b"GET /index.html HTTP/1.1\r\nHost: server.example\r\n\r\n",
-           "s": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nlorem ipsum dolor sit amet "}
+PATTERN = {
+    "c": b"GET /index.html HTTP/1.1\r\nHost: server.example\r\n\r\n",
+    "s": b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nlorem ipsum dolor sit amet ",
+}
 
 
 def s_after(a: int, b: int) -> bool:
@@ -90,13 +100,14 @@ def ones_sum(data: bytes) -> int:
 
 # --------------------------------------------------------------------------- capture
 
+
 class Capture:
     """The records of one pcap file (Ethernet link type), with a clock in microseconds."""
 
     def __init__(self, snaplen: int = 262144):
         self.snaplen = snaplen
-        self.records: list[list[Any]] = []   # [t_us, frame bytes]
-        self.t = 0                           # µs since BASE_SEC
+        self.records: list[list[Any]] = []  # [t_us, frame bytes]
+        self.t = 0  # µs since BASE_SEC
         self.last_sender: str | None = None
         self.ipid = dict(IPID_START)
 
@@ -110,7 +121,7 @@ class Capture:
         elif dt is not None:
             t = self.t + round(dt * 1_000_000)
         elif self.last_sender is None:
-            t = 0                            # the first packet is at 2026-01-01T00:00:00Z
+            t = 0  # the first packet is at 2026-01-01T00:00:00Z
         else:
             t = self.t + (BACK_TO_BACK_US if sender == self.last_sender else RTT_HALF_US)
         if self.records and t < self.t:
@@ -160,9 +171,15 @@ class Capture:
 
 # --------------------------------------------------------------------------- conversation
 
+
 def tcp_options_syn(mss: int, tsval: int, tsecr: int, cookie: bytes | None) -> bytes:
-    o = (struct.pack("!BBH", 2, 4, mss) + b"\x04\x02" + struct.pack("!BBII", 8, 10, tsval, tsecr)
-         + b"\x01" + struct.pack("!BBB", 3, 3, WSCALE))
+    o = (
+        struct.pack("!BBH", 2, 4, mss)
+        + b"\x04\x02"
+        + struct.pack("!BBII", 8, 10, tsval, tsecr)
+        + b"\x01"
+        + struct.pack("!BBB", 3, 3, WSCALE)
+    )
     if cookie is not None:
         o += b"\x01\x01" + struct.pack("!BB", 34, 2 + len(cookie)) + cookie
     assert len(o) % 4 == 0
@@ -182,9 +199,18 @@ class Conversation:
     (seq=, ack=, window=, flags=, deliver=False ...).
     """
 
-    def __init__(self, cap: Capture, *, client: str = CLIENT_IP, server: str = SERVER_IP,
-                 cport: int = CLIENT_PORT, sport: int = SERVER_PORT,
-                 cisn: int = CLIENT_ISN, sisn: int = SERVER_ISN, ipv6: bool = False):
+    def __init__(
+        self,
+        cap: Capture,
+        *,
+        client: str = CLIENT_IP,
+        server: str = SERVER_IP,
+        cport: int = CLIENT_PORT,
+        sport: int = SERVER_PORT,
+        cisn: int = CLIENT_ISN,
+        sisn: int = SERVER_ISN,
+        ipv6: bool = False,
+    ):
         self.cap = cap
         self.ip = {"c": client, "s": server}
         self.port = {"c": cport, "s": sport}
@@ -204,12 +230,27 @@ class Conversation:
         return (value - self.isn[side]) % M32
 
     # -- the one primitive
-    def send(self, side: str, flags: int, *, n: int = 0, payload: bytes | None = None,
-             seq: int | None = None, ack: int | None = None, window: int | None = None,
-             ts: bool = True, syn_opts: bool | None = None, cookie: bytes | None = None,
-             dt: float | None = None, at: float | None = None, capture: bool = True,
-             deliver: bool = True, advance: bool = True, urp: int = 0,
-             raw_off: int | None = None) -> int:
+    def send(
+        self,
+        side: str,
+        flags: int,
+        *,
+        n: int = 0,
+        payload: bytes | None = None,
+        seq: int | None = None,
+        ack: int | None = None,
+        window: int | None = None,
+        ts: bool = True,
+        syn_opts: bool | None = None,
+        cookie: bytes | None = None,
+        dt: float | None = None,
+        at: float | None = None,
+        capture: bool = True,
+        deliver: bool = True,
+        advance: bool = True,
+        urp: int = 0,
+        raw_off: int | None = None,
+    ) -> int:
         peer = "s" if side == "c" else "c"
         if seq is None:
             seq = self.nxt[side]
@@ -234,21 +275,40 @@ class Conversation:
             opts = tcp_options_ts(tsval, self.ts_recent[side])
         else:
             opts = b""
-        tcp = dpkt.tcp.TCP(sport=self.port[side], dport=self.port[peer], seq=seq, ack=ack,
-                           flags=flags, win=window, urp=urp, opts=opts, data=payload)
+        tcp = dpkt.tcp.TCP(
+            sport=self.port[side],
+            dport=self.port[peer],
+            seq=seq,
+            ack=ack,
+            flags=flags,
+            win=window,
+            urp=urp,
+            opts=opts,
+            data=payload,
+        )
         tcp.off = raw_off if raw_off is not None else (20 + len(opts)) // 4
         tcp.sum = 0
         src, dst = self.ip[side], self.ip[peer]
         if self.ipv6:
-            ip = dpkt.ip6.IP6(src=socket.inet_pton(socket.AF_INET6, src),
-                              dst=socket.inet_pton(socket.AF_INET6, dst),
-                              nxt=dpkt.ip.IP_PROTO_TCP, hlim=64, data=tcp)
+            ip = dpkt.ip6.IP6(
+                src=socket.inet_pton(socket.AF_INET6, src),
+                dst=socket.inet_pton(socket.AF_INET6, dst),
+                nxt=dpkt.ip.IP_PROTO_TCP,
+                hlim=64,
+                data=tcp,
+            )
             ip.plen = len(bytes(tcp))
             ethtype = dpkt.ethernet.ETH_TYPE_IP6
         else:
-            ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst),
-                            p=dpkt.ip.IP_PROTO_TCP, ttl=64, id=self.cap.next_ipid(src),
-                            df=1, data=tcp)
+            ip = dpkt.ip.IP(
+                src=socket.inet_aton(src),
+                dst=socket.inet_aton(dst),
+                p=dpkt.ip.IP_PROTO_TCP,
+                ttl=64,
+                id=self.cap.next_ipid(src),
+                df=1,
+                data=tcp,
+            )
             ethtype = dpkt.ethernet.ETH_TYPE_IP
         eth = dpkt.ethernet.Ethernet(src=MACS[src], dst=MACS[dst], type=ethtype, data=ip)
         frame_bytes = bytes(eth)
@@ -258,20 +318,21 @@ class Conversation:
         seglen = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         end = (seq + seglen) % M32
         if not advance:
-            pass                                 # e.g. an invalid segment: no effect on the sender
+            pass  # e.g. an invalid segment: no effect on the sender
         elif flags & SYN:
             self.isn[side] = seq
             self.nxt[side] = end
         elif flags & RST:
-            pass                                 # an RST occupies no sequence space
+            pass  # an RST occupies no sequence space
         elif s_after(end, self.nxt[side]):
             self.nxt[side] = end
         # receiver state (a segment seen is a segment delivered, unless told otherwise)
         if deliver and not flags & RST:
-            if flags & SYN:
-                self.rcv[peer] = end
-            elif self.rcv[peer] is not None and not s_after(seq, self.rcv[peer]) \
-                    and s_after(end, self.rcv[peer]):
+            if flags & SYN or (
+                self.rcv[peer] is not None
+                and not s_after(seq, self.rcv[peer])
+                and s_after(end, self.rcv[peer])
+            ):
                 self.rcv[peer] = end
             if opts:
                 self.ts_recent[peer] = tsval
@@ -314,8 +375,12 @@ class Conversation:
 
     def close(self, first: str = "c", dt: float = 0.005) -> tuple[int, int, int, int]:
         other = "s" if first == "c" else "c"
-        return (self.fin(first, dt=dt), self.ack(other), self.fin(other, dt=0.0002),
-                self.ack(first))
+        return (
+            self.fin(first, dt=dt),
+            self.ack(other),
+            self.fin(other, dt=0.0002),
+            self.ack(first),
+        )
 
 
 def check_frame(frame: bytes) -> None:
@@ -323,19 +388,20 @@ def check_frame(frame: bytes) -> None:
     ethtype = struct.unpack("!H", frame[12:14])[0]
     if ethtype == 0x0800:
         ihl = (frame[14] & 0x0F) * 4
-        iph = frame[14:14 + ihl]
+        iph = frame[14 : 14 + ihl]
         assert ones_sum(iph) == 0xFFFF, "bad IPv4 header checksum"
         total = struct.unpack("!H", iph[2:4])[0]
-        seg = frame[14 + ihl:14 + total]
+        seg = frame[14 + ihl : 14 + total]
         pseudo = iph[12:20] + struct.pack("!BBH", 0, 6, len(seg))
     else:
         plen = struct.unpack("!H", frame[18:20])[0]
-        seg = frame[54:54 + plen]
+        seg = frame[54 : 54 + plen]
         pseudo = frame[22:54] + struct.pack("!IxxxB", len(seg), 6)
     assert ones_sum(pseudo + seg) == 0xFFFF, "bad TCP checksum"
 
 
 # --------------------------------------------------------------------------- manifest model
+
 
 @dataclass
 class Case:
@@ -346,9 +412,9 @@ class Case:
     connections: list[dict[str, Any]]
     transitions: dict[Any, Any] | None = None
     cut_last: int | None = None
-    packets: int | None = None        # readable frames (default: all records)
-    rules: str = ""                   # README table: rule(s)
-    shows: str = ""                   # README table: what the capture shows
+    packets: int | None = None  # readable frames (default: all records)
+    rules: str = ""  # README table: rule(s)
+    shows: str = ""  # README table: what the capture shows
     findings_when_enabled: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -358,11 +424,18 @@ def F(rule: str, connection: int | None, frame: int | None, **keys: Any) -> dict
     return d
 
 
-def C(cid: int, c: Conversation, handshake: str, close: str, cstate: str, sstate: str,
-      **extra: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"id": cid, "client": c.endpoint("c"), "server": c.endpoint("s"),
-                         "handshake": handshake, "close": close,
-                         "client_final_state": cstate, "server_final_state": sstate}
+def C(
+    cid: int, c: Conversation, handshake: str, close: str, cstate: str, sstate: str, **extra: Any
+) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": cid,
+        "client": c.endpoint("c"),
+        "server": c.endpoint("s"),
+        "handshake": handshake,
+        "close": close,
+        "client_final_state": cstate,
+        "server_final_state": sstate,
+    }
     d.update(extra)
     return d
 
@@ -376,12 +449,26 @@ def case(fn):
 
 
 # State names (RFC 9293 section 3.3.2).
-CLOSED, LISTEN, SYN_SENT, SYN_RCVD, EST = "CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED"
-FW1, FW2, CW, CLOSING, LA, TW = "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"
+CLOSED, LISTEN, SYN_SENT, SYN_RCVD, EST = (
+    "CLOSED",
+    "LISTEN",
+    "SYN-SENT",
+    "SYN-RECEIVED",
+    "ESTABLISHED",
+)
+FW1, FW2, CW, CLOSING, LA, TW = (
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+)
 
 
-def std_transitions(syn: int, synack: int, hs_ack: int, fin1: int, ack1: int, fin2: int,
-                    ack2: int, first: str = "c") -> dict[str, list]:
+def std_transitions(
+    syn: int, synack: int, hs_ack: int, fin1: int, ack1: int, fin2: int, ack2: int, first: str = "c"
+) -> dict[str, list]:
     """Transitions of a normal open and a 4-way close begun by `first`."""
     active = [[fin1, EST, FW1], [ack1, FW1, FW2], [fin2, FW2, TW]]
     passive = [[fin1, EST, CW], [fin2, CW, LA], [ack2, LA, CLOSED]]
@@ -399,6 +486,7 @@ def per_connection(trans: dict[str, list]) -> dict[str, list]:
 
 # =========================================================================== clean captures
 
+
 def build_clean_handshake_close(cap: Capture, **conv) -> tuple[Conversation, list[int]]:
     c = Conversation(cap, **conv)
     f = list(c.handshake()) + list(c.exchange()) + list(c.close("c"))
@@ -409,11 +497,16 @@ def build_clean_handshake_close(cap: Capture, **conv) -> tuple[Conversation, lis
 def clean_handshake_close():
     cap = Capture()
     c, f = build_clean_handshake_close(cap)
-    return Case("clean_handshake_close.pcap",
-                "Clean 3-way handshake, 100-byte request, 1000-byte response, client-first 4-way close (separate FIN and ACK).",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9]),
-                rules="-", shows="3WHS, request/response, client-first 4-way close")
+    return Case(
+        "clean_handshake_close.pcap",
+        "Clean 3-way handshake, 100-byte request, 1000-byte response, client-first 4-way close (separate FIN and ACK).",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9]),
+        rules="-",
+        shows="3WHS, request/response, client-first 4-way close",
+    )
 
 
 @case
@@ -421,11 +514,16 @@ def clean_server_close_first():
     cap = Capture()
     c = Conversation(cap)
     f = list(c.handshake()) + list(c.exchange()) + list(c.close("s"))
-    return Case("clean_server_close_first.pcap",
-                "Clean connection; the server closes first (server FIN-WAIT-1/2, TIME-WAIT; client CLOSE-WAIT, LAST-ACK).",
-                cap, [], [C(1, c, "complete", "graceful", CLOSED, TW)],
-                std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9], first="s"),
-                rules="-", shows="server-first 4-way close")
+    return Case(
+        "clean_server_close_first.pcap",
+        "Clean connection; the server closes first (server FIN-WAIT-1/2, TIME-WAIT; client CLOSE-WAIT, LAST-ACK).",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", CLOSED, TW)],
+        std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9], first="s"),
+        rules="-",
+        shows="server-first 4-way close",
+    )
 
 
 @case
@@ -435,16 +533,33 @@ def clean_fin_piggyback():
     f1, f2, f3 = c.handshake()
     c.exchange()
     f7 = c.fin("c", dt=0.005)
-    f8 = c.fin("s")           # FIN,ACK acking the client's FIN: 3-packet close
+    f8 = c.fin("s")  # FIN,ACK acking the client's FIN: 3-packet close
     f9 = c.ack("c")
-    return Case("clean_fin_piggyback.pcap",
-                "Clean connection, 3-packet close: the server's FIN rides on the ACK of the client's FIN (ACK processed first, then FIN: client FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT on one frame).",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                {"client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f7, EST, FW1],
-                            [f8, FW1, FW2], [f8, FW2, TW]],
-                 "server": [[f2, LISTEN, SYN_RCVD], [f3, SYN_RCVD, EST], [f7, EST, CW],
-                            [f8, CW, LA], [f9, LA, CLOSED]]},
-                rules="-", shows="FIN piggy-backed on the ACK of the peer's FIN")
+    return Case(
+        "clean_fin_piggyback.pcap",
+        "Clean connection, 3-packet close: the server's FIN rides on the ACK of the client's FIN (ACK processed first, then FIN: client FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT on one frame).",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        {
+            "client": [
+                [f1, CLOSED, SYN_SENT],
+                [f2, SYN_SENT, EST],
+                [f7, EST, FW1],
+                [f8, FW1, FW2],
+                [f8, FW2, TW],
+            ],
+            "server": [
+                [f2, LISTEN, SYN_RCVD],
+                [f3, SYN_RCVD, EST],
+                [f7, EST, CW],
+                [f8, CW, LA],
+                [f9, LA, CLOSED],
+            ],
+        },
+        rules="-",
+        shows="FIN piggy-backed on the ACK of the peer's FIN",
+    )
 
 
 @case
@@ -453,7 +568,7 @@ def clean_half_close():
     c = Conversation(cap)
     f1, f2, f3 = c.handshake()
     c.data("c", 100)
-    f5 = c.fin("c", dt=0.0001)        # shutdown(SHUT_WR) right after the request
+    f5 = c.fin("c", dt=0.0001)  # shutdown(SHUT_WR) right after the request
     f6 = c.ack("s")
     c.data("s", 1000, flags=ACK, dt=0.05)
     c.ack("c")
@@ -461,28 +576,59 @@ def clean_half_close():
     c.ack("c")
     f11 = c.fin("s", dt=0.001)
     f12 = c.ack("c")
-    return Case("clean_half_close.pcap",
-                "Half-close: the client sends its request and FIN, the server keeps sending 2000 bytes (client in FIN-WAIT-2 ACKs them), then the server's FIN.",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                {"client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f5, EST, FW1],
-                            [f6, FW1, FW2], [f11, FW2, TW]],
-                 "server": [[f2, LISTEN, SYN_RCVD], [f3, SYN_RCVD, EST], [f5, EST, CW],
-                            [f11, CW, LA], [f12, LA, CLOSED]]},
-                rules="-", shows="client half-close, server sends data in CLOSE-WAIT, then closes")
+    return Case(
+        "clean_half_close.pcap",
+        "Half-close: the client sends its request and FIN, the server keeps sending 2000 bytes (client in FIN-WAIT-2 ACKs them), then the server's FIN.",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        {
+            "client": [
+                [f1, CLOSED, SYN_SENT],
+                [f2, SYN_SENT, EST],
+                [f5, EST, FW1],
+                [f6, FW1, FW2],
+                [f11, FW2, TW],
+            ],
+            "server": [
+                [f2, LISTEN, SYN_RCVD],
+                [f3, SYN_RCVD, EST],
+                [f5, EST, CW],
+                [f11, CW, LA],
+                [f12, LA, CLOSED],
+            ],
+        },
+        rules="-",
+        shows="client half-close, server sends data in CLOSE-WAIT, then closes",
+    )
 
 
 def build_simultaneous_open(cap: Capture):
     c = Conversation(cap, sport=50000)
     f1 = c.syn("c")
-    f2 = c.send("s", SYN, seq=c.isn["s"], dt=0.00005)      # crosses the client's SYN
-    f3 = c.synack("c", syn_opts=True)                      # SYN,ACK <SEQ=ISS><ACK=RCV.NXT>
+    f2 = c.send("s", SYN, seq=c.isn["s"], dt=0.00005)  # crosses the client's SYN
+    f3 = c.synack("c", syn_opts=True)  # SYN,ACK <SEQ=ISS><ACK=RCV.NXT>
     f4 = c.synack("s", syn_opts=True, dt=0.00005)
     c.exchange()
     f8, f9, f10, f11 = c.close("c")
-    trans = {"client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, SYN_RCVD], [f4, SYN_RCVD, EST],
-                        [f8, EST, FW1], [f9, FW1, FW2], [f10, FW2, TW]],
-             "server": [[f2, CLOSED, SYN_SENT], [f2, SYN_SENT, SYN_RCVD], [f3, SYN_RCVD, EST],
-                        [f8, EST, CW], [f10, CW, LA], [f11, LA, CLOSED]]}
+    trans = {
+        "client": [
+            [f1, CLOSED, SYN_SENT],
+            [f2, SYN_SENT, SYN_RCVD],
+            [f4, SYN_RCVD, EST],
+            [f8, EST, FW1],
+            [f9, FW1, FW2],
+            [f10, FW2, TW],
+        ],
+        "server": [
+            [f2, CLOSED, SYN_SENT],
+            [f2, SYN_SENT, SYN_RCVD],
+            [f3, SYN_RCVD, EST],
+            [f8, EST, CW],
+            [f10, CW, LA],
+            [f11, LA, CLOSED],
+        ],
+    }
     return c, f1, f2, trans
 
 
@@ -490,11 +636,16 @@ def build_simultaneous_open(cap: Capture):
 def clean_simultaneous_open():
     cap = Capture()
     c, f1, f2, trans = build_simultaneous_open(cap)
-    return Case("clean_simultaneous_open.pcap",
-                "Simultaneous open (RFC 9293 section 3.5 figure 7): both SYNs cross, each side answers with SYN,ACK <SEQ=ISN><ACK=peer ISN+1>; then data and a normal close.",
-                cap, [F("HS010", 1, f2, other_frame=f1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)], trans,
-                rules="HS010 (info)", shows="SYNs cross, then SYN-ACKs cross")
+    return Case(
+        "clean_simultaneous_open.pcap",
+        "Simultaneous open (RFC 9293 section 3.5 figure 7): both SYNs cross, each side answers with SYN,ACK <SEQ=ISN><ACK=peer ISN+1>; then data and a normal close.",
+        cap,
+        [F("HS010", 1, f2, other_frame=f1)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans,
+        rules="HS010 (info)",
+        shows="SYNs cross, then SYN-ACKs cross",
+    )
 
 
 def build_simultaneous_close(cap: Capture):
@@ -503,13 +654,25 @@ def build_simultaneous_close(cap: Capture):
     c.exchange()
     f7 = c.fin("c", dt=0.005)
     fin_c = c.nxt["c"]
-    f8 = c.fin("s", ack=fin_c - 1, dt=0.00005)     # sent before the client's FIN arrived
-    f9 = c.ack("c")                               # acks the server's FIN
-    f10 = c.ack("s", dt=0.00005)                  # acks the client's FIN
-    trans = {"client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f7, EST, FW1],
-                        [f8, FW1, CLOSING], [f10, CLOSING, TW]],
-             "server": [[f2, LISTEN, SYN_RCVD], [f3, SYN_RCVD, EST], [f8, EST, FW1],
-                        [f8, FW1, CLOSING], [f9, CLOSING, TW]]}
+    f8 = c.fin("s", ack=fin_c - 1, dt=0.00005)  # sent before the client's FIN arrived
+    f9 = c.ack("c")  # acks the server's FIN
+    f10 = c.ack("s", dt=0.00005)  # acks the client's FIN
+    trans = {
+        "client": [
+            [f1, CLOSED, SYN_SENT],
+            [f2, SYN_SENT, EST],
+            [f7, EST, FW1],
+            [f8, FW1, CLOSING],
+            [f10, CLOSING, TW],
+        ],
+        "server": [
+            [f2, LISTEN, SYN_RCVD],
+            [f3, SYN_RCVD, EST],
+            [f8, EST, FW1],
+            [f8, FW1, CLOSING],
+            [f9, CLOSING, TW],
+        ],
+    }
     return c, f7, f8, trans
 
 
@@ -517,24 +680,29 @@ def build_simultaneous_close(cap: Capture):
 def clean_simultaneous_close():
     cap = Capture()
     c, f7, f8, trans = build_simultaneous_close(cap)
-    return Case("clean_simultaneous_close.pcap",
-                "Simultaneous close: the FINs cross (neither acks the other's FIN), both go FIN-WAIT-1 -> CLOSING -> TIME-WAIT when their FIN is acked.",
-                cap, [F("CL007", 1, f8, other_frame=f7)],
-                [C(1, c, "complete", "graceful", TW, TW)], trans,
-                rules="CL007 (info)", shows="FINs cross, both CLOSING then TIME-WAIT")
+    return Case(
+        "clean_simultaneous_close.pcap",
+        "Simultaneous close: the FINs cross (neither acks the other's FIN), both go FIN-WAIT-1 -> CLOSING -> TIME-WAIT when their FIN is acked.",
+        cap,
+        [F("CL007", 1, f8, other_frame=f7)],
+        [C(1, c, "complete", "graceful", TW, TW)],
+        trans,
+        rules="CL007 (info)",
+        shows="FINs cross, both CLOSING then TIME-WAIT",
+    )
 
 
 def build_tfo(cap: Capture, accepted: bool):
     c = Conversation(cap)
     f1 = c.syn("c", n=100, cookie=bytes.fromhex("5a1b2c3d4e5f6071"))
     if accepted:
-        f2 = c.synack("s")                                  # acks ISN+1+100
-        f3 = c.data("s", 1000, dt=0.00003)                  # TFO server may answer in SYN-RECEIVED
+        f2 = c.synack("s")  # acks ISN+1+100
+        f3 = c.data("s", 1000, dt=0.00003)  # TFO server may answer in SYN-RECEIVED
         f4 = c.ack("c")
         return c, [f1, f2, f3, f4] + list(c.close("c"))
-    f2 = c.synack("s", ack=c.isn["c"] + 1)                  # data not accepted
+    f2 = c.synack("s", ack=c.isn["c"] + 1)  # data not accepted
     c.rcv["s"] = c.isn["c"] + 1
-    f3 = c.data("c", 100, seq=c.isn["c"] + 1)               # data re-sent with the handshake ACK
+    f3 = c.data("c", 100, seq=c.isn["c"] + 1)  # data re-sent with the handshake ACK
     f4 = c.data("s", 1000)
     f5 = c.ack("c")
     return c, [f1, f2, f3, f4, f5] + list(c.close("c"))
@@ -544,15 +712,31 @@ def build_tfo(cap: Capture, accepted: bool):
 def clean_tfo():
     cap = Capture()
     c, f = build_tfo(cap, accepted=True)
-    return Case("clean_tfo.pcap",
-                "TCP Fast Open: SYN with a TFO cookie and 100 bytes, SYN-ACK acks ISN+1+100, the server answers in SYN-RECEIVED (allowed with TFO, RFC 7413), the client's ACK completes the handshake.",
-                cap, [F("HS012", 1, f[0], payload_len=100, accepted=True)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                {"client": [[f[0], CLOSED, SYN_SENT], [f[1], SYN_SENT, EST], [f[4], EST, FW1],
-                            [f[5], FW1, FW2], [f[6], FW2, TW]],
-                 "server": [[f[1], LISTEN, SYN_RCVD], [f[3], SYN_RCVD, EST], [f[4], EST, CW],
-                            [f[6], CW, LA], [f[7], LA, CLOSED]]},
-                rules="HS012 (info)", shows="TFO: data in SYN accepted")
+    return Case(
+        "clean_tfo.pcap",
+        "TCP Fast Open: SYN with a TFO cookie and 100 bytes, SYN-ACK acks ISN+1+100, the server answers in SYN-RECEIVED (allowed with TFO, RFC 7413), the client's ACK completes the handshake.",
+        cap,
+        [F("HS012", 1, f[0], payload_len=100, accepted=True)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        {
+            "client": [
+                [f[0], CLOSED, SYN_SENT],
+                [f[1], SYN_SENT, EST],
+                [f[4], EST, FW1],
+                [f[5], FW1, FW2],
+                [f[6], FW2, TW],
+            ],
+            "server": [
+                [f[1], LISTEN, SYN_RCVD],
+                [f[3], SYN_RCVD, EST],
+                [f[4], EST, CW],
+                [f[6], CW, LA],
+                [f[7], LA, CLOSED],
+            ],
+        },
+        rules="HS012 (info)",
+        shows="TFO: data in SYN accepted",
+    )
 
 
 @case
@@ -563,25 +747,50 @@ def clean_port_reuse():
     c2 = Conversation(cap, cisn=CLIENT_ISN + 0x00100000, sisn=SERVER_ISN + 0x00200000)
     g = [c2.syn("c", at=close_t + 300.0), c2.synack("s"), c2.ack("c")]
     g += list(c2.exchange()) + list(c2.close("c"))
-    return Case("clean_port_reuse.pcap",
-                "Two connections on the same 4-tuple: the second SYN (higher ISN) comes 300 s after the first connection's graceful close, beyond 2*MSL = 240 s.",
-                cap, [],
-                [C(1, c1, "complete", "graceful", TW, CLOSED,
-                   **per_connection(std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9]))),
-                 C(2, c2, "complete", "graceful", TW, CLOSED,
-                   **per_connection(std_transitions(g[0], g[1], g[2], g[6], g[7], g[8], g[9])))],
-                rules="-", shows="4-tuple reused after 300 s (> 2*MSL): no CL010")
+    return Case(
+        "clean_port_reuse.pcap",
+        "Two connections on the same 4-tuple: the second SYN (higher ISN) comes 300 s after the first connection's graceful close, beyond 2*MSL = 240 s.",
+        cap,
+        [],
+        [
+            C(
+                1,
+                c1,
+                "complete",
+                "graceful",
+                TW,
+                CLOSED,
+                **per_connection(std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9])),
+            ),
+            C(
+                2,
+                c2,
+                "complete",
+                "graceful",
+                TW,
+                CLOSED,
+                **per_connection(std_transitions(g[0], g[1], g[2], g[6], g[7], g[8], g[9])),
+            ),
+        ],
+        rules="-",
+        shows="4-tuple reused after 300 s (> 2*MSL): no CL010",
+    )
 
 
 @case
 def clean_ipv6():
     cap = Capture()
     c, f = build_clean_handshake_close(cap, client=CLIENT_IP6, server=SERVER_IP6, ipv6=True)
-    return Case("clean_ipv6.pcap",
-                "clean_handshake_close over IPv6 (2001:db8::1 -> 2001:db8::2, MSS 1440).",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9]),
-                rules="-", shows="IPv6 clean connection")
+    return Case(
+        "clean_ipv6.pcap",
+        "clean_handshake_close over IPv6 (2001:db8::1 -> 2001:db8::2, MSS 1440).",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9]),
+        rules="-",
+        shows="IPv6 clean connection",
+    )
 
 
 def build_retransmitted_syn(cap: Capture, retries: tuple[float, ...]):
@@ -598,11 +807,16 @@ def clean_retransmitted_syn():
     cap = Capture()
     c, syns, f = build_retransmitted_syn(cap, (1.0,))
     t = std_transitions(syns[0], f[0], f[1], f[5], f[6], f[7], f[8])
-    return Case("clean_retransmitted_syn.pcap",
-                "The SYN is retransmitted after 1 s (same ISN), then a normal connection and close.",
-                cap, [F("HS005", 1, syns[1], isn_abs=CLIENT_ISN, first_frame=syns[0])],
-                [C(1, c, "complete", "graceful", TW, CLOSED)], t,
-                rules="HS005 (info)", shows="SYN retransmitted once")
+    return Case(
+        "clean_retransmitted_syn.pcap",
+        "The SYN is retransmitted after 1 s (same ISN), then a normal connection and close.",
+        cap,
+        [F("HS005", 1, syns[1], isn_abs=CLIENT_ISN, first_frame=syns[0])],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        t,
+        rules="HS005 (info)",
+        shows="SYN retransmitted once",
+    )
 
 
 @case
@@ -610,18 +824,23 @@ def clean_seq_wrap():
     cap = Capture()
     c = Conversation(cap, cisn=0xFFFFFFA0, sisn=0xFFFFF830)
     f1, f2, f3 = c.handshake()
-    c.data("c", 100)                         # client sequence numbers wrap inside this segment
+    c.data("c", 100)  # client sequence numbers wrap inside this segment
     c.data("s", 1000, flags=ACK)
-    c.data("s", 1000, flags=ACK)             # server sequence numbers wrap inside this one
+    c.data("s", 1000, flags=ACK)  # server sequence numbers wrap inside this one
     c.ack("c")
     c.data("s", 1000)
     c.ack("c")
     f10, f11, f12, f13 = c.close("c")
-    return Case("clean_seq_wrap.pcap",
-                "Clean connection with ISNs just below 2^32 (client 0xFFFFFFA0, server 0xFFFFF830): both directions' sequence numbers wrap through 0 during the transfer.",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                std_transitions(f1, f2, f3, f10, f11, f12, f13),
-                rules="-", shows="sequence-number wrap in both directions")
+    return Case(
+        "clean_seq_wrap.pcap",
+        "Clean connection with ISNs just below 2^32 (client 0xFFFFFFA0, server 0xFFFFF830): both directions' sequence numbers wrap through 0 during the transfer.",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        std_transitions(f1, f2, f3, f10, f11, f12, f13),
+        rules="-",
+        shows="sequence-number wrap in both directions",
+    )
 
 
 @case
@@ -630,16 +849,23 @@ def clean_keepalive():
     c = Conversation(cap)
     f1, f2, f3 = c.handshake()
     c.exchange()
-    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)               # Linux keep-alive: len 0 at SND.NXT-1
+    c.ack("c", seq=c.nxt["c"] - 1, dt=45.0)  # Linux keep-alive: len 0 at SND.NXT-1
     c.ack("s")
-    c.data("c", 1, flags=ACK, seq=c.nxt["c"] - 1, dt=45.0)  # BSD keep-alive: 1 old byte at SND.NXT-1
+    c.data(
+        "c", 1, flags=ACK, seq=c.nxt["c"] - 1, dt=45.0
+    )  # BSD keep-alive: 1 old byte at SND.NXT-1
     c.ack("s")
     f11, f12, f13, f14 = c.close("c", dt=10.0)
-    return Case("clean_keepalive.pcap",
-                "Idle connection kept alive: after 45 s a keep-alive with len 0 at SND.NXT-1, after 90 s one with 1 byte at SND.NXT-1; each ACKed (ack unchanged). Not retransmissions, not data after FIN.",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                std_transitions(f1, f2, f3, f11, f12, f13, f14),
-                rules="-", shows="keep-alives (len 0 and len 1 at seq-1), ACKed")
+    return Case(
+        "clean_keepalive.pcap",
+        "Idle connection kept alive: after 45 s a keep-alive with len 0 at SND.NXT-1, after 90 s one with 1 byte at SND.NXT-1; each ACKed (ack unchanged). Not retransmissions, not data after FIN.",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        std_transitions(f1, f2, f3, f11, f12, f13, f14),
+        rules="-",
+        shows="keep-alives (len 0 and len 1 at seq-1), ACKed",
+    )
 
 
 @case
@@ -650,21 +876,25 @@ def clean_zero_window_probe():
     c.data("c", 100)
     c.data("s", 1448, flags=ACK)
     c.data("s", 1448)
-    zw = c.ack("c", window=0)                              # receive buffer full
-    c.ack("s", seq=c.nxt["s"] - 1, dt=0.2)                 # zero-window probe at SND.UNA-1
+    zw = c.ack("c", window=0)  # receive buffer full
+    c.ack("s", seq=c.nxt["s"] - 1, dt=0.2)  # zero-window probe at SND.UNA-1
     c.ack("c", window=0)
-    c.ack("s", seq=c.nxt["s"] - 1, dt=0.4)                 # backed-off probe
+    c.ack("s", seq=c.nxt["s"] - 1, dt=0.4)  # backed-off probe
     c.ack("c", window=0)
-    c.ack("c", dt=0.2)                                     # window update: reopens
+    c.ack("c", dt=0.2)  # window update: reopens
     c.data("s", 1000)
     c.ack("c")
     g = list(c.close("c"))
-    return Case("clean_zero_window_probe.pcap",
-                "The client advertises a zero window, the server sends two zero-window probes (len 0 at SND.UNA-1) answered with window 0, then a window update reopens and the transfer ends normally.",
-                cap, [F("SQ005", 1, zw)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                std_transitions(f1, f2, f3, *g),
-                rules="SQ005 (info)", shows="zero window, probes, window update")
+    return Case(
+        "clean_zero_window_probe.pcap",
+        "The client advertises a zero window, the server sends two zero-window probes (len 0 at SND.UNA-1) answered with window 0, then a window update reopens and the transfer ends normally.",
+        cap,
+        [F("SQ005", 1, zw)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        std_transitions(f1, f2, f3, *g),
+        rules="SQ005 (info)",
+        shows="zero window, probes, window update",
+    )
 
 
 @case
@@ -673,18 +903,22 @@ def clean_zero_window_probe_accepted():
     c = Conversation(cap)
     c.handshake()
     c.data("c", 100)
-    zw = c.ack("s", window=0)                              # receive buffer full
-    c.data("c", 1, dt=0.2)                                 # one-byte probe (BSD, Windows)
-    c.data("s", 50)                                        # acknowledges the probe's byte
-    c.ack("c")                                             # at SEG.SEQ 102
+    zw = c.ack("s", window=0)  # receive buffer full
+    c.data("c", 1, dt=0.2)  # one-byte probe (BSD, Windows)
+    c.data("s", 50)  # acknowledges the probe's byte
+    c.ack("c")  # at SEG.SEQ 102
     c.data("c", 20)
     c.ack("s")
     c.close("c")
-    return Case("clean_zero_window_probe_accepted.pcap",
-                "The server advertises a zero window; the client probes it with one byte (rel seq 101), which the server accepts: its next segment acknowledges 102 and the client goes on from 102. Nothing is missing and nothing is acknowledged unsent: the probe's byte counts once accepted.",
-                cap, [F("SQ005", 1, zw)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ005 (info)", shows="one-byte zero-window probe, accepted")
+    return Case(
+        "clean_zero_window_probe_accepted.pcap",
+        "The server advertises a zero window; the client probes it with one byte (rel seq 101), which the server accepts: its next segment acknowledges 102 and the client goes on from 102. Nothing is missing and nothing is acknowledged unsent: the probe's byte counts once accepted.",
+        cap,
+        [F("SQ005", 1, zw)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ005 (info)",
+        shows="one-byte zero-window probe, accepted",
+    )
 
 
 @case
@@ -698,20 +932,27 @@ def clean_stray_ack_after_reuse():
     g1 = new.syn("c", dt=1.0)
     new.synack("s")
     new.ack("c")
-    old.ack("c", dt=0.0005)                                # a late ACK of the first one
+    old.ack("c", dt=0.0005)  # a late ACK of the first one
     for _ in range(3):
         new.data("c", 100, dt=0.01)
         new.ack("s")
     new.close("c")
-    return Case("clean_stray_ack_after_reuse.pcap",
-                "The 4-tuple is used again 1 s after a graceful close (CL010); a late pure ACK of the first connection, far ahead in the second one's sequence space, arrives after the new handshake. Nothing acknowledges the space it skips: it is no sign of capture loss, and the second connection's data is not taken for retransmissions.",
-                cap, [F("CL010", 2, g1, previous_connection=1, gap=1.0, limit=240.0)],
-                [C(1, old, "complete", "graceful", TW, CLOSED),
-                 C(2, new, "complete", "graceful", TW, CLOSED)],
-                rules="CL010", shows="a stray ACK of an earlier connection")
+    return Case(
+        "clean_stray_ack_after_reuse.pcap",
+        "The 4-tuple is used again 1 s after a graceful close (CL010); a late pure ACK of the first connection, far ahead in the second one's sequence space, arrives after the new handshake. Nothing acknowledges the space it skips: it is no sign of capture loss, and the second connection's data is not taken for retransmissions.",
+        cap,
+        [F("CL010", 2, g1, previous_connection=1, gap=1.0, limit=240.0)],
+        [
+            C(1, old, "complete", "graceful", TW, CLOSED),
+            C(2, new, "complete", "graceful", TW, CLOSED),
+        ],
+        rules="CL010",
+        shows="a stray ACK of an earlier connection",
+    )
 
 
 # =========================================================================== HS rules
+
 
 @case
 def hs001():
@@ -720,13 +961,19 @@ def hs001():
     f1 = c.syn("c")
     f2 = c.syn("c", dt=1.0)
     f3 = c.syn("c", dt=2.0)
-    return Case("hs001_syn-unanswered.pcap",
-                "A SYN sent three times (0 s, 1 s, 3 s) never gets a SYN-ACK or RST; the client stays in SYN-SENT.",
-                cap, [F("HS001", 1, f1, attempts=3, isn_abs=CLIENT_ISN, first_frame=f1),
-                      F("HS005", 1, f2, isn_abs=CLIENT_ISN, first_frame=f1),
-                      F("HS005", 1, f3, isn_abs=CLIENT_ISN, first_frame=f1)],
-                [C(1, c, "incomplete", "none", SYN_SENT, None)],
-                rules="HS001 (+HS005 info)", shows="SYN and 2 retransmissions, no answer")
+    return Case(
+        "hs001_syn-unanswered.pcap",
+        "A SYN sent three times (0 s, 1 s, 3 s) never gets a SYN-ACK or RST; the client stays in SYN-SENT.",
+        cap,
+        [
+            F("HS001", 1, f1, attempts=3, isn_abs=CLIENT_ISN, first_frame=f1),
+            F("HS005", 1, f2, isn_abs=CLIENT_ISN, first_frame=f1),
+            F("HS005", 1, f3, isn_abs=CLIENT_ISN, first_frame=f1),
+        ],
+        [C(1, c, "incomplete", "none", SYN_SENT, None)],
+        rules="HS001 (+HS005 info)",
+        shows="SYN and 2 retransmissions, no answer",
+    )
 
 
 @case
@@ -734,15 +981,29 @@ def hs002():
     cap = Capture()
     c = Conversation(cap)
     f1 = c.syn("c")
-    f2 = c.synack("s", ack=CLIENT_ISN)                    # acks the ISN itself, not ISN+1
-    f3 = c.rst("c", seq=CLIENT_ISN)                        # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
-    return Case("hs002_synack-bad-ack.pcap",
-                "The SYN-ACK acknowledges the client's ISN itself (relative ack 0) instead of ISN+1; RFC 9293 section 3.10.7.3: unacceptable in SYN-SENT, the client answers RST <SEQ=SEG.ACK>.",
-                cap, [F("HS002", 1, f2, ack=0, expected=1, ack_abs=CLIENT_ISN,
-                        expected_abs=CLIENT_ISN + 1, syn_data_len=0),
-                      F("RS004", 1, f3)],
-                [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
-                rules="HS002 (+RS004)", shows="SYN-ACK acks the ISN; client answers RST seq=SEG.ACK")
+    f2 = c.synack("s", ack=CLIENT_ISN)  # acks the ISN itself, not ISN+1
+    f3 = c.rst("c", seq=CLIENT_ISN)  # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
+    return Case(
+        "hs002_synack-bad-ack.pcap",
+        "The SYN-ACK acknowledges the client's ISN itself (relative ack 0) instead of ISN+1; RFC 9293 section 3.10.7.3: unacceptable in SYN-SENT, the client answers RST <SEQ=SEG.ACK>.",
+        cap,
+        [
+            F(
+                "HS002",
+                1,
+                f2,
+                ack=0,
+                expected=1,
+                ack_abs=CLIENT_ISN,
+                expected_abs=CLIENT_ISN + 1,
+                syn_data_len=0,
+            ),
+            F("RS004", 1, f3),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
+        rules="HS002 (+RS004)",
+        shows="SYN-ACK acks the ISN; client answers RST seq=SEG.ACK",
+    )
 
 
 @case
@@ -751,11 +1012,15 @@ def hs003():
     c = Conversation(cap)
     c.syn("c")
     f2 = c.synack("s")
-    return Case("hs003_handshake-ack-missing.pcap",
-                "SYN, SYN-ACK, then nothing from the client: the SYN-ACK is never acknowledged, the server is left in SYN-RECEIVED.",
-                cap, [F("HS003", 1, f2, synack_frame=f2)],
-                [C(1, c, "incomplete", "none", EST, SYN_RCVD)],
-                rules="HS003", shows="SYN-ACK never ACKed")
+    return Case(
+        "hs003_handshake-ack-missing.pcap",
+        "SYN, SYN-ACK, then nothing from the client: the SYN-ACK is never acknowledged, the server is left in SYN-RECEIVED.",
+        cap,
+        [F("HS003", 1, f2, synack_frame=f2)],
+        [C(1, c, "incomplete", "none", EST, SYN_RCVD)],
+        rules="HS003",
+        shows="SYN-ACK never ACKed",
+    )
 
 
 @case
@@ -766,13 +1031,19 @@ def hs003_retransmitted():
     f2 = c.synack("s")
     f3 = c.synack("s", dt=1.0)
     f4 = c.synack("s", dt=2.0)
-    return Case("hs003_handshake-ack-missing_retransmitted.pcap",
-                "As hs003, with the server retransmitting its SYN-ACK after 1 s and 3 s; still never acknowledged.",
-                cap, [F("HS003", 1, f2, synack_frame=f2),
-                      F("HS006", 1, f3, isn_abs=SERVER_ISN, first_frame=f2),
-                      F("HS006", 1, f4, isn_abs=SERVER_ISN, first_frame=f2)],
-                [C(1, c, "incomplete", "none", EST, SYN_RCVD)],
-                rules="HS003 (+HS006 info)", shows="SYN-ACK retransmitted, never ACKed")
+    return Case(
+        "hs003_handshake-ack-missing_retransmitted.pcap",
+        "As hs003, with the server retransmitting its SYN-ACK after 1 s and 3 s; still never acknowledged.",
+        cap,
+        [
+            F("HS003", 1, f2, synack_frame=f2),
+            F("HS006", 1, f3, isn_abs=SERVER_ISN, first_frame=f2),
+            F("HS006", 1, f4, isn_abs=SERVER_ISN, first_frame=f2),
+        ],
+        [C(1, c, "incomplete", "none", EST, SYN_RCVD)],
+        rules="HS003 (+HS006 info)",
+        shows="SYN-ACK retransmitted, never ACKed",
+    )
 
 
 @case
@@ -781,27 +1052,47 @@ def hs004():
     c = Conversation(cap)
     c.syn("c")
     c.synack("s")
-    f3 = c.ack("c", ack=SERVER_ISN)                         # should be ISN+1
-    f4 = c.rst("s", seq=SERVER_ISN)                         # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
-    return Case("hs004_handshake-ack-bad.pcap",
-                "The client's handshake-completing ACK acknowledges the server's ISN (relative 0) instead of ISN+1; the server in SYN-RECEIVED answers RST <SEQ=SEG.ACK> (RFC 9293 section 3.10.7.4).",
-                cap, [F("HS004", 1, f3, field="ack", actual=0, expected=1,
-                        actual_abs=SERVER_ISN, expected_abs=SERVER_ISN + 1),
-                      F("RS004", 1, f4)],
-                [C(1, c, "incomplete", "reset", CLOSED, CLOSED)],
-                rules="HS004 (+RS004)", shows="handshake ACK acks server ISN; server RST")
+    f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
+    f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    return Case(
+        "hs004_handshake-ack-bad.pcap",
+        "The client's handshake-completing ACK acknowledges the server's ISN (relative 0) instead of ISN+1; the server in SYN-RECEIVED answers RST <SEQ=SEG.ACK> (RFC 9293 section 3.10.7.4).",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=0,
+                expected=1,
+                actual_abs=SERVER_ISN,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("RS004", 1, f4),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, CLOSED)],
+        rules="HS004 (+RS004)",
+        shows="handshake ACK acks server ISN; server RST",
+    )
 
 
 @case
 def hs005():
     cap = Capture()
     c, syns, f = build_retransmitted_syn(cap, (1.0, 2.0))
-    return Case("hs005_syn-retransmitted.pcap",
-                "The SYN is retransmitted after 1 s and 3 s (same ISN), then answered; normal connection and close.",
-                cap, [F("HS005", 1, syns[1], isn_abs=CLIENT_ISN, first_frame=syns[0]),
-                      F("HS005", 1, syns[2], isn_abs=CLIENT_ISN, first_frame=syns[0])],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS005", shows="SYN retransmitted twice, then normal")
+    return Case(
+        "hs005_syn-retransmitted.pcap",
+        "The SYN is retransmitted after 1 s and 3 s (same ISN), then answered; normal connection and close.",
+        cap,
+        [
+            F("HS005", 1, syns[1], isn_abs=CLIENT_ISN, first_frame=syns[0]),
+            F("HS005", 1, syns[2], isn_abs=CLIENT_ISN, first_frame=syns[0]),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS005",
+        shows="SYN retransmitted twice, then normal",
+    )
 
 
 @case
@@ -814,11 +1105,15 @@ def hs006():
     c.ack("c")
     c.exchange()
     c.close("c")
-    return Case("hs006_synack-retransmitted.pcap",
-                "The server retransmits its SYN-ACK after 1 s (same ISN), then the client's ACK completes the handshake; normal connection and close.",
-                cap, [F("HS006", 1, f3, isn_abs=SERVER_ISN, first_frame=f2)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS006", shows="SYN-ACK retransmitted once")
+    return Case(
+        "hs006_synack-retransmitted.pcap",
+        "The server retransmits its SYN-ACK after 1 s (same ISN), then the client's ACK completes the handshake; normal connection and close.",
+        cap,
+        [F("HS006", 1, f3, isn_abs=SERVER_ISN, first_frame=f2)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS006",
+        shows="SYN-ACK retransmitted once",
+    )
 
 
 @case
@@ -827,15 +1122,19 @@ def hs007():
     c = Conversation(cap)
     c.syn("c")
     c.synack("s")
-    f3 = c.data("s", 100, dt=0.00003)                      # server in SYN-RECEIVED, no TFO
-    c.ack("c", ack=SERVER_ISN + 1)                          # handshake ACK, sent before f3 arrived
-    c.exchange()                                           # the request acks the 100 bytes
+    f3 = c.data("s", 100, dt=0.00003)  # server in SYN-RECEIVED, no TFO
+    c.ack("c", ack=SERVER_ISN + 1)  # handshake ACK, sent before f3 arrived
+    c.exchange()  # the request acks the 100 bytes
     c.close("c")
-    return Case("hs007_data-before-established.pcap",
-                "The server sends 100 bytes right after its SYN-ACK, while still in SYN-RECEIVED (no TFO): RFC 9293 section 3.10.2 queues data until ESTABLISHED. The client's handshake ACK (ack 1, it crossed the data) completes the handshake, its request then acks the 100 bytes.",
-                cap, [F("HS007", 1, f3, payload_len=100, seq=1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS007", shows="server data in SYN-RECEIVED")
+    return Case(
+        "hs007_data-before-established.pcap",
+        "The server sends 100 bytes right after its SYN-ACK, while still in SYN-RECEIVED (no TFO): RFC 9293 section 3.10.2 queues data until ESTABLISHED. The client's handshake ACK (ack 1, it crossed the data) completes the handshake, its request then acks the 100 bytes.",
+        cap,
+        [F("HS007", 1, f3, payload_len=100, seq=1)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS007",
+        shows="server data in SYN-RECEIVED",
+    )
 
 
 @case
@@ -843,18 +1142,24 @@ def hs007_client():
     cap = Capture()
     c = Conversation(cap)
     c.syn("c")
-    f2 = c.data("c", 50, flags=PSH, dt=0.0001, deliver=False)   # no ACK bit, still SYN-SENT
-    c.synack("s")                                          # acks ISN+1: data dropped
-    f4 = c.data("c", 50, seq=CLIENT_ISN + 1)                # handshake ACK carrying the data again
+    f2 = c.data("c", 50, flags=PSH, dt=0.0001, deliver=False)  # no ACK bit, still SYN-SENT
+    c.synack("s")  # acks ISN+1: data dropped
+    f4 = c.data("c", 50, seq=CLIENT_ISN + 1)  # handshake ACK carrying the data again
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("hs007_data-before-established_client.pcap",
-                "The client sends 50 bytes in a non-SYN segment (PSH, no ACK) while still in SYN-SENT; the server drops it (no ACK bit) and the client sends the data again with its handshake ACK.",
-                cap, [F("HS007", 1, f2, payload_len=50, seq=1),
-                      F("SQ002", 1, f4, seq=1, payload_len=50, first_frame=f2)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS007 (+SQ002 info)", shows="client data in SYN-SENT")
+    return Case(
+        "hs007_data-before-established_client.pcap",
+        "The client sends 50 bytes in a non-SYN segment (PSH, no ACK) while still in SYN-SENT; the server drops it (no ACK bit) and the client sends the data again with its handshake ACK.",
+        cap,
+        [
+            F("HS007", 1, f2, payload_len=50, seq=1),
+            F("SQ002", 1, f4, seq=1, payload_len=50, first_frame=f2),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS007 (+SQ002 info)",
+        shows="client data in SYN-SENT",
+    )
 
 
 @case
@@ -866,11 +1171,15 @@ def hs008():
     c.ack("c")
     c.exchange()
     c.close("c")
-    return Case("hs008_synack-without-syn.pcap",
-                "The capture starts with the SYN-ACK (the SYN was not captured); the connection is otherwise normal.",
-                cap, [F("HS008", 1, f1, isn_abs=SERVER_ISN)],
-                [C(1, c, "complete", "graceful", TW, CLOSED, roles_inferred=True)],
-                rules="HS008", shows="first packet is the SYN-ACK")
+    return Case(
+        "hs008_synack-without-syn.pcap",
+        "The capture starts with the SYN-ACK (the SYN was not captured); the connection is otherwise normal.",
+        cap,
+        [F("HS008", 1, f1, isn_abs=SERVER_ISN)],
+        [C(1, c, "complete", "graceful", TW, CLOSED, roles_inferred=True)],
+        rules="HS008",
+        shows="first packet is the SYN-ACK",
+    )
 
 
 @case
@@ -884,22 +1193,31 @@ def hs009():
     c.ack("c")
     c.exchange()
     c.close("c")
-    return Case("hs009_syn-isn-changed.pcap",
-                "The unanswered SYN is repeated after 1 s with a different ISN; the SYN-ACK acknowledges the new ISN+1 and the connection is normal.",
-                cap, [F("HS009", 1, f2, isn_abs=new_isn, previous_isn_abs=CLIENT_ISN, first_frame=f1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS009", shows="SYN repeated with another ISN")
+    return Case(
+        "hs009_syn-isn-changed.pcap",
+        "The unanswered SYN is repeated after 1 s with a different ISN; the SYN-ACK acknowledges the new ISN+1 and the connection is normal.",
+        cap,
+        [F("HS009", 1, f2, isn_abs=new_isn, previous_isn_abs=CLIENT_ISN, first_frame=f1)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS009",
+        shows="SYN repeated with another ISN",
+    )
 
 
 @case
 def hs010():
     cap = Capture()
     c, f1, f2, trans = build_simultaneous_open(cap)
-    return Case("hs010_simultaneous-open.pcap",
-                "Simultaneous open (RFC 9293 figure 7): both SYNs cross, then both SYN,ACKs; data and a normal close (same packets as clean_simultaneous_open).",
-                cap, [F("HS010", 1, f2, other_frame=f1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)], trans,
-                rules="HS010", shows="simultaneous open")
+    return Case(
+        "hs010_simultaneous-open.pcap",
+        "Simultaneous open (RFC 9293 figure 7): both SYNs cross, then both SYN,ACKs; data and a normal close (same packets as clean_simultaneous_open).",
+        cap,
+        [F("HS010", 1, f2, other_frame=f1)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        trans,
+        rules="HS010",
+        shows="simultaneous open",
+    )
 
 
 @case
@@ -907,35 +1225,49 @@ def hs011():
     cap = Capture()
     c = Conversation(cap)
     f1 = c.syn("c")
-    f2 = c.rst("s", with_ack=True, seq=0)       # section 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
-    return Case("hs011_connection-refused.pcap",
-                "The SYN is answered by RST,ACK <SEQ=0><ACK=ISN+1> (no listener, RFC 9293 section 3.10.7.1): connection refused.",
-                cap, [F("HS011", 1, f2, syn_frame=f1)],
-                [C(1, c, "refused", "reset", CLOSED, CLOSED)],
-                rules="HS011", shows="SYN answered by RST,ACK")
+    f2 = c.rst("s", with_ack=True, seq=0)  # section 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+    return Case(
+        "hs011_connection-refused.pcap",
+        "The SYN is answered by RST,ACK <SEQ=0><ACK=ISN+1> (no listener, RFC 9293 section 3.10.7.1): connection refused.",
+        cap,
+        [F("HS011", 1, f2, syn_frame=f1)],
+        [C(1, c, "refused", "reset", CLOSED, CLOSED)],
+        rules="HS011",
+        shows="SYN answered by RST,ACK",
+    )
 
 
 @case
 def hs012():
     cap = Capture()
     c, f = build_tfo(cap, accepted=True)
-    return Case("hs012_syn-with-data.pcap",
-                "TFO SYN with cookie and 100 bytes; the SYN-ACK acknowledges ISN+1+100 (data accepted). Same packets as clean_tfo.",
-                cap, [F("HS012", 1, f[0], payload_len=100, accepted=True)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS012", shows="data in SYN, accepted")
+    return Case(
+        "hs012_syn-with-data.pcap",
+        "TFO SYN with cookie and 100 bytes; the SYN-ACK acknowledges ISN+1+100 (data accepted). Same packets as clean_tfo.",
+        cap,
+        [F("HS012", 1, f[0], payload_len=100, accepted=True)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS012",
+        shows="data in SYN, accepted",
+    )
 
 
 @case
 def hs012_rejected():
     cap = Capture()
     c, f = build_tfo(cap, accepted=False)
-    return Case("hs012_syn-with-data_rejected.pcap",
-                "TFO SYN with cookie and 100 bytes; the SYN-ACK acknowledges only ISN+1 (data not accepted, still a valid SYN-ACK), the client sends the 100 bytes again with its handshake ACK.",
-                cap, [F("HS012", 1, f[0], payload_len=100, accepted=False),
-                      F("SQ002", 1, f[2], seq=1, payload_len=100, first_frame=f[0])],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="HS012 (+SQ002 info)", shows="data in SYN, not accepted, re-sent")
+    return Case(
+        "hs012_syn-with-data_rejected.pcap",
+        "TFO SYN with cookie and 100 bytes; the SYN-ACK acknowledges only ISN+1 (data not accepted, still a valid SYN-ACK), the client sends the 100 bytes again with its handshake ACK.",
+        cap,
+        [
+            F("HS012", 1, f[0], payload_len=100, accepted=False),
+            F("SQ002", 1, f[2], seq=1, payload_len=100, first_frame=f[0]),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="HS012 (+SQ002 info)",
+        shows="data in SYN, not accepted, re-sent",
+    )
 
 
 @case
@@ -943,17 +1275,22 @@ def hs013():
     cap = Capture()
     c = Conversation(cap)
     c.syn("c")
-    f2 = c.send("c", FIN, ts=False, dt=0.0001, deliver=False)   # FIN (no ACK) in SYN-SENT
-    c.synack("s")                                              # ack ISN+1: FIN dropped
-    f4 = c.rst("c", seq=CLIENT_ISN + 1)                         # closed client: <SEQ=SEG.ACK><CTL=RST>
-    return Case("hs013_fin-before-established.pcap",
-                "The client sends a FIN (no ACK) right after its SYN, before any SYN-ACK (RFC 9293: CLOSE in SYN-SENT deletes the TCB, no FIN); the server drops it and answers the SYN, the closed client resets the SYN-ACK.",
-                cap, [F("HS013", 1, f2, seq=1), F("RS004", 1, f4)],
-                [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
-                rules="HS013 (+RS004)", shows="FIN in SYN-SENT")
+    f2 = c.send("c", FIN, ts=False, dt=0.0001, deliver=False)  # FIN (no ACK) in SYN-SENT
+    c.synack("s")  # ack ISN+1: FIN dropped
+    f4 = c.rst("c", seq=CLIENT_ISN + 1)  # closed client: <SEQ=SEG.ACK><CTL=RST>
+    return Case(
+        "hs013_fin-before-established.pcap",
+        "The client sends a FIN (no ACK) right after its SYN, before any SYN-ACK (RFC 9293: CLOSE in SYN-SENT deletes the TCB, no FIN); the server drops it and answers the SYN, the closed client resets the SYN-ACK.",
+        cap,
+        [F("HS013", 1, f2, seq=1), F("RS004", 1, f4)],
+        [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
+        rules="HS013 (+RS004)",
+        shows="FIN in SYN-SENT",
+    )
 
 
 # =========================================================================== CL rules
+
 
 def opened(cap: Capture) -> Conversation:
     """Handshake, 100-byte request, 1000-byte response, ACK: frames 1-6."""
@@ -976,12 +1313,18 @@ def cl001():
     c.ack("c")
     c.data("s", 1000, ack=fin_seq, dt=0.7)
     c.ack("c")
-    return Case("cl001_fin-unacked.pcap",
-                "The client's FIN (rel seq 101) is never acknowledged: the server keeps sending data with ack 101 (never 102) for 1.2 s, even after a FIN retransmission.",
-                cap, [F("CL001", 1, f7, fin_seq=101, expected_ack=102, highest_ack=101),
-                      F("CL006", 1, f10, fin_seq=101, first_frame=f7)],
-                [C(1, c, "complete", "half", FW1, CW)],
-                rules="CL001 (+CL006 info)", shows="FIN never ACKed, peer keeps talking")
+    return Case(
+        "cl001_fin-unacked.pcap",
+        "The client's FIN (rel seq 101) is never acknowledged: the server keeps sending data with ack 101 (never 102) for 1.2 s, even after a FIN retransmission.",
+        cap,
+        [
+            F("CL001", 1, f7, fin_seq=101, expected_ack=102, highest_ack=101),
+            F("CL006", 1, f10, fin_seq=101, first_frame=f7),
+        ],
+        [C(1, c, "complete", "half", FW1, CW)],
+        rules="CL001 (+CL006 info)",
+        shows="FIN never ACKed, peer keeps talking",
+    )
 
 
 @case
@@ -989,14 +1332,18 @@ def cl002():
     cap = Capture()
     c = opened(cap)
     f7 = c.fin("c", dt=0.005)
-    f8 = c.ack("s", ack=c.nxt["c"] - 1)                    # acks the FIN's seq, not seq+1
+    f8 = c.ack("s", ack=c.nxt["c"] - 1)  # acks the FIN's seq, not seq+1
     c.fin("s", dt=0.001)
     c.ack("c")
-    return Case("cl002_fin-ack-bad.pcap",
-                "The server's reply to the client's FIN (rel seq 101) acknowledges 101, the FIN's own sequence number, instead of 102; its own FIN then acks 102 correctly.",
-                cap, [F("CL002", 1, f8, ack=101, expected=102, fin_frame=f7, fin_seq=101)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CL002", shows="reply to FIN acks FIN seq")
+    return Case(
+        "cl002_fin-ack-bad.pcap",
+        "The server's reply to the client's FIN (rel seq 101) acknowledges 101, the FIN's own sequence number, instead of 102; its own FIN then acks 102 correctly.",
+        cap,
+        [F("CL002", 1, f8, ack=101, expected=102, fin_frame=f7, fin_seq=101)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CL002",
+        shows="reply to FIN acks FIN seq",
+    )
 
 
 @case
@@ -1004,15 +1351,19 @@ def cl002_over():
     cap = Capture()
     c = opened(cap)
     f7 = c.fin("c", dt=0.005)
-    f8 = c.ack("s", ack=c.nxt["c"] + 1, deliver=False)     # acks 103: more than was sent
-    c.ack("c")                                             # SEG.ACK > SND.NXT: send ACK, drop
+    f8 = c.ack("s", ack=c.nxt["c"] + 1, deliver=False)  # acks 103: more than was sent
+    c.ack("c")  # SEG.ACK > SND.NXT: send ACK, drop
     c.fin("s", ack=c.nxt["c"], dt=0.001)
     c.ack("c")
-    return Case("cl002_fin-ack-bad_over.pcap",
-                "The server's reply to the client's FIN (rel seq 101) acknowledges 103, more than was sent (expected 102); the client answers with an ACK and ignores it (RFC 9293 section 3.10.7.4), the server's FIN then acks 102.",
-                cap, [F("CL002", 1, f8, ack=103, expected=102, fin_frame=f7, fin_seq=101)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CL002", shows="reply to FIN acks beyond the FIN")
+    return Case(
+        "cl002_fin-ack-bad_over.pcap",
+        "The server's reply to the client's FIN (rel seq 101) acknowledges 103, more than was sent (expected 102); the client answers with an ACK and ignores it (RFC 9293 section 3.10.7.4), the server's FIN then acks 102.",
+        cap,
+        [F("CL002", 1, f8, ack=103, expected=102, fin_frame=f7, fin_seq=101)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CL002",
+        shows="reply to FIN acks beyond the FIN",
+    )
 
 
 @case
@@ -1023,12 +1374,26 @@ def cl003():
     c.ack("s")
     c.data("s", 200, dt=5.0)
     c.ack("c")
-    return Case("cl003_close-incomplete.pcap",
-                "The client's FIN is acked, the server never sends its FIN (it sends data 5 s later, which the client acks): client FIN-WAIT-2, server CLOSE-WAIT at the end.",
-                cap, [F("CL003", 1, f7, closer="client", closer_state=FW2, other="server",
-                        other_state=CW, fin_frame=f7)],
-                [C(1, c, "complete", "half", FW2, CW)],
-                rules="CL003", shows="only one side closed")
+    return Case(
+        "cl003_close-incomplete.pcap",
+        "The client's FIN is acked, the server never sends its FIN (it sends data 5 s later, which the client acks): client FIN-WAIT-2, server CLOSE-WAIT at the end.",
+        cap,
+        [
+            F(
+                "CL003",
+                1,
+                f7,
+                closer="client",
+                closer_state=FW2,
+                other="server",
+                other_state=CW,
+                fin_frame=f7,
+            )
+        ],
+        [C(1, c, "complete", "half", FW2, CW)],
+        rules="CL003",
+        shows="only one side closed",
+    )
 
 
 @case
@@ -1041,13 +1406,19 @@ def cl004():
     seq = c.nxt["s"] - 1
     f10 = c.fin("s", seq=seq, dt=0.2)
     f11 = c.fin("s", seq=seq, dt=0.4)
-    return Case("cl004_last-ack-missing.pcap",
-                "Client FIN acked, then the server's FIN (rel seq 1001) is never acknowledged, even when retransmitted twice: the server stays in LAST-ACK.",
-                cap, [F("CL004", 1, f9, fin_frame=f9, fin_seq=1001, expected_ack=1002),
-                      F("CL006", 1, f10, fin_seq=1001, first_frame=f9),
-                      F("CL006", 1, f11, fin_seq=1001, first_frame=f9)],
-                [C(1, c, "complete", "graceful", TW, LA)],
-                rules="CL004 (+CL006 info)", shows="last ACK missing")
+    return Case(
+        "cl004_last-ack-missing.pcap",
+        "Client FIN acked, then the server's FIN (rel seq 1001) is never acknowledged, even when retransmitted twice: the server stays in LAST-ACK.",
+        cap,
+        [
+            F("CL004", 1, f9, fin_frame=f9, fin_seq=1001, expected_ack=1002),
+            F("CL006", 1, f10, fin_seq=1001, first_frame=f9),
+            F("CL006", 1, f11, fin_seq=1001, first_frame=f9),
+        ],
+        [C(1, c, "complete", "graceful", TW, LA)],
+        rules="CL004 (+CL006 info)",
+        shows="last ACK missing",
+    )
 
 
 @case
@@ -1055,15 +1426,19 @@ def cl005():
     cap = Capture()
     c = opened(cap)
     f7 = c.fin("c", dt=0.005)
-    f8 = c.data("c", 50, dt=0.0001, deliver=False)         # new data beyond the FIN
-    c.ack("s")                                             # acks the FIN only (102)
+    f8 = c.data("c", 50, dt=0.0001, deliver=False)  # new data beyond the FIN
+    c.ack("s")  # acks the FIN only (102)
     c.fin("s", dt=0.0002)
-    c.ack("c")                                             # seq 152: the sender counts its 50 bytes
-    return Case("cl005_data-after-fin.pcap",
-                "After its FIN (rel seq 101) the client sends 50 new bytes at seq 102; the server (CLOSE-WAIT) ignores them (RFC 9293 section 3.10.7.4, seventh step) and closes normally.",
-                cap, [F("CL005", 1, f8, seq=102, payload_len=50, fin_seq=101, fin_frame=f7)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CL005", shows="data after own FIN")
+    c.ack("c")  # seq 152: the sender counts its 50 bytes
+    return Case(
+        "cl005_data-after-fin.pcap",
+        "After its FIN (rel seq 101) the client sends 50 new bytes at seq 102; the server (CLOSE-WAIT) ignores them (RFC 9293 section 3.10.7.4, seventh step) and closes normally.",
+        cap,
+        [F("CL005", 1, f8, seq=102, payload_len=50, fin_seq=101, fin_frame=f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CL005",
+        shows="data after own FIN",
+    )
 
 
 @case
@@ -1075,33 +1450,46 @@ def cl006():
     c.ack("s")
     c.fin("s", dt=0.0002)
     c.ack("c")
-    return Case("cl006_fin-retransmitted.pcap",
-                "The client's FIN is retransmitted after 200 ms (same seq), then acked; normal close.",
-                cap, [F("CL006", 1, f8, fin_seq=101, first_frame=f7)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CL006", shows="FIN retransmitted")
+    return Case(
+        "cl006_fin-retransmitted.pcap",
+        "The client's FIN is retransmitted after 200 ms (same seq), then acked; normal close.",
+        cap,
+        [F("CL006", 1, f8, fin_seq=101, first_frame=f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CL006",
+        shows="FIN retransmitted",
+    )
 
 
 @case
 def cl007():
     cap = Capture()
     c, f7, f8, trans = build_simultaneous_close(cap)
-    return Case("cl007_simultaneous-close.pcap",
-                "Simultaneous close: the FINs cross; both FIN-WAIT-1 -> CLOSING -> TIME-WAIT (same packets as clean_simultaneous_close).",
-                cap, [F("CL007", 1, f8, other_frame=f7)],
-                [C(1, c, "complete", "graceful", TW, TW)], trans,
-                rules="CL007", shows="simultaneous close")
+    return Case(
+        "cl007_simultaneous-close.pcap",
+        "Simultaneous close: the FINs cross; both FIN-WAIT-1 -> CLOSING -> TIME-WAIT (same packets as clean_simultaneous_close).",
+        cap,
+        [F("CL007", 1, f8, other_frame=f7)],
+        [C(1, c, "complete", "graceful", TW, TW)],
+        trans,
+        rules="CL007",
+        shows="simultaneous close",
+    )
 
 
 @case
 def cl008():
     cap = Capture()
     c = opened(cap)
-    return Case("cl008_open-at-end.pcap",
-                "Handshake, request and response, no FIN or RST: the connection is still open when the capture ends.",
-                cap, [F("CL008", 1, cap.frames, idle=0.0)],
-                [C(1, c, "complete", "open", EST, EST)],
-                rules="CL008", shows="connection open at capture end")
+    return Case(
+        "cl008_open-at-end.pcap",
+        "Handshake, request and response, no FIN or RST: the connection is still open when the capture ends.",
+        cap,
+        [F("CL008", 1, cap.frames, idle=0.0)],
+        [C(1, c, "complete", "open", EST, EST)],
+        rules="CL008",
+        shows="connection open at capture end",
+    )
 
 
 @case
@@ -1109,12 +1497,16 @@ def cl009():
     cap = Capture()
     c = opened(cap)
     g = c.close("c")
-    f11 = c.ack("s", dt=1.0)                               # from a CLOSED endpoint
-    return Case("cl009_segment-after-close.pcap",
-                "After a complete graceful close (server CLOSED at frame 10) the server sends a pure ACK 1 s later; not a retransmitted FIN nor its ACK.",
-                cap, [F("CL009", 1, f11, closed_frame=g[3])],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CL009", shows="ACK after the connection closed")
+    f11 = c.ack("s", dt=1.0)  # from a CLOSED endpoint
+    return Case(
+        "cl009_segment-after-close.pcap",
+        "After a complete graceful close (server CLOSED at frame 10) the server sends a pure ACK 1 s later; not a retransmitted FIN nor its ACK.",
+        cap,
+        [F("CL009", 1, f11, closed_frame=g[3])],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CL009",
+        shows="ACK after the connection closed",
+    )
 
 
 @case
@@ -1128,25 +1520,37 @@ def cl010():
     c2.ack("c")
     c2.exchange()
     c2.close("c")
-    return Case("cl010_time-wait-reuse.pcap",
-                "A new SYN (higher ISN) on the same 4-tuple 10 s after the first connection's graceful close, while the client's TIME-WAIT (2*MSL = 240 s) still runs; the second connection is normal.",
-                cap, [F("CL010", 2, g1, previous_connection=1, gap=10.0, limit=240.0)],
-                [C(1, c1, "complete", "graceful", TW, CLOSED), C(2, c2, "complete", "graceful", TW, CLOSED)],
-                rules="CL010", shows="4-tuple reused 10 s after close")
+    return Case(
+        "cl010_time-wait-reuse.pcap",
+        "A new SYN (higher ISN) on the same 4-tuple 10 s after the first connection's graceful close, while the client's TIME-WAIT (2*MSL = 240 s) still runs; the second connection is normal.",
+        cap,
+        [F("CL010", 2, g1, previous_connection=1, gap=10.0, limit=240.0)],
+        [
+            C(1, c1, "complete", "graceful", TW, CLOSED),
+            C(2, c2, "complete", "graceful", TW, CLOSED),
+        ],
+        rules="CL010",
+        shows="4-tuple reused 10 s after close",
+    )
 
 
 # =========================================================================== RS rules
+
 
 @case
 def rs001():
     cap = Capture()
     c = opened(cap)
     f7 = c.rst("c", with_ack=True, dt=0.002)
-    return Case("rs001_reset-established.pcap",
-                "The client aborts the established connection with RST,ACK (seq = RCV.NXT of the server).",
-                cap, [F("RS001", 1, f7)],
-                [C(1, c, "complete", "reset", CLOSED, CLOSED)],
-                rules="RS001", shows="RST in ESTABLISHED")
+    return Case(
+        "rs001_reset-established.pcap",
+        "The client aborts the established connection with RST,ACK (seq = RCV.NXT of the server).",
+        cap,
+        [F("RS001", 1, f7)],
+        [C(1, c, "complete", "reset", CLOSED, CLOSED)],
+        rules="RS001",
+        shows="RST in ESTABLISHED",
+    )
 
 
 @case
@@ -1156,11 +1560,15 @@ def rs002():
     f7 = c.fin("c", dt=0.005)
     c.ack("s")
     f9 = c.rst("s", with_ack=True, dt=0.01)
-    return Case("rs002_reset-during-close.pcap",
-                "The client's FIN is acked, then the server (CLOSE-WAIT) aborts with RST,ACK instead of a FIN.",
-                cap, [F("RS002", 1, f9, fin_frame=f7)],
-                [C(1, c, "complete", "reset", CLOSED, CLOSED)],
-                rules="RS002", shows="RST after one side's FIN")
+    return Case(
+        "rs002_reset-during-close.pcap",
+        "The client's FIN is acked, then the server (CLOSE-WAIT) aborts with RST,ACK instead of a FIN.",
+        cap,
+        [F("RS002", 1, f9, fin_frame=f7)],
+        [C(1, c, "complete", "reset", CLOSED, CLOSED)],
+        rules="RS002",
+        shows="RST after one side's FIN",
+    )
 
 
 @case
@@ -1173,12 +1581,25 @@ def rs003():
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("rs003_reset-out-of-window.pcap",
-                "An RST (server address, seq RCV.NXT+2^30) far outside the client's receive window [1001, 65257) must be ignored; the connection goes on (second request/response) and closes normally.",
-                cap, [F("RS003", 1, f7, seq=1001 + (1 << 30), rcv_nxt=1001, rcv_wnd=WIN["c"] << WSCALE,
-                        window_end=1001 + (WIN["c"] << WSCALE))],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="RS003", shows="out-of-window RST ignored")
+    return Case(
+        "rs003_reset-out-of-window.pcap",
+        "An RST (server address, seq RCV.NXT+2^30) far outside the client's receive window [1001, 65257) must be ignored; the connection goes on (second request/response) and closes normally.",
+        cap,
+        [
+            F(
+                "RS003",
+                1,
+                f7,
+                seq=1001 + (1 << 30),
+                rcv_nxt=1001,
+                rcv_wnd=WIN["c"] << WSCALE,
+                window_end=1001 + (WIN["c"] << WSCALE),
+            )
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="RS003",
+        shows="out-of-window RST ignored",
+    )
 
 
 @case
@@ -1188,11 +1609,15 @@ def rs004():
     c.syn("c")
     c.synack("s")
     f3 = c.rst("c", seq=CLIENT_ISN + 1)
-    return Case("rs004_reset-in-handshake.pcap",
-                "After the SYN-ACK the client resets (RST <SEQ=ISN+1>, no ACK, as a SYN scanner's kernel does) instead of completing the handshake.",
-                cap, [F("RS004", 1, f3)],
-                [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
-                rules="RS004", shows="client RST after SYN-ACK")
+    return Case(
+        "rs004_reset-in-handshake.pcap",
+        "After the SYN-ACK the client resets (RST <SEQ=ISN+1>, no ACK, as a SYN scanner's kernel does) instead of completing the handshake.",
+        cap,
+        [F("RS004", 1, f3)],
+        [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
+        rules="RS004",
+        shows="client RST after SYN-ACK",
+    )
 
 
 @case
@@ -1202,11 +1627,15 @@ def rs004_server():
     c.syn("c")
     c.synack("s")
     f3 = c.rst("s", with_ack=True, seq=SERVER_ISN + 1, dt=0.0001)
-    return Case("rs004_reset-in-handshake_server.pcap",
-                "The server, in SYN-RECEIVED, resets the connection (RST,ACK <SEQ=ISN+1>) before the client's handshake ACK.",
-                cap, [F("RS004", 1, f3)],
-                [C(1, c, "incomplete", "reset", CLOSED, CLOSED)],
-                rules="RS004", shows="server RST in SYN-RECEIVED")
+    return Case(
+        "rs004_reset-in-handshake_server.pcap",
+        "The server, in SYN-RECEIVED, resets the connection (RST,ACK <SEQ=ISN+1>) before the client's handshake ACK.",
+        cap,
+        [F("RS004", 1, f3)],
+        [C(1, c, "incomplete", "reset", CLOSED, CLOSED)],
+        rules="RS004",
+        shows="server RST in SYN-RECEIVED",
+    )
 
 
 @case
@@ -1219,15 +1648,29 @@ def rs005():
     c.ack("c")
     c.exchange()
     c.close("c")
-    return Case("rs005_reset-unacceptable-ack.pcap",
-                "The SYN is answered by an RST,ACK whose ack (rel 5001) is not ISN+1: unacceptable in SYN-SENT, ignored (RFC 9293 section 3.10.7.3); the real SYN-ACK follows and the connection completes normally.",
-                cap, [F("RS005", 1, f2, ack=5001, expected=1, ack_abs=CLIENT_ISN + 5001,
-                        expected_abs=CLIENT_ISN + 1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="RS005", shows="RST,ACK with wrong ack ignored")
+    return Case(
+        "rs005_reset-unacceptable-ack.pcap",
+        "The SYN is answered by an RST,ACK whose ack (rel 5001) is not ISN+1: unacceptable in SYN-SENT, ignored (RFC 9293 section 3.10.7.3); the real SYN-ACK follows and the connection completes normally.",
+        cap,
+        [
+            F(
+                "RS005",
+                1,
+                f2,
+                ack=5001,
+                expected=1,
+                ack_abs=CLIENT_ISN + 5001,
+                expected_abs=CLIENT_ISN + 1,
+            )
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="RS005",
+        shows="RST,ACK with wrong ack ignored",
+    )
 
 
 # =========================================================================== SQ rules
+
 
 @case
 def sq001():
@@ -1236,16 +1679,20 @@ def sq001():
     c.handshake()
     c.data("c", 100)
     c.data("s", 1000)
-    f6 = c.ack("c", ack=c.nxt["s"] + 5000)                  # acks 5000 bytes never sent
-    c.ack("s")                                             # SEG.ACK > SND.NXT: send ACK, drop
-    c.data("s", 1000, dt=0.001)                            # goes on from 1001: no hole
+    f6 = c.ack("c", ack=c.nxt["s"] + 5000)  # acks 5000 bytes never sent
+    c.ack("s")  # SEG.ACK > SND.NXT: send ACK, drop
+    c.data("s", 1000, dt=0.001)  # goes on from 1001: no hole
     c.ack("c")
     c.close("c")
-    return Case("sq001_ack-unsent-data.pcap",
-                "The client acknowledges rel 6001 while the server has sent only up to 1001; the server answers with an ACK, ignores it and goes on from 1001 (no hole), so it is not capture loss.",
-                cap, [F("SQ001", 1, f6, ack=6001, sent_max=1001)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ001", shows="ACK beyond sent data")
+    return Case(
+        "sq001_ack-unsent-data.pcap",
+        "The client acknowledges rel 6001 while the server has sent only up to 1001; the server answers with an ACK, ignores it and goes on from 1001 (no hole), so it is not capture loss.",
+        cap,
+        [F("SQ001", 1, f6, ack=6001, sent_max=1001)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ001",
+        shows="ACK beyond sent data",
+    )
 
 
 @case
@@ -1258,11 +1705,15 @@ def sq002():
     c.data("s", 1000, dt=0.04)
     c.ack("c")
     c.close("c")
-    return Case("sq002_retransmission.pcap",
-                "The client's 100-byte request is sent again after 210 ms with the same seq (RTO), then answered; normal close.",
-                cap, [F("SQ002", 1, f5, seq=1, payload_len=100, first_frame=f4)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ002", shows="data retransmission")
+    return Case(
+        "sq002_retransmission.pcap",
+        "The client's 100-byte request is sent again after 210 ms with the same seq (RTO), then answered; normal close.",
+        cap,
+        [F("SQ002", 1, f5, seq=1, payload_len=100, first_frame=f4)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ002",
+        shows="data retransmission",
+    )
 
 
 @case
@@ -1275,14 +1726,20 @@ def sq003():
     c.ack("s")
     f11 = c.data("c", 200, seq=CLIENT_ISN + 101, dt=0.4, deliver=False)
     f12 = c.ack("s")
-    return Case("sq003_data-unacked.pcap",
-                "The client's 200 bytes at rel seq 101 are never acknowledged: the server keeps answering with pure ACKs ack 101, also to the two retransmissions; the capture ends with the connection open.",
-                cap, [F("SQ003", 1, f7, seq=101, bytes=200, highest_ack=101),
-                      F("SQ002", 1, f9, seq=101, payload_len=200, first_frame=f7),
-                      F("SQ002", 1, f11, seq=101, payload_len=200, first_frame=f7),
-                      F("CL008", 1, f12, idle=0.0)],
-                [C(1, c, "complete", "open", EST, EST)],
-                rules="SQ003 (+SQ002, CL008 info)", shows="data never ACKed")
+    return Case(
+        "sq003_data-unacked.pcap",
+        "The client's 200 bytes at rel seq 101 are never acknowledged: the server keeps answering with pure ACKs ack 101, also to the two retransmissions; the capture ends with the connection open.",
+        cap,
+        [
+            F("SQ003", 1, f7, seq=101, bytes=200, highest_ack=101),
+            F("SQ002", 1, f9, seq=101, payload_len=200, first_frame=f7),
+            F("SQ002", 1, f11, seq=101, payload_len=200, first_frame=f7),
+            F("CL008", 1, f12, idle=0.0),
+        ],
+        [C(1, c, "complete", "open", EST, EST)],
+        rules="SQ003 (+SQ002, CL008 info)",
+        shows="data never ACKed",
+    )
 
 
 @case
@@ -1290,17 +1747,20 @@ def sq004():
     cap = Capture()
     c = Conversation(cap)
     c.handshake()
-    f4 = c.data("c", 100, flags=PSH, deliver=False)         # no ACK bit
-    f5 = c.data("c", 100, seq=CLIENT_ISN + 1, dt=0.2)        # sent again, with ACK
+    f4 = c.data("c", 100, flags=PSH, deliver=False)  # no ACK bit
+    f5 = c.data("c", 100, seq=CLIENT_ISN + 1, dt=0.2)  # sent again, with ACK
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("sq004_ack-flag-missing.pcap",
-                "After the handshake the client sends its request without the ACK flag (RFC 9293: ACK is always set in synchronized states; the server drops it), then again with ACK after 200 ms.",
-                cap, [F("SQ004", 1, f4, seq=1),
-                      F("SQ002", 1, f5, seq=1, payload_len=100, first_frame=f4)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ004 (+SQ002 info)", shows="data segment without ACK")
+    return Case(
+        "sq004_ack-flag-missing.pcap",
+        "After the handshake the client sends its request without the ACK flag (RFC 9293: ACK is always set in synchronized states; the server drops it), then again with ACK after 200 ms.",
+        cap,
+        [F("SQ004", 1, f4, seq=1), F("SQ002", 1, f5, seq=1, payload_len=100, first_frame=f4)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ004 (+SQ002 info)",
+        shows="data segment without ACK",
+    )
 
 
 @case
@@ -1312,15 +1772,19 @@ def sq005():
     c.data("s", 1448, flags=ACK)
     c.data("s", 1448)
     f7 = c.ack("c", window=0)
-    c.ack("c", dt=0.05)                                    # window update
+    c.ack("c", dt=0.05)  # window update
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("sq005_zero-window.pcap",
-                "The client advertises a zero window after 2896 bytes, reopens it 50 ms later with a window update; the transfer completes normally.",
-                cap, [F("SQ005", 1, f7)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ005", shows="zero window, then reopened")
+    return Case(
+        "sq005_zero-window.pcap",
+        "The client advertises a zero window after 2896 bytes, reopens it 50 ms later with a window update; the transfer completes normally.",
+        cap,
+        [F("SQ005", 1, f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ005",
+        shows="zero window, then reopened",
+    )
 
 
 @case
@@ -1331,62 +1795,94 @@ def sq006():
     c.data("c", 100)
     c.data("s", 1000, flags=ACK)
     c.data("s", 1000)
-    cap.swap_last_two(100)                                 # seq 1001 arrives before seq 1
+    cap.swap_last_two(100)  # seq 1001 arrives before seq 1
     f6 = cap.frames
     c.ack("c")
     c.close("c")
-    return Case("sq006_out-of-order.pcap",
-                "Two server segments (rel seq 1 and 1001) arrive swapped, 0.1 ms apart (IP ids show the send order); no retransmission, one ACK covers both.",
-                cap, [F("SQ006", 1, f6, seq=1, expected=2001)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="SQ006", shows="two segments swapped")
+    return Case(
+        "sq006_out-of-order.pcap",
+        "Two server segments (rel seq 1 and 1001) arrive swapped, 0.1 ms apart (IP ids show the send order); no retransmission, one ACK covers both.",
+        cap,
+        [F("SQ006", 1, f6, seq=1, expected=2001)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ006",
+        shows="two segments swapped",
+    )
 
 
 # =========================================================================== FL001
 
+
 def fl001_case(name: str, flags: int, desc: str, problem: str) -> Case:
     cap = Capture()
     c = opened(cap)
-    f7 = c.send("c", flags, ts=False, syn_opts=False, window=WIN["c"], dt=0.01,
-                deliver=False, advance=False)
+    f7 = c.send(
+        "c", flags, ts=False, syn_opts=False, window=WIN["c"], dt=0.01, deliver=False, advance=False
+    )
     if flags & SYN:
-        c.ack("s")                           # RFC 9293 section 3.10.7.4: challenge ACK, drop
+        c.ack("s")  # RFC 9293 section 3.10.7.4: challenge ACK, drop
     c.close("c")
     suffix = "" if not name else "_" + name
-    return Case(f"fl001_invalid-flags{suffix}.pcap", desc, cap, [F("FL001", 1, f7)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="FL001", shows=problem)
+    return Case(
+        f"fl001_invalid-flags{suffix}.pcap",
+        desc,
+        cap,
+        [F("FL001", 1, f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="FL001",
+        shows=problem,
+    )
 
 
-CASES.append(fl001_case("", SYN | FIN,
-             "In an established connection the client sends a segment with SYN and FIN set (rel seq 101, no ACK); the server answers with a challenge ACK (RFC 9293 section 3.10.7.4) and drops it; normal close.",
-             "SYN+FIN segment"))
-CASES.append(fl001_case("null", 0,
-             "In an established connection the client sends a segment with no flags at all (rel seq 101); the server drops it silently (ACK bit off); normal close.",
-             "segment without any flag"))
-CASES.append(fl001_case("xmas", FIN | PSH | URG,
-             "In an established connection the client sends FIN+PSH+URG without ACK (rel seq 101); the server drops it silently (ACK bit off); normal close.",
-             "FIN+PSH+URG without ACK"))
+CASES.append(
+    fl001_case(
+        "",
+        SYN | FIN,
+        "In an established connection the client sends a segment with SYN and FIN set (rel seq 101, no ACK); the server answers with a challenge ACK (RFC 9293 section 3.10.7.4) and drops it; normal close.",
+        "SYN+FIN segment",
+    )
+)
+CASES.append(
+    fl001_case(
+        "null",
+        0,
+        "In an established connection the client sends a segment with no flags at all (rel seq 101); the server drops it silently (ACK bit off); normal close.",
+        "segment without any flag",
+    )
+)
+CASES.append(
+    fl001_case(
+        "xmas",
+        FIN | PSH | URG,
+        "In an established connection the client sends FIN+PSH+URG without ACK (rel seq 101); the server drops it silently (ACK bit off); normal close.",
+        "FIN+PSH+URG without ACK",
+    )
+)
 
 
 # =========================================================================== CP rules
+
 
 @case
 def cp001():
     cap = Capture()
     c = Conversation(cap)
-    c.syn("c", capture=False, at=-60.0)                    # the handshake, a minute before
+    c.syn("c", capture=False, at=-60.0)  # the handshake, a minute before
     c.synack("s", capture=False)
     c.ack("c", capture=False)
     f1 = c.data("c", 100, at=0.0)
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("cp001_midstream.pcap",
-                "The capture starts with the request of an already established connection (no handshake); roles inferred from the ports (80 is the server); normal close.",
-                cap, [F("CP001", 1, f1)],
-                [C(1, c, "none", "graceful", TW, CLOSED, roles_inferred=True)],
-                rules="CP001", shows="no handshake in capture")
+    return Case(
+        "cp001_midstream.pcap",
+        "The capture starts with the request of an already established connection (no handshake); roles inferred from the ports (80 is the server); normal close.",
+        cap,
+        [F("CP001", 1, f1)],
+        [C(1, c, "none", "graceful", TW, CLOSED, roles_inferred=True)],
+        rules="CP001",
+        shows="no handshake in capture",
+    )
 
 
 @case
@@ -1396,16 +1892,20 @@ def cp002():
     c.handshake()
     c.data("c", 100)
     c.data("s", 1000, flags=ACK)
-    c.data("s", 1000, flags=ACK, capture=False)           # on the wire, not in the capture
+    c.data("s", 1000, flags=ACK, capture=False)  # on the wire, not in the capture
     f6 = c.ack("c", dt=0.0005)
     c.data("s", 1000)
     c.ack("c")
     c.close("c")
-    return Case("cp002_capture-loss.pcap",
-                "The server's segment rel seq 1001-2000 is missing from the capture; the client acks 2001 and the server's next segment starts at 2001, confirming the hole.",
-                cap, [F("CP002", 1, f6, ack=2001, seen_max=1001)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP002", shows="data segment not captured")
+    return Case(
+        "cp002_capture-loss.pcap",
+        "The server's segment rel seq 1001-2000 is missing from the capture; the client acks 2001 and the server's next segment starts at 2001, confirming the hole.",
+        cap,
+        [F("CP002", 1, f6, ack=2001, seen_max=1001)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP002",
+        shows="data segment not captured",
+    )
 
 
 @case
@@ -1416,83 +1916,108 @@ def cp002_fin():
     f7 = c.ack("s", dt=0.0005)
     c.fin("s", dt=0.0002)
     c.ack("c")
-    return Case("cp002_capture-loss_fin.pcap",
-                "The client's FIN (rel seq 101) is missing from the capture; the server acks 102, closes, and the client's last ACK (seq 102) confirms the FIN was sent.",
-                cap, [F("CP002", 1, f7, ack=102, seen_max=101)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP002", shows="FIN not captured")
+    return Case(
+        "cp002_capture-loss_fin.pcap",
+        "The client's FIN (rel seq 101) is missing from the capture; the server acks 102, closes, and the client's last ACK (seq 102) confirms the FIN was sent.",
+        cap,
+        [F("CP002", 1, f7, ack=102, seen_max=101)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP002",
+        shows="FIN not captured",
+    )
 
 
 @case
 def cp002_pure_ack():
     cap = Capture()
     c = opened(cap)
-    c.data("s", 500, capture=False)                        # on the wire, not in the capture
-    f7 = c.data("c", 50, dt=0.0005)                        # acknowledges 1501
-    c.ack("s")                                             # seq 1501: the hole shows
+    c.data("s", 500, capture=False)  # on the wire, not in the capture
+    f7 = c.data("c", 50, dt=0.0005)  # acknowledges 1501
+    c.ack("s")  # seq 1501: the hole shows
     c.close("c")
-    return Case("cp002_capture-loss_pure_ack.pcap",
-                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client's next request acks 1501, and the server's pure ACK of it, at seq 1501, confirms the hole (Wireshark: previous segment not captured).",
-                cap, [F("CP002", 1, f7, ack=1501, seen_max=1001)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP002", shows="data not captured, shown by a pure ACK")
+    return Case(
+        "cp002_capture-loss_pure_ack.pcap",
+        "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client's next request acks 1501, and the server's pure ACK of it, at seq 1501, confirms the hole (Wireshark: previous segment not captured).",
+        cap,
+        [F("CP002", 1, f7, ack=1501, seen_max=1001)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP002",
+        shows="data not captured, shown by a pure ACK",
+    )
 
 
 @case
 def cp002_before_fin():
     cap = Capture()
     c = opened(cap)
-    c.data("s", 500, capture=False)                        # on the wire, not in the capture
+    c.data("s", 500, capture=False)  # on the wire, not in the capture
     f7 = c.ack("c", dt=0.0005)
-    c.fin("s", dt=0.005)                                   # seq 1501: the hole shows
+    c.fin("s", dt=0.005)  # seq 1501: the hole shows
     c.ack("c")
     c.fin("c", dt=0.0002)
     c.ack("s")
-    return Case("cp002_capture-loss_before_fin.pcap",
-                "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client acks 1501, and the server's FIN at seq 1501 confirms the hole.",
-                cap, [F("CP002", 1, f7, ack=1501, seen_max=1001)],
-                [C(1, c, "complete", "graceful", CLOSED, TW)],
-                rules="CP002", shows="data not captured, shown by the FIN")
+    return Case(
+        "cp002_capture-loss_before_fin.pcap",
+        "The server's last data segment (rel seq 1001-1500) is missing from the capture; the client acks 1501, and the server's FIN at seq 1501 confirms the hole.",
+        cap,
+        [F("CP002", 1, f7, ack=1501, seen_max=1001)],
+        [C(1, c, "complete", "graceful", CLOSED, TW)],
+        rules="CP002",
+        shows="data not captured, shown by the FIN",
+    )
 
 
 @case
 def cp003():
     cap = Capture(snaplen=64)
     c, f = build_clean_handshake_close(cap)
-    return Case("cp003_truncated-packets.pcap",
-                "clean_handshake_close captured with snaplen 64: every packet is cut (SYN options and payloads partly missing); the analysis uses the IP lengths and is otherwise clean.",
-                cap, [F("CP003", None, 1, count=10, snaplen=64)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP003", shows="snaplen 64")
+    return Case(
+        "cp003_truncated-packets.pcap",
+        "clean_handshake_close captured with snaplen 64: every packet is cut (SYN options and payloads partly missing); the analysis uses the IP lengths and is otherwise clean.",
+        cap,
+        [F("CP003", None, 1, count=10, snaplen=64)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP003",
+        shows="snaplen 64",
+    )
 
 
 @case
 def cp004():
     cap = Capture()
     c, f = build_clean_handshake_close(cap)
-    t, data = cap.records[5]                                # frame 6: client's pure ACK
+    t, data = cap.records[5]  # frame 6: client's pure ACK
     data = bytearray(data)
     csum = struct.unpack("!H", data[50:52])[0] ^ 0x1234
     data[50:52] = struct.pack("!H", csum)
     cap.records[5] = [t, bytes(data)]
-    return Case("cp004_bad-checksum.pcap",
-                "clean_handshake_close with a wrong TCP checksum in frame 6 (the client's pure ACK of the response; its loss would change nothing, the FIN carries the same ack).",
-                cap, [], [C(1, c, "complete", "graceful", TW, CLOSED)],
-                findings_when_enabled=[F("CP004", None, 6, count=1, first_frame=6)],
-                rules="CP004 (disabled by default)", shows="one bad TCP checksum")
+    return Case(
+        "cp004_bad-checksum.pcap",
+        "clean_handshake_close with a wrong TCP checksum in frame 6 (the client's pure ACK of the response; its loss would change nothing, the FIN carries the same ack).",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        findings_when_enabled=[F("CP004", None, 6, count=1, first_frame=6)],
+        rules="CP004 (disabled by default)",
+        shows="one bad TCP checksum",
+    )
 
 
 @case
 def cp005():
     cap = Capture()
     c = opened(cap)
-    f7 = c.send("c", ACK, raw_off=3, ts=False, deliver=False, advance=False)   # data offset 3 (< 5)
+    f7 = c.send("c", ACK, raw_off=3, ts=False, deliver=False, advance=False)  # data offset 3 (< 5)
     c.close("c")
-    return Case("cp005_malformed-packet.pcap",
-                "An extra packet (client -> server, frame 7) whose TCP data offset is 3 words (< 5) cannot be decoded; the conversation around it is a clean one.",
-                cap, [F("CP005", None, f7)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP005", shows="TCP data offset 3")
+    return Case(
+        "cp005_malformed-packet.pcap",
+        "An extra packet (client -> server, frame 7) whose TCP data offset is 3 words (< 5) cannot be decoded; the conversation around it is a clean one.",
+        cap,
+        [F("CP005", None, f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP005",
+        shows="TCP data offset 3",
+    )
 
 
 @case
@@ -1501,25 +2026,34 @@ def cp006():
     c, f = build_clean_handshake_close(cap)
     c2 = Conversation(cap, cport=CLIENT_PORT + 1, cisn=0x4A5B6C7D)
     c2.syn("c", dt=1.0)
-    return Case("cp006_capture-truncated.pcap",
-                "clean_handshake_close followed by an 11th record (a new SYN) whose body is cut after 30 of 74 bytes: the file ends in the middle of a record.",
-                cap, [F("CP006", None, None)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                cut_last=30, packets=10,
-                rules="CP006", shows="last record cut short")
+    return Case(
+        "cp006_capture-truncated.pcap",
+        "clean_handshake_close followed by an 11th record (a new SYN) whose body is cut after 30 of 74 bytes: the file ends in the middle of a record.",
+        cap,
+        [F("CP006", None, None)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        cut_last=30,
+        packets=10,
+        rules="CP006",
+        shows="last record cut short",
+    )
 
 
 @case
 def cp007():
     cap = Capture()
     c, f = build_clean_handshake_close(cap)
-    keep = [0, 2, 3, 5, 6, 9]                              # client -> server frames only
+    keep = [0, 2, 3, 5, 6, 9]  # client -> server frames only
     cap.records = [cap.records[i] for i in keep]
-    return Case("cp007_one-sided.pcap",
-                "Only the client -> server packets of clean_handshake_close (SYN, ACK, request, ACK, FIN, last ACK); the server's side is inferred from the acks.",
-                cap, [F("CP007", 1, 1)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP007", shows="one direction only")
+    return Case(
+        "cp007_one-sided.pcap",
+        "Only the client -> server packets of clean_handshake_close (SYN, ACK, request, ACK, FIN, last ACK); the server's side is inferred from the acks.",
+        cap,
+        [F("CP007", 1, 1)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP007",
+        shows="one direction only",
+    )
 
 
 @case
@@ -1532,11 +2066,15 @@ def cp008():
     f6 = cap.duplicate_last()
     c.ack("c")
     c.close("c")
-    return Case("cp008_capture-duplicates.pcap",
-                "The server's response (frame 5) is stored twice: identical bytes, same timestamp (a capture duplicate, not a retransmission).",
-                cap, [F("CP008", 1, f6, original_frame=f5)],
-                [C(1, c, "complete", "graceful", TW, CLOSED)],
-                rules="CP008", shows="packet stored twice")
+    return Case(
+        "cp008_capture-duplicates.pcap",
+        "The server's response (frame 5) is stored twice: identical bytes, same timestamp (a capture duplicate, not a retransmission).",
+        cap,
+        [F("CP008", 1, f6, original_frame=f5)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP008",
+        shows="packet stored twice",
+    )
 
 
 # =========================================================================== output
@@ -1770,8 +2308,11 @@ def sort_key(cs: Case) -> tuple:
 
 
 def main() -> None:
-    outdir = Path(sys.argv[1]) if len(sys.argv) > 1 else \
-        Path(__file__).resolve().parent.parent / "sample_pcaps" / "crafted"
+    outdir = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parent.parent / "sample_pcaps" / "crafted"
+    )
     outdir.mkdir(parents=True, exist_ok=True)
     cases = sorted(CASES, key=sort_key)
     names = [cs.file for cs in cases]

@@ -43,23 +43,30 @@ import dpkt
 C4, S4 = "10.0.0.1", "10.0.0.2"
 C6, S6 = "2001:db8::1", "2001:db8::2"
 CPORT, SPORT = 40000, 80
-ISN_C, ISN_S = 3_000_000_000, 123_456_789     # client ISN > 2**31 on purpose
+ISN_C, ISN_S = 3_000_000_000, 123_456_789  # client ISN > 2**31 on purpose
 MAC_C, MAC_S = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
-BASE_NS = 1_700_000_000_123_456_000             # 2023-11-14T22:13:20.123456Z
+BASE_NS = 1_700_000_000_123_456_000  # 2023-11-14T22:13:20.123456Z
 OFFSETS_US = (0, 150, 300, 1000, 2500, 2700, 10000, 10200, 10400, 10600)
-NSEC_EXTRA = 789                                # sub-microsecond part in the -nsec files
+NSEC_EXTRA = 789  # sub-microsecond part in the -nsec files
 
-REQUEST = (b"GET /index.html HTTP/1.1\r\nHost: example.test\r\n"
-           b"User-Agent: pcapcheck-fixture\r\n\r\n").ljust(100, b"x")
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 219\r\n\r\n"
-            ).ljust(300, b"y")
+REQUEST = (
+    b"GET /index.html HTTP/1.1\r\nHost: example.test\r\nUser-Agent: pcapcheck-fixture\r\n\r\n"
+).ljust(100, b"x")
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 219\r\n\r\n").ljust(
+    300, b"y"
+)
 
 F, S, R, P, A = dpkt.tcp.TH_FIN, dpkt.tcp.TH_SYN, dpkt.tcp.TH_RST, dpkt.tcp.TH_PUSH, dpkt.tcp.TH_ACK
 
 
 def _syn_opts(mss: int, tsval: int, tsecr: int, ws: int) -> bytes:
-    return (struct.pack("!BBH", 2, 4, mss) + b"\x04\x02"
-            + struct.pack("!BBII", 8, 10, tsval, tsecr) + b"\x01" + bytes((3, 3, ws)))
+    return (
+        struct.pack("!BBH", 2, 4, mss)
+        + b"\x04\x02"
+        + struct.pack("!BBII", 8, 10, tsval, tsecr)
+        + b"\x01"
+        + bytes((3, 3, ws))
+    )
 
 
 def _ts_opts(tsval: int, tsecr: int) -> bytes:
@@ -94,8 +101,17 @@ def _a6(s: str) -> bytes:
 def tcp_segment(pkt, src: bytes, dst: bytes) -> bytes:
     """TCP header + options + payload with the checksum for the given addresses."""
     from_client, flags, seq, ack, win, opts, payload = pkt
-    t = dpkt.tcp.TCP(sport=CPORT if from_client else SPORT, dport=SPORT if from_client else CPORT,
-                     seq=seq, ack=ack, flags=flags, win=win, opts=opts, data=payload, sum=0)
+    t = dpkt.tcp.TCP(
+        sport=CPORT if from_client else SPORT,
+        dport=SPORT if from_client else CPORT,
+        seq=seq,
+        ack=ack,
+        flags=flags,
+        win=win,
+        opts=opts,
+        data=payload,
+        sum=0,
+    )
     t.off = (20 + len(opts)) // 4
     raw = bytes(t)
     if len(src) == 4:
@@ -110,8 +126,16 @@ def ipv4_packet(i: int, ip_opts: bytes = b"") -> bytes:
     pkt = CONVERSATION[i]
     src, dst = (_a4(C4), _a4(S4)) if pkt[0] else (_a4(S4), _a4(C4))
     seg = tcp_segment(pkt, src, dst)
-    ip = dpkt.ip.IP(src=src, dst=dst, p=6, ttl=64, id=(20001 + i) if pkt[0] else (30001 + i),
-                    tos=0, data=seg, opts=ip_opts)
+    ip = dpkt.ip.IP(
+        src=src,
+        dst=dst,
+        p=6,
+        ttl=64,
+        id=(20001 + i) if pkt[0] else (30001 + i),
+        tos=0,
+        data=seg,
+        opts=ip_opts,
+    )
     ip.hl = 5 + len(ip_opts) // 4
     ip.df = 1
     ip.len = 20 + len(ip_opts) + len(seg)
@@ -129,13 +153,13 @@ def ipv6_packet(i: int, ext: list[tuple[int, bytes]] | None = None) -> bytes:
     types = [t for t, _ in ext] + [6]
     for k, (htype, body) in enumerate(ext):
         nxt = types[k + 1]
-        if htype == 44:                          # fragment: fixed 8 bytes
+        if htype == 44:  # fragment: fixed 8 bytes
             hdr = bytes((nxt, 0)) + body
             assert len(hdr) == 8
-        elif htype == 51:                        # AH: length in 4-byte units minus 2
+        elif htype == 51:  # AH: length in 4-byte units minus 2
             hdr = bytes((nxt, (len(body) + 2) // 4 - 2)) + body
             assert (hdr[1] + 2) * 4 == len(hdr)
-        else:                                    # 8-byte units minus 1
+        else:  # 8-byte units minus 1
             hdr = bytes((nxt, (len(body) + 2) // 8 - 1)) + body
             assert (hdr[1] + 1) * 8 == len(hdr)
         chain += hdr
@@ -161,8 +185,10 @@ def macs(i: int) -> tuple[bytes, bytes]:
 
 # ---- containers ------------------------------------------------------------------------
 
-def pcap_file(frames, linktype: int, endian: str = "<", nsec: bool = False,
-              snaplen: int = 65535) -> bytes:
+
+def pcap_file(
+    frames, linktype: int, endian: str = "<", nsec: bool = False, snaplen: int = 65535
+) -> bytes:
     """pcap file: ``frames`` = [(ts_ns, data)]; records cut to ``snaplen``."""
     magic = 0xA1B23C4D if nsec else 0xA1B2C3D4
     out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
@@ -195,8 +221,14 @@ def ng_shb(endian: str) -> bytes:
     return ng_block(endian, 0x0A0D0D0A, body)
 
 
-def ng_idb(endian: str, linktype: int, snaplen: int, tsresol: int | None = None,
-           tsoffset: int | None = None, name: str | None = None) -> bytes:
+def ng_idb(
+    endian: str,
+    linktype: int,
+    snaplen: int,
+    tsresol: int | None = None,
+    tsoffset: int | None = None,
+    name: str | None = None,
+) -> bytes:
     body = struct.pack(endian + "HHI", linktype, 0, snaplen)
     if name:
         body += ng_option(endian, 2, name.encode())
@@ -209,14 +241,21 @@ def ng_idb(endian: str, linktype: int, snaplen: int, tsresol: int | None = None,
 
 
 def ng_epb(endian: str, ifid: int, ticks: int, data: bytes, wire: int | None = None) -> bytes:
-    body = struct.pack(endian + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
-                       len(data) if wire is None else wire) + _pad4(data)
+    body = struct.pack(
+        endian + "IIIII",
+        ifid,
+        ticks >> 32,
+        ticks & 0xFFFFFFFF,
+        len(data),
+        len(data) if wire is None else wire,
+    ) + _pad4(data)
     return ng_block(endian, 6, body)
 
 
 def ng_pb(endian: str, ifid: int, ticks: int, data: bytes) -> bytes:
-    body = struct.pack(endian + "HHIIII", ifid, 0, ticks >> 32, ticks & 0xFFFFFFFF,
-                       len(data), len(data)) + _pad4(data)
+    body = struct.pack(
+        endian + "HHIIII", ifid, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)
+    ) + _pad4(data)
     return ng_block(endian, 2, body)
 
 
@@ -225,6 +264,7 @@ def ng_isb(endian: str, ifid: int, ticks: int) -> bytes:
 
 
 # ---- the captures ----------------------------------------------------------------------
+
 
 def frames_eth_ipv4(tags: tuple = (), ip_opts: bytes = b"") -> list[tuple[int, bytes]]:
     out = []
@@ -244,7 +284,7 @@ def frames_ipv4(wrap) -> list[tuple[int, bytes]]:
 
 def sll(i: int, proto: int, payload: bytes) -> bytes:
     mac = macs(i)[0]
-    ptype = 4 if CONVERSATION[i][0] else 0          # outgoing / to us
+    ptype = 4 if CONVERSATION[i][0] else 0  # outgoing / to us
     return struct.pack("!HHH8sH", ptype, 1, 6, mac, proto) + payload
 
 
@@ -284,8 +324,11 @@ def multi_section_pcapng() -> bytes:
         else:
             out.append(ng_epb("<", 0, TIMES_NS[i] // 1000, frame))
     off = 1_700_000_000
-    out += [ng_shb(">"), ng_block(">", 0x00000777, b"\x01\x02\x03"),
-            ng_idb(">", 101, 1500, tsresol=9, tsoffset=off)]
+    out += [
+        ng_shb(">"),
+        ng_block(">", 0x00000777, b"\x01\x02\x03"),
+        ng_idb(">", 101, 1500, tsresol=9, tsoffset=off),
+    ]
     for i in range(5, 10):
         out.append(ng_epb(">", 0, TIMES_NS[i] - off * 1_000_000_000, ipv4_packet(i)))
     return b"".join(out)
@@ -295,15 +338,19 @@ def with_non_tcp() -> list[tuple[int, bytes]]:
     """The Ethernet conversation with a DNS query (UDP) after frame 2, an ARP request
     after frame 4 and a non-first IPv4 fragment after frame 7 (13 frames)."""
     frames = frames_eth_ipv4()
-    udp = dpkt.udp.UDP(sport=53000, dport=53, data=b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6
-                       + b"\x07example\x04test\x00\x00\x01\x00\x01")
+    udp = dpkt.udp.UDP(
+        sport=53000,
+        dport=53,
+        data=b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + b"\x07example\x04test\x00\x00\x01\x00\x01",
+    )
     udp.ulen = len(udp)
     ip_udp = dpkt.ip.IP(src=_a4(C4), dst=_a4("10.0.0.53"), p=17, ttl=64, id=40000, data=udp)
     ip_udp.sum = 0
-    arp = dpkt.arp.ARP(sha=MAC_C, spa=_a4(C4), tha=b"\x00" * 6, tpa=_a4(S4),
-                       op=dpkt.arp.ARP_OP_REQUEST)
+    arp = dpkt.arp.ARP(
+        sha=MAC_C, spa=_a4(C4), tha=b"\x00" * 6, tpa=_a4(S4), op=dpkt.arp.ARP_OP_REQUEST
+    )
     frag = dpkt.ip.IP(src=_a4(S4), dst=_a4(C4), p=6, ttl=64, id=40001, data=b"z" * 48)
-    frag.offset = 185                 # in 8-byte units: a non-first fragment, MF clear
+    frag.offset = 185  # in 8-byte units: a non-first fragment, MF clear
     frag.sum = 0
     extra = {
         2: eth(MAC_C, b"\x02\x00\x00\x00\x00\x35", 0x0800, bytes(ip_udp)),
@@ -352,76 +399,135 @@ def build(outdir: Path) -> dict[str, str]:
     put("eth_ipv4.pcap", eth_ipv4, "reference: pcap usec, little-endian, Ethernet, IPv4")
     put("eth_ipv4_bigendian.pcap", pcap_file(base, 1, ">"), "pcap usec, big-endian")
     nsec_frames = [(ts + NSEC_EXTRA, d) for ts, d in base]
-    put("eth_ipv4_nsec.pcap", pcap_file(nsec_frames, 1, nsec=True),
-        f"pcap nsec, little-endian (timestamps +{NSEC_EXTRA} ns)")
-    put("eth_ipv4_nsec_bigendian.pcap", pcap_file(nsec_frames, 1, ">", nsec=True),
-        f"pcap nsec, big-endian (timestamps +{NSEC_EXTRA} ns)")
+    put(
+        "eth_ipv4_nsec.pcap",
+        pcap_file(nsec_frames, 1, nsec=True),
+        f"pcap nsec, little-endian (timestamps +{NSEC_EXTRA} ns)",
+    )
+    put(
+        "eth_ipv4_nsec_bigendian.pcap",
+        pcap_file(nsec_frames, 1, ">", nsec=True),
+        f"pcap nsec, big-endian (timestamps +{NSEC_EXTRA} ns)",
+    )
     put("eth_ipv4.pcap.gz", gz(eth_ipv4), "gzip of eth_ipv4.pcap")
     put("eth_ipv4_gzip_no_suffix.pcap", gz(eth_ipv4), "gzip of eth_ipv4.pcap without .gz suffix")
-    put("multi_if.pcapng", multi_if_pcapng(),
+    put(
+        "multi_if.pcapng",
+        multi_if_pcapng(),
         "pcapng, 2 interfaces: Ethernet/usec (client packets), raw IP/nsec (server"
-        " packets); an unknown block (counted) and an ISB")
-    put("multi_section.pcapng", multi_section_pcapng(),
+        " packets); an unknown block (counted) and an ISB",
+    )
+    put(
+        "multi_section.pcapng",
+        multi_section_pcapng(),
         "pcapng, 2 sections: LE Ethernet (one obsolete Packet Block), BE raw IP with"
-        " if_tsresol=9 and if_tsoffset; an unknown block (counted)")
+        " if_tsresol=9 and if_tsoffset; an unknown block (counted)",
+    )
     put("multi_if.pcapng.gz", gz(multi_if_pcapng()), "gzip of multi_if.pcapng")
     put("vlan.pcap", pcap_file(frames_eth_ipv4(((0x8100, 100),)), 1), "Ethernet + 802.1Q tag")
-    put("qinq.pcap", pcap_file(frames_eth_ipv4(((0x88A8, 200), (0x8100, 100))), 1),
-        "Ethernet + 802.1ad outer tag + 802.1Q inner tag")
-    put("qinq_9100.pcap", pcap_file(frames_eth_ipv4(((0x9100, 300), (0x8100, 100))), 1),
-        "Ethernet + legacy QinQ 0x9100 + 802.1Q")
-    put("sll.pcap", pcap_file(frames_ipv4(lambda i, p: sll(i, 0x0800, p)), 113),
-        "Linux cooked capture v1 (SLL, 113)")
-    put("sll2.pcap", pcap_file(frames_ipv4(lambda i, p: sll2(i, 0x0800, p)), 276),
-        "Linux cooked capture v2 (SLL2, 276)")
-    put("null.pcap", pcap_file(frames_ipv4(lambda i, p: struct.pack("<I", 2) + p), 0),
-        "BSD loopback NULL (0), family 2 little-endian")
-    put("null_ipv6_bigendian.pcap",
+    put(
+        "qinq.pcap",
+        pcap_file(frames_eth_ipv4(((0x88A8, 200), (0x8100, 100))), 1),
+        "Ethernet + 802.1ad outer tag + 802.1Q inner tag",
+    )
+    put(
+        "qinq_9100.pcap",
+        pcap_file(frames_eth_ipv4(((0x9100, 300), (0x8100, 100))), 1),
+        "Ethernet + legacy QinQ 0x9100 + 802.1Q",
+    )
+    put(
+        "sll.pcap",
+        pcap_file(frames_ipv4(lambda i, p: sll(i, 0x0800, p)), 113),
+        "Linux cooked capture v1 (SLL, 113)",
+    )
+    put(
+        "sll2.pcap",
+        pcap_file(frames_ipv4(lambda i, p: sll2(i, 0x0800, p)), 276),
+        "Linux cooked capture v2 (SLL2, 276)",
+    )
+    put(
+        "null.pcap",
+        pcap_file(frames_ipv4(lambda i, p: struct.pack("<I", 2) + p), 0),
+        "BSD loopback NULL (0), family 2 little-endian",
+    )
+    put(
+        "null_ipv6_bigendian.pcap",
         pcap_file(frames_ipv6(lambda i, p: struct.pack(">I", 30) + p), 0),
-        "BSD loopback NULL (0), family 30 (IPv6) big-endian")
-    put("loop.pcap", pcap_file(frames_ipv4(lambda i, p: struct.pack(">I", 2) + p), 108),
-        "OpenBSD loopback LOOP (108), family 2 network order")
+        "BSD loopback NULL (0), family 30 (IPv6) big-endian",
+    )
+    put(
+        "loop.pcap",
+        pcap_file(frames_ipv4(lambda i, p: struct.pack(">I", 2) + p), 108),
+        "OpenBSD loopback LOOP (108), family 2 network order",
+    )
     put("raw_ipv4.pcap", pcap_file(frames_ipv4(lambda i, p: p), 101), "raw IP (101), IPv4")
     put("raw_ipv4_228.pcap", pcap_file(frames_ipv4(lambda i, p: p), 228), "LINKTYPE_IPV4 (228)")
     put("raw_ipv6.pcap", pcap_file(frames_ipv6(lambda i, p: p), 101), "raw IP (101), IPv6")
     put("raw_ipv6_229.pcap", pcap_file(frames_ipv6(lambda i, p: p), 229), "LINKTYPE_IPV6 (229)")
-    put("eth_ipv6.pcap", pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p)), 1),
-        "Ethernet, IPv6")
-    hbh = (0, b"\x01\x04\x00\x00\x00\x00")                     # PadN: 8 bytes
-    dst = (60, b"\x01\x0c" + b"\x00" * 12)                     # PadN: 16 bytes
-    put("eth_ipv6_exthdr.pcap",
+    put(
+        "eth_ipv6.pcap",
+        pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p)), 1),
+        "Ethernet, IPv6",
+    )
+    hbh = (0, b"\x01\x04\x00\x00\x00\x00")  # PadN: 8 bytes
+    dst = (60, b"\x01\x0c" + b"\x00" * 12)  # PadN: 16 bytes
+    put(
+        "eth_ipv6_exthdr.pcap",
         pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p), [hbh, dst]), 1),
-        "Ethernet, IPv6 + hop-by-hop (8 bytes) + destination options (16 bytes)")
-    srh = (43, bytes((4, 0, 0, 0, 0, 0)) + _a6(S6))            # SRH, segments left 0
-    frag = (44, b"\x00\x00\x00\x00\x12\x34")                   # atomic fragment
-    ah = (51, b"\x00\x00" + struct.pack("!II", 0x1000, 1) + b"\xaa" * 12)   # 24 bytes
-    put("eth_ipv6_allext.pcap",
-        pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p),
-                              [hbh, srh, frag, ah, dst]), 1),
+        "Ethernet, IPv6 + hop-by-hop (8 bytes) + destination options (16 bytes)",
+    )
+    srh = (43, bytes((4, 0, 0, 0, 0, 0)) + _a6(S6))  # SRH, segments left 0
+    frag = (44, b"\x00\x00\x00\x00\x12\x34")  # atomic fragment
+    ah = (51, b"\x00\x00" + struct.pack("!II", 0x1000, 1) + b"\xaa" * 12)  # 24 bytes
+    put(
+        "eth_ipv6_allext.pcap",
+        pcap_file(frames_ipv6(lambda i, p: eth(*macs(i), 0x86DD, p), [hbh, srh, frag, ah, dst]), 1),
         "Ethernet, IPv6 + hop-by-hop + routing (SRH, 0 left) + atomic fragment + AH (24"
-        " bytes) + destination options")
-    ip_opts = b"\x94\x04\x00\x00" + b"\x01\x01\x01\x00"       # router alert, NOPs, EOL
-    put("ipv4_options.pcap", pcap_file(frames_eth_ipv4(ip_opts=ip_opts), 1),
-        "Ethernet, IPv4 with 8 bytes of options (IHL 7)")
-    put("snaplen64.pcap", pcap_file(frames_ipv4(lambda i, p: p), 101, snaplen=64),
-        "raw IPv4, snaplen 64: payloads cut, headers complete")
-    put("with_non_tcp.pcap", pcap_file(with_non_tcp(), 1),
-        "Ethernet conversation + UDP (frame 3), ARP (frame 6), IPv4 fragment (frame 10)")
+        " bytes) + destination options",
+    )
+    ip_opts = b"\x94\x04\x00\x00" + b"\x01\x01\x01\x00"  # router alert, NOPs, EOL
+    put(
+        "ipv4_options.pcap",
+        pcap_file(frames_eth_ipv4(ip_opts=ip_opts), 1),
+        "Ethernet, IPv4 with 8 bytes of options (IHL 7)",
+    )
+    put(
+        "snaplen64.pcap",
+        pcap_file(frames_ipv4(lambda i, p: p), 101, snaplen=64),
+        "raw IPv4, snaplen 64: payloads cut, headers complete",
+    )
+    put(
+        "with_non_tcp.pcap",
+        pcap_file(with_non_tcp(), 1),
+        "Ethernet conversation + UDP (frame 3), ARP (frame 6), IPv4 fragment (frame 10)",
+    )
 
     # ---- bad/ -------------------------------------------------------------------------
     offs = record_offsets(eth_ipv4)
-    put("bad/cut_record_body.pcap", eth_ipv4[:offs[5] + 16 + 20],
-        "cut 20 bytes into the body of record 6 (5 complete records)")
-    put("bad/cut_record_header.pcap", eth_ipv4[:offs[5] + 7],
-        "cut 7 bytes into the header of record 6 (5 complete records)")
+    put(
+        "bad/cut_record_body.pcap",
+        eth_ipv4[: offs[5] + 16 + 20],
+        "cut 20 bytes into the body of record 6 (5 complete records)",
+    )
+    put(
+        "bad/cut_record_header.pcap",
+        eth_ipv4[: offs[5] + 7],
+        "cut 7 bytes into the header of record 6 (5 complete records)",
+    )
     ng = multi_if_pcapng()
-    put("bad/cut_block.pcapng", ng[:len(ng) - 30],
-        "multi_if.pcapng cut 30 bytes before its end (inside the last EPB)")
+    put(
+        "bad/cut_block.pcapng",
+        ng[: len(ng) - 30],
+        "multi_if.pcapng cut 30 bytes before its end (inside the last EPB)",
+    )
     bad_len = bytearray(ng)
     third_epb = _find_epb(ng, 3)
     struct.pack_into("<I", bad_len, third_epb + 4, 1001)
-    put("bad/bad_block_length.pcapng", bytes(bad_len),
-        "multi_if.pcapng with the 3rd EPB's length set to 1001 (not a multiple of 4)")
+    put(
+        "bad/bad_block_length.pcapng",
+        bytes(bad_len),
+        "multi_if.pcapng with the 3rd EPB's length set to 1001 (not a multiple of 4)",
+    )
 
     def patched(i: int, fn) -> bytes:
         fr = list(base)
@@ -444,14 +550,26 @@ def build(outdir: Path) -> dict[str, str]:
     put("bad/ipv4_ihl3.pcap", patched(3, ihl3), "frame 4 has IPv4 IHL 3")
     put("bad/tcp_doff3.pcap", patched(3, doff3), "frame 4 has TCP data offset 3")
     put("bad/tcp_optlen0.pcap", patched(0, optlen0), "frame 1 (SYN): MSS option length 0")
-    put("bad/corrupt.pcap.gz", corrupt_gzip(eth_ipv4, offs[5] + 16 + 20),
-        "gzip: valid for the first 5 records and 20 bytes of record 6, then garbage")
-    put("bad/cut_gzip.pcap.gz", gz(eth_ipv4)[:-100],
-        "gzip of eth_ipv4.pcap with its last 100 bytes cut off")
-    put("bad/corrupt_start.pcap.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 60,
-        "gzip magic followed by garbage: nothing can be decompressed")
-    put("bad/text.pcap", b"This is not a capture file.\nJust some text.\n",
-        "a text file named .pcap")
+    put(
+        "bad/corrupt.pcap.gz",
+        corrupt_gzip(eth_ipv4, offs[5] + 16 + 20),
+        "gzip: valid for the first 5 records and 20 bytes of record 6, then garbage",
+    )
+    put(
+        "bad/cut_gzip.pcap.gz",
+        gz(eth_ipv4)[:-100],
+        "gzip of eth_ipv4.pcap with its last 100 bytes cut off",
+    )
+    put(
+        "bad/corrupt_start.pcap.gz",
+        b"\x1f\x8b\x08\x00" + b"\xff" * 60,
+        "gzip magic followed by garbage: nothing can be decompressed",
+    )
+    put(
+        "bad/text.pcap",
+        b"This is not a capture file.\nJust some text.\n",
+        "a text file named .pcap",
+    )
     put("bad/text.pcap.gz", gz(b"hello, world\n"), "gzip-compressed text")
     put("bad/empty.pcap", b"", "0 bytes")
     put("bad/header_only.pcap", pcap_file([], 1), "valid pcap file header, no records (valid)")
@@ -459,14 +577,22 @@ def build(outdir: Path) -> dict[str, str]:
     big = bytearray(eth_ipv4)
     struct.pack_into("<I", big, offs[2] + 8, 0x7FFFFFF0)
     put("bad/absurd_caplen.pcap", bytes(big), "record 3 claims a captured length of 0x7ffffff0")
-    put("bad/caplen_over_snaplen.pcap", pcap_file(base, 1)[:16] + struct.pack("<I", 70)
-        + pcap_file(base, 1)[20:],
+    put(
+        "bad/caplen_over_snaplen.pcap",
+        pcap_file(base, 1)[:16] + struct.pack("<I", 70) + pcap_file(base, 1)[20:],
         "snaplen 70 in the file header; the 74-byte SYN (record 1) exceeds it (read "
-        "anyway, as libpcap and Wireshark do)")
-    put("bad/snaplen_cuts_header.pcap", pcap_file(base, 1, snaplen=60),
-        "Ethernet with snaplen 60: every TCP header is cut (DecodeError for all)")
-    put("bad/unsupported_linktype.pcap", pcap_file(base, 147),
-        "the Ethernet frames with link type 147 (USER0)")
+        "anyway, as libpcap and Wireshark do)",
+    )
+    put(
+        "bad/snaplen_cuts_header.pcap",
+        pcap_file(base, 1, snaplen=60),
+        "Ethernet with snaplen 60: every TCP header is cut (DecodeError for all)",
+    )
+    put(
+        "bad/unsupported_linktype.pcap",
+        pcap_file(base, 147),
+        "the Ethernet frames with link type 147 (USER0)",
+    )
 
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "bad").mkdir(exist_ok=True)
@@ -489,20 +615,31 @@ def _find_epb(ng: bytes, nth: int) -> int:
 
 
 def write_readme(outdir: Path, files: dict[str, str]) -> None:
-    lines = ["# Encapsulation test captures", "",
-             "Written by `scripts/make_encap_captures.py` (deterministic; re-run it to",
-             "regenerate). Every good capture holds the same 10-packet TCP conversation",
-             "(handshake with MSS/SACK-perm/timestamps/window-scale options, 100 bytes",
-             "client to server, 300 bytes back, FIN/ACK from each side), client",
-             f"{C4}:{CPORT} / [{C6}]:{CPORT}, server {S4}:{SPORT} / [{S6}]:{SPORT}.", "",
-             "| file | content |", "|---|---|"]
+    lines = [
+        "# Encapsulation test captures",
+        "",
+        "Written by `scripts/make_encap_captures.py` (deterministic; re-run it to",
+        "regenerate). Every good capture holds the same 10-packet TCP conversation",
+        "(handshake with MSS/SACK-perm/timestamps/window-scale options, 100 bytes",
+        "client to server, 300 bytes back, FIN/ACK from each side), client",
+        f"{C4}:{CPORT} / [{C6}]:{CPORT}, server {S4}:{SPORT} / [{S6}]:{SPORT}.",
+        "",
+        "| file | content |",
+        "|---|---|",
+    ]
     for name, what in files.items():
         if not name.startswith("bad/"):
             lines.append(f"| `{name}` | {what} |")
-    lines += ["", "## bad/", "",
-              "Malformed, truncated or non-capture files (see tests/test_reader.py and",
-              "tests/test_decoder.py for the exact expected behaviour).", "",
-              "| file | content |", "|---|---|"]
+    lines += [
+        "",
+        "## bad/",
+        "",
+        "Malformed, truncated or non-capture files (see tests/test_reader.py and",
+        "tests/test_decoder.py for the exact expected behaviour).",
+        "",
+        "| file | content |",
+        "|---|---|",
+    ]
     for name, what in files.items():
         if name.startswith("bad/"):
             lines.append(f"| `{name[4:]}` | {what} |")

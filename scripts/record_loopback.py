@@ -33,9 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "sample_pcaps" / "loopback"
@@ -45,11 +45,15 @@ V6 = "::1"
 
 REQUEST = b"GET / HTTP/1.0\r\n\r\n"
 BODY = b"Hello, world\n"
-RESPONSE = (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-            + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+RESPONSE = (
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+    + str(len(BODY)).encode()
+    + b"\r\n\r\n"
+    + BODY
+)
 
-STEP = 0.1      # pause between the steps of a scenario (> the 40 ms delayed-ACK timer)
-SETTLE = 0.5    # pause before stopping tcpdump, so the last ACKs are captured
+STEP = 0.1  # pause between the steps of a scenario (> the 40 ms delayed-ACK timer)
+SETTLE = 0.5  # pause before stopping tcpdump, so the last ACKs are captured
 IO_TIMEOUT = 10.0
 
 # TCP_SYNCNT is 7 on Linux; the socket module has it on Linux builds.
@@ -81,27 +85,46 @@ class Capture:
         self.captured: int | None = None
 
     def start(self) -> None:
-        tcpdump = shutil.which("tcpdump") or ("/usr/bin/tcpdump"
-                                              if os.path.exists("/usr/bin/tcpdump") else None)
+        tcpdump = shutil.which("tcpdump") or (
+            "/usr/bin/tcpdump" if os.path.exists("/usr/bin/tcpdump") else None
+        )
         if tcpdump is None:
             raise RecordError("tcpdump not found: install it (apt-get install tcpdump)")
-        cmd = [tcpdump, "-i", "lo", "-n", "-U", "--immediate-mode", "-Z", "root",
-               "-B", "131072", "-s", str(self.snaplen if self.snaplen else 262144),
-               "-w", str(self.path), self.bpf]
+        cmd = [
+            tcpdump,
+            "-i",
+            "lo",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-Z",
+            "root",
+            "-B",
+            "131072",
+            "-s",
+            str(self.snaplen if self.snaplen else 262144),
+            "-w",
+            str(self.path),
+            self.bpf,
+        ]
         # --immediate-mode matters: with TPACKET_V3 libpcap otherwise hands packets over
         # only when a ring block retires (about 1 s), and SIGINT would lose the last ones.
         # -B 131072 (KiB): the default 2 MiB ring overflows during the bulk transfer
         # (64 KiB loopback segments) and the kernel drops packets. -Z root: tcpdump would
         # otherwise drop to the tcpdump user before opening the output file.
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         if not self._listening.wait(10):
             self.kill()
-            raise RecordError("tcpdump did not start listening: "
-                              + " | ".join(self.stderr_lines))
-        time.sleep(0.2)   # the socket filter is attached before the message; be generous
+            raise RecordError("tcpdump did not start listening: " + " | ".join(self.stderr_lines))
+        time.sleep(0.2)  # the socket filter is attached before the message; be generous
 
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -109,7 +132,7 @@ class Capture:
             self.stderr_lines.append(line.rstrip("\n"))
             if "listening on" in line:
                 self._listening.set()
-        self._listening.set()   # EOF: tcpdump is gone (start() then reports the error)
+        self._listening.set()  # EOF: tcpdump is gone (start() then reports the error)
 
     def stop(self, settle: float = SETTLE) -> int:
         assert self.proc is not None
@@ -134,8 +157,9 @@ class Capture:
         if not self.path.exists() or self.path.stat().st_size < 24:
             raise RecordError(f"tcpdump wrote no capture file: {' | '.join(self.stderr_lines)}")
         if captured is None:
-            raise RecordError("tcpdump did not report its statistics: "
-                              + " | ".join(self.stderr_lines))
+            raise RecordError(
+                "tcpdump did not report its statistics: " + " | ".join(self.stderr_lines)
+            )
         if dropped:
             raise RecordError(f"tcpdump reports {dropped} packets dropped by the kernel")
         if captured == 0:
@@ -210,7 +234,7 @@ class Worker(threading.Thread):
     def run(self) -> None:
         try:
             self._target_fn()
-        except BaseException as exc:   # noqa: BLE001 - reported by join_checked
+        except BaseException as exc:
             self.error = exc
 
     def join_checked(self, timeout: float = 30) -> None:
@@ -240,11 +264,11 @@ class Scenario:
     name: str
     port: int
     summary: str
-    run: Callable[["Scenario", Capture], None]
-    client_port: int | None = None      # fixed client port, when the scenario needs one
+    run: Callable[[Scenario, Capture], None]
+    client_port: int | None = None  # fixed client port, when the scenario needs one
     snaplen: int | None = None
-    bpf: str | None = None              # default: "tcp port <port>"
-    attempts: int = 1                   # re-record until accept() says yes (racy scenarios)
+    bpf: str | None = None  # default: "tcp port <port>"
+    attempts: int = 1  # re-record until accept() says yes (racy scenarios)
     accept: Callable[[Path], bool] | None = None
 
     def filter(self) -> str:
@@ -344,7 +368,7 @@ def sc_abort_linger0(sc: Scenario, cap: Capture) -> None:
         recv_exactly(c, len(RESPONSE))
         time.sleep(STEP)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()      # abortive close: RST instead of FIN
+        c.close()  # abortive close: RST instead of FIN
         aborted.set()
 
     run_pair(server, client)
@@ -360,7 +384,7 @@ def sc_unread_data_close(sc: Scenario, cap: Capture) -> None:
         if not sent.wait(IO_TIMEOUT):
             raise RecordError("client did not send")
         time.sleep(STEP)
-        conn.close()     # the request is still in the receive queue: RST, not FIN
+        conn.close()  # the request is still in the receive queue: RST, not FIN
         server_closed.set()
         lst.close()
 
@@ -394,10 +418,10 @@ def sc_half_close(sc: Scenario, cap: Capture) -> None:
         conn, _ = lst.accept()
         with conn:
             conn.settimeout(IO_TIMEOUT)
-            data = recv_to_eof(conn)          # the request, then the client's FIN
+            data = recv_to_eof(conn)  # the request, then the client's FIN
             if data != REQUEST:
                 raise RecordError(f"bad request {data!r}")
-            for chunk in HALF_CLOSE_CHUNKS:   # keep sending into the half-closed connection
+            for chunk in HALF_CLOSE_CHUNKS:  # keep sending into the half-closed connection
                 time.sleep(STEP)
                 conn.sendall(chunk)
             time.sleep(STEP)
@@ -492,20 +516,20 @@ def sc_time_wait_reuse(sc: Scenario, cap: Capture) -> None:
 
     def client() -> None:
         one_client()
-        time.sleep(0.3)      # the server's side is in TIME-WAIT now (60 s on Linux)
+        time.sleep(0.3)  # the server's side is in TIME-WAIT now (60 s on Linux)
         first_done.set()
-        one_client()         # same local port, same server port: same 4-tuple
+        one_client()  # same local port, same server port: same 4-tuple
 
     run_pair(server, client)
 
 
 def _fin_crossing(path: Path) -> bool:
     """True when each side's FIN was sent before either side acknowledged a FIN."""
-    fins: dict[tuple, int] = {}          # (src, sport) -> seq after the FIN
+    fins: dict[tuple, int] = {}  # (src, sport) -> seq after the FIN
     for src, sport, dst, dport, flags, seq, ack, plen in _tcp_packets(path):
         for (fsrc, fsport), fin_next in fins.items():
             if (dst, dport) == (fsrc, fsport) and flags & 0x10 and _seq_ge(ack, fin_next):
-                return False            # a FIN was acknowledged before the other FIN was sent
+                return False  # a FIN was acknowledged before the other FIN was sent
         if flags & 0x01:
             fins[(src, sport)] = seq + plen + 1
             if len(fins) == 2:
@@ -519,7 +543,8 @@ def _seq_ge(a: int, b: int) -> bool:
 
 def _tcp_packets(path: Path):
     """Minimal pcap (EN10MB, IPv4/IPv6) TCP reader for the acceptance checks."""
-    import dpkt   # only the racy scenarios need it
+    import dpkt  # only the racy scenarios need it
+
     with open(path, "rb") as f:
         for _ts, buf in dpkt.pcap.Reader(f):
             eth = dpkt.ethernet.Ethernet(buf)
@@ -533,8 +558,16 @@ def _tcp_packets(path: Path):
                 plen = ip.len - ip.hl * 4 - tcp.off * 4
             else:
                 plen = ip.plen - tcp.off * 4
-            yield (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport, tcp.flags,
-                   tcp.seq, tcp.ack, plen)
+            yield (
+                bytes(ip.src),
+                tcp.sport,
+                bytes(ip.dst),
+                tcp.dport,
+                tcp.flags,
+                tcp.seq,
+                tcp.ack,
+                plen,
+            )
 
 
 def sc_simultaneous_close(sc: Scenario, cap: Capture) -> None:
@@ -547,14 +580,14 @@ def sc_simultaneous_close(sc: Scenario, cap: Capture) -> None:
     time.sleep(STEP)
     deadline = time.monotonic() + 0.3
     pid = os.fork()
-    if pid == 0:                         # child: the client's shutdown
+    if pid == 0:  # child: the client's shutdown
         try:
             while time.monotonic() < deadline:
                 pass
             c.shutdown(socket.SHUT_WR)
         finally:
             os._exit(0)
-    while time.monotonic() < deadline:   # parent: the server's shutdown
+    while time.monotonic() < deadline:  # parent: the server's shutdown
         pass
     s.shutdown(socket.SHUT_WR)
     os.waitpid(pid, 0)
@@ -579,8 +612,8 @@ def sc_open_at_end(sc: Scenario, cap: Capture) -> None:
     time.sleep(STEP)
     s.sendall(RESPONSE)
     recv_exactly(c, len(RESPONSE))
-    cap.stop()           # stop tcpdump first (after the settle) ...
-    c.close()            # ... then close: the FINs are not in the capture
+    cap.stop()  # stop tcpdump first (after the settle) ...
+    c.close()  # ... then close: the FINs are not in the capture
     s.close()
     lst.close()
 
@@ -602,7 +635,7 @@ def sc_keepalive(sc: Scenario, cap: Capture) -> None:
     time.sleep(STEP)
     s.sendall(RESPONSE)
     recv_exactly(c, len(RESPONSE))
-    time.sleep(2.6)      # idle: probes at about +1 s and +2 s after the last packet
+    time.sleep(2.6)  # idle: probes at about +1 s and +2 s after the last packet
     cap.stop(settle=0.2)
     c.close()
     s.close()
@@ -623,7 +656,7 @@ def sc_syn_unanswered(sc: Scenario, cap: Capture) -> None:
     lst = listener(socket.AF_INET, sc.port, backlog=0)
     fillers = []
     try:
-        for _ in range(2):   # one fills the queue; a second just makes sure it is full
+        for _ in range(2):  # one fills the queue; a second just makes sure it is full
             f = client_socket()
             f.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, 1)
             f.setblocking(False)
@@ -635,7 +668,7 @@ def sc_syn_unanswered(sc: Scenario, cap: Capture) -> None:
         c.settimeout(10)
         try:
             c.connect((V4, sc.port))
-        except (TimeoutError, socket.timeout, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             if isinstance(exc, ConnectionRefusedError):
                 raise RecordError("the SYN was refused, not dropped")
         else:
@@ -649,38 +682,80 @@ def sc_syn_unanswered(sc: Scenario, cap: Capture) -> None:
 
 
 SCENARIOS: list[Scenario] = [
-    Scenario("client_close_first", 47101, "request/response, the client closes first (clean)",
-             sc_client_close_first),
-    Scenario("server_close_first", 47102, "request/response, the server closes first (clean)",
-             sc_server_close_first),
-    Scenario("refused", 47103, "SYN to a port without a listener, answered by RST,ACK",
-             sc_refused),
-    Scenario("abort_linger0", 47104, "exchange, then the client closes with SO_LINGER (1, 0): RST",
-             sc_abort_linger0),
-    Scenario("unread_data_close", 47105,
-             "the server closes with unread data in its receive queue: RST instead of FIN",
-             sc_unread_data_close),
-    Scenario("half_close", 47106,
-             "the client sends its request and shuts down writing; the server keeps sending",
-             sc_half_close),
-    Scenario("bulk_transfer", 47107, "2 MiB from the client to the server, clean close",
-             sc_bulk_transfer),
+    Scenario(
+        "client_close_first",
+        47101,
+        "request/response, the client closes first (clean)",
+        sc_client_close_first,
+    ),
+    Scenario(
+        "server_close_first",
+        47102,
+        "request/response, the server closes first (clean)",
+        sc_server_close_first,
+    ),
+    Scenario("refused", 47103, "SYN to a port without a listener, answered by RST,ACK", sc_refused),
+    Scenario(
+        "abort_linger0",
+        47104,
+        "exchange, then the client closes with SO_LINGER (1, 0): RST",
+        sc_abort_linger0,
+    ),
+    Scenario(
+        "unread_data_close",
+        47105,
+        "the server closes with unread data in its receive queue: RST instead of FIN",
+        sc_unread_data_close,
+    ),
+    Scenario(
+        "half_close",
+        47106,
+        "the client sends its request and shuts down writing; the server keeps sending",
+        sc_half_close,
+    ),
+    Scenario(
+        "bulk_transfer", 47107, "2 MiB from the client to the server, clean close", sc_bulk_transfer
+    ),
     Scenario("ipv6", 47108, "client_close_first over ::1", sc_ipv6),
-    Scenario("time_wait_reuse", 47109,
-             "server closes first, the client reconnects from the same port: SYN to TIME-WAIT",
-             sc_time_wait_reuse, client_port=47209),
-    Scenario("snaplen_bulk", 47110, "200 KiB bulk transfer captured with snaplen 96",
-             sc_snaplen_bulk, snaplen=96),
-    Scenario("simultaneous_close", 47111, "both ends shut down writing at once: the FINs cross",
-             sc_simultaneous_close, attempts=40, accept=_fin_crossing),
-    Scenario("open_at_end", 47112, "one exchange; the capture ends while the connection is open",
-             sc_open_at_end),
-    Scenario("keepalive", 47114, "idle connection with keepalive probes, open at the end",
-             sc_keepalive),
-    Scenario("syn_unanswered", 47113,
-             "SYN dropped by a listener whose accept queue is full, retransmitted, no answer",
-             sc_syn_unanswered, client_port=47213,
-             bpf="tcp port 47113 and tcp port 47213"),
+    Scenario(
+        "time_wait_reuse",
+        47109,
+        "server closes first, the client reconnects from the same port: SYN to TIME-WAIT",
+        sc_time_wait_reuse,
+        client_port=47209,
+    ),
+    Scenario(
+        "snaplen_bulk",
+        47110,
+        "200 KiB bulk transfer captured with snaplen 96",
+        sc_snaplen_bulk,
+        snaplen=96,
+    ),
+    Scenario(
+        "simultaneous_close",
+        47111,
+        "both ends shut down writing at once: the FINs cross",
+        sc_simultaneous_close,
+        attempts=40,
+        accept=_fin_crossing,
+    ),
+    Scenario(
+        "open_at_end",
+        47112,
+        "one exchange; the capture ends while the connection is open",
+        sc_open_at_end,
+    ),
+    Scenario(
+        "keepalive", 47114, "idle connection with keepalive probes, open at the end", sc_keepalive
+    ),
+    Scenario(
+        "syn_unanswered",
+        47113,
+        "SYN dropped by a listener whose accept queue is full, retransmitted, no answer",
+        sc_syn_unanswered,
+        client_port=47213,
+        bpf="tcp port 47113 and tcp port 47213",
+    ),
 ]
 
 
@@ -727,12 +802,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(by_name)}")
     if shutil.which("tcpdump") is None and not os.path.exists("/usr/bin/tcpdump"):
-        print("error: tcpdump is missing; install it (e.g. apt-get install tcpdump)",
-              file=sys.stderr)
+        print(
+            "error: tcpdump is missing; install it (e.g. apt-get install tcpdump)", file=sys.stderr
+        )
         return 2
     if os.geteuid() != 0:
-        print("warning: not root; tcpdump needs root (or CAP_NET_RAW) to capture on lo",
-              file=sys.stderr)
+        print(
+            "warning: not root; tcpdump needs root (or CAP_NET_RAW) to capture on lo",
+            file=sys.stderr,
+        )
     chosen = [by_name[n] for n in args.names] if args.names else SCENARIOS
     failures = 0
     with tempfile.TemporaryDirectory(prefix="pcapcheck-loopback-") as tmp:

@@ -14,8 +14,6 @@ are kept in ``tests/data/reports/generated.json`` with the generator's arguments
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +35,20 @@ def captures() -> list[Path]:
 def report(path: Path | str, *extra: str) -> bytes:
     """The JSON report of one capture, as the CLI writes it (exit status ignored)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pcapcheck", "analyze", str(path), "-f", "json", "--isolated", *extra],
-        cwd=ROOT, capture_output=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pcapcheck",
+            "analyze",
+            str(path),
+            "-f",
+            "json",
+            "--isolated",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
     )
     return proc.stdout
 

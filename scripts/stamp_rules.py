@@ -18,29 +18,39 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pcapcheck.catalog.rules import (PARSED_NAME, STAMP_NAME, CatalogError,  # noqa: E402
-                               _load_location, default_rules_dir, parsed_document,
-                               rules_digest)
+from pcapcheck.catalog.rules import (
+    PARSED_NAME,
+    STAMP_NAME,
+    CatalogError,
+    _load_location,
+    default_rules_dir,
+    parsed_document,
+    rules_digest,
+)
 
 
 def main() -> int:
     rules = default_rules_dir()
     digest = rules_digest(rules)
     try:
-        loaded = _load_location(rules, trusted=False)      # every check, the schema too
+        loaded = _load_location(rules, trusted=False)  # every check, the schema too
         parsed = parsed_document(rules, digest)
     except CatalogError as exc:
         print(f"stamp_rules: {exc}", file=sys.stderr)
         return 1
     if rules_digest(rules) != digest:
-        print("stamp_rules: the rules changed while they were checked; run it again",
-              file=sys.stderr)
+        print(
+            "stamp_rules: the rules changed while they were checked; run it again", file=sys.stderr
+        )
         return 1
-    (rules / PARSED_NAME).write_text(json.dumps(parsed, indent=1, sort_keys=True) + "\n",
-                                     encoding="utf-8")
+    (rules / PARSED_NAME).write_text(
+        json.dumps(parsed, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
     (rules / STAMP_NAME).write_text(digest + "\n", encoding="ascii")
-    print(f"{rules / STAMP_NAME}: {len(loaded)} rules checked, {digest}; "
-          f"{rules / PARSED_NAME}: {len(parsed['rules'])} rules")
+    print(
+        f"{rules / STAMP_NAME}: {len(loaded)} rules checked, {digest}; "
+        f"{rules / PARSED_NAME}: {len(parsed['rules'])} rules"
+    )
     return 0
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pcapcheck.pipeline import FileResult, analyze_file
 from pcapcheck.catalog.rules import load_catalog
+from pcapcheck.pipeline import FileResult, analyze_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
@@ -40,6 +40,7 @@ def same_report(a: FileResult, b: FileResult) -> None:
     """Assert that two analyses of one capture agree: the JSON report's text and every
     event (reported or not), in order."""
     from pcapcheck.report.json_report import document
+
     assert document([a]) == document([b])
     assert list(a.events) == list(b.events)
 
@@ -47,6 +48,7 @@ def same_report(a: FileResult, b: FileResult) -> None:
 def triples(result: FileResult) -> list[tuple[str, int | None, int | None]]:
     """The findings as sorted (rule, connection, frame) triples."""
     return sorted((f.rule, f.connection, f.frame) for f in result.findings)
+
 
 # --------------------------------------------------------------------------- tshark tests
 CAPTURE = re.compile(r"\.(pcap|pcapng|cap)(\.gz)?$")
@@ -59,12 +61,14 @@ def selected_captures(paths: list[Path], keep) -> list[Path]:
     its size, ~40 s for every sample capture)."""
     if os.environ.get("PCAPCHECK_FULL") == "1":
         return paths
-    return [p for i, p in enumerate(paths)
-            if i % 4 == 0 or p.relative_to(SAMPLES).as_posix() in keep]
+    return [
+        p for i, p in enumerate(paths) if i % 4 == 0 or p.relative_to(SAMPLES).as_posix() in keep
+    ]
 
 
 def _have_tshark() -> bool:
     from pcapcheck.capture import tshark
+
     try:
         tshark.tshark_path()
         return True
@@ -74,4 +78,5 @@ def _have_tshark() -> bool:
 
 HAVE_TSHARK = _have_tshark()
 needs_tshark = pytest.mark.skipif(
-    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)")
+    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)"
+)

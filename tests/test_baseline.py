@@ -9,19 +9,25 @@ from collections import Counter
 
 import dpkt
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
-from pcapcheck.pipeline import analyze_file
-from pcapcheck.report.baseline import (BASELINE_VERSION, BaselineError, apply_baseline,
-                                baseline_entries, fingerprint_parts, load_baseline)
 from pcapcheck.cli import app
+from pcapcheck.pipeline import analyze_file
+from pcapcheck.report.baseline import (
+    BASELINE_VERSION,
+    BaselineError,
+    apply_baseline,
+    baseline_entries,
+    fingerprint_parts,
+    load_baseline,
+)
 
 runner = CliRunner()
-CL004 = SAMPLES / "crafted" / "cl004_last-ack-missing.pcap"    # CL004 error, CL006 info x2
-CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"    # CL003 warning
-CL001 = SAMPLES / "crafted" / "cl001_fin-unacked.pcap"         # CL001 error, CL006 info
-TRUNC = SAMPLES / "crafted" / "cp006_capture-truncated.pcap"   # CP006, file-level, no frame
+CL004 = SAMPLES / "crafted" / "cl004_last-ack-missing.pcap"  # CL004 error, CL006 info x2
+CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"  # CL003 warning
+CL001 = SAMPLES / "crafted" / "cl001_fin-unacked.pcap"  # CL001 error, CL006 info
+TRUNC = SAMPLES / "crafted" / "cp006_capture-truncated.pcap"  # CP006, file-level, no frame
 
 
 def analyze(*args: str):
@@ -40,9 +46,16 @@ def rerecord(src, dst, *, client_port=51515, isn_shift=0x10000000, time_shift=36
     with open(dst, "wb") as out:
         writer = dpkt.pcap.Writer(out, linktype=linktype)
         noise = dpkt.ethernet.Ethernet(
-            src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP,
-            data=dpkt.ip.IP(src=b"\x0a\x00\x00\x09", dst=b"\x0a\x00\x00\x0a", p=17,
-                            data=dpkt.udp.UDP(sport=53, dport=5353, data=b"x")))
+            src=b"\x02" * 6,
+            dst=b"\x04" * 6,
+            type=dpkt.ethernet.ETH_TYPE_IP,
+            data=dpkt.ip.IP(
+                src=b"\x0a\x00\x00\x09",
+                dst=b"\x0a\x00\x00\x0a",
+                p=17,
+                data=dpkt.udp.UDP(sport=53, dport=5353, data=b"x"),
+            ),
+        )
         writer.writepkt(bytes(noise), packets[0][0] + time_shift - 1)
         for ts, buf in packets:
             eth = dpkt.ethernet.Ethernet(buf)
@@ -65,8 +78,11 @@ def test_fingerprint_parts(catalog):
     result = analyze_file(CL004, catalog, catalog.select())
     conn = result.connections[0]
     parts = [fingerprint_parts(f, conn) for f in result.findings]
-    assert parts == [("CL004", "10.0.0.2:80", "10.0.0.1", 8), ("CL006", "10.0.0.2:80", "10.0.0.1", 9),
-                     ("CL006", "10.0.0.2:80", "10.0.0.1", 10)]
+    assert parts == [
+        ("CL004", "10.0.0.2:80", "10.0.0.1", 8),
+        ("CL006", "10.0.0.2:80", "10.0.0.1", 9),
+        ("CL006", "10.0.0.2:80", "10.0.0.1", 10),
+    ]
     trunc = analyze_file(TRUNC, catalog, catalog.select())
     assert [fingerprint_parts(f, None) for f in trunc.findings] == [("CP006", "-", "-", None)]
 
@@ -80,15 +96,16 @@ def test_rerecorded_capture_has_the_same_fingerprints(catalog, tmp_path):
     original, renamed, rerecorded = (analyze_file(p, catalog, active) for p in (CL004, copy, again))
     assert rerecorded.connections[0]["client"] == "10.0.0.1:51515"
     assert [f.frame for f in rerecorded.findings] == [f.frame + 1 for f in original.findings]
-    prints = [[e["fingerprint"] for e in baseline_entries([r])]
-              for r in (original, renamed, rerecorded)]
+    prints = [
+        [e["fingerprint"] for e in baseline_entries([r])] for r in (original, renamed, rerecorded)
+    ]
     assert prints[0] == prints[1] == prints[2] and len(set(prints[0])) == 3
 
 
 def test_write_then_check_and_a_rerecording_still_matches(tmp_path):
     base = tmp_path / "baseline.json"
     res = analyze("-f", "json", "--write-baseline", str(base), str(CL004))
-    assert res.exit_code == 0                        # today's findings are accepted
+    assert res.exit_code == 0  # today's findings are accepted
     assert "wrote 3 findings to the baseline" in res.stderr
     doc = json.loads(base.read_text())
     assert doc["version"] == BASELINE_VERSION
@@ -117,8 +134,9 @@ def test_a_new_finding_fails_and_only_it_is_reported(tmp_path):
     assert res.exit_code == 1
     files = json.loads(res.stdout)["files"]
     assert [[f["rule"] for f in x["findings"]] for x in files] == [[], ["CL001", "CL006"]]
-    assert res.stderr.strip() == ("pcapcheck: 2 files, 2 findings (1 error, 1 info); "
-                                  "1 suppressed by the baseline")
+    assert res.stderr.strip() == (
+        "pcapcheck: 2 files, 2 findings (1 error, 1 info); 1 suppressed by the baseline"
+    )
 
 
 def test_matching_is_a_multiset(tmp_path):
@@ -147,13 +165,16 @@ def test_apply_baseline_does_not_touch_its_inputs(catalog):
     assert known == Counter([first])
 
 
-@pytest.mark.parametrize("content,words", [
-    (None, "no such baseline file"),
-    ("{", "invalid JSON"),
-    ("[]", "not a pcapcheck baseline"),
-    ('{"version": 7, "findings": []}', "unsupported baseline version 7"),
-    ('{"version": 1, "findings": [{"rule": "HS002"}]}', "findings[0]"),
-])
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (None, "no such baseline file"),
+        ("{", "invalid JSON"),
+        ("[]", "not a pcapcheck baseline"),
+        ('{"version": 7, "findings": []}', "unsupported baseline version 7"),
+        ('{"version": 1, "findings": [{"rule": "HS002"}]}', "findings[0]"),
+    ],
+)
 def test_bad_baseline_is_one_line_exit_2(tmp_path, content, words):
     base = tmp_path / "baseline.json"
     if content is not None:

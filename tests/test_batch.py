@@ -13,25 +13,26 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from conftest import ROOT, SAMPLES
 from hypothesis import given
 from hypothesis import strategies as st
-
-import pcapcheck.capture.reader as reader_mod
-from conftest import ROOT, SAMPLES
-from pcapcheck.pipeline import NativeSource
-from pcapcheck.fast.batch_decoder import BatchSource
-from pcapcheck.capture.decoder import DecodeError, Decoder
-from pcapcheck.model import OTHER_SHARD, Segment, SegmentBlock, TcpOptions
-from pcapcheck.capture.reader import CaptureError
 from test_fuzz import SEEDS, fuzz_settings, mutation
 from test_fuzz import mutated as fuzz_mutated
 from test_fuzz import write as fuzz_write
 
+import pcapcheck.capture.reader as reader_mod
+from pcapcheck.capture.decoder import DecodeError, Decoder
+from pcapcheck.capture.reader import CaptureError
+from pcapcheck.fast.batch_decoder import BatchSource
+from pcapcheck.model import OTHER_SHARD, Segment, SegmentBlock, TcpOptions
+from pcapcheck.pipeline import NativeSource
+
 #: The reader's read size (tests make it tiny to have records straddle its reads).
 READ_CHUNK = reader_mod._CHUNK
 
-CAPTURES = sorted(p for p in SAMPLES.rglob("*")
-                  if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz")))
+CAPTURES = sorted(
+    p for p in SAMPLES.rglob("*") if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz"))
+)
 
 
 def _items(source) -> list[tuple]:
@@ -51,28 +52,37 @@ def _items(source) -> list[tuple]:
                 for i, end in enumerate(x.other_end):
                     before = x.other_ts[start:end]
                     assert x.other_max[i] == max(before, default=float("-inf"))
-                    assert all(fr < x.frame[i] for fr in x.other_frame[start:end]) \
-                        if i < len(x) else end == len(x.other_ts)
+                    assert (
+                        all(fr < x.frame[i] for fr in x.other_frame[start:end])
+                        if i < len(x)
+                        else end == len(x.other_ts)
+                    )
                     if i < len(x) and i + 1 < len(x):
-                        assert all(fr > x.frame[i] for fr in x.other_frame[end:end + 1])
+                        assert all(fr > x.frame[i] for fr in x.other_frame[end : end + 1])
                     start = end
             else:
                 assert not x.other_frame
             for i in range(len(x)):
                 seg = x.segment(i)
-                if x.plain[i]:          # what the lane may take: an ordinary ACK
+                if x.plain[i]:  # what the lane may take: an ordinary ACK
                     assert seg.flags & 0x37 == 0x10 and seg.window > 0
                     assert not seg.truncated and seg.checksum_ok is not False
                     assert seg.options is None or seg.options == TcpOptions(
-                        ts_val=seg.options.ts_val, ts_ecr=seg.options.ts_ecr)
+                        ts_val=seg.options.ts_val, ts_ecr=seg.options.ts_ecr
+                    )
             out += records
         else:
             out.append((f, ts, (type(x), str(x)) if isinstance(x, DecodeError) else x))
     return out
 
 
-def assert_same(path: Path, verify: bool, *, small_chunks: bool = False,
-                monkeypatch: pytest.MonkeyPatch | None = None) -> list[tuple]:
+def assert_same(
+    path: Path,
+    verify: bool,
+    *,
+    small_chunks: bool = False,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> list[tuple]:
     """BatchSource(path, verify) == NativeSource(path, verify), items and attributes;
     ``small_chunks``: also with tiny reads and batches, so that records straddle every
     chunk boundary. Returns the items."""
@@ -135,12 +145,24 @@ def test_bad_shard(tmp_path):
 
 # ---- generated capture ------------------------------------------------------------------
 
+
 def _generate(path: Path) -> Path:
     spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
-    gen.generate(Namespace(out=str(path), connections=300, concurrency=24, exchanges=3,
-                           refused=0.05, retrans=0.05, resets=0.05, loss=0.02, seed=4))
+    gen.generate(
+        Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=24,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.02,
+            seed=4,
+        )
+    )
     return path
 
 
@@ -188,11 +210,12 @@ def test_generated_cut(generated, tmp_path, monkeypatch):
         path.write_bytes(data[:cut])
         assert_same(path, False, small_chunks=True, monkeypatch=monkeypatch)
     path = tmp_path / "cut.pcap"
-    path.write_bytes(data[:len(data) - 7])
+    path.write_bytes(data[: len(data) - 7])
     assert_same(path, False)
 
 
 # ---- sharding ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [2, 3])
 def test_shards_split_the_segments(generated, tmp_path, n):
@@ -200,9 +223,8 @@ def test_shards_split_the_segments(generated, tmp_path, n):
     ng = write_pcapng(tmp_path / "crafted.pcapng", pcapng_packets())
     for path in (generated, crafted, ng):
         whole = _items(BatchSource(path))
-        owners = [(x.sport + x.dport) % n if type(x) is Segment else None
-                  for _, _, x in whole]
-        assert len(set(owners) - {None}) > 1          # the shards have segments to split
+        owners = [(x.sport + x.dport) % n if type(x) is Segment else None for _, _, x in whole]
+        assert len(set(owners) - {None}) > 1  # the shards have segments to split
         for k in range(n):
             part = _items(BatchSource(path, shard=(k, n)))
             assert part == _items(NativeSource(path, shard=(k, n)))
@@ -231,15 +253,29 @@ DST6 = bytes.fromhex("20010db8" + "00" * 11 + "02")
 TS_OPT = b"\x01\x01\x08\x0a" + struct.pack("!II", 1111, 2222)
 
 
-def tcp(sport=40000, dport=80, seq=1000, ack=2000, flags=0x18, win=502, opts=b"",
-        payload=b"", doff=None) -> bytes:
+def tcp(
+    sport=40000, dport=80, seq=1000, ack=2000, flags=0x18, win=502, opts=b"", payload=b"", doff=None
+) -> bytes:
     doff = (20 + len(opts)) // 4 if doff is None else doff
-    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags, win, 0,
-                       0) + opts + payload
+    return (
+        struct.pack("!HHIIBBHHH", sport, dport, seq, ack, doff << 4, flags, win, 0, 0)
+        + opts
+        + payload
+    )
 
 
-def ip4(payload: bytes, proto=6, total=None, frag=0x4000, opts=b"", vihl=None, ident=77,
-        good_sum=True, src=SRC, dst=DST) -> bytes:
+def ip4(
+    payload: bytes,
+    proto=6,
+    total=None,
+    frag=0x4000,
+    opts=b"",
+    vihl=None,
+    ident=77,
+    good_sum=True,
+    src=SRC,
+    dst=DST,
+) -> bytes:
     """An IPv4 packet; a TCP payload gets its right checksum unless ``good_sum`` is
     false (then a wrong one)."""
     hlen = 20 + len(opts)
@@ -251,13 +287,32 @@ def ip4(payload: bytes, proto=6, total=None, frag=0x4000, opts=b"", vihl=None, i
         if not good_sum:
             csum ^= 0x5A5A
         payload = payload[:16] + struct.pack("!H", csum) + payload[18:]
-    return struct.pack("!BBHHHBBHII", 0x40 | hlen // 4 if vihl is None else vihl, 0, total,
-                       ident, frag, 64, proto, 0, src, dst) + opts + payload
+    return (
+        struct.pack(
+            "!BBHHHBBHII",
+            0x40 | hlen // 4 if vihl is None else vihl,
+            0,
+            total,
+            ident,
+            frag,
+            64,
+            proto,
+            0,
+            src,
+            dst,
+        )
+        + opts
+        + payload
+    )
 
 
 def ip6(payload: bytes, nxt=6, plen=None) -> bytes:
-    return struct.pack("!IHBB16s16s", 0x60000000, len(payload) if plen is None else plen,
-                       nxt, 64, SRC6, DST6) + payload
+    return (
+        struct.pack(
+            "!IHBB16s16s", 0x60000000, len(payload) if plen is None else plen, nxt, 64, SRC6, DST6
+        )
+        + payload
+    )
 
 
 def eth(payload: bytes, et=0x0800, vlans=()) -> bytes:
@@ -268,74 +323,86 @@ def eth(payload: bytes, et=0x0800, vlans=()) -> bytes:
 def crafted_records() -> list:
     """Ethernet records of every kind the batch path decodes, skips or hands to the
     decoder: (data, wire length) or data."""
-    syn_opts = (b"\x02\x04\x05\xb4\x04\x02" + b"\x08\x0a" + struct.pack("!II", 5, 0)
-                + b"\x01\x03\x03\x07")
+    syn_opts = (
+        b"\x02\x04\x05\xb4\x04\x02" + b"\x08\x0a" + struct.pack("!II", 5, 0) + b"\x01\x03\x03\x07"
+    )
     sack_opts = b"\x01\x01\x05\x0a" + struct.pack("!II", 10, 20) + b"\x01\x01" + TS_OPT[2:]
     seg = tcp(payload=b"x" * 100, opts=TS_OPT)
     full = eth(ip4(tcp(payload=b"y" * 300, opts=TS_OPT)))
     recs = [
-        eth(ip4(tcp())),                                            # no options
-        eth(ip4(tcp(payload=b"abc"))),                              # odd payload
-        eth(ip4(seg)),                                              # NOP NOP TS
-        eth(ip4(seg, good_sum=False)),                              # bad checksum
-        eth(ip4(tcp(flags=0x02, opts=syn_opts))),                   # SYN options
-        eth(ip4(tcp(opts=sack_opts, payload=b"z" * 10))),           # SACK + TS
-        eth(ip4(tcp(opts=TS_OPT[2:] + b"\x01\x01"))),               # TS NOP NOP (hl 32)
-        eth(ip4(tcp(opts=b"\x22\x0a" + b"c" * 8 + b"\x00\x00"))),   # TFO cookie
-        eth(ip4(tcp(opts=b"\xfe\x06\xf9\x89ab\x00\x00"))),          # experimental TFO
-        eth(ip4(tcp(opts=b"\x02\x00\x00\x00"))),                    # option length 0
-        eth(ip4(tcp(opts=b"\x01\x01\x08\x0c" + b"\x00" * 8))),      # option past the end
-        eth(ip4(tcp(opts=b"\x01\x01\x01\x08"))),                    # no length byte
-        eth(ip4(seg), vlans=(0x8100,)),                             # 802.1Q
-        eth(ip4(seg), vlans=(0x88A8, 0x8100)),                      # QinQ
-        eth(ip4(seg), vlans=(0x8100,))[:16],                        # cut VLAN tag
-        eth(ip6(seg), et=0x86DD),                                   # IPv6
-        eth(ip6(b"u" * 16, nxt=17), et=0x86DD),                     # IPv6 UDP
+        eth(ip4(tcp())),  # no options
+        eth(ip4(tcp(payload=b"abc"))),  # odd payload
+        eth(ip4(seg)),  # NOP NOP TS
+        eth(ip4(seg, good_sum=False)),  # bad checksum
+        eth(ip4(tcp(flags=0x02, opts=syn_opts))),  # SYN options
+        eth(ip4(tcp(opts=sack_opts, payload=b"z" * 10))),  # SACK + TS
+        eth(ip4(tcp(opts=TS_OPT[2:] + b"\x01\x01"))),  # TS NOP NOP (hl 32)
+        eth(ip4(tcp(opts=b"\x22\x0a" + b"c" * 8 + b"\x00\x00"))),  # TFO cookie
+        eth(ip4(tcp(opts=b"\xfe\x06\xf9\x89ab\x00\x00"))),  # experimental TFO
+        eth(ip4(tcp(opts=b"\x02\x00\x00\x00"))),  # option length 0
+        eth(ip4(tcp(opts=b"\x01\x01\x08\x0c" + b"\x00" * 8))),  # option past the end
+        eth(ip4(tcp(opts=b"\x01\x01\x01\x08"))),  # no length byte
+        eth(ip4(seg), vlans=(0x8100,)),  # 802.1Q
+        eth(ip4(seg), vlans=(0x88A8, 0x8100)),  # QinQ
+        eth(ip4(seg), vlans=(0x8100,))[:16],  # cut VLAN tag
+        eth(ip6(seg), et=0x86DD),  # IPv6
+        eth(ip6(b"u" * 16, nxt=17), et=0x86DD),  # IPv6 UDP
         eth(ip6(b"\x06\x00" + b"\x00" * 6 + seg, nxt=0), et=0x86DD),  # hop-by-hop
         eth(b"\x00\x01\x08\x00\x06\x04\x00\x01" + b"\x00" * 20, et=0x0806),  # ARP
-        eth(b"\x00" * 46, et=0x88CC),                               # LLDP
-        eth(b"\x00" * 10, et=0x88CC),                               # short other ethertype
-        eth(ip4(b"u" * 30, proto=17)),                              # UDP
-        eth(ip4(b"i" * 30, proto=1)),                               # ICMP
-        eth(ip4(b"i" * 30, proto=58)),                              # ICMPv6 number in IPv4
-        eth(ip4(b"g" * 30, proto=47)),                              # GRE
-        eth(ip4(b"u" * 8, proto=17)),                               # short UDP (< 40 bytes)
-        eth(ip4(seg, frag=0x2000)),                                 # MF
-        eth(ip4(seg, frag=0x0010)),                                 # offset
-        eth(ip4(b"u" * 30, proto=17, frag=0x2000)),                 # UDP fragment
-        eth(ip4(seg, opts=b"\x01\x01\x01\x00")),                    # IHL 6
-        eth(ip4(seg, vihl=0x44)),                                   # IHL 4
-        eth(ip4(seg, vihl=0x65)),                                   # version 6 in IPv4
-        eth(ip4(seg, total=0)),                                     # TSO
-        eth(ip4(b"u" * 30, proto=17, total=0)),                     # TSO, UDP
-        eth(ip4(seg, total=10)),                                    # total < 20
-        eth(ip4(b"u" * 30, proto=17, total=10)),                    # total < 20, UDP
-        eth(ip4(seg, frag=0x2000, total=12)),                       # total < 20, fragment
-        (eth(ip4(seg, total=0)), 40),                               # TSO, wire < caplen
-        eth(ip4(seg, total=30)),                                    # TCP length < 20
-        eth(ip4(seg, total=45)),                                    # TCP length < hl
-        eth(ip4(seg, total=1000)),                                  # beyond the packet
-        eth(ip4(tcp(doff=4, payload=b"q" * 20))),                   # data offset 4
-        eth(ip4(tcp())) + b"\x00" * 6,                              # Ethernet padding
-        eth(ip4(seg)) + b"\x00" * 6,                                # trailer after TS
-        (full[:200], len(full)),                                    # snaplen cut payload
-        (full[:60], len(full)),                                     # cut inside options
-        (full[:44], len(full)),                                     # cut inside TCP header
-        (full[:30], len(full)),                                     # cut inside IPv4
-        (full[:60], 60),                                            # cut, but wire = caplen
-        b"",                                                        # empty record
-        b"\x02" * 5,                                                # short Ethernet
+        eth(b"\x00" * 46, et=0x88CC),  # LLDP
+        eth(b"\x00" * 10, et=0x88CC),  # short other ethertype
+        eth(ip4(b"u" * 30, proto=17)),  # UDP
+        eth(ip4(b"i" * 30, proto=1)),  # ICMP
+        eth(ip4(b"i" * 30, proto=58)),  # ICMPv6 number in IPv4
+        eth(ip4(b"g" * 30, proto=47)),  # GRE
+        eth(ip4(b"u" * 8, proto=17)),  # short UDP (< 40 bytes)
+        eth(ip4(seg, frag=0x2000)),  # MF
+        eth(ip4(seg, frag=0x0010)),  # offset
+        eth(ip4(b"u" * 30, proto=17, frag=0x2000)),  # UDP fragment
+        eth(ip4(seg, opts=b"\x01\x01\x01\x00")),  # IHL 6
+        eth(ip4(seg, vihl=0x44)),  # IHL 4
+        eth(ip4(seg, vihl=0x65)),  # version 6 in IPv4
+        eth(ip4(seg, total=0)),  # TSO
+        eth(ip4(b"u" * 30, proto=17, total=0)),  # TSO, UDP
+        eth(ip4(seg, total=10)),  # total < 20
+        eth(ip4(b"u" * 30, proto=17, total=10)),  # total < 20, UDP
+        eth(ip4(seg, frag=0x2000, total=12)),  # total < 20, fragment
+        (eth(ip4(seg, total=0)), 40),  # TSO, wire < caplen
+        eth(ip4(seg, total=30)),  # TCP length < 20
+        eth(ip4(seg, total=45)),  # TCP length < hl
+        eth(ip4(seg, total=1000)),  # beyond the packet
+        eth(ip4(tcp(doff=4, payload=b"q" * 20))),  # data offset 4
+        eth(ip4(tcp())) + b"\x00" * 6,  # Ethernet padding
+        eth(ip4(seg)) + b"\x00" * 6,  # trailer after TS
+        (full[:200], len(full)),  # snaplen cut payload
+        (full[:60], len(full)),  # cut inside options
+        (full[:44], len(full)),  # cut inside TCP header
+        (full[:30], len(full)),  # cut inside IPv4
+        (full[:60], 60),  # cut, but wire = caplen
+        b"",  # empty record
+        b"\x02" * 5,  # short Ethernet
         b"\x02" * 13,
-        eth(b""),                                                   # header only
-        eth(b"\x45" + b"\x00" * 10),                                # short IPv4
+        eth(b""),  # header only
+        eth(b"\x45" + b"\x00" * 10),  # short IPv4
         eth(ip4(tcp(sport=1, dport=2))),
-        eth(ip4(tcp(sport=65535, dport=65535, seq=0xFFFFFFFF, ack=0xFFFFFFFF, flags=0xFF,
-                    win=65535), src=0xFFFFFFFF, dst=0, ident=65535)),
+        eth(
+            ip4(
+                tcp(
+                    sport=65535, dport=65535, seq=0xFFFFFFFF, ack=0xFFFFFFFF, flags=0xFF, win=65535
+                ),
+                src=0xFFFFFFFF,
+                dst=0,
+                ident=65535,
+            )
+        ),
     ]
     # more ordinary segments of several connections (for the shard tests)
     for i in range(60):
-        recs.append(eth(ip4(tcp(sport=41000 + i % 7, dport=443, seq=i, opts=TS_OPT,
-                                payload=b"p" * (i % 5)))))
+        recs.append(
+            eth(
+                ip4(tcp(sport=41000 + i % 7, dport=443, seq=i, opts=TS_OPT, payload=b"p" * (i % 5)))
+            )
+        )
         if i % 9 == 0:
             recs.append(eth(ip4(b"u" * 30, proto=17)))
         if i % 11 == 0:
@@ -343,8 +410,9 @@ def crafted_records() -> list:
     return recs
 
 
-def write_pcap(path: Path, records, linktype: int = 1, endian: str = "<",
-               nsec: bool = False, tail: bytes = b"") -> Path:
+def write_pcap(
+    path: Path, records, linktype: int = 1, endian: str = "<", nsec: bool = False, tail: bytes = b""
+) -> Path:
     magic = 0xA1B23C4D if nsec else 0xA1B2C3D4
     out = [struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)]
     for i, rec in enumerate(records):
@@ -357,17 +425,26 @@ def write_pcap(path: Path, records, linktype: int = 1, endian: str = "<",
 
 def _variants(tmp_path: Path) -> list[Path]:
     recs = crafted_records()
-    paths = [write_pcap(tmp_path / "le.pcap", recs),
-             write_pcap(tmp_path / "be.pcap", recs, endian=">"),
-             write_pcap(tmp_path / "nsec.pcap", recs, nsec=True),
-             write_pcap(tmp_path / "nsec_be.pcap", recs, endian=">", nsec=True),
-             write_pcap(tmp_path / "cut_record.pcap", recs,
-                        tail=struct.pack("<IIII", 1, 2, 80, 80) + b"x" * 30),
-             write_pcap(tmp_path / "cut_header.pcap", recs, tail=b"\x01\x02\x03\x04\x05"),
-             write_pcap(tmp_path / "absurd.pcap", recs,
-                        tail=struct.pack("<IIII", 1, 2, 300000, 300000) + b"x" * 40),
-             write_pcap(tmp_path / "absurd_cut_header.pcap", recs,
-                        tail=struct.pack("<IIII", 1, 2, 300000, 300000)[:12])]
+    paths = [
+        write_pcap(tmp_path / "le.pcap", recs),
+        write_pcap(tmp_path / "be.pcap", recs, endian=">"),
+        write_pcap(tmp_path / "nsec.pcap", recs, nsec=True),
+        write_pcap(tmp_path / "nsec_be.pcap", recs, endian=">", nsec=True),
+        write_pcap(
+            tmp_path / "cut_record.pcap", recs, tail=struct.pack("<IIII", 1, 2, 80, 80) + b"x" * 30
+        ),
+        write_pcap(tmp_path / "cut_header.pcap", recs, tail=b"\x01\x02\x03\x04\x05"),
+        write_pcap(
+            tmp_path / "absurd.pcap",
+            recs,
+            tail=struct.pack("<IIII", 1, 2, 300000, 300000) + b"x" * 40,
+        ),
+        write_pcap(
+            tmp_path / "absurd_cut_header.pcap",
+            recs,
+            tail=struct.pack("<IIII", 1, 2, 300000, 300000)[:12],
+        ),
+    ]
     gz = tmp_path / "le.pcap.gz"
     gz.write_bytes(gzip.compress(paths[0].read_bytes()))
     return paths + [gz]
@@ -382,8 +459,14 @@ def test_crafted_pcap(tmp_path, monkeypatch):
 def test_crafted_covers_the_vectorised_and_the_decoder_paths(tmp_path):
     """The crafted records give Segments, None and DecodeErrors."""
     items = assert_same(write_pcap(tmp_path / "x.pcap", crafted_records()), True)
-    kinds = {type(x[2]) if x[2] is not None and not isinstance(x[2], tuple) else
-             "error" if x[2] is not None else None for x in items}
+    kinds = {
+        type(x[2])
+        if x[2] is not None and not isinstance(x[2], tuple)
+        else "error"
+        if x[2] is not None
+        else None
+        for x in items
+    }
     assert kinds == {Segment, None, "error"}
     segs = [x for _, _, x in items if type(x) is Segment]
     assert {s.checksum_ok for s in segs} == {True, False, None}
@@ -393,9 +476,20 @@ def test_crafted_covers_the_vectorised_and_the_decoder_paths(tmp_path):
 def _link_packets() -> list[bytes]:
     """IP packets (no link layer) for the other link types."""
     seg = tcp(payload=b"x" * 100, opts=TS_OPT)
-    return [ip4(seg), ip4(tcp()), ip4(b"u" * 30, proto=17), ip4(seg, frag=0x2000),
-            ip4(seg, opts=b"\x01\x01\x01\x00"), ip4(seg, total=0), ip4(seg, total=30),
-            ip6(seg), ip4(tcp(opts=b"\x02\x04\x05\xb4")), ip4(seg)[:30], b"\x45", b""]
+    return [
+        ip4(seg),
+        ip4(tcp()),
+        ip4(b"u" * 30, proto=17),
+        ip4(seg, frag=0x2000),
+        ip4(seg, opts=b"\x01\x01\x01\x00"),
+        ip4(seg, total=0),
+        ip4(seg, total=30),
+        ip6(seg),
+        ip4(tcp(opts=b"\x02\x04\x05\xb4")),
+        ip4(seg)[:30],
+        b"\x45",
+        b"",
+    ]
 
 
 @pytest.mark.parametrize("linktype", [0, 108, 113, 276, 101, 12, 14, 228, 229, 147])
@@ -403,20 +497,31 @@ def test_link_types(tmp_path, linktype, monkeypatch):
     recs = []
     for p in _link_packets():
         v6 = p[:1] == b"\x60"
-        if linktype == 0:           # BSD loopback, both byte orders, other families
-            recs += [struct.pack("<I", 30 if v6 else 2) + p, struct.pack(">I", 24 if v6 else 2) + p,
-                     struct.pack("<I", 7) + p, b"\x02\x00\x00\x01" + p, b"\x02\x01\x00\x00" + p]
+        if linktype == 0:  # BSD loopback, both byte orders, other families
+            recs += [
+                struct.pack("<I", 30 if v6 else 2) + p,
+                struct.pack(">I", 24 if v6 else 2) + p,
+                struct.pack("<I", 7) + p,
+                b"\x02\x00\x00\x01" + p,
+                b"\x02\x01\x00\x00" + p,
+            ]
         elif linktype == 108:
-            recs += [struct.pack(">I", 30 if v6 else 2) + p, struct.pack("<I", 2) + p,
-                     b"\x01\x00\x00\x02" + p]
+            recs += [
+                struct.pack(">I", 30 if v6 else 2) + p,
+                struct.pack("<I", 2) + p,
+                b"\x01\x00\x00\x02" + p,
+            ]
         elif linktype == 113:
-            recs += [struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x86DD if v6 else 0x0800) + p,
-                     struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x0806) + b"a" * 28]
+            recs += [
+                struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x86DD if v6 else 0x0800) + p,
+                struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x0806) + b"a" * 28,
+            ]
         elif linktype == 276:
-            recs += [struct.pack("!HHIHBB8s", 0x86DD if v6 else 0x0800, 0, 1, 1, 0, 6,
-                                 b"\x02" * 8) + p,
-                     struct.pack("!HHIHBB8s", 0x0806, 0, 1, 1, 0, 6, b"\x02" * 8) + b"a" * 28,
-                     struct.pack("!HHIH", 0x0806, 0, 1, 1)]
+            recs += [
+                struct.pack("!HHIHBB8s", 0x86DD if v6 else 0x0800, 0, 1, 1, 0, 6, b"\x02" * 8) + p,
+                struct.pack("!HHIHBB8s", 0x0806, 0, 1, 1, 0, 6, b"\x02" * 8) + b"a" * 28,
+                struct.pack("!HHIH", 0x0806, 0, 1, 1),
+            ]
         else:
             recs.append(p)
     path = write_pcap(tmp_path / f"lt{linktype}.pcap", recs, linktype=linktype)
@@ -425,6 +530,7 @@ def test_link_types(tmp_path, linktype, monkeypatch):
 
 
 # ---- pcapng -----------------------------------------------------------------------------
+
 
 def _block(btype: int, body: bytes) -> bytes:
     body += b"\x00" * (-len(body) % 4)
@@ -443,8 +549,12 @@ def write_pcapng(path: Path, packets) -> Path:
             continue
         ifid, data = p
         ts = 1_700_000_000_000_000 + i
-        out.append(_block(6, struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data),
-                                         len(data)) + data))
+        out.append(
+            _block(
+                6,
+                struct.pack("<IIIII", ifid, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data,
+            )
+        )
     path.write_bytes(b"".join(out))
     return path
 
@@ -478,14 +588,26 @@ def _blk(e: str, btype: int, body: bytes) -> bytes:
 
 
 def _idb(e: str, lt: int, *opts: tuple[int, bytes]) -> bytes:
-    raw = b"".join(struct.pack(e + "HH", code, len(v)) + v + b"\x00" * (-len(v) % 4)
-                   for code, v in opts)
+    raw = b"".join(
+        struct.pack(e + "HH", code, len(v)) + v + b"\x00" * (-len(v) % 4) for code, v in opts
+    )
     return _blk(e, 1, struct.pack(e + "HHI", lt, 0, 65535) + raw)
 
 
 def _epb(e: str, ifid: int, ticks: int, data: bytes, caplen: int | None = None) -> bytes:
-    return _blk(e, 6, struct.pack(e + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF,
-                                  len(data) if caplen is None else caplen, len(data)) + data)
+    return _blk(
+        e,
+        6,
+        struct.pack(
+            e + "IIIII",
+            ifid,
+            ticks >> 32,
+            ticks & 0xFFFFFFFF,
+            len(data) if caplen is None else caplen,
+            len(data),
+        )
+        + data,
+    )
 
 
 def _sections() -> bytes:
@@ -496,26 +618,34 @@ def _sections() -> bytes:
     sll = struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x0800)
     out = []
     for e in ("<", ">"):
-        out += [_blk(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
-                _idb(e, 1), _idb(e, 101, (14, struct.pack(e + "q", 100))),
-                _idb(e, 113, (9, b"\x94")), _idb(e, 1, (9, b"\x09"))]
+        out += [
+            _blk(e, 0x0A0D0D0A, struct.pack(e + "IHHq", 0x1A2B3C4D, 1, 0, -1)),
+            _idb(e, 1),
+            _idb(e, 101, (14, struct.pack(e + "q", 100))),
+            _idb(e, 113, (9, b"\x94")),
+            _idb(e, 1, (9, b"\x09")),
+        ]
         t = 1_700_000_000_000_000
         for i, r in enumerate(recs):
             out.append(_epb(e, 0, t + i, r))
             if i % 10 == 3:
                 out.append(_epb(e, 1, t + i, links[i % len(links)]))
-                out.append(_epb(e, 2, (1_700_000_000 << 20) + 999 * i,
-                                sll + links[(i + 3) % len(links)]))
+                out.append(
+                    _epb(e, 2, (1_700_000_000 << 20) + 999 * i, sll + links[(i + 3) % len(links)])
+                )
             if i % 10 == 5:
                 out.append(_epb(e, 3, (t + i) * 1000 + 7, r))
             if i == 20:
-                out += [_blk(e, 3, struct.pack(e + "I", len(r)) + r),             # SPB
-                        _blk(e, 2, struct.pack(e + "HHIIII", 0, 0, 0, 5, len(r), len(r)) + r),
-                        _blk(e, 0xBAD, struct.pack(e + "I", 1) + b"custom"),
-                        _blk(e, 4, b"\x00" * 4), _blk(e, 5, b"\x00" * 8),
-                        _blk(e, 0x99, b"unknown")]
+                out += [
+                    _blk(e, 3, struct.pack(e + "I", len(r)) + r),  # SPB
+                    _blk(e, 2, struct.pack(e + "HHIIII", 0, 0, 0, 5, len(r), len(r)) + r),
+                    _blk(e, 0xBAD, struct.pack(e + "I", 1) + b"custom"),
+                    _blk(e, 4, b"\x00" * 4),
+                    _blk(e, 5, b"\x00" * 8),
+                    _blk(e, 0x99, b"unknown"),
+                ]
             if i == 30:
-                out.append(_epb(e, 0, 0xFFFFFFFF_00000000 + i, r))             # far future
+                out.append(_epb(e, 0, 0xFFFFFFFF_00000000 + i, r))  # far future
     return b"".join(out)
 
 
@@ -523,12 +653,14 @@ def _sections() -> bytes:
 def test_pcapng_sections_and_damage(tmp_path, damage, monkeypatch):
     e = ">"
     seg = eth(ip4(tcp(opts=TS_OPT)))
-    tail = {"none": b"",
-            "trailing": _epb(e, 0, 5, seg)[:-4] + struct.pack(e + "I", 999),
-            "ifid": _epb(e, 9, 5, seg),
-            "caplen": _epb(e, 0, 5, seg, caplen=len(seg) + 8),
-            "short": _blk(e, 6, struct.pack(e + "IIII", 0, 0, 5, 0)),
-            "cut": _epb(e, 0, 5, seg)[:-10]}[damage]
+    tail = {
+        "none": b"",
+        "trailing": _epb(e, 0, 5, seg)[:-4] + struct.pack(e + "I", 999),
+        "ifid": _epb(e, 9, 5, seg),
+        "caplen": _epb(e, 0, 5, seg, caplen=len(seg) + 8),
+        "short": _blk(e, 6, struct.pack(e + "IIII", 0, 0, 5, 0)),
+        "cut": _epb(e, 0, 5, seg)[:-10],
+    }[damage]
     path = tmp_path / f"{damage}.pcapng"
     path.write_bytes(_sections() + tail + (_epb(e, 0, 6, seg) if damage != "cut" else b""))
     if damage == "none":
@@ -541,23 +673,29 @@ def test_pcapng_sections_and_damage(tmp_path, damage, monkeypatch):
 
 # ---- fuzzing: mutated sample captures (tests/test_fuzz.py's mutations) -------------------
 
+
 @pytest.fixture(scope="module")
 def fuzzdir(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")
 
 
 @fuzz_settings(200)
-@given(name=st.sampled_from(SEEDS), mode=st.integers(0, 1),
-       muts=st.lists(mutation(), min_size=1, max_size=4), verify=st.booleans())
+@given(
+    name=st.sampled_from(SEEDS),
+    mode=st.integers(0, 1),
+    muts=st.lists(mutation(), min_size=1, max_size=4),
+    verify=st.booleans(),
+)
 def test_fuzz_same_as_native(fuzzdir, name, mode, muts, verify):
     """Mutated captures (header fields, packet header fields, TCP options, truncation,
     bit flips): the same items as NativeSource, also in tiny batches."""
     path = fuzz_write(fuzzdir, name, fuzz_mutated(name, muts, mode))
     expected = assert_same(path, verify)
-    if expected:                # again with small reads: records straddle the buffers
+    if expected:  # again with small reads: records straddle the buffers
         reader_mod._CHUNK = 97  # (NativeSource too: they change what a corrupt gzip gives)
         try:
-            assert _items(BatchSource(path, verify, chunk_bytes=200)) == \
-                _items(NativeSource(path, verify))
+            assert _items(BatchSource(path, verify, chunk_bytes=200)) == _items(
+                NativeSource(path, verify)
+            )
         finally:
             reader_mod._CHUNK = READ_CHUNK

@@ -15,8 +15,15 @@ import yaml
 
 import pcapcheck
 import pcapcheck.catalog.rules as catalog_module
-from pcapcheck.catalog.rules import (README_END, README_START, CatalogError, default_rules_dir,
-                               format_message, load_catalog, load_rule_file)
+from pcapcheck.catalog.rules import (
+    README_END,
+    README_START,
+    CatalogError,
+    default_rules_dir,
+    format_message,
+    load_catalog,
+    load_rule_file,
+)
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,9 +183,13 @@ def test_samples_follow_the_naming_convention(cat, rule_id):
 
 def test_listed_samples_exist(cat):
     samples = ROOT / "sample_pcaps"
-    missing = sorted(f"{rule.id}: {path}" for rule in cat
-                     for paths in rule.samples.values() for path in paths
-                     if not (samples / path).is_file())
+    missing = sorted(
+        f"{rule.id}: {path}"
+        for rule in cat
+        for paths in rule.samples.values()
+        for path in paths
+        if not (samples / path).is_file()
+    )
     assert missing == []
 
 
@@ -196,9 +207,10 @@ def test_readme_table_is_generated_from_the_rules(cat):
     assert "## Rule catalogue" in text
     start, end = text.index(README_START), text.index(README_END)
     assert start < end
-    table = text[start + len(README_START):end]
+    table = text[start + len(README_START) : end]
     assert table.strip() == cat.catalogue_markdown().strip(), (
-        "README.md is out of date: python -m pcapcheck.catalog.rules --update-readme README.md")
+        "README.md is out of date: python -m pcapcheck.catalog.rules --update-readme README.md"
+    )
 
 
 def test_catalogue_markdown_shape(cat):
@@ -210,8 +222,13 @@ def test_catalogue_markdown_shape(cat):
 
 
 def test_module_prints_the_table(cat):
-    out = subprocess.run([sys.executable, "-m", "pcapcheck.catalog.rules", "--markdown"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pcapcheck.catalog.rules", "--markdown"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out == cat.catalogue_markdown()
 
 
@@ -236,7 +253,9 @@ def test_wrong_severity_names_file_and_field(tmp_path):
     data = valid_rule()
     data["severity"] = "fatal"
     message = _error_for(tmp_path, data)
-    assert message.endswith("HS002.yaml: severity: 'fatal' is not one of 'error', 'warning', 'info'")
+    assert message.endswith(
+        "HS002.yaml: severity: 'fatal' is not one of 'error', 'warning', 'info'"
+    )
 
 
 def test_missing_message_names_file_and_field(tmp_path):
@@ -273,7 +292,9 @@ def test_yaml_that_is_not_a_mapping(tmp_path):
 def test_id_must_match_file_name(tmp_path):
     data = valid_rule("HS003")
     message = _error_for(tmp_path, data, "HS002.yaml")
-    assert message.endswith("HS002.yaml: id: 'HS003' does not match the file name (expected 'HS002')")
+    assert message.endswith(
+        "HS002.yaml: id: 'HS003' does not match the file name (expected 'HS002')"
+    )
 
 
 def test_param_default_of_the_wrong_type(tmp_path):
@@ -312,7 +333,9 @@ def test_malformed_template(tmp_path):
 def test_duplicate_id_in_one_directory(tmp_path):
     write_rule(tmp_path, valid_rule(), "HS002.yaml")
     write_rule(tmp_path, valid_rule(), "HS002.yml")
-    with pytest.raises(CatalogError, match=r"HS002\.yml: id: 'HS002' is already defined in .*HS002\.yaml"):
+    with pytest.raises(
+        CatalogError, match=r"HS002\.yml: id: 'HS002' is already defined in .*HS002\.yaml"
+    ):
         load_catalog([tmp_path])
 
 
@@ -333,7 +356,11 @@ def test_rules_directory_replaces_a_rule_wholly(tmp_path, cat):
     over = load_catalog([tmp_path])
     rule = over.get("HS002")
     assert (rule.severity, rule.message, rule.equivalents, rule.source) == (
-        "warning", "bad SYN-ACK ack {ack}", {}, path)
+        "warning",
+        "bad SYN-ACK ack {ack}",
+        {},
+        path,
+    )
     assert rule.name == "synack-bad-ack"
     assert over.get("HS001") == cat.get("HS001")
     assert len(over) == len(cat)
@@ -368,16 +395,19 @@ def test_default_selection_is_the_enabled_rules(cat):
     assert cat.select(None, None) == ALL_IDS - DISABLED
 
 
-@pytest.mark.parametrize("selectors, expected", [
-    (["HS"], ids("HS")),
-    (["HS0"], ids("HS")),
-    (["HS01"], {"HS010", "HS011", "HS012", "HS013"}),
-    (["CL00"], ids("CL") - {"CL010"}),
-    (["CL010"], {"CL010"}),
-    (["hs001", "Rs"], {"HS001"} | ids("RS")),
-    (["SQ", "FL001"], ids("SQ") | {"FL001"}),
-    ([], set()),
-])
+@pytest.mark.parametrize(
+    "selectors, expected",
+    [
+        (["HS"], ids("HS")),
+        (["HS0"], ids("HS")),
+        (["HS01"], {"HS010", "HS011", "HS012", "HS013"}),
+        (["CL00"], ids("CL") - {"CL010"}),
+        (["CL010"], {"CL010"}),
+        (["hs001", "Rs"], {"HS001"} | ids("RS")),
+        (["SQ", "FL001"], ids("SQ") | {"FL001"}),
+        ([], set()),
+    ],
+)
 def test_select_prefixes(cat, selectors, expected):
     assert cat.select(selectors) == expected
 
@@ -413,7 +443,9 @@ def test_ignore_wins_a_tie(cat):
     assert cat.select(["HS001"], ["HS001"]) == set()
 
 
-@pytest.mark.parametrize("select, ignore", [(["XY9"], None), (None, ["XY9"]), (["HS", "XY9"], None)])
+@pytest.mark.parametrize(
+    "select, ignore", [(["XY9"], None), (None, ["XY9"]), (["HS", "XY9"], None)]
+)
 def test_unknown_selector(cat, select, ignore):
     with pytest.raises(CatalogError) as info:
         cat.select(select, ignore)
@@ -483,8 +515,7 @@ def test_plain_templates_take_format_map_with_the_same_text():
 
     cat = load_catalog()
     rng = random.Random(5)
-    kinds = [0, 7, -3, 2**40, 0.5, 1e-07, "text", "{braces}", None, True, False,
-             ("a", 1), b"raw"]
+    kinds = [0, 7, -3, 2**40, 0.5, 1e-07, "text", "{braces}", None, True, False, ("a", 1), b"raw"]
     taken = 0
     for rule in cat:
         names = catalog_module._plain_fields(rule.message)
@@ -496,9 +527,12 @@ def test_plain_templates_take_format_map_with_the_same_text():
                 if pick < len(kinds):
                     data[name] = kinds[pick]
             taken += names is not None and all(
-                data.get(n) is not None and data.get(n).__class__ is not bool for n in names)
-            assert format_message(rule.message, data) == reference(rule.message, data), \
-                (rule.id, data)
+                data.get(n) is not None and data.get(n).__class__ is not bool for n in names
+            )
+            assert format_message(rule.message, data) == reference(rule.message, data), (
+                rule.id,
+                data,
+            )
     assert taken > 20
     assert catalog_module._plain_fields("{a} {{b}} {c}") == ("a", "c")
     assert catalog_module._plain_fields("{a:.3f}") is None
@@ -508,13 +542,25 @@ def test_plain_templates_take_format_map_with_the_same_text():
 
 
 def test_to_finding_fills_the_template(cat):
-    data = {"ack": 5, "expected": 1, "ack_abs": 1005, "expected_abs": 1001, "syn_data_len": 0,
-            "client": "10.0.0.1:40000", "server": "10.0.0.2:80"}
+    data = {
+        "ack": 5,
+        "expected": 1,
+        "ack_abs": 1005,
+        "expected_abs": 1001,
+        "syn_data_len": 0,
+        "client": "10.0.0.1:40000",
+        "server": "10.0.0.2:80",
+    }
     event = Event("HS002", 1, 2, data)
     finding = cat.to_finding(event, cat.select())
     assert isinstance(finding, Finding)
     assert (finding.rule, finding.name, finding.severity, finding.connection, finding.frame) == (
-        "HS002", "synack-bad-ack", "error", 1, 2)
+        "HS002",
+        "synack-bad-ack",
+        "error",
+        1,
+        2,
+    )
     assert finding.message.startswith("SYN-ACK acknowledges 5, expected client ISN+1 = 1 ")
     assert "1005" in finding.message and "1001" in finding.message
     assert finding.data == data and finding.data is not data
@@ -523,12 +569,25 @@ def test_to_finding_fills_the_template(cat):
 def test_to_finding_with_missing_and_odd_values_never_raises(cat):
     finding = cat.to_finding(Event("HS012", 1, 1, {"payload_len": None}), {"HS012"})
     assert finding.message == "the SYN carries - bytes of data (TCP Fast Open): ?"
-    cl003 = cat.to_finding(Event("CL003", 1, 9, {"closer": "client", "other": "server",
-                                                 "closer_state": "FIN-WAIT-2",
-                                                 "other_state": "CLOSE-WAIT", "fin_frame": 8}),
-                           {"CL003"})
-    assert cl003.message == ("the client's FIN (frame 8) was acknowledged but the server never "
-                             "sent its own FIN: client left in FIN-WAIT-2, server in CLOSE-WAIT")
+    cl003 = cat.to_finding(
+        Event(
+            "CL003",
+            1,
+            9,
+            {
+                "closer": "client",
+                "other": "server",
+                "closer_state": "FIN-WAIT-2",
+                "other_state": "CLOSE-WAIT",
+                "fin_frame": 8,
+            },
+        ),
+        {"CL003"},
+    )
+    assert cl003.message == (
+        "the client's FIN (frame 8) was acknowledged but the server never "
+        "sent its own FIN: client left in FIN-WAIT-2, server in CLOSE-WAIT"
+    )
     cl008 = cat.to_finding(Event("CL008", 1, 9, {"idle": "long"}), {"CL008"})
     assert "came long s before" in cl008.message
     file_level = cat.to_finding(Event("CP006", None, None, {"detail": "4 bytes left"}), {"CP006"})
@@ -575,7 +634,7 @@ def _puts_server_in_syn_sent_after_synack(text: str) -> list[str]:
         if "SYN-ACK" not in unit or "SYN-RECEIVED" in unit:
             continue
         for match in re.finditer("SYN-SENT", unit):
-            roles = re.findall(r"\b(server|client|side)\b", unit[:match.start()], re.I)
+            roles = re.findall(r"\b(server|client|side)\b", unit[: match.start()], re.I)
             if roles and roles[-1].lower() == "server":
                 found.append(unit)
                 break
@@ -584,19 +643,29 @@ def _puts_server_in_syn_sent_after_synack(text: str) -> list[str]:
 
 def test_the_syn_sent_check_catches_the_mistake():
     assert _puts_server_in_syn_sent_after_synack(
-        "After sending its SYN+ACK the server is in SYN-SENT. The client is ESTABLISHED.")
+        "After sending its SYN+ACK the server is in SYN-SENT. The client is ESTABLISHED."
+    )
     assert _puts_server_in_syn_sent_after_synack(
-        "  |<-- SYN,ACK seq=0 ack=1 ----|  server: LISTEN -> SYN-SENT")
+        "  |<-- SYN,ACK seq=0 ack=1 ----|  server: LISTEN -> SYN-SENT"
+    )
     assert not _puts_server_in_syn_sent_after_synack(
-        "The server is not in SYN-SENT after its SYN-ACK; it is in SYN-RECEIVED.")
+        "The server is not in SYN-SENT after its SYN-ACK; it is in SYN-RECEIVED."
+    )
     assert not _puts_server_in_syn_sent_after_synack(
-        "A client in SYN-SENT that sends data before the SYN-ACK\nconfuses the server.")
+        "A client in SYN-SENT that sends data before the SYN-ACK\nconfuses the server."
+    )
 
 
 def test_no_explanation_puts_the_server_in_syn_sent_after_its_synack(cat):
-    offenders = {r.id: bad for r in cat
-                 if (bad := _puts_server_in_syn_sent_after_synack(
-                     "\n".join((r.summary, r.message, r.explanation))))}
+    offenders = {
+        r.id: bad
+        for r in cat
+        if (
+            bad := _puts_server_in_syn_sent_after_synack(
+                "\n".join((r.summary, r.message, r.explanation))
+            )
+        )
+    }
     assert offenders == {}
 
 
@@ -622,8 +691,9 @@ def test_the_shipped_rules_are_stamped():
     """``rules/.validated`` holds the digest of the shipped rules and the schema: after
     editing a rule or the schema, run ``python scripts/stamp_rules.py``."""
     stamp = (RULES_DIR / catalog_module.STAMP_NAME).read_text(encoding="ascii").strip()
-    assert stamp == catalog_module.rules_digest(RULES_DIR), \
+    assert stamp == catalog_module.rules_digest(RULES_DIR), (
         "rules/.validated is stale: run python scripts/stamp_rules.py"
+    )
     assert catalog_module.stamped(RULES_DIR)
     # rules/.parsed.json: the same digest, and every shipped file's YAML data as it is
     parsed = json.loads((RULES_DIR / catalog_module.PARSED_NAME).read_text(encoding="utf-8"))
@@ -659,16 +729,26 @@ def test_stamped_shipped_rules_load_without_jsonschema(tmp_path):
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "HS002.yaml").write_text((RULES_DIR / "HS002.yaml").read_text())
-    code = ("import sys\nfrom pcapcheck.catalog.rules import load_catalog\n"
-            "load_catalog(sys.argv[1:])\n"
-            "print('jsonschema' in sys.modules, 'yaml' in sys.modules)\n")
-    shipped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, cwd=tmp_path)
-    with_extra = subprocess.run([sys.executable, "-c", code, str(extra)],
-                                capture_output=True, text=True, check=True, cwd=tmp_path)
+    code = (
+        "import sys\nfrom pcapcheck.catalog.rules import load_catalog\n"
+        "load_catalog(sys.argv[1:])\n"
+        "print('jsonschema' in sys.modules, 'yaml' in sys.modules)\n"
+    )
+    shipped = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    with_extra = subprocess.run(
+        [sys.executable, "-c", code, str(extra)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     # nor yaml (.parsed.json) for the shipped rules alone
-    assert (shipped.stdout.split(), with_extra.stdout.split()) == (["False", "False"],
-                                                                   ["True", "True"])
+    assert (shipped.stdout.split(), with_extra.stdout.split()) == (
+        ["False", "False"],
+        ["True", "True"],
+    )
 
 
 def _shipped_copy(tmp_path, monkeypatch) -> Path:
@@ -704,8 +784,9 @@ def test_the_stamp_script_stamps_only_rules_that_pass(tmp_path, monkeypatch):
     stamp.unlink()
     (rules / catalog_module.PARSED_NAME).unlink()
     assert stamp_rules.main() == 0 and catalog_module.stamped(rules)
-    assert (rules / catalog_module.PARSED_NAME).read_bytes() == \
-        (RULES_DIR / catalog_module.PARSED_NAME).read_bytes()
+    assert (rules / catalog_module.PARSED_NAME).read_bytes() == (
+        RULES_DIR / catalog_module.PARSED_NAME
+    ).read_bytes()
     path = rules / "HS002.yaml"
     path.write_text(path.read_text().replace("severity: error", "severity: fatal"))
     before = stamp.read_text()

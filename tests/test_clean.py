@@ -11,21 +11,25 @@ import argparse
 import sys
 
 import pytest
-
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
+
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import lookahead
-from pcapcheck.tcp import tracker as tracker_module
-from pcapcheck.pipeline import analyze_file
 from pcapcheck.model import ACK, CWR, ECE, FIN, PSH, SYN
-from pcapcheck.capture.reader import CaptureError
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.tcp import tracker as tracker_module
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from craft_captures import (CLIENT_IP6, SERVER_IP6, Capture,  # noqa: E402
-                            Conversation)
-from generate import generate  # noqa: E402
+from craft_captures import (
+    CLIENT_IP6,
+    SERVER_IP6,
+    Capture,
+    Conversation,
+)
+from generate import generate
 
 #: What clean.check decided, one entry per connection it was asked about: True (clean).
 decided: list[bool] = []
@@ -65,8 +69,9 @@ def _both(path, catalog, monkeypatch, checksums=False, **kw):
     return on, off
 
 
-@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
-                                                    for p in ALL_CAPTURES])
+@pytest.mark.parametrize(
+    "path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES)) for p in ALL_CAPTURES]
+)
 def test_clean_equals_replay_on_samples(path, catalog, monkeypatch):
     same_on_sample(_both, path, catalog, monkeypatch)
 
@@ -86,9 +91,16 @@ def _generated(tmp_path, seed, connections=150, concurrency=12, **rates):
     path = tmp_path / f"gen{seed}.pcap"
     args = dict(refused=0.05, retrans=0.08, resets=0.05, loss=0.02)
     args.update(rates)
-    n = generate(argparse.Namespace(out=str(path), connections=connections,
-                                    concurrency=concurrency, exchanges=4, seed=seed,
-                                    **args))
+    n = generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=connections,
+            concurrency=concurrency,
+            exchanges=4,
+            seed=seed,
+            **args,
+        )
+    )
     return path, n
 
 
@@ -109,14 +121,16 @@ def same_under_tiny_timers(both, path, catalog, monkeypatch):
     sweeps every 3 ms and timers that finalise connections in the middle of their
     segments (idle or closed), or only at the end of the capture."""
     monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
-    for kw in ({"idle_timeout": 0.0004, "close_delay": 0.0002},
-               {"idle_timeout": 0.05, "close_delay": 0.02}, {"close_delay": 100.0}):
+    for kw in (
+        {"idle_timeout": 0.0004, "close_delay": 0.0002},
+        {"idle_timeout": 0.05, "close_delay": 0.02},
+        {"close_delay": 100.0},
+    ):
         on, off = both(path, catalog, monkeypatch, **kw)
         same_report(on, off)
 
 
-def test_clean_takes_most_connections_of_an_ordinary_capture(tmp_path, catalog,
-                                                             monkeypatch):
+def test_clean_takes_most_connections_of_an_ordinary_capture(tmp_path, catalog, monkeypatch):
     path, _n = _generated(tmp_path, 7, refused=0, retrans=0, resets=0, loss=0)
     on, off = _both(path, catalog, monkeypatch)
     assert on.clean == len(on.connections) == 150 and not on.findings
@@ -129,17 +143,29 @@ def test_clean_equals_replay_in_shards(tmp_path, catalog, monkeypatch):
     results = []
     for enabled in (True, False):
         monkeypatch.setattr(clean, "ENABLED", enabled)
-        parts = [analyze_shard(path, catalog, active, shard=(k, 2), idle_timeout=0.05,
-                               close_delay=0.02, encode=True) for k in range(2)]
+        parts = [
+            analyze_shard(
+                path,
+                catalog,
+                active,
+                shard=(k, 2),
+                idle_timeout=0.05,
+                close_delay=0.02,
+                encode=True,
+            )
+            for k in range(2)
+        ]
         results.append(merge_shards(parts, path, catalog, active))
     assert sum(decided) > 50
     same_report(results[0], results[1])
     monkeypatch.setattr(clean, "ENABLED", True)
-    same_report(results[0], analyze_file(path, catalog, active, idle_timeout=0.05,
-                                   close_delay=0.02))
+    same_report(
+        results[0], analyze_file(path, catalog, active, idle_timeout=0.05, close_delay=0.02)
+    )
 
 
 # ------------------------------------------------------------------ crafted connections
+
 
 def _conv(cap, **kw):
     return Conversation(cap, **kw)
@@ -199,32 +225,31 @@ def _data_on_handshake_ack(cap):
     c.close("s")
 
 
-
-
 # Retransmissions (clean.check's module docstring): summarised, their SQ002 events and
 # Zeek's T/t made without the replay. Each shape with the events it must give, as
 # (frame, seq, payload_len, first_frame, sender), and Zeek's history.
 
+
 def _retransmission(cap):
     c = _conv(cap)
-    c.handshake()                               # 1-3
-    c.data("c", 100)                            # 4
-    c.data("c", 100, seq=c.isn["c"] + 1)        # 5: all of 4 again
+    c.handshake()  # 1-3
+    c.data("c", 100)  # 4
+    c.data("c", 100, seq=c.isn["c"] + 1)  # 5: all of 4 again
     c.ack("s")
     c.close("c")
 
 
 def _retransmitted_by_both_sides(cap):
     c = _conv(cap)
-    c.handshake()                               # 1-3
-    c.data("c", 100)                            # 4
-    c.ack("s")                                  # 5: acknowledges 4
-    c.data("c", 100, seq=c.isn["c"] + 1)        # 6: 4 again, acknowledged (spurious)
-    c.data("s", 1000)                           # 7: bytes 1-1000
-    c.data("s", 1000)                           # 8: bytes 1001-2000
-    c.ack("c", ack=c.isn["s"] + 1001)           # 9: acknowledges 7
-    c.data("s", 500, seq=c.isn["s"] + 1201)     # 10: part of 8
-    c.data("s", 400, seq=c.isn["s"] + 1)        # 11: part of 7, acknowledged
+    c.handshake()  # 1-3
+    c.data("c", 100)  # 4
+    c.ack("s")  # 5: acknowledges 4
+    c.data("c", 100, seq=c.isn["c"] + 1)  # 6: 4 again, acknowledged (spurious)
+    c.data("s", 1000)  # 7: bytes 1-1000
+    c.data("s", 1000)  # 8: bytes 1001-2000
+    c.ack("c", ack=c.isn["s"] + 1001)  # 9: acknowledges 7
+    c.data("s", 500, seq=c.isn["s"] + 1201)  # 10: part of 8
+    c.data("s", 400, seq=c.isn["s"] + 1)  # 11: part of 7, acknowledged
     c.ack("c")
     c.close("s")
 
@@ -233,8 +258,8 @@ def _handshake_data_retransmitted(cap):
     c = _conv(cap)
     c.syn()
     c.synack()
-    c.data("c", 100)                            # 3: data on the handshake's ACK
-    c.data("c", 100, seq=c.isn["c"] + 1)        # 4
+    c.data("c", 100)  # 3: data on the handshake's ACK
+    c.data("c", 100, seq=c.isn["c"] + 1)  # 4
     c.data("s", 200)
     c.ack("c")
     c.close("s")
@@ -242,10 +267,10 @@ def _handshake_data_retransmitted(cap):
 
 def _retransmitted_times(cap, times):
     c = _conv(cap)
-    c.handshake()                               # 1-3
-    c.data("c", 100)                            # 4
-    c.data("s", 1000)                           # 5
-    for _ in range(times):                      # 6...
+    c.handshake()  # 1-3
+    c.data("c", 100)  # 4
+    c.data("s", 1000)  # 5
+    for _ in range(times):  # 6...
         c.data("s", 1000, seq=c.isn["s"] + 1)
     c.ack("c")
     c.close("c")
@@ -258,15 +283,23 @@ def _nine_retransmissions(cap):
 
 RESENT = {
     _retransmission: ([(5, 1, 100, 4, "client")], "ShADTaFf"),
-    _retransmitted_by_both_sides: ([(6, 1, 100, None, "client"), (10, 1201, 500, 8, "server"),
-                                    (11, 1, 400, None, "server")], "ShADaTdtfF"),
+    _retransmitted_by_both_sides: (
+        [(6, 1, 100, None, "client"), (10, 1201, 500, 8, "server"), (11, 1, 400, None, "server")],
+        "ShADaTdtfF",
+    ),
     _handshake_data_retransmitted: ([(4, 1, 100, 3, "client")], "ShDTdAfFa"),
-    _nine_retransmissions: ([(6 + i, 1, 1000, 5, "server") for i in range(9)],
-                            "ShADdtFaf"),
+    _nine_retransmissions: ([(6 + i, 1, 1000, 5, "server") for i in range(9)], "ShADdtFaf"),
 }
 
-CLEAN = [_clean_client_close, _clean_server_close, _clean_fin_piggyback,
-         _clean_data_after_fin, _clean_ipv6, _data_on_handshake_ack, *RESENT]
+CLEAN = [
+    _clean_client_close,
+    _clean_server_close,
+    _clean_fin_piggyback,
+    _clean_data_after_fin,
+    _clean_ipv6,
+    _data_on_handshake_ack,
+    *RESENT,
+]
 
 
 def _random_retransmissions(cap, seed, connections=40):
@@ -274,16 +307,17 @@ def _random_retransmissions(cap, seed, connections=40):
     both sides, ACKs and segments sent again: whole or partial, one byte or more, before
     or after their ACK, with new data after them, after a FIN; most close."""
     import random
+
     rng = random.Random(seed)
     for n in range(connections):
         c = _conv(cap, cport=20000 + n)
         c.handshake(dt=0.001)
-        acked = {"c": c.rcv["c"], "s": c.rcv["s"]}       # the latest ACK of each side
+        acked = {"c": c.rcv["c"], "s": c.rcv["s"]}  # the latest ACK of each side
         fin = None
         for _ in range(rng.randint(1, 14)):
             side = rng.choice("cs")
             peer = "s" if side == "c" else "c"
-            sent = c.rel(side, c.nxt[side]) - 1            # data bytes sent so far
+            sent = c.rel(side, c.nxt[side]) - 1  # data bytes sent so far
             op = rng.random()
             if op < 0.35:
                 c.data(side, rng.choice((1, 2, 40, 700, 1448, 1448)))
@@ -297,9 +331,16 @@ def _random_retransmissions(cap, seed, connections=40):
                 c.ack(peer)
             elif sent > 0:
                 start = rng.choice((0, 0, rng.randint(0, sent - 1)))
-                length = rng.choice((sent - start, sent - start, 2, 1,
-                                     rng.randint(1, sent - start),
-                                     sent - start + rng.randint(1, 50)))
+                length = rng.choice(
+                    (
+                        sent - start,
+                        sent - start,
+                        2,
+                        1,
+                        rng.randint(1, sent - start),
+                        sent - start + rng.randint(1, 50),
+                    )
+                )
                 c.data(side, length, seq=c.isn[side] + 1 + start)
         if rng.random() < 0.85:
             if fin is None:
@@ -336,7 +377,7 @@ def _retransmitted_after_fin(cap):
     c.data("s", 300)
     c.ack("c")
     c.fin("c")
-    c.data("s", 300, seq=c.isn["s"] + 1)        # in CLOSE-WAIT: replayed
+    c.data("s", 300, seq=c.isn["s"] + 1)  # in CLOSE-WAIT: replayed
     c.ack("c")
     c.fin("s")
     c.ack("c")
@@ -356,7 +397,7 @@ def _old_and_new_data(cap):
     c = _conv(cap)
     c.handshake()
     c.data("c", 100)
-    c.data("c", 200, seq=c.isn["c"] + 1)        # 100 bytes again and 100 new
+    c.data("c", 200, seq=c.isn["c"] + 1)  # 100 bytes again and 100 new
     c.ack("s")
     c.close("c")
 
@@ -403,7 +444,7 @@ def _zero_window(cap):
     c.handshake()
     c.data("c", 100)
     c.ack("s", window=0)
-    c.data("s", 50)                # its window open again
+    c.data("s", 50)  # its window open again
     c.ack("c")
     c.close("c")
 
@@ -476,7 +517,7 @@ def _after_close(cap):
     c.handshake()
     c.exchange()
     c.close("c")
-    c.ack("c")                     # the last ACK again
+    c.ack("c")  # the last ACK again
 
 
 def _fin_retransmitted(cap):
@@ -582,19 +623,41 @@ def _only_flags_fin(cap):
     c = _conv(cap)
     c.handshake()
     c.exchange()
-    c.send("c", FIN, n=0)          # FIN without ACK
+    c.send("c", FIN, n=0)  # FIN without ACK
     c.ack("s")
     c.fin("s")
     c.ack("c")
 
 
-REPLAYED = [_ten_retransmissions, _retransmitted_after_fin, _one_old_byte,
-            _old_and_new_data, _ack_stored_twice_around_a_retransmission, _stored_twice, _ack_stored_twice, _duplicate_ack, _keep_alive,
-            _zero_window, _fin_with_data, _simultaneous_close, _ack_of_fin_seq,
-            _server_data_in_syn_received, _ack_beyond_sent, _client_acks_beyond_sent,
-            _after_close, _fin_retransmitted, _wraps, _ecn_syn, _open_at_end,
-            _reset_at_end, _ack_goes_back, _first_reply_to_fin_does_not_ack_it, _syn_again,
-            _pause_past_close_delay, _only_flags_fin]
+REPLAYED = [
+    _ten_retransmissions,
+    _retransmitted_after_fin,
+    _one_old_byte,
+    _old_and_new_data,
+    _ack_stored_twice_around_a_retransmission,
+    _stored_twice,
+    _ack_stored_twice,
+    _duplicate_ack,
+    _keep_alive,
+    _zero_window,
+    _fin_with_data,
+    _simultaneous_close,
+    _ack_of_fin_seq,
+    _server_data_in_syn_received,
+    _ack_beyond_sent,
+    _client_acks_beyond_sent,
+    _after_close,
+    _fin_retransmitted,
+    _wraps,
+    _ecn_syn,
+    _open_at_end,
+    _reset_at_end,
+    _ack_goes_back,
+    _first_reply_to_fin_does_not_ack_it,
+    _syn_again,
+    _pause_past_close_delay,
+    _only_flags_fin,
+]
 
 
 def _crafted(tmp_path, build, cut_last=None):
@@ -610,16 +673,28 @@ def test_clean_connections_are_summarised(build, tmp_path, catalog, monkeypatch)
     on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
     assert decided == [True]
     events, history = RESENT.get(build, ([], None))
-    assert [(e.rule, e.frame, e.data["seq"], e.data["payload_len"], e.data["first_frame"],
-             e.data["sender"], e.data["client_state"], e.data["server_state"])
-            for e in on.events] == [("SQ002", *e, "ESTABLISHED", "ESTABLISHED")
-                                    for e in events]
+    assert [
+        (
+            e.rule,
+            e.frame,
+            e.data["seq"],
+            e.data["payload_len"],
+            e.data["first_frame"],
+            e.data["sender"],
+            e.data["client_state"],
+            e.data["server_state"],
+        )
+        for e in on.events
+    ] == [("SQ002", *e, "ESTABLISHED", "ESTABLISHED") for e in events]
     same_report(on, off)
     if history is not None:
         assert on.connections[0]["history"] == history
     summary = on.connections[0]
     assert (summary["handshake"], summary["close"], summary["conn_state"]) == (
-        "complete", "graceful", "SF")
+        "complete",
+        "graceful",
+        "SF",
+    )
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -632,7 +707,7 @@ def test_random_retransmissions_equal_the_replay(seed, tmp_path, catalog, monkey
     cap.write(path)
     on, off = _both(path, catalog, monkeypatch)
     assert 0 < on.clean < len(on.connections) == 40
-    assert sum(bool(r) for r in resent) >= 2        # summarised with retransmissions
+    assert sum(bool(r) for r in resent) >= 2  # summarised with retransmissions
     same_report(on, off)
     same_under_tiny_timers(_both, path, catalog, monkeypatch)
 
@@ -640,7 +715,7 @@ def test_random_retransmissions_equal_the_replay(seed, tmp_path, catalog, monkey
 @pytest.mark.parametrize("build", REPLAYED, ids=[b.__name__ for b in REPLAYED])
 def test_near_misses_are_replayed(build, tmp_path, catalog, monkeypatch):
     on, off = _both(_crafted(tmp_path, build), catalog, monkeypatch)
-    assert not any(decided)      # (a second SYN replays the rows before any check)
+    assert not any(decided)  # (a second SYN replays the rows before any check)
     same_report(on, off)
 
 
@@ -685,7 +760,7 @@ def _floor_verdicts(path):
     cols = floor.read(path)
     rows, starts, sizes, fc = floor.group(cols)
     out = floor.classify(cols, rows, starts, sizes, fc)
-    floor.verify(cols, rows, starts, sizes, fc, out)   # asserts clean.check's answers
+    floor.verify(cols, rows, starts, sizes, fc, out)  # asserts clean.check's answers
     return out["clean"].tolist()
 
 
@@ -693,11 +768,11 @@ def _floor_verdicts(path):
 def test_vectorised_check_agrees_on_crafted_shapes(build, tmp_path):
     verdicts = _floor_verdicts(_crafted(tmp_path, build))
     if build is _clean_ipv6:
-        assert verdicts == []              # the experiment reads IPv4 only
+        assert verdicts == []  # the experiment reads IPv4 only
     elif build in CLEAN:
         assert verdicts == [True]
     elif build in (_syn_again, _pause_past_close_delay):
-        assert verdicts == []              # not candidates: replayed in any case
+        assert verdicts == []  # not candidates: replayed in any case
     else:
         assert verdicts == [False]
 
@@ -706,7 +781,7 @@ def test_vectorised_check_agrees_on_crafted_shapes(build, tmp_path):
 def test_vectorised_check_agrees_on_generated_captures(seed, tmp_path):
     path, _n = _generated(tmp_path, seed, connections=400, concurrency=32)
     verdicts = _floor_verdicts(path)
-    assert 100 < sum(verdicts) < len(verdicts)     # both kinds were compared
+    assert 100 < sum(verdicts) < len(verdicts)  # both kinds were compared
 
 
 def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
@@ -726,7 +801,7 @@ def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
     for build in CLEAN:
         analyze_file(_crafted(tmp_path, build), catalog, active)
     path, _n = _generated(tmp_path, 3, refused=0, retrans=0, resets=0, loss=0)
-    analyze_file(path, catalog, catalog.select(["ALL"], ["CP004"]))   # no checksums made
+    analyze_file(path, catalog, catalog.select(["ALL"], ["CP004"]))  # no checksums made
     conns = [c for c in found if c is not None]
     assert len(conns) > 100 and len(analyze._clean_templates()) == 2
 
@@ -743,9 +818,14 @@ def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
                     variants.append(v)
     for c in conns + variants:
         assert b'{"id":%d' % c.id + analyze.clean_line(c) == encoded(c)
-    for field, value in (("duration", 1e-05), ("duration", float("inf")),
-                         ("first_ts", 1e-05), ("first_ts", float("nan")),
-                         ("first_ts", 1e17), ("first_ts", 1e15)):
+    for field, value in (
+        ("duration", 1e-05),
+        ("duration", float("inf")),
+        ("first_ts", 1e-05),
+        ("first_ts", float("nan")),
+        ("first_ts", 1e17),
+        ("first_ts", 1e15),
+    ):
         v = copy.copy(conns[0])
         setattr(v, field, value)
         assert analyze.clean_line(v) is None, (field, value)

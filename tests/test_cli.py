@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
 from pcapcheck.cli import app
 
 runner = CliRunner()
@@ -41,8 +41,7 @@ def test_clean_loopback_recording_exits_zero_with_both_tables():
     assert "1 connection, 0 findings in 10 packets" in res.stdout
 
 
-@pytest.mark.parametrize("fail_on,code", [("error", 0), ("warning", 1), ("info", 1),
-                                          ("never", 0)])
+@pytest.mark.parametrize("fail_on,code", [("error", 0), ("warning", 1), ("info", 1), ("never", 0)])
 def test_fail_on_threshold(fail_on, code):
     assert run("analyze", "--fail-on", fail_on, CL003).exit_code == code
 
@@ -59,19 +58,39 @@ def test_json_document_keys():
     f = doc["files"][0]
     assert f["path"] == HS002 and f["packets"] == 3
     conn = f["connections"][0]
-    assert {"id", "client", "server", "client_state", "server_state", "conn_state", "history",
-            "handshake", "close", "transitions"} <= set(conn)
+    assert {
+        "id",
+        "client",
+        "server",
+        "client_state",
+        "server_state",
+        "conn_state",
+        "history",
+        "handshake",
+        "close",
+        "transitions",
+    } <= set(conn)
     assert (conn["id"], conn["client"], conn["server"]) == (1, "10.0.0.1:40000", "10.0.0.2:80")
     assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "LISTEN")
-    assert conn["transitions"]["server"][0] == {"frame": 2, "from": "LISTEN",
-                                                "to": "SYN-RECEIVED", "cause": "snd SYN,ACK"}
+    assert conn["transitions"]["server"][0] == {
+        "frame": 2,
+        "from": "LISTEN",
+        "to": "SYN-RECEIVED",
+        "cause": "snd SYN,ACK",
+    }
     finding = f["findings"][0]
     assert {k: finding[k] for k in ("rule", "name", "severity", "connection", "frame")} == {
-        "rule": "HS002", "name": "synack-bad-ack", "severity": "error", "connection": 1,
-        "frame": 2}
+        "rule": "HS002",
+        "name": "synack-bad-ack",
+        "severity": "error",
+        "connection": 1,
+        "frame": 2,
+    }
     # relative numbers in the message, absolute ones in the data
     assert finding["data"]["ack"] == 0 and finding["data"]["expected"] == 1
-    assert finding["data"]["expected_abs"] == finding["data"]["ack_abs"] + 1 == conn["client_isn"] + 1
+    assert (
+        finding["data"]["expected_abs"] == finding["data"]["ack_abs"] + 1 == conn["client_isn"] + 1
+    )
 
 
 def test_ipv6_endpoints_are_bracketed():
@@ -101,11 +120,14 @@ def test_output_file(tmp_path):
     assert json.loads(out.read_text())["files"][0]["findings"][0]["rule"] == "HS002"
 
 
-@pytest.mark.parametrize("path,words", [
-    ("/nonexistent/x.pcap", "no such file"),
-    (str(SAMPLES / "encap" / "bad" / "empty.pcap"), "empty"),
-    (str(SAMPLES / "encap" / "bad" / "text.pcap"), "not a capture"),
-])
+@pytest.mark.parametrize(
+    "path,words",
+    [
+        ("/nonexistent/x.pcap", "no such file"),
+        (str(SAMPLES / "encap" / "bad" / "empty.pcap"), "empty"),
+        (str(SAMPLES / "encap" / "bad" / "text.pcap"), "not a capture"),
+    ],
+)
 def test_unreadable_input_is_one_line_exit_2(path, words):
     res = run("analyze", path)
     assert res.exit_code == 2
@@ -161,13 +183,23 @@ def test_empty_but_valid_capture_is_not_an_error():
 
 
 def test_python_dash_m_works_and_bad_input_never_tracebacks():
-    proc = subprocess.run([sys.executable, "-m", "pcapcheck", "analyze",
-                           str(SAMPLES / "encap" / "bad" / "text.pcap")],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapcheck",
+            "analyze",
+            str(SAMPLES / "encap" / "bad" / "text.pcap"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("pcapcheck: error:") and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "pcapcheck", "--version"],
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("pcapcheck ")
 
 
@@ -180,8 +212,11 @@ def test_inferred_roles_are_marked_in_the_table_and_json():
 
 
 def test_retransmitted_syn_data_points_at_the_syn():
-    doc = json.loads(run("analyze", "-f", "json",
-                         str(SAMPLES / "crafted" / "hs012_syn-with-data_rejected.pcap")).stdout)
+    doc = json.loads(
+        run(
+            "analyze", "-f", "json", str(SAMPLES / "crafted" / "hs012_syn-with-data_rejected.pcap")
+        ).stdout
+    )
     sq002 = [f for f in doc["files"][0]["findings"] if f["rule"] == "SQ002"]
     assert [(f["frame"], f["data"]["first_frame"], f["data"]["seq"]) for f in sq002] == [(3, 1, 1)]
 
@@ -193,8 +228,10 @@ def test_jobs_give_the_serial_report_in_the_same_order():
     assert parallel.exit_code == 2 and serial.exit_code == 1
     one, two = json.loads(serial.stdout), json.loads(parallel.stdout)
     assert two["files"][:-1] == one["files"]
-    assert two["files"][-1] == {"path": "/nonexistent/x.pcap",
-                                "error": "/nonexistent/x.pcap: no such file"}
+    assert two["files"][-1] == {
+        "path": "/nonexistent/x.pcap",
+        "error": "/nonexistent/x.pcap: no such file",
+    }
 
 
 @pytest.mark.parametrize("given, expected", [(None, "1"), ("3", "3")])
@@ -205,13 +242,16 @@ def test_the_command_asks_openblas_for_one_thread_unless_told(given, expected):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if given is not None:
         env["OPENBLAS_NUM_THREADS"] = given
-    code = ("import atexit, os, sys\n"
-            "sys.argv = ['pcapcheck', '--version']\n"
-            "from pcapcheck.cli import main\n"
-            "atexit.register(lambda: print(os.environ.get('OPENBLAS_NUM_THREADS')))\n"
-            "main()\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
+    code = (
+        "import atexit, os, sys\n"
+        "sys.argv = ['pcapcheck', '--version']\n"
+        "from pcapcheck.cli import main\n"
+        "atexit.register(lambda: print(os.environ.get('OPENBLAS_NUM_THREADS')))\n"
+        "main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[-1] == expected
 
 
@@ -221,31 +261,45 @@ def test_the_command_leaves_at_once_with_its_status_output_and_no_temporary_file
     pipe, and the spools' temporary files (a capture in shards, fed: pickled spools) are
     deleted."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from generate import generate
     import argparse
 
+    from generate import generate
+
     capture = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(capture), connections=3000, concurrency=16,
-                                exchanges=2, refused=0.05, retrans=0.05, resets=0.05,
-                                loss=0.01, seed=9))
+    generate(
+        argparse.Namespace(
+            out=str(capture),
+            connections=3000,
+            concurrency=16,
+            exchanges=2,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=9,
+        )
+    )
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "PCAPCHECK_SHARD_MIN_BYTES": "0"}
     command = [sys.executable, "-m", "pcapcheck", "analyze", str(capture), "-f", "json"]
-    two = subprocess.run([*command, "--jobs", "2"], env=env, capture_output=True,
-                         text=True)
+    two = subprocess.run([*command, "--jobs", "2"], env=env, capture_output=True, text=True)
     one = run("analyze", str(capture), "-f", "json", "--jobs", "1")
-    assert two.returncode == one.exit_code == 1          # warnings: the default gate
-    assert two.stdout == one.stdout and len(json.loads(two.stdout)["files"][0][
-        "connections"]) == 3000
+    assert two.returncode == one.exit_code == 1  # warnings: the default gate
+    assert (
+        two.stdout == one.stdout and len(json.loads(two.stdout)["files"][0]["connections"]) == 3000
+    )
     assert list(temp.iterdir()) == []
-    table = subprocess.run([*command[:5], "-f", "table", "--jobs", "1"], env=env,
-                           capture_output=True, text=True)
+    table = subprocess.run(
+        [*command[:5], "-f", "table", "--jobs", "1"], env=env, capture_output=True, text=True
+    )
     assert table.stdout == run("analyze", str(capture), "-f", "table", "--jobs", "1").stdout
     assert len(table.stdout) > 100_000 and table.returncode == 1
-    bad = subprocess.run([*command[:4], str(tmp_path / "none.pcap")], env=env,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [*command[:4], str(tmp_path / "none.pcap")], env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("pcapcheck: error:")
-    usage = subprocess.run([*command[:3], "--no-such-option"], env=env,
-                           capture_output=True, text=True)
+    usage = subprocess.run(
+        [*command[:3], "--no-such-option"], env=env, capture_output=True, text=True
+    )
     assert usage.returncode == 2 and "No such option" in usage.stderr

@@ -8,18 +8,26 @@ import shutil
 import textwrap
 
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
+from pcapcheck.catalog.config import (
+    KEYS,
+    Config,
+    ConfigError,
+    find_config,
+    glob_match,
+    load_config,
+    resolve_config,
+    resolve_selection,
+)
 from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.cli import app
-from pcapcheck.catalog.config import (KEYS, Config, ConfigError, find_config, glob_match, load_config,
-                              resolve_config, resolve_selection)
 
 runner = CliRunner()
-HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"      # HS002 error, RS004 warning
-CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"    # CL003 warning
-CL010 = SAMPLES / "crafted" / "cl010_time-wait-reuse.pcap"     # CL010 info, gap 10 s
+HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"  # HS002 error, RS004 warning
+CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"  # CL003 warning
+CL010 = SAMPLES / "crafted" / "cl010_time-wait-reuse.pcap"  # CL010 info, gap 10 s
 CP004 = SAMPLES / "crafted" / "cp004_bad-checksum.pcap"
 CATALOG = load_catalog()
 
@@ -91,8 +99,9 @@ def test_discovered_config_applies_from_a_subdirectory(tmp_path, monkeypatch):
 
 
 def test_pyproject_table_applies(tmp_path, monkeypatch):
-    write(tmp_path / "pyproject.toml", "[project]\nname = 'x'\n\n[tool.pcapcheck]\n"
-                                       "select = ['RS']\n")
+    write(
+        tmp_path / "pyproject.toml", "[project]\nname = 'x'\n\n[tool.pcapcheck]\nselect = ['RS']\n"
+    )
     monkeypatch.chdir(tmp_path)
     assert rules_of(analyze("-f", "json", str(HS002))) == [["RS004"]]
 
@@ -124,9 +133,9 @@ def test_severity_override_changes_the_findings_and_the_gate(tmp_path, monkeypat
 def test_rule_parameter(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert rules_of(analyze("-f", "json", str(CL010))) == [["CL010"]]
-    write(tmp_path / "pcapcheck.toml", "[rules.CL010]\nmsl = 1\n")     # window 2 s < 10 s
+    write(tmp_path / "pcapcheck.toml", "[rules.CL010]\nmsl = 1\n")  # window 2 s < 10 s
     assert rules_of(analyze("-f", "json", str(CL010))) == [[]]
-    write(tmp_path / "pcapcheck.toml", "[rules.CL010]\nmsl = 30\n")    # window 60 s > 10 s
+    write(tmp_path / "pcapcheck.toml", "[rules.CL010]\nmsl = 30\n")  # window 60 s > 10 s
     assert rules_of(analyze("-f", "json", str(CL010))) == [["CL010"]]
 
 
@@ -157,7 +166,8 @@ def test_command_line_select_replaces_the_file_and_ignore_adds(tmp_path, monkeyp
     write(tmp_path / "pcapcheck.toml", "ignore = ['HS']\n")
     assert rules_of(analyze("--select", "HS002", "-f", "json", str(HS002))) == [["HS002"]]
     assert rules_of(analyze("--extend-select", "HS002", "-f", "json", str(HS002))) == [
-        ["HS002", "RS004"]]
+        ["HS002", "RS004"]
+    ]
 
 
 def test_resolve_selection_semantics():
@@ -174,8 +184,10 @@ def test_resolve_selection_semantics():
 
 def test_rules_dirs_are_relative_to_the_config_file(tmp_path, monkeypatch):
     rule = (SAMPLES.parent / "rules" / "HS002.yaml").read_text()
-    write(tmp_path / "ci" / "rules" / "HS002.yaml", rule.replace("severity: error",
-                                                                  "severity: info", 1))
+    write(
+        tmp_path / "ci" / "rules" / "HS002.yaml",
+        rule.replace("severity: error", "severity: info", 1),
+    )
     write(tmp_path / "ci" / "pcapcheck.toml", "rules-dirs = ['rules']\n")
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
@@ -187,12 +199,15 @@ def test_per_file_ignores(tmp_path, monkeypatch):
     for sub in ("legacy", "new", "legacy/old"):
         (tmp_path / "captures" / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy(HS002, tmp_path / "captures" / sub / "x.pcap")
-    write(tmp_path / "pcapcheck.toml", """\
+    write(
+        tmp_path / "pcapcheck.toml",
+        """\
         [per-file-ignores]
         "captures/legacy/*.pcap" = ["HS", "RS004"]
         "**/old/*.pcap" = ["RS"]
-        """)
-    monkeypatch.chdir(tmp_path / "captures")          # paths relative to the config's dir
+        """,
+    )
+    monkeypatch.chdir(tmp_path / "captures")  # paths relative to the config's dir
     res = analyze("-f", "json", "legacy/x.pcap", "new/x.pcap", "legacy/old/x.pcap")
     assert rules_of(res) == [[], ["HS002", "RS004"], ["HS002"]]
 
@@ -204,16 +219,19 @@ def test_per_file_ignores_name_only_pattern_and_default_off_rules(tmp_path):
     assert cfg.ignored_for(tmp_path / "y.pcap", CATALOG) == set()
 
 
-@pytest.mark.parametrize("pattern,path,hit", [
-    ("captures/legacy/*.pcap", "captures/legacy/a.pcap", True),
-    ("captures/legacy/*.pcap", "captures/legacy/sub/a.pcap", False),
-    ("captures/**/*.pcap", "captures/a.pcap", True),
-    ("captures/**/*.pcap", "captures/x/y/a.pcap", True),
-    ("captures/**", "captures/x/y/a.pcap", True),
-    ("captures/?.pcap", "captures/ab.pcap", False),
-    ("captures/[ab].pcap", "captures/b.pcap", True),
-    ("./captures/*.pcap", "captures/b.pcap", True),
-])
+@pytest.mark.parametrize(
+    "pattern,path,hit",
+    [
+        ("captures/legacy/*.pcap", "captures/legacy/a.pcap", True),
+        ("captures/legacy/*.pcap", "captures/legacy/sub/a.pcap", False),
+        ("captures/**/*.pcap", "captures/a.pcap", True),
+        ("captures/**/*.pcap", "captures/x/y/a.pcap", True),
+        ("captures/**", "captures/x/y/a.pcap", True),
+        ("captures/?.pcap", "captures/ab.pcap", False),
+        ("captures/[ab].pcap", "captures/b.pcap", True),
+        ("./captures/*.pcap", "captures/b.pcap", True),
+    ],
+)
 def test_glob_match(pattern, path, hit):
     assert glob_match(pattern, path) is hit
 
@@ -223,31 +241,64 @@ def test_glob_match(pattern, path, hit):
 ALLOWED = ", ".join(KEYS)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("selct = ['HS']\n", f"pcapcheck.toml: unknown key 'selct' (allowed: {ALLOWED})"),
-    ('fail-on = "fatal"\n',
-     "pcapcheck.toml: fail-on: 'fatal' is not one of error, warning, info, never"),
-    ('select = "HS"\n',
-     "pcapcheck.toml: select: expected an array of rule IDs or prefixes, got 'HS'"),
-    ("ignore = [1]\n", "pcapcheck.toml: ignore: expected an array of rule IDs or prefixes, got [1]"),
-    ("ignore = ['XY9']\n", "pcapcheck.toml: ignore: unknown rule selector 'XY9'"),
-    ("extend-select = ['ZZ']\n", "pcapcheck.toml: extend-select: unknown rule selector 'ZZ'"),
-    ("[rules.XY001]\nseverity = 'info'\n", "pcapcheck.toml: rules.XY001: unknown rule 'XY001'"),
-    ("[rules.HS003]\nseverity = 'fatal'\n",
-     "pcapcheck.toml: rules.HS003.severity: 'fatal' is not one of error, warning, info"),
-    ("[rules.CL010]\nmsl = 'soon'\n", "pcapcheck.toml: rules.CL010.msl: expected number, got 'soon'"),
-    ("[rules.CL010]\nmsl = true\n", "pcapcheck.toml: rules.CL010.msl: expected number, got True"),
-    ("[rules.CL010]\nmls = 30\n", "pcapcheck.toml: rules.CL010: unknown parameter 'mls' (known: msl)"),
-    ("rules = 3\n", "pcapcheck.toml: rules: expected a table of [rules.ID] tables, got an integer"),
-    ("[rules]\nHS003 = 'warning'\n",
-     "pcapcheck.toml: rules.HS003: expected a table (severity and rule parameters), got a string"),
-    ("rules-dirs = ['missing']\n", "pcapcheck.toml: rules-dirs: 'missing' does not exist (relative to .)"),
-    ("per-file-ignores = ['x']\n",
-     "pcapcheck.toml: per-file-ignores: expected a table of glob = [rule IDs or prefixes], got an array"),
-    ("[per-file-ignores]\n'*.pcap' = ['QQ1']\n",
-     "pcapcheck.toml: per-file-ignores.'*.pcap': unknown rule selector 'QQ1'"),
-    ("select = [\n", "pcapcheck.toml: invalid TOML: "),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("selct = ['HS']\n", f"pcapcheck.toml: unknown key 'selct' (allowed: {ALLOWED})"),
+        (
+            'fail-on = "fatal"\n',
+            "pcapcheck.toml: fail-on: 'fatal' is not one of error, warning, info, never",
+        ),
+        (
+            'select = "HS"\n',
+            "pcapcheck.toml: select: expected an array of rule IDs or prefixes, got 'HS'",
+        ),
+        (
+            "ignore = [1]\n",
+            "pcapcheck.toml: ignore: expected an array of rule IDs or prefixes, got [1]",
+        ),
+        ("ignore = ['XY9']\n", "pcapcheck.toml: ignore: unknown rule selector 'XY9'"),
+        ("extend-select = ['ZZ']\n", "pcapcheck.toml: extend-select: unknown rule selector 'ZZ'"),
+        ("[rules.XY001]\nseverity = 'info'\n", "pcapcheck.toml: rules.XY001: unknown rule 'XY001'"),
+        (
+            "[rules.HS003]\nseverity = 'fatal'\n",
+            "pcapcheck.toml: rules.HS003.severity: 'fatal' is not one of error, warning, info",
+        ),
+        (
+            "[rules.CL010]\nmsl = 'soon'\n",
+            "pcapcheck.toml: rules.CL010.msl: expected number, got 'soon'",
+        ),
+        (
+            "[rules.CL010]\nmsl = true\n",
+            "pcapcheck.toml: rules.CL010.msl: expected number, got True",
+        ),
+        (
+            "[rules.CL010]\nmls = 30\n",
+            "pcapcheck.toml: rules.CL010: unknown parameter 'mls' (known: msl)",
+        ),
+        (
+            "rules = 3\n",
+            "pcapcheck.toml: rules: expected a table of [rules.ID] tables, got an integer",
+        ),
+        (
+            "[rules]\nHS003 = 'warning'\n",
+            "pcapcheck.toml: rules.HS003: expected a table (severity and rule parameters), got a string",
+        ),
+        (
+            "rules-dirs = ['missing']\n",
+            "pcapcheck.toml: rules-dirs: 'missing' does not exist (relative to .)",
+        ),
+        (
+            "per-file-ignores = ['x']\n",
+            "pcapcheck.toml: per-file-ignores: expected a table of glob = [rule IDs or prefixes], got an array",
+        ),
+        (
+            "[per-file-ignores]\n'*.pcap' = ['QQ1']\n",
+            "pcapcheck.toml: per-file-ignores.'*.pcap': unknown rule selector 'QQ1'",
+        ),
+        ("select = [\n", "pcapcheck.toml: invalid TOML: "),
+    ],
+)
 def test_config_errors_are_one_line_exit_2(tmp_path, monkeypatch, text, message):
     write(tmp_path / "pcapcheck.toml", text)
     monkeypatch.chdir(tmp_path)
@@ -262,11 +313,17 @@ def test_pyproject_errors_name_the_table(tmp_path, monkeypatch):
     assert line.startswith("pcapcheck: error: pyproject.toml [tool.pcapcheck]: unknown key 'selct'")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--config", "nope.toml"], "nope.toml: no such file"),
-    (["--config", "pyproject.toml"], "pyproject.toml: no [tool.pcapcheck] table"),
-    (["--config", "pcapcheck.toml", "--isolated"], "--config and --isolated cannot be used together"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--config", "nope.toml"], "nope.toml: no such file"),
+        (["--config", "pyproject.toml"], "pyproject.toml: no [tool.pcapcheck] table"),
+        (
+            ["--config", "pcapcheck.toml", "--isolated"],
+            "--config and --isolated cannot be used together",
+        ),
+    ],
+)
 def test_config_option_errors(tmp_path, monkeypatch, args, message):
     write(tmp_path / "pyproject.toml", "[project]\nname = 'x'\n")
     write(tmp_path / "pcapcheck.toml", "")
@@ -275,7 +332,9 @@ def test_config_option_errors(tmp_path, monkeypatch, args, message):
 
 
 def test_load_config_values(tmp_path):
-    cfg = write(tmp_path / "pcapcheck.toml", """\
+    cfg = write(
+        tmp_path / "pcapcheck.toml",
+        """\
         select = ["HS", "CL"]
         extend-select = ["CP004"]
         ignore = ["CL008"]
@@ -287,13 +346,18 @@ def test_load_config_values(tmp_path):
         msl = "30"
         [per-file-ignores]
         "legacy/*.pcap" = ["CP"]
-        """)
+        """,
+    )
     config = load_config(cfg)
     assert (config.select, config.extend_select, config.ignore, config.fail_on) == (
-        ["HS", "CL"], ["CP004"], ["CL008"], "warning")
+        ["HS", "CL"],
+        ["CP004"],
+        ["CL008"],
+        "warning",
+    )
     assert config.rules_dirs == [tmp_path.resolve()]
     assert config.severity == {"HS003": "warning"}
     assert config.per_file_ignores == [("legacy/*.pcap", ["CP"])]
-    assert config.check(CATALOG) == {"CL010": {"msl": 30.0}}   # converted by the catalogue
+    assert config.check(CATALOG) == {"CL010": {"msl": 30.0}}  # converted by the catalogue
     with pytest.raises(ConfigError):
         resolve_config(cfg, isolated=True)

@@ -10,8 +10,11 @@ from conftest import ROOT, SAMPLES
 
 
 def test_craft_script_reproduces_the_shipped_captures(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "craft_captures.py"), str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "craft_captures.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     shipped = sorted(p.name for p in (SAMPLES / "crafted").iterdir())
     made = sorted(p.name for p in tmp_path.iterdir())
     assert made == shipped

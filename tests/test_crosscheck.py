@@ -22,14 +22,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import ALL_CAPTURES, HAVE_TSHARK, ROOT, SAMPLES, needs_tshark
+from conftest import selected_captures as _selected
 from typer.testing import CliRunner
 
-from pcapcheck.compare import wireshark as cc
 from pcapcheck.capture import tshark
+from pcapcheck.compare import wireshark as cc
 from pcapcheck.model import Event, Segment
-
-from conftest import ALL_CAPTURES, HAVE_TSHARK, ROOT, SAMPLES, needs_tshark  # noqa: E402,F401
-from conftest import selected_captures as _selected  # noqa: E402
 
 _KEEPALIVE_ACK = (
     "engine (detectors.Checker._wireshark_marks): keep_alive_ack is set on any pure ACK "
@@ -38,7 +37,8 @@ _KEEPALIVE_ACK = (
     "SEG.SEQ = the next expected sequence number and SEG.ACK = the last acknowledgment "
     "sent (the duplicate-ACK tests). Proposed: in _wireshark_marks, set keep_alive_ack "
     "only when those duplicate-ACK conditions hold and fr.keepalive_frame == fr.last_frame "
-    "(it then replaces duplicate_ack, as in Wireshark). Here: ")
+    "(it then replaces duplicate_ack, as in Wireshark). Here: "
+)
 #: pcapcheck's own disagreements with Wireshark: {capture: {(frame, kind): reason}}.
 ENGINE_ISSUES: dict[str, dict[tuple[int, str], str]] = {}
 
@@ -89,11 +89,14 @@ def test_sample_agrees_with_wireshark(path):
     unexpected = {k: d for k, d in found.items() if k not in expected}
     assert not unexpected, cc.render_crosscheck(report)
     fixed = sorted(k for k in expected if k not in found)
-    assert not fixed, (f"ENGINE_ISSUES lists {fixed} for {rel(path)} but pcapcheck now "
-                       "agrees with Wireshark there: remove the entries")
+    assert not fixed, (
+        f"ENGINE_ISSUES lists {fixed} for {rel(path)} but pcapcheck now "
+        "agrees with Wireshark there: remove the entries"
+    )
     if expected:
-        pytest.xfail("; ".join(f"frame {f} {kind}: {why}"
-                               for (f, kind), why in sorted(expected.items())))
+        pytest.xfail(
+            "; ".join(f"frame {f} {kind}: {why}" for (f, kind), why in sorted(expected.items()))
+        )
 
 
 @needs_tshark
@@ -135,16 +138,34 @@ C, S = ("10.0.0.1", 40000), ("10.0.0.2", 80)
 
 def seg(frame, sender, seq, ack, flags=0x10, length=0):
     src, dst = (C, S) if sender == "c" else (S, C)
-    return Segment(frame, 1767225600 + frame / 1000, src[0], dst[0], src[1], dst[1],
-                   seq, ack, flags, 500, length)
+    return Segment(
+        frame,
+        1767225600 + frame / 1000,
+        src[0],
+        dst[0],
+        src[1],
+        dst[1],
+        seq,
+        ack,
+        flags,
+        500,
+        length,
+    )
 
 
 def ws_line(s: Segment, stream: int, *flags: str, number: int | None = None) -> str:
     row = dict.fromkeys(FIELDS, "")
-    row.update({"frame.number": str(number or s.frame), "frame.time_epoch": f"{s.ts:.9f}",
-                "tcp.stream": str(stream), "tcp.srcport": str(s.sport),
-                "tcp.dstport": str(s.dport), "tcp.seq_raw": str(s.seq),
-                "tcp.ack_raw": str(s.ack)})
+    row.update(
+        {
+            "frame.number": str(number or s.frame),
+            "frame.time_epoch": f"{s.ts:.9f}",
+            "tcp.stream": str(stream),
+            "tcp.srcport": str(s.sport),
+            "tcp.dstport": str(s.dport),
+            "tcp.seq_raw": str(s.seq),
+            "tcp.ack_raw": str(s.ack),
+        }
+    )
     for f in flags:
         row[f"tcp.analysis.{f}"] = "1"
     return "\t".join(row[n] for n in FIELDS)
@@ -154,24 +175,33 @@ def fake(segments, conns, marks=None, events=(), streams=None, ws_flags=None, ex
     """A pcapcheck result and a tshark run for the segments (frame -> Segment); ``extra``:
     frame numbers of Wireshark rows without a packet (pcapng custom blocks: no field but
     the number), which pcapcheck numbers too but does not count among its packets."""
-    result = SimpleNamespace(path="x.pcap", packets=len(segments), marks=marks or {},
-                             frame_conn=conns, events=list(events), truncated=None,
-                             format="pcap")
+    result = SimpleNamespace(
+        path="x.pcap",
+        packets=len(segments),
+        marks=marks or {},
+        frame_conn=conns,
+        events=list(events),
+        truncated=None,
+        format="pcap",
+    )
     lines = []
     for f in sorted(set(segments) | set(extra)):
         if f in extra:
             lines.append("\t".join([str(f)] + [""] * (len(FIELDS) - 1)))
             continue
         s = segments[f]
-        lines.append(ws_line(s, (streams or {}).get(f, 0), *(ws_flags or {}).get(f, ()),
-                             number=f))
+        lines.append(ws_line(s, (streams or {}).get(f, 0), *(ws_flags or {}).get(f, ()), number=f))
     run = tshark.TsharkRun("x.pcap", FIELDS, lines, "", 0, "File type: pcap", True)
     return result, run
 
 
-HANDSHAKE = {1: seg(1, "c", 1000, 0, 0x02), 2: seg(2, "s", 5000, 1001, 0x12),
-             3: seg(3, "c", 1001, 5001), 4: seg(4, "c", 1001, 5001, 0x18, 100),
-             5: seg(5, "s", 5001, 1101)}
+HANDSHAKE = {
+    1: seg(1, "c", 1000, 0, 0x02),
+    2: seg(2, "s", 5000, 1001, 0x12),
+    3: seg(3, "c", 1001, 5001),
+    4: seg(4, "c", 1001, 5001, 0x18, 100),
+    5: seg(5, "s", 5001, 1101),
+}
 
 
 def test_full_agreement_counts_every_kind():
@@ -188,12 +218,17 @@ def test_full_agreement_counts_every_kind():
 def test_flag_disagreements_are_listed_with_both_verdicts():
     segs = {**HANDSHAKE, 6: seg(6, "c", 1001, 5001, 0x18, 100)}
     marks = {6: {"retransmission"}, 5: {"duplicate_ack"}}
-    result, run = fake(segs, dict.fromkeys(segs, 1), marks=marks,
-                       ws_flags={6: ("retransmission", "spurious_retransmission")})
+    result, run = fake(
+        segs,
+        dict.fromkeys(segs, 1),
+        marks=marks,
+        ws_flags={6: ("retransmission", "spurious_retransmission")},
+    )
     report = cc.compare(result, run, segs)
     assert report.counts["retransmission"].both == 1
-    assert [(d.frame, d.kind, d.pcapcheck, d.wireshark) for d in report.disagreements] \
-        == [(5, "duplicate_ack", "set", "not set")]
+    assert [(d.frame, d.kind, d.pcapcheck, d.wireshark) for d in report.disagreements] == [
+        (5, "duplicate_ack", "set", "not set")
+    ]
     assert not report.agrees
     text = cc.render_crosscheck(report)
     assert "UNEXPLAINED" in text and "duplicate_ack" in text and "1 unexplained" in text
@@ -202,8 +237,7 @@ def test_flag_disagreements_are_listed_with_both_verdicts():
 def test_known_difference_capture_duplicate():
     segs = {**HANDSHAKE, 6: seg(6, "c", 1001, 5001, 0x18, 100)}
     ev = Event("CP008", 1, 6, {"original_frame": 4})
-    result, run = fake(segs, dict.fromkeys(segs, 1), events=[ev],
-                       ws_flags={6: ("retransmission",)})
+    result, run = fake(segs, dict.fromkeys(segs, 1), events=[ev], ws_flags={6: ("retransmission",)})
     report = cc.compare(result, run, segs)
     (d,) = report.disagreements
     assert (d.frame, d.kind, d.known) == (6, "retransmission", "capture-duplicate")
@@ -213,8 +247,7 @@ def test_known_difference_capture_duplicate():
 
 def test_connections_compared_as_partitions():
     # Wireshark numbers streams from 0, pcapcheck connections from 1: same partition
-    result, run = fake(HANDSHAKE, dict.fromkeys(HANDSHAKE, 1),
-                       streams=dict.fromkeys(HANDSHAKE, 7))
+    result, run = fake(HANDSHAKE, dict.fromkeys(HANDSHAKE, 1), streams=dict.fromkeys(HANDSHAKE, 7))
     assert cc.compare(result, run, HANDSHAKE).agrees
     # Wireshark splits at frame 3
     streams = {1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
@@ -227,14 +260,18 @@ def test_connections_compared_as_partitions():
     # pcapcheck splits at frame 4
     result, run = fake(HANDSHAKE, {1: 1, 2: 1, 3: 1, 4: 2, 5: 2})
     (d,) = cc.compare(result, run, HANDSHAKE).disagreements
-    assert (d.frame, d.pcapcheck, d.wireshark) == (4, "connection 2 (frames 4-5)",
-                                                   "tcp.stream 0 (frames 1-5)")
+    assert (d.frame, d.pcapcheck, d.wireshark) == (
+        4,
+        "connection 2 (frames 4-5)",
+        "tcp.stream 0 (frames 1-5)",
+    )
 
 
 def test_flags_after_a_grouping_difference_are_consequences():
     streams = {1: 0, 2: 0, 3: 1, 4: 1, 5: 1}
-    result, run = fake(HANDSHAKE, dict.fromkeys(HANDSHAKE, 1), streams=streams,
-                       marks={5: {"duplicate_ack"}})
+    result, run = fake(
+        HANDSHAKE, dict.fromkeys(HANDSHAKE, 1), streams=streams, marks={5: {"duplicate_ack"}}
+    )
     report = cc.compare(result, run, HANDSHAKE)
     flag = [d for d in report.disagreements if d.kind == "duplicate_ack"][0]
     assert flag.known == "after-connection-difference" and flag.note == "after frame 3"
@@ -250,8 +287,12 @@ def test_frame_only_one_tool_decoded():
     result.packets = 5
     report = cc.compare(result, run, segs)
     (d,) = report.disagreements
-    assert (d.frame, d.kind, d.pcapcheck, d.wireshark) == (4, cc.CONNECTION,
-                                                          "not decoded as TCP", "tcp.stream 0")
+    assert (d.frame, d.kind, d.pcapcheck, d.wireshark) == (
+        4,
+        cc.CONNECTION,
+        "not decoded as TCP",
+        "tcp.stream 0",
+    )
     assert d.known == "malformed-for-pcapcheck" and "data offset" in d.note
     assert report.counts[cc.CONNECTION].wireshark_only == 1
 
@@ -271,7 +312,12 @@ def test_records_without_a_packet_are_frames_for_both_tools():
     _result, run = fake(more, dict.fromkeys(more, 1), extra=(3,))
     (d,) = cc.compare(result, run, segs, frames=6).disagreements
     assert (d.frame, d.kind, d.pcapcheck, d.wireshark, d.known) == (
-        7, cc.CONNECTION, "no such frame", "tcp.stream 0", None)
+        7,
+        cc.CONNECTION,
+        "no such frame",
+        "tcp.stream 0",
+        None,
+    )
 
 
 def test_known_difference_malformed_for_wireshark():
@@ -284,21 +330,33 @@ def test_known_difference_malformed_for_wireshark():
     cols[names.index("_ws.expert.message")] = "Malformed Packet (Exception occurred)"
     run.lines[3] = "\t".join(cols)
     (d,) = cc.compare(result, run, HANDSHAKE).disagreements
-    assert (d.frame, d.kind, d.pcapcheck, d.wireshark) == (4, cc.CONNECTION, "connection 1",
-                                                          "not a TCP segment")
+    assert (d.frame, d.kind, d.pcapcheck, d.wireshark) == (
+        4,
+        cc.CONNECTION,
+        "connection 1",
+        "not a TCP segment",
+    )
     assert d.known == "malformed-for-wireshark" and "Malformed" in d.note
 
 
 def test_known_difference_after_close():
     # the connection closed; a data segment sent again after it is CL009 for pcapcheck
-    segs = {**HANDSHAKE, 6: seg(6, "c", 1001, 5001, 0x18, 100),
-            7: seg(7, "c", 1001, 5001, 0x18, 100)}
-    result, run = fake(segs, dict.fromkeys(segs, 1),
-                       events=[Event("CL009", 1, 6, {"closed_frame": 5})],
-                       ws_flags={6: ("retransmission",), 7: ("retransmission",)})
+    segs = {
+        **HANDSHAKE,
+        6: seg(6, "c", 1001, 5001, 0x18, 100),
+        7: seg(7, "c", 1001, 5001, 0x18, 100),
+    }
+    result, run = fake(
+        segs,
+        dict.fromkeys(segs, 1),
+        events=[Event("CL009", 1, 6, {"closed_frame": 5})],
+        ws_flags={6: ("retransmission",), 7: ("retransmission",)},
+    )
     report = cc.compare(result, run, segs)
-    assert [(d.frame, d.known) for d in report.disagreements] == [(6, "after-close"),
-                                                                  (7, "after-close")]
+    assert [(d.frame, d.known) for d in report.disagreements] == [
+        (6, "after-close"),
+        (7, "after-close"),
+    ]
 
 
 def test_ack_of_captured_data_after_a_gap():
@@ -308,11 +366,13 @@ def test_ack_of_captured_data_after_a_gap():
     segs[6] = seg(6, "c", 1101, 6001)
     segs[7] = seg(7, "s", 6001, 1101, 0x18, 1000)
     segs[8] = seg(8, "c", 1101, 7001)
-    segs[5] = seg(5, "s", 5001, 1101)   # the 1000 bytes of 5001 never captured
-    result, run = fake(segs, dict.fromkeys(segs, 1),
-                       marks={6: {"ack_lost_segment"}, 7: {"lost_segment"}},
-                       ws_flags={6: ("ack_lost_segment",), 7: ("lost_segment",),
-                                 8: ("ack_lost_segment",)})
+    segs[5] = seg(5, "s", 5001, 1101)  # the 1000 bytes of 5001 never captured
+    result, run = fake(
+        segs,
+        dict.fromkeys(segs, 1),
+        marks={6: {"ack_lost_segment"}, 7: {"lost_segment"}},
+        ws_flags={6: ("ack_lost_segment",), 7: ("lost_segment",), 8: ("ack_lost_segment",)},
+    )
     report = cc.compare(result, run, segs)
     (d,) = report.disagreements
     assert (d.frame, d.kind, d.known) == (8, "ack_lost_segment", "stale-next-expected-ack")
@@ -323,8 +383,14 @@ def test_ack_of_captured_data_after_a_gap():
 def test_command_exit_0_on_agreement_apart_from_known_differences():
     from pcapcheck.cli import app
 
-    res = CliRunner().invoke(app, ["crosscheck", str(SAMPLES / "crafted/cp008_capture-duplicates.pcap"),
-                                   str(SAMPLES / "crafted/clean_handshake_close.pcap")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "crosscheck",
+            str(SAMPLES / "crafted/cp008_capture-duplicates.pcap"),
+            str(SAMPLES / "crafted/clean_handshake_close.pcap"),
+        ],
+    )
     assert res.exit_code == 0, res.stdout + res.stderr
     assert res.stdout.count("== ") == 2
     assert "known: capture-duplicate" in res.stdout and "retransmission" in res.stdout
@@ -336,8 +402,9 @@ def test_command_exit_1_on_an_unexplained_disagreement(monkeypatch):
     from pcapcheck.cli import app
 
     monkeypatch.setattr(cc, "KNOWN_DIFFERENCES", ())
-    res = CliRunner().invoke(app, ["crosscheck",
-                                   str(SAMPLES / "crafted/cp008_capture-duplicates.pcap")])
+    res = CliRunner().invoke(
+        app, ["crosscheck", str(SAMPLES / "crafted/cp008_capture-duplicates.pcap")]
+    )
     assert res.exit_code == 1
     assert "UNEXPLAINED" in res.stdout
 
@@ -346,8 +413,14 @@ def test_command_exit_1_on_an_unexplained_disagreement(monkeypatch):
 def test_command_exit_2_on_an_unreadable_file_still_reports_the_others():
     from pcapcheck.cli import app
 
-    res = CliRunner().invoke(app, ["crosscheck", str(SAMPLES / "encap/bad/text.pcap"),
-                                   str(SAMPLES / "crafted/clean_handshake_close.pcap")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "crosscheck",
+            str(SAMPLES / "encap/bad/text.pcap"),
+            str(SAMPLES / "crafted/clean_handshake_close.pcap"),
+        ],
+    )
     assert res.exit_code == 2
     assert res.stderr.startswith("pcapcheck: error: ") and len(res.stderr.splitlines()) == 1
     assert "clean_handshake_close.pcap ==" in res.stdout
@@ -363,7 +436,9 @@ def test_command_exit_2_without_tshark(monkeypatch):
 
     monkeypatch.setattr(pyshark_tshark, "get_process_path", missing)
     monkeypatch.setattr(tshark, "_version_cache", [])
-    res = CliRunner().invoke(app, ["crosscheck", str(SAMPLES / "crafted/clean_handshake_close.pcap")])
+    res = CliRunner().invoke(
+        app, ["crosscheck", str(SAMPLES / "crafted/clean_handshake_close.pcap")]
+    )
     assert res.exit_code == 2
     assert res.stderr.startswith("pcapcheck: error: tshark not found")
     assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pcapcheck.capture.decoder import DecodeError, Decoder, decode_with_dpkt
-from pcapcheck.model import ACK, FIN, PSH, SYN, Record, Segment, TcpOptions
 from pcapcheck.capture.reader import CaptureError, open_capture
+from pcapcheck.model import ACK, FIN, PSH, SYN, Record, Segment, TcpOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
@@ -38,8 +38,24 @@ SYNACK_OPTS = TcpOptions(mss=1400, wscale=9, sack_permitted=True, ts_val=7000, t
 
 #: the reference conversation as Segments (eth_ipv4.pcap, checksums not verified)
 EXPECTED = [
-    Segment(f, (BASE_US + OFFSETS_US[f - 1]) / 10**6, src, dst, sp, dp, seq, ack, flags, win,
-            plen, opts, ipid, 4, False, None)
+    Segment(
+        f,
+        (BASE_US + OFFSETS_US[f - 1]) / 10**6,
+        src,
+        dst,
+        sp,
+        dp,
+        seq,
+        ack,
+        flags,
+        win,
+        plen,
+        opts,
+        ipid,
+        4,
+        False,
+        None,
+    )
     for f, src, dst, sp, dp, seq, ack, flags, win, plen, opts, ipid in [
         (1, C, S, 40000, 80, ISN_C, 0, SYN, 64240, 0, SYN_OPTS, 20001),
         (2, S, C, 80, 40000, ISN_S, ISN_C + 1, SYN | ACK, 65160, 0, SYNACK_OPTS, 30002),
@@ -54,13 +70,33 @@ EXPECTED = [
     ]
 ]
 
-IPV4_FILES = ["eth_ipv4.pcap", "eth_ipv4_bigendian.pcap", "eth_ipv4.pcap.gz",
-              "eth_ipv4_gzip_no_suffix.pcap", "multi_if.pcapng", "multi_if.pcapng.gz",
-              "multi_section.pcapng", "vlan.pcap", "qinq.pcap", "qinq_9100.pcap", "sll.pcap",
-              "sll2.pcap", "null.pcap", "loop.pcap", "raw_ipv4.pcap", "raw_ipv4_228.pcap",
-              "ipv4_options.pcap"]
-IPV6_FILES = ["null_ipv6_bigendian.pcap", "raw_ipv6.pcap", "raw_ipv6_229.pcap", "eth_ipv6.pcap",
-              "eth_ipv6_exthdr.pcap", "eth_ipv6_allext.pcap"]
+IPV4_FILES = [
+    "eth_ipv4.pcap",
+    "eth_ipv4_bigendian.pcap",
+    "eth_ipv4.pcap.gz",
+    "eth_ipv4_gzip_no_suffix.pcap",
+    "multi_if.pcapng",
+    "multi_if.pcapng.gz",
+    "multi_section.pcapng",
+    "vlan.pcap",
+    "qinq.pcap",
+    "qinq_9100.pcap",
+    "sll.pcap",
+    "sll2.pcap",
+    "null.pcap",
+    "loop.pcap",
+    "raw_ipv4.pcap",
+    "raw_ipv4_228.pcap",
+    "ipv4_options.pcap",
+]
+IPV6_FILES = [
+    "null_ipv6_bigendian.pcap",
+    "raw_ipv6.pcap",
+    "raw_ipv6_229.pcap",
+    "eth_ipv6.pcap",
+    "eth_ipv6_exthdr.pcap",
+    "eth_ipv6_allext.pcap",
+]
 NSEC_FILES = ["eth_ipv4_nsec.pcap", "eth_ipv4_nsec_bigendian.pcap"]
 SPECIAL = ["snaplen64.pcap", "with_non_tcp.pcap"]
 
@@ -111,8 +147,9 @@ def test_ipv6_encapsulations_identical(name):
     for seg, ref in zip(got, EXPECTED):
         assert (seg.src, seg.dst) == (v6[ref.src], v6[ref.dst])
         assert seg.ip_version == 6 and seg.ip_id is None
-        assert without(seg, "src", "dst", "ip_version", "ip_id") == \
-            without(ref, "src", "dst", "ip_version", "ip_id")
+        assert without(seg, "src", "dst", "ip_version", "ip_id") == without(
+            ref, "src", "dst", "ip_version", "ip_id"
+        )
 
 
 @pytest.mark.parametrize("name", NSEC_FILES)
@@ -127,11 +164,10 @@ def test_snaplen64_same_segments_but_truncated():
     assert len(got) == 10
     for seg, ref in zip(got, EXPECTED):
         assert seg.payload_len == ref.payload_len
-        cut = ref.payload_len > 0            # only the two data segments exceed 64 bytes
+        cut = ref.payload_len > 0  # only the two data segments exceed 64 bytes
         assert seg.truncated is cut
         assert seg.checksum_ok is (None if cut else True)
-        assert without(seg, "truncated", "checksum_ok") == without(ref, "truncated",
-                                                                    "checksum_ok")
+        assert without(seg, "truncated", "checksum_ok") == without(ref, "truncated", "checksum_ok")
 
 
 def test_with_non_tcp_skipped_and_counted():
@@ -153,19 +189,26 @@ def test_checksums_verified(name):
 def test_bad_checksum_detected():
     rec = next(iter(open_capture(ENCAP / "eth_ipv4.pcap")))
     data = bytearray(rec.data)
-    data[-1] ^= 0x01                      # last option byte (wscale)
+    data[-1] ^= 0x01  # last option byte (wscale)
     seg = Decoder(verify_checksums=True).decode(Record(1, 0.0, 1, bytes(data), len(data)))
     assert seg.checksum_ok is False and seg.options.wscale == 6
 
 
 # ---- bad captures ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, frame, reason", [
-    ("ipv4_ihl3.pcap", 4, "IPv4 header length 12 < 20"),
-    ("tcp_doff3.pcap", 4, "TCP data offset 3 < 5"),
-    ("tcp_optlen0.pcap", 1, "bad TCP option length 0 (kind 2 at header offset 20, 20 bytes"
-                            " left)"),
-])
+
+@pytest.mark.parametrize(
+    "name, frame, reason",
+    [
+        ("ipv4_ihl3.pcap", 4, "IPv4 header length 12 < 20"),
+        ("tcp_doff3.pcap", 4, "TCP data offset 3 < 5"),
+        (
+            "tcp_optlen0.pcap",
+            1,
+            "bad TCP option length 0 (kind 2 at header offset 20, 20 bytes left)",
+        ),
+    ],
+)
 def test_malformed_packet_among_good_ones(name, frame, reason):
     out, _ = decode_file(BAD / name)
     assert len(out) == 10
@@ -201,6 +244,7 @@ def test_zero_length_record():
 
 # ---- synthetic packets -----------------------------------------------------------------
 
+
 def a4(s):
     return socket.inet_pton(socket.AF_INET, s)
 
@@ -220,18 +264,33 @@ def with_cksum(seg: bytes, pseudo: bytes) -> bytes:
     return seg[:16] + struct.pack("!H", s) + seg[18:]
 
 
-def ip4(seg, proto=6, src=C, dst=S, frag=0x4000, total=None, ihl=5, opts=b"", ident=7,
-        fix_cksum=True):
+def ip4(
+    seg, proto=6, src=C, dst=S, frag=0x4000, total=None, ihl=5, opts=b"", ident=7, fix_cksum=True
+):
     if proto == 6 and fix_cksum:
         seg = with_cksum(seg, struct.pack("!4s4sxBH", a4(src), a4(dst), 6, len(seg)))
     tl = 4 * ihl + len(seg) if total is None else total
-    return struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tl, ident, frag, 64, proto, 0, a4(src),
-                       a4(dst)) + opts + seg
+    return (
+        struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, tl, ident, frag, 64, proto, 0, a4(src), a4(dst))
+        + opts
+        + seg
+    )
 
 
 def ip6(seg, nh=6, ext=b"", src=C6, dst=S6, plen=None):
-    return struct.pack("!IHBB16s16s", 6 << 28, len(ext) + len(seg) if plen is None else plen,
-                       nh, 64, a6(src), a6(dst)) + ext + seg
+    return (
+        struct.pack(
+            "!IHBB16s16s",
+            6 << 28,
+            len(ext) + len(seg) if plen is None else plen,
+            nh,
+            64,
+            a6(src),
+            a6(dst),
+        )
+        + ext
+        + seg
+    )
 
 
 def ip6_tcp(seg, ext=b"", first=6, final_dst=S6, **kw):
@@ -261,19 +320,33 @@ def test_options_none_for_doff5_and_empty_for_padding_only():
 
 
 def test_all_option_kinds():
-    opts = (b"\x02\x04\x05\xb4" b"\x03\x03\x0e" b"\x04\x02" b"\x01"
-            b"\x08\x0a" + struct.pack("!II", 0xFFFFFFFF, 1) + b"\x22\x0a" + b"COOKIE42"
-            + b"\x00\x00")
+    opts = (
+        b"\x02\x04\x05\xb4"
+        b"\x03\x03\x0e"
+        b"\x04\x02"
+        b"\x01"
+        b"\x08\x0a" + struct.pack("!II", 0xFFFFFFFF, 1) + b"\x22\x0a" + b"COOKIE42" + b"\x00\x00"
+    )
     assert len(opts) == 32
     seg = decode(ether(ip4(tcp(opts, flags=SYN))))
-    assert seg.options == TcpOptions(mss=1460, wscale=14, sack_permitted=True, ts_val=0xFFFFFFFF,
-                                     ts_ecr=1, tfo_cookie=b"COOKIE42")
-    opts = (b"\x01\x01\x08\x0a" + struct.pack("!II", 5, 6) + b"\x01\x01"
-            + b"\x05\x12" + struct.pack("!IIII", 10, 20, 0xFFFFFFF0, 40))
+    assert seg.options == TcpOptions(
+        mss=1460,
+        wscale=14,
+        sack_permitted=True,
+        ts_val=0xFFFFFFFF,
+        ts_ecr=1,
+        tfo_cookie=b"COOKIE42",
+    )
+    opts = (
+        b"\x01\x01\x08\x0a"
+        + struct.pack("!II", 5, 6)
+        + b"\x01\x01"
+        + b"\x05\x12"
+        + struct.pack("!IIII", 10, 20, 0xFFFFFFF0, 40)
+    )
     assert len(opts) == 32
     seg = decode(ether(ip4(tcp(opts))))
-    assert seg.options == TcpOptions(sack_blocks=((10, 20), (0xFFFFFFF0, 40)), ts_val=5,
-                                     ts_ecr=6)
+    assert seg.options == TcpOptions(sack_blocks=((10, 20), (0xFFFFFFF0, 40)), ts_val=5, ts_ecr=6)
 
 
 def test_experimental_fast_open_and_cookie_request():
@@ -281,62 +354,95 @@ def test_experimental_fast_open_and_cookie_request():
     assert seg.options.tfo_cookie == b"12345678"
     seg = decode(ether(ip4(tcp(b"\x22\x02\x01\x01"))))
     assert seg.options.tfo_cookie == b""
-    seg = decode(ether(ip4(tcp(b"\xfe\x06\x12\x34\x00\x00\x01\x01"))))   # other magic
+    seg = decode(ether(ip4(tcp(b"\xfe\x06\x12\x34\x00\x00\x01\x01"))))  # other magic
     assert seg.options.tfo_cookie is None
 
 
 def test_options_after_eol_and_wrong_length_known_option_ignored():
-    seg = decode(ether(ip4(tcp(b"\x00\x02\x04\x05"))))       # EOL first: nothing after
+    seg = decode(ether(ip4(tcp(b"\x00\x02\x04\x05"))))  # EOL first: nothing after
     assert seg.options == TcpOptions()
-    seg = decode(ether(ip4(tcp(b"\x02\x03\x05\x01"))))       # MSS with length 3: ignored
+    seg = decode(ether(ip4(tcp(b"\x02\x03\x05\x01"))))  # MSS with length 3: ignored
     assert seg.options == TcpOptions()
 
 
-@pytest.mark.parametrize("opts, reason", [
-    (b"\x02\x00\x05\xb4", "bad TCP option length 0 (kind 2 at header offset 20, 4 bytes left)"),
-    (b"\x08\x01\x00\x00", "bad TCP option length 1 (kind 8 at header offset 20, 4 bytes left)"),
-    (b"\x01\x08\x0a\x00", "bad TCP option length 10 (kind 8 at header offset 21, 3 bytes left)"),
-    (b"\x01\x01\x01\x02", "bad TCP option length: kind 2 at header offset 23 has no length byte"),
-])
+@pytest.mark.parametrize(
+    "opts, reason",
+    [
+        (b"\x02\x00\x05\xb4", "bad TCP option length 0 (kind 2 at header offset 20, 4 bytes left)"),
+        (b"\x08\x01\x00\x00", "bad TCP option length 1 (kind 8 at header offset 20, 4 bytes left)"),
+        (
+            b"\x01\x08\x0a\x00",
+            "bad TCP option length 10 (kind 8 at header offset 21, 3 bytes left)",
+        ),
+        (
+            b"\x01\x01\x01\x02",
+            "bad TCP option length: kind 2 at header offset 23 has no length byte",
+        ),
+    ],
+)
 def test_bad_option_lengths(opts, reason):
     with pytest.raises(DecodeError) as info:
         decode(ether(ip4(tcp(opts))))
     assert info.value.reason == reason == str(info.value)
 
 
-@pytest.mark.parametrize("data, lt, reason", [
-    (b"\x02" * 10, 1, "truncated Ethernet header (10 of 14 bytes captured)"),
-    (ether(b"\x45\x00"), 1, "truncated IPv4 header (2 of 20 bytes captured)"),
-    (ether(b"\x00\x05", 0x8100), 1, "truncated VLAN tag (2 of 4 bytes captured)"),
-    (ether(ip4(tcp(), ihl=3)), 1, "IPv4 header length 12 < 20"),
-    (ether(ip4(tcp(), ihl=7, opts=b"\x01" * 8))[:38], 1, "truncated IPv4 header (24 of 28 bytes"
-                                                         " captured)"),
-    (ether(ip4(tcp(), total=16)), 1, "IPv4 total length 16 < header length 20"),
-    (ether(ip4(tcp(), total=30)), 1, "IP length leaves 10 bytes for TCP, less than the 20-byte"
-                                     " TCP header"),
-    (ether(ip4(tcp(b"\x01" * 12), total=40)), 1, "IP length leaves 20 bytes for TCP, less than"
-                                                 " the 32-byte TCP header"),
-    (ether(ip4(tcp()))[:48], 1, "truncated TCP header (14 of 20 bytes captured)"),
-    (ether(ip4(tcp(doff=4))), 1, "TCP data offset 4 < 5"),
-    (ether(b"\x65" + ip4(tcp())[1:]), 1, "IP version 6 in an IPv4 packet"),
-    (ether(ip6(tcp()), 0x86DD)[:40], 1, "truncated IPv6 header (26 of 40 bytes captured)"),
-    (ether(b"\x45" + ip6(tcp())[1:], 0x86DD), 1, "IP version 4 in an IPv6 packet"),
-    (ip6(tcp()), 228, "IP version 6 in a link type 228 (raw IPv4) packet"),
-    (ip4(tcp()), 229, "IP version 4 in a link type 229 (raw IPv6) packet"),
-    (b"\x15" + ip4(tcp())[1:], 101, "raw IP packet with IP version 1"),
-    (b"\x00\x00", 113, "truncated Linux cooked (SLL) header (2 of 16 bytes captured)"),
-    (b"\x00\x00", 276, "truncated Linux cooked (SLL2) header (2 of 20 bytes captured)"),
-    (b"\x02\x00", 0, "truncated loopback header (2 of 4 bytes captured)"),
-    (ip4(tcp()), 147, "unsupported link type 147"),
-    (ip6(b"\x06\x00" + b"\x00" * 4, nh=0, plen=28), 101,
-     "truncated IPv6 extension header (6 of 8 bytes captured)"),
-    (ip6(b"\x06\x01" + b"\x00" * 6, nh=0), 101, "truncated IPv6 extension header (8 of 16 bytes"
-                                                " captured)"),
-    (ip6(b"\x06\x00" + b"\x00" * 6 + tcp(), nh=0, plen=4), 101,
-     "IPv6 payload length 4 ends inside the extension headers"),
-    (ip6(b"\x06\x01" + b"\x00" * 14 + tcp(), nh=0, plen=12), 101,
-     "IPv6 payload length 12 ends inside the extension headers (16 bytes)"),
-])
+@pytest.mark.parametrize(
+    "data, lt, reason",
+    [
+        (b"\x02" * 10, 1, "truncated Ethernet header (10 of 14 bytes captured)"),
+        (ether(b"\x45\x00"), 1, "truncated IPv4 header (2 of 20 bytes captured)"),
+        (ether(b"\x00\x05", 0x8100), 1, "truncated VLAN tag (2 of 4 bytes captured)"),
+        (ether(ip4(tcp(), ihl=3)), 1, "IPv4 header length 12 < 20"),
+        (
+            ether(ip4(tcp(), ihl=7, opts=b"\x01" * 8))[:38],
+            1,
+            "truncated IPv4 header (24 of 28 bytes captured)",
+        ),
+        (ether(ip4(tcp(), total=16)), 1, "IPv4 total length 16 < header length 20"),
+        (
+            ether(ip4(tcp(), total=30)),
+            1,
+            "IP length leaves 10 bytes for TCP, less than the 20-byte TCP header",
+        ),
+        (
+            ether(ip4(tcp(b"\x01" * 12), total=40)),
+            1,
+            "IP length leaves 20 bytes for TCP, less than the 32-byte TCP header",
+        ),
+        (ether(ip4(tcp()))[:48], 1, "truncated TCP header (14 of 20 bytes captured)"),
+        (ether(ip4(tcp(doff=4))), 1, "TCP data offset 4 < 5"),
+        (ether(b"\x65" + ip4(tcp())[1:]), 1, "IP version 6 in an IPv4 packet"),
+        (ether(ip6(tcp()), 0x86DD)[:40], 1, "truncated IPv6 header (26 of 40 bytes captured)"),
+        (ether(b"\x45" + ip6(tcp())[1:], 0x86DD), 1, "IP version 4 in an IPv6 packet"),
+        (ip6(tcp()), 228, "IP version 6 in a link type 228 (raw IPv4) packet"),
+        (ip4(tcp()), 229, "IP version 4 in a link type 229 (raw IPv6) packet"),
+        (b"\x15" + ip4(tcp())[1:], 101, "raw IP packet with IP version 1"),
+        (b"\x00\x00", 113, "truncated Linux cooked (SLL) header (2 of 16 bytes captured)"),
+        (b"\x00\x00", 276, "truncated Linux cooked (SLL2) header (2 of 20 bytes captured)"),
+        (b"\x02\x00", 0, "truncated loopback header (2 of 4 bytes captured)"),
+        (ip4(tcp()), 147, "unsupported link type 147"),
+        (
+            ip6(b"\x06\x00" + b"\x00" * 4, nh=0, plen=28),
+            101,
+            "truncated IPv6 extension header (6 of 8 bytes captured)",
+        ),
+        (
+            ip6(b"\x06\x01" + b"\x00" * 6, nh=0),
+            101,
+            "truncated IPv6 extension header (8 of 16 bytes captured)",
+        ),
+        (
+            ip6(b"\x06\x00" + b"\x00" * 6 + tcp(), nh=0, plen=4),
+            101,
+            "IPv6 payload length 4 ends inside the extension headers",
+        ),
+        (
+            ip6(b"\x06\x01" + b"\x00" * 14 + tcp(), nh=0, plen=12),
+            101,
+            "IPv6 payload length 12 ends inside the extension headers (16 bytes)",
+        ),
+    ],
+)
 def test_decode_errors(data, lt, reason):
     with pytest.raises(DecodeError) as info:
         decode(data, lt)
@@ -345,24 +451,27 @@ def test_decode_errors(data, lt, reason):
         decode_with_dpkt(rec(data, lt))
 
 
-@pytest.mark.parametrize("data, lt, kind", [
-    (ether(b"\x00" * 28, 0x0806), 1, "arp"),
-    (ether(b"\x00" * 28, 0x88CC), 1, "other-ethertype"),
-    (ether(b"\x00" * 28, 0x0806, tags=((0x8100, 5),)), 1, "arp"),
-    (ether(ip4(tcp(), frag=0x2000)), 1, "ipv4-fragment"),                 # first, MF
-    (ether(ip4(tcp(), frag=0x0010)), 1, "ipv4-fragment"),                 # offset 16
-    (ether(ip4(b"\x00" * 8, proto=17)), 1, "ipv4-udp"),
-    (ether(ip4(b"\x08\x00" + b"\x00" * 6, proto=1)), 1, "icmp"),
-    (ether(ip4(b"\x00" * 8, proto=47)), 1, "other-ip-proto"),
-    (ip6(b"\x80\x00" + b"\x00" * 6, nh=58), 101, "ipv6-icmp"),
-    (ip6(b"\x00" * 8, nh=17), 101, "ipv6-udp"),
-    (ip6(b"", nh=59), 101, "other-ip-proto"),
-    (ip6(b"\x32\x00" + b"\x00" * 6 + b"\x00" * 8, nh=0), 101, "other-ip-proto"),   # HBH + ESP
-    (ip6(b"\x06\x00\x00\x08\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # off 1
-    (ip6(b"\x06\x00\x00\x01\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # MF
-    (struct.pack("<I", 7) + ip4(tcp()), 0, "other-af"),
-    (struct.pack(">I", 7) + ip4(tcp()), 108, "other-af"),
-])
+@pytest.mark.parametrize(
+    "data, lt, kind",
+    [
+        (ether(b"\x00" * 28, 0x0806), 1, "arp"),
+        (ether(b"\x00" * 28, 0x88CC), 1, "other-ethertype"),
+        (ether(b"\x00" * 28, 0x0806, tags=((0x8100, 5),)), 1, "arp"),
+        (ether(ip4(tcp(), frag=0x2000)), 1, "ipv4-fragment"),  # first, MF
+        (ether(ip4(tcp(), frag=0x0010)), 1, "ipv4-fragment"),  # offset 16
+        (ether(ip4(b"\x00" * 8, proto=17)), 1, "ipv4-udp"),
+        (ether(ip4(b"\x08\x00" + b"\x00" * 6, proto=1)), 1, "icmp"),
+        (ether(ip4(b"\x00" * 8, proto=47)), 1, "other-ip-proto"),
+        (ip6(b"\x80\x00" + b"\x00" * 6, nh=58), 101, "ipv6-icmp"),
+        (ip6(b"\x00" * 8, nh=17), 101, "ipv6-udp"),
+        (ip6(b"", nh=59), 101, "other-ip-proto"),
+        (ip6(b"\x32\x00" + b"\x00" * 6 + b"\x00" * 8, nh=0), 101, "other-ip-proto"),  # HBH + ESP
+        (ip6(b"\x06\x00\x00\x08\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # off 1
+        (ip6(b"\x06\x00\x00\x01\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # MF
+        (struct.pack("<I", 7) + ip4(tcp()), 0, "other-af"),
+        (struct.pack(">I", 7) + ip4(tcp()), 108, "other-af"),
+    ],
+)
 def test_skipped_kinds(data, lt, kind):
     dec = Decoder()
     assert dec.decode(rec(data, lt)) is None
@@ -391,8 +500,13 @@ def test_routing_header_final_destination_used_for_checksum():
     rh = bytes((6, 2, 0, 1)) + b"\x00" * 4 + a6(final)
     seg = decode(ip6_tcp(tcp(payload=b"hello"), ext=rh, first=43, final_dst=final), 101)
     assert seg.dst == S6 and seg.checksum_ok is True
-    assert decode_with_dpkt(rec(ip6_tcp(tcp(payload=b"hello"), ext=rh, first=43,
-                                        final_dst=final), 101), verify_checksums=True) == seg
+    assert (
+        decode_with_dpkt(
+            rec(ip6_tcp(tcp(payload=b"hello"), ext=rh, first=43, final_dst=final), 101),
+            verify_checksums=True,
+        )
+        == seg
+    )
     # SRH (type 4): Segment List[0] is the final destination
     srh = bytes((6, 4, 4, 1, 1, 0, 0, 0)) + a6(final) + a6(S6)
     seg = decode(ip6_tcp(tcp(payload=b"hello"), ext=srh, first=43, final_dst=final), 101)
@@ -400,7 +514,7 @@ def test_routing_header_final_destination_used_for_checksum():
 
 
 def test_ethernet_padding_ignored():
-    frame = ether(ip4(tcp())) + b"\x00" * 6          # 54 -> 60 bytes
+    frame = ether(ip4(tcp())) + b"\x00" * 6  # 54 -> 60 bytes
     seg = decode(frame)
     assert seg.payload_len == 0 and seg.truncated is False and seg.checksum_ok is True
 
@@ -440,8 +554,9 @@ def test_total_length_larger_than_the_captured_bytes():
 
 def test_ipv4_options_and_three_vlan_tags():
     opts = b"\x94\x04\x00\x00"
-    data = ether(ip4(tcp(payload=b"q"), ihl=6, opts=opts),
-                 tags=((0x88A8, 1), (0x8100, 2), (0x8100, 3)))
+    data = ether(
+        ip4(tcp(payload=b"q"), ihl=6, opts=opts), tags=((0x88A8, 1), (0x8100, 2), (0x8100, 3))
+    )
     seg = decode(data)
     assert seg.payload_len == 1 and seg.checksum_ok and seg.ip_id == 7
     assert decode_with_dpkt(rec(data), verify_checksums=True) == seg
@@ -457,10 +572,18 @@ def test_sll_with_vlan_and_sll2():
     assert seg6.src == C6 and seg6.ip_version == 6
 
 
-@pytest.mark.parametrize("hdr, lt, version", [
-    (struct.pack("<I", 2), 0, 4), (struct.pack(">I", 2), 0, 4), (struct.pack(">I", 2), 108, 4),
-    (struct.pack("<I", 24), 0, 6), (struct.pack(">I", 28), 0, 6), (struct.pack("<I", 30), 0, 6),
-    (struct.pack(">I", 30), 108, 6)])
+@pytest.mark.parametrize(
+    "hdr, lt, version",
+    [
+        (struct.pack("<I", 2), 0, 4),
+        (struct.pack(">I", 2), 0, 4),
+        (struct.pack(">I", 2), 108, 4),
+        (struct.pack("<I", 24), 0, 6),
+        (struct.pack(">I", 28), 0, 6),
+        (struct.pack("<I", 30), 0, 6),
+        (struct.pack(">I", 30), 108, 6),
+    ],
+)
 def test_loopback_families_both_orders(hdr, lt, version):
     payload = ip4(tcp()) if version == 4 else ip6_tcp(tcp())
     seg = decode(hdr + payload, lt)
@@ -493,6 +616,7 @@ def test_address_cache_is_bounded(monkeypatch):
 
 
 # ---- fast path == dpkt path -------------------------------------------------------------
+
 
 def _all_captures() -> list[Path]:
     """Every .pcap/.pcapng (also .gz) under sample_pcaps/, present when the test runs."""
@@ -531,7 +655,7 @@ def test_fast_path_equals_dpkt_path(path):
     recs = []
     for r in reader:
         recs.append(r)
-        if len(recs) >= 20000:          # keep the test quick on big captures
+        if len(recs) >= 20000:  # keep the test quick on big captures
             break
     _compare_paths(recs, verify=False)
     _compare_paths(recs, verify=True)
@@ -547,10 +671,11 @@ def test_the_glob_sees_the_encap_captures():
 def test_mutated_packets_never_raise_anything_else(data):
     """Random byte changes in the headers: only Segment / None / DecodeError, and both
     paths agree on which of the three it is."""
-    base = [ether(ip4(tcp(b"\x02\x04\x05\xb4\x01\x03\x03\x07", payload=b"x" * 20))),
-            ether(ip6_tcp(tcp(payload=b"y" * 8), ext=b"\x06\x00" + b"\x00" * 6, first=0),
-                  0x86DD),
-            struct.pack("<I", 2) + ip4(tcp(b"\x01\x01\x08\x0a" + b"\x00" * 8))]
+    base = [
+        ether(ip4(tcp(b"\x02\x04\x05\xb4\x01\x03\x03\x07", payload=b"x" * 20))),
+        ether(ip6_tcp(tcp(payload=b"y" * 8), ext=b"\x06\x00" + b"\x00" * 6, first=0), 0x86DD),
+        struct.pack("<I", 2) + ip4(tcp(b"\x01\x01\x08\x0a" + b"\x00" * 8)),
+    ]
     lts = [1, 1, 0]
     k = data.draw(st.integers(0, len(base) - 1))
     pkt = bytearray(base[k])

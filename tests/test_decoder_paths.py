@@ -6,14 +6,15 @@ the frame and the rule must still agree."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import SAMPLES
-from pcapcheck.pipeline import analyze_file
+
 from pcapcheck.capture.reader import CaptureError
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.report.json_report import document
 
-CAPTURES = sorted(p for p in SAMPLES.rglob("*")
-                  if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz")))
+CAPTURES = sorted(
+    p for p in SAMPLES.rglob("*") if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz"))
+)
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=[str(p.relative_to(SAMPLES)) for p in CAPTURES])

@@ -10,17 +10,17 @@ import argparse
 import sys
 
 import pytest
-
 from conftest import ALL_CAPTURES, ROOT, SAMPLES
+
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.pipeline import analyze_file
-from pcapcheck.tcp.detectors import Checker
-from pcapcheck.capture.reader import CaptureError
 from pcapcheck.report.json_report import document
+from pcapcheck.tcp.detectors import Checker
 from pcapcheck.tcp.zeek import ZeekState
 
 sys.path.insert(0, str(ROOT / "bench"))
-from generate import generate  # noqa: E402
+from generate import generate
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +41,9 @@ def _both(path, catalog, monkeypatch, **kw):
     return fast, full
 
 
-@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
-                                                    for p in ALL_CAPTURES])
+@pytest.mark.parametrize(
+    "path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES)) for p in ALL_CAPTURES]
+)
 def test_fast_lane_equals_full_replay_on_samples(path, catalog, monkeypatch):
     try:
         fast, full = _both(path, catalog, monkeypatch)
@@ -53,12 +54,21 @@ def test_fast_lane_equals_full_replay_on_samples(path, catalog, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fast_lane_equals_full_replay_on_generated_captures(seed, tmp_path, catalog,
-                                                            monkeypatch):
+def test_fast_lane_equals_full_replay_on_generated_captures(seed, tmp_path, catalog, monkeypatch):
     path = tmp_path / "gen.pcap"
-    n = generate(argparse.Namespace(out=str(path), connections=150, concurrency=12,
-                                    exchanges=4, refused=0.05, retrans=0.08, resets=0.05,
-                                    loss=0.02, seed=seed))
+    n = generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=150,
+            concurrency=12,
+            exchanges=4,
+            refused=0.05,
+            retrans=0.08,
+            resets=0.05,
+            loss=0.02,
+            seed=seed,
+        )
+    )
     fast, full = _both(path, catalog, monkeypatch)
     assert fast.tcp_packets == n and len(fast.findings) > 10
     assert document([fast]) == document([full])
@@ -86,7 +96,8 @@ def test_fast_lane_is_taken(catalog, monkeypatch, tmp_path):
 
     monkeypatch.setattr(Checker, "_established", spy)
     monkeypatch.setattr(ZeekState, "_established", zeek_spy)
-    res = analyze_file(SAMPLES / "loopback" / "bulk_transfer.pcap", catalog,
-                       catalog.select(None, None))
+    res = analyze_file(
+        SAMPLES / "loopback" / "bulk_transfer.pcap", catalog, catalog.select(None, None)
+    )
     assert sum(taken) > 0.8 * len(taken) > 10
     assert len(zeek_taken) > 0.8 * res.tcp_packets

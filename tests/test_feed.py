@@ -19,23 +19,24 @@ import time
 
 import numpy as np
 import pytest
+from conftest import ROOT, SAMPLES, same_report
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES, same_report
-from pcapcheck.run import feed as feed_module
-from pcapcheck.pipeline import analyze_file, analyze_part, verifies_checksums
-from pcapcheck.fast.batch_decoder import Batch, BatchSource
-from pcapcheck.cli import app
-from pcapcheck.run.feed import End, Feed, Feeder, FeedLost
 from pcapcheck.capture.reader import CaptureError, CaptureReader
+from pcapcheck.cli import app
+from pcapcheck.fast.batch_decoder import Batch, BatchSource
+from pcapcheck.pipeline import analyze_file, analyze_part, verifies_checksums
+from pcapcheck.run import feed as feed_module
+from pcapcheck.run.feed import End, Feed, Feeder, FeedLost
 from pcapcheck.run.shards import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
-from generate import generate  # noqa: E402
-from test_shard import scenario  # noqa: E402
+from generate import generate
+from test_shard import scenario
 
-CAPTURES = sorted(p for p in SAMPLES.rglob("*")
-                  if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz")))
+CAPTURES = sorted(
+    p for p in SAMPLES.rglob("*") if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz"))
+)
 IDS = [str(p.relative_to(SAMPLES)) for p in CAPTURES]
 
 
@@ -47,7 +48,8 @@ class Served:
         self.ticket = self.feeder.ticket()
         self.ok = None
         self.thread = threading.Thread(
-            target=lambda: setattr(self, "ok", self.feeder.serve(path, verify, **kwargs)))
+            target=lambda: setattr(self, "ok", self.feeder.serve(path, verify, **kwargs))
+        )
         self.thread.start()
 
     def join(self):
@@ -70,8 +72,9 @@ def no_reading_here(monkeypatch):
         original = getattr(CaptureReader, name)
 
         def guarded(self, *args, _original=original, **kwargs):
-            assert not (FED.is_set() and threading.current_thread() is main), \
+            assert not (FED.is_set() and threading.current_thread() is main), (
                 "the fed shard read the file"
+            )
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(CaptureReader, name, guarded)
@@ -82,8 +85,9 @@ def fed_part(path, catalog, active, shard, **kwargs):
     served = Served(path, verify=verifies_checksums(active))
     FED.set()
     try:
-        result, facts = analyze_part(path, catalog, active, shard=shard,
-                                     feed=served.ticket, **kwargs)
+        result, facts = analyze_part(
+            path, catalog, active, shard=shard, feed=served.ticket, **kwargs
+        )
     finally:
         FED.clear()
     return result, facts, served.join()
@@ -93,8 +97,13 @@ def same_part(a, b) -> None:
     (ra, fa), (rb, fb) = a, b
     same_report(ra, rb)
     assert list(ra.findings) == list(rb.findings)
-    assert (ra.packets, ra.tcp_packets, ra.malformed, ra.truncated, ra.format) == \
-        (rb.packets, rb.tcp_packets, rb.malformed, rb.truncated, rb.format)
+    assert (ra.packets, ra.tcp_packets, ra.malformed, ra.truncated, ra.format) == (
+        rb.packets,
+        rb.tcp_packets,
+        rb.malformed,
+        rb.truncated,
+        rb.format,
+    )
     assert ra.skipped == rb.skipped
     assert fa == fb
 
@@ -123,20 +132,35 @@ def test_generated_captures_fed(tmp_path, catalog, no_reading_here):
     path = tmp_path / "s.pcap"
     scenario(path, 2, cut=True)
     gen = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(gen), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=5))
-    cases = [(path, ["ALL"], {}), (path, None, {"idle_timeout": 1, "close_delay": 0.5}),
-             (gen, None, {}), (gen, ["ALL"], {"idle_timeout": 0.5, "close_delay": 0.0})]
+    generate(
+        argparse.Namespace(
+            out=str(gen),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=5,
+        )
+    )
+    cases = [
+        (path, ["ALL"], {}),
+        (path, None, {"idle_timeout": 1, "close_delay": 0.5}),
+        (gen, None, {}),
+        (gen, ["ALL"], {"idle_timeout": 0.5, "close_delay": 0.0}),
+    ]
     for capture, select, timers in cases:
         active = catalog.select(select, None)
         for ahead in (True, False):
             lookahead.ENABLED = ahead
             try:
                 for shard in ((0, 2), (1, 3)):
-                    own = analyze_part(capture, catalog, active, shard=shard, encode=True,
-                                       **timers)
-                    result, facts, ok = fed_part(capture, catalog, active, shard,
-                                                 encode=True, **timers)
+                    own = analyze_part(capture, catalog, active, shard=shard, encode=True, **timers)
+                    result, facts, ok = fed_part(
+                        capture, catalog, active, shard, encode=True, **timers
+                    )
                     assert ok is True
                     same_part((result, facts), own)
             finally:
@@ -147,12 +171,14 @@ def test_generated_captures_fed(tmp_path, catalog, no_reading_here):
 
 def same_batch(a: Batch, b: Batch) -> None:
     """Field by field, arrays by value and dtype."""
+
     def same(x, y):
         if isinstance(x, np.ndarray):
             assert isinstance(y, np.ndarray) and x.dtype == y.dtype
             assert np.array_equal(x, y)
         else:
             assert x == y
+
     for name in ("cat", "frames", "ts", "slow"):
         same(getattr(a, name), getattr(b, name))
     assert (a.cols is None) == (b.cols is None)
@@ -168,8 +194,12 @@ def test_batches_survive_the_wire_whole():
     """Every field of a batch arrives: the columns (arrays and the parsed options), the
     records decoded one by one, and the end's ``truncated`` and ``skipped``."""
     seen = {"slow": 0, "parsed": 0, "skipped": 0, "truncated": 0}
-    for name in ("encap/with_non_tcp.pcap", "encap/vlan.pcap",
-                 "crafted/cp006_capture-truncated.pcap", "encap/multi_if.pcapng.gz"):
+    for name in (
+        "encap/with_non_tcp.pcap",
+        "encap/vlan.pcap",
+        "crafted/cp006_capture-truncated.pcap",
+        "encap/multi_if.pcapng.gz",
+    ):
         path = SAMPLES / name
         source = BatchSource(path, True, blocks=True)
         sent = list(source.batches())
@@ -181,8 +211,11 @@ def test_batches_survive_the_wire_whole():
         for a, b in zip(sent, got):
             assert pickle.dumps(a, 5) == pickle.dumps(b, 5)
             same_batch(a, b)
-        assert (feed.truncated, feed.skipped, feed.snaplen) == \
-            (source.truncated, source.skipped, source.snaplen)
+        assert (feed.truncated, feed.skipped, feed.snaplen) == (
+            source.truncated,
+            source.skipped,
+            source.snaplen,
+        )
         seen["slow"] += sum(len(b.slow) for b in got)
         seen["parsed"] += sum(len(b.cols.parsed) for b in got if b.cols is not None)
         seen["skipped"] += sum(feed.skipped.values())
@@ -220,11 +253,21 @@ def _serve_raw(path, messages: int | None, listener: socket.socket) -> threading
 
 
 @pytest.mark.parametrize("messages", [0, 1, 3])
-def test_a_feed_cut_mid_way_gives_the_own_reading(tmp_path, catalog, messages,
-                                                  monkeypatch):
+def test_a_feed_cut_mid_way_gives_the_own_reading(tmp_path, catalog, messages, monkeypatch):
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=6))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=6,
+        )
+    )
     active = catalog.select(None, None)
     own = analyze_part(path, catalog, active, shard=(1, 2))
     lost = []
@@ -250,8 +293,8 @@ def test_a_feed_cut_mid_way_gives_the_own_reading(tmp_path, catalog, messages,
         return fed
 
     same_part(fed_by_raw(messages, "sock"), own)
-    assert lost                       # the feed was lost, and the shard read the file
-    if messages == 3:                 # every batch and the end: the feed is kept
+    assert lost  # the feed was lost, and the shard read the file
+    if messages == 3:  # every batch and the end: the feed is kept
         lost.clear()
         same_part(fed_by_raw(None, "sock2"), own)
         assert not lost
@@ -263,16 +306,27 @@ def test_a_refused_feed_gives_the_own_reading(tmp_path, catalog):
     active = catalog.select(None, None)
     with pytest.raises(FeedLost):
         Feed(str(tmp_path / "nobody"))
-    same_part(analyze_part(path, catalog, active, shard=(0, 2),
-                           feed=str(tmp_path / "nobody")),
-              analyze_part(path, catalog, active, shard=(0, 2)))
+    same_part(
+        analyze_part(path, catalog, active, shard=(0, 2), feed=str(tmp_path / "nobody")),
+        analyze_part(path, catalog, active, shard=(0, 2)),
+    )
 
 
 def test_workers_that_never_connect_or_go_away_do_not_hang_the_feeder(tmp_path, catalog):
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=2000, concurrency=16,
-                                exchanges=3, refused=0.05, retrans=0.05, resets=0.05,
-                                loss=0.01, seed=7))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=2000,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=7,
+        )
+    )
     active = catalog.select(None, None)
     own = analyze_part(path, catalog, active, shard=(0, 2))
     # one of two workers never connects: the feeder stops waiting and feeds the one that
@@ -298,8 +352,8 @@ def test_workers_that_never_connect_or_go_away_do_not_hang_the_feeder(tmp_path, 
     fed = analyze_part(path, catalog, active, shard=(0, 2), feed=served.ticket)
     leaver.recv(1000)
     leaver.close()
-    assert served.join() is False     # not every worker got everything...
-    same_part(fed, own)               # ...but the one that stayed did
+    assert served.join() is False  # not every worker got everything...
+    same_part(fed, own)  # ...but the one that stayed did
 
 
 def test_a_file_that_is_not_a_capture(tmp_path, catalog):
@@ -322,14 +376,26 @@ def test_shards_in_processes_are_fed(tmp_path, catalog, monkeypatch):
     """analyze_file(shards=2) and ``analyze --jobs 2`` serve the feed (it reaches every
     worker) and give the serial report; with the feed disabled, the same."""
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=8))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=8,
+        )
+    )
     active = catalog.select(None, None)
     serial = analyze_file(path, catalog, active)
     served = []
     original = Feeder.serve
-    monkeypatch.setattr(Feeder, "serve", lambda self, *a, **k: served.append(
-        original(self, *a, **k)) or served[-1])
+    monkeypatch.setattr(
+        Feeder, "serve", lambda self, *a, **k: served.append(original(self, *a, **k)) or served[-1]
+    )
     same_report(analyze_file(path, catalog, active, shards=2), serial)
     assert served == [True]
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "0")
@@ -340,8 +406,7 @@ def test_shards_in_processes_are_fed(tmp_path, catalog, monkeypatch):
     assert two.exit_code == one.exit_code and two.stdout == one.stdout
     assert json.loads(two.stdout)["files"][0]["connections"]
     # two files in shards (4 jobs): each is read by its own shards, no feed
-    three = runner.invoke(app, ["analyze", str(path), str(path), "-f", "json", "--jobs",
-                                "4"])
+    three = runner.invoke(app, ["analyze", str(path), str(path), "-f", "json", "--jobs", "4"])
     assert served == [True, True] and three.exit_code == one.exit_code
     monkeypatch.setattr(feed_module, "ENABLED", False)
     same_report(analyze_file(path, catalog, active, shards=2), serial)
@@ -358,8 +423,11 @@ def test_merged_fed_shards_equal_serial(tmp_path, catalog):
     parts = []
     for k in range(3):
         served = Served(path, verify=verifies_checksums(active))
-        parts.append(analyze_shard(path, catalog, active, shard=(k, 3), encode=True,
-                                   feed=served.ticket, **timers))
+        parts.append(
+            analyze_shard(
+                path, catalog, active, shard=(k, 3), encode=True, feed=served.ticket, **timers
+            )
+        )
         assert served.join() is True
     same_report(merge_shards(parts, path, catalog, active), serial)
 
@@ -378,7 +446,7 @@ def _pcapng_of_simple_blocks(source, target) -> int:
     with open(source, "rb") as f:
         frames = [bytes(buf) for _ts, buf in dpkt.pcap.Reader(f)]
     out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-    out += block(1, struct.pack("<HHI", 1, 0, 0))                  # Ethernet, no snaplen
+    out += block(1, struct.pack("<HHI", 1, 0, 0))  # Ethernet, no snaplen
     for frame in frames:
         out += block(3, struct.pack("<I", len(frame)) + frame)
     target.write_bytes(out)
@@ -398,7 +466,10 @@ def test_pcapng_records_read_one_by_one_travel_together(tmp_path, catalog, no_re
         result, facts, ok = fed_part(path, catalog, active, shard)
         assert ok is True
         same_part((result, facts), own)
-    assert own[0].tcp_packets + analyze_part(path, catalog, active, shard=(0, 2))[0].tcp_packets == count
+    assert (
+        own[0].tcp_packets + analyze_part(path, catalog, active, shard=(0, 2))[0].tcp_packets
+        == count
+    )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -408,9 +479,9 @@ def test_a_worker_queued_but_not_taken_is_let_go(tmp_path):
     (the worker sees the end at once and reads the file), after removing the name."""
     feeder = Feeder(3)
     late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    late.connect(feeder.ticket())              # queued: nobody accepts it
+    late.connect(feeder.ticket())  # queued: nobody accepts it
     late.settimeout(5)
-    holder = os.fork()                         # a process that holds the listening socket
+    holder = os.fork()  # a process that holds the listening socket
     if holder == 0:
         try:
             time.sleep(8)
@@ -418,12 +489,12 @@ def test_a_worker_queued_but_not_taken_is_let_go(tmp_path):
             os._exit(0)
     try:
         feeder.close()
-        assert late.recv(1) == b""             # let go at once, not left waiting
+        assert late.recv(1) == b""  # let go at once, not left waiting
     finally:
         os.kill(holder, 9)
         os.waitpid(holder, 0)
     assert not os.path.exists(feeder.ticket())
-    feeder.close()                             # twice: nothing more
+    feeder.close()  # twice: nothing more
 
 
 def test_without_unix_sockets_the_shards_read_the_file(tmp_path, catalog, monkeypatch):

@@ -21,23 +21,33 @@ import numpy as np
 import pytest
 
 from pcapcheck import __version__
-from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.capture.reader import CaptureError, open_capture
 from pcapcheck.catalog.rules import Catalog
 from pcapcheck.model import Finding
-from pcapcheck.capture.reader import CaptureError, open_capture
-from pcapcheck.report import (FORMATS, ReportContext, csv_report, github, json_report,
-                              junit, markdown, rule_statistics, sarif, statistics_rows)
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.report import (
+    FORMATS,
+    ReportContext,
+    csv_report,
+    github,
+    json_report,
+    junit,
+    markdown,
+    rule_statistics,
+    sarif,
+    statistics_rows,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = ROOT / "sample_pcaps"
 HS002 = "sample_pcaps/crafted/hs002_synack-bad-ack.pcap"
 CLEAN = "sample_pcaps/crafted/clean_handshake_close.pcap"
-INFO_ONLY = "sample_pcaps/crafted/hs005_syn-retransmitted.pcap"       # 2 x HS005 (info)
-MANY = "sample_pcaps/encap/bad/unsupported_linktype.pcap"            # 10 x CP005 (warning)
-PCAPNG_CUT = "sample_pcaps/encap/bad/cut_block.pcapng"                # CP006 (no frame)
+INFO_ONLY = "sample_pcaps/crafted/hs005_syn-retransmitted.pcap"  # 2 x HS005 (info)
+MANY = "sample_pcaps/encap/bad/unsupported_linktype.pcap"  # 10 x CP005 (warning)
+PCAPNG_CUT = "sample_pcaps/encap/bad/cut_block.pcapng"  # CP006 (no frame)
 PCAPNG_DUPS = "sample_pcaps/artefacts/artefact_lo_merged_duplicates.pcapng"  # CP008 x10
-GZIP = "sample_pcaps/encap/bad/cut_gzip.pcap.gz"                      # findings, no offsets
+GZIP = "sample_pcaps/encap/bad/cut_gzip.pcap.gz"  # findings, no offsets
 UNREADABLE = FileResult(path="missing.pcap", error="missing.pcap: no such file")
 
 NAMES = ("table", "json", "jsonl", "csv", "markdown", "junit", "sarif", "github")
@@ -76,8 +86,11 @@ def mixed(result):
 
 
 def _capture_files() -> list[Path]:
-    return sorted(p for p in SAMPLES.rglob("*")
-                  if p.is_file() and p.suffix not in (".md", ".yaml", ".yml", ".txt", ".json"))
+    return sorted(
+        p
+        for p in SAMPLES.rglob("*")
+        if p.is_file() and p.suffix not in (".md", ".yaml", ".yml", ".txt", ".json")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +169,12 @@ def test_table_statistics(result, ctx):
     plain = FORMATS["table"](results, ctx)
     stats = FORMATS["table"](results, replace(ctx, statistics=True))
     assert stats.startswith(plain)
-    assert stats[len(plain):] == ("\n"
-                                  "2  HS005  syn-retransmitted   info\n"
-                                  "1  HS002  synack-bad-ack      error\n"
-                                  "1  RS004  reset-in-handshake  warning\n")
+    assert stats[len(plain) :] == (
+        "\n"
+        "2  HS005  syn-retransmitted   info\n"
+        "1  HS002  synack-bad-ack      error\n"
+        "1  RS004  reset-in-handshake  warning\n"
+    )
     # no findings: nothing appended
     clean = [result(CLEAN)]
     assert FORMATS["table"](clean, replace(ctx, statistics=True)) == FORMATS["table"](clean)
@@ -167,10 +182,12 @@ def test_table_statistics(result, ctx):
 
 def test_rule_statistics_order(result):
     rows = rule_statistics([result(HS002), result(INFO_ONLY), result(MANY)])
-    assert rows == [(10, "CP005", "malformed-packet", "warning"),
-                    (2, "HS005", "syn-retransmitted", "info"),
-                    (1, "HS002", "synack-bad-ack", "error"),
-                    (1, "RS004", "reset-in-handshake", "warning")]
+    assert rows == [
+        (10, "CP005", "malformed-packet", "warning"),
+        (2, "HS005", "syn-retransmitted", "info"),
+        (1, "HS002", "synack-bad-ack", "error"),
+        (1, "RS004", "reset-in-handshake", "warning"),
+    ]
     assert statistics_rows([]) == ""
     assert statistics_rows([result(MANY)]) == "10  CP005  malformed-packet  warning\n"
 
@@ -180,24 +197,43 @@ def test_json_unchanged(result, ctx):
     text = FORMATS["json"]([res, UNREADABLE])
     assert text == FORMATS["json"]([res, UNREADABLE], ctx)
     assert text == FORMATS["json"]([res, UNREADABLE], replace(ctx, statistics=True))
-    assert json.loads(text) == json.loads(json.dumps(json_report.document([res, UNREADABLE]),
-                                                     default=str))
+    assert json.loads(text) == json.loads(
+        json.dumps(json_report.document([res, UNREADABLE]), default=str)
+    )
     # One line per connection and per finding, the structure indented by 2 spaces.
     lines = text.splitlines()
     assert lines[:3] == ["{", '  "version": "%s",' % __version__, '  "files": [']
     assert [ln for ln in lines if ln.startswith('        {"id":')] == [
         "        " + json_report.dumps(c) + ("," if i + 1 < len(res.connections) else "")
-        for i, c in enumerate(res.connections)]
+        for i, c in enumerate(res.connections)
+    ]
     assert [json.loads(json_report.dumps(c)) for c in res.connections] == [
-        json.loads(json.dumps(c, default=str)) for c in res.connections]
+        json.loads(json.dumps(c, default=str)) for c in res.connections
+    ]
     assert sum(ln.startswith('        {"rule":') for ln in lines) == len(res.findings)
     doc = json.loads(text)
     assert list(doc) == ["version", "files"] and doc["version"] == __version__
     entry = doc["files"][0]
-    assert list(entry) == ["path", "format", "packets", "tcp_packets", "skipped", "malformed",
-                           "truncated", "connections", "findings"]
-    assert list(entry["findings"][0]) == ["rule", "name", "severity", "connection", "frame",
-                                          "message", "data"]
+    assert list(entry) == [
+        "path",
+        "format",
+        "packets",
+        "tcp_packets",
+        "skipped",
+        "malformed",
+        "truncated",
+        "connections",
+        "findings",
+    ]
+    assert list(entry["findings"][0]) == [
+        "rule",
+        "name",
+        "severity",
+        "connection",
+        "frame",
+        "message",
+        "data",
+    ]
     assert entry["findings"][0]["data"]["ack_abs"] == 1015684903
     assert doc["files"][1] == {"path": "missing.pcap", "error": "missing.pcap: no such file"}
     assert text.startswith('{\n  "version": ')
@@ -212,7 +248,8 @@ def report_validator():
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def test_report_schema_is_packaged():
@@ -240,15 +277,37 @@ def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
     ASCII only; the floats of a summary, the fallbacks and ``default=str`` included."""
     std = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
     values = [
-        {"id": 7, "start_ts": 1767225600.00017, "duration": 0.02338, "ok": True, "n": None,
-         "transitions": [{"frame": 1, "from": "CLOSED", "to": "SYN-SENT"}], "pair": (1, 2)},
-        0.1, 1e16, 2.5e-05, -0.0, 5e-324, 2**63 - 1, -(2**63),
-        2**64, 2**70, -(2**65),                    # beyond 64 bits: orjson refuses
-        {1: "int key", "b": 2},                    # a key that is not a string: refused
-        "caf\u00e9 \u2192 \u2028", "ctl \x01\n\t\"\\/",  # non-ASCII: written as escapes
-        _Point(3), datetime(2026, 1, 1, tzinfo=timezone.utc), Path("a/b.pcap"),
-        ipaddress.ip_address("10.0.0.1"), object.__new__(_Opaque),
-        np.float64(0.25), np.int64(7), [_Float(1.5)]]         # numpy scalars, a float subclass
+        {
+            "id": 7,
+            "start_ts": 1767225600.00017,
+            "duration": 0.02338,
+            "ok": True,
+            "n": None,
+            "transitions": [{"frame": 1, "from": "CLOSED", "to": "SYN-SENT"}],
+            "pair": (1, 2),
+        },
+        0.1,
+        1e16,
+        2.5e-05,
+        -0.0,
+        5e-324,
+        2**63 - 1,
+        -(2**63),
+        2**64,
+        2**70,
+        -(2**65),  # beyond 64 bits: orjson refuses
+        {1: "int key", "b": 2},  # a key that is not a string: refused
+        "caf\u00e9 \u2192 \u2028",
+        'ctl \x01\n\t"\\/',  # non-ASCII: written as escapes
+        _Point(3),
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+        Path("a/b.pcap"),
+        ipaddress.ip_address("10.0.0.1"),
+        object.__new__(_Opaque),
+        np.float64(0.25),
+        np.int64(7),
+        [_Float(1.5)],
+    ]  # numpy scalars, a float subclass
     for value in values:
         text = json_report.dumps(value)
         assert text.isascii(), value
@@ -257,7 +316,7 @@ def test_json_dumps_gives_compact_ascii_text_of_the_standard_librarys_values():
     # where orjson's text and the standard library's agree exactly
     assert json_report.dumps(values[0]) == std(values[0])
     assert json_report.dumps(values[12]) == std(values[12]) == '"caf\\u00e9 \\u2192 \\u2028"'
-    assert json_report.dumps(values[14]) == '"_Point(x=3)"'              # str(), as before
+    assert json_report.dumps(values[14]) == '"_Point(x=3)"'  # str(), as before
     assert json_report.dumps(values[15]) == '"2026-01-01 00:00:00+00:00"'
     assert json_report.dumps(values[18]) == '"opaque"'
     assert json_report.dumps(values[19]) == "0.25" and json_report.dumps(values[20]) == '"7"'
@@ -298,15 +357,17 @@ def test_report_schema_rejects_what_the_code_never_emits(result, report_validato
     assert broken(lambda d: d["files"][0]["connections"][0].update(client_state="OPEN"))
     assert broken(lambda d: d["files"][0]["connections"][0].update(conn_state="XX"))
     assert broken(lambda d: d["files"][0]["connections"][0].update(extra=1))
-    assert broken(lambda d: d["files"][0]["connections"][0]["transitions"]["client"][0]
-                  .update(to="?"))
+    assert broken(
+        lambda d: d["files"][0]["connections"][0]["transitions"]["client"][0].update(to="?")
+    )
     assert broken(lambda d: d["files"][0].pop("truncated"))
     assert broken(lambda d: d["files"][1].update(format="pcap"))
     assert broken(lambda d: d.update(extra=True))
     # ...and accepts the nulls it documents
     ok = json.loads(json.dumps(good))
-    ok["files"][0]["connections"][0].update(server_state=None, conn_state=None, history=None,
-                                            client_isn=None)
+    ok["files"][0]["connections"][0].update(
+        server_state=None, conn_state=None, history=None, client_isn=None
+    )
     ok["files"][0]["connections"][0]["transitions"]["server"][0]["from"] = "?"
     ok["files"][0]["findings"][0].update(connection=None, frame=None)
     report_validator.validate(ok)
@@ -327,17 +388,27 @@ def test_jsonl(mixed):
     assert objs[0]["path"] == HS002 and objs[0]["rule"] == "HS002" and objs[0]["frame"] == 2
     assert objs[0]["data"]["expected_abs"] == 1015684904
     assert objs[-1] == {"path": "missing.pcap", "error": "missing.pcap: no such file"}
-    assert FORMATS["jsonl"]([mixed[0]]) == ""          # clean capture: no lines
+    assert FORMATS["jsonl"]([mixed[0]]) == ""  # clean capture: no lines
 
 
 def test_csv(mixed):
     text = FORMATS["csv"](mixed)
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == list(csv_report.COLUMNS) == ["path", "rule", "name", "severity",
-                                                    "connection", "frame", "message"]
-    assert rows[1] == [HS002, "HS002", "synack-bad-ack", "error", "1", "2",
-                       "SYN-ACK acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903,"
-                       " expected 1015684904; the SYN carried 0 data bytes)"]
+    assert (
+        rows[0]
+        == list(csv_report.COLUMNS)
+        == ["path", "rule", "name", "severity", "connection", "frame", "message"]
+    )
+    assert rows[1] == [
+        HS002,
+        "HS002",
+        "synack-bad-ack",
+        "error",
+        "1",
+        "2",
+        "SYN-ACK acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903,"
+        " expected 1015684904; the SYN carried 0 data bytes)",
+    ]
     assert rows[-1] == ["missing.pcap", "", "", "error", "", "", "missing.pcap: no such file"]
     assert len(rows) == 1 + sum(len(r.findings) for r in mixed) + 1
     assert FORMATS["csv"]([]) == "path,rule,name,severity,connection,frame,message\n"
@@ -345,14 +416,22 @@ def test_csv(mixed):
 
 def test_csv_quoting_and_file_level_findings(result):
     res = result(PCAPNG_CUT)
-    tricky = Finding("CP005", "malformed-packet", "warning", None, None,
-                     'say "hi", then\nnewline', {})
+    tricky = Finding(
+        "CP005", "malformed-packet", "warning", None, None, 'say "hi", then\nnewline', {}
+    )
     weird = replace(res, findings=[*res.findings, tricky], path="a,b.pcap")
     rows = list(csv.reader(io.StringIO(FORMATS["csv"]([weird]))))
-    assert rows[-1] == ["a,b.pcap", "CP005", "malformed-packet", "warning", "", "",
-                        'say "hi", then\nnewline']
+    assert rows[-1] == [
+        "a,b.pcap",
+        "CP005",
+        "malformed-packet",
+        "warning",
+        "",
+        "",
+        'say "hi", then\nnewline',
+    ]
     cp006 = [r for r in rows if r[1] == "CP006"][0]
-    assert cp006[4:6] == ["", ""]          # no connection, no frame
+    assert cp006[4:6] == ["", ""]  # no connection, no frame
 
 
 # --------------------------------------------------------------------------- markdown
@@ -377,7 +456,7 @@ def test_markdown(mixed, ctx):
     hs = [line for line in table_lines if line.startswith("| HS002")]
     assert _cells(hs[0])[:5] == ["HS002", "synack-bad-ack", "error", "1", "2"]
     assert "### Statistics" not in text
-    assert FORMATS["markdown"](mixed) == text          # ctx changes nothing but statistics
+    assert FORMATS["markdown"](mixed) == text  # ctx changes nothing but statistics
 
 
 def test_markdown_escaping(result):
@@ -395,8 +474,7 @@ def test_markdown_escaping(result):
 
 
 def test_markdown_statistics(result, ctx):
-    text = FORMATS["markdown"]([result(HS002), result(INFO_ONLY)],
-                               replace(ctx, statistics=True))
+    text = FORMATS["markdown"]([result(HS002), result(INFO_ONLY)], replace(ctx, statistics=True))
     stats = text.split("### Statistics\n\n", 1)[1].splitlines()
     assert _cells(stats[0]) == ["count", "rule", "name", "severity"]
     assert _cells(stats[2]) == ["2", "HS005", "syn-retransmitted", "info"]
@@ -416,6 +494,7 @@ def junit_xsd():
 
 def _assert_junit_valid(text: str, xsd) -> ET.Element:
     from lxml import etree
+
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n')
     doc = etree.fromstring(text.encode("utf-8"))
     assert xsd.validate(doc), xsd.error_log
@@ -458,9 +537,11 @@ def test_junit_structure(mixed, ctx, active, junit_xsd, result):
     fail = hs["HS002 synack-bad-ack"].find("failure")
     assert fail.get("type") == "error"
     assert fail.get("message").startswith("1 finding: SYN-ACK acknowledges 0")
-    assert fail.text == ("frame 2, connection 1 (10.0.0.1:40000 -> 10.0.0.2:80): SYN-ACK "
-                         "acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903, "
-                         "expected 1015684904; the SYN carried 0 data bytes)")
+    assert fail.text == (
+        "frame 2, connection 1 (10.0.0.1:40000 -> 10.0.0.2:80): SYN-ACK "
+        "acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903, "
+        "expected 1015684904; the SYN carried 0 data bytes)"
+    )
     assert hs["RS004 reset-in-handshake"].find("failure").get("type") == "warning"
     assert suites[HS002].get("failures") == "2"
 
@@ -468,7 +549,7 @@ def test_junit_structure(mixed, ctx, active, junit_xsd, result):
     info = {c.get("name"): c for c in suites[INFO_ONLY].findall("testcase")}
     case = info["HS005 syn-retransmitted"]
     assert case.find("failure") is None
-    assert case.find("system-out").text.count("\n") == 1          # two findings, two lines
+    assert case.find("system-out").text.count("\n") == 1  # two findings, two lines
     assert case.find("system-out").text.startswith("info: frame ")
     assert suites[INFO_ONLY].get("failures") == "0"
 
@@ -497,21 +578,28 @@ def test_junit_without_context(mixed, junit_xsd):
     # without the evaluated rules only the rules with findings are test cases
     assert [c.get("name") for c in suites[CLEAN].findall("testcase")] == ["analyze"]
     assert [c.get("name") for c in suites[HS002].findall("testcase")] == [
-        "HS002 synack-bad-ack", "RS004 reset-in-handshake"]
-    assert FORMATS["junit"]([]).endswith('<testsuites name="pcapcheck" tests="0" failures="0"'
-                                         ' errors="0" time="0" />\n')
+        "HS002 synack-bad-ack",
+        "RS004 reset-in-handshake",
+    ]
+    assert FORMATS["junit"]([]).endswith(
+        '<testsuites name="pcapcheck" tests="0" failures="0" errors="0" time="0" />\n'
+    )
 
 
 def test_junit_frame_less_finding_and_illegal_characters(result, ctx, junit_xsd):
     res = result(PCAPNG_CUT)
     bad = replace(res.findings[0], message="bell \x07 and nul \x00 <&>")
-    root = _assert_junit_valid(FORMATS["junit"]([replace(res, findings=[bad, *res.findings[1:]],
-                                                         path="p\x01.pcapng")], ctx), junit_xsd)
+    root = _assert_junit_valid(
+        FORMATS["junit"](
+            [replace(res, findings=[bad, *res.findings[1:]], path="p\x01.pcapng")], ctx
+        ),
+        junit_xsd,
+    )
     suite = root.find("testsuite")
     assert suite.get("name") == "p\ufffd.pcapng"
     texts = [f.text for f in suite.iter("failure")]
     assert any("bell \ufffd and nul \ufffd <&>" in t for t in texts)
-    assert any(t.startswith("frame -, file: ") for t in texts)     # CP006 has no frame
+    assert any(t.startswith("frame -, file: ") for t in texts)  # CP006 has no frame
 
 
 def test_junit_every_sample_valid(every_sample, catalog, junit_xsd):
@@ -562,10 +650,11 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
     assert driver["name"] == "pcapcheck" and driver["version"] == __version__
     assert driver["informationUri"].startswith("https://")
     rules = {r["id"]: r for r in driver["rules"]}
-    assert list(rules) == ["HS002", "HS005", "RS004"]           # only the rules that fired
+    assert list(rules) == ["HS002", "HS005", "RS004"]  # only the rules that fired
     rule = catalog.get("HS002")
     assert rules["HS002"] == {
-        "id": "HS002", "name": "synack-bad-ack",
+        "id": "HS002",
+        "name": "synack-bad-ack",
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": rules["HS002"]["fullDescription"]["text"]},
         "help": {"text": rule.explanation, "markdown": rule.explanation},
@@ -573,7 +662,8 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
         "properties": {"rfc": rule.rfc, "equivalents": rule.equivalents},
     }
     assert rules["HS002"]["fullDescription"]["text"].startswith(
-        "Checks the acknowledgment number of every SYN-ACK")
+        "Checks the acknowledgment number of every SYN-ACK"
+    )
     assert rules["HS005"]["defaultConfiguration"]["level"] == "note"
 
     first = run["results"][0]
@@ -585,14 +675,18 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
     assert loc["physicalLocation"]["artifactLocation"] == {"uri": HS002, "index": 0}
     # frame 2 of a pcap with 24-byte file header: 24 + (16 + 74) = 114; 16 + 74 bytes
     assert loc["physicalLocation"]["region"] == {"byteOffset": 114, "byteLength": 90}
-    assert loc["logicalLocations"] == [{"name": "10.0.0.1:40000 -> 10.0.0.2:80",
-                                        "kind": "connection"}]
+    assert loc["logicalLocations"] == [
+        {"name": "10.0.0.1:40000 -> 10.0.0.2:80", "kind": "connection"}
+    ]
     assert first["properties"]["frame"] == 2 and first["properties"]["connection"] == 1
     assert first["properties"]["data"]["ack_abs"] == 1015684903
     assert {r["level"] for r in run["results"]} == {"error", "warning", "note"}
 
-    assert run["artifacts"][0] == {"location": {"uri": HS002}, "roles": ["analysisTarget"],
-                                   "length": (ROOT / HS002).stat().st_size}
+    assert run["artifacts"][0] == {
+        "location": {"uri": HS002},
+        "roles": ["analysisTarget"],
+        "length": (ROOT / HS002).stat().st_size,
+    }
     inv = run["invocations"][0]
     assert inv["executionSuccessful"] is False
     note = inv["toolExecutionNotifications"][0]
@@ -638,8 +732,9 @@ def test_sarif_regions_point_at_the_records(result, ctx, sarif_validator):
     # gzip: offsets are unknown, so no region at all
     doc = _sarif([result(GZIP)], ctx, sarif_validator)
     assert doc["runs"][0]["results"]
-    assert all("region" not in r["locations"][0]["physicalLocation"]
-               for r in doc["runs"][0]["results"])
+    assert all(
+        "region" not in r["locations"][0]["physicalLocation"] for r in doc["runs"][0]["results"]
+    )
 
 
 def test_sarif_without_context_uses_shipped_docs_only_for_matching_rules(result, catalog):
@@ -648,8 +743,7 @@ def test_sarif_without_context_uses_shipped_docs_only_for_matching_rules(result,
     assert rules[0]["help"]["markdown"] == catalog.get("HS002").explanation
     renamed = replace(res, findings=[replace(f, name="my-own") for f in res.findings])
     rules = _sarif([renamed])["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[0] == {"id": "HS002", "name": "my-own",
-                        "defaultConfiguration": {"level": "error"}}
+    assert rules[0] == {"id": "HS002", "name": "my-own", "defaultConfiguration": {"level": "error"}}
     # with a context, its catalogue is used (here: one without HS002)
     small = Catalog({rid: r for rid, r in catalog.rules.items() if rid != "HS002"})
     rules = _sarif([res], ReportContext(catalog=small))["runs"][0]["tool"]["driver"]["rules"]
@@ -669,13 +763,17 @@ def test_sarif_uris():
 def test_github_commands(mixed, ctx):
     text = FORMATS["github"](mixed, ctx)
     lines = text.splitlines()
-    assert lines[0] == (f"::error file={HS002},title=HS002 synack-bad-ack::SYN-ACK acknowledges"
-                        " 0, expected client ISN+1 = 1 (absolute 1015684903, expected 1015684904;"
-                        " the SYN carried 0 data bytes) [frame 2, connection 1]")
+    assert lines[0] == (
+        f"::error file={HS002},title=HS002 synack-bad-ack::SYN-ACK acknowledges"
+        " 0, expected client ISN+1 = 1 (absolute 1015684903, expected 1015684904;"
+        " the SYN carried 0 data bytes) [frame 2, connection 1]"
+    )
     assert lines[1].startswith(f"::warning file={HS002},title=RS004 reset-in-handshake::RST ")
     assert lines[2].startswith(f"::notice file={INFO_ONLY},title=HS005 syn-retransmitted::")
-    assert lines[-1] == ("::error file=missing.pcap,title=pcapcheck%3A unreadable capture::"
-                         "missing.pcap: no such file")
+    assert lines[-1] == (
+        "::error file=missing.pcap,title=pcapcheck%3A unreadable capture::"
+        "missing.pcap: no such file"
+    )
     assert len(lines) == sum(len(r.findings) for r in mixed) + 1
     assert FORMATS["github"]([mixed[0]]) == ""
 
@@ -684,15 +782,17 @@ def test_github_escaping():
     # @actions/core escapeData / escapeProperty
     assert github.escape_data("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext: a,b"
     assert github.escape_property("100% done\r\nnext: a,b") == "100%25 done%0D%0Anext%3A a%2Cb"
-    assert github.escape_data("%0A") == "%250A"          # % first: no double meaning
+    assert github.escape_data("%0A") == "%250A"  # % first: no double meaning
     f = Finding("HS002", "synack-bad-ack", "error", 1, 7, "50% of\nit: x, y\r", {})
     res = FileResult(path="dir:a,b/c%.pcap", format="pcap", findings=[f])
     assert FORMATS["github"]([res]) == (
         "::error file=dir%3Aa%2Cb/c%25.pcap,title=HS002 synack-bad-ack::"
-        "50%25 of%0Ait: x, y%0D [frame 7, connection 1]\n")
+        "50%25 of%0Ait: x, y%0D [frame 7, connection 1]\n"
+    )
     f2 = Finding("CP006", "capture-truncated", "warning", None, None, "cut", {})
     assert FORMATS["github"]([FileResult(path="x.pcap", findings=[f2])]) == (
-        "::warning file=x.pcap,title=CP006 capture-truncated::cut\n")
+        "::warning file=x.pcap,title=CP006 capture-truncated::cut\n"
+    )
     assert github.command("notice", "m", file=None, title="t") == "::notice title=t::m"
     assert github.command("debug", "m") == "::debug::m"
 
@@ -709,8 +809,9 @@ def test_write_step_summary(tmp_path, mixed, ctx):
     github.write_step_summary(mixed, ctx, summary)
     github.write_step_summary(mixed[:1], None, str(summary))
     text = summary.read_text(encoding="utf-8")
-    assert text == ("earlier step\n" + markdown.render(mixed, ctx)
-                    + markdown.render(mixed[:1], None))
+    assert text == (
+        "earlier step\n" + markdown.render(mixed, ctx) + markdown.render(mixed[:1], None)
+    )
     with pytest.raises(OSError):
         github.write_step_summary(mixed, ctx, tmp_path / "no" / "such" / "dir.md")
 
@@ -721,6 +822,7 @@ def test_write_step_summary(tmp_path, mixed, ctx):
 @pytest.mark.parametrize("chunk", [None, 7, 100])
 def test_record_offsets(monkeypatch, chunk):
     import pcapcheck.capture.reader as reader_mod
+
     if chunk is not None:
         monkeypatch.setattr(reader_mod, "_CHUNK", chunk)
     checked = 0
@@ -736,7 +838,7 @@ def test_record_offsets(monkeypatch, chunk):
                 continue
             off = rec.offset
             if reader.format == "pcapng":
-                head = raw[off:off + 4]
+                head = raw[off : off + 4]
                 btype = struct.unpack("<I", head)[0]
                 if btype not in (2, 3, 6):
                     btype = struct.unpack(">I", head)[0]
@@ -744,14 +846,13 @@ def test_record_offsets(monkeypatch, chunk):
                 assert btype in (2, 3, 6)
             else:
                 start = off + 16
-            assert raw[start:start + len(rec.data)] == rec.data, (path, rec.frame)
+            assert raw[start : start + len(rec.data)] == rec.data, (path, rec.frame)
             checked += 1
     assert checked > 500
 
 
 def test_all_formats_on_every_sample(every_sample, catalog):
-    ctx = ReportContext(catalog=catalog, active=frozenset(catalog.select(["ALL"])),
-                        statistics=True)
+    ctx = ReportContext(catalog=catalog, active=frozenset(catalog.select(["ALL"])), statistics=True)
     for name in NAMES:
         text = FORMATS[name](every_sample, ctx)
         assert text.endswith("\n"), name

@@ -1,9 +1,9 @@
 """The RFC 9293 state machine table: every state is an RFC state, and the paths the
 textbook draws (and the student notes get wrong) hold."""
 
+from pcapcheck.model import STATES
 from pcapcheck.tcp import state_machine as fsm
 from pcapcheck.tcp.state_machine import Endpoint
-from pcapcheck.model import STATES
 
 
 def test_table_uses_only_rfc_states_and_cites_a_section():
@@ -24,7 +24,9 @@ def test_passive_open_is_syn_received_not_syn_sent():
     assert ep.state == fsm.SYN_RECEIVED
     ep.step(fsm.RCV_ACK_OF_SYN, 3)
     assert [(t.from_state, t.to_state) for t in ep.transitions] == [
-        ("LISTEN", "SYN-RECEIVED"), ("SYN-RECEIVED", "ESTABLISHED")]
+        ("LISTEN", "SYN-RECEIVED"),
+        ("SYN-RECEIVED", "ESTABLISHED"),
+    ]
 
 
 def test_active_close_ends_in_time_wait_passive_in_closed():

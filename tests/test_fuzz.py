@@ -30,16 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from test_malformed import check_document, check_run
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
-from pcapcheck.pipeline import analyze_file
-from pcapcheck.cli import app
 from pcapcheck.capture.reader import CaptureError
+from pcapcheck.cli import app
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.report.json_report import document
-from test_malformed import check_document, check_run
 
 #: Valid captures the mutations start from (small, so that each example is fast).
 SEEDS = [
@@ -79,14 +79,24 @@ SEED = os.environ.get("PCAPCHECK_FUZZ_SEED")
 
 def fuzz_settings(examples: int):
     """Bounded and reproducible by default; PCAPCHECK_FUZZ_EXAMPLES / _SEED for long runs."""
+
     def deco(fn):
-        fn = settings(max_examples=LONG_RUN or examples, deadline=None,
-                      derandomize=SEED is None, database=None, print_blob=True,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                             HealthCheck.filter_too_much])(fn)
+        fn = settings(
+            max_examples=LONG_RUN or examples,
+            deadline=None,
+            derandomize=SEED is None,
+            database=None,
+            print_blob=True,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.filter_too_much,
+            ],
+        )(fn)
         if SEED is not None:
             fn = seed(int(SEED))(fn)
         return fn
+
     return deco
 
 
@@ -108,11 +118,15 @@ def layout(buf: bytes) -> Layout:
     fields: list[tuple[int, int, str]] = []
     packets: list[tuple[int, int, int]] = []
     magic = buf[:4]
-    if len(buf) >= 24 and magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1",
-                                    b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+    if len(buf) >= 24 and magic in (
+        b"\xd4\xc3\xb2\xa1",
+        b"\x4d\x3c\xb2\xa1",
+        b"\xa1\xb2\xc3\xd4",
+        b"\xa1\xb2\x3c\x4d",
+    ):
         e = "<" if magic[0] in (0xD4, 0x4D) else ">"
         linktype = struct.unpack_from(e + "I", buf, 20)[0] & 0x03FFFFFF
-        fields += [(4, 2, e), (16, 4, e), (20, 4, e)]               # version, snaplen, link type
+        fields += [(4, 2, e), (16, 4, e), (20, 4, e)]  # version, snaplen, link type
         pos = 24
         while pos + 16 <= len(buf):
             caplen = struct.unpack_from(e + "I", buf, pos + 8)[0]
@@ -125,31 +139,41 @@ def layout(buf: bytes) -> Layout:
         pos = 0
         while pos + 12 <= len(buf):
             if struct.unpack_from("<I", buf, pos)[0] == 0x0A0D0D0A:
-                e = "<" if buf[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+                e = "<" if buf[pos + 8 : pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
                 ifaces = []
             btype, blen = struct.unpack_from(e + "II", buf, pos)
             if blen < 12 or pos + blen > len(buf):
                 break
-            fields += [(pos + 4, 4, e), (pos + blen - 4, 4, e)]      # both block lengths
+            fields += [(pos + 4, 4, e), (pos + blen - 4, 4, e)]  # both block lengths
             if btype == 1 and blen >= 20:
                 ifaces.append(struct.unpack_from(e + "H", buf, pos + 8)[0])
-                fields += [(pos + 8, 2, e), (pos + 12, 4, e)]        # link type, snaplen
+                fields += [(pos + 8, 2, e), (pos + 12, 4, e)]  # link type, snaplen
                 opt = pos + 16
-                while opt + 4 <= pos + blen - 4:                     # options
+                while opt + 4 <= pos + blen - 4:  # options
                     code, olen = struct.unpack_from(e + "HH", buf, opt)
                     if code == 0:
                         break
-                    fields.append((opt + 2, 2, e))                   # option length
+                    fields.append((opt + 2, 2, e))  # option length
                     if code in (9, 14) and opt + 4 + olen <= pos + blen - 4:
-                        fields += [(opt + 4 + i, 4 if olen >= 4 else 1, e)
-                                   for i in range(0, max(olen, 1), 4)]   # tsresol, tsoffset
+                        fields += [
+                            (opt + 4 + i, 4 if olen >= 4 else 1, e)
+                            for i in range(0, max(olen, 1), 4)
+                        ]  # tsresol, tsoffset
                     opt += 4 + ((olen + 3) & ~3)
             elif btype in (2, 6) and blen >= 32:
-                ifid = (struct.unpack_from(e + "H", buf, pos + 8)[0] if btype == 2
-                        else struct.unpack_from(e + "I", buf, pos + 8)[0])
+                ifid = (
+                    struct.unpack_from(e + "H", buf, pos + 8)[0]
+                    if btype == 2
+                    else struct.unpack_from(e + "I", buf, pos + 8)[0]
+                )
                 caplen = struct.unpack_from(e + "I", buf, pos + 20)[0]
-                fields += [(pos + 8, 4 if btype == 6 else 2, e), (pos + 12, 4, e),
-                           (pos + 16, 4, e), (pos + 20, 4, e), (pos + 24, 4, e)]
+                fields += [
+                    (pos + 8, 4 if btype == 6 else 2, e),
+                    (pos + 12, 4, e),
+                    (pos + 16, 4, e),
+                    (pos + 20, 4, e),
+                    (pos + 24, 4, e),
+                ]
                 if ifid < len(ifaces):
                     packets.append((pos + 28, min(caplen, blen - 32), ifaces[ifid]))
             pos += blen
@@ -166,9 +190,9 @@ def header_fields(buf: bytes, start: int, caplen: int, linktype: int) -> list[tu
         off = start + 14
         if end < off:
             return []
-        et = int.from_bytes(buf[off - 2:off], "big")
+        et = int.from_bytes(buf[off - 2 : off], "big")
         while et in _VLAN and off + 4 <= end:
-            et = int.from_bytes(buf[off + 2:off + 4], "big")
+            et = int.from_bytes(buf[off + 2 : off + 4], "big")
             off += 4
     else:
         off = start + {113: 16, 276: 20, 0: 4, 108: 4}.get(linktype, 0)
@@ -184,8 +208,8 @@ def header_fields(buf: bytes, start: int, caplen: int, linktype: int) -> list[tu
     elif version == 6 and off + 40 <= end:
         out += [(off + 4, 2), (off + 6, 1)]
         nh, tcp = buf[off + 6], off + 40
-        while nh in (0, 43, 44, 51, 60) and tcp + 8 <= end:        # extension headers
-            out.append((tcp + 1, 1))                                 # their length byte
+        while nh in (0, 43, 44, 51, 60) and tcp + 8 <= end:  # extension headers
+            out.append((tcp + 1, 1))  # their length byte
             hlen = 8 if nh == 44 else (buf[tcp + 1] + 2) * 4 if nh == 51 else (buf[tcp + 1] + 1) * 8
             nh, tcp = buf[tcp], tcp + hlen
         if nh != 6:
@@ -195,7 +219,7 @@ def header_fields(buf: bytes, start: int, caplen: int, linktype: int) -> list[tu
     if tcp + 20 <= end:
         out += [(tcp + 12, 1), (tcp + 13, 1), (tcp + 4, 4), (tcp + 8, 4), (tcp + 14, 2)]
         for i in range(tcp + 20, min(tcp + (buf[tcp + 12] >> 4) * 4, end)):
-            out.append((i, 1))                                       # option bytes
+            out.append((i, 1))  # option bytes
     return out
 
 
@@ -204,8 +228,17 @@ def pick(c: int, size: int, orig: int) -> int:
     top = (1 << (8 * size)) - 1
     choice = c % 9
     r = c >> 4
-    return [0, 1, (orig + 1) & top, (orig - 1) & top, top, (top >> 1) + 1, r % 64,
-            r & top, (orig + r % 9 - 4) & top][choice]
+    return [
+        0,
+        1,
+        (orig + 1) & top,
+        (orig - 1) & top,
+        top,
+        (top >> 1) + 1,
+        r % 64,
+        r & top,
+        (orig + r % 9 - 4) & top,
+    ][choice]
 
 
 #: One mutation: (kind, a, b, c); the integers are mapped onto the file at application.
@@ -227,10 +260,10 @@ def apply(buf: bytes, muts: list[tuple[str, int, int, int]]) -> bytes:
         elif kind == "byte":
             b[x % len(b)] = y & 0xFF
         elif kind == "truncate":
-            del b[x % (len(b) + 1):]
+            del b[x % (len(b) + 1) :]
         elif kind == "cutout":
             i = x % len(b)
-            del b[i:i + 1 + y % 64]
+            del b[i : i + 1 + y % 64]
         elif kind == "field":
             fields = layout(bytes(b)).fields
             if fields:
@@ -250,8 +283,8 @@ def apply(buf: bytes, muts: list[tuple[str, int, int, int]]) -> bytes:
             if fields:
                 off, size = fields[y % len(fields)]
                 if off + size <= len(b):
-                    orig = int.from_bytes(b[off:off + size], "big")
-                    b[off:off + size] = pick(z, size, orig).to_bytes(size, "big")
+                    orig = int.from_bytes(b[off : off + size], "big")
+                    b[off : off + size] = pick(z, size, orig).to_bytes(size, "big")
     return bytes(b)
 
 
@@ -308,9 +341,12 @@ def write(workdir: Path, name: str, data: bytes) -> Path:
 
 
 @fuzz_settings(2000)
-@given(name=st.sampled_from(SEEDS), mode=st.integers(0, 1),
-       muts=st.lists(mutation(("field", "field", "truncate", "cutout")), min_size=1, max_size=3),
-       decoder=st.sampled_from(["native", "native", "dpkt"]))
+@given(
+    name=st.sampled_from(SEEDS),
+    mode=st.integers(0, 1),
+    muts=st.lists(mutation(("field", "field", "truncate", "cutout")), min_size=1, max_size=3),
+    decoder=st.sampled_from(["native", "native", "dpkt"]),
+)
 def test_fuzz_container_fields(workdir, catalog, all_rules, name, mode, muts, decoder):
     """File, record and block header fields (lengths, snaplens, link types, timestamps,
     timestamp resolution and offset); truncation at any byte, cut-outs."""
@@ -318,18 +354,24 @@ def test_fuzz_container_fields(workdir, catalog, all_rules, name, mode, muts, de
 
 
 @fuzz_settings(2500)
-@given(name=st.sampled_from(SEEDS), mode=st.just(0),
-       muts=st.lists(mutation(("header", "header", "option")), min_size=1, max_size=6),
-       decoder=st.sampled_from(["native", "native", "dpkt"]))
+@given(
+    name=st.sampled_from(SEEDS),
+    mode=st.just(0),
+    muts=st.lists(mutation(("header", "header", "option")), min_size=1, max_size=6),
+    decoder=st.sampled_from(["native", "native", "dpkt"]),
+)
 def test_fuzz_packet_headers(workdir, catalog, all_rules, name, mode, muts, decoder):
     """IPv4/IPv6/TCP header fields and TCP option bytes of random packets."""
     run_pipeline(write(workdir, name, mutated(name, muts, mode)), catalog, all_rules, decoder)
 
 
 @fuzz_settings(2000)
-@given(name=st.sampled_from(SEEDS), mode=st.integers(0, 1),
-       muts=st.lists(mutation(("flip", "byte")), min_size=1, max_size=8),
-       decoder=st.sampled_from(["native", "native", "dpkt"]))
+@given(
+    name=st.sampled_from(SEEDS),
+    mode=st.integers(0, 1),
+    muts=st.lists(mutation(("flip", "byte")), min_size=1, max_size=8),
+    decoder=st.sampled_from(["native", "native", "dpkt"]),
+)
 def test_fuzz_bit_flips(workdir, catalog, all_rules, name, mode, muts, decoder):
     """Bit flips and byte writes anywhere in the file (gzip data included)."""
     run_pipeline(write(workdir, name, mutated(name, muts, mode)), catalog, all_rules, decoder)
@@ -339,10 +381,16 @@ runner = CliRunner()
 
 
 @fuzz_settings(200)
-@given(batch=st.lists(st.tuples(st.sampled_from(SEEDS), st.integers(0, 1),
-                                st.lists(mutation(), min_size=1, max_size=4)),
-                      min_size=1, max_size=5),
-       select_all=st.booleans())
+@given(
+    batch=st.lists(
+        st.tuples(
+            st.sampled_from(SEEDS), st.integers(0, 1), st.lists(mutation(), min_size=1, max_size=4)
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    select_all=st.booleans(),
+)
 def test_fuzz_cli_json(workdir, batch, select_all):
     """Several mutated files in one ``analyze -f json`` run: exit 0/1/2, never an
     internal error or a traceback, one JSON document with one entry per file."""
@@ -389,7 +437,7 @@ def atheris_main() -> None:  # pragma: no cover - run by hand (README.md, "Fuzzi
 
     from pcapcheck.catalog.rules import load_catalog
 
-    atheris.instrument_all()            # pcapcheck is imported already: instrument it
+    atheris.instrument_all()  # pcapcheck is imported already: instrument it
     catalog = load_catalog()
     active = catalog.select(["ALL"], None)
     path = Path(tempfile.mkdtemp(prefix="pcapcheck-atheris-")) / "input.pcap"

@@ -11,19 +11,19 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
 import pcapcheck.report as report
-from conftest import ROOT, SAMPLES
 from pcapcheck.cli import app
 from pcapcheck.commands.analyze import gate_status, progress, progress_enabled
 
 runner = CliRunner()
-CLEAN = str(SAMPLES / "loopback" / "client_close_first.pcap")    # no findings
-HS002 = str(SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap")   # error + warning
-CL003 = str(SAMPLES / "crafted" / "cl003_close-incomplete.pcap") # warning
-OPEN = str(SAMPLES / "loopback" / "open_at_end.pcap")            # info
-TEXT = str(SAMPLES / "encap" / "bad" / "text.pcap")              # not a capture
+CLEAN = str(SAMPLES / "loopback" / "client_close_first.pcap")  # no findings
+HS002 = str(SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap")  # error + warning
+CL003 = str(SAMPLES / "crafted" / "cl003_close-incomplete.pcap")  # warning
+OPEN = str(SAMPLES / "loopback" / "open_at_end.pcap")  # info
+TEXT = str(SAMPLES / "encap" / "bad" / "text.pcap")  # not a capture
 
 
 def run(*args: str, **kw):
@@ -33,21 +33,24 @@ def run(*args: str, **kw):
 # --------------------------------------------------------------------------- exit status
 
 
-@pytest.mark.parametrize("args,code", [
-    ([CLEAN], 0),
-    ([OPEN], 0),                                   # info does not fail by default
-    ([CL003], 0),                                  # nor a warning
-    ([HS002], 1),                                  # an error does
-    (["--fail-on", "warning", CL003], 1),
-    (["--fail-on", "info", OPEN], 1),
-    (["--fail-on", "never", HS002], 0),
-    (["--exit-zero", HS002], 0),
-    (["--exit-zero", "--fail-on", "info", OPEN, CL003], 0),
-    (["--exit-zero", HS002, TEXT], 2),             # unreadable input still fails
-    (["--exit-zero", "--select", "XY999", HS002], 2),
-    (["--fail-on", "fatal", HS002], 2),            # usage error
-    ([HS002, TEXT], 2),                            # input error beats findings
-])
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        ([CLEAN], 0),
+        ([OPEN], 0),  # info does not fail by default
+        ([CL003], 0),  # nor a warning
+        ([HS002], 1),  # an error does
+        (["--fail-on", "warning", CL003], 1),
+        (["--fail-on", "info", OPEN], 1),
+        (["--fail-on", "never", HS002], 0),
+        (["--exit-zero", HS002], 0),
+        (["--exit-zero", "--fail-on", "info", OPEN, CL003], 0),
+        (["--exit-zero", HS002, TEXT], 2),  # unreadable input still fails
+        (["--exit-zero", "--select", "XY999", HS002], 2),
+        (["--fail-on", "fatal", HS002], 2),  # usage error
+        ([HS002, TEXT], 2),  # input error beats findings
+    ],
+)
 def test_exit_status(args, code):
     res = run(*args)
     assert res.exit_code == code, (res.stdout, res.stderr)
@@ -79,20 +82,29 @@ def test_output_redirects_the_format_without_a_file(tmp_path):
     assert "HS002" in a.read_text() and json.loads(b.read_text())["files"]
 
 
-@pytest.mark.parametrize("args,words", [
-    (["-f", "xml"], "--format: unknown format 'xml' (valid: table, json"),
-    (["-f", "table", "-f", "json"], "at most one format can go to standard output"),
-    (["-f", "json=", ], "no file name after '='"),
-    (["-f", "json=a.json", "-o", "b.json"], "--output names the file of the format given"),
-    (["-f", "json=same", "-f", "table=same"], "both the json and the table report"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["-f", "xml"], "--format: unknown format 'xml' (valid: table, json"),
+        (["-f", "table", "-f", "json"], "at most one format can go to standard output"),
+        (
+            [
+                "-f",
+                "json=",
+            ],
+            "no file name after '='",
+        ),
+        (["-f", "json=a.json", "-o", "b.json"], "--output names the file of the format given"),
+        (["-f", "json=same", "-f", "table=same"], "both the json and the table report"),
+    ],
+)
 def test_format_usage_errors(tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     res = run(*args, HS002)
     assert res.exit_code == 2 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], lines
-    assert list(tmp_path.iterdir()) == []          # nothing analysed, nothing written
+    assert list(tmp_path.iterdir()) == []  # nothing analysed, nothing written
 
 
 def test_unknown_format_lists_every_valid_one():
@@ -152,7 +164,7 @@ def captured(monkeypatch):
 def test_statistics_reaches_the_report_context(captured):
     res = run("--statistics", "--select", "HS,RS", HS002)
     assert res.exit_code == 1 and res.stdout == "rendered\n"
-    (results, ctx), = captured
+    ((results, ctx),) = captured
     assert ctx.statistics is True
     assert isinstance(ctx.active, frozenset) and "HS002" in ctx.active and "CL001" not in ctx.active
     assert "HS002" in ctx.catalog
@@ -178,7 +190,7 @@ def test_summary_line_when_every_report_goes_to_a_file(tmp_path):
     res = run("-f", f"json={tmp_path / 'r.json'}", HS002, CL003)
     assert res.stderr == "pcapcheck: 2 files, 3 findings (1 error, 2 warnings)\n"
     assert run("-q", "-f", f"json={tmp_path / 'r.json'}", HS002).stderr == ""
-    assert run(HS002).stderr == ""                 # the table has its own summary lines
+    assert run(HS002).stderr == ""  # the table has its own summary lines
 
 
 def test_progress_only_on_a_terminal_and_not_quiet():
@@ -200,8 +212,11 @@ def test_disabled_progress_is_a_no_op(capsys):
 
 
 def test_no_progress_bar_on_a_pipe():
-    proc = subprocess.run([sys.executable, "-m", "pcapcheck", "analyze", "--isolated",
-                           CLEAN, CLEAN], capture_output=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", "--isolated", CLEAN, CLEAN],
+        capture_output=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0 and proc.stderr == b""
 
 
@@ -212,10 +227,13 @@ def test_progress_bar_on_a_terminal():
 
     def stderr_on_a_tty() -> bytes:
         master, slave = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "pcapcheck", "analyze", "--isolated",
-                                 "-f", "json", CLEAN], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=slave,
-                                env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pcapcheck", "analyze", "--isolated", "-f", "json", CLEAN],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+        )
         os.close(slave)
         data = b""
         while select.select([master], [], [], 10)[0]:
@@ -230,7 +248,7 @@ def test_progress_bar_on_a_terminal():
         assert proc.wait(10) == 0
         return data
 
-    assert b"client_close_first.pcap" in stderr_on_a_tty()   # -q: test_progress_only_on_a_terminal
+    assert b"client_close_first.pcap" in stderr_on_a_tty()  # -q: test_progress_only_on_a_terminal
 
 
 # --------------------------------------------------------------------------- README: CI gating
@@ -243,8 +261,7 @@ def test_ci_examples_are_valid_yaml_and_their_commands_work(tmp_path, monkeypatc
     import yaml
 
     text = (ROOT / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S)
-              if "pcapcheck-junit.xml" in b]
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "pcapcheck-junit.xml" in b]
     github, gitlab = (yaml.safe_load(b) for b in blocks)
     steps = github["jobs"]["pcapcheck"]["steps"]
     publish = next(s for s in steps if "publish-unit-test-result" in s.get("uses", ""))
@@ -258,10 +275,10 @@ def test_ci_examples_are_valid_yaml_and_their_commands_work(tmp_path, monkeypatc
     for name in ("hs002_synack-bad-ack.pcap", "clean_handshake_close.pcap"):
         (tmp_path / "captures" / name).write_bytes((SAMPLES / "crafted" / name).read_bytes())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)   # never write the real one
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # never write the real one
     for command in commands:
         args = shlex.split(command)[1:]
         res = runner.invoke(app, [args[0], "--isolated", *args[1:]])
-        assert res.exit_code == 1, (command, res.stderr)          # HS002 fails the job
+        assert res.exit_code == 1, (command, res.stderr)  # HS002 fails the job
         assert "<testsuites" in (tmp_path / "pcapcheck-junit.xml").read_text()
         (tmp_path / "pcapcheck-junit.xml").unlink()

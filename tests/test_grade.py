@@ -14,16 +14,26 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
 from pcapcheck.cli import app
 from pcapcheck.grading.answers import normalize_state
-from pcapcheck.grading.expressions import (ExpressionError, capture_environment,
-                                           compile_expression, to_activation)
+from pcapcheck.grading.expressions import (
+    ExpressionError,
+    capture_environment,
+    compile_expression,
+    to_activation,
+)
 from pcapcheck.grading.feedback import render_feedback
-from pcapcheck.grading.gradebook import (discover, grade_all, gradebook_csv,
-                                         gradescope_results, student_id, write_outputs)
+from pcapcheck.grading.gradebook import (
+    discover,
+    grade_all,
+    gradebook_csv,
+    gradescope_results,
+    student_id,
+    write_outputs,
+)
 from pcapcheck.grading.grader import grade_submission
 from pcapcheck.grading.rubric import RubricError, load_rubric
 
@@ -32,8 +42,17 @@ GRADING = SAMPLES / "grading"
 SUBMISSIONS = GRADING / "submissions"
 RUBRIC = GRADING / "http_lab.yaml"
 
-SCORES = {"alice": 19, "bob": 10, "carol": 8, "dave": 11, "erin": 13, "frank": 0,
-          "grace": 17.1, "heidi": 0, "ivan": 12}
+SCORES = {
+    "alice": 19,
+    "bob": 10,
+    "carol": 8,
+    "dave": 11,
+    "erin": 13,
+    "frank": 0,
+    "grace": 17.1,
+    "heidi": 0,
+    "ivan": 12,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +67,7 @@ def graded(rubric, catalog):
 
 
 # ---- the sample class -------------------------------------------------------------------
+
 
 def test_exact_scores_per_student(graded):
     assert {s: r.score for s, r in graded.items()} == SCORES
@@ -70,10 +90,23 @@ def test_gradebook_csv(rubric, graded):
     text = gradebook_csv(rubric, list(graded.values()))
     assert text == (GRADING / "expected" / "gradebook.csv").read_text()
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == ["student", "score", "max", "handshake", "data_both_ways",
-                             "client_close", "no_rst", "no_error", "at_most_3_connections",
-                             "answer_client_isn", "answer_server_isn", "answer_synack_ack",
-                             "answer_states", "shared_with", "problem"]
+    assert list(rows[0]) == [
+        "student",
+        "score",
+        "max",
+        "handshake",
+        "data_both_ways",
+        "client_close",
+        "no_rst",
+        "no_error",
+        "at_most_3_connections",
+        "answer_client_isn",
+        "answer_server_isn",
+        "answer_synack_ack",
+        "answer_states",
+        "shared_with",
+        "problem",
+    ]
     by = {r["student"]: r for r in rows}
     assert by["grace"]["score"] == "17.1" and by["grace"]["answer_states"] == "2.1"
     assert by["carol"]["client_close"] == "0" and by["carol"]["no_rst"] == "0"
@@ -98,11 +131,20 @@ def test_results_json_structure_and_values(rubric, graded):
     assert [t["name"] for t in doc["tests"]][:3] == [
         "Complete 3-way handshake with correct acknowledgment numbers",
         "Data in both directions (request and response)",
-        "4-way close initiated by the client"]
+        "4-way close initiated by the client",
+    ]
     assert len(doc["tests"]) == 10
     for t in doc["tests"]:
-        assert set(t) == {"name", "number", "score", "max_score", "status", "output",
-                          "output_format", "visibility"}
+        assert set(t) == {
+            "name",
+            "number",
+            "score",
+            "max_score",
+            "status",
+            "output",
+            "output_format",
+            "visibility",
+        }
         assert t["status"] == ("passed" if t["score"] == t["max_score"] else "failed")
         assert t["visibility"] == "visible"
     close = doc["tests"][2]
@@ -110,19 +152,23 @@ def test_results_json_structure_and_values(rubric, graded):
     assert "frame 11: RS001 (warning)" in close["output"]
     assert "`frame.number in {11}`" in close["output"]
     assert sum(t["score"] for t in doc["tests"]) == doc["score"]
-    json.dumps(doc)   # serialisable
+    json.dumps(doc)  # serialisable
 
 
 def test_bad_submissions_score_zero_with_a_message(graded, rubric):
     frank = graded["frank"]
-    assert frank.problem == ("not a readable capture: not a capture file (looks like text: "
-                             "'Wireshark would not start on my laptop, ...')")
+    assert frank.problem == (
+        "not a readable capture: not a capture file (looks like text: "
+        "'Wireshark would not start on my laptop, ...')"
+    )
     assert all(c.score == 0 for c in frank.checks) and len(frank.scored) == 10
     text = render_feedback(frank, rubric)
     assert "**Score: 0 / 19**" in text
     assert "**This submission could not be graded:** not a readable capture" in text
-    assert graded["heidi"].problem == ("the capture holds no TCP connection: 2 packets, 0 TCP "
-                                       "(it holds ipv4-udp 2); capture the lab's TCP traffic")
+    assert graded["heidi"].problem == (
+        "the capture holds no TCP connection: 2 packets, 0 TCP "
+        "(it holds ipv4-udp 2); capture the lab's TCP traffic"
+    )
 
 
 def test_batch_goes_on_past_bad_files(tmp_path, rubric, catalog):
@@ -164,11 +210,16 @@ def test_write_outputs(tmp_path, rubric, graded):
     results = [graded["carol"]]
     written = write_outputs(rubric, results, tmp_path, gradescope=True)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
-        "carol/feedback.md", "carol/results.json", "gradebook.csv", "results.json"]
+        "carol/feedback.md",
+        "carol/results.json",
+        "gradebook.csv",
+        "results.json",
+    ]
     assert json.loads((tmp_path / "results.json").read_text())["score"] == 8
 
 
 # ---- feedback ---------------------------------------------------------------------------
+
 
 def test_feedback_for_a_failed_check(rubric, graded):
     text = render_feedback(graded["carol"], rubric)
@@ -177,10 +228,14 @@ def test_feedback_for_a_failed_check(rubric, graded):
     assert "| No finding of severity error | 2 / 2 | passed |" in text
     assert "### 4-way close initiated by the client (0 / 3)" in text
     assert "**Expected:** the connection ends with the client's FIN" in text
-    assert ("- connection 1, 10.0.0.1:49870 → 10.0.0.2:80 (frames 1–11): handshake "
-            "**complete**, close **reset**, first FIN from nobody") in text
-    assert ("**Open in Wireshark:** frame 11 (display filter `frame.number in {11}`); the "
-            "whole connection 1: `tcp.port == 49870 && tcp.port == 80`.") in text
+    assert (
+        "- connection 1, 10.0.0.1:49870 → 10.0.0.2:80 (frames 1–11): handshake "
+        "**complete**, close **reset**, first FIN from nobody"
+    ) in text
+    assert (
+        "**Open in Wireshark:** frame 11 (display filter `frame.number in {11}`); the "
+        "whole connection 1: `tcp.port == 49870 && tcp.port == 80`."
+    ) in text
     assert "## Ladder of connection 1" in text
     assert "   11 CLOSED        │─ RST,ACK seq=121 ack=5793 len=0" in text
     assert "**Not checked:** no answers file" in text
@@ -198,19 +253,27 @@ def test_answers_with_the_classic_mistakes(graded):
     states = grace["answer_states"]
     assert states.score == 2.1 and states.points == 3
     wrong = {r.item: r for r in states.rows if not r.ok}
-    assert sorted(wrong) == ["after frame 2, client", "after frame 2, server",
-                             "after frame 9, server"]
+    assert sorted(wrong) == [
+        "after frame 2, client",
+        "after frame 2, server",
+        "after frame 9, server",
+    ]
     assert wrong["after frame 2, server"].explanation.startswith(
         "after frame 2 the server is in SYN-RECEIVED, not SYN-SENT: it has answered the SYN "
-        "and waits for the ACK. SYN-SENT belongs to the side that sent the first SYN")
+        "and waits for the ACK. SYN-SENT belongs to the side that sent the first SYN"
+    )
     assert wrong["after frame 9, server"].given == "TIME_WAIT"
     assert wrong["after frame 9, server"].explanation.startswith(
         "after frame 9 the server is in CLOSE-WAIT, not TIME-WAIT: it has received the peer's "
-        "FIN and acknowledged it")
-    assert "TIME-WAIT belongs to the side that closed first" in \
-        wrong["after frame 9, server"].explanation
+        "FIN and acknowledged it"
+    )
+    assert (
+        "TIME-WAIT belongs to the side that closed first"
+        in wrong["after frame 9, server"].explanation
+    )
     assert wrong["after frame 2, client"].explanation.startswith(
-        "after frame 2 the client is in ESTABLISHED, not CLOSED")
+        "after frame 2 the client is in ESTABLISHED, not CLOSED"
+    )
     assert states.frames == [2, 9]
     ack = grace["answer_synack_ack"].rows[0]
     assert not ack.ok and ack.given == "1" and ack.expected == "1779228673 (relative 1)"
@@ -218,8 +281,9 @@ def test_answers_with_the_classic_mistakes(graded):
     assert grace["answer_client_isn"].passed and grace["answer_server_isn"].passed
 
 
-def _grade_with_answers(tmp_path, rubric, catalog, text: str, capture="bob.pcap",
-                        source=SUBMISSIONS):
+def _grade_with_answers(
+    tmp_path, rubric, catalog, text: str, capture="bob.pcap", source=SUBMISSIONS
+):
     cap = tmp_path / capture
     cap.write_bytes((source / capture).read_bytes())
     answers = tmp_path / f"{capture}.answers.yaml"
@@ -229,8 +293,7 @@ def _grade_with_answers(tmp_path, rubric, catalog, text: str, capture="bob.pcap"
 
 
 def test_relative_ack_accepted_when_stated(tmp_path, rubric, catalog):
-    got = _grade_with_answers(tmp_path, rubric, catalog,
-                              "synack_ack: {value: 1, relative: true}\n")
+    got = _grade_with_answers(tmp_path, rubric, catalog, "synack_ack: {value: 1, relative: true}\n")
     assert got["answer_synack_ack"].passed and got["answer_synack_ack"].score == 1
     got = _grade_with_answers(tmp_path, rubric, catalog, "client_isn: 0\nserver_isn: 185273099\n")
     isn = got["answer_client_isn"].rows[0]
@@ -256,36 +319,39 @@ def test_state_names_normalized():
 
 EXAMPLES = {
     "handshake": 'connections.exists(c, c.server_port == 80 && c.handshake == "complete" '
-                 '&& c.syn_ack_ok)',
+    "&& c.syn_ack_ok)",
     "client_close": 'connections.exists(c, c.server_port == 80 && c.handshake == "complete" '
-                    '&& c.close == "graceful" && c.closer == "client")',
+    '&& c.close == "graceful" && c.closer == "client")',
     "no_rst": '!findings.exists(f, f.rule.startsWith("RS"))',
-    "no_rst_history": '!connections.exists(c, c.history != null && '
-                      '(c.history.contains("R") || c.history.contains("r")))',
+    "no_rst_history": "!connections.exists(c, c.history != null && "
+    '(c.history.contains("R") || c.history.contains("r")))',
     "no_error": '!findings.exists(f, f.severity == "error")',
     "at_most_3": "size(connections) <= 3",
 }
 
 
-@pytest.mark.parametrize("example,capture,expected", [
-    ("handshake", "grading/submissions/alice/http.pcap", True),
-    ("handshake", "crafted/hs002_synack-bad-ack.pcap", False),
-    ("handshake", "crafted/hs004_handshake-ack-bad.pcap", False),
-    ("handshake", "crafted/hs001_syn-unanswered.pcap", False),
-    ("client_close", "grading/submissions/alice/http.pcap", True),
-    ("client_close", "grading/submissions/bob.pcap", False),
-    ("client_close", "grading/submissions/carol.pcap", False),
-    ("client_close", "crafted/clean_server_close_first.pcap", False),
-    ("no_rst", "grading/submissions/alice/http.pcap", True),
-    ("no_rst", "grading/submissions/carol.pcap", False),
-    ("no_rst_history", "grading/submissions/alice/http.pcap", True),
-    ("no_rst_history", "grading/submissions/carol.pcap", False),
-    ("no_rst_history", "crafted/hs011_connection-refused.pcap", False),
-    ("no_error", "grading/submissions/alice/http.pcap", True),
-    ("no_error", "crafted/hs002_synack-bad-ack.pcap", False),
-    ("at_most_3", "grading/submissions/alice/http.pcap", True),
-    ("at_most_3", "grading/submissions/ivan.pcap", False),
-])
+@pytest.mark.parametrize(
+    "example,capture,expected",
+    [
+        ("handshake", "grading/submissions/alice/http.pcap", True),
+        ("handshake", "crafted/hs002_synack-bad-ack.pcap", False),
+        ("handshake", "crafted/hs004_handshake-ack-bad.pcap", False),
+        ("handshake", "crafted/hs001_syn-unanswered.pcap", False),
+        ("client_close", "grading/submissions/alice/http.pcap", True),
+        ("client_close", "grading/submissions/bob.pcap", False),
+        ("client_close", "grading/submissions/carol.pcap", False),
+        ("client_close", "crafted/clean_server_close_first.pcap", False),
+        ("no_rst", "grading/submissions/alice/http.pcap", True),
+        ("no_rst", "grading/submissions/carol.pcap", False),
+        ("no_rst_history", "grading/submissions/alice/http.pcap", True),
+        ("no_rst_history", "grading/submissions/carol.pcap", False),
+        ("no_rst_history", "crafted/hs011_connection-refused.pcap", False),
+        ("no_error", "grading/submissions/alice/http.pcap", True),
+        ("no_error", "crafted/hs002_synack-bad-ack.pcap", False),
+        ("at_most_3", "grading/submissions/alice/http.pcap", True),
+        ("at_most_3", "grading/submissions/ivan.pcap", False),
+    ],
+)
 def test_rubric_example_expression(analyze, example, capture, expected):
     env = to_activation(capture_environment(analyze(capture)))
     value, error = compile_expression(EXAMPLES[example]).evaluate(env)
@@ -299,12 +365,15 @@ def test_sample_rubric_uses_the_examples(rubric):
     assert conditions["at_most_3_connections"] == EXAMPLES["at_most_3"]
 
 
-@pytest.mark.parametrize("capture,closer", [
-    ("crafted/clean_handshake_close.pcap", "client"),
-    ("crafted/clean_server_close_first.pcap", "server"),
-    ("crafted/clean_simultaneous_close.pcap", "client"),
-    ("grading/submissions/bob.pcap", None),
-])
+@pytest.mark.parametrize(
+    "capture,closer",
+    [
+        ("crafted/clean_handshake_close.pcap", "client"),
+        ("crafted/clean_server_close_first.pcap", "server"),
+        ("crafted/clean_simultaneous_close.pcap", "client"),
+        ("grading/submissions/bob.pcap", None),
+    ],
+)
 def test_environment_closer(analyze, capture, closer):
     assert capture_environment(analyze(capture))["connections"][0]["closer"] == closer
 
@@ -312,50 +381,73 @@ def test_environment_closer(analyze, capture, closer):
 def test_environment_fields(analyze):
     env = capture_environment(analyze("crafted/hs002_synack-bad-ack.pcap"), name="x.pcap")
     conn = env["connections"][0]
-    assert (conn["client_ip"], conn["client_port"], conn["server_ip"], conn["server_port"]) \
-        == ("10.0.0.1", 40000, "10.0.0.2", 80)
+    assert (conn["client_ip"], conn["client_port"], conn["server_ip"], conn["server_port"]) == (
+        "10.0.0.1",
+        40000,
+        "10.0.0.2",
+        80,
+    )
     assert conn["syn_ack_ok"] is False and conn["handshake"] == "incomplete"
     assert [f["rule"] for f in conn["findings"]] == ["HS002", "RS004"]
-    assert env["findings"][0] == {"rule": "HS002", "name": "synack-bad-ack", "severity": "error",
-                                  "frame": 2, "connection": 1,
-                                  "message": env["findings"][0]["message"]}
-    assert conn["transitions"]["client"][0] == {"frame": 1, "from": "CLOSED", "to": "SYN-SENT",
-                                                "cause": "snd SYN"}
+    assert env["findings"][0] == {
+        "rule": "HS002",
+        "name": "synack-bad-ack",
+        "severity": "error",
+        "frame": 2,
+        "connection": 1,
+        "message": env["findings"][0]["message"],
+    }
+    assert conn["transitions"]["client"][0] == {
+        "frame": 1,
+        "from": "CLOSED",
+        "to": "SYN-SENT",
+        "cause": "snd SYN",
+    }
     assert env["packets"] == 3 and env["file"]["name"] == "x.pcap"
     assert env["file"]["tcp_packets"] == 3 and env["file"]["truncated"] is False
 
 
 # ---- CEL errors -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,message", [
-    ("connections.exists(c, ", "syntax error at line 1, column 21"),
-    ("conections.size() > 0", "unknown name 'conections' (did you mean connections?)"),
-    ("connections.exists(c, c.closr == 1)", "unknown field .closr (did you mean closer?)"),
-    ("sizee(connections) > 1", "unknown function sizee() (did you mean size?)"),
-    ("connections.exists(c, true) && c.id == 1", "unknown name 'c'"),
-])
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("connections.exists(c, ", "syntax error at line 1, column 21"),
+        ("conections.size() > 0", "unknown name 'conections' (did you mean connections?)"),
+        ("connections.exists(c, c.closr == 1)", "unknown field .closr (did you mean closer?)"),
+        ("sizee(connections) > 1", "unknown function sizee() (did you mean size?)"),
+        ("connections.exists(c, true) && c.id == 1", "unknown name 'c'"),
+    ],
+)
 def test_expressions_that_do_not_compile(text, message):
-    with pytest.raises(ExpressionError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace(".", r"\.").replace("?", r"\?")):
+    with pytest.raises(
+        ExpressionError,
+        match=message.replace("(", r"\(")
+        .replace(")", r"\)")
+        .replace(".", r"\.")
+        .replace("?", r"\?"),
+    ):
         compile_expression(text)
 
 
 def test_runtime_error_fails_the_check_with_the_error(tmp_path, catalog):
     path = tmp_path / "r.yaml"
-    path.write_text("title: t\nchecks:\n"
-                    "  - {id: idx, title: Index, points: 1, feedback: f,\n"
-                    "     condition: 'connections[5].id == 1'}\n"
-                    "  - {id: notbool, title: Not bool, points: 2, feedback: f,\n"
-                    "     condition: 'size(connections)'}\n"
-                    "  - {id: ok, title: Fine, points: 1, feedback: f, condition: 'true'}\n")
+    path.write_text(
+        "title: t\nchecks:\n"
+        "  - {id: idx, title: Index, points: 1, feedback: f,\n"
+        "     condition: 'connections[5].id == 1'}\n"
+        "  - {id: notbool, title: Not bool, points: 2, feedback: f,\n"
+        "     condition: 'size(connections)'}\n"
+        "  - {id: ok, title: Fine, points: 1, feedback: f, condition: 'true'}\n"
+    )
     res = grade_submission(load_rubric(path), "bob", SUBMISSIONS / "bob.pcap", catalog=catalog)
     by = {c.id: c for c in res.checks}
     assert by["idx"].error == "invalid_argument: list index out of range"
     assert by["notbool"].error == "the condition gave 1, not true or false"
     assert res.score == 1 and res.max_score == 4
     text = render_feedback(res, load_rubric(path))
-    assert "**The check could not be evaluated:** invalid_argument: list index out of range" \
-        in text
+    assert "**The check could not be evaluated:** invalid_argument: list index out of range" in text
 
 
 # ---- rubric errors ----------------------------------------------------------------------
@@ -363,30 +455,51 @@ def test_runtime_error_fails_the_check_with_the_error(tmp_path, catalog):
 CHECK = "  - {id: a, title: A, points: 1, condition: 'true', feedback: f}\n"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("checks:\n" + CHECK, "r.yaml: title: required field is missing"),
-    ("title: t\nchecks: []\n", "r.yaml: checks: [] should be non-empty"),
-    ("title: t\nchecks:\n  - {id: a, title: A, points: 0, condition: 'true', feedback: f}\n",
-     "r.yaml: checks.0.points: 0 is less than or equal to the minimum of 0"),
-    ("title: t\nchecks:\n  - {id: A-1, title: A, points: 1, condition: 'true', feedback: f}\n",
-     "r.yaml: checks.0.id: 'A-1' does not match"),
-    ("title: t\ncolour: red\nchecks:\n" + CHECK, "r.yaml: colour: unknown field"),
-    ("title: t\nchecks:\n" + CHECK + CHECK, "r.yaml: check 'a': the id is used by another check"),
-    ("title: t\nchecks:\n" + CHECK.replace("id: a", "id: score"),
-     "r.yaml: check 'score': the id is reserved"),
-    ("title: t\nchecks:\n" + CHECK.replace("id: a", "id: answer_x"),
-     "r.yaml: check 'answer_x': the id is reserved"),
-    ("title: t\nanswers: {isn: 1}\nchecks:\n" + CHECK, "r.yaml: answers.isn: unknown field"),
-    ("title: t\nchecks:\n" + CHECK.replace("'true'", "'connections.exists(c, '"),
-     "r.yaml: check 'a': condition: syntax error at line 1, column 21"),
-    ("title: t\nfocus: 'c.port == 80'\nchecks:\n" + CHECK,
-     "r.yaml: focus: unknown field .port"),
-    ("title: t\nchecks:\n  - {id: a, title: A, points: 1, condition: 'true', feedback: f,\n"
-     "     evidence: 'findigs'}\n", "r.yaml: check 'a': evidence: unknown name 'findigs'"),
-    ("title: [t\n", "r.yaml: not valid YAML (line 2"),
-    ("- a\n- b\n", "r.yaml: expected a mapping (title, checks, ...), got a list"),
-    ("", "r.yaml: expected a mapping (title, checks, ...), got an empty file"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("checks:\n" + CHECK, "r.yaml: title: required field is missing"),
+        ("title: t\nchecks: []\n", "r.yaml: checks: [] should be non-empty"),
+        (
+            "title: t\nchecks:\n  - {id: a, title: A, points: 0, condition: 'true', feedback: f}\n",
+            "r.yaml: checks.0.points: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            "title: t\nchecks:\n  - {id: A-1, title: A, points: 1, condition: 'true', feedback: f}\n",
+            "r.yaml: checks.0.id: 'A-1' does not match",
+        ),
+        ("title: t\ncolour: red\nchecks:\n" + CHECK, "r.yaml: colour: unknown field"),
+        (
+            "title: t\nchecks:\n" + CHECK + CHECK,
+            "r.yaml: check 'a': the id is used by another check",
+        ),
+        (
+            "title: t\nchecks:\n" + CHECK.replace("id: a", "id: score"),
+            "r.yaml: check 'score': the id is reserved",
+        ),
+        (
+            "title: t\nchecks:\n" + CHECK.replace("id: a", "id: answer_x"),
+            "r.yaml: check 'answer_x': the id is reserved",
+        ),
+        ("title: t\nanswers: {isn: 1}\nchecks:\n" + CHECK, "r.yaml: answers.isn: unknown field"),
+        (
+            "title: t\nchecks:\n" + CHECK.replace("'true'", "'connections.exists(c, '"),
+            "r.yaml: check 'a': condition: syntax error at line 1, column 21",
+        ),
+        (
+            "title: t\nfocus: 'c.port == 80'\nchecks:\n" + CHECK,
+            "r.yaml: focus: unknown field .port",
+        ),
+        (
+            "title: t\nchecks:\n  - {id: a, title: A, points: 1, condition: 'true', feedback: f,\n"
+            "     evidence: 'findigs'}\n",
+            "r.yaml: check 'a': evidence: unknown name 'findigs'",
+        ),
+        ("title: [t\n", "r.yaml: not valid YAML (line 2"),
+        ("- a\n- b\n", "r.yaml: expected a mapping (title, checks, ...), got a list"),
+        ("", "r.yaml: expected a mapping (title, checks, ...), got an empty file"),
+    ],
+)
 def test_rubric_errors(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "r.yaml").write_text(text)
@@ -401,11 +514,13 @@ def test_rubric_errors(tmp_path, monkeypatch, text, message):
 
 # ---- the command ------------------------------------------------------------------------
 
+
 def test_command_single_submission_prints_feedback():
     res = runner.invoke(app, ["grade", str(SUBMISSIONS / "grace.pcap"), "--rubric", str(RUBRIC)])
     assert res.exit_code == 0
     assert res.stdout.startswith(
-        "# Lab 3: one HTTP download, start to finish\n\nStudent: **grace**")
+        "# Lab 3: one HTTP download, start to finish\n\nStudent: **grace**"
+    )
     assert "**Score: 17.1 / 19**" in res.stdout
 
 
@@ -416,18 +531,29 @@ def test_command_batch_prints_the_gradebook():
 
 
 def test_command_out_dir_and_gradescope(tmp_path):
-    res = runner.invoke(app, ["grade", str(SUBMISSIONS), "--rubric", str(RUBRIC),
-                              "--out", str(tmp_path), "--gradescope"])
+    res = runner.invoke(
+        app,
+        [
+            "grade",
+            str(SUBMISSIONS),
+            "--rubric",
+            str(RUBRIC),
+            "--out",
+            str(tmp_path),
+            "--gradescope",
+        ],
+    )
     assert res.exit_code == 0, res.stderr
     assert "alice      19 / 19    erin" in res.stdout
     assert "9 submissions graded; wrote 19 files" in res.stdout
-    assert (tmp_path / "gradebook.csv").read_text() == \
-        (GRADING / "expected" / "gradebook.csv").read_text()
+    assert (tmp_path / "gradebook.csv").read_text() == (
+        GRADING / "expected" / "gradebook.csv"
+    ).read_text()
     doc = json.loads((tmp_path / "grace" / "results.json").read_text())
     assert doc["score"] == 17.1
     assert [t["score"] for t in doc["tests"]] == [3, 2, 3, 2, 2, 1, 1, 1, 0, 2.1]
     assert "Student: **dave**" in (tmp_path / "dave" / "feedback.md").read_text()
-    assert not (tmp_path / "results.json").exists()     # only for a single submission
+    assert not (tmp_path / "results.json").exists()  # only for a single submission
 
 
 def test_command_usage_errors():
@@ -439,10 +565,14 @@ def test_command_usage_errors():
 
 
 def test_make_submissions_reproduces_the_shipped_files(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_submissions.py"),
-                    str(tmp_path)], check=True, capture_output=True)
-    shipped = sorted(p.relative_to(SUBMISSIONS).as_posix() for p in SUBMISSIONS.rglob("*")
-                     if p.is_file())
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_submissions.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = sorted(
+        p.relative_to(SUBMISSIONS).as_posix() for p in SUBMISSIONS.rglob("*") if p.is_file()
+    )
     made = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert made == shipped
     for name in made:
@@ -459,13 +589,19 @@ def test_docs_outputs_are_real(monkeypatch):
     monkeypatch.chdir(ROOT)
     for cmd, out in checked:
         res = runner.invoke(app, shlex.split(cmd)[1:])
-        assert res.exit_code in (0, 1), cmd      # 1: the example shows an error finding
+        assert res.exit_code in (0, 1), cmd  # 1: the example shows an error finding
         assert res.stdout == out, cmd
 
 
 def test_answer_about_a_wrong_synack_names_hs002(tmp_path, rubric, catalog):
-    got = _grade_with_answers(tmp_path, rubric, catalog, "synack_ack: 1015684904\n",
-                              capture="hs002_synack-bad-ack.pcap", source=SAMPLES / "crafted")
+    got = _grade_with_answers(
+        tmp_path,
+        rubric,
+        catalog,
+        "synack_ack: 1015684904\n",
+        capture="hs002_synack-bad-ack.pcap",
+        source=SAMPLES / "crafted",
+    )
     row = got["answer_synack_ack"].rows[0]
     assert (row.ok, row.expected) == (False, "1015684903 (relative 0)")
     assert row.explanation.endswith("not ISN + 1 = 1: the server got it wrong (HS002).")

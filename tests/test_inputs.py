@@ -8,11 +8,11 @@ import json
 import shutil
 
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
-from pcapcheck.cli import app
 from pcapcheck.capture.inputs import STDIN_NAME, InputError, collect_inputs, is_capture, sniff
+from pcapcheck.cli import app
 
 runner = CliRunner()
 HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"
@@ -38,8 +38,8 @@ def tree(tmp_path):
     (root / ".hidden").mkdir()
     shutil.copy(HS002, root / "b" / "deep" / "z.pcap")
     shutil.copy(CLEAN, root / "a" / "y.cap")
-    shutil.copy(PCAPNG, root / "b" / "trace.bin")            # pcapng magic, odd name
-    shutil.copy(NSEC_BE, root / "renamed.dat")                # nanosecond, big-endian pcap
+    shutil.copy(PCAPNG, root / "b" / "trace.bin")  # pcapng magic, odd name
+    shutil.copy(NSEC_BE, root / "renamed.dat")  # nanosecond, big-endian pcap
     (root / "a" / "x.gzdata").write_bytes(gzip.compress(CLEAN.read_bytes()))
     (root / "a" / "notes.txt").write_text("not a capture\n")
     (root / "a" / "text.gz").write_bytes(gzip.compress(b"hello, world\n"))
@@ -48,12 +48,18 @@ def tree(tmp_path):
 
 
 def test_sniff_recognises_every_magic_and_gzip_content(tree):
-    for path in (HS002, PCAPNG, NSEC_BE, SAMPLES / "encap" / "eth_ipv4_bigendian.pcap",
-                 SAMPLES / "encap" / "eth_ipv4_nsec.pcap", tree / "a" / "x.gzdata"):
+    for path in (
+        HS002,
+        PCAPNG,
+        NSEC_BE,
+        SAMPLES / "encap" / "eth_ipv4_bigendian.pcap",
+        SAMPLES / "encap" / "eth_ipv4_nsec.pcap",
+        tree / "a" / "x.gzdata",
+    ):
         assert sniff(path), path
     for path in (tree / "a" / "notes.txt", tree / "a" / "text.gz", tree / "missing"):
         assert not sniff(path), path
-    assert is_capture(SAMPLES / "encap" / "bad" / "text.pcap")     # by extension
+    assert is_capture(SAMPLES / "encap" / "bad" / "text.pcap")  # by extension
     assert not is_capture(tree / "a" / "notes.txt")
 
 
@@ -66,8 +72,11 @@ def test_directory_is_searched_recursively_in_sorted_order(tree):
 def test_directory_through_the_cli_is_one_report_in_argument_order(tree):
     res = run("-f", "json", str(HS002), str(tree / "b"))
     assert res.exit_code == 1, res.stderr
-    assert paths(res) == [str(HS002), str(tree / "b" / "deep" / "z.pcap"),
-                          str(tree / "b" / "trace.bin")]
+    assert paths(res) == [
+        str(HS002),
+        str(tree / "b" / "deep" / "z.pcap"),
+        str(tree / "b" / "trace.bin"),
+    ]
 
 
 def test_renamed_capture_is_found_by_its_magic_number(tree):
@@ -91,7 +100,8 @@ def test_glob_matching_nothing_is_one_line_exit_2(tmp_path):
     res = run(pattern)
     assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
-        f"pcapcheck: error: {pattern}: no file matches this pattern"]
+        f"pcapcheck: error: {pattern}: no file matches this pattern"
+    ]
 
 
 def test_directory_without_captures_is_one_line_exit_2(tmp_path):
@@ -124,9 +134,8 @@ def test_stdin_that_is_not_a_capture_names_stdin_not_the_temp_file():
 
 
 def test_stdin_twice_is_an_error():
-    with pytest.raises(InputError, match="only once"):
-        with collect_inputs(["-", "-"], stdin=None):
-            pass
+    with pytest.raises(InputError, match="only once"), collect_inputs(["-", "-"], stdin=None):
+        pass
 
 
 def test_missing_file_is_passed_to_the_reader():

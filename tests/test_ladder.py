@@ -4,12 +4,17 @@ their arrow, folding, crossing segments, the width limit, --ascii, and the comma
 from __future__ import annotations
 
 import pytest
+from conftest import SAMPLES
 from typer.testing import CliRunner
 
-from conftest import SAMPLES
 from pcapcheck.cli import app
-from pcapcheck.report.ladder import (LadderError, MIN_WIDTH, connection_segments, endpoint_parts,
-                              render_ladder)
+from pcapcheck.report.ladder import (
+    MIN_WIDTH,
+    LadderError,
+    connection_segments,
+    endpoint_parts,
+    render_ladder,
+)
 
 runner = CliRunner()
 ALICE = "grading/submissions/alice/http.pcap"
@@ -18,10 +23,12 @@ ALICE = "grading/submissions/alice/http.pcap"
 @pytest.fixture(scope="module")
 def ladder(analyze):
     """``ladder(name, connection=1, **kw)`` → the ladder's lines."""
+
     def draw(name: str, connection: int = 1, **kw) -> list[str]:
         result = analyze(name)
         segs = connection_segments(SAMPLES / name, result.connections)
         return render_ladder(result, connection, segs[connection], **kw).splitlines()
+
     return draw
 
 
@@ -33,13 +40,15 @@ def row(lines: list[str], frame: int) -> str:
 def after(lines: list[str], frame: int, n: int = 1) -> list[str]:
     """The ``n`` rows following the arrow row of ``frame``."""
     i = lines.index(row(lines, frame))
-    return lines[i + 1:i + 1 + n]
+    return lines[i + 1 : i + 1 + n]
 
 
 def test_clean_connection_states_beside_arrows(ladder):
     lines = ladder("crafted/clean_handshake_close.pcap")
-    assert lines[0] == ("connection 1: client 10.0.0.1:40000 → server 10.0.0.2:80, "
-                        "handshake complete, close graceful")
+    assert lines[0] == (
+        "connection 1: client 10.0.0.1:40000 → server 10.0.0.2:80, "
+        "handshake complete, close graceful"
+    )
     assert lines[2].split() == ["CLOSED", "│", "│", "LISTEN"]
     assert row(lines, 1).startswith("    1 SYN-SENT      │─ SYN seq=0 len=0 ──")
     assert row(lines, 1).endswith("─▶│")
@@ -108,8 +117,9 @@ def test_rst_and_its_finding_on_the_arrow(ladder):
 def test_finding_marked_under_the_frame_that_caused_it(ladder):
     lines = ladder("crafted/hs002_synack-bad-ack.pcap")
     assert "SYN,ACK seq=0 ack=0 len=0" in row(lines, 2)
-    assert after(lines, 2)[0] == ("                    │ ▲ HS002 SYN-ACK acknowledges 0, "
-                                  "expected client ISN+1 = 1       │")
+    assert after(lines, 2)[0] == (
+        "                    │ ▲ HS002 SYN-ACK acknowledges 0, expected client ISN+1 = 1       │"
+    )
     assert row(lines, 3).startswith("    3 CLOSED        │─ RST seq=0 len=0")
     assert row(lines, 3).endswith("│ LISTEN")
 
@@ -137,10 +147,18 @@ def test_bulk_transfer_folds_to_a_short_ladder(ladder):
     assert any("data transfer (frames 7–63)" in line for line in lines)
 
 
-@pytest.mark.parametrize("name", ["crafted/clean_handshake_close.pcap",
-                                  "crafted/clean_ipv6.pcap", "crafted/hs001_syn-unanswered.pcap",
-                                  "crafted/cl001_fin-unacked.pcap", "crafted/clean_seq_wrap.pcap",
-                                  "loopback/bulk_transfer.pcap", ALICE])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "crafted/clean_handshake_close.pcap",
+        "crafted/clean_ipv6.pcap",
+        "crafted/hs001_syn-unanswered.pcap",
+        "crafted/cl001_fin-unacked.pcap",
+        "crafted/clean_seq_wrap.pcap",
+        "loopback/bulk_transfer.pcap",
+        ALICE,
+    ],
+)
 @pytest.mark.parametrize("width", [100, 80, MIN_WIDTH])
 def test_every_line_fits_the_width(ladder, name, width):
     for ascii_only in (False, True):
@@ -150,8 +168,10 @@ def test_every_line_fits_the_width(ladder, name, width):
 
 def test_narrow_ladder_puts_the_verdict_on_its_own_line(ladder):
     lines = ladder("crafted/hs002_synack-bad-ack.pcap", width=80, ascii=True)
-    assert lines[:2] == ["connection 1: client 10.0.0.1:40000 -> server 10.0.0.2:80",
-                         "handshake incomplete, close reset"]
+    assert lines[:2] == [
+        "connection 1: client 10.0.0.1:40000 -> server 10.0.0.2:80",
+        "handshake incomplete, close reset",
+    ]
 
 
 def test_ascii_has_only_ascii(ladder):
@@ -191,26 +211,42 @@ def test_endpoint_parts():
 
 # ---- the command ------------------------------------------------------------------------
 
+
 def test_command_default_connection_and_hint():
     res = runner.invoke(app, ["ladder", str(SAMPLES / "grading/submissions/ivan.pcap")])
     assert res.exit_code == 0
     assert res.stdout.startswith("connection 1: client 10.0.0.1:55100")
     assert "3 more connections in this capture" in res.stderr
-    res = runner.invoke(app, ["ladder", "--connection", "3", "--ascii", "--width", "80",
-                              str(SAMPLES / "grading/submissions/ivan.pcap")])
+    res = runner.invoke(
+        app,
+        [
+            "ladder",
+            "--connection",
+            "3",
+            "--ascii",
+            "--width",
+            "80",
+            str(SAMPLES / "grading/submissions/ivan.pcap"),
+        ],
+    )
     assert res.exit_code == 0 and res.stdout.startswith("connection 3: client 10.0.0.1:55102")
     assert res.stdout.isascii() and max(map(len, res.stdout.splitlines())) <= 80
 
 
-@pytest.mark.parametrize("args,message", [
-    (["grading/submissions/frank.pcap"], "not a capture file"),
-    (["grading/submissions/heidi.pcap"], "no TCP connection in the capture"),
-    (["--connection", "9", "grading/submissions/ivan.pcap"], "no connection 9"),
-    (["--width", "40", "crafted/clean_handshake_close.pcap"], "too narrow"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["grading/submissions/frank.pcap"], "not a capture file"),
+        (["grading/submissions/heidi.pcap"], "no TCP connection in the capture"),
+        (["--connection", "9", "grading/submissions/ivan.pcap"], "no connection 9"),
+        (["--width", "40", "crafted/clean_handshake_close.pcap"], "too narrow"),
+    ],
+)
 def test_command_errors_are_one_line_exit_2(args, message):
-    args = [a if not a.startswith("grading/") and not a.startswith("crafted/")
-            else str(SAMPLES / a) for a in args]
+    args = [
+        a if not a.startswith("grading/") and not a.startswith("crafted/") else str(SAMPLES / a)
+        for a in args
+    ]
     res = runner.invoke(app, ["ladder", *args])
     assert res.exit_code == 2
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1

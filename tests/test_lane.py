@@ -11,18 +11,18 @@ import struct
 import sys
 
 import pytest
-
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
+
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import established_lane as lane
 from pcapcheck.pipeline import analyze_file
-from pcapcheck.capture.reader import CaptureError
 from pcapcheck.run.shards import analyze_shard, merge_shards
 from pcapcheck.tcp import tracker as tracker_module
 from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
-from generate import generate  # noqa: E402
+from generate import generate
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def _both(path, catalog, monkeypatch, checksums=False, **kw):
     monkeypatch.setattr(lane, "FAST", True)
     fed.clear()
     fast = analyze_file(path, catalog, active, **kw)
-    fast.fed = len(fed)                 # the segments that went through Tracker.feed
+    fast.fed = len(fed)  # the segments that went through Tracker.feed
     monkeypatch.setattr(lane, "FAST", False)
     slow = analyze_file(path, catalog, active, **kw)
     return fast, slow
@@ -61,8 +61,9 @@ def count_feed(monkeypatch):
     monkeypatch.setattr(Tracker, "feed", spy)
 
 
-@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
-                                                    for p in ALL_CAPTURES])
+@pytest.mark.parametrize(
+    "path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES)) for p in ALL_CAPTURES]
+)
 def test_lane_equals_segments_on_samples(path, catalog, monkeypatch):
     for checksums in (False, True):
         try:
@@ -74,9 +75,19 @@ def test_lane_equals_segments_on_samples(path, catalog, monkeypatch):
 
 def _generated(tmp_path, seed, connections=150, concurrency=12):
     path = tmp_path / f"gen{seed}.pcap"
-    n = generate(argparse.Namespace(out=str(path), connections=connections,
-                                    concurrency=concurrency, exchanges=4, refused=0.05,
-                                    retrans=0.08, resets=0.05, loss=0.02, seed=seed))
+    n = generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=connections,
+            concurrency=concurrency,
+            exchanges=4,
+            refused=0.05,
+            retrans=0.08,
+            resets=0.05,
+            loss=0.02,
+            seed=seed,
+        )
+    )
     return path, n
 
 
@@ -85,19 +96,22 @@ def test_lane_equals_segments_on_generated_captures(seed, tmp_path, catalog, mon
     path, n = _generated(tmp_path, seed)
     fast, slow = _both(path, catalog, monkeypatch)
     assert fast.tcp_packets == n and len(fast.findings) > 10
-    assert fast.fed < 0.5 * n           # the lane took the others
+    assert fast.fed < 0.5 * n  # the lane took the others
     same_report(fast, slow)
     # marks (the lane stands aside) and timers short enough to release connections
     # idle or closed in the middle of blocks, with sweeps of the table every 3 ms
     monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
-    for kw in ({"marks": True}, {"idle_timeout": 0.0004, "close_delay": 0.0002},
-               {"idle_timeout": 0.05, "close_delay": 0.02}):
+    for kw in (
+        {"marks": True},
+        {"idle_timeout": 0.0004, "close_delay": 0.0002},
+        {"idle_timeout": 0.05, "close_delay": 0.02},
+    ):
         fast, slow = _both(path, catalog, monkeypatch, **kw)
         same_report(fast, slow)
         if "marks" in kw:
             assert fast.marks == slow.marks
-            assert fast.fed == n        # marks are recorded by the full path only
-        else:                           # connections released all the time, yet:
+            assert fast.fed == n  # marks are recorded by the full path only
+        else:  # connections released all the time, yet:
             assert fast.fed < n
 
 
@@ -107,8 +121,10 @@ def test_lane_equals_segments_in_shards(tmp_path, catalog, monkeypatch):
     results = []
     for fast in (True, False):
         monkeypatch.setattr(lane, "FAST", fast)
-        parts = [analyze_shard(path, catalog, active, shard=(k, 2), idle_timeout=0.05,
-                               close_delay=0.02) for k in range(2)]
+        parts = [
+            analyze_shard(path, catalog, active, shard=(k, 2), idle_timeout=0.05, close_delay=0.02)
+            for k in range(2)
+        ]
         results.append(merge_shards(parts, path, catalog, active))
     serial = analyze_file(path, catalog, active, idle_timeout=0.05, close_delay=0.02)
     same_report(results[0], results[1])
@@ -120,12 +136,15 @@ def test_lane_with_blocks_split_by_other_records(tmp_path, catalog, monkeypatch)
     path, _n = _generated(tmp_path, 5)
     data = path.read_bytes()
     out, pos, k = [data[:24]], 24, 0
-    udp = (b"\x00" * 12 + b"\x08\x00" + struct.pack("!BBHHHBBHII", 0x45, 0, 28, 0, 0, 64,
-                                                     17, 0, 0x0A000001, 0x0A000002)
-           + struct.pack("!HHHH", 53, 53, 8, 0))
+    udp = (
+        b"\x00" * 12
+        + b"\x08\x00"
+        + struct.pack("!BBHHHBBHII", 0x45, 0, 28, 0, 0, 64, 17, 0, 0x0A000001, 0x0A000002)
+        + struct.pack("!HHHH", 53, 53, 8, 0)
+    )
     while pos < len(data):
         sec, usec, caplen, wire = struct.unpack_from("<IIII", data, pos)
-        out.append(data[pos:pos + 16 + caplen])
+        out.append(data[pos : pos + 16 + caplen])
         pos += 16 + caplen
         k += 1
         if k % 7 == 0:
@@ -140,7 +159,8 @@ def test_lane_with_blocks_split_by_other_records(tmp_path, catalog, monkeypatch)
 def test_lane_is_taken(catalog):
     """Most segments of an ordinary transfer never reach Tracker.feed (else the lane is
     dead code)."""
-    res = analyze_file(SAMPLES / "loopback" / "bulk_transfer.pcap", catalog,
-                       catalog.select(None, None))
+    res = analyze_file(
+        SAMPLES / "loopback" / "bulk_transfer.pcap", catalog, catalog.select(None, None)
+    )
     assert res.tcp_packets > 50
     assert len(fed) < 0.2 * res.tcp_packets

@@ -12,26 +12,34 @@ import struct
 import sys
 
 import pytest
-
 from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
+
 from pcapcheck import pipeline as analyze
+from pcapcheck.capture import reader
 from pcapcheck.fast import batch_decoder as batch
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import lookahead
-from pcapcheck.capture import reader
-from pcapcheck.tcp import tracker as tracker_module
-from pcapcheck.pipeline import analyze_file
 from pcapcheck.fast.clean_connections import FastPathMismatch, Pending
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.tcp import tracker as tracker_module
 from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
-from craft_captures import Capture, Conversation  # noqa: E402
-from test_clean import (CLEAN, REPLAYED, _clean_client_close, _crafted,  # noqa: E402
-                        _generated, _port_reused_at_once, _port_reused_later,
-                        _random_retransmissions,
-                        same_on_sample, same_under_tiny_timers)
+from craft_captures import Capture, Conversation
+from test_clean import (
+    CLEAN,
+    REPLAYED,
+    _clean_client_close,
+    _crafted,
+    _generated,
+    _port_reused_at_once,
+    _port_reused_later,
+    _random_retransmissions,
+    same_on_sample,
+    same_under_tiny_timers,
+)
 
 #: The ids of the connections the tracker took from the lookahead (end_fast), in order.
 fast: list[int] = []
@@ -90,15 +98,15 @@ def _both(path, catalog, monkeypatch, checksums=False, mismatch_ok=False, **kw):
     return on, off
 
 
-@pytest.mark.parametrize("path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES))
-                                                    for p in ALL_CAPTURES])
+@pytest.mark.parametrize(
+    "path", ALL_CAPTURES, ids=[str(p.relative_to(SAMPLES)) for p in ALL_CAPTURES]
+)
 def test_lookahead_equals_tracker_on_samples(path, catalog, monkeypatch):
     same_on_sample(_both, path, catalog, monkeypatch)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
-                                                        monkeypatch):
+def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog, monkeypatch):
     path, n = _generated(tmp_path, seed)
     on, off = _both(path, catalog, monkeypatch)
     assert on.tcp_packets == n and len(on.findings) > 10
@@ -125,8 +133,7 @@ def test_lookahead_equals_tracker_on_generated_captures(seed, tmp_path, catalog,
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_lookahead_equals_tracker_on_random_retransmissions(seed, tmp_path, catalog,
-                                                           monkeypatch):
+def test_lookahead_equals_tracker_on_random_retransmissions(seed, tmp_path, catalog, monkeypatch):
     """Segments sent again in every shape (test_clean's): the connections the
     lookahead takes, some with retransmissions, give the tracker's report."""
     cap = Capture()
@@ -148,8 +155,7 @@ def test_lookahead_equals_tracker_on_random_retransmissions(seed, tmp_path, cata
     same_under_tiny_timers(_both, path, catalog, monkeypatch)
 
 
-def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog,
-                                                                 monkeypatch):
+def test_lookahead_takes_every_connection_of_an_ordinary_capture(tmp_path, catalog, monkeypatch):
     path, _n = _generated(tmp_path, 7, refused=0, retrans=0, resets=0, loss=0)
     on, off = _both(path, catalog, monkeypatch)
     assert on.fast == list(range(1, 151)) and not on.findings
@@ -164,8 +170,7 @@ def test_lookahead_equals_tracker_in_shards(tmp_path, catalog, monkeypatch):
     for enabled in (True, False):
         monkeypatch.setattr(lookahead, "ENABLED", enabled)
         fast.clear()
-        parts = [analyze_shard(path, catalog, active, shard=(k, 2), encode=True)
-                 for k in range(2)]
+        parts = [analyze_shard(path, catalog, active, shard=(k, 2), encode=True) for k in range(2)]
         results.append(merge_shards(parts, path, catalog, active))
         assert (len(fast) > 50) == enabled
     assert attempts == [False, False]
@@ -173,6 +178,7 @@ def test_lookahead_equals_tracker_in_shards(tmp_path, catalog, monkeypatch):
 
 
 # ------------------------------------------------------------------ crafted connections
+
 
 @pytest.mark.parametrize("build", CLEAN, ids=[b.__name__ for b in CLEAN])
 def test_clean_shapes_are_taken(build, tmp_path, catalog, monkeypatch):
@@ -191,16 +197,18 @@ def test_near_misses_are_left_to_the_tracker(build, tmp_path, catalog, monkeypat
 
 def _reuse_with_traffic_between(cap):
     """A 4-tuple used at 0 s and again at 30 s, another connection at 10 s."""
-    for cport, cisn, dt in ((40000, 0x11111111, None), (40001, 0x22222222, 10.0),
-                            (40000, 0x33333333, 20.0)):
+    for cport, cisn, dt in (
+        (40000, 0x11111111, None),
+        (40001, 0x22222222, 10.0),
+        (40000, 0x33333333, 20.0),
+    ):
         c = Conversation(cap, cport=cport, cisn=cisn)
         c.handshake(dt=dt)
         c.exchange()
         c.close("c")
 
 
-def test_a_4_tuple_seen_within_the_horizon_is_left_to_the_tracker(tmp_path, catalog,
-                                                                  monkeypatch):
+def test_a_4_tuple_seen_within_the_horizon_is_left_to_the_tracker(tmp_path, catalog, monkeypatch):
     """A 4-tuple used again 30 s later: the tracker still remembers the first use (2·MSL
     = 240 s, CL010), so the lookahead leaves the second to it; with a horizon shorter
     than 30 s (MSL 1 s, idle timeout 1 s, sweeps every 3 ms) it is taken as well. Read
@@ -219,8 +227,7 @@ def test_a_4_tuple_seen_within_the_horizon_is_left_to_the_tracker(tmp_path, cata
     assert on.fast == [1, 2] and [f.rule for f in on.findings] == ["CL010"]
     same_report(on, off)
     monkeypatch.setattr(tracker_module, "SWEEP_EVERY", 0.003)
-    on, off = _both(path, catalog, monkeypatch, idle_timeout=1.0,
-                    params={"CL010": {"msl": 1.0}})
+    on, off = _both(path, catalog, monkeypatch, idle_timeout=1.0, params={"CL010": {"msl": 1.0}})
     assert on.fast == [1, 2, 3] and not on.findings
     same_report(on, off)
     on, off = _both(_crafted(tmp_path, _port_reused_at_once), catalog, monkeypatch)
@@ -241,9 +248,9 @@ def _clean_then_tagged_ack(cap, dt):
     c.handshake()
     c.exchange()
     c.close("c")
-    c.ack("c", dt=dt)                            # the last ACK again, VLAN-tagged
+    c.ack("c", dt=dt)  # the last ACK again, VLAN-tagged
     cap.records[-1][1] = _vlan(cap.records[-1][1])
-    other = Conversation(cap, cport=40001)      # later traffic: the clock moves on
+    other = Conversation(cap, cport=40001)  # later traffic: the clock moves on
     other.handshake(dt=10.0)
     other.exchange()
     other.close("c")
@@ -311,8 +318,7 @@ def test_clock_going_back_stops_the_lookahead(tmp_path, catalog, monkeypatch):
     same_report(on, off)
 
 
-def test_a_contradiction_analyses_again_without_the_lookahead(tmp_path, catalog,
-                                                               monkeypatch):
+def test_a_contradiction_analyses_again_without_the_lookahead(tmp_path, catalog, monkeypatch):
     """Forced: the tracker refuses the second connection found clean. The analysis is
     run again without the lookahead; the report is the tracker's."""
     path, _n = _generated(tmp_path, 5)
@@ -361,26 +367,48 @@ def test_clean_connections_sets_every_slot():
     """clean_connections makes its CleanConnections without __init__: every slot must
     still be set (a slot added to the class and forgotten there would fail here)."""
     import numpy as np
+
     n = 3
     starts, sizes = np.arange(0, 7 * n, 7), np.full(n, 7)
     cols = {"frame": np.arange(1, 7 * n + 1), "ts": np.arange(7 * n) * 0.5}
-    out = {key: np.arange(n) for key in ("isn_c", "isn_s", "synack", "ack", "f1", "a1",
-                                         "f2", "last", "c_pkts", "s_pkts", "c_bytes",
-                                         "s_bytes")}
-    out.update(clean=np.array([True, False, True]), closer=np.array([1, 2, 2]),
-               min_ts=np.zeros(n), max_ts=np.array([3.0, 0.0, -1.0]),
-               letters=np.tile(np.arange(8), (n, 1)),
-               # retransmissions: (row, frame, from client, seq, length, first frame, flags)
-               retx=np.array([[4, 5, 1, 1, 100, 4, 0x18], [10, 11, 0, 1, 50, -1, 0x10],
-                              [15, 16, 0, 7, 30, -1, 0x10]]))
+    out = {
+        key: np.arange(n)
+        for key in (
+            "isn_c",
+            "isn_s",
+            "synack",
+            "ack",
+            "f1",
+            "a1",
+            "f2",
+            "last",
+            "c_pkts",
+            "s_pkts",
+            "c_bytes",
+            "s_bytes",
+        )
+    }
+    out.update(
+        clean=np.array([True, False, True]),
+        closer=np.array([1, 2, 2]),
+        min_ts=np.zeros(n),
+        max_ts=np.array([3.0, 0.0, -1.0]),
+        letters=np.tile(np.arange(8), (n, 1)),
+        # retransmissions: (row, frame, from client, seq, length, first frame, flags)
+        retx=np.array(
+            [[4, 5, 1, 1, 100, 4, 0x18], [10, 11, 0, 1, 50, -1, 0x10], [15, 16, 0, 7, 30, -1, 0x10]]
+        ),
+    )
     conns = lookahead.clean_connections(cols, np.arange(7 * n), starts, sizes, out)
     assert len(conns) == 2
     for c in conns:
         assert all(hasattr(c, slot) for slot in clean.CleanConnection.__slots__)
     assert [c.first_frame for c in conns] == [1, 15]
-    assert [c.duration for c in conns] == [3.0, 0.0]          # never negative
+    assert [c.duration for c in conns] == [3.0, 0.0]  # never negative
     assert [c.closer for c in conns] == ["client", "server"]
     assert conns[0].events == [] and conns[0].zeek is None and conns[0].id == 0
     # the second connection's retransmission is dropped with it
-    assert [c.retx for c in conns] == [[(5, True, 1, 100, 4, 0x18)],
-                                       [(16, False, 7, 30, None, 0x10)]]
+    assert [c.retx for c in conns] == [
+        [(5, True, 1, 100, 4, 0x18)],
+        [(16, False, 7, 30, None, 0x10)],
+    ]

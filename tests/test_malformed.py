@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
 from pcapcheck.cli import app
 
 runner = CliRunner()
@@ -34,33 +34,67 @@ ENCAP_BAD = SAMPLES / "encap" / "bad"
 
 #: The JSON document's keys, as README.md documents them ("### JSON").
 DOC_KEYS = {"version", "files"}
-FILE_KEYS = {"path", "format", "packets", "tcp_packets", "skipped", "malformed", "truncated",
-             "connections", "findings"}
-CONN_KEYS = {"id", "client", "server", "roles_inferred", "first_frame", "last_frame", "start",
-             "start_ts", "duration", "packets", "bytes", "client_isn", "server_isn",
-             "handshake", "close", "client_state", "server_state", "conn_state", "history",
-             "transitions", "findings"}
+FILE_KEYS = {
+    "path",
+    "format",
+    "packets",
+    "tcp_packets",
+    "skipped",
+    "malformed",
+    "truncated",
+    "connections",
+    "findings",
+}
+CONN_KEYS = {
+    "id",
+    "client",
+    "server",
+    "roles_inferred",
+    "first_frame",
+    "last_frame",
+    "start",
+    "start_ts",
+    "duration",
+    "packets",
+    "bytes",
+    "client_isn",
+    "server_isn",
+    "handshake",
+    "close",
+    "client_state",
+    "server_state",
+    "conn_state",
+    "history",
+    "transitions",
+    "findings",
+}
 FINDING_KEYS = {"rule", "name", "severity", "connection", "frame", "message", "data"}
 
 #: What clean_handshake_close gives (with or without an extra undecodable frame).
-CLEAN_CONN = {"client": "10.0.0.1:40000", "server": "10.0.0.2:80", "handshake": "complete",
-              "close": "graceful", "client_state": "TIME-WAIT", "server_state": "CLOSED",
-              "packets": {"client": 6, "server": 4}}
+CLEAN_CONN = {
+    "client": "10.0.0.1:40000",
+    "server": "10.0.0.2:80",
+    "handshake": "complete",
+    "close": "graceful",
+    "client_state": "TIME-WAIT",
+    "server_state": "CLOSED",
+    "packets": {"client": 6, "server": 4},
+}
 
 
 def check_document(doc: dict) -> None:
     """The report has the documented keys (extra keys are allowed)."""
-    assert DOC_KEYS <= set(doc), set(doc)
+    assert set(doc) >= DOC_KEYS, set(doc)
     for f in doc["files"]:
         if "error" in f:
             assert set(f) >= {"path", "error"} and isinstance(f["error"], str)
             assert "\n" not in f["error"]
             continue
-        assert FILE_KEYS <= set(f), FILE_KEYS - set(f)
+        assert set(f) >= FILE_KEYS, FILE_KEYS - set(f)
         for c in f["connections"]:
-            assert CONN_KEYS <= set(c), CONN_KEYS - set(c)
+            assert set(c) >= CONN_KEYS, CONN_KEYS - set(c)
         for x in f["findings"]:
-            assert FINDING_KEYS <= set(x), FINDING_KEYS - set(x)
+            assert set(x) >= FINDING_KEYS, FINDING_KEYS - set(x)
 
 
 def check_run(res) -> None:
@@ -267,9 +301,9 @@ def test_record_longer_than_the_file():
         res, f = analyse_one(ENCAP_BAD / name)
         readable(res, f)
         cut_after(f, 5)
-    res, f = analyse_one(ENCAP_BAD / "absurd_caplen.pcap")        # record 3 claims 2 GiB
+    res, f = analyse_one(ENCAP_BAD / "absurd_caplen.pcap")  # record 3 claims 2 GiB
     readable(res, f)
-    cut_after(f, 2, handshake="incomplete")                        # SYN, SYN-ACK
+    cut_after(f, 2, handshake="incomplete")  # SYN, SYN-ACK
 
 
 def test_unknown_link_type():
@@ -309,10 +343,12 @@ def test_pcapng_with_unknown_blocks():
     assert {k: conn[k] for k in CLEAN_CONN} == CLEAN_CONN
     _res, ref = analyse_one(SAMPLES / "crafted" / "clean_handshake_close.pcap")
     [ref_conn] = ref["connections"]
-    moved = {role: [{**t, "frame": UNKNOWN_BLOCKS_FRAMES[t["frame"]]} for t in ts]
-             for role, ts in ref_conn["transitions"].items()}
+    moved = {
+        role: [{**t, "frame": UNKNOWN_BLOCKS_FRAMES[t["frame"]]} for t in ts]
+        for role, ts in ref_conn["transitions"].items()
+    }
     assert conn["transitions"] == moved
-    assert {t["frame"] for ts in moved.values() for t in ts} >= {9, 12, 13}   # shifted
+    assert {t["frame"] for ts in moved.values() for t in ts} >= {9, 12, 13}  # shifted
 
 
 def test_pcapng_records_without_a_packet_are_counted():
@@ -341,8 +377,7 @@ def test_pcapng_with_interfaces_of_different_link_types():
 
 
 def test_not_a_capture():
-    for path in (ENCAP_BAD / "text.pcap", BAD / "not_a_capture.pcap",
-                 ENCAP_BAD / "text.pcap.gz"):
+    for path in (ENCAP_BAD / "text.pcap", BAD / "not_a_capture.pcap", ENCAP_BAD / "text.pcap.gz"):
         res, f = analyse_one(path)
         unreadable(res, f, "not a capture")
 
@@ -361,9 +396,9 @@ def test_empty_file():
 def test_directory(tmp_path):
     """A directory is no capture file: the reader refuses it in one line; given to the
     CLI, a directory with no capture in it is one error line (exit 2)."""
-    from pcapcheck.pipeline import analyze_file
-    from pcapcheck.catalog.rules import load_catalog
     from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import analyze_file
 
     empty = tmp_path / "nothing_here"
     empty.mkdir()
@@ -396,12 +431,14 @@ def test_unreadable_file_simulated(tmp_path, monkeypatch):
     res, doc = analyse(target, good)
     bad, ok = doc["files"]
     unreadable(res, bad, "permission denied")
-    assert ok["packets"] == 10 and len(ok["connections"]) == 1   # still reported
+    assert ok["packets"] == 10 and len(ok["connections"]) == 1  # still reported
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: chmod 000 does not make a file unreadable "
-                           "(test_unreadable_file_simulated covers it)")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="running as root: chmod 000 does not make a file unreadable "
+    "(test_unreadable_file_simulated covers it)",
+)
 def test_unreadable_file(tmp_path):
     target = tmp_path / "secret.pcap"
     target.write_bytes((SAMPLES / "crafted" / "clean_handshake_close.pcap").read_bytes())
@@ -435,8 +472,9 @@ def test_gzip_corrupt_midway():
 
 def test_readable_files_are_still_reported_next_to_unreadable_ones():
     good = SAMPLES / "crafted" / "clean_handshake_close.pcap"
-    res, doc = analyse(good, ENCAP_BAD / "empty.pcap", BAD / "gzip_corrupt_midway.pcap.gz",
-                       ENCAP_BAD / "text.pcap")
+    res, doc = analyse(
+        good, ENCAP_BAD / "empty.pcap", BAD / "gzip_corrupt_midway.pcap.gz", ENCAP_BAD / "text.pcap"
+    )
     assert res.exit_code == 2
     first, empty, cut, text = doc["files"]
     assert first["packets"] == 10 and first["connections"][0]["close"] == "graceful"
@@ -479,13 +517,19 @@ def test_clock_going_backwards_gives_no_negative_duration():
 def test_craft_artefacts_script_reproduces_the_shipped_files(tmp_path):
     """scripts/craft_artefacts.py rewrites the crafted artefacts, bad/, the manifest and
     the README byte for byte (the artefact_lo_* recordings are not regenerated)."""
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "craft_artefacts.py"),
-                    str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "craft_artefacts.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     shipped = SAMPLES / "artefacts"
     made = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert made
     for name in made:
         assert (tmp_path / name).read_bytes() == (shipped / name).read_bytes(), name
-    kept = sorted(str(p.relative_to(shipped)) for p in shipped.rglob("*") if p.is_file()
-                  and not p.name.startswith("artefact_lo_"))
+    kept = sorted(
+        str(p.relative_to(shipped))
+        for p in shipped.rglob("*")
+        if p.is_file() and not p.name.startswith("artefact_lo_")
+    )
     assert made == kept

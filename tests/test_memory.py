@@ -8,13 +8,14 @@ import json
 import sys
 
 from conftest import ROOT
+
+from pcapcheck.model import ACK, FIN, PSH, SYN, Segment
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.tcp.detectors import Checker
-from pcapcheck.model import ACK, FIN, PSH, SYN, Segment
 from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from craft_captures import Capture, Conversation  # noqa: E402
+from craft_captures import Capture, Conversation
 
 
 def _idle_then_resumed(path, gap: float) -> None:
@@ -22,7 +23,7 @@ def _idle_then_resumed(path, gap: float) -> None:
     c = Conversation(cap)
     c.handshake()
     c.exchange()
-    c.data("c", 100, dt=gap)          # resumes after `gap` seconds of silence
+    c.data("c", 100, dt=gap)  # resumes after `gap` seconds of silence
     c.data("s", 200)
     c.ack("c")
     c.close("c")
@@ -36,12 +37,21 @@ def test_idle_connection_resumed_after_timeout_is_a_new_midstream_connection(tmp
     first, second = res.connections
     assert (first["handshake"], first["close"], first["last_frame"]) == ("complete", "open", 6)
     assert (first["client_state"], first["server_state"]) == ("ESTABLISHED", "ESTABLISHED")
-    assert (second["first_frame"], second["handshake"], second["roles_inferred"]) == (7, "none", True)
+    assert (second["first_frame"], second["handshake"], second["roles_inferred"]) == (
+        7,
+        "none",
+        True,
+    )
     assert (second["client"], second["server"]) == (first["client"], first["server"])
-    assert (second["close"], second["client_state"], second["server_state"]) == \
-        ("graceful", "TIME-WAIT", "CLOSED")
+    assert (second["close"], second["client_state"], second["server_state"]) == (
+        "graceful",
+        "TIME-WAIT",
+        "CLOSED",
+    )
     assert [(f.rule, f.connection, f.frame) for f in res.findings] == [
-        ("CL008", 1, 6), ("CP001", 2, 7)]
+        ("CL008", 1, 6),
+        ("CP001", 2, 7),
+    ]
     assert res.findings[0].data["idle"] == 300.0
     # Below the timeout it is one connection, and nothing is reported.
     _idle_then_resumed(path, gap=200.0)
@@ -56,12 +66,16 @@ def _segments(n_conns: int, concurrency: int, spacing: float):
         t0 = i * spacing
         cport = 20000 + i % 30000
         cip, sip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", "10.255.0.1"
-        steps = [(0, "c", SYN, 1000, 0, 0), (0.001, "s", SYN | ACK, 5000, 1001, 0),
-                 (0.002, "c", ACK, 1001, 5001, 0), (0.003, "c", PSH | ACK, 1001, 5001, 10),
-                 (0.004, "s", ACK, 5001, 1011, 0),
-                 (spacing * concurrency, "c", FIN | ACK, 1011, 5001, 0),
-                 (spacing * concurrency + 0.001, "s", FIN | ACK, 5001, 1012, 0),
-                 (spacing * concurrency + 0.002, "c", ACK, 1012, 5002, 0)]
+        steps = [
+            (0, "c", SYN, 1000, 0, 0),
+            (0.001, "s", SYN | ACK, 5000, 1001, 0),
+            (0.002, "c", ACK, 1001, 5001, 0),
+            (0.003, "c", PSH | ACK, 1001, 5001, 10),
+            (0.004, "s", ACK, 5001, 1011, 0),
+            (spacing * concurrency, "c", FIN | ACK, 1011, 5001, 0),
+            (spacing * concurrency + 0.001, "s", FIN | ACK, 5001, 1012, 0),
+            (spacing * concurrency + 0.002, "c", ACK, 1012, 5002, 0),
+        ]
         for dt, side, flags, seq, ack, n in steps:
             frame += 1
             src, dst, sp, dp = (cip, sip, cport, 80) if side == "c" else (sip, cip, 80, cport)
@@ -70,7 +84,7 @@ def _segments(n_conns: int, concurrency: int, spacing: float):
 
 def test_table_size_follows_concurrency_not_capture_length():
     def peak(n_conns: int) -> int:
-        checker = Checker({"CL010": {"msl": 1.0}})   # TIME-WAIT (2·MSL) of 2 s
+        checker = Checker({"CL010": {"msl": 1.0}})  # TIME-WAIT (2·MSL) of 2 s
         tracker = Tracker(checker, idle_timeout=30.0)
         segs = sorted(_segments(n_conns, concurrency=8, spacing=0.5), key=lambda s: s.ts)
         most = 0
@@ -83,14 +97,15 @@ def test_table_size_follows_concurrency_not_capture_length():
         return most
 
     short, long = peak(500), peak(2000)
-    assert short == long            # 4x the capture, the same peak
-    assert short <= 8 + 10 / 0.5 + 4 + 2   # concurrency + the 10 s sweep period + 2·MSL
+    assert short == long  # 4x the capture, the same peak
+    assert short <= 8 + 10 / 0.5 + 4 + 2  # concurrency + the 10 s sweep period + 2·MSL
 
 
 def test_closed_connections_are_released_after_the_close_delay_not_2msl():
     """With the default MSL (TIME-WAIT of 240 s) the table still follows the concurrency:
     a closed connection keeps its state for the close delay (5 s), then only its 4-tuple
     is remembered for 2·MSL (CL010)."""
+
     def peak(n_conns: int) -> tuple[int, int]:
         tracker = Tracker(Checker(), idle_timeout=300.0, close_delay=5.0)
         segs = sorted(_segments(n_conns, concurrency=8, spacing=0.5), key=lambda s: s.ts)
@@ -102,7 +117,7 @@ def test_closed_connections_are_released_after_the_close_delay_not_2msl():
         return most, len(tracker.recently_closed)
 
     (short, remembered_short), (long, remembered_long) = peak(500), peak(2000)
-    assert short == long <= 8 + 5 / 0.5 + 2      # concurrency + the close delay
+    assert short == long <= 8 + 5 / 0.5 + 2  # concurrency + the close delay
     # the 4-tuples of the last 240 s are remembered (not the connections)
     assert remembered_short == remembered_long and 460 <= remembered_short <= 500
 
@@ -112,9 +127,9 @@ def _late_fin(path, delay: float) -> None:
     c = Conversation(cap)
     c.handshake()
     c.exchange()
-    c.close("c")                       # FIN, ACK, FIN, ACK: the client in TIME-WAIT
-    c.send("s", FIN | ACK, seq=c.nxt["s"] - 1, dt=delay)   # the server's FIN again
-    c.ack("c", dt=0.0001)              # and the client's ACK from TIME-WAIT
+    c.close("c")  # FIN, ACK, FIN, ACK: the client in TIME-WAIT
+    c.send("s", FIN | ACK, seq=c.nxt["s"] - 1, dt=delay)  # the server's FIN again
+    c.ack("c", dt=0.0001)  # and the client's ACK from TIME-WAIT
     cap.write(path)
 
 
@@ -136,6 +151,7 @@ def test_fin_retransmitted_within_the_close_delay_stays_in_its_connection(tmp_pa
 def test_close_delay_and_idle_timeout_options(tmp_path):
     """The CLI passes --close-delay and --idle-timeout to the tracker."""
     from typer.testing import CliRunner
+
     from pcapcheck.cli import app
 
     def report(path, *opts):

@@ -13,11 +13,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pcapcheck.capture.reader import (
+    LINKTYPE_PCAPNG_CUSTOM,
+    LINKTYPE_SYSDIG_EVENT,
+    LINKTYPE_SYSTEMD_JOURNAL,
+    MAX_BLOCK_LEN,
+    MAX_CAPLEN,
+    NON_PACKET_KINDS,
+    CaptureError,
+    CaptureReader,
+    max_caplen,
+    open_capture,
+)
 from pcapcheck.model import Record
-from pcapcheck.capture.reader import (LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSDIG_EVENT,
-                              LINKTYPE_SYSTEMD_JOURNAL, MAX_BLOCK_LEN, MAX_CAPLEN,
-                              NON_PACKET_KINDS, CaptureError, CaptureReader, max_caplen,
-                              open_capture)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENCAP = ROOT / "sample_pcaps" / "encap"
@@ -110,8 +118,9 @@ def test_reference_records(reference):
     assert {r.linktype for r in reference} == {1}
 
 
-@pytest.mark.parametrize("name", ["eth_ipv4_bigendian.pcap", "eth_ipv4.pcap.gz",
-                                  "eth_ipv4_gzip_no_suffix.pcap"])
+@pytest.mark.parametrize(
+    "name", ["eth_ipv4_bigendian.pcap", "eth_ipv4.pcap.gz", "eth_ipv4_gzip_no_suffix.pcap"]
+)
 def test_same_records_as_reference(name, reference):
     assert records(ENCAP / name)[1] == reference
 
@@ -129,33 +138,37 @@ def test_nsec_timestamps(name, reference):
 
 def test_nsec_exact_with_small_epoch(tmp_path):
     p = tmp_path / "small.pcap"
-    p.write_bytes(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 101)
-                  + struct.pack("<IIII", 1, 789, 4, 4) + b"\x45\x00\x00\x14"
-                  + struct.pack("<IIII", 2, 999_999_999, 0, 0))
+    p.write_bytes(
+        struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 101)
+        + struct.pack("<IIII", 1, 789, 4, 4)
+        + b"\x45\x00\x00\x14"
+        + struct.pack("<IIII", 2, 999_999_999, 0, 0)
+    )
     reader, recs = records(p)
     assert [r.ts for r in recs] == [1.000000789, 2.999999999]
-    assert recs[1].data == b"" and recs[1].wire_len == 0     # zero-length record yielded
+    assert recs[1].data == b"" and recs[1].wire_len == 0  # zero-length record yielded
 
 
 def test_multi_interface_pcapng(reference):
     reader, recs = records(ENCAP / "multi_if.pcapng")
     assert [r.linktype for r in recs] == [1 if c else 101 for c in FROM_CLIENT]
-    assert [r.ts for r in recs] == TIMES           # usec interface and nsec interface
+    assert [r.ts for r in recs] == TIMES  # usec interface and nsec interface
     for r, ref in zip(recs, reference):
         assert r.data == (ref.data if r.linktype == 1 else ref.data[14:])
         assert r.wire_len == len(r.data)
     assert reader.interfaces == [(1, 65535), (101, 0)]
     assert reader.skipped_blocks == 1
-    assert reader.snaplen is None                  # interface 1 has no limit
+    assert reader.snaplen is None  # interface 1 has no limit
 
 
 def test_multi_section_pcapng(reference):
     reader, recs = records(ENCAP / "multi_section.pcapng")
     assert [r.linktype for r in recs] == [1] * 5 + [101] * 5
-    assert [r.ts for r in recs] == TIMES           # incl. if_tsoffset and the old PB
-    assert [r.data for r in recs] == [ref.data for ref in reference[:5]] + \
-        [ref.data[14:] for ref in reference[5:]]
-    assert reader.interfaces == [(101, 1500)]      # the current (second) section's
+    assert [r.ts for r in recs] == TIMES  # incl. if_tsoffset and the old PB
+    assert [r.data for r in recs] == [ref.data for ref in reference[:5]] + [
+        ref.data[14:] for ref in reference[5:]
+    ]
+    assert reader.interfaces == [(101, 1500)]  # the current (second) section's
     assert reader.snaplen == 65535
     assert reader.skipped_blocks == 1
 
@@ -183,6 +196,7 @@ def test_context_manager_closes():
 
 # ---- synthetic pcapng features ---------------------------------------------------------
 
+
 def _blk(e, btype, body):
     body += b"\x00" * (-len(body) % 4)
     n = 12 + len(body)
@@ -202,8 +216,19 @@ def _opt(e, code, val):
 
 
 def _epb(e, ifid, ticks, data, wire=None):
-    return _blk(e, 6, struct.pack(e + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF,
-                                  len(data), len(data) if wire is None else wire) + data)
+    return _blk(
+        e,
+        6,
+        struct.pack(
+            e + "IIIII",
+            ifid,
+            ticks >> 32,
+            ticks & 0xFFFFFFFF,
+            len(data),
+            len(data) if wire is None else wire,
+        )
+        + data,
+    )
 
 
 @pytest.mark.parametrize("e", ["<", ">"])
@@ -212,19 +237,24 @@ def test_pcapng_spb_binary_tsresol_tsoffset(tmp_path, e):
     pkt = bytes(range(100))
     p.write_bytes(
         _shb(e)
-        + _idb(e, 1, 64, _opt(e, 9, b"\x94") + _opt(e, 14, struct.pack(e + "q", 10))
-               + _opt(e, 0, b""))                                # 2^-20 s, +10 s
+        + _idb(
+            e, 1, 64, _opt(e, 9, b"\x94") + _opt(e, 14, struct.pack(e + "q", 10)) + _opt(e, 0, b"")
+        )  # 2^-20 s, +10 s
         + _epb(e, 0, 3 * 2**20 + 2**19, pkt[:60], 100)
-        + _blk(e, 3, struct.pack(e + "I", 100) + pkt[:64])       # SPB: cut to snaplen 64
-        + _blk(e, 4, b"\x00\x00\x00\x00")                         # NRB: ignored, not counted
-        + _blk(e, 0x12345678, b"??")                              # unknown: counted
-        + _blk(e, 2, struct.pack(e + "HHIIII", 0, 0, 0, 2**20, 4, 4) + pkt[:4]))  # PB
+        + _blk(e, 3, struct.pack(e + "I", 100) + pkt[:64])  # SPB: cut to snaplen 64
+        + _blk(e, 4, b"\x00\x00\x00\x00")  # NRB: ignored, not counted
+        + _blk(e, 0x12345678, b"??")  # unknown: counted
+        + _blk(e, 2, struct.pack(e + "HHIIII", 0, 0, 0, 2**20, 4, 4) + pkt[:4])
+    )  # PB
     reader, recs = records(p)
-    assert [(r.frame, r.ts, r.linktype, r.data, r.wire_len) for r in recs] == [
-        (1, 13.5, 1, pkt[:60], 100),
-        (2, 13.5, 1, pkt[:64], 100),       # SPB: previous record's timestamp
-        (3, 11.0, 1, pkt[:4], 4),
-    ]
+    assert (
+        [(r.frame, r.ts, r.linktype, r.data, r.wire_len) for r in recs]
+        == [
+            (1, 13.5, 1, pkt[:60], 100),
+            (2, 13.5, 1, pkt[:64], 100),  # SPB: previous record's timestamp
+            (3, 11.0, 1, pkt[:4], 4),
+        ]
+    )
     assert reader.skipped_blocks == 1 and reader.truncated is None
     assert reader.snaplen == 64
 
@@ -244,18 +274,27 @@ def test_pcapng_trailing_length_mismatch(tmp_path):
     p.write_bytes(_shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab") + bytes(blk))
     reader, recs = records(p)
     assert len(recs) == 1
-    assert reader.truncated == ("pcapng block at offset 84: trailing length 999 != leading"
-                                " length 36")
+    assert reader.truncated == (
+        "pcapng block at offset 84: trailing length 999 != leading length 36"
+    )
 
 
 def test_pcapng_caplen_over_snaplen_is_read(tmp_path):
     """The interface's snaplen is no limit: Wireshark (and libpcap) read a longer record."""
     p = tmp_path / "x.pcapng"
-    p.write_bytes(_shb("<") + _idb("<", 1, 8) + _epb("<", 0, 0, b"12345678")
-                  + _epb("<", 0, 0, b"123456789") + _epb("<", 0, 0, b"ab"))
+    p.write_bytes(
+        _shb("<")
+        + _idb("<", 1, 8)
+        + _epb("<", 0, 0, b"12345678")
+        + _epb("<", 0, 0, b"123456789")
+        + _epb("<", 0, 0, b"ab")
+    )
     reader, recs = records(p)
     assert [(r.frame, r.data, r.wire_len) for r in recs] == [
-        (1, b"12345678", 8), (2, b"123456789", 9), (3, b"ab", 2)]
+        (1, b"12345678", 8),
+        (2, b"123456789", 9),
+        (3, b"ab", 2),
+    ]
     assert reader.truncated is None and reader.snaplen == 8
 
 
@@ -282,8 +321,9 @@ def test_pcap_caplen_limit_is_the_link_types_maximum(tmp_path):
     p.write_bytes(_pcap(1, 64, b"a" * 100, most, most + b"x", b"never read"))
     reader, recs = records(p)
     assert [len(r.data) for r in recs] == [100, MAX_CAPLEN]
-    assert reader.truncated == ("record 3 has an absurd captured length 262145 (more than"
-                                " 262144: corrupt record header)")
+    assert reader.truncated == (
+        "record 3 has an absurd captured length 262145 (more than 262144: corrupt record header)"
+    )
     # D-Bus (231) records may be longer
     p.write_bytes(_pcap(231, 65535, most + b"x", b"next"))
     reader, recs = records(p)
@@ -296,15 +336,18 @@ def test_pcapng_caplen_limit_is_the_link_types_maximum(tmp_path, spb):
         if spb:
             return _blk("<", 3, struct.pack("<I", len(data)) + data)
         return _epb("<", 0, 0, data)
+
     most = b"\x11" * MAX_CAPLEN
     p = tmp_path / "x.pcapng"
-    p.write_bytes(_shb("<") + _idb("<", 1, 0) + blk(b"ab") + blk(most) + blk(most + b"x")
-                  + blk(b"never read"))
+    p.write_bytes(
+        _shb("<") + _idb("<", 1, 0) + blk(b"ab") + blk(most) + blk(most + b"x") + blk(b"never read")
+    )
     reader, recs = records(p)
     assert [len(r.data) for r in recs] == [2, MAX_CAPLEN]
-    assert reader.truncated == ("record 3 has an absurd captured length 262145 (more than"
-                                " 262144: corrupt block)")
-    p.write_bytes(_shb("<") + _idb("<", 249, 0) + blk(most + b"x") + blk(b"ab"))   # USBPcap
+    assert reader.truncated == (
+        "record 3 has an absurd captured length 262145 (more than 262144: corrupt block)"
+    )
+    p.write_bytes(_shb("<") + _idb("<", 249, 0) + blk(most + b"x") + blk(b"ab"))  # USBPcap
     reader, recs = records(p)
     assert [len(r.data) for r in recs] == [MAX_CAPLEN + 1, 2] and reader.truncated is None
 
@@ -320,8 +363,9 @@ def test_pcapng_block_length_limit(tmp_path):
     p.write_bytes(head + struct.pack("<II", 0x7FFFFFF0, MAX_BLOCK_LEN + 4) + bytes(64))
     reader, recs = records(p)
     assert [r.data for r in recs] == [b"ab"]
-    assert reader.truncated == ("bad pcapng block length 134348836 at offset 84 (block type"
-                                " 0x7ffffff0)")
+    assert reader.truncated == (
+        "bad pcapng block length 134348836 at offset 84 (block type 0x7ffffff0)"
+    )
 
 
 # ---- records without a packet (custom, systemd journal, Sysdig event blocks) ------------
@@ -338,17 +382,20 @@ def test_pcapng_blocks_numbered_as_frames_without_a_packet(tmp_path, e):
     p = tmp_path / "x.pcapng"
     p.write_bytes(
         _shb(e)
-        + _blk(e, 0xBAD, struct.pack(e + "I", 32473) + b"before")    # frame 1: no IDB needed
+        + _blk(e, 0xBAD, struct.pack(e + "I", 32473) + b"before")  # frame 1: no IDB needed
         + _idb(e, 1, 0)
         + _epb(e, 0, 5_000_000, b"pkt2")
-        + _blk(e, 0x40000BAD, struct.pack(e + "I", 1) + b"")           # frame 3, no data
-        + _blk(e, 9, JOURNAL)                                          # frame 4
-        + _blk(e, 4, b"\x00" * 4) + _blk(e, 5, b"\x00" * 12) + _blk(e, 0xA, b"\x00" * 8)
+        + _blk(e, 0x40000BAD, struct.pack(e + "I", 1) + b"")  # frame 3, no data
+        + _blk(e, 9, JOURNAL)  # frame 4
+        + _blk(e, 4, b"\x00" * 4)
+        + _blk(e, 5, b"\x00" * 12)
+        + _blk(e, 0xA, b"\x00" * 8)
         + _blk(e, 0x12345678, b"??")
-        + _blk(e, 0x204, b"\x00" * 24 + b"pv1")                        # frame 5
-        + _blk(e, 0x216, b"\x00" * 28)                                 # frame 6
-        + _blk(e, 0x221, b"\x00" * 28 + b"x")                          # frame 7
-        + _epb(e, 0, 6_000_000, b"pkt8"))
+        + _blk(e, 0x204, b"\x00" * 24 + b"pv1")  # frame 5
+        + _blk(e, 0x216, b"\x00" * 28)  # frame 6
+        + _blk(e, 0x221, b"\x00" * 28 + b"x")  # frame 7
+        + _epb(e, 0, 6_000_000, b"pkt8")
+    )
     reader, recs = records(p)
     assert [(r.frame, r.data) for r in recs] == [(2, b"pkt2"), (8, b"pkt8")]
     assert reader.records == 8 and reader.truncated is None
@@ -358,42 +405,51 @@ def test_pcapng_blocks_numbered_as_frames_without_a_packet(tmp_path, e):
     reader = open_capture(p, with_non_packets=True)
     got = list(reader)
     assert [(r.frame, r.ts, r.linktype, r.data, r.wire_len) for r in got] == [
-        (1, 0.0, LINKTYPE_PCAPNG_CUSTOM, b"before\x00\x00", 8),   # data after the PEN
+        (1, 0.0, LINKTYPE_PCAPNG_CUSTOM, b"before\x00\x00", 8),  # data after the PEN
         (2, 5.0, 1, b"pkt2", 4),
         (3, 5.0, LINKTYPE_PCAPNG_CUSTOM, b"", 0),
         (4, 5.0, LINKTYPE_SYSTEMD_JOURNAL, JOURNAL, len(JOURNAL)),  # without the padding
-        (5, 5.0, LINKTYPE_SYSDIG_EVENT, b"pv1\x00", 4),             # the event's parameters
+        (5, 5.0, LINKTYPE_SYSDIG_EVENT, b"pv1\x00", 4),  # the event's parameters
         (6, 5.0, LINKTYPE_SYSDIG_EVENT, b"", 0),
         (7, 5.0, LINKTYPE_SYSDIG_EVENT, b"x\x00\x00\x00", 4),
         (8, 6.0, 1, b"pkt8", 4),
     ]
     raw = p.read_bytes()
-    for r in got:       # the offset is the block's
+    for r in got:  # the offset is the block's
         btype = struct.unpack_from(e + "I", raw, r.offset)[0]
         assert btype in (6, 0xBAD, 0x40000BAD, 9, 0x204, 0x216, 0x221)
     assert reader.records == 8 and sum(reader.non_packets.values()) == 6
-    assert set(NON_PACKET_KINDS) == {LINKTYPE_PCAPNG_CUSTOM, LINKTYPE_SYSTEMD_JOURNAL,
-                                     LINKTYPE_SYSDIG_EVENT}
+    assert set(NON_PACKET_KINDS) == {
+        LINKTYPE_PCAPNG_CUSTOM,
+        LINKTYPE_SYSTEMD_JOURNAL,
+        LINKTYPE_SYSDIG_EVENT,
+    }
     assert set(reader.non_packets) == set(NON_PACKET_KINDS.values())
     assert min(NON_PACKET_KINDS) < 0 and max(NON_PACKET_KINDS) < 0
 
 
-@pytest.mark.parametrize("block, message", [
-    (_blk("<", 0xBAD, b""), "custom block too short (12 bytes) at offset 84"),
-    (_blk("<", 9, b"__REALTIME_TIMESTAMP=0"), "systemd journal export block at offset 84:"
-     " entry too short (22 bytes without the padding)"),
-    (_blk("<", 9, b"x" * 20), "systemd journal export block too short (32 bytes) at"
-     " offset 84"),
-    (_blk("<", 0x204, b"\x00" * 20), "sysdig event block too short (32 bytes) at offset 84"),
-    (_blk("<", 0x216, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
-    (_blk("<", 0x221, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
-])
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        (_blk("<", 0xBAD, b""), "custom block too short (12 bytes) at offset 84"),
+        (
+            _blk("<", 9, b"__REALTIME_TIMESTAMP=0"),
+            "systemd journal export block at offset 84:"
+            " entry too short (22 bytes without the padding)",
+        ),
+        (_blk("<", 9, b"x" * 20), "systemd journal export block too short (32 bytes) at offset 84"),
+        (_blk("<", 0x204, b"\x00" * 20), "sysdig event block too short (32 bytes) at offset 84"),
+        (_blk("<", 0x216, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
+        (_blk("<", 0x221, b"\x00" * 24), "sysdig event block too short (36 bytes) at offset 84"),
+    ],
+)
 def test_short_non_packet_blocks_are_corrupt(tmp_path, block, message):
     """Too short for its type, Wireshark reports the file damaged there: so does the
     reader (CP006), after the records before it."""
     p = tmp_path / "x.pcapng"
-    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab") + block
-                  + _epb("<", 0, 0, b"cd"))
+    p.write_bytes(
+        _shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab") + block + _epb("<", 0, 0, b"cd")
+    )
     reader, recs = records(p)
     assert [r.frame for r in recs] == [1] and reader.records == 1
     assert reader.truncated == message
@@ -401,20 +457,29 @@ def test_short_non_packet_blocks_are_corrupt(tmp_path, block, message):
 
 def test_journal_entry_of_23_bytes_without_timestamp_is_a_frame(tmp_path):
     p = tmp_path / "x.pcapng"
-    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _blk("<", 9, b"MESSAGE=abcdefghijklmn\n")
-                  + _epb("<", 0, 0, b"ab"))
+    p.write_bytes(
+        _shb("<")
+        + _idb("<", 1, 0)
+        + _blk("<", 9, b"MESSAGE=abcdefghijklmn\n")
+        + _epb("<", 0, 0, b"ab")
+    )
     reader, recs = records(p)
     assert [r.frame for r in recs] == [2] and reader.non_packets == {"systemd-journal": 1}
 
 
 def test_file_ending_inside_a_custom_block_names_its_frame(tmp_path):
     p = tmp_path / "x.pcapng"
-    p.write_bytes(_shb("<") + _idb("<", 1, 0) + _epb("<", 0, 0, b"ab")
-                  + _blk("<", 0xBAD, struct.pack("<I", 1) + b"12345678")[:20])
+    p.write_bytes(
+        _shb("<")
+        + _idb("<", 1, 0)
+        + _epb("<", 0, 0, b"ab")
+        + _blk("<", 0xBAD, struct.pack("<I", 1) + b"12345678")[:20]
+    )
     reader, recs = records(p)
     assert len(recs) == 1
-    assert reader.truncated == ("file ends inside the pcapng block at offset 84 (custom"
-                                " block, record 2): 20 of 24 bytes")
+    assert reader.truncated == (
+        "file ends inside the pcapng block at offset 84 (custom block, record 2): 20 of 24 bytes"
+    )
 
 
 def test_sample_with_blocks_that_are_no_packets():
@@ -425,24 +490,32 @@ def test_sample_with_blocks_that_are_no_packets():
     assert [r.frame for r in recs] == [1, 2, 3, 5, 6, 7, 9, 10, 12, 13]
     assert reader.records == 13 and reader.truncated is None and reader.skipped_blocks == 2
     assert reader.non_packets == {"pcapng-custom": 2, "systemd-journal": 1}
-    pcap = records(ARTEFACTS_BAD / "record_over_snaplen.pcap")[1]       # the same packets
+    pcap = records(ARTEFACTS_BAD / "record_over_snaplen.pcap")[1]  # the same packets
     assert [(r.ts, r.data) for r in recs] == [(r.ts, r.data) for r in pcap]
     every = list(open_capture(path, with_non_packets=True))
     assert [r.frame for r in every] == list(range(1, 14))
     assert [(r.frame, NON_PACKET_KINDS[r.linktype]) for r in every if r.linktype < 0] == [
-        (4, "pcapng-custom"), (8, "pcapng-custom"), (11, "systemd-journal")]
+        (4, "pcapng-custom"),
+        (8, "pcapng-custom"),
+        (11, "systemd-journal"),
+    ]
 
 
 def test_multi_member_gzip_and_trailing_garbage(tmp_path, reference):
     raw = (ENCAP / "eth_ipv4.pcap").read_bytes()
     p = tmp_path / "two.pcap.gz"
-    p.write_bytes(gzip.compress(raw[:500], mtime=0) + gzip.compress(raw[500:], mtime=0)
-                  + b"\x00" * 8 + b"trailing garbage")
+    p.write_bytes(
+        gzip.compress(raw[:500], mtime=0)
+        + gzip.compress(raw[500:], mtime=0)
+        + b"\x00" * 8
+        + b"trailing garbage"
+    )
     reader, recs = records(p)
     assert recs == reference and reader.truncated is None and reader.compressed
 
 
 # ---- bad files -------------------------------------------------------------------------
+
 
 def test_cut_record_body(reference):
     reader, recs = records(BAD / "cut_record_body.pcap")
@@ -459,37 +532,45 @@ def test_cut_record_header(reference):
 def test_cut_pcapng_block():
     reader, recs = records(BAD / "cut_block.pcapng")
     assert recs == records(ENCAP / "multi_if.pcapng")[1][:9]
-    assert reader.truncated == ("file ends inside the pcapng block at offset 1456 (enhanced"
-                                " packet block, record 10): 70 of 100 bytes")
+    assert reader.truncated == (
+        "file ends inside the pcapng block at offset 1456 (enhanced"
+        " packet block, record 10): 70 of 100 bytes"
+    )
     assert reader.skipped_blocks == 1
 
 
 def test_bad_pcapng_block_length():
     reader, recs = records(BAD / "bad_block_length.pcapng")
     assert recs == records(ENCAP / "multi_if.pcapng")[1][:2]
-    assert reader.truncated == ("bad pcapng block length 1001 at offset 332 (block type"
-                                " 0x00000006)")
+    assert reader.truncated == (
+        "bad pcapng block length 1001 at offset 332 (block type 0x00000006)"
+    )
 
 
 def test_corrupt_gzip_midway(reference):
     reader, recs = records(BAD / "corrupt.pcap.gz")
     assert recs == reference[:5]
-    assert reader.truncated.startswith("file ends inside record 6: 20 of 66 bytes (corrupt"
-                                       " gzip data (")
+    assert reader.truncated.startswith(
+        "file ends inside record 6: 20 of 66 bytes (corrupt gzip data ("
+    )
 
 
 def test_gzip_cut_short(reference):
     reader, recs = records(BAD / "cut_gzip.pcap.gz")
     assert recs == reference[:6]
-    assert reader.truncated == ("file ends inside the header of record 7: 6 of 16 bytes"
-                                " (gzip data cut short (no end-of-stream marker))")
+    assert reader.truncated == (
+        "file ends inside the header of record 7: 6 of 16 bytes"
+        " (gzip data cut short (no end-of-stream marker))"
+    )
 
 
 def test_absurd_caplen(reference):
     reader, recs = records(BAD / "absurd_caplen.pcap")
     assert recs == reference[:2]
-    assert reader.truncated == ("record 3 has an absurd captured length 2147483632"
-                                " (more than 262144: corrupt record header)")
+    assert reader.truncated == (
+        "record 3 has an absurd captured length 2147483632"
+        " (more than 262144: corrupt record header)"
+    )
 
 
 def test_caplen_over_snaplen(reference):
@@ -505,13 +586,18 @@ def test_header_only_is_valid():
     assert reader.format == "pcap" and reader.linktypes == {1}
 
 
-@pytest.mark.parametrize("name, message", [
-    ("empty.pcap", "empty file, not a capture"),
-    ("text.pcap", "not a capture file (looks like text: 'This is not a capture file.')"),
-    ("text.pcap.gz", "not a capture file (gzip-compressed, content looks like text:"
-                     " 'hello, world')"),
-    ("short_header.pcap", "file ends inside the pcap file header (14 of 24 bytes)"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("empty.pcap", "empty file, not a capture"),
+        ("text.pcap", "not a capture file (looks like text: 'This is not a capture file.')"),
+        (
+            "text.pcap.gz",
+            "not a capture file (gzip-compressed, content looks like text: 'hello, world')",
+        ),
+        ("short_header.pcap", "file ends inside the pcap file header (14 of 24 bytes)"),
+    ],
+)
 def test_capture_errors(name, message):
     path = BAD / name
     with pytest.raises(CaptureError) as info:
@@ -549,13 +635,18 @@ def test_unreadable(tmp_path):
     assert str(info.value) == f"{p}: permission denied"
 
 
-@pytest.mark.parametrize("head, what", [
-    (b"BZh91AY&SY", "looks like bzip2-compressed data (only gzip compression is supported)"),
-    (b"\xa1\xb2\xcd\x34" + b"\x00" * 20, "looks like a modified (Kuznetzov) pcap file, which is"
-                                         " not supported"),
-    (b"\x00\x01\x02\x03\xff", "unknown magic 00 01 02 03"),
-    (b"<html>\n<body>", "looks like text: '<html>'"),
-])
+@pytest.mark.parametrize(
+    "head, what",
+    [
+        (b"BZh91AY&SY", "looks like bzip2-compressed data (only gzip compression is supported)"),
+        (
+            b"\xa1\xb2\xcd\x34" + b"\x00" * 20,
+            "looks like a modified (Kuznetzov) pcap file, which is not supported",
+        ),
+        (b"\x00\x01\x02\x03\xff", "unknown magic 00 01 02 03"),
+        (b"<html>\n<body>", "looks like text: '<html>'"),
+    ],
+)
 def test_not_a_capture_descriptions(tmp_path, head, what):
     p = tmp_path / "x.pcap"
     p.write_bytes(head)
@@ -577,8 +668,10 @@ def test_bad_files_never_raise_anything_else(path):
 
 # ---- every cut of a good file ------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["eth_ipv4.pcap", "multi_if.pcapng", "multi_section.pcapng",
-                                  "eth_ipv4.pcap.gz"])
+
+@pytest.mark.parametrize(
+    "name", ["eth_ipv4.pcap", "multi_if.pcapng", "multi_section.pcapng", "eth_ipv4.pcap.gz"]
+)
 def test_every_truncation_point(tmp_path, name):
     raw = (ENCAP / name).read_bytes()
     full = records(ENCAP / name)[1]
@@ -591,7 +684,7 @@ def test_every_truncation_point(tmp_path, name):
             assert str(exc).startswith(str(p))
             continue
         recs = list(reader)
-        assert recs == full[:len(recs)], cut
+        assert recs == full[: len(recs)], cut
         if reader.truncated is None:
             # only possible when the cut falls exactly between records/blocks
             assert not name.endswith(".gz")
@@ -599,12 +692,18 @@ def test_every_truncation_point(tmp_path, name):
             assert "\n" not in reader.truncated
 
 
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_random_corruption_never_raises(tmp_path, data):
-    name = data.draw(st.sampled_from(["eth_ipv4.pcap", "multi_if.pcapng",
-                                      "multi_section.pcapng", "eth_ipv4.pcap.gz"]))
+    name = data.draw(
+        st.sampled_from(
+            ["eth_ipv4.pcap", "multi_if.pcapng", "multi_section.pcapng", "eth_ipv4.pcap.gz"]
+        )
+    )
     raw = bytearray((ENCAP / name).read_bytes())
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw) - 1))
@@ -623,9 +722,11 @@ def test_random_corruption_never_raises(tmp_path, data):
 
 # ---- the generator script ----------------------------------------------------------------
 
+
 def test_generator_is_deterministic(tmp_path):
     spec = importlib.util.spec_from_file_location(
-        "make_encap_captures", ROOT / "scripts" / "make_encap_captures.py")
+        "make_encap_captures", ROOT / "scripts" / "make_encap_captures.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     files = mod.build(tmp_path)
@@ -669,7 +770,7 @@ def test_read_error_during_iteration(monkeypatch, reference):
             Flaky.calls += 1
             if Flaky.calls > 1:
                 raise OSError(5, "Input/output error")
-            return super().read(600)        # the header and a few records only
+            return super().read(600)  # the header and a few records only
 
     monkeypatch.setattr(reader_mod, "open", lambda *a, **k: Flaky(raw), raising=False)
     reader = open_capture("flaky.pcap")
@@ -678,4 +779,4 @@ def test_read_error_during_iteration(monkeypatch, reference):
         for rec in reader:
             got.append(rec)
     assert str(info.value) == "flaky.pcap: read error: Input/output error"
-    assert got == reference[:len(got)]
+    assert got == reference[: len(got)]

@@ -25,7 +25,9 @@ def reports() -> dict[str, str]:
     files = [str(p) for p in captures()]
     proc = subprocess.run(
         [sys.executable, "-m", "pcapcheck", "analyze", *files, "-f", "json", "--isolated"],
-        cwd=ROOT, capture_output=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
     )
     doc = json.loads(proc.stdout)
     return {entry["path"]: json.dumps(entry) for entry in doc["files"]}

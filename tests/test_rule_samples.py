@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import SAMPLES
+
 from pcapcheck.catalog.rules import load_catalog
 
 CATALOG = load_catalog()
@@ -18,8 +18,9 @@ def _manifest_frames(sample: str, rule: str) -> set:
     path = SAMPLES / kind / "manifest.yaml"
     data = yaml.safe_load(path.read_text())
     entry = data.get(name) or data.get(name.rsplit(".", 1)[0]) or {}
-    items = (entry.get("findings") or entry.get("expected_findings") or []) + \
-        (entry.get("findings_when_enabled") or [])
+    items = (entry.get("findings") or entry.get("expected_findings") or []) + (
+        entry.get("findings_when_enabled") or []
+    )
     return {(f.get("connection"), f.get("frame")) for f in items if f["rule"] == rule}
 
 

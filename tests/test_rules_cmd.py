@@ -6,9 +6,9 @@ import json
 import shutil
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
 from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.cli import app
 
@@ -33,8 +33,11 @@ def rule_dir(tmp_path):
     """tmp/rules/ with a copy of HS002 and tmp/sample_pcaps/crafted/ beside it."""
     (tmp_path / "rules").mkdir()
     shutil.copy(RULES / "HS002.yaml", tmp_path / "rules" / "HS002.yaml")
-    shutil.copytree(SAMPLES / "crafted", tmp_path / "sample_pcaps" / "crafted",
-                    ignore=shutil.ignore_patterns("*.yaml", "*.md"))
+    shutil.copytree(
+        SAMPLES / "crafted",
+        tmp_path / "sample_pcaps" / "crafted",
+        ignore=shutil.ignore_patterns("*.yaml", "*.md"),
+    )
     return tmp_path / "rules"
 
 
@@ -52,8 +55,13 @@ def test_list_json():
     res = run("list", "--format", "json")
     rows = json.loads(res.stdout)
     assert [r["id"] for r in rows] == sorted(CATALOG.rules)
-    assert rows[0] == {"id": "CL001", "name": "fin-unacked", "severity": "error", "default": "on",
-                       "summary": CATALOG.get("CL001").summary}
+    assert rows[0] == {
+        "id": "CL001",
+        "name": "fin-unacked",
+        "severity": "error",
+        "default": "on",
+        "summary": CATALOG.get("CL001").summary,
+    }
 
 
 def test_show_prints_the_whole_explanation():
@@ -62,9 +70,17 @@ def test_show_prints_the_whole_explanation():
     rule = CATALOG.get("CL010")
     out = res.stdout
     assert out.startswith("# time-wait-reuse (CL010)\n")
-    for part in (rule.summary, rule.message, rule.rfc, "## Why is this bad?", "## Example",
-                 "Wireshark: tcp.analysis.reused_ports", "`msl` (number, default 120)",
-                 "trigger: crafted/cl010_time-wait-reuse.pcap", "[rules.CL010]"):
+    for part in (
+        rule.summary,
+        rule.message,
+        rule.rfc,
+        "## Why is this bad?",
+        "## Example",
+        "Wireshark: tcp.analysis.reused_ports",
+        "`msl` (number, default 120)",
+        "trigger: crafted/cl010_time-wait-reuse.pcap",
+        "[rules.CL010]",
+    ):
         assert part in out, part
     assert rule.explanation.strip() in out
 
@@ -103,24 +119,29 @@ def test_test_every_shipped_rule_passes():
     lines = res.stdout.splitlines()
     assert len(lines) == len(CATALOG) + 1
     assert all(line.startswith("PASS ") for line in lines[:-1])
-    assert "PASS CP004 bad-checksum (1 trigger, 1 clean)" in lines       # default-off rule
+    assert "PASS CP004 bad-checksum (1 trigger, 1 clean)" in lines  # default-off rule
     assert lines[-1] == f"{len(CATALOG)} rules: {len(CATALOG)} passed, 0 failed"
 
 
 def test_test_a_rule_directory_with_samples_beside_it(rule_dir):
     res = run("test", "--rules", str(rule_dir))
     assert res.exit_code == 0
-    assert res.stdout.splitlines() == ["PASS HS002 synack-bad-ack (1 trigger, 3 clean)",
-                                       "1 rule: 1 passed, 0 failed"]
+    assert res.stdout.splitlines() == [
+        "PASS HS002 synack-bad-ack (1 trigger, 3 clean)",
+        "1 rule: 1 passed, 0 failed",
+    ]
 
 
 def test_test_failures_exit_1(rule_dir):
     path = rule_dir / "HS002.yaml"
     text = path.read_text()
-    text = text.replace("trigger: [crafted/hs002_synack-bad-ack.pcap]",
-                        "trigger: [crafted/clean_handshake_close.pcap, crafted/missing.pcap]")
-    text = text.replace("clean: [crafted/clean_handshake_close.pcap,",
-                        "clean: [crafted/hs002_synack-bad-ack.pcap,")
+    text = text.replace(
+        "trigger: [crafted/hs002_synack-bad-ack.pcap]",
+        "trigger: [crafted/clean_handshake_close.pcap, crafted/missing.pcap]",
+    )
+    text = text.replace(
+        "clean: [crafted/clean_handshake_close.pcap,", "clean: [crafted/hs002_synack-bad-ack.pcap,"
+    )
     path.write_text(text)
     res = run("test", "--rules", str(rule_dir))
     assert res.exit_code == 1
@@ -133,5 +154,6 @@ def test_test_failures_exit_1(rule_dir):
 
 
 def test_test_bad_rule_directory_is_exit_2(tmp_path):
-    assert "no such rules directory" in one_error_line(run("test", "--rules",
-                                                           str(tmp_path / "nope")))
+    assert "no such rules directory" in one_error_line(
+        run("test", "--rules", str(tmp_path / "nope"))
+    )

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SAMPLES, triples
 
 SEVERE = ("error", "warning")
@@ -77,12 +76,19 @@ def test_connections_match_manifest(analyze, name, entry):
             if trans is None and len(expected) == 1:
                 trans = (entry.get("transitions") or {}).get(role)
             if trans is not None:
-                assert [[t["frame"], t["from"], t["to"]] for t in got["transitions"][role]] \
-                    == [list(t) for t in trans], role
+                assert [[t["frame"], t["from"], t["to"]] for t in got["transitions"][role]] == [
+                    list(t) for t in trans
+                ], role
 
 
-CLEAN_NAMES = ("clean_", "client_close_first", "server_close_first", "half_close",
-               "bulk_transfer", "ipv6")
+CLEAN_NAMES = (
+    "clean_",
+    "client_close_first",
+    "server_close_first",
+    "half_close",
+    "bulk_transfer",
+    "ipv6",
+)
 CLEAN = [c for c in CASES if Path(c[0]).name.startswith(CLEAN_NAMES)]
 
 
@@ -100,6 +106,9 @@ ARTEFACTS = [c for c in CASES if Path(c[0]).name.startswith("artefact_")]
 def test_artefacts_are_not_blamed_on_the_endpoints(analyze, name, entry):
     """A capture artefact is reported by CP rules only: no endpoint rule above info."""
     result = analyze(name)
-    blamed = [(f.rule, f.frame, f.message) for f in result.findings
-              if f.rule.startswith(ENDPOINT_RULES) and f.severity in SEVERE]
+    blamed = [
+        (f.rule, f.frame, f.message)
+        for f in result.findings
+        if f.rule.startswith(ENDPOINT_RULES) and f.severity in SEVERE
+    ]
     assert blamed == []

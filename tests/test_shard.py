@@ -16,29 +16,32 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
+from conftest import ROOT, SAMPLES
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLES
-from pcapcheck.run import shards as shard_module
 from pcapcheck import spool as spool_module
-from pcapcheck.pipeline import analyze_file
-from pcapcheck.cli import app
 from pcapcheck.capture.reader import CaptureError
+from pcapcheck.cli import app
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.report.json_report import document, render, write
+from pcapcheck.run import shards as shard_module
 from pcapcheck.run.shards import analyze_shard, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
-from generate import Writer, generate  # noqa: E402
+from generate import Writer, generate
 
-CAPTURES = sorted(p for p in SAMPLES.rglob("*")
-                  if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz")))
+CAPTURES = sorted(
+    p for p in SAMPLES.rglob("*") if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".gz"))
+)
 IDS = [str(p.relative_to(SAMPLES)) for p in CAPTURES]
 
 
 def in_shards(path, catalog, active, n, encode=False, **timers):
     """The shards analysed one after the other here, merged."""
-    parts = [analyze_shard(path, catalog, active, shard=(k, n), encode=encode, **timers)
-             for k in range(n)]
+    parts = [
+        analyze_shard(path, catalog, active, shard=(k, n), encode=encode, **timers)
+        for k in range(n)
+    ]
     merged = merge_shards(parts, path, catalog, active)
     assert (merged.connection_lines is not None) == encode
     return merged
@@ -47,9 +50,9 @@ def in_shards(path, catalog, active, n, encode=False, **timers):
 def same(serial, merged) -> None:
     assert document([merged]) == document([serial])
     text = render([serial])
-    assert render([merged]) == text                 # a StringIO: the merged lines decoded
+    assert render([merged]) == text  # a StringIO: the merged lines decoded
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
-        write([merged], out)        # a file: the merged lines' bytes to its buffer
+        write([merged], out)  # a file: the merged lines' bytes to its buffer
         out.seek(0)
         assert out.read() == text
     assert list(merged.events) == list(serial.events)
@@ -73,8 +76,15 @@ def test_sample_capture_in_shards_equals_serial(catalog, path):
 # --------------------------------------------------------------------------- generated
 
 
-def scenario(path, seed: int, conns: int = 60, duration: float = 40.0, ports: int = 30,
-             gap: float = 3.0, cut: bool = False) -> None:
+def scenario(
+    path,
+    seed: int,
+    conns: int = 60,
+    duration: float = 40.0,
+    ports: int = 30,
+    gap: float = 3.0,
+    cut: bool = False,
+) -> None:
     """A capture of ``conns`` connections on few 4-tuples (port reuse, connections picked
     up midstream on a released 4-tuple) spread over ``duration`` seconds with long
     silences (idle connections released by the sweeps, closed ones by the close delay),
@@ -94,8 +104,7 @@ def scenario(path, seed: int, conns: int = 60, duration: float = 40.0, ports: in
         if rng.random() >= 0.1:
             steps += [("c", syn, 0), ("s", syn | ack, 0), ("c", ack, 0)]
         for _ in range(rng.randint(0, 4)):
-            steps += [("c", psh | ack, rng.randint(1, 300)),
-                      ("s", psh | ack, rng.randint(1, 1400))]
+            steps += [("c", psh | ack, rng.randint(1, 300)), ("s", psh | ack, rng.randint(1, 1400))]
             if rng.random() < 0.5:
                 steps.append(("c", ack, 0))
         end = rng.random()
@@ -106,10 +115,9 @@ def scenario(path, seed: int, conns: int = 60, duration: float = 40.0, ports: in
         elif end < 0.4:
             steps.append(("c", fin | ack, 0))
         else:
-            steps += [("c", fin | ack, 0), ("s", ack, 0), ("s", fin | ack, 0),
-                      ("c", ack, 0)]
+            steps += [("c", fin | ack, 0), ("s", ack, 0), ("s", fin | ack, 0), ("c", ack, 0)]
             if rng.random() < 0.3:
-                steps += [("s", fin | ack, -1), ("c", ack, 0)]     # the FIN again
+                steps += [("s", fin | ack, -1), ("c", ack, 0)]  # the FIN again
         for side, flags, n in steps:
             other = "s" if side == "c" else "c"
             again = n < 0
@@ -119,10 +127,16 @@ def scenario(path, seed: int, conns: int = 60, duration: float = 40.0, ports: in
             if flags & syn and flags & ack:
                 value = isn["c"] + 1
             r = rng.random()
-            t += (rng.expovariate(1 / gap) if r < 0.3 else
-                  rng.uniform(0, 0.01) if r < 0.9 else rng.uniform(5, 40))
-            src, dst, sp, dp = ((cip, server, cport, sport) if side == "c"
-                                else (server, cip, sport, cport))
+            t += (
+                rng.expovariate(1 / gap)
+                if r < 0.3
+                else rng.uniform(0, 0.01)
+                if r < 0.9
+                else rng.uniform(5, 40)
+            )
+            src, dst, sp, dp = (
+                (cip, server, cport, sport) if side == "c" else (server, cip, sport, cport)
+            )
             if rng.random() >= 0.02:
                 packets.append((t, src, dst, sp, dp, seq, value, flags, n))
                 if rng.random() < 0.02:
@@ -145,11 +159,14 @@ def scenario(path, seed: int, conns: int = 60, duration: float = 40.0, ports: in
 #: (seed, cut, timers): with seeds 0 and 34 a shard that followed only its own segments'
 #: clock would check at the end of the capture connections the serial run releases (or the
 #: reverse); the others with the default timers and with tiny ones.
-SCENARIOS = [(0, True, {"idle_timeout": 8, "close_delay": 2}),
-             (34, False, {"idle_timeout": 3.0, "close_delay": 1.0}),
-             (37, True, {"idle_timeout": 1, "close_delay": 3}),
-             (1, False, {}), (2, True, {}),
-             (3, False, {"idle_timeout": 0.5, "close_delay": 0.0})]
+SCENARIOS = [
+    (0, True, {"idle_timeout": 8, "close_delay": 2}),
+    (34, False, {"idle_timeout": 3.0, "close_delay": 1.0}),
+    (37, True, {"idle_timeout": 1, "close_delay": 3}),
+    (1, False, {}),
+    (2, True, {}),
+    (3, False, {"idle_timeout": 0.5, "close_delay": 0.0}),
+]
 
 
 @pytest.mark.parametrize("seed, cut, timers", SCENARIOS)
@@ -200,8 +217,19 @@ def test_port_reuse_ids_are_renumbered_in_data_and_messages(tmp_path, catalog):
 
 def test_bench_capture_in_shards_equals_serial(tmp_path, catalog):
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=1))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=1,
+        )
+    )
     active = catalog.select(None, None)
     serial = analyze_file(path, catalog, active)
     for n in (2, 3):
@@ -212,17 +240,30 @@ def test_bench_capture_in_shards_equals_serial(tmp_path, catalog):
 def test_spilled_spools(tmp_path, catalog, monkeypatch):
     """Spools spilled to disk: the same result."""
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=2))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=2,
+        )
+    )
     active = catalog.select(None, None)
-    timers = {"idle_timeout": 0.05, "close_delay": 0.0}   # connections released early
+    timers = {"idle_timeout": 0.05, "close_delay": 0.0}  # connections released early
     serial = analyze_file(path, catalog, active, **timers)
     for encode in (False, True):
         # an encoding shard's LineSpool: lines that come after their place was written
         monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 16)
         monkeypatch.setattr(spool_module, "LINE_LIMIT", 1)
-        parts = [analyze_shard(path, catalog, active, shard=(k, 3), encode=encode, **timers)
-                 for k in range(3)]
+        parts = [
+            analyze_shard(path, catalog, active, shard=(k, 3), encode=encode, **timers)
+            for k in range(3)
+        ]
         assert all(p.result.connections.spilled for p in parts)
         same(serial, merge_shards(parts, path, catalog, active))
 
@@ -254,8 +295,12 @@ def test_shards_in_processes_merge(tmp_path, catalog):
     timers = {"idle_timeout": 8, "close_delay": 2}
     serial = analyze_file(path, catalog, active, **timers)
     with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(analyze_shard, path, catalog, active, None, None, "native",
-                               (k, 2), **timers) for k in range(2)]
+        futures = [
+            pool.submit(
+                analyze_shard, path, catalog, active, None, None, "native", (k, 2), **timers
+            )
+            for k in range(2)
+        ]
         parts = [f.result() for f in futures]
     same(serial, merge_shards(parts, path, catalog, active))
     same(serial, analyze_file(path, catalog, active, shards=2, **timers))
@@ -283,8 +328,19 @@ def test_errors_are_the_serial_ones(tmp_path, catalog, monkeypatch):
 
 def test_cli_jobs_shards_a_file_with_the_serial_report(tmp_path, monkeypatch):
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=3))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=3,
+        )
+    )
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "0")
     runner = CliRunner()
     one = runner.invoke(app, ["analyze", str(path), "-f", "json", "--jobs", "1"])
@@ -302,15 +358,32 @@ def test_cli_jobs_with_a_baseline_counts_the_findings_left(tmp_path, monkeypatch
     """The shards write their summaries' JSON lines; a baseline changes each summary's
     ``findings``, so the report is written from the summaries, as the serial run's."""
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=200, concurrency=16, exchanges=2,
-                                refused=0.1, retrans=0.05, resets=0.1, loss=0.0, seed=4))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=200,
+            concurrency=16,
+            exchanges=2,
+            refused=0.1,
+            retrans=0.05,
+            resets=0.1,
+            loss=0.0,
+            seed=4,
+        )
+    )
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "0")
     runner = CliRunner()
     base = tmp_path / "baseline.json"
-    assert runner.invoke(app, ["analyze", str(path), "-q", "--write-baseline",
-                               str(base)]).exit_code == 0
-    one, two = (runner.invoke(app, ["analyze", str(path), "-f", "json", "--jobs", jobs,
-                                    "--baseline", str(base)]) for jobs in ("1", "2"))
+    assert (
+        runner.invoke(app, ["analyze", str(path), "-q", "--write-baseline", str(base)]).exit_code
+        == 0
+    )
+    one, two = (
+        runner.invoke(
+            app, ["analyze", str(path), "-f", "json", "--jobs", jobs, "--baseline", str(base)]
+        )
+        for jobs in ("1", "2")
+    )
     assert one.exit_code == two.exit_code == 0
     assert two.stdout == one.stdout
     conns = json.loads(one.stdout)["files"][0]["connections"]
@@ -342,9 +415,11 @@ def test_global_ids_with_and_without_numpy(monkeypatch):
 
     rng = random.Random(4)
     frames = rng.sample(range(1, 10**6), 3000)
-    cases = [[array("q", sorted(frames[:1000])), array("q", sorted(frames[1000:]))],
-             [array("q", frames[:10]), array("q"), array("q", frames[10:2999])],
-             [array("q"), array("q")]]
+    cases = [
+        [array("q", sorted(frames[:1000])), array("q", sorted(frames[1000:]))],
+        [array("q", frames[:10]), array("q"), array("q", frames[10:2999])],
+        [array("q"), array("q")],
+    ]
     for first_frames in cases:
         by_numpy = _global_ids_numpy(first_frames)
         monkeypatch.delitem(sys.modules, "numpy")

@@ -12,11 +12,11 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-
 from conftest import SAMPLES
+
 from pcapcheck import spool as spool_module
-from pcapcheck.pipeline import analyze_file, event_order
 from pcapcheck.model import Event
+from pcapcheck.pipeline import analyze_file, event_order
 from pcapcheck.report import FORMATS
 from pcapcheck.spool import LineSpool, Spool
 
@@ -30,8 +30,8 @@ def test_spilled_spool_is_a_stable_sort():
     items = [(rng.randrange(50), i) for i in range(1000)]
     sp = Spool(items, key=_key, limit=64)
     assert sp.spilled and len(sp) == 1000 and len(sp._buffer) < 64
-    assert list(sp) == sorted(items, key=_key)       # ties keep their order of appending
-    assert list(sp) == list(sp)                      # re-iterable
+    assert list(sp) == sorted(items, key=_key)  # ties keep their order of appending
+    assert list(sp) == list(sp)  # re-iterable
     assert sp[0] == sorted(items, key=_key)[0] and sp[-1] == sorted(items, key=_key)[-1]
     assert sp[10:13] == sorted(items, key=_key)[10:13]
     assert sp == sorted(items, key=_key) and sp != items
@@ -74,12 +74,17 @@ def test_pickled_copy_owns_the_files():
     assert list(copy) == [(1, "a"), (2, "b"), (3, "c")]
 
 
-@pytest.mark.parametrize("name", ["loopback/time_wait_reuse.pcap",
-                                  "artefacts/artefact_dup_four.pcap",
-                                  "artefacts/artefact_loss_hole_unacked.pcap",
-                                  "artefacts/bad/tcp_header_cut.pcap",
-                                  "artefacts/bad/record_past_eof.pcap",
-                                  "crafted/hs002_synack-bad-ack.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "loopback/time_wait_reuse.pcap",
+        "artefacts/artefact_dup_four.pcap",
+        "artefacts/artefact_loss_hole_unacked.pcap",
+        "artefacts/bad/tcp_header_cut.pcap",
+        "artefacts/bad/record_past_eof.pcap",
+        "crafted/hs002_synack-bad-ack.pcap",
+    ],
+)
 def test_report_is_the_same_when_everything_spills(name, catalog, monkeypatch):
     path = SAMPLES / name
     active = catalog.select(None, None)
@@ -93,13 +98,18 @@ def test_report_is_the_same_when_everything_spills(name, catalog, monkeypatch):
     assert list(spilled.events) == list(whole.events)
     assert [event_order(e) for e in whole.events] == sorted(event_order(e) for e in whole.events)
     doc = json.loads(FORMATS["json"]([spilled]))
-    assert [c["id"] for c in doc["files"][0]["connections"]] == \
-        list(range(1, len(whole.connections) + 1))
+    assert [c["id"] for c in doc["files"][0]["connections"]] == list(
+        range(1, len(whole.connections) + 1)
+    )
 
 
 def test_event_order_puts_file_level_events_last():
-    evs = [Event("CP006", None, None), Event("SQ002", 2, 5), Event("CP005", None, 5),
-           Event("HS001", 1, 1)]
+    evs = [
+        Event("CP006", None, None),
+        Event("SQ002", 2, 5),
+        Event("CP005", None, 5),
+        Event("HS001", 1, 1),
+    ]
     assert [e.rule for e in sorted(evs, key=event_order)] == ["HS001", "CP005", "SQ002", "CP006"]
 
 
@@ -109,12 +119,26 @@ def test_generated_capture_spilled_gives_the_same_reports(tmp_path, catalog, mon
     frame order."""
     import argparse
     import sys
+
     from conftest import ROOT
+
     sys.path.insert(0, str(ROOT / "bench"))
     from generate import generate
+
     path = tmp_path / "gen.pcap"
-    generate(argparse.Namespace(out=str(path), connections=300, concurrency=16, exchanges=3,
-                                refused=0.05, retrans=0.05, resets=0.05, loss=0.01, seed=1))
+    generate(
+        argparse.Namespace(
+            out=str(path),
+            connections=300,
+            concurrency=16,
+            exchanges=3,
+            refused=0.05,
+            retrans=0.05,
+            resets=0.05,
+            loss=0.01,
+            seed=1,
+        )
+    )
     active = catalog.select(None, None)
     whole = analyze_file(path, catalog, active)
     assert len(whole.connections) >= 300 and len(whole.findings) > 30
@@ -186,7 +210,7 @@ def test_line_spool_in_order_is_one_file_read_as_it_is():
     with open(sp._paths[0], "rb") as fh:
         assert fh.read() == b"".join(_line(i) + b",\n" for i in range(1, 101))
     lines = sp.lines()
-    assert hasattr(lines, "fileno")             # the file itself: no Python per line
+    assert hasattr(lines, "fileno")  # the file itself: no Python per line
     assert list(lines) == [_line(i) + b",\n" for i in range(1, 101)]
     lines.close()
     assert list(sp) == [(i, _line(i)) for i in range(1, 101)]
@@ -200,7 +224,7 @@ def test_line_spool_waits_for_the_smaller_ids_within_its_limit():
     assert ids != sorted(ids)
     sp = LineSpool(limit=8)
     for i in ids:
-        sp.append(i, memoryview(b"xx" + _line(i))[2:])      # memoryviews, as analyze gives
+        sp.append(i, memoryview(b"xx" + _line(i))[2:])  # memoryviews, as analyze gives
         assert len(sp._waiting) <= 8
     assert not sp.spilled and not sp._gaps
     assert _lines_of(sp) == [_line(i) + b"\n" for i in range(1, 2001)]
@@ -221,14 +245,15 @@ def test_line_spool_gaps_and_late_lines_are_put_in_place():
 def test_line_spool_any_order_and_missing_ids(seed, monkeypatch):
     """Any order of appending, ids missing, limits from 1 up, the late lines' spool
     spilled: the lines always come back in id order."""
-    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 3)      # the late lines' Spool
+    monkeypatch.setattr(spool_module, "DEFAULT_LIMIT", 3)  # the late lines' Spool
     rng = random.Random(seed)
     ids = [i for i in range(1, 400) if rng.random() > 0.1]
     if seed % 3 == 0:
         rng.shuffle(ids)
-    else:                                   # mostly in order, some held very long
-        ids.sort(key=lambda i: i + (rng.randrange(300) if rng.random() < 0.05 else
-                                    rng.randrange(4)))
+    else:  # mostly in order, some held very long
+        ids.sort(
+            key=lambda i: i + (rng.randrange(300) if rng.random() < 0.05 else rng.randrange(4))
+        )
     sp = LineSpool(limit=1 + seed % 5)
     for i in ids:
         sp.append(i, _line(i))

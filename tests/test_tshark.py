@@ -19,25 +19,23 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import ALL_CAPTURES, HAVE_TSHARK, SAMPLES, needs_tshark
+from conftest import selected_captures as _selected
 from typer.testing import CliRunner
 
 from pcapcheck.capture import tshark
-from pcapcheck.pipeline import NativeSource, analyze_file
 from pcapcheck.capture.decoder import DecodeError
-from pcapcheck.model import Segment, TcpOptions
 from pcapcheck.capture.reader import CaptureError, open_capture
-
-from conftest import ALL_CAPTURES, HAVE_TSHARK, SAMPLES, needs_tshark  # noqa: E402,F401
-from conftest import selected_captures as _selected  # noqa: E402
+from pcapcheck.model import Segment, TcpOptions
+from pcapcheck.pipeline import NativeSource, analyze_file
 
 #: Captures where Wireshark reads other packets than pcapcheck, and why. The equality
 #: test is a strict xfail for them: fixing the cause makes it fail, remove the entry then.
 WIRESHARK_READS_DIFFERENTLY = {
-    "encap/bad/absurd_caplen.pcap":
-        "Wireshark's libpcap reader, seeing an implausible record header (captured length "
-        "2147483632) among the first records, tries the 'modified' pcap variants and takes "
-        "the file for a Nokia pcap (captype: nokiapcap): it misreads every record; "
-        "pcapcheck reads the two good records and stops at the corrupt one (CP006)",
+    "encap/bad/absurd_caplen.pcap": "Wireshark's libpcap reader, seeing an implausible record header (captured length "
+    "2147483632) among the first records, tries the 'modified' pcap variants and takes "
+    "the file for a Nokia pcap (captype: nokiapcap): it misreads every record; "
+    "pcapcheck reads the two good records and stops at the corrupt one (CP006)",
 }
 
 
@@ -48,17 +46,35 @@ def rel(path: Path) -> str:
 #: Always checked: one capture per container and link type, IPv6 extension headers,
 #: snaplen cuts, non-TCP packets, malformed packets.
 DECODER_ESSENTIALS = {
-    "encap/eth_ipv4.pcap.gz", "encap/eth_ipv4_nsec_bigendian.pcap", "encap/multi_if.pcapng",
-    "encap/multi_section.pcapng", "encap/eth_ipv6_allext.pcap", "encap/qinq.pcap",
-    "encap/sll.pcap", "encap/sll2.pcap", "encap/null_ipv6_bigendian.pcap", "encap/loop.pcap",
-    "encap/raw_ipv4_228.pcap", "encap/raw_ipv6.pcap", "encap/ipv4_options.pcap",
-    "encap/snaplen64.pcap", "encap/with_non_tcp.pcap", "loopback/snaplen_bulk.pcap",
-    "crafted/cp003_truncated-packets.pcap", "crafted/clean_tfo.pcap",
-    "artefacts/artefact_snaplen_in_options.pcap", "artefacts/artefact_tso_gro.pcap",
-    "encap/bad/tcp_optlen0.pcap", "encap/bad/ipv4_ihl3.pcap", "encap/bad/tcp_doff3.pcap",
-    "encap/bad/unsupported_linktype.pcap", "encap/bad/cut_record_body.pcap",
-    "artefacts/bad/tcp_options_bad_len.pcap", "artefacts/bad/zero_length_record.pcap",
-    "artefacts/bad/gzip_corrupt_midway.pcap.gz", "artefacts/bad/ipv4_total_len_long.pcap",
+    "encap/eth_ipv4.pcap.gz",
+    "encap/eth_ipv4_nsec_bigendian.pcap",
+    "encap/multi_if.pcapng",
+    "encap/multi_section.pcapng",
+    "encap/eth_ipv6_allext.pcap",
+    "encap/qinq.pcap",
+    "encap/sll.pcap",
+    "encap/sll2.pcap",
+    "encap/null_ipv6_bigendian.pcap",
+    "encap/loop.pcap",
+    "encap/raw_ipv4_228.pcap",
+    "encap/raw_ipv6.pcap",
+    "encap/ipv4_options.pcap",
+    "encap/snaplen64.pcap",
+    "encap/with_non_tcp.pcap",
+    "loopback/snaplen_bulk.pcap",
+    "crafted/cp003_truncated-packets.pcap",
+    "crafted/clean_tfo.pcap",
+    "artefacts/artefact_snaplen_in_options.pcap",
+    "artefacts/artefact_tso_gro.pcap",
+    "encap/bad/tcp_optlen0.pcap",
+    "encap/bad/ipv4_ihl3.pcap",
+    "encap/bad/tcp_doff3.pcap",
+    "encap/bad/unsupported_linktype.pcap",
+    "encap/bad/cut_record_body.pcap",
+    "artefacts/bad/tcp_options_bad_len.pcap",
+    "artefacts/bad/zero_length_record.pcap",
+    "artefacts/bad/gzip_corrupt_midway.pcap.gz",
+    "artefacts/bad/ipv4_total_len_long.pcap",
 }
 CAPTURES = _selected(ALL_CAPTURES, DECODER_ESSENTIALS | set(WIRESHARK_READS_DIFFERENTLY))
 if HAVE_TSHARK:
@@ -79,6 +95,7 @@ def params():
 @pytest.fixture(scope="module")
 def catalog():
     from pcapcheck.catalog.rules import load_catalog
+
     return load_catalog()
 
 
@@ -100,8 +117,7 @@ def comparable(result) -> dict:
 
 def analyse(path, catalog, decoder):
     try:
-        return comparable(analyze_file(path, catalog, catalog.select(None, None),
-                                       decoder=decoder))
+        return comparable(analyze_file(path, catalog, catalog.select(None, None), decoder=decoder))
     except CaptureError:
         return {"error": True}
 
@@ -115,8 +131,7 @@ def test_tshark_decoder_gives_the_same_report(path, catalog):
 def items(source):
     """Every (frame, ts, item) with DecodeErrors reduced to their type, plus the
     source's skipped counter, format, snaplen and whether it was truncated."""
-    out = [(f, ts, "DecodeError" if isinstance(it, DecodeError) else it)
-           for f, ts, it in source]
+    out = [(f, ts, "DecodeError" if isinstance(it, DecodeError) else it) for f, ts, it in source]
     return out, Counter(source.skipped), source.format, source.truncated is not None
 
 
@@ -134,10 +149,15 @@ def test_tshark_source_gives_the_same_segments(path):
 
 
 @needs_tshark
-@pytest.mark.parametrize("name", ["crafted/cp004_bad-checksum.pcap",
-                                  "artefacts/artefact_checksum_offload.pcap",
-                                  "encap/eth_ipv6_allext.pcap",
-                                  "loopback/snaplen_bulk.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "crafted/cp004_bad-checksum.pcap",
+        "artefacts/artefact_checksum_offload.pcap",
+        "encap/eth_ipv6_allext.pcap",
+        "loopback/snaplen_bulk.pcap",
+    ],
+)
 def test_checksums_verified_by_wireshark_agree(name):
     path = SAMPLES / name
     if not path.exists():
@@ -164,9 +184,16 @@ def test_snaplen_cut_keeps_ip_lengths():
 
 
 @needs_tshark
-@pytest.mark.parametrize("name", ["encap/bad/text.pcap", "encap/bad/short_header.pcap",
-                                  "encap/bad/empty.pcap", "encap/bad/corrupt_start.pcap.gz",
-                                  "no/such/file.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "encap/bad/text.pcap",
+        "encap/bad/short_header.pcap",
+        "encap/bad/empty.pcap",
+        "encap/bad/corrupt_start.pcap.gz",
+        "no/such/file.pcap",
+    ],
+)
 def test_unreadable_files_raise_capture_error_with_one_line(name):
     path = SAMPLES / name
     with pytest.raises(CaptureError) as info:
@@ -207,8 +234,9 @@ def test_missing_tshark_is_a_one_line_error(monkeypatch):
     monkeypatch.setattr(pyshark_tshark, "get_process_path", missing)
     with pytest.raises(tshark.TsharkMissing):
         tshark.TsharkSource(SAMPLES / "crafted/clean_handshake_close.pcap")
-    res = CliRunner().invoke(app, ["analyze", "--decoder", "tshark",
-                                   str(SAMPLES / "crafted/clean_handshake_close.pcap")])
+    res = CliRunner().invoke(
+        app, ["analyze", "--decoder", "tshark", str(SAMPLES / "crafted/clean_handshake_close.pcap")]
+    )
     assert res.exit_code == 2
     err = res.stderr.strip()
     assert "tshark not found" in err and "\n" not in err and "Traceback" not in err
@@ -216,14 +244,27 @@ def test_missing_tshark_is_a_one_line_error(monkeypatch):
 
 # ------------------------------------------------------------------ unit tests (no tshark)
 def row(**fields) -> dict:
-    base = {"frame.number": "1", "frame.time_epoch": "1700000000.123456000",
-            "frame.len": "66", "frame.cap_len": "66",
-            "frame.protocols": "eth:ethertype:ip:tcp", "ip.proto": "6",
-            "ip.src": "10.0.0.1", "ip.dst": "10.0.0.2", "ip.id": "0x4e21",
-            "ip.flags.mf": "0", "ip.frag_offset": "0",
-            "tcp.srcport": "40000", "tcp.dstport": "80", "tcp.seq_raw": "3000000001",
-            "tcp.ack_raw": "123456790", "tcp.flags": "0x0010",
-            "tcp.window_size_value": "502", "tcp.hdr_len": "20", "tcp.len": "0"}
+    base = {
+        "frame.number": "1",
+        "frame.time_epoch": "1700000000.123456000",
+        "frame.len": "66",
+        "frame.cap_len": "66",
+        "frame.protocols": "eth:ethertype:ip:tcp",
+        "ip.proto": "6",
+        "ip.src": "10.0.0.1",
+        "ip.dst": "10.0.0.2",
+        "ip.id": "0x4e21",
+        "ip.flags.mf": "0",
+        "ip.frag_offset": "0",
+        "tcp.srcport": "40000",
+        "tcp.dstport": "80",
+        "tcp.seq_raw": "3000000001",
+        "tcp.ack_raw": "123456790",
+        "tcp.flags": "0x0010",
+        "tcp.window_size_value": "502",
+        "tcp.hdr_len": "20",
+        "tcp.len": "0",
+    }
     base.update({k.replace("__", "."): v for k, v in fields.items()})
     return base
 
@@ -231,8 +272,24 @@ def row(**fields) -> dict:
 def test_row_to_segment():
     seg, kind = tshark.row_to_item(row())
     assert kind is None
-    assert seg == Segment(1, 1700000000.123456, "10.0.0.1", "10.0.0.2", 40000, 80,
-                          3000000001, 123456790, 0x10, 502, 0, None, 0x4E21, 4, False, None)
+    assert seg == Segment(
+        1,
+        1700000000.123456,
+        "10.0.0.1",
+        "10.0.0.2",
+        40000,
+        80,
+        3000000001,
+        123456790,
+        0x10,
+        502,
+        0,
+        None,
+        0x4E21,
+        4,
+        False,
+        None,
+    )
 
 
 def test_timestamps_equal_the_readers():
@@ -241,36 +298,49 @@ def test_timestamps_equal_the_readers():
     assert tshark._ts("1767225600.000500000") == 1767225600000500 / 10**6
 
 
-@pytest.mark.parametrize("fields, kind", [
-    ({"frame.protocols": "eth:ethertype:arp"}, "arp"),
-    ({"frame.protocols": "eth:ethertype:lldp"}, "other-ethertype"),
-    ({"frame.protocols": "null:data"}, "other-af"),
-    ({"frame.protocols": "eth:ethertype:ip:udp:dns", "ip.proto": "17"}, "ipv4-udp"),
-    ({"frame.protocols": "eth:ethertype:ip:icmp", "ip.proto": "1"}, "icmp"),
-    ({"frame.protocols": "eth:ethertype:ip:gre:ip:tcp", "ip.proto": "47"}, "other-ip-proto"),
-    ({"frame.protocols": "eth:ethertype:ip:data", "ip.frag_offset": "185"}, "ipv4-fragment"),
-    ({"ip.flags.mf": "1"}, "ipv4-fragment"),
-    ({"frame.protocols": "eth:ethertype:ipv6:ipv6.fraghdr:data", "ipv6.fraghdr.more": "1"},
-     "ipv6-fragment"),
-    ({"frame.protocols": "eth:ethertype:ipv6:ipv6.hopopts:udp"}, "ipv6-udp"),
-    ({"frame.protocols": "eth:ethertype:ipv6:icmpv6"}, "ipv6-icmp"),
-])
+@pytest.mark.parametrize(
+    "fields, kind",
+    [
+        ({"frame.protocols": "eth:ethertype:arp"}, "arp"),
+        ({"frame.protocols": "eth:ethertype:lldp"}, "other-ethertype"),
+        ({"frame.protocols": "null:data"}, "other-af"),
+        ({"frame.protocols": "eth:ethertype:ip:udp:dns", "ip.proto": "17"}, "ipv4-udp"),
+        ({"frame.protocols": "eth:ethertype:ip:icmp", "ip.proto": "1"}, "icmp"),
+        ({"frame.protocols": "eth:ethertype:ip:gre:ip:tcp", "ip.proto": "47"}, "other-ip-proto"),
+        ({"frame.protocols": "eth:ethertype:ip:data", "ip.frag_offset": "185"}, "ipv4-fragment"),
+        ({"ip.flags.mf": "1"}, "ipv4-fragment"),
+        (
+            {"frame.protocols": "eth:ethertype:ipv6:ipv6.fraghdr:data", "ipv6.fraghdr.more": "1"},
+            "ipv6-fragment",
+        ),
+        ({"frame.protocols": "eth:ethertype:ipv6:ipv6.hopopts:udp"}, "ipv6-udp"),
+        ({"frame.protocols": "eth:ethertype:ipv6:icmpv6"}, "ipv6-icmp"),
+    ],
+)
 def test_non_tcp_kinds_use_the_decoders_names(fields, kind):
     assert tshark.row_to_item(row(**fields)) == (None, kind)
 
 
-@pytest.mark.parametrize("fields", [
-    {"frame.protocols": "user_dlt:data", "_ws.expert.message": "User encapsulation not "
-                                                               "handled: DLT=147"},
-    {"frame.protocols": "eth", "_ws.short": "[Packet size limited during capture]"},
-    {"frame.protocols": "eth:ethertype:ip", "ip.bogus_header_length": "1",
-     "_ws.expert.message": "Bogus IP header length (12, must be at least 20)"},
-    {"ip.bogus_ip_length": "1"},
-    {"tcp.bogus_header_length": "1", "tcp.hdr_len": "12"},
-    {"_ws.malformed": "[Malformed Packet: TCP]"},
-    {"tcp.seq_raw": ""},
-    {"tcp.hdr_len": "24", "tcp.options": "02000000", "tcp.option.len.invalid": "1"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "frame.protocols": "user_dlt:data",
+            "_ws.expert.message": "User encapsulation not handled: DLT=147",
+        },
+        {"frame.protocols": "eth", "_ws.short": "[Packet size limited during capture]"},
+        {
+            "frame.protocols": "eth:ethertype:ip",
+            "ip.bogus_header_length": "1",
+            "_ws.expert.message": "Bogus IP header length (12, must be at least 20)",
+        },
+        {"ip.bogus_ip_length": "1"},
+        {"tcp.bogus_header_length": "1", "tcp.hdr_len": "12"},
+        {"_ws.malformed": "[Malformed Packet: TCP]"},
+        {"tcp.seq_raw": ""},
+        {"tcp.hdr_len": "24", "tcp.options": "02000000", "tcp.option.len.invalid": "1"},
+    ],
+)
 def test_what_wireshark_cannot_decode_is_a_decode_error(fields):
     with pytest.raises(DecodeError) as info:
         tshark.row_to_item(row(**fields))
@@ -278,18 +348,24 @@ def test_what_wireshark_cannot_decode_is_a_decode_error(fields):
 
 
 def test_options_and_cut_options():
-    full = row(**{"tcp.hdr_len": "40", "tcp.flags": "0x0002",
-                  "tcp.options": "020405b40402080a000003e80000000001030307",
-                  "tcp.options.mss_val": "1460", "tcp.options.sack_perm": "1",
-                  "tcp.options.timestamp.tsval": "1000", "tcp.options.timestamp.tsecr": "0",
-                  "tcp.options.wscale.shift": "7"})
+    full = row(
+        **{
+            "tcp.hdr_len": "40",
+            "tcp.flags": "0x0002",
+            "tcp.options": "020405b40402080a000003e80000000001030307",
+            "tcp.options.mss_val": "1460",
+            "tcp.options.sack_perm": "1",
+            "tcp.options.timestamp.tsval": "1000",
+            "tcp.options.timestamp.tsecr": "0",
+            "tcp.options.wscale.shift": "7",
+        }
+    )
     seg, _ = tshark.row_to_item(full)
     assert seg.options == TcpOptions(1460, 7, True, (), 1000, 0, None)
     assert not seg.truncated
     # the snaplen cut the options after 10 bytes: MSS and SACK-permitted are whole, the
     # timestamps option (Wireshark decodes its first half) is left out, as the decoder does
-    cut = dict(full, **{"tcp.options": "020405b40402080a0000",
-                        "tcp.options.timestamp.tsecr": ""})
+    cut = dict(full, **{"tcp.options": "020405b40402080a0000", "tcp.options.timestamp.tsecr": ""})
     seg, _ = tshark.row_to_item(cut)
     assert seg.options == TcpOptions(1460, None, True, (), None, None, None)
     assert seg.truncated
@@ -303,12 +379,20 @@ def test_payload_cut_by_snaplen_is_truncated_with_ip_length():
 
 
 def test_sack_and_tfo():
-    seg, _ = tshark.row_to_item(row(**{
-        "tcp.hdr_len": "32", "tcp.options": "0101050a00000064000000c8",
-        "tcp.options.sack_le": "100\x1f300", "tcp.options.sack_re": "200\x1f400"}))
+    seg, _ = tshark.row_to_item(
+        row(
+            **{
+                "tcp.hdr_len": "32",
+                "tcp.options": "0101050a00000064000000c8",
+                "tcp.options.sack_le": "100\x1f300",
+                "tcp.options.sack_re": "200\x1f400",
+            }
+        )
+    )
     assert seg.options.sack_blocks == ((100, 200), (300, 400))
-    seg, _ = tshark.row_to_item(row(**{
-        "tcp.hdr_len": "24", "tcp.options": "22020101", "tcp.options.tfo.request": "1"}))
+    seg, _ = tshark.row_to_item(
+        row(**{"tcp.hdr_len": "24", "tcp.options": "22020101", "tcp.options.tfo.request": "1"})
+    )
     assert seg.options.tfo_cookie == b""
 
 
@@ -321,23 +405,30 @@ def test_checksum_status():
 def test_capinfos_parsing():
     pcap = "File type:           pcap (gzip compressed)\nPacket size limit:   file hdr: 64 bytes\n"
     assert tshark._parse_capinfos(pcap) == ("pcap", 64)
-    ng = ("File type:           pcapng\nPacket size limit:   file hdr: (not set)\n"
-          "  Capture length = 65535\n  Capture length = 1500\n")
+    ng = (
+        "File type:           pcapng\nPacket size limit:   file hdr: (not set)\n"
+        "  Capture length = 65535\n  Capture length = 1500\n"
+    )
     assert tshark._parse_capinfos(ng) == ("pcapng", 65535)
     assert tshark._parse_capinfos(ng + "  Capture length = 0\n") == ("pcapng", None)
     assert tshark._parse_capinfos("File type: nsecpcap\n")[0] == "pcap-nsec"
 
 
 def test_truncation_notes_are_one_line():
-    cut = tshark._truncation_text(
-        "appears to have been cut short in the middle of a packet.", 5)
+    cut = tshark._truncation_text("appears to have been cut short in the middle of a packet.", 5)
     assert cut.startswith("file ends inside record 6")
-    bad = tshark._truncation_text("appears to be damaged or corrupt. (pcap: File has "
-                                  "2664957504-byte packet, bigger than maximum of 262144)", 2)
-    assert bad == ("record 3 is damaged or corrupt (Wireshark: pcap: File has 2664957504-byte "
-                   "packet, bigger than maximum of 262144)")
-    gz = tshark._truncation_text("cannot be decompressed; it may be damaged or corrupt. "
-                                 "(invalid block type)", 5)
+    bad = tshark._truncation_text(
+        "appears to be damaged or corrupt. (pcap: File has "
+        "2664957504-byte packet, bigger than maximum of 262144)",
+        2,
+    )
+    assert bad == (
+        "record 3 is damaged or corrupt (Wireshark: pcap: File has 2664957504-byte "
+        "packet, bigger than maximum of 262144)"
+    )
+    gz = tshark._truncation_text(
+        "cannot be decompressed; it may be damaged or corrupt. (invalid block type)", 5
+    )
     assert gz == "corrupt compressed data after record 5 (Wireshark: invalid block type)"
 
 
@@ -348,11 +439,13 @@ def test_run_errors_tell_a_bad_file_from_a_bad_tshark():
     assert tshark.run_error(run("", 0)) is None
     cut = 'tshark: The file "x.pcap" appears to have been cut short in the middle of a packet.'
     assert tshark.run_error(run(tshark._clean_stderr(cut))) is None
-    text = tshark.run_error(run('tshark: The file "x.pcap" isn\'t a capture file in a format '
-                                'TShark understands.'))
+    text = tshark.run_error(
+        run('tshark: The file "x.pcap" isn\'t a capture file in a format TShark understands.')
+    )
     assert type(text) is CaptureError
-    assert str(text) == ("x.pcap: tshark cannot read it: isn't a capture file in a format "
-                         "TShark understands.")
+    assert str(text) == (
+        "x.pcap: tshark cannot read it: isn't a capture file in a format TShark understands."
+    )
     pref = tshark.run_error(run('tshark: -o flag "tcp.x:TRUE" specifies unknown preference', 1))
     assert isinstance(pref, tshark.TsharkFailed) and str(pref).startswith("x.pcap: ")
 
@@ -368,22 +461,25 @@ def test_records_that_are_not_packets():
 
 # ------------------------------------------------- the reader numbers frames as Wireshark
 
+
 def _blk(btype: int, body: bytes) -> bytes:
     body += b"\x00" * (-len(body) % 4)
     return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
 
 
-def _pcapng(*blocks: bytes, before: bytes = b"", linktype: int = 1, snaplen: int = 0
-            ) -> bytes:
+def _pcapng(*blocks: bytes, before: bytes = b"", linktype: int = 1, snaplen: int = 0) -> bytes:
     """SHB, ``before``, one IDB, ``blocks`` (little-endian)."""
-    return (_blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + before
-            + _blk(1, struct.pack("<HHI", linktype, 0, snaplen)) + b"".join(blocks))
+    return (
+        _blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        + before
+        + _blk(1, struct.pack("<HHI", linktype, 0, snaplen))
+        + b"".join(blocks)
+    )
 
 
 def _epb(i: int, data: bytes) -> bytes:
     t = (1_767_225_600 + i) * 1_000_000
-    return _blk(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
-                + data)
+    return _blk(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data)) + data)
 
 
 def _pcap(linktype: int, snaplen: int, *datas: bytes) -> bytes:
@@ -401,27 +497,36 @@ def _reader_limit_cases() -> dict[str, bytes]:
         # records without a packet between packets; blocks that are no frames; a record
         # longer than the interface's snaplen (64)
         "frames.pcapng": _pcapng(
-            _epb(0, pkts[0]), _blk(0xBAD, struct.pack("<I", 32473) + b"copyable"),
-            _epb(1, pkts[1]), _blk(0x40000BAD, struct.pack("<I", 1)),
-            _blk(9, journal), _blk(9, b"MESSAGE=no timestamp!!\n"),
-            _blk(4, bytes(4)), _blk(5, bytes(12)), _blk(0xA, bytes(8)),
-            _blk(0x7FFFFFF0, b"unknown"), _epb(2, pkts[2]),
-            _blk(0x204, bytes(26)), _blk(0x216, bytes(28)), _blk(0x221, bytes(30)),
-            _blk(0x208, bytes(28)), _epb(3, pkts[3]), snaplen=64),
+            _epb(0, pkts[0]),
+            _blk(0xBAD, struct.pack("<I", 32473) + b"copyable"),
+            _epb(1, pkts[1]),
+            _blk(0x40000BAD, struct.pack("<I", 1)),
+            _blk(9, journal),
+            _blk(9, b"MESSAGE=no timestamp!!\n"),
+            _blk(4, bytes(4)),
+            _blk(5, bytes(12)),
+            _blk(0xA, bytes(8)),
+            _blk(0x7FFFFFF0, b"unknown"),
+            _epb(2, pkts[2]),
+            _blk(0x204, bytes(26)),
+            _blk(0x216, bytes(28)),
+            _blk(0x221, bytes(30)),
+            _blk(0x208, bytes(28)),
+            _epb(3, pkts[3]),
+            snaplen=64,
+        ),
         "custom_before_idb.pcapng": _pcapng(
-            _epb(0, pkts[0]), before=_blk(0xBAD, struct.pack("<I", 1) + b"x")),
+            _epb(0, pkts[0]), before=_blk(0xBAD, struct.pack("<I", 1) + b"x")
+        ),
         "epb_at_max.pcapng": _pcapng(_epb(0, pkts[0]), _epb(1, big[:-1]), _epb(2, pkts[2])),
         "epb_over_max.pcapng": _pcapng(_epb(0, pkts[0]), _epb(1, big), _epb(2, pkts[2])),
-        "usbpcap_over_standard_max.pcapng": _pcapng(_epb(0, big), _epb(1, pkts[1]),
-                                                    linktype=249),
+        "usbpcap_over_standard_max.pcapng": _pcapng(_epb(0, big), _epb(1, pkts[1]), linktype=249),
         "short_custom.pcapng": _pcapng(_epb(0, pkts[0]), _blk(0xBAD, b""), _epb(1, pkts[1])),
-        "short_journal.pcapng": _pcapng(_epb(0, pkts[0]), _blk(9, b"x" * 20),
-                                        _epb(1, pkts[1])),
-        "short_journal_entry.pcapng": _pcapng(_epb(0, pkts[0]),
-                                              _blk(9, b"MESSAGE=no timestamp\n\x00"),
-                                              _epb(1, pkts[1])),
-        "short_sysdig.pcapng": _pcapng(_epb(0, pkts[0]), _blk(0x216, bytes(24)),
-                                       _epb(1, pkts[1])),
+        "short_journal.pcapng": _pcapng(_epb(0, pkts[0]), _blk(9, b"x" * 20), _epb(1, pkts[1])),
+        "short_journal_entry.pcapng": _pcapng(
+            _epb(0, pkts[0]), _blk(9, b"MESSAGE=no timestamp\n\x00"), _epb(1, pkts[1])
+        ),
+        "short_sysdig.pcapng": _pcapng(_epb(0, pkts[0]), _blk(0x216, bytes(24)), _epb(1, pkts[1])),
         "over_snaplen.pcap": _pcap(1, 60, *pkts),
         "dbus_over_standard_max.pcap": _pcap(231, 65535, pkts[0], big, pkts[2]),
     }
@@ -443,8 +548,11 @@ def test_reader_numbers_frames_as_wireshark(tmp_path):
         path = tmp_path / name
         path.write_bytes(raw)
         procs[name] = subprocess.Popen(
-            [tshark.tshark_path(), "-n", "-r", str(path), "-T", "fields", "-e",
-             "frame.number"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [tshark.tshark_path(), "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     stops = {}
     for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
@@ -455,9 +563,15 @@ def test_reader_numbers_frames_as_wireshark(tmp_path):
         assert (reader.truncated is not None) == (proc.returncode != 0), (name, err)
         stops[name] = (len(mine), reader.truncated is not None)
     assert stops == {
-        "frames.pcapng": (11, False), "custom_before_idb.pcapng": (2, False),
-        "epb_at_max.pcapng": (3, False), "epb_over_max.pcapng": (1, True),
-        "usbpcap_over_standard_max.pcapng": (2, False), "short_custom.pcapng": (1, True),
-        "short_journal.pcapng": (1, True), "short_journal_entry.pcapng": (1, True),
-        "short_sysdig.pcapng": (1, True), "over_snaplen.pcap": (10, False),
-        "dbus_over_standard_max.pcap": (3, False)}
+        "frames.pcapng": (11, False),
+        "custom_before_idb.pcapng": (2, False),
+        "epb_at_max.pcapng": (3, False),
+        "epb_over_max.pcapng": (1, True),
+        "usbpcap_over_standard_max.pcapng": (2, False),
+        "short_custom.pcapng": (1, True),
+        "short_journal.pcapng": (1, True),
+        "short_journal_entry.pcapng": (1, True),
+        "short_sysdig.pcapng": (1, True),
+        "over_snaplen.pcap": (10, False),
+        "dbus_over_standard_max.pcap": (3, False),
+    }

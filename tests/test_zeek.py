@@ -14,8 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
-from pcapcheck.tcp.zeek import (TCP_ESTABLISHED, TCP_SYN_SENT, ZeekState,
-                            zeek_flips_first_packet)
+from pcapcheck.tcp.zeek import TCP_ESTABLISHED, TCP_SYN_SENT, ZeekState, zeek_flips_first_packet
 
 CLIENT = ("10.0.0.1", 40000)
 SERVER = ("10.0.0.2", 80)
@@ -36,29 +35,52 @@ class Flow:
         self.nxt = {True: cisn, False: sisn}
         self.pkts: list[tuple[Segment, bool]] = []
 
-    def _send(self, client: bool, flags: int, length: int = 0, seq: int | None = None,
-              ack: int | None = None, window: int = 65535, checksum_ok: bool | None = None,
-              truncated: bool = False) -> "Flow":
+    def _send(
+        self,
+        client: bool,
+        flags: int,
+        length: int = 0,
+        seq: int | None = None,
+        ack: int | None = None,
+        window: int = 65535,
+        checksum_ok: bool | None = None,
+        truncated: bool = False,
+    ) -> Flow:
         src, dst = (CLIENT, SERVER) if client else (SERVER, CLIENT)
         s = self.nxt[client] if seq is None else seq
         a = (self.nxt[not client] if ack is None else ack) if flags & ACK else 0
-        self.pkts.append((Segment(
-            frame=len(self.pkts) + 1, ts=float(len(self.pkts)), src=src[0], dst=dst[0],
-            sport=src[1], dport=dst[1], seq=s & M32, ack=a & M32, flags=flags,
-            window=window, payload_len=length, truncated=truncated,
-            checksum_ok=checksum_ok), client))
+        self.pkts.append(
+            (
+                Segment(
+                    frame=len(self.pkts) + 1,
+                    ts=float(len(self.pkts)),
+                    src=src[0],
+                    dst=dst[0],
+                    sport=src[1],
+                    dport=dst[1],
+                    seq=s & M32,
+                    ack=a & M32,
+                    flags=flags,
+                    window=window,
+                    payload_len=length,
+                    truncated=truncated,
+                    checksum_ok=checksum_ok,
+                ),
+                client,
+            )
+        )
         end = s + length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         if not flags & RST and end > self.nxt[client]:
             self.nxt[client] = end
         return self
 
-    def c(self, flags: int, length: int = 0, **kw) -> "Flow":
+    def c(self, flags: int, length: int = 0, **kw) -> Flow:
         return self._send(True, flags, length, **kw)
 
-    def s(self, flags: int, length: int = 0, **kw) -> "Flow":
+    def s(self, flags: int, length: int = 0, **kw) -> Flow:
         return self._send(False, flags, length, **kw)
 
-    def handshake(self) -> "Flow":
+    def handshake(self) -> Flow:
         return self.c(SYN).s(SYN | ACK).c(ACK)
 
     def zeek(self, flipped: bool = False, **kw) -> ZeekState:
@@ -76,6 +98,7 @@ def result(flow: Flow, flipped: bool = False, **kw) -> tuple[str, str]:
 # ----------------------------------------------------------------------------------
 # One test per conn_state (conn/main.zeek `function conn_state`).
 # ----------------------------------------------------------------------------------
+
 
 def test_s0_syn_only():
     # os == TCP_SYN_SENT && rs == TCP_INACTIVE -> S0
@@ -104,14 +127,17 @@ def test_s1_handshake_only():
 def test_sf_short_http_exchange():
     # Data packets carry ACK but have payload -> 'D'/'d', never 'A' (update_history:
     # bits_set == 0 && len -> HIST_DATA_PKT; pure ACK only when len == 0).
-    f = (Flow().handshake()
-         .c(ACK | PSH, 100)        # request
-         .s(ACK)                   # server acks the request
-         .s(ACK | PSH, 200)        # response
-         .c(ACK)
-         .c(FIN | ACK)
-         .s(FIN | ACK)
-         .c(ACK))
+    f = (
+        Flow()
+        .handshake()
+        .c(ACK | PSH, 100)  # request
+        .s(ACK)  # server acks the request
+        .s(ACK | PSH, 200)  # response
+        .c(ACK)
+        .c(FIN | ACK)
+        .s(FIN | ACK)
+        .c(ACK)
+    )
     z = f.zeek()
     assert (z.conn_state(), z.history()) == ("SF", "ShADadFf")
     assert z.endpoint_states() == (5, 5)  # TCP_CLOSED, TCP_CLOSED
@@ -124,7 +150,7 @@ def test_s2_originator_fin_only():
 
 def test_s2_fin_retransmission_logged_once():
     f = Flow().handshake().c(FIN | ACK)
-    f.c(FIN | ACK, seq=CISN + 1)                  # same FIN again (rel_seq + len equal)
+    f.c(FIN | ACK, seq=CISN + 1)  # same FIN again (rel_seq + len equal)
     assert result(f) == ("S2", "ShAF")
 
 
@@ -206,17 +232,21 @@ def test_oth_midstream_data_only():
 # Direction flips ('^').
 # ----------------------------------------------------------------------------------
 
+
 def test_flip_without_syn_baseline():
     # Zeek btest core.tcp.flip-without-syn: first packet is the server's SYN-ACK,
     # then ACK, data both ways, FINs -> "^hADadFf", SF.
-    f = (Flow().s(SYN | ACK, ack=CISN + 1)
-         .c(ACK, seq=CISN + 1)
-         .c(ACK | PSH, 136)
-         .s(ACK)
-         .s(ACK | PSH, 5007)
-         .c(FIN | ACK)
-         .s(FIN | ACK)
-         .c(ACK))
+    f = (
+        Flow()
+        .s(SYN | ACK, ack=CISN + 1)
+        .c(ACK, seq=CISN + 1)
+        .c(ACK | PSH, 136)
+        .s(ACK)
+        .s(ACK | PSH, 5007)
+        .c(FIN | ACK)
+        .s(FIN | ACK)
+        .c(ACK)
+    )
     z = f.zeek(flipped=True)
     assert (z.conn_state(), z.history()) == ("SF", "^hADadFf")
     assert z.orig_is_client is True
@@ -225,15 +255,18 @@ def test_flip_without_syn_baseline():
 def test_syn_synack_reversal_flips_mid_connection():
     # UpdateInactiveState: the responder sends a SYN while the originator is in
     # SYN_ACK_SENT -> Conn()->FlipRoles() after the 's' was recorded; '^' is appended.
-    f = (Flow().s(SYN | ACK, ack=CISN + 1)
-         .c(SYN, seq=CISN)
-         .c(ACK, seq=CISN + 1)
-         .c(ACK | PSH, 10)
-         .s(ACK)
-         .s(ACK | PSH, 20)
-         .c(FIN | ACK)
-         .s(FIN | ACK)
-         .c(ACK))
+    f = (
+        Flow()
+        .s(SYN | ACK, ack=CISN + 1)
+        .c(SYN, seq=CISN)
+        .c(ACK, seq=CISN + 1)
+        .c(ACK | PSH, 10)
+        .s(ACK)
+        .s(ACK | PSH, 20)
+        .c(FIN | ACK)
+        .s(FIN | ACK)
+        .c(ACK)
+    )
     z = f.zeek()
     assert (z.conn_state(), z.history()) == ("SF", "Hs^ADadFf")
     assert z.orig_is_client is True
@@ -242,7 +275,7 @@ def test_syn_synack_reversal_flips_mid_connection():
 def test_zeek_flips_first_packet_heuristic():
     # TCPAnalyzer::WantConnection
     ports = {80, 6669}
-    assert zeek_flips_first_packet(SYN, 80, 40000, ports) is False          # pure SYN
+    assert zeek_flips_first_packet(SYN, 80, 40000, ports) is False  # pure SYN
     assert zeek_flips_first_packet(SYN | ACK, 80, 40000, ports) is True
     assert zeek_flips_first_packet(ACK, 80, 40000, ports) is True
     assert zeek_flips_first_packet(ACK, 40000, 80, ports) is False
@@ -257,20 +290,24 @@ def test_zeek_flips_first_packet_heuristic():
 # Scaled letters: t/T, w/W, g/G, c/C (Session::ScaledHistoryEntry: 1, 10, 100, ...).
 # ----------------------------------------------------------------------------------
 
+
 def _retransmissions(n: int) -> Flow:
     f = Flow().handshake().c(ACK | PSH, 100)
     for _ in range(n):
-        f.c(ACK | PSH, 100, seq=CISN + 1)      # same segment again
+        f.c(ACK | PSH, 100, seq=CISN + 1)  # same segment again
     return f.s(ACK).c(FIN | ACK).s(FIN | ACK).c(ACK)
 
 
-@pytest.mark.parametrize("n, history", [
-    (1, "ShADTaFf"),
-    (9, "ShADTaFf"),
-    (10, "ShADTTaFf"),      # "logged again at 10 ..."
-    (99, "ShADTTaFf"),
-    (100, "ShADTTTaFf"),    # "... 100 ..."
-])
+@pytest.mark.parametrize(
+    "n, history",
+    [
+        (1, "ShADTaFf"),
+        (9, "ShADTaFf"),
+        (10, "ShADTTaFf"),  # "logged again at 10 ..."
+        (99, "ShADTTaFf"),
+        (100, "ShADTTTaFf"),  # "... 100 ..."
+    ],
+)
 def test_retransmissions_logged_exponentially(n, history):
     # update_last_seq: delta_last <= 0 && len > 0 -> DidRxmit()
     assert result(_retransmissions(n)) == ("SF", history)
@@ -293,11 +330,17 @@ def test_syn_with_data_is_marked_retransmitted():
 
 
 def test_zero_window_from_responder():
-    f = (Flow().handshake().c(ACK | PSH, 100)
-         .s(ACK, window=0)            # 'a' (update_history) then 'w' (update_window)
-         .s(ACK, window=0)            # second zero window: counter 2, no letter
-         .s(ACK, window=8192)
-         .c(FIN | ACK).s(FIN | ACK).c(ACK))
+    f = (
+        Flow()
+        .handshake()
+        .c(ACK | PSH, 100)
+        .s(ACK, window=0)  # 'a' (update_history) then 'w' (update_window)
+        .s(ACK, window=0)  # second zero window: counter 2, no letter
+        .s(ACK, window=8192)
+        .c(FIN | ACK)
+        .s(FIN | ACK)
+        .c(ACK)
+    )
     assert result(f) == ("SF", "ShADawFf")
 
 
@@ -323,18 +366,27 @@ def test_zero_window_repeats_at_ten():
 def test_content_gap_acked_but_unseen_data():
     # Client data [1,101) and [201,301); the server acks 301 -> the reassembler's
     # Undelivered() reports the hole [101,201) -> endpoint Gap() -> 'G' (client side).
-    f = (Flow().handshake()
-         .c(ACK | PSH, 100)
-         .c(ACK | PSH, 100, seq=CISN + 201)
-         .s(ACK)                         # acks CISN + 301
-         .c(FIN | ACK).s(FIN | ACK).c(ACK))
+    f = (
+        Flow()
+        .handshake()
+        .c(ACK | PSH, 100)
+        .c(ACK | PSH, 100, seq=CISN + 201)
+        .s(ACK)  # acks CISN + 301
+        .c(FIN | ACK)
+        .s(FIN | ACK)
+        .c(ACK)
+    )
     assert result(f) == ("SF", "ShADaGFf")
 
 
 def test_content_gap_on_responder_side_is_lower_case():
-    f = (Flow().handshake().c(ACK | PSH, 10)
-         .s(ACK | PSH, 50, seq=SISN + 1 + 100)   # server bytes [1,101) never seen
-         .c(ACK))                               # client acks SISN + 151
+    f = (
+        Flow()
+        .handshake()
+        .c(ACK | PSH, 10)
+        .s(ACK | PSH, 50, seq=SISN + 1 + 100)  # server bytes [1,101) never seen
+        .c(ACK)
+    )  # client acks SISN + 151
     assert result(f) == ("S1", "ShADdg")
 
 
@@ -342,27 +394,22 @@ def test_gaps_logged_exponentially():
     f = Flow().handshake()
     for i in range(10):
         base = CISN + 1 + 20 * i
-        f.c(ACK | PSH, 10, seq=base + 10)       # skip 10 bytes each time
-        f.s(ACK)                                # ack reveals one hole per round
+        f.c(ACK | PSH, 10, seq=base + 10)  # skip 10 bytes each time
+        f.s(ACK)  # ack reveals one hole per round
     assert result(f) == ("S1", "ShADaGG")
 
 
 def test_no_gap_reported_for_rst_ack():
     # The ack in a RST packet still trims, but the sender is in RESET, so the
     # connection is not "established or cleanly closing": no 'g'.
-    f = (Flow().handshake()
-         .c(ACK | PSH, 10)
-         .s(RST | ACK, ack=CISN + 1 + 500))
+    f = Flow().handshake().c(ACK | PSH, 10).s(RST | ACK, ack=CISN + 1 + 500)
     assert result(f) == ("RSTR", "ShADr")
 
 
 def test_snaplen_truncated_payload_becomes_a_gap():
     # TCP_Endpoint::DataSent: caplen < len -> not given to the reassembler
     # ("truncated_tcp_payload"), so the peer's ack reveals a content gap.
-    f = (Flow().handshake()
-         .c(ACK | PSH, 100, truncated=True)
-         .s(ACK)
-         .c(FIN | ACK).s(FIN | ACK).c(ACK))
+    f = Flow().handshake().c(ACK | PSH, 100, truncated=True).s(ACK).c(FIN | ACK).s(FIN | ACK).c(ACK)
     assert result(f) == ("SF", "ShADaGFf")
 
 
@@ -381,16 +428,17 @@ def test_bad_checksums_repeat_at_ten_and_unverifiable_is_fine():
     f = Flow().handshake()
     for _ in range(10):
         f.s(ACK | PSH, 10, seq=SISN + 1, checksum_ok=False)
-    f.c(ACK, ack=SISN + 1, checksum_ok=None)   # not verifiable: processed normally
+    f.c(ACK, ack=SISN + 1, checksum_ok=None)  # not verifiable: processed normally
     assert result(f) == ("S1", "ShAcc")
     # Acknowledging the dropped bytes reveals a content gap: Zeek never saw them.
-    f.c(ACK)                                   # acks SISN + 11
+    f.c(ACK)  # acks SISN + 11
     assert result(f) == ("S1", "ShAccg")
 
 
 # ----------------------------------------------------------------------------------
 # Other letters and details.
 # ----------------------------------------------------------------------------------
+
 
 def test_multi_flag_syn_fin_is_q():
     # bits_set > 1 without FIN+RST -> 'Q'; the state machine still sees SYN then FIN.
@@ -438,8 +486,9 @@ def test_relative_sequence_numbers_are_get_relative_seq():
     edges = [0, 1, 2, (1 << 31) - 1, 1 << 31, (1 << 31) + 1, (1 << 32) - 2, (1 << 32) - 1]
 
     def near(x: int) -> int:
-        return (x + rng.choice([0, 0, 1, -1, 100, -100, 1 << 31, rng.randrange(1 << 32)])) \
-            & 0xFFFFFFFF
+        return (
+            x + rng.choice([0, 0, 1, -1, 100, -100, 1 << 31, rng.randrange(1 << 32)])
+        ) & 0xFFFFFFFF
 
     underflows = 0
     for _ in range(30000):

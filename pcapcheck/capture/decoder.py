@@ -33,7 +33,7 @@ from typing import Any
 
 from pcapcheck.model import Record, Segment, TcpOptions
 
-__all__ = ["DecodeError", "Decoder", "decode_with_dpkt", "SourceAttributes", "SUPPORTED_LINKTYPES"]
+__all__ = ["SUPPORTED_LINKTYPES", "DecodeError", "Decoder", "SourceAttributes", "decode_with_dpkt"]
 
 #: Link types the decoder understands.
 SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
@@ -43,12 +43,12 @@ _IPV6_FAMILIES = frozenset({24, 28, 30})
 _RAW_LINKTYPES = frozenset({101, 12, 14})
 _IPV6_EXT = frozenset({0, 43, 44, 51, 60})
 
-_IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from     # vihl, len, id, frag, proto, src, dst
+_IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from  # vihl, len, id, frag, proto, src, dst
 # IPv4 without options + the TCP fixed header, in one call (the common case)
 _IPV4_TCP_HDR = struct.Struct("!BxHHHxBxxIIHHIIBBH").unpack_from
-_TS_ONLY = struct.Struct("!III").unpack_from               # NOP NOP kind len, TSval, TSecr
-_IPV6_HDR = struct.Struct("!BxxxHB").unpack_from          # vtc, plen, next header
-_TCP_HDR = struct.Struct("!HHIIBBH").unpack_from          # ports, seq, ack, doff, flags, win
+_TS_ONLY = struct.Struct("!III").unpack_from  # NOP NOP kind len, TSval, TSecr
+_IPV6_HDR = struct.Struct("!BxxxHB").unpack_from  # vtc, plen, next header
+_TCP_HDR = struct.Struct("!HHIIBBH").unpack_from  # ports, seq, ack, doff, flags, win
 _U16 = struct.Struct("!H").unpack_from
 _U32_PAIR = struct.Struct("!II").unpack_from
 _NOP_NOP_TS = 0x0101080A
@@ -84,8 +84,7 @@ def _skip_kind_for_ethertype(et: int) -> str:
     return "arp" if et == 0x0806 else "other-ethertype"
 
 
-def _parse_options(data: bytes, start: int, end: int, captured: int | None = None
-                   ) -> TcpOptions:
+def _parse_options(data: bytes, start: int, end: int, captured: int | None = None) -> TcpOptions:
     """Parse the TCP options in ``data[start:end]`` (RFC 9293 §3.2).
 
     A known option with the wrong length (e.g. MSS with length 3) is ignored.
@@ -101,18 +100,22 @@ def _parse_options(data: bytes, start: int, end: int, captured: int | None = Non
     i = start
     while i < end:
         kind = data[i]
-        if kind == 0:               # end of option list
+        if kind == 0:  # end of option list
             break
-        if kind == 1:               # no-operation
+        if kind == 1:  # no-operation
             i += 1
             continue
         if i + 1 >= end:
-            raise DecodeError(f"bad TCP option length: kind {kind} at header offset"
-                              f" {i - start + 20} has no length byte")
+            raise DecodeError(
+                f"bad TCP option length: kind {kind} at header offset"
+                f" {i - start + 20} has no length byte"
+            )
         olen = data[i + 1]
         if olen < 2 or i + olen > end:
-            raise DecodeError(f"bad TCP option length {olen} (kind {kind} at header offset"
-                              f" {i - start + 20}, {end - i} bytes left)")
+            raise DecodeError(
+                f"bad TCP option length {olen} (kind {kind} at header offset"
+                f" {i - start + 20}, {end - i} bytes left)"
+            )
         if kind == 8:
             if olen == 10:
                 ts_val, ts_ecr = _U32_PAIR(data, i + 2)
@@ -129,10 +132,10 @@ def _parse_options(data: bytes, start: int, end: int, captured: int | None = Non
             if (olen - 2) % 8 == 0:
                 sack = tuple(_U32_PAIR(data, j) for j in range(i + 2, i + olen, 8))
         elif kind == 34:
-            tfo = bytes(data[i + 2:i + olen])
+            tfo = bytes(data[i + 2 : i + olen])
         elif kind == 254:
             if olen >= 4 and data[i + 2] == 0xF9 and data[i + 3] == 0x89:
-                tfo = bytes(data[i + 4:i + olen])
+                tfo = bytes(data[i + 4 : i + olen])
         i += olen
     return TcpOptions(mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo)
 
@@ -159,12 +162,12 @@ def _routing_final_dst(data: bytes, rh: int) -> bytes | None:
     left = data[rh + 3]
     if left == 0 or hlen < 24:
         return None
-    if rtype in (0, 2):             # list of addresses; the last one is the final one
+    if rtype in (0, 2):  # list of addresses; the last one is the final one
         n = (hlen - 8) // 16
         a = rh + 8 + 16 * (n - 1)
-        return data[a:a + 16]
-    if rtype == 4:                  # SRH (RFC 8754): Segment List[0] is the final one
-        return data[rh + 8:rh + 24]
+        return data[a : a + 16]
+    if rtype == 4:  # SRH (RFC 8754): Segment List[0] is the final one
+        return data[rh + 8 : rh + 24]
     return None
 
 
@@ -175,7 +178,7 @@ def _ones_sum_ok(pseudo: int, data: bytes, start: int, length: int) -> bool:
     Uses 2**16 ≡ 1 (mod 0xFFFF): the sum of the 16-bit words of a byte string is
     congruent to the string read as one big-endian integer.
     """
-    v = int.from_bytes(data[start:start + length], "big")
+    v = int.from_bytes(data[start : start + length], "big")
     if length & 1:
         v <<= 8
     return (v + pseudo) % 0xFFFF == 0
@@ -197,7 +200,7 @@ class Decoder:
     Not thread-safe (address caches).
     """
 
-    __slots__ = ("verify_checksums", "skipped", "_v4", "_v6")
+    __slots__ = ("_v4", "_v6", "skipped", "verify_checksums")
 
     def __init__(self, verify_checksums: bool = False):
         self.verify_checksums = verify_checksums
@@ -238,7 +241,7 @@ class Decoder:
         n = len(data)
         lt = record.linktype
         if n == 0:
-            if lt < 0:              # a record without a packet (reader.NON_PACKET_KINDS)
+            if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
                 self.skipped["non-packet-record"] += 1
                 return None
             raise DecodeError("empty packet (0 bytes captured)")
@@ -260,14 +263,14 @@ class Decoder:
                 raise DecodeError(f"raw IP packet with IP version {version}")
         elif lt == 113:
             if n < 16:
-                raise DecodeError(f"truncated Linux cooked (SLL) header ({n} of 16 bytes"
-                                  f" captured)")
+                raise DecodeError(f"truncated Linux cooked (SLL) header ({n} of 16 bytes captured)")
             et = (data[14] << 8) | data[15]
             off = 16
         elif lt == 276:
             if n < 20:
-                raise DecodeError(f"truncated Linux cooked (SLL2) header ({n} of 20 bytes"
-                                  f" captured)")
+                raise DecodeError(
+                    f"truncated Linux cooked (SLL2) header ({n} of 20 bytes captured)"
+                )
             et = (data[0] << 8) | data[1]
             off = 20
         elif lt == 0 or lt == 108:
@@ -291,10 +294,12 @@ class Decoder:
             off = 0
             version = data[0] >> 4
             if version != (4 if lt == 228 else 6):
-                raise DecodeError(f"IP version {version} in a link type {lt} (raw"
-                                  f" IPv{4 if lt == 228 else 6}) packet")
+                raise DecodeError(
+                    f"IP version {version} in a link type {lt} (raw"
+                    f" IPv{4 if lt == 228 else 6}) packet"
+                )
             et = 0x0800 if lt == 228 else 0x86DD
-        elif lt < 0:                # a record without a packet (reader.NON_PACKET_KINDS)
+        elif lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
             self.skipped["non-packet-record"] += 1
             return None
         else:
@@ -313,8 +318,22 @@ class Decoder:
             if avail < 20:
                 raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
             if avail >= 40 and data[off] == 0x45:
-                (vihl, total, ip_id, frag, proto, src, dst, sport, dport, seq, ack, doff,
-                 flags, win) = _IPV4_TCP_HDR(data, off)
+                (
+                    vihl,
+                    total,
+                    ip_id,
+                    frag,
+                    proto,
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    seq,
+                    ack,
+                    doff,
+                    flags,
+                    win,
+                ) = _IPV4_TCP_HDR(data, off)
                 tcp_parsed = True
             else:
                 vihl, total, ip_id, frag, proto, src, dst = _IPV4_HDR(data, off)
@@ -326,7 +345,7 @@ class Decoder:
                 raise DecodeError(f"IPv4 header length {ihl} < 20")
             if avail < ihl:
                 raise DecodeError(f"truncated IPv4 header ({avail} of {ihl} bytes captured)")
-            if total == 0:              # TSO: length left to the NIC; use the frame's
+            if total == 0:  # TSO: length left to the NIC; use the frame's
                 total = max(record.wire_len, n) - off
             elif total < ihl:
                 raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
@@ -346,18 +365,20 @@ class Decoder:
             vtc, plen, nh = _IPV6_HDR(data, off)
             if vtc >> 4 != 6:
                 raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
-            if plen == 0:               # jumbogram or TSO: use the frame's length
+            if plen == 0:  # jumbogram or TSO: use the frame's length
                 plen = max(record.wire_len, n) - off - 40
 
             t = off + 40
             final_dst = None
             while nh in _IPV6_EXT:
                 if plen < t - off - 40 + 8:
-                    raise DecodeError(f"IPv6 payload length {plen} ends inside the extension"
-                                      f" headers")
+                    raise DecodeError(
+                        f"IPv6 payload length {plen} ends inside the extension headers"
+                    )
                 if n < t + 8:
-                    raise DecodeError(f"truncated IPv6 extension header ({n - t} of 8 bytes"
-                                      f" captured)")
+                    raise DecodeError(
+                        f"truncated IPv6 extension header ({n - t} of 8 bytes captured)"
+                    )
                 if nh == 44:
                     if _U16(data, t + 2)[0] & 0xFFF9:
                         self.skipped["ipv6-fragment"] += 1
@@ -370,16 +391,18 @@ class Decoder:
                 else:
                     hlen = (data[t + 1] + 1) << 3
                 if n < t + hlen:
-                    raise DecodeError(f"truncated IPv6 extension header ({n - t} of {hlen}"
-                                      f" bytes captured)")
+                    raise DecodeError(
+                        f"truncated IPv6 extension header ({n - t} of {hlen} bytes captured)"
+                    )
                 if nh == 43:
                     final_dst = _routing_final_dst(data, t)
                 nh = data[t]
                 t += hlen
             ext = t - off - 40
             if plen < ext:
-                raise DecodeError(f"IPv6 payload length {plen} ends inside the extension"
-                                  f" headers ({ext} bytes)")
+                raise DecodeError(
+                    f"IPv6 payload length {plen} ends inside the extension headers ({ext} bytes)"
+                )
             if nh != 6:
                 self.skipped[_skip_kind_for_proto(6, nh)] += 1
                 return None
@@ -392,8 +415,9 @@ class Decoder:
 
         # ---- TCP ----------------------------------------------------------------------
         if tcp_len < 20:
-            raise DecodeError(f"IP length leaves {tcp_len} bytes for TCP, less than the"
-                              f" 20-byte TCP header")
+            raise DecodeError(
+                f"IP length leaves {tcp_len} bytes for TCP, less than the 20-byte TCP header"
+            )
         have = n - t
         if not tcp_parsed:
             if have < 20:
@@ -404,8 +428,9 @@ class Decoder:
             raise DecodeError(f"TCP data offset {doff} < 5")
         hl = doff << 2
         if tcp_len < hl:
-            raise DecodeError(f"IP length leaves {tcp_len} bytes for TCP, less than the"
-                              f" {hl}-byte TCP header")
+            raise DecodeError(
+                f"IP length leaves {tcp_len} bytes for TCP, less than the {hl}-byte TCP header"
+            )
         if have < hl:
             if record.wire_len <= n:
                 raise DecodeError(f"truncated TCP header ({have} of {hl} bytes captured)")
@@ -415,7 +440,7 @@ class Decoder:
             opts = None
         elif hl == 32:
             word, tv, te = _TS_ONLY(data, t + 20)
-            if word == _NOP_NOP_TS:                 # the common case: timestamps only
+            if word == _NOP_NOP_TS:  # the common case: timestamps only
                 opts = TcpOptions(None, None, False, (), tv, te, None)
             else:
                 opts = _parse_options(data, t + 20, t + hl)
@@ -425,14 +450,13 @@ class Decoder:
         truncated = have < tcp_len
         if truncated and record.wire_len <= n:
             # Not cut by the snaplen: the IP length claims bytes the packet does not have.
-            raise DecodeError(f"IP length gives {tcp_len} bytes of TCP, the packet holds "
-                              f"{have}")
+            raise DecodeError(f"IP length gives {tcp_len} bytes of TCP, the packet holds {have}")
         checksum_ok = None
         if self.verify_checksums and not truncated:
             if version == 4:
                 pseudo = src + dst + 6 + tcp_len
             else:
-                addrs = data[off + 8:off + 40]
+                addrs = data[off + 8 : off + 40]
                 if final_dst is not None:
                     addrs = addrs[:16] + final_dst
                 pseudo = int.from_bytes(addrs, "big") + 6 + tcp_len
@@ -447,8 +471,8 @@ class Decoder:
                 s_dst = self._addr4(dst)
             ipid = ip_id
         else:
-            bs = data[off + 8:off + 24]
-            bd = data[off + 24:off + 40]
+            bs = data[off + 8 : off + 24]
+            bd = data[off + 24 : off + 40]
             try:
                 s_src = self._v6[bs]
                 s_dst = self._v6[bd]
@@ -456,14 +480,32 @@ class Decoder:
                 s_src = self._addr6(bs)
                 s_dst = self._addr6(bd)
             ipid = None
-        return Segment(record.frame, record.ts, s_src, s_dst, sport, dport, seq, ack, flags,
-                       win, tcp_len - hl, opts, ipid, version, truncated, checksum_ok)
+        return Segment(
+            record.frame,
+            record.ts,
+            s_src,
+            s_dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            win,
+            tcp_len - hl,
+            opts,
+            ipid,
+            version,
+            truncated,
+            checksum_ok,
+        )
 
 
 # ---- reference path (dpkt objects) ------------------------------------------------------
 
-def decode_with_dpkt(record: Record, *, verify_checksums: bool = False,
-                     skipped: Counter | None = None) -> Segment | None:
+
+def decode_with_dpkt(
+    record: Record, *, verify_checksums: bool = False, skipped: Counter | None = None
+) -> Segment | None:
     """Reference implementation of :meth:`Decoder.decode` built on dpkt objects.
 
     Same inputs, outputs and rules as the fast path (slow: for tests and debugging).
@@ -480,8 +522,7 @@ def decode_with_dpkt(record: Record, *, verify_checksums: bool = False,
     import dpkt
 
     try:
-        return _decode_dpkt(record, verify_checksums,
-                            skipped if skipped is not None else Counter())
+        return _decode_dpkt(record, verify_checksums, skipped if skipped is not None else Counter())
     except (dpkt.UnpackError, struct.error, IndexError) as exc:
         raise DecodeError(f"dpkt: {type(exc).__name__}: {exc}") from exc
 
@@ -497,7 +538,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
 
     data = record.data
     lt = record.linktype
-    if lt < 0:                      # a record without a packet (reader.NON_PACKET_KINDS)
+    if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
         skipped["non-packet-record"] += 1
         return None
     if not data:
@@ -517,6 +558,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         et, payload = sll.ethtype, data[16:]
     elif lt == 276:
         import dpkt.sll2
+
         sll2 = dpkt.sll2.SLL2(data)
         et, payload = sll2.ethtype, data[20:]
     elif lt in (0, 108):
@@ -542,14 +584,14 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         payload = data[4:]
     elif lt in (101, 12, 14, 228, 229):
         v = data[0] >> 4
-        if lt == 228 and v != 4 or lt == 229 and v != 6 or v not in (4, 6):
+        if (lt == 228 and v != 4) or (lt == 229 and v != 6) or v not in (4, 6):
             raise DecodeError(f"IP version {v} in a link type {lt} packet")
         et = 0x0800 if v == 4 else 0x86DD
         payload = data
     else:
         raise DecodeError(f"unsupported link type {lt}")
 
-    while et in _VLAN_TYPES:        # 802.1Q / 802.1ad / QinQ tags, any number
+    while et in _VLAN_TYPES:  # 802.1Q / 802.1ad / QinQ tags, any number
         tag = dpkt.ethernet.VLANtag8021Q(payload)
         et, payload = tag.type, payload[4:]
 
@@ -578,15 +620,15 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         version, ipid = 4, ip.id
     elif et == 0x86DD:
         ip6 = dpkt.ip6.IP6()
-        dpkt.Packet.unpack(ip6, payload)     # the fixed header only (NeedData if < 40)
+        dpkt.Packet.unpack(ip6, payload)  # the fixed header only (NeedData if < 40)
         if ip6.v != 6:
             raise DecodeError(f"IP version {ip6.v} in an IPv6 packet")
         plen = ip6.plen or max(record.wire_len, len(data)) - (len(data) - len(payload)) - 40
-        inner = payload[40:40 + plen]
+        inner = payload[40 : 40 + plen]
         ext = 0
         final_dst = None
         p = ip6.nxt
-        while p in _IPV6_EXT:                # dpkt's header classes, one at a time
+        while p in _IPV6_EXT:  # dpkt's header classes, one at a time
             h = dpkt.ip6.EXT_HDRS_CLS[p](inner[ext:])
             if isinstance(h, dpkt.ip6.IP6FragmentHeader) and (h.frag_off or h.m_flag):
                 skipped["ipv6-fragment"] += 1
@@ -608,7 +650,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
             skipped[_skip_kind_for_proto(6, p)] += 1
             return None
         tcp_len = plen - ext
-        raw = payload[40 + ext:40 + plen]
+        raw = payload[40 + ext : 40 + plen]
         src, dst = ip6.src, ip6.dst
         pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
         version, ipid = 6, None
@@ -618,7 +660,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
 
     if tcp_len < 20:
         raise DecodeError("IP length leaves less than 20 bytes for TCP")
-    tcp = dpkt.tcp.TCP(raw)             # NeedData if < 20 bytes, UnpackError if off < 5
+    tcp = dpkt.tcp.TCP(raw)  # NeedData if < 20 bytes, UnpackError if off < 5
     hl = tcp.off * 4
     if tcp_len < hl:
         raise DecodeError("IP length leaves less than the TCP header")
@@ -626,8 +668,8 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     if len(tcp.opts) != hl - 20:
         if record.wire_len <= len(record.data):
             raise DecodeError("truncated TCP header")
-        cut = bytes(tcp.opts)       # the snaplen cut the options: keep the whole ones
-        cut = cut[:_complete_options_end(cut, 0, len(cut))]
+        cut = bytes(tcp.opts)  # the snaplen cut the options: keep the whole ones
+        cut = cut[: _complete_options_end(cut, 0, len(cut))]
         opts = _options_from_dpkt(dpkt.tcp.parse_opts(cut))
     elif hl > 20:
         _check_option_lengths(tcp.opts)
@@ -646,9 +688,24 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     else:
         s_src = socket.inet_ntop(socket.AF_INET6, src)
         s_dst = socket.inet_ntop(socket.AF_INET6, dst)
-    return Segment(record.frame, record.ts, s_src, s_dst, tcp.sport, tcp.dport, tcp.seq, tcp.ack,
-                   tcp.flags & 0xFF, tcp.win, tcp_len - hl, opts, ipid, version, truncated,
-                   checksum_ok)
+    return Segment(
+        record.frame,
+        record.ts,
+        s_src,
+        s_dst,
+        tcp.sport,
+        tcp.dport,
+        tcp.seq,
+        tcp.ack,
+        tcp.flags & 0xFF,
+        tcp.win,
+        tcp_len - hl,
+        opts,
+        ipid,
+        version,
+        truncated,
+        checksum_ok,
+    )
 
 
 def _check_option_lengths(opts: bytes) -> None:
@@ -681,7 +738,7 @@ def _options_from_dpkt(parsed: list) -> TcpOptions:
         elif kind == 4 and len(d) == 0:
             o.sack_permitted = True
         elif kind == 5 and len(d) % 8 == 0:
-            o.sack_blocks = tuple(struct.unpack(">II", d[j:j + 8]) for j in range(0, len(d), 8))
+            o.sack_blocks = tuple(struct.unpack(">II", d[j : j + 8]) for j in range(0, len(d), 8))
         elif kind == 8 and len(d) == 8:
             o.ts_val, o.ts_ecr = struct.unpack(">II", d)
         elif kind == 34:

@@ -37,8 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["CAPTURE_SUFFIXES", "STDIN_NAME", "Input", "InputError", "collect_inputs",
-           "display_path", "is_capture", "sniff"]
+__all__ = [
+    "CAPTURE_SUFFIXES",
+    "STDIN_NAME",
+    "Input",
+    "InputError",
+    "collect_inputs",
+    "display_path",
+    "is_capture",
+    "sniff",
+]
 
 #: File-name endings taken as captures without looking inside (case-insensitive).
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
@@ -46,11 +54,15 @@ CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
 STDIN_NAME = "<stdin>"
 
 #: First four bytes of a pcap (µs / ns, both byte orders) or pcapng file.
-_MAGICS = frozenset({
-    b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1",   # pcap, microseconds
-    b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1",   # pcap, nanoseconds
-    b"\x0a\x0d\x0d\x0a",                        # pcapng Section Header Block
-})
+_MAGICS = frozenset(
+    {
+        b"\xa1\xb2\xc3\xd4",
+        b"\xd4\xc3\xb2\xa1",  # pcap, microseconds
+        b"\xa1\xb2\x3c\x4d",
+        b"\x4d\x3c\xb2\xa1",  # pcap, nanoseconds
+        b"\x0a\x0d\x0d\x0a",  # pcapng Section Header Block
+    }
+)
 _GZIP_MAGIC = b"\x1f\x8b"
 _GLOB_CHARS = frozenset("*?[")
 
@@ -119,8 +131,10 @@ def _walk(top: Path) -> list[Path]:
 def _directory(arg: str, path: Path) -> list[Input]:
     found = _walk(path)
     if not found:
-        raise InputError(f"{arg}: no capture files in this directory (looked for "
-                         f"{', '.join(CAPTURE_SUFFIXES)} and pcap/pcapng content)")
+        raise InputError(
+            f"{arg}: no capture files in this directory (looked for "
+            f"{', '.join(CAPTURE_SUFFIXES)} and pcap/pcapng content)"
+        )
     return [Input(p, str(p)) for p in found]
 
 

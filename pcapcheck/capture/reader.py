@@ -48,14 +48,24 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from pcapcheck.model import Record
 
-__all__ = ["CaptureError", "CaptureReader", "EpbRun", "open_capture", "MAX_CAPLEN",
-           "max_caplen", "LINKTYPE_PCAPNG_CUSTOM", "LINKTYPE_SYSTEMD_JOURNAL", "LINKTYPE_SYSDIG_EVENT",
-           "NON_PACKET_KINDS"]
+__all__ = [
+    "LINKTYPE_PCAPNG_CUSTOM",
+    "LINKTYPE_SYSDIG_EVENT",
+    "LINKTYPE_SYSTEMD_JOURNAL",
+    "MAX_CAPLEN",
+    "NON_PACKET_KINDS",
+    "CaptureError",
+    "CaptureReader",
+    "EpbRun",
+    "max_caplen",
+    "open_capture",
+]
 
 #: Largest captured length accepted for one record of most link types (256 KiB,
 #: Wireshark's ``WTAP_MAX_PACKET_SIZE_STANDARD``); a bigger one means a corrupt record
@@ -73,13 +83,15 @@ MAX_BLOCK_LEN = 32 + (128 << 20) + 131072
 
 #: Pseudo link types of the records that hold no packet (negative: no LINKTYPE_* value
 #: is), in the records :func:`open_capture` yields with ``with_non_packets=True``.
-LINKTYPE_PCAPNG_CUSTOM = -1        # pcapng Custom Block (0x00000BAD, 0x40000BAD)
-LINKTYPE_SYSTEMD_JOURNAL = -2      # pcapng systemd Journal Export Block (0x00000009)
-LINKTYPE_SYSDIG_EVENT = -3         # pcapng Sysdig event block (0x204, 0x216, 0x221)
+LINKTYPE_PCAPNG_CUSTOM = -1  # pcapng Custom Block (0x00000BAD, 0x40000BAD)
+LINKTYPE_SYSTEMD_JOURNAL = -2  # pcapng systemd Journal Export Block (0x00000009)
+LINKTYPE_SYSDIG_EVENT = -3  # pcapng Sysdig event block (0x204, 0x216, 0x221)
 #: The kind name of each pseudo link type (the keys of ``CaptureReader.non_packets``).
-NON_PACKET_KINDS = {LINKTYPE_PCAPNG_CUSTOM: "pcapng-custom",
-                    LINKTYPE_SYSTEMD_JOURNAL: "systemd-journal",
-                    LINKTYPE_SYSDIG_EVENT: "sysdig-event"}
+NON_PACKET_KINDS = {
+    LINKTYPE_PCAPNG_CUSTOM: "pcapng-custom",
+    LINKTYPE_SYSTEMD_JOURNAL: "systemd-journal",
+    LINKTYPE_SYSDIG_EVENT: "sysdig-event",
+}
 
 
 def max_caplen(linktype: int) -> int:
@@ -89,8 +101,8 @@ def max_caplen(linktype: int) -> int:
     return _MAX_CAPLEN_BY_LINKTYPE.get(linktype, MAX_CAPLEN)
 
 
-_CHUNK = 1 << 20          # bytes read from the file at a time
-_GZ_PIECE = 1 << 16       # compressed bytes fed to zlib at a time
+_CHUNK = 1 << 20  # bytes read from the file at a time
+_GZ_PIECE = 1 << 16  # compressed bytes fed to zlib at a time
 
 _PCAP_MAGICS = {
     # first four bytes -> (byte order, format, ticks per second)
@@ -103,7 +115,7 @@ _PCAPNG_SHB = 0x0A0D0D0A
 _PCAPNG_BOM = 0x1A2B3C4D
 
 _BT_IDB = 0x00000001
-_BT_PB = 0x00000002        # obsolete Packet Block
+_BT_PB = 0x00000002  # obsolete Packet Block
 _BT_SPB = 0x00000003
 _BT_NRB = 0x00000004
 _BT_ISB = 0x00000005
@@ -116,21 +128,28 @@ _KNOWN_IGNORED = frozenset({_BT_NRB, _BT_ISB, 0x0000000A})
 #: (pseudo link type, smallest valid block length, bytes before the record's data).
 #: Wireshark rejects a shorter block as corrupt (the file ends there for it).
 _NON_PACKET_BLOCKS = {
-    0x00000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),       # copyable; data after the PEN
-    0x40000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),       # not copyable
-    _BT_JOURNAL: (LINKTYPE_SYSTEMD_JOURNAL, 36, 8),     # 12 + a 23-byte entry, padded
-    0x00000204: (LINKTYPE_SYSDIG_EVENT, 36, 32),        # event header 24 bytes
-    0x00000216: (LINKTYPE_SYSDIG_EVENT, 40, 36),        # v2 header 28 bytes
-    0x00000221: (LINKTYPE_SYSDIG_EVENT, 40, 36),        # v2 "large"
+    0x00000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),  # copyable; data after the PEN
+    0x40000BAD: (LINKTYPE_PCAPNG_CUSTOM, 16, 12),  # not copyable
+    _BT_JOURNAL: (LINKTYPE_SYSTEMD_JOURNAL, 36, 8),  # 12 + a 23-byte entry, padded
+    0x00000204: (LINKTYPE_SYSDIG_EVENT, 36, 32),  # event header 24 bytes
+    0x00000216: (LINKTYPE_SYSDIG_EVENT, 40, 36),  # v2 header 28 bytes
+    0x00000221: (LINKTYPE_SYSDIG_EVENT, 40, 36),  # v2 "large"
 }
 #: The shortest journal entry Wireshark accepts ("__REALTIME_TIMESTAMP=0\n").
 _MIN_JOURNAL_ENTRY = 23
-_BLOCK_NAMES = {_BT_IDB: "interface description block", _BT_PB: "packet block",
-                _BT_SPB: "simple packet block", _BT_EPB: "enhanced packet block",
-                _PCAPNG_SHB: "section header block", 0x00000BAD: "custom block",
-                0x40000BAD: "custom block", _BT_JOURNAL: "systemd journal export block",
-                0x00000204: "sysdig event block", 0x00000216: "sysdig event block",
-                0x00000221: "sysdig event block"}
+_BLOCK_NAMES = {
+    _BT_IDB: "interface description block",
+    _BT_PB: "packet block",
+    _BT_SPB: "simple packet block",
+    _BT_EPB: "enhanced packet block",
+    _PCAPNG_SHB: "section header block",
+    0x00000BAD: "custom block",
+    0x40000BAD: "custom block",
+    _BT_JOURNAL: "systemd journal export block",
+    0x00000204: "sysdig event block",
+    0x00000216: "sysdig event block",
+    0x00000221: "sysdig event block",
+}
 
 
 class EpbRun(NamedTuple):
@@ -166,7 +185,7 @@ class CaptureError(Exception):
     """
 
 
-def open_capture(path: str | Path, *, with_non_packets: bool = False) -> "CaptureReader":
+def open_capture(path: str | Path, *, with_non_packets: bool = False) -> CaptureReader:
     """Open a pcap / pcap-nsec / pcapng capture, plain or gzip-compressed.
 
     The format is detected from the first bytes (magic numbers), never from the file
@@ -207,8 +226,8 @@ def _describe(head: bytes) -> str:
     sample = head[:512]
     try:
         text = sample.decode("utf-8")
-    except UnicodeDecodeError as exc:   # maybe cut inside a multi-byte character
-        text = sample[:exc.start].decode("utf-8") if exc.start > len(sample) - 4 else None
+    except UnicodeDecodeError as exc:  # maybe cut inside a multi-byte character
+        text = sample[: exc.start].decode("utf-8") if exc.start > len(sample) - 4 else None
     if text and all(c.isprintable() or c in "\t\r\n\f" for c in text):
         first = text.strip().splitlines()[0] if text.strip() else ""
         if len(first) > 40:
@@ -256,7 +275,7 @@ class _GzipSource:
     everything that could be decompressed before the damage, and sets ``error``.
     """
 
-    __slots__ = ("_f", "_d", "_in", "_inpos", "_done", "_member_data", "error", "total_out")
+    __slots__ = ("_d", "_done", "_f", "_in", "_inpos", "_member_data", "error", "total_out")
 
     def __init__(self, f: BinaryIO, first: bytes):
         self._f = f
@@ -264,7 +283,7 @@ class _GzipSource:
         self._in = first
         self._inpos = 0
         self._done = False
-        self._member_data = False   # some input fed to the current member
+        self._member_data = False  # some input fed to the current member
         self.error: str | None = None
         self.total_out = 0
 
@@ -281,18 +300,18 @@ class _GzipSource:
                         self.error = "gzip data cut short (no end-of-stream marker)"
                     return b""
             if self._d.eof:
-                rest = self._in[self._inpos:]
+                rest = self._in[self._inpos :]
                 if rest.startswith(b"\x1f\x8b") or rest == b"\x1f":
-                    self._d = zlib.decompressobj(31)     # next member
+                    self._d = zlib.decompressobj(31)  # next member
                     self._member_data = False
                 elif rest.strip(b"\x00"):
-                    self._done = True                    # trailing garbage: ignored
+                    self._done = True  # trailing garbage: ignored
                     return b""
                 else:
-                    self._inpos = len(self._in)          # zero padding
+                    self._inpos = len(self._in)  # zero padding
                     continue
             start = self._inpos
-            piece = self._in[start:start + _GZ_PIECE]
+            piece = self._in[start : start + _GZ_PIECE]
             self._inpos = start + len(piece)
             self._member_data = True
             snapshot = self._d.copy()
@@ -318,7 +337,7 @@ class _GzipSource:
         out = []
         for i in range(0, len(piece), 8):
             try:
-                out.append(d.decompress(piece[i:i + 8]))
+                out.append(d.decompress(piece[i : i + 8]))
             except zlib.error:
                 break
         return b"".join(out)
@@ -448,8 +467,11 @@ class CaptureReader:
                 self._open_pcapng()
             else:
                 if self.compressed:
-                    raise self._fail("not a capture file (gzip-compressed, content "
-                                     + _describe(self._buf[:512]) + ")")
+                    raise self._fail(
+                        "not a capture file (gzip-compressed, content "
+                        + _describe(self._buf[:512])
+                        + ")"
+                    )
                 raise self._fail("not a capture file (" + _describe(self._buf[:512]) + ")")
         except BaseException:
             self.close()
@@ -457,11 +479,14 @@ class CaptureReader:
 
     def _header_problem(self, have: int, need: int, what: str) -> None:
         src = self._src
-        if src.error:           # gzip trouble before anything useful
+        if src.error:  # gzip trouble before anything useful
             raise self._fail(src.error)
         if have == 0:
-            raise self._fail("empty file (after gzip decompression), not a capture"
-                             if self.compressed else "empty file, not a capture")
+            raise self._fail(
+                "empty file (after gzip decompression), not a capture"
+                if self.compressed
+                else "empty file, not a capture"
+            )
         raise self._fail(f"file ends inside {what} ({have} of {need} bytes)")
 
     def _ensure(self, need: int) -> bool:
@@ -488,7 +513,7 @@ class CaptureReader:
                 have += len(chunk)
         except OSError as exc:
             raise self._fail(f"read error: {exc.strerror or exc}") from None
-        except ValueError:          # the file was closed under us (iterated twice at once)
+        except ValueError:  # the file was closed under us (iterated twice at once)
             raise self._fail("read error: file closed during iteration") from None
         return b"".join(parts), 0
 
@@ -497,22 +522,22 @@ class CaptureReader:
         if not self._ensure(24):
             self._header_problem(len(self._buf) - self._pos, 24, "the pcap file header")
         major, minor, _zone, _sigfigs, snaplen, network = struct.unpack_from(
-            endian + "HHiIII", self._buf, 4)
+            endian + "HHiIII", self._buf, 4
+        )
         if major != 2:
             raise self._fail(f"unsupported pcap version {major}.{minor}")
         self.format = fmt
         self._endian = endian
         self._ticks = ticks
         self.snaplen = snaplen
-        self._linktype = network & 0x03FFFFFF    # upper bits: FCS information
+        self._linktype = network & 0x03FFFFFF  # upper bits: FCS information
         self.linktypes.add(self._linktype)
         self._pos += 24
 
     def _open_pcapng(self) -> None:
         self.format = "pcapng"
         if not self._ensure(28):
-            self._header_problem(len(self._buf) - self._pos, 28,
-                                 "the pcapng section header block")
+            self._header_problem(len(self._buf) - self._pos, 28, "the pcapng section header block")
         bom = self._buf[8:12]
         if bom == b"\x4d\x3c\x2b\x1a":
             endian = "<"
@@ -535,7 +560,7 @@ class CaptureReader:
             finally:
                 self._f = None
 
-    def __enter__(self) -> "CaptureReader":
+    def __enter__(self) -> CaptureReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -548,8 +573,10 @@ class CaptureReader:
             pass
 
     def __repr__(self) -> str:
-        return (f"<CaptureReader {str(self.path)!r} format={self.format}"
-                f" compressed={self.compressed} records={self.records}>")
+        return (
+            f"<CaptureReader {str(self.path)!r} format={self.format}"
+            f" compressed={self.compressed} records={self.records}>"
+        )
 
     # -- iteration --------------------------------------------------------------------
 
@@ -565,8 +592,11 @@ class CaptureReader:
         """At a clean record boundary: report a damaged compressed stream, if any."""
         err = self._src.error
         if err:
-            self.truncated = (f"{err} after record {last_frame}" if last_frame
-                              else f"{err} before the first record")
+            self.truncated = (
+                f"{err} after record {last_frame}"
+                if last_frame
+                else f"{err} before the first record"
+            )
 
     def _cut_note(self, text: str) -> None:
         err = self._src.error
@@ -603,8 +633,9 @@ class CaptureReader:
             raise ValueError("pcap_layout: the file is pcapng, not pcap")
         return self._endian, self._ticks, self._linktype
 
-    def pcap_batches(self, size: int = 4 << 20
-                     ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
+    def pcap_batches(
+        self, size: int = 4 << 20
+    ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
         """Read a pcap / pcap-nsec file in batches of whole records, for callers that
         decode many records at once (:mod:`pcapcheck.fast.batch_decoder`).
 
@@ -633,14 +664,15 @@ class CaptureReader:
         self._iterated = True
         return self._pcap_batches(max(size, 16))
 
-    def _pcap_batches(self, size: int
-                      ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
-        caplen_at = struct.Struct(self._endian + "8xI").unpack_from   # at a header
+    def _pcap_batches(
+        self, size: int
+    ) -> Iterator[tuple[bytes | memoryview, int | None, list[int]]]:
+        caplen_at = struct.Struct(self._endian + "8xI").unpack_from  # at a header
         limit = max_caplen(self._linktype)
         refill = self._refill
         buf, pos = self._buf, self._pos
         frame = 0
-        base = 0              # file offset of buf[0]
+        base = 0  # file offset of buf[0]
         plain = not self.compressed
         # plain files are read straight into two buffers used in turn (no copying)
         pool = [bytearray(), bytearray()]
@@ -660,16 +692,16 @@ class CaptureReader:
                         pos += 16 + caplen
                 except struct.error:
                     pass
-                if pos > blen:            # the last record is not wholly in buf
+                if pos > blen:  # the last record is not wholly in buf
                     pos = positions.pop()
                 if positions:
                     frame += len(positions)
                     self.records = frame
                     yield buf, base if plain else None, positions
                 # buf[pos:] holds no whole record: a cut header, a cut record, or nothing
-                if blen - pos >= 16:      # the header is there: the record is cut
+                if blen - pos >= 16:  # the header is there: the record is cut
                     caplen = caplen_at(buf, pos)[0]
-                    if caplen > limit:    # the snaplen is no limit (libpcap, Wireshark)
+                    if caplen > limit:  # the snaplen is no limit (libpcap, Wireshark)
                         self.truncated = self._absurd_caplen(frame + 1, caplen, limit)
                         break
                     need = 16 + caplen
@@ -684,7 +716,7 @@ class CaptureReader:
                 else:
                     buf, pos = refill(buf, pos, max(need, size))
                 blen = len(buf)
-                if blen < need:           # refill gives less than asked only at the end
+                if blen < need:  # refill gives less than asked only at the end
                     if need == 16:
                         if blen:
                             self._cut_note(self._cut_header(frame + 1, blen))
@@ -697,8 +729,9 @@ class CaptureReader:
             self._buf, self._pos = b"", 0
             self.close()
 
-    def _refill_into(self, target: bytearray, buf: bytes | memoryview, pos: int,
-                     need: int) -> tuple[memoryview, int]:
+    def _refill_into(
+        self, target: bytearray, buf: bytes | memoryview, pos: int, need: int
+    ) -> tuple[memoryview, int]:
         """:meth:`_refill` for a plain file, into ``target`` (at least ``need`` bytes
         long, not ``buf``'s memory): return ``(view of target, 0)`` holding the unread
         rest of ``buf`` plus new data, ``need`` bytes if the file has that many."""
@@ -709,14 +742,16 @@ class CaptureReader:
             have = rest + self._src.readinto(view[rest:need])
         except OSError as exc:
             raise self._fail(f"read error: {exc.strerror or exc}") from None
-        except ValueError:          # the file was closed under us (iterated twice at once)
+        except ValueError:  # the file was closed under us (iterated twice at once)
             raise self._fail("read error: file closed during iteration") from None
         return view[:have], 0
 
     @staticmethod
     def _absurd_caplen(frame: int, caplen: int, limit: int) -> str:
-        return (f"record {frame} has an absurd captured length {caplen} (more than"
-                f" {limit}: corrupt record header)")
+        return (
+            f"record {frame} has an absurd captured length {caplen} (more than"
+            f" {limit}: corrupt record header)"
+        )
 
     @staticmethod
     def _cut_header(frame: int, have: int) -> str:
@@ -736,7 +771,7 @@ class CaptureReader:
         buf, pos = self._buf, self._pos
         blen = len(buf)
         frame = 0
-        base = 0              # file offset of buf[0]
+        base = 0  # file offset of buf[0]
         plain = not self.compressed
         try:
             while True:
@@ -751,7 +786,7 @@ class CaptureReader:
                             self._end_note(frame)
                         break
                 sec, frac, caplen, wire = unpack(buf, pos)
-                if caplen > limit:          # the snaplen is no limit (libpcap, Wireshark)
+                if caplen > limit:  # the snaplen is no limit (libpcap, Wireshark)
                     self.truncated = self._absurd_caplen(frame + 1, caplen, limit)
                     break
                 end = pos + 16 + caplen
@@ -765,8 +800,14 @@ class CaptureReader:
                         break
                 frame += 1
                 self.records = frame
-                yield Record(frame, (sec * ticks + frac) / ticks, lt, buf[pos + 16:end], wire,
-                             base + pos if plain else None)
+                yield Record(
+                    frame,
+                    (sec * ticks + frac) / ticks,
+                    lt,
+                    buf[pos + 16 : end],
+                    wire,
+                    base + pos if plain else None,
+                )
                 pos = end
         finally:
             self._buf, self._pos = b"", 0
@@ -778,7 +819,7 @@ class CaptureReader:
         refill = self._refill
         buf, pos = self._buf, self._pos
         blen = len(buf)
-        offset = 0            # file offset of buf[0] in the decompressed data
+        offset = 0  # file offset of buf[0] in the decompressed data
         plain = not self.compressed
         frame = 0
         endian = "<"
@@ -786,7 +827,7 @@ class CaptureReader:
         hdr = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII").unpack_from
         pb = struct.Struct("<HHIIII").unpack_from
-        epb_block = struct.Struct("<IIIIIII").unpack_from   # batch mode: a whole EPB header
+        epb_block = struct.Struct("<IIIIIII").unpack_from  # batch mode: a whole EPB header
         # per interface: (linktype, ticks per second, offset in ticks, caplen limit)
         ifaces: list[tuple[int, int, int, int]] = []
         last_ts = 0.0
@@ -805,14 +846,21 @@ class CaptureReader:
                         while True:
                             btype, length, ifid, _, _, caplen, _ = epb_block(buf, pos)
                             end = pos + length
-                            if (btype != _BT_EPB or length < 32 or length & 3 or end > blen
-                                    or length > MAX_BLOCK_LEN or ifid >= count
-                                    or caplen > length - 32 or caplen > limits[ifid]
-                                    or u32(buf, end - 4)[0] != length):
+                            if (
+                                btype != _BT_EPB
+                                or length < 32
+                                or length & 3
+                                or end > blen
+                                or length > MAX_BLOCK_LEN
+                                or ifid >= count
+                                or caplen > length - 32
+                                or caplen > limits[ifid]
+                                or u32(buf, end - 4)[0] != length
+                            ):
                                 break
                             append(pos)
                             pos = end
-                    except struct.error:        # fewer than 28 bytes left
+                    except struct.error:  # fewer than 28 bytes left
                         pass
                     if run:
                         frame += len(run)
@@ -820,29 +868,39 @@ class CaptureReader:
                         ifid, tsh, tsl = epb(buf, run[-1] + 8)[:3]
                         _, ticks, toff, _ = ifaces[ifid]
                         last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                        yield EpbRun(buf, offset if plain else None, run, endian,
-                                     tuple(ifaces), frame - len(run) + 1)
+                        yield EpbRun(
+                            buf,
+                            offset if plain else None,
+                            run,
+                            endian,
+                            tuple(ifaces),
+                            frame - len(run) + 1,
+                        )
                 if blen - pos < 12:
                     offset += pos
                     buf, pos = refill(buf, pos, max(12, batch))
                     blen = len(buf)
                     if blen < 12:
                         if blen:
-                            self._cut_note(f"file ends inside the pcapng block at offset"
-                                           f" {offset}: {blen} of at least 12 bytes")
+                            self._cut_note(
+                                f"file ends inside the pcapng block at offset"
+                                f" {offset}: {blen} of at least 12 bytes"
+                            )
                         else:
                             self._end_note(frame)
                         break
                 btype, length = hdr(buf, pos)
                 if btype == _PCAPNG_SHB:
-                    bom = buf[pos + 8:pos + 12]
+                    bom = buf[pos + 8 : pos + 12]
                     if bom == b"\x4d\x3c\x2b\x1a":
                         new_endian = "<"
                     elif bom == b"\x1a\x2b\x3c\x4d":
                         new_endian = ">"
                     else:
-                        self.truncated = (f"bad byte-order magic in the section header block"
-                                          f" at offset {offset + pos}")
+                        self.truncated = (
+                            f"bad byte-order magic in the section header block"
+                            f" at offset {offset + pos}"
+                        )
                         break
                     if new_endian != endian:
                         endian = new_endian
@@ -853,8 +911,10 @@ class CaptureReader:
                         epb_block = struct.Struct(endian + "IIIIIII").unpack_from
                     length = u32(buf, pos + 4)[0]
                 if length < 12 or length % 4 or length > MAX_BLOCK_LEN:
-                    self.truncated = (f"bad pcapng block length {length} at offset"
-                                      f" {offset + pos} (block type 0x{btype:08x})")
+                    self.truncated = (
+                        f"bad pcapng block length {length} at offset"
+                        f" {offset + pos} (block type 0x{btype:08x})"
+                    )
                     break
                 end = pos + length
                 if end > blen:
@@ -866,27 +926,34 @@ class CaptureReader:
                         what = _BLOCK_NAMES.get(btype, f"block type 0x{btype:08x}")
                         if btype in (_BT_EPB, _BT_SPB, _BT_PB) or btype in _NON_PACKET_BLOCKS:
                             what += f", record {frame + 1}"
-                        self._cut_note(f"file ends inside the pcapng block at offset {offset}"
-                                       f" ({what}): {blen} of {length} bytes")
+                        self._cut_note(
+                            f"file ends inside the pcapng block at offset {offset}"
+                            f" ({what}): {blen} of {length} bytes"
+                        )
                         break
                 if u32(buf, end - 4)[0] != length:
-                    self.truncated = (f"pcapng block at offset {offset + pos}: trailing length"
-                                      f" {u32(buf, end - 4)[0]} != leading length {length}")
+                    self.truncated = (
+                        f"pcapng block at offset {offset + pos}: trailing length"
+                        f" {u32(buf, end - 4)[0]} != leading length {length}"
+                    )
                     break
 
                 if btype == _BT_EPB or btype == _BT_PB:
                     if length < 32:
                         kind = "enhanced packet" if btype == _BT_EPB else "packet"
-                        self.truncated = f"{kind} block too short ({length} bytes)" \
-                                         f" at offset {offset + pos}"
+                        self.truncated = (
+                            f"{kind} block too short ({length} bytes) at offset {offset + pos}"
+                        )
                         break
                     if btype == _BT_EPB:
                         ifid, tsh, tsl, caplen, wire = epb(buf, pos + 8)
-                    else:   # the obsolete Packet Block: 16-bit interface id, drops count
+                    else:  # the obsolete Packet Block: 16-bit interface id, drops count
                         ifid, _drops, tsh, tsl, caplen, wire = pb(buf, pos + 8)
                     if ifid >= len(ifaces):
-                        self.truncated = (f"record {frame + 1} refers to interface {ifid}, but"
-                                          f" only {len(ifaces)} are defined")
+                        self.truncated = (
+                            f"record {frame + 1} refers to interface {ifid}, but"
+                            f" only {len(ifaces)} are defined"
+                        )
                         break
                     lt, ticks, toff, limit = ifaces[ifid]
                     if caplen > limit or caplen > length - 32:
@@ -895,12 +962,20 @@ class CaptureReader:
                     frame += 1
                     self.records = frame
                     last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                    yield Record(frame, last_ts, lt, buf[pos + 28:pos + 28 + caplen], wire,
-                                 offset + pos if plain else None)
+                    yield Record(
+                        frame,
+                        last_ts,
+                        lt,
+                        buf[pos + 28 : pos + 28 + caplen],
+                        wire,
+                        offset + pos if plain else None,
+                    )
                 elif btype == _BT_SPB:
                     if not ifaces:
-                        self.truncated = (f"record {frame + 1} (simple packet block) before"
-                                          f" any interface description block")
+                        self.truncated = (
+                            f"record {frame + 1} (simple packet block) before"
+                            f" any interface description block"
+                        )
                         break
                     wire = u32(buf, pos + 8)[0]
                     lt, ticks, toff, limit = ifaces[0]
@@ -915,23 +990,35 @@ class CaptureReader:
                         break
                     frame += 1
                     self.records = frame
-                    yield Record(frame, last_ts, lt, buf[pos + 12:pos + 12 + caplen], wire,
-                                 offset + pos if plain else None)
+                    yield Record(
+                        frame,
+                        last_ts,
+                        lt,
+                        buf[pos + 12 : pos + 12 + caplen],
+                        wire,
+                        offset + pos if plain else None,
+                    )
                 elif btype == _BT_IDB:
                     if length < 20:
-                        self.truncated = (f"interface description block too short ({length}"
-                                          f" bytes) at offset {offset + pos}")
+                        self.truncated = (
+                            f"interface description block too short ({length}"
+                            f" bytes) at offset {offset + pos}"
+                        )
                         break
                     ifaces.append(self._parse_idb(buf, pos, length, endian))
                 elif btype == _PCAPNG_SHB:
                     if length < 28:
-                        self.truncated = (f"section header block too short ({length} bytes)"
-                                          f" at offset {offset + pos}")
+                        self.truncated = (
+                            f"section header block too short ({length} bytes)"
+                            f" at offset {offset + pos}"
+                        )
                         break
                     major = struct.unpack_from(endian + "H", buf, pos + 12)[0]
                     if major != 1:
-                        self.truncated = (f"unsupported pcapng version {major} in the section"
-                                          f" at offset {offset + pos}")
+                        self.truncated = (
+                            f"unsupported pcapng version {major} in the section"
+                            f" at offset {offset + pos}"
+                        )
                         break
                     ifaces = []
                     self.interfaces = []
@@ -939,23 +1026,28 @@ class CaptureReader:
                     # a frame for Wireshark, without a packet
                     lt, least, start = _NON_PACKET_BLOCKS[btype]
                     if length < least:
-                        self.truncated = (f"{_BLOCK_NAMES[btype]} too short ({length} bytes)"
-                                          f" at offset {offset + pos}")
+                        self.truncated = (
+                            f"{_BLOCK_NAMES[btype]} too short ({length} bytes)"
+                            f" at offset {offset + pos}"
+                        )
                         break
-                    data = buf[pos + start:end - 4]
+                    data = buf[pos + start : end - 4]
                     if lt == LINKTYPE_SYSTEMD_JOURNAL:
-                        data = data.rstrip(b"\x00")          # the padding
+                        data = data.rstrip(b"\x00")  # the padding
                     if lt == LINKTYPE_SYSTEMD_JOURNAL and len(data) < _MIN_JOURNAL_ENTRY:
-                        self.truncated = (f"systemd journal export block at offset"
-                                          f" {offset + pos}: entry too short ({len(data)}"
-                                          f" bytes without the padding)")
+                        self.truncated = (
+                            f"systemd journal export block at offset"
+                            f" {offset + pos}: entry too short ({len(data)}"
+                            f" bytes without the padding)"
+                        )
                         break
                     frame += 1
                     self.records = frame
                     non_packets[NON_PACKET_KINDS[lt]] += 1
                     if with_non_packets:
-                        yield Record(frame, last_ts, lt, data, len(data),
-                                     offset + pos if plain else None)
+                        yield Record(
+                            frame, last_ts, lt, data, len(data), offset + pos if plain else None
+                        )
                 elif btype not in _KNOWN_IGNORED:
                     self.skipped_blocks += 1
                 pos = end
@@ -968,13 +1060,18 @@ class CaptureReader:
         """The ``truncated`` text for record ``frame`` whose captured length exceeds its
         block's room or the link type's :func:`max_caplen` ``limit`` (bytes)."""
         if caplen > room:
-            return (f"record {frame} has captured length {caplen}, more than its block holds"
-                    f" ({room} bytes)")
-        return (f"record {frame} has an absurd captured length {caplen} (more than {limit}:"
-                f" corrupt block)")
+            return (
+                f"record {frame} has captured length {caplen}, more than its block holds"
+                f" ({room} bytes)"
+            )
+        return (
+            f"record {frame} has an absurd captured length {caplen} (more than {limit}:"
+            f" corrupt block)"
+        )
 
-    def _parse_idb(self, buf: bytes, pos: int, length: int,
-                   endian: str) -> tuple[int, int, int, int]:
+    def _parse_idb(
+        self, buf: bytes, pos: int, length: int, endian: str
+    ) -> tuple[int, int, int, int]:
         """Parse an Interface Description Block; return the interface tuple
         ``(linktype, ticks per second, if_tsoffset in ticks, largest captured length)``
         (the snaplen is recorded in :attr:`interfaces`, but is no limit)."""
@@ -990,11 +1087,11 @@ class CaptureReader:
                 break
             val = opt + 4
             if val + olen > end:
-                break                                   # malformed options: ignore rest
-            if code == 9 and olen >= 1:                 # if_tsresol
+                break  # malformed options: ignore rest
+            if code == 9 and olen >= 1:  # if_tsresol
                 r = buf[val]
-                ticks = (1 << (r & 0x7F)) if r & 0x80 else 10 ** r
-            elif code == 14 and olen >= 8:              # if_tsoffset (seconds)
+                ticks = (1 << (r & 0x7F)) if r & 0x80 else 10**r
+            elif code == 14 and olen >= 8:  # if_tsoffset (seconds)
                 toff = struct.unpack_from(endian + "q", buf, val)[0]
             opt = val + ((olen + 3) & ~3)
         self.interfaces.append((linktype, snaplen))
@@ -1002,4 +1099,3 @@ class CaptureReader:
         self._snaplens.add(snaplen)
         self.snaplen = None if 0 in self._snaplens else max(self._snaplens)
         return linktype, ticks, toff * ticks, max_caplen(linktype)
-

@@ -51,48 +51,101 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from pcapcheck.capture.decoder import DecodeError
-from pcapcheck.model import Segment, TcpOptions
 from pcapcheck.capture.reader import CaptureError
+from pcapcheck.model import Segment, TcpOptions
 
-__all__ = ["TsharkSource", "TsharkMissing", "TsharkFailed", "TsharkRun", "run_tshark",
-           "run_error", "row_to_item", "is_non_packet", "prefetch", "clear_prefetched", "tshark_path",
-           "wireshark_version", "DECODE_FIELDS", "ANALYSIS_FIELDS"]
+__all__ = [
+    "ANALYSIS_FIELDS",
+    "DECODE_FIELDS",
+    "TsharkFailed",
+    "TsharkMissing",
+    "TsharkRun",
+    "TsharkSource",
+    "clear_prefetched",
+    "is_non_packet",
+    "prefetch",
+    "row_to_item",
+    "run_error",
+    "run_tshark",
+    "tshark_path",
+    "wireshark_version",
+]
 
 #: The fields read for decoding (``-e`` options, in this order).
 DECODE_FIELDS = (
-    "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len", "frame.protocols",
-    "_ws.malformed", "_ws.expert.message",
-    "ip.hdr_len", "ip.len", "ip.id", "ip.flags.mf", "ip.frag_offset", "ip.proto",
-    "ip.src", "ip.dst", "ip.bogus_header_length", "ip.bogus_ip_length", "_ws.short",
-    "ipv6.src", "ipv6.dst", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
-    "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags",
-    "tcp.window_size_value", "tcp.hdr_len", "tcp.len", "tcp.options", "data.len",
-    "tcp.options.mss_val", "tcp.options.wscale.shift", "tcp.options.sack_perm",
-    "tcp.options.sack_le", "tcp.options.sack_re", "tcp.options.timestamp.tsval",
-    "tcp.options.timestamp.tsecr", "tcp.options.tfo.cookie", "tcp.options.tfo.request",
-    "tcp.checksum.status", "tcp.bogus_header_length", "tcp.option.len.invalid",
+    "frame.number",
+    "frame.time_epoch",
+    "frame.len",
+    "frame.cap_len",
+    "frame.protocols",
+    "_ws.malformed",
+    "_ws.expert.message",
+    "ip.hdr_len",
+    "ip.len",
+    "ip.id",
+    "ip.flags.mf",
+    "ip.frag_offset",
+    "ip.proto",
+    "ip.src",
+    "ip.dst",
+    "ip.bogus_header_length",
+    "ip.bogus_ip_length",
+    "_ws.short",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.fraghdr.offset",
+    "ipv6.fraghdr.more",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.seq_raw",
+    "tcp.ack_raw",
+    "tcp.flags",
+    "tcp.window_size_value",
+    "tcp.hdr_len",
+    "tcp.len",
+    "tcp.options",
+    "data.len",
+    "tcp.options.mss_val",
+    "tcp.options.wscale.shift",
+    "tcp.options.sack_perm",
+    "tcp.options.sack_le",
+    "tcp.options.sack_re",
+    "tcp.options.timestamp.tsval",
+    "tcp.options.timestamp.tsecr",
+    "tcp.options.tfo.cookie",
+    "tcp.options.tfo.request",
+    "tcp.checksum.status",
+    "tcp.bogus_header_length",
+    "tcp.option.len.invalid",
     "tcp.stream",
 )
 
 #: Wireshark's TCP analysis flags (read when ``analysis=True``); each prints ``1`` when set.
 ANALYSIS_FIELDS = (
-    "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
-    "tcp.analysis.spurious_retransmission", "tcp.analysis.out_of_order",
-    "tcp.analysis.duplicate_ack", "tcp.analysis.zero_window",
-    "tcp.analysis.lost_segment", "tcp.analysis.ack_lost_segment",
-    "tcp.analysis.keep_alive", "tcp.analysis.keep_alive_ack",
-    "tcp.analysis.reused_ports", "tcp.analysis.window_update",
-    "tcp.analysis.window_full", "tcp.analysis.zero_window_probe",
+    "tcp.analysis.retransmission",
+    "tcp.analysis.fast_retransmission",
+    "tcp.analysis.spurious_retransmission",
+    "tcp.analysis.out_of_order",
+    "tcp.analysis.duplicate_ack",
+    "tcp.analysis.zero_window",
+    "tcp.analysis.lost_segment",
+    "tcp.analysis.ack_lost_segment",
+    "tcp.analysis.keep_alive",
+    "tcp.analysis.keep_alive_ack",
+    "tcp.analysis.reused_ports",
+    "tcp.analysis.window_update",
+    "tcp.analysis.window_full",
+    "tcp.analysis.zero_window_probe",
     "tcp.analysis.zero_window_probe_ack",
 )
 
-_AGG = "\x1f"   # aggregator between several occurrences of one field (never in values)
+_AGG = "\x1f"  # aggregator between several occurrences of one field (never in values)
 
 #: Preferences for every run: what Wireshark shows must not depend on the user's profile
 #: where it matters here.
@@ -100,7 +153,7 @@ _PREFS = {
     "tcp.relative_sequence_numbers": "FALSE",
     "tcp.desegment_tcp_streams": "FALSE",
     "tcp.calculate_timestamps": "FALSE",
-    "tcp.no_subdissector_on_error": "FALSE",   # retransmissions go to "data" too (data.len)
+    "tcp.no_subdissector_on_error": "FALSE",  # retransmissions go to "data" too (data.len)
     "tcp.track_bytes_in_flight": "FALSE",
     "ip.defragment": "FALSE",
     "ipv6.defragment": "FALSE",
@@ -109,8 +162,9 @@ _PREFS = {
 #: IPv6 extension headers pcapcheck's decoder walks through (RFC 8200 §4), as Wireshark
 #: names them in frame.protocols.
 _IPV6_EXT = frozenset({"ipv6.hopopts", "ipv6.routing", "ipv6.fraghdr", "ipv6.dstopts", "ah"})
-_LINK_UNDISSECTED = frozenset({"data", "user_dlt", "_ws.malformed", "_ws.short",
-                               "_ws.unreassembled"})
+_LINK_UNDISSECTED = frozenset(
+    {"data", "user_dlt", "_ws.malformed", "_ws.short", "_ws.unreassembled"}
+)
 
 
 class TsharkMissing(CaptureError):
@@ -134,9 +188,11 @@ def tshark_path() -> str:
     try:
         return get_process_path()
     except TSharkNotFoundException:
-        raise TsharkMissing("tshark not found (install Wireshark's command-line tools, "
-                            "e.g. the Debian package 'tshark', or set tshark_path in "
-                            "pyshark's config.ini)") from None
+        raise TsharkMissing(
+            "tshark not found (install Wireshark's command-line tools, "
+            "e.g. the Debian package 'tshark', or set tshark_path in "
+            "pyshark's config.ini)"
+        ) from None
 
 
 def _sibling(tool: str, tshark: str | None = None) -> str | None:
@@ -213,20 +269,37 @@ def _file_key(path: str | Path, verify_checksums: bool) -> tuple:
     return (os.path.realpath(path), st.st_size, st.st_mtime_ns, bool(verify_checksums))
 
 
-_prefetched: dict[tuple, "_Prefetched"] = {}
+_prefetched: dict[tuple, _Prefetched] = {}
 _lock = threading.Lock()
 
 
-def _tshark_args(tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
-                 ) -> tuple[list[str], tuple[str, ...]]:
+def _tshark_args(
+    tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
+) -> tuple[list[str], tuple[str, ...]]:
     fields = DECODE_FIELDS + (ANALYSIS_FIELDS if analysis else ())
     prefs = dict(_PREFS)
     prefs["tcp.analyze_sequence_numbers"] = "TRUE" if analysis else "FALSE"
     prefs["tcp.check_checksum"] = "TRUE" if verify_checksums else "FALSE"
-    args = [tools.tshark, "-n", "-r", str(path), "-T", "fields",
-            "-E", "separator=/t", "-E", "occurrence=a", "-E", f"aggregator={_AGG}",
-            "-E", "quote=n", "-E", "header=n",
-            "-d", "tcp.port==0-65535,data"]
+    args = [
+        tools.tshark,
+        "-n",
+        "-r",
+        str(path),
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        f"aggregator={_AGG}",
+        "-E",
+        "quote=n",
+        "-E",
+        "header=n",
+        "-d",
+        "tcp.port==0-65535,data",
+    ]
     for name, value in prefs.items():
         args += ["-o", f"{name}:{value}"]
     for name in fields:
@@ -235,23 +308,30 @@ def _tshark_args(tools: _Tools, path: str | Path, analysis: bool, verify_checksu
 
 
 def _clean_stderr(text: str) -> str:
-    return "\n".join(line for line in text.splitlines()
-                     if line.strip() and not line.startswith("Running as user"))
+    return "\n".join(
+        line
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("Running as user")
+    )
 
 
 def _capinfos(tools: _Tools, path: str | Path) -> subprocess.Popen | None:
     if tools.capinfos is None:
         return None
-    return subprocess.Popen([tools.capinfos, "-t", "-l", "-I", "-M", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, text=True, errors="replace")
+    return subprocess.Popen(
+        [tools.capinfos, "-t", "-l", "-I", "-M", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+    )
 
 
 class _Stream:
     """One tshark process (and capinfos beside it) over one file, read line by line."""
 
-    def __init__(self, tools: _Tools, path: str | Path, analysis: bool,
-                 verify_checksums: bool):
+    def __init__(self, tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool):
         self.path = str(path)
         self.analysis = analysis
         self.tools = tools
@@ -260,8 +340,9 @@ class _Stream:
         self._info = _capinfos(tools, path)
         # binary: a field value may hold a lone "\r", which text mode would take for a
         # line end; tshark ends its lines with "\n"
-        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._err,
-                                      stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL
+        )
 
     def lines(self) -> Iterator[str]:
         proc = self._proc
@@ -273,7 +354,7 @@ class _Stream:
             done = True
         finally:
             if not done and proc.poll() is None:
-                proc.kill()     # the consumer stopped early: do not read the whole file
+                proc.kill()  # the consumer stopped early: do not read the whole file
             proc.stdout.close()
             proc.wait()
 
@@ -283,8 +364,15 @@ class _Stream:
         self._err.seek(0)
         stderr = _clean_stderr(self._err.read().decode("utf-8", "replace"))
         self._err.close()
-        return TsharkRun(self.path, self.fields, [], stderr, self._proc.returncode,
-                         _capinfos_text(self.tools, self.path, self._info), self.analysis)
+        return TsharkRun(
+            self.path,
+            self.fields,
+            [],
+            stderr,
+            self._proc.returncode,
+            _capinfos_text(self.tools, self.path, self._info),
+            self.analysis,
+        )
 
 
 def _capinfos_text(tools: _Tools, path: str | Path, info: subprocess.Popen | None) -> str:
@@ -297,16 +385,22 @@ def _capinfos_text(tools: _Tools, path: str | Path, info: subprocess.Popen | Non
         # anything; captype still names the format.
         captype = tools.captype
         if captype is not None:
-            out = subprocess.run([captype, str(path)], capture_output=True, text=True,
-                                 errors="replace", stdin=subprocess.DEVNULL).stdout
+            out = subprocess.run(
+                [captype, str(path)],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                stdin=subprocess.DEVNULL,
+            ).stdout
             name = out.rsplit(":", 1)[-1].strip()
             if name and name != "unknown":
                 cap_out += f"\nFile type: {name}\n"
     return cap_out
 
 
-def _run_whole(tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
-               ) -> TsharkRun:
+def _run_whole(
+    tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
+) -> TsharkRun:
     """Run tshark (and capinfos) to completion and keep the whole output."""
     stream = _Stream(tools, path, analysis, verify_checksums)
     lines = [line.rstrip("\n") for line in stream.lines()]
@@ -315,8 +409,9 @@ def _run_whole(tools: _Tools, path: str | Path, analysis: bool, verify_checksums
     return run
 
 
-def run_tshark(path: str | Path, *, analysis: bool = False,
-               verify_checksums: bool = False) -> TsharkRun:
+def run_tshark(
+    path: str | Path, *, analysis: bool = False, verify_checksums: bool = False
+) -> TsharkRun:
     """Run tshark once over ``path`` and return its whole output (a prefetched run of the
     same, unchanged file is reused: see :func:`prefetch`).
 
@@ -356,16 +451,21 @@ def _lookup(path: str | Path, analysis: bool, verify_checksums: bool) -> TsharkR
         return None
     try:
         return entry.future.result()
-    except Exception:  # noqa: BLE001 - the caller runs tshark itself and reports
+    except Exception:
         with _lock:
             if _prefetched.get(key) is entry:
                 del _prefetched[key]
         return None
 
 
-def prefetch(paths: Iterable[str | Path], *, analysis: bool = False,
-             verify_checksums: bool = False, workers: int | None = None,
-             wait: bool = True) -> list[tuple]:
+def prefetch(
+    paths: Iterable[str | Path],
+    *,
+    analysis: bool = False,
+    verify_checksums: bool = False,
+    workers: int | None = None,
+    wait: bool = True,
+) -> list[tuple]:
     """Run tshark over several files at once and keep the outputs, so that
     :class:`TsharkSource`, :func:`run_tshark` and :func:`pcapcheck.compare.wireshark.crosscheck`
     reuse them instead of starting tshark again (tshark spends ~0.2 s of CPU starting up,
@@ -411,11 +511,13 @@ def prefetch(paths: Iterable[str | Path], *, analysis: bool = False,
                 continue
             try:
                 fut.set_result(_run_whole(tools, p, analysis, verify_checksums))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+            except BaseException as exc:
                 fut.set_exception(exc)
 
-    threads = [threading.Thread(target=work, name="tshark-prefetch", daemon=True)
-               for _ in range(min(count, workers or os.cpu_count() or 2))]
+    threads = [
+        threading.Thread(target=work, name="tshark-prefetch", daemon=True)
+        for _ in range(min(count, workers or os.cpu_count() or 2))
+    ]
     for t in threads:
         t.start()
     if wait:
@@ -484,9 +586,26 @@ def _ts(text: str) -> float:
 
 def _reason(row: dict[str, str], fallback: str) -> str:
     msgs = [m for m in _all(row.get("_ws.expert.message", "")) if m]
-    bad = [m for m in msgs if any(w in m.lower() for w in (
-        "bogus", "malformed", "invalid", "too-short", "too short", "past end", "not handled",
-        "exceeds", "must be", "truncated", "less than"))]
+    bad = [
+        m
+        for m in msgs
+        if any(
+            w in m.lower()
+            for w in (
+                "bogus",
+                "malformed",
+                "invalid",
+                "too-short",
+                "too short",
+                "past end",
+                "not handled",
+                "exceeds",
+                "must be",
+                "truncated",
+                "less than",
+            )
+        )
+    ]
     text = "; ".join(bad) or fallback
     return f"Wireshark: {text}"
 
@@ -527,7 +646,7 @@ def _options(row: dict[str, str], hdr_len: int) -> tuple[TcpOptions | None, bool
     if cut:
         complete, _problem = _option_walk(raw)
     else:
-        complete = None   # everything captured: take all Wireshark decoded
+        complete = None  # everything captured: take all Wireshark decoded
 
     def keep(kind: int) -> bool:
         return complete is None or kind in complete
@@ -541,8 +660,11 @@ def _options(row: dict[str, str], hdr_len: int) -> tuple[TcpOptions | None, bool
         re_ = [int(v) for v in _all(row.get("tcp.options.sack_re", ""))]
         sack = tuple(zip(le, re_))
     ts_val = ts_ecr = None
-    if keep(8) and row.get("tcp.options.timestamp.tsval") and \
-            row.get("tcp.options.timestamp.tsecr"):
+    if (
+        keep(8)
+        and row.get("tcp.options.timestamp.tsval")
+        and row.get("tcp.options.timestamp.tsecr")
+    ):
         ts_val = _int(row["tcp.options.timestamp.tsval"])
         ts_ecr = _int(row["tcp.options.timestamp.tsecr"])
     tfo = None
@@ -559,12 +681,15 @@ def is_non_packet(row: dict[str, str]) -> bool:
     """True for a frame that is a record without packet data: a pcapng Custom Block (no
     timestamp) or systemd Journal Export Block, which Wireshark numbers as frames (so does
     pcapcheck's reader: :data:`pcapcheck.capture.reader.NON_PACKET_KINDS`)."""
-    return (not row.get("frame.time_epoch")
-            or row.get("frame.protocols", "").split(":")[0] == "systemd_journal")
+    return (
+        not row.get("frame.time_epoch")
+        or row.get("frame.protocols", "").split(":")[0] == "systemd_journal"
+    )
 
 
-def row_to_item(row: dict[str, str], verify_checksums: bool = False
-                ) -> tuple[Segment | None, str | None]:
+def row_to_item(
+    row: dict[str, str], verify_checksums: bool = False
+) -> tuple[Segment | None, str | None]:
     """Map one frame of tshark output to ``(segment, None)``, ``(None, skip_kind)``
     or raise DecodeError. ``skip_kind`` is a :attr:`Decoder.skipped` kind name."""
     frame = int(row["frame.number"])
@@ -583,7 +708,7 @@ def row_to_item(row: dict[str, str], verify_checksums: bool = False
             return None, "other-af"
         return None, "other-ethertype"
     version = 4 if protos[net] == "ip" else 6
-    rest = [p for p in protos[net + 1:] if p not in _IPV6_EXT]
+    rest = [p for p in protos[net + 1 :] if p not in _IPV6_EXT]
     nxt = rest[0] if rest else None
     if version == 4:
         if row.get("ip.bogus_header_length"):
@@ -611,7 +736,7 @@ def row_to_item(row: dict[str, str], verify_checksums: bool = False
         if nxt == "icmpv6":
             return None, "ipv6-icmp"
         if nxt is None and not (malformed or row.get("_ws.short")):
-            return None, "other-ip-proto"      # e.g. No Next Header (59)
+            return None, "other-ip-proto"  # e.g. No Next Header (59)
         if nxt is not None and nxt != "tcp" and not nxt.startswith("_ws."):
             return None, "other-ip-proto"
     if nxt != "tcp":
@@ -621,8 +746,16 @@ def row_to_item(row: dict[str, str], verify_checksums: bool = False
     if row.get("tcp.bogus_header_length"):
         raise DecodeError(_reason(row, "bogus TCP header length"))
     values = {}
-    for name in ("tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags",
-                 "tcp.window_size_value", "tcp.hdr_len", "tcp.len"):
+    for name in (
+        "tcp.srcport",
+        "tcp.dstport",
+        "tcp.seq_raw",
+        "tcp.ack_raw",
+        "tcp.flags",
+        "tcp.window_size_value",
+        "tcp.hdr_len",
+        "tcp.len",
+    ):
         v = _int(row.get(name, ""))
         if v is None:
             raise DecodeError(_reason(row, f"no {name} (TCP header not captured)"))
@@ -630,7 +763,7 @@ def row_to_item(row: dict[str, str], verify_checksums: bool = False
     hdr_len = values["tcp.hdr_len"]
     if row.get("tcp.option.len.invalid"):
         raw = bytes.fromhex(_first(row.get("tcp.options", "")).replace(":", ""))
-        _kinds, problem = _option_walk(raw[:hdr_len - 20])
+        _kinds, problem = _option_walk(raw[: hdr_len - 20])
         if problem is not None and len(raw) >= hdr_len - 20:
             raise DecodeError(_reason(row, f"bad TCP option length: {problem}"))
     opts, header_cut = _options(row, hdr_len)
@@ -647,10 +780,24 @@ def row_to_item(row: dict[str, str], verify_checksums: bool = False
     else:
         src, dst = _first(row["ipv6.src"]), _first(row["ipv6.dst"])
         ip_id = None
-    seg = Segment(frame, ts, src, dst, values["tcp.srcport"], values["tcp.dstport"],
-                  values["tcp.seq_raw"], values["tcp.ack_raw"], values["tcp.flags"] & 0xFF,
-                  values["tcp.window_size_value"], length, opts, ip_id, version, truncated,
-                  checksum_ok)
+    seg = Segment(
+        frame,
+        ts,
+        src,
+        dst,
+        values["tcp.srcport"],
+        values["tcp.dstport"],
+        values["tcp.seq_raw"],
+        values["tcp.ack_raw"],
+        values["tcp.flags"] & 0xFF,
+        values["tcp.window_size_value"],
+        length,
+        opts,
+        ip_id,
+        version,
+        truncated,
+        checksum_ok,
+    )
     return seg, None
 
 
@@ -670,11 +817,15 @@ def _parse_capinfos(text: str) -> tuple[str | None, int | None]:
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "File type":
-            name = value.replace("(gzip compressed)", "").replace(
-                "(zstd compressed)", "").replace("(lz4 compressed)", "").strip()
+            name = (
+                value.replace("(gzip compressed)", "")
+                .replace("(zstd compressed)", "")
+                .replace("(lz4 compressed)", "")
+                .strip()
+            )
             fmt = _FORMATS.get(name, name)
         elif key == "Packet size limit" and value.startswith("file hdr:"):
-            num = value[len("file hdr:"):].strip().split(" ")[0]
+            num = value[len("file hdr:") :].strip().split(" ")[0]
             if num.isdigit():
                 header_snap = int(num)
         elif line.strip().startswith("Capture length ="):
@@ -782,18 +933,29 @@ def run_error(run: TsharkRun) -> CaptureError | None:
     problem = _stderr_problem(run.stderr)
     if problem.startswith("appears to have been cut short in the middle of a packet."):
         return None
-    if any(w in problem for w in ("fields aren't valid", "-o flag", "unknown preference",
-                                  "Invalid -", "invalid option")):
-        return TsharkFailed(f"{run.path}: tshark rejected its arguments (Wireshark "
-                            f"version?): {problem}")
+    if any(
+        w in problem
+        for w in (
+            "fields aren't valid",
+            "-o flag",
+            "unknown preference",
+            "Invalid -",
+            "invalid option",
+        )
+    ):
+        return TsharkFailed(
+            f"{run.path}: tshark rejected its arguments (Wireshark version?): {problem}"
+        )
     return CaptureError(f"{run.path}: tshark cannot read it: {problem or 'no reason given'}")
 
 
 def _truncation_text(problem: str, last: int) -> str:
     """The reader-style one-line note for a file Wireshark stopped reading early."""
     if "cut short in the middle of a packet" in problem:
-        return (f"file ends inside record {last + 1} (Wireshark: the file appears to have "
-                "been cut short in the middle of a packet)")
+        return (
+            f"file ends inside record {last + 1} (Wireshark: the file appears to have "
+            "been cut short in the middle of a packet)"
+        )
     m = re.search(r"\(([^()]*)\)\s*$", problem)
     detail = m.group(1) if m else problem
     if "cannot be decompressed" in problem:

@@ -54,14 +54,24 @@ from pcapcheck.capture.inputs import display_path
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
 
-__all__ = ["CONFIG_NAME", "PYPROJECT_NAME", "KEYS", "FAIL_ON", "ConfigError", "Config",
-           "find_config", "load_config", "resolve_config", "resolve_selection", "glob_match"]
+__all__ = [
+    "CONFIG_NAME",
+    "FAIL_ON",
+    "KEYS",
+    "PYPROJECT_NAME",
+    "Config",
+    "ConfigError",
+    "find_config",
+    "glob_match",
+    "load_config",
+    "resolve_config",
+    "resolve_selection",
+]
 
 CONFIG_NAME = "pcapcheck.toml"
 PYPROJECT_NAME = "pyproject.toml"
 #: The keys allowed at the top level of the configuration.
-KEYS = ("select", "extend-select", "ignore", "fail-on", "rules-dirs", "rules",
-        "per-file-ignores")
+KEYS = ("select", "extend-select", "ignore", "fail-on", "rules-dirs", "rules", "per-file-ignores")
 #: The values of ``fail-on`` (and ``--fail-on``).
 FAIL_ON = ("error", "warning", "info", "never")
 _SEVERITIES = ("error", "warning", "info")
@@ -112,8 +122,11 @@ class Config:
         """
         from pcapcheck.catalog.rules import CatalogError
 
-        for key, selectors in (("select", self.select), ("extend-select", self.extend_select),
-                               ("ignore", self.ignore)):
+        for key, selectors in (
+            ("select", self.select),
+            ("extend-select", self.extend_select),
+            ("ignore", self.ignore),
+        ):
             self._check_selectors(catalog, key, selectors or [])
         for pattern, selectors in self.per_file_ignores:
             self._check_selectors(catalog, f"per-file-ignores.{pattern!r}", selectors)
@@ -165,8 +178,10 @@ class Config:
 def _param_message(rule_id: str, name: str, message: str) -> str:
     for prefix in (f"{rule_id}: params.{name}: ", f"{rule_id}: "):
         if message.startswith(prefix):
-            rest = message[len(prefix):]
-            where = f"rules.{rule_id}.{name}" if prefix.endswith(f"{name}: ") else f"rules.{rule_id}"
+            rest = message[len(prefix) :]
+            where = (
+                f"rules.{rule_id}.{name}" if prefix.endswith(f"{name}: ") else f"rules.{rule_id}"
+            )
             return f"{where}: {rest}"
     return f"rules.{rule_id}: {message}"
 
@@ -221,8 +236,9 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
-def resolve_config(explicit: Path | None = None, isolated: bool = False,
-                   start: Path | None = None) -> Config:
+def resolve_config(
+    explicit: Path | None = None, isolated: bool = False, start: Path | None = None
+) -> Config:
     """The configuration to use: ``explicit`` (``--config``), none with ``isolated``,
     else the discovered one (:func:`find_config`), else an empty :class:`Config`.
     ``explicit`` together with ``isolated`` is a :class:`ConfigError`."""
@@ -275,8 +291,14 @@ def load_config(path: Path | str) -> Config:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def _string_list(config: Config, key: str, value: Any, what: str) -> list[str]:
@@ -305,19 +327,23 @@ def _parse(config: Config, data: Mapping[str, Any]) -> None:
         for entry in _string_list(config, "rules-dirs", data["rules-dirs"], "directories"):
             where = (config.root / entry).resolve()
             if not where.exists():
-                raise config.error(f"rules-dirs: {entry!r} does not exist "
-                                   f"(relative to {display_path(config.root)})")
+                raise config.error(
+                    f"rules-dirs: {entry!r} does not exist "
+                    f"(relative to {display_path(config.root)})"
+                )
             config.rules_dirs.append(where)
     if "rules" in data:
         _parse_rules(config, data["rules"])
     if "per-file-ignores" in data:
         table = data["per-file-ignores"]
         if not isinstance(table, dict):
-            raise config.error(f"per-file-ignores: expected a table of glob = [{ids}], "
-                               f"got {_type_name(table)}")
+            raise config.error(
+                f"per-file-ignores: expected a table of glob = [{ids}], got {_type_name(table)}"
+            )
         for pattern, selectors in table.items():
             config.per_file_ignores.append(
-                (pattern, _string_list(config, f"per-file-ignores.{pattern!r}", selectors, ids)))
+                (pattern, _string_list(config, f"per-file-ignores.{pattern!r}", selectors, ids))
+            )
 
 
 def _parse_rules(config: Config, table: Any) -> None:
@@ -325,14 +351,18 @@ def _parse_rules(config: Config, table: Any) -> None:
         raise config.error(f"rules: expected a table of [rules.ID] tables, got {_type_name(table)}")
     for rule_id, settings in table.items():
         if not isinstance(settings, dict):
-            raise config.error(f"rules.{rule_id}: expected a table (severity and rule "
-                               f"parameters), got {_type_name(settings)}")
+            raise config.error(
+                f"rules.{rule_id}: expected a table (severity and rule "
+                f"parameters), got {_type_name(settings)}"
+            )
         config.rule_tables.append(rule_id)
         for name, value in settings.items():
             if name == "severity":
                 if value not in _SEVERITIES:
-                    raise config.error(f"rules.{rule_id}.severity: {value!r} is not one of "
-                                       f"{', '.join(_SEVERITIES)}")
+                    raise config.error(
+                        f"rules.{rule_id}.severity: {value!r} is not one of "
+                        f"{', '.join(_SEVERITIES)}"
+                    )
                 config.severity[rule_id] = value
             else:
                 config.rule_params.setdefault(rule_id, {})[name] = value
@@ -341,10 +371,13 @@ def _parse_rules(config: Config, table: Any) -> None:
 # --------------------------------------------------------------------------- selection
 
 
-def resolve_selection(catalog: Catalog, config: Config,
-                      select: Sequence[str] | None = None,
-                      extend_select: Sequence[str] | None = None,
-                      ignore: Sequence[str] | None = None) -> set[str]:
+def resolve_selection(
+    catalog: Catalog,
+    config: Config,
+    select: Sequence[str] | None = None,
+    extend_select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+) -> set[str]:
     """The active rule IDs from the file's and the command line's selectors.
 
     ``select`` (command line) replaces the file's ``select`` and ``extend-select``;

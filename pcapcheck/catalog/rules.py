@@ -52,32 +52,38 @@ from typing import TYPE_CHECKING, Any
 
 import pcapcheck
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
+
 if TYPE_CHECKING:
     import jsonschema.protocols
-from pcapcheck.catalog.yamlfile import (display_path, load_yaml, schema_error_text, schema_validator,
-                                yaml_error, yaml_problem)
-
+from pcapcheck.catalog.yamlfile import (
+    display_path,
+    load_yaml,
+    schema_error_text,
+    schema_validator,
+    yaml_error,
+    yaml_problem,
+)
 
 __all__ = [
-    "SEVERITIES",
-    "SCHEMA_PATH",
-    "STAMP_NAME",
     "PARSED_NAME",
-    "rules_digest",
-    "stamped",
-    "README_START",
     "README_END",
+    "README_START",
+    "SCHEMA_PATH",
+    "SEVERITIES",
+    "STAMP_NAME",
+    "Catalog",
     "CatalogError",
     "Rule",
-    "Catalog",
+    "allowed_fields",
     "default_rules_dir",
+    "format_message",
     "load_catalog",
     "load_rule_file",
-    "template_fields",
-    "allowed_fields",
-    "format_message",
-    "replace_readme_table",
     "main",
+    "replace_readme_table",
+    "rules_digest",
+    "stamped",
+    "template_fields",
 ]
 
 #: The severities, most severe first.
@@ -456,7 +462,7 @@ def format_message(template: str, data: Mapping[str, Any] | None) -> str:
         else:
             try:
                 return template.format_map(data)
-            except Exception:  # noqa: BLE001 - a value format() refuses: the slow path
+            except Exception:
                 pass
     try:
         return _FORMATTER.vformat(template, (), dict(data))
@@ -693,17 +699,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Validate the rule catalogue and print or check the README table.",
     )
     parser.add_argument(
-        "--rules", action="append", default=[], metavar="DIR",
+        "--rules",
+        action="append",
+        default=[],
+        metavar="DIR",
         help="extra rules directory (adds or overrides rules by id); repeatable",
     )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--markdown", action="store_true", help="print the catalogue table")
     action.add_argument(
-        "--check-readme", metavar="FILE",
+        "--check-readme",
+        metavar="FILE",
         help="exit 1 if the table between the rules markers in FILE is out of date",
     )
     action.add_argument(
-        "--update-readme", metavar="FILE",
+        "--update-readme",
+        metavar="FILE",
         help="rewrite the table between the rules markers in FILE",
     )
     args = parser.parse_args(argv)
@@ -716,8 +727,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             updated = replace_readme_table(text, table)
             if args.check_readme:
                 if updated != text:
-                    print(f"{path}: the rule table is out of date; run "
-                          f"python -m pcapcheck.catalog.rules --update-readme {path}", file=sys.stderr)
+                    print(
+                        f"{path}: the rule table is out of date; run "
+                        f"python -m pcapcheck.catalog.rules --update-readme {path}",
+                        file=sys.stderr,
+                    )
                     return 1
                 return 0
             if updated != text:

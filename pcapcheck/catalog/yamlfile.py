@@ -9,17 +9,26 @@ problem becomes one line naming the file and the field, e.g.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import jsonschema.exceptions     # imported where a schema is checked (it takes 50 ms)
+    import jsonschema.exceptions  # imported where a schema is checked (it takes 50 ms)
     import jsonschema.protocols
-    import yaml                      # imported where a YAML file is read (about 18 ms)
+    import yaml  # imported where a YAML file is read (about 18 ms)
 
-__all__ = ["load_yaml", "yaml_error", "display_path", "schema_validator", "yaml_problem",
-           "schema_error_text", "read_yaml_mapping"]
+__all__ = [
+    "display_path",
+    "load_yaml",
+    "read_yaml_mapping",
+    "schema_error_text",
+    "schema_validator",
+    "yaml_error",
+    "yaml_problem",
+]
+
 
 def load_yaml(text: str) -> Any:
     """``text`` parsed by libyaml's safe loader when PyYAML was built with it (several
@@ -47,7 +56,7 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema_validator(schema_path: Path) -> jsonschema.protocols.Validator:
     """The jsonschema validator for the JSON Schema file at ``schema_path`` (the draft it
     declares), built once per path. Raises jsonschema.SchemaError for a bad schema."""
@@ -92,8 +101,14 @@ def schema_error_text(error: jsonschema.exceptions.ValidationError) -> str:
     return f"{path or '(top level)'}: {error.message}"
 
 
-def read_yaml_mapping(path: Path, where: str, validator: Any, error: type[Exception],
-                      expected: str, empty_ok: bool = False) -> dict[str, Any]:
+def read_yaml_mapping(
+    path: Path,
+    where: str,
+    validator: Any,
+    error: type[Exception],
+    expected: str,
+    empty_ok: bool = False,
+) -> dict[str, Any]:
     """Read ``path`` as YAML that must be ``expected`` (a mapping) valid for the JSON
     Schema ``validator``. Raises ``error`` with one line starting with ``where`` when the
     file is unreadable, not YAML, not a mapping, or fails the schema. An empty file is

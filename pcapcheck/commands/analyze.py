@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, List, Optional, TextIO
+from typing import Any, TextIO
 
 import typer
 
@@ -42,8 +42,9 @@ class DecoderName(str, Enum):
 # --------------------------------------------------------------------------- reports
 
 
-def parse_formats(values: Sequence[str] | None, output: Path | None,
-                  valid: Sequence[str]) -> list[tuple[str, Path | None]]:
+def parse_formats(
+    values: Sequence[str] | None, output: Path | None, valid: Sequence[str]
+) -> list[tuple[str, Path | None]]:
     """The report plan: ``(format, file or None for stdout)`` per ``--format`` value.
 
     ``values`` are ``FMT`` or ``FMT=FILE`` (default: ``["table"]``); ``output`` is
@@ -63,13 +64,17 @@ def parse_formats(values: Sequence[str] | None, output: Path | None,
         plan.append((name, Path(file) if sep else None))
     on_stdout = [name for name, path in plan if path is None]
     if len(on_stdout) > 1:
-        raise ValueError(f"at most one format can go to standard output, got "
-                         f"{', '.join(on_stdout)}: give the others a file "
-                         f"(-f {on_stdout[-1]}=FILE)")
+        raise ValueError(
+            f"at most one format can go to standard output, got "
+            f"{', '.join(on_stdout)}: give the others a file "
+            f"(-f {on_stdout[-1]}=FILE)"
+        )
     if output is not None:
         if not on_stdout:
-            raise ValueError("--output names the file of the format given without =FILE, "
-                             "but every --format names its own file")
+            raise ValueError(
+                "--output names the file of the format given without =FILE, "
+                "but every --format names its own file"
+            )
         plan = [(name, output if path is None else path) for name, path in plan]
     seen: dict[str, str] = {}
     for name, path in plan:
@@ -77,8 +82,9 @@ def parse_formats(values: Sequence[str] | None, output: Path | None,
             continue
         key = os.path.normcase(os.path.abspath(path))
         if key in seen:
-            raise ValueError(f"{path}: both the {seen[key]} and the {name} report would be "
-                             "written to this file")
+            raise ValueError(
+                f"{path}: both the {seen[key]} and the {name} report would be written to this file"
+            )
         seen[key] = name
     return plan
 
@@ -122,31 +128,34 @@ def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
     ``analyze_file`` keyword arguments for the idle timeout and close delay).
     Returns the FileResult and the one-line error to print, or None. Never raises for a
     bad capture or an internal error (unless PCAPCHECK_DEBUG is set)."""
-    from pcapcheck.pipeline import FileResult, analyze_file
     from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.pipeline import FileResult, analyze_file
 
     path, name, stdin, active = job
     catalog, params, severity, decoder, timers = common
     try:
-        result = analyze_file(path, catalog, active, params=params, severity=severity,
-                              decoder=decoder, **timers)
+        result = analyze_file(
+            path, catalog, active, params=params, severity=severity, decoder=decoder, **timers
+        )
         result.path = name
         return result, None
     except CaptureError as exc:
         message = str(exc)
-        if stdin:   # name standard input, not its temporary copy
+        if stdin:  # name standard input, not its temporary copy
             message = message.replace(str(path), name)
         return FileResult(path=name, error=message), f"pcapcheck: error: {message}"
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+    except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
         message = f"internal error: {type(exc).__name__}: {exc}"
         return FileResult(path=name, error=message), (
-            f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)")
+            f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)"
+        )
 
 
-def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
-                   encode: bool = False, feed: str | None = None) -> Any:
+def _analyze_shard(
+    job: tuple, common: tuple, shard: tuple[int, int], encode: bool = False, feed: str | None = None
+) -> Any:
     """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
     as for :func:`_analyze_one`; ``encode``: a JSON report is asked for, the shard writes
     its summaries' lines; ``feed``: the ticket of the :class:`pcapcheck.run.feed.Feeder` that
@@ -155,8 +164,9 @@ def _analyze_shard(job: tuple, common: tuple, shard: tuple[int, int],
 
     path, _name, _stdin, active = job
     catalog, params, severity, decoder, timers = common
-    return analyze_shard(path, catalog, active, params, severity, decoder, shard, **timers,
-                         encode=encode, feed=feed)
+    return analyze_shard(
+        path, catalog, active, params, severity, decoder, shard, **timers, encode=encode, feed=feed
+    )
 
 
 def _feeder(jobs_: list[tuple], shards: list[int], decoder: str) -> tuple[int, Any]:
@@ -167,8 +177,9 @@ def _feeder(jobs_: list[tuple], shards: list[int], decoder: str) -> tuple[int, A
     split = [i for i, n in enumerate(shards) if n > 1]
     if len(split) != 1 or decoder != "native":
         return -1, None
-    from pcapcheck.run.feed import feeder_for
     import pcapcheck.fast.batch_decoder  # noqa: F401 - before the workers start: forked, they have it
+    from pcapcheck.run.feed import feeder_for
+
     feeder = feeder_for(shards[split[0]])
     return (-1, None) if feeder is None else (split[0], feeder)
 
@@ -183,7 +194,7 @@ def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | Non
     catalog, _params, severity, _decoder, _timers = common
     try:
         parts = [f.result() for f in futures]
-    except Exception:  # noqa: BLE001 - the serial analysis below reports it its own way
+    except Exception:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
         return _analyze_one(job, common)
@@ -247,13 +258,27 @@ def progress(total: int, enabled: bool, stream: TextIO | None = None) -> Iterato
         yield _Progress()
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                               TextColumn, TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = Console(file=stream if stream is not None else sys.stderr)
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                   transient=True, redirect_stdout=False, redirect_stderr=False)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
     with bar:
         yield _Progress(bar, bar.add_task("", total=total))
 
@@ -267,8 +292,7 @@ def gate_status(results: Sequence[Any], fail_on: str) -> int:
     if fail_on == "never":
         return 0
     threshold = SEVERITY_RANK[fail_on]
-    return int(any(SEVERITY_RANK[f.severity] >= threshold
-                   for r in results for f in r.findings))
+    return int(any(SEVERITY_RANK[f.severity] >= threshold for r in results for f in r.findings))
 
 
 def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
@@ -276,11 +300,16 @@ def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
     baseline; 1 file unreadable``."""
     sev = Counter(f.severity for r in results for f in r.findings)
     total = sum(sev.values())
-    parts = ", ".join(f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
-                      for s in ("error", "warning", "info") if sev[s])
+    parts = ", ".join(
+        f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
+        for s in ("error", "warning", "info")
+        if sev[s]
+    )
     n = len(results)
-    text = (f"pcapcheck: {n} file{'s' if n != 1 else ''}, {total} finding"
-            f"{'s' if total != 1 else ''}{f' ({parts})' if parts else ''}")
+    text = (
+        f"pcapcheck: {n} file{'s' if n != 1 else ''}, {total} finding"
+        f"{'s' if total != 1 else ''}{f' ({parts})' if parts else ''}"
+    )
     if suppressed is not None:
         text += f"; {suppressed} suppressed by the baseline"
     unreadable = sum(1 for r in results if r.error is not None)
@@ -294,77 +323,125 @@ def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
 
 @app.command()
 def analyze(
-    files: List[str] = typer.Argument(
-        ..., metavar="INPUT",
+    files: list[str] = typer.Argument(
+        ...,
+        metavar="INPUT",
         help="Capture files (pcap, pcapng, optionally gzip), directories (searched "
-             "recursively), globs ('captures/**/*.pcap'), or - for standard input."),
-    formats: Optional[List[str]] = typer.Option(
-        None, "--format", "-f", metavar="FMT[=FILE]",
+        "recursively), globs ('captures/**/*.pcap'), or - for standard input.",
+    ),
+    formats: list[str] | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        metavar="FMT[=FILE]",
         help="Report format, to FILE or to stdout; repeatable (-f table -f "
-             "junit=report.xml). Formats: table, json, jsonl, csv, markdown, junit, "
-             "sarif, github. Default: table."),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Write the report of the format given without "
-                                     "=FILE to FILE instead of stdout."),
-    rules: Optional[List[Path]] = typer.Option(
-        None, "--rules", help="Extra rule directory (adds or overrides rules by ID); "
-                              "repeatable; after the configuration's rules-dirs."),
-    select: Optional[List[str]] = typer.Option(
-        None, "--select", help="Rule IDs or prefixes to enable (comma-separated; 'ALL'); "
-                               "replaces the configuration's select and extend-select."),
-    extend_select: Optional[List[str]] = typer.Option(
-        None, "--extend-select", help="Rule IDs or prefixes to enable in addition."),
-    ignore: Optional[List[str]] = typer.Option(
-        None, "--ignore", help="Rule IDs or prefixes to disable (added to the "
-                               "configuration's ignore)."),
-    fail_on: Optional[FailOn] = typer.Option(
-        None, "--fail-on", help="Lowest severity that makes the exit status 1 "
-                                "(default: the configuration's fail-on, else error)."),
+        "junit=report.xml). Formats: table, json, jsonl, csv, markdown, junit, "
+        "sarif, github. Default: table.",
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write the report of the format given without =FILE to FILE instead of stdout.",
+    ),
+    rules: list[Path] | None = typer.Option(
+        None,
+        "--rules",
+        help="Extra rule directory (adds or overrides rules by ID); "
+        "repeatable; after the configuration's rules-dirs.",
+    ),
+    select: list[str] | None = typer.Option(
+        None,
+        "--select",
+        help="Rule IDs or prefixes to enable (comma-separated; 'ALL'); "
+        "replaces the configuration's select and extend-select.",
+    ),
+    extend_select: list[str] | None = typer.Option(
+        None, "--extend-select", help="Rule IDs or prefixes to enable in addition."
+    ),
+    ignore: list[str] | None = typer.Option(
+        None,
+        "--ignore",
+        help="Rule IDs or prefixes to disable (added to the configuration's ignore).",
+    ),
+    fail_on: FailOn | None = typer.Option(
+        None,
+        "--fail-on",
+        help="Lowest severity that makes the exit status 1 "
+        "(default: the configuration's fail-on, else error).",
+    ),
     exit_zero: bool = typer.Option(
-        False, "--exit-zero", help="Exit 0 even when findings reach --fail-on (usage "
-                                   "and input errors still exit 2)."),
+        False,
+        "--exit-zero",
+        help="Exit 0 even when findings reach --fail-on (usage and input errors still exit 2).",
+    ),
     statistics: bool = typer.Option(
-        False, "--statistics", help="Report the number of findings per rule."),
-    config: Optional[Path] = typer.Option(
-        None, "--config", metavar="FILE", help="Configuration file (pcapcheck.toml, or a "
-                                               "pyproject.toml with a tool.pcapcheck "
-                                               "table)."),
-    isolated: bool = typer.Option(
-        False, "--isolated", help="Ignore every configuration file."),
-    baseline: Optional[Path] = typer.Option(
-        None, "--baseline", metavar="FILE",
-        help="Do not report (nor fail on) the findings recorded in this baseline."),
-    write_baseline: Optional[Path] = typer.Option(
-        None, "--write-baseline", metavar="FILE",
-        help="Record the findings of this run in FILE as the new baseline (exit 0)."),
+        False, "--statistics", help="Report the number of findings per rule."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="Configuration file (pcapcheck.toml, or a "
+        "pyproject.toml with a tool.pcapcheck "
+        "table).",
+    ),
+    isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file."),
+    baseline: Path | None = typer.Option(
+        None,
+        "--baseline",
+        metavar="FILE",
+        help="Do not report (nor fail on) the findings recorded in this baseline.",
+    ),
+    write_baseline: Path | None = typer.Option(
+        None,
+        "--write-baseline",
+        metavar="FILE",
+        help="Record the findings of this run in FILE as the new baseline (exit 0).",
+    ),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="No progress bar and no summary line on stderr."),
+        False, "--quiet", "-q", help="No progress bar and no summary line on stderr."
+    ),
     decoder: DecoderName = typer.Option(
-        DecoderName.native, "--decoder",
+        DecoderName.native,
+        "--decoder",
         help="Packet decoder: pcapcheck's own (native), dpkt's objects, or Wireshark's "
-             "through pyshark (tshark)."),
+        "through pyshark (tshark).",
+    ),
     idle_timeout: float = typer.Option(
-        300.0, "--idle-timeout", min=0.0, metavar="SECONDS",
+        300.0,
+        "--idle-timeout",
+        min=0.0,
+        metavar="SECONDS",
         help="Finalise a connection idle this long (as Zeek's tcp_inactivity_timeout); a "
-             "later segment starts a new, midstream connection."),
+        "later segment starts a new, midstream connection.",
+    ),
     close_delay: float = typer.Option(
-        5.0, "--close-delay", min=0.0, metavar="SECONDS",
+        5.0,
+        "--close-delay",
+        min=0.0,
+        metavar="SECONDS",
         help="Keep a closed connection's state this long for the segments that may follow "
-             "(as Zeek's tcp_close_delay; at most 2*MSL)."),
-    jobs: Optional[int] = typer.Option(
-        None, "--jobs", "-j", min=1,
+        "(as Zeek's tcp_close_delay; at most 2*MSL).",
+    ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
         help="Worker processes (default: the number of CPUs): files are analysed in "
-             "parallel; with fewer files than jobs, each file of 4 MB or more is split "
-             "by connection over jobs/files processes. The report is identical to a "
-             "serial run's (--jobs 1), in the same order."),
+        "parallel; with fewer files than jobs, each file of 4 MB or more is split "
+        "by connection over jobs/files processes. The report is identical to a "
+        "serial run's (--jobs 1), in the same order.",
+    ),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
-    from pcapcheck.report import baseline as baselines
-    from pcapcheck.pipeline import FileResult
-    from pcapcheck.catalog.rules import CatalogError, load_catalog
-    from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
     from pcapcheck.capture.inputs import InputError, collect_inputs
+    from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.pipeline import FileResult
     from pcapcheck.report import FORMATS
+    from pcapcheck.report import baseline as baselines
 
     try:
         plan = parse_formats(formats, output, list(FORMATS))
@@ -374,8 +451,9 @@ def analyze(
         cfg = resolve_config(config, isolated)
         catalog = load_catalog([*cfg.rules_dirs, *(rules or [])])
         params = cfg.check(catalog)
-        active = resolve_selection(catalog, cfg, split_ids(select), split_ids(extend_select),
-                                   split_ids(ignore))
+        active = resolve_selection(
+            catalog, cfg, split_ids(select), split_ids(extend_select), split_ids(ignore)
+        )
         known = baselines.load_baseline(baseline) if baseline is not None else None
     except (ConfigError, CatalogError, baselines.BaselineError) as exc:
         raise fail(str(exc))
@@ -384,13 +462,26 @@ def analyze(
     results: list[FileResult] = []
     status = 0
     try:
-        with collect_inputs(files, getattr(sys.stdin, "buffer", sys.stdin)) as inputs, \
-                progress(len(inputs), progress_enabled(quiet)) as bar:
-            jobs_ = [(item.path, item.name, item.stdin,
-                      active if item.stdin else active - cfg.ignored_for(item.path, catalog))
-                     for item in inputs]
-            common = (catalog, params, cfg.severity, decoder.value,
-                      {"idle_timeout": idle_timeout, "close_delay": close_delay})
+        with (
+            collect_inputs(files, getattr(sys.stdin, "buffer", sys.stdin)) as inputs,
+            progress(len(inputs), progress_enabled(quiet)) as bar,
+        ):
+            jobs_ = [
+                (
+                    item.path,
+                    item.name,
+                    item.stdin,
+                    active if item.stdin else active - cfg.ignored_for(item.path, catalog),
+                )
+                for item in inputs
+            ]
+            common = (
+                catalog,
+                params,
+                cfg.severity,
+                decoder.value,
+                {"idle_timeout": idle_timeout, "close_delay": close_delay},
+            )
             cpus = jobs or os.cpu_count() or 1
             shards = _plan(jobs_, cpus, decoder.value)
             workers = min(cpus, sum(shards))
@@ -404,18 +495,35 @@ def analyze(
                     pool = ProcessPoolExecutor(max_workers=workers)
                     # A JSON report: the shards encode their connection summaries.
                     encode = any(name == "json" for name, _file in plan)
-                    tasks = [pool.submit(_analyze_one, job, common) if n == 1 else
-                             [pool.submit(_analyze_shard, job, common, (k, n), encode,
-                                          feeder.ticket() if i == fed else None)
-                              for k in range(n)]
-                             for i, (job, n) in enumerate(zip(jobs_, shards))]
-                    if feeder is not None:   # one input in shards: read once, here
+                    tasks = [
+                        pool.submit(_analyze_one, job, common)
+                        if n == 1
+                        else [
+                            pool.submit(
+                                _analyze_shard,
+                                job,
+                                common,
+                                (k, n),
+                                encode,
+                                feeder.ticket() if i == fed else None,
+                            )
+                            for k in range(n)
+                        ]
+                        for i, (job, n) in enumerate(zip(jobs_, shards))
+                    ]
+                    if feeder is not None:  # one input in shards: read once, here
                         from pcapcheck.pipeline import verifies_checksums
+
                         shard_tasks = tasks[fed]
-                        feeder.serve(jobs_[fed][0], verifies_checksums(jobs_[fed][3]),
-                                     give_up=lambda: any(t.done() for t in shard_tasks))
-                    outcomes = (_merge_one(job, common, task) if isinstance(task, list)
-                                else task.result() for job, task in zip(jobs_, tasks))
+                        feeder.serve(
+                            jobs_[fed][0],
+                            verifies_checksums(jobs_[fed][3]),
+                            give_up=lambda: any(t.done() for t in shard_tasks),
+                        )
+                    outcomes = (
+                        _merge_one(job, common, task) if isinstance(task, list) else task.result()
+                        for job, task in zip(jobs_, tasks)
+                    )
                 else:
                     outcomes = (_analyze_one(job, common) for job in jobs_)
                 for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
@@ -458,8 +566,11 @@ def analyze(
 
     if not quiet:
         if recorded is not None:
-            typer.echo(f"pcapcheck: wrote {recorded} finding{'s' if recorded != 1 else ''} "
-                       f"to the baseline {write_baseline}", err=True)
+            typer.echo(
+                f"pcapcheck: wrote {recorded} finding{'s' if recorded != 1 else ''} "
+                f"to the baseline {write_baseline}",
+                err=True,
+            )
         if suppressed is not None or all(path is not None for _, path in plan):
             typer.echo(summary_line(results, suppressed), err=True)
 

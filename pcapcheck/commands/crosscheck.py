@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -22,19 +21,25 @@ from pcapcheck.cli import app, fail
 
 @app.command()
 def crosscheck(
-    files: List[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, optionally gzip)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Write the report to FILE instead of stdout."),
-    jobs: int = typer.Option(0, "--jobs", "-j", min=0,
-                             help="tshark processes at a time (0: one per CPU)."),
+    files: list[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, optionally gzip)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report to FILE instead of stdout."
+    ),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", min=0, help="tshark processes at a time (0: one per CPU)."
+    ),
 ) -> None:
     """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
     flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
+    from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.capture.tshark import (
+        TsharkMissing,
+        clear_prefetched,
+        prefetch,
+        wireshark_version,
+    )
     from pcapcheck.compare.wireshark import crosscheck as run_crosscheck
     from pcapcheck.compare.wireshark import render_crosscheck
-    from pcapcheck.capture.reader import CaptureError
-    from pcapcheck.capture.tshark import (TsharkMissing, clear_prefetched, prefetch,
-                                  wireshark_version)
 
     try:
         version = wireshark_version()
@@ -43,7 +48,7 @@ def crosscheck(
         started = prefetch(files, analysis=True, workers=jobs or None, wait=False)
     except TsharkMissing as exc:
         raise fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - e.g. tshark -v failing
+    except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
         raise fail(f"cannot run tshark: {type(exc).__name__}: {exc}")
@@ -57,11 +62,14 @@ def crosscheck(
                 typer.echo(f"pcapcheck: error: {exc}", err=True)
                 status = 2
                 continue
-            except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+            except Exception as exc:
                 if os.environ.get("PCAPCHECK_DEBUG"):
                     raise
-                typer.echo(f"pcapcheck: {path}: internal error: {type(exc).__name__}: "
-                           f"{exc} (set PCAPCHECK_DEBUG=1 for a traceback)", err=True)
+                typer.echo(
+                    f"pcapcheck: {path}: internal error: {type(exc).__name__}: "
+                    f"{exc} (set PCAPCHECK_DEBUG=1 for a traceback)",
+                    err=True,
+                )
                 status = 2
                 continue
             texts.append(render_crosscheck(report))

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -21,23 +20,36 @@ from pcapcheck.cli import app, fail
 
 @app.command()
 def grade(
-    submissions: List[Path] = typer.Argument(
-        ..., help="Capture files, or directories of submissions (one capture or one folder "
-                  "per student; the file or folder name is the student id)."),
+    submissions: list[Path] = typer.Argument(
+        ...,
+        help="Capture files, or directories of submissions (one capture or one folder "
+        "per student; the file or folder name is the student id).",
+    ),
     rubric: Path = typer.Option(..., "--rubric", "-r", help="The rubric (YAML)."),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Write DIR/gradebook.csv and DIR/<student>/feedback.md "
-                                  "(and results.json with --gradescope)."),
-    gradescope: bool = typer.Option(False, "--gradescope",
-                                    help="Also write Gradescope's results.json per student."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write DIR/gradebook.csv and DIR/<student>/feedback.md "
+        "(and results.json with --gradescope).",
+    ),
+    gradescope: bool = typer.Option(
+        False, "--gradescope", help="Also write Gradescope's results.json per student."
+    ),
 ) -> None:
     """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
     from tabulate import tabulate
 
     from pcapcheck.catalog.rules import CatalogError, load_catalog
     from pcapcheck.grading.feedback import render_feedback
-    from pcapcheck.grading.gradebook import (SubmissionError, discover, grade_all,
-                                             gradebook_csv, gradescope_results, write_outputs)
+    from pcapcheck.grading.gradebook import (
+        SubmissionError,
+        discover,
+        grade_all,
+        gradebook_csv,
+        gradescope_results,
+        write_outputs,
+    )
     from pcapcheck.grading.results import num
     from pcapcheck.grading.rubric import RubricError, load_rubric
 
@@ -48,20 +60,24 @@ def grade(
     except (RubricError, SubmissionError, CatalogError) as exc:
         raise fail(str(exc))
     if gradescope and out is None and len(found) > 1:
-        raise fail("--gradescope with several submissions needs --out DIR "
-                   "(one results.json per student)")
+        raise fail(
+            "--gradescope with several submissions needs --out DIR (one results.json per student)"
+        )
     try:
         results = grade_all(loaded, found, catalog)
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+    except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
-        raise fail(f"internal error: {type(exc).__name__}: {exc} (set PCAPCHECK_DEBUG=1 "
-                   "for a traceback)")
+        raise fail(
+            f"internal error: {type(exc).__name__}: {exc} (set PCAPCHECK_DEBUG=1 for a traceback)"
+        )
 
     if out is None:
         if gradescope:
-            text = json.dumps(gradescope_results(loaded, results[0]), indent=2,
-                              ensure_ascii=False) + "\n"
+            text = (
+                json.dumps(gradescope_results(loaded, results[0]), indent=2, ensure_ascii=False)
+                + "\n"
+            )
         elif len(results) == 1:
             text = render_feedback(results[0], loaded)
         else:
@@ -81,11 +97,26 @@ def grade(
         if answers and not res.answers_file:
             notes.append("no answers file")
         elif any(not c.passed for c in answers):
-            notes.append("answers: " + num(sum(c.score for c in answers)) + " / "
-                         + num(sum(c.points for c in answers)))
+            notes.append(
+                "answers: "
+                + num(sum(c.score for c in answers))
+                + " / "
+                + num(sum(c.points for c in answers))
+            )
         note = res.problem or "; ".join(notes)
-        rows.append([res.student, f"{num(res.score)} / {num(res.max_score)}",
-                     ", ".join(res.shared_with), note])
-    typer.echo(tabulate(rows, headers=["student", "score", "shared_with", "notes"],
-                        maxcolwidths=[None, None, None, 60]))
+        rows.append(
+            [
+                res.student,
+                f"{num(res.score)} / {num(res.max_score)}",
+                ", ".join(res.shared_with),
+                note,
+            ]
+        )
+    typer.echo(
+        tabulate(
+            rows,
+            headers=["student", "score", "shared_with", "notes"],
+            maxcolwidths=[None, None, None, 60],
+        )
+    )
     typer.echo(f"\n{len(results)} submissions graded; wrote {len(written)} files to {out}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,19 +19,25 @@ from pcapcheck.cli import app, fail
 @app.command()
 def ladder(
     file: Path = typer.Argument(..., help="Capture file (pcap, pcapng, optionally gzip)."),
-    connection: Optional[int] = typer.Option(None, "--connection", "-c", min=1,
-                                             help="Connection id (as in `pcapcheck analyze`); "
-                                                  "default: the first connection."),
-    ascii_only: bool = typer.Option(False, "--ascii", help="Plain ASCII instead of Unicode "
-                                                           "arrows and lines."),
-    width: int = typer.Option(100, "--width", "-w",
-                              help="Maximum line length in columns (at least 60)."),
+    connection: int | None = typer.Option(
+        None,
+        "--connection",
+        "-c",
+        min=1,
+        help="Connection id (as in `pcapcheck analyze`); default: the first connection.",
+    ),
+    ascii_only: bool = typer.Option(
+        False, "--ascii", help="Plain ASCII instead of Unicode arrows and lines."
+    ),
+    width: int = typer.Option(
+        100, "--width", "-w", help="Maximum line length in columns (at least 60)."
+    ),
 ) -> None:
     """Draw one connection as a ladder diagram with each endpoint's RFC 9293 states."""
-    from pcapcheck.pipeline import analyze_file
-    from pcapcheck.catalog.rules import CatalogError, load_catalog
-    from pcapcheck.report.ladder import LadderError, connection_segments, render_ladder
     from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.report.ladder import LadderError, connection_segments, render_ladder
 
     try:
         catalog = load_catalog()
@@ -42,19 +47,23 @@ def ladder(
         cid = connection if connection is not None else result.connections[0]["id"]
         conn = next((c for c in result.connections if c["id"] == cid), None)
         segments = connection_segments(file, [conn] if conn else [])
-        text = render_ladder(result, cid, segments.get(cid, []), ascii=ascii_only,
-                             width=width)
+        text = render_ladder(result, cid, segments.get(cid, []), ascii=ascii_only, width=width)
     except (CaptureError, CatalogError, LadderError) as exc:
         raise fail(str(exc))
     except typer.Exit:
         raise
-    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+    except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
-        raise fail(f"{file}: internal error: {type(exc).__name__}: {exc} (set "
-                   "PCAPCHECK_DEBUG=1 for a traceback)")
+        raise fail(
+            f"{file}: internal error: {type(exc).__name__}: {exc} (set "
+            "PCAPCHECK_DEBUG=1 for a traceback)"
+        )
     sys.stdout.write(text)
     others = len(result.connections) - 1
     if connection is None and others:
-        typer.echo(f"({others} more connection{'s' if others > 1 else ''} in this capture: "
-                   f"--connection N, N = 1..{len(result.connections)})", err=True)
+        typer.echo(
+            f"({others} more connection{'s' if others > 1 else ''} in this capture: "
+            f"--connection N, N = 1..{len(result.connections)})",
+            err=True,
+        )

@@ -21,14 +21,15 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
 from pcapcheck.cli import app, fail
 
-rules_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                        help="List, explain, validate and test the rules.")
+rules_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="List, explain, validate and test the rules."
+)
 app.add_typer(rules_app, name="rules")
 
 _RULES_OPTION_HELP = "Extra rule directory (adds or overrides rules by ID); repeatable."
@@ -44,7 +45,7 @@ class ShowFormat(str, Enum):
     json = "json"
 
 
-def _catalog(extra: Optional[List[Path]]) -> Any:
+def _catalog(extra: list[Path] | None) -> Any:
     from pcapcheck.catalog.rules import CatalogError, load_catalog
 
     try:
@@ -57,10 +58,16 @@ def rule_dict(rule: Any) -> dict[str, Any]:
     """A rule as a JSON-ready dict (every field of :class:`pcapcheck.catalog.rules.Rule`,
     ``enabled`` as a bool and ``default`` as ``"on"``/``"off"``; ``source`` a string)."""
     return {
-        "id": rule.id, "name": rule.name, "severity": rule.severity,
-        "enabled": rule.enabled, "default": "on" if rule.enabled else "off",
-        "summary": rule.summary, "message": rule.message, "rfc": rule.rfc,
-        "explanation": rule.explanation, "equivalents": dict(rule.equivalents),
+        "id": rule.id,
+        "name": rule.name,
+        "severity": rule.severity,
+        "enabled": rule.enabled,
+        "default": "on" if rule.enabled else "off",
+        "summary": rule.summary,
+        "message": rule.message,
+        "rfc": rule.rfc,
+        "explanation": rule.explanation,
+        "equivalents": dict(rule.equivalents),
         "params": {name: dict(spec) for name, spec in rule.params.items()},
         "samples": {kind: list(paths) for kind, paths in rule.samples.items()},
         "source": str(rule.source),
@@ -70,31 +77,51 @@ def rule_dict(rule: Any) -> dict[str, Any]:
 @rules_app.command("list")
 def list_rules(
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="Output format."),
-    rules: Optional[List[Path]] = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
+    rules: list[Path] | None = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
 ) -> None:
     """List the rules: ID, name, severity, default on/off, summary."""
     catalog = _catalog(rules)
     if fmt is ListFormat.json:
-        rows = [{"id": r.id, "name": r.name, "severity": r.severity,
-                 "default": "on" if r.enabled else "off", "summary": r.summary}
-                for r in catalog]
+        rows = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "severity": r.severity,
+                "default": "on" if r.enabled else "off",
+                "summary": r.summary,
+            }
+            for r in catalog
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     from tabulate import tabulate
 
-    rows = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary]
-            for r in catalog]
-    typer.echo(tabulate(rows, headers=["id", "name", "severity", "default", "summary"],
-                        tablefmt="simple"))
+    rows = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary] for r in catalog]
+    typer.echo(
+        tabulate(rows, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple")
+    )
 
 
 def render_rule(rule: Any) -> str:
     """The ``rules show`` text of a rule (Markdown, like ``ruff rule``)."""
-    lines = [f"# {rule.name} ({rule.id})", "", rule.summary, "",
-             f"Severity: {rule.severity}. Default: {'on' if rule.enabled else 'off'}"
-             f"{'' if rule.enabled else f' (select it with --select {rule.id})'}.",
-             f"Standard: {rule.rfc}.", "", "Message template:", "",
-             "```text", rule.message, "```", "", rule.explanation.rstrip(), ""]
+    lines = [
+        f"# {rule.name} ({rule.id})",
+        "",
+        rule.summary,
+        "",
+        f"Severity: {rule.severity}. Default: {'on' if rule.enabled else 'off'}"
+        f"{'' if rule.enabled else f' (select it with --select {rule.id})'}.",
+        f"Standard: {rule.rfc}.",
+        "",
+        "Message template:",
+        "",
+        "```text",
+        rule.message,
+        "```",
+        "",
+        rule.explanation.rstrip(),
+        "",
+    ]
     if rule.equivalents:
         lines += ["## Equivalents", ""]
         names = {"wireshark": "Wireshark", "zeek": "Zeek", "suricata": "Suricata"}
@@ -105,8 +132,12 @@ def render_rule(rule: Any) -> str:
         for name, spec in rule.params.items():
             text = f"- `{name}` ({spec['type']}, default {spec['default']!r})"
             lines.append(f"{text}: {spec['description']}" if spec.get("description") else text)
-        lines += ["", f"Set them in pcapcheck.toml: `[rules.{rule.id}]` then "
-                      f"`{next(iter(rule.params))} = ...`.", ""]
+        lines += [
+            "",
+            f"Set them in pcapcheck.toml: `[rules.{rule.id}]` then "
+            f"`{next(iter(rule.params))} = ...`.",
+            "",
+        ]
     else:
         lines += ["None.", ""]
     if rule.samples:
@@ -122,7 +153,7 @@ def render_rule(rule: Any) -> str:
 def show_rule(
     rule_id: str = typer.Argument(..., metavar="ID", help="The rule ID (HS003)."),
     fmt: ShowFormat = typer.Option(ShowFormat.text, "--format", "-f", help="Output format."),
-    rules: Optional[List[Path]] = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
+    rules: list[Path] | None = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
 ) -> None:
     """Explain one rule: what it checks, why, an example, message, RFC, parameters."""
     from pcapcheck.catalog.rules import CatalogError
@@ -140,8 +171,9 @@ def show_rule(
 
 @rules_app.command("check")
 def check_rules(
-    directory: Path = typer.Argument(..., metavar="DIR",
-                                     help="A rule directory (or one rule file)."),
+    directory: Path = typer.Argument(
+        ..., metavar="DIR", help="A rule directory (or one rule file)."
+    ),
 ) -> None:
     """Validate a rule directory against the schema: exit 0, or 2 with the error."""
     from pcapcheck.catalog.rules import CatalogError, load_catalog
@@ -151,8 +183,7 @@ def check_rules(
     except CatalogError as exc:
         raise fail(str(exc))
     where = directory.resolve()
-    mine = [r for r in catalog
-            if r.source.resolve() == where or r.source.resolve().parent == where]
+    mine = [r for r in catalog if r.source.resolve() == where or r.source.resolve().parent == where]
     if not mine:
         raise fail(f"{directory}: no rule files found (*.yaml, *.yml)")
     typer.echo(f"{directory}: {len(mine)} rule{'s' if len(mine) != 1 else ''} OK")
@@ -166,19 +197,25 @@ def samples_dir(rule: Any) -> Path:
 
 @rules_app.command("test")
 def test_rules(
-    rules: Optional[List[Path]] = typer.Option(
-        None, "--rules", help="Rule directory to test (repeatable); its rules are "
-                              "tested instead of the shipped ones."),
+    rules: list[Path] | None = typer.Option(
+        None,
+        "--rules",
+        help="Rule directory to test (repeatable); its rules are "
+        "tested instead of the shipped ones.",
+    ),
 ) -> None:
     """Run every rule on its trigger captures (must fire) and clean ones (must not)."""
-    from pcapcheck.pipeline import analyze_file
     from pcapcheck.capture.reader import CaptureError
+    from pcapcheck.pipeline import analyze_file
 
     catalog = _catalog(rules)
     if rules:
         wanted = {p.resolve() for p in rules}
-        tested = [r for r in catalog
-                  if r.source.resolve() in wanted or r.source.resolve().parent in wanted]
+        tested = [
+            r
+            for r in catalog
+            if r.source.resolve() in wanted or r.source.resolve().parent in wanted
+        ]
         if not tested:
             raise fail(f"no rule files found in {', '.join(str(p) for p in rules)}")
     else:
@@ -188,7 +225,7 @@ def test_rules(
 
     def fires(rule: Any, sample: str) -> bool:
         path = samples_dir(rule) / sample
-        verify = rule.id == "CP004"   # checksums are verified only when CP004 is active
+        verify = rule.id == "CP004"  # checksums are verified only when CP004 is active
         key = (path, verify)
         if key not in cache:
             try:
@@ -211,16 +248,18 @@ def test_rules(
             for sample in samples:
                 try:
                     if fires(rule, sample) != expected:
-                        problems.append(f"{'did not fire' if expected else 'fired'} on "
-                                        f"{kind} {sample}")
+                        problems.append(
+                            f"{'did not fire' if expected else 'fired'} on {kind} {sample}"
+                        )
                 except CaptureError as exc:
                     problems.append(f"{kind} {sample}: {exc}")
         if problems:
             failed += 1
             typer.echo(f"FAIL {rule.id} {rule.name}: {'; '.join(problems)}")
         else:
-            typer.echo(f"PASS {rule.id} {rule.name} ({len(triggers)} trigger, "
-                       f"{len(cleans)} clean)")
-    typer.echo(f"{len(tested)} rule{'s' if len(tested) != 1 else ''}: "
-               f"{len(tested) - failed} passed, {failed} failed")
+            typer.echo(f"PASS {rule.id} {rule.name} ({len(triggers)} trigger, {len(cleans)} clean)")
+    typer.echo(
+        f"{len(tested)} rule{'s' if len(tested) != 1 else ''}: "
+        f"{len(tested) - failed} passed, {failed} failed"
+    )
     raise typer.Exit(1 if failed else 0)

@@ -22,29 +22,52 @@ this comparison, to be looked at.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from pcapcheck.tcp.connection import seq_diff
 from pcapcheck.model import ACK, FIN, RST, SYN, Event, Segment
+from pcapcheck.tcp.connection import seq_diff
 
-__all__ = ["KINDS", "WIRESHARK_FIELDS", "CONNECTION", "Disagreement", "KindCount",
-           "CrossReport", "KnownDifference", "KNOWN_DIFFERENCES", "crosscheck",
-           "compare", "render_crosscheck"]
+__all__ = [
+    "CONNECTION",
+    "KINDS",
+    "KNOWN_DIFFERENCES",
+    "WIRESHARK_FIELDS",
+    "CrossReport",
+    "Disagreement",
+    "KindCount",
+    "KnownDifference",
+    "compare",
+    "crosscheck",
+    "render_crosscheck",
+]
 
 #: The per-frame flags compared, named after Wireshark's ``tcp.analysis.*`` fields.
-KINDS = ("retransmission", "out_of_order", "duplicate_ack", "zero_window", "lost_segment",
-         "ack_lost_segment", "keep_alive", "keep_alive_ack", "reused_ports",
-         "zero_window_probe")
+KINDS = (
+    "retransmission",
+    "out_of_order",
+    "duplicate_ack",
+    "zero_window",
+    "lost_segment",
+    "ack_lost_segment",
+    "keep_alive",
+    "keep_alive_ack",
+    "reused_ports",
+    "zero_window_probe",
+)
 
 #: The kind of a disagreement about which connection a frame belongs to.
 CONNECTION = "connection"
 
 #: Wireshark's fields for each kind (any of them set means the kind is set).
 WIRESHARK_FIELDS: dict[str, tuple[str, ...]] = {
-    "retransmission": ("tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
-                       "tcp.analysis.spurious_retransmission"),
+    "retransmission": (
+        "tcp.analysis.retransmission",
+        "tcp.analysis.fast_retransmission",
+        "tcp.analysis.spurious_retransmission",
+    ),
     "out_of_order": ("tcp.analysis.out_of_order",),
     "duplicate_ack": ("tcp.analysis.duplicate_ack",),
     "zero_window": ("tcp.analysis.zero_window",),
@@ -284,8 +307,10 @@ def _simultaneous_open_synack(ctx: Context, v: FrameView, kind: str) -> Any:
         return False
     if "HS010" not in ctx.connection_events(v):
         return False
-    return any(p.seg.flags & SYN and not p.seg.flags & ACK and p.seg.seq == seg.seq
-               for p in ctx.earlier(v, same_sender=True))
+    return any(
+        p.seg.flags & SYN and not p.seg.flags & ACK and p.seg.seq == seg.seq
+        for p in ctx.earlier(v, same_sender=True)
+    )
 
 
 def _first_seen_but_acked(ctx: Context, v: FrameView, kind: str) -> Any:
@@ -297,7 +322,7 @@ def _first_seen_but_acked(ctx: Context, v: FrameView, kind: str) -> Any:
     for p in ctx.earlier(v, same_sender=True):
         a, b = p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF
         if seq_diff(b, seg.seq) > 0 and seq_diff(end, a) > 0:
-            return False        # overlaps bytes captured before: a real retransmission
+            return False  # overlaps bytes captured before: a real retransmission
     for p in ctx.earlier(v, same_sender=False):
         if p.seg.flags & ACK and seq_diff(p.seg.ack, end) >= 0:
             gap = round(seg.ts - p.seg.ts, 6)
@@ -347,8 +372,10 @@ def _acked_bytes_all_captured(ctx: Context, v: FrameView, kind: str) -> Any:
         return False
     if seq_diff(seg.ack, prev) <= 0:
         return f"nothing beyond frame {at}'s acknowledgment"
-    ranges = [(p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF)
-              for p in ctx.earlier(v, same_sender=False)]
+    ranges = [
+        (p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF)
+        for p in ctx.earlier(v, same_sender=False)
+    ]
     if seq_diff(seg.ack, prev) > 0 and _covered(prev, seg.ack, ranges):
         return f"bytes {prev}..{seg.ack} were captured"
     return False
@@ -361,8 +388,11 @@ def _after_accepted_probe(ctx: Context, v: FrameView, kind: str) -> Any:
     if seg is None:
         return False
     for p in ctx.earlier(v, same_sender=True):
-        if ("zero_window_probe" in p.pc and p.seg.payload_len == 1
-                and (p.seg.seq + 1) & 0xFFFFFFFF == seg.seq):
+        if (
+            "zero_window_probe" in p.pc
+            and p.seg.payload_len == 1
+            and (p.seg.seq + 1) & 0xFFFFFFFF == seg.seq
+        ):
             return f"probe of frame {p.frame}"
     return False
 
@@ -375,8 +405,12 @@ def _after_stray_segment(ctx: Context, v: FrameView, kind: str) -> Any:
     if seg is None or "CP002" in ctx.connection_events(v):
         return False
     for p in ctx.earlier(v, same_sender=True):
-        if (not p.seg.payload_len and not p.seg.flags & (SYN | FIN | RST)
-                and "lost_segment" in p.pc and seq_diff(p.seg.seq, seg.seq) > 0):
+        if (
+            not p.seg.payload_len
+            and not p.seg.flags & (SYN | FIN | RST)
+            and "lost_segment" in p.pc
+            and seq_diff(p.seg.seq, seg.seq) > 0
+        ):
             return f"frame {p.frame}"
     return False
 
@@ -387,15 +421,18 @@ def _synack(ctx: Context, v: FrameView, kind: str) -> Any:
 
 def _new_conversation_at(rule: str) -> Callable[[Context, FrameView, str], Any]:
     def applies(ctx: Context, v: FrameView, kind: str) -> Any:
-        return (v.seg is not None and v.seg.flags & (SYN | ACK) == SYN
-                and rule in v.rules())
+        return v.seg is not None and v.seg.flags & (SYN | ACK) == SYN and rule in v.rules()
+
     return applies
 
 
 def _pcapcheck_rejected(ctx: Context, v: FrameView, kind: str) -> Any:
     if v.seg is None and v.stream is not None:
-        reasons = [e.data.get("reason") for e in ctx.result.events
-                   if e.rule == "CP005" and e.frame == v.frame]
+        reasons = [
+            e.data.get("reason")
+            for e in ctx.result.events
+            if e.rule == "CP005" and e.frame == v.frame
+        ]
         if reasons:
             return f"CP005: {reasons[0]}"
     return False
@@ -405,8 +442,17 @@ def _wireshark_rejected(ctx: Context, v: FrameView, kind: str) -> Any:
     row = v.ws_row
     if v.seg is None or v.stream is not None or not row:
         return False
-    flagged = [n for n in ("_ws.malformed", "_ws.short", "ip.bogus_header_length",
-                           "ip.bogus_ip_length", "tcp.bogus_header_length") if row.get(n)]
+    flagged = [
+        n
+        for n in (
+            "_ws.malformed",
+            "_ws.short",
+            "ip.bogus_header_length",
+            "ip.bogus_ip_length",
+            "tcp.bogus_header_length",
+        )
+        if row.get(n)
+    ]
     if flagged or (row.get("frame.protocols", "").split(":")[0] in ("data", "user_dlt")):
         msgs = [m for m in row.get("_ws.expert.message", "").split(_AGG) if m]
         return "; ".join(msgs[:2]) or ", ".join(flagged) or row.get("frame.protocols", "")
@@ -441,133 +487,207 @@ def _after_root(ctx: Context, v: FrameView, kind: str) -> Any:
 #: on frames both tools decoded as the same TCP segment, except CONNECTION.
 KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     KnownDifference(
-        "capture-duplicate", KINDS, "wireshark", _is_capture_duplicate, "definition",
+        "capture-duplicate",
+        KINDS,
+        "wireshark",
+        _is_capture_duplicate,
+        "definition",
         "The capture holds the same packet twice (two interfaces, merged captures): "
         "pcapcheck recognises the copy (same IP ID or TCP timestamps, seq, ack, flags, "
         "length, window) and reports CP008 instead of analysing it. Wireshark has no "
         "notion of a capture duplicate: the copy's sequence number is below the next "
-        "expected one, so it is a (suspected) retransmission, or a duplicate ACK."),
+        "expected one, so it is a (suspected) retransmission, or a duplicate ACK.",
+    ),
     KnownDifference(
-        "simultaneous-open-synack", ("retransmission",), "wireshark",
-        _simultaneous_open_synack, "wireshark-wrong",
+        "simultaneous-open-synack",
+        ("retransmission",),
+        "wireshark",
+        _simultaneous_open_synack,
+        "wireshark-wrong",
         "Simultaneous open (RFC 9293 §3.5, figure 7): each side answers the other's SYN "
         "with a SYN,ACK that carries its own ISN again. Wireshark sees a SYN whose "
         "sequence number is below the next expected one and calls it a retransmission; "
-        "nothing was sent twice (pcapcheck: HS010)."),
+        "nothing was sent twice (pcapcheck: HS010).",
+    ),
     KnownDifference(
-        "acked-before-seen", ("retransmission",), "wireshark", _first_seen_but_acked,
+        "acked-before-seen",
+        ("retransmission",),
+        "wireshark",
+        _first_seen_but_acked,
         "wireshark-wrong",
         "Bytes captured for the first time that the peer had already acknowledged: "
         "either the capture stored the ACK a few microseconds before the data "
         "(reordering by the capture, within pcapcheck's reorder window) or the peer "
         "acknowledged data not yet sent (SQ001). Wireshark's spurious-retransmission "
         "test is 'already acknowledged', so it flags a retransmission of bytes never "
-        "seen before."),
+        "seen before.",
+    ),
     KnownDifference(
-        "after-out-of-window-rst", ("retransmission", "out_of_order"), "wireshark",
-        _after_out_of_window_rst, "wireshark-wrong",
+        "after-out-of-window-rst",
+        ("retransmission", "out_of_order"),
+        "wireshark",
+        _after_out_of_window_rst,
+        "wireshark-wrong",
         "Wireshark moves the sender's next expected sequence number to the sequence "
         "number of an RST even when the RST is outside the receive window and must be "
         "ignored (RFC 9293 §3.10.7.4, RFC 5961 §3; pcapcheck: RS003); every later "
-        "segment below it looks like a retransmission."),
+        "segment below it looks like a retransmission.",
+    ),
     KnownDifference(
-        "after-ignored-invalid-flags", ("retransmission", "out_of_order"), "wireshark",
-        _after_ignored_invalid_flags, "definition",
+        "after-ignored-invalid-flags",
+        ("retransmission", "out_of_order"),
+        "wireshark",
+        _after_ignored_invalid_flags,
+        "definition",
         "A segment with an impossible flag combination (FL001, e.g. FIN+PSH+URG "
         "without ACK, SYN+FIN) changes no state in pcapcheck; Wireshark's sequence "
         "analysis counts its SYN/FIN, so the sender's real FIN that follows looks like "
-        "a retransmission."),
+        "a retransmission.",
+    ),
     KnownDifference(
-        "peer-direction-unseen", ("ack_lost_segment",), "pcapcheck", _peer_never_seen,
+        "peer-direction-unseen",
+        ("ack_lost_segment",),
+        "pcapcheck",
+        _peer_never_seen,
         "definition",
         "No segment of the peer was captured yet (one-sided capture, CP007): Wireshark "
         "has no 'next expected acknowledgement number' for that direction (User's "
         "Guide, TCP ACKed unseen segment: 'set when the expected next acknowledgement "
         "number is set for the reverse direction'). pcapcheck knows the peer's ISN "
         "from the SYN/SYN-ACK this side answered and flags the acknowledgment of bytes "
-        "the capture never showed."),
+        "the capture never showed.",
+    ),
     KnownDifference(
-        "stale-next-expected-ack", ("ack_lost_segment",), "wireshark",
-        _acked_bytes_all_captured, "wireshark-wrong",
+        "stale-next-expected-ack",
+        ("ack_lost_segment",),
+        "wireshark",
+        _acked_bytes_all_captured,
+        "wireshark-wrong",
         "Every byte this ACK newly acknowledges was captured, or it acknowledges "
         "nothing new. Wireshark only advances its 'next expected acknowledgement "
         "number' with segments that carry no analysis flag, so after a gap ('previous "
         "segment not captured') it lags behind and the next ACK of captured data, or "
         "the same acknowledgment again, is flagged as ACKing an unseen segment a "
-        "second time."),
+        "second time.",
+    ),
     KnownDifference(
-        "accepted-zero-window-probe", ("lost_segment",), "wireshark",
-        _after_accepted_probe, "wireshark-wrong",
+        "accepted-zero-window-probe",
+        ("lost_segment",),
+        "wireshark",
+        _after_accepted_probe,
+        "wireshark-wrong",
         "The byte of a one-byte zero-window probe was accepted: the receiver "
         "acknowledged it, or the sender went on past it. Wireshark never counts a "
         "probe's byte in the sender's next expected sequence number, so the sender's "
         "next segment, one past the probe, follows a 'segment not captured'. pcapcheck "
         "counts the byte once accepted (RFC 9293 §3.8.6.1: a probe that finds the "
-        "window open is data like any other)."),
+        "window open is data like any other).",
+    ),
     KnownDifference(
-        "after-stray-segment", ("retransmission",), "wireshark", _after_stray_segment,
+        "after-stray-segment",
+        ("retransmission",),
+        "wireshark",
+        _after_stray_segment,
         "definition",
         "An earlier segment without data of this sender was far ahead of its next "
         "sequence number, and nothing the peer acknowledged covers the space it skips "
         "(a late segment of an earlier connection on the 4-tuple, a scan): pcapcheck "
         "does not take its sequence number as the sender's (no capture loss, CP002, is "
         "inferred from it). Wireshark moves its next expected sequence number there, "
-        "so every later segment below it looks like a retransmission."),
+        "so every later segment below it looks like a retransmission.",
+    ),
     KnownDifference(
-        "synack-reused-ports", ("reused_ports",), "wireshark", _synack, "definition",
+        "synack-reused-ports",
+        ("reused_ports",),
+        "wireshark",
+        _synack,
+        "definition",
         "Wireshark's code also flags a SYN-ACK whose sequence number differs from the "
         "first one it saw from that side (e.g. an RST that had to be ignored, RS005) as "
         "'ports reused'. The User's Guide definition, which pcapcheck follows, is a SYN "
-        "without ACK on a 4-tuple that already had a connection."),
+        "without ACK on a 4-tuple that already had a connection.",
+    ),
     KnownDifference(
-        "syn-isn-changed", (CONNECTION, "reused_ports"), "wireshark",
-        _new_conversation_at("HS009"), "definition",
+        "syn-isn-changed",
+        (CONNECTION, "reused_ports"),
+        "wireshark",
+        _new_conversation_at("HS009"),
+        "definition",
         "A SYN repeating a pending SYN (no handshake completed since) with a different "
         "ISN: pcapcheck keeps it in the same connection and reports the changed ISN "
         "(HS009); Wireshark starts a new conversation (tcp.stream) with 'ports reused' "
         "at any SYN without ACK whose sequence number differs from the conversation's "
         "first SYN. Both are consistent; pcapcheck's view lets HS009 point at the "
-        "conflict."),
+        "conflict.",
+    ),
     KnownDifference(
-        "syn-with-invalid-flags", (CONNECTION, "reused_ports"), "wireshark",
-        _new_conversation_at("FL001"), "definition",
+        "syn-with-invalid-flags",
+        (CONNECTION, "reused_ports"),
+        "wireshark",
+        _new_conversation_at("FL001"),
+        "definition",
         "A SYN with an impossible flag combination (SYN+FIN, FL001) is ignored by "
         "pcapcheck; Wireshark starts a new conversation (tcp.stream, 'ports reused') at "
-        "any SYN without ACK whose sequence number differs from the first SYN's."),
+        "any SYN without ACK whose sequence number differs from the first SYN's.",
+    ),
     KnownDifference(
-        "formats-differ", (CONNECTION,), "either", _formats_differ, "input",
+        "formats-differ",
+        (CONNECTION,),
+        "either",
+        _formats_differ,
+        "input",
         "The two readers identify the container format differently (Wireshark's "
         "libpcap reader tries the 'modified' pcap variants when the first records' "
-        "headers look implausible) and so read different packets."),
+        "headers look implausible) and so read different packets.",
+    ),
     KnownDifference(
-        "malformed-for-pcapcheck", (CONNECTION,), "wireshark", _pcapcheck_rejected,
+        "malformed-for-pcapcheck",
+        (CONNECTION,),
+        "wireshark",
+        _pcapcheck_rejected,
         "input",
         "pcapcheck does not analyse a packet whose headers contradict each other or "
         "the captured bytes (CP005); Wireshark flags the problem as expert info but "
-        "still analyses the TCP header it could read."),
+        "still analyses the TCP header it could read.",
+    ),
     KnownDifference(
-        "malformed-for-wireshark", (CONNECTION,), "pcapcheck", _wireshark_rejected,
+        "malformed-for-wireshark",
+        (CONNECTION,),
+        "pcapcheck",
+        _wireshark_rejected,
         "input",
         "Wireshark did not dissect this packet as TCP (it marked it malformed or "
-        "could not dissect the link layer) while pcapcheck decoded it."),
+        "could not dissect the link layer) while pcapcheck decoded it.",
+    ),
     KnownDifference(
-        "after-close", KINDS, "either", _after_close, "definition",
+        "after-close",
+        KINDS,
+        "either",
+        _after_close,
+        "definition",
         "pcapcheck stops the sequence analysis of a connection once it has closed (both "
         "FINs acknowledged, or an RST): the first later segment is reported once (CL009) "
         "and no later segment changes its state, so their retransmissions are not "
-        "marked; Wireshark's analysis of the 4-tuple goes on."),
+        "marked; Wireshark's analysis of the 4-tuple goes on.",
+    ),
     KnownDifference(
-        "after-connection-difference", KINDS, "either", _after_root, "input",
+        "after-connection-difference",
+        KINDS,
+        "either",
+        _after_root,
+        "input",
         "An earlier frame of this connection was decoded or grouped differently by the "
         "two tools (see the connection disagreement at that frame): from there on "
-        "their sequence analyses of the connection rest on different segments."),
+        "their sequence analyses of the connection rest on different segments.",
+    ),
 )
 
 _KNOWN_BY_NAME = {k.name: k for k in KNOWN_DIFFERENCES}
 
 
-def _explain(ctx: Context, v: FrameView, kind: str, pc_set: bool, ws_set: bool
-             ) -> tuple[str | None, str]:
+def _explain(
+    ctx: Context, v: FrameView, kind: str, pc_set: bool, ws_set: bool
+) -> tuple[str | None, str]:
     side = "pcapcheck" if pc_set else "wireshark"
     for known in KNOWN_DIFFERENCES:
         if kind not in known.kinds or known.side not in (side, "either"):
@@ -599,8 +719,14 @@ def _span(frames: list[int]) -> str:
     return f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}-{frames[-1]}"
 
 
-def compare(result, run, segments: dict[int, Segment], path: str = "",
-            ws_format: str | None = None, frames: int | None = None) -> CrossReport:
+def compare(
+    result,
+    run,
+    segments: dict[int, Segment],
+    path: str = "",
+    ws_format: str | None = None,
+    frames: int | None = None,
+) -> CrossReport:
     """Compare pcapcheck's ``result`` (a FileResult made with ``marks=True``) with a
     tshark ``run`` (:class:`pcapcheck.capture.tshark.TsharkRun` with ``analysis=True``).
 
@@ -633,21 +759,28 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
         seq = row.get("tcp.seq_raw", "")
         if not stream or not seq:
             if f in frames:
-                frames[f].ws_row = row      # why Wireshark has no TCP segment here
+                frames[f].ws_row = row  # why Wireshark has no TCP segment here
             continue
         v = view(f)
         v.stream = int(_first(stream))
-        v.ws_id = tuple(_num(row.get(n, "")) for n in (  # type: ignore[assignment]
-            "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw"))
+        v.ws_id = tuple(
+            _num(row.get(n, ""))
+            for n in (  # type: ignore[assignment]
+                "tcp.srcport",
+                "tcp.dstport",
+                "tcp.seq_raw",
+                "tcp.ack_raw",
+            )
+        )
         v.ws = {k for k, names in WIRESHARK_FIELDS.items() if any(row.get(n) for n in names)}
-        v.ws_all = {n.rsplit(".", 1)[1] for n in row if n.startswith("tcp.analysis.")
-                    and row.get(n)}
+        v.ws_all = {
+            n.rsplit(".", 1)[1] for n in row if n.startswith("tcp.analysis.") and row.get(n)
+        }
     conn_frames: dict[int, list[int]] = defaultdict(list)
     for f in sorted(frames):
         if frames[f].conn is not None:
             conn_frames[frames[f].conn].append(f)
-    ctx = Context(report.path, frames, dict(conn_frames), result, ws_format,
-                  ws_records=len(rows))
+    ctx = Context(report.path, frames, dict(conn_frames), result, ws_format, ws_records=len(rows))
     report.connections = len(conn_frames)
     report.streams = len({v.stream for v in frames.values() if v.stream is not None})
     disagreements: list[Disagreement] = []
@@ -669,11 +802,15 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
                 continue
             verdicts = (f"connection {v.conn}: {mine}", f"tcp.stream {v.stream}: {v.ws_id}")
         elif pc_tcp:
-            verdicts = (f"connection {v.conn}",
-                        "not a TCP segment" if f <= len(rows) else "no such frame")
+            verdicts = (
+                f"connection {v.conn}",
+                "not a TCP segment" if f <= len(rows) else "no such frame",
+            )
         else:
-            verdicts = ("not decoded as TCP" if f <= read else "no such frame",
-                        f"tcp.stream {v.stream}")
+            verdicts = (
+                "not decoded as TCP" if f <= read else "no such frame",
+                f"tcp.stream {v.stream}",
+            )
         roots.append(f)
         counts[CONNECTION].pcapcheck_only += pc_tcp and not ws_tcp
         counts[CONNECTION].wireshark_only += ws_tcp and not pc_tcp
@@ -696,7 +833,7 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
         conns_of[st].add(c)
     for (c, st), group in sorted(pairs.items(), key=lambda item: item[1][0]):
         if len(streams_of[c]) == 1 and len(conns_of[st]) == 1:
-            counts[CONNECTION].both += len(group)      # the same set of frames
+            counts[CONNECTION].both += len(group)  # the same set of frames
             continue
         counts[CONNECTION].differ += len(group)
         # one disagreement per (connection, stream) pair, at its first frame, unless that
@@ -706,11 +843,18 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
         if f == a[0] and f == b[0]:
             continue
         roots.append(f)
-        pc_splits = f == a[0]           # pcapcheck starts a new connection here
+        pc_splits = f == a[0]  # pcapcheck starts a new connection here
         name, note = _explain(ctx, frames[f], CONNECTION, pc_splits, not pc_splits)
-        disagreements.append(Disagreement(
-            f, CONNECTION, f"connection {c} ({_span(a)})", f"tcp.stream {st} ({_span(b)})",
-            name, note))
+        disagreements.append(
+            Disagreement(
+                f,
+                CONNECTION,
+                f"connection {c} ({_span(a)})",
+                f"tcp.stream {st} ({_span(b)})",
+                name,
+                note,
+            )
+        )
 
     for f in roots:
         v = frames[f]
@@ -736,11 +880,19 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
                     c.wireshark_only += 1
                 name, note = _explain(ctx, v, kind, pc_set, ws_set)
                 c.explained += name is not None
-                disagreements.append(Disagreement(
-                    f, kind, "set" if pc_set else "not set", "set" if ws_set else "not set",
-                    name, note))
-    counts[CONNECTION].explained = sum(1 for d in disagreements
-                                       if d.kind == CONNECTION and d.explained)
+                disagreements.append(
+                    Disagreement(
+                        f,
+                        kind,
+                        "set" if pc_set else "not set",
+                        "set" if ws_set else "not set",
+                        name,
+                        note,
+                    )
+                )
+    counts[CONNECTION].explained = sum(
+        1 for d in disagreements if d.kind == CONNECTION and d.explained
+    )
     disagreements.sort(key=lambda d: (d.frame, d.kind != CONNECTION, d.kind))
     report.tcp_frames = len(common)
     report.counts = counts
@@ -748,8 +900,9 @@ def compare(result, run, segments: dict[int, Segment], path: str = "",
     return report
 
 
-def crosscheck(path: str | Path, *, catalog=None, params=None,
-               wireshark_version: str | None = None) -> CrossReport:
+def crosscheck(
+    path: str | Path, *, catalog=None, params=None, wireshark_version: str | None = None
+) -> CrossReport:
     """Run pcapcheck and Wireshark on ``path`` and compare them.
 
     ``catalog``: a :class:`pcapcheck.catalog.rules.Catalog` (default: the shipped rules);
@@ -761,9 +914,9 @@ def crosscheck(path: str | Path, *, catalog=None, params=None,
     :raises pcapcheck.capture.reader.CaptureError: pcapcheck or Wireshark cannot read the file
         at all (one line, starting with the path).
     """
-    from pcapcheck.pipeline import NativeSource, analyze_file
-    from pcapcheck.catalog.rules import load_catalog
     from pcapcheck.capture.tshark import _parse_capinfos, run_error, run_tshark, tshark_path
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import NativeSource, analyze_file
 
     tshark_path()
     catalog = catalog or load_catalog()
@@ -776,8 +929,7 @@ def crosscheck(path: str | Path, *, catalog=None, params=None,
     source = NativeSource(path)
     segments = {f: seg for f, _ts, seg in source if isinstance(seg, Segment)}
     ws_format, _snap = _parse_capinfos(run.capinfos)
-    report = compare(result, run, segments, str(path), ws_format,
-                     frames=source.reader.records)
+    report = compare(result, run, segments, str(path), ws_format, frames=source.reader.records)
     report.wireshark_version = wireshark_version
     return report
 
@@ -791,31 +943,52 @@ def render_crosscheck(report: CrossReport) -> str:
     from tabulate import tabulate
 
     who = f"Wireshark {report.wireshark_version}" if report.wireshark_version else "Wireshark"
-    lines = [f"== {report.path} ==",
-             f"pcapcheck vs {who}: {report.frames} frames, {report.tcp_frames} TCP frames "
-             f"compared; {report.connections} connection(s) vs {report.streams} "
-             "tcp.stream(s)", ""]
+    lines = [
+        f"== {report.path} ==",
+        f"pcapcheck vs {who}: {report.frames} frames, {report.tcp_frames} TCP frames "
+        f"compared; {report.connections} connection(s) vs {report.streams} "
+        "tcp.stream(s)",
+        "",
+    ]
     table = []
     for kind in KINDS:
         c = report.counts.get(kind, KindCount())
-        table.append([kind, c.both, c.neither, c.pcapcheck_only, c.wireshark_only,
-                      c.explained])
-    lines.append(tabulate(table, headers=["kind", "both", "neither", "pcapcheck only",
-                                          "wireshark only", "explained"],
-                          colalign=("left", "right", "right", "right", "right", "right")))
+        table.append([kind, c.both, c.neither, c.pcapcheck_only, c.wireshark_only, c.explained])
+    lines.append(
+        tabulate(
+            table,
+            headers=["kind", "both", "neither", "pcapcheck only", "wireshark only", "explained"],
+            colalign=("left", "right", "right", "right", "right", "right"),
+        )
+    )
     c = report.counts.get(CONNECTION, KindCount())
-    lines.append(f"connections: {c.both} frames grouped alike, {c.differ} grouped "
-                 f"differently, {c.pcapcheck_only} TCP for pcapcheck only, "
-                 f"{c.wireshark_only} TCP for Wireshark only ({c.explained} of the "
-                 "disagreements explained)")
+    lines.append(
+        f"connections: {c.both} frames grouped alike, {c.differ} grouped "
+        f"differently, {c.pcapcheck_only} TCP for pcapcheck only, "
+        f"{c.wireshark_only} TCP for Wireshark only ({c.explained} of the "
+        "disagreements explained)"
+    )
     lines.append("")
     if report.disagreements:
-        rows = [[d.frame, d.kind, d.pcapcheck, d.wireshark,
-                 (f"known: {d.known}" + (f" ({d.note})" if d.note else ""))
-                 if d.known else "UNEXPLAINED"] for d in report.disagreements]
-        lines.append(tabulate(rows, headers=["frame", "kind", "pcapcheck", "wireshark",
-                                             "explanation"],
-                              colalign=("right", "left", "left", "left", "left")))
+        rows = [
+            [
+                d.frame,
+                d.kind,
+                d.pcapcheck,
+                d.wireshark,
+                (f"known: {d.known}" + (f" ({d.note})" if d.note else ""))
+                if d.known
+                else "UNEXPLAINED",
+            ]
+            for d in report.disagreements
+        ]
+        lines.append(
+            tabulate(
+                rows,
+                headers=["frame", "kind", "pcapcheck", "wireshark", "explanation"],
+                colalign=("right", "left", "left", "left", "left"),
+            )
+        )
         lines.append("")
         used = sorted({d.known for d in report.disagreements if d.known})
         for name in used:
@@ -828,6 +1001,7 @@ def render_crosscheck(report: CrossReport) -> str:
     if n:
         lines.append(f"{n} unexplained disagreement(s), {known} known difference(s)")
     else:
-        lines.append("full agreement" + (f" apart from {known} known difference(s)"
-                                         if known else ""))
+        lines.append(
+            "full agreement" + (f" apart from {known} known difference(s)" if known else "")
+        )
     return "\n".join(lines) + "\n"

@@ -51,21 +51,30 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pcapcheck.capture.decoder import Decoder, DecodeError, SourceAttributes, _parse_options
-from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
-from pcapcheck.model import (MARK_DIRECT, MARK_END, MARK_START, OTHER_SHARD, Record, Segment,
-                    SegmentBlock, TcpOptions)
+from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, _parse_options
 from pcapcheck.capture.reader import open_capture
+from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
+from pcapcheck.model import (
+    MARK_DIRECT,
+    MARK_END,
+    MARK_START,
+    OTHER_SHARD,
+    Record,
+    Segment,
+    SegmentBlock,
+    TcpOptions,
+)
 
-__all__ = ["BatchSource", "Batch", "Item", "CHUNK_BYTES"]
+__all__ = ["CHUNK_BYTES", "Batch", "BatchSource", "Item"]
 
 #: One item of a source: ``(frame, ts, Segment | None | DecodeError)``.
 Item = tuple[int, float, "Segment | None | DecodeError"]
@@ -82,10 +91,10 @@ _VLAN_TYPES = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ADDR_CACHE_MAX = 1 << 16
 
 # per-record categories of a batch
-_FAST = 0       # a Segment built from the arrays
-_DROP = 1       # a Segment of another shard: not built, OTHER_SHARD yielded
-_SKIP = 2       # not TCP: item None, counted in ``skipped`` from the arrays
-_SLOW = 3       # decoded with Decoder.decode
+_FAST = 0  # a Segment built from the arrays
+_DROP = 1  # a Segment of another shard: not built, OTHER_SHARD yielded
+_SKIP = 2  # not TCP: item None, counted in ``skipped`` from the arrays
+_SLOW = 3  # decoded with Decoder.decode
 
 #: Link types decoded in batches: LINKTYPE -> bytes before the IP header.
 _LINK_OFFSET = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4, 101: 0, 12: 0, 14: 0, 228: 0}
@@ -97,13 +106,30 @@ def _header_dtype(off: int) -> np.dtype:
     """The structured dtype of the first ``off + 40`` bytes of a record: the link-layer
     header (``off`` bytes), an IPv4 header without options and the fixed TCP header, as
     big-endian fields."""
-    fields = (("vihl", "u1", 0), ("total", ">u2", 2), ("ip_id", ">u2", 4),
-              ("frag", ">u2", 6), ("proto", "u1", 9), ("src", ">u4", 12),
-              ("dst", ">u4", 16), ("sport", ">u2", 20), ("dport", ">u2", 22),
-              ("seq", ">u4", 24), ("ack", ">u4", 28), ("doff", "u1", 32),
-              ("flags", "u1", 33), ("win", ">u2", 34))
-    return np.dtype({"names": [f[0] for f in fields], "formats": [f[1] for f in fields],
-                     "offsets": [off + f[2] for f in fields], "itemsize": off + 40})
+    fields = (
+        ("vihl", "u1", 0),
+        ("total", ">u2", 2),
+        ("ip_id", ">u2", 4),
+        ("frag", ">u2", 6),
+        ("proto", "u1", 9),
+        ("src", ">u4", 12),
+        ("dst", ">u4", 16),
+        ("sport", ">u2", 20),
+        ("dport", ">u2", 22),
+        ("seq", ">u4", 24),
+        ("ack", ">u4", 28),
+        ("doff", "u1", 32),
+        ("flags", "u1", 33),
+        ("win", ">u2", 34),
+    )
+    return np.dtype(
+        {
+            "names": [f[0] for f in fields],
+            "formats": [f[1] for f in fields],
+            "offsets": [off + f[2] for f in fields],
+            "itemsize": off + 40,
+        }
+    )
 
 
 _HEADER_DTYPES = {off: _header_dtype(off) for off in set(_LINK_OFFSET.values())}
@@ -149,10 +175,17 @@ class BatchSource(SourceAttributes):
     :raises ValueError: a bad ``shard``, a ``feed`` without ``blocks``.
     """
 
-    def __init__(self, path: str | Path, verify_checksums: bool = False,
-                 shard: tuple[int, int] | None = None, *, chunk_bytes: int | None = None,
-                 blocks: bool = False, lookahead: tuple[float, float] | None = None,
-                 feed: Any = None):
+    def __init__(
+        self,
+        path: str | Path,
+        verify_checksums: bool = False,
+        shard: tuple[int, int] | None = None,
+        *,
+        chunk_bytes: int | None = None,
+        blocks: bool = False,
+        lookahead: tuple[float, float] | None = None,
+        feed: Any = None,
+    ):
         if shard is not None:
             k, n = shard
             if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
@@ -167,8 +200,11 @@ class BatchSource(SourceAttributes):
         self._addr4 = _Addr4()
         #: with ``blocks`` and ``lookahead=(close_delay, horizon)``: the clean connections
         #: found ahead of the tracker (:mod:`pcapcheck.fast.lookahead`)
-        self._ahead = (Lookahead(lookahead[0], lookahead[1], self._addr4)
-                       if blocks and lookahead is not None else None)
+        self._ahead = (
+            Lookahead(lookahead[0], lookahead[1], self._addr4)
+            if blocks and lookahead is not None
+            else None
+        )
         if feed is not None and not blocks:
             raise ValueError("a fed BatchSource needs blocks=True")
         #: the batches, when another process reads the file (:mod:`pcapcheck.run.feed`)
@@ -233,10 +269,16 @@ class BatchSource(SourceAttributes):
 
     def _raw_pcap(self) -> Iterator:
         reader = self.reader
-        batches = reader.pcap_batches(self.chunk_bytes)     # (re)opens the file
+        batches = reader.pcap_batches(self.chunk_bytes)  # (re)opens the file
         endian, ticks, lt = reader.pcap_layout()
-        hdr_dtype = np.dtype([("sec", endian + "u4"), ("frac", endian + "u4"),
-                              ("caplen", endian + "u4"), ("wire", endian + "u4")])
+        hdr_dtype = np.dtype(
+            [
+                ("sec", endian + "u4"),
+                ("frac", endian + "u4"),
+                ("caplen", endian + "u4"),
+                ("wire", endian + "u4"),
+            ]
+        )
         frame0 = 1
         for buf, base, positions in batches:
             n = len(positions)
@@ -246,26 +288,39 @@ class BatchSource(SourceAttributes):
             caplen = hdr["caplen"].astype(np.int64)
             wire = hdr["wire"].astype(np.int64)
             num = hdr["sec"].astype(np.int64) * ticks + hdr["frac"]
-            if ticks <= 1_000_000:          # < 2**53: exact in float64, as Python's int / int
+            if ticks <= 1_000_000:  # < 2**53: exact in float64, as Python's int / int
                 ts = num / ticks
-            else:                           # nanoseconds: Python's correctly rounded division
+            else:  # nanoseconds: Python's correctly rounded division
                 ts = np.array([v / ticks for v in num.tolist()], dtype=np.float64)
             starts = pos + 16
             frames = np.arange(frame0, frame0 + n, dtype=np.int64)
             frame0 += n
 
-            def record_at(i: int, buf=buf, base=base, starts=starts, caplen=caplen,
-                          wire=wire, ts=ts, frames=frames) -> Record:
+            def record_at(
+                i: int,
+                buf=buf,
+                base=base,
+                starts=starts,
+                caplen=caplen,
+                wire=wire,
+                ts=ts,
+                frames=frames,
+            ) -> Record:
                 s = int(starts[i])
-                return Record(int(frames[i]), float(ts[i]), lt,
-                              bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
-                              None if base is None else base + s - 16)
+                return Record(
+                    int(frames[i]),
+                    float(ts[i]),
+                    lt,
+                    bytes(buf[s : s + int(caplen[i])]),
+                    int(wire[i]),
+                    None if base is None else base + s - 16,
+                )
 
             yield self._batch(buf, u8, starts, caplen, wire, ts, frames, lt, record_at)
 
     def _raw_pcapng(self) -> Iterator:
-        held: list[Record] = []     # blocks mode: records read one by one, as one Batch
-        for item in self.reader.pcapng_batches(self.chunk_bytes):    # (re)opens the file
+        held: list[Record] = []  # blocks mode: records read one by one, as one Batch
+        for item in self.reader.pcapng_batches(self.chunk_bytes):  # (re)opens the file
             if type(item) is Record:
                 if not self.blocks:
                     yield self._slow_all((item,))
@@ -290,20 +345,44 @@ class BatchSource(SourceAttributes):
             ts = _pcapng_times(fields[:, 1], fields[:, 2], ifid, interfaces)
             starts = pos + 28
             frames = np.arange(first, first + n, dtype=np.int64)
-            cuts = np.flatnonzero(lts[1:] != lts[:-1]) + 1     # runs of one link type
+            cuts = np.flatnonzero(lts[1:] != lts[:-1]) + 1  # runs of one link type
             for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), n]):
                 lt = int(lts[a])
 
-                def record_at(i: int, a=a, lt=lt, buf=buf, base=base, pos=pos,
-                              caplen=caplen, wire=wire, ts=ts, frames=frames) -> Record:
+                def record_at(
+                    i: int,
+                    a=a,
+                    lt=lt,
+                    buf=buf,
+                    base=base,
+                    pos=pos,
+                    caplen=caplen,
+                    wire=wire,
+                    ts=ts,
+                    frames=frames,
+                ) -> Record:
                     i += a
                     s = int(pos[i]) + 28
-                    return Record(int(frames[i]), float(ts[i]), lt,
-                                  bytes(buf[s:s + int(caplen[i])]), int(wire[i]),
-                                  None if base is None else s - 28 + base)
+                    return Record(
+                        int(frames[i]),
+                        float(ts[i]),
+                        lt,
+                        bytes(buf[s : s + int(caplen[i])]),
+                        int(wire[i]),
+                        None if base is None else s - 28 + base,
+                    )
 
-                yield self._batch(buf, u8, starts[a:b], caplen[a:b], wire[a:b], ts[a:b],
-                                  frames[a:b], lt, record_at)
+                yield self._batch(
+                    buf,
+                    u8,
+                    starts[a:b],
+                    caplen[a:b],
+                    wire[a:b],
+                    ts[a:b],
+                    frames[a:b],
+                    lt,
+                    record_at,
+                )
         if held:
             yield _records_batch(held)
 
@@ -329,15 +408,19 @@ class BatchSource(SourceAttributes):
         one."""
         cat, frames, ts, slow = batch.cat, batch.frames, batch.ts, batch.slow
 
-        def special_item(r: int) -> Segment | None | DecodeError:
+        def special_item(r: int) -> Segment | DecodeError | None:
             return None if cat[r] == _SKIP else self._decoded(slow[r])
 
         cols = batch.cols
         if cols is None:
-            return map(lambda f, t, r: (f, t, special_item(r)), frames.tolist(), ts.tolist(),
-                       range(len(cat)))
+            return map(
+                lambda f, t, r: (f, t, special_item(r)),
+                frames.tolist(),
+                ts.tolist(),
+                range(len(cat)),
+            )
         mine = None if self.shard is None else self._mine(cols.sport, cols.dport)
-        if self._ahead is not None:     # decoded now: the lookahead needs their 4-tuples
+        if self._ahead is not None:  # decoded now: the lookahead needs their 4-tuples
             special = {r: special_item(r) for r in np.flatnonzero(cat >= _SKIP).tolist()}
             return Plan(cols, mine, cat, frames, ts, special)
         return self._blocks(cols, mine, cat, frames, ts, special_item)
@@ -347,8 +430,13 @@ class BatchSource(SourceAttributes):
         k, n = self.shard
         return ((sport.astype(np.int64) + dport) % n) == k
 
-    def _no_rows(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
-                 record_at: Callable[[int], Record]) -> Batch | Iterable[Item]:
+    def _no_rows(
+        self,
+        cat: np.ndarray,
+        frames: np.ndarray,
+        ts: np.ndarray,
+        record_at: Callable[[int], Record],
+    ) -> Batch | Iterable[Item]:
         """The outcome of a batch none of whose records is a row (every one skipped or
         decoded one by one)."""
         if self.blocks:
@@ -361,15 +449,23 @@ class BatchSource(SourceAttributes):
                 yield from plan.items
             else:
                 label, fast = plan.verdicts()
-                yield from self._blocks(plan.cols, plan.mine, plan.cat, plan.frames,
-                                        plan.ts, plan.special.__getitem__, label, fast)
+                yield from self._blocks(
+                    plan.cols,
+                    plan.mine,
+                    plan.cat,
+                    plan.frames,
+                    plan.ts,
+                    plan.special.__getitem__,
+                    label,
+                    fast,
+                )
 
     def _slow_all(self, records: Iterable[Record]) -> Iterator[Item]:
         """The items of ``records``, decoded one by one (NativeSource's way)."""
         for record in records:
             yield record.frame, record.ts, self._decoded(record)
 
-    def _decoded(self, record: Record) -> Segment | None | DecodeError:
+    def _decoded(self, record: Record) -> Segment | DecodeError | None:
         """The item of one record decoded by :meth:`Decoder.decode` (the DecodeError it
         raises, OTHER_SHARD for another shard's Segment)."""
         try:
@@ -377,16 +473,28 @@ class BatchSource(SourceAttributes):
         except DecodeError as exc:
             return exc
         shard = self.shard
-        if shard is not None and type(item) is Segment \
-                and (item.sport + item.dport) % shard[1] != shard[0]:
+        if (
+            shard is not None
+            and type(item) is Segment
+            and (item.sport + item.dport) % shard[1] != shard[0]
+        ):
             return OTHER_SHARD
         return item
 
     # -- one batch ------------------------------------------------------------------------
 
-    def _batch(self, buf: bytes | memoryview, u8: np.ndarray, starts: np.ndarray,
-               caplen: np.ndarray, wire: np.ndarray, ts: np.ndarray, frames: np.ndarray,
-               lt: int, record_at: Callable[[int], Record]) -> Iterable[Item]:
+    def _batch(
+        self,
+        buf: bytes | memoryview,
+        u8: np.ndarray,
+        starts: np.ndarray,
+        caplen: np.ndarray,
+        wire: np.ndarray,
+        ts: np.ndarray,
+        frames: np.ndarray,
+        lt: int,
+        record_at: Callable[[int], Record],
+    ) -> Iterable[Item]:
         """Decode one batch of ``n`` records of link type ``lt``.
 
         ``buf``/``u8``: the bytes holding every record's data (``u8`` their uint8 view);
@@ -406,7 +514,7 @@ class BatchSource(SourceAttributes):
         # ---- link layer: which records carry IPv4 (ip4), which are not IP (skip) ----
         et_at = _ETHERTYPE_AT.get(lt)
         if et_at is not None:
-            has = caplen >= off         # the whole link-layer header
+            has = caplen >= off  # the whole link-layer header
             et = np.full(n, -1, np.int64)
             i = starts[has] + et_at
             et[has] = (u8[i].astype(np.int64) << 8) | u8[i + 1]
@@ -415,18 +523,18 @@ class BatchSource(SourceAttributes):
             for v in _VLAN_TYPES:
                 other &= et != v
             n_other = int(np.count_nonzero(other))
-            if n_other:                 # neither IP nor VLAN: skipped by its ethertype
+            if n_other:  # neither IP nor VLAN: skipped by its ethertype
                 n_arp = int(np.count_nonzero(other & (et == 0x0806)))
                 if n_arp:
                     skipped["arp"] += n_arp
                 if n_other - n_arp:
                     skipped["other-ethertype"] += n_other - n_arp
                 cat[other] = _SKIP
-        elif off == 0:                  # raw IP: the version says IPv4
+        elif off == 0:  # raw IP: the version says IPv4
             has = caplen >= 1
             ip4 = np.zeros(n, bool)
             ip4[has] = (u8[starts[has]] >> 4) == 4
-        else:                           # BSD loopback: address family 2 (either byte order)
+        else:  # BSD loopback: address family 2 (either byte order)
             has = caplen >= 4
             ip4 = np.zeros(n, bool)
             s = starts[has]
@@ -441,14 +549,14 @@ class BatchSource(SourceAttributes):
         s = starts[idx]
         rows = sliding_window_view(u8, off + 40)[s]
         h = rows.view(_HEADER_DTYPES[off]).reshape(len(idx))
-        keep = h["vihl"] == 0x45                      # IPv4 without options; else decode
+        keep = h["vihl"] == 0x45  # IPv4 without options; else decode
         total = h["total"].astype(np.int64)
         cap = caplen[idx]
         wl = wire[idx]
-        tso = total == 0                              # length left to the NIC: the frame's
+        tso = total == 0  # length left to the NIC: the frame's
         if tso.any():
             total = np.where(tso, np.maximum(wl, cap) - off, total)
-        keep &= tso | (total >= 20)                   # else "total length < header length"
+        keep &= tso | (total >= 20)  # else "total length < header length"
         frag = (h["frag"] & 0x3FFF) != 0
         proto = h["proto"]
         not_tcp = keep & (frag | (proto != 6))
@@ -462,18 +570,21 @@ class BatchSource(SourceAttributes):
                 n_udp = int(np.count_nonzero(p == 17))
                 n_icmp = int(np.count_nonzero(p == 1))
                 n_icmp6 = int(np.count_nonzero(p == 58))
-                for kind, count in (("ipv4-udp", n_udp), ("icmp", n_icmp),
-                                    ("ipv6-icmp", n_icmp6),
-                                    ("other-ip-proto", len(p) - n_udp - n_icmp - n_icmp6)):
+                for kind, count in (
+                    ("ipv4-udp", n_udp),
+                    ("icmp", n_icmp),
+                    ("ipv6-icmp", n_icmp6),
+                    ("other-ip-proto", len(p) - n_udp - n_icmp - n_icmp6),
+                ):
                     if count:
                         skipped[kind] += count
             keep &= ~not_tcp
         tcp_len = total - 20
         hl = (h["doff"] >> 4).astype(np.int64) << 2
         have = cap - (off + 20)
-        cut = have < tcp_len                          # the snaplen cut the payload
+        cut = have < tcp_len  # the snaplen cut the payload
         keep &= (tcp_len >= 20) & (hl >= 20) & (tcp_len >= hl) & (have >= hl)
-        keep &= ~cut | (wl > cap)                     # else "IP length exceeds the packet"
+        keep &= ~cut | (wl > cap)  # else "IP length exceeds the packet"
 
         # ---- TCP options ----------------------------------------------------------------
         # kind per kept record: 0 none (hl 20), 1 NOP NOP timestamps (hl 32), 2 other
@@ -499,12 +610,12 @@ class BatchSource(SourceAttributes):
                 try:
                     parsed[j] = _parse_options(buf, a, b)
                 except DecodeError:
-                    keep[j] = False               # decode() raises the same error
+                    keep[j] = False  # decode() raises the same error
 
         cat[idx[keep]] = _FAST
         src, dst = h["src"], h["dst"]
         sport, dport = h["sport"], h["dport"]
-        if self.shard is not None and not self.blocks:   # blocks carry every shard's rows
+        if self.shard is not None and not self.blocks:  # blocks carry every shard's rows
             mine = self._mine(sport, dport)
             cat[idx[keep & ~mine]] = _DROP
             keep &= mine
@@ -513,30 +624,49 @@ class BatchSource(SourceAttributes):
         sel = np.flatnonzero(keep)
         if len(sel) == 0:
             return self._no_rows(cat, frames, ts, record_at)
-        only_segments = not cat.any()               # every record _FAST
+        only_segments = not cat.any()  # every record _FAST
         if len(sel) == len(idx):
+
             def pick(a: np.ndarray, dtype=None) -> np.ndarray:
-                return a.astype(dtype or a.dtype)        # contiguous, native byte order
+                return a.astype(dtype or a.dtype)  # contiguous, native byte order
+
             fi = idx
         else:
+
             def pick(a: np.ndarray, dtype=None) -> np.ndarray:
                 return a[sel].astype(dtype or a.dtype, copy=False)
+
             fi = idx[sel]
         u32, u16 = np.uint32, np.uint16
         tl = pick(tcp_len)
         cols = _Columns(
-            frame=frames[fi], ts=ts[fi], src=pick(src, u32), dst=pick(dst, u32),
-            sport=pick(sport, u16), dport=pick(dport, u16), seq=pick(h["seq"], u32),
-            ack=pick(h["ack"], u32), flags=pick(h["flags"]), win=pick(h["win"], u16),
-            payload_len=tl - pick(hl), ip_id=pick(h["ip_id"], u16),
-            okind=pick(okind), tsv=None if tsv is None else pick(tsv, u32),
+            frame=frames[fi],
+            ts=ts[fi],
+            src=pick(src, u32),
+            dst=pick(dst, u32),
+            sport=pick(sport, u16),
+            dport=pick(dport, u16),
+            seq=pick(h["seq"], u32),
+            ack=pick(h["ack"], u32),
+            flags=pick(h["flags"]),
+            win=pick(h["win"], u16),
+            payload_len=tl - pick(hl),
+            ip_id=pick(h["ip_id"], u16),
+            okind=pick(okind),
+            tsv=None if tsv is None else pick(tsv, u32),
             tse=None if tse is None else pick(tse, u32),
-            parsed=[parsed[j] for j in sel[okind[sel] == 2].tolist()], cut=pick(cut),
-            checksum_ok=None)
+            parsed=[parsed[j] for j in sel[okind[sel] == 2].tolist()],
+            cut=pick(cut),
+            checksum_ok=None,
+        )
         if self.verify:
-            cols.checksum_ok = _checksums(u8, pick(s) + (off + 20), tl,
-                                          cols.src.astype(np.int64) + cols.dst + 6 + tl,
-                                          cols.cut)
+            cols.checksum_ok = _checksums(
+                u8,
+                pick(s) + (off + 20),
+                tl,
+                cols.src.astype(np.int64) + cols.dst + 6 + tl,
+                cols.cut,
+            )
         if self.blocks:
             return Batch(cols, cat, frames, ts, _slow_records(cat, record_at))
         segs = self._segments(cols, only_segments)
@@ -558,34 +688,68 @@ class BatchSource(SourceAttributes):
             if not ok.any():
                 opts: Iterable[TcpOptions | None] = repeat(None)
             elif (ok == 1).all():
-                opts = map(TcpOptions, repeat(None), repeat(None), repeat(False), repeat(()),
-                           memoryview(c.tsv[a:b]), memoryview(c.tse[a:b]), repeat(None))
+                opts = map(
+                    TcpOptions,
+                    repeat(None),
+                    repeat(None),
+                    repeat(False),
+                    repeat(()),
+                    memoryview(c.tsv[a:b]),
+                    memoryview(c.tse[a:b]),
+                    repeat(None),
+                )
             else:
                 tsv = repeat(None) if c.tsv is None else c.tsv[a:b].tolist()
                 tse = repeat(None) if c.tse is None else c.tse[a:b].tolist()
-                opts = [None if o == 0 else
-                        TcpOptions(None, None, False, (), v, e, None) if o == 1 else
-                        next(parsed)
-                        for o, v, e in zip(ok.tolist(), tsv, tse)]
+                opts = [
+                    None
+                    if o == 0
+                    else TcpOptions(None, None, False, (), v, e, None)
+                    if o == 1
+                    else next(parsed)
+                    for o, v, e in zip(ok.tolist(), tsv, tse)
+                ]
             cut = c.cut[a:b].tolist() if any_cut else None
             cks = repeat(None) if c.checksum_ok is None else c.checksum_ok[a:b]
             fl = c.frame[a:b].tolist()
             tl = c.ts[a:b].tolist()
             # memoryviews of native arrays: their ints are made as the Segments take them
             mv = memoryview
-            segs = map(Segment, fl, tl, map(get, mv(c.src[a:b])), map(get, mv(c.dst[a:b])),
-                       mv(c.sport[a:b]), mv(c.dport[a:b]), mv(c.seq[a:b]), mv(c.ack[a:b]),
-                       mv(c.flags[a:b]), mv(c.win[a:b]), mv(c.payload_len[a:b]), opts,
-                       mv(c.ip_id[a:b]), repeat(4), cut or repeat(False), cks)
+            segs = map(
+                Segment,
+                fl,
+                tl,
+                map(get, mv(c.src[a:b])),
+                map(get, mv(c.dst[a:b])),
+                mv(c.sport[a:b]),
+                mv(c.dport[a:b]),
+                mv(c.seq[a:b]),
+                mv(c.ack[a:b]),
+                mv(c.flags[a:b]),
+                mv(c.win[a:b]),
+                mv(c.payload_len[a:b]),
+                opts,
+                mv(c.ip_id[a:b]),
+                repeat(4),
+                cut or repeat(False),
+                cks,
+            )
             if tuples:
                 yield from zip(fl, tl, segs)
             else:
                 yield from segs
 
-    def _blocks(self, c: _Columns, mine: np.ndarray | None, cat: np.ndarray,
-                frames: np.ndarray, ts: np.ndarray, special_item: Callable[[int], Any],
-                label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
-                ) -> Iterator[Item]:
+    def _blocks(
+        self,
+        c: _Columns,
+        mine: np.ndarray | None,
+        cat: np.ndarray,
+        frames: np.ndarray,
+        ts: np.ndarray,
+        special_item: Callable[[int], Any],
+        label: np.ndarray | None = None,
+        fast: dict[int, FastConn] | None = None,
+    ) -> Iterator[Item]:
         """The items of a batch in block mode: each run of consecutive records that are
         Segments (the shard's or another's, rows of ``c``; ``mine`` marks the shard's,
         None: all) as one ``(frame, ts, SegmentBlock)`` (its first record's frame and
@@ -601,9 +765,8 @@ class BatchSource(SourceAttributes):
             elif not fast:
                 label = None
         plain = ((c.flags & 0x37) == 0x10) & (c.win != 0) & (c.okind != 2) & ~c.cut
-        if c.checksum_ok is not None:      # a list of True, False, None
-            plain &= np.fromiter((v is not False for v in c.checksum_ok), bool,
-                                 len(c.checksum_ok))
+        if c.checksum_ok is not None:  # a list of True, False, None
+            plain &= np.fromiter((v is not False for v in c.checksum_ok), bool, len(c.checksum_ok))
         cks = None if c.checksum_ok is None else np.array(c.checksum_ok, dtype=object)
         parsed = dict(zip(np.flatnonzero(c.okind == 2).tolist(), c.parsed))
         special = np.flatnonzero(cat >= _SKIP).tolist()
@@ -612,19 +775,26 @@ class BatchSource(SourceAttributes):
             return
         row = prev = 0
         for r in [*special, len(cat)]:
-            if r > prev:                      # records prev .. r-1: rows row .. row+r-prev-1
-                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev, label,
-                                  fast)
+            if r > prev:  # records prev .. r-1: rows row .. row+r-prev-1
+                yield self._block(c, plain, cks, parsed, mine, row, row + r - prev, label, fast)
                 row += r - prev
             if r == len(cat):
                 break
             yield int(frames[r]), float(ts[r]), special_item(r)
             prev = r + 1
 
-    def _block(self, c: _Columns, plain: np.ndarray, cks: np.ndarray | None,
-               parsed: dict[int, TcpOptions], mine: np.ndarray | None, lo: int, hi: int,
-               label: np.ndarray | None = None, fast: dict[int, FastConn] | None = None
-               ) -> Item:
+    def _block(
+        self,
+        c: _Columns,
+        plain: np.ndarray,
+        cks: np.ndarray | None,
+        parsed: dict[int, TcpOptions],
+        mine: np.ndarray | None,
+        lo: int,
+        hi: int,
+        label: np.ndarray | None = None,
+        fast: dict[int, FastConn] | None = None,
+    ) -> Item:
         """The item of the :class:`SegmentBlock` of rows ``lo .. hi-1`` of ``c`` (``label``
         and ``fast``: see :meth:`_blocks`)."""
         if mine is None:
@@ -642,7 +812,7 @@ class BatchSource(SourceAttributes):
             other_frame = c.frame[lo:hi][oth]
             other_ts = ots = c.ts[lo:hi][oth]
             end = np.empty(n_own + 1, np.int64)
-            end[:n_own] = own - np.arange(n_own)     # others before each own row
+            end[:n_own] = own - np.arange(n_own)  # others before each own row
             end[n_own] = len(oth)
             start = np.empty_like(end)
             start[0] = 0
@@ -663,63 +833,91 @@ class BatchSource(SourceAttributes):
             tsv = [v if o == 1 else None for v, o in zip(tsv, okind.tolist())]
         rows = range(lo, hi) if isinstance(sel, slice) else sel.tolist()
         block = SegmentBlock(
-            frame=c.frame[sel].tolist(), ts=c.ts[sel].tolist(),
-            src=list(map(get, c.src[sel].tolist())), dst=list(map(get, c.dst[sel].tolist())),
-            sport=c.sport[sel].tolist(), dport=c.dport[sel].tolist(), seq=c.seq[sel].tolist(),
-            ack=c.ack[sel].tolist(), flags=c.flags[sel].tolist(), window=c.win[sel].tolist(),
-            payload_len=c.payload_len[sel].tolist(), ip_id=c.ip_id[sel].tolist(),
+            frame=c.frame[sel].tolist(),
+            ts=c.ts[sel].tolist(),
+            src=list(map(get, c.src[sel].tolist())),
+            dst=list(map(get, c.dst[sel].tolist())),
+            sport=c.sport[sel].tolist(),
+            dport=c.dport[sel].tolist(),
+            seq=c.seq[sel].tolist(),
+            ack=c.ack[sel].tolist(),
+            flags=c.flags[sel].tolist(),
+            window=c.win[sel].tolist(),
+            payload_len=c.payload_len[sel].tolist(),
+            ip_id=c.ip_id[sel].tolist(),
             truncated=c.cut[sel].tolist(),
             checksum_ok=[None] * n if cks is None else cks[sel].tolist(),
-            ts_val=tsv, plain=plain[sel].tolist(), okind=okind.tolist(),
+            ts_val=tsv,
+            plain=plain[sel].tolist(),
+            okind=okind.tolist(),
             ts_ecr=[None] * n if c.tse is None else c.tse[sel].tolist(),
             parsed={j: parsed[r] for j, r in enumerate(rows) if r in parsed} if parsed else {},
-            other_frame=other_frame, other_ts=other_ts, other_end=other_end,
-            other_max=other_max)
+            other_frame=other_frame,
+            other_ts=other_ts,
+            other_end=other_end,
+            other_max=other_max,
+        )
         if label is not None:
             at = [r for r in fast if lo <= r < hi] if fast else None
             if at:
                 marks: list = [None] * n
-                for r, j in zip(at, np.searchsorted(sel if mine is not None else
-                                                    np.arange(lo, hi), at).tolist()):
+                for r, j in zip(
+                    at, np.searchsorted(sel if mine is not None else np.arange(lo, hi), at).tolist()
+                ):
                     marks[j] = (_MARKS[int(label[r])], fast[r])
                 block.fast = marks
             block.fast_ticks = int(np.count_nonzero(label[lo:hi] == MIDDLE))
-        return int(c.frame[lo]), float(c.ts[lo]), block       # its first record
+        return int(c.frame[lo]), float(c.ts[lo]), block  # its first record
 
-    def _yield_mixed(self, cat: np.ndarray, frames: np.ndarray, ts: np.ndarray,
-                     record_at: Callable[[int], Record], segs: Iterator[Segment]
-                     ) -> Iterator[Item]:
+    def _yield_mixed(
+        self,
+        cat: np.ndarray,
+        frames: np.ndarray,
+        ts: np.ndarray,
+        record_at: Callable[[int], Record],
+        segs: Iterator[Segment],
+    ) -> Iterator[Item]:
         """The items of a batch whose records are of several categories (``cat``), the
         Segments of the ``_FAST`` records taken in order from ``segs``."""
         nxt = segs.__next__
-        for i, c, frame, t in zip(range(len(cat)), cat.tolist(), frames.tolist(),
-                                  ts.tolist()):
+        for i, c, frame, t in zip(range(len(cat)), cat.tolist(), frames.tolist(), ts.tolist()):
             if c == _FAST:
                 yield frame, t, nxt()
             elif c == _SKIP:
                 yield frame, t, None
             elif c == _SLOW:
                 yield frame, t, self._decoded(record_at(i))
-            else:                                   # _DROP
+            else:  # _DROP
                 yield frame, t, OTHER_SHARD
 
 
-def _pcapng_times(high: np.ndarray, low: np.ndarray, ifid: np.ndarray,
-                  interfaces: tuple[tuple[int, int, int, int], ...]) -> np.ndarray:
+def _pcapng_times(
+    high: np.ndarray,
+    low: np.ndarray,
+    ifid: np.ndarray,
+    interfaces: tuple[tuple[int, int, int, int], ...],
+) -> np.ndarray:
     """Timestamps (float64 seconds) of pcapng packet blocks, exactly as the reader
     computes them: ``((high << 32 | low) + offset) / ticks`` of each block's interface
     (``interfaces[ifid]`` is ``(linktype, ticks, offset, limit)``), in numpy when every
     value is exact in float64, else with Python's correctly rounded int division."""
     ticks = [i[1] for i in interfaces]
     offsets = [i[2] for i in interfaces]
-    if (int(high.max()) < 1 << 20 and max(ticks) < 1 << 53
-            and max(abs(o) for o in offsets) < 1 << 52):
+    if (
+        int(high.max()) < 1 << 20
+        and max(ticks) < 1 << 53
+        and max(abs(o) for o in offsets) < 1 << 52
+    ):
         value = (high.astype(np.int64) << 32) + low
         value += np.array(offsets, np.int64)[ifid]
         return value / np.array(ticks, np.int64)[ifid]
-    return np.array([((h << 32 | lo) + offsets[i]) / ticks[i]
-                     for h, lo, i in zip(high.tolist(), low.tolist(), ifid.tolist())],
-                    dtype=np.float64)
+    return np.array(
+        [
+            ((h << 32 | lo) + offsets[i]) / ticks[i]
+            for h, lo, i in zip(high.tolist(), low.tolist(), ifid.tolist())
+        ],
+        dtype=np.float64,
+    )
 
 
 #: Records read one by one (pcapng blocks other than enhanced packet blocks) held
@@ -730,9 +928,13 @@ _HELD_MAX = 4096
 def _records_batch(records: list[Record]) -> Batch:
     """The :class:`Batch` of records read one by one (all ``_SLOW``)."""
     n = len(records)
-    return Batch(None, np.full(n, _SLOW, np.int8),
-                 np.fromiter((r.frame for r in records), np.int64, n),
-                 np.fromiter((r.ts for r in records), np.float64, n), dict(enumerate(records)))
+    return Batch(
+        None,
+        np.full(n, _SLOW, np.int8),
+        np.fromiter((r.frame for r in records), np.int64, n),
+        np.fromiter((r.ts for r in records), np.float64, n),
+        dict(enumerate(records)),
+    )
 
 
 def _slow_records(cat: np.ndarray, record_at: Callable[[int], Record]) -> dict[int, Record]:
@@ -751,7 +953,7 @@ class Batch:
     numbers (1-based); ``ts``: float64 (n,) seconds; ``slow``: the :class:`model.Record`
     of each ``_SLOW`` record, by its index in the batch."""
 
-    cols: "_Columns | None"
+    cols: _Columns | None
     cat: np.ndarray
     frames: np.ndarray
     ts: np.ndarray
@@ -764,24 +966,31 @@ class Batch:
         frames, c = self.frames, self.cols
         n = len(frames)
         first = int(frames[0]) if n else 0
-        if n and int(frames[-1]) - first != n - 1:      # not consecutive: as they are
+        if n and int(frames[-1]) - first != n - 1:  # not consecutive: as they are
             return (Batch, (c, self.cat, frames, self.ts, self.slow))
         if c is None:
             return (_unpickle_batch, (None, self.cat, first, self.ts, self.slow))
         rows = (c.frame - first).astype(np.int32)
         rest = tuple(getattr(c, f) for f in _WIRE_FIELDS)
-        return (_unpickle_batch, ((rows, c.payload_len.astype(np.int32), rest), self.cat,
-                                  first, self.ts, self.slow))
+        return (
+            _unpickle_batch,
+            ((rows, c.payload_len.astype(np.int32), rest), self.cat, first, self.ts, self.slow),
+        )
 
 
-def _unpickle_batch(cols: tuple | None, cat: np.ndarray, first: int, ts: np.ndarray,
-                    slow: dict[int, Record]) -> Batch:
+def _unpickle_batch(
+    cols: tuple | None, cat: np.ndarray, first: int, ts: np.ndarray, slow: dict[int, Record]
+) -> Batch:
     frames = np.arange(first, first + len(cat), dtype=np.int64)
     if cols is None:
         return Batch(None, cat, frames, ts, slow)
     rows, payload_len, rest = cols
-    c = _Columns(frame=frames[rows], ts=ts[rows], payload_len=payload_len.astype(np.int64),
-                 **dict(zip(_WIRE_FIELDS, rest)))
+    c = _Columns(
+        frame=frames[rows],
+        ts=ts[rows],
+        payload_len=payload_len.astype(np.int64),
+        **dict(zip(_WIRE_FIELDS, rest)),
+    )
     return Batch(c, cat, frames, ts, slow)
 
 
@@ -813,15 +1022,17 @@ class _Columns:
 
 
 #: The fields of ``_Columns`` pickled as they are (:meth:`Batch.__reduce__`).
-_WIRE_FIELDS = tuple(f for f in _Columns.__dataclass_fields__
-                     if f not in ("frame", "ts", "payload_len"))
+_WIRE_FIELDS = tuple(
+    f for f in _Columns.__dataclass_fields__ if f not in ("frame", "ts", "payload_len")
+)
 
 #: checksum_ok by code: 0 wrong, 1 right, 2 not verified (payload cut by the snaplen)
 _CHECKSUM_OK = np.array([False, True, None], dtype=object)
 
 
-def _checksums(u8: np.ndarray, start: np.ndarray, length: np.ndarray, pseudo: np.ndarray,
-               cut: np.ndarray) -> list[bool | None]:
+def _checksums(
+    u8: np.ndarray, start: np.ndarray, length: np.ndarray, pseudo: np.ndarray, cut: np.ndarray
+) -> list[bool | None]:
     """``checksum_ok`` of m TCP segments: None where ``cut`` (payload not wholly
     captured), else whether the TCP checksum holds (RFC 9293 §3.1, RFC 1071), the same
     test as the decoder's: the ones' complement sum of the 16-bit words of the segment
@@ -846,14 +1057,14 @@ def _checksums(u8: np.ndarray, start: np.ndarray, length: np.ndarray, pseudo: np
                 continue
             # little-endian words: each is its big-endian value byte-swapped, i.e.
             # times 256 modulo 0xFFFF (2**16 = 1 mod 0xFFFF); corrected below
-            words = u8[parity:parity + (len(u8) - parity) // 2 * 2].view("<u2")
+            words = u8[parity : parity + (len(u8) - parity) // 2 * 2].view("<u2")
             bounds = np.empty(2 * len(g), np.int64)
             bounds[0::2] = (s[g] - parity) >> 1
             bounds[1::2] = bounds[0::2] + (n[g] >> 1)
-            if bounds[-1] >= len(words):    # the last segment ends the buffer: reduceat
-                bounds = bounds[:-1]        # sums the last index to the end by itself
+            if bounds[-1] >= len(words):  # the last segment ends the buffer: reduceat
+                bounds = bounds[:-1]  # sums the last index to the end by itself
             total[g] = np.add.reduceat(words, bounds, dtype=np.uint64)[0::2] % 0xFFFF
-        total *= 256                        # back to big-endian words (256 * 256 = 1)
+        total *= 256  # back to big-endian words (256 * 256 = 1)
         odd = np.flatnonzero(n & 1)
         total[odd] += u8[s[odd] + n[odd] - 1].astype(np.int64) << 8
         code[todo] = (total + pseudo[todo]) % 0xFFFF == 0

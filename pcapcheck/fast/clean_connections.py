@@ -46,10 +46,25 @@ generated ones.
 
 from __future__ import annotations
 
+from pcapcheck.model import (
+    ACK,
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    FIN,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    PSH,
+    SYN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    Event,
+    flags_text,
+)
 from pcapcheck.tcp.connection import Connection
-from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
-                             FIN_WAIT_2, LAST_ACK, LISTEN, PSH, SYN, SYN_RECEIVED,
-                             SYN_SENT, TIME_WAIT, Event, flags_text)
 
 #: Summarise clean connections from their rows; False replays every connection (the
 #: tests compare both).
@@ -79,7 +94,7 @@ class Pending:
     pattern excludes at once (cut, wrong checksum) was seen; ``fins``, ``closing``: see
     :meth:`pcapcheck.tcp.tracker.Tracker.feed`."""
 
-    __slots__ = ("id", "client", "server", "rows", "last_ts", "dirty", "fins", "closing")
+    __slots__ = ("client", "closing", "dirty", "fins", "id", "last_ts", "rows", "server")
 
     def __init__(self, cid: int, client: tuple[str, int], server: tuple[str, int]):
         self.id = cid
@@ -88,8 +103,8 @@ class Pending:
         self.rows: list[tuple] = []
         self.last_ts = 0.0
         self.dirty = False
-        self.fins = 0            # FIN seen from the client: 1, from the server: 2
-        self.closing = False     # in the tracker's queue of closed connections
+        self.fins = 0  # FIN seen from the client: 1, from the server: 2
+        self.closing = False  # in the tracker's queue of closed connections
 
 
 class CleanConnection:
@@ -108,10 +123,32 @@ class CleanConnection:
     there for the code that finishes any connection
     (:func:`pcapcheck.pipeline.analyze_part`'s ``absorb``)."""
 
-    __slots__ = ("id", "client", "server", "first_frame", "last_frame", "first_ts",
-                 "close_ts", "duration", "packets", "bytes", "client_isn", "server_isn",
-                 "closer", "syn", "synack", "ack", "f1", "a1", "f2", "last", "history",
-                 "retx", "events", "zeek")
+    __slots__ = (
+        "a1",
+        "ack",
+        "bytes",
+        "client",
+        "client_isn",
+        "close_ts",
+        "closer",
+        "duration",
+        "events",
+        "f1",
+        "f2",
+        "first_frame",
+        "first_ts",
+        "history",
+        "id",
+        "last",
+        "last_frame",
+        "packets",
+        "retx",
+        "server",
+        "server_isn",
+        "syn",
+        "synack",
+        "zeek",
+    )
 
     def __init__(self) -> None:
         self.retx: list = []
@@ -130,11 +167,27 @@ def retransmission_events(c: CleanConnection) -> list[Event]:
     out = []
     for frame, from_client, seq, length, first, flags in c.retx:
         sender, receiver = ("client", "server") if from_client else ("server", "client")
-        out.append(Event("SQ002", c.id, frame, {
-            "seq": seq, "payload_len": length, "first_frame": first, "client": client,
-            "server": server, "client_state": ESTABLISHED, "server_state": ESTABLISHED,
-            "sender": sender, "receiver": receiver, "sender_state": ESTABLISHED,
-            "receiver_state": ESTABLISHED, "flags": flags_text(flags)}))
+        out.append(
+            Event(
+                "SQ002",
+                c.id,
+                frame,
+                {
+                    "seq": seq,
+                    "payload_len": length,
+                    "first_frame": first,
+                    "client": client,
+                    "server": server,
+                    "client_state": ESTABLISHED,
+                    "server_state": ESTABLISHED,
+                    "sender": sender,
+                    "receiver": receiver,
+                    "sender_state": ESTABLISHED,
+                    "receiver_state": ESTABLISHED,
+                    "flags": flags_text(flags),
+                },
+            )
+        )
     return out
 
 
@@ -158,8 +211,7 @@ def check(p: Pending) -> CleanConnection | None:
     if not r0[2] or r0[5] != SYN or r0[7] or not r0[6]:
         return None
     isn_c = r0[3]
-    if (r1[2] or r1[5] != _SYNACK or r1[7] or not r1[6]
-            or r1[4] != (isn_c + 1) & _M32):
+    if r1[2] or r1[5] != _SYNACK or r1[7] or not r1[6] or r1[4] != (isn_c + 1) & _M32:
         return None
     isn_s = r1[3]
     if not r2[2] or r2[5] & FIN:
@@ -175,11 +227,11 @@ def check(p: Pending) -> CleanConnection | None:
     c_data = s_data = False
     c_pkts = s_pkts = 1
     c_bytes = s_bytes = 0
-    c_fin_acked = s_fin_acked = 0         # the frame that acknowledged the FIN
-    c_retx = s_retx = 0                   # retransmissions
-    retx: list[tuple] = []                # CleanConnection.retx
+    c_fin_acked = s_fin_acked = 0  # the frame that acknowledged the FIN
+    c_retx = s_retx = 0  # retransmissions
+    retx: list[tuple] = []  # CleanConnection.retx
     hist = ["S", "h"]
-    letters = 0                  # Zeek's history letters seen: A D F (client) a d f
+    letters = 0  # Zeek's history letters seen: A D F (client) a d f
     min_ts = max_ts = r0[1]
     if r1[1] < min_ts:
         min_ts = r1[1]
@@ -197,13 +249,21 @@ def check(p: Pending) -> CleanConnection | None:
             max_ts = ts
         if from_client:
             a = (ack - isn_s) & _M32
-            if (a < c_ack or a > s_nxt or a < 1
-                    or (a == c_ack and not c_data and not length and f == ACK)):
+            if (
+                a < c_ack
+                or a > s_nxt
+                or a < 1
+                or (a == c_ack and not c_data and not length and f == ACK)
+            ):
                 return None
             if (seq - isn_c) & _M32 != c_nxt:
                 c_retx += 1
-                if (c_retx > RETX_MAX or c_fin >= 0 or s_fin >= 0
-                        or not _resent(rows, i, isn_c, c_nxt, s_ack, retx)):
+                if (
+                    c_retx > RETX_MAX
+                    or c_fin >= 0
+                    or s_fin >= 0
+                    or not _resent(rows, i, isn_c, c_nxt, s_ack, retx)
+                ):
                     return None
                 if c_retx == 1:
                     hist.append("T")
@@ -213,7 +273,7 @@ def check(p: Pending) -> CleanConnection | None:
                 c_data = False
                 continue
             if s_fin >= 0 and not s_fin_acked:
-                if a != s_fin + 1:        # the first segment after a FIN acks it
+                if a != s_fin + 1:  # the first segment after a FIN acks it
                     return None
                 s_fin_acked = frame
                 if closer == 2:
@@ -221,7 +281,7 @@ def check(p: Pending) -> CleanConnection | None:
             c_ack = a
             c_pkts += 1
             if c_fin >= 0 and (length or f == _FINACK):
-                return None               # data or a second FIN after the FIN
+                return None  # data or a second FIN after the FIN
             if f == _FINACK:
                 if length or i == 2:
                     return None
@@ -249,13 +309,21 @@ def check(p: Pending) -> CleanConnection | None:
                     hist.append("A")
         else:
             a = (ack - isn_c) & _M32
-            if (a < s_ack or a > c_nxt or a < 1
-                    or (a == s_ack and not s_data and not length and f == ACK)):
+            if (
+                a < s_ack
+                or a > c_nxt
+                or a < 1
+                or (a == s_ack and not s_data and not length and f == ACK)
+            ):
                 return None
             if (seq - isn_s) & _M32 != s_nxt:
                 s_retx += 1
-                if (s_retx > RETX_MAX or c_fin >= 0 or s_fin >= 0
-                        or not _resent(rows, i, isn_s, s_nxt, c_ack, retx)):
+                if (
+                    s_retx > RETX_MAX
+                    or c_fin >= 0
+                    or s_fin >= 0
+                    or not _resent(rows, i, isn_s, s_nxt, c_ack, retx)
+                ):
                     return None
                 if s_retx == 1:
                     hist.append("t")
@@ -304,9 +372,9 @@ def check(p: Pending) -> CleanConnection | None:
                 return None
             break
     else:
-        return None                           # never closed
+        return None  # never closed
     if isn_c + c_nxt > _M32 or isn_s + s_nxt > _M32:
-        return None                           # a sequence number wrapped
+        return None  # a sequence number wrapped
     last = rows[-1]
     c = CleanConnection()
     c.id = p.id
@@ -324,8 +392,9 @@ def check(p: Pending) -> CleanConnection | None:
     return c
 
 
-def _resent(rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int,
-            retx: list[tuple]) -> bool:
+def _resent(
+    rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int, retx: list[tuple]
+) -> bool:
     """Whether ``rows[i]``, a segment that is not at its sender's SND.NXT (``nxt``,
     relative to its sender's ISN ``isn``), is a retransmission (module docstring; the
     caller has checked SEG.ACK, that no FIN came before it and how many came from its
@@ -343,9 +412,15 @@ def _resent(rows: list[tuple], i: int, isn: int, nxt: int, peer_ack: int,
         r = rows[j]
         if r[2] != side:
             continue
-        if (r[3] == seq and r[7] == length and r[4] == ack and r[5] == flags
-                and r[6] == window and r[8] == ip_id):
-            return False                  # maybe one packet stored twice: CP008's call
+        if (
+            r[3] == seq
+            and r[7] == length
+            and r[4] == ack
+            and r[5] == flags
+            and r[6] == window
+            and r[8] == ip_id
+        ):
+            return False  # maybe one packet stored twice: CP008's call
         if r[7] and r[0] not in resent:
             start = (r[3] - isn) & _M32
             if start <= rel < start + r[7] and start + r[7] > peer_ack:
@@ -359,19 +434,24 @@ def transitions(c: CleanConnection) -> dict[str, list[dict]]:
     :func:`pcapcheck.pipeline.connection_summary` writes them: the active open (§3.5), then
     the closer through FIN-WAIT-1, FIN-WAIT-2 and TIME-WAIT, the other side through
     CLOSE-WAIT and LAST-ACK to CLOSED (§3.6)."""
-    closer = [{"frame": c.f1, "from": ESTABLISHED, "to": FIN_WAIT_1, "cause": "snd FIN"},
-              {"frame": c.a1, "from": FIN_WAIT_1, "to": FIN_WAIT_2,
-               "cause": "rcv ACK of FIN"},
-              {"frame": c.f2, "from": FIN_WAIT_2, "to": TIME_WAIT, "cause": "rcv FIN"}]
-    other = [{"frame": c.f1, "from": ESTABLISHED, "to": CLOSE_WAIT, "cause": "rcv FIN"},
-             {"frame": c.f2, "from": CLOSE_WAIT, "to": LAST_ACK, "cause": "snd FIN"},
-             {"frame": c.last, "from": LAST_ACK, "to": CLOSED, "cause": "rcv ACK of FIN"}]
-    client = [{"frame": c.syn, "from": CLOSED, "to": SYN_SENT, "cause": "snd SYN"},
-              {"frame": c.synack, "from": SYN_SENT, "to": ESTABLISHED,
-               "cause": "rcv SYN,ACK"}]
-    server = [{"frame": c.synack, "from": LISTEN, "to": SYN_RECEIVED,
-               "cause": "snd SYN,ACK"},
-              {"frame": c.ack, "from": SYN_RECEIVED, "to": ESTABLISHED, "cause": "rcv ACK"}]
+    closer = [
+        {"frame": c.f1, "from": ESTABLISHED, "to": FIN_WAIT_1, "cause": "snd FIN"},
+        {"frame": c.a1, "from": FIN_WAIT_1, "to": FIN_WAIT_2, "cause": "rcv ACK of FIN"},
+        {"frame": c.f2, "from": FIN_WAIT_2, "to": TIME_WAIT, "cause": "rcv FIN"},
+    ]
+    other = [
+        {"frame": c.f1, "from": ESTABLISHED, "to": CLOSE_WAIT, "cause": "rcv FIN"},
+        {"frame": c.f2, "from": CLOSE_WAIT, "to": LAST_ACK, "cause": "snd FIN"},
+        {"frame": c.last, "from": LAST_ACK, "to": CLOSED, "cause": "rcv ACK of FIN"},
+    ]
+    client = [
+        {"frame": c.syn, "from": CLOSED, "to": SYN_SENT, "cause": "snd SYN"},
+        {"frame": c.synack, "from": SYN_SENT, "to": ESTABLISHED, "cause": "rcv SYN,ACK"},
+    ]
+    server = [
+        {"frame": c.synack, "from": LISTEN, "to": SYN_RECEIVED, "cause": "snd SYN,ACK"},
+        {"frame": c.ack, "from": SYN_RECEIVED, "to": ESTABLISHED, "cause": "rcv ACK"},
+    ]
     if c.closer == "client":
         return {"client": client + closer, "server": server + other}
     return {"client": client + other, "server": server + closer}

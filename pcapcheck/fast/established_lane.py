@@ -42,7 +42,7 @@ from pcapcheck.tcp.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
 #: tests compare both).
 FAST = True
 
-_BOTH_SEEN = _ORIG | _RESP      # ZeekState._fps once both endpoints have sent a packet
+_BOTH_SEEN = _ORIG | _RESP  # ZeekState._fps once both endpoints have sent a packet
 
 
 def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
@@ -54,8 +54,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     checker = tracker.checker
     feed, segment = tracker.feed, block.segment
     other_ts, other_end = block.other_ts, block.other_end
-    use_lane = (FAST and checker.frame_conn is None and checker.fast_lane
-                and ZeekState.fast_lane)
+    use_lane = FAST and checker.frame_conn is None and checker.fast_lane and ZeekState.fast_lane
     table_get = tracker.table.get
     closing = tracker._closing
     idle, delay = tracker.idle_timeout, tracker.close_delay
@@ -63,20 +62,49 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     next_sweep = tracker._next_sweep
     i = -1
     start = 0
-    for (frame, ts, src, dst, sport, dport, seq, ack, flags, window, length, ip_id,
-         ts_val, plain, latest, end, fast) in zip(
-            block.frame, block.ts, block.src, block.dst, block.sport, block.dport,
-            block.seq, block.ack, block.flags, block.window, block.payload_len,
-            block.ip_id, block.ts_val, block.plain,
-            repeat(_NONE) if other_end is None else block.other_max, other_end or _ZEROS,
-            block.fast or _NONES):
+    for (
+        frame,
+        ts,
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        length,
+        ip_id,
+        ts_val,
+        plain,
+        latest,
+        end,
+        fast,
+    ) in zip(
+        block.frame,
+        block.ts,
+        block.src,
+        block.dst,
+        block.sport,
+        block.dport,
+        block.seq,
+        block.ack,
+        block.flags,
+        block.window,
+        block.payload_len,
+        block.ip_id,
+        block.ts_val,
+        block.plain,
+        repeat(_NONE) if other_end is None else block.other_max,
+        other_end or _ZEROS,
+        block.fast or _NONES,
+    ):
         i += 1
-        if end > start and (latest >= next_sweep
-                            or closing and latest - closing[0][0] > delay):
+        if end > start and (latest >= next_sweep or (closing and latest - closing[0][0] > delay)):
             ticks(tracker, other_ts[start:end].tolist())
             next_sweep = tracker._next_sweep
         start = end
-        if fast is not None:          # a verdict of pcapcheck.fast.lookahead
+        if fast is not None:  # a verdict of pcapcheck.fast.lookahead
             mark = fast[0]
             if mark == MARK_START:
                 tracker.start_fast(fast[1], ts)
@@ -93,39 +121,72 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                 key = (dst, dport, src, sport)
             conn = table_get(key)
             if conn.__class__ is Pending:
-                if ts - conn.last_ts <= delay:          # kept as a row (pcapcheck.fast.clean_connections)
+                if ts - conn.last_ts <= delay:  # kept as a row (pcapcheck.fast.clean_connections)
                     client = conn.client
-                    conn.rows.append((frame, ts, sport == client[1] and src == client[0],
-                                      seq, ack, flags, window, length, ip_id, ts_val, None))
+                    conn.rows.append(
+                        (
+                            frame,
+                            ts,
+                            sport == client[1] and src == client[0],
+                            seq,
+                            ack,
+                            flags,
+                            window,
+                            length,
+                            ip_id,
+                            ts_val,
+                            None,
+                        )
+                    )
                     conn.last_ts = ts
-                    if conn.fins == 3 and not conn.closing:   # see Tracker.feed
+                    if conn.fins == 3 and not conn.closing:  # see Tracker.feed
                         conn.closing = True
                         closing.append((ts, key, conn))
                     if closing and ts - closing[0][0] > delay:
                         tracker._release(ts)
                     continue
-            elif (conn is not None and not conn.closed and ts - conn.last_ts <= idle
-                    and conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
-                    and (zeek := conn.zeek) is not None and zeek._fps == _BOTH_SEEN):
+            elif (
+                conn is not None
+                and not conn.closed
+                and ts - conn.last_ts <= idle
+                and conn.ec.state == ESTABLISHED
+                and conn.es.state == ESTABLISHED
+                and (zeek := conn.zeek) is not None
+                and zeek._fps == _BOTH_SEEN
+            ):
                 client = conn.client
                 if sport == client[1] and src == client[0]:
                     fs, fr, ep = conn.c, conn.s, zeek._client
                 else:
                     fs, fr, ep = conn.s, conn.c, zeek._server
                 # the last argument is detectors.duplicate_key(segment), written out
-                if (ep.state == TCP_ESTABLISHED and ep.peer.state == TCP_ESTABLISHED
-                        and lane(conn, fs, fr, frame, ts, seq, ack, window, length,
-                                 None if ts_val is None and not ip_id else
-                                 (ip_id, seq, ack, flags, length, window, ts_val))):
+                if (
+                    ep.state == TCP_ESTABLISHED
+                    and ep.peer.state == TCP_ESTABLISHED
+                    and lane(
+                        conn,
+                        fs,
+                        fr,
+                        frame,
+                        ts,
+                        seq,
+                        ack,
+                        window,
+                        length,
+                        None
+                        if ts_val is None and not ip_id
+                        else (ip_id, seq, ack, flags, length, window, ts_val),
+                    )
+                ):
                     zeek._established(ep, seq, ack, length, window, False)
                     if closing and ts - closing[0][0] > delay:
                         tracker._release(ts)
                     continue
         feed(segment(i))
         next_sweep = tracker._next_sweep
-    if other_end is not None:                 # the other shards' segments after the rows
+    if other_end is not None:  # the other shards' segments after the rows
         latest = block.other_max[-1]
-        if latest >= tracker._next_sweep or closing and latest - closing[0][0] > delay:
+        if latest >= tracker._next_sweep or (closing and latest - closing[0][0] > delay):
             ticks(tracker, other_ts[start:].tolist())
 
 

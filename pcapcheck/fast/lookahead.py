@@ -47,15 +47,25 @@ replay's. ``tests/test_lookahead.py`` compares the reports with and without it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from pcapcheck.fast.clean_connections import RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 
-__all__ = ["Lookahead", "Plan", "RawPlan", "FastConn", "classify", "histories",
-           "clean_connections", "MAX_ROWS", "ROUND_ROWS"]
+__all__ = [
+    "MAX_ROWS",
+    "ROUND_ROWS",
+    "FastConn",
+    "Lookahead",
+    "Plan",
+    "RawPlan",
+    "classify",
+    "clean_connections",
+    "histories",
+]
 
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
@@ -73,8 +83,16 @@ ROUND_ROWS = 1 << 16
 #: Segments classified at a time (:func:`classify`'s temporaries: about 300 bytes each).
 CLASSIFY_ROWS = 1 << 14
 #: The fields of a round read from the plans' columns: name -> ``batch._Columns`` field.
-_FROM_COLS = {"ts": "ts", "flags": "flags", "frame": "frame", "seq": "seq", "ack": "ack",
-              "win": "win", "ln": "payload_len", "ip_id": "ip_id"}
+_FROM_COLS = {
+    "ts": "ts",
+    "flags": "flags",
+    "frame": "frame",
+    "seq": "seq",
+    "ack": "ack",
+    "win": "win",
+    "ln": "payload_len",
+    "ip_id": "ip_id",
+}
 #: A candidate whose SYN is more than this many segments (of this shard) behind the
 #: latest one read is made normal: the lookahead's memory stays bounded.
 MAX_ROWS = 1 << 19
@@ -88,7 +106,7 @@ class FastConn:
     4-tuple; ``clean``, its :class:`~pcapcheck.fast.clean_connections.CleanConnection` (``id`` set by
     :meth:`~pcapcheck.tcp.tracker.Tracker.start_fast`)."""
 
-    __slots__ = ("key", "clean")
+    __slots__ = ("clean", "key")
 
     def __init__(self, key: tuple, clean: CleanConnection):
         self.key, self.clean = key, clean
@@ -108,11 +126,30 @@ class Plan:
     :data:`END`), ``ofast`` (object per own row: the :class:`FastConn` of a START or END
     row). :meth:`verdicts` gives them per row."""
 
-    __slots__ = ("cols", "mine", "cat", "frames", "ts", "special", "own", "olabel",
-                 "ofast", "undecided", "f", "base")
+    __slots__ = (
+        "base",
+        "cat",
+        "cols",
+        "f",
+        "frames",
+        "mine",
+        "ofast",
+        "olabel",
+        "own",
+        "special",
+        "ts",
+        "undecided",
+    )
 
-    def __init__(self, cols: Any, mine: np.ndarray | None, cat: np.ndarray,
-                 frames: np.ndarray, ts: np.ndarray, special: dict[int, Any]):
+    def __init__(
+        self,
+        cols: Any,
+        mine: np.ndarray | None,
+        cat: np.ndarray,
+        frames: np.ndarray,
+        ts: np.ndarray,
+        special: dict[int, Any],
+    ):
         self.cols, self.mine, self.cat = cols, mine, cat
         self.frames, self.ts, self.special = frames, ts, special
 
@@ -175,11 +212,11 @@ class Lookahead:
         self.addr = addr
         self.round_rows, self.max_rows = ROUND_ROWS, MAX_ROWS
         self.queue: deque = deque()
-        self.fresh = 0                    # rows pushed since the last round
-        self.rows = 0                     # rows of this shard pushed so far
-        self.clock = float("-inf")        # latest time of a row read (any shard)
-        self.last = float("-inf")         # latest time of any record read
-        self.disordered = False           # the capture's clock went back
+        self.fresh = 0  # rows pushed since the last round
+        self.rows = 0  # rows of this shard pushed so far
+        self.clock = float("-inf")  # latest time of a row read (any shard)
+        self.last = float("-inf")  # latest time of any record read
+        self.disordered = False  # the capture's clock went back
         #: 4-tuple hash -> the latest time of one of its segments that reached (or will
         #: reach) the tracker as itself: the segments of decided groups, and those
         #: decoded one by one.
@@ -252,9 +289,13 @@ class Lookahead:
         if c.checksum_ok is not None:
             dirty |= np.fromiter((c.checksum_ok[i] is False for i in own.tolist()), bool, m)
         # what the rounds need beyond cols, per own row (the rest is read from cols)
-        plan.f = {"lo": np.minimum(aps, apd), "hi": np.maximum(aps, apd), "dirty": dirty,
-                  "aps": aps}
-        plan.base = self.rows                  # the ordinal of its first own row
+        plan.f = {
+            "lo": np.minimum(aps, apd),
+            "hi": np.maximum(aps, apd),
+            "dirty": dirty,
+            "aps": aps,
+        }
+        plan.base = self.rows  # the ordinal of its first own row
         self.rows += m
         self.fresh += m
 
@@ -264,7 +305,7 @@ class Lookahead:
         while queue and not queue[0].undecided:
             plan = queue.popleft()
             if plan.__class__ is Plan:
-                plan.f = None                  # the fields the rounds needed
+                plan.f = None  # the fields the rounds needed
             out.append(plan)
         return out
 
@@ -283,8 +324,7 @@ class Lookahead:
             """Field ``name`` of every undecided row, plan after plan (row order)."""
             if name in _FROM_COLS:
                 attr = _FROM_COLS[name]
-                return np.concatenate([getattr(p.cols, attr)[r]
-                                       for p, r in zip(plans, rows_of)])
+                return np.concatenate([getattr(p.cols, attr)[r] for p, r in zip(plans, rows_of)])
             if name == "ordinal":
                 return np.concatenate([p.base + w for p, w in zip(plans, where)])
             return np.concatenate([p.f[name][w] for p, w in zip(plans, where)])
@@ -294,12 +334,12 @@ class Lookahead:
         with np.errstate(over="ignore"):
             h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
         n = len(h)
-        order = np.argsort(h, kind="stable")     # by 4-tuple, each in capture order
+        order = np.argsort(h, kind="stable")  # by 4-tuple, each in capture order
         hs = h[order]
         new = np.empty(n, bool)
         new[0] = True
         new[1:] = hs[1:] != hs[:-1]
-        gs = np.flatnonzero(new)                 # the groups' first and last rows
+        gs = np.flatnonzero(new)  # the groups' first and last rows
         gsz = np.diff(np.append(gs, n))
         ge = gs + gsz - 1
         lo = lo[order]
@@ -309,10 +349,13 @@ class Lookahead:
         pure = (flags & (SYN | ACK | FIN | RST)) == SYN
         gap = np.zeros(n, bool)
         gap[1:] = (ts[1:] - ts[:-1] > self.delay) & ~new[1:]
-        gap[1:] |= ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]   # collision
-        cand = (pure[gs] & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
-                & ~np.logical_or.reduceat(gap | cat("dirty")[order], gs)
-                & (lo[gs] != hi[gs]))
+        gap[1:] |= ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]  # collision
+        cand = (
+            pure[gs]
+            & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
+            & ~np.logical_or.reduceat(gap | cat("dirty")[order], gs)
+            & (lo[gs] != hi[gs])
+        )
         if self.disordered:
             cand[:] = False
         if cand.any():
@@ -341,23 +384,32 @@ class Lookahead:
             size = np.cumsum(tsz)
             sub_starts = size - tsz
             rows = np.repeat(gs[test] - sub_starts, tsz) + np.arange(int(size[-1]))
-            pos = order[rows]                     # in the order of cat()
-            got = {name: cat(name)[pos] for name in ("frame", "seq", "ack", "win", "ln",
-                                                     "ip_id", "dirty", "aps")}
+            pos = order[rows]  # in the order of cat()
+            got = {
+                name: cat(name)[pos]
+                for name in ("frame", "seq", "ack", "win", "ln", "ip_id", "dirty", "aps")
+            }
             got["ts"], got["flags"] = ts[rows], flags[rows]
             # classified in slices of about CLASSIFY_ROWS segments: classify's
             # temporaries (some 40 arrays of its rows) stay small
-            cuts = np.searchsorted(size, np.arange(CLASSIFY_ROWS, int(size[-1]),
-                                                   CLASSIFY_ROWS), side="right")
+            cuts = np.searchsorted(
+                size, np.arange(CLASSIFY_ROWS, int(size[-1]), CLASSIFY_ROWS), side="right"
+            )
             for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(test)]):
                 if a < b:
                     part = test[a:b]
                     lo_row, hi_row = int(sub_starts[a]), int(size[b - 1])
                     fg, fast = self._classify(
-                        part, {k: v[lo_row:hi_row] for k, v in got.items()},
-                        sub_starts[a:b] - lo_row, tsz[a:b], gs, lo, hi)
-                    lab[gs[part]] = DIRECT      # the SYN of the ones not clean (below:
-                    fg_all.append(fg)           # the clean ones' labels)
+                        part,
+                        {k: v[lo_row:hi_row] for k, v in got.items()},
+                        sub_starts[a:b] - lo_row,
+                        tsz[a:b],
+                        gs,
+                        lo,
+                        hi,
+                    )
+                    lab[gs[part]] = DIRECT  # the SYN of the ones not clean (below:
+                    fg_all.append(fg)  # the clean ones' labels)
                     fast_all.append(fast)
         if fg_all and sum(len(fg) for fg in fg_all):
             fg = np.concatenate(fg_all)
@@ -393,19 +445,33 @@ class Lookahead:
                 p.ofast[w] = back_obj[a:b]
         self._purge()
 
-    def _classify(self, test: np.ndarray, got: dict[str, np.ndarray],
-                  sub_starts: np.ndarray, tsz: np.ndarray, gs: np.ndarray, lo: np.ndarray,
-                  hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _classify(
+        self,
+        test: np.ndarray,
+        got: dict[str, np.ndarray],
+        sub_starts: np.ndarray,
+        tsz: np.ndarray,
+        gs: np.ndarray,
+        lo: np.ndarray,
+        hi: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:func:`classify` the groups ``test`` (complete candidates; indices of the
         round's groups, whose first rows are ``gs`` in the round's grouped order, where
         ``lo``/``hi`` are their 4-tuple halves): ``got``, their rows' fields (``frame``,
         ``ts``, ``seq``, ``ack``, ``flags``, ``win``, ``ln``, ``dirty``, ``aps``), each
         group's together (``sub_starts``, sizes ``tsz``). Returns the clean ones and
         their :class:`FastConn` (object array)."""
-        cols = {"frame": got["frame"], "ts": got["ts"], "seq": got["seq"].astype(np.int64),
-                "ack": got["ack"].astype(np.int64), "flags": got["flags"].astype(np.int64),
-                "win": got["win"].astype(np.int64), "ln": got["ln"].astype(np.int64),
-                "ip_id": got["ip_id"].astype(np.int64), "cut": got["dirty"]}
+        cols = {
+            "frame": got["frame"],
+            "ts": got["ts"],
+            "seq": got["seq"].astype(np.int64),
+            "ack": got["ack"].astype(np.int64),
+            "flags": got["flags"].astype(np.int64),
+            "win": got["win"].astype(np.int64),
+            "ln": got["ln"].astype(np.int64),
+            "ip_id": got["ip_id"].astype(np.int64),
+            "cut": got["dirty"],
+        }
         aps = got["aps"]
         fc = aps == np.repeat(aps[sub_starts], tsz)
         every = np.arange(len(aps))
@@ -420,8 +486,9 @@ class Lookahead:
         for j, (c, ca, sa) in enumerate(zip(conns, client_ap.tolist(), server_ap.tolist())):
             cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
             ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
-            fast[j] = FastConn((cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp)
-                               else (ss, sp, cs, cp), c)
+            fast[j] = FastConn(
+                (cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp) else (ss, sp, cs, cp), c
+            )
         return fg, fast
 
     def _purge(self) -> None:
@@ -435,8 +502,13 @@ class Lookahead:
         self.seen = {k: t for k, t in self.seen.items() if t >= limit}
 
 
-def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
-             sizes: np.ndarray, fc: np.ndarray) -> dict[str, np.ndarray]:
+def classify(
+    cols: dict[str, np.ndarray],
+    rows: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    fc: np.ndarray,
+) -> dict[str, np.ndarray]:
     """:func:`pcapcheck.fast.clean_connections.check` over many candidate connections at once.
 
     ``cols``: int64/float64/bool arrays of segments: ``frame``, ``ts`` (seconds),
@@ -474,8 +546,13 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     r2 = np.minimum(starts + 2, R - 1)
     ok &= fc[r0] & (fl[r0] == SYN) & (ln[r0] == 0) & (win[r0] != 0)
     isn_c = seq[r0]
-    ok &= (~fc[r1] & (fl[r1] == SYN | ACK) & (ln[r1] == 0) & (win[r1] != 0)
-           & (ack[r1] == (isn_c + 1) & _M32))
+    ok &= (
+        ~fc[r1]
+        & (fl[r1] == SYN | ACK)
+        & (ln[r1] == 0)
+        & (win[r1] != 0)
+        & (ack[r1] == (isn_c + 1) & _M32)
+    )
     isn_s = seq[r1]
     ok &= fc[r2] & ((fl[r2] & FIN) == 0)
 
@@ -485,7 +562,7 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     bad = loop & (((f != ACK) & ~fin) | (win == 0))
     own_isn = np.where(fc, isn_c[g], isn_s[g])
     peer_isn = np.where(fc, isn_s[g], isn_c[g])
-    rel = (seq - own_isn) & _M32                   # SEG.SEQ relative to the sender's ISN
+    rel = (seq - own_isn) & _M32  # SEG.SEQ relative to the sender's ISN
     # the rows of each direction, and the highest sequence number sent before each row
     # (segmented running maximum: each group's values lifted above the previous ones')
     side_rows = {}
@@ -534,13 +611,13 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         count = np.bincount(g[idx], minlength=C)
         ok &= count == 1
         at = np.full(C, -1, np.int64)
-        at[g[idx]] = idx                       # with count == 1: the FIN's row
+        at[g[idx]] = idx  # with count == 1: the FIN's row
         fin_at[side] = at
     for side, peer, mask in (("c", "s", fc), ("s", "c", ~fc)):
         at = fin_at[side]
         has = at >= 0
-        after = loop & mask & (np.arange(R) > np.where(has, at, R)[g])   # after own FIN
-        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)          # no data there
+        after = loop & mask & (np.arange(R) > np.where(has, at, R)[g])  # after own FIN
+        ok &= ~np.logical_or.reduceat(after & (ln > 0), starts)  # no data there
         peer_idx = side_rows[peer]
         j = np.searchsorted(peer_idx, np.where(has, at, 0), side="right")
         j = np.minimum(j, max(len(peer_idx) - 1, 0))
@@ -562,14 +639,16 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
     ok &= (isn_c + 1 + c_total <= _M32) & (isn_s + 1 + s_total <= _M32)
 
     ip_id = cols["ip_id"][rows] if "ip_id" in cols else np.zeros(R, np.int64)
-    retx_at = _retransmissions(frame, ip_id, g, starts, fc, rel, ln, fl, win, a, retx,
-                               side_rows, ok)
+    retx_at = _retransmissions(
+        frame, ip_id, g, starts, fc, rel, ln, fl, win, a, retx, side_rows, ok
+    )
     data = loop & (ln > 0) & ~fin
     pure = loop & (ln == 0) & ~fin
     letters = np.full((C, 8), R, np.int64)
-    for col, mask in enumerate((fc & pure, fc & data, fc & fin, fc & retx, ~fc & pure,
-                                ~fc & data, ~fc & fin, ~fc & retx)):
-        idx = np.flatnonzero(mask)         # ascending, so each group's first comes first
+    for col, mask in enumerate(
+        (fc & pure, fc & data, fc & fin, fc & retx, ~fc & pure, ~fc & data, ~fc & fin, ~fc & retx)
+    ):
+        idx = np.flatnonzero(mask)  # ascending, so each group's first comes first
         if len(idx):
             head = np.ones(len(idx), bool)
             head[1:] = g[idx][1:] != g[idx][:-1]
@@ -581,21 +660,42 @@ def classify(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
         return np.bincount(g, weights=weights, minlength=C).astype(np.int64)
 
     return {
-        "clean": ok, "isn_c": isn_c, "isn_s": isn_s,
+        "clean": ok,
+        "isn_c": isn_c,
+        "isn_s": isn_s,
         "closer": np.where(closer_c, 1, 2),
-        "synack": frame[r1], "ack": frame[r2], "f1": frame[first], "a1": frame[a1],
-        "f2": frame[second], "last": frame[starts + sizes - 1],
-        "c_pkts": 1 + per_conn(loop & fc), "s_pkts": 1 + per_conn(loop & ~fc),
+        "synack": frame[r1],
+        "ack": frame[r2],
+        "f1": frame[first],
+        "a1": frame[a1],
+        "f2": frame[second],
+        "last": frame[starts + sizes - 1],
+        "c_pkts": 1 + per_conn(loop & fc),
+        "s_pkts": 1 + per_conn(loop & ~fc),
         "c_bytes": per_conn(np.where(fc & data, ln, 0)),
         "s_bytes": per_conn(np.where(~fc & data, ln, 0)),
-        "min_ts": np.minimum.reduceat(ts, starts), "max_ts": np.maximum.reduceat(ts, starts),
-        "letters": letters, "retx": retx_at}
+        "min_ts": np.minimum.reduceat(ts, starts),
+        "max_ts": np.maximum.reduceat(ts, starts),
+        "letters": letters,
+        "retx": retx_at,
+    }
 
 
-def _retransmissions(frame: np.ndarray, ip_id: np.ndarray, g: np.ndarray,
-                     starts: np.ndarray, fc: np.ndarray, rel: np.ndarray, ln: np.ndarray,
-                     fl: np.ndarray, win: np.ndarray, a: np.ndarray, retx: np.ndarray,
-                     side_rows: dict[str, np.ndarray], ok: np.ndarray) -> np.ndarray:
+def _retransmissions(
+    frame: np.ndarray,
+    ip_id: np.ndarray,
+    g: np.ndarray,
+    starts: np.ndarray,
+    fc: np.ndarray,
+    rel: np.ndarray,
+    ln: np.ndarray,
+    fl: np.ndarray,
+    win: np.ndarray,
+    a: np.ndarray,
+    retx: np.ndarray,
+    side_rows: dict[str, np.ndarray],
+    ok: np.ndarray,
+) -> np.ndarray:
     """The part of :func:`classify` about retransmissions (``retx``: per row), as
     :func:`pcapcheck.fast.clean_connections.check` tests them (``_resent``): clears ``ok`` of a
     connection with more than :data:`~pcapcheck.fast.clean_connections.RETX_MAX` from one direction, or
@@ -689,26 +789,35 @@ def histories(letters: np.ndarray) -> list[str]:
 _NO_RETX: list = []
 
 
-def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.ndarray,
-                      sizes: np.ndarray, out: dict[str, np.ndarray]
-                      ) -> list[CleanConnection]:
+def clean_connections(
+    cols: dict[str, np.ndarray],
+    rows: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    out: dict[str, np.ndarray],
+) -> list[CleanConnection]:
     """The :class:`~pcapcheck.fast.clean_connections.CleanConnection` of each connection :func:`classify`
     found clean (arguments as given to it, ``out`` its result), in the order of
     ``starts``; ``id`` 0, ``client``/``server`` None (the caller sets them)."""
     clean = np.flatnonzero(out["clean"])
     if not len(clean):
         return []
-    fields = {key: out[key][clean].tolist() for key in out
-              if key not in ("clean", "letters", "min_ts", "max_ts", "retx")}
-    resent: dict[int, list[tuple]] = {}      # connection -> CleanConnection.retx
+    fields = {
+        key: out[key][clean].tolist()
+        for key in out
+        if key not in ("clean", "letters", "min_ts", "max_ts", "retx")
+    }
+    resent: dict[int, list[tuple]] = {}  # connection -> CleanConnection.retx
     table = out["retx"]
     if len(table):
         conn = np.searchsorted(starts, table[:, 0], side="right") - 1
         for c, (_row, frame, from_client, seq, length, first, flags) in zip(
-                conn.tolist(), table.tolist()):
+            conn.tolist(), table.tolist()
+        ):
             if out["clean"][c]:
-                resent.setdefault(c, []).append((frame, from_client == 1, seq, length,
-                                                 None if first < 0 else first, flags))
+                resent.setdefault(c, []).append(
+                    (frame, from_client == 1, seq, length, None if first < 0 else first, flags)
+                )
     first = rows[starts[clean]]
     last = rows[starts[clean] + sizes[clean] - 1]
     firsts = cols["frame"][first].tolist()
@@ -719,13 +828,48 @@ def clean_connections(cols: dict[str, np.ndarray], rows: np.ndarray, starts: np.
     new = CleanConnection.__new__
     conns = []
     append = conns.append
-    for (index, first_frame, ts, last_frame, close, span, c_pkts, s_pkts, c_bytes, s_bytes,
-         isn_c, isn_s, closer, synack, ack, f1, a1, f2, history) in zip(
-            clean.tolist(), firsts, first_ts, fields["last"], close_ts, duration,
-            fields["c_pkts"], fields["s_pkts"], fields["c_bytes"], fields["s_bytes"],
-            fields["isn_c"], fields["isn_s"], fields["closer"], fields["synack"],
-            fields["ack"], fields["f1"], fields["a1"], fields["f2"], hist):
-        c = new(CleanConnection)              # every slot set here
+    for (
+        index,
+        first_frame,
+        ts,
+        last_frame,
+        close,
+        span,
+        c_pkts,
+        s_pkts,
+        c_bytes,
+        s_bytes,
+        isn_c,
+        isn_s,
+        closer,
+        synack,
+        ack,
+        f1,
+        a1,
+        f2,
+        history,
+    ) in zip(
+        clean.tolist(),
+        firsts,
+        first_ts,
+        fields["last"],
+        close_ts,
+        duration,
+        fields["c_pkts"],
+        fields["s_pkts"],
+        fields["c_bytes"],
+        fields["s_bytes"],
+        fields["isn_c"],
+        fields["isn_s"],
+        fields["closer"],
+        fields["synack"],
+        fields["ack"],
+        fields["f1"],
+        fields["a1"],
+        fields["f2"],
+        hist,
+    ):
+        c = new(CleanConnection)  # every slot set here
         c.events, c.zeek, c.id, c.client, c.server = [], None, 0, None, None
         c.retx = resent.get(index, _NO_RETX)
         c.first_frame = c.syn = first_frame

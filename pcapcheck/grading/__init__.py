@@ -15,10 +15,19 @@ Stages, one module each:
 The user-facing description (rubric format, CEL variables, outputs) is docs/grading.md.
 """
 
+from pcapcheck.grading.feedback import render_feedback
 from pcapcheck.grading.gradebook import discover, grade_all, gradebook_csv, gradescope_results
 from pcapcheck.grading.grader import grade_submission
-from pcapcheck.grading.feedback import render_feedback
 from pcapcheck.grading.rubric import Rubric, RubricError, load_rubric
 
-__all__ = ["Rubric", "RubricError", "load_rubric", "grade_submission", "render_feedback",
-           "discover", "grade_all", "gradebook_csv", "gradescope_results"]
+__all__ = [
+    "Rubric",
+    "RubricError",
+    "discover",
+    "grade_all",
+    "grade_submission",
+    "gradebook_csv",
+    "gradescope_results",
+    "load_rubric",
+    "render_feedback",
+]

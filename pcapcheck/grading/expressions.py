@@ -34,8 +34,9 @@ function, or a field name that no map of the environment has.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import celpy
 import celpy.evaluation
@@ -46,19 +47,50 @@ from pcapcheck.report.ladder import endpoint_parts
 if TYPE_CHECKING:
     from pcapcheck.pipeline import FileResult
 
-__all__ = ["VARIABLES", "FIELDS", "ExpressionError", "Expression", "compile_expression",
-           "capture_environment", "connection_view", "to_activation", "to_python"]
+__all__ = [
+    "FIELDS",
+    "VARIABLES",
+    "Expression",
+    "ExpressionError",
+    "capture_environment",
+    "compile_expression",
+    "connection_view",
+    "to_activation",
+    "to_python",
+]
 
 #: The variables every expression may use.
 VARIABLES = ("connections", "findings", "packets", "file")
 #: The macros that bind a variable (``list.exists(x, ...)``).
 _BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 #: Field names a map of the environment has (for the unknown-field check).
-CONNECTION_FIELDS = ("id", "client", "server", "client_ip", "client_port", "server_ip",
-                     "server_port", "roles_inferred", "handshake", "close", "client_state",
-                     "server_state", "conn_state", "history", "packets", "bytes",
-                     "client_isn", "server_isn", "first_frame", "last_frame", "duration",
-                     "findings", "transitions", "closer", "syn_ack_ok")
+CONNECTION_FIELDS = (
+    "id",
+    "client",
+    "server",
+    "client_ip",
+    "client_port",
+    "server_ip",
+    "server_port",
+    "roles_inferred",
+    "handshake",
+    "close",
+    "client_state",
+    "server_state",
+    "conn_state",
+    "history",
+    "packets",
+    "bytes",
+    "client_isn",
+    "server_isn",
+    "first_frame",
+    "last_frame",
+    "duration",
+    "findings",
+    "transitions",
+    "closer",
+    "syn_ack_ok",
+)
 FINDING_FIELDS = ("rule", "name", "severity", "frame", "connection", "message")
 TRANSITION_FIELDS = ("frame", "from", "to", "cause")
 FILE_FIELDS = ("name", "format", "packets", "tcp_packets", "malformed", "truncated")
@@ -89,7 +121,7 @@ class Expression:
             value = self.program.evaluate(dict(activation))
         except celpy.CELEvalError as exc:
             return None, _eval_error_text(exc)
-        except Exception as exc:  # noqa: BLE001 - cel-python raises assorted errors
+        except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"
         if isinstance(value, celpy.CELEvalError):
             return None, _eval_error_text(value)
@@ -114,10 +146,13 @@ def _syntax_error_text(text: str, exc: Exception) -> str:
         return f"syntax error ({' '.join(str(exc).split())})"
     lines = text.splitlines()
     src = lines[line - 1] if 0 < line <= len(lines) else ""
-    near = src[column - 1:column + 19].strip()
+    near = src[column - 1 : column + 19].strip()
     where = f"line {line}, column {column}"
-    return (f"syntax error at {where}, near {near!r}" if near
-            else f"syntax error at {where}: the expression ends too early")
+    return (
+        f"syntax error at {where}, near {near!r}"
+        if near
+        else f"syntax error at {where}: the expression ends too early"
+    )
 
 
 def _is_tree(node: Any) -> bool:
@@ -138,9 +173,14 @@ def _unknown_names(tree: Any, variables: frozenset[str]) -> list[str]:
         if kind == "ident":
             name = str(node.children[0])
             if name not in bound and name not in variables:
-                problems.append(f"unknown name {name!r}"
-                                + _suggest(name, variables | bound, "the variables are: "
-                                           + ", ".join(sorted(variables))))
+                problems.append(
+                    f"unknown name {name!r}"
+                    + _suggest(
+                        name,
+                        variables | bound,
+                        "the variables are: " + ", ".join(sorted(variables)),
+                    )
+                )
             return
         if kind == "ident_arg":
             name = str(node.children[0])
@@ -153,8 +193,10 @@ def _unknown_names(tree: Any, variables: frozenset[str]) -> list[str]:
             target, name = node.children[0], node.children[1]
             walk(target, bound)
             if isinstance(name, str) and name not in FIELDS:
-                problems.append(f"unknown field .{name}"
-                                + _suggest(str(name), FIELDS, "fields: see docs/grading.md"))
+                problems.append(
+                    f"unknown field .{name}"
+                    + _suggest(str(name), FIELDS, "fields: see docs/grading.md")
+                )
             return
         if kind == "member_dot_arg":
             target, method = node.children[0], str(node.children[1])
@@ -203,7 +245,7 @@ def compile_expression(text: str, extra_variables: tuple[str, ...] = ()) -> Expr
         ast = _ENV.compile(text)
     except celpy.CELParseError as exc:
         raise ExpressionError(_syntax_error_text(text, exc)) from None
-    except Exception as exc:  # noqa: BLE001 - lark may raise other parse errors
+    except Exception as exc:
         raise ExpressionError(f"syntax error ({' '.join(str(exc).split())})") from None
     problems = _unknown_names(ast, frozenset(VARIABLES) | frozenset(extra_variables))
     if problems:
@@ -229,8 +271,14 @@ def to_python(value: Any) -> Any:
 
 
 def _finding_map(f: Any) -> dict[str, Any]:
-    return {"rule": f.rule, "name": f.name, "severity": f.severity, "frame": f.frame,
-            "connection": f.connection, "message": f.message}
+    return {
+        "rule": f.rule,
+        "name": f.name,
+        "severity": f.severity,
+        "frame": f.frame,
+        "connection": f.connection,
+        "message": f.message,
+    }
 
 
 def _closer(transitions: Mapping[str, list[Mapping[str, Any]]]) -> str | None:
@@ -243,36 +291,46 @@ def _closer(transitions: Mapping[str, list[Mapping[str, Any]]]) -> str | None:
     return min(firsts)[2] if firsts else None
 
 
-def connection_view(summary: Mapping[str, Any], result: "FileResult") -> dict[str, Any]:
+def connection_view(summary: Mapping[str, Any], result: FileResult) -> dict[str, Any]:
     """The CEL map of one connection summary of ``result`` (plain Python values; see the
     module docstring for the fields)."""
     cid = summary["id"]
     client_ip, client_port = endpoint_parts(summary["client"])
     server_ip, server_port = endpoint_parts(summary["server"])
     transitions = summary.get("transitions") or {"client": [], "server": []}
-    bad_handshake = any(e.connection == cid and e.rule in ("HS002", "HS004")
-                        for e in result.events)
+    bad_handshake = any(e.connection == cid and e.rule in ("HS002", "HS004") for e in result.events)
     return {
-        "id": cid, "client": summary["client"], "server": summary["server"],
-        "client_ip": client_ip, "client_port": client_port,
-        "server_ip": server_ip, "server_port": server_port,
+        "id": cid,
+        "client": summary["client"],
+        "server": summary["server"],
+        "client_ip": client_ip,
+        "client_port": client_port,
+        "server_ip": server_ip,
+        "server_port": server_port,
         "roles_inferred": summary.get("roles_inferred", False),
-        "handshake": summary["handshake"], "close": summary["close"],
-        "client_state": summary.get("client_state"), "server_state": summary.get("server_state"),
-        "conn_state": summary.get("conn_state"), "history": summary.get("history"),
-        "packets": dict(summary["packets"]), "bytes": dict(summary["bytes"]),
-        "client_isn": summary.get("client_isn"), "server_isn": summary.get("server_isn"),
-        "first_frame": summary["first_frame"], "last_frame": summary["last_frame"],
+        "handshake": summary["handshake"],
+        "close": summary["close"],
+        "client_state": summary.get("client_state"),
+        "server_state": summary.get("server_state"),
+        "conn_state": summary.get("conn_state"),
+        "history": summary.get("history"),
+        "packets": dict(summary["packets"]),
+        "bytes": dict(summary["bytes"]),
+        "client_isn": summary.get("client_isn"),
+        "server_isn": summary.get("server_isn"),
+        "first_frame": summary["first_frame"],
+        "last_frame": summary["last_frame"],
         "duration": float(summary.get("duration") or 0.0),
         "findings": [_finding_map(f) for f in result.findings if f.connection == cid],
-        "transitions": {side: [dict(t) for t in transitions.get(side, [])]
-                        for side in ("client", "server")},
+        "transitions": {
+            side: [dict(t) for t in transitions.get(side, [])] for side in ("client", "server")
+        },
         "closer": _closer(transitions),
         "syn_ack_ok": not bad_handshake,
     }
 
 
-def capture_environment(result: "FileResult", name: str | None = None) -> dict[str, Any]:
+def capture_environment(result: FileResult, name: str | None = None) -> dict[str, Any]:
     """The plain-Python environment of one analysed capture: ``{"connections",
     "findings", "packets", "file"}`` (see the module docstring). ``name``: the file name
     shown as ``file.name`` (default: the result's path)."""
@@ -280,9 +338,14 @@ def capture_environment(result: "FileResult", name: str | None = None) -> dict[s
         "connections": [connection_view(c, result) for c in result.connections],
         "findings": [_finding_map(f) for f in result.findings],
         "packets": result.packets,
-        "file": {"name": name if name is not None else result.path, "format": result.format,
-                 "packets": result.packets, "tcp_packets": result.tcp_packets,
-                 "malformed": result.malformed, "truncated": bool(result.truncated)},
+        "file": {
+            "name": name if name is not None else result.path,
+            "format": result.format,
+            "packets": result.packets,
+            "tcp_packets": result.tcp_packets,
+            "malformed": result.malformed,
+            "truncated": bool(result.truncated),
+        },
     }
 
 

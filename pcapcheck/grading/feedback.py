@@ -9,7 +9,7 @@ from __future__ import annotations
 from pcapcheck.grading.results import CheckResult, StudentResult, num
 from pcapcheck.grading.rubric import Rubric
 
-__all__ = ["render_feedback", "check_body", "wireshark_filter"]
+__all__ = ["check_body", "render_feedback", "wireshark_filter"]
 
 
 def _cell(text: str) -> str:
@@ -42,8 +42,11 @@ def check_body(check: CheckResult, student: StudentResult) -> str:
     if check.expected:
         parts.append(f"**Expected:** {check.expected}")
     if check.error:
-        label = ("**Not checked:**" if check.id.startswith("answer_")
-                 else "**The check could not be evaluated:**")
+        label = (
+            "**Not checked:**"
+            if check.id.startswith("answer_")
+            else "**The check could not be evaluated:**"
+        )
         parts.append(f"{label} {check.error}")
     if check.rows:
         lines = []
@@ -59,8 +62,10 @@ def check_body(check: CheckResult, student: StudentResult) -> str:
     where = []
     if check.frames:
         noun = "frame" if len(check.frames) == 1 else "frames"
-        where.append(f"{noun} {', '.join(str(f) for f in check.frames)} "
-                     f"(display filter `{wireshark_filter(check.frames)}`)")
+        where.append(
+            f"{noun} {', '.join(str(f) for f in check.frames)} "
+            f"(display filter `{wireshark_filter(check.frames)}`)"
+        )
     if len(check.connections) == 1 and not check.id.startswith("answer_"):
         cid = check.connections[0]
         conv = _conversation_filter(student, cid)
@@ -91,8 +96,7 @@ def _answers_section(student: StudentResult) -> list[str]:
     scored = [c for c in answers if c.scored]
     head = "## Your answers"
     if scored:
-        head += (f" ({num(sum(c.score for c in scored))} / "
-                 f"{num(sum(c.points for c in scored))})")
+        head += f" ({num(sum(c.score for c in scored))} / {num(sum(c.points for c in scored))})"
     out = [head, ""]
     errors = list(dict.fromkeys(c.error for c in answers if c.error))
     rows = [(c, r) for c in answers for r in c.rows]
@@ -107,8 +111,10 @@ def _answers_section(student: StudentResult) -> list[str]:
         out += ["| question | expected | given | result |", "|---|---|---|---|"]
         for check, row in rows:
             note = "" if check.scored else " (not scored)"
-            out.append(f"| {_cell(row.item)} | `{_cell(row.expected)}` | `{_cell(row.given)}` "
-                       f"| {'right' if row.ok else '**wrong**'}{note} |")
+            out.append(
+                f"| {_cell(row.item)} | `{_cell(row.expected)}` | `{_cell(row.given)}` "
+                f"| {'right' if row.ok else '**wrong**'}{note} |"
+            )
         out.append("")
         wrong = [row for _, row in rows if not row.ok and row.explanation]
         for row in wrong:
@@ -118,21 +124,32 @@ def _answers_section(student: StudentResult) -> list[str]:
         frames = sorted({f for c in answers if not c.passed for f in c.frames})
         if frames:
             noun = "frame" if len(frames) == 1 else "frames"
-            out += [f"**Open in Wireshark:** {noun} {', '.join(str(f) for f in frames)} "
-                    f"(display filter `{wireshark_filter(frames)}`).", ""]
+            out += [
+                f"**Open in Wireshark:** {noun} {', '.join(str(f) for f in frames)} "
+                f"(display filter `{wireshark_filter(frames)}`).",
+                "",
+            ]
     return out
 
 
 def render_feedback(student: StudentResult, rubric: Rubric) -> str:
     """The whole Markdown feedback of ``student`` (graded with ``rubric``): score, table
     of checks, what to look at for each failed check, the answers, the ladders."""
-    out = [f"# {rubric.title}", "", f"Student: **{student.student}**", "",
-           f"**Score: {num(student.score)} / {num(student.max_score)}**", ""]
+    out = [
+        f"# {rubric.title}",
+        "",
+        f"Student: **{student.student}**",
+        "",
+        f"**Score: {num(student.score)} / {num(student.max_score)}**",
+        "",
+    ]
     if rubric.description:
         out += [rubric.description, ""]
     if student.problem:
-        out += [f"**This submission could not be graded:** {student.problem}. Every check "
-                "scores 0.", ""]
+        out += [
+            f"**This submission could not be graded:** {student.problem}. Every check scores 0.",
+            "",
+        ]
     else:
         count = len(student.connections)
         noun = "connection" if count == 1 else "connections"
@@ -149,13 +166,16 @@ def render_feedback(student: StudentResult, rubric: Rubric) -> str:
     if failed and not student.problem:
         out += ["## What to look at", ""]
         for check in failed:
-            out += [f"### {check.title} ({num(check.score)} / {num(check.points)})", "",
-                    check_body(check, student), ""]
+            out += [
+                f"### {check.title} ({num(check.score)} / {num(check.points)})",
+                "",
+                check_body(check, student),
+                "",
+            ]
     elif not student.problem:
         out += ["All checks on the capture passed.", ""]
     out += _answers_section(student)
 
     for cid, ladder in student.ladders.items():
-        out += [f"## Ladder of connection {cid}", "", "```text", ladder.rstrip("\n"), "```",
-                ""]
+        out += [f"## Ladder of connection {cid}", "", "```text", ladder.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"

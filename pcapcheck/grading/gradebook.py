@@ -19,20 +19,31 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pcapcheck.catalog.rules import Catalog, load_catalog
+from pcapcheck.grading.answers import ANSWER_NAMES, ANSWER_SUFFIXES, find_answers
 from pcapcheck.grading.feedback import check_body, render_feedback
 from pcapcheck.grading.grader import bad_submission, grade_submission
 from pcapcheck.grading.results import StudentResult, clean_points, num
 from pcapcheck.grading.rubric import Rubric
-from pcapcheck.grading.answers import ANSWER_NAMES, ANSWER_SUFFIXES, find_answers
 
-__all__ = ["CAPTURE_SUFFIXES", "Submission", "SubmissionError", "student_id", "discover",
-           "grade_all", "flag_shared", "gradebook_rows", "gradebook_csv", "gradescope_results",
-           "write_outputs"]
+__all__ = [
+    "CAPTURE_SUFFIXES",
+    "Submission",
+    "SubmissionError",
+    "discover",
+    "flag_shared",
+    "grade_all",
+    "gradebook_csv",
+    "gradebook_rows",
+    "gradescope_results",
+    "student_id",
+    "write_outputs",
+]
 
 #: File name endings read as capture files (longest first).
 CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap", ".gz")
@@ -62,23 +73,32 @@ def student_id(path: Path) -> str:
         return name
     for suffix in CAPTURE_SUFFIXES:
         if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[:-len(suffix)]
+            return name[: -len(suffix)]
     return path.stem or name
 
 
 def _from_folder(folder: Path) -> Submission:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.name not in ANSWER_NAMES and not p.name.endswith(ANSWER_SUFFIXES))
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name not in ANSWER_NAMES
+        and not p.name.endswith(ANSWER_SUFFIXES)
+    )
     if len(files) > 1:
         captures = [p for p in files if p.name.lower().endswith(CAPTURE_SUFFIXES)]
         files = captures or files
     if not files:
-        return Submission(folder.name, folder, None,
-                          problem="the folder holds no capture file")
+        return Submission(folder.name, folder, None, problem="the folder holds no capture file")
     if len(files) > 1:
         names = ", ".join(p.name for p in files)
-        return Submission(folder.name, folder, None,
-                          problem=f"the folder holds several captures ({names}): hand in one")
+        return Submission(
+            folder.name,
+            folder,
+            None,
+            problem=f"the folder holds several captures ({names}): hand in one",
+        )
     return Submission(folder.name, folder, files[0], find_answers(files[0], folder))
 
 
@@ -93,8 +113,7 @@ def discover(paths: Sequence[Path]) -> list[Submission]:
             raise SubmissionError(f"{path}: no such file or directory")
         if path.is_file():
             # A capture handed in alone: its directory is the student's folder.
-            found.append(Submission(student_id(path), path, path,
-                                    find_answers(path, path.parent)))
+            found.append(Submission(student_id(path), path, path, find_answers(path, path.parent)))
             continue
         entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
         before = len(found)
@@ -114,19 +133,24 @@ def discover(paths: Sequence[Path]) -> list[Submission]:
     return found
 
 
-def grade_all(rubric: Rubric, submissions: Iterable[Submission],
-              catalog: Catalog | None = None) -> list[StudentResult]:
+def grade_all(
+    rubric: Rubric, submissions: Iterable[Submission], catalog: Catalog | None = None
+) -> list[StudentResult]:
     """Grade every submission (a bad one scores 0 and never stops the batch), then
     :func:`flag_shared`."""
     catalog = catalog if catalog is not None else load_catalog()
     results = []
     for sub in submissions:
         if sub.capture is None:
-            results.append(bad_submission(rubric, sub.student, sub.path,
-                                          sub.problem or "no capture"))
+            results.append(
+                bad_submission(rubric, sub.student, sub.path, sub.problem or "no capture")
+            )
             continue
-        results.append(grade_submission(rubric, sub.student, sub.capture, sub.answers,
-                                        submission=sub.path, catalog=catalog))
+        results.append(
+            grade_submission(
+                rubric, sub.student, sub.capture, sub.answers, submission=sub.path, catalog=catalog
+            )
+        )
     flag_shared(results)
     return results
 
@@ -154,9 +178,16 @@ def gradebook_rows(rubric: Rubric, results: Sequence[StudentResult]) -> list[lis
     rows = [["student", "score", "max", *ids, "shared_with", "problem"]]
     for res in results:
         by_id = {c.id: c for c in res.scored}
-        rows.append([res.student, num(res.score), num(res.max_score),
-                     *(num(by_id[i].score) if i in by_id else "0" for i in ids),
-                     ";".join(res.shared_with), res.problem or ""])
+        rows.append(
+            [
+                res.student,
+                num(res.score),
+                num(res.max_score),
+                *(num(by_id[i].score) if i in by_id else "0" for i in ids),
+                ";".join(res.shared_with),
+                res.problem or "",
+            ]
+        )
     return rows
 
 
@@ -174,22 +205,37 @@ def gradescope_results(rubric: Rubric, student: StudentResult) -> dict[str, Any]
     (Markdown), ``output_format`` and ``visibility``."""
     tests = []
     for n, check in enumerate(student.scored, start=1):
-        tests.append({"name": check.title, "number": str(n), "score": clean_points(check.score),
-                      "max_score": clean_points(check.points),
-                      "status": "passed" if check.passed else "failed",
-                      "output": check_body(check, student), "output_format": "md",
-                      "visibility": check.visibility})
+        tests.append(
+            {
+                "name": check.title,
+                "number": str(n),
+                "score": clean_points(check.score),
+                "max_score": clean_points(check.points),
+                "status": "passed" if check.passed else "failed",
+                "output": check_body(check, student),
+                "output_format": "md",
+                "visibility": check.visibility,
+            }
+        )
     header = f"**{rubric.title}**: {num(student.score)} / {num(student.max_score)}"
     if student.problem:
         header += f"\n\nThis submission could not be graded: {student.problem}."
-    ladders = "".join(f"\n\nLadder of connection {cid}:\n\n```text\n{text}```"
-                      for cid, text in student.ladders.items())
-    return {"score": student.score, "output": header + ladders, "output_format": "md",
-            "visibility": "visible", "tests": tests}
+    ladders = "".join(
+        f"\n\nLadder of connection {cid}:\n\n```text\n{text}```"
+        for cid, text in student.ladders.items()
+    )
+    return {
+        "score": student.score,
+        "output": header + ladders,
+        "output_format": "md",
+        "visibility": "visible",
+        "tests": tests,
+    }
 
 
-def write_outputs(rubric: Rubric, results: Sequence[StudentResult], out: Path,
-                  gradescope: bool = False) -> list[Path]:
+def write_outputs(
+    rubric: Rubric, results: Sequence[StudentResult], out: Path, gradescope: bool = False
+) -> list[Path]:
     """Write ``OUT/gradebook.csv``, ``OUT/<student>/feedback.md`` and, with
     ``gradescope``, ``OUT/<student>/results.json`` (plus ``OUT/results.json`` when one
     student was graded: the file Gradescope's autograder reads). Returns the paths

@@ -9,20 +9,21 @@ it — scores 0 on every check, with the reason in :attr:`StudentResult.problem`
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.capture.reader import CaptureError
 from pcapcheck.catalog.rules import Catalog, load_catalog
 from pcapcheck.grading.answers import TITLES, AnswersError, check_answers, load_answers
-from pcapcheck.grading.expressions import (Expression, capture_environment, to_activation)
+from pcapcheck.grading.expressions import Expression, capture_environment, to_activation
 from pcapcheck.grading.results import CheckResult, StudentResult
 from pcapcheck.grading.rubric import ANSWER_KEYS, Check, Rubric
-from pcapcheck.report.ladder import connection_segments, render_ladder
 from pcapcheck.model import Segment
-from pcapcheck.capture.reader import CaptureError
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.report.ladder import connection_segments, render_ladder
 
-__all__ = ["MAX_LADDERS", "grade_submission", "describe_connection", "bad_submission"]
+__all__ = ["MAX_LADDERS", "bad_submission", "describe_connection", "grade_submission"]
 
 #: Ladders drawn per feedback at most (a failed check about many connections lists them
 #: all but draws the first ones).
@@ -32,11 +33,13 @@ MAX_LADDERS = 3
 def describe_connection(conn: Mapping[str, Any]) -> str:
     """One Markdown line: what a connection (a CEL connection map) shows."""
     closer = conn["closer"] or "nobody"
-    return (f"connection {conn['id']}, {conn['client']} → {conn['server']} (frames "
-            f"{conn['first_frame']}–{conn['last_frame']}): handshake **{conn['handshake']}**, "
-            f"close **{conn['close']}**, first FIN from {closer}; data bytes client "
-            f"{conn['bytes']['client']}, server {conn['bytes']['server']}; final states "
-            f"client {conn['client_state'] or '?'}, server {conn['server_state'] or '?'}")
+    return (
+        f"connection {conn['id']}, {conn['client']} → {conn['server']} (frames "
+        f"{conn['first_frame']}–{conn['last_frame']}): handshake **{conn['handshake']}**, "
+        f"close **{conn['close']}**, first FIN from {closer}; data bytes client "
+        f"{conn['bytes']['client']}, server {conn['bytes']['server']}; final states "
+        f"client {conn['client_state'] or '?'}, server {conn['server_state'] or '?'}"
+    )
 
 
 def _finding_line(f: Mapping[str, Any]) -> str:
@@ -44,23 +47,36 @@ def _finding_line(f: Mapping[str, Any]) -> str:
     return f"{where}: {f['rule']} ({f['severity']}) {f['message']}"
 
 
-def bad_submission(rubric: Rubric, student: str, submission: Path, problem: str,
-                   capture: Path | None = None) -> StudentResult:
+def bad_submission(
+    rubric: Rubric, student: str, submission: Path, problem: str, capture: Path | None = None
+) -> StudentResult:
     """A submission that cannot be graded: every check 0 points, ``problem`` as the
     reason (shown in each check's feedback and in the gradebook)."""
     result = StudentResult(student, submission, capture=capture, problem=problem)
     for check in rubric.checks:
-        result.checks.append(CheckResult(check.id, check.title, check.points, 0, False,
-                                         expected=check.feedback, error=problem,
-                                         visibility=check.visibility))
+        result.checks.append(
+            CheckResult(
+                check.id,
+                check.title,
+                check.points,
+                0,
+                False,
+                expected=check.feedback,
+                error=problem,
+                visibility=check.visibility,
+            )
+        )
     result.checks.extend(_answers_not_checked(rubric, problem))
     return result
 
 
 def _answers_not_checked(rubric: Rubric, reason: str) -> list[CheckResult]:
     """The rubric's scored answers, all 0 points with ``reason``."""
-    return [CheckResult(f"answer_{key}", TITLES[key], rubric.answers[key], 0, False,
-                        error=reason) for key in ANSWER_KEYS if key in rubric.answers]
+    return [
+        CheckResult(f"answer_{key}", TITLES[key], rubric.answers[key], 0, False, error=reason)
+        for key in ANSWER_KEYS
+        if key in rubric.answers
+    ]
 
 
 def _problem(result: FileResult) -> str | None:
@@ -70,8 +86,10 @@ def _problem(result: FileResult) -> str | None:
     if not result.connections:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.skipped.items()))
         seen = f" (it holds {kinds})" if kinds else ""
-        return (f"the capture holds no TCP connection: {result.packets} packets, "
-                f"{result.tcp_packets} TCP{seen}; capture the lab's TCP traffic")
+        return (
+            f"the capture holds no TCP connection: {result.packets} packets, "
+            f"{result.tcp_packets} TCP{seen}; capture the lab's TCP traffic"
+        )
     return None
 
 
@@ -94,15 +112,23 @@ def _evidence(value: Any) -> tuple[list[dict], list[int], list[int]]:
     return findings, conns, frames
 
 
-def _evaluate(check: Check, env: Mapping[str, Any], activation: dict[str, Any],
-              focus: list[int]) -> CheckResult:
+def _evaluate(
+    check: Check, env: Mapping[str, Any], activation: dict[str, Any], focus: list[int]
+) -> CheckResult:
     value, error = check.condition.evaluate(activation)
     if error is None and not isinstance(value, bool):
         error = f"the condition gave {value!r}, not true or false"
     passed = error is None and value is True
-    res = CheckResult(check.id, check.title, check.points, check.points if passed else 0,
-                      passed, expected=check.feedback, error=error,
-                      visibility=check.visibility)
+    res = CheckResult(
+        check.id,
+        check.title,
+        check.points,
+        check.points if passed else 0,
+        passed,
+        expected=check.feedback,
+        error=error,
+        visibility=check.visibility,
+    )
     if passed:
         return res
     by_id = {c["id"]: c for c in env["connections"]}
@@ -125,15 +151,19 @@ def _evaluate(check: Check, env: Mapping[str, Any], activation: dict[str, Any],
     if not conns:
         res.shows.append("no connection of the capture is concerned")
     res.shows.extend(_finding_line(f) for f in findings)
-    res.frames = sorted({f["frame"] for f in findings if f.get("frame") is not None}
-                        | set(frames))
+    res.frames = sorted({f["frame"] for f in findings if f.get("frame") is not None} | set(frames))
     res.connections = conns
     return res
 
 
-def grade_submission(rubric: Rubric, student: str, capture: Path,
-                     answers_file: Path | None = None, submission: Path | None = None,
-                     catalog: Catalog | None = None) -> StudentResult:
+def grade_submission(
+    rubric: Rubric,
+    student: str,
+    capture: Path,
+    answers_file: Path | None = None,
+    submission: Path | None = None,
+    catalog: Catalog | None = None,
+) -> StudentResult:
     """Grade the capture of one student against ``rubric``.
 
     ``answers_file``: the student's answers (see :mod:`pcapcheck.grading.answers`);
@@ -148,13 +178,14 @@ def grade_submission(rubric: Rubric, student: str, capture: Path,
     try:
         result = analyze_file(capture, catalog, catalog.select(None, None))
         problem = _problem(result)
-        segments = ({} if problem else connection_segments(capture, result.connections))
+        segments = {} if problem else connection_segments(capture, result.connections)
     except CaptureError as exc:
         text = str(exc)
         prefix = f"{capture}: "
-        problem = "not a readable capture: " + (text[len(prefix):] if text.startswith(prefix)
-                                                else text)
-    except Exception as exc:  # noqa: BLE001 - one bad file never stops a batch
+        problem = "not a readable capture: " + (
+            text[len(prefix) :] if text.startswith(prefix) else text
+        )
+    except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
         problem = f"internal error while analysing the capture: {type(exc).__name__}: {exc}"
@@ -163,11 +194,23 @@ def grade_submission(rubric: Rubric, student: str, capture: Path,
 
     env = capture_environment(result, name=capture.name)
     activation = to_activation(env)
-    out = StudentResult(student, submission, capture=capture, answers_file=answers_file,
-                        connections=env["connections"], packets=result.packets)
-    focus = ([c["id"] for c, cel in zip(env["connections"], activation["connections"])
-              if _matches(rubric.focus, activation, cel)] if rubric.focus is not None
-             else [])
+    out = StudentResult(
+        student,
+        submission,
+        capture=capture,
+        answers_file=answers_file,
+        connections=env["connections"],
+        packets=result.packets,
+    )
+    focus = (
+        [
+            c["id"]
+            for c, cel in zip(env["connections"], activation["connections"])
+            if _matches(rubric.focus, activation, cel)
+        ]
+        if rubric.focus is not None
+        else []
+    )
     for check in rubric.checks:
         out.checks.append(_evaluate(check, env, activation, focus))
 
@@ -180,13 +223,21 @@ def grade_submission(rubric: Rubric, student: str, capture: Path,
     return out
 
 
-def _answers(rubric: Rubric, answers_file: Path | None, env: Mapping[str, Any],
-             segments: Mapping[int, Sequence[Segment]], lab: int,
-             packets: int) -> list[CheckResult]:
+def _answers(
+    rubric: Rubric,
+    answers_file: Path | None,
+    env: Mapping[str, Any],
+    segments: Mapping[int, Sequence[Segment]],
+    lab: int,
+    packets: int,
+) -> list[CheckResult]:
     if answers_file is None:
-        return _answers_not_checked(rubric, "no answers file: write them in "
-                                    "<capture>.answers.yaml beside the capture, or "
-                                    "answers.yaml in your submission folder")
+        return _answers_not_checked(
+            rubric,
+            "no answers file: write them in "
+            "<capture>.answers.yaml beside the capture, or "
+            "answers.yaml in your submission folder",
+        )
     try:
         answers = load_answers(answers_file)
     except AnswersError as exc:
@@ -194,6 +245,8 @@ def _answers(rubric: Rubric, answers_file: Path | None, env: Mapping[str, Any],
     by_id = {c["id"]: c for c in env["connections"]}
     cid = answers.get("connection", lab)
     if cid not in by_id:
-        return _answers_not_checked(rubric, f"{answers_file.name}: connection {cid} does not "
-                                            f"exist (the capture has {len(by_id)})")
+        return _answers_not_checked(
+            rubric,
+            f"{answers_file.name}: connection {cid} does not exist (the capture has {len(by_id)})",
+        )
     return check_answers(answers, by_id[cid], segments.get(cid, []), packets, rubric.answers)

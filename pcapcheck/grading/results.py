@@ -89,8 +89,11 @@ class StudentResult:
     @property
     def isn_pairs(self) -> set[tuple[int, int]]:
         """The (client ISN, server ISN) pairs of the connections where both are known."""
-        return {(c["client_isn"], c["server_isn"]) for c in self.connections
-                if c.get("client_isn") is not None and c.get("server_isn") is not None}
+        return {
+            (c["client_isn"], c["server_isn"])
+            for c in self.connections
+            if c.get("client_isn") is not None and c.get("server_isn") is not None
+        }
 
 
 def clean_points(value: float) -> int | float:

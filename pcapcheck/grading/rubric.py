@@ -17,11 +17,18 @@ from pathlib import Path
 import jsonschema
 import jsonschema.protocols
 
-from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
 from pcapcheck.catalog.yamlfile import display_path, read_yaml_mapping, schema_validator
+from pcapcheck.grading.expressions import Expression, ExpressionError, compile_expression
 
-__all__ = ["SCHEMA_PATH", "ANSWER_KEYS", "RESERVED_IDS", "RubricError", "Check", "Rubric",
-           "load_rubric"]
+__all__ = [
+    "ANSWER_KEYS",
+    "RESERVED_IDS",
+    "SCHEMA_PATH",
+    "Check",
+    "Rubric",
+    "RubricError",
+    "load_rubric",
+]
 
 #: The JSON Schema every rubric is validated against.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "rubric.schema.json"
@@ -69,8 +76,9 @@ class Rubric:
     def columns(self) -> list[str]:
         """The scored items' ids, in feedback order: the check ids, then
         ``answer_<key>`` for each scored answer."""
-        return [c.id for c in self.checks] + [f"answer_{k}" for k in ANSWER_KEYS
-                                              if k in self.answers]
+        return [c.id for c in self.checks] + [
+            f"answer_{k}" for k in ANSWER_KEYS if k in self.answers
+        ]
 
 
 def _validator() -> jsonschema.protocols.Validator:
@@ -94,8 +102,9 @@ def load_rubric(path: str | Path) -> Rubric:
     """
     path = Path(path)
     where = display_path(path)
-    data = read_yaml_mapping(path, where, _validator(), RubricError,
-                             "a mapping (title, checks, ...)")
+    data = read_yaml_mapping(
+        path, where, _validator(), RubricError, "a mapping (title, checks, ...)"
+    )
 
     focus = _compile(where, "focus", data["focus"], ("c",)) if "focus" in data else None
     checks: list[Check] = []
@@ -109,11 +118,25 @@ def load_rubric(path: str | Path) -> Rubric:
             raise RubricError(f"{where}: {label}: the id is reserved for a gradebook column")
         seen.add(cid)
         condition = _compile(where, f"{label}: condition", item["condition"])
-        evidence = (_compile(where, f"{label}: evidence", item["evidence"])
-                    if "evidence" in item else None)
-        checks.append(Check(cid, item["title"], item["points"], condition,
-                            item["feedback"].strip(), evidence,
-                            item.get("visibility", "visible")))
-    return Rubric(path=path, title=data["title"], checks=tuple(checks),
-                  description=(data.get("description") or "").strip(), focus=focus,
-                  answers=dict(data.get("answers") or {}))
+        evidence = (
+            _compile(where, f"{label}: evidence", item["evidence"]) if "evidence" in item else None
+        )
+        checks.append(
+            Check(
+                cid,
+                item["title"],
+                item["points"],
+                condition,
+                item["feedback"].strip(),
+                evidence,
+                item.get("visibility", "visible"),
+            )
+        )
+    return Rubric(
+        path=path,
+        title=data["title"],
+        checks=tuple(checks),
+        description=(data.get("description") or "").strip(),
+        focus=focus,
+        answers=dict(data.get("answers") or {}),
+    )

@@ -34,19 +34,29 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from pcapcheck.pipeline import FileResult
     from pcapcheck.catalog.rules import Catalog, Rule
+    from pcapcheck.pipeline import FileResult
 
-__all__ = ["FORMATS", "WRITERS", "ReportContext", "Renderer", "Writer", "rule_statistics",
-           "statistics_rows", "connection_text", "lookup_rule", "text_of"]
+__all__ = [
+    "FORMATS",
+    "WRITERS",
+    "Renderer",
+    "ReportContext",
+    "Writer",
+    "connection_text",
+    "lookup_rule",
+    "rule_statistics",
+    "statistics_rows",
+    "text_of",
+]
 
 
 @dataclass
@@ -73,8 +83,7 @@ Renderer = Callable[["Sequence[FileResult]", "ReportContext | None"], str]
 Writer = Callable[["Sequence[FileResult]", TextIO, "ReportContext | None"], None]
 
 
-def text_of(write: Writer, results: Sequence[FileResult],
-            ctx: ReportContext | None = None) -> str:
+def text_of(write: Writer, results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
     """The text ``write`` writes for ``results`` and ``ctx``, as one string (how the
     streaming formats implement ``render``)."""
     buf = io.StringIO()
@@ -91,8 +100,10 @@ def rule_statistics(results: Sequence[FileResult]) -> list[tuple[int, str, str, 
         for f in res.findings:
             counts[f.rule] += 1
             info.setdefault(f.rule, (f.name, f.severity))
-    return [(n, rule, *info[rule]) for rule, n in
-            sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+    return [
+        (n, rule, *info[rule])
+        for rule, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
 
 
 def statistics_rows(results: Sequence[FileResult]) -> str:
@@ -102,8 +113,10 @@ def statistics_rows(results: Sequence[FileResult]) -> str:
     if not rows:
         return ""
     width = [max(len(str(row[i])) for row in rows) for i in range(4)]
-    return "".join(f"{n:>{width[0]}}  {rule:<{width[1]}}  {name:<{width[2]}}  {sev}".rstrip()
-                   + "\n" for n, rule, name, sev in rows)
+    return "".join(
+        f"{n:>{width[0]}}  {rule:<{width[1]}}  {name:<{width[2]}}  {sev}".rstrip() + "\n"
+        for n, rule, name, sev in rows
+    )
 
 
 def connection_text(conn: Mapping | None) -> str | None:
@@ -117,6 +130,7 @@ def connection_text(conn: Mapping | None) -> str | None:
 @lru_cache(maxsize=1)
 def _shipped_catalog() -> Catalog | None:
     from pcapcheck.catalog.rules import CatalogError, load_catalog
+
     try:
         return load_catalog()
     except (CatalogError, OSError):
@@ -138,8 +152,16 @@ def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None
 
 
 #: Format name -> the module of its renderer (in this package).
-_MODULES = {"table": "table", "json": "json_report", "jsonl": "jsonl", "csv": "csv_report",
-            "markdown": "markdown", "junit": "junit", "sarif": "sarif", "github": "github"}
+_MODULES = {
+    "table": "table",
+    "json": "json_report",
+    "jsonl": "jsonl",
+    "csv": "csv_report",
+    "markdown": "markdown",
+    "junit": "junit",
+    "sarif": "sarif",
+    "github": "github",
+}
 
 
 class _ByFormat(MutableMapping):
@@ -158,7 +180,7 @@ class _ByFormat(MutableMapping):
             made = self._made[name] = self._pick(name, module)
         return made
 
-    def __setitem__(self, name: str, value: Callable) -> None:    # a test's stand-in
+    def __setitem__(self, name: str, value: Callable) -> None:  # a test's stand-in
         if name not in _MODULES:
             raise KeyError(name)
         self._made[name] = value
@@ -178,9 +200,9 @@ FORMATS: Mapping[str, Renderer] = _ByFormat(lambda _name, module: module.render)
 
 
 def _text_writer(name: str) -> Writer:
-    def write(results: Sequence[FileResult], out: TextIO,
-              ctx: ReportContext | None = None) -> None:
+    def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:
         out.write(FORMATS[name](results, ctx))
+
     write.__doc__ = f"Write the text of the ``{name}`` renderer (:data:`FORMATS`) to ``out``."
     return write
 
@@ -188,4 +210,5 @@ def _text_writer(name: str) -> Writer:
 #: Format name -> writer ``(results, out, ctx)``: streams json, jsonl and csv; writes the
 #: renderer's text for the others.
 WRITERS: Mapping[str, Writer] = _ByFormat(
-    lambda name, module: getattr(module, "write", None) or _text_writer(name))
+    lambda name, module: getattr(module, "write", None) or _text_writer(name)
+)

@@ -39,12 +39,20 @@ from pathlib import Path
 from typing import Any
 
 from pcapcheck import __version__
-from pcapcheck.pipeline import FileResult
 from pcapcheck.capture.inputs import display_path
 from pcapcheck.model import Finding
+from pcapcheck.pipeline import FileResult
 
-__all__ = ["BASELINE_VERSION", "BaselineError", "fingerprint", "fingerprint_parts",
-           "baseline_entries", "write_baseline", "load_baseline", "apply_baseline"]
+__all__ = [
+    "BASELINE_VERSION",
+    "BaselineError",
+    "apply_baseline",
+    "baseline_entries",
+    "fingerprint",
+    "fingerprint_parts",
+    "load_baseline",
+    "write_baseline",
+]
 
 #: The ``version`` written in (and required of) baseline files.
 BASELINE_VERSION = 1
@@ -62,8 +70,9 @@ def _client_host(endpoint: str) -> str:
     return host if sep and port.isdigit() else endpoint
 
 
-def fingerprint_parts(finding: Finding, connection: dict[str, Any] | None
-                      ) -> tuple[str, str, str, int | None]:
+def fingerprint_parts(
+    finding: Finding, connection: dict[str, Any] | None
+) -> tuple[str, str, str, int | None]:
     """``(rule, server "ip:port", client ip, relative frame)`` of a finding.
 
     ``connection`` is the finding's connection summary (``FileResult.connections``
@@ -85,8 +94,9 @@ def fingerprint(finding: Finding, connection: dict[str, Any] | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _iter_keyed(results: Sequence[FileResult]
-                ) -> Iterator[tuple[FileResult, Finding, dict[str, Any] | None]]:
+def _iter_keyed(
+    results: Sequence[FileResult],
+) -> Iterator[tuple[FileResult, Finding, dict[str, Any] | None]]:
     for res in results:
         if res.error is not None:
             continue
@@ -100,7 +110,7 @@ def _hint(res: FileResult, finding: Finding, conn: dict[str, Any] | None) -> str
     rule, server, client, relative = fingerprint_parts(finding, conn)
     message = " ".join(finding.message.split())
     if len(message) > _HINT_MESSAGE_CHARS:
-        message = message[:_HINT_MESSAGE_CHARS - 3] + "..."
+        message = message[: _HINT_MESSAGE_CHARS - 3] + "..."
     frame = "-" if finding.frame is None else str(finding.frame)
     if conn is None:
         where = f"frame {frame}"
@@ -113,8 +123,10 @@ def _hint(res: FileResult, finding: Finding, conn: dict[str, Any] | None) -> str
 def baseline_entries(results: Sequence[FileResult]) -> list[dict[str, str]]:
     """``[{"rule", "fingerprint", "hint"}]`` for every finding of ``results``, in report
     order (files as given, findings in frame order)."""
-    return [{"rule": f.rule, "fingerprint": fingerprint(f, conn), "hint": _hint(res, f, conn)}
-            for res, f, conn in _iter_keyed(results)]
+    return [
+        {"rule": f.rule, "fingerprint": fingerprint(f, conn), "hint": _hint(res, f, conn)}
+        for res, f, conn in _iter_keyed(results)
+    ]
 
 
 def write_baseline(results: Sequence[FileResult], path: Path | str) -> int:
@@ -122,8 +134,11 @@ def write_baseline(results: Sequence[FileResult], path: Path | str) -> int:
     return the number of findings recorded. Raises :class:`BaselineError` when the file
     cannot be written."""
     entries = baseline_entries(results)
-    document = {"version": BASELINE_VERSION, "generator": f"pcapcheck {__version__}",
-                "findings": entries}
+    document = {
+        "version": BASELINE_VERSION,
+        "generator": f"pcapcheck {__version__}",
+        "findings": entries,
+    }
     try:
         Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -143,33 +158,44 @@ def load_baseline(path: Path | str) -> Counter[str]:
     except IsADirectoryError:
         raise BaselineError(f"{shown}: is a directory, not a baseline file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}"
-                            ) from None
+        raise BaselineError(
+            f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{shown}: invalid JSON: {exc}") from None
     if not isinstance(document, dict) or "findings" not in document:
-        raise BaselineError(f"{shown}: not a pcapcheck baseline (no 'findings' list; write "
-                            "one with --write-baseline)")
+        raise BaselineError(
+            f"{shown}: not a pcapcheck baseline (no 'findings' list; write "
+            "one with --write-baseline)"
+        )
     if document.get("version") != BASELINE_VERSION:
-        raise BaselineError(f"{shown}: unsupported baseline version "
-                            f"{document.get('version')!r} (expected {BASELINE_VERSION})")
+        raise BaselineError(
+            f"{shown}: unsupported baseline version "
+            f"{document.get('version')!r} (expected {BASELINE_VERSION})"
+        )
     findings = document["findings"]
     if not isinstance(findings, list):
         raise BaselineError(f"{shown}: findings: expected a list")
     counts: Counter[str] = Counter()
     for index, entry in enumerate(findings):
-        if not (isinstance(entry, dict) and isinstance(entry.get("fingerprint"), str)
-                and isinstance(entry.get("rule"), str)):
-            raise BaselineError(f"{shown}: findings[{index}]: expected an object with "
-                                "'rule' and 'fingerprint' strings")
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("fingerprint"), str)
+            and isinstance(entry.get("rule"), str)
+        ):
+            raise BaselineError(
+                f"{shown}: findings[{index}]: expected an object with "
+                "'rule' and 'fingerprint' strings"
+            )
         counts[entry["fingerprint"]] += 1
     return counts
 
 
-def apply_baseline(results: Sequence[FileResult], baseline: Counter[str]
-                   ) -> tuple[list[FileResult], int]:
+def apply_baseline(
+    results: Sequence[FileResult], baseline: Counter[str]
+) -> tuple[list[FileResult], int]:
     """``results`` without the findings the baseline holds, and how many were dropped.
 
     Each baseline entry absorbs one finding (first come, in report order). The returned
@@ -195,6 +221,7 @@ def apply_baseline(results: Sequence[FileResult], baseline: Counter[str]
                 kept.append(finding)
         per_conn = Counter(f.connection for f in kept if f.connection is not None)
         connections = [dict(c, findings=per_conn[c["id"]]) for c in res.connections]
-        out.append(dataclasses.replace(res, findings=kept, connections=connections,
-                                       connection_lines=None))
+        out.append(
+            dataclasses.replace(res, findings=kept, connections=connections, connection_lines=None)
+        )
     return out, suppressed

@@ -11,7 +11,8 @@ table is not included (use ``json`` for it), nor the event ``data``. Lines end i
 from __future__ import annotations
 
 import csv
-from typing import TYPE_CHECKING, Sequence, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
@@ -39,5 +40,6 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
             writer.writerow([res.path, "", "", "error", "", "", res.error])
             continue
         for f in res.findings:
-            writer.writerow([res.path, f.rule, f.name, f.severity, f.connection, f.frame,
-                             f.message])
+            writer.writerow(
+                [res.path, f.rule, f.name, f.severity, f.connection, f.frame, f.message]
+            )

@@ -18,8 +18,9 @@ to the file named by ``$GITHUB_STEP_SUMMARY``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import markdown, statistics_rows
@@ -44,8 +45,11 @@ def escape_property(text: str) -> str:
 def command(name: str, message: str, **properties: str | None) -> str:
     """One workflow command line (no newline): ``::name k=v,k=v::message``, properties
     in the given order, ``None`` values left out, everything escaped."""
-    props = ",".join(f"{key}={escape_property(str(value))}"
-                     for key, value in properties.items() if value is not None)
+    props = ",".join(
+        f"{key}={escape_property(str(value))}"
+        for key, value in properties.items()
+        if value is not None
+    )
     return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
 
 
@@ -56,24 +60,32 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
     lines = []
     for res in results:
         if res.error is not None:
-            lines.append(command("error", res.error, file=res.path,
-                                 title="pcapcheck: unreadable capture"))
+            lines.append(
+                command("error", res.error, file=res.path, title="pcapcheck: unreadable capture")
+            )
             continue
         for f in res.findings:
             where = [f"frame {f.frame}"] if f.frame is not None else []
             if f.connection is not None:
                 where.append(f"connection {f.connection}")
             message = f.message + (f" [{', '.join(where)}]" if where else "")
-            lines.append(command(COMMANDS.get(f.severity, "warning"), message,
-                                 file=res.path, title=f"{f.rule} {f.name}"))
+            lines.append(
+                command(
+                    COMMANDS.get(f.severity, "warning"),
+                    message,
+                    file=res.path,
+                    title=f"{f.rule} {f.name}",
+                )
+            )
     text = "".join(line + "\n" for line in lines)
     if ctx is not None and ctx.statistics:
         text += statistics_rows(results)
     return text
 
 
-def write_step_summary(results: Sequence[FileResult], ctx: ReportContext | None,
-                       path: str | os.PathLike[str]) -> None:
+def write_step_summary(
+    results: Sequence[FileResult], ctx: ReportContext | None, path: str | os.PathLike[str]
+) -> None:
     """Append the Markdown report (``markdown.render(results, ctx)``) to ``path``, the
     file named by ``$GITHUB_STEP_SUMMARY`` (UTF-8; the file is created if missing).
     Raises ``OSError`` when it cannot be written."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import codecs
 import json
 import os
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
@@ -46,7 +47,7 @@ def dumps(value: Any) -> str:
     gives the same text as bytes."""
     try:
         text = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS).decode()
-    except TypeError:                   # orjson.JSONEncodeError is a TypeError
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _std_dumps(value)
     return text if text.isascii() else _std_dumps(value)
 
@@ -57,7 +58,7 @@ def dumps_bytes(value: Any) -> bytes:
     ``encode``, issue #4)."""
     try:
         data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
-    except TypeError:                   # orjson.JSONEncodeError is a TypeError
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
         return _std_dumps(value).encode("ascii")
     return data if data.isascii() else _std_dumps(value).encode("ascii")
 
@@ -97,8 +98,7 @@ def _write_lines(out: TextIO, lines: Any) -> None:
     :data:`LINE_END`): straight to ``out``'s binary buffer when it has a suitable one
     (:func:`_binary`), 512 lines a write; the last line without its comma."""
     buffer = _binary(out)
-    write = buffer.write if buffer is not None else (
-        lambda data: out.write(data.decode("ascii")))
+    write = buffer.write if buffer is not None else (lambda data: out.write(data.decode("ascii")))
     pieces = map(_LINE.__mod__, lines)
     held = None
     while chunk := list(islice(pieces, 512)):
@@ -108,22 +108,34 @@ def _write_lines(out: TextIO, lines: Any) -> None:
             write(held)
         held = b"".join(chunk)
     if held is not None:
-        write(held[:-len(LINE_END)])
+        write(held[: -len(LINE_END)])
         write(b"\n      ]")
     else:
         write(b"]")
 
 
 def _finding(f: Any) -> dict[str, Any]:
-    return {"rule": f.rule, "name": f.name, "severity": f.severity,
-            "connection": f.connection, "frame": f.frame, "message": f.message,
-            "data": f.data}
+    return {
+        "rule": f.rule,
+        "name": f.name,
+        "severity": f.severity,
+        "connection": f.connection,
+        "frame": f.frame,
+        "message": f.message,
+        "data": f.data,
+    }
 
 
 def _file_head(res: FileResult) -> dict[str, Any]:
-    return {"path": res.path, "format": res.format, "packets": res.packets,
-            "tcp_packets": res.tcp_packets, "skipped": dict(sorted(res.skipped.items())),
-            "malformed": res.malformed, "truncated": res.truncated}
+    return {
+        "path": res.path,
+        "format": res.format,
+        "packets": res.packets,
+        "tcp_packets": res.tcp_packets,
+        "skipped": dict(sorted(res.skipped.items())),
+        "malformed": res.malformed,
+        "truncated": res.truncated,
+    }
 
 
 def document(results: Sequence[FileResult]) -> dict[str, Any]:
@@ -141,8 +153,13 @@ def document(results: Sequence[FileResult]) -> dict[str, Any]:
         if res.error is not None:
             files.append({"path": res.path, "error": res.error})
             continue
-        files.append({**_file_head(res), "connections": list(res.connections),
-                      "findings": [_finding(f) for f in res.findings]})
+        files.append(
+            {
+                **_file_head(res),
+                "connections": list(res.connections),
+                "findings": [_finding(f) for f in res.findings],
+            }
+        )
     return {"version": __version__, "files": files}
 
 
@@ -162,14 +179,18 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
     for i, res in enumerate(results):
         out.write("\n    {" if i == 0 else ",\n    {")
         if res.error is not None:
-            out.write('\n      "path": %s,\n      "error": %s\n    }'
-                      % (dumps(res.path), dumps(res.error)))
+            out.write(
+                '\n      "path": %s,\n      "error": %s\n    }'
+                % (dumps(res.path), dumps(res.error))
+            )
             continue
         for key, value in _file_head(res).items():
             out.write('\n      "%s": %s,' % (key, dumps(value)))
         lines = getattr(res, "connection_lines", None)
-        for key, items, convert in (("connections", res.connections, dumps),
-                                    ("findings", res.findings, lambda f: dumps(_finding(f)))):
+        for key, items, convert in (
+            ("connections", res.connections, dumps),
+            ("findings", res.findings, lambda f: dumps(_finding(f))),
+        ):
             out.write('\n      "%s": [' % key)
             if key == "connections" and lines is not None:
                 _write_lines(out, lines)

@@ -10,7 +10,8 @@ reported (use ``json`` for them).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
@@ -26,9 +27,16 @@ def records(results: Sequence[FileResult]) -> Iterator[dict[str, Any]]:
             yield {"path": res.path, "error": res.error}
             continue
         for f in res.findings:
-            yield {"path": res.path, "rule": f.rule, "name": f.name, "severity": f.severity,
-                   "connection": f.connection, "frame": f.frame, "message": f.message,
-                   "data": f.data}
+            yield {
+                "path": res.path,
+                "rule": f.rule,
+                "name": f.name,
+                "severity": f.severity,
+                "connection": f.connection,
+                "frame": f.frame,
+                "message": f.message,
+                "data": f.data,
+            }
 
 
 def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None = None) -> None:

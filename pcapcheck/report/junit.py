@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.model import Finding
+from pcapcheck.pipeline import FileResult
 from pcapcheck.report import connection_text, lookup_rule
 
 if TYPE_CHECKING:
@@ -70,25 +71,31 @@ def finding_line(f: Finding, conns: dict[int, dict]) -> str:
 
 
 def _counts(suite: ET.Element) -> tuple[int, int, int]:
-    return (int(suite.get("tests", "0")), int(suite.get("failures", "0")),
-            int(suite.get("errors", "0")))
+    return (
+        int(suite.get("tests", "0")),
+        int(suite.get("failures", "0")),
+        int(suite.get("errors", "0")),
+    )
 
 
 def _suite(res: FileResult, ctx: ReportContext | None, stamp: str) -> ET.Element:
     suite = ET.Element("testsuite", name=_clean(res.path))
     if res.error is not None:
-        case = ET.SubElement(suite, "testcase", classname=_clean(res.path), name="read",
-                             time="0")
+        case = ET.SubElement(suite, "testcase", classname=_clean(res.path), name="read", time="0")
         err = ET.SubElement(case, "error", message=_clean(res.error), type="CaptureError")
         err.text = _clean(res.error)
-        suite.attrib.update(tests="1", failures="0", errors="1", skipped="0", time="0",
-                            timestamp=stamp)
+        suite.attrib.update(
+            tests="1", failures="0", errors="1", skipped="0", time="0", timestamp=stamp
+        )
         return suite
     props = ET.SubElement(suite, "properties")
-    for name, value in (("format", res.format or ""), ("packets", res.packets),
-                        ("tcp_packets", res.tcp_packets),
-                        ("connections", len(res.connections)),
-                        ("findings", len(res.findings))):
+    for name, value in (
+        ("format", res.format or ""),
+        ("packets", res.packets),
+        ("tcp_packets", res.tcp_packets),
+        ("connections", len(res.connections)),
+        ("findings", len(res.findings)),
+    ):
         ET.SubElement(props, "property", name=name, value=_clean(value))
     by_rule: dict[str, list[Finding]] = {}
     for f in res.findings:
@@ -104,25 +111,39 @@ def _suite(res: FileResult, ctx: ReportContext | None, stamp: str) -> ET.Element
         else:
             rule = lookup_rule(ctx, rule_id)
             name = rule.name if rule is not None else ""
-        case = ET.SubElement(suite, "testcase", classname=_clean(res.path),
-                             name=_clean(f"{rule_id} {name}".strip()), time="0")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=_clean(res.path),
+            name=_clean(f"{rule_id} {name}".strip()),
+            time="0",
+        )
         failing = [f for f in findings if f.severity in FAILING]
         info = [f for f in findings if f.severity not in FAILING]
         if failing:
             failures += 1
             n = len(failing)
             worst = "error" if any(f.severity == "error" for f in failing) else "warning"
-            fail = ET.SubElement(case, "failure", type=worst, message=_clean(
-                f"{n} finding{'s' if n != 1 else ''}: {failing[0].message}"))
+            fail = ET.SubElement(
+                case,
+                "failure",
+                type=worst,
+                message=_clean(f"{n} finding{'s' if n != 1 else ''}: {failing[0].message}"),
+            )
             fail.text = _clean("\n".join(finding_line(f, conns) for f in failing))
         if info:
             out = ET.SubElement(case, "system-out")
-            out.text = _clean("\n".join(f"{f.severity}: {finding_line(f, conns)}"
-                                        for f in info))
+            out.text = _clean("\n".join(f"{f.severity}: {finding_line(f, conns)}" for f in info))
     if not rule_ids:
         ET.SubElement(suite, "testcase", classname=_clean(res.path), name="analyze", time="0")
-    suite.attrib.update(tests=str(max(len(rule_ids), 1)), failures=str(failures), errors="0",
-                        skipped="0", time="0", timestamp=stamp)
+    suite.attrib.update(
+        tests=str(max(len(rule_ids), 1)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time="0",
+        timestamp=stamp,
+    )
     return suite
 
 
@@ -140,8 +161,8 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
         root.append(suite)
         for i, n in enumerate(_counts(suite)):
             totals[i] += n
-    root.attrib.update(tests=str(totals[0]), failures=str(totals[1]),
-                       errors=str(totals[2]), time="0")
+    root.attrib.update(
+        tests=str(totals[0]), failures=str(totals[1]), errors=str(totals[2]), time="0"
+    )
     ET.indent(root, space="  ")
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            + ET.tostring(root, encoding="unicode") + "\n")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

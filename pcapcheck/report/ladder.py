@@ -29,17 +29,25 @@ every connection's segments (by 4-tuple, within the connection's first and last 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
 
 if TYPE_CHECKING:
     from pcapcheck.pipeline import FileResult
 
-__all__ = ["DEFAULT_WIDTH", "MIN_WIDTH", "FOLD_KEEP", "LadderError", "endpoint_parts",
-           "connection_segments", "render_ladder"]
+__all__ = [
+    "DEFAULT_WIDTH",
+    "FOLD_KEEP",
+    "MIN_WIDTH",
+    "LadderError",
+    "connection_segments",
+    "endpoint_parts",
+    "render_ladder",
+]
 
 #: Default and smallest accepted total width of a ladder, in columns.
 DEFAULT_WIDTH = 100
@@ -48,9 +56,9 @@ MIN_WIDTH = 60
 FOLD_KEEP = 3
 
 _M32 = 1 << 32
-_FRAME_COL = 5          # frame number, right-aligned
-_STATE_COL = 13         # widest state: "SYN-RECEIVED" (12) + one space
-_LEFT = _FRAME_COL + 1 + _STATE_COL + 1     # columns before the client's lane bar
+_FRAME_COL = 5  # frame number, right-aligned
+_STATE_COL = 13  # widest state: "SYN-RECEIVED" (12) + one space
+_LEFT = _FRAME_COL + 1 + _STATE_COL + 1  # columns before the client's lane bar
 
 
 class LadderError(ValueError):
@@ -74,8 +82,20 @@ _UNICODE = _Glyphs("│", "─", "▶", "◀", "▲", "…", "–", "→")
 _ASCII = _Glyphs("|", "-", ">", "<", "^", "...", "-", "->")
 
 # Non-ASCII characters that finding messages and addresses may carry, for --ascii.
-_ASCII_MAP = str.maketrans({"·": "*", "→": "->", "←": "<-", "≥": ">=", "≤": "<=",
-                            "…": "...", "–": "-", "—": "-", "×": "x", "\u00a0": " "})
+_ASCII_MAP = str.maketrans(
+    {
+        "·": "*",
+        "→": "->",
+        "←": "<-",
+        "≥": ">=",
+        "≤": "<=",
+        "…": "...",
+        "–": "-",
+        "—": "-",
+        "×": "x",
+        "\u00a0": " ",
+    }
+)
 
 
 def _asciify(text: str) -> str:
@@ -91,8 +111,9 @@ def endpoint_parts(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def connection_segments(path: str | Path,
-                        connections: Sequence[Mapping[str, Any]]) -> dict[int, list[Segment]]:
+def connection_segments(
+    path: str | Path, connections: Sequence[Mapping[str, Any]]
+) -> dict[int, list[Segment]]:
     """Re-read the capture at ``path`` and return each connection's segments, by id.
 
     ``connections`` are summaries (``FileResult.connections``); a segment belongs to the
@@ -132,7 +153,7 @@ def _short_message(message: str) -> str:
 def _fit(text: str, room: int, g: _Glyphs) -> str:
     if len(text) <= room:
         return text
-    return text[:max(0, room - len(g.ellipsis))] + g.ellipsis
+    return text[: max(0, room - len(g.ellipsis))] + g.ellipsis
 
 
 class _Ladder:
@@ -140,7 +161,7 @@ class _Ladder:
 
     def __init__(self, width: int, g: _Glyphs):
         self.g = g
-        self.inner = width - _LEFT - 2 - _STATE_COL     # between the two lane bars
+        self.inner = width - _LEFT - 2 - _STATE_COL  # between the two lane bars
         self.rows: list[str] = []
 
     def row(self, frame: int | None, cstate: str | None, lane: str, sstate: str | None) -> None:
@@ -177,8 +198,13 @@ def _initial_state(transitions: list[Mapping[str, Any]], final: str | None) -> s
     return final or "?"
 
 
-def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[Segment],
-                  ascii: bool = False, width: int = DEFAULT_WIDTH) -> str:
+def render_ladder(
+    result: FileResult,
+    connection_id: int,
+    segments: Iterable[Segment],
+    ascii: bool = False,
+    width: int = DEFAULT_WIDTH,
+) -> str:
     """The ladder diagram of connection ``connection_id`` of ``result``, as text.
 
     ``segments``: that connection's segments in capture order (see
@@ -188,14 +214,14 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
     Raises :class:`LadderError` for an unknown connection id or ``width < MIN_WIDTH``.
     """
     if width < MIN_WIDTH:
-        raise LadderError(f"--width {width} is too narrow: a ladder needs at least "
-                          f"{MIN_WIDTH} columns")
+        raise LadderError(
+            f"--width {width} is too narrow: a ladder needs at least {MIN_WIDTH} columns"
+        )
     conn = next((c for c in result.connections if c["id"] == connection_id), None)
     if conn is None:
         count = len(result.connections)
         have = f"connections 1-{count}" if count else "no TCP connection"
-        raise LadderError(f"{result.path}: no connection {connection_id} (the capture has "
-                          f"{have})")
+        raise LadderError(f"{result.path}: no connection {connection_id} (the capture has {have})")
     g = _ASCII if ascii else _UNICODE
     lad = _Ladder(width, g)
     segs = list(segments)
@@ -222,8 +248,10 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
     # Rows: every segment, plus a state-only row for a frame that changes a state or has
     # a finding but is not one of the segments given.
     seg_frames = {seg.frame for seg in segs}
-    bare = ({fr for side in entered.values() for fr in side}
-            | {fr for fr in findings_at if fr is not None}) - seg_frames
+    bare = (
+        {fr for side in entered.values() for fr in side}
+        | {fr for fr in findings_at if fr is not None}
+    ) - seg_frames
     items: list[tuple[int, Segment | None]] = [(seg.frame, seg) for seg in segs]
     items.extend((fr, None) for fr in bare)
     items.sort(key=lambda it: it[0])
@@ -234,9 +262,13 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
         return _asciify(text) if ascii else text
 
     def plain(frame: int, seg: Segment | None) -> bool:
-        return (seg is not None and not seg.flags & (SYN | FIN | RST)
-                and frame not in entered["client"] and frame not in entered["server"]
-                and frame not in findings_at)
+        return (
+            seg is not None
+            and not seg.flags & (SYN | FIN | RST)
+            and frame not in entered["client"]
+            and frame not in entered["server"]
+            and frame not in findings_at
+        )
 
     # Header.
     title = f"connection {connection_id}: client {conn['client']} {g.to} server {conn['server']}"
@@ -245,10 +277,13 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
         head = [f"{title}, {verdict}"]
     else:
         head = [_fit(title, width, g), verdict]
-    head.append(f"{'frame':>{_FRAME_COL}} {'client':<{_STATE_COL}} "
-                f"{'':<{lad.inner + 3}}server")
-    lad.row(None, _initial_state(trans.get("client", []), conn.get("client_state")), "",
-            _initial_state(trans.get("server", []), conn.get("server_state")))
+    head.append(f"{'frame':>{_FRAME_COL}} {'client':<{_STATE_COL}} {'':<{lad.inner + 3}}server")
+    lad.row(
+        None,
+        _initial_state(trans.get("client", []), conn.get("client_state")),
+        "",
+        _initial_state(trans.get("server", []), conn.get("server_state")),
+    )
 
     def draw(frame: int, seg: Segment | None) -> None:
         cs = list(entered["client"].get(frame, []))
@@ -270,7 +305,7 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
         j = i
         while j < len(items) and plain(*items[j]):
             j += 1
-        if j == i:                                   # a segment that matters: always drawn
+        if j == i:  # a segment that matters: always drawn
             draw(*items[i])
             i += 1
             continue
@@ -279,8 +314,10 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
             folded = run[FOLD_KEEP:-FOLD_KEEP]
             with_data = sum(1 for _, s in folded if s is not None and s.payload_len)
             what = "data segments" if with_data == len(folded) else "segments of data transfer"
-            text = (f"{g.ellipsis} {len(folded)} {what} (frames {folded[0][0]}{g.dash}"
-                    f"{folded[-1][0]}) {g.ellipsis}")
+            text = (
+                f"{g.ellipsis} {len(folded)} {what} (frames {folded[0][0]}{g.dash}"
+                f"{folded[-1][0]}) {g.ellipsis}"
+            )
             for it in run[:FOLD_KEEP]:
                 draw(*it)
             lad.row(None, None, _fit(text, lad.inner, g).center(lad.inner), None)
@@ -289,8 +326,9 @@ def render_ladder(result: "FileResult", connection_id: int, segments: Iterable[S
             draw(*it)
         i = j
 
-    tail = [f"final: client {conn.get('client_state') or '?'}, server "
-            f"{conn.get('server_state') or '?'}"]
+    tail = [
+        f"final: client {conn.get('client_state') or '?'}, server {conn.get('server_state') or '?'}"
+    ]
     for f in findings_at.get(None, []):
         tail.append(_fit(finding_text(f), width, g))
     return "\n".join(head + lad.rows + tail) + "\n"

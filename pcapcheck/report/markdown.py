@@ -24,7 +24,8 @@ pull-request comments and ``.md`` files.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
@@ -58,8 +59,13 @@ def code_span(text: str) -> str:
 
 
 def _table(rows: list[list[Any]], headers: list[str], align: list[str]) -> str:
-    return tabulate([[escape(cell) for cell in row] for row in rows], headers=headers,
-                    tablefmt="github", disable_numparse=True, colalign=align)
+    return tabulate(
+        [[escape(cell) for cell in row] for row in rows],
+        headers=headers,
+        tablefmt="github",
+        disable_numparse=True,
+        colalign=align,
+    )
 
 
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
@@ -75,35 +81,94 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
             out += [f"**error:** {escape(res.error)}", ""]
             continue
         if res.connections:
-            rows = [[c["id"], c["client"] + ("*" if c["roles_inferred"] else ""), c["server"],
-                     c["handshake"], c["close"], c["client_state"] or "?",
-                     c["server_state"] or "?", c["conn_state"] or "",
-                     c["packets"]["client"] + c["packets"]["server"], c["findings"]]
-                    for c in res.connections]
-            out.append(_table(rows, ["id", "client", "server", "handshake", "close",
-                                     "client state", "server state", "conn_state",
-                                     "packets", "findings"],
-                              ["right", "left", "left", "left", "left", "left", "left",
-                               "left", "right", "right"]))
+            rows = [
+                [
+                    c["id"],
+                    c["client"] + ("*" if c["roles_inferred"] else ""),
+                    c["server"],
+                    c["handshake"],
+                    c["close"],
+                    c["client_state"] or "?",
+                    c["server_state"] or "?",
+                    c["conn_state"] or "",
+                    c["packets"]["client"] + c["packets"]["server"],
+                    c["findings"],
+                ]
+                for c in res.connections
+            ]
+            out.append(
+                _table(
+                    rows,
+                    [
+                        "id",
+                        "client",
+                        "server",
+                        "handshake",
+                        "close",
+                        "client state",
+                        "server state",
+                        "conn_state",
+                        "packets",
+                        "findings",
+                    ],
+                    [
+                        "right",
+                        "left",
+                        "left",
+                        "left",
+                        "left",
+                        "left",
+                        "left",
+                        "left",
+                        "right",
+                        "right",
+                    ],
+                )
+            )
             if any(c["roles_inferred"] for c in res.connections):
-                out += ["", escape("* no SYN captured: client and server inferred from the "
-                                   "ports (the well-known or lower port is the server)")]
+                out += [
+                    "",
+                    escape(
+                        "* no SYN captured: client and server inferred from the "
+                        "ports (the well-known or lower port is the server)"
+                    ),
+                ]
         else:
             out.append("No TCP connections.")
         out.append("")
         if res.findings:
-            rows = [[f.rule, f.name, f.severity, f.connection if f.connection is not None
-                     else "-", f.frame if f.frame is not None else "-", f.message]
-                    for f in res.findings]
-            out += [_table(rows, ["rule", "name", "severity", "conn", "frame", "message"],
-                           ["left", "left", "left", "right", "right", "left"]), ""]
+            rows = [
+                [
+                    f.rule,
+                    f.name,
+                    f.severity,
+                    f.connection if f.connection is not None else "-",
+                    f.frame if f.frame is not None else "-",
+                    f.message,
+                ]
+                for f in res.findings
+            ]
+            out += [
+                _table(
+                    rows,
+                    ["rule", "name", "severity", "conn", "frame", "message"],
+                    ["left", "left", "left", "right", "right", "left"],
+                ),
+                "",
+            ]
         out += [escape(summary_line(res)), ""]
     if ctx is not None and ctx.statistics:
         stats = rule_statistics(results)
         out += ["### Statistics", ""]
         if stats:
-            out += [_table([list(row) for row in stats], ["count", "rule", "name", "severity"],
-                           ["right", "left", "left", "left"]), ""]
+            out += [
+                _table(
+                    [list(row) for row in stats],
+                    ["count", "rule", "name", "severity"],
+                    ["right", "left", "left", "left"],
+                ),
+                "",
+            ]
         else:
             out += ["No findings.", ""]
     return "\n".join(out).rstrip("\n") + "\n"

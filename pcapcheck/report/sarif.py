@@ -35,8 +35,9 @@ import json
 import os
 import re
 import struct
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pcapcheck import __version__
@@ -53,7 +54,7 @@ INFORMATION_URI = "https://pypi.org/project/pcapcheck/"
 #: Finding severity -> SARIF level.
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
-_PCAPNG_PACKET_BLOCKS = (2, 3, 6)   # packet block, simple packet block, enhanced packet block
+_PCAPNG_PACKET_BLOCKS = (2, 3, 6)  # packet block, simple packet block, enhanced packet block
 
 
 def artifact_uri(path: str) -> str:
@@ -109,8 +110,9 @@ def record_regions(path: str, frames: Iterable[int]) -> dict[int, tuple[int, int
 
 def _what_it_does(explanation: str) -> str | None:
     """The paragraph under ``## What it does`` as one line."""
-    match = re.search(r"^##\s*What it does\s*\n(.*?)(?=^##\s|\Z)", explanation,
-                      re.MULTILINE | re.DOTALL)
+    match = re.search(
+        r"^##\s*What it does\s*\n(.*?)(?=^##\s|\Z)", explanation, re.MULTILINE | re.DOTALL
+    )
     if not match:
         return None
     text = " ".join(match.group(1).split())
@@ -147,8 +149,10 @@ def log(results: Sequence[FileResult], ctx: ReportContext | None = None) -> dict
     for res in results:
         for f in res.findings:
             first.setdefault(f.rule, (f.name, f.severity))
-    rules = [rule_descriptor(rid, name, sev, lookup_rule(ctx, rid, name))
-             for rid, (name, sev) in sorted(first.items())]
+    rules = [
+        rule_descriptor(rid, name, sev, lookup_rule(ctx, rid, name))
+        for rid, (name, sev) in sorted(first.items())
+    ]
     index = {desc["id"]: i for i, desc in enumerate(rules)}
 
     artifacts: list[dict[str, Any]] = []
@@ -161,14 +165,15 @@ def log(results: Sequence[FileResult], ctx: ReportContext | None = None) -> dict
             artifacts.append(_artifact(res.path))
         location = {"uri": artifact_uri(res.path), "index": artifact_index[res.path]}
         if res.error is not None:
-            notifications.append({
-                "level": "error",
-                "message": {"text": res.error},
-                "locations": [{"physicalLocation": {"artifactLocation": dict(location)}}],
-            })
+            notifications.append(
+                {
+                    "level": "error",
+                    "message": {"text": res.error},
+                    "locations": [{"physicalLocation": {"artifactLocation": dict(location)}}],
+                }
+            )
             continue
-        regions = record_regions(res.path, {f.frame for f in res.findings
-                                            if f.frame is not None})
+        regions = record_regions(res.path, {f.frame for f in res.findings if f.frame is not None})
         conns = {c["id"]: c for c in res.connections}
         for f in res.findings:
             physical: dict[str, Any] = {"artifactLocation": dict(location)}
@@ -179,20 +184,28 @@ def log(results: Sequence[FileResult], ctx: ReportContext | None = None) -> dict
             conn = connection_text(conns.get(f.connection)) if f.connection is not None else None
             if conn is not None:
                 loc["logicalLocations"] = [{"name": conn, "kind": "connection"}]
-            results_out.append({
-                "ruleId": f.rule,
-                "ruleIndex": index[f.rule],
-                "level": LEVELS.get(f.severity, "warning"),
-                "message": {"text": f.message},
-                "locations": [loc],
-                "properties": {"frame": f.frame, "connection": f.connection, "data": f.data},
-            })
+            results_out.append(
+                {
+                    "ruleId": f.rule,
+                    "ruleIndex": index[f.rule],
+                    "level": LEVELS.get(f.severity, "warning"),
+                    "message": {"text": f.message},
+                    "locations": [loc],
+                    "properties": {"frame": f.frame, "connection": f.connection, "data": f.data},
+                }
+            )
     invocation: dict[str, Any] = {"executionSuccessful": not notifications}
     if notifications:
         invocation["toolExecutionNotifications"] = notifications
     run = {
-        "tool": {"driver": {"name": "pcapcheck", "version": __version__,
-                            "informationUri": INFORMATION_URI, "rules": rules}},
+        "tool": {
+            "driver": {
+                "name": "pcapcheck",
+                "version": __version__,
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }
+        },
         "invocations": [invocation],
         "artifacts": artifacts,
         "results": results_out,

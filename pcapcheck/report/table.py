@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
@@ -20,8 +21,9 @@ def _state(value: str | None) -> str:
     return value if value is not None else "?"
 
 
-def render(results: Sequence[FileResult], ctx: ReportContext | None = None, *,
-           color: bool = False) -> str:
+def render(
+    results: Sequence[FileResult], ctx: ReportContext | None = None, *, color: bool = False
+) -> str:
     """Render each file as a connection table, a findings table and a summary line.
 
     Frame numbers are Wireshark's (1-based); messages use relative sequence numbers.
@@ -38,26 +40,66 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None, *,
             out.append("")
             continue
         if res.connections:
-            rows = [[c["id"], c["client"] + ("*" if c["roles_inferred"] else ""), c["server"],
-                     c["handshake"], c["close"],
-                     _state(c["client_state"]), _state(c["server_state"]),
-                     c["conn_state"] or "", c["packets"]["client"] + c["packets"]["server"],
-                     c["findings"]] for c in res.connections]
-            out.append(tabulate(rows, headers=["id", "client", "server", "handshake", "close",
-                                               "client state", "server state", "conn_state",
-                                               "packets", "findings"],
-                                tablefmt="simple"))
+            rows = [
+                [
+                    c["id"],
+                    c["client"] + ("*" if c["roles_inferred"] else ""),
+                    c["server"],
+                    c["handshake"],
+                    c["close"],
+                    _state(c["client_state"]),
+                    _state(c["server_state"]),
+                    c["conn_state"] or "",
+                    c["packets"]["client"] + c["packets"]["server"],
+                    c["findings"],
+                ]
+                for c in res.connections
+            ]
+            out.append(
+                tabulate(
+                    rows,
+                    headers=[
+                        "id",
+                        "client",
+                        "server",
+                        "handshake",
+                        "close",
+                        "client state",
+                        "server state",
+                        "conn_state",
+                        "packets",
+                        "findings",
+                    ],
+                    tablefmt="simple",
+                )
+            )
             if any(c["roles_inferred"] for c in res.connections):
-                out.append("* no SYN captured: client and server inferred (the sender of "
-                           "a SYN-ACK, else the well-known or lower port, is the server)")
+                out.append(
+                    "* no SYN captured: client and server inferred (the sender of "
+                    "a SYN-ACK, else the well-known or lower port, is the server)"
+                )
         else:
             out.append("no TCP connections")
         out.append("")
         if res.findings:
-            rows = [[f.rule, f.severity, f.connection if f.connection is not None else "-",
-                     f.frame if f.frame is not None else "-", f.message] for f in res.findings]
-            out.append(tabulate(rows, headers=["rule", "severity", "conn", "frame", "message"],
-                                tablefmt="simple", maxcolwidths=[None, None, None, None, 90]))
+            rows = [
+                [
+                    f.rule,
+                    f.severity,
+                    f.connection if f.connection is not None else "-",
+                    f.frame if f.frame is not None else "-",
+                    f.message,
+                ]
+                for f in res.findings
+            ]
+            out.append(
+                tabulate(
+                    rows,
+                    headers=["rule", "severity", "conn", "frame", "message"],
+                    tablefmt="simple",
+                    maxcolwidths=[None, None, None, None, 90],
+                )
+            )
             out.append("")
         out.append(summary_line(res))
         out.append("")
@@ -72,12 +114,17 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None, *,
 def summary_line(res: FileResult) -> str:
     """``"3 connections, 2 findings (1 error, 1 warning) in 42 packets; ..."``."""
     sev = Counter(f.severity for f in res.findings)
-    parts = ", ".join(f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
-                      for s in _SEVERITY_ORDER if sev[s])
+    parts = ", ".join(
+        f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
+        for s in _SEVERITY_ORDER
+        if sev[s]
+    )
     n = len(res.connections)
-    text = (f"{n} connection{'s' if n != 1 else ''}, {len(res.findings)} "
-            f"finding{'s' if len(res.findings) != 1 else ''}"
-            f"{f' ({parts})' if parts else ''} in {res.packets} packets")
+    text = (
+        f"{n} connection{'s' if n != 1 else ''}, {len(res.findings)} "
+        f"finding{'s' if len(res.findings) != 1 else ''}"
+        f"{f' ({parts})' if parts else ''} in {res.packets} packets"
+    )
     extra = []
     skipped = sum(res.skipped.values())
     if skipped:

@@ -38,12 +38,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
-__all__ = ["Feeder", "Feed", "FeedLost", "End", "feeder_for", "ENABLED", "QUEUE",
-           "ACCEPT_TIMEOUT"]
+__all__ = ["ACCEPT_TIMEOUT", "ENABLED", "QUEUE", "End", "Feed", "FeedLost", "Feeder", "feeder_for"]
 
 #: Batches a worker's queue holds before the reading waits for it (about 0.5 MB each on
 #: Ethernet/IPv4/TCP traffic with 4 MiB chunks).
@@ -99,7 +98,7 @@ class Feeder:
 
     def __init__(self, n: int):
         self.n = n
-        self._dir = tempfile.mkdtemp(prefix="pcapcheck-feed-")   # mode 0700
+        self._dir = tempfile.mkdtemp(prefix="pcapcheck-feed-")  # mode 0700
         self.address = os.path.join(self._dir, "s")
         self._sock: socket.socket | None = None
         try:
@@ -114,9 +113,14 @@ class Feeder:
         """What a worker passes to :class:`Feed` (the socket's path)."""
         return self.address
 
-    def serve(self, path: str | Path, verify_checksums: bool = False,
-              chunk_bytes: int | None = None, timeout: float = ACCEPT_TIMEOUT,
-              give_up: Callable[[], bool] | None = None) -> bool:
+    def serve(
+        self,
+        path: str | Path,
+        verify_checksums: bool = False,
+        chunk_bytes: int | None = None,
+        timeout: float = ACCEPT_TIMEOUT,
+        give_up: Callable[[], bool] | None = None,
+    ) -> bool:
         """Accept the ``n`` workers (within ``timeout`` seconds, or until ``give_up()``
         is true: asked every 0.2 s while waiting, e.g. a worker failed), read ``path``
         once and send its batches to each (``verify_checksums``: as the workers'
@@ -133,7 +137,7 @@ class Feeder:
             while len(conns) < self.n:
                 try:
                     conn, _ = self._sock.accept()
-                except socket.timeout:
+                except TimeoutError:
                     if time.monotonic() > deadline or (give_up is not None and give_up()):
                         break
                     continue
@@ -142,8 +146,9 @@ class Feeder:
                 conn.settimeout(None)
                 conns.append(conn)
             self._shut()
-            return bool(_send_all(path, verify_checksums, chunk_bytes, conns)
-                        and len(conns) == self.n)
+            return bool(
+                _send_all(path, verify_checksums, chunk_bytes, conns) and len(conns) == self.n
+            )
         finally:
             for conn in conns:
                 conn.close()
@@ -166,7 +171,7 @@ class Feeder:
         while True:
             try:
                 late, _ = sock.accept()
-            except OSError:             # BlockingIOError: none left
+            except OSError:  # BlockingIOError: none left
                 break
             late.close()
         sock.close()
@@ -208,8 +213,9 @@ class _Sender(threading.Thread):
                     self.ok = False
 
 
-def _send_all(path: str | Path, verify_checksums: bool, chunk_bytes: int | None,
-              conns: list[socket.socket]) -> bool:
+def _send_all(
+    path: str | Path, verify_checksums: bool, chunk_bytes: int | None, conns: list[socket.socket]
+) -> bool:
     """Read ``path`` and send its batches, then the end, to each of ``conns``; True when
     all of it reached every one. Stops reading when no worker is left."""
     from pcapcheck.fast.batch_decoder import BatchSource
@@ -230,13 +236,12 @@ def _send_all(path: str | Path, verify_checksums: bool, chunk_bytes: int | None,
             for s in senders:
                 s.queue.put(message)
             if not any(s.ok for s in senders):
-                return False            # every worker gone: each reads the file itself
-        message = dumps(End(source.truncated, Counter(source.skipped), source.snaplen),
-                        protocol)
+                return False  # every worker gone: each reads the file itself
+        message = dumps(End(source.truncated, Counter(source.skipped), source.snaplen), protocol)
         for s in senders:
             s.queue.put(message)
         ended = True
-    except Exception:  # noqa: BLE001 - the workers read the file and meet it themselves
+    except Exception:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
     finally:
@@ -261,7 +266,7 @@ class Feed:
         self.snaplen: int | None = None
         try:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        except (OSError, AttributeError) as exc:        # no Unix sockets here
+        except (OSError, AttributeError) as exc:  # no Unix sockets here
             raise FeedLost(f"cannot connect to the feed: {exc}") from None
         try:
             self._sock.settimeout(timeout)
@@ -282,7 +287,7 @@ class Feed:
                 data = read(_LENGTH.unpack(head)[0])
                 try:
                     message = loads(data)
-                except Exception as exc:    # noqa: BLE001 - a message not whole
+                except Exception as exc:
                     raise FeedLost(f"a message that cannot be read: {exc!r}") from None
                 if message.__class__ is Batch:
                     yield message

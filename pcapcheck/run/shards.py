@@ -51,16 +51,23 @@ import json
 import os
 import sys
 from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-from pcapcheck.pipeline import (FileResult, PartFacts, analyze_part, event_order,
-                               summary_order, verifies_checksums)
-from pcapcheck.run.feed import feeder_for
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
+from pcapcheck.pipeline import (
+    FileResult,
+    PartFacts,
+    analyze_part,
+    event_order,
+    summary_order,
+    verifies_checksums,
+)
+from pcapcheck.run.feed import feeder_for
 from pcapcheck.spool import LineSpool, Spool, item_at
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
@@ -70,8 +77,9 @@ from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 MIN_BYTES = 4_000_000
 
 #: Event data keys whose value is a connection id (renumbered with the connections).
-CONNECTION_KEYS = tuple(sorted({key for keys in EVENT_FIELDS.values() for key in keys
-                                if key.endswith("connection")}))
+CONNECTION_KEYS = tuple(
+    sorted({key for keys in EVENT_FIELDS.values() for key in keys if key.endswith("connection")})
+)
 
 
 def min_bytes() -> int:
@@ -118,12 +126,19 @@ class ShardResult:
                 spool.close()
 
 
-def analyze_shard(path: str | Path, catalog: Any, active: set[str],
-                  params: Mapping[str, Mapping[str, Any]] | None = None,
-                  severity: Mapping[str, str] | None = None, decoder: str = "native",
-                  shard: tuple[int, int] = (0, 1), idle_timeout: float = IDLE_TIMEOUT,
-                  close_delay: float = CLOSE_DELAY, encode: bool = False,
-                  feed: str | None = None) -> ShardResult:
+def analyze_shard(
+    path: str | Path,
+    catalog: Any,
+    active: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    severity: Mapping[str, str] | None = None,
+    decoder: str = "native",
+    shard: tuple[int, int] = (0, 1),
+    idle_timeout: float = IDLE_TIMEOUT,
+    close_delay: float = CLOSE_DELAY,
+    encode: bool = False,
+    feed: str | None = None,
+) -> ShardResult:
     """Analyse the connections of shard ``shard = (k, n)`` of one capture (arguments as
     :func:`pcapcheck.pipeline.analyze_file`; see :func:`pcapcheck.pipeline.analyze_part`).
     ``encode``: the shard also writes the JSON report's line of each of its connection
@@ -131,9 +146,19 @@ def analyze_shard(path: str | Path, catalog: Any, active: set[str],
     ``connection_lines`` (for a JSON report: the merging process then only renumbers
     them). ``feed``: the ticket of the :class:`pcapcheck.run.feed.Feeder` that reads the
     file for the shards (None: read it here). Raises what the serial analysis raises."""
-    result, facts = analyze_part(path, catalog, active, params, severity, decoder,
-                                 idle_timeout=idle_timeout, close_delay=close_delay,
-                                 shard=shard, encode=encode, feed=feed)
+    result, facts = analyze_part(
+        path,
+        catalog,
+        active,
+        params,
+        severity,
+        decoder,
+        idle_timeout=idle_timeout,
+        close_delay=close_delay,
+        shard=shard,
+        encode=encode,
+        feed=feed,
+    )
     return ShardResult(shard, result, facts, encode)
 
 
@@ -153,8 +178,14 @@ class _Renumber:
     them: the message may show the id); for the ``(id, text after the id)`` summaries of
     an encoding shard, ``decoded`` (the summary dict)."""
 
-    def __init__(self, ids: array, kind: str, catalog: Any = None,
-                 active: set[str] | None = None, severity: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        ids: array,
+        kind: str,
+        catalog: Any = None,
+        active: set[str] | None = None,
+        severity: Mapping[str, str] | None = None,
+    ):
         self.ids, self.kind = ids, kind
         self.catalog, self.active, self.severity = catalog, active, severity
 
@@ -173,10 +204,10 @@ class _Renumber:
         if self.kind == "event":
             return Event(item.rule, conn, item.frame, data)
         if refs:
-            return self.catalog.to_finding(Event(item.rule, conn, item.frame, data),
-                                           self.active, self.severity)
-        return Finding(item.rule, item.name, item.severity, conn, item.frame, item.message,
-                       data)
+            return self.catalog.to_finding(
+                Event(item.rule, conn, item.frame, data), self.active, self.severity
+            )
+        return Finding(item.rule, item.name, item.severity, conn, item.frame, item.message, data)
 
 
 class Merged:
@@ -185,8 +216,12 @@ class Merged:
     (:func:`heapq.merge`) on every iteration; what a merged :class:`FileResult` holds in
     place of spools (``len()``, truthiness, iteration, indexing, ``==``)."""
 
-    def __init__(self, sources: Sequence[tuple[Iterable, Callable | None]],
-                 key: Callable[[Any], Any], owner: Sequence[int] | None = None):
+    def __init__(
+        self,
+        sources: Sequence[tuple[Iterable, Callable | None]],
+        key: Callable[[Any], Any],
+        owner: Sequence[int] | None = None,
+    ):
         self.sources = list(sources)
         self.key = key
         self._len = sum(len(items) for items, _fix in self.sources)
@@ -196,14 +231,12 @@ class Merged:
         self.owner = owner
 
     def __iter__(self) -> Iterator:
-        streams = [iter(items) if fix is None else map(fix, items)
-                   for items, fix in self.sources]
+        streams = [iter(items) if fix is None else map(fix, items) for items, fix in self.sources]
         if self.owner is not None:
             merged = map(next, map(streams.__getitem__, self.owner))
         else:
             streams = [s for s, (items, _fix) in zip(streams, self.sources) if len(items)]
-            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams,
-                                                                       key=self.key)
+            merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=self.key)
         return merged
 
     def __len__(self) -> int:
@@ -261,8 +294,9 @@ def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
     else plain Python, about 15 ms (importing numpy alone takes 50-80 ms)."""
     if "numpy" in sys.modules:
         return _global_ids_numpy(first_frames)
-    tagged = sorted((frame, j, i) for j, f in enumerate(first_frames)
-                    for i, frame in enumerate(f, 1))
+    tagged = sorted(
+        (frame, j, i) for j, f in enumerate(first_frames) for i, frame in enumerate(f, 1)
+    )
     maps = [array("q", bytes(8 * (len(f) + 1))) for f in first_frames]
     owner = array("q", bytes(8 * len(tagged)))
     for rank, (_frame, j, i) in enumerate(tagged, 1):
@@ -275,16 +309,17 @@ def _global_ids_numpy(first_frames: Sequence[array]) -> tuple[list[array], array
     """:func:`global_ids` with numpy (the same arrays)."""
     import numpy as np
 
-    frames = np.concatenate([np.frombuffer(f, np.int64) if len(f) else np.empty(0, np.int64)
-                             for f in first_frames])
+    frames = np.concatenate(
+        [np.frombuffer(f, np.int64) if len(f) else np.empty(0, np.int64) for f in first_frames]
+    )
     shard = np.repeat(np.arange(len(first_frames)), [len(f) for f in first_frames])
     order = np.argsort(frames, kind="stable")
     rank = np.empty(len(frames), np.int64)
     rank[order] = np.arange(1, len(frames) + 1)
     maps, at = [], 0
     for f in first_frames:
-        m = array("q", bytes(8))                      # maps[j][0] unused
-        m.frombytes(rank[at:at + len(f)].tobytes())
+        m = array("q", bytes(8))  # maps[j][0] unused
+        m.frombytes(rank[at : at + len(f)].tobytes())
         maps.append(m)
         at += len(f)
     owner = array("q")
@@ -292,8 +327,13 @@ def _global_ids_numpy(first_frames: Sequence[array]) -> tuple[list[array], array
     return maps, owner
 
 
-def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
-                 active: set[str], severity: Mapping[str, str] | None = None) -> FileResult:
+def merge_shards(
+    parts: Sequence[ShardResult],
+    path: str | Path,
+    catalog: Any,
+    active: set[str],
+    severity: Mapping[str, str] | None = None,
+) -> FileResult:
     """The :class:`FileResult` of the serial analysis, from the results of every shard
     of one capture (``catalog``, ``active``, ``severity`` as given to
     :func:`analyze_shard`). Takes over the shards' spools."""
@@ -301,15 +341,20 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
     head = parts[0].result
     facts = PartFacts(
         cut_count=sum(p.facts.cut_count for p in parts),
-        first_cut=min((p.facts.first_cut for p in parts if p.facts.first_cut is not None),
-                      default=None),
+        first_cut=min(
+            (p.facts.first_cut for p in parts if p.facts.first_cut is not None), default=None
+        ),
         bad_sum=sum(p.facts.bad_sum for p in parts),
-        first_bad_sum=min((p.facts.first_bad_sum for p in parts
-                           if p.facts.first_bad_sum is not None), default=None),
-        snaplen=parts[0].facts.snaplen)
+        first_bad_sum=min(
+            (p.facts.first_bad_sum for p in parts if p.facts.first_bad_sum is not None),
+            default=None,
+        ),
+        snaplen=parts[0].facts.snaplen,
+    )
     file_events = sorted(facts.file_events(), key=event_order)
-    file_findings = [f for f in (catalog.to_finding(ev, active, severity)
-                                 for ev in file_events) if f is not None]
+    file_findings = [
+        f for f in (catalog.to_finding(ev, active, severity) for ev in file_events) if f is not None
+    ]
 
     # (CP005 and CP006, file-level events every shard sees, are in shard 0's spools.)
     conn_sources: list[tuple[Iterable, Callable | None]] = []
@@ -325,27 +370,38 @@ def merge_shards(parts: Sequence[ShardResult], path: str | Path, catalog: Any,
         else:
             conn_sources.append((res.connections, _Renumber(ids, "summary")))
         event_sources.append((res.events, _Renumber(ids, "event")))
-        finding_sources.append((res.findings, _Renumber(ids, "finding", catalog, active,
-                                                        severity)))
+        finding_sources.append((res.findings, _Renumber(ids, "finding", catalog, active, severity)))
     return FileResult(
-        path=str(path), format=head.format, packets=head.packets,
-        tcp_packets=sum(p.result.tcp_packets for p in parts), skipped=head.skipped,
-        malformed=head.malformed, truncated=head.truncated,
+        path=str(path),
+        format=head.format,
+        packets=head.packets,
+        tcp_packets=sum(p.result.tcp_packets for p in parts),
+        skipped=head.skipped,
+        malformed=head.malformed,
+        truncated=head.truncated,
         connections=Merged(conn_sources, summary_order, owner=owner),
-        connection_lines=(MergedLines(line_sources, owner)
-                          if all(p.encoded for p in parts) else None),
+        connection_lines=(
+            MergedLines(line_sources, owner) if all(p.encoded for p in parts) else None
+        ),
         events=Merged(event_sources, event_order),
-        findings=Merged(finding_sources, event_order))
+        findings=Merged(finding_sources, event_order),
+    )
 
 
 # --------------------------------------------------------------------------- processes
 
 
-def analyze_sharded(path: str | Path, catalog: Any, active: set[str],
-                    params: Mapping[str, Mapping[str, Any]] | None = None,
-                    severity: Mapping[str, str] | None = None, decoder: str = "native",
-                    idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY,
-                    shards: int = 2) -> FileResult:
+def analyze_sharded(
+    path: str | Path,
+    catalog: Any,
+    active: set[str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    severity: Mapping[str, str] | None = None,
+    decoder: str = "native",
+    idle_timeout: float = IDLE_TIMEOUT,
+    close_delay: float = CLOSE_DELAY,
+    shards: int = 2,
+) -> FileResult:
     """:func:`pcapcheck.pipeline.analyze_file` in ``shards`` worker processes (one shard
     each), merged; the serial analysis when a shard fails (so that its error is the
     serial one)."""
@@ -356,19 +412,33 @@ def analyze_sharded(path: str | Path, catalog: Any, active: set[str],
     ticket = None if feeder is None else feeder.ticket()
     try:
         with ProcessPoolExecutor(max_workers=shards) as pool:
-            futures = [pool.submit(analyze_shard, path, catalog, active, params, severity,
-                                   decoder, (k, shards), **timers, feed=ticket)
-                       for k in range(shards)]
-            if feeder is not None:      # the file read once, here, for every shard
-                feeder.serve(path, verifies_checksums(active),
-                             give_up=lambda: any(f.done() for f in futures))
+            futures = [
+                pool.submit(
+                    analyze_shard,
+                    path,
+                    catalog,
+                    active,
+                    params,
+                    severity,
+                    decoder,
+                    (k, shards),
+                    **timers,
+                    feed=ticket,
+                )
+                for k in range(shards)
+            ]
+            if feeder is not None:  # the file read once, here, for every shard
+                feeder.serve(
+                    path, verifies_checksums(active), give_up=lambda: any(f.done() for f in futures)
+                )
             parts = [f.result() for f in futures]
-    except Exception:  # noqa: BLE001 - the serial run gives the error its own way
+    except Exception:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
-        return analyze_file(path, catalog, active, params=params, severity=severity,
-                            decoder=decoder, **timers)
+        return analyze_file(
+            path, catalog, active, params=params, severity=severity, decoder=decoder, **timers
+        )
     finally:
-        if feeder is not None:          # its socket and directory (serve removes them)
+        if feeder is not None:  # its socket and directory (serve removes them)
             feeder.close()
     return merge_shards(parts, path, catalog, active, severity)

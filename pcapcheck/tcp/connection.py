@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pcapcheck.tcp.state_machine import Endpoint
 from pcapcheck.model import Event, Segment
+from pcapcheck.tcp.state_machine import Endpoint
 
 MOD = 1 << 32
 #: How many of a flow's last segments are remembered to recognise a capture duplicate.
@@ -59,12 +59,44 @@ class Flow:
       None when there is none.
     """
 
-    __slots__ = ("isn", "base", "_ref_abs", "_ref_u", "nxt", "acked", "packets", "bytes",
-                 "syn_frame", "syn_count", "syn_len", "synack_frame", "synack_count",
-                 "fin", "fin_frame", "fin_count", "fin_acked_frame", "fin_reply_frame",
-                 "fin_implied_frame", "fin_implied_ts", "holes", "unacked", "pending", "high_ts", "win",
-                 "wscale", "zero", "recent", "first_frame", "last_frame", "last_ts",
-                 "max_ack_abs", "last_window_raw", "keepalive_frame", "seen_end", "probe")
+    __slots__ = (
+        "_ref_abs",
+        "_ref_u",
+        "acked",
+        "base",
+        "bytes",
+        "fin",
+        "fin_acked_frame",
+        "fin_count",
+        "fin_frame",
+        "fin_implied_frame",
+        "fin_implied_ts",
+        "fin_reply_frame",
+        "first_frame",
+        "high_ts",
+        "holes",
+        "isn",
+        "keepalive_frame",
+        "last_frame",
+        "last_ts",
+        "last_window_raw",
+        "max_ack_abs",
+        "nxt",
+        "packets",
+        "pending",
+        "probe",
+        "recent",
+        "seen_end",
+        "syn_count",
+        "syn_frame",
+        "syn_len",
+        "synack_count",
+        "synack_frame",
+        "unacked",
+        "win",
+        "wscale",
+        "zero",
+    )
 
     def __init__(self) -> None:
         self.isn: int | None = None
@@ -102,7 +134,7 @@ class Flow:
         self.last_window_raw: int | None = None
         self.keepalive_frame: int | None = None
         self.probe: int | None = None
-        self.seen_end: int | None = None      # highest seq + len of any segment seen
+        self.seen_end: int | None = None  # highest seq + len of any segment seen
 
     def set_base(self, seq: int, isn: bool) -> None:
         """Make absolute ``seq`` relative 0; ``isn`` says it is a real ISN (SYN seen)."""

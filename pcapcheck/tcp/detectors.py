@@ -15,14 +15,33 @@ acknowledged?) are taken in :meth:`Checker.finish`. See docs/semantics.md.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
+from pcapcheck.model import (
+    ACK,
+    CLOSE_WAIT,
+    CLOSED,
+    ESTABLISHED,
+    FIN,
+    FIN_WAIT_1,
+    LISTEN,
+    PSH,
+    RST,
+    SYN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    SYNCHRONIZED,
+    TIME_WAIT,
+    URG,
+    Event,
+    Segment,
+    Transition,
+    flags_text,
+)
 from pcapcheck.tcp import state_machine as fsm
 from pcapcheck.tcp.connection import _HALF, _MASK, RECENT, Connection, Flow
 from pcapcheck.tcp.state_machine import Endpoint
-from pcapcheck.model import (ACK, CLOSE_WAIT, CLOSED, ESTABLISHED, FIN, FIN_WAIT_1,
-                             LISTEN, PSH, RST, SYN, SYN_RECEIVED, SYN_SENT, SYNCHRONIZED,
-                             TIME_WAIT, URG, Event, Segment, Transition, flags_text)
 
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -34,9 +53,14 @@ _ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
 
 #: Per-frame analysis marks (recorded only when asked, for the Wireshark cross-check),
 #: named after Wireshark's tcp.analysis.* flags; the rules that imply them.
-MARK_OF_RULE = {"SQ002": "retransmission", "HS005": "retransmission",
-                "HS006": "retransmission", "CL006": "retransmission",
-                "SQ006": "out_of_order", "CL010": "reused_ports"}
+MARK_OF_RULE = {
+    "SQ002": "retransmission",
+    "HS005": "retransmission",
+    "HS006": "retransmission",
+    "CL006": "retransmission",
+    "SQ006": "out_of_order",
+    "CL010": "reused_ports",
+}
 
 
 def _drop_acked(unacked: list, ack: int) -> None:
@@ -80,8 +104,9 @@ class Checker:
     connection with the timestamp of the capture's last record.
     """
 
-    def __init__(self, params: Mapping[str, Mapping[str, Any]] | None = None,
-                 record_marks: bool = False):
+    def __init__(
+        self, params: Mapping[str, Mapping[str, Any]] | None = None, record_marks: bool = False
+    ):
         p = {k: dict(v) for k, v in DEFAULT_PARAMS.items()}
         for rule, values in (params or {}).items():
             p.setdefault(rule, {}).update(values)
@@ -100,8 +125,9 @@ class Checker:
             self.marks.setdefault(frame, set()).add(kind)
 
     # ------------------------------------------------------------------ events
-    def emit(self, conn: Connection, rule: str, frame: int | None, sender: str | None,
-             **data: Any) -> Event:
+    def emit(
+        self, conn: Connection, rule: str, frame: int | None, sender: str | None, **data: Any
+    ) -> Event:
         """Record an event of ``rule`` at ``frame`` on ``conn``; ``sender`` is the role
         ("client"/"server") whose segment it concerns, or None. The common fields (states
         after the frame) are filled when the frame is done."""
@@ -144,10 +170,25 @@ class Checker:
             role, fs, fr, es, er = "client", conn.c, conn.s, conn.ec, conn.es
         else:
             role, fs, fr, es, er = "server", conn.s, conn.c, conn.es, conn.ec
-        if (seg.flags & 0x37 == ACK and es.state == ESTABLISHED and er.state == ESTABLISHED
-                and self.fast_lane and seg.window
-                and self._established(conn, fs, fr, seg.frame, seg.ts, seg.seq, seg.ack,
-                                      seg.window, seg.payload_len, duplicate_key(seg))):
+        if (
+            seg.flags & 0x37 == ACK
+            and es.state == ESTABLISHED
+            and er.state == ESTABLISHED
+            and self.fast_lane
+            and seg.window
+            and self._established(
+                conn,
+                fs,
+                fr,
+                seg.frame,
+                seg.ts,
+                seg.seq,
+                seg.ack,
+                seg.window,
+                seg.payload_len,
+                duplicate_key(seg),
+            )
+        ):
             if conn.zeek is not None:
                 conn.zeek.add(seg, role == "client")
             return
@@ -171,11 +212,22 @@ class Checker:
             self._segment(conn, seg, role, fs, fr, es, er, prev_frame)
         finally:
             fs.last_frame, fs.last_ts = seg.frame, seg.ts
-            if self._frame_events:          # most segments make no event
+            if self._frame_events:  # most segments make no event
                 self._fill_states(conn, seg)
 
-    def _established(self, conn: Connection, fs: Flow, fr: Flow, frame: int, ts: float,
-                     seq: int, ack: int, window: int, length: int, key: tuple | None) -> bool:
+    def _established(
+        self,
+        conn: Connection,
+        fs: Flow,
+        fr: Flow,
+        frame: int,
+        ts: float,
+        seq: int,
+        ack: int,
+        window: int,
+        length: int,
+        key: tuple | None,
+    ) -> bool:
         """The fast lane: one ACK segment (with or without PSH; no SYN, FIN, RST or URG;
         the caller checks the flags, a window other than 0 and that both endpoints are
         ESTABLISHED), sent by the owner of ``fs`` to the owner of ``fr``, carrying no
@@ -192,9 +244,17 @@ class Checker:
         ``frame`` (1-based), ``ts`` (seconds since the epoch), absolute 32-bit ``seq``
         and ``ack``, raw 16-bit ``window``, ``length`` (payload bytes) are the
         segment's; ``key`` its :func:`duplicate_key` (None: not remembered)."""
-        if (fr.fin is not None or fs.fin is not None or fr.holes or fs.pending or fr.zero
-                or conn.closed or self.frame_conn is not None
-                or fs.base is None or fr.base is None):
+        if (
+            fr.fin is not None
+            or fs.fin is not None
+            or fr.holes
+            or fs.pending
+            or fr.zero
+            or conn.closed
+            or self.frame_conn is not None
+            or fs.base is None
+            or fr.base is None
+        ):
             return False
         # SEG.ACK unwrapped in the peer's space: Flow.u with seq_diff written out
         ack_u = fr._ref_u + ((ack - fr._ref_abs + _HALF) & _MASK) - _HALF
@@ -202,7 +262,7 @@ class Checker:
             return False
         nxt = fs.nxt
         if fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
-            return False                   # (a hole, a keep-alive: the full path)
+            return False  # (a hole, a keep-alive: the full path)
         # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
         # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
         # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
@@ -241,15 +301,25 @@ class Checker:
             fs.nxt = fs._ref_u = end
             fs._ref_abs = (fs.base + end) & _MASK
         # the window (_window)
-        fs.win = window << fs.wscale if (fs.wscale is not None
-                                         and fr.wscale is not None) else window
+        fs.win = (
+            window << fs.wscale if (fs.wscale is not None and fr.wscale is not None) else window
+        )
         fs.last_window_raw = window
         fs.zero = False
         fs.last_frame, fs.last_ts = frame, ts
         return True
 
-    def _segment(self, conn: Connection, seg: Segment, role: str, fs: Flow, fr: Flow,
-                 es: Endpoint, er: Endpoint, prev_frame: int | None) -> None:
+    def _segment(
+        self,
+        conn: Connection,
+        seg: Segment,
+        role: str,
+        fs: Flow,
+        fr: Flow,
+        es: Endpoint,
+        er: Endpoint,
+        prev_frame: int | None,
+    ) -> None:
         flags = seg.flags
         frame = seg.frame
         problem = invalid_flags(flags)
@@ -258,8 +328,12 @@ class Checker:
             return
         if self._capture_duplicate(conn, seg, fs, role):
             return
-        if (flags & FIN and fs.fin_frame is None and fs.fin_implied_frame is not None
-                and self._late_fin(conn, seg, fs, es, er)):
+        if (
+            flags & FIN
+            and fs.fin_frame is None
+            and fs.fin_implied_frame is not None
+            and self._late_fin(conn, seg, fs, es, er)
+        ):
             return
         if conn.closed:
             self._after_close(conn, seg, role, fs, fr)
@@ -319,11 +393,15 @@ class Checker:
             fs.seen_end = max(end, fs.nxt or 0)
         if ack is None or length or flags & FIN:
             return
-        duplicate = (fs.max_ack_abs == seg.ack and seg.window != 0
-                     and fs.last_window_raw == seg.window and fs.nxt is not None
-                     and seq == fs.nxt)
+        duplicate = (
+            fs.max_ack_abs == seg.ack
+            and seg.window != 0
+            and fs.last_window_raw == seg.window
+            and fs.nxt is not None
+            and seq == fs.nxt
+        )
         if duplicate and fr.keepalive_frame is not None and fr.keepalive_frame == fr.last_frame:
-            self.mark(frame, "keep_alive_ack")   # replaces duplicate_ack, as in Wireshark
+            self.mark(frame, "keep_alive_ack")  # replaces duplicate_ack, as in Wireshark
         elif duplicate:
             self.mark(frame, "duplicate_ack")
 
@@ -362,16 +440,33 @@ class Checker:
                 self.emit(conn, "HS010", frame, role, other_frame=fr.syn_frame)
                 es.step(fsm.RCV_SYN, frame, f"frame {fr.syn_frame}, which crossed ours")
                 er.step(fsm.RCV_SYN, frame)
-        elif seg.seq == fs.isn and fs.syn_frame is None and \
-                seg.ts - conn.first_ts <= self.reorder_window:
+        elif (
+            seg.seq == fs.isn
+            and fs.syn_frame is None
+            and seg.ts - conn.first_ts <= self.reorder_window
+        ):
             self._late_syn(conn, seg, fs, es, er)
         elif seg.seq == fs.isn:
             fs.syn_count += 1
-            self.emit(conn, "HS005", frame, role, isn_abs=seg.seq, first_frame=fs.syn_frame,
-                       count=fs.syn_count)
+            self.emit(
+                conn,
+                "HS005",
+                frame,
+                role,
+                isn_abs=seg.seq,
+                first_frame=fs.syn_frame,
+                count=fs.syn_count,
+            )
         else:
-            self.emit(conn, "HS009", frame, role, isn_abs=seg.seq, previous_isn_abs=fs.isn,
-                       first_frame=fs.syn_frame)
+            self.emit(
+                conn,
+                "HS009",
+                frame,
+                role,
+                isn_abs=seg.seq,
+                previous_isn_abs=fs.isn,
+                first_frame=fs.syn_frame,
+            )
             fs.set_base(seg.seq, isn=True)
             fs.syn_frame, fs.syn_count, fs.syn_len = frame, 1, seg.payload_len
             fs.advance(1 + seg.payload_len)
@@ -403,8 +498,15 @@ class Checker:
             fs.synack_frame, fs.synack_count = frame, 1
         else:
             fs.synack_count += 1
-            self.emit(conn, "HS006", frame, role, isn_abs=seg.seq, first_frame=fs.synack_frame,
-                       count=fs.synack_count)
+            self.emit(
+                conn,
+                "HS006",
+                frame,
+                role,
+                isn_abs=seg.seq,
+                first_frame=fs.synack_frame,
+                count=fs.synack_count,
+            )
         if fr.isn is None:
             # The peer's SYN is not in the capture: its ISN is what this SYN-ACK acknowledges.
             self.emit(conn, "HS008", frame, role, isn_abs=seg.seq)
@@ -417,16 +519,34 @@ class Checker:
         if fr.syn_frame is not None and syn_len and fs.synack_count == 1:
             accepted = ack == 1 + syn_len
             conn.tfo_accepted = accepted
-            verdict = (f"the SYN-ACK accepted the {syn_len} bytes" if accepted else
-                       "the SYN-ACK did not accept the data; the client sends it again "
-                       "after the handshake")
-            self.emit(conn, "HS012", fr.syn_frame, "server" if role == "client" else "client",
-                       payload_len=syn_len, accepted=accepted, verdict=verdict)
+            verdict = (
+                f"the SYN-ACK accepted the {syn_len} bytes"
+                if accepted
+                else "the SYN-ACK did not accept the data; the client sends it again "
+                "after the handshake"
+            )
+            self.emit(
+                conn,
+                "HS012",
+                fr.syn_frame,
+                "server" if role == "client" else "client",
+                payload_len=syn_len,
+                accepted=accepted,
+                verdict=verdict,
+            )
         if not acceptable:
             expected = 1 + syn_len
-            self.emit(conn, "HS002", frame, role, ack=ack, expected=expected,
-                       ack_abs=seg.ack, expected_abs=fr.absolute(expected),
-                       syn_data_len=syn_len)
+            self.emit(
+                conn,
+                "HS002",
+                frame,
+                role,
+                ack=ack,
+                expected=expected,
+                ack_abs=seg.ack,
+                expected_abs=fr.absolute(expected),
+                syn_data_len=syn_len,
+            )
         if es.state is None:
             es.assume(LISTEN)
         es.step(fsm.SND_SYNACK, frame)
@@ -476,33 +596,74 @@ class Checker:
             elif not conn.hs_bad_reported:
                 conn.hs_bad_reported = True
                 if not ack_ok:
-                    self.emit(conn, "HS004", frame, role, field="ack", actual=ack,
-                               expected=exp_ack, actual_abs=seg.ack,
-                               expected_abs=fr.absolute(exp_ack))
+                    self.emit(
+                        conn,
+                        "HS004",
+                        frame,
+                        role,
+                        field="ack",
+                        actual=ack,
+                        expected=exp_ack,
+                        actual_abs=seg.ack,
+                        expected_abs=fr.absolute(exp_ack),
+                    )
                 else:
-                    self.emit(conn, "HS004", frame, role, field="seq", actual=seq,
-                               expected=exp_seq, actual_abs=seg.seq,
-                               expected_abs=fs.absolute(exp_seq))
+                    self.emit(
+                        conn,
+                        "HS004",
+                        frame,
+                        role,
+                        field="seq",
+                        actual=seq,
+                        expected=exp_seq,
+                        actual_abs=seg.seq,
+                        expected_abs=fs.absolute(exp_seq),
+                    )
         if fr.fin is not None and fr.fin_acked_frame is None:
             if ack >= fr.fin + 1:
                 fr.fin_acked_frame = frame
                 er.step(fsm.RCV_ACK_OF_FIN, frame)
                 if ack > fr.nxt:
-                    self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
-                               fin_frame=fr.fin_frame, fin_seq=fr.fin)
-            elif (ack == fr.fin and fr.fin_reply_frame is None and fr.fin_frame is not None
-                  and (prev_frame is None or prev_frame < fr.fin_frame)
-                  and not seg.payload_len and not seg.flags & FIN):
+                    self.emit(
+                        conn,
+                        "CL002",
+                        frame,
+                        role,
+                        ack=ack,
+                        expected=fr.fin + 1,
+                        fin_frame=fr.fin_frame,
+                        fin_seq=fr.fin,
+                    )
+            elif (
+                ack == fr.fin
+                and fr.fin_reply_frame is None
+                and fr.fin_frame is not None
+                and (prev_frame is None or prev_frame < fr.fin_frame)
+                and not seg.payload_len
+                and not seg.flags & FIN
+            ):
                 # The peer's first segment after the FIN is a pure ACK of the FIN's own
                 # sequence number: the reply to the FIN, acknowledging seq instead of seq+1.
                 fr.fin_reply_frame = frame
-                self.emit(conn, "CL002", frame, role, ack=ack, expected=fr.fin + 1,
-                           fin_frame=fr.fin_frame, fin_seq=fr.fin)
+                self.emit(
+                    conn,
+                    "CL002",
+                    frame,
+                    role,
+                    ack=ack,
+                    expected=fr.fin + 1,
+                    fin_frame=fr.fin_frame,
+                    fin_seq=fr.fin,
+                )
         elif fr.nxt is not None and ack > fr.nxt:
             if fr.packets == 0 and ack > fr.nxt + 1:
                 fr.advance(ack - 1 if seg.flags & FIN else ack)  # one-sided capture: implied data
-            elif (ack == fr.nxt + 1 and fr.fin is None and er.state in SYNCHRONIZED
-                    and es.state in SYNCHRONIZED):
+            elif (
+                ack == fr.nxt + 1
+                and fr.fin is None
+                and er.state in SYNCHRONIZED
+                and es.state in SYNCHRONIZED
+            ):
                 self._implied_fin(conn, seg, role, fs, fr, es, er)
             elif ack > fr.nxt and (not fr.pending or ack > fr.pending[-1][0]):
                 if len(fr.pending) < 16:
@@ -529,9 +690,16 @@ class Checker:
         es.step(fsm.RCV_FIN, frame, note)
         fr.fin_acked_frame = frame
         er.step(fsm.RCV_ACK_OF_FIN, frame)
-        self.emit(conn, "CP002", frame, role, ack=fr.fin + 1, seen_max=fr.fin,
-                   detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
-                          f"({fr.fin + 1}) proves it was sent")
+        self.emit(
+            conn,
+            "CP002",
+            frame,
+            role,
+            ack=fr.fin + 1,
+            seen_max=fr.fin,
+            detail=f"the {other}'s FIN is not in the capture; the {role}'s ACK "
+            f"({fr.fin + 1}) proves it was sent",
+        )
 
     def _late_fin(self, conn, seg, fs: Flow, es: Endpoint, er: Endpoint) -> bool:
         """True when ``seg`` is the FIN a peer's ACK implied a moment before: the capture
@@ -542,13 +710,12 @@ class Checker:
             return False
         frame, implied = seg.frame, fs.fin_implied_frame
         fs.fin_frame, fs.fin_count = frame, 1
-        conn.events[:] = [e for e in conn.events
-                          if not (e.rule == "CP002" and e.frame == implied)]
+        conn.events[:] = [e for e in conn.events if not (e.rule == "CP002" and e.frame == implied)]
         note = f" (not captured; implied by frame {implied})"
         for ep in (es, er):
             for t in ep.transitions:
                 if t.cause.endswith(note):
-                    t.cause = t.cause[:-len(note)] + f" (frame {frame}, stored after its ACK)"
+                    t.cause = t.cause[: -len(note)] + f" (frame {frame}, stored after its ACK)"
         return True
 
     def _holes_acked(self, conn, seg, role, fr: Flow, ack: int) -> None:
@@ -557,10 +724,17 @@ class Checker:
         for hole in fr.holes:
             start, end, hframe, _ts, reported = hole
             if ack > start and not reported:
-                self.emit(conn, "CP002", seg.frame, role, ack=ack, seen_max=start,
-                           detail=f"the {role} acknowledged {min(ack, end) - start} bytes "
-                                  f"from seq {start} that the capture never saw from the "
-                                  f"{other} (hole before frame {hframe})")
+                self.emit(
+                    conn,
+                    "CP002",
+                    seg.frame,
+                    role,
+                    ack=ack,
+                    seen_max=start,
+                    detail=f"the {role} acknowledged {min(ack, end) - start} bytes "
+                    f"from seq {start} that the capture never saw from the "
+                    f"{other} (hole before frame {hframe})",
+                )
                 hole[4] = True
             if ack < end:
                 keep.append(hole)
@@ -590,8 +764,7 @@ class Checker:
             # Only this direction is captured: a stack sends data after the handshake
             # ACK, which travelled in the direction the capture does not have.
             es.step(fsm.RCV_ACK_OF_SYN, frame, f"not captured; implied by frame {frame}")
-        if (fr.zero and length == 1 and fs.nxt is not None and seq == fs.nxt
-                and not seg.flags & FIN):
+        if fr.zero and length == 1 and fs.nxt is not None and seq == fs.nxt and not seg.flags & FIN:
             # A zero-window probe (RFC 9293 §3.8.6.1): one byte into a closed window,
             # dropped by the receiver; it does not advance SND.NXT (as in Wireshark)
             # unless it turns out to have been accepted (_probe_taken).
@@ -601,13 +774,22 @@ class Checker:
         if fs.probe is not None:
             self._probe_taken(fs, seq)
         state = es.state
-        if state in (SYN_SENT, LISTEN, CLOSED) or (state == SYN_RECEIVED and not (
-                role == "server" and conn.tfo_accepted)):
+        if state in (SYN_SENT, LISTEN, CLOSED) or (
+            state == SYN_RECEIVED and not (role == "server" and conn.tfo_accepted)
+        ):
             self.emit(conn, "HS007", frame, role, payload_len=length, seq=seq)
         beyond_fin = fs.fin is not None and end > fs.fin and fs.fin_frame is not None
         if beyond_fin:
-            self.emit(conn, "CL005", frame, role, seq=seq, payload_len=length, fin_seq=fs.fin,
-                       fin_frame=fs.fin_frame)
+            self.emit(
+                conn,
+                "CL005",
+                frame,
+                role,
+                seq=seq,
+                payload_len=length,
+                fin_seq=fs.fin,
+                fin_frame=fs.fin_frame,
+            )
         if fs.nxt is None or seq >= fs.nxt or beyond_fin:
             if fs.nxt is not None and seq > fs.nxt:
                 self._new_hole(conn, fs, seg, fs.nxt, seq)
@@ -625,8 +807,7 @@ class Checker:
             first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
             if first is None and seq < 1 + fs.syn_len:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
-            self.emit(conn, "SQ002", frame, role, seq=seq, payload_len=length,
-                       first_frame=first)
+            self.emit(conn, "SQ002", frame, role, seq=seq, payload_len=length, first_frame=first)
         if end > fs.nxt:
             fs.unacked.append((fs.nxt, end, frame))
             fs.high_ts = seg.ts
@@ -674,11 +855,18 @@ class Checker:
                 ack, aframe, _nxt, _ts = explained[0]
                 sender = "server" if conn.role_of(seg) == "client" else "client"
                 owner = conn.role_of(seg)
-                self.emit(conn, "CP002", aframe, sender, ack=ack, seen_max=start,
-                           detail=f"the {sender} acknowledged up to {ack} before the capture "
-                                  f"showed the {owner} sending past {start}; frame "
-                                  f"{seg.frame} confirms the {owner} sent the missing "
-                                  f"{end - start} bytes")
+                self.emit(
+                    conn,
+                    "CP002",
+                    aframe,
+                    sender,
+                    ack=ack,
+                    seen_max=start,
+                    detail=f"the {sender} acknowledged up to {ack} before the capture "
+                    f"showed the {owner} sending past {start}; frame "
+                    f"{seg.frame} confirms the {owner} sent the missing "
+                    f"{end - start} bytes",
+                )
                 fs.pending = [p for p in fs.pending if p[0] <= start]
                 reported = True
         if len(fs.holes) < 64:
@@ -692,9 +880,17 @@ class Checker:
             ack, aframe, nxt_then, ats = p
             if end >= ack:
                 if ts - ats > self.reorder_window:
-                    ev = Event("SQ001", conn.id, aframe, {
-                        "ack": ack, "sent_max": nxt_then, "client": conn.client_text,
-                        "server": conn.server_text})
+                    ev = Event(
+                        "SQ001",
+                        conn.id,
+                        aframe,
+                        {
+                            "ack": ack,
+                            "sent_max": nxt_then,
+                            "client": conn.client_text,
+                            "server": conn.server_text,
+                        },
+                    )
                     conn.events.append(ev)
                     self._frame_events.append((ev, sender))
                 # else: the capture stored the ACK a moment before the data: reordering
@@ -720,8 +916,9 @@ class Checker:
         return filled
 
     # ------------------------------------------------------------------ FIN
-    def _fin(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint,
-             prev_frame) -> None:
+    def _fin(
+        self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint, prev_frame
+    ) -> None:
         frame = seg.frame
         fin = fs.u(seg.seq) + seg.payload_len
         if es.state in (SYN_SENT, LISTEN, CLOSED):
@@ -729,12 +926,16 @@ class Checker:
             return
         if fs.fin is None:
             if fs.nxt is not None:
-                self._jump(conn, seg, fs, fin)        # segments before it not captured?
+                self._jump(conn, seg, fs, fin)  # segments before it not captured?
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
             fs.advance(fin + 1)
-            crossing = (es.state == CLOSE_WAIT and fr.fin is not None
-                        and fr.fin_frame is not None and fr.fin_acked_frame is None
-                        and (prev_frame is None or prev_frame < fr.fin_frame))
+            crossing = (
+                es.state == CLOSE_WAIT
+                and fr.fin is not None
+                and fr.fin_frame is not None
+                and fr.fin_acked_frame is None
+                and (prev_frame is None or prev_frame < fr.fin_frame)
+            )
             if crossing and es.transitions and es.transitions[-1].to_state == CLOSE_WAIT:
                 # Both FINs crossed: this endpoint sent its FIN before the peer's arrived.
                 es.undo_last()
@@ -747,8 +948,15 @@ class Checker:
             er.step(fsm.RCV_FIN, frame)
         elif fin == fs.fin:
             fs.fin_count += 1
-            self.emit(conn, "CL006", frame, role, fin_seq=fin, first_frame=fs.fin_frame,
-                       count=fs.fin_count)
+            self.emit(
+                conn,
+                "CL006",
+                frame,
+                role,
+                fin_seq=fin,
+                first_frame=fs.fin_frame,
+                count=fs.fin_count,
+            )
 
     # ------------------------------------------------------------------ RST
     def _rst(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint) -> None:
@@ -764,9 +972,16 @@ class Checker:
                 self.emit(conn, "HS011", frame, role, syn_frame=fr.syn_frame)
                 self._reset(conn, seg, role, es, er)
             else:
-                self.emit(conn, "RS005", frame, role, ack=ack,
-                           expected=expected, ack_abs=seg.ack if seg.flags & ACK else None,
-                           expected_abs=fr.absolute(expected) if fr.base is not None else None)
+                self.emit(
+                    conn,
+                    "RS005",
+                    frame,
+                    role,
+                    ack=ack,
+                    expected=expected,
+                    ack_abs=seg.ack if seg.flags & ACK else None,
+                    expected_abs=fr.absolute(expected) if fr.base is not None else None,
+                )
             return
         if fs.base is None:
             fs.set_base(seg.seq, isn=False)
@@ -785,8 +1000,9 @@ class Checker:
         hi = max(fs.nxt or lo, fs.acked or lo)
         wnd = fr.win
         if wnd is not None and not (lo <= seq <= hi + max(wnd - 1, 0)):
-            self.emit(conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd,
-                       window_end=hi + wnd)
+            self.emit(
+                conn, "RS003", frame, role, seq=seq, rcv_nxt=hi, rcv_wnd=wnd, window_end=hi + wnd
+            )
             return
         if fs.fin is not None or fr.fin is not None:
             fin_frame = fs.fin_frame if fs.fin is not None else fr.fin_frame
@@ -810,28 +1026,51 @@ class Checker:
             return
         if flags & SYN and not flags & ACK and fs.isn is not None and seg.seq == fs.isn:
             fs.syn_count += 1
-            self.emit(conn, "HS005", seg.frame, role, isn_abs=seg.seq,
-                       first_frame=fs.syn_frame, count=fs.syn_count)
+            self.emit(
+                conn,
+                "HS005",
+                seg.frame,
+                role,
+                isn_abs=seg.seq,
+                first_frame=fs.syn_frame,
+                count=fs.syn_count,
+            )
             return
         if fs.base is not None:
             seq = fs.u(seg.seq)
             if flags & FIN and fs.fin is not None and seq + seg.payload_len == fs.fin:
                 fs.fin_count += 1
-                self.emit(conn, "CL006", seg.frame, role, fin_seq=fs.fin,
-                           first_frame=fs.fin_frame, count=fs.fin_count)
+                self.emit(
+                    conn,
+                    "CL006",
+                    seg.frame,
+                    role,
+                    fin_seq=fs.fin,
+                    first_frame=fs.fin_frame,
+                    count=fs.fin_count,
+                )
                 return
             sender_state = conn.ec.state if role == "client" else conn.es.state
-            if (flags & ACK and not seg.payload_len and not flags & (SYN | FIN)
-                    and sender_state == TIME_WAIT and fr.fin is not None and fr.base is not None
-                    and fr.u(seg.ack) == fr.fin + 1):
+            if (
+                flags & ACK
+                and not seg.payload_len
+                and not flags & (SYN | FIN)
+                and sender_state == TIME_WAIT
+                and fr.fin is not None
+                and fr.base is not None
+                and fr.u(seg.ack) == fr.fin + 1
+            ):
                 return  # the ACK of a (retransmitted) FIN, from TIME-WAIT
         if not conn.after_close_reported:
             conn.after_close_reported = True
             self.emit(conn, "CL009", seg.frame, role, closed_frame=conn.closed_frame)
 
     def _check_closed(self, conn: Connection, seg: Segment) -> None:
-        if conn.ec.state in _ENDED and conn.es.state in _ENDED and (
-                conn.c.fin is not None or conn.s.fin is not None):
+        if (
+            conn.ec.state in _ENDED
+            and conn.es.state in _ENDED
+            and (conn.c.fin is not None or conn.s.fin is not None)
+        ):
             if conn.c.fin_acked_frame is not None and conn.s.fin_acked_frame is not None:
                 conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
 
@@ -880,16 +1119,32 @@ class Checker:
             self.emit(conn, "CP007", conn.first_frame, None, seen=seen)
         elif not cut:
             if conn.implied_synack_frame is not None:
-                self.emit(conn, "CP002", conn.implied_synack_frame, "client", ack=1,
-                           seen_max=None,
-                           detail="the server's SYN-ACK is not in the capture; the client's "
-                                  "ACK proves it was sent")
+                self.emit(
+                    conn,
+                    "CP002",
+                    conn.implied_synack_frame,
+                    "client",
+                    ack=1,
+                    seen_max=None,
+                    detail="the server's SYN-ACK is not in the capture; the client's "
+                    "ACK proves it was sent",
+                )
             if conn.ec.state == SYN_SENT and s.synack_frame is None and not s.packets:
-                self.emit(conn, "HS001", c.syn_frame, "client", attempts=c.syn_count,
-                           isn_abs=c.isn, first_frame=c.syn_frame)
+                self.emit(
+                    conn,
+                    "HS001",
+                    c.syn_frame,
+                    "client",
+                    attempts=c.syn_count,
+                    isn_abs=c.isn,
+                    first_frame=c.syn_frame,
+                )
             for role, f, _peer, e, _pe in sides:
-                if (e.state == SYN_RECEIVED and f.synack_frame is not None
-                        and not conn.hs_bad_reported):
+                if (
+                    e.state == SYN_RECEIVED
+                    and f.synack_frame is not None
+                    and not conn.hs_bad_reported
+                ):
                     self.emit(conn, "HS003", f.synack_frame, role, synack_frame=f.synack_frame)
             if conn.reset_frame is None:
                 self._finish_close(conn, sides)
@@ -900,16 +1155,28 @@ class Checker:
                         self.emit(conn, "SQ001", aframe, other, ack=ack, sent_max=nxt_then)
                 for start, end, hframe, _ts, reported in f.holes:
                     if not reported:
-                        self.emit(conn, "CP002", hframe, role, ack=None, seen_max=start,
-                                   detail=f"{end - start} bytes from seq {start} were never "
-                                          f"seen in the capture (the {role}'s frame {hframe} "
-                                          "starts after them): lost before the capture "
-                                          "point or by the capture itself")
+                        self.emit(
+                            conn,
+                            "CP002",
+                            hframe,
+                            role,
+                            ack=None,
+                            seen_max=start,
+                            detail=f"{end - start} bytes from seq {start} were never "
+                            f"seen in the capture (the {role}'s frame {hframe} "
+                            "starts after them): lost before the capture "
+                            "point or by the capture itself",
+                        )
         c.pending, s.pending = [], []
-        if (conn.ec.state == ESTABLISHED and conn.es.state == ESTABLISHED
-                and conn.reset_frame is None and conn.tail_of is None):
-            self.emit(conn, "CL008", conn.last_frame, None,
-                       idle=round(capture_end - conn.last_ts, 6))
+        if (
+            conn.ec.state == ESTABLISHED
+            and conn.es.state == ESTABLISHED
+            and conn.reset_frame is None
+            and conn.tail_of is None
+        ):
+            self.emit(
+                conn, "CL008", conn.last_frame, None, idle=round(capture_end - conn.last_ts, 6)
+            )
         self._fill_states(conn, None)
         conn.events.sort(key=lambda e: (e.frame or 0, e.rule))
 
@@ -920,22 +1187,51 @@ class Checker:
                 if f.fin_reply_frame is not None:
                     pass  # already reported as CL002 (the reply acknowledged the FIN's seq)
                 elif peer.fin_frame is not None and peer.fin_frame < f.fin_frame:
-                    self.emit(conn, "CL004", f.fin_frame, role, fin_frame=f.fin_frame,
-                               fin_seq=f.fin, expected_ack=f.fin + 1)
+                    self.emit(
+                        conn,
+                        "CL004",
+                        f.fin_frame,
+                        role,
+                        fin_frame=f.fin_frame,
+                        fin_seq=f.fin,
+                        expected_ack=f.fin + 1,
+                    )
                 else:
-                    self.emit(conn, "CL001", f.fin_frame, role, fin_seq=f.fin,
-                               expected_ack=f.fin + 1, highest_ack=f.acked)
+                    self.emit(
+                        conn,
+                        "CL001",
+                        f.fin_frame,
+                        role,
+                        fin_seq=f.fin,
+                        expected_ack=f.fin + 1,
+                        highest_ack=f.acked,
+                    )
             fin_frame = f.fin_frame or f.fin_implied_frame
             if f.fin_acked_frame is not None and peer.fin is None and pe.state == CLOSE_WAIT:
-                self.emit(conn, "CL003", fin_frame, role, closer=role, closer_state=e.state,
-                           other=other, other_state=pe.state, fin_frame=fin_frame)
+                self.emit(
+                    conn,
+                    "CL003",
+                    fin_frame,
+                    role,
+                    closer=role,
+                    closer_state=e.state,
+                    other=other,
+                    other_state=pe.state,
+                    fin_frame=fin_frame,
+                )
             if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
                 # Data the peer never acknowledged although it went on sending after it
                 # (data still in flight when the capture stopped is not reported).
                 start, _end, frame = f.unacked[0]
-                self.emit(conn, "SQ003", frame, role, seq=start,
-                           bytes=f.unacked[-1][1] - max(start, f.acked or 0),
-                           highest_ack=f.acked)
+                self.emit(
+                    conn,
+                    "SQ003",
+                    frame,
+                    role,
+                    seq=start,
+                    bytes=f.unacked[-1][1] - max(start, f.acked or 0),
+                    highest_ack=f.acked,
+                )
 
     @staticmethod
     def _one_sided(conn: Connection) -> bool:

@@ -13,9 +13,20 @@ LISTEN, an RST answering a SYN proves CLOSED: RFC 9293 §3.10.7.1).
 
 from __future__ import annotations
 
-from pcapcheck.model import (CLOSE_WAIT, CLOSED, CLOSING, ESTABLISHED, FIN_WAIT_1,
-                             FIN_WAIT_2, LAST_ACK, LISTEN, SYN_RECEIVED, SYN_SENT,
-                             TIME_WAIT, Transition)
+from pcapcheck.model import (
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    Transition,
+)
 
 # Stimuli.
 SND_SYN = "snd SYN"
@@ -23,11 +34,11 @@ SND_SYNACK = "snd SYN,ACK"
 SND_FIN = "snd FIN"
 SND_RST = "snd RST"
 RCV_SYN = "rcv SYN"
-RCV_SYNACK = "rcv SYN,ACK"          # a SYN-ACK whose ACK acknowledges our SYN
-RCV_ACK_OF_SYN = "rcv ACK"          # an ACK acknowledging our SYN (handshake completes)
+RCV_SYNACK = "rcv SYN,ACK"  # a SYN-ACK whose ACK acknowledges our SYN
+RCV_ACK_OF_SYN = "rcv ACK"  # an ACK acknowledging our SYN (handshake completes)
 RCV_FIN = "rcv FIN"
-RCV_ACK_OF_FIN = "rcv ACK of FIN"   # an ACK acknowledging our FIN
-RCV_RST = "rcv RST"                 # an acceptable RST
+RCV_ACK_OF_FIN = "rcv ACK of FIN"  # an ACK acknowledging our FIN
+RCV_RST = "rcv RST"  # an acceptable RST
 
 #: (state, stimulus) -> (next state, RFC 9293 section). A pair that is missing means
 #: the stimulus does not change the state.
@@ -52,13 +63,25 @@ TABLE: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 # An acceptable RST closes every state but these (RFC 9293 §3.10.7.4 second, RST bit).
-_RST_CLOSES = (SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
-               CLOSING, LAST_ACK, TIME_WAIT)
+_RST_CLOSES = (
+    SYN_SENT,
+    SYN_RECEIVED,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    CLOSE_WAIT,
+    CLOSING,
+    LAST_ACK,
+    TIME_WAIT,
+)
 for _state in _RST_CLOSES:
     TABLE[(_state, RCV_RST)] = (CLOSED, "§3.10.7.4 second, RST bit")
     TABLE[(_state, SND_RST)] = (CLOSED, "§3.10.4 ABORT call / §3.10.7 reset generation")
 # A passively opened connection in SYN-RECEIVED returns to LISTEN on RST (§3.10.7.4).
-TABLE[(SYN_RECEIVED, RCV_RST)] = (LISTEN, "§3.10.7.4 SYN-RECEIVED: RST, passive open returns to LISTEN")
+TABLE[(SYN_RECEIVED, RCV_RST)] = (
+    LISTEN,
+    "§3.10.7.4 SYN-RECEIVED: RST, passive open returns to LISTEN",
+)
 TABLE[(SYN_SENT, RCV_RST)] = (CLOSED, "§3.10.7.3 SYN-SENT: RST with acceptable ACK")
 
 
@@ -71,7 +94,7 @@ class Endpoint:
     ``passive`` is true when it opened passively (from LISTEN).
     """
 
-    __slots__ = ("role", "state", "initial", "transitions", "passive")
+    __slots__ = ("initial", "passive", "role", "state", "transitions")
 
     def __init__(self, role: str, state: str | None):
         self.role = role

@@ -24,15 +24,25 @@ concurrent connections, not on the length of the capture.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, Pending
+from pcapcheck.model import (
+    ACK,
+    CLOSED,
+    ESTABLISHED,
+    FIN,
+    RST,
+    SYN,
+    SYNCHRONIZED,
+    Segment,
+    TcpOptions,
+)
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker
 from pcapcheck.tcp.state_machine import Endpoint
-from pcapcheck.model import (ACK, CLOSED, ESTABLISHED, FIN, RST, SYN, SYNCHRONIZED, Segment,
-                             TcpOptions)
 from pcapcheck.tcp.zeek import ZeekState, zeek_flips_first_packet
 
 if TYPE_CHECKING:
@@ -40,9 +50,40 @@ if TYPE_CHECKING:
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
 #: they decide when Zeek flips a connection whose first packet is not a SYN ('^').
-LIKELY_SERVER_PORTS = frozenset({21, 22, 25, 53, 80, 88, 110, 143, 389, 443, 502, 587,
-                                 993, 995, 1080, 1194, 1812, 3128, 3306, 3389, 5060,
-                                 5432, 6379, 6666, 6667, 6668, 6669, 8000, 8080, 8888})
+LIKELY_SERVER_PORTS = frozenset(
+    {
+        21,
+        22,
+        25,
+        53,
+        80,
+        88,
+        110,
+        143,
+        389,
+        443,
+        502,
+        587,
+        993,
+        995,
+        1080,
+        1194,
+        1812,
+        3128,
+        3306,
+        3389,
+        5060,
+        5432,
+        6379,
+        6666,
+        6667,
+        6668,
+        6669,
+        8000,
+        8080,
+        8888,
+    }
+)
 
 #: Default seconds of inactivity after which a connection is finalised (Zeek's
 #: tcp_inactivity_timeout is 5 minutes as well).
@@ -69,8 +110,9 @@ class Tracker:
     :meth:`pop_finished` takes them, :meth:`finish` finalises the rest at the end.
     """
 
-    def __init__(self, checker: Checker, idle_timeout: float = IDLE_TIMEOUT,
-                 close_delay: float = CLOSE_DELAY):
+    def __init__(
+        self, checker: Checker, idle_timeout: float = IDLE_TIMEOUT, close_delay: float = CLOSE_DELAY
+    ):
         self.checker = checker
         self.idle_timeout = float(idle_timeout)
         self.linger = 2 * checker.msl
@@ -84,11 +126,11 @@ class Tracker:
         #: released ``close_delay`` after their last segment, without waiting for a sweep.
         self._closing: deque[tuple[float, tuple, Connection]] = deque()
         self._next_id = 1
-        self._next_sweep = float("-inf")   # the first segment sweeps (nothing yet)
+        self._next_sweep = float("-inf")  # the first segment sweeps (nothing yet)
         #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
         #: reused" has no time limit); empty otherwise, so memory stays bounded.
         self._used: set[tuple] = set()
-        self._direct = False           # see feed_direct
+        self._direct = False  # see feed_direct
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
@@ -116,14 +158,18 @@ class Tracker:
                         conn.fins |= 1 if conn.rows[-1][2] else 2
                 self._release_due(ts)
                 return
-            conn = (self._settle(key, conn) if ts - conn.last_ts > self.close_delay
-                    else self._replay(key, conn))
+            conn = (
+                self._settle(key, conn)
+                if ts - conn.last_ts > self.close_delay
+                else self._replay(key, conn)
+            )
         if conn is None:
             if seg.flags & (SYN | ACK | FIN | RST) == SYN and self._keeps_rows(key):
                 # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must
                 # be replayed (pcapcheck.fast.clean_connections).
-                p = self.table[key] = Pending(self._next_id, (seg.src, seg.sport),
-                                              (seg.dst, seg.dport))
+                p = self.table[key] = Pending(
+                    self._next_id, (seg.src, seg.sport), (seg.dst, seg.dport)
+                )
                 self._next_id += 1
                 self._keep(p, seg)
                 self._release_due(ts)
@@ -147,8 +193,12 @@ class Tracker:
         """Whether a pure SYN on ``key``, a 4-tuple not in the table, starts a
         :class:`Pending` (:mod:`pcapcheck.fast.clean_connections`): the shortcut on, no per-frame marks,
         the 4-tuple not closed within 2·MSL, not fed by :meth:`feed_direct`."""
-        return (clean.ENABLED and self.checker.marks is None
-                and key not in self.recently_closed and not self._direct)
+        return (
+            clean.ENABLED
+            and self.checker.marks is None
+            and key not in self.recently_closed
+            and not self._direct
+        )
 
     def feed_direct(self, seg: Segment) -> None:
         """:meth:`feed` a SYN that :mod:`pcapcheck.fast.lookahead` found to start a connection
@@ -220,23 +270,35 @@ class Tracker:
         while closing and now - closing[0][0] > self.close_delay:
             _t, old_key, old = closing.popleft()
             if self.table.get(old_key) is not old:
-                continue                       # already finalised (a new SYN took the key)
+                continue  # already finalised (a new SYN took the key)
             if now - old.last_ts > self.close_delay:
                 if old.__class__ is Pending:
                     old = self._settle(old_key, old)
                     if old is None or not old.closed:
                         continue
                 self._finalize(old_key, old, old.last_ts + self.close_delay)
-            else:                              # segments after the close: wait for them
+            else:  # segments after the close: wait for them
                 closing.append((old.last_ts, old_key, old))
 
     @staticmethod
     def _keep(p: Pending, seg: Segment) -> None:
         """Append ``seg`` to the rows of ``p`` (:mod:`pcapcheck.fast.clean_connections`)."""
         options = seg.options
-        p.rows.append((seg.frame, seg.ts, seg.sport == p.client[1] and seg.src == p.client[0],
-                       seg.seq, seg.ack, seg.flags, seg.window, seg.payload_len, seg.ip_id,
-                       options.ts_val if options is not None else None, seg))
+        p.rows.append(
+            (
+                seg.frame,
+                seg.ts,
+                seg.sport == p.client[1] and seg.src == p.client[0],
+                seg.seq,
+                seg.ack,
+                seg.flags,
+                seg.window,
+                seg.payload_len,
+                seg.ip_id,
+                options.ts_val if options is not None else None,
+                seg,
+            )
+        )
         p.last_ts = seg.ts
         if seg.truncated or seg.checksum_ok is False:
             p.dirty = True
@@ -263,11 +325,24 @@ class Tracker:
         """The Segment of a row that :func:`pcapcheck.fast.established_lane.feed_block` kept (an ordinary
         ACK: not cut, checksum not wrong, no option but timestamps)."""
         frame, ts, from_client, seq, ack, flags, window, length, ip_id, ts_val, _s = row
-        (src, sport), (dst, dport) = (p.client, p.server) if from_client else \
-            (p.server, p.client)
+        (src, sport), (dst, dport) = (p.client, p.server) if from_client else (p.server, p.client)
         options = None if ts_val is None else TcpOptions(None, None, False, (), ts_val, None)
-        return Segment(frame, ts, src, dst, sport, dport, seq, ack, flags, window, length,
-                       options, ip_id, 6 if ":" in src else 4)
+        return Segment(
+            frame,
+            ts,
+            src,
+            dst,
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            window,
+            length,
+            options,
+            ip_id,
+            6 if ":" in src else 4,
+        )
 
     def _settle(self, key: tuple, p: Pending, cut: bool = False) -> Connection | None:
         """Finalise the kept connection ``p`` when its rows fit :func:`clean.check`
@@ -332,26 +407,37 @@ class Tracker:
         if flags & SYN and not flags & ACK:
             client, server = src, dst
         elif flags & SYN:
-            client, server = dst, src     # the SYN-ACK's sender is the server
+            client, server = dst, src  # the SYN-ACK's sender is the server
             flipped = inferred = True
         else:
             midstream = True
             inferred = True
-            client, server = (src, dst) if _server_port_rank(dst[1]) < _server_port_rank(src[1]) \
-                else (dst, src)
+            client, server = (
+                (src, dst) if _server_port_rank(dst[1]) < _server_port_rank(src[1]) else (dst, src)
+            )
             flipped = client != src
         if midstream:
             ec, es = Endpoint("client", ESTABLISHED), Endpoint("server", ESTABLISHED)
         else:
             ec = Endpoint("client", CLOSED if not flipped else None)
             es = Endpoint("server", None)
-        conn = Connection(id=self._next_id, client=client, server=server,
-                          roles_inferred=inferred, first_frame=seg.frame, first_ts=seg.ts,
-                          ec=ec, es=es, midstream=midstream, flipped=flipped)
+        conn = Connection(
+            id=self._next_id,
+            client=client,
+            server=server,
+            roles_inferred=inferred,
+            first_frame=seg.frame,
+            first_ts=seg.ts,
+            ec=ec,
+            es=es,
+            midstream=midstream,
+            flipped=flipped,
+        )
         # Zeek flips a connection that starts with a SYN-ACK (Zeek >= 5.1) or whose first
         # packet comes from a likely server port (TCPAnalyzer::WantConnection).
         zeek_flip = bool(flags & SYN and flags & ACK) or zeek_flips_first_packet(
-            flags, seg.sport, seg.dport, LIKELY_SERVER_PORTS)
+            flags, seg.sport, seg.dport, LIKELY_SERVER_PORTS
+        )
         conn.zeek = ZeekState(flipped=zeek_flip)
         if midstream and key in self.recently_closed:
             prev_id, closed_at = self.recently_closed[key]
@@ -367,8 +453,9 @@ class Tracker:
             self._used.add(key)
         return conn
 
-    def _reuse(self, conn: Connection, key: tuple, previous: Connection | None,
-               seg: Segment) -> None:
+    def _reuse(
+        self, conn: Connection, key: tuple, previous: Connection | None, seg: Segment
+    ) -> None:
         """CL010: a new connection on the 4-tuple within 2·MSL of a graceful close."""
         if previous is not None:
             if previous.close_ts is None or previous.reset_frame is not None:
@@ -380,9 +467,15 @@ class Tracker:
             return
         gap = seg.ts - closed_at
         if gap < self.linger:
-            self.checker.emit(conn, "CL010", seg.frame, conn.role_of(seg),
-                               previous_connection=prev_id, gap=round(gap, 6),
-                               limit=self.linger)
+            self.checker.emit(
+                conn,
+                "CL010",
+                seg.frame,
+                conn.role_of(seg),
+                previous_connection=prev_id,
+                gap=round(gap, 6),
+                limit=self.linger,
+            )
 
     @property
     def connections(self) -> int:

@@ -101,28 +101,33 @@ from collections.abc import Collection
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment
 
 __all__ = [
+    "TCP_CLOSED",
+    "TCP_ESTABLISHED",
+    "TCP_INACTIVE",
+    "TCP_PARTIAL",
+    "TCP_RESET",
+    "TCP_SYN_ACK_SENT",
+    "TCP_SYN_SENT",
     "ZeekState",
     "zeek_flips_first_packet",
-    "TCP_INACTIVE", "TCP_SYN_SENT", "TCP_SYN_ACK_SENT", "TCP_PARTIAL",
-    "TCP_ESTABLISHED", "TCP_CLOSED", "TCP_RESET",
 ]
 
 # Zeek endpoint states (TCP_Endpoint.h EndpointState; same numbers as the script-level
 # TCP_INACTIVE .. TCP_RESET constants in init-bare.zeek).
-TCP_INACTIVE = 0      # nothing seen from this side
-TCP_SYN_SENT = 1      # SYN seen, no ack
+TCP_INACTIVE = 0  # nothing seen from this side
+TCP_SYN_SENT = 1  # SYN seen, no ack
 TCP_SYN_ACK_SENT = 2  # SYN-ACK seen from the originator, no initial SYN
-TCP_PARTIAL = 3       # data seen, but no SYN
+TCP_PARTIAL = 3  # data seen, but no SYN
 TCP_ESTABLISHED = 4
-TCP_CLOSED = 5        # FIN seen
-TCP_RESET = 6         # RST seen
+TCP_CLOSED = 5  # FIN seen
+TCP_RESET = 6  # RST seen
 
 _M32 = 0xFFFFFFFF
 _M64 = 0xFFFFFFFFFFFFFFFF
 _MOD = 1 << 32
 _HALF = 1 << 31
-_TOO_LARGE_SEQ_DELTA = 1048576                    # TCPSessionAdapter.cc
-_TCP_MAX_INITIAL_WINDOW = 16384                   # init-bare.zeek defaults
+_TOO_LARGE_SEQ_DELTA = 1048576  # TCPSessionAdapter.cc
+_TCP_MAX_INITIAL_WINDOW = 16384  # init-bare.zeek defaults
 _TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS = 16384
 _TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS = 10 * 1024 * 1024
 
@@ -150,8 +155,9 @@ def _seq_delta(a: int, b: int) -> int:
     return d - 0x100000000 if d & 0x80000000 else d
 
 
-def zeek_flips_first_packet(flags: int, sport: int, dport: int,
-                            likely_server_ports: Collection[int]) -> bool:
+def zeek_flips_first_packet(
+    flags: int, sport: int, dport: int, likely_server_ports: Collection[int]
+) -> bool:
     """Return True when Zeek flips a new connection before processing its first packet.
 
     Port of ``TCPAnalyzer::WantConnection()`` (packet_analysis/protocol/tcp/TCP.cc),
@@ -180,13 +186,33 @@ class _Endpoint:
     """One side of the connection: TCP_Endpoint state plus its TCP_Reassembler."""
 
     __slots__ = (
-        "peer", "is_orig", "state", "prev_state",
-        "start_seq", "last_seq", "ack_seq", "seq_wraps", "ack_wraps",
-        "fin_cnt", "fin_seq", "hist_last_syn", "hist_last_fin", "hist_last_rst",
-        "chk_cnt", "chk_thresh", "rxmt_cnt", "rxmt_thresh",
-        "win0_cnt", "win0_thresh", "gap_cnt", "gap_thresh",
+        "peer",
+        "is_orig",
+        "state",
+        "prev_state",
+        "start_seq",
+        "last_seq",
+        "ack_seq",
+        "seq_wraps",
+        "ack_wraps",
+        "fin_cnt",
+        "fin_seq",
+        "hist_last_syn",
+        "hist_last_fin",
+        "hist_last_rst",
+        "chk_cnt",
+        "chk_thresh",
+        "rxmt_cnt",
+        "rxmt_thresh",
+        "win0_cnt",
+        "win0_thresh",
+        "gap_cnt",
+        "gap_thresh",
         # TCP_Reassembler (relative sequence numbers, data starts at 1)
-        "r_last", "r_trim", "r_ooo", "r_skip",
+        "r_last",
+        "r_trim",
+        "r_ooo",
+        "r_skip",
     )
 
     def __init__(self) -> None:
@@ -200,10 +226,10 @@ class _Endpoint:
         self.hist_last_syn = self.hist_last_fin = self.hist_last_rst = 0
         self.chk_cnt = self.rxmt_cnt = self.win0_cnt = self.gap_cnt = 0
         self.chk_thresh = self.rxmt_thresh = self.win0_thresh = self.gap_thresh = 1
-        self.r_last = 1            # last_reassem_seq: delivered up to here
-        self.r_trim = 1            # trim_seq: acked/trimmed up to here
+        self.r_last = 1  # last_reassem_seq: delivered up to here
+        self.r_trim = 1  # trim_seq: acked/trimmed up to here
         self.r_ooo: list[list[int]] | None = None  # out-of-order blocks [seq, upper)
-        self.r_skip = False        # skip_deliveries
+        self.r_skip = False  # skip_deliveries
 
     def set_state(self, new_state: int) -> None:
         if new_state != self.state:
@@ -220,16 +246,20 @@ class _Endpoint:
 
     def size(self) -> int:
         """TCP_Endpoint::Size(): payload bytes judged from sequence numbers."""
-        if (self.prev_state == TCP_SYN_SENT and self.state == TCP_RESET
-                and self.peer.state == TCP_INACTIVE and not self.no_data_acked()):
+        if (
+            self.prev_state == TCP_SYN_SENT
+            and self.state == TCP_RESET
+            and self.peer.state == TCP_INACTIVE
+            and not self.no_data_acked()
+        ):
             return 0
         last64 = (self.seq_wraps << 32) + self.last_seq
         ack64 = (self.ack_wraps << 32) + self.ack_seq
         size = ((last64 if last64 > ack64 else ack64) - self.start_seq) & _M64
         if size:
-            size -= 1          # SYN octet
+            size -= 1  # SYN octet
         if self.fin_cnt > 0 and size:
-            size -= 1          # FIN octet
+            size -= 1  # FIN octet
         return size
 
 
@@ -261,7 +291,8 @@ def _get_relative_seq(start: int, cur: int, last: int, wraps: int) -> tuple[int,
 
 def _is_clean(ep: _Endpoint) -> bool:
     return ep.state == TCP_ESTABLISHED or (
-        ep.state == TCP_CLOSED and ep.prev_state == TCP_ESTABLISHED)
+        ep.state == TCP_CLOSED and ep.prev_state == TCP_ESTABLISHED
+    )
 
 
 class ZeekState:
@@ -288,8 +319,17 @@ class ZeekState:
     ``ignore_checksums`` mirrors ``zeek -C``: bad checksums are then not special.
     """
 
-    __slots__ = ("_client", "_server", "_hist", "_hist_seen", "_flipped",
-                 "_orig_is_client", "_is_partial", "_fps", "_ignore_checksums")
+    __slots__ = (
+        "_client",
+        "_flipped",
+        "_fps",
+        "_hist",
+        "_hist_seen",
+        "_ignore_checksums",
+        "_is_partial",
+        "_orig_is_client",
+        "_server",
+    )
 
     def __init__(self, flipped: bool = False, *, ignore_checksums: bool = False):
         self._client = _Endpoint()
@@ -301,7 +341,7 @@ class ZeekState:
         self._hist_seen = 0
         self._orig_is_client: bool | None = None
         self._is_partial = False
-        self._fps = 0                      # first_packet_seen
+        self._fps = 0  # first_packet_seen
         self._ignore_checksums = ignore_checksums
 
     # ------------------------------------------------------------------ results
@@ -333,8 +373,11 @@ class ZeekState:
         o_inactive = os_ == TCP_INACTIVE or os_ == TCP_PARTIAL
         r_inactive = rs == TCP_INACTIVE or rs == TCP_PARTIAL
         if rs == TCP_RESET:
-            if (os_ == TCP_SYN_SENT or os_ == TCP_SYN_ACK_SENT
-                    or (os_ == TCP_RESET and o.size() == 0 and r.size() == 0)):
+            if (
+                os_ == TCP_SYN_SENT
+                or os_ == TCP_SYN_ACK_SENT
+                or (os_ == TCP_RESET and o.size() == 0 and r.size() == 0)
+            ):
                 return "REJ"
             return "RSTRH" if o_inactive else "RSTR"
         if os_ == TCP_RESET:
@@ -424,11 +467,14 @@ class ZeekState:
             # TCPAnalyzer::ValidateChecksum: ChecksumError() and drop the packet.
             ep.chk_cnt, ep.chk_thresh = self._scaled(ep, "C", ep.chk_cnt, ep.chk_thresh)
             return
-        if (seg.flags & 0x17 == ACK and ep.state == TCP_ESTABLISHED
-                and ep.peer.state == TCP_ESTABLISHED and self._fps == _ORIG | _RESP
-                and self.fast_lane):
-            self._established(ep, seg.seq, seg.ack, seg.payload_len, seg.window,
-                              seg.truncated)
+        if (
+            seg.flags & 0x17 == ACK
+            and ep.state == TCP_ESTABLISHED
+            and ep.peer.state == TCP_ESTABLISHED
+            and self._fps == _ORIG | _RESP
+            and self.fast_lane
+        ):
+            self._established(ep, seg.seq, seg.ack, seg.payload_len, seg.window, seg.truncated)
         else:
             self._process(ep, seg)
 
@@ -436,8 +482,9 @@ class ZeekState:
     #: False sends every packet through :meth:`_process` (the tests compare both).
     fast_lane = True
 
-    def _established(self, ep: _Endpoint, seq: int, ack: int, length: int, window: int,
-                     truncated: bool) -> None:
+    def _established(
+        self, ep: _Endpoint, seq: int, ack: int, length: int, window: int, truncated: bool
+    ) -> None:
         """:meth:`_process` for an ACK without SYN, FIN or RST once both endpoints are
         TCP_ESTABLISHED and both have sent a packet (the caller checks it, and that the
         checksum is not wrong): the same steps with the branches such a packet cannot
@@ -472,14 +519,12 @@ class ZeekState:
             ack_underflow = d >= _HALF
             rel_ack = d
         else:
-            rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
-                                               peer.ack_wraps)
+            rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack, peer.ack_wraps)
         if ack_underflow:
             rel_ack = 0
         else:
-            delta_ack = (ack_seq - peer_ack) & _M32          # > 0 as a signed value:
-            if 0 < delta_ack < _HALF and not (ack_seq == 0
-                                              and delta_ack > _TOO_LARGE_SEQ_DELTA):
+            delta_ack = (ack_seq - peer_ack) & _M32  # > 0 as a signed value:
+            if 0 < delta_ack < _HALF and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
                 if ack_seq < peer_ack:
                     peer.ack_wraps += 1
                 peer.ack_seq = ack_seq
@@ -493,7 +538,7 @@ class ZeekState:
         elif length > 0:
             ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
         # UpdateEstablishedState(): no SYN, FIN or RST, no change
-        if rel_ack > peer.r_trim or peer.fin_cnt > 0:    # else AckReceived() returns
+        if rel_ack > peer.r_trim or peer.fin_cnt > 0:  # else AckReceived() returns
             self._ack_received(peer, rel_ack)
         if length > 0 and not seq_underflow and not truncated:
             self._data_sent(ep, rel_seq, length)
@@ -575,8 +620,7 @@ class ZeekState:
             self._check(ep, _HIST_MULTI_FLAG_PKT, "Q")
 
         # update_window(): zero window (scaling cannot turn a non-zero field into 0)
-        if (seg.window == 0 and not rst and peer.state != TCP_CLOSED
-                and ep.state != TCP_RESET):
+        if seg.window == 0 and not rst and peer.state != TCP_CLOSED and ep.state != TCP_RESET:
             ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
 
         if fin:
@@ -590,26 +634,30 @@ class ZeekState:
                 peer.reinit_seqs((ack_seq - 1) & _M32, (ack_seq - 1) & _M32)  # init_peer
             else:
                 peer_ack = peer.ack_seq
-                rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack,
-                                                   peer.ack_wraps)
+                rel_ack, ack_underflow = _relative(
+                    peer.start_seq, ack_seq, peer_ack, peer.ack_wraps
+                )
                 if ack_underflow:
                     rel_ack = 0
                 elif not rst:
                     # update_ack_seq(): seq_delta(ack_seq, peer's ack_seq) > 0
                     delta_ack = (ack_seq - peer_ack) & _M32
-                    if 0 < delta_ack < _HALF and not (ack_seq == 0
-                                                      and delta_ack > _TOO_LARGE_SEQ_DELTA):
+                    if 0 < delta_ack < _HALF and not (
+                        ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA
+                    ):
                         if ack_seq < peer_ack:
                             peer.ack_wraps += 1
                         peer.ack_seq = ack_seq
 
         # update_last_seq()
         delta_last = _seq_delta(seq_one_past, ep.last_seq)
-        if (syn or rst) and (delta_last > _TOO_LARGE_SEQ_DELTA
-                             or delta_last < -_TOO_LARGE_SEQ_DELTA):
+        if (syn or rst) and (
+            delta_last > _TOO_LARGE_SEQ_DELTA or delta_last < -_TOO_LARGE_SEQ_DELTA
+        ):
             pass
         elif (fin and ep.last_seq == (ep.start_seq + 1) & _M32) or (
-                delta_last > 0 and ep.state != TCP_RESET):
+            delta_last > 0 and ep.state != TCP_RESET
+        ):
             if seq_one_past < ep.last_seq:
                 ep.seq_wraps += 1
             ep.last_seq = seq_one_past
@@ -619,13 +667,13 @@ class ZeekState:
         # UpdateStateMachine() (ep.state is still the pre-packet state here)
         if state == TCP_INACTIVE:
             self._update_inactive(ep, peer, base_seq, length, is_orig, syn, fin, rst, ack)
-        elif state == TCP_ESTABLISHED or state == TCP_PARTIAL:    # UpdateEstablishedState
+        elif state == TCP_ESTABLISHED or state == TCP_PARTIAL:  # UpdateEstablishedState
             if syn and state == TCP_PARTIAL and peer.state == TCP_INACTIVE and not ack:
                 ep.set_state(TCP_SYN_SENT)
             if fin and not rst:
                 ep.set_state(TCP_CLOSED)
                 if peer.state == TCP_RESET and peer.prev_state == TCP_CLOSED:
-                    peer.set_state(TCP_CLOSED)   # FIN after the peer's FIN+RST: normal close
+                    peer.set_state(TCP_CLOSED)  # FIN after the peer's FIN+RST: normal close
             if rst:
                 ep.set_state(TCP_RESET)
         elif state == TCP_SYN_SENT or state == TCP_SYN_ACK_SENT:  # UpdateSYN_SentState
@@ -633,7 +681,7 @@ class ZeekState:
                 ep.set_state(TCP_CLOSED)
             if rst:
                 ep.set_state(TCP_RESET)
-        elif state == TCP_CLOSED:                                 # UpdateClosedState
+        elif state == TCP_CLOSED:  # UpdateClosedState
             if rst and peer.state != TCP_CLOSED:
                 ep.set_state(TCP_RESET)
         # TCP_RESET: UpdateResetState only reports weirds.
@@ -647,8 +695,18 @@ class ZeekState:
         if length > 0 and not rst and not seq_underflow and not seg.truncated:
             self._data_sent(ep, (rel_seq + 1) & _M64 if syn else rel_seq, length)
 
-    def _update_inactive(self, ep: _Endpoint, peer: _Endpoint, base_seq: int, length: int,
-                         is_orig: bool, syn: int, fin: int, rst: int, ack: int) -> None:
+    def _update_inactive(
+        self,
+        ep: _Endpoint,
+        peer: _Endpoint,
+        base_seq: int,
+        length: int,
+        is_orig: bool,
+        syn: int,
+        fin: int,
+        rst: int,
+        ack: int,
+    ) -> None:
         """TCPSessionAdapter::UpdateInactiveState."""
         if syn:
             if is_orig:
@@ -659,7 +717,7 @@ class ZeekState:
                     self._is_partial = False
                     self._flip_roles()
                     peer.set_state(TCP_ESTABLISHED)
-                    self._fps |= _ORIG            # SetFirstPacketSeen(true)
+                    self._fps |= _ORIG  # SetFirstPacketSeen(true)
                 if peer.state == TCP_SYN_SENT:
                     peer.set_state(TCP_ESTABLISHED)
                 ep.set_state(TCP_ESTABLISHED)
@@ -670,7 +728,7 @@ class ZeekState:
         if ep.state == TCP_INACTIVE:  # no control flags changed the state
             orig = self._client if self._client.is_orig else self._server
             if not is_orig and length == 0 and orig.state == TCP_SYN_SENT:
-                pass                      # an ACK of the initial SYN before the SYN-ACK
+                pass  # an ACK of the initial SYN before the SYN-ACK
             elif ack and peer.state == TCP_ESTABLISHED:
                 ep.set_state(TCP_ESTABLISHED)
                 self._is_partial = False
@@ -708,16 +766,19 @@ class ZeekState:
         else:
             self._insert_ooo(ep, seq, upper)
         ooo = ep.r_ooo
-        if ooo and ep.no_data_acked() and \
-                ooo[-1][1] - ep.r_last > _TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS:
-            ep.r_ooo = None               # above_hole_data_without_any_acks
+        if (
+            ooo
+            and ep.no_data_acked()
+            and ooo[-1][1] - ep.r_last > _TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS
+        ):
+            ep.r_ooo = None  # above_hole_data_without_any_acks
             ep.r_skip = True
             return
         buffered = ep.r_last - ep.r_trim
         if ooo:
             buffered += sum(u - s for s, u in ooo)
         if buffered > _TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS:
-            ep.r_ooo = None               # excessive_data_without_further_acks
+            ep.r_ooo = None  # excessive_data_without_further_acks
             ep.r_skip = True
 
     @staticmethod
@@ -777,17 +838,17 @@ class ZeekState:
                 self._after_delivery(ep)
             elif not ooo:
                 ep.r_ooo = None
-        ep.r_trim = seq                   # SetTrimSeq (seq > trim here)
+        ep.r_trim = seq  # SetTrimSeq (seq > trim here)
 
     def _undelivered(self, ep: _Endpoint, up_to: int) -> None:
         """TCP_Reassembler::Undelivered: report the holes below ``up_to``."""
         if up_to <= 2 and self._is_partial:
-            return                        # faked ISN of a partial connection
+            return  # faked ISN of a partial connection
         last = ep.r_last
         if not ep.r_skip:
             ooo = ep.r_ooo
             while ooo and ooo[0][0] < up_to:
-                self._gap(ep)             # Gap(last_reassem_seq, b.seq - last_reassem_seq)
+                self._gap(ep)  # Gap(last_reassem_seq, b.seq - last_reassem_seq)
                 last = ooo[0][0]
                 while ooo and ooo[0][0] <= last:
                     u = ooo.pop(0)[1]
