@@ -158,6 +158,7 @@ def analyze_file(
     idle_timeout: float = IDLE_TIMEOUT,
     close_delay: float = CLOSE_DELAY,
     shards: int = 1,
+    fast: bool = True,
 ) -> FileResult:
     """Analyse one capture.
 
@@ -177,8 +178,13 @@ def analyze_file(
     apply: ``marks``, the tshark decoder, ``shards`` < 2).
     Raises :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
+    ``fast``: with the speed machinery of :mod:`pcapcheck.fast` (batch decoding, the
+    lookahead, clean connections summarised, the established lane; the default);
+    False analyses with the reference engine alone (:mod:`pcapcheck.tcp`, records
+    decoded one by one by :class:`~pcapcheck.capture.decoder.Decoder`, serially): the
+    same report, slower (the tests compare both).
     """
-    if shards > 1 and not marks and decoder != "tshark":
+    if shards > 1 and fast and not marks and decoder != "tshark":
         from pcapcheck.run.shards import analyze_sharded
 
         return analyze_sharded(
@@ -193,7 +199,8 @@ def analyze_file(
             shards=shards,
         )
     result, _facts = analyze_part(
-        path, catalog, active, params, severity, decoder, marks, idle_timeout, close_delay
+        path, catalog, active, params, severity, decoder, marks, idle_timeout, close_delay,
+        fast=fast,
     )
     return result
 
@@ -260,6 +267,7 @@ def analyze_part(
     shard: tuple[int, int] | None = None,
     encode: bool = False,
     feed: str | None = None,
+    fast: bool = True,
 ) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
@@ -286,8 +294,14 @@ def analyze_part(
     ``feed``: with the native decoder, the ticket of a :class:`pcapcheck.run.feed.Feeder`
     that sends the file's batches (the file is then not read here); should the feed be
     lost (:class:`~pcapcheck.run.feed.FeedLost`), the file is read here after all.
+    ``fast``: see :func:`analyze_file` (False: no lookahead, no feed, no blocks).
     Raises :class:`pcapcheck.capture.reader.CaptureError` as :func:`analyze_file`.
     """
+    if not fast:
+        return _analyze_part(
+            path, catalog, active, params, severity, decoder, marks, idle_timeout,
+            close_delay, shard, encode, ahead=False, fast=False,
+        )
     args = (
         path,
         catalog,
@@ -341,25 +355,31 @@ def _analyze_part(
     encode: bool,
     ahead: bool,
     feed: Any = None,
+    fast: bool = True,
 ) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.fast.lookahead` (then raises
     :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the tracker contradicts it, the
     spools of the result deleted); ``feed``: a :class:`pcapcheck.run.feed.Feed` to take the
     batches from (then raises :class:`~pcapcheck.run.feed.FeedLost` when it is lost, the
-    spools deleted)."""
+    spools deleted); ``fast``: False, the reference engine alone (:func:`analyze_file`)."""
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
     horizon = max(tracker.idle_timeout, tracker.close_delay, tracker.linger) + 2 * SWEEP_EVERY + 1.0
-    source = open_source(
-        path,
-        decoder,
-        verify_checksums=verifies_checksums(active),
-        shard=shard,
-        blocks=True,
-        lookahead=(tracker.close_delay, horizon) if ahead else None,
-        feed=feed,
-    )
+    if not fast:
+        tracker._direct = True  # no clean rows (temporary switch)
+    if not fast and decoder == "native":
+        source: Any = NativeSource(path, verifies_checksums(active), shard=shard)
+    else:
+        source = open_source(
+            path,
+            decoder,
+            verify_checksums=verifies_checksums(active),
+            shard=shard,
+            blocks=fast,
+            lookahead=(tracker.close_delay, horizon) if ahead else None,
+            feed=feed,
+        )
     if encode:
         from pcapcheck.report.json_report import LINE_END, dumps_bytes
     result = FileResult(
