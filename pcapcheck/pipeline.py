@@ -23,6 +23,7 @@ from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, transitions
 from pcapcheck.fast.established_lane import feed_block
+from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.model import CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment, SegmentBlock
 from pcapcheck.spool import LineSpool, Spool
 from pcapcheck.tcp.connection import Connection
@@ -364,10 +365,11 @@ def _analyze_part(
     spools deleted); ``fast``: False, the reference engine alone (:func:`analyze_file`)."""
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
-    tracker = Tracker(checker, idle_timeout=idle_timeout, close_delay=close_delay)
+    # fast: connections kept as rows and the clean ones summarised; else the reference
+    tracker = (SummarisingTracker if fast else Tracker)(
+        checker, idle_timeout=idle_timeout, close_delay=close_delay
+    )
     horizon = max(tracker.idle_timeout, tracker.close_delay, tracker.linger) + 2 * SWEEP_EVERY + 1.0
-    if not fast:
-        tracker._direct = True  # no clean rows (temporary switch)
     if not fast and decoder == "native":
         source: Any = NativeSource(path, verifies_checksums(active), shard=shard)
     else:

@@ -18,8 +18,8 @@ from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import established_lane as lane
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.tcp import tracker as tracker_module
-from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate

@@ -22,8 +22,8 @@ from pcapcheck.fast import lookahead
 from pcapcheck.fast.clean_connections import FastPathMismatch, Pending
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.tcp import tracker as tracker_module
-from pcapcheck.tcp.tracker import Tracker
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -341,8 +341,8 @@ def test_end_fast_finalises_the_connection_at_once():
     """A fast connection's last segment finalises it as the tracker finalises a clean
     Pending: its 4-tuple among the recently closed ones (for CL010), the connection
     finished; nothing is left in the table or the queue of closed connections (the
-    Pending, its turn and its ticks spared). A 4-tuple held in the table, at its SYN
-    or its last segment, is a contradiction."""
+    Pending, its turn and its ticks spared). A 4-tuple held (kept as rows, or in the
+    table), at its SYN or its last segment, is a contradiction."""
     from pcapcheck.tcp.detectors import Checker
 
     tracker = Tracker(Checker())
@@ -352,11 +352,18 @@ def test_end_fast_finalises_the_connection_at_once():
     tracker.start_fast(fast, 10.0)
     assert c.id == 1 and not tracker.table
     tracker.end_fast(fast, 12.5)
-    assert not tracker.table and not tracker._closing
+    assert not tracker.table and not tracker.pending
+    assert not tracker.closing and not tracker.pending_closing
     assert tracker.recently_closed[fast.key] == (1, 12.5)
     assert tracker.pop_finished() == [c]
     held = lookahead.FastConn(("10.0.0.3", 1, "10.0.0.4", 2), clean.CleanConnection())
-    tracker.table[held.key] = Pending(9, ("10.0.0.3", 1), ("10.0.0.4", 2))
+    tracker.pending[held.key] = Pending(9, ("10.0.0.3", 1), ("10.0.0.4", 2))
+    with pytest.raises(FastPathMismatch):
+        tracker.end_fast(held, 13.0)
+    with pytest.raises(FastPathMismatch):
+        tracker.start_fast(held, 13.0)
+    del tracker.pending[held.key]
+    tracker.table[held.key] = object()  # type: ignore[assignment]
     with pytest.raises(FastPathMismatch):
         tracker.end_fast(held, 13.0)
     with pytest.raises(FastPathMismatch):

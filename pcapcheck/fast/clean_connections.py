@@ -65,6 +65,7 @@ from pcapcheck.model import (
     flags_text,
 )
 from pcapcheck.tcp.connection import Connection
+from pcapcheck.tcp.detectors import fill_common, retransmission_data
 
 #: Summarise clean connections from their rows; False replays every connection (the
 #: tests compare both).
@@ -166,28 +167,10 @@ def retransmission_events(c: CleanConnection) -> list[Event]:
     client, server = text(c.client), text(c.server)
     out = []
     for frame, from_client, seq, length, first, flags in c.retx:
-        sender, receiver = ("client", "server") if from_client else ("server", "client")
-        out.append(
-            Event(
-                "SQ002",
-                c.id,
-                frame,
-                {
-                    "seq": seq,
-                    "payload_len": length,
-                    "first_frame": first,
-                    "client": client,
-                    "server": server,
-                    "client_state": ESTABLISHED,
-                    "server_state": ESTABLISHED,
-                    "sender": sender,
-                    "receiver": receiver,
-                    "sender_state": ESTABLISHED,
-                    "receiver_state": ESTABLISHED,
-                    "flags": flags_text(flags),
-                },
-            )
-        )
+        data = retransmission_data(seq, length, first)
+        sender = "client" if from_client else "server"
+        fill_common(data, client, server, ESTABLISHED, ESTABLISHED, sender, flags)
+        out.append(Event("SQ002", c.id, frame, data))
     return out
 
 

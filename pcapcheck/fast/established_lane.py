@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from itertools import repeat
 
-from pcapcheck.fast.clean_connections import Pending
+from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.model import ESTABLISHED, MARK_END, MARK_START, SegmentBlock
-from pcapcheck.tcp.tracker import Tracker
 from pcapcheck.tcp.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
 
 #: Replay plain segments from the columns; False builds and feeds every Segment (the
@@ -45,7 +44,7 @@ FAST = True
 _BOTH_SEEN = _ORIG | _RESP  # ZeekState._fps once both endpoints have sent a packet
 
 
-def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
+def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
     """Feed every record of ``block`` to ``tracker``, in capture order: the block's rows
     (this shard's segments) to :meth:`Tracker.feed` (or straight to the fast lanes, see
     the module docstring), the other shards' segments to :meth:`Tracker.tick`; a run of
@@ -55,11 +54,12 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
     feed, segment = tracker.feed, block.segment
     other_ts, other_end = block.other_ts, block.other_end
     use_lane = FAST and checker.frame_conn is None and checker.fast_lane and ZeekState.fast_lane
-    table_get = tracker.table.get
-    closing = tracker._closing
+    table_get, pending_get = tracker.table.get, tracker.pending.get
+    closing, pending_closing = tracker.closing, tracker.pending_closing
+    release_due = tracker.release_due
     idle, delay = tracker.idle_timeout, tracker.close_delay
     lane = checker._established
-    next_sweep = tracker._next_sweep
+    next_sweep = tracker.next_sweep
     i = -1
     start = 0
     for (
@@ -100,9 +100,13 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
         block.fast or _NONES,
     ):
         i += 1
-        if end > start and (latest >= next_sweep or (closing and latest - closing[0][0] > delay)):
+        if end > start and (
+            latest >= next_sweep
+            or (closing and latest - closing[0][0] > delay)
+            or (pending_closing and latest - pending_closing[0][0] > delay)
+        ):
             ticks(tracker, other_ts[start:end].tolist())
-            next_sweep = tracker._next_sweep
+            next_sweep = tracker.next_sweep
         start = end
         if fast is not None:  # a verdict of pcapcheck.fast.lookahead
             mark = fast[0]
@@ -112,7 +116,7 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                 tracker.end_fast(fast[1], ts)
             else:
                 tracker.feed_direct(segment(i))
-            next_sweep = tracker._next_sweep
+            next_sweep = tracker.next_sweep
             continue
         if use_lane and plain and ts < next_sweep:
             if src < dst or (src == dst and sport <= dport):
@@ -120,10 +124,11 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
             else:
                 key = (dst, dport, src, sport)
             conn = table_get(key)
-            if conn.__class__ is Pending:
-                if ts - conn.last_ts <= delay:  # kept as a row (pcapcheck.fast.clean_connections)
-                    client = conn.client
-                    conn.rows.append(
+            p = pending_get(key) if conn is None else None
+            if p is not None:
+                if ts - p.last_ts <= delay:  # kept as a row (pcapcheck.fast.clean_connections)
+                    client = p.client
+                    p.rows.append(
                         (
                             frame,
                             ts,
@@ -138,12 +143,14 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                             None,
                         )
                     )
-                    conn.last_ts = ts
-                    if conn.fins == 3 and not conn.closing:  # see Tracker.feed
-                        conn.closing = True
-                        closing.append((ts, key, conn))
-                    if closing and ts - closing[0][0] > delay:
-                        tracker._release(ts)
+                    p.last_ts = ts
+                    if p.fins == 3 and not p.closing:  # see SummarisingTracker.feed
+                        p.closing = True
+                        pending_closing.append((ts, key, p))
+                    if (closing and ts - closing[0][0] > delay) or (
+                        pending_closing and ts - pending_closing[0][0] > delay
+                    ):
+                        release_due(ts)
                     continue
             elif (
                 conn is not None
@@ -179,32 +186,45 @@ def feed_block(tracker: Tracker, block: SegmentBlock) -> None:
                     )
                 ):
                     zeek._established(ep, seq, ack, length, window, False)
-                    if closing and ts - closing[0][0] > delay:
-                        tracker._release(ts)
+                    if (closing and ts - closing[0][0] > delay) or (
+                        pending_closing and ts - pending_closing[0][0] > delay
+                    ):
+                        release_due(ts)
                     continue
         feed(segment(i))
-        next_sweep = tracker._next_sweep
+        next_sweep = tracker.next_sweep
     if other_end is not None:  # the other shards' segments after the rows
         latest = block.other_max[-1]
-        if latest >= tracker._next_sweep or (closing and latest - closing[0][0] > delay):
+        if (
+            latest >= tracker.next_sweep
+            or (closing and latest - closing[0][0] > delay)
+            or (pending_closing and latest - pending_closing[0][0] > delay)
+        ):
             ticks(tracker, other_ts[start:].tolist())
 
 
-def ticks(tracker: Tracker, times: list[float]) -> None:
+def ticks(tracker: SummarisingTracker, times: list[float]) -> None:
     """:meth:`Tracker.tick` for each time of ``times`` (seconds, capture order) where it
     does something (a sweep due, or the oldest closed connection's delay run out), the
-    same two tests made inline for the others: most of a run of other segments needs
+    same tests made inline for the others: most of a run of other segments needs
     no tick."""
-    closing = tracker._closing
+    closing, pending_closing = tracker.closing, tracker.pending_closing
     delay = tracker.close_delay
     tick = tracker.tick
-    next_sweep = tracker._next_sweep
-    oldest = closing[0][0] if closing else _INF
+    next_sweep = tracker.next_sweep
+    oldest = _oldest(closing, pending_closing)
     for t in times:
         if t >= next_sweep or t - oldest > delay:
             tick(t)
-            next_sweep = tracker._next_sweep
-            oldest = closing[0][0] if closing else _INF
+            next_sweep = tracker.next_sweep
+            oldest = _oldest(closing, pending_closing)
+
+
+def _oldest(closing, pending_closing) -> float:
+    """The earliest close time at the head of the two queues (infinity: none)."""
+    a = closing[0][0] if closing else _INF
+    b = pending_closing[0][0] if pending_closing else _INF
+    return a if a < b else b
 
 
 _NONE = float("-inf")

@@ -83,6 +83,45 @@ def duplicate_key(seg: Segment) -> tuple | None:
     return (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
 
 
+def retransmission_data(seq: int, payload_len: int, first_frame: int | None) -> dict[str, Any]:
+    """The data of an SQ002 event (a retransmission, RFC 9293 §3.8.1), before the
+    common fields (:func:`fill_common`): ``seq`` (SEG.SEQ relative to the sender's ISN),
+    ``payload_len`` (bytes) and ``first_frame`` (the frame that first sent its first
+    byte while that data is still unacknowledged, else None)."""
+    return {"seq": seq, "payload_len": payload_len, "first_frame": first_frame}
+
+
+def fill_common(
+    data: dict[str, Any],
+    client: str,
+    server: str,
+    client_state: str | None,
+    server_state: str | None,
+    sender: str | None,
+    flags: int | None,
+) -> None:
+    """Give an event's ``data`` the fields every event carries, after its own: the
+    endpoints' text (``ip:port``), both RFC 9293 states after the frame, the sender's
+    and receiver's roles and states (None when ``sender``, ``"client"`` or
+    ``"server"``, is None) and the segment's ``flags`` as text (None: no segment)."""
+    d = data
+    d.setdefault("client", client)
+    d.setdefault("server", server)
+    d["client_state"] = client_state
+    d["server_state"] = server_state
+    if sender is None:
+        d.setdefault("sender", None)
+        d.setdefault("receiver", None)
+        d.setdefault("sender_state", None)
+        d.setdefault("receiver_state", None)
+    else:
+        client_sent = sender == "client"
+        d["sender"], d["receiver"] = sender, "server" if client_sent else "client"
+        d["sender_state"] = client_state if client_sent else server_state
+        d["receiver_state"] = server_state if client_sent else client_state
+    d.setdefault("flags", flags_text(flags) if flags is not None else None)
+
+
 def invalid_flags(flags: int) -> str | None:
     """Return why a flag combination is impossible, or None (RFC 9293 §3.1, §3.10.7)."""
     if flags & 0x3F == 0:
@@ -140,23 +179,17 @@ class Checker:
 
     def _fill_states(self, conn: Connection, seg: Segment | None) -> None:
         """Give the events of the current frame the common fields (states after it)."""
+        flags = seg.flags if seg is not None else None
         for ev, sender in self._frame_events:
-            d = ev.data
-            d.setdefault("client", conn.client_text)
-            d.setdefault("server", conn.server_text)
-            d["client_state"] = conn.ec.state
-            d["server_state"] = conn.es.state
-            if sender is None:
-                d.setdefault("sender", None)
-                d.setdefault("receiver", None)
-                d.setdefault("sender_state", None)
-                d.setdefault("receiver_state", None)
-            else:
-                other = "server" if sender == "client" else "client"
-                d["sender"], d["receiver"] = sender, other
-                d["sender_state"] = conn.ec.state if sender == "client" else conn.es.state
-                d["receiver_state"] = conn.es.state if sender == "client" else conn.ec.state
-            d.setdefault("flags", flags_text(seg.flags) if seg is not None else None)
+            fill_common(
+                ev.data,
+                conn.client_text,
+                conn.server_text,
+                conn.ec.state,
+                conn.es.state,
+                sender,
+                flags,
+            )
         self._frame_events.clear()
 
     # ------------------------------------------------------------------ per segment
@@ -807,7 +840,7 @@ class Checker:
             first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
             if first is None and seq < 1 + fs.syn_len:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
-            self.emit(conn, "SQ002", frame, role, seq=seq, payload_len=length, first_frame=first)
+            self.emit(conn, "SQ002", frame, role, **retransmission_data(seq, length, first))
         if end > fs.nxt:
             fs.unacked.append((fs.nxt, end, frame))
             fs.high_ts = seg.ts

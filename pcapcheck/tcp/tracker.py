@@ -25,10 +25,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any
 
-from pcapcheck.fast import clean_connections as clean
-from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, Pending
 from pcapcheck.model import (
     ACK,
     CLOSED,
@@ -38,15 +36,11 @@ from pcapcheck.model import (
     SYN,
     SYNCHRONIZED,
     Segment,
-    TcpOptions,
 )
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker
 from pcapcheck.tcp.state_machine import Endpoint
 from pcapcheck.tcp.zeek import ZeekState, zeek_flips_first_packet
-
-if TYPE_CHECKING:
-    from pcapcheck.fast.lookahead import FastConn
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
 #: they decide when Zeek flips a connection whose first packet is not a SYN ('^').
@@ -108,6 +102,12 @@ class Tracker:
     finalised (at most 2·MSL).
     Finished connections (their checks done) accumulate in order of finalisation;
     :meth:`pop_finished` takes them, :meth:`finish` finalises the rest at the end.
+
+    Besides :meth:`feed`, the operations a caller that routes some segments itself needs
+    (the speed machinery of :mod:`pcapcheck.fast`): :meth:`key_of`, :meth:`new_id`,
+    :meth:`open_connection`, :meth:`process`, :meth:`finalize`, :meth:`add_finished`,
+    and the clock: :meth:`tick` (:meth:`sweep` when :attr:`next_sweep` is reached,
+    :meth:`release_due` for the :attr:`closing` queue).
     """
 
     def __init__(
@@ -121,272 +121,128 @@ class Tracker:
         #: 4-tuple → (connection id, close time) of gracefully closed, finalised
         #: connections, kept for 2·MSL so that CL010 can still see a quick reuse.
         self.recently_closed: dict[tuple, tuple[int, float]] = {}
-        self._finished: list[Connection] = []
+        self._finished: list[Any] = []
         #: (close time, key, connection) of closed connections, in order of closing:
-        #: released ``close_delay`` after their last segment, without waiting for a sweep.
-        self._closing: deque[tuple[float, tuple, Connection]] = deque()
+        #: released ``close_delay`` after their last segment, without waiting for a sweep
+        #: (:meth:`release_due`).
+        self.closing: deque[tuple[float, tuple, Any]] = deque()
         self._next_id = 1
-        self._next_sweep = float("-inf")  # the first segment sweeps (nothing yet)
+        #: capture time (seconds since the epoch) at or after which the next segment
+        #: sweeps the table first (:meth:`sweep`); the first segment sweeps (nothing yet).
+        self.next_sweep = float("-inf")
         #: every 4-tuple seen, only while recording per-frame marks (Wireshark's "ports
         #: reused" has no time limit); empty otherwise, so memory stays bounded.
         self._used: set[tuple] = set()
-        self._direct = False  # see feed_direct
+
+    @staticmethod
+    def key_of(seg: Segment) -> tuple:
+        """The table key of ``seg``'s connection: its unordered 4-tuple, ``(addr, port,
+        addr, port)`` with the lower ``(addr, port)`` first."""
+        src, dst = seg.src, seg.dst
+        if src < dst or (src == dst and seg.sport <= seg.dport):
+            return (src, seg.sport, dst, seg.dport)
+        return (dst, seg.dport, src, seg.sport)
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
         ts = seg.ts
-        if ts >= self._next_sweep:
-            self._sweep(ts)
+        if ts >= self.next_sweep:
+            self.sweep(ts)
         src, dst = seg.src, seg.dst
-        if src < dst or (src == dst and seg.sport <= seg.dport):
+        if src < dst or (src == dst and seg.sport <= seg.dport):  # key_of, written out
             key = (src, seg.sport, dst, seg.dport)
         else:
             key = (dst, seg.dport, src, seg.sport)
         conn = self.table.get(key)
-        if conn.__class__ is Pending:
-            flags = seg.flags
-            if ts - conn.last_ts <= self.close_delay and flags & (SYN | ACK | FIN | RST) != SYN:
-                self._keep(conn, seg)
-                if not conn.closing:
-                    # An RST, or a segment after both FINs: it may be closed. Like a
-                    # closed connection, it is taken up again close_delay after its last
-                    # segment (_release), not at the next sweep.
-                    if flags & RST or conn.fins == 3:
-                        conn.closing = True
-                        self._closing.append((ts, key, conn))
-                    elif flags & FIN:
-                        conn.fins |= 1 if conn.rows[-1][2] else 2
-                self._release_due(ts)
-                return
-            conn = (
-                self._settle(key, conn)
-                if ts - conn.last_ts > self.close_delay
-                else self._replay(key, conn)
-            )
         if conn is None:
-            if seg.flags & (SYN | ACK | FIN | RST) == SYN and self._keeps_rows(key):
-                # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must
-                # be replayed (pcapcheck.fast.clean_connections).
-                p = self.table[key] = Pending(
-                    self._next_id, (seg.src, seg.sport), (seg.dst, seg.dport)
-                )
-                self._next_id += 1
-                self._keep(p, seg)
-                self._release_due(ts)
-                return
-            conn = self._new(seg, key, None)
+            conn = self.open_connection(seg, key)
         else:
             limit = self.close_delay if conn.closed else self.idle_timeout
             if ts - conn.last_ts > limit:
-                self._finalize(key, conn, conn.last_ts + limit)
-                conn = self._new(seg, key, None)
+                self.finalize(key, conn, conn.last_ts + limit)
+                conn = self.open_connection(seg, key)
             elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
-                self._finalize(key, conn, ts)
-                conn = self._new(seg, key, conn)
+                self.finalize(key, conn, ts)
+                conn = self.open_connection(seg, key, conn)
+        self.process(key, conn, seg)
+        self.release_due(ts)
+
+    def process(self, key: tuple, conn: Connection, seg: Segment) -> None:
+        """Replay ``seg`` on ``conn`` (in the table under ``key``) with the checker; a
+        connection it closes joins :attr:`closing`."""
         was_closed = conn.closed
         self.checker.process(conn, seg)
         if conn.closed and not was_closed:
-            self._closing.append((ts, key, conn))
-        self._release_due(ts)
+            self.closing.append((seg.ts, key, conn))
 
-    def _keeps_rows(self, key: tuple) -> bool:
-        """Whether a pure SYN on ``key``, a 4-tuple not in the table, starts a
-        :class:`Pending` (:mod:`pcapcheck.fast.clean_connections`): the shortcut on, no per-frame marks,
-        the 4-tuple not closed within 2·MSL, not fed by :meth:`feed_direct`."""
-        return (
-            clean.ENABLED
-            and self.checker.marks is None
-            and key not in self.recently_closed
-            and not self._direct
-        )
-
-    def feed_direct(self, seg: Segment) -> None:
-        """:meth:`feed` a SYN that :mod:`pcapcheck.fast.lookahead` found to start a connection
-        that is not clean: its connection is replayed segment by segment from the start
-        rather than kept as rows for :func:`clean.check` (which would fail, and replay
-        them): the same report, sooner."""
-        self._direct = True
-        try:
-            self.feed(seg)
-        finally:
-            self._direct = False
-
-    def start_fast(self, fast: FastConn, ts: float) -> None:
-        """The SYN of a connection :mod:`pcapcheck.fast.lookahead` found clean arrives at
-        ``ts`` (seconds since the epoch): do what :meth:`feed` does for it (the sweep,
-        the id reserved for a new :class:`Pending`, the releases), without keeping it.
-        Raises :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when :meth:`feed` would not
-        make it a Pending (its 4-tuple held in the table or recently closed)."""
-        if ts >= self._next_sweep:
-            self._sweep(ts)
-        key = fast.key
-        if key in self.table or not self._keeps_rows(key):
-            raise FastPathMismatch(f"the SYN of {key} does not start a fresh connection")
-        fast.clean.id = self._next_id
+    def new_id(self) -> int:
+        """Allocate the next connection id (ids are 1, 2, ... in order of allocation)."""
+        cid = self._next_id
         self._next_id += 1
-        self._release_due(ts)
-
-    def end_fast(self, fast: FastConn, ts: float) -> None:
-        """The last segment of a connection :mod:`pcapcheck.fast.lookahead` found clean
-        arrives at ``ts`` (its other segments came as :meth:`tick`): finalise it at once,
-        as :meth:`_settle` finalises a clean Pending (its 4-tuple among the recently
-        closed ones, its :class:`~pcapcheck.fast.clean_connections.CleanConnection` finished), where
-        :meth:`feed` would keep its Pending in the table until the close delay has run
-        out. Nothing can tell the two apart: no segment of the 4-tuple comes within the
-        close delay (the lookahead would have seen it in the connection's group), and
-        with the capture's clock never going back (the lookahead's condition) the
-        Pending's turn in the queue of closed connections would come at the first
-        segment past the close delay, which the lookahead saw before it decided (so
-        before the end, cut short or not). Spared: the Pending, its turn in the queue
-        and the table, and the ticks that turn called for (issue #4).
-        Raises :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the 4-tuple is in the
-        table."""
-        if ts >= self._next_sweep:
-            self._sweep(ts)
-        key = fast.key
-        if key in self.table:
-            raise FastPathMismatch(f"{key} is in the table at its last segment")
-        self._clean_done(key, fast.clean)
-        self._release_due(ts)
+        return cid
 
     def tick(self, ts: float) -> None:
         """The capture's clock reads ``ts`` (seconds since the epoch) at a TCP segment
         this tracker does not analyse (one of another shard, :mod:`pcapcheck.run.shards`): do
         the sweep and the releases :meth:`feed` would do for it, so that a shard releases
         its connections exactly when the analysis of the whole capture does."""
-        if ts >= self._next_sweep:
-            self._sweep(ts)
-        self._release_due(ts)
+        if ts >= self.next_sweep:
+            self.sweep(ts)
+        self.release_due(ts)
 
-    def _release_due(self, now: float) -> None:
-        """Call :meth:`_release` when the oldest closed connection's delay has run out."""
-        closing = self._closing
+    def release_due(self, now: float) -> None:
+        """Finalise the closed connections whose close delay has run out at ``now``
+        (seconds since the epoch), when the oldest one's has; :meth:`feed` calls it after
+        every segment."""
+        closing = self.closing
         if closing and now - closing[0][0] > self.close_delay:
             self._release(now)
 
     def _release(self, now: float) -> None:
         """Finalise the closed connections whose close delay has run out at ``now``."""
-        closing = self._closing
+        closing = self.closing
         while closing and now - closing[0][0] > self.close_delay:
             _t, old_key, old = closing.popleft()
             if self.table.get(old_key) is not old:
                 continue  # already finalised (a new SYN took the key)
             if now - old.last_ts > self.close_delay:
-                if old.__class__ is Pending:
-                    old = self._settle(old_key, old)
-                    if old is None or not old.closed:
-                        continue
-                self._finalize(old_key, old, old.last_ts + self.close_delay)
+                self.finalize(old_key, old, old.last_ts + self.close_delay)
             else:  # segments after the close: wait for them
                 closing.append((old.last_ts, old_key, old))
-
-    @staticmethod
-    def _keep(p: Pending, seg: Segment) -> None:
-        """Append ``seg`` to the rows of ``p`` (:mod:`pcapcheck.fast.clean_connections`)."""
-        options = seg.options
-        p.rows.append(
-            (
-                seg.frame,
-                seg.ts,
-                seg.sport == p.client[1] and seg.src == p.client[0],
-                seg.seq,
-                seg.ack,
-                seg.flags,
-                seg.window,
-                seg.payload_len,
-                seg.ip_id,
-                options.ts_val if options is not None else None,
-                seg,
-            )
-        )
-        p.last_ts = seg.ts
-        if seg.truncated or seg.checksum_ok is False:
-            p.dirty = True
-
-    def _replay(self, key: tuple, p: Pending) -> Connection:
-        """Turn the kept connection ``p`` into a :class:`Connection` (its id, in the table
-        under ``key``) by replaying its rows through the full path, as :meth:`feed` would
-        have; return it."""
-        segments = [row[10] or self._segment(p, row) for row in p.rows]
-        next_id, self._next_id = self._next_id, p.id
-        del self.table[key]
-        conn = self._new(segments[0], key, None)
-        self._next_id = next_id
-        process = self.checker.process
-        for seg in segments:
-            was_closed = conn.closed
-            process(conn, seg)
-            if conn.closed and not was_closed:
-                self._closing.append((seg.ts, key, conn))
-        return conn
-
-    @staticmethod
-    def _segment(p: Pending, row: tuple) -> Segment:
-        """The Segment of a row that :func:`pcapcheck.fast.established_lane.feed_block` kept (an ordinary
-        ACK: not cut, checksum not wrong, no option but timestamps)."""
-        frame, ts, from_client, seq, ack, flags, window, length, ip_id, ts_val, _s = row
-        (src, sport), (dst, dport) = (p.client, p.server) if from_client else (p.server, p.client)
-        options = None if ts_val is None else TcpOptions(None, None, False, (), ts_val, None)
-        return Segment(
-            frame,
-            ts,
-            src,
-            dst,
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            window,
-            length,
-            options,
-            ip_id,
-            6 if ":" in src else 4,
-        )
-
-    def _settle(self, key: tuple, p: Pending, cut: bool = False) -> Connection | None:
-        """Finalise the kept connection ``p`` when its rows fit :func:`clean.check`
-        (None then); else replay it and return the :class:`Connection` (in the table)."""
-        done = None if cut else clean.check(p)
-        if done is None:
-            return self._replay(key, p)
-        del self.table[key]
-        self._clean_done(key, done)
-        return None
-
-    def _clean_done(self, key: tuple, done: CleanConnection) -> None:
-        """A clean connection finalised: its 4-tuple among the recently closed ones, it
-        among the finished connections."""
-        self.recently_closed[key] = (done.id, done.close_ts)
-        if done.retx:
-            done.events = clean.retransmission_events(done)
-        self._finished.append(done)
 
     def _limit(self, conn: Connection) -> float:
         """Seconds a connection is kept after its last segment."""
         return self.close_delay if conn.closed else self.idle_timeout
 
-    def _sweep(self, now: float) -> None:
-        self._next_sweep = now + SWEEP_EVERY
+    def sweep(self, now: float) -> None:
+        """Finalise the connections idle (or closed) for longer than their limit at
+        ``now`` (seconds since the epoch); forget the closed 4-tuples older than 2·MSL.
+        The next sweep is due :data:`SWEEP_EVERY` seconds later (:attr:`next_sweep`)."""
+        self.next_sweep = now + SWEEP_EVERY
         for key, conn in list(self.table.items()):
-            if conn.__class__ is Pending:
-                if now - conn.last_ts <= self.close_delay:
-                    continue
-                conn = self._settle(key, conn)
-                if conn is None:
-                    continue
             if now - conn.last_ts > self._limit(conn):
-                self._finalize(key, conn, conn.last_ts + self._limit(conn))
+                self.finalize(key, conn, conn.last_ts + self._limit(conn))
         horizon = now - self.linger
         for key, (_cid, closed_at) in list(self.recently_closed.items()):
             if closed_at < horizon:
                 del self.recently_closed[key]
 
-    def _finalize(self, key: tuple, conn: Connection, end: float, cut: bool = False) -> None:
+    def finalize(self, key: tuple, conn: Connection, end: float, cut: bool = False) -> None:
+        """Take ``conn`` out of the table (``key``), run its end checks
+        (:meth:`Checker.finish` with ``end`` and ``cut``) and add it to the finished
+        connections (its 4-tuple among the recently closed ones after a graceful close)."""
         del self.table[key]
         self.checker.finish(conn, end, cut)
         if conn.close_ts is not None and conn.reset_frame is None:
             self.recently_closed[key] = (conn.id, conn.close_ts)
+        self._finished.append(conn)
+
+    def add_finished(self, conn: Any, key: tuple, closed_at: float) -> None:
+        """Add ``conn``, a connection on the 4-tuple ``key`` that closed gracefully at
+        ``closed_at`` (seconds since the epoch) and was finalised without the table (by
+        a caller that summarised it), to the finished connections, as :meth:`finalize`
+        adds one; its 4-tuple is remembered among the recently closed ones (CL010)."""
+        self.recently_closed[key] = (conn.id, closed_at)
         self._finished.append(conn)
 
     @staticmethod
@@ -400,7 +256,14 @@ class Tracker:
             return True
         return ep.state in SYNCHRONIZED
 
-    def _new(self, seg: Segment, key: tuple, previous: Connection | None) -> Connection:
+    def open_connection(
+        self, seg: Segment, key: tuple, previous: Connection | None = None, cid: int | None = None
+    ) -> Connection:
+        """Open the connection that ``seg`` starts, in the table under ``key`` (which
+        holds none): roles, RFC 9293 endpoints and Zeek state set from ``seg``, CL010
+        checked when ``previous`` (the connection it replaces on ``key``) or a recent
+        one closed on ``key``. ``cid``: its id, allocated earlier by :meth:`new_id`
+        (default: a new one). ``seg`` itself is not replayed (:meth:`process`)."""
         src, dst = (seg.src, seg.sport), (seg.dst, seg.dport)
         flags = seg.flags
         inferred = flipped = midstream = False
@@ -421,8 +284,10 @@ class Tracker:
         else:
             ec = Endpoint("client", CLOSED if not flipped else None)
             es = Endpoint("server", None)
+        if cid is None:
+            cid = self.new_id()
         conn = Connection(
-            id=self._next_id,
+            id=cid,
             client=client,
             server=server,
             roles_inferred=inferred,
@@ -443,7 +308,6 @@ class Tracker:
             prev_id, closed_at = self.recently_closed[key]
             if seg.ts - closed_at < self.linger:
                 conn.tail_of = prev_id
-        self._next_id += 1
         self.table[key] = conn
         if flags & (SYN | ACK | FIN | RST) == SYN:
             if previous is not None or key in self._used:
@@ -487,22 +351,18 @@ class Tracker:
         """True when finalised connections are waiting to be taken."""
         return bool(self._finished)
 
-    def pop_finished(self) -> list[Connection]:
+    def pop_finished(self) -> list[Any]:
         """Take the connections finalised so far (their events and states are final)."""
         done, self._finished = self._finished, []
         return done
 
-    def finish(self, capture_end: float, cut: bool = False) -> Iterator[Connection]:
+    def finish(self, capture_end: float, cut: bool = False) -> Iterator[Any]:
         """Finalise every connection still open at the end of the capture (end-of-capture
         checks with ``capture_end``, seconds since the epoch; ``cut``: the file ends
         inside a record, see :meth:`Checker.finish`); yield all finished connections not
         yet taken, in id order."""
         for key, conn in list(self.table.items()):
-            if conn.__class__ is Pending:
-                conn = self._settle(key, conn, cut)
-                if conn is None:
-                    continue
-            self._finalize(key, conn, capture_end, cut)
+            self.finalize(key, conn, capture_end, cut)
         yield from sorted(self.pop_finished(), key=lambda c: c.id)
 
 
