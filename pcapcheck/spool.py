@@ -20,6 +20,7 @@ they come, so reading them back is reading a file, with no merge.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import pickle
@@ -268,10 +269,10 @@ class LineSpool:
         self._next = id_ = id_ + 1
         waiting = self._waiting
         while waiting:
-            text = waiting.pop(id_, None)
-            if text is None:
+            queued = waiting.pop(id_, None)
+            if queued is None:
                 break
-            write(text)
+            write(queued)
             write(end)
             id_ += 1
         self._next = id_
@@ -416,7 +417,5 @@ class LineSpool:
 
 def _remove_paths(paths: list[str]) -> None:
     for path in paths:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass

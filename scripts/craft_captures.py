@@ -980,7 +980,7 @@ def hs001():
 def hs002():
     cap = Capture()
     c = Conversation(cap)
-    f1 = c.syn("c")
+    c.syn("c")
     f2 = c.synack("s", ack=CLIENT_ISN)  # acks the ISN itself, not ISN+1
     f3 = c.rst("c", seq=CLIENT_ISN)  # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
     return Case(
@@ -1080,7 +1080,7 @@ def hs004():
 @case
 def hs005():
     cap = Capture()
-    c, syns, f = build_retransmitted_syn(cap, (1.0, 2.0))
+    c, syns, _f = build_retransmitted_syn(cap, (1.0, 2.0))
     return Case(
         "hs005_syn-retransmitted.pcap",
         "The SYN is retransmitted after 1 s and 3 s (same ISN), then answered; normal connection and close.",
@@ -1512,7 +1512,7 @@ def cl009():
 @case
 def cl010():
     cap = Capture()
-    c1, f = build_clean_handshake_close(cap)
+    c1, _f = build_clean_handshake_close(cap)
     close_t = cap.t / 1e6
     c2 = Conversation(cap, cisn=CLIENT_ISN + 0x00100000, sisn=SERVER_ISN + 0x00200000)
     g1 = c2.syn("c", at=close_t + 10.0)
@@ -1970,7 +1970,7 @@ def cp002_before_fin():
 @case
 def cp003():
     cap = Capture(snaplen=64)
-    c, f = build_clean_handshake_close(cap)
+    c, _f = build_clean_handshake_close(cap)
     return Case(
         "cp003_truncated-packets.pcap",
         "clean_handshake_close captured with snaplen 64: every packet is cut (SYN options and payloads partly missing); the analysis uses the IP lengths and is otherwise clean.",
@@ -1985,7 +1985,7 @@ def cp003():
 @case
 def cp004():
     cap = Capture()
-    c, f = build_clean_handshake_close(cap)
+    c, _f = build_clean_handshake_close(cap)
     t, data = cap.records[5]  # frame 6: client's pure ACK
     data = bytearray(data)
     csum = struct.unpack("!H", data[50:52])[0] ^ 0x1234
@@ -2023,7 +2023,7 @@ def cp005():
 @case
 def cp006():
     cap = Capture()
-    c, f = build_clean_handshake_close(cap)
+    c, _f = build_clean_handshake_close(cap)
     c2 = Conversation(cap, cport=CLIENT_PORT + 1, cisn=0x4A5B6C7D)
     c2.syn("c", dt=1.0)
     return Case(
@@ -2042,7 +2042,7 @@ def cp006():
 @case
 def cp007():
     cap = Capture()
-    c, f = build_clean_handshake_close(cap)
+    c, _f = build_clean_handshake_close(cap)
     keep = [0, 2, 3, 5, 6, 9]  # client -> server frames only
     cap.records = [cap.records[i] for i in keep]
     return Case(

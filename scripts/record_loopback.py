@@ -142,9 +142,9 @@ class Capture:
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(10)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.kill()
-            raise RecordError("tcpdump did not stop on SIGINT")
+            raise RecordError("tcpdump did not stop on SIGINT") from exc
         if self._reader:
             self._reader.join(5)
         captured = dropped = None
@@ -670,7 +670,7 @@ def sc_syn_unanswered(sc: Scenario, cap: Capture) -> None:
             c.connect((V4, sc.port))
         except (TimeoutError, OSError) as exc:
             if isinstance(exc, ConnectionRefusedError):
-                raise RecordError("the SYN was refused, not dropped")
+                raise RecordError("the SYN was refused, not dropped") from exc
         else:
             raise RecordError("the SYN was answered: the accept queue was not full")
         finally:

@@ -273,7 +273,7 @@ def test_flags_after_a_grouping_difference_are_consequences():
         HANDSHAKE, dict.fromkeys(HANDSHAKE, 1), streams=streams, marks={5: {"duplicate_ack"}}
     )
     report = cc.compare(result, run, HANDSHAKE)
-    flag = [d for d in report.disagreements if d.kind == "duplicate_ack"][0]
+    flag = next(d for d in report.disagreements if d.kind == "duplicate_ack")
     assert flag.known == "after-connection-difference" and flag.note == "after frame 3"
     assert [d.explained for d in report.disagreements] == [False, True]
 

@@ -189,7 +189,7 @@ def test_ascii_has_only_ascii(ladder):
 
 def test_unknown_connection_and_narrow_width(analyze):
     result = analyze("crafted/clean_handshake_close.pcap")
-    with pytest.raises(LadderError, match="no connection 2 .*connections 1-1"):
+    with pytest.raises(LadderError, match=r"no connection 2 .*connections 1-1"):
         render_ladder(result, 2, [])
     with pytest.raises(LadderError, match="at least 60 columns"):
         render_ladder(result, 1, [], width=59)

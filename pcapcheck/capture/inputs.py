@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 __all__ = [
     "CAPTURE_SUFFIXES",
@@ -158,7 +158,7 @@ def _glob(arg: str) -> list[Input]:
 
 
 @contextmanager
-def collect_inputs(args: Sequence[str], stdin: BinaryIO | None = None) -> Iterator[list[Input]]:
+def collect_inputs(args: Sequence[str], stdin: IO[bytes] | None = None) -> Iterator[list[Input]]:
     """Expand ``args`` (see the module docstring) into :class:`Input` objects.
 
     ``stdin``: the binary stream read for ``-``. The temporary copy of standard input is

@@ -772,8 +772,8 @@ def row_to_item(
     truncated = header_cut or captured_payload < length
     checksum_ok = None
     if verify_checksums and not truncated:
-        status = _int(row.get("tcp.checksum.status", ""))
-        checksum_ok = {0: False, 1: True}.get(status)
+        status = _int(row.get("tcp.checksum.status", ""))  # 0 bad, 1 good, 2 unverified
+        checksum_ok = None if status is None else {0: False, 1: True}.get(status)
     if version == 4:
         src, dst = _first(row["ip.src"]), _first(row["ip.dst"])
         ip_id = _int(row.get("ip.id", ""))
@@ -884,14 +884,17 @@ class TsharkSource:
     def __iter__(self) -> Iterator[tuple[int, float, Segment | DecodeError | None]]:
         self.skipped = Counter()
         self.truncated = None
-        stream = None
+        # A prefetched run has its lines and exit status already; a stream has them
+        # once its lines are read.
+        source: TsharkRun | _Stream
         if self._prefetched is not None:
-            names = self._prefetched.fields
-            lines: Iterable[str] = self._prefetched.lines
+            source = self._prefetched
+            names = source.fields
+            lines: Iterable[str] = source.lines
         else:
-            stream = _Stream(self._tools, self.path, False, self.verify)
-            names = stream.fields
-            lines = stream.lines()
+            source = _Stream(self._tools, self.path, False, self.verify)
+            names = source.fields
+            lines = source.lines()
         last = 0
         ts = 0.0
         for line in lines:
@@ -913,7 +916,7 @@ class TsharkSource:
             if seg is None:
                 self.skipped[kind] += 1
             yield frame, ts, seg
-        run = stream.finish() if stream is not None else self._prefetched
+        run = source.finish() if isinstance(source, _Stream) else source
         self.format, self.snaplen = _parse_capinfos(run.capinfos)
         if run.returncode != 0:
             error = run_error(run)

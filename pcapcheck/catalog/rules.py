@@ -50,7 +50,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pcapcheck
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
 if TYPE_CHECKING:
@@ -143,7 +142,7 @@ def default_rules_dir() -> Path:
     force-included), else the repository's top-level ``rules/`` (the parent of the
     package directory).
     """
-    package_dir = Path(pcapcheck.__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parent.parent  # pcapcheck/catalog/rules.py
     installed = package_dir / "_data" / "rules"
     if installed.is_dir():
         return installed
@@ -168,7 +167,7 @@ def template_fields(template: str) -> list[str]:
     for _literal, name, spec, _conversion in string.Formatter().parse(template):
         if name is None:
             continue
-        base = re.match(r"[^.\[]*", name).group(0)
+        base = re.split(r"[.\[]", name, maxsplit=1)[0]  # "a.b" / "a[0]" -> "a"
         if base == "" or base.isdigit():
             raise ValueError(f"positional field {{{name}}} is not allowed; name the field")
         names.append(base)

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pcapcheck.capture.inputs import display_path  # re-exported: how YAML errors name a file
+
 if TYPE_CHECKING:
     import jsonschema.exceptions  # imported where a schema is checked (it takes 50 ms)
     import jsonschema.protocols
@@ -41,19 +43,11 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def yaml_error() -> type[Exception]:
+def yaml_error() -> type[yaml.YAMLError]:
     """``yaml.YAMLError`` (the class :func:`load_yaml` raises)."""
     import yaml
 
     return yaml.YAMLError
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it, else as given."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return str(path)
 
 
 @cache
@@ -83,22 +77,29 @@ def schema_error_text(error: jsonschema.exceptions.ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "required":
         instance = error.instance if isinstance(error.instance, Mapping) else {}
-        missing = [name for name in error.validator_value if name not in instance]
+        missing = [name for name in _listed(error.validator_value) if name not in instance]
         name = missing[0] if missing else "?"
         return f"{path + '.' if path else ''}{name}: required field is missing"
     if error.validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
+        schema = error.schema
+        known = sorted(schema.get("properties", {})) if isinstance(schema, Mapping) else []
         instance = error.instance if isinstance(error.instance, Mapping) else {}
         extra = sorted(str(key) for key in instance if key not in known)
         name = extra[0] if extra else "?"
         allowed = ", ".join(known) if known else "none"
         return f"{path + '.' if path else ''}{name}: unknown field (allowed: {allowed})"
     if error.validator == "enum":
-        choices = ", ".join(repr(choice) for choice in error.validator_value)
+        choices = ", ".join(repr(choice) for choice in _listed(error.validator_value))
         return f"{path or '(top level)'}: {error.instance!r} is not one of {choices}"
     if error.validator == "propertyNames":
         return f"{path or '(top level)'}: {error.instance!r}: {error.message}"
     return f"{path or '(top level)'}: {error.message}"
+
+
+def _listed(value: object) -> list[Any]:
+    """A schema keyword's list value (``required``, ``enum``); ``[]`` for anything else
+    (jsonschema types it as possibly unset)."""
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def read_yaml_mapping(

@@ -22,7 +22,7 @@ this comparison, to be looked at.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ class FrameView:
     seg: Segment | None = None
     conn: int | None = None
     stream: int | None = None
-    ws_id: tuple[int, int, int, int] | None = None
+    ws_id: tuple[int | None, ...] | None = None
     ws: set[str] = field(default_factory=set)
     ws_all: set[str] = field(default_factory=set)
     pc: set[str] = field(default_factory=set)
@@ -221,9 +221,9 @@ class Context:
     _conn_rules: dict[int | None, set[str]] | None = None
 
     # -- helpers for predicates ---------------------------------------------------
-    def earlier(self, view: FrameView, same_sender: bool) -> Iterable[FrameView]:
+    def earlier(self, view: FrameView, same_sender: bool) -> list[tuple[FrameView, Segment]]:
         """The frames of ``view``'s pcapcheck connection before it, sent by the same
-        endpoint (``same_sender``) or by its peer."""
+        endpoint (``same_sender``) or by its peer, each with its segment."""
         seg = view.seg
         if seg is None or view.conn is None:
             return []
@@ -236,7 +236,7 @@ class Context:
             if other is None:
                 continue
             if ((other.src, other.sport) == me) == same_sender:
-                out.append(self.frames[f])
+                out.append((self.frames[f], other))
         return out
 
     def connection_events(self, view: FrameView) -> set[str]:
@@ -308,8 +308,8 @@ def _simultaneous_open_synack(ctx: Context, v: FrameView, kind: str) -> Any:
     if "HS010" not in ctx.connection_events(v):
         return False
     return any(
-        p.seg.flags & SYN and not p.seg.flags & ACK and p.seg.seq == seg.seq
-        for p in ctx.earlier(v, same_sender=True)
+        ps.flags & SYN and not ps.flags & ACK and ps.seq == seg.seq
+        for _p, ps in ctx.earlier(v, same_sender=True)
     )
 
 
@@ -319,13 +319,13 @@ def _first_seen_but_acked(ctx: Context, v: FrameView, kind: str) -> Any:
     if seg is None or not seg.payload_len:
         return False
     end = (seg.seq + seg.payload_len) & 0xFFFFFFFF
-    for p in ctx.earlier(v, same_sender=True):
-        a, b = p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF
+    for _p, ps in ctx.earlier(v, same_sender=True):
+        a, b = ps.seq, (ps.seq + _seq_len(ps)) & 0xFFFFFFFF
         if seq_diff(b, seg.seq) > 0 and seq_diff(end, a) > 0:
             return False  # overlaps bytes captured before: a real retransmission
-    for p in ctx.earlier(v, same_sender=False):
-        if p.seg.flags & ACK and seq_diff(p.seg.ack, end) >= 0:
-            gap = round(seg.ts - p.seg.ts, 6)
+    for p, ps in ctx.earlier(v, same_sender=False):
+        if ps.flags & ACK and seq_diff(ps.ack, end) >= 0:
+            gap = round(seg.ts - ps.ts, 6)
             why = "SQ001" if "SQ001" in p.rules() else f"{gap} s earlier"
             return f"acknowledged by frame {p.frame} ({why})"
     return False
@@ -335,8 +335,8 @@ def _after_out_of_window_rst(ctx: Context, v: FrameView, kind: str) -> Any:
     seg = v.seg
     if seg is None:
         return False
-    for p in ctx.earlier(v, same_sender=True):
-        if p.seg.flags & RST and "RS003" in p.rules() and seq_diff(p.seg.seq, seg.seq) > 0:
+    for p, ps in ctx.earlier(v, same_sender=True):
+        if ps.flags & RST and "RS003" in p.rules() and seq_diff(ps.seq, seg.seq) > 0:
             return f"RST of frame {p.frame} (RS003)"
     return False
 
@@ -345,10 +345,10 @@ def _after_ignored_invalid_flags(ctx: Context, v: FrameView, kind: str) -> Any:
     seg = v.seg
     if seg is None:
         return False
-    for p in ctx.earlier(v, same_sender=True):
-        if "FL001" in p.rules() and p.seg.flags & (SYN | FIN):
-            a = p.seg.seq
-            b = (a + _seq_len(p.seg)) & 0xFFFFFFFF
+    for p, ps in ctx.earlier(v, same_sender=True):
+        if "FL001" in p.rules() and ps.flags & (SYN | FIN):
+            a = ps.seq
+            b = (a + _seq_len(ps)) & 0xFFFFFFFF
             if seq_diff(seg.seq, a) >= 0 and seq_diff(b, seg.seq) > 0:
                 return f"frame {p.frame} (FL001)"
     return False
@@ -365,16 +365,16 @@ def _acked_bytes_all_captured(ctx: Context, v: FrameView, kind: str) -> Any:
     if seg is None or not seg.flags & ACK:
         return False
     prev = None
-    for p in ctx.earlier(v, same_sender=True):
-        if p.seg.flags & ACK and (prev is None or seq_diff(p.seg.ack, prev) > 0):
-            prev, at = p.seg.ack, p.frame
+    for p, ps in ctx.earlier(v, same_sender=True):
+        if ps.flags & ACK and (prev is None or seq_diff(ps.ack, prev) > 0):
+            prev, at = ps.ack, p.frame
     if prev is None:
         return False
     if seq_diff(seg.ack, prev) <= 0:
         return f"nothing beyond frame {at}'s acknowledgment"
     ranges = [
-        (p.seg.seq, (p.seg.seq + _seq_len(p.seg)) & 0xFFFFFFFF)
-        for p in ctx.earlier(v, same_sender=False)
+        (ps.seq, (ps.seq + _seq_len(ps)) & 0xFFFFFFFF)
+        for _p, ps in ctx.earlier(v, same_sender=False)
     ]
     if seq_diff(seg.ack, prev) > 0 and _covered(prev, seg.ack, ranges):
         return f"bytes {prev}..{seg.ack} were captured"
@@ -387,11 +387,11 @@ def _after_accepted_probe(ctx: Context, v: FrameView, kind: str) -> Any:
     seg = v.seg
     if seg is None:
         return False
-    for p in ctx.earlier(v, same_sender=True):
+    for p, ps in ctx.earlier(v, same_sender=True):
         if (
             "zero_window_probe" in p.pc
-            and p.seg.payload_len == 1
-            and (p.seg.seq + 1) & 0xFFFFFFFF == seg.seq
+            and ps.payload_len == 1
+            and (ps.seq + 1) & 0xFFFFFFFF == seg.seq
         ):
             return f"probe of frame {p.frame}"
     return False
@@ -404,12 +404,12 @@ def _after_stray_segment(ctx: Context, v: FrameView, kind: str) -> Any:
     seg = v.seg
     if seg is None or "CP002" in ctx.connection_events(v):
         return False
-    for p in ctx.earlier(v, same_sender=True):
+    for p, ps in ctx.earlier(v, same_sender=True):
         if (
-            not p.seg.payload_len
-            and not p.seg.flags & (SYN | FIN | RST)
+            not ps.payload_len
+            and not ps.flags & (SYN | FIN | RST)
             and "lost_segment" in p.pc
-            and seq_diff(p.seg.seq, seg.seq) > 0
+            and seq_diff(ps.seq, seg.seq) > 0
         ):
             return f"frame {p.frame}"
     return False
@@ -466,6 +466,8 @@ def _formats_differ(ctx: Context, v: FrameView, kind: str) -> Any:
 
 
 def _after_close(ctx: Context, v: FrameView, kind: str) -> Any:
+    if v.conn is None:
+        return False
     for f in ctx.conn_frames.get(v.conn, []):
         if f > v.frame:
             break
@@ -738,12 +740,12 @@ def compare(
     read = result.packets if frames is None else frames
     report = CrossReport(path=path or result.path, frames=read)
     rows = _ws_rows(run)
-    frames: dict[int, FrameView] = {}
+    views: dict[int, FrameView] = {}
 
     def view(f: int) -> FrameView:
-        if f not in frames:
-            frames[f] = FrameView(f)
-        return frames[f]
+        if f not in views:
+            views[f] = FrameView(f)
+        return views[f]
 
     marks = result.marks or {}
     for f, conn in (result.frame_conn or {}).items():
@@ -758,47 +760,44 @@ def compare(
         stream = row.get("tcp.stream", "")
         seq = row.get("tcp.seq_raw", "")
         if not stream or not seq:
-            if f in frames:
-                frames[f].ws_row = row  # why Wireshark has no TCP segment here
+            if f in views:
+                views[f].ws_row = row  # why Wireshark has no TCP segment here
             continue
         v = view(f)
         v.stream = int(_first(stream))
         v.ws_id = tuple(
             _num(row.get(n, ""))
-            for n in (  # type: ignore[assignment]
-                "tcp.srcport",
-                "tcp.dstport",
-                "tcp.seq_raw",
-                "tcp.ack_raw",
-            )
+            for n in ("tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw")
         )
         v.ws = {k for k, names in WIRESHARK_FIELDS.items() if any(row.get(n) for n in names)}
         v.ws_all = {
             n.rsplit(".", 1)[1] for n in row if n.startswith("tcp.analysis.") and row.get(n)
         }
     conn_frames: dict[int, list[int]] = defaultdict(list)
-    for f in sorted(frames):
-        if frames[f].conn is not None:
-            conn_frames[frames[f].conn].append(f)
-    ctx = Context(report.path, frames, dict(conn_frames), result, ws_format, ws_records=len(rows))
+    for f in sorted(views):
+        conn = views[f].conn
+        if conn is not None:
+            conn_frames[conn].append(f)
+    ctx = Context(report.path, views, dict(conn_frames), result, ws_format, ws_records=len(rows))
     report.connections = len(conn_frames)
-    report.streams = len({v.stream for v in frames.values() if v.stream is not None})
+    report.streams = len({v.stream for v in views.values() if v.stream is not None})
     disagreements: list[Disagreement] = []
     counts = {k: KindCount() for k in (CONNECTION,) + KINDS}
 
     # -- which frames are TCP, and the same segment, for both -----------------------
-    common: list[int] = []
+    common: list[tuple[int, int, int]] = []  # (frame, connection, tcp.stream)
     roots: list[int] = []
-    for f in sorted(frames):
-        v = frames[f]
-        pc_tcp, ws_tcp = v.conn is not None, v.stream is not None
+    for f in sorted(views):
+        v = views[f]
+        conn, ws_stream = v.conn, v.stream
+        pc_tcp, ws_tcp = conn is not None, ws_stream is not None
         if not pc_tcp and not ws_tcp:
             continue
-        if pc_tcp and ws_tcp:
+        if conn is not None and ws_stream is not None:
             seg = v.seg
             mine = (seg.sport, seg.dport, seg.seq, seg.ack) if seg is not None else None
             if mine == v.ws_id:
-                common.append(f)
+                common.append((f, conn, ws_stream))
                 continue
             verdicts = (f"connection {v.conn}: {mine}", f"tcp.stream {v.stream}: {v.ws_id}")
         elif pc_tcp:
@@ -821,8 +820,7 @@ def compare(
     by_conn: dict[int, list[int]] = defaultdict(list)
     by_stream: dict[int, list[int]] = defaultdict(list)
     pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for f in common:
-        c, st = frames[f].conn, frames[f].stream
+    for f, c, st in common:
         by_conn[c].append(f)
         by_stream[st].append(f)
         pairs[(c, st)].append(f)
@@ -844,7 +842,7 @@ def compare(
             continue
         roots.append(f)
         pc_splits = f == a[0]  # pcapcheck starts a new connection here
-        name, note = _explain(ctx, frames[f], CONNECTION, pc_splits, not pc_splits)
+        name, note = _explain(ctx, views[f], CONNECTION, pc_splits, not pc_splits)
         disagreements.append(
             Disagreement(
                 f,
@@ -857,29 +855,29 @@ def compare(
         )
 
     for f in roots:
-        v = frames[f]
+        v = views[f]
         if v.conn is not None:
             ctx.roots_by_conn.setdefault(v.conn, []).append(f)
         if v.stream is not None:
             ctx.roots_by_stream.setdefault(v.stream, []).append(f)
 
     # -- flags on the common frames ------------------------------------------------
-    for f in common:
-        v = frames[f]
+    for f, _conn, _stream in common:
+        v = views[f]
         for kind in KINDS:
             pc_set, ws_set = kind in v.pc, kind in v.ws
-            c = counts[kind]
+            count = counts[kind]
             if pc_set and ws_set:
-                c.both += 1
+                count.both += 1
             elif not pc_set and not ws_set:
-                c.neither += 1
+                count.neither += 1
             else:
                 if pc_set:
-                    c.pcapcheck_only += 1
+                    count.pcapcheck_only += 1
                 else:
-                    c.wireshark_only += 1
+                    count.wireshark_only += 1
                 name, note = _explain(ctx, v, kind, pc_set, ws_set)
-                c.explained += name is not None
+                count.explained += name is not None
                 disagreements.append(
                     Disagreement(
                         f,

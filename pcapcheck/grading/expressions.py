@@ -36,7 +36,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import celpy
 import celpy.evaluation
@@ -129,7 +129,7 @@ class Expression:
 
 
 def _eval_error_text(exc: Exception) -> str:
-    args = getattr(exc, "args", ())
+    args = exc.args
     text = str(args[0]) if args else str(exc)
     # cel-python appends the whole activation to an undeclared reference.
     text = text.split(" (in activation", 1)[0]
@@ -155,7 +155,7 @@ def _syntax_error_text(text: str, exc: Exception) -> str:
     )
 
 
-def _is_tree(node: Any) -> bool:
+def _is_tree(node: object) -> TypeGuard[Any]:
     """A node of cel-python's parse tree (a lark ``Tree``: ``data`` and ``children``);
     the leaves are tokens (``str``)."""
     return hasattr(node, "data") and hasattr(node, "children")

@@ -11,8 +11,9 @@ capture::REASON``. Values are escaped as GitHub's runner expects (the ``escapeDa
 CR → ``%0D``, LF → ``%0A``; in properties (``file``, ``title``) also ``:`` → ``%3A`` and
 ``,`` → ``%2C``. A capture has no lines, so no ``line=`` is given.
 
-:func:`write_step_summary` appends the Markdown report (:mod:`pcapcheck.report.markdown`)
-to the file named by ``$GITHUB_STEP_SUMMARY``.
+:func:`write_step_summary` appends the Markdown report (the ``markdown`` format, taken by
+name from :data:`pcapcheck.report.FORMATS` like any other caller's: the format modules do not
+import each other) to the file named by ``$GITHUB_STEP_SUMMARY``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pcapcheck.pipeline import FileResult
-from pcapcheck.report import markdown, statistics_rows
+from pcapcheck.report import FORMATS, statistics_rows
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
@@ -86,9 +87,9 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
 def write_step_summary(
     results: Sequence[FileResult], ctx: ReportContext | None, path: str | os.PathLike[str]
 ) -> None:
-    """Append the Markdown report (``markdown.render(results, ctx)``) to ``path``, the
+    """Append the Markdown report (``FORMATS["markdown"](results, ctx)``) to ``path``, the
     file named by ``$GITHUB_STEP_SUMMARY`` (UTF-8; the file is created if missing).
     Raises ``OSError`` when it cannot be written."""
-    text = markdown.render(results, ctx)
+    text = FORMATS["markdown"](results, ctx)
     with Path(path).open("a", encoding="utf-8") as fh:
         fh.write(text if text.endswith("\n") else text + "\n")

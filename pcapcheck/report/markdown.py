@@ -31,7 +31,7 @@ from tabulate import tabulate
 
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import rule_statistics
-from pcapcheck.report.table import summary_line
+from pcapcheck.report.common import summary_line
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

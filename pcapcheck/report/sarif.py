@@ -31,6 +31,7 @@ percent-encoded), an absolute one as a ``file://`` URI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -136,10 +137,8 @@ def rule_descriptor(rule_id: str, name: str, severity: str, rule: Rule | None) -
 
 def _artifact(path: str) -> dict[str, Any]:
     art: dict[str, Any] = {"location": {"uri": artifact_uri(path)}, "roles": ["analysisTarget"]}
-    try:
+    with contextlib.suppress(OSError):
         art["length"] = os.path.getsize(path)
-    except OSError:
-        pass
     return art
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -10,11 +9,10 @@ from tabulate import tabulate
 
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import statistics_rows
+from pcapcheck.report.common import summary_line
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
-
-_SEVERITY_ORDER = ("error", "warning", "info")
 
 
 def _state(value: str | None) -> str:
@@ -109,29 +107,3 @@ def render(
         if stats:
             text += "\n" + stats
     return text
-
-
-def summary_line(res: FileResult) -> str:
-    """``"3 connections, 2 findings (1 error, 1 warning) in 42 packets; ..."``."""
-    sev = Counter(f.severity for f in res.findings)
-    parts = ", ".join(
-        f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
-        for s in _SEVERITY_ORDER
-        if sev[s]
-    )
-    n = len(res.connections)
-    text = (
-        f"{n} connection{'s' if n != 1 else ''}, {len(res.findings)} "
-        f"finding{'s' if len(res.findings) != 1 else ''}"
-        f"{f' ({parts})' if parts else ''} in {res.packets} packets"
-    )
-    extra = []
-    skipped = sum(res.skipped.values())
-    if skipped:
-        kinds = ", ".join(f"{v} {k}" for k, v in sorted(res.skipped.items()))
-        extra.append(f"{skipped} non-TCP skipped ({kinds})")
-    if res.malformed:
-        extra.append(f"{res.malformed} malformed")
-    if res.truncated:
-        extra.append("file cut short")
-    return text + ("; " + "; ".join(extra) if extra else "")
