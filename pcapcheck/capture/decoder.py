@@ -1,16 +1,16 @@
-"""Packet decoder: capture records (link layer + IP + TCP) to :class:`model.Segment`.
+"""Packet decoder: capture records (link layers + IP + TCP) to :class:`model.Segment`.
 
-The fast path (:class:`Decoder`) reads the fields straight from the record's bytes with
-:func:`struct.unpack_from` and indexing; no per-packet parser objects are created.
-:func:`decode_with_dpkt` implements the same mapping with dpkt objects and is the
-reference the tests compare the fast path against.
+:class:`Decoder` reads the fields straight from the record's bytes with
+:func:`struct.unpack_from` and indexing; no per-packet parser objects are created. The
+batch decoder (:mod:`pcapcheck.fast.batch_decoder`) decodes the common records of a
+whole chunk at once and hands every other record to :meth:`Decoder.decode`;
+:mod:`pcapcheck.capture.dpkt_decoder` decodes with dpkt's objects, the independent
+oracle the tests compare both with.
 
-Supported link types (tcpdump.org LINKTYPE_* numbering): Ethernet (1) with any number of
-stacked 802.1Q / 802.1ad / QinQ tags (0x8100, 0x88a8, 0x9100, 0x9200); Linux cooked
-capture SLL (113) and SLL2 (276); BSD loopback NULL (0, address family in the capturing
-host's byte order: both orders accepted) and LOOP (108, network byte order), families
-2 (IPv4) and 24, 28, 30 (IPv6); raw IP (101, and 12 and 14 as written by some BSDs),
-IPv4 (228) and IPv6 (229).
+Link layers and encapsulations: the table of :mod:`pcapcheck.capture.layers`, walked
+down to the IP header (Ethernet with stacked 802.1Q / 802.1ad / QinQ tags, MPLS label
+stacks, Linux SLL and SLL2, BSD NULL and LOOP, raw IP; see there). Nothing here names a
+link type, an ethertype or a link-layer offset.
 
 Network layer: IPv4 (RFC 791) with options; IPv6 (RFC 8200) with the extension headers
 hop-by-hop (0), routing (43), fragment (44), destination options (60) and AH (51,
@@ -31,16 +31,15 @@ import struct
 from collections import Counter
 from typing import Any
 
+from pcapcheck.capture.layers import IPV4, LINKTYPE
 from pcapcheck.model import Record, Segment, TcpOptions
 
-__all__ = ["SUPPORTED_LINKTYPES", "DecodeError", "Decoder", "SourceAttributes", "decode_with_dpkt"]
+__all__ = ["SUPPORTED_LINKTYPES", "DecodeError", "Decoder", "SourceAttributes"]
 
-#: Link types the decoder understands.
-SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+#: Link types the decoder understands (LINKTYPE_*, :data:`pcapcheck.capture.layers.LINKTYPE`).
+SUPPORTED_LINKTYPES = frozenset(LINKTYPE.layers)
+_LINKTYPES = LINKTYPE.layers
 
-_VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
-_IPV6_FAMILIES = frozenset({24, 28, 30})
-_RAW_LINKTYPES = frozenset({101, 12, 14})
 _IPV6_EXT = frozenset({0, 43, 44, 51, 60})
 
 _IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from  # vihl, len, id, frag, proto, src, dst
@@ -80,10 +79,6 @@ def _skip_kind_for_proto(version: int, proto: int) -> str:
     return "other-ip-proto"
 
 
-def _skip_kind_for_ethertype(et: int) -> str:
-    return "arp" if et == 0x0806 else "other-ethertype"
-
-
 def _parse_options(data: bytes, start: int, end: int, captured: int | None = None) -> TcpOptions:
     """Parse the TCP options in ``data[start:end]`` (RFC 9293 §3.2).
 
@@ -96,7 +91,7 @@ def _parse_options(data: bytes, start: int, end: int, captured: int | None = Non
         return _parse_options(data, start, _complete_options_end(data, start, captured))
     mss = wscale = ts_val = ts_ecr = tfo = None
     sack_ok = False
-    sack = ()
+    sack: tuple[Any, ...] = ()
     i = start
     while i < end:
         kind = data[i]
@@ -133,9 +128,8 @@ def _parse_options(data: bytes, start: int, end: int, captured: int | None = Non
                 sack = tuple(_U32_PAIR(data, j) for j in range(i + 2, i + olen, 8))
         elif kind == 34:
             tfo = bytes(data[i + 2 : i + olen])
-        elif kind == 254:
-            if olen >= 4 and data[i + 2] == 0xF9 and data[i + 3] == 0x89:
-                tfo = bytes(data[i + 4 : i + olen])
+        elif kind == 254 and olen >= 4 and data[i + 2] == 0xF9 and data[i + 3] == 0x89:
+            tfo = bytes(data[i + 4 : i + olen])
         i += olen
     return TcpOptions(mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo)
 
@@ -194,7 +188,8 @@ class Decoder:
 
     ``skipped`` is a :class:`collections.Counter` of the records that are not TCP,
     keyed by kind: ``"arp"``, ``"other-ethertype"``, ``"other-af"`` (loopback family),
-    ``"ipv4-fragment"``, ``"ipv6-fragment"``, ``"ipv4-udp"``, ``"ipv6-udp"``, ``"icmp"``,
+    ``"other-mpls-payload"`` (neither IPv4 nor IPv6 beneath an MPLS label stack),
+    ``"non-packet-record"`` (pcapng blocks without a packet), ``"ipv4-fragment"``, ``"ipv6-fragment"``, ``"ipv4-udp"``, ``"ipv6-udp"``, ``"icmp"``,
     ``"ipv6-icmp"``, ``"other-ip-proto"``.
 
     Not thread-safe (address caches).
@@ -233,7 +228,9 @@ class Decoder:
             ``checksum_ok=None``), or None for a packet that is not TCP (counted in
             :attr:`skipped`).
         :raises DecodeError: the record cannot be decoded: empty, unsupported link type,
-            headers cut by the snaplen (the IP and TCP headers including TCP options must
+            a link-layer header cut short (a VLAN tag, an MPLS label stack without its
+            bottom entry, ...: ``"truncated MPLS label stack entry (2 of 4 bytes
+            captured)"``), a raw IP packet of another IP version, headers cut by the snaplen (the IP and TCP headers including TCP options must
             be captured), IPv4 header length < 20, wrong IP version, IP length fields
             shorter than the headers, TCP data offset < 5, bad TCP option length.
         """
@@ -246,74 +243,31 @@ class Decoder:
                 return None
             raise DecodeError("empty packet (0 bytes captured)")
 
-        # ---- link layer: find the network protocol and its offset -------------------
-        if lt == 1:
-            if n < 14:
-                raise DecodeError(f"truncated Ethernet header ({n} of 14 bytes captured)")
-            et = (data[12] << 8) | data[13]
-            off = 14
-        elif lt in _RAW_LINKTYPES:
-            off = 0
-            version = data[0] >> 4
-            if version == 4:
-                et = 0x0800
-            elif version == 6:
-                et = 0x86DD
-            else:
-                raise DecodeError(f"raw IP packet with IP version {version}")
-        elif lt == 113:
-            if n < 16:
-                raise DecodeError(f"truncated Linux cooked (SLL) header ({n} of 16 bytes captured)")
-            et = (data[14] << 8) | data[15]
-            off = 16
-        elif lt == 276:
-            if n < 20:
-                raise DecodeError(
-                    f"truncated Linux cooked (SLL2) header ({n} of 20 bytes captured)"
-                )
-            et = (data[0] << 8) | data[1]
-            off = 20
-        elif lt == 0 or lt == 108:
-            if n < 4:
-                raise DecodeError(f"truncated loopback header ({n} of 4 bytes captured)")
-            if lt == 108:
-                fam = int.from_bytes(data[:4], "big")
-            else:
-                fam = int.from_bytes(data[:4], "little")
-                if fam > 0xFFFF:
-                    fam = int.from_bytes(data[:4], "big")
-            if fam == 2:
-                et = 0x0800
-            elif fam in _IPV6_FAMILIES:
-                et = 0x86DD
-            else:
-                self.skipped["other-af"] += 1
+        # ---- link layers (the table of pcapcheck.capture.layers) down to IP ----------
+        layer = _LINKTYPES.get(lt)
+        if layer is None:
+            if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
+                self.skipped["non-packet-record"] += 1
                 return None
-            off = 4
-        elif lt == 228 or lt == 229:
-            off = 0
-            version = data[0] >> 4
-            if version != (4 if lt == 228 else 6):
-                raise DecodeError(
-                    f"IP version {version} in a link type {lt} (raw"
-                    f" IPv{4 if lt == 228 else 6}) packet"
-                )
-            et = 0x0800 if lt == 228 else 0x86DD
-        elif lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
-            self.skipped["non-packet-record"] += 1
-            return None
-        else:
-            raise DecodeError(f"unsupported link type {lt}")
-
-        if et in _VLAN_TYPES:
-            while et in _VLAN_TYPES:
-                if n < off + 4:
-                    raise DecodeError(f"truncated VLAN tag ({n - off} of 4 bytes captured)")
-                et = (data[off + 2] << 8) | data[off + 3]
-                off += 4
+            raise DecodeError(LINKTYPE.reason(lt))
+        off = 0
+        while (field := layer.next) is not None:
+            if n - off < layer.need:
+                raise DecodeError(layer.truncated(n - off))
+            value = field.read(data, off)
+            off += layer.length
+            dispatch = layer.dispatch
+            nxt = dispatch.layers.get(value)
+            if nxt is None:
+                kind = dispatch.skip_kind(value)
+                if kind is None:
+                    raise DecodeError(dispatch.reason(value))
+                self.skipped[kind] += 1
+                return None
+            layer = nxt
 
         # ---- network layer ----------------------------------------------------------
-        if et == 0x0800:
+        if layer is IPV4:
             avail = n - off
             if avail < 20:
                 raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
@@ -358,7 +312,7 @@ class Decoder:
             t = off + ihl
             tcp_len = total - ihl
             version = 4
-        elif et == 0x86DD:
+        else:  # IPv6
             avail = n - off
             if avail < 40:
                 raise DecodeError(f"truncated IPv6 header ({avail} of 40 bytes captured)")
@@ -409,9 +363,6 @@ class Decoder:
             tcp_len = plen - ext
             version = 6
             tcp_parsed = False
-        else:
-            self.skipped[_skip_kind_for_ethertype(et)] += 1
-            return None
 
         # ---- TCP ----------------------------------------------------------------------
         if tcp_len < 20:
@@ -500,252 +451,14 @@ class Decoder:
         )
 
 
-# ---- reference path (dpkt objects) ------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # decode_with_dpkt moved to pcapcheck.capture.dpkt_decoder (the tests' oracle); the
+    # old name still works for the callers that import it from here
+    if name == "decode_with_dpkt":
+        from pcapcheck.capture.dpkt_decoder import decode_with_dpkt
 
-
-def decode_with_dpkt(
-    record: Record, *, verify_checksums: bool = False, skipped: Counter | None = None
-) -> Segment | None:
-    """Reference implementation of :meth:`Decoder.decode` built on dpkt objects.
-
-    Same inputs, outputs and rules as the fast path (slow: for tests and debugging).
-    Layers are parsed with ``dpkt.ethernet.Ethernet``, ``dpkt.sll.SLL``,
-    ``dpkt.sll2.SLL2``, ``dpkt.loopback.Loopback``, ``dpkt.ip.IP``, ``dpkt.ip6.IP6`` and
-    ``dpkt.tcp.TCP``; the checks dpkt does not make (it silently accepts cut headers)
-    are made explicitly. The checksum is verified with dpkt's ``in_cksum`` helpers.
-
-    :param skipped: a Counter to count non-TCP packets in (same kinds as
-        :attr:`Decoder.skipped`), or None.
-    :returns: a Segment, or None for a packet that is not TCP.
-    :raises DecodeError: where the fast path raises it (the reason text may differ).
-    """
-    import dpkt
-
-    try:
-        return _decode_dpkt(record, verify_checksums, skipped if skipped is not None else Counter())
-    except (dpkt.UnpackError, struct.error, IndexError) as exc:
-        raise DecodeError(f"dpkt: {type(exc).__name__}: {exc}") from exc
-
-
-def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | None:
-    import dpkt
-    import dpkt.ethernet
-    import dpkt.ip
-    import dpkt.ip6
-    import dpkt.loopback
-    import dpkt.sll
-    import dpkt.tcp
-
-    data = record.data
-    lt = record.linktype
-    if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
-        skipped["non-packet-record"] += 1
-        return None
-    if not data:
-        raise DecodeError("empty packet (0 bytes captured)")
-    if lt == 1:
-        if len(data) < 14:
-            raise DecodeError("truncated Ethernet header")
-        try:
-            et = dpkt.ethernet.Ethernet(data).type  # outer type; tags are unwrapped below
-        except dpkt.NeedData:
-            # dpkt eagerly parses payloads (LLC, MPLS, ...) we do not need; only a cut
-            # VLAN tag matters here, and the loop below reports it
-            et = struct.unpack("!H", data[12:14])[0]
-        payload = data[14:]
-    elif lt == 113:
-        sll = dpkt.sll.SLL(data)
-        et, payload = sll.ethtype, data[16:]
-    elif lt == 276:
-        import dpkt.sll2
-
-        sll2 = dpkt.sll2.SLL2(data)
-        et, payload = sll2.ethtype, data[20:]
-    elif lt in (0, 108):
-        if len(data) < 4:
-            raise DecodeError("truncated loopback header")
-        if lt == 108:
-            fam = struct.unpack("!I", data[:4])[0]
-        else:
-            fam = struct.unpack("<I", data[:4])[0]
-            if fam > 0xFFFF:
-                fam = struct.unpack(">I", data[:4])[0]
-            if fam in (2, 24, 28, 30):
-                # dpkt normalises the families it knows (both byte orders); for the
-                # others it would guess Ethernet, which is not what the header says
-                fam = dpkt.loopback.Loopback(data).family
-        if fam == 2:
-            et = 0x0800
-        elif fam in (24, 28, 30):
-            et = 0x86DD
-        else:
-            skipped["other-af"] += 1
-            return None
-        payload = data[4:]
-    elif lt in (101, 12, 14, 228, 229):
-        v = data[0] >> 4
-        if (lt == 228 and v != 4) or (lt == 229 and v != 6) or v not in (4, 6):
-            raise DecodeError(f"IP version {v} in a link type {lt} packet")
-        et = 0x0800 if v == 4 else 0x86DD
-        payload = data
-    else:
-        raise DecodeError(f"unsupported link type {lt}")
-
-    while et in _VLAN_TYPES:  # 802.1Q / 802.1ad / QinQ tags, any number
-        tag = dpkt.ethernet.VLANtag8021Q(payload)
-        et, payload = tag.type, payload[4:]
-
-    if et == 0x0800:
-        ip = dpkt.ip.IP(payload)
-        if ip.v != 4:
-            raise DecodeError(f"IP version {ip.v} in an IPv4 packet")
-        ihl = ip.hl * 4
-        if len(ip.opts) != ihl - 20:
-            raise DecodeError("truncated IPv4 header")
-        total = ip.len
-        if total == 0:
-            total = max(record.wire_len, len(data)) - (len(data) - len(payload))
-        elif total < ihl:
-            raise DecodeError("IPv4 total length < header length")
-        if ip.mf or ip.offset:
-            skipped["ipv4-fragment"] += 1
-            return None
-        if ip.p != 6:
-            skipped[_skip_kind_for_proto(4, ip.p)] += 1
-            return None
-        tcp_len = total - ihl
-        raw = payload[ihl:total]
-        src, dst = ip.src, ip.dst
-        pseudo = struct.pack(">4s4sxBH", src, dst, 6, tcp_len)
-        version, ipid = 4, ip.id
-    elif et == 0x86DD:
-        ip6 = dpkt.ip6.IP6()
-        dpkt.Packet.unpack(ip6, payload)  # the fixed header only (NeedData if < 40)
-        if ip6.v != 6:
-            raise DecodeError(f"IP version {ip6.v} in an IPv6 packet")
-        plen = ip6.plen or max(record.wire_len, len(data)) - (len(data) - len(payload)) - 40
-        inner = payload[40 : 40 + plen]
-        ext = 0
-        final_dst = None
-        p = ip6.nxt
-        while p in _IPV6_EXT:  # dpkt's header classes, one at a time
-            h = dpkt.ip6.EXT_HDRS_CLS[p](inner[ext:])
-            if isinstance(h, dpkt.ip6.IP6FragmentHeader) and (h.frag_off or h.m_flag):
-                skipped["ipv6-fragment"] += 1
-                return None
-            if isinstance(h, dpkt.ip6.IP6RoutingHeader) and h.segs_left and h.addresses:
-                if h.type in (0, 2):
-                    final_dst = h.addresses[-1]
-                elif h.type == 4:
-                    final_dst = h.addresses[0]
-            if isinstance(h, dpkt.ip6.IP6AHHeader) and h.length < 12:
-                raise DecodeError("bad IPv6 AH length")
-            ext += h.length
-            if 40 + ext > len(payload):
-                raise DecodeError("truncated IPv6 extension header")
-            p = h.nxt
-        if plen < ext:
-            raise DecodeError("IPv6 payload length ends inside the extension headers")
-        if p != 6:
-            skipped[_skip_kind_for_proto(6, p)] += 1
-            return None
-        tcp_len = plen - ext
-        raw = payload[40 + ext : 40 + plen]
-        src, dst = ip6.src, ip6.dst
-        pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
-        version, ipid = 6, None
-    else:
-        skipped[_skip_kind_for_ethertype(et)] += 1
-        return None
-
-    if tcp_len < 20:
-        raise DecodeError("IP length leaves less than 20 bytes for TCP")
-    tcp = dpkt.tcp.TCP(raw)  # NeedData if < 20 bytes, UnpackError if off < 5
-    hl = tcp.off * 4
-    if tcp_len < hl:
-        raise DecodeError("IP length leaves less than the TCP header")
-    opts = None
-    if len(tcp.opts) != hl - 20:
-        if record.wire_len <= len(record.data):
-            raise DecodeError("truncated TCP header")
-        cut = bytes(tcp.opts)  # the snaplen cut the options: keep the whole ones
-        cut = cut[: _complete_options_end(cut, 0, len(cut))]
-        opts = _options_from_dpkt(dpkt.tcp.parse_opts(cut))
-    elif hl > 20:
-        _check_option_lengths(tcp.opts)
-        opts = _options_from_dpkt(dpkt.tcp.parse_opts(tcp.opts))
-    truncated = len(raw) < tcp_len
-    if truncated and record.wire_len <= len(record.data):
-        raise DecodeError("IP length exceeds the packet")
-    checksum_ok = None
-    if verify and not truncated:
-        s = dpkt.in_cksum_add(0, pseudo)
-        s = dpkt.in_cksum_add(s, bytes(raw))
-        checksum_ok = dpkt.in_cksum_done(s) == 0
-    if version == 4:
-        s_src = socket.inet_ntop(socket.AF_INET, src)
-        s_dst = socket.inet_ntop(socket.AF_INET, dst)
-    else:
-        s_src = socket.inet_ntop(socket.AF_INET6, src)
-        s_dst = socket.inet_ntop(socket.AF_INET6, dst)
-    return Segment(
-        record.frame,
-        record.ts,
-        s_src,
-        s_dst,
-        tcp.sport,
-        tcp.dport,
-        tcp.seq,
-        tcp.ack,
-        tcp.flags & 0xFF,
-        tcp.win,
-        tcp_len - hl,
-        opts,
-        ipid,
-        version,
-        truncated,
-        checksum_ok,
-    )
-
-
-def _check_option_lengths(opts: bytes) -> None:
-    """dpkt's parse_opts hides the raw length byte: check it here (0, 1, past the end)."""
-    i = 0
-    while i < len(opts):
-        kind = opts[i]
-        if kind == 0:
-            return
-        if kind == 1:
-            i += 1
-            continue
-        if i + 1 >= len(opts) or opts[i + 1] < 2 or i + opts[i + 1] > len(opts):
-            raise DecodeError(f"bad TCP option length (kind {kind})")
-        i += opts[i + 1]
-
-
-def _options_from_dpkt(parsed: list) -> TcpOptions:
-    o = TcpOptions()
-    for item in parsed:
-        if item is None:
-            break
-        kind, d = item
-        if kind == 0:
-            break
-        if kind == 2 and len(d) == 2:
-            o.mss = struct.unpack(">H", d)[0]
-        elif kind == 3 and len(d) == 1:
-            o.wscale = d[0]
-        elif kind == 4 and len(d) == 0:
-            o.sack_permitted = True
-        elif kind == 5 and len(d) % 8 == 0:
-            o.sack_blocks = tuple(struct.unpack(">II", d[j : j + 8]) for j in range(0, len(d), 8))
-        elif kind == 8 and len(d) == 8:
-            o.ts_val, o.ts_ecr = struct.unpack(">II", d)
-        elif kind == 34:
-            o.tfo_cookie = bytes(d)
-        elif kind == 254 and len(d) >= 2 and d[:2] == b"\xf9\x89":
-            o.tfo_cookie = bytes(d[2:])
-    return o
+        return decode_with_dpkt
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SourceAttributes:

@@ -61,6 +61,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, _parse_options
+from pcapcheck.capture.layers import IPV4, LINKTYPE, Field, Layer
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
 from pcapcheck.model import (
@@ -87,7 +88,6 @@ _MARKS = {START: MARK_START, END: MARK_END, DIRECT: MARK_DIRECT}
 _STEP = 1024
 
 _NOP_NOP_TS = 0x0101080A
-_VLAN_TYPES = (0x8100, 0x88A8, 0x9100, 0x9200)
 _ADDR_CACHE_MAX = 1 << 16
 
 # per-record categories of a batch
@@ -96,43 +96,49 @@ _DROP = 1  # a Segment of another shard: not built, OTHER_SHARD yielded
 _SKIP = 2  # not TCP: item None, counted in ``skipped`` from the arrays
 _SLOW = 3  # decoded with Decoder.decode
 
-#: Link types decoded in batches: LINKTYPE -> bytes before the IP header.
-_LINK_OFFSET = {1: 14, 113: 16, 276: 20, 0: 4, 108: 4, 101: 0, 12: 0, 14: 0, 228: 0}
-#: Link types whose header holds an ethertype: LINKTYPE -> offset of the ethertype.
-_ETHERTYPE_AT = {1: 12, 113: 14, 276: 0}
+#: The root layer of each link type (the table of :mod:`pcapcheck.capture.layers`).
+_LINKTYPES = LINKTYPE.layers
 
-
-def _header_dtype(off: int) -> np.dtype:
-    """The structured dtype of the first ``off + 40`` bytes of a record: the link-layer
-    header (``off`` bytes), an IPv4 header without options and the fixed TCP header, as
-    big-endian fields."""
-    fields = (
-        ("vihl", "u1", 0),
-        ("total", ">u2", 2),
-        ("ip_id", ">u2", 4),
-        ("frag", ">u2", 6),
-        ("proto", "u1", 9),
-        ("src", ">u4", 12),
-        ("dst", ">u4", 16),
-        ("sport", ">u2", 20),
-        ("dport", ">u2", 22),
-        ("seq", ">u4", 24),
-        ("ack", ">u4", 28),
-        ("doff", "u1", 32),
-        ("flags", "u1", 33),
-        ("win", ">u2", 34),
-    )
-    return np.dtype(
-        {
-            "names": [f[0] for f in fields],
-            "formats": [f[1] for f in fields],
-            "offsets": [off + f[2] for f in fields],
-            "itemsize": off + 40,
-        }
-    )
-
-
-_HEADER_DTYPES = {off: _header_dtype(off) for off in set(_LINK_OFFSET.values())}
+#: An IPv4 header without options and the fixed TCP header, as big-endian fields (the
+#: first 40 bytes from the IPv4 header's start).
+_IP_TCP_DTYPE = np.dtype(
+    {
+        "names": [
+            "vihl",
+            "total",
+            "ip_id",
+            "frag",
+            "proto",
+            "src",
+            "dst",
+            "sport",
+            "dport",
+            "seq",
+            "ack",
+            "doff",
+            "flags",
+            "win",
+        ],
+        "formats": [
+            "u1",
+            ">u2",
+            ">u2",
+            ">u2",
+            "u1",
+            ">u4",
+            ">u4",
+            ">u2",
+            ">u2",
+            ">u4",
+            ">u4",
+            "u1",
+            "u1",
+            ">u2",
+        ],
+        "offsets": [0, 2, 4, 6, 9, 12, 16, 20, 22, 24, 28, 32, 33, 34],
+        "itemsize": 40,
+    }
+)
 #: NOP NOP kind length, TSval, TSecr: the 12 option bytes of a timestamps-only header.
 _TS_DTYPE = np.dtype(">u4")
 
@@ -193,6 +199,10 @@ class BatchSource(SourceAttributes):
             shard = (k, n)
         self.reader = open_capture(path, with_non_packets=True)
         self.decoder = Decoder(verify_checksums=verify_checksums)
+        #: records decoded one by one by :meth:`Decoder.decode` (layouts or headers the
+        #: arrays do not decode: IPv6, IPv4 options, cut or malformed headers, pcapng
+        #: blocks other than EPBs...); the rest were decoded in batches
+        self.one_by_one = 0
         self.verify = verify_checksums
         self.shard = shard
         self.chunk_bytes = chunk_bytes or CHUNK_BYTES
@@ -468,6 +478,7 @@ class BatchSource(SourceAttributes):
     def _decoded(self, record: Record) -> Segment | DecodeError | None:
         """The item of one record decoded by :meth:`Decoder.decode` (the DecodeError it
         raises, OTHER_SHARD for another shard's Segment)."""
+        self.one_by_one += 1
         try:
             item = self.decoder.decode(record)
         except DecodeError as exc:
@@ -506,49 +517,23 @@ class BatchSource(SourceAttributes):
         """
         n = len(starts)
         cat = np.full(n, _SLOW, np.int8)
-        off = _LINK_OFFSET.get(lt)
-        if off is None:
-            return self._no_rows(cat, frames, ts, record_at)
         skipped = self.decoder.skipped
 
-        # ---- link layer: which records carry IPv4 (ip4), which are not IP (skip) ----
-        et_at = _ETHERTYPE_AT.get(lt)
-        if et_at is not None:
-            has = caplen >= off  # the whole link-layer header
-            et = np.full(n, -1, np.int64)
-            i = starts[has] + et_at
-            et[has] = (u8[i].astype(np.int64) << 8) | u8[i + 1]
-            ip4 = et == 0x0800
-            other = has & ~ip4 & (et != 0x86DD)
-            for v in _VLAN_TYPES:
-                other &= et != v
-            n_other = int(np.count_nonzero(other))
-            if n_other:  # neither IP nor VLAN: skipped by its ethertype
-                n_arp = int(np.count_nonzero(other & (et == 0x0806)))
-                if n_arp:
-                    skipped["arp"] += n_arp
-                if n_other - n_arp:
-                    skipped["other-ethertype"] += n_other - n_arp
-                cat[other] = _SKIP
-        elif off == 0:  # raw IP: the version says IPv4
-            has = caplen >= 1
-            ip4 = np.zeros(n, bool)
-            ip4[has] = (u8[starts[has]] >> 4) == 4
-        else:  # BSD loopback: address family 2 (either byte order)
-            has = caplen >= 4
-            ip4 = np.zeros(n, bool)
-            s = starts[has]
-            b0, b1, b2, b3 = u8[s], u8[s + 1], u8[s + 2], u8[s + 3]
-            be = (b0 == 0) & (b1 == 0) & (b2 == 0) & (b3 == 2)
-            ip4[has] = be if lt == 108 else be | ((b0 == 2) & (b1 == 0) & (b2 == 0) & (b3 == 0))
+        # ---- link layers: which records reach IPv4, and where its header starts ------
+        walked = self._walk(u8, starts, caplen, _LINKTYPES.get(lt), cat)
+        if walked is None:
+            return self._no_rows(cat, frames, ts, record_at)
+        ip4, off = walked  # off: an int (one layout) or int64 (n,)
 
         # ---- IPv4 + TCP headers of the records that hold them whole -------------------
-        idx = np.flatnonzero(ip4 & (caplen >= off + 40))
+        idx = np.flatnonzero(ip4 & (caplen - off >= 40))
         if len(idx) == 0:
             return self._no_rows(cat, frames, ts, record_at)
         s = starts[idx]
-        rows = sliding_window_view(u8, off + 40)[s]
-        h = rows.view(_HEADER_DTYPES[off]).reshape(len(idx))
+        if not isinstance(off, int):
+            off = off[idx]
+        ip = s + off  # where each IPv4 header starts in the buffer
+        h = sliding_window_view(u8, 40)[ip].view(_IP_TCP_DTYPE).reshape(len(idx))
         keep = h["vihl"] == 0x45  # IPv4 without options; else decode
         total = h["total"].astype(np.int64)
         cap = caplen[idx]
@@ -592,7 +577,7 @@ class BatchSource(SourceAttributes):
         t32 = np.flatnonzero(keep & (hl == 32))
         tsv = tse = None
         if len(t32):
-            words = sliding_window_view(u8, 12)[s[t32] + (off + 40)].view(_TS_DTYPE)
+            words = sliding_window_view(u8, 12)[ip[t32] + 40].view(_TS_DTYPE)
             nnts = words[:, 0] == _NOP_NOP_TS
             okind[t32[nnts]] = 1
             if len(t32) == len(idx):
@@ -605,7 +590,7 @@ class BatchSource(SourceAttributes):
         others = np.flatnonzero(keep & (okind == 2))
         parsed: dict[int, TcpOptions] = {}
         if len(others):
-            t0 = s[others] + (off + 40)
+            t0 = ip[others] + 40
             for j, a, b in zip(others.tolist(), t0.tolist(), (t0 + hl[others] - 20).tolist()):
                 try:
                     parsed[j] = _parse_options(buf, a, b)
@@ -662,7 +647,7 @@ class BatchSource(SourceAttributes):
         if self.verify:
             cols.checksum_ok = _checksums(
                 u8,
-                pick(s) + (off + 20),
+                pick(ip) + 20,
                 tl,
                 cols.src.astype(np.int64) + cols.dst + 6 + tl,
                 cols.cut,
@@ -671,6 +656,111 @@ class BatchSource(SourceAttributes):
             return Batch(cols, cat, frames, ts, _slow_records(cat, record_at))
         segs = self._segments(cols, only_segments)
         return segs if only_segments else self._yield_mixed(cat, frames, ts, record_at, segs)
+
+    def _walk(
+        self,
+        u8: np.ndarray,
+        starts: np.ndarray,
+        caplen: np.ndarray,
+        root: Layer | None,
+        cat: np.ndarray,
+    ) -> tuple[np.ndarray, int | np.ndarray] | None:
+        """The link layers of a batch's ``n`` records walked together, from ``root`` (the
+        layer of their link type, None: not in the table) down the table of
+        :mod:`pcapcheck.capture.layers`: the records are grouped by the layer reached so
+        far, and each group's next-layer field is read for all its records with one
+        gather (Zeek's vectorised walk).
+
+        ``u8``, ``starts``, ``caplen``: see :meth:`_batch`; ``cat``: int8 (n,), all
+        ``_SLOW``, updated in place: ``_SKIP`` for the records whose next-layer value
+        names no layer and whose table gives a skipped kind (counted in ``skipped``, as
+        :meth:`Decoder.decode` would). The records that reach IPv6, whose header is cut
+        short, or whose value the table calls malformed stay ``_SLOW``: the decoder
+        decides them one by one.
+
+        :returns: ``(ip4, off)``: bool (n,) the records that reach IPv4, and where their
+            IPv4 header starts from their first byte: an int when every such record has
+            the same layout, else int64 (n,); None when no record reaches IPv4.
+        """
+        if root is None:
+            return None
+        n = len(starts)
+        skipped = self.decoder.skipped
+        # (layer, indices of its records (None: all n), their offsets (int or array))
+        todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray]] = [(root, None, 0)]
+        found: list[tuple[np.ndarray | None, int | np.ndarray]] = []
+        while todo:
+            layer, idx, off = todo.pop()
+            field = layer.next
+            if field is None:  # the network layer
+                if layer is IPV4:
+                    found.append((idx, off))
+                continue
+            cap = caplen if idx is None else caplen[idx]
+            whole = cap - off >= layer.need
+            if not whole.all():  # cut short: the decoder says why
+                idx = np.flatnonzero(whole) if idx is None else idx[whole]
+                if not isinstance(off, int):
+                    off = off[whole]
+                if len(idx) == 0:
+                    continue
+            at = (starts if idx is None else starts[idx]) + off
+            value = _gather(u8, at, field)
+            off = off + layer.length
+            left = len(value)
+            rest = None  # the records no value taken so far names (None: all)
+            for v, child in layer.dispatch.layers.items():
+                named = value == v
+                k = int(np.count_nonzero(named))
+                if k == 0:
+                    continue
+                if k == len(value):  # the whole group: no copy
+                    todo.append((child, idx, off))
+                    left = 0
+                    break
+                sub = np.flatnonzero(named)
+                todo.append(
+                    (
+                        child,
+                        sub if idx is None else idx[sub],
+                        off if isinstance(off, int) else off[sub],
+                    )
+                )
+                rest = ~named if rest is None else rest & ~named
+                left -= k
+                if left == 0:
+                    break
+            if left == 0:
+                continue
+            dispatch = layer.dispatch
+            if dispatch.skip is None:  # malformed: the decoder gives the reason
+                continue
+            other = value if rest is None else value[rest]
+            for v, kind in dispatch.kinds.items():
+                k = int(np.count_nonzero(other == v))
+                if k:
+                    skipped[kind] += k
+                    left -= k
+            if left:
+                skipped[dispatch.skip] += left
+            if rest is None:
+                cat[slice(None) if idx is None else idx] = _SKIP
+            else:
+                cat[np.flatnonzero(rest) if idx is None else idx[rest]] = _SKIP
+        if not found:
+            return None
+        ip4 = np.zeros(n, bool)
+        offs = {o for _, o in found if isinstance(o, int)}
+        if len(offs) == 1 and all(isinstance(o, int) for _, o in found):
+            for idx, _o in found:
+                ip4[slice(None) if idx is None else idx] = True
+            return ip4, offs.pop()
+        at_ip = np.zeros(n, np.int64)
+        for idx, o in found:
+            where = slice(None) if idx is None else idx
+            ip4[where] = True
+            at_ip[where] = o
+        return ip4, at_ip
 
     def _segments(self, c: _Columns, tuples: bool) -> Iterator[Segment] | Iterator[Item]:
         """Build the Segments of the columns ``c`` (all of one batch), ``_STEP`` at a time
@@ -889,6 +979,29 @@ class BatchSource(SourceAttributes):
                 yield frame, t, self._decoded(record_at(i))
             else:  # _DROP
                 yield frame, t, OTHER_SHARD
+
+
+def _gather(u8: np.ndarray, at: np.ndarray, field: Field) -> np.ndarray:
+    """The value of ``field`` (:class:`pcapcheck.capture.layers.Field`) in each header
+    starting at ``u8[at]`` (``at``: int64 (m,) offsets, the field's bytes all there), as
+    int64 (m,): :meth:`Field.read` for m headers at once."""
+    size = field.size
+    if size == 1:
+        v = u8[at + field.offset].astype(np.int64)
+    else:
+        raw = sliding_window_view(u8, size)[at + field.offset]
+        big = raw.view(f">u{size}").reshape(len(at)).astype(np.int64)
+        if field.order == "big":
+            v = big
+        else:
+            v = raw.view(f"<u{size}").reshape(len(at)).astype(np.int64)
+            if field.order == "either":
+                v = np.where(v > 0xFFFF, big, v)
+    if field.shift:
+        v >>= field.shift
+    if field.mask is not None:
+        v &= field.mask
+    return v
 
 
 def _pcapng_times(
