@@ -10,6 +10,7 @@ themselves are checked too, so that deleting or loosening one fails a test.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ LAYERS = [
     "catalog",
     "tcp",
     "capture",
-    "spool | model",
+    "results | jsonlines",
+    "spool | model | __about__",
 ]
 
 #: What the reference engine must never import.
@@ -99,6 +101,35 @@ def test_no_contract_ignores_an_import():
     """A broken contract is fixed in the code, not by listing the import as an exception."""
     for contract in _contracts().values():
         assert not contract.get("ignore_imports"), contract["id"]
+
+
+def test_the_version_is_written_once_in_a_leaf_module():
+    """``__version__`` is assigned in pcapcheck/__about__.py only (hatch reads it there);
+    the package root re-exports it, and the modules that write it import it from there,
+    never from the root, which exposes the whole API (lint-imports would see a report
+    module depend on pcapcheck.api through it)."""
+    assigned = []
+    root_importers = []
+    for path in sorted((ROOT / "pcapcheck").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            if any(isinstance(t, ast.Name) and t.id == "__version__" for t in targets):
+                assigned.append(path.relative_to(ROOT).as_posix())
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "pcapcheck"
+                and any(alias.name == "__version__" for alias in node.names)
+            ):
+                root_importers.append(path.relative_to(ROOT).as_posix())
+    assert assigned == ["pcapcheck/__about__.py"]
+    assert root_importers == []
 
 
 # --------------------------------------------------------------------------- the tools

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pcapcheck import __version__
+from pcapcheck.__about__ import __version__
 from pcapcheck.capture.inputs import display_path
 from pcapcheck.model import Finding
 from pcapcheck.pipeline import FileResult

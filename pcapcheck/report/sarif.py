@@ -41,7 +41,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pcapcheck import __version__
+from pcapcheck.__about__ import __version__
 from pcapcheck.pipeline import FileResult
 from pcapcheck.report import connection_text, lookup_rule
 
