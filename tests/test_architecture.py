@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 #: What ruff lints and formats (the same paths as the command in docs/architecture.md).
 RUFF_PATHS = ["pcapcheck", "tests", "scripts", "bench"]
 
-#: The layers of the package, top to bottom (docs/architecture.md). ``a : b`` may import
-#: each other; ``a | b`` may not.
+#: The layers of the package, top to bottom (docs/architecture.md); the siblings of an
+#: ``a | b`` layer may not import each other.
 LAYERS = [
     "__main__",
-    "cli : commands",
+    "cli",
+    "commands",
     "grading | compare",
     "api",
     "run",
