@@ -17,7 +17,9 @@ Every good capture holds the same short, clean TCP conversation (10 packets)::
      9 S->C FIN, ACK
     10 C->S ACK
 
-in a different container or encapsulation each. The packets are built with dpkt
+in a different container or encapsulation each (``vlan_mpls2_ipv6_hs002.pcap`` holds
+a short failed handshake instead: SYN, a SYN-ACK acknowledging the client's ISN itself
+(HS002), the client's RST). The packets are built with dpkt
 (Ethernet, IPv4, TCP, UDP, ARP; checksums with dpkt.in_cksum) and struct (the link
 headers dpkt cannot write, IPv6 extension headers); the containers are written with
 struct, because dpkt's pcap writer only writes the host byte order and takes float
@@ -123,7 +125,11 @@ def tcp_segment(pkt, src: bytes, dst: bytes) -> bytes:
 
 
 def ipv4_packet(i: int, ip_opts: bytes = b"") -> bytes:
-    pkt = CONVERSATION[i]
+    return ipv4_from(CONVERSATION[i], i, ip_opts)
+
+
+def ipv4_from(pkt, i: int, ip_opts: bytes = b"") -> bytes:
+    """IPv4 (ids 20001 + i from the client, 30001 + i from the server) + TCP of ``pkt``."""
     src, dst = (_a4(C4), _a4(S4)) if pkt[0] else (_a4(S4), _a4(C4))
     seg = tcp_segment(pkt, src, dst)
     ip = dpkt.ip.IP(
@@ -145,7 +151,11 @@ def ipv4_packet(i: int, ip_opts: bytes = b"") -> bytes:
 
 def ipv6_packet(i: int, ext: list[tuple[int, bytes]] | None = None) -> bytes:
     """IPv6 + extension headers ``[(type, body-after-the-2-or-4-byte-prefix)]`` + TCP."""
-    pkt = CONVERSATION[i]
+    return ipv6_from(CONVERSATION[i], ext)
+
+
+def ipv6_from(pkt, ext: list[tuple[int, bytes]] | None = None) -> bytes:
+    """IPv6 + extension headers + TCP of ``pkt`` (a CONVERSATION-like tuple)."""
     src, dst = (_a6(C6), _a6(S6)) if pkt[0] else (_a6(S6), _a6(C6))
     seg = tcp_segment(pkt, src, dst)
     chain = b""
@@ -177,6 +187,26 @@ def eth(src: bytes, dst: bytes, ethertype: int, payload: bytes, tags: tuple = ()
     for tpid, vid in tags:
         hdr += struct.pack("!HH", tpid, vid)
     return hdr + struct.pack("!H", ethertype) + payload
+
+
+def mpls(labels: tuple[int, ...], payload: bytes, ttl: int = 64) -> bytes:
+    """An MPLS label stack (RFC 3032 §2.1: label 20 bits, TC 3, S 1, TTL 8; S set on the
+    last entry, the bottom of the stack) in front of ``payload``."""
+    entries = b"".join(
+        struct.pack("!I", label << 12 | (k == len(labels) - 1) << 8 | ttl)
+        for k, label in enumerate(labels)
+    )
+    return entries + payload
+
+
+#: The failed handshake of vlan_mpls2_ipv6_hs002.pcap: the SYN-ACK acknowledges the
+#: client's ISN itself (HS002); the client answers <SEQ=SEG.ACK><CTL=RST> (RFC 9293
+#: §3.10.7.3).
+BAD_SYNACK = (
+    CONVERSATION[0],
+    (False, S | A, ISN_S, ISN_C, 65160, _syn_opts(1400, 7000, 1000, 9), b""),
+    (True, R, ISN_C, 0, 0, b"", b""),
+)
 
 
 def macs(i: int) -> tuple[bytes, bytes]:
@@ -501,6 +531,35 @@ def build(outdir: Path) -> dict[str, str]:
         pcap_file(with_non_tcp(), 1),
         "Ethernet conversation + UDP (frame 3), ARP (frame 6), IPv4 fragment (frame 10)",
     )
+    mpls_ipv4 = [
+        (TIMES_NS[i], eth(*macs(i), 0x8847, mpls((100,), ipv4_packet(i))))
+        for i in range(len(CONVERSATION))
+    ]
+    put(
+        "mpls_ipv4.pcap",
+        pcap_file(mpls_ipv4, 1),
+        "Ethernet + MPLS (ethertype 0x8847, one label: 100), IPv4",
+    )
+    put(
+        "vlan_mpls2_ipv6_hs002.pcap",
+        pcap_file(
+            [
+                (
+                    TIMES_NS[i],
+                    eth(
+                        *macs(0 if pkt[0] else 1),
+                        0x8847,
+                        mpls((16, 1000), ipv6_from(pkt)),
+                        ((0x8100, 100),),
+                    ),
+                )
+                for i, pkt in enumerate(BAD_SYNACK)
+            ],
+            1,
+        ),
+        "Ethernet + 802.1Q + MPLS two-label stack (16, 1000), IPv6: SYN, a SYN-ACK"
+        " acknowledging the client's ISN (HS002, frame 2), the client's RST (frame 3)",
+    )
 
     # ---- bad/ -------------------------------------------------------------------------
     offs = record_offsets(eth_ipv4)
@@ -587,6 +646,13 @@ def build(outdir: Path) -> dict[str, str]:
         "bad/snaplen_cuts_header.pcap",
         pcap_file(base, 1, snaplen=60),
         "Ethernet with snaplen 60: every TCP header is cut (DecodeError for all)",
+    )
+    cut_stack = eth(MAC_C, MAC_S, 0x8847, mpls((100, 200), b""))[:20]
+    put(
+        "bad/mpls_cut_stack.pcap",
+        pcap_file([*mpls_ipv4[:6], (TIMES_NS[5] + 50_000, cut_stack), *mpls_ipv4[6:]], 1),
+        "mpls_ipv4.pcap with an extra frame 7 whose MPLS label stack is cut short: the"
+        " frame ends 2 bytes into its second entry, the first has no bottom-of-stack bit",
     )
     put(
         "bad/unsupported_linktype.pcap",
