@@ -203,7 +203,7 @@ class Context:
     """Everything a :class:`KnownDifference` predicate may look at.
 
     ``frames``: frame → :class:`FrameView`; ``conn_frames``: pcapcheck connection id →
-    its frames in order; ``result``: pcapcheck's :class:`~pcapcheck.pipeline.FileResult`
+    its frames in order; ``result``: pcapcheck's :class:`~pcapcheck.results.FileResult`
     (``format``, ``truncated``, ``packets``, ``events``); ``ws_format``: the container
     format Wireshark recognised; ``ws_records``: how many frames Wireshark read;
     ``roots_by_conn`` / ``roots_by_stream``: frames of ``connection`` disagreements

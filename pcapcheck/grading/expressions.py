@@ -45,7 +45,7 @@ from celpy import celtypes
 from pcapcheck.report.ladder import endpoint_parts
 
 if TYPE_CHECKING:
-    from pcapcheck.pipeline import FileResult
+    from pcapcheck.results import FileResult
 
 __all__ = [
     "FIELDS",

@@ -20,8 +20,9 @@ from pcapcheck.grading.expressions import Expression, capture_environment, to_ac
 from pcapcheck.grading.results import CheckResult, StudentResult
 from pcapcheck.grading.rubric import ANSWER_KEYS, Check, Rubric
 from pcapcheck.model import Segment
-from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.pipeline import analyze_file
 from pcapcheck.report.ladder import connection_segments, render_ladder
+from pcapcheck.results import FileResult
 
 __all__ = ["MAX_LADDERS", "bad_submission", "describe_connection", "grade_submission"]
 

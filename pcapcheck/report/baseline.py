@@ -41,7 +41,7 @@ from typing import Any
 from pcapcheck.__about__ import __version__
 from pcapcheck.capture.inputs import display_path
 from pcapcheck.model import Finding
-from pcapcheck.pipeline import FileResult
+from pcapcheck.results import FileResult
 
 __all__ = [
     "BASELINE_VERSION",

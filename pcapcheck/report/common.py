@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pcapcheck.pipeline import FileResult
+    from pcapcheck.results import FileResult
 
 __all__ = ["SEVERITY_ORDER", "summary_line"]
 

@@ -14,8 +14,8 @@ import csv
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

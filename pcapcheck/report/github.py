@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import FORMATS, statistics_rows
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

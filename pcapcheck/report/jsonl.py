@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import text_of
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

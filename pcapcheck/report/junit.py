@@ -37,8 +37,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from pcapcheck.model import Finding
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import connection_text, lookup_rule
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

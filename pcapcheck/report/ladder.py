@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
 
 if TYPE_CHECKING:
-    from pcapcheck.pipeline import FileResult
+    from pcapcheck.results import FileResult
 
 __all__ = [
     "DEFAULT_WIDTH",

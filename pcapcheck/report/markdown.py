@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import rule_statistics
 from pcapcheck.report.common import summary_line
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext

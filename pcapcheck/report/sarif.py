@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pcapcheck.__about__ import __version__
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import connection_text, lookup_rule
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Rule

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from pcapcheck.pipeline import FileResult
 from pcapcheck.report import statistics_rows
 from pcapcheck.report.common import summary_line
+from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
