@@ -829,3 +829,61 @@ def test_clean_line_is_the_encoded_summary(tmp_path, catalog, monkeypatch):
         v = copy.copy(conns[0])
         setattr(v, field, value)
         assert analyze.clean_line(v) is None, (field, value)
+
+
+def _copy_later(cap, gap_us):
+    """The client's data segment stored a second time ``gap_us`` microseconds later."""
+    c = _conv(cap)
+    c.handshake()
+    c.data("c", 100)
+    t, data = cap.records[-1]
+    cap.add(t + gap_us, data, c.ip["c"])
+    c.ack("s")
+    c.close("c")
+
+
+@pytest.mark.parametrize("limit", [0.5, 0.1])
+def test_cp008_max_interval_reaches_the_engine_and_the_fast_paths(
+    limit, tmp_path, catalog, monkeypatch
+):
+    """CP008's max_interval (rules/CP008.yaml) is the engine's limit, and the fast paths
+    agree with the engine under it: a copy 0.3 s after the packet is one packet stored
+    twice with the default 0.5 s, a retransmission (SQ002) with 0.1 s; the shortcuts on
+    or off (fast=False: the reference engine alone), the same report."""
+    cap = Capture()
+    _copy_later(cap, 300_000)
+    path = tmp_path / "copy.pcap"
+    cap.write(path)
+    active = catalog.select(["ALL"], ["CP004"])
+    params = {"CP008": {"max_interval": limit}}
+    monkeypatch.setattr(lookahead, "ENABLED", True)
+    on = analyze_file(path, catalog, active, params=params)
+    off = analyze_file(path, catalog, active, params=params, fast=False)
+    same_report(on, off)
+    rules = {e.rule for e in off.events if e.frame == 5}
+    assert rules == ({"CP008"} if limit == 0.5 else {"SQ002"})
+
+
+def test_duplicate_key_fields_name_the_key():
+    """DUPLICATE_KEY_FIELDS, the declaration, names duplicate_key_of's parameters in the
+    order of its tuple, and the Segment attributes (and a clean row's fields) that
+    duplicate_key reads."""
+    import inspect
+
+    from pcapcheck.model import Segment, TcpOptions
+    from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS, duplicate_key, duplicate_key_of
+
+    assert tuple(inspect.signature(duplicate_key_of).parameters) == DUPLICATE_KEY_FIELDS
+    values = dict(zip(DUPLICATE_KEY_FIELDS, (7, 1001, 2002, 0x18, 100, 512, 33)))
+    assert duplicate_key_of(**values) == tuple(values.values())
+    options = TcpOptions(None, None, False, (), values["ts_val"], None)
+    seg = Segment(
+        9, 1.0, "10.0.0.1", "10.0.0.2", 1, 2, values["seq"], values["ack"], values["flags"],
+        values["window"], values["payload_len"], options, values["ip_id"], 4,
+    )  # fmt: skip
+    assert duplicate_key(seg) == tuple(values.values())
+    row = [None] * (max(clean.ROW_FIELDS.values()) + 1)
+    for name, at in clean.ROW_FIELDS.items():
+        row[at] = values.get(name)
+    assert clean.row_duplicate_key(tuple(row)) == tuple(values.values())
+    assert duplicate_key_of(**{**values, "ip_id": 0, "ts_val": None}) is None

@@ -29,9 +29,10 @@ against the pattern:
 A retransmission is a row that sends again, whole, data of its direction already sent
 (SEG.SEQ >= ISN + 1, SEG.SEQ + SEG.LEN =< SND.NXT), at least 2 bytes (one old byte is a
 keep-alive), flags ACK or ACK+PSH, before the connection's first FIN (both endpoints
-ESTABLISHED), and not equal in IP ID, SEG.SEQ,
-SEG.ACK, flags, length and window to an earlier segment of its direction (such a pair
-may be one packet stored twice, CP008, which the replay tells apart; it is replayed).
+ESTABLISHED), and whose CP008 duplicate key
+(:func:`pcapcheck.tcp.detectors.duplicate_key_of`) is no earlier segment's of its
+direction, however long before (such a pair may be one packet stored twice, which the
+replay tells apart; it is replayed).
 The replay reports it as SQ002 (:func:`retransmission_events`), and Zeek's history
 gets ``T`` (client) or ``t`` (server) at the first one of each direction (Zeek adds the
 letter again at the 10th: a direction with 10 or more is replayed).
@@ -65,7 +66,13 @@ from pcapcheck.model import (
     flags_text,
 )
 from pcapcheck.tcp.connection import Connection
-from pcapcheck.tcp.detectors import fill_common, retransmission_data
+from pcapcheck.tcp.detectors import (
+    DUPLICATE_KEY_FIELDS,
+    duplicate_key_of,
+    fill_common,
+    retransmission_data,
+)
+from pcapcheck.tcp.zeek import SCALED_ONCE
 
 #: Summarise clean connections from their rows; False replays every connection (the
 #: tests compare both).
@@ -74,9 +81,30 @@ ENABLED = True
 _M32 = 0xFFFFFFFF
 _SYNACK = SYN | ACK
 _FINACK = FIN | ACK
-#: Retransmissions of one direction from which Zeek writes its ``T``/``t`` again
-#: (Session::ScaledHistoryEntry, base 10): a clean connection has fewer.
-RETX_MAX = 9
+#: The most retransmissions of one direction in a clean connection: Zeek writes its
+#: ``T``/``t`` once for these (:data:`pcapcheck.tcp.zeek.SCALED_ONCE`), again for one more.
+RETX_MAX = SCALED_ONCE
+
+#: Position in a row (:class:`Pending`) of each field of a segment it holds.
+ROW_FIELDS = {
+    "frame": 0,
+    "ts": 1,
+    "from_client": 2,
+    "seq": 3,
+    "ack": 4,
+    "flags": 5,
+    "window": 6,
+    "payload_len": 7,
+    "ip_id": 8,
+    "ts_val": 9,
+}
+_KEY_AT = {name: ROW_FIELDS[name] for name in DUPLICATE_KEY_FIELDS}
+
+
+def row_duplicate_key(row: tuple) -> tuple | None:
+    """CP008's duplicate key (:func:`pcapcheck.tcp.detectors.duplicate_key_of`) of the
+    segment of ``row``."""
+    return duplicate_key_of(**{name: row[at] for name, at in _KEY_AT.items()})
 
 
 class FastPathMismatch(Exception):
@@ -385,24 +413,19 @@ def _resent(
     far (:attr:`CleanConnection.retx`), with the frame that first sent its first byte
     while that data is not wholly acknowledged (``peer_ack``: the peer's latest SEG.ACK,
     relative), else None."""
-    frame, _ts, side, seq, ack, flags, window, length, ip_id = rows[i][:9]
+    row = rows[i]
+    frame, _ts, side, seq, _ack, flags, _window, length = row[:8]
     rel = (seq - isn) & _M32
     if length < 2 or flags & ~PSH != ACK or rel < 1 or rel + length > nxt:
         return False
+    key = row_duplicate_key(row)
     resent = {r[0] for r in retx}
     first = None
     for j in range(i - 1, 1, -1):
         r = rows[j]
         if r[2] != side:
             continue
-        if (
-            r[3] == seq
-            and r[7] == length
-            and r[4] == ack
-            and r[5] == flags
-            and r[6] == window
-            and r[8] == ip_id
-        ):
+        if key is not None and row_duplicate_key(r) == key:
             return False  # maybe one packet stored twice: CP008's call
         if r[7] and r[0] not in resent:
             start = (r[3] - isn) & _M32

@@ -35,6 +35,7 @@ from itertools import repeat
 
 from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.model import ESTABLISHED, MARK_END, MARK_START, SegmentBlock
+from pcapcheck.tcp.detectors import duplicate_key_of
 from pcapcheck.tcp.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
 
 #: Replay plain segments from the columns; False builds and feeds every Segment (the
@@ -166,7 +167,6 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
                     fs, fr, ep = conn.c, conn.s, zeek._client
                 else:
                     fs, fr, ep = conn.s, conn.c, zeek._server
-                # the last argument is detectors.duplicate_key(segment), written out
                 if (
                     ep.state == TCP_ESTABLISHED
                     and ep.peer.state == TCP_ESTABLISHED
@@ -180,9 +180,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
                         ack,
                         window,
                         length,
-                        None
-                        if ts_val is None and not ip_id
-                        else (ip_id, seq, ack, flags, length, window, ts_val),
+                        duplicate_key_of(ip_id, seq, ack, flags, length, window, ts_val),
                     )
                 ):
                     zeek._established(ep, seq, ack, length, window, False)

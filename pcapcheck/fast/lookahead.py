@@ -54,6 +54,7 @@ import numpy as np
 
 from pcapcheck.fast.clean_connections import RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
+from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS
 
 __all__ = [
     "MAX_ROWS",
@@ -699,8 +700,10 @@ def _retransmissions(
     """The part of :func:`classify` about retransmissions (``retx``: per row), as
     :func:`pcapcheck.fast.clean_connections.check` tests them (``_resent``): clears ``ok`` of a
     connection with more than :data:`~pcapcheck.fast.clean_connections.RETX_MAX` from one direction, or
-    with two data segments of one direction equal in SEG.SEQ, length, SEG.ACK, flags,
-    window and IP ID (maybe one packet stored twice). The other arguments are
+    with two data segments of one direction equal in the fields of CP008's duplicate key
+    (:data:`pcapcheck.tcp.detectors.DUPLICATE_KEY_FIELDS`) held here (all but the TCP
+    timestamp: a coarser comparison, which finds every pair the engine's would, and
+    more), whatever their time apart (maybe one packet stored twice). The other arguments are
     :func:`classify`'s per row (``rel``: SEG.SEQ relative to the sender's ISN, ``a``:
     SEG.ACK relative to the peer's; ``side_rows``: the rows after the handshake's SYNs
     of each direction, ``"c"`` and ``"s"``).
@@ -723,7 +726,8 @@ def _retransmissions(
     some = np.zeros(C, bool)
     some[g[at]] = True
     d = np.flatnonzero((ln > 0) & some[g] & (np.arange(R) - starts[g] >= 2))
-    keys = (ip_id[d], win[d], fl[d], a[d], ln[d], rel[d], fc[d], g[d])
+    held = {"ip_id": ip_id, "seq": rel, "ack": a, "flags": fl, "payload_len": ln, "window": win}
+    keys = tuple(held[name][d] for name in DUPLICATE_KEY_FIELDS if name in held) + (fc[d], g[d])
     order = np.lexsort(keys)
     same = np.ones(max(len(d) - 1, 0), bool)
     for key in keys:

@@ -46,6 +46,7 @@ from pcapcheck.tcp.state_machine import Endpoint
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "CL010": {"msl": 120.0},
+    "CP008": {"max_interval": 0.5},
     "SQ006": {"reorder_window": 0.003},
 }
 
@@ -73,14 +74,39 @@ def _drop_acked(unacked: list, ack: int) -> None:
     del unacked[:i]
 
 
-def duplicate_key(seg: Segment) -> tuple | None:
-    """What CP008 compares to recognise a packet stored twice: ``(ip_id, seq, ack,
-    flags, payload_len, window, ts_val)``; None when the segment has neither an IP ID
-    other than 0 nor a TCP timestamp (nothing tells two such packets apart)."""
-    ts_val = seg.options.ts_val if seg.options is not None else None
-    if ts_val is None and not seg.ip_id:
+#: CP008's duplicate key: the fields of a segment that two packets must share to be one
+#: packet stored twice, in the order of :func:`duplicate_key_of`'s tuple. Names of
+#: :class:`~pcapcheck.model.Segment` attributes (and of the decoder's columns);
+#: ``ts_val`` is the TCP timestamp option's TSval (None without one). A fast path that
+#: must rule a duplicate out compares these fields (or fewer: a coarser comparison
+#: finds more pairs, never fewer) of a direction's segments.
+DUPLICATE_KEY_FIELDS = ("ip_id", "seq", "ack", "flags", "payload_len", "window", "ts_val")
+
+
+def duplicate_key_of(
+    ip_id: int, seq: int, ack: int, flags: int, payload_len: int, window: int, ts_val: int | None
+) -> tuple | None:
+    """CP008's duplicate key (:data:`DUPLICATE_KEY_FIELDS`) of a segment with these
+    fields (absolute 32-bit ``seq``/``ack``, raw 16-bit ``window``, ``payload_len``
+    bytes); None when the segment has neither an IP ID other than 0 nor a TCP timestamp
+    (nothing tells two such packets apart: never a duplicate)."""
+    if ts_val is None and not ip_id:
         return None
-    return (seg.ip_id, seg.seq, seg.ack, seg.flags, seg.payload_len, seg.window, ts_val)
+    return (ip_id, seq, ack, flags, payload_len, window, ts_val)
+
+
+def duplicate_key(seg: Segment) -> tuple | None:
+    """:func:`duplicate_key_of` the fields of ``seg``."""
+    options = seg.options
+    return duplicate_key_of(
+        seg.ip_id,
+        seg.seq,
+        seg.ack,
+        seg.flags,
+        seg.payload_len,
+        seg.window,
+        options.ts_val if options is not None else None,
+    )
 
 
 def retransmission_data(seq: int, payload_len: int, first_frame: int | None) -> dict[str, Any]:
@@ -151,6 +177,8 @@ class Checker:
             p.setdefault(rule, {}).update(values)
         self.msl = float(p["CL010"]["msl"])
         self.reorder_window = float(p["SQ006"]["reorder_window"])
+        #: CP008's max_interval: seconds within which two equal packets are one stored twice
+        self.duplicate_interval = float(p["CP008"]["max_interval"])
         self._frame_events: list[tuple[Event, str | None]] = []
         #: frame → set of marks (``retransmission``, ``out_of_order``, ``keep_alive``,
         #: ``keep_alive_ack``, ``duplicate_ack``, ``zero_window``, ``lost_segment``, ``ack_lost_segment``,
@@ -296,19 +324,10 @@ class Checker:
         nxt = fs.nxt
         if fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
             return False  # (a hole, a keep-alive: the full path)
-        # CP008 (_capture_duplicate). New data in order, longer than a keep-alive or a
-        # zero-window probe (which leave SND.NXT where it is), cannot repeat an earlier
-        # segment of this flow: that one would have moved SND.NXT past SEG.SEQ. It is
-        # remembered without a search. A repeat goes to the full path, which reports it.
-        if key is not None:
-            recent = fs.recent
-            if length <= 1:
-                for k, _frame, t in recent:
-                    if k == key and abs(ts - t) <= 0.5:
-                        return False
-            recent.append((key, frame, ts))
-            if len(recent) > RECENT:
-                del recent[0]
+        # CP008: a capture duplicate goes to the full path, which reports it. New data
+        # in order (SEG.SEQ = SND.NXT), longer than a keep-alive's or a probe's byte.
+        if key is not None and self.duplicate_of(fs, key, frame, ts, length > 1) is not None:
+            return False
         fs.packets += 1
         fs.bytes += length
         if fs.first_frame is None:
@@ -440,21 +459,40 @@ class Checker:
 
     # --------------------------------------------------------------- capture artefacts
     def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
-        """CP008: the same packet stored twice (same IP ID, seq, ack, flags, length, window
-        and TCP timestamp, :func:`duplicate_key`) within 0.5 s. Without an IP ID (IPv6) a
-        TCP timestamp is required. Remembers ``seg`` among the flow's recent segments."""
+        """CP008 for ``seg`` (:meth:`duplicate_of`): emitted, True, when it is one."""
         key = duplicate_key(seg)
         if key is None:
             return False
+        original = self.duplicate_of(fs, key, seg.frame, seg.ts)
+        if original is None:
+            return False
+        self.emit(conn, "CP008", seg.frame, role, original_frame=original)
+        return True
+
+    def duplicate_of(
+        self, fs: Flow, key: tuple, frame: int, ts: float, new_data: bool = False
+    ) -> int | None:
+        """CP008, the one test: the frame of the segment of which a segment of ``fs``'s
+        sender, with duplicate key ``key`` (:func:`duplicate_key_of`, not None), at
+        ``frame`` and ``ts`` (seconds since the epoch), is a copy stored twice in the
+        capture: one of the flow's last :data:`~pcapcheck.tcp.connection.RECENT`
+        segments with an equal key, at most ``max_interval`` seconds apart (the
+        parameter of rules/CP008.yaml, :attr:`duplicate_interval`); else None, and the
+        segment is remembered among the recent ones. ``new_data``: the caller knows the
+        segment carries new data in order (SEG.SEQ = SND.NXT) of more than one byte;
+        then no earlier segment can have its key (that one would have moved SND.NXT past
+        SEG.SEQ; a keep-alive's or a zero-window probe's byte leaves it), and none is
+        searched."""
         recent = fs.recent
-        for k, frame, ts in recent:
-            if k == key and abs(seg.ts - ts) <= 0.5:
-                self.emit(conn, "CP008", seg.frame, role, original_frame=frame)
-                return True
-        recent.append((key, seg.frame, seg.ts))
+        if not new_data:
+            limit = self.duplicate_interval
+            for k, original, t in recent:
+                if k == key and abs(ts - t) <= limit:
+                    return original
+        recent.append((key, frame, ts))
         if len(recent) > RECENT:
             del recent[0]
-        return False
+        return None
 
     # ------------------------------------------------------------------ handshake
     def _syn(self, conn, seg, role, fs, fr, es, er) -> None:

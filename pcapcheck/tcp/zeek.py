@@ -131,6 +131,13 @@ _TCP_MAX_INITIAL_WINDOW = 16384  # init-bare.zeek defaults
 _TCP_MAX_ABOVE_HOLE_WITHOUT_ANY_ACKS = 16384
 _TCP_EXCESSIVE_DATA_WITHOUT_FURTHER_ACKS = 10 * 1024 * 1024
 
+#: Session::ScaledHistoryEntry's scaling base: a scaled history letter (``C G T W``,
+#: lower case for the responder) is written at its 1st, 10th, 100th, ... occurrence.
+HISTORY_SCALE = 10
+#: The most occurrences of a scaled letter (e.g. retransmissions, ``T``) that write it
+#: only once: one more writes it again.
+SCALED_ONCE = HISTORY_SCALE - 1
+
 # TCP_Endpoint::HistoryMasks; the responder's bits are shifted left by 16.
 _HIST_SYN_PKT = 0x1
 _HIST_FIN_PKT = 0x2
@@ -423,7 +430,7 @@ class ZeekState:
         counter = (counter + 1) & _M32
         if counter == thresh:
             self._add(ep, code)
-            new_thresh = (thresh * 10) & _M32
+            new_thresh = (thresh * HISTORY_SCALE) & _M32
             if new_thresh <= thresh:
                 counter = 0
             else:
