@@ -320,6 +320,16 @@ def eth(payload: bytes, et=0x0800, vlans=()) -> bytes:
     return b"\x02" * 6 + b"\x04" * 6 + tags + struct.pack("!H", et) + payload
 
 
+def mpls(payload: bytes, *labels: int, bottom: bool = True) -> bytes:
+    """An MPLS label stack (RFC 3032) in front of ``payload``; the bottom-of-stack bit on
+    the last entry unless ``bottom`` is false."""
+    stack = b"".join(
+        struct.pack("!I", label << 12 | (bottom and k == len(labels) - 1) << 8 | 64)
+        for k, label in enumerate(labels)
+    )
+    return stack + payload
+
+
 def crafted_records() -> list:
     """Ethernet records of every kind the batch path decodes, skips or hands to the
     decoder: (data, wire length) or data."""
@@ -345,6 +355,17 @@ def crafted_records() -> list:
         eth(ip4(seg), vlans=(0x8100,)),  # 802.1Q
         eth(ip4(seg), vlans=(0x88A8, 0x8100)),  # QinQ
         eth(ip4(seg), vlans=(0x8100,))[:16],  # cut VLAN tag
+        eth(mpls(ip4(seg), 100), et=0x8847),  # MPLS
+        eth(mpls(ip4(tcp()), 1, 2, 3), et=0x8848),  # MPLS multicast, 3 labels
+        eth(mpls(ip4(seg), 16, 1000), et=0x8847, vlans=(0x8100,)),  # 802.1Q + MPLS
+        eth(mpls(ip4(seg), 7), et=0x8847, vlans=(0x88A8, 0x8100)),  # QinQ + MPLS
+        eth(mpls(ip4(seg, opts=b"\x01\x01\x01\x00"), 7), et=0x8847),  # MPLS, IHL 6
+        eth(mpls(ip4(b"u" * 30, proto=17), 9), et=0x8847),  # MPLS UDP
+        eth(mpls(ip6(seg), 100, 200), et=0x8847),  # MPLS IPv6
+        eth(mpls(b"\x00\x00\x00\x00" + b"e" * 60, 100), et=0x8847),  # pseudowire
+        eth(mpls(ip4(seg), 100, 200, bottom=False), et=0x8847)[:20],  # stack cut short
+        eth(mpls(b"", 100), et=0x8847),  # nothing beneath the stack
+        eth(mpls(ip4(seg), 100), et=0x8847)[:30],  # IPv4 cut beneath MPLS
         eth(ip6(seg), et=0x86DD),  # IPv6
         eth(ip6(b"u" * 16, nxt=17), et=0x86DD),  # IPv6 UDP
         eth(ip6(b"\x06\x00" + b"\x00" * 6 + seg, nxt=0), et=0x86DD),  # hop-by-hop
@@ -515,6 +536,7 @@ def test_link_types(tmp_path, linktype, monkeypatch):
             recs += [
                 struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x86DD if v6 else 0x0800) + p,
                 struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x0806) + b"a" * 28,
+                struct.pack("!HHH8sH", 0, 1, 6, b"\x02" * 8, 0x8847) + mpls(p, 5, 6),
             ]
         elif linktype == 276:
             recs += [

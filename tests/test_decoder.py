@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pcapcheck.capture.decoder import DecodeError, Decoder, decode_with_dpkt
+from pcapcheck.capture.decoder import DecodeError, Decoder
+from pcapcheck.capture.dpkt_decoder import decode_with_dpkt
 from pcapcheck.capture.reader import CaptureError, open_capture
 from pcapcheck.model import ACK, FIN, PSH, SYN, Record, Segment, TcpOptions
 
@@ -88,6 +89,7 @@ IPV4_FILES = [
     "raw_ipv4.pcap",
     "raw_ipv4_228.pcap",
     "ipv4_options.pcap",
+    "mpls_ipv4.pcap",
 ]
 IPV6_FILES = [
     "null_ipv6_bigendian.pcap",
@@ -98,7 +100,7 @@ IPV6_FILES = [
     "eth_ipv6_allext.pcap",
 ]
 NSEC_FILES = ["eth_ipv4_nsec.pcap", "eth_ipv4_nsec_bigendian.pcap"]
-SPECIAL = ["snaplen64.pcap", "with_non_tcp.pcap"]
+SPECIAL = ["snaplen64.pcap", "with_non_tcp.pcap", "vlan_mpls2_ipv6_hs002.pcap"]
 
 
 def decode_file(path, verify=False):
@@ -305,6 +307,15 @@ def ether(payload, et=0x0800, tags=()):
     return hdr + struct.pack("!H", et) + payload
 
 
+def mpls(*labels, bottom=True):
+    """An MPLS label stack (RFC 3032 §2.1), the bottom-of-stack bit on the last entry
+    unless ``bottom`` is false."""
+    return b"".join(
+        struct.pack("!I", label << 12 | (bottom and k == len(labels) - 1) << 8 | 64)
+        for k, label in enumerate(labels)
+    )
+
+
 def rec(data, lt=1, wire=None):
     return Record(1, 1.5, lt, data, len(data) if wire is None else wire)
 
@@ -422,6 +433,26 @@ def test_bad_option_lengths(opts, reason):
         (b"\x02\x00", 0, "truncated loopback header (2 of 4 bytes captured)"),
         (ip4(tcp()), 147, "unsupported link type 147"),
         (
+            ether(mpls(100, 200, bottom=False), 0x8847)[:20],
+            1,
+            "truncated MPLS label stack entry (2 of 4 bytes captured)",
+        ),
+        (
+            ether(mpls(100, bottom=False), 0x8847),
+            1,
+            "truncated MPLS label stack entry (0 of 4 bytes captured)",
+        ),
+        (
+            ether(mpls(100), 0x8848, tags=((0x8100, 7),)),
+            1,
+            "truncated IP header beneath the MPLS label stack (0 of 1 bytes captured)",
+        ),
+        (
+            ether(mpls(1) + b"\x45" + b"\x00" * 10, 0x8847),
+            1,
+            "truncated IPv4 header (11 of 20 bytes captured)",
+        ),
+        (
             ip6(b"\x06\x00" + b"\x00" * 4, nh=0, plen=28),
             101,
             "truncated IPv6 extension header (6 of 8 bytes captured)",
@@ -470,6 +501,9 @@ def test_decode_errors(data, lt, reason):
         (ip6(b"\x06\x00\x00\x01\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # MF
         (struct.pack("<I", 7) + ip4(tcp()), 0, "other-af"),
         (struct.pack(">I", 7) + ip4(tcp()), 108, "other-af"),
+        (ether(mpls(3, 4) + b"\x00\x00\x00\x00" + b"\x02" * 60, 0x8847), 1, "other-mpls-payload"),
+        (ether(mpls(3) + b"\x15" + b"\x00" * 40, 0x8848), 1, "other-mpls-payload"),
+        (ether(mpls(3) + b"\x00" * 28, 0x8847, tags=((0x8100, 5),)), 1, "other-mpls-payload"),
     ],
 )
 def test_skipped_kinds(data, lt, kind):

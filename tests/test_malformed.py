@@ -204,7 +204,7 @@ def test_ip_total_length_beyond_the_packet_is_read():
 
 
 def test_ip_total_length_beyond_the_packet_is_cp005():
-    res, f = analyse_one(BAD / "ipv4_total_len_long.pcap")
+    _res, f = analyse_one(BAD / "ipv4_total_len_long.pcap")
     assert at(f, "CP005") == [(None, 7)] and others(f, "CP005") == []
     clean_around(f, 11, 1)
 
@@ -352,7 +352,7 @@ def test_pcapng_with_unknown_blocks():
 
 
 def test_pcapng_records_without_a_packet_are_counted():
-    res, f = analyse_one(BAD / "pcapng_unknown_blocks.pcapng")
+    _res, f = analyse_one(BAD / "pcapng_unknown_blocks.pcapng")
     assert (f["packets"], f["tcp_packets"], f["malformed"]) == (13, 10, 0)
     assert f["skipped"] == {"non-packet-record": 3}
 
@@ -507,7 +507,7 @@ def test_timestamps_beyond_any_date():
 
 
 def test_clock_going_backwards_gives_no_negative_duration():
-    res, f = analyse_one(SAMPLES / "artefacts" / "artefact_time_backwards_step.pcap")
+    _res, f = analyse_one(SAMPLES / "artefacts" / "artefact_time_backwards_step.pcap")
     assert f["connections"][0]["duration"] >= 0
 
 

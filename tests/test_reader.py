@@ -83,6 +83,8 @@ GOOD = {
     "ipv4_options.pcap": ("pcap", False, {1}, 65535, 0, 10),
     "snaplen64.pcap": ("pcap", False, {101}, 64, 0, 10),
     "with_non_tcp.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "mpls_ipv4.pcap": ("pcap", False, {1}, 65535, 0, 10),
+    "vlan_mpls2_ipv6_hs002.pcap": ("pcap", False, {1}, 65535, 0, 3),
 }
 
 
@@ -144,7 +146,7 @@ def test_nsec_exact_with_small_epoch(tmp_path):
         + b"\x45\x00\x00\x14"
         + struct.pack("<IIII", 2, 999_999_999, 0, 0)
     )
-    reader, recs = records(p)
+    _reader, recs = records(p)
     assert [r.ts for r in recs] == [1.000000789, 2.999999999]
     assert recs[1].data == b"" and recs[1].wire_len == 0  # zero-length record yielded
 
@@ -615,7 +617,7 @@ def test_corrupt_gzip_from_the_start():
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.pcap"
-    with pytest.raises(CaptureError, match="nope.pcap: no such file$"):
+    with pytest.raises(CaptureError, match=r"nope\.pcap: no such file$"):
         open_capture(path)
 
 
