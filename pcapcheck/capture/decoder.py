@@ -79,7 +79,9 @@ def _skip_kind_for_proto(version: int, proto: int) -> str:
     return "other-ip-proto"
 
 
-def _parse_options(data: bytes, start: int, end: int, captured: int | None = None) -> TcpOptions:
+def _parse_options(
+    data: bytes | memoryview, start: int, end: int, captured: int | None = None
+) -> TcpOptions:
     """Parse the TCP options in ``data[start:end]`` (RFC 9293 §3.2).
 
     A known option with the wrong length (e.g. MSS with length 3) is ignored.
@@ -134,7 +136,7 @@ def _parse_options(data: bytes, start: int, end: int, captured: int | None = Non
     return TcpOptions(mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo)
 
 
-def _complete_options_end(data: bytes, start: int, captured: int) -> int:
+def _complete_options_end(data: bytes | memoryview, start: int, captured: int) -> int:
     """End of the last TCP option wholly inside ``data[start:captured]``."""
     i = start
     while i < captured:

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -73,12 +73,16 @@ from pcapcheck.model import (
     Segment,
     SegmentBlock,
     TcpOptions,
+    _OtherShard,
 )
 
 __all__ = ["CHUNK_BYTES", "Batch", "BatchSource", "Item"]
 
-#: One item of a source: ``(frame, ts, Segment | None | DecodeError)``.
-Item = tuple[int, float, "Segment | None | DecodeError"]
+#: One item of a source: ``(frame, ts, Segment | None | DecodeError)``; also
+#: :data:`model.OTHER_SHARD` with a shard, a :class:`model.SegmentBlock` with blocks.
+Item = tuple[int, float, "Segment | SegmentBlock | DecodeError | _OtherShard | None"]
+#: What decoding one batch gives: a :class:`Batch` in blocks mode, else its items.
+Outcome: TypeAlias = "Batch | Iterable[Item]"
 
 #: Bytes of a pcap file decoded at a time (a batch holds the records wholly inside).
 CHUNK_BYTES = 4 << 20
@@ -402,8 +406,9 @@ class BatchSource(SourceAttributes):
         that is not a :class:`Plan` is taken whole as a :class:`RawPlan`)."""
         ahead = self._ahead
         if ahead is None:
+            assert not isinstance(items, Plan)  # plans are made for the lookahead only
             return items
-        plan = items if items.__class__ is Plan else RawPlan(list(items))
+        plan = items if isinstance(items, Plan) else RawPlan(list(items))
         return self._emit(ahead.push(plan))
 
     def _flush(self) -> Iterable[Item]:
@@ -418,7 +423,7 @@ class BatchSource(SourceAttributes):
         one."""
         cat, frames, ts, slow = batch.cat, batch.frames, batch.ts, batch.slow
 
-        def special_item(r: int) -> Segment | DecodeError | None:
+        def special_item(r: int) -> Segment | DecodeError | _OtherShard | None:
             return None if cat[r] == _SKIP else self._decoded(slow[r])
 
         cols = batch.cols
@@ -437,6 +442,7 @@ class BatchSource(SourceAttributes):
 
     def _mine(self, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
         """bool per segment: of this shard (``(sport + dport) % n == k``)."""
+        assert self.shard is not None
         k, n = self.shard
         return ((sport.astype(np.int64) + dport) % n) == k
 
@@ -446,7 +452,7 @@ class BatchSource(SourceAttributes):
         frames: np.ndarray,
         ts: np.ndarray,
         record_at: Callable[[int], Record],
-    ) -> Batch | Iterable[Item]:
+    ) -> Outcome:
         """The outcome of a batch none of whose records is a row (every one skipped or
         decoded one by one)."""
         if self.blocks:
@@ -475,7 +481,7 @@ class BatchSource(SourceAttributes):
         for record in records:
             yield record.frame, record.ts, self._decoded(record)
 
-    def _decoded(self, record: Record) -> Segment | DecodeError | None:
+    def _decoded(self, record: Record) -> Segment | DecodeError | _OtherShard | None:
         """The item of one record decoded by :meth:`Decoder.decode` (the DecodeError it
         raises, OTHER_SHARD for another shard's Segment)."""
         self.one_by_one += 1
@@ -505,7 +511,7 @@ class BatchSource(SourceAttributes):
         frames: np.ndarray,
         lt: int,
         record_at: Callable[[int], Record],
-    ) -> Iterable[Item]:
+    ) -> Outcome:
         """Decode one batch of ``n`` records of link type ``lt``.
 
         ``buf``/``u8``: the bytes holding every record's data (``u8`` their uint8 view);
@@ -762,7 +768,7 @@ class BatchSource(SourceAttributes):
             at_ip[where] = o
         return ip4, at_ip
 
-    def _segments(self, c: _Columns, tuples: bool) -> Iterator[Segment] | Iterator[Item]:
+    def _segments(self, c: _Columns, tuples: bool) -> Iterator[Any]:
         """Build the Segments of the columns ``c`` (all of one batch), ``_STEP`` at a time
         (so that the Python objects of a step are still in the CPU caches when they are
         used); yield them, or ``(frame, ts, segment)`` when ``tuples``."""
@@ -784,8 +790,8 @@ class BatchSource(SourceAttributes):
                     repeat(None),
                     repeat(False),
                     repeat(()),
-                    memoryview(c.tsv[a:b]),
-                    memoryview(c.tse[a:b]),
+                    c.tsv[a:b].data,  # type: ignore[index]  # okind 1: tsv, tse set
+                    c.tse[a:b].data,  # type: ignore[index]
                     repeat(None),
                 )
             else:
@@ -804,22 +810,21 @@ class BatchSource(SourceAttributes):
             fl = c.frame[a:b].tolist()
             tl = c.ts[a:b].tolist()
             # memoryviews of native arrays: their ints are made as the Segments take them
-            mv = memoryview
             segs = map(
                 Segment,
                 fl,
                 tl,
-                map(get, mv(c.src[a:b])),
-                map(get, mv(c.dst[a:b])),
-                mv(c.sport[a:b]),
-                mv(c.dport[a:b]),
-                mv(c.seq[a:b]),
-                mv(c.ack[a:b]),
-                mv(c.flags[a:b]),
-                mv(c.win[a:b]),
-                mv(c.payload_len[a:b]),
+                map(get, c.src[a:b].data),
+                map(get, c.dst[a:b].data),
+                c.sport[a:b].data,
+                c.dport[a:b].data,
+                c.seq[a:b].data,
+                c.ack[a:b].data,
+                c.flags[a:b].data,
+                c.win[a:b].data,
+                c.payload_len[a:b].data,
                 opts,
-                mv(c.ip_id[a:b]),
+                c.ip_id[a:b].data,
                 repeat(4),
                 cut or repeat(False),
                 cks,
@@ -889,8 +894,8 @@ class BatchSource(SourceAttributes):
         and ``fast``: see :meth:`_blocks`)."""
         if mine is None:
             sel: slice | np.ndarray = slice(lo, hi)
-            other_frame: list | np.ndarray = []
-            other_ts: list | np.ndarray = []
+            other_frame: Any = []  # list, or numpy arrays (see below)
+            other_ts: Any = []
             other_end = other_max = None
         else:
             m = mine[lo:hi]
@@ -949,11 +954,10 @@ class BatchSource(SourceAttributes):
         )
         if label is not None:
             at = [r for r in fast if lo <= r < hi] if fast else None
-            if at:
+            if at and fast:
                 marks: list = [None] * n
-                for r, j in zip(
-                    at, np.searchsorted(sel if mine is not None else np.arange(lo, hi), at).tolist()
-                ):
+                rows_of = np.arange(lo, hi) if isinstance(sel, slice) else sel
+                for r, j in zip(at, np.searchsorted(rows_of, at).tolist()):
                     marks[j] = (_MARKS[int(label[r])], fast[r])
                 block.fast = marks
             block.fast_ticks = int(np.count_nonzero(label[lo:hi] == MIDDLE))
