@@ -1,5 +1,9 @@
-"""Command line: the ``pcapcheck`` Typer application; each command is a module of
-:mod:`pcapcheck.commands` (``analyze``, ...). This module only holds what they share.
+"""The console-script entry point (``pcapcheck = "pcapcheck.cli:main"``).
+
+:func:`main` runs the Typer application :data:`app` (defined in
+:mod:`pcapcheck.commands.common`, each command a module of :mod:`pcapcheck.commands`)
+with what a command-line process needs around it: the cyclic garbage collector tuned,
+numpy's BLAS threads off, and a quick exit. Nothing here is imported by the commands.
 
 Exit status everywhere: 0 success, 1 findings reached the gate, 2 usage or input error
 (one line on stderr, never a traceback).
@@ -8,58 +12,15 @@ Exit status everywhere: 0 success, 1 findings reached the gate, 2 usage or input
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
 import sys
-from enum import Enum
 from typing import NoReturn
 
-import typer
+from pcapcheck.commands import app
 
-from pcapcheck import __version__
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="pcapcheck: rebuild TCP connections from a capture and check them against RFC 9293.",
-)
-
-SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
-
-
-class FailOn(str, Enum):
-    error = "error"
-    warning = "warning"
-    info = "info"
-    never = "never"
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``pcapcheck: error: MESSAGE`` on stderr; return the Exit(2) to raise."""
-    typer.echo(f"pcapcheck: error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def split_ids(values: list[str] | None) -> list[str] | None:
-    """``["HS,CL001", "RS"]`` → ``["HS", "CL001", "RS"]``; None when nothing was given."""
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"pcapcheck {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-):
-    """pcapcheck: TCP connection analysis and RFC 9293 conformance checks for captures."""
+__all__ = ["app", "main", "one_blas_thread", "quick_exit"]
 
 
 def main() -> None:
@@ -96,10 +57,8 @@ def quick_exit(code: object) -> NoReturn:
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
     os._exit(status)
 
 
@@ -113,7 +72,3 @@ def one_blas_thread() -> None:
     (bench/README.md, "What the workers did not need"). The workers are forked from this
     process and inherit its environment."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-
-# The commands register themselves on ``app`` (one module each, pcapcheck/commands/).
-import pcapcheck.commands  # noqa: E402,F401

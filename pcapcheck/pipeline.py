@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
@@ -24,50 +24,13 @@ from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, transitions
 from pcapcheck.fast.established_lane import feed_block
 from pcapcheck.fast.summarising_tracker import SummarisingTracker
+from pcapcheck.jsonlines import LINE_END, dumps_bytes
 from pcapcheck.model import CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment, SegmentBlock
+from pcapcheck.results import FileResult
 from pcapcheck.spool import LineSpool, Spool
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker, classify
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, SWEEP_EVERY, Tracker
-
-
-@dataclass
-class FileResult:
-    """Everything pcapcheck learned from one capture file.
-
-    ``packets``: records in the file; ``tcp_packets``: decoded TCP segments;
-    ``skipped``: non-TCP packets by kind; ``malformed``: records that could not be
-    decoded (each also a CP005 event); ``connections``: summary dicts (see
-    :func:`connection_summary`) in id order; ``events``: every event detected;
-    ``findings``: the events the catalogue reports; events and findings in frame order
-    (:func:`event_order`); ``error``: the one-line reason when the file could not be
-    read at all (then nothing else is filled).
-
-    :func:`analyze_file` fills ``connections``, ``events`` and ``findings`` with
-    :class:`~pcapcheck.spool.Spool` objects: sequences that spill to temporary files
-    beyond a few thousand items, so a long capture does not hold its whole report in
-    memory (analysed in shards, :class:`pcapcheck.run.shards.Merged` views that merge the
-    shards' spools). Anything iterable with ``len()`` (a list) is accepted in their place.
-    ``connection_lines``: None, or (merged shards that encoded their summaries,
-    :class:`pcapcheck.run.shards.MergedLines`) ``(id, rest)`` for each summary of
-    ``connections``, in the same order: ``rest`` the bytes of its JSON text after the
-    id, plus ``json_report.LINE_END``.
-    """
-
-    path: str
-    format: str | None = None
-    packets: int = 0
-    tcp_packets: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    malformed: int = 0
-    truncated: str | None = None
-    connections: Sequence[dict[str, Any]] = field(default_factory=list)
-    events: Sequence[Event] = field(default_factory=list)
-    findings: Sequence[Finding] = field(default_factory=list)
-    connection_lines: Any = None
-    error: str | None = None
-    marks: dict[int, set[str]] | None = None
-    frame_conn: dict[int, int] | None = None
 
 
 class NativeSource(SourceAttributes):
@@ -158,7 +121,6 @@ def analyze_file(
     marks: bool = False,
     idle_timeout: float = IDLE_TIMEOUT,
     close_delay: float = CLOSE_DELAY,
-    shards: int = 1,
     fast: bool = True,
 ) -> FileResult:
     """Analyse one capture.
@@ -173,10 +135,9 @@ def analyze_file(
     that may follow (retransmitted FINs and their ACKs), as Zeek's tcp_close_delay; its
     4-tuple is remembered for 2·MSL (CL010). Memory follows the number of concurrent
     connections, not the length of the capture.
-    ``shards``: analyse the capture in this many worker processes, each taking the
-    connections of one shard (:mod:`pcapcheck.run.shards`), and merge their results into the
-    one the serial analysis gives (the serial path runs instead where sharding does not
-    apply: ``marks``, the tshark decoder, ``shards`` < 2).
+    The analysis runs in this process, serially: how work is spread over processes (the
+    shards of one capture, several captures at once) is the execution layer's,
+    :mod:`pcapcheck.run`, which calls this function or :func:`analyze_part`.
     Raises :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable capture
     (nothing could be read); a capture cut short is analysed up to the cut (CP006).
     ``fast``: with the speed machinery of :mod:`pcapcheck.fast` (batch decoding, the
@@ -185,20 +146,6 @@ def analyze_file(
     decoded one by one by :class:`~pcapcheck.capture.decoder.Decoder`, serially): the
     same report, slower (the tests compare both).
     """
-    if shards > 1 and fast and not marks and decoder != "tshark":
-        from pcapcheck.run.shards import analyze_sharded
-
-        return analyze_sharded(
-            path,
-            catalog,
-            active,
-            params=params,
-            severity=severity,
-            decoder=decoder,
-            idle_timeout=idle_timeout,
-            close_delay=close_delay,
-            shards=shards,
-        )
     result, _facts = analyze_part(
         path, catalog, active, params, severity, decoder, marks, idle_timeout, close_delay,
         fast=fast,
@@ -267,7 +214,7 @@ def analyze_part(
     close_delay: float = CLOSE_DELAY,
     shard: tuple[int, int] | None = None,
     encode: bool = False,
-    feed: str | None = None,
+    feed: Any = None,
     fast: bool = True,
 ) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
@@ -282,9 +229,10 @@ def analyze_part(
     or CP004 (the merge makes them from every shard's ``facts``).
     Connection ids are the shard's own (1, 2, ... in order of first frame).
     ``encode``: ``result.connections`` is a :class:`~pcapcheck.spool.LineSpool` of the
-    summaries' JSON text, ``rest`` for each id: the bytes :mod:`pcapcheck.report.json_report`
-    writes for the summary after the id (the text is ``b'{"id":%d%s' % (id, rest)``),
-    each line ending with ``json_report.LINE_END``; so the shards encode their
+    summaries' JSON text, ``rest`` for each id: the bytes the JSON report writes for the
+    summary after the id (:func:`pcapcheck.jsonlines.dumps_bytes`; the text is
+    ``b'{"id":%d%s' % (id, rest)``), each line ending with
+    :data:`pcapcheck.jsonlines.LINE_END`; so the shards encode their
     summaries in parallel, and the merge need not and writes the merged ids without
     reading the shards' (:func:`pcapcheck.run.shards.merge_shards`).
 
@@ -292,9 +240,13 @@ def analyze_part(
     tracker (:mod:`pcapcheck.fast.lookahead`); should the tracker's state ever contradict
     it (:class:`~pcapcheck.fast.clean_connections.FastPathMismatch`), the capture is analysed again
     without it.
-    ``feed``: with the native decoder, the ticket of a :class:`pcapcheck.run.feed.Feeder`
-    that sends the file's batches (the file is then not read here); should the feed be
-    lost (:class:`~pcapcheck.run.feed.FeedLost`), the file is read here after all.
+    ``feed``: with the native decoder, the file's batches read by another process, given
+    by the execution layer (an iterable of :class:`pcapcheck.fast.batch_decoder.Batch`
+    that has ``truncated``, ``skipped`` and ``snaplen`` once it has ended, e.g. a
+    :class:`pcapcheck.run.feed.Feed`); the file is then not read here, but for a retry
+    without the lookahead. An exception the feed raises (it was lost) propagates: the
+    caller analyses the shard again without it (:func:`pcapcheck.run.shards.analyze_shard`).
+    The caller closes the feed.
     ``fast``: see :func:`analyze_file` (False: no lookahead, no feed, no blocks).
     Raises :class:`pcapcheck.capture.reader.CaptureError` as :func:`analyze_file`.
     """
@@ -322,16 +274,8 @@ def analyze_part(
 
         ahead = lookahead.ENABLED
     if feed is not None and decoder == "native" and not marks:
-        from pcapcheck.run.feed import Feed, FeedLost
-
         try:
-            source = Feed(feed)
-            try:
-                return _analyze_part(*args, ahead=ahead, feed=source)
-            finally:
-                source.close()
-        except FeedLost:
-            pass  # read here, as below
+            return _analyze_part(*args, ahead=ahead, feed=feed)
         except FastPathMismatch:
             ahead = False  # read here, without the lookahead
     if ahead:
@@ -360,9 +304,8 @@ def _analyze_part(
 ) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.fast.lookahead` (then raises
     :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the tracker contradicts it, the
-    spools of the result deleted); ``feed``: a :class:`pcapcheck.run.feed.Feed` to take the
-    batches from (then raises :class:`~pcapcheck.run.feed.FeedLost` when it is lost, the
-    spools deleted); ``fast``: False, the reference engine alone (:func:`analyze_file`)."""
+    spools of the result deleted); ``feed``: the batches to take (:func:`analyze_part`;
+    what it raises when it is lost propagates, the spools deleted); ``fast``: False, the reference engine alone (:func:`analyze_file`)."""
     merged = {rid: catalog.params(rid, (params or {}).get(rid)) for rid in catalog.rules}
     checker = Checker(merged, record_marks=marks)
     # fast: connections kept as rows and the clean ones summarised; else the reference
@@ -382,8 +325,6 @@ def _analyze_part(
             lookahead=(tracker.close_delay, horizon) if ahead else None,
             feed=feed,
         )
-    if encode:
-        from pcapcheck.report.json_report import LINE_END, dumps_bytes
     result = FileResult(
         path=str(path),
         connections=(LineSpool(end=LINE_END) if encode else Spool(key=summary_order)),
@@ -428,14 +369,9 @@ def _analyze_part(
             else:
                 result.connections.append(summary)
 
-    lost: tuple[type[Exception], ...] = (FastPathMismatch,)
-    if feed is not None:
-        from pcapcheck.run.feed import FeedLost
-
-        lost += (FeedLost,)
     try:
         return _run(source, tracker, result, facts, record, absorb, shard)
-    except lost:
+    except BaseException:  # a FastPathMismatch, a feed lost: the result is discarded
         for spool in (result.connections, result.events, result.findings):
             spool.close()
         raise
@@ -658,7 +594,7 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
 
 
 def clean_line(c: CleanConnection) -> bytes | None:
-    """The JSON text :mod:`pcapcheck.report.json_report` writes for the summary of the
+    """The JSON text the JSON report writes for the summary of the
     clean connection ``c`` after its id (``'{"id":%d' % c.id`` comes before it), its
     ``findings`` (0) included, as bytes: :func:`clean_summary` encoded, made by filling
     a template (:func:`_clean_templates`) in a third of the time (issue #4). None when
@@ -765,8 +701,6 @@ def _clean_templates() -> list[bytes]:
     values: each value's text becomes a ``%d`` or ``%s`` field, and the fields must be
     :data:`_CLEAN_FIELDS`, else no template is made (the summaries are then encoded)."""
     import re
-
-    from pcapcheck.report.json_report import dumps_bytes
 
     ints = {
         "first_frame": 910000001,

@@ -28,7 +28,7 @@ from pcapcheck.fast.batch_decoder import Batch, BatchSource
 from pcapcheck.pipeline import analyze_file, analyze_part, verifies_checksums
 from pcapcheck.run import feed as feed_module
 from pcapcheck.run.feed import End, Feed, Feeder, FeedLost
-from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.run.shards import analyze_shard, analyze_sharded, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import generate
@@ -80,14 +80,20 @@ def no_reading_here(monkeypatch):
         monkeypatch.setattr(CaptureReader, name, guarded)
 
 
+def shard_part(path, catalog, active, shard, feed, **kwargs):
+    """``(result, facts)`` of ``shard`` as the execution layer makes them
+    (:func:`pcapcheck.run.shards.analyze_shard`): fed by the Feed of the ticket ``feed``,
+    read here when the feed is lost."""
+    part = analyze_shard(path, catalog, active, shard=shard, feed=feed, **kwargs)
+    return part.result, part.facts
+
+
 def fed_part(path, catalog, active, shard, **kwargs):
-    """``analyze_part`` of ``shard`` fed by a Feeder in a thread; ``(result, facts, ok)``."""
+    """The analysis of ``shard`` fed by a Feeder in a thread; ``(result, facts, ok)``."""
     served = Served(path, verify=verifies_checksums(active))
     FED.set()
     try:
-        result, facts = analyze_part(
-            path, catalog, active, shard=shard, feed=served.ticket, **kwargs
-        )
+        result, facts = shard_part(path, catalog, active, shard, served.ticket, **kwargs)
     finally:
         FED.clear()
     return result, facts, served.join()
@@ -288,7 +294,7 @@ def test_a_feed_cut_mid_way_gives_the_own_reading(tmp_path, catalog, messages, m
         listener.bind(address)
         listener.listen(1)
         thread = _serve_raw(path, count, listener)
-        fed = analyze_part(path, catalog, active, shard=(1, 2), feed=address)
+        fed = shard_part(path, catalog, active, (1, 2), address)
         thread.join(timeout=60)
         return fed
 
@@ -307,7 +313,7 @@ def test_a_refused_feed_gives_the_own_reading(tmp_path, catalog):
     with pytest.raises(FeedLost):
         Feed(str(tmp_path / "nobody"))
     same_part(
-        analyze_part(path, catalog, active, shard=(0, 2), feed=str(tmp_path / "nobody")),
+        shard_part(path, catalog, active, (0, 2), str(tmp_path / "nobody")),
         analyze_part(path, catalog, active, shard=(0, 2)),
     )
 
@@ -334,7 +340,7 @@ def test_workers_that_never_connect_or_go_away_do_not_hang_the_feeder(tmp_path, 
     served = Served(path, n=2, timeout=0.5)
     FED.set()
     try:
-        fed = analyze_part(path, catalog, active, shard=(0, 2), feed=served.ticket)
+        fed = shard_part(path, catalog, active, (0, 2), served.ticket)
     finally:
         FED.clear()
     same_part(fed, own)
@@ -349,7 +355,7 @@ def test_workers_that_never_connect_or_go_away_do_not_hang_the_feeder(tmp_path, 
     served = Served(path, n=2)
     leaver = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     leaver.connect(served.ticket)
-    fed = analyze_part(path, catalog, active, shard=(0, 2), feed=served.ticket)
+    fed = shard_part(path, catalog, active, (0, 2), served.ticket)
     leaver.recv(1000)
     leaver.close()
     assert served.join() is False  # not every worker got everything...
@@ -364,7 +370,7 @@ def test_a_file_that_is_not_a_capture(tmp_path, catalog):
         analyze_part(bad, catalog, active, shard=(0, 2))
     served = Served(bad)
     with pytest.raises(CaptureError) as fed:
-        analyze_part(bad, catalog, active, shard=(0, 2), feed=served.ticket)
+        shard_part(bad, catalog, active, (0, 2), served.ticket)
     assert served.join() is False
     assert str(fed.value) == str(own.value)
 
@@ -373,7 +379,7 @@ def test_a_file_that_is_not_a_capture(tmp_path, catalog):
 
 
 def test_shards_in_processes_are_fed(tmp_path, catalog, monkeypatch):
-    """analyze_file(shards=2) and ``analyze --jobs 2`` serve the feed (it reaches every
+    """analyze_sharded(shards=2) and ``analyze --jobs 2`` serve the feed (it reaches every
     worker) and give the serial report; with the feed disabled, the same."""
     path = tmp_path / "gen.pcap"
     generate(
@@ -396,7 +402,7 @@ def test_shards_in_processes_are_fed(tmp_path, catalog, monkeypatch):
     monkeypatch.setattr(
         Feeder, "serve", lambda self, *a, **k: served.append(original(self, *a, **k)) or served[-1]
     )
-    same_report(analyze_file(path, catalog, active, shards=2), serial)
+    same_report(analyze_sharded(path, catalog, active, shards=2), serial)
     assert served == [True]
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "0")
     runner = CliRunner()
@@ -409,7 +415,7 @@ def test_shards_in_processes_are_fed(tmp_path, catalog, monkeypatch):
     three = runner.invoke(app, ["analyze", str(path), str(path), "-f", "json", "--jobs", "4"])
     assert served == [True, True] and three.exit_code == one.exit_code
     monkeypatch.setattr(feed_module, "ENABLED", False)
-    same_report(analyze_file(path, catalog, active, shards=2), serial)
+    same_report(analyze_sharded(path, catalog, active, shards=2), serial)
     assert served == [True, True]
 
 
@@ -508,4 +514,4 @@ def test_without_unix_sockets_the_shards_read_the_file(tmp_path, catalog, monkey
     assert feed_module.feeder_for(2) is None
     with pytest.raises(FeedLost):
         Feed(str(tmp_path / "s"))
-    same_report(analyze_file(path, catalog, active, shards=2), serial)
+    same_report(analyze_sharded(path, catalog, active, shards=2), serial)

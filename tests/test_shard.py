@@ -25,7 +25,7 @@ from pcapcheck.cli import app
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.report.json_report import document, render, write
 from pcapcheck.run import shards as shard_module
-from pcapcheck.run.shards import analyze_shard, merge_shards
+from pcapcheck.run.shards import analyze_shard, analyze_sharded, merge_shards
 
 sys.path.insert(0, str(ROOT / "bench"))
 from generate import Writer, generate
@@ -288,7 +288,7 @@ def test_clock_of_the_other_shards_is_followed(tmp_path, catalog, monkeypatch):
 
 def test_shards_in_processes_merge(tmp_path, catalog):
     """Shards analysed in worker processes (their spools pickled back) merge into the
-    serial result; so does analyze_file(shards=2)."""
+    serial result; so does analyze_sharded(shards=2)."""
     path = tmp_path / "s.pcap"
     scenario(path, 0, cut=True)
     active = catalog.select(["ALL"], None)
@@ -303,7 +303,7 @@ def test_shards_in_processes_merge(tmp_path, catalog):
         ]
         parts = [f.result() for f in futures]
     same(serial, merge_shards(parts, path, catalog, active))
-    same(serial, analyze_file(path, catalog, active, shards=2, **timers))
+    same(serial, analyze_sharded(path, catalog, active, shards=2, **timers))
 
 
 def test_errors_are_the_serial_ones(tmp_path, catalog, monkeypatch):
@@ -313,7 +313,7 @@ def test_errors_are_the_serial_ones(tmp_path, catalog, monkeypatch):
     with pytest.raises(CaptureError) as serial_error:
         analyze_file(bad, catalog, active)
     with pytest.raises(CaptureError) as sharded_error:
-        analyze_file(bad, catalog, active, shards=2)
+        analyze_sharded(bad, catalog, active, shards=2)
     assert str(sharded_error.value) == str(serial_error.value)
     # A shard failing (here on purpose, in the shards only): the serial analysis.
     path = tmp_path / "s.pcap"
@@ -323,7 +323,7 @@ def test_errors_are_the_serial_ones(tmp_path, catalog, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(shard_module, "analyze_part", boom)
-    same(analyze_file(path, catalog, active), analyze_file(path, catalog, active, shards=2))
+    same(analyze_file(path, catalog, active), analyze_sharded(path, catalog, active, shards=2))
 
 
 def test_cli_jobs_shards_a_file_with_the_serial_report(tmp_path, monkeypatch):
@@ -391,13 +391,14 @@ def test_cli_jobs_with_a_baseline_counts_the_findings_left(tmp_path, monkeypatch
 
 
 def test_plan_shards_only_when_there_are_fewer_files_than_jobs(tmp_path, monkeypatch):
-    from pcapcheck.commands.analyze import _plan
+    from pcapcheck.run.executors import plan_shards as _plan
+    from pcapcheck.run.tasks import Job
 
     big, small = tmp_path / "big.pcap", tmp_path / "small.pcap"
     big.write_bytes(b"\0" * 1000)
     small.write_bytes(b"\0" * 10)
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "500")
-    job = lambda p: (str(p), str(p), False, set())  # noqa: E731
+    job = lambda p: Job(str(p), str(p), frozenset())  # noqa: E731
     assert _plan([job(big)], 2, "native") == [2]
     assert _plan([job(big), job(small)], 4, "native") == [2, 1]
     assert _plan([job(big)] * 3, 2, "native") == [1, 1, 1]

@@ -1,4 +1,5 @@
-"""The pcapcheck commands: each module registers its command(s) on :data:`pcapcheck.cli.app`."""
+"""The pcapcheck commands: each module registers its command(s) on :data:`app`, the Typer
+application of :mod:`pcapcheck.commands.common`."""
 
 from pcapcheck.commands import (
     analyze,  # noqa: F401
@@ -7,3 +8,6 @@ from pcapcheck.commands import (
     ladder,  # noqa: F401
     rules,  # noqa: F401
 )
+from pcapcheck.commands.common import app
+
+__all__ = ["app"]

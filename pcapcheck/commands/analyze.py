@@ -22,15 +22,16 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import typer
 
-from pcapcheck.cli import SEVERITY_RANK, FailOn, app, fail, split_ids
+from pcapcheck.commands.common import FailOn, app, fail, split_ids
+from pcapcheck.results import failed
 
 
 class DecoderName(str, Enum):
@@ -89,7 +90,7 @@ def parse_formats(
     return plan
 
 
-def _report_context(catalog: Any, active: set[str], statistics: bool) -> Any:
+def _report_context(catalog: Any, active: AbstractSet[str], statistics: bool) -> Any:
     """``pcapcheck.report.ReportContext(...)``, or None while the report package does
     not define it yet (its renderers then take the results alone)."""
     from pcapcheck import report
@@ -120,97 +121,6 @@ def _step_summary(results: list, ctx: Any, log: Callable[[str], None]) -> None:
         write_step_summary(results, ctx, Path(target))
     except OSError as exc:
         log(f"pcapcheck: warning: cannot write the step summary to {target}: {exc.strerror}")
-
-
-def _analyze_one(job: tuple, common: tuple) -> tuple[Any, str | None]:
-    """Analyse one input (in this process or a worker): ``job`` is (path, display name,
-    is-stdin, active rule IDs), ``common`` (catalog, params, severity overrides, decoder,
-    ``analyze_file`` keyword arguments for the idle timeout and close delay).
-    Returns the FileResult and the one-line error to print, or None. Never raises for a
-    bad capture or an internal error (unless PCAPCHECK_DEBUG is set)."""
-    from pcapcheck.capture.reader import CaptureError
-    from pcapcheck.pipeline import FileResult, analyze_file
-
-    path, name, stdin, active = job
-    catalog, params, severity, decoder, timers = common
-    try:
-        result = analyze_file(
-            path, catalog, active, params=params, severity=severity, decoder=decoder, **timers
-        )
-        result.path = name
-        return result, None
-    except CaptureError as exc:
-        message = str(exc)
-        if stdin:  # name standard input, not its temporary copy
-            message = message.replace(str(path), name)
-        return FileResult(path=name, error=message), f"pcapcheck: error: {message}"
-    except Exception as exc:
-        if os.environ.get("PCAPCHECK_DEBUG"):
-            raise
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        return FileResult(path=name, error=message), (
-            f"pcapcheck: {name}: {message} (set PCAPCHECK_DEBUG=1 for a traceback)"
-        )
-
-
-def _analyze_shard(
-    job: tuple, common: tuple, shard: tuple[int, int], encode: bool = False, feed: str | None = None
-) -> Any:
-    """Analyse shard ``shard = (k, n)`` of one input in a worker (``job`` and ``common``
-    as for :func:`_analyze_one`; ``encode``: a JSON report is asked for, the shard writes
-    its summaries' lines; ``feed``: the ticket of the :class:`pcapcheck.run.feed.Feeder` that
-    reads the input for its shards); the ShardResult. Raises what the analysis raises."""
-    from pcapcheck.run.shards import analyze_shard
-
-    path, _name, _stdin, active = job
-    catalog, params, severity, decoder, timers = common
-    return analyze_shard(
-        path, catalog, active, params, severity, decoder, shard, **timers, encode=encode, feed=feed
-    )
-
-
-def _feeder(jobs_: list[tuple], shards: list[int], decoder: str) -> tuple[int, Any]:
-    """``(index, feeder)``: when exactly one input is analysed in shards (with the native
-    decoder), its index and a :class:`pcapcheck.run.feed.Feeder` with which this process
-    reads it once for all its shards (several would make this process the bottleneck:
-    their shards then read them themselves); else ``(-1, None)``."""
-    split = [i for i, n in enumerate(shards) if n > 1]
-    if len(split) != 1 or decoder != "native":
-        return -1, None
-    import pcapcheck.fast.batch_decoder  # noqa: F401 - before the workers start: forked, they have it
-    from pcapcheck.run.feed import feeder_for
-
-    feeder = feeder_for(shards[split[0]])
-    return (-1, None) if feeder is None else (split[0], feeder)
-
-
-def _merge_one(job: tuple, common: tuple, futures: list) -> tuple[Any, str | None]:
-    """The outcome of :func:`_analyze_one` for an input analysed in shards (``futures``):
-    the merge of the shards' results, or the serial analysis (here) when a shard failed
-    (so an error is reported exactly as the serial analysis reports it)."""
-    from pcapcheck.run.shards import merge_shards
-
-    path, name, _stdin, active = job
-    catalog, _params, severity, _decoder, _timers = common
-    try:
-        parts = [f.result() for f in futures]
-    except Exception:
-        if os.environ.get("PCAPCHECK_DEBUG"):
-            raise
-        return _analyze_one(job, common)
-    result = merge_shards(parts, path, catalog, active, severity)
-    result.path = name
-    return result, None
-
-
-def _plan(jobs_: list[tuple], jobs: int, decoder: str) -> list[int]:
-    """Shards per input: with fewer inputs than ``jobs``, each input large enough is
-    split in ``jobs // inputs`` shards (:func:`pcapcheck.run.shards.shards_for`); else 1."""
-    from pcapcheck.run.shards import shards_for
-
-    if not jobs_ or len(jobs_) >= jobs:
-        return [1] * len(jobs_)
-    return [shards_for(job[0], jobs // len(jobs_), decoder) for job in jobs_]
 
 
 # --------------------------------------------------------------------------- progress
@@ -289,10 +199,7 @@ def progress(total: int, enabled: bool, stream: TextIO | None = None) -> Iterato
 def gate_status(results: Sequence[Any], fail_on: str) -> int:
     """1 when a finding of ``results`` reaches ``fail_on`` (error / warning / info;
     never: no finding does), else 0."""
-    if fail_on == "never":
-        return 0
-    threshold = SEVERITY_RANK[fail_on]
-    return int(any(SEVERITY_RANK[f.severity] >= threshold for r in results for f in r.findings))
+    return int(any(failed(r.findings, fail_on) for r in results))
 
 
 def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
@@ -436,117 +343,63 @@ def analyze(
     ),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
-    from pcapcheck.capture.inputs import InputError, collect_inputs
-    from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
-    from pcapcheck.catalog.rules import CatalogError, load_catalog
-    from pcapcheck.pipeline import FileResult
+    from pcapcheck.api import OptionError
+    from pcapcheck.api import analyze as analyze_captures
     from pcapcheck.report import FORMATS
     from pcapcheck.report import baseline as baselines
+    from pcapcheck.results import FileResult
+    from pcapcheck.run.tasks import problem_line
 
     try:
         plan = parse_formats(formats, output, list(FORMATS))
     except ValueError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     try:
-        cfg = resolve_config(config, isolated)
-        catalog = load_catalog([*cfg.rules_dirs, *(rules or [])])
-        params = cfg.check(catalog)
-        active = resolve_selection(
-            catalog, cfg, split_ids(select), split_ids(extend_select), split_ids(ignore)
+        report = analyze_captures(
+            files,
+            select=split_ids(select),
+            extend_select=split_ids(extend_select),
+            ignore=split_ids(ignore),
+            rules=rules,
+            fail_on=fail_on.value if fail_on is not None else None,
+            decoder=decoder.value,
+            jobs=jobs,
+            idle_timeout=idle_timeout,
+            close_delay=close_delay,
+            config=config,
+            isolated=isolated,
+            stdin=cast(BinaryIO, getattr(sys.stdin, "buffer", sys.stdin)),
+            # A JSON report: captures analysed in shards hand over their encoded summaries.
+            encode_summaries=any(name == "json" for name, _file in plan),
         )
-        known = baselines.load_baseline(baseline) if baseline is not None else None
-    except (ConfigError, CatalogError, baselines.BaselineError) as exc:
-        raise fail(str(exc))
-    gate = fail_on.value if fail_on is not None else (cfg.fail_on or "error")
+    except OptionError as exc:
+        raise fail(str(exc)) from None
 
     results: list[FileResult] = []
     status = 0
-    try:
-        with (
-            collect_inputs(files, getattr(sys.stdin, "buffer", sys.stdin)) as inputs,
-            progress(len(inputs), progress_enabled(quiet)) as bar,
-        ):
-            jobs_ = [
-                (
-                    item.path,
-                    item.name,
-                    item.stdin,
-                    active if item.stdin else active - cfg.ignored_for(item.path, catalog),
-                )
-                for item in inputs
-            ]
-            common = (
-                catalog,
-                params,
-                cfg.severity,
-                decoder.value,
-                {"idle_timeout": idle_timeout, "close_delay": close_delay},
-            )
-            cpus = jobs or os.cpu_count() or 1
-            shards = _plan(jobs_, cpus, decoder.value)
-            workers = min(cpus, sum(shards))
-            pool = feeder = None
-            try:
-                if workers > 1:
-                    # Files, or shards of a file, in parallel processes; the outcomes are
-                    # taken in the order of the inputs, so the report is the one a serial
-                    # run writes.
-                    fed, feeder = _feeder(jobs_, shards, decoder.value)
-                    pool = ProcessPoolExecutor(max_workers=workers)
-                    # A JSON report: the shards encode their connection summaries.
-                    encode = any(name == "json" for name, _file in plan)
-                    tasks = [
-                        pool.submit(_analyze_one, job, common)
-                        if n == 1
-                        else [
-                            pool.submit(
-                                _analyze_shard,
-                                job,
-                                common,
-                                (k, n),
-                                encode,
-                                feeder.ticket() if i == fed else None,
-                            )
-                            for k in range(n)
-                        ]
-                        for i, (job, n) in enumerate(zip(jobs_, shards))
-                    ]
-                    if feeder is not None:  # one input in shards: read once, here
-                        from pcapcheck.pipeline import verifies_checksums
-
-                        shard_tasks = tasks[fed]
-                        feeder.serve(
-                            jobs_[fed][0],
-                            verifies_checksums(jobs_[fed][3]),
-                            give_up=lambda: any(t.done() for t in shard_tasks),
-                        )
-                    outcomes = (
-                        _merge_one(job, common, task) if isinstance(task, list) else task.result()
-                        for job, task in zip(jobs_, tasks)
-                    )
-                else:
-                    outcomes = (_analyze_one(job, common) for job in jobs_)
-                for (_path, name, _stdin, _active), (result, line) in zip(jobs_, outcomes):
-                    bar.start(name)
-                    if line is not None:
-                        bar.log(line)
-                        status = 2
-                    results.append(result)
-                    bar.advance()
-            finally:
-                if feeder is not None:
-                    feeder.close()
-                if pool is not None:
-                    pool.shutdown(cancel_futures=True)
-    except InputError as exc:
-        raise fail(str(exc))
+    with report, progress(len(report), progress_enabled(quiet)) as bar:
+        try:
+            known = baselines.load_baseline(baseline) if baseline is not None else None
+        except baselines.BaselineError as exc:
+            raise fail(str(exc)) from None
+        # The results come in the order of the inputs, whatever runs them (this process,
+        # --jobs worker processes): the report is the one a serial run writes.
+        for result in report:
+            bar.start(result.path)
+            line = problem_line(result)
+            if line is not None:
+                bar.log(line)
+                status = 2
+            results.append(result)
+            bar.advance()
+    catalog, active, gate = report.catalog, report.active, report.fail_on
 
     recorded = None
     if write_baseline is not None:
         try:
             recorded = baselines.write_baseline(results, write_baseline)
         except baselines.BaselineError as exc:
-            raise fail(str(exc))
+            raise fail(str(exc)) from None
     suppressed = None
     if known is not None:
         results, suppressed = baselines.apply_baseline(results, known)
@@ -560,7 +413,7 @@ def analyze(
             with path.open("w", encoding="utf-8") as out:
                 _write(name, results, ctx, out)
         except OSError as exc:
-            raise fail(f"cannot write {path}: {exc.strerror}")
+            raise fail(f"cannot write {path}: {exc.strerror}") from None
     if any(name == "github" for name, _ in plan):
         _step_summary(results, ctx, lambda line: typer.echo(line, err=True))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.cli import app, fail
+from pcapcheck.commands.common import app, fail
 
 
 @app.command()
@@ -47,11 +47,11 @@ def crosscheck(
         # files are then compared in order as their runs complete.
         started = prefetch(files, analysis=True, workers=jobs or None, wait=False)
     except TsharkMissing as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
-        raise fail(f"cannot run tshark: {type(exc).__name__}: {exc}")
+        raise fail(f"cannot run tshark: {type(exc).__name__}: {exc}") from None
     status = 0
     texts: list[str] = []
     try:
@@ -82,7 +82,7 @@ def crosscheck(
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise fail(f"cannot write {output}: {exc.strerror}")
+            raise fail(f"cannot write {output}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
     raise typer.Exit(status)

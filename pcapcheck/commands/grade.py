@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.cli import app, fail
+from pcapcheck.commands.common import app, fail
 
 
 @app.command()
@@ -58,7 +58,7 @@ def grade(
         found = discover(submissions)
         catalog = load_catalog()
     except (RubricError, SubmissionError, CatalogError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     if gradescope and out is None and len(found) > 1:
         raise fail(
             "--gradescope with several submissions needs --out DIR (one results.json per student)"
@@ -70,7 +70,7 @@ def grade(
             raise
         raise fail(
             f"internal error: {type(exc).__name__}: {exc} (set PCAPCHECK_DEBUG=1 for a traceback)"
-        )
+        ) from None
 
     if out is None:
         if gradescope:
@@ -88,7 +88,7 @@ def grade(
     try:
         written = write_outputs(loaded, results, out, gradescope=gradescope)
     except OSError as exc:
-        raise fail(f"cannot write to {out}: {exc.strerror or exc}")
+        raise fail(f"cannot write to {out}: {exc.strerror or exc}") from None
     rows = []
     for res in results:
         failed = [c.id for c in res.scored if not c.passed and not c.id.startswith("answer_")]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.cli import app, fail
+from pcapcheck.commands.common import app, fail
 
 
 @app.command()
@@ -49,7 +49,7 @@ def ladder(
         segments = connection_segments(file, [conn] if conn else [])
         text = render_ladder(result, cid, segments.get(cid, []), ascii=ascii_only, width=width)
     except (CaptureError, CatalogError, LadderError) as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     except typer.Exit:
         raise
     except Exception as exc:
@@ -58,7 +58,7 @@ def ladder(
         raise fail(
             f"{file}: internal error: {type(exc).__name__}: {exc} (set "
             "PCAPCHECK_DEBUG=1 for a traceback)"
-        )
+        ) from None
     sys.stdout.write(text)
     others = len(result.connections) - 1
     if connection is None and others:

@@ -25,7 +25,7 @@ from typing import Any
 
 import typer
 
-from pcapcheck.cli import app, fail
+from pcapcheck.commands.common import app, fail
 
 rules_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="List, explain, validate and test the rules."
@@ -51,7 +51,7 @@ def _catalog(extra: list[Path] | None) -> Any:
     try:
         return load_catalog(list(extra or []))
     except CatalogError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
 
 
 def rule_dict(rule: Any) -> dict[str, Any]:
@@ -96,9 +96,9 @@ def list_rules(
         return
     from tabulate import tabulate
 
-    rows = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary] for r in catalog]
+    table = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary] for r in catalog]
     typer.echo(
-        tabulate(rows, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple")
+        tabulate(table, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple")
     )
 
 
@@ -162,7 +162,7 @@ def show_rule(
     try:
         rule = catalog.get(rule_id.strip().upper())
     except CatalogError:
-        raise fail(f"unknown rule {rule_id!r} (see pcapcheck rules list)")
+        raise fail(f"unknown rule {rule_id!r} (see pcapcheck rules list)") from None
     if fmt is ShowFormat.json:
         typer.echo(json.dumps(rule_dict(rule), indent=2))
     else:
@@ -181,7 +181,7 @@ def check_rules(
     try:
         catalog = load_catalog([directory])
     except CatalogError as exc:
-        raise fail(str(exc))
+        raise fail(str(exc)) from None
     where = directory.resolve()
     mine = [r for r in catalog if r.source.resolve() == where or r.source.resolve().parent == where]
     if not mine:

@@ -3,71 +3,24 @@
 from __future__ import annotations
 
 import codecs
-import json
 import os
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-import orjson
-
 from pcapcheck import __version__
-from pcapcheck.pipeline import FileResult
+from pcapcheck.jsonlines import LINE_END, dumps, dumps_bytes
 from pcapcheck.report import text_of
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
+    from pcapcheck.results import FileResult
+
+__all__ = ["LINE_END", "SCHEMA_PATH", "document", "dumps", "dumps_bytes", "render", "write"]
 
 #: The JSON Schema (draft 2020-12) of :func:`document`, shipped in the package.
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "report.schema.json"
-
-#: The standard library's encoder, with the layout :func:`dumps` gives.
-_std_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
-
-#: What orjson hands to ``default`` (:func:`_default`) instead of encoding it its own
-#: way, as the standard library does: dataclass instances and datetimes.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
-
-
-def _default(value: Any) -> Any:
-    """What orjson writes for a value it does not encode itself: a float subclass (numpy's
-    float64) as the float, anything else as its ``str()`` (the standard library's way)."""
-    return float(value) if isinstance(value, float) else str(value)
-
-
-def dumps(value: Any) -> str:
-    """The JSON text of one value of the report as :func:`write` writes it: compact (no
-    spaces), ASCII only (``\\uXXXX`` escapes), a value JSON cannot hold written as its
-    ``str()``, a float that is not finite as ``null`` (``NaN``, which is not JSON, in a
-    value left to the standard library, below). Encoded by orjson (about five times
-    faster than the standard library on a connection summary, issue #4); a value orjson
-    refuses (an integer beyond 64 bits, a key that is not a string) or whose text is not
-    ASCII is encoded by the standard library with the same layout. :func:`dumps_bytes`
-    gives the same text as bytes."""
-    try:
-        text = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _std_dumps(value)
-    return text if text.isascii() else _std_dumps(value)
-
-
-def dumps_bytes(value: Any) -> bytes:
-    """:func:`dumps` as ASCII bytes, orjson's own without decoding them: how shards
-    encode their connection summaries (:func:`pcapcheck.pipeline.analyze_part` with
-    ``encode``, issue #4)."""
-    try:
-        data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _std_dumps(value).encode("ascii")
-    return data if data.isascii() else _std_dumps(value).encode("ascii")
-
-
-#: How an encoding shard ends each connection line it keeps (``analyze_part(encode=
-#: True)``, a :class:`pcapcheck.spool.LineSpool`): the separator of the report's list of
-#: connections, whose newline ends the line in the shard's file. :func:`write` writes
-#: ``'        {"id":%d' % global id``, then the line; the last one without the comma.
-LINE_END = b",\n"
 
 _LINE = b'        {"id":%d%s'
 
@@ -148,7 +101,7 @@ def document(results: Sequence[FileResult]) -> dict[str, Any]:
     are absolute sequence numbers). Every key and type is described by
     :data:`SCHEMA_PATH`.
     """
-    files = []
+    files: list[dict[str, Any]] = []
     for res in results:
         if res.error is not None:
             files.append({"path": res.path, "error": res.error})
@@ -175,23 +128,22 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
     lines written as they are, as bytes to ``out``'s buffer when it can take them
     (:func:`_write_lines`), without encoding the summaries again.
     """
-    out.write('{\n  "version": %s,\n  "files": [' % dumps(__version__))
+    out.write(f'{{\n  "version": {dumps(__version__)},\n  "files": [')
     for i, res in enumerate(results):
         out.write("\n    {" if i == 0 else ",\n    {")
         if res.error is not None:
             out.write(
-                '\n      "path": %s,\n      "error": %s\n    }'
-                % (dumps(res.path), dumps(res.error))
+                f'\n      "path": {dumps(res.path)},\n      "error": {dumps(res.error)}\n    }}'
             )
             continue
         for key, value in _file_head(res).items():
-            out.write('\n      "%s": %s,' % (key, dumps(value)))
+            out.write(f'\n      "{key}": {dumps(value)},')
         lines = getattr(res, "connection_lines", None)
         for key, items, convert in (
             ("connections", res.connections, dumps),
             ("findings", res.findings, lambda f: dumps(_finding(f))),
         ):
-            out.write('\n      "%s": [' % key)
+            out.write(f'\n      "{key}": [')
             if key == "connections" and lines is not None:
                 _write_lines(out, lines)
                 out.write(",")

@@ -28,6 +28,7 @@ a :class:`~pcapcheck.fast.batch_decoder.Batch`, then one :class:`End`. Nothing i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -98,7 +99,7 @@ class Feeder:
 
     def __init__(self, n: int):
         self.n = n
-        self._dir = tempfile.mkdtemp(prefix="pcapcheck-feed-")  # mode 0700
+        self._dir: str | None = tempfile.mkdtemp(prefix="pcapcheck-feed-")  # mode 0700
         self.address = os.path.join(self._dir, "s")
         self._sock: socket.socket | None = None
         try:
@@ -132,11 +133,14 @@ class Feeder:
         for those; the socket is closed on return."""
         conns: list[socket.socket] = []
         try:
+            listener = self._sock
+            if listener is None:  # closed already
+                return False
             deadline = time.monotonic() + timeout
-            self._sock.settimeout(0.2)
+            listener.settimeout(0.2)
             while len(conns) < self.n:
                 try:
-                    conn, _ = self._sock.accept()
+                    conn, _ = listener.accept()
                 except TimeoutError:
                     if time.monotonic() > deadline or (give_up is not None and give_up()):
                         break
@@ -163,10 +167,8 @@ class Feeder:
         if sock is None:
             return
         self._sock = None
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.address)
-        except OSError:
-            pass
         sock.setblocking(False)
         while True:
             try:

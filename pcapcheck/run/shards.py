@@ -46,28 +46,30 @@ For a JSON report the shards encode their summaries, in their own id order, into
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import os
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pcapcheck.model import EVENT_FIELDS, Event, Finding
 from pcapcheck.pipeline import (
-    FileResult,
     PartFacts,
+    analyze_file,
     analyze_part,
     event_order,
     summary_order,
     verifies_checksums,
 )
-from pcapcheck.run.feed import feeder_for
+from pcapcheck.results import FileResult
+from pcapcheck.run.feed import Feed, FeedLost, feeder_for
 from pcapcheck.spool import LineSpool, Spool, item_at
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
@@ -145,8 +147,12 @@ def analyze_shard(
     summaries (in parallel with the other shards), and the merge gives them as
     ``connection_lines`` (for a JSON report: the merging process then only renumbers
     them). ``feed``: the ticket of the :class:`pcapcheck.run.feed.Feeder` that reads the
-    file for the shards (None: read it here). Raises what the serial analysis raises."""
-    result, facts = analyze_part(
+    file for the shards (None: read it here): with the native decoder, the shard takes
+    the batches of the :class:`pcapcheck.run.feed.Feed` it opens with it, and reads the
+    file itself when the feed is lost (:class:`~pcapcheck.run.feed.FeedLost`: refused,
+    cut short), so the result is the same. Raises what the serial analysis raises."""
+    part = functools.partial(
+        analyze_part,
         path,
         catalog,
         active,
@@ -157,8 +163,21 @@ def analyze_shard(
         close_delay=close_delay,
         shard=shard,
         encode=encode,
-        feed=feed,
     )
+    if feed is not None and decoder == "native":
+        try:
+            source = Feed(feed)
+        except FeedLost:
+            source = None  # read here, below
+        if source is not None:
+            try:
+                result, facts = part(feed=source)
+                return ShardResult(shard, result, facts, encode)
+            except FeedLost:
+                pass  # read here, below
+            finally:
+                source.close()
+    result, facts = part()
     return ShardResult(shard, result, facts, encode)
 
 
@@ -210,7 +229,7 @@ class _Renumber:
         return Finding(item.rule, item.name, item.severity, conn, item.frame, item.message, data)
 
 
-class Merged:
+class Merged(Sequence[Any]):
     """A read-only, sorted sequence made of several sorted sources, each item passed
     through its source's function (the shards' renumbering) and merged by ``key``
     (:func:`heapq.merge`) on every iteration; what a merged :class:`FileResult` holds in
@@ -218,7 +237,7 @@ class Merged:
 
     def __init__(
         self,
-        sources: Sequence[tuple[Iterable, Callable | None]],
+        sources: Sequence[tuple[Any, Callable | None]],
         key: Callable[[Any], Any],
         owner: Sequence[int] | None = None,
     ):
@@ -232,6 +251,7 @@ class Merged:
 
     def __iter__(self) -> Iterator:
         streams = [iter(items) if fix is None else map(fix, items) for items, fix in self.sources]
+        merged: Iterator[Any]
         if self.owner is not None:
             merged = map(next, map(streams.__getitem__, self.owner))
         else:
@@ -256,11 +276,18 @@ class Merged:
     def __repr__(self) -> str:
         return f"Merged({self._len} items from {len(self.sources)} sources)"
 
+    def close(self) -> None:
+        """Delete the temporary files of the sources that have them (the shards' spools)."""
+        for items, _fix in self.sources:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
 
 class MergedLines:
     """The connection lines of merged encoding shards (``FileResult.connection_lines``):
     iterating gives ``(global id, line)`` in global id order, ``line`` the bytes of the
-    summary's JSON text after the id plus ``json_report.LINE_END``, as read from the
+    summary's JSON text after the id plus :data:`pcapcheck.jsonlines.LINE_END`, as read from the
     shards' :class:`~pcapcheck.spool.LineSpool` files (``owner[g - 1]`` is the shard of
     global id ``g``: each shard's next line, in C). ``len()`` is the number of lines."""
 
@@ -282,6 +309,11 @@ class MergedLines:
 
     def __repr__(self) -> str:
         return f"MergedLines({len(self)} lines from {len(self.spools)} shards)"
+
+    def close(self) -> None:
+        """Delete the shards' line files."""
+        for spool in self.spools:
+            spool.close()
 
 
 def global_ids(first_frames: Sequence[array]) -> tuple[list[array], array]:
@@ -357,16 +389,16 @@ def merge_shards(
     ]
 
     # (CP005 and CP006, file-level events every shard sees, are in shard 0's spools.)
-    conn_sources: list[tuple[Iterable, Callable | None]] = []
+    conn_sources: list[tuple[Any, Callable | None]] = []
     line_sources: list[LineSpool] = []
-    event_sources: list[tuple[Iterable, Callable | None]] = [(file_events, None)]
-    finding_sources: list[tuple[Iterable, Callable | None]] = [(file_findings, None)]
+    event_sources: list[tuple[Any, Callable | None]] = [(file_events, None)]
+    finding_sources: list[tuple[Any, Callable | None]] = [(file_findings, None)]
     maps, owner = global_ids([p.facts.first_frames for p in parts])
     for p, ids in zip(parts, maps):
         res = p.result
         if p.encoded:
             conn_sources.append((res.connections, _Renumber(ids, "decoded")))
-            line_sources.append(res.connections)
+            line_sources.append(cast(LineSpool, res.connections))
         else:
             conn_sources.append((res.connections, _Renumber(ids, "summary")))
         event_sources.append((res.events, _Renumber(ids, "event")))
@@ -403,11 +435,11 @@ def analyze_sharded(
     shards: int = 2,
 ) -> FileResult:
     """:func:`pcapcheck.pipeline.analyze_file` in ``shards`` worker processes (one shard
-    each), merged; the serial analysis when a shard fails (so that its error is the
-    serial one)."""
-    from pcapcheck.pipeline import analyze_file
-
-    timers = {"idle_timeout": idle_timeout, "close_delay": close_delay}
+    each, the file read once here for all of them: :mod:`pcapcheck.run.feed`), merged:
+    the same :class:`~pcapcheck.results.FileResult`; the serial analysis when a shard
+    fails (so that its error is the serial one). Used by the tests and by callers with
+    one capture; the executors of :mod:`pcapcheck.run.executors` do the same over many
+    (their shards share one process pool)."""
     feeder = feeder_for(shards) if decoder == "native" else None
     ticket = None if feeder is None else feeder.ticket()
     try:
@@ -422,7 +454,8 @@ def analyze_sharded(
                     severity,
                     decoder,
                     (k, shards),
-                    **timers,
+                    idle_timeout,
+                    close_delay,
                     feed=ticket,
                 )
                 for k in range(shards)
@@ -436,7 +469,14 @@ def analyze_sharded(
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
         return analyze_file(
-            path, catalog, active, params=params, severity=severity, decoder=decoder, **timers
+            path,
+            catalog,
+            active,
+            params=params,
+            severity=severity,
+            decoder=decoder,
+            idle_timeout=idle_timeout,
+            close_delay=close_delay,
         )
     finally:
         if feeder is not None:  # its socket and directory (serve removes them)
