@@ -703,14 +703,14 @@ class BatchSource(SourceAttributes):
                     found.append((idx, off))
                 continue
             cap = caplen if idx is None else caplen[idx]
-            whole = cap - off >= layer.need
+            whole = cap >= off + layer.need
             if not whole.all():  # cut short: the decoder says why
                 idx = np.flatnonzero(whole) if idx is None else idx[whole]
                 if not isinstance(off, int):
                     off = off[whole]
                 if len(idx) == 0:
                     continue
-            at = (starts if idx is None else starts[idx]) + off
+            at = (starts if idx is None else starts[idx]) + (off + field.offset)
             value = _gather(u8, at, field)
             off = off + layer.length
             left = len(value)
@@ -986,14 +986,14 @@ class BatchSource(SourceAttributes):
 
 
 def _gather(u8: np.ndarray, at: np.ndarray, field: Field) -> np.ndarray:
-    """The value of ``field`` (:class:`pcapcheck.capture.layers.Field`) in each header
-    starting at ``u8[at]`` (``at``: int64 (m,) offsets, the field's bytes all there), as
-    int64 (m,): :meth:`Field.read` for m headers at once."""
+    """The value of ``field`` (:class:`pcapcheck.capture.layers.Field`) of m headers, as
+    int64 (m,): :meth:`Field.read` for all of them at once. ``at``: int64 (m,) where the
+    field's bytes start in ``u8`` (header start + ``field.offset``; all captured)."""
     size = field.size
     if size == 1:
-        v = u8[at + field.offset].astype(np.int64)
+        v = u8[at].astype(np.int64)
     else:
-        raw = sliding_window_view(u8, size)[at + field.offset]
+        raw = sliding_window_view(u8, size)[at]
         big = raw.view(f">u{size}").reshape(len(at)).astype(np.int64)
         if field.order == "big":
             v = big
