@@ -26,10 +26,10 @@ import os
 import pickle
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from operator import itemgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -67,13 +67,14 @@ def _remove(runs: list[tuple[str, int]]) -> None:
     _remove_paths([path for path, _count in runs])
 
 
-class Spool(Generic[T]):
+class Spool(Sequence[T], Generic[T]):
     """Items kept in ``key`` order (``None``: in order of appending), in memory up to
     ``limit`` of them (default :data:`DEFAULT_LIMIT`), beyond that in sorted runs on disk.
     ``key`` must be picklable (a module-level function) for the spool to be.
 
-    Supports ``append``/``extend``, ``len()``, truthiness, repeated iteration (sorted),
-    indexing and slicing (O(n) once spilled), and ``==`` with a list or another spool.
+    A read-only :class:`~collections.abc.Sequence` (``len()``, truthiness, repeated
+    iteration in order, indexing and slicing, O(n) once spilled) with ``append``/``extend``,
+    and ``==`` with a list or another spool.
     Items must be picklable once spilled. Raises OSError when the temporary directory
     cannot be written.
     """
@@ -172,7 +173,13 @@ class Spool(Generic[T]):
     def __bool__(self) -> bool:
         return self._count > 0
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
         if not self._runs:
             self._sort_buffer()
             return self._buffer[index]
