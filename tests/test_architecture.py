@@ -3,7 +3,7 @@
 CI runs exactly the README's test command (``.ci/run``; tests/test_readme.py), so the
 checks of docs/architecture.md live here: import-linter's contracts (the layers, the
 reference engine apart from the speed machinery, report formats independent of each
-other), ``ruff check``, ``ruff format --check`` and mypy, each with the configuration in
+other, no import cycles), ``ruff check``, ``ruff format --check`` and mypy, each with the configuration in
 pyproject.toml, each a subprocess whose output is shown when it fails. The contracts
 themselves are checked too, so that deleting or loosening one fails a test.
 """
@@ -50,7 +50,7 @@ LAYERS = [
 ENGINE_FORBIDS = {"pcapcheck.fast", "pcapcheck.run", "pcapcheck.pipeline", "pcapcheck.report"}
 
 
-def _run(args: list[str], what: str, tmp_path: Path | None = None) -> None:
+def _run(args: list[str], what: str) -> None:
     """Run ``args`` in the repository; fail with its whole output unless it exits 0."""
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
