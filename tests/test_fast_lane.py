@@ -1,8 +1,9 @@
-"""The fast lanes of the replay (``Checker._established``: in-order segments of an
-established connection, updated inline; ``ZeekState._established``: ACK segments once
-both Zeek endpoints are established) give the same reports as replaying every segment
-through the full paths: on every sample capture, and on generated captures full
-of retransmissions, resets, refusals and capture loss (every rule, marks included)."""
+"""The ordinary-segment steps of the replay (``Checker.established_segment``: in-order segments
+of an established connection, taken before the full path; ``ZeekState.established_segment``:
+ACK segments once both Zeek endpoints are established, the steps of ``_process`` such a
+segment takes) give the same reports as replaying every segment through the full paths:
+on every sample capture, and on generated captures full of retransmissions, resets,
+refusals and capture loss (every rule, marks included)."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def test_fast_lane_equals_full_replay_on_generated_captures(seed, tmp_path, cata
 def test_fast_lane_is_taken(catalog, monkeypatch, tmp_path):
     """The lane carries most segments of an ordinary transfer (else it is dead code)."""
     taken = []
-    original = Checker._established
+    original = Checker.established_segment
 
     def spy(self, *args):
         ok = original(self, *args)
@@ -88,14 +89,14 @@ def test_fast_lane_is_taken(catalog, monkeypatch, tmp_path):
         return ok
 
     zeek_taken = []
-    zeek_original = ZeekState._established
+    zeek_original = ZeekState.established_segment
 
     def zeek_spy(self, *args):
         zeek_taken.append(True)
         return zeek_original(self, *args)
 
-    monkeypatch.setattr(Checker, "_established", spy)
-    monkeypatch.setattr(ZeekState, "_established", zeek_spy)
+    monkeypatch.setattr(Checker, "established_segment", spy)
+    monkeypatch.setattr(ZeekState, "established_segment", zeek_spy)
     res = analyze_file(
         SAMPLES / "loopback" / "bulk_transfer.pcap", catalog, catalog.select(None, None)
     )

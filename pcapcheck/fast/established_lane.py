@@ -2,25 +2,32 @@
 straight from the decoder's columns (issue #4, performance).
 
 Most segments of a capture are ACKs, with or without data, between two ESTABLISHED
-endpoints. The replay already gives them fast lanes (:meth:`Checker._established
-<pcapcheck.tcp.detectors.Checker._established>` for the RFC 9293 replay,
-:meth:`ZeekState._established <pcapcheck.tcp.zeek.ZeekState._established>` for the Zeek
-emulation); :func:`feed_block` also spares them the :class:`~pcapcheck.model.Segment`
-object and the calls of :meth:`Tracker.feed <pcapcheck.tcp.tracker.Tracker.feed>`,
+endpoints. The engine replays such an ordinary segment with one function each
+(:meth:`Checker.established_segment <pcapcheck.tcp.detectors.Checker.established_segment>`
+for the RFC 9293 replay, :meth:`ZeekState.established_segment
+<pcapcheck.tcp.zeek.ZeekState.established_segment>`
+for the Zeek emulation), taking the segment's fields rather than a Segment;
+:func:`feed_block` calls them with the fields read from the decoder's columns, sparing
+the :class:`~pcapcheck.model.Segment` object and the calls of
+:meth:`Tracker.feed <pcapcheck.tcp.tracker.Tracker.feed>`,
 :meth:`Checker.process <pcapcheck.tcp.detectors.Checker.process>` and
-:meth:`ZeekState.add <pcapcheck.tcp.zeek.ZeekState.add>` that lead to those lanes.
+:meth:`ZeekState.add <pcapcheck.tcp.zeek.ZeekState.add>` that lead to them. It decides
+only which segments may be ordinary (the engine's function has the last word: it
+returns False for one that is not, and the full path takes it).
 
 For each record of the block, in capture order, it does what ``Tracker.feed`` (or
 ``Tracker.tick`` for a segment of another shard) would do:
 
 * a segment the block marks ``plain`` (ACK or ACK+PSH, open window, no option but
   timestamps, whole, checksum not wrong), of a connection in the table that is not
-  closed, not idle past ``idle_timeout``, ESTABLISHED on both sides for RFC 9293 and
-  for Zeek, when no sweep of the connection table is due, and that the Checker's fast
-  lane accepts (in order, acknowledging only what was sent, no holes, FINs or zero
-  windows, not a capture duplicate), is replayed from the columns by the two fast
-  lanes; closed connections whose close delay ran out are then released, as ``feed``
-  does after every segment;
+  idle past ``idle_timeout``, when no sweep of the connection table is due, and that
+  the engine takes as ordinary (:meth:`ZeekState.both_established
+  <pcapcheck.tcp.zeek.ZeekState.both_established>`, then
+  :meth:`Checker.established_segment
+  <pcapcheck.tcp.detectors.Checker.established_segment>`, which returns False for a
+  segment that is not), is replayed from the columns by the engine's two functions;
+  closed connections whose close delay ran out are then released, as ``feed`` does
+  after every segment;
 * every other record gets its Segment built (:meth:`SegmentBlock.segment`) and goes
   through ``Tracker.feed`` (or ``Tracker.tick``), the full path.
 
@@ -34,15 +41,11 @@ from __future__ import annotations
 from itertools import repeat
 
 from pcapcheck.fast.summarising_tracker import SummarisingTracker
-from pcapcheck.model import ESTABLISHED, MARK_END, MARK_START, SegmentBlock
-from pcapcheck.tcp.detectors import duplicate_key_of
-from pcapcheck.tcp.zeek import _ORIG, _RESP, TCP_ESTABLISHED, ZeekState
+from pcapcheck.model import MARK_END, MARK_START, SegmentBlock
 
 #: Replay plain segments from the columns; False builds and feeds every Segment (the
 #: tests compare both).
 FAST = True
-
-_BOTH_SEEN = _ORIG | _RESP  # ZeekState._fps once both endpoints have sent a packet
 
 
 def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
@@ -54,12 +57,12 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
     checker = tracker.checker
     feed, segment = tracker.feed, block.segment
     other_ts, other_end = block.other_ts, block.other_end
-    use_lane = FAST and checker.frame_conn is None and checker.fast_lane and ZeekState.fast_lane
+    use_lane = FAST
     table_get, pending_get = tracker.table.get, tracker.pending.get
     closing, pending_closing = tracker.closing, tracker.pending_closing
     release_due = tracker.release_due
     idle, delay = tracker.idle_timeout, tracker.close_delay
-    lane = checker._established
+    lane = checker.established_segment
     next_sweep = tracker.next_sweep
     i = -1
     start = 0
@@ -155,35 +158,33 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
                     continue
             elif (
                 conn is not None
-                and not conn.closed
-                and ts - conn.last_ts <= idle
-                and conn.ec.state == ESTABLISHED
-                and conn.es.state == ESTABLISHED
+                and ts - conn.last_ts <= idle  # (else feed finalises it)
                 and (zeek := conn.zeek) is not None
-                and zeek._fps == _BOTH_SEEN
             ):
                 client = conn.client
-                if sport == client[1] and src == client[0]:
-                    fs, fr, ep = conn.c, conn.s, zeek._client
+                from_client = sport == client[1] and src == client[0]
+                if from_client:
+                    fs, fr, es, er = conn.c, conn.s, conn.ec, conn.es
                 else:
-                    fs, fr, ep = conn.s, conn.c, zeek._server
-                if (
-                    ep.state == TCP_ESTABLISHED
-                    and ep.peer.state == TCP_ESTABLISHED
-                    and lane(
-                        conn,
-                        fs,
-                        fr,
-                        frame,
-                        ts,
-                        seq,
-                        ack,
-                        window,
-                        length,
-                        duplicate_key_of(ip_id, seq, ack, flags, length, window, ts_val),
-                    )
+                    fs, fr, es, er = conn.s, conn.c, conn.es, conn.ec
+                ep = zeek.endpoint(from_client)
+                if zeek.both_established(ep) and lane(
+                    conn,
+                    fs,
+                    fr,
+                    es,
+                    er,
+                    flags,
+                    frame,
+                    ts,
+                    seq,
+                    ack,
+                    window,
+                    length,
+                    ip_id,
+                    ts_val,
                 ):
-                    zeek._established(ep, seq, ack, length, window, False)
+                    zeek.established_segment(ep, seq, ack, length, window, False)
                     if (closing and ts - closing[0][0] > delay) or (
                         pending_closing and ts - pending_closing[0][0] > delay
                     ):

@@ -40,7 +40,7 @@ from pcapcheck.model import (
     flags_text,
 )
 from pcapcheck.tcp import state_machine as fsm
-from pcapcheck.tcp.connection import _HALF, _MASK, RECENT, Connection, Flow
+from pcapcheck.tcp.connection import RECENT, Connection, Flow
 from pcapcheck.tcp.state_machine import Endpoint
 
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
@@ -221,7 +221,7 @@ class Checker:
         self._frame_events.clear()
 
     # ------------------------------------------------------------------ per segment
-    #: Take the fast lane (:meth:`_established`) for in-order segments of an established
+    #: Take :meth:`established_segment` for the ordinary segments of an established
     #: connection; False replays every segment through the full path (the tests compare).
     fast_lane = True
 
@@ -231,24 +231,22 @@ class Checker:
             role, fs, fr, es, er = "client", conn.c, conn.s, conn.ec, conn.es
         else:
             role, fs, fr, es, er = "server", conn.s, conn.c, conn.es, conn.ec
-        if (
-            seg.flags & 0x37 == ACK
-            and es.state == ESTABLISHED
-            and er.state == ESTABLISHED
-            and self.fast_lane
-            and seg.window
-            and self._established(
-                conn,
-                fs,
-                fr,
-                seg.frame,
-                seg.ts,
-                seg.seq,
-                seg.ack,
-                seg.window,
-                seg.payload_len,
-                duplicate_key(seg),
-            )
+        options = seg.options
+        if self.established_segment(
+            conn,
+            fs,
+            fr,
+            es,
+            er,
+            seg.flags,
+            seg.frame,
+            seg.ts,
+            seg.seq,
+            seg.ack,
+            seg.window,
+            seg.payload_len,
+            seg.ip_id,
+            options.ts_val if options is not None else None,
         ):
             if conn.zeek is not None:
                 conn.zeek.add(seg, role == "client")
@@ -257,16 +255,7 @@ class Checker:
         if self.frame_conn is not None:
             self.frame_conn[seg.frame] = conn.id
             self._wireshark_marks(seg, fs, fr)
-        fs.packets += 1
-        fs.bytes += seg.payload_len
-        if fs.first_frame is None:
-            fs.first_frame = seg.frame
-        conn.last_frame, conn.last_ts = seg.frame, seg.ts
-        if seg.ts < conn.min_ts:
-            conn.min_ts = seg.ts
-        if seg.ts > conn.max_ts:
-            conn.max_ts = seg.ts
-        conn.segments += 1
+        self._count(conn, fs, seg.frame, seg.ts, seg.payload_len)
         if conn.zeek is not None:
             conn.zeek.add(seg, role == "client")
         try:
@@ -276,37 +265,52 @@ class Checker:
             if self._frame_events:  # most segments make no event
                 self._fill_states(conn, seg)
 
-    def _established(
+    def established_segment(
         self,
         conn: Connection,
         fs: Flow,
         fr: Flow,
+        es: Endpoint,
+        er: Endpoint,
+        flags: int,
         frame: int,
         ts: float,
         seq: int,
         ack: int,
         window: int,
         length: int,
-        key: tuple | None,
+        ip_id: int,
+        ts_val: int | None,
     ) -> bool:
-        """The fast lane: one ACK segment (with or without PSH; no SYN, FIN, RST or URG;
-        the caller checks the flags, a window other than 0 and that both endpoints are
-        ESTABLISHED), sent by the owner of ``fs`` to the owner of ``fr``, carrying no
+        """The replay of an ordinary segment of an established connection, the one place
+        it is written: :meth:`process` takes it for such a segment before the full path
+        (:meth:`_segment`), and :mod:`pcapcheck.fast.established_lane` calls it with a
+        segment's fields read from the decoder's columns.
+
+        An ordinary segment: an ACK (with or without PSH; no SYN, FIN, RST or URG) with a
+        window other than 0, between two ESTABLISHED endpoints (``es``, its sender's, and
+        ``er``), sent by the owner of ``fs`` to the owner of ``fr``, carrying no
         data or the next data in order (SEG.SEQ = SND.NXT), acknowledging nothing beyond
         what the peer sent (SEG.ACK =< the peer's SND.NXT), on a connection without
         holes, pending ACKs, FINs, zero windows or mark recording, and not a capture
-        duplicate (CP008) of one of the flow's recent segments. Such a segment cannot
-        change a state or make an event: it updates the same counters and sequence
-        variables as the full path (:meth:`_segment`), inline (:meth:`Flow.u`,
-        :meth:`Flow.advance` and :meth:`_capture_duplicate` written out); the caller
-        then gives it to the connection's Zeek state. Returns False, having changed
-        nothing, when the segment does not qualify (the full path takes it).
+        duplicate (CP008, :meth:`duplicate_of`). Such a segment cannot change a state or
+        make an event: it updates the counters (:meth:`_count`), the acknowledgment
+        (:meth:`_ack_value`, :meth:`_note_ack`), SND.NXT (:meth:`_sent`) and the window
+        (:meth:`_window_value`) as the full path does; the caller then gives it to the
+        connection's Zeek state. Returns False, having changed nothing, when the segment
+        is not ordinary (the full path takes it).
 
-        ``frame`` (1-based), ``ts`` (seconds since the epoch), absolute 32-bit ``seq``
-        and ``ack``, raw 16-bit ``window``, ``length`` (payload bytes) are the
-        segment's; ``key`` its :func:`duplicate_key` (None: not remembered)."""
+        ``flags``, ``frame`` (1-based), ``ts`` (seconds since the epoch), absolute 32-bit
+        ``seq`` and ``ack``, raw 16-bit ``window``, ``length`` (payload bytes), ``ip_id``
+        and ``ts_val`` (the TCP timestamp's TSval, None without one) are the
+        segment's."""
         if (
-            fr.fin is not None
+            flags & 0x37 != ACK
+            or not window
+            or es.state != ESTABLISHED
+            or er.state != ESTABLISHED
+            or not self.fast_lane
+            or fr.fin is not None
             or fs.fin is not None
             or fr.holes
             or fs.pending
@@ -317,17 +321,35 @@ class Checker:
             or fr.base is None
         ):
             return False
-        # SEG.ACK unwrapped in the peer's space: Flow.u with seq_diff written out
-        ack_u = fr._ref_u + ((ack - fr._ref_abs + _HALF) & _MASK) - _HALF
+        ack_u = fr.u(ack)
         if ack_u > fr.nxt:
             return False
         nxt = fs.nxt
-        if fs._ref_u + ((seq - fs._ref_abs + _HALF) & _MASK) - _HALF != nxt:
+        if fs.u(seq) != nxt:
             return False  # (a hole, a keep-alive: the full path)
         # CP008: a capture duplicate goes to the full path, which reports it. New data
         # in order (SEG.SEQ = SND.NXT), longer than a keep-alive's or a probe's byte.
+        key = duplicate_key_of(ip_id, seq, ack, flags, length, window, ts_val)
         if key is not None and self.duplicate_of(fs, key, frame, ts, length > 1) is not None:
             return False
+        self._count(conn, fs, frame, ts, length)
+        # fifth, the ACK field
+        self._ack_value(fr, ack_u)
+        self._note_ack(fs, ACK, ack)
+        # seventh, the segment text: new data in order
+        if length:
+            self._sent(fs, nxt, nxt + length, frame, ts)
+        # the window (_window: not 0 here)
+        self._window_value(fs, fr, window)
+        fs.zero = False
+        fs.last_frame, fs.last_ts = frame, ts
+        return True
+
+    @staticmethod
+    def _count(conn: Connection, fs: Flow, frame: int, ts: float, length: int) -> None:
+        """Count a segment of ``length`` payload bytes at ``frame`` and ``ts`` (seconds
+        since the epoch), sent by the owner of ``fs``, in the flow's and the
+        connection's counters (packets, bytes, first and last frames, times)."""
         fs.packets += 1
         fs.bytes += length
         if fs.first_frame is None:
@@ -338,28 +360,15 @@ class Checker:
         if ts > conn.max_ts:
             conn.max_ts = ts
         conn.segments += 1
-        # fifth, the ACK field (_ack, _ack_value, _note_ack)
-        if fr.acked is None or ack_u > fr.acked:
-            fr.acked = ack_u
-        q = fr.unacked
-        if q and q[0][1] <= ack_u:
-            _drop_acked(q, ack_u)
-        fs.max_ack_abs = ack
-        # seventh, the segment text (_data: new data in order; Flow.advance)
-        if length:
-            end = nxt + length
-            fs.high_ts = ts
-            fs.unacked.append((nxt, end, frame))
-            fs.nxt = fs._ref_u = end
-            fs._ref_abs = (fs.base + end) & _MASK
-        # the window (_window)
-        fs.win = (
-            window << fs.wscale if (fs.wscale is not None and fr.wscale is not None) else window
-        )
-        fs.last_window_raw = window
-        fs.zero = False
-        fs.last_frame, fs.last_ts = frame, ts
-        return True
+
+    @staticmethod
+    def _sent(fs: Flow, start: int, end: int, frame: int, ts: float) -> None:
+        """New data ``[start, end)`` (unwrapped relative, ``end`` beyond SND.NXT) sent at
+        ``frame`` and ``ts``: unacknowledged until the peer's ACK covers it, the flow's
+        latest new data, SND.NXT moved to ``end``."""
+        fs.unacked.append((start, end, frame))
+        fs.high_ts = ts
+        fs.advance(end)
 
     def _segment(
         self,
@@ -624,7 +633,7 @@ class Checker:
         if acceptable:
             self._ack_value(fr, ack)
             er.step(fsm.RCV_SYNACK, frame)
-        self._note_ack(fs, seg)
+        self._note_ack(fs, seg.flags, seg.ack)
 
     def _implied_synack(self, conn, seg, role, fs, fr, es, er) -> None:
         """The client ACKs in SYN-SENT with no SYN-ACK captured: the SYN-ACK is implied."""
@@ -645,7 +654,7 @@ class Checker:
         if es.state == SYN_SENT and fr.synack_frame is None and fs.isn is not None:
             self._implied_synack(conn, seg, role, fs, fr, es, er)
         if fr.base is None:
-            self._note_ack(fs, seg)
+            self._note_ack(fs, seg.flags, seg.ack)
             return  # nothing seen from the peer yet: its sequence space is unknown
         ack = fr.u(seg.ack)
         if fr.probe is not None:
@@ -742,7 +751,7 @@ class Checker:
         if fr.holes:
             self._holes_acked(conn, seg, role, fr, ack)
         self._ack_value(fr, ack)
-        self._note_ack(fs, seg)
+        self._note_ack(fs, seg.flags, seg.ack)
 
     def _implied_fin(self, conn, seg, role, fs, fr, es, er) -> None:
         """The peer's FIN is missing from the capture; this ACK (= its seq + 1) proves it."""
@@ -820,9 +829,10 @@ class Checker:
             _drop_acked(q, ack)
 
     @staticmethod
-    def _note_ack(fs: Flow, seg: Segment) -> None:
-        if seg.flags & ACK:
-            fs.max_ack_abs = seg.ack
+    def _note_ack(fs: Flow, flags: int, ack: int) -> None:
+        """The latest SEG.ACK (absolute) the owner of ``fs`` sent, when ``flags`` has ACK."""
+        if flags & ACK:
+            fs.max_ack_abs = ack
 
     # ------------------------------------------------------------------ data
     def _data(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint) -> None:
@@ -864,12 +874,13 @@ class Checker:
         if fs.nxt is None or seq >= fs.nxt or beyond_fin:
             if fs.nxt is not None and seq > fs.nxt:
                 self._new_hole(conn, fs, seg, fs.nxt, seq)
-            fs.high_ts = seg.ts
-            if not beyond_fin:
-                fs.unacked.append((seq, end, frame))
             if fs.pending:
                 self._resolve_pending(conn, fs, end, seg.ts, role)
-            fs.advance(end)
+            if beyond_fin:
+                fs.high_ts = seg.ts
+                fs.advance(end)
+            else:
+                self._sent(fs, seq, end, frame, seg.ts)
             return
         filled = self._fill_holes(fs, seq, end)
         if filled and seg.ts - fs.high_ts <= self.reorder_window:
@@ -880,9 +891,7 @@ class Checker:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
             self.emit(conn, "SQ002", frame, role, **retransmission_data(seq, length, first))
         if end > fs.nxt:
-            fs.unacked.append((fs.nxt, end, frame))
-            fs.high_ts = seg.ts
-            fs.advance(end)
+            self._sent(fs, fs.nxt, end, frame, seg.ts)
 
     def _jump(self, conn, seg: Segment, fs: Flow, seq: int) -> None:
         """``seg``, a segment without data (a pure ACK, or a FIN at ``seq``, relative),
@@ -1153,9 +1162,7 @@ class Checker:
                 fs.wscale = seg.options.wscale
             fs.win = seg.window
             return
-        scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
-        fs.win = seg.window << scale
-        fs.last_window_raw = seg.window
+        self._window_value(fs, fr, seg.window)
         if flags & (FIN | RST):
             return
         if seg.window == 0:
@@ -1164,6 +1171,14 @@ class Checker:
                 self.emit(conn, "SQ005", seg.frame, role)
         else:
             fs.zero = False
+
+    @staticmethod
+    def _window_value(fs: Flow, fr: Flow, window: int) -> None:
+        """The window the owner of ``fs`` advertises in a segment without SYN: the raw
+        16-bit ``window``, scaled when both sides offered window scaling (RFC 7323 §2)."""
+        scale = fs.wscale if (fs.wscale is not None and fr.wscale is not None) else 0
+        fs.win = window << scale
+        fs.last_window_raw = window
 
     # ------------------------------------------------------------------ end of capture
     def finish(self, conn: Connection, capture_end: float, cut: bool = False) -> None:

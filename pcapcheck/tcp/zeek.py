@@ -464,7 +464,7 @@ class ZeekState:
         client sent it.  Cost: a few dozen attribute operations; no containers are
         allocated unless data arrives out of order.
         """
-        ep = self._client if from_orig else self._server
+        ep = self.endpoint(from_orig)
         if self._orig_is_client is None:
             oic = from_orig != self._flipped
             self._orig_is_client = oic
@@ -474,81 +474,116 @@ class ZeekState:
             # TCPAnalyzer::ValidateChecksum: ChecksumError() and drop the packet.
             ep.chk_cnt, ep.chk_thresh = self._scaled(ep, "C", ep.chk_cnt, ep.chk_thresh)
             return
-        if (
-            seg.flags & 0x17 == ACK
-            and ep.state == TCP_ESTABLISHED
-            and ep.peer.state == TCP_ESTABLISHED
-            and self._fps == _ORIG | _RESP
-            and self.fast_lane
-        ):
-            self._established(ep, seg.seq, seg.ack, seg.payload_len, seg.window, seg.truncated)
+        if seg.flags & 0x17 == ACK and self.both_established(ep):
+            self.established_segment(
+                ep, seg.seq, seg.ack, seg.payload_len, seg.window, seg.truncated
+            )
         else:
             self._process(ep, seg)
 
-    #: Take :meth:`_established` for ACK segments between two established endpoints;
-    #: False sends every packet through :meth:`_process` (the tests compare both).
+    def endpoint(self, from_client: bool) -> _Endpoint:
+        """The endpoint (Zeek's TCP_Endpoint) that sends a segment of pcapcheck's client
+        (``from_client``) or server."""
+        return self._client if from_client else self._server
+
+    #: Take :meth:`established_segment` for ACK segments between two established
+    #: endpoints; False sends every packet through :meth:`_process` (the tests compare).
     fast_lane = True
 
-    def _established(
+    def both_established(self, ep: _Endpoint) -> bool:
+        """Whether an ACK without SYN, FIN or RST sent by ``ep`` (``_client`` or
+        ``_server``) goes to :meth:`established_segment`: both endpoints
+        TCP_ESTABLISHED, both have sent a packet (and :attr:`fast_lane`)."""
+        return (
+            ep.state == TCP_ESTABLISHED
+            and ep.peer.state == TCP_ESTABLISHED
+            and self._fps == _ORIG | _RESP
+            and self.fast_lane
+        )
+
+    def established_segment(
         self, ep: _Endpoint, seq: int, ack: int, length: int, window: int, truncated: bool
     ) -> None:
-        """:meth:`_process` for an ACK without SYN, FIN or RST once both endpoints are
-        TCP_ESTABLISHED and both have sent a packet (the caller checks it, and that the
-        checksum is not wrong): the same steps with the branches such a packet cannot
-        take removed (partial status, endpoint init, control-flag history, state
-        machine), and :func:`_relative` / :func:`_seq_delta` written out for the case
-        without a sequence-number wrap. ``ep`` sent the segment; absolute ``seq`` and
-        ``ack``, ``length`` (payload bytes), raw ``window`` and ``truncated`` are its
-        fields (:class:`model.Segment`)."""
+        """:meth:`_process` for an ACK without SYN, FIN or RST when
+        :meth:`both_established` (the caller checks it, and that the
+        checksum is not wrong): the same steps, each the one :meth:`_process` calls
+        (:meth:`_plain_history`, :meth:`_update_window`, :meth:`_update_ack_seq`,
+        :meth:`_update_last_seq`, :meth:`_ack_received`, :meth:`_data_sent`), without
+        the branches such a packet cannot take (partial status, endpoint init,
+        control-flag history, state machine). ``ep`` sent the segment; absolute ``seq``
+        and ``ack``, ``length`` (payload bytes), raw ``window`` and ``truncated`` are its
+        fields (:class:`model.Segment`); :mod:`pcapcheck.fast.established_lane` calls it
+        with them read from the decoder's columns."""
         peer = ep.peer
         base_seq = seq & _M32
         ack_seq = ack & _M32
-        # get_relative_seq() of SEG.SEQ; no wrap counted and none to count: the signed
-        # 32-bit distance from the start
-        last = ep.last_seq
-        if not ep.seq_wraps and (base_seq >= last or last - base_seq <= _HALF):
-            d = (base_seq - ep.start_seq) & _M32
-            seq_underflow = d >= _HALF
-            rel_seq = (d - _MOD) & _M64 if seq_underflow else d
-        else:
-            rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, last, ep.seq_wraps)
-        # update_history(): 'D' or 'A' (first time only)
-        mask = _HIST_DATA_PKT if length else _HIST_ACK_PKT
-        if not self._hist_seen & (mask if ep.is_orig else mask << 16):
-            self._check(ep, mask, "D" if length else "A")
-        # update_window()
-        if window == 0:
-            ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
-        # the ACK: get_relative_seq() and update_ack_seq()
-        peer_ack = peer.ack_seq
-        if not peer.ack_wraps and (ack_seq >= peer_ack or peer_ack - ack_seq <= _HALF):
-            d = (ack_seq - peer.start_seq) & _M32
-            ack_underflow = d >= _HALF
-            rel_ack = d
-        else:
-            rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer_ack, peer.ack_wraps)
+        rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
+        self._plain_history(ep, length, True)
+        self._update_window(ep, window, False)
+        rel_ack, ack_underflow = _relative(peer.start_seq, ack_seq, peer.ack_seq, peer.ack_wraps)
         if ack_underflow:
             rel_ack = 0
         else:
-            delta_ack = (ack_seq - peer_ack) & _M32  # > 0 as a signed value:
-            if 0 < delta_ack < _HALF and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
-                if ack_seq < peer_ack:
-                    peer.ack_wraps += 1
-                peer.ack_seq = ack_seq
-        # update_last_seq()
-        seq_one_past = (base_seq + length) & _M32
-        delta_last = (seq_one_past - last) & _M32
-        if 0 < delta_last < _HALF:
-            if seq_one_past < last:
-                ep.seq_wraps += 1
-            ep.last_seq = seq_one_past
-        elif length > 0:
-            ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
+            self._update_ack_seq(peer, ack_seq)
+        self._update_last_seq(ep, (base_seq + length) & _M32, length, False, False, False)
         # UpdateEstablishedState(): no SYN, FIN or RST, no change
-        if rel_ack > peer.r_trim or peer.fin_cnt > 0:  # else AckReceived() returns
-            self._ack_received(peer, rel_ack)
+        self._ack_received(peer, rel_ack)
         if length > 0 and not seq_underflow and not truncated:
             self._data_sent(ep, rel_seq, length)
+
+    def _plain_history(self, ep: _Endpoint, length: int, ack: int | bool) -> None:
+        """update_history() for a packet without SYN, FIN or RST: 'D' with data, else
+        'A' with ACK (each the first time only)."""
+        if length:
+            if not self._hist_seen & (_HIST_DATA_PKT if ep.is_orig else _HIST_DATA_PKT << 16):
+                self._check(ep, _HIST_DATA_PKT, "D")
+        elif ack:
+            self._check(ep, _HIST_ACK_PKT, "A")
+
+    def _update_window(self, ep: _Endpoint, window: int, rst: int | bool) -> None:
+        """update_window(): a zero window ('W', scaled) when the packet is no RST, the
+        peer not closed and ``ep`` not reset (scaling cannot turn a non-zero field
+        into 0)."""
+        if window == 0 and not rst and ep.peer.state != TCP_CLOSED and ep.state != TCP_RESET:
+            ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
+
+    @staticmethod
+    def _update_ack_seq(peer: _Endpoint, ack_seq: int) -> None:
+        """update_ack_seq(): the peer's highest acknowledged sequence number moves to
+        ``ack_seq`` (32-bit) when it is ahead (seq_delta > 0), counting a wrap; an ACK
+        of 0 far ahead is ignored."""
+        peer_ack = peer.ack_seq
+        delta_ack = (ack_seq - peer_ack) & _M32  # > 0 as a signed value:
+        if 0 < delta_ack < _HALF and not (ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA):
+            if ack_seq < peer_ack:
+                peer.ack_wraps += 1
+            peer.ack_seq = ack_seq
+
+    def _update_last_seq(
+        self,
+        ep: _Endpoint,
+        seq_one_past: int,
+        length: int,
+        syn: int | bool,
+        fin: int | bool,
+        rst: int | bool,
+    ) -> None:
+        """update_last_seq(): ``ep``'s last sequence number moves to ``seq_one_past``
+        (32-bit) when it is ahead (counting a wrap); a packet with data that does not
+        move it is a retransmission ('T', scaled). ``ep.state`` is the pre-packet one."""
+        delta_last = _seq_delta(seq_one_past, ep.last_seq)
+        if (syn or rst) and (
+            delta_last > _TOO_LARGE_SEQ_DELTA or delta_last < -_TOO_LARGE_SEQ_DELTA
+        ):
+            pass
+        elif (fin and ep.last_seq == (ep.start_seq + 1) & _M32) or (
+            delta_last > 0 and ep.state != TCP_RESET
+        ):
+            if seq_one_past < ep.last_seq:
+                ep.seq_wraps += 1
+            ep.last_seq = seq_one_past
+        elif ep.state != TCP_RESET and length > 0:
+            ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
 
     def _process(self, ep: _Endpoint, seg: Segment) -> None:
         """TCPSessionAdapter::Process for the parts that affect states and history."""
@@ -601,11 +636,7 @@ class ZeekState:
         # update_history()
         nbits = (1 if syn else 0) + (1 if fin else 0) + (1 if rst else 0)
         if nbits == 0:
-            if length:
-                if not self._hist_seen & (_HIST_DATA_PKT if is_orig else _HIST_DATA_PKT << 16):
-                    self._check(ep, _HIST_DATA_PKT, "D")
-            elif ack:
-                self._check(ep, _HIST_ACK_PKT, "A")
+            self._plain_history(ep, length, ack)
         elif nbits == 1:
             if syn:
                 code = "H" if ack else "S"
@@ -626,9 +657,7 @@ class ZeekState:
         else:
             self._check(ep, _HIST_MULTI_FLAG_PKT, "Q")
 
-        # update_window(): zero window (scaling cannot turn a non-zero field into 0)
-        if seg.window == 0 and not rst and peer.state != TCP_CLOSED and ep.state != TCP_RESET:
-            ep.win0_cnt, ep.win0_thresh = self._scaled(ep, "W", ep.win0_cnt, ep.win0_thresh)
+        self._update_window(ep, seg.window, rst)
 
         if fin:
             ep.fin_cnt += 1
@@ -647,29 +676,9 @@ class ZeekState:
                 if ack_underflow:
                     rel_ack = 0
                 elif not rst:
-                    # update_ack_seq(): seq_delta(ack_seq, peer's ack_seq) > 0
-                    delta_ack = (ack_seq - peer_ack) & _M32
-                    if 0 < delta_ack < _HALF and not (
-                        ack_seq == 0 and delta_ack > _TOO_LARGE_SEQ_DELTA
-                    ):
-                        if ack_seq < peer_ack:
-                            peer.ack_wraps += 1
-                        peer.ack_seq = ack_seq
+                    self._update_ack_seq(peer, ack_seq)
 
-        # update_last_seq()
-        delta_last = _seq_delta(seq_one_past, ep.last_seq)
-        if (syn or rst) and (
-            delta_last > _TOO_LARGE_SEQ_DELTA or delta_last < -_TOO_LARGE_SEQ_DELTA
-        ):
-            pass
-        elif (fin and ep.last_seq == (ep.start_seq + 1) & _M32) or (
-            delta_last > 0 and ep.state != TCP_RESET
-        ):
-            if seq_one_past < ep.last_seq:
-                ep.seq_wraps += 1
-            ep.last_seq = seq_one_past
-        elif ep.state != TCP_RESET and length > 0:
-            ep.rxmt_cnt, ep.rxmt_thresh = self._scaled(ep, "T", ep.rxmt_cnt, ep.rxmt_thresh)
+        self._update_last_seq(ep, seq_one_past, length, syn, fin, rst)
 
         # UpdateStateMachine() (ep.state is still the pre-packet state here)
         if state == TCP_INACTIVE:
