@@ -299,3 +299,73 @@ def test_a_new_layer_is_one_entry(tmp_path, pppoe):
     src = BatchSource(path)
     list(src)
     assert src.one_by_one == 1 and src.skipped == {"other-ppp": 20}
+
+
+@pytest.fixture
+def nsh():
+    """The Network Service Header (RFC 8300 §2: ethertype 0x894F, its length in 4-byte
+    words in the low 6 bits of its first 16, at least 8 bytes; next protocol 1 IPv4,
+    2 IPv6, 3 Ethernet), for the test only: a layer whose header length is written in
+    its bytes, and one that carries a link layer again."""
+    protocols = Dispatch("NSH next protocol", skip="other-nsh")
+    layer = Layer(
+        "NSH",
+        "NSH header",
+        8,
+        next=Field(3, 1),
+        dispatch=protocols,
+        length_from=Field(0, 2, mask=0x3F),
+        length_unit=4,
+    )
+    layers.register(protocols, 1, IPV4)
+    layers.register(protocols, 2, IPV6)
+    layers.register(protocols, 3, layers.ETHERNET)
+    layers.register(ETHERTYPE, 0x894F, layer)
+    yield layer
+    del ETHERTYPE.layers[0x894F]
+
+
+def _nsh(payload: bytes, words: int, proto: int) -> bytes:
+    md = b"\x00" * (4 * words - 8) if words >= 2 else b""
+    return struct.pack("!HBBI", 63 << 6 | words, 2, proto, 0x000123FF) + md + payload
+
+
+def test_a_header_whose_length_is_in_its_bytes(tmp_path, nsh):
+    seg = tcp(payload=b"n" * 5)
+    plain = Decoder().decode(_record(eth(ip4(seg))))
+    good = [
+        eth(_nsh(ip4(seg), 2, 1), et=0x894F),
+        eth(_nsh(ip4(seg), 5, 1), et=0x894F),  # 12 bytes of metadata
+        eth(_nsh(eth(ip4(seg)), 3, 3), et=0x894F, vlans=(0x8100,)),  # Ethernet inside
+        eth(_nsh(eth(mpls(ip4(seg), 9), et=0x8847), 2, 3), et=0x894F),
+    ]
+    dec = Decoder()
+    for frame in good:
+        assert dec.decode(_record(frame)) == plain
+    assert dec.decode(_record(eth(_nsh(b"x" * 30, 2, 0x7F), et=0x894F))) is None
+    assert dec.skipped == {"other-nsh": 1}
+    bad = {
+        "bad NSH header length 4 < 8": eth(_nsh(ip4(seg), 1, 1), et=0x894F),
+        "truncated NSH header (20 of 24 bytes captured)": eth(
+            _nsh(b"", 6, 1) + b"\x00" * 20, et=0x894F
+        )[: 14 + 20],
+        "truncated NSH header (6 of 8 bytes captured)": eth(_nsh(b"", 2, 1), et=0x894F)[:20],
+    }
+    for reason, frame in bad.items():
+        with pytest.raises(DecodeError) as info:
+            dec.decode(_record(frame))
+        assert str(info.value) == reason
+    # in batches: the offsets differ from record to record; only the bad ones go to the
+    # Decoder
+    frames = (good + [eth(_nsh(b"x" * 30, 2, 0x7F), et=0x894F)]) * 25 + list(bad.values())
+    path = write_pcap(tmp_path / "nsh.pcap", frames)
+    assert_same(path, True, small_chunks=True)
+    src = BatchSource(path, True)
+    items = [x for _f, _t, x in src]
+
+    def key(x):
+        return without(x, "frame", "ts", "checksum_ok") if isinstance(x, Segment) else x
+
+    assert [key(x) for x in items[:-3]] == ([key(plain)] * 4 + [None]) * 25
+    assert [str(x) for x in items[-3:]] == list(bad)
+    assert src.one_by_one == len(bad) and src.skipped == {"other-nsh": 25}

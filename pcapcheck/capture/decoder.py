@@ -257,7 +257,15 @@ class Decoder:
             if n - off < layer.need:
                 raise DecodeError(layer.truncated(n - off))
             value = field.read(data, off)
-            off += layer.length
+            if layer.length_from is None:
+                off += layer.length
+            else:  # a header whose length is written in it
+                hl = layer.header_length(data, off)
+                if hl < layer.length:
+                    raise DecodeError(f"bad {layer.title} length {hl} < {layer.length}")
+                if n - off < hl:
+                    raise DecodeError(layer.truncated(n - off, hl))
+                off += hl
             dispatch = layer.dispatch
             nxt = dispatch.layers.get(value)
             if nxt is None:

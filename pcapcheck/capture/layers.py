@@ -58,12 +58,16 @@ MPLS is declared at the end of this module::
     register(MPLS_STACK, 0, MPLS)                # another entry: stacks of any depth
     register(MPLS_STACK, 1, MPLS_PAYLOAD)        # the bottom: IPv4 or IPv6 by the nibble
 
-Both decoders follow it at once, the batch decoder in batches (no decoder code names a
-layer, an ethertype or an offset); a new :class:`Dispatch` gives its unbound values a
-skipped kind or a malformed reason. Then a sample capture in ``sample_pcaps/encap/``
-(``scripts/make_encap_captures.py``) and its report fixture. What dpkt decodes
-(:mod:`pcapcheck.capture.dpkt_decoder`, the independent oracle of the tests) is dpkt's
-own business: teach it there only if dpkt knows the layer.
+A header whose length is written in it (NSH, RFC 8300; radiotap) says where:
+``length=<least valid length>, length_from=Field(...), length_unit=<bytes per unit>``
+(``tests/test_layers.py`` declares NSH that way). A new :class:`Dispatch` gives its
+unbound values a skipped kind or a malformed reason. Both native decoders then follow
+the new layer, the batch decoder in batches: no decoder code names a layer, an
+ethertype or an offset. Then a sample capture in ``sample_pcaps/encap/``
+(``scripts/make_encap_captures.py``) and its report fixture; the tests compare the
+native decoders with :mod:`pcapcheck.capture.dpkt_decoder` on every sample capture, so
+teach that oracle the layer with dpkt's own class for it (``dpkt.ethernet.MPLSlabel``
+for MPLS), not with this table.
 """
 
 from __future__ import annotations
@@ -140,16 +144,30 @@ class Field:
 class Layer:
     """One link layer or encapsulation.
 
-    ``Layer(name, title, length, next=None, dispatch=None, network=None)``: ``name``
-    in Wireshark's / Zeek's words; ``title`` names the header in the truncation error
-    (``"truncated <title> (3 of 4 bytes captured)"``); ``length`` its header's length
-    in bytes (0 for a link type that only says the IP header follows); ``next`` the
-    :class:`Field` whose value ``dispatch`` (a :class:`Dispatch`) maps to the next
-    layer. ``network`` (4 or 6) marks the network layers where the walk ends.
-    ``need``: bytes from the layer's start that must be captured (header and field).
+    ``Layer(name, title, length, next=None, dispatch=None, network=None,
+    length_from=None, length_unit=1)``: ``name`` in Wireshark's / Zeek's words;
+    ``title`` names the header in the truncation error (``"truncated <title> (3 of 4
+    bytes captured)"``); ``length`` its header's length in bytes (0 for a link type
+    that only says the IP header follows); ``next`` the :class:`Field` whose value
+    ``dispatch`` (a :class:`Dispatch`) maps to the next layer. ``network`` (4 or 6)
+    marks the network layers where the walk ends. A header whose length is written in
+    it: ``length_from``, the :class:`Field` that holds it, in units of ``length_unit``
+    bytes; ``length`` is then the least valid length (a smaller value is malformed:
+    ``"bad <title> length 4 < 8"``), and the whole header must be captured.
+    ``need``: bytes from the layer's start that must be captured to read its fields.
     """
 
-    __slots__ = ("dispatch", "length", "name", "need", "network", "next", "title")
+    __slots__ = (
+        "dispatch",
+        "length",
+        "length_from",
+        "length_unit",
+        "name",
+        "need",
+        "network",
+        "next",
+        "title",
+    )
 
     def __init__(
         self,
@@ -159,6 +177,8 @@ class Layer:
         next: Field | None = None,
         dispatch: Dispatch | None = None,
         network: int | None = None,
+        length_from: Field | None = None,
+        length_unit: int = 1,
     ):
         if (next is None) != (dispatch is None) or (next is None) == (network is None):
             raise ValueError(f"layer {name}: a next field with its dispatch, or a network")
@@ -168,11 +188,21 @@ class Layer:
         self.next = next
         self.dispatch: Dispatch = dispatch if dispatch is not None else _END
         self.network = network
-        self.need = max(length, next.end) if next is not None else length
+        self.length_from = length_from
+        self.length_unit = length_unit
+        ends = [length] + [f.end for f in (next, length_from) if f is not None]
+        self.need = max(ends)
 
-    def truncated(self, have: int) -> str:
-        """The malformed record's reason when ``have`` bytes of the header are captured."""
-        return f"truncated {self.title} ({have} of {self.need} bytes captured)"
+    def truncated(self, have: int, need: int | None = None) -> str:
+        """The malformed record's reason when ``have`` of the header's ``need`` bytes
+        (default :attr:`need`) are captured."""
+        return f"truncated {self.title} ({have} of {need or self.need} bytes captured)"
+
+    def header_length(self, data: bytes, start: int) -> int:
+        """The length of the header that starts at ``data[start]`` (its ``need`` bytes
+        captured): ``length``, or the value of ``length_from`` times ``length_unit``."""
+        f = self.length_from
+        return self.length if f is None else f.read(data, start) * self.length_unit
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r})"

@@ -706,13 +706,28 @@ class BatchSource(SourceAttributes):
             whole = cap >= off + layer.need
             if not whole.all():  # cut short: the decoder says why
                 idx = np.flatnonzero(whole) if idx is None else idx[whole]
-                if not isinstance(off, int):
-                    off = off[whole]
                 if len(idx) == 0:
                     continue
-            at = (starts if idx is None else starts[idx]) + (off + field.offset)
-            value = _gather(u8, at, field)
-            off = off + layer.length
+                cap = cap[whole]
+                if not isinstance(off, int):
+                    off = off[whole]
+            base = starts if idx is None else starts[idx]
+            value = _gather(u8, base + (off + field.offset), field)
+            length_from = layer.length_from
+            if length_from is None:
+                off = off + layer.length
+            else:  # a header whose length is written in it: offsets per record
+                hl = _gather(u8, base + (off + length_from.offset), length_from)
+                hl *= layer.length_unit
+                fine = (hl >= layer.length) & (cap >= off + hl)
+                if not fine.all():  # malformed or cut short: the decoder says why
+                    idx = np.flatnonzero(fine) if idx is None else idx[fine]
+                    if len(idx) == 0:
+                        continue
+                    value, hl = value[fine], hl[fine]
+                    if not isinstance(off, int):
+                        off = off[fine]
+                off = off + hl
             left = len(value)
             rest = None  # the records no value taken so far names (None: all)
             for v, child in layer.dispatch.layers.items():
