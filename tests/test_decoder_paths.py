@@ -1,7 +1,9 @@
-"""The fast struct decoder and the dpkt reference path give identical reports on every
-sample capture (findings, connections, states, Zeek fields). The one allowed difference is
-the wording of a malformed packet's reason (CP005), which each decoder states its own way:
-the frame and the rule must still agree."""
+"""The native decoding path (the layer table of pcapcheck.capture.layers, walked in batches
+and per record) and the dpkt oracle (pcapcheck.capture.dpkt_decoder, dpkt's own parsing)
+give identical reports on every sample capture (findings, connections, states, Zeek
+fields), the MPLS ones included. The one allowed difference is the wording of a malformed
+packet's reason (CP005), which each decoder states its own way: the frame and the rule
+must still agree."""
 
 from __future__ import annotations
 
