@@ -1,4 +1,4 @@
-"""Batch decoding: many capture records at once with numpy (issue #4, performance).
+"""Batch decoding: many capture records at once with numpy (what exists only for speed).
 
 :class:`BatchSource` is a drop-in replacement for :class:`pcapcheck.pipeline.NativeSource`
 (same constructor, iteration and attributes; the same items in the same order) that
@@ -8,21 +8,28 @@ instead of one :class:`model.Record` and one :meth:`Decoder.decode` call per rec
 1. the record headers of a chunk of a few MiB are walked in a tight loop by the reader
    (:meth:`reader.CaptureReader.pcap_batches`; for pcapng
    :meth:`~reader.CaptureReader.pcapng_batches`, which hands over runs of Enhanced Packet
-   Blocks), which keeps its exact handling of cut files and corrupt headers;
-2. timestamps and the link-layer, IPv4 and TCP header fields of all the records are
+   Blocks of one link type), which keeps its exact handling of cut files and corrupt
+   headers;
+2. the link layers of all the records are walked together down the table of
+   :mod:`pcapcheck.capture.layers` (:meth:`BatchSource._walk`: the records grouped by
+   the layer reached so far, each group's next-layer field read with one gather), which
+   finds where each record's IPv4 header starts; records whose next-layer value names
+   no layer are counted as skipped by the table's kind, as the decoder counts them;
+3. timestamps and the IPv4 and TCP header fields of the records that reached IPv4 are
    gathered as numpy arrays (a structured dtype over the rows of a sliding-window view
    of the chunk);
-3. the "plain" records — IPv4 without IP options (IHL 5) carried by Ethernet (1), Linux
-   cooked capture SLL (113) / SLL2 (276), BSD loopback (0, 108) or raw IP (12, 14, 101,
-   228), not a fragment, TCP with consistent lengths, TCP options absent (data offset 5),
-   NOP NOP Timestamps (data offset 8) or anything else the decoder's option parser
-   accepts — become :class:`model.Segment` objects built from those arrays, ``_STEP``
-   at a time (and only for the wanted shard, see below); plain IPv4 packets that are not
-   TCP or are fragments, and non-IP frames, are counted as skipped;
-4. every other record (VLAN tags, IPv6, IPv4 options, headers cut by the snaplen,
-   malformed packets, other link types, pcapng blocks other than EPBs...) goes through
-   :meth:`Decoder.decode` with a :class:`model.Record` built for it, so its item is the
-   decoder's own.
+4. the "plain" records — IPv4 without IP options (IHL 5), not a fragment, TCP with
+   consistent lengths, TCP options absent (data offset 5), NOP NOP Timestamps (data
+   offset 8) or anything else the decoder's option parser accepts — become
+   :class:`model.Segment` objects built from those arrays, ``_STEP`` at a time (and only
+   for the wanted shard, see below); IPv4 packets that are not TCP or are fragments are
+   counted as skipped;
+5. every other record (IPv6, IPv4 options, link-layer or IP headers cut short,
+   malformed packets, link types the table does not have, pcapng blocks other than
+   EPBs...) goes through :meth:`Decoder.decode` with a :class:`model.Record` built for
+   it, so its item is the decoder's own; :attr:`BatchSource.one_by_one` counts them (a
+   layer of the table never sends a record there: MPLS, VLAN tags and the rest are
+   walked in batches).
 
 Sharding: ``shard=(k, n)`` leaves out the Segments of the connections of the other
 shards, those with ``(sport + dport) % n != k`` (a function of the connection, the same
