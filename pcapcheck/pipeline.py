@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
@@ -325,16 +325,17 @@ def _analyze_part(
             lookahead=(tracker.close_delay, horizon) if ahead else None,
             feed=feed,
         )
+    # the spools (FileResult's fields name what a reader sees: sequences)
+    connections: Any = LineSpool(end=LINE_END) if encode else Spool(key=summary_order)
+    events: Spool[Event] = Spool(key=event_order)
+    findings: Spool[Finding] = Spool(key=event_order)
     result = FileResult(
-        path=str(path),
-        connections=(LineSpool(end=LINE_END) if encode else Spool(key=summary_order)),
-        events=Spool(key=event_order),
-        findings=Spool(key=event_order),
+        path=str(path), connections=connections, events=events, findings=findings
     )
     facts = PartFacts()
     first_frames = facts.first_frames
     to_finding = catalog.to_finding
-    add_event, add_finding = result.events.append, result.findings.append
+    add_event, add_finding = events.append, findings.append
 
     def record(ev: Event) -> bool:
         """Spool ``ev`` and, when the catalogue reports it, its finding (True then)."""
@@ -356,23 +357,23 @@ def _analyze_part(
             if encode and conn.__class__ is CleanConnection and not conn.events:
                 text = clean_line(conn)  # no events, no Zeek state
                 if text is not None:
-                    result.connections.append(conn.id, text)
+                    connections.append(conn.id, text)
                     continue
             summary = connection_summary(conn)
             if conn.zeek is not None:
                 conn.zeek.release()
             summary["findings"] = sum(record(ev) for ev in conn.events)
             if encode:  # the text after the id (the merge writes the global id)
-                result.connections.append(
+                connections.append(
                     conn.id, memoryview(dumps_bytes(summary))[_ID_TEXT + len(str(conn.id)) :]
                 )
             else:
-                result.connections.append(summary)
+                connections.append(summary)
 
     try:
         return _run(source, tracker, result, facts, record, absorb, shard)
     except BaseException:  # a FastPathMismatch, a feed lost: the result is discarded
-        for spool in (result.connections, result.events, result.findings):
+        for spool in (connections, events, findings):
             spool.close()
         raise
 
@@ -403,7 +404,7 @@ def _run(
                 last_ts = block_ts
             tcp_packets += len(seg) + seg.fast_ticks
             _block_facts(seg, facts)
-            feed_block(tracker, seg)
+            feed_block(cast(SummarisingTracker, tracker), seg)  # blocks: fast
             if tracker.has_finished:
                 absorb(finished())
             continue
@@ -531,7 +532,7 @@ def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
     """One connection as a JSON-ready dict (the keys of README's JSON document,
     :func:`_summary`); a :class:`~pcapcheck.fast.clean_connections.CleanConnection` through
     :func:`clean_summary`."""
-    if conn.__class__ is CleanConnection:
+    if isinstance(conn, CleanConnection):
         return clean_summary(conn)
     handshake, close = classify(conn)
     zeek = conn.zeek

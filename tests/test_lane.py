@@ -16,9 +16,9 @@ from conftest import ALL_CAPTURES, ROOT, SAMPLES, same_report
 from pcapcheck.capture.reader import CaptureError
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import established_lane as lane
+from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
-from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.tcp import tracker as tracker_module
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -143,7 +143,7 @@ def test_lane_with_blocks_split_by_other_records(tmp_path, catalog, monkeypatch)
         + struct.pack("!HHHH", 53, 53, 8, 0)
     )
     while pos < len(data):
-        sec, usec, caplen, wire = struct.unpack_from("<IIII", data, pos)
+        sec, usec, caplen, _wire = struct.unpack_from("<IIII", data, pos)
         out.append(data[pos : pos + 16 + caplen])
         pos += 16 + caplen
         k += 1

@@ -20,9 +20,9 @@ from pcapcheck.fast import batch_decoder as batch
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast import lookahead
 from pcapcheck.fast.clean_connections import FastPathMismatch, Pending
+from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.run.shards import analyze_shard, merge_shards
-from pcapcheck.fast.summarising_tracker import SummarisingTracker as Tracker
 from pcapcheck.tcp import tracker as tracker_module
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -63,7 +63,6 @@ from pcapcheck.model import (
     SYN_SENT,
     TIME_WAIT,
     Event,
-    flags_text,
 )
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import (
@@ -121,7 +120,7 @@ class Pending:
     ``id``: the connection id reserved for it; ``client``/``server``: ``(ip, port)``;
     ``last_ts``: seconds since the epoch of its latest row; ``dirty``: a row that the
     pattern excludes at once (cut, wrong checksum) was seen; ``fins``, ``closing``: see
-    :meth:`pcapcheck.tcp.tracker.Tracker.feed`."""
+    :meth:`pcapcheck.fast.summarising_tracker.SummarisingTracker.feed`."""
 
     __slots__ = ("client", "closing", "dirty", "fins", "id", "last_ts", "rows", "server")
 
@@ -178,6 +177,31 @@ class CleanConnection:
         "synack",
         "zeek",
     )
+
+    id: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    first_frame: int
+    first_ts: float
+    last_frame: int
+    close_ts: float
+    duration: float
+    packets: tuple[int, int]
+    bytes: tuple[int, int]
+    client_isn: int
+    server_isn: int
+    closer: str
+    syn: int
+    synack: int
+    ack: int
+    f1: int
+    a1: int
+    f2: int
+    last: int
+    history: str
+    retx: list
+    events: list
+    zeek: None
 
     def __init__(self) -> None:
         self.retx: list = []

@@ -39,6 +39,7 @@ generated ones.
 from __future__ import annotations
 
 from itertools import repeat
+from typing import Any
 
 from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.model import MARK_END, MARK_START, SegmentBlock
@@ -56,7 +57,10 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
     skipped whole (each tick would do nothing). Raises what ``feed`` raises."""
     checker = tracker.checker
     feed, segment = tracker.feed, block.segment
-    other_ts, other_end = block.other_ts, block.other_end
+    # other_ts: numpy float64 array; other_max: per row, like other_end (model.SegmentBlock)
+    other_ts: Any = block.other_ts
+    other_end = block.other_end
+    other_max: Any = block.other_max
     use_lane = FAST
     table_get, pending_get = tracker.table.get, tracker.pending.get
     closing, pending_closing = tracker.closing, tracker.pending_closing
@@ -99,7 +103,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
         block.ip_id,
         block.ts_val,
         block.plain,
-        repeat(_NONE) if other_end is None else block.other_max,
+        repeat(_NONE) if other_end is None else other_max,
         other_end or _ZEROS,
         block.fast or _NONES,
     ):
@@ -193,7 +197,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
         feed(segment(i))
         next_sweep = tracker.next_sweep
     if other_end is not None:  # the other shards' segments after the rows
-        latest = block.other_max[-1]
+        latest = other_max[-1]
         if (
             latest >= tracker.next_sweep
             or (closing and latest - closing[0][0] > delay)

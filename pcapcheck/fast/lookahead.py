@@ -142,6 +142,14 @@ class Plan:
         "undecided",
     )
 
+    # set by Lookahead._push_cols
+    own: np.ndarray
+    olabel: np.ndarray
+    ofast: np.ndarray
+    undecided: int
+    f: dict[str, np.ndarray] | None
+    base: int
+
     def __init__(
         self,
         cols: Any,
@@ -229,9 +237,9 @@ class Lookahead:
 
     def push(self, plan: Plan | RawPlan) -> list:
         """Take the next plan; return the plans now ready (in order)."""
-        if plan.__class__ is RawPlan:
+        if isinstance(plan, RawPlan):
             self._times([t for _f, t, _i in plan.items])
-            for _f, t, item in plan.items:
+            for _f, _t, item in plan.items:
                 if item.__class__ is Segment:
                     self._poison(item)
         else:
@@ -439,9 +447,9 @@ class Lookahead:
             back_obj[order] = obj
         for j, (p, w) in enumerate(zip(plans, where)):
             a, b = bounds[j], bounds[j + 1]
-            got = back[a:b]
-            p.olabel[w] = got
-            p.undecided = int(np.count_nonzero(got == UNDECIDED))
+            verdict = back[a:b]
+            p.olabel[w] = verdict
+            p.undecided = int(np.count_nonzero(verdict == UNDECIDED))
             if obj is not None:
                 p.ofast[w] = back_obj[a:b]
         self._purge()
@@ -830,7 +838,7 @@ def clean_connections(
     hist = histories(out["letters"][clean])
     duration = (out["max_ts"][clean] - out["min_ts"][clean]).tolist()
     new = CleanConnection.__new__
-    conns = []
+    conns: list[CleanConnection] = []
     append = conns.append
     for (
         index,
@@ -874,7 +882,8 @@ def clean_connections(
         hist,
     ):
         c = new(CleanConnection)  # every slot set here
-        c.events, c.zeek, c.id, c.client, c.server = [], None, 0, None, None
+        c.events, c.zeek, c.id = [], None, 0
+        c.client = c.server = None  # type: ignore[assignment]  # the caller sets them
         c.retx = resent.get(index, _NO_RETX)
         c.first_frame = c.syn = first_frame
         c.first_ts, c.last_frame, c.close_ts = ts, last_frame, close

@@ -165,8 +165,8 @@ class SummarisingTracker(Tracker):
         closing = self.closing
         if closing and now - closing[0][0] > self.close_delay:
             self._release(now)
-        closing = self.pending_closing
-        if closing and now - closing[0][0] > self.close_delay:
+        kept = self.pending_closing
+        if kept and now - kept[0][0] > self.close_delay:
             self._release_pending(now)
 
     def _release_pending(self, now: float) -> None:

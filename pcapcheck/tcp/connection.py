@@ -153,11 +153,11 @@ class Flow:
         if self.nxt is None or end > self.nxt:
             self.nxt = end
             self._ref_u = end
-            self._ref_abs = (self.base + end) & _MASK
+            self._ref_abs = (self.base + end) & _MASK  # type: ignore[operator]  # base is set
 
     def absolute(self, pos: int) -> int:
         """Unwrapped relative position → absolute 32-bit sequence number."""
-        return (self.base + pos) & _MASK
+        return (self.base + pos) & _MASK  # type: ignore[operator]  # base is set
 
 
 @dataclass(slots=True)

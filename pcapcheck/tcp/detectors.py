@@ -84,7 +84,13 @@ DUPLICATE_KEY_FIELDS = ("ip_id", "seq", "ack", "flags", "payload_len", "window",
 
 
 def duplicate_key_of(
-    ip_id: int, seq: int, ack: int, flags: int, payload_len: int, window: int, ts_val: int | None
+    ip_id: int | None,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload_len: int,
+    window: int,
+    ts_val: int | None,
 ) -> tuple | None:
     """CP008's duplicate key (:data:`DUPLICATE_KEY_FIELDS`) of a segment with these
     fields (absolute 32-bit ``seq``/``ack``, raw 16-bit ``window``, ``payload_len``
@@ -279,7 +285,7 @@ class Checker:
         ack: int,
         window: int,
         length: int,
-        ip_id: int,
+        ip_id: int | None,
         ts_val: int | None,
     ) -> bool:
         """The replay of an ordinary segment of an established connection, the one place
@@ -322,10 +328,10 @@ class Checker:
         ):
             return False
         ack_u = fr.u(ack)
-        if ack_u > fr.nxt:
+        if fr.nxt is None or ack_u > fr.nxt:
             return False
         nxt = fs.nxt
-        if fs.u(seq) != nxt:
+        if nxt is None or fs.u(seq) != nxt:
             return False  # (a hole, a keep-alive: the full path)
         # CP008: a capture duplicate goes to the full path, which reports it. New data
         # in order (SEG.SEQ = SND.NXT), longer than a keep-alive's or a probe's byte.
@@ -745,9 +751,12 @@ class Checker:
                 and es.state in SYNCHRONIZED
             ):
                 self._implied_fin(conn, seg, role, fs, fr, es, er)
-            elif ack > fr.nxt and (not fr.pending or ack > fr.pending[-1][0]):
-                if len(fr.pending) < 16:
-                    fr.pending.append([ack, frame, fr.nxt, seg.ts])
+            elif (
+                ack > fr.nxt
+                and (not fr.pending or ack > fr.pending[-1][0])
+                and len(fr.pending) < 16
+            ):
+                fr.pending.append([ack, frame, fr.nxt, seg.ts])
         if fr.holes:
             self._holes_acked(conn, seg, role, fr, ack)
         self._ack_value(fr, ack)
@@ -901,8 +910,10 @@ class Checker:
         moves to ``seq``."""
         if fs.probe is not None:
             self._probe_taken(fs, seq)
-        if seq > fs.nxt and self._confirmed(fs, seq):
-            self._new_hole(conn, fs, seg, fs.nxt, seq)
+        nxt = fs.nxt
+        assert nxt is not None  # (the caller checks it)
+        if seq > nxt and self._confirmed(fs, seq):
+            self._new_hole(conn, fs, seg, nxt, seq)
             fs.advance(seq)
 
     @staticmethod
@@ -911,9 +922,11 @@ class Checker:
         accepted when the sender goes on past it or the peer acknowledges it (``pos``,
         relative, is at or beyond its end): SND.NXT moves past it, so that neither a
         hole nor a FIN nor an acknowledgment of unsent data is inferred from it."""
-        if fs.probe == fs.nxt + 1 and pos >= fs.probe:
-            fs.advance(fs.probe)
-        fs.probe = None if fs.probe <= fs.nxt else fs.probe
+        probe, nxt = fs.probe, fs.nxt
+        assert probe is not None and nxt is not None  # (a probe is at SND.NXT)
+        if probe == nxt + 1 and pos >= probe:
+            fs.advance(probe)
+        fs.probe = None if probe <= fs.nxt else probe  # type: ignore[operator]
 
     @staticmethod
     def _confirmed(fs: Flow, seq: int) -> bool:
@@ -1150,9 +1163,10 @@ class Checker:
             conn.ec.state in _ENDED
             and conn.es.state in _ENDED
             and (conn.c.fin is not None or conn.s.fin is not None)
+            and conn.c.fin_acked_frame is not None
+            and conn.s.fin_acked_frame is not None
         ):
-            if conn.c.fin_acked_frame is not None and conn.s.fin_acked_frame is not None:
-                conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
+            conn.closed, conn.closed_frame, conn.close_ts = True, seg.frame, seg.ts
 
     # ------------------------------------------------------------------ window
     def _window(self, conn, seg, role, fs: Flow, fr: Flow) -> None:
@@ -1329,10 +1343,7 @@ class Checker:
 
 def _reached_established(endpoint: Endpoint) -> bool:
     """Whether one of ``endpoint``'s transitions went to ESTABLISHED."""
-    for t in endpoint.transitions:
-        if t.to_state == ESTABLISHED:
-            return True
-    return False
+    return any(t.to_state == ESTABLISHED for t in endpoint.transitions)
 
 
 def classify(conn: Connection) -> tuple[str, str]:

@@ -123,6 +123,7 @@ class Endpoint:
         """
         if self.state is None:
             return False
+        nxt: tuple[str, str] | None
         if stimulus == RCV_RST and self.state == SYN_RECEIVED and not self.passive:
             nxt = (CLOSED, "§3.10.7.4 SYN-RECEIVED: RST, active open is closed")
         else:

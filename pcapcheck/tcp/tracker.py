@@ -125,7 +125,7 @@ class Tracker:
         #: (close time, key, connection) of closed connections, in order of closing:
         #: released ``close_delay`` after their last segment, without waiting for a sweep
         #: (:meth:`release_due`).
-        self.closing: deque[tuple[float, tuple, Any]] = deque()
+        self.closing: deque[tuple[float, tuple, Connection]] = deque()
         self._next_id = 1
         #: capture time (seconds since the epoch) at or after which the next segment
         #: sweeps the table first (:meth:`sweep`); the first segment sweeps (nothing yet).

@@ -193,33 +193,32 @@ class _Endpoint:
     """One side of the connection: TCP_Endpoint state plus its TCP_Reassembler."""
 
     __slots__ = (
-        "peer",
-        "is_orig",
-        "state",
-        "prev_state",
-        "start_seq",
-        "last_seq",
         "ack_seq",
-        "seq_wraps",
         "ack_wraps",
-        "fin_cnt",
-        "fin_seq",
-        "hist_last_syn",
-        "hist_last_fin",
-        "hist_last_rst",
         "chk_cnt",
         "chk_thresh",
-        "rxmt_cnt",
-        "rxmt_thresh",
-        "win0_cnt",
-        "win0_thresh",
+        "fin_cnt",
+        "fin_seq",
         "gap_cnt",
         "gap_thresh",
-        # TCP_Reassembler (relative sequence numbers, data starts at 1)
-        "r_last",
-        "r_trim",
+        "hist_last_fin",
+        "hist_last_rst",
+        "hist_last_syn",
+        "is_orig",
+        "last_seq",
+        "peer",
+        "prev_state",
+        "r_last",  # r_*: TCP_Reassembler's (relative sequence numbers, data starts at 1)
         "r_ooo",
         "r_skip",
+        "r_trim",
+        "rxmt_cnt",
+        "rxmt_thresh",
+        "seq_wraps",
+        "start_seq",
+        "state",
+        "win0_cnt",
+        "win0_thresh",
     )
 
     def __init__(self) -> None:
@@ -364,7 +363,7 @@ class ZeekState:
         the garbage collector's next full pass (memory bounded by concurrent connections,
         issue #4). Call it once the connection's summary is made: nothing may be added
         or asked afterwards."""
-        self._client.peer = self._server.peer = None
+        self._client.peer = self._server.peer = None  # type: ignore[assignment]
 
     def history(self) -> str:
         """Zeek's ``history`` string ("" when Zeek would log ``-``)."""
@@ -377,13 +376,11 @@ class ZeekState:
         else:
             o, r = self._server, self._client
         os_, rs = o.state, r.state
-        o_inactive = os_ == TCP_INACTIVE or os_ == TCP_PARTIAL
-        r_inactive = rs == TCP_INACTIVE or rs == TCP_PARTIAL
+        o_inactive = os_ in (TCP_INACTIVE, TCP_PARTIAL)
+        r_inactive = rs in (TCP_INACTIVE, TCP_PARTIAL)
         if rs == TCP_RESET:
-            if (
-                os_ == TCP_SYN_SENT
-                or os_ == TCP_SYN_ACK_SENT
-                or (os_ == TCP_RESET and o.size() == 0 and r.size() == 0)
+            if os_ in (TCP_SYN_SENT, TCP_SYN_ACK_SENT) or (
+                os_ == TCP_RESET and o.size() == 0 and r.size() == 0
             ):
                 return "REJ"
             return "RSTRH" if o_inactive else "RSTR"
@@ -621,15 +618,14 @@ class ZeekState:
                 ep.reinit_seqs(base_seq, seq_one_past)
             else:
                 ep.reinit_seqs((base_seq - 1) & _M32, base_seq)
-        elif state == TCP_ESTABLISHED or state == TCP_PARTIAL:
+        elif state in (TCP_ESTABLISHED, TCP_PARTIAL):
             if syn:
                 ep.reinit_seqs(base_seq, seq_one_past)
-        elif state == TCP_SYN_SENT or state == TCP_SYN_ACK_SENT:
+        elif state in (TCP_SYN_SENT, TCP_SYN_ACK_SENT):
             if syn and base_seq != ep.start_seq:
                 ep.reinit_seqs(base_seq, seq_one_past)
-        elif state == TCP_RESET:
-            if syn and ep.prev_state == TCP_INACTIVE:
-                ep.reinit_seqs(base_seq, seq_one_past)
+        elif state == TCP_RESET and syn and ep.prev_state == TCP_INACTIVE:
+            ep.reinit_seqs(base_seq, seq_one_past)
 
         rel_seq, seq_underflow = _relative(ep.start_seq, base_seq, ep.last_seq, ep.seq_wraps)
 
@@ -683,7 +679,7 @@ class ZeekState:
         # UpdateStateMachine() (ep.state is still the pre-packet state here)
         if state == TCP_INACTIVE:
             self._update_inactive(ep, peer, base_seq, length, is_orig, syn, fin, rst, ack)
-        elif state == TCP_ESTABLISHED or state == TCP_PARTIAL:  # UpdateEstablishedState
+        elif state in (TCP_ESTABLISHED, TCP_PARTIAL):  # UpdateEstablishedState
             if syn and state == TCP_PARTIAL and peer.state == TCP_INACTIVE and not ack:
                 ep.set_state(TCP_SYN_SENT)
             if fin and not rst:
@@ -692,14 +688,13 @@ class ZeekState:
                     peer.set_state(TCP_CLOSED)  # FIN after the peer's FIN+RST: normal close
             if rst:
                 ep.set_state(TCP_RESET)
-        elif state == TCP_SYN_SENT or state == TCP_SYN_ACK_SENT:  # UpdateSYN_SentState
+        elif state in (TCP_SYN_SENT, TCP_SYN_ACK_SENT):  # UpdateSYN_SentState
             if fin:
                 ep.set_state(TCP_CLOSED)
             if rst:
                 ep.set_state(TCP_RESET)
-        elif state == TCP_CLOSED:  # UpdateClosedState
-            if rst and peer.state != TCP_CLOSED:
-                ep.set_state(TCP_RESET)
+        elif state == TCP_CLOSED and rst and peer.state != TCP_CLOSED:  # UpdateClosedState
+            ep.set_state(TCP_RESET)
         # TCP_RESET: UpdateResetState only reports weirds.
 
         if ack:
@@ -832,9 +827,8 @@ class ZeekState:
     @staticmethod
     def _after_delivery(ep: _Endpoint) -> None:
         """BlockInserted's trim when nothing of a large send has been acked."""
-        if ep.no_data_acked() and ep.size() > _TCP_MAX_INITIAL_WINDOW:
-            if ep.r_last > ep.r_trim:
-                ep.r_trim = ep.r_last
+        if ep.no_data_acked() and ep.size() > _TCP_MAX_INITIAL_WINDOW and ep.r_last > ep.r_trim:
+            ep.r_trim = ep.r_last
 
     def _ack_received(self, ep: _Endpoint, seq: int) -> None:
         """TCP_Reassembler::AckReceived(seq) on the endpoint whose data is acked."""
