@@ -43,6 +43,7 @@ from typing import Any
 
 from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.model import MARK_END, MARK_START, SegmentBlock
+from pcapcheck.tcp.tracker import connection_key
 
 #: Replay plain segments from the columns; False builds and feeds every Segment (the
 #: tests compare both).
@@ -64,8 +65,8 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
     use_lane = FAST
     table_get, pending_get = tracker.table.get, tracker.pending.get
     closing, pending_closing = tracker.closing, tracker.pending_closing
-    release_due = tracker.release_due
-    idle, delay = tracker.idle_timeout, tracker.close_delay
+    release_due, keep = tracker.release_due, tracker.keep
+    delay, expired = tracker.close_delay, tracker.expired
     lane = checker.established_segment
     next_sweep = tracker.next_sweep
     i = -1
@@ -127,42 +128,30 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
             next_sweep = tracker.next_sweep
             continue
         if use_lane and plain and ts < next_sweep:
-            if src < dst or (src == dst and sport <= dport):
-                key = (src, sport, dst, dport)
-            else:
-                key = (dst, dport, src, sport)
+            key = connection_key(src, sport, dst, dport)
             conn = table_get(key)
             p = pending_get(key) if conn is None else None
             if p is not None:
                 if ts - p.last_ts <= delay:  # kept as a row (pcapcheck.fast.clean_connections)
                     client = p.client
-                    p.rows.append(
-                        (
-                            frame,
-                            ts,
-                            sport == client[1] and src == client[0],
-                            seq,
-                            ack,
-                            flags,
-                            window,
-                            length,
-                            ip_id,
-                            ts_val,
-                            None,
-                        )
+                    row = (
+                        frame,
+                        ts,
+                        sport == client[1] and src == client[0],
+                        seq,
+                        ack,
+                        flags,
+                        window,
+                        length,
+                        ip_id,
+                        ts_val,
+                        None,  # (SummarisingTracker makes its Segment if it must replay)
                     )
-                    p.last_ts = ts
-                    if p.fins == 3 and not p.closing:  # see SummarisingTracker.feed
-                        p.closing = True
-                        pending_closing.append((ts, key, p))
-                    if (closing and ts - closing[0][0] > delay) or (
-                        pending_closing and ts - pending_closing[0][0] > delay
-                    ):
-                        release_due(ts)
+                    keep(key, p, row)
                     continue
             elif (
                 conn is not None
-                and ts - conn.last_ts <= idle  # (else feed finalises it)
+                and not expired(conn, ts)  # (else feed finalises it)
                 and (zeek := conn.zeek) is not None
             ):
                 client = conn.client
@@ -189,10 +178,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
                     ts_val,
                 ):
                     zeek.established_segment(ep, seq, ack, length, window, False)
-                    if (closing and ts - closing[0][0] > delay) or (
-                        pending_closing and ts - pending_closing[0][0] > delay
-                    ):
-                        release_due(ts)
+                    release_due(ts)
                     continue
         feed(segment(i))
         next_sweep = tracker.next_sweep

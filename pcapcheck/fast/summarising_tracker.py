@@ -31,7 +31,7 @@ from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, 
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, TcpOptions
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker
-from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
+from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker, connection_key
 
 if TYPE_CHECKING:
     from pcapcheck.fast.lookahead import FastConn
@@ -59,26 +59,12 @@ class SummarisingTracker(Tracker):
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        src, dst = seg.src, seg.dst
-        if src < dst or (src == dst and seg.sport <= seg.dport):  # key_of, written out
-            key = (src, seg.sport, dst, seg.dport)
-        else:
-            key = (dst, seg.dport, src, seg.sport)
+        key = connection_key(seg.src, seg.sport, seg.dst, seg.dport)
         p = self.pending.get(key)
         flags = seg.flags
         if p is not None:
             if ts - p.last_ts <= self.close_delay and flags & (SYN | ACK | FIN | RST) != SYN:
-                self._keep(p, seg)
-                if not p.closing:
-                    # An RST, or a segment after both FINs: it may be closed. Like a
-                    # closed connection, it is taken up again close_delay after its last
-                    # segment (_release_pending), not at the next sweep.
-                    if flags & RST or p.fins == 3:
-                        p.closing = True
-                        self.pending_closing.append((ts, key, p))
-                    elif flags & FIN:
-                        p.fins |= 1 if p.rows[-1][2] else 2
-                self.release_due(ts)
+                self.keep(key, p, _row(p, seg), seg.truncated or seg.checksum_ok is False)
                 return
             if ts - p.last_ts > self.close_delay:
                 self._settle(key, p)  # summarised, or replayed into the table
@@ -95,10 +81,9 @@ class SummarisingTracker(Tracker):
             p = self.pending[key] = Pending(
                 self.new_id(), (seg.src, seg.sport), (seg.dst, seg.dport)
             )
-            self._keep(p, seg)
-            self.release_due(ts)
+            self.keep(key, p, _row(p, seg), seg.truncated or seg.checksum_ok is False)
             return
-        super().feed(seg)
+        self.route(seg, key)
 
     def _keeps_rows(self, key: tuple) -> bool:
         """Whether a pure SYN on ``key``, a 4-tuple not in the table, starts a
@@ -201,28 +186,26 @@ class SummarisingTracker(Tracker):
             self._settle(key, p, cut)
         return super().finish(capture_end, cut)
 
-    @staticmethod
-    def _keep(p: Pending, seg: Segment) -> None:
-        """Append ``seg`` to the rows of ``p`` (:mod:`pcapcheck.fast.clean_connections`)."""
-        options = seg.options
-        p.rows.append(
-            (
-                seg.frame,
-                seg.ts,
-                seg.sport == p.client[1] and seg.src == p.client[0],
-                seg.seq,
-                seg.ack,
-                seg.flags,
-                seg.window,
-                seg.payload_len,
-                seg.ip_id,
-                options.ts_val if options is not None else None,
-                seg,
-            )
-        )
-        p.last_ts = seg.ts
-        if seg.truncated or seg.checksum_ok is False:
+    def keep(self, key: tuple, p: Pending, row: tuple, dirty: bool | None = False) -> None:
+        """Append ``row`` (a segment, :data:`~pcapcheck.fast.clean_connections.ROW_FIELDS`)
+        to the rows of ``p``, kept under ``key``; ``dirty``: the segment is cut or its
+        checksum wrong (``p`` is then not clean). A segment after both FINs, or an RST,
+        may close it: like a closed connection, it is then taken up again close_delay
+        after its last segment (:meth:`_release_pending`), not at the next sweep. Then
+        the releases due, as :meth:`feed` does after every segment."""
+        p.rows.append(row)
+        ts = row[1]
+        p.last_ts = ts
+        if dirty:
             p.dirty = True
+        if not p.closing:
+            flags = row[5]
+            if flags & RST or p.fins == 3:
+                p.closing = True
+                self.pending_closing.append((ts, key, p))
+            elif flags & FIN:
+                p.fins |= 1 if row[2] else 2
+        self.release_due(ts)
 
     def _replay(self, key: tuple, p: Pending) -> Connection:
         """Turn the kept connection ``p`` into a :class:`Connection` (its id, in the table
@@ -252,6 +235,25 @@ class SummarisingTracker(Tracker):
         if done.retx:
             done.events = clean.retransmission_events(done)
         self.add_finished(done, key, done.close_ts)
+
+
+def _row(p: Pending, seg: Segment) -> tuple:
+    """The row of ``seg``, a segment of ``p`` (:data:`~pcapcheck.fast.clean_connections.ROW_FIELDS`,
+    then the Segment itself)."""
+    options = seg.options
+    return (
+        seg.frame,
+        seg.ts,
+        seg.sport == p.client[1] and seg.src == p.client[0],
+        seg.seq,
+        seg.ack,
+        seg.flags,
+        seg.window,
+        seg.payload_len,
+        seg.ip_id,
+        options.ts_val if options is not None else None,
+        seg,
+    )
 
 
 def _segment(p: Pending, row: tuple) -> Segment:

@@ -136,30 +136,28 @@ class Tracker:
 
     @staticmethod
     def key_of(seg: Segment) -> tuple:
-        """The table key of ``seg``'s connection: its unordered 4-tuple, ``(addr, port,
-        addr, port)`` with the lower ``(addr, port)`` first."""
-        src, dst = seg.src, seg.dst
-        if src < dst or (src == dst and seg.sport <= seg.dport):
-            return (src, seg.sport, dst, seg.dport)
-        return (dst, seg.dport, src, seg.sport)
+        """The table key of ``seg``'s connection (:func:`connection_key`)."""
+        return connection_key(seg.src, seg.sport, seg.dst, seg.dport)
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        src, dst = seg.src, seg.dst
-        if src < dst or (src == dst and seg.sport <= seg.dport):  # key_of, written out
-            key = (src, seg.sport, dst, seg.dport)
-        else:
-            key = (dst, seg.dport, src, seg.sport)
+        self.route(seg, connection_key(seg.src, seg.sport, seg.dst, seg.dport))
+
+    def route(self, seg: Segment, key: tuple) -> None:
+        """:meth:`feed` once the sweep due at ``seg`` is done: ``seg`` to its connection
+        in the table under ``key`` (:meth:`key_of`), a new one when there is none, the
+        old one is finalised (idle or closed past its limit) or ``seg`` is a SYN that
+        starts a new one; then the releases due."""
+        ts = seg.ts
         conn = self.table.get(key)
         if conn is None:
             conn = self.open_connection(seg, key)
         else:
-            limit = self.close_delay if conn.closed else self.idle_timeout
-            if ts - conn.last_ts > limit:
-                self.finalize(key, conn, conn.last_ts + limit)
+            if self.expired(conn, ts):
+                self.finalize(key, conn, conn.last_ts + self._limit(conn))
                 conn = self.open_connection(seg, key)
             elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
                 self.finalize(key, conn, ts)
@@ -214,13 +212,18 @@ class Tracker:
         """Seconds a connection is kept after its last segment."""
         return self.close_delay if conn.closed else self.idle_timeout
 
+    def expired(self, conn: Connection, now: float) -> bool:
+        """Whether ``conn`` is to be finalised at ``now`` (seconds since the epoch): its
+        last segment longer ago than ``close_delay`` (closed) or ``idle_timeout``."""
+        return now - conn.last_ts > self._limit(conn)
+
     def sweep(self, now: float) -> None:
         """Finalise the connections idle (or closed) for longer than their limit at
         ``now`` (seconds since the epoch); forget the closed 4-tuples older than 2·MSL.
         The next sweep is due :data:`SWEEP_EVERY` seconds later (:attr:`next_sweep`)."""
         self.next_sweep = now + SWEEP_EVERY
         for key, conn in list(self.table.items()):
-            if now - conn.last_ts > self._limit(conn):
+            if self.expired(conn, now):
                 self.finalize(key, conn, conn.last_ts + self._limit(conn))
         horizon = now - self.linger
         for key, (_cid, closed_at) in list(self.recently_closed.items()):
@@ -364,6 +367,15 @@ class Tracker:
         for key, conn in list(self.table.items()):
             self.finalize(key, conn, capture_end, cut)
         yield from sorted(self.pop_finished(), key=lambda c: c.id)
+
+
+def connection_key(src: str, sport: int, dst: str, dport: int) -> tuple:
+    """The tracker's key of the connection of a segment from ``src``:``sport`` to
+    ``dst``:``dport``: its unordered 4-tuple, ``(addr, port, addr, port)`` with the
+    lower ``(addr, port)`` first (both directions give the same key)."""
+    if src < dst or (src == dst and sport <= dport):
+        return (src, sport, dst, dport)
+    return (dst, dport, src, sport)
 
 
 def _server_port_rank(port: int) -> tuple[int, int]:
