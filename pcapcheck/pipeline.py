@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
-from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, decode_with_dpkt
+from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes
+from pcapcheck.capture.dpkt_decoder import decode_with_dpkt
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, transitions

@@ -461,16 +461,6 @@ class Decoder:
         )
 
 
-def __getattr__(name: str) -> Any:
-    # decode_with_dpkt moved to pcapcheck.capture.dpkt_decoder (the tests' oracle); the
-    # old name still works for the callers that import it from here
-    if name == "decode_with_dpkt":
-        from pcapcheck.capture.dpkt_decoder import decode_with_dpkt
-
-        return decode_with_dpkt
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class SourceAttributes:
     """What every segment source built on a :mod:`pcapcheck.capture.reader` reader (``reader``)
     and a :class:`Decoder` (``decoder``) reports after iteration: ``skipped`` (Counter

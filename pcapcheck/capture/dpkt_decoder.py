@@ -21,31 +21,11 @@ import socket
 import struct
 from collections import Counter
 
-import dpkt
-import dpkt.ethernet
-import dpkt.ip
-import dpkt.ip6
-import dpkt.loopback
-import dpkt.sll
-import dpkt.sll2
-import dpkt.tcp
-
 from pcapcheck.capture.decoder import DecodeError, _complete_options_end, _skip_kind_for_proto
 from pcapcheck.model import Record, Segment, TcpOptions
 
 __all__ = ["decode_with_dpkt"]
 
-#: dpkt's names of the 802.1Q / 802.1ad / QinQ tag types and the MPLS ethertypes
-_TAG_TYPES = frozenset(
-    {
-        dpkt.ethernet.ETH_TYPE_8021Q,
-        dpkt.ethernet.ETH_TYPE_8021AD,
-        dpkt.ethernet.ETH_TYPE_QINQ1,
-        dpkt.ethernet.ETH_TYPE_QINQ2,
-    }
-)
-_MPLS_TYPES = frozenset({dpkt.ethernet.ETH_TYPE_MPLS, dpkt.ethernet.ETH_TYPE_MPLS_MCAST})
-_ETH_IP, _ETH_IP6 = dpkt.ethernet.ETH_TYPE_IP, dpkt.ethernet.ETH_TYPE_IP6
 #: the IPv6 extension headers walked to TCP (ESP, 50, ends the walk: not TCP)
 _IPV6_EXT = frozenset({0, 43, 44, 51, 60})
 #: BSD loopback address families of IPv6 (dpkt.loopback's normalisation)
@@ -68,6 +48,8 @@ def decode_with_dpkt(
     :returns: a Segment, or None for a packet that is not TCP.
     :raises DecodeError: where the fast path raises it (the reason text may differ).
     """
+    import dpkt  # imported when first used: the native path never pays for it
+
     try:
         return _decode_dpkt(record, verify_checksums, skipped if skipped is not None else Counter())
     except (dpkt.UnpackError, struct.error, IndexError) as exc:
@@ -75,6 +57,24 @@ def decode_with_dpkt(
 
 
 def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | None:
+    import dpkt
+    import dpkt.ethernet as ethernet
+    import dpkt.ip
+    import dpkt.ip6
+    import dpkt.loopback
+    import dpkt.sll
+    import dpkt.sll2
+    import dpkt.tcp
+
+    # dpkt's names of the 802.1Q / 802.1ad / QinQ tag types and of the MPLS ethertypes
+    tag_types = (
+        ethernet.ETH_TYPE_8021Q,
+        ethernet.ETH_TYPE_8021AD,
+        ethernet.ETH_TYPE_QINQ1,
+        ethernet.ETH_TYPE_QINQ2,
+    )
+    mpls_types = (ethernet.ETH_TYPE_MPLS, ethernet.ETH_TYPE_MPLS_MCAST)
+    eth_ip, eth_ip6 = ethernet.ETH_TYPE_IP, ethernet.ETH_TYPE_IP6
     data = record.data
     lt = record.linktype
     if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
@@ -86,7 +86,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         if len(data) < 14:
             raise DecodeError("truncated Ethernet header")
         try:
-            et = dpkt.ethernet.Ethernet(data).type  # outer type; tags are unwrapped below
+            et = ethernet.Ethernet(data).type  # outer type; tags are unwrapped below
         except dpkt.NeedData:
             # dpkt eagerly parses payloads (LLC, MPLS, ...) we do not need; only a cut
             # VLAN tag matters here, and the loop below reports it
@@ -112,9 +112,9 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
                 # others it would guess Ethernet, which is not what the header says
                 fam = dpkt.loopback.Loopback(data).family
         if fam == 2:
-            et = _ETH_IP
+            et = eth_ip
         elif fam in _AF_INET6:
-            et = _ETH_IP6
+            et = eth_ip6
         else:
             skipped["other-af"] += 1
             return None
@@ -123,28 +123,28 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         v = data[0] >> 4
         if (lt == 228 and v != 4) or (lt == 229 and v != 6) or v not in (4, 6):
             raise DecodeError(f"IP version {v} in a link type {lt} packet")
-        et = _ETH_IP if v == 4 else _ETH_IP6
+        et = eth_ip if v == 4 else eth_ip6
         payload = data
     else:
         raise DecodeError(f"unsupported link type {lt}")
 
     # 802.1Q / 802.1ad / QinQ tags and MPLS label stacks, any number, with dpkt's headers
-    while et in _TAG_TYPES or et in _MPLS_TYPES:
-        if et in _TAG_TYPES:
-            tag = dpkt.ethernet.VLANtag8021Q(payload)
+    while et in tag_types or et in mpls_types:
+        if et in tag_types:
+            tag = ethernet.VLANtag8021Q(payload)
             et, payload = tag.type, payload[len(tag) :]
             continue
-        label = dpkt.ethernet.MPLSlabel(payload)  # NeedData: a stack cut short
+        label = ethernet.MPLSlabel(payload)  # NeedData: a stack cut short
         payload = payload[len(label) :]
         if label.s:  # bottom of stack: IPv4 or IPv6 by the first nibble, as Wireshark
             if not payload:  # (dpkt's Ethernet guesses from the first byte 0x45 / 0x6_)
                 raise DecodeError("nothing captured beneath the MPLS label stack")
-            et = {4: _ETH_IP, 6: _ETH_IP6}.get(payload[0] >> 4, -1)
+            et = {4: eth_ip, 6: eth_ip6}.get(payload[0] >> 4, -1)
             if et < 0:
                 skipped["other-mpls-payload"] += 1
                 return None
 
-    if et == _ETH_IP:
+    if et == eth_ip:
         ip = dpkt.ip.IP(payload)
         if ip.v != 4:
             raise DecodeError(f"IP version {ip.v} in an IPv4 packet")
@@ -167,7 +167,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         src, dst = ip.src, ip.dst
         pseudo = struct.pack(">4s4sxBH", src, dst, 6, tcp_len)
         version, ipid = 4, ip.id
-    elif et == _ETH_IP6:
+    elif et == eth_ip6:
         ip6 = dpkt.ip6.IP6()
         dpkt.Packet.unpack(ip6, payload)  # the fixed header only (NeedData if < 40)
         if ip6.v != 6:
@@ -204,7 +204,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
         version, ipid = 6, None
     else:
-        skipped["arp" if et == dpkt.ethernet.ETH_TYPE_ARP else "other-ethertype"] += 1
+        skipped["arp" if et == ethernet.ETH_TYPE_ARP else "other-ethertype"] += 1
         return None
 
     if tcp_len < 20:
