@@ -86,7 +86,9 @@ class FileResult:
     frame last), then connection id, then rule ID.
 
     ``error``: the one-line reason when the file could not be read at all (then nothing
-    else is filled).
+    else is filled): the reader's message, naming the file; a failure of pcapcheck
+    itself (a bug) starts with ``"internal error: "``
+    (:data:`pcapcheck.run.tasks.INTERNAL_ERROR`).
 
     Memory: :func:`pcapcheck.pipeline.analyze_file` fills ``connections``, ``events``
     and ``findings`` with :class:`~pcapcheck.spool.Spool` objects, sequences that spill

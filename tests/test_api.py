@@ -84,7 +84,9 @@ def test_the_api_report_is_the_cli_json_report(jobs, monkeypatch):
         head = (result.format, result.packets, result.tcp_packets, result.malformed)
         assert head == (entry["format"], entry["packets"], entry["tcp_packets"], entry["malformed"])
         assert (result.truncated, dict(result.skipped)) == (entry["truncated"], entry["skipped"])
-        assert [(f.rule, f.frame, f.connection, f.severity, f.message) for f in result.findings] == [
+        assert [
+            (f.rule, f.frame, f.connection, f.severity, f.message) for f in result.findings
+        ] == [
             (f["rule"], f["frame"], f["connection"], f["severity"], f["message"])
             for f in entry["findings"]
         ]
@@ -106,6 +108,7 @@ def test_one_capture_in_shards_gives_the_serial_report(monkeypatch, tmp_path):
     assert list(sharded[0].findings) == list(serial[0].findings)
     assert list(sharded[0].connections) == list(serial[0].connections)
     code, text = cli_json("--select", "ALL", "--jobs", "2", str(path))
+    assert code == pcapcheck.analyze(path, isolated=True, select="ALL").exit_status
     assert text == json_report.render(serial)
 
 
@@ -135,7 +138,9 @@ def test_standard_input():
 
 def test_select_and_ignore():
     def rules(**options):
-        return [f.rule for r in pcapcheck.analyze(HS002, isolated=True, **options) for f in r.findings]
+        return [
+            f.rule for r in pcapcheck.analyze(HS002, isolated=True, **options) for f in r.findings
+        ]
 
     assert rules() == ["HS002", "RS004"]
     assert rules(select=["HS"]) == ["HS002"]

@@ -205,6 +205,7 @@ def test_batches_survive_the_wire_whole():
         "encap/vlan.pcap",
         "crafted/cp006_capture-truncated.pcap",
         "encap/multi_if.pcapng.gz",
+        "artefacts/artefact_dup_ipv6.pcap",  # records the batches decode one by one
     ):
         path = SAMPLES / name
         source = BatchSource(path, True, blocks=True)

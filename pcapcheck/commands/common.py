@@ -15,7 +15,7 @@ from enum import Enum
 
 import typer
 
-from pcapcheck import __version__
+from pcapcheck.__about__ import __version__
 from pcapcheck.results import SEVERITY_RANK
 
 __all__ = ["SEVERITY_RANK", "FailOn", "app", "fail", "split_ids"]

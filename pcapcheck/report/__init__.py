@@ -7,7 +7,7 @@ a time, so that a report never has to be held in memory whole (the results' conn
 and findings are :class:`~pcapcheck.spool.Spool` objects that stream from disk); the
 others build their text first (tables need every row to size their columns, XML
 documents are built as a tree). A renderer takes the
-:class:`~pcapcheck.pipeline.FileResult` of every capture (in command-line order) and an
+:class:`~pcapcheck.results.FileResult` of every capture (in command-line order) and an
 optional :class:`ReportContext`, and returns the whole report as text (``""`` is possible
 for the line-oriented formats when there is nothing to say). Every renderer works with
 ``ctx=None``; a context adds what the results alone do not say: the rule catalogue (rule
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog, Rule
-    from pcapcheck.pipeline import FileResult
+    from pcapcheck.results import FileResult
 
 __all__ = [
     "FORMATS",

@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pcapcheck import __version__
+from pcapcheck.__about__ import __version__
 from pcapcheck.jsonlines import LINE_END, dumps, dumps_bytes
 from pcapcheck.report import text_of
 

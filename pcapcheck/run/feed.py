@@ -1,4 +1,4 @@
-"""One reading of a capture for all its shards (issue #4, performance).
+"""One reading of a capture for all its shards.
 
 Analysed in shards (:mod:`pcapcheck.run.shards`), a capture used to be read and decoded by
 every shard's process: each walked every record header and decoded every record with
@@ -20,7 +20,9 @@ own reading (``tests/test_feed.py`` compares the two).
   :attr:`Feed.skipped` and :attr:`Feed.snaplen`. Anything else — the socket refused or closed before the end,
   the reading failing in the starting process — raises :class:`FeedLost`, and the
   worker analyses its shard from its own reading of the file
-  (:func:`pcapcheck.pipeline.analyze_part`): the report is the same, only slower.
+  (:func:`pcapcheck.run.shards.analyze_shard`): the report is the same, only slower.
+  The pipeline knows nothing of this module: it is handed the :class:`Feed` as the
+  iterable of batches to decode from (``analyze_part(feed=...)``).
 
 Wire format: each message is an 8-byte little-endian length and a pickle (protocol 5):
 a :class:`~pcapcheck.fast.batch_decoder.Batch`, then one :class:`End`. Nothing is sent back.
