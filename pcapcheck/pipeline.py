@@ -148,7 +148,15 @@ def analyze_file(
     same report, slower (the tests compare both).
     """
     result, _facts = analyze_part(
-        path, catalog, active, params, severity, decoder, marks, idle_timeout, close_delay,
+        path,
+        catalog,
+        active,
+        params,
+        severity,
+        decoder,
+        marks,
+        idle_timeout,
+        close_delay,
         fast=fast,
     )
     return result
@@ -253,8 +261,19 @@ def analyze_part(
     """
     if not fast:
         return _analyze_part(
-            path, catalog, active, params, severity, decoder, marks, idle_timeout,
-            close_delay, shard, encode, ahead=False, fast=False,
+            path,
+            catalog,
+            active,
+            params,
+            severity,
+            decoder,
+            marks,
+            idle_timeout,
+            close_delay,
+            shard,
+            encode,
+            ahead=False,
+            fast=False,
         )
     args = (
         path,
@@ -330,9 +349,7 @@ def _analyze_part(
     connections: Any = LineSpool(end=LINE_END) if encode else Spool(key=summary_order)
     events: Spool[Event] = Spool(key=event_order)
     findings: Spool[Finding] = Spool(key=event_order)
-    result = FileResult(
-        path=str(path), connections=connections, events=events, findings=findings
-    )
+    result = FileResult(path=str(path), connections=connections, events=events, findings=findings)
     facts = PartFacts()
     first_frames = facts.first_frames
     to_finding = catalog.to_finding
