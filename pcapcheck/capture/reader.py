@@ -45,12 +45,13 @@ record's block or the rest of the file holds, stops the reading.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, cast
 
 from pcapcheck.model import Record
 
@@ -224,6 +225,7 @@ def _describe(head: bytes) -> str:
         if head.startswith(magic):
             return "looks like " + what
     sample = head[:512]
+    text: str | None
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError as exc:  # maybe cut inside a multi-byte character
@@ -261,7 +263,7 @@ class _FileSource:
             view[:done] = self._first[:done]
             self._first = self._first[done:]
         while done < len(view):
-            got = self._f.readinto(view[done:])
+            got = self._f.readinto(view[done:])  # type: ignore[attr-defined]
             if not got:
                 break
             done += got
@@ -498,10 +500,10 @@ class CaptureReader:
         self._buf, self._pos = buf, pos
         return len(buf) - pos >= need
 
-    def _refill(self, buf: bytes, pos: int, need: int) -> tuple[bytes, int]:
+    def _refill(self, buf: bytes | memoryview, pos: int, need: int) -> tuple[bytes, int]:
         """Return ``(buf, 0)`` holding the unread rest plus new chunks, ``need`` bytes
         if the data has that many."""
-        parts = [buf[pos:]]
+        parts: list[bytes | memoryview] = [buf[pos:]]
         have = len(parts[0])
         read = self._src.read
         try:
@@ -567,10 +569,8 @@ class CaptureReader:
         self.close()
 
     def __del__(self):
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (
@@ -584,8 +584,8 @@ class CaptureReader:
         if self._iterated or self._f is None:
             self._open()
         self._iterated = True
-        if self.format == "pcapng":
-            return self._iter_pcapng()
+        if self.format == "pcapng":  # records only: no batch asked for
+            return cast(Iterator[Record], self._iter_pcapng())
         return self._iter_pcap()
 
     def _end_note(self, last_frame: int) -> None:
@@ -670,6 +670,7 @@ class CaptureReader:
         caplen_at = struct.Struct(self._endian + "8xI").unpack_from  # at a header
         limit = max_caplen(self._linktype)
         refill = self._refill
+        buf: bytes | memoryview
         buf, pos = self._buf, self._pos
         frame = 0
         base = 0  # file offset of buf[0]
@@ -739,7 +740,7 @@ class CaptureReader:
         target[:rest] = buf[pos:]
         view = memoryview(target)
         try:
-            have = rest + self._src.readinto(view[rest:need])
+            have = rest + cast(_FileSource, self._src).readinto(view[rest:need])
         except OSError as exc:
             raise self._fail(f"read error: {exc.strerror or exc}") from None
         except ValueError:  # the file was closed under us (iterated twice at once)
@@ -938,7 +939,7 @@ class CaptureReader:
                     )
                     break
 
-                if btype == _BT_EPB or btype == _BT_PB:
+                if btype in (_BT_EPB, _BT_PB):
                     if length < 32:
                         kind = "enhanced packet" if btype == _BT_EPB else "packet"
                         self.truncated = (
