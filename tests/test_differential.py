@@ -1,0 +1,236 @@
+"""The fast paths give the reference engine's reports: a differential test over random
+connections (issue 22).
+
+Captures of many random connections overlapping in time (:mod:`traffic`: handshakes
+refused, unanswered or simultaneous, data both ways, every kind of close, ISNs near
+2^32, IPv4 and IPv6, timestamps; loss, reordering, duplicates, retransmissions, idle
+gaps, bad checksums, cut records, port reuse; most connections clean) are analysed with
+every rule:
+
+* by the default path, ``analyze_file(path, catalog, active)``: batch decoding with
+  numpy, the lookahead that finds clean connections over whole columns, the summary of
+  clean connections without the replay, the established lane;
+* by the reference engine alone, ``analyze_file(..., fast=False)``: per-record
+  decoding, every segment replayed through both endpoints' state machines;
+* by the CLI with ``--jobs 2`` (``python -m pcapcheck analyze F -f json``), the file
+  sharded over two processes (``PCAPCHECK_SHARD_MIN_BYTES=1``).
+
+The JSON reports must be equal byte for byte, and the events (reported or not) equal
+in order. The test also counts what it covered, so that it cannot pass vacuously: the
+connections drawn, the connections the fast paths summarised (at least a quarter of the
+default path's), the findings by rule (at least 15 rules).
+
+A bounded run is part of the normal suite (``derandomize``: the same examples every
+time; no example database is written), about 2,500 connections. The long run::
+
+    PCAPCHECK_DIFF_CONNECTIONS=10000 python -m pytest tests/test_differential.py -s
+    PCAPCHECK_DIFF_SEED=7 ...      # other examples than the derandomized ones
+
+runs until that many connections were drawn and prints what it compared.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+import traffic
+from conftest import ROOT
+from hypothesis import HealthCheck, given, seed, settings
+
+from pcapcheck import pipeline
+from pcapcheck.fast.clean_connections import CleanConnection
+from pcapcheck.pipeline import FileResult, analyze_file
+from pcapcheck.report.json_report import render
+from pcapcheck.run.shards import shards_for
+
+#: Connections the bounded run draws at least; the long run's from the environment.
+CONNECTIONS = int(os.environ.get("PCAPCHECK_DIFF_CONNECTIONS", "0") or 0) or 2000
+SEED = os.environ.get("PCAPCHECK_DIFF_SEED")
+#: Lives a capture holds (the mean of the drawn ones is about 50).
+MIN_LIVES, MAX_LIVES = 10, 120
+
+
+def diff_settings(examples: int) -> Callable[[Any], Any]:
+    """Hypothesis settings: ``examples`` examples, no deadline, no database; derandomized
+    (the same examples every run) unless ``PCAPCHECK_DIFF_SEED`` is set."""
+
+    def deco(fn: Any) -> Any:
+        fn = settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=SEED is None,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.large_base_example,
+            ],
+        )(fn)
+        return seed(int(SEED))(fn) if SEED is not None else fn
+
+    return deco
+
+
+@pytest.fixture(scope="module")
+def all_rules(catalog) -> set[str]:
+    return catalog.select(["ALL"], None)
+
+
+def text_diff(a: str, b: str, names: tuple[str, str]) -> str:
+    """The first lines in which two reports differ (unified diff)."""
+    lines = difflib.unified_diff(a.splitlines(), b.splitlines(), *names, lineterm="", n=1)
+    return "\n".join(list(lines)[:60])
+
+
+def same(default: FileResult, reference: FileResult) -> str:
+    """The JSON report of ``default``, asserted equal to ``reference``'s (and the events)."""
+    text, expected = render([default]), render([reference])
+    assert text == expected, text_diff(expected, text, ("reference", "default"))
+    assert list(default.events) == list(reference.events)
+    return text
+
+
+class Summarised:
+    """Counts the connections the default path summarised without the replay
+    (:class:`CleanConnection`, from :mod:`pcapcheck.fast.clean_connections` or
+    :mod:`pcapcheck.fast.lookahead`) by watching ``pipeline.connection_summary``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.clean = 0
+        self.on = False
+        original = pipeline.connection_summary
+
+        def spy(conn: Any) -> dict[str, Any]:
+            if self.on and isinstance(conn, CleanConnection):
+                self.clean += 1
+            return original(conn)
+
+        monkeypatch.setattr(pipeline, "connection_summary", spy)
+
+
+def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, all_rules, monkeypatch):
+    path = tmp_path / "random.pcap"
+    watch = Summarised(monkeypatch)
+    tally: Counter[str] = Counter()
+    rules: Counter[str] = Counter()
+
+    @diff_settings(CONNECTIONS // 35)
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES))
+    def one(lives: list[traffic.Life]) -> None:
+        packets = traffic.write_pcap(path, lives)
+        watch.on = True
+        before = watch.clean
+        try:
+            default = analyze_file(path, catalog, all_rules)
+        finally:
+            watch.on = False
+        reference = analyze_file(path, catalog, all_rules, fast=False)
+        same(default, reference)
+        tally["captures"] += 1
+        tally["lives"] += len(lives)
+        tally["packets"] += packets
+        tally["connections"] += len(default.connections)
+        tally["summarised"] += watch.clean - before
+        rules.update(f.rule for f in default.findings)
+
+    one()
+    print(
+        f"\ndifferential: {tally['captures']} captures, {tally['lives']} connections drawn, "
+        f"{tally['connections']} in the reports ({tally['summarised']} summarised by the fast "
+        f"paths), {tally['packets']} packets, {rules.total()} findings: "
+        + ", ".join(f"{rule} {n}" for rule, n in sorted(rules.items()))
+    )
+    assert tally["lives"] >= CONNECTIONS
+    assert tally["summarised"] > tally["connections"] // 4
+    assert len(rules) >= 15
+
+
+def cli_json(path: Path, *options: str) -> str:
+    """The CLI's JSON report of ``path`` with every rule (in this process's environment)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", str(path), "-f", "json", "-q"]
+        + ["--select", "ALL", "--isolated", "--exit-zero", *options],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, all_rules, monkeypatch):
+    path = tmp_path / "random.pcap"
+    monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "1")
+    rules: Counter[str] = Counter()
+
+    @diff_settings(8)
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES))
+    def one(lives: list[traffic.Life]) -> None:
+        traffic.write_pcap(path, lives)
+        assert shards_for(path, 2) == 2
+        expected = render([analyze_file(path, catalog, all_rules, fast=False)])
+        sharded = cli_json(path, "--jobs", "2")
+        assert sharded == expected, text_diff(expected, sharded, ("reference", "--jobs 2"))
+        rules.update(f["rule"] for f in json.loads(sharded)["files"][0]["findings"])
+
+    one()
+    assert rules.total() > 100 and len(rules) >= 10
+
+
+def test_the_generator_writes_what_it_drew(tmp_path):
+    """The pcap holds the drawn lives: every record decodes with dpkt to TCP with a
+    correct checksum (but the ones drawn bad), the IP IDs count up per sender."""
+    import dpkt
+
+    lives = [
+        traffic.Life(
+            v6=v6,
+            timestamps=v6,
+            wscale=not v6,
+            isn_c=traffic.M32 - 100,
+            isn_s=12345,
+            mss=536,
+            opening="handshake",
+            messages=((True, 1000), (False, 3000)),
+            close="fin",
+            closer_client=v6,
+            rtt=5000,
+            pause=(0, 0, ""),
+            faults=(("duplicate", 4, 0), ("badsum", 0, 0)),
+            start=1000 * v6,
+            reuse=None,
+        )
+        for v6 in (False, True)
+    ]
+    path = tmp_path / "two.pcap"
+    records = traffic.write_pcap(path, lives)
+    with open(path, "rb") as f:
+        packets = list(dpkt.pcap.Reader(f))
+    assert len(packets) == records == 2 * 20
+    sums: Counter[bool] = Counter()
+    ids: dict[bytes, list[int]] = {}
+    for _ts, buf in packets:
+        ip = dpkt.ethernet.Ethernet(buf).data
+        tcp = ip.data
+        assert isinstance(tcp, dpkt.tcp.TCP)
+        written, header_sum = tcp.sum, getattr(ip, "sum", None)
+        tcp.sum = 0
+        if isinstance(ip, dpkt.ip.IP):
+            ids.setdefault(ip.src, []).append(ip.id)
+            ip.sum = 0
+        bytes(ip)  # dpkt computes the checksums that are 0
+        assert getattr(ip, "sum", None) == header_sum
+        sums[tcp.sum == written] += 1
+    assert sums == {True: 38, False: 2}
+    assert len(ids) == 2 and all(b - a in (0, 1) for seq in ids.values() for a, b in pairwise(seq))
