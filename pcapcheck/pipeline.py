@@ -64,6 +64,7 @@ class NativeSource(SourceAttributes):
         skipped = self.decoder.skipped
         k, n = self.shard if self.shard is not None else (0, 0)
         for record in self.reader:
+            item: Any  # a Segment, None, a DecodeError or OTHER_SHARD
             try:
                 if self.use_dpkt:
                     item = decode_with_dpkt(record, verify_checksums=self.verify, skipped=skipped)
