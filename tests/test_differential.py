@@ -46,16 +46,22 @@ import pytest
 import traffic
 from conftest import ROOT
 from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
 
 from pcapcheck import pipeline
 from pcapcheck.fast.clean_connections import CleanConnection
 from pcapcheck.pipeline import FileResult, analyze_file
 from pcapcheck.report.json_report import render
 from pcapcheck.run.shards import shards_for
+from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
 #: Connections the bounded run draws at least; the long run's from the environment.
 CONNECTIONS = int(os.environ.get("PCAPCHECK_DIFF_CONNECTIONS", "0") or 0) or 2000
 SEED = os.environ.get("PCAPCHECK_DIFF_SEED")
+#: (idle_timeout, close_delay) of an analysis: the defaults, and shorter ones that
+#: finalise connections in the middle of their segments (idle, or closed and then sent
+#: to again), so a fast path must agree with the engine on when a connection ends.
+TIMERS = st.sampled_from(((IDLE_TIMEOUT, CLOSE_DELAY), (30.0, 1.0), (2.0, 0.2), (0.05, 0.02)))
 #: Lives a capture holds (the mean of the drawn ones is about 50).
 MIN_LIVES, MAX_LIVES = 10, 120
 
@@ -125,16 +131,19 @@ def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, all_rules, mon
     rules: Counter[str] = Counter()
 
     @diff_settings(CONNECTIONS // 35)
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES))
-    def one(lives: list[traffic.Life]) -> None:
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), TIMERS)
+    def one(lives: list[traffic.Life], timers: tuple[float, float]) -> None:
         packets = traffic.write_pcap(path, lives)
+        idle, delay = timers
         watch.on = True
         before = watch.clean
         try:
-            default = analyze_file(path, catalog, all_rules)
+            default = analyze_file(path, catalog, all_rules, idle_timeout=idle, close_delay=delay)
         finally:
             watch.on = False
-        reference = analyze_file(path, catalog, all_rules, fast=False)
+        reference = analyze_file(
+            path, catalog, all_rules, idle_timeout=idle, close_delay=delay, fast=False
+        )
         same(default, reference)
         tally["captures"] += 1
         tally["lives"] += len(lives)
@@ -175,12 +184,18 @@ def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, all_rules, m
     rules: Counter[str] = Counter()
 
     @diff_settings(8)
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES))
-    def one(lives: list[traffic.Life]) -> None:
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), TIMERS)
+    def one(lives: list[traffic.Life], timers: tuple[float, float]) -> None:
         traffic.write_pcap(path, lives)
         assert shards_for(path, 2) == 2
-        expected = render([analyze_file(path, catalog, all_rules, fast=False)])
-        sharded = cli_json(path, "--jobs", "2")
+        idle, delay = timers
+        reference = analyze_file(
+            path, catalog, all_rules, idle_timeout=idle, close_delay=delay, fast=False
+        )
+        expected = render([reference])
+        sharded = cli_json(
+            path, "--jobs", "2", "--idle-timeout", repr(idle), "--close-delay", repr(delay)
+        )
         assert sharded == expected, text_diff(expected, sharded, ("reference", "--jobs 2"))
         rules.update(f["rule"] for f in json.loads(sharded)["files"][0]["findings"])
 

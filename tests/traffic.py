@@ -10,7 +10,8 @@ ISNs are anywhere, a fifth of them within a few kilobytes of 2^32 so that the se
 numbers wrap; IPv4 or IPv6; with or without the timestamps and window scale options.
 Then the faults of the capture (:data:`FAULTS`): a segment missing, two adjacent
 segments swapped, a packet stored twice (same IP ID), a segment resent later (new IP
-ID), an idle gap, a wrong TCP checksum, a record cut by the snaplen. Most lives have
+ID), an idle gap, a wrong TCP checksum, a record cut by the snaplen, a record whose
+timestamp goes back (the capture's clock stepped). Most lives have
 none: clean connections are most of real traffic, and the ones the fast paths of
 pcapcheck summarise.
 
@@ -45,7 +46,17 @@ OPENINGS = ("handshake", "refused", "unanswered", "simultaneous")
 #: after the first FIN), an abort by RST (with ACK or without), or not at all.
 CLOSES = ("fin", "fin3", "simultaneous", "half", "rst", "rst_bare", "open")
 #: Faults of the capture: (kind, position, amount) applied to a life's packets.
-FAULTS = ("loss", "reorder", "duplicate", "retransmit", "resend_lost", "idle", "badsum", "cut")
+FAULTS = (
+    "loss",
+    "reorder",
+    "duplicate",
+    "retransmit",
+    "resend_lost",
+    "idle",
+    "badsum",
+    "cut",
+    "clockback",
+)
 #: Server ports (the engine guesses roles from well-known ports midstream).
 SERVER_PORTS = (80, 443, 22, 8080, 5201, 3306)
 
@@ -90,6 +101,7 @@ class Pkt:
     syn_options: bool = False
     bad_sum: bool = False
     cut: bool = False
+    back: int = 0  # µs the record's timestamp is written before ``ts`` (the clock went back)
 
 
 @st.composite
@@ -356,6 +368,8 @@ def simulate(life: Life) -> list[Pkt]:
             pkts[i] = replace(pkts[i], bad_sum=True)
         elif kind == "cut":
             pkts[i] = replace(pkts[i], cut=True)
+        elif kind == "clockback":
+            pkts[i] = replace(pkts[i], back=(50, 20_000, 2_000_000, 9_000_000)[amount % 4])
     return pkts
 
 
@@ -486,7 +500,7 @@ def frames(placed: list[Placed]) -> list[tuple[int, bytes, int]]:
         )
         frame = eth + ip + segment
         captured = len(frame) - len(payload) + min(len(payload), 4) if pkt.cut else len(frame)
-        out.append((ts, frame, captured))
+        out.append((max(ts - pkt.back, 0), frame, captured))
     return out
 
 
