@@ -89,7 +89,8 @@ __all__ = [
 
 
 class Field:
-    """An unsigned integer field of a header, which names the next layer.
+    """An unsigned integer field of a header: the one that names the next layer, or the
+    one that gives the header's length.
 
     ``Field(offset, size=2, order="big", shift=0, mask=None)``: ``size`` bytes (1, 2 or
     4) at ``offset`` bytes from the start of the layer's header (an offset at or past
