@@ -4,10 +4,11 @@ Most connections of a capture follow one pattern: the three-way handshake (RFC 9
 §3.5, figure 6), data in order in both directions, and the four-way close (§3.6,
 figure 12). Replayed through :class:`~pcapcheck.tcp.detectors.Checker` and
 :class:`~pcapcheck.tcp.zeek.ZeekState`, such a connection makes no event, and its summary
-follows from a handful of its frames. The tracker therefore keeps a connection that
-starts with a SYN on a fresh 4-tuple as a :class:`Pending`: its segments are only
-appended, as ``(frame, ts, from_client, seq, ack, flags, window, payload_len, ip_id,
-ts_val, segment)`` rows. When the connection is finalised, :func:`check` tests the rows
+follows from a handful of its frames. The tracker of the fast path
+(:class:`~pcapcheck.fast.summarising_tracker.SummarisingTracker`) therefore keeps a
+connection that starts with a SYN on a fresh 4-tuple as a :class:`Pending`: its
+segments are only appended, as ``(frame, ts, from_client, seq, ack, flags, window,
+payload_len, ip_id, ts_val, segment)`` rows (:data:`ROW_FIELDS`). When the connection is finalised, :func:`check` tests the rows
 against the pattern:
 
 * row 0: the client's SYN (flags exactly SYN, no data); row 1: the server's SYN-ACK
@@ -39,8 +40,9 @@ letter again at the 10th: a direction with 10 or more is replayed).
 
 A connection that fits is a :class:`CleanConnection` (what its summary needs;
 :func:`pcapcheck.pipeline.connection_summary` writes it); anything else is replayed
-from its rows through the full path (:meth:`pcapcheck.tcp.tracker.Tracker.feed` does it
-the moment the rows no longer suffice). ``tests/test_clean.py`` compares the reports
+from its rows through the reference engine
+(:class:`pcapcheck.fast.summarising_tracker.SummarisingTracker` does it the moment the
+rows no longer suffice). ``tests/test_clean.py`` compares the reports
 with and without this shortcut (:data:`ENABLED`) on every sample capture and on
 generated ones.
 """

@@ -28,14 +28,14 @@ verdict, by rounds over everything still undecided:
   all complete candidates at once against :func:`pcapcheck.fast.clean_connections.check`'s conditions;
   the clean ones are **fast**; the SYN of each other one is marked **direct**: the
   tracker replays that connection as it comes instead of keeping its rows for a
-  :func:`~pcapcheck.fast.clean_connections.check` that would fail (:meth:`~pcapcheck.tcp.tracker.Tracker.feed_direct`,
+  :func:`~pcapcheck.fast.clean_connections.check` that would fail (:meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.feed_direct`,
   the same report). A candidate whose first segment is more than ``max_rows`` segments
   old is made normal (memory stays bounded).
 
 A fast connection's SYN row and last row reach the tracker
-(:meth:`~pcapcheck.tcp.tracker.Tracker.start_fast`, which reserves its id exactly when the
+(:meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.start_fast`, which reserves its id exactly when the
 tracker would have made its :class:`~pcapcheck.fast.clean_connections.Pending`, and
-:meth:`~pcapcheck.tcp.tracker.Tracker.end_fast`, which finalises the
+:meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.end_fast`, which finalises the
 :class:`~pcapcheck.fast.clean_connections.CleanConnection` as the tracker finalises a clean Pending); its
 other segments are only ticks. Should the tracker ever find its
 state not to be what this module inferred, it raises
@@ -105,7 +105,7 @@ UNDECIDED, NORMAL, MIDDLE, START, END, DIRECT = 0, 1, 2, 3, 4, 5
 class FastConn:
     """A fast connection as the tracker needs it: ``key``, the tracker's key of its
     4-tuple; ``clean``, its :class:`~pcapcheck.fast.clean_connections.CleanConnection` (``id`` set by
-    :meth:`~pcapcheck.tcp.tracker.Tracker.start_fast`)."""
+    :meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.start_fast`)."""
 
     __slots__ = ("clean", "key")
 
