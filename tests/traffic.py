@@ -6,11 +6,11 @@ RST, unanswered, or a simultaneous open), data both ways cut by the MSS and
 acknowledged every second segment, sometimes an idle spell with a keep-alive or a
 zero window, and the close (the four-way close of §3.6 begun by either side, a
 simultaneous close, a half-close with data after the FIN, an abort by RST, or none).
-ISNs are anywhere, a fifth of them within a few kilobytes of 2^32 so that the sequence
+ISNs are anywhere, a tenth of them within a few kilobytes of 2^32 so that the sequence
 numbers wrap; IPv4 or IPv6; with or without the timestamps and window scale options.
 Then the faults of the capture (:data:`FAULTS`): a segment missing, two adjacent
 segments swapped, a packet stored twice (same IP ID), a segment resent later (new IP
-ID), an idle gap, a wrong TCP checksum, a record cut by the snaplen, a record whose
+ID), the same segment resent 8 to 15 times, an idle gap, a wrong TCP checksum, a record cut by the snaplen, a record whose
 timestamp goes back (the capture's clock stepped). Most lives have
 none: clean connections are most of real traffic, and the ones the fast paths of
 pcapcheck summarise.
@@ -42,9 +42,10 @@ EPOCH = 1_767_225_600
 #: answers (retransmitted with backoff), both ends sending SYN (RFC 9293 §3.5, figure 7).
 OPENINGS = ("handshake", "refused", "unanswered", "simultaneous")
 #: How a life closes: the four-way close, the same with the FIN acknowledged by the
-#: peer's FIN (three segments), both FINs crossing, a half-close (the peer sends data
+#: peer's FIN (three segments), or with the first FIN on a data segment, both FINs
+#: crossing, a half-close (the peer sends data
 #: after the first FIN), an abort by RST (with ACK or without), or not at all.
-CLOSES = ("fin", "fin3", "simultaneous", "half", "rst", "rst_bare", "open")
+CLOSES = ("fin", "fin3", "fin_data", "simultaneous", "half", "rst", "rst_bare", "open")
 #: Faults of the capture: (kind, position, amount) applied to a life's packets.
 FAULTS = (
     "loss",
@@ -56,6 +57,7 @@ FAULTS = (
     "badsum",
     "cut",
     "clockback",
+    "resend_many",
 )
 #: Server ports (the engine guesses roles from well-known ports midstream).
 SERVER_PORTS = (80, 443, 22, 8080, 5201, 3306)
@@ -75,6 +77,7 @@ class Life:
     isn_s: int
     mss: int
     opening: str
+    eager: bool  # the client's first data on the handshake's ACK
     messages: tuple[tuple[bool, int], ...]  # (sent by the client, bytes)
     close: str
     closer_client: bool
@@ -106,9 +109,9 @@ class Pkt:
 
 @st.composite
 def _isn(draw: st.DrawFn) -> int:
-    """An ISN: anywhere (four in five), else within 60 kB of 2^32 (the sequence
+    """An ISN: anywhere (nine in ten), else within 60 kB of 2^32 (the sequence
     numbers of a life that sends that much wrap)."""
-    if draw(st.integers(0, 4)) < 4:
+    if draw(st.integers(0, 9)) < 9:
         return draw(st.integers(0, M32))
     return M32 - draw(st.sampled_from((0, 1, 1500, 6000, 60000)))
 
@@ -132,8 +135,10 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
     close_kind = draw(st.integers(0, 99))
     close = (
         "fin"
-        if close_kind < 70
+        if close_kind < 66
         else "fin3"
+        if close_kind < 71
+        else "fin_data"
         if close_kind < 76
         else "simultaneous"
         if close_kind < 81
@@ -153,7 +158,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
             draw(st.sampled_from(("", "keepalive", "zerowin"))),
         )
     faults: tuple[tuple[str, int, int], ...] = ()
-    if draw(st.integers(0, 9)) >= 7:  # 30 % with capture faults
+    if draw(st.integers(0, 9)) >= 8:  # a fifth or so with capture faults
         faults = tuple(
             draw(
                 st.lists(
@@ -177,6 +182,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
         isn_s=draw(_isn()),
         mss=draw(st.sampled_from((1460, 536, 1220, 8960))),
         opening=opening,
+        eager=draw(st.integers(0, 4)) == 4,
         messages=messages,
         close=close,
         closer_client=draw(st.booleans()),
@@ -233,6 +239,8 @@ class _Sim:
             window = self.win[client]
         if flags & SYN:
             window = 64240 if client else 65160
+        elif window:
+            window -= 8 * (self.ident % 5)  # the receive buffer fills and drains
         self.ident += 1
         pkt = Pkt(self.t, client, seq, ack, flags, length, window, self.ident, bool(flags & SYN))
         self.pkts.append(pkt)
@@ -275,7 +283,9 @@ def _open(sim: _Sim) -> bool:
             sim.send(False, RST | ACK, seq=0, ack=(life.isn_c + 1) & M32)
         return False
     sim.send(False, SYN | ACK)
-    sim.send(True, ACK)
+    messages = life.messages
+    if not (life.eager and messages and messages[0][0] and messages[0][1]):
+        sim.send(True, ACK)
     return True
 
 
@@ -304,6 +314,11 @@ def _close(sim: _Sim) -> None:
         sim.send(b, ACK)
         if life.close == "half":
             sim.message(b, 1 + life.isn_c % 3000)
+        sim.send(b, FIN | ACK, after=life.rtt)
+        sim.send(a, ACK)
+    elif life.close == "fin_data":
+        sim.send(a, FIN | PSH | ACK, 1 + life.isn_s % 1000)
+        sim.send(b, ACK)
         sim.send(b, FIN | ACK, after=life.rtt)
         sim.send(a, ACK)
     elif life.close == "fin3":
@@ -360,6 +375,13 @@ def simulate(life: Life) -> list[Pkt]:
             rto = 200_000 + amount * 100_000
             copy.ts = (before + pkts[j].ts) // 2 if j < len(pkts) else before + rto
             pkts.insert(j, copy)
+        elif kind == "resend_many":  # up to Zeek's 10th retransmission and past it
+            resent = pkts[i]
+            for k in range(8 + amount):
+                ident += 1
+                j = min(i + 1 + 2 * k, len(pkts))
+                at = pkts[j - 1].ts + 1 if j == len(pkts) else pkts[j].ts
+                pkts.insert(j, replace(resent, ident=ident, ts=at))
         elif kind == "idle":
             gap = (1_000_000, 6_000_000, 20_000_000, 310_000_000)[amount % 4]
             for p in pkts[i:]:
