@@ -293,3 +293,23 @@ def test_import_pcapcheck_is_cheap():
     ]
     with pytest.raises(AttributeError):
         pcapcheck.no_such_name  # noqa: B018
+
+
+def test_an_executor_given_runs_the_jobs():
+    """``executor=``: the hook of another executor (a cluster's): it is handed the jobs
+    (one per capture, in input order) and the run's settings, and its results are the
+    report's."""
+    from pcapcheck.run.executors import Executor, Serial
+
+    seen = []
+
+    class Recording(Executor):
+        def results(self, jobs, settings, encode=False):
+            seen.append(([(job.name, sorted(job.active)[:1]) for job in jobs], settings.decoder))
+            yield from Serial().results(jobs, settings, encode)
+
+    paths = [str(HS002), str(CL003)]
+    report = pcapcheck.analyze(paths, isolated=True, select="HS", executor=Recording())
+    assert seen == []
+    assert [triples(r) for r in report] == [[("HS002", 2, 1)], []]
+    assert seen == [([(paths[0], ["HS001"]), (paths[1], ["HS001"])], "native")]
