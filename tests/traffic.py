@@ -59,6 +59,15 @@ FAULTS = (
     "clockback",
     "resend_many",
 )
+#: Gaps of the idle fault in µs: some exactly the timers of an analysis (the default
+#: close delay 5 s and idle timeout 300 s, the tests' shorter 1 s, 0.2 s, 50 ms, 20 ms),
+#: where a fast path and the engine must compare times the same way.
+IDLE_GAPS = (1_000_000, 5_000_000, 6_000_000, 300_000_000, 310_000_000, 200_000, 50_000, 20_000)
+#: Delays of a port reuse after the previous life's last packet, in µs: quick (within
+#: the close delay), exactly the close delay or 2·MSL (240 s), after a while.
+REUSE_DELAYS = (1_000, 300_000, 2_000_000, 5_000_000, 7_000_000, 60_000_000, 240_000_000)
+#: Round-trip times in µs (2: many segments of a life in the same microsecond).
+RTTS = (2, 200, 5_000, 40_000, 250_000)
 #: Server ports (the engine guesses roles from well-known ports midstream).
 SERVER_PORTS = (80, 443, 22, 8080, 5201, 3306)
 
@@ -154,7 +163,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
     if draw(st.integers(0, 9)) == 9:
         pause = (
             draw(st.integers(0, 5)),
-            draw(st.sampled_from((500_000, 3_000_000, 30_000_000, 200_000_000))),
+            draw(st.sampled_from((500_000, 3_000_000, 5_000_000, 30_000_000, 300_000_000))),
             draw(st.sampled_from(("", "keepalive", "zerowin"))),
         )
     faults: tuple[tuple[str, int, int], ...] = ()
@@ -162,7 +171,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
         faults = tuple(
             draw(
                 st.lists(
-                    st.tuples(st.sampled_from(FAULTS), st.integers(0, 255), st.integers(0, 7)),
+                    st.tuples(st.sampled_from(FAULTS), st.integers(0, 255), st.integers(0, 15)),
                     min_size=1,
                     max_size=3,
                 )
@@ -170,9 +179,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
         )
     reuse = None
     if index and draw(st.integers(0, 9)) == 9:
-        delay = draw(
-            st.sampled_from((1_000, 300_000, 2_000_000, 7_000_000, 60_000_000, 400_000_000))
-        )
+        delay = draw(st.sampled_from(REUSE_DELAYS))
         reuse = (draw(st.integers(0, index - 1)), delay)
     return Life(
         v6=draw(st.integers(0, 3)) == 3,
@@ -186,7 +193,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
         messages=messages,
         close=close,
         closer_client=draw(st.booleans()),
-        rtt=draw(st.sampled_from((200, 5_000, 40_000, 250_000))),
+        rtt=draw(st.sampled_from(RTTS)),
         pause=pause,
         faults=faults,
         start=draw(st.integers(0, span)),
@@ -364,7 +371,16 @@ def simulate(life: Life) -> list[Pkt]:
             pkts[i] = replace(second, ts=first.ts)
             pkts[i + 1] = replace(first, ts=second.ts)
         elif kind == "duplicate":
-            pkts.insert(i + 1, replace(pkts[i]))
+            if amount < 12:  # stored twice at once
+                pkts.insert(i + 1, replace(pkts[i]))
+            else:  # the copy stored 0.2 to 0.8 s later (CP008's max_interval is 0.5 s)
+                copy = replace(
+                    pkts[i], ts=pkts[i].ts + (200_000, 500_000, 500_001, 800_000)[amount - 12]
+                )
+                j = i + 1
+                while j < len(pkts) and pkts[j].ts <= copy.ts:
+                    j += 1
+                pkts.insert(j, copy)
         elif kind in ("retransmit", "resend_lost"):
             ident += 1
             copy = replace(pkts[i], ident=ident)
@@ -383,15 +399,16 @@ def simulate(life: Life) -> list[Pkt]:
                 at = pkts[j - 1].ts + 1 if j == len(pkts) else pkts[j].ts
                 pkts.insert(j, replace(resent, ident=ident, ts=at))
         elif kind == "idle":
-            gap = (1_000_000, 6_000_000, 20_000_000, 310_000_000)[amount % 4]
+            gap = IDLE_GAPS[amount % len(IDLE_GAPS)]  # exactly, after the previous packet
+            shift = gap - (pkts[i].ts - pkts[i - 1].ts) if i else gap
             for p in pkts[i:]:
-                p.ts += gap
+                p.ts += shift
         elif kind == "badsum":
             pkts[i] = replace(pkts[i], bad_sum=True)
         elif kind == "cut":
             pkts[i] = replace(pkts[i], cut=True)
         elif kind == "clockback":
-            pkts[i] = replace(pkts[i], back=(50, 20_000, 2_000_000, 9_000_000)[amount % 4])
+            pkts[i] = replace(pkts[i], back=(1, 50, 20_000, 2_000_000, 9_000_000)[amount % 5])
     return pkts
 
 
