@@ -38,6 +38,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,44 @@ def diff_settings(examples: int) -> Callable[[Any], Any]:
     return deco
 
 
-@pytest.fixture(scope="module")
-def all_rules(catalog) -> set[str]:
-    return catalog.select(["ALL"], None)
+@dataclass(frozen=True)
+class Analysis:
+    """How a capture is analysed, drawn per example: the timers, and whether CP004 is
+    on (only then are TCP checksums verified, and a segment with a wrong one kept off
+    the fast paths)."""
+
+    idle_timeout: float
+    close_delay: float
+    checksums: bool
+
+    def rules(self, catalog: Any) -> set[str]:
+        return catalog.select(["ALL"], None if self.checksums else ["CP004"])
+
+    def run(self, path: Path, catalog: Any, fast: bool = True) -> FileResult:
+        """``analyze_file`` with every rule (but CP004 when ``checksums`` is off)."""
+        return analyze_file(
+            path,
+            catalog,
+            self.rules(catalog),
+            idle_timeout=self.idle_timeout,
+            close_delay=self.close_delay,
+            fast=fast,
+        )
+
+    def options(self) -> list[str]:
+        """The same as CLI options."""
+        timers = [
+            "--idle-timeout",
+            repr(self.idle_timeout),
+            "--close-delay",
+            repr(self.close_delay),
+        ]
+        return timers + ([] if self.checksums else ["--ignore", "CP004"])
+
+
+ANALYSES = st.builds(
+    lambda timers, checksums: Analysis(timers[0], timers[1], checksums), TIMERS, st.booleans()
+)
 
 
 def text_diff(a: str, b: str, names: tuple[str, str]) -> str:
@@ -125,27 +161,23 @@ class Summarised:
         monkeypatch.setattr(pipeline, "connection_summary", spy)
 
 
-def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, all_rules, monkeypatch):
+def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, monkeypatch):
     path = tmp_path / "random.pcap"
     watch = Summarised(monkeypatch)
     tally: Counter[str] = Counter()
     rules: Counter[str] = Counter()
 
     @diff_settings(-(-CONNECTIONS // 45))
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES), TIMERS)
-    def one(lives: list[traffic.Life], timers: tuple[float, float]) -> None:
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES)
+    def one(lives: list[traffic.Life], analysis: Analysis) -> None:
         packets = traffic.write_pcap(path, lives)
-        idle, delay = timers
         watch.on = True
         before = watch.clean
         try:
-            default = analyze_file(path, catalog, all_rules, idle_timeout=idle, close_delay=delay)
+            default = analysis.run(path, catalog)
         finally:
             watch.on = False
-        reference = analyze_file(
-            path, catalog, all_rules, idle_timeout=idle, close_delay=delay, fast=False
-        )
-        same(default, reference)
+        same(default, analysis.run(path, catalog, fast=False))
         tally["captures"] += 1
         tally["lives"] += len(lives)
         tally["packets"] += packets
@@ -166,7 +198,8 @@ def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, all_rules, mon
 
 
 def cli_json(path: Path, *options: str) -> str:
-    """The CLI's JSON report of ``path`` with every rule (in this process's environment)."""
+    """The CLI's JSON report of ``path`` with every rule and ``options`` (in this
+    process's environment)."""
     run = subprocess.run(
         [sys.executable, "-m", "pcapcheck", "analyze", str(path), "-f", "json", "-q"]
         + ["--select", "ALL", "--isolated", "--exit-zero", *options],
@@ -179,24 +212,18 @@ def cli_json(path: Path, *options: str) -> str:
     return run.stdout
 
 
-def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, all_rules, monkeypatch):
+def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, monkeypatch):
     path = tmp_path / "random.pcap"
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "1")
     rules: Counter[str] = Counter()
 
     @diff_settings(8)
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES), TIMERS)
-    def one(lives: list[traffic.Life], timers: tuple[float, float]) -> None:
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES)
+    def one(lives: list[traffic.Life], analysis: Analysis) -> None:
         traffic.write_pcap(path, lives)
         assert shards_for(path, 2) == 2
-        idle, delay = timers
-        reference = analyze_file(
-            path, catalog, all_rules, idle_timeout=idle, close_delay=delay, fast=False
-        )
-        expected = render([reference])
-        sharded = cli_json(
-            path, "--jobs", "2", "--idle-timeout", repr(idle), "--close-delay", repr(delay)
-        )
+        expected = render([analysis.run(path, catalog, fast=False)])
+        sharded = cli_json(path, "--jobs", "2", *analysis.options())
         assert sharded == expected, text_diff(expected, sharded, ("reference", "--jobs 2"))
         rules.update(f["rule"] for f in json.loads(sharded)["files"][0]["findings"])
 
