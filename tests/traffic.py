@@ -11,7 +11,8 @@ numbers wrap; IPv4 or IPv6; with or without the timestamps and window scale opti
 Then the faults of the capture (:data:`FAULTS`): a segment missing, two adjacent
 segments swapped, a packet stored twice (same IP ID), a segment resent later (new IP
 ID), the same segment resent 8 to 15 times, an idle gap, a wrong TCP checksum, a record cut by the snaplen, a record whose
-timestamp goes back (the capture's clock stepped). Most lives have
+timestamp goes back (the capture's clock stepped), a SACK block, extra flags (ECE, CWR,
+URG, PSH). Most lives have
 none: clean connections are most of real traffic, and the ones the fast paths of
 pcapcheck summarise.
 
@@ -33,7 +34,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 M32 = 0xFFFFFFFF
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 
 #: Capture time of the first record: 2026-01-01T00:00:00Z (seconds since the epoch).
 EPOCH = 1_767_225_600
@@ -58,7 +59,11 @@ FAULTS = (
     "cut",
     "clockback",
     "resend_many",
+    "sack",
+    "flags",
 )
+#: Flags the "flags" fault adds to a segment (ECN's, URG, PSH).
+EXTRA_FLAGS = (ECE, CWR, ECE | CWR, URG, PSH)
 #: Gaps of the idle fault in µs: some exactly the timers of an analysis (the default
 #: close delay 5 s and idle timeout 300 s, the tests' shorter 1 s, 0.2 s, 50 ms, 20 ms),
 #: where a fast path and the engine must compare times the same way.
@@ -114,6 +119,7 @@ class Pkt:
     bad_sum: bool = False
     cut: bool = False
     back: int = 0  # µs the record's timestamp is written before ``ts`` (the clock went back)
+    sack: bool = False  # a SACK block (RFC 2018) beyond SEG.ACK
 
 
 @st.composite
@@ -407,6 +413,10 @@ def simulate(life: Life) -> list[Pkt]:
             pkts[i] = replace(pkts[i], bad_sum=True)
         elif kind == "cut":
             pkts[i] = replace(pkts[i], cut=True)
+        elif kind == "sack":
+            pkts[i] = replace(pkts[i], sack=True)
+        elif kind == "flags":
+            pkts[i] = replace(pkts[i], flags=pkts[i].flags | EXTRA_FLAGS[amount % len(EXTRA_FLAGS)])
         elif kind == "clockback":
             pkts[i] = replace(pkts[i], back=(1, 50, 20_000, 2_000_000, 9_000_000)[amount % 5])
     return pkts
@@ -473,9 +483,10 @@ def _tcp_options(life: Life, pkt: Pkt, tsval: int, tsecr: int) -> bytes:
         if life.wscale:
             opts += b"\x01\x03\x03\x07"
         return opts
-    if ts and not pkt.flags & RST:
-        return b"\x01\x01" + ts
-    return b""
+    opts = b"\x01\x01" + ts if ts and not pkt.flags & RST else b""
+    if pkt.sack:
+        opts += struct.pack("!BBBBII", 1, 1, 5, 10, pkt.ack + 1000 & M32, pkt.ack + 2000 & M32)
+    return opts
 
 
 def frames(placed: list[Placed]) -> list[tuple[int, bytes, int]]:
