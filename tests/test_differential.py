@@ -50,10 +50,13 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from pcapcheck import pipeline
+from pcapcheck.capture import reader
+from pcapcheck.fast import batch_decoder, lookahead
 from pcapcheck.fast.clean_connections import CleanConnection
 from pcapcheck.pipeline import FileResult, analyze_file
 from pcapcheck.report.json_report import render
 from pcapcheck.run.shards import shards_for
+from pcapcheck.tcp import tracker
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
 #: Connections the bounded run draws at least; the long run's from the environment.
@@ -91,27 +94,39 @@ def diff_settings(examples: int) -> Callable[[Any], Any]:
 
 @dataclass(frozen=True)
 class Analysis:
-    """How a capture is analysed, drawn per example: the timers, and whether CP004 is
-    on (only then are TCP checksums verified, and a segment with a wrong one kept off
-    the fast paths)."""
+    """How a capture is analysed, drawn per example: the timers, whether CP004 is on
+    (only then are TCP checksums verified, and a segment with a wrong one kept off the
+    fast paths), and ``pieces``: in this process, the capture read and decoded 3,000
+    bytes at a time, the lookahead's rounds of 40 segments classified 25 at a time, its
+    candidates given up 300 segments after their SYN, the connection table swept every
+    3 ms (what a capture of millions of segments crosses, in one of a few thousand)."""
 
     idle_timeout: float
     close_delay: float
     checksums: bool
+    pieces: bool = False
 
     def rules(self, catalog: Any) -> set[str]:
         return catalog.select(["ALL"], None if self.checksums else ["CP004"])
 
     def run(self, path: Path, catalog: Any, fast: bool = True) -> FileResult:
         """``analyze_file`` with every rule (but CP004 when ``checksums`` is off)."""
-        return analyze_file(
-            path,
-            catalog,
-            self.rules(catalog),
-            idle_timeout=self.idle_timeout,
-            close_delay=self.close_delay,
-            fast=fast,
-        )
+        with pytest.MonkeyPatch.context() as patch:
+            if self.pieces:
+                patch.setattr(batch_decoder, "CHUNK_BYTES", 3000)
+                patch.setattr(reader, "_CHUNK", 3000)
+                patch.setattr(lookahead, "ROUND_ROWS", 40)
+                patch.setattr(lookahead, "CLASSIFY_ROWS", 25)
+                patch.setattr(lookahead, "MAX_ROWS", 300)
+                patch.setattr(tracker, "SWEEP_EVERY", 0.003)
+            return analyze_file(
+                path,
+                catalog,
+                self.rules(catalog),
+                idle_timeout=self.idle_timeout,
+                close_delay=self.close_delay,
+                fast=fast,
+            )
 
     def options(self) -> list[str]:
         """The same as CLI options."""
@@ -126,6 +141,13 @@ class Analysis:
 
 ANALYSES = st.builds(
     lambda timers, checksums: Analysis(timers[0], timers[1], checksums), TIMERS, st.booleans()
+)
+#: The same, with or without small pieces (in this process only).
+ANALYSES_IN_PROCESS = st.builds(
+    lambda timers, checksums, pieces: Analysis(timers[0], timers[1], checksums, pieces),
+    TIMERS,
+    st.booleans(),
+    st.integers(0, 3).map(lambda n: n == 3),
 )
 
 
@@ -168,7 +190,7 @@ def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, monkeypatch):
     rules: Counter[str] = Counter()
 
     @diff_settings(-(-CONNECTIONS // 45))
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES)
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES_IN_PROCESS)
     def one(lives: list[traffic.Life], analysis: Analysis) -> None:
         packets = traffic.write_pcap(path, lives)
         watch.on = True
