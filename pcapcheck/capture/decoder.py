@@ -256,7 +256,11 @@ class Decoder:
         while (field := layer.next) is not None:
             if n - off < layer.need:
                 raise DecodeError(layer.truncated(n - off))
-            value = field.read(data, off)
+            if field.u16:  # an ethertype, read inline
+                i = off + field.offset
+                value = data[i] << 8 | data[i + 1]
+            else:
+                value = field.read(data, off)
             if layer.length_from is None:
                 off += layer.length
             else:  # a header whose length is written in it

@@ -101,7 +101,7 @@ class Field:
     by ``shift`` bits and masked with ``mask``.
     """
 
-    __slots__ = ("mask", "offset", "order", "shift", "size")
+    __slots__ = ("mask", "offset", "order", "shift", "size", "u16")
 
     def __init__(
         self,
@@ -118,6 +118,8 @@ class Field:
         self.order = order
         self.shift = shift
         self.mask = mask
+        #: a plain big-endian 16-bit field (an ethertype): walkers may read it inline
+        self.u16 = size == 2 and order == "big" and not shift and mask is None
 
     @property
     def end(self) -> int:
@@ -128,6 +130,8 @@ class Field:
         """The field's value in the header that starts at ``data[start]`` (its bytes
         must be there)."""
         i = start + self.offset
+        if self.u16:  # an ethertype: the common case
+            return data[i] << 8 | data[i + 1]
         if self.size == 1:
             v = data[i]
         else:
