@@ -241,13 +241,11 @@ def _serve_raw(path, messages: int | None, listener: socket.socket) -> threading
         conn, _ = listener.accept()
         try:
             source = BatchSource(path, False, blocks=True, chunk_bytes=1 << 15)
-            sent = 0
-            for batch in source.batches():
+            for sent, batch in enumerate(source.batches()):
                 if messages is not None and sent == messages:
                     return
                 data = pickle.dumps(batch, 5)
                 conn.sendall(len(data).to_bytes(8, "little") + data)
-                sent += 1
             data = pickle.dumps(End(source.truncated, source.skipped, source.snaplen), 5)
             conn.sendall(len(data).to_bytes(8, "little") + data)
         finally:

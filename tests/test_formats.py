@@ -202,7 +202,7 @@ def test_json_unchanged(result, ctx):
     )
     # One line per connection and per finding, the structure indented by 2 spaces.
     lines = text.splitlines()
-    assert lines[:3] == ["{", '  "version": "%s",' % __version__, '  "files": [']
+    assert lines[:3] == ["{", f'  "version": "{__version__}",', '  "files": [']
     assert [ln for ln in lines if ln.startswith('        {"id":')] == [
         "        " + json_report.dumps(c) + ("," if i + 1 < len(res.connections) else "")
         for i, c in enumerate(res.connections)
@@ -430,7 +430,7 @@ def test_csv_quoting_and_file_level_findings(result):
         "",
         'say "hi", then\nnewline',
     ]
-    cp006 = [r for r in rows if r[1] == "CP006"][0]
+    cp006 = next(r for r in rows if r[1] == "CP006")
     assert cp006[4:6] == ["", ""]  # no connection, no frame
 
 
@@ -464,7 +464,7 @@ def test_markdown_escaping(result):
     f = replace(res.findings[0], message="a | b <none> *x* _y_ `z` [l](u)\nnext")
     weird = replace(res, findings=[f], path="dir/we`ird|name.pcap")
     text = FORMATS["markdown"]([weird])
-    row = [line for line in text.splitlines() if line.startswith("| HS002")][0]
+    row = next(line for line in text.splitlines() if line.startswith("| HS002"))
     cells = _cells(row)
     assert len(cells) == 6
     assert cells[5] == (r"a \| b \<none\> \*x\* \_y\_ \`z\` \[l\](u)<br>next")
@@ -726,7 +726,7 @@ def test_sarif_regions_point_at_the_records(result, ctx, sarif_validator):
         assert btype == 6 and length == len(blob) == struct.unpack("<I", blob[-4:])[0]
     # a finding without a frame (CP006) has no region
     doc = _sarif([result(PCAPNG_CUT)], ctx, sarif_validator)
-    cp006 = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "CP006"][0]
+    cp006 = next(r for r in doc["runs"][0]["results"] if r["ruleId"] == "CP006")
     assert "region" not in cp006["locations"][0]["physicalLocation"]
     assert "logicalLocations" not in cp006["locations"][0]
     # gzip: offsets are unknown, so no region at all
