@@ -9,12 +9,13 @@ simultaneous close, a half-close with data after the FIN, an abort by RST, or no
 ISNs are anywhere, a tenth of them within a few kilobytes of 2^32 so that the sequence
 numbers wrap; IPv4 or IPv6; with or without the timestamps and window scale options.
 Then the faults of the capture (:data:`FAULTS`): a segment missing, two adjacent
-segments swapped, a packet stored twice (same IP ID), a segment resent later (new IP
-ID), the same segment resent 8 to 15 times, an idle gap, a wrong TCP checksum, a record cut by the snaplen, a record whose
+segments swapped, a packet stored twice (same IP ID; at once, or 0.2 to 0.8 s later),
+a segment resent later (new IP ID), the same segment resent 8 to 15 times, an idle gap
+(some exactly the timers of an analysis), a wrong TCP checksum, a record cut by the
+snaplen (in the payload, the options, the TCP or the IP header), a record whose
 timestamp goes back (the capture's clock stepped), a SACK block, extra flags (ECE, CWR,
-URG, PSH). Most lives have
-none: clean connections are most of real traffic, and the ones the fast paths of
-pcapcheck summarise.
+URG, PSH). Most lives have none: clean connections are most of real traffic, and the
+ones the fast paths of pcapcheck summarise.
 
 :func:`captures` draws many lives overlapping in time, some of them on the 4-tuple of
 an earlier one (port reuse, quickly or after a while), and :func:`write_pcap` writes
@@ -117,7 +118,8 @@ class Pkt:
     ident: int
     syn_options: bool = False
     bad_sum: bool = False
-    cut: bool = False
+    cut: int = 0  # the record cut by the snaplen: in the payload (1), the TCP options
+    # (2), the TCP header (3) or the IP header (4, the last two malformed)
     back: int = 0  # µs the record's timestamp is written before ``ts`` (the clock went back)
     sack: bool = False  # a SACK block (RFC 2018) beyond SEG.ACK
 
@@ -412,7 +414,7 @@ def simulate(life: Life) -> list[Pkt]:
         elif kind == "badsum":
             pkts[i] = replace(pkts[i], bad_sum=True)
         elif kind == "cut":
-            pkts[i] = replace(pkts[i], cut=True)
+            pkts[i] = replace(pkts[i], cut=1 + amount % 4 if amount < 8 else 1)
         elif kind == "sack":
             pkts[i] = replace(pkts[i], sack=True)
         elif kind == "flags":
@@ -549,7 +551,14 @@ def frames(placed: list[Placed]) -> list[tuple[int, bytes, int]]:
             "!H", ethertype
         )
         frame = eth + ip + segment
-        captured = len(frame) - len(payload) + min(len(payload), 4) if pkt.cut else len(frame)
+        ip_end = len(eth) + len(ip)
+        captured = (
+            len(frame),
+            len(frame) - len(payload) + min(len(payload), 4),
+            ip_end + 20 + min(len(options), 3),
+            ip_end + 11,
+            len(eth) + 9,
+        )[pkt.cut]
         out.append((max(ts - pkt.back, 0), frame, captured))
     return out
 
