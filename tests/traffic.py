@@ -19,7 +19,8 @@ ones the fast paths of pcapcheck summarise.
 
 :func:`captures` draws many lives overlapping in time, some of them on the 4-tuple of
 an earlier one (port reuse, quickly or after a while), and :func:`write_pcap` writes
-them as a pcap file (Ethernet, IPv4 or IPv6, TCP with correct checksums, the IP ID
+them as a pcap file (Ethernet, sometimes with 802.1Q tags or an MPLS label stack, IPv4 or IPv6, TCP with
+correct checksums, the IP ID
 counting up per sender, integer microseconds). Everything is a pure function of the
 drawn values: the same draw gives the same bytes.
 """
@@ -74,6 +75,9 @@ IDLE_GAPS = (1_000_000, 5_000_000, 6_000_000, 300_000_000, 310_000_000, 200_000,
 REUSE_DELAYS = (1_000, 300_000, 2_000_000, 5_000_000, 7_000_000, 60_000_000, 240_000_000)
 #: Round-trip times in µs (2: many segments of a life in the same microsecond).
 RTTS = (2, 200, 5_000, 40_000, 250_000)
+#: What a life's frames carry between the Ethernet header and IP: nothing, an 802.1Q
+#: tag, 802.1ad + 802.1Q tags (QinQ), an MPLS label stack of two entries.
+ENCAPS = ("", "vlan", "qinq", "mpls")
 #: Server ports (the engine guesses roles from well-known ports midstream).
 SERVER_PORTS = (80, 443, 22, 8080, 5201, 3306)
 
@@ -101,6 +105,7 @@ class Life:
     faults: tuple[tuple[str, int, int], ...]
     start: int
     reuse: tuple[int, int] | None  # (an earlier life, delay after its end in µs)
+    encap: str = ""  # beneath Ethernet: "" (IP), "vlan", "qinq", "mpls" (ENCAPS)
 
 
 @dataclass
@@ -206,6 +211,7 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
         faults=faults,
         start=draw(st.integers(0, span)),
         reuse=reuse,
+        encap=ENCAPS[max(draw(st.integers(0, 9)) - 6, 0)],
     )
 
 
@@ -433,6 +439,7 @@ class Placed:
     client: tuple[bytes, int]
     server: tuple[bytes, int]
     pkts: list[Pkt]
+    tag: int  # the VLAN ID and MPLS labels derive from it (the first life's on a 4-tuple)
 
 
 def _address(v6: bool, net: int, host: int) -> bytes:
@@ -452,17 +459,19 @@ def place(drawn: list[Life]) -> list[Placed]:
             earlier, delay = life.reuse
             first = placed[earlier]
             client, server = first.client, first.server
-            life = replace(life, v6=first.life.v6)
+            life = replace(life, v6=first.life.v6, encap=first.life.encap)
+            tag = first.tag
             start = max(life.start, end_of[(client, server)] + delay)
         else:
             client = (_address(life.v6, 1, 1 + i % 5), 20000 + i)
             server = (_address(life.v6, 2, 1 + i % 3), SERVER_PORTS[i % len(SERVER_PORTS)])
             start = life.start
+            tag = i
         pkts = simulate(life)
         for p in pkts:
             p.ts += start
         end_of[(client, server)] = pkts[-1].ts if pkts else start
-        placed.append(Placed(life, client, server, pkts))
+        placed.append(Placed(life, client, server, pkts, tag))
     return placed
 
 
@@ -489,6 +498,19 @@ def _tcp_options(life: Life, pkt: Pkt, tsval: int, tsecr: int) -> bytes:
     if pkt.sack:
         opts += struct.pack("!BBBBII", 1, 1, 5, 10, pkt.ack + 1000 & M32, pkt.ack + 2000 & M32)
     return opts
+
+
+def _link(encap: str, n: int, ethertype: int) -> bytes:
+    """The bytes after the MAC addresses of a frame (``encap``, see :data:`ENCAPS`;
+    VLAN IDs and labels from ``n``) whose IP header has ``ethertype``."""
+    vid = 1 + n % 4000
+    if encap == "vlan":
+        return struct.pack("!HHH", 0x8100, vid, ethertype)
+    if encap == "qinq":
+        return struct.pack("!HHHHH", 0x88A8, 100 + n % 7, 0x8100, vid, ethertype)
+    if encap == "mpls":  # two label stack entries, the second the bottom of the stack
+        return struct.pack("!HII", 0x8847, 16 + n << 12 | 64, 1000 + n << 12 | 1 << 8 | 64)
+    return struct.pack("!H", ethertype)
 
 
 def frames(placed: list[Placed]) -> list[tuple[int, bytes, int]]:
@@ -547,8 +569,8 @@ def frames(placed: list[Placed]) -> list[tuple[int, bytes, int]]:
             ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
             ethertype = 0x0800
         macs = (b"\x02\0\0\0\0\x01", b"\x02\0\0\0\0\x02")
-        eth = (macs[1] + macs[0] if pkt.client else macs[0] + macs[1]) + struct.pack(
-            "!H", ethertype
+        eth = (macs[1] + macs[0] if pkt.client else macs[0] + macs[1]) + _link(
+            life.encap, pl.tag, ethertype
         )
         frame = eth + ip + segment
         ip_end = len(eth) + len(ip)
