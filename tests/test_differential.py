@@ -1,9 +1,10 @@
 """The fast paths give the reference engine's reports: a differential test over random
 connections (issue 22).
 
-Captures of many random connections overlapping in time (:mod:`traffic`: handshakes
+Captures (pcap or pcapng, microseconds or nanoseconds) of many random connections
+overlapping in time (:mod:`traffic`: handshakes
 refused, unanswered or simultaneous, data both ways, every kind of close, ISNs near
-2^32, IPv4 and IPv6, timestamps and window scaling; loss, reordering, duplicates,
+2^32, IPv4 and IPv6, 802.1Q and MPLS, timestamps and window scaling; loss, reordering, duplicates,
 retransmissions, idle gaps, bad checksums, cut records, clock steps, SACK blocks, port
 reuse; most connections clean) are analysed with every rule (or every rule but CP004,
 whose checksums change the decoding), under the default timers or short ones that
@@ -149,7 +150,9 @@ class Analysis:
 ANALYSES = st.builds(
     lambda timers, checksums: Analysis(timers[0], timers[1], checksums), TIMERS, st.booleans()
 )
-#: The same, with or without small pieces (in this process only).
+#: pcap or pcapng, microseconds or nanoseconds (:data:`traffic.CONTAINERS`).
+CONTAINERS = st.sampled_from(traffic.CONTAINERS)
+#: :data:`ANALYSES` with or without small pieces (in this process only).
 ANALYSES_IN_PROCESS = st.builds(
     lambda timers, checksums, pieces: Analysis(timers[0], timers[1], checksums, pieces),
     TIMERS,
@@ -197,9 +200,9 @@ def test_fast_paths_equal_the_reference_engine(tmp_path, catalog, monkeypatch):
     rules: Counter[str] = Counter()
 
     @diff_settings(-(-CONNECTIONS // 45))
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES_IN_PROCESS)
-    def one(lives: list[traffic.Life], analysis: Analysis) -> None:
-        packets = traffic.write_pcap(path, lives)
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), CONTAINERS, ANALYSES_IN_PROCESS)
+    def one(lives: list[traffic.Life], container: str, analysis: Analysis) -> None:
+        packets = traffic.write_pcap(path, lives, container)
         watch.on = True
         before = watch.clean
         try:
@@ -247,9 +250,9 @@ def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, monkeypatch)
     rules: Counter[str] = Counter()
 
     @diff_settings(max(8, CONNECTIONS // 200))
-    @given(traffic.captures(MIN_LIVES, MAX_LIVES), ANALYSES)
-    def one(lives: list[traffic.Life], analysis: Analysis) -> None:
-        traffic.write_pcap(path, lives)
+    @given(traffic.captures(MIN_LIVES, MAX_LIVES), CONTAINERS, ANALYSES)
+    def one(lives: list[traffic.Life], container: str, analysis: Analysis) -> None:
+        traffic.write_pcap(path, lives, container)
         assert shards_for(path, 2) == 2
         expected = render([analysis.run(path, catalog, fast=False)])
         sharded = cli_json(path, "--jobs", "2", *analysis.options())
