@@ -2,13 +2,13 @@
 connections (issue 22).
 
 Captures (pcap or pcapng, microseconds or nanoseconds) of many random connections
-overlapping in time (:mod:`traffic`: handshakes
-refused, unanswered or simultaneous, data both ways, every kind of close, ISNs near
-2^32, IPv4 and IPv6, 802.1Q and MPLS, timestamps and window scaling; loss, reordering, duplicates,
-retransmissions, idle gaps, bad checksums, cut records, clock steps, SACK blocks, port
-reuse; most connections clean) are analysed with every rule (or every rule but CP004,
-whose checksums change the decoding), under the default timers or short ones that
-finalise connections mid-way:
+overlapping in time (:mod:`traffic`: handshakes refused, unanswered or simultaneous,
+data both ways, every kind of close, ISNs near 2^32, IPv4 and IPv6, 802.1Q and MPLS,
+timestamps and window scaling; loss, reordering, duplicates, retransmissions, idle
+gaps, bad checksums, cut records, clock steps, SACK blocks, port reuse; most
+connections clean) are analysed with every rule (or every rule but CP004, whose
+checksums change the decoding), under the default timers or short ones that finalise
+connections mid-way:
 
 * by the default path, ``analyze_file(path, catalog, active)``: batch decoding with
   numpy, the lookahead that finds clean connections over whole columns, the summary of
