@@ -10,7 +10,8 @@ ISNs are anywhere, a tenth of them within a few kilobytes of 2^32 so that the se
 numbers wrap; IPv4 or IPv6; with or without the timestamps and window scale options.
 Then the faults of the capture (:data:`FAULTS`): a segment missing, two adjacent
 segments swapped, a packet stored twice (same IP ID; at once, or 0.2 to 0.8 s later),
-a segment resent later (new IP ID), the same segment resent 8 to 15 times, an idle gap
+a segment resent later (new IP ID; a data segment before the close, as a fifth of
+the lives have and nothing else), the same segment resent 8 to 15 times, an idle gap
 (some exactly the timers of an analysis), a wrong TCP checksum, a record cut by the
 snaplen (in the payload, the options, the TCP or the IP header), a record whose
 timestamp goes back (the capture's clock stepped), a SACK block, extra flags (ECE, CWR,
@@ -63,6 +64,7 @@ FAULTS = (
     "resend_many",
     "sack",
     "flags",
+    "resend_data",
 )
 #: Flags the "flags" fault adds to a segment (ECN's, URG, PSH).
 EXTRA_FLAGS = (ECE, CWR, ECE | CWR, URG, PSH)
@@ -180,7 +182,18 @@ def lives(draw: st.DrawFn, index: int = 0, span: int = 2_000_000) -> Life:
             draw(st.sampled_from(("", "keepalive", "zerowin"))),
         )
     faults: tuple[tuple[str, int, int], ...] = ()
-    if draw(st.integers(0, 9)) >= 8:  # a fifth or so with capture faults
+    with_faults = draw(st.integers(0, 9))
+    if with_faults in (6, 7):  # data sent again, nothing else: still summarised
+        faults = tuple(
+            draw(
+                st.lists(
+                    st.tuples(st.just("resend_data"), st.integers(0, 255), st.integers(0, 15)),
+                    min_size=1,
+                    max_size=3,
+                )
+            )
+        )
+    elif with_faults >= 8:  # a fifth or so with capture faults
         faults = tuple(
             draw(
                 st.lists(
@@ -405,13 +418,22 @@ def simulate(life: Life) -> list[Pkt]:
             rto = 200_000 + amount * 100_000
             copy.ts = (before + pkts[j].ts) // 2 if j < len(pkts) else before + rto
             pkts.insert(j, copy)
+        elif kind == "resend_data":  # a data segment sent again before the first FIN
+            data = [k for k, p in enumerate(pkts) if p.length >= 2 and not p.flags & (SYN | FIN)]
+            fins = [k for k, p in enumerate(pkts) if p.flags & (FIN | RST)]
+            if data:
+                i = data[where % len(data)]
+                ident += 1
+                j = min(i + 1 + amount, fins[0] if fins else len(pkts))
+                at = (pkts[j - 1].ts + pkts[j].ts) // 2 if j < len(pkts) else pkts[-1].ts + 1
+                pkts.insert(j, _resent(pkts, i, j, ident, at))
         elif kind == "resend_many":  # up to Zeek's 10th retransmission and past it
             resent = pkts[i]
             for k in range(8 + amount):
                 ident += 1
                 j = min(i + 1 + 2 * k, len(pkts))
                 at = pkts[j - 1].ts + 1 if j == len(pkts) else pkts[j].ts
-                pkts.insert(j, replace(resent, ident=ident, ts=at))
+                pkts.insert(j, _resent(pkts, pkts.index(resent), j, ident, at))
         elif kind == "idle":
             gap = IDLE_GAPS[amount % len(IDLE_GAPS)]  # exactly, after the previous packet
             shift = gap - (pkts[i].ts - pkts[i - 1].ts) if i else gap
@@ -428,6 +450,17 @@ def simulate(life: Life) -> list[Pkt]:
         elif kind == "clockback":
             pkts[i] = replace(pkts[i], back=(1, 50, 20_000, 2_000_000, 9_000_000)[amount % 5])
     return pkts
+
+
+def _resent(pkts: list[Pkt], i: int, j: int, ident: int, ts: int) -> Pkt:
+    """Packet ``i`` sent again (``ident``, at ``ts``) to go before position ``j``, with
+    the acknowledgment its sender sends by then (its latest)."""
+    old = pkts[i]
+    ack = old.ack
+    for p in pkts[i:j]:
+        if p.client == old.client and p.flags & ACK:
+            ack = p.ack
+    return replace(old, ident=ident, ts=ts, ack=ack)
 
 
 @dataclass
