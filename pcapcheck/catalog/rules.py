@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 from pcapcheck.catalog.yamlfile import (
     display_path,
     load_yaml,
+    read_yaml_text,
     schema_error_text,
     schema_validator,
     yaml_error,
@@ -270,7 +271,7 @@ def parse_rule_file(path: Path) -> Any:
     :class:`CatalogError` when the file is not readable UTF-8 or not valid YAML."""
     where = display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{where}: cannot read the file ({exc})") from None
     try:

@@ -9,6 +9,7 @@ a submission path that does not exist, an unwritable output directory or a usage
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,13 @@ def grade(
     gradescope: bool = typer.Option(
         False, "--gradescope", help="Also write Gradescope's results.json per student."
     ),
+    time_budget: float = typer.Option(
+        10.0,
+        "--time-budget",
+        metavar="SECONDS",
+        help="Seconds each rubric expression may run on one capture; past it the check "
+        "fails for that student (the batch goes on).",
+    ),
 ) -> None:
     """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
     from tabulate import tabulate
@@ -48,11 +56,14 @@ def grade(
         grade_all,
         gradebook_csv,
         gradescope_results,
+        safe_text,
         write_outputs,
     )
     from pcapcheck.grading.results import num
     from pcapcheck.grading.rubric import RubricError, load_rubric
 
+    if not math.isfinite(time_budget) or not 0 < time_budget <= 3600:
+        raise fail(f"--time-budget: {time_budget:g} is not a number of seconds in (0, 3600]")
     try:
         loaded = load_rubric(rubric)
         found = discover(submissions)
@@ -64,7 +75,7 @@ def grade(
             "--gradescope with several submissions needs --out DIR (one results.json per student)"
         )
     try:
-        results = grade_all(loaded, found, catalog)
+        results = grade_all(loaded, found, catalog, budget=time_budget)
     except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise
@@ -82,13 +93,13 @@ def grade(
             text = render_feedback(results[0], loaded)
         else:
             text = gradebook_csv(loaded, results)
-        sys.stdout.write(text)
+        sys.stdout.write(safe_text(text))
         raise typer.Exit(0)
 
     try:
         written = write_outputs(loaded, results, out, gradescope=gradescope)
     except OSError as exc:
-        raise fail(f"cannot write to {out}: {exc.strerror or exc}") from None
+        raise fail(f"cannot write to {safe_text(str(out))}: {exc.strerror or exc}") from None
     rows = []
     for res in results:
         failed = [c.id for c in res.scored if not c.passed and not c.id.startswith("answer_")]
@@ -109,7 +120,7 @@ def grade(
                 res.student,
                 f"{num(res.score)} / {num(res.max_score)}",
                 ", ".join(res.shared_with),
-                note,
+                safe_text(note),
             ]
         )
     typer.echo(

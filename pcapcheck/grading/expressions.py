@@ -33,13 +33,16 @@ function, or a field name that no map of the environment has.
 
 from __future__ import annotations
 
+import ctypes
 import difflib
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import celpy
 import celpy.evaluation
+import re2  # type: ignore[import-untyped]
 from celpy import celtypes
 
 from pcapcheck.report.ladder import endpoint_parts
@@ -49,12 +52,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELDS",
+    "MAX_EXPRESSION_CHARS",
+    "MAX_TREE_DEPTH",
+    "TIME_BUDGET",
     "VARIABLES",
+    "BudgetExceeded",
     "Expression",
     "ExpressionError",
     "capture_environment",
     "compile_expression",
     "connection_view",
+    "run_with_budget",
     "to_activation",
     "to_python",
 ]
@@ -99,6 +107,96 @@ _FUNCTIONS = frozenset(celpy.evaluation.base_functions) | {"has", "dyn"}
 
 _ENV = celpy.Environment()
 
+#: Seconds one expression may run on one capture (a check's condition, its evidence, the
+#: focus over one connection) before it is stopped and counts as failed (issue #23: a
+#: quadratic condition over thousands of connections must not stall a batch). cel-python
+#: has no evaluation or cost limit of its own: a watchdog thread stops the evaluation.
+TIME_BUDGET = 10.0
+#: Characters of one expression at most.
+MAX_EXPRESSION_CHARS = 10_000
+#: Levels of cel-python's parse tree at most: about ten per nested parenthesis or chained
+#: operator, so about 50 nested parentheses (deeper ones overflow Python's stack).
+MAX_TREE_DEPTH = 500
+
+_T = TypeVar("_T")
+
+
+class BudgetExceeded(BaseException):
+    """Raised inside an evaluation that ran past its time budget (a BaseException, so
+    that cel-python's own ``except Exception`` cannot swallow it)."""
+
+
+def run_with_budget(call: Callable[[], _T], seconds: float) -> _T:
+    """``call()``, stopped with :class:`BudgetExceeded` after ``seconds``. A watchdog
+    timer raises the exception in the calling thread (``PyThreadState_SetAsyncExc``), at
+    its next Python bytecode: any thread, no signal. A stop that lands just as ``call``
+    returns still raises :class:`BudgetExceeded`, never later outside this function."""
+    tid = threading.get_ident()
+    lock = threading.Lock()
+    state = {"done": False, "fired": False}
+
+    def stop() -> None:
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(tid), ctypes.py_object(BudgetExceeded)
+                )
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        try:
+            value = call()
+        finally:
+            timer.cancel()
+            lock.acquire()
+            state["done"] = True
+            lock.release()
+            if state["fired"]:  # still pending: clear it here, inside the try
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+    except BudgetExceeded:
+        raise
+    if state["fired"]:
+        raise BudgetExceeded
+    return value
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the check's error, not re2's log lines
+
+
+def _function_matches(text: Any, pattern: Any) -> Any:
+    """CEL ``matches`` (RE2 search), as cel-python's but without re2 logging an invalid
+    pattern on stderr."""
+    try:
+        found = re2.compile(str(pattern), _RE2_OPTIONS).search(str(text))
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "backslashreplace")
+        return celpy.CELEvalError(
+            f"invalid regular expression {str(pattern)!r}: {detail}", type(exc), exc.args
+        )
+    return celtypes.BoolType(found is not None)
+
+
+_FUNCTION_OVERRIDES: dict[str, Any] = {"matches": _function_matches}
+
+
+def _tree_depth(tree: Any) -> int:
+    """Levels of a parse tree (iterative: the tree may be deeper than Python's stack)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_TREE_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in node.children if _is_tree(child))
+    return deepest
+
 
 class ExpressionError(ValueError):
     """A CEL expression does not compile or names something unknown. One line, without the
@@ -112,13 +210,26 @@ class Expression:
     text: str
     program: Any
 
-    def evaluate(self, activation: Mapping[str, Any]) -> tuple[Any, str | None]:
+    def evaluate(
+        self, activation: Mapping[str, Any], budget: float | None = None
+    ) -> tuple[Any, str | None]:
         """Run against ``activation`` (name → CEL value: :func:`to_activation` of
-        :func:`capture_environment`). Returns ``(value, None)`` with ``value`` converted
-        to plain Python (:func:`to_python`), or ``(None, error)`` with a one-line error
-        when evaluation fails (missing field, wrong types, division by zero...)."""
+        :func:`capture_environment`) within ``budget`` seconds (default
+        :data:`TIME_BUDGET`). Returns ``(value, None)`` with ``value`` converted to plain
+        Python (:func:`to_python`), or ``(None, error)`` with a one-line error when
+        evaluation fails (missing field, wrong types, division by zero, an invalid
+        regular expression, the time budget exceeded...)."""
+        seconds = TIME_BUDGET if budget is None else budget
         try:
-            value = self.program.evaluate(dict(activation))
+            value = run_with_budget(lambda: self.program.evaluate(dict(activation)), seconds)
+        except BudgetExceeded:
+            return None, (
+                f"stopped after {seconds:g} s, the time budget of one expression: it takes "
+                "too long on this capture (an expression comparing every connection with "
+                "every other grows with the square of their number)"
+            )
+        except RecursionError:
+            return None, "the expression nests too deeply to evaluate"
         except celpy.CELEvalError as exc:
             return None, _eval_error_text(exc)
         except Exception as exc:
@@ -241,16 +352,26 @@ def compile_expression(text: str, extra_variables: tuple[str, ...] = ()) -> Expr
     line) for a syntax error or an unknown variable, global function or field name."""
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError("empty expression")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"longer than {MAX_EXPRESSION_CHARS:,} characters ({len(text):,})")
+    too_deep = (
+        f"nested too deeply (more than about {MAX_TREE_DEPTH // 10} levels of "
+        "parentheses or chained operators)"
+    )
     try:
         ast = _ENV.compile(text)
     except celpy.CELParseError as exc:
         raise ExpressionError(_syntax_error_text(text, exc)) from None
+    except RecursionError:
+        raise ExpressionError(too_deep) from None
     except Exception as exc:
         raise ExpressionError(f"syntax error ({' '.join(str(exc).split())})") from None
+    if _tree_depth(ast) > MAX_TREE_DEPTH:
+        raise ExpressionError(too_deep)
     problems = _unknown_names(ast, frozenset(VARIABLES) | frozenset(extra_variables))
     if problems:
         raise ExpressionError(problems[0])
-    return Expression(text, _ENV.program(ast))
+    return Expression(text, _ENV.program(ast, _FUNCTION_OVERRIDES))
 
 
 def to_python(value: Any) -> Any:

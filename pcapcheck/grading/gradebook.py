@@ -9,6 +9,12 @@ named after the student holding one capture (its other files: ``answers.yaml`` a
 students; hidden entries are ignored. Every other entry is a student, so that a wrong file
 is reported rather than silently dropped.
 
+Everything a student hands in is untrusted (issue #23): a symbolic link (a submission, or
+a file in a student's folder) is never followed, an entry that is neither a regular file
+nor a folder, an unreadable folder or a file name that is not valid UTF-8 are that
+student's bad submission (score 0, the reason in ``problem``), and the student id is
+sanitised (:func:`student_id`) so that every file written stays inside the output folder.
+
 Integrity (:func:`flag_shared`): two submissions whose captures hold the same connection —
 the same client ISN and server ISN, 2^64 possibilities for independent captures — are
 flagged in each other's ``shared_with``.
@@ -19,6 +25,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +49,22 @@ __all__ = [
     "gradebook_csv",
     "gradebook_rows",
     "gradescope_results",
+    "safe_text",
     "student_id",
+    "unique_ids",
     "write_outputs",
 ]
 
 #: File name endings read as capture files (longest first).
 CAPTURE_SUFFIXES = (".pcapng.gz", ".pcap.gz", ".pcapng", ".pcap", ".cap", ".gz")
+#: Characters of a student id at most.
+MAX_ID_CHARS = 64
+#: Names a student id may not take (compared case-insensitively): the files written at
+#: the top of the output folder, and Windows' reserved device names.
+RESERVED_NAMES = frozenset(
+    {"gradebook.csv", "results.json", "feedback.md", "con", "prn", "aux", "nul"}
+    | {f"{dev}{n}" for dev in ("com", "lpt") for n in range(1, 10)}
+)
 
 
 class SubmissionError(Exception):
@@ -66,78 +84,174 @@ class Submission:
     problem: str | None = None
 
 
+def _sanitise(name: str) -> str:
+    """``name`` as a safe file name: NFC, every character other than a letter, a digit,
+    ``-``, ``_`` or ``.`` (slashes, control characters, spaces, undecodable bytes...)
+    replaced by ``_``, leading dots and trailing dots removed, at most
+    :data:`MAX_ID_CHARS` characters; ``student`` when nothing is left."""
+    name = unicodedata.normalize("NFC", name)
+    kept = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    kept = kept.lstrip(".")[:MAX_ID_CHARS].rstrip(".")
+    return kept or "student"
+
+
 def student_id(path: Path) -> str:
-    """The student id of a capture file or folder: its name without a capture suffix."""
+    """The student id of a capture file or folder: its name without a capture suffix,
+    made a safe file name (:func:`_sanitise`: letters, digits, ``-``, ``_`` and ``.``
+    only, no leading dot, at most 64 characters). :func:`discover` then makes the ids
+    unique (:func:`unique_ids`)."""
     name = path.name
-    if path.is_dir():
-        return name
-    for suffix in CAPTURE_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.stem or name
+    if not path.is_dir() or path.is_symlink():
+        for suffix in CAPTURE_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                break
+        else:
+            name = path.stem or name
+    return _sanitise(name)
+
+
+def unique_ids(ids: Sequence[str]) -> list[str]:
+    """``ids`` made unique case-insensitively (two folders ``Bob`` and ``bob`` would be
+    one on a case-insensitive file system) and distinct from :data:`RESERVED_NAMES`: a
+    repeat gets ``-2``, ``-3``... (the first free one)."""
+    taken = set(RESERVED_NAMES)
+    unique = []
+    for sid in ids:
+        candidate, n = sid, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{sid}-{n}"
+        taken.add(candidate.casefold())
+        unique.append(candidate)
+    return unique
+
+
+def safe_text(text: str) -> str:
+    """``text`` encodable as UTF-8: a lone surrogate (a byte of a file name that is not
+    valid UTF-8, as Python's ``surrogateescape`` reads it) becomes ``\\udcXX``
+    (``backslashreplace``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _undecodable(name: str) -> bool:
+    """Whether a file name holds bytes that are not valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _entry_problem(entry: Path) -> str | None:
+    """Why a directory entry (a student's submission, or a file in a student's folder)
+    is refused before being read: a symbolic link, not a regular file or folder, a name
+    that is not UTF-8."""
+    shown = safe_text(entry.name)
+    if entry.is_symlink():
+        try:
+            target = safe_text(os.readlink(entry))
+        except OSError:
+            target = "?"
+        return f"{shown} is a symbolic link (to {target}): links are not followed, hand in the file"
+    if _undecodable(entry.name):
+        return f"the file name {shown} is not valid UTF-8: rename it"
+    if not entry.is_dir() and not entry.is_file():
+        return f"{shown} is not a regular file or folder"
+    return None
 
 
 def _from_folder(folder: Path) -> Submission:
-    files = sorted(
+    sid = student_id(folder)
+    try:
+        entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return Submission(sid, folder, None, problem=f"cannot read the folder ({reason})")
+    for entry in entries:
+        problem = _entry_problem(entry)
+        if problem is not None:
+            return Submission(sid, folder, None, problem=f"the folder holds a bad entry: {problem}")
+    files = [
         p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.name not in ANSWER_NAMES
-        and not p.name.endswith(ANSWER_SUFFIXES)
-    )
+        for p in entries
+        if p.is_file() and p.name not in ANSWER_NAMES and not p.name.endswith(ANSWER_SUFFIXES)
+    ]
     if len(files) > 1:
         captures = [p for p in files if p.name.lower().endswith(CAPTURE_SUFFIXES)]
         files = captures or files
     if not files:
-        return Submission(folder.name, folder, None, problem="the folder holds no capture file")
+        return Submission(sid, folder, None, problem="the folder holds no capture file")
     if len(files) > 1:
         names = ", ".join(p.name for p in files)
         return Submission(
-            folder.name,
+            sid,
             folder,
             None,
             problem=f"the folder holds several captures ({names}): hand in one",
         )
-    return Submission(folder.name, folder, files[0], find_answers(files[0], folder))
+    return Submission(sid, folder, files[0], find_answers(files[0], folder))
+
+
+def _from_entry(entry: Path) -> Submission | None:
+    """The submission of one entry of a directory of submissions (None for an answers
+    file beside a capture)."""
+    problem = _entry_problem(entry)
+    if problem is not None:
+        return Submission(student_id(entry), entry, None, problem=problem)
+    if entry.is_dir():
+        return _from_folder(entry)
+    if entry.name.endswith(ANSWER_SUFFIXES):
+        return None
+    answers = find_answers(entry)
+    if answers is not None and answers.is_symlink():
+        problem = _entry_problem(answers)
+        return Submission(student_id(entry), entry, None, problem=problem)
+    return Submission(student_id(entry), entry, entry, answers)
 
 
 def discover(paths: Sequence[Path]) -> list[Submission]:
     """The submissions in ``paths`` (files and directories of submissions), in order
     (directory entries sorted by name). Student ids are made unique by appending ``-2``,
-    ``-3``... Raises :class:`SubmissionError` for a missing path or an empty directory."""
+    ``-3``... (:func:`unique_ids`). Raises :class:`SubmissionError` for a missing path, an
+    unreadable directory or an empty one."""
     found: list[Submission] = []
     for path in paths:
         path = Path(path)
         if not path.exists():
-            raise SubmissionError(f"{path}: no such file or directory")
+            raise SubmissionError(f"{safe_text(str(path))}: no such file or directory")
         if path.is_file():
             # A capture handed in alone: its directory is the student's folder.
             found.append(Submission(student_id(path), path, path, find_answers(path, path.parent)))
             continue
-        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        try:
+            entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        except OSError as exc:
+            raise SubmissionError(
+                f"{safe_text(str(path))}: cannot read the directory ({exc.strerror or exc})"
+            ) from None
         before = len(found)
         for entry in entries:
-            if entry.is_dir():
-                found.append(_from_folder(entry))
-            elif entry.is_file() and not entry.name.endswith(ANSWER_SUFFIXES):
-                found.append(Submission(student_id(entry), entry, entry, find_answers(entry)))
+            sub = _from_entry(entry)
+            if sub is not None:
+                found.append(sub)
         if len(found) == before:
-            raise SubmissionError(f"{path}: no submissions in this directory")
-    seen: dict[str, int] = {}
-    for sub in found:
-        n = seen.get(sub.student, 0) + 1
-        seen[sub.student] = n
-        if n > 1:
-            sub.student = f"{sub.student}-{n}"
+            raise SubmissionError(f"{safe_text(str(path))}: no submissions in this directory")
+    for sub, sid in zip(found, unique_ids([sub.student for sub in found])):
+        sub.student = sid
     return found
 
 
 def grade_all(
-    rubric: Rubric, submissions: Iterable[Submission], catalog: Catalog | None = None
+    rubric: Rubric,
+    submissions: Iterable[Submission],
+    catalog: Catalog | None = None,
+    budget: float | None = None,
 ) -> list[StudentResult]:
-    """Grade every submission (a bad one scores 0 and never stops the batch), then
-    :func:`flag_shared`."""
+    """Grade every submission (a bad one scores 0 and never stops the batch; neither
+    does an unexpected error while grading one, which becomes its ``problem``), then
+    :func:`flag_shared`. ``budget``: seconds per CEL expression (default
+    :data:`pcapcheck.grading.expressions.TIME_BUDGET`)."""
     catalog = catalog if catalog is not None else load_catalog()
     results = []
     for sub in submissions:
@@ -146,11 +260,22 @@ def grade_all(
                 bad_submission(rubric, sub.student, sub.path, sub.problem or "no capture")
             )
             continue
-        results.append(
-            grade_submission(
-                rubric, sub.student, sub.capture, sub.answers, submission=sub.path, catalog=catalog
+        try:
+            result = grade_submission(
+                rubric,
+                sub.student,
+                sub.capture,
+                sub.answers,
+                submission=sub.path,
+                catalog=catalog,
+                budget=budget,
             )
-        )
+        except Exception as exc:  # one student's problem is never the batch's
+            if os.environ.get("PCAPCHECK_DEBUG"):
+                raise
+            problem = f"internal error while grading: {type(exc).__name__}: {exc}"
+            result = bad_submission(rubric, sub.student, sub.path, problem, sub.capture)
+        results.append(result)
     flag_shared(results)
     return results
 
@@ -195,7 +320,7 @@ def gradebook_csv(rubric: Rubric, results: Sequence[StudentResult]) -> str:
     """:func:`gradebook_rows` as CSV text (``\\n`` line ends)."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(gradebook_rows(rubric, results))
-    return buf.getvalue()
+    return safe_text(buf.getvalue())
 
 
 def gradescope_results(rubric: Rubric, student: StudentResult) -> dict[str, Any]:
@@ -239,20 +364,25 @@ def write_outputs(
     """Write ``OUT/gradebook.csv``, ``OUT/<student>/feedback.md`` and, with
     ``gradescope``, ``OUT/<student>/results.json`` (plus ``OUT/results.json`` when one
     student was graded: the file Gradescope's autograder reads). Returns the paths
-    written. Raises OSError."""
+    written. Raises OSError; ValueError for a student id that is not a plain name (ids
+    from :func:`discover` always are: a guard, so nothing is written outside ``out``)."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "gradebook.csv"]
     written[0].write_text(gradebook_csv(rubric, results), encoding="utf-8")
     for res in results:
+        if _sanitise(res.student) != res.student or res.student.casefold() in RESERVED_NAMES:
+            raise ValueError(f"student id {safe_text(res.student)!r} is not a safe file name")
         folder = out / res.student
         folder.mkdir(exist_ok=True)
-        (folder / "feedback.md").write_text(render_feedback(res, rubric), encoding="utf-8")
+        (folder / "feedback.md").write_text(
+            safe_text(render_feedback(res, rubric)), encoding="utf-8"
+        )
         written.append(folder / "feedback.md")
         if gradescope:
             text = json.dumps(gradescope_results(rubric, res), indent=2, ensure_ascii=False)
-            (folder / "results.json").write_text(text + "\n", encoding="utf-8")
+            (folder / "results.json").write_text(safe_text(text) + "\n", encoding="utf-8")
             written.append(folder / "results.json")
             if len(results) == 1:
-                (out / "results.json").write_text(text + "\n", encoding="utf-8")
+                (out / "results.json").write_text(safe_text(text) + "\n", encoding="utf-8")
                 written.append(out / "results.json")
     return written

@@ -94,8 +94,8 @@ def _problem(result: FileResult) -> str | None:
     return None
 
 
-def _matches(expr: Expression, activation: dict[str, Any], conn: Any) -> bool:
-    value, error = expr.evaluate({**activation, "c": conn})
+def _matches(expr: Expression, activation: dict[str, Any], conn: Any, budget: float | None) -> bool:
+    value, error = expr.evaluate({**activation, "c": conn}, budget)
     return error is None and value is True
 
 
@@ -114,9 +114,13 @@ def _evidence(value: Any) -> tuple[list[dict], list[int], list[int]]:
 
 
 def _evaluate(
-    check: Check, env: Mapping[str, Any], activation: dict[str, Any], focus: list[int]
+    check: Check,
+    env: Mapping[str, Any],
+    activation: dict[str, Any],
+    focus: list[int],
+    budget: float | None,
 ) -> CheckResult:
-    value, error = check.condition.evaluate(activation)
+    value, error = check.condition.evaluate(activation, budget)
     if error is None and not isinstance(value, bool):
         error = f"the condition gave {value!r}, not true or false"
     passed = error is None and value is True
@@ -137,7 +141,7 @@ def _evaluate(
     conns: list[int] = []
     frames: list[int] = []
     if check.evidence is not None:
-        ev, ev_error = check.evidence.evaluate(activation)
+        ev, ev_error = check.evidence.evaluate(activation, budget)
         if ev_error is None:
             findings, conns, frames = _evidence(ev)
             conns += [f["connection"] for f in findings if f.get("connection") is not None]
@@ -164,6 +168,7 @@ def grade_submission(
     answers_file: Path | None = None,
     submission: Path | None = None,
     catalog: Catalog | None = None,
+    budget: float | None = None,
 ) -> StudentResult:
     """Grade the capture of one student against ``rubric``.
 
@@ -172,7 +177,9 @@ def grade_submission(
     the rule catalogue (default: the shipped one, default rule selection). Never raises
     for a bad capture or answers file: a capture that cannot be graded gives a
     :func:`bad_submission`, an unusable answers file scores 0 on the answers with the
-    reason in their feedback.
+    reason in their feedback. ``budget``: seconds each CEL expression may run (default
+    :data:`pcapcheck.grading.expressions.TIME_BUDGET`); one that runs past it fails its
+    check with that reason.
     """
     submission = submission if submission is not None else capture
     catalog = catalog if catalog is not None else load_catalog()
@@ -207,13 +214,13 @@ def grade_submission(
         [
             c["id"]
             for c, cel in zip(env["connections"], activation["connections"])
-            if _matches(rubric.focus, activation, cel)
+            if _matches(rubric.focus, activation, cel, budget)
         ]
         if rubric.focus is not None
         else []
     )
     for check in rubric.checks:
-        out.checks.append(_evaluate(check, env, activation, focus))
+        out.checks.append(_evaluate(check, env, activation, focus, budget))
 
     lab = focus[0] if focus else env["connections"][0]["id"]
     out.checks.extend(_answers(rubric, answers_file, env, segments, lab, result.packets))
