@@ -150,6 +150,10 @@ class Segment:
     ip_version: int = 4
     truncated: bool = False
     checksum_ok: bool | None = None
+    #: the tunnels the segment came through, outermost first (``("eth", "ipv4
+    #: 192.0.2.1>192.0.2.2", "udp 4789", "vxlan 42", "eth", "ipv4")``), None when it came
+    #: through none (link layers, VLAN tags, MPLS and PPPoE alone are not tunnels)
+    encapsulation: tuple[str, ...] | None = None
 
 
 class SegmentBlock:

@@ -71,7 +71,7 @@ class NativeSource(SourceAttributes):
                 else:
                     item = decode(record)
             except DecodeError as exc:
-                item = exc
+                item = exc.with_traceback(None)  # its frames not kept (issue #23)
             if n and type(item) is Segment and (item.sport + item.dport) % n != k:
                 item = OTHER_SHARD
             yield record.frame, record.ts, item
@@ -555,7 +555,7 @@ def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
         return clean_summary(conn)
     handshake, close = classify(conn)
     zeek = conn.zeek
-    return _summary(
+    summary = _summary(
         conn.id,
         conn.client_text,
         conn.server_text,
@@ -582,6 +582,9 @@ def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
             for role, ep in (("client", conn.ec), ("server", conn.es))
         },
     )
+    if conn.encapsulation is not None:  # only tunnelled connections have the key
+        summary["encapsulation"] = list(conn.encapsulation)
+    return summary
 
 
 def clean_summary(c: CleanConnection) -> dict[str, Any]:

@@ -213,6 +213,209 @@ def macs(i: int) -> tuple[bytes, bytes]:
     return (MAC_C, MAC_S) if CONVERSATION[i][0] else (MAC_S, MAC_C)
 
 
+# ---- tunnels ----------------------------------------------------------------------------
+#
+# Every tunnel capture holds two connections on the same inner 4-tuple: the clean
+# CONVERSATION (frames 1-10) in one tunnel (VNI, TEID, key or outer address pair "A")
+# and the failed handshake BAD_SYNACK (frames 11-13, HS002 at frame 12) in another
+# ("B"): two connections, because the tunnel is part of a connection's identity.
+
+OUTER = {"A": ("192.0.2.1", "192.0.2.2"), "B": ("192.0.2.3", "192.0.2.4")}
+OUTER6 = {
+    "A": ("2001:db8:ffff::1", "2001:db8:ffff::2"),
+    "B": ("2001:db8:ffff::3", "2001:db8:ffff::4"),
+}
+MAC_R1, MAC_R2 = b"\x02\x00\x00\x00\x01\x01", b"\x02\x00\x00\x00\x01\x02"
+
+
+def outer4(which: str, up: bool, proto: int, payload: bytes, ipid: int = 1) -> bytes:
+    """An outer IPv4 header (tunnel endpoints ``OUTER[which]``, reversed when not
+    ``up``) around ``payload``."""
+    a, b = OUTER[which] if up else OUTER[which][::-1]
+    ip = dpkt.ip.IP(src=_a4(a), dst=_a4(b), p=proto, ttl=64, id=ipid, data=payload)
+    ip.len = 20 + len(payload)
+    return bytes(ip)
+
+
+def outer6(which: str, up: bool, nh: int, payload: bytes) -> bytes:
+    a, b = OUTER6[which] if up else OUTER6[which][::-1]
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, 64, _a6(a), _a6(b)) + payload
+
+
+def udp(sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP header (checksum 0: not computed, RFC 768, as tunnel endpoints send)."""
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def underlay(up: bool, ethertype: int, payload: bytes) -> bytes:
+    """The underlay's Ethernet frame (written with struct: dpkt's Ethernet re-encodes a
+    PPPoE payload, compressing its PPP protocol field to one byte)."""
+    src, dst = (MAC_R1, MAC_R2) if up else (MAC_R2, MAC_R1)
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def inner_eth(pkt, ip: bytes, ethertype: int = 0x0800) -> bytes:
+    s, d = (MAC_C, MAC_S) if pkt[0] else (MAC_S, MAC_C)
+    return eth(s, d, ethertype, ip)
+
+
+def tunnel_frames(wrap, v6: bool = False) -> list[tuple[int, bytes]]:
+    """CONVERSATION in tunnel "A", then BAD_SYNACK in tunnel "B" (0.5 s later):
+    ``wrap(which, pkt, k, inner_ip)`` gives the frame of the inner IP packet."""
+    out = []
+    for k, pkt in enumerate(CONVERSATION):
+        ip = ipv6_from(pkt) if v6 else ipv4_from(pkt, k)
+        out.append((TIMES_NS[k], wrap("A", pkt, k, ip)))
+    for k, pkt in enumerate(BAD_SYNACK):
+        ip = ipv6_from(pkt) if v6 else ipv4_from(pkt, 20 + k)
+        out.append((TIMES_NS[k] + 500_000_000, wrap("B", pkt, 20 + k, ip)))
+    return out
+
+
+def w_ipip(which, pkt, k, ip):
+    return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 4, ip, 100 + k))
+
+
+def w_sit(which, pkt, k, ip):
+    return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 41, ip, 100 + k))
+
+
+def w_ip6tnl(which, pkt, k, ip):
+    return underlay(pkt[0], 0x86DD, outer6(which, pkt[0], 4 if ip[0] >> 4 == 4 else 41, ip))
+
+
+def gre(proto: int, payload: bytes, key: int | None = None, seq: int | None = None,
+        csum: bool = False, version: int = 0) -> bytes:  # fmt: skip
+    """A GRE header (RFC 2784, RFC 2890) in front of ``payload``."""
+    flags = (0x8000 if csum else 0) | (0x2000 if key is not None else 0)
+    flags |= (0x1000 if seq is not None else 0) | version
+    opt = b""
+    if csum:
+        opt += b"\x00\x00\x00\x00"  # checksum filled below, reserved1
+    if key is not None:
+        opt += struct.pack("!I", key)
+    if seq is not None:
+        opt += struct.pack("!I", seq)
+    raw = struct.pack("!HH", flags, proto) + opt + payload
+    if csum:
+        c = dpkt.in_cksum(raw)
+        raw = raw[:4] + struct.pack("!H", c) + raw[6:]
+    return raw
+
+
+def w_gre(which, pkt, k, ip):
+    """GRE with checksum, key (1 / 2 by tunnel) and sequence number, IPv4 inside."""
+    g = gre(0x0800, ip, key=1 if which == "A" else 2, seq=k, csum=True)
+    return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 47, g, 100 + k))
+
+
+def w_gretap(which, pkt, k, ip):
+    """GRE (plain) carrying Ethernet (0x6558, transparent Ethernet bridging), IPv6 inside."""
+    g = gre(0x6558, inner_eth(pkt, ip, 0x86DD))
+    return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 47, g, 100 + k))
+
+
+def vxlan(vni: int, payload: bytes, flags: int = 0x08) -> bytes:
+    return struct.pack("!B3xI", flags, vni << 8) + payload
+
+
+VNI = {"A": 42, "B": 43}
+TEID = {"A": 0x1001, "B": 0x1002}
+
+
+def w_vxlan(which, pkt, k, ip):
+    """VXLAN over the same outer endpoints in both tunnels: VNI 42 and 43."""
+    v = vxlan(VNI[which], inner_eth(pkt, ip))
+    return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 17, udp(49152 + k, 4789, v), 100 + k))
+
+
+def geneve(vni: int, proto: int, payload: bytes, options: bytes = b"", version: int = 0) -> bytes:
+    assert len(options) % 4 == 0
+    return (
+        struct.pack("!BBHI", version << 6 | len(options) // 4, 0, proto, vni << 8)
+        + options
+        + payload
+    )
+
+
+#: one Geneve option (RFC 8926 §3.5): class 0x0102, type 0x80, 4 bytes of data
+GENEVE_OPTION = struct.pack("!HBB", 0x0102, 0x80, 1) + b"\xde\xad\xbe\xef"
+
+
+def w_geneve(which, pkt, k, ip):
+    """Geneve with one 8-byte option, Ethernet inside, VNI 42 and 43."""
+    g = geneve(VNI[which], 0x6558, inner_eth(pkt, ip), GENEVE_OPTION)
+    return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 17, udp(49152 + k, 6081, g), 100 + k))
+
+
+def gtpu(teid: int, payload: bytes, ext: bytes | None = None, flags: int | None = None,
+         mtype: int = 0xFF) -> bytes:  # fmt: skip
+    """A GTP-U header (TS 29.281 §5.1); with ``ext`` (a PDU session container
+    extension header, type 0x85) the E flag, sequence number 0, N-PDU 0."""
+    opt = b""
+    f = 0x30
+    if ext is not None:
+        f |= 0x04
+        opt = struct.pack("!HBB", 0, 0, 0x85) + ext
+    if flags is not None:
+        f = flags
+    body = opt + payload
+    return struct.pack("!BBHI", f, mtype, len(body), teid) + body
+
+
+#: a PDU session container (TS 38.415), 4 bytes: length 1, content, next type 0
+GTPU_EXT = bytes((1, 0x10, 0x09, 0))
+
+
+def w_gtpu(which, pkt, k, ip):
+    """GTP-U on port 2152, with an extension header in frames from the client, TEID
+    0x1001 and 0x1002."""
+    g = gtpu(TEID[which], ip, GTPU_EXT if pkt[0] else None)
+    return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 17, udp(2152, 2152, g), 100 + k))
+
+
+def teredo(payload: bytes, origin: bool = False, auth: bool = False) -> bytes:
+    """Teredo (RFC 4380 §5.1.1): an authentication header (client id "c1", 4-byte
+    value, nonce, confirmation 0) and/or an origin indication before ``payload``."""
+    out = b""
+    if auth:
+        out += struct.pack("!HBB", 1, 2, 4) + b"c1" + b"\x01\x02\x03\x04" + b"N" * 8 + b"\x00"
+    if origin:
+        out += struct.pack("!HH4s", 0, 3544 ^ 0xFFFF, bytes(b ^ 0xFF for b in _a4("192.0.2.9")))
+    return out + payload
+
+
+def w_teredo(which, pkt, k, ip):
+    """Teredo: the relay side (port 3544) sends with an origin indication, the client
+    with an authentication header; the two connections through two relays."""
+    t = teredo(ip, origin=not pkt[0], auth=pkt[0] and k == 0)
+    u = udp(50000, 3544, t) if pkt[0] else udp(3544, 50000, t)
+    return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 17, u, 100 + k))
+
+
+def w_pppoe(which, pkt, k, ip):
+    """PPPoE session (ethertype 0x8864, sessions 0x11 / 0x12), PPP protocol IPv4."""
+    sid = 0x11 if which == "A" else 0x12
+    body = struct.pack("!H", 0x0021) + ip
+    return underlay(pkt[0], 0x8864, struct.pack("!BBHH", 0x11, 0, sid, len(body)) + body)
+
+
+#: name -> (wrap, IPv6 inside, description)
+TUNNELS = {
+    "pppoe_ipv4.pcap": (w_pppoe, False, "Ethernet + PPPoE session (0x8864), PPP IPv4"),
+    "ipip.pcap": (w_ipip, False, "IPv4 in IPv4 (protocol 4), two outer address pairs"),
+    "sit_6in4.pcap": (w_sit, True, "IPv6 in IPv4 (protocol 41, 6in4 / sit)"),
+    "ip6tnl_ipv4.pcap": (w_ip6tnl, False, "IPv4 in IPv6 (next header 4)"),
+    "ip6tnl_ipv6.pcap": (w_ip6tnl, True, "IPv6 in IPv6 (next header 41)"),
+    "gre_ipv4.pcap": (w_gre, False, "GRE with checksum, key 1 / 2, sequence numbers; IPv4"),
+    "gretap_ipv6.pcap": (w_gretap, True, "GRE 0x6558 (Ethernet bridging), Ethernet, IPv6"),
+    "vxlan.pcap": (w_vxlan, False, "VXLAN (UDP 4789) VNI 42 and 43, Ethernet, IPv4"),
+    "geneve.pcap": (w_geneve, False, "Geneve (UDP 6081) with an option, VNI 42 / 43, Ethernet"),
+    "gtpu.pcap": (w_gtpu, False, "GTP-U (UDP 2152), TEID 0x1001 / 0x1002, extension header"),
+    "teredo.pcap": (w_teredo, True, "Teredo (UDP 3544), origin indication, authentication"),
+}
+
+
 # ---- containers ------------------------------------------------------------------------
 
 
@@ -560,6 +763,79 @@ def build(outdir: Path) -> dict[str, str]:
         "Ethernet + 802.1Q + MPLS two-label stack (16, 1000), IPv6: SYN, a SYN-ACK"
         " acknowledging the client's ISN (HS002, frame 2), the client's RST (frame 3)",
     )
+
+    # ---- tunnels ------------------------------------------------------------------------
+    for name, (wrap, v6, what) in TUNNELS.items():
+        put(
+            name,
+            pcap_file(tunnel_frames(wrap, v6), 1),
+            what + ": the clean conversation (frames 1-10) in one tunnel, a failed"
+            " handshake on the same inner 4-tuple (HS002 at frame 12) in another",
+        )
+
+    def bad_tunnel(frame: bytes) -> bytes:
+        """The clean conversation over plain Ethernet with ``frame`` as frame 4 (CP005)."""
+        fr = list(base)
+        fr.insert(3, (TIMES_NS[2] + 100_000, frame))
+        return pcap_file(fr, 1)
+
+    ip = ipv4_from(CONVERSATION[3], 3)
+    vx = lambda payload: underlay(True, 0x0800, outer4("A", True, 17, udp(1, 4789, payload)))  # noqa: E731
+    bad_tunnels = {
+        "gre_v1_pptp.pcap": (
+            underlay(True, 0x0800, outer4("A", True, 47, gre(0x880B, ip, version=1))),
+            "GRE version 1 (PPTP)",
+        ),
+        "gre_cut.pcap": (
+            underlay(True, 0x0800, outer4("A", True, 47, gre(0x0800, b"", key=1)))[:-2],
+            "GRE header with a key cut 2 bytes short",
+        ),
+        "vxlan_no_i_flag.pcap": (
+            vx(vxlan(42, inner_eth(CONVERSATION[3], ip), 0)),
+            "VXLAN I flag 0",
+        ),
+        "vxlan_cut.pcap": (vx(b"\x08\x00\x00"), "VXLAN header of 3 bytes"),
+        "geneve_v1.pcap": (
+            underlay(
+                True, 0x0800, outer4("A", True, 17, udp(1, 6081, geneve(1, 0x0800, ip, version=1)))
+            ),
+            "Geneve version 1",
+        ),
+        "geneve_cut_options.pcap": (
+            underlay(
+                True,
+                0x0800,
+                outer4("A", True, 17, udp(1, 6081, geneve(1, 0x0800, b"", GENEVE_OPTION)[:12])),
+            ),
+            "Geneve header whose 8 bytes of options are cut at 4",
+        ),
+        "gtpu_bad_flags.pcap": (
+            underlay(True, 0x0800, outer4("A", True, 17, udp(2152, 2152, gtpu(1, ip, flags=0x50)))),
+            "GTP-U flags 0x50 (version 2)",
+        ),
+        "gtpu_ext_len0.pcap": (
+            underlay(
+                True,
+                0x0800,
+                outer4("A", True, 17, udp(2152, 2152, gtpu(1, ip, bytes((0, 0, 0, 0))))),
+            ),
+            "GTP-U extension header of length 0",
+        ),
+        "teredo_bad_indicator.pcap": (
+            underlay(
+                True, 0x0800, outer4("A", True, 17, udp(50000, 3544, b"\x00\x07" + bytes(40)))
+            ),
+            "Teredo indicator 0x0007",
+        ),
+        "pppoe_cut.pcap": (
+            underlay(True, 0x8864, b"\x11\x00\x00\x11\x00"),
+            "PPPoE header of 5 bytes",
+        ),
+    }
+    for name, (frame, what) in bad_tunnels.items():
+        put(
+            "bad/" + name, bad_tunnel(frame), f"eth_ipv4.pcap with an extra frame 4: {what} (CP005)"
+        )
 
     # ---- bad/ -------------------------------------------------------------------------
     offs = record_offsets(eth_ipv4)

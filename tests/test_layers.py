@@ -263,20 +263,10 @@ def test_field_reads_both_loopback_byte_orders():
     assert Field(2, 1, mask=1).read(b"\x00\x01\x01\x40", 0) == 1
 
 
-@pytest.fixture
-def pppoe():
-    """A PPPoE session layer (RFC 2516: 6 bytes, then the 2-byte PPP protocol) bound to
-    ethertype 0x8864, for the test only: the one entry a new encapsulation is."""
-    ppp = Dispatch("PPP protocol", skip="other-ppp")
-    layer = Layer("PPPoE", "PPPoE session header", 8, next=Field(6, 2), dispatch=ppp)
-    layers.register(ppp, 0x0021, IPV4)
-    layers.register(ppp, 0x0057, IPV6)
-    layers.register(ETHERTYPE, 0x8864, layer)
-    yield layer
-    del ETHERTYPE.layers[0x8864]
-
-
-def test_a_new_layer_is_one_entry(tmp_path, pppoe):
+def test_pppoe_is_one_entry(tmp_path):
+    """PPPoE session frames (RFC 2516: 6 bytes, then the 2-byte PPP protocol) are one
+    entry of the table (layers.PPPOE on ethertype 0x8864), walked in batches."""
+    assert ETHERTYPE.layers[0x8864] is layers.PPPOE
     seg = tcp(payload=b"p" * 12)
 
     def session(payload: bytes, proto: int) -> bytes:
@@ -291,14 +281,14 @@ def test_a_new_layer_is_one_entry(tmp_path, pppoe):
     plain = Decoder().decode(_record(eth(ip4(seg))))
     dec = Decoder()
     assert [dec.decode(_record(f)) for f in frames[:3]] == [plain, plain, None]
-    assert dec.skipped == {"other-ppp": 1}
+    assert dec.skipped == {"other-ppp-protocol": 1}
     with pytest.raises(DecodeError, match=r"^truncated PPPoE session header \(5 of 8 bytes"):
         dec.decode(_record(frames[3]))
     path = write_pcap(tmp_path / "pppoe.pcap", frames[:3] * 20 + frames[3:])
     assert_same(path, False)
     src = BatchSource(path)
     list(src)
-    assert src.one_by_one == 1 and src.skipped == {"other-ppp": 20}
+    assert src.one_by_one == 1 and src.skipped == {"other-ppp-protocol": 20}
 
 
 @pytest.fixture

@@ -29,9 +29,10 @@ from __future__ import annotations
 import socket
 import struct
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pcapcheck.capture.layers import IPV4, LINKTYPE
+from pcapcheck.capture.layers import IPV4, LINKTYPE, tunnel_tables
 from pcapcheck.model import Record, Segment, TcpOptions
 
 __all__ = ["SUPPORTED_LINKTYPES", "DecodeError", "Decoder", "SourceAttributes"]
@@ -49,6 +50,7 @@ _TS_ONLY = struct.Struct("!III").unpack_from  # NOP NOP kind len, TSval, TSecr
 _IPV6_HDR = struct.Struct("!BxxxHB").unpack_from  # vtc, plen, next header
 _TCP_HDR = struct.Struct("!HHIIBBH").unpack_from  # ports, seq, ack, doff, flags, win
 _U16 = struct.Struct("!H").unpack_from
+_U32 = struct.Struct("!I").unpack_from
 _U32_PAIR = struct.Struct("!II").unpack_from
 _NOP_NOP_TS = 0x0101080A
 
@@ -197,13 +199,54 @@ class Decoder:
     Not thread-safe (address caches).
     """
 
-    __slots__ = ("_v4", "_v6", "skipped", "verify_checksums")
+    __slots__ = ("_proto4", "_proto6", "_v4", "_v6", "skipped", "verify_checksums")
 
-    def __init__(self, verify_checksums: bool = False):
+    def __init__(
+        self,
+        verify_checksums: bool = False,
+        tunnel_ports: Mapping[str, Iterable[int]] | None = None,
+    ):
         self.verify_checksums = verify_checksums
         self.skipped: Counter[str] = Counter()
         self._v4: dict[int, str] = {}
         self._v6: dict[bytes, str] = {}
+        #: the tunnels named by an IPv4 protocol / IPv6 next header (layers.IP_PROTOCOL)
+        self._proto4, self._proto6 = tunnel_tables(tunnel_ports)
+
+    def _path(
+        self, data: bytes, lt: int, path: list[tuple[Any, int, int]], version: int
+    ) -> tuple[str, ...]:
+        """The encapsulation path of a tunnelled segment (``Segment.encapsulation``):
+        the link layers down to the outermost IP header, each IP header of a tunnel
+        with its addresses (``"ipv4 192.0.2.1>192.0.2.2"``), each labelled tunnel
+        layer (``"udp 4789"``, ``"vxlan 42"``), and the inner ``"ipv4"`` or ``"ipv6"``.
+        ``path``: the walk's record of the tunnel part (:meth:`decode`)."""
+        out = []
+        layer = _LINKTYPES[lt]
+        off = 0
+        first_ip = path[0][1]
+        while layer.next is not None and off < first_ip:  # the link layers, checked
+            hl = layer.header_length(data, off)
+            value = layer.next.read(data, off)
+            label = layer.describe(data, off, value)
+            if label is not None:
+                out.append(label)
+            layer = layer.dispatch.layers[value]
+            off += hl
+        for what, at, value in path:
+            if what == "ip":
+                if value == 4:
+                    a, b = self._addr4(_U32(data, at + 12)[0]), self._addr4(_U32(data, at + 16)[0])
+                else:
+                    a = self._addr6(bytes(data[at + 8 : at + 24]))
+                    b = self._addr6(bytes(data[at + 24 : at + 40]))
+                out.append(f"ipv{value} {a}>{b}")
+            else:
+                label = what.describe(data, at, value)
+                if label is not None:
+                    out.append(label)
+        out.append(f"ipv{version}")
+        return tuple(out)
 
     def _addr4(self, a: int) -> str:
         s = self._v4.get(a)
@@ -253,130 +296,156 @@ class Decoder:
                 return None
             raise DecodeError(LINKTYPE.reason(lt))
         off = 0
-        while (field := layer.next) is not None:
-            if n - off < layer.need:
-                raise DecodeError(layer.truncated(n - off))
-            if field.u16:  # an ethertype, read inline
-                i = off + field.offset
-                value = data[i] << 8 | data[i + 1]
-            else:
-                value = field.read(data, off)
-            if layer.length_from is None:
-                off += layer.length
-            else:  # a header whose length is written in it
-                hl = layer.header_length(data, off)
-                if hl < layer.length:
-                    raise DecodeError(f"bad {layer.title} length {hl} < {layer.length}")
-                if n - off < hl:
-                    raise DecodeError(layer.truncated(n - off, hl))
-                off += hl
-            dispatch = layer.dispatch
-            nxt = dispatch.layers.get(value)
-            if nxt is None:
-                kind = dispatch.skip_kind(value)
-                if kind is None:
-                    raise DecodeError(dispatch.reason(value))
-                self.skipped[kind] += 1
-                return None
-            layer = nxt
-
-        # ---- network layer ----------------------------------------------------------
-        if layer is IPV4:
-            avail = n - off
-            if avail < 20:
-                raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
-            if avail >= 40 and data[off] == 0x45:
-                (
-                    vihl,
-                    total,
-                    ip_id,
-                    frag,
-                    proto,
-                    src,
-                    dst,
-                    sport,
-                    dport,
-                    seq,
-                    ack,
-                    doff,
-                    flags,
-                    win,
-                ) = _IPV4_TCP_HDR(data, off)
-                tcp_parsed = True
-            else:
-                vihl, total, ip_id, frag, proto, src, dst = _IPV4_HDR(data, off)
-                tcp_parsed = False
-            if vihl >> 4 != 4:
-                raise DecodeError(f"IP version {vihl >> 4} in an IPv4 packet")
-            ihl = (vihl & 15) << 2
-            if ihl < 20:
-                raise DecodeError(f"IPv4 header length {ihl} < 20")
-            if avail < ihl:
-                raise DecodeError(f"truncated IPv4 header ({avail} of {ihl} bytes captured)")
-            if total == 0:  # TSO: length left to the NIC; use the frame's
-                total = max(record.wire_len, n) - off
-            elif total < ihl:
-                raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
-            if frag & 0x3FFF:
-                self.skipped["ipv4-fragment"] += 1
-                return None
-            if proto != 6:
-                self.skipped[_skip_kind_for_proto(4, proto)] += 1
-                return None
-            t = off + ihl
-            tcp_len = total - ihl
-            version = 4
-        else:  # IPv6
-            avail = n - off
-            if avail < 40:
-                raise DecodeError(f"truncated IPv6 header ({avail} of 40 bytes captured)")
-            vtc, plen, nh = _IPV6_HDR(data, off)
-            if vtc >> 4 != 6:
-                raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
-            if plen == 0:  # jumbogram or TSO: use the frame's length
-                plen = max(record.wire_len, n) - off - 40
-
-            t = off + 40
-            final_dst = None
-            while nh in _IPV6_EXT:
-                if plen < t - off - 40 + 8:
-                    raise DecodeError(
-                        f"IPv6 payload length {plen} ends inside the extension headers"
-                    )
-                if n < t + 8:
-                    raise DecodeError(
-                        f"truncated IPv6 extension header ({n - t} of 8 bytes captured)"
-                    )
-                if nh == 44:
-                    if _U16(data, t + 2)[0] & 0xFFF9:
-                        self.skipped["ipv6-fragment"] += 1
-                        return None
-                    hlen = 8
-                elif nh == 51:
-                    hlen = (data[t + 1] + 2) << 2
-                    if hlen < 12:
-                        raise DecodeError(f"bad IPv6 AH length {hlen} < 12")
+        # the tunnel part of the encapsulation path (_path): None until an IP header
+        # turns out to be the outer one of a tunnel; then ("ip", offset, version) and
+        # (layer, offset, next-layer value) entries
+        path: list[tuple[Any, int, int]] | None = None
+        while True:  # once per network layer: more than once inside tunnels
+            while (field := layer.next) is not None:
+                if n - off < layer.need:
+                    raise DecodeError(layer.truncated(n - off))
+                if layer.length_from is None:
+                    hl = layer.length
+                else:  # a header whose length is written in it
+                    hl = layer.header_length(data, off)
+                    if hl < layer.length:
+                        raise DecodeError(f"bad {layer.title} length {hl} < {layer.length}")
+                    if n - off < hl:
+                        raise DecodeError(layer.truncated(n - off, hl))
+                if field.u16:  # an ethertype, read inline
+                    i = off + field.offset
+                    value = data[i] << 8 | data[i + 1]
+                elif field.offset < 0:  # counted from the header's end
+                    value = field.read(data, off + hl)
                 else:
-                    hlen = (data[t + 1] + 1) << 3
-                if n < t + hlen:
+                    value = field.read(data, off)
+                dispatch = layer.dispatch
+                nxt = dispatch.layers.get(value)
+                if nxt is None and layer.next_alt is not None:  # UDP: the source port
+                    alt = layer.next_alt.read(data, off)
+                    if (nxt := dispatch.layers.get(alt)) is not None:
+                        value = alt
+                if path is not None:
+                    path.append((layer, off, value))
+                off += hl
+                if nxt is None:
+                    kind = dispatch.skip_kind(value)
+                    if kind is None:
+                        raise DecodeError(dispatch.reason(value))
+                    self.skipped[kind] += 1
+                    return None
+                layer = nxt
+            tunnel = None
+
+            # ---- network layer ------------------------------------------------------
+            if layer is IPV4:
+                avail = n - off
+                if avail < 20:
+                    raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
+                if avail >= 40 and data[off] == 0x45:
+                    (
+                        vihl,
+                        total,
+                        ip_id,
+                        frag,
+                        proto,
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                        seq,
+                        ack,
+                        doff,
+                        flags,
+                        win,
+                    ) = _IPV4_TCP_HDR(data, off)
+                    tcp_parsed = True
+                else:
+                    vihl, total, ip_id, frag, proto, src, dst = _IPV4_HDR(data, off)
+                    tcp_parsed = False
+                if vihl >> 4 != 4:
+                    raise DecodeError(f"IP version {vihl >> 4} in an IPv4 packet")
+                ihl = (vihl & 15) << 2
+                if ihl < 20:
+                    raise DecodeError(f"IPv4 header length {ihl} < 20")
+                if avail < ihl:
+                    raise DecodeError(f"truncated IPv4 header ({avail} of {ihl} bytes captured)")
+                if total == 0:  # TSO: length left to the NIC; use the frame's
+                    total = max(record.wire_len, n) - off
+                elif total < ihl:
+                    raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
+                if frag & 0x3FFF:
+                    self.skipped["ipv4-fragment"] += 1
+                    return None
+                if proto != 6:
+                    tunnel = self._proto4.get(proto)
+                    if tunnel is None:
+                        self.skipped[_skip_kind_for_proto(4, proto)] += 1
+                        return None
+                t = off + ihl
+                tcp_len = total - ihl
+                version = 4
+            else:  # IPv6
+                avail = n - off
+                if avail < 40:
+                    raise DecodeError(f"truncated IPv6 header ({avail} of 40 bytes captured)")
+                vtc, plen, nh = _IPV6_HDR(data, off)
+                if vtc >> 4 != 6:
+                    raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
+                if plen == 0:  # jumbogram or TSO: use the frame's length
+                    plen = max(record.wire_len, n) - off - 40
+
+                t = off + 40
+                final_dst = None
+                while nh in _IPV6_EXT:
+                    if plen < t - off - 40 + 8:
+                        raise DecodeError(
+                            f"IPv6 payload length {plen} ends inside the extension headers"
+                        )
+                    if n < t + 8:
+                        raise DecodeError(
+                            f"truncated IPv6 extension header ({n - t} of 8 bytes captured)"
+                        )
+                    if nh == 44:
+                        if _U16(data, t + 2)[0] & 0xFFF9:
+                            self.skipped["ipv6-fragment"] += 1
+                            return None
+                        hlen = 8
+                    elif nh == 51:
+                        hlen = (data[t + 1] + 2) << 2
+                        if hlen < 12:
+                            raise DecodeError(f"bad IPv6 AH length {hlen} < 12")
+                    else:
+                        hlen = (data[t + 1] + 1) << 3
+                    if n < t + hlen:
+                        raise DecodeError(
+                            f"truncated IPv6 extension header ({n - t} of {hlen} bytes captured)"
+                        )
+                    if nh == 43:
+                        final_dst = _routing_final_dst(data, t)
+                    nh = data[t]
+                    t += hlen
+                ext = t - off - 40
+                if plen < ext:
                     raise DecodeError(
-                        f"truncated IPv6 extension header ({n - t} of {hlen} bytes captured)"
+                        f"IPv6 payload length {plen} ends inside the extension headers ({ext} bytes)"
                     )
-                if nh == 43:
-                    final_dst = _routing_final_dst(data, t)
-                nh = data[t]
-                t += hlen
-            ext = t - off - 40
-            if plen < ext:
-                raise DecodeError(
-                    f"IPv6 payload length {plen} ends inside the extension headers ({ext} bytes)"
-                )
-            if nh != 6:
-                self.skipped[_skip_kind_for_proto(6, nh)] += 1
-                return None
-            tcp_len = plen - ext
-            version = 6
-            tcp_parsed = False
+                if nh != 6:
+                    tunnel = self._proto6.get(nh)
+                    if tunnel is None:
+                        self.skipped[_skip_kind_for_proto(6, nh)] += 1
+                        return None
+                tcp_len = plen - ext
+                version = 6
+                tcp_parsed = False
+            if tunnel is None:
+                break
+            # a tunnel: this IP header is an outer one; the walk goes on after it
+            if path is None:
+                path = []
+            path.append(("ip", off, version))
+            off = t
+            layer = tunnel
 
         # ---- TCP ----------------------------------------------------------------------
         if tcp_len < 20:
@@ -445,6 +514,26 @@ class Decoder:
                 s_src = self._addr6(bs)
                 s_dst = self._addr6(bd)
             ipid = None
+        if path is not None:
+            return Segment(
+                record.frame,
+                record.ts,
+                s_src,
+                s_dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                win,
+                tcp_len - hl,
+                opts,
+                ipid,
+                version,
+                truncated,
+                checksum_ok,
+                self._path(data, lt, path, version),
+            )
         return Segment(
             record.frame,
             record.ts,

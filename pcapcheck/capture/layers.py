@@ -72,7 +72,7 @@ for MPLS), not with this table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "ETHERTYPE",
@@ -85,6 +85,7 @@ __all__ = [
     "Layer",
     "layers",
     "register",
+    "tunnel_tables",
 ]
 
 
@@ -160,17 +161,37 @@ class Layer:
     bytes; ``length`` is then the least valid length (a smaller value is malformed:
     ``"bad <title> length 4 < 8"``), and the whole header must be captured.
     ``need``: bytes from the layer's start that must be captured to read its fields.
+
+    Tunnel headers (reached from an IP header through :data:`IP_PROTOCOL`, after the
+    outer network layer) may also say: ``length_add`` (bytes added to ``length_from``
+    times ``length_unit``: Geneve's 8 fixed bytes before its options);
+    ``length_table`` (the header length indexed by the ``length_from`` value: GRE's
+    C/R/K/S bits); ``length_sum`` (more fields added to ``length_from``: Teredo's
+    authentication header); ``next_alt`` (a second next-layer field tried when the
+    first names no layer: UDP's source port after its destination port); a ``next``
+    field with a negative offset counts from the header's end (a GTP-U extension
+    header's next-type byte). ``label`` names the layer in a connection's
+    encapsulation path (``"vxlan"``) and ``ident`` is the field whose value follows the
+    label (``"vxlan 42"``: the VNI); ``label_value`` puts the next-layer value there
+    instead (``"udp 4789"``).
     """
 
     __slots__ = (
         "dispatch",
+        "ident",
+        "label",
+        "label_value",
         "length",
+        "length_add",
         "length_from",
+        "length_sum",
+        "length_table",
         "length_unit",
         "name",
         "need",
         "network",
         "next",
+        "next_alt",
         "title",
     )
 
@@ -184,9 +205,24 @@ class Layer:
         network: int | None = None,
         length_from: Field | None = None,
         length_unit: int = 1,
+        *,
+        length_add: int = 0,
+        length_table: tuple[int, ...] | None = None,
+        length_sum: tuple[Field, ...] = (),
+        next_alt: Field | None = None,
+        label: str | None = None,
+        ident: Field | None = None,
+        label_value: bool = False,
     ):
         if (next is None) != (dispatch is None) or (next is None) == (network is None):
             raise ValueError(f"layer {name}: a next field with its dispatch, or a network")
+        self.length_add = length_add
+        self.length_table = length_table
+        self.length_sum = length_sum
+        self.next_alt = next_alt
+        self.label = label
+        self.ident = ident
+        self.label_value = label_value
         self.name = name
         self.title = title
         self.length = length
@@ -195,7 +231,8 @@ class Layer:
         self.network = network
         self.length_from = length_from
         self.length_unit = length_unit
-        ends = [length] + [f.end for f in (next, length_from) if f is not None]
+        fields = (next, next_alt, length_from, ident, *length_sum)
+        ends = [length] + [f.end for f in fields if f is not None and f.offset >= 0]
         self.need = max(ends)
 
     def truncated(self, have: int, need: int | None = None) -> str:
@@ -207,7 +244,25 @@ class Layer:
         """The length of the header that starts at ``data[start]`` (its ``need`` bytes
         captured): ``length``, or the value of ``length_from`` times ``length_unit``."""
         f = self.length_from
-        return self.length if f is None else f.read(data, start) * self.length_unit
+        if f is None:
+            return self.length
+        v = f.read(data, start)
+        if self.length_table is not None:
+            return self.length_table[v]
+        for g in self.length_sum:
+            v += g.read(data, start)
+        return v * self.length_unit + self.length_add
+
+    def describe(self, data: bytes, start: int, value: int) -> str | None:
+        """The layer's entry in an encapsulation path (None: it has no label), for the
+        header at ``data[start]`` whose next-layer value is ``value``."""
+        if self.label is None:
+            return None
+        if self.label_value:
+            return f"{self.label} {value}"
+        if self.ident is not None:
+            return f"{self.label} {self.ident.read(data, start)}"
+        return self.label
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r})"
@@ -216,15 +271,15 @@ class Layer:
 class Dispatch:
     """The layers named by the values of a next-layer field (a dissector table).
 
-    ``Dispatch(name, skip=None, kinds=None, malformed=None)``: a value that names no
-    layer makes the record one that is not TCP, counted under ``kinds.get(value,
-    skip)`` (a skipped kind), or, when ``skip`` is None, a malformed record with the
-    reason ``malformed.format(value=value)``. ``layers``: value -> :class:`Layer`,
+    ``Dispatch(name, skip=None, kinds=None, malformed=None, reasons=None)``: a value
+    that names no layer makes the record one that is not TCP, counted under
+    ``kinds.get(value, skip)`` (a skipped kind), or, when ``skip`` is None, a malformed
+    record with the reason ``reasons.get(value)`` or ``malformed.format(value=value)``. ``layers``: value -> :class:`Layer`,
     filled by :func:`register` in the order of registration (the batch decoder tries
     them in that order: the common ones first).
     """
 
-    __slots__ = ("kinds", "layers", "malformed", "name", "skip")
+    __slots__ = ("kinds", "layers", "malformed", "name", "reasons", "skip")
 
     def __init__(
         self,
@@ -232,11 +287,13 @@ class Dispatch:
         skip: str | None = None,
         kinds: dict[int, str] | None = None,
         malformed: str | None = None,
+        reasons: dict[int, str] | None = None,
     ):
         self.name = name
         self.skip = skip
         self.kinds = kinds or {}
         self.malformed = malformed or f"unsupported {name} {{value}}"
+        self.reasons = reasons or {}
         self.layers: dict[int, Layer] = {}
 
     def skip_kind(self, value: int) -> str | None:
@@ -247,7 +304,8 @@ class Dispatch:
 
     def reason(self, value: int) -> str:
         """The malformed record's reason for an unbound ``value`` (``skip`` is None)."""
-        return self.malformed.format(value=value)
+        reason = self.reasons.get(value)
+        return reason if reason is not None else self.malformed.format(value=value)
 
     def __repr__(self) -> str:
         return f"Dispatch({self.name!r})"
@@ -358,3 +416,212 @@ register(ETHERTYPE, 0x8847, MPLS)  # RFC 3032 §5: unicast
 register(ETHERTYPE, 0x8848, MPLS)  # multicast
 register(MPLS_STACK, 0, MPLS)  # not the bottom: another entry follows
 register(MPLS_STACK, 1, MPLS_PAYLOAD)  # the bottom of the stack
+
+# PPPoE session stage (RFC 2516 §4-5): version/type, code, session id, length, then the
+# PPP protocol (RFC 1661 §2; 0x0021 IPv4, RFC 1332; 0x0057 IPv6, RFC 5072); the discovery
+# stage (0x8863) and other PPP protocols (LCP, IPCP...) are not TCP.
+PPP_PROTOCOL = Dispatch("PPP protocol", skip="other-ppp-protocol")
+PPPOE = Layer(
+    "PPPoE", "PPPoE session header", 8, next=Field(6, 2), dispatch=PPP_PROTOCOL, label="pppoe"
+)
+PPPOE.ident = Field(2, 2)  # the session id
+register(ETHERTYPE, 0x8864, PPPOE)
+ETHERTYPE.kinds[0x8863] = "pppoe-discovery"
+register(PPP_PROTOCOL, 0x0021, IPV4)
+register(PPP_PROTOCOL, 0x0057, IPV6)
+
+# ---- tunnels: what follows an IP header ---------------------------------------------------
+#
+# The IP header itself (options, extension headers, fragments, lengths) is parsed by the
+# decoders; when its protocol (IPv4) or last next header (IPv6) is not TCP, the walk goes
+# on through these dispatches (Wireshark's "ip.proto" and "udp.port" tables, Zeek's
+# IP/UDP tunnel analyzers) and the IP header becomes the outer one of a tunnel. A value
+# that names nothing is skipped under the IP protocol's kind (``"ipv4-udp"``, ...) as
+# before tunnels were decoded.
+#
+#: IPv4 protocol numbers / IPv6 next headers that name a tunnel (IANA protocol numbers).
+IP_PROTOCOL = Dispatch("IP protocol")
+IPV6_PROTOCOL = Dispatch("IPv6 next header")
+#: The UDP ports of the UDP tunnels (destination port first, then source port):
+#: defaults as IANA assigns them; :func:`udp_layers` makes a table with other ports.
+UDP_PORT = Dispatch("UDP port", skip="ipv4-udp")
+UDP6_PORT = Dispatch("UDP port", skip="ipv6-udp")
+UDP6_PORT.layers = UDP_PORT.layers  # one table of ports for both IP versions
+UDP = Layer(
+    "UDP", "UDP header", 8, next=Field(2, 2), next_alt=Field(0, 2), dispatch=UDP_PORT,
+    label="udp", label_value=True,
+)  # fmt: skip
+UDP6 = Layer(
+    "UDP", "UDP header", 8, next=Field(2, 2), next_alt=Field(0, 2), dispatch=UDP6_PORT,
+    label="udp", label_value=True,
+)  # fmt: skip
+
+# IP-in-IP (RFC 2003), 6in4 / sit (RFC 4213 §3.5), IPv4 and IPv6 in IPv6 (RFC 2473).
+for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
+    register(_d, 4, IPV4)
+    register(_d, 41, IPV6)
+
+# GRE (RFC 2784, RFC 2890): C R K S bits then the version (0; 1 is PPTP's enhanced GRE,
+# RFC 2637, not decoded), then the protocol type, an ethertype (0x6558: transparent
+# Ethernet bridging, gretap); then the checksum and offset (C or R), key (K) and
+# sequence number (S), 4 bytes each.
+GRE_VERSION = Dispatch(
+    "GRE version",
+    malformed="GRE version {value} not supported",
+    reasons={1: "GRE version 1 (PPTP) not supported"},
+)
+GRE_CHECK = Layer("GRE", "GRE header", 0, next=Field(1, 1, mask=7), dispatch=GRE_VERSION)
+_GRE_LENGTHS = tuple(4 + 4 * (bool(b & 0xC) + bool(b & 2) + bool(b & 1)) for b in range(16))
+GRE = Layer(
+    "GRE", "GRE header", 4, next=Field(2, 2), dispatch=ETHERTYPE,
+    length_from=Field(0, 1, shift=4), length_table=_GRE_LENGTHS, label="gre",
+)  # fmt: skip
+register(GRE_VERSION, 0, GRE)
+register(ETHERTYPE, 0x6558, ETHERNET)  # transparent Ethernet bridging (GRE, Geneve)
+for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
+    register(_d, 47, GRE_CHECK)
+    register(_d, 17, UDP if _d is IP_PROTOCOL else UDP6)
+
+# VXLAN (RFC 7348 §5): flags (I, 0x08, must be set), 24 reserved bits, the 24-bit VNI,
+# 8 reserved bits; then an Ethernet frame.
+VXLAN_FLAG = Dispatch("VXLAN I flag", malformed="VXLAN header without the I flag (no valid VNI)")
+VXLAN = Layer(
+    "VXLAN", "VXLAN header", 8, next=Field(0, 1, shift=3, mask=1), dispatch=VXLAN_FLAG,
+    label="vxlan", ident=Field(4, 4, shift=8),
+)  # fmt: skip
+register(VXLAN_FLAG, 1, ETHERNET)
+
+# Geneve (RFC 8926 §3.4): version (2 bits, 0), options length (6 bits, 4-byte units),
+# O C flags, protocol type (an ethertype: 0x6558 Ethernet, IPv4, IPv6), 24-bit VNI,
+# reserved; then the options.
+GENEVE_VERSION = Dispatch("Geneve version", malformed="Geneve version {value} not supported")
+GENEVE_CHECK = Layer(
+    "Geneve", "Geneve header", 0, next=Field(0, 1, shift=6), dispatch=GENEVE_VERSION
+)
+GENEVE = Layer(
+    "Geneve", "Geneve header", 8, next=Field(2, 2), dispatch=ETHERTYPE,
+    length_from=Field(0, 1, mask=0x3F), length_unit=4, length_add=8,
+    label="geneve", ident=Field(4, 4, shift=8),
+)  # fmt: skip
+register(GENEVE_VERSION, 0, GENEVE)
+
+# GTP-U (3GPP TS 29.281 §5): flags (version 1, PT 1, E S PN), message type (255: G-PDU;
+# echo, error indication, end marker are signalling), length, TEID; with any of E S PN
+# the sequence number, N-PDU number and next extension header type (4 bytes); then the
+# extension headers (length in 4-byte units, their next type in their last byte); then
+# an IPv4 or IPv6 packet (by its version nibble).
+GTPU_MESSAGE = Dispatch("GTP-U message type", skip="gtpu-signalling")
+GTPU = Layer("GTP-U", "GTP-U header", 0, next=Field(1, 1), dispatch=GTPU_MESSAGE)
+GTPU_FLAGS = Dispatch(
+    "GTP-U flags", malformed="unsupported GTP-U flags {value:#04x} (version 1, PT 1 expected)"
+)
+GTPU_HEADER = Layer(
+    "GTP-U", "GTP-U header", 8, next=Field(0, 1), dispatch=GTPU_FLAGS,
+    label="gtpu", ident=Field(4, 4),
+)  # fmt: skip
+GTPU_NEXT = Dispatch("GTP-U next extension header type")
+GTPU_OPTIONAL = Layer("GTP-U", "GTP-U optional fields", 4, next=Field(3, 1), dispatch=GTPU_NEXT)
+GTPU_EXTENSION = Layer(
+    "GTP-U", "GTP-U extension header", 4, next=Field(-1, 1), dispatch=GTPU_NEXT,
+    length_from=Field(0, 1), length_unit=4,
+)  # fmt: skip
+GTPU_PAYLOAD = Layer(
+    "GTP-U payload",
+    "IP header inside GTP-U",
+    0,
+    next=Field(0, 1, shift=4),
+    dispatch=Dispatch("IP version inside GTP-U", skip="other-gtpu-payload"),
+)
+register(GTPU_MESSAGE, 0xFF, GTPU_HEADER)
+register(GTPU_FLAGS, 0x30, GTPU_PAYLOAD)
+for _value in range(0x31, 0x38):
+    register(GTPU_FLAGS, _value, GTPU_OPTIONAL)
+register(GTPU_NEXT, 0, GTPU_PAYLOAD)
+for _value in range(1, 256):
+    register(GTPU_NEXT, _value, GTPU_EXTENSION)
+register(GTPU_PAYLOAD.dispatch, 4, IPV4)
+register(GTPU_PAYLOAD.dispatch, 6, IPV6)
+
+# Teredo (RFC 4380 §5.1.1): an IPv6 packet, optionally after an authentication
+# indicator (0x0001, id-len, au-len, client id, authentication value, nonce (8),
+# confirmation (1)) and an origin indication (0x0000, port, address: 8 bytes).
+TEREDO_NEXT = Dispatch("Teredo payload", skip="other-teredo-payload")
+TEREDO = Layer("Teredo", "Teredo packet", 0, next=Field(0, 1, shift=4), dispatch=TEREDO_NEXT)
+TEREDO.label = "teredo"
+TEREDO_INDICATOR = Dispatch("Teredo indicator", malformed="unknown Teredo indicator {value:#06x}")
+TEREDO_IND = Layer("Teredo", "Teredo indicator", 0, next=Field(0, 2), dispatch=TEREDO_INDICATOR)
+TEREDO_ORIGIN = Layer(
+    "Teredo", "Teredo origin indication", 8, next=Field(8, 1, shift=4), dispatch=TEREDO_NEXT
+)
+# its length is 13 bytes and the two lengths; its next field is its own indicator (1),
+# which names what follows it: an origin indication or the IPv6 packet
+TEREDO_AUTHENTICATED = Dispatch("Teredo authentication indicator")
+TEREDO_AUTH = Layer(
+    "Teredo", "Teredo authentication header", 13, next=Field(0, 2),
+    dispatch=TEREDO_AUTHENTICATED, length_from=Field(2, 1), length_sum=(Field(3, 1),),
+    length_add=13,
+)  # fmt: skip
+register(
+    TEREDO_AUTHENTICATED,
+    1,
+    Layer("Teredo", "Teredo packet", 0, next=Field(0, 1, shift=4), dispatch=TEREDO_NEXT),
+)
+register(TEREDO_NEXT, 6, IPV6)
+register(TEREDO_NEXT, 0, TEREDO_IND)
+register(TEREDO_INDICATOR, 0, TEREDO_ORIGIN)
+register(TEREDO_INDICATOR, 1, TEREDO_AUTH)
+
+for _value, _layer in ((4789, VXLAN), (6081, GENEVE_CHECK), (2152, GTPU), (3544, TEREDO)):
+    register(UDP_PORT, _value, _layer)
+
+#: The UDP tunnels by name (the keys of the ``tunnel-ports`` option) and default ports.
+UDP_TUNNELS: dict[str, tuple[Layer, tuple[int, ...]]] = {
+    "vxlan": (VXLAN, (4789,)),
+    "geneve": (GENEVE_CHECK, (6081,)),
+    "gtpu": (GTPU, (2152,)),
+    "teredo": (TEREDO, (3544,)),
+}
+
+# The entries of the link layers in an encapsulation path.
+for _layer, _label in ((ETHERNET, "eth"), (SLL, "sll"), (SLL2, "sll2"), (NULL, "null"),
+                       (LOOP, "loop"), (VLAN, "vlan"), (MPLS, "mpls")):  # fmt: skip
+    _layer.label = _label
+VLAN.ident = Field(0, 2, mask=0xFFF)
+MPLS.ident = Field(0, 4, shift=12)
+
+
+def tunnel_tables(
+    ports: Mapping[str, Iterable[int]] | None = None,
+) -> tuple[dict[int, Layer], dict[int, Layer]]:
+    """The layers named by an IPv4 protocol and by an IPv6 next header after an IP
+    header (:data:`IP_PROTOCOL`, :data:`IPV6_PROTOCOL`), with the UDP tunnels on
+    ``ports`` (tunnel name -> UDP ports, the keys of :data:`UDP_TUNNELS`: ``{"vxlan":
+    [4789, 8472]}``; a tunnel not named keeps its default ports, an empty list turns it
+    off; default None: the defaults).
+
+    :raises ValueError: an unknown tunnel name or a port outside 0-65535.
+    """
+    if not ports:
+        return IP_PROTOCOL.layers, IPV6_PROTOCOL.layers
+    unknown = set(ports) - set(UDP_TUNNELS)
+    if unknown:
+        raise ValueError(
+            f"unknown tunnel {sorted(unknown)[0]!r} in tunnel-ports"
+            f" (known: {', '.join(UDP_TUNNELS)})"
+        )
+    d4, d6 = Dispatch("UDP port", skip="ipv4-udp"), Dispatch("UDP port", skip="ipv6-udp")
+    d6.layers = d4.layers
+    for name, (layer, default) in UDP_TUNNELS.items():
+        for port in ports.get(name, default):
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ValueError(f"tunnel-ports: {name} port {port!r} is not a UDP port")
+            register(d4, port, layer)
+    out = []
+    for table, udp in ((IP_PROTOCOL.layers, UDP), (IPV6_PROTOCOL.layers, UDP6)):
+        copy = dict(table)
+        copy[17] = Layer(
+            udp.name, udp.title, 8, next=udp.next, next_alt=udp.next_alt,
+            dispatch=d4 if udp is UDP else d6, label="udp", label_value=True,
+        )  # fmt: skip
+        out.append(copy)
+    return out[0], out[1]

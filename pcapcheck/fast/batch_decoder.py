@@ -58,7 +58,7 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -202,6 +202,7 @@ class BatchSource(SourceAttributes):
         blocks: bool = False,
         lookahead: tuple[float, float] | None = None,
         feed: Any = None,
+        tunnel_ports: Mapping[str, Iterable[int]] | None = None,
     ):
         if shard is not None:
             k, n = shard
@@ -209,7 +210,15 @@ class BatchSource(SourceAttributes):
                 raise ValueError(f"bad shard {shard!r}: want (k, n) with 0 <= k < n")
             shard = (k, n)
         self.reader = open_capture(path, with_non_packets=True)
-        self.decoder = Decoder(verify_checksums=verify_checksums)
+        self.decoder = Decoder(verify_checksums=verify_checksums, tunnel_ports=tunnel_ports)
+        # the IPv4 protocols and UDP ports of tunnels (pcapcheck.capture.layers.IP_PROTOCOL),
+        # whose records the decoder walks one by one
+        protos = self.decoder._proto4
+        self._tunnel_protos = np.array(sorted(p for p in protos if p != 17), np.uint8)
+        udp = protos.get(17)
+        self._tunnel_ports = np.array(
+            sorted(udp.dispatch.layers) if udp is not None else [], np.uint16
+        )
         #: records decoded one by one by :meth:`Decoder.decode` (layouts or headers the
         #: arrays do not decode: IPv6, IPv4 options, cut or malformed headers, pcapng
         #: blocks other than EPBs...); the rest were decoded in batches
@@ -558,6 +567,19 @@ class BatchSource(SourceAttributes):
         frag = (h["frag"] & 0x3FFF) != 0
         proto = h["proto"]
         not_tcp = keep & (frag | (proto != 6))
+        if not_tcp.any():
+            # a tunnel's outer header (IP-in-IP, GRE, a UDP tunnel's port): decoded one by
+            # one (Decoder.decode walks the tunnel; the item is the decoder's own)
+            tunnel = not_tcp & ~frag & np.isin(proto, self._tunnel_protos)
+            udp = not_tcp & ~frag & (proto == 17)
+            if udp.any():
+                tunnel |= udp & (
+                    np.isin(h["dport"], self._tunnel_ports)
+                    | np.isin(h["sport"], self._tunnel_ports)
+                )
+            if tunnel.any():
+                keep &= ~tunnel
+                not_tcp &= ~tunnel
         if not_tcp.any():
             cat[idx[not_tcp]] = _SKIP
             n_frag = int(np.count_nonzero(not_tcp & frag))

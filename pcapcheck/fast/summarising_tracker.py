@@ -59,7 +59,7 @@ class SummarisingTracker(Tracker):
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        key = connection_key(seg.src, seg.sport, seg.dst, seg.dport)
+        key = connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation)
         p = self.pending.get(key)
         flags = seg.flags
         if p is not None:
@@ -74,6 +74,7 @@ class SummarisingTracker(Tracker):
             flags & (SYN | ACK | FIN | RST) == SYN
             and key not in self.table
             and key not in self.pending
+            and seg.encapsulation is None  # a tunnelled one is replayed: its summary says so
             and self._keeps_rows(key)
         ):
             # A SYN on a fresh 4-tuple: kept as rows until it is finalised or must be

@@ -202,6 +202,8 @@ class Connection:
     #: whose connection had closed and been released (after the close delay) less than
     #: 2·MSL before; nothing is concluded from what such a tail lacks.
     tail_of: int | None = None
+    #: the tunnels of its first segment (``Segment.encapsulation``), None: none
+    encapsulation: tuple[str, ...] | None = None
 
     @staticmethod
     def endpoint_text(addr: tuple[str, int]) -> str:

@@ -137,14 +137,14 @@ class Tracker:
     @staticmethod
     def key_of(seg: Segment) -> tuple:
         """The table key of ``seg``'s connection (:func:`connection_key`)."""
-        return connection_key(seg.src, seg.sport, seg.dst, seg.dport)
+        return connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation)
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        self.route(seg, connection_key(seg.src, seg.sport, seg.dst, seg.dport))
+        self.route(seg, connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation))
 
     def route(self, seg: Segment, key: tuple) -> None:
         """:meth:`feed` once the sweep due at ``seg`` is done: ``seg`` to its connection
@@ -300,6 +300,7 @@ class Tracker:
             es=es,
             midstream=midstream,
             flipped=flipped,
+            encapsulation=seg.encapsulation,
         )
         # Zeek flips a connection that starts with a SYN-ACK (Zeek >= 5.1) or whose first
         # packet comes from a likely server port (TCPAnalyzer::WantConnection).
@@ -369,13 +370,33 @@ class Tracker:
         yield from sorted(self.pop_finished(), key=lambda c: c.id)
 
 
-def connection_key(src: str, sport: int, dst: str, dport: int) -> tuple:
+def connection_key(
+    src: str, sport: int, dst: str, dport: int, encapsulation: tuple[str, ...] | None = None
+) -> tuple:
     """The tracker's key of the connection of a segment from ``src``:``sport`` to
     ``dst``:``dport``: its unordered 4-tuple, ``(addr, port, addr, port)`` with the
-    lower ``(addr, port)`` first (both directions give the same key)."""
+    lower ``(addr, port)`` first (both directions give the same key). A segment that
+    came through tunnels (``Segment.encapsulation``) adds the tunnel's identity: the
+    path with each outer IP header's addresses unordered (``"ipv4
+    192.0.2.1|192.0.2.2"``), so that the same 4-tuple in two VXLAN networks (VNI), two
+    GTP-U tunnels (TEID) or between two other tunnel endpoints is two connections."""
+    if encapsulation is not None:
+        return (*connection_key(src, sport, dst, dport), _tunnel_identity(encapsulation))
     if src < dst or (src == dst and sport <= dport):
         return (src, sport, dst, dport)
     return (dst, dport, src, sport)
+
+
+def _tunnel_identity(path: tuple[str, ...]) -> tuple[str, ...]:
+    """``path`` with the direction taken out of its outer IP headers' entries."""
+    out = []
+    for item in path:
+        if item.startswith("ip") and ">" in item:
+            name, addrs = item.split(" ", 1)
+            a, b = addrs.split(">", 1)
+            item = f"{name} {min(a, b)}|{max(a, b)}"
+        out.append(item)
+    return tuple(out)
 
 
 def _server_port_rank(port: int) -> tuple[int, int]:

@@ -1,0 +1,203 @@
+"""Tunnels (issue 24): TCP inside IP-in-IP, GRE, VXLAN, Geneve, GTP-U, Teredo and PPPoE,
+decoded through the layer table (pcapcheck.capture.layers), on the captures of
+scripts/make_encap_captures.py: exact connections (inner 4-tuple, encapsulation path),
+rule IDs and frames; a cut or malformed tunnel header is CP005 with its reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pcapcheck.capture.decoder import Decoder
+from pcapcheck.capture.reader import open_capture
+from pcapcheck.fast.batch_decoder import BatchSource
+from pcapcheck.model import Segment
+from pcapcheck.tcp.tracker import connection_key
+
+ROOT = Path(__file__).resolve().parent.parent
+ENCAP = ROOT / "sample_pcaps" / "encap"
+
+A4, B4 = "192.0.2.1>192.0.2.2", "192.0.2.3>192.0.2.4"
+A6, B6 = "2001:db8:ffff::1>2001:db8:ffff::2", "2001:db8:ffff::3>2001:db8:ffff::4"
+
+#: capture -> (inner IP version, encapsulation of connection 1, of connection 2)
+TUNNELS = {
+    "ipip.pcap": (4, ["eth", f"ipv4 {A4}", "ipv4"], ["eth", f"ipv4 {B4}", "ipv4"]),
+    "sit_6in4.pcap": (6, ["eth", f"ipv4 {A4}", "ipv6"], ["eth", f"ipv4 {B4}", "ipv6"]),
+    "ip6tnl_ipv4.pcap": (4, ["eth", f"ipv6 {A6}", "ipv4"], ["eth", f"ipv6 {B6}", "ipv4"]),
+    "ip6tnl_ipv6.pcap": (6, ["eth", f"ipv6 {A6}", "ipv6"], ["eth", f"ipv6 {B6}", "ipv6"]),
+    "gre_ipv4.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "gre", "ipv4"],
+        ["eth", f"ipv4 {B4}", "gre", "ipv4"],
+    ),
+    "gretap_ipv6.pcap": (
+        6,
+        ["eth", f"ipv4 {A4}", "gre", "eth", "ipv6"],
+        ["eth", f"ipv4 {B4}", "gre", "eth", "ipv6"],
+    ),
+    "vxlan.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "udp 4789", "vxlan 42", "eth", "ipv4"],
+        ["eth", f"ipv4 {A4}", "udp 4789", "vxlan 43", "eth", "ipv4"],
+    ),
+    "geneve.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "udp 6081", "geneve 42", "eth", "ipv4"],
+        ["eth", f"ipv4 {A4}", "udp 6081", "geneve 43", "eth", "ipv4"],
+    ),
+    "gtpu.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "udp 2152", "gtpu 4097", "ipv4"],
+        ["eth", f"ipv4 {A4}", "udp 2152", "gtpu 4098", "ipv4"],
+    ),
+    "teredo.pcap": (
+        6,
+        ["eth", f"ipv4 {A4}", "udp 3544", "teredo", "ipv6"],
+        ["eth", f"ipv4 {B4}", "udp 3544", "teredo", "ipv6"],
+    ),
+}
+
+#: bad/ capture -> the CP005 reason of its frame 4
+MALFORMED = {
+    "gre_v1_pptp.pcap": "GRE version 1 (PPTP) not supported",
+    "gre_cut.pcap": "truncated GRE header (6 of 8 bytes captured)",
+    "vxlan_no_i_flag.pcap": "VXLAN header without the I flag (no valid VNI)",
+    "vxlan_cut.pcap": "truncated VXLAN header (3 of 8 bytes captured)",
+    "geneve_v1.pcap": "Geneve version 1 not supported",
+    "geneve_cut_options.pcap": "truncated Geneve header (12 of 16 bytes captured)",
+    "gtpu_bad_flags.pcap": "unsupported GTP-U flags 0x50 (version 1, PT 1 expected)",
+    "gtpu_ext_len0.pcap": "bad GTP-U extension header length 0 < 4",
+    "teredo_bad_indicator.pcap": "unknown Teredo indicator 0x0007",
+    "pppoe_cut.pcap": "truncated PPPoE session header (5 of 8 bytes captured)",
+}
+
+
+def report(path: Path, *extra: str) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapcheck",
+            "analyze",
+            str(path),
+            "-f",
+            "json",
+            "--isolated",
+            *extra,
+        ],
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
+    ).stdout
+    return json.loads(out)["files"][0]
+
+
+def segments(path: Path, **kw) -> list:
+    dec = Decoder(**kw)
+    return [dec.decode(r) for r in open_capture(path)]
+
+
+def _plain(seg: Segment) -> dict:
+    d = dataclasses.asdict(seg)
+    del d["encapsulation"]
+    return d
+
+
+@pytest.mark.parametrize("name", sorted(TUNNELS))
+def test_tunnel_connections(name):
+    """Two connections on the same inner 4-tuple, told apart by their tunnel; the clean
+    one has no finding, the other the HS002 of its SYN-ACK (frame 12) and RS004."""
+    version, path1, path2 = TUNNELS[name]
+    r = report(ENCAP / name)
+    client = "10.0.0.1:40000" if version == 4 else "[2001:db8::1]:40000"
+    server = "10.0.0.2:80" if version == 4 else "[2001:db8::2]:80"
+    conns = r["connections"]
+    assert [(c["id"], c["client"], c["server"], c["encapsulation"]) for c in conns] == [
+        (1, client, server, path1),
+        (2, client, server, path2),
+    ]
+    assert [(c["first_frame"], c["last_frame"], c["handshake"]) for c in conns] == [
+        (1, 10, "complete"),
+        (11, 13, conns[1]["handshake"]),
+    ]
+    assert conns[0]["close"] == "graceful"
+    got = sorted((f["rule"], f["frame"], f.get("connection")) for f in r["findings"])
+    assert [(rule, frame) for rule, frame, _ in got] == [("HS002", 12), ("RS004", 13)]
+    assert r["malformed"] == 0 and r["skipped"] == {}
+
+
+@pytest.mark.parametrize("name", sorted(TUNNELS))
+def test_tunnel_segments_are_the_plain_ones(name):
+    """The inner segments are those of the plain capture (eth_ipv4 / the IPv6 one),
+    with their encapsulation; the batch decoder gives the same items."""
+    version = TUNNELS[name][0]
+    plain = segments(ENCAP / ("eth_ipv4.pcap" if version == 4 else "raw_ipv6.pcap"))
+    got = segments(ENCAP / name, verify_checksums=True)
+    assert all(type(s) is Segment and s.checksum_ok for s in got)
+    assert [_plain(s) | {"checksum_ok": None, "ip_id": None} for s in got[:10]] == [
+        _plain(s) | {"checksum_ok": None, "ip_id": None} for s in plain
+    ]
+    path = TUNNELS[name][1]
+    back = [
+        f"{p.split(' ')[0]} {'>'.join(p.split(' ')[1].split('>')[::-1])}" if ">" in p else p
+        for p in path
+    ]
+    from_client = [s.src in ("10.0.0.1", "2001:db8::1") for s in got[:10]]
+    assert from_client == [True, False, True, True, False, True, True, False, False, True]
+    assert [list(s.encapsulation) for s in got[:10]] == [path if c else back for c in from_client]
+    batch = BatchSource(ENCAP / name, verify_checksums=True)
+    assert [item for _f, _t, item in batch] == got
+    # tunnelled records are decoded one by one (the batch path hands them to the decoder)
+    assert batch.one_by_one == 13
+
+
+def test_direction_does_not_split_a_tunnelled_connection():
+    segs = segments(ENCAP / "vxlan.pcap")
+    up, down = segs[0], segs[1]
+    assert up.encapsulation != down.encapsulation  # the outer addresses' order
+    k = connection_key(up.src, up.sport, up.dst, up.dport, up.encapsulation)
+    assert k == connection_key(down.src, down.sport, down.dst, down.dport, down.encapsulation)
+    other = segs[10]
+    assert k != connection_key(other.src, other.sport, other.dst, other.dport, other.encapsulation)
+    assert connection_key(up.src, up.sport, up.dst, up.dport) == k[:4]
+
+
+def test_pppoe_is_a_link_layer():
+    """PPPoE is not a tunnel: no encapsulation key, its sessions are not part of a
+    connection's identity; both conversations are one 4-tuple (CL009 at frame 12)."""
+    r = report(ENCAP / "pppoe_ipv4.pcap")
+    assert [
+        ("encapsulation" in c, c["first_frame"], c["last_frame"]) for c in r["connections"]
+    ] == [(False, 1, 13)]
+    assert ("CL009", 12) in [(f["rule"], f["frame"]) for f in r["findings"]]
+    assert r["skipped"] == {}
+    batch = BatchSource(ENCAP / "pppoe_ipv4.pcap")
+    list(batch)
+    assert batch.one_by_one == 0
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_tunnel_header_is_cp005(name):
+    r = report(ENCAP / "bad" / name)
+    cp005 = [(f["frame"], f["message"]) for f in r["findings"] if f["rule"] == "CP005"]
+    assert cp005 == [(4, f"the frame could not be decoded: {MALFORMED[name]}")]
+    assert r["malformed"] == 1 and len(r["connections"]) == 1
+
+
+def test_tunnel_ports_are_parameters():
+    """Another VXLAN port: the capture's 4789 is then plain UDP (skipped)."""
+    dec = Decoder(tunnel_ports={"vxlan": [8472]})
+    assert [dec.decode(r) for r in open_capture(ENCAP / "vxlan.pcap")] == [None] * 13
+    assert dec.skipped == {"ipv4-udp": 13}
+    got = segments(ENCAP / "vxlan.pcap", tunnel_ports={"vxlan": [8472, 4789]})
+    assert got[0].encapsulation[2:4] == ("udp 4789", "vxlan 42")
+    with pytest.raises(ValueError, match="unknown tunnel 'vxlan2'"):
+        Decoder(tunnel_ports={"vxlan2": [1]})
+    with pytest.raises(ValueError, match="port 70000 is not a UDP port"):
+        Decoder(tunnel_ports={"geneve": [70000]})
