@@ -29,6 +29,7 @@ capture, in input order.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -229,8 +230,14 @@ def _paths(value: PathLike | Iterable[PathLike] | None) -> list[Path]:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise OptionError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+    """``value`` as a float when it is a finite number of seconds >= 0 (not nan, not
+    inf, not a bool); :class:`OptionError` (one line) else."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < math.inf  # false for nan
+    ):
+        raise OptionError(f"{name}: expected a finite number of seconds >= 0, got {value!r}")
     return float(value)
 
 

@@ -45,7 +45,8 @@ def quick_exit(code: object) -> NoReturn:
     (the :mod:`atexit` handlers: the spools' temporary files deleted, the worker pools
     shut down; stdout and stderr flushed), without the interpreter's teardown of every
     module and object: about 50 ms after an analysis that imported numpy, for nothing
-    (issue #4). A flush that fails (a closed pipe) changes nothing else. Threads still
+    (issue #4). Standard output that cannot be flushed (a full disk, a closed pipe)
+    is one line on stderr and status 2 (issue 23), never a traceback. Threads still
     running are not waited for (the interpreter's exit would join them): the command
     joins its own (the feed's senders) and shuts its pools down before it returns."""
     if code is None:
@@ -56,9 +57,19 @@ def quick_exit(code: object) -> NoReturn:
         print(code, file=sys.stderr)
         status = 1
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # what was left in the buffer: a full disk, a closed pipe
+        with contextlib.suppress(OSError, ValueError):
+            print(
+                f"pcapcheck: error: cannot write the standard output: {exc.strerror}",
+                file=sys.stderr,
+            )
+        status = 2
+    except (ValueError, AttributeError):
+        pass
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
     os._exit(status)
 
 

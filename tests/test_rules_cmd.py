@@ -77,7 +77,7 @@ def test_show_prints_the_whole_explanation():
         "## Why is this bad?",
         "## Example",
         "Wireshark: tcp.analysis.reused_ports",
-        "`msl` (number, default 120)",
+        "`msl` (number, > 0, default 120)",
         "trigger: crafted/cl010_time-wait-reuse.pcap",
         "[rules.CL010]",
     ):

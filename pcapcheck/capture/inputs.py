@@ -45,6 +45,7 @@ __all__ = [
     "collect_inputs",
     "display_path",
     "is_capture",
+    "read_limited",
     "sniff",
 ]
 
@@ -80,6 +81,22 @@ class Input:
     path: Path
     name: str
     stdin: bool = False
+
+
+def read_limited(path: Path | str, limit: int, what: str) -> bytes:
+    """The bytes of the file ``path``, at most ``limit`` bytes read whatever it is (a
+    device such as ``/dev/zero``, a FIFO, a huge file): the configuration and baseline
+    files are read whole, so their size is bounded here rather than by memory.
+
+    Raises :class:`ValueError` with a one-line message ("``PATH``: larger than N MB:
+    not a WHAT") when the file holds more; :class:`OSError` (from :func:`open`) as it
+    comes, for the caller to word.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{display_path(path)}: larger than {limit // 1_000_000} MB: not a {what}")
+    return data
 
 
 def display_path(path: Path | str) -> str:
@@ -179,8 +196,15 @@ def collect_inputs(args: Sequence[str], stdin: IO[bytes] | None = None) -> Itera
                 if interactive:
                     raise InputError("-: standard input is a terminal; pipe a capture into it")
                 target = Path(tmp) / "stdin.capture"
-                with open(target, "wb") as fh:
-                    shutil.copyfileobj(stdin, fh)
+                try:
+                    with open(target, "wb") as fh:
+                        shutil.copyfileobj(stdin, fh)
+                except OSError as exc:
+                    # A full disk (ENOSPC), a file-size limit (EFBIG, RLIMIT_FSIZE), a
+                    # read error on the pipe: one line, never a traceback.
+                    raise InputError(
+                        f"-: cannot copy standard input to {tmp}: {exc.strerror or exc}"
+                    ) from None
                 inputs.append(Input(target, STDIN_NAME, stdin=True))
                 continue
             path = Path(arg)

@@ -49,7 +49,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pcapcheck.capture.inputs import display_path
+from pcapcheck.capture.inputs import display_path, read_limited
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
@@ -211,12 +211,12 @@ def _has_tool_table(pyproject: Path) -> bool:
     read, and reported, by :func:`load_config`: it counts as having the table only when
     the text mentions it)."""
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = read_limited(pyproject, MAX_CONFIG_BYTES, "configuration file").decode("utf-8")
+    except (OSError, ValueError):  # ValueError: too large, or not UTF-8
         return False
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return "tool.pcapcheck" in text
     tool = data.get("tool")
     return isinstance(tool, dict) and "pcapcheck" in tool
@@ -253,6 +253,11 @@ def resolve_config(
 # --------------------------------------------------------------------------- parsing
 
 
+#: The largest configuration file read (bytes); a larger one (or a device that never
+#: ends) is refused with a one-line error.
+MAX_CONFIG_BYTES = 10_000_000
+
+
 def load_config(path: Path | str) -> Config:
     """Read and check one configuration file (the structure and the values that do not
     need the catalogue; see :meth:`Config.check` for the rest).
@@ -265,19 +270,23 @@ def load_config(path: Path | str) -> Config:
     pyproject = path.name == PYPROJECT_NAME
     label = f"{shown} [tool.pcapcheck]" if pyproject else shown
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_CONFIG_BYTES, "configuration file").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown}: not UTF-8 text") from None
+    except ValueError as exc:  # larger than MAX_CONFIG_BYTES (--config /dev/zero)
+        raise ConfigError(str(exc)) from None
     except FileNotFoundError:
         raise ConfigError(f"{shown}: no such file") from None
     except IsADirectoryError:
         raise ConfigError(f"{shown}: is a directory, not a configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown}: not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{shown}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{shown}: invalid TOML: nested too deeply") from None
     if pyproject:
         tool = data.get("tool")
         if not isinstance(tool, dict) or "pcapcheck" not in tool:

@@ -97,6 +97,26 @@ README_START = "<!-- rules:start -->"
 README_END = "<!-- rules:end -->"
 
 _PARAM_TYPES = ("number", "integer", "boolean", "string")
+#: The range a number or integer parameter may declare (the rule schema's names).
+_PARAM_BOUNDS = ("minimum", "exclusiveMinimum", "maximum")
+
+
+def _out_of_range(spec: Mapping[str, Any], value: Any) -> str | None:
+    """Why ``value`` is outside the range ``spec`` (a parameter's declaration) gives,
+    as ``"expected a number > 0, got -1"``; None when it is inside (or not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    kind = spec.get("type", "number")
+    low, above, high = (spec.get(key) for key in _PARAM_BOUNDS)
+    if low is not None and not value >= low:
+        return f"expected {'an' if kind == 'integer' else 'a'} {kind} >= {low}, got {value!r}"
+    if above is not None and not value > above:
+        return f"expected {'an' if kind == 'integer' else 'a'} {kind} > {above}, got {value!r}"
+    if high is not None and not value <= high:
+        return f"expected {'an' if kind == 'integer' else 'a'} {kind} <= {high}, got {value!r}"
+    return None
+
+
 _ID_RE = re.compile(r"^[A-Z]{2,3}[0-9]{3}$")
 
 
@@ -113,7 +133,8 @@ class Rule:
     """One catalogue rule, as declared in ``rules/<id>.yaml``.
 
     ``params`` maps a parameter name to ``{"default": ..., "type": "number" | "integer" |
-    "boolean" | "string", "description": ...}``; ``equivalents`` maps ``wireshark`` /
+    "boolean" | "string", "description": ...}`` plus, for a number, the range it declares
+    (``minimum``, ``exclusiveMinimum``, ``maximum``, when given); ``equivalents`` maps ``wireshark`` /
     ``zeek`` / ``suricata`` to a description of the closest condition there (only the
     tools that have one); ``samples`` maps ``trigger`` / ``clean`` to capture paths
     relative to ``sample_pcaps/``. ``source`` is the file the rule was loaded from.
@@ -316,9 +337,14 @@ def _rule_from_data(path: Path, data: Any, check_schema: bool) -> Rule:
             "default": spec["default"],
             "type": spec["type"],
             "description": spec["description"],
+            **{key: spec[key] for key in _PARAM_BOUNDS if key in spec},
         }
         for name, spec in (data.get("params") or {}).items()
     }
+    for name, spec in params.items():
+        problem = _out_of_range(spec, spec["default"])
+        if problem is not None:
+            raise CatalogError(f"{where}: params.{name}.default: {problem}")
     samples = {key: list(value) for key, value in (data.get("samples") or {}).items()}
     return Rule(
         id=rule_id,
@@ -339,11 +365,16 @@ def _rule_from_data(path: Path, data: Any, check_schema: bool) -> Rule:
 def _rule_files(location: Path) -> list[Path]:
     if location.is_file():
         return [location]
-    return sorted(
-        entry
-        for entry in location.iterdir()
-        if entry.is_file() and entry.suffix in RULE_SUFFIXES and not entry.name.startswith(".")
-    )
+    try:
+        return sorted(
+            entry
+            for entry in location.iterdir()
+            if entry.is_file() and entry.suffix in RULE_SUFFIXES and not entry.name.startswith(".")
+        )
+    except OSError as exc:
+        raise CatalogError(
+            f"{display_path(location)}: cannot list the rules directory: {exc.strerror or exc}"
+        ) from None
 
 
 def _load_location(location: Path, trusted: bool = False) -> dict[str, Rule]:
@@ -355,6 +386,11 @@ def _load_location(location: Path, trusted: bool = False) -> dict[str, Rule]:
     if location.is_file() and location.suffix not in RULE_SUFFIXES:
         raise CatalogError(
             f"{display_path(location)}: not a rule file (expected {' or '.join(RULE_SUFFIXES)})"
+        )
+    if not location.is_file() and not location.is_dir():  # a device, a FIFO, a socket
+        raise CatalogError(
+            f"{display_path(location)}: not a rules directory nor a rule file "
+            f"({' or '.join(RULE_SUFFIXES)})"
         )
     rules: dict[str, Rule] = {}
     digest = _stamp(location) if trusted else None
@@ -613,8 +649,10 @@ class Catalog:
         """The rule's parameter values: defaults merged with ``overrides``.
 
         Overrides are type-checked against the declared type (strings such as ``"30"``
-        or ``"true"`` from a command line are converted). Raises :class:`CatalogError`
-        for an unknown rule, an unknown parameter or a value of the wrong type.
+        or ``"true"`` from a command line are converted; a number must be finite) and
+        against the declared range (``minimum``, ``exclusiveMinimum``, ``maximum``: CL010's
+        ``msl`` must be > 0). Raises :class:`CatalogError` (one line) for an unknown rule,
+        an unknown parameter, a value of the wrong type or out of range.
         """
         rule = self.get(rule_id)
         values = {name: spec["default"] for name, spec in rule.params.items()}
@@ -622,7 +660,12 @@ class Catalog:
             if name not in rule.params:
                 known = ", ".join(rule.params) or "none"
                 raise CatalogError(f"{rule_id}: unknown parameter {name!r} (known: {known})")
-            values[name] = self._coerce(rule_id, name, rule.params[name]["type"], value)
+            spec = rule.params[name]
+            value = self._coerce(rule_id, name, spec["type"], value)
+            problem = _out_of_range(spec, value)
+            if problem is not None:
+                raise CatalogError(f"{rule_id}: params.{name}: {problem}")
+            values[name] = value
         return values
 
     # ------------------------------------------------------------------ findings

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import typer
 
-from pcapcheck.commands.common import FailOn, app, fail, split_ids
+from pcapcheck.commands.common import FailOn, app, fail, split_ids, write_error, writing_stdout
 from pcapcheck.results import failed
 
 
@@ -318,7 +318,6 @@ def analyze(
     idle_timeout: float = typer.Option(
         300.0,
         "--idle-timeout",
-        min=0.0,
         metavar="SECONDS",
         help="Finalise a connection idle this long (as Zeek's tcp_inactivity_timeout); a "
         "later segment starts a new, midstream connection.",
@@ -326,7 +325,6 @@ def analyze(
     close_delay: float = typer.Option(
         5.0,
         "--close-delay",
-        min=0.0,
         metavar="SECONDS",
         help="Keep a closed connection's state this long for the segments that may follow "
         "(as Zeek's tcp_close_delay; at most 2*MSL).",
@@ -335,7 +333,6 @@ def analyze(
         None,
         "--jobs",
         "-j",
-        min=1,
         help="Worker processes (default: the number of CPUs): files are analysed in "
         "parallel; with fewer files than jobs, each file of 4 MB or more is split "
         "by connection over jobs/files processes. The report is identical to a "
@@ -407,13 +404,14 @@ def analyze(
     ctx = _report_context(catalog, active, statistics)
     for name, path in plan:
         if path is None:
-            _write(name, results, ctx, sys.stdout)
+            with writing_stdout():
+                _write(name, results, ctx, sys.stdout)
             continue
         try:
             with path.open("w", encoding="utf-8") as out:
                 _write(name, results, ctx, out)
         except OSError as exc:
-            raise fail(f"cannot write {path}: {exc.strerror}") from None
+            raise write_error(str(path), exc) from None
     if any(name == "github" for name, _ in plan):
         _step_summary(results, ctx, lambda line: typer.echo(line, err=True))
 

@@ -11,6 +11,10 @@ Exit status everywhere: 0 success, 1 findings reached the gate, 2 usage or input
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 import typer
@@ -18,7 +22,7 @@ import typer
 from pcapcheck.__about__ import __version__
 from pcapcheck.results import SEVERITY_RANK
 
-__all__ = ["SEVERITY_RANK", "FailOn", "app", "fail", "split_ids"]
+__all__ = ["SEVERITY_RANK", "FailOn", "app", "fail", "split_ids", "write_error", "writing_stdout"]
 
 app = typer.Typer(
     add_completion=False,
@@ -38,6 +42,28 @@ def fail(message: str) -> typer.Exit:
     """Print ``pcapcheck: error: MESSAGE`` on stderr; return the Exit(2) to raise."""
     typer.echo(f"pcapcheck: error: {message}", err=True)
     return typer.Exit(2)
+
+
+def write_error(target: str, exc: OSError) -> typer.Exit:
+    """:func:`fail` for an output that could not be written: ``cannot write TARGET:
+    No space left on device`` (a full disk, a file-size limit, a closed pipe)."""
+    return fail(f"cannot write {target}: {exc.strerror or exc}")
+
+
+@contextmanager
+def writing_stdout() -> Iterator[None]:
+    """Around what a command writes to standard output: the output is flushed at the
+    end, and an :class:`OSError` on the way (``> /dev/full``: ENOSPC; ``| head``:
+    EPIPE; RLIMIT_FSIZE: EFBIG) becomes the one-line :func:`write_error` and exit
+    status 2, not a traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        # What the buffer still holds cannot be written either: drop it, so that the
+        # exit (pcapcheck.cli.quick_exit flushes) does not report it a second time.
+        sys.stdout = open(os.devnull, "w")
+        raise write_error("the standard output", exc) from None
 
 
 def split_ids(values: list[str] | None) -> list[str] | None:

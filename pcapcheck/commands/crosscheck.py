@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.commands.common import app, fail
+from pcapcheck.commands.common import app, fail, writing_stdout
 
 
 @app.command()
@@ -84,5 +84,6 @@ def crosscheck(
         except OSError as exc:
             raise fail(f"cannot write {output}: {exc.strerror}") from None
     else:
-        sys.stdout.write(text)
+        with writing_stdout():
+            sys.stdout.write(text)
     raise typer.Exit(status)

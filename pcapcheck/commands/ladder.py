@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.commands.common import app, fail
+from pcapcheck.commands.common import app, fail, writing_stdout
 
 
 @app.command()
@@ -59,7 +59,8 @@ def ladder(
             f"{file}: internal error: {type(exc).__name__}: {exc} (set "
             "PCAPCHECK_DEBUG=1 for a traceback)"
         ) from None
-    sys.stdout.write(text)
+    with writing_stdout():
+        sys.stdout.write(text)
     others = len(result.connections) - 1
     if connection is None and others:
         typer.echo(

@@ -25,7 +25,7 @@ from typing import Any
 
 import typer
 
-from pcapcheck.commands.common import app, fail
+from pcapcheck.commands.common import app, fail, writing_stdout
 
 rules_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="List, explain, validate and test the rules."
@@ -92,14 +92,18 @@ def list_rules(
             }
             for r in catalog
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        with writing_stdout():
+            typer.echo(json.dumps(rows, indent=2))
         return
     from tabulate import tabulate
 
     table = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary] for r in catalog]
-    typer.echo(
-        tabulate(table, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple")
-    )
+    with writing_stdout():
+        typer.echo(
+            tabulate(
+                table, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple"
+            )
+        )
 
 
 def render_rule(rule: Any) -> str:
@@ -130,7 +134,12 @@ def render_rule(rule: Any) -> str:
     lines += ["## Parameters", ""]
     if rule.params:
         for name, spec in rule.params.items():
-            text = f"- `{name}` ({spec['type']}, default {spec['default']!r})"
+            bounds = "".join(
+                f", {sign} {spec[key]}"
+                for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="))
+                if key in spec
+            )
+            text = f"- `{name}` ({spec['type']}{bounds}, default {spec['default']!r})"
             lines.append(f"{text}: {spec['description']}" if spec.get("description") else text)
         lines += [
             "",
@@ -163,10 +172,11 @@ def show_rule(
         rule = catalog.get(rule_id.strip().upper())
     except CatalogError:
         raise fail(f"unknown rule {rule_id!r} (see pcapcheck rules list)") from None
-    if fmt is ShowFormat.json:
-        typer.echo(json.dumps(rule_dict(rule), indent=2))
-    else:
-        typer.echo(render_rule(rule), nl=False)
+    with writing_stdout():
+        if fmt is ShowFormat.json:
+            typer.echo(json.dumps(rule_dict(rule), indent=2))
+        else:
+            typer.echo(render_rule(rule), nl=False)
 
 
 @rules_app.command("check")
@@ -186,7 +196,8 @@ def check_rules(
     mine = [r for r in catalog if r.source.resolve() == where or r.source.resolve().parent == where]
     if not mine:
         raise fail(f"{directory}: no rule files found (*.yaml, *.yml)")
-    typer.echo(f"{directory}: {len(mine)} rule{'s' if len(mine) != 1 else ''} OK")
+    with writing_stdout():
+        typer.echo(f"{directory}: {len(mine)} rule{'s' if len(mine) != 1 else ''} OK")
 
 
 def samples_dir(rule: Any) -> Path:
@@ -237,6 +248,15 @@ def test_rules(
             raise result
         return any(catalog.to_finding(ev, {rule.id}) is not None for ev in result.events)
 
+    with writing_stdout():
+        failed = _test_each(tested, fires)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _test_each(tested: list[Any], fires: Any) -> int:
+    """``rules test``'s PASS/FAIL line per rule and the total line; the number failed."""
+    from pcapcheck.capture.reader import CaptureError
+
     failed = 0
     for rule in tested:
         problems: list[str] = []
@@ -262,4 +282,4 @@ def test_rules(
         f"{len(tested)} rule{'s' if len(tested) != 1 else ''}: "
         f"{len(tested) - failed} passed, {failed} failed"
     )
-    raise typer.Exit(1 if failed else 0)
+    return failed

@@ -28,10 +28,19 @@ github    GitHub Actions workflow commands (``::error file=...::...``)    append
 ========  ==============================================================  ===============
 
 A capture that could not be read (``FileResult.error`` set) is reported by every format.
+
+Every format writes valid UTF-8, whatever the capture's name: a file name that is not
+valid UTF-8 reaches Python with its undecodable bytes as lone surrogates (PEP 383,
+``surrogateescape``), which no UTF-8 text can hold. :func:`utf8_text` shows each such
+byte as ``\\xNN`` (Python's ``backslashreplace``: the name ``bad<0xff>.pcap`` is reported
+as ``bad\\xff.pcap``), and :data:`FORMATS` and :data:`WRITERS` apply it to the
+capture paths and error messages of the results before any renderer sees them
+(:func:`utf8_results`): one policy, in one place, for every format.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -56,6 +65,8 @@ __all__ = [
     "rule_statistics",
     "statistics_rows",
     "text_of",
+    "utf8_results",
+    "utf8_text",
 ]
 
 
@@ -151,6 +162,46 @@ def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None
     return rule
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as UTF-8 can hold it: each undecodable byte of a file name (carried by
+    Python as a lone surrogate U+DC80..U+DCFF, PEP 383) becomes the four characters
+    ``\\xNN``, any other lone surrogate ``\\uNNNN`` (``backslashreplace``); text that
+    is already valid is returned as it is (the common case costs one encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
+
+
+def utf8_results(results: Sequence[FileResult]) -> list[FileResult]:
+    """``results`` with every ``path`` and ``error`` passed through :func:`utf8_text`
+    (a copy of the results that need it; the others as they are). The names are the
+    only text of a report that comes from outside a capture's packets."""
+    out: list[FileResult] = []
+    for res in results:
+        path = utf8_text(res.path)
+        error = utf8_text(res.error) if res.error is not None else None
+        if path is not res.path or error is not res.error:
+            res = dataclasses.replace(res, path=path, error=error)
+        out.append(res)
+    return out
+
+
+def _utf8(function: Callable) -> Callable:
+    """``function(results, ...)`` given :func:`utf8_results` of its results."""
+
+    def call(results: Sequence[FileResult], *args: object) -> object:
+        return function(utf8_results(results), *args)
+
+    call.__doc__ = function.__doc__
+    return call
+
+
 #: Format name -> the module of its renderer (in this package).
 _MODULES = {
     "table": "table",
@@ -196,7 +247,7 @@ class _ByFormat(MutableMapping):
 
 
 #: Format name -> renderer ``(results, ctx) -> str``; ``ctx`` may be ``None``.
-FORMATS: Mapping[str, Renderer] = _ByFormat(lambda _name, module: module.render)
+FORMATS: Mapping[str, Renderer] = _ByFormat(lambda _name, module: _utf8(module.render))
 
 
 def _text_writer(name: str) -> Writer:
@@ -210,5 +261,5 @@ def _text_writer(name: str) -> Writer:
 #: Format name -> writer ``(results, out, ctx)``: streams json, jsonl and csv; writes the
 #: renderer's text for the others.
 WRITERS: Mapping[str, Writer] = _ByFormat(
-    lambda name, module: getattr(module, "write", None) or _text_writer(name)
+    lambda name, module: _utf8(getattr(module, "write", None) or _text_writer(name))
 )

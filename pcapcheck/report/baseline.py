@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from pcapcheck.__about__ import __version__
-from pcapcheck.capture.inputs import display_path
+from pcapcheck.capture.inputs import display_path, read_limited
 from pcapcheck.model import Finding
 from pcapcheck.results import FileResult
 
@@ -57,6 +57,9 @@ __all__ = [
 #: The ``version`` written in (and required of) baseline files.
 BASELINE_VERSION = 1
 _HINT_MESSAGE_CHARS = 160
+#: The largest baseline file read (bytes): about half a million findings; more is
+#: refused with a one-line error rather than read whole (``--baseline /dev/zero``).
+MAX_BASELINE_BYTES = 100_000_000
 
 
 class BaselineError(Exception):
@@ -149,15 +152,20 @@ def write_baseline(results: Sequence[FileResult], path: Path | str) -> int:
 def load_baseline(path: Path | str) -> Counter[str]:
     """The fingerprints of a baseline file with their multiplicities. Raises
     :class:`BaselineError` for a missing or unreadable file, invalid JSON or a document
-    that is not a version-1 pcapcheck baseline."""
+    that is not a version-1 pcapcheck baseline, one larger than
+    :data:`MAX_BASELINE_BYTES` or nested too deeply for the JSON parser."""
     shown = display_path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_limited(path, MAX_BASELINE_BYTES, "pcapcheck baseline").decode("utf-8")
+    except UnicodeDecodeError:
+        raise BaselineError(f"{shown}: cannot read: not UTF-8 text") from None
+    except ValueError as exc:  # larger than MAX_BASELINE_BYTES
+        raise BaselineError(str(exc)) from None
     except FileNotFoundError:
         raise BaselineError(f"{shown}: no such baseline file") from None
     except IsADirectoryError:
         raise BaselineError(f"{shown}: is a directory, not a baseline file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BaselineError(
             f"{shown}: cannot read: {getattr(exc, 'strerror', None) or exc}"
         ) from None
@@ -165,6 +173,8 @@ def load_baseline(path: Path | str) -> Counter[str]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BaselineError(f"{shown}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise BaselineError(f"{shown}: invalid JSON: nested too deeply") from None
     if not isinstance(document, dict) or "findings" not in document:
         raise BaselineError(
             f"{shown}: not a pcapcheck baseline (no 'findings' list; write "

@@ -5,7 +5,8 @@ an empty cell stands for "none" (a file-level finding has no connection, CP006 n
 A capture that could not be read is one row with empty ``rule``/``name``, severity
 ``error`` and the reason as ``message``. CSV holds a single table, so the connection
 table is not included (use ``json`` for it), nor the event ``data``. Lines end in
-``\\n``.
+``\\n``; a field holding a comma, a double quote, a CR or an LF is quoted (RFC 4180,
+section 2, rule 6), so that no field splits its row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ if TYPE_CHECKING:
 COLUMNS = ("path", "rule", "name", "severity", "connection", "frame", "message")
 
 
+class _LineFeed:
+    """A text stream whose writes (one per CSV row) end in ``\\n`` where the row ends in
+    ``\\r\\n`` (the row's own line breaks are inside quotes)."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+
+    def write(self, row: str) -> int:
+        if row.endswith("\r\n"):
+            row = row[:-2] + "\n"
+        return self._out.write(row)
+
+
 def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> str:
     """The text :func:`write` writes."""
     return text_of(write, results, ctx)
@@ -33,7 +47,10 @@ def write(results: Sequence[FileResult], out: TextIO, ctx: ReportContext | None 
     """Write the header row and one row per finding (per unreadable capture), in file
     order then frame order, one row at a time. ``ctx`` is not used (``statistics`` does
     not apply: one table)."""
-    writer = csv.writer(out, lineterminator="\n")
+    # The csv module quotes a field holding a character of the line terminator: with
+    # "\r\n" a bare CR is quoted too (with "\n" alone it would split the row for a
+    # reader that takes CR as a line end); each row's "\r\n" is written as "\n".
+    writer = csv.writer(_LineFeed(out), lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for res in results:
         if res.error is not None:
