@@ -103,6 +103,13 @@ def max_caplen(linktype: int) -> int:
 
 
 _CHUNK = 1 << 20  # bytes read from the file at a time
+#: Records in one batch of :meth:`CaptureReader.pcap_batches` (one :class:`EpbRun` of
+#: :meth:`CaptureReader.pcapng_batches`) at most, whatever their size: a batch's
+#: records may each become a Python object (decoded one by one: malformed, zero-length),
+#: so a batch of 16-byte records must not hold a chunk's worth (issue #23: 4 MB of
+#: zeros are 262,144 records). Ordinary captures (60 bytes a record or more) never
+#: reach it.
+BATCH_RECORDS = 1 << 14
 _GZ_PIECE = 1 << 16  # compressed bytes fed to zlib at a time
 
 _PCAP_MAGICS = {
@@ -675,6 +682,7 @@ class CaptureReader:
         frame = 0
         base = 0  # file offset of buf[0]
         plain = not self.compressed
+        most = BATCH_RECORDS
         # plain files are read straight into two buffers used in turn (no copying)
         pool = [bytearray(), bytearray()]
         turn = 0
@@ -685,7 +693,7 @@ class CaptureReader:
                 append = positions.append
                 try:
                     # the hot loop: struct.error ends it where fewer than 12 bytes are left
-                    while True:
+                    for _ in range(most):
                         caplen = caplen_at(buf, pos)[0]
                         if caplen > limit:
                             break
@@ -699,6 +707,8 @@ class CaptureReader:
                     frame += len(positions)
                     self.records = frame
                     yield buf, base if plain else None, positions
+                    if len(positions) == most and blen - pos >= 16:
+                        continue  # more records in buf than BATCH_RECORDS
                 # buf[pos:] holds no whole record: a cut header, a cut record, or nothing
                 if blen - pos >= 16:  # the header is there: the record is cut
                     caplen = caplen_at(buf, pos)[0]
@@ -831,6 +841,12 @@ class CaptureReader:
         epb_block = struct.Struct("<IIIIIII").unpack_from  # batch mode: a whole EPB header
         # per interface: (linktype, ticks per second, offset in ticks, caplen limit)
         ifaces: list[tuple[int, int, int, int]] = []
+        # batch mode: the caplen limit of each interface, and ifaces as a tuple (None:
+        # to be made again), kept as interfaces come rather than made for every block
+        # (issue #23: 100,000 interfaces made reading quadratic)
+        limits: list[int] = []
+        ifaces_t: tuple[tuple[int, int, int, int], ...] | None = None
+        most = BATCH_RECORDS
         last_ts = 0.0
         with_non_packets = self.with_non_packets
         non_packets = self.non_packets
@@ -841,10 +857,9 @@ class CaptureReader:
                     # below; the first block that does not is left to the code after.
                     run: list[int] = []
                     append = run.append
-                    limits = [iface[3] for iface in ifaces]
                     count = len(ifaces)
                     try:
-                        while True:
+                        for _ in range(most):
                             btype, length, ifid, _, _, caplen, _ = epb_block(buf, pos)
                             end = pos + length
                             if (
@@ -869,14 +884,18 @@ class CaptureReader:
                         ifid, tsh, tsl = epb(buf, run[-1] + 8)[:3]
                         _, ticks, toff, _ = ifaces[ifid]
                         last_ts = (((tsh << 32) | tsl) + toff) / ticks
+                        if ifaces_t is None:
+                            ifaces_t = tuple(ifaces)
                         yield EpbRun(
                             buf,
                             offset if plain else None,
                             run,
                             endian,
-                            tuple(ifaces),
+                            ifaces_t,
                             frame - len(run) + 1,
                         )
+                        if len(run) == most:
+                            continue  # more blocks in buf than BATCH_RECORDS
                 if blen - pos < 12:
                     offset += pos
                     buf, pos = refill(buf, pos, max(12, batch))
@@ -1007,6 +1026,8 @@ class CaptureReader:
                         )
                         break
                     ifaces.append(self._parse_idb(buf, pos, length, endian))
+                    limits.append(ifaces[-1][3])
+                    ifaces_t = None
                 elif btype == _PCAPNG_SHB:
                     if length < 28:
                         self.truncated = (
@@ -1022,6 +1043,8 @@ class CaptureReader:
                         )
                         break
                     ifaces = []
+                    limits = []
+                    ifaces_t = None
                     self.interfaces = []
                 elif btype in _NON_PACKET_BLOCKS:
                     # a frame for Wireshark, without a packet

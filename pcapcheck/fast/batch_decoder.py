@@ -504,7 +504,9 @@ class BatchSource(SourceAttributes):
         try:
             item = self.decoder.decode(record)
         except DecodeError as exc:
-            return exc
+            # without its traceback: the frames it holds (this one's callers, the batch
+            # being listed) would make a cycle that keeps every batch (issue #23)
+            return exc.with_traceback(None)
         shard = self.shard
         if (
             shard is not None

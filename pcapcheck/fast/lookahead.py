@@ -97,6 +97,15 @@ _FROM_COLS = {
 #: A candidate whose SYN is more than this many segments (of this shard) behind the
 #: latest one read is made normal: the lookahead's memory stays bounded.
 MAX_ROWS = 1 << 19
+#: What a record decoded one by one (a Segment, a DecodeError: objects of about 2.4 kB,
+#: malformed records, zero-length ones, IPv6) weighs in :data:`ROUND_ROWS` and
+#: :data:`MAX_ROWS`, in segments held as columns (about 150 bytes each); a record of
+#: another shard or skipped (a few bytes of the plan's per-record arrays) weighs
+#: ``1 / OTHER_RECORDS``. So the plans held behind an undecided candidate stay within
+#: about ``MAX_ROWS`` segments' worth whatever the capture holds (issue #23: a valid
+#: connection followed by a million zero-length records held them all).
+SPECIAL_WEIGHT = 16
+OTHER_RECORDS = 4
 
 # row labels (Plan.label)
 UNDECIDED, NORMAL, MIDDLE, START, END, DIRECT = 0, 1, 2, 3, 4, 5
@@ -222,7 +231,11 @@ class Lookahead:
         self.round_rows, self.max_rows = ROUND_ROWS, MAX_ROWS
         self.queue: deque = deque()
         self.fresh = 0  # rows pushed since the last round
-        self.rows = 0  # rows of this shard pushed so far
+        #: the weight of the other records pushed since the last round (SPECIAL_WEIGHT)
+        self.fresh_other = 0
+        #: rows of this shard pushed so far, plus the weight of the other records (the
+        #: ordinals that MAX_ROWS is counted in)
+        self.rows = 0
         self.clock = float("-inf")  # latest time of a row read (any shard)
         self.last = float("-inf")  # latest time of any record read
         self.disordered = False  # the capture's clock went back
@@ -238,14 +251,19 @@ class Lookahead:
     def push(self, plan: Plan | RawPlan) -> list:
         """Take the next plan; return the plans now ready (in order)."""
         if isinstance(plan, RawPlan):
-            self._times([t for _f, t, _i in plan.items])
-            for _f, _t, item in plan.items:
-                if item.__class__ is Segment:
-                    self._poison(item)
+            items = plan.items
+            self._times([t for _f, t, _i in items])
+            decoded = 0
+            for _f, _t, item in items:
+                if item is not None:
+                    decoded += 1
+                    if item.__class__ is Segment:
+                        self._poison(item)
+            self._weigh(decoded, len(items) - decoded)
         else:
             self._push_cols(plan)
         self.queue.append(plan)
-        if self.fresh >= self.round_rows:
+        if self.fresh >= self.round_rows or self.fresh_other >= self.round_rows:
             self._round(eof=False, truncated=False)
         return self._ready()
 
@@ -262,6 +280,13 @@ class Lookahead:
                 self.disordered = True
             last = t if t > last else last
         self.last = last
+
+    def _weigh(self, decoded: int, other: int) -> None:
+        """Count ``decoded`` records decoded one by one and ``other`` records (skipped,
+        of another shard) towards the round and the ordinals (:data:`SPECIAL_WEIGHT`)."""
+        w = decoded * SPECIAL_WEIGHT + other // OTHER_RECORDS
+        self.fresh_other += w
+        self.rows += w
 
     def _poison(self, seg: Segment) -> None:
         """A segment decoded one by one: its 4-tuple is seen (IPv4 only: no fast
@@ -280,9 +305,12 @@ class Lookahead:
             if ts[0] < self.last or (len(ts) > 1 and bool((ts[1:] < ts[:-1]).any())):
                 self.disordered = True
             self.last = max(self.last, float(ts.max()))
+        decoded = 0
         for item in plan.special.values():
-            if item.__class__ is Segment:
-                self._poison(item)
+            if item is not None:
+                decoded += 1
+                if item.__class__ is Segment:
+                    self._poison(item)
         n = len(c.frame)
         if n:
             self.clock = max(self.clock, float(c.ts.max()))
@@ -307,6 +335,7 @@ class Lookahead:
         plan.base = self.rows  # the ordinal of its first own row
         self.rows += m
         self.fresh += m
+        self._weigh(decoded, len(ts) - m - decoded)
 
     def _ready(self) -> list:
         queue = self.queue
@@ -321,7 +350,7 @@ class Lookahead:
     # -- a round ---------------------------------------------------------------------
 
     def _round(self, eof: bool, truncated: bool) -> None:
-        self.fresh = 0
+        self.fresh = self.fresh_other = 0
         plans = [p for p in self.queue if p.undecided]
         if not plans:
             return
