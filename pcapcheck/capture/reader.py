@@ -342,13 +342,33 @@ class _GzipSource:
 
     @staticmethod
     def _salvage(d, piece: bytes) -> bytes:
-        """Re-feed ``piece`` in small steps to recover the output before the damage."""
+        """Re-feed ``piece`` to ``d`` (the decompressor as it was before it) to recover
+        every byte of output before the damage: in 8-byte steps, and the step in which
+        the error occurs again one input byte and one output byte at a time (zlib drops
+        the output of the call that fails: a step of 8 bytes can hold kilobytes of it,
+        and a call given more input may read past the byte it wrote)."""
         out = []
         for i in range(0, len(piece), 8):
+            step = piece[i : i + 8]
+            before = d.copy()
             try:
-                out.append(d.decompress(piece[i : i + 8]))
+                out.append(d.decompress(step))
             except zlib.error:
+                d = before
                 break
+        else:
+            return b"".join(out)
+        try:
+            for i in range(len(step)):
+                data = step[i : i + 1]
+                while True:
+                    one = d.decompress(data, 1)  # at most one byte out
+                    data = d.unconsumed_tail
+                    if not one and not data:
+                        break
+                    out.append(one)
+        except zlib.error:
+            pass
         return b"".join(out)
 
 

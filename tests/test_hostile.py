@@ -1,0 +1,172 @@
+"""Hostile and unlucky captures (issue #23, items 1-5): memory bounded whatever the
+content, time linear in the records, everything valid before a fault reported, the
+temporary files gone after SIGTERM. The inputs are built by ``bench/hostile.py`` (which
+runs them at full size); here they are small enough for the suite, measured in a child
+process (peak RSS by :func:`os.wait4`) and compared at N and 4N rather than against a
+wall-clock limit."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import pytest
+from conftest import ROOT
+
+from pcapcheck.capture.reader import _GzipSource, open_capture
+
+sys.path.insert(0, str(ROOT / "bench"))
+import hostile  # noqa: E402
+
+
+def _analyze(path, *extra: str, out=None) -> tuple[int, int, dict | None]:
+    """``pcapcheck analyze path -f json -q`` in a child: (exit status, peak RSS in MB,
+    the JSON report or None)."""
+    out_path = out or (path.parent / (path.name + ".json"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pcapcheck", "analyze", str(path), "-f", "json", "-q"]
+        + ["-o", str(out_path), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 1), err.decode(errors="replace")
+    report = json.loads(out_path.read_text()) if out_path.exists() else None
+    return code, usage.ru_maxrss // 1024, report
+
+
+# -- item 1: malformed and zero-length records ---------------------------------------
+
+
+def test_zero_length_records_after_a_valid_connection_bounded_and_it_is_reported(tmp_path):
+    """A valid 10-packet capture followed by a run of zero-length records (gzipped): the
+    peak RSS does not follow the number of records (it grew by 2.4 kB a record: about
+    90 MB more for 4N than for N here), and the connection before them is reported."""
+    rss = {}
+    for n in (12_500, 50_000):
+        path = tmp_path / f"zeros{n}.pcap.gz"
+        hostile.write_zeros_gz(path, 16 * n)
+        _code, rss[n], report = _analyze(path)
+        f = report["files"][0]
+        assert (f["packets"], f["malformed"]) == (10 + n, n)
+        (conn,) = f["connections"]
+        assert (conn["first_frame"], conn["last_frame"], conn["close"]) == (1, 10, "graceful")
+        cp005 = [x for x in f["findings"] if x["rule"] == "CP005"]
+        assert len(cp005) == n and cp005[0]["frame"] == 11 and cp005[-1]["frame"] == 10 + n
+    assert rss[50_000] - rss[12_500] < 30, rss
+    assert rss[50_000] < 150, rss
+
+
+def test_malformed_records_bounded(tmp_path):
+    """Records whose IPv4 header length is 3 (CP005 each): the same bound."""
+    rss = {}
+    for n in (12_500, 50_000):
+        path = tmp_path / f"ihl3_{n}.pcap"
+        hostile.write_ihl3(path, n)
+        _code, rss[n], report = _analyze(path)
+        assert report["files"][0]["malformed"] == n
+    assert rss[50_000] - rss[12_500] < 30, rss
+
+
+# -- item 2: pcapng interfaces -------------------------------------------------------
+
+
+def _read_seconds(path) -> float:
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        reader = open_capture(path)
+        n = sum(1 for _ in reader.pcapng_batches())
+        best = min(best, time.perf_counter() - t)
+        assert n >= 1 and reader.records == 9
+    return best
+
+
+def test_pcapng_interfaces_read_in_linear_time(tmp_path):
+    """20,000 interface description blocks then 9 packets: reading takes about 4 times
+    as long as with 5,000 (it was quadratic: 16 times), and the packets are read."""
+    small, big = tmp_path / "idb5k.pcapng", tmp_path / "idb20k.pcapng"
+    hostile.write_idbs(small, 5_000)
+    hostile.write_idbs(big, 20_000)
+    ratio = _read_seconds(big) / _read_seconds(small)
+    assert ratio < 8, ratio
+    _code, _rss, report = _analyze(big)
+    assert report["files"][0]["packets"] == 9
+
+
+# -- item 3: a corrupt gzip stream ---------------------------------------------------
+
+
+def _byte_by_byte(data: bytes) -> bytes:
+    """Everything zlib gives before the error, fed one input byte and taking one output
+    byte at a time (the reference)."""
+    d = zlib.decompressobj(31)
+    out = []
+    try:
+        for i in range(len(data)):
+            piece = data[i : i + 1]
+            while True:
+                one = d.decompress(piece, 1)
+                piece = d.unconsumed_tail
+                if not one and not piece:
+                    break
+                out.append(one)
+            if d.eof:
+                break
+    except zlib.error:
+        pass
+    return b"".join(out)
+
+
+def test_gzip_salvage_is_byte_precise():
+    """Every one-bit flip of a gzipped 9-record capture that zlib finds: the salvage
+    gives every byte zlib can give before the damage (it dropped the 8-byte step in
+    which the error occurs)."""
+    raw = hostile.PCAP_HEADER + b"".join(hostile.connection(1, step_us=1000))
+    good = gzip.compress(raw, compresslevel=9, mtime=0)
+    tried = 0
+    for at in range(10, len(good) - 8):
+        for bit in range(8):
+            bad = bytearray(good)
+            bad[at] ^= 1 << bit
+            try:
+                zlib.decompressobj(31).decompress(bytes(bad))
+                continue
+            except zlib.error:
+                pass
+            tried += 1
+            got = _GzipSource._salvage(zlib.decompressobj(31), bytes(bad))
+            assert got == _byte_by_byte(bytes(bad)), (at, bit)
+    assert tried > 500
+
+
+def test_corrupt_gzip_keeps_the_complete_record_before_the_damage(tmp_path):
+    """A flipped bit at byte 188 of a gzipped 9-record capture: 7 records are whole
+    before the damage and all 7 are read (6 before: the step with the error was
+    dropped), then CP006 with the corrupt-gzip note."""
+    raw = hostile.PCAP_HEADER + b"".join(hostile.connection(1, step_us=1000))
+    bad = bytearray(gzip.compress(raw, compresslevel=9, mtime=0))
+    bad[188] ^= 1 << 6
+    path = tmp_path / "corrupt.pcap.gz"
+    path.write_bytes(bytes(bad))
+    reader = open_capture(path)
+    records = list(reader)
+    assert len(records) == 7
+    pos = 24
+    for r in records:
+        (caplen,) = struct.unpack_from("<I", raw, pos + 8)
+        assert r.data == raw[pos + 16 : pos + 16 + caplen]
+        pos += 16 + caplen
+    assert reader.truncated is not None and "corrupt gzip data" in reader.truncated
+    assert reader.truncated.startswith("file ends inside the header of record 8: 5 of 16")
