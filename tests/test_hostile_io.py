@@ -249,6 +249,10 @@ def test_csv_quotes_a_bare_cr(undecodable):
         ("[rules.CL010]\nmsl = 0\n", "rules.CL010.msl: expected a number > 0, got 0"),
         ("[rules.CL010]\nmsl = nan\n", "rules.CL010.msl: expected number, got nan"),
         ("[rules.CL010]\nmsl = inf\n", "rules.CL010.msl: expected number, got inf"),
+        (  # found by tests/fuzz/fuzz_config.py: an OverflowError traceback before
+            "[rules.CL010]\nmsl = " + "9" * 400 + "\n",
+            "rules.CL010.msl: expected number, got 9999",
+        ),
         (
             "[rules.SQ006]\nreorder_window = -0.5\n",
             "rules.SQ006.reorder_window: expected a number >= 0, got -0.5",

@@ -641,7 +641,13 @@ class Catalog:
             if isinstance(value, float) and value.is_integer():
                 return int(value)
             raise bad()
-        if isinstance(value, (int, float)) and math.isfinite(value):
+        if isinstance(value, int):  # a number: an int must fit a float (10**400 does not)
+            try:
+                float(value)
+            except OverflowError:
+                raise bad() from None
+            return value
+        if isinstance(value, float) and math.isfinite(value):
             return value
         raise bad()
 
