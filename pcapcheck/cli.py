@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import gc
 import os
 import sys
@@ -36,7 +37,21 @@ def main() -> None:
         app(prog_name="pcapcheck")
     except SystemExit as exc:
         quick_exit(exc.code)
+    except OSError as exc:
+        # What a command did not word itself: an output that cannot be written (a full
+        # disk, a file-size limit, a disk quota, an I/O error) is one line, never a
+        # traceback (issue 23). Any other OSError is a bug and keeps its traceback.
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        with contextlib.suppress(OSError, ValueError):
+            print(f"pcapcheck: error: cannot write{where}: {exc.strerror}", file=sys.stderr)
+        quick_exit(2)
     quick_exit(0)
+
+
+#: The errors of a write that cannot be done (see :func:`main`).
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EPIPE})
 
 
 def quick_exit(code: object) -> NoReturn:

@@ -95,6 +95,23 @@ def test_standard_output_on_a_full_disk(args):
 
 
 @needs_dev_full
+def test_any_command_on_a_full_disk(tmp_path):
+    """What a command does not word itself is worded by the entry point (``grade``)."""
+    grading = SAMPLES / "grading"
+    with open(FULL, "wb") as full:
+        proc = pcapcheck(
+            "grade",
+            str(grading / "submissions"),
+            "--rubric",
+            str(grading / "http_lab.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+            stdout=full,
+        )
+    one_error_line(proc, "cannot write", "No space left on device")
+
+
+@needs_dev_full
 def test_report_file_on_a_full_disk():
     proc = pcapcheck("analyze", HS002, "-q", "-f", "json", "-o", FULL)
     one_error_line(proc, f"cannot write {FULL}: No space left on device")
