@@ -254,6 +254,7 @@ def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, monkeypatch)
     path = tmp_path / "random.pcap"
     monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "1")
     rules: Counter[str] = Counter()
+    lived: list[int] = []
 
     @diff_settings(max(8, CONNECTIONS // 200))
     @given(traffic.captures(MIN_LIVES, MAX_LIVES), CONTAINERS, ANALYSES)
@@ -264,8 +265,13 @@ def test_sharded_cli_equals_the_reference_engine(tmp_path, catalog, monkeypatch)
         sharded = cli_json(path, "--jobs", "2", *analysis.options())
         assert sharded == expected, text_diff(expected, sharded, ("reference", "--jobs 2"))
         rules.update(f["rule"] for f in json.loads(sharded)["files"][0]["findings"])
+        lived.append(len(lives))
 
     one()
+    print(
+        f"\nsharded: {len(lived)} captures, {sum(lived)} connections drawn, "
+        f"{rules.total()} findings of {len(rules)} rules"
+    )
     assert rules.total() > 100 and len(rules) >= 10
 
 
