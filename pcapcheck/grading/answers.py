@@ -191,15 +191,25 @@ class AnswersError(ValueError):
 def find_answers(capture: Path, folder: Path | None = None) -> Path | None:
     """The answers file of ``capture``: ``<capture>.answers.yaml`` (or ``.yml``) beside
     it, else, when ``folder`` (the student's own folder) is given, ``answers.yaml`` (or
-    ``.yml``) in it. None when there is none."""
+    ``.yml``) in it (a symbolic link too: :func:`pcapcheck.grading.gradebook.discover`
+    refuses it). None when there is none."""
     for suffix in ANSWER_SUFFIXES:
         candidate = capture.with_name(capture.name + suffix)
-        if candidate.is_file():
+        if _exists(candidate):
             return candidate
     for name in ANSWER_NAMES:
-        if folder is not None and (folder / name).is_file():
+        if folder is not None and _exists(folder / name):
             return folder / name
     return None
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` is a file or a symbolic link (not followed: the caller refuses
+    it); false when the name cannot exist (too long for the file system)."""
+    try:
+        return path.is_symlink() or path.is_file()
+    except OSError:
+        return False
 
 
 def load_answers(path: Path) -> dict[str, Any]:

@@ -412,14 +412,29 @@ def _closer(transitions: Mapping[str, list[Mapping[str, Any]]]) -> str | None:
     return min(firsts)[2] if firsts else None
 
 
-def connection_view(summary: Mapping[str, Any], result: FileResult) -> dict[str, Any]:
+def connection_view(
+    summary: Mapping[str, Any],
+    result: FileResult,
+    findings: Mapping[Any, list[Any]] | None = None,
+    bad_handshakes: set[Any] | None = None,
+) -> dict[str, Any]:
     """The CEL map of one connection summary of ``result`` (plain Python values; see the
-    module docstring for the fields)."""
+    module docstring for the fields). ``findings`` (connection id → its findings) and
+    ``bad_handshakes`` (ids of connections with HS002 or HS004), when given, spare a
+    scan of every finding and event per connection (:func:`capture_environment` passes
+    them: its time is linear in connections plus findings)."""
     cid = summary["id"]
     client_ip, client_port = endpoint_parts(summary["client"])
     server_ip, server_port = endpoint_parts(summary["server"])
     transitions = summary.get("transitions") or {"client": [], "server": []}
-    bad_handshake = any(e.connection == cid and e.rule in ("HS002", "HS004") for e in result.events)
+    if bad_handshakes is None:
+        bad_handshakes = _bad_handshakes(result)
+    bad_handshake = cid in bad_handshakes
+    own = (
+        findings.get(cid, [])
+        if findings is not None
+        else [f for f in result.findings if f.connection == cid]
+    )
     return {
         "id": cid,
         "client": summary["client"],
@@ -442,7 +457,7 @@ def connection_view(summary: Mapping[str, Any], result: FileResult) -> dict[str,
         "first_frame": summary["first_frame"],
         "last_frame": summary["last_frame"],
         "duration": float(summary.get("duration") or 0.0),
-        "findings": [_finding_map(f) for f in result.findings if f.connection == cid],
+        "findings": [_finding_map(f) for f in own],
         "transitions": {
             side: [dict(t) for t in transitions.get(side, [])] for side in ("client", "server")
         },
@@ -451,12 +466,21 @@ def connection_view(summary: Mapping[str, Any], result: FileResult) -> dict[str,
     }
 
 
+def _bad_handshakes(result: FileResult) -> set[Any]:
+    """Ids of the connections on which HS002 or HS004 was raised."""
+    return {e.connection for e in result.events if e.rule in ("HS002", "HS004")}
+
+
 def capture_environment(result: FileResult, name: str | None = None) -> dict[str, Any]:
     """The plain-Python environment of one analysed capture: ``{"connections",
     "findings", "packets", "file"}`` (see the module docstring). ``name``: the file name
     shown as ``file.name`` (default: the result's path)."""
+    by_connection: dict[Any, list[Any]] = {}
+    for f in result.findings:
+        by_connection.setdefault(f.connection, []).append(f)
+    bad = _bad_handshakes(result)
     return {
-        "connections": [connection_view(c, result) for c in result.connections],
+        "connections": [connection_view(c, result, by_connection, bad) for c in result.connections],
         "findings": [_finding_map(f) for f in result.findings],
         "packets": result.packets,
         "file": {

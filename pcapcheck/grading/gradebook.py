@@ -196,13 +196,13 @@ def _from_folder(folder: Path) -> Submission:
 def _from_entry(entry: Path) -> Submission | None:
     """The submission of one entry of a directory of submissions (None for an answers
     file beside a capture)."""
+    if entry.name.endswith(ANSWER_SUFFIXES):
+        return None  # the answers of a capture beside it (checked with that capture)
     problem = _entry_problem(entry)
     if problem is not None:
         return Submission(student_id(entry), entry, None, problem=problem)
     if entry.is_dir():
         return _from_folder(entry)
-    if entry.name.endswith(ANSWER_SUFFIXES):
-        return None
     answers = find_answers(entry)
     if answers is not None and answers.is_symlink():
         problem = _entry_problem(answers)
