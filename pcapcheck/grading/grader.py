@@ -9,6 +9,7 @@ it — scores 0 on every check, with the reason in :attr:`StudentResult.problem`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from typing import Any
 from pcapcheck.capture.reader import CaptureError
 from pcapcheck.catalog.rules import Catalog, load_catalog
 from pcapcheck.grading.answers import TITLES, AnswersError, check_answers, load_answers
-from pcapcheck.grading.expressions import Expression, capture_environment, to_activation
+from pcapcheck.grading.expressions import (
+    TIME_BUDGET,
+    Expression,
+    capture_environment,
+    to_activation,
+)
 from pcapcheck.grading.results import CheckResult, StudentResult
 from pcapcheck.grading.rubric import ANSWER_KEYS, Check, Rubric
 from pcapcheck.model import Segment
@@ -97,6 +103,25 @@ def _problem(result: FileResult) -> str | None:
 def _matches(expr: Expression, activation: dict[str, Any], conn: Any, budget: float | None) -> bool:
     value, error = expr.evaluate({**activation, "c": conn}, budget)
     return error is None and value is True
+
+
+def _focus(
+    expr: Expression, env: Mapping[str, Any], activation: dict[str, Any], budget: float | None
+) -> list[int]:
+    """Ids of the connections ``expr`` (the rubric's focus) holds for. The evaluations
+    share one time budget (``budget``, default TIME_BUDGET): once it is spent the
+    remaining connections are not in the focus (a slow focus over thousands of
+    connections must not stall the batch)."""
+    total = TIME_BUDGET if budget is None else budget
+    deadline = time.monotonic() + total
+    ids = []
+    for conn, cel in zip(env["connections"], activation["connections"]):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        if _matches(expr, activation, cel, left):
+            ids.append(conn["id"])
+    return ids
 
 
 def _evidence(value: Any) -> tuple[list[dict], list[int], list[int]]:
@@ -210,15 +235,7 @@ def grade_submission(
         connections=env["connections"],
         packets=result.packets,
     )
-    focus = (
-        [
-            c["id"]
-            for c, cel in zip(env["connections"], activation["connections"])
-            if _matches(rubric.focus, activation, cel, budget)
-        ]
-        if rubric.focus is not None
-        else []
-    )
+    focus = _focus(rubric.focus, env, activation, budget) if rubric.focus is not None else []
     for check in rubric.checks:
         out.checks.append(_evaluate(check, env, activation, focus, budget))
 
