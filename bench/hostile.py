@@ -112,12 +112,16 @@ def connection(n_data: int, t0_us: int = 1_000_000, step_us: int = 100) -> Itera
     yield rec(True, c + 1, s + 1, ACK)
 
 
-def write_long(path: Path, n_segments: int) -> None:
-    """One connection of about ``n_segments`` segments (:func:`connection`)."""
+def write_long(path: Path, n_segments: int, one_way: bool = False) -> None:
+    """One connection of about ``n_segments`` segments (:func:`connection`);
+    ``one_way``: only the client's segments after the handshake (a capture of one
+    direction: nothing it sends is seen acknowledged)."""
     with open(path, "wb") as f:
         f.write(PCAP_HEADER)
         buf: list[bytes] = []
-        for r in connection(max(0, (n_segments - 7) // 2)):
+        for i, r in enumerate(connection(max(0, (n_segments - 7) // (1 if one_way else 2)))):
+            if one_way and i > 2 and r[16 + 26 : 16 + 30] == struct.pack("!I", SERVER):
+                continue
             buf.append(r)
             if len(buf) >= 8192:
                 f.write(b"".join(buf))

@@ -20,6 +20,7 @@ import sys
 from typing import NoReturn
 
 from pcapcheck.commands import app
+from pcapcheck.run.signals import TERMINATED_STATUS, Terminated, on_sigterm
 
 __all__ = ["app", "main", "one_blas_thread", "quick_exit"]
 
@@ -33,8 +34,13 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     one_blas_thread()
+    on_sigterm()  # SIGTERM unwinds as Ctrl-C does: temporary files removed (issue #23)
     try:
         app(prog_name="pcapcheck")
+    except Terminated:
+        with contextlib.suppress(OSError, ValueError):
+            print("pcapcheck: terminated (SIGTERM)", file=sys.stderr)
+        quick_exit(TERMINATED_STATUS)
     except SystemExit as exc:
         quick_exit(exc.code)
     except OSError as exc:

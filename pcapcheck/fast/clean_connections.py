@@ -85,6 +85,13 @@ _FINACK = FIN | ACK
 #: The most retransmissions of one direction in a clean connection: Zeek writes its
 #: ``T``/``t`` once for these (:data:`pcapcheck.tcp.zeek.SCALED_ONCE`), again for one more.
 RETX_MAX = SCALED_ONCE
+#: The most segments of a connection summarised from its rows: a longer one is replayed
+#: through the reference tracker when its rows pass this many (the
+#: :class:`~pcapcheck.fast.summarising_tracker.SummarisingTracker`), and is never a
+#: candidate of :mod:`pcapcheck.fast.lookahead`: the rows held for a connection are
+#: bounded whatever its length (issue #23: one connection of a million segments held
+#: them all). The replay gives the same report as the summary; only time differs.
+MAX_CLEAN_ROWS = 1 << 12
 
 #: Position in a row (:class:`Pending`) of each field of a segment it holds.
 ROW_FIELDS = {

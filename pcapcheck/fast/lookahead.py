@@ -30,7 +30,8 @@ verdict, by rounds over everything still undecided:
   tracker replays that connection as it comes instead of keeping its rows for a
   :func:`~pcapcheck.fast.clean_connections.check` that would fail (:meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.feed_direct`,
   the same report). A candidate whose first segment is more than ``max_rows`` segments
-  old is made normal (memory stays bounded).
+  old, or with more than :data:`~pcapcheck.fast.clean_connections.MAX_CLEAN_ROWS`
+  segments, is made normal (memory stays bounded).
 
 A fast connection's SYN row and last row reach the tracker
 (:meth:`~pcapcheck.fast.summarising_tracker.SummarisingTracker.start_fast`, which reserves its id exactly when the
@@ -52,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from pcapcheck.fast.clean_connections import RETX_MAX, CleanConnection
+from pcapcheck.fast.clean_connections import MAX_CLEAN_ROWS, RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS
 
@@ -409,6 +410,7 @@ class Lookahead:
             complete &= evidence
         decided = ~cand | complete
         decided |= cand & (cat("ordinal")[order][gs] < self.rows - self.max_rows)
+        decided |= cand & (gsz > MAX_CLEAN_ROWS)  # too long to be summarised
         if eof:
             decided[:] = True
         lab = np.where(np.repeat(decided, gsz), NORMAL, UNDECIDED).astype(np.int8)

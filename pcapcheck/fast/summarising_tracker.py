@@ -193,8 +193,16 @@ class SummarisingTracker(Tracker):
         checksum wrong (``p`` is then not clean). A segment after both FINs, or an RST,
         may close it: like a closed connection, it is then taken up again close_delay
         after its last segment (:meth:`_release_pending`), not at the next sweep. Then
-        the releases due, as :meth:`feed` does after every segment."""
-        p.rows.append(row)
+        the releases due, as :meth:`feed` does after every segment. A connection whose
+        rows pass :data:`~pcapcheck.fast.clean_connections.MAX_CLEAN_ROWS` is replayed
+        into the table there and then (the same report; memory bounded whatever its
+        length, issue #23)."""
+        rows = p.rows
+        rows.append(row)
+        if len(rows) > clean.MAX_CLEAN_ROWS:  # too long to keep: the engine takes it on
+            self._replay(key, p)
+            self.release_due(row[1])
+            return
         ts = row[1]
         p.last_ts = ts
         if dirty:

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from pcapcheck.results import FileResult
+from pcapcheck.run.signals import on_sigterm
 from pcapcheck.run.tasks import Job, Settings, analyze_job, analyze_job_shard, merge_job
 
 __all__ = ["Executor", "Processes", "Serial", "cpu_jobs", "executor_for", "plan_shards"]
@@ -89,7 +90,7 @@ class Processes(Executor):
             yield from Serial().results(jobs, settings, encode)
             return
         fed, feeder = _feeder(shards, settings.decoder)
-        pool = ProcessPoolExecutor(max_workers=workers)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=on_sigterm)
         try:
             tasks: list[Future | list[Future]] = [
                 pool.submit(analyze_job, job, settings)
@@ -122,6 +123,13 @@ class Processes(Executor):
                     yield merge_job(job, settings, _shard_results(task))
                 else:
                     yield task.result()
+        except BaseException:
+            # stopped (SIGTERM, Ctrl-C, the generator closed): the workers stop too, their
+            # spools removed as they unwind (pcapcheck.run.signals), before the pool waits
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                if proc.is_alive():
+                    proc.terminate()
+            raise
         finally:
             if feeder is not None:
                 feeder.close()
