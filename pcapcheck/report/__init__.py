@@ -41,6 +41,7 @@ capture paths and error messages of the results before any renderer sees them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -198,8 +199,8 @@ def _utf8(function: Callable) -> Callable:
     def call(results: Sequence[FileResult], *args: object) -> object:
         return function(utf8_results(results), *args)
 
-    call.__doc__ = function.__doc__
-    return call
+    # the renderer's module, name and docstring (the architecture test reads __module__)
+    return functools.update_wrapper(call, function)
 
 
 #: Format name -> the module of its renderer (in this package).
