@@ -504,3 +504,34 @@ def test_the_batch_survives_every_hostile_submission(tmp_path):
             assert "root:" not in path.read_text(encoding="utf-8")
     assert sorted(p.name for p in out.iterdir()) == sorted(["gradebook.csv", *rows])
     assert elapsed < 60, elapsed
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf"])
+def test_time_budget_must_be_a_number_of_seconds(value):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "grade", str(DAVE), "--rubric", str(RUBRIC)]
+        + [f"--time-budget={value}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"pcapcheck: error: --time-budget: {value} is not a number of seconds in (0, 3600]\n"
+    )
+
+
+def test_rubric_bomb_on_the_command_line_is_one_line(tmp_path):
+    rubric = tmp_path / "lab.yaml"
+    rubric.write_text("title: x\n" + BOMB, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "grade", str(DAVE), "--rubric", str(rubric)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"pcapcheck: error: {rubric}: refused: more than 100,000 nodes once its aliases are "
+        "expanded (an alias bomb?)\n"
+    )
