@@ -535,3 +535,18 @@ def test_rubric_bomb_on_the_command_line_is_one_line(tmp_path):
         f"pcapcheck: error: {rubric}: refused: more than 100,000 nodes once its aliases are "
         "expanded (an alias bomb?)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ('file.name.matches("^a.c")', (True, None)),
+        ('file.name.matches("z")', (False, None)),
+        ('file.name.matches("[")', (None, "invalid regular expression '[': missing ]: [")),
+    ],
+)
+def test_matches_is_re2_search(condition, expected):
+    import celpy
+
+    activation = {"file": celpy.json_to_cel({"name": "abc.pcap"})}
+    assert compile_expression(condition).evaluate(activation) == expected

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import difflib
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -167,11 +168,18 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a bad pattern is the check's error, not re2's log lines
 
 
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2, without logging (cached: a macro applies the same
+    pattern to every element). Raises re2.error."""
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
 def _function_matches(text: Any, pattern: Any) -> Any:
     """CEL ``matches`` (RE2 search), as cel-python's but without re2 logging an invalid
     pattern on stderr."""
     try:
-        found = re2.compile(str(pattern), _RE2_OPTIONS).search(str(text))
+        found = _regex(str(pattern)).search(str(text))
     except re2.error as exc:
         detail = exc.args[0] if exc.args else exc
         if isinstance(detail, bytes):
