@@ -550,3 +550,31 @@ def test_matches_is_re2_search(condition, expected):
 
     activation = {"file": celpy.json_to_cel({"name": "abc.pcap"})}
     assert compile_expression(condition).evaluate(activation) == expected
+
+
+def test_links_given_on_the_command_line_are_not_followed(tmp_path):
+    """Gradescope's ``submission/*.pcap*`` hands the student's own files to pcapcheck: a
+    link there (to a file or a folder) is that student's bad submission; its target is
+    never read (the first line of /etc/passwd would be quoted as "looks like text")."""
+    (tmp_path / "x.pcap").symlink_to("/etc/passwd")
+    (tmp_path / "y.pcap").symlink_to("/etc")
+    shutil.copy(DAVE, tmp_path / "z.pcap")
+    (tmp_path / "z.pcap.answers.yaml").symlink_to("/etc/hostname")
+    paths = [tmp_path / n for n in ("x.pcap", "y.pcap", "z.pcap")]
+    results = grade_all(load_rubric(RUBRIC), discover(paths))
+    assert [(r.student, r.score, r.problem) for r in results] == [
+        (
+            "x",
+            0,
+            "x.pcap is a symbolic link (to /etc/passwd): links are not followed, hand in the file",
+        ),
+        ("y", 0, "y.pcap is a symbolic link (to /etc): links are not followed, hand in the file"),
+        (
+            "z",
+            0,
+            "z.pcap.answers.yaml is a symbolic link (to /etc/hostname): links are not "
+            "followed, hand in the file",
+        ),
+    ]
+    dave = grade_all(load_rubric(RUBRIC), discover([DAVE]))
+    assert [(r.student, r.score, r.problem) for r in dave] == [("dave", 11, None)]

@@ -193,17 +193,18 @@ def _from_folder(folder: Path) -> Submission:
     return Submission(sid, folder, files[0], find_answers(files[0], folder))
 
 
-def _from_entry(entry: Path) -> Submission | None:
+def _from_entry(entry: Path, alone: bool = False) -> Submission | None:
     """The submission of one entry of a directory of submissions (None for an answers
-    file beside a capture)."""
-    if entry.name.endswith(ANSWER_SUFFIXES):
+    file beside a capture); ``alone``: a file given on the command line (its directory
+    is the student's folder: ``answers.yaml`` there counts)."""
+    if entry.name.endswith(ANSWER_SUFFIXES) and not alone:
         return None  # the answers of a capture beside it (checked with that capture)
     problem = _entry_problem(entry)
     if problem is not None:
         return Submission(student_id(entry), entry, None, problem=problem)
     if entry.is_dir():
         return _from_folder(entry)
-    answers = find_answers(entry)
+    answers = find_answers(entry, entry.parent if alone else None)
     if answers is not None and answers.is_symlink():
         problem = _entry_problem(answers)
         return Submission(student_id(entry), entry, None, problem=problem)
@@ -212,7 +213,8 @@ def _from_entry(entry: Path) -> Submission | None:
 
 def discover(paths: Sequence[Path]) -> list[Submission]:
     """The submissions in ``paths`` (files and directories of submissions), in order
-    (directory entries sorted by name). Student ids are made unique by appending ``-2``,
+    (directory entries sorted by name; a path given that is a symbolic link is not
+    followed either). Student ids are made unique by appending ``-2``,
     ``-3``... (:func:`unique_ids`). Raises :class:`SubmissionError` for a missing path, an
     unreadable directory or an empty one."""
     found: list[Submission] = []
@@ -220,9 +222,13 @@ def discover(paths: Sequence[Path]) -> list[Submission]:
         path = Path(path)
         if not path.exists():
             raise SubmissionError(f"{safe_text(str(path))}: no such file or directory")
-        if path.is_file():
-            # A capture handed in alone: its directory is the student's folder.
-            found.append(Submission(student_id(path), path, path, find_answers(path, path.parent)))
+        if path.is_symlink() or not path.is_dir():
+            # A capture handed in alone (Gradescope's submission/*.pcap*): a student's
+            # file like any other; a symbolic link (even to a directory) or a FIFO is
+            # that student's bad submission.
+            sub = _from_entry(path, alone=True)
+            assert sub is not None
+            found.append(sub)
             continue
         try:
             entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
