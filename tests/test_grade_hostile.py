@@ -176,13 +176,20 @@ def test_ids_stay_inside_out_and_are_unique(tmp_path):
     )
 
 
-def test_write_outputs_refuses_an_unsafe_id(tmp_path):
+@pytest.mark.parametrize("sid", ["..", ".", "../x", "a/b", "/etc/x", "gradebook.csv", ""])
+def test_write_outputs_refuses_an_unsafe_id(tmp_path, sid):
+    """A guard behind discover's ids (results made by the API may carry any id)."""
     rubric = load_rubric(RUBRIC)
     [result] = grade_all(rubric, discover([DAVE]))
-    result.student = ".."
+    result.student = sid
+    out = tmp_path / "a" / "out"
     with pytest.raises(ValueError, match="not a safe file name"):
-        write_outputs(rubric, [result], tmp_path / "out")
-    assert not (tmp_path / "feedback.md").exists()
+        write_outputs(rubric, [result], out)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "a",
+        "a/out",
+        "a/out/gradebook.csv",
+    ]
 
 
 # -- item 7: links ------------------------------------------------------------
