@@ -11,7 +11,14 @@ Each input is built in ``--dir`` (default /tmp/hostile) by a function of this mo
 - ``ihl3``: 400,000 records whose IPv4 header length is 3 (malformed, CP005);
 - ``idbs``: a pcapng of 100,000 interface description blocks, then a valid connection;
 - ``long_N``: one connection of N segments (250k and 1M: a handshake, data one way and
-  its ACKs, a close).
+  its ACKs, a close);
+- ``oneway_1m``: the client's half of ``long_1m`` (a capture of one direction);
+- ``retx_250k``: one connection whose data segment is sent 250,001 times.
+
+The last two are what is left of item 4: the reference engine keeps a connection's
+unacknowledged data ranges (SQ002's first frame, SQ003) and its events (until it is
+finalised: some are withdrawn by later segments), so their memory still grows with
+the connection (about 110 bytes per unacknowledged segment, 870 per finding).
 
 ``pcapcheck analyze F -f json -q -o /dev/null`` runs on each (its exit status, wall time
 and the peak RSS of the process by ``getrusage(RUSAGE_CHILDREN)``).
@@ -129,6 +136,28 @@ def write_long(path: Path, n_segments: int, one_way: bool = False) -> None:
         f.write(b"".join(buf))
 
 
+def write_retransmissions(path: Path, n: int) -> None:
+    """One connection whose client sends its data segment ``n`` + 1 times (an SQ002
+    finding each), then closes."""
+    recs = list(connection(1))
+    data = recs[3]  # the client's data segment
+    sec, usec = struct.unpack("<II", data[:8])
+    t = sec * 1_000_000 + usec
+    with open(path, "wb") as f:
+        f.write(PCAP_HEADER + b"".join(recs[:4]))
+        buf = []
+        for _ in range(n):
+            t += 10
+            buf.append(record(t, data[16:]))
+            if len(buf) >= 8192:
+                f.write(b"".join(buf))
+                buf.clear()
+        for r in recs[4:]:
+            t += 10
+            buf.append(record(t, r[16:]))
+        f.write(b"".join(buf))
+
+
 def valid_ten() -> bytes:
     """A valid 10-packet capture (one connection: handshake, one exchange... close)."""
     records = list(connection(1))  # 2 + 7 = 9 segments
@@ -228,19 +257,29 @@ def main() -> None:
         "zeros.pcap.gz": (
             lambda p: write_zeros_gz(p),
             "10 packets + 16 MB of zeros, gzipped",
-            1 << 20,
+            10 + (1 << 20),
         ),
         "ihl3.pcap": (lambda p: write_ihl3(p), "400,000 records with IHL 3", 400_000),
         "idbs.pcapng": (lambda p: write_idbs(p), "100,000 interface blocks + 9 packets", 100_009),
         "long_250k.pcap": (
             lambda p: write_long(p, 250_000),
             "one connection, 250k segments",
-            250_000,
+            249_999,
         ),
         "long_1m.pcap": (
             lambda p: write_long(p, 1_000_000),
             "one connection, 1M segments",
-            1_000_000,
+            999_999,
+        ),
+        "oneway_1m.pcap": (
+            lambda p: write_long(p, 1_000_000, one_way=True),
+            "one connection, 1M segments of one direction",
+            999_998,
+        ),
+        "retx_250k.pcap": (
+            lambda p: write_retransmissions(p, 250_000),
+            "one connection, a segment sent 250,001 times",
+            250_009,
         ),
     }
     if args.huge:
