@@ -47,7 +47,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -322,3 +322,26 @@ def test_the_generator_writes_what_it_drew(tmp_path):
         sums[tcp.sum == written] += 1
     assert sums == {True: 38, False: 2}
     assert len(ids) == 2 and all(b - a in (0, 1) for seq in ids.values() for a, b in pairwise(seq))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="clean-row bug: a kept connection closed by an ACK of an unseen FIN is not released after close_delay (found by this test)",
+)
+def test_regression_kept_rows_closed_by_the_ack_of_an_unseen_fin(tmp_path, catalog):
+    """Found by the differential test (reduced): a connection closed by the client's ACK
+    of the server's FIN that the capture stores later (frame 9, its timestamp stepped
+    back), a refused connection in between, close_delay 0.02 s. The engine releases the
+    first connection after the close delay and makes frame 9 a new, midstream one (CP001,
+    CP002); the kept rows (clean_connections) keep it and attach frame 9 to it."""
+    first = traffic.Life(
+        v6=False, timestamps=False, wscale=False, isn_c=3913017, isn_s=172, mss=1220,
+        opening="handshake", eager=False, messages=(), close="fin", closer_client=True,
+        rtt=5000, pause=(0, 0, ""), faults=(("resend_lost", 173, 8), ("clockback", 132, 3)),
+        start=187, reuse=None,
+    )  # fmt: skip
+    refused = replace(first, isn_c=49905, isn_s=20996, opening="refused", faults=(), start=55015)
+    path = tmp_path / "regression.pcap"
+    traffic.write_pcap(path, [first, refused])
+    analysis = Analysis(0.05, 0.02, False)
+    same(analysis.run(path, catalog), analysis.run(path, catalog, fast=False))
