@@ -32,6 +32,9 @@ class Terminated(SystemExit):
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:
+    # Once: a second SIGTERM (a worker gets one from the process group's signal and one
+    # from its stopped pool) must not interrupt the clean-up the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated(TERMINATED_STATUS)
 
 
