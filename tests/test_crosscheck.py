@@ -66,6 +66,7 @@ KNOWN_EXAMPLES = {
     "malformed-for-pcapcheck": "encap/bad/tcp_doff3.pcap",
     "malformed-for-wireshark": None,
     "after-close": None,
+    "tunnel-identity": "encap/vxlan.pcap",
     "after-connection-difference": "crafted/cp005_malformed-packet.pcap",
 }
 CAPTURES = _selected(ALL_CAPTURES, set(ENGINE_ISSUES) | set(filter(None, KNOWN_EXAMPLES.values())))

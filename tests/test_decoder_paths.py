@@ -19,13 +19,29 @@ from pcapcheck.report.json_report import document
 #: Geneve, GTP-U or Teredo; left out here until it is
 NOT_IN_ORACLE = {
     "encap/" + n
-    for n in (
-        "pppoe_ipv4.pcap ipip.pcap sit_6in4.pcap ip6tnl_ipv4.pcap ip6tnl_ipv6.pcap gre_ipv4.pcap"
-        " gretap_ipv6.pcap vxlan.pcap geneve.pcap gtpu.pcap teredo.pcap bad/gre_v1_pptp.pcap"
-        " bad/gre_cut.pcap bad/vxlan_no_i_flag.pcap bad/vxlan_cut.pcap bad/geneve_v1.pcap"
-        " bad/geneve_cut_options.pcap bad/gtpu_bad_flags.pcap bad/gtpu_ext_len0.pcap"
-        " bad/teredo_bad_indicator.pcap bad/pppoe_cut.pcap"
-    ).split()
+    for n in [
+        "pppoe_ipv4.pcap",
+        "ipip.pcap",
+        "sit_6in4.pcap",
+        "ip6tnl_ipv4.pcap",
+        "ip6tnl_ipv6.pcap",
+        "gre_ipv4.pcap",
+        "gretap_ipv6.pcap",
+        "vxlan.pcap",
+        "geneve.pcap",
+        "gtpu.pcap",
+        "teredo.pcap",
+        "bad/gre_v1_pptp.pcap",
+        "bad/gre_cut.pcap",
+        "bad/vxlan_no_i_flag.pcap",
+        "bad/vxlan_cut.pcap",
+        "bad/geneve_v1.pcap",
+        "bad/geneve_cut_options.pcap",
+        "bad/gtpu_bad_flags.pcap",
+        "bad/gtpu_ext_len0.pcap",
+        "bad/teredo_bad_indicator.pcap",
+        "bad/pppoe_cut.pcap",
+    ]
 }
 CAPTURES = sorted(
     p

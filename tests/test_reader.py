@@ -85,6 +85,17 @@ GOOD = {
     "with_non_tcp.pcap": ("pcap", False, {1}, 65535, 0, 13),
     "mpls_ipv4.pcap": ("pcap", False, {1}, 65535, 0, 10),
     "vlan_mpls2_ipv6_hs002.pcap": ("pcap", False, {1}, 65535, 0, 3),
+    "geneve.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "gre_ipv4.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "gretap_ipv6.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "gtpu.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "ip6tnl_ipv4.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "ip6tnl_ipv6.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "ipip.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "pppoe_ipv4.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "sit_6in4.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "teredo.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "vxlan.pcap": ("pcap", False, {1}, 65535, 0, 13),
 }
 
 

@@ -39,6 +39,25 @@ WIRESHARK_READS_DIFFERENTLY = {
 }
 
 
+#: Tunnels (issue 24): the tshark source reads the outermost network layer (an outer
+#: IPv4/IPv6 header carrying UDP, GRE or IP), so it sees no TCP, or another malformed
+#: packet, where pcapcheck's decoders follow the layer table into the tunnel. Strict
+#: xfail: teaching the tshark source the innermost layer makes them pass; remove them then.
+TUNNELS = (
+    "geneve", "gre_ipv4", "gretap_ipv6", "gtpu", "ip6tnl_ipv4", "ip6tnl_ipv6", "ipip",
+    "sit_6in4", "teredo", "vxlan", "bad/geneve_cut_options", "bad/geneve_v1",
+    "bad/gre_v1_pptp", "bad/gtpu_bad_flags", "bad/gtpu_ext_len0", "bad/teredo_bad_indicator",
+    "bad/vxlan_cut", "bad/vxlan_no_i_flag",
+)  # fmt: skip
+WIRESHARK_READS_DIFFERENTLY.update(
+    {
+        f"encap/{name}.pcap": "the tshark source reads the outermost network layer, "
+        "not the tunnel's inner one (issue 24)"
+        for name in TUNNELS
+    }
+)
+
+
 def rel(path: Path) -> str:
     return path.relative_to(SAMPLES).as_posix()
 

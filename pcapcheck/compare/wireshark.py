@@ -476,6 +476,18 @@ def _after_close(ctx: Context, v: FrameView, kind: str) -> Any:
     return False
 
 
+def _tunnel_identity(ctx: Context, v: FrameView, kind: str) -> Any:
+    """A tunnelled segment that starts a pcapcheck connection Wireshark merged with
+    another one: the same inner 4-tuple in another tunnel (issue 24)."""
+    seg = v.seg
+    if seg is None or not seg.encapsulation or v.conn is None:
+        return False
+    # the grouping itself (roots are known only after it), then the flags at its root
+    if kind != CONNECTION and v.frame not in ctx.roots_by_conn.get(v.conn, []):
+        return False
+    return "the same inner 4-tuple in another tunnel"
+
+
 def _after_root(ctx: Context, v: FrameView, kind: str) -> Any:
     roots = []
     if v.conn is not None:
@@ -671,6 +683,17 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "FINs acknowledged, or an RST): the first later segment is reported once (CL009) "
         "and no later segment changes its state, so their retransmissions are not "
         "marked; Wireshark's analysis of the 4-tuple goes on.",
+    ),
+    KnownDifference(
+        "tunnel-identity",
+        (*KINDS, CONNECTION),
+        "either",
+        _tunnel_identity,
+        "definition",
+        "pcapcheck keys a connection by its tunnel too (outer addresses, VXLAN VNI, "
+        "...), as Zeek does: the same inner 4-tuple in two tunnels is two connections. "
+        "Wireshark's tcp.stream keys on the inner addresses and ports only, so it "
+        "merges them and marks the second connection's SYN as a retransmission.",
     ),
     KnownDifference(
         "after-connection-difference",
