@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
 import struct
 import subprocess
 import sys
@@ -226,24 +225,38 @@ def write_corrupt_gz(path: Path) -> tuple[bytes, int]:
     return raw, at
 
 
+#: ``python -c PEAK FILE ARGS...`` runs the command line with ARGS and writes its VmHWM
+#: (peak RSS, kB) to FILE at exit. Not ``wait4``'s ``ru_maxrss``: Linux carries into it
+#: the RSS of the process before ``exec`` (the forked copy of the caller).
+PEAK = (
+    "import atexit, sys\n"
+    "def peak(path=sys.argv[1]):\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        kb = [l.split()[1] for l in f if l.startswith('VmHWM')][0]\n"
+    "    with open(path, 'w') as f:\n"
+    "        f.write(kb)\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['pcapcheck', *sys.argv[2:]]\n"
+    "from pcapcheck.cli import main\n"
+    "main()\n"
+)
+
+
 def measure(path: Path, *extra: str) -> tuple[int, float, int]:
     """Analyse ``path`` (``pcapcheck analyze PATH -f json -q -o /dev/null``, then
     ``extra`` options) in a child process: (exit status, wall seconds, peak RSS of the
-    process in MB, by :func:`os.wait4`; with ``--jobs`` the workers' are not counted)."""
-    argv = [sys.executable, "-m", "pcapcheck", "analyze", str(path), "-f", "json", "-q"]
+    process in MB, its VmHWM; with ``--jobs`` the workers' are not counted)."""
+    peak = path.parent / (path.name + ".peak")
+    argv = [sys.executable, "-c", PEAK, str(peak), "analyze", str(path), "-f", "json", "-q"]
     t = time.perf_counter()
-    proc = subprocess.Popen(
+    proc = subprocess.run(
         [*argv, "-o", "/dev/null", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t
     if proc.returncode not in (0, 1):
-        text = err.decode(errors="replace").strip()[-300:]
+        text = proc.stderr.decode(errors="replace").strip()[-300:]
         print(f"  {path.name}: exit {proc.returncode}: {text}", file=sys.stderr)
-    return proc.returncode, wall, usage.ru_maxrss // 1024
+    return proc.returncode, wall, int(peak.read_text()) // 1024
 
 
 def main() -> None:
