@@ -324,10 +324,6 @@ def test_the_generator_writes_what_it_drew(tmp_path):
     assert len(ids) == 2 and all(b - a in (0, 1) for seq in ids.values() for a, b in pairwise(seq))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clean-row bug: a kept connection closed by an ACK of an unseen FIN is not released after close_delay (found by this test)",
-)
 def test_regression_kept_rows_closed_by_the_ack_of_an_unseen_fin(tmp_path, catalog):
     """Found by the differential test (reduced): a connection closed by the client's ACK
     of the server's FIN that the capture stores later (frame 9, its timestamp stepped

@@ -128,10 +128,10 @@ class Pending:
 
     ``id``: the connection id reserved for it; ``client``/``server``: ``(ip, port)``;
     ``last_ts``: seconds since the epoch of its latest row; ``dirty``: a row that the
-    pattern excludes at once (cut, wrong checksum) was seen; ``fins``, ``closing``: see
-    :meth:`pcapcheck.fast.summarising_tracker.SummarisingTracker.feed`."""
+    pattern excludes at once (cut, wrong checksum) was seen; ``closing``: in the queue of
+    :meth:`pcapcheck.fast.summarising_tracker.SummarisingTracker.keep`."""
 
-    __slots__ = ("client", "closing", "dirty", "fins", "id", "last_ts", "rows", "server")
+    __slots__ = ("client", "closing", "dirty", "id", "last_ts", "rows", "server")
 
     def __init__(self, cid: int, client: tuple[str, int], server: tuple[str, int]):
         self.id = cid
@@ -140,7 +140,6 @@ class Pending:
         self.rows: list[tuple] = []
         self.last_ts = 0.0
         self.dirty = False
-        self.fins = 0  # FIN seen from the client: 1, from the server: 2
         self.closing = False  # in the tracker's queue of closed connections
 
 

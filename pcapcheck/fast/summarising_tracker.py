@@ -11,9 +11,10 @@ reference tracker (:meth:`Tracker.open_connection <pcapcheck.tcp.tracker.Tracker
 :meth:`Tracker.process <pcapcheck.tcp.tracker.Tracker.process>`) with the id reserved for
 it, exactly as :meth:`Tracker.feed <pcapcheck.tcp.tracker.Tracker.feed>` would have
 replayed it, so the report is the same. The kept connections live in :attr:`pending`
-(never in the table: a 4-tuple is in at most one of the two) and, once closed (both
-FINs, or an RST), in :attr:`pending_closing`, taken up ``close_delay`` after their last
-segment as the table's closed connections are.
+(never in the table: a 4-tuple is in at most one of the two) and in
+:attr:`pending_closing`, taken up ``close_delay`` after their last segment as the table's
+closed connections are (the engine may close a connection at any segment, even one whose
+FIN the capture missed).
 
 It also takes the verdicts of :mod:`pcapcheck.fast.lookahead` (:meth:`start_fast`,
 :meth:`end_fast`, :meth:`feed_direct`). ``tests/test_clean.py`` and
@@ -190,9 +191,9 @@ class SummarisingTracker(Tracker):
     def keep(self, key: tuple, p: Pending, row: tuple, dirty: bool | None = False) -> None:
         """Append ``row`` (a segment, :data:`~pcapcheck.fast.clean_connections.ROW_FIELDS`)
         to the rows of ``p``, kept under ``key``; ``dirty``: the segment is cut or its
-        checksum wrong (``p`` is then not clean). A segment after both FINs, or an RST,
-        may close it: like a closed connection, it is then taken up again close_delay
-        after its last segment (:meth:`_release_pending`), not at the next sweep. Then
+        checksum wrong (``p`` is then not clean). Like a closed connection, a kept one is
+        taken up again close_delay after its last segment (:meth:`_release_pending`),
+        not at the next sweep: the engine may have closed it at any of its segments. Then
         the releases due, as :meth:`feed` does after every segment. A connection whose
         rows pass :data:`~pcapcheck.fast.clean_connections.MAX_CLEAN_ROWS` is replayed
         into the table there and then (the same report; memory bounded whatever its
@@ -208,12 +209,11 @@ class SummarisingTracker(Tracker):
         if dirty:
             p.dirty = True
         if not p.closing:
-            flags = row[5]
-            if flags & RST or p.fins == 3:
-                p.closing = True
-                self.pending_closing.append((ts, key, p))
-            elif flags & FIN:
-                p.fins |= 1 if row[2] else 2
+            # Taken up close_delay after its last segment whatever the rows hold: the
+            # engine may have closed it (an RST, both FINs, or a FIN the capture missed
+            # that the peer's ACK implies), and only the replay can tell.
+            p.closing = True
+            self.pending_closing.append((ts, key, p))
         self.release_due(ts)
 
     def _replay(self, key: tuple, p: Pending) -> Connection:
