@@ -225,16 +225,19 @@ def write_corrupt_gz(path: Path) -> tuple[bytes, int]:
     return raw, at
 
 
-#: ``python -c PEAK FILE ARGS...`` runs the command line with ARGS and writes its VmHWM
-#: (peak RSS, kB) to FILE at exit. Not ``wait4``'s ``ru_maxrss``: Linux carries into it
-#: the RSS of the process before ``exec`` (the forked copy of the caller).
+#: ``python -c PEAK FILE ARGS...`` runs the command line with ARGS and writes at exit its
+#: peak RSS in kB to FILE: the larger of its own (VmHWM) and its worker processes'
+#: (``--jobs``: ``ru_maxrss`` of the children it waited for), the largest process's.
+#: Not ``wait4``'s ``ru_maxrss`` of the command: Linux carries into it the RSS of the
+#: process before ``exec`` (the forked copy of the caller, e.g. a large pytest process).
 PEAK = (
-    "import atexit, sys\n"
+    "import atexit, resource, sys\n"
     "def peak(path=sys.argv[1]):\n"
     "    with open('/proc/self/status') as f:\n"
-    "        kb = [l.split()[1] for l in f if l.startswith('VmHWM')][0]\n"
+    "        kb = int([l.split()[1] for l in f if l.startswith('VmHWM')][0])\n"
+    "    kb = max(kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
     "    with open(path, 'w') as f:\n"
-    "        f.write(kb)\n"
+    "        f.write(str(kb))\n"
     "atexit.register(peak)\n"
     "sys.argv = ['pcapcheck', *sys.argv[2:]]\n"
     "from pcapcheck.cli import main\n"
@@ -245,7 +248,7 @@ PEAK = (
 def measure(path: Path, *extra: str) -> tuple[int, float, int]:
     """Analyse ``path`` (``pcapcheck analyze PATH -f json -q -o /dev/null``, then
     ``extra`` options) in a child process: (exit status, wall seconds, peak RSS of the
-    process in MB, its VmHWM; with ``--jobs`` the workers' are not counted)."""
+    process in MB, or of its largest worker: :data:`PEAK`)."""
     peak = path.parent / (path.name + ".peak")
     argv = [sys.executable, "-c", PEAK, str(peak), "analyze", str(path), "-f", "json", "-q"]
     t = time.perf_counter()
