@@ -33,10 +33,10 @@ function, or a field name that no map of the environment has.
 
 from __future__ import annotations
 
-import ctypes
 import difflib
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
@@ -111,7 +111,7 @@ _ENV = celpy.Environment()
 #: Seconds one expression may run on one capture (a check's condition, its evidence, the
 #: focus over one connection) before it is stopped and counts as failed (issue #23: a
 #: quadratic condition over thousands of connections must not stall a batch). cel-python
-#: has no evaluation or cost limit of its own: a watchdog thread stops the evaluation.
+#: has no evaluation or cost limit of its own: its evaluator checks a deadline at every node.
 TIME_BUDGET = 10.0
 #: Characters of one expression at most.
 MAX_EXPRESSION_CHARS = 10_000
@@ -127,41 +127,43 @@ class BudgetExceeded(BaseException):
     that cel-python's own ``except Exception`` cannot swallow it)."""
 
 
-def run_with_budget(call: Callable[[], _T], seconds: float) -> _T:
-    """``call()``, stopped with :class:`BudgetExceeded` after ``seconds``. A watchdog
-    timer raises the exception in the calling thread (``PyThreadState_SetAsyncExc``), at
-    its next Python bytecode: any thread, no signal. A stop that lands just as ``call``
-    returns still raises :class:`BudgetExceeded`, never later outside this function."""
-    tid = threading.get_ident()
-    lock = threading.Lock()
-    state = {"done": False, "fired": False}
+class _Budget(threading.local):
+    """The deadline (``time.monotonic()`` seconds) of the evaluation running in this
+    thread, or None."""
 
-    def stop() -> None:
-        with lock:
-            if not state["done"]:
-                state["fired"] = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(tid), ctypes.py_object(BudgetExceeded)
-                )
+    deadline: float | None = None
 
-    timer = threading.Timer(seconds, stop)
-    timer.daemon = True
-    timer.start()
-    try:
-        try:
-            value = call()
-        finally:
-            timer.cancel()
-            lock.acquire()
-            state["done"] = True
-            lock.release()
-            if state["fired"]:  # still pending: clear it here, inside the try
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
-    except BudgetExceeded:
-        raise
-    if state["fired"]:
+
+_BUDGET = _Budget()
+_visit_tree = celpy.evaluation.Evaluator._visit_tree
+
+
+def _budgeted_visit_tree(self: Any, tree: Any) -> Any:
+    """cel-python's evaluator visits one node of the expression's tree here (lark's
+    ``Interpreter._visit_tree``, which ``visit`` and ``visit_children`` both call): past
+    the deadline, the evaluation stops with :class:`BudgetExceeded`."""
+    deadline = _BUDGET.deadline
+    if deadline is not None and time.monotonic() > deadline:
         raise BudgetExceeded
-    return value
+    return _visit_tree(self, tree)
+
+
+celpy.evaluation.Evaluator._visit_tree = _budgeted_visit_tree  # type: ignore[method-assign]
+
+
+def run_with_budget(call: Callable[[], _T], seconds: float) -> _T:
+    """``call()``, stopped with :class:`BudgetExceeded` once its CEL evaluation runs past
+    ``seconds``. The stop is cooperative: cel-python's evaluator checks the deadline at
+    every node of the expression's tree it visits (:func:`_budgeted_visit_tree`), so a
+    stop lands only inside the evaluation, in any thread, with no signal and no
+    asynchronous exception. Nested calls keep the earlier deadline when it is sooner."""
+    previous = _BUDGET.deadline
+    deadline = time.monotonic() + seconds
+    _BUDGET.deadline = deadline if previous is None else min(previous, deadline)
+    try:
+        return call()
+    finally:
+        _BUDGET.deadline = previous
 
 
 _RE2_OPTIONS = re2.Options()
