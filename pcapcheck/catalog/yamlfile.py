@@ -119,7 +119,10 @@ def check_yaml_bounds(text: str) -> None:
                     f"more than {MAX_YAML_CHARS:,} characters once its aliases are expanded "
                     "(an alias bomb?)"
                 )
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        # PyYAML >= 6.0.4 has a nesting limit of its own, which may come first
+        if "nesting depth" in str(getattr(exc, "problem", None) or ""):
+            raise error(f"nested more than {MAX_YAML_DEPTH} levels deep") from None
         raise
     except RecursionError:
         raise error(f"nested more than {MAX_YAML_DEPTH} levels deep") from None
