@@ -50,6 +50,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ __all__ = [
     "SCHEMA_PATH",
     "SEVERITIES",
     "STAMP_NAME",
+    "TEXT_FIELDS",
     "Catalog",
     "CatalogError",
     "Rule",
@@ -95,6 +97,9 @@ RULE_SUFFIXES = (".yaml", ".yml")
 #: The markers around the generated table in README.md.
 README_START = "<!-- rules:start -->"
 README_END = "<!-- rules:end -->"
+
+#: The fields of a rule's text that a rule file may translate (``translations: ko: ...``).
+TEXT_FIELDS = ("summary", "message", "explanation")
 
 _PARAM_TYPES = ("number", "integer", "boolean", "string")
 #: The range a number or integer parameter may declare (the rule schema's names).
@@ -152,6 +157,25 @@ class Rule:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     samples: dict[str, list[str]] = field(default_factory=dict)
     source: Path = Path()
+    #: language -> {"summary" | "message" | "explanation": text} (the rule file's
+    #: ``translations``; a field missing there is English, see :meth:`text`).
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def text(self, field: str, lang: str | None = None) -> str:
+        """The rule's ``field`` (``"summary"``, ``"message"`` — the ``str.format``
+        template — or ``"explanation"``, Markdown) in ``lang`` (default: the current
+        language, :func:`pcapcheck.i18n.get_language`), falling back to English when the
+        rule has no text in that language. Raises ``ValueError`` for another field."""
+        if field not in TEXT_FIELDS:
+            raise ValueError(f"not a rule text field: {field!r} (one of {', '.join(TEXT_FIELDS)})")
+        if lang is None:
+            lang = get_language()
+        if lang != DEFAULT_LANGUAGE:
+            translated = self.translations.get(lang, {}).get(field)
+            if translated:
+                return translated
+        text: str = getattr(self, field)
+        return text
 
 
 # --------------------------------------------------------------------------- paths
@@ -346,6 +370,7 @@ def _rule_from_data(path: Path, data: Any, check_schema: bool) -> Rule:
         if problem is not None:
             raise CatalogError(f"{where}: params.{name}.default: {problem}")
     samples = {key: list(value) for key, value in (data.get("samples") or {}).items()}
+    translations = _translations(where, data.get("translations"), used)
     return Rule(
         id=rule_id,
         name=data["name"],
@@ -359,7 +384,34 @@ def _rule_from_data(path: Path, data: Any, check_schema: bool) -> Rule:
         params=params,
         samples=samples,
         source=path,
+        translations=translations,
     )
+
+
+def _translations(where: str, data: Any, english_fields: list[str]) -> dict[str, dict[str, str]]:
+    """A rule file's ``translations`` (language -> field -> text), once each translated
+    message is checked: a valid template with exactly the placeholders of the English
+    message (``english_fields``), else :class:`CatalogError` (one line)."""
+    translations: dict[str, dict[str, str]] = {}
+    for lang, fields in (data or {}).items():
+        texts = {name: fields[name] for name in TEXT_FIELDS if fields.get(name)}
+        message = texts.get("message")
+        if message is not None:
+            try:
+                used = template_fields(message)
+            except ValueError as exc:
+                raise CatalogError(
+                    f"{where}: translations.{lang}.message: not a valid template ({exc})"
+                ) from None
+            if set(used) != set(english_fields):
+                theirs = ", ".join(sorted(set(used))) or "none"
+                ours = ", ".join(sorted(set(english_fields))) or "none"
+                raise CatalogError(
+                    f"{where}: translations.{lang}.message: placeholders {{{theirs}}} "
+                    f"differ from the English message's {{{ours}}}"
+                )
+        translations[lang] = texts
+    return translations
 
 
 def _rule_files(location: Path) -> list[Path]:
