@@ -15,6 +15,10 @@ finding keeps its first and last :data:`FOLD_KEEP` arrows around one
 ``… N data segments (frames a–b) …`` row. Crossing segments (simultaneous open or
 close) are drawn in capture order.
 
+What the ladder says (rows, states, folds, findings, relative numbers, the cap on rows)
+is decided once in :mod:`pcapcheck.report.ladder_model`; this module draws that model
+as text, :mod:`pcapcheck.report.ladder_svg` as SVG.
+
 Relative numbers follow Wireshark: each direction counts from its ISN (the summary's
 ``client_isn`` / ``server_isn``); when an ISN is unknown (``null``: the SYN of that
 direction was not captured), from the first sequence number seen in that direction; an
@@ -34,7 +38,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
+from pcapcheck.i18n import gettext as _
+from pcapcheck.i18n import ngettext
+from pcapcheck.model import Segment
+from pcapcheck.report.ladder_model import (
+    FOLD_KEEP,
+    Fold,
+    Ladder,
+    LadderError,
+    Mark,
+    Step,
+    build_ladder,
+    endpoint_parts,
+)
 
 if TYPE_CHECKING:
     from pcapcheck.results import FileResult
@@ -45,25 +61,19 @@ __all__ = [
     "MIN_WIDTH",
     "LadderError",
     "connection_segments",
+    "cut_text",
     "endpoint_parts",
+    "fold_text",
     "render_ladder",
+    "render_text",
 ]
 
 #: Default and smallest accepted total width of a ladder, in columns.
 DEFAULT_WIDTH = 100
 MIN_WIDTH = 60
-#: Arrows kept at each end of a folded data phase.
-FOLD_KEEP = 3
-
-_M32 = 1 << 32
 _FRAME_COL = 5  # frame number, right-aligned
 _STATE_COL = 13  # widest state: "SYN-RECEIVED" (12) + one space
 _LEFT = _FRAME_COL + 1 + _STATE_COL + 1  # columns before the client's lane bar
-
-
-class LadderError(ValueError):
-    """A ladder cannot be drawn: unknown connection id or a width below :data:`MIN_WIDTH`.
-    The message is one user-facing line."""
 
 
 @dataclass(frozen=True)
@@ -102,15 +112,6 @@ def _asciify(text: str) -> str:
     return text.translate(_ASCII_MAP).encode("ascii", "replace").decode("ascii")
 
 
-def endpoint_parts(text: str) -> tuple[str, int]:
-    """``"10.0.0.1:40000"`` → ``("10.0.0.1", 40000)``; ``"[2001:db8::1]:80"`` →
-    ``("2001:db8::1", 80)`` (the summary's ``client`` / ``server`` text)."""
-    host, _, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
 def connection_segments(
     path: str | Path, connections: Sequence[Mapping[str, Any]]
 ) -> dict[int, list[Segment]]:
@@ -118,7 +119,8 @@ def connection_segments(
 
     ``connections`` are summaries (``FileResult.connections``); a segment belongs to the
     connection with its 4-tuple (either direction) whose ``[first_frame, last_frame]``
-    holds its frame. Undecodable and non-TCP records are skipped. Raises
+    holds its frame. Undecodable and non-TCP records are skipped; the file is read only up
+    to the last of the connections' ``last_frame``. Raises
     :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable capture.
     """
     from pcapcheck.pipeline import open_source
@@ -131,7 +133,10 @@ def connection_segments(
         out[conn["id"]] = []
     if not index:
         return out
+    end = max(conn["last_frame"] for conn in connections)
     for frame, _ts, seg in open_source(path):
+        if frame > end:
+            break
         if not isinstance(seg, Segment):
             continue
         spans = index.get(frozenset(((seg.src, seg.sport), (seg.dst, seg.dport))))
@@ -181,23 +186,6 @@ class _Ladder:
         return " " + _fit(text, self.inner - 2, self.g)
 
 
-def _label(seg: Segment, seq_base: int | None, ack_base: int | None) -> str:
-    flags = flags_text(seg.flags).replace(", ", ",")
-    seq = seg.seq if seq_base is None else (seg.seq - seq_base) % _M32
-    parts = [flags, f"seq={seq}"]
-    if seg.flags & ACK:
-        ack = seg.ack if ack_base is None else (seg.ack - ack_base) % _M32
-        parts.append(f"ack={ack}")
-    parts.append(f"len={seg.payload_len}")
-    return " ".join(parts)
-
-
-def _initial_state(transitions: list[Mapping[str, Any]], final: str | None) -> str:
-    if transitions:
-        return transitions[0]["from"]
-    return final or "?"
-
-
 def render_ladder(
     result: FileResult,
     connection_id: int,
@@ -215,120 +203,96 @@ def render_ladder(
     """
     if width < MIN_WIDTH:
         raise LadderError(
-            f"--width {width} is too narrow: a ladder needs at least {MIN_WIDTH} columns"
+            _("--width {width} is too narrow: a ladder needs at least {min} columns").format(
+                width=width, min=MIN_WIDTH
+            )
         )
-    conn = next((c for c in result.connections if c["id"] == connection_id), None)
-    if conn is None:
-        count = len(result.connections)
-        have = f"connections 1-{count}" if count else "no TCP connection"
-        raise LadderError(f"{result.path}: no connection {connection_id} (the capture has {have})")
+    return render_text(build_ladder(result, connection_id, segments), ascii=ascii, width=width)
+
+
+def render_text(ladder: Ladder, ascii: bool = False, width: int = DEFAULT_WIDTH) -> str:
+    """The text drawing of a :class:`~pcapcheck.report.ladder_model.Ladder` (see
+    :func:`render_ladder` for ``ascii`` and ``width``)."""
     g = _ASCII if ascii else _UNICODE
     lad = _Ladder(width, g)
-    segs = list(segments)
-    client = endpoint_parts(conn["client"])
-    trans = conn.get("transitions") or {"client": [], "server": []}
-    findings_at: dict[int | None, list[Any]] = {}
-    for f in result.findings:
-        if f.connection == connection_id:
-            findings_at.setdefault(f.frame, []).append(f)
+    conn = ladder.conn
 
-    # Relative-number bases: the ISN, else the first seq seen in that direction.
-    bases: dict[bool, int | None] = {True: conn.get("client_isn"), False: conn.get("server_isn")}
-    for seg in segs:
-        from_client = (seg.src, seg.sport) == client
-        if bases[from_client] is None:
-            bases[from_client] = seg.seq
-
-    # Per frame, the states each side enters there, in order.
-    entered: dict[str, dict[int, list[str]]] = {"client": {}, "server": {}}
-    for side in ("client", "server"):
-        for t in trans.get(side, []):
-            entered[side].setdefault(t["frame"], []).append(t["to"])
-
-    # Rows: every segment, plus a state-only row for a frame that changes a state or has
-    # a finding but is not one of the segments given.
-    seg_frames = {seg.frame for seg in segs}
-    bare = (
-        {fr for side in entered.values() for fr in side}
-        | {fr for fr in findings_at if fr is not None}
-    ) - seg_frames
-    items: list[tuple[int, Segment | None]] = [(seg.frame, seg) for seg in segs]
-    items.extend((fr, None) for fr in bare)
-    items.sort(key=lambda it: it[0])
-
-    def finding_text(f: Any) -> str:
+    def finding_text(f: Mark) -> str:
         # Made ASCII before it is fitted, so that the width holds in --ascii too.
         text = f"{g.mark} {f.rule} {_short_message(f.message)}"
         return _asciify(text) if ascii else text
 
-    def plain(frame: int, seg: Segment | None) -> bool:
-        return (
-            seg is not None
-            and not seg.flags & (SYN | FIN | RST)
-            and frame not in entered["client"]
-            and frame not in entered["server"]
-            and frame not in findings_at
-        )
-
     # Header.
-    title = f"connection {connection_id}: client {conn['client']} {g.to} server {conn['server']}"
-    verdict = f"handshake {conn['handshake']}, close {conn['close']}"
+    title = _("connection {id}: client {client} {to} server {server}").format(
+        id=ladder.connection_id, client=conn["client"], to=g.to, server=conn["server"]
+    )
+    verdict = _("handshake {handshake}, close {close}").format(
+        handshake=conn["handshake"], close=conn["close"]
+    )
     if len(title) + 2 + len(verdict) <= width:
         head = [f"{title}, {verdict}"]
     else:
         head = [_fit(title, width, g), verdict]
-    head.append(f"{'frame':>{_FRAME_COL}} {'client':<{_STATE_COL}} {'':<{lad.inner + 3}}server")
-    lad.row(
-        None,
-        _initial_state(trans.get("client", []), conn.get("client_state")),
-        "",
-        _initial_state(trans.get("server", []), conn.get("server_state")),
+    head.append(
+        f"{_('frame'):>{_FRAME_COL}} {_('client'):<{_STATE_COL}} {'':<{lad.inner + 3}}"
+        + _("server")
     )
+    lad.row(None, ladder.initial[0], "", ladder.initial[1])
 
-    def draw(frame: int, seg: Segment | None) -> None:
-        cs = list(entered["client"].get(frame, []))
-        ss = list(entered["server"].get(frame, []))
-        if seg is not None:
-            from_client = (seg.src, seg.sport) == client
-            label = _label(seg, bases[from_client], bases[not from_client])
-            lane = lad.arrow(label, rightward=from_client)
-        else:
-            lane = ""
-        lad.row(frame, cs.pop(0) if cs else None, lane, ss.pop(0) if ss else None)
+    def draw(step: Step) -> None:
+        cs = list(step.client_states)
+        ss = list(step.server_states)
+        lane = lad.arrow(step.arrow.label, step.arrow.from_client) if step.arrow else ""
+        lad.row(step.frame, cs.pop(0) if cs else None, lane, ss.pop(0) if ss else None)
         while cs or ss:
             lad.row(None, cs.pop(0) if cs else None, "", ss.pop(0) if ss else None)
-        for f in findings_at.get(frame, []):
+        for f in step.marks:
             lad.row(None, None, lad.note(finding_text(f)), None)
 
-    i = 0
-    while i < len(items):
-        j = i
-        while j < len(items) and plain(*items[j]):
-            j += 1
-        if j == i:  # a segment that matters: always drawn
-            draw(*items[i])
-            i += 1
-            continue
-        run = items[i:j]
-        if len(run) > 2 * FOLD_KEEP + 1:
-            folded = run[FOLD_KEEP:-FOLD_KEEP]
-            with_data = sum(1 for _, s in folded if s is not None and s.payload_len)
-            what = "data segments" if with_data == len(folded) else "segments of data transfer"
-            text = (
-                f"{g.ellipsis} {len(folded)} {what} (frames {folded[0][0]}{g.dash}"
-                f"{folded[-1][0]}) {g.ellipsis}"
-            )
-            for it in run[:FOLD_KEEP]:
-                draw(*it)
-            lad.row(None, None, _fit(text, lad.inner, g).center(lad.inner), None)
-            run = run[-FOLD_KEEP:]
-        for it in run:
-            draw(*it)
-        i = j
+    for entry in ladder.entries:
+        if isinstance(entry, Fold):
+            lad.row(None, None, _fit(fold_text(entry, g), lad.inner, g).center(lad.inner), None)
+        else:
+            draw(entry)
+    if ladder.cut is not None:
+        lad.row(None, None, lad.note(cut_text(ladder, g.dash)), None)
 
     tail = [
-        f"final: client {conn.get('client_state') or '?'}, server {conn.get('server_state') or '?'}"
+        _("final: client {client}, server {server}").format(
+            client=ladder.final[0], server=ladder.final[1]
+        )
     ]
-    for f in findings_at.get(None, []):
+    for f in ladder.late:
         tail.append(_fit(finding_text(f), width, g))
     return "\n".join(head + lad.rows + tail) + "\n"
+
+
+def fold_text(fold: Fold, g: _Glyphs = _UNICODE) -> str:
+    """``"… 16 segments of data transfer (frames 7–22) …"`` (``"data segments"`` when
+    every folded segment carries data)."""
+    if fold.data_segments == fold.count:
+        what = ngettext(
+            "{count} data segment (frames {first}{dash}{last})",
+            "{count} data segments (frames {first}{dash}{last})",
+            fold.count,
+        )
+    else:
+        what = ngettext(
+            "{count} segment of data transfer (frames {first}{dash}{last})",
+            "{count} segments of data transfer (frames {first}{dash}{last})",
+            fold.count,
+        )
+    text = what.format(count=fold.count, first=fold.first_frame, dash=g.dash, last=fold.last_frame)
+    return f"{g.ellipsis} {text} {g.ellipsis}"
+
+
+def cut_text(ladder: Ladder, dash: str = "–") -> str:
+    """The note of a ladder cut at its row limit (``""`` when it was not cut)."""
+    cut = ladder.cut
+    if cut is None:
+        return ""
+    return ngettext(
+        "{count} more segment not drawn (frames {first}{dash}{last})",
+        "{count} more segments not drawn (frames {first}{dash}{last})",
+        cut.segments,
+    ).format(count=cut.segments, first=cut.first_frame, dash=dash, last=cut.last_frame)
