@@ -201,3 +201,47 @@ def test_tunnel_ports_are_parameters():
         Decoder(tunnel_ports={"vxlan2": [1]})
     with pytest.raises(ValueError, match="port 70000 is not a UDP port"):
         Decoder(tunnel_ports={"geneve": [70000]})
+
+
+@pytest.mark.parametrize(
+    ("path", "short"),
+    [
+        (None, ""),
+        (["eth", f"ipv4 {A4}", "udp 4789", "vxlan 42", "eth", "ipv4"], "vxlan:42"),
+        (["eth", f"ipv4 {A4}", "udp 6081", "geneve 7", "eth", "ipv6"], "geneve:7"),
+        (["eth", f"ipv4 {A4}", "udp 2152", "gtpu 4097", "ipv4"], "gtpu:4097"),
+        (["eth", f"ipv4 {A4}", "udp 3544", "teredo", "ipv6"], "teredo"),
+        (["eth", f"ipv4 {A4}", "gre", "eth", "ipv6"], "gre"),
+        (["eth", f"ipv4 {A4}", "ipv4"], "ipip"),
+        (["eth", f"ipv4 {A4}", "ipv6"], "6in4"),
+        (["eth", f"ipv6 {A6}", "ipv4"], "4in6"),
+        (["eth", f"ipv6 {A6}", "ipv6"], "6in6"),
+        (
+            ["eth", "vlan 7", "mpls 100", f"ipv4 {A4}", "gre", f"ipv4 {B4}", "ipv4"],
+            "mpls:100>gre>ipip",
+        ),
+        (["eth", "pppoe 5", f"ipv4 {A4}", "udp 4789", "vxlan 1", "eth", "ipv4"], "pppoe:5>vxlan:1"),
+    ],
+)
+def test_encapsulation_short(path, short):
+    from pcapcheck.report.common import encapsulation_short
+
+    conn = {} if path is None else {"encapsulation": path}
+    assert encapsulation_short(conn) == short
+
+
+def test_table_shows_the_tunnel_only_when_there_is_one():
+    def table(path: Path) -> list[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pcapcheck", "analyze", str(path), "--isolated"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        ).stdout.splitlines()
+
+    lines = table(ENCAP / "vxlan.pcap")
+    assert lines[0].split()[:4] == ["id", "client", "server", "tunnel"]
+    assert [line.split()[3] for line in lines[2:4]] == ["vxlan:42", "vxlan:43"]
+    assert "tunnel" not in table(ENCAP / "eth_ipv4.pcap")[0]
+    assert "tunnel" not in table(ENCAP / "pppoe_ipv4.pcap")[0]

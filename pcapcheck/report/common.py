@@ -5,15 +5,54 @@ modules stay independent of each other; an import-linter contract checks it).
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language, ngettext
+from pcapcheck.i18n import gettext as _
 
 if TYPE_CHECKING:
+    from pcapcheck.catalog.rules import Rule
+    from pcapcheck.model import Finding
     from pcapcheck.results import FileResult
 
-__all__ = ["SEVERITY_ORDER", "summary_line"]
+__all__ = ["SEVERITY_ORDER", "encapsulation_short", "finding_message", "summary_line"]
 
 #: Finding severities, most severe first (the order of counts in a summary line).
 SEVERITY_ORDER = ("error", "warning", "info")
+
+#: Entries of an encapsulation path left out of its short form: link layers and the
+#: UDP header of a UDP tunnel (the tunnel's own entry follows it).
+_NOT_SHORT = frozenset({"eth", "sll", "sll2", "null", "loop", "vlan", "udp"})
+
+
+def encapsulation_short(conn: Mapping[str, Any]) -> str:
+    """The short form of a connection's encapsulation path (the summary's
+    ``encapsulation`` list, :mod:`pcapcheck.capture.layers`), for tables: ``""`` for a
+    plain connection (no ``encapsulation``); else its tunnels and label stacks from the
+    outermost, joined by ``">"``: ``"vxlan:42"`` (VNI), ``"geneve:7"``,
+    ``"gtpu:4097"`` (TEID), ``"mpls:100"`` (label), ``"pppoe:5"`` (session id),
+    ``"gre"``, ``"teredo"``, and an IP header inside an IP header (RFC 2003, RFC 4213,
+    RFC 2473) as ``"ipip"``, ``"6in4"``, ``"4in6"``, ``"6in6"``: ``"gre>ipip"``. Link
+    layers, UDP headers and outer addresses are left out (the JSON has them).
+    """
+    path = conn.get("encapsulation")
+    if not path:
+        return ""
+    out = []
+    for i, entry in enumerate(path):
+        name, _, value = entry.partition(" ")
+        if name in _NOT_SHORT:
+            continue
+        if name in ("ipv4", "ipv6"):
+            if ">" not in value or i + 1 >= len(path):
+                continue  # the inner network layer
+            inner = path[i + 1].partition(" ")[0]
+            if inner in ("ipv4", "ipv6"):
+                out.append("ipip" if name == inner == "ipv4" else f"{inner[3]}in{name[3]}")
+            continue
+        out.append(f"{name}:{value}" if value else name)
+    return ">".join(out)
 
 
 def summary_line(res: FileResult) -> str:
@@ -27,24 +66,62 @@ def summary_line(res: FileResult) -> str:
     each only when there is one.
     """
     sev = Counter(f.severity for f in res.findings)
-    parts = ", ".join(
-        f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
-        for s in SEVERITY_ORDER
-        if sev[s]
-    )
+    parts = ", ".join(_severity_count(s, sev[s]) for s in SEVERITY_ORDER if sev[s])
     n = len(res.connections)
-    text = (
-        f"{n} connection{'s' if n != 1 else ''}, {len(res.findings)} "
-        f"finding{'s' if len(res.findings) != 1 else ''}"
-        f"{f' ({parts})' if parts else ''} in {res.packets} packets"
+    found = len(res.findings)
+    text = _("{connections}, {findings}{severities} in {packets} packets").format(
+        connections=ngettext("{n} connection", "{n} connections", n).format(n=n),
+        findings=ngettext("{n} finding", "{n} findings", found).format(n=found),
+        severities=f" ({parts})" if parts else "",
+        packets=res.packets,
     )
     extra = []
     skipped = sum(res.skipped.values())
     if skipped:
         kinds = ", ".join(f"{v} {k}" for k, v in sorted(res.skipped.items()))
-        extra.append(f"{skipped} non-TCP skipped ({kinds})")
+        extra.append(_("{n} non-TCP skipped ({kinds})").format(n=skipped, kinds=kinds))
     if res.malformed:
-        extra.append(f"{res.malformed} malformed")
+        extra.append(_("{n} malformed").format(n=res.malformed))
     if res.truncated:
-        extra.append("file cut short")
+        extra.append(_("file cut short"))
     return text + ("; " + "; ".join(extra) if extra else "")
+
+
+def _severity_count(severity: str, n: int) -> str:
+    """``"1 error"``, ``"2 warnings"``, ``"3 info"`` (not pluralised) in the current
+    language."""
+    if severity == "error":
+        return ngettext("{n} error", "{n} errors", n).format(n=n)
+    if severity == "warning":
+        return ngettext("{n} warning", "{n} warnings", n).format(n=n)
+    return ngettext("{n} info", "{n} info", n).format(n=n)
+
+
+def finding_message(finding: Finding, rule: Rule | None = None) -> str:
+    """A finding's message in the current language (:func:`pcapcheck.i18n.get_language`):
+    the rule's translated template (:meth:`~pcapcheck.catalog.rules.Rule.text`) filled
+    from the finding's ``data`` (:func:`~pcapcheck.catalog.rules.format_message`; a
+    boolean value as the language's yes / no). ``finding.message`` as it is in English,
+    for a rule without a translation, or a rule unknown (``rule``: the catalogue's rule
+    of the finding; ``None``: the shipped rule of that id and name). Never raises.
+    Interface I3: every report format shows the same text (:data:`pcapcheck.report.FORMATS`
+    localises the results once before a renderer sees them)."""
+    lang = get_language()
+    if lang == DEFAULT_LANGUAGE:
+        return finding.message
+    if rule is None:
+        from pcapcheck.report import lookup_rule
+
+        rule = lookup_rule(None, finding.rule, finding.name)
+    if rule is None or rule.id != finding.rule:
+        return finding.message
+    template = rule.text("message", lang)
+    if template == rule.message:
+        return finding.message
+    from pcapcheck.catalog.rules import format_message
+
+    data = {
+        key: (_("yes") if value else _("no")) if isinstance(value, bool) else value
+        for key, value in (finding.data or {}).items()
+    }
+    return format_message(template, data)

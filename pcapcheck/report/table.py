@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from pcapcheck.report import statistics_rows
-from pcapcheck.report.common import summary_line
+from pcapcheck.report.common import encapsulation_short, summary_line
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -53,21 +53,27 @@ def render(
                 ]
                 for c in res.connections
             ]
+            headers = [
+                "id",
+                "client",
+                "server",
+                "handshake",
+                "close",
+                "client state",
+                "server state",
+                "conn_state",
+                "packets",
+                "findings",
+            ]
+            if any(c.get("encapsulation") for c in res.connections):
+                # tunnelled connections: the short form of their encapsulation path
+                headers.insert(3, "tunnel")
+                for row, c in zip(rows, res.connections):
+                    row.insert(3, encapsulation_short(c))
             out.append(
                 tabulate(
                     rows,
-                    headers=[
-                        "id",
-                        "client",
-                        "server",
-                        "handshake",
-                        "close",
-                        "client state",
-                        "server state",
-                        "conn_state",
-                        "packets",
-                        "findings",
-                    ],
+                    headers=headers,
                     tablefmt="simple",
                 )
             )
