@@ -88,13 +88,16 @@ def test_engine_contract_forbids_the_speed_machinery():
 
 
 def test_every_report_format_is_in_the_independence_contract():
-    from pcapcheck.report import FORMATS
+    from pcapcheck.report import DIRECTORY_FORMATS, FORMATS
 
     formats = _contracts()["formats"]
     assert formats["type"] == "independence"
     # the module of each format's renderer (a new format must be added to the contract)
     modules = {FORMATS[name].__module__ for name in FORMATS}
     assert len(modules) == len(FORMATS)  # one module per format
+    # and of each directory format (parquet)
+    assert not modules & set(DIRECTORY_FORMATS.values())
+    modules |= set(DIRECTORY_FORMATS.values())
     assert set(formats["modules"]) == modules
 
 

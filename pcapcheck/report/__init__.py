@@ -52,17 +52,26 @@ from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    import os
+
     from pcapcheck.catalog.rules import Catalog, Rule
+    from pcapcheck.model import Finding
     from pcapcheck.results import FileResult
 
 __all__ = [
+    "DIRECTORY_FORMATS",
     "FORMATS",
     "WRITERS",
+    "Dataset",
+    "DatasetError",
+    "LocalisedFindings",
     "Renderer",
     "ReportContext",
     "Writer",
     "connection_text",
+    "localised_results",
     "lookup_rule",
+    "new_run_id",
     "rule_statistics",
     "statistics_rows",
     "text_of",
@@ -193,11 +202,68 @@ def utf8_results(results: Sequence[FileResult]) -> list[FileResult]:
     return out
 
 
+class LocalisedFindings(Sequence):
+    """A read-only view of a capture's findings (a list or a
+    :class:`~pcapcheck.spool.Spool` streaming from disk) whose items are the findings
+    with ``message`` in the current language, each made as it is read (never all in
+    memory): :func:`localised_results`."""
+
+    def __init__(self, findings: Sequence[Finding], localise: Callable[[Finding], Finding]):
+        self._findings = findings
+        self._localise = localise
+
+    def __len__(self) -> int:
+        return len(self._findings)
+
+    def __iter__(self) -> Iterator[Finding]:
+        return map(self._localise, self._findings)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._localise(f) for f in self._findings[index]]
+        return self._localise(self._findings[index])
+
+
+def localised_results(
+    results: Sequence[FileResult], ctx: ReportContext | None = None
+) -> Sequence[FileResult]:
+    """``results`` with each finding's ``message`` in the current language
+    (:func:`pcapcheck.report.common.finding_message`, the rule from ``ctx.catalog`` or
+    the shipped catalogue: :func:`lookup_rule`), mapped lazily as a renderer reads the
+    findings (:class:`LocalisedFindings`). In English (the language of the engine's
+    messages) ``results`` themselves. Interface I3: done once for every format."""
+    from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language
+
+    if get_language() == DEFAULT_LANGUAGE:
+        return results
+    from pcapcheck.report.common import finding_message
+
+    rules: dict[tuple[str, str], Rule | None] = {}
+
+    def localise(finding: Finding) -> Finding:
+        key = (finding.rule, finding.name)
+        if key not in rules:
+            rules[key] = lookup_rule(ctx, finding.rule, finding.name)
+        message = finding_message(finding, rules[key])
+        if message == finding.message:
+            return finding
+        return dataclasses.replace(finding, message=message)
+
+    return [
+        dataclasses.replace(res, findings=LocalisedFindings(res.findings, localise))
+        if res.findings
+        else res
+        for res in results
+    ]
+
+
 def _utf8(function: Callable) -> Callable:
-    """``function(results, ...)`` given :func:`utf8_results` of its results."""
+    """``function(results, ...)`` given :func:`utf8_results` of its results, with the
+    findings' messages in the current language (:func:`localised_results`)."""
 
     def call(results: Sequence[FileResult], *args: object) -> object:
-        return function(utf8_results(results), *args)
+        ctx = next((arg for arg in args if isinstance(arg, ReportContext)), None)
+        return function(localised_results(utf8_results(results), ctx), *args)
 
     # the renderer's module, name and docstring (the architecture test reads __module__)
     return functools.update_wrapper(call, function)
@@ -264,3 +330,52 @@ def _text_writer(name: str) -> Writer:
 WRITERS: Mapping[str, Writer] = _ByFormat(
     lambda name, module: _utf8(getattr(module, "write", None) or _text_writer(name))
 )
+
+
+# --------------------------------------------------------------------------- directories
+
+#: Directory format name -> its module: formats whose output is a directory of files (a
+#: dataset that grows run after run), not text (``--format NAME=DIR``,
+#: ``pcapcheck.analyze(datasets={NAME: DIR})``). Each module has ``check(directory,
+#: run)``, ``write_result(result, directory, *, run, source=None)`` (one capture: what a
+#: cluster's worker calls) and ``write(results, directory, *, run)``.
+DIRECTORY_FORMATS: Mapping[str, str] = {"parquet": "pcapcheck.report.parquet"}
+
+
+class DatasetError(Exception):
+    """A directory format cannot be written: its library missing (the extra to install
+    is named), a bad run id or directory, a file that cannot be read or written. The
+    message is one line."""
+
+
+def new_run_id() -> str:
+    """A new run id, ``20261207T035222Z-3fa91c``: the UTC time and 6 random hex
+    digits; made once per ``pcapcheck analyze`` (names the run's files in a dataset)."""
+    import secrets
+    from datetime import datetime, timezone
+
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One directory output of a run: ``format`` (a key of :data:`DIRECTORY_FORMATS`),
+    ``directory``, ``run`` (the run id, :func:`new_run_id`). Picklable: a cluster's
+    worker gets it with the run's settings and writes its captures' files itself."""
+
+    format: str
+    directory: str
+    run: str
+
+    def _module(self) -> ModuleType:
+        return import_module(DIRECTORY_FORMATS[self.format])
+
+    def check(self) -> None:
+        """Raise :class:`DatasetError` when the dataset cannot be written (the
+        library missing, a bad run id, the directory a file). Writes nothing."""
+        self._module().check(self.directory, self.run)
+
+    def write(self, result: FileResult, source: str | os.PathLike[str] | None = None) -> list:
+        """Write one capture's files (``source``: the file analysed, when not
+        ``result.path``); the paths written. Raises :class:`DatasetError`."""
+        return self._module().write_result(result, self.directory, run=self.run, source=source)
