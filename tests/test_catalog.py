@@ -352,6 +352,7 @@ def test_rules_directory_replaces_a_rule_wholly(tmp_path, cat):
     data["severity"] = "warning"
     data["message"] = "bad SYN-ACK ack {ack}"
     del data["equivalents"]
+    data.pop("translations", None)  # its Korean message keeps the shipped placeholders
     path = write_rule(tmp_path, data)
     over = load_catalog([tmp_path])
     rule = over.get("HS002")
