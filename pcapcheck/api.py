@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from pcapcheck.results import FAIL_ON, SEVERITY_RANK, FileResult, failed
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
+    from pcapcheck.report import Dataset
     from pcapcheck.run.executors import Executor
     from pcapcheck.run.tasks import Job, Settings
 
@@ -137,6 +138,7 @@ class Report:
             self._running = self._executor.results(self._jobs, self.settings, self._encode)
         try:
             result = next(self._running)
+            self._write_datasets(result)
         except StopIteration:
             self.close()
             return None
@@ -145,6 +147,20 @@ class Report:
             raise
         self._done.append(result)
         return result
+
+    def _write_datasets(self, result: FileResult) -> None:
+        """Write ``result`` (the next job's) into the run's datasets, unless the
+        executor's workers write them (``writes_datasets``)."""
+        if not self.settings.datasets or getattr(self._executor, "writes_datasets", False):
+            return
+        job = self._jobs[len(self._done)]
+        for dataset in self.settings.datasets:
+            dataset.write(result, source=job.path)
+
+    @property
+    def run(self) -> str | None:
+        """The run id naming this run's files in its datasets (``datasets=``), else None."""
+        return self.settings.datasets[0].run if self.settings.datasets else None
 
     @property
     def files(self) -> list[FileResult]:
@@ -277,6 +293,66 @@ def _overrides(catalog: Catalog, params: Any, severity: Any) -> tuple[dict, dict
     return checked, levels
 
 
+def _datasets(datasets: Any, run: str | None) -> tuple[Dataset, ...]:
+    """The :class:`~pcapcheck.report.Dataset` of each ``{format: directory}`` of
+    ``datasets``, all named by ``run`` (None: a new run id), checked (the format's
+    library installed, the run id, the directory); :class:`OptionError` else."""
+    if not datasets:
+        return ()
+    from pcapcheck.report import DIRECTORY_FORMATS, Dataset, DatasetError, new_run_id
+
+    if not isinstance(datasets, Mapping):
+        raise OptionError(f"datasets: expected {{format: directory}}, got {datasets!r}")
+    run_id = run if run is not None else new_run_id()
+    out = []
+    for name, directory in datasets.items():
+        if name not in DIRECTORY_FORMATS:
+            raise OptionError(
+                f"datasets: unknown directory format {name!r} "
+                f"(valid: {', '.join(DIRECTORY_FORMATS)})"
+            )
+        dataset = Dataset(name, os.fspath(directory), run_id)
+        try:
+            dataset.check()
+        except DatasetError as exc:
+            raise OptionError(str(exc)) from None
+        out.append(dataset)
+    return tuple(out)
+
+
+def _live_stdin(inputs: Any, decoder: str, stdin: IO[bytes] | None, interval: Any) -> Any:
+    """The :class:`~pcapcheck.capture.inputs.LiveStream` of a live analysis
+    (:func:`analyze`'s ``live``), its options checked; :class:`OptionError` else."""
+    from pcapcheck.capture.inputs import LiveStream
+
+    if (inputs if isinstance(inputs, str) else list(inputs)) not in ("-", ["-"]):
+        raise OptionError("live: a live pipe is standard input alone: give '-' as the only input")
+    if decoder == "tshark":
+        raise OptionError("live: the tshark decoder reads files: use native or dpkt")
+    if isinstance(stdin, LiveStream):
+        return stdin
+    seconds = _number("flush_interval", interval)
+    if not seconds:
+        raise OptionError(f"flush_interval: expected a number of seconds > 0, got {interval!r}")
+    stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return None
+    try:
+        return LiveStream(stream, seconds)
+    except (AttributeError, OSError, ValueError):  # no file descriptor: read it as usual
+        return stream
+
+
+def _live_job(stream: Any, sink: Any) -> Any:
+    """The :class:`pcapcheck.pipeline.Live` of a job read from ``stream`` (a live pipe),
+    None without one."""
+    if stream is None or sink is None:
+        return None
+    from pcapcheck.pipeline import Live
+
+    return Live(stream, sink)
+
+
 def analyze(
     inputs: PathLike | Iterable[PathLike],
     *,
@@ -296,6 +372,10 @@ def analyze(
     stdin: IO[bytes] | None = None,
     executor: Executor | None = None,
     encode_summaries: bool = False,
+    datasets: Mapping[str, PathLike] | None = None,
+    run: str | None = None,
+    live: Callable[[dict[str, Any] | None, list[Any]], None] | None = None,
+    flush_interval: float = 1.0,
 ) -> Report:
     """Analyse captures: a :class:`Report` that gives one
     :class:`~pcapcheck.results.FileResult` per capture (connections, findings, counters)
@@ -336,6 +416,23 @@ def analyze(
     summaries already encoded (``FileResult.connection_lines``; ``connections`` stay
     readable).
 
+    ``datasets``: directory outputs, ``{"parquet": "results/"}`` (the keys of
+    :data:`pcapcheck.report.DIRECTORY_FORMATS`; ``--format parquet=DIR``): each capture's
+    files are written into the directory as its result is taken from the report (by the
+    cluster's workers themselves with a distributed executor), named by ``run`` (default
+    a new :func:`pcapcheck.report.new_run_id`, :attr:`Report.run`). Writing raises
+    :class:`pcapcheck.report.DatasetError` (one line) from the report's iteration.
+
+    ``live``: analyse standard input as it arrives (a live pipe: ``inputs`` must be
+    ``"-"`` alone, ``decoder`` native or dpkt; in this process, ``jobs`` and
+    ``executor`` are not used): ``live(summary, findings)`` is called for each
+    connection as soon as it is finalised, and ``live(None, findings)`` for file-level
+    findings (:class:`pcapcheck.pipeline.Live`); the report's result is the same as
+    without it. ``stdin`` is read as a
+    :class:`~pcapcheck.capture.inputs.LiveStream` (made with ``flush_interval``, the
+    seconds of silence after which what is already final is given, unless ``stdin``
+    is one already: its own interval then applies).
+
     The options, the configuration and the inputs are checked here, before anything is
     analysed: :class:`OptionError` (a ValueError) for anything wrong, with a one-line
     message. Nothing is analysed until the report is iterated (or one of its verdicts
@@ -354,6 +451,8 @@ def analyze(
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise OptionError(f"jobs: expected a number of processes >= 1, got {jobs!r}")
     timers = _number("idle_timeout", idle_timeout), _number("close_delay", close_delay)
+    if live is not None:
+        stdin = _live_stdin(inputs, decoder, stdin, flush_interval)
     if isinstance(inputs, (str, os.PathLike)):
         args = [os.fspath(inputs)]
     else:
@@ -383,6 +482,7 @@ def analyze(
         decoder,
         idle_timeout=timers[0],
         close_delay=timers[1],
+        datasets=_datasets(datasets, run),
     )
     stack = ExitStack()
     try:
@@ -398,9 +498,12 @@ def analyze(
             item.name,
             frozenset(active if item.stdin else active - cfg.ignored_for(item.path, catalog)),
             item.stdin,
+            live=_live_job(item.stream, live),
         )
         for item in found
     ]
+    if live is not None:  # the sink is called in this process
+        executor, jobs = None, 1
     return Report(
         work,
         settings,

@@ -44,15 +44,21 @@ class DecoderName(str, Enum):
 
 
 def parse_formats(
-    values: Sequence[str] | None, output: Path | None, valid: Sequence[str]
+    values: Sequence[str] | None,
+    output: Path | None,
+    valid: Sequence[str],
+    directories: Sequence[str] = (),
 ) -> list[tuple[str, Path | None]]:
     """The report plan: ``(format, file or None for stdout)`` per ``--format`` value.
 
     ``values`` are ``FMT`` or ``FMT=FILE`` (default: ``["table"]``); ``output`` is
     ``--output``, the file of the one format without ``=FILE``; ``valid``: the format
-    names. Raises ``ValueError`` with a one-line message for an unknown format (listing
-    the valid ones), an empty file name, two formats on stdout, ``--output`` with nothing
-    to redirect, or two reports written to the same file.
+    names; ``directories``: those of them that write a directory (``parquet=DIR``:
+    :data:`pcapcheck.report.DIRECTORY_FORMATS`), which need ``=DIR`` and are given at
+    most once each. Raises ``ValueError`` with a one-line message for an unknown format
+    (listing the valid ones), an empty file name, a directory format without its
+    directory or given twice, two formats on stdout, ``--output`` with nothing to
+    redirect, or two reports written to the same file.
     """
     plan: list[tuple[str, Path | None]] = []
     for value in values or ["table"]:
@@ -62,6 +68,11 @@ def parse_formats(
             raise ValueError(f"--format: unknown format {name!r} (valid: {', '.join(valid)})")
         if sep and not file.strip():
             raise ValueError(f"--format {value}: no file name after '='")
+        if name in directories:
+            if not sep:
+                raise ValueError(f"--format {name} writes a directory: give it as -f {name}=DIR")
+            if any(done == name for done, _path in plan):
+                raise ValueError(f"--format {name}: given twice (one directory per run)")
         plan.append((name, Path(file) if sep else None))
     on_stdout = [name for name, path in plan if path is None]
     if len(on_stdout) > 1:
@@ -243,7 +254,7 @@ def analyze(
         metavar="FMT[=FILE]",
         help="Report format, to FILE or to stdout; repeatable (-f table -f "
         "junit=report.xml). Formats: table, json, jsonl, csv, markdown, junit, "
-        "sarif, github. Default: table.",
+        "sarif, github; parquet=DIR appends the run to a Parquet dataset. Default: table.",
     ),
     output: Path | None = typer.Option(
         None,
@@ -342,15 +353,21 @@ def analyze(
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
     from pcapcheck.api import OptionError
     from pcapcheck.api import analyze as analyze_captures
-    from pcapcheck.report import FORMATS
+    from pcapcheck.report import DIRECTORY_FORMATS, FORMATS, DatasetError
     from pcapcheck.report import baseline as baselines
     from pcapcheck.results import FileResult
     from pcapcheck.run.tasks import problem_line
 
     try:
-        plan = parse_formats(formats, output, list(FORMATS))
+        plan = parse_formats(
+            formats, output, [*FORMATS, *DIRECTORY_FORMATS], directories=list(DIRECTORY_FORMATS)
+        )
     except ValueError as exc:
         raise fail(str(exc)) from None
+    # directory formats (parquet=DIR): written capture by capture as the analysis goes
+    # (by the API, or by a cluster's workers); the text formats at the end, here
+    datasets = {name: path for name, path in plan if name in DIRECTORY_FORMATS and path}
+    plan = [(name, path) for name, path in plan if name not in DIRECTORY_FORMATS]
     try:
         report = analyze_captures(
             files,
@@ -368,6 +385,7 @@ def analyze(
             stdin=cast(BinaryIO, getattr(sys.stdin, "buffer", sys.stdin)),
             # A JSON report: captures analysed in shards hand over their encoded summaries.
             encode_summaries=any(name == "json" for name, _file in plan),
+            datasets=datasets or None,
         )
     except OptionError as exc:
         raise fail(str(exc)) from None
@@ -381,14 +399,17 @@ def analyze(
             raise fail(str(exc)) from None
         # The results come in the order of the inputs, whatever runs them (this process,
         # --jobs worker processes): the report is the one a serial run writes.
-        for result in report:
-            bar.start(result.path)
-            line = problem_line(result)
-            if line is not None:
-                bar.log(line)
-                status = 2
-            results.append(result)
-            bar.advance()
+        try:
+            for result in report:
+                bar.start(result.path)
+                line = problem_line(result)
+                if line is not None:
+                    bar.log(line)
+                    status = 2
+                results.append(result)
+                bar.advance()
+        except DatasetError as exc:  # a --format parquet=DIR that cannot be written
+            raise fail(str(exc)) from None
     catalog, active, gate = report.catalog, report.active, report.fail_on
 
     recorded = None

@@ -23,6 +23,7 @@ from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
+    from pcapcheck.report import Dataset
     from pcapcheck.run.shards import ShardResult
 
 __all__ = [
@@ -46,12 +47,15 @@ class Job:
     (the argument as given, a path below a directory, ``<stdin>``); ``active`` the rule
     IDs reported for it (the selection less its per-file ignores); ``stdin``: the file
     is a temporary copy of standard input (its name is then replaced by ``name`` in an
-    error message)."""
+    error message); ``live``: a live pipe analysed as it arrives
+    (:class:`pcapcheck.pipeline.Live`; not picklable: only :class:`Serial
+    <pcapcheck.run.executors.Serial>` runs such a job)."""
 
     path: str | Path
     name: str
     active: frozenset[str]
     stdin: bool = False
+    live: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,12 @@ class Settings:
     """What every job of a run shares: the rule ``catalog``; ``params`` (rule ID →
     {parameter: value}, checked) and ``severity`` (rule ID → severity) overrides; the
     ``decoder`` (``"native"``, ``"dpkt"``, ``"tshark"``); ``idle_timeout`` and
-    ``close_delay`` in seconds (see :func:`pcapcheck.pipeline.analyze_file`)."""
+    ``close_delay`` in seconds (see :func:`pcapcheck.pipeline.analyze_file`);
+    ``datasets``: the directory outputs of the run (:class:`pcapcheck.report.Dataset`,
+    ``--format parquet=DIR``), each capture's files written by ``dataset.write(result,
+    source=job.path)``: by the :class:`~pcapcheck.api.Report` as it takes each result,
+    or, for an executor whose ``writes_datasets`` is true (a cluster's), by the worker
+    that analysed the capture."""
 
     catalog: Catalog
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -67,6 +76,7 @@ class Settings:
     decoder: str = "native"
     idle_timeout: float = IDLE_TIMEOUT
     close_delay: float = CLOSE_DELAY
+    datasets: tuple[Dataset, ...] = ()
 
 
 def analyze_job(job: Job, settings: Settings) -> FileResult:
@@ -88,6 +98,7 @@ def analyze_job(job: Job, settings: Settings) -> FileResult:
             decoder=settings.decoder,
             idle_timeout=settings.idle_timeout,
             close_delay=settings.close_delay,
+            live=job.live,
         )
     except CaptureError as exc:
         message = str(exc)
