@@ -1,0 +1,772 @@
+"""Distributed execution: the jobs of a run on a Dask cluster (``pcapcheck analyze
+--scheduler``, ``pcapcheck.analyze(scheduler=...)``), with the report of a local run.
+
+:class:`DaskExecutor` is one more :class:`~pcapcheck.run.executors.Executor`: it submits
+the tasks of :mod:`pcapcheck.run.tasks` to Dask's distributed scheduler
+(``client.submit``) and gives their results in job order, each exactly the serial
+analysis of its capture, so the report is byte for byte a local run's.
+
+* **A capture is a task** (:func:`analyze_task`). A capture of :data:`SHARD_BYTES`
+  (256 MB) or more (``--shard-size``) is split into connection shards, as the local
+  executor splits one (:mod:`pcapcheck.run.shards`: ``(sport + dport) % n``, so a
+  connection, whatever its tunnel, lives in one shard), one shard per worker thread of
+  the cluster (:func:`shard_task`), merged on a worker (:func:`merge_task`) by
+  :func:`pcapcheck.run.tasks.merge_job`, exactly as the local shards are.
+* **Inputs.** The workers read each capture by its absolute path (storage every machine
+  sees), or, with ``upload`` (``--upload``; standard input ``-`` always), the client
+  reads it and sends its bytes (``client.scatter``), which the worker writes to a
+  temporary file for the task's time. The :class:`~pcapcheck.run.tasks.Settings` (the rule
+  catalogue) are sent once to every worker, not with every task.
+* **Compact results.** A worker hands back a :class:`Packed` result: the counters and one
+  ``bytes`` blob holding the connection summaries (already encoded as the JSON
+  report's lines when a JSON report is written, :data:`pcapcheck.jsonlines.LINE_END`
+  ended, as the local shards encode theirs), events and findings (pickled 256 at a
+  time); the client keeps a blob larger than :data:`MEMORY_BYTES` in a temporary file
+  (``pcapcheck-cluster-*``, deleted by :meth:`FileResult.close
+  <pcapcheck.results.FileResult.close>` or when the result is garbage collected) and
+  reads it back one chunk at a time, so its memory does not grow with the captures.
+  The worker holds one capture's blob while it is sent.
+* **Faults.** Every task is a pure function of its inputs (nothing is written but
+  temporary files removed at its end, and the Parquet partition files, whose names are
+  deterministic: a retried task overwrites them): a worker that dies mid-task has its
+  task run again on another by the scheduler, and the client takes each capture's
+  result once. A capture whose task keeps killing workers (the scheduler's
+  ``distributed.scheduler.allowed-failures``, 3 by default, then ``KilledWorker``) is a
+  result with ``error`` set, one line, as an unreadable capture is; so is any other
+  failure of its task (a worker's exception). Closing the :meth:`DaskExecutor.results`
+  generator (Ctrl-C, SIGTERM, the report closed) cancels the futures not yet taken.
+* **Parquet** (``--format parquet=DIR``): each worker writes its capture's partition
+  files itself (:func:`pcapcheck.report.parquet.write_result`) inside the task; nothing
+  of it goes through the client.
+
+Dask is imported only here, and only when a :class:`DaskExecutor` connects: ``import
+pcapcheck`` and a run without ``--scheduler`` never import it (the extra ``pip install
+'pcapcheck[dask]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import uuid
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import count, islice
+from pathlib import Path
+from typing import Any
+
+from pcapcheck.jsonlines import LINE_END, dumps_bytes
+from pcapcheck.results import FileResult
+from pcapcheck.run.executors import Executor
+from pcapcheck.run.tasks import Job, Settings, analyze_job, analyze_job_shard, merge_job
+from pcapcheck.spool import LineSpool, item_at
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "MEMORY_BYTES",
+    "SHARD_BYTES",
+    "ClusterError",
+    "DaskExecutor",
+    "Packed",
+    "analyze_task",
+    "merge_task",
+    "pack",
+    "parse_scheduler",
+    "parse_size",
+    "shard_task",
+    "unpack",
+]
+
+#: Captures of this many bytes or more are split into connection shards over the
+#: cluster's workers (``--shard-size``, ``pcapcheck.analyze(shard_size=...)``).
+SHARD_BYTES = 256_000_000
+
+#: Seconds the client waits for the scheduler to answer (and, for ``local:N``, for the
+#: local cluster to start) before :class:`ClusterError`.
+CONNECT_TIMEOUT = 5.0
+
+#: A packed result larger than this many bytes is kept in a temporary file on the client.
+MEMORY_BYTES = 256 * 1024
+
+#: Items pickled together in a packed section (as :mod:`pcapcheck.spool` writes runs).
+_CHUNK = 256
+
+_EXTRA = "pip install 'pcapcheck[dask]'"
+
+
+class ClusterError(Exception):
+    """The cluster cannot be used: Dask is not installed, the scheduler address is not
+    one, the scheduler cannot be reached. The message is one line."""
+
+
+# --------------------------------------------------------------------------- options
+
+
+def parse_scheduler(text: str) -> tuple[str, Any]:
+    """``("local", N)`` for ``local:N`` (N >= 1 worker processes), ``("address", text)``
+    for a scheduler address (``tcp://HOST:PORT``, ``tls://...``, any ``SCHEME://``).
+    Raises :class:`ClusterError` for anything else."""
+    text = str(text).strip()
+    if text.startswith("local:"):
+        number = text[len("local:") :]
+        if number.isdigit() and int(number) >= 1:
+            return "local", int(number)
+    elif "://" in text and text.split("://", 1)[1]:
+        return "address", text
+    raise ClusterError(
+        f"--scheduler: expected tcp://HOST:PORT or local:N (N worker processes), got {text!r}"
+    )
+
+
+def parse_size(text: str | int) -> int:
+    """A size in bytes from ``256000000``, ``256M``, ``2G``, ``500k`` (decimal units:
+    k = 1,000); >= 1. Raises :class:`ValueError` with a one-line message."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        raw = str(text).strip()
+        scale = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}.get(raw[-1:].lower(), 1)
+        digits = raw[:-1] if scale != 1 else raw
+        if not digits.strip().isdigit():
+            raise ValueError(f"--shard-size: expected a size in bytes (e.g. 256M), got {text!r}")
+        value = int(digits) * scale
+    if value < 1:
+        raise ValueError(f"--shard-size: expected a size of at least 1 byte, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- packing
+
+
+class _Blob:
+    """The bytes of one packed result on the client: in memory up to
+    :data:`MEMORY_BYTES`, else in a temporary file (deleted by :meth:`close` or with
+    the object)."""
+
+    def __init__(self, data: bytes):
+        self.data: bytes | None = None
+        self._paths: list[str] = []
+        self._finalizer = weakref.finalize(self, _remove, self._paths)
+        if len(data) <= MEMORY_BYTES:
+            self.data = bytes(data)
+            return
+        fd, path = tempfile.mkstemp(prefix="pcapcheck-cluster-")
+        self._paths.append(path)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+    @contextlib.contextmanager
+    def section(self, offset: int) -> Iterator[Any]:
+        """A binary file object positioned at ``offset``."""
+        if self.data is not None:
+            yield io.BytesIO(memoryview(self.data)[offset:])
+            return
+        if not self._paths:
+            raise ValueError("the result was closed")
+        with open(self._paths[0], "rb", buffering=1 << 20) as fh:
+            fh.seek(offset)
+            yield fh
+
+    def close(self) -> None:
+        self._finalizer()
+        self.data = b""
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    paths.clear()
+
+
+class _Section(Sequence[Any]):
+    """A read-only sequence over one section of a :class:`_Blob` (``count`` items from
+    ``offset``), read one chunk at a time on every iteration (as a spool is)."""
+
+    def __init__(self, blob: _Blob, offset: int, count: int):
+        self.blob, self.offset, self.count = blob, offset, count
+
+    def _items(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._items()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __getitem__(self, index):
+        return item_at(self, self.count, index)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Sequence, _Section)) and not isinstance(other, (str, bytes)):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.count} items)"
+
+    def close(self) -> None:
+        """Delete the result's temporary file (every section of it)."""
+        self.blob.close()
+
+
+class _Pickled(_Section):
+    """Items pickled :data:`_CHUNK` at a time."""
+
+    def _items(self) -> Iterator[Any]:
+        left = self.count
+        if not left:
+            return
+        with self.blob.section(self.offset) as fh:
+            while left > 0:
+                chunk = pickle.load(fh)
+                left -= len(chunk)
+                yield from chunk
+
+
+class _Lines(_Section):
+    """Connection summaries as the JSON report's lines, ids 1, 2, ...: each line the
+    bytes after ``{"id":N`` plus :data:`~pcapcheck.jsonlines.LINE_END`. Iterating gives
+    ``(id, text)`` without the line end and :meth:`lines` the lines, as a
+    :class:`pcapcheck.spool.LineSpool` does (what :func:`pcapcheck.run.shards.merge_shards`
+    reads of an encoding shard)."""
+
+    def lines(self) -> Iterator[bytes]:
+        if not self.count:
+            return
+        with self.blob.section(self.offset) as fh:
+            yield from islice(fh, self.count)
+
+    def _items(self) -> Iterator[tuple[int, bytes]]:
+        cut = -len(LINE_END)
+        return zip(count(1), (line[:cut] for line in self.lines()))
+
+
+class _Numbered(_Section):
+    """``(id, line)`` with the line end: ``FileResult.connection_lines``."""
+
+    def __init__(self, lines: _Lines):
+        super().__init__(lines.blob, lines.offset, lines.count)
+        self.source = lines
+
+    def _items(self) -> Iterator[tuple[int, bytes]]:
+        return zip(count(1), self.source.lines())
+
+
+class _Decoded(_Section):
+    """The summaries of a :class:`_Lines` section as dicts (the JSON text decoded, as
+    :func:`pcapcheck.run.shards.merge_shards` decodes an encoding shard's)."""
+
+    def __init__(self, lines: _Lines):
+        super().__init__(lines.blob, lines.offset, lines.count)
+        self.source = lines
+
+    def _items(self) -> Iterator[dict[str, Any]]:
+        loads = json.loads
+        return (loads(b'{"id":%d%s' % item) for item in self.source)
+
+
+@dataclass
+class Packed:
+    """A :class:`~pcapcheck.results.FileResult` as a worker sends it to the client:
+    the counters as they are, the sequences in ``blob`` (``sections``: name →
+    ``(offset, count)`` for ``connections``, ``events``, ``findings``; ``lines``: the
+    connections are the JSON report's lines, else pickled dicts). :func:`pack` makes
+    it, :func:`unpack` gives the result back."""
+
+    path: str
+    error: str | None = None
+    format: str | None = None
+    packets: int = 0
+    tcp_packets: int = 0
+    skipped: Counter = dataclasses.field(default_factory=Counter)
+    malformed: int = 0
+    truncated: str | None = None
+    blob: bytes = b""
+    sections: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    lines: bool = False
+
+    @property
+    def size(self) -> int:
+        """Bytes of the blob."""
+        return len(self.blob)
+
+
+def _write_pickled(out: io.BytesIO, items: Any) -> int:
+    n = 0
+    it = iter(items)
+    dump, protocol = pickle.dump, pickle.HIGHEST_PROTOCOL
+    while chunk := list(islice(it, _CHUNK)):
+        dump(chunk, out, protocol)
+        n += len(chunk)
+    return n
+
+
+def _write_lines(out: io.BytesIO, result: FileResult, encode: bool) -> int | None:
+    """Write the connections as lines (the shards' encoded lines, or each summary
+    encoded here when ``encode``); their number, or None when they cannot be (ids not
+    1, 2, ...: nothing written)."""
+    start = out.tell()
+    n = 0
+    if isinstance(result.connections, LineSpool):  # an encoding shard's: (id, text)
+        for n, (id_, text) in enumerate(result.connections, 1):
+            if id_ != n:
+                break
+            out.write(text)
+            out.write(LINE_END)
+        else:
+            return n
+    elif result.connection_lines is not None:
+        for n, (id_, line) in enumerate(result.connection_lines, 1):
+            if id_ != n:
+                break
+            out.write(line)
+        else:
+            return n
+    elif encode:
+        for n, summary in enumerate(result.connections, 1):
+            head = b'{"id":%d' % n
+            text = dumps_bytes(summary)
+            if summary.get("id") != n or not text.startswith(head):
+                break
+            out.write(memoryview(text)[len(head) :])
+            out.write(LINE_END)
+        else:
+            return n
+    out.seek(start)
+    out.truncate()
+    return None
+
+
+def pack(result: FileResult, encode: bool = False) -> Packed:
+    """``result`` as a :class:`Packed` (its spools read, not closed). ``encode``: a JSON
+    report will be written: the connections go as its lines (encoded here, on the
+    worker), else as pickled dicts."""
+    if result.error is not None:
+        return Packed(path=result.path, error=result.error)
+    out = io.BytesIO()
+    sections: dict[str, tuple[int, int]] = {}
+    offset = out.tell()
+    lines = _write_lines(out, result, encode)
+    if lines is None:
+        sections["connections"] = (offset, _write_pickled(out, result.connections))
+    else:
+        sections["connections"] = (offset, lines)
+    for name in ("events", "findings"):
+        offset = out.tell()
+        sections[name] = (offset, _write_pickled(out, getattr(result, name)))
+    return Packed(
+        path=result.path,
+        format=result.format,
+        packets=result.packets,
+        tcp_packets=result.tcp_packets,
+        skipped=Counter(result.skipped),
+        malformed=result.malformed,
+        truncated=result.truncated,
+        blob=out.getvalue(),
+        sections=sections,
+        lines=lines is not None,
+    )
+
+
+def unpack(packed: Packed, *, raw_lines: bool = False) -> FileResult:
+    """The :class:`~pcapcheck.results.FileResult` of :func:`pack` (its sequences read
+    from ``packed.blob``, kept in a temporary file when large). ``raw_lines``: the
+    connections stay ``(id, text)`` pairs with a ``lines()`` method (an encoding
+    shard's, for :func:`pcapcheck.run.shards.merge_shards`); else connection lines
+    become ``connection_lines`` and ``connections`` their decoded dicts."""
+    if packed.error is not None:
+        return FileResult(path=packed.path, error=packed.error)
+    blob = _Blob(packed.blob)
+    offset, n = packed.sections["connections"]
+    connections: Any
+    lines: Any = None
+    if packed.lines:
+        source = _Lines(blob, offset, n)
+        if raw_lines:
+            connections = source
+        else:
+            connections, lines = _Decoded(source), _Numbered(source)
+    else:
+        connections = _Pickled(blob, offset, n)
+    return FileResult(
+        path=packed.path,
+        format=packed.format,
+        packets=packed.packets,
+        tcp_packets=packed.tcp_packets,
+        skipped=Counter(packed.skipped),
+        malformed=packed.malformed,
+        truncated=packed.truncated,
+        connections=connections,
+        connection_lines=lines,
+        events=_Pickled(blob, *packed.sections["events"]),
+        findings=_Pickled(blob, *packed.sections["findings"]),
+    )
+
+
+@dataclass
+class _PackedShard:
+    """A :class:`pcapcheck.run.shards.ShardResult` as a worker sends it to another."""
+
+    shard: tuple[int, int]
+    result: Packed
+    facts: Any
+    encoded: bool
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@contextlib.contextmanager
+def _capture(job: Job, source: str | bytes) -> Iterator[Job]:
+    """The job with the path this worker reads: ``source`` the capture's path, or its
+    bytes (written to a temporary file named as the capture, removed at the end)."""
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        yield dataclasses.replace(job, path=source)
+        return
+    directory = tempfile.mkdtemp(prefix="pcapcheck-upload-")
+    try:
+        path = Path(directory) / (Path(str(job.path)).name or "capture")
+        path.write_bytes(source)
+        yield dataclasses.replace(job, path=path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _as_given(result: FileResult, job: Job, local: Job) -> FileResult:
+    """``result`` with the worker's path of the capture (``local.path``) in its error
+    message replaced by what a local run names: the job's name for standard input,
+    else its path."""
+    if result.error is not None and str(local.path) != str(job.path):
+        shown = job.name if job.stdin else str(job.path)
+        result.error = result.error.replace(str(local.path), shown)
+    return result
+
+
+def _finish(result: FileResult, settings: Settings, local: Job, encode: bool) -> Packed:
+    """Write the capture's files into the run's datasets here (``settings.datasets``,
+    :class:`pcapcheck.report.Dataset`: the Parquet partition files, named by the
+    capture's bytes and the run, so that a retried task replaces them), then pack the
+    result and delete its spools."""
+    try:
+        for dataset in getattr(settings, "datasets", ()):
+            dataset.write(result, source=local.path)
+        return pack(result, encode)
+    finally:
+        result.close()
+
+
+def analyze_task(
+    job: Job,
+    settings: Settings,
+    source: str | bytes,
+    encode: bool = False,
+) -> Packed:
+    """One capture on a worker: :func:`pcapcheck.run.tasks.analyze_job` of the capture
+    at ``source`` (its absolute path, or its bytes), its dataset files written here
+    (``settings.datasets``), packed (:func:`pack`). Never raises for a capture that
+    cannot be read (an ``error``, worded as a local run words it); raises
+    :class:`pcapcheck.report.DatasetError` when a dataset cannot be written."""
+    with _capture(job, source) as local:
+        result = _as_given(analyze_job(local, settings), job, local)
+        result.path = job.name
+        return _finish(result, settings, local, encode)
+
+
+def shard_task(
+    job: Job, settings: Settings, source: str | bytes, shard: tuple[int, int], encode: bool
+) -> _PackedShard | None:
+    """Shard ``shard = (k, n)`` of one capture on a worker
+    (:func:`pcapcheck.run.tasks.analyze_job_shard`, reading the capture itself), packed
+    for the worker that merges; None when the analysis failed (the merge then analyses
+    the capture serially, so that the error is the serial one; ``PCAPCHECK_DEBUG``:
+    raised)."""
+    try:
+        with _capture(job, source) as local:
+            part = analyze_job_shard(local, settings, shard, encode)
+    except Exception:
+        if os.environ.get("PCAPCHECK_DEBUG"):
+            raise
+        return None
+    try:
+        return _PackedShard(part.shard, pack(part.result), part.facts, part.encoded)
+    finally:
+        part.close()
+
+
+def merge_task(
+    job: Job,
+    settings: Settings,
+    source: str | bytes,
+    parts: Sequence[_PackedShard | None],
+    encode: bool = False,
+) -> Packed:
+    """The capture's result from its shards (:func:`pcapcheck.run.tasks.merge_job`, on
+    a worker), packed, its datasets written as :func:`analyze_task` writes them; when a
+    shard failed, the serial analysis of the capture here."""
+    from pcapcheck.run.shards import ShardResult
+
+    if any(p is None for p in parts):
+        return analyze_task(job, settings, source, encode)
+    shards = [
+        ShardResult(p.shard, unpack(p.result, raw_lines=p.encoded), p.facts, p.encoded)
+        for p in parts
+        if p is not None
+    ]
+    try:
+        result = merge_job(job, settings, shards)
+    except BaseException:
+        for part in shards:
+            part.result.close()
+        raise
+    if not getattr(settings, "datasets", ()):
+        return _finish(result, settings, job, encode)
+    with _capture(job, source) as local:  # the datasets name the capture by its bytes
+        return _finish(result, settings, local, encode)
+
+
+# --------------------------------------------------------------------------- executor
+
+
+def _size(path: str | Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class DaskExecutor(Executor):
+    """The jobs on a Dask cluster (see the module docstring).
+
+    ``scheduler``: ``tcp://HOST:PORT`` (a running ``dask scheduler``) or ``local:N`` (a
+    :class:`distributed.LocalCluster` of N worker processes with one thread each, started
+    by :meth:`connect` and closed by :meth:`close`). ``upload``: send the captures'
+    bytes instead of their paths (standard input always is). ``shard_size``: captures of
+    this many bytes or more are split into one connection shard per worker thread (at
+    least 2). The run's datasets (``settings.datasets``, ``--format parquet=DIR``) are
+    written by the workers (:attr:`writes_datasets`), into their directories made
+    absolute (storage every machine sees).
+    ``progress``: called in this process as each capture's task ends on the cluster
+    (in the order they end), with ``(files done, bytes done, bytes in all)``.
+    ``connect_timeout``: seconds (:data:`CONNECT_TIMEOUT`).
+    """
+
+    #: the workers write each capture's dataset files (:class:`pcapcheck.api.Report`
+    #: then writes none)
+    writes_datasets = True
+
+    def __init__(
+        self,
+        scheduler: str,
+        *,
+        upload: bool = False,
+        shard_size: int = SHARD_BYTES,
+        progress: Callable[[int, int, int], None] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ):
+        self.kind, self.target = parse_scheduler(scheduler)
+        self.scheduler = scheduler
+        self.upload = upload
+        self.shard_size = shard_size
+        self.progress = progress
+        self.connect_timeout = connect_timeout
+        self.client: Any = None
+        self.cluster: Any = None
+
+    # ------------------------------------------------------------------ connection
+    def connect(self) -> None:
+        """Import Dask and connect to the scheduler (start the local cluster). Raises
+        :class:`ClusterError` (one line) when Dask is not installed or the scheduler
+        does not answer within ``connect_timeout`` seconds."""
+        if self.client is not None:
+            return
+        try:
+            import distributed
+        except ImportError:
+            raise ClusterError(
+                f"--scheduler needs Dask's distributed scheduler, not installed: {_EXTRA}"
+            ) from None
+        try:
+            if self.kind == "local":
+                import logging
+
+                self.cluster = distributed.LocalCluster(
+                    n_workers=self.target,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+                self.client = distributed.Client(
+                    self.cluster, timeout=self.connect_timeout, set_as_default=False
+                )
+            else:
+                self.client = distributed.Client(
+                    self.target, timeout=self.connect_timeout, set_as_default=False
+                )
+        except (OSError, TimeoutError) as exc:
+            self.close()
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {self.scheduler} within "
+                f"{self.connect_timeout:g} s: {reason}"
+            ) from None
+
+    def close(self) -> None:
+        """Disconnect (and stop the local cluster). Never raises."""
+        client, self.client = self.client, None
+        cluster, self.cluster = self.cluster, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+    def threads(self) -> int:
+        """The worker threads of the cluster (at least 1)."""
+        return max(1, sum(self.client.nthreads().values()))
+
+    # ------------------------------------------------------------------ the run
+    def results(
+        self, jobs: Sequence[Job], settings: Settings, encode: bool = False
+    ) -> Iterator[FileResult]:
+        if not jobs:
+            return
+        self.connect()
+        client = self.client
+        from distributed import as_completed
+
+        sizes = [_size(job.path) for job in jobs]
+        total = sum(sizes)
+        threads = self.threads()
+        run = uuid.uuid4().hex[:12]
+        datasets = getattr(settings, "datasets", ())
+        if datasets:  # the workers' working directory is not this one
+            settings = dataclasses.replace(
+                settings,
+                datasets=tuple(
+                    dataclasses.replace(d, directory=os.path.abspath(d.directory)) for d in datasets
+                ),
+            )
+        shared = client.scatter(settings, broadcast=True, hash=False)
+        futures: dict[int, Any] = {}  # job index -> its result's future (not taken yet)
+        helpers: dict[int, list[Any]] = {}  # job index -> its bytes' and shards' futures
+        window = max(4, 2 * threads)  # captures in flight (their bytes on the cluster)
+        ready: dict[int, Any] = {}
+        done_files = done_bytes = 0
+        queue = iter(range(len(jobs)))
+        completions = as_completed(loop=client.loop)
+        index: dict[str, int] = {}
+
+        def submit(i: int) -> None:
+            job = jobs[i]
+            source: Any
+            if self.upload or job.stdin:
+                source = client.scatter(Path(job.path).read_bytes(), hash=False)
+                helpers.setdefault(i, []).append(source)
+            else:
+                source = os.path.abspath(job.path)
+            key = f"pcapcheck-{run}-{i}"
+            if sizes[i] >= self.shard_size and settings.decoder != "tshark" and threads >= 1:
+                n = max(2, threads)
+                parts = [
+                    client.submit(
+                        shard_task,
+                        job,
+                        shared,
+                        source,
+                        (k, n),
+                        encode,
+                        key=f"{key}-shard-{k}",
+                        pure=False,
+                    )
+                    for k in range(n)
+                ]
+                helpers.setdefault(i, []).extend(parts)
+                future = client.submit(
+                    merge_task,
+                    job,
+                    shared,
+                    source,
+                    parts,
+                    encode,
+                    key=key,
+                    pure=False,
+                )
+            else:
+                future = client.submit(
+                    analyze_task, job, shared, source, encode, key=key, pure=False
+                )
+            futures[i] = future
+            index[future.key] = i
+            completions.add(future)
+
+        try:
+            for i in islice(queue, window):
+                submit(i)
+            taken = 0
+            for future in completions:
+                i = index.pop(future.key)
+                ready[i] = future
+                done_files += 1
+                done_bytes += sizes[i]
+                if self.progress is not None:
+                    self.progress(done_files, done_bytes, total)
+                for j in islice(queue, 1):
+                    submit(j)
+                while taken in ready:
+                    del futures[taken]
+                    for helper in helpers.pop(taken, ()):
+                        helper.release()
+                    yield self._take(jobs[taken], ready.pop(taken))
+                    taken += 1
+        finally:
+            # stopped early (Ctrl-C, SIGTERM, the report closed): nothing left running
+            left = [*futures.values(), *(f for fs in helpers.values() for f in fs), shared]
+            with contextlib.suppress(Exception):
+                client.cancel(left)
+
+    def _take(self, job: Job, future: Any) -> FileResult:
+        """The capture's result from its finished future (released on the cluster); a
+        failed task is a result with ``error`` (one line)."""
+        from distributed import KilledWorker
+
+        try:
+            packed = future.result()
+        except KilledWorker as exc:
+            return FileResult(
+                path=job.name,
+                error=f"{job.name}: its analysis ended the worker processes that ran it "
+                f"(KilledWorker: {_one_line(exc)})",
+            )
+        except Exception as exc:
+            if os.environ.get("PCAPCHECK_DEBUG") or type(exc).__name__ == "DatasetError":
+                raise  # a dataset that cannot be written stops the run, as locally
+            return FileResult(
+                path=job.name,
+                error=f"{job.name}: its task failed on the cluster "
+                f"({type(exc).__name__}: {_one_line(exc)})",
+            )
+        finally:
+            future.release()
+        return unpack(packed)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
