@@ -101,3 +101,53 @@ def test_user_rule_with_an_unknown_language_is_an_error(tmp_path):
     )
     with pytest.raises(CatalogError, match=r"HS002.yaml: translations: 'fr' is not one of"):
         load_rule_file(path)
+
+
+# --------------------------------------------------------------------------- findings (I3)
+
+
+@pytest.fixture
+def korean():
+    """The current language set to Korean for one test (English again after it)."""
+    from pcapcheck.i18n import set_language
+
+    set_language("ko")
+    yield
+    set_language("en")
+
+
+KO_HS002 = (
+    "SYN-ACK가 {ack}을(를) 확인했습니다. 기대값은 클라이언트 ISN+1 = {expected} "
+    "(절대값 {ack_abs}, 기대값 {expected_abs}; SYN 데이터 {syn_data_len}바이트)"
+)
+
+
+def test_finding_messages_follow_the_language_in_every_format(tmp_path):
+    from pcapcheck.i18n import set_language
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.report import FORMATS, ReportContext
+    from pcapcheck.report.common import finding_message
+
+    catalog = load_catalog([_user_rule(tmp_path, KO_HS002)])
+    active = frozenset(catalog.select())
+    result = analyze_file(
+        ROOT / "sample_pcaps/crafted/hs002_synack-bad-ack.pcap", catalog, set(active)
+    )
+    ctx = ReportContext(catalog=catalog, active=active)
+    hs002 = next(f for f in result.findings if f.rule == "HS002")
+    english = FORMATS["jsonl"]([result], ctx)
+    set_language("ko")
+    try:
+        korean = FORMATS["jsonl"]([result], ctx)
+        message = finding_message(hs002, catalog.get("HS002"))
+    finally:
+        set_language("en")
+    assert message == KO_HS002.format(**hs002.data)
+    assert message.startswith(
+        "SYN-ACK가 0을(를) 확인했습니다. 기대값은 클라이언트 ISN+1 = 1 (절대값 "
+    )
+    assert english != korean
+    assert message in korean
+    assert hs002.message in english and hs002.message not in korean
+    # the findings themselves are untouched (localised as a report reads them)
+    assert next(f for f in result.findings if f.rule == "HS002").message == hs002.message
