@@ -89,12 +89,14 @@ class ReportContext:
     whose id and name match). ``active``: the ids of the rules that were evaluated
     (``Catalog.select``); empty means unknown. ``statistics``: append a per-rule count
     table (count, rule, name, severity; like ``ruff --statistics``) to the text formats
-    (table, markdown, github).
+    (table, markdown, github). ``connections``: the jsonl report also writes one line
+    per connection, its summary (``--connections``).
     """
 
     catalog: Catalog | None = None
     active: frozenset[str] = frozenset()
     statistics: bool = False
+    connections: bool = False
 
 
 #: The signature of every renderer in :data:`FORMATS`.
@@ -279,6 +281,7 @@ _MODULES = {
     "junit": "junit",
     "sarif": "sarif",
     "github": "github",
+    "html": "html",
 }
 
 

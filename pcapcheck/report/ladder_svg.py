@@ -325,13 +325,13 @@ class _Canvas:
         )
         text = fold_summary(fold)
         ET.SubElement(g, "title").text = text
-        for x in (CLIENT_X, SERVER_X):
+        for x in (CLIENT_X, SERVER_X):  # a break mark on each lifeline
             ET.SubElement(
                 g,
                 "line",
-                {"x1": f"{x - 12}", "y1": f"{y - 3:g}", "x2": f"{x + 12}", "y2": f"{y + 3:g}"},
+                {"x1": f"{x - 8}", "y1": f"{y - 8:g}", "x2": f"{x + 8}", "y2": f"{y - 4:g}"},
             )
-        self._text(g, (CLIENT_X + SERVER_X) / 2, y + 4, text, **{"text-anchor": "middle"})
+        self._text(g, (CLIENT_X + SERVER_X) / 2, y + 8, text, **{"text-anchor": "middle"})
         self.y += ROW - 6
 
     def note(self, text: str, cls: str) -> None:

@@ -1,0 +1,390 @@
+"""The HTML report: one self-contained page (``--format html``).
+
+Per capture: a summary (packets, TCP segments, connections, findings by severity, records
+skipped and malformed, the time span of its connections); the connection table (the
+columns of the ``table`` format plus the encapsulation, sortable and filterable in the
+page, each row linking to its connection); the findings by rule, each rule's explanation
+(its Markdown rendered) one click away; and per connection with findings (then the
+others, up to :data:`MAX_LADDERS` in all) its findings (message, frame, both endpoints'
+states, a Wireshark display filter to copy) and its ladder as SVG
+(:mod:`pcapcheck.report.ladder_svg`), each fold of a long data phase an expandable
+``<details>``.
+
+The page loads nothing: its style and its small script are inline, allowed by a
+Content-Security-Policy (``default-src 'none'``) that names their SHA-256 hashes, so no
+other script or style can run, even one a capture's text would smuggle in. Everything
+from a capture or a file name is untrusted text: the page is a Jinja2 template with
+autoescaping, the SVG an element tree. Printable (``@media print``: the ladders' folds
+open, the filter and buttons hidden).
+
+Bounds, so that the page of a capture of a million packets stays usable: the table lists
+the first :data:`MAX_TABLE_ROWS` connections, the findings the first
+:data:`MAX_FINDINGS` (the counts by severity and by rule are complete), ladders are drawn
+for :data:`MAX_LADDERS` connections of at most :data:`LADDER_STEPS` rows each; the page
+says what it left out. Drawing the ladders re-reads the capture (``FileResult.path``) up
+to the last frame of the connections drawn; a capture that cannot be re-read (standard
+input, a name that is not valid UTF-8) gets no ladders, and the page says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from pcapcheck.__about__ import __version__
+from pcapcheck.i18n import get_language, ngettext
+from pcapcheck.i18n import gettext as _
+from pcapcheck.report import lookup_rule
+from pcapcheck.report.common import SEVERITY_ORDER, encapsulation_short
+from pcapcheck.results import FileResult
+
+if TYPE_CHECKING:
+    import jinja2
+    from markupsafe import Markup
+
+    from pcapcheck.model import Finding
+    from pcapcheck.report import ReportContext
+
+__all__ = [
+    "LADDER_STEPS",
+    "MAX_FINDINGS",
+    "MAX_LADDERS",
+    "MAX_TABLE_ROWS",
+    "connection_filter",
+    "environment",
+    "frame_filter",
+    "page_assets",
+    "render",
+    "render_markdown",
+]
+
+#: Connections drawn as ladders at most per capture (those with findings first).
+MAX_LADDERS = 50
+#: Rows (steps and folds) of one ladder at most in the page.
+LADDER_STEPS = 400
+#: Connections listed in the table at most per capture (in id order).
+MAX_TABLE_ROWS = 2000
+#: Findings listed one by one at most per capture (in connection, then frame order).
+MAX_FINDINGS = 2000
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of pcapcheck's pages (templates in
+    ``pcapcheck/report/templates``): autoescaping on, the ``i18n`` extension with
+    :mod:`pcapcheck.i18n`'s ``gettext``/``ngettext`` (new style: ``{{ _("...") }}``)."""
+    import jinja2
+
+    from pcapcheck.i18n import gettext, ngettext
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pcapcheck.report", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def _hash(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+@cache
+def page_assets() -> dict[str, Any]:
+    """The page's inline style sheet (``css``, with the ladders' style) and script (``js``)
+    as markup, and the Content-Security-Policy (``csp``) allowing exactly those two."""
+    from markupsafe import Markup
+
+    from pcapcheck.report.ladder_svg import LADDER_CSS
+
+    env = environment()
+    loader = env.loader
+    assert loader is not None
+    css = loader.get_source(env, "report.css")[0] + LADDER_CSS
+    js = loader.get_source(env, "report.js")[0]
+    csp = (
+        f"default-src 'none'; style-src {_hash(css)}; script-src {_hash(js)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    return {"css": Markup(css), "js": Markup(js), "csp": csp}
+
+
+@cache
+def _markdown() -> Any:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False})
+
+
+def render_markdown(text: str) -> Markup:
+    """``text`` (Markdown: a rule's explanation) as HTML; raw HTML in it is escaped
+    (markdown-it-py, CommonMark, ``html: False``)."""
+    from markupsafe import Markup
+
+    return Markup(_markdown().render(text))
+
+
+def _host_filter(host: str) -> str:
+    return f"ipv6.addr == {host}" if ":" in host else f"ip.addr == {host}"
+
+
+def connection_filter(conn: Mapping[str, Any]) -> str:
+    """The Wireshark display filter of a connection's packets, from its endpoints (stable
+    across tools, unlike ``tcp.stream``): ``ip.addr == 10.0.0.1 && tcp.port == 40000 &&
+    ip.addr == 10.0.0.2 && tcp.port == 80`` (``ipv6.addr`` for IPv6)."""
+    from pcapcheck.report.ladder_model import endpoint_parts
+
+    parts = []
+    for text in (conn["client"], conn["server"]):
+        host, port = endpoint_parts(text)
+        parts.append(f"{_host_filter(host)} && tcp.port == {port}")
+    return " && ".join(parts)
+
+
+def frame_filter(frame: int) -> str:
+    """``frame.number == 7``."""
+    return f"frame.number == {frame}"
+
+
+def _state(value: str | None) -> str:
+    return value if value is not None else "?"
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def _row(conn: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": conn["id"],
+        "client": conn["client"],
+        "inferred": conn["roles_inferred"],
+        "server": conn["server"],
+        "tunnel": encapsulation_short(conn),
+        "handshake": conn["handshake"],
+        "close": conn["close"],
+        "client_state": _state(conn["client_state"]),
+        "server_state": _state(conn["server_state"]),
+        "conn_state": conn["conn_state"] or "",
+        "packets": conn["packets"]["client"] + conn["packets"]["server"],
+        "findings": conn["findings"],
+    }
+
+
+def _finding(f: Finding, index: int, anchor: str) -> dict[str, Any]:
+    data = f.data or {}
+    return {
+        "anchor": f"{anchor}-f{index}",
+        "rule": f.rule,
+        "name": f.name,
+        "severity": f.severity,
+        "frame": f.frame,
+        "message": f.message,
+        "client_state": data.get("client_state"),
+        "server_state": data.get("server_state"),
+        "filter": frame_filter(f.frame) if f.frame is not None else "",
+        "capture": f.rule.startswith("CP"),
+    }
+
+
+def _capture(
+    res: FileResult,
+    number: int,
+    ctx: ReportContext | None,
+    max_ladders: int,
+    ladder_steps: int,
+) -> dict[str, Any]:
+    """What the template shows of one capture."""
+    anchor = f"c{number}"
+    out: dict[str, Any] = {"path": res.path, "anchor": anchor, "error": res.error}
+    if res.error is not None:
+        return out
+
+    # Findings: complete counts, the first MAX_FINDINGS one by one.
+    by_severity: Counter = Counter()
+    by_rule: dict[str, dict[str, Any]] = {}
+    listed: dict[int | None, list[dict[str, Any]]] = {}
+    pairs: dict[int, list[tuple[int, Finding]]] = {}
+    shown = 0
+    for index, f in enumerate(res.findings):
+        by_severity[f.severity] += 1
+        rule = by_rule.get(f.rule)
+        if rule is None:
+            rule = by_rule[f.rule] = {
+                "rule": f.rule,
+                "name": f.name,
+                "severity": f.severity,
+                "count": 0,
+                "anchor": f"{anchor}-rule-{f.rule}",
+                "findings": [],
+            }
+        rule["count"] += 1
+        if shown < MAX_FINDINGS:
+            item = _finding(f, index, anchor)
+            item["connection"] = f.connection
+            listed.setdefault(f.connection, []).append(item)
+            rule["findings"].append(item)
+            shown += 1
+        if f.connection is not None:
+            pairs.setdefault(f.connection, []).append((index, f))
+    for rule in by_rule.values():
+        found = lookup_rule(ctx, rule["rule"], rule["name"])
+        rule["summary"] = found.text("summary") if found is not None else ""
+        rule["explanation"] = (
+            render_markdown(found.text("explanation")) if found is not None else None
+        )
+        rule["capture"] = rule["rule"].startswith("CP")
+
+    # Connections: the table's rows, the ones to draw (with findings first), the span.
+    rows: list[dict[str, Any]] = []
+    with_findings: list[Mapping[str, Any]] = []
+    without: list[Mapping[str, Any]] = []
+    first_ts: float | None = None
+    last_ts: float | None = None
+    count = 0
+    tunnels = False
+    for conn in res.connections:
+        count += 1
+        if len(rows) < MAX_TABLE_ROWS:
+            rows.append(_row(conn))
+            tunnels = tunnels or bool(rows[-1]["tunnel"])
+        if conn["findings"] and len(with_findings) < max_ladders:
+            with_findings.append(conn)
+        elif not conn["findings"] and len(without) < max_ladders:
+            without.append(conn)
+        start = conn.get("start_ts")
+        if start is not None:
+            end = start + (conn.get("duration") or 0.0)
+            first_ts = start if first_ts is None else min(first_ts, start)
+            last_ts = end if last_ts is None else max(last_ts, end)
+    drawn = (with_findings + without)[:max_ladders]
+    drawn_ids = {c["id"] for c in drawn}
+    ladder_note = ""
+    segments: dict[int, list[Any]] = {}
+    if drawn:
+        from pcapcheck.capture.reader import CaptureError
+        from pcapcheck.report.ladder import connection_segments
+
+        try:
+            if not os.path.isfile(res.path):
+                raise OSError(res.path)
+            segments = connection_segments(res.path, drawn)
+        except (CaptureError, OSError, ValueError):
+            ladder_note = _("The capture could not be read again: no ladders are drawn.")
+            drawn, drawn_ids = [], set()
+
+    from pcapcheck.report.ladder_model import build_ladder
+    from pcapcheck.report.ladder_svg import svg_parts
+
+    def href(mark: Any) -> str:
+        return f"#{anchor}-f{mark.index}"
+
+    sections = []
+    for drawn_conn in sorted(drawn, key=lambda c: c["id"]):
+        ladder = build_ladder(
+            res,
+            drawn_conn["id"],
+            segments.get(drawn_conn["id"], []),
+            findings=pairs.get(drawn_conn["id"], []),
+            conn=drawn_conn,
+            max_steps=ladder_steps,
+        )
+        sections.append(_section(drawn_conn, anchor, listed, svg_parts(ladder, href)))
+    # Connections with findings listed but not drawn: their findings without a ladder.
+    undrawn = sorted(cid for cid in listed if cid is not None and cid not in drawn_ids)
+    by_id = {r["id"]: r for r in rows}
+    for cid in undrawn:
+        sections.append(_section(by_id.get(cid), anchor, listed, None, cid))
+
+    linked = {s["id"] for s in sections}
+    for r in rows:
+        r["anchor"] = f"{anchor}-conn{r['id']}" if r["id"] in linked else None
+    skipped_kinds = ", ".join(f"{v} {k}" for k, v in sorted(res.skipped.items()))
+    out.update(
+        {
+            "format": res.format,
+            "packets": res.packets,
+            "tcp_packets": res.tcp_packets,
+            "connection_count": count,
+            "finding_count": len(res.findings),
+            "severities": [(s, by_severity[s]) for s in SEVERITY_ORDER if by_severity[s]],
+            "skipped": sum(res.skipped.values()),
+            "skipped_kinds": skipped_kinds,
+            "malformed": res.malformed,
+            "truncated": res.truncated,
+            "first": _time(first_ts),
+            "last": _time(last_ts),
+            "span": None if first_ts is None or last_ts is None else last_ts - first_ts,
+            "rows": rows,
+            "tunnels": tunnels,
+            "inferred": any(r["inferred"] for r in rows),
+            "rows_left_out": count - len(rows),
+            "rules": sorted(by_rule.values(), key=lambda r: (-r["count"], r["rule"])),
+            "file_findings": listed.get(None, []),
+            "findings_left_out": len(res.findings) - shown,
+            "sections": sections,
+            "ladders": len(drawn),
+            "ladders_left_out": max(0, count - len(drawn)),
+            "ladder_note": ladder_note,
+        }
+    )
+    return out
+
+
+def _section(
+    conn: Mapping[str, Any] | None,
+    anchor: str,
+    listed: Mapping[int | None, list[dict[str, Any]]],
+    parts: Any,
+    cid: int | None = None,
+) -> dict[str, Any]:
+    cid = conn["id"] if conn is not None else cid
+    return {
+        "id": cid,
+        "anchor": f"{anchor}-conn{cid}",
+        "conn": None if conn is None else _row(conn),
+        "filter": None if conn is None else connection_filter(conn),
+        "findings": listed.get(cid, []),
+        "parts": parts,
+    }
+
+
+def render(
+    results: Sequence[FileResult],
+    ctx: ReportContext | None = None,
+    *,
+    max_ladders: int = MAX_LADDERS,
+    ladder_steps: int = LADDER_STEPS,
+) -> str:
+    """The HTML page of ``results`` (one section per capture, in order). ``ctx`` gives
+    the rule catalogue for the explanations (default: the shipped rules);
+    ``max_ladders``: connections drawn per capture; ``ladder_steps``: rows per ladder."""
+    captures = [
+        _capture(res, n, ctx, max_ladders, ladder_steps) for n, res in enumerate(results, 1)
+    ]
+    template = environment().get_template("report.html.j2")
+    total = sum(c.get("finding_count", 0) for c in captures)
+    title = ngettext(
+        "pcapcheck report: {n} capture", "pcapcheck report: {n} captures", len(captures)
+    ).format(n=len(captures))
+    return template.render(
+        lang=get_language(),
+        title=title,
+        version=__version__,
+        captures=captures,
+        total_findings=total,
+        assets=page_assets(),
+    )
