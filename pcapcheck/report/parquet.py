@@ -9,8 +9,8 @@ written (the ``parquet`` extra: ``pip install 'pcapcheck[parquet]'``); without i
 Layout (Hive partitioning: DuckDB's ``read_parquet(..., hive_partitioning=true)``,
 ``pyarrow.dataset.dataset(DIR/"connections", partitioning="hive")``, pandas, Spark)::
 
-    DIR/connections/date=YYYY-MM-DD/capture=sha256-<16 hex>/<run>.parquet
-    DIR/findings/date=YYYY-MM-DD/capture=sha256-<16 hex>/<run>.parquet
+    DIR/connections/date=YYYY-MM-DD/capture=sha256-<16 hex>/<run>.<name>.parquet
+    DIR/findings/date=YYYY-MM-DD/capture=sha256-<16 hex>/<run>.<name>.parquet
 
 * ``date``: the UTC date of the capture's first packet (its first record; the date of
   the analysis when the capture has no packet, or a timestamp no date can hold).
@@ -21,16 +21,23 @@ Layout (Hive partitioning: DuckDB's ``read_parquet(..., hive_partitioning=true)`
   partition type inference, and not for every capture alike.
 * ``<run>``: the run id (:func:`pcapcheck.report.new_run_id`, e.g.
   ``20261207T035222Z-3fa91c``): one ``pcapcheck analyze`` invocation.
+* ``<name>``: 8 hex digits of the SHA-256 of the capture's name in the report
+  (``capture_path``): the same bytes under two names in one run (two copies of a
+  capture) are two captures of the report, and keep both their rows.
 
 A run adds files and never rewrites another run's: a fleet's results accumulate. The
-file name depends only on (capture, run), so writing the same capture in the same run
-again (a retried cluster task) replaces its own files instead of adding rows; each file
-is written under a hidden name (``.<run>.parquet.<pid>.tmp``, which neither reader
-lists) and renamed into place, so a reader never sees half a file. Every capture gets
-both files, an empty one when it has no connection or no finding (a query over a
-dataset of clean captures still finds the findings table). The same bytes given twice
-in one run are one capture: its files are written once per run (the last one wins). A
-capture that could not be read (``FileResult.error``) writes nothing.
+file name depends only on (capture bytes, run, name), so writing the same capture in
+the same run again (a retried cluster task) replaces its own files instead of adding
+rows; each file is written under a hidden name (``.<file name>.<pid>.tmp``, which
+neither reader lists) and renamed into place, so a reader never sees half a file.
+Every capture gets both files, an empty one when it has no connection or no finding (a
+query over a dataset of clean captures still finds the findings table). A capture that
+could not be read (``FileResult.error``) writes nothing.
+
+Keys: within a run, a capture is its ``capture_path``, a connection ``(capture_path,
+connection)``; across runs, ``capture_sha256`` identifies the same bytes. A finding's
+connection is the row of ``connections`` with the same ``run``, ``capture_path`` and
+``connection``.
 
 The rows are what the JSON report says (``schemas/report.schema.json``): nothing is
 decided again here. Every finding the run reported is written, before ``--baseline``
@@ -97,8 +104,7 @@ data                   string (JSON)                     the event values (keys 
 =====================  ================================  =========================================
 
 Readers add the partition columns ``date`` (DuckDB: DATE; pyarrow: string) and
-``capture`` (string). A finding's connection is the row of ``connections`` with the
-same ``run``, ``capture_sha256`` and ``connection``.
+``capture`` (string).
 """
 
 from __future__ import annotations
@@ -394,8 +400,9 @@ def write_result(
     its spooled copy); ``sha256``: its SHA-256 when the caller knows it already (then
     only the first packet's date is read from ``source``).
 
-    The paths depend only on the capture's bytes and ``run``: writing the same capture
-    in the same run again replaces its files (see the module docstring).
+    The paths depend only on the capture's bytes, ``run`` and ``result.path``: writing
+    the same capture in the same run again replaces its files (see the module
+    docstring).
 
     Raises :class:`DatasetError` (one line) when pyarrow is missing, ``run`` is not a
     valid run id, the source cannot be read or the dataset cannot be written.
@@ -421,10 +428,11 @@ def write_result(
         "capture_sha256": sha256,
     }
     partition = Path(f"date={day.isoformat()}", f"capture=sha256-{sha256[:16]}")
+    name = hashlib.sha256(common["capture_path"].encode("utf-8")).hexdigest()[:8]
     written: list[Path] = []
     for table, items in (("connections", result.connections), ("findings", result.findings)):
         folder = Path(directory, table, partition)
-        target = folder / f"{run}.parquet"
+        target = folder / f"{run}.{name}.parquet"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             _write_table(table, items, target, common)
