@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from pcapcheck.model import Finding
     from pcapcheck.report import ReportContext
+    from pcapcheck.report.ladder_model import Ladder, Step
 
 __all__ = [
     "LADDER_STEPS",
@@ -61,6 +62,7 @@ __all__ = [
     "frame_filter",
     "page_assets",
     "render",
+    "render_ladder_page",
     "render_markdown",
 ]
 
@@ -388,3 +390,54 @@ def render(
         total_findings=total,
         assets=page_assets(),
     )
+
+
+def render_ladder_page(ladder: Ladder, result: FileResult, ctx: ReportContext | None = None) -> str:
+    """One connection's ladder as a self-contained page (``pcapcheck ladder --format
+    html``): the connection, its findings (each with its explanation one click away)
+    and the SVG ladder, whose finding markers link to them."""
+    from pcapcheck.report.ladder_svg import svg_parts
+
+    anchor = "c1"
+    findings = []
+    for mark in [m for step in _all_steps(ladder) for m in step.marks] + list(ladder.late):
+        f = result.findings[mark.index]
+        item = _finding(f, mark.index, anchor)
+        rule = lookup_rule(ctx, f.rule, f.name)
+        item["explanation"] = (
+            render_markdown(rule.text("explanation")) if rule is not None else None
+        )
+        findings.append(item)
+    conn = ladder.conn
+    title = _("Ladder of connection {id}: client {client}, server {server}").format(
+        id=ladder.connection_id, client=conn["client"], server=conn["server"]
+    )
+    return (
+        environment()
+        .get_template("ladder.html.j2")
+        .render(
+            lang=get_language(),
+            title=title,
+            version=__version__,
+            path=result.path,
+            anchor=anchor,
+            conn=_row(conn),
+            filter=connection_filter(conn),
+            findings=findings,
+            parts=svg_parts(ladder, lambda m: f"#{anchor}-f{m.index}"),
+            assets=page_assets(),
+        )
+    )
+
+
+def _all_steps(ladder: Ladder) -> list[Step]:
+    """Every step of ``ladder``, the folded ones too (a fold holds no finding: a safety)."""
+    from pcapcheck.report.ladder_model import Fold
+
+    out: list[Step] = []
+    for entry in ladder.entries:
+        if isinstance(entry, Fold):
+            out.extend(entry.steps)
+        else:
+            out.append(entry)
+    return out
