@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
@@ -43,7 +43,9 @@ class NativeSource(SourceAttributes):
     ``format`` and ``snaplen``. ``use_dpkt`` selects dpkt's objects for the packets
     (the reference path, slower). ``shard=(k, n)``: yield :data:`model.OTHER_SHARD` in
     place of the Segments of the other shards (those with ``(sport + dport) % n != k``;
-    see :mod:`pcapcheck.run.shards`). Raises CaptureError when the file is not a capture.
+    see :mod:`pcapcheck.run.shards`). ``stream``: read it instead of the file ``path``
+    (a live pipe: :func:`pcapcheck.capture.reader.open_capture`). Raises CaptureError
+    when the file is not a capture.
     """
 
     def __init__(
@@ -52,8 +54,9 @@ class NativeSource(SourceAttributes):
         verify_checksums: bool = False,
         use_dpkt: bool = False,
         shard: tuple[int, int] | None = None,
+        stream: Any = None,
     ):
-        self.reader = open_capture(path, with_non_packets=True)
+        self.reader = open_capture(path, with_non_packets=True, stream=stream)
         self.decoder = Decoder(verify_checksums=verify_checksums)
         self.use_dpkt = use_dpkt
         self.verify = verify_checksums
@@ -75,6 +78,49 @@ class NativeSource(SourceAttributes):
             if n and type(item) is Segment and (item.sport + item.dport) % n != k:
                 item = OTHER_SHARD
             yield record.frame, record.ts, item
+
+
+class _LiveSource(NativeSource):
+    """:class:`NativeSource` over a live pipe: ``now`` is the capture time of the last
+    record read (what :func:`_analyze_part` sweeps the connections at when the pipe
+    is silent)."""
+
+    now = 0.0
+
+    def __iter__(self):
+        for item in NativeSource.__iter__(self):
+            if item[1] > self.now:
+                self.now = item[1]
+            yield item
+
+
+@dataclass
+class Live:
+    """A capture analysed as it arrives (``analyze_file(live=...)``): ``stream``, the
+    :class:`~pcapcheck.capture.inputs.LiveStream` read instead of the file; ``sink``,
+    called as ``sink(summary, findings)`` in the reading thread for each connection as
+    soon as it is finalised (closed and past the close delay, idle past the idle
+    timeout, or still open at the end of the input; the timers run in capture time):
+    ``summary`` the dict the report holds for it (:func:`connection_summary`, with its
+    ``findings`` count), ``findings`` the reported :class:`~pcapcheck.model.Finding`
+    objects recorded since the last call, in frame order: the connection's, and the
+    file-level ones (CP005, a malformed packet) that came before; and as
+    ``sink(None, findings)`` for file-level ones alone (those recorded while the pipe
+    is silent, and at the end: CP003, CP004, CP006). Everything also goes to the
+    result, as without ``live``.
+
+    When the pipe has been silent for the stream's ``flush_interval`` (wall-clock), the
+    connection table is swept at the capture time of the last record: the connections
+    already idle or closed past their limit at that time, which the periodic sweep
+    (every :data:`~pcapcheck.tcp.tracker.SWEEP_EVERY` seconds of capture time, at a
+    segment) would only finalise at a later segment, are finalised and given to the
+    sink. Nothing is finalised because of wall-clock time: a connection whose limit
+    has not passed at the last record's capture time waits for a later record (or
+    the end). The periodic sweeps keep their schedule, so the results are those of
+    the same capture read from a file."""
+
+    stream: Any
+    sink: Callable[[dict[str, Any] | None, list[Finding]], None]
 
 
 def open_source(
@@ -124,6 +170,7 @@ def analyze_file(
     idle_timeout: float = IDLE_TIMEOUT,
     close_delay: float = CLOSE_DELAY,
     fast: bool = True,
+    live: Live | None = None,
 ) -> FileResult:
     """Analyse one capture.
 
@@ -147,6 +194,11 @@ def analyze_file(
     False analyses with the reference engine alone (:mod:`pcapcheck.tcp`, records
     decoded one by one by :class:`~pcapcheck.capture.decoder.Decoder`, serially): the
     same report, slower (the tests compare both).
+    ``live``: the capture is a live pipe, analysed as it arrives, each connection given
+    to ``live.sink`` as soon as it is finalised (:class:`Live`; ``path`` only names
+    it): read with the reference engine (``fast`` is not used; the batches, the
+    lookahead and the established lane would hold records back), records decoded one
+    by one as they arrive.
     """
     result, _facts = analyze_part(
         path,
@@ -159,6 +211,7 @@ def analyze_file(
         idle_timeout,
         close_delay,
         fast=fast,
+        live=live,
     )
     return result
 
@@ -226,6 +279,7 @@ def analyze_part(
     encode: bool = False,
     feed: Any = None,
     fast: bool = True,
+    live: Live | None = None,
 ) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
@@ -260,7 +314,7 @@ def analyze_part(
     ``fast``: see :func:`analyze_file` (False: no lookahead, no feed, no blocks).
     Raises :class:`pcapcheck.capture.reader.CaptureError` as :func:`analyze_file`.
     """
-    if not fast:
+    if not fast or live is not None:
         return _analyze_part(
             path,
             catalog,
@@ -275,6 +329,7 @@ def analyze_part(
             encode,
             ahead=False,
             fast=False,
+            live=live,
         )
     args = (
         path,
@@ -322,6 +377,7 @@ def _analyze_part(
     ahead: bool,
     feed: Any = None,
     fast: bool = True,
+    live: Live | None = None,
 ) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.fast.lookahead` (then raises
     :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the tracker contradicts it, the
@@ -334,8 +390,12 @@ def _analyze_part(
         checker, idle_timeout=idle_timeout, close_delay=close_delay
     )
     horizon = max(tracker.idle_timeout, tracker.close_delay, tracker.linger) + 2 * SWEEP_EVERY + 1.0
-    if not fast and decoder == "native":
-        source: Any = NativeSource(path, verifies_checksums(active), shard=shard)
+    if live is not None:
+        source: Any = _LiveSource(
+            path, verifies_checksums(active), decoder == "dpkt", shard, stream=live.stream
+        )
+    elif not fast and decoder == "native":
+        source = NativeSource(path, verifies_checksums(active), shard=shard)
     else:
         source = open_source(
             path,
@@ -355,6 +415,13 @@ def _analyze_part(
     first_frames = facts.first_frames
     to_finding = catalog.to_finding
     add_event, add_finding = events.append, findings.append
+    sink = live.sink if live is not None else None
+    pending: list[Finding] = []  # live: the findings not yet given to the sink
+    if sink is not None:
+
+        def add_finding(finding: Finding, _append=findings.append) -> None:
+            _append(finding)
+            pending.append(finding)
 
     def record(ev: Event) -> bool:
         """Spool ``ev`` and, when the catalogue reports it, its finding (True then)."""
@@ -364,6 +431,10 @@ def _analyze_part(
             return False
         add_finding(finding)
         return True
+
+    # a connection with many events spools its final ones as they are decided (issue
+    # #23: not held until its end); the spools' order is the same
+    checker.sink = record
 
     def absorb(conns) -> None:
         # A finalised connection's events are final: its summary, events and findings
@@ -381,15 +452,46 @@ def _analyze_part(
             summary = connection_summary(conn)
             if conn.zeek is not None:
                 conn.zeek.release()
-            summary["findings"] = sum(record(ev) for ev in conn.events)
+            summary["findings"] = conn.released + sum(record(ev) for ev in conn.events)
             if encode:  # the text after the id (the merge writes the global id)
                 connections.append(
                     conn.id, memoryview(dumps_bytes(summary))[_ID_TEXT + len(str(conn.id)) :]
                 )
             else:
                 connections.append(summary)
+            if sink is not None:
+                give(summary)
 
+    def give(summary: dict[str, Any] | None) -> None:
+        # live: the findings recorded since the last call, to the sink (file-level
+        # ones with summary None, when there are any)
+        if sink is None or (summary is None and not pending):
+            return
+        found = sorted(pending, key=event_order)
+        pending.clear()
+        sink(summary, found)
+
+    if live is not None:
+
+        def idle() -> None:
+            # the pipe is silent: sweep at the last record's capture time, the sweep
+            # schedule kept (Live's docstring)
+            due = tracker.next_sweep
+            tracker.sweep(source.now)
+            tracker.next_sweep = due
+            if tracker.has_finished:
+                absorb(tracker.pop_finished())
+            give(None)
+
+        live.stream.on_idle = idle
     try:
+        if live is not None:
+            try:
+                done = _run(source, tracker, result, facts, record, absorb, shard)
+            finally:
+                live.stream.on_idle = None
+            give(None)  # the file-level findings of the end (CP003, CP004, CP006)
+            return done
         return _run(source, tracker, result, facts, record, absorb, shard)
     except BaseException:  # a FastPathMismatch, a feed lost: the result is discarded
         for spool in (connections, events, findings):
@@ -593,7 +695,7 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
     complete, graceful close, the closer in TIME-WAIT and the other side CLOSED, Zeek's
     conn_state SF)."""
     by_client = c.closer == "client"
-    return _summary(
+    summary = _summary(
         c.id,
         Connection.endpoint_text(c.client),
         Connection.endpoint_text(c.server),
@@ -614,6 +716,9 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
         c.history,
         transitions(c),
     )
+    if c.encapsulation is not None:  # as connection_summary
+        summary["encapsulation"] = list(c.encapsulation)
+    return summary
 
 
 def clean_line(c: CleanConnection) -> bytes | None:
@@ -624,6 +729,8 @@ def clean_line(c: CleanConnection) -> bytes | None:
     a value would not be written as the template writes it (a time or duration that
     Python writes with an exponent, or not finite; a start time no date can hold): the
     caller then encodes the summary."""
+    if c.encapsulation is not None:  # the templates have no encapsulation
+        return None
     first_ts, duration = repr(c.first_ts), repr(c.duration)
     if "e" in first_ts or "n" in first_ts or "e" in duration or "n" in duration:
         return None

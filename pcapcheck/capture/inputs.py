@@ -15,7 +15,9 @@ analyse, in the order given:
   crosses directories): matched files are taken as named, matched directories are
   searched as above, each capture once;
 * ``-`` is standard input, copied to a temporary file that lives as long as the
-  :func:`collect_inputs` context (reported as ``<stdin>``);
+  :func:`collect_inputs` context (reported as ``<stdin>``); or, when the stream given
+  for it is a :class:`LiveStream` (a live pipe, ``pcapcheck analyze -`` with a JSON
+  Lines report on standard output), read as its data arrives, without a copy;
 * any other argument is passed through as a file name, so that the reader reports it
   ("no such file").
 
@@ -27,11 +29,14 @@ from __future__ import annotations
 
 import glob
 import gzip
+import math
 import os
+import select
 import shutil
+import stat
 import tempfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +47,7 @@ __all__ = [
     "STDIN_NAME",
     "Input",
     "InputError",
+    "LiveStream",
     "collect_inputs",
     "display_path",
     "is_capture",
@@ -76,11 +82,97 @@ class InputError(Exception):
 class Input:
     """One capture to analyse: ``path`` is the file to read, ``name`` how the report
     calls it (the argument as typed, the path below a directory argument, or
-    :data:`STDIN_NAME`); ``stdin`` is true for standard input."""
+    :data:`STDIN_NAME`); ``stdin`` is true for standard input; ``stream``: the
+    :class:`LiveStream` to read instead of ``path`` (a live pipe; ``path`` is then
+    :data:`STDIN_NAME`, no file)."""
 
     path: Path
     name: str
     stdin: bool = False
+    stream: LiveStream | None = None
+
+
+class _Stop(BaseException):
+    """Raised by :meth:`LiveStream.request_stop` in the middle of a wait for data."""
+
+
+class LiveStream:
+    """Standard input (or any pipe) read as its data arrives: what a live capture
+    (``tcpdump -U -w - | pcapcheck analyze - -f jsonl``) gives, for
+    :func:`pcapcheck.capture.reader.open_capture` (``stream=``).
+
+    ``read(n)`` returns the bytes that are there (at most ``n``, at least one), without
+    waiting for ``n`` of them as a buffered file's ``read`` does, and ``b""`` at the end
+    of the data or once a stop was asked for (:meth:`request_stop`). ``fd``: the file
+    descriptor (or a binary stream that has ``fileno()``); ``flush_interval``: seconds
+    (wall-clock) of silence on the pipe after which :attr:`on_idle` is called (then the
+    wait goes on), None: never. ``on_idle``: a callable without arguments, set by the
+    reader's consumer (the pipeline: it writes what is already final,
+    :func:`pcapcheck.pipeline.analyze_file`); it runs in the thread that reads, between
+    two waits. Raises :class:`OSError` as :func:`os.read` does. Not for a terminal.
+    """
+
+    def __init__(self, fd: int | IO[bytes], flush_interval: float | None = 1.0):
+        self.fd = fd if isinstance(fd, int) else fd.fileno()
+        if flush_interval is not None and not 0 < flush_interval < math.inf:
+            raise ValueError(
+                f"flush interval: expected a number of seconds > 0, got {flush_interval!r}"
+            )
+        self.flush_interval = flush_interval
+        self.on_idle: Callable[[], None] | None = None
+        #: a stop was asked for (SIGINT, SIGTERM): the data ends here
+        self.stopped = False
+        self._waiting = False
+
+    @staticmethod
+    def is_pipe(stream: IO[bytes] | None) -> bool:
+        """Whether ``stream`` is a pipe or a socket (what a live capture comes through);
+        False for a regular file, a terminal, or no file descriptor at all."""
+        try:
+            mode = os.fstat(stream.fileno()).st_mode  # type: ignore[union-attr]
+        except (AttributeError, OSError, ValueError):
+            return False
+        return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+    def request_stop(self) -> None:
+        """End the data now: the wait in progress (if any) returns ``b""``, and so does
+        every later :meth:`read`. For a signal handler (SIGINT, SIGTERM) in the thread
+        that reads: the run then ends as at the end of its input."""
+        self.stopped = True
+        if self._waiting:
+            raise _Stop
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (``-1``: up to 1 MiB) as soon as there are any; ``b""``
+        at the end of the data or after :meth:`request_stop`."""
+        size = size if size > 0 else 1 << 20
+        fd, interval = self.fd, self.flush_interval
+        try:
+            while not self.stopped:
+                self._waiting = True
+                try:
+                    if interval is None or select.select([fd], [], [], interval)[0]:
+                        return os.read(fd, size)
+                finally:
+                    self._waiting = False
+                if self.on_idle is not None:
+                    self.on_idle()
+        except _Stop:
+            pass
+        return b""
+
+    def readinto(self, view: memoryview) -> int:
+        """:meth:`read` into ``view``: how many bytes (0 at the end)."""
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Nothing: the descriptor stays open (it is the process's standard input)."""
+
+    def isatty(self) -> bool:
+        """Whether the descriptor is a terminal (no capture comes from one)."""
+        return os.isatty(self.fd)
 
 
 def read_limited(path: Path | str, limit: int, what: str) -> bytes:
@@ -175,11 +267,14 @@ def _glob(arg: str) -> list[Input]:
 
 
 @contextmanager
-def collect_inputs(args: Sequence[str], stdin: IO[bytes] | None = None) -> Iterator[list[Input]]:
+def collect_inputs(
+    args: Sequence[str], stdin: IO[bytes] | LiveStream | None = None
+) -> Iterator[list[Input]]:
     """Expand ``args`` (see the module docstring) into :class:`Input` objects.
 
-    ``stdin``: the binary stream read for ``-``. The temporary copy of standard input is
-    deleted when the context exits. Raises :class:`InputError`.
+    ``stdin``: the binary stream read for ``-`` (a :class:`LiveStream`: read as its data
+    arrives, not copied). The temporary copy of standard input is deleted when the
+    context exits. Raises :class:`InputError`.
     """
     with tempfile.TemporaryDirectory(prefix="pcapcheck-") as tmp:
         if list(args).count("-") > 1:
@@ -195,6 +290,9 @@ def collect_inputs(args: Sequence[str], stdin: IO[bytes] | None = None) -> Itera
                     interactive = False
                 if interactive:
                     raise InputError("-: standard input is a terminal; pipe a capture into it")
+                if isinstance(stdin, LiveStream):  # read as it arrives: no copy
+                    inputs.append(Input(Path(STDIN_NAME), STDIN_NAME, stdin=True, stream=stdin))
+                    continue
                 target = Path(tmp) / "stdin.capture"
                 try:
                     with open(target, "wb") as fh:

@@ -46,6 +46,7 @@ record's block or the rest of the file holds, stops the reading.
 from __future__ import annotations
 
 import contextlib
+import io
 import struct
 import zlib
 from collections import Counter
@@ -193,7 +194,9 @@ class CaptureError(Exception):
     """
 
 
-def open_capture(path: str | Path, *, with_non_packets: bool = False) -> CaptureReader:
+def open_capture(
+    path: str | Path, *, with_non_packets: bool = False, stream: BinaryIO | None = None
+) -> CaptureReader:
     """Open a pcap / pcap-nsec / pcapng capture, plain or gzip-compressed.
 
     The format is detected from the first bytes (magic numbers), never from the file
@@ -205,13 +208,17 @@ def open_capture(path: str | Path, *, with_non_packets: bool = False) -> Capture
         systemd journal export and Sysdig event blocks), as records with a negative
         pseudo link type (:data:`NON_PACKET_KINDS`). Either way they take their frame
         number, so the packets' frame numbers are Wireshark's.
+    :param stream: read this open binary stream instead of opening ``path`` (which
+        then only names it in messages): a pipe read as its data arrives
+        (:class:`pcapcheck.capture.inputs.LiveStream`, whose ``read(n)`` returns what
+        is there, at least one byte, ``b""`` at the end); it can be iterated once.
     :returns: a :class:`CaptureReader`; iterate it to get :class:`model.Record` objects.
     :raises CaptureError: file not found, a directory, unreadable (permissions), empty
         (0 bytes), not a capture file (unknown magic; the message says what the first
         bytes look like), gzip data corrupt before anything could be decompressed, or a
         file header that is cut short or invalid.
     """
-    return CaptureReader(path, with_non_packets=with_non_packets)
+    return CaptureReader(path, with_non_packets=with_non_packets, stream=stream)
 
 
 def _describe(head: bytes) -> str:
@@ -423,8 +430,11 @@ class CaptureReader:
     :raises CaptureError: from iteration only for I/O errors (see :func:`open_capture`).
     """
 
-    def __init__(self, path: str | Path, with_non_packets: bool = False):
+    def __init__(
+        self, path: str | Path, with_non_packets: bool = False, stream: BinaryIO | None = None
+    ):
         self.path = Path(path)
+        self._stream = stream  # read instead of opening path (once: see open_capture)
         self.with_non_packets = with_non_packets
         self.format: str = ""
         self.compressed = False
@@ -457,7 +467,10 @@ class CaptureReader:
         self.records = 0
         self.truncated = None
         try:
-            f = open(self.path, "rb")
+            if self._stream is not None:  # read once: again, it is an empty file
+                f, self._stream = self._stream, cast(BinaryIO, io.BytesIO())
+            else:
+                f = open(self.path, "rb")
         except FileNotFoundError:
             raise self._fail("no such file") from None
         except IsADirectoryError:

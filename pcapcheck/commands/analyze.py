@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
@@ -101,7 +101,9 @@ def parse_formats(
     return plan
 
 
-def _report_context(catalog: Any, active: AbstractSet[str], statistics: bool) -> Any:
+def _report_context(
+    catalog: Any, active: AbstractSet[str], statistics: bool, connections: bool = False
+) -> Any:
     """``pcapcheck.report.ReportContext(...)``, or None while the report package does
     not define it yet (its renderers then take the results alone)."""
     from pcapcheck import report
@@ -109,7 +111,94 @@ def _report_context(catalog: Any, active: AbstractSet[str], statistics: bool) ->
     context_class = getattr(report, "ReportContext", None)
     if context_class is None:
         return None
-    return context_class(catalog=catalog, active=frozenset(active), statistics=statistics)
+    return context_class(
+        catalog=catalog, active=frozenset(active), statistics=statistics, connections=connections
+    )
+
+
+# --------------------------------------------------------------------------- live pipe
+
+
+def live_pipe(files: Sequence[str], plan: Sequence[tuple[str, Path | None]], decoder: str) -> bool:
+    """Whether this run reads a live pipe: ``-`` is the only input, standard input is a
+    pipe or a socket (not a file redirected with ``<``), the jsonl report goes to
+    standard output and the decoder reads streams (not tshark). Its connections are
+    then reported as they are finalised (README, "A live pipe")."""
+    from pcapcheck.capture.inputs import LiveStream
+
+    return (
+        list(files) == ["-"]
+        and ("jsonl", None) in plan
+        and decoder != "tshark"
+        and LiveStream.is_pipe(getattr(sys.stdin, "buffer", None))
+    )
+
+
+class _LiveSink:
+    """What a live run does with each connection finalised (:class:`pcapcheck.pipeline.Live`):
+    the findings the baseline holds (``remaining``, set once it is loaded) dropped, as
+    :func:`pcapcheck.report.baseline.apply_baseline` drops them (first come, here in
+    order of finalisation), the rest written as jsonl lines on standard output at once
+    (:class:`pcapcheck.report.jsonl.LiveWriter`). An output that cannot be written
+    (``| head`` closed, a full disk) ends the input (``stream``): :attr:`error`."""
+
+    def __init__(self, stream: Any, ctx: Any):
+        from pcapcheck.capture.inputs import STDIN_NAME
+        from pcapcheck.report import WRITERS
+        from pcapcheck.report.jsonl import LiveWriter
+
+        self.stream = stream
+        self.writer = LiveWriter(STDIN_NAME, sys.stdout, ctx, WRITERS["jsonl"])
+        self.remaining: Counter[str] | None = None
+        self.error: OSError | None = None
+
+    def __call__(self, summary: dict[str, Any] | None, findings: list) -> None:
+        if self.error is not None:
+            return
+        if self.remaining is not None:
+            from pcapcheck.report.baseline import fingerprint
+
+            kept = []
+            for f in findings:
+                key = fingerprint(f, summary if f.connection is not None else None)
+                if self.remaining[key] > 0:
+                    self.remaining[key] -= 1
+                else:
+                    kept.append(f)
+            if summary is not None:
+                own = sum(1 for f in kept if f.connection == summary["id"])
+                summary = dict(summary, findings=own)
+            findings = kept
+        try:
+            self.writer(summary, findings)
+        except OSError as exc:
+            self.error = exc
+            sys.stdout = open(os.devnull, "w")  # what the buffer holds cannot be written
+            self.stream.stopped = True
+
+
+@contextmanager
+def stopping_on_signals(stream: Any) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM end the data of the live ``stream``
+    (:meth:`~pcapcheck.capture.inputs.LiveStream.request_stop`): the run ends as at the
+    end of its input, everything finalised reported. A second signal stops it as
+    usual (KeyboardInterrupt, :class:`pcapcheck.run.signals.Terminated`)."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum: int, frame: Any) -> None:
+        for sig, handler in saved.items():  # a second one: the usual way
+            signal.signal(sig, handler)
+        stream.request_stop()
+
+    for sig in saved:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _write(name: str, results: list, ctx: Any, out: TextIO) -> None:
@@ -326,6 +415,19 @@ def analyze(
         help="Packet decoder: pcapcheck's own (native), dpkt's objects, or Wireshark's "
         "through pyshark (tshark).",
     ),
+    connections: bool = typer.Option(
+        False,
+        "--connections",
+        help="jsonl: also write one line per connection, its summary "
+        '({"path", "connection", "summary"}).',
+    ),
+    flush_interval: float = typer.Option(
+        1.0,
+        "--flush-interval",
+        metavar="SECONDS",
+        help="Live pipe (- with -f jsonl): after this many seconds without data, write "
+        "the connections already finalised at the last packet's capture time.",
+    ),
     idle_timeout: float = typer.Option(
         300.0,
         "--idle-timeout",
@@ -368,6 +470,16 @@ def analyze(
     # (by the API, or by a cluster's workers); the text formats at the end, here
     datasets = {name: path for name, path in plan if name in DIRECTORY_FORMATS and path}
     plan = [(name, path) for name, path in plan if name not in DIRECTORY_FORMATS]
+    if not 0 < flush_interval < float("inf"):
+        raise fail(f"--flush-interval: expected a number of seconds > 0, got {flush_interval}")
+    # a live pipe: each connection's lines written as it is finalised (_LiveSink)
+    sink: _LiveSink | None = None
+    stdin = cast(BinaryIO, getattr(sys.stdin, "buffer", sys.stdin))
+    if live_pipe(files, plan, decoder.value):
+        from pcapcheck.capture.inputs import LiveStream
+
+        stdin = cast(BinaryIO, LiveStream(stdin, flush_interval))
+        sink = _LiveSink(stdin, None)  # its report context once the rules are known
     try:
         report = analyze_captures(
             files,
@@ -382,13 +494,16 @@ def analyze(
             close_delay=close_delay,
             config=config,
             isolated=isolated,
-            stdin=cast(BinaryIO, getattr(sys.stdin, "buffer", sys.stdin)),
+            stdin=stdin,
             # A JSON report: captures analysed in shards hand over their encoded summaries.
             encode_summaries=any(name == "json" for name, _file in plan),
             datasets=datasets or None,
+            live=sink,
         )
     except OptionError as exc:
         raise fail(str(exc)) from None
+    if sink is not None:
+        sink.writer.ctx = _report_context(report.catalog, report.active, statistics, connections)
 
     results: list[FileResult] = []
     status = 0
@@ -397,19 +512,24 @@ def analyze(
             known = baselines.load_baseline(baseline) if baseline is not None else None
         except baselines.BaselineError as exc:
             raise fail(str(exc)) from None
+        if sink is not None and known is not None:
+            sink.remaining = Counter(known)
         # The results come in the order of the inputs, whatever runs them (this process,
         # --jobs worker processes): the report is the one a serial run writes.
         try:
-            for result in report:
-                bar.start(result.path)
-                line = problem_line(result)
-                if line is not None:
-                    bar.log(line)
-                    status = 2
-                results.append(result)
-                bar.advance()
+            with stopping_on_signals(stdin) if sink is not None else nullcontext():
+                for result in report:
+                    bar.start(result.path)
+                    line = problem_line(result)
+                    if line is not None:
+                        bar.log(line)
+                        status = 2
+                    results.append(result)
+                    bar.advance()
         except DatasetError as exc:  # a --format parquet=DIR that cannot be written
             raise fail(str(exc)) from None
+    if sink is not None and sink.error is not None:
+        raise write_error("the standard output", sink.error)
     catalog, active, gate = report.catalog, report.active, report.fail_on
 
     recorded = None
@@ -422,11 +542,12 @@ def analyze(
     if known is not None:
         results, suppressed = baselines.apply_baseline(results, known)
 
-    ctx = _report_context(catalog, active, statistics)
+    ctx = _report_context(catalog, active, statistics, connections)
     for name, path in plan:
         if path is None:
             with writing_stdout():
-                _write(name, results, ctx, sys.stdout)
+                # live: the lines are written; what is left is an unreadable input's
+                _write(name, [r for r in results if r.error] if sink else results, ctx, sys.stdout)
             continue
         try:
             with path.open("w", encoding="utf-8") as out:
