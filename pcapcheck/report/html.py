@@ -258,8 +258,12 @@ def _capture(
     last_ts: float | None = None
     count = 0
     tunnels = False
+    needed = {cid for cid in listed if cid is not None}
+    kept: dict[int, Mapping[str, Any]] = {}
     for conn in res.connections:
         count += 1
+        if conn["id"] in needed:
+            kept[conn["id"]] = conn
         if len(rows) < MAX_TABLE_ROWS:
             rows.append(_row(conn))
             tunnels = tunnels or bool(rows[-1]["tunnel"])
@@ -307,9 +311,8 @@ def _capture(
         sections.append(_section(drawn_conn, anchor, listed, svg_parts(ladder, href)))
     # Connections with findings listed but not drawn: their findings without a ladder.
     undrawn = sorted(cid for cid in listed if cid is not None and cid not in drawn_ids)
-    by_id = {r["id"]: r for r in rows}
     for cid in undrawn:
-        sections.append(_section(by_id.get(cid), anchor, listed, None, cid))
+        sections.append(_section(kept.get(cid), anchor, listed, None, cid))
 
     linked = {s["id"] for s in sections}
     for r in rows:
