@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,41 @@ def test_write_result_batches_and_idempotence(tmp_path, monkeypatch):
         parquet.write_result(pcapcheck.FileResult(path="x", error="x: bad"), tmp_path, run="r")
         == []
     )
+
+
+def test_rows_stream_a_batch_at_a_time(tmp_path, monkeypatch):
+    """The connections are read from their sequence one batch ahead at most (a spool
+    streaming from disk is never read whole): 10,000 summaries, batches of 1,000."""
+    (result,) = pcapcheck.analyze(CL003, isolated=True)
+    conn = result.connections[0]
+    made = []
+
+    class Lazy(Sequence):
+        def __len__(self) -> int:
+            return 10_000
+
+        def __getitem__(self, index):
+            raise AssertionError("read in order only")
+
+        def __iter__(self):
+            for i in range(1, 10_001):
+                made.append(i)
+                yield {**conn, "id": i}
+
+    seen = []
+    columns = parquet._COLUMNS["connections"]
+
+    def spy(rows):
+        seen.append((len(made), len(rows)))
+        return columns(rows)
+
+    monkeypatch.setattr(parquet, "BATCH_ROWS", 1_000)
+    monkeypatch.setitem(parquet._COLUMNS, "connections", spy)
+    lazy = pcapcheck.FileResult(path=result.path, connections=Lazy(), findings=[])
+    written = parquet.write_result(lazy, tmp_path, run="r", source=CL003)
+    assert seen == [(1_000 * (k + 1), 1_000) for k in range(10)]
+    assert pq.ParquetFile(written[0]).metadata.num_rows == 10_000
+    assert pq.ParquetFile(written[0]).num_row_groups == 10
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ Layout (Hive partitioning: DuckDB's ``read_parquet(..., hive_partitioning=true)`
 A run adds files and never rewrites another run's: a fleet's results accumulate. The
 file name depends only on (capture bytes, run, name), so writing the same capture in
 the same run again (a retried cluster task) replaces its own files instead of adding
-rows; each file is written under a hidden name (``.<file name>.<pid>.tmp``, which
+rows; each file is written under a hidden name (``.<file name>.<pid>-<random>.tmp``, which
 neither reader lists) and renamed into place, so a reader never sees half a file.
 Every capture gets both files, an empty one when it has no connection or no finding (a
 query over a dataset of clean captures still finds the findings table). A capture that
@@ -113,6 +113,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
@@ -295,12 +296,6 @@ def _endpoint(text: str) -> tuple[str, int | None]:
     return host, int(port) if port.isdigit() else None
 
 
-def _microseconds(conn: Mapping[str, Any]) -> int | None:
-    if conn.get("start") is None:  # the report's own test: no date holds it
-        return None
-    return round(conn["start_ts"] * 1_000_000)
-
-
 def _connection_columns(conns: Sequence[Mapping[str, Any]]) -> dict[str, list]:
     clients = [_endpoint(c["client"]) for c in conns]
     servers = [_endpoint(c["server"]) for c in conns]
@@ -315,7 +310,7 @@ def _connection_columns(conns: Sequence[Mapping[str, Any]]) -> dict[str, list]:
         "roles_inferred": [c["roles_inferred"] for c in conns],
         "first_frame": [c["first_frame"] for c in conns],
         "last_frame": [c["last_frame"] for c in conns],
-        "start": [_microseconds(c) for c in conns],
+        "start": [c["start"] for c in conns],  # the report's ISO 8601 text, cast by Arrow
         "duration_s": [c["duration"] for c in conns],
         "client_packets": [c["packets"]["client"] for c in conns],
         "server_packets": [c["packets"]["server"] for c in conns],
@@ -367,17 +362,21 @@ def _write_table(table: str, items: Iterable[Any], target: Path, common: Mapping
     group) at a time, through a hidden temporary name renamed into place."""
     pa, pq = _pyarrow()
     sch = schema(table)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         with pq.ParquetWriter(tmp, sch, compression="zstd") as writer:
             for batch in _batches(items):
                 columns = _COLUMNS[table](batch)
                 columns.update({key: [value] * len(batch) for key, value in common.items()})
+                arrays = [
+                    # times: the JSON report's text (microseconds, UTC), parsed by Arrow
+                    pa.array(columns[f.name], pa.string()).cast(f.type)
+                    if pa.types.is_timestamp(f.type)
+                    else pa.array(columns[f.name], type=f.type)
+                    for f in sch
+                ]
                 writer.write_batch(
-                    pa.RecordBatch.from_arrays(
-                        [pa.array(columns[f.name], type=f.type) for f in sch], schema=sch
-                    ),
-                    row_group_size=BATCH_ROWS,
+                    pa.RecordBatch.from_arrays(arrays, schema=sch), row_group_size=BATCH_ROWS
                 )
         os.replace(tmp, target)
     except BaseException:
