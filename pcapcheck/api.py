@@ -320,6 +320,25 @@ def _datasets(datasets: Any, run: str | None) -> tuple[Dataset, ...]:
     return tuple(out)
 
 
+def _cluster(
+    scheduler: str, upload: bool, shard_size: Any, progress: Any, stack: ExitStack
+) -> Executor:
+    """The connected :class:`pcapcheck.run.cluster.DaskExecutor` of :func:`analyze`'s
+    ``scheduler`` (closed with ``stack``); :class:`OptionError` (one line, ``stack``
+    closed) for a bad address or size, Dask missing, a scheduler that does not answer."""
+    from pcapcheck.run.cluster import SHARD_BYTES, ClusterError, DaskExecutor, parse_size
+
+    try:
+        size = SHARD_BYTES if shard_size is None else parse_size(shard_size)
+        executor = DaskExecutor(scheduler, upload=bool(upload), shard_size=size, progress=progress)
+        executor.connect()
+    except (ClusterError, ValueError) as exc:
+        stack.close()
+        raise OptionError(str(exc)) from None
+    stack.callback(executor.close)
+    return executor
+
+
 def _live_stdin(inputs: Any, decoder: str, stdin: IO[bytes] | None, interval: Any) -> Any:
     """The :class:`~pcapcheck.capture.inputs.LiveStream` of a live analysis
     (:func:`analyze`'s ``live``), its options checked; :class:`OptionError` else."""
@@ -372,10 +391,15 @@ def analyze(
     stdin: IO[bytes] | None = None,
     executor: Executor | None = None,
     encode_summaries: bool = False,
+    scheduler: str | None = None,
+    upload: bool = False,
+    shard_size: int | str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
     datasets: Mapping[str, PathLike] | None = None,
     run: str | None = None,
     live: Callable[[dict[str, Any] | None, list[Any]], None] | None = None,
     flush_interval: float = 1.0,
+    lang: str | None = None,
 ) -> Report:
     """Analyse captures: a :class:`Report` that gives one
     :class:`~pcapcheck.results.FileResult` per capture (connections, findings, counters)
@@ -416,6 +440,19 @@ def analyze(
     summaries already encoded (``FileResult.connection_lines``; ``connections`` stay
     readable).
 
+    ``scheduler``: run the work on a Dask cluster (:class:`pcapcheck.run.cluster.DaskExecutor`,
+    the extra ``pip install 'pcapcheck[dask]'``): ``"tcp://HOST:8786"`` (a running
+    ``dask scheduler``; its workers read the captures by absolute path, unless
+    ``upload``) or ``"local:N"`` (a local cluster of N worker processes, closed with
+    the report); ``jobs`` is then ignored. The report is the same, in the same order.
+    Connected here: :class:`OptionError` when Dask is not installed or the scheduler
+    does not answer within :data:`pcapcheck.run.cluster.CONNECT_TIMEOUT` seconds.
+    ``upload``: send each capture's bytes to the workers (standard input always is).
+    ``shard_size``: bytes (``"256M"``; default
+    :data:`pcapcheck.run.cluster.SHARD_BYTES`, 256 MB) from which a capture is split
+    into connection shards over the cluster's workers. ``progress``: called as each
+    capture's task ends on the cluster with ``(files done, bytes done, bytes in all)``.
+
     ``datasets``: directory outputs, ``{"parquet": "results/"}`` (the keys of
     :data:`pcapcheck.report.DIRECTORY_FORMATS`; ``--format parquet=DIR``): each capture's
     files are written into the directory as its result is taken from the report (by the
@@ -433,6 +470,13 @@ def analyze(
     seconds of silence after which what is already final is given, unless ``stdin``
     is one already: its own interval then applies).
 
+    ``lang``: the language of the findings' messages and of every text a report gives a
+    person (``"en"``, ``"ko"``, or a locale name such as ``"ko_KR.UTF-8"``; default the
+    configuration's ``lang``, else the language already set, :mod:`pcapcheck.i18n`, which
+    the command line takes from the environment). It is set for the process
+    (:func:`pcapcheck.i18n.set_language`) when given here or by the configuration;
+    machine keys stay English.
+
     The options, the configuration and the inputs are checked here, before anything is
     analysed: :class:`OptionError` (a ValueError) for anything wrong, with a one-line
     message. Nothing is analysed until the report is iterated (or one of its verdicts
@@ -441,11 +485,14 @@ def analyze(
     from pcapcheck.capture.inputs import InputError, collect_inputs
     from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
     from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.i18n import LANGUAGES, normalize_language, set_language
     from pcapcheck.run.executors import executor_for
     from pcapcheck.run.tasks import Job, Settings
 
     if decoder not in DECODERS:
         raise OptionError(f"decoder: {decoder!r} is not one of {', '.join(DECODERS)}")
+    if lang is not None and (not isinstance(lang, str) or normalize_language(lang) is None):
+        raise OptionError(f"lang: {lang!r} is not one of {', '.join(LANGUAGES)}")
     if fail_on is not None and fail_on not in FAIL_ON:
         raise OptionError(f"fail_on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -472,6 +519,8 @@ def analyze(
         )
     except (ConfigError, CatalogError) as exc:
         raise OptionError(str(exc)) from None
+    if lang is not None or cfg.lang is not None:
+        set_language(lang if lang is not None else cfg.lang)
     extra_params, levels = _overrides(catalog, params, severity)
     for rule_id, values in extra_params.items():
         rule_params[rule_id] = {**rule_params.get(rule_id, {}), **values}
@@ -504,6 +553,14 @@ def analyze(
     ]
     if live is not None:  # the sink is called in this process
         executor, jobs = None, 1
+    if scheduler is not None:
+        if live is not None or executor is not None:
+            stack.close()
+            raise OptionError("scheduler: not with live (analysed in this process) nor executor")
+        executor = _cluster(scheduler, upload, shard_size, progress, stack)
+    elif upload or shard_size is not None:
+        stack.close()
+        raise OptionError("upload and shard_size apply to a cluster: give scheduler too")
     return Report(
         work,
         settings,

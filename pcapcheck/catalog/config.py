@@ -13,6 +13,7 @@ Keys (kebab-case, like ruff's)::
     ignore = ["CL008"]                   # removed (the more specific selector wins)
     fail-on = "warning"                  # error | warning | info | never
     rules-dirs = ["ci/rules"]            # extra rule directories, relative to this file
+    lang = "ko"                          # the language of what a person reads: en | ko
 
     [rules.HS003]
     severity = "warning"                 # severity override
@@ -29,7 +30,10 @@ the file name alone, wherever the file is.
 
 The command line overrides the file: ``--select`` replaces ``select`` and
 ``extend-select``; ``--extend-select``, ``--ignore`` and ``--rules`` add to the file's
-lists; ``--fail-on`` replaces ``fail-on`` (:func:`resolve_selection`).
+lists; ``--fail-on`` replaces ``fail-on`` (:func:`resolve_selection`). ``--lang``
+replaces ``lang``; without either the environment chooses (``LANGUAGE``, ``LC_ALL``,
+``LC_MESSAGES``, ``LANG``, as gettext reads them), else English
+(:mod:`pcapcheck.i18n`). Machine formats keep English keys whatever the language.
 
 Every problem raises :class:`ConfigError` with a one-line message starting with the
 file's name, e.g. ``pcapcheck.toml: unknown key 'selct' (allowed: ...)``.
@@ -71,7 +75,16 @@ __all__ = [
 CONFIG_NAME = "pcapcheck.toml"
 PYPROJECT_NAME = "pyproject.toml"
 #: The keys allowed at the top level of the configuration.
-KEYS = ("select", "extend-select", "ignore", "fail-on", "rules-dirs", "rules", "per-file-ignores")
+KEYS = (
+    "select",
+    "extend-select",
+    "ignore",
+    "fail-on",
+    "rules-dirs",
+    "rules",
+    "per-file-ignores",
+    "lang",
+)
 #: The values of ``fail-on`` (and ``--fail-on``).
 FAIL_ON = ("error", "warning", "info", "never")
 _SEVERITIES = ("error", "warning", "info")
@@ -97,6 +110,8 @@ class Config:
     extend_select: list[str] = field(default_factory=list)
     ignore: list[str] = field(default_factory=list)
     fail_on: str | None = None
+    #: ``lang``: a language of :data:`pcapcheck.i18n.LANGUAGES` (``"ko"``), None when unset.
+    lang: str | None = None
     rules_dirs: list[Path] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)
     rule_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -332,6 +347,14 @@ def _parse(config: Config, data: Mapping[str, Any]) -> None:
         if value not in FAIL_ON:
             raise config.error(f"fail-on: {value!r} is not one of {', '.join(FAIL_ON)}")
         config.fail_on = value
+    if "lang" in data:
+        from pcapcheck.i18n import LANGUAGES, normalize_language
+
+        value = data["lang"]
+        lang = normalize_language(value) if isinstance(value, str) else None
+        if lang is None:
+            raise config.error(f"lang: {value!r} is not one of {', '.join(LANGUAGES)}")
+        config.lang = lang
     if "rules-dirs" in data:
         for entry in _string_list(config, "rules-dirs", data["rules-dirs"], "directories"):
             where = (config.root / entry).resolve()

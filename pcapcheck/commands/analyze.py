@@ -5,7 +5,9 @@ see :mod:`pcapcheck.capture.inputs`. One report covers them all, in the order gi
 
 Reports: ``--format/-f FMT[=FILE]`` is repeatable; a format without ``=FILE`` goes to
 standard output (at most one may), ``--output/-o FILE`` sends that one to FILE instead.
-The formats are the keys of :data:`pcapcheck.report.FORMATS`.
+The formats are the keys of :data:`pcapcheck.report.FORMATS`; ``--format parquet=DIR``
+(a key of :data:`pcapcheck.report.DIRECTORY_FORMATS`) adds the run to a dataset in the
+directory DIR instead, capture by capture as the analysis goes.
 
 Configuration: ``pcapcheck.toml`` or ``[tool.pcapcheck]`` in ``pyproject.toml`` (see
 :mod:`pcapcheck.catalog.config`); the command line overrides it.
@@ -30,7 +32,16 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import typer
 
-from pcapcheck.commands.common import FailOn, app, fail, split_ids, write_error, writing_stdout
+from pcapcheck.commands.common import (
+    LANG_HELP,
+    FailOn,
+    app,
+    fail,
+    split_ids,
+    use_language,
+    write_error,
+    writing_stdout,
+)
 from pcapcheck.results import failed
 
 
@@ -253,6 +264,18 @@ class _Progress:
         if self.bar is not None:
             self.bar.advance(self.task)
 
+    def done(self, files: int, done_bytes: int, total_bytes: int) -> None:
+        """A cluster's progress (``--scheduler``): the files and bytes whose analysis
+        ended on its workers, in the order they end."""
+        if self.bar is not None:
+            from rich.filesize import decimal
+
+            self.bar.update(
+                self.task,
+                completed=files,
+                description=f"{decimal(done_bytes)} / {decimal(total_bytes)}",
+            )
+
     def log(self, line: str) -> None:
         if self.bar is not None:
             self.bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -305,23 +328,26 @@ def gate_status(results: Sequence[Any], fail_on: str) -> int:
 def summary_line(results: Sequence[Any], suppressed: int | None) -> str:
     """``pcapcheck: 3 files, 5 findings (1 error, 4 warnings); 2 suppressed by the
     baseline; 1 file unreadable``."""
+    from pcapcheck.i18n import gettext as _
+    from pcapcheck.i18n import ngettext
+    from pcapcheck.report.common import severity_counts
+
     sev = Counter(f.severity for r in results for f in r.findings)
     total = sum(sev.values())
-    parts = ", ".join(
-        f"{sev[s]} {s}{'s' if sev[s] != 1 and s != 'info' else ''}"
-        for s in ("error", "warning", "info")
-        if sev[s]
-    )
+    parts = severity_counts(sev)
     n = len(results)
-    text = (
-        f"pcapcheck: {n} file{'s' if n != 1 else ''}, {total} finding"
-        f"{'s' if total != 1 else ''}{f' ({parts})' if parts else ''}"
+    text = _("pcapcheck: {files}, {findings}{severities}").format(
+        files=ngettext("{n} file", "{n} files", n).format(n=n),
+        findings=ngettext("{n} finding", "{n} findings", total).format(n=total),
+        severities=f" ({parts})" if parts else "",
     )
     if suppressed is not None:
-        text += f"; {suppressed} suppressed by the baseline"
+        text += "; " + _("{n} suppressed by the baseline").format(n=suppressed)
     unreadable = sum(1 for r in results if r.error is not None)
     if unreadable:
-        text += f"; {unreadable} file{'s' if unreadable != 1 else ''} unreadable"
+        text += "; " + ngettext("{n} file unreadable", "{n} files unreadable", unreadable).format(
+            n=unreadable
+        )
     return text
 
 
@@ -451,6 +477,29 @@ def analyze(
         "by connection over jobs/files processes. The report is identical to a "
         "serial run's (--jobs 1), in the same order.",
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Run the analysis on a Dask cluster: tcp://HOST:8786 (a running dask "
+        "scheduler; workers read the captures by path) or local:N (N local worker "
+        "processes). Same report, same order. Needs pip install 'pcapcheck[dask]'; "
+        "not with --jobs.",
+    ),
+    upload: bool = typer.Option(
+        False,
+        "--upload",
+        help="With --scheduler: send the captures' bytes to the workers instead of their "
+        "paths (no shared storage; standard input always is).",
+    ),
+    shard_size: str | None = typer.Option(
+        None,
+        "--shard-size",
+        metavar="BYTES",
+        help="With --scheduler: split a capture this large or larger (256M, 2G; default "
+        "256M) into connection shards over the cluster's workers.",
+    ),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Analyse captures: a connection table, findings, reports and an exit status for CI."""
     from pcapcheck.api import OptionError
@@ -460,6 +509,7 @@ def analyze(
     from pcapcheck.results import FileResult
     from pcapcheck.run.tasks import problem_line
 
+    use_language(lang, config=False)  # the configuration's lang: pcapcheck.analyze's
     try:
         plan = parse_formats(
             formats, output, [*FORMATS, *DIRECTORY_FORMATS], directories=list(DIRECTORY_FORMATS)
@@ -480,6 +530,9 @@ def analyze(
 
         stdin = cast(BinaryIO, LiveStream(stdin, flush_interval))
         sink = _LiveSink(stdin, None)  # its report context once the rules are known
+    if scheduler is not None and jobs is not None:
+        raise fail("--jobs sets local worker processes: not with --scheduler (the cluster's)")
+    cluster_bar = _Progress()  # a cluster's progress: files and bytes done on its workers
     try:
         report = analyze_captures(
             files,
@@ -499,6 +552,11 @@ def analyze(
             encode_summaries=any(name == "json" for name, _file in plan),
             datasets=datasets or None,
             live=sink,
+            scheduler=scheduler,
+            upload=upload,
+            shard_size=shard_size,
+            progress=cluster_bar.done if scheduler is not None else None,
+            lang=lang,
         )
     except OptionError as exc:
         raise fail(str(exc)) from None
@@ -508,6 +566,7 @@ def analyze(
     results: list[FileResult] = []
     status = 0
     with report, progress(len(report), progress_enabled(quiet)) as bar:
+        cluster_bar.bar, cluster_bar.task = (bar.bar, bar.task) if scheduler else (None, None)
         try:
             known = baselines.load_baseline(baseline) if baseline is not None else None
         except baselines.BaselineError as exc:
@@ -519,13 +578,15 @@ def analyze(
         try:
             with stopping_on_signals(stdin) if sink is not None else nullcontext():
                 for result in report:
-                    bar.start(result.path)
+                    if scheduler is None:
+                        bar.start(result.path)
                     line = problem_line(result)
                     if line is not None:
                         bar.log(line)
                         status = 2
                     results.append(result)
-                    bar.advance()
+                    if scheduler is None:
+                        bar.advance()
         except DatasetError as exc:  # a --format parquet=DIR that cannot be written
             raise fail(str(exc)) from None
     if sink is not None and sink.error is not None:

@@ -22,7 +22,17 @@ import typer
 from pcapcheck.__about__ import __version__
 from pcapcheck.results import SEVERITY_RANK
 
-__all__ = ["SEVERITY_RANK", "FailOn", "app", "fail", "split_ids", "write_error", "writing_stdout"]
+__all__ = [
+    "LANG_HELP",
+    "SEVERITY_RANK",
+    "FailOn",
+    "app",
+    "fail",
+    "split_ids",
+    "use_language",
+    "write_error",
+    "writing_stdout",
+]
 
 app = typer.Typer(
     add_completion=False,
@@ -39,15 +49,51 @@ class FailOn(str, Enum):
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``pcapcheck: error: MESSAGE`` on stderr; return the Exit(2) to raise."""
-    typer.echo(f"pcapcheck: error: {message}", err=True)
+    """Print ``pcapcheck: error: MESSAGE`` on stderr (``error:`` in the current
+    language); return the Exit(2) to raise."""
+    from pcapcheck.i18n import gettext as _
+
+    typer.echo(_("pcapcheck: error: {message}").format(message=message), err=True)
     return typer.Exit(2)
 
 
 def write_error(target: str, exc: OSError) -> typer.Exit:
     """:func:`fail` for an output that could not be written: ``cannot write TARGET:
     No space left on device`` (a full disk, a file-size limit, a closed pipe)."""
-    return fail(f"cannot write {target}: {exc.strerror or exc}")
+    from pcapcheck.i18n import gettext as _
+
+    return fail(
+        _("cannot write {target}: {reason}").format(target=target, reason=exc.strerror or exc)
+    )
+
+
+#: The help of every command's ``--lang`` option.
+LANG_HELP = (
+    "Language of what a person reads: en or ko (default: the configuration's lang, "
+    "else the environment's LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English). "
+    "Machine formats keep English keys."
+)
+
+
+def use_language(lang: str | None, config: bool = True) -> str:
+    """Set the language of the command's text (:func:`pcapcheck.i18n.set_language`) and
+    return it: ``lang`` (``--lang``), else with ``config`` the ``lang`` key of the
+    configuration file found from the working directory (a file that cannot be read is
+    left to the commands that use it), else the environment's, else English. An unknown
+    ``lang`` is :func:`fail` (exit 2): ``unknown language 'xx' (valid: en, ko)``."""
+    from pcapcheck.i18n import LanguageError, set_language
+
+    if lang is None and config:
+        from pcapcheck.catalog.config import ConfigError, resolve_config
+
+        try:
+            lang = resolve_config(None, False).lang
+        except (ConfigError, OSError):
+            lang = None
+    try:
+        return set_language(lang)
+    except LanguageError as exc:
+        raise fail(str(exc)) from None
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.commands.common import app, fail
+from pcapcheck.commands.common import LANG_HELP, app, fail, use_language
 
 
 @app.command()
@@ -44,8 +44,10 @@ def grade(
         help="Seconds each rubric expression may run on one capture; past it the check "
         "fails for that student (the batch goes on).",
     ),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
+    use_language(lang)
     from tabulate import tabulate
 
     from pcapcheck.catalog.rules import CatalogError, load_catalog

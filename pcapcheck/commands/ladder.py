@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from pcapcheck.commands.common import app, fail, write_error, writing_stdout
+from pcapcheck.commands.common import (
+    LANG_HELP,
+    app,
+    fail,
+    use_language,
+    write_error,
+    writing_stdout,
+)
 
 if TYPE_CHECKING:
     from pcapcheck.model import Segment
@@ -67,8 +74,10 @@ def ladder(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the ladder to FILE instead of standard output."
     ),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Draw one connection as a ladder diagram with each endpoint's RFC 9293 states."""
+    use_language(lang)
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.catalog.rules import CatalogError, load_catalog
     from pcapcheck.i18n import gettext as _

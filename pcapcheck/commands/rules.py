@@ -13,7 +13,10 @@
   ``pcapcheck/_data/sample_pcaps`` when installed).
 
 Every command takes ``--rules DIR`` (repeatable) to add or override rules, as
-``analyze`` does.
+``analyze`` does, and ``--lang`` (``en``, ``ko``; default the configuration's ``lang``,
+else the environment's): ``rules show HS002 --lang ko`` gives the rule's Korean summary,
+message template and explanation (:meth:`pcapcheck.catalog.rules.Rule.text`) and the
+command's own text in Korean; ids, names and the JSON keys stay English.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from typing import Any
 
 import typer
 
-from pcapcheck.commands.common import app, fail, writing_stdout
+from pcapcheck.commands.common import LANG_HELP, app, fail, use_language, writing_stdout
+from pcapcheck.i18n import gettext as _
+from pcapcheck.i18n import ngettext
 
 rules_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="List, explain, validate and test the rules."
@@ -56,17 +61,19 @@ def _catalog(extra: list[Path] | None) -> Any:
 
 def rule_dict(rule: Any) -> dict[str, Any]:
     """A rule as a JSON-ready dict (every field of :class:`pcapcheck.catalog.rules.Rule`,
-    ``enabled`` as a bool and ``default`` as ``"on"``/``"off"``; ``source`` a string)."""
+    ``enabled`` as a bool and ``default`` as ``"on"``/``"off"``; ``source`` a string).
+    ``summary``, ``message`` and ``explanation`` are in the current language (English
+    where the rule has no translation); the keys and the other values are not."""
     return {
         "id": rule.id,
         "name": rule.name,
         "severity": rule.severity,
         "enabled": rule.enabled,
         "default": "on" if rule.enabled else "off",
-        "summary": rule.summary,
-        "message": rule.message,
+        "summary": rule.text("summary"),
+        "message": rule.text("message"),
         "rfc": rule.rfc,
-        "explanation": rule.explanation,
+        "explanation": rule.text("explanation"),
         "equivalents": dict(rule.equivalents),
         "params": {name: dict(spec) for name, spec in rule.params.items()},
         "samples": {kind: list(paths) for kind, paths in rule.samples.items()},
@@ -78,8 +85,10 @@ def rule_dict(rule: Any) -> dict[str, Any]:
 def list_rules(
     fmt: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="Output format."),
     rules: list[Path] | None = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """List the rules: ID, name, severity, default on/off, summary."""
+    use_language(lang)
     catalog = _catalog(rules)
     if fmt is ListFormat.json:
         rows = [
@@ -88,7 +97,7 @@ def list_rules(
                 "name": r.name,
                 "severity": r.severity,
                 "default": "on" if r.enabled else "off",
-                "summary": r.summary,
+                "summary": r.text("summary"),
             }
             for r in catalog
         ]
@@ -97,41 +106,55 @@ def list_rules(
         return
     from tabulate import tabulate
 
-    table = [[r.id, r.name, r.severity, "on" if r.enabled else "off", r.summary] for r in catalog]
+    from pcapcheck.report.common import column_title, value_text
+
+    table = [
+        [
+            r.id,
+            r.name,
+            value_text(r.severity),
+            value_text("on" if r.enabled else "off"),
+            r.text("summary"),
+        ]
+        for r in catalog
+    ]
+    headers = [column_title(h) for h in ("id", "name", "severity", "default", "summary")]
     with writing_stdout():
-        typer.echo(
-            tabulate(
-                table, headers=["id", "name", "severity", "default", "summary"], tablefmt="simple"
-            )
-        )
+        typer.echo(tabulate(table, headers=headers, tablefmt="simple"))
 
 
 def render_rule(rule: Any) -> str:
-    """The ``rules show`` text of a rule (Markdown, like ``ruff rule``)."""
+    """The ``rules show`` text of a rule (Markdown, like ``ruff rule``), in the current
+    language (:meth:`pcapcheck.catalog.rules.Rule.text` and :mod:`pcapcheck.i18n`)."""
+    from pcapcheck.report.common import value_text
+
+    if rule.enabled:
+        default = _("Severity: {severity}. Default: on.")
+    else:
+        default = _("Severity: {severity}. Default: off (select it with --select {id}).")
     lines = [
         f"# {rule.name} ({rule.id})",
         "",
-        rule.summary,
+        rule.text("summary"),
         "",
-        f"Severity: {rule.severity}. Default: {'on' if rule.enabled else 'off'}"
-        f"{'' if rule.enabled else f' (select it with --select {rule.id})'}.",
-        f"Standard: {rule.rfc}.",
+        default.format(severity=value_text(rule.severity), id=rule.id),
+        _("Standard: {rfc}.").format(rfc=rule.rfc),
         "",
-        "Message template:",
+        _("Message template:"),
         "",
         "```text",
-        rule.message,
+        rule.text("message"),
         "```",
         "",
-        rule.explanation.rstrip(),
+        rule.text("explanation").rstrip(),
         "",
     ]
     if rule.equivalents:
-        lines += ["## Equivalents", ""]
+        lines += [_("## Equivalents"), ""]
         names = {"wireshark": "Wireshark", "zeek": "Zeek", "suricata": "Suricata"}
         lines += [f"- {names.get(tool, tool)}: {text}" for tool, text in rule.equivalents.items()]
         lines.append("")
-    lines += ["## Parameters", ""]
+    lines += [_("## Parameters"), ""]
     if rule.params:
         for name, spec in rule.params.items():
             bounds = "".join(
@@ -139,21 +162,25 @@ def render_rule(rule: Any) -> str:
                 for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="))
                 if key in spec
             )
-            text = f"- `{name}` ({spec['type']}{bounds}, default {spec['default']!r})"
+            text = _("- `{name}` ({type}{bounds}, default {default})").format(
+                name=name, type=spec["type"], bounds=bounds, default=repr(spec["default"])
+            )
             lines.append(f"{text}: {spec['description']}" if spec.get("description") else text)
         lines += [
             "",
-            f"Set them in pcapcheck.toml: `[rules.{rule.id}]` then "
-            f"`{next(iter(rule.params))} = ...`.",
+            _("Set them in pcapcheck.toml: `[rules.{id}]` then `{param} = ...`.").format(
+                id=rule.id, param=next(iter(rule.params))
+            ),
             "",
         ]
     else:
-        lines += ["None.", ""]
+        lines += [_("None."), ""]
     if rule.samples:
-        lines += ["## Sample captures", ""]
+        lines += [_("## Sample captures"), ""]
+        kinds = {"trigger": _("trigger"), "clean": _("clean")}
         for kind in ("trigger", "clean"):
             for sample in rule.samples.get(kind) or []:
-                lines.append(f"- {kind}: {sample}")
+                lines.append(f"- {kinds[kind]}: {sample}")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -163,15 +190,19 @@ def show_rule(
     rule_id: str = typer.Argument(..., metavar="ID", help="The rule ID (HS003)."),
     fmt: ShowFormat = typer.Option(ShowFormat.text, "--format", "-f", help="Output format."),
     rules: list[Path] | None = typer.Option(None, "--rules", help=_RULES_OPTION_HELP),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Explain one rule: what it checks, why, an example, message, RFC, parameters."""
     from pcapcheck.catalog.rules import CatalogError
 
+    use_language(lang)
     catalog = _catalog(rules)
     try:
         rule = catalog.get(rule_id.strip().upper())
     except CatalogError:
-        raise fail(f"unknown rule {rule_id!r} (see pcapcheck rules list)") from None
+        raise fail(
+            _("unknown rule {id} (see pcapcheck rules list)").format(id=repr(rule_id))
+        ) from None
     with writing_stdout():
         if fmt is ShowFormat.json:
             typer.echo(json.dumps(rule_dict(rule), indent=2))
@@ -184,10 +215,12 @@ def check_rules(
     directory: Path = typer.Argument(
         ..., metavar="DIR", help="A rule directory (or one rule file)."
     ),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Validate a rule directory against the schema: exit 0, or 2 with the error."""
     from pcapcheck.catalog.rules import CatalogError, load_catalog
 
+    use_language(lang)
     try:
         catalog = load_catalog([directory])
     except CatalogError as exc:
@@ -195,9 +228,15 @@ def check_rules(
     where = directory.resolve()
     mine = [r for r in catalog if r.source.resolve() == where or r.source.resolve().parent == where]
     if not mine:
-        raise fail(f"{directory}: no rule files found (*.yaml, *.yml)")
+        raise fail(
+            _("{directory}: no rule files found (*.yaml, *.yml)").format(directory=directory)
+        )
     with writing_stdout():
-        typer.echo(f"{directory}: {len(mine)} rule{'s' if len(mine) != 1 else ''} OK")
+        typer.echo(
+            ngettext("{directory}: {n} rule OK", "{directory}: {n} rules OK", len(mine)).format(
+                directory=directory, n=len(mine)
+            )
+        )
 
 
 def samples_dir(rule: Any) -> Path:
@@ -214,8 +253,10 @@ def test_rules(
         help="Rule directory to test (repeatable); its rules are "
         "tested instead of the shipped ones.",
     ),
+    lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
 ) -> None:
     """Run every rule on its trigger captures (must fire) and clean ones (must not)."""
+    use_language(lang)
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.pipeline import analyze_file
 
@@ -228,7 +269,9 @@ def test_rules(
             if r.source.resolve() in wanted or r.source.resolve().parent in wanted
         ]
         if not tested:
-            raise fail(f"no rule files found in {', '.join(str(p) for p in rules)}")
+            raise fail(
+                _("no rule files found in {paths}").format(paths=", ".join(str(p) for p in rules))
+            )
     else:
         tested = list(catalog)
 
@@ -263,23 +306,33 @@ def _test_each(tested: list[Any], fires: Any) -> int:
         triggers = rule.samples.get("trigger") or []
         cleans = rule.samples.get("clean") or []
         if not triggers:
-            problems.append("no trigger capture listed")
+            problems.append(_("no trigger capture listed"))
         for kind, samples, expected in (("trigger", triggers, True), ("clean", cleans, False)):
             for sample in samples:
                 try:
                     if fires(rule, sample) != expected:
-                        problems.append(
-                            f"{'did not fire' if expected else 'fired'} on {kind} {sample}"
+                        problem = (
+                            _("did not fire on trigger {sample}")
+                            if expected
+                            else _("fired on clean {sample}")
                         )
+                        problems.append(problem.format(sample=sample))
                 except CaptureError as exc:
                     problems.append(f"{kind} {sample}: {exc}")
         if problems:
             failed += 1
             typer.echo(f"FAIL {rule.id} {rule.name}: {'; '.join(problems)}")
         else:
-            typer.echo(f"PASS {rule.id} {rule.name} ({len(triggers)} trigger, {len(cleans)} clean)")
+            typer.echo(
+                _("PASS {id} {name} ({triggers} trigger, {cleans} clean)").format(
+                    id=rule.id, name=rule.name, triggers=len(triggers), cleans=len(cleans)
+                )
+            )
     typer.echo(
-        f"{len(tested)} rule{'s' if len(tested) != 1 else ''}: "
-        f"{len(tested) - failed} passed, {failed} failed"
+        ngettext(
+            "{n} rule: {passed} passed, {failed} failed",
+            "{n} rules: {passed} passed, {failed} failed",
+            len(tested),
+        ).format(n=len(tested), passed=len(tested) - failed, failed=failed)
     )
     return failed

@@ -16,7 +16,15 @@ if TYPE_CHECKING:
     from pcapcheck.model import Finding
     from pcapcheck.results import FileResult
 
-__all__ = ["SEVERITY_ORDER", "encapsulation_short", "finding_message", "summary_line"]
+__all__ = [
+    "SEVERITY_ORDER",
+    "column_title",
+    "encapsulation_short",
+    "finding_message",
+    "severity_counts",
+    "summary_line",
+    "value_text",
+]
 
 #: Finding severities, most severe first (the order of counts in a summary line).
 SEVERITY_ORDER = ("error", "warning", "info")
@@ -66,7 +74,7 @@ def summary_line(res: FileResult) -> str:
     each only when there is one.
     """
     sev = Counter(f.severity for f in res.findings)
-    parts = ", ".join(_severity_count(s, sev[s]) for s in SEVERITY_ORDER if sev[s])
+    parts = severity_counts(sev)
     n = len(res.connections)
     found = len(res.findings)
     text = _("{connections}, {findings}{severities} in {packets} packets").format(
@@ -87,6 +95,12 @@ def summary_line(res: FileResult) -> str:
     return text + ("; " + "; ".join(extra) if extra else "")
 
 
+def severity_counts(counts: Mapping[str, int]) -> str:
+    """``"1 error, 2 warnings, 3 info"`` in the current language: the severities of
+    ``counts`` (severity -> findings), most severe first, those with none left out."""
+    return ", ".join(_severity_count(s, counts[s]) for s in SEVERITY_ORDER if counts.get(s))
+
+
 def _severity_count(severity: str, n: int) -> str:
     """``"1 error"``, ``"2 warnings"``, ``"3 info"`` (not pluralised) in the current
     language."""
@@ -95,6 +109,62 @@ def _severity_count(severity: str, n: int) -> str:
     if severity == "warning":
         return ngettext("{n} warning", "{n} warnings", n).format(n=n)
     return ngettext("{n} info", "{n} info", n).format(n=n)
+
+
+def column_title(name: str) -> str:
+    """The heading of a report column (``"client state"``, ``"severity"``...) in the
+    current language; Zeek's ``conn_state`` and unknown names as they are."""
+    titles = {
+        "id": _("id"),
+        "client": _("client"),
+        "server": _("server"),
+        "tunnel": _("tunnel"),
+        "handshake": _("handshake"),
+        "close": _("close"),
+        "client state": _("client state"),
+        "server state": _("server state"),
+        "packets": _("packets"),
+        "findings": _("findings"),
+        "rule": _("rule"),
+        "name": _("name"),
+        "severity": _("severity"),
+        "conn": _("conn"),
+        "frame": _("frame"),
+        "message": _("message"),
+        "count": _("count"),
+        "default": _("default"),
+        "summary": _("summary"),
+    }
+    return titles.get(name, name)
+
+
+def value_text(value: Any) -> str:
+    """A value of a connection summary or a finding shown to a person, in the current
+    language: a severity (``error``, ``warning``, ``info``), a handshake (``complete``,
+    ``incomplete``, ``refused``, ``none``) or close (``graceful``, ``half``, ``open``,
+    ``reset``, ``none``) outcome, an endpoint (``client``, ``server``), ``on``/``off``;
+    anything else (RFC 9293 state names, addresses, numbers) as ``str(value)``."""
+    text = str(value)
+    if get_language() == DEFAULT_LANGUAGE:
+        return text
+    values = {
+        "error": _("error"),
+        "warning": _("warning"),
+        "info": _("info"),
+        "complete": _("complete"),
+        "incomplete": _("incomplete"),
+        "refused": _("refused"),
+        "none": _("none"),
+        "graceful": _("graceful"),
+        "half": _("half"),
+        "open": _("open"),
+        "reset": _("reset"),
+        "client": _("client"),
+        "server": _("server"),
+        "on": _("on"),
+        "off": _("off"),
+    }
+    return values.get(text, text)
 
 
 def finding_message(finding: Finding, rule: Rule | None = None) -> str:
@@ -120,8 +190,15 @@ def finding_message(finding: Finding, rule: Rule | None = None) -> str:
         return finding.message
     from pcapcheck.catalog.rules import format_message
 
-    data = {
-        key: (_("yes") if value else _("no")) if isinstance(value, bool) else value
-        for key, value in (finding.data or {}).items()
-    }
+    data = {key: _data_text(value) for key, value in (finding.data or {}).items()}
     return format_message(template, data)
+
+
+def _data_text(value: Any) -> Any:
+    """An event-data value as a translated message shows it: a boolean as yes / no, an
+    endpoint (``"client"``, ``"server"``) in the language; anything else unchanged."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if value == "client" or value == "server":
+        return value_text(value)
+    return value

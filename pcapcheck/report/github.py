@@ -9,7 +9,9 @@ capture that could not be read gives ``::error file=PATH,title=pcapcheck: unread
 capture::REASON``. Values are escaped as GitHub's runner expects (the ``escapeData`` /
 ``escapeProperty`` functions of ``@actions/core``): in the message ``%`` → ``%25``,
 CR → ``%0D``, LF → ``%0A``; in properties (``file``, ``title``) also ``:`` → ``%3A`` and
-``,`` → ``%2C``. A capture has no lines, so no ``line=`` is given.
+``,`` → ``%2C``. A capture has no lines, so no ``line=`` is given. The message and the
+title of an unreadable capture are in the current language (:mod:`pcapcheck.i18n`); the
+command names and the rule id and name of a title are not.
 
 :func:`write_step_summary` appends the Markdown report (the ``markdown`` format, taken by
 name from :data:`pcapcheck.report.FORMATS` like any other caller's: the format modules do not
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pcapcheck.i18n import gettext as _
 from pcapcheck.report import FORMATS, statistics_rows
 from pcapcheck.results import FileResult
 
@@ -62,13 +65,13 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
     for res in results:
         if res.error is not None:
             lines.append(
-                command("error", res.error, file=res.path, title="pcapcheck: unreadable capture")
+                command("error", res.error, file=res.path, title=_("pcapcheck: unreadable capture"))
             )
             continue
         for f in res.findings:
-            where = [f"frame {f.frame}"] if f.frame is not None else []
+            where = [_("frame {frame}").format(frame=f.frame)] if f.frame is not None else []
             if f.connection is not None:
-                where.append(f"connection {f.connection}")
+                where.append(_("connection {id}").format(id=f.connection))
             message = f.message + (f" [{', '.join(where)}]" if where else "")
             lines.append(
                 command(

@@ -17,7 +17,9 @@ A capture that could not be read gets its heading and ``**error:** REASON``. Tab
 are escaped: the Markdown punctuation that could start inline markup (``\\ ` * _ [ ] < >``)
 and ``|`` get a backslash (GFM's escape for a pipe inside a table), line breaks become
 ``<br>``. With ``ctx.statistics`` a last section ``### Statistics`` holds the per-rule
-counts. GitHub renders it in step summaries (:func:`pcapcheck.report.github.write_step_summary`),
+counts. Headings, fixed texts and values (severity, handshake, close) are in the current language
+(:mod:`pcapcheck.i18n`); rule ids and names, RFC 9293 state names and Zeek's
+``conn_state`` stay as they are. GitHub renders it in step summaries (:func:`pcapcheck.report.github.write_step_summary`),
 pull-request comments and ``.md`` files.
 """
 
@@ -29,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
+from pcapcheck.i18n import gettext as _
 from pcapcheck.report import rule_statistics
-from pcapcheck.report.common import summary_line
+from pcapcheck.report.common import column_title, summary_line, value_text
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -61,7 +64,7 @@ def code_span(text: str) -> str:
 def _table(rows: list[list[Any]], headers: list[str], align: list[str]) -> str:
     return tabulate(
         [[escape(cell) for cell in row] for row in rows],
-        headers=headers,
+        headers=[column_title(h) for h in headers],
         tablefmt="github",
         disable_numparse=True,
         colalign=align,
@@ -74,11 +77,11 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
     sequence numbers."""
     out = ["## pcapcheck", ""]
     if not results:
-        out += ["No captures.", ""]
+        out += [_("No captures."), ""]
     for res in results:
         out += [f"### {code_span(res.path)}", ""]
         if res.error is not None:
-            out += [f"**error:** {escape(res.error)}", ""]
+            out += [_("**error:** {reason}").format(reason=escape(res.error)), ""]
             continue
         if res.connections:
             rows = [
@@ -86,8 +89,8 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
                     c["id"],
                     c["client"] + ("*" if c["roles_inferred"] else ""),
                     c["server"],
-                    c["handshake"],
-                    c["close"],
+                    value_text(c["handshake"]),
+                    value_text(c["close"]),
                     c["client_state"] or "?",
                     c["server_state"] or "?",
                     c["conn_state"] or "",
@@ -129,19 +132,21 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
                 out += [
                     "",
                     escape(
-                        "* no SYN captured: client and server inferred from the "
-                        "ports (the well-known or lower port is the server)"
+                        _(
+                            "* no SYN captured: client and server inferred from the "
+                            "ports (the well-known or lower port is the server)"
+                        )
                     ),
                 ]
         else:
-            out.append("No TCP connections.")
+            out.append(_("No TCP connections."))
         out.append("")
         if res.findings:
             rows = [
                 [
                     f.rule,
                     f.name,
-                    f.severity,
+                    value_text(f.severity),
                     f.connection if f.connection is not None else "-",
                     f.frame if f.frame is not None else "-",
                     f.message,
@@ -159,16 +164,16 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
         out += [escape(summary_line(res)), ""]
     if ctx is not None and ctx.statistics:
         stats = rule_statistics(results)
-        out += ["### Statistics", ""]
+        out += [_("### Statistics"), ""]
         if stats:
             out += [
                 _table(
-                    [list(row) for row in stats],
+                    [[n, rule, name, value_text(sev)] for n, rule, name, sev in stats],
                     ["count", "rule", "name", "severity"],
                     ["right", "left", "left", "left"],
                 ),
                 "",
             ]
         else:
-            out += ["No findings.", ""]
+            out += [_("No findings."), ""]
     return "\n".join(out).rstrip("\n") + "\n"

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from pcapcheck.i18n import gettext as _
 from pcapcheck.report import statistics_rows
-from pcapcheck.report.common import encapsulation_short, summary_line
+from pcapcheck.report.common import column_title, encapsulation_short, summary_line, value_text
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def render(
         if len(results) > 1:
             out.append(f"== {res.path} ==")
         if res.error is not None:
-            out.append(f"error: {res.error}")
+            out.append(_("error: {reason}").format(reason=res.error))
             out.append("")
             continue
         if res.connections:
@@ -43,8 +44,8 @@ def render(
                     c["id"],
                     c["client"] + ("*" if c["roles_inferred"] else ""),
                     c["server"],
-                    c["handshake"],
-                    c["close"],
+                    value_text(c["handshake"]),
+                    value_text(c["close"]),
                     _state(c["client_state"]),
                     _state(c["server_state"]),
                     c["conn_state"] or "",
@@ -73,23 +74,25 @@ def render(
             out.append(
                 tabulate(
                     rows,
-                    headers=headers,
+                    headers=[column_title(h) for h in headers],
                     tablefmt="simple",
                 )
             )
             if any(c["roles_inferred"] for c in res.connections):
                 out.append(
-                    "* no SYN captured: client and server inferred (the sender of "
-                    "a SYN-ACK, else the well-known or lower port, is the server)"
+                    _(
+                        "* no SYN captured: client and server inferred (the sender of "
+                        "a SYN-ACK, else the well-known or lower port, is the server)"
+                    )
                 )
         else:
-            out.append("no TCP connections")
+            out.append(_("no TCP connections"))
         out.append("")
         if res.findings:
             rows = [
                 [
                     f.rule,
-                    f.severity,
+                    value_text(f.severity),
                     f.connection if f.connection is not None else "-",
                     f.frame if f.frame is not None else "-",
                     f.message,
@@ -99,7 +102,9 @@ def render(
             out.append(
                 tabulate(
                     rows,
-                    headers=["rule", "severity", "conn", "frame", "message"],
+                    headers=[
+                        column_title(h) for h in ("rule", "severity", "conn", "frame", "message")
+                    ],
                     tablefmt="simple",
                     maxcolwidths=[None, None, None, None, 90],
                 )
