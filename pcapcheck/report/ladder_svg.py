@@ -194,7 +194,7 @@ class _Canvas:
             if not state:
                 continue
             x, anchor = (CLIENT_X - 8, "end") if side == "client" else (SERVER_X + 8, "start")
-            el = self._text(
+            self._text(
                 self.root,
                 x,
                 y,
@@ -206,9 +206,6 @@ class _Canvas:
                     "data-state": state,
                     "data-frame": frame,
                 },
-            )
-            ET.SubElement(el, "title").text = _("{side} enters {state}").format(
-                side=_("client") if side == "client" else _("server"), state=state
             )
 
     def _line(
