@@ -161,7 +161,13 @@ def cmd_compile() -> int:
 
 
 def _key(message: Message) -> tuple:
-    return (message.context, message.id)
+    ident = tuple(message.id) if isinstance(message.id, (list, tuple)) else message.id
+    return (message.context, ident)
+
+
+def _strings(message: Message) -> tuple:
+    string = message.string
+    return tuple(string) if isinstance(string, (list, tuple)) else (string,)
 
 
 def _messages(catalog: Catalog) -> Iterable[Message]:
@@ -229,8 +235,10 @@ def problems() -> list[str]:
             continue
         with mo.open("rb") as fh:
             compiled = read_mo(fh)
-        ours = {_key(m): m.string for m in _messages(catalog) if not m.fuzzy and m.string}
-        theirs = {_key(m): m.string for m in _messages(compiled)}
+        ours = {
+            _key(m): _strings(m) for m in _messages(catalog) if not m.fuzzy and all(_strings(m))
+        }
+        theirs = {_key(m): _strings(m) for m in _messages(compiled)}
         if ours != theirs:
             out.append(
                 f"{mo.relative_to(ROOT)}: does not match {shown}; "

@@ -37,6 +37,7 @@ def test_wheel_contains_rules_and_samples(tmp_path):
     assert "pcapcheck/schemas/rule.schema.json" in names
     assert "pcapcheck/_data/rules/.validated" in names  # the stamp (catalog.STAMP_NAME)
     assert "pcapcheck/_data/rules/.parsed.json" in names  # catalog.PARSED_NAME
+    assert "pcapcheck/locale/ko/LC_MESSAGES/pcapcheck.mo" in names  # the compiled catalog
     # The installed package finds its rules there (catalog.default_rules_dir).
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
