@@ -431,6 +431,16 @@ class _PackedShard:
 # --------------------------------------------------------------------------- tasks
 
 
+def _tune(gc_threshold: tuple[int, ...] | None) -> None:
+    """Give this worker process the client's cyclic-GC thresholds
+    (:func:`gc.set_threshold`; ``pcapcheck.cli.main`` raises them, and the local
+    worker processes, forked, inherit them: the analysis runs 15-20 % faster)."""
+    import gc
+
+    if gc_threshold and gc.get_threshold() != gc_threshold:
+        gc.set_threshold(*gc_threshold)
+
+
 @contextlib.contextmanager
 def _capture(job: Job, source: str | bytes) -> Iterator[Job]:
     """The job with the path this worker reads: ``source`` the capture's path, or its
@@ -475,12 +485,15 @@ def analyze_task(
     settings: Settings,
     source: str | bytes,
     encode: bool = False,
+    gc_threshold: tuple[int, ...] | None = None,
 ) -> Packed:
     """One capture on a worker: :func:`pcapcheck.run.tasks.analyze_job` of the capture
     at ``source`` (its absolute path, or its bytes), its dataset files written here
     (``settings.datasets``), packed (:func:`pack`). Never raises for a capture that
     cannot be read (an ``error``, worded as a local run words it); raises
-    :class:`pcapcheck.report.DatasetError` when a dataset cannot be written."""
+    :class:`pcapcheck.report.DatasetError` when a dataset cannot be written.
+    ``gc_threshold``: the client's (:func:`gc.get_threshold`), set in this worker."""
+    _tune(gc_threshold)
     with _capture(job, source) as local:
         result = _as_given(analyze_job(local, settings), job, local)
         result.path = job.name
@@ -488,13 +501,19 @@ def analyze_task(
 
 
 def shard_task(
-    job: Job, settings: Settings, source: str | bytes, shard: tuple[int, int], encode: bool
+    job: Job,
+    settings: Settings,
+    source: str | bytes,
+    shard: tuple[int, int],
+    encode: bool,
+    gc_threshold: tuple[int, ...] | None = None,
 ) -> _PackedShard | None:
     """Shard ``shard = (k, n)`` of one capture on a worker
     (:func:`pcapcheck.run.tasks.analyze_job_shard`, reading the capture itself), packed
     for the worker that merges; None when the analysis failed (the merge then analyses
     the capture serially, so that the error is the serial one; ``PCAPCHECK_DEBUG``:
     raised)."""
+    _tune(gc_threshold)
     try:
         with _capture(job, source) as local:
             part = analyze_job_shard(local, settings, shard, encode)
@@ -540,6 +559,12 @@ def merge_task(
 
 
 # --------------------------------------------------------------------------- executor
+
+
+def _gc_threshold() -> tuple[int, ...]:
+    import gc
+
+    return gc.get_threshold()
 
 
 def _size(path: str | Path) -> int:
@@ -655,6 +680,7 @@ class DaskExecutor(Executor):
         total = sum(sizes)
         threads = self.threads()
         run = uuid.uuid4().hex[:12]
+        tuning = _gc_threshold()
         datasets = getattr(settings, "datasets", ())
         if datasets:  # the workers' working directory is not this one
             settings = dataclasses.replace(
@@ -692,6 +718,7 @@ class DaskExecutor(Executor):
                         source,
                         (k, n),
                         encode,
+                        tuning,
                         key=f"{key}-shard-{k}",
                         pure=False,
                     )
@@ -710,7 +737,7 @@ class DaskExecutor(Executor):
                 )
             else:
                 future = client.submit(
-                    analyze_task, job, shared, source, encode, key=key, pure=False
+                    analyze_task, job, shared, source, encode, tuning, key=key, pure=False
                 )
             futures[i] = future
             index[future.key] = i

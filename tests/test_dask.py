@@ -1,0 +1,478 @@
+"""Distributed execution (``pcapcheck analyze --scheduler``, :mod:`pcapcheck.run.cluster`)
+with real processes: a ``dask scheduler`` and two ``dask worker`` processes started on
+127.0.0.1 by this module (stopped by its fixture's finaliser, also on failure), and the
+in-process ``local:N`` cluster. The cluster's JSON report is held byte for byte to the
+local run's over several sample captures (a sharded one too, with a tiny
+``--shard-size``; bytes uploaded; standard input), a worker killed mid-task leaves the
+report complete and nothing twice, a task that kills its workers is an error row
+(``KilledWorker``), an unreachable scheduler and a missing Dask are one line and exit
+status 2, and without ``--scheduler`` Dask is never imported.
+
+Needs Dask's distributed scheduler (the test extra): skipped without it, failed with
+``PCAPCHECK_FULL=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLES
+
+
+def _need(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("PCAPCHECK_FULL") == "1":
+            raise
+        pytest.skip(
+            f"{module} is not installed (pip install -e '.[test]')", allow_module_level=True
+        )
+
+
+distributed = _need("distributed")
+
+CRAFTED = SAMPLES / "crafted"
+#: Captures of several kinds: findings of every severity, IPv6, a malformed record, a
+#: truncated capture, port reuse, tunnels, a recording of the Linux stack, and a file
+#: that is not a capture (an error row).
+CAPTURES = [
+    CRAFTED / "hs002_synack-bad-ack.pcap",
+    CRAFTED / "cl003_close-incomplete.pcap",
+    CRAFTED / "clean_ipv6.pcap",
+    CRAFTED / "sq002_retransmission.pcap",
+    CRAFTED / "cp005_malformed-packet.pcap",
+    CRAFTED / "cp006_capture-truncated.pcap",
+    CRAFTED / "cl010_time-wait-reuse.pcap",
+    SAMPLES / "loopback" / "client_close_first.pcap",
+    *sorted((SAMPLES / "encap").glob("*.pcap"))[:3],
+    CRAFTED / "README.md",
+]
+
+#: Seconds to wait for the processes of the cluster to start.
+START = 60
+
+
+def _generate(path: Path, connections: int, *extra: str) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "generate.py"),
+            str(path),
+            "--connections",
+            str(connections),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory) -> list[Path]:
+    """The sample captures and a generated one of 500 connections (which a tiny
+    ``--shard-size`` splits into connection shards)."""
+    tmp = tmp_path_factory.mktemp("captures")
+    return [*CAPTURES, _generate(tmp / "gen.pcap", 500, "--concurrency", "32")]
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory) -> Path:
+    """A capture whose analysis takes about a second (3,000 connections, 1,000 at once,
+    with loss, retransmissions and resets), to kill a worker while it analyses it."""
+    tmp = tmp_path_factory.mktemp("slow")
+    return _generate(
+        tmp / "slow.pcap",
+        3000,
+        "--concurrency",
+        "1000",
+        "--exchanges",
+        "3",
+        "--retrans",
+        "0.3",
+        "--loss",
+        "0.05",
+        "--resets",
+        "0.2",
+    )
+
+
+def analyze(*args: str | Path, stdin: Any = None) -> subprocess.CompletedProcess:
+    """``pcapcheck analyze ARGS -f json -q --isolated`` as a subprocess (bytes)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapcheck",
+            "analyze",
+            *map(str, args),
+            "-f",
+            "json",
+            "-q",
+            "--isolated",
+        ],
+        capture_output=True,
+        stdin=stdin,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+class Cluster:
+    """A ``dask scheduler`` and ``dask worker`` processes (no nanny: a worker's pid is
+    its process) on 127.0.0.1, with their logs in ``tmp``."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.address = ""
+        self.count = 0
+
+    def _start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.tmp,
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start(self) -> None:
+        info = self.tmp / "scheduler.json"
+        self._start(
+            "scheduler",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
+        )
+        deadline = time.monotonic() + START
+        while time.monotonic() < deadline:
+            if info.exists():
+                try:
+                    self.address = json.loads(info.read_text())["address"]
+                    break
+                except (ValueError, KeyError):
+                    pass
+            assert self.procs["scheduler"].poll() is None, self.log("scheduler")
+            time.sleep(0.1)
+        assert self.address.startswith("tcp://127.0.0.1:"), self.log("scheduler")
+        self.add_workers(2)
+
+    def add_workers(self, n: int) -> None:
+        """Start ``n`` more workers and wait until the scheduler has them all."""
+        for _ in range(n):
+            self.count += 1
+            self._start(
+                f"worker{self.count}",
+                "worker",
+                self.address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--name",
+                f"worker{self.count}",
+                "--local-directory",
+                str(self.tmp),
+            )
+        with self.client() as client:
+            client.wait_for_workers(len(self.alive()), timeout=START)
+
+    def alive(self) -> list[str]:
+        return [n for n, p in self.procs.items() if n.startswith("worker") and p.poll() is None]
+
+    def client(self) -> Any:
+        return distributed.Client(self.address, timeout=START, set_as_default=False)
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        """The workers first, then the scheduler: SIGTERM, SIGKILL after 5 s."""
+        procs = sorted(self.procs.items(), key=lambda item: item[0] == "scheduler")
+        for _name, proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def local(captures) -> subprocess.CompletedProcess:
+    """The local run's report of :func:`captures` (the reference)."""
+    done = analyze(*captures)
+    assert done.returncode == 2, done.stderr  # the README is not a capture
+    return done
+
+
+def _same(done: subprocess.CompletedProcess, reference: subprocess.CompletedProcess) -> None:
+    assert done.returncode == reference.returncode, done.stderr.decode()
+    assert done.stdout == reference.stdout
+    assert done.stderr == reference.stderr  # the error lines; no noise of Dask's
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_cluster_report_is_the_local_report(cluster, captures, local):
+    _same(analyze(*captures, "--scheduler", cluster.address), local)
+    files = json.loads(local.stdout)["files"]
+    assert [f["path"] for f in files] == [str(p) for p in captures]
+    assert files[-2]["error"].startswith(str(CRAFTED / "README.md"))
+    assert len(files[-1]["connections"]) == 500
+
+
+def test_sharded_and_uploaded(cluster, captures, local):
+    """Every capture split into connection shards over the two workers (a tiny
+    --shard-size), its bytes sent by the client: the same report."""
+    done = analyze(*captures, "--scheduler", cluster.address, "--shard-size", "1", "--upload")
+    _same(done, local)
+
+
+def test_local_cluster(captures, local):
+    _same(analyze(*captures, "--scheduler", "local:2", "--shard-size", "1M"), local)
+
+
+def test_standard_input_is_uploaded(cluster):
+    capture = CRAFTED / "cl003_close-incomplete.pcap"
+    with open(capture, "rb") as fh:
+        reference = analyze("-", stdin=fh)
+    with open(capture, "rb") as fh:
+        done = analyze("-", "--scheduler", cluster.address, stdin=fh)
+    _same(done, reference)
+    assert json.loads(done.stdout)["files"][0]["path"] == "<stdin>"
+
+
+def test_dataset_rows_are_the_local_ones(cluster, tmp_path):
+    """--format parquet=DIR on a cluster: the workers write the partition files; the
+    dataset has the rows of a local run's (but the run id)."""
+    pq = _need_dataset()
+    captures = [str(p) for p in CAPTURES[:8]]
+    for name, extra in (("local", []), ("cluster", ["--scheduler", cluster.address])):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pcapcheck",
+                "analyze",
+                *captures,
+                "-q",
+                "--isolated",
+                "-f",
+                f"parquet={tmp_path / name}",
+                "-f",
+                f"json={tmp_path / name}.json",
+                *extra,
+            ],
+            capture_output=True,
+            timeout=300,
+            cwd=ROOT,
+        )
+        assert done.returncode == 1, done.stderr.decode()
+    assert (tmp_path / "local.json").read_bytes() == (tmp_path / "cluster.json").read_bytes()
+    for table in ("connections", "findings"):
+        rows = {}
+        for name in ("local", "cluster"):
+            data = pq.ParquetDataset(tmp_path / name / table).read().to_pylist()
+            rows[name] = sorted(
+                json.dumps(
+                    {k: v for k, v in row.items() if k != "run"}, default=str, sort_keys=True
+                )
+                for row in data
+            )
+            files = sorted(
+                p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*.parquet")
+            )
+            rows[name + " files"] = [str(p.parent) for p in files]
+        assert rows["local"] and rows["local"] == rows["cluster"], table
+        assert rows["local files"] == rows["cluster files"]
+
+
+def _need_dataset() -> Any:
+    try:
+        from pcapcheck.report import parquet  # noqa: F401
+    except ImportError:
+        pytest.skip("the Parquet dataset is not there yet")
+    return _need("pyarrow.parquet")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def _kill_while_analysing(cluster: Cluster, proc: subprocess.Popen, index: int) -> str:
+    """Wait until the task of input ``index`` is on a worker, kill that worker (SIGKILL)
+    and return its name (fails when the run ends first)."""
+    with cluster.client() as client:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            for address, keys in client.processing().items():
+                if any(str(key).endswith(f"-{index}") for key in keys):
+                    name = client.scheduler_info()["workers"][address]["name"]
+                    cluster.procs[name].send_signal(signal.SIGKILL)
+                    cluster.procs[name].wait()
+                    return name
+            time.sleep(0.02)
+    raise AssertionError("the run ended before its task could be killed")
+
+
+def _run(*args: str | Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pcapcheck", "analyze", *map(str, args), "-f", "json", "-q"]
+        + ["--isolated"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+def test_worker_killed_mid_task(cluster, slow):
+    """The worker analysing the slow capture dies: its task runs again on the other
+    worker; the report is the local one, every capture once."""
+    inputs = [slow, *CAPTURES[:4]]
+    reference = analyze(*inputs)
+    proc = _run(*inputs, "--scheduler", cluster.address)
+    try:
+        killed = _kill_while_analysing(cluster, proc, 0)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed not in cluster.alive()
+    assert (proc.returncode, out, err) == (
+        reference.returncode,
+        reference.stdout,
+        reference.stderr,
+    )
+    assert [f["path"] for f in json.loads(out)["files"]] == [str(p) for p in inputs]
+    cluster.add_workers(1)
+
+
+def test_task_killing_its_workers_is_an_error_row(cluster, slow):
+    """With no failure allowed (the scheduler's allowed-failures set to 0), the death of
+    the worker analysing a capture makes it KilledWorker: that capture is an error row
+    with a one-line message, exit status 2; nothing hangs. (One capture: the scheduler
+    counts the death against every task the worker held, queued ones too.)"""
+    inputs = [slow]
+
+    def allowed(dask_scheduler: Any, n: int) -> int:
+        old = dask_scheduler.allowed_failures
+        dask_scheduler.allowed_failures = n
+        return old
+
+    with cluster.client() as client:
+        old = client.run_on_scheduler(allowed, n=0)
+    try:
+        proc = _run(*inputs, "--scheduler", cluster.address)
+        try:
+            _kill_while_analysing(cluster, proc, 0)
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        with cluster.client() as client:
+            client.run_on_scheduler(allowed, n=old)
+        cluster.add_workers(1)
+    assert proc.returncode == 2
+    files = json.loads(out)["files"]
+    assert len(files) == 1 and files[0]["path"] == str(slow)
+    assert "KilledWorker" in files[0]["error"] and "\n" not in files[0]["error"]
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"pcapcheck: error: {slow}: ")
+
+
+def test_unreachable_scheduler_is_one_line_quickly(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.monotonic()
+    done = analyze(CAPTURES[0], "--scheduler", f"tcp://127.0.0.1:{port}")
+    assert time.monotonic() - start < 30
+    assert done.returncode == 2 and done.stdout == b""
+    lines = done.stderr.decode().splitlines()
+    assert lines == [
+        f"pcapcheck: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} "
+        f"within 5 s: Timed out trying to connect to tcp://127.0.0.1:{port} after 5 s"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheduler", "nowhere"], "--scheduler: expected tcp://HOST:PORT or local:N"),
+        (["--scheduler", "local:0"], "--scheduler: expected tcp://HOST:PORT or local:N"),
+        (["--scheduler", "local:1", "--jobs", "2"], "--jobs sets local worker processes"),
+        (["--upload"], "upload and shard_size apply to a cluster"),
+        (["--scheduler", "local:1", "--shard-size", "lots"], "--shard-size: expected a size"),
+    ],
+)
+def test_bad_options_are_one_line(args, message):
+    done = analyze(CAPTURES[0], *args)
+    assert done.returncode == 2 and done.stdout == b""
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith(f"pcapcheck: error: {message}"), line
+
+
+def test_without_dask_one_line_naming_the_extra():
+    code = (
+        "import sys; sys.modules['distributed'] = None; sys.modules['dask'] = None\n"
+        "from pcapcheck.cli import main\n"
+        f"sys.argv = ['pcapcheck', 'analyze', {str(CAPTURES[0])!r}, '--scheduler', 'local:1']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "pcapcheck: error: --scheduler needs Dask's distributed scheduler, not installed: "
+        "pip install 'pcapcheck[dask]'"
+    ]
+
+
+def test_dask_not_imported_without_scheduler():
+    """``import pcapcheck`` and a run without --scheduler import neither dask nor
+    distributed (``-X importtime`` lists every module imported)."""
+    for args in (["-c", "import pcapcheck"], ["-m", "pcapcheck", "analyze", str(CAPTURES[0])]):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", *args], capture_output=True, timeout=120
+        )
+        modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines()]
+        assert "pcapcheck" in modules or "pcapcheck.api" in modules, args
+        assert not [m for m in modules if m.split(".")[0] in ("dask", "distributed")], args
