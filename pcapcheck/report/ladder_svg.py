@@ -46,7 +46,7 @@ from pcapcheck.i18n import gettext as _
 from pcapcheck.i18n import ngettext
 from pcapcheck.report.ladder_model import Fold, Ladder, Lost, Mark, Step
 
-__all__ = ["LADDER_CSS", "SvgPart", "fold_summary", "render_svg", "svg_parts"]
+__all__ = ["LADDER_CSS", "MARKER", "SvgPart", "fold_summary", "render_svg", "svg_parts"]
 
 WIDTH = 760
 FRAME_X = 6
@@ -57,34 +57,24 @@ STATE_ROW = 14  # each further state entered at the same frame
 MARK_ROW = 18  # the findings' markers under an arrow
 HEAD = 58  # the endpoints' names and initial states
 
-#: The style of the ladders (in the standalone SVG, and in the HTML page's style sheet).
+#: Colours, written on the elements as presentation attributes (so that a ladder keeps
+#: its look where style sheets are stripped, as in Gradescope's HTML output).
+ARROW = "#1f3a93"
+RESET = "#b00020"
+LOST = "#8a5a00"
+STATE = "#0b6e4f"
+MUTED = "#555"
+#: A finding marker's (fill, stroke) by severity; capture artefacts (CP rules) apart.
+MARKER = {
+    "error": ("#fde7e9", "#b00020"),
+    "warning": ("#fff4e0", "#8a4700"),
+    "info": ("#e8f0fe", "#1a56b0"),
+    "capture": ("#f1ecf7", "#6a3d9a"),
+}
+
+#: What a page adds to the ladders (interaction only: the look is on the elements).
 LADDER_CSS = """
-svg.ladder { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
-svg.ladder .lifeline { stroke: #555; stroke-width: 2; }
-svg.ladder .side { font-weight: bold; font-size: 13px; }
-svg.ladder .endpoint { fill: #444; }
-svg.ladder .arrow line { stroke: #1f3a93; stroke-width: 1.5; }
-svg.ladder .arrow polygon { fill: #1f3a93; }
-svg.ladder .arrow.flag-rst line { stroke: #b00020; }
-svg.ladder .arrow.flag-rst polygon { fill: #b00020; }
-svg.ladder .label { fill: #111; }
-svg.ladder .frame-number { fill: #666; }
-svg.ladder .state { fill: #0b6e4f; font-weight: bold; }
-svg.ladder .lost line { stroke: #8a5a00; stroke-width: 1.5; stroke-dasharray: 6 4; }
-svg.ladder .lost polygon { fill: none; stroke: #8a5a00; }
-svg.ladder .lost text { fill: #8a5a00; font-style: italic; }
-svg.ladder .fold text, svg.ladder .cut { fill: #555; font-style: italic; }
-svg.ladder .fold line { stroke: #999; stroke-dasharray: 2 3; }
-svg.ladder .finding-marker rect { stroke-width: 1.5; }
-svg.ladder .finding-marker text { font-size: 11px; font-weight: bold; }
-svg.ladder .severity-error rect { fill: #fde7e9; stroke: #b00020; }
-svg.ladder .severity-error text { fill: #b00020; }
-svg.ladder .severity-warning rect { fill: #fff4e0; stroke: #b35c00; }
-svg.ladder .severity-warning text { fill: #8a4700; }
-svg.ladder .severity-info rect { fill: #e8f0fe; stroke: #1a56b0; }
-svg.ladder .severity-info text { fill: #1a56b0; }
-svg.ladder .kind-capture rect { fill: #f1ecf7; stroke: #6a3d9a; stroke-dasharray: 3 2; }
-svg.ladder .kind-capture text { fill: #6a3d9a; }
+svg.ladder a.finding-marker { cursor: pointer; }
 svg.ladder a.finding-marker:hover rect, svg.ladder a.finding-marker:focus rect { stroke-width: 3; }
 """
 
@@ -154,6 +144,8 @@ class _Canvas:
                 "role": "img",
                 "data-connection": str(ladder.connection_id),
                 "width": str(WIDTH),
+                "font-family": "ui-monospace, DejaVu Sans Mono, monospace",
+                "font-size": "12",
             },
         )
         conn = ladder.conn
@@ -183,8 +175,16 @@ class _Canvas:
             ("server", SERVER_X, conn["server"]),
         ):
             label = _("client") if side == "client" else _("server")
-            self._text(g, x, 14, label, **{"class": f"side {side}", "text-anchor": "middle"})
-            self._text(g, x, 29, addr, **{"class": "endpoint", "text-anchor": "middle"})
+            self._text(
+                g,
+                x,
+                14,
+                label,
+                **{"class": f"side {side}", "text-anchor": "middle", "font-weight": "bold"},
+            )
+            self._text(
+                g, x, 29, addr, **{"class": "endpoint", "text-anchor": "middle", "fill": MUTED}
+            )
         self.y = 46
         self._states(("", self.ladder.initial[0]), ("", self.ladder.initial[1]), self.y)
         self.y = HEAD
@@ -205,23 +205,27 @@ class _Canvas:
                     "data-side": side,
                     "data-state": state,
                     "data-frame": frame,
+                    "fill": STATE,
+                    "font-weight": "bold",
                 },
             )
 
     def _line(
-        self, parent: ET.Element, from_client: bool, y: float, dashed: bool = False
+        self, parent: ET.Element, from_client: bool, y: float, color: str, dashed: bool = False
     ) -> tuple[float, float]:
         x1, x2 = (CLIENT_X, SERVER_X) if from_client else (SERVER_X, CLIENT_X)
         y2 = y + 8
         tip = x2 - 9 if from_client else x2 + 9
-        ET.SubElement(
-            parent, "line", {"x1": f"{x1}", "y1": f"{y:g}", "x2": f"{tip}", "y2": f"{y2:g}"}
-        )
-        ET.SubElement(
-            parent,
-            "polygon",
-            {"points": f"{x2},{y2:g} {tip},{y2 - 4:g} {tip},{y2 + 4:g}"},
-        )
+        line = {"x1": f"{x1}", "y1": f"{y:g}", "x2": f"{tip}", "y2": f"{y2:g}"}
+        line.update({"stroke": color, "stroke-width": "1.5"})
+        head = {"points": f"{x2},{y2:g} {tip},{y2 - 4:g} {tip},{y2 + 4:g}"}
+        if dashed:
+            line["stroke-dasharray"] = "6 4"
+            head.update({"fill": "none", "stroke": color})
+        else:
+            head["fill"] = color
+        ET.SubElement(parent, "line", line)
+        ET.SubElement(parent, "polygon", head)
         return (x1 + x2) / 2, y2
 
     def lost(self, lost: Lost) -> None:
@@ -234,8 +238,10 @@ class _Canvas:
         )
         text = _lost_text(lost)
         ET.SubElement(g, "title").text = text
-        mid, _y2 = self._line(g, lost.from_client, y)
-        self._text(g, mid, y - 5, text, **{"text-anchor": "middle"})
+        mid, _y2 = self._line(g, lost.from_client, y, LOST, dashed=True)
+        self._text(
+            g, mid, y - 5, text, **{"text-anchor": "middle", "fill": LOST, "font-style": "italic"}
+        )
         self.y += ROW
 
     def step(self, step: Step) -> None:
@@ -262,11 +268,20 @@ class _Canvas:
             ET.SubElement(g, "title").text = _("frame {frame}: {label}").format(
                 frame=step.frame, label=arrow.label
             )
-            self._text(g, FRAME_X, y + 4, str(step.frame), **{"class": "frame-number"})
-            mid, _y2 = self._line(g, arrow.from_client, y)
+            self._text(
+                g, FRAME_X, y + 4, str(step.frame), **{"class": "frame-number", "fill": MUTED}
+            )
+            color = RESET if "RST" in flags else ARROW
+            mid, _y2 = self._line(g, arrow.from_client, y, color)
             self._text(g, mid, y - 5, arrow.label, **{"class": "label", "text-anchor": "middle"})
         else:
-            self._text(self.root, FRAME_X, y + 4, str(step.frame), **{"class": "frame-number"})
+            self._text(
+                self.root,
+                FRAME_X,
+                y + 4,
+                str(step.frame),
+                **{"class": "frame-number", "fill": MUTED},
+            )
         frame = str(step.frame)
         cs, ss = list(step.client_states), list(step.server_states)
         sy = y + 4
@@ -299,12 +314,24 @@ class _Canvas:
             ET.SubElement(
                 el, "title"
             ).text = f"{mark.rule} {mark.name} ({mark.severity}): {mark.message}"
-            ET.SubElement(
+            fill, stroke = MARKER["capture" if mark.capture else mark.severity]
+            rect = {"x": f"{x:g}", "y": f"{y:g}", "width": "60", "height": "16", "rx": "3"}
+            rect.update({"fill": fill, "stroke": stroke, "stroke-width": "1.5"})
+            if mark.capture:
+                rect["stroke-dasharray"] = "3 2"
+            ET.SubElement(el, "rect", rect)
+            self._text(
                 el,
-                "rect",
-                {"x": f"{x:g}", "y": f"{y:g}", "width": "60", "height": "16", "rx": "3"},
+                x + 30,
+                y + 12,
+                f"▲ {mark.rule}",
+                **{
+                    "text-anchor": "middle",
+                    "fill": stroke,
+                    "font-size": "11",
+                    "font-weight": "bold",
+                },
             )
-            self._text(el, x + 30, y + 12, f"▲ {mark.rule}", **{"text-anchor": "middle"})
             x += 64
 
     def fold(self, fold: Fold) -> None:
@@ -326,9 +353,21 @@ class _Canvas:
             ET.SubElement(
                 g,
                 "line",
-                {"x1": f"{x - 8}", "y1": f"{y - 8:g}", "x2": f"{x + 8}", "y2": f"{y - 4:g}"},
+                {
+                    "x1": f"{x - 8}",
+                    "y1": f"{y - 8:g}",
+                    "x2": f"{x + 8}",
+                    "y2": f"{y - 4:g}",
+                    "stroke": "#999",
+                },
             )
-        self._text(g, (CLIENT_X + SERVER_X) / 2, y + 8, text, **{"text-anchor": "middle"})
+        self._text(
+            g,
+            (CLIENT_X + SERVER_X) / 2,
+            y + 8,
+            text,
+            **{"text-anchor": "middle", "fill": MUTED, "font-style": "italic"},
+        )
         self.y += ROW - 6
 
     def note(self, text: str, cls: str) -> None:
@@ -337,7 +376,7 @@ class _Canvas:
             (CLIENT_X + SERVER_X) / 2,
             self.y + 16,
             text,
-            **{"class": cls, "text-anchor": "middle"},
+            **{"class": cls, "text-anchor": "middle", "fill": MUTED, "font-style": "italic"},
         )
         self.y += ROW - 10
 
@@ -356,6 +395,8 @@ class _Canvas:
                     "y1": f"{min(top, height):g}",
                     "x2": f"{x}",
                     "y2": f"{height:g}",
+                    "stroke": MUTED,
+                    "stroke-width": "2",
                 },
             )
         return ET.tostring(self.root, encoding="unicode")
