@@ -362,14 +362,14 @@ def _live_stdin(inputs: Any, decoder: str, stdin: IO[bytes] | None, interval: An
         return stream
 
 
-def _live_job(stream: Any, sink: Any) -> Any:
+def _live_job(stream: Any, sink: Any, keep: bool) -> Any:
     """The :class:`pcapcheck.pipeline.Live` of a job read from ``stream`` (a live pipe),
     None without one."""
     if stream is None or sink is None:
         return None
     from pcapcheck.pipeline import Live
 
-    return Live(stream, sink)
+    return Live(stream, sink, keep=bool(keep))
 
 
 def analyze(
@@ -399,6 +399,7 @@ def analyze(
     run: str | None = None,
     live: Callable[[dict[str, Any] | None, list[Any]], None] | None = None,
     flush_interval: float = 1.0,
+    live_keep: bool = True,
     lang: str | None = None,
 ) -> Report:
     """Analyse captures: a :class:`Report` that gives one
@@ -468,7 +469,9 @@ def analyze(
     without it. ``stdin`` is read as a
     :class:`~pcapcheck.capture.inputs.LiveStream` (made with ``flush_interval``, the
     seconds of silence after which what is already final is given, unless ``stdin``
-    is one already: its own interval then applies).
+    is one already: its own interval then applies). ``live_keep``: False: the result
+    holds no connections nor events (given to ``live`` alone), only its findings (the
+    verdicts), so that a pipe read for days keeps nothing else.
 
     ``lang``: the language of the findings' messages and of every text a report gives a
     person (``"en"``, ``"ko"``, or a locale name such as ``"ko_KR.UTF-8"``; default the
@@ -547,7 +550,7 @@ def analyze(
             item.name,
             frozenset(active if item.stdin else active - cfg.ignored_for(item.path, catalog)),
             item.stdin,
-            live=_live_job(item.stream, live),
+            live=_live_job(item.stream, live, live_keep),
         )
         for item in found
     ]

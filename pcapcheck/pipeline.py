@@ -117,10 +117,25 @@ class Live:
     sink. Nothing is finalised because of wall-clock time: a connection whose limit
     has not passed at the last record's capture time waits for a later record (or
     the end). The periodic sweeps keep their schedule, so the results are those of
-    the same capture read from a file."""
+    the same capture read from a file.
+
+    ``keep``: False: the summaries and events go to the sink alone, not to the result
+    (its ``connections`` and ``events`` stay empty; its ``findings`` are kept, for the
+    exit status), so that a pipe read for days keeps nothing but its findings."""
 
     stream: Any
     sink: Callable[[dict[str, Any] | None, list[Finding]], None]
+    keep: bool = True
+
+
+class _Dropped(list):
+    """A result's sequence whose items are not kept (:attr:`Live.keep` False)."""
+
+    def append(self, *item: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def open_source(
@@ -410,6 +425,8 @@ def _analyze_part(
     connections: Any = LineSpool(end=LINE_END) if encode else Spool(key=summary_order)
     events: Spool[Event] = Spool(key=event_order)
     findings: Spool[Finding] = Spool(key=event_order)
+    if live is not None and not live.keep:  # given to the sink alone
+        connections, events = _Dropped(), cast(Spool[Event], _Dropped())
     result = FileResult(path=str(path), connections=connections, events=events, findings=findings)
     facts = PartFacts()
     first_frames = facts.first_frames

@@ -442,3 +442,38 @@ def test_tcpdump_on_loopback(tcpdump_lo) -> None:
     ports = [json.loads(x)["summary"]["client"] for x in lines if "summary" in x]
     assert ports == [f"127.0.0.1:{first}", f"127.0.0.1:{second}"]
     assert status == 0
+
+
+def test_other_formats_and_baseline(tmp_path: Path) -> None:
+    # the other formats are written at the end as before; --baseline drops the lines of
+    # the findings it holds, as it drops them from a file's report
+    path, first, rest = two_parts(tmp_path)
+    base = tmp_path / "baseline.json"
+    subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", str(path), "--write-baseline", str(base)],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
+    live = Live(["--connections", "-q", "-f", f"json={tmp_path / 'live.json'}"])
+    live.send(first)
+    live.until(summary_of(40001))
+    live.send(rest)
+    status, lines, err = live.finish()
+    with path.open("rb") as fh:  # standard input from a file: not live, named <stdin> too
+        subprocess.run(
+            [sys.executable, "-m", "pcapcheck", "analyze", "-", "-q"]
+            + ["-f", f"json={tmp_path / 'file.json'}"],
+            stdin=fh,
+            cwd=ROOT,
+        )
+    assert (tmp_path / "live.json").read_bytes() == (tmp_path / "file.json").read_bytes()
+    assert (status, err, len(lines)) == (1, "", 5)
+    live = Live(["--connections", "-q", "--baseline", str(base)])
+    live.send(first + rest)
+    status, lines, err = live.finish()
+    assert (status, err) == (0, "")
+    assert as_set(lines) == as_set(
+        file_run(path, ["--connections", "-q", "--baseline", str(base)])[1]
+    )
+    assert [json.loads(x)["summary"]["findings"] for x in lines] == [0, 0, 0]

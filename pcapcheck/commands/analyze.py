@@ -552,6 +552,8 @@ def analyze(
             encode_summaries=any(name == "json" for name, _file in plan),
             datasets=datasets or None,
             live=sink,
+            # only this jsonl report wants the connections: written, then dropped
+            live_keep=bool(plan != [("jsonl", None)] or baseline or write_baseline or datasets),
             scheduler=scheduler,
             upload=upload,
             shard_size=shard_size,
