@@ -298,10 +298,15 @@ def test_write_result_batches_and_idempotence(tmp_path, monkeypatch):
         connections=[{**conn, "id": i} for i in range(1, 11)],
         findings=list(result.findings) * 4,
     )
-    monkeypatch.setattr(parquet, "BATCH_ROWS", 3)
+    monkeypatch.setattr(parquet, "BATCH_ROWS", 2)
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 4)
     written = parquet.write_result(many, tmp_path, run="r")
     assert [p.relative_to(tmp_path).parts[0] for p in written] == ["connections", "findings"]
-    assert [pq.ParquetFile(p).num_row_groups for p in written] == [4, 2]
+    groups = [pq.ParquetFile(p).metadata for p in written]
+    assert [[m.row_group(i).num_rows for i in range(m.num_row_groups)] for m in groups] == [
+        [4, 4, 2],
+        [4],
+    ]
     assert pq.read_table(written[0]).column("connection").to_pylist() == list(range(1, 11))
     assert parquet.write_result(many, tmp_path, run="r") == written
     assert len(list(tmp_path.rglob("*.parquet"))) == 2
@@ -339,12 +344,13 @@ def test_rows_stream_a_batch_at_a_time(tmp_path, monkeypatch):
         return columns(rows)
 
     monkeypatch.setattr(parquet, "BATCH_ROWS", 1_000)
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 2_000)
     monkeypatch.setitem(parquet._COLUMNS, "connections", spy)
     lazy = pcapcheck.FileResult(path=result.path, connections=Lazy(), findings=[])
     written = parquet.write_result(lazy, tmp_path, run="r", source=CL003)
     assert seen == [(1_000 * (k + 1), 1_000) for k in range(10)]
     assert pq.ParquetFile(written[0]).metadata.num_rows == 10_000
-    assert pq.ParquetFile(written[0]).num_row_groups == 10
+    assert pq.ParquetFile(written[0]).num_row_groups == 5
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):

@@ -43,8 +43,9 @@ The rows are what the JSON report says (``schemas/report.schema.json``): nothing
 decided again here. Every finding the run reported is written, before ``--baseline``
 (a baseline gates a run; the dataset records it). Messages are the engine's English
 text (the data a query groups by does not change with ``--lang``). Memory: the
-connections and findings are read from their spools and written
-:data:`BATCH_ROWS` rows (one row group) at a time, whatever their number.
+connections and findings are read from their spools :data:`BATCH_ROWS` at a time (as
+Python objects), kept as Arrow columns until a row group of :data:`ROW_GROUP_ROWS` rows
+is written, whatever their number.
 
 Columns of ``connections`` (one row per TCP connection):
 
@@ -130,6 +131,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_ROWS",
+    "ROW_GROUP_ROWS",
     "TABLES",
     "capture_facts",
     "check",
@@ -138,8 +140,12 @@ __all__ = [
     "write_result",
 ]
 
-#: Rows per batch (and per row group): what is held in memory at once per table.
-BATCH_ROWS = 65_536
+#: Summaries or findings converted to Arrow at a time: the Python objects held at once
+#: (a summary with its transitions is a few KB as Python objects, some 1 KB in Arrow).
+BATCH_ROWS = 8_192
+
+#: Rows per row group (a multiple of :data:`BATCH_ROWS`): the Arrow rows held at once.
+ROW_GROUP_ROWS = 65_536
 
 #: The tables of the dataset, each a subdirectory of it.
 TABLES = ("connections", "findings")
@@ -358,13 +364,16 @@ def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
 
 
 def _write_table(table: str, items: Iterable[Any], target: Path, common: Mapping[str, str]) -> None:
-    """Write ``items`` (summaries or findings) as the file ``target``, a batch (one row
-    group) at a time, through a hidden temporary name renamed into place."""
+    """Write ``items`` (summaries or findings) as the file ``target``: converted
+    :data:`BATCH_ROWS` at a time, written a row group of :data:`ROW_GROUP_ROWS` at a
+    time, through a hidden temporary name renamed into place."""
     pa, pq = _pyarrow()
     sch = schema(table)
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         with pq.ParquetWriter(tmp, sch, compression="zstd") as writer:
+            pending: list = []
+            rows = 0
             for batch in _batches(items):
                 columns = _COLUMNS[table](batch)
                 columns.update({key: [value] * len(batch) for key, value in common.items()})
@@ -375,9 +384,14 @@ def _write_table(table: str, items: Iterable[Any], target: Path, common: Mapping
                     else pa.array(columns[f.name], type=f.type)
                     for f in sch
                 ]
-                writer.write_batch(
-                    pa.RecordBatch.from_arrays(arrays, schema=sch), row_group_size=BATCH_ROWS
-                )
+                pending.append(pa.RecordBatch.from_arrays(arrays, schema=sch))
+                rows += len(batch)
+                del batch, columns, arrays
+                if rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(pending, sch), ROW_GROUP_ROWS)
+                    pending, rows = [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, sch), ROW_GROUP_ROWS)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
