@@ -12,6 +12,14 @@ Deterministic for a given ``--seed``. Packets are packed with :mod:`struct` (no 
 objects), so a million packets take seconds. TCP/IP checksums are left 0, as on a
 capture of a host with checksum offload.
 
+``--wrap vxlan|geneve|gre|mpls`` writes the same traffic inside a tunnel (the same
+frames, timestamps and TCP segments; issue 24's benchmark of tunnelled traffic): each
+frame in VXLAN (RFC 7348: outer Ethernet / IPv4 192.0.2.1 <-> 192.0.2.2 / UDP to 4789,
+the source port a hash of the inner 4-tuple as RFC 7348 §5 suggests / VNI 42 / the
+frame) or Geneve (RFC 8926, UDP 6081, VNI 42, protocol 0x6558, no options), its IP
+packet in GRE (RFC 2784, outer IPv4, protocol type 0x0800), or its IP packet beneath an
+MPLS label (RFC 3032: ethertype 0x8847, label 100, bottom of stack, TTL 64).
+
 Usage: python bench/generate.py OUT.pcap [--connections 40000] [--concurrency 64] ...
 """
 
@@ -28,10 +36,41 @@ SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
 M32 = 0xFFFFFFFF
 
 
-class Writer:
-    """A pcap file (microsecond, little-endian, LINKTYPE_ETHERNET) written in big chunks."""
+#: The tunnel endpoints of ``--wrap`` (outer addresses, TEST-NET-1) and the outer MACs.
+VTEP_A, VTEP_B = 0xC0000201, 0xC0000202
+OUTER_ETH = bytes.fromhex("0200000000120200000000110800")
+MPLS_ETH = bytes.fromhex("0200000000020200000000018847")
+MPLS_LABEL = struct.pack("!I", 100 << 12 | 1 << 8 | 64)  # label 100, S=1, TTL 64
+WRAPS = ("vxlan", "geneve", "gre", "mpls")
 
-    def __init__(self, path: Path):
+
+def wrap(kind: str, frame: bytes, up: bool, sport: int, dport: int) -> bytes:
+    """``frame`` (Ethernet / IPv4 / TCP) inside the tunnel ``kind`` (see the module
+    docstring); ``up``: from the client (the outer addresses' direction); ``sport``,
+    ``dport``: the inner ports (the UDP source port's hash)."""
+    if kind == "mpls":
+        return MPLS_ETH + MPLS_LABEL + frame[14:]
+    src, dst = (VTEP_A, VTEP_B) if up else (VTEP_B, VTEP_A)
+    if kind == "gre":
+        inner, proto = struct.pack("!HH", 0, 0x0800) + frame[14:], 47
+    else:
+        if kind == "vxlan":
+            head, port = struct.pack("!II", 0x08000000, 42 << 8), 4789
+        else:
+            head, port = struct.pack("!BBHI", 0, 0, 0x6558, 42 << 8), 6081
+        udp_src = 49152 + (sport ^ dport) % 16384  # the same in both directions
+        inner = struct.pack("!HHHH", udp_src, port, 8 + len(head) + len(frame), 0) + head + frame
+        proto = 17
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(inner), 0, 0x4000, 64, proto, 0, src, dst)
+    return OUTER_ETH + ip + inner
+
+
+class Writer:
+    """A pcap file (microsecond, little-endian, LINKTYPE_ETHERNET) written in big chunks;
+    ``wrap``: the frames inside that tunnel (:func:`wrap`), None: as they are."""
+
+    def __init__(self, path: Path, wrap: str | None = None):
+        self.wrap = wrap
         self.f = open(path, "wb")
         self.f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
         self.buf: list[bytes] = []
@@ -57,6 +96,8 @@ class Writer:
         total = 20 + len(tcp) + payload
         ip = struct.pack("!BBHHHBBHII", 0x45, 0, total, ipid & 0xFFFF, 0x4000, 64, 6, 0, src, dst)
         frame = ETH + ip + tcp + bytes(payload)
+        if self.wrap is not None:
+            frame = wrap(self.wrap, frame, sport > dport, sport, dport)
         self.buf.append(
             struct.pack("<IIII", t_us // 1_000_000, t_us % 1_000_000, len(frame), len(frame))
             + frame
@@ -118,7 +159,7 @@ def client_of(n: int) -> tuple[int, int]:
 
 def generate(args) -> int:
     rng = random.Random(args.seed)
-    out = Writer(Path(args.out))
+    out = Writer(Path(args.out), getattr(args, "wrap", None))
     server = (10 << 24) | (1 << 16) | 1
     t_us = 1_767_225_600 * 1_000_000
     slots: list[dict | None] = [None] * args.concurrency
@@ -185,6 +226,7 @@ def main() -> None:
     ap.add_argument("--resets", type=float, default=0.01)
     ap.add_argument("--loss", type=float, default=0.001)
     ap.add_argument("--seed", type=int, default=9293)
+    ap.add_argument("--wrap", choices=WRAPS, help="the frames inside this tunnel")
     args = ap.parse_args()
     n = generate(args)
     size = Path(args.out).stat().st_size

@@ -190,6 +190,7 @@ class SegmentBlock:
         "checksum_ok",
         "dport",
         "dst",
+        "encapsulation",
         "fast",
         "fast_ticks",
         "flags",
@@ -251,6 +252,9 @@ class SegmentBlock:
         #: the segments of this shard given as ticks (``other_*``): the other segments
         #: of those connections
         self.fast_ticks = 0
+        #: None when no row came through a tunnel, else per row its
+        #: :attr:`Segment.encapsulation` (issue 24: tunnelled segments in blocks)
+        self.encapsulation: list[tuple[str, ...] | None] | None = None
         #: per row 0 (no options), 1 (timestamps only: ts_val, _ts_ecr) or 2 (the
         #: options in _parsed, by row)
         self._okind, self._ts_ecr, self._parsed = okind, ts_ecr, parsed
@@ -291,6 +295,7 @@ class SegmentBlock:
             4,
             self.truncated[i],
             self.checksum_ok[i],
+            None if self.encapsulation is None else self.encapsulation[i],
         )
 
 

@@ -211,14 +211,17 @@ class BatchSource(SourceAttributes):
             shard = (k, n)
         self.reader = open_capture(path, with_non_packets=True)
         self.decoder = Decoder(verify_checksums=verify_checksums, tunnel_ports=tunnel_ports)
-        # the IPv4 protocols and UDP ports of tunnels (pcapcheck.capture.layers.IP_PROTOCOL),
-        # whose records the decoder walks one by one
-        protos = self.decoder._proto4
-        self._tunnel_protos = np.array(sorted(p for p in protos if p != 17), np.uint8)
-        udp = protos.get(17)
-        self._tunnel_ports = np.array(
-            sorted(udp.dispatch.layers) if udp is not None else [], np.uint16
-        )
+        #: the IPv4 protocols that name a tunnel (pcapcheck.capture.layers.IP_PROTOCOL,
+        #: with the source's UDP ports), walked in batches after their IPv4 header
+        self._proto4 = self.decoder._proto4
+        self._tunnel_protos = np.array(sorted(self._proto4), np.uint8)
+        #: per dispatch (by id): its values as a sorted int64 array; per layer with a
+        #: length table: the table as an array (the walk's lookups)
+        self._keys: dict[int, np.ndarray] = {}
+        self._tables: dict[int, np.ndarray] = {}
+        #: records whose encapsulation path was made from the arrays (tunnelled records
+        #: decoded in batches)
+        self.tunnelled = 0
         #: records decoded one by one by :meth:`Decoder.decode` (layouts or headers the
         #: arrays do not decode: IPv6, IPv4 options, cut or malformed headers, pcapng
         #: blocks other than EPBs...); the rest were decoded in batches
@@ -547,7 +550,9 @@ class BatchSource(SourceAttributes):
         walked = self._walk(u8, starts, caplen, _LINKTYPES.get(lt), cat)
         if walked is None:
             return self._no_rows(cat, frames, ts, record_at)
-        ip4, off = walked  # off: an int (one layout) or int64 (n,)
+        # off: an int (one layout) or int64 (n,); pid: None (no tunnel), or int32 (n,)
+        # each record's index in paths (0: came through no tunnel)
+        ip4, off, pid, paths = walked
 
         # ---- IPv4 + TCP headers of the records that hold them whole -------------------
         idx = np.flatnonzero(ip4 & (caplen - off >= 40))
@@ -570,15 +575,9 @@ class BatchSource(SourceAttributes):
         proto = h["proto"]
         not_tcp = keep & (frag | (proto != 6))
         if not_tcp.any():
-            # a tunnel's outer header (IP-in-IP, GRE, a UDP tunnel's port): decoded one by
-            # one (Decoder.decode walks the tunnel; the item is the decoder's own)
+            # a tunnel's outer header the walk did not take (tunnels nested deeper than
+            # _MAX_TUNNELS): decoded one by one (the item is the decoder's own)
             tunnel = not_tcp & ~frag & np.isin(proto, self._tunnel_protos)
-            udp = not_tcp & ~frag & (proto == 17)
-            if udp.any():
-                tunnel |= udp & (
-                    np.isin(h["dport"], self._tunnel_ports)
-                    | np.isin(h["sport"], self._tunnel_ports)
-                )
             if tunnel.any():
                 keep &= ~tunnel
                 not_tcp &= ~tunnel
@@ -681,6 +680,11 @@ class BatchSource(SourceAttributes):
             cut=pick(cut),
             checksum_ok=None,
         )
+        if pid is not None:
+            tun = pid[fi]
+            if tun.any():
+                cols.tunnel, cols.paths = tun, paths
+                self.tunnelled += int(np.count_nonzero(tun))
         if self.verify:
             cols.checksum_ok = _checksums(
                 u8,
@@ -701,12 +705,16 @@ class BatchSource(SourceAttributes):
         caplen: np.ndarray,
         root: Layer | None,
         cat: np.ndarray,
-    ) -> tuple[np.ndarray, int | np.ndarray] | None:
-        """The link layers of a batch's ``n`` records walked together, from ``root`` (the
+    ) -> tuple[np.ndarray, int | np.ndarray, np.ndarray | None, list] | None:
+        """The layers of a batch's ``n`` records walked together, from ``root`` (the
         layer of their link type, None: not in the table) down the table of
-        :mod:`pcapcheck.capture.layers`: the records are grouped by the layer reached so
-        far, and each group's next-layer field is read for all its records with one
-        gather (Zeek's vectorised walk).
+        :mod:`pcapcheck.capture.layers` to the IPv4 header that holds TCP, through the
+        tunnels after an IPv4 header (:data:`pcapcheck.capture.layers.IP_PROTOCOL`):
+        the records are grouped by the layer reached so far (so by the shape of their
+        outer headers), and each group's next-layer field is read for all its records
+        with one gather (Zeek's vectorised walk); an outer IPv4 header without options
+        whose protocol names a tunnel takes its records on into the tunnel's layers, up
+        to :data:`_MAX_TUNNELS` deep.
 
         ``u8``, ``starts``, ``caplen``: see :meth:`_batch`; ``cat``: int8 (n,), all
         ``_SLOW``, updated in place: ``_SKIP`` for the records whose next-layer value
@@ -715,104 +723,255 @@ class BatchSource(SourceAttributes):
         short, or whose value the table calls malformed stay ``_SLOW``: the decoder
         decides them one by one.
 
-        :returns: ``(ip4, off)``: bool (n,) the records that reach IPv4, and where their
-            IPv4 header starts from their first byte: an int when every such record has
-            the same layout, else int64 (n,); None when no record reaches IPv4.
+        :returns: ``(ip4, off, pid, paths)``: bool (n,) the records that reach IPv4, and
+            where that IPv4 header starts from their first byte: an int when every such
+            record has the same layout, else int64 (n,); ``pid`` None when no record
+            came through a tunnel, else int32 (n,) each record's index in ``paths``, the
+            encapsulation paths (:attr:`model.Segment.encapsulation`, ``paths[0]`` None:
+            no tunnel). None when no record reaches IPv4.
         """
         if root is None:
             return None
         n = len(starts)
+        found = self._walk_groups(u8, starts, caplen, [(root, None, 0, ())], cat)
+        final: list[tuple[np.ndarray | None, int | np.ndarray, tuple]] = []
+        for depth in range(_MAX_TUNNELS + 1):
+            todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray, tuple]] = []
+            for group in found:
+                if depth == _MAX_TUNNELS:
+                    final.append(group)
+                else:
+                    self._tunnel_step(u8, starts, caplen, group, todo, final)
+            if not todo:
+                break
+            found = self._walk_groups(u8, starts, caplen, todo, cat)
+        if not final:
+            return None
+        ip4 = np.zeros(n, bool)
+        pid = paths = None
+        if any(any(step[0] is None for step in trail) for _i, _o, trail in final):
+            pid = np.zeros(n, np.int32)
+            paths = [None]
+            known: dict[tuple[str, ...], int] = {}
+            for idx, _o, trail in final:
+                if any(step[0] is None for step in trail):
+                    base = starts if idx is None else starts[idx]
+                    self._paths(u8, base, trail, pid, idx, paths, known)
+        offs = {o for _, o, _t in final if isinstance(o, int)}
+        if len(offs) == 1 and all(isinstance(o, int) for _, o, _t in final):
+            for idx, _o, _t in final:
+                ip4[slice(None) if idx is None else idx] = True
+            return ip4, offs.pop(), pid, paths
+        at_ip = np.zeros(n, np.int64)
+        for idx, o, _t in final:
+            where = slice(None) if idx is None else idx
+            ip4[where] = True
+            at_ip[where] = o
+        return ip4, at_ip, pid, paths
+
+    def _walk_groups(
+        self,
+        u8: np.ndarray,
+        starts: np.ndarray,
+        caplen: np.ndarray,
+        todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray, tuple]],
+        cat: np.ndarray,
+    ) -> list[tuple[np.ndarray | None, int | np.ndarray, tuple]]:
+        """Walk the groups ``todo`` (``(layer, idx, off, trail)``: a layer reached by the
+        records ``idx`` (None: all) at offsets ``off`` (int or int64 aligned with
+        ``idx``), ``trail`` the labelled layers and outer IP headers passed, each
+        ``(layer or None for an IPv4 header, its offset(s), its next-layer value)``) down
+        to a network layer; return the groups that reached IPv4 as ``(idx, off, trail)``.
+        What a header says about its length and next layer is read as
+        :meth:`Decoder.decode` reads it (``length_from``, ``length_table``,
+        ``length_sum``, ``length_add``, a ``next`` field counted from the header's end,
+        ``next_alt``); a record whose header is cut short or malformed stays ``_SLOW``."""
         skipped = self.decoder.skipped
-        # (layer, indices of its records (None: all n), their offsets (int or array))
-        todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray]] = [(root, None, 0)]
-        found: list[tuple[np.ndarray | None, int | np.ndarray]] = []
+        found: list[tuple[np.ndarray | None, int | np.ndarray, tuple]] = []
         while todo:
-            layer, idx, off = todo.pop()
+            layer, idx, off, trail = todo.pop()
             field = layer.next
             if field is None:  # the network layer
                 if layer is IPV4:
-                    found.append((idx, off))
+                    found.append((idx, off, trail))
                 continue
             cap = caplen if idx is None else caplen[idx]
             whole = cap >= off + layer.need
             if not whole.all():  # cut short: the decoder says why
-                idx = np.flatnonzero(whole) if idx is None else idx[whole]
-                if len(idx) == 0:
+                idx, off, trail = _subset(idx, off, trail, np.flatnonzero(whole))
+                if idx is not None and len(idx) == 0:
                     continue
                 cap = cap[whole]
-                if not isinstance(off, int):
-                    off = off[whole]
             base = starts if idx is None else starts[idx]
-            value = _gather(u8, base + (off + field.offset), field)
             length_from = layer.length_from
             if length_from is None:
-                off = off + layer.length
+                hl: int | np.ndarray = layer.length
             else:  # a header whose length is written in it: offsets per record
-                hl = _gather(u8, base + (off + length_from.offset), length_from)
-                hl *= layer.length_unit
+                v = _gather(u8, base + (off + length_from.offset), length_from)
+                if layer.length_table is not None:
+                    table = self._tables.get(id(layer))
+                    if table is None:
+                        table = self._tables[id(layer)] = np.array(layer.length_table, np.int64)
+                    hl = table[v]
+                else:
+                    for g in layer.length_sum:
+                        v = v + _gather(u8, base + (off + g.offset), g)
+                    hl = v * layer.length_unit + layer.length_add
                 fine = (hl >= layer.length) & (cap >= off + hl)
                 if not fine.all():  # malformed or cut short: the decoder says why
-                    idx = np.flatnonzero(fine) if idx is None else idx[fine]
-                    if len(idx) == 0:
+                    keep = np.flatnonzero(fine)
+                    idx, off, trail = _subset(idx, off, trail, keep)
+                    if idx is not None and len(idx) == 0:
                         continue
-                    value, hl = value[fine], hl[fine]
-                    if not isinstance(off, int):
-                        off = off[fine]
-                off = off + hl
-            left = len(value)
-            rest = None  # the records no value taken so far names (None: all)
-            for v, child in layer.dispatch.layers.items():
-                named = value == v
-                k = int(np.count_nonzero(named))
-                if k == 0:
-                    continue
-                if k == len(value):  # the whole group: no copy
-                    todo.append((child, idx, off))
-                    left = 0
-                    break
-                sub = np.flatnonzero(named)
-                todo.append(
-                    (
-                        child,
-                        sub if idx is None else idx[sub],
-                        off if isinstance(off, int) else off[sub],
-                    )
-                )
-                rest = ~named if rest is None else rest & ~named
-                left -= k
-                if left == 0:
-                    break
-            if left == 0:
+                    base, hl = base[keep], hl[keep]
+            at = off + (hl + field.offset if field.offset < 0 else field.offset)
+            value = _gather(u8, base + at, field)
+            if not len(value):
                 continue
             dispatch = layer.dispatch
-            if dispatch.skip is None:  # malformed: the decoder gives the reason
-                continue
-            other = value if rest is None else value[rest]
-            for v, kind in dispatch.kinds.items():
-                k = int(np.count_nonzero(other == v))
-                if k:
-                    skipped[kind] += k
-                    left -= k
-            if left:
-                skipped[dispatch.skip] += left
-            if rest is None:
-                cat[slice(None) if idx is None else idx] = _SKIP
+            keys = self._keys.get(id(dispatch))
+            if keys is None:
+                keys = self._keys[id(dispatch)] = np.array(sorted(dispatch.layers), np.int64)
+            alt = layer.next_alt
+            if alt is not None:  # UDP: the source port when the destination port names none
+                unnamed = ~np.isin(value, keys)
+                if unnamed.any():
+                    other = _gather(u8, base + (off + alt.offset), alt)
+                    use = unnamed & np.isin(other, keys)
+                    value = np.where(use, other, value)
+            nxt = off + hl
+            label = layer.label is not None
+            v0 = int(value[0])
+            if (value == v0).all():
+                groups: list[tuple[int, np.ndarray | None]] = [(v0, None)]
             else:
-                cat[np.flatnonzero(rest) if idx is None else idx[rest]] = _SKIP
-        if not found:
-            return None
-        ip4 = np.zeros(n, bool)
-        offs = {o for _, o in found if isinstance(o, int)}
-        if len(offs) == 1 and all(isinstance(o, int) for _, o in found):
-            for idx, _o in found:
-                ip4[slice(None) if idx is None else idx] = True
-            return ip4, offs.pop()
-        at_ip = np.zeros(n, np.int64)
-        for idx, o in found:
-            where = slice(None) if idx is None else idx
-            ip4[where] = True
-            at_ip[where] = o
-        return ip4, at_ip
+                uniq, inv = np.unique(value, return_inverse=True)
+                groups = [(int(u), np.flatnonzero(inv == j)) for j, u in enumerate(uniq)]
+            for v, sel in groups:
+                if sel is None:
+                    g_idx, g_off, g_trail, g_nxt = idx, off, trail, nxt
+                else:
+                    g_idx, g_off, g_trail = _subset(idx, off, trail, sel)
+                    g_nxt = nxt if isinstance(nxt, int) else nxt[sel]
+                child = dispatch.layers.get(v)
+                if child is not None:
+                    if label:
+                        g_trail = (*g_trail, (layer, g_off, v))
+                    todo.append((child, g_idx, g_nxt, g_trail))
+                    continue
+                kind = dispatch.skip_kind(v)
+                if kind is None:  # malformed: the decoder gives the reason
+                    continue
+                skipped[kind] += len(value) if sel is None else len(sel)
+                cat[slice(None) if g_idx is None else g_idx] = _SKIP
+        return found
+
+    def _tunnel_step(
+        self,
+        u8: np.ndarray,
+        starts: np.ndarray,
+        caplen: np.ndarray,
+        group: tuple[np.ndarray | None, int | np.ndarray, tuple],
+        todo: list,
+        final: list,
+    ) -> None:
+        """One group that reached an IPv4 header (``(idx, off, trail)``): the records
+        whose header is an outer one to walk on (no options, not a fragment, a sane
+        total length, a protocol that names a tunnel) to ``todo``, after the header
+        (``(tunnel layer, idx, off + 20, trail + the IPv4 header)``), the others to
+        ``final`` (decoded as TCP, skipped or decoded one by one by :meth:`_batch`)."""
+        idx, off, trail = group
+        cap = caplen if idx is None else caplen[idx]
+        base = starts if idx is None else starts[idx]
+        m = len(cap)
+        ok = cap >= off + 20
+        proto = np.zeros(m, np.int64)
+        w = np.flatnonzero(ok)
+        if len(w) == m:
+            proto = u8[base + (off + 9)].astype(np.int64)
+        elif len(w):
+            at = base[w] + (off if isinstance(off, int) else off[w])
+            proto[w] = u8[at + 9]
+        tun = ok & np.isin(proto, self._tunnel_protos)
+        if not tun.any():
+            final.append(group)
+            return
+        w = np.flatnonzero(tun)
+        at = base[w] + (off if isinstance(off, int) else off[w])
+        vihl = u8[at]
+        frag = (u8[at + 6].astype(np.int64) << 8 | u8[at + 7]) & 0x3FFF
+        total = u8[at + 2].astype(np.int64) << 8 | u8[at + 3]
+        tun[w] = (vihl == 0x45) & (frag == 0) & ((total == 0) | (total >= 20))
+        rest = np.flatnonzero(~tun)
+        if len(rest):
+            final.append(_subset(idx, off, trail, rest))
+        w = np.flatnonzero(tun)
+        if not len(w):
+            return
+        if len(w) == m:
+            t_idx, t_off, t_trail = idx, off, trail
+            t_proto = proto
+        else:
+            t_idx, t_off, t_trail = _subset(idx, off, trail, w)
+            t_proto = proto[w]
+        p0 = int(t_proto[0])
+        uniform = bool((t_proto == p0).all())
+        for p in [p0] if uniform else np.unique(t_proto).tolist():
+            if uniform:
+                g_idx, g_off, g_trail = t_idx, t_off, t_trail
+            else:
+                g_idx, g_off, g_trail = _subset(t_idx, t_off, t_trail, np.flatnonzero(t_proto == p))
+            todo.append((self._proto4[p], g_idx, g_off + 20, (*g_trail, (None, g_off, 4))))
+
+    def _paths(
+        self,
+        u8: np.ndarray,
+        base: np.ndarray,
+        trail: tuple,
+        pid: np.ndarray,
+        idx: np.ndarray | None,
+        paths: list,
+        known: dict[tuple[str, ...], int],
+    ) -> None:
+        """The encapsulation paths of the records ``idx`` (None: all; ``base``: where
+        each starts in ``u8``) that passed the labelled layers and outer IPv4 headers
+        ``trail`` (:meth:`_walk_groups`): the entries :meth:`Decoder._path` makes
+        (``"ipv4 192.0.2.1>192.0.2.2"``, ``"udp 4789"``, ``"vxlan 42"``, ..., then
+        ``"ipv4"``), made once for each distinct combination of the fields they show
+        (addresses, VNI, TEID...); each record's path index into ``pid``, new paths
+        appended to ``paths`` (``known``: path -> index)."""
+        columns = []
+        for layer, o, _v in trail:
+            if layer is None:
+                columns.append(_gather(u8, base + (o + 12), _ADDR))
+                columns.append(_gather(u8, base + (o + 16), _ADDR))
+            elif not layer.label_value and layer.ident is not None:
+                columns.append(_gather(u8, base + (o + layer.ident.offset), layer.ident))
+        rows, inv = _distinct_rows(columns, len(base))
+        addr = self._addr4
+        ids = np.empty(len(rows), np.int32)
+        for j, row in enumerate(rows):
+            k = 0
+            out = []
+            for layer, _o, v in trail:
+                if layer is None:
+                    out.append(f"ipv{v} {addr[row[k]]}>{addr[row[k + 1]]}")
+                    k += 2
+                elif layer.label_value:
+                    out.append(f"{layer.label} {v}")
+                elif layer.ident is not None:
+                    out.append(f"{layer.label} {row[k]}")
+                    k += 1
+                else:
+                    out.append(layer.label)
+            out.append("ipv4")
+            path = tuple(out)
+            i = known.get(path)
+            if i is None:
+                i = known[path] = len(paths)
+                paths.append(path)
+            ids[j] = i
+        pid[slice(None) if idx is None else idx] = ids[inv]
 
     def _segments(self, c: _Columns, tuples: bool) -> Iterator[Any]:
         """Build the Segments of the columns ``c`` (all of one batch), ``_STEP`` at a time
@@ -853,6 +1012,12 @@ class BatchSource(SourceAttributes):
                 ]
             cut = c.cut[a:b].tolist() if any_cut else None
             cks = repeat(None) if c.checksum_ok is None else c.checksum_ok[a:b]
+            paths = c.paths
+            encs: Iterable[tuple[str, ...] | None] = (
+                repeat(None)
+                if c.tunnel is None or paths is None
+                else map(paths.__getitem__, c.tunnel[a:b].tolist())
+            )
             fl = c.frame[a:b].tolist()
             tl = c.ts[a:b].tolist()
             # memoryviews of native arrays: their ints are made as the Segments take them
@@ -874,6 +1039,7 @@ class BatchSource(SourceAttributes):
                 repeat(4),
                 cut or repeat(False),
                 cks,
+                encs,
             )
             if tuples:
                 yield from zip(fl, tl, segs)
@@ -998,6 +1164,10 @@ class BatchSource(SourceAttributes):
             other_end=other_end,
             other_max=other_max,
         )
+        if c.tunnel is not None and c.paths is not None:
+            tun = c.tunnel[sel]
+            if tun.any():
+                block.encapsulation = list(map(c.paths.__getitem__, tun.tolist()))
         if label is not None:
             at = [r for r in fast if lo <= r < hi] if fast else None
             if at and fast:
@@ -1031,6 +1201,42 @@ class BatchSource(SourceAttributes):
                 yield frame, t, OTHER_SHARD
 
 
+#: Tunnels inside tunnels walked in batches (deeper: decoded one by one).
+_MAX_TUNNELS = 4
+#: An IPv4 address (an outer header's source or destination, for the path's entry).
+_ADDR = Field(0, 4)
+
+
+def _subset(
+    idx: np.ndarray | None, off: int | np.ndarray, trail: tuple, sel: np.ndarray
+) -> tuple[np.ndarray, int | np.ndarray, tuple]:
+    """The records ``sel`` (positions within the group) of a group of the walk
+    (``idx``, ``off``, ``trail``: see :meth:`BatchSource._walk_groups`)."""
+    return (
+        sel if idx is None else idx[sel],
+        off if isinstance(off, int) else off[sel],
+        tuple((layer, o if isinstance(o, int) else o[sel], v) for layer, o, v in trail),
+    )
+
+
+def _distinct_rows(columns: list[np.ndarray], m: int) -> tuple[list[list[int]], np.ndarray]:
+    """The distinct rows of the int64 ``columns`` (each (m,)) as lists, and each record's
+    index among them (intp (m,)): :func:`numpy.unique` by rows, a column at a time (a
+    constant column, the common case, without sorting)."""
+    code = np.zeros(m, np.intp)
+    for col in columns:
+        if (col == col[0]).all():
+            continue
+        inv = np.unique(col, return_inverse=True)[1].reshape(-1)
+        code = np.unique(code * m + inv, return_inverse=True)[1].reshape(-1)
+    count = int(code.max()) + 1 if m else 0
+    first = np.zeros(count, np.intp)  # a record of each distinct row
+    first[code] = np.arange(m)
+    if not columns:
+        return [[] for _ in range(count)], code
+    return np.stack([col[first] for col in columns], axis=1).tolist(), code
+
+
 def _gather(u8: np.ndarray, at: np.ndarray, field: Field) -> np.ndarray:
     """The value of ``field`` (:class:`pcapcheck.capture.layers.Field`) of m headers, as
     int64 (m,): :meth:`Field.read` for all of them at once. ``at``: int64 (m,) where the
@@ -1038,6 +1244,11 @@ def _gather(u8: np.ndarray, at: np.ndarray, field: Field) -> np.ndarray:
     size = field.size
     if size == 1:
         v = u8[at].astype(np.int64)
+    elif field.order == "big":  # byte by byte: faster than a window's gather
+        v = u8[at].astype(np.int64)
+        for i in range(1, size):
+            v <<= 8
+            v |= u8[at + i]
     else:
         raw = sliding_window_view(u8, size)[at]
         big = raw.view(f">u{size}").reshape(len(at)).astype(np.int64)
@@ -1182,6 +1393,10 @@ class _Columns:
     parsed: list[TcpOptions]
     cut: np.ndarray
     checksum_ok: list[bool | None] | None
+    #: None: no row came through a tunnel; else int32 (m,) each row's index in ``paths``,
+    #: the batch's encapsulation paths (``paths[0]`` None: no tunnel)
+    tunnel: np.ndarray | None = None
+    paths: list[tuple[str, ...] | None] | None = None
 
 
 #: The fields of ``_Columns`` pickled as they are (:meth:`Batch.__reduce__`).

@@ -168,6 +168,7 @@ class CleanConnection:
         "close_ts",
         "closer",
         "duration",
+        "encapsulation",
         "events",
         "f1",
         "f2",
@@ -210,11 +211,17 @@ class CleanConnection:
     retx: list
     events: list
     zeek: None
+    #: events released before it was finalised (:attr:`Connection.released
+    #: <pcapcheck.tcp.connection.Connection.released>`): none, a summarised connection
+    #: holds at most :data:`RETX_MAX` a direction
+    released = 0
 
     def __init__(self) -> None:
         self.retx: list = []
         self.events: list = []
         self.zeek = None
+        #: the tunnels of its SYN (:attr:`Segment.encapsulation`), None: none
+        self.encapsulation: tuple[str, ...] | None = None
 
 
 def retransmission_events(c: CleanConnection) -> list[Event]:

@@ -89,6 +89,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
         latest,
         end,
         fast,
+        encapsulation,
     ) in zip(
         block.frame,
         block.ts,
@@ -107,6 +108,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
         repeat(_NONE) if other_end is None else other_max,
         other_end or _ZEROS,
         block.fast or _NONES,
+        block.encapsulation or _NONES,
     ):
         i += 1
         if end > start and (
@@ -128,7 +130,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
             next_sweep = tracker.next_sweep
             continue
         if use_lane and plain and ts < next_sweep:
-            key = connection_key(src, sport, dst, dport)
+            key = connection_key(src, sport, dst, dport, encapsulation)
             conn = table_get(key)
             p = pending_get(key) if conn is None else None
             if p is not None:

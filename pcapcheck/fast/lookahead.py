@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,7 @@ import numpy as np
 from pcapcheck.fast.clean_connections import MAX_CLEAN_ROWS, RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS
+from pcapcheck.tcp.tracker import connection_key
 
 __all__ = [
     "MAX_ROWS",
@@ -72,6 +74,8 @@ __all__ = [
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
 _GOLD = 0x9E3779B97F4A7C15
+#: mixes a tunnel's id into a 4-tuple's hash (an odd 64-bit constant, splitmix64's)
+_TUNNEL_MIX = 0xBF58476D1CE4E5B9
 
 #: Find clean connections ahead of the tracker (with the native decoder); False: never
 #: (the tests compare both).
@@ -246,6 +250,13 @@ class Lookahead:
         self.seen: dict[int, float] = {}
         self._purged = float("-inf")
         self.fast_count = 0
+        #: the encapsulation paths of tunnelled rows (issue 24) by their id here (0: no
+        #: tunnel), and the id of each path's tunnel (its connection key's identity: both
+        #: directions of one tunnel share it), which the rounds group rows by
+        self.paths: list[tuple[str, ...] | None] = [None]
+        self._path_ids: dict[tuple[str, ...], int] = {}
+        self._tunnel_of: list[int] = [0]
+        self._tunnel_ids: dict[tuple, int] = {}
 
     # -- input -----------------------------------------------------------------------
 
@@ -333,10 +344,30 @@ class Lookahead:
             "dirty": dirty,
             "aps": aps,
         }
+        if c.tunnel is not None:  # tunnelled rows: their paths' ids here, their tunnels'
+            ids = np.array([self._path_id(p) for p in c.paths], np.int64)
+            gid = ids[c.tunnel[own]]
+            plan.f["gid"] = gid
+            plan.f["tid"] = np.array(self._tunnel_of, np.int64)[gid]
         plan.base = self.rows  # the ordinal of its first own row
         self.rows += m
         self.fresh += m
         self._weigh(decoded, len(ts) - m - decoded)
+
+    def _path_id(self, path: tuple[str, ...] | None) -> int:
+        """The id of an encapsulation path (0: None), given on first sight."""
+        if path is None:
+            return 0
+        i = self._path_ids.get(path)
+        if i is None:
+            i = self._path_ids[path] = len(self.paths)
+            self.paths.append(path)
+            tunnel = connection_key("", 0, "", 0, path)[4]
+            t = self._tunnel_ids.get(tunnel)
+            if t is None:
+                t = self._tunnel_ids[tunnel] = len(self._tunnel_ids) + 1
+            self._tunnel_of.append(t)
+        return i
 
     def _ready(self) -> list:
         queue = self.queue
@@ -366,15 +397,29 @@ class Lookahead:
                 return np.concatenate([getattr(p.cols, attr)[r] for p, r in zip(plans, rows_of)])
             if name == "ordinal":
                 return np.concatenate([p.base + w for p, w in zip(plans, where)])
+            if name in ("gid", "tid"):  # tunnels: 0 for the rows of plans without
+                return np.concatenate(
+                    [
+                        p.f[name][w] if name in p.f else np.zeros(len(w), np.int64)
+                        for p, w in zip(plans, where)
+                    ]
+                )
             return np.concatenate([p.f[name][w] for p, w in zip(plans, where)])
 
         lo = cat("lo")
         hi = cat("hi")
+        # rows through tunnels (issue 24): grouped by 4-tuple and tunnel (tid), the
+        # 4-tuples seen (h4) by 4-tuple alone (a 4-tuple seen in any tunnel or none
+        # makes no candidate: fewer fast connections, never a wrong one)
+        tunnels = any("tid" in p.f for p in plans)
+        tid = cat("tid") if tunnels else None
         with np.errstate(over="ignore"):
-            h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
+            h4 = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
+            h = h4 if tid is None else h4 ^ (tid.astype(np.uint64) * np.uint64(_TUNNEL_MIX))
         n = len(h)
         order = np.argsort(h, kind="stable")  # by 4-tuple, each in capture order
         hs = h[order]
+        h4s = hs if tid is None else h4[order]
         new = np.empty(n, bool)
         new[0] = True
         new[1:] = hs[1:] != hs[:-1]
@@ -389,6 +434,9 @@ class Lookahead:
         gap = np.zeros(n, bool)
         gap[1:] = (ts[1:] - ts[:-1] > self.delay) & ~new[1:]
         gap[1:] |= ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]  # collision
+        if tid is not None:
+            ts_tid = tid[order]
+            gap[1:] |= (ts_tid[1:] != ts_tid[:-1]) & ~new[1:]
         cand = (
             pure[gs]
             & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
@@ -400,7 +448,7 @@ class Lookahead:
         if cand.any():
             seen, horizon = self.seen, self.horizon
             ci = np.flatnonzero(cand)
-            for j, k, t in zip(ci.tolist(), hs[gs[ci]].tolist(), ts[gs[ci]].tolist()):
+            for j, k, t in zip(ci.tolist(), h4s[gs[ci]].tolist(), ts[gs[ci]].tolist()):
                 s = seen.get(k)
                 if s is not None and t - s <= horizon:
                     cand[j] = False
@@ -428,6 +476,7 @@ class Lookahead:
             got = {
                 name: cat(name)[pos]
                 for name in ("frame", "seq", "ack", "win", "ln", "ip_id", "dirty", "aps")
+                + (("gid",) if tunnels else ())
             }
             got["ts"], got["flags"] = ts[rows], flags[rows]
             # classified in slices of about CLASSIFY_ROWS segments: classify's
@@ -468,7 +517,7 @@ class Lookahead:
         dec = np.flatnonzero(decided)
         if len(dec):
             seen = self.seen
-            for k, t in zip(hs[gs[dec]].tolist(), ts[ge[dec]].tolist()):
+            for k, t in zip(h4s[gs[dec]].tolist(), ts[ge[dec]].tolist()):
                 if seen.get(k, float("-inf")) < t:
                     seen[k] = t
         back = np.empty(n, np.int8)
@@ -523,9 +572,21 @@ class Lookahead:
         server_ap = np.where(lo[gs[fg]] == client_ap, hi[gs[fg]], lo[gs[fg]])
         get = self.addr.__getitem__
         fast = np.empty(len(conns), object)
-        for j, (c, ca, sa) in enumerate(zip(conns, client_ap.tolist(), server_ap.tolist())):
+        gid = got.get("gid")
+        paths = (
+            repeat(None)
+            if gid is None
+            else map(self.paths.__getitem__, gid[sub_starts[ok]].tolist())
+        )
+        for j, (c, ca, sa, path) in enumerate(
+            zip(conns, client_ap.tolist(), server_ap.tolist(), paths)
+        ):
             cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
             ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
+            if path is not None:  # its SYN's path: the connection's (tracker)
+                c.encapsulation = path
+                fast[j] = FastConn(connection_key(cs, cp, ss, sp, path), c)
+                continue
             fast[j] = FastConn(
                 (cs, cp, ss, sp) if cs < ss or (cs == ss and cp <= sp) else (ss, sp, cs, cp), c
             )
@@ -913,7 +974,7 @@ def clean_connections(
         hist,
     ):
         c = new(CleanConnection)  # every slot set here
-        c.events, c.zeek, c.id = [], None, 0
+        c.events, c.zeek, c.id, c.encapsulation = [], None, 0, None
         c.client = c.server = None  # type: ignore[assignment]  # the caller sets them
         c.retx = resent.get(index, _NO_RETX)
         c.first_frame = c.syn = first_frame

@@ -23,6 +23,7 @@ concurrent connections, not on the length of the capture.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -387,6 +388,7 @@ def connection_key(
     return (dst, dport, src, sport)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _tunnel_identity(path: tuple[str, ...]) -> tuple[str, ...]:
     """``path`` with the direction taken out of its outer IP headers' entries."""
     out = []
