@@ -58,6 +58,14 @@ def mo_path(lang: str) -> Path:
     return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def translated_languages() -> list[str]:
     return [lang for lang in LANGUAGES if lang != DEFAULT_LANGUAGE]
 
@@ -116,7 +124,7 @@ def _read_po(path: Path, lang: str | None = None) -> Catalog:
 def cmd_extract() -> int:
     catalog = extract()
     _write_po(POT, catalog)
-    print(f"{POT.relative_to(ROOT)}: {len(catalog)} messages")
+    print(f"{shown(POT)}: {len(catalog)} messages")
     return 0
 
 
@@ -136,7 +144,7 @@ def cmd_update() -> int:
         catalog.update(template, update_creation_date=False)
         _write_po(path, catalog)
         missing = [m for m in _messages(catalog) if _problem(m) is not None]
-        print(f"{path.relative_to(ROOT)}: {len(catalog)} messages, {len(missing)} to translate")
+        print(f"{shown(path)}: {len(catalog)} messages, {len(missing)} to translate")
     return 0
 
 
@@ -153,7 +161,7 @@ def cmd_compile() -> int:
     for lang in translated_languages():
         catalog = _read_po(po_path(lang), lang)
         mo_path(lang).write_bytes(_mo_bytes(catalog))
-        print(f"{mo_path(lang).relative_to(ROOT)}: compiled")
+        print(f"{shown(mo_path(lang))}: compiled")
     return 0
 
 
@@ -202,36 +210,36 @@ def problems() -> list[str]:
     out = []
     extracted = {_key(m) for m in _messages(extract())}
     if not POT.exists():
-        return [f"{POT.relative_to(ROOT)}: missing; run python scripts/i18n.py extract"]
+        return [f"{shown(POT)}: missing; run python scripts/i18n.py extract"]
     template = _read_po(POT)
     kept = {_key(m) for m in _messages(template)}
     if extracted != kept:
         new = sorted(str(k[1]) for k in extracted - kept)
         gone = sorted(str(k[1]) for k in kept - extracted)
         out.append(
-            f"{POT.relative_to(ROOT)}: stale ({len(new)} new, {len(gone)} gone messages, "
+            f"{shown(POT)}: stale ({len(new)} new, {len(gone)} gone messages, "
             f"e.g. {(new or gone)[0]!r}); run python scripts/i18n.py extract, then update"
         )
     for lang in translated_languages():
         path = po_path(lang)
-        shown = path.relative_to(ROOT)
+        where = shown(path)
         if not path.exists():
-            out.append(f"{shown}: missing; run python scripts/i18n.py update")
+            out.append(f"{where}: missing; run python scripts/i18n.py update")
             continue
         catalog = _read_po(path, lang)
         have = {_key(m): m for m in _messages(catalog)}
         for key in sorted(kept - set(have), key=str):
-            out.append(f"{shown}: {key[1]!r}: not in the catalog; run update")
+            out.append(f"{where}: {key[1]!r}: not in the catalog; run update")
         for key, message in have.items():
             if key not in kept:
-                out.append(f"{shown}: {key[1]!r}: no longer in the .pot; run update")
+                out.append(f"{where}: {key[1]!r}: no longer in the .pot; run update")
                 continue
             problem = _problem(message)
             if problem is not None:
-                out.append(f"{shown}: {key[1]!r}: {problem}")
+                out.append(f"{where}: {key[1]!r}: {problem}")
         mo = mo_path(lang)
         if not mo.exists():
-            out.append(f"{mo.relative_to(ROOT)}: missing; run python scripts/i18n.py compile")
+            out.append(f"{shown(mo)}: missing; run python scripts/i18n.py compile")
             continue
         with mo.open("rb") as fh:
             compiled = read_mo(fh)
@@ -240,10 +248,7 @@ def problems() -> list[str]:
         }
         theirs = {_key(m): _strings(m) for m in _messages(compiled)}
         if ours != theirs:
-            out.append(
-                f"{mo.relative_to(ROOT)}: does not match {shown}; "
-                "run python scripts/i18n.py compile"
-            )
+            out.append(f"{shown(mo)}: does not match {where}; run python scripts/i18n.py compile")
     return out
 
 
