@@ -54,7 +54,8 @@ CRAFTED = SAMPLES / "crafted"
 CL003 = CRAFTED / "cl003_close-incomplete.pcap"
 #: Several captures: a half close (CL003), a bad SYN-ACK, IPv6, retransmissions, a
 #: malformed record (a file-level finding without connection), port reuse, a clean one,
-#: and two names for the same bytes (cl007 and clean_simultaneous_close).
+#: two names for the same bytes (cl007 and clean_simultaneous_close), two connections
+#: through VXLAN, and a recording of another day.
 CAPTURES = [
     CL003,
     CRAFTED / "hs002_synack-bad-ack.pcap",
@@ -64,6 +65,7 @@ CAPTURES = [
     CRAFTED / "clean_port_reuse.pcap",
     CRAFTED / "cl007_simultaneous-close.pcap",
     CRAFTED / "clean_simultaneous_close.pcap",
+    SAMPLES / "encap" / "vxlan.pcap",  # two tunnels: the encapsulation column
     SAMPLES / "loopback" / "client_close_first.pcap",
 ]
 
@@ -116,7 +118,7 @@ def test_rows_are_the_json_report(made):
     files = sorted(report["files"], key=lambda f: f["path"])
     assert [f["path"] for f in files] == sorted(map(_rel, CAPTURES))
     expected = [(f, c) for f in files for c in f["connections"]]
-    assert len(conns) == len(expected) == 10
+    assert len(conns) == len(expected) == 12
     runs = {row["run"] for row in conns + finds}
     assert len(runs) == 1 and re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", runs.pop())
     for row, (file, c) in zip(conns, expected):
@@ -164,7 +166,7 @@ def test_rows_are_the_json_report(made):
         ((file["path"], f) for file in files for f in file["findings"]),
         key=lambda pf: (pf[0], pf[1]["frame"] is None, pf[1]["frame"] or 0, pf[1]["rule"]),
     )
-    assert len(finds) == len(expected_findings) == 7
+    assert len(finds) == len(expected_findings) == 9
     for row, (path, f) in zip(finds, expected_findings):
         assert row["capture_path"] == path
         for key in ("rule", "name", "severity", "connection", "frame", "message"):
@@ -172,6 +174,14 @@ def test_rows_are_the_json_report(made):
         assert json.loads(row["data"]) == f["data"]
     # a file-level finding: no connection
     assert any(row["rule"] == "CP005" and row["connection"] is None for row in finds)
+    # tunnels: the encapsulation path, outermost first
+    tunnels = [row["encapsulation"] for row in conns if row["encapsulation"] is not None]
+    assert [path[3] for path in tunnels] == ["vxlan 42", "vxlan 43"]
+    assert {row["date"] for row in conns} == {
+        dt.date(2026, 1, 1),
+        dt.date(2026, 11, 21),
+        dt.date(2023, 11, 14),
+    }
 
 
 def test_known_values(made):
@@ -216,10 +226,10 @@ def test_types(made):
     assert schema.field("client_port").type == pa.uint16()
     assert pa.types.is_dictionary(schema.field("client_state").type)
     assert schema.field("capture").type == pa.string()  # the partition: never a number
-    assert conns.count_rows() == 10
+    assert conns.count_rows() == 12
     finds = pads.dataset(directory / "findings", partitioning="hive")
     assert finds.schema.field("frame").type == pa.int64()
-    assert finds.count_rows() == 7
+    assert finds.count_rows() == 9
     # the columns are those of the module's schema, then the partitions
     for table, dataset in (("connections", conns), ("findings", finds)):
         assert dataset.schema.names == [*parquet.schema(table).names, "date", "capture"]
