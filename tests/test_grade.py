@@ -545,7 +545,7 @@ def test_command_out_dir_and_gradescope(tmp_path):
     )
     assert res.exit_code == 0, res.stderr
     assert "alice      19 / 19    erin" in res.stdout
-    assert "9 submissions graded; wrote 19 files" in res.stdout
+    assert "9 submissions graded; wrote 28 files" in res.stdout  # with feedback.html
     assert (tmp_path / "gradebook.csv").read_text() == (
         GRADING / "expected" / "gradebook.csv"
     ).read_text()
@@ -607,3 +607,117 @@ def test_answer_about_a_wrong_synack_names_hs002(tmp_path, rubric, catalog):
     assert row.explanation.endswith("not ISN + 1 = 1: the server got it wrong (HS002).")
     assert got["answer_states"].rows[0].item == "states"
     assert got["answer_states"].rows[0].given == "(no answer)"
+
+
+# ---- HTML feedback ----------------------------------------------------------------------
+
+
+def _html_tree(text: str):
+    """The elements of an HTML text as ``(tag, attrs, text)``, in document order."""
+    from html.parser import HTMLParser
+
+    found: list[list] = []
+    stack: list[list] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            item = [tag, dict(attrs), ""]
+            found.append(item)
+            if tag not in ("meta", "br", "input", "img", "link", "hr"):
+                stack.append(item)
+
+        def handle_endtag(self, tag):
+            while stack and stack.pop()[0] != tag:
+                pass
+
+        def handle_data(self, data):
+            for item in stack:
+                item[2] += data
+
+    Parser(convert_charrefs=True).feed(text)
+    return found
+
+
+def test_feedback_html_page_with_svg_ladders(rubric, graded):
+    from pcapcheck.grading.feedback import render_feedback_html
+
+    carol = graded["carol"]
+    page = render_feedback_html(carol, rubric)
+    tree = _html_tree(page)
+    assert page.startswith("<!DOCTYPE html>")
+    assert [t for tag, _a, t in tree if tag == "h1"] == [
+        "Lab 3: one HTTP download, start to finish"
+    ]
+    assert "Score: 8 / 19" in [t for tag, _a, t in tree if tag == "strong"]
+    csp = next(a["content"] for tag, a, _t in tree if a.get("http-equiv"))
+    assert csp.startswith("default-src 'none'; ")
+    # the ladders as SVG, not text: carol's one connection, 11 arrows, RS001 on frame 11
+    assert list(carol.ladder_models) == list(carol.ladders) == [1]
+    arrows = [a for tag, a, _t in tree if tag == "g" and "arrow" in a.get("class", "").split()]
+    assert [a["data-frame"] for a in arrows] == [str(n) for n in range(1, 12)]
+    assert arrows[-1]["data-flags"] == "RST,ACK"
+    markers = [a for tag, a, _t in tree if "finding-marker" in a.get("class", "")]
+    assert [(m["data-rule"], m["data-frame"]) for m in markers] == [("RS001", "11")]
+    assert "```text" not in page and "│" not in page
+    # the same words as the Markdown feedback: the failed check's body
+    assert "4-way close initiated by the client (0 / 3)" in [
+        t for tag, _a, t in tree if tag == "h3"
+    ]
+    codes = [t for tag, _a, t in tree if tag == "code"]
+    assert "frame.number in {11}" in codes
+    assert "tcp.port == 49870 && tcp.port == 80" in codes
+
+
+def test_gradescope_results_in_html(rubric, graded):
+    doc = gradescope_results(rubric, graded["carol"], html=True)
+    assert doc["output_format"] == "html"
+    assert doc["output"].startswith('<article class="feedback" data-student="carol">')
+    assert "<svg" in doc["output"] and "<script" not in doc["output"]
+    assert "<style" not in doc["output"].split("<svg")[0]
+    assert {t["output_format"] for t in doc["tests"]} == {"html"}
+    close = doc["tests"][2]
+    assert close["output"].startswith("<p><strong>Expected:</strong> the connection ends")
+    assert "<code>frame.number in {11}</code>" in close["output"]
+    assert [t["score"] for t in doc["tests"]] == [
+        t["score"] for t in gradescope_results(rubric, graded["carol"])["tests"]
+    ]
+    json.dumps(doc)
+
+
+def test_student_controlled_text_is_escaped_in_html(rubric, graded):
+    """Names, answers and capture file names come from students: shown, never run."""
+    import copy
+
+    from pcapcheck.grading.feedback import feedback_fragment, render_feedback_html
+
+    evil = copy.deepcopy(graded["grace"])
+    evil.student = "<script>alert(1)</script>"
+    evil.capture = Path('<img src=x onerror="alert(2)">.pcap')
+    answers = next(c for c in evil.checks if c.rows)
+    answers.rows[0].given = "</code><script>alert(3)</script>[x](javascript:alert(4))"
+    answers.rows[0].ok = False
+    for text in (render_feedback_html(evil, rubric), feedback_fragment(evil, rubric)):
+        assert "<script>alert" not in text and "<img" not in text
+        assert "javascript:" not in text.replace("[x](javascript:alert(4))", "")
+        assert 'href="javascript' not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "&lt;script&gt;alert(3)&lt;/script&gt;" in text
+        assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;.pcap" in text
+    page = render_feedback_html(evil, rubric)
+    scripts = [a for tag, a, _t in _html_tree(page) if tag == "script"]
+    assert len(scripts) == 1  # the page's own, allowed by its hash
+
+
+def test_command_writes_feedback_html(tmp_path):
+    res = runner.invoke(
+        app,
+        ["grade", str(SUBMISSIONS / "carol.pcap"), "--rubric", str(RUBRIC), "--out", str(tmp_path)],
+    )
+    assert res.exit_code == 0, res.stderr
+    page = (tmp_path / "carol" / "feedback.html").read_text(encoding="utf-8")
+    assert 'data-student="carol"' in page and "<svg" in page
+    res = runner.invoke(
+        app, ["grade", str(SUBMISSIONS / "carol.pcap"), "--rubric", str(RUBRIC), "--gradescope"]
+    )
+    doc = json.loads(res.stdout)
+    assert doc["output_format"] == "html" and "<svg" in doc["output"]

@@ -31,7 +31,7 @@ def grade(
         None,
         "--out",
         "-o",
-        help="Write DIR/gradebook.csv and DIR/<student>/feedback.md "
+        help="Write DIR/gradebook.csv and DIR/<student>/feedback.md and feedback.html "
         "(and results.json with --gradescope).",
     ),
     gradescope: bool = typer.Option(
@@ -88,7 +88,9 @@ def grade(
     if out is None:
         if gradescope:
             text = (
-                json.dumps(gradescope_results(loaded, results[0]), indent=2, ensure_ascii=False)
+                json.dumps(
+                    gradescope_results(loaded, results[0], html=True), indent=2, ensure_ascii=False
+                )
                 + "\n"
             )
         elif len(results) == 1:
@@ -99,7 +101,7 @@ def grade(
         raise typer.Exit(0)
 
     try:
-        written = write_outputs(loaded, results, out, gradescope=gradescope)
+        written = write_outputs(loaded, results, out, gradescope=gradescope, html=True)
     except OSError as exc:
         raise fail(f"cannot write to {safe_text(str(out))}: {exc.strerror or exc}") from None
     rows = []

@@ -2,14 +2,34 @@
 each failure what was expected, what the capture shows, the frames to open in Wireshark
 and the ladder of the connection concerned; then the student's answers with expected and
 given values and an explanation for each wrong one.
+
+The same feedback as HTML (:func:`render_feedback_html`: a self-contained page,
+``feedback.html`` beside ``feedback.md``; :func:`feedback_fragment`: the page's body for
+Gradescope's ``output_format: "html"``): the Markdown above rendered by markdown-it-py
+with raw HTML, links and images off (everything a student hands in — names, answers,
+capture file names — is untrusted text, escaped), and each ladder drawn as SVG
+(:mod:`pcapcheck.report.ladder_svg`) instead of text.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
 from pcapcheck.grading.results import CheckResult, StudentResult, num
 from pcapcheck.grading.rubric import Rubric
 
-__all__ = ["check_body", "render_feedback", "wireshark_filter"]
+if TYPE_CHECKING:
+    from markupsafe import Markup
+
+__all__ = [
+    "check_body",
+    "check_body_html",
+    "feedback_fragment",
+    "render_feedback",
+    "render_feedback_html",
+    "wireshark_filter",
+]
 
 
 def _cell(text: str) -> str:
@@ -132,9 +152,8 @@ def _answers_section(student: StudentResult) -> list[str]:
     return out
 
 
-def render_feedback(student: StudentResult, rubric: Rubric) -> str:
-    """The whole Markdown feedback of ``student`` (graded with ``rubric``): score, table
-    of checks, what to look at for each failed check, the answers, the ladders."""
+def _feedback_lines(student: StudentResult, rubric: Rubric) -> list[str]:
+    """The Markdown feedback's lines up to the ladders."""
     out = [
         f"# {rubric.title}",
         "",
@@ -176,6 +195,72 @@ def render_feedback(student: StudentResult, rubric: Rubric) -> str:
         out += ["All checks on the capture passed.", ""]
     out += _answers_section(student)
 
+    return out
+
+
+def render_feedback(student: StudentResult, rubric: Rubric) -> str:
+    """The whole Markdown feedback of ``student`` (graded with ``rubric``): score, table
+    of checks, what to look at for each failed check, the answers, the ladders."""
+    out = _feedback_lines(student, rubric)
     for cid, ladder in student.ladders.items():
         out += [f"## Ladder of connection {cid}", "", "```text", ladder.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+@cache
+def _markdown() -> Any:
+    from markdown_it import MarkdownIt
+
+    # CommonMark with GFM tables; raw HTML escaped, no links or images (a student's text
+    # must not make the page load or point anywhere)
+    return (
+        MarkdownIt("commonmark", {"html": False})
+        .enable("table")
+        .disable(["link", "image", "autolink"])
+    )
+
+
+def _html(markdown: str) -> Markup:
+    from markupsafe import Markup
+
+    return Markup(_markdown().render(markdown))
+
+
+def check_body_html(check: CheckResult, student: StudentResult) -> str:
+    """:func:`check_body` as HTML (Gradescope's per-test ``output``)."""
+    return str(_html(check_body(check, student)))
+
+
+def _context(student: StudentResult, rubric: Rubric) -> dict[str, Any]:
+    from pcapcheck.report.ladder_svg import svg_parts
+
+    ladders = [
+        {"id": cid, "parts": svg_parts(model)} for cid, model in student.ladder_models.items()
+    ]
+    body = "\n".join(_feedback_lines(student, rubric)).rstrip("\n") + "\n"
+    return {
+        "student": student.student,
+        "title": rubric.title,
+        "body": _html(body),
+        "ladders": ladders,
+    }
+
+
+def feedback_fragment(student: StudentResult, rubric: Rubric) -> str:
+    """The HTML feedback without page around it (no ``<head>``, style sheet or script: the
+    ladders carry their colours), for Gradescope's ``output`` with ``output_format:
+    "html"``."""
+    from pcapcheck.report.html import environment
+
+    template = environment().get_template("_feedback_body.html.j2")
+    return template.render(**_context(student, rubric))
+
+
+def render_feedback_html(student: StudentResult, rubric: Rubric) -> str:
+    """The HTML feedback of ``student`` as a self-contained page (the report's style and
+    Content-Security-Policy: nothing loaded, no script but the page's own)."""
+    from pcapcheck.i18n import get_language
+    from pcapcheck.report.html import environment, page_assets
+
+    template = environment().get_template("feedback.html.j2")
+    return template.render(lang=get_language(), assets=page_assets(), **_context(student, rubric))

@@ -34,7 +34,13 @@ from typing import Any
 
 from pcapcheck.catalog.rules import Catalog, load_catalog
 from pcapcheck.grading.answers import ANSWER_NAMES, ANSWER_SUFFIXES, find_answers
-from pcapcheck.grading.feedback import check_body, render_feedback
+from pcapcheck.grading.feedback import (
+    check_body,
+    check_body_html,
+    feedback_fragment,
+    render_feedback,
+    render_feedback_html,
+)
 from pcapcheck.grading.grader import bad_submission, grade_submission
 from pcapcheck.grading.results import StudentResult, clean_points, num
 from pcapcheck.grading.rubric import Rubric
@@ -62,7 +68,7 @@ MAX_ID_CHARS = 64
 #: Names a student id may not take (compared case-insensitively): the files written at
 #: the top of the output folder, and Windows' reserved device names.
 RESERVED_NAMES = frozenset(
-    {"gradebook.csv", "results.json", "feedback.md", "con", "prn", "aux", "nul"}
+    {"gradebook.csv", "results.json", "feedback.md", "feedback.html", "con", "prn", "aux", "nul"}
     | {f"{dev}{n}" for dev in ("com", "lpt") for n in range(1, 10)}
 )
 
@@ -329,11 +335,15 @@ def gradebook_csv(rubric: Rubric, results: Sequence[StudentResult]) -> str:
     return safe_text(buf.getvalue())
 
 
-def gradescope_results(rubric: Rubric, student: StudentResult) -> dict[str, Any]:
+def gradescope_results(
+    rubric: Rubric, student: StudentResult, html: bool = False
+) -> dict[str, Any]:
     """Gradescope's ``results.json`` for one student: top-level ``score``, ``output``
     (Markdown: the score and the ladders), and one test per check and scored answer with
     ``name``, ``number``, ``score``, ``max_score``, ``status`` (passed/failed), ``output``
-    (Markdown), ``output_format`` and ``visibility``."""
+    (Markdown), ``output_format`` and ``visibility``. ``html``: every ``output`` in HTML
+    (``output_format: "html"``, Gradescope's autograder specification), the top-level
+    one the whole feedback with its ladders as SVG."""
     tests = []
     for n, check in enumerate(student.scored, start=1):
         tests.append(
@@ -343,8 +353,8 @@ def gradescope_results(rubric: Rubric, student: StudentResult) -> dict[str, Any]
                 "score": clean_points(check.score),
                 "max_score": clean_points(check.points),
                 "status": "passed" if check.passed else "failed",
-                "output": check_body(check, student),
-                "output_format": "md",
+                "output": check_body_html(check, student) if html else check_body(check, student),
+                "output_format": "html" if html else "md",
                 "visibility": check.visibility,
             }
         )
@@ -357,19 +367,24 @@ def gradescope_results(rubric: Rubric, student: StudentResult) -> dict[str, Any]
     )
     return {
         "score": student.score,
-        "output": header + ladders,
-        "output_format": "md",
+        "output": feedback_fragment(student, rubric) if html else header + ladders,
+        "output_format": "html" if html else "md",
         "visibility": "visible",
         "tests": tests,
     }
 
 
 def write_outputs(
-    rubric: Rubric, results: Sequence[StudentResult], out: Path, gradescope: bool = False
+    rubric: Rubric,
+    results: Sequence[StudentResult],
+    out: Path,
+    gradescope: bool = False,
+    html: bool = False,
 ) -> list[Path]:
-    """Write ``OUT/gradebook.csv``, ``OUT/<student>/feedback.md`` and, with
-    ``gradescope``, ``OUT/<student>/results.json`` (plus ``OUT/results.json`` when one
-    student was graded: the file Gradescope's autograder reads). Returns the paths
+    """Write ``OUT/gradebook.csv``, ``OUT/<student>/feedback.md`` (and
+    ``OUT/<student>/feedback.html`` with ``html``, whose results.json then holds HTML)
+    and, with ``gradescope``, ``OUT/<student>/results.json`` (plus ``OUT/results.json``
+    when one student was graded: the file Gradescope's autograder reads). Returns the paths
     written. Raises OSError; ValueError for a student id that is not a plain name (ids
     from :func:`discover` always are: a guard, so nothing is written outside ``out``)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -384,8 +399,14 @@ def write_outputs(
             safe_text(render_feedback(res, rubric)), encoding="utf-8"
         )
         written.append(folder / "feedback.md")
+        if html:
+            (folder / "feedback.html").write_text(
+                safe_text(render_feedback_html(res, rubric)), encoding="utf-8"
+            )
+            written.append(folder / "feedback.html")
         if gradescope:
-            text = json.dumps(gradescope_results(rubric, res), indent=2, ensure_ascii=False)
+            doc = gradescope_results(rubric, res, html=html)
+            text = json.dumps(doc, indent=2, ensure_ascii=False)
             (folder / "results.json").write_text(safe_text(text) + "\n", encoding="utf-8")
             written.append(folder / "results.json")
             if len(results) == 1:

@@ -27,7 +27,8 @@ from pcapcheck.grading.results import CheckResult, StudentResult
 from pcapcheck.grading.rubric import ANSWER_KEYS, Check, Rubric
 from pcapcheck.model import Segment
 from pcapcheck.pipeline import analyze_file
-from pcapcheck.report.ladder import connection_segments, render_ladder
+from pcapcheck.report.ladder import connection_segments, render_text
+from pcapcheck.report.ladder_model import build_ladder
 from pcapcheck.results import FileResult
 
 __all__ = ["MAX_LADDERS", "bad_submission", "describe_connection", "grade_submission"]
@@ -244,7 +245,8 @@ def grade_submission(
 
     wanted = [lab] + [cid for c in out.checks if not c.passed for cid in c.connections]
     for cid in list(dict.fromkeys(wanted))[:MAX_LADDERS]:
-        out.ladders[cid] = render_ladder(result, cid, segments.get(cid, []))
+        out.ladder_models[cid] = build_ladder(result, cid, segments.get(cid, []))
+        out.ladders[cid] = render_text(out.ladder_models[cid])
     return out
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pcapcheck.report.ladder_model import Ladder
 
 
 @dataclass
@@ -57,6 +60,8 @@ class StudentResult:
     ``capture`` / ``answers_file``: the files used (None when absent); ``problem``: why
     the submission could not be graded (bad submission: every check scores 0);
     ``checks``: rubric checks then answers; ``ladders``: connection id → ladder text;
+    ``ladder_models``: connection id → the same ladders' model
+    (:class:`~pcapcheck.report.ladder_model.Ladder`, drawn as SVG in the HTML feedback);
     ``connections``: the CEL connection maps; ``packets``: records in the capture;
     ``shared_with``: other students whose capture holds the same connection (same
     client and server ISN pair), filled by the gradebook.
@@ -69,6 +74,7 @@ class StudentResult:
     problem: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
     ladders: dict[int, str] = field(default_factory=dict)
+    ladder_models: dict[int, Ladder] = field(default_factory=dict)
     connections: list[dict[str, Any]] = field(default_factory=list)
     packets: int = 0
     shared_with: list[str] = field(default_factory=list)
