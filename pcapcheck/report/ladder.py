@@ -33,6 +33,7 @@ every connection's segments (by 4-tuple, within the connection's first and last 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from pcapcheck.i18n import gettext as _
 from pcapcheck.i18n import ngettext
 from pcapcheck.model import Segment
+from pcapcheck.report.common import value_text
 from pcapcheck.report.ladder_model import (
     FOLD_KEEP,
     Fold,
@@ -155,10 +157,30 @@ def _short_message(message: str) -> str:
     return text.split("; ")[0].strip()
 
 
+def _cols(text: str) -> int:
+    """The columns ``text`` takes in a terminal: 2 for a wide character (Hangul, CJK:
+    East Asian Width W or F), else 1."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * (width - _cols(text))
+
+
+def _center(text: str, width: int) -> str:
+    room = max(0, width - _cols(text))
+    return " " * (room // 2) + text + " " * (room - room // 2)
+
+
 def _fit(text: str, room: int, g: _Glyphs) -> str:
-    if len(text) <= room:
+    if _cols(text) <= room:
         return text
-    return text[: max(0, room - len(g.ellipsis))] + g.ellipsis
+    room -= len(g.ellipsis)
+    while text and _cols(text) > room:
+        text = text[:-1]
+    return text + g.ellipsis
 
 
 class _Ladder:
@@ -171,13 +193,13 @@ class _Ladder:
 
     def row(self, frame: int | None, cstate: str | None, lane: str, sstate: str | None) -> None:
         left = f"{frame if frame is not None else '':>{_FRAME_COL}} {cstate or '':<{_STATE_COL}} "
-        line = f"{left}{self.g.bar}{lane:<{self.inner}}{self.g.bar} {sstate or ''}"
+        line = f"{left}{self.g.bar}{_ljust(lane, self.inner)}{self.g.bar} {sstate or ''}"
         self.rows.append(line.rstrip())
 
     def arrow(self, label: str, rightward: bool) -> str:
         g, inner = self.g, self.inner
         body = f" {_fit(label, inner - 4, g)} "
-        fill = g.line * (inner - 2 - len(body))
+        fill = g.line * (inner - 2 - _cols(body))
         if rightward:
             return g.line + body + fill + g.right
         return g.left + fill + body + g.line
@@ -227,14 +249,15 @@ def render_text(ladder: Ladder, ascii: bool = False, width: int = DEFAULT_WIDTH)
         id=ladder.connection_id, client=conn["client"], to=g.to, server=conn["server"]
     )
     verdict = _("handshake {handshake}, close {close}").format(
-        handshake=conn["handshake"], close=conn["close"]
+        handshake=value_text(conn["handshake"]), close=value_text(conn["close"])
     )
-    if len(title) + 2 + len(verdict) <= width:
+    if _cols(title) + 2 + _cols(verdict) <= width:
         head = [f"{title}, {verdict}"]
     else:
         head = [_fit(title, width, g), verdict]
     head.append(
-        f"{_('frame'):>{_FRAME_COL}} {_('client'):<{_STATE_COL}} {'':<{lad.inner + 3}}"
+        " " * max(0, _FRAME_COL - _cols(_("frame")))
+        + f"{_('frame')} {_ljust(_('client'), _STATE_COL)} {'':<{lad.inner + 3}}"
         + _("server")
     )
     lad.row(None, ladder.initial[0], "", ladder.initial[1])
@@ -251,7 +274,7 @@ def render_text(ladder: Ladder, ascii: bool = False, width: int = DEFAULT_WIDTH)
 
     for entry in ladder.entries:
         if isinstance(entry, Fold):
-            lad.row(None, None, _fit(fold_text(entry, g), lad.inner, g).center(lad.inner), None)
+            lad.row(None, None, _center(_fit(fold_text(entry, g), lad.inner, g), lad.inner), None)
         else:
             draw(entry)
     if ladder.cut is not None:

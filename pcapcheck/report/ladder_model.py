@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
+from pcapcheck.report.common import finding_message
 
 if TYPE_CHECKING:
     from pcapcheck.model import Finding
@@ -266,7 +267,7 @@ def build_ladder(
     marks_at: dict[int | None, list[Mark]] = {}
     lost_at: dict[int, list[Lost]] = {}
     for index, f in findings:
-        mark = Mark(index, f.rule, f.name, f.severity, f.message, f.frame)
+        mark = Mark(index, f.rule, f.name, f.severity, finding_message(f), f.frame)
         marks_at.setdefault(f.frame, []).append(mark)
         lost = _lost(mark, f.data or {})
         if lost is not None:

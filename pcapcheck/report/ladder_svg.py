@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from pcapcheck.i18n import gettext as _
 from pcapcheck.i18n import ngettext
+from pcapcheck.report.common import value_text
 from pcapcheck.report.ladder_model import Fold, Ladder, Lost, Mark, Step
 
 __all__ = ["LADDER_CSS", "MARKER", "SvgPart", "fold_summary", "render_svg", "svg_parts"]
@@ -153,7 +154,7 @@ class _Canvas:
             "Ladder of connection {id}: client {client}, server {server}"
         ).format(id=ladder.connection_id, client=conn["client"], server=conn["server"])
         ET.SubElement(self.root, "desc").text = _("handshake {handshake}, close {close}").format(
-            handshake=conn["handshake"], close=conn["close"]
+            handshake=value_text(conn["handshake"]), close=value_text(conn["close"])
         )
         if css:
             ET.SubElement(self.root, "style").text = LADDER_CSS
