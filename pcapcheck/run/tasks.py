@@ -165,4 +165,6 @@ def problem_line(result: FileResult) -> str | None:
         return None
     if result.error.startswith(INTERNAL_ERROR):
         return f"pcapcheck: {result.path}: {result.error} (set PCAPCHECK_DEBUG=1 for a traceback)"
-    return f"pcapcheck: error: {result.error}"
+    from pcapcheck.i18n import gettext as _
+
+    return _("pcapcheck: error: {message}").format(message=result.error)
