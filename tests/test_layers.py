@@ -7,8 +7,10 @@ both native decoders with no other change."""
 
 from __future__ import annotations
 
+import io
 import re
 import struct
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -230,6 +232,14 @@ def test_no_decoder_names_a_link_layer():
         found = {int(h, 16) for h in literal.findall(text)} & ethertypes
         assert not found, (rel, sorted(hex(v) for v in found))
         assert not re.search(r"\b(lt|linktype) (==|in) \(?\d", text), rel
+        # nor the UDP ports of tunnels (issue 24: the batch decoder walks tunnels too)
+        ports = {p for _layer, default in layers.UDP_TUNNELS.values() for p in default}
+        numbers = {
+            int(tok.string, 0)
+            for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+            if tok.type == tokenize.NUMBER and tok.string.isalnum()
+        }
+        assert not ports & numbers, rel
 
 
 def test_table_contents():
