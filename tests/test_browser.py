@@ -325,3 +325,30 @@ def test_html_in_file_name_and_payload_never_runs(visit, pages, tmp_path, artifa
     assert heading.endswith(name)
     assert page.locator("#c1-conn1 g.arrow").count() == 10
     v.shot(artifacts, "escaped_names")
+
+
+def test_grade_feedback_page(visit, tmp_path, artifacts):
+    out = tmp_path / "grades"
+    res = runner.invoke(
+        app,
+        [
+            "grade",
+            str(SAMPLES / "grading/submissions/carol.pcap"),
+            "--rubric",
+            str(SAMPLES / "grading/http_lab.yaml"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    v = visit(out / "carol" / "feedback.html")
+    page = v.page
+    assert page.locator("h1").inner_text() == "Lab 3: one HTTP download, start to finish"
+    arrows = page.locator("#ladder-1 svg.ladder g.arrow")
+    assert arrows.count() == 11 and arrows.nth(10).is_visible()
+    assert arrows.nth(10).get_attribute("data-flags") == "RST,ACK"
+    marker = page.locator("#ladder-1 .finding-marker[data-rule=RS001]")
+    assert marker.is_visible() and marker.get_attribute("data-frame") == "11"
+    client = texts(page.locator("#ladder-1 text.state[data-side=client]"))
+    assert client[:3] == ["CLOSED", "SYN-SENT", "ESTABLISHED"] and client[-1] == "CLOSED"
+    v.shot(artifacts, "feedback_carol")
