@@ -431,14 +431,17 @@ def _analyze_part(
     facts = PartFacts()
     first_frames = facts.first_frames
     to_finding = catalog.to_finding
-    add_event, add_finding = events.append, findings.append
+    add_event = events.append
+    add_finding: Callable[[Finding], None] = findings.append
     sink = live.sink if live is not None else None
     pending: list[Finding] = []  # live: the findings not yet given to the sink
     if sink is not None:
 
-        def add_finding(finding: Finding, _append=findings.append) -> None:
+        def add_and_give(finding: Finding, _append=findings.append) -> None:
             _append(finding)
             pending.append(finding)
+
+        add_finding = add_and_give
 
     def record(ev: Event) -> bool:
         """Spool ``ev`` and, when the catalogue reports it, its finding (True then)."""

@@ -94,7 +94,7 @@ class Live:
 
     def until(self, want, timeout: float = WAIT) -> list[str]:
         """Lines until one for which ``want(line)`` holds (that one included)."""
-        got = []
+        got: list[str] = []
         end = time.monotonic() + timeout
         while True:
             line = self.line(max(end - time.monotonic(), 0.01))
@@ -323,7 +323,12 @@ def test_live_stream_reads_what_is_there() -> None:
     try:
         stream = LiveStream(r, flush_interval=0.05)
         idle: list[float] = []
-        stream.on_idle = lambda: (idle.append(time.monotonic()), os.write(w, b"xyz"))
+
+        def on_idle() -> None:
+            idle.append(time.monotonic())
+            os.write(w, b"xyz")
+
+        stream.on_idle = on_idle
         os.write(w, b"ab")
         assert stream.read(1 << 20) == b"ab"  # not a full megabyte: what is there
         assert stream.read(10) == b"xyz" and len(idle) == 1  # after a silence
@@ -361,7 +366,7 @@ def _can_record() -> bool:
 
 
 @pytest.fixture
-def tcpdump_lo() -> Iterator[tuple[subprocess.Popen, int]]:
+def tcpdump_lo() -> Iterator[tuple[subprocess.Popen, socket.socket]]:
     """``tcpdump -U -i lo -w - tcp port P`` with a listening socket on 127.0.0.1:P."""
     if not _can_record():
         if FULL:
