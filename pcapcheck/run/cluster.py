@@ -633,7 +633,7 @@ class DaskExecutor(Executor):
                     n_workers=self.target,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # no fixed port (8787 may be taken)
                     silence_logs=logging.ERROR,
                 )
                 self.client = distributed.Client(
