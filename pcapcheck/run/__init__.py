@@ -14,6 +14,8 @@ processes; this package decides where that happens and hands the pipeline what i
   :class:`~pcapcheck.run.executors.Processes` (``--jobs``), which run those tasks and
   give the results in input order; a distributed executor is one more subclass of
   :class:`~pcapcheck.run.executors.Executor` submitting the same tasks.
+* :mod:`pcapcheck.run.cluster`: :class:`~pcapcheck.run.cluster.DaskExecutor`, the same
+  tasks on a Dask cluster (``--scheduler``), Dask imported only there.
 * :mod:`pcapcheck.run.shards`: one capture split by connection (``(sport + dport) % n``),
   the shards' results merged into exactly the serial result.
 * :mod:`pcapcheck.run.feed`: the capture read once for all its shards, its batches sent

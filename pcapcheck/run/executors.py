@@ -10,9 +10,9 @@ analysis of its capture gives.
 
 An executor calls only the tasks of :mod:`pcapcheck.run.tasks` (:func:`analyze_job`,
 :func:`analyze_job_shard`, :func:`merge_job`) and the shard plan (:func:`plan_shards`);
-another one (a cluster's, e.g. Dask's ``client.submit`` of the same functions) is a
-subclass of :class:`Executor` with its own :meth:`Executor.results`, and nothing below
-this layer changes. :func:`executor_for` picks the local one for ``--jobs``.
+another one (a cluster's: :class:`pcapcheck.run.cluster.DaskExecutor`, Dask's
+``client.submit`` of the same functions) is a subclass of :class:`Executor` with its own
+:meth:`Executor.results`, and nothing below this layer changes. :func:`executor_for` picks the local one for ``--jobs``.
 """
 
 from __future__ import annotations
