@@ -13,11 +13,19 @@ processes, such as those of forked workers, count once per process), and never l
 than the command's own ``ru_maxrss`` (from ``os.wait4``), which catches a peak between
 two samples of a single process.
 
-    python bench/run.py CAPTURE [--repeat 3] [--markdown] [--jobs N]
+    python bench/run.py CAPTURE [--repeat 3] [--markdown] [--jobs N] [--wrap vxlan,mpls]
+
+``--wrap KINDS``: pcapcheck also on copies of CAPTURE with every frame inside each
+tunnel of KINDS (``bench/generate.py``'s ``wrap_capture``: vxlan, geneve, gre, mpls;
+made once as ``CAPTURE.<kind>.pcap`` beside it), in the same rounds; their "time vs
+pcapcheck" is the tunnelled capture's wall time over the plain one's (issue 24's
+target: 1.3 or less).
 
 Commands measured (the same file for all):
   pcapcheck  pcapcheck analyze CAPTURE -f json -o /dev/null [--jobs N]
              (every default rule, JSON written; --jobs N when given)
+  pcapcheck-html  pcapcheck analyze CAPTURE -f html -o /dev/null (not run by default:
+             --tools pcapcheck,pcapcheck-html gives the HTML report's time against JSON's)
   tcptrace   tcptrace -n -l CAPTURE
   tshark     tshark -r CAPTURE -T fields -e tcp.stream -e tcp.analysis.flags
 """
@@ -49,6 +57,19 @@ TOOLS = {
         f,
         "-f",
         "json",
+        "-o",
+        os.devnull,
+    ],
+    # the HTML report of the same analysis (issue #25: at most 2x the JSON report's time);
+    # measured with --tools pcapcheck,pcapcheck-html
+    "pcapcheck-html": lambda f: [
+        sys.executable,
+        "-m",
+        "pcapcheck",
+        "analyze",
+        f,
+        "-f",
+        "html",
         "-o",
         os.devnull,
     ],
@@ -179,6 +200,25 @@ def count_packets(path: str) -> int:
     return sum(1 for _ in open_capture(path))
 
 
+def wrapped_copies(capture: str, kinds: list[str]) -> dict[str, str]:
+    """``kind -> path`` of a copy of ``capture`` inside each tunnel of ``kinds``
+    (``bench/generate.py``'s ``wrap_capture``), made beside it unless already there."""
+    if not kinds:
+        return {}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import generate  # bench/generate.py
+
+    out = {}
+    for kind in kinds:
+        if kind not in generate.WRAPS:
+            raise SystemExit(f"--wrap: unknown tunnel {kind!r} ({', '.join(generate.WRAPS)})")
+        path = Path(capture).with_suffix(f".{kind}.pcap")
+        if not path.exists() or path.stat().st_mtime < Path(capture).stat().st_mtime:
+            generate.wrap_capture(Path(capture), path, kind)
+        out[kind] = str(path)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("capture")
@@ -190,19 +230,28 @@ def main() -> None:
         type=int,
         help="pass --jobs N to pcapcheck analyze (default: its own, the number of CPUs)",
     )
+    ap.add_argument(
+        "--wrap",
+        default="",
+        help="also pcapcheck on copies of CAPTURE inside these tunnels (vxlan,geneve,gre,mpls)",
+    )
     args = ap.parse_args()
     packets = count_packets(args.capture)
+    wrapped = wrapped_copies(args.capture, [k for k in args.wrap.split(",") if k])
     if "pcapcheck" in args.tools.split(","):
         byte_compile()
     cmds = {}
     for name in args.tools.split(","):
         cmd = TOOLS[name](args.capture)
-        if name == "pcapcheck" and args.jobs:
+        if name.startswith("pcapcheck") and args.jobs:
             cmd += ["--jobs", str(args.jobs)]
         if name != "pcapcheck" and shutil.which(cmd[0]) is None:
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
         cmds[name] = cmd
+        if name == "pcapcheck":  # the tunnelled copies right after it in each round
+            for kind, path in wrapped.items():
+                cmds[f"pcapcheck {kind}"] = [path if a == args.capture else a for a in cmd]
     # interleaved: each round runs every tool once, so that a slow spell of the machine
     # falls on all of them alike, not on the tool measured during it; tshark's runs
     # (ten times longer) come after the others' (see LAST)
@@ -232,7 +281,7 @@ def main() -> None:
         if args.markdown:
             print(f"| {name} | {wall:.2f} | {pps:,.0f} | {rss:.0f} | {ratio:.2f} |")
         else:
-            print(f"{name:10} {wall:8.2f} s {pps:12,.0f} pkt/s {rss:8.0f} MB  x{ratio:.2f}")
+            print(f"{name:16} {wall:8.2f} s {pps:12,.0f} pkt/s {rss:8.0f} MB  x{ratio:.2f}")
 
 
 if __name__ == "__main__":
