@@ -259,6 +259,16 @@ def test_layout(made):
     assert any(f.startswith(f"findings/date=2026-11-21/capture=sha256-{loopback}/") for f in files)
 
 
+def test_readme_layout_example(tmp_path, monkeypatch):
+    """The README's example paths are those write_result gives for its capture and run."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"^results/\S+\.parquet$", text, re.M)
+    monkeypatch.chdir(ROOT)
+    (result,) = pcapcheck.analyze(_rel(CL003), isolated=True)
+    written = parquet.write_result(result, tmp_path / "results", run="20261207T035449Z-38bf99")
+    assert shown == [p.relative_to(tmp_path).as_posix() for p in written]
+
+
 def test_appending_runs(tmp_path):
     """A second run adds its own files (and partitions for new captures): counts double;
     the same run id again replaces its files: counts stay."""
