@@ -29,7 +29,8 @@ A run adds files and never rewrites another run's: a fleet's results accumulate.
 file name depends only on (capture bytes, run, name), so writing the same capture in
 the same run again (a retried cluster task) replaces its own files instead of adding
 rows; each file is written under a hidden name (``.<file name>.<pid>-<random>.tmp``, which
-neither reader lists) and renamed into place, so a reader never sees half a file.
+neither reader lists) and renamed into place, so a reader never sees half a file (a
+process killed while writing leaves only such a hidden file, safe to delete).
 Every capture gets both files, an empty one when it has no connection or no finding (a
 query over a dataset of clean captures still finds the findings table). A capture that
 could not be read (``FileResult.error``) writes nothing.
