@@ -192,7 +192,7 @@ class _Section(Sequence[Any]):
     ``offset``), read one chunk at a time on every iteration (as a spool is)."""
 
     def __init__(self, blob: _Blob, offset: int, count: int):
-        self.blob, self.offset, self.count = blob, offset, count
+        self.blob, self.offset, self.length = blob, offset, count
 
     def _items(self) -> Iterator[Any]:
         raise NotImplementedError
@@ -201,13 +201,13 @@ class _Section(Sequence[Any]):
         return self._items()
 
     def __len__(self) -> int:
-        return self.count
+        return self.length
 
     def __bool__(self) -> bool:
-        return self.count > 0
+        return self.length > 0
 
     def __getitem__(self, index):
-        return item_at(self, self.count, index)
+        return item_at(self, self.length, index)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Sequence, _Section)) and not isinstance(other, (str, bytes)):
@@ -217,7 +217,7 @@ class _Section(Sequence[Any]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.count} items)"
+        return f"{type(self).__name__}({self.length} items)"
 
     def close(self) -> None:
         """Delete the result's temporary file (every section of it)."""
@@ -228,7 +228,7 @@ class _Pickled(_Section):
     """Items pickled :data:`_CHUNK` at a time."""
 
     def _items(self) -> Iterator[Any]:
-        left = self.count
+        left = self.length
         if not left:
             return
         with self.blob.section(self.offset) as fh:
@@ -246,10 +246,10 @@ class _Lines(_Section):
     reads of an encoding shard)."""
 
     def lines(self) -> Iterator[bytes]:
-        if not self.count:
+        if not self.length:
             return
         with self.blob.section(self.offset) as fh:
-            yield from islice(fh, self.count)
+            yield from islice(fh, self.length)
 
     def _items(self) -> Iterator[tuple[int, bytes]]:
         cut = -len(LINE_END)
@@ -260,7 +260,7 @@ class _Numbered(_Section):
     """``(id, line)`` with the line end: ``FileResult.connection_lines``."""
 
     def __init__(self, lines: _Lines):
-        super().__init__(lines.blob, lines.offset, lines.count)
+        super().__init__(lines.blob, lines.offset, lines.length)
         self.source = lines
 
     def _items(self) -> Iterator[tuple[int, bytes]]:
@@ -272,7 +272,7 @@ class _Decoded(_Section):
     :func:`pcapcheck.run.shards.merge_shards` decodes an encoding shard's)."""
 
     def __init__(self, lines: _Lines):
-        super().__init__(lines.blob, lines.offset, lines.count)
+        super().__init__(lines.blob, lines.offset, lines.length)
         self.source = lines
 
     def _items(self) -> Iterator[dict[str, Any]]:
