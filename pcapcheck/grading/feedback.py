@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from pcapcheck.grading.results import CheckResult, StudentResult, num
 from pcapcheck.grading.rubric import Rubric
+from pcapcheck.i18n import gettext as _
+from pcapcheck.i18n import ngettext
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -52,61 +54,75 @@ def check_body(check: CheckResult, student: StudentResult) -> str:
     """The Markdown explaining one check's result (no heading): for a failure, what was
     expected, what the capture shows, the frames to open and which ladder to look at."""
     if check.passed:
-        return "Passed."
+        return _("Passed.")
     parts: list[str] = []
     if student.problem:
-        parts.append(f"**This submission could not be graded:** {student.problem}.")
+        parts.append(
+            _("**This submission could not be graded:** {problem}.").format(problem=student.problem)
+        )
         if check.expected:
-            parts.append(f"**Expected:** {check.expected}")
+            parts.append(_("**Expected:** {expected}").format(expected=check.expected))
         return "\n\n".join(parts)
     if check.expected:
-        parts.append(f"**Expected:** {check.expected}")
+        parts.append(_("**Expected:** {expected}").format(expected=check.expected))
     if check.error:
         label = (
-            "**Not checked:**"
+            _("**Not checked:**")
             if check.id.startswith("answer_")
-            else "**The check could not be evaluated:**"
+            else _("**The check could not be evaluated:**")
         )
         parts.append(f"{label} {check.error}")
     if check.rows:
         lines = []
         for row in check.rows:
-            mark = "right" if row.ok else "wrong"
-            line = f"- {row.item}: expected `{row.expected}`, given `{row.given}` — {mark}"
+            mark = _("right") if row.ok else _("wrong")
+            line = _("- {item}: expected `{expected}`, given `{given}` — {mark}").format(
+                item=row.item, expected=row.expected, given=row.given, mark=mark
+            )
             if row.explanation:
                 line += f". {row.explanation[0].upper()}{row.explanation[1:]}"
             lines.append(line)
         parts.append("\n".join(lines))
     if check.shows:
-        parts.append("**Your capture shows:**\n" + "\n".join(f"- {s}" for s in check.shows))
+        parts.append(_("**Your capture shows:**") + "\n" + "\n".join(f"- {s}" for s in check.shows))
     where = []
     if check.frames:
-        noun = "frame" if len(check.frames) == 1 else "frames"
         where.append(
-            f"{noun} {', '.join(str(f) for f in check.frames)} "
-            f"(display filter `{wireshark_filter(check.frames)}`)"
+            ngettext(
+                "frame {frames} (display filter `{filter}`)",
+                "frames {frames} (display filter `{filter}`)",
+                len(check.frames),
+            ).format(
+                frames=", ".join(str(f) for f in check.frames),
+                filter=wireshark_filter(check.frames),
+            )
         )
     if len(check.connections) == 1 and not check.id.startswith("answer_"):
         cid = check.connections[0]
         conv = _conversation_filter(student, cid)
         if conv:
-            where.append(f"the whole connection {cid}: `{conv}`")
+            where.append(_("the whole connection {id}: `{filter}`").format(id=cid, filter=conv))
     if where:
-        parts.append("**Open in Wireshark:** " + "; ".join(where) + ".")
+        parts.append(_("**Open in Wireshark:** {where}.").format(where="; ".join(where)))
     drawn = [cid for cid in check.connections if cid in student.ladders]
     if drawn:
         names = ", ".join(str(cid) for cid in drawn)
-        noun = "connection" if len(drawn) == 1 else "connections"
-        parts.append(f"**Ladder:** see the ladder of {noun} {names}.")
+        parts.append(
+            ngettext(
+                "**Ladder:** see the ladder of connection {ids}.",
+                "**Ladder:** see the ladder of connections {ids}.",
+                len(drawn),
+            ).format(ids=names)
+        )
     return "\n\n".join(parts)
 
 
 def _result_word(check: CheckResult) -> str:
     if check.passed:
-        return "passed"
+        return _("passed")
     if check.score:
-        return "**partly**"
-    return "**failed**"
+        return _("**partly**")
+    return _("**failed**")
 
 
 def _answers_section(student: StudentResult) -> list[str]:
@@ -114,7 +130,7 @@ def _answers_section(student: StudentResult) -> list[str]:
     if not answers or student.problem:
         return []
     scored = [c for c in answers if c.scored]
-    head = "## Your answers"
+    head = "## " + _("Your answers")
     if scored:
         head += f" ({num(sum(c.score for c in scored))} / {num(sum(c.points for c in scored))})"
     out = [head, ""]
@@ -122,18 +138,24 @@ def _answers_section(student: StudentResult) -> list[str]:
     rows = [(c, r) for c in answers for r in c.rows]
     if student.answers_file is not None and rows:
         cids = sorted({cid for c in answers for cid in c.connections})
-        about = f", about connection {cids[0]}" if cids else ""
-        out += [f"From `{student.answers_file.name}`{about}.", ""]
-    out += [f"**Not checked:** {e}." for e in errors]
+        name = student.answers_file.name
+        if cids:
+            line = _("From `{file}`, about connection {id}.").format(file=name, id=cids[0])
+        else:
+            line = _("From `{file}`.").format(file=name)
+        out += [line, ""]
+    out += [_("**Not checked:** {reason}.").format(reason=e) for e in errors]
     if errors:
         out.append("")
     if rows:
-        out += ["| question | expected | given | result |", "|---|---|---|---|"]
+        heads = (_("question"), _("expected"), _("given"), _("result"))
+        out += ["| " + " | ".join(heads) + " |", "|---|---|---|---|"]
         for check, row in rows:
-            note = "" if check.scored else " (not scored)"
+            note = "" if check.scored else " " + _("(not scored)")
+            result = _("right") if row.ok else "**" + _("wrong") + "**"
             out.append(
                 f"| {_cell(row.item)} | `{_cell(row.expected)}` | `{_cell(row.given)}` "
-                f"| {'right' if row.ok else '**wrong**'}{note} |"
+                f"| {result}{note} |"
             )
         out.append("")
         wrong = [row for _, row in rows if not row.ok and row.explanation]
@@ -143,12 +165,12 @@ def _answers_section(student: StudentResult) -> list[str]:
             out.append("")
         frames = sorted({f for c in answers if not c.passed for f in c.frames})
         if frames:
-            noun = "frame" if len(frames) == 1 else "frames"
-            out += [
-                f"**Open in Wireshark:** {noun} {', '.join(str(f) for f in frames)} "
-                f"(display filter `{wireshark_filter(frames)}`).",
-                "",
-            ]
+            where = ngettext(
+                "frame {frames} (display filter `{filter}`)",
+                "frames {frames} (display filter `{filter}`)",
+                len(frames),
+            ).format(frames=", ".join(str(f) for f in frames), filter=wireshark_filter(frames))
+            out += [_("**Open in Wireshark:** {where}.").format(where=where), ""]
     return out
 
 
@@ -157,33 +179,42 @@ def _feedback_lines(student: StudentResult, rubric: Rubric) -> list[str]:
     out = [
         f"# {rubric.title}",
         "",
-        f"Student: **{student.student}**",
+        _("Student: **{student}**").format(student=student.student),
         "",
-        f"**Score: {num(student.score)} / {num(student.max_score)}**",
+        _("**Score: {score} / {max}**").format(
+            score=num(student.score), max=num(student.max_score)
+        ),
         "",
     ]
     if rubric.description:
         out += [rubric.description, ""]
     if student.problem:
         out += [
-            f"**This submission could not be graded:** {student.problem}. Every check scores 0.",
+            _("**This submission could not be graded:** {problem}. Every check scores 0.").format(
+                problem=student.problem
+            ),
             "",
         ]
     else:
         count = len(student.connections)
-        noun = "connection" if count == 1 else "connections"
         capture = student.capture.name if student.capture else "-"
-        out += [f"Capture `{capture}`: {student.packets} packets, {count} TCP {noun}.", ""]
+        line = ngettext(
+            "Capture `{capture}`: {packets} packets, {count} TCP connection.",
+            "Capture `{capture}`: {packets} packets, {count} TCP connections.",
+            count,
+        ).format(capture=capture, packets=student.packets, count=count)
+        out += [line, ""]
 
-    out += ["| check | points | result |", "|---|---|---|"]
+    heads = (_("check"), _("points"), _("result"))
+    out += ["| " + " | ".join(heads) + " |", "|---|---|---|"]
     for check in student.checks:
-        pts = f"{num(check.score)} / {num(check.points)}" if check.scored else "not scored"
+        pts = f"{num(check.score)} / {num(check.points)}" if check.scored else _("not scored")
         out.append(f"| {_cell(check.title)} | {pts} | {_result_word(check)} |")
     out.append("")
 
     failed = [c for c in student.checks if not c.passed and not c.id.startswith("answer_")]
     if failed and not student.problem:
-        out += ["## What to look at", ""]
+        out += ["## " + _("What to look at"), ""]
         for check in failed:
             out += [
                 f"### {check.title} ({num(check.score)} / {num(check.points)})",
@@ -192,7 +223,7 @@ def _feedback_lines(student: StudentResult, rubric: Rubric) -> list[str]:
                 "",
             ]
     elif not student.problem:
-        out += ["All checks on the capture passed.", ""]
+        out += [_("All checks on the capture passed."), ""]
     out += _answers_section(student)
 
     return out
@@ -203,7 +234,8 @@ def render_feedback(student: StudentResult, rubric: Rubric) -> str:
     of checks, what to look at for each failed check, the answers, the ladders."""
     out = _feedback_lines(student, rubric)
     for cid, ladder in student.ladders.items():
-        out += [f"## Ladder of connection {cid}", "", "```text", ladder.rstrip("\n"), "```", ""]
+        head = "## " + _("Ladder of connection {id}").format(id=cid)
+        out += [head, "", "```text", ladder.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
