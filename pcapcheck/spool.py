@@ -49,6 +49,16 @@ _CHUNK = 256
 #: at once: this bounds the open files).
 MAX_RUNS = 64
 
+#: Runs of one size tier merged into one as soon as there are this many (a tiered merge:
+#: a run of tier ``t`` holds up to ``limit * MERGE_FANIN ** t`` items). Each item is
+#: rewritten about ``log(items / limit) / log(MERGE_FANIN)`` times, so a spool of N
+#: items costs O(N log N) (4 rewrites an item for 134 million), where merging every run
+#: into one at :data:`MAX_RUNS` rewrote the whole spool every 63 runs: O(N²) (issue
+#: #23: 2 GB of zero-length records are 134 million CP005 events and findings). The
+#: tiers hold at most ``MERGE_FANIN - 1`` runs each: they reach MAX_RUNS only past
+#: ``MERGE_FANIN ** 4`` runs (134 million items of the default limit).
+MERGE_FANIN = 16
+
 
 def item_at(items: Iterable[T], length: int, index: int | slice) -> T | list[T]:
     """``items[index]`` for a sequence of ``length`` items that can only be read in order
@@ -115,13 +125,33 @@ class Spool(Sequence[T], Generic[T]):
 
     def _spill(self) -> None:
         self._sort_buffer()
-        self._runs.append(self._write_run(self._buffer, len(self._buffer)))
+        runs = self._runs
+        runs.append(self._write_run(self._buffer, len(self._buffer)))
         self._buffer = []
-        if len(self._runs) >= MAX_RUNS:
-            runs = list(self._runs)
-            merged = self._merge([self._read_run(path, n) for path, n in runs])
-            self._runs[:] = [self._write_run(merged, sum(n for _p, n in runs))]
-            _remove(runs)
+        fanin = MERGE_FANIN
+        # the runs' tiers never increase along the list (a binary counter in base
+        # MERGE_FANIN): the last MERGE_FANIN share one when the first of them has the last's
+        while len(runs) >= fanin and self._tier(runs[-fanin][1]) == self._tier(runs[-1][1]):
+            self._merge_runs(len(runs) - fanin)
+        if len(runs) >= MAX_RUNS:
+            self._merge_runs(0)
+
+    def _tier(self, count: int) -> int:
+        """The size tier of a run of ``count`` items (:data:`MERGE_FANIN`)."""
+        tier, size = 0, self.limit
+        while count > size:
+            size *= MERGE_FANIN
+            tier += 1
+        return tier
+
+    def _merge_runs(self, start: int) -> None:
+        """Merge the runs from index ``start`` on into one run (consecutive runs, in
+        order: ties keep the order of appending), their files deleted."""
+        runs = self._runs
+        old = runs[start:]
+        merged = self._merge([self._read_run(path, n) for path, n in old])
+        runs[start:] = [self._write_run(merged, sum(n for _p, n in old))]
+        _remove(old)
 
     @staticmethod
     def _write_run(items: Iterable[T], count: int) -> tuple[str, int]:

@@ -197,3 +197,171 @@ def test_analysed_connections_leave_no_reference_cycle(tmp_path, catalog):
         gc.enable()
     assert len(res.connections) == 5
     assert "_Endpoint" not in left and "ZeekState" not in left and "Connection" not in left
+
+
+# -- one long connection: the engine's structures stay bounded (issue #23, item 4) ------
+
+
+def _one_way(n_data: int, resend: tuple[int, ...] = ()):
+    """A handshake, then ``n_data`` segments of 100 bytes from the client that the
+    server never acknowledges (a capture of one direction after the handshake), then the
+    client's data segments numbered ``resend`` (0-based) sent again."""
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    frame = 0
+
+    def seg(side, flags, seq, ack, n=0):
+        nonlocal frame
+        frame += 1
+        (src, sp), (dst, dp) = (c, s) if side == "c" else (s, c)
+        return Segment(frame, 1.0 + frame * 1e-4, src, dst, sp, dp, seq, ack, flags, 1000, n)
+
+    yield seg("c", SYN, 1000, 0)
+    yield seg("s", SYN | ACK, 5000, 1001)
+    yield seg("c", ACK, 1001, 5001)
+    for i in range(n_data):
+        yield seg("c", PSH | ACK, 1001 + 100 * i, 5001, 100)
+    for i in resend:
+        yield seg("c", PSH | ACK, 1001 + 100 * i, 5001, 100)
+
+
+def test_unacknowledged_data_of_one_long_connection_is_bounded():
+    """A direction whose data is never acknowledged: the engine's list of its
+    unacknowledged segments (SQ002's first frame, SQ003) holds at most UNACKED_LIMIT
+    entries however long the connection (it held one per segment: 20,000 here); the
+    first UNACKED_HEAD and the latest segments keep their frames, those between are
+    merged into one range whose frames are forgotten (and counted), so a retransmission
+    of their data names no first frame."""
+    n = 20_000
+    resend = (0, 1, 9_000, n - 1)
+    tracker = Tracker(Checker())
+    segs = list(_one_way(n, resend))
+    most = 0
+    for seg in segs:
+        tracker.feed(seg)
+        (conn,) = tracker.table.values()
+        most = max(most, len(conn.c.unacked))
+    assert most <= 4096, most
+    from pcapcheck.fast.clean_connections import MAX_CLEAN_ROWS
+    from pcapcheck.tcp.connection import UNACKED_HEAD, UNACKED_LIMIT
+
+    assert most == UNACKED_LIMIT
+    # a connection the fast paths summarise (at most MAX_CLEAN_ROWS segments) is never
+    # merged: their first frames are the replay's
+    assert MAX_CLEAN_ROWS <= UNACKED_LIMIT
+    flow = conn.c
+    # the head kept whole, then one merged range, then the latest segments
+    assert [e[:3] for e in flow.unacked[:2]] == [(1, 101, 4), (101, 201, 5)]
+    merged = flow.unacked[UNACKED_HEAD]
+    assert merged[0] == 1 + 100 * UNACKED_HEAD and merged[2] == 4 + UNACKED_HEAD
+    assert flow.unacked[-1][:3] == (1 + 100 * (n - 1), 1 + 100 * n, 3 + n)
+    assert flow.forgotten == merged[3] == merged[1] // 100 - UNACKED_HEAD
+    assert flow.forgotten + len(flow.unacked) - 1 == n
+    (done,) = tracker.finish(segs[-1].ts)
+    sq002 = [
+        (e.frame, e.data["seq"], e.data["first_frame"]) for e in done.events if e.rule == "SQ002"
+    ]
+    assert sq002 == [
+        (3 + n + 1, 1, 4),  # the head: its frame kept
+        (3 + n + 2, 101, 5),
+        (3 + n + 3, 1 + 100 * 9_000, None),  # merged: its frame forgotten
+        (3 + n + 4, 1 + 100 * (n - 1), 3 + n),  # the latest: kept
+    ]
+
+
+def _resent(n: int):
+    """A handshake, one data segment from the client sent ``n`` + 1 times (an SQ002
+    each), acknowledged, then a close."""
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    frame = 0
+
+    def seg(side, flags, seq, ack, n=0):
+        nonlocal frame
+        frame += 1
+        (src, sp), (dst, dp) = (c, s) if side == "c" else (s, c)
+        return Segment(frame, 1.0 + frame * 1e-4, src, dst, sp, dp, seq, ack, flags, 1000, n)
+
+    yield seg("c", SYN, 1000, 0)
+    yield seg("s", SYN | ACK, 5000, 1001)
+    yield seg("c", ACK, 1001, 5001)
+    for _ in range(n + 1):
+        yield seg("c", PSH | ACK, 1001, 5001, 100)
+    yield seg("s", ACK, 5001, 1101)
+    yield seg("c", FIN | ACK, 1101, 5001)
+    yield seg("s", FIN | ACK, 5001, 1102)
+    yield seg("c", ACK, 1102, 5002)
+
+
+def _replay(segs, sink=None):
+    checker = Checker()
+    if sink is not None:
+        checker.sink = sink
+    tracker = Tracker(checker)
+    most = 0
+    for seg in segs:
+        tracker.feed(seg)
+        for conn in tracker.table.values():
+            most = max(most, len(conn.events))
+    return most, list(tracker.finish(segs[-1].ts))
+
+
+def test_findings_of_one_long_connection_stream_out_as_decided():
+    """A connection with a finding on every segment (a segment resent 5,000 times):
+    with a sink (the pipeline's spools), the events no later segment can withdraw
+    leave the connection as they are decided, so it holds a bounded number of them (it
+    held all 5,000 until its end); the sink gets the same events, in the same order,
+    as the connection's list gets without one."""
+    n = 5_000
+    segs = list(_resent(n))
+    most_kept, (whole,) = _replay(segs)
+    assert most_kept == n and len(whole.events) == n
+    out: list = []
+    most, (done,) = _replay(segs, lambda ev: out.append(ev) or ev.rule == "SQ002")
+    assert most <= 512, most
+    assert len(out) == n - len(done.events)
+    assert done.released == len(out)  # the sink said each was a finding
+    key = [(e.rule, e.frame, e.data) for e in whole.events]
+    assert [(e.rule, e.frame, e.data) for e in out + done.events] == key
+    assert [e.data["first_frame"] for e in out[:2]] == [4, 4]
+
+
+def test_findings_streamed_give_the_same_report(tmp_path, catalog):
+    """Through the pipeline: the resent segment's 3,000 SQ002 findings, counted in
+    the connection's summary, as many events."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import hostile
+
+    path = tmp_path / "retx.pcap"
+    hostile.write_retransmissions(path, 3_000)
+    for fast in (True, False):
+        res = analyze_file(path, catalog, catalog.select(None, None), fast=fast)
+        (conn,) = res.connections
+        sq002 = [f for f in res.findings if f.rule == "SQ002"]
+        assert len(sq002) == 3_000 and conn["findings"] == len(res.findings)
+        assert [f.frame for f in sq002] == list(range(5, 3_005))
+        assert {f.data["first_frame"] for f in sq002} == {4}
+
+
+def test_spool_rewrites_each_item_a_logarithmic_number_of_times(monkeypatch):
+    """The spools take every event and finding (2 GB of zero-length records: 134 million
+    CP005 of each): spilling N items writes each one O(log N) times (a tiered merge), not
+    the whole spool again every MAX_RUNS runs (that was O(N²): 16 writes an item here,
+    about 500 for 134 million), and ties keep the order of appending."""
+    import random
+
+    from pcapcheck import spool as spool_module
+
+    written = []
+    write_run = spool_module.Spool._write_run
+
+    def counting(items, count):
+        written.append(count)
+        return write_run(items, count)
+
+    monkeypatch.setattr(spool_module.Spool, "_write_run", staticmethod(counting))
+    rng = random.Random(5)
+    items = [(i // 7 + rng.randrange(3), i) for i in range(20_000)]
+    sp = spool_module.Spool(items, key=lambda x: x[0], limit=10)
+    assert sum(written) <= 4 * len(items), sum(written) / len(items)
+    assert len(sp._runs) < spool_module.MAX_RUNS
+    assert list(sp) == sorted(items, key=lambda x: x[0])
+    sp.close()

@@ -66,7 +66,7 @@ from pcapcheck.model import (
     TIME_WAIT,
     Event,
 )
-from pcapcheck.tcp.connection import Connection
+from pcapcheck.tcp.connection import UNACKED_LIMIT, Connection
 from pcapcheck.tcp.detectors import (
     DUPLICATE_KEY_FIELDS,
     duplicate_key_of,
@@ -91,7 +91,11 @@ RETX_MAX = SCALED_ONCE
 #: candidate of :mod:`pcapcheck.fast.lookahead`: the rows held for a connection are
 #: bounded whatever its length (issue #23: one connection of a million segments held
 #: them all). The replay gives the same report as the summary; only time differs.
+#: At most the engine's :data:`~pcapcheck.tcp.connection.UNACKED_LIMIT`: a summarised
+#: connection's retransmissions name the first frames the replay names (the engine
+#: forgets some only past that many unacknowledged segments of a direction).
 MAX_CLEAN_ROWS = 1 << 12
+assert MAX_CLEAN_ROWS <= UNACKED_LIMIT
 
 #: Position in a row (:class:`Pending`) of each field of a segment it holds.
 ROW_FIELDS = {

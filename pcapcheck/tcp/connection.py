@@ -12,7 +12,9 @@ This module holds state only; the decisions are made in :mod:`pcapcheck.tcp.dete
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from pcapcheck.model import Event, Segment
@@ -21,6 +23,21 @@ from pcapcheck.tcp.state_machine import Endpoint
 MOD = 1 << 32
 #: How many of a flow's last segments are remembered to recognise a capture duplicate.
 RECENT = 4
+#: The most entries a flow's list of unacknowledged data segments (:attr:`Flow.unacked`)
+#: holds (issue #23: memory bounded whatever one connection's length). A direction with
+#: more segments unacknowledged at once (a capture of one direction, a peer that never
+#: acknowledges) keeps the first :data:`UNACKED_HEAD` exact (the oldest data, the one a
+#: retransmission timeout or a fast retransmit resends) and at least the latest
+#: :data:`UNACKED_TAIL`; the segments between are merged into one range whose frames are
+#: forgotten (:meth:`Flow.add_unacked`). At least
+#: :data:`~pcapcheck.fast.clean_connections.MAX_CLEAN_ROWS`, so that a connection the
+#: fast paths summarise never reaches it (about 150 bytes an entry: 600 kB a flow).
+UNACKED_LIMIT = 4096
+#: Entries at the head of :attr:`Flow.unacked` never merged (:data:`UNACKED_LIMIT`).
+UNACKED_HEAD = 2048
+#: Entries at the tail of :attr:`Flow.unacked` left exact by a merge (:data:`UNACKED_LIMIT`).
+UNACKED_TAIL = 1024
+_START = itemgetter(0)
 _MASK = MOD - 1
 _HALF = 1 << 31
 
@@ -49,7 +66,12 @@ class Flow:
     * ``fin`` – position of the FIN, ``fin_frame`` its frame (None when only implied).
     * ``holes`` – ``[start, end, frame, ts]`` ranges below ``nxt`` never seen.
     * ``unacked`` – ``(start, end, frame)`` of data segments not yet acknowledged, in
-      order (a list: ``del unacked[:i]`` drops the acknowledged head).
+      order (a list: ``del unacked[:i]`` drops the acknowledged head), at most
+      :data:`UNACKED_LIMIT` of them; a ``(start, end, frame, count)`` entry is a range
+      of ``count`` segments merged there (:meth:`add_unacked`), ``frame`` the first
+      one's. ``forgotten`` counts the segments merged so; ``unordered`` is True once a
+      segment started below the end of the previous entry (a new ISN, data before the
+      SYN): the list is then searched in order rather than bisected.
     * ``pending`` – ``[ack, frame, nxt_then, ts]``: the peer acknowledged beyond ``nxt``.
     * ``win`` – the last window advertised by this flow's sender, scaled, in bytes.
     * ``recent`` – the last :data:`RECENT` segments' ``(key, frame, ts)``, to recognise
@@ -73,6 +95,7 @@ class Flow:
         "fin_implied_ts",
         "fin_reply_frame",
         "first_frame",
+        "forgotten",
         "high_ts",
         "holes",
         "isn",
@@ -93,6 +116,7 @@ class Flow:
         "synack_count",
         "synack_frame",
         "unacked",
+        "unordered",
         "win",
         "wscale",
         "zero",
@@ -120,7 +144,9 @@ class Flow:
         self.fin_implied_frame: int | None = None
         self.fin_implied_ts = 0.0
         self.holes: list[list] = []
-        self.unacked: list[tuple[int, int, int]] = []
+        self.unacked: list[tuple] = []
+        self.forgotten = 0
+        self.unordered = False
         self.pending: list[list] = []
         self.high_ts = 0.0
         self.win: int | None = None
@@ -154,6 +180,40 @@ class Flow:
             self.nxt = end
             self._ref_u = end
             self._ref_abs = (self.base + end) & _MASK  # type: ignore[operator]  # base is set
+
+    def add_unacked(self, start: int, end: int, frame: int) -> None:
+        """Data ``[start, end)`` (unwrapped relative) sent at ``frame``, not yet
+        acknowledged: appended to :attr:`unacked`. Past :data:`UNACKED_LIMIT` entries,
+        those after the first :data:`UNACKED_HEAD` but the latest :data:`UNACKED_TAIL`
+        become one ``(start, end, frame, count)`` range (with a range already there):
+        their frames are forgotten (:attr:`forgotten` counts them), their sequence space
+        is still unacknowledged (SQ003 counts its bytes). A merge every
+        ``UNACKED_LIMIT - UNACKED_HEAD - UNACKED_TAIL`` segments: constant time a
+        segment, amortised."""
+        q = self.unacked
+        if q and start < q[-1][1]:
+            self.unordered = True
+        q.append((start, end, frame))
+        if len(q) > UNACKED_LIMIT:
+            lo, hi = UNACKED_HEAD, len(q) - UNACKED_TAIL
+            first = q[lo]
+            count = 0
+            for entry in q[lo:hi]:
+                count += entry[3] if len(entry) == 4 else 1
+            self.forgotten += count - (first[3] if len(first) == 4 else 0)
+            q[lo:hi] = [(first[0], q[hi - 1][1], first[2], count)]
+
+    def unacked_frame(self, seq: int) -> int | None:
+        """The frame of the unacknowledged data segment (:attr:`unacked`) that holds
+        ``seq`` (unwrapped relative), the first one in order; None when none holds it or
+        it lies in a merged range (its frame forgotten, :meth:`add_unacked`)."""
+        q = self.unacked
+        if self.unordered:
+            entry = next((e for e in q if e[0] <= seq < e[1]), None)
+        else:
+            i = bisect_right(q, seq, key=_START) - 1
+            entry = q[i] if i >= 0 and seq < q[i][1] else None
+        return entry[2] if entry is not None and len(entry) == 3 else None
 
     def absolute(self, pos: int) -> int:
         """Unwrapped relative position → absolute 32-bit sequence number."""
@@ -204,6 +264,10 @@ class Connection:
     tail_of: int | None = None
     #: the tunnels of its first segment (``Segment.encapsulation``), None: none
     encapsulation: tuple[str, ...] | None = None
+    #: events given to the checker's sink before the connection was finalised, for
+    #: which the sink returned true (:meth:`~pcapcheck.tcp.detectors.Checker.release`;
+    #: the pipeline: findings reported); they are no longer in ``events``
+    released: int = 0
 
     @staticmethod
     def endpoint_text(addr: tuple[str, int]) -> str:

@@ -15,7 +15,7 @@ acknowledged?) are taken in :meth:`Checker.finish`. See docs/semantics.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pcapcheck.model import (
@@ -51,6 +51,13 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 _ENDED = (CLOSED, TIME_WAIT, LISTEN, None)
+
+#: Events a connection holds (:attr:`Connection.events`) before the final ones among
+#: them go to the checker's sink (:attr:`Checker.sink`, :meth:`Checker.release`): a
+#: connection with a finding on every segment holds a bounded number of them, not all
+#: of them until its end (issue #23). Few connections have as many; theirs are
+#: released in the order they were decided.
+EVENTS_HELD = 256
 
 #: Per-frame analysis marks (recorded only when asked, for the Wireshark cross-check),
 #: named after Wireshark's tcp.analysis.* flags; the rules that imply them.
@@ -191,6 +198,13 @@ class Checker:
         #: ``reused_ports``), and frame → connection id; None unless ``record_marks``.
         self.marks: dict[int, set[str]] | None = {} if record_marks else None
         self.frame_conn: dict[int, int] | None = {} if record_marks else None
+        #: Where a connection's final events go before the connection is finalised,
+        #: when it holds more than :data:`EVENTS_HELD` (:meth:`release`): called with
+        #: each event, in the order they were made; what it returns true for is counted
+        #: in :attr:`Connection.released` (the pipeline: the event spooled, True when
+        #: it is reported as a finding). None: every event stays in the connection
+        #: until :meth:`finish`.
+        self.sink: Callable[[Event], Any] | None = None
 
     def mark(self, frame: int, kind: str) -> None:
         """Add a Wireshark-style analysis mark to ``frame`` (only when recording marks)."""
@@ -270,6 +284,41 @@ class Checker:
             fs.last_frame, fs.last_ts = seg.frame, seg.ts
             if self._frame_events:  # most segments make no event
                 self._fill_states(conn, seg)
+                if len(conn.events) > EVENTS_HELD and self.sink is not None:
+                    self.release(conn)
+
+    def release(self, conn: Connection) -> None:
+        """Give the checker's :attr:`sink` the events of ``conn`` that are final (after
+        a frame is done: their common fields are filled) and drop them from
+        ``conn.events``, in the order they were made; the others stay there until
+        :meth:`finish`. Final is every event no later segment or :meth:`finish` can
+        withdraw: not an HS008 (a SYN stored late withdraws it, :meth:`_late_syn`, and
+        so does a capture of one direction), nor a CP002 while one direction has no
+        segment (a capture of one direction withdraws them) or at the frame of an
+        implied FIN not yet seen (:meth:`_late_fin`). The report is the same: the
+        spools sort events by frame, connection and rule, and the events of a
+        connection that tie on those (one rule) keep the order they were made in,
+        released first or not (a withdrawable one is held with every event of its rule
+        and frame)."""
+        sink = self.sink
+        assert sink is not None
+        c, s = conn.c, conn.s
+        one_way = not (c.packets and s.packets)
+        implied = [
+            f.fin_implied_frame
+            for f in (c, s)
+            if f.fin_frame is None and f.fin_implied_frame is not None
+        ]
+        held = []
+        count = 0
+        for ev in conn.events:
+            rule = ev.rule
+            if rule == "HS008" or (rule == "CP002" and (one_way or ev.frame in implied)):
+                held.append(ev)
+            elif sink(ev):
+                count += 1
+        conn.events[:] = held
+        conn.released += count
 
     def established_segment(
         self,
@@ -372,7 +421,7 @@ class Checker:
         """New data ``[start, end)`` (unwrapped relative, ``end`` beyond SND.NXT) sent at
         ``frame`` and ``ts``: unacknowledged until the peer's ACK covers it, the flow's
         latest new data, SND.NXT moved to ``end``."""
-        fs.unacked.append((start, end, frame))
+        fs.add_unacked(start, end, frame)
         fs.high_ts = ts
         fs.advance(end)
 
@@ -895,7 +944,7 @@ class Checker:
         if filled and seg.ts - fs.high_ts <= self.reorder_window:
             self.emit(conn, "SQ006", frame, role, seq=seq, expected=fs.nxt)
         else:
-            first = next((f for s, e, f in fs.unacked if s <= seq < e), None)
+            first = fs.unacked_frame(seq)
             if first is None and seq < 1 + fs.syn_len:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
             self.emit(conn, "SQ002", frame, role, **retransmission_data(seq, length, first))
@@ -1322,7 +1371,7 @@ class Checker:
             if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
                 # Data the peer never acknowledged although it went on sending after it
                 # (data still in flight when the capture stopped is not reported).
-                start, _end, frame = f.unacked[0]
+                start, frame = f.unacked[0][0], f.unacked[0][2]
                 self.emit(
                     conn,
                     "SQ003",
