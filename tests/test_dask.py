@@ -476,3 +476,23 @@ def test_dask_not_imported_without_scheduler():
         modules = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.decode().splitlines()]
         assert "pcapcheck" in modules or "pcapcheck.api" in modules, args
         assert not [m for m in modules if m.split(".")[0] in ("dask", "distributed")], args
+
+
+def test_api_progress_across_the_cluster(cluster):
+    """pcapcheck.analyze(scheduler=...): the results of a local run, and ``progress``
+    called as each capture's task ends with (files done, bytes done, bytes in all)."""
+    import pcapcheck
+
+    inputs = CAPTURES[:5]
+    calls: list[tuple[int, int, int]] = []
+    with pcapcheck.analyze(inputs, isolated=True) as report:
+        local = [(r.path, r.packets, list(r.connections), list(r.findings)) for r in report]
+    with pcapcheck.analyze(
+        inputs, isolated=True, scheduler=cluster.address, progress=lambda *a: calls.append(a)
+    ) as report:
+        remote = [(r.path, r.packets, list(r.connections), list(r.findings)) for r in report]
+    assert remote == local
+    total = sum(p.stat().st_size for p in inputs)
+    assert [c[0] for c in calls] == [1, 2, 3, 4, 5]
+    assert all(c[2] == total for c in calls)
+    assert sorted(c[1] for c in calls) == [c[1] for c in calls] and calls[-1][1] == total
