@@ -43,7 +43,7 @@ LAYERS = [
     "tcp",
     "capture",
     "results | jsonlines",
-    "spool | model | __about__",
+    "spool | model | __about__ | i18n",
 ]
 
 #: What the reference engine must never import.
