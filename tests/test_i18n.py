@@ -466,3 +466,28 @@ def test_english_is_unchanged(monkeypatch):
     assert run("analyze", relative, "-f", "json", "--isolated").stdout == expected.read_text(
         encoding="utf-8"
     )
+
+
+def test_grade_feedback_in_korean(tmp_path):
+    """grade --lang ko: the gradebook's columns and notes, and each student's feedback
+    (headings, what the capture shows, the findings' messages, the ladder)."""
+    submissions = ROOT / "sample_pcaps" / "grading" / "submissions"
+    rubric = ROOT / "sample_pcaps" / "grading" / "http_lab.yaml"
+    res = run(
+        "grade", str(submissions), "--rubric", str(rubric), "--out", str(tmp_path), "--lang", "ko"
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "학생" in res.stdout and "점수" in res.stdout
+    assert re.search(r"\nbob +10 / 19 +실패: client_close; 답안 파일 없음\n", res.stdout)
+    assert f"제출물 9개 채점 완료, 파일 19개를 {tmp_path}에 씀" in res.stdout
+    feedback = (tmp_path / "bob" / "feedback.md").read_text(encoding="utf-8")
+    assert "학생: **bob**" in feedback and "**점수: 10 / 19**" in feedback
+    assert "| 항목 | 배점 | 결과 |" in feedback
+    assert (
+        "- 연결 1, 10.0.0.1:50322 → 10.0.0.2:80 (프레임 1–9): 핸드셰이크 **완료**, "
+        "종료 **열린 채**, 처음 FIN을 보낸 쪽 없음;"
+    ) in feedback
+    assert "- 프레임 9: CL008 (정보) 캡처가 끝날 때 연결이 아직 열려 있었다" in feedback
+    assert "마지막 상태: 클라이언트 ESTABLISHED, 서버 ESTABLISHED" in feedback  # the ladder
+    # the rubric's own text is the teacher's (English here): shown as written
+    assert "4-way close initiated by the client" in feedback

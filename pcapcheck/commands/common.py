@@ -132,3 +132,6 @@ def _main(
     ),
 ):
     """pcapcheck: TCP connection analysis and RFC 9293 conformance checks for captures."""
+    from pcapcheck.i18n import set_language
+
+    set_language(None)  # every command starts in the environment's language (or English)

@@ -63,6 +63,8 @@ def grade(
     )
     from pcapcheck.grading.results import num
     from pcapcheck.grading.rubric import RubricError, load_rubric
+    from pcapcheck.i18n import gettext as _
+    from pcapcheck.i18n import ngettext
 
     if not math.isfinite(time_budget) or not 0 < time_budget <= 3600:
         raise fail(f"--time-budget: {time_budget:g} is not a number of seconds in (0, 3600]")
@@ -103,20 +105,24 @@ def grade(
     try:
         written = write_outputs(loaded, results, out, gradescope=gradescope, html=True)
     except OSError as exc:
-        raise fail(f"cannot write to {safe_text(str(out))}: {exc.strerror or exc}") from None
+        raise fail(
+            _("cannot write to {target}: {reason}").format(
+                target=safe_text(str(out)), reason=exc.strerror or exc
+            )
+        ) from None
     rows = []
     for res in results:
         failed = [c.id for c in res.scored if not c.passed and not c.id.startswith("answer_")]
         answers = [c for c in res.scored if c.id.startswith("answer_")]
-        notes = [f"failed: {', '.join(failed)}"] if failed else []
+        notes = [_("failed: {checks}").format(checks=", ".join(failed))] if failed else []
         if answers and not res.answers_file:
-            notes.append("no answers file")
+            notes.append(_("no answers file"))
         elif any(not c.passed for c in answers):
             notes.append(
-                "answers: "
-                + num(sum(c.score for c in answers))
-                + " / "
-                + num(sum(c.points for c in answers))
+                _("answers: {score} / {points}").format(
+                    score=num(sum(c.score for c in answers)),
+                    points=num(sum(c.points for c in answers)),
+                )
             )
         note = res.problem or "; ".join(notes)
         rows.append(
@@ -130,8 +136,15 @@ def grade(
     typer.echo(
         tabulate(
             rows,
-            headers=["student", "score", "shared_with", "notes"],
+            headers=[_("student"), _("score"), "shared_with", _("notes")],
             maxcolwidths=[None, None, None, 60],
         )
     )
-    typer.echo(f"\n{len(results)} submissions graded; wrote {len(written)} files to {out}")
+    typer.echo(
+        "\n"
+        + ngettext(
+            "{n} submission graded; wrote {files} files to {out}",
+            "{n} submissions graded; wrote {files} files to {out}",
+            len(results),
+        ).format(n=len(results), files=len(written), out=out)
+    )

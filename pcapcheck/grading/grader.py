@@ -40,19 +40,55 @@ MAX_LADDERS = 3
 
 def describe_connection(conn: Mapping[str, Any]) -> str:
     """One Markdown line: what a connection (a CEL connection map) shows."""
-    closer = conn["closer"] or "nobody"
-    return (
-        f"connection {conn['id']}, {conn['client']} → {conn['server']} (frames "
-        f"{conn['first_frame']}–{conn['last_frame']}): handshake **{conn['handshake']}**, "
-        f"close **{conn['close']}**, first FIN from {closer}; data bytes client "
-        f"{conn['bytes']['client']}, server {conn['bytes']['server']}; final states "
-        f"client {conn['client_state'] or '?'}, server {conn['server_state'] or '?'}"
+    from pcapcheck.i18n import gettext as _
+    from pcapcheck.report.common import value_text
+
+    closer = value_text(conn["closer"]) if conn["closer"] else _("nobody")
+    return _(
+        "connection {id}, {client} → {server} (frames {first}–{last}): handshake "
+        "**{handshake}**, close **{close}**, first FIN from {closer}; data bytes client "
+        "{client_bytes}, server {server_bytes}; final states client {client_state}, "
+        "server {server_state}"
+    ).format(
+        id=conn["id"],
+        client=conn["client"],
+        server=conn["server"],
+        first=conn["first_frame"],
+        last=conn["last_frame"],
+        handshake=value_text(conn["handshake"]),
+        close=value_text(conn["close"]),
+        closer=closer,
+        client_bytes=conn["bytes"]["client"],
+        server_bytes=conn["bytes"]["server"],
+        client_state=conn["client_state"] or "?",
+        server_state=conn["server_state"] or "?",
     )
 
 
-def _finding_line(f: Mapping[str, Any]) -> str:
-    where = f"frame {f['frame']}" if f.get("frame") is not None else "file"
-    return f"{where}: {f['rule']} ({f['severity']}) {f['message']}"
+def _localised_messages(result: FileResult) -> dict[tuple, str]:
+    """The messages of ``result``'s findings in the current language (empty in English:
+    the findings' own), keyed as :func:`_finding_line` looks them up."""
+    from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language
+    from pcapcheck.report.common import finding_message
+
+    if get_language() == DEFAULT_LANGUAGE:
+        return {}
+    return {(f.rule, f.connection, f.frame, f.message): finding_message(f) for f in result.findings}
+
+
+def _finding_line(f: Mapping[str, Any], messages: Mapping[tuple, str] | None = None) -> str:
+    """``frame 9: CL008 (info) MESSAGE``; ``messages``: the findings' messages in the
+    current language (:func:`_localised_messages`), else the English one."""
+    from pcapcheck.i18n import gettext as _
+    from pcapcheck.report.common import value_text
+
+    if f.get("frame") is not None:
+        where = _("frame {frame}").format(frame=f["frame"])
+    else:
+        where = _("file")
+    key = (f["rule"], f.get("connection"), f.get("frame"), f["message"])
+    message = (messages or {}).get(key, f["message"])
+    return f"{where}: {f['rule']} ({value_text(f['severity'])}) {message}"
 
 
 def bad_submission(
@@ -181,7 +217,7 @@ def _evaluate(
         res.shows.append(describe_connection(by_id[cid]))
     if not conns:
         res.shows.append("no connection of the capture is concerned")
-    res.shows.extend(_finding_line(f) for f in findings)
+    res.shows.extend(_finding_line(f, env.get("messages")) for f in findings)
     res.frames = sorted({f["frame"] for f in findings if f.get("frame") is not None} | set(frames))
     res.connections = conns
     return res
@@ -228,6 +264,8 @@ def grade_submission(
 
     env = capture_environment(result, name=capture.name)
     activation = to_activation(env)
+    # the findings' messages in the current language, for the feedback (not seen by CEL)
+    env["messages"] = _localised_messages(result)
     out = StudentResult(
         student,
         submission,

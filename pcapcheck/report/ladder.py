@@ -170,8 +170,10 @@ def _ljust(text: str, width: int) -> str:
 
 
 def _center(text: str, width: int) -> str:
+    """``str.center`` in terminal columns (the odd space placed as CPython places it)."""
     room = max(0, width - _cols(text))
-    return " " * (room // 2) + text + " " * (room - room // 2)
+    left = room // 2 + (room & width & 1)
+    return " " * left + text + " " * (room - left)
 
 
 def _fit(text: str, room: int, g: _Glyphs) -> str:
