@@ -622,9 +622,14 @@ def analyze(
 
     if not quiet:
         if recorded is not None:
+            from pcapcheck.i18n import ngettext
+
             typer.echo(
-                f"pcapcheck: wrote {recorded} finding{'s' if recorded != 1 else ''} "
-                f"to the baseline {write_baseline}",
+                ngettext(
+                    "pcapcheck: wrote {n} finding to the baseline {path}",
+                    "pcapcheck: wrote {n} findings to the baseline {path}",
+                    recorded,
+                ).format(n=recorded, path=write_baseline),
                 err=True,
             )
         if suppressed is not None or all(path is not None for _, path in plan):
