@@ -67,13 +67,13 @@ __all__ = [
 ]
 
 #: Connections drawn as ladders at most per capture (those with findings first).
-MAX_LADDERS = 50
+MAX_LADDERS = 25
 #: Rows (steps and folds) of one ladder at most in the page.
 LADDER_STEPS = 400
 #: Connections listed in the table at most per capture (in id order).
-MAX_TABLE_ROWS = 2000
+MAX_TABLE_ROWS = 1000
 #: Findings listed one by one at most per capture (in connection, then frame order).
-MAX_FINDINGS = 2000
+MAX_FINDINGS = 1000
 
 
 @cache
@@ -392,7 +392,20 @@ def render(
         captures=captures,
         total_findings=total,
         assets=page_assets(),
+        words=_words(),
     )
+
+
+def _words() -> dict[str, str]:
+    """The words of each listed finding, translated once per page."""
+    return {
+        "frame": _("frame"),
+        "states": _("states: client {client}, server {server}"),
+        "wireshark": _("Wireshark:"),
+        "copy": _("Copy"),
+        "copy_title": _("Copy the display filter"),
+        "means": _("What {rule} means"),
+    }
 
 
 def render_ladder_page(ladder: Ladder, result: FileResult, ctx: ReportContext | None = None) -> str:
