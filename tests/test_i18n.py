@@ -491,3 +491,26 @@ def test_grade_feedback_in_korean(tmp_path):
     assert "마지막 상태: 클라이언트 ESTABLISHED, 서버 ESTABLISHED" in feedback  # the ladder
     # the rubric's own text is the teacher's (English here): shown as written
     assert "4-way close initiated by the client" in feedback
+
+
+def test_github_annotations_in_korean():
+    res = run("analyze", HS002_PCAP, "missing.pcap", "-f", "github", "--lang", "ko")
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(
+        f"::error file={HS002_PCAP},title=HS002 synack-bad-ack::SYN-ACK가 0을(를) 확인 응답하지만"
+    )
+    assert lines[0].endswith(" [프레임 2, 연결 1]")
+    assert (
+        lines[2]
+        == "::error file=missing.pcap,title=pcapcheck%3A 읽을 수 없는 캡처::missing.pcap: no such file"
+    )
+    assert res.stderr == "pcapcheck: 오류: missing.pcap: no such file\n"
+
+
+def test_rules_show_json_in_korean():
+    english = json.loads(run("rules", "show", "HS002", "-f", "json").stdout)
+    korean = json.loads(run("rules", "show", "HS002", "-f", "json", "--lang", "ko").stdout)
+    assert sorted(english) == sorted(korean)
+    changed = {key for key in english if english[key] != korean[key]}
+    assert changed == {"summary", "message", "explanation"}
+    assert korean["explanation"].startswith("## 무엇을 검사하나\n")
