@@ -486,6 +486,7 @@ def analyze(
     is asked for).
     """
     from pcapcheck.capture.inputs import InputError, collect_inputs
+    from pcapcheck.capture.layers import set_tunnel_ports
     from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
     from pcapcheck.catalog.rules import CatalogError, load_catalog
     from pcapcheck.i18n import LANGUAGES, normalize_language, set_language
@@ -496,6 +497,8 @@ def analyze(
         raise OptionError(f"decoder: {decoder!r} is not one of {', '.join(DECODERS)}")
     if lang is not None and (not isinstance(lang, str) or normalize_language(lang) is None):
         raise OptionError(f"lang: {lang!r} is not one of {', '.join(LANGUAGES)}")
+    if lang is not None:
+        set_language(lang)
     if fail_on is not None and fail_on not in FAIL_ON:
         raise OptionError(f"fail_on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
@@ -522,8 +525,11 @@ def analyze(
         )
     except (ConfigError, CatalogError) as exc:
         raise OptionError(str(exc)) from None
-    if lang is not None or cfg.lang is not None:
-        set_language(lang if lang is not None else cfg.lang)
+    if lang is None and cfg.lang is not None:
+        set_language(cfg.lang)
+    if cfg.tunnel_ports is not None and scheduler is not None:
+        raise OptionError("tunnel-ports: not supported with a scheduler (its workers decode)")
+    set_tunnel_ports(cfg.tunnel_ports)  # this run's decoders and forked workers
     extra_params, levels = _overrides(catalog, params, severity)
     for rule_id, values in extra_params.items():
         rule_params[rule_id] = {**rule_params.get(rule_id, {}), **values}

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language
+from pcapcheck.i18n import gettext as _
 from pcapcheck.model import COMMON_EVENT_FIELDS, EVENT_FIELDS, Event, Finding
 
 if TYPE_CHECKING:
@@ -610,20 +611,24 @@ class Catalog:
         try:
             return self.rules[rule_id]
         except KeyError:
-            raise CatalogError(f"unknown rule {rule_id!r}") from None
+            raise CatalogError(_("unknown rule {id}").format(id=repr(rule_id))) from None
 
     # ------------------------------------------------------------------ selection
 
     def _expand(self, selector: str) -> tuple[int, list[str]]:
         """(specificity, matching ids) of one selector; ALL has specificity 0."""
         if not isinstance(selector, str):
-            raise CatalogError(f"unknown rule selector {selector!r}")
+            raise CatalogError(
+                _("unknown rule selector {selector}").format(selector=repr(selector))
+            )
         wanted = selector.strip().upper()
         if wanted == "ALL":
             return 0, list(self.rules)
         matches = [rule_id for rule_id in self.rules if wanted and rule_id.startswith(wanted)]
         if not matches:
-            raise CatalogError(f"unknown rule selector {selector!r}")
+            raise CatalogError(
+                _("unknown rule selector {selector}").format(selector=repr(selector))
+            )
         return len(wanted), matches
 
     def select(
@@ -717,7 +722,11 @@ class Catalog:
         for name, value in (overrides or {}).items():
             if name not in rule.params:
                 known = ", ".join(rule.params) or "none"
-                raise CatalogError(f"{rule_id}: unknown parameter {name!r} (known: {known})")
+                raise CatalogError(
+                    _("{id}: unknown parameter {name} (known: {known})").format(
+                        id=rule_id, name=repr(name), known=known
+                    )
+                )
             spec = rule.params[name]
             value = self._coerce(rule_id, name, spec["type"], value)
             problem = _out_of_range(spec, value)
