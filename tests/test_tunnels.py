@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import struct
 import subprocess
 import sys
 from argparse import Namespace
@@ -323,3 +324,55 @@ def test_wrapped_capture_reports_the_plain_one(wrapped, wrap):
     assert base[:2] == (0, 0) and base[2] > 300
     packets = plain["packets"]
     assert (one_by_one, tunnelled, fast) == (0, 0 if expect is None else packets, base[2])
+
+
+def _vxlan_on_port(path: Path, port: int) -> Path:
+    """sample_pcaps/encap/vxlan.pcap with its UDP destination port (4789) rewritten."""
+    records = list(open_capture(ENCAP / "vxlan.pcap"))
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for r in records:
+        data = bytearray(r.data)
+        assert data[36:38] == (4789).to_bytes(2, "big")  # eth 14 + IPv4 20 + UDP's 2
+        data[36:38] = port.to_bytes(2, "big")
+        sec = int(r.ts)
+        out += struct.pack("<IIII", sec, round((r.ts - sec) * 1e6), len(data), r.wire_len)
+        out += data
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_tunnel_ports_configuration_key(tmp_path):
+    """``[tunnel-ports]`` in pcapcheck.toml: VXLAN on 8472 (Linux's old default) is
+    decoded only with the key, serially, in worker processes and in batches."""
+    odd = _vxlan_on_port(tmp_path / "vxlan8472.pcap", 8472)
+    (tmp_path / "copy.pcap").write_bytes(odd.read_bytes())
+    plain = report(odd)
+    assert plain["connections"] == [] and plain["skipped"] == {"ipv4-udp": 13}
+    config = tmp_path / "pcapcheck.toml"
+    config.write_text("[tunnel-ports]\nvxlan = [4789, 8472]\n")
+    for jobs in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-m", "pcapcheck", "analyze", str(odd), str(tmp_path / "copy.pcap"),
+             "-f", "json", "--config", str(config), "--jobs", jobs],
+            capture_output=True, check=False, cwd=ROOT,
+        )  # fmt: skip
+        for r in json.loads(out.stdout)["files"]:
+            assert [c["encapsulation"][2:4] for c in r["connections"]] == [
+                ["udp 8472", "vxlan 42"],
+                ["udp 8472", "vxlan 43"],
+            ]
+            assert [(f["rule"], f["frame"]) for f in r["findings"]] == [
+                ("HS002", 12),
+                ("RS004", 13),
+            ]
+    batch = BatchSource(odd, tunnel_ports={"vxlan": [8472]})
+    assert sum(type(item) is Segment for _f, _t, item in batch) == 13
+    assert (batch.one_by_one, batch.tunnelled) == (0, 13)
+    config.write_text("[tunnel-ports]\nvxlan = [70000]\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", str(odd), "--config", str(config)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "tunnel-ports: vxlan port 70000 is not a UDP port" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -85,6 +85,7 @@ __all__ = [
     "Layer",
     "layers",
     "register",
+    "set_tunnel_ports",
     "tunnel_tables",
 ]
 
@@ -590,6 +591,27 @@ VLAN.ident = Field(0, 2, mask=0xFFF)
 MPLS.ident = Field(0, 4, shift=12)
 
 
+#: The UDP ports of :func:`set_tunnel_ports` (None: the defaults).
+_PORTS: dict[str, tuple[int, ...]] | None = None
+
+
+def set_tunnel_ports(ports: Mapping[str, Iterable[int]] | None) -> None:
+    """Make ``ports`` (as :func:`tunnel_tables` takes them; None: the defaults) the UDP
+    ports of the tunnels for every decoder made from now on in this process and in the
+    worker processes it forks (the ``tunnel-ports`` configuration key,
+    :mod:`pcapcheck.catalog.config`).
+
+    :raises ValueError: as :func:`tunnel_tables`.
+    """
+    global _PORTS
+    if ports is None:
+        _PORTS = None
+        return
+    fixed = {name: tuple(values) for name, values in ports.items()}
+    tunnel_tables(fixed)  # checked
+    _PORTS = fixed
+
+
 def tunnel_tables(
     ports: Mapping[str, Iterable[int]] | None = None,
 ) -> tuple[dict[int, Layer], dict[int, Layer]]:
@@ -597,10 +619,12 @@ def tunnel_tables(
     header (:data:`IP_PROTOCOL`, :data:`IPV6_PROTOCOL`), with the UDP tunnels on
     ``ports`` (tunnel name -> UDP ports, the keys of :data:`UDP_TUNNELS`: ``{"vxlan":
     [4789, 8472]}``; a tunnel not named keeps its default ports, an empty list turns it
-    off; default None: the defaults).
+    off; default None: those of :func:`set_tunnel_ports`, else the defaults).
 
     :raises ValueError: an unknown tunnel name or a port outside 0-65535.
     """
+    if ports is None:
+        ports = _PORTS
     if not ports:
         return IP_PROTOCOL.layers, IPV6_PROTOCOL.layers
     unknown = set(ports) - set(UDP_TUNNELS)
@@ -613,7 +637,7 @@ def tunnel_tables(
     d6.layers = d4.layers
     for name, (layer, default) in UDP_TUNNELS.items():
         for port in ports.get(name, default):
-            if not isinstance(port, int) or not 0 <= port <= 65535:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ValueError(f"tunnel-ports: {name} port {port!r} is not a UDP port")
             register(d4, port, layer)
     out = []

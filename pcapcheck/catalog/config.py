@@ -15,6 +15,9 @@ Keys (kebab-case, like ruff's)::
     rules-dirs = ["ci/rules"]            # extra rule directories, relative to this file
     lang = "ko"                          # the language of what a person reads: en | ko
 
+    [tunnel-ports]                       # UDP ports of tunnels (issue 24); unnamed: IANA's
+    vxlan = [4789, 8472]                 # vxlan, geneve, gtpu, teredo; [] turns one off
+
     [rules.HS003]
     severity = "warning"                 # severity override
     [rules.CL010]
@@ -84,6 +87,7 @@ KEYS = (
     "rules",
     "per-file-ignores",
     "lang",
+    "tunnel-ports",
 )
 #: The values of ``fail-on`` (and ``--fail-on``).
 FAIL_ON = ("error", "warning", "info", "never")
@@ -112,6 +116,9 @@ class Config:
     fail_on: str | None = None
     #: ``lang``: a language of :data:`pcapcheck.i18n.LANGUAGES` (``"ko"``), None when unset.
     lang: str | None = None
+    #: ``[tunnel-ports]``: tunnel name -> its UDP ports (:func:`pcapcheck.capture.layers.
+    #: tunnel_tables`), None when unset
+    tunnel_ports: dict[str, list[int]] | None = None
     rules_dirs: list[Path] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)
     rule_params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -355,6 +362,17 @@ def _parse(config: Config, data: Mapping[str, Any]) -> None:
         if lang is None:
             raise config.error(f"lang: {value!r} is not one of {', '.join(LANGUAGES)}")
         config.lang = lang
+    if "tunnel-ports" in data:
+        from pcapcheck.capture.layers import tunnel_tables
+
+        value = data["tunnel-ports"]
+        if not isinstance(value, Mapping) or not all(isinstance(v, list) for v in value.values()):
+            raise config.error(f"tunnel-ports: expected a table of port arrays, got {value!r}")
+        try:
+            tunnel_tables(value)
+        except ValueError as exc:
+            raise config.error(str(exc)) from None
+        config.tunnel_ports = {name: list(ports) for name, ports in value.items()}
     if "rules-dirs" in data:
         for entry in _string_list(config, "rules-dirs", data["rules-dirs"], "directories"):
             where = (config.root / entry).resolve()
