@@ -514,3 +514,19 @@ def test_rules_show_json_in_korean():
     changed = {key for key in english if english[key] != korean[key]}
     assert changed == {"summary", "message", "explanation"}
     assert korean["explanation"].startswith("## 무엇을 검사하나\n")
+
+
+def test_html_report_and_ladder_page_in_korean(tmp_path):
+    report = tmp_path / "report.html"
+    run("analyze", HS002_PCAP, "-f", f"html={report}", "--lang", "ko")
+    page = report.read_text(encoding="utf-8")
+    assert "<td>미완료</td>" in page and "<td>RST로 끊김</td>" in page
+    assert ">오류</span>" in page and "1 오류" in page
+    assert "SYN-ACK가 0을(를) 확인 응답하지만" in page and "SYN-ACK acknowledges" not in page
+    assert "## 무엇을 검사하나" in page or "무엇을 검사하나" in page
+    ladder = tmp_path / "ladder.html"
+    res = run("ladder", HS002_PCAP, "-f", "html", "-o", str(ladder), "--lang", "ko")
+    assert res.exit_code == 0, res.stderr
+    page = ladder.read_text(encoding="utf-8")
+    assert "SYN-ACK가 0을(를) 확인 응답하지만" in page and "SYN-ACK acknowledges" not in page
+    assert "<strong>미완료</strong>" in page

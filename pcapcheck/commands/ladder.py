@@ -38,10 +38,10 @@ FORMATS = ("text", "svg", "html")
 
 def _draw(fmt: str, result: FileResult, cid: int, segments: list[Segment]) -> str:
     """The ``svg`` or ``html`` drawing of connection ``cid`` of ``result``."""
-    from pcapcheck.report import utf8_results
+    from pcapcheck.report import localised_results, utf8_results
     from pcapcheck.report.ladder_model import build_ladder
 
-    result = utf8_results([result])[0]
+    result = localised_results(utf8_results([result]))[0]  # the findings in the language
     ladder = build_ladder(result, cid, segments)
     if fmt == "svg":
         from pcapcheck.report.ladder_svg import render_svg

@@ -41,7 +41,7 @@ from pcapcheck.__about__ import __version__
 from pcapcheck.i18n import get_language, ngettext
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import lookup_rule
-from pcapcheck.report.common import SEVERITY_ORDER, encapsulation_short
+from pcapcheck.report.common import SEVERITY_ORDER, encapsulation_short, value_text
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    # a severity, handshake or close outcome in the current language (identity in English)
+    env.filters["value_text"] = value_text
     return env
 
 
