@@ -131,13 +131,17 @@ def rule_statistics(results: Sequence[FileResult]) -> list[tuple[int, str, str, 
 
 def statistics_rows(results: Sequence[FileResult]) -> str:
     """The statistics as aligned plain-text lines ``"  2  HS002  synack-bad-ack  error"``
-    (count right-aligned), one per rule, newline-terminated; ``""`` without findings."""
+    (count right-aligned), one per rule, newline-terminated; ``""`` without findings.
+    The severity in the current language (:func:`pcapcheck.report.common.value_text`)."""
+    from pcapcheck.report.common import value_text
+
     rows = rule_statistics(results)
     if not rows:
         return ""
     width = [max(len(str(row[i])) for row in rows) for i in range(4)]
     return "".join(
-        f"{n:>{width[0]}}  {rule:<{width[1]}}  {name:<{width[2]}}  {sev}".rstrip() + "\n"
+        f"{n:>{width[0]}}  {rule:<{width[1]}}  {name:<{width[2]}}  {value_text(sev)}".rstrip()
+        + "\n"
         for n, rule, name, sev in rows
     )
 
