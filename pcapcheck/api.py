@@ -362,10 +362,12 @@ def _live_stdin(inputs: Any, decoder: str, stdin: IO[bytes] | None, interval: An
         return stream
 
 
-def _live_job(stream: Any, sink: Any, keep: bool) -> Any:
-    """The :class:`pcapcheck.pipeline.Live` of a job read from ``stream`` (a live pipe),
-    None without one."""
-    if stream is None or sink is None:
+def _live_job(stdin: bool, stream: Any, sink: Any, keep: bool) -> Any:
+    """The :class:`pcapcheck.pipeline.Live` of the job of standard input (``stdin``),
+    read from ``stream`` (a live pipe; None: standard input was not one, e.g. a
+    :class:`io.BytesIO`, and was copied: its connections still go to ``sink``); None
+    for another job or without ``sink``."""
+    if not stdin or sink is None:
         return None
     from pcapcheck.pipeline import Live
 
@@ -556,7 +558,7 @@ def analyze(
             item.name,
             frozenset(active if item.stdin else active - cfg.ignored_for(item.path, catalog)),
             item.stdin,
-            live=_live_job(item.stream, live, live_keep),
+            live=_live_job(item.stdin, item.stream, live, live_keep),
         )
         for item in found
     ]

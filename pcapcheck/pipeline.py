@@ -97,7 +97,8 @@ class _LiveSource(NativeSource):
 @dataclass
 class Live:
     """A capture analysed as it arrives (``analyze_file(live=...)``): ``stream``, the
-    :class:`~pcapcheck.capture.inputs.LiveStream` read instead of the file; ``sink``,
+    :class:`~pcapcheck.capture.inputs.LiveStream` read instead of the file (None: the
+    file, its connections given to the sink all the same); ``sink``,
     called as ``sink(summary, findings)`` in the reading thread for each connection as
     soon as it is finalised (closed and past the close delay, idle past the idle
     timeout, or still open at the end of the input; the timers run in capture time):
@@ -491,7 +492,7 @@ def _analyze_part(
         pending.clear()
         sink(summary, found)
 
-    if live is not None:
+    if live is not None and live.stream is not None:
 
         def idle() -> None:
             # the pipe is silent: sweep at the last record's capture time, the sweep
@@ -509,7 +510,8 @@ def _analyze_part(
             try:
                 done = _run(source, tracker, result, facts, record, absorb, shard)
             finally:
-                live.stream.on_idle = None
+                if live.stream is not None:
+                    live.stream.on_idle = None
             give(None)  # the file-level findings of the end (CP003, CP004, CP006)
             return done
         return _run(source, tracker, result, facts, record, absorb, shard)

@@ -482,3 +482,32 @@ def test_other_formats_and_baseline(tmp_path: Path) -> None:
         file_run(path, ["--connections", "-q", "--baseline", str(base)])[1]
     )
     assert [json.loads(x)["summary"]["findings"] for x in lines] == [0, 0, 0]
+
+
+def test_python_api_live_callback(tmp_path: Path) -> None:
+    # pcapcheck.analyze(live=...): the callback gets each connection and its findings,
+    # from a pipe or (not live, the same calls at the same points) a stream without a
+    # descriptor; the report's result is the one without it
+    import io
+
+    import pcapcheck
+
+    path, first, rest = two_parts(tmp_path)
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, first + rest), os.close(w)))
+    writer.start()
+    calls: dict[str, list] = {}
+    for name, stdin in (("pipe", os.fdopen(r, "rb")), ("bytes", io.BytesIO(first + rest))):
+        got: list = calls.setdefault(name, [])
+        with pcapcheck.analyze(
+            "-", stdin=stdin, isolated=True, live=lambda s, fs, got=got: got.append((s, fs))
+        ) as report:
+            (result,) = report.files
+        assert [(s["id"], s["findings"]) for s, _ in got] == [(1, 2), (2, 0), (3, 0)]
+        assert [[f.rule for f in fs] for _, fs in got] == [["HS002", "RS004"], [], []]
+        assert [c["id"] for c in result.connections] == [1, 2, 3]
+        assert [f.rule for f in result.findings] == ["HS002", "RS004"]
+    writer.join()
+    assert calls["pipe"] == calls["bytes"]
+    with pytest.raises(pcapcheck.OptionError, match="only input"):
+        pcapcheck.analyze([str(path)], live=print)
