@@ -316,6 +316,7 @@ def _capture(
     for cid in undrawn:
         sections.append(_section(kept.get(cid), anchor, listed, None, cid))
 
+    sections.sort(key=lambda s: s["id"])
     linked = {s["id"] for s in sections}
     for r in rows:
         r["anchor"] = f"{anchor}-conn{r['id']}" if r["id"] in linked else None
