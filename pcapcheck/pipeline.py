@@ -104,10 +104,12 @@ class Live:
     timeout, or still open at the end of the input; the timers run in capture time):
     ``summary`` the dict the report holds for it (:func:`connection_summary`, with its
     ``findings`` count), ``findings`` the reported :class:`~pcapcheck.model.Finding`
-    objects recorded since the last call, in frame order: the connection's, and the
-    file-level ones (CP005, a malformed packet) that came before; and as
-    ``sink(None, findings)`` for file-level ones alone (those recorded while the pipe
-    is silent, and at the end: CP003, CP004, CP006). Everything also goes to the
+    objects recorded since the last call, in frame order: the connection's, the
+    file-level ones (CP005, a malformed packet) that came before, and those a
+    connection still open has already made final (one with many events hands them
+    over as they are decided, ``Checker.sink``); and as ``sink(None, findings)`` for
+    such findings alone (those recorded while the pipe is silent, and at the end:
+    CP003, CP004, CP006). Each finding is given once. Everything also goes to the
     result, as without ``live``.
 
     When the pipe has been silent for the stream's ``flush_interval`` (wall-clock), the
