@@ -309,3 +309,49 @@ def test_cli_writes_the_page(tmp_path):
     assert res.exit_code == 0, res.output
     doc = parse(out.read_text(encoding="utf-8"))
     assert len(doc.all("g", cls="arrow")) == 10
+
+
+def test_a_large_capture_stays_bounded(tmp_path):
+    """1,200 connections (bench/generate.py): 1,000 rows, 25 ladders, those with findings
+    first, and the page under a megabyte."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    capture = tmp_path / "many.pcap"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "generate.py"), str(capture)]
+        + ["--connections", "1200", "--concurrency", "16", "--exchanges", "1"],
+        check=True,
+        capture_output=True,
+    )
+    page = tmp_path / "many.html"
+    report = tmp_path / "many.json"
+    res = runner.invoke(
+        app,
+        ["analyze", str(capture), "-f", f"html={page}", "-f", f"json={report}"]
+        + ["--fail-on", "never"],
+    )
+    assert res.exit_code == 0, res.output
+    assert page.stat().st_size < 1_000_000
+    doc = parse(page.read_text(encoding="utf-8"))
+    summary = json.loads(report.read_text(encoding="utf-8"))["files"][0]
+    assert words(doc.one("dd", data_key="connections")) == "1200"
+    rows = doc.one("table", cls="connections").all("tr")[1:]
+    assert [r.attrs["data-connection"] for r in rows] == [str(i) for i in range(1, 1001)]
+    assert words(doc.one("p", data_key="rows_left_out")).startswith("200 more connections")
+    with_findings = [c["id"] for c in summary["connections"] if c["findings"]]
+    drawn = sorted(
+        int(s.attrs["data-connection"])
+        for s in doc.all("svg", cls="ladder")
+        if s.attrs.get("data-connection") and s.all("text", cls="side")
+    )
+    assert drawn == sorted(with_findings[:25])
+    assert words(doc.one("p", data_key="ladders")).startswith(
+        "25 ladders drawn; 1175 connections without a ladder"
+    )
+    # every finding listed in its connection's section, linked from the table's row
+    sections = {s.attrs["data-connection"] for s in doc.all("section", cls="connection")}
+    assert sections == {str(c) for c in with_findings}
