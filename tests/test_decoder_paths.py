@@ -41,6 +41,10 @@ NOT_IN_ORACLE = {
         "bad/gtpu_ext_len0.pcap",
         "bad/teredo_bad_indicator.pcap",
         "bad/pppoe_cut.pcap",
+        "kernel/vxlan.pcap",
+        "kernel/vxlan_inner6.pcap",
+        "kernel/vxlan_under6.pcap",
+        "kernel/vxlan_8472.pcap",
     ]
 }
 CAPTURES = sorted(

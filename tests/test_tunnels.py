@@ -15,6 +15,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from conftest import needs_tshark
 
 from pcapcheck.capture.decoder import Decoder
 from pcapcheck.capture.reader import open_capture
@@ -376,3 +377,84 @@ def test_tunnel_ports_configuration_key(tmp_path):
     assert bad.returncode == 2
     assert "tunnel-ports: vxlan port 70000 is not a UDP port" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ---- recorded from the kernel's own tunnel devices (scripts/record_tunnels.py) -------------
+
+KERNEL = ENCAP / "kernel"
+U4 = "ipv4 192.0.2.1>192.0.2.2"
+U6 = "ipv6 2001:db8:ffff::1>2001:db8:ffff::2"
+#: capture -> (client address, server address, encapsulation path)
+KERNEL_CAPTURES = {
+    "vxlan.pcap": (
+        "10.0.0.1", "10.0.0.2", ["eth", U4, "udp 4789", "vxlan 42", "eth", "ipv4"],
+    ),
+    "vxlan_inner6.pcap": (
+        "[2001:db8::1]", "[2001:db8::2]", ["eth", U4, "udp 4789", "vxlan 42", "eth", "ipv6"],
+    ),
+    "vxlan_under6.pcap": (
+        "10.0.0.1", "10.0.0.2", ["eth", U6, "udp 4789", "vxlan 42", "eth", "ipv4"],
+    ),
+}  # fmt: skip
+
+
+def _kernel_conns(r: dict) -> list[tuple]:
+    return [
+        (
+            c["id"], c["client"], c["server"], c.get("encapsulation"), c["handshake"],
+            c["close"], c["client_state"], c["server_state"], c["conn_state"],
+            c["packets"]["client"] + c["packets"]["server"], c["first_frame"], c["last_frame"],
+        )
+        for c in r["connections"]
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(KERNEL_CAPTURES))
+def test_kernel_vxlan(name):
+    """The kernel's VXLAN device (Linux, recorded on the underlay veth): a clean
+    connection from port 40001 (the server closes first: TIME-WAIT on its side) and one
+    the client resets (SO_LINGER 0: RS001 at the RST, the last frame)."""
+    client, server, path = KERNEL_CAPTURES[name]
+    r = report(KERNEL / name)
+    assert _kernel_conns(r) == [
+        (1, f"{client}:40001", f"{server}:8080", path, "complete", "graceful",
+         "CLOSED", "TIME-WAIT", "SF", 10, 1, 10),
+        (2, f"{client}:40002", f"{server}:8080", path, "complete", "reset",
+         "CLOSED", "CLOSED", "RSTO", 8, 11, 18),
+    ]  # fmt: skip
+    assert [(f["rule"], f["connection"], f["frame"]) for f in r["findings"]] == [("RS001", 2, 18)]
+    assert (r["packets"], r["skipped"], r["malformed"]) == (18, {}, 0)
+    batch = BatchSource(KERNEL / name)
+    assert sum(type(item) is Segment for _f, _t, item in batch) == 18
+    # IPv4 over IPv4 in batches; an IPv6 header (outer or inner) one by one
+    assert (batch.one_by_one, batch.tunnelled) == ((0, 18) if name == "vxlan.pcap" else (18, 0))
+
+
+def test_kernel_vxlan_on_port_8472():
+    """Linux's historical VXLAN port: plain UDP by default, the same two connections with
+    the tunnel-ports key (VNI 7)."""
+    r = report(KERNEL / "vxlan_8472.pcap")
+    assert (r["connections"], r["skipped"]) == ([], {"ipv4-udp": 18})
+    ports = {"vxlan": [4789, 8472]}
+    segs = segments(KERNEL / "vxlan_8472.pcap", tunnel_ports=ports)
+    assert {s.encapsulation[2:4] for s in segs} == {("udp 8472", "vxlan 7")}
+    assert [(s.sport, s.dport) for s in segs if s.flags & 0x02 and not s.flags & 0x10] == [
+        (40001, 8080),
+        (40002, 8080),
+    ]
+    assert [
+        item for _f, _t, item in BatchSource(KERNEL / "vxlan_8472.pcap", tunnel_ports=ports)
+    ] == segs
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", sorted(KERNEL_CAPTURES))
+def test_kernel_vxlan_agrees_with_wireshark(name):
+    """crosscheck: every TCP frame grouped into the same connections as Wireshark's
+    tcp.stream, the same analysis flags (none), no disagreement at all."""
+    from pcapcheck.compare import wireshark as cc
+
+    got = cc.crosscheck(KERNEL / name)
+    assert (got.tcp_frames, got.connections, got.streams) == (18, 2, 2)
+    assert got.counts[cc.CONNECTION].both == 18
+    assert got.disagreements == [], cc.render_crosscheck(got)
