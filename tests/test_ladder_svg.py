@@ -251,3 +251,18 @@ def test_command_unknown_format_is_one_line():
     assert res.exit_code == 2
     assert "--format: 'png' is not one of text, svg, html" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_folds_keep_a_bounded_number_of_steps(model, monkeypatch):
+    import pcapcheck.report.ladder_model as ladder_model
+
+    monkeypatch.setattr(ladder_model, "FOLD_STEPS", 5)
+    _result, ladder = model(ALICE)
+    fold = next(e for e in ladder.entries if isinstance(e, Fold))
+    assert [s.frame for s in fold.steps] == [7, 8, 9, 10, 11]
+    assert (fold.count, fold.hidden) == (16, 11)
+    part = next(p for p in svg_parts(ladder) if p.fold is not None)
+    inside = ET.fromstring(part.steps_svg)
+    assert [a["data-frame"] for a in arrows(inside)] == ["7", "8", "9", "10", "11"]
+    note = next(t for t in inside.iter(f"{NS}text") if t.get("class") == "cut")
+    assert note.text == "11 more folded segments not drawn"

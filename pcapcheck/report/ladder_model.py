@@ -15,8 +15,8 @@ A ladder is a list of entries in capture order, each a :class:`Step` or a :class
 * a :class:`Fold` stands for a long data phase: a run of more than ``2 * FOLD_KEEP + 1``
   steps that change no state, carry no SYN/FIN/RST and have no finding keeps its first
   and last :data:`FOLD_KEEP` steps as they are, and the ones between become one fold
-  (count, payload bytes, frame range; the steps themselves, at most
-  :data:`FOLD_STEPS`, for a drawing that can expand it).
+  (count, payload bytes, frame range; the steps themselves for a drawing that can expand
+  it, at most :data:`FOLD_STEPS` over all the folds of a ladder).
 
 A connection of thousands of segments that cannot be folded (each with a finding, say)
 is cut after ``max_steps`` entries (:data:`MAX_STEPS` by default): :attr:`Ladder.cut`
@@ -60,8 +60,9 @@ __all__ = [
 
 #: Steps kept at each end of a folded data phase.
 FOLD_KEEP = 3
-#: Steps a fold keeps for a drawing that expands it (the others are counted only).
-FOLD_STEPS = 200
+#: Steps the folds of one ladder keep in all, for a drawing that expands them (the
+#: others are counted only): a page's size stays bounded however many folds there are.
+FOLD_STEPS = 500
 #: Entries (steps and folds) of a ladder at most; the rest is cut with a note.
 MAX_STEPS = 2000
 
@@ -158,7 +159,8 @@ class Step:
 class Fold:
     """A folded data phase: ``count`` steps (frames ``first_frame``..``last_frame``),
     ``data_segments`` of them with payload, ``bytes`` of payload in all; ``steps``: the
-    first :data:`FOLD_STEPS` of them (``hidden`` = ``count - len(steps)`` not kept)."""
+    first of them, within the ladder's :data:`FOLD_STEPS` (``hidden`` = ``count -
+    len(steps)`` not kept)."""
 
     count: int
     data_segments: int
@@ -328,6 +330,7 @@ def build_ladder(
 
     entries: list[Step | Fold] = []
     cut: Cut | None = None
+    fold_budget = FOLD_STEPS
 
     def add(entry: Step | Fold, rest_first: int) -> bool:
         """Append ``entry``; False (and ``cut`` set) once the ladder is full."""
@@ -364,8 +367,9 @@ def build_ladder(
                 bytes=sum(s.payload_len for _, s in folded if s is not None),
                 first_frame=folded[0][0],
                 last_frame=folded[-1][0],
-                steps=[step(*it) for it in folded[:FOLD_STEPS]],
+                steps=[step(*it) for it in folded[:fold_budget]],
             )
+            fold_budget -= len(fold.steps)
             if not add(fold, pos + FOLD_KEEP):
                 break
             pos = j - FOLD_KEEP

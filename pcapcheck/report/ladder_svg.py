@@ -433,10 +433,10 @@ def render_svg(ladder: Ladder, href: Href | None = None, css: bool = True) -> st
 def svg_parts(ladder: Ladder, href: Href | None = None) -> list[SvgPart]:
     """The ladder cut at its folds: the rows between folds as ``<svg>`` pieces (the first
     with the endpoints' names and initial states) and each fold as an :class:`SvgPart`
-    with its summary row and its folded segments drawn (``steps_svg``; a note says how many
-    were not kept, :data:`~pcapcheck.report.ladder_model.FOLD_STEPS`). Stacked, the pieces
-    are the picture of :func:`render_svg`. Without ``<style>``: the page supplies
-    :data:`LADDER_CSS`."""
+    with its summary row and its folded segments drawn (``steps_svg``; a note says how
+    many were not kept: :data:`~pcapcheck.report.ladder_model.FOLD_STEPS` in all).
+    Stacked, the pieces are the picture of :func:`render_svg`. Without ``<style>``: the
+    page supplies :data:`LADDER_CSS`."""
     parts: list[SvgPart] = []
     canvas = _Canvas(ladder, href, head=True, css=False)
     for entry in ladder.entries:
@@ -444,22 +444,19 @@ def svg_parts(ladder: Ladder, href: Href | None = None) -> list[SvgPart]:
             parts.append(SvgPart(canvas.finish()))
             row = _Canvas(ladder, href, head=False, css=False)
             row.fold(entry)
-            inner = ""
-            if entry.steps:
-                body = _Canvas(ladder, href, head=False, css=False)
-                for step in entry.steps:
-                    body.step(step)
-                if entry.hidden:
-                    body.note(
-                        ngettext(
-                            "{n} more folded segment not drawn",
-                            "{n} more folded segments not drawn",
-                            entry.hidden,
-                        ).format(n=entry.hidden),
-                        "cut",
-                    )
-                inner = body.finish()
-            parts.append(SvgPart(row.finish(), entry, fold_summary(entry), inner))
+            body = _Canvas(ladder, href, head=False, css=False)
+            for step in entry.steps:
+                body.step(step)
+            if entry.hidden:
+                body.note(
+                    ngettext(
+                        "{n} more folded segment not drawn",
+                        "{n} more folded segments not drawn",
+                        entry.hidden,
+                    ).format(n=entry.hidden),
+                    "cut",
+                )
+            parts.append(SvgPart(row.finish(), entry, fold_summary(entry), body.finish()))
             canvas = _Canvas(ladder, href, head=False, css=False)
         else:
             canvas.step(entry)
