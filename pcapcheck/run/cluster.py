@@ -692,7 +692,11 @@ class DaskExecutor(Executor):
         shared = client.scatter(settings, broadcast=True, hash=False)
         futures: dict[int, Any] = {}  # job index -> its result's future (not taken yet)
         helpers: dict[int, list[Any]] = {}  # job index -> its bytes' and shards' futures
-        window = max(4, 2 * threads)  # captures in flight (their bytes on the cluster)
+        # captures submitted ahead of the results taken: all of them when the workers
+        # read them by path (the scheduler queues them: no worker ever waits for the
+        # client), else a few per worker thread (their bytes are held on the cluster)
+        uploads = self.upload or any(job.stdin for job in jobs)
+        window = max(4, 4 * threads) if uploads else len(jobs)
         ready: dict[int, Any] = {}
         done_files = done_bytes = 0
         queue = iter(range(len(jobs)))
