@@ -355,3 +355,15 @@ def test_a_large_capture_stays_bounded(tmp_path):
     # every finding listed in its connection's section, linked from the table's row
     sections = {s.attrs["data-connection"] for s in doc.all("section", cls="connection")}
     assert sections == {str(c) for c in with_findings}
+
+
+def test_the_ladders_of_a_capture_share_a_budget_of_rows(page, monkeypatch):
+    monkeypatch.setattr(html_report, "LADDER_ROWS", 25)
+    _text, doc = page("grading/submissions/ivan.pcap")
+    drawn = [s.attrs["data-connection"] for s in doc.all("svg", cls="ladder")]
+    assert drawn == ["1", "2"]  # 11 + 10 rows; 4 left, fewer than a ladder needs
+    assert words(doc.one("p", data_key="ladders")).startswith(
+        "2 ladders drawn; 2 connections without a ladder"
+    )
+    second = doc.one("section", id="c1-conn2")
+    assert len(second.all("g", cls="arrow")) == 10

@@ -20,8 +20,8 @@ open, the filter and buttons hidden).
 Bounds, so that the page of a capture of a million packets stays usable: the table lists
 the first :data:`MAX_TABLE_ROWS` connections, the findings the first
 :data:`MAX_FINDINGS` (the counts by severity and by rule are complete), ladders are drawn
-for :data:`MAX_LADDERS` connections of at most :data:`LADDER_STEPS` rows each; the page
-says what it left out. Drawing the ladders re-reads the capture (``FileResult.path``) up
+for :data:`MAX_LADDERS` connections of at most :data:`LADDER_STEPS` rows each and
+:data:`LADDER_ROWS` rows in all; the page says what it left out. Drawing the ladders re-reads the capture (``FileResult.path``) up
 to the last frame of the connections drawn; a capture that cannot be re-read (standard
 input, a name that is not valid UTF-8) gets no ladders, and the page says so.
 """
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from pcapcheck.report.ladder_model import Ladder, Step
 
 __all__ = [
+    "LADDER_ROWS",
     "LADDER_STEPS",
     "MAX_FINDINGS",
     "MAX_LADDERS",
@@ -70,6 +71,9 @@ __all__ = [
 MAX_LADDERS = 25
 #: Rows (steps and folds) of one ladder at most in the page.
 LADDER_STEPS = 400
+#: Rows of all the ladders of one capture at most, folded segments kept included (about
+#: 600 bytes each: the ladders of a capture stay under about 3 MB).
+LADDER_ROWS = 5000
 #: Connections listed in the table at most per capture (in id order).
 MAX_TABLE_ROWS = 1000
 #: Findings listed one by one at most per capture (in connection, then frame order).
@@ -294,23 +298,36 @@ def _capture(
             ladder_note = _("The capture could not be read again: no ladders are drawn.")
             drawn, drawn_ids = [], set()
 
-    from pcapcheck.report.ladder_model import build_ladder
+    from pcapcheck.report.ladder_model import FOLD_KEEP, FOLD_STEPS, Fold, build_ladder
     from pcapcheck.report.ladder_svg import svg_parts
 
     def href(mark: Any) -> str:
         return f"#{anchor}-f{mark.index}"
 
     sections = []
+    rows_left = LADDER_ROWS
+    kept_ids: set[int] = set()
     for drawn_conn in sorted(drawn, key=lambda c: c["id"]):
+        if rows_left < 2 * FOLD_KEEP + 4:  # the page's budget of rows is spent
+            break
+        steps = min(ladder_steps, rows_left)
         ladder = build_ladder(
             res,
             drawn_conn["id"],
             segments.get(drawn_conn["id"], []),
             findings=pairs.get(drawn_conn["id"], []),
             conn=drawn_conn,
-            max_steps=ladder_steps,
+            max_steps=steps,
+            fold_steps=min(FOLD_STEPS, rows_left - steps),
         )
+        rows_left -= len(ladder.entries) + sum(
+            len(e.steps) for e in ladder.entries if isinstance(e, Fold)
+        )
+        kept_ids.add(drawn_conn["id"])
         sections.append(_section(drawn_conn, anchor, listed, svg_parts(ladder, href)))
+    if len(kept_ids) < len(drawn):
+        drawn = [c for c in drawn if c["id"] in kept_ids]
+        drawn_ids = kept_ids
     # Connections with findings listed but not drawn: their findings without a ladder.
     undrawn = sorted(cid for cid in listed if cid is not None and cid not in drawn_ids)
     for cid in undrawn:

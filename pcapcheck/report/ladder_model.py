@@ -244,6 +244,7 @@ def build_ladder(
     findings: Sequence[tuple[int, Finding]] | None = None,
     conn: Mapping[str, Any] | None = None,
     max_steps: int = MAX_STEPS,
+    fold_steps: int | None = None,
 ) -> Ladder:
     """The :class:`Ladder` of connection ``connection_id`` of ``result``.
 
@@ -251,7 +252,8 @@ def build_ladder(
     (:func:`pcapcheck.report.ladder.connection_segments`); ``findings``: its findings as
     ``(index in result.findings, finding)`` (default: looked up in ``result``, one pass;
     :func:`connection_findings` gives them for every connection at once); ``conn``: its
-    summary (default: looked up); ``max_steps``: entries at most (see :class:`Cut`).
+    summary (default: looked up); ``max_steps``: entries at most (see :class:`Cut`);
+    ``fold_steps``: steps the folds keep in all (default :data:`FOLD_STEPS`).
     Raises :class:`LadderError` for an unknown connection id.
     """
     if conn is None:
@@ -330,7 +332,7 @@ def build_ladder(
 
     entries: list[Step | Fold] = []
     cut: Cut | None = None
-    fold_budget = FOLD_STEPS
+    fold_budget = FOLD_STEPS if fold_steps is None else fold_steps
 
     def add(entry: Step | Fold, rest_first: int) -> bool:
         """Append ``entry``; False (and ``cut`` set) once the ladder is full."""
