@@ -985,7 +985,32 @@ def write_readme(outdir: Path, files: dict[str, str]) -> None:
     for name, what in files.items():
         if name.startswith("bad/"):
             lines.append(f"| `{name[4:]}` | {what} |")
+    lines += ["", *KERNEL_README.splitlines()]
     (outdir / "README.md").write_text("\n".join(lines) + "\n")
+
+
+#: The README's section on kernel/, the captures of scripts/record_tunnels.py (not made here).
+KERNEL_README = """\
+## kernel/: recorded from the Linux kernel's own tunnel devices
+
+`python scripts/record_tunnels.py` (root): two network namespaces joined by a veth pair
+(the underlay, 192.0.2.1 <-> 192.0.2.2 or 2001:db8:ffff::1 <-> ::2), a kernel tunnel
+device in each (`ip link add t0 type ...`, overlay 10.0.0.1 <-> 10.0.0.2 or
+2001:db8::1 <-> ::2), `tcpdump -i veth` in the first namespace, Python sockets (the client
+in the first namespace, the server in the second, port 8080): from port 40001 a request,
+a response, the server closes first (clean: SF, the server in TIME-WAIT); from port 40002
+a request, a response, the client aborts (SO_LINGER 0: RS001 at frame 18). Sequence
+numbers, timestamps and IP IDs are the kernel's. The script also knows geneve, gre,
+gretap, ipip, sit, ip6tnl and ip6gre; the VM these were recorded on (Linux 6.18, a
+Firecracker kernel) has VXLAN only (`Unknown device type` for the others: skipped).
+
+| file | content |
+|---|---|
+| `kernel/vxlan.pcap` | VXLAN (VNI 42, UDP 4789) over IPv4, IPv4 inside: 18 frames, 2 connections |
+| `kernel/vxlan_inner6.pcap` | VXLAN over IPv4, IPv6 inside |
+| `kernel/vxlan_under6.pcap` | VXLAN over IPv6, IPv4 inside |
+| `kernel/vxlan_8472.pcap` | VXLAN (VNI 7) on UDP 8472, Linux's historical port: plain UDP unless `[tunnel-ports] vxlan = [4789, 8472]` |
+"""
 
 
 def main(argv: list[str]) -> int:

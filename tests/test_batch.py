@@ -721,3 +721,86 @@ def test_fuzz_same_as_native(fuzzdir, name, mode, muts, verify):
             )
         finally:
             reader_mod._CHUNK = READ_CHUNK
+
+
+# ---- issue #23: an interface description block before every packet -----------------------
+
+
+def write_idb_per_packet(path: Path, n: int) -> Path:
+    """A pcapng whose every packet (an Ethernet/IPv4/TCP ACK, ``n`` of them) comes after
+    its own interface description block (Ethernet; microseconds and nanoseconds in
+    turn), on that new interface."""
+    out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    for i in range(n):
+        resol = 6 if i % 2 == 0 else 9  # if_tsresol
+        out.append(_block(1, struct.pack("<HHI", 1, 0, 65535) + struct.pack("<HHB3x", 9, 1, resol)))
+        data = eth(ip4(tcp(sport=40000 + i % 1000, seq=1000 + i, flags=0x10)))
+        ts = (1_700_000_000 + i) * 10**resol + i
+        out.append(
+            _block(
+                6, struct.pack("<IIIII", i, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+            )
+        )
+    path.write_bytes(b"".join(out))
+    return path
+
+
+class _CountingInterfaces:
+    """A read-only view of an EpbRun's interfaces that counts the entries read."""
+
+    touched = 0
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        got = self.items[i]
+        _CountingInterfaces.touched += len(got) if isinstance(i, slice) else 1
+        return got
+
+    def __iter__(self):
+        for item in self.items:
+            _CountingInterfaces.touched += 1
+            yield item
+
+
+def _interface_work(path: Path, monkeypatch) -> tuple[int, int, list]:
+    """(interface entries the batch decoder read, EpbRuns read, items) on ``path``."""
+    from pcapcheck.capture import reader as reader_mod
+
+    runs = []
+    original = reader_mod.CaptureReader.pcapng_batches
+
+    def spy(self, size=4 << 20):
+        for item in original(self, size):
+            if isinstance(item, reader_mod.EpbRun):
+                runs.append(len(item.positions))
+                item = item._replace(interfaces=_CountingInterfaces(item.interfaces))
+            yield item
+
+    monkeypatch.setattr(reader_mod.CaptureReader, "pcapng_batches", spy)
+    _CountingInterfaces.touched = 0
+    items = list(BatchSource(path))
+    monkeypatch.setattr(reader_mod.CaptureReader, "pcapng_batches", original)
+    return _CountingInterfaces.touched, len(runs), items
+
+
+def test_interface_before_every_packet_is_linear(tmp_path, monkeypatch):
+    """Issue #23: a pcapng with an interface description block before each packet block.
+    The reader takes the interface blocks inside its runs of packet blocks (a few runs,
+    not one per packet) and hands over its own list of interfaces (no copy per run); the
+    batch decoder reads only the interfaces a run's blocks name: the work grows with the
+    number of packets (it was quadratic: every run copied and read every interface).
+    The items are those of reading record by record."""
+    small = write_idb_per_packet(tmp_path / "small.pcapng", 2_000)
+    big = write_idb_per_packet(tmp_path / "big.pcapng", 8_000)
+    work_small, runs_small, items = _interface_work(small, monkeypatch)
+    work_big, runs_big, _ = _interface_work(big, monkeypatch)
+    assert work_small <= 2 * 2_000 and work_big <= 2 * 8_000, (work_small, work_big)
+    assert runs_small <= 2 and runs_big <= 4, (runs_small, runs_big)
+    dec = Decoder()
+    assert items == [(r.frame, r.ts, dec.decode(r)) for r in reader_mod.open_capture(small)]
+    assert all(type(s) is Segment for _f, _t, s in items) and len(items) == 2_000

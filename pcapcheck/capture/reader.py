@@ -50,7 +50,7 @@ import io
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, cast
 
@@ -172,7 +172,9 @@ class EpbRun(NamedTuple):
     timestamp high and low, captured length, original length, all 32-bit);
     ``interfaces``: the section's interfaces, ``(linktype, ticks per second, offset in
     ticks, largest captured length)`` each, indexed by interface id (the timestamp is
-    ``((high << 32 | low) + offset) / ticks`` seconds); ``first_frame``: the frame
+    ``((high << 32 | low) + offset) / ticks`` seconds): the reader's own list, not a
+    copy (it grows as interface blocks come, also between the blocks of a run: read
+    what the run needs before taking the next item); ``first_frame``: the frame
     number of the first block.
     """
 
@@ -180,7 +182,7 @@ class EpbRun(NamedTuple):
     base: int | None
     positions: list[int]
     endian: str
-    interfaces: tuple[tuple[int, int, int, int], ...]
+    interfaces: Sequence[tuple[int, int, int, int]]
     first_frame: int
 
 
@@ -872,13 +874,12 @@ class CaptureReader:
         epb = struct.Struct("<IIIII").unpack_from
         pb = struct.Struct("<HHIIII").unpack_from
         epb_block = struct.Struct("<IIIIIII").unpack_from  # batch mode: a whole EPB header
-        # per interface: (linktype, ticks per second, offset in ticks, caplen limit)
+        # per interface: (linktype, ticks per second, offset in ticks, caplen limit); a
+        # new list for each section, given as it is to every EpbRun (never copied: a copy
+        # per run made an interface block before every packet quadratic, issue #23)
         ifaces: list[tuple[int, int, int, int]] = []
-        # batch mode: the caplen limit of each interface, and ifaces as a tuple (None:
-        # to be made again), kept as interfaces come rather than made for every block
-        # (issue #23: 100,000 interfaces made reading quadratic)
+        # batch mode: the caplen limit of each interface, kept as interfaces come
         limits: list[int] = []
-        ifaces_t: tuple[tuple[int, int, int, int], ...] | None = None
         most = BATCH_RECORDS
         last_ts = 0.0
         with_non_packets = self.with_non_packets
@@ -895,6 +896,18 @@ class CaptureReader:
                         for _ in range(most):
                             btype, length, ifid, _, _, caplen, _ = epb_block(buf, pos)
                             end = pos + length
+                            if (
+                                btype == _BT_IDB  # an interface inside a run: taken here
+                                and 20 <= length <= MAX_BLOCK_LEN
+                                and not length & 3
+                                and end <= blen
+                                and u32(buf, end - 4)[0] == length
+                            ):
+                                ifaces.append(self._parse_idb(buf, pos, length, endian))
+                                limits.append(ifaces[-1][3])
+                                count += 1
+                                pos = end
+                                continue
                             if (
                                 btype != _BT_EPB
                                 or length < 32
@@ -917,14 +930,12 @@ class CaptureReader:
                         ifid, tsh, tsl = epb(buf, run[-1] + 8)[:3]
                         _, ticks, toff, _ = ifaces[ifid]
                         last_ts = (((tsh << 32) | tsl) + toff) / ticks
-                        if ifaces_t is None:
-                            ifaces_t = tuple(ifaces)
                         yield EpbRun(
                             buf,
                             offset if plain else None,
                             run,
                             endian,
-                            ifaces_t,
+                            ifaces,
                             frame - len(run) + 1,
                         )
                         if len(run) == most:
@@ -1060,7 +1071,6 @@ class CaptureReader:
                         break
                     ifaces.append(self._parse_idb(buf, pos, length, endian))
                     limits.append(ifaces[-1][3])
-                    ifaces_t = None
                 elif btype == _PCAPNG_SHB:
                     if length < 28:
                         self.truncated = (
@@ -1077,7 +1087,6 @@ class CaptureReader:
                         break
                     ifaces = []
                     limits = []
-                    ifaces_t = None
                     self.interfaces = []
                 elif btype in _NON_PACKET_BLOCKS:
                     # a frame for Wireshark, without a packet

@@ -58,7 +58,7 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -374,8 +374,18 @@ class BatchSource(SourceAttributes):
             ifid = fields[:, 0].astype(np.intp)
             caplen = fields[:, 3].astype(np.int64)
             wire = fields[:, 4].astype(np.int64)
-            lts = np.array([i[0] for i in interfaces], np.int64)[ifid]
-            ts = _pcapng_times(fields[:, 1], fields[:, 2], ifid, interfaces)
+            # the interfaces the run's blocks name, and each block's index among them:
+            # work in the run's length, not in the section's number of interfaces
+            # (issue #23: an interface block before every packet)
+            if (ifid == ifid[0]).all():
+                used = [interfaces[int(ifid[0])]]
+                ifid = np.zeros(n, np.intp)
+            else:
+                ids, ifid = np.unique(ifid, return_inverse=True)
+                used = [interfaces[i] for i in ids.tolist()]
+                ifid = ifid.reshape(-1)
+            lts = np.array([i[0] for i in used], np.int64)[ifid]
+            ts = _pcapng_times(fields[:, 1], fields[:, 2], ifid, used)
             starts = pos + 28
             frames = np.arange(first, first + n, dtype=np.int64)
             cuts = np.flatnonzero(lts[1:] != lts[:-1]) + 1  # runs of one link type
@@ -1269,7 +1279,7 @@ def _pcapng_times(
     high: np.ndarray,
     low: np.ndarray,
     ifid: np.ndarray,
-    interfaces: tuple[tuple[int, int, int, int], ...],
+    interfaces: Sequence[tuple[int, int, int, int]],
 ) -> np.ndarray:
     """Timestamps (float64 seconds) of pcapng packet blocks, exactly as the reader
     computes them: ``((high << 32 | low) + offset) / ticks`` of each block's interface
