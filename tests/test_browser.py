@@ -195,6 +195,8 @@ def test_finding_marker_leads_to_its_finding(visit, pages, artifacts):
     assert page.evaluate("document.querySelector(':target').id") == "c1-f0"
     assert finding.is_visible()
     assert "SYN-ACK acknowledges 0" in finding.inner_text()
+    assert finding.locator("button.copy").inner_text() == "Copy"
+    assert finding.locator("code.filter").inner_text() == "frame.number == 2"
     top = page.evaluate("document.getElementById('c1-f0').getBoundingClientRect().top")
     assert 0 <= top < 900
     # the rule's explanation one click away

@@ -186,6 +186,7 @@ def test_findings_by_connection_with_states_filters_and_ladder_links(page):
     assert "states: client SYN-SENT, server SYN-RECEIVED" in first
     assert items[0].one("code", cls="filter").text == "frame.number == 2"
     assert items[0].one("button", cls="copy").attrs["data-copy"] == "frame.number == 2"
+    assert [words(b) for b in section.all("button", cls="copy")] == ["Copy"] * 3
     assert items[0].all("a")[-1].attrs["href"] == "#c1-rule-HS002"
     # the ladder's markers link to these findings
     markers = section.all("a", cls="finding-marker")
