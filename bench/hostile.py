@@ -13,15 +13,19 @@ Each input is built in ``--dir`` (default /tmp/hostile) by a function of this mo
 - ``long_N``: one connection of N segments (250k and 1M: a handshake, data one way and
   its ACKs, a close);
 - ``oneway_1m``: the client's half of ``long_1m`` (a capture of one direction);
-- ``retx_250k``: one connection whose data segment is sent 250,001 times.
+- ``oneway_2m``: the same, 2M segments;
+- ``retx_N``: one connection whose data segment is sent N + 1 times (an SQ002 each:
+  250k, 1M, 2M);
+- ``noflags_1m``: one connection with a million segments without flags (FL001 each).
 
-The last two are what is left of item 4: the reference engine keeps a connection's
-unacknowledged data ranges (SQ002's first frame, SQ003) and its events (until it is
-finalised: some are withdrawn by later segments), so their memory still grows with
-the connection (about 110 bytes per unacknowledged segment, 870 per finding).
+The one-direction and per-segment-finding inputs were what was left of item 4: the engine
+kept every unacknowledged data segment (SQ002's first frame, SQ003: 110 bytes each) and
+every event of a connection until it was finalised (870 bytes each). Both are bounded now
+(``UNACKED_LIMIT`` ranges a direction; events past ``EVENTS_HELD`` spooled as decided:
+docs/semantics.md, "One long connection: bounded state").
 
-``pcapcheck analyze F -f json -q -o /dev/null`` runs on each (its exit status, wall time
-and the peak RSS of the process by ``getrusage(RUSAGE_CHILDREN)``).
+``pcapcheck analyze F -f json -q -o /dev/null`` runs on each (its exit status, wall time,
+CPU time of the child and its workers, and the peak RSS: :data:`PEAK`).
 The target: O(N) time, peak RSS under 300 MB whatever the content.
 
 Usage: python bench/hostile.py [--dir /tmp/hostile] [--huge] [--only NAME ...]
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import resource
 import struct
 import subprocess
 import sys
@@ -157,6 +162,28 @@ def write_retransmissions(path: Path, n: int) -> None:
         f.write(b"".join(buf))
 
 
+def write_bad_flags(path: Path, n: int) -> None:
+    """One connection (:func:`connection` of one exchange) whose client sends ``n``
+    segments without any flag (FL001 each) after its data, then closes."""
+    recs = list(connection(1))
+    sec, usec = struct.unpack("<II", recs[4][:8])
+    t = sec * 1_000_000 + usec
+    bad = frame(CLIENT, SERVER, 40000, 80, 1101, 5001, 0)
+    with open(path, "wb") as f:
+        f.write(PCAP_HEADER + b"".join(recs[:5]))
+        buf = []
+        for _ in range(n):
+            t += 10
+            buf.append(record(t, bad))
+            if len(buf) >= 8192:
+                f.write(b"".join(buf))
+                buf.clear()
+        for r in recs[5:]:
+            t += 10
+            buf.append(record(t, r[16:]))
+        f.write(b"".join(buf))
+
+
 def valid_ten() -> bytes:
     """A valid 10-packet capture (one connection: handshake, one exchange... close)."""
     records = list(connection(1))  # 2 + 7 = 9 segments
@@ -245,21 +272,26 @@ PEAK = (
 )
 
 
-def measure(path: Path, *extra: str) -> tuple[int, float, int]:
+def measure(path: Path, *extra: str) -> tuple[int, float, float, int]:
     """Analyse ``path`` (``pcapcheck analyze PATH -f json -q -o /dev/null``, then
-    ``extra`` options) in a child process: (exit status, wall seconds, peak RSS of the
-    process in MB, or of its largest worker: :data:`PEAK`)."""
+    ``extra`` options) in a child process: (exit status, wall seconds, CPU seconds of
+    the process and its workers (user + system: on a loaded machine the wall time
+    includes the time others took), peak RSS of the process in MB, or of its largest
+    worker: :data:`PEAK`)."""
     peak = path.parent / (path.name + ".peak")
     argv = [sys.executable, "-c", PEAK, str(peak), "analyze", str(path), "-f", "json", "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(
         [*argv, "-o", "/dev/null", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode not in (0, 1):
         text = proc.stderr.decode(errors="replace").strip()[-300:]
         print(f"  {path.name}: exit {proc.returncode}: {text}", file=sys.stderr)
-    return proc.returncode, wall, int(peak.read_text()) // 1024
+    return proc.returncode, wall, cpu, int(peak.read_text()) // 1024
 
 
 def main() -> None:
@@ -292,10 +324,30 @@ def main() -> None:
             "one connection, 1M segments of one direction",
             999_998,
         ),
+        "oneway_2m.pcap": (
+            lambda p: write_long(p, 2_000_000, one_way=True),
+            "one connection, 2M segments of one direction",
+            1_999_998,
+        ),
         "retx_250k.pcap": (
             lambda p: write_retransmissions(p, 250_000),
             "one connection, a segment sent 250,001 times",
             250_009,
+        ),
+        "retx_1m.pcap": (
+            lambda p: write_retransmissions(p, 1_000_000),
+            "one connection, a segment sent 1,000,001 times",
+            1_000_009,
+        ),
+        "retx_2m.pcap": (
+            lambda p: write_retransmissions(p, 2_000_000),
+            "one connection, a segment sent 2,000,001 times",
+            2_000_009,
+        ),
+        "noflags_1m.pcap": (
+            lambda p: write_bad_flags(p, 1_000_000),
+            "one connection, 1M segments without flags",
+            1_000_009,
         ),
     }
     if args.huge:
@@ -304,16 +356,16 @@ def main() -> None:
             "pcap header + 2 GB of zeros, gzipped",
             (2 << 30) // 16,
         )
-    print("| input | records | exit | time (s) | peak RSS (MB) |")
-    print("|---|---:|---:|---:|---:|")
+    print("| input | records | exit | time (s) | CPU (s) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, (build, what, records) in inputs.items():
         if args.only and name not in args.only:
             continue
         path = args.dir / name
         if not path.exists():
             build(path)
-        code, wall, rss = measure(path)
-        print(f"| {what} | {records:,} | {code} | {wall:.1f} | {rss} |", flush=True)
+        code, wall, cpu, rss = measure(path)
+        print(f"| {what} | {records:,} | {code} | {wall:.1f} | {cpu:.1f} | {rss} |", flush=True)
 
 
 if __name__ == "__main__":

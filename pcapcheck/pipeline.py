@@ -28,7 +28,7 @@ from pcapcheck.fast.summarising_tracker import SummarisingTracker
 from pcapcheck.jsonlines import LINE_END, dumps_bytes
 from pcapcheck.model import CLOSED, OTHER_SHARD, TIME_WAIT, Event, Finding, Segment, SegmentBlock
 from pcapcheck.results import FileResult
-from pcapcheck.spool import LineSpool, Spool
+from pcapcheck.spool import FieldsCodec, LineSpool, Spool
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker, classify
 from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, SWEEP_EVERY, Tracker
@@ -426,8 +426,8 @@ def _analyze_part(
         )
     # the spools (FileResult's fields name what a reader sees: sequences)
     connections: Any = LineSpool(end=LINE_END) if encode else Spool(key=summary_order)
-    events: Spool[Event] = Spool(key=event_order)
-    findings: Spool[Finding] = Spool(key=event_order)
+    events: Spool[Event] = Spool(key=event_order, codec=_EVENT_CODEC)
+    findings: Spool[Finding] = Spool(key=event_order, codec=_FINDING_CODEC)
     if live is not None and not live.keep:  # given to the sink alone
         connections, events = _Dropped(), cast(Spool[Event], _Dropped())
     result = FileResult(path=str(path), connections=connections, events=events, findings=findings)
@@ -613,6 +613,11 @@ def _block_facts(block: SegmentBlock, facts: PartFacts) -> None:
                 facts.bad_sum += 1
                 if facts.first_bad_sum is None:
                     facts.first_bad_sum = block.frame[i]
+
+
+#: How the spools write events and findings (as tuples of their fields: issue #23).
+_EVENT_CODEC = FieldsCodec(Event)
+_FINDING_CODEC = FieldsCodec(Finding)
 
 
 def summary_order(summary: Mapping[str, Any]) -> int:

@@ -353,11 +353,11 @@ def test_spool_rewrites_each_item_a_logarithmic_number_of_times(monkeypatch):
     written = []
     write_run = spool_module.Spool._write_run
 
-    def counting(items, count):
+    def counting(self, items, count):
         written.append(count)
-        return write_run(items, count)
+        return write_run(self, items, count)
 
-    monkeypatch.setattr(spool_module.Spool, "_write_run", staticmethod(counting))
+    monkeypatch.setattr(spool_module.Spool, "_write_run", counting)
     rng = random.Random(5)
     items = [(i // 7 + rng.randrange(3), i) for i in range(20_000)]
     sp = spool_module.Spool(items, key=lambda x: x[0], limit=10)
@@ -365,3 +365,26 @@ def test_spool_rewrites_each_item_a_logarithmic_number_of_times(monkeypatch):
     assert len(sp._runs) < spool_module.MAX_RUNS
     assert list(sp) == sorted(items, key=lambda x: x[0])
     sp.close()
+
+
+def test_spooled_events_and_findings_come_back_equal_through_their_codec():
+    """Events and findings go to run files as tuples of their fields (FieldsCodec): read
+    back, merged and pickled to another process, they are the items appended."""
+    import pickle
+
+    from pcapcheck.model import Event, Finding
+    from pcapcheck.pipeline import event_order
+    from pcapcheck.spool import FieldsCodec, Spool
+
+    events = [Event("CP005", None, 30 - i % 7, {"reason": f"r{i}"}) for i in range(40)]
+    findings = [
+        Finding("SQ002", "retransmission", "info", 1, i // 3, f"m{i}", {}) for i in range(40)
+    ]
+    for items, cls in ((events, Event), (findings, Finding)):
+        plain = Spool(items, key=event_order, limit=3)
+        packed = Spool(items, key=event_order, limit=3, codec=FieldsCodec(cls))
+        assert packed.spilled and list(packed) == list(plain) == sorted(items, key=event_order)
+        copy = pickle.loads(pickle.dumps(packed))
+        assert list(copy) == list(plain) and copy.codec.cls is cls
+        for sp in (plain, packed, copy):
+            sp.close()
