@@ -50,7 +50,7 @@ PCAPNG_DUPS = "sample_pcaps/artefacts/artefact_lo_merged_duplicates.pcapng"  # C
 GZIP = "sample_pcaps/encap/bad/cut_gzip.pcap.gz"  # findings, no offsets
 UNREADABLE = FileResult(path="missing.pcap", error="missing.pcap: no such file")
 
-NAMES = ("table", "json", "jsonl", "csv", "markdown", "junit", "sarif", "github")
+NAMES = ("table", "json", "jsonl", "csv", "markdown", "junit", "sarif", "github", "html")
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -368,3 +368,14 @@ def test_the_ladders_of_a_capture_share_a_budget_of_rows(page, monkeypatch):
     )
     second = doc.one("section", id="c1-conn2")
     assert len(second.all("g", cls="arrow")) == 10
+
+
+def test_a_clock_off_the_calendar_is_shown_in_seconds(analyze):
+    import dataclasses
+
+    res = analyze("crafted/clean_handshake_close.pcap")
+    res = dataclasses.replace(res, connections=[dict(c, start_ts=1.85e13) for c in res.connections])
+    doc = parse(FORMATS["html"]([res], None))
+    assert words(doc.one("dd", data_key="span")).startswith(
+        "18500000000000.000000 s since the epoch to 18500000000000.00"
+    )  # the end in float precision at that size

@@ -95,6 +95,7 @@ def environment() -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        keep_trailing_newline=True,  # a page ends with a newline, as every report does
         undefined=jinja2.StrictUndefined,
     )
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
@@ -172,7 +173,10 @@ def _state(value: str | None) -> str:
 def _time(ts: float | None) -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    except (OverflowError, OSError, ValueError):  # a clock far off the calendar's range
+        return _("{seconds:.6f} s since the epoch").format(seconds=ts)
 
 
 def _row(conn: Mapping[str, Any]) -> dict[str, Any]:
