@@ -533,6 +533,7 @@ def merge_task(
     source: str | bytes,
     parts: Sequence[_PackedShard | None],
     encode: bool = False,
+    gc_threshold: tuple[int, ...] | None = None,
 ) -> Packed:
     """The capture's result from its shards (:func:`pcapcheck.run.tasks.merge_job`, on
     a worker), packed, its datasets written as :func:`analyze_task` writes them; when a
@@ -540,7 +541,7 @@ def merge_task(
     from pcapcheck.run.shards import ShardResult
 
     if any(p is None for p in parts):
-        return analyze_task(job, settings, source, encode)
+        return analyze_task(job, settings, source, encode, gc_threshold)
     shards = [
         ShardResult(p.shard, unpack(p.result, raw_lines=p.encoded), p.facts, p.encoded)
         for p in parts
@@ -697,7 +698,8 @@ class DaskExecutor(Executor):
         # client), else a few per worker thread (their bytes are held on the cluster)
         uploads = self.upload or any(job.stdin for job in jobs)
         window = max(4, 4 * threads) if uploads else len(jobs)
-        ready: dict[int, Any] = {}
+        ready: dict[int, Any] = {}  # job index -> its finished future
+        here: dict[int, FileResult] = {}  # job index -> its result, made in this process
         done_files = done_bytes = 0
         queue = iter(range(len(jobs)))
         completions = as_completed(loop=client.loop)
@@ -707,7 +709,13 @@ class DaskExecutor(Executor):
             job = jobs[i]
             source: Any
             if self.upload or job.stdin:
-                source = client.scatter(Path(job.path).read_bytes(), hash=False)
+                try:
+                    data = Path(job.path).read_bytes()
+                except OSError:  # its error row, as a local run words it
+                    here[i] = analyze_job(job, settings)
+                    return
+                source = client.scatter(data, hash=False)
+                del data
                 helpers.setdefault(i, []).append(source)
             else:
                 source = os.path.abspath(job.path)
@@ -736,6 +744,7 @@ class DaskExecutor(Executor):
                     source,
                     parts,
                     encode,
+                    tuning,
                     key=key,
                     pure=False,
                 )
@@ -747,25 +756,37 @@ class DaskExecutor(Executor):
             index[future.key] = i
             completions.add(future)
 
+        def done(i: int) -> None:
+            nonlocal done_files, done_bytes
+            done_files += 1
+            done_bytes += sizes[i]
+            if self.progress is not None:
+                self.progress(done_files, done_bytes, total)
+            for j in islice(queue, 1):
+                submit(j)
+
         try:
             for i in islice(queue, window):
                 submit(i)
+            ended = iter(completions)
             taken = 0
-            for future in completions:
-                i = index.pop(future.key)
-                ready[i] = future
-                done_files += 1
-                done_bytes += sizes[i]
-                if self.progress is not None:
-                    self.progress(done_files, done_bytes, total)
-                for j in islice(queue, 1):
-                    submit(j)
-                while taken in ready:
+            while taken < len(jobs):
+                if taken in here:  # not sent: its result made here
+                    result = here.pop(taken)
+                    done(taken)
+                elif taken in ready:
                     del futures[taken]
                     for helper in helpers.pop(taken, ()):
                         helper.release()
-                    yield self._take(jobs[taken], ready.pop(taken))
-                    taken += 1
+                    result = self._take(jobs[taken], ready.pop(taken))
+                else:  # wait for the next task to end, wherever it is in the order
+                    future = next(ended)
+                    i = index.pop(future.key)
+                    ready[i] = future
+                    done(i)
+                    continue
+                yield result
+                taken += 1
         finally:
             # stopped early (Ctrl-C, SIGTERM, the report closed): nothing left running
             left = [*futures.values(), *(f for fs in helpers.values() for f in fs), shared]
