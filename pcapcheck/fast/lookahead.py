@@ -345,10 +345,10 @@ class Lookahead:
             "aps": aps,
         }
         if c.tunnel is not None:  # tunnelled rows: their paths' ids here, their tunnels'
-            ids = np.array([self._path_id(p) for p in c.paths], np.int64)
+            ids = np.array([self._path_id(p) for p in c.paths], np.int32)
             gid = ids[c.tunnel[own]]
             plan.f["gid"] = gid
-            plan.f["tid"] = np.array(self._tunnel_of, np.int64)[gid]
+            plan.f["tid"] = np.array(self._tunnel_of, np.int32)[gid]
         plan.base = self.rows  # the ordinal of its first own row
         self.rows += m
         self.fresh += m
@@ -400,7 +400,7 @@ class Lookahead:
             if name in ("gid", "tid"):  # tunnels: 0 for the rows of plans without
                 return np.concatenate(
                     [
-                        p.f[name][w] if name in p.f else np.zeros(len(w), np.int64)
+                        p.f[name][w] if name in p.f else np.zeros(len(w), np.int32)
                         for p, w in zip(plans, where)
                     ]
                 )
@@ -409,17 +409,17 @@ class Lookahead:
         lo = cat("lo")
         hi = cat("hi")
         # rows through tunnels (issue 24): grouped by 4-tuple and tunnel (tid), the
-        # 4-tuples seen (h4) by 4-tuple alone (a 4-tuple seen in any tunnel or none
+        # 4-tuples seen by 4-tuple alone (seen_key: a 4-tuple seen in any tunnel or none
         # makes no candidate: fewer fast connections, never a wrong one)
         tunnels = any("tid" in p.f for p in plans)
         tid = cat("tid") if tunnels else None
         with np.errstate(over="ignore"):
-            h4 = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
-            h = h4 if tid is None else h4 ^ (tid.astype(np.uint64) * np.uint64(_TUNNEL_MIX))
+            h = lo.astype(np.uint64) * np.uint64(_GOLD) + hi.astype(np.uint64)
+            if tid is not None:
+                h ^= tid.astype(np.uint64) * np.uint64(_TUNNEL_MIX)
         n = len(h)
         order = np.argsort(h, kind="stable")  # by 4-tuple, each in capture order
         hs = h[order]
-        h4s = hs if tid is None else h4[order]
         new = np.empty(n, bool)
         new[0] = True
         new[1:] = hs[1:] != hs[:-1]
@@ -435,8 +435,17 @@ class Lookahead:
         gap[1:] = (ts[1:] - ts[:-1] > self.delay) & ~new[1:]
         gap[1:] |= ((lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])) & ~new[1:]  # collision
         if tid is not None:
-            ts_tid = tid[order]
-            gap[1:] |= (ts_tid[1:] != ts_tid[:-1]) & ~new[1:]
+            tid = tid[order]
+            gap[1:] |= (tid[1:] != tid[:-1]) & ~new[1:]
+            tid = None
+
+        def seen_key(g: np.ndarray) -> np.ndarray:
+            """The 4-tuple hash (:func:`key_hash`) of the rows ``g`` (grouped order)."""
+            if not tunnels:
+                return hs[g]
+            with np.errstate(over="ignore"):
+                return lo[g].astype(np.uint64) * np.uint64(_GOLD) + hi[g].astype(np.uint64)
+
         cand = (
             pure[gs]
             & (np.add.reduceat(pure.astype(np.int64), gs) == 1)
@@ -448,7 +457,7 @@ class Lookahead:
         if cand.any():
             seen, horizon = self.seen, self.horizon
             ci = np.flatnonzero(cand)
-            for j, k, t in zip(ci.tolist(), h4s[gs[ci]].tolist(), ts[gs[ci]].tolist()):
+            for j, k, t in zip(ci.tolist(), seen_key(gs[ci]).tolist(), ts[gs[ci]].tolist()):
                 s = seen.get(k)
                 if s is not None and t - s <= horizon:
                     cand[j] = False
@@ -517,7 +526,7 @@ class Lookahead:
         dec = np.flatnonzero(decided)
         if len(dec):
             seen = self.seen
-            for k, t in zip(h4s[gs[dec]].tolist(), ts[ge[dec]].tolist()):
+            for k, t in zip(seen_key(gs[dec]).tolist(), ts[ge[dec]].tolist()):
                 if seen.get(k, float("-inf")) < t:
                     seen[k] = t
         back = np.empty(n, np.int8)
