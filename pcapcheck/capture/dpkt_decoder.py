@@ -6,7 +6,10 @@ None for a packet that is not TCP, or a raised :class:`~pcapcheck.capture.decode
 but by parsing with dpkt: ``dpkt.ethernet.Ethernet`` (with its
 ``VLANtag8021Q`` and ``MPLSlabel`` headers), ``dpkt.sll.SLL``, ``dpkt.sll2.SLL2``,
 ``dpkt.loopback.Loopback``, ``dpkt.ip.IP``, ``dpkt.ip6.IP6`` and its extension header
-classes, ``dpkt.tcp.TCP``. It shares no link-layer logic with
+classes, ``dpkt.tcp.TCP``; tunnels after an IP header with ``dpkt.gre.GRE`` (and
+IPv4/IPv6 in IPv4/IPv6), PPPoE with ``dpkt.pppoe.PPPoE``, each tunnelled segment with its
+encapsulation path (the UDP tunnels have no dpkt class: not followed, those captures are
+not compared). It shares no link-layer logic with
 :mod:`pcapcheck.capture.layers` (the table the native decoders walk): the tests
 (``tests/test_decoder.py``, ``tests/test_decoder_paths.py``, ``tests/test_layers.py``)
 compare the two, so a mistake in the table shows as a disagreement.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections import Counter
+from typing import Any
 
 from pcapcheck.capture.decoder import DecodeError, _complete_options_end, _skip_kind_for_proto
 from pcapcheck.model import Record, Segment, TcpOptions
@@ -62,6 +66,8 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     import dpkt.ip
     import dpkt.ip6
     import dpkt.loopback
+    import dpkt.ppp
+    import dpkt.pppoe
     import dpkt.sll
     import dpkt.sll2
     import dpkt.tcp
@@ -75,6 +81,11 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     )
     mpls_types = (ethernet.ETH_TYPE_MPLS, ethernet.ETH_TYPE_MPLS_MCAST)
     eth_ip, eth_ip6 = ethernet.ETH_TYPE_IP, ethernet.ETH_TYPE_IP6
+    pppoe_type, teb = ethernet.ETH_TYPE_PPPoE, ethernet.ETH_TYPE_TEB
+    #: the encapsulation path's entries so far (model.Segment.encapsulation), kept when
+    #: an IP header turns out to be the outer one of a tunnel (``tunnelled``)
+    entries: list[str] = []
+    tunnelled = False
     data = record.data
     lt = record.linktype
     if lt < 0:  # a record without a packet (reader.NON_PACKET_KINDS)
@@ -92,15 +103,19 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
             # VLAN tag matters here, and the loop below reports it
             et = struct.unpack("!H", data[12:14])[0]
         payload = data[14:]
+        entries.append("eth")
     elif lt == 113:
         sll = dpkt.sll.SLL(data)
         et, payload = sll.ethtype, data[16:]
+        entries.append("sll")
     elif lt == 276:
         sll2 = dpkt.sll2.SLL2(data)
         et, payload = sll2.ethtype, data[20:]
+        entries.append("sll2")
     elif lt in (0, 108):
         if len(data) < 4:
             raise DecodeError("truncated loopback header")
+        entries.append("null" if lt == 0 else "loop")
         if lt == 108:
             fam = struct.unpack("!I", data[:4])[0]
         else:
@@ -128,84 +143,120 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     else:
         raise DecodeError(f"unsupported link type {lt}")
 
-    # 802.1Q / 802.1ad / QinQ tags and MPLS label stacks, any number, with dpkt's headers
-    while et in tag_types or et in mpls_types:
-        if et in tag_types:
-            tag = ethernet.VLANtag8021Q(payload)
-            et, payload = tag.type, payload[len(tag) :]
-            continue
-        label = ethernet.MPLSlabel(payload)  # NeedData: a stack cut short
-        payload = payload[len(label) :]
-        if label.s:  # bottom of stack: IPv4 or IPv6 by the first nibble, as Wireshark
-            if not payload:  # (dpkt's Ethernet guesses from the first byte 0x45 / 0x6_)
-                raise DecodeError("nothing captured beneath the MPLS label stack")
-            et = {4: eth_ip, 6: eth_ip6}.get(payload[0] >> 4, -1)
-            if et < 0:
-                skipped["other-mpls-payload"] += 1
-                return None
+    while True:  # once per network layer: more than once inside tunnels
+        # 802.1Q / 802.1ad / QinQ tags, MPLS label stacks, PPPoE, an Ethernet frame inside
+        # GRE, any number, with dpkt's headers
+        while et in tag_types or et in mpls_types or et in (pppoe_type, teb):
+            if et == teb:  # transparent Ethernet bridging (gretap)
+                if len(payload) < 14:
+                    raise DecodeError("truncated Ethernet header")
+                et, payload = struct.unpack("!H", payload[12:14])[0], payload[14:]
+                entries.append("eth")
+                continue
+            if et == pppoe_type:  # a PPPoE session frame (RFC 2516) and its PPP protocol
+                if len(payload) < 8:
+                    raise DecodeError("truncated PPPoE session header")
+                session = dpkt.pppoe.PPPoE(payload).session
+                proto = dpkt.pppoe.PPP(payload[6:8]).p
+                entries.append(f"pppoe {session}")
+                payload = payload[8:]
+                if proto == dpkt.ppp.PPP_IP:
+                    et = eth_ip
+                elif proto == dpkt.ppp.PPP_IP6:
+                    et = eth_ip6
+                else:
+                    skipped["other-ppp-protocol"] += 1
+                    return None
+                continue
+            if et in tag_types:
+                tag = ethernet.VLANtag8021Q(payload)
+                et, payload = tag.type, payload[len(tag) :]
+                entries.append(f"vlan {tag.id}")
+                continue
+            label = ethernet.MPLSlabel(payload)  # NeedData: a stack cut short
+            payload = payload[len(label) :]
+            entries.append(f"mpls {label.val}")
+            if label.s:  # bottom of stack: IPv4 or IPv6 by the first nibble, as Wireshark
+                if not payload:  # (dpkt's Ethernet guesses from the first byte 0x45 / 0x6_)
+                    raise DecodeError("nothing captured beneath the MPLS label stack")
+                et = {4: eth_ip, 6: eth_ip6}.get(payload[0] >> 4, -1)
+                if et < 0:
+                    skipped["other-mpls-payload"] += 1
+                    return None
 
-    if et == eth_ip:
-        ip = dpkt.ip.IP(payload)
-        if ip.v != 4:
-            raise DecodeError(f"IP version {ip.v} in an IPv4 packet")
-        ihl = ip.hl * 4
-        if len(ip.opts) != ihl - 20:
-            raise DecodeError("truncated IPv4 header")
-        total = ip.len
-        if total == 0:
-            total = max(record.wire_len, len(data)) - (len(data) - len(payload))
-        elif total < ihl:
-            raise DecodeError("IPv4 total length < header length")
-        if ip.mf or ip.offset:
-            skipped["ipv4-fragment"] += 1
-            return None
-        if ip.p != 6:
-            skipped[_skip_kind_for_proto(4, ip.p)] += 1
-            return None
-        tcp_len = total - ihl
-        raw = payload[ihl:total]
-        src, dst = ip.src, ip.dst
-        pseudo = struct.pack(">4s4sxBH", src, dst, 6, tcp_len)
-        version, ipid = 4, ip.id
-    elif et == eth_ip6:
-        ip6 = dpkt.ip6.IP6()
-        dpkt.Packet.unpack(ip6, payload)  # the fixed header only (NeedData if < 40)
-        if ip6.v != 6:
-            raise DecodeError(f"IP version {ip6.v} in an IPv6 packet")
-        plen = ip6.plen or max(record.wire_len, len(data)) - (len(data) - len(payload)) - 40
-        inner = payload[40 : 40 + plen]
-        ext = 0
-        final_dst = None
-        p = ip6.nxt
-        while p in _IPV6_EXT:  # dpkt's header classes, one at a time
-            h = dpkt.ip6.EXT_HDRS_CLS[p](inner[ext:])
-            if isinstance(h, dpkt.ip6.IP6FragmentHeader) and (h.frag_off or h.m_flag):
-                skipped["ipv6-fragment"] += 1
+        if et == eth_ip:
+            ip = dpkt.ip.IP(payload)
+            if ip.v != 4:
+                raise DecodeError(f"IP version {ip.v} in an IPv4 packet")
+            ihl = ip.hl * 4
+            if len(ip.opts) != ihl - 20:
+                raise DecodeError("truncated IPv4 header")
+            total = ip.len
+            if total == 0:
+                total = max(record.wire_len, len(data)) - (len(data) - len(payload))
+            elif total < ihl:
+                raise DecodeError("IPv4 total length < header length")
+            if ip.mf or ip.offset:
+                skipped["ipv4-fragment"] += 1
                 return None
-            if isinstance(h, dpkt.ip6.IP6RoutingHeader) and h.segs_left and h.addresses:
-                if h.type in (0, 2):
-                    final_dst = h.addresses[-1]
-                elif h.type == 4:
-                    final_dst = h.addresses[0]
-            if isinstance(h, dpkt.ip6.IP6AHHeader) and h.length < 12:
-                raise DecodeError("bad IPv6 AH length")
-            ext += h.length
-            if 40 + ext > len(payload):
-                raise DecodeError("truncated IPv6 extension header")
-            p = h.nxt
-        if plen < ext:
-            raise DecodeError("IPv6 payload length ends inside the extension headers")
-        if p != 6:
-            skipped[_skip_kind_for_proto(6, p)] += 1
+            if ip.p != 6:
+                if ip.p not in _TUNNELS:
+                    skipped[_skip_kind_for_proto(4, ip.p)] += 1
+                    return None
+                entries.append(f"ipv4 {_ntop(ip.src)}>{_ntop(ip.dst)}")
+                et, payload = _tunnel(dpkt, ip.p, payload[ihl:], entries)
+                tunnelled = True
+                continue
+            tcp_len = total - ihl
+            raw = payload[ihl:total]
+            src, dst = ip.src, ip.dst
+            pseudo = struct.pack(">4s4sxBH", src, dst, 6, tcp_len)
+            version, ipid = 4, ip.id
+        elif et == eth_ip6:
+            ip6 = dpkt.ip6.IP6()
+            dpkt.Packet.unpack(ip6, payload)  # the fixed header only (NeedData if < 40)
+            if ip6.v != 6:
+                raise DecodeError(f"IP version {ip6.v} in an IPv6 packet")
+            plen = ip6.plen or max(record.wire_len, len(data)) - (len(data) - len(payload)) - 40
+            inner = payload[40 : 40 + plen]
+            ext = 0
+            final_dst = None
+            p = ip6.nxt
+            while p in _IPV6_EXT:  # dpkt's header classes, one at a time
+                h = dpkt.ip6.EXT_HDRS_CLS[p](inner[ext:])
+                if isinstance(h, dpkt.ip6.IP6FragmentHeader) and (h.frag_off or h.m_flag):
+                    skipped["ipv6-fragment"] += 1
+                    return None
+                if isinstance(h, dpkt.ip6.IP6RoutingHeader) and h.segs_left and h.addresses:
+                    if h.type in (0, 2):
+                        final_dst = h.addresses[-1]
+                    elif h.type == 4:
+                        final_dst = h.addresses[0]
+                if isinstance(h, dpkt.ip6.IP6AHHeader) and h.length < 12:
+                    raise DecodeError("bad IPv6 AH length")
+                ext += h.length
+                if 40 + ext > len(payload):
+                    raise DecodeError("truncated IPv6 extension header")
+                p = h.nxt
+            if plen < ext:
+                raise DecodeError("IPv6 payload length ends inside the extension headers")
+            if p != 6:
+                if p not in _TUNNELS:
+                    skipped[_skip_kind_for_proto(6, p)] += 1
+                    return None
+                entries.append(f"ipv6 {_ntop(ip6.src)}>{_ntop(ip6.dst)}")
+                et, payload = _tunnel(dpkt, p, payload[40 + ext :], entries)
+                tunnelled = True
+                continue
+            tcp_len = plen - ext
+            raw = payload[40 + ext : 40 + plen]
+            src, dst = ip6.src, ip6.dst
+            pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
+            version, ipid = 6, None
+        else:
+            skipped["arp" if et == ethernet.ETH_TYPE_ARP else "other-ethertype"] += 1
             return None
-        tcp_len = plen - ext
-        raw = payload[40 + ext : 40 + plen]
-        src, dst = ip6.src, ip6.dst
-        pseudo = struct.pack(">16s16sIxxxB", src, final_dst or dst, tcp_len, 6)
-        version, ipid = 6, None
-    else:
-        skipped["arp" if et == ethernet.ETH_TYPE_ARP else "other-ethertype"] += 1
-        return None
+        break
 
     if tcp_len < 20:
         raise DecodeError("IP length leaves less than 20 bytes for TCP")
@@ -254,7 +305,42 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
         version,
         truncated,
         checksum_ok,
+        (*entries, f"ipv{version}") if tunnelled else None,
     )
+
+
+#: The tunnels the oracle follows after an IP header: IPv4 (RFC 2003), IPv6 (RFC 4213,
+#: RFC 2473) and GRE (RFC 2784, RFC 2890), by IP protocol number; the UDP tunnels (VXLAN,
+#: Geneve, GTP-U, Teredo) have no dpkt class and are not followed here.
+_TUNNELS = frozenset({4, 41, 47})
+
+
+def _ntop(addr: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+
+
+def _tunnel(dpkt: Any, proto: int, payload: bytes, entries: list[str]) -> tuple[int, bytes]:
+    """What follows an outer IP header whose protocol is ``proto`` (in :data:`_TUNNELS`):
+    ``(ethertype of the next layer, its bytes)``; GRE's entry appended to ``entries``.
+    :raises DecodeError: a GRE header of another version than 0, or cut short."""
+    import dpkt.ethernet
+    import dpkt.gre
+
+    if proto == 4:
+        return dpkt.ethernet.ETH_TYPE_IP, payload
+    if proto == 41:
+        return dpkt.ethernet.ETH_TYPE_IP6, payload
+    if len(payload) < 4:
+        raise DecodeError("truncated GRE header")
+    gre = dpkt.gre.GRE()
+    dpkt.Packet.unpack(gre, payload[:4])  # flags and protocol type
+    if gre.v != 0:
+        raise DecodeError(f"GRE version {gre.v} not supported")
+    fields = struct.calcsize("".join(gre.opt_fields_fmts()[1]))
+    if len(payload) < 4 + fields:
+        raise DecodeError("truncated GRE header")
+    entries.append("gre")
+    return gre.p, payload[4 + fields :]
 
 
 def _check_option_lengths(opts: bytes) -> None:
