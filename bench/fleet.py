@@ -16,7 +16,10 @@ report written, by:
 Each command is run ``--repeat`` times in turn (local, local-cluster, cluster, then
 again), so that a slow spell of the machine falls on all alike; the median wall time is
 reported, with packets per second, the ratio to the local run and the overhead per
-file (the difference to the local run's wall time divided by the number of files).
+file (the difference to the local run's wall time divided by the number of files), and
+the CPU time used (user + system: the command and its child processes, plus, for the
+running cluster, its scheduler's and workers'), a steadier measure than the wall time
+on a shared machine.
 Every report is checked to be byte for byte the local one (the benchmark fails
 otherwise).
 
@@ -143,14 +146,45 @@ class Cluster:
                 proc.wait()
 
 
-def timed(command: list[str], out: Path) -> float:
-    """Wall seconds of ``command`` (its JSON report to ``out``); exits on a failure."""
+def tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the processes ``roots`` and all their
+    descendants (from ``/proc/*/stat``): a running cluster's scheduler and workers."""
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parent[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo.extend(child for child, ppid in parent.items() if ppid == pid)
+    return total
+
+
+def timed(command: list[str], out: Path, cluster: list[int]) -> tuple[float, float]:
+    """Wall seconds of ``command`` (its JSON report to ``out``) and the CPU seconds it
+    used with its child processes and, when ``cluster`` names its processes, the
+    cluster's; exits on a failure."""
+    before = os.times()
+    cpu0 = tree_cpu(cluster) if cluster else 0.0
     start = time.perf_counter()
     done = subprocess.run([*command, "-o", str(out)], capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = os.times()
+    cpu = after.children_user + after.children_system
+    cpu -= before.children_user + before.children_system
+    if cluster:
+        cpu += tree_cpu(cluster) - cpu0
     if done.returncode not in (0, 1):
         raise SystemExit(f"fleet: {' '.join(command)} failed:\n{done.stderr}")
-    return wall
+    return wall, cpu
 
 
 def main() -> None:
@@ -183,21 +217,29 @@ def main() -> None:
                 "--scheduler tcp:// (2 workers)": [*base, "--scheduler", cluster.address],
             }
             walls: dict[str, list[float]] = {name: [] for name in commands}
+            cpus: dict[str, list[float]] = {name: [] for name in commands}
+            pids = [proc.pid for proc in cluster.procs]
             for round_ in range(args.repeat):
                 for i, (name, command) in enumerate(commands.items()):
                     report = tmp / f"report-{i}.json"
-                    walls[name].append(timed(command, report))
+                    wall, cpu = timed(command, report, pids if "tcp" in name else [])
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
                     if i and report.read_bytes() != (tmp / "report-0.json").read_bytes():
                         raise SystemExit(f"fleet: the report of {name} is not the local one")
                 print(
                     f"round {round_ + 1}: "
-                    + ", ".join(f"{n} {w[-1]:.2f} s" for n, w in walls.items()),
+                    + ", ".join(
+                        f"{n} {w[-1]:.2f} s ({cpus[n][-1]:.1f} s CPU)" for n, w in walls.items()
+                    ),
                     file=sys.stderr,
                 )
     local = statistics.median(walls["local --jobs 2"])
+    local_cpu = statistics.median(cpus["local --jobs 2"])
     rows = []
     for name, values in walls.items():
         wall = statistics.median(values)
+        cpu = statistics.median(cpus[name])
         rows.append(
             (
                 name,
@@ -205,12 +247,22 @@ def main() -> None:
                 f"{packets / wall:,.0f}",
                 f"{wall / local:.2f}x",
                 f"{(wall - local) / files * 1000:+.0f} ms",
+                f"{cpu:.1f}",
+                f"{cpu / local_cpu:.2f}x",
             )
         )
-    head = ("run", "wall s (median)", "packets/s", "vs local", "overhead per file")
+    head = (
+        "run",
+        "wall s (median)",
+        "packets/s",
+        "vs local",
+        "overhead per file",
+        "CPU s (median)",
+        "CPU vs local",
+    )
     if args.markdown:
         print("| " + " | ".join(head) + " |")
-        print("|---|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for row in rows:
             print("| " + " | ".join(row) + " |")
     else:
