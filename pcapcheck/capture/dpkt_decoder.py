@@ -23,7 +23,6 @@ from __future__ import annotations
 import socket
 import struct
 from collections import Counter
-from typing import Any
 
 from pcapcheck.capture.decoder import DecodeError, _complete_options_end, _skip_kind_for_proto
 from pcapcheck.model import Record, Segment, TcpOptions
@@ -204,7 +203,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
                     skipped[_skip_kind_for_proto(4, ip.p)] += 1
                     return None
                 entries.append(f"ipv4 {_ntop(ip.src)}>{_ntop(ip.dst)}")
-                et, payload = _tunnel(dpkt, ip.p, payload[ihl:], entries)
+                et, payload = _tunnel(ip.p, payload[ihl:], entries)
                 tunnelled = True
                 continue
             tcp_len = total - ihl
@@ -245,7 +244,7 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
                     skipped[_skip_kind_for_proto(6, p)] += 1
                     return None
                 entries.append(f"ipv6 {_ntop(ip6.src)}>{_ntop(ip6.dst)}")
-                et, payload = _tunnel(dpkt, p, payload[40 + ext :], entries)
+                et, payload = _tunnel(p, payload[40 + ext :], entries)
                 tunnelled = True
                 continue
             tcp_len = plen - ext
@@ -319,10 +318,11 @@ def _ntop(addr: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
-def _tunnel(dpkt: Any, proto: int, payload: bytes, entries: list[str]) -> tuple[int, bytes]:
+def _tunnel(proto: int, payload: bytes, entries: list[str]) -> tuple[int, bytes]:
     """What follows an outer IP header whose protocol is ``proto`` (in :data:`_TUNNELS`):
     ``(ethertype of the next layer, its bytes)``; GRE's entry appended to ``entries``.
     :raises DecodeError: a GRE header of another version than 0, or cut short."""
+    import dpkt
     import dpkt.ethernet
     import dpkt.gre
 

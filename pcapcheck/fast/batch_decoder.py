@@ -715,7 +715,7 @@ class BatchSource(SourceAttributes):
         caplen: np.ndarray,
         root: Layer | None,
         cat: np.ndarray,
-    ) -> tuple[np.ndarray, int | np.ndarray, np.ndarray | None, list] | None:
+    ) -> tuple[np.ndarray, int | np.ndarray, np.ndarray | None, list | None] | None:
         """The layers of a batch's ``n`` records walked together, from ``root`` (the
         layer of their link type, None: not in the table) down the table of
         :mod:`pcapcheck.capture.layers` to the IPv4 header that holds TCP, through the
@@ -758,7 +758,8 @@ class BatchSource(SourceAttributes):
         if not final:
             return None
         ip4 = np.zeros(n, bool)
-        pid = paths = None
+        pid: np.ndarray | None = None
+        paths: list[tuple[str, ...] | None] | None = None
         if any(any(step[0] is None for step in trail) for _i, _o, trail in final):
             pid = np.zeros(n, np.int32)
             paths = [None]
@@ -814,8 +815,9 @@ class BatchSource(SourceAttributes):
                 cap = cap[whole]
             base = starts if idx is None else starts[idx]
             length_from = layer.length_from
+            hl: Any  # int, or int64 per record
             if length_from is None:
-                hl: int | np.ndarray = layer.length
+                hl = layer.length
             else:  # a header whose length is written in it: offsets per record
                 v = _gather(u8, base + (off + length_from.offset), length_from)
                 if layer.length_table is not None:
@@ -857,19 +859,19 @@ class BatchSource(SourceAttributes):
             else:
                 uniq, inv = np.unique(value, return_inverse=True)
                 groups = [(int(u), np.flatnonzero(inv == j)) for j, u in enumerate(uniq)]
-            for v, sel in groups:
+            for val, sel in groups:
                 if sel is None:
                     g_idx, g_off, g_trail, g_nxt = idx, off, trail, nxt
                 else:
                     g_idx, g_off, g_trail = _subset(idx, off, trail, sel)
                     g_nxt = nxt if isinstance(nxt, int) else nxt[sel]
-                child = dispatch.layers.get(v)
+                child = dispatch.layers.get(val)
                 if child is not None:
                     if label:
-                        g_trail = (*g_trail, (layer, g_off, v))
+                        g_trail = (*g_trail, (layer, g_off, val))
                     todo.append((child, g_idx, g_nxt, g_trail))
                     continue
-                kind = dispatch.skip_kind(v)
+                kind = dispatch.skip_kind(val)
                 if kind is None:  # malformed: the decoder gives the reason
                     continue
                 skipped[kind] += len(value) if sel is None else len(sel)
