@@ -11,7 +11,9 @@ report written, by:
   of 2 worker processes, started and closed by the command: its start is in the time);
 * ``cluster``: ``--scheduler tcp://127.0.0.1:PORT``: a ``dask scheduler`` and 2 ``dask
   worker --nthreads 1`` processes started by this script beforehand (their start is
-  not in the time; a running cluster is what ``--scheduler`` is for) and stopped after.
+  not in the time; a running cluster is what ``--scheduler`` is for) and stopped after;
+  the workers without Dask's statistical profiler, as the README recommends
+  (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``; ``--worker-profiler``: with it).
 
 Each command is run ``--repeat`` times in turn (local, local-cluster, cluster, then
 again), so that a slow spell of the machine falls on all alike; the median wall time is
@@ -81,8 +83,11 @@ def make_fleet(directory: Path, files: int, shape: dict[str, int]) -> int:
 class Cluster:
     """A ``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1."""
 
-    def __init__(self, workers: int, tmp: Path):
+    def __init__(self, workers: int, tmp: Path, profiler: bool = False):
         self.workers, self.tmp = workers, tmp
+        self.env = dict(os.environ)
+        if not profiler:  # as the README recommends: no statistical profiler
+            self.env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
         self.procs: list[subprocess.Popen] = []
         self.address = ""
 
@@ -132,6 +137,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=self.env,
             )
         )
         log.close()
@@ -194,6 +200,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--small", action="store_true", help="10 captures of ~12k packets")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument(
+        "--worker-profiler",
+        action="store_true",
+        help="leave the dask workers' statistical profiler on (Dask's default)",
+    )
     args = ap.parse_args()
     files = args.files or (10 if args.small else 100)
     shape = SMALL if args.small else FULL
@@ -210,7 +221,7 @@ def main() -> None:
     base.append("--isolated")
     with tempfile.TemporaryDirectory(prefix="pcapcheck-fleet-") as tmp_name:
         tmp = Path(tmp_name)
-        with Cluster(2, tmp) as cluster:
+        with Cluster(2, tmp, args.worker_profiler) as cluster:
             commands = {
                 "local --jobs 2": [*base, "--jobs", "2"],
                 "--scheduler local:2": [*base, "--scheduler", "local:2"],
