@@ -37,8 +37,8 @@ TUNNELS = {
     "ip6tnl_ipv6.pcap": (6, ["eth", f"ipv6 {A6}", "ipv6"], ["eth", f"ipv6 {B6}", "ipv6"]),
     "gre_ipv4.pcap": (
         4,
-        ["eth", f"ipv4 {A4}", "gre", "ipv4"],
-        ["eth", f"ipv4 {B4}", "gre", "ipv4"],
+        ["eth", f"ipv4 {A4}", "gre 1", "ipv4"],  # the key (RFC 2890)
+        ["eth", f"ipv4 {B4}", "gre 2", "ipv4"],
     ),
     "gretap_ipv6.pcap": (
         6,
@@ -491,3 +491,28 @@ def test_two_vxlan_networks_on_the_fast_path(wrapped, tmp_path):
     vnis = [c["encapsulation"][3] for c in fast.connections]
     assert vnis.count("vxlan 42") == vnis.count("vxlan 43") == 400
     assert _fast_path(two)[2] == 2 * _fast_path(wrapped[None])[2]
+
+
+def test_gre_key_tells_tunnels_apart(tmp_path):
+    """gre_ipv4.pcap with the second conversation's outer addresses made the first's:
+    the same endpoints and inner 4-tuple, two GRE keys (RFC 2890), two connections."""
+    records = list(open_capture(ENCAP / "gre_ipv4.pcap"))
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for r in records:
+        data = bytearray(r.data)
+        for at in (26, 30):  # the outer IPv4 source and destination: .3 -> .1, .4 -> .2
+            if data[at : at + 3] == bytes([192, 0, 2]) and data[at + 3] in (3, 4):
+                data[at + 3] -= 2
+        sec = int(r.ts)
+        out += struct.pack("<IIII", sec, round((r.ts - sec) * 1e6), len(data), r.wire_len)
+        out += data
+    path = tmp_path / "gre_keys.pcap"
+    path.write_bytes(bytes(out))
+    r = report(path)
+    assert [(c["id"], c["first_frame"], c["encapsulation"]) for c in r["connections"]] == [
+        (1, 1, ["eth", f"ipv4 {A4}", "gre 1", "ipv4"]),
+        (2, 11, ["eth", f"ipv4 {A4}", "gre 2", "ipv4"]),
+    ]
+    batch = BatchSource(path)
+    assert [item for _f, _t, item in batch] == segments(path)
+    assert (batch.one_by_one, batch.tunnelled) == (0, 13)

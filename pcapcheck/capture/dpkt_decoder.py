@@ -336,10 +336,12 @@ def _tunnel(proto: int, payload: bytes, entries: list[str]) -> tuple[int, bytes]
     dpkt.Packet.unpack(gre, payload[:4])  # flags and protocol type
     if gre.v != 0:
         raise DecodeError(f"GRE version {gre.v} not supported")
-    fields = struct.calcsize("".join(gre.opt_fields_fmts()[1]))
+    names, fmts = gre.opt_fields_fmts()
+    fields = struct.calcsize("!" + "".join(fmts))
     if len(payload) < 4 + fields:
         raise DecodeError("truncated GRE header")
-    entries.append("gre")
+    values = dict(zip(names, struct.unpack("!" + "".join(fmts), payload[4 : 4 + fields])))
+    entries.append(f"gre {values['key']}" if "key" in values else "gre")  # RFC 2890's key
     return gre.p, payload[4 + fields :]
 
 

@@ -465,19 +465,41 @@ for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
 # GRE (RFC 2784, RFC 2890): C R K S bits then the version (0; 1 is PPTP's enhanced GRE,
 # RFC 2637, not decoded), then the protocol type, an ethertype (0x6558: transparent
 # Ethernet bridging, gretap); then the checksum and offset (C or R), key (K) and
-# sequence number (S), 4 bytes each.
-GRE_VERSION = Dispatch(
-    "GRE version",
-    malformed="GRE version {value} not supported",
-    reasons={1: "GRE version 1 (PPTP) not supported"},
-)
-GRE_CHECK = Layer("GRE", "GRE header", 0, next=Field(1, 1, mask=7), dispatch=GRE_VERSION)
-_GRE_LENGTHS = tuple(4 + 4 * (bool(b & 0xC) + bool(b & 2) + bool(b & 1)) for b in range(16))
-GRE = Layer(
-    "GRE", "GRE header", 4, next=Field(2, 2), dispatch=ETHERTYPE,
-    length_from=Field(0, 1, shift=4), length_table=_GRE_LENGTHS, label="gre",
+# sequence number (S), 4 bytes each. The key, when there is one, tells tunnels between
+# the same endpoints apart (RFC 2890 §2.1): it follows the label (``"gre 1"``), so it is
+# part of a connection's identity; its place (4 or 8) is read from the C R K bits with
+# the version (the value of GRE_VERSION's field: those bits and the version).
+_GRE_C, _GRE_R, _GRE_K = 0x8000, 0x4000, 0x2000
+GRE_VERSION = Dispatch("GRE version", malformed="GRE flags and version {value:#06x} not supported")
+GRE_CHECK = Layer(
+    "GRE", "GRE header", 0, next=Field(0, 2, mask=_GRE_C | _GRE_R | _GRE_K | 7),
+    dispatch=GRE_VERSION,
 )  # fmt: skip
-register(GRE_VERSION, 0, GRE)
+_GRE_LENGTHS = tuple(4 + 4 * (bool(b & 0xC) + bool(b & 2) + bool(b & 1)) for b in range(16))
+
+
+def _gre(ident: Field | None) -> Layer:
+    return Layer(
+        "GRE", "GRE header", 4, next=Field(2, 2), dispatch=ETHERTYPE,
+        length_from=Field(0, 1, shift=4), length_table=_GRE_LENGTHS, label="gre", ident=ident,
+    )  # fmt: skip
+
+
+GRE = _gre(None)  # no key
+GRE_KEY = _gre(Field(4, 4))  # the key right after the protocol type
+GRE_CHECKSUM_KEY = _gre(Field(8, 4))  # after the checksum and offset
+for _flags in range(0, _GRE_C | _GRE_R | _GRE_K + 1, _GRE_K):
+    if not _flags & _GRE_K:
+        _layer = GRE
+    else:
+        _layer = GRE_CHECKSUM_KEY if _flags & (_GRE_C | _GRE_R) else GRE_KEY
+    register(GRE_VERSION, _flags, _layer)  # version 0
+    for _version in range(1, 8):
+        GRE_VERSION.reasons[_flags | _version] = (
+            "GRE version 1 (PPTP) not supported"
+            if _version == 1
+            else f"GRE version {_version} not supported"
+        )
 register(ETHERTYPE, 0x6558, ETHERNET)  # transparent Ethernet bridging (GRE, Geneve)
 for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
     register(_d, 47, GRE_CHECK)
