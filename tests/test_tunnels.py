@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import needs_tshark
 
-from pcapcheck.capture.decoder import Decoder
+from pcapcheck.capture.decoder import DecodeError, Decoder
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.batch_decoder import BatchSource
 from pcapcheck.model import Segment
@@ -516,3 +516,59 @@ def test_gre_key_tells_tunnels_apart(tmp_path):
     batch = BatchSource(path)
     assert [item for _f, _t, item in batch] == segments(path)
     assert (batch.one_by_one, batch.tunnelled) == (0, 13)
+
+
+def test_nested_tunnels_in_batches(tmp_path):
+    """Tunnels in any combination, walked in batches: MPLS, then VXLAN, then an 802.1Q
+    tag inside, then GRE with a key, then IPv4 in IPv4 (path and short form exact); a
+    record cut inside VXLAN's Ethernet frame is malformed with the decoder's reason (it
+    alone is decoded one by one), and a plain record among them keeps the array path."""
+    from test_batch import eth, ip4, mpls, tcp, write_pcap
+
+    def udp(sport: int, dport: int, payload: bytes) -> bytes:
+        return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+    def nested(seq: int, flags: int, back: bool) -> bytes:
+        a, b = (0x0A000002, 0x0A000001) if back else (0x0A000001, 0x0A000002)
+        ports = (80, 40000) if back else (40000, 80)
+        inner = ip4(tcp(*ports, seq=seq, flags=flags), src=a, dst=b)
+        ipip = ip4(inner, proto=4, src=0xCB007101, dst=0xCB007102)  # 203.0.113.1>.2
+        gre = struct.pack("!HHI", 0x2000, 0x0800, 9) + ipip  # K: key 9
+        tagged = eth(ip4(gre, proto=47, src=0xC6336401, dst=0xC6336402), vlans=(0x8100,))
+        vxlan = struct.pack("!II", 0x08000000, 7 << 8) + tagged
+        outer = ip4(udp(5000, 4789, vxlan), proto=17, src=0xC0000201, dst=0xC0000202)
+        return eth(mpls(outer, 100), et=0x8847)
+
+    frames = [
+        nested(1, 0x02, False),
+        eth(ip4(tcp(40001, 80, flags=0x02))),  # plain, between them
+        nested(2, 0x12, True),
+        nested(3, 0x10, False)[:60],  # cut inside the VXLAN header's frame
+        nested(3, 0x10, False),
+    ]
+    path = write_pcap(tmp_path / "nested.pcap", frames)
+    dec = Decoder()
+    got = []
+    for r in open_capture(path):
+        try:
+            got.append(dec.decode(r))
+        except DecodeError as exc:
+            got.append(exc.reason)
+    assert got[3] == "truncated Ethernet header (6 of 14 bytes captured)"  # VXLAN's frame
+    assert got[0].encapsulation == (
+        "eth", "mpls 100", "ipv4 192.0.2.1>192.0.2.2", "udp 4789", "vxlan 7", "eth",
+        "vlan 5", "ipv4 198.51.100.1>198.51.100.2", "gre 9", "ipv4 203.0.113.1>203.0.113.2",
+        "ipv4",
+    )  # fmt: skip
+    assert got[1].encapsulation is None
+    from pcapcheck.report.common import encapsulation_short
+
+    short = encapsulation_short({"encapsulation": list(got[0].encapsulation)})
+    assert short == "mpls:100>vxlan:7>gre:9>ipip"
+    batch = BatchSource(path)
+    items = [item for _f, _t, item in batch]
+    assert [type(i).__name__ for i in items] == [
+        "Segment", "Segment", "Segment", "DecodeError", "Segment",
+    ]  # fmt: skip
+    assert [i if type(i) is Segment else i.reason for i in items] == got
+    assert (batch.one_by_one, batch.tunnelled) == (1, 3)
