@@ -530,3 +530,12 @@ def test_html_report_and_ladder_page_in_korean(tmp_path):
     page = ladder.read_text(encoding="utf-8")
     assert "SYN-ACK가 0을(를) 확인 응답하지만" in page and "SYN-ACK acknowledges" not in page
     assert "<strong>미완료</strong>" in page
+
+
+def test_ascii_ladder_keeps_korean_letters():
+    res = run("ladder", HS002_PCAP, "--ascii", "--lang", "ko")
+    assert res.exit_code == 0
+    assert "| ^ HS002 SYN-ACK가 0을 확인 응답하지만" in res.stdout
+    assert "─" not in res.stdout and "?" not in res.stdout
+    english = run("ladder", HS002_PCAP, "--ascii").stdout
+    assert english.isascii()

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language, ngettext
 from pcapcheck.i18n import gettext as _
-from pcapcheck.i18n import ngettext
 from pcapcheck.model import Segment
 from pcapcheck.report.common import value_text
 from pcapcheck.report.ladder_model import (
@@ -111,7 +111,13 @@ _ASCII_MAP = str.maketrans(
 
 
 def _asciify(text: str) -> str:
-    return text.translate(_ASCII_MAP).encode("ascii", "replace").decode("ascii")
+    """``text`` for ``--ascii``: the symbols of :data:`_ASCII_MAP` spelled in ASCII, and
+    any other non-ASCII character a ``?``, except in a language other than English,
+    whose letters stay (a Korean message drawn with ASCII lines keeps its Hangul)."""
+    text = text.translate(_ASCII_MAP)
+    if get_language() != DEFAULT_LANGUAGE:
+        return text
+    return text.encode("ascii", "replace").decode("ascii")
 
 
 def connection_segments(
