@@ -68,7 +68,14 @@ TUNNELS = {
 }
 
 #: the captures whose tunnelled records the batch decoder decodes from its arrays
-BATCHED = {"ipip.pcap", "gre_ipv4.pcap", "vxlan.pcap", "geneve.pcap", "gtpu.pcap"}
+BATCHED = {
+    "ipip.pcap",
+    "gre_ipv4.pcap",
+    "vxlan.pcap",
+    "geneve.pcap",
+    "gtpu.pcap",
+    "ip6tnl_ipv4.pcap",
+}
 
 #: bad/ capture -> the CP005 reason of its frame 4
 MALFORMED = {
@@ -160,8 +167,8 @@ def test_tunnel_segments_are_the_plain_ones(name):
     assert [list(s.encapsulation) for s in got[:10]] == [path if c else back for c in from_client]
     batch = BatchSource(ENCAP / name, verify_checksums=True)
     assert [item for _f, _t, item in batch] == got
-    # tunnels over IPv4 to IPv4 inside are walked in batches; IPv6 (outer or inner) goes
-    # one by one, as IPv6 does without a tunnel
+    # tunnels to IPv4 inside are walked in batches (over IPv4, or IPv6 without extension
+    # headers); IPv6 inside goes one by one, as IPv6 does without a tunnel
     batched = name in BATCHED
     assert (batch.one_by_one, batch.tunnelled) == ((0, 13) if batched else (13, 0))
 
@@ -426,8 +433,9 @@ def test_kernel_vxlan(name):
     assert (r["packets"], r["skipped"], r["malformed"]) == (18, {}, 0)
     batch = BatchSource(KERNEL / name)
     assert sum(type(item) is Segment for _f, _t, item in batch) == 18
-    # IPv4 over IPv4 in batches; an IPv6 header (outer or inner) one by one
-    assert (batch.one_by_one, batch.tunnelled) == ((0, 18) if name == "vxlan.pcap" else (18, 0))
+    # IPv4 inside in batches (over IPv4 or IPv6); IPv6 inside one by one
+    batched = name != "vxlan_inner6.pcap"
+    assert (batch.one_by_one, batch.tunnelled) == ((0, 18) if batched else (18, 0))
 
 
 def test_kernel_vxlan_on_port_8472():

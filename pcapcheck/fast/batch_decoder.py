@@ -57,6 +57,7 @@ Memory: two chunk buffers (:data:`CHUNK_BYTES` each) and the arrays of one chunk
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, _parse_options
-from pcapcheck.capture.layers import IPV4, LINKTYPE, Field, Layer
+from pcapcheck.capture.layers import IPV4, IPV6, LINKTYPE, Field, Layer
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
 from pcapcheck.model import (
@@ -215,6 +216,9 @@ class BatchSource(SourceAttributes):
         #: with the source's UDP ports), walked in batches after their IPv4 header
         self._proto4 = self.decoder._proto4
         self._tunnel_protos = np.array(sorted(self._proto4), np.uint8)
+        #: the IPv6 next headers that name a tunnel (layers.IPV6_PROTOCOL)
+        self._proto6 = self.decoder._proto6
+        self._tunnel_protos6 = np.array(sorted(self._proto6), np.uint8)
         #: per dispatch (by id): its values as a sorted int64 array; per layer with a
         #: length table: the table as an array (the walk's lookups)
         self._keys: dict[int, np.ndarray] = {}
@@ -747,8 +751,12 @@ class BatchSource(SourceAttributes):
         final: list[tuple[np.ndarray | None, int | np.ndarray, tuple]] = []
         for depth in range(_MAX_TUNNELS + 1):
             todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray, tuple]] = []
-            for group in found:
-                if depth == _MAX_TUNNELS:
+            for version, g_idx, g_off, g_trail in found:
+                group = (g_idx, g_off, g_trail)
+                if version == 6:  # an outer IPv6 header of a tunnel, or decoded alone
+                    if depth < _MAX_TUNNELS:
+                        self._tunnel_step6(u8, starts, caplen, group, todo)
+                elif depth == _MAX_TUNNELS:
                     final.append(group)
                 else:
                     self._tunnel_step(u8, starts, caplen, group, todo, final)
@@ -787,24 +795,25 @@ class BatchSource(SourceAttributes):
         caplen: np.ndarray,
         todo: list[tuple[Layer, np.ndarray | None, int | np.ndarray, tuple]],
         cat: np.ndarray,
-    ) -> list[tuple[np.ndarray | None, int | np.ndarray, tuple]]:
+    ) -> list[tuple[int, np.ndarray | None, int | np.ndarray, tuple]]:
         """Walk the groups ``todo`` (``(layer, idx, off, trail)``: a layer reached by the
         records ``idx`` (None: all) at offsets ``off`` (int or int64 aligned with
         ``idx``), ``trail`` the labelled layers and outer IP headers passed, each
-        ``(layer or None for an IPv4 header, its offset(s), its next-layer value)``) down
-        to a network layer; return the groups that reached IPv4 as ``(idx, off, trail)``.
+        ``(layer, its offset(s), its next-layer value)``, or ``(None, offset(s), IP
+        version)`` for an outer IP header) down to a network layer; return the groups
+        that reached one as ``(IP version, idx, off, trail)``.
         What a header says about its length and next layer is read as
         :meth:`Decoder.decode` reads it (``length_from``, ``length_table``,
         ``length_sum``, ``length_add``, a ``next`` field counted from the header's end,
         ``next_alt``); a record whose header is cut short or malformed stays ``_SLOW``."""
         skipped = self.decoder.skipped
-        found: list[tuple[np.ndarray | None, int | np.ndarray, tuple]] = []
+        found: list[tuple[int, np.ndarray | None, int | np.ndarray, tuple]] = []
         while todo:
             layer, idx, off, trail = todo.pop()
             field = layer.next
             if field is None:  # the network layer
-                if layer is IPV4:
-                    found.append((idx, off, trail))
+                if layer is IPV4 or layer is IPV6:
+                    found.append((layer.network or 4, idx, off, trail))
                 continue
             cap = caplen if idx is None else caplen[idx]
             whole = cap >= off + layer.need
@@ -935,6 +944,34 @@ class BatchSource(SourceAttributes):
                 g_idx, g_off, g_trail = _subset(t_idx, t_off, t_trail, np.flatnonzero(t_proto == p))
             todo.append((self._proto4[p], g_idx, g_off + 20, (*g_trail, (None, g_off, 4))))
 
+    def _tunnel_step6(
+        self,
+        u8: np.ndarray,
+        starts: np.ndarray,
+        caplen: np.ndarray,
+        group: tuple,
+        todo: list,
+    ) -> None:
+        """One group that reached an IPv6 header (``(idx, off, trail)``): the records whose
+        next header (no extension header before it) names a tunnel to ``todo``, after
+        the header, as :meth:`_tunnel_step` does for IPv4; the others stay ``_SLOW``
+        (IPv6 is decoded one by one)."""
+        idx, off, trail = group
+        cap = caplen if idx is None else caplen[idx]
+        base = starts if idx is None else starts[idx]
+        w = np.flatnonzero(cap >= off + 40)
+        if not len(w):
+            return
+        at = base[w] + (off if isinstance(off, int) else off[w])
+        nh = u8[at + 6].astype(np.int64)
+        take = ((u8[at] >> 4) == 6) & np.isin(nh, self._tunnel_protos6)
+        if not take.any():
+            return
+        w, nh = w[take], nh[take]
+        for p in np.unique(nh).tolist():
+            g_idx, g_off, g_trail = _subset(idx, off, trail, w[nh == p])
+            todo.append((self._proto6[p], g_idx, g_off + 40, (*g_trail, (None, g_off, 6))))
+
     def _paths(
         self,
         u8: np.ndarray,
@@ -953,8 +990,11 @@ class BatchSource(SourceAttributes):
         (addresses, VNI, TEID...); each record's path index into ``pid``, new paths
         appended to ``paths`` (``known``: path -> index)."""
         columns = []
-        for layer, o, _v in trail:
-            if layer is None:
+        for layer, o, v in trail:
+            if layer is None and v == 6:  # each address as two 64-bit halves
+                for at in (8, 16, 24, 32):
+                    columns.append(_u64(u8, base + (o + at)))
+            elif layer is None:
                 columns.append(_gather(u8, base + (o + 12), _ADDR))
                 columns.append(_gather(u8, base + (o + 16), _ADDR))
             elif not layer.label_value and layer.ident is not None:
@@ -966,7 +1006,11 @@ class BatchSource(SourceAttributes):
             k = 0
             out = []
             for layer, _o, v in trail:
-                if layer is None:
+                if layer is None and v == 6:
+                    a, b = (_addr6(row[k], row[k + 1]), _addr6(row[k + 2], row[k + 3]))
+                    out.append(f"ipv6 {a}>{b}")
+                    k += 4
+                elif layer is None:
                     out.append(f"ipv{v} {addr[row[k]]}>{addr[row[k + 1]]}")
                     k += 2
                 elif layer.label_value:
@@ -1229,6 +1273,19 @@ def _subset(
         off if isinstance(off, int) else off[sel],
         tuple((layer, o if isinstance(o, int) else o[sel], v) for layer, o, v in trail),
     )
+
+
+def _u64(u8: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The big-endian 64-bit values at ``at`` in ``u8``, as int64 (their bits)."""
+    return sliding_window_view(u8, 8)[at].view(">u8").reshape(len(at)).astype(np.int64)
+
+
+def _addr6(hi: int, lo: int) -> str:
+    """An IPv6 address's text from its two 64-bit halves (:func:`_u64`'s int64 bits)."""
+    raw = (hi & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big") + (lo & 0xFFFFFFFFFFFFFFFF).to_bytes(
+        8, "big"
+    )
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def _distinct_rows(columns: list[np.ndarray], m: int) -> tuple[list[list[int]], np.ndarray]:
