@@ -14,7 +14,11 @@ instead of one :class:`model.Record` and one :meth:`Decoder.decode` call per rec
    :mod:`pcapcheck.capture.layers` (:meth:`BatchSource._walk`: the records grouped by
    the layer reached so far, each group's next-layer field read with one gather), which
    finds where each record's IPv4 header starts; records whose next-layer value names
-   no layer are counted as skipped by the table's kind, as the decoder counts them;
+   no layer are counted as skipped by the table's kind, as the decoder counts them; an
+   outer IP header whose protocol names a tunnel (VXLAN, Geneve, GTP-U, GRE, IP-in-IP:
+   issue 24) takes its records on through the tunnel's layers, grouped by the shape of
+   their outer headers, and each record's encapsulation path is made once per distinct
+   set of the fields it shows (``BatchSource.tunnelled`` counts them);
 3. timestamps and the IPv4 and TCP header fields of the records that reached IPv4 are
    gathered as numpy arrays (a structured dtype over the rows of a sliding-window view
    of the chunk);
@@ -723,7 +727,8 @@ class BatchSource(SourceAttributes):
         """The layers of a batch's ``n`` records walked together, from ``root`` (the
         layer of their link type, None: not in the table) down the table of
         :mod:`pcapcheck.capture.layers` to the IPv4 header that holds TCP, through the
-        tunnels after an IPv4 header (:data:`pcapcheck.capture.layers.IP_PROTOCOL`):
+        tunnels after an IPv4 header (:data:`pcapcheck.capture.layers.IP_PROTOCOL`) or
+        an IPv6 header without extension headers (``IPV6_PROTOCOL``):
         the records are grouped by the layer reached so far (so by the shape of their
         outer headers), and each group's next-layer field is read for all its records
         with one gather (Zeek's vectorised walk); an outer IPv4 header without options
