@@ -48,6 +48,7 @@ TUNNELS = (
     "sit_6in4", "teredo", "vxlan", "bad/geneve_cut_options", "bad/geneve_v1",
     "bad/gre_v1_pptp", "bad/gtpu_bad_flags", "bad/gtpu_ext_len0", "bad/teredo_bad_indicator",
     "bad/vxlan_cut", "bad/vxlan_no_i_flag",
+    "kernel/vxlan", "kernel/vxlan_inner6", "kernel/vxlan_under6",
 )  # fmt: skip
 WIRESHARK_READS_DIFFERENTLY.update(
     {
