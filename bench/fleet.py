@@ -12,8 +12,9 @@ report written, by:
 * ``cluster``: ``--scheduler tcp://127.0.0.1:PORT``: a ``dask scheduler`` and 2 ``dask
   worker --nthreads 1`` processes started by this script beforehand (their start is
   not in the time; a running cluster is what ``--scheduler`` is for) and stopped after;
-  the workers without Dask's statistical profiler, as the README recommends
-  (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``; ``--worker-profiler``: with it).
+  the workers with the configuration the README recommends and ``local:N`` uses
+  (:data:`pcapcheck.run.cluster.WORKER_CONFIG`: no statistical profiler, the event
+  loop's tick and the memory monitor every second; ``--dask-defaults``: Dask's own).
 
 Each command is run ``--repeat`` times in turn (local, local-cluster, cluster, then
 again), so that a slow spell of the machine falls on all alike; the median wall time is
@@ -83,11 +84,13 @@ def make_fleet(directory: Path, files: int, shape: dict[str, int]) -> int:
 class Cluster:
     """A ``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1."""
 
-    def __init__(self, workers: int, tmp: Path, profiler: bool = False):
+    def __init__(self, workers: int, tmp: Path, tuned: bool = True):
         self.workers, self.tmp = workers, tmp
         self.env = dict(os.environ)
-        if not profiler:  # as the README recommends: no statistical profiler
-            self.env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
+        if tuned:  # as the README recommends (and local:N does)
+            from pcapcheck.run.cluster import worker_environment
+
+            self.env.update(worker_environment())
         self.procs: list[subprocess.Popen] = []
         self.address = ""
 
@@ -201,9 +204,9 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="10 captures of ~12k packets")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument(
-        "--worker-profiler",
+        "--dask-defaults",
         action="store_true",
-        help="leave the dask workers' statistical profiler on (Dask's default)",
+        help="start the dask workers with Dask's defaults, not pcapcheck's WORKER_CONFIG",
     )
     args = ap.parse_args()
     files = args.files or (10 if args.small else 100)
@@ -221,7 +224,7 @@ def main() -> None:
     base.append("--isolated")
     with tempfile.TemporaryDirectory(prefix="pcapcheck-fleet-") as tmp_name:
         tmp = Path(tmp_name)
-        with Cluster(2, tmp, args.worker_profiler) as cluster:
+        with Cluster(2, tmp, not args.dask_defaults) as cluster:
             commands = {
                 "local --jobs 2": [*base, "--jobs", "2"],
                 "--scheduler local:2": [*base, "--scheduler", "local:2"],

@@ -73,7 +73,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "MEMORY_BYTES",
     "SHARD_BYTES",
-    "WORKER_PROFILER",
+    "WORKER_CONFIG",
     "ClusterError",
     "DaskExecutor",
     "Packed",
@@ -84,6 +84,7 @@ __all__ = [
     "parse_size",
     "shard_task",
     "unpack",
+    "worker_environment",
 ]
 
 #: Captures of this many bytes or more are split into connection shards over the
@@ -94,11 +95,29 @@ SHARD_BYTES = 256_000_000
 #: local cluster to start) before :class:`ClusterError`.
 CONNECT_TIMEOUT = 5.0
 
-#: Dask's configuration key of its workers' statistical profiler, off in the local
-#: cluster (``local:N``); for a cluster of ``dask worker`` processes, start them with
-#: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` (README, "On a Dask cluster"):
-#: sampling the analysis's stack every 10 ms costs about 20 % of a worker's CPU.
-WORKER_PROFILER = "distributed.worker.profile.enabled"
+#: The Dask configuration of the local cluster's workers (``local:N``), and the one
+#: to give ``dask worker`` processes (:func:`worker_environment`; README, "On a Dask
+#: cluster"). Dask's defaults wake a worker's event loop thread every 10 ms (the
+#: statistical profiler: a sample of the running task's stack), 20 ms (the tick that
+#: watches the loop) and 100 ms (the memory monitor); each wake-up takes the GIL from
+#: the task and spoils its caches. Measured on 40 captures of 50,000 packets in one
+#: worker (user CPU of the task's thread): 3.72 s with the defaults, 3.02 s with these,
+#: 2.86 s (+ 0.26 s system) in a plain process (bench/README.md, "Fleet").
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
+def worker_environment() -> dict[str, str]:
+    """:data:`WORKER_CONFIG` as the environment variables a ``dask worker`` reads
+    (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``...)."""
+    return {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in WORKER_CONFIG.items()
+    }
+
 
 #: A packed result larger than this many bytes is kept in a temporary file on the client.
 MEMORY_BYTES = 256 * 1024
@@ -639,9 +658,7 @@ class DaskExecutor(Executor):
 
                 import dask
 
-                # Without the workers' statistical profiler (a sample of the task's
-                # stack every 10 ms: a fifth of a worker's CPU on this analysis)
-                with dask.config.set({WORKER_PROFILER: False}):
+                with dask.config.set(WORKER_CONFIG):  # passed to the spawned workers
                     self.cluster = distributed.LocalCluster(
                         n_workers=self.target,
                         threads_per_worker=1,
