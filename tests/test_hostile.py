@@ -148,6 +148,33 @@ def test_gzip_salvage_is_byte_precise():
     assert tried > 500
 
 
+def test_gzipped_zeros_are_decompressed_a_bounded_piece_at_a_time(tmp_path):
+    """Deflate expands zeros about 1,000 times: 64 MB of them are 62 kB gzipped, one
+    piece of compressed input, which zlib gave back whole (64 MB at once: 256 MB of
+    gzipped zeros peaked at 325 MB). Each piece of output is at most 1 MB now, and the
+    stream is read whole; a corrupt tail still ends it with the data before it."""
+    path = tmp_path / "zeros64m.pcap.gz"
+    hostile.write_zeros_gz(path, 64 << 20, header_only=True)
+    with open(path, "rb") as f:
+        src = _GzipSource(f, b"")
+        sizes = []
+        while piece := src.read():
+            sizes.append(len(piece))
+    assert max(sizes) <= 1 << 20, max(sizes)
+    assert sum(sizes) == len(hostile.PCAP_HEADER) + (64 << 20) and src.error is None
+    bad = bytearray(path.read_bytes())
+    bad[len(bad) // 2] ^= 0x40
+    with open(tmp_path / "bad.gz", "wb") as f:
+        f.write(bytes(bad))
+    with open(tmp_path / "bad.gz", "rb") as f:
+        src = _GzipSource(f, b"")
+        total = 0
+        while piece := src.read():
+            total += len(piece)
+    assert src.error is not None and src.error.startswith("corrupt gzip data")
+    assert 0 < total < len(hostile.PCAP_HEADER) + (64 << 20)
+
+
 def test_corrupt_gzip_keeps_the_complete_record_before_the_damage(tmp_path):
     """A flipped bit at byte 188 of a gzipped 9-record capture: 7 records are whole
     before the damage and all 7 are read (6 before: the step with the error was

@@ -112,6 +112,10 @@ _CHUNK = 1 << 20  # bytes read from the file at a time
 #: reach it.
 BATCH_RECORDS = 1 << 14
 _GZ_PIECE = 1 << 16  # compressed bytes fed to zlib at a time
+#: Decompressed bytes one call to zlib gives at most (what is left of the piece is fed
+#: again): deflate expands up to 1,032 times, so a piece of zeros was 64 MB at once
+#: (issue #23: 256 MB of gzipped zeros peaked at 325 MB).
+_GZ_OUT = 1 << 20
 
 _PCAP_MAGICS = {
     # first four bytes -> (byte order, format, ticks per second)
@@ -334,7 +338,8 @@ class _GzipSource:
             self._member_data = True
             snapshot = self._d.copy()
             try:
-                out = self._d.decompress(piece)
+                out = self._d.decompress(piece, _GZ_OUT)
+                self._inpos -= len(self._d.unconsumed_tail)  # fed again next time
             except zlib.error as exc:
                 out = self._salvage(snapshot, piece)
                 self.error = f"corrupt gzip data ({exc.args[0] if exc.args else exc})"
