@@ -251,3 +251,43 @@ def test_command_errors_are_one_line_exit_2(args, message):
     assert res.exit_code == 2
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr
+
+
+def _two_vxlan_networks(path) -> None:
+    """The clean conversation of sample_pcaps/encap/vxlan.pcap (its VNI 42 frames), each
+    frame followed 1 µs later by the same frame under VNI 43: the same inner 4-tuple in
+    two VXLAN networks, interleaved."""
+    import dpkt
+
+    with open(SAMPLES / "encap/vxlan.pcap", "rb") as f:
+        reader = dpkt.pcap.Reader(f)
+        records = list(reader)
+        linktype = reader.datalink()
+    with open(path, "wb") as f:
+        writer = dpkt.pcap.Writer(f, linktype=linktype)
+        for ts, buf in records:
+            eth = dpkt.ethernet.Ethernet(buf)
+            udp = eth.data.data
+            assert udp.dport == 4789
+            if udp.data[4:7] != (42).to_bytes(3, "big"):
+                continue
+            writer.writepkt(buf, ts)
+            udp.data = udp.data[:4] + (43).to_bytes(3, "big") + udp.data[7:]
+            udp.sum = 0
+            writer.writepkt(bytes(eth), ts + 1e-6)
+
+
+def test_segments_of_two_tunnels_with_one_inner_four_tuple(tmp_path, catalog):
+    from pcapcheck.pipeline import analyze_file
+
+    path = tmp_path / "two.pcap"
+    _two_vxlan_networks(path)
+    result = analyze_file(path, catalog, catalog.select(None, None))
+    one, two = result.connections
+    assert (one["client"], one["server"]) == (two["client"], two["server"])
+    segs = connection_segments(path, result.connections)
+    for conn, vni, parity in ((one, "vxlan 42", 1), (two, "vxlan 43", 0)):
+        got = segs[conn["id"]]
+        assert len(got) == conn["packets"]["client"] + conn["packets"]["server"]
+        assert {s.frame % 2 for s in got} == {parity}
+        assert all(vni in s.encapsulation for s in got)

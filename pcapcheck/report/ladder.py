@@ -26,15 +26,16 @@ direction was not captured), from the first sequence number seen in that directi
 absolute.
 
 :func:`render_ladder` draws from an analysed capture (:class:`FileResult`) and the
-connection's segments; :func:`connection_segments` re-reads the capture once to pick
-every connection's segments (by 4-tuple, within the connection's first and last frame).
+connection's segments; :func:`scan_segments` re-reads the capture once to pick
+every connection's segments (by the tracker's connection key: 4-tuple and tunnels,
+within the connection's first and last frame).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +69,7 @@ __all__ = [
     "fold_text",
     "render_ladder",
     "render_text",
+    "scan_segments",
 ]
 
 #: Default and smallest accepted total width of a ladder, in columns.
@@ -120,40 +122,59 @@ def _asciify(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
-def connection_segments(
+def scan_segments(
     path: str | Path, connections: Sequence[Mapping[str, Any]]
-) -> dict[int, list[Segment]]:
-    """Re-read the capture at ``path`` and return each connection's segments, by id.
+) -> Iterator[tuple[int, Segment]]:
+    """Re-read the capture at ``path`` and yield ``(connection id, segment)`` for each
+    segment of ``connections`` (summaries, ``FileResult.connections``), in capture order.
 
-    ``connections`` are summaries (``FileResult.connections``); a segment belongs to the
-    connection with its 4-tuple (either direction) whose ``[first_frame, last_frame]``
-    holds its frame. Undecodable and non-TCP records are skipped; the file is read only up
-    to the last of the connections' ``last_frame``. Raises
-    :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable capture.
+    A segment belongs to the connection with its identity (the tracker's
+    :func:`~pcapcheck.tcp.tracker.connection_key`: the 4-tuple in either direction and
+    the tunnels it came through, the summary's ``encapsulation``) whose
+    ``[first_frame, last_frame]`` holds its frame. Undecodable and non-TCP records are
+    skipped; the file is read only up to the last of the connections' ``last_frame``.
+    Holds nothing per segment. Raises :class:`pcapcheck.capture.reader.CaptureError` when
+    the file is not a readable capture.
     """
     from pcapcheck.pipeline import open_source
+    from pcapcheck.tcp.tracker import connection_key
 
-    index: dict[frozenset, list[tuple[int, int, int]]] = {}
-    out: dict[int, list[Segment]] = {}
+    index: dict[tuple, list[tuple[int, int, int]]] = {}
     for conn in connections:
-        key = frozenset((endpoint_parts(conn["client"]), endpoint_parts(conn["server"])))
+        (chost, cport), (shost, sport) = (
+            endpoint_parts(conn["client"]),
+            endpoint_parts(conn["server"]),
+        )
+        path_ = conn.get("encapsulation")
+        key = connection_key(chost, cport, shost, sport, tuple(path_) if path_ else None)
         index.setdefault(key, []).append((conn["first_frame"], conn["last_frame"], conn["id"]))
-        out[conn["id"]] = []
     if not index:
-        return out
+        return
     end = max(conn["last_frame"] for conn in connections)
     for frame, _ts, seg in open_source(path):
         if frame > end:
             break
         if not isinstance(seg, Segment):
             continue
-        spans = index.get(frozenset(((seg.src, seg.sport), (seg.dst, seg.dport))))
+        spans = index.get(connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation))
         if not spans:
             continue
         for first, last, cid in spans:
             if first <= frame <= last:
-                out[cid].append(seg)
+                yield cid, seg
                 break
+
+
+def connection_segments(
+    path: str | Path, connections: Sequence[Mapping[str, Any]]
+) -> dict[int, list[Segment]]:
+    """Each connection's segments, by id, as lists (:func:`scan_segments`: every segment
+    of them in memory; a drawing of many or long connections feeds
+    :class:`~pcapcheck.report.ladder_model.LadderBuilder` from :func:`scan_segments`
+    instead). Raises as :func:`scan_segments`."""
+    out: dict[int, list[Segment]] = {conn["id"]: [] for conn in connections}
+    for cid, seg in scan_segments(path, connections):
+        out[cid].append(seg)
     return out
 
 

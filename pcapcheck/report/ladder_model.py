@@ -49,6 +49,7 @@ __all__ = [
     "Cut",
     "Fold",
     "Ladder",
+    "LadderBuilder",
     "LadderError",
     "Lost",
     "Mark",
@@ -56,6 +57,7 @@ __all__ = [
     "build_ladder",
     "endpoint_parts",
     "is_capture_rule",
+    "trim_ladder",
 ]
 
 #: Steps kept at each end of a folded data phase.
@@ -248,51 +250,229 @@ def build_ladder(
 ) -> Ladder:
     """The :class:`Ladder` of connection ``connection_id`` of ``result``.
 
-    ``segments``: that connection's segments in capture order
-    (:func:`pcapcheck.report.ladder.connection_segments`); ``findings``: its findings as
-    ``(index in result.findings, finding)`` (default: looked up in ``result``, one pass;
-    :func:`connection_findings` gives them for every connection at once); ``conn``: its
-    summary (default: looked up); ``max_steps``: entries at most (see :class:`Cut`);
-    ``fold_steps``: steps the folds keep in all (default :data:`FOLD_STEPS`).
-    Raises :class:`LadderError` for an unknown connection id.
+    ``segments``: that connection's segments in capture order, read as a stream
+    (:func:`pcapcheck.report.ladder.scan_segments`); the other arguments as
+    :class:`LadderBuilder`'s. Raises :class:`LadderError` for an unknown connection id.
     """
-    if conn is None:
-        conn = next((c for c in result.connections if c["id"] == connection_id), None)
-    if conn is None:
-        count = len(result.connections)
-        have = f"connections 1-{count}" if count else "no TCP connection"
-        raise LadderError(f"{result.path}: no connection {connection_id} (the capture has {have})")
-    if findings is None:
-        findings = connection_findings(result.findings, connection_id).get(connection_id, [])
-    segs = list(segments)
-    client = endpoint_parts(conn["client"])
-    trans = conn.get("transitions") or {"client": [], "server": []}
+    builder = LadderBuilder(
+        result,
+        connection_id,
+        findings=findings,
+        conn=conn,
+        max_steps=max_steps,
+        fold_steps=fold_steps,
+    )
+    for seg in segments:
+        builder.add(seg)
+    return builder.ladder()
 
-    marks_at: dict[int | None, list[Mark]] = {}
-    lost_at: dict[int, list[Lost]] = {}
-    for index, f in findings:
-        mark = Mark(index, f.rule, f.name, f.severity, finding_message(f), f.frame)
-        marks_at.setdefault(f.frame, []).append(mark)
-        lost = _lost(mark, f.data or {})
-        if lost is not None:
-            lost_at.setdefault(lost.frame, []).append(lost)
 
-    # Relative-number bases: the ISN, else the first seq seen in that direction.
-    bases: dict[bool, int | None] = {True: conn.get("client_isn"), False: conn.get("server_isn")}
-    for seg in segs:
-        from_client = (seg.src, seg.sport) == client
-        if bases[from_client] is None:
-            bases[from_client] = seg.seq
+_Item = tuple[int, "Segment | None"]
 
-    # Per frame, the states each side enters there, in order.
-    entered: dict[str, dict[int, list[str]]] = {"client": {}, "server": {}}
-    for side in ("client", "server"):
-        for t in trans.get(side, []):
-            entered[side].setdefault(t["frame"], []).append(t["to"])
 
-    def arrow(seg: Segment) -> Arrow:
-        from_client = (seg.src, seg.sport) == client
-        seq_base, ack_base = bases[from_client], bases[not from_client]
+@dataclass
+class _Run:
+    """A run of plain items being read: its first :data:`FOLD_KEEP` (``head``), its last
+    ones (``tail``), and what is between, counted (and its first items kept for a fold's
+    steps, up to the fold budget)."""
+
+    head: list[_Item] = field(default_factory=list)
+    tail: list[_Item] = field(default_factory=list)
+    count: int = 0
+    data_segments: int = 0
+    bytes: int = 0
+    first: _Item | None = None
+    last_frame: int = 0
+    kept: list[_Item] = field(default_factory=list)
+
+
+@dataclass
+class _RawFold:
+    count: int
+    data_segments: int
+    bytes: int
+    first_frame: int
+    last_frame: int
+    items: list[_Item]
+
+
+class LadderBuilder:
+    """The :class:`Ladder` of one connection built from its segments one at a time
+    (:meth:`add`, in capture order), holding a bounded number of them: the entries drawn
+    (at most ``max_steps``), the steps the folds keep (at most ``fold_steps``, default
+    :data:`FOLD_STEPS`) and ``2 * FOLD_KEEP + 1`` of the data phase being read; a fold
+    or a cut keeps only counts, bytes and frames. :meth:`ladder` gives the same ladder
+    as the whole list of segments would.
+
+    ``findings``: the connection's findings as ``(index in result.findings, finding)``
+    (default: looked up in ``result``, one pass); ``conn``: its summary (default: looked
+    up). Raises :class:`LadderError` for an unknown connection id.
+    """
+
+    def __init__(
+        self,
+        result: FileResult,
+        connection_id: int,
+        *,
+        findings: Sequence[tuple[int, Finding]] | None = None,
+        conn: Mapping[str, Any] | None = None,
+        max_steps: int = MAX_STEPS,
+        fold_steps: int | None = None,
+    ) -> None:
+        if conn is None:
+            conn = next((c for c in result.connections if c["id"] == connection_id), None)
+        if conn is None:
+            count = len(result.connections)
+            have = f"connections 1-{count}" if count else "no TCP connection"
+            raise LadderError(
+                f"{result.path}: no connection {connection_id} (the capture has {have})"
+            )
+        if findings is None:
+            findings = connection_findings(result.findings, connection_id).get(connection_id, [])
+        self.connection_id = connection_id
+        self.conn = conn
+        self._client = endpoint_parts(conn["client"])
+        self._trans = conn.get("transitions") or {"client": [], "server": []}
+        self._marks_at: dict[int | None, list[Mark]] = {}
+        self._lost_at: dict[int, list[Lost]] = {}
+        for index, f in findings:
+            mark = Mark(index, f.rule, f.name, f.severity, finding_message(f), f.frame)
+            self._marks_at.setdefault(f.frame, []).append(mark)
+            lost = _lost(mark, f.data or {})
+            if lost is not None:
+                self._lost_at.setdefault(lost.frame, []).append(lost)
+        # Relative-number bases: the ISN, else the first seq seen in that direction.
+        self._bases: dict[bool, int | None] = {
+            True: conn.get("client_isn"),
+            False: conn.get("server_isn"),
+        }
+        # Per frame, the states each side enters there, in order.
+        self._entered: dict[str, dict[int, list[str]]] = {"client": {}, "server": {}}
+        for side in ("client", "server"):
+            for t in self._trans.get(side, []):
+                self._entered[side].setdefault(t["frame"], []).append(t["to"])
+        # Frames drawn even without a segment: a state change or a finding there.
+        self._special = sorted(
+            {fr for side in self._entered.values() for fr in side}
+            | {fr for fr in self._marks_at if fr is not None}
+        )
+        self._next_special = 0
+        self._max_steps = max_steps
+        self._budget = FOLD_STEPS if fold_steps is None else fold_steps
+        self._entries: list[_Item | _RawFold] = []
+        self._run = _Run()
+        self._cut: list[int] | None = None  # [segments, first_frame, last_frame]
+
+    @property
+    def held(self) -> int:
+        """Segments held now (the bound: ``max_steps + fold_steps + 2 * FOLD_KEEP + 1``)."""
+        run = self._run
+        items = len(run.head) + len(run.tail) + len(run.kept) + (run.first is not None)
+        for e in self._entries:
+            items += len(e.items) if isinstance(e, _RawFold) else e[1] is not None
+        return items
+
+    def add(self, seg: Segment) -> None:
+        """Read the connection's next segment (capture order: increasing frames)."""
+        from_client = (seg.src, seg.sport) == self._client
+        if self._bases[from_client] is None:
+            self._bases[from_client] = seg.seq
+        special = self._special
+        while self._next_special < len(special) and special[self._next_special] < seg.frame:
+            self._item((special[self._next_special], None))
+            self._next_special += 1
+        if self._next_special < len(special) and special[self._next_special] == seg.frame:
+            self._next_special += 1
+        self._item((seg.frame, seg))
+
+    def _plain(self, item: _Item) -> bool:
+        frame, seg = item
+        return (
+            seg is not None
+            and not seg.flags & (SYN | FIN | RST)
+            and frame not in self._entered["client"]
+            and frame not in self._entered["server"]
+            and frame not in self._marks_at
+        )
+
+    def _item(self, item: _Item) -> None:
+        if self._cut is not None:
+            self._cut[0] += 1
+            self._cut[2] = item[0]
+            return
+        if not self._plain(item):
+            self._end_run()
+            if self._cut is not None:
+                self._item(item)
+            else:
+                self._emit([(item, 1, item[0], item[0])])
+            return
+        run = self._run
+        if len(run.head) < FOLD_KEEP:
+            run.head.append(item)
+            return
+        run.tail.append(item)
+        if len(run.tail) > FOLD_KEEP:  # the oldest of the tail goes to the middle
+            frame, seg = old = run.tail.pop(0)
+            assert seg is not None
+            if run.count == 0:
+                run.first = old
+            elif len(run.kept) < self._budget:
+                run.kept.append(old)
+            run.count += 1
+            run.data_segments += 1 if seg.payload_len else 0
+            run.bytes += seg.payload_len
+            run.last_frame = frame
+
+    def _end_run(self) -> None:
+        run, self._run = self._run, _Run()
+        if not run.head:
+            return
+        units: list[tuple[_Item | _RawFold, int, int, int]] = [
+            (it, 1, it[0], it[0]) for it in run.head
+        ]
+        if run.count >= 2:  # more than 2 * FOLD_KEEP + 1: folded
+            assert run.first is not None
+            items = ([run.first] + run.kept)[: self._budget]
+            self._budget -= len(items)
+            fold = _RawFold(
+                run.count,
+                run.data_segments,
+                run.bytes,
+                run.first[0],
+                run.last_frame,
+                items,
+            )
+            units.append((fold, run.count, fold.first_frame, fold.last_frame))
+        elif run.first is not None:
+            units.append((run.first, 1, run.first[0], run.first[0]))
+        units.extend((it, 1, it[0], it[0]) for it in run.tail)
+        self._emit(units)
+
+    def _emit(self, units: list[tuple[_Item | _RawFold, int, int, int]]) -> None:
+        """Append ``units`` (entry, items, first frame, last frame); past ``max_steps``
+        the rest goes to the cut."""
+        for n, (entry, _count, _first, _last) in enumerate(units):
+            if len(self._entries) >= self._max_steps:
+                rest = units[n:]
+                self._cut = [sum(u[1] for u in rest), rest[0][2], rest[-1][3]]
+                return
+            self._entries.append(entry)
+
+    def _step(self, frame: int, seg: Segment | None) -> Step:
+        return Step(
+            frame,
+            self._arrow(seg) if seg is not None else None,
+            tuple(self._entered["client"].get(frame, ())),
+            tuple(self._entered["server"].get(frame, ())),
+            tuple(self._marks_at.get(frame, ())),
+            tuple(self._lost_at.get(frame, ())),
+            seg.payload_len if seg is not None else 0,
+        )
+
+    def _arrow(self, seg: Segment) -> Arrow:
+        from_client = (seg.src, seg.sport) == self._client
+        seq_base, ack_base = self._bases[from_client], self._bases[not from_client]
         seq = seg.seq if seq_base is None else (seg.seq - seq_base) % _M32
         ack = None
         if seg.flags & ACK:
@@ -300,98 +480,61 @@ def build_ladder(
         flags = flags_text(seg.flags).replace(", ", ",")
         return Arrow(from_client, flags, seq, ack, seg.payload_len)
 
-    def step(frame: int, seg: Segment | None) -> Step:
-        return Step(
-            frame,
-            arrow(seg) if seg is not None else None,
-            tuple(entered["client"].get(frame, ())),
-            tuple(entered["server"].get(frame, ())),
-            tuple(marks_at.get(frame, ())),
-            tuple(lost_at.get(frame, ())),
-            seg.payload_len if seg is not None else 0,
+    def ladder(self) -> Ladder:
+        """The ladder of the segments read (call once, after the last :meth:`add`)."""
+        special = self._special
+        while self._next_special < len(special):
+            self._item((special[self._next_special], None))
+            self._next_special += 1
+        self._end_run()
+        entries: list[Step | Fold] = []
+        for e in self._entries:
+            if isinstance(e, _RawFold):
+                steps = [self._step(*it) for it in e.items]
+                entries.append(
+                    Fold(e.count, e.data_segments, e.bytes, e.first_frame, e.last_frame, steps)
+                )
+            else:
+                entries.append(self._step(*e))
+        trans, conn = self._trans, self.conn
+        return Ladder(
+            connection_id=self.connection_id,
+            conn=conn,
+            initial=(
+                _initial_state(trans.get("client", []), conn.get("client_state")),
+                _initial_state(trans.get("server", []), conn.get("server_state")),
+            ),
+            final=(conn.get("client_state") or "?", conn.get("server_state") or "?"),
+            entries=entries,
+            late=tuple(self._marks_at.get(None, ())),
+            cut=None if self._cut is None else Cut(*self._cut),
         )
 
-    # Steps: every segment, plus a step without arrow for a frame that changes a state or
-    # has a finding but is not one of the segments given.
-    seg_frames = {seg.frame for seg in segs}
-    bare = (
-        {fr for side in entered.values() for fr in side} | {fr for fr in marks_at if fr is not None}
-    ) - seg_frames
-    items: list[tuple[int, Segment | None]] = [(seg.frame, seg) for seg in segs]
-    items.extend((fr, None) for fr in bare)
-    items.sort(key=lambda it: it[0])
 
-    def plain(frame: int, seg: Segment | None) -> bool:
-        return (
-            seg is not None
-            and not seg.flags & (SYN | FIN | RST)
-            and frame not in entered["client"]
-            and frame not in entered["server"]
-            and frame not in marks_at
-        )
-
-    entries: list[Step | Fold] = []
-    cut: Cut | None = None
-    fold_budget = FOLD_STEPS if fold_steps is None else fold_steps
-
-    def add(entry: Step | Fold, rest_first: int) -> bool:
-        """Append ``entry``; False (and ``cut`` set) once the ladder is full."""
-        nonlocal cut
-        if len(entries) >= max_steps:
-            left = items[rest_first:]
-            cut = Cut(len(left), left[0][0], left[-1][0])
-            return False
-        entries.append(entry)
-        return True
-
-    i = 0
-    while i < len(items):
-        j = i
-        while j < len(items) and plain(*items[j]):
-            j += 1
-        if j == i:  # a segment that matters: always drawn
-            if not add(step(*items[i]), i):
-                break
-            i += 1
-            continue
-        run = items[i:j]
-        pos = i
-        if len(run) > 2 * FOLD_KEEP + 1:
-            for n, it in enumerate(run[:FOLD_KEEP]):
-                if not add(step(*it), pos + n):
-                    break
-            if cut is not None:
-                break
-            folded = run[FOLD_KEEP:-FOLD_KEEP]
-            fold = Fold(
-                count=len(folded),
-                data_segments=sum(1 for _, s in folded if s is not None and s.payload_len),
-                bytes=sum(s.payload_len for _, s in folded if s is not None),
-                first_frame=folded[0][0],
-                last_frame=folded[-1][0],
-                steps=[step(*it) for it in folded[:fold_budget]],
-            )
-            fold_budget -= len(fold.steps)
-            if not add(fold, pos + FOLD_KEEP):
-                break
-            pos = j - FOLD_KEEP
-            run = run[-FOLD_KEEP:]
-        for n, it in enumerate(run):
-            if not add(step(*it), pos + n):
-                break
+def trim_ladder(ladder: Ladder, max_steps: int, fold_steps: int) -> Ladder:
+    """``ladder`` with at most ``max_steps`` entries and ``fold_steps`` folded steps kept
+    in all: the ladder that :func:`build_ladder` draws with these smaller bounds (the
+    entries past ``max_steps`` join the cut)."""
+    entries = list(ladder.entries[:max_steps])
+    rest = ladder.entries[max_steps:]
+    cut = ladder.cut
+    if rest:
+        count = sum(e.count if isinstance(e, Fold) else 1 for e in rest)
+        first = rest[0].first_frame if isinstance(rest[0], Fold) else rest[0].frame
+        last_entry = rest[-1]
+        last = last_entry.last_frame if isinstance(last_entry, Fold) else last_entry.frame
         if cut is not None:
-            break
-        i = j
-
+            count, last = count + cut.segments, cut.last_frame
+        cut = Cut(count, first, last)
+    budget = fold_steps
+    for n, e in enumerate(entries):
+        if isinstance(e, Fold):
+            kept = e.steps[: max(0, budget)]
+            budget -= len(kept)
+            if len(kept) != len(e.steps):
+                entries[n] = Fold(
+                    e.count, e.data_segments, e.bytes, e.first_frame, e.last_frame, kept
+                )
     return Ladder(
-        connection_id=connection_id,
-        conn=conn,
-        initial=(
-            _initial_state(trans.get("client", []), conn.get("client_state")),
-            _initial_state(trans.get("server", []), conn.get("server_state")),
-        ),
-        final=(conn.get("client_state") or "?", conn.get("server_state") or "?"),
-        entries=entries,
-        late=tuple(marks_at.get(None, ())),
-        cut=cut,
+        ladder.connection_id, ladder.conn, ladder.initial, ladder.final, entries, ladder.late, cut
     )
