@@ -58,7 +58,13 @@ class OptionError(ValueError):
     or selector, a rule parameter of the wrong type, a bad ``fail_on``, ``decoder``,
     ``jobs`` or timer, a configuration or rules file that cannot be read or is invalid,
     a directory without captures, a glob that matches nothing. The message is one line
-    (what ``pcapcheck analyze`` prints before it exits with status 2)."""
+    (what ``pcapcheck analyze`` prints before it exits with status 2). ``names``: the
+    parameters of :func:`analyze` the message names by their names here (``shard_size``),
+    which the command line says as its options (``--shard-size``)."""
+
+    def __init__(self, message: str, names: Sequence[str] = ()):
+        super().__init__(message)
+        self.names = tuple(names)
 
 
 class Report:
@@ -488,7 +494,6 @@ def analyze(
     is asked for).
     """
     from pcapcheck.capture.inputs import InputError, collect_inputs
-    from pcapcheck.capture.layers import set_tunnel_ports
     from pcapcheck.catalog.config import ConfigError, resolve_config, resolve_selection
     from pcapcheck.catalog.rules import CatalogError, load_catalog
     from pcapcheck.i18n import LANGUAGES, normalize_language, set_language
@@ -529,9 +534,6 @@ def analyze(
         raise OptionError(str(exc)) from None
     if lang is None and cfg.lang is not None:
         set_language(cfg.lang)
-    if cfg.tunnel_ports is not None and scheduler is not None:
-        raise OptionError("tunnel-ports: not supported with a scheduler (its workers decode)")
-    set_tunnel_ports(cfg.tunnel_ports)  # this run's decoders and forked workers
     extra_params, levels = _overrides(catalog, params, severity)
     for rule_id, values in extra_params.items():
         rule_params[rule_id] = {**rule_params.get(rule_id, {}), **values}
@@ -543,6 +545,7 @@ def analyze(
         idle_timeout=timers[0],
         close_delay=timers[1],
         datasets=_datasets(datasets, run),
+        tunnel_ports=cfg.tunnel_ports,
     )
     stack = ExitStack()
     try:
@@ -571,7 +574,11 @@ def analyze(
         executor = _cluster(scheduler, upload, shard_size, progress, stack)
     elif upload or shard_size is not None:
         stack.close()
-        raise OptionError("upload and shard_size apply to a cluster: give scheduler too")
+        given = [n for n, on in (("upload", upload), ("shard_size", shard_size is not None)) if on]
+        raise OptionError(
+            f"{', '.join(given)}: only with scheduler (for a run on a cluster)",
+            (*given, "scheduler"),
+        )
     return Report(
         work,
         settings,

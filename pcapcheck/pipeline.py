@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
@@ -44,8 +44,9 @@ class NativeSource(SourceAttributes):
     (the reference path, slower). ``shard=(k, n)``: yield :data:`model.OTHER_SHARD` in
     place of the Segments of the other shards (those with ``(sport + dport) % n != k``;
     see :mod:`pcapcheck.run.shards`). ``stream``: read it instead of the file ``path``
-    (a live pipe: :func:`pcapcheck.capture.reader.open_capture`). Raises CaptureError
-    when the file is not a capture.
+    (a live pipe: :func:`pcapcheck.capture.reader.open_capture`). ``tunnel_ports``: the
+    UDP ports of the tunnels (:func:`pcapcheck.capture.layers.tunnel_tables`; None:
+    IANA's). Raises CaptureError when the file is not a capture.
     """
 
     def __init__(
@@ -55,9 +56,10 @@ class NativeSource(SourceAttributes):
         use_dpkt: bool = False,
         shard: tuple[int, int] | None = None,
         stream: Any = None,
+        tunnel_ports: Mapping[str, Iterable[int]] | None = None,
     ):
         self.reader = open_capture(path, with_non_packets=True, stream=stream)
-        self.decoder = Decoder(verify_checksums=verify_checksums)
+        self.decoder = Decoder(verify_checksums=verify_checksums, tunnel_ports=tunnel_ports)
         self.use_dpkt = use_dpkt
         self.verify = verify_checksums
         self.shard = shard
@@ -149,6 +151,7 @@ def open_source(
     blocks: bool = False,
     lookahead: tuple[float, float] | None = None,
     feed: Any = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ):
     """The segment source for ``decoder``: ``"native"`` (default: pcapcheck's decoder,
     records decoded in batches with numpy, :class:`pcapcheck.fast.batch_decoder.BatchSource`),
@@ -160,13 +163,20 @@ def open_source(
     :func:`pcapcheck.fast.established_lane.feed_block`); with ``lookahead=(close_delay, horizon)`` too,
     the connections :mod:`pcapcheck.fast.lookahead` finds clean come as ticks and marks
     (native source only); ``feed``: a :class:`pcapcheck.run.feed.Feed` of the file's
-    batches read by another process (native source, blocks only). Raises CaptureError,
-    or ValueError for an unknown decoder name."""
+    batches read by another process (native source, blocks only); ``tunnel_ports``: the
+    UDP ports of the tunnels (native source; :func:`pcapcheck.capture.layers.tunnel_tables`).
+    Raises CaptureError, or ValueError for an unknown decoder name."""
     if decoder == "native":
         from pcapcheck.fast.batch_decoder import BatchSource
 
         return BatchSource(
-            path, verify_checksums, shard=shard, blocks=blocks, lookahead=lookahead, feed=feed
+            path,
+            verify_checksums,
+            shard=shard,
+            blocks=blocks,
+            lookahead=lookahead,
+            feed=feed,
+            tunnel_ports=tunnel_ports,
         )
     if decoder == "dpkt":
         return NativeSource(path, verify_checksums, use_dpkt=True, shard=shard)
@@ -189,6 +199,7 @@ def analyze_file(
     close_delay: float = CLOSE_DELAY,
     fast: bool = True,
     live: Live | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> FileResult:
     """Analyse one capture.
 
@@ -217,6 +228,8 @@ def analyze_file(
     it): read with the reference engine (``fast`` is not used; the batches, the
     lookahead and the established lane would hold records back), records decoded one
     by one as they arrive.
+    ``tunnel_ports``: the UDP ports of the tunnels the native decoder follows (tunnel
+    name -> ports, :func:`pcapcheck.capture.layers.tunnel_tables`; None: IANA's).
     """
     result, _facts = analyze_part(
         path,
@@ -230,6 +243,7 @@ def analyze_file(
         close_delay,
         fast=fast,
         live=live,
+        tunnel_ports=tunnel_ports,
     )
     return result
 
@@ -298,6 +312,7 @@ def analyze_part(
     feed: Any = None,
     fast: bool = True,
     live: Live | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> tuple[FileResult, PartFacts]:
     """The analysis of :func:`analyze_file` (same arguments): ``(result, facts)``, the
     counts behind CP003 and CP004 in :class:`PartFacts`.
@@ -348,6 +363,7 @@ def analyze_part(
             ahead=False,
             fast=False,
             live=live,
+            tunnel_ports=tunnel_ports,
         )
     args = (
         path,
@@ -369,15 +385,15 @@ def analyze_part(
         ahead = lookahead.ENABLED
     if feed is not None and decoder == "native" and not marks:
         try:
-            return _analyze_part(*args, ahead=ahead, feed=feed)
+            return _analyze_part(*args, ahead=ahead, feed=feed, tunnel_ports=tunnel_ports)
         except FastPathMismatch:
             ahead = False  # read here, without the lookahead
     if ahead:
         try:
-            return _analyze_part(*args, ahead=True)
+            return _analyze_part(*args, ahead=True, tunnel_ports=tunnel_ports)
         except FastPathMismatch:
             pass
-    return _analyze_part(*args, ahead=False)
+    return _analyze_part(*args, ahead=False, tunnel_ports=tunnel_ports)
 
 
 def _analyze_part(
@@ -396,6 +412,7 @@ def _analyze_part(
     feed: Any = None,
     fast: bool = True,
     live: Live | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> tuple[FileResult, PartFacts]:
     """:func:`analyze_part`; ``ahead``: with :mod:`pcapcheck.fast.lookahead` (then raises
     :class:`~pcapcheck.fast.clean_connections.FastPathMismatch` when the tracker contradicts it, the
@@ -410,10 +427,17 @@ def _analyze_part(
     horizon = max(tracker.idle_timeout, tracker.close_delay, tracker.linger) + 2 * SWEEP_EVERY + 1.0
     if live is not None:
         source: Any = _LiveSource(
-            path, verifies_checksums(active), decoder == "dpkt", shard, stream=live.stream
+            path,
+            verifies_checksums(active),
+            decoder == "dpkt",
+            shard,
+            stream=live.stream,
+            tunnel_ports=tunnel_ports,
         )
     elif not fast and decoder == "native":
-        source = NativeSource(path, verifies_checksums(active), shard=shard)
+        source = NativeSource(
+            path, verifies_checksums(active), shard=shard, tunnel_ports=tunnel_ports
+        )
     else:
         source = open_source(
             path,
@@ -423,6 +447,7 @@ def _analyze_part(
             blocks=fast,
             lookahead=(tracker.close_delay, horizon) if ahead else None,
             feed=feed,
+            tunnel_ports=tunnel_ports,
         )
     # the spools (FileResult's fields name what a reader sees: sequences)
     connections: Any = LineSpool(end=LINE_END) if encode else Spool(key=summary_order)

@@ -297,6 +297,24 @@ ALLOWED = ", ".join(KEYS)
             "pcapcheck.toml: per-file-ignores.'*.pcap': unknown rule selector 'QQ1'",
         ),
         ("select = [\n", "pcapcheck.toml: invalid TOML: "),
+        (
+            "[tunnel-ports]\nvxlan = [6081]\n",
+            "pcapcheck.toml: tunnel-ports: vxlan port 6081 is geneve's default port"
+            " (give geneve other ports, or geneve = [] to turn it off)",
+        ),
+        (
+            "[tunnel-ports]\nvxlan = [8472]\ngeneve = [8472]\n",
+            "pcapcheck.toml: tunnel-ports: port 8472 given to both vxlan and geneve",
+        ),
+        (
+            "[tunnel-ports]\nvxlan2 = [8472]\n",
+            "pcapcheck.toml: tunnel-ports: unknown tunnel 'vxlan2'"
+            " (known: vxlan, geneve, gtpu, teredo)",
+        ),
+        (
+            "[tunnel-ports]\ngtpu = [-1]\n",
+            "pcapcheck.toml: tunnel-ports: gtpu port -1 is not a UDP port",
+        ),
     ],
 )
 def test_config_errors_are_one_line_exit_2(tmp_path, monkeypatch, text, message):
@@ -361,3 +379,37 @@ def test_load_config_values(tmp_path):
     assert config.check(CATALOG) == {"CL010": {"msl": 30.0}}  # converted by the catalogue
     with pytest.raises(ConfigError):
         resolve_config(cfg, isolated=True)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--shard-size", "1M"], "--shard-size: only with --scheduler (for a run on a cluster)"),
+        (
+            ["--upload", "--shard-size", "1M"],
+            "--upload, --shard-size: only with --scheduler (for a run on a cluster)",
+        ),
+    ],
+)
+def test_cluster_options_without_a_scheduler_say_the_options(args, message):
+    """The API's message names its parameters (shard_size); the command says its options."""
+    assert (
+        one_error_line(analyze("--isolated", *args, str(HS002))) == f"pcapcheck: error: {message}"
+    )
+
+
+def test_flush_interval_where_it_does_nothing_is_a_warning():
+    """--flush-interval only acts on a live pipe: with files it warns (one line on
+    stderr, as ruff warns of a setting without effect) and the analysis goes on."""
+    res = analyze("--isolated", "--flush-interval", "2", "-f", "json", str(HS002))
+    assert res.exit_code == 1  # HS002: an error finding
+    assert res.stderr.splitlines()[0] == (
+        "pcapcheck: warning: --flush-interval applies to a live pipe only"
+        " (- on a pipe with -f jsonl): ignored"
+    )
+    assert rules_of(res) == [["HS002", "RS004"]]
+    quiet = analyze("--isolated", "-q", "-f", "json", str(HS002))
+    assert "--flush-interval" not in quiet.stderr
+    assert one_error_line(analyze("--flush-interval", "0", str(HS002))) == (
+        "pcapcheck: error: --flush-interval: expected a number of seconds > 0, got 0.0"
+    )

@@ -440,7 +440,7 @@ def test_unreachable_scheduler_is_one_line_quickly(tmp_path):
         (["--scheduler", "nowhere"], "--scheduler: expected tcp://HOST:PORT or local:N"),
         (["--scheduler", "local:0"], "--scheduler: expected tcp://HOST:PORT or local:N"),
         (["--scheduler", "local:1", "--jobs", "2"], "--jobs sets local worker processes"),
-        (["--upload"], "upload and shard_size apply to a cluster"),
+        (["--upload"], "--upload: only with --scheduler (for a run on a cluster)"),
         (["--scheduler", "local:1", "--shard-size", "lots"], "--shard-size: expected a size"),
     ],
 )

@@ -265,6 +265,24 @@ def test_table_contents():
         layers.register(ETHERTYPE, 0x0800, MPLS)
 
 
+def test_udp_tunnels_are_registered_from_their_one_table(monkeypatch):
+    """The default UDP ports come from UDP_TUNNELS alone: the table of ports is exactly
+    its entries, and a tunnel added there is decoded by default (no second list)."""
+    assert layers.UDP_PORT.layers == {
+        port: layer for layer, ports in layers.UDP_TUNNELS.values() for port in ports
+    }
+    assert layers.UDP6_PORT.layers is layers.UDP_PORT.layers
+    assert sorted(layers.UDP_PORT.layers) == [2152, 3544, 4789, 6081]
+    # another tunnel in UDP_TUNNELS: any table made from it (the defaults' own maker)
+    # has it on its default port, and keeps the others
+    extra = layers.Dispatch("UDP port", skip="ipv4-udp")
+    monkeypatch.setitem(layers.UDP_TUNNELS, "vxlan-gpe", (layers.VXLAN, (4790,)))
+    layers._register_udp_tunnels(extra, {})
+    assert sorted(extra.layers) == [2152, 3544, 4789, 4790, 6081]
+    proto4, _proto6 = layers.tunnel_tables({"geneve": []})
+    assert sorted(proto4[17].dispatch.layers) == [2152, 3544, 4789, 4790]
+
+
 def test_field_reads_both_loopback_byte_orders():
     null = layers.LINKTYPE.layers[0].next
     assert null is not None

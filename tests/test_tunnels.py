@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -384,6 +385,76 @@ def test_tunnel_ports_configuration_key(tmp_path):
     assert bad.returncode == 2
     assert "tunnel-ports: vxlan port 70000 is not a UDP port" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _tunnel_rows(result) -> list:
+    """The connections' tunnel entries and the findings of a FileResult."""
+    return [
+        [list(c["encapsulation"][2:4]) for c in result.connections],
+        [(f.rule, f.frame) for f in result.findings],
+    ]
+
+
+ODD_ROWS = [
+    [["udp 8472", "vxlan 42"], ["udp 8472", "vxlan 43"]],
+    [("HS002", 12), ("RS004", 13)],
+]
+
+
+def test_tunnel_ports_reach_spawned_workers(tmp_path, monkeypatch):
+    """The tunnel-ports key travels in the run's Settings, not in a process global: worker
+    processes started with "spawn" (nothing inherited from this process) decode VXLAN on
+    8472, whole captures in parallel and one capture in shards (read once, by a feed);
+    this process's default decoder is untouched."""
+    import multiprocessing
+
+    import pcapcheck
+    from pcapcheck.capture import layers
+    from pcapcheck.run.executors import Processes
+    from pcapcheck.run.tasks import Settings
+
+    assert not hasattr(layers, "set_tunnel_ports")
+    odd = _vxlan_on_port(tmp_path / "vxlan8472.pcap", 8472)
+    (tmp_path / "copy.pcap").write_bytes(odd.read_bytes())
+    config = tmp_path / "pcapcheck.toml"
+    config.write_text("[tunnel-ports]\nvxlan = [8472]\n")
+    spawn = multiprocessing.get_context("spawn")
+
+    def run(*paths: Path, **kw) -> list:
+        with pcapcheck.analyze(paths, config=config, **kw) as report:
+            assert report.settings.tunnel_ports == {"vxlan": [8472]}
+            return [_tunnel_rows(r) for r in report]
+
+    assert run(odd, tmp_path / "copy.pcap", executor=Processes(2, spawn)) == [ODD_ROWS] * 2
+    monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "1")  # one small capture in 2 shards
+    assert run(odd, executor=Processes(2, spawn)) == [ODD_ROWS]
+    assert run(odd, jobs=1) == [ODD_ROWS]
+    # nothing left behind in this process: a decoder made without the key sees UDP
+    dec = Decoder()
+    assert {dec.decode(r) for r in open_capture(odd)} == {None}
+    assert dec.skipped == {"ipv4-udp": 13}
+    assert Settings(catalog=None).tunnel_ports is None  # type: ignore[arg-type]
+
+
+def test_tunnel_ports_with_a_dask_scheduler(tmp_path):
+    """``--scheduler local:1`` with the key: the cluster's worker decodes VXLAN on 8472
+    (the Settings reach it; no refusal)."""
+    if importlib.util.find_spec("distributed") is None:
+        if os.environ.get("PCAPCHECK_FULL") == "1":
+            pytest.fail("dask.distributed is not installed")
+        pytest.skip("dask.distributed is not installed (pip install 'pcapcheck[dask]')")
+    odd = _vxlan_on_port(tmp_path / "vxlan8472.pcap", 8472)
+    config = tmp_path / "pcapcheck.toml"
+    config.write_text("[tunnel-ports]\nvxlan = [8472]\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "pcapcheck", "analyze", str(odd), "-f", "json", "-q",
+         "--config", str(config), "--scheduler", "local:1"],
+        capture_output=True, check=False, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr  # findings
+    (r,) = json.loads(out.stdout)["files"]
+    assert [c["encapsulation"][2:4] for c in r["connections"]] == ODD_ROWS[0]
+    assert [(f["rule"], f["frame"]) for f in r["findings"]] == ODD_ROWS[1]
 
 
 # ---- recorded from the kernel's own tunnel devices (scripts/record_tunnels.py) -------------

@@ -85,7 +85,6 @@ __all__ = [
     "Layer",
     "layers",
     "register",
-    "set_tunnel_ports",
     "tunnel_tables",
 ]
 
@@ -443,8 +442,9 @@ register(PPP_PROTOCOL, 0x0057, IPV6)
 #: IPv4 protocol numbers / IPv6 next headers that name a tunnel (IANA protocol numbers).
 IP_PROTOCOL = Dispatch("IP protocol")
 IPV6_PROTOCOL = Dispatch("IPv6 next header")
-#: The UDP ports of the UDP tunnels (destination port first, then source port):
-#: defaults as IANA assigns them; :func:`udp_layers` makes a table with other ports.
+#: The UDP ports of the UDP tunnels (destination port first, then source port): the
+#: default ports of :data:`UDP_TUNNELS`, registered from there; :func:`tunnel_tables`
+#: makes a table with other ports.
 UDP_PORT = Dispatch("UDP port", skip="ipv4-udp")
 UDP6_PORT = Dispatch("UDP port", skip="ipv6-udp")
 UDP6_PORT.layers = UDP_PORT.layers  # one table of ports for both IP versions
@@ -594,16 +594,50 @@ register(TEREDO_NEXT, 0, TEREDO_IND)
 register(TEREDO_INDICATOR, 0, TEREDO_ORIGIN)
 register(TEREDO_INDICATOR, 1, TEREDO_AUTH)
 
-for _value, _layer in ((4789, VXLAN), (6081, GENEVE_CHECK), (2152, GTPU), (3544, TEREDO)):
-    register(UDP_PORT, _value, _layer)
-
-#: The UDP tunnels by name (the keys of the ``tunnel-ports`` option) and default ports.
+#: The UDP tunnels by name (the keys of the ``tunnel-ports`` option) and their default
+#: ports (as IANA assigns them): the one place a UDP tunnel is declared. The default
+#: table :data:`UDP_PORT` is made from it, as :func:`tunnel_tables` makes one with other
+#: ports (:func:`_register_udp_tunnels`).
 UDP_TUNNELS: dict[str, tuple[Layer, tuple[int, ...]]] = {
-    "vxlan": (VXLAN, (4789,)),
-    "geneve": (GENEVE_CHECK, (6081,)),
-    "gtpu": (GTPU, (2152,)),
-    "teredo": (TEREDO, (3544,)),
+    "vxlan": (VXLAN, (4789,)),  # RFC 7348 §5
+    "geneve": (GENEVE_CHECK, (6081,)),  # RFC 8926 §3.3
+    "gtpu": (GTPU, (2152,)),  # 3GPP TS 29.281
+    "teredo": (TEREDO, (3544,)),  # RFC 4380
 }
+
+
+def _register_udp_tunnels(dispatch: Dispatch, ports: Mapping[str, Iterable[int]]) -> None:
+    """Register each tunnel of :data:`UDP_TUNNELS` in ``dispatch`` under its ports in
+    ``ports`` (name -> UDP ports), or its default ports when ``ports`` does not name it.
+
+    :raises ValueError: a port outside 0-65535, or one port named by two tunnels (one
+        line, starting ``tunnel-ports:``, naming both tunnels).
+    """
+    owner: dict[int, str] = {}
+    for name, (layer, default) in UDP_TUNNELS.items():
+        for port in ports.get(name, default):
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ValueError(f"tunnel-ports: {name} port {port!r} is not a UDP port")
+            first = owner.setdefault(port, name)
+            if first != name:
+                raise ValueError(_port_conflict(port, first, name, ports))
+            register(dispatch, port, layer)
+
+
+def _port_conflict(port: int, first: str, second: str, ports: Mapping[str, object]) -> str:
+    """The error of UDP ``port`` named by the tunnels ``first`` and ``second``."""
+    given = [name for name in (first, second) if name in ports]
+    if len(given) != 1:
+        return f"tunnel-ports: port {port} given to both {first} and {second}"
+    mine = given[0]
+    theirs = second if mine == first else first
+    return (
+        f"tunnel-ports: {mine} port {port} is {theirs}'s default port"
+        f" (give {theirs} other ports, or {theirs} = [] to turn it off)"
+    )
+
+
+_register_udp_tunnels(UDP_PORT, {})
 
 # The entries of the link layers in an encapsulation path.
 for _layer, _label in ((ETHERNET, "eth"), (SLL, "sll"), (SLL2, "sll2"), (NULL, "null"),
@@ -613,27 +647,6 @@ VLAN.ident = Field(0, 2, mask=0xFFF)
 MPLS.ident = Field(0, 4, shift=12)
 
 
-#: The UDP ports of :func:`set_tunnel_ports` (None: the defaults).
-_PORTS: dict[str, tuple[int, ...]] | None = None
-
-
-def set_tunnel_ports(ports: Mapping[str, Iterable[int]] | None) -> None:
-    """Make ``ports`` (as :func:`tunnel_tables` takes them; None: the defaults) the UDP
-    ports of the tunnels for every decoder made from now on in this process and in the
-    worker processes it forks (the ``tunnel-ports`` configuration key,
-    :mod:`pcapcheck.catalog.config`).
-
-    :raises ValueError: as :func:`tunnel_tables`.
-    """
-    global _PORTS
-    if ports is None:
-        _PORTS = None
-        return
-    fixed = {name: tuple(values) for name, values in ports.items()}
-    tunnel_tables(fixed)  # checked
-    _PORTS = fixed
-
-
 def tunnel_tables(
     ports: Mapping[str, Iterable[int]] | None = None,
 ) -> tuple[dict[int, Layer], dict[int, Layer]]:
@@ -641,27 +654,24 @@ def tunnel_tables(
     header (:data:`IP_PROTOCOL`, :data:`IPV6_PROTOCOL`), with the UDP tunnels on
     ``ports`` (tunnel name -> UDP ports, the keys of :data:`UDP_TUNNELS`: ``{"vxlan":
     [4789, 8472]}``; a tunnel not named keeps its default ports, an empty list turns it
-    off; default None: those of :func:`set_tunnel_ports`, else the defaults).
+    off; None or empty: the defaults). A decoder takes them as ``tunnel_ports=``
+    (:class:`pcapcheck.capture.decoder.Decoder`, the batch decoder), from the run's
+    settings (the ``tunnel-ports`` configuration key, :mod:`pcapcheck.catalog.config`;
+    ``pcapcheck.run.tasks.Settings.tunnel_ports``): nothing here is global.
 
-    :raises ValueError: an unknown tunnel name or a port outside 0-65535.
+    :raises ValueError: an unknown tunnel name, a port outside 0-65535, a port of two
+        tunnels (one line, starting ``tunnel-ports:``).
     """
-    if ports is None:
-        ports = _PORTS
     if not ports:
         return IP_PROTOCOL.layers, IPV6_PROTOCOL.layers
     unknown = set(ports) - set(UDP_TUNNELS)
     if unknown:
         raise ValueError(
-            f"unknown tunnel {sorted(unknown)[0]!r} in tunnel-ports"
-            f" (known: {', '.join(UDP_TUNNELS)})"
+            f"tunnel-ports: unknown tunnel {sorted(unknown)[0]!r} (known: {', '.join(UDP_TUNNELS)})"
         )
     d4, d6 = Dispatch("UDP port", skip="ipv4-udp"), Dispatch("UDP port", skip="ipv6-udp")
     d6.layers = d4.layers
-    for name, (layer, default) in UDP_TUNNELS.items():
-        for port in ports.get(name, default):
-            if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-                raise ValueError(f"tunnel-ports: {name} port {port!r} is not a UDP port")
-            register(d4, port, layer)
+    _register_udp_tunnels(d4, ports)
     out = []
     for table, udp in ((IP_PROTOCOL.layers, UDP), (IPV6_PROTOCOL.layers, UDP6)):
         copy = dict(table)

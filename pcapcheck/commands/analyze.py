@@ -130,6 +130,17 @@ def _report_context(
 # --------------------------------------------------------------------------- live pipe
 
 
+def option_words(message: str, names: Sequence[str]) -> str:
+    """``message`` of an :class:`pcapcheck.api.OptionError` with each of ``names`` (the
+    API's parameters it names: ``shard_size``) said as this command's option
+    (``--shard-size``)."""
+    import re
+
+    for name in names:
+        message = re.sub(rf"\b{re.escape(name)}\b", "--" + name.replace("_", "-"), message)
+    return message
+
+
 def live_pipe(files: Sequence[str], plan: Sequence[tuple[str, Path | None]], decoder: str) -> bool:
     """Whether this run reads a live pipe: ``-`` is the only input, standard input is a
     pipe or a socket (not a file redirected with ``<``), the jsonl report goes to
@@ -447,12 +458,13 @@ def analyze(
         help="jsonl: also write one line per connection, its summary "
         '({"path", "connection", "summary"}).',
     ),
-    flush_interval: float = typer.Option(
-        1.0,
+    flush_interval: float | None = typer.Option(
+        None,
         "--flush-interval",
         metavar="SECONDS",
-        help="Live pipe (- with -f jsonl): after this many seconds without data, write "
-        "the connections already finalised at the last packet's capture time.",
+        help="Live pipe (- with -f jsonl): after this many seconds without data (default "
+        "1), write the connections already finalised at the last packet's capture time. "
+        "Anywhere else it has no effect: a warning says so.",
     ),
     idle_timeout: float = typer.Option(
         300.0,
@@ -520,7 +532,7 @@ def analyze(
     # (by the API, or by a cluster's workers); the text formats at the end, here
     datasets = {name: path for name, path in plan if name in DIRECTORY_FORMATS and path}
     plan = [(name, path) for name, path in plan if name not in DIRECTORY_FORMATS]
-    if not 0 < flush_interval < float("inf"):
+    if flush_interval is not None and not 0 < flush_interval < float("inf"):
         raise fail(f"--flush-interval: expected a number of seconds > 0, got {flush_interval}")
     # a live pipe: each connection's lines written as it is finalised (_LiveSink)
     sink: _LiveSink | None = None
@@ -528,8 +540,18 @@ def analyze(
     if live_pipe(files, plan, decoder.value):
         from pcapcheck.capture.inputs import LiveStream
 
-        stdin = cast(BinaryIO, LiveStream(stdin, flush_interval))
+        stdin = cast(BinaryIO, LiveStream(stdin, flush_interval or 1.0))
         sink = _LiveSink(stdin, None)  # its report context once the rules are known
+    elif flush_interval is not None:  # as ruff warns of a setting that does nothing
+        from pcapcheck.i18n import gettext as _
+
+        print(
+            _(
+                "pcapcheck: warning: --flush-interval applies to a live pipe only"
+                " (- on a pipe with -f jsonl): ignored"
+            ),
+            file=sys.stderr,
+        )
     if scheduler is not None and jobs is not None:
         raise fail("--jobs sets local worker processes: not with --scheduler (the cluster's)")
     cluster_bar = _Progress()  # a cluster's progress: files and bytes done on its workers
@@ -560,8 +582,8 @@ def analyze(
             progress=cluster_bar.done if scheduler is not None else None,
             lang=lang,
         )
-    except OptionError as exc:
-        raise fail(str(exc)) from None
+    except OptionError as exc:  # the API's parameter names said as this command's options
+        raise fail(option_words(str(exc), exc.names)) from None
     if sink is not None:
         sink.writer.ctx = _report_context(report.catalog, report.active, statistics, connections)
 

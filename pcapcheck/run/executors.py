@@ -76,10 +76,14 @@ class Processes(Executor):
     """``workers`` local worker processes (:class:`~concurrent.futures.ProcessPoolExecutor`,
     forked where the platform forks): the captures in parallel, or their shards
     (:func:`plan_shards`); :class:`Serial` when there is only one unit of work. The
-    results are the serial ones, in the same order."""
+    results are the serial ones, in the same order. ``mp_context``: the
+    :mod:`multiprocessing` context the workers start with (default the platform's;
+    ``multiprocessing.get_context("spawn")``: nothing is inherited, everything a worker
+    needs travels in the tasks' arguments)."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, mp_context: Any = None):
         self.workers = max(1, workers)
+        self.mp_context = mp_context
 
     def results(
         self, jobs: Sequence[Job], settings: Settings, encode: bool = False
@@ -90,7 +94,9 @@ class Processes(Executor):
             yield from Serial().results(jobs, settings, encode)
             return
         fed, feeder = _feeder(shards, settings.decoder)
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=on_sigterm)
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=self.mp_context, initializer=on_sigterm
+        )
         try:
             tasks: list[Future | list[Future]] = [
                 pool.submit(analyze_job, job, settings)
@@ -117,6 +123,7 @@ class Processes(Executor):
                     jobs[fed].path,
                     verifies_checksums(set(jobs[fed].active)),
                     give_up=lambda: any(t.done() for t in shard_tasks),
+                    tunnel_ports=settings.tunnel_ports,
                 )
             for job, task in zip(jobs, tasks):
                 if isinstance(task, list):

@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +123,13 @@ class Feeder:
         chunk_bytes: int | None = None,
         timeout: float = ACCEPT_TIMEOUT,
         give_up: Callable[[], bool] | None = None,
+        tunnel_ports: Mapping[str, Iterable[int]] | None = None,
     ) -> bool:
         """Accept the ``n`` workers (within ``timeout`` seconds, or until ``give_up()``
         is true: asked every 0.2 s while waiting, e.g. a worker failed), read ``path``
         once and send its batches to each (``verify_checksums``: as the workers'
-        analysis asks, CP004; ``chunk_bytes``: see :class:`~pcapcheck.fast.batch_decoder.BatchSource`).
+        analysis asks, CP004; ``chunk_bytes``: see :class:`~pcapcheck.fast.batch_decoder.BatchSource`;
+        ``tunnel_ports``: the run's UDP tunnel ports, as the workers' own decoders take them).
         Returns True when every batch and the end reached every worker's socket; False
         when the workers did not all connect (those that did are fed all the same, the
         others read the file), the file could not be read (the workers then meet the
@@ -153,7 +155,8 @@ class Feeder:
                 conns.append(conn)
             self._shut()
             return bool(
-                _send_all(path, verify_checksums, chunk_bytes, conns) and len(conns) == self.n
+                _send_all(path, verify_checksums, chunk_bytes, conns, tunnel_ports)
+                and len(conns) == self.n
             )
         finally:
             for conn in conns:
@@ -218,7 +221,11 @@ class _Sender(threading.Thread):
 
 
 def _send_all(
-    path: str | Path, verify_checksums: bool, chunk_bytes: int | None, conns: list[socket.socket]
+    path: str | Path,
+    verify_checksums: bool,
+    chunk_bytes: int | None,
+    conns: list[socket.socket],
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> bool:
     """Read ``path`` and send its batches, then the end, to each of ``conns``; True when
     all of it reached every one. Stops reading when no worker is left."""
@@ -233,7 +240,13 @@ def _send_all(
             sender = _Sender(conn)
             sender.start()
             senders.append(sender)
-        source = BatchSource(path, verify_checksums, blocks=True, chunk_bytes=chunk_bytes)
+        source = BatchSource(
+            path,
+            verify_checksums,
+            blocks=True,
+            chunk_bytes=chunk_bytes,
+            tunnel_ports=tunnel_ports,
+        )
         dumps, protocol = pickle.dumps, 5
         for batch in source.batches():
             message = dumps(batch, protocol)

@@ -52,7 +52,7 @@ import json
 import os
 import sys
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import count
@@ -140,6 +140,7 @@ def analyze_shard(
     close_delay: float = CLOSE_DELAY,
     encode: bool = False,
     feed: str | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> ShardResult:
     """Analyse the connections of shard ``shard = (k, n)`` of one capture (arguments as
     :func:`pcapcheck.pipeline.analyze_file`; see :func:`pcapcheck.pipeline.analyze_part`).
@@ -150,7 +151,8 @@ def analyze_shard(
     file for the shards (None: read it here): with the native decoder, the shard takes
     the batches of the :class:`pcapcheck.run.feed.Feed` it opens with it, and reads the
     file itself when the feed is lost (:class:`~pcapcheck.run.feed.FeedLost`: refused,
-    cut short), so the result is the same. Raises what the serial analysis raises."""
+    cut short), so the result is the same (``tunnel_ports``: as the feeder's, for the
+    records the shard decodes one by one). Raises what the serial analysis raises."""
     part = functools.partial(
         analyze_part,
         path,
@@ -163,6 +165,7 @@ def analyze_shard(
         close_delay=close_delay,
         shard=shard,
         encode=encode,
+        tunnel_ports=tunnel_ports,
     )
     if feed is not None and decoder == "native":
         try:
@@ -433,6 +436,7 @@ def analyze_sharded(
     idle_timeout: float = IDLE_TIMEOUT,
     close_delay: float = CLOSE_DELAY,
     shards: int = 2,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> FileResult:
     """:func:`pcapcheck.pipeline.analyze_file` in ``shards`` worker processes (one shard
     each, the file read once here for all of them: :mod:`pcapcheck.run.feed`), merged:
@@ -457,12 +461,16 @@ def analyze_sharded(
                     idle_timeout,
                     close_delay,
                     feed=ticket,
+                    tunnel_ports=tunnel_ports,
                 )
                 for k in range(shards)
             ]
             if feeder is not None:  # the file read once, here, for every shard
                 feeder.serve(
-                    path, verifies_checksums(active), give_up=lambda: any(f.done() for f in futures)
+                    path,
+                    verifies_checksums(active),
+                    give_up=lambda: any(f.done() for f in futures),
+                    tunnel_ports=tunnel_ports,
                 )
             parts = [f.result() for f in futures]
     except Exception:
@@ -477,6 +485,7 @@ def analyze_sharded(
             decoder=decoder,
             idle_timeout=idle_timeout,
             close_delay=close_delay,
+            tunnel_ports=tunnel_ports,
         )
     finally:
         if feeder is not None:  # its socket and directory (serve removes them)

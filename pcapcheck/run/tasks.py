@@ -68,7 +68,10 @@ class Settings:
     ``--format parquet=DIR``), each capture's files written by ``dataset.write(result,
     source=job.path)``: by the :class:`~pcapcheck.api.Report` as it takes each result,
     or, for an executor whose ``writes_datasets`` is true (a cluster's), by the worker
-    that analysed the capture."""
+    that analysed the capture. ``tunnel_ports``: the UDP ports of the tunnels (tunnel
+    name -> ports, the ``tunnel-ports`` configuration key; None: IANA's), given to every
+    decoder of the run (:func:`pcapcheck.capture.layers.tunnel_tables`), in whichever
+    process or cluster worker it runs."""
 
     catalog: Catalog
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class Settings:
     idle_timeout: float = IDLE_TIMEOUT
     close_delay: float = CLOSE_DELAY
     datasets: tuple[Dataset, ...] = ()
+    tunnel_ports: Mapping[str, Sequence[int]] | None = None
 
 
 def analyze_job(job: Job, settings: Settings) -> FileResult:
@@ -99,6 +103,7 @@ def analyze_job(job: Job, settings: Settings) -> FileResult:
             idle_timeout=settings.idle_timeout,
             close_delay=settings.close_delay,
             live=job.live,
+            tunnel_ports=settings.tunnel_ports,
         )
     except CaptureError as exc:
         message = str(exc)
@@ -139,6 +144,7 @@ def analyze_job_shard(
         settings.close_delay,
         encode=encode,
         feed=feed,
+        tunnel_ports=settings.tunnel_ports,
     )
 
 
