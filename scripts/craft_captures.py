@@ -2077,6 +2077,96 @@ def cp008():
     )
 
 
+def ipid_zero(cap: Capture, ip: str) -> None:
+    """``ip`` sends every datagram with IPv4 ID 0 (RFC 6864 §4 allows it for atomic
+    datagrams): the ID tells no two of its packets apart."""
+    counter = cap.next_ipid
+    cap.next_ipid = lambda src: 0 if src == ip else counter(src)  # type: ignore[method-assign]
+
+
+def resend_record(cap: Capture, frame: int, dt: float, sender: str) -> int:
+    """Store the bytes of ``frame`` (1-based), sent by ``sender``, again ``dt`` seconds
+    after the last record: a copy, or what a stack whose IPv4 ID is 0 and whose TCP
+    timestamp clock has not ticked (RFC 7323 §5.4 allows 1 ms to 1 s per tick) sends
+    when it resends that segment."""
+    t = cap.t + round(dt * 1_000_000)
+    return cap.add(t, cap.records[frame - 1][1], sender)
+
+
+@case
+def cp008_rto_resend_ipid0():
+    cap = Capture()
+    c = Conversation(cap)
+    ipid_zero(cap, CLIENT_IP)
+    c.handshake()
+    f4 = c.data("c", 100)
+    f5 = resend_record(cap, f4, 0.2, CLIENT_IP)
+    c.data("s", 1000)
+    c.ack("c")
+    c.close("c")
+    return Case(
+        "clean_rto_resend_ipid0.pcap",
+        "The client (IPv4 ID always 0, a TCP timestamp clock that did not tick) sends its 100-byte request again 200 ms later, byte for byte: a resend after a retransmission timeout (Linux's minimum RTO is 200 ms, RFC 6298's 1 s), not a packet stored twice (CP008 needs the copy within 0.5 ms). SQ002, not CP008.",
+        cap,
+        [F("SQ002", 1, f5, seq=1, payload_len=100, first_frame=f4)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ002 (not CP008)",
+        shows="RTO resend, same bytes, IP ID 0",
+    )
+
+
+@case
+def cp008_fast_retransmit_ipid0():
+    cap = Capture()
+    c = Conversation(cap)
+    ipid_zero(cap, CLIENT_IP)
+    c.handshake()
+    c.data("c", 100)
+    c.data("s", 1000)
+    c.ack("c", at=0.003)
+    f7 = c.data("c", 500, dt=0.000010, deliver=False)
+    c.data("c", 500, dt=0.000010, deliver=False)
+    c.data("c", 500, dt=0.000010, deliver=False)
+    c.data("c", 500, dt=0.000010, deliver=False)
+    for _ in range(3):
+        c.ack("s", dt=0.000020)
+    f14 = c.data("c", 500, seq=CLIENT_ISN + 101, dt=0.000020)
+    c.rcv["s"] = c.nxt["c"]  # with the first segment, the server has all 2,000 bytes
+    c.ack("s", dt=0.000020)
+    c.close("c")
+    return Case(
+        "clean_fast_retransmit_ipid0.pcap",
+        "On a fast link (10 us between segments) the client (IPv4 ID always 0, same TCP timestamp within the millisecond) sends 4 segments of 500 bytes; the first is lost after the capture point, the server answers with three duplicate ACKs, and the client resends the first segment at once, 0.1 ms after the original, with the same IP ID, TSval, ack and window (only TSecr differs, which the duplicate key does not compare): a fast retransmit (RFC 5681 section 3.2), triggered by the duplicate ACKs stored between the two. SQ002, not CP008.",
+        cap,
+        [F("SQ002", 1, f14, seq=101, payload_len=500, first_frame=f7)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="SQ002 (not CP008)",
+        shows="fast retransmit within 0.2 ms, same bytes, IP ID 0",
+    )
+
+
+@case
+def cp008_duplicate_ipid0():
+    cap = Capture()
+    c = Conversation(cap)
+    ipid_zero(cap, CLIENT_IP)
+    c.handshake()
+    f4 = c.data("c", 100)
+    f5 = resend_record(cap, f4, 0.000020, CLIENT_IP)
+    c.data("s", 1000)
+    c.ack("c")
+    c.close("c")
+    return Case(
+        "cp008_capture-duplicates_ipid0.pcap",
+        "The client's request (IPv4 ID 0, as every datagram of the client) is stored a second time 20 us later, the server silent in between (a mirror port copying ingress and egress): the ID tells nothing, the same TCP timestamp and the 20 us do: CP008, not SQ002.",
+        cap,
+        [F("CP008", 1, f5, original_frame=f4)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP008",
+        shows="packet stored twice 20 us apart, IP ID 0",
+    )
+
+
 # =========================================================================== output
 
 PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")

@@ -465,7 +465,7 @@ def test_empty_selector_is_unknown(cat):
 def test_parameter_defaults(cat):
     assert cat.params("CL010") == {"msl": 120}
     assert cat.params("SQ006") == {"reorder_window": 0.003}
-    assert cat.params("CP008") == {"max_interval": 0.5}
+    assert cat.params("CP008") == {"max_interval": 0.0005}
     assert cat.params("HS001") == {}
     assert cat.get("CL010").params["msl"]["type"] == "number"
 

@@ -46,7 +46,7 @@ from pcapcheck.tcp.state_machine import Endpoint
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "CL010": {"msl": 120.0},
-    "CP008": {"max_interval": 0.5},
+    "CP008": {"max_interval": 0.0005},
     "SQ006": {"reorder_window": 0.003},
 }
 
@@ -385,7 +385,7 @@ class Checker:
         # CP008: a capture duplicate goes to the full path, which reports it. New data
         # in order (SEG.SEQ = SND.NXT), longer than a keep-alive's or a probe's byte.
         key = duplicate_key_of(ip_id, seq, ack, flags, length, window, ts_val)
-        if key is not None and self.duplicate_of(fs, key, frame, ts, length > 1) is not None:
+        if key is not None and self.duplicate_of(fs, fr, key, frame, ts, length > 1) is not None:
             return False
         self._count(conn, fs, frame, ts, length)
         # fifth, the ACK field
@@ -442,7 +442,7 @@ class Checker:
         if problem is not None:
             self.emit(conn, "FL001", frame, role, problem=problem)
             return
-        if self._capture_duplicate(conn, seg, fs, role):
+        if self._capture_duplicate(conn, seg, fs, fr, role):
             return
         if (
             flags & FIN
@@ -522,36 +522,50 @@ class Checker:
             self.mark(frame, "duplicate_ack")
 
     # --------------------------------------------------------------- capture artefacts
-    def _capture_duplicate(self, conn: Connection, seg: Segment, fs: Flow, role: str) -> bool:
+    def _capture_duplicate(
+        self, conn: Connection, seg: Segment, fs: Flow, fr: Flow, role: str
+    ) -> bool:
         """CP008 for ``seg`` (:meth:`duplicate_of`): emitted, True, when it is one."""
         key = duplicate_key(seg)
         if key is None:
             return False
-        original = self.duplicate_of(fs, key, seg.frame, seg.ts)
+        original = self.duplicate_of(fs, fr, key, seg.frame, seg.ts)
         if original is None:
             return False
         self.emit(conn, "CP008", seg.frame, role, original_frame=original)
         return True
 
     def duplicate_of(
-        self, fs: Flow, key: tuple, frame: int, ts: float, new_data: bool = False
+        self, fs: Flow, fr: Flow, key: tuple, frame: int, ts: float, new_data: bool = False
     ) -> int | None:
         """CP008, the one test: the frame of the segment of which a segment of ``fs``'s
         sender, with duplicate key ``key`` (:func:`duplicate_key_of`, not None), at
         ``frame`` and ``ts`` (seconds since the epoch), is a copy stored twice in the
-        capture: one of the flow's last :data:`~pcapcheck.tcp.connection.RECENT`
-        segments with an equal key, at most ``max_interval`` seconds apart (the
-        parameter of rules/CP008.yaml, :attr:`duplicate_interval`); else None, and the
-        segment is remembered among the recent ones. ``new_data``: the caller knows the
-        segment carries new data in order (SEG.SEQ = SND.NXT) of more than one byte;
-        then no earlier segment can have its key (that one would have moved SND.NXT past
-        SEG.SEQ; a keep-alive's or a zero-window probe's byte leaves it), and none is
-        searched."""
+        capture; else None, and the segment is remembered among the recent ones.
+
+        A copy needs all of: an equal key in one of the flow's last
+        :data:`~pcapcheck.tcp.connection.RECENT` segments (the original); at most
+        ``max_interval`` seconds between them (the parameter of rules/CP008.yaml,
+        :attr:`duplicate_interval`, 0.5 ms by default: shorter than any retransmission
+        timer, RFC 6298 §2.4, RFC 8985 §7); and no segment of the peer (``fr``) stored
+        between them (a duplicate ACK, a SACK, a window update can make the sender
+        resend at once: a fast retransmit, RFC 5681 §3.2). The key holds the IPv4 ID and
+        the TSval, which a resend normally changes (RFC 791 §3.2, RFC 7323 §3); an ID
+        that is constant or 0 (RFC 6864 §4) or absent (IPv6) tells nothing, and then
+        the TSval and the timing decide (a key needs one of them:
+        :func:`duplicate_key_of`). A resend that fails these is analysed as a segment of
+        its own (SQ002, HS005, CL006...).
+
+        ``new_data``: the caller knows the segment carries new data in order (SEG.SEQ =
+        SND.NXT) of more than one byte; then no earlier segment can have its key (that
+        one would have moved SND.NXT past SEG.SEQ; a keep-alive's or a zero-window
+        probe's byte leaves it), and none is searched."""
         recent = fs.recent
         if not new_data:
             limit = self.duplicate_interval
+            peer = fr.last_frame or 0
             for k, original, t in recent:
-                if k == key and abs(ts - t) <= limit:
+                if k == key and abs(ts - t) <= limit and peer < original:
                     return original
         recent.append((key, frame, ts))
         if len(recent) > RECENT:
