@@ -102,17 +102,29 @@ CONNECT_TIMEOUT = 5.0
 #: watches the loop) and 100 ms (the memory monitor); each wake-up takes the GIL from
 #: the task and spoils its caches. Measured on 40 captures of 50,000 packets in one
 #: worker (user CPU of the task's thread): 3.72 s with the defaults, 3.02 s with these,
-#: 2.86 s (+ 0.26 s system) in a plain process (bench/README.md, "Fleet").
+#: 2.86 s (+ 0.26 s system) in a plain process. And a nanny starts its worker with
+#: ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's mmap threshold: every
+#: array of 128 KB or more the batch decoder makes is then a fresh mmap, faulted in
+#: page by page (100 captures: 14.6 s of the two workers' CPU, 12.1 s without it, as
+#: without a nanny). The other variables are Dask's own defaults (bench/README.md,
+#: "Fleet").
 WORKER_CONFIG: dict[str, Any] = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.nanny.pre-spawn-environ": {
+        "MALLOC_TRIM_THRESHOLD_": None,
+        "OMP_NUM_THREADS": 1,
+        "MKL_NUM_THREADS": 1,
+        "OPENBLAS_NUM_THREADS": 1,
+    },
 }
 
 
 def worker_environment() -> dict[str, str]:
     """:data:`WORKER_CONFIG` as the environment variables a ``dask worker`` reads
-    (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``...)."""
+    (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``...; a mapping as its Python
+    literal, which Dask reads so)."""
     return {
         "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
         for key, value in WORKER_CONFIG.items()
