@@ -804,3 +804,55 @@ def test_interface_before_every_packet_is_linear(tmp_path, monkeypatch):
     dec = Decoder()
     assert items == [(r.frame, r.ts, dec.decode(r)) for r in reader_mod.open_capture(small)]
     assert all(type(s) is Segment for _f, _t, s in items) and len(items) == 2_000
+
+
+def test_ipv4_header_checks_are_the_decoders_outer_and_inner(tmp_path):
+    """One set of IPv4 header checks (batch_decoder._plain_ipv4, from the decoder's
+    IPV4_NO_OPTIONS and IPV4_FRAGMENT_BITS) for the header before TCP and for the outer
+    header of a tunnel (IP-in-IP): over every combination of first byte, total length and
+    flags/offset, the batches give the decoder's items and skipped counts, and the
+    headers the check passes are decoded from the arrays (none one by one)."""
+    import numpy as np
+
+    from pcapcheck.capture.decoder import IPV4_FRAGMENT_BITS, IPV4_NO_OPTIONS
+    from pcapcheck.fast.batch_decoder import _plain_ipv4
+
+    inner = ip4(tcp(payload=b"x" * 8))
+    grid = [
+        (vihl, total, frag)
+        for vihl in (0x45, 0x46, 0x44, 0x55)
+        for total in (0, 19, 20, None)
+        for frag in (0, 0x4000, 0x2000, 0x0001, 0x1FFF)
+    ]
+    records = []
+    for vihl, total, frag in grid:
+        records.append(eth(ip4(tcp(payload=b"x" * 8), vihl=vihl, total=total, frag=frag)))
+        records.append(eth(ip4(inner, proto=4, vihl=vihl, total=total, frag=frag)))
+    path = write_pcap(tmp_path / "ipv4_grid.pcap", records)
+    items = assert_same(path, False)
+    assert len(items) == 2 * len(grid)
+    batch = BatchSource(path)
+    assert _items(batch) == items
+    plain, fragment = _plain_ipv4(
+        *(np.array([g[k] if g[k] is not None else 36 for g in grid]) for k in range(3))
+    )
+    expect = [bool(v == IPV4_NO_OPTIONS and (t == 0 or t is None or t >= 20)) for v, t, _f in grid]
+    assert plain.tolist() == expect
+    assert fragment.tolist() == [bool(f & IPV4_FRAGMENT_BITS) for _v, _t, f in grid]
+    # a plain header that is no fragment: the outer one walked from the arrays to the
+    # inner Segment; the inner one a Segment from the arrays unless its length leaves no
+    # room for TCP (20: the decoder's error, one by one)
+    one_by_one = 0
+    for k, (ok, frag) in enumerate(zip(plain.tolist(), fragment.tolist())):
+        seg_inner, seg_outer = items[2 * k][2], items[2 * k + 1][2]
+        if ok and not frag:
+            assert type(seg_outer) is Segment and seg_outer.encapsulation is not None, grid[k]
+            assert (type(seg_inner) is Segment) == (grid[k][1] != 20), grid[k]
+            one_by_one += grid[k][1] == 20
+        elif ok:
+            assert seg_inner is None and seg_outer is None  # fragments: skipped
+        else:
+            one_by_one += 2
+    walked = sum(a and not b for a, b in zip(plain.tolist(), fragment.tolist()))
+    assert batch.tunnelled == walked
+    assert batch.one_by_one == one_by_one

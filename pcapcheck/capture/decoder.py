@@ -35,13 +35,28 @@ from typing import Any
 from pcapcheck.capture.layers import IPV4, LINKTYPE, tunnel_tables
 from pcapcheck.model import Record, Segment, TcpOptions
 
-__all__ = ["SUPPORTED_LINKTYPES", "DecodeError", "Decoder", "SourceAttributes"]
+__all__ = [
+    "IPV4_FRAGMENT_BITS",
+    "IPV4_NO_OPTIONS",
+    "SUPPORTED_LINKTYPES",
+    "DecodeError",
+    "Decoder",
+    "SourceAttributes",
+]
 
 #: Link types the decoder understands (LINKTYPE_*, :data:`pcapcheck.capture.layers.LINKTYPE`).
 SUPPORTED_LINKTYPES = frozenset(LINKTYPE.layers)
 _LINKTYPES = LINKTYPE.layers
 
 _IPV6_EXT = frozenset({0, 43, 44, 51, 60})
+
+# The IPv4 header checks (RFC 791 §3.1), written once: the batch decoder applies them to
+# arrays (pcapcheck.fast.batch_decoder._plain_ipv4) with these values.
+#: The first byte of an IPv4 header without options: version 4, IHL 5 (20 bytes).
+IPV4_NO_OPTIONS = 0x45
+#: The bits of the flags and fragment offset field that make a packet a fragment (MF
+#: and the offset; DF does not): such a packet is skipped, not reassembled.
+IPV4_FRAGMENT_BITS = 0x3FFF
 
 _IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from  # vihl, len, id, frag, proto, src, dst
 # IPv4 without options + the TCP fixed header, in one call (the common case)
@@ -342,7 +357,7 @@ class Decoder:
                 avail = n - off
                 if avail < 20:
                     raise DecodeError(f"truncated IPv4 header ({avail} of 20 bytes captured)")
-                if avail >= 40 and data[off] == 0x45:
+                if avail >= 40 and data[off] == IPV4_NO_OPTIONS:
                     (
                         vihl,
                         total,
@@ -374,7 +389,7 @@ class Decoder:
                     total = max(record.wire_len, n) - off
                 elif total < ihl:
                     raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
-                if frag & 0x3FFF:
+                if frag & IPV4_FRAGMENT_BITS:
                     self.skipped["ipv4-fragment"] += 1
                     return None
                 if proto != 6:

@@ -72,7 +72,14 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes, _parse_options
+from pcapcheck.capture.decoder import (
+    IPV4_FRAGMENT_BITS,
+    IPV4_NO_OPTIONS,
+    DecodeError,
+    Decoder,
+    SourceAttributes,
+    _parse_options,
+)
 from pcapcheck.capture.layers import IPV4, IPV6, LINKTYPE, Field, Layer
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
@@ -581,15 +588,13 @@ class BatchSource(SourceAttributes):
             off = off[idx]
         ip = s + off  # where each IPv4 header starts in the buffer
         h = sliding_window_view(u8, 40)[ip].view(_IP_TCP_DTYPE).reshape(len(idx))
-        keep = h["vihl"] == 0x45  # IPv4 without options; else decode
         total = h["total"].astype(np.int64)
+        keep, frag = _plain_ipv4(h["vihl"], total, h["frag"])  # else decoded one by one
         cap = caplen[idx]
         wl = wire[idx]
         tso = total == 0  # length left to the NIC: the frame's
         if tso.any():
             total = np.where(tso, np.maximum(wl, cap) - off, total)
-        keep &= tso | (total >= 20)  # else "total length < header length"
-        frag = (h["frag"] & 0x3FFF) != 0
         proto = h["proto"]
         not_tcp = keep & (frag | (proto != 6))
         if not_tcp.any():
@@ -924,10 +929,12 @@ class BatchSource(SourceAttributes):
             return
         w = np.flatnonzero(tun)
         at = base[w] + (off if isinstance(off, int) else off[w])
-        vihl = u8[at]
-        frag = (u8[at + 6].astype(np.int64) << 8 | u8[at + 7]) & 0x3FFF
-        total = u8[at + 2].astype(np.int64) << 8 | u8[at + 3]
-        tun[w] = (vihl == 0x45) & (frag == 0) & ((total == 0) | (total >= 20))
+        plain, frag = _plain_ipv4(
+            u8[at],
+            u8[at + 2].astype(np.int64) << 8 | u8[at + 3],
+            u8[at + 6].astype(np.int64) << 8 | u8[at + 7],
+        )
+        tun[w] = plain & ~frag
         rest = np.flatnonzero(~tun)
         if len(rest):
             final.append(_subset(idx, off, trail, rest))
@@ -1266,6 +1273,22 @@ class BatchSource(SourceAttributes):
 _MAX_TUNNELS = 4
 #: An IPv4 address (an outer header's source or destination, for the path's entry).
 _ADDR = Field(0, 4)
+
+
+def _plain_ipv4(
+    vihl: np.ndarray, total: np.ndarray, frag: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(plain, fragment)``, bool arrays over IPv4 headers given by their first byte
+    ``vihl``, total length ``total`` and flags-and-offset field ``frag`` (equal-length
+    arrays): ``plain``, the headers the arrays decode, on which
+    :meth:`Decoder.decode`'s IPv4 checks pass (no options, :data:`IPV4_NO_OPTIONS`; a
+    total length of 0, TSO's, or at least the 20-byte header); ``fragment``, the
+    fragments (:data:`IPV4_FRAGMENT_BITS`), which are skipped. What is not ``plain`` is
+    decoded one by one, so its item (a DecodeError's reason) is the decoder's own.
+    Used for the IPv4 header before TCP (:meth:`BatchSource._batch`) and for the outer
+    one of a tunnel (:meth:`BatchSource._tunnel_step`)."""
+    plain = (vihl == IPV4_NO_OPTIONS) & ((total == 0) | (total >= 20))
+    return plain, (frag & IPV4_FRAGMENT_BITS) != 0
 
 
 def _subset(
