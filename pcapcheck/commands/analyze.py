@@ -542,16 +542,6 @@ def analyze(
 
         stdin = cast(BinaryIO, LiveStream(stdin, flush_interval or 1.0))
         sink = _LiveSink(stdin, None)  # its report context once the rules are known
-    elif flush_interval is not None:  # as ruff warns of a setting that does nothing
-        from pcapcheck.i18n import gettext as _
-
-        print(
-            _(
-                "pcapcheck: warning: --flush-interval applies to a live pipe only"
-                " (- on a pipe with -f jsonl): ignored"
-            ),
-            file=sys.stderr,
-        )
     if scheduler is not None and jobs is not None:
         raise fail("--jobs sets local worker processes: not with --scheduler (the cluster's)")
     cluster_bar = _Progress()  # a cluster's progress: files and bytes done on its workers
@@ -584,6 +574,16 @@ def analyze(
         )
     except OptionError as exc:  # the API's parameter names said as this command's options
         raise fail(option_words(str(exc), exc.names)) from None
+    if flush_interval is not None and sink is None:  # as ruff warns of a setting that does nothing
+        from pcapcheck.i18n import gettext as _
+
+        print(
+            _(
+                "pcapcheck: warning: --flush-interval applies to a live pipe only"
+                " (- on a pipe with -f jsonl): ignored"
+            ),
+            file=sys.stderr,
+        )
     if sink is not None:
         sink.writer.ctx = _report_context(report.catalog, report.active, statistics, connections)
 
