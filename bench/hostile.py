@@ -6,8 +6,9 @@ Each input is built in ``--dir`` (default /tmp/hostile) by a function of this mo
 
 - ``zeros_gz``: a valid 10-packet capture followed by 16 MB of zeros (a million
   zero-length records), gzipped;
-- ``header_zeros_gz``: a pcap header and 2 GB of zeros (134 million zero-length records),
-  gzipped (``--huge``; skipped otherwise: it takes minutes);
+- ``header_zeros_gz``: a pcap header and 256 MB, then 2 GB, of zeros (16.7 and 134
+  million zero-length records), gzipped (``--huge``; skipped otherwise: 3 minutes of
+  CPU and about half an hour);
 - ``ihl3``: 400,000 records whose IPv4 header length is 3 (malformed, CP005);
 - ``idbs``: a pcapng of 100,000 interface description blocks, then a valid connection;
 - ``long_N``: one connection of N segments (250k and 1M: a handshake, data one way and
@@ -351,6 +352,11 @@ def main() -> None:
         ),
     }
     if args.huge:
+        inputs["header_zeros_256m.pcap.gz"] = (
+            lambda p: write_zeros_gz(p, 256 << 20, header_only=True),
+            "pcap header + 256 MB of zeros, gzipped",
+            (256 << 20) // 16,
+        )
         inputs["header_zeros.pcap.gz"] = (
             lambda p: write_zeros_gz(p, 2 << 30, header_only=True),
             "pcap header + 2 GB of zeros, gzipped",
