@@ -379,3 +379,53 @@ def test_a_clock_off_the_calendar_is_shown_in_seconds(analyze):
     assert words(doc.one("dd", data_key="span")).startswith(
         "18500000000000.000000 s since the epoch to 18500000000000.00"
     )  # the end in float precision at that size
+
+
+def test_severity_counts_are_the_table_format_s(page):
+    """The summary's counts by severity say what every report says (report.common)."""
+    _text, doc = page("artefacts/bad/zero_length_record.pcap")
+    dd = words(doc.one("section", id="c1").one("dd", data_key="findings"))
+    assert dd == "2 (2 warnings)"
+
+
+def test_only_what_the_drawn_ladders_show_is_held(tmp_path, monkeypatch):
+    """A connection of 3,000 retransmissions (an SQ002 finding each, bench/hostile.py):
+    the ladder reads its segments one at a time and holds a bounded number of them, and
+    only the findings of its first rows are kept for it."""
+    import sys
+
+    from conftest import ROOT
+
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import analyze_file
+    from pcapcheck.report import ladder_model
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from hostile import write_retransmissions
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    capture = tmp_path / "resent.pcap"
+    write_retransmissions(capture, 3000)
+    catalog = load_catalog()
+    result = analyze_file(capture, catalog, catalog.select(None, None))
+    assert sum(f.rule == "SQ002" for f in result.findings) == 3000
+
+    seen = {"held": 0, "findings": [], "segments": 0}
+
+    class Counting(ladder_model.LadderBuilder):
+        def __init__(self, *args, **kw):
+            seen["findings"].append(len(kw["findings"]))
+            super().__init__(*args, **kw)
+
+        def add(self, seg):
+            super().add(seg)
+            seen["segments"] += 1
+            seen["held"] = max(seen["held"], self.held)
+
+    monkeypatch.setattr(ladder_model, "LadderBuilder", Counting)
+    html_report.render([result], None, ladder_steps=50)
+    assert seen["segments"] == result.tcp_packets == 3009  # every segment read
+    bound = 50 + ladder_model.FOLD_STEPS + 2 * ladder_model.FOLD_KEEP + 1
+    assert 50 <= seen["held"] <= bound
+    assert seen["findings"] == [50]  # one per frame: the first 50 frames with one

@@ -21,6 +21,7 @@ __all__ = [
     "column_title",
     "encapsulation_short",
     "finding_message",
+    "severity_count_parts",
     "severity_counts",
     "summary_line",
     "value_text",
@@ -98,7 +99,13 @@ def summary_line(res: FileResult) -> str:
 def severity_counts(counts: Mapping[str, int]) -> str:
     """``"1 error, 2 warnings, 3 info"`` in the current language: the severities of
     ``counts`` (severity -> findings), most severe first, those with none left out."""
-    return ", ".join(_severity_count(s, counts[s]) for s in SEVERITY_ORDER if counts.get(s))
+    return ", ".join(text for _severity, text in severity_count_parts(counts))
+
+
+def severity_count_parts(counts: Mapping[str, int]) -> list[tuple[str, str]]:
+    """:func:`severity_counts` as ``(severity, text)`` pairs (``("warning", "2
+    warnings")``), for a format that marks each severity (the HTML report)."""
+    return [(s, _severity_count(s, counts[s])) for s in SEVERITY_ORDER if counts.get(s)]
 
 
 def _severity_count(severity: str, n: int) -> str:

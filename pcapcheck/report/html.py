@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -41,7 +42,8 @@ from pcapcheck.__about__ import __version__
 from pcapcheck.i18n import get_language, ngettext
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import lookup_rule
-from pcapcheck.report.common import SEVERITY_ORDER, encapsulation_short, value_text
+from pcapcheck.report.common import encapsulation_short, severity_count_parts, value_text
+from pcapcheck.report.ladder_model import is_capture_rule
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -208,8 +210,34 @@ def _finding(f: Finding, index: int, anchor: str) -> dict[str, Any]:
         "client_state": data.get("client_state"),
         "server_state": data.get("server_state"),
         "filter": frame_filter(f.frame) if f.frame is not None else "",
-        "capture": f.rule.startswith("CP"),
+        "capture": is_capture_rule(f.rule),
     }
+
+
+class _LadderFindings:
+    """The findings of one drawn connection that its ladder can show: every one without
+    a frame, and those at the ``limit`` first frames that have one (a ladder of
+    ``limit`` rows draws no later frame: each frame with a finding is a row of its own).
+    Holds at most ``limit`` frames' findings however many the connection has."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.at: dict[int | None, list[tuple[int, Finding]]] = {}
+        self._frames: list[int] = []  # a max-heap (negated) of the frames kept
+
+    def add(self, index: int, f: Finding) -> None:
+        frame = f.frame
+        if frame is not None and frame not in self.at:
+            if len(self._frames) >= self.limit:
+                if frame > -self._frames[0]:
+                    return
+                del self.at[-heapq.heappop(self._frames)]
+            heapq.heappush(self._frames, -frame)
+        self.at.setdefault(frame, []).append((index, f))
+
+    def pairs(self) -> list[tuple[int, Finding]]:
+        """The ``(index, finding)`` pairs kept, in index order."""
+        return sorted((p for ps in self.at.values() for p in ps), key=lambda p: p[0])
 
 
 def _capture(
@@ -225,11 +253,38 @@ def _capture(
     if res.error is not None:
         return out
 
-    # Findings: complete counts, the first MAX_FINDINGS one by one.
+    # Connections first: the table's rows, the ones to draw (with findings first), the
+    # span; then only the drawn connections' findings are kept for their ladders.
+    rows: list[dict[str, Any]] = []
+    with_findings: list[Mapping[str, Any]] = []
+    without: list[Mapping[str, Any]] = []
+    first_ts: float | None = None
+    last_ts: float | None = None
+    count = 0
+    tunnels = False
+    for conn in res.connections:
+        count += 1
+        if len(rows) < MAX_TABLE_ROWS:
+            rows.append(_row(conn))
+            tunnels = tunnels or bool(rows[-1]["tunnel"])
+        if conn["findings"] and len(with_findings) < max_ladders:
+            with_findings.append(conn)
+        elif not conn["findings"] and len(without) < max_ladders:
+            without.append(conn)
+        start = conn.get("start_ts")
+        if start is not None:
+            end = start + (conn.get("duration") or 0.0)
+            first_ts = start if first_ts is None else min(first_ts, start)
+            last_ts = end if last_ts is None else max(last_ts, end)
+    drawn = (with_findings + without)[:max_ladders]
+    drawn_ids = {c["id"] for c in drawn}
+
+    # Findings: complete counts, the first MAX_FINDINGS one by one, and those of the
+    # drawn connections that a ladder of ``ladder_steps`` rows can show.
     by_severity: Counter = Counter()
     by_rule: dict[str, dict[str, Any]] = {}
     listed: dict[int | None, list[dict[str, Any]]] = {}
-    pairs: dict[int, list[tuple[int, Finding]]] = {}
+    pairs = {cid: _LadderFindings(ladder_steps) for cid in drawn_ids}
     shown = 0
     for index, f in enumerate(res.findings):
         by_severity[f.severity] += 1
@@ -250,60 +305,50 @@ def _capture(
             listed.setdefault(f.connection, []).append(item)
             rule["findings"].append(item)
             shown += 1
-        if f.connection is not None:
-            pairs.setdefault(f.connection, []).append((index, f))
+        if f.connection in pairs:
+            pairs[f.connection].add(index, f)
     for rule in by_rule.values():
         found = lookup_rule(ctx, rule["rule"], rule["name"])
         rule["summary"] = found.text("summary") if found is not None else ""
         rule["explanation"] = (
             render_markdown(found.text("explanation")) if found is not None else None
         )
-        rule["capture"] = rule["rule"].startswith("CP")
+        rule["capture"] = is_capture_rule(rule["rule"])
 
-    # Connections: the table's rows, the ones to draw (with findings first), the span.
-    rows: list[dict[str, Any]] = []
-    with_findings: list[Mapping[str, Any]] = []
-    without: list[Mapping[str, Any]] = []
-    first_ts: float | None = None
-    last_ts: float | None = None
-    count = 0
-    tunnels = False
-    needed = {cid for cid in listed if cid is not None}
-    kept: dict[int, Mapping[str, Any]] = {}
-    for conn in res.connections:
-        count += 1
-        if conn["id"] in needed:
-            kept[conn["id"]] = conn
-        if len(rows) < MAX_TABLE_ROWS:
-            rows.append(_row(conn))
-            tunnels = tunnels or bool(rows[-1]["tunnel"])
-        if conn["findings"] and len(with_findings) < max_ladders:
-            with_findings.append(conn)
-        elif not conn["findings"] and len(without) < max_ladders:
-            without.append(conn)
-        start = conn.get("start_ts")
-        if start is not None:
-            end = start + (conn.get("duration") or 0.0)
-            first_ts = start if first_ts is None else min(first_ts, start)
-            last_ts = end if last_ts is None else max(last_ts, end)
-    drawn = (with_findings + without)[:max_ladders]
-    drawn_ids = {c["id"] for c in drawn}
+    from pcapcheck.report.ladder_model import (
+        FOLD_KEEP,
+        FOLD_STEPS,
+        Fold,
+        LadderBuilder,
+        trim_ladder,
+    )
+    from pcapcheck.report.ladder_svg import svg_parts
+
     ladder_note = ""
-    segments: dict[int, list[Any]] = {}
+    builders: dict[int, LadderBuilder] = {}
     if drawn:
         from pcapcheck.capture.reader import CaptureError
-        from pcapcheck.report.ladder import connection_segments
+        from pcapcheck.report.ladder import scan_segments
 
+        builders = {
+            c["id"]: LadderBuilder(
+                res,
+                c["id"],
+                findings=pairs[c["id"]].pairs(),
+                conn=c,
+                max_steps=ladder_steps,
+                fold_steps=min(FOLD_STEPS, LADDER_ROWS),
+            )
+            for c in drawn
+        }
         try:
             if not os.path.isfile(res.path):
                 raise OSError(res.path)
-            segments = connection_segments(res.path, drawn)
+            for cid, seg in scan_segments(res.path, drawn):
+                builders[cid].add(seg)
         except (CaptureError, OSError, ValueError):
             ladder_note = _("The capture could not be read again: no ladders are drawn.")
             drawn, drawn_ids = [], set()
-
-    from pcapcheck.report.ladder_model import FOLD_KEEP, FOLD_STEPS, Fold, build_ladder
-    from pcapcheck.report.ladder_svg import svg_parts
 
     def href(mark: Any) -> str:
         return f"#{anchor}-f{mark.index}"
@@ -315,14 +360,8 @@ def _capture(
         if rows_left < 2 * FOLD_KEEP + 4:  # the page's budget of rows is spent
             break
         steps = min(ladder_steps, rows_left)
-        ladder = build_ladder(
-            res,
-            drawn_conn["id"],
-            segments.get(drawn_conn["id"], []),
-            findings=pairs.get(drawn_conn["id"], []),
-            conn=drawn_conn,
-            max_steps=steps,
-            fold_steps=min(FOLD_STEPS, rows_left - steps),
+        ladder = trim_ladder(
+            builders[drawn_conn["id"]].ladder(), steps, min(FOLD_STEPS, rows_left - steps)
         )
         rows_left -= len(ladder.entries) + sum(
             len(e.steps) for e in ladder.entries if isinstance(e, Fold)
@@ -334,6 +373,10 @@ def _capture(
         drawn_ids = kept_ids
     # Connections with findings listed but not drawn: their findings without a ladder.
     undrawn = sorted(cid for cid in listed if cid is not None and cid not in drawn_ids)
+    kept: dict[int, Mapping[str, Any]] = {}
+    if undrawn:
+        wanted = set(undrawn)
+        kept = {c["id"]: c for c in res.connections if c["id"] in wanted}
     for cid in undrawn:
         sections.append(_section(kept.get(cid), anchor, listed, None, cid))
 
@@ -349,7 +392,7 @@ def _capture(
             "tcp_packets": res.tcp_packets,
             "connection_count": count,
             "finding_count": len(res.findings),
-            "severities": [(s, by_severity[s]) for s in SEVERITY_ORDER if by_severity[s]],
+            "severities": severity_count_parts(by_severity),
             "skipped": sum(res.skipped.values()),
             "skipped_kinds": skipped_kinds,
             "malformed": res.malformed,
