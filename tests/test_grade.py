@@ -234,7 +234,8 @@ def test_feedback_for_a_failed_check(rubric, graded):
     ) in text
     assert (
         "**Open in Wireshark:** frame 11 (display filter `frame.number in {11}`); the "
-        "whole connection 1: `tcp.port == 49870 && tcp.port == 80`."
+        "whole connection 1: `ip.addr == 10.0.0.1 && tcp.port == 49870 && ip.addr == "
+        "10.0.0.2 && tcp.port == 80`."
     ) in text
     assert "## Ladder of connection 1" in text
     assert "   11 CLOSED        │─ RST,ACK seq=121 ack=5793 len=0" in text
@@ -665,7 +666,9 @@ def test_feedback_html_page_with_svg_ladders(rubric, graded):
     ]
     codes = [t for tag, _a, t in tree if tag == "code"]
     assert "frame.number in {11}" in codes
-    assert "tcp.port == 49870 && tcp.port == 80" in codes
+    assert (
+        "ip.addr == 10.0.0.1 && tcp.port == 49870 && ip.addr == 10.0.0.2 && tcp.port == 80" in codes
+    )
 
 
 def test_gradescope_results_in_html(rubric, graded):

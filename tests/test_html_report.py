@@ -429,3 +429,31 @@ def test_only_what_the_drawn_ladders_show_is_held(tmp_path, monkeypatch):
     bound = 50 + ladder_model.FOLD_STEPS + 2 * ladder_model.FOLD_KEEP + 1
     assert 50 <= seen["held"] <= bound
     assert seen["findings"] == [50]  # one per frame: the first 50 frames with one
+
+
+def test_connection_filter_names_the_tunnel(page):
+    """One filter for a connection (report.common, the grading feedback's too): the
+    endpoints and each tunnel's id under Wireshark's field name."""
+    from pcapcheck.report.common import connection_filter
+
+    base = "ip.addr == 10.0.0.1 && tcp.port == 40000 && ip.addr == 10.0.0.2 && tcp.port == 80"
+    _text, doc = page("encap/vxlan.pcap")
+    filters = [
+        next(c.text for c in s.all("code", cls="filter"))
+        for s in doc.all("section", cls="connection")
+    ]
+    assert filters == [f"{base} && vxlan.vni == 42", f"{base} && vxlan.vni == 43"]
+    conn = {"client": "[2001:db8::1]:40000", "server": "[2001:db8::2]:80"}
+    for path, tail in (
+        (["eth", "ipv4 192.0.2.1>192.0.2.2", "gre 1", "ipv4"], " && gre.key == 1"),
+        (["eth", "mpls 100", "mpls 200", "ipv6"], " && mpls.label == 100 && mpls.label == 200"),
+        (
+            ["eth", "ipv4 192.0.2.1>192.0.2.2", "udp 2152", "gtpu 4097", "ipv6"],
+            " && gtp.teid == 4097",
+        ),
+        (["eth", "ipv4 192.0.2.1>192.0.2.2", "ipv6"], ""),
+    ):
+        assert connection_filter({**conn, "encapsulation": path}) == (
+            "ipv6.addr == 2001:db8::1 && tcp.port == 40000 && "
+            "ipv6.addr == 2001:db8::2 && tcp.port == 80" + tail
+        )

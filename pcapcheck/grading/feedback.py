@@ -20,6 +20,7 @@ from pcapcheck.grading.results import CheckResult, StudentResult, num
 from pcapcheck.grading.rubric import Rubric
 from pcapcheck.i18n import gettext as _
 from pcapcheck.i18n import ngettext
+from pcapcheck.report.common import connection_filter
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -47,7 +48,7 @@ def _conversation_filter(student: StudentResult, cid: int) -> str | None:
     conn = next((c for c in student.connections if c["id"] == cid), None)
     if conn is None:
         return None
-    return f"tcp.port == {conn['client_port']} && tcp.port == {conn['server_port']}"
+    return connection_filter(conn)
 
 
 def check_body(check: CheckResult, student: StudentResult) -> str:

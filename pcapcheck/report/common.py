@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SEVERITY_ORDER",
     "column_title",
+    "connection_filter",
     "encapsulation_short",
     "finding_message",
     "severity_count_parts",
@@ -62,6 +63,40 @@ def encapsulation_short(conn: Mapping[str, Any]) -> str:
             continue
         out.append(f"{name}:{value}" if value else name)
     return ">".join(out)
+
+
+#: Wireshark's display-filter field of each tunnel or label of an encapsulation path
+#: that has one (the path entry's value: VNI, TEID, label, key, session id, VLAN id).
+_TUNNEL_FIELDS = {
+    "vxlan": "vxlan.vni",
+    "geneve": "geneve.vni",
+    "gtpu": "gtp.teid",
+    "mpls": "mpls.label",
+    "gre": "gre.key",
+    "pppoe": "pppoe.session_id",
+    "vlan": "vlan.id",
+}
+
+
+def connection_filter(conn: Mapping[str, Any]) -> str:
+    """The Wireshark display filter of a connection's packets, from its endpoints (stable
+    across tools, unlike ``tcp.stream``) and its tunnels (the summary's
+    ``encapsulation``, when the mapping has it): ``ip.addr == 10.0.0.1 && tcp.port ==
+    40000 && ip.addr == 10.0.0.2 && tcp.port == 80`` (``ipv6.addr`` for IPv6), then ``&&
+    vxlan.vni == 42`` (``geneve.vni``, ``gtp.teid``, ``mpls.label``, ``gre.key``,
+    ``pppoe.session_id``, ``vlan.id``) for each tunnel entry with a value."""
+    from pcapcheck.report.ladder_model import endpoint_parts
+
+    parts = []
+    for text in (conn["client"], conn["server"]):
+        host, port = endpoint_parts(text)
+        field = "ipv6.addr" if ":" in host else "ip.addr"
+        parts.append(f"{field} == {host} && tcp.port == {port}")
+    for entry in conn.get("encapsulation") or ():
+        name, _sep, value = entry.partition(" ")
+        if name in _TUNNEL_FIELDS and value.isdigit():
+            parts.append(f"{_TUNNEL_FIELDS[name]} == {value}")
+    return " && ".join(parts)
 
 
 def summary_line(res: FileResult) -> str:

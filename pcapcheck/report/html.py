@@ -42,7 +42,12 @@ from pcapcheck.__about__ import __version__
 from pcapcheck.i18n import get_language, ngettext
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import lookup_rule
-from pcapcheck.report.common import encapsulation_short, severity_count_parts, value_text
+from pcapcheck.report.common import (
+    connection_filter,
+    encapsulation_short,
+    severity_count_parts,
+    value_text,
+)
 from pcapcheck.report.ladder_model import is_capture_rule
 from pcapcheck.results import FileResult
 
@@ -144,23 +149,6 @@ def render_markdown(text: str) -> Markup:
     from markupsafe import Markup
 
     return Markup(_markdown().render(text))
-
-
-def _host_filter(host: str) -> str:
-    return f"ipv6.addr == {host}" if ":" in host else f"ip.addr == {host}"
-
-
-def connection_filter(conn: Mapping[str, Any]) -> str:
-    """The Wireshark display filter of a connection's packets, from its endpoints (stable
-    across tools, unlike ``tcp.stream``): ``ip.addr == 10.0.0.1 && tcp.port == 40000 &&
-    ip.addr == 10.0.0.2 && tcp.port == 80`` (``ipv6.addr`` for IPv6)."""
-    from pcapcheck.report.ladder_model import endpoint_parts
-
-    parts = []
-    for text in (conn["client"], conn["server"]):
-        host, port = endpoint_parts(text)
-        parts.append(f"{_host_filter(host)} && tcp.port == {port}")
-    return " && ".join(parts)
 
 
 def frame_filter(frame: int) -> str:
