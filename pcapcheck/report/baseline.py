@@ -41,6 +41,7 @@ from typing import Any
 from pcapcheck.__about__ import __version__
 from pcapcheck.capture.inputs import display_path, read_limited
 from pcapcheck.model import Finding
+from pcapcheck.report.common import endpoint_parts
 from pcapcheck.results import FileResult
 
 __all__ = [
@@ -69,8 +70,11 @@ class BaselineError(Exception):
 
 def _client_host(endpoint: str) -> str:
     """``"10.0.0.1:40000"`` → ``"10.0.0.1"``; ``"[::1]:40000"`` → ``"[::1]"``."""
-    host, sep, port = endpoint.rpartition(":")
-    return host if sep and port.isdigit() else endpoint
+    try:
+        host, _port = endpoint_parts(endpoint)
+    except ValueError:
+        return endpoint
+    return f"[{host}]" if ":" in host else host  # the fingerprints' form: brackets kept
 
 
 def fingerprint_parts(

@@ -21,6 +21,7 @@ __all__ = [
     "column_title",
     "connection_filter",
     "encapsulation_short",
+    "endpoint_parts",
     "finding_message",
     "severity_count_parts",
     "severity_counts",
@@ -65,6 +66,18 @@ def encapsulation_short(conn: Mapping[str, Any]) -> str:
     return ">".join(out)
 
 
+def endpoint_parts(text: str) -> tuple[str, int]:
+    """``"10.0.0.1:40000"`` → ``("10.0.0.1", 40000)``; ``"[2001:db8::1]:80"`` →
+    ``("2001:db8::1", 80)`` (a summary's ``client`` / ``server`` text). Raises
+    ValueError when ``text`` does not end with ``:port``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"not an endpoint: {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
 #: Wireshark's display-filter field of each tunnel or label of an encapsulation path
 #: that has one (the path entry's value: VNI, TEID, label, key, session id, VLAN id).
 _TUNNEL_FIELDS = {
@@ -85,8 +98,6 @@ def connection_filter(conn: Mapping[str, Any]) -> str:
     40000 && ip.addr == 10.0.0.2 && tcp.port == 80`` (``ipv6.addr`` for IPv6), then ``&&
     vxlan.vni == 42`` (``geneve.vni``, ``gtp.teid``, ``mpls.label``, ``gre.key``,
     ``pppoe.session_id``, ``vlan.id``) for each tunnel entry with a value."""
-    from pcapcheck.report.ladder_model import endpoint_parts
-
     parts = []
     for text in (conn["client"], conn["server"]):
         host, port = endpoint_parts(text)

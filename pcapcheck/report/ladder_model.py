@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
-from pcapcheck.report.common import finding_message
+from pcapcheck.report.common import endpoint_parts, finding_message
 
 if TYPE_CHECKING:
     from pcapcheck.model import Finding
@@ -74,15 +74,6 @@ _M32 = 1 << 32
 class LadderError(ValueError):
     """A ladder cannot be drawn: unknown connection id or a width below the minimum.
     The message is one user-facing line."""
-
-
-def endpoint_parts(text: str) -> tuple[str, int]:
-    """``"10.0.0.1:40000"`` → ``("10.0.0.1", 40000)``; ``"[2001:db8::1]:80"`` →
-    ``("2001:db8::1", 80)`` (the summary's ``client`` / ``server`` text)."""
-    host, _, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 def is_capture_rule(rule: str) -> bool:

@@ -124,6 +124,7 @@ from typing import TYPE_CHECKING, Any
 from pcapcheck.__about__ import __version__
 from pcapcheck.jsonlines import dumps
 from pcapcheck.report import DatasetError, utf8_text
+from pcapcheck.report.common import endpoint_parts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -295,12 +296,12 @@ def _first_date(path: str | os.PathLike[str]) -> dt.date | None:
 
 
 def _endpoint(text: str) -> tuple[str, int | None]:
-    """``("10.0.0.1", 40000)`` from ``"10.0.0.1:40000"``, ``("2001:db8::1", 80)`` from
-    ``"[2001:db8::1]:80"`` (the report's endpoint form)."""
-    host, _sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port) if port.isdigit() else None
+    """:func:`~pcapcheck.report.common.endpoint_parts`, ``(text, None)`` for a text
+    without a port."""
+    try:
+        return endpoint_parts(text)
+    except ValueError:
+        return text, None
 
 
 def _connection_columns(conns: Sequence[Mapping[str, Any]]) -> dict[str, list]:
