@@ -724,3 +724,18 @@ def test_command_writes_feedback_html(tmp_path):
     )
     doc = json.loads(res.stdout)
     assert doc["output_format"] == "html" and "<svg" in doc["output"]
+
+
+def test_a_backtick_in_an_answer_keeps_its_code_span():
+    """A student's answer with backticks stays one code span (a longer fence), in the
+    Markdown feedback and in its HTML."""
+    from pcapcheck.grading.feedback import check_body, check_body_html
+    from pcapcheck.grading.results import AnswerRow, CheckResult, StudentResult
+
+    row = AnswerRow("after frame 2, server", "SYN-RECEIVED", "`SYN``SENT", ok=False)
+    check = CheckResult("answer_states", "states", 3, 0, False, rows=[row])
+    student = StudentResult("x", Path("x.pcap"))
+    text = check_body(check, student)
+    assert "expected `SYN-RECEIVED`, given ``` `SYN``SENT ``` — wrong" in text
+    html = check_body_html(check, student)
+    assert "<code>SYN-RECEIVED</code>" in html and "<code>`SYN``SENT</code>" in html

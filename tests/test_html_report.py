@@ -246,6 +246,7 @@ def test_self_contained_with_a_hash_based_policy(page):
     text, doc = page("crafted/hs002_synack-bad-ack.pcap")
     csp = doc.one("meta", http_equiv="Content-Security-Policy").attrs["content"]
     assert csp.startswith("default-src 'none'; ")
+    assert "img-src" not in csp  # the page has no image: none allowed
     for tag, directive in (("style", "style-src"), ("script", "script-src")):
         body = doc.one(tag).text
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()

@@ -266,3 +266,23 @@ def test_folds_keep_a_bounded_number_of_steps(model, monkeypatch):
     assert [a["data-frame"] for a in arrows(inside)] == ["7", "8", "9", "10", "11"]
     note = next(t for t in inside.iter(f"{NS}text") if t.get("class") == "cut")
     assert note.text == "11 more folded segments not drawn"
+
+
+def test_marker_title_and_fold_in_korean(model):
+    """The marker's title and a fold's words follow the language (the severity too)."""
+    from pcapcheck.i18n import set_language
+    from pcapcheck.report.ladder_svg import fold_summary
+
+    _result, ladder = model("crafted/hs002_synack-bad-ack.pcap")
+    set_language("ko")
+    try:
+        root = svg_of(ladder)
+        fold = Fold(120, 120, 174080, 7, 126)
+        summary = fold_summary(fold)
+    finally:
+        set_language("en")
+    marker = next(g for g in root.iter() if "finding-marker" in g.get("class", ""))
+    assert marker.find(f"{NS}title").text.startswith("HS002 synack-bad-ack (오류): ")
+    assert summary.startswith("… 데이터 세그먼트 120개, ") and summary.endswith("(프레임 7–126) …")
+    assert fold_summary(fold).startswith("… 120 data segments, ")
+    assert fold_summary(fold).endswith(" (frames 7–126) …")

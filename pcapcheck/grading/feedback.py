@@ -13,6 +13,7 @@ capture file names — is untrusted text, escaped), and each ladder drawn as SVG
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,18 @@ __all__ = [
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span (CommonMark 6.1): fenced by one backtick more than
+    its longest run of backticks, padded with a space when it starts or ends with a
+    backtick (a student's answer may hold any)."""
+    text = str(text)
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    if text.startswith("`") or text.endswith("`"):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
 
 
 def wireshark_filter(frames: list[int]) -> str:
@@ -77,8 +90,8 @@ def check_body(check: CheckResult, student: StudentResult) -> str:
         lines = []
         for row in check.rows:
             mark = _("right") if row.ok else _("wrong")
-            line = _("- {item}: expected `{expected}`, given `{given}` — {mark}").format(
-                item=row.item, expected=row.expected, given=row.given, mark=mark
+            line = _("- {item}: expected {expected}, given {given} — {mark}").format(
+                item=row.item, expected=_code(row.expected), given=_code(row.given), mark=mark
             )
             if row.explanation:
                 line += f". {row.explanation[0].upper()}{row.explanation[1:]}"
@@ -155,7 +168,7 @@ def _answers_section(student: StudentResult) -> list[str]:
             note = "" if check.scored else " " + _("(not scored)")
             result = _("right") if row.ok else "**" + _("wrong") + "**"
             out.append(
-                f"| {_cell(row.item)} | `{_cell(row.expected)}` | `{_cell(row.given)}` "
+                f"| {_cell(row.item)} | {_code(_cell(row.expected))} | {_code(_cell(row.given))} "
                 f"| {result}{note} |"
             )
         out.append("")

@@ -131,7 +131,7 @@ def page_assets() -> dict[str, Any]:
     js = loader.get_source(env, "report.js")[0]
     csp = (
         f"default-src 'none'; style-src {_hash(css)}; script-src {_hash(js)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
+        "base-uri 'none'; form-action 'none'"
     )
     return {"css": Markup(css), "js": Markup(js), "csp": csp}
 

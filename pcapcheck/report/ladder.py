@@ -53,6 +53,7 @@ from pcapcheck.report.ladder_model import (
     Step,
     build_ladder,
     endpoint_parts,
+    fold_words,
 )
 
 if TYPE_CHECKING:
@@ -320,22 +321,9 @@ def render_text(ladder: Ladder, ascii: bool = False, width: int = DEFAULT_WIDTH)
 
 
 def fold_text(fold: Fold, g: _Glyphs = _UNICODE) -> str:
-    """``"… 16 segments of data transfer (frames 7–22) …"`` (``"data segments"`` when
-    every folded segment carries data)."""
-    if fold.data_segments == fold.count:
-        what = ngettext(
-            "{count} data segment (frames {first}{dash}{last})",
-            "{count} data segments (frames {first}{dash}{last})",
-            fold.count,
-        )
-    else:
-        what = ngettext(
-            "{count} segment of data transfer (frames {first}{dash}{last})",
-            "{count} segments of data transfer (frames {first}{dash}{last})",
-            fold.count,
-        )
-    text = what.format(count=fold.count, first=fold.first_frame, dash=g.dash, last=fold.last_frame)
-    return f"{g.ellipsis} {text} {g.ellipsis}"
+    """``"… 16 segments of data transfer (frames 7–22) …"`` (the words:
+    :func:`~pcapcheck.report.ladder_model.fold_words`)."""
+    return f"{g.ellipsis} {fold_words(fold, dash=g.dash)} {g.ellipsis}"
 
 
 def cut_text(ladder: Ladder, dash: str = "–") -> str:

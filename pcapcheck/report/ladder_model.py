@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pcapcheck.i18n import ngettext
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, flags_text
 from pcapcheck.report.common import endpoint_parts, finding_message
 
@@ -56,6 +57,7 @@ __all__ = [
     "Step",
     "build_ladder",
     "endpoint_parts",
+    "fold_words",
     "is_capture_rule",
     "trim_ladder",
 ]
@@ -500,6 +502,41 @@ class LadderBuilder:
             late=tuple(self._marks_at.get(None, ())),
             cut=None if self._cut is None else Cut(*self._cut),
         )
+
+
+def fold_words(fold: Fold, size: str | None = None, dash: str = "–") -> str:
+    """What a fold says, in the current language: ``"16 data segments (frames 7–22)"``
+    (``"segments of data transfer"`` when some carry no payload), with the payload's
+    ``size`` when given (``"120 data segments, 170 kB (frames 7–126)"``); ``dash``: the
+    range's dash (``"-"`` in ASCII). Every drawing of a fold (text, SVG) says this."""
+    if size is None:
+        if fold.data_segments == fold.count:
+            text = ngettext(
+                "{count} data segment (frames {first}{dash}{last})",
+                "{count} data segments (frames {first}{dash}{last})",
+                fold.count,
+            )
+        else:
+            text = ngettext(
+                "{count} segment of data transfer (frames {first}{dash}{last})",
+                "{count} segments of data transfer (frames {first}{dash}{last})",
+                fold.count,
+            )
+    elif fold.data_segments == fold.count:
+        text = ngettext(
+            "{count} data segment, {size} (frames {first}{dash}{last})",
+            "{count} data segments, {size} (frames {first}{dash}{last})",
+            fold.count,
+        )
+    else:
+        text = ngettext(
+            "{count} segment of data transfer, {size} (frames {first}{dash}{last})",
+            "{count} segments of data transfer, {size} (frames {first}{dash}{last})",
+            fold.count,
+        )
+    return text.format(
+        count=fold.count, size=size, first=fold.first_frame, dash=dash, last=fold.last_frame
+    )
 
 
 def trim_ladder(ladder: Ladder, max_steps: int, fold_steps: int) -> Ladder:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pcapcheck.i18n import gettext as _
 from pcapcheck.i18n import ngettext
 from pcapcheck.report.common import value_text
-from pcapcheck.report.ladder_model import Fold, Ladder, Lost, Mark, Step
+from pcapcheck.report.ladder_model import Fold, Ladder, Lost, Mark, Step, fold_words
 
 __all__ = ["LADDER_CSS", "MARKER", "SvgPart", "fold_summary", "render_svg", "svg_parts"]
 
@@ -104,23 +104,9 @@ def _size(n: int) -> str:
 
 
 def fold_summary(fold: Fold) -> str:
-    """``"… 120 data segments, 170 kB (frames 7–126) …"``."""
-    if fold.data_segments == fold.count:
-        text = ngettext(
-            "{count} data segment, {size} (frames {first}–{last})",
-            "{count} data segments, {size} (frames {first}–{last})",
-            fold.count,
-        )
-    else:
-        text = ngettext(
-            "{count} segment of data transfer, {size} (frames {first}–{last})",
-            "{count} segments of data transfer, {size} (frames {first}–{last})",
-            fold.count,
-        )
-    body = text.format(
-        count=fold.count, size=_size(fold.bytes), first=fold.first_frame, last=fold.last_frame
-    )
-    return f"… {body} …"
+    """``"… 120 data segments, 170 kB (frames 7–126) …"`` (the words:
+    :func:`~pcapcheck.report.ladder_model.fold_words`)."""
+    return f"… {fold_words(fold, _size(fold.bytes))} …"
 
 
 def _lost_text(lost: Lost) -> str:
@@ -312,9 +298,12 @@ class _Canvas:
                 el = ET.SubElement(self.root, "a", attrs)
             else:
                 el = ET.SubElement(self.root, "g", attrs)
-            ET.SubElement(
-                el, "title"
-            ).text = f"{mark.rule} {mark.name} ({mark.severity}): {mark.message}"
+            ET.SubElement(el, "title").text = _("{rule} {name} ({severity}): {message}").format(
+                rule=mark.rule,
+                name=mark.name,
+                severity=value_text(mark.severity),
+                message=mark.message,
+            )
             fill, stroke = MARKER["capture" if mark.capture else mark.severity]
             rect = {"x": f"{x:g}", "y": f"{y:g}", "width": "60", "height": "16", "rx": "3"}
             rect.update({"fill": fill, "stroke": stroke, "stroke-width": "1.5"})
