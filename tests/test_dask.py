@@ -496,3 +496,28 @@ def test_api_progress_across_the_cluster(cluster):
     assert [c[0] for c in calls] == [1, 2, 3, 4, 5]
     assert all(c[2] == total for c in calls)
     assert sorted(c[1] for c in calls) == [c[1] for c in calls] and calls[-1][1] == total
+
+
+def test_ctrl_c_cancels_the_run(cluster, slow):
+    """SIGINT while the cluster analyses: the command ends (status 130, as a local run
+    stopped by Ctrl-C) and its tasks leave the scheduler."""
+    proc = _run(slow, slow, *CAPTURES[:3], "--scheduler", cluster.address)
+    try:
+        with cluster.client() as client:
+            deadline = time.monotonic() + 120
+            while not any(client.processing().values()) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+            assert proc.returncode == 130
+
+            def tasks(dask_scheduler: Any) -> int:
+                return len(dask_scheduler.tasks)
+
+            deadline = time.monotonic() + 30
+            while client.run_on_scheduler(tasks) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert client.run_on_scheduler(tasks) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
