@@ -1743,6 +1743,47 @@ def sq003():
 
 
 @case
+def sq003_dead_peer():
+    cap = Capture()
+    c = opened(cap)
+    f7 = c.data("c", 200, dt=0.01, deliver=False)
+    f8 = c.data("c", 200, seq=CLIENT_ISN + 101, dt=0.2, deliver=False)
+    f9 = c.data("c", 200, seq=CLIENT_ISN + 101, dt=0.4, deliver=False)
+    f10 = c.data("c", 200, seq=CLIENT_ISN + 101, dt=0.8, deliver=False)
+    return Case(
+        "sq003_data-unacked_dead_peer.pcap",
+        "After the first exchange the server goes silent: the client's next 200 bytes (rel seq 101) are resent after 0.2, 0.4 and 0.8 s (exponential backoff, RFC 6298 section 5.5) and never acknowledged; the server sends nothing after them. A dead peer or a broken path: SQ003 at the data, although the peer sent nothing after it.",
+        cap,
+        [
+            F("SQ003", 1, f7, seq=101, bytes=200, highest_ack=101),
+            F("SQ002", 1, f8, seq=101, payload_len=200, first_frame=f7),
+            F("SQ002", 1, f9, seq=101, payload_len=200, first_frame=f7),
+            F("SQ002", 1, f10, seq=101, payload_len=200, first_frame=f7),
+            F("CL008", 1, f10, idle=0.0),
+        ],
+        [C(1, c, "complete", "open", EST, EST)],
+        rules="SQ003 (+SQ002, CL008 info)",
+        shows="data resent with backoff, peer silent",
+    )
+
+
+@case
+def clean_data_in_flight_at_end():
+    cap = Capture()
+    c = opened(cap)
+    f7 = c.data("c", 200, dt=0.01, deliver=False)
+    return Case(
+        "clean_data_in_flight_at_end.pcap",
+        "The capture stops right after the client's second request (200 bytes, rel seq 101), sent once and not yet acknowledged: data still in flight, not a deviation (no SQ003). Open at the end: CL008 (info).",
+        cap,
+        [F("CL008", 1, f7, idle=0.0)],
+        [C(1, c, "complete", "open", EST, EST)],
+        rules="- (CL008 info)",
+        shows="data in flight at the end of the capture",
+    )
+
+
+@case
 def sq004():
     cap = Capture()
     c = Conversation(cap)

@@ -5,12 +5,17 @@ connection and frame, with the default path (fast machinery) and the reference e
 
 * CP008 (a packet stored twice) needs the copy within ``max_interval`` (0.5 ms) of the
   original and nothing from the peer between them; an IPv4 ID of 0 is no evidence.
+* SQ003 (data never acknowledged) when the sender resends it with a growing interval,
+  even if the peer sends nothing more; not for data sent once at the very end.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import pytest
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 
 from pcapcheck.pipeline import analyze_file
 from pcapcheck.tcp.detectors import DEFAULT_PARAMS
@@ -79,3 +84,89 @@ def test_a_copy_20_us_later_with_ip_id_0_stays_cp008(catalog, fast):
         catalog, "cp008_capture-duplicates_ipid0.pcap", fast, {"CP008": {"max_interval": 1e-5}}
     )
     assert found(tight) == [("SQ002", 1, 5)]
+
+
+# --------------------------------------------------------------------------- SQ003
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_data_resent_with_backoff_to_a_silent_peer_is_sq003(catalog, fast):
+    # before the fix: no SQ003 (the server sent nothing after frame 7)
+    result = run(catalog, "sq003_data-unacked_dead_peer.pcap", fast)
+    assert found(result) == [
+        ("CL008", 1, 10),
+        ("SQ002", 1, 8),
+        ("SQ002", 1, 9),
+        ("SQ002", 1, 10),
+        ("SQ003", 1, 7),
+    ]
+    (f,) = [f for f in result.findings if f.rule == "SQ003"]
+    assert (f.severity, f.data["seq"], f.data["bytes"], f.data["highest_ack"]) == (
+        "warning",
+        101,
+        200,
+        101,
+    )
+    assert (f.data["sender"], f.data["receiver"]) == ("client", "server")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_data_in_flight_at_the_end_is_not_sq003(catalog, fast):
+    result = run(catalog, "clean_data_in_flight_at_end.pcap", fast)
+    assert found(result) == [("CL008", 1, 7)]
+
+
+def _craft():
+    """scripts/craft_captures.py as a module (its Capture and Conversation)."""
+    name = "craft_captures_for_verdicts"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / "craft_captures.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    "resends,sq003",
+    [
+        ((0.2, 0.4, 0.8), True),  # backoff: the crafted sample's timing
+        ((0.2, 0.4), True),  # two resends suffice
+        ((0.2,), False),  # one resend: no interval to compare
+        ((0.2, 0.2, 0.2), False),  # a constant interval is no backoff
+        ((0.4, 0.2), False),  # shrinking
+    ],
+)
+def test_only_a_growing_interval_makes_a_silent_peer_sq003(catalog, tmp_path, resends, sq003):
+    cc = _craft()
+    cap = cc.Capture()
+    c = cc.opened(cap)
+    first = c.data("c", 200, dt=0.01, deliver=False)
+    frames = [c.data("c", 200, seq=cc.CLIENT_ISN + 101, dt=dt, deliver=False) for dt in resends]
+    path = tmp_path / "resends.pcap"
+    cap.write(path)
+    for fast in (True, False):
+        result = analyze_file(path, catalog, catalog.select(None, None), fast=fast)
+        expected = [("CL008", 1, frames[-1])] + [("SQ002", 1, f) for f in frames]
+        if sq003:
+            expected.append(("SQ003", 1, first))
+        assert found(result) == sorted(expected)
+
+
+def test_backoff_restarts_when_the_first_byte_is_acknowledged(catalog, tmp_path):
+    # 100 bytes resent after 0.2 s, acknowledged; the next 100 bytes resent once after
+    # 0.4 s: two resends with a growing interval, but of two different first bytes
+    cc = _craft()
+    cap = cc.Capture()
+    c = cc.opened(cap)
+    c.data("c", 100, dt=0.01, deliver=False)
+    c.data("c", 100, seq=cc.CLIENT_ISN + 101, dt=0.2)
+    c.ack("s")
+    second = c.data("c", 100, dt=0.01, deliver=False)
+    again = c.data("c", 100, seq=cc.CLIENT_ISN + 201, dt=0.4, deliver=False)
+    path = tmp_path / "two.pcap"
+    cap.write(path)
+    result = analyze_file(path, catalog, catalog.select(None, None))
+    assert ("SQ003", 1, second) not in found(result)
+    assert ("SQ002", 1, again) in found(result)

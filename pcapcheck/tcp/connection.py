@@ -76,6 +76,11 @@ class Flow:
     * ``win`` – the last window advertised by this flow's sender, scaled, in bytes.
     * ``recent`` – the last :data:`RECENT` segments' ``(key, frame, ts)``, to recognise
       a packet stored twice (CP008).
+    * ``backoff`` – the retransmissions of the first unacknowledged byte (SQ003):
+      ``(start, ts, interval, count, growing)``: that byte's position (unwrapped
+      relative), the time of the latest one and the seconds since the one before (the
+      first one: since the latest new data), how many, and whether each interval was
+      longer than the one before (exponential backoff, RFC 6298 §5.5); None before any.
     * ``probe`` – the end (``nxt + 1``) of the last zero-window probe at ``nxt``, whose
       byte ``nxt`` does not count until the peer or the sender shows it was accepted;
       None when there is none.
@@ -85,6 +90,7 @@ class Flow:
         "_ref_abs",
         "_ref_u",
         "acked",
+        "backoff",
         "base",
         "bytes",
         "fin",
@@ -160,6 +166,7 @@ class Flow:
         self.last_window_raw: int | None = None
         self.keepalive_frame: int | None = None
         self.probe: int | None = None
+        self.backoff: tuple | None = None
         self.seen_end: int | None = None  # highest seq + len of any segment seen
 
     def set_base(self, seq: int, isn: bool) -> None:

@@ -962,8 +962,37 @@ class Checker:
             if first is None and seq < 1 + fs.syn_len:
                 first = fs.syn_frame  # data first carried on the SYN (TFO)
             self.emit(conn, "SQ002", frame, role, **retransmission_data(seq, length, first))
+            if fs.unacked and seq <= fs.unacked[0][0] < end:
+                self._backoff(fs, fs.unacked[0][0], seg.ts)
         if end > fs.nxt:
             self._sent(fs, fs.nxt, end, frame, seg.ts)
+
+    @staticmethod
+    def _backoff(fs: Flow, start: int, ts: float) -> None:
+        """A retransmission at ``ts`` (seconds since the epoch) that resends the first
+        unacknowledged byte, at ``start`` (unwrapped relative), of ``fs``'s sender:
+        noted in :attr:`Flow.backoff` (constant size). The first interval is measured
+        from the sender's latest new data (its retransmission timer runs from there,
+        RFC 6298 §5); another first byte starts the count again."""
+        b = fs.backoff
+        if b is None or b[0] != start:
+            interval = ts - fs.high_ts
+            fs.backoff = (start, ts, interval, 1, interval > 0)
+        else:
+            interval = ts - b[1]
+            fs.backoff = (start, ts, interval, b[3] + 1, b[4] and interval > b[2])
+
+    @staticmethod
+    def backing_off(fs: Flow) -> bool:
+        """Whether ``fs``'s sender is retransmitting its first unacknowledged byte with a
+        growing interval (at least twice, each interval longer than the one before: the
+        exponential backoff of RFC 6298 §5.5, RFC 9293 §3.8.3): it gets no ACK. With
+        data still unacknowledged at the end of the capture, SQ003 although the peer sent
+        nothing after it (a dead peer, a broken path)."""
+        b = fs.backoff
+        return (
+            b is not None and bool(fs.unacked) and b[0] == fs.unacked[0][0] and b[3] >= 2 and b[4]
+        )
 
     def _jump(self, conn, seg: Segment, fs: Flow, seq: int) -> None:
         """``seg``, a segment without data (a pure ACK, or a FIN at ``seq``, relative),
@@ -1382,9 +1411,10 @@ class Checker:
                     other_state=pe.state,
                     fin_frame=fin_frame,
                 )
-            if f.unacked and (peer.last_frame or 0) > f.unacked[0][2]:
-                # Data the peer never acknowledged although it went on sending after it
-                # (data still in flight when the capture stopped is not reported).
+            if f.unacked and ((peer.last_frame or 0) > f.unacked[0][2] or self.backing_off(f)):
+                # Data the peer never acknowledged although it went on sending after it,
+                # or that the sender resent with a growing interval (data still in flight
+                # when the capture stopped is not reported).
                 start, frame = f.unacked[0][0], f.unacked[0][2]
                 self.emit(
                     conn,
