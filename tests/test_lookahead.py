@@ -60,11 +60,11 @@ def spies(monkeypatch):
     monkeypatch.setattr(Tracker, "end_fast", spy_end)
     run = analyze._analyze_part
 
-    def spy_run(*args, ahead):
+    def spy_run(*args, ahead, **options):
         if not ahead:
-            return run(*args, ahead=ahead)
+            return run(*args, ahead=ahead, **options)
         try:
-            got = run(*args, ahead=ahead)
+            got = run(*args, ahead=ahead, **options)
         except FastPathMismatch:
             attempts.append(True)
             raise
