@@ -458,3 +458,21 @@ def test_connection_filter_names_the_tunnel(page):
             "ipv6.addr == 2001:db8::1 && tcp.port == 40000 && "
             "ipv6.addr == 2001:db8::2 && tcp.port == 80" + tail
         )
+
+
+def test_connection_table_is_the_common_row(page, analyze):
+    """The page's table has report.common's columns and cells, as the table and
+    markdown formats do."""
+    from pcapcheck.report.common import CONNECTION_COLUMNS, connection_row
+
+    _text, doc = page("encap/vxlan.pcap")
+    table = doc.one("table", cls="connections")
+    assert [words(th) for th in table.all("th")] == list(CONNECTION_COLUMNS)
+    result = analyze("encap/vxlan.pcap")
+    got = [[words(td) for td in tr.all("td")] for tr in table.all("tr")[1:]]
+    want = [[str(v) for v in connection_row(c).values()] for c in result.connections]
+    assert got == want
+    assert want[1] == [
+        "2", "10.0.0.1:40000", "10.0.0.2:80", "vxlan:43", "incomplete", "reset", "CLOSED",
+        "LISTEN", "RSTO", "3", "2",
+    ]  # fmt: skip

@@ -17,14 +17,19 @@ if TYPE_CHECKING:
     from pcapcheck.results import FileResult
 
 __all__ = [
+    "CONNECTION_COLUMNS",
+    "NUMERIC_COLUMNS",
     "SEVERITY_ORDER",
     "column_title",
+    "connection_columns",
     "connection_filter",
+    "connection_row",
     "encapsulation_short",
     "endpoint_parts",
     "finding_message",
     "severity_count_parts",
     "severity_counts",
+    "state_text",
     "summary_line",
     "value_text",
 ]
@@ -108,6 +113,57 @@ def connection_filter(conn: Mapping[str, Any]) -> str:
         if name in _TUNNEL_FIELDS and value.isdigit():
             parts.append(f"{_TUNNEL_FIELDS[name]} == {value}")
     return " && ".join(parts)
+
+
+#: The columns of a connection row, in order (the ``table`` and ``markdown`` reports and
+#: the HTML report's table): names for :func:`column_title`. ``"tunnel"`` is shown when
+#: a format asks for it (:func:`connection_columns`).
+CONNECTION_COLUMNS = (
+    "id",
+    "client",
+    "server",
+    "tunnel",
+    "handshake",
+    "close",
+    "client state",
+    "server state",
+    "conn_state",
+    "packets",
+    "findings",
+)
+#: The connection columns holding numbers (right-aligned, sorted as numbers).
+NUMERIC_COLUMNS = frozenset({"id", "packets", "findings"})
+
+
+def connection_columns(tunnel: bool) -> list[str]:
+    """:data:`CONNECTION_COLUMNS`, without ``"tunnel"`` unless ``tunnel``."""
+    return [c for c in CONNECTION_COLUMNS if tunnel or c != "tunnel"]
+
+
+def state_text(state: str | None) -> str:
+    """An RFC 9293 state as shown: ``"?"`` when not known (None or empty)."""
+    return state or "?"
+
+
+def connection_row(conn: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection summary's cells as every format shows them, by column name
+    (:data:`CONNECTION_COLUMNS`): the client with ``*`` when the roles were inferred
+    (no SYN captured), the tunnel's short form (:func:`encapsulation_short`), handshake
+    and close in the current language (:func:`value_text`), a state not known as
+    ``"?"``, Zeek's ``conn_state`` (``""`` when none), packets of both directions."""
+    return {
+        "id": conn["id"],
+        "client": conn["client"] + ("*" if conn["roles_inferred"] else ""),
+        "server": conn["server"],
+        "tunnel": encapsulation_short(conn),
+        "handshake": value_text(conn["handshake"]),
+        "close": value_text(conn["close"]),
+        "client state": state_text(conn["client_state"]),
+        "server state": state_text(conn["server_state"]),
+        "conn_state": conn["conn_state"] or "",
+        "packets": conn["packets"]["client"] + conn["packets"]["server"],
+        "findings": conn["findings"],
+    }
 
 
 def summary_line(res: FileResult) -> str:

@@ -43,9 +43,13 @@ from pcapcheck.i18n import get_language, ngettext
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import lookup_rule
 from pcapcheck.report.common import (
+    NUMERIC_COLUMNS,
+    column_title,
+    connection_columns,
     connection_filter,
-    encapsulation_short,
+    connection_row,
     severity_count_parts,
+    state_text,
     value_text,
 )
 from pcapcheck.report.ladder_model import is_capture_rule
@@ -156,10 +160,6 @@ def frame_filter(frame: int) -> str:
     return f"frame.number == {frame}"
 
 
-def _state(value: str | None) -> str:
-    return value if value is not None else "?"
-
-
 def _time(ts: float | None) -> str:
     if ts is None:
         return ""
@@ -169,20 +169,30 @@ def _time(ts: float | None) -> str:
         return _("{seconds:.6f} s since the epoch").format(seconds=ts)
 
 
+#: The HTML table's columns (every one: the tunnel's too) and the class of their cells.
+_COLUMNS = connection_columns(tunnel=True)
+_CELL_CLASS = {"client": "mono", "server": "mono", "tunnel": "mono"}
+
+
+def _columns() -> list[dict[str, Any]]:
+    """The connection table's headings, in the current language."""
+    return [{"title": column_title(c), "numeric": c in NUMERIC_COLUMNS} for c in _COLUMNS]
+
+
 def _row(conn: Mapping[str, Any]) -> dict[str, Any]:
+    """A connection as the page shows it: ``cells`` (report.common's row, by column
+    name), the table's ``values`` in column order with their class, and the bare
+    endpoints for headings."""
+    cells = connection_row(conn)
     return {
         "id": conn["id"],
         "client": conn["client"],
-        "inferred": conn["roles_inferred"],
         "server": conn["server"],
-        "tunnel": encapsulation_short(conn),
-        "handshake": conn["handshake"],
-        "close": conn["close"],
-        "client_state": _state(conn["client_state"]),
-        "server_state": _state(conn["server_state"]),
-        "conn_state": conn["conn_state"] or "",
-        "packets": conn["packets"]["client"] + conn["packets"]["server"],
-        "findings": conn["findings"],
+        "inferred": conn["roles_inferred"],
+        "cells": cells,
+        "values": [
+            ("num" if c in NUMERIC_COLUMNS else _CELL_CLASS.get(c, ""), cells[c]) for c in _COLUMNS
+        ],
     }
 
 
@@ -195,8 +205,11 @@ def _finding(f: Finding, index: int, anchor: str) -> dict[str, Any]:
         "severity": f.severity,
         "frame": f.frame,
         "message": f.message,
-        "client_state": data.get("client_state"),
-        "server_state": data.get("server_state"),
+        "states": (
+            (state_text(data.get("client_state")), state_text(data.get("server_state")))
+            if data.get("client_state") or data.get("server_state")
+            else None
+        ),
         "filter": frame_filter(f.frame) if f.frame is not None else "",
         "capture": is_capture_rule(f.rule),
     }
@@ -254,7 +267,7 @@ def _capture(
         count += 1
         if len(rows) < MAX_TABLE_ROWS:
             rows.append(_row(conn))
-            tunnels = tunnels or bool(rows[-1]["tunnel"])
+            tunnels = tunnels or bool(rows[-1]["cells"]["tunnel"])
         if conn["findings"] and len(with_findings) < max_ladders:
             with_findings.append(conn)
         elif not conn["findings"] and len(without) < max_ladders:
@@ -389,6 +402,7 @@ def _capture(
             "last": _time(last_ts),
             "span": None if first_ts is None or last_ts is None else last_ts - first_ts,
             "rows": rows,
+            "columns": _columns(),
             "tunnels": tunnels,
             "inferred": any(r["inferred"] for r in rows),
             "rows_left_out": count - len(rows),

@@ -33,7 +33,14 @@ from tabulate import tabulate
 
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import rule_statistics
-from pcapcheck.report.common import column_title, summary_line, value_text
+from pcapcheck.report.common import (
+    NUMERIC_COLUMNS,
+    column_title,
+    connection_columns,
+    connection_row,
+    summary_line,
+    value_text,
+)
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
@@ -84,50 +91,10 @@ def render(results: Sequence[FileResult], ctx: ReportContext | None = None) -> s
             out += [_("**error:** {reason}").format(reason=escape(res.error)), ""]
             continue
         if res.connections:
-            rows = [
-                [
-                    c["id"],
-                    c["client"] + ("*" if c["roles_inferred"] else ""),
-                    c["server"],
-                    value_text(c["handshake"]),
-                    value_text(c["close"]),
-                    c["client_state"] or "?",
-                    c["server_state"] or "?",
-                    c["conn_state"] or "",
-                    c["packets"]["client"] + c["packets"]["server"],
-                    c["findings"],
-                ]
-                for c in res.connections
-            ]
-            out.append(
-                _table(
-                    rows,
-                    [
-                        "id",
-                        "client",
-                        "server",
-                        "handshake",
-                        "close",
-                        "client state",
-                        "server state",
-                        "conn_state",
-                        "packets",
-                        "findings",
-                    ],
-                    [
-                        "right",
-                        "left",
-                        "left",
-                        "left",
-                        "left",
-                        "left",
-                        "left",
-                        "left",
-                        "right",
-                        "right",
-                    ],
-                )
-            )
+            headers = connection_columns(tunnel=False)
+            rows = [[cells[h] for h in headers] for cells in map(connection_row, res.connections)]
+            align = ["right" if h in NUMERIC_COLUMNS else "left" for h in headers]
+            out.append(_table(rows, headers, align))
             if any(c["roles_inferred"] for c in res.connections):
                 out += [
                     "",

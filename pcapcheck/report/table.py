@@ -9,15 +9,17 @@ from tabulate import tabulate
 
 from pcapcheck.i18n import gettext as _
 from pcapcheck.report import statistics_rows
-from pcapcheck.report.common import column_title, encapsulation_short, summary_line, value_text
+from pcapcheck.report.common import (
+    column_title,
+    connection_columns,
+    connection_row,
+    summary_line,
+    value_text,
+)
 from pcapcheck.results import FileResult
 
 if TYPE_CHECKING:
     from pcapcheck.report import ReportContext
-
-
-def _state(value: str | None) -> str:
-    return value if value is not None else "?"
 
 
 def render(
@@ -39,38 +41,9 @@ def render(
             out.append("")
             continue
         if res.connections:
-            rows = [
-                [
-                    c["id"],
-                    c["client"] + ("*" if c["roles_inferred"] else ""),
-                    c["server"],
-                    value_text(c["handshake"]),
-                    value_text(c["close"]),
-                    _state(c["client_state"]),
-                    _state(c["server_state"]),
-                    c["conn_state"] or "",
-                    c["packets"]["client"] + c["packets"]["server"],
-                    c["findings"],
-                ]
-                for c in res.connections
-            ]
-            headers = [
-                "id",
-                "client",
-                "server",
-                "handshake",
-                "close",
-                "client state",
-                "server state",
-                "conn_state",
-                "packets",
-                "findings",
-            ]
-            if any(c.get("encapsulation") for c in res.connections):
-                # tunnelled connections: the short form of their encapsulation path
-                headers.insert(3, "tunnel")
-                for row, c in zip(rows, res.connections):
-                    row.insert(3, encapsulation_short(c))
+            tunnel = any(c.get("encapsulation") for c in res.connections)
+            headers = connection_columns(tunnel)  # the tunnel's short form when tunnelled
+            rows = [[cells[h] for h in headers] for cells in map(connection_row, res.connections)]
             out.append(
                 tabulate(
                     rows,
