@@ -23,7 +23,12 @@ the first :data:`MAX_TABLE_ROWS` connections, the findings the first
 for :data:`MAX_LADDERS` connections of at most :data:`LADDER_STEPS` rows each and
 :data:`LADDER_ROWS` rows in all; the page says what it left out. Drawing the ladders re-reads the capture (``FileResult.path``) up
 to the last frame of the connections drawn; a capture that cannot be re-read (standard
-input, a name that is not valid UTF-8) gets no ladders, and the page says so.
+input, a name that is not valid UTF-8) gets no ladders, and the page says so. Memory
+does not grow with the capture's length: the drawn connections are chosen first and
+only their findings kept (those of the first :data:`LADDER_STEPS` frames with one), and
+each ladder is built while the capture is re-read
+(:class:`~pcapcheck.report.ladder_model.LadderBuilder`: a bounded number of segments
+held).
 """
 
 from __future__ import annotations
