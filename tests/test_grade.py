@@ -739,3 +739,19 @@ def test_a_backtick_in_an_answer_keeps_its_code_span():
     assert "expected `SYN-RECEIVED`, given ``` `SYN``SENT ``` — wrong" in text
     html = check_body_html(check, student)
     assert "<code>SYN-RECEIVED</code>" in html and "<code>`SYN``SENT</code>" in html
+
+
+def test_feedback_filter_names_the_tunnel(tmp_path, rubric, catalog):
+    """The feedback's whole-connection filter is the HTML report's (report.common): the
+    reset connection of encap/vxlan.pcap is told apart from its twin by its VNI."""
+    from pcapcheck.grading.feedback import check_body
+
+    cap = tmp_path / "v.pcap"
+    cap.write_bytes((SAMPLES / "encap/vxlan.pcap").read_bytes())
+    res = grade_submission(rubric, "x", cap, None, catalog=catalog)
+    no_rst = next(c for c in res.checks if c.id == "no_rst")
+    assert no_rst.connections == [2]
+    assert (
+        "the whole connection 2: `ip.addr == 10.0.0.1 && tcp.port == 40000 && ip.addr == "
+        "10.0.0.2 && tcp.port == 80 && vxlan.vni == 43`." in check_body(no_rst, res)
+    )

@@ -58,7 +58,15 @@ def wireshark_filter(frames: list[int]) -> str:
 
 
 def _conversation_filter(student: StudentResult, cid: int) -> str | None:
-    conn = next((c for c in student.connections if c["id"] == cid), None)
+    """The connection's Wireshark filter (:func:`~pcapcheck.report.common.connection_filter`),
+    from the summary its ladder was drawn from (which has the tunnels), else from its
+    CEL map (endpoints only)."""
+    model = student.ladder_models.get(cid)
+    conn = (
+        model.conn
+        if model is not None
+        else next((c for c in student.connections if c["id"] == cid), None)
+    )
     if conn is None:
         return None
     return connection_filter(conn)
