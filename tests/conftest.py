@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,30 @@ def analyze(catalog):
         return cache[key]
 
     return run
+
+
+# --------------------------------------------------------------------------- components
+#: CI (PCAPCHECK_FULL=1) installs every component a test needs: none is skipped there.
+FULL = os.environ.get("PCAPCHECK_FULL") == "1"
+
+
+def need(condition: object, reason: str, *, module: bool = False) -> None:
+    """Skip the test (``module``: the whole module) unless ``condition`` holds (a
+    component it needs is there: a library, a browser, tshark, root); with
+    ``PCAPCHECK_FULL=1`` (CI) fail instead, naming ``reason``."""
+    if condition:
+        return
+    if FULL:
+        pytest.fail(f"PCAPCHECK_FULL=1 but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+
+
+def need_module(name: str) -> Any:
+    """The module ``name`` imported, else :func:`need` (the whole module skipped)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        need(False, f"{name} is not installed (pip install -e '.[test]')", module=True)
 
 
 def same_report(a: FileResult, b: FileResult) -> None:
@@ -77,6 +103,12 @@ def _have_tshark() -> bool:
 
 
 HAVE_TSHARK = _have_tshark()
-needs_tshark = pytest.mark.skipif(
-    not HAVE_TSHARK, reason="tshark is not installed (CI installs it: apt-get install tshark)"
-)
+
+
+@pytest.fixture
+def tshark_installed() -> None:
+    need(HAVE_TSHARK, "tshark is not installed (CI installs it: apt-get install tshark)")
+
+
+#: Marks a test that runs tshark: skipped without it, failed with PCAPCHECK_FULL=1.
+needs_tshark = pytest.mark.usefixtures("tshark_installed")

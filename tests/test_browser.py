@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, need
 from typer.testing import CliRunner
 
 from pcapcheck.cli import app
@@ -48,10 +48,7 @@ def _missing() -> str | None:
 @pytest.fixture(scope="module")
 def browser():
     why = _missing()
-    if why is not None:
-        if os.environ.get("PCAPCHECK_FULL") == "1":
-            pytest.fail(f"PCAPCHECK_FULL=1 but {why}")
-        pytest.skip(why)
+    need(why is None, str(why))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -14,7 +14,6 @@ Needs Dask's distributed scheduler (the test extra): skipped without it, failed 
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -27,21 +26,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, need_module
 
-
-def _need(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        if os.environ.get("PCAPCHECK_FULL") == "1":
-            raise
-        pytest.skip(
-            f"{module} is not installed (pip install -e '.[test]')", allow_module_level=True
-        )
-
-
-distributed = _need("distributed")
+distributed = need_module("distributed")
 
 CRAFTED = SAMPLES / "crafted"
 #: Captures of several kinds: findings of every severity, IPv6, a malformed record, a
@@ -282,7 +269,7 @@ def test_standard_input_is_uploaded(cluster):
 def test_dataset_rows_are_the_local_ones(cluster, tmp_path):
     """--format parquet=DIR on a cluster: the workers write the partition files; the
     dataset has the rows of a local run's (but the run id)."""
-    pq = _need_dataset()
+    pq = need_module("pyarrow.parquet")
     captures = [str(p) for p in CAPTURES[:8]]
     for name, extra in (("local", []), ("cluster", ["--scheduler", cluster.address])):
         done = subprocess.run(
@@ -322,14 +309,6 @@ def test_dataset_rows_are_the_local_ones(cluster, tmp_path):
             rows[name + " files"] = [str(p.parent) for p in files]
         assert rows["local"] and rows["local"] == rows["cluster"], table
         assert rows["local files"] == rows["cluster files"]
-
-
-def _need_dataset() -> Any:
-    try:
-        from pcapcheck.report import parquet  # noqa: F401
-    except ImportError:
-        pytest.skip("the Parquet dataset is not there yet")
-    return _need("pyarrow.parquet")
 
 
 # --------------------------------------------------------------------------- faults
@@ -521,3 +500,194 @@ def test_ctrl_c_cancels_the_run(cluster, slow):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# --------------------------------------------------------------------------- packing
+
+
+def _lines(connections: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    """The JSON report's lines of ``connections`` as ``FileResult.connection_lines``."""
+    from pcapcheck.jsonlines import LINE_END, dumps_bytes
+
+    return [(c["id"], dumps_bytes(c)[len(b'{"id":%d' % c["id"]) :] + LINE_END) for c in connections]
+
+
+@pytest.mark.parametrize("encode", [False, True])
+def test_every_field_of_a_result_crosses_the_cluster(analyze, encode):
+    """pack/unpack (a worker's result sent to the client) keeps every field of
+    FileResult, whatever it is: a field added to FileResult must be added here too."""
+    import dataclasses
+
+    from pcapcheck.results import FileResult
+    from pcapcheck.run.cluster import pack, unpack
+
+    real = analyze("crafted/sq002_retransmission.pcap")
+    connections = list(real.connections)
+    values = {
+        "path": "dir/x.pcapng",
+        "format": "pcapng",
+        "packets": 9,
+        "tcp_packets": 7,
+        "skipped": {"udp": 2},
+        "malformed": 1,
+        "truncated": "a record cut short",
+        "connections": connections,
+        "events": list(real.events),
+        "findings": list(real.findings),
+        "connection_lines": _lines(connections) if encode else None,
+        "error": None,
+        "marks": {3: {"retransmission"}},
+        "frame_conn": {1: 1, 3: 1},
+    }
+    assert [f.name for f in dataclasses.fields(FileResult)] == list(values)
+    assert values["events"] and values["findings"] and connections
+    back = unpack(pack(FileResult(**values), encode))
+    for name, value in values.items():
+        got = getattr(back, name)
+        assert (list(got) if name in ("connections", "events", "findings") else got) == value, name
+    failed = {**{k: v for k, v in values.items() if k not in ("connections", "events")}}
+    failed.update(error="x.pcapng: not a capture", findings=[], connection_lines=None)
+    back = unpack(pack(FileResult(**failed), encode))
+    assert {name: getattr(back, name) for name in failed} == {
+        **failed,
+        "findings": back.findings,
+    } and list(back.findings) == []
+
+
+# --------------------------------------------------------------------------- quiet, bounded
+
+
+def test_dataset_checked_before_submitting_and_quiet():
+    """A dataset directory that cannot be made: one line, exit status 2, before any task
+    is submitted (no Dask log line, no traceback)."""
+    done = analyze(CAPTURES[0], "--scheduler", "local:1", "-f", "parquet=/proc/x")
+    assert done.returncode == 2
+    assert done.stderr.decode() == (
+        "pcapcheck: error: cannot create /proc/x: No such file or directory\n"
+    )
+
+
+def test_failing_task_logs_nothing_on_a_local_cluster(tmp_path):
+    """A task that fails on a worker of local:N (the dataset cannot be written there:
+    a disk full, made so in every process by a sitecustomize): the run's one-line error,
+    exit status 2, and none of Dask's log lines ("distributed.worker - ERROR - Compute
+    Failed", its traceback) on standard error."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import pcapcheck.report.parquet as p\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise OSError(28, 'No space left on device')\n"
+        "p._write_table = broken\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pcapcheck",
+            "analyze",
+            str(CAPTURES[1]),
+            "-q",
+            "--isolated",
+            "--scheduler",
+            "local:1",
+            "-f",
+            f"parquet={tmp_path / 'ds'}",
+        ],
+        capture_output=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith(f"pcapcheck: error: cannot write {tmp_path / 'ds' / 'connections'}/")
+    assert line.endswith(": No space left on device")
+
+
+class _Held:
+    """Counts, every 20 ms on the scheduler, the finished results of pcapcheck's tasks
+    still held in the cluster's memory (their futures not released); the most seen."""
+
+    def __init__(self, cluster: Cluster):
+        import threading
+
+        self.most = 0
+        self._stop = threading.Event()
+        self._client = cluster.client()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        def held(dask_scheduler: Any) -> int:
+            return sum(
+                1
+                for key, ts in dask_scheduler.tasks.items()
+                if str(key).startswith("pcapcheck-") and ts.state == "memory"
+            )
+
+        while not self._stop.wait(0.02):
+            self.most = max(self.most, self._client.run_on_scheduler(held))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._client.close()
+        return self.most
+
+
+def test_results_behind_a_slow_capture_leave_the_cluster(cluster, slow):
+    """A slow capture first, then 24 small ones (paths: all submitted at once): each
+    result leaves the cluster as its task ends (the client keeps it, in a temporary
+    file until its turn), instead of all of them waiting for the slow one; the report
+    is in input order, the local run's."""
+    import pcapcheck
+    from pcapcheck.report.json_report import document
+
+    inputs = [slow, *(CAPTURES[:8] * 3)]
+    with pcapcheck.analyze(inputs, isolated=True) as report:
+        local = [document([r]) for r in report]
+    held = _Held(cluster)
+    try:
+        with pcapcheck.analyze(inputs, isolated=True, scheduler=cluster.address) as report:
+            remote = [document([r]) for r in report]
+    finally:
+        most = held.stop()
+    assert remote == local
+    assert most <= 8  # the slow one, those ended while the client was busy (all 25 before)
+
+
+def test_upload_in_pieces_and_a_bounded_window(cluster, monkeypatch):
+    """--upload sends a capture in pieces of UPLOAD_CHUNK bytes (here 1,000) and keeps
+    at most UPLOAD_BYTES of captures on the cluster (here: one capture at a time): the
+    report is the local run's."""
+    import pcapcheck
+    from pcapcheck.report.json_report import document
+    from pcapcheck.run import cluster as module
+
+    scattered: list[int] = []
+    real = module._upload
+
+    def upload(client: Any, path: Any) -> list[Any]:
+        pieces = real(client, path)
+        scattered.append(len(pieces))
+        return pieces
+
+    monkeypatch.setattr(module, "UPLOAD_CHUNK", 1_000)
+    monkeypatch.setattr(module, "UPLOAD_BYTES", 1)
+    monkeypatch.setattr(module, "_upload", upload)
+    inputs = CAPTURES[:6]
+    with pcapcheck.analyze(inputs, isolated=True) as report:
+        local = [document([r]) for r in report]
+    held = _Held(cluster)
+    try:
+        with pcapcheck.analyze(
+            inputs, isolated=True, scheduler=cluster.address, upload=True
+        ) as report:
+            remote = [document([r]) for r in report]
+    finally:
+        most = held.stop()
+    assert remote == local
+    assert scattered == [-(-p.stat().st_size // 1_000) for p in inputs]
+    assert most <= 1

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from pcapcheck.capture.inputs import LiveStream
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -34,7 +35,6 @@ from craft_captures import Capture, Conversation  # noqa: E402
 
 #: Seconds a test waits for a line it expects (a start-up of the command included).
 WAIT = 20.0
-FULL = os.environ.get("PCAPCHECK_FULL") == "1"
 #: The environment of the commands: standard output buffered as a user's is (a pipe:
 #: block-buffered), so that the lines come early only when pcapcheck flushes them.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
@@ -368,10 +368,7 @@ def _can_record() -> bool:
 @pytest.fixture
 def tcpdump_lo() -> Iterator[tuple[subprocess.Popen, socket.socket]]:
     """``tcpdump -U -i lo -w - tcp port P`` with a listening socket on 127.0.0.1:P."""
-    if not _can_record():
-        if FULL:
-            pytest.fail("tcpdump as root is needed (PCAPCHECK_FULL=1)")
-        pytest.skip("needs tcpdump and root")
+    need(_can_record(), "tcpdump as root is needed")
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
     dump = subprocess.Popen(

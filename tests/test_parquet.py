@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -26,24 +25,12 @@ import pytest
 from typer.testing import CliRunner
 
 from pcapcheck.commands.common import app
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, need_module
 
-
-def _need(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        if os.environ.get("PCAPCHECK_FULL") == "1":
-            raise
-        pytest.skip(
-            f"{module} is not installed (pip install -e '.[test]')", allow_module_level=True
-        )
-
-
-pa = _need("pyarrow")
-pq = _need("pyarrow.parquet")
-pads = _need("pyarrow.dataset")
-duckdb = _need("duckdb")
+pa = need_module("pyarrow")
+pq = need_module("pyarrow.parquet")
+pads = need_module("pyarrow.dataset")
+duckdb = need_module("duckdb")
 
 import pcapcheck  # noqa: E402
 from pcapcheck.report import DatasetError, parquet  # noqa: E402
@@ -427,6 +414,52 @@ def test_bad_format_is_one_line(tmp_path, value, message):
     assert out.output == f"pcapcheck: error: {message.replace('FILE', str(target))}\n"
 
 
+def test_directory_made_not_its_parents(tmp_path):
+    """parquet=DIR creates DIR (and its tables) but not missing parents, as ``mkdir``
+    without -p: a missing parent is a one-line error (exit 2) before any analysis, as
+    json=/html= into a missing directory are; nothing is created."""
+    missing = tmp_path / "a" / "b"
+    for value, message in (
+        (f"parquet={missing}", f"cannot create {missing}: its parent directory does not exist"),
+        (f"json={missing}/r.json", f"cannot write {missing}/r.json: No such file or directory"),
+        (f"html={missing}/r.html", f"cannot write {missing}/r.html: No such file or directory"),
+    ):
+        out = runner.invoke(app, ["analyze", str(CL003), "-q", "--isolated", "-f", value])
+        assert (out.exit_code, out.output) == (2, f"pcapcheck: error: {message}\n"), value
+    assert list(tmp_path.iterdir()) == []
+    out = runner.invoke(
+        app, ["analyze", str(CL003), "-q", "--isolated", "-f", f"parquet={tmp_path / 'a'}"]
+    )
+    assert out.exit_code == 0, out.output  # CL003's finding is a warning
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["connections", "findings"]
+    assert [r["capture_path"] for r in read(tmp_path / "a", "connections")] == [str(CL003)]
+
+
+def test_tables_checked_before_the_analysis(tmp_path, monkeypatch):
+    """check() makes DIR/connections and DIR/findings and writes a file in each (deleted):
+    a table that is a file, or a directory where nothing can be written, is a one-line
+    error (exit 2) before any capture is analysed."""
+    parquet.check(tmp_path / "ds", "r")
+    assert sorted(p.name for p in (tmp_path / "ds").rglob("*")) == ["connections", "findings"]
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "findings").write_text("")
+    with pytest.raises(DatasetError, match=r"^.*/bad/findings: not a directory \(--format"):
+        parquet.check(tmp_path / "bad", "r")
+
+    def refused(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    analysed: list[Any] = []
+    monkeypatch.setattr(parquet.tempfile, "mkstemp", refused)
+    monkeypatch.setattr("pcapcheck.pipeline.analyze_file", lambda *a, **k: analysed.append(a))
+    out = runner.invoke(app, ["analyze", str(CL003), "-q", "-f", f"parquet={tmp_path / 'ds'}"])
+    assert (out.exit_code, out.output, analysed) == (
+        2,
+        f"pcapcheck: error: cannot write in {tmp_path / 'ds' / 'connections'}: Permission denied\n",
+        [],
+    )
+
+
 def test_twice_is_one_line(tmp_path):
     out = runner.invoke(
         app, ["analyze", str(CL003), "-f", f"parquet={tmp_path}/a", "-f", f"parquet={tmp_path}/b"]
@@ -504,7 +537,7 @@ def test_readme_queries(tmp_path, monkeypatch):
     for (lang, query), (_text, shown) in zip(blocks[1:7:2], blocks[2:8:2]):
         assert lang == "sql"
         assert table_text(duckdb.sql(query.strip().rstrip(";"))) == shown.rstrip("\n")
-    pd = _need("pandas")
+    pd = need_module("pandas")
     (_python, code), (_text, shown) = blocks[7], blocks[8]
     counts = eval(code.strip(), {"pd": pd})  # the README's one-liner
     printed = dict((m[1], int(m[2])) for m in re.finditer(r"^(\w+)\s+(\d+)$", shown, re.M))

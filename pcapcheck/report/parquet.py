@@ -116,12 +116,14 @@ import hashlib
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pcapcheck.__about__ import __version__
+from pcapcheck.i18n import gettext as _
 from pcapcheck.jsonlines import dumps
 from pcapcheck.report import DatasetError, utf8_text
 from pcapcheck.report.common import endpoint_parts
@@ -167,7 +169,9 @@ def _pyarrow() -> Any:
         import pyarrow.parquet as pq
     except ImportError:
         raise DatasetError(
-            "the parquet format needs pyarrow: pip install 'pcapcheck[parquet]'"
+            _("the parquet format needs pyarrow: {command}").format(
+                command="pip install 'pcapcheck[parquet]'"
+            )
         ) from None
     return pa, pq
 
@@ -176,16 +180,80 @@ def check(directory: str | os.PathLike[str], run: str) -> None:
     """Raise :class:`DatasetError` (one line) when a dataset cannot be written at
     ``directory`` with run id ``run``: pyarrow missing (the ``parquet`` extra), a run id
     that is not a plain file name (letters, digits, ``.``, ``_``, ``-``; at most 100),
-    ``directory`` an existing file. Writes nothing."""
+    ``directory`` an existing file or under a directory that does not exist (``directory``
+    itself is created, not its parents, as ``mkdir`` without ``-p`` does; the other
+    formats do not create directories either), ``connections`` or ``findings`` not
+    creatable or not writable in it (each is tried: a hidden file created and deleted).
+    Creates ``directory``, ``directory/connections`` and ``directory/findings``."""
+    _check_run(run)
+    for folder in _tables(directory):
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".probe-", suffix=".tmp", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise DatasetError(
+                _("cannot write in {path}: {reason}").format(
+                    path=utf8_text(str(folder)), reason=exc.strerror or exc
+                )
+            ) from None
+
+
+def _check_run(run: str) -> None:
+    """:class:`DatasetError` when pyarrow is missing or ``run`` is not a run id."""
     _pyarrow()
     if not isinstance(run, str) or not _RUN_ID.fullmatch(run):
         raise DatasetError(
-            f"run id {run!r}: use letters, digits, '.', '_' and '-' (at most 100, "
-            "not starting with '.', '_' or '-')"
+            _(
+                "run id {run!r}: use letters, digits, '.', '_' and '-' (at most 100, "
+                "not starting with '.', '_' or '-')"
+            ).format(run=run)
         )
+
+
+def _tables(directory: str | os.PathLike[str]) -> list[Path]:
+    """``directory`` (created, not its parents) and its :data:`TABLES` subdirectories
+    (created); :class:`DatasetError` (one line) when one cannot be."""
     path = Path(directory)
     if path.exists() and not path.is_dir():
-        raise DatasetError(f"{utf8_text(str(path))}: not a directory (--format parquet=DIR)")
+        raise DatasetError(
+            _("{path}: not a directory (--format parquet=DIR)").format(path=utf8_text(str(path)))
+        )
+    folders = [path / table for table in TABLES]
+    for folder in (path, *folders):
+        try:
+            folder.mkdir(exist_ok=True)
+        except FileNotFoundError as exc:
+            if not folder.parent.is_dir():
+                raise DatasetError(
+                    _("cannot create {path}: its parent directory does not exist").format(
+                        path=utf8_text(str(folder))
+                    )
+                ) from None
+            raise DatasetError(
+                _("cannot create {path}: {reason}").format(
+                    path=utf8_text(str(folder)), reason=exc.strerror or exc
+                )
+            ) from None
+        except FileExistsError:
+            raise DatasetError(
+                _("{path}: not a directory (--format parquet=DIR)").format(
+                    path=utf8_text(str(folder))
+                )
+            ) from None
+        except OSError as exc:
+            raise DatasetError(
+                _("cannot create {path}: {reason}").format(
+                    path=utf8_text(str(folder)), reason=exc.strerror or exc
+                )
+            ) from None
+        if not folder.is_dir():
+            raise DatasetError(
+                _("{path}: not a directory (--format parquet=DIR)").format(
+                    path=utf8_text(str(folder))
+                )
+            )
+    return folders
 
 
 def schema(table: str) -> pa.Schema:
@@ -408,7 +476,8 @@ def write_result(
     source: str | os.PathLike[str] | None = None,
     sha256: str | None = None,
 ) -> list[Path]:
-    """Write one capture's files into the dataset at ``directory`` (created if needed):
+    """Write one capture's files into the dataset at ``directory`` (created if needed,
+    not its parents):
     ``[connections file, findings file]``, or ``[]`` for a capture that could not be
     read (``result.error``). ``run``: the run id (see :func:`check`); ``source``: the
     file that was analysed, hashed and dated (default ``result.path``; standard input:
@@ -420,9 +489,11 @@ def write_result(
     docstring).
 
     Raises :class:`DatasetError` (one line) when pyarrow is missing, ``run`` is not a
-    valid run id, the source cannot be read or the dataset cannot be written.
+    valid run id, the source cannot be read or the dataset cannot be written (``directory``
+    under a directory that does not exist: see :func:`check`).
     """
-    check(directory, run)
+    _check_run(run)
+    _tables(directory)
     if result.error is not None:
         return []
     src = Path(source if source is not None else result.path)
@@ -433,7 +504,9 @@ def write_result(
             first = _first_date(src)
     except OSError as exc:
         raise DatasetError(
-            f"cannot read {utf8_text(str(src))} to hash it: {exc.strerror or exc}"
+            _("cannot read {path} to hash it: {reason}").format(
+                path=utf8_text(str(src)), reason=exc.strerror or exc
+            )
         ) from None
     day = first or dt.datetime.now(dt.timezone.utc).date()
     common = {
@@ -453,7 +526,9 @@ def write_result(
             _write_table(table, items, target, common)
         except OSError as exc:
             raise DatasetError(
-                f"cannot write {utf8_text(str(target))}: {exc.strerror or exc}"
+                _("cannot write {path}: {reason}").format(
+                    path=utf8_text(str(target)), reason=exc.strerror or exc
+                )
             ) from None
         written.append(target)
     return written

@@ -53,16 +53,18 @@ pcapcheck`` and a run without ``--scheduler`` never import it (the extra ``pip i
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import json
+import logging
 import os
 import pickle
 import shutil
 import tempfile
 import uuid
 import weakref
-from collections import Counter
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count, islice
@@ -79,6 +81,8 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "MEMORY_BYTES",
     "SHARD_BYTES",
+    "UPLOAD_BYTES",
+    "UPLOAD_CHUNK",
     "WORKER_CONFIG",
     "ClusterError",
     "DaskExecutor",
@@ -137,13 +141,25 @@ def worker_environment() -> dict[str, str]:
     }
 
 
-#: A packed result larger than this many bytes is kept in a temporary file on the client.
+#: A packed result larger than this many bytes is kept in a temporary file on the client
+#: (any result that arrives before its turn in the report's order is).
 MEMORY_BYTES = 256 * 1024
+
+#: ``upload``: bytes of a capture read and sent (``client.scatter``) at a time: the
+#: client holds one such piece, whatever the capture's size.
+UPLOAD_CHUNK = 16 * 1024 * 1024
+
+#: ``upload``: at most this many bytes of captures on the cluster at once (captures
+#: sent whose task has not ended; at least one capture, at most 4 per worker thread).
+UPLOAD_BYTES = 512 * 1024 * 1024
 
 #: Items pickled together in a packed section (as :mod:`pcapcheck.spool` writes runs).
 _CHUNK = 256
 
 _EXTRA = "pip install 'pcapcheck[dask]'"
+
+#: Dask's loggers in the client's process (silenced while connected).
+_LOGGERS = ("distributed", "bokeh", "tornado")
 
 
 class ClusterError(Exception):
@@ -192,14 +208,14 @@ def parse_size(text: str | int) -> int:
 
 class _Blob:
     """The bytes of one packed result on the client: in memory up to
-    :data:`MEMORY_BYTES`, else in a temporary file (deleted by :meth:`close` or with
-    the object)."""
+    :data:`MEMORY_BYTES` (unless ``spill``), else in a temporary file (deleted by
+    :meth:`close` or with the object)."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, spill: bool = False):
         self.data: bytes | None = None
         self._paths: list[str] = []
         self._finalizer = weakref.finalize(self, _remove, self._paths)
-        if len(data) <= MEMORY_BYTES:
+        if not data or (len(data) <= MEMORY_BYTES and not spill):
             self.data = bytes(data)
             return
         fd, path = tempfile.mkstemp(prefix="pcapcheck-cluster-")
@@ -324,25 +340,36 @@ class _Decoded(_Section):
         return (loads(b'{"id":%d%s' % item) for item in self.source)
 
 
+#: The fields of :class:`~pcapcheck.results.FileResult` sent in a :class:`Packed`
+#: result's blob (read back lazily); every other field (:data:`_VALUES`) is sent as it is.
+_SEQUENCES = ("connections", "connection_lines", "events", "findings")
+
+#: The other fields of :class:`~pcapcheck.results.FileResult`, derived from the
+#: dataclass: a field added to it goes through the cluster with no change here.
+_VALUES = tuple(f.name for f in dataclasses.fields(FileResult) if f.name not in _SEQUENCES)
+
+
 @dataclass
 class Packed:
     """A :class:`~pcapcheck.results.FileResult` as a worker sends it to the client:
-    the counters as they are, the sequences in ``blob`` (``sections``: name →
-    ``(offset, count)`` for ``connections``, ``events``, ``findings``; ``lines``: the
-    connections are the JSON report's lines, else pickled dicts). :func:`pack` makes
-    it, :func:`unpack` gives the result back."""
+    ``values`` its fields but the sequences (:data:`_VALUES`: the counters, ``error``...)
+    as they are, the sequences in ``blob`` (``sections``: name → ``(offset, count)`` for
+    ``connections``, ``events``, ``findings``; ``lines``: the connections are the JSON
+    report's lines, then also ``connection_lines``, else pickled dicts). :func:`pack`
+    makes it, :func:`unpack` gives the result back."""
 
-    path: str
-    error: str | None = None
-    format: str | None = None
-    packets: int = 0
-    tcp_packets: int = 0
-    skipped: Counter = dataclasses.field(default_factory=Counter)
-    malformed: int = 0
-    truncated: str | None = None
+    values: dict[str, Any]
     blob: bytes = b""
     sections: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     lines: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.values["path"]
+
+    @property
+    def error(self) -> str | None:
+        return self.values.get("error")
 
     @property
     def size(self) -> int:
@@ -400,8 +427,9 @@ def pack(result: FileResult, encode: bool = False) -> Packed:
     """``result`` as a :class:`Packed` (its spools read, not closed). ``encode``: a JSON
     report will be written: the connections go as its lines (encoded here, on the
     worker), else as pickled dicts."""
+    values = {name: copy.copy(getattr(result, name)) for name in _VALUES}
     if result.error is not None:
-        return Packed(path=result.path, error=result.error)
+        return Packed(values)
     out = io.BytesIO()
     sections: dict[str, tuple[int, int]] = {}
     offset = out.tell()
@@ -413,29 +441,20 @@ def pack(result: FileResult, encode: bool = False) -> Packed:
     for name in ("events", "findings"):
         offset = out.tell()
         sections[name] = (offset, _write_pickled(out, getattr(result, name)))
-    return Packed(
-        path=result.path,
-        format=result.format,
-        packets=result.packets,
-        tcp_packets=result.tcp_packets,
-        skipped=Counter(result.skipped),
-        malformed=result.malformed,
-        truncated=result.truncated,
-        blob=out.getvalue(),
-        sections=sections,
-        lines=lines is not None,
-    )
+    return Packed(values, out.getvalue(), sections, lines is not None)
 
 
-def unpack(packed: Packed, *, raw_lines: bool = False) -> FileResult:
+def unpack(packed: Packed, *, raw_lines: bool = False, spill: bool = False) -> FileResult:
     """The :class:`~pcapcheck.results.FileResult` of :func:`pack` (its sequences read
     from ``packed.blob``, kept in a temporary file when large). ``raw_lines``: the
     connections stay ``(id, text)`` pairs with a ``lines()`` method (an encoding
     shard's, for :func:`pcapcheck.run.shards.merge_shards`); else connection lines
-    become ``connection_lines`` and ``connections`` their decoded dicts."""
+    become ``connection_lines`` and ``connections`` their decoded dicts. ``spill``: the
+    blob goes to a temporary file whatever its size (a result kept for later)."""
+    values = {name: copy.copy(value) for name, value in packed.values.items()}
     if packed.error is not None:
-        return FileResult(path=packed.path, error=packed.error)
-    blob = _Blob(packed.blob)
+        return FileResult(**values)
+    blob = _Blob(packed.blob, spill)
     offset, n = packed.sections["connections"]
     connections: Any
     lines: Any = None
@@ -448,13 +467,7 @@ def unpack(packed: Packed, *, raw_lines: bool = False) -> FileResult:
     else:
         connections = _Pickled(blob, offset, n)
     return FileResult(
-        path=packed.path,
-        format=packed.format,
-        packets=packed.packets,
-        tcp_packets=packed.tcp_packets,
-        skipped=Counter(packed.skipped),
-        malformed=packed.malformed,
-        truncated=packed.truncated,
+        **values,
         connections=connections,
         connection_lines=lines,
         events=_Pickled(blob, *packed.sections["events"]),
@@ -485,17 +498,38 @@ def _tune(gc_threshold: tuple[int, ...] | None) -> None:
         gc.set_threshold(*gc_threshold)
 
 
+def _upload(client: Any, path: str | Path) -> list[Any]:
+    """Send the capture at ``path`` to the cluster :data:`UPLOAD_CHUNK` bytes at a time
+    (``client.scatter``): the futures of its pieces, in order. Raises OSError."""
+    pieces: list[Any] = []
+    try:
+        with open(path, "rb") as fh:
+            while data := fh.read(UPLOAD_CHUNK):
+                pieces.append(client.scatter(data, hash=False))
+                del data
+    except BaseException:
+        for piece in pieces:
+            with contextlib.suppress(Exception):
+                piece.release()
+        raise
+    return pieces
+
+
 @contextlib.contextmanager
-def _capture(job: Job, source: str | bytes) -> Iterator[Job]:
+def _capture(job: Job, source: str | bytes | Sequence[bytes]) -> Iterator[Job]:
     """The job with the path this worker reads: ``source`` the capture's path, or its
-    bytes (written to a temporary file named as the capture, removed at the end)."""
-    if not isinstance(source, (bytes, bytearray, memoryview)):
+    bytes (one ``bytes``, or its pieces in order: written to a temporary file named as
+    the capture, removed at the end)."""
+    if isinstance(source, (str, os.PathLike)):
         yield dataclasses.replace(job, path=source)
         return
+    pieces = [source] if isinstance(source, (bytes, bytearray, memoryview)) else source
     directory = tempfile.mkdtemp(prefix="pcapcheck-upload-")
     try:
         path = Path(directory) / (Path(str(job.path)).name or "capture")
-        path.write_bytes(source)
+        with open(path, "wb") as fh:
+            for piece in pieces:
+                fh.write(piece)
         yield dataclasses.replace(job, path=path)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -527,12 +561,12 @@ def _finish(result: FileResult, settings: Settings, local: Job, encode: bool) ->
 def analyze_task(
     job: Job,
     settings: Settings,
-    source: str | bytes,
+    source: str | Sequence[bytes],
     encode: bool = False,
     gc_threshold: tuple[int, ...] | None = None,
 ) -> Packed:
     """One capture on a worker: :func:`pcapcheck.run.tasks.analyze_job` of the capture
-    at ``source`` (its absolute path, or its bytes), its dataset files written here
+    at ``source`` (its absolute path, or its bytes' pieces), its dataset files written here
     (``settings.datasets``), packed (:func:`pack`). Never raises for a capture that
     cannot be read (an ``error``, worded as a local run words it); raises
     :class:`pcapcheck.report.DatasetError` when a dataset cannot be written.
@@ -547,7 +581,7 @@ def analyze_task(
 def shard_task(
     job: Job,
     settings: Settings,
-    source: str | bytes,
+    source: str | Sequence[bytes],
     shard: tuple[int, int],
     encode: bool,
     gc_threshold: tuple[int, ...] | None = None,
@@ -574,7 +608,7 @@ def shard_task(
 def merge_task(
     job: Job,
     settings: Settings,
-    source: str | bytes,
+    source: str | Sequence[bytes],
     parts: Sequence[_PackedShard | None],
     encode: bool = False,
     gc_threshold: tuple[int, ...] | None = None,
@@ -656,6 +690,7 @@ class DaskExecutor(Executor):
         self.connect_timeout = connect_timeout
         self.client: Any = None
         self.cluster: Any = None
+        self._levels: dict[str, int] = {}  # Dask's loggers silenced: their levels before
 
     # ------------------------------------------------------------------ connection
     def connect(self) -> None:
@@ -670,10 +705,9 @@ class DaskExecutor(Executor):
             raise ClusterError(
                 f"--scheduler needs Dask's distributed scheduler, not installed: {_EXTRA}"
             ) from None
+        self._quiet()
         try:
             if self.kind == "local":
-                import logging
-
                 import dask
 
                 with dask.config.set(WORKER_CONFIG):  # passed to the spawned workers
@@ -682,7 +716,7 @@ class DaskExecutor(Executor):
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address="127.0.0.1:0",  # no fixed port (8787 may be taken)
-                        silence_logs=logging.ERROR,
+                        silence_logs=logging.CRITICAL,  # the workers' logs: see _quiet
                     )
                 self.client = distributed.Client(
                     self.cluster, timeout=self.connect_timeout, set_as_default=False
@@ -699,6 +733,20 @@ class DaskExecutor(Executor):
                 f"{self.connect_timeout:g} s: {reason}"
             ) from None
 
+    def _quiet(self) -> None:
+        """Silence Dask's loggers in this process (the client's, and the local
+        cluster's scheduler) until :meth:`close`: what goes wrong reaches the user as
+        a result's ``error`` or a one-line error, never as Dask's log lines and
+        tracebacks on standard error (the workers of ``local:N`` are started with
+        ``silence_logs=logging.CRITICAL``; ``dask worker`` processes log where they
+        were started)."""
+        if self._levels:
+            return
+        for name in _LOGGERS:
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+
     def close(self) -> None:
         """Disconnect (and stop the local cluster). Never raises."""
         client, self.client = self.client, None
@@ -709,6 +757,9 @@ class DaskExecutor(Executor):
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+        levels, self._levels = self._levels, {}
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
     def threads(self) -> int:
         """The worker threads of the cluster (at least 1)."""
@@ -738,32 +789,36 @@ class DaskExecutor(Executor):
                 ),
             )
         shared = client.scatter(settings, broadcast=True, hash=False)
-        futures: dict[int, Any] = {}  # job index -> its result's future (not taken yet)
+        futures: dict[int, Any] = {}  # job index -> its result's future (not finished)
         helpers: dict[int, list[Any]] = {}  # job index -> its bytes' and shards' futures
-        # captures submitted ahead of the results taken: all of them when the workers
-        # read them by path (the scheduler queues them: no worker ever waits for the
-        # client), else a few per worker thread (their bytes are held on the cluster)
+        # captures submitted ahead: all of them when the workers read them by path (the
+        # scheduler queues them: no worker ever waits for the client), else (uploads,
+        # their bytes held on the cluster) a few per worker thread and at most
+        # UPLOAD_BYTES of them (at least one capture)
         uploads = self.upload or any(job.stdin for job in jobs)
         window = max(4, 4 * threads) if uploads else len(jobs)
-        ready: dict[int, Any] = {}  # job index -> its finished future
-        here: dict[int, FileResult] = {}  # job index -> its result, made in this process
+        flight: dict[int, int] = {}  # job index -> bytes uploaded, while its task runs
+        # finished, waiting for their turn in input order: the result (its blob in a
+        # temporary file), or the exception to raise at its turn
+        here: dict[int, FileResult | Exception] = {}
         done_files = done_bytes = 0
-        queue = iter(range(len(jobs)))
+        pending = deque(range(len(jobs)))
         completions = as_completed(loop=client.loop)
         index: dict[str, int] = {}
 
         def submit(i: int) -> None:
             job = jobs[i]
             source: Any
+            sent = 0
             if self.upload or job.stdin:
                 try:
-                    data = Path(job.path).read_bytes()
+                    source = _upload(client, job.path)
                 except OSError:  # its error row, as a local run words it
                     here[i] = analyze_job(job, settings)
+                    done(i)
                     return
-                source = client.scatter(data, hash=False)
-                del data
-                helpers.setdefault(i, []).append(source)
+                helpers.setdefault(i, []).extend(source)
+                sent = sizes[i]
             else:
                 source = os.path.abspath(job.path)
             key = f"pcapcheck-{run}-{i}"
@@ -800,8 +855,18 @@ class DaskExecutor(Executor):
                     analyze_task, job, shared, source, encode, tuning, key=key, pure=False
                 )
             futures[i] = future
+            flight[i] = sent
             index[future.key] = i
             completions.add(future)
+
+        def submit_more() -> None:
+            while pending and len(flight) < window:
+                i = pending[0]
+                sent = sizes[i] if self.upload or jobs[i].stdin else 0
+                if flight and sum(flight.values()) + sent > UPLOAD_BYTES:
+                    return
+                pending.popleft()
+                submit(i)
 
         def done(i: int) -> None:
             nonlocal done_files, done_bytes
@@ -809,40 +874,45 @@ class DaskExecutor(Executor):
             done_bytes += sizes[i]
             if self.progress is not None:
                 self.progress(done_files, done_bytes, total)
-            for j in islice(queue, 1):
-                submit(j)
 
         try:
-            for i in islice(queue, window):
-                submit(i)
-            ended = iter(completions)
+            submit_more()
             taken = 0
             while taken < len(jobs):
-                if taken in here:  # not sent: its result made here
+                if taken in here:
                     result = here.pop(taken)
-                    done(taken)
-                elif taken in ready:
-                    del futures[taken]
-                    for helper in helpers.pop(taken, ()):
-                        helper.release()
-                    result = self._take(jobs[taken], ready.pop(taken))
-                else:  # wait for the next task to end, wherever it is in the order
-                    future = next(ended)
-                    i = index.pop(future.key)
-                    ready[i] = future
-                    done(i)
+                    if isinstance(result, Exception):
+                        raise result
+                    yield result
+                    taken += 1
                     continue
-                yield result
-                taken += 1
+                # the next task to end, wherever it is in the order: its result taken
+                # at once (out of turn: into a temporary file) and its futures released,
+                # so that nothing waits on the cluster behind a slow capture
+                future = next(completions)
+                i = index.pop(future.key)
+                del futures[i], flight[i]
+                for helper in helpers.pop(i, ()):
+                    helper.release()
+                try:
+                    here[i] = self._take(jobs[i], future, spill=i != taken)
+                except Exception as exc:  # raised at its turn, as a local run would
+                    here[i] = exc
+                done(i)
+                submit_more()
         finally:
             # stopped early (Ctrl-C, SIGTERM, the report closed): nothing left running
             left = [*futures.values(), *(f for fs in helpers.values() for f in fs), shared]
             with contextlib.suppress(Exception):
                 client.cancel(left)
+            for item in here.values():
+                if isinstance(item, FileResult):
+                    item.close()
 
-    def _take(self, job: Job, future: Any) -> FileResult:
+    def _take(self, job: Job, future: Any, spill: bool = False) -> FileResult:
         """The capture's result from its finished future (released on the cluster); a
-        failed task is a result with ``error`` (one line)."""
+        failed task is a result with ``error`` (one line). ``spill``: its blob goes to
+        a temporary file whatever its size (:func:`unpack`)."""
         from distributed import KilledWorker
 
         try:
@@ -863,7 +933,7 @@ class DaskExecutor(Executor):
             )
         finally:
             future.release()
-        return unpack(packed)
+        return unpack(packed, spill=spill)
 
 
 def _one_line(exc: BaseException) -> str:
