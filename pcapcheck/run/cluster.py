@@ -14,8 +14,10 @@ analysis of its capture, so the report is byte for byte a local run's.
   :func:`pcapcheck.run.tasks.merge_job`, exactly as the local shards are.
 * **Inputs.** The workers read each capture by its absolute path (storage every machine
   sees), or, with ``upload`` (``--upload``; standard input ``-`` always), the client
-  reads it and sends its bytes (``client.scatter``), which the worker writes to a
-  temporary file for the task's time. The :class:`~pcapcheck.run.tasks.Settings` (the rule
+  reads it and sends its bytes (``client.scatter``) in pieces of :data:`UPLOAD_CHUNK`
+  bytes (the client holds one at a time), which the worker writes to a temporary file
+  for the task's time; at most :data:`UPLOAD_BYTES` of captures are on the cluster at
+  once (at least one, at most 4 per worker thread), the next sent as a task ends. The :class:`~pcapcheck.run.tasks.Settings` (the rule
   catalogue) are sent once to every worker, not with every task.
 * **Compact results.** A worker hands back a :class:`Packed` result: the counters and one
   ``bytes`` blob holding the connection summaries (already encoded as the JSON
@@ -26,6 +28,12 @@ analysis of its capture, so the report is byte for byte a local run's.
   <pcapcheck.results.FileResult.close>` or when the result is garbage collected) and
   reads it back one chunk at a time, so its memory does not grow with the captures.
   The worker holds one capture's blob while it is sent.
+* **Results as they end.** With paths every capture is submitted at once (the
+  scheduler queues them); the client takes each result as its task ends
+  (``as_completed``), whatever its place in the report, and releases its future at
+  once, so that finished results never wait on the workers behind a slow capture; a
+  result that arrives before its turn goes to a temporary file whatever its size
+  (:func:`unpack` ``spill``) until the report, in input order, reaches it.
 * **Faults.** Every task is a pure function of its inputs (nothing is written but
   temporary files removed at its end, and the Parquet partition files, whose names are
   deterministic: a retried task overwrites them): a worker that dies mid-task has its
@@ -35,6 +43,10 @@ analysis of its capture, so the report is byte for byte a local run's.
   result with ``error`` set, one line, as an unreadable capture is; so is any other
   failure of its task (a worker's exception). Closing the :meth:`DaskExecutor.results`
   generator (Ctrl-C, SIGTERM, the report closed) cancels the futures not yet taken.
+  Dask's log lines (a failed task's ``Compute Failed`` and traceback) are silenced in
+  this process while connected and in the workers of ``local:N``
+  (``silence_logs=logging.CRITICAL``): what goes wrong is a result's ``error`` or one
+  line.
 * **Parquet** (``--format parquet=DIR``): each worker writes its capture's partition
   files itself (:func:`pcapcheck.report.parquet.write_result`) inside the task; nothing
   of it goes through the client.
