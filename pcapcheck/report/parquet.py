@@ -205,9 +205,9 @@ def _check_run(run: str) -> None:
     if not isinstance(run, str) or not _RUN_ID.fullmatch(run):
         raise DatasetError(
             _(
-                "run id {run!r}: use letters, digits, '.', '_' and '-' (at most 100, "
+                "run id {run}: use letters, digits, '.', '_' and '-' (at most 100, "
                 "not starting with '.', '_' or '-')"
-            ).format(run=run)
+            ).format(run=repr(run))
         )
 
 

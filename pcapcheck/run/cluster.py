@@ -83,6 +83,7 @@ from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
+from pcapcheck.i18n import gettext as _
 from pcapcheck.jsonlines import LINE_END, dumps_bytes
 from pcapcheck.results import FileResult
 from pcapcheck.run.executors import Executor
@@ -194,7 +195,9 @@ def parse_scheduler(text: str) -> tuple[str, Any]:
     elif "://" in text and text.split("://", 1)[1]:
         return "address", text
     raise ClusterError(
-        f"--scheduler: expected tcp://HOST:PORT or local:N (N worker processes), got {text!r}"
+        _(
+            "--scheduler: expected tcp://HOST:PORT or local:N (N worker processes), got {text}"
+        ).format(text=repr(text))
     )
 
 
@@ -208,10 +211,18 @@ def parse_size(text: str | int) -> int:
         scale = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}.get(raw[-1:].lower(), 1)
         digits = raw[:-1] if scale != 1 else raw
         if not digits.strip().isdigit():
-            raise ValueError(f"--shard-size: expected a size in bytes (e.g. 256M), got {text!r}")
+            raise ValueError(
+                _("--shard-size: expected a size in bytes (e.g. 256M), got {text}").format(
+                    text=repr(text)
+                )
+            )
         value = int(digits) * scale
     if value < 1:
-        raise ValueError(f"--shard-size: expected a size of at least 1 byte, got {text!r}")
+        raise ValueError(
+            _("--shard-size: expected a size of at least 1 byte, got {text}").format(
+                text=repr(text)
+            )
+        )
     return value
 
 
@@ -715,7 +726,9 @@ class DaskExecutor(Executor):
             import distributed
         except ImportError:
             raise ClusterError(
-                f"--scheduler needs Dask's distributed scheduler, not installed: {_EXTRA}"
+                _(
+                    "--scheduler needs Dask's distributed scheduler, not installed: {command}"
+                ).format(command=_EXTRA)
             ) from None
         self._quiet()
         try:
@@ -741,8 +754,9 @@ class DaskExecutor(Executor):
             self.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {self.scheduler} within "
-                f"{self.connect_timeout:g} s: {reason}"
+                _(
+                    "cannot reach the Dask scheduler at {address} within {seconds} s: {reason}"
+                ).format(address=self.scheduler, seconds=f"{self.connect_timeout:g}", reason=reason)
             ) from None
 
     def _quiet(self) -> None:
@@ -932,16 +946,19 @@ class DaskExecutor(Executor):
         except KilledWorker as exc:
             return FileResult(
                 path=job.name,
-                error=f"{job.name}: its analysis ended the worker processes that ran it "
-                f"(KilledWorker: {_one_line(exc)})",
+                error=_(
+                    "{name}: its analysis ended the worker processes that ran it "
+                    "(KilledWorker: {reason})"
+                ).format(name=job.name, reason=_one_line(exc)),
             )
         except Exception as exc:
             if os.environ.get("PCAPCHECK_DEBUG") or type(exc).__name__ == "DatasetError":
                 raise  # a dataset that cannot be written stops the run, as locally
             return FileResult(
                 path=job.name,
-                error=f"{job.name}: its task failed on the cluster "
-                f"({type(exc).__name__}: {_one_line(exc)})",
+                error=_("{name}: its task failed on the cluster ({kind}: {reason})").format(
+                    name=job.name, kind=type(exc).__name__, reason=_one_line(exc)
+                ),
             )
         finally:
             future.release()
