@@ -500,3 +500,56 @@ def test_relative_sequence_numbers_are_get_relative_seq():
         assert _relative(start, cur, last, wraps) == expected, (start, cur, last, wraps)
         underflows += expected[1]
     assert underflows > 1000
+
+
+# --------------------------------------------------------------------------- tunnels
+# docs/semantics.md "Zeek's view of the same traffic": the conn_state and history of a
+# tunnelled connection are those of its inner TCP connection, as for an untunnelled one.
+
+TUNNELS = [
+    "geneve.pcap",
+    "gre_ipv4.pcap",
+    "gretap_ipv6.pcap",
+    "gtpu.pcap",
+    "ip6tnl_ipv4.pcap",
+    "ip6tnl_ipv6.pcap",
+    "ipip.pcap",
+    "sit_6in4.pcap",
+    "teredo.pcap",
+    "vxlan.pcap",
+]
+
+
+def _zeek_columns(name: str, fast: bool) -> list[tuple]:
+    from conftest import SAMPLES
+
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import analyze_file
+
+    catalog = load_catalog()
+    result = analyze_file(SAMPLES / "encap" / name, catalog, catalog.select(None, None), fast=fast)
+    return [
+        (c["id"], c["conn_state"], c["history"], c.get("encapsulation") is not None)
+        for c in result.connections
+    ]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("name", TUNNELS)
+def test_inner_connections_of_tunnels_have_zeeks_conn_state(name, fast):
+    # connection 1: the clean conversation (frames 1-10), as in eth_ipv4.pcap; connection
+    # 2: SYN, a SYN-ACK acknowledging the client's ISN (HS002), the client's RST (frame
+    # 13): Zeek's conn_state() gives RSTO (the responder is not INACTIVE after its
+    # SYN-ACK), history S h R
+    assert _zeek_columns("eth_ipv4.pcap", fast) == [(1, "SF", "ShADdFaf", False)]
+    assert _zeek_columns(name, fast) == [
+        (1, "SF", "ShADdFaf", True),
+        (2, "RSTO", "ShR", True),
+    ]
+
+
+def test_the_same_4_tuple_in_one_link_layer_session_is_merged_as_pcapcheck_reads_it():
+    # PPPoE sessions are no tunnel identity: the failed handshake reuses the closed
+    # connection's ISN, so pcapcheck merges it (HS005, CL009) where Zeek's IsReuse()
+    # would split it (docs/semantics.md); the columns are Zeek's for all its packets
+    assert _zeek_columns("pppoe_ipv4.pcap", True) == [(1, "SF", "ShADdFafR", False)]
