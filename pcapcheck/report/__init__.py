@@ -379,7 +379,9 @@ class Dataset:
 
     def check(self) -> None:
         """Raise :class:`DatasetError` when the dataset cannot be written (the
-        library missing, a bad run id, the directory a file). Writes nothing."""
+        library missing, a bad run id, the directory a file or under a missing one, a
+        table that cannot be made or written). Makes the directory (not its parents)
+        and its tables; writes no data."""
         self._module().check(self.directory, self.run)
 
     def write(self, result: FileResult, source: str | os.PathLike[str] | None = None) -> list:
