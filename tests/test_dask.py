@@ -607,7 +607,7 @@ def test_failing_task_logs_nothing_on_a_local_cluster(tmp_path):
 
 
 class _Held:
-    """Counts, every 20 ms on the scheduler, the finished results of pcapcheck's tasks
+    """Counts, every 50 ms on the scheduler, the finished results of pcapcheck's tasks
     still held in the cluster's memory (their futures not released); the most seen."""
 
     def __init__(self, cluster: Cluster):
@@ -627,7 +627,7 @@ class _Held:
                 if str(key).startswith("pcapcheck-") and ts.state == "memory"
             )
 
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.05):
             self.most = max(self.most, self._client.run_on_scheduler(held))
 
     def stop(self) -> int:
