@@ -466,7 +466,9 @@ def analyze(
     :data:`pcapcheck.report.DIRECTORY_FORMATS`; ``--format parquet=DIR``): each capture's
     files are written into the directory as its result is taken from the report (by the
     cluster's workers themselves with a distributed executor), named by ``run`` (default
-    a new :func:`pcapcheck.report.new_run_id`, :attr:`Report.run`). Writing raises
+    a new :func:`pcapcheck.report.new_run_id`, :attr:`Report.run`). The directory (not
+    its missing parents) and its tables are made and tried here, before any analysis:
+    :class:`OptionError` (one line) when they cannot be. Writing raises
     :class:`pcapcheck.report.DatasetError` (one line) from the report's iteration.
 
     ``live``: analyse standard input as it arrives (a live pipe: ``inputs`` must be
