@@ -414,6 +414,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "CP006": ("detail",),
     "CP007": ("seen",),
     "CP008": ("original_frame",),
+    "CP009": ("early_frame", "gap"),
 }
 
 

@@ -389,11 +389,11 @@ def reorder_synack(name: str, gap_us: int, desc: str) -> ACase:
         name,
         desc,
         cap,
-        [],
+        [F("CP009", 1, 2, early_frame=1, gap=gap_us * 1e-6)],
         [C(1, c, "complete", "graceful", TW, CLOSED, roles_inferred=False)],
-        rules="-",
+        rules="CP009",
         shows=f"SYN-ACK stored before its SYN ({gap_us} us)",
-        notes="The SYN (frame 2) is in the capture, so there is no HS008 and the client is the sender of the SYN (roles_inferred: false). A SYN with the ISN the SYN-ACK acknowledges, right after it, is the SYN that SYN-ACK answers, not a retransmission (no HS005) and not a new attempt. Transitions are not fixed by docs/semantics.md for a reordered capture; the natural reading (the one it uses for crossing segments) attributes what the capture shows late to the later frame: client CLOSED -> SYN-SENT -> ESTABLISHED and server LISTEN -> SYN-RECEIVED all at frame 2, server ESTABLISHED at frame 3.",
+        notes="CP009 (info) at frame 2: the capture reordered the two. The SYN (frame 2) is in the capture, so there is no HS008 and the client is the sender of the SYN (roles_inferred: false). A SYN with the ISN the SYN-ACK acknowledges, right after it, is the SYN that SYN-ACK answers, not a retransmission (no HS005) and not a new attempt. Transitions are not fixed by docs/semantics.md for a reordered capture; the natural reading (the one it uses for crossing segments) attributes what the capture shows late to the later frame: client CLOSED -> SYN-SENT -> ESTABLISHED and server LISTEN -> SYN-RECEIVED all at frame 2, server ESTABLISHED at frame 3.",
     )
 
 
@@ -427,11 +427,11 @@ def reorder_ack_before_data():
         "artefact_reorder_ack_before_data.pcap",
         "The client's ACK of the server's 1000-byte response (ack 1001) is stored 5 us before the response itself (frames 5 and 6 swapped by the capture point).",
         cap,
-        [],
+        [F("CP009", 1, 6, early_frame=5, gap=5e-06)],
         [C(1, c, "complete", "graceful", TW, CLOSED)],
-        rules="-",
+        rules="CP009",
         shows="ACK stored just before the data it acknowledges",
-        notes="The data follows the ACK within microseconds with no hole: the capture reordered them; not SQ001 (nothing unsent was acknowledged), not CP002 (nothing is missing).",
+        notes="The data follows the ACK within microseconds with no hole: the capture reordered them (CP009, info, at the data); not SQ001 (nothing unsent was acknowledged), not CP002 (nothing is missing).",
     )
 
 
@@ -448,11 +448,11 @@ def reorder_ack_before_fin():
         "artefact_reorder_ack_before_fin.pcap",
         "Client-first close; the client's ACK of the server's FIN (ack 1002, frame 9) is stored 5 us before that FIN (frame 10).",
         cap,
-        [],
+        [F("CP009", 1, 10, early_frame=9, gap=5e-06)],
         [C(1, c, "complete", "graceful", TW, CLOSED)],
-        rules="-",
+        rules="CP009",
         shows="ACK stored just before the FIN it acknowledges",
-        notes="The FIN arrives 5 us after its ACK: a FIN the capture only shows late, not a missing FIN (no CP002, no FIN implied by the ACK) and not a retransmitted FIN (no CL006). Final states as for the unswapped capture.",
+        notes="The FIN arrives 5 us after its ACK (CP009, info, at the FIN): a FIN the capture only shows late, not a missing FIN (no CP002, no FIN implied by the ACK) and not a retransmitted FIN (no CL006). Final states as for the unswapped capture.",
     )
 
 

@@ -820,6 +820,28 @@ def clean_retransmitted_syn():
 
 
 @case
+def clean_stale_ack_before_synack():
+    cap = Capture()
+    c = Conversation(cap)
+    f = [c.syn("c")]
+    stale = c.send("c", ACK, ack=(SERVER_ISN + 70001) % M32, dt=0.0002)
+    f += [c.synack("s", dt=0.0003), c.ack("c")]
+    f += list(c.exchange())
+    f += list(c.close("c"))
+    t = std_transitions(f[0], f[1], f[2], f[6], f[7], f[8], f[9])
+    return Case(
+        "clean_stale_ack_before_synack.pcap",
+        f"While in SYN-SENT the client sends an ACK (frame {stale}) acknowledging server ISN+70001, a number the SYN-ACK that follows (frame {f[1]}, ISN {SERVER_ISN}) contradicts; then a normal connection.",
+        cap,
+        [],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        t,
+        rules="-",
+        shows="an ACK that no SYN-ACK explains, then the real SYN-ACK",
+    )
+
+
+@case
 def clean_seq_wrap():
     cap = Capture()
     c = Conversation(cap, cisn=0xFFFFFFA0, sisn=0xFFFFF830)
@@ -1848,6 +1870,64 @@ def sq006():
         [C(1, c, "complete", "graceful", TW, CLOSED)],
         rules="SQ006",
         shows="two segments swapped",
+    )
+
+
+# =========================================================================== CP009
+
+
+@case
+def cp009():
+    cap = Capture()
+    c = Conversation(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.data("s", 1000, flags=ACK)
+    c.data("s", 1000)
+    c.ack("c")
+    cap.swap_last_two(5)  # the ACK of 2001 stored 5 us before the second segment
+    f7 = cap.frames
+    c.close("c")
+    return Case(
+        "cp009_capture-reordered.pcap",
+        "The server answers with two 1000-byte segments; the client's ACK of both (ack 2001, frame 6) is stored 5 us before the second one (rel seq 1001, frame 7).",
+        cap,
+        [F("CP009", 1, f7, early_frame=f7 - 1, gap=5e-06)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP009 (info)",
+        shows="ACK stored before the data it acknowledges",
+    )
+
+
+def move_record(cap: Capture, src: int, dst: int, gap_us: int) -> None:
+    """Store record ``src`` (0-based) at position ``dst`` > ``src`` instead, gap_us
+    after the record now before it (the records between move up one place, keeping
+    their times)."""
+    rec = cap.records.pop(src)
+    prev_t = cap.records[dst - 1][0]
+    rec[0] = prev_t + gap_us
+    cap.records.insert(dst, rec)
+    cap.t = max(cap.t, rec[0])
+
+
+@case
+def cp009_synack():
+    cap = Capture()
+    c = Conversation(cap)
+    c.handshake()
+    c.data("c", 100)
+    move_record(cap, 1, 3, 5)  # the SYN-ACK stored after the ACK and the request
+    c.data("s", 1000)
+    c.ack("c")
+    c.close("c")
+    return Case(
+        "cp009_capture-reordered_synack.pcap",
+        "The client's handshake ACK (frame 2) and request (frame 3) are stored before the server's SYN-ACK (frame 4, 5 us after the request, 35 us after the ACK) that they acknowledge.",
+        cap,
+        [F("CP009", 1, 4, early_frame=2, gap=3.5e-05)],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        rules="CP009 (info)",
+        shows="SYN-ACK stored after the ACK of it",
     )
 
 

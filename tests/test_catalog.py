@@ -74,6 +74,7 @@ EXPECTED = {
     "CP006": ("capture-truncated", "warning"),
     "CP007": ("one-sided", "info"),
     "CP008": ("capture-duplicates", "info"),
+    "CP009": ("capture-reordered", "info"),
 }
 ALL_IDS = set(EXPECTED)
 DISABLED = {"CP004"}

@@ -170,3 +170,74 @@ def test_backoff_restarts_when_the_first_byte_is_acknowledged(catalog, tmp_path)
     result = analyze_file(path, catalog, catalog.select(None, None))
     assert ("SQ003", 1, second) not in found(result)
     assert ("SQ002", 1, again) in found(result)
+
+
+# --------------------------------------------------------------------------- CP009
+# Reordering is not loss and not a fault: a segment stored after the segment that
+# depends on it is CP009 (info) at the later one; nothing is missing, nobody is at fault.
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_ack_stored_before_the_data_it_acknowledges_is_cp009(catalog, fast):
+    # frame 6: the client's ACK of 2001; frame 7, 5 us later: the server's second
+    # segment (rel seq 1001-2001). Before the fix: no finding at all.
+    result = run(catalog, "cp009_capture-reordered.pcap", fast)
+    assert found(result) == [("CP009", 1, 7)]
+    (f,) = result.findings
+    assert (f.data["early_frame"], f.data["gap"], f.data["sender"]) == (6, 5e-06, "server")
+
+
+def test_beyond_the_reorder_window_the_early_ack_is_sq001(catalog):
+    # further apart than SQ006.reorder_window, the ACK acknowledged data not yet sent
+    result = run(
+        catalog, "cp009_capture-reordered.pcap", params={"SQ006": {"reorder_window": 1e-6}}
+    )
+    assert found(result) == [("SQ001", 1, 6)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_synack_stored_after_the_ack_and_data_that_acknowledge_it_is_cp009(catalog, fast):
+    # frames 2-3: the client's handshake ACK and request; frame 4: the SYN-ACK they
+    # acknowledge. Before the fix: CP002 at frame 2 ("the server's SYN-ACK is not in the
+    # capture") although frame 4 is that SYN-ACK.
+    result = run(catalog, "cp009_capture-reordered_synack.pcap", fast)
+    assert found(result) == [("CP009", 1, 4)]
+    (f,) = result.findings
+    assert (f.data["early_frame"], f.data["sender"]) == (2, "server")
+    (conn,) = result.connections
+    assert conn["handshake"] == "complete"
+    server = [(t["frame"], t["from"], t["to"], t["cause"]) for t in conn["transitions"]["server"]]
+    assert server[:2] == [
+        (2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK (frame 4, stored after frame 2)"),
+        (2, "SYN-RECEIVED", "ESTABLISHED", "rcv ACK"),
+    ]
+
+
+def test_a_synack_long_after_the_ack_of_it_leaves_the_capture_loss(catalog):
+    # later than the window, the SYN-ACK is a resend; the original was lost (CP002)
+    params = {"SQ006": {"reorder_window": 1e-5}}
+    result = run(catalog, "cp009_capture-reordered_synack.pcap", params=params)
+    assert found(result) == [("CP002", 1, 2)]
+
+
+# --------------------------------------------------------------------------- withdrawn
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_ack_the_later_synack_contradicts_implies_no_synack(catalog, fast):
+    # frame 2: the client, in SYN-SENT, acknowledges server ISN+70001; frame 3: the
+    # SYN-ACK with the server's ISN, which that ACK cannot acknowledge. Before the fix:
+    # frame 2 implied a SYN-ACK (CP002 at 2) with the wrong ISN, so the server's data
+    # (frame 6) was SQ002 at seq -69999: its sequence space measured from the wrong ISN.
+    result = run(catalog, "clean_stale_ack_before_synack.pcap", fast)
+    assert found(result) == []
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("complete", "graceful")
+    states = {
+        side: [(t["frame"], t["from"], t["to"]) for t in conn["transitions"][side]][:2]
+        for side in ("client", "server")
+    }
+    assert states == {
+        "client": [(1, "CLOSED", "SYN-SENT"), (3, "SYN-SENT", "ESTABLISHED")],
+        "server": [(3, "LISTEN", "SYN-RECEIVED"), (4, "SYN-RECEIVED", "ESTABLISHED")],
+    }

@@ -263,6 +263,8 @@ class Connection:
     hs_bad_reported: bool = False
     tfo_accepted: bool = False
     implied_synack_frame: int | None = None
+    #: the time of :attr:`implied_synack_frame` (seconds since the epoch)
+    implied_synack_ts: float = 0.0
     after_close_reported: bool = False
     segments: int = 0
     #: id of the connection this one is the tail of: its first segment came on a 4-tuple

@@ -627,6 +627,10 @@ class Checker:
         frame = seg.frame
         fs.syn_frame, fs.syn_count = frame, 1
         conn.roles_inferred = False
+        synack = (conn.s if fs is conn.c else conn.c).synack_frame
+        if synack is not None:
+            gap = round(max(0.0, seg.ts - conn.first_ts), 6)
+            self.emit(conn, "CP009", frame, conn.role_of(seg), early_frame=synack, gap=gap)
         conn.events[:] = [e for e in conn.events if e.rule != "HS008"]
         late = [Transition(frame, CLOSED, SYN_SENT, fsm.SND_SYN)]
         for t in es.transitions:
@@ -639,6 +643,12 @@ class Checker:
 
     def _synack(self, conn, seg, role, fs, fr, es, er) -> None:
         frame = seg.frame
+        if (
+            fs.synack_frame is None
+            and conn.implied_synack_frame is not None
+            and self._late_synack(conn, seg, role, fs, fr, es, er)
+        ):
+            return
         if fs.isn is None:
             fs.set_base(seg.seq, isn=True)
             fs.advance(1 + seg.payload_len)
@@ -704,6 +714,49 @@ class Checker:
             er.step(fsm.RCV_SYNACK, frame)
         self._note_ack(fs, seg.flags, seg.ack)
 
+    def _late_synack(self, conn, seg, role, fs, fr, es, er) -> bool:
+        """The first SYN-ACK captured after a client's ACK implied one
+        (``conn.implied_synack_frame``); True when it is done with.
+
+        * Its ISN is not the one the ACK implied (SEG.SEQ != ISN the implication gave):
+          the ACK could not acknowledge it, so the implication is withdrawn (its
+          transitions taken back, no CP002) and the SYN-ACK is judged on its own by
+          the caller (False).
+        * The implied ISN, acknowledging the SYN, within ``reorder_window`` of the
+          ACK: the capture stored the ACK first. Nothing is missing (no CP002), nothing
+          was sent twice; CP009 at this frame, and the transitions the ACK implied say
+          which frame it was (True).
+        * Later than that: a SYN-ACK resent after the original was lost to the capture
+          (CP002 stands); the caller goes on (False)."""
+        implied = conn.implied_synack_frame
+        note = f" (not captured; implied by frame {implied})"
+        if seg.seq != fs.isn:
+            conn.implied_synack_frame = None
+            for ep in (es, er):
+                while ep.transitions and ep.transitions[-1].frame >= implied:
+                    ep.undo_last()
+            # the sequence space the ACK gave this side is forgotten: the SYN-ACK
+            # starts it again (what the ACK acknowledged is nothing it sent)
+            fs.base = fs.isn = fs.nxt = fs.acked = None
+            fr.max_ack_abs = None
+            return False
+        gap = seg.ts - conn.implied_synack_ts
+        if fr.syn_len or fr.u(seg.ack) != 1 or gap > self.reorder_window:
+            return False
+        frame = seg.frame
+        conn.implied_synack_frame = None
+        fs.synack_frame, fs.synack_count = frame, 1
+        fs.syn_len = seg.payload_len
+        self.emit(conn, "CP009", frame, role, early_frame=implied, gap=round(gap, 6))
+        for ep in (es, er):
+            for t in ep.transitions:
+                if t.cause.endswith(note):
+                    t.cause = (
+                        t.cause[: -len(note)] + f" (frame {frame}, stored after frame {implied})"
+                    )
+        self._note_ack(fs, seg.flags, seg.ack)
+        return True
+
     def _implied_synack(self, conn, seg, role, fs, fr, es, er) -> None:
         """The client ACKs in SYN-SENT with no SYN-ACK captured: the SYN-ACK is implied."""
         frame = seg.frame
@@ -711,7 +764,7 @@ class Checker:
         if fr.base is None:
             fr.set_base((seg.ack - 1) & 0xFFFFFFFF, isn=True)
             fr.advance(1)
-        conn.implied_synack_frame = frame
+        conn.implied_synack_frame, conn.implied_synack_ts = frame, seg.ts
         if er.state is None:
             er.assume(LISTEN)
         er.step(fsm.SND_SYNACK, frame, note)
@@ -862,6 +915,8 @@ class Checker:
             return False
         frame, implied = seg.frame, fs.fin_implied_frame
         fs.fin_frame, fs.fin_count = frame, 1
+        gap = round(seg.ts - fs.fin_implied_ts, 6)
+        self.emit(conn, "CP009", frame, conn.role_of(seg), early_frame=implied, gap=gap)
         conn.events[:] = [e for e in conn.events if not (e.rule == "CP002" and e.frame == implied)]
         note = f" (not captured; implied by frame {implied})"
         for ep in (es, er):
@@ -947,7 +1002,7 @@ class Checker:
             if fs.nxt is not None and seq > fs.nxt:
                 self._new_hole(conn, fs, seg, fs.nxt, seq)
             if fs.pending:
-                self._resolve_pending(conn, fs, end, seg.ts, role)
+                self._resolve_pending(conn, fs, end, seg.ts, role, frame)
             if beyond_fin:
                 fs.high_ts = seg.ts
                 fs.advance(end)
@@ -1057,9 +1112,13 @@ class Checker:
         if len(fs.holes) < 64:
             fs.holes.append([start, end, seg.frame, seg.ts, reported])
 
-    def _resolve_pending(self, conn, fs: Flow, end: int, ts: float, owner: str) -> None:
-        """The sender's data reached an ACK that came before it, with no hole between."""
+    def _resolve_pending(self, conn, fs: Flow, end: int, ts: float, owner: str, frame: int) -> None:
+        """The sender's data (``frame``, owner ``owner``) reached an ACK that came
+        before it, with no hole between: within ``reorder_window`` the capture stored
+        the ACK first (CP009 at ``frame``, once, naming the earliest such ACK); later,
+        the peer acknowledged data not yet sent (SQ001 at the ACK)."""
         keep = []
+        reordered = None
         sender = "server" if owner == "client" else "client"
         for p in fs.pending:
             ack, aframe, nxt_then, ats = p
@@ -1078,10 +1137,21 @@ class Checker:
                     )
                     conn.events.append(ev)
                     self._frame_events.append((ev, sender))
-                # else: the capture stored the ACK a moment before the data: reordering
+                elif reordered is None:
+                    # the capture stored the ACK a moment before the data
+                    reordered = (aframe, ts - ats)
             else:
                 keep.append(p)
         fs.pending = keep
+        if reordered is not None:
+            self.emit(
+                conn,
+                "CP009",
+                frame,
+                owner,
+                early_frame=reordered[0],
+                gap=round(reordered[1], 6),
+            )
 
     @staticmethod
     def _fill_holes(fs: Flow, start: int, end: int) -> bool:
