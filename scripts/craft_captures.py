@@ -1899,6 +1899,31 @@ def cp009():
     )
 
 
+@case
+def cp009_fin():
+    cap = Capture()
+    c = Conversation(cap)
+    c.handshake()
+    c.data("c", 100)
+    c.data("s", 1000, flags=ACK)
+    c.data("s", 500)
+    c.fin("s", dt=0.0001)
+    cap.swap_last_two(5)  # the FIN stored 5 us before the last data
+    f7 = cap.frames
+    c.ack("c")
+    c.fin("c")
+    c.ack("s")
+    return Case(
+        "cp009_capture-reordered_fin.pcap",
+        "The server closes after its response (1000 + 500 bytes); its FIN (rel seq 1501, frame 6) is stored 5 us before the last 500 bytes (rel seq 1001, frame 7).",
+        cap,
+        [F("CP009", 1, f7, early_frame=f7 - 1, gap=5e-06)],
+        [C(1, c, "complete", "graceful", CLOSED, TW)],
+        rules="CP009 (info)",
+        shows="FIN stored before the last data",
+    )
+
+
 def move_record(cap: Capture, src: int, dst: int, gap_us: int) -> None:
     """Store record ``src`` (0-based) at position ``dst`` > ``src`` instead, gap_us
     after the record now before it (the records between move up one place, keeping

@@ -196,6 +196,23 @@ def test_beyond_the_reorder_window_the_early_ack_is_sq001(catalog):
 
 
 @pytest.mark.parametrize("fast", [True, False])
+def test_a_fin_stored_before_the_last_data_is_cp009(catalog, fast):
+    # frame 6: the server's FIN at rel seq 1501; frame 7, 5 us later: its last 500
+    # bytes (rel seq 1001). Before the fix: SQ002 at frame 7 "first sent in frame -"
+    # (the FIN had moved SND.NXT past bytes never seen).
+    result = run(catalog, "cp009_capture-reordered_fin.pcap", fast)
+    assert found(result) == [("CP009", 1, 7)]
+    (f,) = result.findings
+    assert (f.data["early_frame"], f.data["gap"], f.data["sender"]) == (6, 5e-06, "server")
+    (conn,) = result.connections
+    assert (conn["close"], conn["client_state"], conn["server_state"]) == (
+        "graceful",
+        "CLOSED",
+        "TIME-WAIT",
+    )
+
+
+@pytest.mark.parametrize("fast", [True, False])
 def test_a_synack_stored_after_the_ack_and_data_that_acknowledge_it_is_cp009(catalog, fast):
     # frames 2-3: the client's handshake ACK and request; frame 4: the SYN-ACK they
     # acknowledge. Before the fix: CP002 at frame 2 ("the server's SYN-ACK is not in the

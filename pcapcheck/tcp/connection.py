@@ -95,6 +95,7 @@ class Flow:
         "bytes",
         "fin",
         "fin_acked_frame",
+        "fin_ahead",
         "fin_count",
         "fin_frame",
         "fin_implied_frame",
@@ -168,6 +169,10 @@ class Flow:
         self.probe: int | None = None
         self.backoff: tuple | None = None
         self.seen_end: int | None = None  # highest seq + len of any segment seen
+        #: a FIN stored beyond SND.NXT that no ACK confirmed: (SND.NXT then, FIN's
+        #: sequence number, its frame, its time), relative, until data fills the space
+        #: (the capture stored the FIN before the last data: CP009) or none comes
+        self.fin_ahead: tuple | None = None
 
     def set_base(self, seq: int, isn: bool) -> None:
         """Make absolute ``seq`` relative 0; ``isn`` says it is a real ISN (SYN seen)."""

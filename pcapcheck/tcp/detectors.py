@@ -998,6 +998,25 @@ class Checker:
                 fin_seq=fs.fin,
                 fin_frame=fs.fin_frame,
             )
+        ahead = fs.fin_ahead
+        if ahead is not None and not beyond_fin and ahead[0] <= seq and end <= ahead[1]:
+            if seg.ts - ahead[3] <= self.reorder_window:
+                # the capture stored the FIN before this data, which it comes after
+                self.emit(
+                    conn,
+                    "CP009",
+                    frame,
+                    role,
+                    early_frame=ahead[2],
+                    gap=round(seg.ts - ahead[3], 6),
+                )
+                self.mark(frame, "out_of_order")
+                fs.add_unacked(seq, end, frame)
+                fs.high_ts = seg.ts
+                if seq == ahead[0]:
+                    fs.fin_ahead = (end, *ahead[1:]) if end < ahead[1] else None
+                return
+            fs.fin_ahead = None
         if fs.nxt is None or seq >= fs.nxt or beyond_fin:
             if fs.nxt is not None and seq > fs.nxt:
                 self._new_hole(conn, fs, seg, fs.nxt, seq)
@@ -1182,6 +1201,8 @@ class Checker:
         if fs.fin is None:
             if fs.nxt is not None:
                 self._jump(conn, seg, fs, fin)  # segments before it not captured?
+                if fin > fs.nxt:  # not confirmed: the data before it may still come
+                    fs.fin_ahead = (fs.nxt, fin, frame, seg.ts)
             fs.fin, fs.fin_frame, fs.fin_count = fin, frame, 1
             fs.advance(fin + 1)
             crossing = (
