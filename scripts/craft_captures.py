@@ -1260,6 +1260,28 @@ def hs011():
 
 
 @case
+def hs005_after_rst():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.rst("s", with_ack=True, seq=0)
+    f3 = c.syn("c", isn=CLIENT_ISN, dt=1.0)  # the application retries: same ISN
+    c.rst("s", with_ack=True, seq=0, dt=0.0005)
+    return Case(
+        "hs005_syn-retransmitted_after_rst.pcap",
+        "The SYN is refused (RST,ACK), and 1 s later the client sends a SYN with the same ISN, refused again. One connection for pcapcheck (and Wireshark: a retransmission); two for Zeek, whose IsReuse() splits on any SYN once a side has sent an RST (docs/semantics.md).",
+        cap,
+        [
+            F("HS011", 1, f2, syn_frame=f1),
+            F("HS005", 1, f3, isn_abs=CLIENT_ISN, first_frame=f1),
+        ],
+        [C(1, c, "refused", "reset", CLOSED, CLOSED)],
+        rules="HS011, HS005 (info)",
+        shows="a refused SYN sent again with the same ISN",
+    )
+
+
+@case
 def hs012():
     cap = Capture()
     c, f = build_tfo(cap, accepted=True)

@@ -553,3 +553,23 @@ def test_the_same_4_tuple_in_one_link_layer_session_is_merged_as_pcapcheck_reads
     # connection's ISN, so pcapcheck merges it (HS005, CL009) where Zeek's IsReuse()
     # would split it (docs/semantics.md); the columns are Zeek's for all its packets
     assert _zeek_columns("pppoe_ipv4.pcap", True) == [(1, "SF", "ShADdFafR", False)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_refused_syn_retried_with_the_same_isn_is_one_connection(fast):
+    # frames 1-2: SYN, RST,ACK; frames 3-4, 1 s later: the same ISN, refused again.
+    # Zeek's IsReuse() would log two "REJ Sr" lines (a side has sent an RST); pcapcheck
+    # reads one attempt sent twice (HS005 at frame 3) and gives Zeek's columns for all
+    # four packets: the SYN and the RST at an unchanged relative seq are logged once
+    from conftest import SAMPLES
+
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import analyze_file
+
+    catalog = load_catalog()
+    name = SAMPLES / "crafted" / "hs005_syn-retransmitted_after_rst.pcap"
+    result = analyze_file(name, catalog, catalog.select(None, None), fast=fast)
+    assert [(c["id"], c["conn_state"], c["history"]) for c in result.connections] == [
+        (1, "REJ", "Sr")
+    ]
+    assert sorted((f.rule, f.frame) for f in result.findings) == [("HS005", 3), ("HS011", 2)]
