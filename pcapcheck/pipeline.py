@@ -347,24 +347,6 @@ def analyze_part(
     ``fast``: see :func:`analyze_file` (False: no lookahead, no feed, no blocks).
     Raises :class:`pcapcheck.capture.reader.CaptureError` as :func:`analyze_file`.
     """
-    if not fast or live is not None:
-        return _analyze_part(
-            path,
-            catalog,
-            active,
-            params,
-            severity,
-            decoder,
-            marks,
-            idle_timeout,
-            close_delay,
-            shard,
-            encode,
-            ahead=False,
-            fast=False,
-            live=live,
-            tunnel_ports=tunnel_ports,
-        )
     args = (
         path,
         catalog,
@@ -378,6 +360,8 @@ def analyze_part(
         shard,
         encode,
     )
+    if not fast or live is not None:
+        return _analyze_part(*args, ahead=False, fast=False, live=live, tunnel_ports=tunnel_ports)
     ahead = False
     if decoder == "native" and not marks and clean.ENABLED:
         from pcapcheck.fast import lookahead

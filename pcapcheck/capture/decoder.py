@@ -529,26 +529,6 @@ class Decoder:
                 s_src = self._addr6(bs)
                 s_dst = self._addr6(bd)
             ipid = None
-        if path is not None:
-            return Segment(
-                record.frame,
-                record.ts,
-                s_src,
-                s_dst,
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                win,
-                tcp_len - hl,
-                opts,
-                ipid,
-                version,
-                truncated,
-                checksum_ok,
-                self._path(data, lt, path, version),
-            )
         return Segment(
             record.frame,
             record.ts,
@@ -566,6 +546,7 @@ class Decoder:
             version,
             truncated,
             checksum_ok,
+            None if path is None else self._path(data, lt, path, version),
         )
 
 
