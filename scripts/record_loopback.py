@@ -681,6 +681,64 @@ def sc_syn_unanswered(sc: Scenario, cap: Capture) -> None:
         lst.close()
 
 
+# bpf_loss: the capture itself drops data segments, deterministically, with a BPF filter.
+LOSS_SIZE = 300 * 1024  # bytes from the client to the server
+LOSS_MSS = 1460  # TCP_MAXSEG on both ends: 1448-byte data segments (timestamps on)
+LOSS_SEQ_MASK = 0x3FFF  # the filter looks at SEG.SEQ modulo 16384 ...
+LOSS_SEQ_BELOW = 1448  # ... and drops a data segment whose SEG.SEQ mod 16384 < 1448
+# A run of full 1448-byte segments steps SEG.SEQ by 1448, so exactly one of every 16384
+# sequence numbers' worth of segments (one in 11 or 12) starts in [0, 1448): about 19
+# segments of 300 KiB, whatever the random ISN. Only segments with data are dropped
+# (IP total length > 52 = 20 IP + 32 TCP with timestamps): the handshake, the ACKs and
+# the FINs are all captured. The endpoints see every segment; only tcpdump misses them.
+LOSS_BPF = (
+    f"tcp port 47115 and not (ip[2:2] > 52 and tcp[4:4] & {LOSS_SEQ_MASK:#x} < {LOSS_SEQ_BELOW})"
+)
+
+
+def sc_bpf_loss(sc: Scenario, cap: Capture) -> None:
+    """300 KiB in 1448-byte segments; the capture filter drops one data segment in ~11.
+
+    TCP_MAXSEG on the listener and the client keeps the segments small, and one send()
+    per segment keeps them 1448 bytes (the shipped file has no larger one; should a
+    kernel hand tcpdump a GSO aggregate, the filter judges it by its own SEG.SEQ).
+    """
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, LOSS_MSS)
+    lst.bind((V4, sc.port))
+    lst.listen(8)
+    lst.settimeout(IO_TIMEOUT)
+    payload = bytes(range(256)) * (LOSS_SIZE // 256)
+    ok = b"OK\n"
+
+    def server() -> None:
+        conn, _ = lst.accept()
+        with conn:
+            conn.settimeout(IO_TIMEOUT)
+            if recv_exactly(conn, len(payload)) != payload:
+                raise RecordError("bulk payload corrupted")
+            time.sleep(STEP)
+            conn.sendall(ok)
+            if recv_to_eof(conn):
+                raise RecordError("unexpected data after the bulk payload")
+        lst.close()
+
+    def client() -> None:
+        c = client_socket()
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, LOSS_MSS)
+        with c:
+            c.connect((V4, sc.port))
+            time.sleep(STEP)
+            for i in range(0, len(payload), 1448):  # one segment per send: no coalescing
+                c.sendall(payload[i : i + 1448])
+            if recv_exactly(c, len(ok)) != ok:
+                raise RecordError("no OK")
+            time.sleep(STEP)
+
+    run_pair(server, client)
+
+
 SCENARIOS: list[Scenario] = [
     Scenario(
         "client_close_first",
@@ -755,6 +813,15 @@ SCENARIOS: list[Scenario] = [
         sc_syn_unanswered,
         client_port=47213,
         bpf="tcp port 47113 and tcp port 47213",
+    ),
+    Scenario(
+        "bpf_loss",
+        47115,
+        "300 KiB bulk transfer; the BPF filter drops the data segments with "
+        "SEG.SEQ mod 16384 < 1448 (capture loss)",
+        sc_bpf_loss,
+        snaplen=96,
+        bpf=LOSS_BPF,
     ),
 ]
 
