@@ -400,6 +400,23 @@ def w_pppoe(which, pkt, k, ip):
     return underlay(pkt[0], 0x8864, struct.pack("!BBHH", 0x11, 0, sid, len(body)) + body)
 
 
+#: The customer's MAC addresses in mpls_pw_eth.pcap: locally administered, and such that
+#: the control word and the frame after it do not look like two known vendors' addresses
+#: (Wireshark 4.0's pw_eth_heuristic then takes the control word, as we do).
+MAC_PW_C, MAC_PW_S = b"\x02\x0c\xfe\xed\xfa\x01", b"\x02\x0c\xfe\xed\xfa\x02"
+
+
+def w_mpls_pw(which, pkt, k, ip):
+    """An Ethernet pseudowire (RFC 4448) over MPLS: transport label 16, PW label 1000
+    (1001 in tunnel "B"), the control word (RFC 4385 §3: nibble 0, flags 0, length 0,
+    sequence number k + 1), then the customer's Ethernet frame."""
+    cw = struct.pack("!HH", 0, (k + 1) & 0xFFFF)
+    src, dst = (MAC_PW_C, MAC_PW_S) if pkt[0] else (MAC_PW_S, MAC_PW_C)
+    return underlay(
+        pkt[0], 0x8847, mpls((16, 1000 if which == "A" else 1001), cw + eth(src, dst, 0x0800, ip))
+    )
+
+
 #: name -> (wrap, IPv6 inside, description)
 TUNNELS = {
     "pppoe_ipv4.pcap": (w_pppoe, False, "Ethernet + PPPoE session (0x8864), PPP IPv4"),
@@ -743,6 +760,15 @@ def build(outdir: Path) -> dict[str, str]:
         pcap_file(mpls_ipv4, 1),
         "Ethernet + MPLS (ethertype 0x8847, one label: 100), IPv4",
     )
+    pw = [
+        (TIMES_NS[i], w_mpls_pw("A", pkt, i, ipv4_packet(i))) for i, pkt in enumerate(CONVERSATION)
+    ]
+    put(
+        "mpls_pw_eth.pcap",
+        pcap_file(pw, 1),
+        "Ethernet + MPLS two-label stack (16, PW label 1000) + PW control word (RFC 4385,"
+        " sequence numbers 1-10) + Ethernet (RFC 4448 pseudowire), IPv4",
+    )
     put(
         "vlan_mpls2_ipv6_hs002.pcap",
         pcap_file(
@@ -929,6 +955,13 @@ def build(outdir: Path) -> dict[str, str]:
         pcap_file([*mpls_ipv4[:6], (TIMES_NS[5] + 50_000, cut_stack), *mpls_ipv4[6:]], 1),
         "mpls_ipv4.pcap with an extra frame 7 whose MPLS label stack is cut short: the"
         " frame ends 2 bytes into its second entry, the first has no bottom-of-stack bit",
+    )
+    cut_cw = eth(MAC_C, MAC_S, 0x8847, mpls((16, 1000), b"\x00\x00"))
+    put(
+        "bad/mpls_pw_cut_cw.pcap",
+        pcap_file([*pw[:6], (TIMES_NS[5] + 50_000, cut_cw), *pw[6:]], 1),
+        "mpls_pw_eth.pcap with an extra frame 7 whose pseudowire control word is cut at 2"
+        " of its 4 bytes (CP005)",
     )
     put(
         "bad/unsupported_linktype.pcap",

@@ -90,6 +90,7 @@ IPV4_FILES = [
     "raw_ipv4_228.pcap",
     "ipv4_options.pcap",
     "mpls_ipv4.pcap",
+    "mpls_pw_eth.pcap",
 ]
 IPV6_FILES = [
     "null_ipv6_bigendian.pcap",
@@ -515,9 +516,10 @@ def test_decode_errors(data, lt, reason):
         (ip6(b"\x06\x00\x00\x01\x00\x00\x00\x01" + tcp(), nh=44), 101, "ipv6-fragment"),  # MF
         (struct.pack("<I", 7) + ip4(tcp()), 0, "other-af"),
         (struct.pack(">I", 7) + ip4(tcp()), 108, "other-af"),
-        (ether(mpls(3, 4) + b"\x00\x00\x00\x00" + b"\x02" * 60, 0x8847), 1, "other-mpls-payload"),
+        # nibble 0: a pseudowire control word (RFC 4385), then Ethernet with ethertype 0x0202
+        (ether(mpls(3, 4) + b"\x00\x00\x00\x00" + b"\x02" * 60, 0x8847), 1, "other-ethertype"),
         (ether(mpls(3) + b"\x15" + b"\x00" * 40, 0x8848), 1, "other-mpls-payload"),
-        (ether(mpls(3) + b"\x00" * 28, 0x8847, tags=((0x8100, 5),)), 1, "other-mpls-payload"),
+        (ether(mpls(3) + b"\x10" * 28, 0x8847, tags=((0x8100, 5),)), 1, "other-mpls-payload"),
     ],
 )
 def test_skipped_kinds(data, lt, kind):

@@ -143,6 +143,53 @@ def test_mpls_cut_stack_is_malformed_and_the_rest_clean(analysis):
     assert result.malformed == 1 and len(result.connections) == 1
 
 
+MPLS_PW = ENCAP / "mpls_pw_eth.pcap"
+MPLS_PW_CUT = ENCAP / "bad" / "mpls_pw_cut_cw.pcap"
+
+
+def test_mpls_pw_control_word_ethernet_on_every_path(analysis):
+    """An Ethernet pseudowire with its control word (RFC 4385, RFC 4448): a first nibble
+    0 beneath the stack is the control word, then the customer's Ethernet frame; the
+    segments are eth_ipv4.pcap's on every path, all walked in batches, and the report is
+    eth_ipv4.pcap's (a link layer: no encapsulation path)."""
+    want = [checked(s) for s in EXPECTED]
+    assert per_record(MPLS_PW) == want
+    assert per_record(MPLS_PW, dpkt=True) == want
+    for blocks in (False, True):
+        got, src = batched(MPLS_PW, blocks)
+        assert got == want
+        assert src.one_by_one == 0 and src.skipped == {}
+    pw, plain = (document([analysis(p)])["files"][0] for p in (MPLS_PW, ENCAP / "eth_ipv4.pcap"))
+    assert pw["path"] != plain["path"]
+    assert {**pw, "path": None} == {**plain, "path": None}
+    assert [
+        ("encapsulation" in c, c["first_frame"], c["last_frame"]) for c in pw["connections"]
+    ] == [(False, 1, 10)]
+
+
+def test_mpls_pw_cut_control_word_is_malformed(analysis):
+    reason = "truncated MPLS pseudowire control word (2 of 4 bytes captured)"
+    items = per_record(MPLS_PW_CUT)
+    assert items[6] == reason
+    shifted = [Segment(**{**without(s), "frame": s.frame + (s.frame > 6)}) for s in EXPECTED]
+    assert [s for s in items if isinstance(s, Segment)] == [checked(s) for s in shifted]
+    assert per_record(MPLS_PW_CUT, dpkt=True)[6] is DecodeError
+    got, src = batched(MPLS_PW_CUT)
+    assert got == items and src.one_by_one == 1  # only the cut frame
+    result = analysis(MPLS_PW_CUT)
+    assert triples(result) == [("CP005", None, 7)]
+    assert result.findings[0].data["reason"] == reason
+    assert result.malformed == 1 and len(result.connections) == 1
+
+
+def test_mpls_other_nibbles_are_not_a_pseudowire():
+    """Beneath the stack, 4 and 6 stay IPv4 and IPv6 and 1 (an associated channel,
+    RFC 4385 §5) is skipped; only 0 is a control word."""
+    frame = eth(mpls(b"\x10\x00\x00\x00" + bytes(60), 100), et=0x8847)
+    dec = Decoder()
+    assert dec.decode(_record(frame)) is None and dec.skipped == {"other-mpls-payload": 1}
+
+
 # ---- stacks of every depth, over every layer that carries an ethertype --------------------
 
 
@@ -207,7 +254,7 @@ def test_mixed_layouts_in_one_batch(tmp_path):
         eth(b"a" * 28, et=0x0806),  # arp
         eth(mpls(b"a" * 28, 1), et=0x0806, vlans=(0x8100,)),  # arp
         eth(b"l" * 46, et=0x88CC),  # other-ethertype
-        eth(mpls(b"\x00" * 40, 3), et=0x8847),  # other-mpls-payload
+        eth(mpls(b"\x10" + b"\x00" * 39, 3), et=0x8847),  # other-mpls-payload (nibble 1)
         eth(mpls(ip6(seg), 3), et=0x8847),  # IPv6: the Decoder
         eth(mpls(ip4(seg), 3, bottom=False), et=0x8847)[:20],  # cut: the Decoder
     ]
@@ -257,7 +304,9 @@ def test_table_contents():
     assert {et[v].name for v in (0x8100, 0x88A8, 0x9100, 0x9200)} == {"802.1Q"}
     assert et[0x8847] is et[0x8848] is MPLS
     assert MPLS.dispatch.layers[0] is MPLS  # stacks of any depth
-    assert MPLS.dispatch.layers[1].dispatch.layers == {4: IPV4, 6: IPV6}
+    beneath = MPLS.dispatch.layers[1].dispatch.layers
+    assert beneath == {4: IPV4, 6: IPV6, 0: layers.PW_ETH}  # 0: a PW control word
+    assert layers.PW_ETH.dispatch.layers == {0: layers.ETHERNET}
     assert ETHERTYPE.skip_kind(0x0806) == "arp" and ETHERTYPE.skip_kind(0x88CC) == (
         "other-ethertype"
     )

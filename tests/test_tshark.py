@@ -36,6 +36,9 @@ WIRESHARK_READS_DIFFERENTLY = {
     "2147483632) among the first records, tries the 'modified' pcap variants and takes "
     "the file for a Nokia pcap (captype: nokiapcap): it misreads every record; "
     "pcapcheck reads the two good records and stops at the corrupt one (CP006)",
+    "encap/bad/mpls_pw_cut_cw.pcap": "Wireshark's pw_eth_heuristic hands a pseudowire "
+    "control word cut at 2 of its 4 bytes to its data dissector, with no malformed mark "
+    "(the tshark source counts the frame as other-ethertype); pcapcheck reports it (CP005)",
 }
 
 

@@ -178,7 +178,11 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
             if label.s:  # bottom of stack: IPv4 or IPv6 by the first nibble, as Wireshark
                 if not payload:  # (dpkt's Ethernet guesses from the first byte 0x45 / 0x6_)
                     raise DecodeError("nothing captured beneath the MPLS label stack")
-                et = {4: eth_ip, 6: eth_ip6}.get(payload[0] >> 4, -1)
+                et = {4: eth_ip, 6: eth_ip6, 0: teb}.get(payload[0] >> 4, -1)
+                if et == teb:  # an Ethernet pseudowire's control word (RFC 4385, 4448)
+                    if len(payload) < 4:
+                        raise DecodeError("truncated MPLS pseudowire control word")
+                    payload = payload[4:]
                 if et < 0:
                     skipped["other-mpls-payload"] += 1
                     return None

@@ -42,6 +42,8 @@ raw IP (0)            link types 101, 12, 14                    IP version nibbl
 raw IPv4 / IPv6 (0)   link types 228 / 229                      IP version nibble (4 / 6)
 MPLS (4 per entry)    ethertype 0x8847, 0x8848 (RFC 3032 §5)    bottom-of-stack bit; then
                       (so also beneath 802.1Q and SLL)          the IP version nibble
+PW control word (4)   first nibble 0 beneath an MPLS stack      Ethernet (RFC 4448)
+                      (RFC 4385 §3)
 ====================  ========================================  ==========================
 
 Loopback address families: 2 is IPv4; 24, 28 and 30 (the BSDs' AF_INET6) are IPv6.
@@ -400,7 +402,7 @@ register(RAW6_VERSION, 6, IPV6)
 # MPLS (RFC 3032): label stack entries of 4 bytes down to the one with the bottom-of-stack
 # bit (S, §2.1), then IPv4 or IPv6 by the first nibble (RFC 3032 leaves what lies beneath
 # to the label's binding; Wireshark and Zeek look at the nibble, as here); another nibble
-# (a pseudowire, a control word) is not TCP.
+# (a pseudowire without its control word, an associated channel) is not TCP.
 MPLS_STACK = Dispatch("MPLS bottom-of-stack bit")
 MPLS_PAYLOAD = Layer(
     "MPLS payload",
@@ -416,6 +418,19 @@ register(ETHERTYPE, 0x8847, MPLS)  # RFC 3032 §5: unicast
 register(ETHERTYPE, 0x8848, MPLS)  # multicast
 register(MPLS_STACK, 0, MPLS)  # not the bottom: another entry follows
 register(MPLS_STACK, 1, MPLS_PAYLOAD)  # the bottom of the stack
+
+# An Ethernet pseudowire (RFC 4448) with its control word (RFC 4385 §3): beneath the
+# bottom of the stack, a first nibble 0 is the preferred PW control word (0000, flags,
+# fragment bits, length, sequence number: 4 bytes), then an Ethernet frame. Wireshark's
+# "pw_eth_heuristic" takes a first nibble 0 as a control word too (Zeek hands what is
+# beneath a stack to IP and decodes no pseudowire); 4 and 6 stay IPv4 and IPv6.
+PW_CONTROL_WORD = Dispatch("PW control word first nibble")
+PW_ETH = Layer(
+    "PW control word", "MPLS pseudowire control word", 4, next=Field(0, 1, shift=4),
+    dispatch=PW_CONTROL_WORD,
+)  # fmt: skip
+register(MPLS_PAYLOAD.dispatch, 0, PW_ETH)
+register(PW_CONTROL_WORD, 0, ETHERNET)  # its nibble is 0 (how it was reached)
 
 # PPPoE session stage (RFC 2516 §4-5): version/type, code, session id, length, then the
 # PPP protocol (RFC 1661 §2; 0x0021 IPv4, RFC 1332; 0x0057 IPv6, RFC 5072); the discovery
