@@ -315,6 +315,43 @@ def w_gretap(which, pkt, k, ip):
     return underlay(pkt[0], 0x0800, outer4(which, pkt[0], 47, g, 100 + k))
 
 
+def erspan2(session: int, index: int, payload: bytes, version: int = 1) -> bytes:
+    """An ERSPAN type II header (draft-foschiano-erspan-03 §4.1: version 1, VLAN 0, COS 0,
+    En 0, T 0, session id; reserved, index) in front of ``payload``."""
+    return struct.pack("!HHI", version << 12, session & 0x3FF, index & 0xFFFFF) + payload
+
+
+def erspan3(session: int, timestamp: int, payload: bytes, subheader: bool = False) -> bytes:
+    """An ERSPAN type III header (§4.2: version 2, VLAN 0, COS 0, BSO 0, T 0, session id;
+    timestamp; SGT 0, P 0, FT 0, hardware id 1, D 0, Gra 3 (IEEE 1588), O); with
+    ``subheader`` the O bit and the 8-byte platform-specific subheader (platform id 3,
+    port id 7, the timestamp's seconds)."""
+    word = 1 << 4 | 3 << 1 | subheader  # hardware id, granularity, O
+    head = struct.pack("!HHIHH", 2 << 12, session & 0x3FF, timestamp, 0, word)
+    if subheader:
+        head += struct.pack("!II", 3 << 26 | 7, 1_700_000_000)
+    return head + payload
+
+
+#: the mirroring sessions of erspan2.pcap / erspan3.pcap
+SESSION = {"A": 100, "B": 101}
+
+
+def w_erspan2(which, pkt, k, ip):
+    """ERSPAN type II in GRE (protocol 0x88BE, with a sequence number, as switches and
+    Linux's erspan device send it), sessions 100 and 101, between the same endpoints."""
+    g = gre(0x88BE, erspan2(SESSION[which], 5, inner_eth(pkt, ip)), seq=k)
+    return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 47, g, 100 + k))
+
+
+def w_erspan3(which, pkt, k, ip):
+    """ERSPAN type III in GRE (0x22EB), sessions 100 and 101; the client's frames carry
+    the platform-specific subheader (O bit), the server's do not."""
+    e = erspan3(SESSION[which], 1000 * k, inner_eth(pkt, ip), subheader=pkt[0])
+    g = gre(0x22EB, e, seq=k)
+    return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 47, g, 100 + k))
+
+
 def vxlan(vni: int, payload: bytes, flags: int = 0x08) -> bytes:
     return struct.pack("!B3xI", flags, vni << 8) + payload
 
@@ -426,6 +463,12 @@ TUNNELS = {
     "ip6tnl_ipv6.pcap": (w_ip6tnl, True, "IPv6 in IPv6 (next header 41)"),
     "gre_ipv4.pcap": (w_gre, False, "GRE with checksum, key 1 / 2, sequence numbers; IPv4"),
     "gretap_ipv6.pcap": (w_gretap, True, "GRE 0x6558 (Ethernet bridging), Ethernet, IPv6"),
+    "erspan2.pcap": (w_erspan2, False, "ERSPAN type II in GRE (0x88BE), sessions 100 / 101"),
+    "erspan3.pcap": (
+        w_erspan3,
+        False,
+        "ERSPAN type III in GRE (0x22EB), a subheader from the client",
+    ),
     "vxlan.pcap": (w_vxlan, False, "VXLAN (UDP 4789) VNI 42 and 43, Ethernet, IPv4"),
     "geneve.pcap": (w_geneve, False, "Geneve (UDP 6081) with an option, VNI 42 / 43, Ethernet"),
     "gtpu.pcap": (w_gtpu, False, "GTP-U (UDP 2152), TEID 0x1001 / 0x1002, extension header"),
@@ -852,6 +895,29 @@ def build(outdir: Path) -> dict[str, str]:
                 True, 0x0800, outer4("A", True, 17, udp(50000, 3544, b"\x00\x07" + bytes(40)))
             ),
             "Teredo indicator 0x0007",
+        ),
+        "erspan2_bad_version.pcap": (
+            underlay(
+                True,
+                0x0800,
+                outer4(
+                    "A",
+                    True,
+                    47,
+                    gre(0x88BE, erspan2(100, 5, inner_eth(CONVERSATION[3], ip), 2), seq=3),
+                ),
+            ),
+            "ERSPAN type II (GRE 0x88BE) header with version 2",
+        ),
+        "erspan3_cut_subheader.pcap": (
+            underlay(
+                True,
+                0x0800,
+                outer4(
+                    "A", True, 47, gre(0x22EB, erspan3(100, 0, b"", subheader=True)[:16], seq=3)
+                ),
+            ),
+            "ERSPAN type III header whose platform subheader (O bit) is cut at 4 of 8 bytes",
         ),
         "pppoe_cut.pcap": (
             underlay(True, 0x8864, b"\x11\x00\x00\x11\x00"),

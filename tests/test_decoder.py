@@ -115,6 +115,8 @@ TUNNEL_FILES = [
     "geneve.pcap",
     "gtpu.pcap",
     "teredo.pcap",
+    "erspan2.pcap",
+    "erspan3.pcap",
 ]
 
 

@@ -52,6 +52,7 @@ TUNNELS = (
     "bad/gre_v1_pptp", "bad/gtpu_bad_flags", "bad/gtpu_ext_len0", "bad/teredo_bad_indicator",
     "bad/vxlan_cut", "bad/vxlan_no_i_flag",
     "kernel/vxlan", "kernel/vxlan_inner6", "kernel/vxlan_under6",
+    "erspan2", "erspan3", "bad/erspan2_bad_version", "bad/erspan3_cut_subheader",
 )  # fmt: skip
 WIRESHARK_READS_DIFFERENTLY.update(
     {

@@ -46,6 +46,16 @@ TUNNELS = {
         ["eth", f"ipv4 {A4}", "gre", "eth", "ipv6"],
         ["eth", f"ipv4 {B4}", "gre", "eth", "ipv6"],
     ),
+    "erspan2.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "gre", "erspan 2 100", "eth", "ipv4"],  # the session id
+        ["eth", f"ipv4 {A4}", "gre", "erspan 2 101", "eth", "ipv4"],
+    ),
+    "erspan3.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "gre", "erspan 3 100", "eth", "ipv4"],
+        ["eth", f"ipv4 {A4}", "gre", "erspan 3 101", "eth", "ipv4"],
+    ),
     "vxlan.pcap": (
         4,
         ["eth", f"ipv4 {A4}", "udp 4789", "vxlan 42", "eth", "ipv4"],
@@ -76,6 +86,8 @@ BATCHED = {
     "geneve.pcap",
     "gtpu.pcap",
     "ip6tnl_ipv4.pcap",
+    "erspan2.pcap",
+    "erspan3.pcap",
 }
 
 #: bad/ capture -> the CP005 reason of its frame 4
@@ -90,6 +102,8 @@ MALFORMED = {
     "gtpu_ext_len0.pcap": "bad GTP-U extension header length 0 < 4",
     "teredo_bad_indicator.pcap": "unknown Teredo indicator 0x0007",
     "pppoe_cut.pcap": "truncated PPPoE session header (5 of 8 bytes captured)",
+    "erspan2_bad_version.pcap": "ERSPAN type II header with version 2 (1 expected)",
+    "erspan3_cut_subheader.pcap": "truncated ERSPAN type III header (16 of 20 bytes captured)",
 }
 
 
@@ -174,6 +188,32 @@ def test_tunnel_segments_are_the_plain_ones(name):
     assert (batch.one_by_one, batch.tunnelled) == ((0, 13) if batched else (13, 0))
 
 
+def test_erspan3_subheader_follows_the_o_bit():
+    """ERSPAN type III: 12 bytes, 20 with the platform-specific subheader (its O bit set in
+    the client's frames of erspan3.pcap only); both reach the same inner segments."""
+    from pcapcheck.capture.layers import ERSPAN3, GRE_PROTOCOL
+
+    assert GRE_PROTOCOL.layers[0x22EB] is ERSPAN3
+    records = list(open_capture(ENCAP / "erspan3.pcap"))
+    start = 14 + 20 + 8  # Ethernet, outer IPv4, GRE with a sequence number
+    lengths = [ERSPAN3.header_length(r.data, start) for r in records[:10]]
+    from_client = [s.src == "10.0.0.1" for s in segments(ENCAP / "erspan3.pcap")[:10]]
+    assert lengths == [20 if c else 12 for c in from_client]
+    assert set(lengths) == {12, 20}
+
+
+def test_erspan_protocol_types_are_gre_only():
+    """0x88BE and 0x22EB name ERSPAN in GRE only (Wireshark's "gre.proto"): after an
+    Ethernet header they are another ethertype, skipped."""
+    from test_batch import eth
+
+    dec = Decoder()
+    frame = eth(struct.pack("!HHI", 1 << 12, 100, 5) + bytes(60), et=0x88BE)
+    rec = next(iter(open_capture(ENCAP / "eth_ipv4.pcap")))
+    assert dec.decode(dataclasses.replace(rec, data=frame, wire_len=len(frame))) is None
+    assert dec.skipped == {"other-ethertype": 1}
+
+
 def test_direction_does_not_split_a_tunnelled_connection():
     segs = segments(ENCAP / "vxlan.pcap")
     up, down = segs[0], segs[1]
@@ -238,6 +278,8 @@ def test_tunnel_ports_are_parameters():
             "mpls:100>gre>ipip",
         ),
         (["eth", "pppoe 5", f"ipv4 {A4}", "udp 4789", "vxlan 1", "eth", "ipv4"], "pppoe:5>vxlan:1"),
+        (["eth", f"ipv4 {A4}", "gre", "erspan 2 100", "eth", "ipv4"], "gre>erspan:2:100"),
+        (["eth", f"ipv4 {A4}", "gre 7", "erspan 3 5", "eth", "ipv6"], "gre:7>erspan:3:5"),
     ],
 )
 def test_encapsulation_short(path, short):

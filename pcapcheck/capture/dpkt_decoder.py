@@ -145,7 +145,21 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
     while True:  # once per network layer: more than once inside tunnels
         # 802.1Q / 802.1ad / QinQ tags, MPLS label stacks, PPPoE, an Ethernet frame inside
         # GRE, any number, with dpkt's headers
-        while et in tag_types or et in mpls_types or et in (pppoe_type, teb):
+        while et in tag_types or et in mpls_types or et in (pppoe_type, teb) or et in _ERSPAN:
+            if et in _ERSPAN:  # ERSPAN in GRE: dpkt has no class for it, read by hand
+                kind, version, hl = _ERSPAN[et]
+                if len(payload) < hl:
+                    raise DecodeError("truncated ERSPAN header")
+                if payload[0] >> 4 != version:
+                    raise DecodeError("wrong ERSPAN version")
+                if kind == 3 and payload[11] & 1:  # type III's O bit: a platform subheader
+                    hl += 8
+                    if len(payload) < hl:
+                        raise DecodeError("truncated ERSPAN header")
+                session = struct.unpack("!H", payload[2:4])[0] & 0x3FF
+                entries.append(f"erspan {kind} {session}")
+                et, payload = teb, payload[hl:]
+                continue
             if et == teb:  # transparent Ethernet bridging (gretap)
                 if len(payload) < 14:
                     raise DecodeError("truncated Ethernet header")
@@ -316,6 +330,9 @@ def _decode_dpkt(record: Record, verify: bool, skipped: Counter) -> Segment | No
 #: RFC 2473) and GRE (RFC 2784, RFC 2890), by IP protocol number; the UDP tunnels (VXLAN,
 #: Geneve, GTP-U, Teredo) have no dpkt class and are not followed here.
 _TUNNELS = frozenset({4, 41, 47})
+#: ERSPAN in GRE (draft-foschiano-erspan-03): protocol type -> (type, version, header
+#: length without type III's optional subheader)
+_ERSPAN = {0x88BE: (2, 1, 8), 0x22EB: (3, 2, 12)}
 
 
 def _ntop(addr: bytes) -> str:

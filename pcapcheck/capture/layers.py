@@ -493,9 +493,14 @@ GRE_CHECK = Layer(
 _GRE_LENGTHS = tuple(4 + 4 * (bool(b & 0xC) + bool(b & 2) + bool(b & 1)) for b in range(16))
 
 
+#: GRE's protocol types: the ethertypes (Wireshark's "gre.proto" table holds them too)
+#: and ERSPAN's two, which name no layer after an Ethernet header (filled below)
+GRE_PROTOCOL = Dispatch("GRE protocol type", skip="other-ethertype", kinds=ETHERTYPE.kinds)
+
+
 def _gre(ident: Field | None) -> Layer:
     return Layer(
-        "GRE", "GRE header", 4, next=Field(2, 2), dispatch=ETHERTYPE,
+        "GRE", "GRE header", 4, next=Field(2, 2), dispatch=GRE_PROTOCOL,
         length_from=Field(0, 1, shift=4), length_table=_GRE_LENGTHS, label="gre", ident=ident,
     )  # fmt: skip
 
@@ -516,6 +521,36 @@ for _flags in range(0, _GRE_C | _GRE_R | _GRE_K + 1, _GRE_K):
             else f"GRE version {_version} not supported"
         )
 register(ETHERTYPE, 0x6558, ETHERNET)  # transparent Ethernet bridging (GRE, Geneve)
+GRE_PROTOCOL.layers.update(ETHERTYPE.layers)  # every ethertype, in its order
+
+# ERSPAN (Cisco's Encapsulated Remote SPAN, draft-foschiano-erspan-03 §4), carried in
+# GRE: protocol type 0x88BE is type II, an 8-byte header (version 1, VLAN, COS, En, T,
+# the 10-bit session id; reserved, index); 0x22EB is type III, a 12-byte header (version
+# 2, VLAN, COS, BSO, T, session id; timestamp; SGT, P, FT, hardware id, D, Gra and the O
+# bit, the header's last bit) and, when O is set, an 8-byte platform-specific subheader;
+# then the mirrored Ethernet frame. The session id follows the label ("erspan 2 100"):
+# two mirroring sessions are two connections. A version that does not match the
+# protocol type is malformed. (Type I, 0x88BE in a GRE header without a sequence number
+# and no ERSPAN header, which Wireshark tells apart by the GRE S bit, is not decoded.)
+ERSPAN2_VERSION = Dispatch(
+    "ERSPAN version", malformed="ERSPAN type II header with version {value} (1 expected)"
+)
+ERSPAN2 = Layer(
+    "ERSPAN", "ERSPAN type II header", 8, next=Field(0, 1, shift=4), dispatch=ERSPAN2_VERSION,
+    label="erspan 2", ident=Field(2, 2, mask=0x3FF),
+)  # fmt: skip
+ERSPAN3_VERSION = Dispatch(
+    "ERSPAN version", malformed="ERSPAN type III header with version {value} (2 expected)"
+)
+ERSPAN3 = Layer(
+    "ERSPAN", "ERSPAN type III header", 12, next=Field(0, 1, shift=4), dispatch=ERSPAN3_VERSION,
+    length_from=Field(11, 1, mask=1), length_table=(12, 20),
+    label="erspan 3", ident=Field(2, 2, mask=0x3FF),
+)  # fmt: skip
+register(ERSPAN2_VERSION, 1, ETHERNET)
+register(ERSPAN3_VERSION, 2, ETHERNET)
+register(GRE_PROTOCOL, 0x88BE, ERSPAN2)
+register(GRE_PROTOCOL, 0x22EB, ERSPAN3)
 for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
     register(_d, 47, GRE_CHECK)
     register(_d, 17, UDP if _d is IP_PROTOCOL else UDP6)

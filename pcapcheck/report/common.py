@@ -67,7 +67,7 @@ def encapsulation_short(conn: Mapping[str, Any]) -> str:
             if inner in ("ipv4", "ipv6"):
                 out.append("ipip" if name == inner == "ipv4" else f"{inner[3]}in{name[3]}")
             continue
-        out.append(f"{name}:{value}" if value else name)
+        out.append(f"{name}:{value.replace(' ', ':')}" if value else name)  # erspan:2:100
     return ">".join(out)
 
 
