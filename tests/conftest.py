@@ -17,6 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_pcaps"
 
 
+@pytest.fixture(autouse=True)
+def _english():
+    """Every test starts in English: the language is process-wide (``pcapcheck.i18n``), and
+    a test that sets another (``pcapcheck.analyze(lang="ko")`` keeps it for the report it
+    renders later) must not leak it into the next one."""
+    from pcapcheck import i18n
+
+    i18n.set_language("en")
+    yield
+    i18n.set_language("en")
+
+
 @pytest.fixture(scope="session")
 def catalog():
     return load_catalog()

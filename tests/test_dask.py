@@ -655,7 +655,10 @@ def test_results_behind_a_slow_capture_leave_the_cluster(cluster, slow):
     finally:
         most = held.stop()
     assert remote == local
-    assert most <= 8  # the slow one, those ended while the client was busy (all 25 before)
+    # Before, every result waited for the slow one: all 25 were held at once. Now each
+    # leaves as it ends; how many are seen at once depends on how busy the client's core
+    # is (2 on a calm machine, 18 once in a loaded CI run): not all of them.
+    assert most < len(inputs)
 
 
 def test_upload_in_pieces_and_a_bounded_window(cluster, monkeypatch):
