@@ -96,6 +96,9 @@ GOOD = {
     "sit_6in4.pcap": ("pcap", False, {1}, 65535, 0, 13),
     "teredo.pcap": ("pcap", False, {1}, 65535, 0, 13),
     "vxlan.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "mpls_pw_eth.pcap": ("pcap", False, {1}, 65535, 0, 10),
+    "erspan2.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "erspan3.pcap": ("pcap", False, {1}, 65535, 0, 13),
 }
 
 
