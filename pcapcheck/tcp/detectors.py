@@ -629,8 +629,9 @@ class Checker:
         conn.roles_inferred = False
         synack = (conn.s if fs is conn.c else conn.c).synack_frame
         if synack is not None:
-            gap = round(max(0.0, seg.ts - conn.first_ts), 6)
-            self.emit(conn, "CP009", frame, conn.role_of(seg), early_frame=synack, gap=gap)
+            self._reordered(
+                conn, frame, conn.role_of(seg), synack, max(0.0, seg.ts - conn.first_ts)
+            )
         conn.events[:] = [e for e in conn.events if e.rule != "HS008"]
         late = [Transition(frame, CLOSED, SYN_SENT, fsm.SND_SYN)]
         for t in es.transitions:
@@ -747,7 +748,7 @@ class Checker:
         conn.implied_synack_frame = None
         fs.synack_frame, fs.synack_count = frame, 1
         fs.syn_len = seg.payload_len
-        self.emit(conn, "CP009", frame, role, early_frame=implied, gap=round(gap, 6))
+        self._reordered(conn, frame, role, implied, gap)
         for ep in (es, er):
             for t in ep.transitions:
                 if t.cause.endswith(note):
@@ -915,8 +916,7 @@ class Checker:
             return False
         frame, implied = seg.frame, fs.fin_implied_frame
         fs.fin_frame, fs.fin_count = frame, 1
-        gap = round(seg.ts - fs.fin_implied_ts, 6)
-        self.emit(conn, "CP009", frame, conn.role_of(seg), early_frame=implied, gap=gap)
+        self._reordered(conn, frame, conn.role_of(seg), implied, seg.ts - fs.fin_implied_ts)
         conn.events[:] = [e for e in conn.events if not (e.rule == "CP002" and e.frame == implied)]
         note = f" (not captured; implied by frame {implied})"
         for ep in (es, er):
@@ -1002,14 +1002,7 @@ class Checker:
         if ahead is not None and not beyond_fin and ahead[0] <= seq and end <= ahead[1]:
             if seg.ts - ahead[3] <= self.reorder_window:
                 # the capture stored the FIN before this data, which it comes after
-                self.emit(
-                    conn,
-                    "CP009",
-                    frame,
-                    role,
-                    early_frame=ahead[2],
-                    gap=round(seg.ts - ahead[3], 6),
-                )
+                self._reordered(conn, frame, role, ahead[2], seg.ts - ahead[3])
                 self.mark(frame, "out_of_order")
                 fs.add_unacked(seq, end, frame)
                 fs.high_ts = seg.ts
@@ -1040,6 +1033,11 @@ class Checker:
                 self._backoff(fs, fs.unacked[0][0], seg.ts)
         if end > fs.nxt:
             self._sent(fs, fs.nxt, end, frame, seg.ts)
+
+    def _reordered(self, conn, frame: int, role: str, early_frame: int | None, gap: float) -> None:
+        """CP009 at ``frame``: the capture stored ``early_frame`` (a segment that depends on
+        this one) ``gap`` seconds before it; the gap reported in microsecond steps."""
+        self.emit(conn, "CP009", frame, role, early_frame=early_frame, gap=round(gap, 6))
 
     @staticmethod
     def _backoff(fs: Flow, start: int, ts: float) -> None:
@@ -1163,14 +1161,7 @@ class Checker:
                 keep.append(p)
         fs.pending = keep
         if reordered is not None:
-            self.emit(
-                conn,
-                "CP009",
-                frame,
-                owner,
-                early_frame=reordered[0],
-                gap=round(reordered[1], 6),
-            )
+            self._reordered(conn, frame, owner, *reordered)
 
     @staticmethod
     def _fill_holes(fs: Flow, start: int, end: int) -> bool:
