@@ -25,9 +25,13 @@ markdown  GitHub-flavoured Markdown: per file a heading and two tables    append
 junit     JUnit XML: a test suite per capture, a test case per rule       ignored
 sarif     SARIF 2.1.0 log                                                 ignored
 github    GitHub Actions workflow commands (``::error file=...::...``)    appended
+html      one self-contained page: tables, findings, SVG ladders (Jinja2) ignored
 ========  ==============================================================  ===============
 
 A capture that could not be read (``FileResult.error`` set) is reported by every format.
+
+The directory formats (:data:`DIRECTORY_FORMATS`: ``parquet``) are not renderers: a
+:class:`Dataset` writes each capture's files into a directory as its result comes.
 
 Every format writes valid UTF-8, whatever the capture's name: a file name that is not
 valid UTF-8 reaches Python with its undecodable bytes as lone surrogates (PEP 383,
