@@ -50,10 +50,11 @@ import io
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, TextIO
+
+from pcapcheck.report.common import finding_message, lookup_rule, value_text
 
 if TYPE_CHECKING:
     import os
@@ -137,8 +138,6 @@ def statistics_rows(results: Sequence[FileResult]) -> str:
     """The statistics as aligned plain-text lines ``"  2  HS002  synack-bad-ack  error"``
     (count right-aligned), one per rule, newline-terminated; ``""`` without findings.
     The severity in the current language (:func:`pcapcheck.report.common.value_text`)."""
-    from pcapcheck.report.common import value_text
-
     rows = rule_statistics(results)
     if not rows:
         return ""
@@ -156,30 +155,6 @@ def connection_text(conn: Mapping | None) -> str | None:
     if conn is None:
         return None
     return f"{conn['client']} -> {conn['server']}"
-
-
-@lru_cache(maxsize=1)
-def _shipped_catalog() -> Catalog | None:
-    from pcapcheck.catalog.rules import CatalogError, load_catalog
-
-    try:
-        return load_catalog()
-    except (CatalogError, OSError):
-        return None
-
-
-def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None) -> Rule | None:
-    """The catalogue :class:`~pcapcheck.catalog.rules.Rule` for ``rule_id``: from
-    ``ctx.catalog`` when there is one, else from the shipped catalogue provided its name is
-    ``name`` (a rule replaced through ``--rules`` may document something else);
-    ``None`` when unknown."""
-    if ctx is not None and ctx.catalog is not None:
-        return ctx.catalog.rules.get(rule_id)
-    shipped = _shipped_catalog()
-    rule = shipped.rules.get(rule_id) if shipped is not None else None
-    if rule is not None and name is not None and rule.name != name:
-        return None
-    return rule
 
 
 def utf8_text(text: str) -> str:
@@ -246,8 +221,6 @@ def localised_results(
 
     if get_language() == DEFAULT_LANGUAGE:
         return results
-    from pcapcheck.report.common import finding_message
-
     rules: dict[tuple[str, str], Rule | None] = {}
 
     def localise(finding: Finding) -> Finding:

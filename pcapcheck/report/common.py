@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language, ngettext
 from pcapcheck.i18n import gettext as _
 
 if TYPE_CHECKING:
-    from pcapcheck.catalog.rules import Rule
+    from pcapcheck.catalog.rules import Catalog, Rule
     from pcapcheck.model import Finding
+    from pcapcheck.report import ReportContext
     from pcapcheck.results import FileResult
 
 __all__ = [
@@ -289,8 +291,6 @@ def finding_message(finding: Finding, rule: Rule | None = None) -> str:
     if lang == DEFAULT_LANGUAGE:
         return finding.message
     if rule is None:
-        from pcapcheck.report import lookup_rule
-
         rule = lookup_rule(None, finding.rule, finding.name)
     if rule is None or rule.id != finding.rule:
         return finding.message
@@ -311,3 +311,27 @@ def _data_text(value: Any) -> Any:
     if value == "client" or value == "server":
         return value_text(value)
     return value
+
+
+@lru_cache(maxsize=1)
+def _shipped_catalog() -> Catalog | None:
+    from pcapcheck.catalog.rules import CatalogError, load_catalog
+
+    try:
+        return load_catalog()
+    except (CatalogError, OSError):
+        return None
+
+
+def lookup_rule(ctx: ReportContext | None, rule_id: str, name: str | None = None) -> Rule | None:
+    """The catalogue :class:`~pcapcheck.catalog.rules.Rule` for ``rule_id``: from
+    ``ctx.catalog`` when there is one, else from the shipped catalogue provided its name is
+    ``name`` (a rule replaced through ``--rules`` may document something else);
+    ``None`` when unknown."""
+    if ctx is not None and ctx.catalog is not None:
+        return ctx.catalog.rules.get(rule_id)
+    shipped = _shipped_catalog()
+    rule = shipped.rules.get(rule_id) if shipped is not None else None
+    if rule is not None and name is not None and rule.name != name:
+        return None
+    return rule
