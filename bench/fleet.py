@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dask_processes import DaskProcesses
+
 HERE = Path(__file__).resolve().parent
 GENERATE = HERE / "generate.py"
 
@@ -79,80 +81,6 @@ def make_fleet(directory: Path, files: int, shape: dict[str, int]) -> int:
             manifest.write_text(json.dumps(known, indent=1))
         packets += known["files"][name]
     return packets
-
-
-class Cluster:
-    """A ``dask scheduler`` and ``workers`` ``dask worker`` processes on 127.0.0.1."""
-
-    def __init__(self, workers: int, tmp: Path, tuned: bool = True):
-        self.workers, self.tmp = workers, tmp
-        self.env = dict(os.environ)
-        if tuned:  # as the README recommends (and local:N does)
-            from pcapcheck.run.cluster import worker_environment
-
-            self.env.update(worker_environment())
-        self.procs: list[subprocess.Popen] = []
-        self.address = ""
-
-    def __enter__(self) -> Cluster:
-        from distributed import Client
-
-        info = self.tmp / "scheduler.json"
-        self._start(
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(info),
-        )
-        deadline = time.monotonic() + 60
-        while not self.address:
-            if time.monotonic() > deadline:
-                raise SystemExit("fleet: the dask scheduler did not start")
-            try:
-                self.address = json.loads(info.read_text())["address"]
-            except (OSError, ValueError, KeyError):
-                time.sleep(0.1)
-        for _ in range(self.workers):
-            self._start(
-                "worker",
-                self.address,
-                "--nworkers",
-                "1",
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-                "--local-directory",
-                str(self.tmp),
-            )
-        with Client(self.address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(self.workers, timeout=60)
-        return self
-
-    def _start(self, *args: str) -> None:
-        log = open(self.tmp / f"dask-{len(self.procs)}.log", "wb")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "dask", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-            )
-        )
-        log.close()
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in reversed(self.procs):  # the workers, then the scheduler
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def tree_cpu(roots: list[int]) -> float:
@@ -224,7 +152,12 @@ def main() -> None:
     base.append("--isolated")
     with tempfile.TemporaryDirectory(prefix="pcapcheck-fleet-") as tmp_name:
         tmp = Path(tmp_name)
-        with Cluster(2, tmp, not args.dask_defaults) as cluster:
+        env = dict(os.environ)
+        if not args.dask_defaults:  # as the README recommends (and local:N does)
+            from pcapcheck.run.cluster import worker_environment
+
+            env.update(worker_environment())
+        with DaskProcesses(tmp, workers=2, env=env) as cluster:
             commands = {
                 "local --jobs 2": [*base, "--jobs", "2"],
                 "--scheduler local:2": [*base, "--scheduler", "local:2"],
@@ -232,7 +165,7 @@ def main() -> None:
             }
             walls: dict[str, list[float]] = {name: [] for name in commands}
             cpus: dict[str, list[float]] = {name: [] for name in commands}
-            pids = [proc.pid for proc in cluster.procs]
+            pids = cluster.pids()
             for round_ in range(args.repeat):
                 for i, (name, command) in enumerate(commands.items()):
                     report = tmp / f"report-{i}.json"

@@ -28,6 +28,9 @@ import pytest
 
 from tests.conftest import ROOT, SAMPLES, need_module
 
+sys.path.insert(0, str(ROOT / "bench"))
+from dask_processes import DaskProcesses  # bench/, put on sys.path above
+
 distributed = need_module("distributed")
 
 CRAFTED = SAMPLES / "crafted"
@@ -117,107 +120,12 @@ def analyze(*args: str | Path, stdin: Any = None) -> subprocess.CompletedProcess
     )
 
 
-class Cluster:
-    """A ``dask scheduler`` and ``dask worker`` processes (no nanny: a worker's pid is
-    its process) on 127.0.0.1, with their logs in ``tmp``."""
-
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.address = ""
-        self.count = 0
-
-    def _start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dask", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.tmp,
-        )
-        log.close()
-        self.procs[name] = proc
-        return proc
-
-    def start(self) -> None:
-        info = self.tmp / "scheduler.json"
-        self._start(
-            "scheduler",
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(info),
-        )
-        deadline = time.monotonic() + START
-        while time.monotonic() < deadline:
-            if info.exists():
-                try:
-                    self.address = json.loads(info.read_text())["address"]
-                    break
-                except (ValueError, KeyError):
-                    pass
-            assert self.procs["scheduler"].poll() is None, self.log("scheduler")
-            time.sleep(0.1)
-        assert self.address.startswith("tcp://127.0.0.1:"), self.log("scheduler")
-        self.add_workers(2)
-
-    def add_workers(self, n: int) -> None:
-        """Start ``n`` more workers and wait until the scheduler has them all."""
-        for _ in range(n):
-            self.count += 1
-            self._start(
-                f"worker{self.count}",
-                "worker",
-                self.address,
-                "--nworkers",
-                "1",
-                "--nthreads",
-                "1",
-                "--no-nanny",
-                "--no-dashboard",
-                "--name",
-                f"worker{self.count}",
-                "--local-directory",
-                str(self.tmp),
-            )
-        with self.client() as client:
-            client.wait_for_workers(len(self.alive()), timeout=START)
-
-    def alive(self) -> list[str]:
-        return [n for n, p in self.procs.items() if n.startswith("worker") and p.poll() is None]
-
-    def client(self) -> Any:
-        return distributed.Client(self.address, timeout=START, set_as_default=False)
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        """The workers first, then the scheduler: SIGTERM, SIGKILL after 5 s."""
-        procs = sorted(self.procs.items(), key=lambda item: item[0] == "scheduler")
-        for _name, proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    running = Cluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        running.start()
+def cluster(tmp_path_factory) -> Iterator[DaskProcesses]:
+    """A real cluster (``bench/dask_processes.py``, as the fleet benchmark's); no nanny, so
+    that a worker's pid is the process that runs the tasks (what the tests kill)."""
+    with DaskProcesses(tmp_path_factory.mktemp("cluster"), nanny=False, timeout=START) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +222,7 @@ def test_dataset_rows_are_the_local_ones(cluster, tmp_path):
 # --------------------------------------------------------------------------- faults
 
 
-def _kill_while_analysing(cluster: Cluster, proc: subprocess.Popen, index: int) -> str:
+def _kill_while_analysing(cluster: DaskProcesses, proc: subprocess.Popen, index: int) -> str:
     """Wait until the task of input ``index`` is on a worker, kill that worker (SIGKILL)
     and return its name (fails when the run ends first)."""
     with cluster.client() as client:
@@ -610,7 +518,7 @@ class _Held:
     """Counts, every 50 ms on the scheduler, the finished results of pcapcheck's tasks
     still held in the cluster's memory (their futures not released); the most seen."""
 
-    def __init__(self, cluster: Cluster):
+    def __init__(self, cluster: DaskProcesses):
         import threading
 
         self.most = 0
