@@ -128,9 +128,10 @@ def ipv4_packet(i: int, ip_opts: bytes = b"") -> bytes:
     return ipv4_from(CONVERSATION[i], i, ip_opts)
 
 
-def ipv4_from(pkt, i: int, ip_opts: bytes = b"") -> bytes:
-    """IPv4 (ids 20001 + i from the client, 30001 + i from the server) + TCP of ``pkt``."""
-    src, dst = (_a4(C4), _a4(S4)) if pkt[0] else (_a4(S4), _a4(C4))
+def ipv4_from(pkt, i: int, ip_opts: bytes = b"", client: str = C4, server: str = S4) -> bytes:
+    """IPv4 (ids 20001 + i from the client, 30001 + i from the server) + TCP of ``pkt``
+    between ``client`` and ``server``."""
+    src, dst = (_a4(client), _a4(server)) if pkt[0] else (_a4(server), _a4(client))
     seg = tcp_segment(pkt, src, dst)
     ip = dpkt.ip.IP(
         src=src,
@@ -411,6 +412,68 @@ def w_gtpu(which, pkt, k, ip):
     return underlay(pkt[0], 0x0800, outer4("A", pkt[0], 17, udp(2152, 2152, g), 100 + k))
 
 
+# GTP-U as a mobile core carries it: the TEID is the receiver's (TS 29.281 §5.1), so
+# the uplink (eNB -> SGW) carries the SGW's TEID and the downlink the eNB's.
+ENB, SGW = "192.0.2.1", "192.0.2.2"
+UE, WEB = "10.45.0.2", "198.51.100.10"
+#: tunnel -> (uplink TEID, downlink TEID)
+GTP_BEARERS = {1: (0x00000101, 0x0000A001), 2: (0x00000102, 0x0000A002)}
+
+
+def gtpu_frame(pkt, k: int, ip: bytes, bearer: int) -> bytes:
+    """The G-PDU of the inner ``ip`` between the eNB and the SGW: uplink (from the UE,
+    the client) with the bearer's uplink TEID, downlink with its downlink TEID."""
+    up, down = GTP_BEARERS[bearer]
+    a, b = (ENB, SGW) if pkt[0] else (SGW, ENB)
+    g = gtpu(up if pkt[0] else down, ip)
+    o = dpkt.ip.IP(src=_a4(a), dst=_a4(b), p=17, ttl=64, id=500 + k, data=udp(2152, 2152, g))
+    o.len = 20 + len(o.data)
+    return underlay(pkt[0], 0x0800, bytes(o))
+
+
+def shifted(pkt, dc: int, ds: int):
+    """``pkt`` (a CONVERSATION tuple) with the client's sequence numbers moved by ``dc``
+    and the server's by ``ds`` (another connection's ISNs)."""
+    c, flags, seq, ack, win, opts, payload = pkt
+    m = 0xFFFFFFFF
+    seq = (seq + (dc if c else ds)) & m
+    ack = (ack + (ds if c else dc)) & m if ack else 0
+    return (c, flags, seq, ack, win, opts, payload)
+
+
+def gtpu_uplink_downlink() -> list[tuple[int, bytes]]:
+    """The clean CONVERSATION between UE 10.45.0.2:40000 and 198.51.100.10:80 through one
+    GTP-U bearer: uplink TEID 0x101, downlink TEID 0xa001."""
+    return [
+        (TIMES_NS[k], gtpu_frame(pkt, k, ipv4_from(pkt, k, client=UE, server=WEB), 1))
+        for k, pkt in enumerate(CONVERSATION)
+    ]
+
+
+#: The second connection of gtpu_two_tunnels_interleaved.pcap: other ISNs; after the
+#: response, the client aborts with an RST (RS001).
+ABORTED = [shifted(p, 1_000_000, 2_000_000) for p in CONVERSATION[:5]] + [
+    shifted((True, R | A, ISN_C + 101, ISN_S + 301, 0, b"", b""), 1_000_000, 2_000_000)
+]
+
+
+def gtpu_two_tunnels_interleaved() -> list[tuple[int, bytes]]:
+    """Two UEs with the same address (two PDN sessions from two address pools), the same
+    inner 4-tuple, through two bearers between the same eNB and SGW (TEIDs 0x101 /
+    0xa001 and 0x102 / 0xa002), their packets interleaved: the clean CONVERSATION in
+    bearer 1 (frames 1 3 5 7 9 11 13-16) and ABORTED in bearer 2 (frames 2 4 6 8 10 12,
+    each 50 µs after bearer 1's packet of the same step: RS001 at frame 12)."""
+    out = []
+    for k, pkt in enumerate(CONVERSATION):
+        ip = ipv4_from(pkt, k, client=UE, server=WEB)
+        out.append((TIMES_NS[k], gtpu_frame(pkt, k, ip, 1)))
+        if k < len(ABORTED):
+            other = ABORTED[k]
+            ip = ipv4_from(other, 40 + k, client=UE, server=WEB)
+            out.append((TIMES_NS[k] + 50_000, gtpu_frame(other, 40 + k, ip, 2)))
+    return out
+
+
 def teredo(payload: bytes, origin: bool = False, auth: bool = False) -> bytes:
     """Teredo (RFC 4380 §5.1.1): an authentication header (client id "c1", 4-byte
     value, nonce, confirmation 0) and/or an origin indication before ``payload``."""
@@ -471,7 +534,12 @@ TUNNELS = {
     ),
     "vxlan.pcap": (w_vxlan, False, "VXLAN (UDP 4789) VNI 42 and 43, Ethernet, IPv4"),
     "geneve.pcap": (w_geneve, False, "Geneve (UDP 6081) with an option, VNI 42 / 43, Ethernet"),
-    "gtpu.pcap": (w_gtpu, False, "GTP-U (UDP 2152), TEID 0x1001 / 0x1002, extension header"),
+    "gtpu.pcap": (
+        w_gtpu,
+        False,
+        "GTP-U (UDP 2152), TEID 0x1001 / 0x1002 (crafted: each tunnel's TEID both ways),"
+        " extension header",
+    ),
     "teredo.pcap": (w_teredo, True, "Teredo (UDP 3544), origin indication, authentication"),
 }
 
@@ -841,6 +909,21 @@ def build(outdir: Path) -> dict[str, str]:
             what + ": the clean conversation (frames 1-10) in one tunnel, a failed"
             " handshake on the same inner 4-tuple (HS002 at frame 12) in another",
         )
+
+    put(
+        "gtpu_uplink_downlink.pcap",
+        pcap_file(gtpu_uplink_downlink(), 1),
+        "GTP-U as a mobile core sends it: the clean conversation of UE 10.45.0.2 (behind"
+        " eNB 192.0.2.1) with 198.51.100.10, uplink TEID 0x101 to the SGW 192.0.2.2,"
+        " downlink TEID 0xa001 to the eNB: one connection",
+    )
+    put(
+        "gtpu_two_tunnels_interleaved.pcap",
+        pcap_file(gtpu_two_tunnels_interleaved(), 1),
+        "two GTP-U bearers between the same eNB and SGW (TEIDs 0x101/0xa001,"
+        " 0x102/0xa002) carrying the same inner 4-tuple, packets interleaved: the clean"
+        " conversation in bearer 1, an aborted one in bearer 2 (RS001 at frame 12)",
+    )
 
     def bad_tunnel(frame: bytes) -> bytes:
         """The clean conversation over plain Ethernet with ``frame`` as frame 4 (CP005)."""

@@ -114,6 +114,8 @@ TUNNEL_FILES = [
     "vxlan.pcap",
     "geneve.pcap",
     "gtpu.pcap",
+    "gtpu_uplink_downlink.pcap",
+    "gtpu_two_tunnels_interleaved.pcap",
     "teredo.pcap",
     "erspan2.pcap",
     "erspan3.pcap",

@@ -23,6 +23,8 @@ NOT_IN_ORACLE = {
         "vxlan.pcap",
         "geneve.pcap",
         "gtpu.pcap",
+        "gtpu_uplink_downlink.pcap",
+        "gtpu_two_tunnels_interleaved.pcap",
         "teredo.pcap",
         "bad/vxlan_no_i_flag.pcap",
         "bad/vxlan_cut.pcap",

@@ -693,3 +693,194 @@ def test_nested_tunnels_in_batches(tmp_path):
     ]  # fmt: skip
     assert [i if type(i) is Segment else i.reason for i in items] == got
     assert (batch.one_by_one, batch.tunnelled) == (1, 3)
+
+
+# ---- GTP-U: the TEID is the receiver's (3GPP TS 29.281 §5.1) ------------------------------
+
+GTP_PATH = ["eth", "ipv4 192.0.2.1>192.0.2.2", "udp 2152"]  # eNB > SGW, then the G-PDU
+
+
+def _conns(r: dict) -> list[tuple]:
+    return [
+        (
+            c["id"],
+            c["client"],
+            c["server"],
+            c["first_frame"],
+            c["last_frame"],
+            c["handshake"],
+            c["close"],
+            c["client_state"],
+            c["server_state"],
+            c["conn_state"],
+            c["encapsulation"],
+        )
+        for c in r["connections"]
+    ]
+
+
+def test_gtpu_uplink_and_downlink_teids_are_one_connection():
+    """gtpu_uplink_downlink.pcap: the uplink carries the SGW's TEID 0x101, the downlink
+    the eNB's 0xa001: one clean connection (keyed by the TEID alone, each direction was
+    a one-sided connection), its path the client's (the UE's) with both TEIDs, its
+    Wireshark filter matching both directions."""
+    from pcapcheck.report.common import connection_filter, encapsulation_short
+
+    r = report(ENCAP / "gtpu_uplink_downlink.pcap")
+    path = [*GTP_PATH, "gtpu 257/40961", "ipv4"]
+    assert _conns(r) == [
+        (
+            1,
+            "10.45.0.2:40000",
+            "198.51.100.10:80",
+            1,
+            10,
+            "complete",
+            "graceful",
+            "TIME-WAIT",
+            "CLOSED",
+            "SF",
+            path,
+        )
+    ]
+    assert r["connections"][0]["packets"] == {"client": 6, "server": 4}
+    assert r["findings"] == [] and r["malformed"] == 0 and r["skipped"] == {}
+    conn = r["connections"][0]
+    assert encapsulation_short(conn) == "gtpu:257/40961"
+    assert connection_filter(conn) == (
+        "ip.addr == 10.45.0.2 && tcp.port == 40000 && ip.addr == 198.51.100.10"
+        " && tcp.port == 80 && gtp.teid in {257 40961}"
+    )
+
+
+def test_gtpu_two_tunnels_interleaved():
+    """gtpu_two_tunnels_interleaved.pcap: two bearers between the same eNB and SGW (TEIDs
+    0x101/0xa001 and 0x102/0xa002), the same inner 4-tuple, packets interleaved: two
+    connections, each with its own frames; the second's RST aborts it (RS001, frame 12)."""
+    r = report(ENCAP / "gtpu_two_tunnels_interleaved.pcap")
+    ue, web = "10.45.0.2:40000", "198.51.100.10:80"
+    assert _conns(r) == [
+        (1, ue, web, 1, 16, "complete", "graceful", "TIME-WAIT", "CLOSED", "SF",
+         [*GTP_PATH, "gtpu 257/40961", "ipv4"]),
+        (2, ue, web, 2, 12, "complete", "reset", "CLOSED", "CLOSED", "RSTO",
+         [*GTP_PATH, "gtpu 258/40962", "ipv4"]),
+    ]  # fmt: skip
+    assert [c["packets"] for c in r["connections"]] == [
+        {"client": 6, "server": 4},
+        {"client": 4, "server": 2},
+    ]
+    assert [(f["rule"], f["connection"], f["frame"]) for f in r["findings"]] == [("RS001", 2, 12)]
+
+
+GTPU_CAPTURES = ("gtpu.pcap", "gtpu_uplink_downlink.pcap", "gtpu_two_tunnels_interleaved.pcap")
+
+
+@pytest.mark.parametrize("name", GTPU_CAPTURES)
+def test_gtpu_fast_paths_and_shards_agree(name, monkeypatch):
+    """The fast paths give the reference replay's report, and two shards (--jobs 2)
+    the serial one's: both directions of a tunnel stay together."""
+    from pcapcheck.catalog.rules import load_catalog
+    from pcapcheck.pipeline import analyze_file
+
+    catalog = load_catalog()
+    active = catalog.select()
+    fast = analyze_file(ENCAP / name, catalog, active)
+    slow = analyze_file(ENCAP / name, catalog, active, fast=False)
+    assert list(fast.connections) == list(slow.connections)
+    assert [dataclasses.astuple(f) for f in fast.findings] == [
+        dataclasses.astuple(f) for f in slow.findings
+    ]
+    monkeypatch.setenv("PCAPCHECK_SHARD_MIN_BYTES", "1")
+    assert report(ENCAP / name, "--jobs", "2") == report(ENCAP / name, "--jobs", "1")
+
+
+def test_gtpu_fast_path_takes_one_tunnel_only():
+    """The lookahead summarises the uplink/downlink connection (one tunnel in its coarse
+    group); a coarse group with two tunnels goes to the reference tracker."""
+    assert _fast_path(ENCAP / "gtpu_uplink_downlink.pcap") == (0, 10, 1)
+    assert _fast_path(ENCAP / "gtpu_two_tunnels_interleaved.pcap") == (0, 16, 0)
+
+
+def test_tunnel_pairing():
+    """TunnelPairing: a known TEID for its receiver names its tunnel (before an earlier
+    tunnel that does not know that receiver yet); else the first tunnel without one;
+    else a new one. Forgotten with the coarse key's last connection."""
+    from pcapcheck.tcp.tracker import TunnelPairing, tunnel_ends, tunnels_of
+
+    up = ("eth", "ipv4 192.0.2.1>192.0.2.2", "udp 2152", "gtpu 257", "ipv4")
+    down = ("eth", "ipv4 192.0.2.2>192.0.2.1", "udp 2152", "gtpu 40961", "ipv4")
+    assert tunnel_ends(up) == (("192.0.2.2", ("257",)),)
+    assert tunnel_ends(("ipv4 192.0.2.1>192.0.2.2", "gtpu 257/40961", "ipv4")) == (
+        ("192.0.2.2", ("257",)),
+        ("192.0.2.1", ("40961",)),
+    )
+    k = connection_key("10.45.0.2", 40000, "198.51.100.10", 80, up)
+    assert k == connection_key("198.51.100.10", 80, "10.45.0.2", 40000, down)
+    assert k[4] == ("eth", "ipv4 192.0.2.1|192.0.2.2", "udp 2152", "gtpu", "ipv4")
+    p = TunnelPairing()
+    a_up, b_up = (("S", ("1",)),), (("S", ("2",)),)
+    b_down, a_down = (("E", ("20",)),), (("E", ("10",)),)
+    assert [p.place(k, e) for e in (a_up, b_up)] == [0, 1]
+    assert p.place(k, (("E", ("20",)), ("S", ("2",)))) == 1  # both ends: tunnel 1
+    assert p.place(k, b_down) == 1  # known for E in tunnel 1, unknown in tunnel 0
+    assert p.place(k, a_down) == 0
+    assert p.place(k, (("E", ("30",)),)) == 2  # known everywhere, and different
+    assert p.key(k, 0) == k and p.key(k, 2) == (*k, 2)
+    p.opened(k)
+    p.opened(p.key(k, 1))
+    p.closed(k)
+    assert p.ends_of(p.key(k, 1)) == {"S": ("2",), "E": ("20",)}
+    p.closed(p.key(k, 1))
+    assert p.tunnels == {} and p.live == {}
+    assert len(tunnels_of([up, down])) == 1
+    assert len(tunnels_of([up, down, up[:3] + ("gtpu 258",) + up[4:]])) == 2
+
+
+def test_gtpu_pairing_memory_is_bounded():
+    """The tracker's pairing holds the coarse keys of the connections in its table only:
+    both tunnels while they are open, nothing once they are finalised."""
+    from pcapcheck.tcp.detectors import Checker
+    from pcapcheck.tcp.tracker import Tracker
+
+    tracker = Tracker(Checker())
+    segs = segments(ENCAP / "gtpu_two_tunnels_interleaved.pcap")
+    for seg in segs[:12]:
+        tracker.feed(seg)
+    assert [len(t) for t in tracker.pairing.tunnels.values()] == [2]
+    assert list(tracker.pairing.live.values()) == [2]
+    done = list(tracker.finish(segs[-1].ts))
+    assert len(done) == 2 and tracker.pairing.tunnels == {} and tracker.pairing.live == {}
+
+
+def test_gtpu_ladder_segments():
+    """The ladder's segment index pairs the TEIDs as the tracker does: each connection of
+    the interleaved capture gets its own frames."""
+    from pcapcheck.report.ladder import connection_segments
+
+    r = report(ENCAP / "gtpu_two_tunnels_interleaved.pcap")
+    got = connection_segments(ENCAP / "gtpu_two_tunnels_interleaved.pcap", r["connections"])
+    assert {cid: [s.frame for s in segs] for cid, segs in got.items()} == {
+        1: [1, 3, 5, 7, 9, 11, 13, 14, 15, 16],
+        2: [2, 4, 6, 8, 10, 12],
+    }
+
+
+@needs_tshark
+def test_gtpu_crosscheck():
+    """Wireshark's tcp.stream ignores GTP-U: the uplink/downlink connection is one stream
+    (full agreement); the two interleaved tunnels are two streams split at the second
+    tunnel's SYN (a reuse of the ports for Wireshark), each difference explained by the
+    tunnel identity or as following from it."""
+    from pcapcheck.compare import wireshark as cc
+
+    got = cc.crosscheck(ENCAP / "gtpu_uplink_downlink.pcap")
+    assert (got.tcp_frames, got.connections, got.streams) == (10, 1, 1)
+    assert got.counts[cc.CONNECTION].both == 10
+    assert got.disagreements == [], cc.render_crosscheck(got)
+    got = cc.crosscheck(ENCAP / "gtpu_two_tunnels_interleaved.pcap")
+    assert (got.tcp_frames, got.connections, got.streams) == (16, 2, 2)
+    assert all(d.known for d in got.disagreements), cc.render_crosscheck(got)
+    assert [(d.frame, d.kind, d.known) for d in got.disagreements[:2]] == [
+        (2, "reused_ports", "tunnel-identity"),
+        (3, cc.CONNECTION, "tunnel-identity"),
+    ]

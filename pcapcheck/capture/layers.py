@@ -82,6 +82,7 @@ __all__ = [
     "IPV6",
     "LINKTYPE",
     "MPLS",
+    "PER_DIRECTION_LABELS",
     "Dispatch",
     "Field",
     "Layer",
@@ -175,12 +176,17 @@ class Layer:
     header's next-type byte). ``label`` names the layer in a connection's
     encapsulation path (``"vxlan"``) and ``ident`` is the field whose value follows the
     label (``"vxlan 42"``: the VNI); ``label_value`` puts the next-layer value there
-    instead (``"udp 4789"``).
+    instead (``"udp 4789"``). ``ident_per_direction``: the ident names the receiving
+    tunnel endpoint's tunnel, so the two directions of one tunnel carry different values
+    (GTP-U's TEID, 3GPP TS 29.281 §5.1): it is left out of a connection's stateless key
+    and pairs the two directions instead (:data:`PER_DIRECTION_LABELS`,
+    :class:`pcapcheck.tcp.tracker.TunnelPairing`).
     """
 
     __slots__ = (
         "dispatch",
         "ident",
+        "ident_per_direction",
         "label",
         "label_value",
         "length",
@@ -215,6 +221,7 @@ class Layer:
         label: str | None = None,
         ident: Field | None = None,
         label_value: bool = False,
+        ident_per_direction: bool = False,
     ):
         if (next is None) != (dispatch is None) or (next is None) == (network is None):
             raise ValueError(f"layer {name}: a next field with its dispatch, or a network")
@@ -225,6 +232,7 @@ class Layer:
         self.label = label
         self.ident = ident
         self.label_value = label_value
+        self.ident_per_direction = ident_per_direction
         self.name = name
         self.title = title
         self.length = length
@@ -328,8 +336,13 @@ def register(dispatch: Dispatch, value: int, layer: Layer) -> None:
 def layers() -> Iterator[Layer]:
     """Every layer reachable from :data:`LINKTYPE`, each once (for documentation and
     tests)."""
+    return _walk(LINKTYPE.layers.values())
+
+
+def _walk(roots: Iterable[Layer]) -> Iterator[Layer]:
+    """Every layer reachable from ``roots``, each once."""
     seen: set[int] = set()
-    todo = list(LINKTYPE.layers.values())
+    todo = list(roots)
     while todo:
         layer = todo.pop(0)
         if id(layer) in seen:
@@ -588,9 +601,12 @@ GTPU = Layer("GTP-U", "GTP-U header", 0, next=Field(1, 1), dispatch=GTPU_MESSAGE
 GTPU_FLAGS = Dispatch(
     "GTP-U flags", malformed="unsupported GTP-U flags {value:#04x} (version 1, PT 1 expected)"
 )
+# The TEID is the receiving endpoint's (§5.1: "unambiguously identifies a tunnel endpoint
+# in the receiving GTP-U protocol entity"): an uplink G-PDU carries the core's TEID, the
+# downlink the access node's, so the TEID is an ident per direction.
 GTPU_HEADER = Layer(
     "GTP-U", "GTP-U header", 8, next=Field(0, 1), dispatch=GTPU_FLAGS,
-    label="gtpu", ident=Field(4, 4),
+    label="gtpu", ident=Field(4, 4), ident_per_direction=True,
 )  # fmt: skip
 GTPU_NEXT = Dispatch("GTP-U next extension header type")
 GTPU_OPTIONAL = Layer("GTP-U", "GTP-U optional fields", 4, next=Field(3, 1), dispatch=GTPU_NEXT)
@@ -688,6 +704,17 @@ def _port_conflict(port: int, first: str, second: str, ports: Mapping[str, objec
 
 
 _register_udp_tunnels(UDP_PORT, {})
+
+#: The labels of the layers whose ident is per direction (``ident_per_direction``:
+#: ``{"gtpu"}``): in an encapsulation path, ``"gtpu 4097"`` names the tunnel at its
+#: receiver only. :func:`pcapcheck.tcp.tracker.connection_key` leaves these idents out
+#: and :class:`pcapcheck.tcp.tracker.TunnelPairing` pairs the directions; the one list
+#: both read.
+PER_DIRECTION_LABELS = frozenset(
+    layer.label
+    for layer in _walk([*IP_PROTOCOL.layers.values(), *IPV6_PROTOCOL.layers.values()])
+    if layer.ident_per_direction and layer.label is not None
+)
 
 # The entries of the link layers in an encapsulation path.
 for _layer, _label in ((ETHERNET, "eth"), (SLL, "sll"), (SLL2, "sll2"), (NULL, "null"),

@@ -497,13 +497,24 @@ def _after_close(ctx: Context, v: FrameView, kind: str) -> Any:
 
 def _tunnel_identity(ctx: Context, v: FrameView, kind: str) -> Any:
     """A tunnelled segment that starts a pcapcheck connection Wireshark merged with
-    another one: the same inner 4-tuple in another tunnel (issue 24)."""
+    another one: the same inner 4-tuple in another tunnel (issue 24). Its flags too, at
+    a grouping difference's root or at the first frame of the connection when
+    Wireshark's stream of that frame holds another pcapcheck connection's frames (two
+    tunnels interleaved: Wireshark takes the second tunnel's SYN as a reuse of the
+    4-tuple, and its stream from there on holds both tunnels)."""
     seg = v.seg
     if seg is None or not seg.encapsulation or v.conn is None:
         return False
     # the grouping itself (roots are known only after it), then the flags at its root
     if kind != CONNECTION and v.frame not in ctx.roots_by_conn.get(v.conn, []):
-        return False
+        first = ctx.conn_frames.get(v.conn, [None])[0]
+        if v.frame != first or v.stream is None:
+            return False
+        if not any(
+            w.stream == v.stream and w.conn is not None and w.conn != v.conn
+            for w in ctx.frames.values()
+        ):
+            return False
     return "the same inner 4-tuple in another tunnel"
 
 
@@ -727,9 +738,11 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         _tunnel_identity,
         "definition",
         "pcapcheck keys a connection by its tunnel too (outer addresses, VXLAN VNI, "
-        "...), as Zeek does: the same inner 4-tuple in two tunnels is two connections. "
-        "Wireshark's tcp.stream keys on the inner addresses and ports only, so it "
-        "merges them and marks the second connection's SYN as a retransmission.",
+        "GTP-U TEIDs paired across the two directions, ...), as Zeek does: the same "
+        "inner 4-tuple in two tunnels is two connections. Wireshark's tcp.stream keys on "
+        "the inner addresses and ports only, so it merges them and marks the second "
+        "connection's SYN as a retransmission (the same ISN) or as a reuse of the ports "
+        "(another ISN: its new stream then takes both tunnels' later frames).",
     ),
     KnownDifference(
         "after-connection-difference",

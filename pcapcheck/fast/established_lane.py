@@ -66,6 +66,7 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
     table_get, pending_get = tracker.table.get, tracker.pending.get
     closing, pending_closing = tracker.closing, tracker.pending_closing
     release_due, keep = tracker.release_due, tracker.keep
+    table_key = tracker.table_key
     delay, expired = tracker.close_delay, tracker.expired
     lane = checker.established_segment
     next_sweep = tracker.next_sweep
@@ -130,7 +131,11 @@ def feed_block(tracker: SummarisingTracker, block: SegmentBlock) -> None:
             next_sweep = tracker.next_sweep
             continue
         if use_lane and plain and ts < next_sweep:
-            key = connection_key(src, sport, dst, dport, encapsulation)
+            key = (
+                connection_key(src, sport, dst, dport)
+                if encapsulation is None
+                else table_key(src, sport, dst, dport, encapsulation)  # its tunnel's
+            )
             conn = table_get(key)
             p = pending_get(key) if conn is None else None
             if p is not None:

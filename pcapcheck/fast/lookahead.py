@@ -57,7 +57,7 @@ import numpy as np
 from pcapcheck.fast.clean_connections import MAX_CLEAN_ROWS, RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS
-from pcapcheck.tcp.tracker import connection_key
+from pcapcheck.tcp.tracker import client_path, connection_key, tunnels_of
 
 __all__ = [
     "MAX_ROWS",
@@ -369,6 +369,14 @@ class Lookahead:
             self._tunnel_of.append(t)
         return i
 
+    def _tunnels(self, gids: np.ndarray) -> list[dict]:
+        """:func:`pcapcheck.tcp.tracker.tunnels_of` the rows with these path ids (capture
+        order)."""
+        paths = self.paths
+        return tunnels_of(
+            [p for p in map(paths.__getitem__, dict.fromkeys(gids.tolist())) if p is not None]
+        )
+
     def _ready(self) -> list:
         queue = self.queue
         out = []
@@ -454,6 +462,13 @@ class Lookahead:
         )
         if self.disordered:
             cand[:] = False
+        if tunnels and cand.any():
+            # a coarse group (tunnels whose ids are per direction share one: GTP-U) that
+            # holds more than one tunnel is the reference tracker's (TunnelPairing)
+            gid = cat("gid")[order]
+            for j in np.flatnonzero(cand & (gid[gs] != 0)).tolist():
+                if len(self._tunnels(gid[gs[j] : ge[j] + 1])) > 1:
+                    cand[j] = False
         if cand.any():
             seen, horizon = self.seen, self.horizon
             ci = np.flatnonzero(cand)
@@ -587,13 +602,14 @@ class Lookahead:
             if gid is None
             else map(self.paths.__getitem__, gid[sub_starts[ok]].tolist())
         )
-        for j, (c, ca, sa, path) in enumerate(
-            zip(conns, client_ap.tolist(), server_ap.tolist(), paths)
+        spans = zip(sub_starts[ok].tolist(), (sub_starts[ok] + tsz[ok]).tolist())
+        for j, (c, ca, sa, path, (a, b)) in enumerate(
+            zip(conns, client_ap.tolist(), server_ap.tolist(), paths, spans)
         ):
             cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
             ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
-            if path is not None:  # its SYN's path: the connection's (tracker)
-                c.encapsulation = path
+            if path is not None and gid is not None:  # the path it reports (tracker)
+                c.encapsulation = client_path(path, True, self._tunnels(gid[a:b])[0])
                 fast[j] = FastConn(connection_key(cs, cp, ss, sp, path), c)
                 continue
             fast[j] = FastConn(

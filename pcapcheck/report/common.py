@@ -49,7 +49,8 @@ def encapsulation_short(conn: Mapping[str, Any]) -> str:
     ``encapsulation`` list, :mod:`pcapcheck.capture.layers`), for tables: ``""`` for a
     plain connection (no ``encapsulation``); else its tunnels and label stacks from the
     outermost, joined by ``">"``: ``"vxlan:42"`` (VNI), ``"geneve:7"``,
-    ``"gtpu:4097"`` (TEID), ``"mpls:100"`` (label), ``"pppoe:5"`` (session id),
+    ``"gtpu:4097"`` (TEID; ``"gtpu:257/40961"``: uplink / downlink TEID, client to
+    server first), ``"mpls:100"`` (label), ``"pppoe:5"`` (session id),
     ``"gre"``, ``"teredo"``, and an IP header inside an IP header (RFC 2003, RFC 4213,
     RFC 2473) as ``"ipip"``, ``"6in4"``, ``"4in6"``, ``"6in6"``: ``"gre>ipip"``. Link
     layers, UDP headers and outer addresses are left out (the JSON has them).
@@ -104,7 +105,9 @@ def connection_filter(conn: Mapping[str, Any]) -> str:
     ``encapsulation``, when the mapping has it): ``ip.addr == 10.0.0.1 && tcp.port ==
     40000 && ip.addr == 10.0.0.2 && tcp.port == 80`` (``ipv6.addr`` for IPv6), then ``&&
     vxlan.vni == 42`` (``geneve.vni``, ``gtp.teid``, ``mpls.label``, ``gre.key``,
-    ``pppoe.session_id``, ``vlan.id``) for each tunnel entry with a value."""
+    ``pppoe.session_id``, ``vlan.id``) for each tunnel entry with a value; an entry with
+    a value per direction (GTP-U's TEIDs, ``"gtpu 257/40961"``) matches both: ``&&
+    gtp.teid in {257 40961}``."""
     parts = []
     for text in (conn["client"], conn["server"]):
         host, port = endpoint_parts(text)
@@ -112,8 +115,12 @@ def connection_filter(conn: Mapping[str, Any]) -> str:
         parts.append(f"{field} == {host} && tcp.port == {port}")
     for entry in conn.get("encapsulation") or ():
         name, _sep, value = entry.partition(" ")
-        if name in _TUNNEL_FIELDS and value.isdigit():
+        if name not in _TUNNEL_FIELDS:
+            continue
+        if value.isdigit():
             parts.append(f"{_TUNNEL_FIELDS[name]} == {value}")
+        elif all(v.isdigit() for v in value.split("/")):  # one per direction: "257/40961"
+            parts.append(f"{_TUNNEL_FIELDS[name]} in {{{' '.join(value.split('/'))}}}")
     return " && ".join(parts)
 
 

@@ -131,14 +131,23 @@ def scan_segments(
 
     A segment belongs to the connection with its identity (the tracker's
     :func:`~pcapcheck.tcp.tracker.connection_key`: the 4-tuple in either direction and
-    the tunnels it came through, the summary's ``encapsulation``) whose
-    ``[first_frame, last_frame]`` holds its frame. Undecodable and non-TCP records are
-    skipped; the file is read only up to the last of the connections' ``last_frame``.
-    Holds nothing per segment. Raises :class:`pcapcheck.capture.reader.CaptureError` when
-    the file is not a readable capture.
+    the tunnels it came through, the summary's ``encapsulation``; two GTP-U tunnels of
+    one key told apart by their TEIDs, as the tracker's
+    :class:`~pcapcheck.tcp.tracker.TunnelPairing` does, from the TEIDs of both
+    directions the summary names) whose ``[first_frame, last_frame]`` holds its frame.
+    Undecodable and non-TCP records are skipped; the file is read only up to the last of
+    the connections' ``last_frame``. Holds nothing per segment. Raises
+    :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable
+    capture.
     """
     from pcapcheck.pipeline import open_source
-    from pcapcheck.tcp.tracker import connection_key
+    from pcapcheck.tcp.tracker import TunnelPairing, connection_key, tunnel_ends
+
+    pairing = TunnelPairing()  # the tunnels the summaries name, then the segments'
+
+    def key_of(key: tuple, path: tuple[str, ...] | None) -> tuple:
+        ends = tunnel_ends(path)
+        return TunnelPairing.key(key, pairing.place(key, ends)) if ends else key
 
     index: dict[tuple, list[tuple[int, int, int]]] = {}
     for conn in connections:
@@ -146,8 +155,8 @@ def scan_segments(
             endpoint_parts(conn["client"]),
             endpoint_parts(conn["server"]),
         )
-        path_ = conn.get("encapsulation")
-        key = connection_key(chost, cport, shost, sport, tuple(path_) if path_ else None)
+        path_ = tuple(conn["encapsulation"]) if conn.get("encapsulation") else None
+        key = key_of(connection_key(chost, cport, shost, sport, path_), path_)
         index.setdefault(key, []).append((conn["first_frame"], conn["last_frame"], conn["id"]))
     if not index:
         return
@@ -157,7 +166,8 @@ def scan_segments(
             break
         if not isinstance(seg, Segment):
             continue
-        spans = index.get(connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation))
+        enc = seg.encapsulation
+        spans = index.get(key_of(connection_key(seg.src, seg.sport, seg.dst, seg.dport, enc), enc))
         if not spans:
             continue
         for first, last, cid in spans:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import functools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from pcapcheck.capture.layers import PER_DIRECTION_LABELS
 from pcapcheck.model import (
     ACK,
     CLOSED,
@@ -123,6 +124,9 @@ class Tracker:
         #: connections, kept for 2·MSL so that CL010 can still see a quick reuse.
         self.recently_closed: dict[tuple, tuple[int, float]] = {}
         self._finished: list[Any] = []
+        #: the tunnels of the coarse keys whose idents are per direction (GTP-U), for
+        #: the connections in the table (:meth:`table_key`)
+        self.pairing = TunnelPairing()
         #: (close time, key, connection) of closed connections, in order of closing:
         #: released ``close_delay`` after their last segment, without waiting for a sweep
         #: (:meth:`release_due`).
@@ -135,17 +139,35 @@ class Tracker:
         #: reused" has no time limit); empty otherwise, so memory stays bounded.
         self._used: set[tuple] = set()
 
-    @staticmethod
-    def key_of(seg: Segment) -> tuple:
-        """The table key of ``seg``'s connection (:func:`connection_key`)."""
-        return connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation)
+    def key_of(self, seg: Segment) -> tuple:
+        """The table key of ``seg``'s connection (:meth:`table_key`)."""
+        return self.table_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation)
+
+    def table_key(
+        self,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        encapsulation: tuple[str, ...] | None = None,
+    ) -> tuple:
+        """The table key of the connection of a segment with these fields: its
+        :func:`connection_key`, refined to one tunnel by :attr:`pairing` when its path
+        has idents per direction (GTP-U's TEID, :class:`TunnelPairing`; the segment's
+        values are learned). The same segment gives the same key again."""
+        key = connection_key(src, sport, dst, dport, encapsulation)
+        if encapsulation is not None:
+            ends = tunnel_ends(encapsulation)
+            if ends:
+                return TunnelPairing.key(key, self.pairing.place(key, ends))
+        return key
 
     def feed(self, seg: Segment) -> None:
         """Route one segment (capture order) to its connection, creating it if needed."""
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        self.route(seg, connection_key(seg.src, seg.sport, seg.dst, seg.dport, seg.encapsulation))
+        self.route(seg, self.key_of(seg))
 
     def route(self, seg: Segment, key: tuple) -> None:
         """:meth:`feed` once the sweep due at ``seg`` is done: ``seg`` to its connection
@@ -159,9 +181,13 @@ class Tracker:
         else:
             if self.expired(conn, ts):
                 self.finalize(key, conn, conn.last_ts + self._limit(conn))
+                if seg.encapsulation is not None:  # its tunnels may be forgotten
+                    key = self.key_of(seg)
                 conn = self.open_connection(seg, key)
             elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
                 self.finalize(key, conn, ts)
+                if seg.encapsulation is not None:
+                    key = self.key_of(seg)
                 conn = self.open_connection(seg, key, conn)
         self.process(key, conn, seg)
         self.release_due(ts)
@@ -234,8 +260,15 @@ class Tracker:
     def finalize(self, key: tuple, conn: Connection, end: float, cut: bool = False) -> None:
         """Take ``conn`` out of the table (``key``), run its end checks
         (:meth:`Checker.finish` with ``end`` and ``cut``) and add it to the finished
-        connections (its 4-tuple among the recently closed ones after a graceful close)."""
+        connections (its 4-tuple among the recently closed ones after a graceful close).
+        A tunnelled connection's path becomes the one it reports (:func:`client_path`)."""
         del self.table[key]
+        if len(key) > 4:  # tunnelled
+            if conn.encapsulation is not None:
+                conn.encapsulation = client_path(
+                    conn.encapsulation, not conn.flipped, self.pairing.ends_of(key)
+                )
+            self.pairing.closed(key)
         self.checker.finish(conn, end, cut)
         if conn.close_ts is not None and conn.reset_frame is None:
             self.recently_closed[key] = (conn.id, conn.close_ts)
@@ -314,6 +347,8 @@ class Tracker:
             if seg.ts - closed_at < self.linger:
                 conn.tail_of = prev_id
         self.table[key] = conn
+        if len(key) > 4:  # tunnelled
+            self.pairing.opened(key)
         if flags & (SYN | ACK | FIN | RST) == SYN:
             if previous is not None or key in self._used:
                 self.checker.mark(seg.frame, "reused_ports")
@@ -374,13 +409,18 @@ class Tracker:
 def connection_key(
     src: str, sport: int, dst: str, dport: int, encapsulation: tuple[str, ...] | None = None
 ) -> tuple:
-    """The tracker's key of the connection of a segment from ``src``:``sport`` to
+    """The stateless key of the connection of a segment from ``src``:``sport`` to
     ``dst``:``dport``: its unordered 4-tuple, ``(addr, port, addr, port)`` with the
     lower ``(addr, port)`` first (both directions give the same key). A segment that
     came through tunnels (``Segment.encapsulation``) adds the tunnel's identity: the
     path with each outer IP header's addresses unordered (``"ipv4
-    192.0.2.1|192.0.2.2"``), so that the same 4-tuple in two VXLAN networks (VNI), two
-    GTP-U tunnels (TEID) or between two other tunnel endpoints is two connections."""
+    192.0.2.1|192.0.2.2"``) and without the idents that differ per direction (GTP-U's
+    TEID: ``"gtpu"``, :data:`pcapcheck.capture.layers.PER_DIRECTION_LABELS`), so that
+    the same 4-tuple in two VXLAN networks (VNI) or between two other tunnel endpoints
+    is two connections, and both directions of a GTP-U tunnel have one key. Two GTP-U
+    tunnels between the same endpoints share this key (the *coarse* key): the tracker
+    tells them apart with :class:`TunnelPairing`. Sharding and the fast paths' grouping
+    use this key as is."""
     if encapsulation is not None:
         return (*connection_key(src, sport, dst, dport), _tunnel_identity(encapsulation))
     if src < dst or (src == dst and sport <= dport):
@@ -390,13 +430,206 @@ def connection_key(
 
 @functools.lru_cache(maxsize=1 << 12)
 def _tunnel_identity(path: tuple[str, ...]) -> tuple[str, ...]:
-    """``path`` with the direction taken out of its outer IP headers' entries."""
+    """``path`` with the direction taken out: its outer IP headers' addresses unordered,
+    its idents per direction left out (their labels stay)."""
     out = []
     for item in path:
         if item.startswith("ip") and ">" in item:
             name, addrs = item.split(" ", 1)
             a, b = addrs.split(">", 1)
             item = f"{name} {min(a, b)}|{max(a, b)}"
+        else:
+            label = item.rpartition(" ")[0]
+            if label in PER_DIRECTION_LABELS:
+                item = label
+        out.append(item)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _per_direction(path: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]] | None:
+    """``(sender, receiver, values)`` of ``path``'s idents per direction: the addresses
+    of the outer IP header before the first of them, and their values (as written: a
+    reported path's ``"257/40961"``); None when there is none."""
+    ip = None
+    values: list[str] = []
+    for item in path:
+        if item.startswith("ip") and ">" in item:
+            if not values:
+                ip = item
+            continue
+        label, _sep, value = item.rpartition(" ")
+        if label in PER_DIRECTION_LABELS:
+            values.append(value)
+    if not values or ip is None:
+        return None
+    a, b = ip.split(" ", 1)[1].split(">", 1)
+    return a, b, tuple(values)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def tunnel_ends(path: tuple[str, ...] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The idents per direction of an encapsulation ``path``
+    (:data:`~pcapcheck.capture.layers.PER_DIRECTION_LABELS`) by the tunnel endpoint that
+    receives them: ``((receiver, values),)``, the receiver being the destination address
+    of the outer IP header before the first such ident (``("192.0.2.2", ("4097",))``
+    for ``"ipv4 192.0.2.1>192.0.2.2"``, ``"gtpu 4097"``); ``()`` for a path without
+    one. A connection's reported path (:func:`client_path`) may hold both directions'
+    values, ``"gtpu 257/40961"`` (client to server, then server to client): then two
+    pairs, the server's end first."""
+    found = _per_direction(path) if path else None
+    if found is None:
+        return ()
+    a, b, values = found
+    there = tuple(v.partition("/")[0] for v in values)
+    if not any("/" in v for v in values):
+        return ((b, there),)
+    return ((b, there), (a, tuple(v.rpartition("/")[2] for v in values)))
+
+
+class TunnelPairing:
+    """The tunnels behind coarse keys (:func:`connection_key`) whose idents are per
+    direction: GTP-U, whose TEID is the receiving endpoint's (3GPP TS 29.281 §5.1), so
+    that one tunnel carries an uplink TEID to one endpoint and a downlink TEID to the
+    other, and two tunnels between the same endpoints may carry the same inner 4-tuple
+    (issue 24: two connections).
+
+    Per coarse key, a list of tunnels, each the values it was seen with per receiving
+    address (:func:`tunnel_ends`). :meth:`place` puts a segment (or a reported
+    connection) in the tunnel that already has one of its values for that receiver;
+    else in the first tunnel that has none for it (the first reply of a new tunnel pairs
+    with the oldest tunnel still unanswered: two tunnels whose handshakes cross, the
+    second answered first, are paired the wrong way round); else in a new tunnel. The
+    tunnel's number makes the tracker's key (:meth:`key`: the coarse key for the first,
+    so a coarse key with one tunnel is its own key, as the fast paths use it).
+
+    Memory: :meth:`opened` / :meth:`closed` count the connections of each coarse key in
+    the tracker's table; its tunnels are forgotten when the count drops to 0, so the
+    pairing holds only what the concurrent connections need. (A later connection on
+    that coarse key is then its first tunnel again, whatever its TEIDs.)
+    """
+
+    __slots__ = ("live", "tunnels")
+
+    def __init__(self) -> None:
+        #: coarse key -> its tunnels: receiving address -> values, in order of creation
+        self.tunnels: dict[tuple, list[dict[str, tuple[str, ...]]]] = {}
+        #: coarse key -> connections in the table under one of its keys
+        self.live: dict[tuple, int] = {}
+
+    def place(self, coarse: tuple, ends: tuple[tuple[str, tuple[str, ...]], ...]) -> int:
+        """The number (0, 1, ...) of the tunnel of ``coarse`` that ``ends`` (receiver ->
+        values, :func:`tunnel_ends`) belong to, learning what is new (class docstring)."""
+        tunnels = self.tunnels.get(coarse)
+        if tunnels is None:
+            self.tunnels[coarse] = [dict(ends)]
+            return 0
+        first_open = None
+        for n, tunnel in enumerate(tunnels):
+            shared = False
+            for receiver, values in ends:
+                known = tunnel.get(receiver)
+                if known is None:
+                    continue
+                if known != values:
+                    break
+                shared = True
+            else:
+                if shared:
+                    if len(tunnel) < len(ends):
+                        tunnel.update(ends)
+                    return n
+                if first_open is None:
+                    first_open = n
+        if first_open is None:
+            tunnels.append(dict(ends))
+            return len(tunnels) - 1
+        tunnels[first_open].update(ends)
+        return first_open
+
+    @staticmethod
+    def key(coarse: tuple, n: int) -> tuple:
+        """The tracker's key of tunnel ``n`` of ``coarse``: ``coarse`` for the first
+        one, ``(*coarse, n)`` for the others."""
+        return coarse if n == 0 else (*coarse, n)
+
+    @staticmethod
+    def coarse_of(key: tuple) -> tuple:
+        """The coarse key of a tracker's key (:meth:`key`)."""
+        return key[:5] if len(key) == 6 else key
+
+    def ends_of(self, key: tuple) -> dict[str, tuple[str, ...]]:
+        """The values of the tunnel of ``key`` (:meth:`key`) by receiving address (empty:
+        none known)."""
+        tunnels = self.tunnels.get(self.coarse_of(key))
+        n = key[5] if len(key) == 6 else 0
+        return tunnels[n] if tunnels is not None and n < len(tunnels) else {}
+
+    def opened(self, key: tuple) -> None:
+        """A connection under ``key`` entered the tracker's table."""
+        coarse = self.coarse_of(key)
+        if coarse in self.tunnels:
+            self.live[coarse] = self.live.get(coarse, 0) + 1
+
+    def closed(self, key: tuple) -> None:
+        """A connection under ``key`` left the tracker's table: the tunnels of its coarse
+        key are forgotten with its last one."""
+        coarse = self.coarse_of(key)
+        count = self.live.get(coarse)
+        if count is None:
+            return
+        if count > 1:
+            self.live[coarse] = count - 1
+        else:
+            del self.live[coarse]
+            self.tunnels.pop(coarse, None)
+
+
+def tunnels_of(paths: Iterable[tuple[str, ...]]) -> list[dict[str, tuple[str, ...]]]:
+    """The tunnels the segments of one coarse key with these encapsulation ``paths``
+    (capture order; each distinct path once is enough) make, as :class:`TunnelPairing`
+    pairs them: their values by receiving address (one tunnel, ``[{}]``, for paths
+    without an ident per direction). The fast paths send a coarse key with more than
+    one to the reference tracker."""
+    pairing = TunnelPairing()
+    for path in paths:
+        pairing.place((), tunnel_ends(path))
+    return pairing.tunnels.get((), [{}])
+
+
+def client_path(
+    path: tuple[str, ...], from_client: bool, ends: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The encapsulation path a connection reports, from ``path`` (its first segment's;
+    ``from_client``: the client sent it) and its tunnel's values per receiving address
+    ``ends`` (:meth:`TunnelPairing.ends_of`): the path as the client sends it (a path
+    the server sent is reversed: outer addresses swapped and, for idents per direction,
+    those the client's segments carry; kept as seen when those are unknown), each ident
+    per direction followed by the server's, after a slash, when they differ (``"gtpu
+    257/40961"``: uplink TEID 257, downlink TEID 40961)."""
+    found = _per_direction(path)
+    if not from_client:
+        if found is not None and found[0] not in ends:
+            return path  # the client's values are unknown: as seen
+        path = tuple(
+            f"{item.split(' ', 1)[0]} {'>'.join(item.split(' ', 1)[1].split('>', 1)[::-1])}"
+            if item.startswith("ip") and ">" in item
+            else item
+            for item in path
+        )
+    if found is None:
+        return path
+    sender, receiver = (found[0], found[1]) if from_client else (found[1], found[0])
+    there, back = ends.get(receiver, found[2]), ends.get(sender)
+    out = []
+    k = 0
+    for item in path:
+        label, _sep, value = item.rpartition(" ")
+        if label in PER_DIRECTION_LABELS:
+            v = there[k] if k < len(there) else value
+            w = back[k] if back is not None and k < len(back) else v
+            item = f"{label} {v}/{w}" if w != v else f"{label} {v}"
+            k += 1
         out.append(item)
     return tuple(out)
 
