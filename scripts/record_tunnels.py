@@ -73,12 +73,17 @@ TUNNELS: dict[str, tuple[int, int, str]] = {
     "vxlan_under6": (6, 4, "vxlan id 42 local {local} remote {remote} dstport 4789 dev veth"),
     "vxlan_8472": (4, 4, "vxlan id 7 local {local} remote {remote} dstport 8472 dev veth"),
     "geneve": (4, 4, "geneve id 42 remote {remote} dstport 6081"),
+    "geneve_under6": (6, 4, "geneve id 42 remote {remote} dstport 6081"),
     "gre": (4, 4, "gre local {local} remote {remote} ttl 64"),
+    # the GRE key field (RFC 2890 §2.1) in every packet
+    "gre_key": (4, 4, "gre local {local} remote {remote} ttl 64 key 42"),
     "gretap": (4, 4, "gretap local {local} remote {remote} ttl 64"),
     "ipip": (4, 4, "ipip local {local} remote {remote} ttl 64"),
     "sit": (4, 6, "sit local {local} remote {remote} ttl 64"),
     "ip6tnl": (6, 4, "ip6tnl mode any local {local} remote {remote}"),
+    "ip6tnl_inner6": (6, 6, "ip6tnl mode any local {local} remote {remote}"),
     "ip6gre": (6, 4, "ip6gre local {local} remote {remote}"),
+    "ip6gretap": (6, 4, "ip6gretap local {local} remote {remote}"),
 }
 
 
@@ -107,7 +112,7 @@ class Namespaces:
     def __init__(self, kind: str):
         self.kind = kind
         #: the tunnel carries Ethernet frames (inner neighbours made permanent too)
-        self.ethernet = TUNNELS[kind][2].split()[0] in ("vxlan", "geneve", "gretap")
+        self.ethernet = TUNNELS[kind][2].split()[0] in ("vxlan", "geneve", "gretap", "ip6gretap")
         tag = f"{os.getpid()}"
         self.names = (f"pcc-tun-a-{tag}", f"pcc-tun-b-{tag}")
 
@@ -287,6 +292,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tunnels", nargs="*", help="tunnels to record (default: all)")
     ap.add_argument("--list", action="store_true", help="list the tunnels")
+    ap.add_argument(
+        "--vm", action="store_true",
+        help="record in a KVM guest with Debian's kernel (scripts/tunnel_vm.py)",
+    )  # fmt: skip
+    ap.add_argument("--out", type=Path, default=OUT_DIR, help="where the captures go")
     ap.add_argument("--serve", metavar="HOST", help=argparse.SUPPRESS)
     ap.add_argument("--connect", metavar="HOST", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -303,13 +313,17 @@ def main() -> int:
     if unknown:
         print(f"unknown tunnel {unknown[0]!r} (known: {', '.join(TUNNELS)})", file=sys.stderr)
         return 2
+    if args.vm:
+        import tunnel_vm  # scripts/, beside this file
+
+        return tunnel_vm.main([*args.tunnels, "--out", str(args.out)])
     if os.geteuid() != 0:
         print("record_tunnels.py needs root (network namespaces)", file=sys.stderr)
         return 2
     failed = 0
     for kind in args.tunnels or TUNNELS:
         try:
-            path = record(kind)
+            path = record(kind, args.out)
         except Unsupported:
             print(f"{kind}: skipped, this kernel has no such device", file=sys.stderr)
             continue
@@ -317,7 +331,8 @@ def main() -> int:
             print(f"{kind}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{kind}: {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+        shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        print(f"{kind}: {shown} ({path.stat().st_size} bytes)")
     return 1 if failed else 0
 
 
