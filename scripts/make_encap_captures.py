@@ -338,6 +338,16 @@ def erspan3(session: int, timestamp: int, payload: bytes, subheader: bool = Fals
 SESSION = {"A": 100, "B": 101}
 
 
+def w_erspan1(which, pkt, k, ip):
+    """ERSPAN type I: GRE protocol 0x88BE without a sequence number (S bit clear) and no
+    ERSPAN header, the mirrored Ethernet frame right after GRE (Linux's
+    include/net/erspan.h); no session id, so the two sessions run between two address
+    pairs."""
+    return underlay(
+        pkt[0], 0x0800, outer4(which, pkt[0], 47, gre(0x88BE, inner_eth(pkt, ip)), 100 + k)
+    )
+
+
 def w_erspan2(which, pkt, k, ip):
     """ERSPAN type II in GRE (protocol 0x88BE, with a sequence number, as switches and
     Linux's erspan device send it), sessions 100 and 101, between the same endpoints."""
@@ -526,6 +536,11 @@ TUNNELS = {
     "ip6tnl_ipv6.pcap": (w_ip6tnl, True, "IPv6 in IPv6 (next header 41)"),
     "gre_ipv4.pcap": (w_gre, False, "GRE with checksum, key 1 / 2, sequence numbers; IPv4"),
     "gretap_ipv6.pcap": (w_gretap, True, "GRE 0x6558 (Ethernet bridging), Ethernet, IPv6"),
+    "erspan1.pcap": (
+        w_erspan1,
+        False,
+        "ERSPAN type I in GRE (0x88BE, no sequence number, no ERSPAN header), two address pairs",
+    ),
     "erspan2.pcap": (w_erspan2, False, "ERSPAN type II in GRE (0x88BE), sessions 100 / 101"),
     "erspan3.pcap": (
         w_erspan3,

@@ -117,6 +117,7 @@ TUNNEL_FILES = [
     "gtpu_uplink_downlink.pcap",
     "gtpu_two_tunnels_interleaved.pcap",
     "teredo.pcap",
+    "erspan1.pcap",
     "erspan2.pcap",
     "erspan3.pcap",
 ]

@@ -46,6 +46,11 @@ TUNNELS = {
         ["eth", f"ipv4 {A4}", "gre", "eth", "ipv6"],
         ["eth", f"ipv4 {B4}", "gre", "eth", "ipv6"],
     ),
+    "erspan1.pcap": (
+        4,
+        ["eth", f"ipv4 {A4}", "gre", "erspan 1", "eth", "ipv4"],  # no session id
+        ["eth", f"ipv4 {B4}", "gre", "erspan 1", "eth", "ipv4"],
+    ),
     "erspan2.pcap": (
         4,
         ["eth", f"ipv4 {A4}", "gre", "erspan 2 100", "eth", "ipv4"],  # the session id
@@ -86,6 +91,7 @@ BATCHED = {
     "geneve.pcap",
     "gtpu.pcap",
     "ip6tnl_ipv4.pcap",
+    "erspan1.pcap",
     "erspan2.pcap",
     "erspan3.pcap",
 }
@@ -884,3 +890,43 @@ def test_gtpu_crosscheck():
         (2, "reused_ports", "tunnel-identity"),
         (3, cc.CONNECTION, "tunnel-identity"),
     ]
+
+
+def test_erspan_type_by_the_gre_s_bit():
+    """GRE protocol type 0x88BE is ERSPAN type I without a sequence number (no ERSPAN
+    header: the mirrored frame follows GRE) and type II with one, as Wireshark's
+    packet-erspan.c tells them apart; 0x22EB is type III either way."""
+    from pcapcheck.capture.layers import (
+        ERSPAN1,
+        ERSPAN2,
+        ERSPAN3,
+        GRE_CHECK,
+        GRE_VERSION,
+    )
+
+    def protocol_layer(flags: int, proto: int):
+        gre = GRE_VERSION.layers[GRE_CHECK.next.read(struct.pack("!HH", flags, proto), 0)]
+        return gre.dispatch.layers.get(proto)
+
+    assert protocol_layer(0x0000, 0x88BE) is ERSPAN1
+    assert protocol_layer(0x2000, 0x88BE) is ERSPAN1  # a key, no sequence number
+    assert protocol_layer(0x1000, 0x88BE) is ERSPAN2
+    assert protocol_layer(0x0000, 0x22EB) is protocol_layer(0x1000, 0x22EB) is ERSPAN3
+    segs = segments(ENCAP / "erspan1.pcap")
+    assert segs[0].encapsulation == ("eth", f"ipv4 {A4}", "gre", "erspan 1", "eth", "ipv4")
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["erspan1.pcap", "erspan2.pcap", "erspan3.pcap"])
+def test_erspan_crosscheck(name):
+    """Wireshark decodes the same TCP frames inside ERSPAN; the second tunnel's
+    connection is its only difference (tunnel identity, and what follows from it)."""
+    from pcapcheck.compare import wireshark as cc
+
+    got = cc.crosscheck(ENCAP / name)
+    assert (got.tcp_frames, got.connections, got.streams) == (13, 2, 1)
+    assert [(d.frame, d.kind, d.known) for d in got.disagreements] == [
+        (11, cc.CONNECTION, "tunnel-identity"),
+        (11, "retransmission", "tunnel-identity"),
+        (12, "retransmission", "after-connection-difference"),
+    ], cc.render_crosscheck(got)

@@ -363,6 +363,10 @@ def _tunnel(proto: int, payload: bytes, entries: list[str]) -> tuple[int, bytes]
         raise DecodeError("truncated GRE header")
     values = dict(zip(names, struct.unpack("!" + "".join(fmts), payload[4 : 4 + fields])))
     entries.append(f"gre {values['key']}" if "key" in values else "gre")  # RFC 2890's key
+    if gre.p == 0x88BE and "seq" not in values:
+        # ERSPAN type I: no sequence number, no ERSPAN header, the mirrored frame follows
+        entries.append("erspan 1")
+        return dpkt.ethernet.ETH_TYPE_TEB, payload[4 + fields :]
     return gre.p, payload[4 + fields :]
 
 

@@ -497,35 +497,47 @@ for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
 # the same endpoints apart (RFC 2890 §2.1): it follows the label (``"gre 1"``), so it is
 # part of a connection's identity; its place (4 or 8) is read from the C R K bits with
 # the version (the value of GRE_VERSION's field: those bits and the version).
-_GRE_C, _GRE_R, _GRE_K = 0x8000, 0x4000, 0x2000
+# The S bit (a sequence number) is read with them: ERSPAN's protocol type 0x88BE names
+# type I without it and type II with it (below).
+_GRE_C, _GRE_R, _GRE_K, _GRE_S = 0x8000, 0x4000, 0x2000, 0x1000
 GRE_VERSION = Dispatch("GRE version", malformed="GRE flags and version {value:#06x} not supported")
 GRE_CHECK = Layer(
-    "GRE", "GRE header", 0, next=Field(0, 2, mask=_GRE_C | _GRE_R | _GRE_K | 7),
+    "GRE", "GRE header", 0, next=Field(0, 2, mask=_GRE_C | _GRE_R | _GRE_K | _GRE_S | 7),
     dispatch=GRE_VERSION,
 )  # fmt: skip
 _GRE_LENGTHS = tuple(4 + 4 * (bool(b & 0xC) + bool(b & 2) + bool(b & 1)) for b in range(16))
 
 
-#: GRE's protocol types: the ethertypes (Wireshark's "gre.proto" table holds them too)
-#: and ERSPAN's two, which name no layer after an Ethernet header (filled below)
+#: GRE's protocol types after a header with a sequence number (S): the ethertypes
+#: (Wireshark's "gre.proto" table holds them too) and ERSPAN's types II and III, which
+#: name no layer after an Ethernet header (filled below); without one,
+#: :data:`GRE_PROTOCOL_NO_SEQUENCE`, where 0x88BE is ERSPAN type I
 GRE_PROTOCOL = Dispatch("GRE protocol type", skip="other-ethertype", kinds=ETHERTYPE.kinds)
+GRE_PROTOCOL_NO_SEQUENCE = Dispatch(
+    "GRE protocol type", skip="other-ethertype", kinds=ETHERTYPE.kinds
+)
 
 
-def _gre(ident: Field | None) -> Layer:
+def _gre(ident: Field | None, protocol: Dispatch) -> Layer:
     return Layer(
-        "GRE", "GRE header", 4, next=Field(2, 2), dispatch=GRE_PROTOCOL,
+        "GRE", "GRE header", 4, next=Field(2, 2), dispatch=protocol,
         length_from=Field(0, 1, shift=4), length_table=_GRE_LENGTHS, label="gre", ident=ident,
     )  # fmt: skip
 
 
-GRE = _gre(None)  # no key
-GRE_KEY = _gre(Field(4, 4))  # the key right after the protocol type
-GRE_CHECKSUM_KEY = _gre(Field(8, 4))  # after the checksum and offset
-for _flags in range(0, _GRE_C | _GRE_R | _GRE_K + 1, _GRE_K):
+#: (no key, key right after the protocol type, key after the checksum and offset), with a
+#: sequence number and without
+_GRE_LAYERS = {
+    seq: (_gre(None, d), _gre(Field(4, 4), d), _gre(Field(8, 4), d))
+    for seq, d in ((True, GRE_PROTOCOL), (False, GRE_PROTOCOL_NO_SEQUENCE))
+}
+GRE, GRE_KEY, GRE_CHECKSUM_KEY = _GRE_LAYERS[False]
+for _flags in range(0, _GRE_C | _GRE_R | _GRE_K | _GRE_S + 1, _GRE_S):
+    _plain, _key, _checksum_key = _GRE_LAYERS[bool(_flags & _GRE_S)]
     if not _flags & _GRE_K:
-        _layer = GRE
+        _layer = _plain
     else:
-        _layer = GRE_CHECKSUM_KEY if _flags & (_GRE_C | _GRE_R) else GRE_KEY
+        _layer = _checksum_key if _flags & (_GRE_C | _GRE_R) else _key
     register(GRE_VERSION, _flags, _layer)  # version 0
     for _version in range(1, 8):
         GRE_VERSION.reasons[_flags | _version] = (
@@ -535,6 +547,7 @@ for _flags in range(0, _GRE_C | _GRE_R | _GRE_K + 1, _GRE_K):
         )
 register(ETHERTYPE, 0x6558, ETHERNET)  # transparent Ethernet bridging (GRE, Geneve)
 GRE_PROTOCOL.layers.update(ETHERTYPE.layers)  # every ethertype, in its order
+GRE_PROTOCOL_NO_SEQUENCE.layers.update(ETHERTYPE.layers)
 
 # ERSPAN (Cisco's Encapsulated Remote SPAN, draft-foschiano-erspan-03 §4), carried in
 # GRE: protocol type 0x88BE is type II, an 8-byte header (version 1, VLAN, COS, En, T,
@@ -543,8 +556,12 @@ GRE_PROTOCOL.layers.update(ETHERTYPE.layers)  # every ethertype, in its order
 # bit, the header's last bit) and, when O is set, an 8-byte platform-specific subheader;
 # then the mirrored Ethernet frame. The session id follows the label ("erspan 2 100"):
 # two mirroring sessions are two connections. A version that does not match the
-# protocol type is malformed. (Type I, 0x88BE in a GRE header without a sequence number
-# and no ERSPAN header, which Wireshark tells apart by the GRE S bit, is not decoded.)
+# protocol type is malformed. Type I is 0x88BE in a GRE header without a sequence number
+# (S bit clear) and no ERSPAN header at all: the mirrored Ethernet frame follows GRE
+# (Wireshark's packet-erspan.c tells the two types apart by the S bit, as here; Linux's
+# include/net/erspan.h draws the same 4-byte GRE header). Its path entry is "erspan 1",
+# without a session id (it has none: two type I sessions between the same endpoints are
+# one tunnel).
 ERSPAN2_VERSION = Dispatch(
     "ERSPAN version", malformed="ERSPAN type II header with version {value} (1 expected)"
 )
@@ -562,8 +579,18 @@ ERSPAN3 = Layer(
 )  # fmt: skip
 register(ERSPAN2_VERSION, 1, ETHERNET)
 register(ERSPAN3_VERSION, 2, ETHERNET)
+# (a zero-length layer: its next-layer field reads the mirrored frame's first byte and
+# masks it to 0, the one value of its table)
+ERSPAN1_FRAME = Dispatch("ERSPAN type I frame")
+ERSPAN1 = Layer(
+    "ERSPAN", "mirrored Ethernet frame (ERSPAN type I)", 0, next=Field(0, 1, mask=0),
+    dispatch=ERSPAN1_FRAME, label="erspan 1",
+)  # fmt: skip
+register(ERSPAN1_FRAME, 0, ETHERNET)
 register(GRE_PROTOCOL, 0x88BE, ERSPAN2)
 register(GRE_PROTOCOL, 0x22EB, ERSPAN3)
+register(GRE_PROTOCOL_NO_SEQUENCE, 0x88BE, ERSPAN1)
+register(GRE_PROTOCOL_NO_SEQUENCE, 0x22EB, ERSPAN3)  # type III has its header either way
 for _d in (IP_PROTOCOL, IPV6_PROTOCOL):
     register(_d, 47, GRE_CHECK)
     register(_d, 17, UDP if _d is IP_PROTOCOL else UDP6)
