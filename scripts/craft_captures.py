@@ -1004,10 +1004,10 @@ def hs002():
     c = Conversation(cap)
     c.syn("c")
     f2 = c.synack("s", ack=CLIENT_ISN)  # acks the ISN itself, not ISN+1
-    f3 = c.rst("c", seq=CLIENT_ISN)  # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
+    c.rst("c", seq=CLIENT_ISN)  # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
     return Case(
         "hs002_synack-bad-ack.pcap",
-        "The SYN-ACK acknowledges the client's ISN itself (relative ack 0) instead of ISN+1; RFC 9293 section 3.10.7.3: unacceptable in SYN-SENT, the client answers RST <SEQ=SEG.ACK>.",
+        "The SYN-ACK acknowledges the client's ISN itself (relative ack 0) instead of ISN+1; RFC 9293 section 3.10.7.3: unacceptable in SYN-SENT, the client answers RST <SEQ=SEG.ACK> and stays in SYN-SENT; the server returns to LISTEN (section 3.10.7.4).",
         cap,
         [
             F(
@@ -1020,11 +1020,70 @@ def hs002():
                 expected_abs=CLIENT_ISN + 1,
                 syn_data_len=0,
             ),
-            F("RS004", 1, f3),
         ],
-        [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
-        rules="HS002 (+RS004)",
-        shows="SYN-ACK acks the ISN; client answers RST seq=SEG.ACK",
+        [C(1, c, "incomplete", "none", SYN_SENT, LISTEN)],
+        rules="HS002",
+        shows="SYN-ACK acks the ISN; client answers RST seq=SEG.ACK, stays SYN-SENT",
+    )
+
+
+#: The recovered attempt's SYN-ACKs: the server's ISN for the old duplicate SYN, and
+#: the new one it chooses for the client's SYN (RFC 9293 figure 8: 300, then 400).
+HS002_OLD_SERVER_ISN = SERVER_ISN
+HS002_NEW_SERVER_ISN = SERVER_ISN + 100
+
+
+@case
+def hs002_recovered():
+    cap = Capture()
+    c = Conversation(cap, sisn=HS002_OLD_SERVER_ISN)
+    f1 = c.syn("c")
+    # An old duplicate SYN (ISN-10) reached the listener before this one: its SYN-ACK
+    # acknowledges ISN-9, not ISN+1 (not captured here: the capture is at the client).
+    f2 = c.synack("s", ack=CLIENT_ISN - 9, deliver=False)
+    f3 = c.rst("c", seq=CLIENT_ISN - 9)  # section 3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
+    # The client's SYN reaches the listener (back in LISTEN): a SYN-ACK, new ISN.
+    f4 = c.synack("s", seq=HS002_NEW_SERVER_ISN, dt=0.02)
+    f5 = c.ack("c")
+    c.exchange()
+    f9, f10, f11, f12 = c.close("c")
+    return Case(
+        "hs002_synack-bad-ack_recovered.pcap",
+        "RFC 9293 figure 8 (recovery from an old duplicate SYN) at the client: the SYN-ACK acknowledges an old duplicate SYN (ack ISN-9, relative -9); the client answers RST <SEQ=SEG.ACK> (section 3.10.7.3) and stays in SYN-SENT, the server returns to LISTEN; then the server answers the client's SYN with a new ISN (+100) and ack ISN+1, and the connection completes and closes normally.",
+        cap,
+        [
+            F(
+                "HS002",
+                1,
+                f2,
+                ack=-9,
+                expected=1,
+                ack_abs=CLIENT_ISN - 9,
+                expected_abs=CLIENT_ISN + 1,
+                syn_data_len=0,
+            ),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        transitions={
+            "client": [
+                [f1, CLOSED, SYN_SENT],
+                [f4, SYN_SENT, EST],
+                [f9, EST, FW1],
+                [f10, FW1, FW2],
+                [f11, FW2, TW],
+            ],
+            "server": [
+                [f2, LISTEN, SYN_RCVD],
+                [f3, SYN_RCVD, LISTEN],
+                [f4, LISTEN, SYN_RCVD],
+                [f5, SYN_RCVD, EST],
+                [f9, EST, CW],
+                [f11, CW, LA],
+                [f12, LA, CLOSED],
+            ],
+        },
+        rules="HS002",
+        shows="the client's RST answers a bad SYN-ACK; a new SYN-ACK completes the handshake",
     )
 
 
@@ -2467,7 +2526,8 @@ it is the oracle the engine's tests check against.
   lists what a rule that is off by default adds when selected (`--select CP004`).
 * `close`: graceful = both directions sent a FIN; half = exactly one did; reset =
   ended by an accepted RST (refused and reset handshakes included); open = handshake
-  done, no FIN/RST; none = never established and no RST.
+  done, no FIN/RST; none = never established and no RST ended it (the client's RST
+  answering an unacceptable SYN-ACK does not: hs002).
 * `transitions`: `[frame, from, to]` per endpoint in order; the server's first state
   is LISTEN (CLOSED for a simultaneous open, where both are active openers). With
   several connections (clean_port_reuse) each connection entry carries its own
@@ -2489,10 +2549,15 @@ it is the oracle the engine's tests check against.
    hs004 (server in SYN-RECEIVED, section 3.10.7.4), hs013 (the client that deleted
    its TCB resets the SYN-ACK, section 3.10.7.1). Their seq equals the ack the
    receiving endpoint itself sent, i.e. its RCV.NXT as it announced it, so they are
-   acceptable: the sender ends CLOSED and a passively opened server in SYN-RECEIVED
-   returns to LISTEN (RFC 9293 section 3.10.7.4). Being resets before the handshake completed they are reported as
-   RS004 (warning) -- listed in those captures. Not RS003 (in the window), not HS003
-   (the SYN-ACK got an answer).
+   acceptable: a passively opened server in SYN-RECEIVED returns to LISTEN (RFC 9293
+   section 3.10.7.4). The client's answer to an unacceptable SYN-ACK (hs002, an RST
+   without ACK whose seq is the SYN-ACK's ack) discards the SYN-ACK and changes
+   nothing for the client: it stays in SYN-SENT (section 3.10.7.3, figure 8), the
+   connection goes on (hs002_synack-bad-ack_recovered: a new SYN-ACK completes it),
+   and the RST is no finding (the fault is the SYN-ACK's, HS002; `close: none` when
+   nothing follows). The other two senders end CLOSED; being resets before the
+   handshake completed they are reported as RS004 (warning) -- listed in those
+   captures. Not RS003 (in the window), not HS003 (the SYN-ACK got an answer).
 4. An acceptable handshake-completing ACK is any SND.UNA < ack =< SND.NXT (section
    3.10.7.4), and its seq is the client's SND.NXT: in clean_tfo the client's first
    ACK has seq 101 (after its 100 SYN bytes) and ack 1001 (the SYN-ACK and the

@@ -389,7 +389,8 @@ def test_environment_fields(analyze):
         80,
     )
     assert conn["syn_ack_ok"] is False and conn["handshake"] == "incomplete"
-    assert [f["rule"] for f in conn["findings"]] == ["HS002", "RS004"]
+    # the client's RST answering the bad SYN-ACK is no finding (RFC 9293 §3.10.7.3)
+    assert [f["rule"] for f in conn["findings"]] == ["HS002"]
     assert env["findings"][0] == {
         "rule": "HS002",
         "name": "synack-bad-ack",
@@ -743,15 +744,16 @@ def test_a_backtick_in_an_answer_keeps_its_code_span():
 
 def test_feedback_filter_names_the_tunnel(tmp_path, rubric, catalog):
     """The feedback's whole-connection filter is the HTML report's (report.common): the
-    reset connection of encap/vxlan.pcap is told apart from its twin by its VNI."""
+    failed handshake of encap/vxlan.pcap (HS002, an error) is told apart from its twin by
+    its VNI."""
     from pcapcheck.grading.feedback import check_body
 
     cap = tmp_path / "v.pcap"
     cap.write_bytes((SAMPLES / "encap/vxlan.pcap").read_bytes())
     res = grade_submission(rubric, "x", cap, None, catalog=catalog)
-    no_rst = next(c for c in res.checks if c.id == "no_rst")
-    assert no_rst.connections == [2]
+    no_error = next(c for c in res.checks if c.id == "no_error")
+    assert no_error.connections == [2]
     assert (
         "the whole connection 2: `ip.addr == 10.0.0.1 && tcp.port == 40000 && ip.addr == "
-        "10.0.0.2 && tcp.port == 80 && vxlan.vni == 43`." in check_body(no_rst, res)
+        "10.0.0.2 && tcp.port == 80 && vxlan.vni == 43`." in check_body(no_error, res)
     )

@@ -120,8 +120,29 @@ def test_finding_marked_under_the_frame_that_caused_it(ladder):
     assert after(lines, 2)[0] == (
         "                    │ ▲ HS002 SYN-ACK acknowledges 0, expected client ISN+1 = 1       │"
     )
-    assert row(lines, 3).startswith("    3 CLOSED        │─ RST seq=0 len=0")
+    # the client's RST answers the unacceptable SYN-ACK (RFC 9293 §3.10.7.3): no state
+    # change for the client (it stays in SYN-SENT), no finding; the server: LISTEN
+    assert row(lines, 3).startswith("    3               │─ RST seq=0 len=0")
     assert row(lines, 3).endswith("│ LISTEN")
+    assert after(lines, 3)[0] == "final: client SYN-SENT, server LISTEN"
+
+
+def test_a_bad_synack_answered_by_rst_then_a_good_one_completes_the_handshake(ladder):
+    # RFC 9293 figure 8 at the client (recovery from an old duplicate SYN)
+    lines = ladder("crafted/hs002_synack-bad-ack_recovered.pcap")
+    assert lines[0].endswith("handshake complete, close graceful")
+    assert row(lines, 1).startswith("    1 SYN-SENT      │─ SYN seq=0 len=0")
+    assert row(lines, 2).endswith("─│ SYN-RECEIVED")
+    assert after(lines, 2)[0].split()[1:3] == ["▲", "HS002"]
+    assert row(lines, 3).startswith("    3               │─ RST seq=")
+    assert row(lines, 3).endswith("▶│ LISTEN")
+    assert row(lines, 4).startswith("    4 ESTABLISHED   │◀")
+    assert row(lines, 4).endswith("SYN,ACK seq=0 ack=1 len=0 ─│ SYN-RECEIVED")
+    assert row(lines, 5).startswith("    5               │─ ACK seq=1 ack=1 len=0")
+    assert row(lines, 5).endswith("▶│ ESTABLISHED")
+    markers = [line.split()[2] for line in lines if "▲" in line]
+    assert markers == ["HS002"]  # nothing after the bad SYN-ACK
+    assert lines[-1] == "final: client TIME-WAIT, server CLOSED"
 
 
 def test_midstream_numbers_count_from_the_first_segment_seen(ladder, analyze):
@@ -170,7 +191,7 @@ def test_narrow_ladder_puts_the_verdict_on_its_own_line(ladder):
     lines = ladder("crafted/hs002_synack-bad-ack.pcap", width=80, ascii=True)
     assert lines[:2] == [
         "connection 1: client 10.0.0.1:40000 -> server 10.0.0.2:80",
-        "handshake incomplete, close reset",
+        "handshake incomplete, close none",
     ]
 
 

@@ -258,3 +258,63 @@ def test_an_ack_the_later_synack_contradicts_implies_no_synack(catalog, fast):
         "client": [(1, "CLOSED", "SYN-SENT"), (3, "SYN-SENT", "ESTABLISHED")],
         "server": [(3, "LISTEN", "SYN-RECEIVED"), (4, "SYN-RECEIVED", "ESTABLISHED")],
     }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_clients_rst_answering_a_bad_synack_keeps_it_in_syn_sent(catalog, fast):
+    # RFC 9293 §3.10.7.3: a SYN-ACK whose ack is =< ISS is answered <SEQ=SEG.ACK><CTL=RST>
+    # and discarded; the client stays in SYN-SENT. The server's half-open connection
+    # returns to LISTEN (§3.10.7.4). Before the fix: the client CLOSED at frame 3, RS004
+    # blamed it for the RST, close "reset".
+    result = run(catalog, "hs002_synack-bad-ack.pcap", fast)
+    assert found(result) == [("HS002", 1, 2)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "none")
+    assert (conn["client_state"], conn["server_state"]) == ("SYN-SENT", "LISTEN")
+    assert [(t["frame"], t["to"]) for t in conn["transitions"]["client"]] == [(1, "SYN-SENT")]
+    assert [(t["frame"], t["from"], t["to"]) for t in conn["transitions"]["server"]] == [
+        (2, "LISTEN", "SYN-RECEIVED"),
+        (3, "SYN-RECEIVED", "LISTEN"),
+    ]
+    assert (conn["conn_state"], conn["history"]) == ("RSTO", "ShR")  # Zeek's view
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_good_synack_after_the_rst_completes_the_handshake(catalog, fast):
+    # RFC 9293 §3.5 figure 8 (recovery from an old duplicate SYN) at the client: frame 2
+    # acknowledges an old SYN (ack ISN-9), frame 3 the client's RST <SEQ=ISN-9>, frame 4
+    # the server's new SYN-ACK (new ISN, ack ISN+1), then data and a graceful close.
+    # Before the fix: RS004 at 3, CL009 at 4 (a segment "after the close"), handshake
+    # incomplete, the client CLOSED.
+    result = run(catalog, "hs002_synack-bad-ack_recovered.pcap", fast)
+    assert found(result) == [("HS002", 1, 2)]
+    (f,) = result.findings
+    assert (f.data["ack"], f.data["expected"], f.data["receiver_state"]) == (-9, 1, "SYN-SENT")
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("complete", "graceful")
+    assert (conn["client_state"], conn["server_state"]) == ("TIME-WAIT", "CLOSED")
+    # the server's ISN is the one of the SYN-ACK that completed the handshake (the
+    # script's SERVER_ISN + 100), relative numbers count from it
+    assert (conn["client_isn"], conn["server_isn"]) == (0x3C8A1F27, 0x9E1B5D02 + 100)
+    states = {
+        side: [(t["frame"], t["from"], t["to"]) for t in conn["transitions"][side]][:4]
+        for side in ("client", "server")
+    }
+    assert states == {
+        "client": [
+            (1, "CLOSED", "SYN-SENT"),
+            (4, "SYN-SENT", "ESTABLISHED"),
+            (9, "ESTABLISHED", "FIN-WAIT-1"),
+            (10, "FIN-WAIT-1", "FIN-WAIT-2"),
+        ],
+        "server": [
+            (2, "LISTEN", "SYN-RECEIVED"),
+            (3, "SYN-RECEIVED", "LISTEN"),
+            (4, "LISTEN", "SYN-RECEIVED"),
+            (5, "SYN-RECEIVED", "ESTABLISHED"),
+        ],
+    }
+    # Zeek: the originator's RST puts it in RESET for good (UpdateResetState changes
+    # nothing), the later SYN-ACK is no reuse (the originator is not INACTIVE):
+    # one connection, RSTO
+    assert (conn["conn_state"], conn["history"]) == ("RSTO", "ShRADdFaf")

@@ -266,6 +266,10 @@ class Connection:
     closed_frame: int | None = None
     close_ts: float | None = None
     hs_bad_reported: bool = False
+    #: ``(SEG.ACK, frame)`` of the last SYN-ACK the client in SYN-SENT could not accept
+    #: (HS002; SEG.ACK absolute 32-bit), until the client's RFC answer to it
+    #: (<SEQ=SEG.ACK><CTL=RST>, RFC 9293 §3.10.7.3) or an acceptable SYN-ACK; None: none
+    bad_synack: tuple[int, int] | None = None
     tfo_accepted: bool = False
     implied_synack_frame: int | None = None
     #: the time of :attr:`implied_synack_frame` (seconds since the epoch)

@@ -650,6 +650,11 @@ class Checker:
             and self._late_synack(conn, seg, role, fs, fr, es, er)
         ):
             return
+        if es.state == LISTEN and fs.synack_frame is not None and seg.seq != fs.isn:
+            # The sender returned to LISTEN (an acceptable RST in SYN-RECEIVED, RFC 9293
+            # §3.10.7.4) and answers a SYN anew with a new ISN: a new SYN-ACK, not a
+            # repetition (RFC 9293 §3.5 figure 8, recovery from an old duplicate SYN).
+            fs.isn = fs.synack_frame = None
         if fs.isn is None:
             fs.set_base(seg.seq, isn=True)
             fs.advance(1 + seg.payload_len)
@@ -696,6 +701,8 @@ class Checker:
             )
         if not acceptable:
             expected = 1 + syn_len
+            if er.state == SYN_SENT:
+                conn.bad_synack = (seg.ack, frame)
             self.emit(
                 conn,
                 "HS002",
@@ -711,6 +718,7 @@ class Checker:
             es.assume(LISTEN)
         es.step(fsm.SND_SYNACK, frame)
         if acceptable:
+            conn.bad_synack = None
             self._ack_value(fr, ack)
             er.step(fsm.RCV_SYNACK, frame)
         self._note_ack(fs, seg.flags, seg.ack)
@@ -1228,6 +1236,10 @@ class Checker:
     # ------------------------------------------------------------------ RST
     def _rst(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint) -> None:
         frame = seg.frame
+        bad = conn.bad_synack
+        if bad is not None and es.state == SYN_SENT and not seg.flags & ACK and seg.seq == bad[0]:
+            self._answer_bad_synack(conn, seg, er, bad[1])
+            return
         if er.state == SYN_SENT and fs.synack_frame is None:
             # An RST answering a SYN (RFC 9293 §3.10.7.3): acceptable only with ACK = ISN+1.
             ack = fr.u(seg.ack) if (seg.flags & ACK and fr.base is not None) else None
@@ -1277,6 +1289,21 @@ class Checker:
         else:
             self.emit(conn, "RS001", frame, role)
         self._reset(conn, seg, role, es, er)
+
+    @staticmethod
+    def _answer_bad_synack(conn, seg, er: Endpoint, synack_frame: int) -> None:
+        """The client's answer to an unacceptable SYN-ACK (``conn.bad_synack``, HS002,
+        sent at ``synack_frame``): an RST without ACK whose SEG.SEQ is that SYN-ACK's
+        SEG.ACK. RFC 9293 §3.10.7.3 (SYN-SENT, first the ACK bit): "If SEG.ACK =< ISS or
+        SEG.ACK > SND.NXT, send a reset <SEQ=SEG.ACK><CTL=RST> and discard the segment.
+        Return." The client stays in SYN-SENT (no transition, no finding: the fault is
+        the SYN-ACK's) and the connection goes on (its SYN may be retransmitted, a
+        correct SYN-ACK completes the handshake: §3.5 figure 8). For the SYN-ACK's
+        sender ``er`` the RST is acceptable (its sequence number is the RCV.NXT that
+        the SYN-ACK announced): from SYN-RECEIVED a passive open returns to LISTEN, an
+        active one is closed (§3.10.7.4)."""
+        conn.bad_synack = None
+        er.step(fsm.RCV_RST, seg.frame, f"the answer to the SYN-ACK of frame {synack_frame}")
 
     def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
         es.step(fsm.SND_RST, seg.frame)
