@@ -33,6 +33,8 @@ from typing import Any, BinaryIO, TextIO, cast
 import typer
 
 from pcapcheck.commands.common import (
+    CONFIG_HELP,
+    ISOLATED_HELP,
     LANG_HELP,
     FailOn,
     app,
@@ -422,15 +424,8 @@ def analyze(
     statistics: bool = typer.Option(
         False, "--statistics", help="Report the number of findings per rule."
     ),
-    config: Path | None = typer.Option(
-        None,
-        "--config",
-        metavar="FILE",
-        help="Configuration file (pcapcheck.toml, or a "
-        "pyproject.toml with a tool.pcapcheck "
-        "table).",
-    ),
-    isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file."),
+    config: Path | None = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    isolated: bool = typer.Option(False, "--isolated", help=ISOLATED_HELP),
     baseline: Path | None = typer.Option(
         None,
         "--baseline",

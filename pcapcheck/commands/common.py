@@ -16,17 +16,25 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from pcapcheck.__about__ import __version__
 from pcapcheck.results import SEVERITY_RANK
 
+if TYPE_CHECKING:
+    from pcapcheck.catalog.config import Config
+
 __all__ = [
+    "CONFIG_HELP",
+    "ISOLATED_HELP",
     "LANG_HELP",
     "SEVERITY_RANK",
     "FailOn",
     "app",
+    "command_config",
     "fail",
     "split_ids",
     "use_language",
@@ -73,6 +81,35 @@ LANG_HELP = (
     "else the environment's LANGUAGE, LC_ALL, LC_MESSAGES or LANG, else English). "
     "Machine formats keep English keys."
 )
+
+
+#: The help of every command's ``--config`` option.
+CONFIG_HELP = (
+    "Configuration file (pcapcheck.toml, or a pyproject.toml with a tool.pcapcheck table)."
+)
+#: The help of every command's ``--isolated`` option.
+ISOLATED_HELP = "Ignore every configuration file."
+
+
+def command_config(config: Path | None, isolated: bool, lang: str | None) -> Config:
+    """The configuration a command reads and the language it speaks, as ``pcapcheck
+    analyze`` has them: ``config`` (``--config FILE``), none with ``isolated``
+    (``--isolated``), else the file found from the working directory upward
+    (:func:`pcapcheck.catalog.config.resolve_config`, the one the API uses). The
+    language is set (:func:`use_language`): ``lang`` (``--lang``), else the
+    configuration's ``lang``, else the environment's. A configuration that cannot be
+    read or holds a wrong value is :func:`fail` (exit 2, one line). Returns the
+    :class:`~pcapcheck.catalog.config.Config` (its ``tunnel_ports``: the UDP ports of
+    the tunnels the command's decoders follow)."""
+    from pcapcheck.catalog.config import ConfigError, resolve_config
+
+    try:
+        cfg = resolve_config(config, isolated)
+    except (ConfigError, OSError) as exc:
+        use_language(lang, config=False)
+        raise fail(str(exc)) from None
+    use_language(lang if lang is not None else cfg.lang, config=False)
+    return cfg
 
 
 def use_language(lang: str | None, config: bool = True) -> str:

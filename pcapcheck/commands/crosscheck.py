@@ -3,20 +3,73 @@
 For each file: the connection grouping and the per-frame analysis flags of both tools,
 the agreement table and every disagreement (see :mod:`pcapcheck.compare.wireshark`).
 
+Both tools decode the same UDP tunnels: pcapcheck with the ports of the configuration
+(``[tunnel-ports]``; ``--config FILE``, ``--isolated``), as ``pcapcheck analyze`` does, and
+tshark with a decode-as (``-d udp.port==8472,vxlan``) for every port that differs from
+IANA's (:func:`decode_as`).
+
 Exit status: 0 when every disagreement is a known, explained difference; 1 when at least
-one is not; 2 when tshark is not installed or a file cannot be read (one line on stderr,
-never a traceback; the other files are still compared).
+one is not; 2 when tshark is not installed, the configuration cannot be read or a file
+cannot be read (one line on stderr, never a traceback; the other files are still compared).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import typer
 
-from pcapcheck.commands.common import app, fail, writing_stdout
+from pcapcheck.commands.common import (
+    CONFIG_HELP,
+    ISOLATED_HELP,
+    app,
+    command_config,
+    fail,
+    writing_stdout,
+)
+
+#: Wireshark's dissector (its name in the ``udp.port`` table, ``tshark -G decodes``) of
+#: each UDP tunnel of :data:`pcapcheck.capture.layers.UDP_TUNNELS`.
+WIRESHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve", "gtpu": "gtp", "teredo": "teredo"}
+
+
+def decode_as(tunnel_ports: Mapping[str, Iterable[int]] | None) -> list[str]:
+    """tshark's arguments that make Wireshark decode the UDP tunnels on the ports
+    pcapcheck's decoder follows with ``tunnel_ports`` (tunnel name -> UDP ports, the
+    ``[tunnel-ports]`` configuration key; a tunnel not named keeps its default ports,
+    :func:`pcapcheck.capture.layers.tunnel_tables`): ``["-d", "udp.port==8472,vxlan"]``
+    for a port given to a tunnel that is not its default, ``["-d",
+    "udp.port==4789,data"]`` for a default port no tunnel has any more. Empty for None
+    or IANA's ports (Wireshark's defaults are the same)."""
+    from pcapcheck.capture.layers import UDP_TUNNELS
+
+    if not tunnel_ports:
+        return []
+    default = {port: name for name, (_layer, ports) in UDP_TUNNELS.items() for port in ports}
+    chosen = {
+        port: name
+        for name, (_layer, ports) in UDP_TUNNELS.items()
+        for port in tunnel_ports.get(name, ports)
+    }
+    args: list[str] = []
+    for port in sorted(default.keys() | chosen.keys()):
+        name = chosen.get(port)
+        if name != default.get(port):
+            args += ["-d", f"udp.port=={port},{WIRESHARK_TUNNELS[name] if name else 'data'}"]
+    return args
+
+
+def _tunnel_args(ports: Mapping[str, Iterable[int]] | None) -> tuple[dict, dict]:
+    """The keyword arguments of tshark's runs (:func:`pcapcheck.capture.tshark.prefetch`)
+    and of :func:`pcapcheck.compare.wireshark.crosscheck` for the configuration's
+    ``tunnel_ports``: none when it has none (IANA's ports, their defaults)."""
+    if not ports:
+        return {}, {}
+    args = decode_as(ports)
+    return {"decode_as": args}, {"tunnel_ports": ports, "decode_as": args}
 
 
 @app.command()
@@ -28,9 +81,12 @@ def crosscheck(
     jobs: int = typer.Option(
         0, "--jobs", "-j", min=0, help="tshark processes at a time (0: one per CPU)."
     ),
+    config: Path | None = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    isolated: bool = typer.Option(False, "--isolated", help=ISOLATED_HELP),
 ) -> None:
     """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
     flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
+    tshark_args, check_args = _tunnel_args(command_config(config, isolated, None).tunnel_ports)
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.capture.tshark import (
         TsharkMissing,
@@ -45,7 +101,7 @@ def crosscheck(
         version = wireshark_version()
         # Start tshark on every file now (in the background, ``jobs`` at a time): the
         # files are then compared in order as their runs complete.
-        started = prefetch(files, analysis=True, workers=jobs or None, wait=False)
+        started = prefetch(files, analysis=True, workers=jobs or None, wait=False, **tshark_args)
     except TsharkMissing as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
@@ -57,7 +113,7 @@ def crosscheck(
     try:
         for path in files:
             try:
-                report = run_crosscheck(path, wireshark_version=version)
+                report = run_crosscheck(path, wireshark_version=version, **check_args)
             except CaptureError as exc:
                 typer.echo(f"pcapcheck: error: {exc}", err=True)
                 status = 2

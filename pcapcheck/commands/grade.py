@@ -3,7 +3,11 @@
 Exit status: 0 when every submission was graded (a bad submission — not a capture, empty,
 no TCP — is graded 0 with a message, it does not change the status); 2 for a bad rubric,
 a submission path that does not exist, an unwritable output directory or a usage error
-(one line on stderr, never a traceback).
+(one line on stderr, never a traceback), or a configuration that cannot be read.
+
+The captures are decoded with the UDP tunnel ports of the configuration
+(``[tunnel-ports]``; ``--config FILE``, ``--isolated``), as ``pcapcheck analyze`` decodes
+them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from pathlib import Path
 
 import typer
 
-from pcapcheck.commands.common import LANG_HELP, app, fail, use_language
+from pcapcheck.commands.common import (
+    CONFIG_HELP,
+    ISOLATED_HELP,
+    LANG_HELP,
+    app,
+    command_config,
+    fail,
+)
 
 
 @app.command()
@@ -45,9 +56,11 @@ def grade(
         "fails for that student (the batch goes on).",
     ),
     lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
+    config: Path | None = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    isolated: bool = typer.Option(False, "--isolated", help=ISOLATED_HELP),
 ) -> None:
     """Grade student captures against a rubric: feedback, gradebook CSV, Gradescope."""
-    use_language(lang)
+    ports = command_config(config, isolated, lang).tunnel_ports
     from tabulate import tabulate
 
     from pcapcheck.catalog.rules import CatalogError, load_catalog
@@ -79,7 +92,7 @@ def grade(
             "--gradescope with several submissions needs --out DIR (one results.json per student)"
         )
     try:
-        results = grade_all(loaded, found, catalog, budget=time_budget)
+        results = grade_all(loaded, found, catalog, budget=time_budget, tunnel_ports=ports)
     except Exception as exc:
         if os.environ.get("PCAPCHECK_DEBUG"):
             raise

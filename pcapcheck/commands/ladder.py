@@ -3,7 +3,9 @@
 ``--format text`` (default) draws it as text; ``svg`` as one SVG picture
 (:mod:`pcapcheck.report.ladder_svg`); ``html`` as a self-contained page with the
 connection's findings, to which the SVG's markers link. ``--output FILE`` writes it to
-FILE instead of standard output.
+FILE instead of standard output. The capture is decoded with the UDP tunnel ports of the
+configuration (``[tunnel-ports]``; ``--config FILE``, ``--isolated``), as ``pcapcheck
+analyze`` decodes it.
 
 Exit status: 0 when the ladder was drawn; 2 when the file is not a readable capture,
 holds no TCP connection, the connection does not exist, the width is too small or the
@@ -20,10 +22,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from pcapcheck.commands.common import (
+    CONFIG_HELP,
+    ISOLATED_HELP,
     LANG_HELP,
     app,
+    command_config,
     fail,
-    use_language,
     write_error,
     writing_stdout,
 )
@@ -75,11 +79,14 @@ def ladder(
         None, "--output", "-o", help="Write the ladder to FILE instead of standard output."
     ),
     lang: str | None = typer.Option(None, "--lang", metavar="LANG", help=LANG_HELP),
+    config: Path | None = typer.Option(None, "--config", metavar="FILE", help=CONFIG_HELP),
+    isolated: bool = typer.Option(False, "--isolated", help=ISOLATED_HELP),
 ) -> None:
     """Draw one connection as a ladder diagram with each endpoint's RFC 9293 states."""
-    use_language(lang)
+    ports = command_config(config, isolated, lang).tunnel_ports
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.catalog.rules import CatalogError, load_catalog
+    from pcapcheck.grading.grader import tunnel_args
     from pcapcheck.i18n import gettext as _
     from pcapcheck.pipeline import analyze_file
     from pcapcheck.report.ladder import LadderError, connection_segments, render_ladder
@@ -90,12 +97,12 @@ def ladder(
         )
     try:
         catalog = load_catalog()
-        result = analyze_file(file, catalog, catalog.select(None, None))
+        result = analyze_file(file, catalog, catalog.select(None, None), tunnel_ports=ports)
         if not result.connections:
             raise fail(f"{file}: no TCP connection in the capture ({result.packets} packets)")
         cid = connection if connection is not None else result.connections[0]["id"]
         conn = next((c for c in result.connections if c["id"] == cid), None)
-        segments = connection_segments(file, [conn] if conn else [])
+        segments = connection_segments(file, [conn] if conn else [], **tunnel_args(ports))
         if fmt == "text":
             text = render_ladder(result, cid, segments.get(cid, []), ascii=ascii_only, width=width)
         else:

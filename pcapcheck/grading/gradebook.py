@@ -27,7 +27,7 @@ import io
 import json
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,11 +259,13 @@ def grade_all(
     submissions: Iterable[Submission],
     catalog: Catalog | None = None,
     budget: float | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> list[StudentResult]:
     """Grade every submission (a bad one scores 0 and never stops the batch; neither
     does an unexpected error while grading one, which becomes its ``problem``), then
     :func:`flag_shared`. ``budget``: seconds per CEL expression (default
-    :data:`pcapcheck.grading.expressions.TIME_BUDGET`)."""
+    :data:`pcapcheck.grading.expressions.TIME_BUDGET`). ``tunnel_ports``: the UDP
+    tunnel ports the captures are decoded with (:func:`grade_submission`)."""
     catalog = catalog if catalog is not None else load_catalog()
     results = []
     for sub in submissions:
@@ -281,6 +283,7 @@ def grade_all(
                 submission=sub.path,
                 catalog=catalog,
                 budget=budget,
+                tunnel_ports=tunnel_ports,
             )
         except Exception as exc:  # one student's problem is never the batch's
             if os.environ.get("PCAPCHECK_DEBUG"):

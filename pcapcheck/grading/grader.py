@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,14 @@ def _evaluate(
     return res
 
 
+def tunnel_args(tunnel_ports: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
+    """The keyword arguments that give a segment reader
+    (:func:`pcapcheck.report.ladder.connection_segments`) the UDP tunnel ports
+    ``tunnel_ports`` (tunnel name -> ports): ``{"tunnel_ports": ...}``, or none when
+    there are none (IANA's ports, the reader's default)."""
+    return {"tunnel_ports": tunnel_ports} if tunnel_ports else {}
+
+
 def grade_submission(
     rubric: Rubric,
     student: str,
@@ -231,6 +239,7 @@ def grade_submission(
     submission: Path | None = None,
     catalog: Catalog | None = None,
     budget: float | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> StudentResult:
     """Grade the capture of one student against ``rubric``.
 
@@ -241,14 +250,22 @@ def grade_submission(
     :func:`bad_submission`, an unusable answers file scores 0 on the answers with the
     reason in their feedback. ``budget``: seconds each CEL expression may run (default
     :data:`pcapcheck.grading.expressions.TIME_BUDGET`); one that runs past it fails its
-    check with that reason.
+    check with that reason. ``tunnel_ports``: the UDP ports of the tunnels the capture is
+    decoded with (tunnel name -> ports, the ``[tunnel-ports]`` configuration key; None:
+    IANA's), as ``pcapcheck analyze`` decodes it.
     """
     submission = submission if submission is not None else capture
     catalog = catalog if catalog is not None else load_catalog()
     try:
-        result = analyze_file(capture, catalog, catalog.select(None, None))
+        result = analyze_file(
+            capture, catalog, catalog.select(None, None), tunnel_ports=tunnel_ports
+        )
         problem = _problem(result)
-        segments = {} if problem else connection_segments(capture, result.connections)
+        segments = (
+            {}
+            if problem
+            else connection_segments(capture, result.connections, **tunnel_args(tunnel_ports))
+        )
     except CaptureError as exc:
         text = str(exc)
         prefix = f"{capture}: "
