@@ -592,6 +592,30 @@ def test_tso_total_length_zero_uses_frame_length():
     assert decode_with_dpkt(rec(bytes(tso[:200]), wire=len(tso))) == cut
 
 
+def test_tso_rule_is_one_function_for_records_and_arrays():
+    """The TSO / total-length rule (pcapcheck.capture.decoder.ipv4_length, frame_length)
+    decides the same on ints (the decoder) and on numpy arrays (the batch decoder's
+    columns), value by value: length 0 takes the frame's length (the larger of wire and
+    captured lengths from the IP header on), 1-19 is malformed for a 20-byte header."""
+    import numpy as np
+
+    from pcapcheck.capture.decoder import frame_length, ipv4_length
+
+    cases = [
+        (total, wire, cap, off)
+        for total in (0, 1, 19, 20, 40, 1500, 65535)
+        for wire, cap in ((1514, 1514), (60, 1514), (3014, 200), (0, 64))
+        for off in (14, 54)
+    ]
+    one = [ipv4_length(t, 20, frame_length(w, c, o)) for t, w, c, o in cases]
+    assert one[0] == (1514 - 14, True) and one[8][1] is False  # TSO; 1 < 20
+    assert all(type(ok) is bool and type(n) is int for n, ok in one)
+    t, w, c, o = (np.array(col, np.int64) for col in zip(*cases))
+    length, ok = ipv4_length(t, 20, frame_length(w, c, o))
+    assert list(zip(length.tolist(), ok.tolist())) == one
+    assert [n for n, _ in one[:8]] == [max(w, c) - o for _, w, c, o in cases[:8]]
+
+
 def test_total_length_larger_than_the_captured_bytes():
     """Fine when the snaplen cut the packet (the wire was longer); malformed when the
     record is the whole packet and the IP length claims more."""

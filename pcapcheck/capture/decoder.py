@@ -42,6 +42,8 @@ __all__ = [
     "DecodeError",
     "Decoder",
     "SourceAttributes",
+    "frame_length",
+    "ipv4_length",
 ]
 
 #: Link types the decoder understands (LINKTYPE_*, :data:`pcapcheck.capture.layers.LINKTYPE`).
@@ -57,6 +59,35 @@ IPV4_NO_OPTIONS = 0x45
 #: The bits of the flags and fragment offset field that make a packet a fragment (MF
 #: and the offset; DF does not): such a packet is skipped, not reassembled.
 IPV4_FRAGMENT_BITS = 0x3FFF
+
+
+# IP lengths of TSO / GSO captures, written once. A packet captured on the sending host
+# before the NIC (or the kernel) segments it has its length left to them: IPv4 total
+# length 0 (IPv6 payload length 0, which is also a jumbogram's, RFC 2675). Its length is
+# then the frame's. Both functions take Python ints (the decoder, one record) or numpy
+# integer arrays of equal shape (the batch decoder, a batch: its vectorised form makes
+# the same decision by calling them), and use only arithmetic that means the same on
+# both.
+
+
+def frame_length(wire_len, captured, offset):
+    """Bytes of the frame from ``offset`` (where the IP header starts) to its end: the
+    larger of the original length ``wire_len`` and the ``captured`` length (a capture
+    of outgoing TSO packets may record more than the wire length says), less
+    ``offset``. Ints or numpy integer arrays."""
+    return wire_len + (captured > wire_len) * (captured - wire_len) - offset
+
+
+def ipv4_length(total, ihl, frame):
+    """``(length, valid)`` of an IPv4 header (RFC 791 §3.1) whose total length field is
+    ``total`` and header length ``ihl`` bytes, in a frame of ``frame`` bytes from the
+    header on (:func:`frame_length`): ``length`` is ``total``, or ``frame`` when
+    ``total`` is 0 (TSO / GSO: the length left to the NIC); ``valid`` is False when a
+    nonzero ``total`` is shorter than the header (malformed: "IPv4 total length
+    <total> < header length <ihl>"). Ints (bools) or numpy arrays (bool arrays)."""
+    tso = total == 0
+    return total + tso * frame, tso | (total >= ihl)
+
 
 _IPV4_HDR = struct.Struct("!BxHHHxBxxII").unpack_from  # vihl, len, id, frag, proto, src, dst
 # IPv4 without options + the TCP fixed header, in one call (the common case)
@@ -385,10 +416,10 @@ class Decoder:
                     raise DecodeError(f"IPv4 header length {ihl} < 20")
                 if avail < ihl:
                     raise DecodeError(f"truncated IPv4 header ({avail} of {ihl} bytes captured)")
-                if total == 0:  # TSO: length left to the NIC; use the frame's
-                    total = max(record.wire_len, n) - off
-                elif total < ihl:
+                length, valid = ipv4_length(total, ihl, frame_length(record.wire_len, n, off))
+                if not valid:
                     raise DecodeError(f"IPv4 total length {total} < header length {ihl}")
+                total = length
                 if frag & IPV4_FRAGMENT_BITS:
                     self.skipped["ipv4-fragment"] += 1
                     return None
@@ -408,7 +439,7 @@ class Decoder:
                 if vtc >> 4 != 6:
                     raise DecodeError(f"IP version {vtc >> 4} in an IPv6 packet")
                 if plen == 0:  # jumbogram or TSO: use the frame's length
-                    plen = max(record.wire_len, n) - off - 40
+                    plen = frame_length(record.wire_len, n, off) - 40
 
                 t = off + 40
                 final_dst = None

@@ -79,6 +79,8 @@ from pcapcheck.capture.decoder import (
     Decoder,
     SourceAttributes,
     _parse_options,
+    frame_length,
+    ipv4_length,
 )
 from pcapcheck.capture.layers import IPV4, IPV6, LINKTYPE, Field, Layer
 from pcapcheck.capture.reader import open_capture
@@ -592,9 +594,8 @@ class BatchSource(SourceAttributes):
         keep, frag = _plain_ipv4(h["vihl"], total, h["frag"])  # else decoded one by one
         cap = caplen[idx]
         wl = wire[idx]
-        tso = total == 0  # length left to the NIC: the frame's
-        if tso.any():
-            total = np.where(tso, np.maximum(wl, cap) - off, total)
+        # TSO's total length 0: the frame's (the decoder's rule)
+        total = ipv4_length(total, 20, frame_length(wl, cap, off))[0]
         proto = h["proto"]
         not_tcp = keep & (frag | (proto != 6))
         if not_tcp.any():
@@ -1282,12 +1283,13 @@ def _plain_ipv4(
     ``vihl``, total length ``total`` and flags-and-offset field ``frag`` (equal-length
     arrays): ``plain``, the headers the arrays decode, on which
     :meth:`Decoder.decode`'s IPv4 checks pass (no options, :data:`IPV4_NO_OPTIONS`; a
-    total length of 0, TSO's, or at least the 20-byte header); ``fragment``, the
+    valid total length for the 20-byte header, :func:`pcapcheck.capture.decoder.ipv4_length`:
+    0, TSO's, or at least 20); ``fragment``, the
     fragments (:data:`IPV4_FRAGMENT_BITS`), which are skipped. What is not ``plain`` is
     decoded one by one, so its item (a DecodeError's reason) is the decoder's own.
     Used for the IPv4 header before TCP (:meth:`BatchSource._batch`) and for the outer
     one of a tunnel (:meth:`BatchSource._tunnel_step`)."""
-    plain = (vihl == IPV4_NO_OPTIONS) & ((total == 0) | (total >= 20))
+    plain = (vihl == IPV4_NO_OPTIONS) & ipv4_length(total, 20, 0)[1]
     return plain, (frag & IPV4_FRAGMENT_BITS) != 0
 
 
