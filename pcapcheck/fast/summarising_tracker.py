@@ -32,7 +32,7 @@ from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, 
 from pcapcheck.model import ACK, FIN, RST, SYN, Segment, TcpOptions
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker
-from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker
+from pcapcheck.tcp.tracker import CLOSE_DELAY, IDLE_TIMEOUT, Tracker, connection_key
 
 if TYPE_CHECKING:
     from pcapcheck.fast.lookahead import FastConn
@@ -60,7 +60,11 @@ class SummarisingTracker(Tracker):
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        key = self.key_of(seg)
+        key = (
+            connection_key(seg.src, seg.sport, seg.dst, seg.dport)
+            if seg.encapsulation is None  # (key_of, without its calls: most segments)
+            else self.key_of(seg)
+        )
         p = self.pending.get(key)
         flags = seg.flags
         if p is not None:

@@ -167,7 +167,10 @@ class Tracker:
         ts = seg.ts
         if ts >= self.next_sweep:
             self.sweep(ts)
-        self.route(seg, self.key_of(seg))
+        if seg.encapsulation is None:  # (table_key, without its calls: most segments)
+            self.route(seg, connection_key(seg.src, seg.sport, seg.dst, seg.dport))
+        else:
+            self.route(seg, self.key_of(seg))
 
     def route(self, seg: Segment, key: tuple) -> None:
         """:meth:`feed` once the sweep due at ``seg`` is done: ``seg`` to its connection
