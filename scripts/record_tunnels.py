@@ -6,6 +6,12 @@ Usage (needs root: network namespaces, tunnel devices, tcpdump)::
     python scripts/record_tunnels.py            # record every tunnel
     python scripts/record_tunnels.py vxlan gre  # record only these
     python scripts/record_tunnels.py --list     # list them
+    python scripts/record_tunnels.py --vm gre   # in a guest with Debian's kernel
+    python scripts/record_tunnels.py --out DIR  # elsewhere than sample_pcaps/encap/kernel
+
+``--vm`` runs this same script (``--out``) inside a QEMU guest booted with Debian's
+kernel, which has every tunnel driver as a module, for a machine whose own kernel lacks
+them (``scripts/tunnel_vm.py``: what it fetches and caches, how long it takes).
 
 For each tunnel two network namespaces are made (``ip netns add``), joined by a veth
 pair, the underlay (192.0.2.1/24 <-> 192.0.2.2/24, and 2001:db8:ffff::1/64 <-> ::2 for
@@ -23,8 +29,14 @@ namespace (``ip netns exec``), the server in the second, on fixed ports:
 
 Besides the kinds of ``ip link add``, VXLAN with IPv6 inside (``vxlan_inner6``), over
 an IPv6 underlay (``vxlan_under6``) and on Linux's historical port 8472
-(``vxlan_8472``, decoded with the ``tunnel-ports`` key). A kernel built without a kind
-of device skips it (the VM these were recorded on had VXLAN only).
+(``vxlan_8472``, decoded with the ``tunnel-ports`` key); Geneve over IPv6
+(``geneve_under6``), GRE with a key (``gre_key``: ``key 42``, RFC 2890), IPv6 inside
+IPv6 (``ip6tnl_inner6``), Ethernet in GRE over IPv6 (``ip6gretap``), and ip6tnl / ip6gre
+without the Tunnel Encapsulation Limit option (``*_noencap``: ``encaplimit none``; by
+default Linux puts that option, RFC 2473 §4.1.1, in a Destination Options header before
+the tunnelled packet). A kernel built without a kind of device skips it, said so (the
+VXLAN captures were recorded on the host's kernel, 6.18, the others with ``--vm``:
+sample_pcaps/encap/kernel/README.md).
 
 The namespaces are deleted at the end, also when a step fails. The captures go to
 ``sample_pcaps/encap/kernel/<tunnel>.pcap``; sequence numbers, timestamps and IP IDs
@@ -84,6 +96,10 @@ TUNNELS: dict[str, tuple[int, int, str]] = {
     "ip6tnl_inner6": (6, 6, "ip6tnl mode any local {local} remote {remote}"),
     "ip6gre": (6, 4, "ip6gre local {local} remote {remote}"),
     "ip6gretap": (6, 4, "ip6gretap local {local} remote {remote}"),
+    # no Destination Options header (RFC 2473 §4.1.1's encapsulation limit) before the
+    # tunnelled packet
+    "ip6tnl_noencap": (6, 4, "ip6tnl mode any local {local} remote {remote} encaplimit none"),
+    "ip6gre_noencap": (6, 4, "ip6gre local {local} remote {remote} encaplimit none"),
 }
 
 
