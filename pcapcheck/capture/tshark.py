@@ -51,7 +51,7 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,9 +264,15 @@ class TsharkRun:
             yield dict(zip(names, line.rstrip("\n").split("\t")))
 
 
-def _file_key(path: str | Path, verify_checksums: bool) -> tuple:
+def _file_key(path: str | Path, verify_checksums: bool, decode_as: Sequence[str] = ()) -> tuple:
     st = os.stat(path)
-    return (os.path.realpath(path), st.st_size, st.st_mtime_ns, bool(verify_checksums))
+    return (
+        os.path.realpath(path),
+        st.st_size,
+        st.st_mtime_ns,
+        bool(verify_checksums),
+        tuple(decode_as),
+    )
 
 
 _prefetched: dict[tuple, _Prefetched] = {}
@@ -274,7 +280,11 @@ _lock = threading.Lock()
 
 
 def _tshark_args(
-    tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
+    tools: _Tools,
+    path: str | Path,
+    analysis: bool,
+    verify_checksums: bool,
+    decode_as: Sequence[str] = (),
 ) -> tuple[list[str], tuple[str, ...]]:
     fields = DECODE_FIELDS + (ANALYSIS_FIELDS if analysis else ())
     prefs = dict(_PREFS)
@@ -299,6 +309,7 @@ def _tshark_args(
         "header=n",
         "-d",
         "tcp.port==0-65535,data",
+        *decode_as,
     ]
     for name, value in prefs.items():
         args += ["-o", f"{name}:{value}"]
@@ -331,11 +342,18 @@ def _capinfos(tools: _Tools, path: str | Path) -> subprocess.Popen | None:
 class _Stream:
     """One tshark process (and capinfos beside it) over one file, read line by line."""
 
-    def __init__(self, tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool):
+    def __init__(
+        self,
+        tools: _Tools,
+        path: str | Path,
+        analysis: bool,
+        verify_checksums: bool,
+        decode_as: Sequence[str] = (),
+    ):
         self.path = str(path)
         self.analysis = analysis
         self.tools = tools
-        args, self.fields = _tshark_args(tools, path, analysis, verify_checksums)
+        args, self.fields = _tshark_args(tools, path, analysis, verify_checksums, decode_as)
         self._err = tempfile.TemporaryFile()
         self._info = _capinfos(tools, path)
         # binary: a field value may hold a lone "\r", which text mode would take for a
@@ -399,10 +417,14 @@ def _capinfos_text(tools: _Tools, path: str | Path, info: subprocess.Popen | Non
 
 
 def _run_whole(
-    tools: _Tools, path: str | Path, analysis: bool, verify_checksums: bool
+    tools: _Tools,
+    path: str | Path,
+    analysis: bool,
+    verify_checksums: bool,
+    decode_as: Sequence[str] = (),
 ) -> TsharkRun:
     """Run tshark (and capinfos) to completion and keep the whole output."""
-    stream = _Stream(tools, path, analysis, verify_checksums)
+    stream = _Stream(tools, path, analysis, verify_checksums, decode_as)
     lines = [line.rstrip("\n") for line in stream.lines()]
     run = stream.finish()
     run.lines = lines
@@ -410,24 +432,30 @@ def _run_whole(
 
 
 def run_tshark(
-    path: str | Path, *, analysis: bool = False, verify_checksums: bool = False
+    path: str | Path,
+    *,
+    analysis: bool = False,
+    verify_checksums: bool = False,
+    decode_as: Sequence[str] = (),
 ) -> TsharkRun:
     """Run tshark once over ``path`` and return its whole output (a prefetched run of the
     same, unchanged file is reused: see :func:`prefetch`).
 
     ``analysis``: also read Wireshark's TCP analysis flags (:data:`ANALYSIS_FIELDS`),
     with "Analyze TCP sequence numbers" on; ``verify_checksums``: let Wireshark verify
-    TCP checksums (``tcp.checksum.status``).
+    TCP checksums (``tcp.checksum.status``); ``decode_as``: more tshark ``-d`` arguments
+    (``["-d", "udp.port==8472,vxlan"]``: a tunnel on a port that is not IANA's,
+    :func:`pcapcheck.commands.crosscheck.decode_as`).
 
     :raises TsharkMissing: tshark not found.
     :raises CaptureError: ``path`` cannot be opened (missing, a directory, unreadable).
     """
     tools = _tools()
-    cached = _lookup(path, analysis, verify_checksums)
+    cached = _lookup(path, analysis, verify_checksums, decode_as)
     if cached is not None:
         return cached
     _check_openable(path)
-    return _run_whole(tools, path, analysis, verify_checksums)
+    return _run_whole(tools, path, analysis, verify_checksums, decode_as)
 
 
 @dataclass
@@ -436,13 +464,15 @@ class _Prefetched:
     future: Future
 
 
-def _lookup(path: str | Path, analysis: bool, verify_checksums: bool) -> TsharkRun | None:
+def _lookup(
+    path: str | Path, analysis: bool, verify_checksums: bool, decode_as: Sequence[str] = ()
+) -> TsharkRun | None:
     """A prefetched run of ``path`` that serves this request (waiting for it when it is
-    still running), or None."""
+    still running; made with the same ``decode_as``), or None."""
     if not _prefetched:
         return None
     try:
-        key = _file_key(path, verify_checksums)
+        key = _file_key(path, verify_checksums, decode_as)
     except OSError:
         return None
     with _lock:
@@ -465,6 +495,7 @@ def prefetch(
     verify_checksums: bool = False,
     workers: int | None = None,
     wait: bool = True,
+    decode_as: Sequence[str] = (),
 ) -> list[tuple]:
     """Run tshark over several files at once and keep the outputs, so that
     :class:`TsharkSource`, :func:`run_tshark` and :func:`pcapcheck.compare.wireshark.crosscheck`
@@ -476,7 +507,8 @@ def prefetch(
     order given; a request for a file whose run is still going waits for it. A run
     with ``analysis=True`` also serves requests without analysis. Files that cannot be
     opened are left out (the later request reports them). The outputs stay in memory
-    until :func:`clear_prefetched`. Returns the keys of the runs this call started (for
+    until :func:`clear_prefetched`. ``decode_as``: as :func:`run_tshark`'s (a run serves
+    the requests with the same). Returns the keys of the runs this call started (for
     ``clear_prefetched(keys)``).
 
     :raises TsharkMissing: tshark not found.
@@ -488,7 +520,7 @@ def prefetch(
     with _lock:
         for p in paths:
             try:
-                key = _file_key(p, verify_checksums)
+                key = _file_key(p, verify_checksums, decode_as)
                 _check_openable(p)
             except (OSError, CaptureError):
                 continue
@@ -510,7 +542,7 @@ def prefetch(
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                fut.set_result(_run_whole(tools, p, analysis, verify_checksums))
+                fut.set_result(_run_whole(tools, p, analysis, verify_checksums, decode_as))
             except BaseException as exc:
                 fut.set_exception(exc)
 

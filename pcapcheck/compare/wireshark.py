@@ -22,7 +22,7 @@ this comparison, to be looked at.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -971,14 +971,23 @@ def compare(
 
 
 def crosscheck(
-    path: str | Path, *, catalog=None, params=None, wireshark_version: str | None = None
+    path: str | Path,
+    *,
+    catalog=None,
+    params=None,
+    wireshark_version: str | None = None,
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
+    decode_as: Sequence[str] = (),
 ) -> CrossReport:
     """Run pcapcheck and Wireshark on ``path`` and compare them.
 
     ``catalog``: a :class:`pcapcheck.catalog.rules.Catalog` (default: the shipped rules);
     ``params``: rule parameter overrides (e.g. ``{"SQ006": {"reorder_window": 0.01}}``);
     ``wireshark_version``: stored in the report as given (see
-    :func:`pcapcheck.capture.tshark.wireshark_version`).
+    :func:`pcapcheck.capture.tshark.wireshark_version`); ``tunnel_ports``: the UDP
+    ports of pcapcheck's tunnels (:func:`pcapcheck.capture.layers.tunnel_tables`; None:
+    IANA's), and ``decode_as`` the tshark ``-d`` arguments that make Wireshark decode the
+    same (:func:`pcapcheck.commands.crosscheck.decode_as`).
 
     :raises pcapcheck.capture.tshark.TsharkMissing: tshark is not installed.
     :raises pcapcheck.capture.reader.CaptureError: pcapcheck or Wireshark cannot read the file
@@ -991,12 +1000,14 @@ def crosscheck(
     tshark_path()
     catalog = catalog or load_catalog()
     active = catalog.select(None, None)
-    result = analyze_file(path, catalog, active, params=params, marks=True)
-    run = run_tshark(path, analysis=True)
+    result = analyze_file(
+        path, catalog, active, params=params, marks=True, tunnel_ports=tunnel_ports
+    )
+    run = run_tshark(path, analysis=True, decode_as=decode_as)
     error = run_error(run) if not run.lines else None
     if error is not None:
         raise error
-    source = NativeSource(path)
+    source = NativeSource(path, tunnel_ports=tunnel_ports)
     segments = {f: seg for f, _ts, seg in source if isinstance(seg, Segment)}
     ws_format, _snap = _parse_capinfos(run.capinfos)
     report = compare(result, run, segments, str(path), ws_format, frames=source.reader.records)

@@ -124,7 +124,9 @@ def _asciify(text: str) -> str:
 
 
 def scan_segments(
-    path: str | Path, connections: Sequence[Mapping[str, Any]]
+    path: str | Path,
+    connections: Sequence[Mapping[str, Any]],
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> Iterator[tuple[int, Segment]]:
     """Re-read the capture at ``path`` and yield ``(connection id, segment)`` for each
     segment of ``connections`` (summaries, ``FileResult.connections``), in capture order.
@@ -136,7 +138,9 @@ def scan_segments(
     :class:`~pcapcheck.tcp.tracker.TunnelPairing` does, from the TEIDs of both
     directions the summary names) whose ``[first_frame, last_frame]`` holds its frame.
     Undecodable and non-TCP records are skipped; the file is read only up to the last of
-    the connections' ``last_frame``. Holds nothing per segment. Raises
+    the connections' ``last_frame``. ``tunnel_ports``: the UDP ports of the tunnels, as
+    the analysis had them (:func:`pcapcheck.capture.layers.tunnel_tables`; None: IANA's).
+    Holds nothing per segment. Raises
     :class:`pcapcheck.capture.reader.CaptureError` when the file is not a readable
     capture.
     """
@@ -161,7 +165,7 @@ def scan_segments(
     if not index:
         return
     end = max(conn["last_frame"] for conn in connections)
-    for frame, _ts, seg in open_source(path):
+    for frame, _ts, seg in open_source(path, tunnel_ports=tunnel_ports):
         if frame > end:
             break
         if not isinstance(seg, Segment):
@@ -177,14 +181,17 @@ def scan_segments(
 
 
 def connection_segments(
-    path: str | Path, connections: Sequence[Mapping[str, Any]]
+    path: str | Path,
+    connections: Sequence[Mapping[str, Any]],
+    tunnel_ports: Mapping[str, Iterable[int]] | None = None,
 ) -> dict[int, list[Segment]]:
     """Each connection's segments, by id, as lists (:func:`scan_segments`: every segment
     of them in memory; a drawing of many or long connections feeds
     :class:`~pcapcheck.report.ladder_model.LadderBuilder` from :func:`scan_segments`
-    instead). Raises as :func:`scan_segments`."""
+    instead). ``tunnel_ports``: as :func:`scan_segments`'. Raises as
+    :func:`scan_segments`."""
     out: dict[int, list[Segment]] = {conn["id"]: [] for conn in connections}
-    for cid, seg in scan_segments(path, connections):
+    for cid, seg in scan_segments(path, connections, tunnel_ports):
         out[cid].append(seg)
     return out
 
