@@ -38,8 +38,10 @@ when the recording ends (``poweroff -f``), and QEMU's exit ends the run. Then th
 are copied to ``sample_pcaps/encap/kernel/`` (or ``--out``), and the guest's kernel
 release is printed (record it in that directory's README.md).
 
-Time: the first run about 10 s to fetch and unpack the kernel; each run then about 10 s
-to boot plus about 3 s per tunnel (6 s with an IPv6 address: the MLD quiet time).
+Time (2-core machine, QEMU's TCG: see :data:`ACCEL`): the first run a few seconds more to
+fetch and unpack the kernel; each run about 10 s to boot, then 20-35 s per tunnel (the
+emulated guest starts Python three times per tunnel; the IPv6 ones wait 3 s for MLD):
+the 13 kinds recorded in the guest took about 7 minutes.
 
 Errors (exit 2, one line): no ``/dev/kvm``, not root, a missing program, a kernel
 package that cannot be found or fetched, a guest that did not finish (the last lines of
@@ -74,7 +76,7 @@ MODULES = (
 )  # fmt: skip
 #: seconds the guest may take, boot to power-off: this much, plus PER_TUNNEL for each
 TIMEOUT = 120
-PER_TUNNEL = 30
+PER_TUNNEL = 60
 GUEST_OUT = "/tmp/out"
 #: --accel -> QEMU's options: TCG (emulated, the default: a guest boots in about 2 s and
 #: works everywhere) or KVM with the host's CPU (needs a working /dev/kvm; under the
@@ -335,6 +337,7 @@ def run(
             target = out_dir / pcap.name
             shutil.copyfile(pcap, target)
             copied.append(target)
+            print(f"copied to {target}")
     print(f"guest kernel: {release} (Debian {package} {version})")
     return rc, release, copied
 
