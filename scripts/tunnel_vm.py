@@ -41,7 +41,11 @@ release is printed (record it in that directory's README.md).
 Time (2-core machine, QEMU's TCG: see :data:`ACCEL`): the first run a few seconds more to
 fetch and unpack the kernel; each run about 10 s to boot, then 20-35 s per tunnel (the
 emulated guest starts Python three times per tunnel; the IPv6 ones wait 3 s for MLD):
-the 13 kinds recorded in the guest took about 7 minutes.
+the 13 kinds recorded in the guest took about 7 minutes. The guest's timing is not a
+native machine's: one re-recording of ``ipip`` held one more pure ACK of the server (a
+duplicate ACK after its response: 19 frames), which tests/test_kernel_tunnels.py would
+reject; look at a new recording (``tshark -r``: 18 frames, two connections) before it
+replaces a sample.
 
 Errors (exit 2, one line): no ``/dev/kvm``, not root, a missing program, a kernel
 package that cannot be found or fetched, a guest that did not finish (the last lines of
@@ -77,6 +81,8 @@ MODULES = (
 #: seconds the guest may take, boot to power-off: this much, plus PER_TUNNEL for each
 TIMEOUT = 120
 PER_TUNNEL = 60
+#: seconds within which the guest's kernel must print its banner ("Linux version")
+SILENT = 60
 GUEST_OUT = "/tmp/out"
 #: --accel -> QEMU's options: TCG (emulated, the default: a guest boots in about 2 s and
 #: works everywhere) or KVM with the host's CPU (needs a working /dev/kvm; under the
@@ -313,13 +319,24 @@ def run(
                 qemu, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
             )
             try:
-                proc.wait(timeout=timeout)
+                # a guest that prints no kernel line at all has not booted: stop early
+                try:
+                    proc.wait(timeout=SILENT)
+                except subprocess.TimeoutExpired:
+                    if "] Linux version" not in console_log.read_text(errors="replace"):
+                        raise VmError(
+                            f"the guest printed nothing in {SILENT} s (its kernel did not "
+                            f"start; with --accel kvm: nested KVM? try --accel tcg)"
+                        ) from None
+                    proc.wait(timeout=timeout - SILENT)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
                 raise VmError(
                     f"the guest did not power off within {timeout} s (console: {console_log})"
                 ) from None
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         console = console_log.read_text(errors="replace")
         if verbose:
             print(console, file=sys.stderr)
