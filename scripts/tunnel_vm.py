@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Run ``scripts/record_tunnels.py`` inside a KVM guest booted with Debian's kernel (issue 24).
+"""Run ``scripts/record_tunnels.py`` inside a QEMU guest booted with Debian's kernel (issue 24).
 
-Usage (root, ``/dev/kvm``)::
+Usage (root)::
 
     python scripts/record_tunnels.py --vm                 # every tunnel, in the guest
     python scripts/record_tunnels.py --vm gre ip6gre      # only these
     python scripts/tunnel_vm.py gre                       # the same
+    python scripts/tunnel_vm.py --accel kvm gre           # with KVM (see ACCEL)
+    python scripts/tunnel_vm.py -v gre                    # and print the guest's console
 
 Why: the recording needs the kernel's tunnel drivers (``ip_gre``, ``ipip``, ``sit``,
 ``ip6_tunnel``, ``ip6_gre``, ``geneve``, ``vxlan``, ``veth``); a machine whose own kernel
@@ -47,9 +49,11 @@ duplicate ACK after its response: 19 frames), which tests/test_kernel_tunnels.py
 reject; look at a new recording (``tshark -r``: 18 frames, two connections) before it
 replaces a sample.
 
-Errors (exit 2, one line): no ``/dev/kvm``, not root, a missing program, a kernel
-package that cannot be found or fetched, a guest that did not finish (the last lines of
-its console are printed).
+Errors (exit 2, one line): not root, no ``/dev/kvm`` (``--accel kvm``), a missing
+program, an unknown tunnel, a kernel package that cannot be found or fetched, a guest
+whose kernel printed nothing within :data:`SILENT` seconds, a guest that did not finish
+(the last lines of its console are printed; the whole console is kept in
+``<cache>/console.log``). The exit status is otherwise record_tunnels.py's in the guest.
 """
 
 from __future__ import annotations
