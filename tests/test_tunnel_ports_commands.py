@@ -11,7 +11,6 @@ no connection; with ``vxlan = [4789, 8472]`` the two connections.
 
 from __future__ import annotations
 
-import inspect
 import shutil
 
 import pytest
@@ -22,40 +21,6 @@ from pcapcheck.cli import app
 from pcapcheck.commands.crosscheck import WIRESHARK_TUNNELS, decode_as
 
 runner = CliRunner()
-
-
-def _takes(function, *names: str) -> bool:
-    return set(names) <= set(inspect.signature(function).parameters)
-
-
-def _segment_reader_takes_tunnel_ports() -> bool:
-    from pcapcheck.report.ladder import connection_segments
-
-    return _takes(connection_segments, "tunnel_ports")
-
-
-def _crosscheck_takes_tunnel_ports() -> bool:
-    from pcapcheck.capture.tshark import prefetch
-    from pcapcheck.compare.wireshark import crosscheck
-
-    return _takes(crosscheck, "tunnel_ports", "decode_as") and _takes(prefetch, "decode_as")
-
-
-#: The commands pass the configuration's ports to the segment reader of the ladders
-#: (``pcapcheck.report.ladder.connection_segments(..., tunnel_ports=)``) and to the
-#: comparison with Wireshark (``pcapcheck.compare.wireshark.crosscheck(...,
-#: tunnel_ports=, decode_as=)``, ``pcapcheck.capture.tshark.prefetch(..., decode_as=)``),
-#: which their owner is adding: until then these tests are expected to fail.
-needs_ladder_ports = pytest.mark.xfail(
-    not _segment_reader_takes_tunnel_ports(),
-    reason="report.ladder.connection_segments takes no tunnel_ports yet",
-    strict=True,
-)
-needs_crosscheck_ports = pytest.mark.xfail(
-    not _crosscheck_takes_tunnel_ports(),
-    reason="compare.wireshark.crosscheck / capture.tshark.prefetch take no tunnel ports yet",
-    strict=True,
-)
 CAPTURE = SAMPLES / "encap" / "kernel" / "vxlan_8472.pcap"
 CONFIG = "[tunnel-ports]\nvxlan = [4789, 8472]\n"
 CLIENT1, CLIENT2, SERVER = "10.0.0.1:40001", "10.0.0.1:40002", "10.0.0.2:8080"
@@ -71,7 +36,6 @@ def config(tmp_path):
 # ---- ladder ---------------------------------------------------------------------------
 
 
-@needs_ladder_ports
 def test_ladder_draws_the_connections_in_vxlan_on_8472_with_the_config(config):
     for cid, client in ((1, CLIENT1), (2, CLIENT2)):
         res = runner.invoke(
@@ -99,7 +63,6 @@ def test_ladder_without_the_config_sees_no_connection(config, tmp_path, monkeypa
     )
 
 
-@needs_ladder_ports
 def test_ladder_finds_the_config_as_analyze_does_and_isolated_ignores_it(tmp_path, monkeypatch):
     (tmp_path / "pcapcheck.toml").write_text(CONFIG)
     monkeypatch.chdir(tmp_path)
@@ -159,7 +122,6 @@ def submissions(tmp_path):
     return folder
 
 
-@needs_ladder_ports
 def test_grade_decodes_the_submission_with_the_config(submissions, config, tmp_path):
     rubric = str(tmp_path / "lab.yaml")
     res = runner.invoke(
@@ -208,7 +170,6 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 
 
 @needs_tshark
-@needs_crosscheck_ports
 def test_crosscheck_with_the_config_compares_both_connections(config):
     res = runner.invoke(app, ["crosscheck", str(CAPTURE), "--config", str(config)])
     assert res.exit_code == 0, res.output

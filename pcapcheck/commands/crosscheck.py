@@ -62,16 +62,6 @@ def decode_as(tunnel_ports: Mapping[str, Iterable[int]] | None) -> list[str]:
     return args
 
 
-def _tunnel_args(ports: Mapping[str, Iterable[int]] | None) -> tuple[dict, dict]:
-    """The keyword arguments of tshark's runs (:func:`pcapcheck.capture.tshark.prefetch`)
-    and of :func:`pcapcheck.compare.wireshark.crosscheck` for the configuration's
-    ``tunnel_ports``: none when it has none (IANA's ports, their defaults)."""
-    if not ports:
-        return {}, {}
-    args = decode_as(ports)
-    return {"decode_as": args}, {"tunnel_ports": ports, "decode_as": args}
-
-
 @app.command()
 def crosscheck(
     files: list[Path] = typer.Argument(..., help="Capture files (pcap, pcapng, optionally gzip)."),
@@ -86,7 +76,8 @@ def crosscheck(
 ) -> None:
     """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
     flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
-    tshark_args, check_args = _tunnel_args(command_config(config, isolated, None).tunnel_ports)
+    ports = command_config(config, isolated, None).tunnel_ports
+    wireshark_ports = decode_as(ports)  # tshark decodes the tunnels on the same ports
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.capture.tshark import (
         TsharkMissing,
@@ -101,7 +92,9 @@ def crosscheck(
         version = wireshark_version()
         # Start tshark on every file now (in the background, ``jobs`` at a time): the
         # files are then compared in order as their runs complete.
-        started = prefetch(files, analysis=True, workers=jobs or None, wait=False, **tshark_args)
+        started = prefetch(
+            files, analysis=True, workers=jobs or None, wait=False, decode_as=wireshark_ports
+        )
     except TsharkMissing as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
@@ -113,7 +106,12 @@ def crosscheck(
     try:
         for path in files:
             try:
-                report = run_crosscheck(path, wireshark_version=version, **check_args)
+                report = run_crosscheck(
+                    path,
+                    wireshark_version=version,
+                    tunnel_ports=ports,
+                    decode_as=wireshark_ports,
+                )
             except CaptureError as exc:
                 typer.echo(f"pcapcheck: error: {exc}", err=True)
                 status = 2

@@ -86,7 +86,6 @@ def ladder(
     ports = command_config(config, isolated, lang).tunnel_ports
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.catalog.rules import CatalogError, load_catalog
-    from pcapcheck.grading.grader import tunnel_args
     from pcapcheck.i18n import gettext as _
     from pcapcheck.pipeline import analyze_file
     from pcapcheck.report.ladder import LadderError, connection_segments, render_ladder
@@ -102,7 +101,7 @@ def ladder(
             raise fail(f"{file}: no TCP connection in the capture ({result.packets} packets)")
         cid = connection if connection is not None else result.connections[0]["id"]
         conn = next((c for c in result.connections if c["id"] == cid), None)
-        segments = connection_segments(file, [conn] if conn else [], **tunnel_args(ports))
+        segments = connection_segments(file, [conn] if conn else [], tunnel_ports=ports)
         if fmt == "text":
             text = render_ladder(result, cid, segments.get(cid, []), ascii=ascii_only, width=width)
         else:

@@ -223,14 +223,6 @@ def _evaluate(
     return res
 
 
-def tunnel_args(tunnel_ports: Mapping[str, Iterable[int]] | None) -> dict[str, Any]:
-    """The keyword arguments that give a segment reader
-    (:func:`pcapcheck.report.ladder.connection_segments`) the UDP tunnel ports
-    ``tunnel_ports`` (tunnel name -> ports): ``{"tunnel_ports": ...}``, or none when
-    there are none (IANA's ports, the reader's default)."""
-    return {"tunnel_ports": tunnel_ports} if tunnel_ports else {}
-
-
 def grade_submission(
     rubric: Rubric,
     student: str,
@@ -264,7 +256,7 @@ def grade_submission(
         segments = (
             {}
             if problem
-            else connection_segments(capture, result.connections, **tunnel_args(tunnel_ports))
+            else connection_segments(capture, result.connections, tunnel_ports=tunnel_ports)
         )
     except CaptureError as exc:
         text = str(exc)
