@@ -926,6 +926,26 @@ def build(outdir: Path) -> dict[str, str]:
         )
 
     put(
+        "mpls_ipip_labels.pcap",
+        pcap_file(
+            [
+                (
+                    TIMES_NS[k],
+                    underlay(
+                        pkt[0],
+                        0x8847,
+                        mpls((100 if pkt[0] else 200,), outer4("A", pkt[0], 4, ipv4_from(pkt, k))),
+                    ),
+                )
+                for k, pkt in enumerate(CONVERSATION)
+            ],
+            1,
+        ),
+        "the clean conversation in IP-in-IP over MPLS, label 100 towards the server's"
+        " side, 200 back (labels are the downstream router's, RFC 3031 §3.4): one"
+        " connection",
+    )
+    put(
         "gtpu_uplink_downlink.pcap",
         pcap_file(gtpu_uplink_downlink(), 1),
         "GTP-U as a mobile core sends it: the clean conversation of UE 10.45.0.2 (behind"

@@ -116,6 +116,7 @@ TUNNEL_FILES = [
     "gtpu.pcap",
     "gtpu_uplink_downlink.pcap",
     "gtpu_two_tunnels_interleaved.pcap",
+    "mpls_ipip_labels.pcap",
     "teredo.pcap",
     "erspan1.pcap",
     "erspan2.pcap",

@@ -33,6 +33,8 @@ NOT_IN_ORACLE = {
         "bad/gtpu_bad_flags.pcap",
         "bad/gtpu_ext_len0.pcap",
         "bad/teredo_bad_indicator.pcap",
+        "kernel/geneve.pcap",
+        "kernel/geneve_under6.pcap",
         "kernel/vxlan.pcap",
         "kernel/vxlan_inner6.pcap",
         "kernel/vxlan_under6.pcap",

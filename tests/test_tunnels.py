@@ -930,3 +930,38 @@ def test_erspan_crosscheck(name):
         (11, "retransmission", "tunnel-identity"),
         (12, "retransmission", "after-connection-difference"),
     ], cc.render_crosscheck(got)
+
+
+def test_mpls_labels_per_direction_do_not_split_a_tunnelled_connection():
+    """mpls_ipip_labels.pcap: IP-in-IP over MPLS, label 100 towards the server's side
+    and 200 back (the downstream router's labels, RFC 3031 §3.4): one connection (the
+    label was part of the identity: two one-sided connections); the label, one
+    direction's only, is left out of its Wireshark filter."""
+    from pcapcheck.report.common import connection_filter
+    from pcapcheck.tcp.tracker import unpaired_idents
+
+    r = report(ENCAP / "mpls_ipip_labels.pcap")
+    path = ["eth", "mpls 100", f"ipv4 {A4}", "ipv4"]
+    assert [
+        (c["id"], c["first_frame"], c["last_frame"], c["handshake"], c["close"], c["encapsulation"])
+        for c in r["connections"]
+    ] == [(1, 1, 10, "complete", "graceful", path)]
+    assert r["findings"] == []
+    assert unpaired_idents(tuple(path)) == {1}
+    assert connection_filter(r["connections"][0]) == (
+        "ip.addr == 10.0.0.1 && tcp.port == 40000 && ip.addr == 10.0.0.2 && tcp.port == 80"
+    )
+    up, down = segments(ENCAP / "mpls_ipip_labels.pcap")[:2]
+    assert (up.encapsulation[1], down.encapsulation[1]) == ("mpls 100", "mpls 200")
+    assert connection_key(up.src, up.sport, up.dst, up.dport, up.encapsulation) == (
+        connection_key(down.src, down.sport, down.dst, down.dport, down.encapsulation)
+    )
+
+
+@needs_tshark
+def test_mpls_labels_crosscheck():
+    from pcapcheck.compare import wireshark as cc
+
+    got = cc.crosscheck(ENCAP / "mpls_ipip_labels.pcap")
+    assert (got.tcp_frames, got.connections, got.streams) == (10, 1, 1)
+    assert got.disagreements == [], cc.render_crosscheck(got)

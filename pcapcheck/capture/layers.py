@@ -732,23 +732,30 @@ def _port_conflict(port: int, first: str, second: str, ports: Mapping[str, objec
 
 _register_udp_tunnels(UDP_PORT, {})
 
-#: The labels of the layers whose ident is per direction (``ident_per_direction``:
-#: ``{"gtpu"}``): in an encapsulation path, ``"gtpu 4097"`` names the tunnel at its
-#: receiver only. :func:`pcapcheck.tcp.tracker.connection_key` leaves these idents out
-#: and :class:`pcapcheck.tcp.tracker.TunnelPairing` pairs the directions; the one list
-#: both read.
-PER_DIRECTION_LABELS = frozenset(
-    layer.label
-    for layer in _walk([*IP_PROTOCOL.layers.values(), *IPV6_PROTOCOL.layers.values()])
-    if layer.ident_per_direction and layer.label is not None
-)
-
 # The entries of the link layers in an encapsulation path.
 for _layer, _label in ((ETHERNET, "eth"), (SLL, "sll"), (SLL2, "sll2"), (NULL, "null"),
                        (LOOP, "loop"), (VLAN, "vlan"), (MPLS, "mpls")):  # fmt: skip
     _layer.label = _label
 VLAN.ident = Field(0, 2, mask=0xFFF)
 MPLS.ident = Field(0, 4, shift=12)
+# An MPLS label is the downstream router's (RFC 3031 §3.4: the label is assigned by the
+# LSR that receives it): the two directions of one connection may carry different ones.
+MPLS.ident_per_direction = True
+
+#: The labels of the layers whose ident is per direction (``ident_per_direction``:
+#: ``{"gtpu", "mpls"}``): in an encapsulation path, ``"gtpu 4097"`` names the tunnel at
+#: its receiver only. :func:`pcapcheck.tcp.tracker.connection_key` leaves these idents
+#: out; :class:`pcapcheck.tcp.tracker.TunnelPairing` pairs the directions of those that
+#: follow an outer IP header (its destination is the receiver; an MPLS label stack
+#: before any tunnel names no endpoint: it is not part of a connection's identity). The
+#: one list both read.
+PER_DIRECTION_LABELS = frozenset(
+    layer.label
+    for layer in _walk(
+        [*LINKTYPE.layers.values(), *IP_PROTOCOL.layers.values(), *IPV6_PROTOCOL.layers.values()]
+    )
+    if layer.ident_per_direction and layer.label is not None
+)
 
 
 def tunnel_tables(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pcapcheck.i18n import DEFAULT_LANGUAGE, get_language, ngettext
 from pcapcheck.i18n import gettext as _
+from pcapcheck.tcp.tracker import unpaired_idents
 
 if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog, Rule
@@ -107,15 +108,18 @@ def connection_filter(conn: Mapping[str, Any]) -> str:
     vxlan.vni == 42`` (``geneve.vni``, ``gtp.teid``, ``mpls.label``, ``gre.key``,
     ``pppoe.session_id``, ``vlan.id``) for each tunnel entry with a value; an entry with
     a value per direction (GTP-U's TEIDs, ``"gtpu 257/40961"``) matches both: ``&&
-    gtp.teid in {257 40961}``."""
+    gtp.teid in {257 40961}``; an MPLS label under the tunnels (one direction's only,
+    :func:`pcapcheck.tcp.tracker.unpaired_idents`) is left out."""
     parts = []
     for text in (conn["client"], conn["server"]):
         host, port = endpoint_parts(text)
         field = "ipv6.addr" if ":" in host else "ip.addr"
         parts.append(f"{field} == {host} && tcp.port == {port}")
-    for entry in conn.get("encapsulation") or ():
+    path = tuple(conn.get("encapsulation") or ())
+    skip = unpaired_idents(path) if path else frozenset()
+    for i, entry in enumerate(path):
         name, _sep, value = entry.partition(" ")
-        if name not in _TUNNEL_FIELDS:
+        if name not in _TUNNEL_FIELDS or i in skip:
             continue
         if value.isdigit():
             parts.append(f"{_TUNNEL_FIELDS[name]} == {value}")

@@ -450,24 +450,46 @@ def _tunnel_identity(path: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _per_direction(path: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]] | None:
-    """``(sender, receiver, values)`` of ``path``'s idents per direction: the addresses
-    of the outer IP header before the first of them, and their values (as written: a
-    reported path's ``"257/40961"``); None when there is none."""
+def _per_direction(
+    path: tuple[str, ...],
+) -> tuple[str, str, tuple[str, ...], tuple[int, ...]] | None:
+    """``(sender, receiver, values, positions)`` of ``path``'s idents per direction that
+    follow an outer IP header: the addresses of the outer IP header before the first of
+    them, their values (as written: a reported path's ``"257/40961"``) and their places
+    in ``path``; None when there is none. (One before every outer IP header, an MPLS
+    label stack under a tunnel, names no tunnel endpoint: it is not paired.)"""
     ip = None
     values: list[str] = []
-    for item in path:
+    positions: list[int] = []
+    for i, item in enumerate(path):
         if item.startswith("ip") and ">" in item:
             if not values:
                 ip = item
             continue
         label, _sep, value = item.rpartition(" ")
-        if label in PER_DIRECTION_LABELS:
+        if label in PER_DIRECTION_LABELS and ip is not None:
             values.append(value)
+            positions.append(i)
     if not values or ip is None:
         return None
     a, b = ip.split(" ", 1)[1].split(">", 1)
-    return a, b, tuple(values)
+    return a, b, tuple(values), tuple(positions)
+
+
+def unpaired_idents(path: tuple[str, ...]) -> frozenset[int]:
+    """The places in ``path`` of its idents per direction that name no tunnel endpoint
+    (before every outer IP header: an MPLS label stack under the tunnels), which are in
+    no connection's identity and are the first segment's only (a filter on them would
+    miss the other direction)."""
+    if not any(item.startswith("ip") and ">" in item for item in path):
+        return frozenset()  # no tunnel: no path is made (a test's path may be)
+    found = _per_direction(path)
+    paired = set(found[3]) if found is not None else set()
+    return frozenset(
+        i
+        for i, item in enumerate(path)
+        if i not in paired and item.rpartition(" ")[0] in PER_DIRECTION_LABELS
+    )
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -483,7 +505,7 @@ def tunnel_ends(path: tuple[str, ...] | None) -> tuple[tuple[str, tuple[str, ...
     found = _per_direction(path) if path else None
     if found is None:
         return ()
-    a, b, values = found
+    a, b, values, _at = found
     there = tuple(v.partition("/")[0] for v in values)
     if not any("/" in v for v in values):
         return ((b, there),)
@@ -624,16 +646,12 @@ def client_path(
         return path
     sender, receiver = (found[0], found[1]) if from_client else (found[1], found[0])
     there, back = ends.get(receiver, found[2]), ends.get(sender)
-    out = []
-    k = 0
-    for item in path:
-        label, _sep, value = item.rpartition(" ")
-        if label in PER_DIRECTION_LABELS:
-            v = there[k] if k < len(there) else value
-            w = back[k] if back is not None and k < len(back) else v
-            item = f"{label} {v}/{w}" if w != v else f"{label} {v}"
-            k += 1
-        out.append(item)
+    out = list(path)
+    for k, i in enumerate(found[3]):
+        label, _sep, value = out[i].rpartition(" ")
+        v = there[k] if k < len(there) else value
+        w = back[k] if back is not None and k < len(back) else v
+        out[i] = f"{label} {v}/{w}" if w != v else f"{label} {v}"
     return tuple(out)
 
 
