@@ -16,6 +16,7 @@ from pcapcheck.cli import app
 runner = CliRunner()
 CLEAN = str(SAMPLES / "loopback" / "client_close_first.pcap")
 HS002 = str(SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap")
+HS004 = str(SAMPLES / "crafted" / "hs004_handshake-ack-bad.pcap")  # HS004 and RS004
 CL003 = str(SAMPLES / "crafted" / "cl003_close-incomplete.pcap")
 OPEN = str(SAMPLES / "loopback" / "open_at_end.pcap")
 
@@ -31,7 +32,7 @@ def test_table_shows_connection_and_findings_tables_and_summary():
     for header in ("client state", "server state", "conn_state", "handshake", "close"):
         assert header in out
     assert "HS002" in out and "SYN-ACK acknowledges 0, expected client ISN+1 = 1" in out
-    assert out.rstrip().endswith("1 connection, 2 findings (1 error, 1 warning) in 3 packets")
+    assert out.rstrip().endswith("1 connection, 1 finding (1 error) in 3 packets")
 
 
 def test_clean_loopback_recording_exits_zero_with_both_tables():
@@ -71,7 +72,8 @@ def test_json_document_keys():
         "transitions",
     } <= set(conn)
     assert (conn["id"], conn["client"], conn["server"]) == (1, "10.0.0.1:40000", "10.0.0.2:80")
-    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "LISTEN")
+    # the client's RST answers the bad SYN-ACK: it stays in SYN-SENT (RFC 9293 §3.10.7.3)
+    assert (conn["client_state"], conn["server_state"]) == ("SYN-SENT", "LISTEN")
     assert conn["transitions"]["server"][0] == {
         "frame": 2,
         "from": "LISTEN",
@@ -101,9 +103,9 @@ def test_ipv6_endpoints_are_bracketed():
 
 def test_select_and_ignore_take_ids_and_prefixes():
     assert run("analyze", "--ignore", "HS002", HS002).exit_code == 0
-    res = run("analyze", "-f", "json", "--select", "RS", HS002)
+    res = run("analyze", "-f", "json", "--select", "RS", HS004)
     assert [f["rule"] for f in json.loads(res.stdout)["files"][0]["findings"]] == ["RS004"]
-    res = run("analyze", "-f", "json", "--ignore", "HS,RS", HS002)
+    res = run("analyze", "-f", "json", "--ignore", "HS,RS", HS004)
     assert json.loads(res.stdout)["files"][0]["findings"] == []
 
 

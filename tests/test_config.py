@@ -25,7 +25,8 @@ from pcapcheck.catalog.rules import load_catalog
 from pcapcheck.cli import app
 
 runner = CliRunner()
-HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"  # HS002 error, RS004 warning
+HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"  # HS002 error
+TWO = SAMPLES / "crafted" / "hs004_handshake-ack-bad.pcap"  # HS004 error, RS004 warning
 CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"  # CL003 warning
 CL010 = SAMPLES / "crafted" / "cl010_time-wait-reuse.pcap"  # CL010 info, gap 10 s
 CP004 = SAMPLES / "crafted" / "cp004_bad-checksum.pcap"
@@ -91,10 +92,10 @@ def test_no_config_anywhere(tmp_path):
 
 
 def test_discovered_config_applies_from_a_subdirectory(tmp_path, monkeypatch):
-    write(tmp_path / "pcapcheck.toml", "ignore = ['HS002']\n")
+    write(tmp_path / "pcapcheck.toml", "ignore = ['HS004']\n")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
-    res = analyze("-f", "json", str(HS002))
+    res = analyze("-f", "json", str(TWO))
     assert res.exit_code == 0 and rules_of(res) == [["RS004"]]
 
 
@@ -103,20 +104,20 @@ def test_pyproject_table_applies(tmp_path, monkeypatch):
         tmp_path / "pyproject.toml", "[project]\nname = 'x'\n\n[tool.pcapcheck]\nselect = ['RS']\n"
     )
     monkeypatch.chdir(tmp_path)
-    assert rules_of(analyze("-f", "json", str(HS002))) == [["RS004"]]
+    assert rules_of(analyze("-f", "json", str(TWO))) == [["RS004"]]
 
 
 def test_isolated_ignores_the_config(tmp_path, monkeypatch):
     write(tmp_path / "pcapcheck.toml", "select = ['RS']\n")
     monkeypatch.chdir(tmp_path)
-    assert rules_of(analyze("--isolated", "-f", "json", str(HS002))) == [["HS002", "RS004"]]
+    assert rules_of(analyze("--isolated", "-f", "json", str(TWO))) == [["HS004", "RS004"]]
 
 
 def test_explicit_config_file(tmp_path):
     cfg = write(tmp_path / "ci" / "strict.toml", "select = ['RS']\n")
-    assert rules_of(analyze("--config", str(cfg), "-f", "json", str(HS002))) == [["RS004"]]
+    assert rules_of(analyze("--config", str(cfg), "-f", "json", str(TWO))) == [["RS004"]]
     pyproject = write(tmp_path / "pyproject.toml", "[tool.pcapcheck]\nignore = ['RS']\n")
-    assert rules_of(analyze("--config", str(pyproject), "-f", "json", str(HS002))) == [["HS002"]]
+    assert rules_of(analyze("--config", str(pyproject), "-f", "json", str(TWO))) == [["HS004"]]
 
 
 # --------------------------------------------------------------------------- keys
@@ -148,25 +149,25 @@ def test_fail_on_from_the_file_and_the_command_line_overrides_it(tmp_path, monke
 
 def test_select_extend_select_ignore(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "pcapcheck.toml", "select = ['HS', 'RS']\nignore = ['HS002']\n")
-    assert rules_of(analyze("-f", "json", str(HS002))) == [["RS004"]]
+    write(tmp_path / "pcapcheck.toml", "select = ['HS', 'RS']\nignore = ['HS004']\n")
+    assert rules_of(analyze("-f", "json", str(TWO))) == [["RS004"]]
     write(tmp_path / "pcapcheck.toml", "extend-select = ['CP004']\n")
     assert "CP004" in rules_of(analyze("-f", "json", str(CP004)))[0]
     assert "CP004" not in rules_of(analyze("--isolated", "-f", "json", str(CP004)))[0]
 
 
 def test_command_line_select_replaces_the_file_and_ignore_adds(tmp_path, monkeypatch):
-    write(tmp_path / "pcapcheck.toml", "select = ['RS']\nignore = ['HS002']\n")
+    write(tmp_path / "pcapcheck.toml", "select = ['RS']\nignore = ['HS004']\n")
     monkeypatch.chdir(tmp_path)
     # --select replaces select; the file's ignore still applies
-    assert rules_of(analyze("--select", "HS,RS", "-f", "json", str(HS002))) == [["RS004"]]
+    assert rules_of(analyze("--select", "HS,RS", "-f", "json", str(TWO))) == [["RS004"]]
     # --ignore adds to the file's ignore
-    assert rules_of(analyze("--select", "ALL", "--ignore", "RS", "-f", "json", str(HS002))) == [[]]
+    assert rules_of(analyze("--select", "ALL", "--ignore", "RS", "-f", "json", str(TWO))) == [[]]
     # a more specific --select beats the file's prefix ignore
     write(tmp_path / "pcapcheck.toml", "ignore = ['HS']\n")
-    assert rules_of(analyze("--select", "HS002", "-f", "json", str(HS002))) == [["HS002"]]
-    assert rules_of(analyze("--extend-select", "HS002", "-f", "json", str(HS002))) == [
-        ["HS002", "RS004"]
+    assert rules_of(analyze("--select", "HS004", "-f", "json", str(TWO))) == [["HS004"]]
+    assert rules_of(analyze("--extend-select", "HS004", "-f", "json", str(TWO))) == [
+        ["HS004", "RS004"]
     ]
 
 
@@ -198,7 +199,7 @@ def test_rules_dirs_are_relative_to_the_config_file(tmp_path, monkeypatch):
 def test_per_file_ignores(tmp_path, monkeypatch):
     for sub in ("legacy", "new", "legacy/old"):
         (tmp_path / "captures" / sub).mkdir(parents=True, exist_ok=True)
-        shutil.copy(HS002, tmp_path / "captures" / sub / "x.pcap")
+        shutil.copy(TWO, tmp_path / "captures" / sub / "x.pcap")
     write(
         tmp_path / "pcapcheck.toml",
         """\
@@ -209,7 +210,7 @@ def test_per_file_ignores(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path / "captures")  # paths relative to the config's dir
     res = analyze("-f", "json", "legacy/x.pcap", "new/x.pcap", "legacy/old/x.pcap")
-    assert rules_of(res) == [[], ["HS002", "RS004"], ["HS002"]]
+    assert rules_of(res) == [[], ["HS004", "RS004"], ["HS004"]]
 
 
 def test_per_file_ignores_name_only_pattern_and_default_off_rules(tmp_path):
@@ -407,7 +408,7 @@ def test_flush_interval_where_it_does_nothing_is_a_warning():
         "pcapcheck: warning: --flush-interval applies to a live pipe only"
         " (- on a pipe with -f jsonl): ignored"
     )
-    assert rules_of(res) == [["HS002", "RS004"]]
+    assert rules_of(res) == [["HS002"]]
     quiet = analyze("--isolated", "-q", "-f", "json", str(HS002))
     assert "--flush-interval" not in quiet.stderr
     assert one_error_line(analyze("--flush-interval", "0", str(HS002))) == (

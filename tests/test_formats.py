@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = ROOT / "sample_pcaps"
 HS002 = "sample_pcaps/crafted/hs002_synack-bad-ack.pcap"
+HS004 = "sample_pcaps/crafted/hs004_handshake-ack-bad.pcap"  # HS004 error, RS004 warning
 CLEAN = "sample_pcaps/crafted/clean_handshake_close.pcap"
 INFO_ONLY = "sample_pcaps/crafted/hs005_syn-retransmitted.pcap"  # 2 x HS005 (info)
 MANY = "sample_pcaps/encap/bad/unsupported_linktype.pcap"  # 10 x CP005 (warning)
@@ -143,15 +144,14 @@ def test_unreadable_file_in_every_format(name):
 README_TABLE = """\
   id  client          server       handshake    close    client state    server state    conn_state      packets    findings
 ----  --------------  -----------  -----------  -------  --------------  --------------  ------------  ---------  ----------
-   1  10.0.0.1:40000  10.0.0.2:80  incomplete   reset    CLOSED          LISTEN          RSTO                  3           2
+   1  10.0.0.1:40000  10.0.0.2:80  incomplete   none     SYN-SENT        LISTEN          RSTO                  3           1
 
 rule    severity      conn    frame  message
 ------  ----------  ------  -------  --------------------------------------------------------------------------------
 HS002   error            1        2  SYN-ACK acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903, expected
                                      1015684904; the SYN carried 0 data bytes)
-RS004   warning          1        3  RST from the client (RST) after the SYN-ACK, before the handshake completed
 
-1 connection, 2 findings (1 error, 1 warning) in 3 packets
+1 connection, 1 finding (1 error) in 3 packets
 """
 
 
@@ -170,10 +170,7 @@ def test_table_statistics(result, ctx):
     stats = FORMATS["table"](results, replace(ctx, statistics=True))
     assert stats.startswith(plain)
     assert stats[len(plain) :] == (
-        "\n"
-        "2  HS005  syn-retransmitted   info\n"
-        "1  HS002  synack-bad-ack      error\n"
-        "1  RS004  reset-in-handshake  warning\n"
+        "\n2  HS005  syn-retransmitted  info\n1  HS002  synack-bad-ack     error\n"
     )
     # no findings: nothing appended
     clean = [result(CLEAN)]
@@ -186,7 +183,6 @@ def test_rule_statistics_order(result):
         (10, "CP005", "malformed-packet", "warning"),
         (2, "HS005", "syn-retransmitted", "info"),
         (1, "HS002", "synack-bad-ack", "error"),
-        (1, "RS004", "reset-in-handshake", "warning"),
     ]
     assert statistics_rows([]) == ""
     assert statistics_rows([result(MANY)]) == "10  CP005  malformed-packet  warning\n"
@@ -448,7 +444,7 @@ def test_markdown(mixed, ctx):
     assert text.startswith("## pcapcheck\n\n")
     assert f"### `{HS002}`" in text and "### `missing.pcap`" in text
     assert "**error:** missing.pcap: no such file" in text
-    assert "1 connection, 2 findings (1 error, 1 warning) in 3 packets" in text
+    assert "1 connection, 1 finding (1 error) in 3 packets" in text
     table_lines = [line for line in text.splitlines() if line.startswith("|")]
     # every row of a table has as many cells as its header
     widths = {len(_cells(line)) for line in table_lines}
@@ -478,7 +474,7 @@ def test_markdown_statistics(result, ctx):
     stats = text.split("### Statistics\n\n", 1)[1].splitlines()
     assert _cells(stats[0]) == ["count", "rule", "name", "severity"]
     assert _cells(stats[2]) == ["2", "HS005", "syn-retransmitted", "info"]
-    assert len(stats) == 5
+    assert len(stats) == 4
     clean = FORMATS["markdown"]([result(CLEAN)], replace(ctx, statistics=True))
     assert clean.endswith("### Statistics\n\nNo findings.\n")
 
@@ -542,8 +538,12 @@ def test_junit_structure(mixed, ctx, active, junit_xsd, result):
         "acknowledges 0, expected client ISN+1 = 1 (absolute 1015684903, "
         "expected 1015684904; the SYN carried 0 data bytes)"
     )
-    assert hs["RS004 reset-in-handshake"].find("failure").get("type") == "warning"
-    assert suites[HS002].get("failures") == "2"
+    assert hs["RS004 reset-in-handshake"].find("failure") is None  # the RFC's answer
+    assert suites[HS002].get("failures") == "1"
+    # a warning finding: a failure of type warning
+    two = _assert_junit_valid(FORMATS["junit"]([result(HS004)], ctx), junit_xsd)
+    cases = {c.get("name"): c for c in two.find("testsuite").findall("testcase")}
+    assert cases["RS004 reset-in-handshake"].find("failure").get("type") == "warning"
 
     # info findings never fail: they go to system-out
     info = {c.get("name"): c for c in suites[INFO_ONLY].findall("testcase")}
@@ -579,7 +579,6 @@ def test_junit_without_context(mixed, junit_xsd):
     assert [c.get("name") for c in suites[CLEAN].findall("testcase")] == ["analyze"]
     assert [c.get("name") for c in suites[HS002].findall("testcase")] == [
         "HS002 synack-bad-ack",
-        "RS004 reset-in-handshake",
     ]
     assert FORMATS["junit"]([]).endswith(
         '<testsuites name="pcapcheck" tests="0" failures="0" errors="0" time="0" />\n'
@@ -650,7 +649,7 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
     assert driver["name"] == "pcapcheck" and driver["version"] == __version__
     assert driver["informationUri"].startswith("https://")
     rules = {r["id"]: r for r in driver["rules"]}
-    assert list(rules) == ["HS002", "HS005", "RS004"]  # only the rules that fired
+    assert list(rules) == ["HS002", "HS005"]  # only the rules that fired
     rule = catalog.get("HS002")
     assert rules["HS002"] == {
         "id": "HS002",
@@ -680,7 +679,9 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
     ]
     assert first["properties"]["frame"] == 2 and first["properties"]["connection"] == 1
     assert first["properties"]["data"]["ack_abs"] == 1015684903
-    assert {r["level"] for r in run["results"]} == {"error", "warning", "note"}
+    assert {r["level"] for r in run["results"]} == {"error", "note"}
+    warned = _sarif([result(HS004)], ctx, sarif_validator)["runs"][0]["results"]
+    assert [r["level"] for r in warned] == ["error", "warning"]
 
     assert run["artifacts"][0] == {
         "location": {"uri": HS002},
@@ -738,14 +739,14 @@ def test_sarif_regions_point_at_the_records(result, ctx, sarif_validator):
 
 
 def test_sarif_without_context_uses_shipped_docs_only_for_matching_rules(result, catalog):
-    res = result(HS002)
+    res = result(HS004)
     rules = _sarif([res])["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[0]["help"]["markdown"] == catalog.get("HS002").explanation
+    assert rules[0]["help"]["markdown"] == catalog.get("HS004").explanation
     renamed = replace(res, findings=[replace(f, name="my-own") for f in res.findings])
     rules = _sarif([renamed])["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[0] == {"id": "HS002", "name": "my-own", "defaultConfiguration": {"level": "error"}}
-    # with a context, its catalogue is used (here: one without HS002)
-    small = Catalog({rid: r for rid, r in catalog.rules.items() if rid != "HS002"})
+    assert rules[0] == {"id": "HS004", "name": "my-own", "defaultConfiguration": {"level": "error"}}
+    # with a context, its catalogue is used (here: one without HS004)
+    small = Catalog({rid: r for rid, r in catalog.rules.items() if rid != "HS004"})
     rules = _sarif([res], ReportContext(catalog=small))["runs"][0]["tool"]["driver"]["rules"]
     assert "help" not in rules[0] and "help" in rules[1]
 
@@ -760,7 +761,7 @@ def test_sarif_uris():
 # --------------------------------------------------------------------------- GitHub
 
 
-def test_github_commands(mixed, ctx):
+def test_github_commands(mixed, ctx, result):
     text = FORMATS["github"](mixed, ctx)
     lines = text.splitlines()
     assert lines[0] == (
@@ -768,14 +769,16 @@ def test_github_commands(mixed, ctx):
         " 0, expected client ISN+1 = 1 (absolute 1015684903, expected 1015684904;"
         " the SYN carried 0 data bytes) [frame 2, connection 1]"
     )
-    assert lines[1].startswith(f"::warning file={HS002},title=RS004 reset-in-handshake::RST ")
-    assert lines[2].startswith(f"::notice file={INFO_ONLY},title=HS005 syn-retransmitted::")
+    assert lines[1].startswith(f"::notice file={INFO_ONLY},title=HS005 syn-retransmitted::")
     assert lines[-1] == (
         "::error file=missing.pcap,title=pcapcheck%3A unreadable capture::"
         "missing.pcap: no such file"
     )
     assert len(lines) == sum(len(r.findings) for r in mixed) + 1
     assert FORMATS["github"]([mixed[0]]) == ""
+    # a warning finding: ::warning
+    warning = FORMATS["github"]([result(HS004)], ctx).splitlines()[1]
+    assert warning.startswith(f"::warning file={HS004},title=RS004 reset-in-handshake::RST ")
 
 
 def test_github_escaping():

@@ -251,8 +251,8 @@ def test_csv_quotes_a_bare_cr(undecodable):
     lines = text.split("\n")
     assert lines[1].startswith('"bad\\xfe\rname.pcap",HS002,synack-bad-ack,error,1,2,')
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert [row[0] for row in rows] == ["path", "bad\\xfe\rname.pcap", "bad\\xfe\rname.pcap"]
-    assert [row[1] for row in rows[1:]] == ["HS002", "RS004"]
+    assert [row[0] for row in rows] == ["path", "bad\\xfe\rname.pcap"]
+    assert [row[1] for row in rows[1:]] == ["HS002"]
     assert text.count("\r\n") == 0 and text.endswith("\n")  # rows still end in LF alone
 
 

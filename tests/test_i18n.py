@@ -30,6 +30,7 @@ from pcapcheck.i18n import get_language, set_language
 ROOT = Path(__file__).resolve().parent.parent
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 HS002_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "hs002_synack-bad-ack.pcap")
+HS004_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "hs004_handshake-ack-bad.pcap")
 CL003_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "cl003_close-incomplete.pcap")
 #: An environment without any locale variable (English), for the commands run here.
 NO_LOCALE = {"LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": ""}
@@ -233,11 +234,12 @@ def test_analyze_table_in_korean():
     for heading in ("클라이언트 상태", "서버 상태", "핸드셰이크", "심각도", "메시지"):
         assert heading in out
     assert "conn_state" in out  # Zeek's name stays
-    assert "CLOSED" in out and "LISTEN" in out  # RFC 9293's state names stay
+    assert "SYN-SENT" in out and "LISTEN" in out  # RFC 9293's state names stay
     assert "SYN-ACK acknowledges" not in out
     assert "SYN-ACK가 0을(를) 확인 응답하지만, 기대값은 클라이언트 ISN+1 = 1" in out
-    assert "클라이언트 측" in out  # RS004's {sender}: the endpoint in Korean
-    assert out.rstrip().endswith("패킷 3개에서 연결 1개, 발견 사항 2건 (오류 1건, 경고 1건)")
+    assert out.rstrip().endswith("패킷 3개에서 연결 1개, 발견 사항 1건 (오류 1건)")
+    # RS004's {sender}: the endpoint in Korean
+    assert "서버 측" in run("analyze", HS004_PCAP, "--lang", "ko").stdout
 
 
 def test_analyze_markdown_in_korean():
@@ -264,9 +266,9 @@ def test_analyze_json_in_korean_keeps_english_keys():
     assert _keys(english) == _keys(korean)
     en_findings = english["files"][0]["findings"]
     ko_findings = korean["files"][0]["findings"]
-    assert [f["rule"] for f in ko_findings] == ["HS002", "RS004"]
+    assert [f["rule"] for f in ko_findings] == ["HS002"]
     assert [f["name"] for f in ko_findings] == [f["name"] for f in en_findings]
-    assert [f["severity"] for f in ko_findings] == ["error", "warning"]
+    assert [f["severity"] for f in ko_findings] == ["error"]
     assert [f["data"] for f in ko_findings] == [f["data"] for f in en_findings]
     for en, ko in zip(en_findings, ko_findings):
         assert en["message"] != ko["message"] and HANGUL.search(ko["message"])
@@ -349,30 +351,28 @@ def test_rules_list_and_json_in_korean():
 
 def test_environment_chooses_korean():
     res = run("analyze", HS002_PCAP, env={"LANG": "ko_KR.UTF-8"})
-    assert "발견 사항 2건" in res.stdout
+    assert "발견 사항 1건" in res.stdout
     res = run("rules", "show", "HS002", env={"LC_ALL": "ko_KR.UTF-8", "LANG": "en_US.UTF-8"})
     assert "심각도: 오류" in res.stdout
     # LANGUAGE's list: the first language pcapcheck speaks wins
     res = run("analyze", HS002_PCAP, env={"LANGUAGE": "fr:ko", "LANG": "fr_FR.UTF-8"})
-    assert "발견 사항 2건" in res.stdout
+    assert "발견 사항 1건" in res.stdout
     # a language pcapcheck does not speak: English, no error
     res = run("analyze", HS002_PCAP, env={"LANG": "fr_FR.UTF-8"})
-    assert res.stdout.rstrip().endswith(
-        "1 connection, 2 findings (1 error, 1 warning) in 3 packets"
-    )
+    assert res.stdout.rstrip().endswith("1 connection, 1 finding (1 error) in 3 packets")
     # --lang beats the environment
     res = run("analyze", HS002_PCAP, "--lang", "en", env={"LANG": "ko_KR.UTF-8"})
-    assert "2 findings" in res.stdout and not HANGUL.search(res.stdout)
+    assert "1 finding" in res.stdout and not HANGUL.search(res.stdout)
 
 
 def test_configuration_lang(tmp_path, monkeypatch):
     config = tmp_path / "pcapcheck.toml"
     config.write_text('lang = "ko"\n', encoding="utf-8")
     res = run("analyze", HS002_PCAP, "--config", str(config))
-    assert "발견 사항 2건" in res.stdout
+    assert "발견 사항 1건" in res.stdout
     # the configuration beats the environment; --lang beats the configuration
     res = run("analyze", HS002_PCAP, "--config", str(config), env={"LANG": "en_US.UTF-8"})
-    assert "발견 사항 2건" in res.stdout
+    assert "발견 사항 1건" in res.stdout
     res = run("analyze", HS002_PCAP, "--config", str(config), "--lang", "en")
     assert not HANGUL.search(res.stdout)
     res = run("analyze", HS002_PCAP, "--isolated", env={"LANG": "C.UTF-8"})
@@ -445,7 +445,7 @@ def test_api_lang():
 
     assert get_language() == "ko"
     text = FORMATS["table"](results, ReportContext(catalog=catalog, active=active))
-    assert "발견 사항 2건" in text
+    assert "발견 사항 1건" in text
     # the findings themselves keep the engine's English message
     assert results[0].findings[0].message.startswith("SYN-ACK acknowledges 0")
     with pytest.raises(OptionError, match=r"^lang: 'xx' is not one of en, ko$"):
@@ -456,9 +456,7 @@ def test_english_is_unchanged(monkeypatch):
     """English stays the default and its text the one the report fixtures hold."""
     monkeypatch.chdir(ROOT)
     res = run("analyze", HS002_PCAP)
-    assert res.stdout.rstrip().endswith(
-        "1 connection, 2 findings (1 error, 1 warning) in 3 packets"
-    )
+    assert res.stdout.rstrip().endswith("1 connection, 1 finding (1 error) in 3 packets")
     assert "SYN-ACK acknowledges 0, expected client ISN+1 = 1" in res.stdout
     assert not HANGUL.search(res.stdout)
     expected = ROOT / "tests/data/reports/sample_pcaps__crafted__hs002_synack-bad-ack.pcap.json"
@@ -501,7 +499,7 @@ def test_github_annotations_in_korean():
     )
     assert lines[0].endswith(" [프레임 2, 연결 1]")
     assert (
-        lines[2]
+        lines[1]
         == "::error file=missing.pcap,title=pcapcheck%3A 읽을 수 없는 캡처::missing.pcap: no such file"
     )
     assert res.stderr == "pcapcheck: 오류: missing.pcap: no such file\n"
@@ -520,7 +518,7 @@ def test_html_report_and_ladder_page_in_korean(tmp_path):
     report = tmp_path / "report.html"
     run("analyze", HS002_PCAP, "-f", f"html={report}", "--lang", "ko")
     page = report.read_text(encoding="utf-8")
-    assert "<td>미완료</td>" in page and "<td>RST로 끊김</td>" in page
+    assert "<td>미완료</td>" in page and "<td>없음</td>" in page
     assert ">오류</span>" in page and ">오류 1건</span>" in page  # as the table says it
     assert "SYN-ACK가 0을(를) 확인 응답하지만" in page and "SYN-ACK acknowledges" not in page
     assert "## 무엇을 검사하나" in page or "무엇을 검사하나" in page

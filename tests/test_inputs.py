@@ -117,7 +117,7 @@ def test_stdin_is_read_from_dash():
     assert res.exit_code == 1, res.stderr
     doc = json.loads(res.stdout)["files"][0]
     assert doc["path"] == STDIN_NAME and doc["packets"] == 3
-    assert [f["rule"] for f in doc["findings"]] == ["HS002", "RS004"]
+    assert [f["rule"] for f in doc["findings"]] == ["HS002"]
 
 
 def test_stdin_gzip_and_files_mixed(tmp_path):

@@ -127,7 +127,7 @@ def test_test_a_rule_directory_with_samples_beside_it(rule_dir):
     res = run("test", "--rules", str(rule_dir))
     assert res.exit_code == 0
     assert res.stdout.splitlines() == [
-        "PASS HS002 synack-bad-ack (1 trigger, 3 clean)",
+        "PASS HS002 synack-bad-ack (2 trigger, 3 clean)",
         "1 rule: 1 passed, 0 failed",
     ]
 
@@ -136,7 +136,7 @@ def test_test_failures_exit_1(rule_dir):
     path = rule_dir / "HS002.yaml"
     text = path.read_text()
     text = text.replace(
-        "trigger: [crafted/hs002_synack-bad-ack.pcap]",
+        "trigger: [crafted/hs002_synack-bad-ack.pcap, crafted/hs002_synack-bad-ack_recovered.pcap]",
         "trigger: [crafted/clean_handshake_close.pcap, crafted/missing.pcap]",
     )
     text = text.replace(
