@@ -44,10 +44,9 @@ Time (2-core machine, QEMU's TCG: see :data:`ACCEL`): the first run a few second
 fetch and unpack the kernel; each run about 10 s to boot, then 20-35 s per tunnel (the
 emulated guest starts Python three times per tunnel; the IPv6 ones wait 3 s for MLD):
 the 13 kinds recorded in the guest took about 7 minutes. The guest's timing is not a
-native machine's: one re-recording of ``ipip`` held one more pure ACK of the server (a
-duplicate ACK after its response: 19 frames), which tests/test_kernel_tunnels.py would
-reject; look at a new recording (``tshark -r``: 18 frames, two connections) before it
-replaces a sample.
+native machine's: now and then the server sends one more pure ACK (a duplicate ACK
+around the request or the response: 19 frames); record_tunnels.py records such a tunnel
+again (``FRAMES``, ``TRIES``), which adds its time.
 
 Errors (exit 2, one line): not root, no ``/dev/kvm`` (``--accel kvm``), a missing
 program, an unknown tunnel, a kernel package that cannot be found or fetched, a guest

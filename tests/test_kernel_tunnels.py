@@ -43,6 +43,9 @@ CAPTURES = {
     "geneve_under6.pcap": (C4, S4, ["eth", U6, "udp 6081", "geneve 42", "eth", "ipv4"], True),
     "gre.pcap": (C4, S4, ["eth", U4, "gre", "ipv4"], True),
     "gre_key.pcap": (C4, S4, ["eth", U4, "gre 42", "ipv4"], True),  # RFC 2890 key
+    "gre_csum_seq.pcap": (C4, S4, ["eth", U4, "gre 42", "ipv4"], True),  # and C, S
+    # two options (RFC 8926 §3.5) the path does not show
+    "geneve_opts.pcap": (C4, S4, ["eth", U4, "udp 6081", "geneve 42", "eth", "ipv4"], True),
     "gretap.pcap": (C4, S4, ["eth", U4, "gre", "eth", "ipv4"], True),
     "ipip.pcap": (C4, S4, ["eth", U4, "ipv4"], True),
     "sit.pcap": (C6, S6, ["eth", U4, "ipv6"], False),
@@ -159,13 +162,19 @@ def test_kernel_tunnel_headers(name):
         if path[2].startswith("gre"):
             flags, proto = data[inner : inner + 2], data[inner + 2 : inner + 4]
             assert proto == (b"\x65\x58" if path[3] == "eth" else b"\x08\x00")
-            if path[2] == "gre 42":
-                assert (flags, data[inner + 4 : inner + 8]) == (
-                    b"\x20\x00",
-                    (42).to_bytes(4, "big"),
-                )
+            key = (42).to_bytes(4, "big")
+            if name == "gre_csum_seq.pcap":  # C, K, S: checksum and reserved, key, sequence
+                assert (flags, data[inner + 6 : inner + 12]) == (b"\xb0\x00", b"\0\0" + key)
+            elif path[2] == "gre 42":
+                assert (flags, data[inner + 4 : inner + 8]) == (b"\x20\x00", key)
             else:
                 assert flags == b"\x00\x00"
+        if path[2] == "udp 6081":  # Geneve: options length (4-byte words), VNI
+            geneve = data[inner + 8 :]
+            words = 5 if name == "geneve_opts.pcap" else 0
+            assert (geneve[0], geneve[2:4], geneve[4:8]) == (words, b"\x65\x58", b"\0\0\x2a\0")
+            if words:  # class 0x0102 type 1 (4 bytes), class 0x0103 type 2 (8 bytes)
+                assert geneve[8:28].hex() == "01020101008800220103020200000001" + "00000002"
 
 
 @needs_tshark
