@@ -184,3 +184,24 @@ def test_crosscheck_without_the_config_sees_no_tcp_in_either_tool(tmp_path, monk
     res = runner.invoke(app, ["crosscheck", str(CAPTURE)])
     assert res.exit_code == 0, res.output
     assert "18 frames, 0 TCP frames compared; 0 connection(s) vs 0 tcp.stream(s)" in res.stdout
+
+
+# ---- the html report's ladders -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_config", [True, False])
+def test_html_ladders_read_the_capture_with_the_runs_tunnel_ports(config, tmp_path, with_config):
+    """``analyze -f html`` reads the capture again to draw its ladders
+    (:func:`pcapcheck.report.ladder.scan_segments`): with the run's tunnel ports, so that
+    each drawn connection has all its arrows (10 and 8 frames), not an empty ladder."""
+    import re
+
+    page = tmp_path / "report.html"
+    options = ["--config", str(config)] if with_config else ["--isolated"]
+    res = runner.invoke(app, ["analyze", str(CAPTURE), *options, "-f", f"html={page}", "-q"])
+    assert res.exit_code == 0, res.output  # RS001 is a warning
+    arrows = re.findall(r'<g class="arrow[^"]*" data-frame="(\d+)"', page.read_text())
+    if with_config:
+        assert sorted(map(int, arrows)) == list(range(1, 19))
+    else:
+        assert arrows == []  # no connection, no ladder

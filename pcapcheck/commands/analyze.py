@@ -24,7 +24,6 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
 from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
@@ -114,18 +113,17 @@ def parse_formats(
     return plan
 
 
-def _report_context(
-    catalog: Any, active: AbstractSet[str], statistics: bool, connections: bool = False
-) -> Any:
-    """``pcapcheck.report.ReportContext(...)``, or None while the report package does
-    not define it yet (its renderers then take the results alone)."""
-    from pcapcheck import report
+def _report_context(report: Any, statistics: bool, connections: bool = False) -> Any:
+    """The :class:`pcapcheck.report.ReportContext` of the run ``report``
+    (:class:`pcapcheck.api.Report`: its catalogue, active rules and tunnel ports)."""
+    from pcapcheck.report import ReportContext
 
-    context_class = getattr(report, "ReportContext", None)
-    if context_class is None:
-        return None
-    return context_class(
-        catalog=catalog, active=frozenset(active), statistics=statistics, connections=connections
+    return ReportContext(
+        catalog=report.catalog,
+        active=frozenset(report.active),
+        statistics=statistics,
+        connections=connections,
+        tunnel_ports=report.settings.tunnel_ports,
     )
 
 
@@ -580,7 +578,7 @@ def analyze(
             file=sys.stderr,
         )
     if sink is not None:
-        sink.writer.ctx = _report_context(report.catalog, report.active, statistics, connections)
+        sink.writer.ctx = _report_context(report, statistics, connections)
 
     results: list[FileResult] = []
     status = 0
@@ -610,7 +608,7 @@ def analyze(
             raise fail(str(exc)) from None
     if sink is not None and sink.error is not None:
         raise write_error("the standard output", sink.error)
-    catalog, active, gate = report.catalog, report.active, report.fail_on
+    gate = report.fail_on
 
     recorded = None
     if write_baseline is not None:
@@ -622,7 +620,7 @@ def analyze(
     if known is not None:
         results, suppressed = baselines.apply_baseline(results, known)
 
-    ctx = _report_context(catalog, active, statistics, connections)
+    ctx = _report_context(report, statistics, connections)
     for name, path in plan:
         if path is None:
             with writing_stdout():

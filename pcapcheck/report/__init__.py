@@ -95,13 +95,18 @@ class ReportContext:
     (``Catalog.select``); empty means unknown. ``statistics``: append a per-rule count
     table (count, rule, name, severity; like ``ruff --statistics``) to the text formats
     (table, markdown, github). ``connections``: the jsonl report also writes one line
-    per connection, its summary (``--connections``).
+    per connection, its summary (``--connections``). ``tunnel_ports``: the UDP ports of
+    the tunnels the captures were decoded with (tunnel name -> ports, the
+    ``[tunnel-ports]`` configuration key; ``None``: IANA's), for renderers that read a
+    capture again (the html report's ladders), so that they see the connections the
+    analysis saw.
     """
 
     catalog: Catalog | None = None
     active: frozenset[str] = frozenset()
     statistics: bool = False
     connections: bool = False
+    tunnel_ports: Mapping[str, Sequence[int]] | None = None
 
 
 #: The signature of every renderer in :data:`FORMATS`.

@@ -350,7 +350,8 @@ def _capture(
         try:
             if not os.path.isfile(res.path):
                 raise OSError(res.path)
-            for cid, seg in scan_segments(res.path, drawn):
+            ports = ctx.tunnel_ports if ctx is not None else None
+            for cid, seg in scan_segments(res.path, drawn, ports):
                 builders[cid].add(seg)
         except (CaptureError, OSError, ValueError):
             ladder_note = _("The capture could not be read again: no ladders are drawn.")
