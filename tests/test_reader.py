@@ -99,6 +99,10 @@ GOOD = {
     "mpls_pw_eth.pcap": ("pcap", False, {1}, 65535, 0, 10),
     "erspan2.pcap": ("pcap", False, {1}, 65535, 0, 13),
     "erspan3.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "erspan1.pcap": ("pcap", False, {1}, 65535, 0, 13),
+    "gtpu_uplink_downlink.pcap": ("pcap", False, {1}, 65535, 0, 10),
+    "gtpu_two_tunnels_interleaved.pcap": ("pcap", False, {1}, 65535, 0, 16),
+    "mpls_ipip_labels.pcap": ("pcap", False, {1}, 65535, 0, 10),
 }
 
 
