@@ -1131,13 +1131,13 @@ def hs003_retransmitted():
 def hs004():
     cap = Capture()
     c = Conversation(cap)
-    c.syn("c")
-    c.synack("s")
+    f1 = c.syn("c")
+    f2 = c.synack("s")
     f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
     f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
     return Case(
         "hs004_handshake-ack-bad.pcap",
-        "The client's handshake-completing ACK acknowledges the server's ISN (relative 0) instead of ISN+1; the server in SYN-RECEIVED answers RST <SEQ=SEG.ACK> (RFC 9293 section 3.10.7.4).",
+        "The client's handshake-completing ACK acknowledges the server's ISN (relative 0) instead of ISN+1; the server in SYN-RECEIVED answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED (RFC 9293 section 3.10.7.4); the RST's seq is the client's RCV.NXT as its ACK announced it, so the client (ESTABLISHED) is reset to CLOSED.",
         cap,
         [
             F(
@@ -1150,11 +1150,54 @@ def hs004():
                 actual_abs=SERVER_ISN,
                 expected_abs=SERVER_ISN + 1,
             ),
-            F("RS004", 1, f4),
         ],
-        [C(1, c, "incomplete", "reset", CLOSED, CLOSED)],
-        rules="HS004 (+RS004)",
-        shows="handshake ACK acks server ISN; server RST",
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004",
+        shows="handshake ACK acks server ISN; server RST, stays SYN-RECEIVED",
+    )
+
+
+@case
+def hs004_recovered():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
+    f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    # The server, still in SYN-RECEIVED, retransmits its SYN-ACK after its RTO; the
+    # client, reset to CLOSED by frame 4, has no TCB and answers it <SEQ=SEG.ACK><CTL=RST>
+    # (section 3.10.7.1); that RST returns the listener to LISTEN (section 3.10.7.4).
+    f5 = c.synack("s", dt=1.0)
+    f6 = c.rst("c", seq=CLIENT_ISN + 1)
+    return Case(
+        "hs004_ack-bad_recovered.pcap",
+        "The recovery RFC 9293 allows after a bad handshake ACK: none. The client's ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED (section 3.10.7.4), the client, ESTABLISHED, is reset (the RST's seq is the RCV.NXT its ACK announced) to CLOSED; the server's SYN-ACK retransmission 1 s later reaches a client without TCB, which answers RST <SEQ=SEG.ACK> (section 3.10.7.1), and the listener returns to LISTEN.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=0,
+                expected=1,
+                actual_abs=SERVER_ISN,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("HS006", 1, f5, isn_abs=SERVER_ISN, first_frame=f2),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, LISTEN)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD], [f6, SYN_RCVD, LISTEN]],
+        },
+        rules="HS004 (+HS006 info)",
+        shows="after the server's RST the closed client resets the SYN-ACK retransmission",
     )
 
 
@@ -2527,7 +2570,8 @@ it is the oracle the engine's tests check against.
 * `close`: graceful = both directions sent a FIN; half = exactly one did; reset =
   ended by an accepted RST (refused and reset handshakes included); open = handshake
   done, no FIN/RST; none = never established and no RST ended it (the client's RST
-  answering an unacceptable SYN-ACK does not: hs002).
+  answering an unacceptable SYN-ACK does not: hs002; the server's answering an
+  unacceptable handshake ACK resets the client: hs004, reset).
 * `transitions`: `[frame, from, to]` per endpoint in order; the server's first state
   is LISTEN (CLOSED for a simultaneous open, where both are active openers). With
   several connections (clean_port_reuse) each connection entry carries its own
@@ -2549,15 +2593,21 @@ it is the oracle the engine's tests check against.
    hs004 (server in SYN-RECEIVED, section 3.10.7.4), hs013 (the client that deleted
    its TCB resets the SYN-ACK, section 3.10.7.1). Their seq equals the ack the
    receiving endpoint itself sent, i.e. its RCV.NXT as it announced it, so they are
-   acceptable: a passively opened server in SYN-RECEIVED returns to LISTEN (RFC 9293
-   section 3.10.7.4). The client's answer to an unacceptable SYN-ACK (hs002, an RST
-   without ACK whose seq is the SYN-ACK's ack) discards the SYN-ACK and changes
-   nothing for the client: it stays in SYN-SENT (section 3.10.7.3, figure 8), the
-   connection goes on (hs002_synack-bad-ack_recovered: a new SYN-ACK completes it),
-   and the RST is no finding (the fault is the SYN-ACK's, HS002; `close: none` when
-   nothing follows). The other two senders end CLOSED; being resets before the
-   handshake completed they are reported as RS004 (warning) -- listed in those
-   captures. Not RS003 (in the window), not HS003 (the SYN-ACK got an answer).
+   acceptable (exactly RCV.NXT: no challenge ACK under RFC 5961 section 3.2 either).
+   The sender of such an answer keeps its state and the RST is no finding (the fault
+   is the unacceptable segment's): the client answering an unacceptable SYN-ACK
+   (hs002) discards it and stays in SYN-SENT (section 3.10.7.3, figure 8), the server
+   has returned to LISTEN and the connection goes on (hs002_synack-bad-ack_recovered:
+   a new SYN-ACK completes it; `close: none` when nothing follows). The server
+   answering an unacceptable handshake ACK (hs004) stays in SYN-RECEIVED; the client,
+   ESTABLISHED, is reset to CLOSED (`close: reset`), so no handshake can recover: the
+   server's SYN-ACK retransmission reaches a client without TCB, which answers it
+   `<SEQ=SEG.ACK><CTL=RST>` (section 3.10.7.1), the same kind of answer, and the
+   listener returns to LISTEN (hs004_ack-bad_recovered). hs013's client deleted its
+   TCB by a CLOSE in SYN-SENT, which the engine does not follow (it keeps the client
+   in SYN-SENT, then ESTABLISHED at the SYN-ACK): its RST is reported as RS004
+   (warning), a reset before the handshake completed. Not RS003 (in the window), not
+   HS003 (the SYN-ACK got an answer).
 4. An acceptable handshake-completing ACK is any SND.UNA < ack =< SND.NXT (section
    3.10.7.4), and its seq is the client's SND.NXT: in clean_tfo the client's first
    ACK has seq 101 (after its 100 SYN bytes) and ack 1001 (the SYN-ACK and the

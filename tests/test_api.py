@@ -19,8 +19,8 @@ from pcapcheck.cli import app
 from pcapcheck.report import json_report
 
 HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"
-#: two findings of two rules and severities: HS004 (error) at frame 3, RS004 (warning) at 4
-HS004 = SAMPLES / "crafted" / "hs004_handshake-ack-bad.pcap"
+#: two findings of two rules and severities: HS013 (error) at frame 2, RS004 (warning) at 4
+HS013 = SAMPLES / "crafted" / "hs013_fin-before-established.pcap"
 CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"
 CL010 = SAMPLES / "crafted" / "cl010_time-wait-reuse.pcap"
 CLEAN = SAMPLES / "loopback" / "client_close_first.pcap"
@@ -142,14 +142,14 @@ def test_standard_input():
 def test_select_and_ignore():
     def rules(**options):
         return [
-            f.rule for r in pcapcheck.analyze(HS004, isolated=True, **options) for f in r.findings
+            f.rule for r in pcapcheck.analyze(HS013, isolated=True, **options) for f in r.findings
         ]
 
-    assert rules() == ["HS004", "RS004"]
-    assert rules(select=["HS"]) == ["HS004"]
-    assert rules(select="HS,RS") == ["HS004", "RS004"]
-    assert rules(ignore="RS004") == ["HS004"]
-    assert rules(select=["RS"], extend_select=["HS004"]) == ["HS004", "RS004"]
+    assert rules() == ["HS013", "RS004"]
+    assert rules(select=["HS"]) == ["HS013"]
+    assert rules(select="HS,RS") == ["HS013", "RS004"]
+    assert rules(ignore="RS004") == ["HS013"]
+    assert rules(select=["RS"], extend_select=["HS013"]) == ["HS013", "RS004"]
     assert rules(select="ALL", ignore=["HS", "RS"]) == []
 
 
@@ -167,7 +167,7 @@ def test_params_change_what_a_rule_reports():
 
 
 def test_severity_overrides():
-    (result,) = pcapcheck.analyze(HS004, isolated=True, severity={"HS004": "info"})
+    (result,) = pcapcheck.analyze(HS013, isolated=True, severity={"HS013": "info"})
     assert [f.severity for f in result.findings] == ["info", "warning"]
 
 

@@ -16,7 +16,7 @@ from pcapcheck.cli import app
 runner = CliRunner()
 CLEAN = str(SAMPLES / "loopback" / "client_close_first.pcap")
 HS002 = str(SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap")
-HS004 = str(SAMPLES / "crafted" / "hs004_handshake-ack-bad.pcap")  # HS004 and RS004
+HS013 = str(SAMPLES / "crafted" / "hs013_fin-before-established.pcap")  # HS013 and RS004
 CL003 = str(SAMPLES / "crafted" / "cl003_close-incomplete.pcap")
 OPEN = str(SAMPLES / "loopback" / "open_at_end.pcap")
 
@@ -103,9 +103,9 @@ def test_ipv6_endpoints_are_bracketed():
 
 def test_select_and_ignore_take_ids_and_prefixes():
     assert run("analyze", "--ignore", "HS002", HS002).exit_code == 0
-    res = run("analyze", "-f", "json", "--select", "RS", HS004)
+    res = run("analyze", "-f", "json", "--select", "RS", HS013)
     assert [f["rule"] for f in json.loads(res.stdout)["files"][0]["findings"]] == ["RS004"]
-    res = run("analyze", "-f", "json", "--ignore", "HS,RS", HS004)
+    res = run("analyze", "-f", "json", "--ignore", "HS,RS", HS013)
     assert json.loads(res.stdout)["files"][0]["findings"] == []
 
 

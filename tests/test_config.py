@@ -26,7 +26,7 @@ from pcapcheck.cli import app
 
 runner = CliRunner()
 HS002 = SAMPLES / "crafted" / "hs002_synack-bad-ack.pcap"  # HS002 error
-TWO = SAMPLES / "crafted" / "hs004_handshake-ack-bad.pcap"  # HS004 error, RS004 warning
+TWO = SAMPLES / "crafted" / "hs013_fin-before-established.pcap"  # HS013 error, RS004 warning
 CL003 = SAMPLES / "crafted" / "cl003_close-incomplete.pcap"  # CL003 warning
 CL010 = SAMPLES / "crafted" / "cl010_time-wait-reuse.pcap"  # CL010 info, gap 10 s
 CP004 = SAMPLES / "crafted" / "cp004_bad-checksum.pcap"
@@ -92,7 +92,7 @@ def test_no_config_anywhere(tmp_path):
 
 
 def test_discovered_config_applies_from_a_subdirectory(tmp_path, monkeypatch):
-    write(tmp_path / "pcapcheck.toml", "ignore = ['HS004']\n")
+    write(tmp_path / "pcapcheck.toml", "ignore = ['HS013']\n")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     res = analyze("-f", "json", str(TWO))
@@ -110,14 +110,14 @@ def test_pyproject_table_applies(tmp_path, monkeypatch):
 def test_isolated_ignores_the_config(tmp_path, monkeypatch):
     write(tmp_path / "pcapcheck.toml", "select = ['RS']\n")
     monkeypatch.chdir(tmp_path)
-    assert rules_of(analyze("--isolated", "-f", "json", str(TWO))) == [["HS004", "RS004"]]
+    assert rules_of(analyze("--isolated", "-f", "json", str(TWO))) == [["HS013", "RS004"]]
 
 
 def test_explicit_config_file(tmp_path):
     cfg = write(tmp_path / "ci" / "strict.toml", "select = ['RS']\n")
     assert rules_of(analyze("--config", str(cfg), "-f", "json", str(TWO))) == [["RS004"]]
     pyproject = write(tmp_path / "pyproject.toml", "[tool.pcapcheck]\nignore = ['RS']\n")
-    assert rules_of(analyze("--config", str(pyproject), "-f", "json", str(TWO))) == [["HS004"]]
+    assert rules_of(analyze("--config", str(pyproject), "-f", "json", str(TWO))) == [["HS013"]]
 
 
 # --------------------------------------------------------------------------- keys
@@ -149,7 +149,7 @@ def test_fail_on_from_the_file_and_the_command_line_overrides_it(tmp_path, monke
 
 def test_select_extend_select_ignore(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write(tmp_path / "pcapcheck.toml", "select = ['HS', 'RS']\nignore = ['HS004']\n")
+    write(tmp_path / "pcapcheck.toml", "select = ['HS', 'RS']\nignore = ['HS013']\n")
     assert rules_of(analyze("-f", "json", str(TWO))) == [["RS004"]]
     write(tmp_path / "pcapcheck.toml", "extend-select = ['CP004']\n")
     assert "CP004" in rules_of(analyze("-f", "json", str(CP004)))[0]
@@ -157,7 +157,7 @@ def test_select_extend_select_ignore(tmp_path, monkeypatch):
 
 
 def test_command_line_select_replaces_the_file_and_ignore_adds(tmp_path, monkeypatch):
-    write(tmp_path / "pcapcheck.toml", "select = ['RS']\nignore = ['HS004']\n")
+    write(tmp_path / "pcapcheck.toml", "select = ['RS']\nignore = ['HS013']\n")
     monkeypatch.chdir(tmp_path)
     # --select replaces select; the file's ignore still applies
     assert rules_of(analyze("--select", "HS,RS", "-f", "json", str(TWO))) == [["RS004"]]
@@ -165,9 +165,9 @@ def test_command_line_select_replaces_the_file_and_ignore_adds(tmp_path, monkeyp
     assert rules_of(analyze("--select", "ALL", "--ignore", "RS", "-f", "json", str(TWO))) == [[]]
     # a more specific --select beats the file's prefix ignore
     write(tmp_path / "pcapcheck.toml", "ignore = ['HS']\n")
-    assert rules_of(analyze("--select", "HS004", "-f", "json", str(TWO))) == [["HS004"]]
-    assert rules_of(analyze("--extend-select", "HS004", "-f", "json", str(TWO))) == [
-        ["HS004", "RS004"]
+    assert rules_of(analyze("--select", "HS013", "-f", "json", str(TWO))) == [["HS013"]]
+    assert rules_of(analyze("--extend-select", "HS013", "-f", "json", str(TWO))) == [
+        ["HS013", "RS004"]
     ]
 
 
@@ -210,7 +210,7 @@ def test_per_file_ignores(tmp_path, monkeypatch):
     )
     monkeypatch.chdir(tmp_path / "captures")  # paths relative to the config's dir
     res = analyze("-f", "json", "legacy/x.pcap", "new/x.pcap", "legacy/old/x.pcap")
-    assert rules_of(res) == [[], ["HS004", "RS004"], ["HS004"]]
+    assert rules_of(res) == [[], ["HS013", "RS004"], ["HS013"]]
 
 
 def test_per_file_ignores_name_only_pattern_and_default_off_rules(tmp_path):

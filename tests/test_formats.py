@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = ROOT / "sample_pcaps"
 HS002 = "sample_pcaps/crafted/hs002_synack-bad-ack.pcap"
-HS004 = "sample_pcaps/crafted/hs004_handshake-ack-bad.pcap"  # HS004 error, RS004 warning
+HS013 = "sample_pcaps/crafted/hs013_fin-before-established.pcap"  # HS013 error, RS004 warning
 CLEAN = "sample_pcaps/crafted/clean_handshake_close.pcap"
 INFO_ONLY = "sample_pcaps/crafted/hs005_syn-retransmitted.pcap"  # 2 x HS005 (info)
 MANY = "sample_pcaps/encap/bad/unsupported_linktype.pcap"  # 10 x CP005 (warning)
@@ -541,7 +541,7 @@ def test_junit_structure(mixed, ctx, active, junit_xsd, result):
     assert hs["RS004 reset-in-handshake"].find("failure") is None  # the RFC's answer
     assert suites[HS002].get("failures") == "1"
     # a warning finding: a failure of type warning
-    two = _assert_junit_valid(FORMATS["junit"]([result(HS004)], ctx), junit_xsd)
+    two = _assert_junit_valid(FORMATS["junit"]([result(HS013)], ctx), junit_xsd)
     cases = {c.get("name"): c for c in two.find("testsuite").findall("testcase")}
     assert cases["RS004 reset-in-handshake"].find("failure").get("type") == "warning"
 
@@ -680,7 +680,7 @@ def test_sarif_document(result, ctx, catalog, sarif_validator):
     assert first["properties"]["frame"] == 2 and first["properties"]["connection"] == 1
     assert first["properties"]["data"]["ack_abs"] == 1015684903
     assert {r["level"] for r in run["results"]} == {"error", "note"}
-    warned = _sarif([result(HS004)], ctx, sarif_validator)["runs"][0]["results"]
+    warned = _sarif([result(HS013)], ctx, sarif_validator)["runs"][0]["results"]
     assert [r["level"] for r in warned] == ["error", "warning"]
 
     assert run["artifacts"][0] == {
@@ -739,14 +739,14 @@ def test_sarif_regions_point_at_the_records(result, ctx, sarif_validator):
 
 
 def test_sarif_without_context_uses_shipped_docs_only_for_matching_rules(result, catalog):
-    res = result(HS004)
+    res = result(HS013)
     rules = _sarif([res])["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[0]["help"]["markdown"] == catalog.get("HS004").explanation
+    assert rules[0]["help"]["markdown"] == catalog.get("HS013").explanation
     renamed = replace(res, findings=[replace(f, name="my-own") for f in res.findings])
     rules = _sarif([renamed])["runs"][0]["tool"]["driver"]["rules"]
-    assert rules[0] == {"id": "HS004", "name": "my-own", "defaultConfiguration": {"level": "error"}}
-    # with a context, its catalogue is used (here: one without HS004)
-    small = Catalog({rid: r for rid, r in catalog.rules.items() if rid != "HS004"})
+    assert rules[0] == {"id": "HS013", "name": "my-own", "defaultConfiguration": {"level": "error"}}
+    # with a context, its catalogue is used (here: one without HS013)
+    small = Catalog({rid: r for rid, r in catalog.rules.items() if rid != "HS013"})
     rules = _sarif([res], ReportContext(catalog=small))["runs"][0]["tool"]["driver"]["rules"]
     assert "help" not in rules[0] and "help" in rules[1]
 
@@ -777,8 +777,10 @@ def test_github_commands(mixed, ctx, result):
     assert len(lines) == sum(len(r.findings) for r in mixed) + 1
     assert FORMATS["github"]([mixed[0]]) == ""
     # a warning finding: ::warning
-    warning = FORMATS["github"]([result(HS004)], ctx).splitlines()[1]
-    assert warning.startswith(f"::warning file={HS004},title=RS004 reset-in-handshake::RST ")
+    warning = FORMATS["github"]([result(HS013)], ctx).splitlines()[1]
+    assert warning.startswith(
+        f"::warning file={HS013},title=RS004 reset-in-handshake::RST from the client (RST) "
+    )
 
 
 def test_github_escaping():

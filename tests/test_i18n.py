@@ -30,7 +30,7 @@ from pcapcheck.i18n import get_language, set_language
 ROOT = Path(__file__).resolve().parent.parent
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 HS002_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "hs002_synack-bad-ack.pcap")
-HS004_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "hs004_handshake-ack-bad.pcap")
+HS013_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "hs013_fin-before-established.pcap")
 CL003_PCAP = str(ROOT / "sample_pcaps" / "crafted" / "cl003_close-incomplete.pcap")
 #: An environment without any locale variable (English), for the commands run here.
 NO_LOCALE = {"LANGUAGE": "", "LC_ALL": "", "LC_MESSAGES": "", "LANG": ""}
@@ -239,7 +239,10 @@ def test_analyze_table_in_korean():
     assert "SYN-ACK가 0을(를) 확인 응답하지만, 기대값은 클라이언트 ISN+1 = 1" in out
     assert out.rstrip().endswith("패킷 3개에서 연결 1개, 발견 사항 1건 (오류 1건)")
     # RS004's {sender}: the endpoint in Korean
-    assert "서버 측" in run("analyze", HS004_PCAP, "--lang", "ko").stdout
+    assert (
+        "핸드셰이크가 완료되기 전에 클라이언트 측에서 RST(RST)가 왔다"
+        in run("analyze", HS013_PCAP, "--lang", "ko").stdout
+    )
 
 
 def test_analyze_markdown_in_korean():

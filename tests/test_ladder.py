@@ -312,3 +312,25 @@ def test_segments_of_two_tunnels_with_one_inner_four_tuple(tmp_path, catalog):
         assert len(got) == conn["packets"]["client"] + conn["packets"]["server"]
         assert {s.frame % 2 for s in got} == {parity}
         assert all(vni in s.encapsulation for s in got)
+
+
+def test_a_bad_handshake_ack_the_servers_rst_then_the_closed_clients(ladder):
+    # RFC 9293 §3.10.7.4: the server answers the bad ACK <SEQ=SEG.ACK><CTL=RST> and stays
+    # in SYN-RECEIVED; the client is CLOSED; its answer to the retransmitted SYN-ACK
+    # (§3.10.7.1) returns the listener to LISTEN
+    lines = ladder("crafted/hs004_ack-bad_recovered.pcap")
+    assert lines[0].endswith("handshake incomplete, close reset")
+    assert row(lines, 2).startswith("    2 ESTABLISHED   │◀")
+    assert row(lines, 2).endswith("SYN,ACK seq=0 ack=1 len=0 ─│ SYN-RECEIVED")
+    assert row(lines, 3).startswith("    3               │─ ACK seq=1 ack=0 len=0")
+    assert row(lines, 3).endswith("▶│")
+    assert after(lines, 3)[0].split()[1:3] == ["▲", "HS004"]
+    assert row(lines, 4).startswith("    4 CLOSED        │◀")
+    assert row(lines, 4).endswith("RST seq=0 len=0 ─│")  # the server stays SYN-RECEIVED
+    assert row(lines, 5).endswith("SYN,ACK seq=0 ack=1 len=0 ─│")
+    assert after(lines, 5)[0].split()[1:3] == ["▲", "HS006"]
+    assert row(lines, 6).startswith("    6               │─ RST seq=1 len=0")
+    assert row(lines, 6).endswith("▶│ LISTEN")
+    markers = [line.split()[2] for line in lines if "▲" in line]
+    assert markers == ["HS004", "HS006"]  # no RS004 for either RST
+    assert lines[-1] == "final: client CLOSED, server LISTEN"

@@ -139,11 +139,11 @@ def test_fold_counts_and_expandable_parts(model):
 
 
 def test_finding_marker_on_its_arrow_links_and_colours(model):
-    _result, ladder = model("crafted/hs004_handshake-ack-bad.pcap")
+    _result, ladder = model("crafted/hs013_fin-before-established.pcap")
     root = svg_of(ladder, href=lambda m: f"#finding-{m.index}")
     markers = [a for a in root.iter(f"{NS}a") if "finding-marker" in a.get("class", "")]
     assert [(m.get("data-rule"), m.get("data-frame"), m.get("href")) for m in markers] == [
-        ("HS004", "3", "#finding-0"),
+        ("HS013", "2", "#finding-0"),
         ("RS004", "4", "#finding-1"),
     ]
     assert "severity-error" in markers[0].get("class") and "kind-endpoint" in markers[0].get(
@@ -153,7 +153,7 @@ def test_finding_marker_on_its_arrow_links_and_colours(model):
     assert (
         markers[0]
         .find(f"{NS}title")
-        .text.startswith("HS004 handshake-ack-bad (error): the segment completing the handshake")
+        .text.startswith("HS013 fin-before-established (error): the client sent a FIN (seq 1)")
     )
 
 
@@ -199,7 +199,7 @@ def test_cap_on_rows_with_a_note(model):
 
 
 def test_untrusted_text_is_escaped(model):
-    _result, ladder = model("crafted/hs004_handshake-ack-bad.pcap")
+    _result, ladder = model("crafted/hs013_fin-before-established.pcap")
     evil = "<script>alert(1)</script>&<img src=x onerror=alert(2)>"
     ladder.conn = dict(ladder.conn, client=evil)
     text = render_svg(ladder, href=lambda m: f'#x"><script>{m.index}')
@@ -234,7 +234,7 @@ def test_command_svg_to_a_file(tmp_path):
 def test_command_html_page_links_markers_to_findings():
     res = runner.invoke(
         app,
-        ["ladder", str(SAMPLES / "crafted/hs004_handshake-ack-bad.pcap"), "-f", "html"],
+        ["ladder", str(SAMPLES / "crafted/hs013_fin-before-established.pcap"), "-f", "html"],
     )
     assert res.exit_code == 0, res.output
     page = res.stdout

@@ -31,7 +31,7 @@ from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from craft_captures import Capture, Conversation  # noqa: E402
+from craft_captures import FIN, Capture, Conversation  # noqa: E402
 
 #: Seconds a test waits for a line it expects (a start-up of the command included).
 WAIT = 20.0
@@ -166,17 +166,17 @@ def summary_of(port: int):
 
 def two_parts(tmp_path: Path) -> tuple[Path, bytes, bytes]:
     """A capture in two parts: ``first`` (the global header and the records of
-    connection A, a handshake whose ACK acknowledges the server's ISN, reset by the server:
-    HS004, RS004,
+    connection A, a client that sends a FIN in SYN-SENT and resets the SYN-ACK: HS013,
+    RS004,
     then connection B's handshake and request, 10 s later: A is past its close delay)
     and ``rest`` (B's close, then a clean connection C). Returns (the whole file, first,
     rest)."""
     cap = Capture()
     a = Conversation(cap, cport=40001)
     a.syn("c")
+    a.send("c", FIN, ts=False, dt=0.0001, deliver=False)  # a FIN in SYN-SENT: HS013
     a.synack("s")
-    a.ack("c", ack=a.isn["s"])  # acknowledges the server's ISN, not ISN+1: HS004
-    a.rst("s", seq=a.isn["s"])  # RS004: a reset in the handshake
+    a.rst("c", seq=a.isn["c"] + 1)  # RS004: a reset in the handshake
     b = Conversation(cap, cport=40002)
     b.syn("c", at=10.0)
     b.synack("s")
@@ -214,17 +214,17 @@ def test_first_connection_before_the_end(tmp_path: Path) -> None:
     # come while the input is still open, B's not
     got = live.until(summary_of(40001))
     recs = [json.loads(x) for x in got]
-    assert [r.get("rule") for r in recs] == ["HS004", "RS004", None]
+    assert [r.get("rule") for r in recs] == ["HS013", "RS004", None]
     assert all(r["path"] == "<stdin>" and r["connection"] == 1 for r in recs)
     summary = recs[-1]["summary"]
     assert (summary["id"], summary["handshake"], summary["close"]) == (1, "incomplete", "reset")
-    assert (summary["conn_state"], summary["findings"]) == ("RSTR", 2)
+    assert (summary["conn_state"], summary["findings"]) == ("RSTO", 2)
     assert live.quiet_for(0.5) == []  # B is open: nothing more until it is finalised
     live.send(rest)
     status, lines, err = live.finish()
     want_status, want = file_run(path, ["--connections", "-q"])
     assert (status, err) == (want_status, "")
-    assert status == 1  # HS004 is an error: the gate as usual
+    assert status == 1  # HS013 is an error: the gate as usual
     assert as_set(lines) == as_set(want)
     assert len(lines) == 2 + 3  # two findings and three summaries
 
@@ -234,7 +234,7 @@ def test_findings_alone_without_connections(tmp_path: Path) -> None:
     live = Live(["-q"])
     live.send(first)
     got = live.until(lambda rec: rec.get("rule") == "RS004")
-    assert [json.loads(x)["rule"] for x in got] == ["HS004", "RS004"]
+    assert [json.loads(x)["rule"] for x in got] == ["HS013", "RS004"]
     live.send(rest)
     status, lines, _err = live.finish()
     assert (status, as_set(lines)) == (1, as_set(file_run(path, ["-q"])[1]))
@@ -300,7 +300,7 @@ def test_signal_ends_the_run_cleanly(tmp_path: Path, signum: int) -> None:
     want_status, want = file_run(with_tail(path, first, "first.pcap"), ["--connections", "-q"])
     assert as_set(lines) == as_set(want)
     assert [json.loads(x)["connection"] for x in lines if "summary" in x] == [1, 2]
-    assert status == want_status == 1  # the exit status as usual (HS004: an error)
+    assert status == want_status == 1  # the exit status as usual (HS013: an error)
     assert "Traceback" not in err
     assert list(tmp.iterdir()) == []  # no spool or copy left behind
 
@@ -317,7 +317,7 @@ def test_regular_file_is_not_live(tmp_path: Path) -> None:
         )
     lines = done.stdout.decode().splitlines()
     assert lines == file_run(path, ["--connections", "-q"])[1]
-    assert [json.loads(x).get("rule") for x in lines][:2] == ["HS004", "RS004"]
+    assert [json.loads(x).get("rule") for x in lines][:2] == ["HS013", "RS004"]
 
 
 def test_live_stream_reads_what_is_there() -> None:
@@ -503,9 +503,9 @@ def test_python_api_live_callback(tmp_path: Path) -> None:
         ) as report:
             (result,) = report.files
         assert [(s["id"], s["findings"]) for s, _ in got] == [(1, 2), (2, 0), (3, 0)]
-        assert [[f.rule for f in fs] for _, fs in got] == [["HS004", "RS004"], [], []]
+        assert [[f.rule for f in fs] for _, fs in got] == [["HS013", "RS004"], [], []]
         assert [c["id"] for c in result.connections] == [1, 2, 3]
-        assert [f.rule for f in result.findings] == ["HS004", "RS004"]
+        assert [f.rule for f in result.findings] == ["HS013", "RS004"]
     writer.join()
     assert calls["pipe"] == calls["bytes"]
     with pytest.raises(pcapcheck.OptionError, match="only input"):

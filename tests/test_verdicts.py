@@ -318,3 +318,71 @@ def test_a_good_synack_after_the_rst_completes_the_handshake(catalog, fast):
     # nothing), the later SYN-ACK is no reuse (the originator is not INACTIVE):
     # one connection, RSTO
     assert (conn["conn_state"], conn["history"]) == ("RSTO", "ShRADdFaf")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_servers_rst_answering_a_bad_handshake_ack_keeps_it_in_syn_received(catalog, fast):
+    # RFC 9293 §3.10.7.4 SYN-RECEIVED, fifth (the ACK field): an unacceptable ACK is
+    # answered <SEQ=SEG.ACK><CTL=RST> and the server stays in SYN-RECEIVED. The RST's
+    # seq is the RCV.NXT the client's ACK announced: the client (ESTABLISHED) accepts it
+    # and is CLOSED (exactly RCV.NXT: no RFC 5961 challenge ACK). Before the fix: the
+    # server CLOSED at frame 4 and RS004 blamed it for the RST.
+    result = run(catalog, "hs004_handshake-ack-bad.pcap", fast)
+    assert found(result) == [("HS004", 1, 3)]
+    (f,) = result.findings
+    assert (f.data["field"], f.data["actual"], f.data["expected"]) == ("ack", 0, 1)
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    states = {
+        side: [(t["frame"], t["from"], t["to"], t["cause"]) for t in conn["transitions"][side]]
+        for side in ("client", "server")
+    }
+    assert states == {
+        "client": [
+            (1, "CLOSED", "SYN-SENT", "snd SYN"),
+            (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+            (4, "ESTABLISHED", "CLOSED", "rcv RST (the answer to the ACK of frame 3)"),
+        ],
+        "server": [(2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK")],
+    }
+    assert (conn["conn_state"], conn["history"]) == ("RSTR", "ShAr")  # Zeek's view
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_no_handshake_recovers_from_a_bad_ack_the_closed_client_resets_the_synack(catalog, fast):
+    # After the server's answer (frame 4) the client has no connection; the server's
+    # SYN-ACK retransmission (frame 5, same ISN: HS006) reaches it in CLOSED and it
+    # answers <SEQ=SEG.ACK><CTL=RST> (§3.10.7.1, frame 6, seq = client ISN+1), which
+    # returns the listener to LISTEN. Neither RST is a finding. Before the fix: RS004 at
+    # 4, the server CLOSED and the connection over at frame 4, CL009 at 5.
+    result = run(catalog, "hs004_ack-bad_recovered.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("HS006", 1, 5)]
+    hs006 = result.findings[1]
+    assert (hs006.data["first_frame"], hs006.data["count"]) == (2, 2)
+    assert (hs006.data["sender_state"], hs006.data["receiver_state"]) == (
+        "SYN-RECEIVED",
+        "CLOSED",
+    )
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "LISTEN")
+    states = {
+        side: [(t["frame"], t["from"], t["to"], t["cause"]) for t in conn["transitions"][side]]
+        for side in ("client", "server")
+    }
+    assert states == {
+        "client": [
+            (1, "CLOSED", "SYN-SENT", "snd SYN"),
+            (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+            (4, "ESTABLISHED", "CLOSED", "rcv RST (the answer to the ACK of frame 3)"),
+        ],
+        "server": [
+            (2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"),
+            (6, "SYN-RECEIVED", "LISTEN", "rcv RST (the answer to the SYN-ACK of frame 5)"),
+        ],
+    }
+    # Zeek: both endpoints in RESET, no data: REJ (conn_state() in conn/main.zeek); the
+    # SYN-ACK after the responder's RST is no reuse (IsReuse: a SYN-ACK only for a half
+    # connection) and repeats the h already logged
+    assert (conn["conn_state"], conn["history"]) == ("REJ", "ShArR")

@@ -266,10 +266,14 @@ class Connection:
     closed_frame: int | None = None
     close_ts: float | None = None
     hs_bad_reported: bool = False
-    #: ``(SEG.ACK, frame)`` of the last SYN-ACK the client in SYN-SENT could not accept
-    #: (HS002; SEG.ACK absolute 32-bit), until the client's RFC answer to it
-    #: (<SEQ=SEG.ACK><CTL=RST>, RFC 9293 §3.10.7.3) or an acceptable SYN-ACK; None: none
-    bad_synack: tuple[int, int] | None = None
+    #: the last segment its receiver could not accept and answers with a reset
+    #: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.5.2 reset generation): ``(SEG.ACK, frame,
+    #: receiver role, receiver state, what)``, SEG.ACK absolute 32-bit, ``what`` the
+    #: segment's name ("SYN-ACK", "ACK"). Recorded for a SYN-ACK in SYN-SENT (HS002,
+    #: §3.10.7.3), a handshake ACK in SYN-RECEIVED (HS004, §3.10.7.4) and a SYN-ACK
+    #: reaching an endpoint that has deleted its TCB (CLOSED, §3.10.7.1); cleared by an
+    #: acceptable SYN-ACK and by the answer. None: none
+    answer_due: tuple[int, int, str, str, str] | None = None
     tfo_accepted: bool = False
     implied_synack_frame: int | None = None
     #: the time of :attr:`implied_synack_frame` (seconds since the epoch)

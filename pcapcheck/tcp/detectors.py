@@ -702,7 +702,7 @@ class Checker:
         if not acceptable:
             expected = 1 + syn_len
             if er.state == SYN_SENT:
-                conn.bad_synack = (seg.ack, frame)
+                self._answer_due(conn, seg, er, "SYN-ACK")
             self.emit(
                 conn,
                 "HS002",
@@ -718,9 +718,13 @@ class Checker:
             es.assume(LISTEN)
         es.step(fsm.SND_SYNACK, frame)
         if acceptable:
-            conn.bad_synack = None
+            conn.answer_due = None
             self._ack_value(fr, ack)
             er.step(fsm.RCV_SYNACK, frame)
+        if er.state == CLOSED:
+            # the peer has deleted its TCB (an acceptable RST, a CLOSE in SYN-SENT): it
+            # answers any segment but a reset with one (RFC 9293 §3.10.7.1)
+            self._answer_due(conn, seg, er, "SYN-ACK")
         self._note_ack(fs, seg.flags, seg.ack)
 
     def _late_synack(self, conn, seg, role, fs, fr, es, er) -> bool:
@@ -807,6 +811,7 @@ class Checker:
             elif not conn.hs_bad_reported:
                 conn.hs_bad_reported = True
                 if not ack_ok:
+                    self._answer_due(conn, seg, er, "ACK")
                     self.emit(
                         conn,
                         "HS004",
@@ -1236,9 +1241,9 @@ class Checker:
     # ------------------------------------------------------------------ RST
     def _rst(self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint) -> None:
         frame = seg.frame
-        bad = conn.bad_synack
-        if bad is not None and es.state == SYN_SENT and not seg.flags & ACK and seg.seq == bad[0]:
-            self._answer_bad_synack(conn, seg, er, bad[1])
+        due = self._answering(conn, seg, es)
+        if due is not None:
+            self._answer(conn, seg, role, es, er, due)
             return
         if er.state == SYN_SENT and fs.synack_frame is None:
             # An RST answering a SYN (RFC 9293 §3.10.7.3): acceptable only with ACK = ISN+1.
@@ -1291,19 +1296,57 @@ class Checker:
         self._reset(conn, seg, role, es, er)
 
     @staticmethod
-    def _answer_bad_synack(conn, seg, er: Endpoint, synack_frame: int) -> None:
-        """The client's answer to an unacceptable SYN-ACK (``conn.bad_synack``, HS002,
-        sent at ``synack_frame``): an RST without ACK whose SEG.SEQ is that SYN-ACK's
-        SEG.ACK. RFC 9293 §3.10.7.3 (SYN-SENT, first the ACK bit): "If SEG.ACK =< ISS or
-        SEG.ACK > SND.NXT, send a reset <SEQ=SEG.ACK><CTL=RST> and discard the segment.
-        Return." The client stays in SYN-SENT (no transition, no finding: the fault is
-        the SYN-ACK's) and the connection goes on (its SYN may be retransmitted, a
-        correct SYN-ACK completes the handshake: §3.5 figure 8). For the SYN-ACK's
-        sender ``er`` the RST is acceptable (its sequence number is the RCV.NXT that
-        the SYN-ACK announced): from SYN-RECEIVED a passive open returns to LISTEN, an
-        active one is closed (§3.10.7.4)."""
-        conn.bad_synack = None
-        er.step(fsm.RCV_RST, seg.frame, f"the answer to the SYN-ACK of frame {synack_frame}")
+    def _answer_due(conn, seg, receiver: Endpoint, what: str) -> None:
+        """Note that ``receiver`` cannot accept ``seg`` (a ``what``: "SYN-ACK", "ACK")
+        and answers it with a reset <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.5.2, reset
+        generation: the receiver has no TCB, §3.10.7.1, or is not synchronized and
+        the segment acknowledges something not yet sent, §3.10.7.3 SYN-SENT,
+        §3.10.7.4 SYN-RECEIVED). Replaces any earlier note (``conn.answer_due``)."""
+        conn.answer_due = (seg.ack, seg.frame, receiver.role, receiver.state, what)
+
+    @staticmethod
+    def _answering(conn, seg, es: Endpoint) -> tuple[int, int, str, str, str] | None:
+        """The one decision "this RST is the RFC's answer to the peer's unacceptable
+        segment": ``conn.answer_due`` (see :meth:`_answer_due`) when ``seg``, an RST
+        sent by ``es``, is that answer, else None. The answer is <SEQ=SEG.ACK>
+        <CTL=RST>: no ACK bit, the sequence number the unacceptable segment's SEG.ACK
+        (absolute 32-bit), sent by its receiver while still in the state it received
+        it in (RFC 9293 §3.10.7.1 CLOSED, §3.10.7.3 SYN-SENT, §3.10.7.4 SYN-RECEIVED:
+        the sender keeps its state)."""
+        due = conn.answer_due
+        if (
+            due is None
+            or seg.flags & ACK
+            or seg.seq != due[0]
+            or es.role != due[2]
+            or es.state != due[3]
+        ):
+            return None
+        return due
+
+    @staticmethod
+    def _answer(conn, seg, role, es: Endpoint, er: Endpoint, due) -> None:
+        """Apply the RFC's answer ``seg`` to the unacceptable segment ``due`` (found by
+        :meth:`_answering`). It is no finding: the fault is the unacceptable segment's
+        (HS002, HS004). Its sender ``es`` keeps its state: in SYN-SENT it discards the
+        SYN-ACK and waits for a correct one (§3.10.7.3, §3.5 figure 8), in
+        SYN-RECEIVED it waits for a correct ACK and retransmits its SYN-ACK
+        (§3.10.7.4), in CLOSED it has no TCB. For the segment's sender ``er`` the RST
+        is acceptable: its sequence number is the RCV.NXT that sender announced in
+        the segment's ACK field (§3.10.7.4 second, check the RST bit: with RFC 5961
+        §3.2 it exactly matches RCV.NXT, so no challenge ACK). From SYN-RECEIVED a
+        passive open returns to LISTEN, an active one is closed; from ESTABLISHED it
+        is CLOSED (the client whose handshake ACK was refused). The connection is
+        reset when that RST leaves ``er`` CLOSED, and over when neither endpoint has
+        a connection left (both CLOSED or LISTEN); otherwise it goes on."""
+        frame = seg.frame
+        conn.answer_due = None
+        er.step(fsm.RCV_RST, frame, f"the answer to the {due[4]} of frame {due[1]}")
+        ended = es.state in (CLOSED, LISTEN) and er.state in (CLOSED, LISTEN)
+        if er.state == CLOSED or ended:
+            conn.reset_frame, conn.reset_by = frame, role
+        if ended:
+            conn.closed, conn.closed_frame, conn.close_ts = True, frame, seg.ts
 
     def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
         es.step(fsm.SND_RST, seg.frame)
