@@ -53,6 +53,14 @@ TUNNELS = (
     "bad/vxlan_cut", "bad/vxlan_no_i_flag",
     "kernel/vxlan", "kernel/vxlan_inner6", "kernel/vxlan_under6",
     "erspan2", "erspan3", "bad/erspan2_bad_version", "bad/erspan3_cut_subheader",
+    "erspan1", "gtpu_uplink_downlink", "gtpu_two_tunnels_interleaved", "mpls_ipip_labels",
+    *(
+        f"kernel/{name}"
+        for name in (
+            "geneve", "geneve_opts", "geneve_under6", "gre", "gre_csum_seq", "gre_key", "gretap", "ip6gre", "ip6gre_noencap",
+            "ip6gretap", "ip6tnl", "ip6tnl_inner6", "ip6tnl_noencap", "ipip", "sit",
+        )
+    ),
 )  # fmt: skip
 WIRESHARK_READS_DIFFERENTLY.update(
     {
