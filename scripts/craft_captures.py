@@ -1175,7 +1175,7 @@ def hs004_recovered():
     f5 = c.synack("s", dt=1.0)
     f6 = c.rst("c", seq=CLIENT_ISN + 1)
     return Case(
-        "hs004_ack-bad_recovered.pcap",
+        "hs004_handshake-ack-bad_recovered.pcap",
         "The recovery RFC 9293 allows after a bad handshake ACK: none. The client's ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED (section 3.10.7.4), the client, ESTABLISHED, is reset (the RST's seq is the RCV.NXT its ACK announced) to CLOSED; the server's SYN-ACK retransmission 1 s later reaches a client without TCB, which answers RST <SEQ=SEG.ACK> (section 3.10.7.1), and the listener returns to LISTEN.",
         cap,
         [
@@ -2603,7 +2603,7 @@ it is the oracle the engine's tests check against.
    ESTABLISHED, is reset to CLOSED (`close: reset`), so no handshake can recover: the
    server's SYN-ACK retransmission reaches a client without TCB, which answers it
    `<SEQ=SEG.ACK><CTL=RST>` (section 3.10.7.1), the same kind of answer, and the
-   listener returns to LISTEN (hs004_ack-bad_recovered). hs013's client deleted its
+   listener returns to LISTEN (hs004_handshake-ack-bad_recovered). hs013's client deleted its
    TCB by a CLOSE in SYN-SENT, which the engine does not follow (it keeps the client
    in SYN-SENT, then ESTABLISHED at the SYN-ACK): its RST is reported as RS004
    (warning), a reset before the handshake completed. Not RS003 (in the window), not

@@ -61,6 +61,7 @@ KNOWN_EXAMPLES = {
     "accepted-zero-window-probe": "crafted/clean_zero_window_probe_accepted.pcap",
     "after-stray-segment": "crafted/clean_stray_ack_after_reuse.pcap",
     "synack-reused-ports": "crafted/rs005_reset-unacceptable-ack.pcap",
+    "synack-new-isn": "crafted/hs002_synack-bad-ack_recovered.pcap",
     "syn-isn-changed": "crafted/hs009_syn-isn-changed.pcap",
     "syn-with-invalid-flags": "crafted/fl001_invalid-flags.pcap",
     "formats-differ": "encap/bad/absurd_caplen.pcap",

@@ -318,7 +318,7 @@ def test_a_bad_handshake_ack_the_servers_rst_then_the_closed_clients(ladder):
     # RFC 9293 §3.10.7.4: the server answers the bad ACK <SEQ=SEG.ACK><CTL=RST> and stays
     # in SYN-RECEIVED; the client is CLOSED; its answer to the retransmitted SYN-ACK
     # (§3.10.7.1) returns the listener to LISTEN
-    lines = ladder("crafted/hs004_ack-bad_recovered.pcap")
+    lines = ladder("crafted/hs004_handshake-ack-bad_recovered.pcap")
     assert lines[0].endswith("handshake incomplete, close reset")
     assert row(lines, 2).startswith("    2 ESTABLISHED   │◀")
     assert row(lines, 2).endswith("SYN,ACK seq=0 ack=1 len=0 ─│ SYN-RECEIVED")

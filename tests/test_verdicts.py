@@ -356,7 +356,7 @@ def test_no_handshake_recovers_from_a_bad_ack_the_closed_client_resets_the_synac
     # answers <SEQ=SEG.ACK><CTL=RST> (§3.10.7.1, frame 6, seq = client ISN+1), which
     # returns the listener to LISTEN. Neither RST is a finding. Before the fix: RS004 at
     # 4, the server CLOSED and the connection over at frame 4, CL009 at 5.
-    result = run(catalog, "hs004_ack-bad_recovered.pcap", fast)
+    result = run(catalog, "hs004_handshake-ack-bad_recovered.pcap", fast)
     assert found(result) == [("HS004", 1, 3), ("HS006", 1, 5)]
     hs006 = result.findings[1]
     assert (hs006.data["first_frame"], hs006.data["count"]) == (2, 2)

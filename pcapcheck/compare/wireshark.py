@@ -438,6 +438,29 @@ def _synack(ctx: Context, v: FrameView, kind: str) -> Any:
     return v.seg is not None and v.seg.flags & (SYN | ACK) == SYN | ACK
 
 
+def _new_synack_isn(ctx: Context, v: FrameView, kind: str) -> Any:
+    """A SYN-ACK with another ISN than an earlier SYN-ACK of its sender (lost_segment),
+    or a segment of the peer acknowledging into that new sequence space
+    (ack_lost_segment): the listener went back to LISTEN and answered again."""
+    seg = v.seg
+    if seg is None:
+        return False
+    synacks = [
+        (p, ps)
+        for p, ps in ctx.earlier(v, same_sender=kind == "lost_segment")
+        if ps.flags & (SYN | ACK) == SYN | ACK
+    ]
+    if kind == "lost_segment":
+        if seg.flags & (SYN | ACK) != SYN | ACK:
+            return False
+        other = [p.frame for p, ps in synacks if ps.seq != seg.seq]
+        return f"ISN of frame {other[-1]}'s SYN-ACK replaced" if other else False
+    if len({ps.seq for _p, ps in synacks}) < 2 or not seg.flags & ACK:
+        return False
+    p, last = synacks[-1]
+    return f"new ISN of frame {p.frame}" if seq_diff(seg.ack, last.seq) > 0 else False
+
+
 def _new_conversation_at(rule: str) -> Callable[[Context, FrameView, str], Any]:
     def applies(ctx: Context, v: FrameView, kind: str) -> Any:
         return v.seg is not None and v.seg.flags & (SYN | ACK) == SYN and rule in v.rules()
@@ -667,6 +690,19 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "first one it saw from that side (e.g. an RST that had to be ignored, RS005) as "
         "'ports reused'. The User's Guide definition, which pcapcheck follows, is a SYN "
         "without ACK on a 4-tuple that already had a connection.",
+    ),
+    KnownDifference(
+        "synack-new-isn",
+        ("lost_segment", "ack_lost_segment"),
+        "wireshark",
+        _new_synack_isn,
+        "wireshark-wrong",
+        "A listener that returned to LISTEN (the client's RST answered an unacceptable "
+        "SYN-ACK, RFC 9293 §3.10.7.3 and figure 8) answers the SYN again with a new "
+        "ISN: a new sequence space, which pcapcheck starts afresh. Wireshark marks the "
+        "new SYN-ACK 'ports reused' but keeps the first SYN-ACK's next expected "
+        "sequence number, so the new SYN-ACK follows a 'segment not captured' and the "
+        "client's acknowledgment of it ACKs an 'unseen segment'.",
     ),
     KnownDifference(
         "syn-isn-changed",
