@@ -34,6 +34,7 @@ NOT_IN_ORACLE = {
         "bad/gtpu_ext_len0.pcap",
         "bad/teredo_bad_indicator.pcap",
         "kernel/geneve.pcap",
+        "kernel/geneve_opts.pcap",
         "kernel/geneve_under6.pcap",
         "kernel/vxlan.pcap",
         "kernel/vxlan_inner6.pcap",
