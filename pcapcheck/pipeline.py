@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from math import modf
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pcapcheck.catalog.rules import Catalog
 from pcapcheck.capture.decoder import DecodeError, Decoder, SourceAttributes
 from pcapcheck.capture.dpkt_decoder import decode_with_dpkt
+from pcapcheck.capture.layers import tunnel_parents
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast import clean_connections as clean
 from pcapcheck.fast.clean_connections import CleanConnection, FastPathMismatch, transitions
@@ -722,8 +723,8 @@ def connection_summary(conn: Connection | CleanConnection) -> dict[str, Any]:
             for role, ep in (("client", conn.ec), ("server", conn.es))
         },
     )
-    if conn.encapsulation is not None:  # only tunnelled connections have the key
-        summary["encapsulation"] = list(conn.encapsulation)
+    if conn.encapsulation is not None:
+        _add_encapsulation(summary, conn.encapsulation)
     return summary
 
 
@@ -754,8 +755,8 @@ def clean_summary(c: CleanConnection) -> dict[str, Any]:
         c.history,
         transitions(c),
     )
-    if c.encapsulation is not None:  # as connection_summary
-        summary["encapsulation"] = list(c.encapsulation)
+    if c.encapsulation is not None:
+        _add_encapsulation(summary, c.encapsulation)
     return summary
 
 
@@ -931,6 +932,15 @@ def _clean_templates() -> list[bytes]:
         made.append(template)
     _CLEAN_TEMPLATES[:] = made
     return made
+
+
+def _add_encapsulation(summary: dict[str, Any], path: Sequence[str]) -> None:
+    """The keys only a tunnelled connection's summary has: ``encapsulation``, its path
+    (:mod:`pcapcheck.capture.layers`, client to server, outermost first), and
+    ``tunnel_parents``, Zeek's view of its tunnels
+    (:func:`pcapcheck.capture.layers.tunnel_parents`)."""
+    summary["encapsulation"] = list(path)
+    summary["tunnel_parents"] = tunnel_parents(path)
 
 
 def _summary(

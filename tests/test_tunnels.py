@@ -323,6 +323,7 @@ WRAPPED_PATH = {
     "gre": ["eth", "ipv4 {a}>{b}", "gre", "ipv4"],
     "mpls": None,  # a label stack is a link layer, not a tunnel
 }
+WRAPPED_ZEEK_TYPE = {"vxlan": "Tunnel::VXLAN", "geneve": "Tunnel::GENEVE", "gre": "Tunnel::GRE"}
 
 
 @pytest.fixture(scope="module")
@@ -371,11 +372,15 @@ def test_wrapped_capture_reports_the_plain_one(wrapped, wrap):
         expect = WRAPPED_PATH[wrap]
         for conn in got["connections"]:
             path = conn.pop("encapsulation", None)
+            parents = conn.pop("tunnel_parents", None)
             if expect is None:
-                assert path is None
+                assert path is None and parents is None
             else:
                 a, b = "192.0.2.1", "192.0.2.2"
                 assert path == [e.format(a=a, b=b) for e in expect]
+                assert [(t["tunnel_type"], t["orig_h"], t["resp_h"]) for t in parents] == [
+                    (WRAPPED_ZEEK_TYPE[wrap], a, b)
+                ]
         for key in ("path", "sha256", "size"):
             got.pop(key, None)
         assert got == {k: v for k, v in plain.items() if k not in ("path", "sha256", "size")}
@@ -965,3 +970,54 @@ def test_mpls_labels_crosscheck():
     got = cc.crosscheck(ENCAP / "mpls_ipip_labels.pcap")
     assert (got.tcp_frames, got.connections, got.streams) == (10, 1, 1)
     assert got.disagreements == [], cc.render_crosscheck(got)
+
+
+#: Zeek's tunnel_parents view of each sample's first connection: (tunnel_type, orig_h,
+#: resp_h, resp_p or None), outermost first.
+ZEEK_TUNNELS = {
+    "vxlan.pcap": [("Tunnel::VXLAN", "192.0.2.1", "192.0.2.2", 4789)],
+    "teredo.pcap": [("Tunnel::TEREDO", "192.0.2.1", "192.0.2.2", 3544)],
+    "gtpu_uplink_downlink.pcap": [("Tunnel::GTPv1", "192.0.2.1", "192.0.2.2", 2152)],
+    "erspan2.pcap": [("Tunnel::GRE", "192.0.2.1", "192.0.2.2", None)],
+    "sit_6in4.pcap": [("Tunnel::IP", "192.0.2.1", "192.0.2.2", None)],
+    "mpls_ipip_labels.pcap": [("Tunnel::IP", "192.0.2.1", "192.0.2.2", None)],
+    "kernel/ip6gretap.pcap": [("Tunnel::GRE", "2001:db8:ffff::1", "2001:db8:ffff::2", None)],
+    "kernel/geneve_under6.pcap": [("Tunnel::GENEVE", "2001:db8:ffff::1", "2001:db8:ffff::2", 6081)],
+    "kernel/ip6tnl_inner6.pcap": [("Tunnel::IP", "2001:db8:ffff::1", "2001:db8:ffff::2", None)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZEEK_TUNNELS))
+def test_tunnel_parents_give_zeeks_tunnel_types(name):
+    """The first connection's ``tunnel_parents``: Zeek's tunnel.log type and id of each
+    tunnel (the UDP port only for a tunnel in UDP); the sample's other connections (in
+    another tunnel) have tunnels of the same types."""
+    conns = report(ENCAP / name)["connections"]
+    got = [
+        [(t["tunnel_type"], t["orig_h"], t["resp_h"], t.get("resp_p")) for t in c["tunnel_parents"]]
+        for c in conns
+    ]
+    assert got[0] == ZEEK_TUNNELS[name]
+    assert {tuple(t[0] for t in g) for g in got} == {tuple(t[0] for t in ZEEK_TUNNELS[name])}
+
+
+def test_tunnel_parents_of_nested_tunnels_outermost_first():
+    """VXLAN inside GRE inside IPv6-in-IPv4, below an MPLS label (a link layer for Zeek,
+    no entry), and a path without a tunnel."""
+    from pcapcheck.capture.layers import tunnel_parents
+
+    path = [
+        "eth", "mpls 100", "ipv4 192.0.2.1>192.0.2.2", "ipv6 2001:db8::a>2001:db8::b",
+        "gre 7", "ipv4 198.51.100.1>198.51.100.2", "udp 4789", "vxlan 42", "eth", "ipv4",
+    ]  # fmt: skip
+    assert tunnel_parents(path) == [
+        {"tunnel_type": "Tunnel::IP", "orig_h": "192.0.2.1", "resp_h": "192.0.2.2"},
+        {"tunnel_type": "Tunnel::GRE", "orig_h": "2001:db8::a", "resp_h": "2001:db8::b"},
+        {
+            "tunnel_type": "Tunnel::VXLAN",
+            "orig_h": "198.51.100.1",
+            "resp_h": "198.51.100.2",
+            "resp_p": 4789,
+        },
+    ]
+    assert tunnel_parents(["eth", "vlan 10", "mpls 100", "ipv4"]) == []

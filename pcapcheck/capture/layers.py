@@ -74,7 +74,7 @@ for MPLS), not with this table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
     "ETHERTYPE",
@@ -88,6 +88,7 @@ __all__ = [
     "Layer",
     "layers",
     "register",
+    "tunnel_parents",
     "tunnel_tables",
 ]
 
@@ -756,6 +757,63 @@ PER_DIRECTION_LABELS = frozenset(
     )
     if layer.ident_per_direction and layer.label is not None
 )
+
+
+#: Zeek's type (``Tunnel::Type``, the ``tunnel_type`` of its tunnel.log) of each tunnel
+#: label of an encapsulation path; an IP header carrying an IP header (IP-in-IP, 6in4,
+#: ip6tnl) is ``Tunnel::IP``. ERSPAN is decoded by Zeek's GRE analyzer: its GRE entry
+#: stands for it. MPLS, PPPoE and VLAN are link layers for Zeek, not tunnels.
+ZEEK_TUNNEL_TYPES = {
+    "gre": "Tunnel::GRE",
+    "vxlan": "Tunnel::VXLAN",
+    "geneve": "Tunnel::GENEVE",
+    "gtpu": "Tunnel::GTPv1",
+    "teredo": "Tunnel::TEREDO",
+}
+
+
+def tunnel_parents(path: Sequence[str]) -> list[dict[str, str | int]]:
+    """Zeek's view of the tunnels of an encapsulation path (a connection's
+    ``encapsulation``, client to server, outermost first): one ``{"tunnel_type",
+    "orig_h", "resp_h"}`` per tunnel, outermost first, with ``"resp_p"`` (the UDP port)
+    for a tunnel in UDP. These are the ``tunnel_type`` and ``id`` fields of the
+    tunnel.log entries that Zeek's conn.log ``tunnel_parents`` refer to by uid; the
+    addresses are the outer IP header's as the client's segments carry them. The outer
+    UDP source port is left out: it is not part of a tunnel's identity here (VXLAN,
+    Geneve and GTP-U senders vary it per inner flow for entropy, RFC 7348 §5).
+
+    ``["eth", "ipv4 192.0.2.1>192.0.2.2", "udp 4789", "vxlan 42", "eth", "ipv4"]`` →
+    ``[{"tunnel_type": "Tunnel::VXLAN", "orig_h": "192.0.2.1", "resp_h": "192.0.2.2",
+    "resp_p": 4789}]``. Empty for a path without tunnels.
+    """
+    out: list[dict[str, str | int]] = []
+    outer: list[str] = []
+    port: int | None = None
+    for i, entry in enumerate(path):
+        name, _, value = entry.partition(" ")
+        if name in ("ipv4", "ipv6"):
+            if ">" in value:  # an IP header that carries another layer (IPv6 has no '>')
+                outer, port = value.split(">", 1), None
+                after = path[i + 1].partition(" ")[0] if i + 1 < len(path) else ""
+                if after in ("ipv4", "ipv6"):
+                    out.append(
+                        {"tunnel_type": "Tunnel::IP", "orig_h": outer[0], "resp_h": outer[1]}
+                    )
+            continue
+        if name == "udp":
+            port = int(value)
+            continue
+        kind = ZEEK_TUNNEL_TYPES.get(name)
+        if kind is not None and outer:
+            tunnel: dict[str, str | int] = {
+                "tunnel_type": kind,
+                "orig_h": outer[0],
+                "resp_h": outer[1],
+            }
+            if port is not None:
+                tunnel["resp_p"] = port
+            out.append(tunnel)
+    return out
 
 
 def tunnel_tables(
