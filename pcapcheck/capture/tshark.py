@@ -33,8 +33,8 @@ How Wireshark's view is mapped to pcapcheck's :class:`~pcapcheck.model.Segment`:
   (``frame.protocols``) through the tunnels pcapcheck's decoders follow (an IPv4 or
   IPv6 header carrying IPv4, IPv6, GRE (with ERSPAN types I-III), or UDP to VXLAN,
   Geneve, GTP-U or Teredo, :data:`WIRESHARK_TUNNELS`) to the innermost network layer,
-  whose fields are the last occurrences Wireshark printed for that IP version (tshark
-  prints a repeated field once per header, outermost first). ``encapsulation`` is the
+  whose fields are that header's occurrences (tshark prints a repeated field once per
+  header, outermost first: the k-th ``ip.src`` is the k-th IPv4 header's). ``encapsulation`` is the
   path :class:`pcapcheck.capture.decoder.Decoder` gives, written with the layer table's
   own entries (:meth:`pcapcheck.capture.layers.Layer.entry`,
   :func:`pcapcheck.capture.layers.ip_entry`) from Wireshark's fields (``vlan.id``,
