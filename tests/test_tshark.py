@@ -42,31 +42,20 @@ WIRESHARK_READS_DIFFERENTLY = {
 }
 
 
-#: Tunnels (issue 24): the tshark source reads the outermost network layer (an outer
-#: IPv4/IPv6 header carrying UDP, GRE or IP), so it sees no TCP, or another malformed
-#: packet, where pcapcheck's decoders follow the layer table into the tunnel. Strict
-#: xfail: teaching the tshark source the innermost layer makes them pass; remove them then.
-TUNNELS = (
-    "geneve", "gre_ipv4", "gretap_ipv6", "gtpu", "ip6tnl_ipv4", "ip6tnl_ipv6", "ipip",
-    "sit_6in4", "teredo", "vxlan", "bad/geneve_cut_options", "bad/geneve_v1",
-    "bad/gre_v1_pptp", "bad/gtpu_bad_flags", "bad/gtpu_ext_len0", "bad/teredo_bad_indicator",
-    "bad/vxlan_cut", "bad/vxlan_no_i_flag",
-    "kernel/vxlan", "kernel/vxlan_inner6", "kernel/vxlan_under6",
-    "erspan2", "erspan3", "bad/erspan2_bad_version", "bad/erspan3_cut_subheader",
-    "erspan1", "gtpu_uplink_downlink", "gtpu_two_tunnels_interleaved", "mpls_ipip_labels",
-    *(
-        f"kernel/{name}"
-        for name in (
-            "geneve", "geneve_opts", "geneve_under6", "gre", "gre_csum_seq", "gre_key", "gretap", "ip6gre", "ip6gre_noencap",
-            "ip6gretap", "ip6tnl", "ip6tnl_inner6", "ip6tnl_noencap", "ipip", "sit",
-        )
-    ),
-)  # fmt: skip
+#: Tunnels whose header Wireshark reads where pcapcheck rejects it: the tshark source
+#: follows Wireshark's dissection into the tunnel (frame.protocols, the layer table's
+#: labels), so it sees the TCP segment inside, or no TCP, where pcapcheck reports CP005.
 WIRESHARK_READS_DIFFERENTLY.update(
     {
-        f"encap/{name}.pcap": "the tshark source reads the outermost network layer, "
-        "not the tunnel's inner one (issue 24)"
-        for name in TUNNELS
+        "encap/bad/geneve_v1.pcap": "Wireshark dissects a Geneve header of version 1 as "
+        "version 0 (and the TCP segment inside it); pcapcheck reports the version it does "
+        "not support (CP005)",
+        "encap/bad/gre_v1_pptp.pcap": "Wireshark reads GRE version 1 as PPTP's enhanced GRE "
+        "carrying PPP (no TCP: the tshark source counts the frame as other-ethertype); "
+        "pcapcheck reports the GRE version it does not support (CP005)",
+        "encap/bad/vxlan_no_i_flag.pcap": "Wireshark dissects a VXLAN header without the I "
+        "flag (and the TCP segment inside it); pcapcheck reports it (RFC 7348 §5: no valid "
+        "VNI, CP005)",
     }
 )
 
@@ -338,7 +327,9 @@ def test_timestamps_equal_the_readers():
         ({"frame.protocols": "null:data"}, "other-af"),
         ({"frame.protocols": "eth:ethertype:ip:udp:dns", "ip.proto": "17"}, "ipv4-udp"),
         ({"frame.protocols": "eth:ethertype:ip:icmp", "ip.proto": "1"}, "icmp"),
-        ({"frame.protocols": "eth:ethertype:ip:gre:ip:tcp", "ip.proto": "47"}, "other-ip-proto"),
+        ({"frame.protocols": "eth:ethertype:ip:sctp", "ip.proto": "132"}, "other-ip-proto"),
+        # an ICMP error quoting a TCP header is no tunnel
+        ({"frame.protocols": "eth:ethertype:ip:icmp:ip:tcp", "ip.proto": "1\x1f6"}, "icmp"),
         ({"frame.protocols": "eth:ethertype:ip:data", "ip.frag_offset": "185"}, "ipv4-fragment"),
         ({"ip.flags.mf": "1"}, "ipv4-fragment"),
         (
@@ -351,6 +342,92 @@ def test_timestamps_equal_the_readers():
 )
 def test_non_tcp_kinds_use_the_decoders_names(fields, kind):
     assert tshark.row_to_item(row(**fields)) == (None, kind)
+
+
+def _tunnel_row(protocols: str, **fields) -> dict:
+    """A TCP segment from 10.0.0.1 to 10.0.0.2 inside a tunnel between 192.0.2.1 and
+    192.0.2.2 (each IP field has an occurrence per IP header, outer first)."""
+    outer = {
+        "frame.protocols": protocols,
+        "ip.src": "192.0.2.1\x1f10.0.0.1",
+        "ip.dst": "192.0.2.2\x1f10.0.0.2",
+        "ip.proto": "17\x1f6",
+        "ip.id": "0x0001\x1f0x4e21",
+        "ip.flags.mf": "0\x1f0",
+        "ip.frag_offset": "0\x1f0",
+    }
+    outer.update(fields)
+    return row(**outer)
+
+
+@pytest.mark.parametrize(
+    "protocols, fields, path",
+    [
+        (
+            "eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:tcp",
+            {"udp.srcport": "51000", "udp.dstport": "4789", "vxlan.vni": "42"},
+            ("eth", "ipv4 192.0.2.1>192.0.2.2", "udp 4789", "vxlan 42", "eth", "ipv4"),
+        ),
+        (  # the source port names the tunnel when the destination port does not
+            "eth:ethertype:ip:udp:gtp:ip:tcp",
+            {"udp.srcport": "2152", "udp.dstport": "40000", "gtp.message": "0xff",
+             "gtp.teid": "0x00001001"},
+            ("eth", "ipv4 192.0.2.1>192.0.2.2", "udp 2152", "gtpu 4097", "ipv4"),
+        ),
+        (
+            "eth:ethertype:vlan:ethertype:mpls:ip:gre:ip:tcp",
+            {"vlan.id": "100", "mpls.label": "16\x1f1000", "mpls.bottom": "0\x1f1",
+             "ip.proto": "47\x1f6", "gre.flags.key": "1", "gre.key": "0x00000007",
+             "gre.proto": "0x0800"},
+            ("eth", "vlan 100", "mpls 16", "mpls 1000", "ipv4 192.0.2.1>192.0.2.2", "gre 7",
+             "ipv4"),
+        ),
+        (  # ERSPAN type II: GRE with a sequence number, protocol type 0x88be
+            "eth:ethertype:ip:gre:erspan:eth:ethertype:ip:tcp",
+            {"ip.proto": "47\x1f6", "gre.flags.key": "0", "gre.flags.sequence_number": "1",
+             "gre.proto": "0x88be", "erspan.spanid": "100"},
+            ("eth", "ipv4 192.0.2.1>192.0.2.2", "gre", "erspan 2 100", "eth", "ipv4"),
+        ),
+        (
+            "sll:ethertype:ip:ip:tcp",
+            {"frame.encap_type": "210", "ip.proto": "4\x1f6"},
+            ("sll2", "ipv4 192.0.2.1>192.0.2.2", "ipv4"),
+        ),
+    ],
+)  # fmt: skip
+def test_tunnelled_segment_has_the_decoders_encapsulation_path(protocols, fields, path):
+    seg, kind = tshark.row_to_item(_tunnel_row(protocols, **fields))
+    assert kind is None
+    assert (seg.src, seg.dst, seg.ip_id, seg.encapsulation) == (
+        "10.0.0.1",
+        "10.0.0.2",
+        0x4E21,
+        path,
+    )
+
+
+@pytest.mark.parametrize(
+    "protocols, fields, kind",
+    [
+        ("eth:ethertype:ip:udp:vxlan:eth:ethertype:arp", {"vxlan.vni": "42"}, "arp"),
+        ("eth:ethertype:ip:udp:vxlan:eth:ethertype:ip:udp:dns", {"ip.proto": "17\x1f17"},
+         "ipv4-udp"),
+        ("eth:ethertype:ip:udp:gtp", {"udp.dstport": "2152", "gtp.message": "0x01"},
+         "gtpu-signalling"),
+        ("eth:ethertype:ip:udp:teredo:data", {"udp.dstport": "3544"}, "other-teredo-payload"),
+        ("eth:ethertype:ip:gre:data", {"ip.proto": "47"}, "other-ethertype"),
+        ("eth:ethertype:ip:ip:data", {"ip.proto": "4\x1f6", "ip.frag_offset": "0\x1f185"},
+         "ipv4-fragment"),
+    ],
+)  # fmt: skip
+def test_what_a_tunnel_carries_that_is_not_tcp_has_the_decoders_kind(protocols, fields, kind):
+    assert tshark.row_to_item(_tunnel_row(protocols, **fields)) == (None, kind)
+
+
+def test_malformed_tunnel_header_is_a_decode_error():
+    cut = _tunnel_row("eth:ethertype:ip:udp:vxlan", **{"_ws.malformed": "_ws.malformed"})
+    with pytest.raises(DecodeError):
+        tshark.row_to_item(cut)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pcapcheck.capture.layers import IPV4, LINKTYPE, tunnel_tables
+from pcapcheck.capture.layers import IPV4, LINKTYPE, ip_entry, tunnel_tables
 from pcapcheck.model import Record, Segment, TcpOptions
 
 __all__ = [
@@ -286,12 +286,12 @@ class Decoder:
                 else:
                     a = self._addr6(bytes(data[at + 8 : at + 24]))
                     b = self._addr6(bytes(data[at + 24 : at + 40]))
-                out.append(f"ipv{value} {a}>{b}")
+                out.append(ip_entry(value, a, b))
             else:
                 label = what.describe(data, at, value)
                 if label is not None:
                     out.append(label)
-        out.append(f"ipv{version}")
+        out.append(ip_entry(version))
         return tuple(out)
 
     def _addr4(self, a: int) -> str:

@@ -86,6 +86,7 @@ __all__ = [
     "Dispatch",
     "Field",
     "Layer",
+    "ip_entry",
     "layers",
     "register",
     "tunnel_parents",
@@ -267,13 +268,22 @@ class Layer:
     def describe(self, data: bytes, start: int, value: int) -> str | None:
         """The layer's entry in an encapsulation path (None: it has no label), for the
         header at ``data[start]`` whose next-layer value is ``value``."""
+        if self.label_value:
+            return self.entry(value)
+        if self.ident is not None:
+            return self.entry(self.ident.read(data, start))
+        return self.entry()
+
+    def entry(self, ident: int | None = None) -> str | None:
+        """The layer's entry in an encapsulation path with ``ident`` (the value of its
+        :attr:`ident` field, or the next-layer value when ``label_value``; None: the
+        label alone): ``"vxlan 42"``, ``"udp 4789"``, ``"gre"``; None when the layer has
+        no label. The one place the entry is written (:meth:`describe` reads the
+        ident from the header's bytes, :mod:`pcapcheck.capture.tshark` from Wireshark's
+        fields)."""
         if self.label is None:
             return None
-        if self.label_value:
-            return f"{self.label} {value}"
-        if self.ident is not None:
-            return f"{self.label} {self.ident.read(data, start)}"
-        return self.label
+        return self.label if ident is None else f"{self.label} {ident}"
 
     def __repr__(self) -> str:
         return f"Layer({self.name!r})"
@@ -320,6 +330,13 @@ class Dispatch:
 
     def __repr__(self) -> str:
         return f"Dispatch({self.name!r})"
+
+
+def ip_entry(version: int, src: str | None = None, dst: str | None = None) -> str:
+    """An IP header's entry in an encapsulation path: a tunnel's outer header with its
+    addresses (``"ipv4 192.0.2.1>192.0.2.2"``, ``"ipv6 2001:db8::1>2001:db8::2"``), the
+    innermost one without (``"ipv4"``, ``"ipv6"``)."""
+    return f"ipv{version}" if src is None else f"ipv{version} {src}>{dst}"
 
 
 def register(dispatch: Dispatch, value: int, layer: Layer) -> None:

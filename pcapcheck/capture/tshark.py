@@ -29,6 +29,23 @@ How Wireshark's view is mapped to pcapcheck's :class:`~pcapcheck.model.Segment`:
   the option list (``tcp.option.len.invalid``), an IP packet of protocol 6 it could not
   dissect as TCP, a link type it cannot dissect, or cannot give one of the TCP header
   fields. The reason is Wireshark's expert message.
+* Tunnels: the frame is read down the protocols Wireshark dissected
+  (``frame.protocols``) through the tunnels pcapcheck's decoders follow (an IPv4 or
+  IPv6 header carrying IPv4, IPv6, GRE (with ERSPAN types I-III), or UDP to VXLAN,
+  Geneve, GTP-U or Teredo, :data:`WIRESHARK_TUNNELS`) to the innermost network layer,
+  whose fields are that header's occurrences (tshark prints a repeated field once per
+  header, outermost first: the k-th ``ip.src`` is the k-th IPv4 header's). ``encapsulation`` is the
+  path :class:`pcapcheck.capture.decoder.Decoder` gives, written with the layer table's
+  own entries (:meth:`pcapcheck.capture.layers.Layer.entry`,
+  :func:`pcapcheck.capture.layers.ip_entry`) from Wireshark's fields (``vlan.id``,
+  ``mpls.label``, ``udp.dstport``, ``vxlan.vni``, ``gre.key``, ``erspan.spanid``,
+  ``gtp.teid``...); what a tunnel carries that is not IP is counted under the kind of
+  the layer it ends at (``arp``, ``other-ethertype``, ``gtpu-signalling``,
+  ``other-teredo-payload``...), a tunnel header Wireshark marks malformed is a
+  DecodeError. Where Wireshark accepts a header pcapcheck rejects (a VXLAN header
+  without the I flag, Geneve version 1, GRE version 1), the source gives what
+  Wireshark read. The UDP tunnels are those on their default ports (Wireshark's and
+  pcapcheck's defaults are IANA's).
 * Non-TCP frames are counted by the kind names of :class:`pcapcheck.capture.decoder.Decoder`
   (``arp``, ``other-ethertype``, ``other-af``, ``ipv4-fragment``, ``ipv6-fragment``,
   ``ipv4-udp``, ``ipv6-udp``, ``icmp``, ``ipv6-icmp``, ``other-ip-proto``), plus
@@ -56,13 +73,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from pcapcheck.capture import layers as L
 from pcapcheck.capture.decoder import DecodeError
+from pcapcheck.capture.layers import Layer, ip_entry
 from pcapcheck.capture.reader import CaptureError
 from pcapcheck.model import Segment, TcpOptions
 
 __all__ = [
     "ANALYSIS_FIELDS",
     "DECODE_FIELDS",
+    "WIRESHARK_TUNNELS",
     "TsharkFailed",
     "TsharkMissing",
     "TsharkRun",
@@ -124,6 +144,24 @@ DECODE_FIELDS = (
     "tcp.bogus_header_length",
     "tcp.option.len.invalid",
     "tcp.stream",
+    # the headers of tunnels and link layers, for the encapsulation path (_walk)
+    "frame.encap_type",
+    "vlan.id",
+    "ieee8021ad.id",
+    "mpls.label",
+    "mpls.bottom",
+    "pppoe.session_id",
+    "udp.srcport",
+    "udp.dstport",
+    "vxlan.vni",
+    "geneve.vni",
+    "gtp.message",
+    "gtp.teid",
+    "gre.flags.key",
+    "gre.flags.sequence_number",
+    "gre.key",
+    "gre.proto",
+    "erspan.spanid",
 )
 
 #: Wireshark's TCP analysis flags (read when ``analysis=True``); each prints ``1`` when set.
@@ -162,6 +200,11 @@ _PREFS = {
 #: IPv6 extension headers pcapcheck's decoder walks through (RFC 8200 §4), as Wireshark
 #: names them in frame.protocols.
 _IPV6_EXT = frozenset({"ipv6.hopopts", "ipv6.routing", "ipv6.fraghdr", "ipv6.dstopts", "ah"})
+#: The fields of one IPv4 / IPv6 header that occur once per header.
+_IP_FIELDS = {
+    4: ("ip.hdr_len", "ip.len", "ip.id", "ip.flags.mf", "ip.frag_offset", "ip.proto", "ip.src", "ip.dst"),
+    6: ("ipv6.src", "ipv6.dst"),
+}  # fmt: skip
 _LINK_UNDISSECTED = frozenset(
     {"data", "user_dlt", "_ws.malformed", "_ws.short", "_ws.unreassembled"}
 )
@@ -709,6 +752,195 @@ def _options(row: dict[str, str], hdr_len: int) -> tuple[TcpOptions | None, bool
     return TcpOptions(mss, wscale, sack_ok, sack, ts_val, ts_ecr, tfo), cut
 
 
+# ----------------------------------------------------------------------------- tunnels
+#: Wireshark's dissector (its name in the ``udp.port`` table and in ``frame.protocols``,
+#: ``tshark -G decodes``) of each UDP tunnel of :data:`pcapcheck.capture.layers.UDP_TUNNELS`.
+WIRESHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve", "gtpu": "gtp", "teredo": "teredo"}
+_UDP_TUNNEL_NAMES = {ws: name for name, ws in WIRESHARK_TUNNELS.items()}
+
+#: pcapcheck's layer of each link layer Wireshark names in ``frame.protocols``; the
+#: first layer of a frame whose Wireshark name covers two link types is told by the
+#: frame's ``frame.encap_type`` (Wireshark's WTAP_ENCAP numbers: 210 SLL2, 174 LOOP).
+_LINK_LAYERS: dict[str, Layer] = {
+    "eth": L.ETHERNET,
+    "vlan": L.VLAN,
+    "ieee8021ad": L.VLAN,
+    "sll": L.SLL,
+    "null": L.NULL,
+    "raw": L.RAW,
+    "mpls": L.MPLS,
+    "pwethcw": L.PW_ETH,
+    "pppoes": L.PPPOE,
+}
+_ENCAP_LAYERS = {210: L.SLL2, 174: L.LOOP}
+#: Wireshark's field holding the ident of a link layer's path entry (the layer's
+#: ``ident``: the VLAN id, the MPLS label, the PPPoE session id)
+_IDENT_FIELDS = {
+    "vlan": "vlan.id",
+    "ieee8021ad": "ieee8021ad.id",
+    "mpls": "mpls.label",
+    "pppoes": "pppoe.session_id",
+}
+#: names in ``frame.protocols`` that are no header of their own (a dissector table, a
+#: heuristic, the PPP protocol field of the PPPoE session header)
+_NO_HEADER = frozenset({"ethertype", "ppp", "pwethheuristic"})
+
+
+class _Cursor:
+    """The occurrences of the fields of a frame, taken in protocol order."""
+
+    def __init__(self, row: dict[str, str]):
+        self.row = row
+        self.pos: Counter = Counter()
+
+    def take(self, name: str) -> int | None:
+        """The next occurrence of integer field ``name`` (None when there is none)."""
+        i = self.pos[name]
+        self.pos[name] += 1
+        values = _all(self.row.get(name, ""))
+        return _int(values[i]) if i < len(values) and values[i] else None
+
+
+@dataclass
+class _Walk:
+    """Where the walk through the tunnels of a frame stopped: ``net``, the index in
+    ``frame.protocols`` of the innermost network layer (None: it ended at a layer that
+    names no network layer, ``last``); ``entries``, the encapsulation path so far (the
+    inner IP header's entry left out); ``tunnelled``, an IP header led into a tunnel;
+    ``kind``, a skipped kind decided on the way (GTP-U signalling)."""
+
+    net: int | None
+    entries: list[str]
+    tunnelled: bool
+    last: Layer | None = None
+    kind: str | None = None
+
+
+def _ip_fragment(row: dict[str, str], version: int, k: int, ext: list[str]) -> bool:
+    """Whether the ``k``-th IPv4 header is a fragment, or an IPv6 header has a fragment
+    header (``ext``: its extension headers)."""
+    if version == 6:
+        return "ipv6.fraghdr" in ext
+    mf = _nth(row, "ip.flags.mf", k)
+    return mf in ("1", "True") or bool(_int(_nth(row, "ip.frag_offset", k), 0))
+
+
+def _nth(row: dict[str, str], name: str, k: int) -> str:
+    values = _all(row.get(name, ""))
+    return values[k] if k < len(values) else ""
+
+
+def _walk(row: dict[str, str], protos: list[str]) -> _Walk:
+    """Follow Wireshark's dissection of a frame (``frame.protocols``) through the
+    tunnels pcapcheck's decoders follow (an IP header carrying IPv4, IPv6, GRE, or UDP
+    to one of :data:`WIRESHARK_TUNNELS`) down to the innermost network layer, writing
+    each layer's path entry with the layer table's own labels
+    (:meth:`pcapcheck.capture.layers.Layer.entry`,
+    :func:`pcapcheck.capture.layers.ip_entry`) and Wireshark's values of their idents."""
+    fields = _Cursor(row)
+    entries: list[str] = []
+    tunnelled = False
+    last: Layer | None = None
+    n = len(protos)
+    i = 0
+
+    def add(entry: str | None) -> None:
+        if entry is not None:
+            entries.append(entry)
+
+    while i < n:
+        name = protos[i]
+        if name in _NO_HEADER:
+            i += 1
+            continue
+        layer = _LINK_LAYERS.get(name)
+        if layer is not None:
+            if i == 0:
+                layer = _ENCAP_LAYERS.get(_int(row.get("frame.encap_type", "")) or -1, layer)
+            if name == "mpls":  # one name for the whole stack: an entry per label
+                while (label := fields.take("mpls.label")) is not None:
+                    add(layer.entry(label))
+                    if fields.take("mpls.bottom") != 0:
+                        break
+                layer = L.MPLS_PAYLOAD
+            elif name in _IDENT_FIELDS:
+                add(layer.entry(fields.take(_IDENT_FIELDS[name])))
+            else:
+                add(layer.entry())
+            last = layer
+            i += 1
+            continue
+        if name not in ("ip", "ipv6"):
+            break
+        version = 4 if name == "ip" else 6
+        j = i + 1
+        while j < n and protos[j] in _IPV6_EXT:
+            j += 1
+        inner = protos[j] if j < n else None
+        udp_tunnel = protos[j + 1] if inner == "udp" and j + 1 < n else None
+        follows = inner in ("ip", "ipv6", "gre") or udp_tunnel in _UDP_TUNNEL_NAMES
+        k = protos[:i].count(name)
+        if (
+            not follows
+            or _ip_fragment(row, version, k, protos[i + 1 : j])
+            or row.get("ip.bogus_header_length")
+            or row.get("ip.bogus_ip_length")
+        ):
+            return _Walk(i, entries, tunnelled)
+        prefix = "ip" if version == 4 else "ipv6"
+        add(ip_entry(version, _nth(row, f"{prefix}.src", k), _nth(row, f"{prefix}.dst", k)))
+        tunnelled = True
+        if inner in ("ip", "ipv6"):
+            i = j
+            continue
+        if inner == "gre":
+            key = fields.take("gre.key") if fields.take("gre.flags.key") else None
+            sequence = fields.take("gre.flags.sequence_number")
+            protocol = fields.take("gre.proto")
+            gre = L.GRE if key is None else L.GRE_KEY
+            add(gre.entry(key))
+            last = gre
+            i = j + 1
+            if i < n and protos[i] == "erspan":
+                table = L.GRE_PROTOCOL if sequence else L.GRE_PROTOCOL_NO_SEQUENCE
+                erspan = table.layers.get(protocol if protocol is not None else -1)
+                if erspan is not None:
+                    ident = fields.take("erspan.spanid") if erspan.ident is not None else None
+                    add(erspan.entry(ident))
+                    last = erspan
+                i += 1
+            continue
+        # a UDP tunnel: the port that names it, the destination port first (layers.UDP)
+        sport, dport = fields.take("udp.srcport"), fields.take("udp.dstport")
+        assert udp_tunnel is not None
+        tunnel = L.UDP_TUNNELS[_UDP_TUNNEL_NAMES[udp_tunnel]][0]
+        ports = L.UDP_PORT.layers
+        port = (
+            sport
+            if ports.get(dport or -1) is not tunnel and ports.get(sport or -1) is tunnel
+            else dport
+        )
+        add(L.UDP.entry(port))
+        i = j + 2
+        if udp_tunnel == "vxlan":
+            add(L.VXLAN.entry(fields.take("vxlan.vni")))
+            last = L.VXLAN
+        elif udp_tunnel == "geneve":
+            add(L.GENEVE.entry(fields.take("geneve.vni")))
+            last = L.GENEVE
+        elif udp_tunnel == "gtp":
+            message = fields.take("gtp.message")
+            teid = fields.take("gtp.teid")
+            if message is not None and message not in L.GTPU_MESSAGE.layers:
+                return _Walk(None, entries, tunnelled, kind=L.GTPU_MESSAGE.skip_kind(message))
+            add(L.GTPU_HEADER.entry(teid))
+            last = L.GTPU_PAYLOAD
+        else:
+            add(L.TEREDO.entry())
+            last = L.TEREDO
+    return _Walk(None, entries, tunnelled, last)
+
+
 def is_non_packet(row: dict[str, str]) -> bool:
     """True for a frame that is a record without packet data: a pcapng Custom Block (no
     timestamp) or systemd Journal Export Block, which Wireshark numbers as frames (so does
@@ -728,7 +960,22 @@ def row_to_item(
     ts = _ts(row["frame.time_epoch"])
     protos = row.get("frame.protocols", "").split(":") if row.get("frame.protocols") else []
     malformed = bool(row.get("_ws.malformed"))
-    net = next((i for i, p in enumerate(protos) if p in ("ip", "ipv6")), None)
+    walk = _walk(row, protos)
+    if walk.kind is not None:
+        return None, walk.kind
+    net = walk.net
+    if net is None and not walk.tunnelled:  # a link layer the walk does not know
+        net = next((i for i, p in enumerate(protos) if p in ("ip", "ipv6")), None)
+    if net is None and walk.tunnelled:
+        # a tunnel that carries no IP packet: the layer it ends at names no network layer
+        if malformed or row.get("_ws.short"):
+            raise DecodeError(_reason(row, "tunnel header not captured or malformed"))
+        if "arp" in protos:
+            return None, "arp"
+        kind = walk.last.dispatch.skip if walk.last is not None else None
+        if kind is None:
+            raise DecodeError(_reason(row, "Wireshark found no packet inside the tunnel"))
+        return None, kind
     if net is None:
         if not protos or protos[0] in _LINK_UNDISSECTED:
             raise DecodeError(_reason(row, "Wireshark cannot dissect this link layer"))
@@ -740,6 +987,12 @@ def row_to_item(
             return None, "other-af"
         return None, "other-ethertype"
     version = 4 if protos[net] == "ip" else 6
+    if walk.tunnelled:
+        # the innermost IP header: its fields are the k-th occurrences
+        k = protos[:net].count(protos[net])
+        row = dict(row)
+        for name in _IP_FIELDS[version]:
+            row[name] = _nth(row, name, k)
     rest = [p for p in protos[net + 1 :] if p not in _IPV6_EXT]
     nxt = rest[0] if rest else None
     if version == 4:
@@ -829,6 +1082,7 @@ def row_to_item(
         version,
         truncated,
         checksum_ok,
+        tuple([*walk.entries, ip_entry(version)]) if walk.tunnelled else None,
     )
     return seg, None
 

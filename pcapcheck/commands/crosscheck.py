@@ -22,6 +22,7 @@ from pathlib import Path
 
 import typer
 
+from pcapcheck.capture.tshark import WIRESHARK_TUNNELS
 from pcapcheck.commands.common import (
     CONFIG_HELP,
     ISOLATED_HELP,
@@ -30,10 +31,6 @@ from pcapcheck.commands.common import (
     fail,
     writing_stdout,
 )
-
-#: Wireshark's dissector (its name in the ``udp.port`` table, ``tshark -G decodes``) of
-#: each UDP tunnel of :data:`pcapcheck.capture.layers.UDP_TUNNELS`.
-WIRESHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve", "gtpu": "gtp", "teredo": "teredo"}
 
 
 def decode_as(tunnel_ports: Mapping[str, Iterable[int]] | None) -> list[str]:
