@@ -165,7 +165,8 @@ def open_source(
     the connections :mod:`pcapcheck.fast.lookahead` finds clean come as ticks and marks
     (native source only); ``feed``: a :class:`pcapcheck.run.feed.Feed` of the file's
     batches read by another process (native source, blocks only); ``tunnel_ports``: the
-    UDP ports of the tunnels (native source; :func:`pcapcheck.capture.layers.tunnel_tables`).
+    UDP ports of the tunnels (:func:`pcapcheck.capture.layers.tunnel_tables`; native and
+    tshark sources).
     Raises CaptureError, or ValueError for an unknown decoder name."""
     if decoder == "native":
         from pcapcheck.fast.batch_decoder import BatchSource
@@ -184,7 +185,7 @@ def open_source(
     if decoder == "tshark":
         from pcapcheck.capture.tshark import TsharkSource
 
-        return TsharkSource(path, verify_checksums=verify_checksums)
+        return TsharkSource(path, verify_checksums=verify_checksums, tunnel_ports=tunnel_ports)
     raise ValueError(f"unknown decoder {decoder!r} (native, dpkt, tshark)")
 
 

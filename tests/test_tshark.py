@@ -171,6 +171,24 @@ def test_tshark_source_gives_the_same_segments(path):
 
 @needs_tshark
 @pytest.mark.parametrize(
+    ("ports", "connections"),
+    [(None, 0), ({"vxlan": [4789, 8472]}, 18), ({"vxlan": [8472], "geneve": [4789]}, 18)],
+)
+def test_tshark_source_follows_the_runs_tunnel_ports(ports, connections):
+    """``[tunnel-ports]`` reaches the tshark source: Wireshark is told to decode VXLAN on
+    8472 (kernel/vxlan_8472.pcap, Linux's historical port) and its segments are the
+    native decoder's with the same ports, encapsulation paths included."""
+    path = SAMPLES / "encap" / "kernel" / "vxlan_8472.pcap"
+    native = items(NativeSource(path, tunnel_ports=ports))
+    got = items(tshark.TsharkSource(path, tunnel_ports=ports))
+    assert got == native
+    segs = [item for _f, _ts, item in got[0] if isinstance(item, Segment)]
+    assert len(segs) == connections
+    assert {seg.encapsulation[2:4] for seg in segs} <= {("udp 8472", "vxlan 7")}
+
+
+@needs_tshark
+@pytest.mark.parametrize(
     "name",
     [
         "crafted/cp004_bad-checksum.pcap",

@@ -17,8 +17,8 @@ import pytest
 from conftest import SAMPLES
 from typer.testing import CliRunner
 
+from pcapcheck.capture.tshark import WIRESHARK_TUNNELS, decode_as
 from pcapcheck.cli import app
-from pcapcheck.commands.crosscheck import WIRESHARK_TUNNELS, decode_as
 
 runner = CliRunner()
 CAPTURE = SAMPLES / "encap" / "kernel" / "vxlan_8472.pcap"

@@ -91,6 +91,7 @@ __all__ = [
     "register",
     "tunnel_parents",
     "tunnel_tables",
+    "udp_tunnel_layers",
 ]
 
 
@@ -774,6 +775,16 @@ PER_DIRECTION_LABELS = frozenset(
     )
     if layer.ident_per_direction and layer.label is not None
 )
+
+
+def udp_tunnel_layers(ports: Mapping[str, Iterable[int]] | None = None) -> dict[int, Layer]:
+    """The UDP tunnel layer on each UDP port with ``ports`` (as :func:`tunnel_tables`
+    takes them; None or empty: IANA's, :data:`UDP_PORT`): ``{4789: VXLAN, 8472:
+    VXLAN, ...}``, the layers of :data:`UDP_TUNNELS`.
+
+    :raises ValueError: as :func:`tunnel_tables`.
+    """
+    return tunnel_tables(ports)[0][17].dispatch.layers if ports else UDP_PORT.layers
 
 
 #: Zeek's type (``Tunnel::Type``, the ``tunnel_type`` of its tunnel.log) of each tunnel

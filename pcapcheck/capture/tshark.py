@@ -68,7 +68,7 @@ import subprocess
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +88,7 @@ __all__ = [
     "TsharkRun",
     "TsharkSource",
     "clear_prefetched",
+    "decode_as",
     "is_non_packet",
     "prefetch",
     "row_to_item",
@@ -488,7 +489,7 @@ def run_tshark(
     with "Analyze TCP sequence numbers" on; ``verify_checksums``: let Wireshark verify
     TCP checksums (``tcp.checksum.status``); ``decode_as``: more tshark ``-d`` arguments
     (``["-d", "udp.port==8472,vxlan"]``: a tunnel on a port that is not IANA's,
-    :func:`pcapcheck.commands.crosscheck.decode_as`).
+    :func:`decode_as`).
 
     :raises TsharkMissing: tshark not found.
     :raises CaptureError: ``path`` cannot be opened (missing, a directory, unreadable).
@@ -758,6 +759,32 @@ def _options(row: dict[str, str], hdr_len: int) -> tuple[TcpOptions | None, bool
 WIRESHARK_TUNNELS = {"vxlan": "vxlan", "geneve": "geneve", "gtpu": "gtp", "teredo": "teredo"}
 _UDP_TUNNEL_NAMES = {ws: name for name, ws in WIRESHARK_TUNNELS.items()}
 
+
+def decode_as(tunnel_ports: Mapping[str, Iterable[int]] | None) -> list[str]:
+    """tshark's arguments that make Wireshark decode the UDP tunnels on the ports
+    pcapcheck's decoders follow with ``tunnel_ports`` (tunnel name -> UDP ports, the
+    ``[tunnel-ports]`` configuration key, :func:`pcapcheck.capture.layers.udp_tunnel_layers`):
+    ``["-d", "udp.port==8472,vxlan"]`` for a port given to a tunnel that is not its
+    default, ``["-d", "udp.port==4789,data"]`` for a default port no tunnel has any more.
+    Empty for None or IANA's ports (Wireshark's defaults are the same).
+
+    :raises ValueError: as :func:`pcapcheck.capture.layers.tunnel_tables`.
+    """
+    if not tunnel_ports:
+        return []
+    name_of = {layer: name for name, (layer, _ports) in L.UDP_TUNNELS.items()}
+    default, chosen = L.UDP_PORT.layers, L.udp_tunnel_layers(tunnel_ports)
+    args: list[str] = []
+    for port in sorted(default.keys() | chosen.keys()):
+        layer = chosen.get(port)
+        if layer is not default.get(port):
+            args += [
+                "-d",
+                f"udp.port=={port},{WIRESHARK_TUNNELS[name_of[layer]] if layer else 'data'}",
+            ]
+    return args
+
+
 #: pcapcheck's layer of each link layer Wireshark names in ``frame.protocols``; the
 #: first layer of a frame whose Wireshark name covers two link types is told by the
 #: frame's ``frame.encap_type`` (Wireshark's WTAP_ENCAP numbers: 210 SLL2, 174 LOOP).
@@ -830,7 +857,7 @@ def _nth(row: dict[str, str], name: str, k: int) -> str:
     return values[k] if k < len(values) else ""
 
 
-def _walk(row: dict[str, str], protos: list[str]) -> _Walk:
+def _walk(row: dict[str, str], protos: list[str], udp_ports: Mapping[int, Layer]) -> _Walk:
     """Follow Wireshark's dissection of a frame (``frame.protocols``) through the
     tunnels pcapcheck's decoders follow (an IP header carrying IPv4, IPv6, GRE, or UDP
     to one of :data:`WIRESHARK_TUNNELS`) down to the innermost network layer, writing
@@ -914,7 +941,7 @@ def _walk(row: dict[str, str], protos: list[str]) -> _Walk:
         sport, dport = fields.take("udp.srcport"), fields.take("udp.dstport")
         assert udp_tunnel is not None
         tunnel = L.UDP_TUNNELS[_UDP_TUNNEL_NAMES[udp_tunnel]][0]
-        ports = L.UDP_PORT.layers
+        ports = udp_ports
         port = (
             sport
             if ports.get(dport or -1) is not tunnel and ports.get(sport or -1) is tunnel
@@ -952,15 +979,20 @@ def is_non_packet(row: dict[str, str]) -> bool:
 
 
 def row_to_item(
-    row: dict[str, str], verify_checksums: bool = False
+    row: dict[str, str],
+    verify_checksums: bool = False,
+    udp_ports: Mapping[int, Layer] | None = None,
 ) -> tuple[Segment | None, str | None]:
     """Map one frame of tshark output to ``(segment, None)``, ``(None, skip_kind)``
-    or raise DecodeError. ``skip_kind`` is a :attr:`Decoder.skipped` kind name."""
+    or raise DecodeError. ``skip_kind`` is a :attr:`Decoder.skipped` kind name.
+    ``udp_ports``: the UDP tunnel on each port (the run's,
+    :func:`pcapcheck.capture.layers.udp_tunnel_layers`; None: IANA's), which tells a
+    tunnel's port from the other end's."""
     frame = int(row["frame.number"])
     ts = _ts(row["frame.time_epoch"])
     protos = row.get("frame.protocols", "").split(":") if row.get("frame.protocols") else []
     malformed = bool(row.get("_ws.malformed"))
-    walk = _walk(row, protos)
+    walk = _walk(row, protos, L.UDP_PORT.layers if udp_ports is None else udp_ports)
     if walk.kind is not None:
         return None, walk.kind
     net = walk.net
@@ -1138,7 +1170,9 @@ class TsharkSource:
     """Wireshark's decoding of a capture, with :class:`pcapcheck.pipeline.NativeSource`'s
     interface.
 
-    ``TsharkSource(path, verify_checksums=False)``; iterating yields ``(frame, ts, item)``
+    ``TsharkSource(path, verify_checksums=False, tunnel_ports=None)`` (``tunnel_ports``:
+    the run's UDP tunnel ports, as the native decoder takes them; Wireshark is told to
+    decode the same, :func:`decode_as`); iterating yields ``(frame, ts, item)``
     for every frame (``frame`` 1-based as Wireshark numbers it, ``ts`` float seconds since
     the epoch, ``item`` a :class:`~pcapcheck.model.Segment`, ``None`` for a packet that is
     not TCP, or a :class:`~pcapcheck.capture.decoder.DecodeError`; see the module docstring for
@@ -1155,15 +1189,22 @@ class TsharkSource:
         construction when the file cannot be opened, else during iteration.
     """
 
-    def __init__(self, path: str | Path, verify_checksums: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        verify_checksums: bool = False,
+        tunnel_ports: Mapping[str, Iterable[int]] | None = None,
+    ):
         self.path = str(path)
         self.verify = verify_checksums
+        self.decode_as = decode_as(tunnel_ports)
+        self._udp_ports = L.udp_tunnel_layers(tunnel_ports)
         self.skipped: Counter = Counter()
         self.truncated: str | None = None
         self.format: str | None = None
         self.snaplen: int | None = None
         self._tools = _tools()
-        self._prefetched = _lookup(path, False, verify_checksums)
+        self._prefetched = _lookup(path, False, verify_checksums, self.decode_as)
         if self._prefetched is None:
             _check_openable(path)
 
@@ -1178,7 +1219,7 @@ class TsharkSource:
             names = source.fields
             lines: Iterable[str] = source.lines
         else:
-            source = _Stream(self._tools, self.path, False, self.verify)
+            source = _Stream(self._tools, self.path, False, self.verify, self.decode_as)
             names = source.fields
             lines = source.lines()
         last = 0
@@ -1195,7 +1236,7 @@ class TsharkSource:
                 continue
             ts = _ts(row["frame.time_epoch"])
             try:
-                seg, kind = row_to_item(row, self.verify)
+                seg, kind = row_to_item(row, self.verify, self._udp_ports)
             except DecodeError as exc:
                 yield frame, ts, exc
                 continue

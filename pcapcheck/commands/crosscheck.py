@@ -6,7 +6,7 @@ the agreement table and every disagreement (see :mod:`pcapcheck.compare.wireshar
 Both tools decode the same UDP tunnels: pcapcheck with the ports of the configuration
 (``[tunnel-ports]``; ``--config FILE``, ``--isolated``), as ``pcapcheck analyze`` does, and
 tshark with a decode-as (``-d udp.port==8472,vxlan``) for every port that differs from
-IANA's (:func:`decode_as`).
+IANA's (:func:`pcapcheck.capture.tshark.decode_as`).
 
 Exit status: 0 when every disagreement is a known, explained difference; 1 when at least
 one is not; 2 when tshark is not installed, the configuration cannot be read or a file
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import typer
 
-from pcapcheck.capture.tshark import WIRESHARK_TUNNELS
 from pcapcheck.commands.common import (
     CONFIG_HELP,
     ISOLATED_HELP,
@@ -31,32 +29,6 @@ from pcapcheck.commands.common import (
     fail,
     writing_stdout,
 )
-
-
-def decode_as(tunnel_ports: Mapping[str, Iterable[int]] | None) -> list[str]:
-    """tshark's arguments that make Wireshark decode the UDP tunnels on the ports
-    pcapcheck's decoder follows with ``tunnel_ports`` (tunnel name -> UDP ports, the
-    ``[tunnel-ports]`` configuration key; a tunnel not named keeps its default ports,
-    :func:`pcapcheck.capture.layers.tunnel_tables`): ``["-d", "udp.port==8472,vxlan"]``
-    for a port given to a tunnel that is not its default, ``["-d",
-    "udp.port==4789,data"]`` for a default port no tunnel has any more. Empty for None
-    or IANA's ports (Wireshark's defaults are the same)."""
-    from pcapcheck.capture.layers import UDP_TUNNELS
-
-    if not tunnel_ports:
-        return []
-    default = {port: name for name, (_layer, ports) in UDP_TUNNELS.items() for port in ports}
-    chosen = {
-        port: name
-        for name, (_layer, ports) in UDP_TUNNELS.items()
-        for port in tunnel_ports.get(name, ports)
-    }
-    args: list[str] = []
-    for port in sorted(default.keys() | chosen.keys()):
-        name = chosen.get(port)
-        if name != default.get(port):
-            args += ["-d", f"udp.port=={port},{WIRESHARK_TUNNELS[name] if name else 'data'}"]
-    return args
 
 
 @app.command()
@@ -74,16 +46,18 @@ def crosscheck(
     """Compare pcapcheck with Wireshark (tshark): connections and per-frame TCP analysis
     flags. Exit 0 on agreement apart from known differences, 1 otherwise."""
     ports = command_config(config, isolated, None).tunnel_ports
-    wireshark_ports = decode_as(ports)  # tshark decodes the tunnels on the same ports
     from pcapcheck.capture.reader import CaptureError
     from pcapcheck.capture.tshark import (
         TsharkMissing,
         clear_prefetched,
+        decode_as,
         prefetch,
         wireshark_version,
     )
     from pcapcheck.compare.wireshark import crosscheck as run_crosscheck
     from pcapcheck.compare.wireshark import render_crosscheck
+
+    wireshark_ports = decode_as(ports)  # tshark decodes the tunnels on the same ports
 
     try:
         version = wireshark_version()
@@ -107,7 +81,6 @@ def crosscheck(
                     path,
                     wireshark_version=version,
                     tunnel_ports=ports,
-                    decode_as=wireshark_ports,
                 )
             except CaptureError as exc:
                 typer.echo(f"pcapcheck: error: {exc}", err=True)

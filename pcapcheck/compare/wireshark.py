@@ -22,7 +22,7 @@ this comparison, to be looked at.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1013,7 +1013,6 @@ def crosscheck(
     params=None,
     wireshark_version: str | None = None,
     tunnel_ports: Mapping[str, Iterable[int]] | None = None,
-    decode_as: Sequence[str] = (),
 ) -> CrossReport:
     """Run pcapcheck and Wireshark on ``path`` and compare them.
 
@@ -1021,15 +1020,20 @@ def crosscheck(
     ``params``: rule parameter overrides (e.g. ``{"SQ006": {"reorder_window": 0.01}}``);
     ``wireshark_version``: stored in the report as given (see
     :func:`pcapcheck.capture.tshark.wireshark_version`); ``tunnel_ports``: the UDP
-    ports of pcapcheck's tunnels (:func:`pcapcheck.capture.layers.tunnel_tables`; None:
-    IANA's), and ``decode_as`` the tshark ``-d`` arguments that make Wireshark decode the
-    same (:func:`pcapcheck.commands.crosscheck.decode_as`).
+    ports of the tunnels (:func:`pcapcheck.capture.layers.tunnel_tables`; None: IANA's),
+    decoded on the same ports by both tools (:func:`pcapcheck.capture.tshark.decode_as`).
 
     :raises pcapcheck.capture.tshark.TsharkMissing: tshark is not installed.
     :raises pcapcheck.capture.reader.CaptureError: pcapcheck or Wireshark cannot read the file
         at all (one line, starting with the path).
     """
-    from pcapcheck.capture.tshark import _parse_capinfos, run_error, run_tshark, tshark_path
+    from pcapcheck.capture.tshark import (
+        _parse_capinfos,
+        decode_as,
+        run_error,
+        run_tshark,
+        tshark_path,
+    )
     from pcapcheck.catalog.rules import load_catalog
     from pcapcheck.pipeline import NativeSource, analyze_file
 
@@ -1039,7 +1043,7 @@ def crosscheck(
     result = analyze_file(
         path, catalog, active, params=params, marks=True, tunnel_ports=tunnel_ports
     )
-    run = run_tshark(path, analysis=True, decode_as=decode_as)
+    run = run_tshark(path, analysis=True, decode_as=decode_as(tunnel_ports))
     error = run_error(run) if not run.lines else None
     if error is not None:
         raise error
