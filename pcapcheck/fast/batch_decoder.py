@@ -82,7 +82,7 @@ from pcapcheck.capture.decoder import (
     frame_length,
     ipv4_length,
 )
-from pcapcheck.capture.layers import IPV4, IPV6, LINKTYPE, Field, Layer
+from pcapcheck.capture.layers import IPV4, IPV6, LINKTYPE, Field, Layer, ip_entry
 from pcapcheck.capture.reader import open_capture
 from pcapcheck.fast.lookahead import DIRECT, END, MIDDLE, START, FastConn, Lookahead, Plan, RawPlan
 from pcapcheck.model import (
@@ -1019,21 +1019,24 @@ class BatchSource(SourceAttributes):
             k = 0
             out = []
             for layer, _o, v in trail:
+                entry: str | None
                 if layer is None and v == 6:
                     a, b = (_addr6(row[k], row[k + 1]), _addr6(row[k + 2], row[k + 3]))
-                    out.append(f"ipv6 {a}>{b}")
+                    entry = ip_entry(6, a, b)
                     k += 4
                 elif layer is None:
-                    out.append(f"ipv{v} {addr[row[k]]}>{addr[row[k + 1]]}")
+                    entry = ip_entry(v, addr[row[k]], addr[row[k + 1]])
                     k += 2
                 elif layer.label_value:
-                    out.append(f"{layer.label} {v}")
+                    entry = layer.entry(v)
                 elif layer.ident is not None:
-                    out.append(f"{layer.label} {row[k]}")
+                    entry = layer.entry(int(row[k]))
                     k += 1
                 else:
-                    out.append(layer.label)
-            out.append("ipv4")
+                    entry = layer.entry()
+                assert entry is not None  # the trail holds labelled layers only
+                out.append(entry)
+            out.append(ip_entry(4))
             path = tuple(out)
             i = known.get(path)
             if i is None:
