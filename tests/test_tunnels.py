@@ -1021,3 +1021,23 @@ def test_tunnel_parents_of_nested_tunnels_outermost_first():
         },
     ]
     assert tunnel_parents(["eth", "vlan 10", "mpls 100", "ipv4"]) == []
+
+
+def test_the_fast_paths_key_shortcut_is_the_table_key():
+    """The tracker, the summarising tracker and the established lane key a segment
+    without encapsulation by :func:`connection_key` directly, sparing the call of
+    ``Tracker.table_key``: that is only right while the table key of such a segment is
+    its connection key, and the first tunnel of a coarse key is the coarse key itself
+    (the lookahead's ``FastConn`` keys by ``connection_key`` with the path)."""
+    from pcapcheck.tcp.detectors import Checker
+    from pcapcheck.tcp.tracker import Tracker, TunnelPairing
+
+    tracker = Tracker(Checker())
+    assert tracker.table_key("10.0.0.2", 80, "10.0.0.1", 40000) == connection_key(
+        "10.0.0.2", 80, "10.0.0.1", 40000
+    )
+    path = ("eth", "ipv4 192.0.2.1>192.0.2.2", "udp 2152", "gtpu 257", "ipv4")
+    coarse = connection_key("10.0.0.1", 40000, "10.0.0.2", 80, path)
+    assert tracker.table_key("10.0.0.1", 40000, "10.0.0.2", 80, path) == coarse
+    assert TunnelPairing.key(coarse, 0) == coarse
+    assert TunnelPairing.key(coarse, 1) == (*coarse, 1)
