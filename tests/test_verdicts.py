@@ -442,12 +442,12 @@ def test_a_new_syn_from_the_client_reset_by_the_answer_starts_a_new_connection(c
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_every_unacceptable_handshake_ack_gets_its_answer(catalog, fast):
-    # Two bad handshake ACKs (frames 3 and 4, ack 50 and 60): frame 5 (seq 60) answers
+    # Two bad handshake ACKs (frames 3 and 4, ack 50 and 0): frame 5 (seq 0) answers
     # frame 4 and resets the client; frame 6 (seq 50) answers frame 3, the client,
     # CLOSED, discards it. HS004 once, no RS004. Before the fix: only frame 3's answer
     # was due, so frame 5 was RS004 and reset both endpoints (the server CLOSED).
     result = run(catalog, "hs004_handshake-ack-bad_twice.pcap", fast)
-    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3), ("SQ001", 1, 4)]
+    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3)]
     (conn,) = result.connections
     assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
     assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
