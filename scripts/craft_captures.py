@@ -1202,6 +1202,212 @@ def hs004_recovered():
 
 
 @case
+def hs004_retry():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
+    f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    # The client, reset to CLOSED, opens again on the same port (a new ISN); the SYN
+    # returns the listener, still in SYN-RECEIVED, to LISTEN (section 3.10.7.4, fourth)
+    # and it answers with a new ISN: a second connection.
+    g = [c.syn("c", isn=CLIENT_ISN + 5000, dt=1.0), c.synack("s", seq=SERVER_ISN + 777)]
+    g += [c.ack("c"), c.data("c", 10), c.ack("s")]
+    g += list(c.close("c"))
+    return Case(
+        "hs004_handshake-ack-bad_retry.pcap",
+        "The client's handshake ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED, the client is reset to CLOSED (section 3.10.7.4). 1 s later the client opens again on the same 4-tuple (a new SYN, ISN+5000), the server answers with a new ISN (ISN+777): a second connection, complete and closed normally.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=0,
+                expected=1,
+                actual_abs=SERVER_ISN,
+                expected_abs=SERVER_ISN + 1,
+            ),
+        ],
+        [
+            C(
+                1,
+                c,
+                "incomplete",
+                "reset",
+                CLOSED,
+                SYN_RCVD,
+                client_transitions=[[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]],
+                server_transitions=[[f2, LISTEN, SYN_RCVD]],
+            ),
+            C(
+                2,
+                c,
+                "complete",
+                "graceful",
+                TW,
+                CLOSED,
+                **per_connection(std_transitions(g[0], g[1], g[2], g[5], g[6], g[7], g[8])),
+            ),
+        ],
+        rules="HS004",
+        shows="after the server's RST the closed client opens a new connection on the same port",
+    )
+
+
+@case
+def hs004_twice():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN + 50)  # acknowledges 49 bytes never sent
+    c.ack("c", ack=SERVER_ISN)  # then the server's ISN: =< SND.UNA
+    f5 = c.rst("s", seq=SERVER_ISN)  # the answer to frame 4 (section 3.10.7.4)
+    c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 3: the client is CLOSED already
+    return Case(
+        "hs004_handshake-ack-bad_twice.pcap",
+        "Two unacceptable handshake ACKs: the first acknowledges data the server never sent (relative 50), the second the server's ISN (relative 0); the server in SYN-RECEIVED answers each with RST <SEQ=SEG.ACK> (section 3.10.7.4), the later one first. The first RST (seq 0) resets the client, ESTABLISHED, to CLOSED; the second (seq 50) reaches a client without connection, which discards it (section 3.10.7.1). HS004 once; no RS004.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=50,
+                expected=1,
+                actual_abs=SERVER_ISN + 50,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("SQ001", 1, f3, ack=50, sent_max=1),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f5, EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004 (+SQ001)",
+        shows="two bad handshake ACKs, each answered by the server's RST",
+    )
+
+
+@case
+def hs004_data():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN + 50)  # acknowledges 49 bytes never sent
+    c.data("c", 10, ack=SERVER_ISN + 50)  # data with the same unacceptable ACK
+    f5 = c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 3 (section 3.10.7.4)
+    c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 4: the client is CLOSED already
+    return Case(
+        "hs004_handshake-ack-bad_data.pcap",
+        "The handshake ACK and the client's first data segment both acknowledge data the server never sent (relative 50); the server in SYN-RECEIVED answers each with RST <SEQ=SEG.ACK> (section 3.10.7.4). The first RST resets the client, ESTABLISHED, to CLOSED; the second reaches a client without connection, which discards it (section 3.10.7.1). HS004 once; no RS004.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=50,
+                expected=1,
+                actual_abs=SERVER_ISN + 50,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("SQ001", 1, f3, ack=50, sent_max=1),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f5, EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004 (+SQ001)",
+        shows="a bad handshake ACK and data with the same ACK, each answered by an RST",
+    )
+
+
+@case
+def hs004_synack_again():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN + 50)  # acknowledges 49 bytes never sent
+    f4 = c.synack("s", dt=0.001)  # a retransmission (its timer ran) before the answer
+    f5 = c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 3 (section 3.10.7.4)
+    return Case(
+        "hs004_handshake-ack-bad_synack-again.pcap",
+        "The handshake ACK acknowledges data the server never sent (relative 50); the server retransmits its SYN-ACK (the client, ESTABLISHED, takes it as a duplicate) and then answers the ACK with RST <SEQ=SEG.ACK>, staying in SYN-RECEIVED (section 3.10.7.4); the client is reset to CLOSED. No RS004.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=50,
+                expected=1,
+                actual_abs=SERVER_ISN + 50,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("SQ001", 1, f3, ack=50, sent_max=1),
+            F("HS006", 1, f4, isn_abs=SERVER_ISN, first_frame=f2),
+        ],
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f5, EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004 (+SQ001, HS006 info)",
+        shows="a SYN-ACK retransmission between a bad handshake ACK and its RST",
+    )
+
+
+@case
+def hs004_rst_dropped():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN + 50)  # e.g. a middlebox's doing: RCV.NXT is ISN+1
+    c.rst("s", seq=SERVER_ISN + 50)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    # The client's real RCV.NXT is the server's ISN+1: the RST is outside its window and
+    # dropped; the server's SYN-ACK retransmission is acknowledged as it should be.
+    f5 = c.synack("s", dt=1.0)
+    g = [c.ack("c"), c.data("c", 10), c.ack("s")]
+    g += list(c.close("c"))
+    trans = std_transitions(f1, f2, g[0], g[3], g[4], g[5], g[6])
+    return Case(
+        "hs004_handshake-ack-bad_rst-dropped.pcap",
+        "The client's handshake ACK acknowledges data the server never sent (relative 50); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED (section 3.10.7.4). The client's real RCV.NXT is the server's ISN+1, so the RST is outside its window and dropped: it acknowledges the server's SYN-ACK retransmission correctly, which completes the handshake; data and a normal close.",
+        cap,
+        [
+            F(
+                "HS004",
+                1,
+                f3,
+                field="ack",
+                actual=50,
+                expected=1,
+                actual_abs=SERVER_ISN + 50,
+                expected_abs=SERVER_ISN + 1,
+            ),
+            F("SQ001", 1, f3, ack=50, sent_max=1),
+            F("HS006", 1, f5, isn_abs=SERVER_ISN, first_frame=f2),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        transitions=trans,
+        rules="HS004 (+SQ001, HS006 info)",
+        shows="the client drops the server's RST and completes the handshake on the SYN-ACK retransmission",
+    )
+
+
+@case
 def hs005():
     cap = Capture()
     c, syns, _f = build_retransmitted_syn(cap, (1.0, 2.0))

@@ -386,3 +386,122 @@ def test_no_handshake_recovers_from_a_bad_ack_the_closed_client_resets_the_synac
     # SYN-ACK after the responder's RST is no reuse (IsReuse: a SYN-ACK only for a half
     # connection) and repeats the h already logged
     assert (conn["conn_state"], conn["history"]) == ("REJ", "ShArR")
+
+
+def transitions(conn) -> dict[str, list[tuple]]:
+    return {
+        side: [(t["frame"], t["from"], t["to"], t["cause"]) for t in conn["transitions"][side]]
+        for side in ("client", "server")
+    }
+
+
+#: the transitions of a connection whose handshake ACK (frame 3) the server answered with
+#: the RST of ``frame`` (HS004 captures): the client reset, the server in SYN-RECEIVED
+def answered(frame: int, ack_frame: int = 3) -> dict[str, list[tuple]]:
+    return {
+        "client": [
+            (1, "CLOSED", "SYN-SENT", "snd SYN"),
+            (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+            (
+                frame,
+                "ESTABLISHED",
+                "CLOSED",
+                f"rcv RST (the answer to the ACK of frame {ack_frame})",
+            ),
+        ],
+        "server": [(2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK")],
+    }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_new_syn_from_the_client_reset_by_the_answer_starts_a_new_connection(catalog, fast):
+    # Frame 4 answers the bad handshake ACK (HS004 at 3): the client is CLOSED, its TCB
+    # gone, the server still in SYN-RECEIVED. The client's new SYN (frame 5, ISN+5000)
+    # starts a new connection (RFC 9293 §3.10.7.4, fourth: it returns the listener to
+    # LISTEN), answered with a new ISN (frame 6), then data and a graceful close. Before
+    # the fix: one connection (the server not CLOSED, so not "closed"), HS009 at 5, HS006
+    # at 6 ("same ISN"), CP002 at 7 and 11, HS007 at 8, HS013 at 10.
+    result = run(catalog, "hs004_handshake-ack-bad_retry.pcap", fast)
+    assert found(result) == [("HS004", 1, 3)]
+    first, second = result.connections
+    assert (first["id"], first["handshake"], first["close"]) == (1, "incomplete", "reset")
+    assert (first["client_state"], first["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(first) == answered(4)
+    assert (second["id"], second["handshake"], second["close"]) == (2, "complete", "graceful")
+    assert (second["client_state"], second["server_state"]) == ("TIME-WAIT", "CLOSED")
+    assert (second["client_isn"], second["server_isn"]) == (0x3C8A1F27 + 5000, 0x9E1B5D02 + 777)
+    assert [(t["frame"], t["to"]) for t in second["transitions"]["client"]][:2] == [
+        (5, "SYN-SENT"),
+        (6, "ESTABLISHED"),
+    ]
+    assert [(t["frame"], t["to"]) for t in second["transitions"]["server"]][:2] == [
+        (6, "SYN-RECEIVED"),
+        (7, "ESTABLISHED"),
+    ]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_every_unacceptable_handshake_ack_gets_its_answer(catalog, fast):
+    # Two bad handshake ACKs (frames 3 and 4, ack 50 and 0): frame 5 (seq 0) answers
+    # frame 4 and resets the client; frame 6 (seq 50) answers frame 3, the client,
+    # CLOSED, discards it. HS004 once, no RS004. Before the fix: only frame 3's answer
+    # was due, so frame 5 was RS004 and reset both endpoints (the server CLOSED).
+    result = run(catalog, "hs004_handshake-ack-bad_twice.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(conn) == answered(5, ack_frame=4)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_data_with_the_same_bad_ack_gets_its_answer_too(catalog, fast):
+    # The handshake ACK (frame 3) and the client's data (frame 4) both ack 50: the
+    # server answers each with RST seq=50 (frames 5 and 6); the first resets the client,
+    # the second reaches it CLOSED. Before the fix: frame 6 was RS004 (and the server
+    # CLOSED at 6).
+    result = run(catalog, "hs004_handshake-ack-bad_data.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(conn) == answered(5)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_synack_retransmission_leaves_the_servers_answer_due(catalog, fast):
+    # The server's SYN-ACK retransmission (frame 4, HS006) between the bad handshake ACK
+    # (frame 3) and the server's answer (frame 5): acceptable to the client, it drops
+    # only an answer due from the client, not the server's. Before the fix: it cleared
+    # the server's, frame 5 was RS004 and the server CLOSED.
+    result = run(catalog, "hs004_handshake-ack-bad_synack-again.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("HS006", 1, 4), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(conn) == answered(5)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_client_that_dropped_the_answer_completes_the_handshake(catalog, fast):
+    # The engine takes the client's RCV.NXT to be what its bad ACK (frame 3, ack 50)
+    # announced, so the answer (frame 4, seq 50) resets it. This client's real RCV.NXT
+    # was the server's ISN+1: it dropped the RST and acknowledges the SYN-ACK
+    # retransmission (frame 5) correctly at frame 6, which proves it has a connection:
+    # its move to CLOSED is taken back. Before the fix: the client stayed CLOSED, HS007
+    # at 7 (data while CLOSED), HS013 at 9, CP002 at 10, close "reset".
+    result = run(catalog, "hs004_handshake-ack-bad_rst-dropped.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("HS006", 1, 5), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("complete", "graceful")
+    assert (conn["client_state"], conn["server_state"]) == ("TIME-WAIT", "CLOSED")
+    states = transitions(conn)
+    assert states["client"][:3] == [
+        (1, "CLOSED", "SYN-SENT", "snd SYN"),
+        (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+        (9, "ESTABLISHED", "FIN-WAIT-1", "snd FIN"),
+    ]
+    assert states["server"][:2] == [
+        (2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"),
+        (6, "SYN-RECEIVED", "ESTABLISHED", "rcv ACK"),
+    ]

@@ -40,7 +40,7 @@ from pcapcheck.model import (
     flags_text,
 )
 from pcapcheck.tcp import state_machine as fsm
-from pcapcheck.tcp.connection import RECENT, Connection, Flow
+from pcapcheck.tcp.connection import ANSWERS_KEPT, RECENT, Connection, Flow
 from pcapcheck.tcp.state_machine import Endpoint
 
 #: Defaults of the rule parameters the detectors use (the rule files carry the same).
@@ -718,12 +718,15 @@ class Checker:
             es.assume(LISTEN)
         es.step(fsm.SND_SYNACK, frame)
         if acceptable:
-            conn.answer_due = None
+            # the SYN-ACK's receiver accepts it: no answer of its own is due any more
+            # (the SYN-ACK's sender may still answer the peer's handshake ACK: HS004)
+            conn.answers_due = tuple(d for d in conn.answers_due if d[2] != er.role)
             self._ack_value(fr, ack)
             er.step(fsm.RCV_SYNACK, frame)
         if er.state == CLOSED:
-            # the peer has deleted its TCB (an acceptable RST, a CLOSE in SYN-SENT): it
-            # answers any segment but a reset with one (RFC 9293 §3.10.7.1)
+            # the peer has deleted its TCB (it accepted a reset, e.g. the answer to its
+            # refused handshake ACK): it answers any segment but a reset with one (RFC
+            # 9293 §3.10.7.1)
             self._answer_due(conn, seg, er, "SYN-ACK")
         self._note_ack(fs, seg.flags, seg.ack)
 
@@ -807,34 +810,38 @@ class Checker:
             seq = fs.u(seg.seq)
             ack_ok = 0 < ack <= max(fr.nxt or 0, exp_ack)
             if ack_ok and seq == exp_seq:
+                if es.state == CLOSED and not conn.closed:
+                    self._answer_dropped(conn, es)
                 er.step(fsm.RCV_ACK_OF_SYN, frame)
-            elif not conn.hs_bad_reported:
-                conn.hs_bad_reported = True
-                if not ack_ok:
+            else:
+                if not ack_ok:  # each one is answered (§3.10.7.4); HS004 is reported once
                     self._answer_due(conn, seg, er, "ACK")
-                    self.emit(
-                        conn,
-                        "HS004",
-                        frame,
-                        role,
-                        field="ack",
-                        actual=ack,
-                        expected=exp_ack,
-                        actual_abs=seg.ack,
-                        expected_abs=fr.absolute(exp_ack),
-                    )
-                else:
-                    self.emit(
-                        conn,
-                        "HS004",
-                        frame,
-                        role,
-                        field="seq",
-                        actual=seq,
-                        expected=exp_seq,
-                        actual_abs=seg.seq,
-                        expected_abs=fs.absolute(exp_seq),
-                    )
+                if not conn.hs_bad_reported:
+                    conn.hs_bad_reported = True
+                    if not ack_ok:
+                        self.emit(
+                            conn,
+                            "HS004",
+                            frame,
+                            role,
+                            field="ack",
+                            actual=ack,
+                            expected=exp_ack,
+                            actual_abs=seg.ack,
+                            expected_abs=fr.absolute(exp_ack),
+                        )
+                    else:
+                        self.emit(
+                            conn,
+                            "HS004",
+                            frame,
+                            role,
+                            field="seq",
+                            actual=seq,
+                            expected=exp_seq,
+                            actual_abs=seg.seq,
+                            expected_abs=fs.absolute(exp_seq),
+                        )
         if fr.fin is not None and fr.fin_acked_frame is None:
             if ack >= fr.fin + 1:
                 fr.fin_acked_frame = frame
@@ -1300,53 +1307,70 @@ class Checker:
         """Note that ``receiver`` cannot accept ``seg`` (a ``what``: "SYN-ACK", "ACK")
         and answers it with a reset <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.5.2, reset
         generation: the receiver has no TCB, §3.10.7.1, or is not synchronized and
-        the segment acknowledges something not yet sent, §3.10.7.3 SYN-SENT,
-        §3.10.7.4 SYN-RECEIVED). Replaces any earlier note (``conn.answer_due``)."""
-        conn.answer_due = (seg.ack, seg.frame, receiver.role, receiver.state, what)
+        the segment's ACK is not acceptable: in SYN-SENT SEG.ACK =< ISS or SEG.ACK >
+        SND.NXT, §3.10.7.3, in SYN-RECEIVED not SND.UNA < SEG.ACK =< SND.NXT,
+        §3.10.7.4). Appended to ``conn.answers_due`` (every such segment is answered;
+        the latest :data:`~pcapcheck.tcp.connection.ANSWERS_KEPT` are kept)."""
+        due = (seg.ack, seg.frame, receiver.role, receiver.state, what)
+        conn.answers_due = (*conn.answers_due[1 - ANSWERS_KEPT :], due)
 
     @staticmethod
     def _answering(conn, seg, es: Endpoint) -> tuple[int, int, str, str, str] | None:
         """The one decision "this RST is the RFC's answer to the peer's unacceptable
-        segment": ``conn.answer_due`` (see :meth:`_answer_due`) when ``seg``, an RST
-        sent by ``es``, is that answer, else None. The answer is <SEQ=SEG.ACK>
+        segment": the oldest of ``conn.answers_due`` (see :meth:`_answer_due`) that
+        ``seg``, an RST sent by ``es``, answers, else None. The answer is <SEQ=SEG.ACK>
         <CTL=RST>: no ACK bit, the sequence number the unacceptable segment's SEG.ACK
         (absolute 32-bit), sent by its receiver while still in the state it received
         it in (RFC 9293 §3.10.7.1 CLOSED, §3.10.7.3 SYN-SENT, §3.10.7.4 SYN-RECEIVED:
         the sender keeps its state)."""
-        due = conn.answer_due
-        if (
-            due is None
-            or seg.flags & ACK
-            or seg.seq != due[0]
-            or es.role != due[2]
-            or es.state != due[3]
-        ):
+        if seg.flags & ACK:
             return None
-        return due
+        seq, sender, state = seg.seq, es.role, es.state
+        for due in conn.answers_due:
+            if due[0] == seq and due[2] == sender and due[3] == state:
+                return due
+        return None
 
     @staticmethod
     def _answer(conn, seg, role, es: Endpoint, er: Endpoint, due) -> None:
         """Apply the RFC's answer ``seg`` to the unacceptable segment ``due`` (found by
-        :meth:`_answering`). It is no finding: the fault is the unacceptable segment's
-        (HS002, HS004). Its sender ``es`` keeps its state: in SYN-SENT it discards the
-        SYN-ACK and waits for a correct one (§3.10.7.3, §3.5 figure 8), in
-        SYN-RECEIVED it waits for a correct ACK and retransmits its SYN-ACK
-        (§3.10.7.4), in CLOSED it has no TCB. For the segment's sender ``er`` the RST
-        is acceptable: its sequence number is the RCV.NXT that sender announced in
-        the segment's ACK field (§3.10.7.4 second, check the RST bit: with RFC 5961
-        §3.2 it exactly matches RCV.NXT, so no challenge ACK). From SYN-RECEIVED a
-        passive open returns to LISTEN, an active one is closed; from ESTABLISHED it
-        is CLOSED (the client whose handshake ACK was refused). The connection is
-        reset when that RST leaves ``er`` CLOSED, and over when neither endpoint has
-        a connection left (both CLOSED or LISTEN); otherwise it goes on."""
+        :meth:`_answering`; it leaves ``conn.answers_due``). It is no finding: the
+        fault is the unacceptable segment's (HS002, HS004). Its sender ``es`` keeps its
+        state: in SYN-SENT it discards the SYN-ACK and waits for a correct one
+        (§3.10.7.3, §3.5 figure 8), in SYN-RECEIVED it waits for a correct ACK and
+        retransmits its SYN-ACK (§3.10.7.4), in CLOSED it has no TCB. For the segment's
+        sender ``er`` the RST is acceptable: its sequence number is the RCV.NXT that
+        sender announced in the segment's ACK field (§3.10.7.4 second, check the RST
+        bit: with RFC 5961 §3.2 it exactly matches RCV.NXT, so no challenge ACK). From
+        SYN-RECEIVED a passive open returns to LISTEN, an active one is closed; from
+        ESTABLISHED it is CLOSED (the client whose handshake ACK was refused); already
+        CLOSED (an earlier answer reset it) it discards the RST (§3.10.7.1). The
+        connection is reset when that RST leaves ``er`` CLOSED, and over when neither
+        endpoint has a connection left (both CLOSED or LISTEN); otherwise it goes on."""
         frame = seg.frame
-        conn.answer_due = None
-        er.step(fsm.RCV_RST, frame, f"the answer to the {due[4]} of frame {due[1]}")
+        conn.answers_due = tuple(d for d in conn.answers_due if d is not due)
+        changed = er.step(fsm.RCV_RST, frame, f"the answer to the {due[4]} of frame {due[1]}")
         ended = es.state in (CLOSED, LISTEN) and er.state in (CLOSED, LISTEN)
-        if er.state == CLOSED or ended:
+        if (changed and er.state == CLOSED) or ended:
             conn.reset_frame, conn.reset_by = frame, role
         if ended:
             conn.closed, conn.closed_frame, conn.close_ts = True, frame, seg.ts
+
+    @staticmethod
+    def _answer_dropped(conn, es: Endpoint) -> None:
+        """``es``, held CLOSED since the RFC's answer to its unacceptable handshake ACK
+        (:meth:`_answer`, at ``conn.reset_frame``), now acknowledges the peer's SYN as
+        it should (the peer in SYN-RECEIVED accepts it): it still has its connection, so
+        it dropped that RST. Its RCV.NXT was not the value its ACK announced, the RST
+        was outside its window (RFC 9293 §3.10.7.4, first check) and it completes the
+        handshake on the SYN-ACK retransmission. Its move to CLOSED is taken back, the
+        connection is not reset and it answers nothing more (``conn.answers_due``)."""
+        last = es.transitions[-1] if es.transitions else None
+        if last is None or last.frame != conn.reset_frame or last.to_state != CLOSED:
+            return
+        es.undo_last()
+        conn.reset_frame = conn.reset_by = None
+        conn.answers_due = tuple(d for d in conn.answers_due if d[2] != es.role)
 
     def _reset(self, conn, seg, role, es: Endpoint, er: Endpoint) -> None:
         es.step(fsm.SND_RST, seg.frame)

@@ -287,6 +287,15 @@ class Tracker:
 
     @staticmethod
     def _starts_new(conn: Connection, seg: Segment) -> bool:
+        """The one decision on a connection's boundary: whether ``seg``, a pure SYN on
+        the 4-tuple of ``conn`` (in the table), starts a new connection there (``conn``
+        is then finalised) rather than belonging to ``conn``. Not the same SYN again
+        (its ISN); a new one when ``conn`` is closed or refused, or when its sender is
+        synchronized (a new incarnation) or CLOSED (its TCB deleted, e.g. by the RFC's
+        answer to its refused handshake ACK while the peer is still in SYN-RECEIVED:
+        RFC 9293 §3.10.7.4; the SYN returns a passive peer to LISTEN, fourth check).
+        A SYN with another ISN from a sender still in SYN-SENT belongs to ``conn``
+        (HS009)."""
         role = conn.role_of(seg)
         flow = conn.c if role == "client" else conn.s
         ep = conn.ec if role == "client" else conn.es
@@ -294,7 +303,7 @@ class Tracker:
             return False  # the same SYN again
         if conn.closed or conn.refused:
             return True
-        return ep.state in SYNCHRONIZED
+        return ep.state in SYNCHRONIZED or ep.state == CLOSED
 
     def open_connection(
         self, seg: Segment, key: tuple, previous: Connection | None = None, cid: int | None = None
