@@ -58,6 +58,7 @@ KNOWN_EXAMPLES = {
     "peer-direction-unseen": "crafted/cp007_one-sided.pcap",
     "stale-next-expected-ack": "crafted/cp002_capture-loss.pcap",
     "ack-unseen-marked-late": "loopback/bpf_loss.pcap",
+    "ack-unseen-repeated": "crafted/hs004_handshake-ack-bad_data.pcap",
     "accepted-zero-window-probe": "crafted/clean_zero_window_probe_accepted.pcap",
     "after-stray-segment": "crafted/clean_stray_ack_after_reuse.pcap",
     "synack-reused-ports": "crafted/rs005_reset-unacceptable-ack.pcap",

@@ -336,8 +336,32 @@ def _after_out_of_window_rst(ctx: Context, v: FrameView, kind: str) -> Any:
     if seg is None:
         return False
     for p, ps in ctx.earlier(v, same_sender=True):
-        if ps.flags & RST and "RS003" in p.rules() and seq_diff(ps.seq, seg.seq) > 0:
+        if not ps.flags & RST or seq_diff(ps.seq, seg.seq) <= 0:
+            continue
+        if "RS003" in p.rules():
             return f"RST of frame {p.frame} (RS003)"
+        if not _changed_state(ctx, v.conn, p.frame):
+            return f"RST of frame {p.frame}, dropped by its receiver"
+    return False
+
+
+def _changed_state(ctx: Context, conn: int | None, frame: int) -> bool:
+    """Whether pcapcheck's connection ``conn`` has a state transition at ``frame``."""
+    if conn is None or not 0 < conn <= len(ctx.result.connections):
+        return True
+    summary = ctx.result.connections[conn - 1]
+    return any(t["frame"] == frame for side in summary["transitions"].values() for t in side)
+
+
+def _repeats_marked_unseen_ack(ctx: Context, v: FrameView, kind: str) -> Any:
+    """The sender's earlier segment with the same acknowledgment number was marked
+    'ACKed unseen segment' by Wireshark."""
+    seg = v.seg
+    if seg is None or not seg.flags & ACK:
+        return False
+    for p, ps in ctx.earlier(v, same_sender=True):
+        if "ack_lost_segment" in p.ws and ps.flags & ACK and ps.ack == seg.ack:
+            return f"the same acknowledgment as frame {p.frame}"
     return False
 
 
@@ -597,8 +621,10 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "wireshark-wrong",
         "Wireshark moves the sender's next expected sequence number to the sequence "
         "number of an RST even when the RST is outside the receive window and must be "
-        "ignored (RFC 9293 §3.10.7.4, RFC 5961 §3; pcapcheck: RS003); every later "
-        "segment below it looks like a retransmission.",
+        "ignored (RFC 9293 §3.10.7.4, RFC 5961 §3; pcapcheck: RS003), or when its "
+        "receiver went on as if it had not arrived (the RFC's answer to an unacceptable "
+        "handshake ACK, HS004, that the client dropped: pcapcheck records no state "
+        "change at it); every later segment below it looks like a retransmission.",
     ),
     KnownDifference(
         "after-ignored-invalid-flags",
@@ -653,6 +679,18 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "'max seq to be acked' that lags after an earlier gap and is guarded by a counter "
         "meant to avoid repeating the indication for one lost segment, so it reports the "
         "hole one ACK late (that next ACK is then stale-next-expected-ack).",
+    ),
+    KnownDifference(
+        "ack-unseen-repeated",
+        ("ack_lost_segment",),
+        "pcapcheck",
+        _repeats_marked_unseen_ack,
+        "wireshark-wrong",
+        "The sender acknowledges the same unseen bytes again (an unacceptable handshake "
+        "ACK followed by data with the same ACK field, HS004): it meets the User's "
+        "Guide definition of 'ACKed unseen segment' as the first did, and pcapcheck "
+        "marks every such segment. Wireshark marks the first only (a counter meant to "
+        "indicate one lost segment once).",
     ),
     KnownDifference(
         "accepted-zero-window-probe",
