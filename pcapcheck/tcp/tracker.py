@@ -289,13 +289,21 @@ class Tracker:
     def _starts_new(conn: Connection, seg: Segment) -> bool:
         """The one decision on a connection's boundary: whether ``seg``, a pure SYN on
         the 4-tuple of ``conn`` (in the table), starts a new connection there (``conn``
-        is then finalised) rather than belonging to ``conn``. Not the same SYN again
-        (its ISN); a new one when ``conn`` is closed or refused, or when its sender is
+        is then finalised) rather than belonging to ``conn``. Never the same SYN again
+        (its ISN), whatever the state of ``conn`` or of its sender: a retransmitted SYN
+        keeps its ISN (RFC 9293 §3.8.1), a new incarnation chooses a new one (§3.4.1);
+        so a SYN retried with the same ISN after an RST (the connection refused, or its
+        sender CLOSED by the RFC's answer to its refused handshake ACK) continues
+        ``conn`` (HS005; in a connection not over, its sender steps CLOSED -> SYN-SENT,
+        a new OPEN: ``Checker._reopen``), as Wireshark's
+        tcp.stream does (a new stream only for a SYN whose sequence number is not the
+        base one); Zeek splits a SYN on a closed 4-tuple (``IsReuse``): docs/semantics.md,
+        "a SYN retried with the same ISN after an RST". Another ISN
+        starts a new one when ``conn`` is closed or refused, or when its sender is
         synchronized (a new incarnation) or CLOSED (its TCB deleted, e.g. by the RFC's
-        answer to its refused handshake ACK while the peer is still in SYN-RECEIVED:
-        RFC 9293 §3.10.7.4; the SYN returns a passive peer to LISTEN, fourth check).
-        A SYN with another ISN from a sender still in SYN-SENT belongs to ``conn``
-        (HS009)."""
+        answer while the peer is still in SYN-RECEIVED: RFC 9293 §3.10.7.4; the SYN
+        returns a passive peer to LISTEN, fourth check). A SYN with another ISN from a
+        sender still in SYN-SENT belongs to ``conn`` (HS009)."""
         role = conn.role_of(seg)
         flow = conn.c if role == "client" else conn.s
         ep = conn.ec if role == "client" else conn.es
