@@ -5,10 +5,9 @@ A connection is keyed by its unordered 4-tuple. The client is the sender of the 
 (``roles_inferred``): the sender of a SYN-ACK is the server; with neither, the endpoint
 with the well-known port (< 1024), else the lower port, is the server.
 
-Port reuse: a SYN with a new ISN on a 4-tuple whose connection has closed (FINs or RST,
-or a refused attempt), or whose connection is synchronized but sees a SYN with another
-ISN (Wireshark's rule), starts a new connection; RFC 9293 §3.4 / RFC 6191 describe when a
-stack may reuse a 4-tuple in TIME-WAIT.
+Port reuse: whether a SYN on the 4-tuple of a connection in the table starts a new
+connection is decided in one place, :meth:`Tracker._starts_new` (its docstring states the
+rule); RFC 9293 §3.4 / RFC 6191 describe when a stack may reuse a 4-tuple in TIME-WAIT.
 
 Bounded memory: a connection is finalised (its end-of-capture checks run, its state is
 released) ``close_delay`` seconds after it closed (5 s, Zeek's tcp_close_delay: time for
