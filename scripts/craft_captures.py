@@ -1407,6 +1407,140 @@ def hs004_rst_dropped():
     )
 
 
+def _hs004_finding(frame: int, actual: int) -> dict[str, Any]:
+    """HS004 at ``frame``: the handshake ACK acknowledges ``actual`` (relative)."""
+    return F(
+        "HS004",
+        1,
+        frame,
+        field="ack",
+        actual=actual,
+        expected=1,
+        actual_abs=SERVER_ISN + actual,
+        expected_abs=SERVER_ISN + 1,
+    )
+
+
+@case
+def hs004_same_isn():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
+    f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    # The client, reset to CLOSED, opens again with the same ISN; the server, still in
+    # SYN-RECEIVED, retransmits its SYN-ACK (same ISN) and the handshake completes.
+    f5 = c.syn("c", isn=CLIENT_ISN, dt=1.0)
+    f6 = c.synack("s")
+    g = [c.ack("c"), c.data("c", 10), c.ack("s")]
+    g += list(c.close("c"))
+    trans = std_transitions(f5, f6, g[0], g[3], g[4], g[5], g[6])
+    trans["client"][:0] = [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]]
+    trans["client"][3][1] = CLOSED
+    trans["server"][0] = [f2, LISTEN, SYN_RCVD]
+    return Case(
+        "hs004_handshake-ack-bad_same-isn.pcap",
+        "The client's handshake ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED, the client is reset to CLOSED (section 3.10.7.4). 1 s later the client sends its SYN again with the same ISN (CLOSED -> SYN-SENT, a new OPEN on the same connection: the same ISN is the same attempt), the server retransmits its SYN-ACK (same ISN) and the handshake completes; data and a normal close.",
+        cap,
+        [
+            _hs004_finding(f3, 0),
+            F("HS005", 1, f5, isn_abs=CLIENT_ISN, first_frame=f1),
+            F("HS006", 1, f6, isn_abs=SERVER_ISN, first_frame=f2),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        transitions=trans,
+        rules="HS004 (+HS005, HS006 info)",
+        shows="the client reset by the server's RST sends the same SYN again and completes the handshake",
+    )
+
+
+@case
+def hs004_same_isn_new_synack():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN)  # should be ISN+1
+    f4 = c.rst("s", seq=SERVER_ISN)  # section 3.10.7.4: <SEQ=SEG.ACK><CTL=RST>
+    # The same SYN again returns the server, in SYN-RECEIVED, to LISTEN (section
+    # 3.10.7.4, fourth): it answers with a SYN-ACK of a new ISN.
+    f5 = c.syn("c", isn=CLIENT_ISN, dt=1.0)
+    f6 = c.synack("s", seq=SERVER_ISN + 1000)
+    g = [c.ack("c"), c.data("c", 10), c.ack("s")]
+    g += list(c.close("c"))
+    trans = std_transitions(f5, f6, g[0], g[3], g[4], g[5], g[6])
+    trans["client"][:0] = [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]]
+    trans["client"][3][1] = CLOSED
+    trans["server"][:0] = [[f2, LISTEN, SYN_RCVD], [f5, SYN_RCVD, LISTEN]]
+    return Case(
+        "hs004_handshake-ack-bad_same-isn-new-synack.pcap",
+        "The client's handshake ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED, the client is reset to CLOSED (section 3.10.7.4). 1 s later the client sends its SYN again with the same ISN; it returns the server to LISTEN (section 3.10.7.4, fourth), which answers with a SYN-ACK of a new ISN (ISN+1000): a new sequence space for the server, not a repetition. The handshake completes; data and a normal close.",
+        cap,
+        [
+            _hs004_finding(f3, 0),
+            F("HS005", 1, f5, isn_abs=CLIENT_ISN, first_frame=f1),
+        ],
+        [C(1, c, "complete", "graceful", TW, CLOSED)],
+        transitions=trans,
+        rules="HS004 (+HS005 info)",
+        shows="the same SYN again after the server's RST, answered with a new server ISN",
+    )
+
+
+@case
+def hs004_fin():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    f3 = c.ack("c", ack=SERVER_ISN + 50)  # acknowledges 49 bytes never sent
+    f4 = c.fin("c", ack=SERVER_ISN + 50)  # the client closes, with the same bad ACK
+    f5 = c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 3 (section 3.10.7.4)
+    c.rst("s", seq=SERVER_ISN + 50)  # the answer to frame 4: the client is CLOSED already
+    return Case(
+        "hs004_handshake-ack-bad_fin.pcap",
+        "The handshake ACK acknowledges data the server never sent (relative 50), and so does the client's FIN that follows. The server in SYN-RECEIVED answers each with RST <SEQ=SEG.ACK> and drops the segment (section 3.10.7.4: the FIN bit is not looked at after an unacceptable ACK), so it stays in SYN-RECEIVED; the first RST resets the client (FIN-WAIT-1) to CLOSED, the second reaches it CLOSED. No RS002.",
+        cap,
+        [_hs004_finding(f3, 50), F("SQ001", 1, f3, ack=50, sent_max=1)],
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [
+                [f1, CLOSED, SYN_SENT],
+                [f2, SYN_SENT, EST],
+                [f4, EST, FW1],
+                [f5, FW1, CLOSED],
+            ],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004 (+SQ001)",
+        shows="a FIN with the same bad ACK: the server drops it and answers it",
+    )
+
+
+@case
+def hs004_many():
+    cap = Capture()
+    c = Conversation(cap)
+    f1 = c.syn("c")
+    f2 = c.synack("s")
+    acks = [c.ack("c", ack=SERVER_ISN + 50, dt=0.2) for _ in range(18)]  # all unacceptable
+    rsts = [c.rst("s", seq=SERVER_ISN + 50) for _ in range(18)]  # their answers
+    return Case(
+        "hs004_handshake-ack-bad_many.pcap",
+        "18 handshake ACKs acknowledge data the server never sent (relative 50, every one); the server in SYN-RECEIVED answers each with RST <SEQ=SEG.ACK> (section 3.10.7.4), oldest first. The first RST resets the client to CLOSED, the other 17 reach it CLOSED. HS004 once; no RS004: the answers due are counted, not capped at 16.",
+        cap,
+        [_hs004_finding(acks[0], 50), F("SQ001", 1, acks[0], ack=50, sent_max=1)],
+        [C(1, c, "incomplete", "reset", CLOSED, SYN_RCVD)],
+        transitions={
+            "client": [[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [rsts[0], EST, CLOSED]],
+            "server": [[f2, LISTEN, SYN_RCVD]],
+        },
+        rules="HS004 (+SQ001)",
+        shows="18 identical bad handshake ACKs, then their 18 RSTs",
+    )
+
+
 @case
 def hs005():
     cap = Capture()

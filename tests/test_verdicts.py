@@ -505,3 +505,125 @@ def test_a_client_that_dropped_the_answer_completes_the_handshake(catalog, fast)
         (2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"),
         (6, "SYN-RECEIVED", "ESTABLISHED", "rcv ACK"),
     ]
+
+
+#: the client's transitions up to its second handshake (frames 5 and 6) in the
+#: same-ISN captures: reset by the answer (4) to its handshake ACK (3), then a new OPEN
+SAME_ISN_CLIENT = [
+    (1, "CLOSED", "SYN-SENT", "snd SYN"),
+    (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+    (4, "ESTABLISHED", "CLOSED", "rcv RST (the answer to the ACK of frame 3)"),
+    (5, "CLOSED", "SYN-SENT", "snd SYN"),
+    (6, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+    (10, "ESTABLISHED", "FIN-WAIT-1", "snd FIN"),
+    (11, "FIN-WAIT-1", "FIN-WAIT-2", "rcv ACK of FIN"),
+    (12, "FIN-WAIT-2", "TIME-WAIT", "rcv FIN"),
+]
+#: the server's transitions from its handshake ACK (frame 7) on in those captures
+SAME_ISN_SERVER_END = [
+    (7, "SYN-RECEIVED", "ESTABLISHED", "rcv ACK"),
+    (10, "ESTABLISHED", "CLOSE-WAIT", "rcv FIN"),
+    (12, "CLOSE-WAIT", "LAST-ACK", "snd FIN"),
+    (13, "LAST-ACK", "CLOSED", "rcv ACK of FIN"),
+]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_same_syn_after_the_answer_reopens_the_connection(catalog, fast):
+    # Frame 4 answers the bad handshake ACK (frame 3) and resets the client; frame 5 is
+    # its SYN again, same ISN: one connection (Tracker._starts_new, as Wireshark's
+    # tcp.stream), the client CLOSED -> SYN-SENT (a new OPEN) and the server's SYN-ACK
+    # retransmission (frame 6, HS006) completes the handshake. Before the fix: the
+    # client's reset vanished (ESTABLISHED from 2 to 10: _answer_dropped took it back at
+    # frame 7), HS005 said "the client is in CLOSED".
+    result = run(catalog, "hs004_handshake-ack-bad_same-isn.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("HS005", 1, 5), ("HS006", 1, 6)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("complete", "graceful")
+    assert (conn["client_state"], conn["server_state"]) == ("TIME-WAIT", "CLOSED")
+    assert (conn["client_isn"], conn["server_isn"]) == (0x3C8A1F27, 0x9E1B5D02)
+    assert transitions(conn) == {
+        "client": SAME_ISN_CLIENT,
+        "server": [(2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"), *SAME_ISN_SERVER_END],
+    }
+    (hs005,) = [f for f in result.findings if f.rule == "HS005"]
+    assert hs005.message.endswith("the client is in SYN-SENT")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_synack_of_a_new_isn_after_the_same_syn_is_a_new_sequence_space(catalog, fast):
+    # As above, but the server answers the same SYN (frame 5) with a SYN-ACK of a new ISN
+    # (ISN+1000, frame 6): that SYN returned it to LISTEN (RFC 9293 §3.10.7.4, fourth),
+    # the SYN-ACK starts its sequence space anew (no HS006) and the handshake completes.
+    # Before the fix: HS006 "same ISN" at 6, CP002 at 7 and 11, HS007 at 8, HS013 at 10,
+    # the client CLOSED, close "reset".
+    result = run(catalog, "hs004_handshake-ack-bad_same-isn-new-synack.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("HS005", 1, 5)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("complete", "graceful")
+    assert (conn["client_state"], conn["server_state"]) == ("TIME-WAIT", "CLOSED")
+    assert (conn["client_isn"], conn["server_isn"]) == (0x3C8A1F27, 0x9E1B5D02 + 1000)
+    assert transitions(conn) == {
+        "client": SAME_ISN_CLIENT,
+        "server": [
+            (2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"),
+            (5, "SYN-RECEIVED", "LISTEN", "rcv SYN"),
+            (6, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK"),
+            *SAME_ISN_SERVER_END,
+        ],
+    }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_fin_with_an_unacceptable_handshake_ack_is_dropped(catalog, fast):
+    # The handshake ACK (frame 3) and the client's FIN (frame 4) both ack 50: the server
+    # in SYN-RECEIVED drops both (RFC 9293 §3.10.7.4: the FIN bit is checked only after
+    # an acceptable ACK) and answers each (frames 5 and 6). The client sent its FIN
+    # (FIN-WAIT-1) and is reset at 5. Before the fix: the server took the FIN
+    # (CLOSE-WAIT at 4), frame 5 was RS002 and reset it (CLOSED).
+    result = run(catalog, "hs004_handshake-ack-bad_fin.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(conn) == {
+        "client": [
+            (1, "CLOSED", "SYN-SENT", "snd SYN"),
+            (2, "SYN-SENT", "ESTABLISHED", "rcv SYN,ACK"),
+            (4, "ESTABLISHED", "FIN-WAIT-1", "snd FIN"),
+            (5, "FIN-WAIT-1", "CLOSED", "rcv RST (the answer to the ACK of frame 3)"),
+        ],
+        "server": [(2, "LISTEN", "SYN-RECEIVED", "snd SYN,ACK")],
+    }
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_eighteen_identical_unacceptable_acks_get_their_eighteen_answers(catalog, fast):
+    # 18 handshake ACKs (frames 3-20) all ack 50, then 18 RSTs seq=50 (frames 21-38):
+    # counted in one entry of conn.answers_due, every RST is an answer. Before the fix:
+    # 16 entries kept, the newest, so the 17th and 18th answers found none: RS004 at 37.
+    result = run(catalog, "hs004_handshake-ack-bad_many.pcap", fast)
+    assert found(result) == [("HS004", 1, 3), ("SQ001", 1, 3)]
+    (conn,) = result.connections
+    assert (conn["handshake"], conn["close"]) == ("incomplete", "reset")
+    assert (conn["client_state"], conn["server_state"]) == ("CLOSED", "SYN-RECEIVED")
+    assert transitions(conn) == answered(21)
+
+
+def test_answers_due_are_counted_and_bounded():
+    # Identical unacceptable segments share an entry (a count); distinct ones beyond
+    # ANSWERS_KEPT are left out, the newest (the answers come oldest first).
+    from types import SimpleNamespace
+
+    from pcapcheck.tcp.connection import ANSWERS_KEPT
+    from pcapcheck.tcp.detectors import Checker
+
+    conn = SimpleNamespace(answers_due=())
+    server = SimpleNamespace(role="server", state="SYN-RECEIVED")
+    for frame in range(3, 21):
+        Checker._answer_due(conn, SimpleNamespace(ack=1050, frame=frame), server, "ACK")
+    assert conn.answers_due == ((1050, 3, "server", "SYN-RECEIVED", "ACK", 18),)
+    for i in range(ANSWERS_KEPT + 1):
+        Checker._answer_due(conn, SimpleNamespace(ack=2000 + i, frame=30 + i), server, "ACK")
+    assert len(conn.answers_due) == ANSWERS_KEPT == 16
+    assert [d[0] for d in conn.answers_due] == [1050, *range(2000, 2000 + ANSWERS_KEPT - 1)]

@@ -37,9 +37,10 @@ UNACKED_LIMIT = 4096
 UNACKED_HEAD = 2048
 #: Entries at the tail of :attr:`Flow.unacked` left exact by a merge (:data:`UNACKED_LIMIT`).
 UNACKED_TAIL = 1024
-#: The most unacceptable segments a connection keeps awaiting their RFC answer
-#: (:attr:`Connection.answers_due`; a peer sending bad handshake ACKs without end keeps
-#: the latest ones).
+#: The most distinct unacceptable segments a connection keeps awaiting their RFC answer
+#: (:attr:`Connection.answers_due`; identical ones are counted in one entry, and a peer
+#: sending bad handshake ACKs of ever new values keeps the oldest ones: the answers
+#: come oldest first).
 ANSWERS_KEPT = 16
 _START = itemgetter(0)
 _MASK = MOD - 1
@@ -272,13 +273,14 @@ class Connection:
     hs_bad_reported: bool = False
     #: the segments their receiver could not accept and answers with a reset
     #: <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.5.2 reset generation), oldest first, at most
-    #: :data:`ANSWERS_KEPT`: each ``(SEG.ACK, frame, receiver role, receiver state,
-    #: what)``, SEG.ACK absolute 32-bit, ``what`` the segment's name ("SYN-ACK",
-    #: "ACK"). Recorded for a SYN-ACK in SYN-SENT (HS002, §3.10.7.3), every handshake
-    #: ACK in SYN-RECEIVED whose SEG.ACK is not acceptable (HS004, §3.10.7.4) and a
-    #: SYN-ACK reaching an endpoint that has deleted its TCB (CLOSED, §3.10.7.1); one is
-    #: taken by its answer, the receiver's are dropped by an acceptable SYN-ACK
-    answers_due: tuple[tuple[int, int, str, str, str], ...] = ()
+    #: :data:`ANSWERS_KEPT` entries: each ``(SEG.ACK, frame, receiver role, receiver
+    #: state, what, count)``, SEG.ACK absolute 32-bit, ``what`` the segment's name
+    #: ("SYN-ACK", "ACK"), ``count`` the segments alike awaiting an answer, ``frame``
+    #: the first of them. Recorded for a SYN-ACK in SYN-SENT (HS002, §3.10.7.3), every
+    #: handshake ACK in SYN-RECEIVED whose SEG.ACK is not acceptable (HS004, §3.10.7.4)
+    #: and a SYN-ACK reaching an endpoint that has deleted its TCB (CLOSED, §3.10.7.1);
+    #: each answer takes one, the receiver's are dropped by an acceptable SYN-ACK
+    answers_due: tuple[tuple[int, int, str, str, str, int], ...] = ()
     tfo_accepted: bool = False
     implied_synack_frame: int | None = None
     #: the time of :attr:`implied_synack_frame` (seconds since the epoch)

@@ -461,19 +461,20 @@ class Checker:
             fs.set_base(seg.seq, isn=False)
         if es.state in SYNCHRONIZED and not flags & (ACK | SYN):
             self.emit(conn, "SQ004", frame, role, seq=fs.u(seg.seq))
+        refused = False
         if flags & SYN:
             if flags & ACK:
                 self._synack(conn, seg, role, fs, fr, es, er)
             else:
                 self._syn(conn, seg, role, fs, fr, es, er)
         elif flags & ACK:
-            self._ack(conn, seg, role, fs, fr, es, er, prev_frame)
+            refused = self._ack(conn, seg, role, fs, fr, es, er, prev_frame)
         if seg.payload_len and not flags & SYN:
             self._data(conn, seg, role, fs, fr, es)
         elif not flags & (SYN | FIN) and fs.nxt is not None:
             self._jump(conn, seg, fs, fs.u(seg.seq))
         if flags & FIN:
-            self._fin(conn, seg, role, fs, fr, es, er, prev_frame)
+            self._fin(conn, seg, role, fs, fr, es, er, prev_frame, refused)
         self._window(conn, seg, role, fs, fr)
         self._check_closed(conn, seg)
 
@@ -606,6 +607,8 @@ class Checker:
                 first_frame=fs.syn_frame,
                 count=fs.syn_count,
             )
+            if es.state == CLOSED and es.transitions:
+                self._reopen(conn, es, frame)
         else:
             self.emit(
                 conn,
@@ -650,6 +653,19 @@ class Checker:
             and self._late_synack(conn, seg, role, fs, fr, es, er)
         ):
             return
+        if (
+            es.state == SYN_RECEIVED
+            and es.passive
+            and fs.synack_frame is not None
+            and seg.seq != fs.isn
+            and er.state == SYN_SENT
+            and er.transitions
+            and er.transitions[-1].frame > fs.synack_frame
+        ):
+            # The peer opened again after our SYN-ACK (its same SYN, _reopen): a SYN-ACK
+            # with a new ISN shows that SYN returned this passive endpoint to LISTEN
+            # (RFC 9293 §3.10.7.4, fourth, check the SYN bit).
+            es.step(fsm.RCV_SYN, er.transitions[-1].frame)
         if es.state == LISTEN and fs.synack_frame is not None and seg.seq != fs.isn:
             # The sender returned to LISTEN (an acceptable RST in SYN-RECEIVED, RFC 9293
             # §3.10.7.4) and answers a SYN anew with a new ISN: a new SYN-ACK, not a
@@ -787,13 +803,18 @@ class Checker:
         es.step(fsm.RCV_SYNACK, frame, note)
 
     # ------------------------------------------------------------------ ACK field
-    def _ack(self, conn, seg, role, fs, fr, es, er, prev_frame) -> None:
+    def _ack(self, conn, seg, role, fs, fr, es, er, prev_frame) -> bool:
+        """The ACK field of ``seg`` (no SYN), sent by ``es``; True when its receiver
+        ``er``, in SYN-RECEIVED, cannot accept it (not SND.UNA < SEG.ACK =< SND.NXT):
+        it answers with a reset and drops the segment (RFC 9293 §3.10.7.4, fifth, check
+        the ACK field), so the caller does not give it the segment's FIN."""
         frame = seg.frame
+        refused = False
         if es.state == SYN_SENT and fr.synack_frame is None and fs.isn is not None:
             self._implied_synack(conn, seg, role, fs, fr, es, er)
         if fr.base is None:
             self._note_ack(fs, seg.flags, seg.ack)
-            return  # nothing seen from the peer yet: its sequence space is unknown
+            return False  # nothing seen from the peer yet: its sequence space is unknown
         ack = fr.u(seg.ack)
         if fr.probe is not None:
             self._probe_taken(fr, ack)
@@ -816,6 +837,7 @@ class Checker:
             else:
                 if not ack_ok:  # each one is answered (§3.10.7.4); HS004 is reported once
                     self._answer_due(conn, seg, er, "ACK")
+                    refused = True
                 if not conn.hs_bad_reported:
                     conn.hs_bad_reported = True
                     if not ack_ok:
@@ -898,6 +920,7 @@ class Checker:
             self._holes_acked(conn, seg, role, fr, ack)
         self._ack_value(fr, ack)
         self._note_ack(fs, seg.flags, seg.ack)
+        return refused
 
     def _implied_fin(self, conn, seg, role, fs, fr, es, er) -> None:
         """The peer's FIN is missing from the capture; this ACK (= its seq + 1) proves it."""
@@ -1202,8 +1225,21 @@ class Checker:
 
     # ------------------------------------------------------------------ FIN
     def _fin(
-        self, conn, seg, role, fs: Flow, fr: Flow, es: Endpoint, er: Endpoint, prev_frame
+        self,
+        conn,
+        seg,
+        role,
+        fs: Flow,
+        fr: Flow,
+        es: Endpoint,
+        er: Endpoint,
+        prev_frame,
+        refused: bool = False,
     ) -> None:
+        """The FIN of ``seg``, sent by ``es``. ``refused``: its receiver ``er`` drops the
+        segment (an unacceptable ACK in SYN-RECEIVED, :meth:`_ack`): the sender has
+        sent its FIN, the receiver has not received it (RFC 9293 §3.10.7.4: the FIN bit
+        is checked only after an acceptable ACK)."""
         frame = seg.frame
         fin = fs.u(seg.seq) + seg.payload_len
         if es.state in (SYN_SENT, LISTEN, CLOSED):
@@ -1230,6 +1266,8 @@ class Checker:
                 es.step(fsm.RCV_FIN, frame, f"frame {fr.fin_frame}, which crossed ours")
             else:
                 es.step(fsm.SND_FIN, frame)
+            if refused:
+                return
             if er.state == FIN_WAIT_1:
                 self.emit(conn, "CL007", frame, role, other_frame=fr.fin_frame)
             er.step(fsm.RCV_FIN, frame)
@@ -1309,13 +1347,22 @@ class Checker:
         generation: the receiver has no TCB, §3.10.7.1, or is not synchronized and
         the segment's ACK is not acceptable: in SYN-SENT SEG.ACK =< ISS or SEG.ACK >
         SND.NXT, §3.10.7.3, in SYN-RECEIVED not SND.UNA < SEG.ACK =< SND.NXT,
-        §3.10.7.4). Appended to ``conn.answers_due`` (every such segment is answered;
-        the latest :data:`~pcapcheck.tcp.connection.ANSWERS_KEPT` are kept)."""
-        due = (seg.ack, seg.frame, receiver.role, receiver.state, what)
-        conn.answers_due = (*conn.answers_due[1 - ANSWERS_KEPT :], due)
+        §3.10.7.4). Counted in ``conn.answers_due`` (every such segment is answered,
+        oldest first): one more of the entry with its SEG.ACK, receiver, state and
+        ``what``, else a new entry; with
+        :data:`~pcapcheck.tcp.connection.ANSWERS_KEPT` entries already, none (the
+        answers to the oldest come first, so the newest are the ones left out)."""
+        ack, role, state = seg.ack, receiver.role, receiver.state
+        dues = conn.answers_due
+        for i, d in enumerate(dues):
+            if d[0] == ack and d[2] == role and d[3] == state and d[4] == what:
+                conn.answers_due = (*dues[:i], (*d[:5], d[5] + 1), *dues[i + 1 :])
+                return
+        if len(dues) < ANSWERS_KEPT:
+            conn.answers_due = (*dues, (ack, seg.frame, role, state, what, 1))
 
     @staticmethod
-    def _answering(conn, seg, es: Endpoint) -> tuple[int, int, str, str, str] | None:
+    def _answering(conn, seg, es: Endpoint) -> tuple[int, int, str, str, str, int] | None:
         """The one decision "this RST is the RFC's answer to the peer's unacceptable
         segment": the oldest of ``conn.answers_due`` (see :meth:`_answer_due`) that
         ``seg``, an RST sent by ``es``, answers, else None. The answer is <SEQ=SEG.ACK>
@@ -1334,7 +1381,8 @@ class Checker:
     @staticmethod
     def _answer(conn, seg, role, es: Endpoint, er: Endpoint, due) -> None:
         """Apply the RFC's answer ``seg`` to the unacceptable segment ``due`` (found by
-        :meth:`_answering`; it leaves ``conn.answers_due``). It is no finding: the
+        :meth:`_answering`; it takes one of its count in ``conn.answers_due``). It is
+        no finding: the
         fault is the unacceptable segment's (HS002, HS004). Its sender ``es`` keeps its
         state: in SYN-SENT it discards the SYN-ACK and waits for a correct one
         (§3.10.7.3, §3.5 figure 8), in SYN-RECEIVED it waits for a correct ACK and
@@ -1348,13 +1396,31 @@ class Checker:
         connection is reset when that RST leaves ``er`` CLOSED, and over when neither
         endpoint has a connection left (both CLOSED or LISTEN); otherwise it goes on."""
         frame = seg.frame
-        conn.answers_due = tuple(d for d in conn.answers_due if d is not due)
+        conn.answers_due = tuple(
+            (*d[:5], d[5] - 1) if d is due else d
+            for d in conn.answers_due
+            if d is not due or d[5] > 1
+        )
         changed = er.step(fsm.RCV_RST, frame, f"the answer to the {due[4]} of frame {due[1]}")
         ended = es.state in (CLOSED, LISTEN) and er.state in (CLOSED, LISTEN)
         if (changed and er.state == CLOSED) or ended:
             conn.reset_frame, conn.reset_by = frame, role
         if ended:
             conn.closed, conn.closed_frame, conn.close_ts = True, frame, seg.ts
+
+    @staticmethod
+    def _reopen(conn, es: Endpoint, frame: int) -> None:
+        """``es``, CLOSED by a reset the connection survived (the RFC's answer to its
+        unacceptable handshake ACK, the peer still in SYN-RECEIVED), sends its SYN again
+        with the same ISN at ``frame``: a new OPEN (RFC 9293 §3.10.1, CLOSED ->
+        SYN-SENT) on the same connection (:meth:`Tracker._starts_new
+        <pcapcheck.tcp.tracker.Tracker._starts_new>`: the same ISN is the same attempt).
+        The reset is kept in ``es``'s transitions (it proves the answer was accepted,
+        not dropped: :meth:`_answer_dropped` no longer applies) but no longer ends the
+        connection (``conn.reset_frame`` cleared)."""
+        es.step(fsm.SND_SYN, frame)
+        if conn.reset_by is not None and conn.reset_by != es.role:
+            conn.reset_frame = conn.reset_by = None
 
     @staticmethod
     def _answer_dropped(conn, es: Endpoint) -> None:

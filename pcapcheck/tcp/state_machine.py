@@ -126,6 +126,8 @@ class Endpoint:
         nxt: tuple[str, str] | None
         if stimulus == RCV_RST and self.state == SYN_RECEIVED and not self.passive:
             nxt = (CLOSED, "§3.10.7.4 SYN-RECEIVED: RST, active open is closed")
+        elif stimulus == RCV_SYN and self.state == SYN_RECEIVED and self.passive:
+            nxt = (LISTEN, "§3.10.7.4 SYN-RECEIVED: SYN, passive open returns to LISTEN")
         else:
             nxt = TABLE.get((self.state, stimulus))
         if nxt is None:

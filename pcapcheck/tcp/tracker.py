@@ -5,10 +5,9 @@ A connection is keyed by its unordered 4-tuple. The client is the sender of the 
 (``roles_inferred``): the sender of a SYN-ACK is the server; with neither, the endpoint
 with the well-known port (< 1024), else the lower port, is the server.
 
-Port reuse: a SYN with a new ISN on a 4-tuple whose connection has closed (FINs or RST,
-or a refused attempt), or whose connection is synchronized but sees a SYN with another
-ISN (Wireshark's rule), starts a new connection; RFC 9293 §3.4 / RFC 6191 describe when a
-stack may reuse a 4-tuple in TIME-WAIT.
+Port reuse: whether a SYN on the 4-tuple of a connection in the table starts a new
+connection is decided in one place, :meth:`Tracker._starts_new` (its docstring states the
+rule); RFC 9293 §3.4 / RFC 6191 describe when a stack may reuse a 4-tuple in TIME-WAIT.
 
 Bounded memory: a connection is finalised (its end-of-capture checks run, its state is
 released) ``close_delay`` seconds after it closed (5 s, Zeek's tcp_close_delay: time for
@@ -289,13 +288,21 @@ class Tracker:
     def _starts_new(conn: Connection, seg: Segment) -> bool:
         """The one decision on a connection's boundary: whether ``seg``, a pure SYN on
         the 4-tuple of ``conn`` (in the table), starts a new connection there (``conn``
-        is then finalised) rather than belonging to ``conn``. Not the same SYN again
-        (its ISN); a new one when ``conn`` is closed or refused, or when its sender is
+        is then finalised) rather than belonging to ``conn``. Never the same SYN again
+        (its ISN), whatever the state of ``conn`` or of its sender: a retransmitted SYN
+        keeps its ISN (RFC 9293 §3.8.1), a new incarnation chooses a new one (§3.4.1);
+        so a SYN retried with the same ISN after an RST (the connection refused, or its
+        sender CLOSED by the RFC's answer to its refused handshake ACK) continues
+        ``conn`` (HS005; in a connection not over, its sender steps CLOSED -> SYN-SENT,
+        a new OPEN: ``Checker._reopen``), as Wireshark's
+        tcp.stream does (a new stream only for a SYN whose sequence number is not the
+        base one); Zeek splits a SYN on a closed 4-tuple (``IsReuse``): docs/semantics.md,
+        "a SYN retried with the same ISN after an RST". Another ISN
+        starts a new one when ``conn`` is closed or refused, or when its sender is
         synchronized (a new incarnation) or CLOSED (its TCB deleted, e.g. by the RFC's
-        answer to its refused handshake ACK while the peer is still in SYN-RECEIVED:
-        RFC 9293 §3.10.7.4; the SYN returns a passive peer to LISTEN, fourth check).
-        A SYN with another ISN from a sender still in SYN-SENT belongs to ``conn``
-        (HS009)."""
+        answer while the peer is still in SYN-RECEIVED: RFC 9293 §3.10.7.4; the SYN
+        returns a passive peer to LISTEN, fourth check). A SYN with another ISN from a
+        sender still in SYN-SENT belongs to ``conn`` (HS009)."""
         role = conn.role_of(seg)
         flow = conn.c if role == "client" else conn.s
         ep = conn.ec if role == "client" else conn.es
