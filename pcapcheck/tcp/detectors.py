@@ -840,30 +840,23 @@ class Checker:
                     refused = True
                 if not conn.hs_bad_reported:
                     conn.hs_bad_reported = True
-                    if not ack_ok:
-                        self.emit(
-                            conn,
-                            "HS004",
-                            frame,
-                            role,
-                            field="ack",
-                            actual=ack,
-                            expected=exp_ack,
-                            actual_abs=seg.ack,
-                            expected_abs=fr.absolute(exp_ack),
-                        )
-                    else:
-                        self.emit(
-                            conn,
-                            "HS004",
-                            frame,
-                            role,
-                            field="seq",
-                            actual=seq,
-                            expected=exp_seq,
-                            actual_abs=seg.seq,
-                            expected_abs=fs.absolute(exp_seq),
-                        )
+                    # the field found wrong: the ACK field when it is, else the seq
+                    name, actual, expected, actual_abs, expected_abs = (
+                        ("ack", ack, exp_ack, seg.ack, fr.absolute(exp_ack))
+                        if not ack_ok
+                        else ("seq", seq, exp_seq, seg.seq, fs.absolute(exp_seq))
+                    )
+                    self.emit(
+                        conn,
+                        "HS004",
+                        frame,
+                        role,
+                        field=name,
+                        actual=actual,
+                        expected=expected,
+                        actual_abs=actual_abs,
+                        expected_abs=expected_abs,
+                    )
         if fr.fin is not None and fr.fin_acked_frame is None:
             if ack >= fr.fin + 1:
                 fr.fin_acked_frame = frame
