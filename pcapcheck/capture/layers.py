@@ -74,6 +74,7 @@ for MPLS), not with this table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
@@ -814,6 +815,12 @@ def tunnel_parents(path: Sequence[str]) -> list[dict[str, str | int]]:
     ``[{"tunnel_type": "Tunnel::VXLAN", "orig_h": "192.0.2.1", "resp_h": "192.0.2.2",
     "resp_p": 4789}]``. Empty for a path without tunnels.
     """
+    return [dict(tunnel) for tunnel in _tunnel_parents(tuple(path))]
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _tunnel_parents(path: tuple[str, ...]) -> list[dict[str, str | int]]:
+    """:func:`tunnel_parents`, once per distinct path (connections share their tunnels)."""
     out: list[dict[str, str | int]] = []
     outer: list[str] = []
     port: int | None = None

@@ -57,7 +57,7 @@ import numpy as np
 from pcapcheck.fast.clean_connections import MAX_CLEAN_ROWS, RETX_MAX, CleanConnection
 from pcapcheck.model import ACK, FIN, PSH, RST, SYN, Segment
 from pcapcheck.tcp.detectors import DUPLICATE_KEY_FIELDS
-from pcapcheck.tcp.tracker import client_path, connection_key, tunnels_of
+from pcapcheck.tcp.tracker import client_path, connection_key, tunnel_ends, tunnels_of
 
 __all__ = [
     "MAX_ROWS",
@@ -257,6 +257,9 @@ class Lookahead:
         self._path_ids: dict[tuple[str, ...], int] = {}
         self._tunnel_of: list[int] = [0]
         self._tunnel_ids: dict[tuple, int] = {}
+        #: whether each path has idents per direction (:func:`tunnel_ends`: GTP-U's
+        #: TEID), which only the reference tracker's pairing may tell apart
+        self._paired: list[bool] = [False]
 
     # -- input -----------------------------------------------------------------------
 
@@ -367,15 +370,17 @@ class Lookahead:
             if t is None:
                 t = self._tunnel_ids[tunnel] = len(self._tunnel_ids) + 1
             self._tunnel_of.append(t)
+            self._paired.append(bool(tunnel_ends(path)))
         return i
 
     def _tunnels(self, gids: np.ndarray) -> list[dict]:
         """:func:`pcapcheck.tcp.tracker.tunnels_of` the rows with these path ids (capture
         order)."""
+        ids = dict.fromkeys(gids.tolist())
+        if not any(map(self._paired.__getitem__, ids)):
+            return [{}]  # one tunnel: no path to pair (tunnels_of would say the same)
         paths = self.paths
-        return tunnels_of(
-            [p for p in map(paths.__getitem__, dict.fromkeys(gids.tolist())) if p is not None]
-        )
+        return tunnels_of([p for p in map(paths.__getitem__, ids) if p is not None])
 
     def _ready(self) -> list:
         queue = self.queue
