@@ -258,7 +258,8 @@ class Lookahead:
         self._tunnel_of: list[int] = [0]
         self._tunnel_ids: dict[tuple, int] = {}
         #: whether each path has idents per direction (:func:`tunnel_ends`: GTP-U's
-        #: TEID), which only the reference tracker's pairing may tell apart
+        #: TEID): only rows of such paths need :meth:`_tunnels` (the others are one
+        #: tunnel per coarse key, ``[{}]``); the paths of one group all have or lack them
         self._paired: list[bool] = [False]
 
     # -- input -----------------------------------------------------------------------
@@ -376,11 +377,10 @@ class Lookahead:
     def _tunnels(self, gids: np.ndarray) -> list[dict]:
         """:func:`pcapcheck.tcp.tracker.tunnels_of` the rows with these path ids (capture
         order)."""
-        ids = dict.fromkeys(gids.tolist())
-        if not any(map(self._paired.__getitem__, ids)):
-            return [{}]  # one tunnel: no path to pair (tunnels_of would say the same)
         paths = self.paths
-        return tunnels_of([p for p in map(paths.__getitem__, ids) if p is not None])
+        return tunnels_of(
+            [p for p in map(paths.__getitem__, dict.fromkeys(gids.tolist())) if p is not None]
+        )
 
     def _ready(self) -> list:
         queue = self.queue
@@ -471,7 +471,8 @@ class Lookahead:
             # a coarse group (tunnels whose ids are per direction share one: GTP-U) that
             # holds more than one tunnel is the reference tracker's (TunnelPairing)
             gid = cat("gid")[order]
-            for j in np.flatnonzero(cand & (gid[gs] != 0)).tolist():
+            paired = np.logical_or.reduceat(np.asarray(self._paired)[gid], gs)
+            for j in np.flatnonzero(cand & paired).tolist():
                 if len(self._tunnels(gid[gs[j] : ge[j] + 1])) > 1:
                     cand[j] = False
         if cand.any():
@@ -614,7 +615,8 @@ class Lookahead:
             cs, cp = c.client = (get(ca >> 16), ca & 0xFFFF)
             ss, sp = c.server = (get(sa >> 16), sa & 0xFFFF)
             if path is not None and gid is not None:  # the path it reports (tracker)
-                c.encapsulation = client_path(path, True, self._tunnels(gid[a:b])[0])
+                ends = self._tunnels(gid[a:b])[0] if self._paired[gid[a]] else {}
+                c.encapsulation = client_path(path, True, ends)
                 fast[j] = FastConn(connection_key(cs, cp, ss, sp, path), c)
                 continue
             fast[j] = FastConn(
