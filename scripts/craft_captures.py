@@ -1217,7 +1217,7 @@ def hs004_retry():
     g += list(c.close("c"))
     return Case(
         "hs004_handshake-ack-bad_retry.pcap",
-        "The client's handshake ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED, the client is reset to CLOSED (section 3.10.7.4). 1 s later the client opens again on the same 4-tuple (a new SYN, ISN+5000), the server answers with a new ISN (ISN+777): a second connection, complete and closed normally.",
+        "The client's handshake ACK acknowledges the server's ISN (relative 0); the server answers RST <SEQ=SEG.ACK> and stays in SYN-RECEIVED, the client is reset to CLOSED (section 3.10.7.4). 1 s later the client opens again on the same 4-tuple (a new SYN, ISN+5000): the SYN returns the server, still in SYN-RECEIVED, to LISTEN (section 3.10.7.4, fourth check; the first connection ends there), and it answers with a new ISN (ISN+777): a second connection, complete and closed normally.",
         cap,
         [
             F(
@@ -1238,9 +1238,9 @@ def hs004_retry():
                 "incomplete",
                 "reset",
                 CLOSED,
-                SYN_RCVD,
+                LISTEN,
                 client_transitions=[[f1, CLOSED, SYN_SENT], [f2, SYN_SENT, EST], [f4, EST, CLOSED]],
-                server_transitions=[[f2, LISTEN, SYN_RCVD]],
+                server_transitions=[[f2, LISTEN, SYN_RCVD], [g[0], SYN_RCVD, LISTEN]],
             ),
             C(
                 2,

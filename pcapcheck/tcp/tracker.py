@@ -35,12 +35,13 @@ from pcapcheck.model import (
     FIN,
     RST,
     SYN,
+    SYN_RECEIVED,
     SYNCHRONIZED,
     Segment,
 )
 from pcapcheck.tcp.connection import Connection
 from pcapcheck.tcp.detectors import Checker
-from pcapcheck.tcp.state_machine import Endpoint
+from pcapcheck.tcp.state_machine import RCV_SYN, Endpoint
 from pcapcheck.tcp.zeek import ZeekState, zeek_flips_first_packet
 
 #: Ports Zeek's ``likely_server_ports`` holds with its base protocol scripts loaded;
@@ -187,6 +188,7 @@ class Tracker:
                     key = self.key_of(seg)
                 conn = self.open_connection(seg, key)
             elif seg.flags & (SYN | ACK | FIN | RST) == SYN and self._starts_new(conn, seg):
+                self._deliver_to_old(conn, seg)
                 self.finalize(key, conn, ts)
                 if seg.encapsulation is not None:
                     key = self.key_of(seg)
@@ -283,6 +285,17 @@ class Tracker:
         adds one; its 4-tuple is remembered among the recently closed ones (CL010)."""
         self.recently_closed[key] = (conn.id, closed_at)
         self._finished.append(conn)
+
+    @staticmethod
+    def _deliver_to_old(conn: Connection, seg: Segment) -> None:
+        """The SYN that starts a new connection on the 4-tuple of ``conn`` reaches the
+        old connection's peer first when it is still in SYN-RECEIVED (its handshake
+        never completed): a passive open returns to LISTEN, RFC 9293 §3.10.7.4, fourth
+        check (:meth:`Endpoint.step <pcapcheck.tcp.state_machine.Endpoint.step>`
+        decides), before the listener takes the SYN as a new connection's."""
+        peer = conn.es if conn.role_of(seg) == "client" else conn.ec
+        if peer.state == SYN_RECEIVED:
+            peer.step(RCV_SYN, seg.frame)
 
     @staticmethod
     def _starts_new(conn: Connection, seg: Segment) -> bool:
