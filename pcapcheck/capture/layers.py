@@ -804,8 +804,9 @@ ZEEK_TUNNEL_TYPES = {
 def tunnel_parents(path: Sequence[str]) -> list[dict[str, str | int]]:
     """Zeek's view of the tunnels of an encapsulation path (a connection's
     ``encapsulation``, client to server, outermost first): one ``{"tunnel_type",
-    "orig_h", "resp_h"}`` per tunnel, outermost first, with ``"resp_p"`` (the UDP port)
-    for a tunnel in UDP. These are the ``tunnel_type`` and ``id`` fields of the
+    "orig_h", "resp_h"}`` per tunnel, outermost first, with ``"resp_p"`` for a tunnel in
+    UDP: the port in the path, the one that named the tunnel (the destination port, or
+    the source port when only it does: then it is the originator's). These are the ``tunnel_type`` and ``id`` fields of the
     tunnel.log entries that Zeek's conn.log ``tunnel_parents`` refer to by uid; the
     addresses are the outer IP header's as the client's segments carry them. The outer
     UDP source port is left out: it is not part of a tunnel's identity here (VXLAN,
@@ -827,7 +828,7 @@ def _tunnel_parents(path: tuple[str, ...]) -> list[dict[str, str | int]]:
     for i, entry in enumerate(path):
         name, _, value = entry.partition(" ")
         if name in ("ipv4", "ipv6"):
-            if ">" in value:  # an IP header that carries another layer (IPv6 has no '>')
+            if ">" in value:  # an outer IP header, with its addresses (ip_entry)
                 outer, port = value.split(">", 1), None
                 after = path[i + 1].partition(" ")[0] if i + 1 < len(path) else ""
                 if after in ("ipv4", "ipv6"):

@@ -44,8 +44,8 @@ How Wireshark's view is mapped to pcapcheck's :class:`~pcapcheck.model.Segment`:
   ``other-teredo-payload``...), a tunnel header Wireshark marks malformed is a
   DecodeError. Where Wireshark accepts a header pcapcheck rejects (a VXLAN header
   without the I flag, Geneve version 1, GRE version 1), the source gives what
-  Wireshark read. The UDP tunnels are those on their default ports (Wireshark's and
-  pcapcheck's defaults are IANA's).
+  Wireshark read. The UDP tunnels are those on the run's ports (IANA's by default, as
+  Wireshark's; others given to Wireshark as decode-as arguments, :func:`decode_as`).
 * Non-TCP frames are counted by the kind names of :class:`pcapcheck.capture.decoder.Decoder`
   (``arp``, ``other-ethertype``, ``other-af``, ``ipv4-fragment``, ``ipv6-fragment``,
   ``ipv4-udp``, ``ipv6-udp``, ``icmp``, ``ipv6-icmp``, ``other-ip-proto``), plus

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcapcheck.model import ACK, FIN, RST, SYN, Event, Segment
+from pcapcheck.model import ACK, FIN, LISTEN, RST, SYN, Event, Segment
 from pcapcheck.tcp.connection import seq_diff
 
 __all__ = [
@@ -340,25 +340,43 @@ def _after_out_of_window_rst(ctx: Context, v: FrameView, kind: str) -> Any:
             continue
         if "RS003" in p.rules():
             return f"RST of frame {p.frame} (RS003)"
-        if not _changed_state(ctx, v.conn, p.frame):
+        if _is_dropped_answer(ctx, p, ps):
             return f"RST of frame {p.frame}, dropped by its receiver"
     return False
 
 
-def _changed_state(ctx: Context, conn: int | None, frame: int) -> bool:
-    """Whether pcapcheck's connection ``conn`` has a state transition at ``frame``."""
-    if conn is None or not 0 < conn <= len(ctx.result.connections):
-        return True
-    summary = ctx.result.connections[conn - 1]
-    return any(t["frame"] == frame for side in summary["transitions"].values() for t in side)
+def _is_dropped_answer(ctx: Context, p: FrameView, ps: Segment) -> bool:
+    """The RST ``ps`` (frame ``p``) has the form of the RFC's answer to an unacceptable
+    segment of its receiver (no ACK, its seq that segment's SEG.ACK: RFC 9293
+    §3.10.7.3-4) and pcapcheck records no state change at it (the receiver went on)."""
+    if ps.flags & ACK or not any(
+        qs.flags & ACK and qs.ack == ps.seq for _q, qs in ctx.earlier(p, same_sender=False)
+    ):
+        return False
+    return not any(t["frame"] == p.frame for t in _transitions(ctx, p.conn))
+
+
+def _transitions(ctx: Context, conn: int | None) -> list[dict[str, Any]]:
+    """Both endpoints' state transitions of pcapcheck's connection ``conn`` (looked up
+    by its id), as its summary has them."""
+    for summary in ctx.result.connections:
+        if summary["id"] == conn:
+            return [t for side in summary["transitions"].values() for t in side]
+    return []
 
 
 def _repeats_marked_unseen_ack(ctx: Context, v: FrameView, kind: str) -> Any:
     """The sender's earlier segment with the same acknowledgment number was marked
-    'ACKed unseen segment' by Wireshark."""
+    'ACKed unseen segment' by Wireshark, and the bytes it acknowledges are still not in
+    the capture."""
     seg = v.seg
     if seg is None or not seg.flags & ACK:
         return False
+    if any(
+        seq_diff((qs.seq + _seq_len(qs)) & 0xFFFFFFFF, seg.ack) >= 0
+        for _q, qs in ctx.earlier(v, same_sender=False)
+    ):
+        return False  # the peer's bytes up to the acknowledgment are in the capture now
     for p, ps in ctx.earlier(v, same_sender=True):
         if "ack_lost_segment" in p.ws and ps.flags & ACK and ps.ack == seg.ack:
             return f"the same acknowledgment as frame {p.frame}"
@@ -478,11 +496,19 @@ def _new_synack_isn(ctx: Context, v: FrameView, kind: str) -> Any:
         if seg.flags & (SYN | ACK) != SYN | ACK:
             return False
         other = [p.frame for p, ps in synacks if ps.seq != seg.seq]
-        return f"ISN of frame {other[-1]}'s SYN-ACK replaced" if other else False
+        back = [
+            t["frame"]
+            for t in _transitions(ctx, v.conn)
+            if other and t["to"] == LISTEN and other[-1] < t["frame"] < v.frame
+        ]  # pcapcheck saw the sender return to LISTEN in between
+        if not back:
+            return False
+        return f"ISN of frame {other[-1]}'s SYN-ACK replaced after frame {back[0]}"
     if len({ps.seq for _p, ps in synacks}) < 2 or not seg.flags & ACK:
         return False
     p, last = synacks[-1]
-    return f"new ISN of frame {p.frame}" if seq_diff(seg.ack, last.seq) > 0 else False
+    # the acknowledgment of the new SYN-ACK itself, ISN+1 (a later one is judged alone)
+    return f"new ISN of frame {p.frame}" if seg.ack == (last.seq + 1) & 0xFFFFFFFF else False
 
 
 def _new_conversation_at(rule: str) -> Callable[[Context, FrameView, str], Any]:
@@ -622,9 +648,10 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "Wireshark moves the sender's next expected sequence number to the sequence "
         "number of an RST even when the RST is outside the receive window and must be "
         "ignored (RFC 9293 §3.10.7.4, RFC 5961 §3; pcapcheck: RS003), or when its "
-        "receiver went on as if it had not arrived (the RFC's answer to an unacceptable "
-        "handshake ACK, HS004, that the client dropped: pcapcheck records no state "
-        "change at it); every later segment below it looks like a retransmission.",
+        "receiver went on as if it had not arrived (an RST of the form of the RFC's "
+        "answer to an unacceptable segment, no ACK and seq = its SEG.ACK, at which "
+        "pcapcheck records no state change: the HS004 answer a client dropped); every "
+        "later segment below it looks like a retransmission.",
     ),
     KnownDifference(
         "after-ignored-invalid-flags",
@@ -686,8 +713,9 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "pcapcheck",
         _repeats_marked_unseen_ack,
         "wireshark-wrong",
-        "The sender acknowledges the same unseen bytes again (an unacceptable handshake "
-        "ACK followed by data with the same ACK field, HS004): it meets the User's "
+        "The sender acknowledges the same unseen bytes again, still not captured (e.g. "
+        "an unacceptable handshake ACK followed by data with the same ACK field, HS004): "
+        "it meets the User's "
         "Guide definition of 'ACKed unseen segment' as the first did, and pcapcheck "
         "marks every such segment. Wireshark marks the first only (a counter meant to "
         "indicate one lost segment once).",

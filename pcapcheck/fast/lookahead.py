@@ -471,7 +471,7 @@ class Lookahead:
             # a coarse group (tunnels whose ids are per direction share one: GTP-U) that
             # holds more than one tunnel is the reference tracker's (TunnelPairing)
             gid = cat("gid")[order]
-            paired = np.logical_or.reduceat(np.asarray(self._paired)[gid], gs)
+            paired = np.asarray(self._paired)[gid[gs]]  # a group's paths all alike
             for j in np.flatnonzero(cand & paired).tolist():
                 if len(self._tunnels(gid[gs[j] : ge[j] + 1])) > 1:
                     cand[j] = False

@@ -655,7 +655,6 @@ class Checker:
             return
         if (
             es.state == SYN_RECEIVED
-            and es.passive
             and fs.synack_frame is not None
             and seg.seq != fs.isn
             and er.state == SYN_SENT
@@ -664,7 +663,8 @@ class Checker:
         ):
             # The peer opened again after our SYN-ACK (its same SYN, _reopen): a SYN-ACK
             # with a new ISN shows that SYN returned this passive endpoint to LISTEN
-            # (RFC 9293 §3.10.7.4, fourth, check the SYN bit).
+            # (RFC 9293 §3.10.7.4, fourth, check the SYN bit; Endpoint.step decides: a
+            # passive open only).
             es.step(fsm.RCV_SYN, er.transitions[-1].frame)
         if es.state == LISTEN and fs.synack_frame is not None and seg.seq != fs.isn:
             # The sender returned to LISTEN (an acceptable RST in SYN-RECEIVED, RFC 9293
