@@ -937,7 +937,10 @@ def _walk(row: dict[str, str], protos: list[str], udp_ports: Mapping[int, Layer]
                     last = erspan
                 i += 1
             continue
-        # a UDP tunnel: the port that names it, the destination port first (layers.UDP)
+        # a UDP tunnel: the port of the tunnel Wireshark chose (the path names what the
+        # frame was read as). pcapcheck's decoders take the destination port when it
+        # names a tunnel (layers.UDP); Wireshark tries the lower port first, so the two
+        # differ only for a datagram between two tunnels' ports: each says what it read.
         sport, dport = fields.take("udp.srcport"), fields.take("udp.dstport")
         assert udp_tunnel is not None
         tunnel = L.UDP_TUNNELS[_UDP_TUNNEL_NAMES[udp_tunnel]][0]
