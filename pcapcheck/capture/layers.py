@@ -805,12 +805,12 @@ def tunnel_parents(path: Sequence[str]) -> list[dict[str, str | int]]:
     """Zeek's view of the tunnels of an encapsulation path (a connection's
     ``encapsulation``, client to server, outermost first): one ``{"tunnel_type",
     "orig_h", "resp_h"}`` per tunnel, outermost first, with ``"resp_p"`` for a tunnel in
-    UDP: the port in the path, the one that named the tunnel (the destination port, or
-    the source port when only it does: then it is the originator's). These are the ``tunnel_type`` and ``id`` fields of the
-    tunnel.log entries that Zeek's conn.log ``tunnel_parents`` refer to by uid; the
-    addresses are the outer IP header's as the client's segments carry them. The outer
-    UDP source port is left out: it is not part of a tunnel's identity here (VXLAN,
-    Geneve and GTP-U senders vary it per inner flow for entropy, RFC 7348 §5).
+    UDP: the port in the path, the one that named the tunnel (the destination port as a
+    rule). These are the ``tunnel_type`` and ``id`` fields of the tunnel.log entries that
+    Zeek's conn.log ``tunnel_parents`` refer to by uid; the addresses are the outer IP
+    header's as the client's segments carry them. The other UDP port (the senders of
+    VXLAN, Geneve and GTP-U vary the source port per inner flow for entropy, RFC 7348
+    §5) is not in the path: it is no part of a tunnel's identity here.
 
     ``["eth", "ipv4 192.0.2.1>192.0.2.2", "udp 4789", "vxlan 42", "eth", "ipv4"]`` →
     ``[{"tunnel_type": "Tunnel::VXLAN", "orig_h": "192.0.2.1", "resp_h": "192.0.2.2",

@@ -808,6 +808,15 @@ _IDENT_FIELDS = {
     "mpls": "mpls.label",
     "pppoes": "pppoe.session_id",
 }
+#: Of each UDP tunnel by Wireshark's name: the layer whose entry the path holds,
+#: Wireshark's field of its ident (None: it has none) and the layer the tunnel ends at
+#: (what it carries is dispatched from there)
+_UDP_TUNNEL_LAYERS: dict[str, tuple[Layer, str | None, Layer]] = {
+    "vxlan": (L.VXLAN, "vxlan.vni", L.VXLAN),
+    "geneve": (L.GENEVE, "geneve.vni", L.GENEVE),
+    "gtp": (L.GTPU_HEADER, "gtp.teid", L.GTPU_PAYLOAD),
+    "teredo": (L.TEREDO, None, L.TEREDO),
+}
 #: names in ``frame.protocols`` that are no header of their own (a dissector table, a
 #: heuristic, the PPP protocol field of the PPPoE session header)
 _NO_HEADER = frozenset({"ethertype", "ppp", "pwethheuristic"})
@@ -944,30 +953,19 @@ def _walk(row: dict[str, str], protos: list[str], udp_ports: Mapping[int, Layer]
         sport, dport = fields.take("udp.srcport"), fields.take("udp.dstport")
         assert udp_tunnel is not None
         tunnel = L.UDP_TUNNELS[_UDP_TUNNEL_NAMES[udp_tunnel]][0]
-        ports = udp_ports
         port = (
             sport
-            if ports.get(dport or -1) is not tunnel and ports.get(sport or -1) is tunnel
+            if udp_ports.get(dport or -1) is not tunnel and udp_ports.get(sport or -1) is tunnel
             else dport
         )
         add(L.UDP.entry(port))
         i = j + 2
-        if udp_tunnel == "vxlan":
-            add(L.VXLAN.entry(fields.take("vxlan.vni")))
-            last = L.VXLAN
-        elif udp_tunnel == "geneve":
-            add(L.GENEVE.entry(fields.take("geneve.vni")))
-            last = L.GENEVE
-        elif udp_tunnel == "gtp":
+        if udp_tunnel == "gtp":
             message = fields.take("gtp.message")
-            teid = fields.take("gtp.teid")
             if message is not None and message not in L.GTPU_MESSAGE.layers:
                 return _Walk(None, entries, tunnelled, kind=L.GTPU_MESSAGE.skip_kind(message))
-            add(L.GTPU_HEADER.entry(teid))
-            last = L.GTPU_PAYLOAD
-        else:
-            add(L.TEREDO.entry())
-            last = L.TEREDO
+        labelled, ident_field, last = _UDP_TUNNEL_LAYERS[udp_tunnel]
+        add(labelled.entry(fields.take(ident_field) if ident_field else None))
     return _Walk(None, entries, tunnelled, last)
 
 
